@@ -1,0 +1,23 @@
+"""exactrelu: linear regions of ReLU-family PyTorch networks, found in float, certified exactly."""
+
+from __future__ import annotations
+
+import logging
+
+from .capture import Program, capture
+from .errors import (CertificateError, ExactReluError, InvalidInputError, RegionLimitError,
+                     UnsupportedModelError, VerificationError)
+from .graphs import AffineMaps, ExactAffineMaps, affine_maps, exact_affine_maps, exact_forward
+from .rules import AffineRule, FloatMap, PiecewiseRule, Rule, register_rule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "ExactReluError", "InvalidInputError", "UnsupportedModelError", "RegionLimitError",
+    "VerificationError", "CertificateError",
+    "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule", "FloatMap",
+    "AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,147 @@
+"""Exact affine maps over the rationals, stored as python-flint ``fmpq_mat``.
+
+An :class:`ExactMap` holds the affine map ``t -> M t + c`` of every (flattened) entry of a tensor
+as one augmented matrix ``[M | c]`` of shape ``(n, k + 1)``. With ``k == 0`` it is just a vector of
+exact values, which is how the exact forward pass on rational points is done: the same code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterable, Sequence
+
+import flint
+import torch
+
+fmpq = flint.fmpq
+fmpq_mat = flint.fmpq_mat
+
+
+def to_fmpq(x: Fraction | int | float | fmpq) -> fmpq:
+    """The exact rational value of ``x`` (a float is taken exactly, never rounded)."""
+    if isinstance(x, fmpq):
+        return x
+    if isinstance(x, bool):
+        raise TypeError("booleans are not numbers here")
+    if isinstance(x, int):
+        return fmpq(x)
+    if isinstance(x, float):
+        x = Fraction(x)
+    if isinstance(x, Fraction):
+        return fmpq(x.numerator, x.denominator)
+    raise TypeError(f"cannot take {type(x).__name__} as an exact rational")
+
+
+def to_fraction(x: fmpq) -> Fraction:
+    """``fmpq`` -> ``fractions.Fraction``."""
+    return Fraction(int(x.p), int(x.q))
+
+
+def tensor_to_fmpq_list(t: torch.Tensor) -> list[fmpq]:
+    """Exact rationals of the float entries of ``t`` (flattened, row-major)."""
+    values = t.detach().to("cpu", torch.float64).reshape(-1).tolist()
+    return [to_fmpq(v) for v in values]
+
+
+@dataclass(frozen=True)
+class ExactMap:
+    """Exact affine maps ``t -> M t + c`` of the entries of a tensor of shape ``shape``.
+
+    ``mat`` is the augmented ``fmpq_mat`` ``[M | c]`` of shape ``(prod(shape), k + 1)``.
+    """
+
+    mat: fmpq_mat
+    shape: tuple[int, ...]
+
+    @property
+    def k(self) -> int:
+        return self.mat.ncols() - 1
+
+    @property
+    def n(self) -> int:
+        return self.mat.nrows()
+
+    def rows(self) -> list[list[fmpq]]:
+        return self.mat.tolist()
+
+    def linear(self) -> list[list[Fraction]]:
+        """The matrix ``M`` as Fractions."""
+        return [[to_fraction(v) for v in row[:-1]] for row in self.mat.tolist()]
+
+    def offset(self) -> list[Fraction]:
+        """The vector ``c`` as Fractions."""
+        return [to_fraction(row[-1]) for row in self.mat.tolist()]
+
+    def values(self) -> list[Fraction]:
+        """The exact values, for a map with ``k == 0`` (an exact forward pass)."""
+        if self.k != 0:
+            raise ValueError("values() needs a map without free coordinates (k == 0)")
+        return self.offset()
+
+    def at(self, t: Sequence[Fraction | int]) -> list[Fraction]:
+        """Exact value ``M t + c`` at the rational point ``t``."""
+        if len(t) != self.k:
+            raise ValueError(f"point has {len(t)} coordinates, the map takes {self.k}")
+        col = fmpq_mat(self.k + 1, 1, [to_fmpq(v) for v in t] + [fmpq(1)])
+        out = self.mat * col
+        return [to_fraction(v) for v in out.entries()]
+
+    def reshape(self, shape: Sequence[int]) -> "ExactMap":
+        return ExactMap(self.mat, tuple(shape))
+
+
+def from_rows(rows: list[list[fmpq]], ncols: int, shape: Sequence[int]) -> ExactMap:
+    n = len(rows)
+    flat: list[fmpq] = [v for row in rows for v in row]
+    return ExactMap(fmpq_mat(n, ncols, flat), tuple(shape))
+
+
+def identity_map(n: int, shape: Sequence[int]) -> ExactMap:
+    """The map ``t -> t`` on ``n`` coordinates (``k == n``)."""
+    entries = [fmpq(1) if j == i else fmpq(0) for i in range(n) for j in range(n + 1)]
+    return ExactMap(fmpq_mat(n, n + 1, entries), tuple(shape))
+
+
+def input_map(M: Sequence[Sequence[Fraction]], c: Sequence[Fraction], shape: Sequence[int]) -> ExactMap:
+    """The exact map ``t -> M t + c`` (``M`` of shape ``(n, k)``)."""
+    k = len(M[0]) if len(M) else 0
+    entries = [to_fmpq(v) for row, ci in zip(M, c) for v in (*row, ci)]
+    return ExactMap(fmpq_mat(len(c), k + 1, entries), tuple(shape))
+
+
+def constant_map(values: Iterable[Fraction | float | int], shape: Sequence[int]) -> ExactMap:
+    """Exact values as a map with ``k == 0``."""
+    vals = [to_fmpq(v) for v in values]
+    return ExactMap(fmpq_mat(len(vals), 1, vals), tuple(shape))
+
+
+@dataclass(frozen=True)
+class ExactAffine:
+    """An exact affine layer ``y = A x + a`` on flattened tensors (``A``: fmpq_mat (n_out, n_in))."""
+
+    A: fmpq_mat
+    a: list[fmpq]
+
+    def apply(self, m: ExactMap, out_shape: Sequence[int]) -> ExactMap:
+        out = self.A * m.mat
+        if any(v != 0 for v in self.a):
+            ncols = m.mat.ncols()
+            rows = out.tolist()
+            for row, ai in zip(rows, self.a):
+                row[-1] += ai
+            return from_rows(rows, ncols, out_shape)
+        return ExactMap(out, tuple(out_shape))
+
+
+def gather_rows(m: ExactMap, index: Sequence[int], shape: Sequence[int]) -> ExactMap:
+    """Rows ``index`` of ``m`` (a permutation, selection or repetition of entries)."""
+    rows = m.mat.tolist()
+    return from_rows([rows[i] for i in index], m.mat.ncols(), shape)
+
+
+def stack_maps(maps: Sequence[ExactMap]) -> list[list[fmpq]]:
+    rows: list[list[fmpq]] = []
+    for m in maps:
+        rows.extend(m.mat.tolist())
+    return rows

@@ -1,0 +1,470 @@
+"""Capture an ordinary ``torch.nn.Module`` as a :class:`Program`: a list of ops, each with its rule.
+
+``nn.Sequential`` is walked directly; anything else goes through ``torch.fx``. Every op without
+a rule (or in a state no rule handles, such as BatchNorm in train mode) is collected, and one
+:class:`~exactrelu.errors.UnsupportedModelError` lists them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from . import _exact
+from ._exact import ExactMap
+from .errors import InvalidInputError, UnsupportedModelError
+from .rules import (ADD_OPS, CAT_OPS, FUNCTIONAL_ACTIVATIONS, Add, Cat, FloatMap, PiecewiseRule,
+                    Reshape, Rule, find_rule)
+
+__all__ = ["Program", "Node", "capture"]
+
+INPUT = -1
+
+
+@dataclass
+class Node:
+    """One captured op: ``module`` (real or pseudo) applied to the outputs of ``inputs``."""
+
+    name: str
+    module: Any
+    rule: Rule
+    inputs: list[int]
+    in_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    out_shape: tuple[int, ...] = ()
+
+    @property
+    def piecewise(self) -> bool:
+        return self.rule.piecewise
+
+
+class Program:
+    """A captured network: ops in topological order, their rules and shapes.
+
+    The float and exact passes share one loop: :meth:`float_run` pushes a batch of local affine
+    maps (torch, any device/dtype) through every op, :meth:`exact_run` one exact map for a given
+    activation pattern. A *pattern* is a list with one int64 state tensor per piecewise op.
+    """
+
+    def __init__(self, net: nn.Module, nodes: list[Node], input_shape: tuple[int, ...], output: int) -> None:
+        self.net = net
+        self.nodes = nodes
+        self.input_shape = input_shape
+        self.output = output
+        self.piecewise = [i for i, nd in enumerate(nodes) if nd.piecewise]
+        self._last_use = self._compute_last_use()
+
+    # --------------------------------------------------------------------------- description
+    @property
+    def in_dim(self) -> int:
+        return math.prod(self.input_shape)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.nodes[self.output].out_shape
+
+    @property
+    def num_piecewise(self) -> int:
+        return len(self.piecewise)
+
+    def piecewise_nodes(self) -> list[Node]:
+        return [self.nodes[i] for i in self.piecewise]
+
+    def num_switching(self, j: int) -> int:
+        """Number of switching functions of piecewise op ``j``."""
+        nd = self.nodes[self.piecewise[j]]
+        return nd.rule.num_switching(nd.module, nd.in_shapes[0])  # type: ignore[attr-defined]
+
+    def notes(self) -> list[str]:
+        """Every place where the network is not taken exactly as written (BatchNorm folding)."""
+        out: list[str] = []
+        for nd in self.nodes:
+            out += [f"{nd.name}: {n}" for n in nd.rule.notes(nd.module)]
+        return out
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"name": nd.name, "op": _op_name(nd.module), "inputs": nd.inputs,
+                 "in_shapes": [list(s) for s in nd.in_shapes], "out_shape": list(nd.out_shape)}
+                for nd in self.nodes]
+
+    def digest(self) -> str:
+        """SHA-256 of the architecture and of the exact (float64) values of every parameter used."""
+        h = hashlib.sha256()
+        h.update(repr(self.input_shape).encode())
+        for nd in self.nodes:
+            h.update(f"|{nd.name}|{_op_name(nd.module)}|{nd.inputs}|{nd.out_shape}|".encode())
+            for t in _module_tensors(nd.module):
+                h.update(t.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
+            for attr in ("negative_slope", "min_val", "max_val", "eps", "stride", "padding", "kernel_size",
+                         "dilation", "groups", "start_dim", "end_dim", "dim", "shape", "ceil_mode",
+                         "count_include_pad", "divisor_override", "output_size"):
+                if hasattr(nd.module, attr):
+                    h.update(f"{attr}={getattr(nd.module, attr)!r};".encode())
+        return h.hexdigest()
+
+    def __repr__(self) -> str:
+        lines = [f"Program(input_shape={self.input_shape}, output_shape={self.output_shape})"]
+        for i, nd in enumerate(self.nodes):
+            src = ",".join("x" if j == INPUT else f"%{j}" for j in nd.inputs)
+            lines.append(f"  %{i} = {nd.name}: {_op_name(nd.module)}({src}) -> {nd.out_shape}")
+        return "\n".join(lines)
+
+    # --------------------------------------------------------------------------- passes
+    def _compute_last_use(self) -> list[int]:
+        last = list(range(len(self.nodes)))
+        for i, nd in enumerate(self.nodes):
+            for j in nd.inputs:
+                if j != INPUT:
+                    last[j] = max(last[j], i)
+        last[self.output] = len(self.nodes)
+        return last
+
+    def float_run(self, m0: FloatMap, *, t: torch.Tensor | None = None,
+                  states: Sequence[torch.Tensor | None] | None = None,
+                  until: int | None = None, collect: list | None = None) -> tuple[FloatMap, list[torch.Tensor]]:
+        """Push local affine maps through the network.
+
+        ``m0``: maps of the input, ``W`` (N, k, *input_shape), ``b`` (N, *input_shape). The state of
+        piecewise op ``j`` is ``states[j]`` when given, else decided from the values at points ``t``
+        (N, k) (with k == 0 the maps are values and ``t`` is not needed). With ``until=j`` the pass
+        stops at piecewise op ``j`` and returns the maps of its switching functions (N, k, S).
+        With a list ``collect``, the switching maps of every piecewise op are appended to it.
+        Returns (maps, states of the piecewise ops passed).
+        """
+        values: dict[int, FloatMap] = {INPUT: m0}
+        found: list[torch.Tensor] = []
+        j = 0
+        for i, nd in enumerate(self.nodes):
+            ins = [values[s] for s in nd.inputs]
+            if nd.piecewise:
+                rule: PiecewiseRule = nd.rule  # type: ignore[assignment]
+                if until == j:
+                    return rule.switching(nd.module, ins[0]), found
+                if collect is not None:
+                    collect.append(rule.switching(nd.module, ins[0]))
+                given = states[j] if states is not None and j < len(states) else None
+                if given is None:
+                    x = ins[0].at(t) if t is not None else ins[0].b
+                    given = rule.state(nd.module, x)
+                found.append(given)
+                out = rule.apply(nd.module, ins[0], given.to(ins[0].b.device))
+                j += 1
+            else:
+                out = nd.rule.float_forward(nd.module, ins)
+            values[i] = out
+            for s in set(nd.inputs):
+                if s != INPUT and self._last_use[s] <= i:
+                    del values[s]
+        if until is not None:
+            raise IndexError(f"the program has {self.num_piecewise} piecewise ops, not {until + 1}")
+        return values[self.output], found
+
+    def exact_run(self, m0: ExactMap, states: Sequence[torch.Tensor | None] | None = None,
+                  until: int | None = None, collect: list | None = None) -> tuple[ExactMap, list[torch.Tensor]]:
+        """The exact counterpart of :meth:`float_run` for one sample.
+
+        ``m0`` is the exact input map (``k == 0``: exact values, an exact forward pass). States not
+        given are decided from exact values (only possible when ``k == 0``).
+        """
+        values: dict[int, ExactMap] = {INPUT: m0}
+        found: list[torch.Tensor] = []
+        j = 0
+        for i, nd in enumerate(self.nodes):
+            ins = [values[s] for s in nd.inputs]
+            if nd.piecewise:
+                rule: PiecewiseRule = nd.rule  # type: ignore[assignment]
+                if until == j:
+                    return rule.exact_switching(nd.module, ins[0]), found
+                if collect is not None:
+                    collect.append(rule.exact_switching(nd.module, ins[0]))
+                given = states[j] if states is not None and j < len(states) else None
+                if given is None:
+                    if ins[0].k != 0:
+                        raise InvalidInputError("exact_run needs the states when the map has free coordinates")
+                    given = _exact_state(rule, nd, ins[0])
+                found.append(given)
+                out = rule.exact_apply(nd.module, ins[0], given.reshape(nd.out_shape))
+                j += 1
+            else:
+                out = nd.rule.exact_forward(nd.module, ins, nd.out_shape)
+            values[i] = out
+            for s in set(nd.inputs):
+                if s != INPUT and self._last_use[s] <= i:
+                    del values[s]
+        if until is not None:
+            raise IndexError(f"the program has {self.num_piecewise} piecewise ops, not {until + 1}")
+        return values[self.output], found
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float forward pass through the rules (BatchNorm folded), in ``x``'s dtype/device."""
+        n = x.shape[0]
+        m0 = FloatMap(x.new_zeros((n, 0, *self.input_shape)), x.reshape(n, *self.input_shape))
+        return self.float_run(m0)[0].b
+
+    def exact_forward(self, x: Sequence[Any]) -> list:
+        """Exact forward pass at one rational input (flat sequence of Fractions/ints/floats)."""
+        m0 = _exact.constant_map(x, self.input_shape)
+        return self.exact_run(m0)[0].values()
+
+
+def _exact_state(rule: PiecewiseRule, nd: Node, m: ExactMap) -> torch.Tensor:
+    """States decided exactly: the signs of the exact switching functions (0 on ties, which
+    ``state_from_signs`` resolves by the documented tie rule)."""
+    sw = rule.exact_switching(nd.module, m).values()
+    signs = torch.tensor([(v > 0) - (v < 0) for v in sw], dtype=torch.int64).unsqueeze(0)
+    return rule.state_from_signs(nd.module, signs, m.shape)[0]
+
+
+def _op_name(module: Any) -> str:
+    t = type(module)
+    return t.__name__ if t.__module__.startswith("exactrelu") else f"{t.__module__}.{t.__qualname__}"
+
+
+def _module_tensors(module: Any) -> list[torch.Tensor]:
+    if not isinstance(module, nn.Module):
+        return []
+    return [t for _, t in sorted(module.named_parameters(recurse=False))] + \
+           [t for _, t in sorted(module.named_buffers(recurse=False)) if t is not None and t.is_floating_point()]
+
+
+# ------------------------------------------------------------------------------- capture
+
+def capture(net: nn.Module, input_shape: Sequence[int]) -> Program:
+    """Capture ``net`` for inputs of per-sample shape ``input_shape`` (no batch dimension).
+
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    >>> capture(net, (2,)).num_piecewise
+    1
+    """
+    if not isinstance(net, nn.Module):
+        raise InvalidInputError(f"expected a torch.nn.Module, got {type(net).__name__}")
+    try:
+        input_shape = tuple(int(s) for s in input_shape)
+    except TypeError:
+        raise InvalidInputError(f"input_shape must be a sequence of ints (no batch dimension), got {input_shape!r}") from None
+    if not input_shape or any(s <= 0 for s in input_shape):
+        raise InvalidInputError(f"input_shape must be non-empty with positive sizes (no batch dimension), got {input_shape}")
+
+    builder = _Builder()
+    out = builder.module(net, "", [INPUT])
+    problems = builder.problems + _parameter_problems(net)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise UnsupportedModelError(
+            f"{type(net).__name__} has {len(problems)} operation(s) exactrelu cannot handle:\n{lines}\n"
+            "Register a rule for a module type or function with exactrelu.register_rule(...) "
+            "(see exactrelu.rules), or change the model as the message says.", problems)
+    prog = Program(net, builder.nodes, input_shape, out)
+    _infer_shapes(prog)
+    return prog
+
+
+def _parameter_problems(net: nn.Module) -> list[str]:
+    out = []
+    for name, t in list(net.named_parameters()) + list(net.named_buffers()):
+        if t is not None and t.is_floating_point() and not torch.isfinite(t.detach()).all():
+            out.append(f"{name}: parameter contains NaN or inf (exact parameters must be finite)")
+    return out
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+        self.problems: list[str] = []
+
+    def add(self, name: str, module: Any, inputs: list[int]) -> int:
+        rule = find_rule(type(module))
+        if rule is None:
+            self.problems.append(f"{name or '<root>'} ({_op_name(module)}): no rule registered")
+            rule = Rule()
+        else:
+            why = rule.check(module)
+            if why:
+                self.problems.append(f"{name or '<root>'} ({_op_name(module)}): {why}")
+        self.nodes.append(Node(name, module, rule, inputs))
+        return len(self.nodes) - 1
+
+    def module(self, mod: nn.Module, name: str, inputs: list[int]) -> int:
+        if find_rule(type(mod)) is not None:
+            return self.add(name, mod, inputs)
+        if isinstance(mod, nn.Sequential):
+            cur = inputs
+            for child_name, child in mod.named_children():
+                cur = [self.module(child, f"{name}.{child_name}" if name else child_name, cur)]
+            if not len(mod):
+                return inputs[0] if len(inputs) == 1 else self.add(name, nn.Identity(), inputs)
+            return cur[0]
+        try:
+            gm = fx.symbolic_trace(mod)
+        except Exception as exc:  # fx raises many types; report one clear problem
+            self.problems.append(f"{name or '<root>'} ({_op_name(mod)}): torch.fx cannot trace it ({exc})")
+            return inputs[0] if inputs else INPUT
+        return self.graph(gm, name, inputs)
+
+    def graph(self, gm: fx.GraphModule, prefix: str, inputs: list[int]) -> int:
+        env: dict[fx.Node, Any] = {}
+        placeholders = 0
+        out = INPUT
+        for node in gm.graph.nodes:
+            path = f"{prefix}.{node.target}" if prefix and node.op == "call_module" else (
+                str(node.target) if node.op == "call_module" else f"{prefix + '.' if prefix else ''}{node.name}")
+            if node.op == "placeholder":
+                if placeholders >= len(inputs):
+                    self.problems.append(f"{path}: the model takes more than one input")
+                    env[node] = INPUT
+                else:
+                    env[node] = inputs[placeholders]
+                placeholders += 1
+            elif node.op == "call_module":
+                sub = gm.get_submodule(node.target)
+                env[node] = self.module(sub, path, [self.ref(env, a, path) for a in node.args])
+            elif node.op == "call_function":
+                env[node] = self.function(node, env, path)
+            elif node.op == "call_method":
+                env[node] = self.method(node, env, path)
+            elif node.op == "get_attr":
+                self.problems.append(f"{path} (get_attr {node.target}): tensors used directly in forward are not supported; "
+                                     "use a module (e.g. nn.Linear) instead")
+                env[node] = INPUT
+            elif node.op == "output":
+                res = node.args[0]
+                if isinstance(res, (tuple, list)):
+                    self.problems.append(f"{prefix or '<root>'}: the model returns {len(res)} tensors; return one")
+                    res = res[0]
+                out = self.ref(env, res, prefix or "output")
+        return out
+
+    def ref(self, env: dict, a: Any, path: str) -> int:
+        if isinstance(a, fx.Node):
+            v = env[a]
+            if isinstance(v, _Meta):
+                self.problems.append(f"{path}: uses a shape value ({a.name}) as a tensor")
+                return INPUT
+            return v
+        self.problems.append(f"{path}: constant argument {a!r} where a tensor of the model was expected")
+        return INPUT
+
+    def function(self, node: fx.Node, env: dict, path: str) -> Any:
+        f = node.target
+        args, kwargs = node.args, node.kwargs
+        if f in ADD_OPS:
+            if kwargs.get("alpha", 1) != 1 or len(args) != 2 or not all(isinstance(a, fx.Node) for a in args):
+                self.problems.append(f"{path} ({getattr(f, '__name__', f)}): only x + y of two model tensors is supported")
+                return INPUT
+            return self.add(path, Add(), [self.ref(env, a, path) for a in args])
+        if f in CAT_OPS:
+            dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+            return self.add(path, Cat(int(dim)), [self.ref(env, a, path) for a in args[0]])
+        if f is torch.flatten:
+            start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
+            end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
+            return self.flatten(path, self.ref(env, args[0], path), start, end)
+        if f in FUNCTIONAL_ACTIVATIONS:
+            consts = [a for a in args[1:]]
+            return self.add(path, FUNCTIONAL_ACTIVATIONS[f](None, *consts, **{k: v for k, v in kwargs.items() if k != "inplace"}),
+                            [self.ref(env, args[0], path)])
+        if f is getattr or f is operator.getitem:
+            return _Meta(node)
+        self.problems.append(f"{path} (function {getattr(f, '__module__', '')}.{getattr(f, '__name__', f)}): no rule registered")
+        return INPUT
+
+    def method(self, node: fx.Node, env: dict, path: str) -> Any:
+        name = node.target
+        args = node.args
+        if name == "size" or name == "dim":
+            return _Meta(node)
+        src = self.ref(env, args[0], path) if name not in ("size",) else INPUT
+        if name in ("flatten",):
+            start = args[1] if len(args) > 1 else node.kwargs.get("start_dim", 0)
+            end = args[2] if len(args) > 2 else node.kwargs.get("end_dim", -1)
+            return self.flatten(path, src, start, end)
+        if name in ("view", "reshape"):
+            shape = args[1:] if not (len(args) == 2 and isinstance(args[1], (tuple, list))) else args[1]
+            return self.add(path, _PendingReshape(tuple(shape)), [src])
+        if name in ("contiguous",):
+            return src
+        if name in ("relu",):
+            return self.add(path, nn.ReLU(), [src])
+        if name in ("add", "__add__"):
+            return self.add(path, Add(), [src, self.ref(env, args[1], path)])
+        self.problems.append(f"{path} (method Tensor.{name}): no rule registered")
+        return INPUT
+
+    def flatten(self, path: str, src: int, start: int, end: int) -> int:
+        if start != 1 or end != -1:
+            self.problems.append(f"{path} (flatten start_dim={start}, end_dim={end}): only flattening "
+                                 "everything but the batch dimension (start_dim=1) is supported")
+            return src
+        return self.add(path, _PendingReshape((-2, -1)), [src])
+
+
+class _Meta:
+    """A non-tensor value in an fx graph (x.size(0), x.shape): resolved during shape inference."""
+
+    def __init__(self, node: fx.Node) -> None:
+        self.node = node
+
+
+@dataclass(frozen=True)
+class _PendingReshape:
+    """view/reshape/flatten whose target is resolved to a per-sample shape once shapes are known."""
+
+    spec: tuple
+
+
+from .rules import RULES as _RULES, ReshapeCallRule as _RCR  # noqa: E402
+
+_RULES[_PendingReshape] = _RCR()
+
+
+def _infer_shapes(prog: Program) -> None:
+    shapes: dict[int, tuple[int, ...]] = {INPUT: prog.input_shape}
+    for i, nd in enumerate(prog.nodes):
+        nd.in_shapes = [shapes[s] for s in nd.inputs]
+        if isinstance(nd.module, _PendingReshape):
+            nd.module = _resolve_reshape(nd, nd.in_shapes[0])
+        try:
+            with torch.no_grad():
+                ins = [FloatMap(torch.zeros((1, 0, *s), dtype=torch.float64), torch.zeros((1, *s), dtype=torch.float64))
+                       for s in nd.in_shapes]
+                if nd.piecewise:
+                    st = nd.rule.state(nd.module, ins[0].b)  # type: ignore[attr-defined]
+                    out = nd.rule.apply(nd.module, ins[0], st)  # type: ignore[attr-defined]
+                else:
+                    out = nd.rule.float_forward(nd.module, ins)
+        except InvalidInputError:
+            raise
+        except Exception as exc:
+            got = ", ".join(str(s) for s in nd.in_shapes)
+            raise InvalidInputError(
+                f"input_shape {prog.input_shape} does not fit the model: {nd.name or '<root>'} "
+                f"({_op_name(nd.module)}) fails on an input of shape {got} ({exc}). Pass the shape of "
+                "one sample without the batch dimension, e.g. (3, 32, 32) for images.") from None
+        shapes[i] = tuple(out.b.shape[1:])
+        nd.out_shape = shapes[i]
+
+
+def _resolve_reshape(nd: Node, in_shape: tuple[int, ...]) -> Reshape:
+    spec = nd.module.spec
+    n = math.prod(in_shape)
+    if spec == (-2, -1):
+        return Reshape((n,))
+    dims = []
+    for s in spec:
+        if isinstance(s, _Meta) or isinstance(s, fx.Node):
+            dims.append("batch")
+        else:
+            dims.append(int(s))
+    # Accept (batch, -1), (batch, n), (-1, n): a flat vector per sample.
+    ok = len(dims) == 2 and (dims[0] in ("batch", -1)) and (dims[1] in (-1, n)) and not (dims[0] == -1 and dims[1] == -1)
+    if not ok:
+        raise InvalidInputError(
+            f"{nd.name}: view/reshape to {tuple(dims)} is not supported; only reshaping each sample to a "
+            "flat vector (x.view(x.size(0), -1)) is")
+    return Reshape((n,))

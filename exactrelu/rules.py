@@ -1,0 +1,725 @@
+"""Layer rules: how each operation maps local affine maps, in float and in exact arithmetic.
+
+The registry :data:`RULES` is the only extension point. It maps a module type (looked up through
+the class hierarchy) or a functional op (``operator.add``, ``torch.cat``) to a :class:`Rule`.
+
+Float side: a batch of local affine maps is a :class:`FloatMap` ``(W, b)`` with ``W`` of shape
+``(N, k, *shape)`` and ``b`` of shape ``(N, *shape)``: entry ``i`` of sample ``n`` is
+``sum_j W[n, j, i] t[n, j] + b[n, i]``. With ``k == 0`` the map is just a batch of values.
+
+Exact side: :class:`~exactrelu._exact.ExactMap`, one map in rationals for one activation pattern.
+
+A piecewise rule (ReLU, LeakyReLU, Hardtanh, MaxPool2d) also reports its *switching functions*:
+affine functions of its input whose signs decide its state. The state of every output entry is an
+integer (ReLU: 0 off / 1 on; LeakyReLU: 0 negative slope / 1 identity; Hardtanh: 0 clamped low /
+1 identity / 2 clamped high; MaxPool2d: the position of the maximum inside its window).
+
+Ties (a switching function exactly zero) never matter for values, since the maps agree there;
+for labels the rule is: ReLU/LeakyReLU are "off" at 0, Hardtanh is "identity" at either bound,
+MaxPool2d picks the first maximum in row-major window order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import _exact
+from ._exact import ExactAffine, ExactMap, fmpq, fmpq_mat
+from .errors import InvalidInputError, UnsupportedModelError
+
+__all__ = ["FloatMap", "Rule", "AffineRule", "PiecewiseRule", "RULES", "register_rule", "find_rule"]
+
+
+class FloatMap(NamedTuple):
+    """A batch of local affine maps: ``W`` (N, k, *shape), ``b`` (N, *shape)."""
+
+    W: torch.Tensor
+    b: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.b.shape[1:])
+
+    def at(self, t: torch.Tensor) -> torch.Tensor:
+        """Values at points ``t`` of shape (N, k)."""
+        if self.W.shape[1] == 0:
+            return self.b
+        flatW = self.W.reshape(self.W.shape[0], self.W.shape[1], -1)
+        return self.b + torch.einsum("nki,nk->ni", flatW, t.to(flatW.dtype)).reshape(self.b.shape)
+
+
+def map_linear(fn: Callable[[torch.Tensor], torch.Tensor], W: torch.Tensor) -> torch.Tensor:
+    """Apply a linear ``fn`` (acting on (B, *shape)) to every column of ``W`` (N, k, *shape)."""
+    n, k = W.shape[0], W.shape[1]
+    if k == 0:
+        out = fn(torch.zeros((1, *W.shape[2:]), dtype=W.dtype, device=W.device))
+        return out.new_zeros((n, 0, *out.shape[1:]))
+    out = fn(W.reshape(n * k, *W.shape[2:]))
+    return out.reshape(n, k, *out.shape[1:])
+
+
+class Rule:
+    """Base of every rule. Subclass :class:`AffineRule` or :class:`PiecewiseRule`."""
+
+    piecewise: bool = False
+
+    def check(self, module: Any) -> str | None:
+        """A reason this module cannot be handled as configured, or None."""
+        return None
+
+    def float_forward(self, module: Any, inputs: list[FloatMap]) -> FloatMap:
+        raise NotImplementedError
+
+    def exact_forward(self, module: Any, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+        raise NotImplementedError
+
+    def notes(self, module: Any) -> list[str]:
+        """Where this op is not taken exactly as written (e.g. BatchNorm folded in float64)."""
+        return []
+
+
+class AffineRule(Rule):
+    """An affine op ``y = L(x) + a`` with one input.
+
+    Subclasses give ``linear(module, x)`` (the op without its constant) and ``constant(module, x0)``
+    (the op applied to zeros); the exact matrix is derived from ``linear`` applied to the identity
+    basis in float64, which is exact for ops whose matrix entries are single parameters (Linear,
+    Conv, reshapes). Ops with other entries override :meth:`exact_affine`.
+    """
+
+    def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def constant(self, module: Any, zeros: torch.Tensor) -> torch.Tensor:
+        return self.linear(module, zeros)
+
+    def float_forward(self, module: Any, inputs: list[FloatMap]) -> FloatMap:
+        (m,) = inputs
+        W = map_linear(lambda x: self.linear(module, x), m.W)
+        b = self.linear(module, m.b) + self.constant(module, torch.zeros_like(m.b[:1]))
+        return FloatMap(W, b)
+
+    def exact_affine(self, module: Any, in_shape: tuple[int, ...]) -> ExactAffine:
+        n_in = math.prod(in_shape)
+        basis = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *in_shape)
+        cols = self.linear(module, basis).reshape(n_in, -1)
+        const = self.constant(module, torch.zeros((1, *in_shape), dtype=torch.float64)).reshape(-1)
+        n_out = cols.shape[1]
+        entries = self.matrix_entries(module, cols.T.contiguous())
+        return ExactAffine(fmpq_mat(n_out, n_in, entries), _exact.tensor_to_fmpq_list(const))
+
+    def matrix_entries(self, module: Any, A: torch.Tensor) -> list[fmpq]:
+        """Exact entries of the float64 matrix ``A`` (row-major); overridden for 1/k entries."""
+        return _exact.tensor_to_fmpq_list(A)
+
+    def exact_forward(self, module: Any, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+        (m,) = inputs
+        cache = _exact_cache(module)
+        key = (type(self).__name__, m.shape)
+        if key not in cache:
+            cache[key] = self.exact_affine(module, m.shape)
+        return cache[key].apply(m, out_shape)
+
+
+class ReshapeRule(AffineRule):
+    """Ops that only move entries around (Flatten, Identity, Dropout in eval, view to flat)."""
+
+    def float_forward(self, module: Any, inputs: list[FloatMap]) -> FloatMap:
+        (m,) = inputs
+        return FloatMap(map_linear(lambda x: self.linear(module, x), m.W), self.linear(module, m.b))
+
+    def exact_forward(self, module: Any, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+        (m,) = inputs
+        return m.reshape(out_shape)
+
+
+class PiecewiseRule(Rule):
+    """A piecewise-linear op with states; see the module docstring."""
+
+    piecewise = True
+
+    def num_switching(self, module: Any, in_shape: tuple[int, ...]) -> int:
+        raise NotImplementedError
+
+    def switching(self, module: Any, m: FloatMap) -> FloatMap:
+        """Float maps of the switching functions, shape (N, k, S) / (N, S)."""
+        raise NotImplementedError
+
+    def exact_switching(self, module: Any, m: ExactMap) -> ExactMap:
+        raise NotImplementedError
+
+    def state(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+        """States (int64, shape (N, *out_shape)) at input values ``x`` (N, *in_shape)."""
+        raise NotImplementedError
+
+    def state_from_signs(self, module: Any, signs: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
+        """States (N, *out_shape) from strict signs (N, S) (+1/-1) of the switching functions."""
+        raise NotImplementedError
+
+    def cell_constraints(self, module: Any, state: torch.Tensor, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """For one sample's ``state`` (out_shape): (indices, signs) of the switching functions whose
+        strict signs define the cell of this state: ``sign * s_index(x) > 0``."""
+        raise NotImplementedError
+
+    def apply(self, module: Any, m: FloatMap, state: torch.Tensor) -> FloatMap:
+        raise NotImplementedError
+
+    def exact_apply(self, module: Any, m: ExactMap, state: torch.Tensor) -> ExactMap:
+        raise NotImplementedError
+
+    def float_forward(self, module: Any, inputs: list[FloatMap], t: torch.Tensor | None = None) -> FloatMap:
+        (m,) = inputs
+        x = m.at(t) if t is not None else m.b
+        return self.apply(module, m, self.state(module, x))
+
+
+RULES: dict[Any, Rule] = {}
+
+
+def register_rule(key: Any, rule: Rule | None = None) -> Any:
+    """Register ``rule`` for a module type or functional op; usable as a class decorator.
+
+    >>> class Double(nn.Module):
+    ...     def forward(self, x): return 2 * x
+    >>> @register_rule(Double)
+    ... class DoubleRule(AffineRule):
+    ...     def linear(self, module, x): return 2 * x
+    """
+    if rule is not None:
+        RULES[key] = rule
+        return rule
+
+    def deco(cls: type[Rule]) -> type[Rule]:
+        RULES[key] = cls()
+        return cls
+
+    return deco
+
+
+def find_rule(key: Any) -> Rule | None:
+    """The rule for a module type (through its class hierarchy) or functional op."""
+    if isinstance(key, type):
+        for cls in key.__mro__:
+            if cls in RULES:
+                return RULES[cls]
+        return None
+    try:
+        return RULES.get(key)
+    except TypeError:
+        return None
+
+
+_CACHE_ATTR = "_exactrelu_exact_cache"
+
+
+def _exact_cache(module: Any) -> dict:
+    # Exact matrices are cached outside the module (keyed by id) so the model is left untouched.
+    store = _MODULE_CACHE.setdefault(id(module), ({}, module))
+    if store[1] is not module:  # id reused by a new object
+        _MODULE_CACHE[id(module)] = ({}, module)
+    return _MODULE_CACHE[id(module)][0]
+
+
+_MODULE_CACHE: dict[int, tuple[dict, Any]] = {}
+
+
+def clear_exact_cache() -> None:
+    """Forget cached exact matrices (after changing parameters in place)."""
+    _MODULE_CACHE.clear()
+
+
+def _p(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    return None if t is None else t.detach().to(device=like.device, dtype=like.dtype)
+
+
+# ----------------------------------------------------------------------------- affine rules
+
+
+@register_rule(nn.Linear)
+class LinearRule(AffineRule):
+    def linear(self, module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, _p(module.weight, x))
+
+    def constant(self, module: nn.Linear, zeros: torch.Tensor) -> torch.Tensor:
+        out = F.linear(zeros, _p(module.weight, zeros))
+        return out if module.bias is None else out + _p(module.bias, zeros)
+
+    def exact_affine(self, module: nn.Linear, in_shape: tuple[int, ...]) -> ExactAffine:
+        if len(in_shape) != 1:
+            return super().exact_affine(module, in_shape)
+        w = module.weight
+        A = fmpq_mat(w.shape[0], w.shape[1], _exact.tensor_to_fmpq_list(w))
+        a = _exact.tensor_to_fmpq_list(module.bias) if module.bias is not None else [fmpq(0)] * w.shape[0]
+        return ExactAffine(A, a)
+
+
+class _ConvRule(AffineRule):
+    conv: Callable[..., torch.Tensor]
+
+    def check(self, module: nn.Module) -> str | None:
+        if module.padding_mode != "zeros":
+            return f"padding_mode={module.padding_mode!r} (only 'zeros' is supported)"
+        return None
+
+    def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+        return type(self).conv(x, _p(module.weight, x), None, module.stride, module.padding,
+                               module.dilation, module.groups)
+
+    def constant(self, module: Any, zeros: torch.Tensor) -> torch.Tensor:
+        return type(self).conv(zeros, _p(module.weight, zeros), _p(module.bias, zeros),
+                               module.stride, module.padding, module.dilation, module.groups)
+
+
+@register_rule(nn.Conv1d)
+class Conv1dRule(_ConvRule):
+    conv = staticmethod(F.conv1d)
+
+
+@register_rule(nn.Conv2d)
+class Conv2dRule(_ConvRule):
+    conv = staticmethod(F.conv2d)
+
+
+def folded_batchnorm(module: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """BatchNorm in eval mode as ``y = scale * x + shift``, folded once in float64.
+
+    ``scale = gamma / sqrt(running_var + eps)`` and ``shift = beta - running_mean * scale`` are
+    computed in float64 (sqrt is not rational); from then on these float64 numbers are the exact
+    parameters of the network.
+    """
+    var = module.running_var.detach().to("cpu", torch.float64)
+    mean = module.running_mean.detach().to("cpu", torch.float64)
+    scale = 1.0 / torch.sqrt(var + module.eps)
+    if module.weight is not None:
+        scale = module.weight.detach().to("cpu", torch.float64) * scale
+    shift = -mean * scale
+    if module.bias is not None:
+        shift = shift + module.bias.detach().to("cpu", torch.float64)
+    return scale, shift
+
+
+class _BatchNormRule(AffineRule):
+    def check(self, module: nn.Module) -> str | None:
+        if module.training:
+            return "BatchNorm in train mode (call net.eval() first: train-mode BatchNorm uses batch statistics)"
+        if module.running_mean is None or module.running_var is None:
+            return "BatchNorm without running statistics (track_running_stats=False)"
+        return None
+
+    def _folded(self, module: Any, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scale, shift = folded_batchnorm(module)
+        view = (1, -1) + (1,) * (like.dim() - 2)
+        return (scale.to(like.device, like.dtype).reshape(view), shift.to(like.device, like.dtype).reshape(view))
+
+    def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+        return x * self._folded(module, x)[0]
+
+    def constant(self, module: Any, zeros: torch.Tensor) -> torch.Tensor:
+        return zeros + self._folded(module, zeros)[1]
+
+    def notes(self, module: Any) -> list[str]:
+        return ["BatchNorm folded in float64: scale = gamma/sqrt(var+eps), shift = beta - mean*scale; "
+                "the float64 results are taken as exact parameters"]
+
+
+@register_rule(nn.BatchNorm1d)
+class BatchNorm1dRule(_BatchNormRule):
+    pass
+
+
+@register_rule(nn.BatchNorm2d)
+class BatchNorm2dRule(_BatchNormRule):
+    pass
+
+
+class _PoolAverageRule(AffineRule):
+    """Average pooling: matrix entries are 1/k; recovered exactly from float64 (asserted)."""
+
+    def matrix_entries(self, module: Any, A: torch.Tensor) -> list[fmpq]:
+        out: list[fmpq] = []
+        for v in A.reshape(-1).tolist():
+            if v == 0.0:
+                out.append(fmpq(0))
+                continue
+            k = round(1.0 / v)
+            if k <= 0 or 1.0 / k != v:
+                raise UnsupportedModelError(
+                    f"average pooling entry {v!r} is not 1/k for an integer k; cannot take it exactly")
+            out.append(fmpq(1, k))
+        return out
+
+
+@register_rule(nn.AvgPool2d)
+class AvgPool2dRule(_PoolAverageRule):
+    def check(self, module: nn.AvgPool2d) -> str | None:
+        if module.divisor_override not in (None,) and module.divisor_override <= 0:
+            return "divisor_override must be positive"
+        return None
+
+    def linear(self, module: nn.AvgPool2d, x: torch.Tensor) -> torch.Tensor:
+        return module(x)
+
+
+@register_rule(nn.AdaptiveAvgPool2d)
+class AdaptiveAvgPool2dRule(_PoolAverageRule):
+    def linear(self, module: nn.AdaptiveAvgPool2d, x: torch.Tensor) -> torch.Tensor:
+        return module(x)
+
+
+@register_rule(nn.Flatten)
+class FlattenRule(ReshapeRule):
+    def check(self, module: nn.Flatten) -> str | None:
+        if module.start_dim == 0:
+            return "Flatten(start_dim=0) flattens the batch dimension"
+        return None
+
+    def linear(self, module: nn.Flatten, x: torch.Tensor) -> torch.Tensor:
+        return module(x)
+
+
+@register_rule(nn.Identity)
+class IdentityRule(ReshapeRule):
+    def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+@register_rule(nn.modules.dropout._DropoutNd)
+class DropoutRule(ReshapeRule):
+    def check(self, module: nn.Module) -> str | None:
+        if module.training and module.p > 0:
+            return "Dropout in train mode is random (call net.eval() first)"
+        return None
+
+    def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+@dataclass(frozen=True)
+class Reshape:
+    """Pseudo-module for ``view``/``reshape``/``flatten`` calls: the target per-sample shape."""
+
+    shape: tuple[int, ...]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+@register_rule(Reshape)
+class ReshapeCallRule(ReshapeRule):
+    def linear(self, module: Reshape, x: torch.Tensor) -> torch.Tensor:
+        return module(x)
+
+
+@dataclass(frozen=True)
+class Add:
+    """Pseudo-module for ``x + y`` / ``torch.add`` of two captured tensors."""
+
+
+@register_rule(Add)
+class AddRule(Rule):
+    def float_forward(self, module: Add, inputs: list[FloatMap]) -> FloatMap:
+        a, b = inputs
+        return FloatMap(a.W + b.W, a.b + b.b)
+
+    def exact_forward(self, module: Add, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+        a, b = inputs
+        return ExactMap(a.mat + b.mat, tuple(out_shape))
+
+
+@dataclass(frozen=True)
+class Cat:
+    """Pseudo-module for ``torch.cat(tensors, dim)``; ``dim`` counts the batch dimension."""
+
+    dim: int
+
+
+@register_rule(Cat)
+class CatRule(Rule):
+    def check(self, module: Cat) -> str | None:
+        if module.dim == 0:
+            return "torch.cat along the batch dimension"
+        return None
+
+    def float_forward(self, module: Cat, inputs: list[FloatMap]) -> FloatMap:
+        dW = module.dim if module.dim < 0 else module.dim + 1  # W has the extra k dimension
+        return FloatMap(torch.cat([m.W for m in inputs], dim=dW), torch.cat([m.b for m in inputs], dim=module.dim))
+
+    def exact_forward(self, module: Cat, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+        offset, parts = 0, []
+        for m in inputs:
+            parts.append(torch.arange(m.n).reshape(1, *m.shape) + offset)
+            offset += m.n
+        index = torch.cat(parts, dim=module.dim).reshape(-1).tolist()
+        rows = _exact.stack_maps(inputs)
+        return _exact.from_rows([rows[i] for i in index], inputs[0].mat.ncols(), out_shape)
+
+
+# ----------------------------------------------------------------------------- piecewise rules
+
+
+class _ElementwiseRule(PiecewiseRule):
+    """Elementwise piecewise-linear units: out = slope[state] * x + const[state]."""
+
+    def slopes_consts(self, module: Any) -> list[tuple[float, float]]:
+        raise NotImplementedError
+
+    def num_switching(self, module: Any, in_shape: tuple[int, ...]) -> int:
+        return math.prod(in_shape) * len(self.thresholds(module))
+
+    def thresholds(self, module: Any) -> list[float]:
+        return [0.0]
+
+    def switching(self, module: Any, m: FloatMap) -> FloatMap:
+        n, k = m.W.shape[0], m.W.shape[1]
+        W = m.W.reshape(n, k, -1)
+        b = m.b.reshape(n, -1)
+        ts = self.thresholds(module)
+        return FloatMap(torch.cat([W] * len(ts), dim=2), torch.cat([b - t for t in ts], dim=1))
+
+    def exact_switching(self, module: Any, m: ExactMap) -> ExactMap:
+        rows = m.mat.tolist()
+        out = []
+        for t in self.thresholds(module):
+            tq = _exact.to_fmpq(t)
+            for row in rows:
+                r = list(row)
+                r[-1] -= tq
+                out.append(r)
+        return _exact.from_rows(out, m.mat.ncols(), (len(out),))
+
+    def state(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+        ts = self.thresholds(module)
+        s = torch.zeros(x.shape, dtype=torch.int64, device=x.device)
+        if len(ts) == 1:
+            return (x > ts[0]).to(torch.int64)
+        lo, hi = ts
+        s = torch.ones(x.shape, dtype=torch.int64, device=x.device)
+        s[x < lo] = 0
+        s[x > hi] = 2
+        return s
+
+    def state_from_signs(self, module: Any, signs: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
+        n = signs.shape[0]
+        u = math.prod(in_shape)
+        if len(self.thresholds(module)) == 1:
+            return (signs > 0).to(torch.int64).reshape(n, *in_shape)
+        s_lo, s_hi = signs[:, :u], signs[:, u:]
+        s = torch.ones((n, u), dtype=torch.int64, device=signs.device)
+        s[s_lo < 0] = 0
+        s[s_hi > 0] = 2
+        return s.reshape(n, *in_shape)
+
+    def cell_constraints(self, module: Any, state: torch.Tensor, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        st = state.reshape(-1).cpu()
+        u = st.numel()
+        idx = torch.arange(u)
+        if len(self.thresholds(module)) == 1:
+            return idx, torch.where(st > 0, 1, -1)
+        low = st == 0
+        mid = st == 1
+        high = st == 2
+        indices = torch.cat([idx[low], idx[mid], idx[mid] + u, idx[high] + u])
+        signs = torch.cat([-torch.ones(int(low.sum()), dtype=torch.int64), torch.ones(int(mid.sum()), dtype=torch.int64),
+                           -torch.ones(int(mid.sum()), dtype=torch.int64), torch.ones(int(high.sum()), dtype=torch.int64)])
+        return indices, signs
+
+    def apply(self, module: Any, m: FloatMap, state: torch.Tensor) -> FloatMap:
+        sc = self.slopes_consts(module)
+        slope = torch.tensor([s for s, _ in sc], dtype=m.b.dtype, device=m.b.device)[state]
+        const = torch.tensor([c for _, c in sc], dtype=m.b.dtype, device=m.b.device)[state]
+        return FloatMap(m.W * slope.unsqueeze(1), m.b * slope + const)
+
+    def exact_apply(self, module: Any, m: ExactMap, state: torch.Tensor) -> ExactMap:
+        sc = [(_exact.to_fmpq(s), _exact.to_fmpq(c)) for s, c in self.slopes_consts(module)]
+        rows = m.mat.tolist()
+        out = []
+        for row, st in zip(rows, state.reshape(-1).tolist()):
+            s, c = sc[st]
+            if s == 1 and c == 0:
+                out.append(row)
+            elif s == 0:
+                out.append([fmpq(0)] * (len(row) - 1) + [c])
+            else:
+                r = [s * v for v in row]
+                r[-1] += c
+                out.append(r)
+        return _exact.from_rows(out, m.mat.ncols(), m.shape)
+
+
+@register_rule(nn.ReLU)
+class ReLURule(_ElementwiseRule):
+    def slopes_consts(self, module: Any) -> list[tuple[float, float]]:
+        return [(0.0, 0.0), (1.0, 0.0)]
+
+
+@register_rule(nn.LeakyReLU)
+class LeakyReLURule(_ElementwiseRule):
+    def check(self, module: nn.LeakyReLU) -> str | None:
+        if not math.isfinite(module.negative_slope):
+            return "negative_slope is not finite"
+        return None
+
+    def slopes_consts(self, module: nn.LeakyReLU) -> list[tuple[float, float]]:
+        return [(float(module.negative_slope), 0.0), (1.0, 0.0)]
+
+
+@register_rule(nn.Hardtanh)
+class HardtanhRule(_ElementwiseRule):
+    def check(self, module: nn.Hardtanh) -> str | None:
+        if not (module.min_val < module.max_val):
+            return f"Hardtanh needs min_val < max_val (got {module.min_val}, {module.max_val})"
+        return None
+
+    def thresholds(self, module: nn.Hardtanh) -> list[float]:
+        return [float(module.min_val), float(module.max_val)]
+
+    def slopes_consts(self, module: nn.Hardtanh) -> list[tuple[float, float]]:
+        return [(0.0, float(module.min_val)), (1.0, 0.0), (0.0, float(module.max_val))]
+
+
+@register_rule(nn.MaxPool2d)
+class MaxPool2dRule(PiecewiseRule):
+    """MaxPool2d: state = flat input position of the window's maximum (first maximum on ties).
+
+    Switching functions: ``x_i - x_j`` for every pair ``i < j`` of real (non-padding) positions in
+    each window, windows in output order. Padding positions are never the maximum.
+    """
+
+    def check(self, module: nn.MaxPool2d) -> str | None:
+        if module.return_indices:
+            return "MaxPool2d(return_indices=True)"
+        return None
+
+    def windows(self, module: nn.MaxPool2d, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """(windows: (n_out, w) flat input positions, -1 for padding; out_shape)."""
+        key = ("windows", in_shape)
+        cache = _exact_cache(module)
+        if key not in cache:
+            n_in = math.prod(in_shape)
+            # Mark positions by 1 + index; unfold with padding 0 gives 0 on padding.
+            pos = (torch.arange(n_in, dtype=torch.float64) + 1).reshape(1, *in_shape)
+            c = pos.shape[1]
+            ks, st, pd, dl = (_pair(module.kernel_size), _pair(module.stride or module.kernel_size),
+                              _pair(module.padding), _pair(module.dilation))
+            out_ref = F.max_pool2d(pos, ks, st, pd, dl, module.ceil_mode)
+            oh, ow = out_ref.shape[-2:]
+            cols = F.unfold(pos, ks, dl, pd, st)  # (1, c*kh*kw, L)
+            if cols.shape[-1] != oh * ow:  # ceil_mode windows: fall back to explicit enumeration
+                cols = _unfold_explicit(pos, ks, st, pd, dl, oh, ow)
+            cols = cols.reshape(c, ks[0] * ks[1], oh * ow).permute(0, 2, 1).reshape(c * oh * ow, -1)
+            win = cols.round().to(torch.int64) - 1
+            out_shape = tuple(out_ref.shape[1:])
+            cache[key] = (win, out_shape)
+        return cache[key]
+
+    def _pairs(self, module: Any, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        key = ("pairs", in_shape)
+        cache = _exact_cache(module)
+        if key not in cache:
+            win, _ = self.windows(module, in_shape)
+            a, b, w = [], [], []
+            for o, row in enumerate(win.tolist()):
+                real = [p for p in row if p >= 0]
+                for i, j in itertools.combinations(range(len(real)), 2):
+                    a.append(real[i]); b.append(real[j]); w.append(o)
+            cache[key] = (torch.tensor(a, dtype=torch.int64), torch.tensor(b, dtype=torch.int64),
+                          torch.tensor(w, dtype=torch.int64))
+        return cache[key]
+
+    def num_switching(self, module: Any, in_shape: tuple[int, ...]) -> int:
+        return int(self._pairs(module, in_shape)[0].numel())
+
+    def switching(self, module: Any, m: FloatMap) -> FloatMap:
+        a, b, _ = self._pairs(module, m.shape)
+        n, k = m.W.shape[0], m.W.shape[1]
+        W = m.W.reshape(n, k, -1)
+        v = m.b.reshape(n, -1)
+        a, b = a.to(v.device), b.to(v.device)
+        return FloatMap(W[:, :, a] - W[:, :, b], v[:, a] - v[:, b])
+
+    def exact_switching(self, module: Any, m: ExactMap) -> ExactMap:
+        a, b, _ = self._pairs(module, m.shape)
+        rows = m.mat.tolist()
+        out = [[x - y for x, y in zip(rows[i], rows[j])] for i, j in zip(a.tolist(), b.tolist())]
+        return _exact.from_rows(out, m.mat.ncols(), (len(out),))
+
+    def state(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+        win, out_shape = self.windows(module, tuple(x.shape[1:]))
+        win = win.to(x.device)
+        flat = x.reshape(x.shape[0], -1)
+        vals = flat[:, win.clamp(min=0)]
+        vals = vals.masked_fill((win < 0).unsqueeze(0), float("-inf"))
+        arg = vals.argmax(dim=2)  # first maximum
+        return win.unsqueeze(0).expand(x.shape[0], -1, -1).gather(2, arg.unsqueeze(2)).squeeze(2).reshape(x.shape[0], *out_shape)
+
+    def state_from_signs(self, module: Any, signs: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
+        a, b, w = self._pairs(module, in_shape)
+        win, out_shape = self.windows(module, in_shape)
+        n = signs.shape[0]
+        n_in = math.prod(in_shape)
+        n_out = win.shape[0]
+        # wins[n, o, p] counts pairs won by position p in window o; the maximum wins every pair.
+        wins = torch.zeros((n, n_out, n_in), dtype=torch.int64, device=signs.device)
+        winner = torch.where(signs >= 0, a.to(signs.device), b.to(signs.device))  # ties: first wins
+        wins.index_put_((torch.arange(n, device=signs.device).unsqueeze(1).expand_as(winner),
+                         w.to(signs.device).unsqueeze(0).expand_as(winner), winner),
+                        torch.ones_like(winner), accumulate=True)
+        return wins.argmax(dim=2).reshape(n, *out_shape)
+
+    def cell_constraints(self, module: Any, state: torch.Tensor, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b, w = self._pairs(module, in_shape)
+        st = state.reshape(-1).cpu()
+        arg = st[w]
+        involved = (a == arg) | (b == arg)
+        idx = torch.nonzero(involved).reshape(-1)
+        signs = torch.where(a[idx] == arg[idx], 1, -1)
+        return idx, signs
+
+    def apply(self, module: Any, m: FloatMap, state: torch.Tensor) -> FloatMap:
+        n, k = m.W.shape[0], m.W.shape[1]
+        idx = state.reshape(n, -1).to(m.b.device)
+        W = m.W.reshape(n, k, -1).gather(2, idx.unsqueeze(1).expand(n, k, -1))
+        b = m.b.reshape(n, -1).gather(1, idx)
+        out_shape = state.shape[1:]
+        return FloatMap(W.reshape(n, k, *out_shape), b.reshape(n, *out_shape))
+
+    def exact_apply(self, module: Any, m: ExactMap, state: torch.Tensor) -> ExactMap:
+        return _exact.gather_rows(m, state.reshape(-1).tolist(), tuple(state.shape))
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+
+
+def _unfold_explicit(pos: torch.Tensor, ks: tuple[int, int], st: tuple[int, int], pd: tuple[int, int],
+                     dl: tuple[int, int], oh: int, ow: int) -> torch.Tensor:
+    c, h, w = pos.shape[1:]
+    padded = torch.zeros((c, h + 2 * pd[0] + ks[0] * dl[0] + st[0] * oh, w + 2 * pd[1] + ks[1] * dl[1] + st[1] * ow),
+                         dtype=pos.dtype)
+    padded[:, pd[0]:pd[0] + h, pd[1]:pd[1] + w] = pos[0]
+    out = torch.zeros((c, ks[0] * ks[1], oh * ow), dtype=pos.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            for u in range(ks[0]):
+                for v in range(ks[1]):
+                    out[:, u * ks[1] + v, i * ow + j] = padded[:, i * st[0] + u * dl[0], j * st[1] + v * dl[1]]
+    return out.reshape(1, c * ks[0] * ks[1], oh * ow)
+
+
+# Functional forms, normalised to pseudo-modules at capture time.
+FUNCTIONAL_ACTIVATIONS: dict[Any, Callable[..., nn.Module]] = {
+    torch.relu: lambda *a, **k: nn.ReLU(),
+    F.relu: lambda *a, **k: nn.ReLU(),
+    F.leaky_relu: lambda x, negative_slope=0.01, *a, **k: nn.LeakyReLU(negative_slope),
+    F.hardtanh: lambda x, min_val=-1.0, max_val=1.0, *a, **k: nn.Hardtanh(min_val, max_val),
+}
+ADD_OPS = (operator.add, torch.add, operator.iadd)
+CAT_OPS = (torch.cat, torch.concat)
