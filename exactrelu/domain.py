@@ -128,7 +128,7 @@ def _matrix(A: Any, what: str) -> Matrix:
         raise InvalidInputError(f"{what} must be a list of rows; got {type(A).__name__}")
     rows = []
     for i, row in enumerate(A):
-        if not isinstance(row, Sequence) and not isinstance(row, np.ndarray) or isinstance(row, str):
+        if isinstance(row, str) or not isinstance(row, (Sequence, np.ndarray)):
             raise InvalidInputError(f"{what}[{i}] is not a row (a list of numbers)")
         rows.append([to_fraction(v, f"{what}[{i}][{j}]") for j, v in enumerate(row)])
     return rows
@@ -200,12 +200,13 @@ class Domain:
         return eye, [Fraction(0)] * d
 
     def float_input_map(self) -> tuple[Any, Any]:
-        """``(M, c)`` as float64 torch tensors of shapes ``(input_dim, dim)`` and ``(input_dim,)``."""
+        """``(M, c)`` as float64 torch tensors, shapes ``(input_dim, dim)`` and ``(input_dim,)``."""
         import torch
 
         M, c = self.input_map()
         fm = torch.tensor([[float(v) for v in row] for row in M], dtype=torch.float64)
-        return fm.reshape(len(M), self.dim), torch.tensor([float(v) for v in c], dtype=torch.float64)
+        fc = torch.tensor([float(v) for v in c], dtype=torch.float64)
+        return fm.reshape(len(M), self.dim), fc
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict; rationals as ``"p/q"`` strings."""
@@ -241,7 +242,10 @@ class Domain:
         raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._key() == other._key()  # type: ignore[attr-defined]
+        if type(other) is not type(self):
+            return False
+        assert isinstance(other, Domain)
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._key()))
@@ -312,7 +316,9 @@ class Box(Domain):
 
     def vertices(self) -> list[tuple[Fraction, ...]]:
         if self.dim > 20:
-            raise InvalidInputError(f"a {self.dim}-D box has 2^{self.dim} vertices; not listing them")
+            raise InvalidInputError(
+                f"a {self.dim}-D box has 2^{self.dim} vertices; not listing them"
+            )
         return [tuple(v) for v in itertools.product(*zip(self.lower, self.upper))]
 
     def volume(self) -> Fraction:
@@ -325,7 +331,8 @@ class Box(Domain):
         return tuple((lo + hi) / 2 for lo, hi in zip(self.lower, self.upper))
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "box", "bounds": [[_fmt(lo), _fmt(hi)] for lo, hi in zip(self.lower, self.upper)]}
+        pairs = [[_fmt(lo), _fmt(hi)] for lo, hi in zip(self.lower, self.upper)]
+        return {"type": "box", "bounds": pairs}
 
     def _key(self) -> tuple[Any, ...]:
         return (self.lower, self.upper)
@@ -359,7 +366,8 @@ class Polytope(Domain):
         d = len(rows[0])
         if d == 0 or any(len(r) != d for r in rows):
             raise InvalidInputError(
-                f"A must be a non-empty rectangular matrix; row lengths {sorted({len(r) for r in rows})}"
+                "A must be a non-empty rectangular matrix; row lengths "
+                f"{sorted({len(r) for r in rows})}"
             )
         if len(rhs) != len(rows):
             raise InvalidInputError(f"A has {len(rows)} rows but b has {len(rhs)} entries")
@@ -476,7 +484,8 @@ class Slice(Domain):
     lists); ``input_shape`` is ``x0``'s shape. ``volume`` and ``vertices`` are in ``t``.
 
     >>> import numpy as np
-    >>> s = Slice.plane(np.zeros((1, 2, 2)), np.eye(4)[0].reshape(1, 2, 2), np.eye(4)[1].reshape(1, 2, 2))
+    >>> e = np.eye(4).reshape(4, 1, 2, 2)
+    >>> s = Slice.plane(np.zeros((1, 2, 2)), e[0], e[1])
     >>> s.dim, s.input_shape, s.volume()
     (2, (1, 2, 2), Fraction(1, 2))
     """
@@ -519,7 +528,9 @@ class Slice(Domain):
         obj._init(shape, origin, dirs, region)
         return obj
 
-    def _init(self, shape: tuple[int, ...], origin: Vector, dirs: list[Vector], region: Domain) -> None:
+    def _init(
+        self, shape: tuple[int, ...], origin: Vector, dirs: list[Vector], region: Domain
+    ) -> None:
         k = len(dirs)
         if k == 0:
             raise InvalidInputError("a Slice needs at least one direction")
@@ -535,7 +546,8 @@ class Slice(Domain):
         import flint
 
         n = len(origin)
-        mat = flint.fmpq_mat(k, n, [flint.fmpq(v.numerator, v.denominator) for u in dirs for v in u])
+        entries = [flint.fmpq(v.numerator, v.denominator) for u in dirs for v in u]
+        mat = flint.fmpq_mat(k, n, entries)
         if mat.rank() != k:
             raise InvalidInputError(
                 "the slice directions are linearly dependent (e.g. the points are equal or "
@@ -547,7 +559,9 @@ class Slice(Domain):
         self.region: Domain = region
 
     @classmethod
-    def line(cls, x0: Any, x1: Any, bounds: Domain | Sequence[Sequence[Any]] | None = None) -> Slice:
+    def line(
+        cls, x0: Any, x1: Any, bounds: Domain | Sequence[Sequence[Any]] | None = None
+    ) -> Slice:
         """The segment ``x0 -> x1``: ``U = [x1 - x0]``, ``t`` in ``[0, 1]`` unless ``bounds``.
 
         >>> Slice.line([0.0, 0.0], [1.0, 2.0]).input_map()[0]
@@ -556,7 +570,9 @@ class Slice(Domain):
         shape, p0 = _exact_array(x0, "x0")
         s1, p1 = _exact_array(x1, "x1")
         if s1 != shape:
-            raise InvalidInputError(f"x0 has shape {shape} but x1 has shape {s1}; pass equal shapes")
+            raise InvalidInputError(
+                f"x0 has shape {shape} but x1 has shape {s1}; pass equal shapes"
+            )
         region = Box([(0, 1)]) if bounds is None else as_domain(bounds)
         return cls._from_exact(shape, p0, [[b - a for a, b in zip(p0, p1)]], region)
 

@@ -13,7 +13,7 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exactrelu import _geometry, _polyhedra
+from exactrelu import _geometry
 from exactrelu._geometry import (
     interval_length,
     nearest_floats,
@@ -234,7 +234,8 @@ def test_polygon_area_is_independent_of_vertex_order():
     ref = polygon_area(pts)
     # shoelace in the natural order, computed by hand here
     m = len(pts)
-    want = abs(sum(pts[i][0] * pts[(i + 1) % m][1] - pts[(i + 1) % m][0] * pts[i][1] for i in range(m))) / 2
+    twice = sum(pts[i][0] * pts[(i + 1) % m][1] - pts[(i + 1) % m][0] * pts[i][1] for i in range(m))
+    want = abs(twice) / 2
     assert ref == want
     for _ in range(5):
         rng.shuffle(pts)
