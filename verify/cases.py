@@ -103,9 +103,13 @@ class Case:
     edges: Optional[int] = None
     adjacency: Optional[int] = None
     fast: bool = True  # reference runs in well under a second
-    milp: bool = False  # small enough for the MILP baseline
+    milp: Optional[bool] = None  # small enough for the MILP baseline (default: regions <= 64)
     notes: str = ""
     widths: list = field(default_factory=list)  # hidden widths (for the bound checks)
+
+    def __post_init__(self):
+        if self.milp is None:
+            self.milp = self.regions <= 64
 
     @property
     def dim(self) -> int:
@@ -414,7 +418,7 @@ def _zaslavsky_case(n, seed):
         name=f"zaslavsky_box_n{n}_s{seed}", source="[Z75] one hidden layer in general position, 2-D box: "
         "1 + #lines meeting the box + #crossings inside",
         build=lambda: one_layer_net(lines, outw), domain=box, pieces=cnt["regions"], widths=[n],
-        milp=n <= 4, **cnt)
+        **cnt)
 
 
 def _zaslavsky_full_case(n, seed):
@@ -460,7 +464,7 @@ def _zaslavsky_1d_case(n, seed):
                              _lin([outw], [0]))
     return Case(name=f"zaslavsky_1d_n{n}_s{seed}", source="[Z75] n points on a line: n + 1 regions",
                 build=build, domain=[(Fr(-1), Fr(1))], regions=n + 1, pieces=n + 1, widths=[n],
-                milp=n <= 4, **_counts_1d(n + 1))
+                **_counts_1d(n + 1))
 
 
 # --------------------------------------------------------------------------- the case list
@@ -472,14 +476,14 @@ def _build_cases() -> list:
         cases.append(Case(
             name=f"telgarsky_L{L}", source="[T16] tent m(x)=2relu(x)-4relu(x-1/2) composed L times: 2^L pieces",
             build=lambda L=L: telgarsky_net(L), domain=[(Fr(0), Fr(1))], regions=r, pieces=r,
-            widths=[2] * L, milp=L <= 3, notes="degenerate unit relu(y) touches 0 at cell boundaries only",
+            widths=[2] * L, notes="degenerate unit relu(y) touches 0 at cell boundaries only",
             **_counts_1d(r)))
     for L in range(1, 6):
         r = 2 ** L
         cases.append(Case(
             name=f"telgarsky_transversal_L{L}", source="[T16] tent as 1-relu(2y-1)-relu(1-2y), composed L times",
             build=lambda L=L: telgarsky_transversal_net(L), domain=[(Fr(0), Fr(1))], regions=r, pieces=r,
-            widths=[2] * L, milp=L <= 3, **_counts_1d(r)))
+            widths=[2] * L, **_counts_1d(r)))
     # n-tooth folding maps [M14]: 1-D n^L, 2-D (block diagonal) N^2 with N = n^L
     for n in (2, 3):
         for L in (1, 2, 3):
@@ -488,7 +492,7 @@ def _build_cases() -> list:
             cases.append(Case(
                 name=f"fold{n}_1d_L{L}", source=f"[M14] {n}-tooth folding map composed {L} times: n^L pieces",
                 build=lambda maps=maps: fold_net(maps, 1), domain=[(Fr(0), Fr(n))], regions=N, pieces=N,
-                widths=[n] * L, milp=N <= 4, **_counts_1d(N)))
+                widths=[n] * L, **_counts_1d(N)))
             cnt = grid_arrangement_counts([_fold_values(maps)] * 2, [], UNIT_BOX)
             assert cnt == dict(regions=N * N, vertices=(N + 1) ** 2, edges=2 * N * (N + 1),
                                adjacency=2 * N * (N - 1))
@@ -496,7 +500,7 @@ def _build_cases() -> list:
                 name=f"fold{n}_2d_L{L}", source=f"[M14] {n}-tooth fold per coordinate, {L} layers, [0,{n}]^2: "
                 "N^2 regions, (N+1)^2 vertices, 2N(N+1) edges, N = n^L",
                 build=lambda maps=maps: fold_net(maps, 2), domain=[(Fr(0), Fr(n))] * 2, pieces=N * N,
-                widths=[2 * n] * L, fast=N <= 9, milp=N <= 2, **cnt))
+                widths=[2 * n] * L, fast=N <= 9, **cnt))
     # Montufar et al. 2014 lower bound, n0 = 2, width n = 4 in every layer: L-1 folding layers
     # (floor(n/n0) = 2 teeth per coordinate) then n = 4 lines in general position with all crossings
     # inside [0,1]^2:  prod_{l<L} floor(n/n0)^{n0} * sum_{j<=n0} C(n, j) = 4^{L-1} * 11.
@@ -533,7 +537,7 @@ def _build_cases() -> list:
             name="serra18_1d_" + "x".join(map(str, widths)),
             source="[S18] Thm 1 bound in 1-D, prod(n_l+1), attained by (n_l+1)-tooth zigzags",
             build=lambda maps=maps: fold_net(maps, 1), domain=[(Fr(0), maps[0].W)], regions=r, pieces=r,
-            widths=list(widths), milp=r <= 4, **_counts_1d(r)))
+            widths=list(widths), **_counts_1d(r)))
     # one hidden layer in general position (Zaslavsky)
     for n, seed in ((3, 1), (4, 2), (6, 3), (8, 4), (12, 5)):
         cases.append(_zaslavsky_case(n, seed))
