@@ -479,7 +479,7 @@ class _ElementwiseRule(PiecewiseRule):
 
     def switching(self, module: Any, m: FloatMap) -> FloatMap:
         n, k = m.W.shape[0], m.W.shape[1]
-        W = m.W.reshape(n, k, -1)
+        W = m.W.reshape(n, k, math.prod(m.shape))
         b = m.b.reshape(n, -1)
         ts = self.thresholds(module)
         return FloatMap(torch.cat([W] * len(ts), dim=2), torch.cat([b - t for t in ts], dim=1))
@@ -640,7 +640,7 @@ class MaxPool2dRule(PiecewiseRule):
     def switching(self, module: Any, m: FloatMap) -> FloatMap:
         a, b, _ = self._pairs(module, m.shape)
         n, k = m.W.shape[0], m.W.shape[1]
-        W = m.W.reshape(n, k, -1)
+        W = m.W.reshape(n, k, math.prod(m.shape))
         v = m.b.reshape(n, -1)
         a, b = a.to(v.device), b.to(v.device)
         return FloatMap(W[:, :, a] - W[:, :, b], v[:, a] - v[:, b])
@@ -686,7 +686,7 @@ class MaxPool2dRule(PiecewiseRule):
     def apply(self, module: Any, m: FloatMap, state: torch.Tensor) -> FloatMap:
         n, k = m.W.shape[0], m.W.shape[1]
         idx = state.reshape(n, -1).to(m.b.device)
-        W = m.W.reshape(n, k, -1).gather(2, idx.unsqueeze(1).expand(n, k, -1))
+        W = m.W.reshape(n, k, math.prod(m.shape)).gather(2, idx.unsqueeze(1).expand(n, k, -1))
         b = m.b.reshape(n, -1).gather(1, idx)
         out_shape = state.shape[1:]
         return FloatMap(W.reshape(n, k, *out_shape), b.reshape(n, *out_shape))
