@@ -672,7 +672,12 @@ class MaxPool2dRule(PiecewiseRule):
         wins.index_put_((torch.arange(n, device=signs.device).unsqueeze(1).expand_as(winner),
                          w.to(signs.device).unsqueeze(0).expand_as(winner), winner),
                         torch.ones_like(winner), accumulate=True)
-        return wins.argmax(dim=2).reshape(n, *out_shape)
+        # Best among the window's own positions (a window with one real position has no pairs).
+        win = win.to(signs.device)
+        in_win = wins.gather(2, win.clamp(min=0).unsqueeze(0).expand(n, -1, -1))
+        in_win = in_win.masked_fill((win < 0).unsqueeze(0), -1)
+        arg = in_win.argmax(dim=2, keepdim=True)
+        return win.unsqueeze(0).expand(n, -1, -1).gather(2, arg).squeeze(2).reshape(n, *out_shape)
 
     def cell_constraints(self, module: Any, state: torch.Tensor, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         a, b, w = self._pairs(module, in_shape)
