@@ -1,0 +1,13 @@
+"""Hypothesis profiles: ``ci`` (derandomized, small), ``dev`` (default) and ``nightly`` (long).
+
+Pick one with ``HYPOTHESIS_PROFILE=ci pytest``.
+"""
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, max_examples=25, deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile("nightly", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))

@@ -1,0 +1,551 @@
+"""Every registered rule, fuzzed: float maps, Jacobians and exact maps against torch and Fractions.
+
+The registry walk iterates :data:`exactrelu.rules.RULES` itself, so a rule registered without a
+case in :data:`CASES` makes ``test_every_rule_has_a_case`` (and its parametrized tests) fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from torch import nn
+
+import exactrelu
+from exactrelu import _exact, capture
+from exactrelu.capture import _PendingReshape
+from exactrelu.rules import RULES, Add, Cat, Reshape, find_rule
+
+SWITCH_MARGIN = 1e-6
+
+
+@dataclass
+class Case:
+    net: nn.Module
+    input_shape: tuple[int, ...]
+
+
+# ----------------------------------------------------------------------------- random configurations
+
+def _seeded(draw: Callable) -> torch.Generator:
+    return torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+
+
+def _randomize(net: nn.Module, gen: torch.Generator) -> nn.Module:
+    """float64, eval mode, every parameter and floating buffer redrawn from ``gen``."""
+    net = net.double().eval()
+    with torch.no_grad():
+        for name, t in itertools.chain(net.named_parameters(), net.named_buffers()):
+            if not t.is_floating_point():
+                continue
+            if name.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=gen, dtype=t.dtype) * 2 + 0.1)
+            else:
+                t.copy_(torch.randn(t.shape, generator=gen, dtype=t.dtype))
+    return net
+
+
+def _shape(draw: Callable, max_dims: int = 3, max_side: int = 4) -> tuple[int, ...]:
+    return tuple(draw(st.lists(st.integers(1, max_side), min_size=1, max_size=max_dims)))
+
+
+def linear_case(draw: Callable) -> Case:
+    n_in, n_out = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    lead = draw(st.sampled_from([(), (2,), (1, 3)]))  # Linear also acts on the last dim of (c, n_in)
+    net = nn.Linear(n_in, n_out, bias=draw(st.booleans()))
+    return Case(_randomize(net, _seeded(draw)), (*lead, n_in))
+
+
+def _conv_common(draw: Callable, dims: int) -> tuple[nn.Module, tuple[int, ...]]:
+    groups = draw(st.integers(1, 2))
+    c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    k = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    dil = tuple(draw(st.integers(1, 2)) for _ in range(dims))
+    if draw(st.booleans()):
+        stride: Any = 1
+        padding: Any = draw(st.sampled_from(["same", "valid"]))
+    else:
+        stride = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+        padding = tuple(draw(st.integers(0, 2)) for _ in range(dims))
+    side = tuple(d * (kk - 1) + 1 + draw(st.integers(0, 3)) for kk, d in zip(k, dil))
+    cls = nn.Conv1d if dims == 1 else nn.Conv2d
+    net = cls(c_in, c_out, k, stride=stride, padding=padding, dilation=dil, groups=groups,
+              bias=draw(st.booleans()))
+    return _randomize(net, _seeded(draw)), (c_in, *side)
+
+
+def conv1d_case(draw: Callable) -> Case:
+    return Case(*_conv_common(draw, 1))
+
+
+def conv2d_case(draw: Callable) -> Case:
+    return Case(*_conv_common(draw, 2))
+
+
+def batchnorm1d_case(draw: Callable) -> Case:
+    c = draw(st.integers(1, 4))
+    net = nn.BatchNorm1d(c, eps=draw(st.sampled_from([1e-5, 1e-3, 0.1])), affine=draw(st.booleans()))
+    shape = draw(st.sampled_from([(c,), (c, draw(st.integers(1, 4)))]))
+    return Case(_randomize(net, _seeded(draw)), shape)
+
+
+def batchnorm2d_case(draw: Callable) -> Case:
+    c = draw(st.integers(1, 3))
+    net = nn.BatchNorm2d(c, eps=draw(st.sampled_from([1e-5, 1e-3, 0.1])), affine=draw(st.booleans()))
+    return Case(_randomize(net, _seeded(draw)), (c, draw(st.integers(1, 4)), draw(st.integers(1, 4))))
+
+
+def avgpool2d_case(draw: Callable) -> Case:
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    net = nn.AvgPool2d(k, stride, padding, ceil_mode=draw(st.booleans()),
+                       count_include_pad=draw(st.booleans()),
+                       divisor_override=draw(st.sampled_from([None, None, 1, 2, 5])))
+    side = (k[0] + draw(st.integers(0, 3)), k[1] + draw(st.integers(0, 3)))
+    return Case(net.double().eval(), (draw(st.integers(1, 2)), *side))
+
+
+def adaptive_avgpool2d_case(draw: Callable) -> Case:
+    out = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    net = nn.AdaptiveAvgPool2d(out)
+    return Case(net.double().eval(), (draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 6))))
+
+
+def maxpool2d_case(draw: Callable) -> Case:
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    net = nn.MaxPool2d(k, stride, padding, dilation=dil, ceil_mode=draw(st.booleans()))
+    side = tuple(d * (kk - 1) + 1 + draw(st.integers(0, 3)) for kk, d in zip(k, dil))
+    return Case(net.double().eval(), (draw(st.integers(1, 2)), *side))
+
+
+def flatten_case(draw: Callable) -> Case:
+    shape = _shape(draw)
+    nd = len(shape) + 1  # with the batch dimension
+    start = draw(st.integers(1, nd - 1))
+    end = draw(st.sampled_from([-1, draw(st.integers(start, nd - 1))]))
+    return Case(nn.Flatten(start, end), shape)
+
+
+def identity_case(draw: Callable) -> Case:
+    return Case(nn.Identity(), _shape(draw))
+
+
+def dropout_case(draw: Callable) -> Case:
+    c, h, w = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    p = draw(st.sampled_from([0.0, 0.3, 0.9]))
+    net, shape = draw(st.sampled_from([(nn.Dropout(p), (c, h)), (nn.Dropout1d(p), (c, h)),
+                                       (nn.Dropout2d(p), (c, h, w)), (nn.AlphaDropout(p), (c,))]))
+    return Case(net.eval(), shape)
+
+
+class _Flat(nn.Module):
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.how == "view":
+            return x.view(x.size(0), -1)
+        if self.how == "reshape":
+            return x.reshape(x.shape[0], -1)
+        if self.how == "method":
+            return x.flatten(1)
+        return torch.flatten(x, 1)
+
+
+def reshape_case(draw: Callable) -> Case:
+    return Case(_Flat(draw(st.sampled_from(["view", "reshape", "method", "function"]))), _shape(draw))
+
+
+class _AddNet(nn.Module):
+    def __init__(self, n: int, how: str) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(n, n), nn.Linear(n, n)
+        self.how = how
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.a(x), self.b(x)
+        if self.how == "operator":
+            return a + b
+        if self.how == "torch.add":
+            return torch.add(a, b)
+        if self.how == "method":
+            return a.add(b)
+        if self.how == "input":
+            return a + x
+        a += b
+        return a
+
+
+def add_case(draw: Callable) -> Case:
+    n = draw(st.integers(1, 4))
+    how = draw(st.sampled_from(["operator", "torch.add", "method", "input", "inplace"]))
+    return Case(_randomize(_AddNet(n, how), _seeded(draw)), (draw(st.integers(1, 3)), n))
+
+
+class _CatNet(nn.Module):
+    def __init__(self, n: int, m1: int, m2: int, dim: int, fn: Callable, kw: bool) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(n, m1), nn.Linear(n, m2)
+        self.dim, self.fn, self.kw = dim, fn, kw
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kw:
+            return self.fn([self.a(x), self.b(x), x], dim=self.dim)
+        return self.fn([self.a(x), self.b(x)], self.dim)
+
+
+def cat_case(draw: Callable) -> Case:
+    c, n = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    dim = draw(st.sampled_from([1, 2, -1, -2]))
+    kw = draw(st.booleans())
+    if dim in (2, -1):  # along the features: sizes may differ
+        m1, m2 = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    else:
+        m1 = m2 = n if kw else draw(st.integers(1, 3))
+    net = _CatNet(n, m1, m2, dim, draw(st.sampled_from([torch.cat, torch.concat])), kw)
+    return Case(_randomize(net, _seeded(draw)), (c, n))
+
+
+def relu_case(draw: Callable) -> Case:
+    return Case(nn.ReLU(), _shape(draw))
+
+
+def leaky_relu_case(draw: Callable) -> Case:
+    slope = draw(st.one_of(st.sampled_from([0.0, 0.01, 1.0, -1.0]),
+                           st.floats(-3, 3, allow_nan=False, allow_infinity=False)))
+    return Case(nn.LeakyReLU(slope), _shape(draw))
+
+
+def hardtanh_case(draw: Callable) -> Case:
+    lo = draw(st.floats(-2, 1, allow_nan=False))
+    hi = lo + draw(st.floats(1e-3, 3, allow_nan=False))
+    return Case(nn.Hardtanh(lo, hi), _shape(draw))
+
+
+CASES: dict[Any, Callable[[Callable], Case]] = {
+    nn.Linear: linear_case,
+    nn.Conv1d: conv1d_case,
+    nn.Conv2d: conv2d_case,
+    nn.BatchNorm1d: batchnorm1d_case,
+    nn.BatchNorm2d: batchnorm2d_case,
+    nn.AvgPool2d: avgpool2d_case,
+    nn.AdaptiveAvgPool2d: adaptive_avgpool2d_case,
+    nn.MaxPool2d: maxpool2d_case,
+    nn.Flatten: flatten_case,
+    nn.Identity: identity_case,
+    nn.modules.dropout._DropoutNd: dropout_case,
+    Reshape: reshape_case,
+    _PendingReshape: reshape_case,
+    Add: add_case,
+    Cat: cat_case,
+    nn.ReLU: relu_case,
+    nn.LeakyReLU: leaky_relu_case,
+    nn.Hardtanh: hardtanh_case,
+}
+
+REGISTRY = list(RULES)
+
+
+def _key_id(key: Any) -> str:
+    return getattr(key, "__name__", repr(key))
+
+
+def test_every_rule_has_a_case() -> None:
+    missing = [_key_id(k) for k in RULES if k not in CASES]
+    assert not missing, f"rules without a test case in CASES: {missing}"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+@dataclass
+class Drawn:
+    case: Case
+    prog: exactrelu.Program
+    x: torch.Tensor
+
+
+def _draw(data: st.DataObject, key: Any) -> Drawn:
+    if key not in CASES:
+        pytest.fail(f"rule {_key_id(key)} is registered but has no test case in CASES")
+    case = data.draw(st.composite(lambda draw: CASES[key](draw))(), label=f"case {_key_id(key)}")
+    prog = capture(case.net, case.input_shape)
+    rule = RULES[key]
+    assert any(nd.rule is rule or type(nd.module) is key for nd in prog.nodes), \
+        f"the case for {_key_id(key)} does not exercise its rule:\n{prog}"
+    seed = data.draw(st.integers(0, 2**31 - 1), label="input seed")
+    scale = data.draw(st.sampled_from([1.0, 1e-3, 1e3]), label="input scale")
+    x = torch.randn((2, *case.input_shape), generator=torch.Generator().manual_seed(seed),
+                    dtype=torch.float64) * scale
+    return Drawn(case, prog, x)
+
+
+def _switching_values(prog: exactrelu.Program, x: torch.Tensor) -> list[torch.Tensor]:
+    collect: list = []
+    prog.float_run(exactrelu.FloatMap(x.new_zeros((x.shape[0], 0, *prog.input_shape)), x), collect=collect)
+    return [m.b for m in collect]
+
+
+def _reconstruct(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    n_in = x.dim() - 1
+    w = weight.reshape(*weight.shape[: weight.dim() - n_in], -1)
+    xf = x.reshape(x.shape[0], *([1] * (bias.dim() - 1)), -1)
+    return (w * xf).sum(-1) + bias
+
+
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    scale = max(b.abs().max().item() if b.numel() else 0.0, 1e-300)
+    return (a - b).abs().max().item() / scale if b.numel() else 0.0
+
+
+# ----------------------------------------------------------------------------- the registry walk
+
+@pytest.mark.parametrize("key", REGISTRY, ids=_key_id)
+@given(data=st.data())
+def test_float_maps_reproduce_forward(key: Any, data: st.DataObject) -> None:
+    d = _draw(data, key)
+    with torch.no_grad():
+        y = d.case.net(d.x)
+    g = exactrelu.affine_maps(d.case.net, d.x)
+    assert g.bias.shape == y.shape
+    recon = _reconstruct(g.weight, g.bias, d.x)
+    zero_ok = y.abs().max().item() == 0.0 and recon.abs().max().item() == 0.0
+    assert zero_ok or _rel_err(recon, y) <= 1e-9
+    assert _rel_err(d.prog.forward(d.x), y) <= 1e-9 or y.abs().max().item() == 0.0
+
+
+@pytest.mark.parametrize("key", REGISTRY, ids=_key_id)
+@given(data=st.data())
+def test_float_weight_is_the_jacobian(key: Any, data: st.DataObject) -> None:
+    d = _draw(data, key)
+    for s in _switching_values(d.prog, d.x):
+        assume(s.numel() == 0 or s.abs().min().item() > SWITCH_MARGIN)
+    g = exactrelu.affine_maps(d.case.net, d.x)
+    for i in range(d.x.shape[0]):
+        jac = torch.func.jacrev(lambda xi: d.case.net(xi.unsqueeze(0)).squeeze(0))(d.x[i])
+        assert jac.shape == g.weight[i].shape
+        torch.testing.assert_close(g.weight[i], jac, rtol=1e-12, atol=1e-12)
+
+
+def _near_points(data: st.DataObject, x0: torch.Tensor, count: int) -> list[list[Fraction]]:
+    base = [Fraction(v) for v in x0.reshape(-1).tolist()]
+    pts = []
+    for i in range(count):
+        q = data.draw(st.integers(10**10, 10**10 + 10**4), label=f"denominator {i}")
+        r = data.draw(st.lists(st.integers(-10, 10), min_size=len(base), max_size=len(base)), label=f"numerators {i}")
+        pts.append([b + Fraction(ri, q) for b, ri in zip(base, r)])
+    return pts
+
+
+@pytest.mark.parametrize("key", REGISTRY, ids=_key_id)
+@given(data=st.data())
+def test_exact_map_equals_exact_forward(key: Any, data: st.DataObject) -> None:
+    d = _draw(data, key)
+    for s in _switching_values(d.prog, d.x):
+        assume(s.numel() == 0 or s.abs().min().item() > SWITCH_MARGIN)
+    g = exactrelu.affine_maps(d.case.net, d.x)
+    pattern = [p[0] for p in g.pattern]
+    m0 = _exact.identity_map(d.prog.in_dim, d.prog.input_shape)
+    switching: list = []
+    out_map, used = d.prog.exact_run(m0, pattern, collect=switching)
+    assert out_map.k == d.prog.in_dim and out_map.n == math.prod(d.prog.output_shape)
+    for pt in _near_points(data, d.x[0], 3):
+        sw_values: list = []
+        values, states = d.prog.exact_run(_exact.constant_map(pt, d.prog.input_shape), collect=sw_values)
+        assert len(states) == len(pattern)
+        for got, want in zip(states, pattern):
+            assert torch.equal(got.reshape(want.shape), want), "the rational point left the float cell"
+        assert out_map.at(pt) == values.values()
+        for sw_map, sw_val in zip(switching, sw_values):
+            assert sw_map.at(pt) == sw_val.values()
+
+
+# ----------------------------------------------------------------------------- MaxPool ties
+
+def _first_max_positions(x: torch.Tensor, k: int, s: int) -> list[list[int]]:
+    """Flat input index (per sample) of the first maximum, row-major, of every window; no padding."""
+    n, c, h, w = x.shape
+    out = []
+    for b in range(n):
+        row = []
+        for ch in range(c):
+            for i in range(0, h - k + 1, s):
+                for j in range(0, w - k + 1, s):
+                    best, best_pos = None, None
+                    for u in range(k):
+                        for v in range(k):
+                            val = x[b, ch, i + u, j + v].item()
+                            if best is None or val > best:
+                                best, best_pos = val, (ch * h + i + u) * w + j + v
+                    row.append(best_pos)
+        out.append(row)
+    return out
+
+
+@given(data=st.data())
+def test_maxpool_ties_pick_the_first_maximum(data: st.DataObject) -> None:
+    k = data.draw(st.integers(2, 3), label="kernel")
+    s = data.draw(st.integers(1, k), label="stride")
+    c, h, w = data.draw(st.integers(1, 2)), k + data.draw(st.integers(0, 3)), k + data.draw(st.integers(0, 3))
+    # Few distinct small integers: ties among the maxima of windows are frequent and exact.
+    values = data.draw(st.lists(st.integers(-2, 2), min_size=2 * c * h * w, max_size=2 * c * h * w))
+    x = torch.tensor(values, dtype=torch.float64).reshape(2, c, h, w)
+    net = nn.MaxPool2d(k, s)
+    g = exactrelu.affine_maps(net, x)
+    want = _first_max_positions(x, k, s)
+    assert [p.reshape(-1).tolist() for p in g.pattern[0]] == want
+    torch.testing.assert_close(_reconstruct(g.weight, g.bias, x), net(x), rtol=0, atol=0)
+    prog = capture(net, (c, h, w))
+    for b in range(2):
+        exact_values, states = prog.exact_run(_exact.constant_map([Fraction(v) for v in x[b].reshape(-1).tolist()],
+                                                                  (c, h, w)))
+        assert states[0].reshape(-1).tolist() == want[b], "exact states break ties differently"
+        assert [float(v) for v in exact_values.values()] == net(x[b:b + 1]).reshape(-1).tolist()
+
+
+def test_maxpool_tie_example_by_hand() -> None:
+    x = torch.tensor([[[[1.0, 3.0], [3.0, 3.0]]]], dtype=torch.float64)
+    g = exactrelu.affine_maps(nn.MaxPool2d(2), x)
+    assert g.pattern[0].reshape(-1).tolist() == [1]
+    assert g.weight.reshape(-1).tolist() == [0.0, 1.0, 0.0, 0.0]
+
+
+def test_maxpool_window_with_one_real_position_in_a_later_channel() -> None:
+    # padding=1, stride 2 on 3x3: the corner window sees only input (0, 0) of its channel.
+    x = torch.arange(18, dtype=torch.float64).reshape(1, 2, 3, 3) * -1.0
+    net = nn.MaxPool2d(2, stride=2, padding=1)
+    prog = capture(net, (2, 3, 3))
+    vals, states = prog.exact_run(_exact.constant_map([Fraction(v) for v in x.reshape(-1).tolist()], (2, 3, 3)))
+    assert [float(v) for v in vals.values()] == net(x).reshape(-1).tolist()
+    assert states[0].reshape(-1).tolist()[4] == 9
+
+
+# ----------------------------------------------------------------------------- exactness against Fractions
+
+def _fractions(A: Any) -> list[list[Fraction]]:
+    return [[Fraction(int(v.p), int(v.q)) for v in row] for row in A.tolist()]
+
+
+def test_exact_linear_matches_fractions() -> None:
+    torch.manual_seed(0)
+    net = nn.Linear(4, 3).double()
+    aff = find_rule(nn.Linear).exact_affine(net, (4,))
+    w, b = net.weight.tolist(), net.bias.tolist()
+    assert _fractions(aff.A) == [[Fraction(v) for v in row] for row in w]
+    assert [Fraction(int(v.p), int(v.q)) for v in aff.a] == [Fraction(v) for v in b]
+
+
+def test_exact_conv2d_matches_fractions() -> None:
+    torch.manual_seed(1)
+    cin, cout, h, w, k, s, p = 2, 3, 5, 4, 3, 2, 1
+    net = nn.Conv2d(cin, cout, k, stride=s, padding=p).double()
+    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    W = net.weight.detach()
+    A = [[Fraction(0)] * (cin * h * w) for _ in range(cout * oh * ow)]
+    for o in range(cout):
+        for i in range(oh):
+            for j in range(ow):
+                row = (o * oh + i) * ow + j
+                for ci in range(cin):
+                    for u in range(k):
+                        for v in range(k):
+                            r, q = i * s - p + u, j * s - p + v
+                            if 0 <= r < h and 0 <= q < w:
+                                A[row][(ci * h + r) * w + q] += Fraction(W[o, ci, u, v].item())
+    a = [Fraction(net.bias[o].item()) for o in range(cout) for _ in range(oh * ow)]
+    aff = find_rule(nn.Conv2d).exact_affine(net, (cin, h, w))
+    assert _fractions(aff.A) == A
+    assert [Fraction(int(v.p), int(v.q)) for v in aff.a] == a
+
+
+def test_exact_conv1d_matches_fractions() -> None:
+    torch.manual_seed(2)
+    cin, cout, length, k, dil = 2, 2, 7, 3, 2
+    net = nn.Conv1d(cin, cout, k, dilation=dil, bias=False).double()
+    ol = length - dil * (k - 1)
+    W = net.weight.detach()
+    A = [[Fraction(0)] * (cin * length) for _ in range(cout * ol)]
+    for o in range(cout):
+        for i in range(ol):
+            for ci in range(cin):
+                for u in range(k):
+                    A[o * ol + i][ci * length + i + dil * u] += Fraction(W[o, ci, u].item())
+    aff = find_rule(nn.Conv1d).exact_affine(net, (cin, length))
+    assert _fractions(aff.A) == A
+    assert all(v == 0 for v in aff.a)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_exact_avgpool_matches_fractions(count_include_pad: bool) -> None:
+    c, h, w, k, p = 2, 4, 5, 3, 1
+    net = nn.AvgPool2d(k, stride=1, padding=p, count_include_pad=count_include_pad)
+    oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
+    A = [[Fraction(0)] * (c * h * w) for _ in range(c * oh * ow)]
+    for ch in range(c):
+        for i in range(oh):
+            for j in range(ow):
+                taps = [(i - p + u, j - p + v) for u in range(k) for v in range(k)]
+                real = [(r, q) for r, q in taps if 0 <= r < h and 0 <= q < w]
+                div = k * k if count_include_pad else len(real)
+                for r, q in real:
+                    A[(ch * oh + i) * ow + j][(ch * h + r) * w + q] += Fraction(1, div)
+    aff = find_rule(nn.AvgPool2d).exact_affine(net, (c, h, w))
+    got = _fractions(aff.A)
+    assert got == A
+    assert Fraction(1, 9) in {v for row in got for v in row}
+
+
+def test_exact_adaptive_avgpool_matches_fractions() -> None:
+    h, w, oh, ow = 5, 3, 3, 2
+    net = nn.AdaptiveAvgPool2d((oh, ow))
+    A = [[Fraction(0)] * (h * w) for _ in range(oh * ow)]
+    for i in range(oh):
+        r0, r1 = (i * h) // oh, -((-(i + 1) * h) // oh)
+        for j in range(ow):
+            q0, q1 = (j * w) // ow, -((-(j + 1) * w) // ow)
+            for r in range(r0, r1):
+                for q in range(q0, q1):
+                    A[i * ow + j][r * w + q] = Fraction(1, (r1 - r0) * (q1 - q0))
+    assert _fractions(find_rule(nn.AdaptiveAvgPool2d).exact_affine(net, (1, h, w)).A) == A
+
+
+def test_exact_batchnorm_is_the_float64_fold() -> None:
+    bn = nn.BatchNorm1d(3).double().eval()
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.tensor([0.5, -1.0, 2.0]))
+        bn.running_var.copy_(torch.tensor([1.0, 4.0, 0.25]))
+        bn.weight.copy_(torch.tensor([2.0, -1.0, 0.5]))
+        bn.bias.copy_(torch.tensor([0.0, 1.0, -3.0]))
+    aff = find_rule(nn.BatchNorm1d).exact_affine(bn, (3,))
+    scale = [2.0 / math.sqrt(1.0 + bn.eps), -1.0 / math.sqrt(4.0 + bn.eps), 0.5 / math.sqrt(0.25 + bn.eps)]
+    shift = [0.0 - 0.5 * scale[0], 1.0 + 1.0 * scale[1], -3.0 - 2.0 * scale[2]]
+    got = _fractions(aff.A)
+    for i in range(3):
+        assert got[i][i] == Fraction(scale[i]) or abs(float(got[i][i]) - scale[i]) <= 2e-16 * abs(scale[i])
+        assert all(got[i][j] == 0 for j in range(3) if j != i)
+        assert abs(float(Fraction(int(aff.a[i].p), int(aff.a[i].q))) - shift[i]) <= 1e-15 * max(1.0, abs(shift[i]))
+
+
+def test_functional_leaky_relu_and_hardtanh_keep_their_constants() -> None:
+    class Net(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.hardtanh(F.leaky_relu(x, 0.25), -0.5, 2.0)
+
+    x = torch.tensor([[-3.0, -1.0, 0.5, 4.0]], dtype=torch.float64)
+    g = exactrelu.affine_maps(Net(), x)
+    assert torch.diagonal(g.weight[0]).tolist() == [0.0, 0.25, 1.0, 0.0]
+    assert g.bias[0].tolist() == [-0.5, 0.0, 0.0, 2.0]
+    assert exactrelu.exact_forward(Net(), [Fraction(-1, 3)] * 4, (4,)) == [Fraction(-1, 12)] * 4
+
