@@ -9,6 +9,10 @@ from .errors import (CertificateError, ExactReluError, InvalidInputError, Region
                      UnsupportedModelError, VerificationError)
 from .graphs import AffineMaps, ExactAffineMaps, affine_maps, exact_affine_maps, exact_forward
 from .rules import AffineRule, FloatMap, PiecewiseRule, Rule, register_rule
+from .domain import Box, Polytope, RealSpace, Slice
+from .certificate import Certificate
+from .verify import verify
+from .check import check
 
 __version__ = "0.1.0"
 
@@ -18,6 +22,7 @@ __all__ = [
     "VerificationError", "CertificateError",
     "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule", "FloatMap",
     "AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",
+    "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

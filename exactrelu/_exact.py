@@ -54,6 +54,10 @@ class ExactMap:
     mat: fmpq_mat
     shape: tuple[int, ...]
 
+    def __reduce__(self) -> tuple:
+        # fmpq_mat does not pickle; ship the entries (needed by process pools).
+        return (_rebuild_map, (self.mat.nrows(), self.mat.ncols(), self.mat.entries(), self.shape))
+
     @property
     def k(self) -> int:
         return self.mat.ncols() - 1
@@ -91,6 +95,10 @@ class ExactMap:
         return ExactMap(self.mat, tuple(shape))
 
 
+def _rebuild_map(n: int, ncols: int, entries: list, shape: tuple[int, ...]) -> ExactMap:
+    return ExactMap(fmpq_mat(n, ncols, entries), shape)
+
+
 def from_rows(rows: list[list[fmpq]], ncols: int, shape: Sequence[int]) -> ExactMap:
     n = len(rows)
     flat: list[fmpq] = [v for row in rows for v in row]
@@ -117,11 +125,14 @@ def constant_map(values: Iterable[Fraction | float | int], shape: Sequence[int])
 
 
 @dataclass(frozen=True)
-class ExactAffine:
+class ExactAffine:  # noqa: D101 (documented below)
     """An exact affine layer ``y = A x + a`` on flattened tensors (``A``: fmpq_mat (n_out, n_in))."""
 
     A: fmpq_mat
     a: list[fmpq]
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild_affine, (self.A.nrows(), self.A.ncols(), self.A.entries(), self.a))
 
     def apply(self, m: ExactMap, out_shape: Sequence[int]) -> ExactMap:
         out = self.A * m.mat
@@ -145,3 +156,7 @@ def stack_maps(maps: Sequence[ExactMap]) -> list[list[fmpq]]:
     for m in maps:
         rows.extend(m.mat.tolist())
     return rows
+
+
+def _rebuild_affine(n: int, m: int, entries: list, a: list) -> ExactAffine:
+    return ExactAffine(fmpq_mat(n, m, entries), a)

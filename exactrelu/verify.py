@@ -1,0 +1,248 @@
+"""``exactrelu.verify``: float trace, exact certification, certificate."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import os
+import time
+from fractions import Fraction
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from . import _polyhedra, certify
+from .capture import Program, capture
+from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
+from .domain import Domain, RealSpace, Slice, as_domain
+from .errors import InvalidInputError, VerificationError
+
+log = logging.getLogger(__name__)
+
+# Below this many float regions a process pool costs more (start-up, shipping the model) than it saves.
+PARALLEL_THRESHOLD = 3000
+
+
+def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequence[int] | None) -> tuple[Program, Domain]:
+    if isinstance(domain, Slice):
+        shape = tuple(domain.input_shape)
+        dom: Domain = domain
+    else:
+        dim = None
+        if input_shape is not None:
+            dim = 1
+            for s in input_shape:
+                dim *= int(s)
+        elif isinstance(net, Program):
+            dim = net.in_dim
+        else:
+            first = next((m for m in net.modules() if isinstance(m, nn.Linear)), None)
+            dim = first.in_features if first is not None else None
+        dom = as_domain(domain, dim)
+        shape = tuple(input_shape) if input_shape is not None else (dom.dim,)
+    prog = net if isinstance(net, Program) else capture(net, shape)
+    if not isinstance(dom, Slice) and prog.in_dim != dom.dim:
+        raise InvalidInputError(f"the domain has dimension {dom.dim} but the network takes {prog.in_dim} inputs; "
+                                "pass one (lo, hi) pair per input, or a Slice for a higher-dimensional input")
+    return prog, dom
+
+
+def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] | None = None,
+           executor: cf.Executor | None = None, workers: int | None = None, claimed: Any = None,
+           progress: bool = True, trace: Any = None) -> Certificate:
+    """Certify the linear regions of ``net`` on ``domain`` in exact rational arithmetic.
+
+    ``domain``: a list of (lo, hi) pairs, a :class:`~exactrelu.domain.Domain`. ``executor``: any
+    ``concurrent.futures.Executor`` for the exact work (e.g. Dask's ``client.get_executor()``);
+    by default a process pool over ``workers`` (all cores) for large traces, in-process otherwise.
+    ``claimed``: a region count or a list of patterns to compare against; a difference raises
+    :class:`~exactrelu.errors.VerificationError` naming missing and spurious regions.
+
+    >>> net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
+    >>> with torch.no_grad():
+    ...     net[0].weight.copy_(torch.tensor([[1.0], [1.0]])); net[0].bias.copy_(torch.tensor([0.0, -0.5]))
+    >>> verify(net, [(-1, 1)], progress=False).num_regions
+    3
+    """
+    t0 = time.perf_counter()
+    prog, dom = _program_and_domain(net, domain, input_shape)
+    if not dom.is_bounded:
+        raise InvalidInputError("unbounded domains (RealSpace) are not certified yet; pass a box, e.g. "
+                                "[(-1, 1)] * d, or a bounded Polytope")
+    tr = trace
+    if tr is None:
+        try:
+            from .trace import trace as float_trace
+            tr = float_trace(prog, dom, progress=progress)
+        except ImportError:
+            tr = None
+        except Exception as exc:  # the float trace only proposes; exact repair covers for it
+            log.warning("float trace failed (%s); certifying from exact seeds only", exc)
+            tr = None
+    t1 = time.perf_counter()
+    own = None
+    n_float = tr.num_regions if tr is not None else 0
+    if executor is None and (workers or os.cpu_count() or 1) > 1 and n_float >= PARALLEL_THRESHOLD and workers != 1:
+        own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count())
+        executor = own
+    try:
+        leaves, stats, root = certify.run(prog, dom, tr, executor, workers)
+    finally:
+        if own is not None:
+            own.shutdown()
+    t2 = time.perf_counter()
+    cert = _assemble(prog, dom, leaves, stats)
+    t3 = time.perf_counter()
+    cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2, "total": t3 - t0}
+    cert.stats["float_regions"] = n_float
+    if claimed is not None:
+        compare_claim(cert, claimed)
+    return cert
+
+
+def _assemble(prog: Program, dom: Domain, leaves: list, stats: certify.Stats) -> Certificate:
+    from . import __version__
+
+    vindex: dict[tuple, int] = {}
+    vertices: list[tuple[Fraction, ...]] = []
+
+    def vid(v: tuple) -> int:
+        k = vindex.get(v)
+        if k is None:
+            k = vindex[v] = len(vertices)
+            vertices.append(v)
+        return k
+
+    regions = []
+    for i, lf in enumerate(leaves):
+        ids = [vid(v) for v in lf.vertices]
+        facets = [RegionFacet(f.a, f.b, f.ids, tuple(ids[k] for k in f.vertices)) for f in lf.facets]
+        regions.append(Region(i, [list(s) for s in lf.states], lf.witness, facets, ids, lf.output, lf.volume, lf.repaired))
+    adjacency = find_adjacency(regions, vertices, dom.dim)
+    pieces = _pieces(regions, adjacency)
+    st = {k: getattr(stats, k) for k in ("candidates", "confirmed", "spurious", "repaired", "witness_lp", "redo_hv", "cells")}
+    return Certificate(dom, prog.input_shape, prog.output_shape, prog.digest(), certify.constraint_offsets(prog, dom),
+                       regions, vertices, adjacency, pieces, prog.notes(), __version__, st)
+
+
+def find_adjacency(regions: list[Region], vertices: list[tuple], d: int) -> list[Adjacency]:
+    """Pairs of regions whose closures share a (d-1)-face (exact)."""
+    groups: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}
+    for r in regions:
+        for f in r.facets:
+            key, side = canonical_hyperplane(f.a, f.b)
+            groups.setdefault(key, []).append((side, r.index, f))
+    out: list[Adjacency] = []
+    for key, items in groups.items():
+        plus = [(ri, f) for s, ri, f in items if s > 0]
+        minus = [(ri, f) for s, ri, f in items if s < 0]
+        if not plus or not minus:
+            continue
+        if d == 1:
+            pairs = [(p, m) for p in plus for m in minus]
+        elif d == 2:
+            a = key[0]
+            direction = (-a[1], a[0])
+
+            def span(f: RegionFacet) -> tuple[Fraction, Fraction]:
+                ps = [vertices[k][0] * direction[0] + vertices[k][1] * direction[1] for k in f.vertices]
+                return min(ps), max(ps)
+
+            ms = sorted(((span(f), ri, f) for ri, f in minus), key=lambda t: t[0][0])
+            pairs = []
+            for ri, f in plus:
+                lo, hi = span(f)
+                for (mlo, mhi), rj, g in ms:
+                    if mlo >= hi:
+                        break
+                    if mhi > lo:
+                        pairs.append(((ri, f), (rj, g)))
+        else:
+            pairs = [(p, m) for p in plus for m in minus if _faces_overlap(p[1], m[1], regions[p[0]], regions[m[0]], vertices)]
+        for (ri, f), (rj, g) in pairs:
+            i, j = min(ri, rj), max(ri, rj)
+            out.append(Adjacency(i, j, key[0], key[1], tuple(sorted(set(f.ids) | set(g.ids)))))
+    uniq: dict[tuple[int, int], Adjacency] = {}
+    for a in out:
+        uniq.setdefault((a.i, a.j), a)
+    return [uniq[k] for k in sorted(uniq)]
+
+
+def _faces_overlap(f: RegionFacet, g: RegionFacet, ri: Region, rj: Region, vertices: list[tuple]) -> bool:
+    """Do two facets on one hyperplane share a (d-1)-dimensional piece? (exact LP, d >= 3)."""
+    a, b = f.a, f.b
+    k = next(i for i, v in enumerate(a) if v != 0)
+    d = len(a)
+    # t_k = (b - sum_{i != k} a_i t_i) / a_k ; substitute into the other facets of both regions.
+    rows, rhs = [], []
+    for reg, own in ((ri, f), (rj, g)):
+        for h in reg.facets:
+            if h is own:
+                continue
+            coef = [h.a[i] - h.a[k] * a[i] / a[k] for i in range(d) if i != k]
+            r = h.b - h.a[k] * b / a[k]
+            if all(c == 0 for c in coef):
+                if r < 0:
+                    return False
+                continue
+            rows.append(coef)
+            rhs.append(r)
+    ip = _polyhedra.interior_point(rows, rhs, dim=d - 1)
+    return ip is not None and ip[1] > 0
+
+
+def _pieces(regions: list[Region], adjacency: list[Adjacency]) -> list[int]:
+    parent = list(range(len(regions)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a in adjacency:
+        if regions[a.i].output == regions[a.j].output:
+            ri, rj = find(a.i), find(a.j)
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
+    roots: dict[int, int] = {}
+    return [roots.setdefault(find(i), len(roots)) for i in range(len(regions))]
+
+
+def compare_claim(cert: Certificate, claimed: Any) -> None:
+    """Raise VerificationError when ``claimed`` (a count or list of patterns) differs."""
+    if isinstance(claimed, (int,)) and not isinstance(claimed, bool):
+        if claimed != cert.num_regions:
+            raise VerificationError(f"claimed {claimed} regions, certified {cert.num_regions} "
+                                    f"({cert.num_pieces} linear pieces) on {cert.domain!r}")
+        return
+    try:
+        claims = [_flat_pattern(p) for p in claimed]
+    except TypeError:
+        raise InvalidInputError("claimed must be a region count or a list of activation patterns") from None
+    have = {tuple(x for s in r.pattern for x in s): r for r in cert.regions}
+    want = set(claims)
+    missing = [have[k] for k in have if k not in want]
+    spurious = [k for k in want if k not in have]
+    if missing or spurious:
+        lines = [f"claimed {len(want)} patterns, certified {cert.num_regions} regions"]
+        for r in missing[:20]:
+            lines.append(f"  missing: region {r.index}, witness {[str(v) for v in r.witness]}")
+        for k in spurious[:20]:
+            lines.append(f"  spurious: pattern {''.join(map(str, k))} (no full-dimensional region has it)")
+        more = len(missing) + len(spurious) - min(20, len(missing)) - min(20, len(spurious))
+        if more > 0:
+            lines.append(f"  ... and {more} more")
+        raise VerificationError("\n".join(lines))
+
+
+def _flat_pattern(p: Any) -> tuple[int, ...]:
+    if isinstance(p, torch.Tensor):
+        return tuple(int(v) for v in p.reshape(-1).tolist())
+    if isinstance(p, (list, tuple)) and p and isinstance(p[0], (list, tuple, torch.Tensor)):
+        out: list[int] = []
+        for s in p:
+            out.extend(_flat_pattern(s))
+        return tuple(out)
+    return tuple(int(v) for v in p)
