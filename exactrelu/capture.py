@@ -245,7 +245,7 @@ def capture(net: nn.Module, input_shape: Sequence[int]) -> Program:
     if not isinstance(net, nn.Module):
         raise InvalidInputError(f"expected a torch.nn.Module, got {type(net).__name__}")
     try:
-        input_shape = tuple(int(s) for s in input_shape)
+        input_shape = tuple(operator.index(s) for s in input_shape)
     except TypeError:
         raise InvalidInputError(f"input_shape must be a sequence of ints (no batch dimension), got {input_shape!r}") from None
     if not input_shape or any(s <= 0 for s in input_shape):
@@ -300,6 +300,9 @@ class _Builder:
             if not len(mod):
                 return inputs[0] if len(inputs) == 1 else self.add(name, nn.Identity(), inputs)
             return cur[0]
+        if fx.Tracer().is_leaf_module(mod, name):  # a torch.nn layer without a rule: name it, do not trace inside
+            self.problems.append(f"{name or '<root>'} ({_op_name(mod)}): no rule registered")
+            return inputs[0] if inputs else INPUT
         try:
             gm = fx.symbolic_trace(mod)
         except Exception as exc:  # fx raises many types; report one clear problem
