@@ -73,7 +73,11 @@ def affine_maps(net: nn.Module | Program, x: torch.Tensor) -> AffineMaps:
         raise InvalidInputError(f"x must be floating point, got {x.dtype}")
     if not torch.isfinite(x).all():
         raise InvalidInputError("x contains NaN or inf")
-    prog = as_program(net, tuple(x.shape[1:]))
+    try:
+        prog = as_program(net, tuple(x.shape[1:]))
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"x of shape {tuple(x.shape)} is read as a batch of {x.shape[0]} samples of shape "
+                                f"{tuple(x.shape[1:])}; x must be (N, *input_shape), batch dimension first. {exc}") from None
     if tuple(x.shape[1:]) != prog.input_shape:
         raise InvalidInputError(f"x has per-sample shape {tuple(x.shape[1:])}, the program takes {prog.input_shape}")
     device = _device_of(prog.net) or x.device
