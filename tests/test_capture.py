@@ -1,0 +1,265 @@
+"""Capture: every unsupported op reported at once, bad input rejected, the model left untouched."""
+
+from __future__ import annotations
+
+import copy
+from fractions import Fraction
+from typing import Any, Callable
+
+import pytest
+import torch
+from torch import nn
+
+import exactrelu
+from exactrelu import ExactReluError, InvalidInputError, UnsupportedModelError, capture
+
+
+class ThreeUnsupported(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.block = nn.Sequential(nn.Linear(3, 3), nn.GELU())
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.gate(self.block(self.fc(x))))
+
+
+def test_unsupported_ops_are_all_reported_at_once() -> None:
+    with pytest.raises(UnsupportedModelError) as info:
+        capture(ThreeUnsupported(), (3,))
+    err = info.value
+    assert len(err.problems) == 3, err.problems
+    gelu, sigmoid, sin = err.problems
+    assert "block.1" in gelu and "GELU" in gelu
+    assert "gate" in sigmoid and "Sigmoid" in sigmoid
+    assert "sin" in sin
+    message = str(err)
+    for part in ("block.1", "GELU", "gate", "Sigmoid", "sin", "register_rule"):
+        assert part in message, f"{part!r} missing from: {message}"
+    assert isinstance(err, ExactReluError)
+
+
+def test_unsupported_ops_in_a_sequential_are_all_reported() -> None:
+    net = nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 2), nn.Softplus())
+    with pytest.raises(UnsupportedModelError) as info:
+        capture(net, (2,))
+    assert [("1" in p and "Tanh" in p, "3" in p and "Softplus" in p) for p in info.value.problems] == \
+        [(True, False), (False, True)]
+
+
+def test_register_rule_makes_a_module_supported() -> None:
+    class Double(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * x
+
+    net = nn.Sequential(nn.Linear(2, 2), Double())
+    with pytest.raises(UnsupportedModelError):
+        capture(net, (2,))
+
+    class DoubleRule(exactrelu.AffineRule):
+        def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+            return 2 * x
+
+    exactrelu.register_rule(Double, DoubleRule())
+    try:
+        x = torch.randn(3, 2, dtype=torch.float64)
+        g = exactrelu.affine_maps(net.double(), x)
+        torch.testing.assert_close((g.weight * x[:, None]).sum(-1) + g.bias, net(x), rtol=1e-12, atol=1e-12)
+    finally:
+        del exactrelu.rules.RULES[Double]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+
+
+def _convnet() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(12, 1)).eval()
+
+
+def _train_bn() -> tuple[nn.Module, torch.Tensor]:
+    net = _convnet()
+    net[1].train()
+    return net, torch.randn(2, 2, 4, 4)
+
+
+def _nan_param() -> tuple[nn.Module, torch.Tensor]:
+    net = _mlp()
+    with torch.no_grad():
+        net[2].weight[0, 1] = float("nan")
+    return net, torch.randn(2, 3)
+
+
+def _inf_buffer() -> tuple[nn.Module, torch.Tensor]:
+    net = _convnet()
+    with torch.no_grad():
+        net[1].running_mean[0] = float("inf")
+    return net, torch.randn(2, 2, 4, 4)
+
+
+BAD_INPUTS: dict[str, tuple[Callable[[], tuple[nn.Module, Any]], type, tuple[str, ...]]] = {
+    "batchnorm in train mode": (_train_bn, UnsupportedModelError, ("1", "BatchNorm", "eval")),
+    "nan parameter": (_nan_param, UnsupportedModelError, ("2.weight", "NaN")),
+    "inf buffer": (_inf_buffer, UnsupportedModelError, ("1.running_mean", "inf")),
+    "shape does not fit": (lambda: (_mlp(), torch.randn(2, 5)), InvalidInputError, ("(5,)", "does not fit")),
+    "conv input without batch dim": (lambda: (_convnet(), torch.randn(2, 4, 4)), InvalidInputError,
+                                     ("x of shape (2, 4, 4)", "batch of 2 samples of shape (4, 4)", "Conv2d")),
+    "mlp input without batch dim": (lambda: (_mlp(), torch.randn(3)), InvalidInputError, ("batch",)),
+    "integer dtype": (lambda: (_mlp(), torch.ones(2, 3, dtype=torch.int64)), InvalidInputError, ("floating", "int64")),
+    "bool dtype": (lambda: (_mlp(), torch.ones(2, 3, dtype=torch.bool)), InvalidInputError, ("floating",)),
+    "nan input": (lambda: (_mlp(), torch.full((2, 3), float("nan"))), InvalidInputError, ("NaN",)),
+    "not a tensor": (lambda: (_mlp(), [[1.0, 2.0, 3.0]]), InvalidInputError, ("tensor",)),
+}
+
+
+def _snapshot(net: nn.Module) -> dict[str, Any]:
+    return {
+        "state": {k: v.detach().clone() for k, v in net.state_dict().items()},
+        "training": {name: m.training for name, m in net.named_modules()},
+        "requires_grad": {k: p.requires_grad for k, p in net.named_parameters()},
+        "grads": {k: None if p.grad is None else p.grad.clone() for k, p in net.named_parameters()},
+        "hooks": {name: (dict(m._forward_hooks), dict(m._forward_pre_hooks), dict(m._backward_hooks))
+                  for name, m in net.named_modules()},
+        "modules": {name: type(m) for name, m in net.named_modules()},
+        "attrs": {name: sorted(vars(m)) for name, m in net.named_modules()},
+    }
+
+
+def _assert_same(before: dict[str, Any], net: nn.Module) -> None:
+    after = _snapshot(net)
+    assert after["training"] == before["training"]
+    assert after["requires_grad"] == before["requires_grad"]
+    assert after["hooks"] == before["hooks"]
+    assert after["modules"] == before["modules"]
+    assert after["attrs"] == before["attrs"]
+    assert before["state"].keys() == after["state"].keys()
+    for k, v in before["state"].items():
+        w = after["state"][k]
+        assert v.dtype == w.dtype and v.device == w.device
+        assert torch.equal(v.view(torch.uint8) if v.is_floating_point() else v,
+                           w.view(torch.uint8) if w.is_floating_point() else w), f"{k} changed"
+    for k, g in before["grads"].items():
+        assert (g is None) == (after["grads"][k] is None)
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_raises_a_clear_error_and_changes_nothing(name: str) -> None:
+    make, err_type, words = BAD_INPUTS[name]
+    net, x = make()
+    before = _snapshot(net)
+    with pytest.raises(err_type) as info:
+        exactrelu.affine_maps(net, x)
+    message = str(info.value)
+    for w in words:
+        assert w in message, f"{w!r} missing from: {message}"
+    assert isinstance(info.value, ExactReluError)
+    _assert_same(before, net)
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (3, -1), "abc", None, (3.5,), (3.0,)])
+def test_capture_rejects_bad_input_shapes(shape: Any) -> None:
+    with pytest.raises(InvalidInputError, match="input_shape"):
+        capture(_mlp(), shape)
+
+
+def test_capture_rejects_a_non_module() -> None:
+    with pytest.raises(InvalidInputError, match="torch.nn.Module"):
+        capture(lambda x: x, (2,))  # type: ignore[arg-type]
+
+
+def test_exact_forward_rejects_a_point_of_the_wrong_size() -> None:
+    with pytest.raises(InvalidInputError, match="3"):
+        exactrelu.exact_forward(_mlp(), [Fraction(1)] * 2, (3,))
+
+
+def test_exact_affine_maps_rejects_a_pattern_of_the_wrong_shape() -> None:
+    with pytest.raises(InvalidInputError, match="pattern"):
+        exactrelu.exact_affine_maps(_mlp(), [torch.zeros(5, dtype=torch.int64)], (3,))
+    with pytest.raises(InvalidInputError, match="pattern"):
+        exactrelu.exact_affine_maps(_mlp(), [], (3,))
+
+
+def test_train_mode_dropout_is_rejected_but_p0_is_fine() -> None:
+    net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).train()
+    with pytest.raises(UnsupportedModelError, match="Dropout"):
+        capture(net, (2,))
+    capture(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.0)).train(), (2,))
+
+
+# ----------------------------------------------------------------------------- the model is left untouched
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 2, 3, padding=1)
+        self.bn = nn.BatchNorm2d(2)
+        self.conv2 = nn.Conv2d(2, 2, 3, padding=1)
+        self.drop = nn.Dropout(0.0)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x + self.conv2(torch.relu(self.bn(self.conv1(x))))
+        return self.head(self.drop(y).flatten(1))
+
+
+def _prepared_model() -> nn.Module:
+    torch.manual_seed(3)
+    net = Residual()
+    net.train()
+    net(torch.randn(4, 2, 4, 4)).sum().backward()  # grads and running stats present
+    net.eval()
+    net.drop.train()  # a mixed training state must survive as it is
+    net.conv1.weight.requires_grad_(False)
+    calls: list = []
+    net.conv2.register_forward_hook(lambda *a: calls.append("hook"))
+    net.register_forward_pre_hook(lambda *a: calls.append("pre"))
+    net.calls = calls  # type: ignore[assignment]
+    return net
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_affine_maps_leaves_the_model_as_it_found_it(dtype: torch.dtype) -> None:
+    net = _prepared_model()
+    before = _snapshot(net)
+    x = torch.randn(3, 2, 4, 4, dtype=dtype)
+    g = exactrelu.affine_maps(net, x)
+    _assert_same(before, net)
+    assert net.calls == []  # type: ignore[attr-defined]
+    assert g.weight.grad_fn is None and g.bias.grad_fn is None
+    assert not g.weight.requires_grad and not g.bias.requires_grad
+    assert g.weight.dtype == dtype
+    exactrelu.exact_forward(net, x[0].double())
+    _assert_same(before, net)
+
+
+def test_affine_maps_builds_no_graph_even_with_grad_enabled() -> None:
+    net = _prepared_model()
+    x = torch.randn(2, 2, 4, 4, requires_grad=True)
+    with torch.enable_grad():
+        g = exactrelu.affine_maps(net, x)
+    assert g.weight.grad_fn is None and g.bias.grad_fn is None
+    assert x.grad is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_affine_maps_runs_on_the_model_device() -> None:
+    net = _prepared_model().cuda()
+    before = _snapshot(net)
+    x = torch.randn(3, 2, 4, 4, dtype=torch.float64)
+    g = exactrelu.affine_maps(net.double(), x.cuda())
+    assert g.weight.device.type == "cuda" and g.bias.device.type == "cuda"
+    with torch.no_grad():
+        y = net(x.cuda())
+    torch.testing.assert_close((g.weight * x.cuda()[:, None]).sum((2, 3, 4, 5)) + g.bias, y, rtol=1e-9, atol=1e-12)
+    del before
+
+
+def test_affine_maps_follows_the_model_device_for_cpu_models() -> None:
+    net = _prepared_model()
+    g = exactrelu.affine_maps(net, torch.randn(2, 2, 4, 4))
+    assert g.weight.device == next(net.parameters()).device
