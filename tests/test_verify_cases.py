@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from verify import cases as vc
+from verify.cases import _lin as lin
 from verify.__main__ import main as verify_main, run_case
 from verify._reference import reference_count
 from verify.milp import milp_count
@@ -89,7 +90,8 @@ def test_bound_formulas_small_values():
     # 1-D, all widths >= 2: prod(n_l + 1)
     assert vc.serra_upper_bound(1, [3, 4, 5]) == 4 * 5 * 6
     # a width-1 layer is a bottleneck: after it, only j_l <= 1 - j_1 is allowed
-    assert vc.serra_upper_bound(2, [1, 5]) == 1 * (1 + 5) + 1 * 1  # (j1=0: sum_{j2<=1}) + (j1=1: j2=0)
+    # (j1 = 0: sum_{j2 <= 1} C(5, j2)) + (j1 = 1: j2 = 0)
+    assert vc.serra_upper_bound(2, [1, 5]) == 1 * (1 + 5) + 1 * 1
     for widths in ([2, 2], [3, 1, 3], [4, 4, 4], [6, 3], [2, 5, 2]):
         for n0 in (1, 2, 3):
             assert vc.serra_upper_bound(n0, widths) <= vc.montufar_upper_bound(n0, widths)
@@ -98,7 +100,8 @@ def test_bound_formulas_small_values():
 @pytest.mark.parametrize("case", vc.CASES, ids=lambda c: c.name)
 def test_cases_within_upper_bounds(case):
     assert case.regions <= vc.serra_upper_bound(case.dim, case.widths)
-    assert vc.serra_upper_bound(case.dim, case.widths) <= vc.montufar_upper_bound(case.dim, case.widths)
+    serra = vc.serra_upper_bound(case.dim, case.widths)
+    assert serra <= vc.montufar_upper_bound(case.dim, case.widths)
     if case.name.startswith("serra18_1d_"):
         assert case.regions == vc.serra_upper_bound(1, case.widths)  # the bound is attained
 
@@ -108,9 +111,9 @@ def _random_net(widths, n0, seed):
     mods, prev = [], n0
     for w in widths:
         rows = [[rng.randint(-4, 4) for _ in range(prev)] for _ in range(w)]
-        mods += [vc._lin(rows, [Fr(rng.randint(-8, 8), 8) for _ in range(w)]), nn.ReLU()]
+        mods += [lin(rows, [Fr(rng.randint(-8, 8), 8) for _ in range(w)]), nn.ReLU()]
         prev = w
-    mods.append(vc._lin([[rng.randint(-3, 3) for _ in range(prev)]], [0]))
+    mods.append(lin([[rng.randint(-3, 3) for _ in range(prev)]], [0]))
     return nn.Sequential(*mods)
 
 
@@ -122,7 +125,8 @@ def test_random_nets_never_exceed_serra_bound(seed):
     net = _random_net(widths, n0, seed)
     domain = [(Fr(-1), Fr(1))] * n0
     ref = reference_count(net, domain)
-    assert ref.num_regions <= vc.serra_upper_bound(n0, widths) <= vc.montufar_upper_bound(n0, widths)
+    serra = vc.serra_upper_bound(n0, widths)
+    assert ref.num_regions <= serra <= vc.montufar_upper_bound(n0, widths)
     assert ref.num_pieces <= ref.num_regions
     # the reference is never below a grid sample of the patterns
     assert _grid_patterns(net, domain, 4001 if n0 == 1 else 201) <= ref.num_regions
@@ -135,12 +139,12 @@ def test_random_nets_never_exceed_serra_bound(seed):
 def test_reference_identically_zero_unit_does_not_split():
     # h = relu(x) on [-1, 1]; layer 2 unit relu(h) is identically zero on x < 0 and x > 0 elsewhere:
     # 2 regions; the layer-2 unit relu(h - 1/2) adds the cut at x = 1/2: 3 regions.
-    net = nn.Sequential(vc._lin([[1]], [0]), nn.ReLU(), vc._lin([[1], [1]], [0, Fr(-1, 2)]), nn.ReLU())
+    net = nn.Sequential(lin([[1]], [0]), nn.ReLU(), lin([[1], [1]], [0, Fr(-1, 2)]), nn.ReLU())
     ref = reference_count(net, [(Fr(-1), Fr(1))])
     assert ref.num_regions == 3
     assert sorted(ref.patterns) == sorted([(-1, 0, -1), (1, 1, -1), (1, 1, 1)])
     # 2-D: the same through the first coordinate; the cut is a full vertical line
-    net2 = nn.Sequential(vc._lin([[1, 0]], [0]), nn.ReLU(), vc._lin([[1], [1]], [0, Fr(-1, 2)]), nn.ReLU())
+    net2 = nn.Sequential(lin([[1, 0]], [0]), nn.ReLU(), lin([[1], [1]], [0, Fr(-1, 2)]), nn.ReLU())
     ref2 = reference_count(net2, [(Fr(-1), Fr(1))] * 2)
     assert (ref2.num_regions, ref2.num_vertices, ref2.num_edges) == (3, 8, 10)
     # outputs (0, 0), (x1, 0), (x1, x1 - 1/2): 3 pieces
@@ -149,33 +153,34 @@ def test_reference_identically_zero_unit_does_not_split():
 
 def test_reference_merges_pieces_with_equal_maps():
     # relu(x) - relu(x) == 0: two regions, one piece
-    net = nn.Sequential(vc._lin([[1], [1]], [0, 0]), nn.ReLU(), vc._lin([[1, -1]], [0]))
+    net = nn.Sequential(lin([[1], [1]], [0, 0]), nn.ReLU(), lin([[1, -1]], [0]))
     ref = reference_count(net, [(Fr(-1), Fr(1))])
     assert (ref.num_regions, ref.num_pieces) == (2, 1)
-    net2 = nn.Sequential(vc._lin([[1, 1], [1, 1]], [0, 0]), nn.ReLU(), vc._lin([[1, -1]], [0]))
+    net2 = nn.Sequential(lin([[1, 1], [1, 1]], [0, 0]), nn.ReLU(), lin([[1, -1]], [0]))
     ref2 = reference_count(net2, [(Fr(-1), Fr(1))] * 2)
     assert (ref2.num_regions, ref2.num_pieces) == (2, 1)
 
 
 def test_reference_bent_hyperplane_by_hand():
     # h1 = relu(x1), h2 = relu(x2) on [-1, 1]^2, then relu(2 h1 + h2 - 1) (no output layer).
-    # The layer-2 zero set is bent: 2 x1 + x2 = 1 from (0, 1) to (1/2, 0) in the quadrant x1, x2 > 0,
-    # then 2 x1 = 1 from (1/2, 0) to (1/2, -1); on x1 < 0 the unit is h2 - 1 <= 0 (= 0 only on the
-    # box edge): no split.  6 regions; vertices: 4 corners, (0, +-1), (+-1, 0), (0, 0), (1/2, 0),
-    # (1/2, -1) = 11; edges: 9 on the boundary cycle + 2 (x1 = 0) + 3 (x2 = 0) + 2 (bent) = 16;
+    # The layer-2 zero set is bent: 2 x1 + x2 = 1 from (0, 1) to (1/2, 0) in the quadrant x1, x2 >
+    # 0, then 2 x1 = 1 from (1/2, 0) to (1/2, -1); on x1 < 0 the unit is h2 - 1 <= 0 (= 0 only on
+    # the box edge): no split.  6 regions; vertices: 4 corners, (0, +-1), (+-1, 0), (0, 0), (1/2,
+    # 0), (1/2, -1) = 11; edges: 9 on the boundary cycle + 2 (x1 = 0) + 3 (x2 = 0) + 2 (bent) = 16;
     # adjacent pairs = the 7 interior edges.  Pieces: the 4 regions where the unit is off are
     # connected and all output 0 (one piece); 2 x1 + x2 - 1 and 2 x1 - 1 are different: 3 pieces.
-    net = nn.Sequential(vc._lin([[1, 0], [0, 1]], [0, 0]), nn.ReLU(), vc._lin([[2, 1]], [-1]), nn.ReLU())
+    net = nn.Sequential(lin([[1, 0], [0, 1]], [0, 0]), nn.ReLU(), lin([[2, 1]], [-1]), nn.ReLU())
     ref = reference_count(net, [(Fr(-1), Fr(1))] * 2)
-    assert (ref.num_regions, ref.num_vertices, ref.num_edges, len(ref.adjacency), ref.num_pieces) == \
-        (6, 11, 16, 7, 3)
+    got = (ref.num_regions, ref.num_vertices, ref.num_edges, len(ref.adjacency), ref.num_pieces)
+    assert got == (6, 11, 16, 7, 3)
     assert (Fr(1, 2), Fr(-1)) in ref.vertices and (Fr(0), Fr(1)) in ref.vertices
 
 
 # ------------------------------------------------------------------ runner
 
 def test_runner_fast_passes(capsys):
-    assert verify_main(["--fast", "--no-cert", "--case", "telgarsky_L2", "--case", "montufar14_L2"]) == 0
+    argv = ["--fast", "--no-cert", "--case", "telgarsky_L2", "--case", "montufar14_L2"]
+    assert verify_main(argv) == 0
     out = capsys.readouterr().out
     assert "telgarsky_L2" in out and "montufar14_L2" in out and "n/a" in out
 

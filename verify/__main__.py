@@ -116,8 +116,10 @@ def main(argv=None) -> int:
     p.add_argument("--case", action="append", metavar="NAME",
                    help="run only this case (repeatable); see --list")
     p.add_argument("--fast", action="store_true", help="only cases that take well under a second")
-    p.add_argument("--milp", action="store_true", help="also run the MILP float baseline on small cases")
-    p.add_argument("--no-cert", action="store_true", help="do not call exactrelu.verify even if present")
+    p.add_argument("--milp", action="store_true",
+                   help="also run the MILP float baseline on small cases")
+    p.add_argument("--no-cert", action="store_true",
+                   help="do not call exactrelu.verify even if present")
     p.add_argument("--list", action="store_true", help="list the case names and sources, then exit")
     args = p.parse_args(argv)
     if args.case:
@@ -149,7 +151,8 @@ def main(argv=None) -> int:
         failures += [f"{case.name}: {msg}" for msg in problems]
     print()
     print(f"{len(selected)} cases, {len(failures)} mismatches"
-          + ("" if verify_fn else "; certifier not available (exactrelu.verify missing): certified = n/a"))
+          + ("" if verify_fn else
+             "; certifier not available (exactrelu.verify missing): certified = n/a"))
     for f in failures:
         print("  " + f)
     return 1 if failures else 0

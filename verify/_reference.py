@@ -12,15 +12,15 @@ Definitions (those of /work/shared/DESIGN.md):
   function of the input.  ``nn.Linear`` composes; ``nn.ReLU`` splits every cell by each unit in
   turn.  A unit splits a cell only if its pre-activation takes both strictly positive and strictly
   negative values on the cell; otherwise its state on the cell is +1 (>= 0, not identically 0),
-  -1 (<= 0, not identically 0) or 0 (identically zero: does not split, output 0).  An affine function
-  that is >= 0 on a convex cell and not identically zero is > 0 on the cell's interior, so these
-  states are the strict states of the region's interior, as the definition requires.
+  -1 (<= 0, not identically 0) or 0 (identically zero: does not split, output 0).  An affine
+  function that is >= 0 on a convex cell and not identically zero is > 0 on the cell's interior, so
+  these states are the strict states of the region's interior, as the definition requires.
 * Regions = the leaf cells (each has a distinct full activation pattern).
 * Pieces = connected components of the graph "adjacent regions whose exact output affine maps are
   equal" (adjacent = sharing a segment of positive length in 2-D, a breakpoint in 1-D).
 * Vertices = distinct vertices of the leaf polygons (exact).  Edges = the 1-cells of the planar
-  subdivision: polygon sides subdivided at every vertex lying on them (a vertex of one region can lie
-  in the relative interior of a side of its neighbour).  With these, V - E + F = 1 on a box.
+  subdivision: polygon sides subdivided at every vertex lying on them (a vertex of one region can
+  lie in the relative interior of a side of its neighbour).  With these, V - E + F = 1 on a box.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ Sources:
   [Z75]  T. Zaslavsky, "Facing up to arrangements: face-count formulas for partitions of space by
          hyperplanes", Memoirs AMS 154, 1975.
   [M17]  G. Montufar, "Notes on the number of linear regions of deep neural networks", 2017;
-         M. Raghu, B. Poole, J. Kleinberg, S. Ganguli, J. Sohl-Dickstein, "On the expressive power of
-         deep neural networks", ICML 2017 (the product-of-layer-arrangements bound).
+         M. Raghu, B. Poole, J. Kleinberg, S. Ganguli, J. Sohl-Dickstein, "On the expressive power
+         of deep neural networks", ICML 2017 (the product-of-layer-arrangements bound).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ __all__ = ["Case", "CASES", "get_case", "serra_upper_bound", "montufar_upper_bou
 def serra_upper_bound(n0: int, widths) -> int:
     """Theorem 1 of [S18]: the number of linear regions of a ReLU network with n0 inputs and hidden
     widths n_1..n_L is at most  sum_{(j_1..j_L) in J} prod_l C(n_l, j_l),  where
-    J = {(j_1..j_L) in Z^L : 0 <= j_l <= min(n0, n_1 - j_1, ..., n_{l-1} - j_{l-1}, n_l) for all l}."""
+    J = {(j_1..j_L) in Z^L : 0 <= j_l <= min(n0, n_1 - j_1, ..., n_{l-1} - j_{l-1}, n_l) for
+    all l}."""
     widths = list(widths)
     total = 0
 
@@ -67,8 +68,9 @@ def serra_upper_bound(n0: int, widths) -> int:
 
 def montufar_upper_bound(n0: int, widths) -> int:
     """The simpler product bound ([M17], Raghu et al. 2017): each layer's n_l hyperplanes cut each
-    region of the previous layers, a space of dimension at most d_l = min(n0, n_1, ..., n_l), into at
-    most sum_{j<=d_l} C(n_l, j) pieces:  prod_l sum_{j=0}^{d_l} C(n_l, j).  Always >= serra_upper_bound."""
+    region of the previous layers, a space of dimension at most d_l = min(n0, n_1, ..., n_l), into
+    at most sum_{j<=d_l} C(n_l, j) pieces:  prod_l sum_{j=0}^{d_l} C(n_l, j).  Always
+    >= serra_upper_bound."""
     out, d = 1, n0
     for n in widths:
         d = min(d, n)
@@ -122,7 +124,8 @@ class Case:
 
 
 def _counts_1d(regions):
-    # an interval cut at regions-1 interior points: V = regions + 1, E = regions, adjacent pairs = regions - 1
+    # an interval cut at regions-1 interior points: V = regions + 1, E = regions, adjacent
+    # pairs = regions - 1
     return dict(vertices=regions + 1, edges=regions, adjacency=regions - 1)
 
 
@@ -182,11 +185,12 @@ class ToothMap:
 
 def montufar_tooth(n: int) -> ToothMap:
     """n-tooth zigzag of [M14] on [0, n] (integer breakpoints so that every parameter is dyadic):
-    units h_k = relu(x - k), k = 0..n-1; g = h_0 + sum_{k=1}^{n-1} (-1)^k 2 h_k.  Slopes +1, -1, +1...
-    on [k, k+1]: n teeth, each onto [0,1].  h_0 is the degenerate unit (x >= 0 on the domain, = 0 only
-    at its left end), just like relu(x) in the tent."""
+    units h_k = relu(x - k), k = 0..n-1; g = h_0 + sum_{k=1}^{n-1} (-1)^k 2 h_k.  Slopes +1, -1,
+    +1... on [k, k+1]: n teeth, each onto [0,1].  h_0 is the degenerate unit (x >= 0 on the domain,
+    = 0 only at its left end), just like relu(x) in the tent."""
     return ToothMap(s=[1] * n, t=[Fr(k) for k in range(n)],
-                    c=[Fr(1)] + [Fr(2 * (-1) ** k) for k in range(1, n)], const=Fr(0), W=Fr(n), teeth=n)
+                    c=[Fr(1)] + [Fr(2 * (-1) ** k) for k in range(1, n)], const=Fr(0), W=Fr(n),
+                    teeth=n)
 
 
 def serra_tooth(p: int) -> ToothMap:
@@ -194,11 +198,12 @@ def serra_tooth(p: int) -> ToothMap:
     floor(n/n0)+1 instead of floor(n/n0) teeth per coordinate; our own parametrisation):
     slopes a_j = (-1)^j m_j, j = 0..p, with m_j = 1 except m_p = 2 (p odd) or m_{p-2} = 2 (p even);
     piece j has width 1/m_j, so it maps onto [0,1]; W = p + 1/2; breakpoints t_k = sum_{j<k} 1/m_j.
-    Units k in S = {p-1, p} point left, relu(t_k - x), the others right, relu(x - t_k); c_k = a_k - a_{k-1}
-    is the slope jump at t_k.  Without a skip connection the slope left of t_1 is the one of the
-    left-pointing units only: -sum_{k in S} c_k = a_{p-2} - a_p, which equals a_0 = 1 by the choice
-    of m (p odd: -1 + 2; p even: 2 - 1).  (With p = 2 no choice works, consistent with [S18]'s
-    requirement n_l >= 3 n0.)  const = g(0) - sum_{k in S} c_k t_k = -sum_{k in S} c_k t_k."""
+    Units k in S = {p-1, p} point left, relu(t_k - x), the others right, relu(x - t_k); c_k = a_k -
+    a_{k-1} is the slope jump at t_k.  Without a skip connection the slope left of t_1 is the one of
+    the left-pointing units only: -sum_{k in S} c_k = a_{p-2} - a_p, which equals a_0 = 1 by the
+    choice of m (p odd: -1 + 2; p even: 2 - 1).  (With p = 2 no choice works, consistent with
+    [S18]'s requirement n_l >= 3 n0.)  const = g(0) - sum_{k in S} c_k t_k = -sum_{k in S}
+    c_k t_k."""
     assert p >= 3
     m = [Fr(1)] * (p + 1)
     m[p if p % 2 else p - 2] = Fr(2)
@@ -220,8 +225,8 @@ def fold_net(maps: list, d: int, lines=None, out_weights=None) -> nn.Sequential:
     """Layer l applies tooth map maps[l] to each of the d coordinates (block-diagonal weights); the
     input of layer l >= 2 is W_l * g_{l-1}(...), i.e. the previous [0,1]-valued fold rescaled onto
     [0, W_l].  Without `lines` the output is (g(...), ...) (d outputs).  With `lines` (list of
-    (a, b) meaning a . y + b, y in [0,1]^d the last fold's output), one more hidden layer relu(a.y + b)
-    follows, and the output is out_weights (default: identity, one output per line)."""
+    (a, b) meaning a . y + b, y in [0,1]^d the last fold's output), one more hidden layer relu(a.y +
+    b) follows, and the output is out_weights (default: identity, one output per line)."""
     mods = []
     prev = None
     for T in maps:
@@ -270,8 +275,8 @@ def fold_net(maps: list, d: int, lines=None, out_weights=None) -> nn.Sequential:
 # --------------------------------------------------------------------------- 2-D exact counting
 
 def _line_box_points(a, b, box):
-    """Points where the line a.y + b = 0 meets the boundary of the box, with the side(s) they lie on:
-    list of (point, [(coord, 0|1), ...]).  Exact."""
+    """Points where the line a.y + b = 0 meets the boundary of the box, with the side(s) they lie
+    on: list of (point, [(coord, 0|1), ...]).  Exact."""
     pts = {}
     for coord in range(2):
         other = 1 - coord
@@ -288,10 +293,10 @@ def _line_box_points(a, b, box):
 
 
 def box_arrangement(lines, box):
-    """Exact data of an arrangement of lines (a, b) (meaning a . y + b = 0) in a closed box, asserting
-    general position relative to the box: no line through a corner, no crossing on the boundary,
-    no three lines through one interior point.  Returns (lines meeting the interior with their two
-    boundary sides, number of crossings strictly inside)."""
+    """Exact data of an arrangement of lines (a, b) (meaning a . y + b = 0) in a closed box,
+    asserting general position relative to the box: no line through a corner, no crossing on the
+    boundary, no three lines through one interior point. Returns (lines meeting the interior with
+    their two boundary sides, number of crossings strictly inside)."""
     meeting = []
     for a, b in lines:
         assert a[0] != 0 or a[1] != 0
@@ -322,15 +327,16 @@ def box_arrangement(lines, box):
 
 
 def grid_arrangement_counts(F, lines, box):
-    """Regions, vertices, edges, adjacency for: a fold of the input box into Nx x Ny cells by grid lines
-    (F[c][j] in {0, 1}: the fold of coordinate c maps grid line j onto the low (0) or high (1) side of
-    the y-box; a fold alternates, F[c][j] = j mod 2), each cell mapped affinely and bijectively onto the
-    y-box, followed by an arrangement of `lines` in the y-box in general position.  (No fold: F = [[0,1],
-    [0,1]].)  Counting: regions = cells * (1 + #lines meeting the interior + #interior crossings).
-    Vertices: the (Nx+1)(Ny+1) grid points; X crossings per cell (degree 4); each point where a line
-    meets box side (c, v) appears once on every segment of every grid line j of coordinate c with
-    F[c][j] = v (N_other segments per grid line), with degree 4 on an interior grid line (two cells
-    and the line on both sides) and 3 on the outer boundary.  E = (sum of degrees) / 2."""
+    """Regions, vertices, edges, adjacency for: a fold of the input box into Nx x Ny cells by grid
+    lines (F[c][j] in {0, 1}: the fold of coordinate c maps grid line j onto the low (0) or high (1)
+    side of the y-box; a fold alternates, F[c][j] = j mod 2), each cell mapped affinely and
+    bijectively onto the y-box, followed by an arrangement of `lines` in the y-box in general
+    position. (No fold: F = [[0,1], [0,1]].) Counting: regions = cells * (1 + #lines meeting the
+    interior + #interior crossings). Vertices: the (Nx+1)(Ny+1) grid points; X crossings per cell
+    (degree 4); each point where a line meets box side (c, v) appears once on every segment of every
+    grid line j of coordinate c with F[c][j] = v (N_other segments per grid line), with degree 4 on
+    an interior grid line (two cells and the line on both sides) and 3 on the outer boundary. E =
+    (sum of degrees) / 2."""
     Nx, Ny = len(F[0]) - 1, len(F[1]) - 1
     N = (Nx, Ny)
     meeting, X = box_arrangement(lines, box)
@@ -369,8 +375,8 @@ UNIT_BOX = [(Fr(0), Fr(1)), (Fr(0), Fr(1))]
 # of the three outer half-planes of a triangle is empty).  Pieces = regions then, for the identity
 # output: inside one fold cell adjacent regions differ in the state of one unit; across a fold line
 # the two regions have the same pattern, with an active unit i, whose output component
-# a_i . F(x) + b_i changes (the fold's slope in the crossed coordinate flips sign and a_i has no zero
-# entry).
+# a_i . F(x) + b_i changes (the fold's slope in the crossed coordinate flips sign and a_i has no
+# zero entry).
 LINES4 = [
     ((Fr(-1, 8), Fr(1)), Fr(-1, 4)),   # y2 = y1/8 + 1/4, positive above
     ((Fr(3), Fr(-1)), Fr(-1, 2)),      # y2 = 3 y1 - 1/2
@@ -415,7 +421,8 @@ def _zaslavsky_case(n, seed):
     # pieces = regions: all output weights are nonzero, so adjacent regions (which differ in exactly
     # one unit's state) have gradients differing by out_w_i * a_i != 0.
     return Case(
-        name=f"zaslavsky_box_n{n}_s{seed}", source="[Z75] one hidden layer in general position, 2-D box: "
+        name=f"zaslavsky_box_n{n}_s{seed}",
+        source="[Z75] one hidden layer in general position, 2-D box: "
         "1 + #lines meeting the box + #crossings inside",
         build=lambda: one_layer_net(lines, outw), domain=box, pieces=cnt["regions"], widths=[n],
         **cnt)
@@ -425,7 +432,8 @@ def _zaslavsky_full_case(n, seed):
     # a box large enough to contain every crossing: regions = sum_{i<=2} C(n, i) (Zaslavsky, R^2)
     rng = random.Random(seed)
     while True:
-        lines = [((Fr(rng.randint(-9, 9)), Fr(rng.randint(-9, 9))), Fr(rng.randint(-9, 9))) for _ in range(n)]
+        lines = [((Fr(rng.randint(-9, 9)), Fr(rng.randint(-9, 9))), Fr(rng.randint(-9, 9)))
+                 for _ in range(n)]
         if any(a == (0, 0) for a, _ in lines):
             continue
         pts, ok = [], True
@@ -460,7 +468,8 @@ def _zaslavsky_1d_case(n, seed):
     outw = [rng.choice([-2, -1, 1, 2]) for _ in range(n)]
 
     def build():
-        return nn.Sequential(_lin([[s] for s, _ in lines_1d], [-s * t for s, t in lines_1d]), nn.ReLU(),
+        return nn.Sequential(_lin([[s] for s, _ in lines_1d], [-s * t for s, t in lines_1d]),
+                             nn.ReLU(),
                              _lin([outw], [0]))
     return Case(name=f"zaslavsky_1d_n{n}_s{seed}", source="[Z75] n points on a line: n + 1 regions",
                 build=build, domain=[(Fr(-1), Fr(1))], regions=n + 1, pieces=n + 1, widths=[n],
@@ -474,15 +483,18 @@ def _build_cases() -> list:
     for L in range(1, 6):
         r = 2 ** L
         cases.append(Case(
-            name=f"telgarsky_L{L}", source="[T16] tent m(x)=2relu(x)-4relu(x-1/2) composed L times: 2^L pieces",
+            name=f"telgarsky_L{L}",
+            source="[T16] tent m(x)=2relu(x)-4relu(x-1/2) composed L times: 2^L pieces",
             build=lambda L=L: telgarsky_net(L), domain=[(Fr(0), Fr(1))], regions=r, pieces=r,
             widths=[2] * L, notes="degenerate unit relu(y) touches 0 at cell boundaries only",
             **_counts_1d(r)))
     for L in range(1, 6):
         r = 2 ** L
         cases.append(Case(
-            name=f"telgarsky_transversal_L{L}", source="[T16] tent as 1-relu(2y-1)-relu(1-2y), composed L times",
-            build=lambda L=L: telgarsky_transversal_net(L), domain=[(Fr(0), Fr(1))], regions=r, pieces=r,
+            name=f"telgarsky_transversal_L{L}",
+            source="[T16] tent as 1-relu(2y-1)-relu(1-2y), composed L times",
+            build=lambda L=L: telgarsky_transversal_net(L), domain=[(Fr(0), Fr(1))], regions=r,
+            pieces=r,
             widths=[2] * L, **_counts_1d(r)))
     # n-tooth folding maps [M14]: 1-D n^L, 2-D (block diagonal) N^2 with N = n^L
     for n in (2, 3):
@@ -490,16 +502,20 @@ def _build_cases() -> list:
             N = n ** L
             maps = [montufar_tooth(n)] * L
             cases.append(Case(
-                name=f"fold{n}_1d_L{L}", source=f"[M14] {n}-tooth folding map composed {L} times: n^L pieces",
-                build=lambda maps=maps: fold_net(maps, 1), domain=[(Fr(0), Fr(n))], regions=N, pieces=N,
+                name=f"fold{n}_1d_L{L}",
+                source=f"[M14] {n}-tooth folding map composed {L} times: n^L pieces",
+                build=lambda maps=maps: fold_net(maps, 1), domain=[(Fr(0), Fr(n))], regions=N,
+                pieces=N,
                 widths=[n] * L, **_counts_1d(N)))
             cnt = grid_arrangement_counts([_fold_values(maps)] * 2, [], UNIT_BOX)
             assert cnt == dict(regions=N * N, vertices=(N + 1) ** 2, edges=2 * N * (N + 1),
                                adjacency=2 * N * (N - 1))
             cases.append(Case(
-                name=f"fold{n}_2d_L{L}", source=f"[M14] {n}-tooth fold per coordinate, {L} layers, [0,{n}]^2: "
+                name=f"fold{n}_2d_L{L}",
+                source=f"[M14] {n}-tooth fold per coordinate, {L} layers, [0,{n}]^2: "
                 "N^2 regions, (N+1)^2 vertices, 2N(N+1) edges, N = n^L",
-                build=lambda maps=maps: fold_net(maps, 2), domain=[(Fr(0), Fr(n))] * 2, pieces=N * N,
+                build=lambda maps=maps: fold_net(maps, 2), domain=[(Fr(0), Fr(n))] * 2,
+                pieces=N * N,
                 widths=[2 * n] * L, fast=N <= 9, **cnt))
     # Montufar et al. 2014 lower bound, n0 = 2, width n = 4 in every layer: L-1 folding layers
     # (floor(n/n0) = 2 teeth per coordinate) then n = 4 lines in general position with all crossings
@@ -509,26 +525,31 @@ def _build_cases() -> list:
         cnt = grid_arrangement_counts([_fold_values(maps)] * 2, LINES4, UNIT_BOX)
         assert cnt["regions"] == 4 ** (L - 1) * sum(comb(4, j) for j in range(3))
         cases.append(Case(
-            name=f"montufar14_L{L}", source="[M14] Thm: 2-D, width 4, L layers: 4^(L-1) * (1+4+6) regions",
+            name=f"montufar14_L{L}",
+            source="[M14] Thm: 2-D, width 4, L layers: 4^(L-1) * (1+4+6) regions",
             build=lambda maps=maps: fold_net(maps, 2, LINES4), domain=[(Fr(0), Fr(2))] * 2,
             pieces=cnt["regions"], widths=[4] * L, fast=L <= 2, **cnt))
     # Serra et al. 2018 lower bound, n0 = 2: fold layers of width 6 (p = 3 units per coordinate,
-    # p + 1 = 4 teeth each), then n_L lines: prod_{l<L} (floor(n_l/n0)+1)^{n0} * sum_{j<=n0} C(n_L, j).
+    # p + 1 = 4 teeth each), then n_L lines: prod_{l<L} (floor(n_l/n0)+1)^{n0} * sum_{j<=n0}
+    # C(n_L, j).
     for L, nL in ((2, 3), (2, 4)):
         maps = [serra_tooth(3)] * (L - 1)
         lines = LINES4[:nL]
         cnt = grid_arrangement_counts([_fold_values(maps)] * 2, lines, UNIT_BOX)
         assert cnt["regions"] == 16 ** (L - 1) * sum(comb(nL, j) for j in range(3))
         cases.append(Case(
-            name=f"serra18_L{L}_n{nL}", source=f"[S18] Thm 8 construction: 2-D, widths 6 x {L - 1}, last {nL}: "
+            name=f"serra18_L{L}_n{nL}",
+            source=f"[S18] Thm 8 construction: 2-D, widths 6 x {L - 1}, last {nL}: "
             f"16^(L-1) * sum_(j<=2) C({nL},j) regions",
-            build=lambda maps=maps, lines=lines: fold_net(maps, 2, lines), domain=[(Fr(0), maps[0].W)] * 2,
+            build=lambda maps=maps, lines=lines: fold_net(maps, 2, lines),
+            domain=[(Fr(0), maps[0].W)] * 2,
             pieces=cnt["regions"], widths=[6] * (L - 1) + [nL], fast=nL <= 3, **cnt))
     # 1-D: Serra's bound prod(n_l + 1) (Thm 1 with n0 = 1, all n_l >= 2) is attained by composing
-    # (n_l+1)-tooth maps: every monotone piece of the composition so far sweeps the next layer's whole
-    # domain [0, W_l], each of the n_l units crosses zero once, transversally, at an interior point
-    # there (t_k in (0, W_l)), and cell boundaries map to 0 or W_l: each layer multiplies the count by
-    # n_l + 1.  The output g_L alternates its slope sign on adjacent regions, so pieces = regions.
+    # (n_l+1)-tooth maps: every monotone piece of the composition so far sweeps the next layer's
+    # whole domain [0, W_l], each of the n_l units crosses zero once, transversally, at an interior
+    # point there (t_k in (0, W_l)), and cell boundaries map to 0 or W_l: each layer multiplies the
+    # count by n_l + 1.  The output g_L alternates its slope sign on adjacent regions, so pieces =
+    # regions.
     for widths in ([3], [4], [3, 3], [4, 3], [3, 5], [3, 3, 3], [5, 4, 3]):
         maps = [serra_tooth(p) for p in widths]
         r = prod(p + 1 for p in widths)
@@ -536,7 +557,8 @@ def _build_cases() -> list:
         cases.append(Case(
             name="serra18_1d_" + "x".join(map(str, widths)),
             source="[S18] Thm 1 bound in 1-D, prod(n_l+1), attained by (n_l+1)-tooth zigzags",
-            build=lambda maps=maps: fold_net(maps, 1), domain=[(Fr(0), maps[0].W)], regions=r, pieces=r,
+            build=lambda maps=maps: fold_net(maps, 1), domain=[(Fr(0), maps[0].W)], regions=r,
+            pieces=r,
             widths=list(widths), **_counts_1d(r)))
     # one hidden layer in general position (Zaslavsky)
     for n, seed in ((3, 1), (4, 2), (6, 3), (8, 4), (12, 5)):

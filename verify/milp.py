@@ -14,17 +14,17 @@ excludes it.  The count is the number of feasible patterns before the problem be
 
 This is a FLOAT method with tolerances: M comes from float interval arithmetic (padded), HiGHS works
 with feasibility/integrality tolerances (~1e-7..1e-9), and the margin eps asks for a pattern that is
-strictly realised by at least eps at some point, so that (roughly) only full-dimensional patterns count.
-Consequences: regions thinner than about eps / |gradient| can be missed; a unit whose pre-activation
-is identically zero on a region (allowed by the exact definition, where it does not split) makes that
-region infeasible here; a pattern realised only within the solver tolerance of eps could be counted.
-Observed: with HiGHS's default tolerances (mip_feasibility_tolerance 1e-6) this over-counts already
-on depth-5 sawtooths (33 instead of 32 patterns for telgarsky_L5, 55 for telgarsky_transversal_L5,
-32 instead of 27 for fold3_1d_L3): the interval big-M grows like 6^depth, and a tolerance of 1e-6 on
-a_i lets z violate the margin by M * 1e-6 >> eps.  The defaults below therefore tighten HiGHS's
-feasibility tolerances to 1e-9 (pass solver_opts={} for HiGHS's own).
-It is a baseline to compare against, never the source of truth.  Runaway is guarded by `max_patterns`
-and `time_limit` (seconds); hitting either is reported in the result.
+strictly realised by at least eps at some point, so that (roughly) only full-dimensional patterns
+count. Consequences: regions thinner than about eps / |gradient| can be missed; a unit whose
+pre-activation is identically zero on a region (allowed by the exact definition, where it does not
+split) makes that region infeasible here; a pattern realised only within the solver tolerance of eps
+could be counted. Observed: with HiGHS's default tolerances (mip_feasibility_tolerance 1e-6) this
+over-counts already on depth-5 sawtooths (33 instead of 32 patterns for telgarsky_L5, 55 for
+telgarsky_transversal_L5, 32 instead of 27 for fold3_1d_L3): the interval big-M grows like 6^depth,
+and a tolerance of 1e-6 on a_i lets z violate the margin by M * 1e-6 >> eps.  The defaults below
+therefore tighten HiGHS's feasibility tolerances to 1e-9 (pass solver_opts={} for HiGHS's own).
+It is a baseline to compare against, never the source of truth.  Runaway is guarded by
+`max_patterns` and `time_limit` (seconds); hitting either is reported in the result.
 
 cvxpy re-compiles the problem for every new cut (5-8 ms each), which is fine for the tiny cases it
 is meant for.
@@ -59,7 +59,8 @@ def _layers(net: nn.Module):
         if isinstance(m, nn.Linear):
             if i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU):
                 W = m.weight.detach().double().cpu().numpy()
-                b = (m.bias.detach().double().cpu().numpy() if m.bias is not None else np.zeros(W.shape[0]))
+                b = (m.bias.detach().double().cpu().numpy() if m.bias is not None
+                     else np.zeros(W.shape[0]))
                 layers.append((W, b))
         elif not isinstance(m, nn.ReLU):
             raise TypeError(f"milp_count: unsupported module {type(m).__name__}")
