@@ -414,8 +414,12 @@ def _seed(cert: _Certifier, parent: Cell) -> Candidate:
         if all(v != 0 or all(x == 0 for x in a) for v, (a, _) in zip(vals, sw)):
             nd = cert.prog.nodes[cert.prog.piecewise[j]]
             return Candidate(cert._state_at(nd.rule, nd.module, sw, w, nd.in_shapes[0]), w, None)
-        v = parent.vertices[rng.randrange(len(parent.vertices))] if parent.vertices else w
-        eps = Fraction(1, rng.randint(10, 10**6))
+        # a random convex combination of the vertices, pulled slightly towards the witness
+        raw = [Fraction(rng.randint(1, 10**6)) for _ in parent.vertices]
+        tot = sum(raw)
+        v = tuple(sum((r / tot * p[i] for r, p in zip(raw, parent.vertices)), Fraction(0))
+                  for i in range(len(w))) if parent.vertices else w
+        eps = Fraction(1, rng.randint(10, 10**3))
         w = tuple(wi + eps * (vi - wi) for wi, vi in zip(parent.witness, v))
     raise CertificationError("could not find a generic seed point")
 
