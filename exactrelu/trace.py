@@ -1,0 +1,763 @@
+"""The float tracer: enumerate the candidate linear regions of a network over a bounded domain.
+
+Algorithm ("vertex-copy splitting, layer by layer, unit by unit"). The state is a polyhedral
+complex in domain coordinates ``t``: global float vertices ``V`` and, per region, its vertex
+*copies*, each with the ids of the constraints tight there (see :attr:`Trace.constraint_offsets`).
+It starts as the domain polytope. For every piecewise op ``j`` in order, the values of all its
+switching functions at all vertices come from one plain forward pass at the vertex points
+(continuity makes them independent of the region). Then every switching function ``s`` in turn
+splits the regions it cuts: each edge of such a region (two copies sharing ``d - 1`` tight ids)
+whose endpoints have strictly opposite signs gets a new vertex by linear interpolation (shared
+between neighbouring regions), and the region becomes its two sides. Switching functions of op
+``j`` are affine on every cell of the previous ops, so interpolation is exact in real arithmetic.
+Which regions ``s`` can cut is known from the cells at the start of the op: only descendants of
+cells whose vertices take both signs are examined. Every step is a batched tensor operation, on
+any device, in float64.
+
+Whatever the tracer cannot decide in float (values within a relative tolerance of zero, a unit
+that vanishes on a whole region, tight lists that overflow, splits that look degenerate) is
+listed in :attr:`Trace.uncertain` for the exact layer; nothing is dropped. The one documented
+merge: MaxPool's pairwise switching functions over-split, so sub-cells with the same full pattern
+are merged at the end (the set of points with one fixed pattern is convex).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._progress import progress_bar
+from .capture import Program, capture
+from .domain import Domain, Slice, as_domain
+from .errors import InvalidInputError, RegionLimitError
+from .rules import FloatMap, MaxPool2dRule
+
+__all__ = ["Trace", "Uncertain", "trace"]
+
+log = logging.getLogger(__name__)
+
+_BUDGET = 1 << 22  # elements per chunk of a batched intermediate
+
+
+@dataclass
+class Uncertain:
+    """What the float tracer could not decide; every entry is a pair of int64 ids.
+
+    - ``near_zero`` (K, 2): (vertex id, constraint id) with the constraint's value within the
+      tolerance of zero at that vertex (the vertex may lie on the hyperplane, or just beside it).
+    - ``vanishing`` (K, 2): (region, constraint id) with the switching function within the
+      tolerance of zero at every vertex of the region (its state there is the rule's tie state).
+    - ``overflow`` (K, 2): (vertex id, constraint id) that did not fit in a tight list.
+    - ``degenerate`` (K, 2): (region, constraint id): a split that found fewer than ``d`` new
+      vertices for one side (degenerate or badly conditioned geometry).
+    - ``duplicates`` (K, 2): pairs of regions with the same full pattern (never expected without
+      MaxPool; with MaxPool such sub-cells are merged).
+    """
+
+    near_zero: torch.Tensor
+    vanishing: torch.Tensor
+    overflow: torch.Tensor
+    degenerate: torch.Tensor
+    duplicates: torch.Tensor
+
+    def __bool__(self) -> bool:
+        return any(len(t) for t in (self.near_zero, self.vanishing, self.overflow, self.degenerate,
+                                    self.duplicates))
+
+    def summary(self) -> dict[str, int]:
+        return {k: len(getattr(self, k)) for k in ("near_zero", "vanishing", "overflow", "degenerate",
+                                                   "duplicates")}
+
+
+@dataclass
+class Trace:
+    """The float trace of a network over a domain (see the module docstring).
+
+    Ids: constraint ``i < constraint_offsets[0]`` is row ``i`` of the domain's
+    ``float_halfspaces()``; switching function ``s`` of piecewise op ``j`` is constraint
+    ``constraint_offsets[j] + s``. CSR pairs (``*_offsets``, ``*_ids``) list, for item ``i``,
+    ``ids[offsets[i]:offsets[i + 1]]``. All tensors are on the CPU.
+
+    >>> import torch.nn as nn
+    >>> net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.copy_(torch.tensor([[1.0], [-1.0]])); _ = net[0].bias.zero_()
+    >>> trace(net, [(-1, 1)], progress=False).num_regions
+    2
+    """
+
+    domain: Domain
+    program: Program
+    dim: int
+    num_regions: int
+    patterns: list[torch.Tensor]
+    interior: torch.Tensor
+    bounding_offsets: torch.Tensor
+    bounding_ids: torch.Tensor
+    region_vertex_offsets: torch.Tensor
+    region_vertex_ids: torch.Tensor
+    vertices: torch.Tensor
+    vertex_tight_offsets: torch.Tensor
+    vertex_tight_ids: torch.Tensor
+    edges: torch.Tensor
+    output_weight: torch.Tensor
+    output_bias: torch.Tensor
+    uncertain: Uncertain
+    constraint_offsets: list[int]
+    seconds: float
+    merged: int = 0
+    _packed: list[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def bounding(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(offsets, ids): candidate bounding constraint ids per region."""
+        return self.bounding_offsets, self.bounding_ids
+
+    @property
+    def region_vertices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(offsets, vertex ids) per region."""
+        return self.region_vertex_offsets, self.region_vertex_ids
+
+    @property
+    def vertex_tight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(offsets, constraint ids) tight at each vertex (union over its regions)."""
+        return self.vertex_tight_offsets, self.vertex_tight_ids
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.vertices.shape[0])
+
+    def region_vertex_list(self, r: int) -> torch.Tensor:
+        return self.region_vertex_ids[self.region_vertex_offsets[r]:self.region_vertex_offsets[r + 1]]
+
+    def packed_patterns(self) -> list[bytes]:
+        """One bytes key per region: its full pattern, ReLU-like ops as bits, others as bytes
+        (uint8, or little-endian int32 for large MaxPool windows). Equal keys iff equal patterns."""
+        if self._packed is None:
+            self._packed = pack_patterns(self.program, self.patterns)
+        return self._packed
+
+    def __repr__(self) -> str:
+        return (f"Trace(dim={self.dim}, num_regions={self.num_regions}, vertices={self.num_vertices}, "
+                f"edges={len(self.edges)}, uncertain={self.uncertain.summary()}, seconds={self.seconds:.3f})")
+
+
+def pack_patterns(program: Program, patterns: Sequence[torch.Tensor]) -> list[bytes]:
+    """Bytes keys of full patterns (see :meth:`Trace.packed_patterns`)."""
+    if not patterns:
+        return []
+    n = patterns[0].shape[0]
+    parts: list[np.ndarray] = []
+    for nd, p in zip(program.piecewise_nodes(), patterns):
+        flat = p.reshape(n, -1).cpu().numpy()
+        top = _max_state(nd)
+        if top <= 1:
+            parts.append(np.packbits(flat.astype(bool), axis=1))
+        elif top <= 255:
+            parts.append(flat.astype(np.uint8))
+        else:
+            parts.append(flat.astype("<i4").view(np.uint8).reshape(n, -1))
+    allb = np.ascontiguousarray(np.concatenate(parts, axis=1)) if parts else np.zeros((n, 0), np.uint8)
+    return [row.tobytes() for row in allb]
+
+
+def _max_state(nd: Any) -> int:
+    if isinstance(nd.rule, MaxPool2dRule):
+        return math.prod(nd.in_shapes[0]) - 1
+    th = getattr(nd.rule, "thresholds", None)
+    return len(th(nd.module)) if th is not None else 255
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def _grow(t: torch.Tensor, n: int, fill: Any) -> torch.Tensor:
+    """``t`` with at least ``n`` rows (new rows filled with ``fill``), amortised."""
+    if t.shape[0] >= n:
+        return t
+    new = t.new_full((max(n, t.shape[0] * 3 // 2 + 16), *t.shape[1:]), fill)
+    new[:t.shape[0]] = t
+    return new
+
+
+def _widen(t: torch.Tensor, w: int, fill: Any) -> torch.Tensor:
+    """``t`` with dimension 1 widened to ``w`` (filled with ``fill``)."""
+    new = t.new_full((t.shape[0], w, *t.shape[2:]), fill)
+    new[:, :t.shape[1]] = t
+    return new
+
+
+def _pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.stack([a.reshape(-1).to(torch.int64), b.reshape(-1).to(torch.int64)], dim=1)
+
+
+def _unique_rows2(p: torch.Tensor) -> torch.Tensor:
+    if len(p) == 0:
+        return p.reshape(0, 2)
+    return torch.unique(p, dim=0)
+
+
+def _csr_from_pairs(rows: torch.Tensor, ids: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted unique ``ids`` per row as CSR (offsets (n+1,), ids)."""
+    rows = rows.to(torch.int64)
+    ids = ids.to(torch.int64)
+    base = int(ids.max()) + 1 if len(ids) else 1
+    key = torch.unique(rows * base + ids)
+    r = torch.div(key, base, rounding_mode="floor")
+    counts = torch.bincount(r, minlength=n)
+    offsets = torch.zeros(n + 1, dtype=torch.int64, device=key.device)
+    offsets[1:] = torch.cumsum(counts, 0)
+    return offsets, key - r * base
+
+
+# --------------------------------------------------------------------------------- the complex
+
+
+class _Complex:
+    """Regions as padded rows of vertex copies; see the module docstring."""
+
+    def __init__(self, d: int, device: torch.device, dtype: torch.dtype, max_regions: int | None,
+                 m: int) -> None:
+        self.d = d
+        self.device = device
+        self.dtype = dtype
+        self.max_regions = max_regions
+        self.m = m
+        self.near_zero: list[torch.Tensor] = []
+        self.overflow: list[torch.Tensor] = []
+        # region records, in the numbering at the start of the current op / current numbering
+        self.rec_start = torch.zeros((0, 3), dtype=torch.int64, device=device)  # (region, cid, kind)
+        self.rec_cur: list[torch.Tensor] = []
+
+    # ----------------------------------------------------------------- start: the domain
+    def start(self, dom: Domain) -> None:
+        A, b = dom.halfspaces()
+        verts = dom.vertices()
+        tight: list[list[int]] = []
+        for v in verts:
+            q = [Fraction(x) for x in v]
+            tight.append([i for i, (row, bi) in enumerate(zip(A, b))
+                          if sum((a * x for a, x in zip(row, q)), Fraction(0)) == bi])
+        d = self.d
+        self.T = max(d + 4, max(len(t) for t in tight) + 2)
+        nv = len(verts)
+        dev = self.device
+        self.V = torch.tensor([[float(x) for x in v] for v in verts], dtype=self.dtype, device=dev)
+        self.nV = nv
+        self.cp_vid = torch.full((16, max(nv, 8)), -1, dtype=torch.int64, device=dev)
+        self.cp_vid[0, :nv] = torch.arange(nv, device=dev)
+        tt = torch.full((16, self.cp_vid.shape[1], self.T), -1, dtype=torch.int32)
+        for i, t in enumerate(tight):
+            tt[0, i, :len(t)] = torch.tensor(t, dtype=torch.int32)
+        self.cp_tight = tt.to(dev)
+        self.R = 1
+        self.rparent = torch.zeros(16, dtype=torch.int64, device=dev)
+        for i, t in enumerate(tight):
+            if len(t) < d:
+                log.warning("domain vertex %d has only %d tight rows", i, len(t))
+
+    @property
+    def Vcap(self) -> int:
+        return self.cp_vid.shape[1]
+
+    def _ensure_width(self, w: int) -> None:
+        if w > self.Vcap:
+            w = max(w, self.Vcap + 4)
+            self.cp_vid = _widen(self.cp_vid, w, -1)
+            self.cp_tight = _widen(self.cp_tight, w, -1)
+
+    def _ensure_rows(self, n: int) -> None:
+        if n > self.cp_vid.shape[0]:
+            self.cp_vid = _grow(self.cp_vid, n, -1)
+            self.cp_tight = _grow(self.cp_tight, self.cp_vid.shape[0], -1)
+            self.rparent = _grow(self.rparent, self.cp_vid.shape[0], 0)
+            self.rsign = _grow(self.rsign, self.cp_vid.shape[0], 0)
+
+    # ----------------------------------------------------------------- one piecewise op
+    def run_op(self, j: int, vals: torch.Tensor, sid0: int, eps: float, bar: Any,
+               label: str) -> torch.Tensor:
+        """Split by every switching function of op ``j`` (values ``vals`` (nV, S) at the
+        vertices); returns the sign matrix (R, S) int8 (0 where a function vanishes)."""
+        dev = self.device
+        S = vals.shape[1]
+        R0 = self.R
+        self.vals = _grow(vals, self.V.shape[0], 0.0)
+        tol = eps * vals.abs().amax(0) if len(vals) else torch.zeros(S, dtype=self.dtype, device=dev)
+        self.tol = tol
+        # cells at the start of the op: which switching functions cut them
+        hp_all = torch.zeros((R0, S), dtype=torch.bool, device=dev)
+        hn_all = torch.zeros((R0, S), dtype=torch.bool, device=dev)
+        W = self.Vcap
+        ch = max(1, _BUDGET // max(1, W * S))
+        for r0 in range(0, R0, ch):
+            vid = self.cp_vid[r0:min(R0, r0 + ch)]
+            valid = (vid >= 0).unsqueeze(2)
+            v = self.vals[vid.clamp(min=0)]
+            p = valid & (v > tol)
+            n = valid & (v < -tol)
+            hp = p.any(1)
+            hn = n.any(1)
+            hp_all[r0:r0 + ch] = hp
+            hn_all[r0:r0 + ch] = hn
+            z = valid & ~p & ~n & (hp | hn).unsqueeze(1)
+            if z.any():
+                zr, zs, zf = z.nonzero(as_tuple=True)
+                self.near_zero.append(_pairs(vid[zr, zs], zf + sid0))
+        cutP = hp_all & hn_all
+        van = ~hp_all & ~hn_all
+        self.rsign = torch.zeros((self.cp_vid.shape[0], S), dtype=torch.int8, device=dev)
+        self.rsign[:R0] = torch.where(hp_all, 1, torch.where(hn_all, -1, 0)).to(torch.int8)
+        vr, vs = van.nonzero(as_tuple=True)
+        start_recs = [self.rec_start,
+                      torch.stack([vr, vs + sid0, torch.zeros_like(vr)], dim=1)]
+        self.rparent[:R0] = torch.arange(R0, device=dev)
+        cutT = cutP.T.contiguous()
+        todo = cutT.any(1).nonzero().reshape(-1).tolist()
+        done = 0
+        for s in todo:
+            if s > done:
+                bar.update(s - done)
+            done = s + 1
+            if R0 == 1:
+                cand = torch.arange(self.R, device=dev)
+            else:
+                cand = cutT[s][self.rparent[:self.R]].nonzero().reshape(-1)
+            self._step(s, sid0 + s, cand, label)
+            bar.update(1)
+        if S > done:
+            bar.update(S - done)
+        # records: expand start-of-op records to descendants, keep the rest
+        rec = torch.cat(start_recs)
+        rec = self._expand(rec, R0)
+        self.rec_start = torch.cat([rec] + self.rec_cur) if self.rec_cur else rec
+        self.rec_cur = []
+        out = self.rsign[:self.R]
+        del self.vals
+        return out
+
+    def _expand(self, rec: torch.Tensor, R0: int) -> torch.Tensor:
+        """Records on start-of-op cells -> the same records on each of their current descendants."""
+        if len(rec) == 0 or self.R == R0:
+            return rec
+        par = self.rparent[:self.R]
+        order = torch.argsort(par, stable=True)
+        counts = torch.bincount(par, minlength=R0)
+        starts = torch.cumsum(counts, 0) - counts
+        rep = counts[rec[:, 0]]
+        idx = torch.repeat_interleave(torch.arange(len(rec), device=rec.device), rep)
+        within = torch.arange(len(idx), device=rec.device) - torch.repeat_interleave(torch.cumsum(rep, 0) - rep, rep)
+        out = rec[idx].clone()
+        out[:, 0] = order[starts[rec[idx, 0]] + within]
+        return out
+
+    def _step(self, s: int, sid: int, cand: torch.Tensor, label: str) -> None:
+        d, T = self.d, self.T
+        dev = self.device
+        tol_s = self.tol[s]
+        vid = self.cp_vid[cand]
+        valid = vid >= 0
+        v = self.vals[vid.clamp(min=0), s]
+        pos = valid & (v > tol_s)
+        neg = valid & (v < -tol_s)
+        hp = pos.any(1)
+        hn = neg.any(1)
+        zer = valid & ~pos & ~neg
+        active = hp | hn
+        zm = zer & active.unsqueeze(1)
+        if zm.any():
+            self.near_zero.append(_pairs(vid[zm], torch.full_like(vid[zm], sid)))
+        if not bool(active.all()):
+            vr = cand[~active]
+            self.rec_cur.append(torch.stack([vr, torch.full_like(vr, sid), torch.zeros_like(vr)], 1))
+        self.rsign[cand, s] = torch.where(hp, 1, torch.where(hn, -1, 0)).to(torch.int8)
+        cut = hp & hn
+        if not bool(cut.any()):
+            return
+        ci = cand[cut]
+        vid, pos, neg, zer = vid[cut], pos[cut], neg[cut], zer[cut]
+        tight = self.cp_tight[ci]
+        Rc = len(ci)
+        # crossing edges: (+, -) copy pairs sharing >= d - 1 tight ids
+        pr, pa, pb = (pos.unsqueeze(2) & neg.unsqueeze(1)).nonzero(as_tuple=True)
+        ta = tight[pr, pa]
+        tb = tight[pr, pb]
+        sh = (ta.unsqueeze(2) == tb.unsqueeze(1)).any(2) & (ta >= 0)
+        cnt = sh.sum(1)
+        ok = cnt >= d - 1
+        if not bool(ok.all()):
+            pr, pa, pb, ta, sh, cnt = pr[ok], pa[ok], pb[ok], ta[ok], sh[ok], cnt[ok]
+        ia = vid[pr, pa]
+        ib = vid[pr, pb]
+        nV = self.nV
+        key = torch.minimum(ia, ib) * nV + torch.maximum(ia, ib)
+        uk, inv = torch.unique(key, return_inverse=True)
+        U = len(uk)
+        P = len(key)
+        first = torch.full((U,), P, dtype=torch.int64, device=dev).scatter_reduce_(
+            0, inv, torch.arange(P, device=dev), "amin", include_self=True)
+        a, b = ia[first], ib[first]
+        fa, fb = self.vals[a, s], self.vals[b, s]
+        lam = (fa / (fa - fb)).unsqueeze(1)
+        newV = self.V[a] + lam * (self.V[b] - self.V[a])
+        newvals = self.vals[a] + lam * (self.vals[b] - self.vals[a])
+        newvals[:, s] = 0.0
+        nt = torch.where(sh[first], ta[first], -1).sort(dim=1, descending=True).values
+        c = cnt[first]
+        room = c < T
+        ar = torch.arange(U, device=dev)
+        nt[ar[room], c[room]] = sid
+        if not bool(room.all()):
+            self.overflow.append(_pairs(ar[~room] + nV, torch.full_like(ar[~room], sid)))
+        # append the new vertices
+        self.V = _grow(self.V, nV + U, 0.0)
+        self.vals = _grow(self.vals, self.V.shape[0], 0.0)
+        self.V[nV:nV + U] = newV
+        self.vals[nV:nV + U] = newvals
+        self.nV = nV + U
+        nvid = inv + nV
+        occ_t = nt[inv]
+        # zero copies lie on the cut: they go to both sides with s added to their tight lists
+        if bool(zer.any()):
+            zr, zs = zer.nonzero(as_tuple=True)
+            cz = (tight[zr, zs] >= 0).sum(1)
+            zroom = cz < T
+            tight[zr[zroom], zs[zroom], cz[zroom]] = sid
+            if not bool(zroom.all()):
+                bad = vid[zr[~zroom], zs[~zroom]]
+                self.overflow.append(_pairs(bad, torch.full_like(bad, sid)))
+        nnew = torch.bincount(pr, minlength=Rc)
+        plus = pos | zer
+        minus = neg | zer
+        n_plus = plus.sum(1)
+        n_minus = minus.sum(1)
+        self._ensure_width(int(torch.maximum(n_plus, n_minus).max() + nnew.max()) if P else
+                           int(torch.maximum(n_plus, n_minus).max()))
+        Wc = self.Vcap
+        rank = torch.arange(P, device=dev) - (torch.cumsum(nnew, 0) - nnew)[pr]
+
+        def build(mask: torch.Tensor, n_old: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out_v = torch.full((Rc, Wc), -1, dtype=torch.int64, device=dev)
+            out_t = torch.full((Rc, Wc, T), -1, dtype=torch.int32, device=dev)
+            rr, ss = mask.nonzero(as_tuple=True)
+            posn = (mask.cumsum(1) - 1)[rr, ss]
+            out_v[rr, posn] = vid[rr, ss]
+            out_t[rr, posn] = tight[rr, ss]
+            q = n_old[pr] + rank
+            out_v[pr, q] = nvid
+            out_t[pr, q] = occ_t
+            return out_v, out_t
+
+        pv, pt = build(plus, n_plus)
+        mv, mt = build(minus, n_minus)
+        R = self.R
+        self._ensure_rows(R + Rc)
+        new = torch.arange(R, R + Rc, device=dev)
+        self.cp_vid[ci] = pv
+        self.cp_tight[ci] = pt
+        self.cp_vid[new] = mv
+        self.cp_tight[new] = mt
+        self.rsign[new] = self.rsign[ci]
+        self.rsign[ci, s] = 1
+        self.rsign[new, s] = -1
+        self.rparent[new] = self.rparent[ci]
+        if self.rec_cur:
+            rc = torch.cat(self.rec_cur)
+            mp = torch.full((R,), -1, dtype=torch.int64, device=dev)
+            mp[ci] = new
+            dup = mp[rc[:, 0]]
+            hit = dup >= 0
+            if bool(hit.any()):
+                extra = rc[hit].clone()
+                extra[:, 0] = dup[hit]
+                rc = torch.cat([rc, extra])
+            self.rec_cur = [rc]
+        few = (nnew < d) if d > 1 else (nnew < 1)
+        if bool(few.any()):
+            rr = torch.cat([ci[few], new[few]])
+            self.rec_cur.append(torch.stack([rr, torch.full_like(rr, sid), torch.ones_like(rr)], 1))
+        self.R = R + Rc
+        if self.max_regions is not None and self.R > self.max_regions:
+            raise RegionLimitError(
+                f"the trace exceeded max_regions={self.max_regions}: {self.R} regions found so far "
+                f"(at {label}, switching function {s}); raise max_regions or shrink the domain", self.R)
+
+
+# --------------------------------------------------------------------------------- passes
+
+
+def _max_numel(prog: Program) -> int:
+    return max([math.prod(prog.input_shape)] + [math.prod(nd.out_shape) for nd in prog.nodes])
+
+
+def _switch_values(prog: Program, j: int, X: torch.Tensor) -> torch.Tensor:
+    """Values (N, S_j) of op ``j``'s switching functions at network inputs ``X`` (N, n_in)."""
+    n = X.shape[0]
+    S = prog.num_switching(j)
+    ch = max(1, _BUDGET // max(_max_numel(prog), S))
+    out = X.new_empty((n, S))
+    for i in range(0, n, ch):
+        x = X[i:i + ch]
+        k = x.shape[0]
+        m0 = FloatMap(x.new_zeros((k, 0, *prog.input_shape)), x.reshape(k, *prog.input_shape))
+        out[i:i + k] = prog.float_run(m0, until=j)[0].b.reshape(k, S)
+    return out
+
+
+def _output_maps(prog: Program, patterns: list[torch.Tensor], M: torch.Tensor, c: torch.Tensor,
+                 n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    d = M.shape[1]
+    W0 = M.T.reshape(1, d, *prog.input_shape)
+    b0 = c.reshape(1, *prog.input_shape)
+    ch = max(1, _BUDGET // (_max_numel(prog) * (d + 1)))
+    ws, bs = [], []
+    for i in range(0, n, ch):
+        k = min(ch, n - i)
+        out, _ = prog.float_run(FloatMap(W0.expand(k, *W0.shape[1:]), b0.expand(k, *b0.shape[1:])),
+                                states=[p[i:i + k] for p in patterns])
+        ws.append(out.W.movedim(1, -1).reshape(k, *prog.output_shape, d))
+        bs.append(out.b.reshape(k, *prog.output_shape))
+    return torch.cat(ws), torch.cat(bs)
+
+
+def _edges(vid: torch.Tensor, tight: torch.Tensor, V: torch.Tensor, d: int) -> torch.Tensor:
+    """Edges of the complex: copies of one region sharing ``d - 1`` tight ids; on a line with more
+    than two such copies, consecutive ones along it. Unique (min, max) vertex id pairs."""
+    dev = vid.device
+    valid = vid >= 0
+    rr, ss = valid.nonzero(as_tuple=True)
+    if len(rr) == 0:
+        return torch.zeros((0, 2), dtype=torch.int64, device=dev)
+    cv = vid[rr, ss]
+    t = tight[rr, ss].to(torch.int64)
+    big = int(t.max()) + 2
+    ts = torch.where(t >= 0, t, big).sort(1).values
+    nt = (t >= 0).sum(1)
+    T = t.shape[1]
+    members, keys = [], []
+    for combo in itertools.combinations(range(T), d - 1):
+        ok = nt > (combo[-1] if combo else -1)
+        if not bool(ok.any()):
+            continue
+        cols = [rr[ok]] + [ts[ok, i] for i in combo]
+        keys.append(torch.stack(cols, 1))
+        members.append(cv[ok])
+    K = torch.cat(keys)
+    mem = torch.cat(members)
+    radix = [int(K[:, 0].max()) + 1] + [big] * (d - 1)
+    if math.prod(radix) < 2 ** 62:
+        flat = K[:, 0].clone()
+        for i in range(1, d):
+            flat = flat * big + K[:, i]
+        _, g = torch.unique(flat, return_inverse=True)
+    else:
+        _, g = torch.unique(K, dim=0, return_inverse=True)
+    G = int(g.max()) + 1
+    size = torch.bincount(g, minlength=G)
+    keep = size[g] >= 2
+    g, mem = g[keep], mem[keep]
+    if len(g) == 0:
+        return torch.zeros((0, 2), dtype=torch.int64, device=dev)
+    # a direction per group: from its smallest to its largest vertex id
+    lo = torch.full((G,), vid.max() + 1, dtype=torch.int64, device=dev).scatter_reduce_(0, g, mem, "amin")
+    hi = torch.full((G,), -1, dtype=torch.int64, device=dev).scatter_reduce_(0, g, mem, "amax")
+    direction = V[hi[g]] - V[lo[g]]
+    proj = ((V[mem] - V[lo[g]]) * direction).sum(1)
+    o = torch.argsort(proj, stable=True)
+    o = o[torch.argsort(g[o], stable=True)]
+    g, mem = g[o], mem[o]
+    same = g[1:] == g[:-1]
+    a, b = mem[:-1][same], mem[1:][same]
+    e = torch.stack([torch.minimum(a, b), torch.maximum(a, b)], 1)
+    e = e[e[:, 0] != e[:, 1]]
+    return _unique_rows2(e)
+
+
+# --------------------------------------------------------------------------------- entry point
+
+
+def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] | None = None,
+          device: torch.device | str | None = None, progress: bool = True,
+          max_regions: int | None = None, dtype: torch.dtype = torch.float64) -> Trace:
+    """Enumerate the candidate linear regions of ``net`` over a bounded ``domain`` in float.
+
+    ``domain``: a :class:`~exactrelu.domain.Box` (or a list of ``(lo, hi)`` pairs), a
+    :class:`~exactrelu.domain.Polytope`, or a bounded :class:`~exactrelu.domain.Slice` (which gives
+    the input shape). ``input_shape`` defaults to ``(d,)``. Runs on ``device`` (default: the
+    model's), in ``dtype``. ``max_regions`` stops with :class:`~exactrelu.errors.RegionLimitError`.
+
+    >>> net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
+    >>> tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
+    >>> tr.num_regions == len(set(tr.packed_patterns()))
+    True
+    """
+    t_start = time.perf_counter()
+    dom = as_domain(domain)
+    if not dom.is_bounded:
+        raise InvalidInputError(
+            f"the float tracer needs a bounded domain, got {dom!r}; pass a Box (bounds=[(lo, hi), ...]) "
+            "(the exact layer handles all of R^d separately)")
+    if max_regions is not None and (isinstance(max_regions, bool) or not isinstance(max_regions, int)
+                                    or max_regions < 1):
+        raise InvalidInputError(f"max_regions must be a positive int or None, got {max_regions!r}")
+    if dtype not in (torch.float64, torch.float32):
+        raise InvalidInputError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
+    if isinstance(dom, Slice):
+        shape = tuple(dom.input_shape)
+        if input_shape is not None and math.prod(input_shape) != math.prod(shape):
+            raise InvalidInputError(f"input_shape {tuple(input_shape)} does not match the slice's input shape {shape}")
+        if input_shape is not None:
+            shape = tuple(int(s) for s in input_shape)
+    else:
+        shape = tuple(int(s) for s in input_shape) if input_shape is not None else (dom.input_dim,)
+    if isinstance(net, Program):
+        prog = net
+    elif isinstance(net, nn.Module):
+        prog = capture(net, shape)
+    else:
+        raise InvalidInputError(f"expected a torch.nn.Module or Program, got {type(net).__name__}")
+    if prog.in_dim != dom.input_dim:
+        raise InvalidInputError(
+            f"the domain has input dimension {dom.input_dim} but the model takes {prog.in_dim} inputs "
+            f"(input shape {prog.input_shape})")
+    d = dom.dim
+    if d > 6:
+        log.warning("tracing a %d-D domain: the tracer is meant for 1 to 6 dimensions", d)
+    if device is None:
+        p = next(itertools.chain(prog.net.parameters(), prog.net.buffers()), None)
+        device = p.device if p is not None else torch.device("cpu")
+    device = torch.device(device)
+    eps = 1e-9 if dtype == torch.float64 else 1e-4
+
+    A, _ = dom.float_halfspaces()
+    m = A.shape[0]
+    offsets = [m]
+    for j in range(prog.num_piecewise):
+        offsets.append(offsets[-1] + prog.num_switching(j))
+    M, c = dom.float_input_map()
+    M = M.to(device, dtype)
+    c = c.to(device, dtype)
+
+    cx = _Complex(d, device, dtype, max_regions, m)
+    cx.start(dom)
+    patterns: list[torch.Tensor] = []
+    nodes = prog.piecewise_nodes()
+    total = offsets[-1] - offsets[0]
+    with torch.no_grad(), progress_bar(total, "tracing", progress) as bar:
+        for j, nd in enumerate(nodes):
+            label = f"op {j + 1}/{len(nodes)} ({nd.name or type(nd.module).__name__})"
+            X = cx.V[:cx.nV] @ M.T + c
+            vals = _switch_values(prog, j, X)
+            R0 = cx.R
+            signs = cx.run_op(j, vals, offsets[j], eps, bar, label)
+            par = cx.rparent[:cx.R]
+            patterns = [p[par] for p in patterns] if cx.R != R0 else patterns
+            patterns.append(_states(nd, signs))
+            log.debug("%s: %d regions, %d vertices", label, cx.R, cx.nV)
+
+        R = cx.R
+        vid = cx.cp_vid[:R]
+        tight = cx.cp_tight[:R]
+        V = cx.V[:cx.nV]
+        valid = vid >= 0
+        nper = valid.sum(1)
+        interior = (V[vid.clamp(min=0)] * valid.unsqueeze(2)).sum(1) / nper.unsqueeze(1)
+        rv_off = torch.zeros(R + 1, dtype=torch.int64, device=device)
+        rv_off[1:] = torch.cumsum(nper, 0)
+        rv_ids = vid[valid]
+        tr_, ts_, tt_ = (tight >= 0).nonzero(as_tuple=True)
+        tids = tight[tr_, ts_, tt_]
+        b_off, b_ids = _csr_from_pairs(tr_, tids, R)
+        vt_off, vt_ids = _csr_from_pairs(vid[tr_, ts_], tids, cx.nV)
+        edges = _edges(vid, tight, V, d)
+
+        # records
+        rec = cx.rec_start
+        vanishing = _unique_rows2(rec[rec[:, 2] == 0][:, :2])
+        degenerate = _unique_rows2(rec[rec[:, 2] == 1][:, :2])
+        near = _unique_rows2(torch.cat(cx.near_zero)) if cx.near_zero else torch.zeros((0, 2), dtype=torch.int64, device=device)
+        over = _unique_rows2(torch.cat(cx.overflow)) if cx.overflow else torch.zeros((0, 2), dtype=torch.int64, device=device)
+
+        # equal full patterns: merged for MaxPool (documented), reported otherwise
+        merged = 0
+        duplicates = torch.zeros((0, 2), dtype=torch.int64, device=device)
+        if patterns:
+            flat = torch.cat([p.reshape(R, -1) for p in patterns], 1)
+            _, g = torch.unique(flat, dim=0, return_inverse=True)
+            G = int(g.max()) + 1
+            if G < R:
+                if any(isinstance(nd.rule, MaxPool2dRule) for nd in nodes):
+                    merged = R - G
+                    interior, patterns, (rv_off, rv_ids), (b_off, b_ids), vanishing, degenerate = _merge(
+                        g, G, interior, patterns, (rv_off, rv_ids), (b_off, b_ids), vanishing, degenerate)
+                    R = G
+                else:
+                    o = torch.argsort(g, stable=True)
+                    same = g[o][1:] == g[o][:-1]
+                    duplicates = torch.stack([o[:-1][same], o[1:][same]], 1)
+                    log.warning("%d regions share a full pattern with another region", len(duplicates))
+
+        ow, ob = _output_maps(prog, patterns, M, c, R)
+
+    cpu = torch.device("cpu")
+    return Trace(
+        domain=dom, program=prog, dim=d, num_regions=R,
+        patterns=[p.to(cpu) for p in patterns],
+        interior=interior.to(cpu, torch.float64),
+        bounding_offsets=b_off.to(cpu), bounding_ids=b_ids.to(cpu),
+        region_vertex_offsets=rv_off.to(cpu), region_vertex_ids=rv_ids.to(cpu),
+        vertices=V.to(cpu, torch.float64),
+        vertex_tight_offsets=vt_off.to(cpu), vertex_tight_ids=vt_ids.to(cpu),
+        edges=edges.to(cpu), output_weight=ow.to(cpu), output_bias=ob.to(cpu),
+        uncertain=Uncertain(near.to(cpu), vanishing.to(cpu), over.to(cpu), degenerate.to(cpu),
+                            duplicates.to(cpu)),
+        constraint_offsets=offsets, seconds=time.perf_counter() - t_start, merged=merged)
+
+
+def _states(nd: Any, signs: torch.Tensor) -> torch.Tensor:
+    """States of op ``nd`` from the region sign matrix (0 = vanishing: the rule's tie state)."""
+    in_shape = nd.in_shapes[0]
+    R, S = signs.shape
+    per = S
+    if isinstance(nd.rule, MaxPool2dRule):
+        per = max(S, math.prod(in_shape) * math.prod(nd.out_shape))
+    ch = max(1, _BUDGET // max(1, per))
+    out = [nd.rule.state_from_signs(nd.module, signs[i:i + ch].to(torch.int64), in_shape)
+           for i in range(0, R, ch)]
+    return torch.cat(out) if out else signs.new_zeros((0, *nd.out_shape), dtype=torch.int64)
+
+
+def _merge(g: torch.Tensor, G: int, interior: torch.Tensor, patterns: list[torch.Tensor],
+           rv: tuple[torch.Tensor, torch.Tensor], bd: tuple[torch.Tensor, torch.Tensor],
+           vanishing: torch.Tensor, degenerate: torch.Tensor) -> tuple:
+    """Merge regions with equal group id ``g`` (MaxPool sub-cells with one full pattern)."""
+    dev = g.device
+    cnt = torch.bincount(g, minlength=G).to(interior.dtype)
+    inter = torch.zeros((G, interior.shape[1]), dtype=interior.dtype, device=dev).index_add_(0, g, interior)
+    inter = inter / cnt.unsqueeze(1)
+    first = torch.full((G,), len(g), dtype=torch.int64, device=dev).scatter_reduce_(
+        0, g, torch.arange(len(g), device=dev), "amin")
+    pats = [p[first] for p in patterns]
+
+    def regroup(csr: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        off, ids = csr
+        rows = torch.repeat_interleave(torch.arange(len(off) - 1, device=dev), off[1:] - off[:-1])
+        return _csr_from_pairs(g[rows], ids, G)
+
+    def remap(rec: torch.Tensor) -> torch.Tensor:
+        if len(rec) == 0:
+            return rec
+        r = rec.clone()
+        r[:, 0] = g[r[:, 0]]
+        return _unique_rows2(r)
+
+    return inter, pats, regroup(rv), regroup(bd), remap(vanishing), remap(degenerate)
