@@ -1,0 +1,357 @@
+"""Hypothesis strategies for exactrelu: small networks, rational domains and points inside them.
+
+In the style of ``hypothesis.extra.numpy``: lower-case plural names, keyword-only options, every
+function returns a ``SearchStrategy`` and bad arguments raise :class:`InvalidArgument` (an
+:class:`~exactrelu.errors.InvalidInputError`) when the strategy is built, not when it is drawn.
+
+Generated networks are kept small (at most a few hundred regions on the generated domains) so that
+:func:`exactrelu.verify` certifies them in well under a second. Every parameter is dyadic (``k /
+2^j`` with small ``k``), so float64 arithmetic on them is usually exact and exact certificates stay
+cheap. A generated network carries its per-sample input shape as ``net.input_shape``.
+
+>>> from hypothesis import given
+>>> from exactrelu import verify
+>>> @given(networks(input_dim=2), boxes(2))
+... def test_counts_are_positive(net, box):
+...     assert verify(net, box, progress=False).num_regions >= 1
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any, Sequence
+
+import torch
+from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
+from torch import nn
+
+from .domain import Box, Domain, Polytope, to_fraction
+from .errors import InvalidInputError
+
+__all__ = ["InvalidArgument", "networks", "boxes", "domains", "rational_points", "inputs_for"]
+
+ACTIVATIONS = ("relu", "leaky_relu", "hardtanh", "mixed")
+KINDS = ("mlp", "conv", "residual")
+
+# Dyadic values: exact in float32 and float64, cheap in rational arithmetic.
+_GENERIC = st.integers(-2048, 2048).map(lambda k: k / 1024)
+_SMALL = st.sampled_from([0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5])
+_SLOPES = (0.0, 0.125, 0.25, 0.5, -0.5, 2.0)
+
+
+class InvalidArgument(InvalidInputError):
+    """A strategy was given an argument it cannot use."""
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _int(value: Any, name: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"{name} must be an int, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        raise InvalidArgument(f"{name}={value} must be in [{lo}, {hi if hi is not None else 'inf'}]")
+    return value
+
+
+def _range(value: Any, name: str, lo: int, hi: int) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise InvalidArgument(f"{name} must be an int or a (min, max) pair, got {value!r}")
+    a = _int(value[0], f"{name}[0]", lo, hi)
+    b = _int(value[1], f"{name}[1]", lo, hi)
+    if a > b:
+        raise InvalidArgument(f"{name}={tuple(value)!r} has min > max")
+    return a, b
+
+
+def _rational(value: Any, name: str) -> Fraction:
+    try:
+        q = to_fraction(value, name)
+    except InvalidInputError as exc:
+        raise InvalidArgument(str(exc)) from None
+    return q
+
+
+# ----------------------------------------------------------------------------- networks
+
+class _Residual(nn.Module):
+    """``x + act(linear(x))``: a residual block the capture sees as Linear, act and Add."""
+
+    def __init__(self, linear: nn.Linear, act: nn.Module) -> None:
+        super().__init__()
+        self.linear = linear
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.act(self.linear(x))
+
+
+def _activation(draw: Any, activation: str) -> nn.Module:
+    name = draw(st.sampled_from(["relu", "leaky_relu", "hardtanh"])) if activation == "mixed" else activation
+    if name == "relu":
+        return nn.ReLU()
+    if name == "leaky_relu":
+        return nn.LeakyReLU(draw(st.sampled_from(_SLOPES)))
+    lo = draw(st.sampled_from([-1.0, -0.5, 0.0]))
+    return nn.Hardtanh(lo, lo + draw(st.sampled_from([0.5, 1.0, 2.0])))
+
+
+def _layer(draw: Any, n_out: int, n_in: int, degenerate: bool, first: bool) -> tuple[list[list[float]], list[float]]:
+    """Weights (n_out rows of n_in) and biases; degenerate layers get structured coincidences."""
+    value = _SMALL if degenerate else _GENERIC
+    W = [[draw(value) for _ in range(n_in)] for _ in range(n_out)]
+    b = [draw(value) for _ in range(n_out)]
+    if not degenerate:
+        return W, b
+    point = [draw(st.sampled_from([0.0, 0.5, -0.5])) for _ in range(n_in)]
+    for i in range(n_out):
+        how = draw(st.sampled_from(["keep", "duplicate", "negate", "zero", "dead", "through", "parallel"]))
+        j = draw(st.integers(0, n_out - 1))
+        if how == "duplicate":
+            W[i], b[i] = list(W[j]), b[j]
+        elif how == "negate":
+            W[i], b[i] = [-v for v in W[j]], -b[j]
+        elif how == "zero":
+            W[i] = [0.0] * n_in
+        elif how == "dead":
+            W[i], b[i] = [0.0] * n_in, -1.0
+        elif how == "through":  # every "through" unit's hyperplane contains the same point
+            b[i] = -sum(w * p for w, p in zip(W[i], point))
+        elif how == "parallel":
+            c = draw(st.sampled_from([1.0, 2.0, -1.0, 0.5]))
+            W[i] = [c * v for v in W[j]]
+            b[i] = draw(_SMALL)
+    return W, b
+
+
+def _linear(W: list[list[float]], b: list[float], dtype: torch.dtype) -> nn.Linear:
+    lin = nn.Linear(len(W[0]), len(W), dtype=dtype)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor(W, dtype=torch.float64))
+        lin.bias.copy_(torch.tensor(b, dtype=torch.float64))
+    return lin
+
+
+@st.composite
+def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[int, int], activation: str,
+              kind: str, dtype: torch.dtype, degenerate: bool, output_dim: int) -> nn.Module:
+    n_hidden = draw(st.integers(*depth))
+    layers: list[nn.Module] = []
+    input_shape: tuple[int, ...] = (input_dim,)
+    if kind == "conv":
+        input_shape = (1, input_dim)
+        c, length = 1, input_dim
+        for _ in range(n_hidden):
+            c_out = draw(st.integers(*widths))
+            k = draw(st.integers(1, min(2, length)))
+            conv = nn.Conv1d(c, c_out, k, dtype=dtype)
+            W, b = _layer(draw, c_out, c * k, degenerate, not layers)
+            with torch.no_grad():
+                conv.weight.copy_(torch.tensor(W, dtype=torch.float64).reshape(c_out, c, k))
+                conv.bias.copy_(torch.tensor(b, dtype=torch.float64))
+            layers += [conv, _activation(draw, activation)]
+            c, length = c_out, length - k + 1
+        layers.append(nn.Flatten())
+        n = c * length
+    elif kind == "residual":
+        n = input_dim
+        if n_hidden:
+            w = draw(st.integers(*widths))
+            layers += [_linear(*_layer(draw, w, n, degenerate, True), dtype), _activation(draw, activation)]
+            n = w
+            for _ in range(n_hidden - 1):
+                layers.append(_Residual(_linear(*_layer(draw, n, n, degenerate, False), dtype),
+                                        _activation(draw, activation)))
+    else:
+        n = input_dim
+        for _ in range(n_hidden):
+            w = draw(st.integers(*widths))
+            layers += [_linear(*_layer(draw, w, n, degenerate, not layers), dtype), _activation(draw, activation)]
+            n = w
+    layers.append(_linear(*_layer(draw, output_dim, n, degenerate, False), dtype))
+    net = nn.Sequential(*layers).eval()
+    net.input_shape = input_shape
+    return net
+
+
+def networks(*, input_dim: int = 2, depth: int | tuple[int, int] = (1, 2), widths: int | tuple[int, int] = (1, 6),
+             activation: str = "relu", kind: str = "mlp", dtype: torch.dtype = torch.float64,
+             degenerate: bool = False, output_dim: int = 1) -> SearchStrategy[nn.Module]:
+    """Small piecewise-linear networks (``nn.Sequential``, eval mode) with dyadic parameters.
+
+    ``depth``: number of hidden (piecewise) layers, an int or a (min, max) pair; ``widths``: hidden
+    widths (conv: channels). ``kind="conv"`` takes inputs of shape ``(1, input_dim)`` (Conv1d
+    layers, then Flatten and Linear); ``kind="residual"`` stacks blocks ``x + act(Linear(x))``.
+    ``degenerate=True`` draws small-integer and half-integer weights and plants duplicated and
+    negated units, zero rows, dead units, hyperplanes through one common point and parallel
+    families. The per-sample input shape is ``net.input_shape``.
+
+    >>> net = networks(input_dim=2, depth=1, widths=3).example()
+    >>> net.input_shape
+    (2,)
+    """
+    input_dim = _int(input_dim, "input_dim", 1, 64)
+    depth_r = _range(depth, "depth", 0, 8)
+    widths_r = _range(widths, "widths", 1, 64)
+    output_dim = _int(output_dim, "output_dim", 1, 16)
+    if activation not in ACTIVATIONS:
+        raise InvalidArgument(f"activation={activation!r}; expected one of {ACTIVATIONS}")
+    if kind not in KINDS:
+        raise InvalidArgument(f"kind={kind!r}; expected one of {KINDS}")
+    if dtype not in (torch.float32, torch.float64):
+        raise InvalidArgument(f"dtype={dtype!r}; expected torch.float32 or torch.float64")
+    if not isinstance(degenerate, bool):
+        raise InvalidArgument(f"degenerate must be a bool, got {degenerate!r}")
+    return _networks(input_dim, depth_r, widths_r, activation, kind, dtype, degenerate, output_dim)
+
+
+# ----------------------------------------------------------------------------- domains and points
+
+def _fractions(lo: Fraction, hi: Fraction, *, open_: bool = False) -> SearchStrategy[Fraction]:
+    """Rationals in [lo, hi] (or (lo, hi)) with small denominators."""
+    def build(den: int) -> SearchStrategy[Fraction]:
+        a, b = math.ceil(lo * den), math.floor(hi * den)
+        if open_:
+            a, b = math.floor(lo * den) + 1, math.ceil(hi * den) - 1
+        if a > b:
+            return st.just((lo + hi) / 2)
+        return st.integers(a, b).map(lambda k: Fraction(k, den))
+
+    return st.sampled_from([1, 2, 3, 4, 8, 16]).flatmap(build)
+
+
+def boxes(d: int, *, max_side: Any = 2, min_side: Any = Fraction(1, 4), center: Any = 0,
+          max_offset: Any = 1) -> SearchStrategy[Box]:
+    """Boxes in ``d`` dimensions with rational bounds: sides in [min_side, max_side], lower
+    corners within ``max_offset`` of ``center - side / 2``.
+
+    >>> boxes(2).example().dim
+    2
+    """
+    d = _int(d, "d", 1, 64)
+    hi, lo = _rational(max_side, "max_side"), _rational(min_side, "min_side")
+    c, off = _rational(center, "center"), _rational(max_offset, "max_offset")
+    if not 0 < lo <= hi:
+        raise InvalidArgument(f"need 0 < min_side <= max_side, got min_side={lo}, max_side={hi}")
+    if off < 0:
+        raise InvalidArgument(f"max_offset must be >= 0, got {off}")
+
+    @st.composite
+    def build(draw: Any) -> Box:
+        pairs = []
+        for _ in range(d):
+            side = draw(_fractions(lo, hi))
+            start = c - side / 2 + draw(_fractions(-off, off))
+            pairs.append((start, start + side))
+        return Box(pairs)
+
+    return build()
+
+
+def domains(d: int, *, max_side: Any = 2) -> SearchStrategy[Domain]:
+    """Bounded rational domains in ``d`` dimensions: boxes, and boxes cut by a halfspace through
+    a point near their centre (a :class:`~exactrelu.domain.Polytope`).
+
+    >>> domains(2).example().dim
+    2
+    """
+    d = _int(d, "d", 1, 64)
+    bx = boxes(d, max_side=max_side)
+
+    @st.composite
+    def cut(draw: Any) -> Domain:
+        box = draw(bx)
+        A, b = box.halfspaces()
+        a = [Fraction(draw(st.integers(-2, 2))) for _ in range(d)]
+        if all(v == 0 for v in a):
+            a[0] = Fraction(1)
+        mid = box.interior_point()
+        slack = draw(st.sampled_from([Fraction(0), Fraction(1, 8), Fraction(1, 2)]))
+        return Polytope(A + [a], b + [sum(x * y for x, y in zip(a, mid)) + slack])
+
+    return st.one_of(bx, cut())
+
+
+def rational_points(domain: Domain) -> SearchStrategy[tuple[Fraction, ...]]:
+    """Rational points strictly inside a bounded ``domain`` (in its own coordinates).
+
+    >>> p = rational_points(Box([(0, 1)])).example()
+    >>> 0 < p[0] < 1
+    True
+    """
+    if not isinstance(domain, Domain):
+        raise InvalidArgument(f"domain must be an exactrelu Domain, got {type(domain).__name__}")
+    if not domain.is_bounded:
+        raise InvalidArgument(f"{domain!r} is unbounded; rational_points needs a bounded domain")
+    if isinstance(domain, Box):
+        return st.tuples(*[_fractions(lo, hi, open_=True) for lo, hi in zip(domain.lower, domain.upper)])
+    center = domain.interior_point()
+    verts = domain.vertices()
+
+    @st.composite
+    def build(draw: Any) -> tuple[Fraction, ...]:
+        # A convex combination giving the interior point positive weight is strictly inside.
+        weights = [Fraction(draw(st.integers(1, 8)))] + [Fraction(draw(st.integers(0, 8))) for _ in verts]
+        total = sum(weights)
+        pts = [center, *verts]
+        return tuple(sum(w * p[i] for w, p in zip(weights, pts)) / total for i in range(domain.dim))
+
+    return build()
+
+
+def _input_shape_of(module: nn.Module) -> tuple[int, ...]:
+    shape = getattr(module, "input_shape", None)
+    if shape is not None:
+        return tuple(int(s) for s in shape)
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            return (m.in_features,)
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            break
+    raise InvalidArgument(f"cannot tell the input shape of {type(module).__name__}; pass input_shape=(...)")
+
+
+def inputs_for(module: nn.Module, *, batch: int | tuple[int, int] = (1, 8),
+               input_shape: Sequence[int] | None = None, bound: float = 2.0) -> SearchStrategy[torch.Tensor]:
+    """Input batches ``(n, *input_shape)`` for ``module``, in its dtype, entries in [-bound, bound]
+    (half dyadic grid points, where ties and kinks happen, half arbitrary floats).
+
+    The input shape is ``input_shape``, else ``module.input_shape`` (set by :func:`networks`), else
+    the first Linear layer's ``in_features``.
+
+    >>> net = nn.Sequential(nn.Linear(3, 1))
+    >>> inputs_for(net, batch=2).example().shape
+    torch.Size([2, 3])
+    """
+    if not isinstance(module, nn.Module):
+        raise InvalidArgument(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    lo_n, hi_n = _range(batch, "batch", 1, 10_000)
+    if input_shape is None:
+        shape = _input_shape_of(module)
+    else:
+        try:
+            shape = tuple(_int(s, "input_shape entry", 1) for s in input_shape)
+        except TypeError:
+            raise InvalidArgument(f"input_shape must be a sequence of ints, got {input_shape!r}") from None
+        if not shape:
+            raise InvalidArgument("input_shape must be non-empty")
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not 0 < bound < math.inf:
+        raise InvalidArgument(f"bound must be a positive finite number, got {bound!r}")
+    p = next(iter(module.parameters()), None)
+    dtype = p.dtype if p is not None and p.is_floating_point() else torch.float64
+    size = math.prod(shape)
+    k = int(bound * 64)
+    value = st.one_of(st.integers(-k, k).map(lambda v: v / 64),
+                      st.floats(-bound, bound, allow_nan=False, allow_infinity=False,
+                                width=32 if dtype == torch.float32 else 64))
+
+    @st.composite
+    def build(draw: Any) -> torch.Tensor:
+        n = draw(st.integers(lo_n, hi_n))
+        vals = draw(st.lists(value, min_size=n * size, max_size=n * size))
+        return torch.tensor(vals, dtype=dtype).reshape(n, *shape)
+
+    return build()
