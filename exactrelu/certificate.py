@@ -135,6 +135,11 @@ class Certificate:
                     out.add((min(u, v), max(u, v)))
         return sorted(out)
 
+    def to_latex(self, names: Sequence[str] | None = None, max_regions: int = 50, **kwargs: Any) -> str:
+        """A LaTeX piecewise definition of a small 1-D/2-D net (see ``exactrelu._latex``)."""
+        from ._latex import certificate_to_latex
+        return certificate_to_latex(self, names, max_regions, **kwargs)
+
     def summary(self) -> str:
         return (f"{self.num_regions} regions, {self.num_pieces} pieces, {self.num_vertices} vertices, "
                 f"{len(self.adjacency)} adjacent pairs on {self.domain!r}")

@@ -1,0 +1,279 @@
+"""The ``exactrelu`` command line: verify, check, trace and plot.
+
+::
+
+    exactrelu verify model.pt --bounds -1 1 -1 1 -o model.cert.json --plot regions.png
+    exactrelu check model.cert.json --model model.pt
+    exactrelu trace model.pt --bounds -1 1 -1 1
+    exactrelu plot model.cert.json -o regions.png
+
+MODEL is a TorchScript file or ``package.module:factory`` with ``--weights state_dict.pt`` (see
+:mod:`exactrelu._models`; nothing is unpickled). Exit status: 0 success, 1 a certificate that
+does not hold (``check``), 2 bad input (one ``exactrelu: error: ...`` line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from fractions import Fraction
+from typing import Any, Sequence
+
+from .errors import CertificateError, ExactReluError, InvalidInputError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, and reads '-1/2' as a value."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # bounds such as -1/2 or -.5 are values, not options
+        self._negative_number_matcher = re.compile(r"^-(\d|\.\d)")
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _err(message: str) -> None:
+    lines = str(message).strip().splitlines() or ["unknown error"]
+    sys.stderr.write("exactrelu: error: " + lines[0] + "\n")
+    for rest in lines[1:]:
+        sys.stderr.write("  " + rest.strip() + "\n")
+
+
+# --------------------------------------------------------------------------------- arguments
+def _bounds(values: Sequence[str] | None) -> list[tuple[Fraction, Fraction]] | None:
+    if values is None:
+        return None
+    from .domain import to_fraction
+
+    if len(values) % 2:
+        raise InvalidInputError(f"--bounds takes pairs LO HI; got {len(values)} numbers")
+    nums = [to_fraction(v, f"bound {v!r}") for v in values]
+    pairs = list(zip(nums[0::2], nums[1::2]))
+    for i, (lo, hi) in enumerate(pairs):
+        if not lo < hi:
+            raise InvalidInputError(f"--bounds pair {i + 1}: LO {values[2 * i]} is not below HI {values[2 * i + 1]}")
+    return pairs
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        raise InvalidInputError(f"--input-shape {text!r}: pass sizes like 1,12,12") from None
+    if not shape or any(s <= 0 for s in shape):
+        raise InvalidInputError(f"--input-shape {text!r}: pass positive sizes like 1,12,12")
+    return shape
+
+
+def _domain(args: argparse.Namespace) -> Any:
+    from ._models import load_tensor
+    from .domain import Slice
+
+    bounds = _bounds(args.bounds)
+    if args.plane is not None:
+        xs = [load_tensor(p, "--plane") for p in args.plane]
+        if bounds is not None and len(bounds) != 2:
+            raise InvalidInputError(f"--plane takes --bounds for 2 slice coordinates; got {len(bounds)} pairs")
+        return Slice.plane(*xs, bounds=bounds)
+    if args.line is not None:
+        xs = [load_tensor(p, "--line") for p in args.line]
+        if bounds is not None and len(bounds) != 1:
+            raise InvalidInputError(f"--line takes --bounds for 1 slice coordinate; got {len(bounds)} pairs")
+        return Slice.line(*xs, bounds=bounds)
+    if bounds is None:
+        raise InvalidInputError("pass --bounds LO HI [LO HI ...] (one pair per input), or --plane / --line")
+    return bounds
+
+
+def _model(args: argparse.Namespace) -> Any:
+    from ._models import load_model
+
+    return load_model(args.model, getattr(args, "weights", None))
+
+
+def _check_plot_dim(path: str | None, dim: int) -> None:
+    if path is not None and dim not in (1, 2):
+        raise InvalidInputError(f"--plot draws 1-D and 2-D domains; this domain has dimension {dim} "
+                                "(use --plane or --line for a 2-D or 1-D slice)")
+
+
+# --------------------------------------------------------------------------------- commands
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .domain import as_domain
+    from .verify import verify
+
+    net = _model(args)
+    domain = _domain(args)
+    dom = as_domain(domain)
+    _check_plot_dim(args.plot, dom.dim)
+    if args.workers is not None and args.workers < 1:
+        raise InvalidInputError(f"--workers {args.workers}: pass a positive number")
+    t0 = time.perf_counter()
+    cert = verify(net, dom, input_shape=_shape(args.input_shape), workers=args.workers, progress=not args.quiet)
+    seconds = time.perf_counter() - t0
+    _out(f"certified: {cert.num_regions} regions, {cert.num_pieces} pieces, {cert.num_vertices} vertices "
+         f"on {cert.domain!r} in {seconds:.2f} s")
+    if args.output:
+        cert.save(args.output)
+        if not args.quiet:
+            _out(f"certificate: {args.output}")
+    if args.plot:
+        _plot(cert, net, args.plot, "region")
+        if not args.quiet:
+            _out(f"picture: {args.plot}")
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .certificate import Certificate
+    from .check import check
+
+    if not Path(args.cert).is_file():
+        raise InvalidInputError(f"no certificate at {args.cert}")
+    net = _model(args)
+    t0 = time.perf_counter()
+    try:
+        cert = check(Certificate.load(args.cert), net)
+    except CertificateError as exc:
+        lines = str(exc).strip().splitlines() or ["certificate does not hold"]
+        _out(f"FAILED: {args.cert}: {lines[0]}")
+        return EXIT_FAILED
+    _out(f"OK: {cert.num_regions} regions, {cert.num_pieces} pieces, {cert.num_vertices} vertices "
+         f"on {cert.domain!r} re-verified in {time.perf_counter() - t0:.2f} s")
+    return EXIT_OK
+
+
+def _cmd_trace(args: argparse.Namespace) -> int:
+    try:
+        from .trace import trace
+    except ImportError as exc:
+        raise InvalidInputError(f"the float tracer (exactrelu.trace) is not available in this installation ({exc})") from None
+    from .verify import _program_and_domain
+
+    net = _model(args)
+    prog, dom = _program_and_domain(net, _domain(args), _shape(args.input_shape))
+    t0 = time.perf_counter()
+    tr = trace(prog, dom, progress=not args.quiet)
+    _out(f"float trace (not certified): {tr.num_regions} regions on {dom!r} in {time.perf_counter() - t0:.2f} s")
+    return EXIT_OK
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .certificate import Certificate
+
+    if not Path(args.cert).is_file():
+        raise InvalidInputError(f"no certificate at {args.cert}")
+    cert = Certificate.load(args.cert)
+    _check_plot_dim(args.output, cert.dim)
+    net = _model(args) if args.model else None
+    _plot(cert, net, args.output, args.color_by)
+    _out(f"picture: {args.output} ({cert.num_regions} regions)")
+    return EXIT_OK
+
+
+def _plot(cert: Any, net: Any, path: str, color_by: str) -> None:
+    try:
+        from . import plot
+    except ImportError as exc:
+        raise InvalidInputError(f"plotting needs matplotlib (pip install 'exactrelu[plot]'): {exc}") from None
+    if cert.dim == 1:
+        fig = plot.plot_function_1d(cert, net=net, path=path)
+    else:
+        fig = plot.plot_regions(cert, color_by=color_by, net=net, path=path)
+    del fig
+
+
+# --------------------------------------------------------------------------------- parser
+def _parser() -> _Parser:
+    p = _Parser(prog="exactrelu", description="Certified linear regions of ReLU networks.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="{verify,check,trace,plot}")
+
+    def model_args(sp: argparse.ArgumentParser, required: bool = True) -> None:
+        if required:
+            sp.add_argument("model", metavar="MODEL", help="TorchScript file, or package.module:factory with --weights")
+        sp.add_argument("--weights", metavar="STATE_DICT", help="state_dict for a factory model (torch.save)")
+
+    def domain_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--bounds", nargs="+", metavar="LO HI", help="one LO HI pair per input (or slice) coordinate")
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("--plane", nargs=3, metavar=("X0", "X1", "X2"), help="tensor files: the plane through 3 inputs")
+        g.add_argument("--line", nargs=2, metavar=("X0", "X1"), help="tensor files: the line through 2 inputs")
+        sp.add_argument("--input-shape", metavar="SHAPE", help="the model's input shape without batch, e.g. 1,12,12")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars, only the summary line")
+
+    v = sub.add_parser("verify", help="certify the linear regions of MODEL on a domain")
+    model_args(v)
+    domain_args(v)
+    v.add_argument("-o", "--output", metavar="CERT", help="write the certificate (JSON)")
+    v.add_argument("--plot", metavar="PNG", help="draw the regions (1-D or 2-D domains)")
+    v.add_argument("--workers", type=int, metavar="N", help="processes for the exact work (default: all cores)")
+    v.set_defaults(func=_cmd_verify)
+
+    c = sub.add_parser("check", help="re-verify a certificate against MODEL")
+    c.add_argument("cert", metavar="CERT")
+    c.add_argument("--model", required=True, metavar="MODEL")
+    model_args(c, required=False)
+    c.set_defaults(func=_cmd_check)
+
+    t = sub.add_parser("trace", help="float-only region trace (fast, not certified)")
+    model_args(t)
+    domain_args(t)
+    t.set_defaults(func=_cmd_trace)
+
+    pl = sub.add_parser("plot", help="draw a certificate's regions")
+    pl.add_argument("cert", metavar="CERT")
+    pl.add_argument("--model", metavar="MODEL", help="adds first-layer elbows to 1-D plots")
+    model_args(pl, required=False)
+    pl.add_argument("-o", "--output", required=True, metavar="PNG")
+    pl.add_argument("--color-by", choices=("region", "class", "output"), default="region")
+    pl.set_defaults(func=_cmd_plot)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    >>> main(["verify", "no-such-model.pt", "--bounds", "0", "1"])
+    2
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        if args.command is None:
+            raise _UsageError("choose a command: verify, check, trace or plot (see 'exactrelu --help')")
+        return int(args.func(args))
+    except _UsageError as exc:
+        _err(str(exc))
+    except (ExactReluError, OSError, ValueError, RuntimeError) as exc:
+        _err(str(exc) or type(exc).__name__)
+    except KeyboardInterrupt:
+        sys.stderr.write("exactrelu: interrupted\n")
+        return 130
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""Pictures of certificates (matplotlib, object-oriented: no pyplot state, works without a display).
+
+Every function returns a :class:`matplotlib.figure.Figure` (the one holding ``ax`` when given) and
+writes it to ``path`` when given. Geometry comes from the certificate's exact vertices; only the
+drawing is in float.
+
+- :func:`plot_regions`: 2-D region map, coloured per region, by predicted class or output value,
+  with the exact decision boundary (:func:`decision_boundary`).
+- :func:`plot_function_1d`: a 1-D function with its certified kinks and first-layer elbows.
+- :func:`plot_surface`: a scalar output over a 2-D domain with the region edges drawn on it.
+- :func:`plot_counts`: region counts against training epochs.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
+
+from .certificate import Certificate, Region
+from .errors import InvalidInputError
+
+__all__ = ["plot_regions", "plot_function_1d", "plot_surface", "plot_counts", "decision_boundary",
+           "region_polygon", "region_colors"]
+
+Point = tuple[Fraction, Fraction]
+
+
+# --------------------------------------------------------------------------------- helpers
+def _figure(ax: Axes | None, projection: str | None = None, figsize: tuple[float, float] = (6.4, 5.6)) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax  # type: ignore[return-value]
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot(projection=projection)
+
+
+def _finish(fig: Figure, path: str | Path | None) -> Figure:
+    if path is not None:
+        fig.savefig(path, dpi=150)
+    return fig
+
+
+def _need_dim(cert: Certificate, d: int, what: str) -> None:
+    if cert.dim != d:
+        raise InvalidInputError(f"{what} draws {d}-D certificates; this one has dimension {cert.dim} "
+                                f"(use a Slice domain to look at a {d}-D section)")
+
+
+def _names(cert: Certificate) -> list[str]:
+    prefix = "t" if getattr(cert.domain, "kind", "") == "slice" else "x"
+    return [f"${prefix}_{i + 1}$" for i in range(cert.dim)]
+
+
+def region_polygon(cert: Certificate, region: Region) -> list[tuple[Fraction, ...]]:
+    """The exact vertices of a 2-D region in counter-clockwise order (sorted by angle)."""
+    pts = [cert.vertices[k] for k in region.vertices]
+    cx = sum(float(p[0]) for p in pts) / len(pts)
+    cy = sum(float(p[1]) for p in pts) / len(pts)
+    return sorted(pts, key=lambda p: math.atan2(float(p[1]) - cy, float(p[0]) - cx))
+
+
+def region_colors(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` distinct, well-spread RGBA colours (golden-ratio hues, shuffled so neighbours differ)."""
+    rng = np.random.default_rng(seed)
+    hues = (np.arange(n) * 0.618033988749895) % 1.0
+    sat = 0.45 + 0.35 * rng.random(n)
+    val = 0.75 + 0.2 * rng.random(n)
+    rgb = [colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hues, sat, val)]
+    out = np.ones((n, 4))
+    out[:, :3] = np.array(rgb).reshape(n, 3) if n else np.zeros((0, 3))
+    return out[rng.permutation(n)] if n else out
+
+
+def _value(row: Sequence[Fraction], t: Sequence[Fraction]) -> Fraction:
+    return sum((a * x for a, x in zip(row[:-1], t)), Fraction(0)) + row[-1]
+
+
+def predicted_class(region: Region) -> int:
+    """argmax of the exact outputs at the region's witness (the first on ties)."""
+    vals = [_value(row, region.witness) for row in region.output]
+    return max(range(len(vals)), key=lambda i: (vals[i], -i))
+
+
+def _clip(poly: list[Point], a: Sequence[Fraction], c: Fraction) -> list[Point]:
+    """The part of a convex polygon where ``a . t + c >= 0`` (exact Sutherland-Hodgman step)."""
+    out: list[Point] = []
+    n = len(poly)
+    for i in range(n):
+        p, q = poly[i], poly[(i + 1) % n]
+        fp = a[0] * p[0] + a[1] * p[1] + c
+        fq = a[0] * q[0] + a[1] * q[1] + c
+        if fp >= 0:
+            out.append(p)
+        if (fp > 0 and fq < 0) or (fp < 0 and fq > 0):
+            s = fp / (fp - fq)
+            out.append((p[0] + s * (q[0] - p[0]), p[1] + s * (q[1] - p[1])))
+    return out
+
+
+def _segment_on_line(poly: list[Point], a: Sequence[Fraction], c: Fraction) -> tuple[Point, Point] | None:
+    """The intersection of a convex polygon with the line ``a . t + c = 0`` (positive length only)."""
+    if a[0] == 0 and a[1] == 0:
+        return None
+    pts: list[Point] = []
+    n = len(poly)
+    for i in range(n):
+        p, q = poly[i], poly[(i + 1) % n]
+        fp = a[0] * p[0] + a[1] * p[1] + c
+        fq = a[0] * q[0] + a[1] * q[1] + c
+        if fp == 0:
+            pts.append(p)
+        if (fp > 0 and fq < 0) or (fp < 0 and fq > 0):
+            s = fp / (fp - fq)
+            pts.append((p[0] + s * (q[0] - p[0]), p[1] + s * (q[1] - p[1])))
+    if len(pts) < 2:
+        return None
+    direction = (-a[1], a[0])
+    pts.sort(key=lambda p: p[0] * direction[0] + p[1] * direction[1])
+    lo, hi = pts[0], pts[-1]
+    return None if lo == hi else (lo, hi)
+
+
+def decision_boundary(cert: Certificate) -> list[tuple[Point, Point, int, tuple[int, int]]]:
+    """Exact segments of the decision boundary of a 2-D classifier certificate.
+
+    Within each region the outputs are affine, so the set where classes ``i`` and ``j`` tie and
+    beat every other class is a segment (or nothing). Returns ``(p, q, region, (i, j))`` with
+    exact endpoints; for two outputs these are the zero sets of ``out_0 - out_1`` per region.
+    (Segments on a region's edge can appear once for each region sharing that edge.)
+    """
+    _need_dim(cert, 2, "decision_boundary")
+    segs: list[tuple[Point, Point, int, tuple[int, int]]] = []
+    for r in cert.regions:
+        k = len(r.output)
+        if k < 2:
+            return []
+        poly: list[Point] = [(p[0], p[1]) for p in region_polygon(cert, r)]
+        for i in range(k):
+            for j in range(i + 1, k):
+                part = poly
+                for m in range(k):
+                    if m in (i, j) or len(part) < 3:
+                        continue
+                    diff = [x - y for x, y in zip(r.output[i], r.output[m])]
+                    part = _clip(part, diff[:2], diff[2])
+                if len(part) < 2:
+                    continue
+                diff = [x - y for x, y in zip(r.output[i], r.output[j])]
+                seg = _segment_on_line(part, diff[:2], diff[2])
+                if seg is not None:
+                    segs.append((seg[0], seg[1], r.index, (i, j)))
+    return segs
+
+
+# --------------------------------------------------------------------------------- 2-D map
+def plot_regions(cert: Certificate, *, color_by: str = "region", output: int = 0, net: Any = None,
+                 boundary: bool | None = None, edges: bool = True, ax: Axes | None = None,
+                 path: str | Path | None = None, title: str | None = None) -> Figure:
+    """Every region of a 2-D certificate filled in its own colour, with its exact edges.
+
+    ``color_by``: ``"region"`` (one colour each), ``"class"`` (argmax of the exact outputs at the
+    region's witness) or ``"output"`` (output ``output`` at the witness, with a colour bar).
+    ``boundary`` draws the decision boundary (default: with ``color_by="class"``). The regions
+    are one PolyCollection (gid ``"regions"``), the edges one LineCollection (gid ``"edges"``),
+    the boundary one LineCollection (gid ``"decision_boundary"``). ``net`` is not needed (the
+    certificate holds the exact maps); it is accepted for symmetry with :func:`plot_function_1d`.
+
+    >>> import torch, exactrelu
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    >>> cert = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False)
+    >>> fig = plot_regions(cert, color_by="class")
+    >>> len(fig.axes[0].collections[0].get_paths()) == cert.num_regions
+    True
+    """
+    _need_dim(cert, 2, "plot_regions")
+    if color_by not in ("region", "class", "output"):
+        raise InvalidInputError(f"color_by={color_by!r}: pass 'region', 'class' or 'output'")
+    fig, ax = _figure(ax)
+    polys = [[(float(p[0]), float(p[1])) for p in region_polygon(cert, r)] for r in cert.regions]
+    n = cert.num_regions
+    if color_by == "region":
+        colors: Any = region_colors(n)
+        coll = PolyCollection(polys, facecolors=colors, edgecolors="none", gid="regions")
+    elif color_by == "class":
+        from matplotlib import colormaps
+
+        cmap = colormaps["tab10"]
+        classes = [predicted_class(r) for r in cert.regions]
+        colors = [cmap(c % 10) for c in classes]
+        coll = PolyCollection(polys, facecolors=colors, edgecolors="none", alpha=0.55, gid="regions")
+        k = len(cert.regions[0].output) if n else 0
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(color=cmap(c % 10), alpha=0.55, label=f"class {c}") for c in range(k)],
+                  loc="upper right", fontsize="small", framealpha=0.8)
+    else:
+        if not 0 <= output < len(cert.regions[0].output):
+            raise InvalidInputError(f"output={output}: the network has {len(cert.regions[0].output)} outputs")
+        vals = np.array([float(_value(r.output[output], r.witness)) for r in cert.regions])
+        coll = PolyCollection(polys, array=vals, cmap="viridis", edgecolors="none", gid="regions")
+        fig.colorbar(coll, ax=ax, label=f"output {output} at the region's witness")
+    ax.add_collection(coll)
+    if edges and n:
+        segs = [[tuple(map(float, cert.vertices[u])), tuple(map(float, cert.vertices[v]))] for u, v in cert.edges()]
+        ax.add_collection(LineCollection(segs, colors="black", linewidths=0.5, gid="edges"))
+    if boundary is None:
+        boundary = color_by == "class"
+    if boundary and n and len(cert.regions[0].output) >= 2:
+        bsegs = [[(float(p[0]), float(p[1])), (float(q[0]), float(q[1]))] for p, q, _, _ in decision_boundary(cert)]
+        ax.add_collection(LineCollection(bsegs, colors="crimson", linewidths=2.0, gid="decision_boundary",
+                                         label="decision boundary"))
+    xs = [float(v[0]) for v in cert.domain.vertices()]
+    ys = [float(v[1]) for v in cert.domain.vertices()]
+    ax.set_xlim(min(xs), max(xs))
+    ax.set_ylim(min(ys), max(ys))
+    ax.set_aspect("equal", adjustable="box")
+    names = _names(cert)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(title if title is not None else
+                 f"{cert.num_regions} linear regions, {cert.num_pieces} pieces (certified)")
+    return _finish(fig, path)
+
+
+# --------------------------------------------------------------------------------- 1-D
+def _first_linear(net: Any) -> Any:
+    from torch import nn
+
+    if net is None:
+        return None
+    first = next((m for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))), None)
+    return first if isinstance(first, nn.Linear) and first.in_features == 1 else None
+
+
+def kinks(cert: Certificate, output: int = 0) -> list[Fraction]:
+    """Exact positions where the 1-D function (output ``output``) changes slope."""
+    _need_dim(cert, 1, "kinks")
+    ivs = sorted(((min(cert.vertices[k][0] for k in r.vertices), r) for r in cert.regions), key=lambda t: t[0])
+    out = []
+    for (_, r), (lo, s) in zip(ivs, ivs[1:]):
+        if r.output[output][0] != s.output[output][0]:
+            out.append(lo)
+    return out
+
+
+def plot_function_1d(cert: Certificate, *, net: Any = None, data: Any = None, truth: Any = None,
+                     elbows: bool = True, output: int = 0, ax: Axes | None = None,
+                     path: str | Path | None = None, title: str | None = None,
+                     ylim: tuple[float, float] | None = None) -> Figure:
+    """A 1-D network's function from its certificate, with every certified kink marked.
+
+    ``net``: with a first ``nn.Linear(1, H)`` layer, each hidden unit's elbow ``-b/w`` (grey dot)
+    and its ramp ``relu(w x + b)`` (dotted) are drawn, as in the EECS182 "Visualize ReLU" plot.
+    ``data``: ``(X, y)`` training points; ``truth``: ``(X, y)`` or a function of ``x``.
+    The function is drawn exactly (straight segments between certified vertices); kinks are the
+    scatter with gid ``"kinks"``.
+    """
+    _need_dim(cert, 1, "plot_function_1d")
+    fig, ax = _figure(ax, figsize=(8.0, 5.6))
+    lo_dom = float(min(v[0] for v in cert.domain.vertices()))
+    hi_dom = float(max(v[0] for v in cert.domain.vertices()))
+    ys_all: list[float] = []
+    xs_line: list[float] = []
+    ys_line: list[float] = []
+    for lo, r in sorted(((min(cert.vertices[k][0] for k in r.vertices), r) for r in cert.regions), key=lambda t: t[0]):
+        hi = max(cert.vertices[k][0] for k in r.vertices)
+        row = r.output[output]
+        for x in (lo, hi):
+            xs_line.append(float(x))
+            ys_line.append(float(row[0] * x + row[1]))
+    ax.plot(xs_line, ys_line, "-", color="forestgreen", linewidth=2.0, label="network (exact)", zorder=3)
+    ys_all += ys_line
+    ks = kinks(cert, output)
+    kx = [float(k) for k in ks]
+    ky = [float(_eval_1d(cert, k, output)) for k in ks]
+    ax.scatter(kx, ky, marker="o", s=36, facecolors="white", edgecolors="black", zorder=4,
+               label=f"certified kinks ({len(ks)})", gid="kinks")
+    if data is not None:
+        X, y = (np.asarray(a, dtype=float).ravel() for a in data)
+        ax.scatter(X, y, c="darkorange", s=30.0, label="training data", zorder=2)
+        ys_all += list(y)
+    if truth is not None:
+        if callable(truth):
+            tx = np.linspace(lo_dom, hi_dom, 400)
+            ty = np.asarray(truth(tx), dtype=float).ravel()
+        else:
+            tx, ty = (np.asarray(a, dtype=float).ravel() for a in truth)
+        ax.plot(tx, ty, "--", color="royalblue", linewidth=2.0, label="ground truth", zorder=2)
+        ys_all += list(ty)
+    first = _first_linear(net) if elbows else None
+    if first is not None:
+        w = first.weight.detach().double().cpu().numpy().ravel()
+        b = (first.bias.detach().double().cpu().numpy().ravel() if first.bias is not None else np.zeros_like(w))
+        ex, labelled = [], False
+        for wi, bi in zip(w, b):
+            if wi == 0:
+                continue
+            e = -bi / wi
+            xs = [lo_dom, hi_dom] if not lo_dom < e < hi_dom else [lo_dom, e, hi_dom]
+            ax.plot(xs, [max(0.0, wi * x + bi) for x in xs], ":", linewidth=1.0, alpha=0.8,
+                    label=None if labelled else "hidden-unit ramps", zorder=1)
+            labelled = True
+            if lo_dom <= e <= hi_dom:
+                ex.append(e)
+        ax.scatter(ex, [0.0] * len(ex), c="darkgrey", s=40.0, label=f"first-layer elbows ({len(ex)})", zorder=2,
+                   gid="elbows")
+    if ylim is None and ys_all:
+        lo_y, hi_y = min(ys_all), max(ys_all)
+        pad = 0.15 * (hi_y - lo_y or 1.0)
+        ylim = (min(lo_y, 0.0) - pad, max(hi_y, 0.0) + pad)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xlim(lo_dom, hi_dom)
+    ax.set_xlabel(_names(cert)[0])
+    ax.set_ylabel(f"output {output}")
+    ax.legend(fontsize="small", loc="best")
+    ax.set_title(title if title is not None else
+                 f"{cert.num_regions} regions, {len(ks)} kinks (certified)")
+    return _finish(fig, path)
+
+
+def _eval_1d(cert: Certificate, x: Fraction, output: int) -> Fraction:
+    for r in cert.regions:
+        lo = min(cert.vertices[k][0] for k in r.vertices)
+        hi = max(cert.vertices[k][0] for k in r.vertices)
+        if lo <= x <= hi:
+            row = r.output[output]
+            return row[0] * x + row[1]
+    raise InvalidInputError(f"{x} is outside the certificate's domain")
+
+
+# --------------------------------------------------------------------------------- 3-D
+def plot_surface(cert: Certificate, *, output: int = 0, ax: Axes | None = None,
+                 path: str | Path | None = None, title: str | None = None) -> Figure:
+    """The scalar output ``output`` over a 2-D domain: one flat facet per region, region edges on top."""
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
+
+    _need_dim(cert, 2, "plot_surface")
+    fig, ax = _figure(ax, projection="3d", figsize=(7.0, 6.0))
+    z_at: dict[int, float] = {}
+    polys, zs = [], []
+    for r in cert.regions:
+        row = r.output[output]
+        poly = []
+        for p in region_polygon(cert, r):
+            z = _value(row, p)
+            poly.append((float(p[0]), float(p[1]), float(z)))
+        for k in r.vertices:
+            z_at.setdefault(k, float(_value(row, cert.vertices[k])))
+        polys.append(poly)
+        zs.append(float(_value(row, r.witness)))
+    from matplotlib import colormaps
+
+    zs_arr = np.array(zs) if zs else np.zeros(1)
+    norm = (zs_arr - zs_arr.min()) / ((zs_arr.max() - zs_arr.min()) or 1.0)
+    faces = Poly3DCollection(polys, facecolors=colormaps["viridis"](norm), edgecolors="none", alpha=0.9,
+                             gid="regions")
+    ax.add_collection3d(faces)
+    lines = [[(*map(float, cert.vertices[u]), z_at[u]), (*map(float, cert.vertices[v]), z_at[v])]
+             for u, v in cert.edges()]
+    ax.add_collection3d(Line3DCollection(lines, colors="black", linewidths=0.6, gid="edges"))
+    xs = [float(v[0]) for v in cert.vertices]
+    ys = [float(v[1]) for v in cert.vertices]
+    zall = list(z_at.values()) or [0.0]
+    ax.set_xlim(min(xs), max(xs))
+    ax.set_ylim(min(ys), max(ys))
+    ax.set_zlim(min(zall), max(zall) + (1e-9 if max(zall) == min(zall) else 0.0))
+    names = _names(cert)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_zlabel(f"output {output}")
+    ax.set_title(title if title is not None else f"output {output} on {cert.num_regions} certified regions")
+    return _finish(fig, path)
+
+
+# --------------------------------------------------------------------------------- counts
+def plot_counts(epochs: Sequence[float], counts: Sequence[int] | dict[str, Sequence[int]], *,
+                ax: Axes | None = None, path: str | Path | None = None, ylabel: str = "certified linear regions",
+                title: str | None = None) -> Figure:
+    """Region counts against training epochs (``counts``: one series, or a dict of named series).
+
+    >>> fig = plot_counts([0, 1, 2], [10, 14, 19])
+    >>> fig.axes[0].lines[0].get_ydata().tolist()
+    [10, 14, 19]
+    """
+    fig, ax = _figure(ax, figsize=(6.4, 4.2))
+    series = counts if isinstance(counts, dict) else {"": counts}
+    for name, ys in series.items():
+        if len(ys) != len(epochs):
+            raise InvalidInputError(f"{len(epochs)} epochs but {len(ys)} counts{' for ' + name if name else ''}")
+        ax.plot(list(epochs), list(ys), "o-", label=name or None)
+    if isinstance(counts, dict):
+        ax.legend()
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return _finish(fig, path)
