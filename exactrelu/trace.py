@@ -23,6 +23,7 @@ are merged at the end (the set of points with one fixed pattern is convex).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -30,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -202,9 +203,29 @@ def _pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _unique_rows2(p: torch.Tensor) -> torch.Tensor:
+    """Unique rows of a (K, 2) int64 tensor of non-negative ids, sorted."""
     if len(p) == 0:
         return p.reshape(0, 2)
-    return torch.unique(p, dim=0)
+    base = int(p[:, 1].max()) + 1
+    key = torch.unique(p[:, 0] * base + p[:, 1])
+    a = torch.div(key, base, rounding_mode="floor")
+    return torch.stack([a, key - a * base], 1)
+
+
+def _row_groups(flat: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Group ids (inverse) and count of the distinct rows of an int64 matrix (hash, verified)."""
+    n, w = flat.shape
+    gen = torch.Generator().manual_seed(12345)
+    coef = torch.randint(-2 ** 62, 2 ** 62, (w,), generator=gen, dtype=torch.int64).to(flat.device)
+    h = (flat * coef).sum(1)  # wraps modulo 2^64
+    _, g = torch.unique(h, return_inverse=True)
+    G = int(g.max()) + 1 if n else 0
+    first = torch.full((G,), n, dtype=torch.int64, device=flat.device).scatter_reduce_(
+        0, g, torch.arange(n, device=flat.device), "amin")
+    if not bool((flat.index_select(0, first.index_select(0, g)) == flat).all()):
+        _, g = torch.unique(flat, dim=0, return_inverse=True)  # a hash collision: exact grouping
+        G = int(g.max()) + 1
+    return g, G
 
 
 def _csr_from_pairs(rows: torch.Tensor, ids: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -295,24 +316,29 @@ class _Complex:
         tol = eps * vals.abs().amax(0) if len(vals) else torch.zeros(S, dtype=self.dtype, device=dev)
         self.tol = tol
         # cells at the start of the op: which switching functions cut them
+        # sign codes per vertex and switching function: bit 0 positive, bit 1 negative
+        code = (vals > tol).to(torch.uint8) + 2 * (vals < -tol).to(torch.uint8)
         hp_all = torch.zeros((R0, S), dtype=torch.bool, device=dev)
         hn_all = torch.zeros((R0, S), dtype=torch.bool, device=dev)
         W = self.Vcap
         ch = max(1, _BUDGET // max(1, W * S))
         for r0 in range(0, R0, ch):
             vid = self.cp_vid[r0:min(R0, r0 + ch)]
-            valid = (vid >= 0).unsqueeze(2)
-            v = self.vals[vid.clamp(min=0)]
-            p = valid & (v > tol)
-            n = valid & (v < -tol)
-            hp = p.any(1)
-            hn = n.any(1)
-            hp_all[r0:r0 + ch] = hp
-            hn_all[r0:r0 + ch] = hn
-            z = valid & ~p & ~n & (hp | hn).unsqueeze(1)
-            if z.any():
-                zr, zs, zf = z.nonzero(as_tuple=True)
-                self.near_zero.append(_pairs(vid[zr, zs], zf + sid0))
+            k = vid.shape[0]
+            cc = code.index_select(0, vid.clamp(min=0).reshape(-1)).reshape(k, W, S)
+            cc = cc * (vid >= 0).unsqueeze(2)
+            hp_all[r0:r0 + k] = (cc & 1).any(1)
+            hn_all[r0:r0 + k] = (cc & 2).any(1)
+        # near-zero values at vertices of cells where the function does not vanish
+        zv = (code == 0).any(1).nonzero().reshape(-1)
+        if len(zv):
+            onr = torch.zeros(self.nV, dtype=torch.bool, device=dev)
+            onr[zv] = True
+            rr, ss = (onr[self.cp_vid[:R0].clamp(min=0)] & (self.cp_vid[:R0] >= 0)).nonzero(as_tuple=True)
+            vv = self.cp_vid[rr, ss]
+            z = (code[vv] == 0) & (hp_all[rr] | hn_all[rr])
+            zi, zf = z.nonzero(as_tuple=True)
+            self.near_zero.append(_pairs(vv[zi], zf + sid0))
         cutP = hp_all & hn_all
         van = ~hp_all & ~hn_all
         self.rsign = torch.zeros((self.cp_vid.shape[0], S), dtype=torch.int8, device=dev)
@@ -492,6 +518,21 @@ class _Complex:
                 f"(at {label}, switching function {s}); raise max_regions or shrink the domain", self.R)
 
 
+@contextlib.contextmanager
+def _few_threads(device: torch.device) -> Iterator[None]:
+    """One intra-op thread on the CPU for the splitting loop: its tensors are small, and OpenMP
+    thread hand-offs cost more than they save (several times more on a busy machine)."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # --------------------------------------------------------------------------------- passes
 
 
@@ -652,7 +693,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
     patterns: list[torch.Tensor] = []
     nodes = prog.piecewise_nodes()
     total = offsets[-1] - offsets[0]
-    with torch.no_grad(), progress_bar(total, "tracing", progress) as bar:
+    with torch.no_grad(), _few_threads(device), progress_bar(total, "tracing", progress) as bar:
         for j, nd in enumerate(nodes):
             label = f"op {j + 1}/{len(nodes)} ({nd.name or type(nd.module).__name__})"
             X = cx.V[:cx.nV] @ M.T + c
@@ -692,8 +733,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
         duplicates = torch.zeros((0, 2), dtype=torch.int64, device=device)
         if patterns:
             flat = torch.cat([p.reshape(R, -1) for p in patterns], 1)
-            _, g = torch.unique(flat, dim=0, return_inverse=True)
-            G = int(g.max()) + 1
+            g, G = _row_groups(flat)
             if G < R:
                 if any(isinstance(nd.rule, MaxPool2dRule) for nd in nodes):
                     merged = R - G
