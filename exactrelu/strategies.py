@@ -39,6 +39,7 @@ KINDS = ("mlp", "conv", "residual")
 _GENERIC = st.integers(-2048, 2048).map(lambda k: k / 1024)
 _SMALL = st.sampled_from([0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5])
 _SLOPES = (0.0, 0.125, 0.25, 0.5, -0.5, 2.0)
+_PLANTS = ("keep", "duplicate", "negate", "zero", "dead", "through", "parallel")
 
 
 class InvalidArgument(InvalidInputError):
@@ -51,7 +52,8 @@ def _int(value: Any, name: str, lo: int, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(f"{name} must be an int, got {value!r}")
     if value < lo or (hi is not None and value > hi):
-        raise InvalidArgument(f"{name}={value} must be in [{lo}, {hi if hi is not None else 'inf'}]")
+        top = hi if hi is not None else "inf"
+        raise InvalidArgument(f"{name}={value} must be in [{lo}, {top}]")
     return value
 
 
@@ -90,7 +92,9 @@ class _Residual(nn.Module):
 
 
 def _activation(draw: Any, activation: str) -> nn.Module:
-    name = draw(st.sampled_from(["relu", "leaky_relu", "hardtanh"])) if activation == "mixed" else activation
+    name = activation
+    if activation == "mixed":
+        name = draw(st.sampled_from(["relu", "leaky_relu", "hardtanh"]))
     if name == "relu":
         return nn.ReLU()
     if name == "leaky_relu":
@@ -99,7 +103,8 @@ def _activation(draw: Any, activation: str) -> nn.Module:
     return nn.Hardtanh(lo, lo + draw(st.sampled_from([0.5, 1.0, 2.0])))
 
 
-def _layer(draw: Any, n_out: int, n_in: int, degenerate: bool, first: bool) -> tuple[list[list[float]], list[float]]:
+def _layer(draw: Any, n_out: int, n_in: int,
+           degenerate: bool) -> tuple[list[list[float]], list[float]]:
     """Weights (n_out rows of n_in) and biases; degenerate layers get structured coincidences."""
     value = _SMALL if degenerate else _GENERIC
     W = [[draw(value) for _ in range(n_in)] for _ in range(n_out)]
@@ -108,7 +113,7 @@ def _layer(draw: Any, n_out: int, n_in: int, degenerate: bool, first: bool) -> t
         return W, b
     point = [draw(st.sampled_from([0.0, 0.5, -0.5])) for _ in range(n_in)]
     for i in range(n_out):
-        how = draw(st.sampled_from(["keep", "duplicate", "negate", "zero", "dead", "through", "parallel"]))
+        how = draw(st.sampled_from(_PLANTS))
         j = draw(st.integers(0, n_out - 1))
         if how == "duplicate":
             W[i], b[i] = list(W[j]), b[j]
@@ -136,8 +141,9 @@ def _linear(W: list[list[float]], b: list[float], dtype: torch.dtype) -> nn.Line
 
 
 @st.composite
-def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[int, int], activation: str,
-              kind: str, dtype: torch.dtype, degenerate: bool, output_dim: int) -> nn.Module:
+def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[int, int],
+              activation: str, kind: str, dtype: torch.dtype, degenerate: bool,
+              output_dim: int) -> nn.Module:
     n_hidden = draw(st.integers(*depth))
     layers: list[nn.Module] = []
     input_shape: tuple[int, ...] = (input_dim,)
@@ -148,7 +154,7 @@ def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[i
             c_out = draw(st.integers(*widths))
             k = draw(st.integers(1, min(2, length)))
             conv = nn.Conv1d(c, c_out, k, dtype=dtype)
-            W, b = _layer(draw, c_out, c * k, degenerate, not layers)
+            W, b = _layer(draw, c_out, c * k, degenerate)
             with torch.no_grad():
                 conv.weight.copy_(torch.tensor(W, dtype=torch.float64).reshape(c_out, c, k))
                 conv.bias.copy_(torch.tensor(b, dtype=torch.float64))
@@ -160,26 +166,29 @@ def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[i
         n = input_dim
         if n_hidden:
             w = draw(st.integers(*widths))
-            layers += [_linear(*_layer(draw, w, n, degenerate, True), dtype), _activation(draw, activation)]
+            layers += [_linear(*_layer(draw, w, n, degenerate), dtype),
+                       _activation(draw, activation)]
             n = w
             for _ in range(n_hidden - 1):
-                layers.append(_Residual(_linear(*_layer(draw, n, n, degenerate, False), dtype),
+                layers.append(_Residual(_linear(*_layer(draw, n, n, degenerate), dtype),
                                         _activation(draw, activation)))
     else:
         n = input_dim
         for _ in range(n_hidden):
             w = draw(st.integers(*widths))
-            layers += [_linear(*_layer(draw, w, n, degenerate, not layers), dtype), _activation(draw, activation)]
+            layers += [_linear(*_layer(draw, w, n, degenerate), dtype),
+                       _activation(draw, activation)]
             n = w
-    layers.append(_linear(*_layer(draw, output_dim, n, degenerate, False), dtype))
+    layers.append(_linear(*_layer(draw, output_dim, n, degenerate), dtype))
     net = nn.Sequential(*layers).eval()
     net.input_shape = input_shape
     return net
 
 
-def networks(*, input_dim: int = 2, depth: int | tuple[int, int] = (1, 2), widths: int | tuple[int, int] = (1, 6),
-             activation: str = "relu", kind: str = "mlp", dtype: torch.dtype = torch.float64,
-             degenerate: bool = False, output_dim: int = 1) -> SearchStrategy[nn.Module]:
+def networks(*, input_dim: int = 2, depth: int | tuple[int, int] = (1, 2),
+             widths: int | tuple[int, int] = (1, 6), activation: str = "relu", kind: str = "mlp",
+             dtype: torch.dtype = torch.float64, degenerate: bool = False,
+             output_dim: int = 1) -> SearchStrategy[nn.Module]:
     """Small piecewise-linear networks (``nn.Sequential``, eval mode) with dyadic parameters.
 
     ``depth``: number of hidden (piecewise) layers, an int or a (min, max) pair; ``widths``: hidden
@@ -287,14 +296,16 @@ def rational_points(domain: Domain) -> SearchStrategy[tuple[Fraction, ...]]:
     if not domain.is_bounded:
         raise InvalidArgument(f"{domain!r} is unbounded; rational_points needs a bounded domain")
     if isinstance(domain, Box):
-        return st.tuples(*[_fractions(lo, hi, open_=True) for lo, hi in zip(domain.lower, domain.upper)])
+        sides = zip(domain.lower, domain.upper)
+        return st.tuples(*[_fractions(lo, hi, open_=True) for lo, hi in sides])
     center = domain.interior_point()
     verts = domain.vertices()
 
     @st.composite
     def build(draw: Any) -> tuple[Fraction, ...]:
         # A convex combination giving the interior point positive weight is strictly inside.
-        weights = [Fraction(draw(st.integers(1, 8)))] + [Fraction(draw(st.integers(0, 8))) for _ in verts]
+        weights = [Fraction(draw(st.integers(1, 8)))]
+        weights += [Fraction(draw(st.integers(0, 8))) for _ in verts]
         total = sum(weights)
         pts = [center, *verts]
         return tuple(sum(w * p[i] for w, p in zip(weights, pts)) / total for i in range(domain.dim))
@@ -311,11 +322,13 @@ def _input_shape_of(module: nn.Module) -> tuple[int, ...]:
             return (m.in_features,)
         if isinstance(m, (nn.Conv1d, nn.Conv2d)):
             break
-    raise InvalidArgument(f"cannot tell the input shape of {type(module).__name__}; pass input_shape=(...)")
+    raise InvalidArgument(f"cannot tell the input shape of {type(module).__name__}; "
+                          "pass input_shape=(...)")
 
 
 def inputs_for(module: nn.Module, *, batch: int | tuple[int, int] = (1, 8),
-               input_shape: Sequence[int] | None = None, bound: float = 2.0) -> SearchStrategy[torch.Tensor]:
+               input_shape: Sequence[int] | None = None,
+               bound: float = 2.0) -> SearchStrategy[torch.Tensor]:
     """Input batches ``(n, *input_shape)`` for ``module``, in its dtype, entries in [-bound, bound]
     (half dyadic grid points, where ties and kinks happen, half arbitrary floats).
 
@@ -335,7 +348,8 @@ def inputs_for(module: nn.Module, *, batch: int | tuple[int, int] = (1, 8),
         try:
             shape = tuple(_int(s, "input_shape entry", 1) for s in input_shape)
         except TypeError:
-            raise InvalidArgument(f"input_shape must be a sequence of ints, got {input_shape!r}") from None
+            raise InvalidArgument(
+                f"input_shape must be a sequence of ints, got {input_shape!r}") from None
         if not shape:
             raise InvalidArgument("input_shape must be non-empty")
     if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not 0 < bound < math.inf:

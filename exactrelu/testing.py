@@ -80,7 +80,8 @@ def _builtin_case(key: Any, draw: Any) -> tuple[nn.Module, tuple[int, ...]]:
         return _params(mod, draw), shape
     if key is nn.AvgPool2d:
         k = s(1, 3)
-        return nn.AvgPool2d(k, s(1, 2), s(0, k // 2), count_include_pad=draw(st.booleans())), (s(1, 2), k + s(0, 2), k + s(0, 2))
+        pool = nn.AvgPool2d(k, s(1, 2), s(0, k // 2), count_include_pad=draw(st.booleans()))
+        return pool, (s(1, 2), k + s(0, 2), k + s(0, 2))
     if key is nn.AdaptiveAvgPool2d:
         return nn.AdaptiveAvgPool2d((s(1, 3), s(1, 3))), (s(1, 2), s(1, 5), s(1, 5))
     if key is nn.MaxPool2d:
@@ -105,10 +106,12 @@ def _builtin_case(key: Any, draw: Any) -> tuple[nn.Module, tuple[int, ...]]:
         return _CatSelf(), (s(), s())
     if isinstance(key, type) and key.__name__ in ("Reshape", "_PendingReshape"):
         return _FlattenCall(), (s(), s())
-    raise InvalidInputError(f"no built-in example module for {key!r}; pass a module instance and input_shape")
+    raise InvalidInputError(f"no built-in example module for {key!r}; "
+                            "pass a module instance and input_shape")
 
 
-def module_cases(module_or_type: Any, input_shape: Sequence[int] | None = None) -> st.SearchStrategy:
+def module_cases(module_or_type: Any,
+                 input_shape: Sequence[int] | None = None) -> st.SearchStrategy:
     """Strategy of ``(module, input_shape)`` pairs for a module instance, a module type (built-in
     example modules, or the type called with no arguments), or a strategy of modules."""
     if isinstance(module_or_type, st.SearchStrategy):
@@ -126,14 +129,17 @@ def module_cases(module_or_type: Any, input_shape: Sequence[int] | None = None) 
         try:
             mod = key()
         except TypeError as exc:
-            raise InvalidInputError(f"{key.__name__}() needs arguments ({exc}); pass a module instance") from None
+            raise InvalidInputError(
+                f"{key.__name__}() needs arguments ({exc}); pass a module instance") from None
         return module_cases(mod, input_shape)
-    raise InvalidInputError(f"expected a module, a module type or a strategy of modules, got {module_or_type!r}")
+    raise InvalidInputError("expected a module, a module type or a strategy of modules, "
+                            f"got {module_or_type!r}")
 
 
 def _has_builtin(key: type) -> bool:
     names = ("Reshape", "_PendingReshape")
-    return key in _BUILTIN or key.__name__ in names or issubclass(key, nn.modules.dropout._DropoutNd)
+    dropout = nn.modules.dropout._DropoutNd
+    return key in _BUILTIN or key.__name__ in names or issubclass(key, dropout)
 
 
 _BUILTIN = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d,
@@ -155,7 +161,7 @@ def _guess_shape(module: nn.Module) -> tuple[int, ...]:
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     a, b = a.detach(), b.detach()
-    scale = 1.0 + max(float(a.abs().max()) if a.numel() else 0.0, float(b.abs().max()) if b.numel() else 0.0)
+    scale = 1.0 + max([float(t.abs().max()) for t in (a, b) if t.numel()], default=0.0)
     return a.shape == b.shape and bool(((a - b).abs() <= REL * scale).all())
 
 
@@ -167,7 +173,8 @@ def _wrap(module: nn.Module) -> nn.Module:
     return module if find_rule(type(module)) is None else nn.Sequential(module)
 
 
-def _check_one(module: nn.Module, shape: tuple[int, ...], x: torch.Tensor, where: list[str]) -> None:
+def _check_one(module: nn.Module, shape: tuple[int, ...], x: torch.Tensor,
+               where: list[str]) -> None:
     where[0] = "capture"
     net = _wrap(module)
     prog = capture(net, shape)
@@ -177,12 +184,15 @@ def _check_one(module: nn.Module, shape: tuple[int, ...], x: torch.Tensor, where
     where[0] = "float forward"
     out = prog.forward(x)
     if not _close(out, ref):
-        _fail("float forward", f"rule forward {out.tolist()} != module forward {ref.tolist()} at x={x.tolist()}")
+        _fail("float forward", f"rule forward {out.tolist()} != module forward {ref.tolist()} "
+                               f"at x={x.tolist()}")
     g = affine_maps(prog, x)
     dims = tuple(range(1 + len(prog.output_shape), g.weight.dim()))
-    lin = (g.weight * x.reshape(x.shape[0], *[1] * len(prog.output_shape), *shape)).sum(dims) + g.bias if dims else g.bias
+    xb = x.reshape(x.shape[0], *[1] * len(prog.output_shape), *shape)
+    lin = (g.weight * xb).sum(dims) + g.bias if dims else g.bias
     if not _close(lin, ref):
-        _fail("float affine map", f"weight @ x + bias = {lin.tolist()} != module forward {ref.tolist()} at x={x.tolist()}")
+        _fail("float affine map", f"weight @ x + bias = {lin.tolist()} != module forward "
+                                  f"{ref.tolist()} at x={x.tolist()}")
     # Switching values at x (float), per piecewise op; away from switching the Jacobian must match.
     where[0] = "Jacobian"
     m0 = FloatMap(x.new_zeros((x.shape[0], 0, *shape)), x)
@@ -196,8 +206,8 @@ def _check_one(module: nn.Module, shape: tuple[int, ...], x: torch.Tensor, where
             continue
         jac = torch.func.jacrev(lambda z: net(z.unsqueeze(0))[0])(x[n].clone())
         if not _close(g.weight[n], jac.reshape(g.weight[n].shape)):
-            _fail("Jacobian", f"float weight {g.weight[n].tolist()} != autograd Jacobian {jac.tolist()} "
-                              f"at x={x[n].tolist()}")
+            _fail("Jacobian", f"float weight {g.weight[n].tolist()} != autograd Jacobian "
+                              f"{jac.tolist()} at x={x[n].tolist()}")
     # 2. switching functions consistent with the reported state.
     where[0] = "state from signs"
     for j, nd in enumerate(prog.piecewise_nodes()):
@@ -210,14 +220,15 @@ def _check_one(module: nn.Module, shape: tuple[int, ...], x: torch.Tensor, where
             signs = torch.where(vals[n:n + 1] > 0, 1, -1)
             st_signs = rule.state_from_signs(nd.module, signs, nd.in_shapes[0])
             if not torch.equal(st_signs[0].cpu(), state[n].cpu()):
-                _fail("state from signs", f"{nd.name}: state_from_signs gives {st_signs[0].tolist()}, state gives "
+                _fail("state from signs", f"{nd.name}: state_from_signs gives "
+                                          f"{st_signs[0].tolist()}, state gives "
                                           f"{state[n].tolist()} at x={x[n].tolist()}")
             idx, sg = rule.cell_constraints(nd.module, state[n], nd.in_shapes[0])
             v = vals[n].cpu()[idx.cpu()] * sg.cpu().to(vals.dtype)
             if v.numel() and not bool((v > 0).all()):
-                _fail("cell constraints", f"{nd.name}: sign * switching = {v.tolist()} not all > 0 for state "
-                                          f"{state[n].tolist()} at x={x[n].tolist()}")
-    # 3. exact map at the pattern equals the exact forward at the (rational) point; both match float.
+                _fail("cell constraints", f"{nd.name}: sign * switching = {v.tolist()} not all "
+                                          f"> 0 for state {state[n].tolist()} at x={x[n].tolist()}")
+    # 3. exact map of the pattern == exact forward at the rational point; both match float.
     where[0] = "exact map"
     for n in range(x.shape[0]):
         q = [Fraction(v) for v in x[n].reshape(-1).tolist()]
@@ -227,25 +238,28 @@ def _check_one(module: nn.Module, shape: tuple[int, ...], x: torch.Tensor, where
         lin_q = [sum((a * t for a, t in zip(row, q)), Fraction(0)) + c
                  for row, c in zip(em.output.linear(), em.output.offset())]
         if lin_q != list(exact):
-            _fail("exact map", f"exact map of the pattern gives {[str(v) for v in lin_q]}, exact forward gives "
-                               f"{[str(v) for v in exact]} at x={q}")
+            _fail("exact map", f"exact map of the pattern gives {[str(v) for v in lin_q]}, "
+                               f"exact forward gives {[str(v) for v in exact]} at x={q}")
         ex = torch.tensor([float(v) for v in exact], dtype=torch.float64)
         if not _close(ex, ref[n].reshape(-1).to(torch.float64)):
             _fail("exact forward", f"exact forward {[str(v) for v in exact]} != module forward "
                                    f"{ref[n].reshape(-1).tolist()} at x={x[n].tolist()}")
         for j, (e_sw, f_sw) in enumerate(zip(em.switching, sw_vals)):
-            es = [sum((a * t for a, t in zip(row, q)), Fraction(0)) + c for row, c in zip(e_sw.linear(), e_sw.offset())]
+            es = [sum((a * t for a, t in zip(row, q)), Fraction(0)) + c
+                  for row, c in zip(e_sw.linear(), e_sw.offset())]
             fs = f_sw[n].to(torch.float64)
             if not _close(torch.tensor([float(v) for v in es], dtype=torch.float64), fs):
-                _fail("exact switching", f"exact switching values {[str(v) for v in es]} != float {fs.tolist()} "
-                                         f"at x={q}")
+                _fail("exact switching", f"exact switching values {[str(v) for v in es]} != "
+                                         f"float {fs.tolist()} at x={q}")
             if any(v == 0 for v in es):
                 continue
             nd = prog.piecewise_nodes()[j]
             signs = torch.tensor([[1 if v > 0 else -1 for v in es]], dtype=torch.int64)
-            st_ex = nd.rule.state_from_signs(nd.module, signs, nd.in_shapes[0])[0]  # type: ignore[attr-defined]
+            rule_j: PiecewiseRule = nd.rule  # type: ignore[assignment]
+            st_ex = rule_j.state_from_signs(nd.module, signs, nd.in_shapes[0])[0]
             if not torch.equal(st_ex.cpu(), pattern[j].cpu()):
-                _fail("state from exact signs", f"{nd.name}: exact signs give state {st_ex.tolist()}, float state "
+                _fail("state from exact signs", f"{nd.name}: exact signs give state "
+                                                f"{st_ex.tolist()}, float state "
                                                 f"{pattern[j].tolist()} at x={q}")
 
 
@@ -271,8 +285,11 @@ def _inputs(shape: tuple[int, ...]) -> st.SearchStrategy[torch.Tensor]:
     size = math.prod(shape)
     value = st.one_of(st.integers(-128, 128).map(lambda k: k / 32),
                       st.floats(-4, 4, allow_nan=False, allow_infinity=False))
-    return st.integers(1, 3).flatmap(lambda n: st.lists(value, min_size=n * size, max_size=n * size).map(
-        lambda v: torch.tensor(v, dtype=torch.float64).reshape(n, *shape)))
+    def batch(n: int) -> st.SearchStrategy[torch.Tensor]:
+        return st.lists(value, min_size=n * size, max_size=n * size).map(
+            lambda v: torch.tensor(v, dtype=torch.float64).reshape(n, *shape))
+
+    return st.integers(1, 3).flatmap(batch)
 
 
 def check_rule(module_or_type: Any, rule: Rule | None = None, *, max_examples: int = 50,
@@ -284,7 +301,8 @@ def check_rule(module_or_type: Any, rule: Rule | None = None, *, max_examples: i
     when given, is registered for the module's type for the duration of the check. Checked at
     random float64 inputs (dyadic grid points, where kinks and ties happen, and arbitrary floats):
 
-    - ``float forward`` / ``float affine map``: the rule's float maps reproduce the module (rel 1e-9);
+    - ``float forward`` / ``float affine map``: the rule's float maps reproduce the module
+      (rel 1e-9);
     - ``Jacobian``: the float weight equals ``torch.func.jacrev`` away from switching;
     - ``state from signs`` / ``cell constraints``: the reported state follows from the signs of
       the switching functions and satisfies its cell constraints strictly;

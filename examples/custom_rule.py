@@ -43,7 +43,7 @@ class ShiftedReLU(nn.Module):
 
 @exactrelu.register_rule(Scale)
 class ScaleRule(AffineRule):
-    # The exact matrix is derived from ``linear`` applied to a basis in float64: exact, as s is a float.
+    # The exact matrix comes from ``linear`` applied to a basis in float64: exact, s is a float.
     def linear(self, module: Scale, x: torch.Tensor) -> torch.Tensor:
         return module.s * x
 
@@ -56,7 +56,8 @@ def _exact_rows(m):  # an exact map's rows [a_1, ..., a_k, c] as fmpq lists
 
 
 def _exact_like(m, rows):  # an exact map of the same type with new rows
-    return type(m)(flint.fmpq_mat(len(rows), m.mat.ncols(), [v for r in rows for v in r]), (len(rows),))
+    entries = [v for r in rows for v in r]
+    return type(m)(flint.fmpq_mat(len(rows), m.mat.ncols(), entries), (len(rows),))
 
 
 @exactrelu.register_rule(ShiftedReLU)

@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 
 import exactrelu
 from exactrelu import strategies
-from exactrelu.strategies import InvalidArgument, boxes, domains, inputs_for, networks, rational_points
+from exactrelu.strategies import (InvalidArgument, boxes, domains, inputs_for, networks,
+                                  rational_points)
 
 
 def test_all_lists_exactly_the_public_names() -> None:
     public = {name for name, obj in vars(strategies).items()
-              if not name.startswith("_") and getattr(obj, "__module__", None) == strategies.__name__
+              if not name.startswith("_")
+              and getattr(obj, "__module__", None) == strategies.__name__
               and (inspect.isfunction(obj) or inspect.isclass(obj))}
     assert set(strategies.__all__) == public
 
@@ -70,7 +72,8 @@ def test_invalid_arguments_raise(fn, kwargs) -> None:
 def test_options_are_keyword_only() -> None:
     for fn in (networks, boxes, domains, inputs_for):
         params = inspect.signature(fn).parameters.values()
-        positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        positional = [p.name for p in params
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         assert len(positional) <= 1, fn.__name__
 
 
@@ -79,7 +82,8 @@ def test_options_are_keyword_only() -> None:
        st.sampled_from(["relu", "leaky_relu", "hardtanh", "mixed"]), st.booleans(),
        st.sampled_from([torch.float32, torch.float64]))
 def test_generated_nets_run_forward(data, kind, activation, degenerate, dtype) -> None:
-    net = data.draw(networks(input_dim=2, kind=kind, activation=activation, degenerate=degenerate, dtype=dtype))
+    net = data.draw(networks(input_dim=2, kind=kind, activation=activation,
+                             degenerate=degenerate, dtype=dtype))
     x = data.draw(inputs_for(net, batch=(1, 4)))
     assert x.dtype == dtype and tuple(x.shape[1:]) == net.input_shape
     y = net(x)
