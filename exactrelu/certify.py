@@ -33,8 +33,8 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from . import _exact, _polyhedra
-from ._exact import ExactMap
-from ._geometry import polygon_area, polytope_volume
+from ._exact import ExactMap, fmpq, fmpq_mat
+from ._geometry import polytope_volume
 from .capture import INPUT, Program
 from .domain import Domain
 from .errors import ExactReluError, InvalidInputError
@@ -46,12 +46,20 @@ Row = tuple[Fraction, ...]
 
 @dataclass
 class Facet:
-    """A non-redundant constraint ``a . t <= b`` of a cell, with the constraint ids defining it."""
+    """A non-redundant constraint of a cell as a slack row ``g``: ``g . (t, 1) >= 0`` inside."""
 
-    a: Row
-    b: Fraction
+    slack: list  # fmpq entries, length d + 1
     ids: tuple[int, ...]  # constraint ids (domain rows first, then switching functions)
     vertices: tuple[int, ...] = ()  # indices into the cell's vertex list
+
+    @property
+    def a(self) -> tuple[Fraction, ...]:
+        """``a`` of the facet written as ``a . t <= b``."""
+        return tuple(-_f(v) for v in self.slack[:-1])
+
+    @property
+    def b(self) -> Fraction:
+        return _f(self.slack[-1])
 
 
 @dataclass
@@ -60,10 +68,10 @@ class Cell:
 
     level: int
     states: tuple[tuple[int, ...], ...]
-    witness: Row
+    witness: tuple  # fmpq coordinates, strictly inside
     facets: list[Facet]
-    vertices: list[Row]
-    volume: Fraction | None = None
+    vertices: list[tuple]  # fmpq coordinates
+    volume: Any = None  # fmpq, where cheap
     repaired: bool = False
     live: dict | None = None  # exact live values before op ``level`` (not shipped in results)
 
@@ -122,50 +130,88 @@ def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int]
     return live
 
 
-def _switching_rows(prog: Program, live: dict, j: int) -> list[tuple[Row, Fraction]]:
+def _switching_map(prog: Program, live: dict, j: int) -> ExactMap:
     nd = prog.nodes[prog.piecewise[j]]
-    m = nd.rule.exact_switching(nd.module, live[nd.inputs[0]])  # type: ignore[attr-defined]
-    out = []
-    for row in m.mat.tolist():
-        out.append((tuple(_exact.to_fraction(v) for v in row[:-1]), _exact.to_fraction(row[-1])))
-    return out
+    return nd.rule.exact_switching(nd.module, live[nd.inputs[0]])  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- small exact helpers
 
-def _dot(a: Row, x: Row) -> Fraction:
-    return sum((ai * xi for ai, xi in zip(a, x)), Fraction(0))
+def _q(x: Any) -> fmpq:
+    return _exact.to_fmpq(x)
 
 
-def _strictly_inside(rows: Sequence[tuple[Row, Fraction]], x: Row) -> bool:
-    """Exact check ``a . x < b`` for every row (float filter first)."""
-    xf = [float(v) for v in x]
-    for a, b in rows:
-        s = float(b) - sum(float(ai) * xi for ai, xi in zip(a, xf))
-        scale = abs(float(b)) + sum(abs(float(ai) * xi) for ai, xi in zip(a, xf))
-        # float error (rounding of conversions and of the sum) is far below 1e-12 * scale
-        if s > 1e-12 * scale + 1e-300:
-            continue
-        if s < -1e-12 * scale - 1e-300:
-            return False
-        if not (_dot(a, x) < b):
-            return False
-    return True
+def _f(x: fmpq) -> Fraction:
+    return Fraction(int(x.p), int(x.q))
 
 
-def _volume(vertices: list[Row], facets: list[Facet], d: int) -> Fraction | None:
+def _mat(rows: list, ncols: int) -> fmpq_mat:
+    return fmpq_mat(len(rows), ncols, [v for r in rows for v in r])
+
+
+def _cols(points: Sequence[tuple], d: int, homogeneous: bool = True) -> fmpq_mat:
+    """Points as the columns of a matrix, with a trailing row of ones when ``homogeneous``."""
+    k = len(points)
+    if homogeneous:
+        return fmpq_mat(d + 1, k, [p[i] for i in range(d) for p in points] + [fmpq(1)] * k)
+    return fmpq_mat(d, k, [p[i] for i in range(d) for p in points])
+
+
+def _all_positive(G: list, points: Sequence[tuple], d: int) -> bool:
+    """Exact: every slack row is strictly positive at every point."""
+    if not G:
+        return True
+    return all(v > 0 for v in (_mat(G, d + 1) * _cols(points, d)).entries())
+
+
+def _to_ab(G: list, d: int) -> tuple[list[list[Fraction]], list[Fraction]]:
+    """Slack rows -> (A, b) with ``A t <= b``, as Fractions for the polyhedral adapter."""
+    return [[-_f(v) for v in g[:d]] for g in G], [_f(g[d]) for g in G]
+
+
+def _volume(vertices: list[tuple], facets: list[Facet], d: int) -> Any:
     if d == 1:
         xs = [v[0] for v in vertices]
         return max(xs) - min(xs)
-    if d == 2:
-        return polygon_area(vertices)
+    if d == 2:  # vertices are kept in counter-clockwise order: shoelace
+        n = len(vertices)
+        twice = fmpq(0)
+        for k in range(n):
+            p, q = vertices[k], vertices[(k + 1) % n]
+            twice += p[0] * q[1] - q[0] * p[1]
+        if twice <= 0:
+            raise CertificationError("a 2-D cell whose vertices are not in counter-clockwise order")
+        return twice / 2
     if d == 3:
         inc = [set() for _ in vertices]
         for fi, f in enumerate(facets):
             for k in f.vertices:
                 inc[k].add(fi)
-        return polytope_volume(vertices, inc)
+        return _q(polytope_volume([tuple(_f(c) for c in v) for v in vertices], inc))
     return None
+
+
+def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
+    """Clip an interval (d = 1, two ends) or a counter-clockwise convex polygon by ``g . (t, 1) >= 0``."""
+    s = [sum((gi * pi for gi, pi in zip(g, p)), g[d]) for p in poly]
+    if all(v >= 0 for v in s):
+        return poly
+    if d == 1:
+        (a,), (b,) = poly
+        cut = (-g[1] / g[0],)
+        return [poly[0], cut] if s[0] >= 0 else [cut, poly[1]]
+    out: list[tuple] = []
+    n = len(poly)
+    for i in range(n):
+        p, sp = poly[i], s[i]
+        q, sq = poly[(i + 1) % n], s[(i + 1) % n]
+        if sp >= 0:
+            out.append(p)
+        if (sp > 0 and sq < 0) or (sp < 0 and sq > 0):
+            t = sp / (sp - sq)
+            out.append(tuple(pi + t * (qi - pi) for pi, qi in zip(p, q)))
+    dedup = [v for i, v in enumerate(out) if v != out[i - 1]] if len(out) > 1 else out
+    return dedup
 
 
 # --------------------------------------------------------------------------- the per-parent step
@@ -178,6 +224,11 @@ class Candidate:
 
 
 class _Certifier:
+    """Exact work for one parent at a time. Internally rationals are python-flint ``fmpq`` and
+    constraints are *slack rows* ``g`` with ``g . (t, 1) >= 0`` (``> 0`` strictly inside), so that
+    evaluations are ``fmpq_mat`` products: ``E = SW * V`` holds every switching function of the
+    op at every vertex of a cell and answers all of the cell's sign questions at once."""
+
     def __init__(self, prog: Program, domain: Domain, offsets: list[int]) -> None:
         self.prog = prog
         self.domain = domain
@@ -190,15 +241,9 @@ class _Certifier:
     # -- one parent ------------------------------------------------------------------------
     def children(self, parent: Cell, cands: list[Candidate]) -> list[Cell]:
         j = parent.level
+        d = self.d
         nd = self.prog.nodes[self.prog.piecewise[j]]
-        rule = nd.rule
-        in_shape = nd.in_shapes[0]
-        sw = _switching_rows(self.prog, parent.live, j)
-        S = len(sw)
-        zero = tuple(Fraction(0) for _ in range(self.d))
-        vanish = [a == zero and c == 0 for a, c in sw]
-        parent_rows = [(f.a, f.b) for f in parent.facets]
-        parent_ids = [f.ids for f in parent.facets]
+        ctx = _OpContext(nd, _switching_map(self.prog, parent.live, j).mat, parent, d)
         found: dict[tuple[int, ...], Cell] = {}
         queue: list[Candidate] = list(cands)
         queued = {c.state for c in queue}
@@ -207,29 +252,29 @@ class _Certifier:
             cand = queue.pop()
             if cand.state in found:
                 continue
-            rows = self._state_rows(rule, nd.module, cand.state, in_shape, sw, vanish)
+            rows = ctx.rows(cand.state)
             if rows is None:
                 self.stats.spurious += 1
                 continue
-            all_rows = parent_rows + [(a, b) for a, b, _ in rows]
             w = cand.witness
-            if w is None or not _strictly_inside(all_rows, w):
+            if w is None or not ctx.strictly_inside(rows, w):
                 self.stats.witness_lp += 1
-                ip = _polyhedra.interior_point([list(a) for a, _ in all_rows], [b for _, b in all_rows], dim=self.d)
+                A, b = _to_ab(ctx.parent_G + [ctx.slack(i, sg) for i, sg in rows], d)
+                ip = _polyhedra.interior_point(A, b, dim=d)
                 if ip is None or ip[1] <= 0:
                     self.stats.spurious += 1
                     continue
-                w = ip[0]
+                w = tuple(_q(v) for v in ip[0])
             # The state of a cell is the state at its interior points; units identically zero on
             # the parent take their tie state there (they do not split it).
-            state = self._state_at(rule, nd.module, sw, w, in_shape)
+            state = ctx.state_at(w)
             if state != cand.state:
                 self.stats.spurious += 1
                 if state in found:
                     continue
-                rows = self._state_rows(rule, nd.module, state, in_shape, sw, vanish)
+                rows = ctx.rows(state)
                 assert rows is not None
-            cell = self._cell(parent, j, state, w, parent_rows, parent_ids, rows, cand.hint_ids)
+            cell, E, P = self._cell(parent, ctx, state, w, rows, cand.hint_ids)
             cell.repaired = cand.hint_ids is None and cand.witness is None
             if cell.repaired:
                 self.stats.repaired += 1
@@ -237,88 +282,89 @@ class _Certifier:
                 self.stats.confirmed += 1
             found[state] = cell
             # closure under facet crossing
+            lo, hi = self.offsets[j], self.offsets[j + 1]
             for f in cell.facets:
-                if not any(self.offsets[j] <= i < self.offsets[j + 1] for i in f.ids):
+                if not any(lo <= i < hi for i in f.ids):
                     continue  # only a facet of the parent: crossing it leaves P
-                if self._on_parent_boundary(f, cell, parent_rows):
-                    continue
-                nb = self._across(f, cell, sw, rule, nd.module, in_shape)
+                if any(all(row[v] == 0 for v in f.vertices) for row in P):
+                    continue  # on the parent's boundary
+                nb = self._across(f, E, ctx)
                 if nb not in found and nb not in queued:
                     queued.add(nb)
                     queue.append(Candidate(nb, None, None))
         if not found:
-            raise CertificationError(f"no child found for a parent cell at level {j}; witness {parent.witness}")
+            raise CertificationError(f"no child found for a parent cell at level {j}")
         children = list(found.values())
         if parent.volume is not None:
-            total = sum((c.volume for c in children), Fraction(0))  # type: ignore[misc]
+            total = sum((c.volume for c in children), fmpq(0))  # type: ignore[misc]
             if total != parent.volume:
                 raise CertificationError(
                     f"children volumes sum to {total}, parent volume is {parent.volume} (level {j})")
         return children
 
-    def _state_at(self, rule: Any, module: Any, sw: list[tuple[Row, Fraction]], w: Row,
-                  in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        signs = []
-        for a, c in sw:
-            v = _dot(a, w) + c
-            signs.append((v > 0) - (v < 0))
-        st = rule.state_from_signs(module, torch.tensor([signs], dtype=torch.int64), in_shape)
-        return tuple(st.reshape(-1).tolist())
-
-    def _state_rows(self, rule: Any, module: Any, state: tuple[int, ...], in_shape: tuple[int, ...],
-                    sw: list[tuple[Row, Fraction]], vanish: list[bool]) -> list[tuple[Row, Fraction, int]] | None:
-        """Rows ``a . t <= b`` (closures of ``sign * s(t) > 0``) of a state, leaving out switching
-        functions identically zero on the parent; None when the state is empty for sure."""
-        st = torch.tensor(state, dtype=torch.int64)
-        idx, signs = rule.cell_constraints(module, st, in_shape)
-        rows = []
-        for i, sg in zip(idx.tolist(), signs.tolist()):
-            a, c = sw[i]
-            if vanish[i]:
-                continue
-            if all(v == 0 for v in a):
-                if sg * c > 0:
-                    continue
-                return None
-            rows.append((tuple(-sg * v for v in a), sg * c, i))
-        return rows
-
-    def _cell(self, parent: Cell, j: int, state: tuple[int, ...], w: Row, parent_rows: list, parent_ids: list,
-              rows: list[tuple[Row, Fraction, int]], hint: set[int] | None) -> Cell:
-        off = self.offsets[j]
-        labels = list(parent_ids) + [(off + i,) for _, _, i in rows]
-        A_all = [r[0] for r in parent_rows] + [a for a, _, _ in rows]
-        b_all = [r[1] for r in parent_rows] + [b for _, b, _ in rows]
-        n_par = len(parent_rows)
+    def _cell(self, parent: Cell, ctx: "_OpContext", state: tuple[int, ...], w: tuple,
+              rows: list[tuple[int, int]], hint: set[int] | None) -> tuple[Cell, list, list]:
+        d = self.d
+        off = self.offsets[ctx.j]
+        sign_of = dict(rows)
         if hint is None:
-            use = list(range(len(A_all)))
+            first = [i for i, _ in rows]
         else:
-            use = list(range(n_par)) + [n_par + k for k, (_, _, i) in enumerate(rows) if off + i in hint]
-        while True:
-            vrep = _polyhedra.h_to_v([list(A_all[k]) for k in use], [b_all[k] for k in use], dim=self.d)
-            if vrep.rays or vrep.lines or not vrep.vertices:
-                if len(use) < len(A_all):
-                    use = list(range(len(A_all)))
-                    self.stats.redo_hv += 1
-                    continue
-                raise InvalidInputError("unbounded cells are not supported yet by the certifier; use a bounded domain")
-            unused = [k for k in range(len(A_all)) if k not in set(use)]
-            bad = [k for k in unused if any(_dot(A_all[k], v) > b_all[k] for v in vrep.vertices)]
-            if not bad:
-                break
-            self.stats.redo_hv += 1
-            use = sorted(set(use) | set(bad))
-        fs = _polyhedra.facets([list(A_all[k]) for k in use], [b_all[k] for k in use], vrep)
-        verts = [tuple(v) for v in vrep.vertices]
+            first = [i for i, _ in rows if off + i in hint]
+        if d <= 2 and self.bounded:
+            poly = list(parent.vertices)
+            pending = first
+            while True:
+                for i in pending:
+                    poly = _clip(poly, ctx.slack(i, sign_of[i]), d)
+                E = (ctx.SW * _cols(poly, d)).tolist()
+                pending = [i for i, sg in rows if any(sg * v < 0 for v in E[i])]
+                if not pending:
+                    break
+                self.stats.redo_hv += 1
+            if len(poly) < d + 1:
+                raise CertificationError("a cell with a witness strictly inside came out flat")
+            verts = poly
+            sides = [(0,), (1,)] if d == 1 else [(v, (v + 1) % len(poly)) for v in range(len(poly))]
+        else:
+            use = first
+            while True:
+                G = ctx.parent_G + [ctx.slack(i, sign_of[i]) for i in use]
+                A, b = _to_ab(G, d)
+                vrep = _polyhedra.h_to_v(A, b, dim=d)
+                if vrep.rays or vrep.lines or not vrep.vertices:
+                    if len(use) < len(rows):
+                        use = [i for i, _ in rows]
+                        self.stats.redo_hv += 1
+                        continue
+                    raise InvalidInputError("unbounded cells are not supported yet by the certifier; "
+                                            "use a bounded domain")
+                verts = [tuple(_q(v) for v in vx) for vx in vrep.vertices]
+                E = (ctx.SW * _cols(verts, d)).tolist()
+                bad = [i for i, sg in rows if any(sg * v < 0 for v in E[i])]
+                if not bad:
+                    break
+                self.stats.redo_hv += 1
+                use = sorted(set(use) | set(bad))
+            fs = _polyhedra.facets(A, b, vrep)
+            sides = [tuple(sorted(vs)) for vs in fs.vertex_sets]
+        P = (ctx.PG * _cols(verts, d)).tolist() if ctx.parent_G else []
         facets = []
-        for group, vset in zip(fs.groups, fs.vertex_sets):
-            k0 = use[group[0]]
-            ids = tuple(sorted({i for g in group for i in labels[use[g]]}))
-            facets.append(Facet(tuple(A_all[k0]), b_all[k0], ids, tuple(sorted(vset))))
-        vol = _volume(verts, facets, self.d) if self.bounded else None
-        cell = Cell(j + 1, parent.states + (state,), tuple(w), facets, verts, vol)
-        cell.live = _run_nodes(self.prog, parent.live, *self._seg(j + 1), state)
-        return cell
+        for side in sides:
+            tight_par = [k for k, row in enumerate(P) if all(row[v] == 0 for v in side)]
+            tight_own = [i for i, _ in rows if all(E[i][v] == 0 for v in side)]
+            if tight_par:
+                slack = ctx.parent_G[tight_par[0]]
+            elif tight_own:
+                slack = ctx.slack(tight_own[0], sign_of[tight_own[0]])
+            else:
+                raise CertificationError("a side of a cell lies on no constraint")
+            ids = {i for k in tight_par for i in ctx.parent_ids[k]} | {off + i for i in tight_own}
+            facets.append(Facet(list(slack), tuple(sorted(ids)), side))
+        vol = _volume(verts, facets, d) if self.bounded else None
+        cell = Cell(ctx.j + 1, parent.states + (state,), tuple(w), facets, verts, vol)
+        cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state)
+        return cell, E, P
 
     def _seg(self, level: int) -> tuple[int, int]:
         pw = self.prog.piecewise
@@ -326,42 +372,96 @@ class _Certifier:
         hi = pw[level] if level < len(pw) else len(self.prog.nodes)
         return lo, hi
 
-    def _on_parent_boundary(self, f: Facet, cell: Cell, parent_rows: list) -> bool:
-        pts = [cell.vertices[k] for k in f.vertices]
-        return any(all(_dot(a, p) == b for p in pts) for a, b in parent_rows)
-
-    def _across(self, f: Facet, cell: Cell, sw: list[tuple[Row, Fraction]], rule: Any, module: Any,
-                in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """State of op j just across facet ``f`` (exact, at a point of its relative interior)."""
-        pts = [cell.vertices[k] for k in f.vertices]
-        n = f.a  # outward normal: a . t <= b inside
-        on_f = [all(_dot(a, p) + c == 0 for p in pts) for a, c in sw]
+    def _across(self, f: Facet, E: list, ctx: "_OpContext") -> tuple[int, ...]:
+        """State of the op just across facet ``f`` (exact): the signs at a point ``c`` of the
+        facet's relative interior, where a switching function vanishing on the whole facet takes
+        the sign it has just outside (from its normal), and one merely passing through ``c``
+        forces another choice of ``c``."""
+        d = self.d
+        vs = f.vertices
+        k = next(i for i in range(d) if f.slack[i] != 0)
+        gk = f.slack[k]
+        across = []
+        for i, row in enumerate(E):
+            if all(row[v] == 0 for v in vs):
+                c = ctx.sw_rows[i][k]
+                # on f the function is a multiple lam * g_f with sign(lam) = sign(c / gk); outside g_f < 0
+                across.append(0 if c == 0 else (-1 if (c > 0) == (gk > 0) else 1))
+            else:
+                across.append(None)
         for attempt in range(50):
             if attempt == 0:
-                wts = [Fraction(1, len(pts))] * len(pts)
+                wts = [fmpq(1, len(vs))] * len(vs)
             else:
-                raw = [Fraction(self.rng.randint(1, 1000)) for _ in pts]
+                raw = [self.rng.randint(1, 1000) for _ in vs]
                 tot = sum(raw)
-                wts = [r / tot for r in raw]
-            c = tuple(sum((w * p[i] for w, p in zip(wts, pts)), Fraction(0)) for i in range(self.d))
+                wts = [fmpq(r, tot) for r in raw]
             signs = []
-            ok = True
-            for (a, b0), contains in zip(sw, on_f):
-                v = _dot(a, c) + b0
-                if v != 0:
-                    signs.append(1 if v > 0 else -1)
+            for row, fixed in zip(E, across):
+                if fixed is not None:
+                    signs.append(fixed)
                     continue
-                if not contains:
-                    ok = False  # c lies on a hyperplane crossing the facet: pick another point
-                    break
-                dv = _dot(a, n)
-                signs.append((dv > 0) - (dv < 0))
-            if ok:
-                st = rule.state_from_signs(module, torch.tensor([signs], dtype=torch.int64), in_shape)
-                return tuple(st.reshape(-1).tolist())
+                v = sum((wt * row[x] for wt, x in zip(wts, vs)), fmpq(0))
+                if v == 0:
+                    break  # c lies on a hyperplane crossing the facet: pick another point
+                signs.append(1 if v > 0 else -1)
+            else:
+                return ctx.rule.state_tuple(ctx.module, signs, ctx.in_shape)
         raise CertificationError("could not find a generic point on a facet")
 
+    def _state_at(self, rule: Any, module: Any, SW: fmpq_mat, w: tuple, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        vals = (SW * _cols([w], self.d)).entries()
+        return rule.state_tuple(module, [(v > 0) - (v < 0) for v in vals], in_shape)
 
+
+class _OpContext:
+    """What every child of one parent shares: the op, its exact switching functions on the parent."""
+
+    def __init__(self, nd: Any, SW: fmpq_mat, parent: Cell, d: int) -> None:
+        self.nd = nd
+        self.rule = nd.rule
+        self.module = nd.module
+        self.in_shape = nd.in_shapes[0]
+        self.out_shape = nd.out_shape
+        self.j = parent.level
+        self.d = d
+        self.SW = SW
+        self.sw_rows = SW.tolist()
+        self.vanish = [all(v == 0 for v in row) for row in self.sw_rows]
+        self.parent_G = [f.slack for f in parent.facets]
+        self.parent_ids = [f.ids for f in parent.facets]
+        self.PG = _mat(self.parent_G, d + 1) if self.parent_G else None
+
+    def slack(self, i: int, sg: int) -> list:
+        row = self.sw_rows[i]
+        return row if sg > 0 else [-v for v in row]
+
+    def rows(self, state: tuple[int, ...]) -> list[tuple[int, int]] | None:
+        """(switching index, sign) defining the state's cell, leaving out functions identically
+        zero on the parent; None when the state is surely empty (a constant with the wrong sign)."""
+        out = []
+        d = self.d
+        for i, sg in self.rule.constraint_list(self.module, state, self.in_shape, self.out_shape):
+            if self.vanish[i]:
+                continue
+            row = self.sw_rows[i]
+            if all(v == 0 for v in row[:d]):
+                if sg * row[d] > 0:
+                    continue
+                return None
+            out.append((i, sg))
+        return out
+
+    def strictly_inside(self, rows: list[tuple[int, int]], w: tuple) -> bool:
+        col = _cols([w], self.d)
+        if self.PG is not None and not all(v > 0 for v in (self.PG * col).entries()):
+            return False
+        vals = (self.SW * col).entries()
+        return all(sg * vals[i] > 0 for i, sg in rows)
+
+    def state_at(self, w: tuple) -> tuple[int, ...]:
+        vals = (self.SW * _cols([w], self.d)).entries()
+        return self.rule.state_tuple(self.module, [(v > 0) - (v < 0) for v in vals], self.in_shape)
 
 
 # --------------------------------------------------------------------------- driver
@@ -372,7 +472,7 @@ class Leaf:
 
     states: tuple[tuple[int, ...], ...]
     witness: Row
-    facets: list[Facet]
+    facets: list[tuple]  # (a, b, ids, vertex indices) with a . t <= b, as Fractions
     vertices: list[Row]
     volume: Fraction | None
     output: list[list[Fraction]]  # rows [a_1..a_d, c] of the output map in t coordinates
@@ -387,15 +487,51 @@ def constraint_offsets(prog: Program, domain: Domain) -> list[int]:
     return offs
 
 
+def _ordered(verts: list[tuple], facets: list[Facet], d: int) -> tuple[list[tuple], list[Facet]]:
+    """Vertices in order (interval ends; counter-clockwise polygon) with facets as their sides."""
+    if d == 1:
+        order = sorted(range(len(verts)), key=lambda k: verts[k][0])
+    else:
+        nxt: dict[int, list[int]] = {}
+        for f in facets:
+            u, v = f.vertices
+            nxt.setdefault(u, []).append(v)
+            nxt.setdefault(v, []).append(u)
+        order, prev, cur = [facets[0].vertices[0]], None, facets[0].vertices[0]
+        while True:
+            a, b = nxt[cur]
+            step = b if a == prev else a
+            if step == order[0]:
+                break
+            order.append(step)
+            prev, cur = cur, step
+        area2 = sum((verts[order[k]][0] * verts[order[(k + 1) % len(order)]][1]
+                     - verts[order[(k + 1) % len(order)]][0] * verts[order[k]][1] for k in range(len(order))), fmpq(0))
+        if area2 < 0:
+            order.reverse()
+    pos = {k: n for n, k in enumerate(order)}
+    new_facets = [Facet(f.slack, f.ids, tuple(pos[k] for k in f.vertices)) for f in facets]
+    if d == 2:  # facet k joins vertex k and k+1
+        by_side = {frozenset(f.vertices): f for f in new_facets}
+        new_facets = [by_side[frozenset((k, (k + 1) % len(order)))] for k in range(len(order))]
+        new_facets = [Facet(f.slack, f.ids, (k, (k + 1) % len(order))) for k, f in enumerate(new_facets)]
+    else:
+        new_facets = sorted(new_facets, key=lambda f: f.vertices)
+    return [verts[k] for k in order], new_facets
+
+
 def _root(prog: Program, domain: Domain) -> Cell:
     A, b = domain.halfspaces()
     d = domain.dim
     vrep = _polyhedra.h_to_v([list(r) for r in A], list(b), dim=d)
     fs = _polyhedra.facets([list(r) for r in A], list(b), vrep)
-    verts = [tuple(v) for v in vrep.vertices]
-    facets = [Facet(tuple(A[g[0]]), b[g[0]], tuple(g), tuple(sorted(vs))) for g, vs in zip(fs.groups, fs.vertex_sets)]
+    verts = [tuple(_q(c) for c in v) for v in vrep.vertices]
+    facets = [Facet([-_q(v) for v in A[g[0]]] + [_q(b[g[0]])], tuple(g), tuple(sorted(vs)))
+              for g, vs in zip(fs.groups, fs.vertex_sets)]
+    if d <= 2 and domain.is_bounded:
+        verts, facets = _ordered(verts, facets, d)
     vol = _volume(verts, facets, d) if domain.is_bounded else None
-    root = Cell(0, (), tuple(domain.interior_point()), facets, verts, vol)
+    root = Cell(0, (), tuple(_q(v) for v in domain.interior_point()), facets, verts, vol)
     M, c = domain.input_map()
     m0 = _exact.input_map(M, c, prog.input_shape)
     hi = prog.piecewise[0] if prog.piecewise else len(prog.nodes)
@@ -406,20 +542,22 @@ def _root(prog: Program, domain: Domain) -> Cell:
 def _seed(cert: _Certifier, parent: Cell) -> Candidate:
     """A candidate child at a generic point near the parent's witness (no float trace needed)."""
     j = parent.level
-    sw = _switching_rows(cert.prog, parent.live, j)
+    d = cert.d
+    SW = _switching_map(cert.prog, parent.live, j).mat
+    rows = SW.tolist()
     w = parent.witness
     rng = random.Random(1)
     for attempt in range(200):
-        vals = [_dot(a, w) + c for a, c in sw]
-        if all(v != 0 or all(x == 0 for x in a) for v, (a, _) in zip(vals, sw)):
+        vals = (SW * _cols([w], d)).entries()
+        if all(v != 0 or all(x == 0 for x in row[:d]) for v, row in zip(vals, rows)):
             nd = cert.prog.nodes[cert.prog.piecewise[j]]
-            return Candidate(cert._state_at(nd.rule, nd.module, sw, w, nd.in_shapes[0]), w, None)
+            return Candidate(cert._state_at(nd.rule, nd.module, SW, w, nd.in_shapes[0]), w, None)
         # a random convex combination of the vertices, pulled slightly towards the witness
-        raw = [Fraction(rng.randint(1, 10**6)) for _ in parent.vertices]
+        raw = [rng.randint(1, 10**6) for _ in parent.vertices]
         tot = sum(raw)
-        v = tuple(sum((r / tot * p[i] for r, p in zip(raw, parent.vertices)), Fraction(0))
-                  for i in range(len(w))) if parent.vertices else w
-        eps = Fraction(1, rng.randint(10, 10**3))
+        v = tuple(sum((fmpq(r, tot) * p[i] for r, p in zip(raw, parent.vertices)), fmpq(0))
+                  for i in range(d)) if parent.vertices else w
+        eps = fmpq(1, rng.randint(10, 10**3))
         w = tuple(wi + eps * (vi - wi) for wi, vi in zip(parent.witness, v))
     raise CertificationError("could not find a generic seed point")
 
@@ -444,7 +582,10 @@ def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell
     for c in current:
         out = c.live["output"] if c.live else None
         rows = [[_exact.to_fraction(v) for v in row] for row in out.mat.tolist()] if out is not None else []
-        leaves.append(Leaf(c.states, c.witness, c.facets, c.vertices, c.volume, rows, c.repaired))
+        leaves.append(Leaf(c.states, tuple(_f(v) for v in c.witness),
+                           [(f.a, f.b, f.ids, f.vertices) for f in c.facets],
+                           [tuple(_f(v) for v in p) for p in c.vertices],
+                           None if c.volume is None else _f(c.volume), rows, c.repaired))
     return leaves, cert.stats
 
 
@@ -464,7 +605,7 @@ def candidate_tree(trace: Any) -> dict:
     ids = trace.bounding_ids.tolist()
     tree: dict = {}
     for r in range(R):
-        w = tuple(Fraction(v) for v in interior[r])
+        w = tuple(_q(v) for v in interior[r])
         hint = set(ids[offs[r]:offs[r + 1]])
         prefix: tuple = ()
         for j in range(len(per_op)):

@@ -180,6 +180,19 @@ class PiecewiseRule(Rule):
         x = m.at(t) if t is not None else m.b
         return self.apply(module, m, self.state(module, x))
 
+    # Plain-Python forms of the two sign queries, used one cell at a time by the exact layer.
+    # Defaults go through the tensor versions; elementwise rules override them with a fast path.
+    def state_tuple(self, module: Any, signs: Sequence[int], in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """``state_from_signs`` for one sample, signs and states as flat tuples."""
+        st = self.state_from_signs(module, torch.tensor([list(signs)], dtype=torch.int64), in_shape)
+        return tuple(st.reshape(-1).tolist())
+
+    def constraint_list(self, module: Any, state: Sequence[int], in_shape: tuple[int, ...],
+                        out_shape: tuple[int, ...]) -> list[tuple[int, int]]:
+        """``cell_constraints`` for one flat state tuple, as a list of (index, sign)."""
+        idx, sg = self.cell_constraints(module, torch.tensor(list(state), dtype=torch.int64).reshape(out_shape), in_shape)
+        return list(zip(idx.tolist(), sg.tolist()))
+
 
 RULES: dict[Any, Rule] = {}
 
@@ -467,6 +480,17 @@ class CatRule(Rule):
 
 class _ElementwiseRule(PiecewiseRule):
     """Elementwise piecewise-linear units: out = slope[state] * x + const[state]."""
+
+    def state_tuple(self, module: Any, signs: Sequence[int], in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(self.thresholds(module)) == 1:
+            return tuple(1 if s > 0 else 0 for s in signs)
+        return super().state_tuple(module, signs, in_shape)
+
+    def constraint_list(self, module: Any, state: Sequence[int], in_shape: tuple[int, ...],
+                        out_shape: tuple[int, ...]) -> list[tuple[int, int]]:
+        if len(self.thresholds(module)) == 1:
+            return [(i, 1 if st else -1) for i, st in enumerate(state)]
+        return super().constraint_list(module, state, in_shape, out_shape)
 
     def slopes_consts(self, module: Any) -> list[tuple[float, float]]:
         raise NotImplementedError

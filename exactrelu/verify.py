@@ -117,7 +117,7 @@ def _assemble(prog: Program, dom: Domain, leaves: list, stats: certify.Stats) ->
     regions = []
     for i, lf in enumerate(leaves):
         ids = [vid(v) for v in lf.vertices]
-        facets = [RegionFacet(f.a, f.b, f.ids, tuple(ids[k] for k in f.vertices)) for f in lf.facets]
+        facets = [RegionFacet(a, b, fid, tuple(ids[k] for k in fv)) for a, b, fid, fv in lf.facets]
         regions.append(Region(i, [list(s) for s in lf.states], lf.witness, facets, ids, lf.output, lf.volume, lf.repaired))
     adjacency = find_adjacency(regions, vertices, dom.dim)
     pieces = _pieces(regions, adjacency)
