@@ -59,8 +59,8 @@ class Uncertain:
     - ``vanishing`` (K, 2): (region, constraint id) with the switching function within the
       tolerance of zero at every vertex of the region (its state there is the rule's tie state).
     - ``overflow`` (K, 2): (vertex id, constraint id) that did not fit in a tight list.
-    - ``degenerate`` (K, 2): (region, constraint id): a split that found fewer than ``d`` new
-      vertices for one side (degenerate or badly conditioned geometry).
+    - ``degenerate`` (K, 2): (region, constraint id): a split whose cut face got fewer than ``d``
+      vertices (degenerate or badly conditioned geometry).
     - ``duplicates`` (K, 2): pairs of regions with the same full pattern (never expected without
       MaxPool; with MaxPool such sub-cells are merged).
     """
@@ -507,7 +507,7 @@ class _Complex:
                 extra[:, 0] = dup[hit]
                 rc = torch.cat([rc, extra])
             self.rec_cur = [rc]
-        few = (nnew < d) if d > 1 else (nnew < 1)
+        few = (nnew + zer.sum(1)) < d  # the cut face needs at least d vertices
         if bool(few.any()):
             rr = torch.cat([ci[few], new[few]])
             self.rec_cur.append(torch.stack([rr, torch.full_like(rr, sid), torch.ones_like(rr)], 1))

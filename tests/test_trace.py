@@ -1,0 +1,329 @@
+"""The float tracer: counts against exact small cases and grid sampling, invariants of the trace."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from exactrelu.capture import Program
+from exactrelu.domain import Box, Polytope, RealSpace, Slice
+from exactrelu.errors import InvalidInputError, RegionLimitError
+from exactrelu.graphs import affine_maps
+from exactrelu.rules import FloatMap
+from exactrelu.trace import Trace, trace
+from exactrelu._progress import progress_bar
+
+
+def mlp(widths, seed, act=nn.ReLU, out=2):
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), act()]
+    layers.append(nn.Linear(widths[-1], out))
+    return nn.Sequential(*layers).double().eval()
+
+
+def set_linear(layer: nn.Linear, w, b) -> None:
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(w, dtype=layer.weight.dtype))
+        layer.bias.copy_(torch.tensor(b, dtype=layer.bias.dtype))
+
+
+def flat_patterns(patterns) -> list[tuple[int, ...]]:
+    n = patterns[0].shape[0]
+    return [tuple(r) for r in torch.cat([p.reshape(n, -1) for p in patterns], 1).tolist()]
+
+
+def patterns_at(prog: Program, X: torch.Tensor) -> list[tuple[int, ...]]:
+    """Patterns at network inputs ``X`` (N, n_in) by a plain forward pass."""
+    n = X.shape[0]
+    m0 = FloatMap(X.new_zeros((n, 0, *prog.input_shape)), X.reshape(n, *prog.input_shape))
+    _, found = prog.float_run(m0)
+    return flat_patterns(found)
+
+
+def inputs_of(tr: Trace, T: torch.Tensor) -> torch.Tensor:
+    M, c = tr.domain.float_input_map()
+    return T.to(torch.float64) @ M.T + c
+
+
+def grid(box_bounds, n):
+    axes = [torch.linspace(lo, hi, n, dtype=torch.float64) for lo, hi in box_bounds]
+    return torch.cartesian_prod(*axes).reshape(-1, len(box_bounds))
+
+
+def assert_interior_patterns(tr: Trace) -> None:
+    got = patterns_at(tr.program, inputs_of(tr, tr.interior))
+    assert got == flat_patterns(tr.patterns)
+
+
+def assert_grid_lower_bound(tr: Trace, T: torch.Tensor) -> None:
+    grid_pats = set(patterns_at(tr.program, inputs_of(tr, T)))
+    traced = set(flat_patterns(tr.patterns))
+    assert tr.num_regions >= len(grid_pats)
+    assert grid_pats <= traced, f"{len(grid_pats - traced)} grid patterns missing from the trace"
+
+
+# ----------------------------------------------------------------------------- 1-D, by hand
+
+
+def test_1d_three_relus_give_four_intervals():
+    net = nn.Sequential(nn.Linear(1, 3), nn.ReLU(), nn.Linear(3, 1)).double()
+    set_linear(net[0], [[1.0], [1.0], [-1.0]], [0.0, -0.5, 0.25])
+    tr = trace(net, [(-1, 1)], progress=False)
+    assert tr.num_regions == 4
+    assert sorted(tr.vertices[:, 0].tolist()) == pytest.approx([-1, 0, 0.25, 0.5, 1])
+    assert len(tr.edges) == 4
+    assert_interior_patterns(tr)
+
+
+def test_1d_hidden_layer_elbow_inside_counts_and_outside_does_not():
+    net = nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1)).double()
+    set_linear(net[0], [[1.0]], [0.0])
+    set_linear(net[2], [[1.0], [1.0]], [-0.5, -2.0])  # elbows at x = 0.5 (inside) and x = 2 (outside)
+    tr = trace(net, [(-1, 1)], progress=False)
+    assert tr.num_regions == 3
+    assert sorted(tr.vertices[:, 0].tolist()) == pytest.approx([-1, 0, 0.5, 1])
+    assert_interior_patterns(tr)
+
+
+def test_1d_interval_outside_every_breakpoint_is_one_region():
+    net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1)).double()
+    set_linear(net[0], [[1.0], [2.0]], [-3.0, -5.0])
+    tr = trace(net, [(-1, 1)], progress=False)
+    assert tr.num_regions == 1
+    assert tr.patterns[0].tolist() == [[0, 0]]
+
+
+# ----------------------------------------------------------------------------- 2-D arrangements
+
+
+def exact_arrangement_count(W: torch.Tensor, b: torch.Tensor, lo: Fraction, hi: Fraction) -> int:
+    """Regions of a line arrangement inside the open square (lo, hi)^2, in exact arithmetic:
+    1 + lines meeting the open square + pairwise intersections strictly inside (general position)."""
+    W, b = W.detach(), b.detach()
+    lines = [(Fraction(float(w[0])), Fraction(float(w[1])), Fraction(float(c))) for w, c in zip(W, b)]
+    corners = list(itertools.product([lo, hi], repeat=2))
+    meeting = [ln for ln in lines
+               if min(ln[0] * x + ln[1] * y + ln[2] for x, y in corners) < 0
+               < max(ln[0] * x + ln[1] * y + ln[2] for x, y in corners)]
+    inside = 0
+    for (a1, b1, c1), (a2, b2, c2) in itertools.combinations(lines, 2):
+        det = a1 * b2 - a2 * b1
+        if det == 0:
+            continue
+        x = (-c1 * b2 + c2 * b1) / det
+        y = (-a1 * c2 + a2 * c1) / det
+        inside += lo < x < hi and lo < y < hi
+    return 1 + len(meeting) + inside
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("width", [5, 12, 30])
+def test_2d_one_hidden_layer_matches_exact_line_arrangement(seed, width):
+    net = mlp((2, width), seed)
+    tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
+    assert tr.num_regions == exact_arrangement_count(net[0].weight, net[0].bias, Fraction(-1), Fraction(1))
+    assert_interior_patterns(tr)
+
+
+@pytest.mark.parametrize("widths,seed", [((2, 8, 8), 0), ((2, 16, 16, 16), 1), ((2, 24, 12), 2)])
+def test_2d_deep_nets_never_below_grid_count(widths, seed):
+    net = mlp(widths, seed)
+    tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
+    assert_grid_lower_bound(tr, grid([(-1, 1), (-1, 1)], 300))
+    assert_interior_patterns(tr)
+    assert len(set(tr.packed_patterns())) == tr.num_regions
+
+
+@pytest.mark.parametrize("widths,seed", [((2, 10), 4), ((2, 8, 8), 5), ((2, 16, 16, 16), 6)])
+def test_2d_euler_characteristic_of_the_box_complex(widths, seed):
+    tr = trace(mlp(widths, seed), [(-1, 2), (-0.5, 1)], progress=False)
+    assert tr.num_vertices - len(tr.edges) + tr.num_regions == 1
+
+
+def test_2d_region_vertices_satisfy_the_region_constraints():
+    net = mlp((2, 12, 12), 7)
+    tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
+    prog = tr.program
+    # every vertex of a region lies in its closure: switching functions have the region's sign
+    off, ids = tr.region_vertices
+    collect: list = []
+    for r in range(0, tr.num_regions, max(1, tr.num_regions // 40)):
+        vs = tr.vertices[ids[off[r]:off[r + 1]]]
+        n = len(vs)
+        states = [p[r:r + 1].expand(n, *p.shape[1:]) for p in tr.patterns]
+        m0 = FloatMap(vs.new_zeros((n, 0, 2)), vs)
+        collect.clear()
+        prog.float_run(m0, states=states, collect=collect)
+        for j, sw in enumerate(collect):
+            st = tr.patterns[j][r].reshape(-1)
+            sign = torch.where(st > 0, 1.0, -1.0).double()
+            assert ((sw.b * sign) >= -1e-9).all()
+
+
+# ----------------------------------------------------------------------------- 3-D and higher
+
+
+@pytest.mark.parametrize("widths,seed", [((3, 6, 6), 0), ((3, 10), 1)])
+def test_3d_never_below_grid_count(widths, seed):
+    tr = trace(mlp(widths, seed), [(-1, 1)] * 3, progress=False)
+    assert_grid_lower_bound(tr, grid([(-1, 1)] * 3, 45))
+    assert_interior_patterns(tr)
+
+
+@pytest.mark.parametrize("d", [4, 5, 6])
+def test_higher_dimensions_interior_points_have_their_patterns(d):
+    tr = trace(mlp((d, 5, 4), d), [(-1, 1)] * d, progress=False)
+    assert tr.num_regions > 1
+    assert_interior_patterns(tr)
+    T = torch.rand(4000, d, generator=torch.Generator().manual_seed(d), dtype=torch.float64) * 2 - 1
+    assert_grid_lower_bound(tr, T)
+
+
+def test_polytope_domain_triangle():
+    net = mlp((2, 10, 6), 3)
+    tri = Polytope([[-1, 0], [0, -1], [1, 1]], [0, 0, 1])
+    tr = trace(net, tri, progress=False)
+    assert_interior_patterns(tr)
+    T = grid([(0, 1), (0, 1)], 250)
+    T = T[T.sum(1) <= 1]
+    assert_grid_lower_bound(tr, T)
+    assert (tr.interior >= 0).all() and (tr.interior.sum(1) <= 1).all()
+
+
+# ----------------------------------------------------------------------------- other layers
+
+
+@pytest.mark.parametrize("act", [lambda: nn.Hardtanh(-0.3, 0.4), lambda: nn.LeakyReLU(0.1)])
+def test_hardtanh_and_leaky_relu_nets(act):
+    net = mlp((2, 10, 10), 8, act=act)
+    tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
+    assert_grid_lower_bound(tr, grid([(-1, 1), (-1, 1)], 300))
+    assert_interior_patterns(tr)
+    assert tr.num_vertices - len(tr.edges) + tr.num_regions == 1
+
+
+def conv_net(pool: bool, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [nn.Conv2d(1, 2, 3), nn.ReLU()]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+        layers += [nn.Flatten(), nn.Linear(2 * 2 * 2, 3), nn.ReLU(), nn.Linear(3, 2)]
+    else:
+        layers += [nn.Flatten(), nn.Linear(2 * 4 * 4, 3), nn.ReLU(), nn.Linear(3, 2)]
+    return nn.Sequential(*layers).double().eval()
+
+
+def three_images(seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn((1, 6, 6), generator=g, dtype=torch.float64) for _ in range(3)]
+
+
+def triangle_grid(n: int) -> torch.Tensor:
+    T = grid([(0, 1), (0, 1)], n)
+    return T[T.sum(1) <= 1]
+
+
+def test_slice_plane_through_three_inputs_of_a_conv_net():
+    net = conv_net(pool=False)
+    dom = Slice.plane(*three_images())
+    tr = trace(net, dom, progress=False)
+    assert tr.num_regions > 3
+    assert_interior_patterns(tr)
+    assert_grid_lower_bound(tr, triangle_grid(200))
+
+
+def test_maxpool_net_on_a_slice_merges_sub_cells_and_keeps_patterns():
+    net = conv_net(pool=True, seed=1)
+    dom = Slice.plane(*three_images(1), bounds=[(-1, 2), (-1, 2)])
+    tr = trace(net, dom, progress=False)
+    assert tr.num_regions > 3
+    assert len(set(tr.packed_patterns())) == tr.num_regions
+    assert_interior_patterns(tr)
+    assert_grid_lower_bound(tr, grid([(-1, 2), (-1, 2)], 200))
+
+
+# ----------------------------------------------------------------------------- the trace itself
+
+
+def test_output_maps_match_the_network_at_interior_points():
+    net = mlp((2, 8, 8), 9)
+    tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
+    y = net(tr.interior)
+    pred = (tr.output_weight * tr.interior[:, None, :]).sum(-1) + tr.output_bias
+    assert torch.allclose(pred, y, atol=1e-10)
+    ref = affine_maps(net, tr.interior)
+    assert torch.allclose(tr.output_weight, ref.weight, atol=1e-12)
+
+
+def test_bounding_and_tight_ids_use_the_documented_scheme():
+    net = mlp((2, 6, 5), 10)
+    tr = trace(net, Box([(-1, 1), (-1, 1)]), progress=False)
+    assert tr.constraint_offsets == [4, 10, 15]
+    off, ids = tr.bounding
+    assert len(off) == tr.num_regions + 1 and int(off[-1]) == len(ids)
+    assert ids.min() >= 0 and ids.max() < 15
+    voff, vids = tr.vertex_tight
+    assert len(voff) == tr.num_vertices + 1
+    # a box corner is tight on exactly its two box rows
+    corner = int(((tr.vertices - torch.tensor([1.0, 1.0], dtype=torch.float64)).abs().sum(1) < 1e-12).nonzero())
+    assert sorted(vids[voff[corner]:voff[corner + 1]].tolist()) == [0, 2]
+
+
+def test_max_regions_raises_with_the_count_found_so_far():
+    net = mlp((2, 32, 32), 11)
+    with pytest.raises(RegionLimitError) as err:
+        trace(net, [(-1, 1), (-1, 1)], progress=False, max_regions=50)
+    assert err.value.found > 50
+    assert "max_regions" in str(err.value)
+
+
+def test_vanishing_unit_is_reported_not_split():
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1), nn.ReLU(), nn.Linear(1, 1)).double()
+    set_linear(net[0], [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
+    set_linear(net[2], [[1.0, -1.0]], [0.0])  # zero wherever both hidden units are off
+    tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
+    assert_interior_patterns(tr)
+    assert len(tr.uncertain.vanishing) >= 1
+    assert set(tr.uncertain.vanishing[:, 1].tolist()) == {tr.constraint_offsets[1]}
+
+
+def test_float32_runs():
+    tr = trace(mlp((2, 8), 12), [(-1, 1), (-1, 1)], progress=False, dtype=torch.float32)
+    assert tr.num_regions == exact_arrangement_count(mlp((2, 8), 12)[0].weight, mlp((2, 8), 12)[0].bias,
+                                                     Fraction(-1), Fraction(1))
+
+
+@pytest.mark.parametrize("bad,kw", [
+    (RealSpace(2), {}),
+    ([(-1, 1)] * 3, {}),
+    ([(-1, 1)] * 2, {"max_regions": 0}),
+    ([(-1, 1)] * 2, {"dtype": torch.int64}),
+])
+def test_invalid_arguments_raise(bad, kw):
+    with pytest.raises(InvalidInputError):
+        trace(mlp((2, 4), 0), bad, progress=False, **kw)
+
+
+def test_progress_bar_is_silent_when_disabled_or_not_a_terminal(capsys):
+    with progress_bar(5, "x", enabled=True) as bar:  # pytest's stderr is not a terminal
+        bar.update(5)
+    assert capsys.readouterr().err == ""
+    trace(mlp((2, 4), 0), [(-1, 1)] * 2, progress=True)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cpu_and_cuda_give_the_same_regions():
+    net = mlp((2, 16, 16), 13)
+    a = trace(net, [(-1, 1), (-1, 1)], progress=False, device="cpu")
+    b = trace(net.to("cuda"), [(-1, 1), (-1, 1)], progress=False, device="cuda")
+    assert a.num_regions == b.num_regions
+    assert set(a.packed_patterns()) == set(b.packed_patterns())
