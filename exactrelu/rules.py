@@ -21,6 +21,7 @@ MaxPool2d picks the first maximum in row-major window order.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import operator
@@ -234,14 +235,29 @@ _CACHE_ATTR = "_exactrelu_exact_cache"
 
 
 def _exact_cache(module: Any) -> dict:
-    # Exact matrices are cached outside the module (keyed by id) so the model is left untouched.
-    store = _MODULE_CACHE.setdefault(id(module), ({}, module))
-    if store[1] is not module:  # id reused by a new object
-        _MODULE_CACHE[id(module)] = ({}, module)
-    return _MODULE_CACHE[id(module)][0]
+    # Exact matrices are cached outside the module (keyed by id) so the model is left untouched;
+    # the cache is dropped when the module's own tensors are replaced or changed in place.
+    stamp = _tensor_stamp(module)
+    store = _MODULE_CACHE.get(id(module))
+    if store is None or store[1] is not module or store[2] != stamp:  # new, id reused, or parameters changed
+        store = ({}, module, stamp)
+        _MODULE_CACHE[id(module)] = store
+    return store[0]
 
 
-_MODULE_CACHE: dict[int, tuple[dict, Any]] = {}
+def _tensor_stamp(module: Any) -> str:
+    # A digest of the values (versions miss writes through .data; pointers are reused).
+    if not isinstance(module, nn.Module):
+        return ""
+    h = hashlib.sha256()
+    for t in itertools.chain(module.parameters(recurse=False), module.buffers(recurse=False)):
+        if t is not None:
+            h.update(f"{t.dtype}{tuple(t.shape)};".encode())
+            h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+_MODULE_CACHE: dict[int, tuple[dict, Any, str]] = {}
 
 
 def clear_exact_cache() -> None:
