@@ -223,3 +223,19 @@ def test_graph_demo_script_runs_and_its_numbers_agree() -> None:
     exact = [Fraction(s) for s in re.findall(r"'(-?\d+(?:/\d+)?)'", out.split("exact output of sample 0")[1])]
     assert len(exact) == 2
     assert all(abs(float(e) - p) <= 2e-4 for e, p in zip(exact, printed[:2]))
+
+
+def test_exact_forward_sees_parameters_changed_in_place() -> None:
+    net = nn.Sequential(nn.Linear(2, 1), nn.ReLU())
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 2.0]]))
+        net[0].bias.zero_()
+    point = [Fraction(1, 3), Fraction(1, 5)]
+    assert exactrelu.exact_forward(net, point, (2,)) == [Fraction(1, 3) + Fraction(2, 5)]
+    with torch.no_grad():
+        net[0].weight.mul_(2)  # e.g. an optimizer step
+    assert exactrelu.exact_forward(net, point, (2,)) == [Fraction(2, 3) + Fraction(4, 5)]
+    net[0].weight = nn.Parameter(torch.tensor([[0.5, 0.0]]))
+    assert exactrelu.exact_forward(net, point, (2,)) == [Fraction(1, 6)]
+    net[0].weight.data.add_(0.5)  # a write that bypasses the version counter
+    assert exactrelu.exact_forward(net, point, (2,)) == [Fraction(1, 3) + Fraction(1, 10)]
