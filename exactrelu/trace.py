@@ -213,18 +213,22 @@ def _unique_rows2(p: torch.Tensor) -> torch.Tensor:
 
 
 def _row_groups(flat: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Group ids (inverse) and count of the distinct rows of an int64 matrix (hash, verified)."""
+    """Group ids (inverse) and count of the distinct rows of an int64 matrix.
+
+    Rows are hashed by a random float64 projection (equal rows get equal hashes); only when some
+    hashes coincide are the groups checked, and then settled exactly."""
     n, w = flat.shape
     gen = torch.Generator().manual_seed(12345)
-    coef = torch.randint(-2 ** 62, 2 ** 62, (w,), generator=gen, dtype=torch.int64).to(flat.device)
-    h = (flat * coef).sum(1)  # wraps modulo 2^64
+    coef = torch.rand((w, 1), generator=gen, dtype=torch.float64).to(flat.device) + 0.5
+    h = (flat.to(torch.float64) @ coef).reshape(-1)
     _, g = torch.unique(h, return_inverse=True)
     G = int(g.max()) + 1 if n else 0
-    first = torch.full((G,), n, dtype=torch.int64, device=flat.device).scatter_reduce_(
-        0, g, torch.arange(n, device=flat.device), "amin")
-    if not bool((flat.index_select(0, first.index_select(0, g)) == flat).all()):
-        _, g = torch.unique(flat, dim=0, return_inverse=True)  # a hash collision: exact grouping
-        G = int(g.max()) + 1
+    if G < n:
+        first = torch.full((G,), n, dtype=torch.int64, device=flat.device).scatter_reduce_(
+            0, g, torch.arange(n, device=flat.device), "amin")
+        if not bool((flat.index_select(0, first.index_select(0, g)) == flat).all()):
+            _, g = torch.unique(flat, dim=0, return_inverse=True)  # a collision: group exactly
+            G = int(g.max()) + 1
     return g, G
 
 
@@ -583,7 +587,7 @@ def _edges(vid: torch.Tensor, tight: torch.Tensor, V: torch.Tensor, d: int) -> t
     big = int(t.max()) + 2
     ts = torch.where(t >= 0, t, big).sort(1).values
     nt = (t >= 0).sum(1)
-    T = t.shape[1]
+    T = int(nt.max())  # positions past the longest tight list never form a key
     members, keys = [], []
     for combo in itertools.combinations(range(T), d - 1):
         ok = nt > (combo[-1] if combo else -1)
@@ -604,21 +608,27 @@ def _edges(vid: torch.Tensor, tight: torch.Tensor, V: torch.Tensor, d: int) -> t
         _, g = torch.unique(K, dim=0, return_inverse=True)
     G = int(g.max()) + 1
     size = torch.bincount(g, minlength=G)
-    keep = size[g] >= 2
-    g, mem = g[keep], mem[keep]
-    if len(g) == 0:
-        return torch.zeros((0, 2), dtype=torch.int64, device=dev)
-    # a direction per group: from its smallest to its largest vertex id
-    lo = torch.full((G,), vid.max() + 1, dtype=torch.int64, device=dev).scatter_reduce_(0, g, mem, "amin")
-    hi = torch.full((G,), -1, dtype=torch.int64, device=dev).scatter_reduce_(0, g, mem, "amax")
-    direction = V[hi[g]] - V[lo[g]]
-    proj = ((V[mem] - V[lo[g]]) * direction).sum(1)
-    o = torch.argsort(proj, stable=True)
-    o = o[torch.argsort(g[o], stable=True)]
-    g, mem = g[o], mem[o]
-    same = g[1:] == g[:-1]
-    a, b = mem[:-1][same], mem[1:][same]
-    e = torch.stack([torch.minimum(a, b), torch.maximum(a, b)], 1)
+    o = torch.argsort(g)
+    gs, ms = g[o], mem[o]
+    # the usual case: exactly two copies share the d - 1 ids
+    two = size[gs] == 2
+    g2, m2 = gs[two], ms[two]
+    parts = [torch.stack([m2[0::2], m2[1::2]], 1)]
+    many = size[gs] > 2
+    if bool(many.any()):
+        # several copies on one line (degenerate input): consecutive ones along it
+        g3, m3 = gs[many], ms[many]
+        lo = torch.full((G,), int(vid.max()) + 1, dtype=torch.int64, device=dev).scatter_reduce_(0, g3, m3, "amin")
+        hi = torch.full((G,), -1, dtype=torch.int64, device=dev).scatter_reduce_(0, g3, m3, "amax")
+        direction = V[hi[g3]] - V[lo[g3]]
+        proj = ((V[m3] - V[lo[g3]]) * direction).sum(1)
+        o3 = torch.argsort(proj, stable=True)
+        o3 = o3[torch.argsort(g3[o3], stable=True)]
+        g3, m3 = g3[o3], m3[o3]
+        same = g3[1:] == g3[:-1]
+        parts.append(torch.stack([m3[:-1][same], m3[1:][same]], 1))
+    e = torch.cat(parts)
+    e = torch.stack([e.min(1).values, e.max(1).values], 1)
     e = e[e[:, 0] != e[:, 1]]
     return _unique_rows2(e)
 
@@ -701,7 +711,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
             R0 = cx.R
             signs = cx.run_op(j, vals, offsets[j], eps, bar, label)
             par = cx.rparent[:cx.R]
-            patterns = [p[par] for p in patterns] if cx.R != R0 else patterns
+            patterns = [p.index_select(0, par) for p in patterns] if cx.R != R0 else patterns
             patterns.append(_states(nd, signs))
             log.debug("%s: %d regions, %d vertices", label, cx.R, cx.nV)
 
