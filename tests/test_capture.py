@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -248,15 +247,15 @@ def test_affine_maps_builds_no_graph_even_with_grad_enabled() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_affine_maps_runs_on_the_model_device() -> None:
-    net = _prepared_model().cuda()
+    net = _prepared_model().double().cuda()
     before = _snapshot(net)
     x = torch.randn(3, 2, 4, 4, dtype=torch.float64)
-    g = exactrelu.affine_maps(net.double(), x.cuda())
+    g = exactrelu.affine_maps(net, x)  # a CPU batch for a CUDA model: computed on the model's device
     assert g.weight.device.type == "cuda" and g.bias.device.type == "cuda"
+    _assert_same(before, net)
     with torch.no_grad():
         y = net(x.cuda())
-    torch.testing.assert_close((g.weight * x.cuda()[:, None]).sum((2, 3, 4, 5)) + g.bias, y, rtol=1e-9, atol=1e-12)
-    del before
+    torch.testing.assert_close((g.weight * x.cuda()[:, None]).sum((2, 3, 4)) + g.bias, y, rtol=1e-9, atol=1e-12)
 
 
 def test_affine_maps_follows_the_model_device_for_cpu_models() -> None:
