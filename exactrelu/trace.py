@@ -48,6 +48,7 @@ __all__ = ["Trace", "Uncertain", "trace"]
 log = logging.getLogger(__name__)
 
 _BUDGET = 1 << 22  # elements per chunk of a batched intermediate
+_MAX_TIGHT = 64  # tight ids kept per vertex copy; beyond this they are reported as overflow
 
 
 @dataclass
@@ -58,7 +59,8 @@ class Uncertain:
       tolerance of zero at that vertex (the vertex may lie on the hyperplane, or just beside it).
     - ``vanishing`` (K, 2): (region, constraint id) with the switching function within the
       tolerance of zero at every vertex of the region (its state there is the rule's tie state).
-    - ``overflow`` (K, 2): (vertex id, constraint id) that did not fit in a tight list.
+    - ``overflow`` (K, 2): (vertex id, constraint id) that did not fit in a tight list (lists
+      widen as needed up to 64 ids per vertex copy).
     - ``degenerate`` (K, 2): (region, constraint id): a split whose cut face got fewer than ``d``
       vertices (degenerate or badly conditioned geometry).
     - ``duplicates`` (K, 2): pairs of regions with the same full pattern (never expected without
@@ -145,7 +147,8 @@ class Trace:
         """One bytes key per region: its full pattern, ReLU-like ops as bits, others as bytes
         (uint8, or little-endian int32 for large MaxPool windows). Equal keys iff equal patterns."""
         if self._packed is None:
-            self._packed = pack_patterns(self.program, self.patterns)
+            self._packed = (pack_patterns(self.program, self.patterns) if self.patterns
+                            else [b""] * self.num_regions)
         return self._packed
 
     def __repr__(self) -> str:
@@ -301,6 +304,14 @@ class _Complex:
             self.cp_vid = _widen(self.cp_vid, w, -1)
             self.cp_tight = _widen(self.cp_tight, w, -1)
 
+    def _ensure_tight(self, n: int) -> int:
+        """Widen the tight lists to at least ``n`` ids (at most ``_MAX_TIGHT``); the new width."""
+        w = min(max(n, self.T + 2), _MAX_TIGHT)
+        if w > self.T:
+            self.cp_tight = _widen(self.cp_tight.transpose(1, 2), w, -1).transpose(1, 2).contiguous()
+            self.T = w
+        return self.T
+
     def _ensure_rows(self, n: int) -> None:
         if n > self.cp_vid.shape[0]:
             self.cp_vid = _grow(self.cp_vid, n, -1)
@@ -443,6 +454,14 @@ class _Complex:
         newvals[:, s] = 0.0
         nt = torch.where(sh[first], ta[first], -1).sort(dim=1, descending=True).values
         c = cnt[first]
+        zr, zs = zer.nonzero(as_tuple=True)
+        cz = (tight[zr, zs] >= 0).sum(1)
+        need = max(int(c.max()) + 1 if U else 0, int(cz.max()) + 1 if len(cz) else 0)
+        if need > T and T < _MAX_TIGHT:
+            # more constraints through a point than expected (degenerate input): widen the lists
+            T = self._ensure_tight(need)
+            tight = _widen(tight.transpose(1, 2), T, -1).transpose(1, 2).contiguous()
+            nt = _widen(nt, T, -1)
         room = c < T
         ar = torch.arange(U, device=dev)
         nt[ar[room], c[room]] = sid
@@ -457,9 +476,7 @@ class _Complex:
         nvid = inv + nV
         occ_t = nt[inv]
         # zero copies lie on the cut: they go to both sides with s added to their tight lists
-        if bool(zer.any()):
-            zr, zs = zer.nonzero(as_tuple=True)
-            cz = (tight[zr, zs] >= 0).sum(1)
+        if len(zr):
             zroom = cz < T
             tight[zr[zroom], zs[zroom], cz[zroom]] = sid
             if not bool(zroom.all()):

@@ -168,6 +168,58 @@ def test_2d_region_vertices_satisfy_the_region_constraints():
             assert ((sw.b * sign) >= -1e-9).all()
 
 
+@pytest.mark.parametrize("k", [3, 5, 8])
+def test_lines_through_one_point_give_2k_regions(k):
+    # degenerate on purpose: every hyperplane passes through the origin
+    torch.manual_seed(k)
+    net = nn.Sequential(nn.Linear(2, k, bias=False), nn.ReLU(), nn.Linear(k, 1)).double()
+    tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
+    assert tr.num_regions == 2 * k
+    assert tr.num_vertices - len(tr.edges) + tr.num_regions == 1
+    assert_interior_patterns(tr)
+
+
+@pytest.mark.parametrize("k", [3, 5, 8])
+def test_central_planes_in_3d_give_k_k_minus_1_plus_2_regions(k):
+    torch.manual_seed(k)
+    net = nn.Sequential(nn.Linear(3, k, bias=False), nn.ReLU(), nn.Linear(k, 1)).double()
+    tr = trace(net, [(-1, 1)] * 3, progress=False)
+    assert tr.num_regions == k * (k - 1) + 2
+    assert_interior_patterns(tr)
+
+
+def test_bias_free_deep_net_many_hyperplanes_through_the_origin():
+    torch.manual_seed(8)
+    net = nn.Sequential(nn.Linear(2, 8, bias=False), nn.ReLU(), nn.Linear(8, 8, bias=False), nn.ReLU(),
+                        nn.Linear(8, 1)).double()
+    tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
+    assert_interior_patterns(tr)
+    assert_grid_lower_bound(tr, grid([(-1, 1), (-1, 1)], 301))
+    assert len(tr.uncertain.near_zero) > 0  # the origin is handed to the exact layer
+    assert len(tr.uncertain.overflow) == 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_small_nets_and_boxes(seed):
+    rnd = np.random.default_rng(seed)
+    d = int(rnd.integers(1, 4))
+    widths = tuple([d] + [int(rnd.integers(2, 10)) for _ in range(int(rnd.integers(1, 4)))])
+    act = [nn.ReLU, lambda: nn.LeakyReLU(0.2), lambda: nn.Hardtanh(-0.5, 0.5)][seed % 3]
+    net = mlp(widths, seed, act=act)
+    bounds = [(-float(rnd.uniform(0.2, 2)), float(rnd.uniform(0.2, 2))) for _ in range(d)]
+    tr = trace(net, bounds, progress=False)
+    assert_interior_patterns(tr)
+    assert_grid_lower_bound(tr, grid(bounds, {1: 5000, 2: 150, 3: 30}[d]))
+    if d == 2:
+        assert tr.num_vertices - len(tr.edges) + tr.num_regions == 1
+
+
+def test_network_without_piecewise_ops_is_one_region():
+    tr = trace(nn.Sequential(nn.Linear(2, 3)).double(), [(-1, 1), (-1, 1)], progress=False)
+    assert tr.num_regions == 1 and tr.packed_patterns() == [b""]
+    assert tr.output_weight.shape == (1, 3, 2)
+
+
 # ----------------------------------------------------------------------------- 3-D and higher
 
 
