@@ -12,6 +12,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from flint import fmpq
+
 from . import _polyhedra, certify
 from .capture import Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
@@ -128,6 +130,8 @@ def _assemble(prog: Program, dom: Domain, leaves: list, stats: certify.Stats) ->
 
 def find_adjacency(regions: list[Region], vertices: list[tuple], d: int) -> list[Adjacency]:
     """Pairs of regions whose closures share a (d-1)-face (exact)."""
+    exact = vertices
+    vertices = [tuple(fmpq(c.numerator, c.denominator) for c in v) for v in exact]  # fast rationals
     groups: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}
     for r in regions:
         for f in r.facets:
@@ -143,7 +147,7 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int) -> list
             pairs = [(p, m) for p in plus for m in minus]
         elif d == 2:
             a = key[0]
-            direction = (-a[1], a[0])
+            direction = (-fmpq(a[1].numerator, a[1].denominator), fmpq(a[0].numerator, a[0].denominator))
 
             def span(f: RegionFacet) -> tuple[Fraction, Fraction]:
                 ps = [vertices[k][0] * direction[0] + vertices[k][1] * direction[1] for k in f.vertices]
@@ -159,7 +163,7 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int) -> list
                     if mhi > lo:
                         pairs.append(((ri, f), (rj, g)))
         else:
-            pairs = [(p, m) for p in plus for m in minus if _faces_overlap(p[1], m[1], regions[p[0]], regions[m[0]], vertices)]
+            pairs = _overlapping_facets(key, plus, minus, regions, vertices, d)
         for (ri, f), (rj, g) in pairs:
             i, j = min(ri, rj), max(ri, rj)
             out.append(Adjacency(i, j, key[0], key[1], tuple(sorted(set(f.ids) | set(g.ids)))))
@@ -167,6 +171,88 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int) -> list
     for a in out:
         uniq.setdefault((a.i, a.j), a)
     return [uniq[k] for k in sorted(uniq)]
+
+
+def _overlapping_facets(key: tuple, plus: list, minus: list, regions: list[Region], vertices: list[tuple],
+                        d: int) -> list:
+    """d >= 3: pairs of facets on one hyperplane (opposite sides) sharing a (d-1)-dim piece.
+
+    Exact bounding boxes first (disjoint or touching boxes cannot share a (d-1)-dim piece, except
+    along a coordinate the hyperplane fixes), then d affinely independent shared vertices (a shared
+    (d-1)-simplex), and an exact LP only for what is still undecided.
+    """
+    a = key[0]
+    free = [i for i in range(d) if any(a[k] != 0 for k in range(d) if k != i)]
+
+    def box(f: RegionFacet) -> list[tuple[Fraction, Fraction]]:
+        return [(min(vertices[k][i] for k in f.vertices), max(vertices[k][i] for k in f.vertices)) for i in range(d)]
+
+    mboxes = [(box(g), rj, g) for rj, g in minus]
+    out = []
+    for ri, f in plus:
+        fb = box(f)
+        fset = set(f.vertices)
+        for gb, rj, g in mboxes:
+            if any(gb[i][0] >= fb[i][1] or fb[i][0] >= gb[i][1] for i in free):
+                continue
+            shared = [vertices[k] for k in fset.intersection(g.vertices)]
+            if len(shared) >= d and _affine_rank(shared) == d - 1:
+                out.append(((ri, f), (rj, g)))
+            elif d == 3:
+                drop = next(i for i in range(3) if a[i] != 0)  # project H onto the other two axes
+                keep = [i for i in range(3) if i != drop]
+                pf = [(vertices[k][keep[0]], vertices[k][keep[1]]) for k in f.vertices]
+                pg = [(vertices[k][keep[0]], vertices[k][keep[1]]) for k in g.vertices]
+                if _polygons_overlap(pf, pg):
+                    out.append(((ri, f), (rj, g)))
+            elif _faces_overlap(f, g, regions[ri], regions[rj], vertices):
+                out.append(((ri, f), (rj, g)))
+    return out
+
+
+def _hull(points: list[tuple]) -> list[tuple]:  # noqa: D103
+    """Exact convex hull (counter-clockwise, no collinear points) of 2-D points: monotone chain."""
+    pts = sorted(set(points))
+    if len(pts) <= 2:
+        return pts
+
+    def cross(o: tuple, p: tuple, q: tuple) -> fmpq:
+        return (p[0] - o[0]) * (q[1] - o[1]) - (p[1] - o[1]) * (q[0] - o[0])
+
+    lower: list[tuple] = []
+    for p in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    upper: list[tuple] = []
+    for p in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    return lower[:-1] + upper[:-1]
+
+
+def _polygons_overlap(p: list[tuple], q: list[tuple]) -> bool:
+    """Do two convex polygons share positive area? Exact separating-axis test over their edges."""
+    hp, hq = _hull(p), _hull(q)
+    if len(hp) < 3 or len(hq) < 3:
+        return False
+    for poly, other in ((hp, hq), (hq, hp)):
+        for i in range(len(poly)):
+            o, e = poly[i], poly[(i + 1) % len(poly)]
+            # inside of a counter-clockwise polygon is to the left; separated if all of other is right or on
+            if all((e[0] - o[0]) * (x[1] - o[1]) - (e[1] - o[1]) * (x[0] - o[0]) <= 0 for x in other):
+                return False
+    return True
+
+
+def _affine_rank(points: list[tuple]) -> int:
+    import flint
+
+    base = points[0]
+    rows = [[p[i] - base[i] for i in range(len(base))] for p in points[1:]]
+    m = flint.fmpq_mat(len(rows), len(base), [v for r in rows for v in r])
+    return m.rank()
 
 
 def _faces_overlap(f: RegionFacet, g: RegionFacet, ri: Region, rj: Region, vertices: list[tuple]) -> bool:

@@ -1,0 +1,80 @@
+"""Certify the reference nets and print a markdown table beside the float trace time.
+
+Run: ``python benchmarks/certify_bench.py [--only 2-16-16 ...] [--workers N] [--big]``
+(from the repository root, with the package installed). ``--big`` adds a 2-D net with about
+100,000 regions and reports the peak memory of the whole process tree (resident set size).
+Every certificate is also re-checked by the independent checker (its time is a column too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+import exactrelu  # noqa: E402
+from exactrelu.trace import trace  # noqa: E402
+from nets import LP_BASELINE_SECONDS, mlp, reference_nets  # noqa: E402
+
+DEFAULT = ["2-16-16", "2-16-16-16", "2-32-32", "2-32-32-32", "3-8-8", "2-64-64-64", "4-16-16-16"]
+
+
+def peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + kids) / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="*", default=None, help="names such as 2-16-16")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--big", action="store_true", help="add a 2-D net with about 100,000 regions")
+    args = parser.parse_args()
+    names = args.only or DEFAULT
+    nets = [(n, net, b) for n, net, b in reference_nets() if n in names]
+    if args.big:
+        nets.append(("2-200-200 (big)", mlp((2, 200, 200)), [(-1, 1)] * 2))
+    print(f"workers: {args.workers}, torch {torch.__version__}, {os.cpu_count()} cores")
+    print("| net | float regions | trace s | certified regions | pieces | vertices | certify s | "
+          "certify / trace | LP baseline s | speed-up | check s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    executor = cf.ProcessPoolExecutor(max_workers=args.workers) if args.workers > 1 else None
+    try:
+        if executor is not None:  # warm the pool so start-up is not billed to the first net
+            list(executor.map(abs, range(args.workers)))
+        for name, net, bounds in nets:
+            t0 = time.perf_counter()
+            tr = trace(net, bounds, progress=False)
+            t1 = time.perf_counter()
+            cert = exactrelu.verify(net, bounds, progress=False, trace=tr, executor=executor,
+                                    workers=args.workers)
+            t2 = time.perf_counter()
+            if cert.num_regions <= 20000:
+                exactrelu.check(cert, net)
+                t3 = time.perf_counter()
+                check_s = f"{t3 - t2:.2f}"
+            else:
+                check_s = "skipped"
+            base = LP_BASELINE_SECONDS.get(name)
+            total = t2 - t0
+            speed = f"{base / total:.0f}x" if base else "-"
+            print(f"| {name} | {tr.num_regions} | {t1 - t0:.3f} | {cert.num_regions} | {cert.num_pieces} | "
+                  f"{cert.num_vertices} | {t2 - t1:.3f} | {(t2 - t1) / max(t1 - t0, 1e-9):.1f} | "
+                  f"{base if base else '-'} | {speed} | {check_s} |", flush=True)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    print(f"peak resident memory (this process + children): {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
