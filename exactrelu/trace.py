@@ -27,7 +27,6 @@ import contextlib
 import itertools
 import logging
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -78,8 +77,8 @@ class Uncertain:
                                     self.duplicates))
 
     def summary(self) -> dict[str, int]:
-        return {k: len(getattr(self, k)) for k in ("near_zero", "vanishing", "overflow", "degenerate",
-                                                   "duplicates")}
+        keys = ("near_zero", "vanishing", "overflow", "degenerate", "duplicates")
+        return {k: len(getattr(self, k)) for k in keys}
 
 
 @dataclass
@@ -141,7 +140,8 @@ class Trace:
         return int(self.vertices.shape[0])
 
     def region_vertex_list(self, r: int) -> torch.Tensor:
-        return self.region_vertex_ids[self.region_vertex_offsets[r]:self.region_vertex_offsets[r + 1]]
+        off = self.region_vertex_offsets
+        return self.region_vertex_ids[off[r]:off[r + 1]]
 
     def packed_patterns(self) -> list[bytes]:
         """One bytes key per region: its full pattern, ReLU-like ops as bits, others as bytes
@@ -152,8 +152,9 @@ class Trace:
         return self._packed
 
     def __repr__(self) -> str:
-        return (f"Trace(dim={self.dim}, num_regions={self.num_regions}, vertices={self.num_vertices}, "
-                f"edges={len(self.edges)}, uncertain={self.uncertain.summary()}, seconds={self.seconds:.3f})")
+        return (f"Trace(dim={self.dim}, num_regions={self.num_regions}, "
+                f"vertices={self.num_vertices}, edges={len(self.edges)}, "
+                f"uncertain={self.uncertain.summary()}, seconds={self.seconds:.3f})")
 
 
 def pack_patterns(program: Program, patterns: Sequence[torch.Tensor]) -> list[bytes]:
@@ -171,7 +172,7 @@ def pack_patterns(program: Program, patterns: Sequence[torch.Tensor]) -> list[by
             parts.append(flat.astype(np.uint8))
         else:
             parts.append(flat.astype("<i4").view(np.uint8).reshape(n, -1))
-    allb = np.ascontiguousarray(np.concatenate(parts, axis=1)) if parts else np.zeros((n, 0), np.uint8)
+    allb = np.ascontiguousarray(np.concatenate(parts, axis=1))
     return [row.tobytes() for row in allb]
 
 
@@ -198,6 +199,13 @@ def _widen(t: torch.Tensor, w: int, fill: Any) -> torch.Tensor:
     """``t`` with dimension 1 widened to ``w`` (filled with ``fill``)."""
     new = t.new_full((t.shape[0], w, *t.shape[2:]), fill)
     new[:, :t.shape[1]] = t
+    return new
+
+
+def _widen_last(t: torch.Tensor, w: int) -> torch.Tensor:
+    """``t`` with its last dimension widened to ``w`` (filled with -1)."""
+    new = t.new_full((*t.shape[:-1], w), -1)
+    new[..., :t.shape[-1]] = t
     return new
 
 
@@ -235,7 +243,8 @@ def _row_groups(flat: torch.Tensor) -> tuple[torch.Tensor, int]:
     return g, G
 
 
-def _csr_from_pairs(rows: torch.Tensor, ids: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _csr_from_pairs(rows: torch.Tensor, ids: torch.Tensor,
+                    n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Sorted unique ``ids`` per row as CSR (offsets (n+1,), ids)."""
     rows = rows.to(torch.int64)
     ids = ids.to(torch.int64)
@@ -264,7 +273,8 @@ class _Complex:
         self.near_zero: list[torch.Tensor] = []
         self.overflow: list[torch.Tensor] = []
         # region records, in the numbering at the start of the current op / current numbering
-        self.rec_start = torch.zeros((0, 3), dtype=torch.int64, device=device)  # (region, cid, kind)
+        # rows (region, constraint id, kind: 0 vanishing / 1 degenerate)
+        self.rec_start = torch.zeros((0, 3), dtype=torch.int64, device=device)
         self.rec_cur: list[torch.Tensor] = []
 
     # ----------------------------------------------------------------- start: the domain
@@ -308,7 +318,7 @@ class _Complex:
         """Widen the tight lists to at least ``n`` ids (at most ``_MAX_TIGHT``); the new width."""
         w = min(max(n, self.T + 2), _MAX_TIGHT)
         if w > self.T:
-            self.cp_tight = _widen(self.cp_tight.transpose(1, 2), w, -1).transpose(1, 2).contiguous()
+            self.cp_tight = _widen_last(self.cp_tight, w)
             self.T = w
         return self.T
 
@@ -328,7 +338,7 @@ class _Complex:
         S = vals.shape[1]
         R0 = self.R
         self.vals = _grow(vals, self.V.shape[0], 0.0)
-        tol = eps * vals.abs().amax(0) if len(vals) else torch.zeros(S, dtype=self.dtype, device=dev)
+        tol = eps * vals.abs().amax(0)
         self.tol = tol
         # cells at the start of the op: which switching functions cut them
         # sign codes per vertex and switching function: bit 0 positive, bit 1 negative
@@ -349,7 +359,8 @@ class _Complex:
         if len(zv):
             onr = torch.zeros(self.nV, dtype=torch.bool, device=dev)
             onr[zv] = True
-            rr, ss = (onr[self.cp_vid[:R0].clamp(min=0)] & (self.cp_vid[:R0] >= 0)).nonzero(as_tuple=True)
+            cv = self.cp_vid[:R0]
+            rr, ss = (onr[cv.clamp(min=0)] & (cv >= 0)).nonzero(as_tuple=True)
             vv = self.cp_vid[rr, ss]
             z = (code[vv] == 0) & (hp_all[rr] | hn_all[rr])
             zi, zf = z.nonzero(as_tuple=True)
@@ -396,7 +407,8 @@ class _Complex:
         starts = torch.cumsum(counts, 0) - counts
         rep = counts[rec[:, 0]]
         idx = torch.repeat_interleave(torch.arange(len(rec), device=rec.device), rep)
-        within = torch.arange(len(idx), device=rec.device) - torch.repeat_interleave(torch.cumsum(rep, 0) - rep, rep)
+        within = (torch.arange(len(idx), device=rec.device)
+                  - torch.repeat_interleave(torch.cumsum(rep, 0) - rep, rep))
         out = rec[idx].clone()
         out[:, 0] = order[starts[rec[idx, 0]] + within]
         return out
@@ -419,7 +431,8 @@ class _Complex:
             self.near_zero.append(_pairs(vid[zm], torch.full_like(vid[zm], sid)))
         if not bool(active.all()):
             vr = cand[~active]
-            self.rec_cur.append(torch.stack([vr, torch.full_like(vr, sid), torch.zeros_like(vr)], 1))
+            self.rec_cur.append(
+                torch.stack([vr, torch.full_like(vr, sid), torch.zeros_like(vr)], 1))
         self.rsign[cand, s] = torch.where(hp, 1, torch.where(hn, -1, 0)).to(torch.int8)
         cut = hp & hn
         if not bool(cut.any()):
@@ -460,7 +473,7 @@ class _Complex:
         if need > T and T < _MAX_TIGHT:
             # more constraints through a point than expected (degenerate input): widen the lists
             T = self._ensure_tight(need)
-            tight = _widen(tight.transpose(1, 2), T, -1).transpose(1, 2).contiguous()
+            tight = _widen_last(tight, T)
             nt = _widen(nt, T, -1)
         room = c < T
         ar = torch.arange(U, device=dev)
@@ -536,7 +549,8 @@ class _Complex:
         if self.max_regions is not None and self.R > self.max_regions:
             raise RegionLimitError(
                 f"the trace exceeded max_regions={self.max_regions}: {self.R} regions found so far "
-                f"(at {label}, switching function {s}); raise max_regions or shrink the domain", self.R)
+                f"(at {label}, switching function {s}); raise max_regions or shrink the domain",
+                self.R)
 
 
 @contextlib.contextmanager
@@ -635,8 +649,10 @@ def _edges(vid: torch.Tensor, tight: torch.Tensor, V: torch.Tensor, d: int) -> t
     if bool(many.any()):
         # several copies on one line (degenerate input): consecutive ones along it
         g3, m3 = gs[many], ms[many]
-        lo = torch.full((G,), int(vid.max()) + 1, dtype=torch.int64, device=dev).scatter_reduce_(0, g3, m3, "amin")
-        hi = torch.full((G,), -1, dtype=torch.int64, device=dev).scatter_reduce_(0, g3, m3, "amax")
+        lo = torch.full((G,), int(vid.max()) + 1, dtype=torch.int64, device=dev)
+        lo = lo.scatter_reduce_(0, g3, m3, "amin")
+        hi = torch.full((G,), -1, dtype=torch.int64, device=dev)
+        hi = hi.scatter_reduce_(0, g3, m3, "amax")
         direction = V[hi[g3]] - V[lo[g3]]
         proj = ((V[m3] - V[lo[g3]]) * direction).sum(1)
         o3 = torch.argsort(proj, stable=True)
@@ -672,17 +688,18 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
     dom = as_domain(domain)
     if not dom.is_bounded:
         raise InvalidInputError(
-            f"the float tracer needs a bounded domain, got {dom!r}; pass a Box (bounds=[(lo, hi), ...]) "
-            "(the exact layer handles all of R^d separately)")
-    if max_regions is not None and (isinstance(max_regions, bool) or not isinstance(max_regions, int)
-                                    or max_regions < 1):
+            f"the float tracer needs a bounded domain, got {dom!r}; pass a Box "
+            "(bounds=[(lo, hi), ...]); the exact layer handles all of R^d separately")
+    if max_regions is not None and (isinstance(max_regions, bool)
+                                    or not isinstance(max_regions, int) or max_regions < 1):
         raise InvalidInputError(f"max_regions must be a positive int or None, got {max_regions!r}")
     if dtype not in (torch.float64, torch.float32):
         raise InvalidInputError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
     if isinstance(dom, Slice):
         shape = tuple(dom.input_shape)
         if input_shape is not None and math.prod(input_shape) != math.prod(shape):
-            raise InvalidInputError(f"input_shape {tuple(input_shape)} does not match the slice's input shape {shape}")
+            raise InvalidInputError(f"input_shape {tuple(input_shape)} does not match the slice's "
+                                    f"input shape {shape}")
         if input_shape is not None:
             shape = tuple(int(s) for s in input_shape)
     else:
@@ -695,8 +712,8 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
         raise InvalidInputError(f"expected a torch.nn.Module or Program, got {type(net).__name__}")
     if prog.in_dim != dom.input_dim:
         raise InvalidInputError(
-            f"the domain has input dimension {dom.input_dim} but the model takes {prog.in_dim} inputs "
-            f"(input shape {prog.input_shape})")
+            f"the domain has input dimension {dom.input_dim} but the model takes {prog.in_dim} "
+            f"inputs (input shape {prog.input_shape})")
     d = dom.dim
     if d > 6:
         log.warning("tracing a %d-D domain: the tracer is meant for 1 to 6 dimensions", d)
@@ -752,8 +769,9 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
         rec = cx.rec_start
         vanishing = _unique_rows2(rec[rec[:, 2] == 0][:, :2])
         degenerate = _unique_rows2(rec[rec[:, 2] == 1][:, :2])
-        near = _unique_rows2(torch.cat(cx.near_zero)) if cx.near_zero else torch.zeros((0, 2), dtype=torch.int64, device=device)
-        over = _unique_rows2(torch.cat(cx.overflow)) if cx.overflow else torch.zeros((0, 2), dtype=torch.int64, device=device)
+        none = torch.zeros((0, 2), dtype=torch.int64, device=device)
+        near = _unique_rows2(torch.cat(cx.near_zero)) if cx.near_zero else none
+        over = _unique_rows2(torch.cat(cx.overflow)) if cx.overflow else none
 
         # equal full patterns: merged for MaxPool (documented), reported otherwise
         merged = 0
@@ -764,14 +782,16 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
             if G < R:
                 if any(isinstance(nd.rule, MaxPool2dRule) for nd in nodes):
                     merged = R - G
-                    interior, patterns, (rv_off, rv_ids), (b_off, b_ids), vanishing, degenerate = _merge(
-                        g, G, interior, patterns, (rv_off, rv_ids), (b_off, b_ids), vanishing, degenerate)
+                    (interior, patterns, (rv_off, rv_ids), (b_off, b_ids), vanishing,
+                     degenerate) = _merge(g, G, interior, patterns, (rv_off, rv_ids),
+                                          (b_off, b_ids), vanishing, degenerate)
                     R = G
                 else:
                     o = torch.argsort(g, stable=True)
                     same = g[o][1:] == g[o][:-1]
                     duplicates = torch.stack([o[:-1][same], o[1:][same]], 1)
-                    log.warning("%d regions share a full pattern with another region", len(duplicates))
+                    log.warning("%d regions share a full pattern with another region",
+                                len(duplicates))
 
         ow, ob = _output_maps(prog, patterns, M, c, R)
 
@@ -809,8 +829,8 @@ def _merge(g: torch.Tensor, G: int, interior: torch.Tensor, patterns: list[torch
     """Merge regions with equal group id ``g`` (MaxPool sub-cells with one full pattern)."""
     dev = g.device
     cnt = torch.bincount(g, minlength=G).to(interior.dtype)
-    inter = torch.zeros((G, interior.shape[1]), dtype=interior.dtype, device=dev).index_add_(0, g, interior)
-    inter = inter / cnt.unsqueeze(1)
+    inter = torch.zeros((G, interior.shape[1]), dtype=interior.dtype, device=dev)
+    inter = inter.index_add_(0, g, interior) / cnt.unsqueeze(1)
     first = torch.full((G,), len(g), dtype=torch.int64, device=dev).scatter_reduce_(
         0, g, torch.arange(len(g), device=dev), "amin")
     pats = [p[first] for p in patterns]

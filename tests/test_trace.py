@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 from fractions import Fraction
 
 import numpy as np
@@ -84,9 +83,11 @@ def test_1d_three_relus_give_four_intervals():
 
 
 def test_1d_hidden_layer_elbow_inside_counts_and_outside_does_not():
-    net = nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1)).double()
+    net = nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 2), nn.ReLU(),
+                        nn.Linear(2, 1)).double()
     set_linear(net[0], [[1.0]], [0.0])
-    set_linear(net[2], [[1.0], [1.0]], [-0.5, -2.0])  # elbows at x = 0.5 (inside) and x = 2 (outside)
+    # elbows at x = 0.5 (inside) and x = 2 (outside)
+    set_linear(net[2], [[1.0], [1.0]], [-0.5, -2.0])
     tr = trace(net, [(-1, 1)], progress=False)
     assert tr.num_regions == 3
     assert sorted(tr.vertices[:, 0].tolist()) == pytest.approx([-1, 0, 0.5, 1])
@@ -106,9 +107,11 @@ def test_1d_interval_outside_every_breakpoint_is_one_region():
 
 def exact_arrangement_count(W: torch.Tensor, b: torch.Tensor, lo: Fraction, hi: Fraction) -> int:
     """Regions of a line arrangement inside the open square (lo, hi)^2, in exact arithmetic:
-    1 + lines meeting the open square + pairwise intersections strictly inside (general position)."""
+    1 + lines meeting the open square + pairwise intersections strictly inside (general
+    position)."""
     W, b = W.detach(), b.detach()
-    lines = [(Fraction(float(w[0])), Fraction(float(w[1])), Fraction(float(c))) for w, c in zip(W, b)]
+    lines = [(Fraction(float(w[0])), Fraction(float(w[1])), Fraction(float(c)))
+             for w, c in zip(W, b)]
     corners = list(itertools.product([lo, hi], repeat=2))
     meeting = [ln for ln in lines
                if min(ln[0] * x + ln[1] * y + ln[2] for x, y in corners) < 0
@@ -129,7 +132,8 @@ def exact_arrangement_count(W: torch.Tensor, b: torch.Tensor, lo: Fraction, hi: 
 def test_2d_one_hidden_layer_matches_exact_line_arrangement(seed, width):
     net = mlp((2, width), seed)
     tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
-    assert tr.num_regions == exact_arrangement_count(net[0].weight, net[0].bias, Fraction(-1), Fraction(1))
+    expected = exact_arrangement_count(net[0].weight, net[0].bias, Fraction(-1), Fraction(1))
+    assert tr.num_regions == expected
     assert_interior_patterns(tr)
 
 
@@ -190,8 +194,8 @@ def test_central_planes_in_3d_give_k_k_minus_1_plus_2_regions(k):
 
 def test_bias_free_deep_net_many_hyperplanes_through_the_origin():
     torch.manual_seed(8)
-    net = nn.Sequential(nn.Linear(2, 8, bias=False), nn.ReLU(), nn.Linear(8, 8, bias=False), nn.ReLU(),
-                        nn.Linear(8, 1)).double()
+    net = nn.Sequential(nn.Linear(2, 8, bias=False), nn.ReLU(), nn.Linear(8, 8, bias=False),
+                        nn.ReLU(), nn.Linear(8, 1)).double()
     tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
     assert_interior_patterns(tr)
     assert_grid_lower_bound(tr, grid([(-1, 1), (-1, 1)], 301))
@@ -325,7 +329,8 @@ def test_bounding_and_tight_ids_use_the_documented_scheme():
     voff, vids = tr.vertex_tight
     assert len(voff) == tr.num_vertices + 1
     # a box corner is tight on exactly its two box rows
-    corner = int(((tr.vertices - torch.tensor([1.0, 1.0], dtype=torch.float64)).abs().sum(1) < 1e-12).nonzero())
+    at_corner = (tr.vertices - torch.tensor([1.0, 1.0], dtype=torch.float64)).abs().sum(1) < 1e-12
+    corner = int(at_corner.nonzero())
     assert sorted(vids[voff[corner]:voff[corner + 1]].tolist()) == [0, 2]
 
 
@@ -338,7 +343,8 @@ def test_max_regions_raises_with_the_count_found_so_far():
 
 
 def test_vanishing_unit_is_reported_not_split():
-    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1), nn.ReLU(), nn.Linear(1, 1)).double()
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1), nn.ReLU(),
+                        nn.Linear(1, 1)).double()
     set_linear(net[0], [[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
     set_linear(net[2], [[1.0, -1.0]], [0.0])  # zero wherever both hidden units are off
     tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
@@ -349,8 +355,9 @@ def test_vanishing_unit_is_reported_not_split():
 
 def test_float32_runs():
     tr = trace(mlp((2, 8), 12), [(-1, 1), (-1, 1)], progress=False, dtype=torch.float32)
-    assert tr.num_regions == exact_arrangement_count(mlp((2, 8), 12)[0].weight, mlp((2, 8), 12)[0].bias,
-                                                     Fraction(-1), Fraction(1))
+    first = mlp((2, 8), 12)[0]
+    assert tr.num_regions == exact_arrangement_count(first.weight, first.bias, Fraction(-1),
+                                                     Fraction(1))
 
 
 @pytest.mark.parametrize("bad,kw", [
