@@ -212,3 +212,35 @@ def test_runner_uses_a_certifier_when_present():
     assert problems == [] and row["check"] == "ok" and row["certified"] != "n/a"
     row, problems = run_case(case, lambda net, dom: 1 / 0, None, use_milp=False)
     assert row["certified"].startswith("ERROR") and problems
+
+
+# --------------------------------------------------------------------------- golden certificates
+
+GOLDEN_FILES = sorted((__import__("pathlib").Path(__file__).resolve().parents[1] / "verify" / "golden").glob("*.json"))
+
+
+def test_golden_certificates_exist_for_a_few_cases():
+    assert len(GOLDEN_FILES) >= 4
+
+
+@pytest.mark.parametrize("path", GOLDEN_FILES, ids=lambda p: p.stem)
+def test_golden_certificate_is_accepted_and_matches_expected(path):
+    from verify.__main__ import check_golden
+
+    case = {c.name: c for c in vc.CASES}[path.stem]
+    assert check_golden(case) == "ok"
+
+
+def test_tampered_golden_certificate_is_rejected(tmp_path):
+    import json
+
+    import exactrelu
+
+    path = GOLDEN_FILES[0]
+    case = {c.name: c for c in vc.CASES}[path.stem]
+    data = json.loads(path.read_text())
+    data["regions"][0]["witness"][0] = "1000001/1000"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(exactrelu.CertificateError):
+        exactrelu.check(exactrelu.Certificate.load(bad), case.build())

@@ -8,8 +8,8 @@ Numbers are shown as R/P/V/E/A = regions / pieces / vertices / edges / adjacent 
 source does not give one).  Exit status 1 on any mismatch between an expected number and a computed
 one (or a certifier/checker failure), 0 otherwise.
 
-The certifier column switches itself on as soon as ``exactrelu.verify`` is importable; ``--no-cert``
-forces it off.
+``--no-cert`` leaves the certifier out (the reference counter alone). Cases with a golden
+certificate in verify/golden/ get it re-checked by the independent checker ("golden" column).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from . import cases as _cases
 from ._reference import reference_count
@@ -30,22 +31,38 @@ def _fmt(nums: dict | None) -> str:
     return "/".join(str(nums[k]) if nums.get(k) is not None else "-" for k in KEYS)
 
 
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
 def _load_certifier():
-    """(verify, check) from exactrelu, each None if missing."""
-    try:
-        import exactrelu
-    except ImportError:
-        return None, None
-    return getattr(exactrelu, "verify", None), getattr(exactrelu, "check", None)
+    """(verify, check) from exactrelu."""
+    import exactrelu
+
+    return (lambda net, dom: exactrelu.verify(net, dom, progress=False)), exactrelu.check
 
 
 def _cert_numbers(cert) -> dict:
-    out = {"regions": cert.num_regions, "pieces": getattr(cert, "num_pieces", None)}
-    if getattr(cert, "vertices", None) is not None:
-        out["vertices"] = len(cert.vertices)
-    if getattr(cert, "adjacency", None) is not None:
-        out["adjacency"] = len(cert.adjacency)
+    out = {"regions": cert.num_regions, "pieces": cert.num_pieces, "vertices": len(cert.vertices),
+           "adjacency": len(cert.adjacency)}
+    if cert.dim == 2:
+        out["edges"] = len(cert.edges())
     return out
+
+
+def check_golden(case) -> str:
+    """Re-check the committed golden certificate of ``case`` with the independent checker and
+    compare its numbers with the expected ones: a change in the certificate format or in the
+    checker cannot pass unnoticed. Returns "" when there is no golden file, else "ok" or a reason."""
+    import exactrelu
+
+    path = GOLDEN / f"{case.name}.json"
+    if not path.exists():
+        return ""
+    cert = exactrelu.Certificate.load(path)
+    exactrelu.check(cert, case.build())
+    got = _cert_numbers(cert)
+    bad = _mismatches(case.expected(), got, "golden")
+    return "; ".join(bad) if bad else "ok"
 
 
 def _mismatches(expected: dict, got: dict | None, label: str) -> list[str]:
@@ -96,6 +113,14 @@ def run_case(case, verify_fn, check_fn, use_milp: bool) -> tuple[dict, list[str]
             row["check"] = f"FAIL {type(e).__name__}"
             problems.append(f"checker raised {type(e).__name__}: {e}")
 
+    try:
+        golden = check_golden(case)
+    except Exception as e:  # a rejected golden certificate is a finding
+        golden = f"FAIL {type(e).__name__}: {e}"
+    row["golden"] = golden or "-"
+    if golden and golden != "ok":
+        problems.append(f"golden certificate: {golden}")
+
     if use_milp and case.milp:
         from .milp import milp_count
         m = milp_count(net, case.domain)
@@ -121,6 +146,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-cert", action="store_true",
                    help="do not call exactrelu.verify even if present")
     p.add_argument("--list", action="store_true", help="list the case names and sources, then exit")
+    p.add_argument("--write-golden", action="store_true",
+                   help="(re)write verify/golden/NAME.json for the selected cases from exactrelu.verify")
     args = p.parse_args(argv)
     if args.case:
         unknown = [n for n in args.case if n not in names]
@@ -133,9 +160,18 @@ def main(argv=None) -> int:
             print(f"{c.name:28s} {c.source}")
         return 0
 
+    if args.write_golden:
+        import exactrelu
+
+        for c in selected:
+            cert = exactrelu.verify(c.build(), c.domain, progress=False)
+            cert.stats.pop("seconds", None)  # keep golden files free of timings
+            cert.save(GOLDEN / f"{c.name}.json")
+            print(f"wrote {GOLDEN / (c.name + '.json')}: {cert.summary()}")
+        return 0
     verify_fn, check_fn = (None, None) if args.no_cert else _load_certifier()
     cols = [("name", 28), ("source", 40), ("expected", 22), ("certified", 22), ("reference", 22),
-            ("check", 6), ("milp", 6 if args.milp else 0), ("seconds", 7)]
+            ("check", 6), ("golden", 6), ("milp", 6 if args.milp else 0), ("seconds", 7)]
     cols = [(k, w) for k, w in cols if w]
     print("numbers are regions/pieces/vertices/edges/adjacent-pairs")
     header = " ".join(k.ljust(w) for k, w in cols)
