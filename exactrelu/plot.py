@@ -28,7 +28,7 @@ from .certificate import Certificate, Region
 from .errors import InvalidInputError
 
 __all__ = ["plot_regions", "plot_function_1d", "plot_surface", "plot_counts", "decision_boundary",
-           "region_polygon", "region_colors"]
+           "class_cells", "region_polygon", "region_colors"]
 
 Point = tuple[Fraction, Fraction]
 
@@ -127,6 +127,33 @@ def _segment_on_line(poly: list[Point], a: Sequence[Fraction], c: Fraction) -> t
     return None if lo == hi else (lo, hi)
 
 
+def class_cells(cert: Certificate) -> list[tuple[list[Point], int, int]]:
+    """Exact polygons ``(vertices, class, region)`` where ``class`` is the argmax of the outputs.
+
+    Each region is cut by the (affine, within the region) comparisons between outputs, so the
+    cells tile the domain exactly and their union per class is the network's decision region.
+    """
+    _need_dim(cert, 2, "class_cells")
+    cells: list[tuple[list[Point], int, int]] = []
+    for r in cert.regions:
+        poly: list[Point] = [(p[0], p[1]) for p in region_polygon(cert, r)]
+        k = len(r.output)
+        for i in range(k):
+            part = poly
+            for m in range(k):
+                if m == i or len(part) < 3:
+                    continue
+                diff = [x - y for x, y in zip(r.output[i], r.output[m])]
+                part = _clip(part, diff[:2], diff[2])
+            if len(part) >= 3 and _area2(part) != 0:
+                cells.append((part, i, r.index))
+    return cells
+
+
+def _area2(poly: list[Point]) -> Fraction:
+    return sum((p[0] * q[1] - q[0] * p[1] for p, q in zip(poly, poly[1:] + poly[:1])), Fraction(0))
+
+
 def decision_boundary(cert: Certificate) -> list[tuple[Point, Point, int, tuple[int, int]]]:
     """Exact segments of the decision boundary of a 2-D classifier certificate.
 
@@ -165,17 +192,18 @@ def plot_regions(cert: Certificate, *, color_by: str = "region", output: int = 0
                  path: str | Path | None = None, title: str | None = None) -> Figure:
     """Every region of a 2-D certificate filled in its own colour, with its exact edges.
 
-    ``color_by``: ``"region"`` (one colour each), ``"class"`` (argmax of the exact outputs at the
-    region's witness) or ``"output"`` (output ``output`` at the witness, with a colour bar).
+    ``color_by``: ``"region"`` (one colour each), ``"class"`` (the exact decision regions: each
+    region cut where the argmax of its affine outputs changes, see :func:`class_cells`) or
+    ``"output"`` (output ``output`` at the region's witness, with a colour bar).
     ``boundary`` draws the decision boundary (default: with ``color_by="class"``). The regions
-    are one PolyCollection (gid ``"regions"``), the edges one LineCollection (gid ``"edges"``),
+    are one PolyCollection (gid ``"regions"``; ``"classes"`` for the class cells), the edges one LineCollection (gid ``"edges"``),
     the boundary one LineCollection (gid ``"decision_boundary"``). ``net`` is not needed (the
     certificate holds the exact maps); it is accepted for symmetry with :func:`plot_function_1d`.
 
     >>> import torch, exactrelu
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     >>> cert = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False)
-    >>> fig = plot_regions(cert, color_by="class")
+    >>> fig = plot_regions(cert)
     >>> len(fig.axes[0].collections[0].get_paths()) == cert.num_regions
     True
     """
@@ -192,9 +220,10 @@ def plot_regions(cert: Certificate, *, color_by: str = "region", output: int = 0
         from matplotlib import colormaps
 
         cmap = colormaps["tab10"]
-        classes = [predicted_class(r) for r in cert.regions]
-        colors = [cmap(c % 10) for c in classes]
-        coll = PolyCollection(polys, facecolors=colors, edgecolors="none", alpha=0.55, gid="regions")
+        cells = class_cells(cert)
+        coll = PolyCollection([[(float(p[0]), float(p[1])) for p in poly] for poly, _, _ in cells],
+                              facecolors=[cmap(c % 10) for _, c, _ in cells], edgecolors="none", alpha=0.55,
+                              gid="classes")
         k = len(cert.regions[0].output) if n else 0
         from matplotlib.patches import Patch
 
