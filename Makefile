@@ -12,10 +12,15 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/graph_demo.py
+	$(PY) examples/regions_demo.py
+
+verify: $(STAMP)
+	$(PY) -m verify
 
 test: $(STAMP)
+	$(PY) -m verify --fast
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
 	$(PY) benchmarks/trace_bench.py
+	$(PY) benchmarks/certify_bench.py
