@@ -137,33 +137,10 @@ class Program:
         With a list ``collect``, the switching maps of every piecewise op are appended to it.
         Returns (maps, states of the piecewise ops passed).
         """
-        values: dict[int, FloatMap] = {INPUT: m0}
-        found: list[torch.Tensor] = []
-        j = 0
-        for i, nd in enumerate(self.nodes):
-            ins = [values[s] for s in nd.inputs]
-            if nd.piecewise:
-                rule: PiecewiseRule = nd.rule  # type: ignore[assignment]
-                if until == j:
-                    return rule.switching(nd.module, ins[0]), found
-                if collect is not None:
-                    collect.append(rule.switching(nd.module, ins[0]))
-                given = states[j] if states is not None and j < len(states) else None
-                if given is None:
-                    x = ins[0].at(t) if t is not None else ins[0].b
-                    given = rule.state(nd.module, x)
-                found.append(given)
-                out = rule.apply(nd.module, ins[0], given.to(ins[0].b.device))
-                j += 1
-            else:
-                out = nd.rule.float_forward(nd.module, ins)
-            values[i] = out
-            for s in set(nd.inputs):
-                if s != INPUT and self._last_use[s] <= i:
-                    del values[s]
-        if until is not None:
-            raise IndexError(f"the program has {self.num_piecewise} piecewise ops, not {until + 1}")
-        return values[self.output], found
+        def decide(rule: PiecewiseRule, nd: Node, m: FloatMap) -> torch.Tensor:
+            return rule.state(nd.module, m.at(t) if t is not None else m.b)
+
+        return self._run(m0, states, until, collect, decide, exact=False)
 
     def exact_run(self, m0: ExactMap, states: Sequence[torch.Tensor | None] | None = None,
                   until: int | None = None, collect: list | None = None) -> tuple[ExactMap, list[torch.Tensor]]:
@@ -172,27 +149,42 @@ class Program:
         ``m0`` is the exact input map (``k == 0``: exact values, an exact forward pass). States not
         given are decided from exact values (only possible when ``k == 0``).
         """
-        values: dict[int, ExactMap] = {INPUT: m0}
+        def decide(rule: PiecewiseRule, nd: Node, m: ExactMap) -> torch.Tensor:
+            if m.k != 0:
+                raise InvalidInputError("exact_run needs the states when the map has free coordinates")
+            return _exact_state(rule, nd, m)
+
+        return self._run(m0, states, until, collect, decide, exact=True)
+
+    def _run(self, m0: Any, states: Sequence[torch.Tensor | None] | None, until: int | None,
+             collect: list | None, decide: Any, exact: bool) -> tuple[Any, list[torch.Tensor]]:
+        """The one loop behind :meth:`float_run` and :meth:`exact_run`: nodes in order, values
+        freed after their last use, piecewise states given or decided by ``decide``."""
+        values: dict[int, Any] = {INPUT: m0}
         found: list[torch.Tensor] = []
         j = 0
         for i, nd in enumerate(self.nodes):
             ins = [values[s] for s in nd.inputs]
             if nd.piecewise:
                 rule: PiecewiseRule = nd.rule  # type: ignore[assignment]
+                switching = rule.exact_switching if exact else rule.switching
                 if until == j:
-                    return rule.exact_switching(nd.module, ins[0]), found
+                    return switching(nd.module, ins[0]), found
                 if collect is not None:
-                    collect.append(rule.exact_switching(nd.module, ins[0]))
+                    collect.append(switching(nd.module, ins[0]))
                 given = states[j] if states is not None and j < len(states) else None
                 if given is None:
-                    if ins[0].k != 0:
-                        raise InvalidInputError("exact_run needs the states when the map has free coordinates")
-                    given = _exact_state(rule, nd, ins[0])
+                    given = decide(rule, nd, ins[0])
                 found.append(given)
-                out = rule.exact_apply(nd.module, ins[0], given.reshape(nd.out_shape))
+                if exact:
+                    out = rule.exact_apply(nd.module, ins[0], given.reshape(nd.out_shape))
+                else:
+                    out = rule.apply(nd.module, ins[0], given.to(ins[0].b.device))
                 j += 1
-            else:
+            elif exact:
                 out = nd.rule.exact_forward(nd.module, ins, nd.out_shape)
+            else:
+                out = nd.rule.float_forward(nd.module, ins)
             values[i] = out
             for s in set(nd.inputs):
                 if s != INPUT and self._last_use[s] <= i:
