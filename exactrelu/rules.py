@@ -573,8 +573,14 @@ class _ElementwiseRule(PiecewiseRule):
 
     def apply(self, module: Any, m: FloatMap, state: torch.Tensor) -> FloatMap:
         sc = self.slopes_consts(module)
-        slope = torch.tensor([s for s, _ in sc], dtype=m.b.dtype, device=m.b.device)[state]
-        const = torch.tensor([c for _, c in sc], dtype=m.b.dtype, device=m.b.device)[state]
+        slope = m.b.new_full(state.shape, sc[0][0])
+        const = m.b.new_full(state.shape, sc[0][1])
+        for k in range(1, len(sc)):
+            on = state == k
+            slope = torch.where(on, sc[k][0], slope)
+            const = torch.where(on, sc[k][1], const)
+        if all(c == 0.0 for _, c in sc):
+            return FloatMap(m.W * slope.unsqueeze(1), m.b * slope)
         return FloatMap(m.W * slope.unsqueeze(1), m.b * slope + const)
 
     def exact_apply(self, module: Any, m: ExactMap, state: torch.Tensor) -> ExactMap:

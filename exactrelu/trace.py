@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from ._progress import progress_bar
-from .capture import Program, capture
+from .capture import INPUT, Program, capture
 from .domain import Domain, Slice, as_domain
 from .errors import InvalidInputError, RegionLimitError
 from .rules import FloatMap, MaxPool2dRule
@@ -666,6 +666,100 @@ def _edges(vid: torch.Tensor, tight: torch.Tensor, V: torch.Tensor, d: int) -> t
     return _unique_rows2(e)
 
 
+# --------------------------------------------------------------------------------- staged maps
+
+_STAGE_BUDGET = 1 << 25  # elements of the live maps kept per cell level (else the plain passes)
+
+
+class _Stages:
+    """Local affine maps (in domain coordinates) of every live value of the program on the cells
+    of the complex, op by op: before piecewise op ``j`` the rows are the cells at its start; after
+    its split they are gathered to the new cells (by parent) and op ``j`` is applied with their
+    states. Only cells split by the later ops need new maps, so the output maps cost one pass per
+    level instead of one full pass per region, and switching values at vertices are read off the
+    map of any cell containing the vertex. Gives up (``ok`` False) when the maps would not fit in
+    ``_STAGE_BUDGET`` elements; the caller then uses the plain passes."""
+
+    def __init__(self, prog: Program, M: torch.Tensor, c: torch.Tensor) -> None:
+        self.prog = prog
+        d = M.shape[1]
+        self.k = d
+        self.values: dict[int, FloatMap] = {
+            INPUT: FloatMap(M.T.reshape(1, d, *prog.input_shape), c.reshape(1, *prog.input_shape))}
+        self.i = 0
+        self.ok = True
+
+    def _advance(self) -> None:
+        """Run the affine nodes up to the next piecewise node (or the end)."""
+        prog = self.prog
+        while self.i < len(prog.nodes) and not prog.nodes[self.i].piecewise:
+            nd = prog.nodes[self.i]
+            self.values[self.i] = nd.rule.float_forward(nd.module, [self.values[s] for s in nd.inputs])
+            self._drop(self.i)
+            self.i += 1
+
+    def _drop(self, i: int) -> None:
+        for s in set(self.prog.nodes[i].inputs):
+            if s != INPUT and self.prog._last_use[s] <= i:
+                del self.values[s]
+
+    def switching(self) -> FloatMap:
+        """Maps (R, d, S) of the next piecewise op's switching functions on the current rows."""
+        self._advance()
+        nd = self.prog.nodes[self.i]
+        return nd.rule.switching(nd.module, self.values[nd.inputs[0]])
+
+    def apply(self, par: torch.Tensor | None, states: torch.Tensor) -> None:
+        """Rows -> cells ``par`` (None: unchanged), then apply the next piecewise op."""
+        n = len(states)
+        live = sum(math.prod(v.b.shape[1:]) for v in self.values.values()) * (self.k + 1)
+        if n * live > _STAGE_BUDGET:
+            self.ok = False
+            self.values = {}
+            return
+        if par is not None:
+            self.values = {key: FloatMap(v.W.index_select(0, par), v.b.index_select(0, par))
+                           for key, v in self.values.items()}
+        nd = self.prog.nodes[self.i]
+        m = self.values[nd.inputs[0]]
+        self.values[self.i] = nd.rule.apply(nd.module, m, states.to(m.b.device))
+        self._drop(self.i)
+        self.i += 1
+
+    def output(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output maps (n, *out, d) and (n, *out) (rows expanded to ``n`` when there is one)."""
+        self._advance()
+        out = self.values[self.prog.output]
+        W, b = out.W, out.b
+        if W.shape[0] != n:
+            W, b = W.expand(n, *W.shape[1:]), b.expand(n, *b.shape[1:])
+        return (W.movedim(1, -1).reshape(n, *self.prog.output_shape, self.k).contiguous(),
+                b.reshape(n, *self.prog.output_shape).contiguous())
+
+
+def _values_from_maps(sw: FloatMap, vid: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """Values (nV, S) at the vertices ``V`` of switching maps ``sw`` given per cell (rows of
+    ``vid``: the cell's vertex ids); each vertex is read off one cell that contains it."""
+    nV, d = V.shape
+    R = sw.W.shape[0]
+    W = sw.W.reshape(R, d, -1)
+    b = sw.b.reshape(R, -1)
+    S = W.shape[2]
+    owner = torch.zeros(nV, dtype=torch.int64, device=V.device)
+    valid = vid >= 0
+    rows = torch.arange(vid.shape[0], device=V.device).unsqueeze(1).expand_as(vid)
+    owner[vid[valid]] = rows[valid]
+    if R == 1:
+        return torch.addmm(b, V, W[0])
+    out = V.new_empty((nV, S))
+    ch = max(1, _BUDGET // max(1, d * S))
+    for i in range(0, nV, ch):
+        o = owner[i:i + ch]
+        out[i:i + ch] = torch.baddbmm(b.index_select(0, o).unsqueeze(1),
+                                      V[i:i + ch].unsqueeze(1), W.index_select(0, o)).squeeze(1)
+    return out
+
+
 # --------------------------------------------------------------------------------- entry point
 
 
@@ -738,15 +832,27 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
     nodes = prog.piecewise_nodes()
     total = offsets[-1] - offsets[0]
     with torch.no_grad(), _few_threads(device), progress_bar(total, "tracing", progress) as bar:
+        st = _Stages(prog, M, c)
         for j, nd in enumerate(nodes):
             label = f"op {j + 1}/{len(nodes)} ({nd.name or type(nd.module).__name__})"
-            X = cx.V[:cx.nV] @ M.T + c
-            vals = _switch_values(prog, j, X)
+            V = cx.V[:cx.nV]
+            if st.ok:
+                vals = _values_from_maps(st.switching(), cx.cp_vid[:cx.R], V)
+                orphan = torch.ones(cx.nV, dtype=torch.bool, device=device)
+                cv = cx.cp_vid[:cx.R]
+                orphan[cv[cv >= 0]] = False
+                if bool(orphan.any()):  # never expected: every vertex is in some cell
+                    o = orphan.nonzero().reshape(-1)
+                    vals[o] = _switch_values(prog, j, V[o] @ M.T + c)
+            else:
+                vals = _switch_values(prog, j, V @ M.T + c)
             R0 = cx.R
             signs = cx.run_op(j, vals, offsets[j], eps, bar, label)
             par = cx.rparent[:cx.R]
             patterns = [p.index_select(0, par) for p in patterns] if cx.R != R0 else patterns
             patterns.append(_states(nd, signs))
+            if st.ok:
+                st.apply(par if cx.R != R0 or R0 == 1 else None, patterns[-1])
             log.debug("%s: %d regions, %d vertices", label, cx.R, cx.nV)
 
         R = cx.R
@@ -793,7 +899,14 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
                     log.warning("%d regions share a full pattern with another region",
                                 len(duplicates))
 
-        ow, ob = _output_maps(prog, patterns, M, c, R)
+        if st.ok:
+            ow, ob = st.output(cx.R)
+            if R != cx.R:  # merged: one map per group (equal patterns, equal maps)
+                first = torch.full((R,), cx.R, dtype=torch.int64, device=device).scatter_reduce_(
+                    0, g, torch.arange(cx.R, device=device), "amin")
+                ow, ob = ow[first], ob[first]
+        else:
+            ow, ob = _output_maps(prog, patterns, M, c, R)
 
     cpu = torch.device("cpu")
     return Trace(
