@@ -374,18 +374,21 @@ class _Complex:
                       torch.stack([vr, vs + sid0, torch.zeros_like(vr)], dim=1)]
         self.rparent[:R0] = torch.arange(R0, device=dev)
         cutT = cutP.T.contiguous()
-        todo = cutT.any(1).nonzero().reshape(-1).tolist()
         done = 0
-        for s in todo:
-            if s > done:
-                bar.update(s - done)
-            done = s + 1
+        for batch in _schedule(cutP):
             if R0 == 1:
                 cand = torch.arange(self.R, device=dev)
+                srow = torch.full_like(cand, batch[0])
             else:
-                cand = cutT[s][self.rparent[:self.R]].nonzero().reshape(-1)
-            self._step(s, sid0 + s, cand, label)
-            bar.update(1)
+                # the functions of a batch cut pairwise disjoint sets of start cells
+                fb = torch.tensor(batch, dtype=torch.int64, device=dev)
+                fn = ((cutT.index_select(0, fb).to(torch.int64) * (fb + 1).unsqueeze(1)).sum(0)
+                      - 1).index_select(0, self.rparent[:self.R])
+                cand = (fn >= 0).nonzero().reshape(-1)
+                srow = fn.index_select(0, cand)
+            self._step(srow, sid0, cand, label)
+            bar.update(len(batch))
+            done += len(batch)
         if S > done:
             bar.update(S - done)
         # records: expand start-of-op records to descendants, keep the rest
@@ -413,32 +416,38 @@ class _Complex:
         out[:, 0] = order[starts[rec[idx, 0]] + within]
         return out
 
-    def _step(self, s: int, sid: int, cand: torch.Tensor, label: str) -> None:
+    def _step(self, srow: torch.Tensor, sid0: int, cand: torch.Tensor, label: str) -> None:
+        """Split the regions ``cand``, each by its own switching function ``srow`` (an edge is
+        crossed by the function of every region containing it, so neighbours agree)."""
         d, T = self.d, self.T
         dev = self.device
-        tol_s = self.tol[s]
-        vid = self.cp_vid[cand]
+        tol_s = self.tol.index_select(0, srow).unsqueeze(1)
+        vid = self.cp_vid.index_select(0, cand)
         valid = vid >= 0
-        v = self.vals[vid.clamp(min=0), s]
+        S = self.vals.shape[1]
+        v = self.vals.reshape(-1).index_select(
+            0, (vid.clamp(min=0) * S + srow.unsqueeze(1)).reshape(-1)).reshape(vid.shape)
         pos = valid & (v > tol_s)
         neg = valid & (v < -tol_s)
+        sidr = srow + sid0
         hp = pos.any(1)
         hn = neg.any(1)
         zer = valid & ~pos & ~neg
         active = hp | hn
         zm = zer & active.unsqueeze(1)
         if zm.any():
-            self.near_zero.append(_pairs(vid[zm], torch.full_like(vid[zm], sid)))
+            self.near_zero.append(_pairs(vid[zm], sidr.unsqueeze(1).expand_as(vid)[zm]))
         if not bool(active.all()):
             vr = cand[~active]
             self.rec_cur.append(
-                torch.stack([vr, torch.full_like(vr, sid), torch.zeros_like(vr)], 1))
-        self.rsign[cand, s] = torch.where(hp, 1, torch.where(hn, -1, 0)).to(torch.int8)
+                torch.stack([vr, sidr[~active], torch.zeros_like(vr)], 1))
+        self.rsign[cand, srow] = torch.where(hp, 1, torch.where(hn, -1, 0)).to(torch.int8)
         cut = hp & hn
         if not bool(cut.any()):
             return
         ci = cand[cut]
         vid, pos, neg, zer = vid[cut], pos[cut], neg[cut], zer[cut]
+        srow, sidr = srow[cut], sidr[cut]
         tight = self.cp_tight[ci]
         Rc = len(ci)
         # crossing edges: (+, -) copy pairs sharing >= d - 1 tight ids
@@ -460,11 +469,12 @@ class _Complex:
         first = torch.full((U,), P, dtype=torch.int64, device=dev).scatter_reduce_(
             0, inv, torch.arange(P, device=dev), "amin", include_self=True)
         a, b = ia[first], ib[first]
-        fa, fb = self.vals[a, s], self.vals[b, s]
+        se = srow[pr[first]]
+        fa, fb = self.vals[a, se], self.vals[b, se]
         lam = (fa / (fa - fb)).unsqueeze(1)
         newV = self.V[a] + lam * (self.V[b] - self.V[a])
         newvals = self.vals[a] + lam * (self.vals[b] - self.vals[a])
-        newvals[:, s] = 0.0
+        newvals[torch.arange(U, device=dev), se] = 0.0
         nt = torch.where(sh[first], ta[first], -1).sort(dim=1, descending=True).values
         c = cnt[first]
         zr, zs = zer.nonzero(as_tuple=True)
@@ -477,9 +487,10 @@ class _Complex:
             nt = _widen(nt, T, -1)
         room = c < T
         ar = torch.arange(U, device=dev)
-        nt[ar[room], c[room]] = sid
+        sidv = se + sid0
+        nt[ar[room], c[room]] = sidv[room].to(nt.dtype)
         if not bool(room.all()):
-            self.overflow.append(_pairs(ar[~room] + nV, torch.full_like(ar[~room], sid)))
+            self.overflow.append(_pairs(ar[~room] + nV, sidv[~room]))
         # append the new vertices
         self.V = _grow(self.V, nV + U, 0.0)
         self.vals = _grow(self.vals, self.V.shape[0], 0.0)
@@ -491,10 +502,10 @@ class _Complex:
         # zero copies lie on the cut: they go to both sides with s added to their tight lists
         if len(zr):
             zroom = cz < T
-            tight[zr[zroom], zs[zroom], cz[zroom]] = sid
+            tight[zr[zroom], zs[zroom], cz[zroom]] = sidr[zr[zroom]].to(tight.dtype)
             if not bool(zroom.all()):
                 bad = vid[zr[~zroom], zs[~zroom]]
-                self.overflow.append(_pairs(bad, torch.full_like(bad, sid)))
+                self.overflow.append(_pairs(bad, sidr[zr[~zroom]]))
         nnew = torch.bincount(pr, minlength=Rc)
         plus = pos | zer
         minus = neg | zer
@@ -527,8 +538,8 @@ class _Complex:
         self.cp_vid[new] = mv
         self.cp_tight[new] = mt
         self.rsign[new] = self.rsign[ci]
-        self.rsign[ci, s] = 1
-        self.rsign[new, s] = -1
+        self.rsign[ci, srow] = 1
+        self.rsign[new, srow] = -1
         self.rparent[new] = self.rparent[ci]
         if self.rec_cur:
             rc = torch.cat(self.rec_cur)
@@ -544,13 +555,40 @@ class _Complex:
         few = (nnew + zer.sum(1)) < d  # the cut face needs at least d vertices
         if bool(few.any()):
             rr = torch.cat([ci[few], new[few]])
-            self.rec_cur.append(torch.stack([rr, torch.full_like(rr, sid), torch.ones_like(rr)], 1))
+            ss = torch.cat([sidr[few], sidr[few]])
+            self.rec_cur.append(torch.stack([rr, ss, torch.ones_like(rr)], 1))
         self.R = R + Rc
         if self.max_regions is not None and self.R > self.max_regions:
             raise RegionLimitError(
                 f"the trace exceeded max_regions={self.max_regions}: {self.R} regions found so far "
-                f"(at {label}, switching function {s}); raise max_regions or shrink the domain",
+                f"(at {label}, switching function {int(srow.min())}); raise max_regions or "
+                "shrink the domain",
                 self.R)
+
+
+def _schedule(cutP: torch.Tensor) -> list[list[int]]:
+    """Batches of the switching functions that cut some start cell (``cutP`` (R0, S)): every
+    function comes after each smaller one that cuts a common start cell, and the functions of one
+    batch cut pairwise disjoint sets of start cells. So every region (and every edge, which only
+    the functions cutting all its regions cross) still sees its functions in increasing order."""
+    todo = cutP.any(0).nonzero().reshape(-1).tolist()
+    if cutP.shape[0] == 1:
+        return [[s] for s in todo]
+    multi = cutP[cutP.sum(1) >= 2]
+    if len(multi) == 0:
+        return [todo] if todo else []
+    f = multi.to(torch.float32)
+    conflict = ((f.T @ f) > 0).cpu().numpy()
+    level = np.zeros(cutP.shape[1], dtype=np.int64)
+    batches: list[list[int]] = []
+    for s in todo:
+        prev = [t for t in np.nonzero(conflict[s, :s])[0]]
+        lv = int(level[prev].max()) + 1 if prev else 0
+        level[s] = lv
+        if lv == len(batches):
+            batches.append([])
+        batches[lv].append(s)
+    return batches
 
 
 @contextlib.contextmanager
