@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import torch
 
 from . import _exact, _polyhedra
@@ -214,6 +215,88 @@ def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
     return dedup
 
 
+
+# --------------------------------------------------------------------------- filtered signs
+#
+# Signs of every row of an exact matrix M (rows [a_1..a_d, b], fmpq) at every point of a list of
+# exact points, decided in float64 with a rigorous error bound and in exact arithmetic only
+# where the bound does not decide (mostly the exact zeros: constraints tight at a vertex).
+# The bound is the one derived and tested in ``_geometry`` (see the comment above
+# ``signs_filtered``): with u = 2^-53, n = d, a^, x^ the nearest floats of the exact data
+# (relative error <= u, or eta/2 absolute in the subnormal range) and s^ the float value of
+# a^ . x^ + b^ (any summation order), |exact - s^| <= B with
+#     B = 2 (n + 4) u S^ + 2^-1000 (T^ + 2n + 4),  S^ = fl(|a^| . |x^| + |b^|),  T^ >= sum |a^| + sum |x^|.
+# Here the points carry a trailing 1 (exact), the products are one numpy matrix product, and T^
+# also counts |b^| and the 1s (only larger). Non-finite values are decided exactly.
+
+_U = 2.0 ** -53
+_TINY = 2.0 ** -1000
+
+
+def _nearest(vals: Iterable) -> np.ndarray:
+    """float64 nearest to each rational (int / int true division is correctly rounded), +-inf
+    where it overflows."""
+    vals = list(vals)
+    try:
+        return np.array([int(v.p) / int(v.q) for v in vals], dtype=np.float64)
+    except OverflowError:
+        out = []
+        for v in vals:
+            try:
+                out.append(int(v.p) / int(v.q))
+            except OverflowError:
+                out.append(math.inf if v > 0 else -math.inf)
+        return np.array(out, dtype=np.float64)
+
+
+def _float_rows(rows: list, ncols: int) -> np.ndarray:
+    return _nearest(v for r in rows for v in r).reshape(len(rows), ncols)
+
+
+def _float_points(points: Sequence[tuple], d: int) -> np.ndarray:
+    """(d + 1, k): the points as columns, with a trailing row of exact ones."""
+    k = len(points)
+    X = np.ones((d + 1, k), dtype=np.float64)
+    if k:
+        X[:d] = _nearest(v for p in points for v in p).reshape(k, d).T
+    return X
+
+
+def _exact_value(row: list, p: tuple, d: int) -> fmpq:
+    v = row[d]
+    for i in range(d):
+        v += row[i] * p[i]
+    return v
+
+
+def _signs(rows: list, Mf: np.ndarray, absM: np.ndarray, points: Sequence[tuple], d: int,
+           Xf: np.ndarray | None = None) -> np.ndarray:
+    """Exact signs (int8, len(rows) x len(points)) of the exact rows at the exact points."""
+    if Xf is None:
+        Xf = _float_points(points, d)
+    n = d
+    with np.errstate(all="ignore"):
+        s = Mf @ Xf
+        absX = np.abs(Xf)
+        bound = (2.0 * (n + 4) * _U) * (absM @ absX) + _TINY * (
+            absM.sum(axis=1)[:, None] + absX.sum(axis=0)[None, :] + (2 * n + 4))
+        decided = np.isfinite(s) & np.isfinite(bound) & (np.abs(s) > bound)
+    out = np.where(decided, np.sign(s), 0).astype(np.int8)
+    und = np.nonzero(~decided)
+    m = len(und[0])
+    if m:
+        if m * 4 > out.size:  # mostly undecided: one exact matrix product
+            E = (_mat(rows, d + 1) * _cols(points, d)).tolist()
+            for i, j in zip(und[0].tolist(), und[1].tolist()):
+                v = E[i][j]
+                out[i, j] = (v > 0) - (v < 0)
+        else:
+            for i, j in zip(und[0].tolist(), und[1].tolist()):
+                v = _exact_value(rows[i], points[j], d)
+                out[i, j] = (v > 0) - (v < 0)
+    return out
+
+
 # --------------------------------------------------------------------------- the per-parent step
 
 @dataclass
@@ -274,7 +357,7 @@ class _Certifier:
                     continue
                 rows = ctx.rows(state)
                 assert rows is not None
-            cell, E, P = self._cell(parent, ctx, state, w, rows, cand.hint_ids)
+            cell, sgnE, sgnP = self._cell(parent, ctx, state, w, rows, cand.hint_ids)
             cell.repaired = cand.hint_ids is None and cand.witness is None
             if cell.repaired:
                 self.stats.repaired += 1
@@ -286,9 +369,9 @@ class _Certifier:
             for f in cell.facets:
                 if not any(lo <= i < hi for i in f.ids):
                     continue  # only a facet of the parent: crossing it leaves P
-                if any(all(row[v] == 0 for v in f.vertices) for row in P):
+                if sgnP is not None and (sgnP[:, list(f.vertices)] == 0).all(axis=1).any():
                     continue  # on the parent's boundary
-                nb = self._across(f, E, ctx)
+                nb = self._across(f, sgnE, cell.vertices, ctx)
                 if nb not in found and nb not in queued:
                     queued.add(nb)
                     queue.append(Candidate(nb, None, None))
@@ -303,12 +386,16 @@ class _Certifier:
         return children
 
     def _cell(self, parent: Cell, ctx: "_OpContext", state: tuple[int, ...], w: tuple,
-              rows: list[tuple[int, int]], hint: set[int] | None) -> tuple[Cell, list, list]:
+              rows: list[tuple[int, int]], hint: set[int] | None) -> tuple[Cell, np.ndarray, Any]:
+        """The exact cell of ``state``; also the exact sign matrices of the op's switching
+        functions (``sgnE``) and of the parent's facets (``sgnP``) at the cell's vertices."""
         d = self.d
         off = self.offsets[ctx.j]
         sign_of = dict(rows)
+        ridx = np.fromiter((i for i, _ in rows), dtype=np.int64, count=len(rows))
+        rsg = np.fromiter((sg for _, sg in rows), dtype=np.int8, count=len(rows))
         if hint is None:
-            first = [i for i, _ in rows]
+            first = ridx.tolist()
         else:
             first = [i for i, _ in rows if off + i in hint]
         if d <= 2 and self.bounded:
@@ -317,8 +404,9 @@ class _Certifier:
             while True:
                 for i in pending:
                     poly = _clip(poly, ctx.slack(i, sign_of[i]), d)
-                E = (ctx.SW * _cols(poly, d)).tolist()
-                pending = [i for i, sg in rows if any(sg * v < 0 for v in E[i])]
+                sgnE = ctx.signs(poly)
+                bad = ((sgnE[ridx] * rsg[:, None]) < 0).any(axis=1)
+                pending = ridx[bad].tolist()
                 if not pending:
                     break
                 self.stats.redo_hv += 1
@@ -340,19 +428,23 @@ class _Certifier:
                     raise InvalidInputError("unbounded cells are not supported yet by the certifier; "
                                             "use a bounded domain")
                 verts = [tuple(_q(v) for v in vx) for vx in vrep.vertices]
-                E = (ctx.SW * _cols(verts, d)).tolist()
-                bad = [i for i, sg in rows if any(sg * v < 0 for v in E[i])]
+                sgnE = ctx.signs(verts)
+                badm = ((sgnE[ridx] * rsg[:, None]) < 0).any(axis=1)
+                bad = ridx[badm].tolist()
                 if not bad:
                     break
                 self.stats.redo_hv += 1
                 use = sorted(set(use) | set(bad))
             fs = _polyhedra.facets(A, b, vrep)
             sides = [tuple(sorted(vs)) for vs in fs.vertex_sets]
-        P = (ctx.PG * _cols(verts, d)).tolist() if ctx.parent_G else []
+        sgnP = ctx.parent_signs(verts)
+        zE = sgnE[ridx] == 0 if len(rows) else None
+        zP = sgnP == 0 if sgnP is not None else None
         facets = []
         for side in sides:
-            tight_par = [k for k, row in enumerate(P) if all(row[v] == 0 for v in side)]
-            tight_own = [i for i, _ in rows if all(E[i][v] == 0 for v in side)]
+            sl = list(side)
+            tight_par = np.nonzero(zP[:, sl].all(axis=1))[0].tolist() if zP is not None else []
+            tight_own = ridx[zE[:, sl].all(axis=1)].tolist() if zE is not None else []
             if tight_par:
                 slack = ctx.parent_G[tight_par[0]]
             elif tight_own:
@@ -364,7 +456,7 @@ class _Certifier:
         vol = _volume(verts, facets, d) if self.bounded else None
         cell = Cell(ctx.j + 1, parent.states + (state,), tuple(w), facets, verts, vol)
         cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state)
-        return cell, E, P
+        return cell, sgnE, sgnP
 
     def _seg(self, level: int) -> tuple[int, int]:
         pw = self.prog.piecewise
@@ -372,42 +464,50 @@ class _Certifier:
         hi = pw[level] if level < len(pw) else len(self.prog.nodes)
         return lo, hi
 
-    def _across(self, f: Facet, E: list, ctx: "_OpContext") -> tuple[int, ...]:
+    def _across(self, f: Facet, sgnE: np.ndarray, verts: list[tuple], ctx: "_OpContext") -> tuple[int, ...]:
         """State of the op just across facet ``f`` (exact): the signs at a point ``c`` of the
         facet's relative interior, where a switching function vanishing on the whole facet takes
         the sign it has just outside (from its normal), and one merely passing through ``c``
-        forces another choice of ``c``."""
+        forces another choice of ``c``.
+
+        ``c`` is a convex combination of the facet's vertices with positive weights, so a function
+        whose exact signs at those vertices are all >= 0 (<= 0), not all 0, is > 0 (< 0) at ``c``;
+        only functions with mixed strict signs need their exact value at ``c``."""
         d = self.d
-        vs = f.vertices
+        vs = list(f.vertices)
         k = next(i for i in range(d) if f.slack[i] != 0)
-        gk = f.slack[k]
-        across = []
-        for i, row in enumerate(E):
-            if all(row[v] == 0 for v in vs):
-                c = ctx.sw_rows[i][k]
-                # on f the function is a multiple lam * g_f with sign(lam) = sign(c / gk); outside g_f < 0
-                across.append(0 if c == 0 else (-1 if (c > 0) == (gk > 0) else 1))
+        gk_pos = f.slack[k] > 0
+        sub = sgnE[:, vs]
+        pos = (sub > 0).any(axis=1)
+        neg = (sub < 0).any(axis=1)
+        signs = pos.astype(np.int8) - neg.astype(np.int8)
+        zero = ~(pos | neg)
+        if zero.any():
+            # on f the function is a multiple lam * g_f with sign(lam) = sign(c / gk); outside g_f < 0
+            c = ctx.sw_sign[zero, k]
+            signs[zero] = -c if gk_pos else c
+        mixed = np.nonzero(pos & neg)[0].tolist()
+        if mixed:
+            vals = [[_exact_value(ctx.sw_rows[i], verts[x], d) for x in vs] for i in mixed]
+            for attempt in range(50):
+                if attempt == 0:
+                    wts = [fmpq(1, len(vs))] * len(vs)
+                else:
+                    raw = [self.rng.randint(1, 1000) for _ in vs]
+                    tot = sum(raw)
+                    wts = [fmpq(r, tot) for r in raw]
+                out = []
+                for row in vals:
+                    v = sum((wt * x for wt, x in zip(wts, row)), fmpq(0))
+                    if v == 0:
+                        break  # c lies on a hyperplane crossing the facet: pick another point
+                    out.append(1 if v > 0 else -1)
+                else:
+                    signs[mixed] = out
+                    break
             else:
-                across.append(None)
-        for attempt in range(50):
-            if attempt == 0:
-                wts = [fmpq(1, len(vs))] * len(vs)
-            else:
-                raw = [self.rng.randint(1, 1000) for _ in vs]
-                tot = sum(raw)
-                wts = [fmpq(r, tot) for r in raw]
-            signs = []
-            for row, fixed in zip(E, across):
-                if fixed is not None:
-                    signs.append(fixed)
-                    continue
-                v = sum((wt * row[x] for wt, x in zip(wts, vs)), fmpq(0))
-                if v == 0:
-                    break  # c lies on a hyperplane crossing the facet: pick another point
-                signs.append(1 if v > 0 else -1)
-            else:
-                return ctx.rule.state_tuple(ctx.module, signs, ctx.in_shape)
-        raise CertificationError("could not find a generic point on a facet")
+                raise CertificationError("could not find a generic point on a facet")
+        return ctx.rule.state_tuple(ctx.module, signs.tolist(), ctx.in_shape)
 
     def _state_at(self, rule: Any, module: Any, SW: fmpq_mat, w: tuple, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         vals = (SW * _cols([w], self.d)).entries()
@@ -427,10 +527,31 @@ class _OpContext:
         self.d = d
         self.SW = SW
         self.sw_rows = SW.tolist()
-        self.vanish = [all(v == 0 for v in row) for row in self.sw_rows]
+        self.sw_sign = np.array([[(v > 0) - (v < 0) for v in row] for row in self.sw_rows],
+                                dtype=np.int8).reshape(len(self.sw_rows), d + 1)
+        lin = (self.sw_sign[:, :d] != 0).any(axis=1)
+        # rows that are constant on the parent: identically zero (skipped) or a nonzero constant
+        self.const = {i: int(self.sw_sign[i, d]) for i in np.nonzero(~lin)[0].tolist()}
+        self.vanish = [False] * len(self.sw_rows)
+        for i, c in self.const.items():
+            self.vanish[i] = c == 0
+        self.SWf = _float_rows(self.sw_rows, d + 1)
+        self.SWa = np.abs(self.SWf)
         self.parent_G = [f.slack for f in parent.facets]
         self.parent_ids = [f.ids for f in parent.facets]
         self.PG = _mat(self.parent_G, d + 1) if self.parent_G else None
+        if self.parent_G:
+            self.PGf = _float_rows(self.parent_G, d + 1)
+            self.PGa = np.abs(self.PGf)
+
+    def signs(self, points: Sequence[tuple]) -> np.ndarray:
+        """Exact signs of every switching function at every point (int8, S x len(points))."""
+        return _signs(self.sw_rows, self.SWf, self.SWa, points, self.d)
+
+    def parent_signs(self, points: Sequence[tuple]) -> np.ndarray | None:
+        if not self.parent_G:
+            return None
+        return _signs(self.parent_G, self.PGf, self.PGa, points, self.d)
 
     def slack(self, i: int, sg: int) -> list:
         row = self.sw_rows[i]
@@ -439,17 +560,19 @@ class _OpContext:
     def rows(self, state: tuple[int, ...]) -> list[tuple[int, int]] | None:
         """(switching index, sign) defining the state's cell, leaving out functions identically
         zero on the parent; None when the state is surely empty (a constant with the wrong sign)."""
+        cl = self.rule.constraint_list(self.module, state, self.in_shape, self.out_shape)
+        if not self.const:
+            return list(cl)
         out = []
-        d = self.d
-        for i, sg in self.rule.constraint_list(self.module, state, self.in_shape, self.out_shape):
-            if self.vanish[i]:
+        const = self.const
+        for i, sg in cl:
+            c = const.get(i)
+            if c is None:
+                out.append((i, sg))
+            elif c == 0 or sg * c > 0:
                 continue
-            row = self.sw_rows[i]
-            if all(v == 0 for v in row[:d]):
-                if sg * row[d] > 0:
-                    continue
+            else:
                 return None
-            out.append((i, sg))
         return out
 
     def strictly_inside(self, rows: list[tuple[int, int]], w: tuple) -> bool:
