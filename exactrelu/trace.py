@@ -373,24 +373,48 @@ class _Complex:
         start_recs = [self.rec_start,
                       torch.stack([vr, vs + sid0, torch.zeros_like(vr)], dim=1)]
         self.rparent[:R0] = torch.arange(R0, device=dev)
-        cutT = cutP.T.contiguous()
-        done = 0
-        for batch in _schedule(cutP):
-            if R0 == 1:
-                cand = torch.arange(self.R, device=dev)
-                srow = torch.full_like(cand, batch[0])
-            else:
-                # the functions of a batch cut pairwise disjoint sets of start cells
-                fb = torch.tensor(batch, dtype=torch.int64, device=dev)
-                fn = ((cutT.index_select(0, fb).to(torch.int64) * (fb + 1).unsqueeze(1)).sum(0)
-                      - 1).index_select(0, self.rparent[:self.R])
-                cand = (fn >= 0).nonzero().reshape(-1)
-                srow = fn.index_select(0, cand)
-            self._step(srow, sid0, cand, label)
-            bar.update(len(batch))
-            done += len(batch)
-        if S > done:
-            bar.update(S - done)
+        # Pending pairs (region, function): the function may still cut the region. Each step
+        # takes, for every region, its smallest pending function s, but only where no region has
+        # s pending behind a smaller one. So every region sees its functions in increasing order,
+        # and every region containing an edge crossed by s (all of them are cut by s, so have s
+        # pending) is split by s in the same step: neighbours share the new vertex. After a
+        # split, the pending functions of both sides that no longer cut them are resolved.
+        Pr, Ps = cutP.nonzero(as_tuple=True)
+        left = S
+        while len(Ps):
+            nleft = int((torch.bincount(Ps, minlength=S) > 0).sum())
+            bar.update(left - nleft)
+            left = nleft
+            smin = torch.full((self.R,), S, dtype=torch.int64, device=dev).scatter_reduce_(
+                0, Pr, Ps, "amin")
+            sm = smin.index_select(0, Pr)
+            blocked = torch.zeros(S, dtype=torch.bool, device=dev)
+            blocked[Ps[Ps > sm]] = True
+            sel = (Ps == sm) & ~blocked.index_select(0, Ps)
+            cand, srow = Pr[sel], Ps[sel]
+            keep = ~sel
+            Pr, Ps = Pr[keep], Ps[keep]
+            R_before = self.R
+            split = self._step(srow, sid0, cand, label)
+            if split is None or len(Pr) == 0:
+                continue
+            ci, new = split
+            mp = torch.full((R_before,), -1, dtype=torch.int64, device=dev)
+            mp[ci] = new
+            dup = mp.index_select(0, Pr)
+            h = dup >= 0
+            Pr = torch.cat([Pr, dup[h]])
+            Ps = torch.cat([Ps, Ps[h]])
+            changed = torch.zeros(self.R, dtype=torch.bool, device=dev)
+            changed[ci] = True
+            changed[new] = True
+            m = changed.index_select(0, Pr)
+            if bool(m.any()):
+                cr, cs = Pr[m], Ps[m]
+                still = self._resolve(cr, cs, sid0)
+                Pr = torch.cat([Pr[~m], cr[still]])
+                Ps = torch.cat([Ps[~m], cs[still]])
+        bar.update(left)
         # records: expand start-of-op records to descendants, keep the rest
         rec = torch.cat(start_recs)
         rec = self._expand(rec, R0)
@@ -444,7 +468,7 @@ class _Complex:
         self.rsign[cand, srow] = torch.where(hp, 1, torch.where(hn, -1, 0)).to(torch.int8)
         cut = hp & hn
         if not bool(cut.any()):
-            return
+            return None
         ci = cand[cut]
         vid, pos, neg, zer = vid[cut], pos[cut], neg[cut], zer[cut]
         srow, sidr = srow[cut], sidr[cut]
@@ -564,6 +588,36 @@ class _Complex:
                 f"(at {label}, switching function {int(srow.min())}); raise max_regions or "
                 "shrink the domain",
                 self.R)
+        return ci, new
+
+    def _resolve(self, cand: torch.Tensor, srow: torch.Tensor, sid0: int) -> torch.Tensor:
+        """Pairs (region ``cand``, function ``srow``): which still cut; the others are settled
+        (sign, vanishing and near-zero records) as a step would."""
+        tol_s = self.tol.index_select(0, srow).unsqueeze(1)
+        vid = self.cp_vid.index_select(0, cand)
+        valid = vid >= 0
+        S = self.vals.shape[1]
+        v = self.vals.reshape(-1).index_select(
+            0, (vid.clamp(min=0) * S + srow.unsqueeze(1)).reshape(-1)).reshape(vid.shape)
+        pos = valid & (v > tol_s)
+        neg = valid & (v < -tol_s)
+        hp = pos.any(1)
+        hn = neg.any(1)
+        cut = hp & hn
+        done = ~cut
+        if not bool(done.any()):
+            return cut
+        active = hp | hn
+        sidr = srow + sid0
+        zm = valid & ~pos & ~neg & (active & done).unsqueeze(1)
+        if bool(zm.any()):
+            self.near_zero.append(_pairs(vid[zm], sidr.unsqueeze(1).expand_as(vid)[zm]))
+        if not bool(active.all()):
+            vr = cand[~active]
+            self.rec_cur.append(torch.stack([vr, sidr[~active], torch.zeros_like(vr)], 1))
+        self.rsign[cand[done], srow[done]] = torch.where(
+            hp[done], 1, torch.where(hn[done], -1, 0)).to(torch.int8)
+        return cut
 
 
 def _schedule(cutP: torch.Tensor) -> list[list[int]]:
