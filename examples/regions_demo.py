@@ -29,7 +29,8 @@ def make_data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fast", action="store_true", help="fewer training steps (seconds)")
-    ap.add_argument("--epochs", type=int, default=None, help="training epochs (0: the untrained net)")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="training epochs (default 200, --fast 20; 0: the untrained net)")
     ap.add_argument("--out", default="out", help="output directory")
     args = ap.parse_args()
     out = Path(args.out)
@@ -51,14 +52,15 @@ def main() -> None:
 
     t0 = time.perf_counter()
     cert = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=not args.fast)
-    print(f"certified: {cert.num_regions} regions, {cert.num_pieces} pieces, {cert.num_vertices} vertices "
-          f"in {time.perf_counter() - t0:.2f} s")
+    print(f"certified: {cert.num_regions} regions, {cert.num_pieces} pieces, "
+          f"{cert.num_vertices} vertices in {time.perf_counter() - t0:.2f} s")
     cert.save(out / "regions_demo.cert.json")
     exactrelu.check(exactrelu.Certificate.load(out / "regions_demo.cert.json"), net)
     print("check: OK")
     plot_regions(cert, path=out / "regions.png")
     plot_regions(cert, color_by="class", path=out / "regions_classes.png")
-    print(f"wrote {out / 'regions.png'}, {out / 'regions_classes.png'}, {out / 'regions_demo.cert.json'}")
+    print(f"wrote {out / 'regions.png'}, {out / 'regions_classes.png'}, "
+          f"{out / 'regions_demo.cert.json'}")
 
 
 if __name__ == "__main__":

@@ -53,8 +53,8 @@ def main() -> None:
     exactrelu.check(cert, net)
     print("check: OK")
     cert.save(out / "slice.cert.json")
-    fig = plot_regions(cert, color_by="class",
-                       title=f"{cert.num_regions} regions on the plane x0 + t1 (x1-x0) + t2 (x2-x0)")
+    title = f"{cert.num_regions} regions on the plane x0 + t1 (x1-x0) + t2 (x2-x0)"
+    fig = plot_regions(cert, color_by="class", title=title)
     ax = fig.axes[0]
     if bounds is None:
         for (t1, t2), name in (((0, 0), "x0"), ((1, 0), "x1"), ((0, 1), "x2")):

@@ -1,4 +1,4 @@
-"""Certified region counts of a small 2-D classifier across training epochs (two moons, made with torch).
+"""Certified region counts of a small 2-D classifier across training epochs (generated two moons).
 
 After every few epochs the network is verified on [-2, 3] x [-1.5, 2]; the exact counts are
 plotted against the epoch, next to the final region map with its decision boundary.
@@ -15,7 +15,6 @@ from torch import nn
 
 import exactrelu
 from exactrelu.plot import plot_counts, plot_regions
-from exactrelu.rules import clear_exact_cache
 
 BOUNDS = [(-2, 3), (-1.5, 2)]
 
@@ -38,20 +37,21 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(0)
-    width, epochs, every = (8, 30, 10) if args.fast else (16, 300, 25)
-    net = nn.Sequential(nn.Linear(2, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 2))
-    x, y = two_moons(512)
+    width, epochs, every, n = (6, 6, 2, 256) if args.fast else (16, 300, 25, 512)
+    net = nn.Sequential(nn.Linear(2, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                        nn.Linear(width, 2))
+    x, y = two_moons(n)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     marks, counts = [], []
     for epoch in range(epochs + 1):
         if epoch % every == 0:
-            clear_exact_cache()  # parameters changed in place since the last verify
             cert = exactrelu.verify(net, BOUNDS, progress=False)
             with torch.no_grad():
                 acc = (net(x).argmax(1) == y).float().mean().item()
             marks.append(epoch)
             counts.append(cert.num_regions)
-            print(f"epoch {epoch:4d}: {cert.num_regions} certified regions, accuracy {acc:.3f}")
+            print(f"epoch {epoch:4d}: {cert.num_regions} certified regions, "
+                  f"accuracy {acc:.3f}")
         if epoch < epochs:
             for xb, yb in zip(x.split(64), y.split(64)):
                 opt.zero_grad()
@@ -61,8 +61,8 @@ def main() -> None:
                 title=f"2-{width}-{width}-2 ReLU net on two moons")
     fig = plot_regions(cert, color_by="class")
     ax = fig.axes[0]
-    ax.scatter(x[:, 0], x[:, 1], c=["tab:blue" if v == 0 else "tab:orange" for v in y.tolist()], s=4,
-               edgecolors="black", linewidths=0.2)
+    colors = ["tab:blue" if v == 0 else "tab:orange" for v in y.tolist()]
+    ax.scatter(x[:, 0], x[:, 1], c=colors, s=4, edgecolors="black", linewidths=0.2)
     fig.savefig(out / "training_final_regions.png", dpi=150)
     print(f"counts: {counts}")
     print(f"wrote {out / 'training_counts.png'}, {out / 'training_final_regions.png'}")
