@@ -1,0 +1,93 @@
+"""Every example runs in its fast mode, and what it prints agrees with what it wrote."""
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import exactrelu
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _run(name: str, tmp_path: Path, *args: str) -> str:
+    """Run ``examples/<name>.py`` in a fresh interpreter (cwd ``tmp_path``); returns its stdout."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+    assert "Traceback" not in proc.stderr
+    return proc.stdout
+
+
+def _fast(name: str, tmp_path: Path) -> str:
+    return _run(name, tmp_path, "--fast", "--out", str(tmp_path))
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _png(path: Path) -> None:
+    assert path.is_file(), f"{path.name} was not written"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+
+
+def test_regions_demo_count_matches_its_certificate_and_the_checker(tmp_path: Path) -> None:
+    out = _fast("regions_demo", tmp_path)
+    printed = int(re.search(r"certified: (\d+) regions", out).group(1))
+    cert_path = tmp_path / "regions_demo.cert.json"
+    assert json.loads(cert_path.read_text())["num_regions"] == printed
+    cert = exactrelu.Certificate.load(cert_path)
+    assert cert.num_regions == printed > 1 and cert.dim == 2
+    net, _ = _load("regions_demo").trained_net(20)  # the fast mode's net, rebuilt from its seed
+    assert exactrelu.check(cert, net).num_regions == printed
+    for png in ("regions.png", "regions_classes.png"):
+        _png(tmp_path / png)
+
+
+def test_elbows_1d_kinks_are_bounded_by_width_and_pieces(tmp_path: Path) -> None:
+    out = _fast("elbows_1d", tmp_path)
+    rows = re.findall(r"^\s*(\d+)\s+.+?\s+[\d.]+\s+(\d+)\s+(\d+)\s+(\d+)$", out, re.MULTILINE)
+    assert len(rows) == 3  # output layer, all layers, ridge
+    for width, regions, pieces, kinks in (map(int, r) for r in rows):
+        assert kinks <= width and regions <= width + 1
+        assert kinks == pieces - 1  # 1-D, no affine map repeats in these nets
+    for png in ("width10.png", "width10_training.png", "width10_ridge.png"):
+        _png(tmp_path / "elbows_1d" / png)
+
+
+def test_training_dynamics_prints_a_count_per_checkpoint(tmp_path: Path) -> None:
+    out = _fast("training_dynamics", tmp_path)
+    per_epoch = [int(n) for n in re.findall(r"epoch\s+\d+: (\d+) certified regions", out)]
+    counts = json.loads(re.search(r"counts: (\[.*\])", out).group(1))
+    assert counts == per_epoch and len(counts) >= 2 and min(counts) >= 1
+    _png(tmp_path / "training_counts.png")
+    _png(tmp_path / "training_final_regions.png")
+
+
+def test_slice_demo_count_matches_its_certificate(tmp_path: Path) -> None:
+    out = _fast("slice_demo", tmp_path)
+    printed = int(re.search(r"(\d+) regions", out).group(1))
+    assert "check: OK" in out
+    cert = exactrelu.Certificate.load(tmp_path / "slice.cert.json")
+    assert cert.num_regions == printed > 1 and cert.dim == 2
+    _png(tmp_path / "slice_regions.png")
+
+
+@pytest.mark.parametrize("name, expect", [
+    ("custom_rule", "the independent checker accepts the certificate"),
+    ("graph_demo", "reconstructed from the graphs"),
+])
+def test_example_without_flags_runs(tmp_path: Path, name: str, expect: str) -> None:
+    assert expect in _run(name, tmp_path)
