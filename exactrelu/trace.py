@@ -47,7 +47,8 @@ __all__ = ["Trace", "Uncertain", "trace"]
 log = logging.getLogger(__name__)
 
 _BUDGET = 1 << 22  # elements per chunk of a batched intermediate
-_MAX_TIGHT = 64  # tight ids kept per vertex copy; beyond this they are reported as overflow
+_MAX_TIGHT = 64
+_KEY = 1 << 31  # edge keys: min vertex id * _KEY + max vertex id  # tight ids kept per vertex copy; beyond this they are reported as overflow
 
 
 @dataclass
@@ -380,6 +381,8 @@ class _Complex:
         # pending) is split by s in the same step: neighbours share the new vertex. After a
         # split, the pending functions of both sides that no longer cut them are resolved.
         Pr, Ps = cutP.nonzero(as_tuple=True)
+        self.ek = torch.zeros(0, dtype=torch.int64, device=dev)  # edges crossed in this op
+        self.ev = torch.zeros(0, dtype=torch.int64, device=dev)  # and their new vertices
         left = S
         while len(Ps):
             nleft = int((torch.bincount(Ps, minlength=S) > 0).sum())
@@ -387,10 +390,7 @@ class _Complex:
             left = nleft
             smin = torch.full((self.R,), S, dtype=torch.int64, device=dev).scatter_reduce_(
                 0, Pr, Ps, "amin")
-            sm = smin.index_select(0, Pr)
-            blocked = torch.zeros(S, dtype=torch.bool, device=dev)
-            blocked[Ps[Ps > sm]] = True
-            sel = (Ps == sm) & ~blocked.index_select(0, Ps)
+            sel = Ps == smin.index_select(0, Pr)
             cand, srow = Pr[sel], Ps[sel]
             keep = ~sel
             Pr, Ps = Pr[keep], Ps[keep]
@@ -486,12 +486,25 @@ class _Complex:
         ia = vid[pr, pa]
         ib = vid[pr, pb]
         nV = self.nV
-        key = torch.minimum(ia, ib) * nV + torch.maximum(ia, ib)
-        uk, inv = torch.unique(key, return_inverse=True)
-        U = len(uk)
+        # an edge crossed here may have been crossed already in a region split at an earlier
+        # step of this op (by the same function, the first to cross it everywhere): reuse its
+        # vertex; edges new to this op get one vertex each, shared by the regions of this step
+        key = torch.minimum(ia, ib) * _KEY + torch.maximum(ia, ib)
         P = len(key)
+        nvid = torch.empty(P, dtype=torch.int64, device=dev)
+        nf = torch.ones(P, dtype=torch.bool, device=dev)
+        if len(self.ek):
+            at = torch.searchsorted(self.ek, key).clamp(max=len(self.ek) - 1)
+            found = self.ek.index_select(0, at) == key
+            if bool(found.any()):
+                nf = ~found
+                nvid[found] = self.ev.index_select(0, at[found])
+        inf = nf.nonzero().reshape(-1)
+        uk, inv = torch.unique(key.index_select(0, inf), return_inverse=True)
+        U = len(uk)
         first = torch.full((U,), P, dtype=torch.int64, device=dev).scatter_reduce_(
-            0, inv, torch.arange(P, device=dev), "amin", include_self=True)
+            0, inv, inf, "amin", include_self=True)
+        nvid[inf] = inv + nV
         a, b = ia[first], ib[first]
         se = srow[pr[first]]
         fa, fb = self.vals[a, se], self.vals[b, se]
@@ -499,30 +512,34 @@ class _Complex:
         newV = self.V[a] + lam * (self.V[b] - self.V[a])
         newvals = self.vals[a] + lam * (self.vals[b] - self.vals[a])
         newvals[torch.arange(U, device=dev), se] = 0.0
-        nt = torch.where(sh[first], ta[first], -1).sort(dim=1, descending=True).values
-        c = cnt[first]
+        # tight ids of each new copy: those its two endpoints share in its region, and the cut
+        occ_t = torch.where(sh, ta, -1).sort(dim=1, descending=True).values
+        c = cnt
         zr, zs = zer.nonzero(as_tuple=True)
         cz = (tight[zr, zs] >= 0).sum(1)
-        need = max(int(c.max()) + 1 if U else 0, int(cz.max()) + 1 if len(cz) else 0)
+        need = max(int(c.max()) + 1 if P else 0, int(cz.max()) + 1 if len(cz) else 0)
         if need > T and T < _MAX_TIGHT:
             # more constraints through a point than expected (degenerate input): widen the lists
             T = self._ensure_tight(need)
             tight = _widen_last(tight, T)
-            nt = _widen(nt, T, -1)
+            occ_t = _widen(occ_t, T, -1)
         room = c < T
-        ar = torch.arange(U, device=dev)
-        sidv = se + sid0
-        nt[ar[room], c[room]] = sidv[room].to(nt.dtype)
+        ar = torch.arange(P, device=dev)
+        sidv = srow.index_select(0, pr) + sid0
+        occ_t[ar[room], c[room]] = sidv[room].to(occ_t.dtype)
         if not bool(room.all()):
-            self.overflow.append(_pairs(ar[~room] + nV, sidv[~room]))
+            self.overflow.append(_pairs(nvid[~room], sidv[~room]))
+        if U:
+            ek = torch.cat([self.ek, uk])
+            o = torch.argsort(ek)
+            self.ek = ek.index_select(0, o)
+            self.ev = torch.cat([self.ev, torch.arange(nV, nV + U, device=dev)]).index_select(0, o)
         # append the new vertices
         self.V = _grow(self.V, nV + U, 0.0)
         self.vals = _grow(self.vals, self.V.shape[0], 0.0)
         self.V[nV:nV + U] = newV
         self.vals[nV:nV + U] = newvals
         self.nV = nV + U
-        nvid = inv + nV
-        occ_t = nt[inv]
         # zero copies lie on the cut: they go to both sides with s added to their tight lists
         if len(zr):
             zroom = cz < T
