@@ -36,6 +36,7 @@ import torch
 from . import _exact, _polyhedra
 from ._exact import ExactMap, fmpq, fmpq_mat
 from ._geometry import polytope_volume
+from .rules import AffineRule, _ElementwiseRule
 from .capture import INPUT, Program
 from .domain import Domain
 from .errors import ExactReluError, InvalidInputError
@@ -109,15 +110,21 @@ def _segment_bounds(prog: Program) -> list[tuple[int, int]]:
     return list(zip(starts, ends))
 
 
-def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int] | None) -> dict:
-    """Run nodes ``lo..hi-1`` exactly; node ``lo`` may be the piecewise op taking ``state``."""
+def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int] | None,
+               apply: Any = None, affine: dict | None = None) -> dict:
+    """Run nodes ``lo..hi-1`` exactly; node ``lo`` may be the piecewise op taking ``state``
+    (through ``apply(input_map, state)`` when given, an exact equivalent of the rule's)."""
     live = dict(live)
     for i in range(lo, hi):
         nd = prog.nodes[i]
         ins = [live[s] for s in nd.inputs]
-        if nd.piecewise:
+        if nd.piecewise and apply is not None:
+            out = apply(ins[0], state)
+        elif nd.piecewise:
             st = torch.tensor(state, dtype=torch.int64).reshape(nd.out_shape)
             out = nd.rule.exact_apply(nd.module, ins[0], st)  # type: ignore[attr-defined]
+        elif affine is not None and type(nd.rule).exact_forward is AffineRule.exact_forward:
+            out = _affine_forward(affine, i, nd, ins[0])
         else:
             out = nd.rule.exact_forward(nd.module, ins, nd.out_shape)
         live[i] = out
@@ -129,6 +136,24 @@ def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int]
     if hi <= len(prog.nodes) and INPUT in live and all(INPUT not in nd.inputs for nd in prog.nodes[hi:]):
         live.pop(INPUT)
     return live
+
+
+def _affine_forward(cache: dict, i: int, nd: Any, m: ExactMap) -> ExactMap:
+    """``AffineRule.exact_forward`` with the exact layer kept per certifier (no parameter digest
+    per call) and its constant added as a matrix, ``A M + a e^T``, all in flint."""
+    key = (i, m.shape, m.mat.ncols())
+    hit = cache.get(key)
+    if hit is None:
+        aff = nd.rule.exact_affine(nd.module, m.shape)
+        ncols = m.mat.ncols()
+        bias = None
+        if any(v != 0 for v in aff.a):
+            bias = fmpq_mat(len(aff.a), ncols, [v if c == ncols - 1 else fmpq(0)
+                                                  for v in aff.a for c in range(ncols)])
+        hit = cache[key] = (aff.A, bias)
+    A, bias = hit
+    out = A * m.mat
+    return ExactMap(out + bias if bias is not None else out, tuple(nd.out_shape))
 
 
 def _switching_map(prog: Program, live: dict, j: int) -> ExactMap:
@@ -320,6 +345,7 @@ class _Certifier:
         self.stats = Stats()
         self.bounded = domain.is_bounded
         self.rng = random.Random(0)
+        self.affine: dict = {}  # exact affine layers by node (see _affine_forward)
 
     # -- one parent ------------------------------------------------------------------------
     def children(self, parent: Cell, cands: list[Candidate]) -> list[Cell]:
@@ -340,7 +366,8 @@ class _Certifier:
                 self.stats.spurious += 1
                 continue
             w = cand.witness
-            if w is None or not ctx.strictly_inside(rows, w):
+            sw = ctx.point_signs(w, rows) if w is not None else None
+            if sw is None:
                 self.stats.witness_lp += 1
                 A, b = _to_ab(ctx.parent_G + [ctx.slack(i, sg) for i, sg in rows], d)
                 ip = _polyhedra.interior_point(A, b, dim=d)
@@ -348,9 +375,10 @@ class _Certifier:
                     self.stats.spurious += 1
                     continue
                 w = tuple(_q(v) for v in ip[0])
+                sw = ctx.point_signs(w, None)
             # The state of a cell is the state at its interior points; units identically zero on
             # the parent take their tie state there (they do not split it).
-            state = ctx.state_at(w)
+            state = ctx.rule.state_tuple(ctx.module, sw.tolist(), ctx.in_shape)
             if state != cand.state:
                 self.stats.spurious += 1
                 if state in found:
@@ -404,7 +432,7 @@ class _Certifier:
             while True:
                 for i in pending:
                     poly = _clip(poly, ctx.slack(i, sign_of[i]), d)
-                sgnE = ctx.signs(poly)
+                sgnE, sgnP = ctx.signs(poly)
                 bad = ((sgnE[ridx] * rsg[:, None]) < 0).any(axis=1)
                 pending = ridx[bad].tolist()
                 if not pending:
@@ -428,7 +456,7 @@ class _Certifier:
                     raise InvalidInputError("unbounded cells are not supported yet by the certifier; "
                                             "use a bounded domain")
                 verts = [tuple(_q(v) for v in vx) for vx in vrep.vertices]
-                sgnE = ctx.signs(verts)
+                sgnE, sgnP = ctx.signs(verts)
                 badm = ((sgnE[ridx] * rsg[:, None]) < 0).any(axis=1)
                 bad = ridx[badm].tolist()
                 if not bad:
@@ -437,7 +465,6 @@ class _Certifier:
                 use = sorted(set(use) | set(bad))
             fs = _polyhedra.facets(A, b, vrep)
             sides = [tuple(sorted(vs)) for vs in fs.vertex_sets]
-        sgnP = ctx.parent_signs(verts)
         zE = sgnE[ridx] == 0 if len(rows) else None
         zP = sgnP == 0 if sgnP is not None else None
         facets = []
@@ -455,7 +482,7 @@ class _Certifier:
             facets.append(Facet(list(slack), tuple(sorted(ids)), side))
         vol = _volume(verts, facets, d) if self.bounded else None
         cell = Cell(ctx.j + 1, parent.states + (state,), tuple(w), facets, verts, vol)
-        cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state)
+        cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
         return cell, sgnE, sgnP
 
     def _seg(self, level: int) -> tuple[int, int]:
@@ -535,23 +562,64 @@ class _OpContext:
         self.vanish = [False] * len(self.sw_rows)
         for i, c in self.const.items():
             self.vanish[i] = c == 0
-        self.SWf = _float_rows(self.sw_rows, d + 1)
-        self.SWa = np.abs(self.SWf)
         self.parent_G = [f.slack for f in parent.facets]
         self.parent_ids = [f.ids for f in parent.facets]
         self.PG = _mat(self.parent_G, d + 1) if self.parent_G else None
-        if self.parent_G:
-            self.PGf = _float_rows(self.parent_G, d + 1)
-            self.PGa = np.abs(self.PGf)
+        # switching rows, then the parent's facets: one filtered sign matrix answers both
+        self.S = len(self.sw_rows)
+        self.all_rows = self.sw_rows + self.parent_G
+        self.ALLf = _float_rows(self.all_rows, d + 1)
+        self.ALLa = np.abs(self.ALLf)
+        self._elementwise = None
+        rule = self.rule
+        if isinstance(rule, _ElementwiseRule) and type(rule).exact_apply is _ElementwiseRule.exact_apply:
+            self._elementwise = [(_q(a), _q(c)) for a, c in rule.slopes_consts(self.module)]
+        self._apply_in: Any = None
 
-    def signs(self, points: Sequence[tuple]) -> np.ndarray:
-        """Exact signs of every switching function at every point (int8, S x len(points))."""
-        return _signs(self.sw_rows, self.SWf, self.SWa, points, self.d)
+    def signs(self, points: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Exact signs (int8) of every switching function (S x len(points)) and of every facet
+        of the parent (or None when it has none) at every point."""
+        sg = _signs(self.all_rows, self.ALLf, self.ALLa, points, self.d)
+        return sg[:self.S], (sg[self.S:] if self.parent_G else None)
 
-    def parent_signs(self, points: Sequence[tuple]) -> np.ndarray | None:
-        if not self.parent_G:
-            return None
-        return _signs(self.parent_G, self.PGf, self.PGa, points, self.d)
+    def point_signs(self, w: tuple, rows: list[tuple[int, int]] | None) -> np.ndarray | None:
+        """Exact signs of the switching functions at ``w``; with ``rows``: None unless ``w`` is
+        strictly inside the parent and strictly on the side ``rows`` ask for."""
+        sg = _signs(self.all_rows, self.ALLf, self.ALLa, [w], self.d)[:, 0]
+        sw = sg[:self.S]
+        if rows is not None:
+            if (sg[self.S:] <= 0).any():
+                return None
+            for i, s in rows:
+                if sw[i] != s:
+                    return None
+        return sw
+
+    def apply(self, m: ExactMap, state: Sequence[int]) -> ExactMap:
+        """The op's exact output map for ``state`` (``rule.exact_apply``; for elementwise rules
+        the same arithmetic on rows of the input map converted once per parent)."""
+        sc = self._elementwise
+        if sc is None:
+            st = torch.tensor(state, dtype=torch.int64).reshape(self.out_shape)
+            return self.rule.exact_apply(self.module, m, st)
+        if self._apply_in is None or self._apply_in[0] is not m:
+            rows = m.mat.tolist()
+            ncols = m.mat.ncols()
+            consts = [[fmpq(0)] * (ncols - 1) + [c] for _, c in sc]
+            self._apply_in = (m, rows, ncols, consts)
+        _, rows, ncols, consts = self._apply_in
+        flat: list = []
+        for row, st in zip(rows, state):
+            a, c = sc[st]
+            if a == 1 and c == 0:
+                flat.extend(row)
+            elif a == 0:
+                flat.extend(consts[st])
+            else:
+                r = [a * v for v in row]
+                r[-1] += c
+                flat.extend(r)
+        return ExactMap(fmpq_mat(len(rows), ncols, flat), m.shape)
 
     def slack(self, i: int, sg: int) -> list:
         row = self.sw_rows[i]
