@@ -50,10 +50,12 @@ def certificate_to_latex(cert: Any, names: Sequence[str] | None = None, max_regi
 
     d = cert.dim
     if d not in (1, 2):
-        raise InvalidInputError(f"to_latex writes 1-D and 2-D certificates; this one has dimension {d}")
+        raise InvalidInputError(f"to_latex writes 1-D and 2-D certificates; this one has "
+                                f"dimension {d}")
     if cert.num_regions > max_regions:
-        raise ExactReluError(f"{cert.num_regions} regions is more than max_regions={max_regions} for a LaTeX "
-                             "piecewise definition; pass a larger max_regions if you really want it")
+        raise ExactReluError(f"{cert.num_regions} regions is more than max_regions={max_regions} "
+                             "for a LaTeX piecewise definition; pass a larger max_regions if you "
+                             "really want it")
     if names is None:
         prefix = "t" if getattr(cert.domain, "kind", "") == "slice" else "x"
         names = [f"{prefix}_{i + 1}" for i in range(d)]
@@ -90,7 +92,8 @@ def certificate_to_latex(cert: Any, names: Sequence[str] | None = None, max_regi
         if len(outs) == 1:
             val = value(r.output[outs[0]])
         else:
-            val = r"\begin{pmatrix} " + r" \\ ".join(value(r.output[o]) for o in outs) + r" \end{pmatrix}"
+            column = r" \\ ".join(value(r.output[o]) for o in outs)
+            val = r"\begin{pmatrix} " + column + r" \end{pmatrix}"
         rows.append(f"{val} & {text}")
     args = ", ".join(sympy.latex(s) for s in syms)
     return f"{function}({args}) = \\begin{{cases}} " + r" \\ ".join(rows) + r" \end{cases}"

@@ -28,13 +28,14 @@ from .certificate import Certificate, Region
 from .errors import InvalidInputError
 
 __all__ = ["plot_regions", "plot_function_1d", "plot_surface", "plot_counts", "decision_boundary",
-           "class_cells", "region_polygon", "region_colors"]
+           "class_cells", "kinks", "region_polygon", "region_colors"]
 
 Point = tuple[Fraction, Fraction]
 
 
 # --------------------------------------------------------------------------------- helpers
-def _figure(ax: Axes | None, projection: str | None = None, figsize: tuple[float, float] = (6.4, 5.6)) -> tuple[Figure, Axes]:
+def _figure(ax: Axes | None, projection: str | None = None,
+            figsize: tuple[float, float] = (6.4, 5.6)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
     fig = Figure(figsize=figsize, layout="constrained")
@@ -49,8 +50,8 @@ def _finish(fig: Figure, path: str | Path | None) -> Figure:
 
 def _need_dim(cert: Certificate, d: int, what: str) -> None:
     if cert.dim != d:
-        raise InvalidInputError(f"{what} draws {d}-D certificates; this one has dimension {cert.dim} "
-                                f"(use a Slice domain to look at a {d}-D section)")
+        raise InvalidInputError(f"{what} draws {d}-D certificates; this one has dimension "
+                                f"{cert.dim} (use a Slice domain to look at a {d}-D section)")
 
 
 def _names(cert: Certificate) -> list[str]:
@@ -67,7 +68,7 @@ def region_polygon(cert: Certificate, region: Region) -> list[tuple[Fraction, ..
 
 
 def region_colors(n: int, seed: int = 0) -> np.ndarray:
-    """``n`` distinct, well-spread RGBA colours (golden-ratio hues, shuffled so neighbours differ)."""
+    """``n`` well-spread RGBA colours (golden-ratio hues, shuffled so neighbours differ)."""
     rng = np.random.default_rng(seed)
     hues = (np.arange(n) * 0.618033988749895) % 1.0
     sat = 0.45 + 0.35 * rng.random(n)
@@ -104,8 +105,9 @@ def _clip(poly: list[Point], a: Sequence[Fraction], c: Fraction) -> list[Point]:
     return out
 
 
-def _segment_on_line(poly: list[Point], a: Sequence[Fraction], c: Fraction) -> tuple[Point, Point] | None:
-    """The intersection of a convex polygon with the line ``a . t + c = 0`` (positive length only)."""
+def _segment_on_line(poly: list[Point], a: Sequence[Fraction], c: Fraction
+                     ) -> tuple[Point, Point] | None:
+    """A convex polygon's intersection with the line ``a . t + c = 0`` (positive length only)."""
     if a[0] == 0 and a[1] == 0:
         return None
     pts: list[Point] = []
@@ -196,9 +198,10 @@ def plot_regions(cert: Certificate, *, color_by: str = "region", output: int = 0
     region cut where the argmax of its affine outputs changes, see :func:`class_cells`) or
     ``"output"`` (output ``output`` at the region's witness, with a colour bar).
     ``boundary`` draws the decision boundary (default: with ``color_by="class"``). The regions
-    are one PolyCollection (gid ``"regions"``; ``"classes"`` for the class cells), the edges one LineCollection (gid ``"edges"``),
-    the boundary one LineCollection (gid ``"decision_boundary"``). ``net`` is not needed (the
-    certificate holds the exact maps); it is accepted for symmetry with :func:`plot_function_1d`.
+    are one PolyCollection (gid ``"regions"``; ``"classes"`` for the class cells), the edges one
+    LineCollection (gid ``"edges"``), the boundary one LineCollection (gid
+    ``"decision_boundary"``). ``net`` is not needed (the certificate holds the exact maps); it is
+    accepted for symmetry with :func:`plot_function_1d`.
 
     >>> import torch, exactrelu
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
@@ -222,29 +225,32 @@ def plot_regions(cert: Certificate, *, color_by: str = "region", output: int = 0
         cmap = colormaps["tab10"]
         cells = class_cells(cert)
         coll = PolyCollection([[(float(p[0]), float(p[1])) for p in poly] for poly, _, _ in cells],
-                              facecolors=[cmap(c % 10) for _, c, _ in cells], edgecolors="none", alpha=0.55,
-                              gid="classes")
+                              facecolors=[cmap(c % 10) for _, c, _ in cells], edgecolors="none",
+                              alpha=0.55, gid="classes")
         k = len(cert.regions[0].output) if n else 0
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(color=cmap(c % 10), alpha=0.55, label=f"class {c}") for c in range(k)],
-                  loc="upper right", fontsize="small", framealpha=0.8)
+        handles = [Patch(color=cmap(c % 10), alpha=0.55, label=f"class {c}") for c in range(k)]
+        ax.legend(handles=handles, loc="upper right", fontsize="small", framealpha=0.8)
     else:
-        if not 0 <= output < len(cert.regions[0].output):
-            raise InvalidInputError(f"output={output}: the network has {len(cert.regions[0].output)} outputs")
+        n_out = len(cert.regions[0].output)
+        if not 0 <= output < n_out:
+            raise InvalidInputError(f"output={output}: the network has {n_out} outputs")
         vals = np.array([float(_value(r.output[output], r.witness)) for r in cert.regions])
         coll = PolyCollection(polys, array=vals, cmap="viridis", edgecolors="none", gid="regions")
         fig.colorbar(coll, ax=ax, label=f"output {output} at the region's witness")
     ax.add_collection(coll)
     if edges and n:
-        segs = [[tuple(map(float, cert.vertices[u])), tuple(map(float, cert.vertices[v]))] for u, v in cert.edges()]
+        segs = [[tuple(map(float, cert.vertices[u])), tuple(map(float, cert.vertices[v]))]
+                for u, v in cert.edges()]
         ax.add_collection(LineCollection(segs, colors="black", linewidths=0.5, gid="edges"))
     if boundary is None:
         boundary = color_by == "class"
     if boundary and n and len(cert.regions[0].output) >= 2:
-        bsegs = [[(float(p[0]), float(p[1])), (float(q[0]), float(q[1]))] for p, q, _, _ in decision_boundary(cert)]
-        ax.add_collection(LineCollection(bsegs, colors="crimson", linewidths=2.0, gid="decision_boundary",
-                                         label="decision boundary"))
+        bsegs = [[(float(p[0]), float(p[1])), (float(q[0]), float(q[1]))]
+                 for p, q, _, _ in decision_boundary(cert)]
+        ax.add_collection(LineCollection(bsegs, colors="crimson", linewidths=2.0,
+                                         gid="decision_boundary", label="decision boundary"))
     xs = [float(v[0]) for v in cert.domain.vertices()]
     ys = [float(v[1]) for v in cert.domain.vertices()]
     ax.set_xlim(min(xs), max(xs))
@@ -264,14 +270,21 @@ def _first_linear(net: Any) -> Any:
 
     if net is None:
         return None
-    first = next((m for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))), None)
+    layers = (nn.Linear, nn.Conv1d, nn.Conv2d)
+    first = next((m for m in net.modules() if isinstance(m, layers)), None)
     return first if isinstance(first, nn.Linear) and first.in_features == 1 else None
+
+
+def _intervals(cert: Certificate) -> list[tuple[Fraction, Region]]:
+    """A 1-D certificate's regions with their left ends, left to right."""
+    return sorted(((min(cert.vertices[k][0] for k in r.vertices), r) for r in cert.regions),
+                  key=lambda t: t[0])
 
 
 def kinks(cert: Certificate, output: int = 0) -> list[Fraction]:
     """Exact positions where the 1-D function (output ``output``) changes slope."""
     _need_dim(cert, 1, "kinks")
-    ivs = sorted(((min(cert.vertices[k][0] for k in r.vertices), r) for r in cert.regions), key=lambda t: t[0])
+    ivs = _intervals(cert)
     out = []
     for (_, r), (lo, s) in zip(ivs, ivs[1:]):
         if r.output[output][0] != s.output[output][0]:
@@ -298,13 +311,14 @@ def plot_function_1d(cert: Certificate, *, net: Any = None, data: Any = None, tr
     ys_all: list[float] = []
     xs_line: list[float] = []
     ys_line: list[float] = []
-    for lo, r in sorted(((min(cert.vertices[k][0] for k in r.vertices), r) for r in cert.regions), key=lambda t: t[0]):
+    for lo, r in _intervals(cert):
         hi = max(cert.vertices[k][0] for k in r.vertices)
         row = r.output[output]
         for x in (lo, hi):
             xs_line.append(float(x))
             ys_line.append(float(row[0] * x + row[1]))
-    ax.plot(xs_line, ys_line, "-", color="forestgreen", linewidth=2.0, label="network (exact)", zorder=3)
+    ax.plot(xs_line, ys_line, "-", color="forestgreen", linewidth=2.0, label="network (exact)",
+            zorder=3)
     ys_all += ys_line
     ks = kinks(cert, output)
     kx = [float(k) for k in ks]
@@ -326,7 +340,8 @@ def plot_function_1d(cert: Certificate, *, net: Any = None, data: Any = None, tr
     first = _first_linear(net) if elbows else None
     if first is not None:
         w = first.weight.detach().double().cpu().numpy().ravel()
-        b = (first.bias.detach().double().cpu().numpy().ravel() if first.bias is not None else np.zeros_like(w))
+        b = (first.bias.detach().double().cpu().numpy().ravel() if first.bias is not None
+             else np.zeros_like(w))
         ex, labelled = [], False
         for wi, bi in zip(w, b):
             if wi == 0:
@@ -338,8 +353,8 @@ def plot_function_1d(cert: Certificate, *, net: Any = None, data: Any = None, tr
             labelled = True
             if lo_dom <= e <= hi_dom:
                 ex.append(e)
-        ax.scatter(ex, [0.0] * len(ex), c="darkgrey", s=40.0, label=f"first-layer elbows ({len(ex)})", zorder=2,
-                   gid="elbows")
+        ax.scatter(ex, [0.0] * len(ex), c="darkgrey", s=40.0, zorder=2, gid="elbows",
+                   label=f"first-layer elbows ({len(ex)})")
     if ylim is None and ys_all:
         lo_y, hi_y = min(ys_all), max(ys_all)
         pad = 0.15 * (hi_y - lo_y or 1.0)
@@ -368,7 +383,7 @@ def _eval_1d(cert: Certificate, x: Fraction, output: int) -> Fraction:
 # --------------------------------------------------------------------------------- 3-D
 def plot_surface(cert: Certificate, *, output: int = 0, ax: Axes | None = None,
                  path: str | Path | None = None, title: str | None = None) -> Figure:
-    """The scalar output ``output`` over a 2-D domain: one flat facet per region, region edges on top."""
+    """Scalar output ``output`` over a 2-D domain: a flat facet per region, region edges on top."""
     from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
 
     _need_dim(cert, 2, "plot_surface")
@@ -389,8 +404,8 @@ def plot_surface(cert: Certificate, *, output: int = 0, ax: Axes | None = None,
 
     zs_arr = np.array(zs) if zs else np.zeros(1)
     norm = (zs_arr - zs_arr.min()) / ((zs_arr.max() - zs_arr.min()) or 1.0)
-    faces = Poly3DCollection(polys, facecolors=colormaps["viridis"](norm), edgecolors="none", alpha=0.9,
-                             gid="regions")
+    faces = Poly3DCollection(polys, facecolors=colormaps["viridis"](norm), edgecolors="none",
+                             alpha=0.9, gid="regions")
     ax.add_collection3d(faces)
     lines = [[(*map(float, cert.vertices[u]), z_at[u]), (*map(float, cert.vertices[v]), z_at[v])]
              for u, v in cert.edges()]
@@ -405,14 +420,15 @@ def plot_surface(cert: Certificate, *, output: int = 0, ax: Axes | None = None,
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     ax.set_zlabel(f"output {output}")
-    ax.set_title(title if title is not None else f"output {output} on {cert.num_regions} certified regions")
+    ax.set_title(title if title is not None else
+                 f"output {output} on {cert.num_regions} certified regions")
     return _finish(fig, path)
 
 
 # --------------------------------------------------------------------------------- counts
 def plot_counts(epochs: Sequence[float], counts: Sequence[int] | dict[str, Sequence[int]], *,
-                ax: Axes | None = None, path: str | Path | None = None, ylabel: str = "certified linear regions",
-                title: str | None = None) -> Figure:
+                ax: Axes | None = None, path: str | Path | None = None,
+                ylabel: str = "certified linear regions", title: str | None = None) -> Figure:
     """Region counts against training epochs (``counts``: one series, or a dict of named series).
 
     >>> fig = plot_counts([0, 1, 2], [10, 14, 19])
@@ -423,7 +439,8 @@ def plot_counts(epochs: Sequence[float], counts: Sequence[int] | dict[str, Seque
     series = counts if isinstance(counts, dict) else {"": counts}
     for name, ys in series.items():
         if len(ys) != len(epochs):
-            raise InvalidInputError(f"{len(epochs)} epochs but {len(ys)} counts{' for ' + name if name else ''}")
+            what = f" for {name}" if name else ""
+            raise InvalidInputError(f"{len(epochs)} epochs but {len(ys)} counts{what}")
         ax.plot(list(epochs), list(ys), "o-", label=name or None)
     if isinstance(counts, dict):
         ax.legend()
