@@ -68,7 +68,8 @@ def _bounds(values: Sequence[str] | None) -> list[tuple[Fraction, Fraction]] | N
     pairs = list(zip(nums[0::2], nums[1::2]))
     for i, (lo, hi) in enumerate(pairs):
         if not lo < hi:
-            raise InvalidInputError(f"--bounds pair {i + 1}: LO {values[2 * i]} is not below HI {values[2 * i + 1]}")
+            raise InvalidInputError(f"--bounds pair {i + 1}: LO {values[2 * i]} is not below "
+                                    f"HI {values[2 * i + 1]}")
     return pairs
 
 
@@ -92,15 +93,18 @@ def _domain(args: argparse.Namespace) -> Any:
     if args.plane is not None:
         xs = [load_tensor(p, "--plane") for p in args.plane]
         if bounds is not None and len(bounds) != 2:
-            raise InvalidInputError(f"--plane takes --bounds for 2 slice coordinates; got {len(bounds)} pairs")
+            raise InvalidInputError(f"--plane takes --bounds for 2 slice coordinates; "
+                                    f"got {len(bounds)} pairs")
         return Slice.plane(*xs, bounds=bounds)
     if args.line is not None:
         xs = [load_tensor(p, "--line") for p in args.line]
         if bounds is not None and len(bounds) != 1:
-            raise InvalidInputError(f"--line takes --bounds for 1 slice coordinate; got {len(bounds)} pairs")
+            raise InvalidInputError(f"--line takes --bounds for 1 slice coordinate; "
+                                    f"got {len(bounds)} pairs")
         return Slice.line(*xs, bounds=bounds)
     if bounds is None:
-        raise InvalidInputError("pass --bounds LO HI [LO HI ...] (one pair per input), or --plane / --line")
+        raise InvalidInputError("pass --bounds LO HI [LO HI ...] (one pair per input), "
+                                "or --plane / --line")
     return bounds
 
 
@@ -112,8 +116,8 @@ def _model(args: argparse.Namespace) -> Any:
 
 def _check_plot_dim(path: str | None, dim: int) -> None:
     if path is not None and dim not in (1, 2):
-        raise InvalidInputError(f"--plot draws 1-D and 2-D domains; this domain has dimension {dim} "
-                                "(use --plane or --line for a 2-D or 1-D slice)")
+        raise InvalidInputError(f"--plot draws 1-D and 2-D domains; this domain has dimension "
+                                f"{dim} (use --plane or --line for a 2-D or 1-D slice)")
 
 
 # --------------------------------------------------------------------------------- commands
@@ -128,10 +132,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InvalidInputError(f"--workers {args.workers}: pass a positive number")
     t0 = time.perf_counter()
-    cert = verify(net, dom, input_shape=_shape(args.input_shape), workers=args.workers, progress=not args.quiet)
+    cert = verify(net, dom, input_shape=_shape(args.input_shape), workers=args.workers,
+                  progress=not args.quiet)
     seconds = time.perf_counter() - t0
-    _out(f"certified: {cert.num_regions} regions, {cert.num_pieces} pieces, {cert.num_vertices} vertices "
-         f"on {cert.domain!r} in {seconds:.2f} s")
+    _out(f"certified: {cert.num_regions} regions, {cert.num_pieces} pieces, "
+         f"{cert.num_vertices} vertices on {cert.domain!r} in {seconds:.2f} s")
     if args.output:
         cert.save(args.output)
         if not args.quiet:
@@ -168,14 +173,16 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     try:
         from .trace import trace
     except ImportError as exc:
-        raise InvalidInputError(f"the float tracer (exactrelu.trace) is not available in this installation ({exc})") from None
+        raise InvalidInputError(f"the float tracer (exactrelu.trace) is not available in this "
+                                f"installation ({exc})") from None
     from .verify import _program_and_domain
 
     net = _model(args)
     prog, dom = _program_and_domain(net, _domain(args), _shape(args.input_shape))
     t0 = time.perf_counter()
     tr = trace(prog, dom, progress=not args.quiet)
-    _out(f"float trace (not certified): {tr.num_regions} regions on {dom!r} in {time.perf_counter() - t0:.2f} s")
+    seconds = time.perf_counter() - t0
+    _out(f"float trace (not certified): {tr.num_regions} regions on {dom!r} in {seconds:.2f} s")
     return EXIT_OK
 
 
@@ -198,7 +205,8 @@ def _plot(cert: Any, net: Any, path: str, color_by: str) -> None:
     try:
         from . import plot
     except ImportError as exc:
-        raise InvalidInputError(f"plotting needs matplotlib (pip install 'exactrelu[plot]'): {exc}") from None
+        raise InvalidInputError(f"plotting needs matplotlib (pip install 'exactrelu[plot]'): "
+                                f"{exc}") from None
     if cert.dim == 1:
         fig = plot.plot_function_1d(cert, net=net, path=path)
     else:
@@ -209,27 +217,36 @@ def _plot(cert: Any, net: Any, path: str, color_by: str) -> None:
 # --------------------------------------------------------------------------------- parser
 def _parser() -> _Parser:
     p = _Parser(prog="exactrelu", description="Certified linear regions of ReLU networks.")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="{verify,check,trace,plot}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser,
+                           metavar="{verify,check,trace,plot}")
 
     def model_args(sp: argparse.ArgumentParser, required: bool = True) -> None:
         if required:
-            sp.add_argument("model", metavar="MODEL", help="TorchScript file, or package.module:factory with --weights")
-        sp.add_argument("--weights", metavar="STATE_DICT", help="state_dict for a factory model (torch.save)")
+            sp.add_argument("model", metavar="MODEL",
+                            help="TorchScript file, or package.module:factory with --weights")
+        sp.add_argument("--weights", metavar="STATE_DICT",
+                        help="state_dict for a factory model (torch.save)")
 
     def domain_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--bounds", nargs="+", metavar="LO HI", help="one LO HI pair per input (or slice) coordinate")
+        sp.add_argument("--bounds", nargs="+", metavar="LO HI",
+                        help="one LO HI pair per input (or slice) coordinate")
         g = sp.add_mutually_exclusive_group()
-        g.add_argument("--plane", nargs=3, metavar=("X0", "X1", "X2"), help="tensor files: the plane through 3 inputs")
-        g.add_argument("--line", nargs=2, metavar=("X0", "X1"), help="tensor files: the line through 2 inputs")
-        sp.add_argument("--input-shape", metavar="SHAPE", help="the model's input shape without batch, e.g. 1,12,12")
-        sp.add_argument("--quiet", action="store_true", help="no progress bars, only the summary line")
+        g.add_argument("--plane", nargs=3, metavar=("X0", "X1", "X2"),
+                       help="tensor files: the plane through 3 inputs")
+        g.add_argument("--line", nargs=2, metavar=("X0", "X1"),
+                       help="tensor files: the line through 2 inputs")
+        sp.add_argument("--input-shape", metavar="SHAPE",
+                        help="the model's input shape without batch, e.g. 1,12,12")
+        sp.add_argument("--quiet", action="store_true",
+                        help="no progress bars, only the summary line")
 
     v = sub.add_parser("verify", help="certify the linear regions of MODEL on a domain")
     model_args(v)
     domain_args(v)
     v.add_argument("-o", "--output", metavar="CERT", help="write the certificate (JSON)")
     v.add_argument("--plot", metavar="PNG", help="draw the regions (1-D or 2-D domains)")
-    v.add_argument("--workers", type=int, metavar="N", help="processes for the exact work (default: all cores)")
+    v.add_argument("--workers", type=int, metavar="N",
+                   help="processes for the exact work (default: all cores)")
     v.set_defaults(func=_cmd_verify)
 
     c = sub.add_parser("check", help="re-verify a certificate against MODEL")
@@ -263,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
         if args.command is None:
-            raise _UsageError("choose a command: verify, check, trace or plot (see 'exactrelu --help')")
+            raise _UsageError("choose a command: verify, check, trace or plot "
+                              "(see 'exactrelu --help')")
         return int(args.func(args))
     except _UsageError as exc:
         _err(str(exc))
