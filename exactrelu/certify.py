@@ -822,7 +822,7 @@ def run(prog: Program, domain: Domain, trace: Any | None = None, executor: cf.Ex
     tree = candidate_tree(trace) if trace is not None else None
     t1 = time.perf_counter()
     # Expand the first levels in this process until there is enough work to split.
-    want = 8 * (workers or os.cpu_count() or 1) if executor is not None else 0
+    want = 4 * (workers or os.cpu_count() or 1) if executor is not None else 0
     cert = _Certifier(prog, domain, offsets)
     frontier = [root]
     while executor is not None and len(frontier) < want and frontier[0].level < prog.num_piecewise - 1:
@@ -838,10 +838,15 @@ def run(prog: Program, domain: Domain, trace: Any | None = None, executor: cf.Ex
     else:
         n = max(1, min(len(frontier), want))
         chunks = [frontier[i::n] for i in range(n)]
-        futures = []
-        for ch in chunks:
-            sub = {k: v for k, v in (tree or {}).items() if any(k[:len(c.states)] == c.states for c in ch)} if tree else None
-            futures.append(executor.submit(_subtree, prog, domain, offsets, ch, sub))
+        # ship each chunk only its part of the candidate tree (grouped by the frontier's prefixes)
+        level = frontier[0].level
+        owner = {c.states: k for k, ch in enumerate(chunks) for c in ch}
+        subs: list[dict | None] = [{} if tree is not None else None for _ in chunks]
+        for key, node in (tree or {}).items():
+            k = owner.get(key[:level]) if len(key) >= level else None
+            if k is not None:
+                subs[k][key] = node  # type: ignore[index]
+        futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub) for ch, sub in zip(chunks, subs)]
         leaves = []
         for fut in futures:
             lv, s = fut.result()
