@@ -27,7 +27,7 @@ def make_data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def trained_net(epochs: int) -> tuple[nn.Sequential, float]:
-    """The 2-16-16-3 MLP after ``epochs`` full-batch Adam steps (seeded) and its training accuracy."""
+    """The 2-16-16-3 MLP after ``epochs`` full-batch Adam steps (seeded), and its accuracy."""
     torch.manual_seed(5)
     net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))
     x, y = make_data(2000)
