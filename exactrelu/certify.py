@@ -35,6 +35,7 @@ import torch
 
 from . import _exact, _polyhedra
 from ._exact import ExactMap, fmpq, fmpq_mat
+from ._progress import progress_bar
 from ._geometry import polytope_volume
 from .rules import AffineRule, _ElementwiseRule
 from .capture import INPUT, Program
@@ -754,8 +755,9 @@ def _seed(cert: _Certifier, parent: Cell) -> Candidate:
 
 
 def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell],
-             tree: dict | None) -> tuple[list[Leaf], Stats]:
-    """Certify everything below ``cells`` (all of one level); runs in a worker process."""
+             tree: dict | None, bar: Any = None) -> tuple[list[Leaf], Stats]:
+    """Certify everything below ``cells`` (all of one level); runs in a worker process.
+    ``bar`` (in-process only) advances by one per parent cell done."""
     cert = _Certifier(prog, domain, offsets)
     current = cells
     L = prog.num_piecewise
@@ -767,6 +769,8 @@ def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell
                 cands = [_seed(cert, parent)]
             nxt.extend(cert.children(parent, cands))
             parent.live = None
+            if bar is not None:
+                bar.update(1)
         cert.stats.cells += len(nxt)
         current = nxt
     leaves = []
@@ -811,8 +815,9 @@ def candidate_tree(trace: Any) -> dict:
 
 
 def run(prog: Program, domain: Domain, trace: Any | None = None, executor: cf.Executor | None = None,
-        workers: int | None = None) -> tuple[list[Leaf], Stats, Cell]:
-    """Certify all regions; returns the leaves, statistics and the root cell."""
+        workers: int | None = None, progress: bool = False) -> tuple[list[Leaf], Stats, Cell]:
+    """Certify all regions; returns the leaves, statistics and the root cell. With ``progress``,
+    a progress bar (on a terminal only) counts parent cells, or work chunks with an executor."""
     t0 = time.perf_counter()
     offsets = constraint_offsets(prog, domain)
     root = _root(prog, domain)
@@ -833,7 +838,8 @@ def run(prog: Program, domain: Domain, trace: Any | None = None, executor: cf.Ex
         frontier = nxt
     stats = cert.stats
     if executor is None:
-        leaves, s = _subtree(prog, domain, offsets, frontier, tree)
+        with progress_bar(len(tree) if tree else 0, "certify (parent cells)", progress) as bar:
+            leaves, s = _subtree(prog, domain, offsets, frontier, tree, bar)
         stats.merge(s)
     else:
         n = max(1, min(len(frontier), want))
@@ -848,10 +854,12 @@ def run(prog: Program, domain: Domain, trace: Any | None = None, executor: cf.Ex
                 subs[k][key] = node  # type: ignore[index]
         futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub) for ch, sub in zip(chunks, subs)]
         leaves = []
-        for fut in futures:
-            lv, s = fut.result()
-            leaves.extend(lv)
-            stats.merge(s)
+        with progress_bar(len(futures), "certify (chunks)", progress) as bar:
+            for fut in futures:
+                lv, s = fut.result()
+                leaves.extend(lv)
+                stats.merge(s)
+                bar.update(1)
     stats.seconds["exact"] = time.perf_counter() - t1
     stats.seconds["setup"] = t1 - t0
     return leaves, stats, root

@@ -89,7 +89,7 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count())
         executor = own
     try:
-        leaves, stats, root = certify.run(prog, dom, tr, executor, workers)
+        leaves, stats, root = certify.run(prog, dom, tr, executor, workers, progress=progress)
     finally:
         if own is not None:
             own.shutdown()
