@@ -103,14 +103,6 @@ class CertificationError(ExactReluError):
 
 # --------------------------------------------------------------------------- exact propagation
 
-def _segment_bounds(prog: Program) -> list[tuple[int, int]]:
-    """Node index ranges: before op 0, then op j .. before op j+1, ..., last op .. end."""
-    pw = prog.piecewise
-    starts = [0] + pw
-    ends = pw + [len(prog.nodes)]
-    return list(zip(starts, ends))
-
-
 def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int] | None,
                apply: Any = None, affine: dict | None = None) -> dict:
     """Run nodes ``lo..hi-1`` exactly; node ``lo`` may be the piecewise op taking ``state``
@@ -182,13 +174,6 @@ def _cols(points: Sequence[tuple], d: int, homogeneous: bool = True) -> fmpq_mat
     if homogeneous:
         return fmpq_mat(d + 1, k, [p[i] for i in range(d) for p in points] + [fmpq(1)] * k)
     return fmpq_mat(d, k, [p[i] for i in range(d) for p in points])
-
-
-def _all_positive(G: list, points: Sequence[tuple], d: int) -> bool:
-    """Exact: every slack row is strictly positive at every point."""
-    if not G:
-        return True
-    return all(v > 0 for v in (_mat(G, d + 1) * _cols(points, d)).entries())
 
 
 def _to_ab(G: list, d: int) -> tuple[list[list[Fraction]], list[Fraction]]:

@@ -262,7 +262,6 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
     # domain rows as constraints b - a.t >= 0, in the same form as the switching rows
     dom_rows = [[_fq(-x) for x in a] + [_fq(b)] for a, b in zip(A_dom, b_dom)]
     dom_F = np.array([[_near(v) for v in row] for row in dom_rows], dtype=np.float64).reshape(n_dom, d + 1)
-    dom_lin = [row[:-1] for row in dom_rows]
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
     # vertices: nearest floats for all, exact fmpq on demand

@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 import math
 from fractions import Fraction
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from .capture import Program, capture
+from .capture import capture
 from .errors import InvalidInputError
 from .graphs import affine_maps, exact_affine_maps
 from .rules import RULES, Add, Cat, FloatMap, PiecewiseRule, Rule, clear_exact_cache, find_rule

@@ -17,7 +17,7 @@ from flint import fmpq
 from . import _polyhedra, certify
 from .capture import Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
-from .domain import Domain, RealSpace, Slice, as_domain
+from .domain import Domain, Slice, as_domain
 from .errors import InvalidInputError, VerificationError
 
 log = logging.getLogger(__name__)
