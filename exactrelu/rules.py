@@ -573,14 +573,15 @@ class _ElementwiseRule(PiecewiseRule):
 
     def apply(self, module: Any, m: FloatMap, state: torch.Tensor) -> FloatMap:
         sc = self.slopes_consts(module)
-        slope = m.b.new_full(state.shape, sc[0][0])
-        const = m.b.new_full(state.shape, sc[0][1])
-        for k in range(1, len(sc)):
-            on = state == k
-            slope = torch.where(on, sc[k][0], slope)
-            const = torch.where(on, sc[k][1], const)
+        if all(s == k and c == 0.0 for k, (s, c) in enumerate(sc)):  # ReLU: slope = state
+            slope = state.to(device=m.b.device, dtype=m.b.dtype)
+            return FloatMap(m.W * slope.unsqueeze(1), m.b * slope)
+        idx = state.reshape(-1).to(device=m.b.device, dtype=torch.int64)
+        table = torch.tensor(sc, dtype=m.b.dtype, device=m.b.device)  # (states, 2)
+        slope = table[:, 0].index_select(0, idx).reshape(state.shape)
         if all(c == 0.0 for _, c in sc):
             return FloatMap(m.W * slope.unsqueeze(1), m.b * slope)
+        const = table[:, 1].index_select(0, idx).reshape(state.shape)
         return FloatMap(m.W * slope.unsqueeze(1), m.b * slope + const)
 
     def exact_apply(self, module: Any, m: ExactMap, state: torch.Tensor) -> ExactMap:

@@ -40,7 +40,7 @@ from ._progress import progress_bar
 from .capture import INPUT, Program, capture
 from .domain import Domain, Slice, as_domain
 from .errors import InvalidInputError, RegionLimitError
-from .rules import FloatMap, MaxPool2dRule
+from .rules import FloatMap, MaxPool2dRule, _ElementwiseRule
 
 __all__ = ["Trace", "Uncertain", "trace"]
 
@@ -224,18 +224,27 @@ def _unique_rows2(p: torch.Tensor) -> torch.Tensor:
     return torch.stack([a, key - a * base], 1)
 
 
-def _row_groups(flat: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Group ids (inverse) and count of the distinct rows of an int64 matrix.
+def _row_groups(parts: Sequence[torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Group ids (inverse) and count of the distinct rows of the int64 matrix whose column blocks
+    are ``parts`` (each (n, w_i)).
 
     Rows are hashed by a random float64 projection (equal rows get equal hashes); only when some
     hashes coincide are the groups checked, and then settled exactly."""
-    n, w = flat.shape
+    n = parts[0].shape[0]
+    w = sum(p.shape[1] for p in parts)
+    dev = parts[0].device
     gen = torch.Generator().manual_seed(12345)
-    coef = torch.rand((w, 1), generator=gen, dtype=torch.float64).to(flat.device) + 0.5
-    h = (flat.to(torch.float64) @ coef).reshape(-1)
+    coef = torch.rand((w, 1), generator=gen, dtype=torch.float64).to(dev) + 0.5
+    h = torch.zeros((n, 1), dtype=torch.float64, device=dev)
+    o = 0
+    for p in parts:
+        h += p.to(torch.float64) @ coef[o:o + p.shape[1]]
+        o += p.shape[1]
+    h = h.reshape(-1)
     _, g = torch.unique(h, return_inverse=True)
     G = int(g.max()) + 1 if n else 0
     if G < n:
+        flat = torch.cat(list(parts), 1)
         first = torch.full((G,), n, dtype=torch.int64, device=flat.device).scatter_reduce_(
             0, g, torch.arange(n, device=flat.device), "amin")
         if not bool((flat.index_select(0, first.index_select(0, g)) == flat).all()):
@@ -342,8 +351,12 @@ class _Complex:
         tol = eps * vals.abs().amax(0)
         self.tol = tol
         # cells at the start of the op: which switching functions cut them
-        # sign codes per vertex and switching function: bit 0 positive, bit 1 negative
-        code = (vals > tol).to(torch.uint8) + 2 * (vals < -tol).to(torch.uint8)
+        # sign codes per vertex and switching function: 2 positive, 1 near zero, 0 negative; one
+        # more row (code 1) stands for the empty slots
+        nV = vals.shape[0]
+        code = torch.ones((nV + 1, S), dtype=torch.uint8, device=dev)
+        code[:nV] += (vals > tol).to(torch.uint8)
+        code[:nV] -= (vals < -tol).to(torch.uint8)
         hp_all = torch.zeros((R0, S), dtype=torch.bool, device=dev)
         hn_all = torch.zeros((R0, S), dtype=torch.bool, device=dev)
         W = self.Vcap
@@ -351,19 +364,19 @@ class _Complex:
         for r0 in range(0, R0, ch):
             vid = self.cp_vid[r0:min(R0, r0 + ch)]
             k = vid.shape[0]
-            cc = code.index_select(0, vid.clamp(min=0).reshape(-1)).reshape(k, W, S)
-            cc = cc * (vid >= 0).unsqueeze(2)
-            hp_all[r0:r0 + k] = (cc & 1).any(1)
-            hn_all[r0:r0 + k] = (cc & 2).any(1)
+            cc = code.index_select(0, torch.where(vid >= 0, vid, nV).reshape(-1)).reshape(k, W, S)
+            hp_all[r0:r0 + k] = cc.amax(1) == 2
+            hn_all[r0:r0 + k] = cc.amin(1) == 0
+        code = code[:nV]
         # near-zero values at vertices of cells where the function does not vanish
-        zv = (code == 0).any(1).nonzero().reshape(-1)
+        zv = (code == 1).any(1).nonzero().reshape(-1)
         if len(zv):
             onr = torch.zeros(self.nV, dtype=torch.bool, device=dev)
             onr[zv] = True
             cv = self.cp_vid[:R0]
             rr, ss = (onr[cv.clamp(min=0)] & (cv >= 0)).nonzero(as_tuple=True)
             vv = self.cp_vid[rr, ss]
-            z = (code[vv] == 0) & (hp_all[rr] | hn_all[rr])
+            z = (code[vv] == 1) & (hp_all[rr] | hn_all[rr])
             zi, zf = z.nonzero(as_tuple=True)
             self.near_zero.append(_pairs(vv[zi], zf + sid0))
         cutP = hp_all & hn_all
@@ -797,6 +810,8 @@ class _Stages:
             INPUT: FloatMap(M.T.reshape(1, d, *prog.input_shape), c.reshape(1, *prog.input_shape))}
         self.i = 0
         self.ok = True
+        self.last = prog.piecewise[-1] if prog.piecewise else -1
+        self.deferred: tuple[torch.Tensor | None, torch.Tensor] | None = None
 
     def _advance(self) -> None:
         """Run the affine nodes up to the next piecewise node (or the end)."""
@@ -826,9 +841,17 @@ class _Stages:
             self.ok = False
             self.values = {}
             return
+        if self.i == self.last:
+            # the last piecewise op: the rest of the pass runs in row chunks in output() (the
+            # gathered maps are the largest tensors of the pass; chunks stay in cache)
+            self.deferred = (par, states)
+            return
         if par is not None:
             self.values = {key: FloatMap(v.W.index_select(0, par), v.b.index_select(0, par))
                            for key, v in self.values.items()}
+        self._apply_here(states)
+
+    def _apply_here(self, states: torch.Tensor) -> None:
         nd = self.prog.nodes[self.i]
         m = self.values[nd.inputs[0]]
         self.values[self.i] = nd.rule.apply(nd.module, m, states.to(m.b.device))
@@ -837,8 +860,28 @@ class _Stages:
 
     def output(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Output maps (n, *out, d) and (n, *out) (rows expanded to ``n`` when there is one)."""
-        self._advance()
-        out = self.values[self.prog.output]
+        if self.deferred is not None:
+            par, states = self.deferred
+            base, i0 = self.values, self.i
+            live = sum(math.prod(v.b.shape[1:]) for v in base.values()) * (self.k + 1)
+            ch = max(1, (1 << 16) // max(1, live))
+            Ws, bs = [], []
+            for r0 in range(0, n, ch):
+                rows = (par[r0:r0 + ch] if par is not None
+                        else torch.arange(r0, min(n, r0 + ch), device=states.device))
+                self.values = {key: FloatMap(v.W.index_select(0, rows), v.b.index_select(0, rows))
+                               for key, v in base.items()}
+                self.i = i0
+                self._apply_here(states[r0:r0 + ch])
+                self._advance()
+                o = self.values[self.prog.output]
+                Ws.append(o.W)
+                bs.append(o.b)
+            self.deferred = None
+            out = FloatMap(torch.cat(Ws), torch.cat(bs))
+        else:
+            self._advance()
+            out = self.values[self.prog.output]
         W, b = out.W, out.b
         if W.shape[0] != n:
             W, b = W.expand(n, *W.shape[1:]), b.expand(n, *b.shape[1:])
@@ -992,8 +1035,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
         merged = 0
         duplicates = torch.zeros((0, 2), dtype=torch.int64, device=device)
         if patterns:
-            flat = torch.cat([p.reshape(R, -1) for p in patterns], 1)
-            g, G = _row_groups(flat)
+            g, G = _row_groups([p.reshape(R, -1) for p in patterns])
             if G < R:
                 if any(isinstance(nd.rule, MaxPool2dRule) for nd in nodes):
                     merged = R - G
@@ -1040,7 +1082,10 @@ def _states(nd: Any, signs: torch.Tensor) -> torch.Tensor:
     if isinstance(nd.rule, MaxPool2dRule):
         per = max(S, math.prod(in_shape) * math.prod(nd.out_shape))
     ch = max(1, _BUDGET // max(1, per))
-    out = [nd.rule.state_from_signs(nd.module, signs[i:i + ch].to(torch.int64), in_shape)
+    # the elementwise rules take the int8 signs as they are (comparisons only)
+    plain = type(nd.rule).state_from_signs is _ElementwiseRule.state_from_signs
+    out = [nd.rule.state_from_signs(nd.module, signs[i:i + ch] if plain
+                                    else signs[i:i + ch].to(torch.int64), in_shape)
            for i in range(0, R, ch)]
     return torch.cat(out) if out else signs.new_zeros((0, *nd.out_shape), dtype=torch.int64)
 
