@@ -675,19 +675,37 @@ def _schedule(cutP: torch.Tensor) -> list[list[int]]:
     return batches
 
 
+_MANY_THREADS = 1 << 17  # elements per op (vertices x switching functions) worth all threads
+
+
+class _Threads:
+    """Intra-op threads on the CPU: one while the complex is small (tiny tensors, where OpenMP
+    hand-offs cost more than they save), the caller's setting once an op's tensors are large
+    (batched steps then scale: about 1.6x with 2 threads on 2-128-128-128)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cpu = device.type == "cpu"
+        self.before = torch.get_num_threads()
+        self.cur = self.before
+
+    def size(self, n: int) -> None:
+        """Threads for work on about ``n`` elements."""
+        want = self.before if n >= _MANY_THREADS else 1
+        if self.cpu and want != self.cur:
+            torch.set_num_threads(want)
+            self.cur = want
+
+
 @contextlib.contextmanager
-def _few_threads(device: torch.device) -> Iterator[None]:
-    """One intra-op thread on the CPU for the splitting loop: its tensors are small, and OpenMP
-    thread hand-offs cost more than they save (several times more on a busy machine)."""
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _few_threads(device: torch.device) -> Iterator[_Threads]:
+    """See :class:`_Threads`; the caller's thread count is restored at the end."""
+    th = _Threads(device)
+    th.size(0)
     try:
-        yield
+        yield th
     finally:
-        torch.set_num_threads(before)
+        if th.cpu and th.cur != th.before:
+            torch.set_num_threads(th.before)
 
 
 # --------------------------------------------------------------------------------- passes
@@ -983,11 +1001,13 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
     patterns: list[torch.Tensor] = []
     nodes = prog.piecewise_nodes()
     total = offsets[-1] - offsets[0]
-    with torch.no_grad(), _few_threads(device), progress_bar(total, "tracing", progress) as bar:
+    with torch.no_grad(), _few_threads(device) as threads, \
+            progress_bar(total, "tracing", progress) as bar:
         st = _Stages(prog, M, c)
         for j, nd in enumerate(nodes):
             label = f"op {j + 1}/{len(nodes)} ({nd.name or type(nd.module).__name__})"
             V = cx.V[:cx.nV]
+            threads.size(cx.nV * prog.num_switching(j))
             if st.ok:
                 vals = _values_from_maps(st.switching(), cx.cp_vid[:cx.R], V)
                 orphan = torch.ones(cx.nV, dtype=torch.bool, device=device)
