@@ -54,12 +54,12 @@ def main() -> None:
     print("check: OK")
     cert.save(out / "slice.cert.json")
     title = f"{cert.num_regions} regions on the plane x0 + t1 (x1-x0) + t2 (x2-x0)"
-    fig = plot_regions(cert, color_by="class", title=title)
+    fig = plot_regions(cert, boundary=True, title=title)  # red: where the predicted class changes
     ax = fig.axes[0]
     if bounds is None:
         for (t1, t2), name in (((0, 0), "x0"), ((1, 0), "x1"), ((0, 1), "x2")):
             ax.plot([t1], [t2], "k*", markersize=10, clip_on=False)
-            ax.annotate(name, (t1, t2), textcoords="offset points", xytext=(6, 6))
+            ax.annotate(name, (t1, t2), textcoords="offset points", xytext=(8, -4))
     fig.savefig(out / "slice_regions.png", dpi=150)
     print(f"wrote {out / 'slice_regions.png'}, {out / 'slice.cert.json'}")
 
