@@ -188,10 +188,12 @@ def _max_state(nd: Any) -> int:
 
 
 def _grow(t: torch.Tensor, n: int, fill: Any) -> torch.Tensor:
-    """``t`` with at least ``n`` rows (new rows filled with ``fill``), amortised."""
+    """``t`` with at least ``n`` rows (new rows filled with ``fill``, left uninitialised when
+    ``fill`` is None), amortised."""
     if t.shape[0] >= n:
         return t
-    new = t.new_full((max(n, t.shape[0] * 3 // 2 + 16), *t.shape[1:]), fill)
+    shape = (max(n, t.shape[0] * 2 + 16), *t.shape[1:])
+    new = t.new_empty(shape) if fill is None else t.new_full(shape, fill)
     new[:t.shape[0]] = t
     return new
 
@@ -286,6 +288,7 @@ class _Complex:
         # rows (region, constraint id, kind: 0 vanishing / 1 degenerate)
         self.rec_start = torch.zeros((0, 3), dtype=torch.int64, device=device)
         self.rec_cur: list[torch.Tensor] = []
+        self.threads: _Threads | None = None
 
     # ----------------------------------------------------------------- start: the domain
     def start(self, dom: Domain) -> None:
@@ -336,8 +339,8 @@ class _Complex:
         if n > self.cp_vid.shape[0]:
             self.cp_vid = _grow(self.cp_vid, n, -1)
             self.cp_tight = _grow(self.cp_tight, self.cp_vid.shape[0], -1)
-            self.rparent = _grow(self.rparent, self.cp_vid.shape[0], 0)
-            self.rsign = _grow(self.rsign, self.cp_vid.shape[0], 0)
+            self.rparent = _grow(self.rparent, self.cp_vid.shape[0], None)  # rows set when used
+            self.rsign = _grow(self.rsign, self.cp_vid.shape[0], None)
 
     # ----------------------------------------------------------------- one piecewise op
     def run_op(self, j: int, vals: torch.Tensor, sid0: int, eps: float, bar: Any,
@@ -347,7 +350,7 @@ class _Complex:
         dev = self.device
         S = vals.shape[1]
         R0 = self.R
-        self.vals = _grow(vals, self.V.shape[0], 0.0)
+        self.vals = _grow(vals, self.V.shape[0], None)
         tol = eps * vals.abs().amax(0)
         self.tol = tol
         # cells at the start of the op: which switching functions cut them
@@ -381,7 +384,7 @@ class _Complex:
             self.near_zero.append(_pairs(vv[zi], zf + sid0))
         cutP = hp_all & hn_all
         van = ~hp_all & ~hn_all
-        self.rsign = torch.zeros((self.cp_vid.shape[0], S), dtype=torch.int8, device=dev)
+        self.rsign = torch.empty((self.cp_vid.shape[0], S), dtype=torch.int8, device=dev)
         self.rsign[:R0] = torch.where(hp_all, 1, torch.where(hn_all, -1, 0)).to(torch.int8)
         vr, vs = van.nonzero(as_tuple=True)
         start_recs = [self.rec_start,
@@ -408,6 +411,8 @@ class _Complex:
             keep = ~sel
             Pr, Ps = Pr[keep], Ps[keep]
             R_before = self.R
+            if self.threads is not None:
+                self.threads.size(len(cand) * self.Vcap * S)
             split = self._step(srow, sid0, cand, label)
             if split is None or len(Pr) == 0:
                 continue
@@ -523,7 +528,8 @@ class _Complex:
         fa, fb = self.vals[a, se], self.vals[b, se]
         lam = (fa / (fa - fb)).unsqueeze(1)
         newV = self.V[a] + lam * (self.V[b] - self.V[a])
-        newvals = self.vals[a] + lam * (self.vals[b] - self.vals[a])
+        va = self.vals.index_select(0, a)
+        newvals = self.vals.index_select(0, b).sub_(va).mul_(lam).add_(va)  # va + lam (vb - va)
         newvals[torch.arange(U, device=dev), se] = 0.0
         # tight ids of each new copy: those its two endpoints share in its region, and the cut
         occ_t = torch.where(sh, ta, -1).sort(dim=1, descending=True).values
@@ -548,8 +554,8 @@ class _Complex:
             self.ek = ek.index_select(0, o)
             self.ev = torch.cat([self.ev, torch.arange(nV, nV + U, device=dev)]).index_select(0, o)
         # append the new vertices
-        self.V = _grow(self.V, nV + U, 0.0)
-        self.vals = _grow(self.vals, self.V.shape[0], 0.0)
+        self.V = _grow(self.V, nV + U, None)  # rows past nV are never read
+        self.vals = _grow(self.vals, self.V.shape[0], None)
         self.V[nV:nV + U] = newV
         self.vals[nV:nV + U] = newvals
         self.nV = nV + U
@@ -808,6 +814,7 @@ def _edges(vid: torch.Tensor, tight: torch.Tensor, V: torch.Tensor, d: int) -> t
 
 # --------------------------------------------------------------------------------- staged maps
 
+_CHUNK = 1 << 20  # elements per row chunk of the last op's pass
 _STAGE_BUDGET = 1 << 25  # elements of the live maps kept per cell level (else the plain passes)
 
 
@@ -882,7 +889,7 @@ class _Stages:
             par, states = self.deferred
             base, i0 = self.values, self.i
             live = sum(math.prod(v.b.shape[1:]) for v in base.values()) * (self.k + 1)
-            ch = max(1, (1 << 16) // max(1, live))
+            ch = max(1, _CHUNK // max(1, live))
             Ws, bs = [], []
             for r0 in range(0, n, ch):
                 rows = (par[r0:r0 + ch] if par is not None
@@ -1008,6 +1015,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
             label = f"op {j + 1}/{len(nodes)} ({nd.name or type(nd.module).__name__})"
             V = cx.V[:cx.nV]
             threads.size(cx.nV * prog.num_switching(j))
+            cx.threads = threads
             if st.ok:
                 vals = _values_from_maps(st.switching(), cx.cp_vid[:cx.R], V)
                 orphan = torch.ones(cx.nV, dtype=torch.bool, device=device)
