@@ -780,13 +780,19 @@ def _edges(vid: torch.Tensor, tight: torch.Tensor, V: torch.Tensor, d: int) -> t
         flat = K[:, 0].clone()
         for i in range(1, d):
             flat = flat * big + K[:, i]
-        _, g = torch.unique(flat, return_inverse=True)
+        # one sort groups the keys (group ids in sorted order)
+        fo, o = torch.sort(flat)
+        start = torch.ones_like(fo, dtype=torch.bool)
+        start[1:] = fo[1:] != fo[:-1]
+        gs = torch.cumsum(start, 0) - 1
+        G = int(gs[-1]) + 1
     else:
         _, g = torch.unique(K, dim=0, return_inverse=True)
-    G = int(g.max()) + 1
-    size = torch.bincount(g, minlength=G)
-    o = torch.argsort(g)
-    gs, ms = g[o], mem[o]
+        G = int(g.max()) + 1
+        o = torch.argsort(g)
+        gs = g[o]
+    size = torch.bincount(gs, minlength=G)
+    ms = mem[o]
     # the usual case: exactly two copies share the d - 1 ids
     two = size[gs] == 2
     g2, m2 = gs[two], ms[two]
