@@ -152,6 +152,21 @@ def test_2d_euler_characteristic_of_the_box_complex(widths, seed):
     assert tr.num_vertices - len(tr.edges) + tr.num_regions == 1
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_wide_2d_net_shares_every_crossing_vertex(seed):
+    # regions are split in many orders at once (each by its own next function); an edge crossed
+    # in one step must get the same vertex in a neighbour split at a later step
+    tr = trace(mlp((2, 48, 48, 48), seed), [(-1, 1), (-1, 1)], progress=False)
+    assert tr.num_vertices - len(tr.edges) + tr.num_regions == 1
+    V = tr.vertices
+    order = torch.argsort(V[:, 0] * 1e6 + V[:, 1])
+    gaps = (V[order][1:] - V[order][:-1]).abs().amax(1)
+    assert float(gaps.min()) > 1e-12  # no point appears under two vertex ids
+    counts = tr.region_vertex_offsets[1:] - tr.region_vertex_offsets[:-1]
+    assert int(counts.min()) >= 3
+    assert len(set(tr.packed_patterns())) == tr.num_regions
+
+
 def test_2d_region_vertices_satisfy_the_region_constraints():
     net = mlp((2, 12, 12), 7)
     tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
