@@ -1034,6 +1034,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
                 vals = _switch_values(prog, j, V @ M.T + c)
             R0 = cx.R
             signs = cx.run_op(j, vals, offsets[j], eps, bar, label)
+            threads.size(cx.R * prog.num_switching(j))  # the steps may have left one thread
             par = cx.rparent[:cx.R]
             patterns = [p.index_select(0, par) for p in patterns] if cx.R != R0 else patterns
             patterns.append(_states(nd, signs))
