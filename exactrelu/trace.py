@@ -862,7 +862,13 @@ class _Stages:
         """Maps (R, d, S) of the next piecewise op's switching functions on the current rows."""
         self._advance()
         nd = self.prog.nodes[self.i]
-        return nd.rule.switching(nd.module, self.values[nd.inputs[0]])
+        m = self.values[nd.inputs[0]]
+        rule = nd.rule
+        if (type(rule).switching is _ElementwiseRule.switching
+                and list(rule.thresholds(nd.module)) == [0.0]):  # type: ignore[attr-defined]
+            n, k = m.W.shape[0], m.W.shape[1]  # ReLU-like: the input itself, without copies
+            return FloatMap(m.W.reshape(n, k, -1), m.b.reshape(n, -1))
+        return rule.switching(nd.module, m)
 
     def apply(self, par: torch.Tensor | None, states: torch.Tensor) -> None:
         """Rows -> cells ``par`` (None: unchanged), then apply the next piecewise op."""
@@ -938,8 +944,11 @@ def _values_from_maps(sw: FloatMap, vid: torch.Tensor, V: torch.Tensor) -> torch
     ch = max(1, _BUDGET // max(1, d * S))
     for i in range(0, nV, ch):
         o = owner[i:i + ch]
-        out[i:i + ch] = torch.baddbmm(b.index_select(0, o).unsqueeze(1),
-                                      V[i:i + ch].unsqueeze(1), W.index_select(0, o)).squeeze(1)
+        Wo = W.index_select(0, o)
+        acc = b.index_select(0, o)
+        for k in range(d):  # (many 1 x d times d x S products: elementwise beats batched mm)
+            acc.addcmul_(V[i:i + ch, k:k + 1], Wo[:, k])
+        out[i:i + ch] = acc
     return out
 
 
