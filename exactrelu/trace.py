@@ -385,7 +385,7 @@ class _Complex:
         cutP = hp_all & hn_all
         van = ~hp_all & ~hn_all
         self.rsign = torch.empty((self.cp_vid.shape[0], S), dtype=torch.int8, device=dev)
-        self.rsign[:R0] = torch.where(hp_all, 1, torch.where(hn_all, -1, 0)).to(torch.int8)
+        self.rsign[:R0] = hp_all.to(torch.int8) - (hn_all & ~hp_all).to(torch.int8)
         vr, vs = van.nonzero(as_tuple=True)
         start_recs = [self.rec_start,
                       torch.stack([vr, vs + sid0, torch.zeros_like(vr)], dim=1)]
@@ -500,7 +500,8 @@ class _Complex:
         cnt = sh.sum(1)
         ok = cnt >= d - 1
         if not bool(ok.all()):
-            pr, pa, pb, ta, sh, cnt = pr[ok], pa[ok], pb[ok], ta[ok], sh[ok], cnt[ok]
+            k = ok.nonzero().reshape(-1)
+            pr, pa, pb, ta, sh, cnt = (x.index_select(0, k) for x in (pr, pa, pb, ta, sh, cnt))
         ia = vid[pr, pa]
         ib = vid[pr, pb]
         nV = self.nV
