@@ -4,15 +4,18 @@ Algorithm ("vertex-copy splitting, layer by layer, unit by unit"). The state is 
 complex in domain coordinates ``t``: global float vertices ``V`` and, per region, its vertex
 *copies*, each with the ids of the constraints tight there (see :attr:`Trace.constraint_offsets`).
 It starts as the domain polytope. For every piecewise op ``j`` in order, the values of all its
-switching functions at all vertices come from one plain forward pass at the vertex points
-(continuity makes them independent of the region). Then every switching function ``s`` in turn
-splits the regions it cuts: each edge of such a region (two copies sharing ``d - 1`` tight ids)
+switching functions at all vertices are read off the local affine maps of the cells at the start
+of the op (continuity makes them independent of the cell; the maps are pushed through the network
+level by level, see :class:`_Stages`, and also give the output maps). Then the switching functions
+split the regions they cut: each edge of such a region (two copies sharing ``d - 1`` tight ids)
 whose endpoints have strictly opposite signs gets a new vertex by linear interpolation (shared
 between neighbouring regions), and the region becomes its two sides. Switching functions of op
 ``j`` are affine on every cell of the previous ops, so interpolation is exact in real arithmetic.
-Which regions ``s`` can cut is known from the cells at the start of the op: only descendants of
-cells whose vertices take both signs are examined. Every step is a batched tensor operation, on
-any device, in float64.
+Which functions can cut a region is known from the cells at the start of the op (pending pairs);
+each step splits every region with pending functions by its smallest one, so all regions are
+split at once, each sees its functions in increasing order, and so does every edge (only the
+functions that cut all its regions cross it); an edge crossed at an earlier step of the op keeps
+its vertex. Every step is a batched tensor operation, on any device, in float64.
 
 Whatever the tracer cannot decide in float (values within a relative tolerance of zero, a unit
 that vanishes on a whole region, tight lists that overflow, splits that look degenerate) is
@@ -47,8 +50,8 @@ __all__ = ["Trace", "Uncertain", "trace"]
 log = logging.getLogger(__name__)
 
 _BUDGET = 1 << 22  # elements per chunk of a batched intermediate
-_MAX_TIGHT = 64
-_KEY = 1 << 31  # edge keys: min vertex id * _KEY + max vertex id  # tight ids kept per vertex copy; beyond this they are reported as overflow
+_MAX_TIGHT = 64  # tight ids kept per vertex copy; beyond this they are reported as overflow
+_KEY = 1 << 31  # edge keys: min vertex id * _KEY + max vertex id
 
 
 @dataclass
@@ -657,31 +660,6 @@ class _Complex:
         return cut
 
 
-def _schedule(cutP: torch.Tensor) -> list[list[int]]:
-    """Batches of the switching functions that cut some start cell (``cutP`` (R0, S)): every
-    function comes after each smaller one that cuts a common start cell, and the functions of one
-    batch cut pairwise disjoint sets of start cells. So every region (and every edge, which only
-    the functions cutting all its regions cross) still sees its functions in increasing order."""
-    todo = cutP.any(0).nonzero().reshape(-1).tolist()
-    if cutP.shape[0] == 1:
-        return [[s] for s in todo]
-    multi = cutP[cutP.sum(1) >= 2]
-    if len(multi) == 0:
-        return [todo] if todo else []
-    f = multi.to(torch.float32)
-    conflict = ((f.T @ f) > 0).cpu().numpy()
-    level = np.zeros(cutP.shape[1], dtype=np.int64)
-    batches: list[list[int]] = []
-    for s in todo:
-        prev = [t for t in np.nonzero(conflict[s, :s])[0]]
-        lv = int(level[prev].max()) + 1 if prev else 0
-        level[s] = lv
-        if lv == len(batches):
-            batches.append([])
-        batches[lv].append(s)
-    return batches
-
-
 _MANY_THREADS = 1 << 17  # elements per op (vertices x switching functions) worth all threads
 
 
@@ -796,7 +774,7 @@ def _edges(vid: torch.Tensor, tight: torch.Tensor, V: torch.Tensor, d: int) -> t
     ms = mem[o]
     # the usual case: exactly two copies share the d - 1 ids
     two = size[gs] == 2
-    g2, m2 = gs[two], ms[two]
+    m2 = ms[two]
     parts = [torch.stack([m2[0::2], m2[1::2]], 1)]
     many = size[gs] > 2
     if bool(many.any()):
@@ -850,7 +828,8 @@ class _Stages:
         prog = self.prog
         while self.i < len(prog.nodes) and not prog.nodes[self.i].piecewise:
             nd = prog.nodes[self.i]
-            self.values[self.i] = nd.rule.float_forward(nd.module, [self.values[s] for s in nd.inputs])
+            ins = [self.values[s] for s in nd.inputs]
+            self.values[self.i] = nd.rule.float_forward(nd.module, ins)
             self._drop(self.i)
             self.i += 1
 
