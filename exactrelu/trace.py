@@ -229,23 +229,39 @@ def _unique_rows2(p: torch.Tensor) -> torch.Tensor:
     return torch.stack([a, key - a * base], 1)
 
 
-def _row_groups(parts: Sequence[torch.Tensor]) -> tuple[torch.Tensor, int]:
+class _RowHash:
+    """A random float64 projection of rows built from column blocks added one at a time (equal
+    rows get equal hashes); rows may be gathered (``take``) between blocks."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.gen = torch.Generator().manual_seed(12345)
+        self.device = device
+        self.h: torch.Tensor | None = None
+
+    def take(self, rows: torch.Tensor) -> None:
+        if self.h is not None:
+            self.h = self.h.index_select(0, rows)
+
+    def add(self, block: torch.Tensor) -> None:
+        coef = torch.rand((block.shape[1], 1), generator=self.gen, dtype=torch.float64)
+        part = (block.to(torch.float64) @ (coef.to(self.device) + 0.5)).reshape(-1)
+        self.h = part if self.h is None else self.h + part
+
+
+def _row_groups(parts: Sequence[torch.Tensor],
+                h: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """Group ids (inverse) and count of the distinct rows of the int64 matrix whose column blocks
     are ``parts`` (each (n, w_i)).
 
-    Rows are hashed by a random float64 projection (equal rows get equal hashes); only when some
-    hashes coincide are the groups checked, and then settled exactly."""
+    Rows are hashed by a random float64 projection (``h`` when given, from :class:`_RowHash`);
+    only when some hashes coincide are the groups checked, and then settled exactly."""
     n = parts[0].shape[0]
-    w = sum(p.shape[1] for p in parts)
-    dev = parts[0].device
-    gen = torch.Generator().manual_seed(12345)
-    coef = torch.rand((w, 1), generator=gen, dtype=torch.float64).to(dev) + 0.5
-    h = torch.zeros((n, 1), dtype=torch.float64, device=dev)
-    o = 0
-    for p in parts:
-        h += p.to(torch.float64) @ coef[o:o + p.shape[1]]
-        o += p.shape[1]
-    h = h.reshape(-1)
+    if h is None:
+        rh = _RowHash(parts[0].device)
+        for p in parts:
+            rh.add(p)
+        h = rh.h
+    assert h is not None
     _, g = torch.unique(h, return_inverse=True)
     G = int(g.max()) + 1 if n else 0
     if G < n:
@@ -1006,6 +1022,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
     with torch.no_grad(), _few_threads(device) as threads, \
             progress_bar(total, "tracing", progress) as bar:
         st = _Stages(prog, M, c)
+        rowhash = _RowHash(device)  # of the full patterns, built op by op (duplicate check)
         for j, nd in enumerate(nodes):
             label = f"op {j + 1}/{len(nodes)} ({nd.name or type(nd.module).__name__})"
             V = cx.V[:cx.nV]
@@ -1025,8 +1042,11 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
             signs = cx.run_op(j, vals, offsets[j], eps, bar, label)
             threads.size(cx.R * prog.num_switching(j))  # the steps may have left one thread
             par = cx.rparent[:cx.R]
-            patterns = [p.index_select(0, par) for p in patterns] if cx.R != R0 else patterns
+            if cx.R != R0:
+                patterns = [p.index_select(0, par) for p in patterns]
+                rowhash.take(par)
             patterns.append(_states(nd, signs))
+            rowhash.add(patterns[-1].reshape(cx.R, -1))
             if st.ok:
                 st.apply(par if cx.R != R0 or R0 == 1 else None, patterns[-1])
             log.debug("%s: %d regions, %d vertices", label, cx.R, cx.nV)
@@ -1059,7 +1079,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
         merged = 0
         duplicates = torch.zeros((0, 2), dtype=torch.int64, device=device)
         if patterns:
-            g, G = _row_groups([p.reshape(R, -1) for p in patterns])
+            g, G = _row_groups([p.reshape(R, -1) for p in patterns], rowhash.h)
             if G < R:
                 if any(isinstance(nd.rule, MaxPool2dRule) for nd in nodes):
                     merged = R - G
