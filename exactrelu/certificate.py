@@ -40,6 +40,7 @@ class RegionFacet:
     b: Fraction
     ids: tuple[int, ...]
     vertices: tuple[int, ...]  # global vertex indices on this facet
+    rays: tuple[int, ...] = ()  # indices into the region's rays lying on this facet
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Region:
     output: list[list[Fraction]]  # rows [a_1..a_d, c]: output_i(t) = a . t + c
     volume: Fraction | None = None
     repaired: bool = False
+    rays: list[tuple[Fraction, ...]] = field(default_factory=list)  # extreme rays (unbounded domains)
+    lines: list[tuple[Fraction, ...]] = field(default_factory=list)  # lineality space basis
 
     def expression(self, names: Sequence[str] | None = None) -> list:
         """The exact output map as sympy expressions (one per output)."""
@@ -161,8 +164,10 @@ class Certificate:
             "regions": [{
                 "pattern": r.pattern,
                 "witness": [q(c) for c in r.witness],
-                "facets": [{"a": [q(c) for c in f.a], "b": q(f.b), "ids": list(f.ids), "vertices": list(f.vertices)}
-                           for f in r.facets],
+                "facets": [{"a": [q(c) for c in f.a], "b": q(f.b), "ids": list(f.ids), "vertices": list(f.vertices),
+                            "rays": list(f.rays)} for f in r.facets],
+                "rays": [[q(c) for c in v] for v in r.rays],
+                "lines": [[q(c) for c in v] for v in r.lines],
                 "vertices": r.vertices,
                 "output": [[q(c) for c in row] for row in r.output],
                 "volume": None if r.volume is None else q(r.volume),
@@ -199,12 +204,14 @@ class Certificate:
                 regions.append(Region(
                     i, [list(map(int, p)) for p in r["pattern"]],
                     tuple(unq(c, f"region {i} witness") for c in r["witness"]),
-                    [RegionFacet(tuple(unq(c) for c in f["a"]), unq(f["b"]), tuple(f["ids"]), tuple(f["vertices"]))
-                     for f in r["facets"]],
+                    [RegionFacet(tuple(unq(c) for c in f["a"]), unq(f["b"]), tuple(f["ids"]), tuple(f["vertices"]),
+                                 tuple(f.get("rays", ()))) for f in r["facets"]],
                     list(r["vertices"]),
                     [[unq(c) for c in row] for row in r["output"]],
                     None if r["volume"] is None else unq(r["volume"]),
-                    bool(r.get("repaired", False))))
+                    bool(r.get("repaired", False)),
+                    [tuple(unq(c, "ray") for c in v) for v in r.get("rays", [])],
+                    [tuple(unq(c, "line") for c in v) for v in r.get("lines", [])]))
             cert = Certificate(
                 Domain.from_json(data["domain"]), tuple(data["input_shape"]), tuple(data["output_shape"]),
                 data["digest"], list(data["constraint_offsets"]), regions,

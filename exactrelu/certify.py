@@ -54,6 +54,7 @@ class Facet:
     slack: list  # fmpq entries, length d + 1
     ids: tuple[int, ...]  # constraint ids (domain rows first, then switching functions)
     vertices: tuple[int, ...] = ()  # indices into the cell's vertex list
+    rays: tuple[int, ...] = ()  # indices into the cell's rays (unbounded cells)
 
     @property
     def a(self) -> tuple[Fraction, ...]:
@@ -77,6 +78,8 @@ class Cell:
     volume: Any = None  # fmpq, where cheap
     repaired: bool = False
     live: dict | None = None  # exact live values before op ``level`` (not shipped in results)
+    rays: list[tuple] = field(default_factory=list)  # extreme rays (unbounded cells), fmpq
+    lines: list[tuple] = field(default_factory=list)  # a basis of the lineality space, fmpq
 
 
 @dataclass
@@ -273,6 +276,16 @@ def _float_points(points: Sequence[tuple], d: int) -> np.ndarray:
     return X
 
 
+def _value(row: list, p: tuple, d: int) -> fmpq:
+    """Exact ``row . (p, 1)``."""
+    return sum((row[i] * p[i] for i in range(d)), row[d])
+
+
+def _direction(row: list, r: tuple, d: int) -> fmpq:
+    """Exact ``row . (r, 0)``: the change of the affine function along the direction ``r``."""
+    return sum((row[i] * r[i] for i in range(d)), fmpq(0))
+
+
 def _exact_value(row: list, p: tuple, d: int) -> fmpq:
     v = row[d]
     for i in range(d):
@@ -371,7 +384,10 @@ class _Certifier:
                     continue
                 rows = ctx.rows(state)
                 assert rows is not None
-            cell, sgnE, sgnP = self._cell(parent, ctx, state, w, rows, cand.hint_ids)
+            if self.bounded:
+                cell, sgnE, sgnP = self._cell(parent, ctx, state, w, rows, cand.hint_ids)
+            else:
+                cell, sgnE, sgnP = self._cell_unbounded(parent, ctx, state, w, rows), None, None
             cell.repaired = cand.hint_ids is None and cand.witness is None
             if cell.repaired:
                 self.stats.repaired += 1
@@ -383,9 +399,14 @@ class _Certifier:
             for f in cell.facets:
                 if not any(lo <= i < hi for i in f.ids):
                     continue  # only a facet of the parent: crossing it leaves P
-                if sgnP is not None and (sgnP[:, list(f.vertices)] == 0).all(axis=1).any():
+                if not self.bounded:
+                    if self._on_parent_boundary_exact(f, cell, ctx):
+                        continue
+                    nb = self._across_exact(f, cell, ctx)
+                elif sgnP is not None and (sgnP[:, list(f.vertices)] == 0).all(axis=1).any():
                     continue  # on the parent's boundary
-                nb = self._across(f, sgnE, cell.vertices, ctx)
+                else:
+                    nb = self._across(f, sgnE, cell.vertices, ctx)
                 if nb not in found and nb not in queued:
                     queued.add(nb)
                     queue.append(Candidate(nb, None, None))
@@ -470,6 +491,72 @@ class _Certifier:
         cell = Cell(ctx.j + 1, parent.states + (state,), tuple(w), facets, verts, vol)
         cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
         return cell, sgnE, sgnP
+
+    def _cell_unbounded(self, parent: Cell, ctx: "_OpContext", state: tuple[int, ...], w: tuple,
+                        rows: list[tuple[int, int]]) -> Cell:
+        """The exact cell of ``state`` in an unbounded parent: cddlib on all its rows, with the
+        points, extreme rays and lines of the V-representation (no volumes)."""
+        d = self.d
+        off = self.offsets[ctx.j]
+        G = ctx.parent_G + [ctx.slack(i, sg) for i, sg in rows]
+        labels = list(ctx.parent_ids) + [(off + i,) for i, _ in rows]
+        A, b = _to_ab(G, d)
+        vrep = _polyhedra.h_to_v(A, b, dim=d)
+        pts = [tuple(_q(v) for v in x) for x in vrep.vertices]
+        rays = [tuple(_q(v) for v in r) for r in vrep.rays]
+        lines = [tuple(_q(v) for v in r) for r in vrep.lines]
+        facets = []
+        if G:
+            fs = _polyhedra.facets(A, b, vrep)
+            for group in fs.groups:
+                g = G[group[0]]
+                ids = tuple(sorted({i for k in group for i in labels[k]}))
+                fp = tuple(k for k, p in enumerate(pts) if _value(g, p, d) == 0)
+                fr = tuple(k for k, r in enumerate(rays) if _direction(g, r, d) == 0)
+                facets.append(Facet(list(g), ids, fp, fr))
+        cell = Cell(ctx.j + 1, parent.states + (state,), tuple(w), facets, pts, None, rays=rays, lines=lines)
+        cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
+        return cell
+
+    def _on_parent_boundary_exact(self, f: Facet, cell: Cell, ctx: "_OpContext") -> bool:
+        d = self.d
+        return any(all(_value(g, cell.vertices[k], d) == 0 for k in f.vertices)
+                   and all(_direction(g, cell.rays[k], d) == 0 for k in f.rays)
+                   and all(_direction(g, ln, d) == 0 for ln in cell.lines) for g in ctx.parent_G)
+
+    def _across_exact(self, f: Facet, cell: Cell, ctx: "_OpContext") -> tuple[int, ...]:
+        """:meth:`_across` for unbounded cells, all in exact arithmetic: the point ``c`` is a
+        positive combination of the facet's points (convex) and rays, in its relative interior."""
+        d = self.d
+        pts = [cell.vertices[k] for k in f.vertices]
+        rays = [cell.rays[k] for k in f.rays]
+        k = next(i for i in range(d) if f.slack[i] != 0)
+        gk_pos = f.slack[k] > 0
+        on_f = [all(_value(row, p, d) == 0 for p in pts) and all(_direction(row, r, d) == 0 for r in rays)
+                and all(_direction(row, ln, d) == 0 for ln in cell.lines) for row in ctx.sw_rows]
+        for attempt in range(50):
+            if attempt == 0:
+                wts, mus = [fmpq(1, len(pts))] * len(pts), [fmpq(1)] * len(rays)
+            else:
+                raw = [self.rng.randint(1, 1000) for _ in pts]
+                wts = [fmpq(r, sum(raw)) for r in raw]
+                mus = [fmpq(self.rng.randint(1, 1000)) for _ in rays]
+            c = tuple(sum((wt * p[i] for wt, p in zip(wts, pts)), fmpq(0))
+                      + sum((mu * r[i] for mu, r in zip(mus, rays)), fmpq(0)) for i in range(d))
+            signs = []
+            for row, on in zip(ctx.sw_rows, on_f):
+                if on:
+                    # a multiple lam * g_f on the facet, sign(lam) = sign(row[k] / g_k); outside g_f < 0
+                    ck = (row[k] > 0) - (row[k] < 0)
+                    signs.append(-ck if gk_pos else ck)
+                    continue
+                v = _value(row, c, d)
+                if v == 0:
+                    break  # c lies on a hyperplane crossing the facet: pick another point
+                signs.append(1 if v > 0 else -1)
+            else:
+                return ctx.rule.state_tuple(ctx.module, signs, ctx.in_shape)
+        raise CertificationError("could not find a generic point on a facet")
 
     def _seg(self, level: int) -> tuple[int, int]:
         pw = self.prog.piecewise
@@ -649,11 +736,13 @@ class Leaf:
 
     states: tuple[tuple[int, ...], ...]
     witness: Row
-    facets: list[tuple]  # (a, b, ids, vertex indices) with a . t <= b, as Fractions
+    facets: list[tuple]  # (a, b, ids, vertex indices, ray indices) with a . t <= b, as Fractions
     vertices: list[Row]
     volume: Fraction | None
     output: list[list[Fraction]]  # rows [a_1..a_d, c] of the output map in t coordinates
     repaired: bool
+    rays: list[Row] = field(default_factory=list)
+    lines: list[Row] = field(default_factory=list)
 
 
 def constraint_offsets(prog: Program, domain: Domain) -> list[int]:
@@ -703,12 +792,17 @@ def _root(prog: Program, domain: Domain) -> Cell:
     vrep = _polyhedra.h_to_v([list(r) for r in A], list(b), dim=d)
     fs = _polyhedra.facets([list(r) for r in A], list(b), vrep)
     verts = [tuple(_q(c) for c in v) for v in vrep.vertices]
-    facets = [Facet([-_q(v) for v in A[g[0]]] + [_q(b[g[0]])], tuple(g), tuple(sorted(vs)))
-              for g, vs in zip(fs.groups, fs.vertex_sets)]
+    rays = [tuple(_q(c) for c in r) for r in vrep.rays]
+    lines = [tuple(_q(c) for c in r) for r in vrep.lines]
+    facets = []
+    for g in fs.groups:
+        slack = [-_q(v) for v in A[g[0]]] + [_q(b[g[0]])]
+        facets.append(Facet(slack, tuple(g), tuple(k for k, p in enumerate(verts) if _value(slack, p, d) == 0),
+                            tuple(k for k, r in enumerate(rays) if _direction(slack, r, d) == 0)))
     if d <= 2 and domain.is_bounded:
         verts, facets = _ordered(verts, facets, d)
     vol = _volume(verts, facets, d) if domain.is_bounded else None
-    root = Cell(0, (), tuple(_q(v) for v in domain.interior_point()), facets, verts, vol)
+    root = Cell(0, (), tuple(_q(v) for v in domain.interior_point()), facets, verts, vol, rays=rays, lines=lines)
     M, c = domain.input_map()
     m0 = _exact.input_map(M, c, prog.input_shape)
     hi = prog.piecewise[0] if prog.piecewise else len(prog.nodes)
@@ -734,6 +828,13 @@ def _seed(cert: _Certifier, parent: Cell) -> Candidate:
         tot = sum(raw)
         v = tuple(sum((fmpq(r, tot) * p[i] for r, p in zip(raw, parent.vertices)), fmpq(0))
                   for i in range(d)) if parent.vertices else w
+        # unbounded parents: also a random positive multiple of each ray, any multiple of each line
+        for r in parent.rays:
+            mu = fmpq(rng.randint(1, 1000))
+            v = tuple(vi + mu * ri for vi, ri in zip(v, r))
+        for ln in parent.lines:
+            mu = fmpq(rng.randint(-1000, 1000))
+            v = tuple(vi + mu * li for vi, li in zip(v, ln))
         eps = fmpq(1, rng.randint(10, 10**3))
         w = tuple(wi + eps * (vi - wi) for wi, vi in zip(parent.witness, v))
     raise CertificationError("could not find a generic seed point")
@@ -762,10 +863,13 @@ def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell
     for c in current:
         out = c.live["output"] if c.live else None
         rows = [[_exact.to_fraction(v) for v in row] for row in out.mat.tolist()] if out is not None else []
+        # a cell with lines has no vertices: cddlib's points are then not vertices, leave them out
+        pointed = not c.lines
         leaves.append(Leaf(c.states, tuple(_f(v) for v in c.witness),
-                           [(f.a, f.b, f.ids, f.vertices) for f in c.facets],
-                           [tuple(_f(v) for v in p) for p in c.vertices],
-                           None if c.volume is None else _f(c.volume), rows, c.repaired))
+                           [(f.a, f.b, f.ids, f.vertices if pointed else (), f.rays) for f in c.facets],
+                           [tuple(_f(v) for v in p) for p in c.vertices] if pointed else [],
+                           None if c.volume is None else _f(c.volume), rows, c.repaired,
+                           [tuple(_f(v) for v in r) for r in c.rays], [tuple(_f(v) for v in r) for r in c.lines]))
     return leaves, cert.stats
 
 

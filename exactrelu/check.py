@@ -15,7 +15,9 @@ What is checked:
 - completeness, for bounded domains of dimension 1 to 3: the exact volumes of the regions (convex
   hulls of their certified vertices) sum to the domain's volume. Regions with distinct patterns are
   disjoint and each hull lies in its region, so equality leaves no room for a missing region.
-  (Dimensions >= 4: completeness rests on the certifier's closure check and is not re-derived.)
+  (Dimensions >= 4 and unbounded domains: completeness rests on the certifier's closure check
+  and is not re-derived here.)
+- unbounded regions: every ray is a recession direction and every line lies in every constraint.
 - adjacency: both regions have a facet on the stated hyperplane, on opposite sides; the pieces
   agree with the adjacency and the exact output maps; the counts agree with the lists.
 
@@ -347,6 +349,17 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
                 same = [[to_fraction(v) for v in row] for row in out.mat.tolist()] == rows_out
         if not same:
             _fail(f"{where}: output map differs from the exact output map of its pattern")
+        # unbounded regions: every ray is a recession direction, every line lies in every constraint
+        for kind, dirs in (("ray", r.rays), ("line", r.lines)):
+            for n_dir, v in enumerate(dirs):
+                if len(v) != d or all(x == 0 for x in v):
+                    _fail(f"{where}: {kind} {n_dir} is not a non-zero direction in dimension {d}")
+                vdir = [_fq(x) for x in v]
+                for rows, _, sel, sgn, cids in blocks:
+                    for i, sg, cid in zip(sel.tolist(), sgn.tolist(), cids.tolist()):
+                        dv = sg * sum((rows[i][m] * vdir[m] for m in range(d)), fmpq(0))
+                        if dv < 0 or (kind == "line" and dv != 0):
+                            _fail(f"{where}: {kind} {n_dir} leaves the region through constraint {cid}")
         # vertices: signs of every constraint at every vertex, then order-preserving diagnostics
         colpos: dict[int, int] = {}
         rowpos: dict[int, int] = {}

@@ -34,7 +34,7 @@ from torch import nn
 
 from . import _exact
 from ._exact import ExactAffine, ExactMap, fmpq, fmpq_mat
-from .errors import InvalidInputError, UnsupportedModelError
+from .errors import UnsupportedModelError
 
 __all__ = ["FloatMap", "Rule", "AffineRule", "PiecewiseRule", "RULES", "register_rule", "find_rule"]
 

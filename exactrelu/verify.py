@@ -69,11 +69,10 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     """
     t0 = time.perf_counter()
     prog, dom = _program_and_domain(net, domain, input_shape)
-    if not dom.is_bounded:
-        raise InvalidInputError("unbounded domains (RealSpace) are not certified yet; pass a box, e.g. "
-                                "[(-1, 1)] * d, or a bounded Polytope")
     tr = trace
-    if tr is None:
+    if tr is None and not dom.is_bounded:
+        log.info("unbounded domain: no float trace, the exact layer enumerates every cell itself")
+    elif tr is None:
         try:
             from .trace import trace as float_trace
             tr = float_trace(prog, dom, progress=progress)
@@ -119,8 +118,9 @@ def _assemble(prog: Program, dom: Domain, leaves: list, stats: certify.Stats) ->
     regions = []
     for i, lf in enumerate(leaves):
         ids = [vid(v) for v in lf.vertices]
-        facets = [RegionFacet(a, b, fid, tuple(ids[k] for k in fv)) for a, b, fid, fv in lf.facets]
-        regions.append(Region(i, [list(s) for s in lf.states], lf.witness, facets, ids, lf.output, lf.volume, lf.repaired))
+        facets = [RegionFacet(a, b, fid, tuple(ids[k] for k in fv), fr) for a, b, fid, fv, fr in lf.facets]
+        regions.append(Region(i, [list(s) for s in lf.states], lf.witness, facets, ids, lf.output, lf.volume,
+                              lf.repaired, lf.rays, lf.lines))
     adjacency = find_adjacency(regions, vertices, dom.dim)
     pieces = _pieces(regions, adjacency)
     st = {k: getattr(stats, k) for k in ("candidates", "confirmed", "spurious", "repaired", "witness_lp", "redo_hv", "cells")}
@@ -143,7 +143,11 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int) -> list
         minus = [(ri, f) for s, ri, f in items if s < 0]
         if not plus or not minus:
             continue
-        if d == 1:
+        if d > 1 and any(f.rays or regions[ri].lines for _, ri, f in items):
+            # unbounded facets on this hyperplane: decide every pair by the exact LP
+            pairs = [(p, m) for p in plus for m in minus
+                     if _faces_overlap(p[1], m[1], regions[p[0]], regions[m[0]], vertices)]
+        elif d == 1:
             pairs = [(p, m) for p in plus for m in minus]
         elif d == 2:
             a = key[0]
