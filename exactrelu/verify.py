@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import math
 import os
 import time
 from fractions import Fraction
@@ -27,22 +28,27 @@ PARALLEL_THRESHOLD = 3000
 
 
 def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequence[int] | None) -> tuple[Program, Domain]:
+    """The captured program and the domain; the input shape comes from ``input_shape``, a Slice, a
+    Program, or the domain's dimension (a flat input); for ``domain=None`` without any of those,
+    from a leading ``nn.Linear``."""
     if isinstance(domain, Slice):
-        shape = tuple(domain.input_shape)
+        shape: tuple[int, ...] = tuple(domain.input_shape)
         dom: Domain = domain
     else:
-        dim = None
         if input_shape is not None:
-            dim = 1
-            for s in input_shape:
-                dim *= int(s)
+            shape = tuple(int(s) for s in input_shape)
         elif isinstance(net, Program):
-            dim = net.in_dim
+            shape = net.input_shape
+        elif domain is None:
+            first = next(iter(net.children()), None) if isinstance(net, nn.Sequential) else None
+            if not isinstance(first, nn.Linear):
+                raise InvalidInputError("domain=None (all of R^d) needs the input size: pass input_shape=(d,) "
+                                        "or RealSpace(d)")
+            shape = (first.in_features,)
         else:
-            first = next((m for m in net.modules() if isinstance(m, nn.Linear)), None)
-            dim = first.in_features if first is not None else None
-        dom = as_domain(domain, dim)
-        shape = tuple(input_shape) if input_shape is not None else (dom.dim,)
+            shape = ()
+        dom = as_domain(domain, math.prod(shape) if shape else None)
+        shape = shape or (dom.dim,)
     prog = net if isinstance(net, Program) else capture(net, shape)
     if not isinstance(dom, Slice) and prog.in_dim != dom.dim:
         raise InvalidInputError(f"the domain has dimension {dom.dim} but the network takes {prog.in_dim} inputs; "
