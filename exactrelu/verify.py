@@ -198,6 +198,16 @@ def _overlapping_facets(key: tuple, plus: list, minus: list, regions: list[Regio
         return [(min(vertices[k][i] for k in f.vertices), max(vertices[k][i] for k in f.vertices)) for i in range(d)]
 
     mboxes = [(box(g), rj, g) for rj, g in minus]
+    hulls: dict[int, list[tuple]] = {}
+    drop = next(i for i in range(d) if a[i] != 0)  # in 3-D: project H onto the other two axes
+    keep = [i for i in range(d) if i != drop]
+
+    def hull(f: RegionFacet) -> list[tuple]:
+        h = hulls.get(id(f))
+        if h is None:
+            h = hulls[id(f)] = _hull([(vertices[k][keep[0]], vertices[k][keep[1]]) for k in f.vertices])
+        return h
+
     out = []
     for ri, f in plus:
         fb = box(f)
@@ -209,11 +219,7 @@ def _overlapping_facets(key: tuple, plus: list, minus: list, regions: list[Regio
             if len(shared) >= d and _affine_rank(shared) == d - 1:
                 out.append(((ri, f), (rj, g)))
             elif d == 3:
-                drop = next(i for i in range(3) if a[i] != 0)  # project H onto the other two axes
-                keep = [i for i in range(3) if i != drop]
-                pf = [(vertices[k][keep[0]], vertices[k][keep[1]]) for k in f.vertices]
-                pg = [(vertices[k][keep[0]], vertices[k][keep[1]]) for k in g.vertices]
-                if _polygons_overlap(pf, pg):
+                if _hulls_overlap(hull(f), hull(g)):
                     out.append(((ri, f), (rj, g)))
             elif _faces_overlap(f, g, regions[ri], regions[rj], vertices):
                 out.append(((ri, f), (rj, g)))
@@ -242,9 +248,9 @@ def _hull(points: list[tuple]) -> list[tuple]:  # noqa: D103
     return lower[:-1] + upper[:-1]
 
 
-def _polygons_overlap(p: list[tuple], q: list[tuple]) -> bool:
-    """Do two convex polygons share positive area? Exact separating-axis test over their edges."""
-    hp, hq = _hull(p), _hull(q)
+def _hulls_overlap(hp: list[tuple], hq: list[tuple]) -> bool:
+    """Do two convex polygons (counter-clockwise hulls) share positive area? Exact
+    separating-axis test over their edges."""
     if len(hp) < 3 or len(hq) < 3:
         return False
     for poly, other in ((hp, hq), (hq, hp)):
