@@ -295,8 +295,11 @@ class _Complex:
     """Regions as padded rows of vertex copies; see the module docstring."""
 
     def __init__(self, d: int, device: torch.device, dtype: torch.dtype, max_regions: int | None,
-                 m: int) -> None:
+                 m: int, num_constraints: int = 1 << 31) -> None:
         self.d = d
+        # tight ids: int16 when every constraint id fits (halves the largest gathers and scatters
+        # of the steps), else int32
+        self.tdtype = torch.int16 if num_constraints < (1 << 15) else torch.int32
         self.device = device
         self.dtype = dtype
         self.max_regions = max_regions
@@ -326,9 +329,9 @@ class _Complex:
         self.nV = nv
         self.cp_vid = torch.full((16, max(nv, 8)), -1, dtype=torch.int64, device=dev)
         self.cp_vid[0, :nv] = torch.arange(nv, device=dev)
-        tt = torch.full((16, self.cp_vid.shape[1], self.T), -1, dtype=torch.int32)
+        tt = torch.full((16, self.cp_vid.shape[1], self.T), -1, dtype=self.tdtype)
         for i, t in enumerate(tight):
-            tt[0, i, :len(t)] = torch.tensor(t, dtype=torch.int32)
+            tt[0, i, :len(t)] = torch.tensor(t, dtype=self.tdtype)
         self.cp_tight = tt.to(dev)
         self.R = 1
         self.rparent = torch.zeros(16, dtype=torch.int64, device=dev)
@@ -354,6 +357,16 @@ class _Complex:
             self.T = w
         return self.T
 
+    def reserve(self) -> None:
+        """Pre-size the vertex and region buffers for the next op (an op rarely more than
+        quadruples them; past that they grow by doubling as needed)."""
+        self.V = _grow(self.V, 4 * self.nV + 1024, None)  # rows past nV are never read
+        n = 4 * self.R + 64
+        if n > self.cp_vid.shape[0]:  # (the sign rows are made by run_op)
+            self.cp_vid = _grow(self.cp_vid, n, -1)
+            self.cp_tight = _grow(self.cp_tight, self.cp_vid.shape[0], -1)
+            self.rparent = _grow(self.rparent, self.cp_vid.shape[0], None)
+
     def _ensure_rows(self, n: int) -> None:
         if n > self.cp_vid.shape[0]:
             self.cp_vid = _grow(self.cp_vid, n, -1)
@@ -363,13 +376,15 @@ class _Complex:
 
     # ----------------------------------------------------------------- one piecewise op
     def run_op(self, j: int, vals: torch.Tensor, sid0: int, eps: float, bar: Any,
-               label: str) -> torch.Tensor:
+               label: str, buf: torch.Tensor | None = None) -> torch.Tensor:
         """Split by every switching function of op ``j`` (values ``vals`` (nV, S) at the
-        vertices); returns the sign matrix (R, S) int8 (0 where a function vanishes)."""
+        vertices, optionally the first rows of a larger buffer ``buf``); returns the sign matrix
+        (R, S) int8 (0 where a function vanishes)."""
         dev = self.device
         S = vals.shape[1]
         R0 = self.R
-        self.vals = _grow(vals, self.V.shape[0], None)
+        self.vals = (buf if buf is not None and buf.shape[0] >= self.V.shape[0]
+                     else _grow(vals, self.V.shape[0], None))
         tol = eps * vals.abs().amax(0)
         self.tol = tol
         # cells at the start of the op: which switching functions cut them
@@ -515,7 +530,10 @@ class _Complex:
         pr, pa, pb = (pos.unsqueeze(2) & neg.unsqueeze(1)).nonzero(as_tuple=True)
         ta = tight[pr, pa]
         tb = tight[pr, pb]
-        sh = (ta.unsqueeze(2) == tb.unsqueeze(1)).any(2) & (ta >= 0)
+        sh = ta == tb[:, :1]  # (P, T): ids of a also in b (column by column: T is small)
+        for k in range(1, tb.shape[1]):
+            sh |= ta == tb[:, k:k + 1]
+        sh &= ta >= 0
         cnt = sh.sum(1)
         ok = cnt >= d - 1
         if not bool(ok.all()):
@@ -548,9 +566,14 @@ class _Complex:
         fa, fb = self.vals[a, se], self.vals[b, se]
         lam = (fa / (fa - fb)).unsqueeze(1)
         newV = self.V[a] + lam * (self.V[b] - self.V[a])
-        va = self.vals.index_select(0, a)
-        newvals = self.vals.index_select(0, b).sub_(va).mul_(lam).add_(va)  # va + lam (vb - va)
+        # values at the new vertices, written in place: va + lam (vb - va)
+        self.vals = _grow(self.vals, nV + U, None)
+        old = self.vals[:nV]
+        va = old.index_select(0, a)
+        newvals = torch.index_select(old, 0, b, out=self.vals[nV:nV + U])
+        newvals.sub_(va).mul_(lam).add_(va)
         newvals[torch.arange(U, device=dev), se] = 0.0
+        del old, va
         # tight ids of each new copy: those its two endpoints share in its region, and the cut
         occ_t = torch.where(sh, ta, -1).sort(dim=1, descending=True).values
         c = cnt
@@ -575,9 +598,7 @@ class _Complex:
             self.ev = torch.cat([self.ev, torch.arange(nV, nV + U, device=dev)]).index_select(0, o)
         # append the new vertices
         self.V = _grow(self.V, nV + U, None)  # rows past nV are never read
-        self.vals = _grow(self.vals, self.V.shape[0], None)
         self.V[nV:nV + U] = newV
-        self.vals[nV:nV + U] = newvals
         self.nV = nV + U
         # zero copies lie on the cut: they go to both sides with s added to their tight lists
         if len(zr):
@@ -596,9 +617,17 @@ class _Complex:
         Wc = self.Vcap
         rank = torch.arange(P, device=dev) - (torch.cumsum(nnew, 0) - nnew)[pr]
 
-        def build(mask: torch.Tensor, n_old: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            out_v = torch.full((Rc, Wc), -1, dtype=torch.int64, device=dev)
-            out_t = torch.full((Rc, Wc, T), -1, dtype=torch.int32, device=dev)
+        R = self.R
+        self._ensure_rows(R + Rc)
+
+        def build(mask: torch.Tensor, n_old: torch.Tensor, out_v: torch.Tensor | None = None,
+                  out_t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            if out_v is None or out_t is None:
+                out_v = torch.full((Rc, Wc), -1, dtype=torch.int64, device=dev)
+                out_t = torch.full((Rc, Wc, T), -1, dtype=self.tdtype, device=dev)
+            else:
+                out_v.fill_(-1)
+                out_t.fill_(-1)
             rr, ss = mask.nonzero(as_tuple=True)
             posn = (mask.cumsum(1) - 1)[rr, ss]
             out_v[rr, posn] = vid[rr, ss]
@@ -608,19 +637,16 @@ class _Complex:
             out_t[pr, q] = occ_t
             return out_v, out_t
 
+        # the minus sides are the new rows R..R+Rc: built in place; the plus sides replace ci
+        build(minus, n_minus, self.cp_vid[R:R + Rc], self.cp_tight[R:R + Rc])
         pv, pt = build(plus, n_plus)
-        mv, mt = build(minus, n_minus)
-        R = self.R
-        self._ensure_rows(R + Rc)
         new = torch.arange(R, R + Rc, device=dev)
         self.cp_vid[ci] = pv
         self.cp_tight[ci] = pt
-        self.cp_vid[new] = mv
-        self.cp_tight[new] = mt
-        self.rsign[new] = self.rsign[ci]
+        torch.index_select(self.rsign[:R], 0, ci, out=self.rsign[R:R + Rc])
         self.rsign[ci, srow] = 1
         self.rsign[new, srow] = -1
-        self.rparent[new] = self.rparent[ci]
+        torch.index_select(self.rparent[:R], 0, ci, out=self.rparent[R:R + Rc])
         if self.rec_cur:
             rc = torch.cat(self.rec_cur)
             mp = torch.full((R,), -1, dtype=torch.int64, device=dev)
@@ -922,9 +948,11 @@ class _Stages:
                 b.reshape(n, *self.prog.output_shape).contiguous())
 
 
-def _values_from_maps(sw: FloatMap, vid: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+def _values_from_maps(sw: FloatMap, vid: torch.Tensor, V: torch.Tensor,
+                      cap: int = 0) -> torch.Tensor:
     """Values (nV, S) at the vertices ``V`` of switching maps ``sw`` given per cell (rows of
-    ``vid``: the cell's vertex ids); each vertex is read off one cell that contains it."""
+    ``vid``: the cell's vertex ids); each vertex is read off one cell that contains it. The
+    values are the first ``nV`` rows of the (max(nV, cap), S) result (the rest uninitialised)."""
     nV, d = V.shape
     R = sw.W.shape[0]
     W = sw.W.reshape(R, d, -1)
@@ -934,9 +962,10 @@ def _values_from_maps(sw: FloatMap, vid: torch.Tensor, V: torch.Tensor) -> torch
     valid = vid >= 0
     rows = torch.arange(vid.shape[0], device=V.device).unsqueeze(1).expand_as(vid)
     owner[vid[valid]] = rows[valid]
+    out = V.new_empty((max(nV, cap), S))
     if R == 1:
-        return torch.addmm(b, V, W[0])
-    out = V.new_empty((nV, S))
+        out[:nV] = torch.addmm(b, V, W[0])
+        return out
     ch = max(1, _BUDGET // max(1, d * S))
     for i in range(0, nV, ch):
         o = owner[i:i + ch]
@@ -944,7 +973,7 @@ def _values_from_maps(sw: FloatMap, vid: torch.Tensor, V: torch.Tensor) -> torch
         acc = b.index_select(0, o)
         for k in range(d):  # (many 1 x d times d x S products: elementwise beats batched mm)
             acc.addcmul_(V[i:i + ch, k:k + 1], Wo[:, k])
-        out[i:i + ch] = acc
+        out[i:min(nV, i + ch)] = acc
     return out
 
 
@@ -1014,7 +1043,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
     M = M.to(device, dtype)
     c = c.to(device, dtype)
 
-    cx = _Complex(d, device, dtype, max_regions, m)
+    cx = _Complex(d, device, dtype, max_regions, m, offsets[-1])
     cx.start(dom)
     patterns: list[torch.Tensor] = []
     nodes = prog.piecewise_nodes()
@@ -1028,8 +1057,12 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
             V = cx.V[:cx.nV]
             threads.size(cx.nV * prog.num_switching(j))
             cx.threads = threads
+            cx.reserve()
+            V = cx.V[:cx.nV]
+            buf = None
             if st.ok:
-                vals = _values_from_maps(st.switching(), cx.cp_vid[:cx.R], V)
+                buf = _values_from_maps(st.switching(), cx.cp_vid[:cx.R], V, cx.V.shape[0])
+                vals = buf[:cx.nV]
                 orphan = torch.ones(cx.nV, dtype=torch.bool, device=device)
                 cv = cx.cp_vid[:cx.R]
                 orphan[cv[cv >= 0]] = False
@@ -1039,7 +1072,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
             else:
                 vals = _switch_values(prog, j, V @ M.T + c)
             R0 = cx.R
-            signs = cx.run_op(j, vals, offsets[j], eps, bar, label)
+            signs = cx.run_op(j, vals, offsets[j], eps, bar, label, buf)
             threads.size(cx.R * prog.num_switching(j))  # the steps may have left one thread
             par = cx.rparent[:cx.R]
             if cx.R != R0:
