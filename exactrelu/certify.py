@@ -842,35 +842,40 @@ def _seed(cert: _Certifier, parent: Cell) -> Candidate:
 
 def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell],
              tree: dict | None, bar: Any = None) -> tuple[list[Leaf], Stats]:
-    """Certify everything below ``cells`` (all of one level); runs in a worker process.
-    ``bar`` (in-process only) advances by one per parent cell done."""
+    """Certify everything below ``cells``; runs in a worker process. Depth first, so that only
+    the exact maps along the current path (and its siblings) are alive at a time, and every leaf
+    is turned into a compact :class:`Leaf` at once. ``bar`` advances by one per parent cell."""
     cert = _Certifier(prog, domain, offsets)
-    current = cells
     L = prog.num_piecewise
-    while current and current[0].level < L:
-        nxt: list[Cell] = []
-        for parent in current:
-            cands = _candidates(tree, parent) if tree is not None else []
-            if not cands:
-                cands = [_seed(cert, parent)]
-            nxt.extend(cert.children(parent, cands))
-            parent.live = None
-            if bar is not None:
-                bar.update(1)
-        cert.stats.cells += len(nxt)
-        current = nxt
-    leaves = []
-    for c in current:
-        out = c.live["output"] if c.live else None
-        rows = [[_exact.to_fraction(v) for v in row] for row in out.mat.tolist()] if out is not None else []
-        # a cell with lines has no vertices: cddlib's points are then not vertices, leave them out
-        pointed = not c.lines
-        leaves.append(Leaf(c.states, tuple(_f(v) for v in c.witness),
-                           [(f.a, f.b, f.ids, f.vertices if pointed else (), f.rays) for f in c.facets],
-                           [tuple(_f(v) for v in p) for p in c.vertices] if pointed else [],
-                           None if c.volume is None else _f(c.volume), rows, c.repaired,
-                           [tuple(_f(v) for v in r) for r in c.rays], [tuple(_f(v) for v in r) for r in c.lines]))
+    leaves: list[Leaf] = []
+    stack = list(reversed(cells))
+    while stack:
+        cell = stack.pop()
+        if cell.level >= L:
+            leaves.append(_leaf(cell))
+            continue
+        cands = _candidates(tree, cell) if tree is not None else []
+        if not cands:
+            cands = [_seed(cert, cell)]
+        kids = cert.children(cell, cands)
+        cell.live = None
+        cert.stats.cells += len(kids)
+        stack.extend(reversed(kids))
+        if bar is not None:
+            bar.update(1)
     return leaves, cert.stats
+
+
+def _leaf(c: Cell) -> Leaf:
+    out = c.live["output"] if c.live else None
+    rows = [[_exact.to_fraction(v) for v in row] for row in out.mat.tolist()] if out is not None else []
+    # a cell with lines has no vertices: cddlib's points are then not vertices, leave them out
+    pointed = not c.lines
+    return Leaf(c.states, tuple(_f(v) for v in c.witness),
+                [(f.a, f.b, f.ids, f.vertices if pointed else (), f.rays) for f in c.facets],
+                [tuple(_f(v) for v in p) for p in c.vertices] if pointed else [],
+                None if c.volume is None else _f(c.volume), rows, c.repaired,
+                [tuple(_f(v) for v in r) for r in c.rays], [tuple(_f(v) for v in r) for r in c.lines])
 
 
 def _candidates(tree: dict, parent: Cell) -> list[Candidate]:
