@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 _BUDGET = 1 << 22  # elements per chunk of a batched intermediate
 _MAX_TIGHT = 64  # tight ids kept per vertex copy; beyond this they are reported as overflow
 _KEY = 1 << 31  # edge keys: min vertex id * _KEY + max vertex id
+_INT16_IDS = 1 << 15  # tight ids are int16 below this many constraints, else int32
 
 
 @dataclass
@@ -299,7 +300,7 @@ class _Complex:
         self.d = d
         # tight ids: int16 when every constraint id fits (halves the largest gathers and scatters
         # of the steps), else int32
-        self.tdtype = torch.int16 if num_constraints < (1 << 15) else torch.int32
+        self.tdtype = torch.int16 if num_constraints < _INT16_IDS else torch.int32
         self.device = device
         self.dtype = dtype
         self.max_regions = max_regions
@@ -385,7 +386,7 @@ class _Complex:
         R0 = self.R
         self.vals = (buf if buf is not None and buf.shape[0] >= self.V.shape[0]
                      else _grow(vals, self.V.shape[0], None))
-        tol = eps * vals.abs().amax(0)
+        tol = eps * torch.maximum(vals.amax(0), vals.amin(0).neg_())  # max |vals| without a copy
         self.tol = tol
         # cells at the start of the op: which switching functions cut them
         # sign codes per vertex and switching function: 2 positive, 1 near zero, 0 negative; one

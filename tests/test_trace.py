@@ -167,6 +167,24 @@ def test_wide_2d_net_shares_every_crossing_vertex(seed):
     assert len(set(tr.packed_patterns())) == tr.num_regions
 
 
+@pytest.mark.parametrize("d", [2, 3])
+def test_int32_tight_ids_give_the_same_trace_as_int16(d, monkeypatch):
+    # tight ids are int16 when every constraint id fits, else int32: both give one trace
+    import exactrelu.trace as trace_mod
+
+    net = mlp((d, 24, 24), 3)
+    box = [(-1, 1)] * d
+    a = trace(net, box, progress=False)
+    monkeypatch.setattr(trace_mod, "_INT16_IDS", 0)
+    b = trace(net, box, progress=False)
+    assert a.num_regions == b.num_regions
+    for k in ("vertices", "edges", "region_vertex_ids", "bounding_ids", "vertex_tight_offsets",
+              "vertex_tight_ids"):
+        assert torch.equal(getattr(a, k), getattr(b, k)), k
+    assert all(torch.equal(p, q) for p, q in zip(a.patterns, b.patterns))
+    assert a.vertex_tight_ids.dtype == b.vertex_tight_ids.dtype == torch.int64
+
+
 def test_2d_region_vertices_satisfy_the_region_constraints():
     net = mlp((2, 12, 12), 7)
     tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
