@@ -347,11 +347,17 @@ class _Certifier:
         self.affine: dict = {}  # exact affine layers by node (see _affine_forward)
 
     # -- one parent ------------------------------------------------------------------------
-    def children(self, parent: Cell, cands: list[Candidate]) -> list[Cell]:
+    def children(self, parent: Cell, cands: list[Candidate], traced: bool = True) -> list[Cell]:
+        """The certified children of ``parent``; ``cands`` are the float trace's proposals
+        (``traced``: there was a trace to propose them, so what it missed counts as repaired)."""
         j = parent.level
         d = self.d
         nd = self.prog.nodes[self.prog.piecewise[j]]
         ctx = _OpContext(nd, _switching_map(self.prog, parent.live, j).mat, parent, d)
+        if self.bounded and nd.rule.sign_cells:
+            return self._arranged(parent, ctx, cands, traced)
+        if not cands:
+            cands = [_seed(self, parent)]
         found: dict[tuple[int, ...], Cell] = {}
         queue: list[Candidate] = list(cands)
         queued = {c.state for c in queue}
@@ -419,6 +425,93 @@ class _Certifier:
                 raise CertificationError(
                     f"children volumes sum to {total}, parent volume is {parent.volume} (level {j})")
         return children
+
+    # -- all children of a bounded parent at once ------------------------------------------
+    def _arranged(self, parent: Cell, ctx: "_OpContext", cands: list[Candidate], traced: bool) -> list[Cell]:
+        """The children of ``parent`` from the exact arrangement of the op's switching
+        hyperplanes (see :class:`_Arrangement`); the float trace's candidates are only compared
+        with them: a child it did not propose is counted as repaired, a proposal that is no child
+        as spurious."""
+        d, S, j = self.d, ctx.S, ctx.j
+        arr = _Arrangement(ctx, parent, d)
+        proposed = {c.state for c in cands}
+        children: list[Cell] = []
+        seen: set[tuple[int, ...]] = set()
+        for vs, cm in arr.cells():
+            sub = arr.sg[:S, vs]
+            pos = (sub > 0).any(axis=1)
+            neg = (sub < 0).any(axis=1)
+            if (pos & neg).any():
+                raise CertificationError(f"a switching function crosses a finished cell (level {j})")
+            signs = pos.astype(np.int8) - neg.astype(np.int8)
+            # units identically zero on the parent take their tie state (they do not split it)
+            state = ctx.rule.state_tuple(ctx.module, signs.tolist(), ctx.in_shape)
+            if state in seen:
+                raise CertificationError(f"two cells of one parent with the same state (level {j})")
+            seen.add(state)
+            if d == 1:
+                vs = sorted(vs, key=lambda v: arr.pts[v][0])
+            facets = self._arranged_facets(arr, vs, cm, signs, ctx)
+            verts = [arr.pts[v] for v in vs]
+            n = len(verts)
+            witness = tuple(sum((p[i] for p in verts), fmpq(0)) / n for i in range(d))
+            cell = Cell(j + 1, parent.states + (state,), witness, facets, verts,
+                        _volume(verts, facets, d))
+            cell.repaired = traced and state not in proposed
+            cell.live = _run_nodes(self.prog, parent.live, *self._seg(j + 1), state, ctx.apply, self.affine)
+            children.append(cell)
+        st = self.stats
+        st.candidates += len(cands)
+        st.repaired += sum(c.repaired for c in children)
+        st.confirmed += len(children) - sum(c.repaired for c in children)
+        st.spurious += len(proposed - seen)
+        return children
+
+    def _arranged_facets(self, arr: _Arrangement, vs: list[int], cm: int, signs: np.ndarray,
+                         ctx: "_OpContext") -> list[Facet]:
+        """Facets of one arrangement cell: sides of the ring (2-D), else the constraints whose
+        sets of tight vertices are maximal; each with every constraint vanishing on all of it."""
+        d, S, Z = self.d, arr.S, arr.Z
+        off = self.offsets[ctx.j]
+        if d == 2:
+            n = len(vs)
+            sides = [(k, (k + 1) % n) for k in range(n)]
+        else:
+            tight: set[tuple[int, ...]] = set()
+            bits = cm
+            while bits:
+                low = bits & -bits
+                bits ^= low
+                tight.add(tuple(k for k, v in enumerate(vs) if Z[v] & low))
+            sets = [frozenset(t) for t in tight if t]
+            sides = sorted(tuple(sorted(t)) for t in sets if not any(t < o for o in sets))
+        facets = []
+        for side in sides:
+            z = arr.zmask
+            for k in side:
+                z &= Z[vs[k]]
+            if not z or len(side) < d:
+                raise CertificationError("a side of a cell lies on no constraint")
+            ids: set[int] = set()
+            slack = None
+            bits = z
+            while bits:
+                low = bits & -bits
+                bits ^= low
+                r = low.bit_length() - 1
+                if r >= S:
+                    ids.update(ctx.parent_ids[r - S])
+                    slack = ctx.parent_G[r - S]
+                else:
+                    ids.add(off + r)
+                    if slack is None:
+                        slack = ctx.slack(r, int(signs[r]))
+            # a parent facet's row wins: the side lies on the parent's boundary
+            first_parent = next((r for r in range(S, S + len(ctx.parent_G)) if z >> r & 1), None)
+            if first_parent is not None:
+                slack = ctx.parent_G[first_parent - S]
+            facets.append(Facet(list(slack), tuple(sorted(ids)), side))
+        return facets
 
     def _cell(self, parent: Cell, ctx: "_OpContext", state: tuple[int, ...], w: tuple,
               rows: list[tuple[int, int]], hint: set[int] | None) -> tuple[Cell, np.ndarray, Any]:
@@ -728,6 +821,146 @@ class _OpContext:
         return self.rule.state_tuple(self.module, [(v > 0) - (v < 0) for v in vals], self.in_shape)
 
 
+
+# --------------------------------------------------------------------------- exact arrangement
+
+class _Arrangement:
+    """All children of one bounded parent at once: the cells of the op's switching hyperplanes
+    inside the parent, built exactly by successive cuts (each hyperplane cuts every cell it
+    crosses), for ops whose states are the sign vectors of their switching functions.
+
+    Cells are lists of vertex ids into one vertex table per parent, so a vertex made on an edge
+    is made once for every cell sharing the edge. Every sign is exact (the float filter decides
+    where its rigorous bound does; exact ``fmpq`` otherwise); new vertices are exact rationals.
+    In 2-D a cell is a counter-clockwise ring and a cut splits the ring; in other dimensions a
+    cell carries the set of its constraints and a cut joins the vertices on either side that
+    span an edge, by the combinatorial test: ``u, w`` span an edge iff no third vertex is tight
+    on every constraint tight at both (Fukuda and Prodon, 1996). The cuts partition the parent,
+    so the children are complete by construction."""
+
+    def __init__(self, ctx: "_OpContext", parent: Cell, d: int) -> None:
+        self.ctx = ctx
+        self.d = d
+        self.S = ctx.S
+        self.pts: list[tuple] = list(parent.vertices)
+        # bits of constraints that can be tight: every row but the functions identically zero
+        self.zmask = (1 << (self.S + len(ctx.parent_G))) - 1
+        for i, z in enumerate(ctx.vanish):
+            if z:
+                self.zmask &= ~(1 << i)
+        self.cap = max(64, 4 * len(self.pts))
+        self.sg = np.empty((self.S + len(ctx.parent_G), self.cap), dtype=np.int8)
+        self.Z: list[int] = []
+        self.nv = 0
+        self.edge_point: dict[tuple[int, int, int], int] = {}
+        self._add_signs(self.pts)
+
+    def _add_signs(self, pts: Sequence[tuple]) -> None:
+        k = len(pts)
+        if not k:
+            return
+        block = _signs(self.ctx.all_rows, self.ctx.ALLf, self.ctx.ALLa, pts, self.d)
+        if self.nv + k > self.cap:
+            self.cap = max(2 * self.cap, self.nv + k)
+            grown = np.empty((self.sg.shape[0], self.cap), dtype=np.int8)
+            grown[:, :self.nv] = self.sg[:, :self.nv]
+            self.sg = grown
+        self.sg[:, self.nv:self.nv + k] = block
+        zs = [0] * k
+        rows, cols = np.nonzero(block == 0)
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            zs[c] |= 1 << r
+        self.Z.extend(z & self.zmask for z in zs)
+        self.nv += k
+
+    def _point_on(self, p: int, q: int, i: int, new: list[tuple]) -> int:
+        """The vertex where function ``i`` vanishes on the segment between vertices ``p`` and ``q``."""
+        key = (p, q, i) if p < q else (q, p, i)
+        k = self.edge_point.get(key)
+        if k is None:
+            row, d = self.ctx.sw_rows[i], self.d
+            a, b = self.pts[key[0]], self.pts[key[1]]
+            va, vb = _exact_value(row, a, d), _exact_value(row, b, d)
+            t = va / (va - vb)
+            x = tuple(ai + t * (bi - ai) for ai, bi in zip(a, b))
+            k = self.edge_point[key] = len(self.pts)
+            self.pts.append(x)
+            new.append(x)
+        return k
+
+    def cells(self) -> list[tuple[list[int], int]]:
+        """The final cells as (vertex ids, bits of the constraints that define them)."""
+        S, d = self.S, self.d
+        n0 = self.nv
+        sub = self.sg[:S, :n0]
+        cutting = np.nonzero((sub > 0).any(axis=1) & (sub < 0).any(axis=1))[0].tolist()
+        cells = [(list(range(n0)), ((1 << len(self.ctx.parent_G)) - 1) << S)]
+        for i in cutting:
+            row = self.sg[i, :self.nv].tolist()
+            new: list[tuple] = []
+            out: list[tuple[list[int], int]] = []
+            for vs, cm in cells:
+                pos = neg = False
+                for v in vs:
+                    s = row[v]
+                    if s > 0:
+                        pos = True
+                    elif s < 0:
+                        neg = True
+                if not (pos and neg):
+                    out.append((vs, cm))
+                    continue
+                cm2 = cm | (1 << i)
+                if d == 2:
+                    plus, minus = self._split_ring(vs, row, i, new)
+                else:
+                    plus, minus = self._split_incidence(vs, cm, row, i, new)
+                out.append((plus, cm2))
+                out.append((minus, cm2))
+            cells = out
+            self._add_signs(new)
+        return cells
+
+    def _split_ring(self, vs: list[int], row: list[int], i: int, new: list[tuple]) -> tuple[list[int], list[int]]:
+        plus: list[int] = []
+        minus: list[int] = []
+        n = len(vs)
+        for k in range(n):
+            p, q = vs[k], vs[(k + 1) % n]
+            sp, sq = row[p], row[q]
+            if sp >= 0:
+                plus.append(p)
+            if sp <= 0:
+                minus.append(p)
+            if sp * sq < 0:
+                m = self._point_on(p, q, i, new)
+                plus.append(m)
+                minus.append(m)
+        return plus, minus
+
+    def _split_incidence(self, vs: list[int], cm: int, row: list[int], i: int,
+                         new: list[tuple]) -> tuple[list[int], list[int]]:
+        plus = [v for v in vs if row[v] >= 0]
+        minus = [v for v in vs if row[v] <= 0]
+        zc = [self.Z[v] & cm for v in vs]
+        need = self.d - 1
+        for a, u in enumerate(vs):
+            if row[u] <= 0:
+                continue
+            for b, w in enumerate(vs):
+                if row[w] >= 0:
+                    continue
+                t = zc[a] & zc[b]
+                if t.bit_count() < need:
+                    continue
+                if any(z & t == t for k, z in enumerate(zc) if k != a and k != b):
+                    continue  # a third vertex on every constraint tight at both: not an edge
+                m = self._point_on(u, w, i, new)
+                plus.append(m)
+                minus.append(m)
+        return plus, minus
+
+
 # --------------------------------------------------------------------------- driver
 
 @dataclass
@@ -855,9 +1088,7 @@ def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell
             leaves.append(_leaf(cell))
             continue
         cands = _candidates(tree, cell) if tree is not None else []
-        if not cands:
-            cands = [_seed(cert, cell)]
-        kids = cert.children(cell, cands)
+        kids = cert.children(cell, cands, tree is not None)
         cell.live = None
         cert.stats.cells += len(kids)
         stack.extend(reversed(kids))
@@ -928,7 +1159,7 @@ def run(prog: Program, domain: Domain, trace: Any | None = None, executor: cf.Ex
         nxt = []
         for p in frontier:
             cands = _candidates(tree, p) if tree is not None else []
-            nxt.extend(cert.children(p, cands or [_seed(cert, p)]))
+            nxt.extend(cert.children(p, cands, tree is not None))
         frontier = nxt
     stats = cert.stats
     if executor is None:

@@ -146,6 +146,10 @@ class PiecewiseRule(Rule):
     """A piecewise-linear op with states; see the module docstring."""
 
     piecewise = True
+    #: True when the cells of the op's states are exactly the cells of the arrangement of its
+    #: switching hyperplanes (each sign vector of a non-empty cell is one state, as for
+    #: elementwise units); the exact layer then builds all children of a cell at once.
+    sign_cells = False
 
     def num_switching(self, module: Any, in_shape: tuple[int, ...]) -> int:
         raise NotImplementedError
@@ -496,6 +500,8 @@ class CatRule(Rule):
 
 class _ElementwiseRule(PiecewiseRule):
     """Elementwise piecewise-linear units: out = slope[state] * x + const[state]."""
+
+    sign_cells = True
 
     def state_tuple(self, module: Any, signs: Sequence[int], in_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(self.thresholds(module)) == 1:
