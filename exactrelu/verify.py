@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import concurrent.futures as cf
 import logging
 import math
@@ -10,6 +11,7 @@ import time
 from fractions import Fraction
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -115,9 +117,10 @@ def _assemble(prog: Program, dom: Domain, leaves: list, stats: certify.Stats) ->
     vertices: list[tuple[Fraction, ...]] = []
 
     def vid(v: tuple) -> int:
-        k = vindex.get(v)
+        key = tuple((c.numerator, c.denominator) for c in v)  # hashing ints is cheaper than Fractions
+        k = vindex.get(key)
         if k is None:
-            k = vindex[v] = len(vertices)
+            k = vindex[key] = len(vertices)
             vertices.append(v)
         return k
 
@@ -127,24 +130,57 @@ def _assemble(prog: Program, dom: Domain, leaves: list, stats: certify.Stats) ->
         facets = [RegionFacet(a, b, fid, tuple(ids[k] for k in fv), fr) for a, b, fid, fv, fr in lf.facets]
         regions.append(Region(i, [list(s) for s in lf.states], lf.witness, facets, ids, lf.output, lf.volume,
                               lf.repaired, lf.rays, lf.lines))
-    adjacency = find_adjacency(regions, vertices, dom.dim)
+    offsets = certify.constraint_offsets(prog, dom)
+    units = []
+    for j in range(prog.num_piecewise):
+        nd = prog.nodes[prog.piecewise[j]]
+        units.append(math.prod(nd.out_shape) if nd.rule.sign_cells else None)
+    adjacency = find_adjacency(regions, vertices, dom.dim, offsets, units)
     pieces = _pieces(regions, adjacency)
     st = {k: getattr(stats, k) for k in ("candidates", "confirmed", "spurious", "repaired", "witness_lp", "redo_hv", "cells")}
     return Certificate(dom, prog.input_shape, prog.output_shape, prog.digest(), certify.constraint_offsets(prog, dom),
                        regions, vertices, adjacency, pieces, prog.notes(), __version__, st)
 
 
-def find_adjacency(regions: list[Region], vertices: list[tuple], d: int) -> list[Adjacency]:
-    """Pairs of regions whose closures share a (d-1)-face (exact)."""
+def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets: Sequence[int] | None = None,
+                   units: Sequence[int | None] | None = None) -> list[Adjacency]:
+    """Pairs of regions whose closures share a (d-1)-face (exact).
+
+    Facets are grouped by their hyperplane and, with the constraint ``offsets`` of the certificate,
+    further by what two regions sharing a (d-1)-piece of that hyperplane must have in common. Let
+    ``j0`` be the first op with a constraint vanishing on a facet. At a generic point ``c`` of the
+    shared piece no constraint of an earlier op vanishes (it would vanish on the whole facet), so
+    both regions have the same states before ``j0``; for an op whose cells are the sign vectors of
+    its switching functions (``units[j0]`` = its number of units, None otherwise) they also agree at
+    ``j0`` except on the units vanishing there. A facet with a domain constraint lies on the domain's
+    boundary and has no region across."""
     exact = vertices
     vertices = [tuple(fmpq(c.numerator, c.denominator) for c in v) for v in exact]  # fast rationals
+    Vf = _nearest_floats(vertices, d)
     groups: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}
     for r in regions:
+        pat = [tuple(s) for s in r.pattern]
         for f in r.facets:
-            key, side = canonical_hyperplane(f.a, f.b)
-            groups.setdefault(key, []).append((side, r.index, f))
-    out: list[Adjacency] = []
-    for key, items in groups.items():
+            key, side = _hyperplane_key(f.a, f.b)
+            gk: tuple = key
+            if offsets is not None and f.ids:
+                low = min(f.ids)
+                if low < offsets[0]:
+                    continue  # on the domain's boundary
+                j0 = bisect.bisect_right(offsets, low) - 1
+                n = units[j0] if units is not None and j0 < len(units) else None
+                st: tuple = ()
+                if n:
+                    lo, hi = offsets[j0], offsets[j0 + 1]
+                    masked = list(pat[j0])
+                    for i in f.ids:
+                        if lo <= i < hi:
+                            masked[(i - lo) % n] = -1
+                    st = tuple(masked)
+                gk = (key, j0, tuple(pat[:j0]), st)
+            groups.setdefault(gk, []).append((side, r.index, f))
+    out: list[tuple[int, int, RegionFacet, RegionFacet]] = []
+    for gk, items in groups.items():
         plus = [(ri, f) for s, ri, f in items if s > 0]
         minus = [(ri, f) for s, ri, f in items if s < 0]
         if not plus or not minus:
@@ -156,46 +192,95 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int) -> list
         elif d == 1:
             pairs = [(p, m) for p in plus for m in minus]
         elif d == 2:
-            a = key[0]
-            direction = (-fmpq(a[1].numerator, a[1].denominator), fmpq(a[0].numerator, a[0].denominator))
+            a0, a1 = items[0][2].a
+            # Collinear sides overlap iff their spans along one coordinate the line does not fix
+            # overlap with positive length. Spans are compared in float64 first: rounding to
+            # nearest is monotone, so a strict inequality between the floats of two rationals is
+            # the same strict inequality between the rationals; equal floats are compared exactly.
+            c = 0 if a1 != 0 else 1
 
-            def span(f: RegionFacet) -> tuple[Fraction, Fraction]:
-                ps = [vertices[k][0] * direction[0] + vertices[k][1] * direction[1] for k in f.vertices]
-                return min(ps), max(ps)
+            def span(f: RegionFacet) -> tuple[float, float, int, int]:
+                ks = f.vertices
+                lo = min(ks, key=lambda k: Vf[k, c])
+                hi = max(ks, key=lambda k: Vf[k, c])
+                return Vf[lo, c], Vf[hi, c], lo, hi
+
+            def less(x: float, kx: int, y: float, ky: int) -> bool:
+                return x < y or (x == y and vertices[kx][c] < vertices[ky][c])
 
             ms = sorted(((span(f), ri, f) for ri, f in minus), key=lambda t: t[0][0])
             pairs = []
             for ri, f in plus:
-                lo, hi = span(f)
-                for (mlo, mhi), rj, g in ms:
-                    if mlo >= hi:
+                lo, hi, klo, khi = span(f)
+                for (mlo, mhi, kmlo, kmhi), rj, g in ms:
+                    if mlo > hi:
                         break
-                    if mhi > lo:
+                    if less(mlo, kmlo, hi, khi) and less(lo, klo, mhi, kmhi):
                         pairs.append(((ri, f), (rj, g)))
         else:
-            pairs = _overlapping_facets(key, plus, minus, regions, vertices, d)
+            pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, vertices, Vf, d)
         for (ri, f), (rj, g) in pairs:
-            i, j = min(ri, rj), max(ri, rj)
-            out.append(Adjacency(i, j, key[0], key[1], tuple(sorted(set(f.ids) | set(g.ids)))))
-    uniq: dict[tuple[int, int], Adjacency] = {}
-    for a in out:
-        uniq.setdefault((a.i, a.j), a)
-    return [uniq[k] for k in sorted(uniq)]
+            out.append((min(ri, rj), max(ri, rj), f, g))
+    uniq: dict[tuple[int, int], tuple] = {}
+    for i, j, f, g in out:
+        uniq.setdefault((i, j), (f, g))
+    adjacency = []
+    for (i, j), (f, g) in sorted(uniq.items()):
+        (a, b), _ = canonical_hyperplane(f.a, f.b)
+        adjacency.append(Adjacency(i, j, a, b, tuple(sorted(set(f.ids) | set(g.ids)))))
+    return adjacency
 
 
-def _overlapping_facets(key: tuple, plus: list, minus: list, regions: list[Region], vertices: list[tuple],
-                        d: int) -> list:
+def _hyperplane_key(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...], int]:
+    """(primitive integer row (a, b) with the first non-zero entry of a positive, side): a hashable
+    key of the hyperplane that is cheap to build; side is the sign of that entry in ``a``."""
+    vals = list(a) + [b]
+    den = math.lcm(*(v.denominator for v in vals))
+    ints = [v.numerator * (den // v.denominator) for v in vals]
+    side = next((1 if v > 0 else -1 for v in ints[:-1] if v != 0), 0)
+    if side == 0:
+        raise VerificationError("a facet with a zero normal")
+    g = math.gcd(*ints) * side
+    return tuple(v // g for v in ints), side
+
+
+def _nearest_floats(vertices: list[tuple], d: int) -> np.ndarray:
+    """(n, d) float64: the nearest float of every exact coordinate (int / int is correctly
+    rounded; +-inf where it overflows, which keeps the order)."""
+    out = np.empty((len(vertices), d), dtype=np.float64)
+    for k, v in enumerate(vertices):
+        for i, c in enumerate(v):
+            try:
+                out[k, i] = int(c.p) / int(c.q)
+            except OverflowError:
+                out[k, i] = math.inf if c > 0 else -math.inf
+    return out
+
+
+def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions: list[Region], vertices: list[tuple],
+                        Vf: np.ndarray, d: int) -> list:
     """d >= 3: pairs of facets on one hyperplane (opposite sides) sharing a (d-1)-dim piece.
 
-    Exact bounding boxes first (disjoint or touching boxes cannot share a (d-1)-dim piece, except
-    along a coordinate the hyperplane fixes), then d affinely independent shared vertices (a shared
-    (d-1)-simplex), and an exact LP only for what is still undecided.
+    Bounding boxes first: boxes whose exact extents along a coordinate the hyperplane does not fix
+    are disjoint or touching cannot share a (d-1)-dim piece. The boxes are compared in float64,
+    where a strict inequality between nearest floats is the same strict inequality between the
+    rationals (rounding is monotone); only equal floats are compared exactly. Then d affinely
+    independent shared vertices (a shared (d-1)-simplex), and an exact hull test (3-D) or LP only
+    for what is still undecided.
     """
-    a = key[0]
     free = [i for i in range(d) if any(a[k] != 0 for k in range(d) if k != i)]
 
-    def box(f: RegionFacet) -> list[tuple[Fraction, Fraction]]:
-        return [(min(vertices[k][i] for k in f.vertices), max(vertices[k][i] for k in f.vertices)) for i in range(d)]
+    def box(f: RegionFacet) -> list[tuple[float, float, int, int]]:
+        ks = list(f.vertices)
+        sub = Vf[ks]
+        lo, hi = sub.argmin(axis=0).tolist(), sub.argmax(axis=0).tolist()
+        return [(float(sub[lo[i], i]), float(sub[hi[i], i]), ks[lo[i]], ks[hi[i]]) for i in range(d)]
+
+    def apart(x: tuple, y: tuple, i: int) -> bool:
+        """Is the exact upper end of ``x`` at most the exact lower end of ``y`` (coordinate i)?"""
+        if x[1] != y[0]:
+            return x[1] < y[0]
+        return vertices[x[3]][i] <= vertices[y[2]][i]
 
     mboxes = [(box(g), rj, g) for rj, g in minus]
     hulls: dict[int, list[tuple]] = {}
@@ -213,7 +298,7 @@ def _overlapping_facets(key: tuple, plus: list, minus: list, regions: list[Regio
         fb = box(f)
         fset = set(f.vertices)
         for gb, rj, g in mboxes:
-            if any(gb[i][0] >= fb[i][1] or fb[i][0] >= gb[i][1] for i in free):
+            if any(apart(fb[i], gb[i], i) or apart(gb[i], fb[i], i) for i in free):
                 continue
             shared = [vertices[k] for k in fset.intersection(g.vertices)]
             if len(shared) >= d and _affine_rank(shared) == d - 1:
