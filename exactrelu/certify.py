@@ -35,9 +35,10 @@ import torch
 
 from . import _exact, _polyhedra
 from ._exact import ExactMap, fmpq, fmpq_mat
+from flint import fmpz, fmpz_mat
 from ._progress import progress_bar
 from ._geometry import polytope_volume
-from .rules import AffineRule, _ElementwiseRule
+from .rules import AffineRule, ReshapeRule, _ElementwiseRule
 from .capture import INPUT, Program
 from .domain import Domain
 from .errors import ExactReluError, InvalidInputError
@@ -51,19 +52,20 @@ Row = tuple[Fraction, ...]
 class Facet:
     """A non-redundant constraint of a cell as a slack row ``g``: ``g . (t, 1) >= 0`` inside."""
 
-    slack: list  # fmpq entries, length d + 1
+    slack: list  # fmpq or fmpz entries, length d + 1: the constraint's row times ``scale``
     ids: tuple[int, ...]  # constraint ids (domain rows first, then switching functions)
     vertices: tuple[int, ...] = ()  # indices into the cell's vertex list
     rays: tuple[int, ...] = ()  # indices into the cell's rays (unbounded cells)
+    scale: int = 1  # positive: integer rows of the certifier's hot path are scaled rows
 
     @property
     def a(self) -> tuple[Fraction, ...]:
-        """``a`` of the facet written as ``a . t <= b``."""
-        return tuple(-_f(v) for v in self.slack[:-1])
+        """``a`` of the facet written as ``a . t <= b`` (the constraint's own row, unscaled)."""
+        return tuple(-_f(v, self.scale) for v in self.slack[:-1])
 
     @property
     def b(self) -> Fraction:
-        return _f(self.slack[-1])
+        return _f(self.slack[-1], self.scale)
 
 
 @dataclass
@@ -106,23 +108,62 @@ class CertificationError(ExactReluError):
 
 # --------------------------------------------------------------------------- exact propagation
 
+@dataclass(frozen=True)
+class _IMap:
+    """An exact affine map as one integer matrix over one positive denominator: ``[M | c] = N / den``.
+
+    The certifier's hot path (affine layers and elementwise units) stays in ``fmpz_mat``, which
+    skips the per-entry canonicalisation of ``fmpq_mat`` (about 8x faster products here); other
+    rules get an :class:`ExactMap` (:func:`_as_exact`)."""
+
+    N: Any  # fmpz_mat
+    den: int
+    shape: tuple[int, ...]
+
+    def __reduce__(self) -> tuple:  # fmpz_mat does not pickle (process pools ship cells)
+        return (_rebuild_imap, (self.N.nrows(), self.N.ncols(), [int(v) for v in self.N.entries()],
+                                self.den, self.shape))
+
+
+def _rebuild_imap(n: int, ncols: int, entries: list, den: int, shape: tuple[int, ...]) -> _IMap:
+    return _IMap(fmpz_mat(n, ncols, entries), den, shape)
+
+
+def _as_int(m: Any) -> _IMap:
+    if isinstance(m, _IMap):
+        return m
+    N, den = m.mat.numer_denom()
+    return _IMap(N, int(den), m.shape)
+
+
+def _as_exact(m: Any) -> ExactMap:
+    if isinstance(m, _IMap):
+        return ExactMap(fmpq_mat(m.N) / fmpz(m.den), m.shape)
+    return m
+
+
 def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int] | None,
                apply: Any = None, affine: dict | None = None) -> dict:
     """Run nodes ``lo..hi-1`` exactly; node ``lo`` may be the piecewise op taking ``state``
-    (through ``apply(input_map, state)`` when given, an exact equivalent of the rule's)."""
+    (through ``apply(input_map, state)`` when given, an exact equivalent of the rule's). With
+    ``affine`` (a per-certifier cache), affine and reshape layers run on integer maps."""
     live = dict(live)
     for i in range(lo, hi):
         nd = prog.nodes[i]
         ins = [live[s] for s in nd.inputs]
+        fwd = type(nd.rule).exact_forward
         if nd.piecewise and apply is not None:
             out = apply(ins[0], state)
         elif nd.piecewise:
             st = torch.tensor(state, dtype=torch.int64).reshape(nd.out_shape)
-            out = nd.rule.exact_apply(nd.module, ins[0], st)  # type: ignore[attr-defined]
-        elif affine is not None and type(nd.rule).exact_forward is AffineRule.exact_forward:
-            out = _affine_forward(affine, i, nd, ins[0])
+            out = nd.rule.exact_apply(nd.module, _as_exact(ins[0]), st)  # type: ignore[attr-defined]
+        elif affine is not None and fwd is AffineRule.exact_forward:
+            out = _affine_forward(affine, i, nd, _as_int(ins[0]))
+        elif affine is not None and fwd is ReshapeRule.exact_forward:
+            m = _as_int(ins[0])
+            out = _IMap(m.N, m.den, tuple(nd.out_shape))
         else:
-            out = nd.rule.exact_forward(nd.module, ins, nd.out_shape)
+            out = nd.rule.exact_forward(nd.module, [_as_exact(x) for x in ins], nd.out_shape)
         live[i] = out
         for s in set(nd.inputs):
             if s != INPUT and prog._last_use[s] <= i:
@@ -134,27 +175,48 @@ def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int]
     return live
 
 
-def _affine_forward(cache: dict, i: int, nd: Any, m: ExactMap) -> ExactMap:
-    """``AffineRule.exact_forward`` with the exact layer kept per certifier (no parameter digest
-    per call) and its constant added as a matrix, ``A M + a e^T``, all in flint."""
-    key = (i, m.shape, m.mat.ncols())
+def _affine_forward(cache: dict, i: int, nd: Any, m: _IMap) -> _IMap:
+    """``AffineRule.exact_forward`` on integer maps: with ``[A | a] = [Az | az] / dA`` (kept per
+    certifier), ``N' = Az N + az (0, ..., 0, den)`` over ``dA den``."""
+    key = (i, m.shape)
     hit = cache.get(key)
     if hit is None:
         aff = nd.rule.exact_affine(nd.module, m.shape)
-        ncols = m.mat.ncols()
-        bias = None
-        if any(v != 0 for v in aff.a):
-            bias = fmpq_mat(len(aff.a), ncols, [v if c == ncols - 1 else fmpq(0)
-                                                  for v in aff.a for c in range(ncols)])
-        hit = cache[key] = (aff.A, bias)
-    A, bias = hit
-    out = A * m.mat
-    return ExactMap(out + bias if bias is not None else out, tuple(nd.out_shape))
+        rows = aff.A.tolist()
+        aug = fmpq_mat(len(rows), aff.A.ncols() + 1, [v for r, c in zip(rows, aff.a) for v in (*r, c)])
+        Nz, dA = aug.numer_denom()
+        zrows = Nz.tolist()
+        Az = fmpz_mat([r[:-1] for r in zrows]) if zrows and len(zrows[0]) > 1 else fmpz_mat(len(zrows), 0)
+        az = [r[-1] for r in zrows]
+        hit = cache[key] = (Az, fmpz_mat(len(az), 1, az) if any(v != 0 for v in az) else None, int(dA))
+    Az, az, dA = hit
+    out = Az * m.N
+    if az is not None:
+        ncols = m.N.ncols()
+        out = out + az * fmpz_mat(1, ncols, [0] * (ncols - 1) + [m.den])
+    return _IMap(out, dA * m.den, tuple(nd.out_shape))
+
+
+def _int_switching(rule: Any, module: Any, m: _IMap) -> tuple[list[list], list[int]]:
+    """Switching rows of an elementwise op as integer rows with their positive scales: row ``i``
+    is ``scale_i`` times the exact switching function (input minus threshold)."""
+    rows = m.N.tolist()
+    out: list[list] = []
+    scales: list[int] = []
+    for t in rule.thresholds(module):
+        tq = _exact.to_fmpq(t) * m.den
+        s, shift = int(tq.q), int(tq.p)
+        for row in rows:
+            r = list(row) if s == 1 else [v * s for v in row]
+            r[-1] = r[-1] - shift
+            out.append(r)
+        scales.extend([m.den * s] * len(rows))
+    return out, scales
 
 
 def _switching_map(prog: Program, live: dict, j: int) -> ExactMap:
     nd = prog.nodes[prog.piecewise[j]]
-    return nd.rule.exact_switching(nd.module, live[nd.inputs[0]])  # type: ignore[attr-defined]
+    return nd.rule.exact_switching(nd.module, _as_exact(live[nd.inputs[0]]))  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- small exact helpers
@@ -163,8 +225,11 @@ def _q(x: Any) -> fmpq:
     return _exact.to_fmpq(x)
 
 
-def _f(x: fmpq) -> Fraction:
-    return Fraction(int(x.p), int(x.q))
+def _f(x: Any, scale: int = 1) -> Fraction:
+    """``x / scale`` as a Fraction (``x``: fmpq or fmpz)."""
+    if type(x) is fmpz:
+        return Fraction(int(x), scale)
+    return Fraction(int(x.p), int(x.q) * scale)
 
 
 def _mat(rows: list, ncols: int) -> fmpq_mat:
@@ -252,12 +317,13 @@ def _nearest(vals: Iterable) -> np.ndarray:
     where it overflows."""
     vals = list(vals)
     try:
-        return np.array([int(v.p) / int(v.q) for v in vals], dtype=np.float64)
+        return np.array([float(int(v)) if type(v) is fmpz else int(v.p) / int(v.q) for v in vals],
+                        dtype=np.float64)
     except OverflowError:
         out = []
         for v in vals:
             try:
-                out.append(int(v.p) / int(v.q))
+                out.append(float(int(v)) if type(v) is fmpz else int(v.p) / int(v.q))
             except OverflowError:
                 out.append(math.inf if v > 0 else -math.inf)
         return np.array(out, dtype=np.float64)
@@ -345,6 +411,7 @@ class _Certifier:
         self.bounded = domain.is_bounded
         self.rng = random.Random(0)
         self.affine: dict = {}  # exact affine layers by node (see _affine_forward)
+        self.slopes: dict = {}  # integer slopes and constants of elementwise ops (see _OpContext)
 
     # -- one parent ------------------------------------------------------------------------
     def children(self, parent: Cell, cands: list[Candidate], traced: bool = True) -> list[Cell]:
@@ -353,9 +420,12 @@ class _Certifier:
         j = parent.level
         d = self.d
         nd = self.prog.nodes[self.prog.piecewise[j]]
-        ctx = _OpContext(nd, _switching_map(self.prog, parent.live, j).mat, parent, d)
         if self.bounded and nd.rule.sign_cells:
+            rows, scales = _int_switching(nd.rule, nd.module, _as_int(parent.live[nd.inputs[0]]))
+            ctx = _OpContext(nd, rows, scales, parent, d, self.slopes)
             return self._arranged(parent, ctx, cands, traced)
+        ctx = _OpContext(nd, _switching_map(self.prog, parent.live, j).mat.tolist(), None, parent, d,
+                         self.slopes)
         if not cands:
             cands = [_seed(self, parent)]
         found: dict[tuple[int, ...], Cell] = {}
@@ -493,7 +563,7 @@ class _Certifier:
             if not z or len(side) < d:
                 raise CertificationError("a side of a cell lies on no constraint")
             ids: set[int] = set()
-            slack = None
+            first_unit = first_parent = None
             bits = z
             while bits:
                 low = bits & -bits
@@ -501,16 +571,18 @@ class _Certifier:
                 r = low.bit_length() - 1
                 if r >= S:
                     ids.update(ctx.parent_ids[r - S])
-                    slack = ctx.parent_G[r - S]
+                    if first_parent is None:
+                        first_parent = r - S
                 else:
                     ids.add(off + r)
-                    if slack is None:
-                        slack = ctx.slack(r, int(signs[r]))
+                    if first_unit is None:
+                        first_unit = r
             # a parent facet's row wins: the side lies on the parent's boundary
-            first_parent = next((r for r in range(S, S + len(ctx.parent_G)) if z >> r & 1), None)
             if first_parent is not None:
-                slack = ctx.parent_G[first_parent - S]
-            facets.append(Facet(list(slack), tuple(sorted(ids)), side))
+                slack, scale = ctx.parent_G[first_parent], ctx.parent_scale[first_parent]
+            else:
+                slack, scale = ctx.slack(first_unit, int(signs[first_unit])), ctx.scale(first_unit)
+            facets.append(Facet(list(slack), tuple(sorted(ids)), side, scale=scale))
         return facets
 
     def _cell(self, parent: Cell, ctx: "_OpContext", state: tuple[int, ...], w: tuple,
@@ -573,13 +645,13 @@ class _Certifier:
             tight_par = np.nonzero(zP[:, sl].all(axis=1))[0].tolist() if zP is not None else []
             tight_own = ridx[zE[:, sl].all(axis=1)].tolist() if zE is not None else []
             if tight_par:
-                slack = ctx.parent_G[tight_par[0]]
+                slack, scale = ctx.parent_G[tight_par[0]], ctx.parent_scale[tight_par[0]]
             elif tight_own:
-                slack = ctx.slack(tight_own[0], sign_of[tight_own[0]])
+                slack, scale = ctx.slack(tight_own[0], sign_of[tight_own[0]]), ctx.scale(tight_own[0])
             else:
                 raise CertificationError("a side of a cell lies on no constraint")
             ids = {i for k in tight_par for i in ctx.parent_ids[k]} | {off + i for i in tight_own}
-            facets.append(Facet(list(slack), tuple(sorted(ids)), side))
+            facets.append(Facet(list(slack), tuple(sorted(ids)), side, scale=scale))
         vol = _volume(verts, facets, d) if self.bounded else None
         cell = Cell(ctx.j + 1, parent.states + (state,), tuple(w), facets, verts, vol)
         cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
@@ -592,6 +664,7 @@ class _Certifier:
         d = self.d
         off = self.offsets[ctx.j]
         G = ctx.parent_G + [ctx.slack(i, sg) for i, sg in rows]
+        scales = list(ctx.parent_scale) + [ctx.scale(i) for i, _ in rows]
         labels = list(ctx.parent_ids) + [(off + i,) for i, _ in rows]
         A, b = _to_ab(G, d)
         vrep = _polyhedra.h_to_v(A, b, dim=d)
@@ -606,7 +679,7 @@ class _Certifier:
                 ids = tuple(sorted({i for k in group for i in labels[k]}))
                 fp = tuple(k for k, p in enumerate(pts) if _value(g, p, d) == 0)
                 fr = tuple(k for k, r in enumerate(rays) if _direction(g, r, d) == 0)
-                facets.append(Facet(list(g), ids, fp, fr))
+                facets.append(Facet(list(g), ids, fp, fr, scales[group[0]]))
         cell = Cell(ctx.j + 1, parent.states + (state,), tuple(w), facets, pts, None, rays=rays, lines=lines)
         cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
         return cell
@@ -710,7 +783,10 @@ class _Certifier:
 class _OpContext:
     """What every child of one parent shares: the op, its exact switching functions on the parent."""
 
-    def __init__(self, nd: Any, SW: fmpq_mat, parent: Cell, d: int) -> None:
+    def __init__(self, nd: Any, sw_rows: list[list], scales: list[int] | None, parent: Cell, d: int,
+                 slopes: dict) -> None:
+        """``sw_rows``: the switching functions' rows (fmpq), or integer rows that are
+        ``scales[i]`` times them (signs and zeros are the same; facets divide the scale out)."""
         self.nd = nd
         self.rule = nd.rule
         self.module = nd.module
@@ -718,29 +794,63 @@ class _OpContext:
         self.out_shape = nd.out_shape
         self.j = parent.level
         self.d = d
-        self.SW = SW
-        self.sw_rows = SW.tolist()
-        self.sw_sign = np.array([[(v > 0) - (v < 0) for v in row] for row in self.sw_rows],
-                                dtype=np.int8).reshape(len(self.sw_rows), d + 1)
-        lin = (self.sw_sign[:, :d] != 0).any(axis=1)
-        # rows that are constant on the parent: identically zero (skipped) or a nonzero constant
-        self.const = {i: int(self.sw_sign[i, d]) for i in np.nonzero(~lin)[0].tolist()}
-        self.vanish = [False] * len(self.sw_rows)
-        for i, c in self.const.items():
-            self.vanish[i] = c == 0
+        self.sw_rows = sw_rows
+        self.scales = scales
+        self.S = len(sw_rows)
         self.parent_G = [f.slack for f in parent.facets]
         self.parent_ids = [f.ids for f in parent.facets]
-        self.PG = _mat(self.parent_G, d + 1) if self.parent_G else None
+        self.parent_scale = [f.scale for f in parent.facets]
         # switching rows, then the parent's facets: one filtered sign matrix answers both
-        self.S = len(self.sw_rows)
         self.all_rows = self.sw_rows + self.parent_G
         self.ALLf = _float_rows(self.all_rows, d + 1)
         self.ALLa = np.abs(self.ALLf)
+        # rows that are constant on the parent: identically zero (skipped) or a nonzero constant;
+        # a float is 0 only for an exact 0 or an underflow, so only float-constant rows are looked at
+        self.const: dict[int, int] = {}
+        self.vanish = [False] * self.S
+        for i in np.nonzero(~(self.ALLf[:self.S, :d] != 0).any(axis=1))[0].tolist():
+            row = sw_rows[i]
+            if all(v == 0 for v in row[:d]):
+                c = (row[d] > 0) - (row[d] < 0)
+                self.const[i] = c
+                self.vanish[i] = c == 0
+        self._sw_sign: np.ndarray | None = None
+        self._PG: Any = None
+        self._SW: Any = None
         self._elementwise = None
         rule = self.rule
         if isinstance(rule, _ElementwiseRule) and type(rule).exact_apply is _ElementwiseRule.exact_apply:
-            self._elementwise = [(_q(a), _q(c)) for a, c in rule.slopes_consts(self.module)]
+            key = id(nd)
+            if key not in slopes:
+                # slope and constant of every state times one common positive integer ``sa``
+                sc = [(_q(a), _q(c)) for a, c in rule.slopes_consts(self.module)]
+                sa = math.lcm(*(int(v.q) for pair in sc for v in pair))
+                slopes[key] = ([(int((a * sa).p), int((c * sa).p)) for a, c in sc], sa)
+            self._elementwise = slopes[key]
         self._apply_in: Any = None
+
+    def scale(self, i: int) -> int:
+        return self.scales[i] if self.scales is not None else 1
+
+    @property
+    def sw_sign(self) -> np.ndarray:
+        """Exact signs (int8, S x (d + 1)) of the entries of the switching rows."""
+        if self._sw_sign is None:
+            self._sw_sign = np.array([[(v > 0) - (v < 0) for v in row] for row in self.sw_rows],
+                                     dtype=np.int8).reshape(self.S, self.d + 1)
+        return self._sw_sign
+
+    @property
+    def SW(self) -> fmpq_mat:
+        if self._SW is None:
+            self._SW = _mat(self.sw_rows, self.d + 1)
+        return self._SW
+
+    @property
+    def PG(self) -> fmpq_mat | None:
+        if self._PG is None and self.parent_G:
+            self._PG = _mat(self.parent_G, self.d + 1)
+        return self._PG
 
     def signs(self, points: Sequence[tuple]) -> tuple[np.ndarray, np.ndarray | None]:
         """Exact signs (int8) of every switching function (S x len(points)) and of every facet
@@ -761,19 +871,20 @@ class _OpContext:
                     return None
         return sw
 
-    def apply(self, m: ExactMap, state: Sequence[int]) -> ExactMap:
+    def apply(self, m: Any, state: Sequence[int]) -> Any:
         """The op's exact output map for ``state`` (``rule.exact_apply``; for elementwise rules
-        the same arithmetic on rows of the input map converted once per parent)."""
-        sc = self._elementwise
-        if sc is None:
+        the same arithmetic on the integer rows of the input map, converted once per parent:
+        slopes and constants are integers over a common ``sa``, the output is over ``den * sa``)."""
+        if self._elementwise is None:
             st = torch.tensor(state, dtype=torch.int64).reshape(self.out_shape)
-            return self.rule.exact_apply(self.module, m, st)
+            return self.rule.exact_apply(self.module, _as_exact(m), st)
+        sc, sa = self._elementwise
         if self._apply_in is None or self._apply_in[0] is not m:
-            rows = m.mat.tolist()
-            ncols = m.mat.ncols()
-            consts = [[fmpq(0)] * (ncols - 1) + [c] for _, c in sc]
-            self._apply_in = (m, rows, ncols, consts)
-        _, rows, ncols, consts = self._apply_in
+            im = _as_int(m)
+            ncols = im.N.ncols()
+            consts = [[0] * (ncols - 1) + [c * im.den] for _, c in sc]
+            self._apply_in = (m, im, im.N.tolist(), ncols, consts)
+        _, im, rows, ncols, consts = self._apply_in
         flat: list = []
         for row, st in zip(rows, state):
             a, c = sc[st]
@@ -783,9 +894,9 @@ class _OpContext:
                 flat.extend(consts[st])
             else:
                 r = [a * v for v in row]
-                r[-1] += c
+                r[-1] += c * im.den
                 flat.extend(r)
-        return ExactMap(fmpq_mat(len(rows), ncols, flat), m.shape)
+        return _IMap(fmpz_mat(len(rows), ncols, flat), im.den * sa, im.shape)
 
     def slack(self, i: int, sg: int) -> list:
         row = self.sw_rows[i]
@@ -1009,11 +1120,12 @@ def _ordered(verts: list[tuple], facets: list[Facet], d: int) -> tuple[list[tupl
         if area2 < 0:
             order.reverse()
     pos = {k: n for n, k in enumerate(order)}
-    new_facets = [Facet(f.slack, f.ids, tuple(pos[k] for k in f.vertices)) for f in facets]
+    new_facets = [Facet(f.slack, f.ids, tuple(pos[k] for k in f.vertices), scale=f.scale) for f in facets]
     if d == 2:  # facet k joins vertex k and k+1
         by_side = {frozenset(f.vertices): f for f in new_facets}
         new_facets = [by_side[frozenset((k, (k + 1) % len(order)))] for k in range(len(order))]
-        new_facets = [Facet(f.slack, f.ids, (k, (k + 1) % len(order))) for k, f in enumerate(new_facets)]
+        new_facets = [Facet(f.slack, f.ids, (k, (k + 1) % len(order)), scale=f.scale)
+                      for k, f in enumerate(new_facets)]
     else:
         new_facets = sorted(new_facets, key=lambda f: f.vertices)
     return [verts[k] for k in order], new_facets
@@ -1099,7 +1211,12 @@ def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell
 
 def _leaf(c: Cell) -> Leaf:
     out = c.live["output"] if c.live else None
-    rows = [[_exact.to_fraction(v) for v in row] for row in out.mat.tolist()] if out is not None else []
+    if out is None:
+        rows = []
+    elif isinstance(out, _IMap):
+        rows = [[Fraction(int(v), out.den) for v in row] for row in out.N.tolist()]
+    else:
+        rows = [[_exact.to_fraction(v) for v in row] for row in out.mat.tolist()]
     # a cell with lines has no vertices: cddlib's points are then not vertices, leave them out
     pointed = not c.lines
     return Leaf(c.states, tuple(_f(v) for v in c.witness),
