@@ -192,22 +192,12 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
         elif d == 1:
             pairs = [(p, m) for p in plus for m in minus]
         elif d == 2:
-            a0, a1 = items[0][2].a
             # Collinear sides overlap iff their spans along one coordinate the line does not fix
             # overlap with positive length. Spans are compared in float64 first: rounding to
             # nearest is monotone, so a strict inequality between the floats of two rationals is
             # the same strict inequality between the rationals; equal floats are compared exactly.
-            c = 0 if a1 != 0 else 1
-
-            def span(f: RegionFacet) -> tuple[float, float, int, int]:
-                ks = f.vertices
-                lo = min(ks, key=lambda k: Vf[k, c])
-                hi = max(ks, key=lambda k: Vf[k, c])
-                return Vf[lo, c], Vf[hi, c], lo, hi
-
-            def less(x: float, kx: int, y: float, ky: int) -> bool:
-                return x < y or (x == y and vertices[kx][c] < vertices[ky][c])
-
+            c = 0 if items[0][2].a[1] != 0 else 1
+            span, less = _span_tests(Vf, vertices, c)
             ms = sorted(((span(f), ri, f) for ri, f in minus), key=lambda t: t[0][0])
             pairs = []
             for ri, f in plus:
@@ -229,6 +219,22 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
         (a, b), _ = canonical_hyperplane(f.a, f.b)
         adjacency.append(Adjacency(i, j, a, b, tuple(sorted(set(f.ids) | set(g.ids)))))
     return adjacency
+
+
+def _span_tests(Vf: np.ndarray, vertices: list[tuple], c: int) -> tuple[Any, Any]:
+    """For collinear sides in 2-D: their (float) span along coordinate ``c`` with the vertices at
+    its ends, and an exact strict comparison of two ends decided in float where floats differ."""
+
+    def span(f: RegionFacet) -> tuple[float, float, int, int]:
+        ks = f.vertices
+        lo = min(ks, key=lambda k: Vf[k, c])
+        hi = max(ks, key=lambda k: Vf[k, c])
+        return Vf[lo, c], Vf[hi, c], lo, hi
+
+    def less(x: float, kx: int, y: float, ky: int) -> bool:
+        return x < y or (x == y and vertices[kx][c] < vertices[ky][c])
+
+    return span, less
 
 
 def _hyperplane_key(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...], int]:
