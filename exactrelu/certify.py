@@ -37,7 +37,6 @@ from . import _exact, _polyhedra
 from ._exact import ExactMap, fmpq, fmpq_mat
 from flint import fmpz, fmpz_mat
 from ._progress import progress_bar
-from ._geometry import polytope_volume
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule
 from .capture import INPUT, Program
 from .domain import Domain
@@ -263,12 +262,32 @@ def _volume(vertices: list[tuple], facets: list[Facet], d: int) -> Any:
             raise CertificationError("a 2-D cell whose vertices are not in counter-clockwise order")
         return twice / 2
     if d == 3:
-        inc = [set() for _ in vertices]
-        for fi, f in enumerate(facets):
-            for k in f.vertices:
-                inc[k].add(fi)
-        return _q(polytope_volume([tuple(_f(c) for c in v) for v in vertices], inc))
+        return _volume3(vertices, [frozenset(f.vertices) for f in facets])
     return None
+
+
+def _volume3(vertices: list[tuple], fsets: list[frozenset]) -> Any:
+    """Exact volume of a 3-polytope from its vertices and the vertex sets of its facets: a
+    pulling triangulation, cones from vertex 0 over the facets missing it, each facet fanned
+    from its first vertex over its edges (two facets meet in an edge, a vertex or nothing)."""
+    v0 = vertices[0]
+    six = fmpq(0)
+    for fi, F in enumerate(fsets):
+        if 0 in F:
+            continue
+        p0 = min(F)
+        edges = {F & G for gi, G in enumerate(fsets) if gi != fi and len(F & G) == 2}
+        a = [c - o for c, o in zip(vertices[p0], v0)]
+        for e in edges:
+            if p0 in e:
+                continue
+            i, j = e
+            b = [c - o for c, o in zip(vertices[i], v0)]
+            c = [x - o for x, o in zip(vertices[j], v0)]
+            det = (a[0] * (b[1] * c[2] - b[2] * c[1]) - a[1] * (b[0] * c[2] - b[2] * c[0])
+                   + a[2] * (b[0] * c[1] - b[1] * c[0]))
+            six += det if det >= 0 else -det
+    return six / 6
 
 
 def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
@@ -530,6 +549,11 @@ class _Certifier:
             cell.repaired = traced and state not in proposed
             cell.live = _run_nodes(self.prog, parent.live, *self._seg(j + 1), state, ctx.apply, self.affine)
             children.append(cell)
+        if parent.volume is not None:
+            total = sum((c.volume for c in children), fmpq(0))
+            if total != parent.volume:
+                raise CertificationError(
+                    f"children volumes sum to {total}, parent volume is {parent.volume} (level {j})")
         st = self.stats
         st.candidates += len(cands)
         st.repaired += sum(c.repaired for c in children)

@@ -271,8 +271,14 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     are disjoint or touching cannot share a (d-1)-dim piece. The boxes are compared in float64,
     where a strict inequality between nearest floats is the same strict inequality between the
     rationals (rounding is monotone); only equal floats are compared exactly. Then d affinely
-    independent shared vertices (a shared (d-1)-simplex), and an exact hull test (3-D) or LP only
-    for what is still undecided.
+    independent shared vertices (a shared (d-1)-simplex), and for what is still undecided an exact
+    separating-line test (3-D) or an exact LP.
+
+    3-D: two convex polygons on the plane H share positive area unless a line of H separates them,
+    and such a line can be taken through an edge of one of them (separating axis theorem). An edge
+    line of the facet of region ``a`` is H cut by another facet ``h`` of ``a``; the other polygon
+    lies beyond it iff all its vertices satisfy ``a_h . x >= b_h``. So the pair is separated iff
+    some other facet of either region has all the other polygon's vertices on or beyond it.
     """
     free = [i for i in range(d) if any(a[k] != 0 for k in range(d) if k != i)]
 
@@ -289,15 +295,23 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
         return vertices[x[3]][i] <= vertices[y[2]][i]
 
     mboxes = [(box(g), rj, g) for rj, g in minus]
-    hulls: dict[int, list[tuple]] = {}
-    drop = next(i for i in range(d) if a[i] != 0)  # in 3-D: project H onto the other two axes
-    keep = [i for i in range(d) if i != drop]
+    rows: dict[int, list[tuple]] = {}
 
-    def hull(f: RegionFacet) -> list[tuple]:
-        h = hulls.get(id(f))
-        if h is None:
-            h = hulls[id(f)] = _hull([(vertices[k][keep[0]], vertices[k][keep[1]]) for k in f.vertices])
-        return h
+    def others(ri: int, f: RegionFacet) -> list[tuple]:
+        """The region's other facets as exact (a, b) in fmpq."""
+        got = rows.get(id(f))
+        if got is None:
+            got = rows[id(f)] = [(tuple(fmpq(v.numerator, v.denominator) for v in h.a),
+                                  fmpq(h.b.numerator, h.b.denominator)) for h in regions[ri].facets if h is not f]
+        return got
+
+    def beyond(hs: list[tuple], ks: Sequence[int]) -> bool:
+        """Is every vertex ``ks`` on or beyond one of the rows ``hs``?"""
+        pts = [vertices[k] for k in ks]
+        for ah, bh in hs:
+            if all(ah[0] * p[0] + ah[1] * p[1] + ah[2] * p[2] >= bh for p in pts):
+                return True
+        return False
 
     out = []
     for ri, f in plus:
@@ -310,47 +324,11 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
             if len(shared) >= d and _affine_rank(shared) == d - 1:
                 out.append(((ri, f), (rj, g)))
             elif d == 3:
-                if _hulls_overlap(hull(f), hull(g)):
+                if not beyond(others(ri, f), g.vertices) and not beyond(others(rj, g), f.vertices):
                     out.append(((ri, f), (rj, g)))
             elif _faces_overlap(f, g, regions[ri], regions[rj], vertices):
                 out.append(((ri, f), (rj, g)))
     return out
-
-
-def _hull(points: list[tuple]) -> list[tuple]:  # noqa: D103
-    """Exact convex hull (counter-clockwise, no collinear points) of 2-D points: monotone chain."""
-    pts = sorted(set(points))
-    if len(pts) <= 2:
-        return pts
-
-    def cross(o: tuple, p: tuple, q: tuple) -> fmpq:
-        return (p[0] - o[0]) * (q[1] - o[1]) - (p[1] - o[1]) * (q[0] - o[0])
-
-    lower: list[tuple] = []
-    for p in pts:
-        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
-            lower.pop()
-        lower.append(p)
-    upper: list[tuple] = []
-    for p in reversed(pts):
-        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
-            upper.pop()
-        upper.append(p)
-    return lower[:-1] + upper[:-1]
-
-
-def _hulls_overlap(hp: list[tuple], hq: list[tuple]) -> bool:
-    """Do two convex polygons (counter-clockwise hulls) share positive area? Exact
-    separating-axis test over their edges."""
-    if len(hp) < 3 or len(hq) < 3:
-        return False
-    for poly, other in ((hp, hq), (hq, hp)):
-        for i in range(len(poly)):
-            o, e = poly[i], poly[(i + 1) % len(poly)]
-            # inside of a counter-clockwise polygon is to the left; separated if all of other is right or on
-            if all((e[0] - o[0]) * (x[1] - o[1]) - (e[1] - o[1]) * (x[0] - o[0]) <= 0 for x in other):
-                return False
-    return True
 
 
 def _affine_rank(points: list[tuple]) -> int:
