@@ -270,24 +270,27 @@ def _volume3(vertices: list[tuple], fsets: list[frozenset]) -> Any:
     """Exact volume of a 3-polytope from its vertices and the vertex sets of its facets: a
     pulling triangulation, cones from vertex 0 over the facets missing it, each facet fanned
     from its first vertex over its edges (two facets meet in an edge, a vertex or nothing)."""
-    v0 = vertices[0]
-    six = fmpq(0)
+    # integer coordinates over one common denominator L: volume = (6 V L^3) / (6 L^3)
+    L = math.lcm(*(int(c.q) for p in vertices for c in p))
+    P = [[int(c.p) * (L // int(c.q)) for c in p] for p in vertices]
+    v0 = P[0]
+    six = 0
     for fi, F in enumerate(fsets):
         if 0 in F:
             continue
         p0 = min(F)
         edges = {F & G for gi, G in enumerate(fsets) if gi != fi and len(F & G) == 2}
-        a = [c - o for c, o in zip(vertices[p0], v0)]
+        a = [c - o for c, o in zip(P[p0], v0)]
         for e in edges:
             if p0 in e:
                 continue
             i, j = e
-            b = [c - o for c, o in zip(vertices[i], v0)]
-            c = [x - o for x, o in zip(vertices[j], v0)]
+            b = [c - o for c, o in zip(P[i], v0)]
+            c = [x - o for x, o in zip(P[j], v0)]
             det = (a[0] * (b[1] * c[2] - b[2] * c[1]) - a[1] * (b[0] * c[2] - b[2] * c[0])
                    + a[2] * (b[0] * c[1] - b[1] * c[0]))
-            six += det if det >= 0 else -det
-    return six / 6
+            six += abs(det)
+    return fmpq(six, 6 * L ** 3)
 
 
 def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
@@ -606,7 +609,7 @@ class _Certifier:
                 slack, scale = ctx.parent_G[first_parent], ctx.parent_scale[first_parent]
             else:
                 slack, scale = ctx.slack(first_unit, int(signs[first_unit])), ctx.scale(first_unit)
-            facets.append(Facet(list(slack), tuple(sorted(ids)), side, scale=scale))
+            facets.append(Facet(slack, tuple(sorted(ids)), side, scale=scale))
         return facets
 
     def _cell(self, parent: Cell, ctx: "_OpContext", state: tuple[int, ...], w: tuple,
@@ -852,6 +855,7 @@ class _OpContext:
                 slopes[key] = ([(int((a * sa).p), int((c * sa).p)) for a, c in sc], sa)
             self._elementwise = slopes[key]
         self._apply_in: Any = None
+        self._neg: dict[int, list] = {}
 
     def scale(self, i: int) -> int:
         return self.scales[i] if self.scales is not None else 1
@@ -923,8 +927,14 @@ class _OpContext:
         return _IMap(fmpz_mat(len(rows), ncols, flat), im.den * sa, im.shape)
 
     def slack(self, i: int, sg: int) -> list:
+        """Row ``i`` as a slack row on the side ``sg`` (one list object per row and side)."""
         row = self.sw_rows[i]
-        return row if sg > 0 else [-v for v in row]
+        if sg > 0:
+            return row
+        neg = self._neg.get(i)
+        if neg is None:
+            neg = self._neg[i] = [-v for v in row]
+        return neg
 
     def rows(self, state: tuple[int, ...]) -> list[tuple[int, int]] | None:
         """(switching index, sign) defining the state's cell, leaving out functions identically
@@ -1217,11 +1227,12 @@ def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell
     cert = _Certifier(prog, domain, offsets)
     L = prog.num_piecewise
     leaves: list[Leaf] = []
+    conv = _Fractions()
     stack = list(reversed(cells))
     while stack:
         cell = stack.pop()
         if cell.level >= L:
-            leaves.append(_leaf(cell))
+            leaves.append(_leaf(cell, conv))
             continue
         cands = _candidates(tree, cell) if tree is not None else []
         kids = cert.children(cell, cands, tree is not None)
@@ -1233,7 +1244,31 @@ def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell
     return leaves, cert.stats
 
 
-def _leaf(c: Cell) -> Leaf:
+class _Fractions:
+    """Conversions to ``Fraction`` for leaves, once per object: cells of one parent share their
+    vertex tuples and constraint rows, so each is converted once. Keyed by ``id`` with the object
+    kept alive beside its conversion (an id is never reused while the object lives)."""
+
+    def __init__(self) -> None:
+        self.points: dict[int, tuple] = {}
+        self.rows: dict[tuple[int, int], tuple] = {}
+
+    def point(self, p: tuple) -> tuple:
+        got = self.points.get(id(p))
+        if got is None or got[0] is not p:
+            got = self.points[id(p)] = (p, tuple(_f(v) for v in p))
+        return got[1]
+
+    def facet(self, f: Facet) -> tuple:
+        key = (id(f.slack), f.scale)
+        got = self.rows.get(key)
+        if got is None or got[0] is not f.slack:
+            got = self.rows[key] = (f.slack, f.a, f.b)
+        return got[1], got[2]
+
+
+def _leaf(c: Cell, conv: _Fractions | None = None) -> Leaf:
+    conv = conv or _Fractions()
     out = c.live["output"] if c.live else None
     if out is None:
         rows = []
@@ -1244,8 +1279,8 @@ def _leaf(c: Cell) -> Leaf:
     # a cell with lines has no vertices: cddlib's points are then not vertices, leave them out
     pointed = not c.lines
     return Leaf(c.states, tuple(_f(v) for v in c.witness),
-                [(f.a, f.b, f.ids, f.vertices if pointed else (), f.rays) for f in c.facets],
-                [tuple(_f(v) for v in p) for p in c.vertices] if pointed else [],
+                [(*conv.facet(f), f.ids, f.vertices if pointed else (), f.rays) for f in c.facets],
+                [conv.point(p) for p in c.vertices] if pointed else [],
                 None if c.volume is None else _f(c.volume), rows, c.repaired,
                 [tuple(_f(v) for v in r) for r in c.rays], [tuple(_f(v) for v in r) for r in c.lines])
 

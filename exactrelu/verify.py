@@ -116,12 +116,18 @@ def _assemble(prog: Program, dom: Domain, leaves: list, stats: certify.Stats) ->
     vindex: dict[tuple, int] = {}
     vertices: list[tuple[Fraction, ...]] = []
 
+    seen: dict[int, tuple[tuple, int]] = {}  # leaves share vertex tuples: by identity first
+
     def vid(v: tuple) -> int:
+        got = seen.get(id(v))
+        if got is not None and got[0] is v:
+            return got[1]
         key = tuple((c.numerator, c.denominator) for c in v)  # hashing ints is cheaper than Fractions
         k = vindex.get(key)
         if k is None:
             k = vindex[key] = len(vertices)
             vertices.append(v)
+        seen[id(v)] = (v, k)
         return k
 
     regions = []
