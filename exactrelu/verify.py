@@ -167,12 +167,12 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
     for r in regions:
         pat = [tuple(s) for s in r.pattern]
         for f in r.facets:
+            if offsets is not None and f.ids and min(f.ids) < offsets[0]:
+                continue  # on the domain's boundary
             key, side = _hyperplane_key(f.a, f.b)
             gk: tuple = key
             if offsets is not None and f.ids:
                 low = min(f.ids)
-                if low < offsets[0]:
-                    continue  # on the domain's boundary
                 j0 = bisect.bisect_right(offsets, low) - 1
                 n = units[j0] if units is not None and j0 < len(units) else None
                 st: tuple = ()
@@ -216,13 +216,17 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
         else:
             pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, vertices, Vf, d)
         for (ri, f), (rj, g) in pairs:
-            out.append((min(ri, rj), max(ri, rj), f, g))
+            out.append((min(ri, rj), max(ri, rj), f, g, gk if offsets is None else gk[0]))
     uniq: dict[tuple[int, int], tuple] = {}
-    for i, j, f, g in out:
-        uniq.setdefault((i, j), (f, g))
+    for i, j, f, g, key in out:
+        uniq.setdefault((i, j), (f, g, key))
     adjacency = []
-    for (i, j), (f, g) in sorted(uniq.items()):
-        (a, b), _ = canonical_hyperplane(f.a, f.b)
+    planes: dict[tuple, tuple] = {}
+    for (i, j), (f, g, key) in sorted(uniq.items()):
+        if key not in planes:  # first non-zero entry of a scaled to 1, from the integer key
+            lead = next(v for v in key if v != 0)
+            planes[key] = (tuple(Fraction(v, lead) for v in key[:-1]), Fraction(key[-1], lead))
+        a, b = planes[key]
         adjacency.append(Adjacency(i, j, a, b, tuple(sorted(set(f.ids) | set(g.ids)))))
     return adjacency
 
@@ -326,8 +330,9 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
         for gb, rj, g in mboxes:
             if any(apart(fb[i], gb[i], i) or apart(gb[i], fb[i], i) for i in free):
                 continue
-            shared = [vertices[k] for k in fset.intersection(g.vertices)]
-            if len(shared) >= d and _affine_rank(shared) == d - 1:
+            shared = fset.intersection(g.vertices)
+            # 3-D: three vertices of a convex polygon are never collinear (they are extreme points)
+            if len(shared) >= d and (d == 3 or _affine_rank([vertices[k] for k in shared]) == d - 1):
                 out.append(((ri, f), (rj, g)))
             elif d == 3:
                 if not beyond(others(ri, f), g.vertices) and not beyond(others(rj, g), f.vertices):
