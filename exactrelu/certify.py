@@ -414,7 +414,7 @@ def _signs(rows: list, Mf: np.ndarray, absM: np.ndarray, points: Sequence[tuple]
 @dataclass
 class Candidate:
     state: tuple[int, ...]
-    witness: Row | None
+    witness: tuple | None  # an interior point: floats from the trace (taken exactly) or exact (seeds)
     hint_ids: set[int] | None  # constraint ids the float trace saw bounding descendants
 
 
@@ -462,7 +462,7 @@ class _Certifier:
             if rows is None:
                 self.stats.spurious += 1
                 continue
-            w = cand.witness
+            w = tuple(_q(v) for v in cand.witness) if cand.witness is not None else None  # floats: exact
             sw = ctx.point_signs(w, rows) if w is not None else None
             if sw is None:
                 self.stats.witness_lp += 1
@@ -1301,7 +1301,7 @@ def candidate_tree(trace: Any) -> dict:
     ids = trace.bounding_ids.tolist()
     tree: dict = {}
     for r in range(R):
-        w = tuple(_q(v) for v in interior[r])
+        w = tuple(interior[r])  # floats; taken exactly where used
         hint = set(ids[offs[r]:offs[r + 1]])
         prefix: tuple = ()
         for j in range(len(per_op)):
