@@ -529,7 +529,8 @@ class _Certifier:
         proposed = {c.state for c in cands}
         children: list[Cell] = []
         seen: set[tuple[int, ...]] = set()
-        for vs, cm in arr.cells():
+        raw = arr.cells()
+        for vs, cm in raw:
             sub = arr.sg[:S, vs]
             pos = (sub > 0).any(axis=1)
             neg = (sub < 0).any(axis=1)
@@ -545,10 +546,12 @@ class _Certifier:
                 vs = sorted(vs, key=lambda v: arr.pts[v][0])
             facets = self._arranged_facets(arr, vs, cm, signs, ctx)
             verts = [arr.pts[v] for v in vs]
-            n = len(verts)
-            witness = tuple(sum((p[i] for p in verts), fmpq(0)) / n for i in range(d))
-            cell = Cell(j + 1, parent.states + (state,), witness, facets, verts,
-                        _volume(verts, facets, d))
+            if len(raw) == 1:  # nothing cuts the parent: same polytope, witness and volume
+                witness, vol = parent.witness, parent.volume
+            else:
+                witness = tuple(sum((p[i] for p in verts), fmpq(0)) / len(verts) for i in range(d))
+                vol = _volume(verts, facets, d)
+            cell = Cell(j + 1, parent.states + (state,), witness, facets, verts, vol)
             cell.repaired = traced and state not in proposed
             cell.live = _run_nodes(self.prog, parent.live, *self._seg(j + 1), state, ctx.apply, self.affine)
             children.append(cell)
