@@ -269,27 +269,28 @@ def _volume(vertices: list[tuple], facets: list[Facet], d: int) -> Any:
 def _volume3(vertices: list[tuple], fsets: list[frozenset]) -> Any:
     """Exact volume of a 3-polytope from its vertices and the vertex sets of its facets: a
     pulling triangulation, cones from vertex 0 over the facets missing it, each facet fanned
-    from its first vertex over its edges (two facets meet in an edge, a vertex or nothing)."""
-    # integer coordinates over one common denominator L: volume = (6 V L^3) / (6 L^3)
+    from its first vertex over its edges (two facets meet in an edge, a vertex or nothing).
+    Integer arithmetic over one common denominator ``L``: the sum is ``6 V L^3``."""
     L = math.lcm(*(int(c.q) for p in vertices for c in p))
     P = [[int(c.p) * (L // int(c.q)) for c in p] for p in vertices]
-    v0 = P[0]
+    x0, y0, z0 = P[0]
+    Q = [(x - x0, y - y0, z - z0) for x, y, z in P]
     six = 0
     for fi, F in enumerate(fsets):
         if 0 in F:
             continue
         p0 = min(F)
-        edges = {F & G for gi, G in enumerate(fsets) if gi != fi and len(F & G) == 2}
-        a = [c - o for c, o in zip(P[p0], v0)]
-        for e in edges:
-            if p0 in e:
+        ax, ay, az = Q[p0]
+        for gi, G in enumerate(fsets):
+            if gi == fi:
+                continue
+            e = F & G
+            if len(e) != 2 or p0 in e:
                 continue
             i, j = e
-            b = [c - o for c, o in zip(P[i], v0)]
-            c = [x - o for x, o in zip(P[j], v0)]
-            det = (a[0] * (b[1] * c[2] - b[2] * c[1]) - a[1] * (b[0] * c[2] - b[2] * c[0])
-                   + a[2] * (b[0] * c[1] - b[1] * c[0]))
-            six += abs(det)
+            bx, by, bz = Q[i]
+            cx, cy, cz = Q[j]
+            six += abs(ax * (by * cz - bz * cy) - ay * (bx * cz - bz * cx) + az * (bx * cy - by * cx))
     return fmpq(six, 6 * L ** 3)
 
 
@@ -382,8 +383,9 @@ def _exact_value(row: list, p: tuple, d: int) -> fmpq:
 
 
 def _signs(rows: list, Mf: np.ndarray, absM: np.ndarray, points: Sequence[tuple], d: int,
-           Xf: np.ndarray | None = None) -> np.ndarray:
-    """Exact signs (int8, len(rows) x len(points)) of the exact rows at the exact points."""
+           Xf: np.ndarray | None = None, zero: np.ndarray | None = None) -> np.ndarray:
+    """Exact signs (int8, len(rows) x len(points)) of the exact rows at the exact points;
+    ``zero`` (bool, same shape) marks entries known to be exactly 0 (not recomputed)."""
     if Xf is None:
         Xf = _float_points(points, d)
     n = d
@@ -393,7 +395,11 @@ def _signs(rows: list, Mf: np.ndarray, absM: np.ndarray, points: Sequence[tuple]
         bound = (2.0 * (n + 4) * _U) * (absM @ absX) + _TINY * (
             absM.sum(axis=1)[:, None] + absX.sum(axis=0)[None, :] + (2 * n + 4))
         decided = np.isfinite(s) & np.isfinite(bound) & (np.abs(s) > bound)
+    if zero is not None:
+        decided &= ~zero
     out = np.where(decided, np.sign(s), 0).astype(np.int8)
+    if zero is not None:
+        decided |= zero
     und = np.nonzero(~decided)
     m = len(und[0])
     if m:
@@ -1001,13 +1007,25 @@ class _Arrangement:
         self.Z: list[int] = []
         self.nv = 0
         self.edge_point: dict[tuple[int, int, int], int] = {}
+        self.known: list[int] = []  # per new point: bits of rows known to vanish there
         self._add_signs(self.pts)
 
-    def _add_signs(self, pts: Sequence[tuple]) -> None:
+    def _add_signs(self, pts: Sequence[tuple], known: list[int] | None = None) -> None:
+        """Signs of every row at the new points; ``known``: bits of rows known to vanish there."""
         k = len(pts)
         if not k:
             return
-        block = _signs(self.ctx.all_rows, self.ctx.ALLf, self.ctx.ALLa, pts, self.d)
+        zero = None
+        if known:
+            zero = np.zeros((self.sg.shape[0], k), dtype=bool)
+            R = self.sg.shape[0]
+            for c, bits in enumerate(known):
+                bits &= (1 << R) - 1
+                while bits:
+                    low = bits & -bits
+                    bits ^= low
+                    zero[low.bit_length() - 1, c] = True
+        block = _signs(self.ctx.all_rows, self.ctx.ALLf, self.ctx.ALLa, pts, self.d, zero=zero)
         if self.nv + k > self.cap:
             self.cap = max(2 * self.cap, self.nv + k)
             grown = np.empty((self.sg.shape[0], self.cap), dtype=np.int8)
@@ -1034,6 +1052,9 @@ class _Arrangement:
             k = self.edge_point[key] = len(self.pts)
             self.pts.append(x)
             new.append(x)
+            # exact zeros known without arithmetic: function i (by construction), every function
+            # vanishing at both ends (so on the segment) and the functions identically zero
+            self.known.append((self.Z[p] & self.Z[q]) | (1 << i) | ~self.zmask)
         return k
 
     def cells(self) -> list[tuple[list[int], int]]:
@@ -1066,7 +1087,8 @@ class _Arrangement:
                 out.append((plus, cm2))
                 out.append((minus, cm2))
             cells = out
-            self._add_signs(new)
+            self._add_signs(new, self.known)
+            self.known = []
         return cells
 
     def _split_ring(self, vs: list[int], row: list[int], i: int, new: list[tuple]) -> tuple[list[int], list[int]]:
