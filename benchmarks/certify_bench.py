@@ -47,7 +47,7 @@ def main() -> None:
     names = args.only or DEFAULT
     nets = [(n, net, b) for n, net, b in reference_nets() if n in names]
     if args.big:
-        nets.append(("2-200-200 (big)", mlp((2, 200, 200)), [(-1, 1)] * 2))
+        nets.append(("2-256-256-256 (big)", mlp((2, 256, 256, 256)), [(-1, 1)] * 2))
     print(f"workers: {args.workers}, torch {torch.__version__}, {os.cpu_count()} cores")
     print("| net | float regions | trace s | certified regions | pieces | vertices | certify s | "
           "certify / trace | LP baseline s | speed-up | check s |")
