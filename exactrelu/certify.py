@@ -1278,7 +1278,11 @@ class _Fractions:
         self.points: dict[int, tuple] = {}
         self.rows: dict[tuple[int, int], tuple] = {}
 
+    LIMIT = 4096  # siblings share objects; older entries are only memory
+
     def point(self, p: tuple) -> tuple:
+        if len(self.points) > self.LIMIT:
+            self.points.clear()
         got = self.points.get(id(p))
         if got is None or got[0] is not p:
             got = self.points[id(p)] = (p, tuple(_f(v) for v in p))
@@ -1286,6 +1290,8 @@ class _Fractions:
 
     def facet(self, f: Facet) -> tuple:
         key = (id(f.slack), f.scale)
+        if len(self.rows) > self.LIMIT:
+            self.rows.clear()
         got = self.rows.get(key)
         if got is None or got[0] is not f.slack:
             got = self.rows[key] = (f.slack, f.a, f.b)
