@@ -493,19 +493,24 @@ class _Complex:
         out[:, 0] = order[starts[rec[idx, 0]] + within]
         return out
 
-    def _step(self, srow: torch.Tensor, sid0: int, cand: torch.Tensor, label: str) -> None:
-        """Split the regions ``cand``, each by its own switching function ``srow`` (an edge is
-        crossed by the function of every region containing it, so neighbours agree)."""
-        d, T = self.d, self.T
-        dev = self.device
+    def _vertex_signs(self, cand: torch.Tensor, srow: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """For regions ``cand``, each with its own switching function ``srow``: the regions'
+        vertex ids (``-1`` padding), which of them are valid, and at which the function is clearly
+        positive / negative (beyond the function's tolerance)."""
         tol_s = self.tol.index_select(0, srow).unsqueeze(1)
         vid = self.cp_vid.index_select(0, cand)
         valid = vid >= 0
         S = self.vals.shape[1]
         v = self.vals.reshape(-1).index_select(
             0, (vid.clamp(min=0) * S + srow.unsqueeze(1)).reshape(-1)).reshape(vid.shape)
-        pos = valid & (v > tol_s)
-        neg = valid & (v < -tol_s)
+        return vid, valid, valid & (v > tol_s), valid & (v < -tol_s)
+
+    def _step(self, srow: torch.Tensor, sid0: int, cand: torch.Tensor, label: str) -> None:
+        """Split the regions ``cand``, each by its own switching function ``srow`` (an edge is
+        crossed by the function of every region containing it, so neighbours agree)."""
+        d, T = self.d, self.T
+        dev = self.device
+        vid, valid, pos, neg = self._vertex_signs(cand, srow)
         sidr = srow + sid0
         hp = pos.any(1)
         hn = neg.any(1)
@@ -676,14 +681,7 @@ class _Complex:
     def _resolve(self, cand: torch.Tensor, srow: torch.Tensor, sid0: int) -> torch.Tensor:
         """Pairs (region ``cand``, function ``srow``): which still cut; the others are settled
         (sign, vanishing and near-zero records) as a step would."""
-        tol_s = self.tol.index_select(0, srow).unsqueeze(1)
-        vid = self.cp_vid.index_select(0, cand)
-        valid = vid >= 0
-        S = self.vals.shape[1]
-        v = self.vals.reshape(-1).index_select(
-            0, (vid.clamp(min=0) * S + srow.unsqueeze(1)).reshape(-1)).reshape(vid.shape)
-        pos = valid & (v > tol_s)
-        neg = valid & (v < -tol_s)
+        vid, valid, pos, neg = self._vertex_signs(cand, srow)
         hp = pos.any(1)
         hn = neg.any(1)
         cut = hp & hn
