@@ -36,6 +36,7 @@ __all__ = [
     "sign_exact",
     "sign_filtered",
     "signs_filtered",
+    "float_signs",
     "nearest_floats",
 ]
 
@@ -272,6 +273,10 @@ def volume(A: Sequence[Point], b: Point) -> Fraction:
 #     overflows to inf, which only makes B larger).
 # (6) If s^, S^, T^ are finite and |s^| > B then sign(E) = sign(s^) and E != 0. Otherwise (or on
 #     any overflow) the sign is computed exactly with Fraction.
+#
+# :func:`float_signs` is the one matrix form of (5)-(6), shared by :func:`signs_filtered`, the
+# certifier and the checker: rows [a_1..a_n, b] against points carrying a trailing exact 1, so
+# that s^ and S^ are each one matrix product; T^ there also counts |b^| and the 1s (only larger).
 # --------------------------------------------------------------------------------------------
 
 _U = 2.0**-53
@@ -369,19 +374,10 @@ def signs_filtered(
         raise InvalidInputError(
             f"signs_filtered needs A (m, n), b (m,), X (k, n); got {A.shape}, {b.shape}, {X.shape}"
         )
-    n = A.shape[1]
-    with np.errstate(all="ignore"):
-        s = A @ X.T + b[:, None]
-        absA = np.abs(A)
-        absX = np.abs(X)
-        big_s = absA @ absX.T + np.abs(b)[:, None]
-        t = absA.sum(axis=1)[:, None] + absX.sum(axis=1)[None, :]
-        bound = (2.0 * (n + 4) * _U) * big_s + _TINY * (t + (2 * n + 4))
-        ok = np.isfinite(s) & np.isfinite(bound)
-        out = np.zeros(s.shape, dtype=np.int8)
-        out[ok & (s > bound)] = 1
-        out[ok & (s < -bound)] = -1
-        undecided = ~(ok & (np.abs(s) > bound))
+    M = np.concatenate([A, b[:, None]], axis=1)
+    Xh = np.concatenate([X.T, np.ones((1, X.shape[0]))], axis=0)
+    out, decided = float_signs(M, np.abs(M), Xh)
+    undecided = ~decided
     if undecided.any():
         if exact is None:
             if not (np.isfinite(A).all() and np.isfinite(b).all() and np.isfinite(X).all()):
@@ -394,3 +390,31 @@ def signs_filtered(
         for i, j in zip(*np.nonzero(undecided)):
             out[i, j] = sign_exact(Aq[i], bq[i], Xq[j])
     return out
+
+
+def float_signs(M: np.ndarray, absM: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signs of ``M[i] . X[:, j]`` decided in float64 with the rigorous bound above.
+
+    ``M`` (m, n + 1) float64 holds the nearest floats of exact rows ``[a_1..a_n, b]``, ``absM``
+    is ``np.abs(M)`` (passed in so that callers can keep it), ``X`` (n + 1, k) float64 the
+    nearest floats of exact points as columns, with a trailing row of exact ones. Returns
+    ``(signs, decided)``: ``signs`` (int8, (m, k)) is the exact sign of ``a_i . x_j + b_i``
+    wherever ``decided`` (bool, (m, k)) is True, and 0 elsewhere; undecided entries (every exact
+    zero among them, and every entry touched by an overflow) are for the caller to evaluate
+    exactly.
+
+    >>> import numpy as np
+    >>> M = np.array([[1.0, -1.0], [1.0, 0.0]])
+    >>> s, ok = float_signs(M, np.abs(M), np.array([[1.0, 3.0], [1.0, 1.0]]))
+    >>> s.tolist(), ok.tolist()
+    ([[0, 1], [1, 1]], [[False, True], [True, True]])
+    """
+    n = M.shape[1] - 1
+    with np.errstate(all="ignore"):
+        s = M @ X
+        absX = np.abs(X)
+        bound = (2.0 * (n + 4) * _U) * (absM @ absX) + _TINY * (
+            absM.sum(axis=1)[:, None] + absX.sum(axis=0)[None, :] + (2 * n + 4))
+        decided = np.isfinite(s) & np.isfinite(bound) & (np.abs(s) > bound)
+        signs = np.where(decided, np.sign(s), 0).astype(np.int8)
+    return signs, decided

@@ -11,7 +11,7 @@ import hashlib
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.fx as fx
@@ -122,7 +122,8 @@ class Program:
             for j in nd.inputs:
                 if j != INPUT:
                     last[j] = max(last[j], i)
-        last[self.output] = len(self.nodes)
+        if self.output != INPUT:
+            last[self.output] = len(self.nodes)
         return last
 
     def float_run(self, m0: FloatMap, *, t: torch.Tensor | None = None,
@@ -156,41 +157,63 @@ class Program:
 
         return self._run(m0, states, until, collect, decide, exact=True)
 
+    def run_nodes(self, values: dict[int, Any], lo: int, hi: int,
+                  step: Callable[[int, Node, list[Any]], Any]) -> dict[int, Any]:
+        """Run nodes ``lo..hi-1`` in order over ``values`` (node index -> value, ``-1`` the input),
+        in place: ``values[i] = step(i, node, [values[s] for s in node.inputs])``, and every node's
+        value is dropped after its last use (the program's output and the input are kept).
+        Returns ``values``.
+
+        This is the one node loop of the project: :meth:`float_run` / :meth:`exact_run` and the
+        exact passes of the certifier and the checker (which resume it from a stored ``values``
+        between piecewise ops) all go through it.
+        """
+        nodes, last = self.nodes, self._last_use
+        for i in range(lo, hi):
+            nd = nodes[i]
+            values[i] = step(i, nd, [values[s] for s in nd.inputs])
+            for s in set(nd.inputs):
+                if s != INPUT and last[s] <= i:
+                    values.pop(s, None)
+        return values
+
     def _run(self, m0: Any, states: Sequence[torch.Tensor | None] | None, until: int | None,
              collect: list | None, decide: Any, exact: bool) -> tuple[Any, list[torch.Tensor]]:
-        """The one loop behind :meth:`float_run` and :meth:`exact_run`: nodes in order, values
-        freed after their last use, piecewise states given or decided by ``decide``."""
+        """The one pass behind :meth:`float_run` and :meth:`exact_run`: :meth:`run_nodes` from
+        one piecewise op to the next, piecewise states given or decided by ``decide``."""
+        def forward(i: int, nd: Node, ins: list[Any]) -> Any:
+            if exact:
+                return nd.rule.exact_forward(nd.module, ins, nd.out_shape)
+            return nd.rule.float_forward(nd.module, ins)
+
         values: dict[int, Any] = {INPUT: m0}
         found: list[torch.Tensor] = []
-        j = 0
-        for i, nd in enumerate(self.nodes):
-            ins = [values[s] for s in nd.inputs]
-            if nd.piecewise:
-                rule: PiecewiseRule = nd.rule  # type: ignore[assignment]
-                switching = rule.exact_switching if exact else rule.switching
-                if until == j:
-                    return switching(nd.module, ins[0]), found
-                if collect is not None:
-                    collect.append(switching(nd.module, ins[0]))
-                given = states[j] if states is not None and j < len(states) else None
-                if given is None:
-                    given = decide(rule, nd, ins[0])
-                found.append(given)
+        lo = 0
+        for j, p in enumerate(self.piecewise):
+            self.run_nodes(values, lo, p, forward)
+            nd = self.nodes[p]
+            rule: PiecewiseRule = nd.rule  # type: ignore[assignment]
+            x = values[nd.inputs[0]]
+            switching = rule.exact_switching if exact else rule.switching
+            if until == j:
+                return switching(nd.module, x), found
+            if collect is not None:
+                collect.append(switching(nd.module, x))
+            given = states[j] if states is not None and j < len(states) else None
+            if given is None:
+                given = decide(rule, nd, x)
+            found.append(given)
+
+            def apply(i: int, nd: Node, ins: list[Any], st: torch.Tensor = given) -> Any:
                 if exact:
-                    out = rule.exact_apply(nd.module, ins[0], given.reshape(nd.out_shape))
-                else:
-                    out = rule.apply(nd.module, ins[0], given.to(ins[0].b.device))
-                j += 1
-            elif exact:
-                out = nd.rule.exact_forward(nd.module, ins, nd.out_shape)
-            else:
-                out = nd.rule.float_forward(nd.module, ins)
-            values[i] = out
-            for s in set(nd.inputs):
-                if s != INPUT and self._last_use[s] <= i:
-                    del values[s]
+                    return nd.rule.exact_apply(nd.module, ins[0], st.reshape(nd.out_shape))
+                return nd.rule.apply(nd.module, ins[0], st.to(ins[0].b.device))
+
+            self.run_nodes(values, p, p + 1, apply)
+            lo = p + 1
         if until is not None:
             raise IndexError(f"the program has {self.num_piecewise} piecewise ops, not {until + 1}")
+        self.run_nodes(values, lo, len(self.nodes), forward)
         return values[self.output], found
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

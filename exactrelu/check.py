@@ -12,18 +12,23 @@ What is checked:
   output map equals the exact output map of the pattern;
 - every vertex of a region satisfies all its constraints and is tight on d linearly independent
   ones (so it is a vertex), every facet row is one of its constraints and is tight at its vertices;
-- completeness, for bounded domains of dimension 1 to 3: the exact volumes of the regions (convex
-  hulls of their certified vertices) sum to the domain's volume. Regions with distinct patterns are
-  disjoint and each hull lies in its region, so equality leaves no room for a missing region.
-  (Dimensions >= 4 and unbounded domains: completeness rests on the certifier's closure check
-  and is not re-derived here.)
+- completeness (no region missing), two ways:
+  - bounded domains of dimension 1 to 3: the exact volumes of the regions (convex hulls of their
+    certified vertices) sum to the domain's volume. Regions with distinct patterns are disjoint
+    and each hull lies in its region, so equality leaves no room for a missing region.
+  - dimension >= 4 and unbounded domains: closure under facet crossing on the layer tree of the
+    patterns (see :func:`_closure`). For every cell of a certified pattern prefix and every
+    switching function of its last op whose hyperplane might bound it, one exact LP (cddlib's
+    GMP LP, criss-cross rule) decides whether the hyperplane carries a facet of the cell, with a
+    point in the facet's relative interior; the state just across it, computed exactly, must be
+    certified. Closed sets of cells in a convex parent cover it, so none is missing.
 - unbounded regions: every ray is a recession direction and every line lies in every constraint.
 - adjacency: both regions have a facet on the stated hyperplane, on opposite sides; the pieces
   agree with the adjacency and the exact output maps; the counts agree with the lists.
 
-How it is fast without trusting anything but exact arithmetic:
+How it is fast without trusting anything but exact arithmetic (and cddlib's exact LP):
 - the exact maps are composed once per pattern prefix (regions share the states of their first
-  ops), by the layer rules, node by node in the program's order;
+  ops), by the layer rules, through the program's own node loop (:meth:`Program.run_nodes`);
 - signs of constraints at witnesses and vertices come from one float64 matrix product with a
   rigorous error bound (the filter of :mod:`exactrelu._geometry`); every sign the bound does not
   decide (in particular every zero: tightness) is recomputed exactly in ``fmpq``;
@@ -34,17 +39,21 @@ How it is fast without trusting anything but exact arithmetic:
 
 from __future__ import annotations
 
+import math
+import random
 from fractions import Fraction
 from typing import Any, Sequence
 
+import cdd
+import cdd.gmp as cdd_gmp
 import flint
 import numpy as np
 import torch
 from torch import nn
 
 from ._exact import ExactMap, input_map, to_fraction
-from ._geometry import _TINY, _U, nearest_floats, polygon_area, polytope_volume
-from .capture import Program, capture
+from ._geometry import float_signs, nearest_floats, polygon_area, polytope_volume
+from .capture import Node, Program, capture
 from .certificate import Certificate, canonical_hyperplane
 from .errors import CertificateError
 
@@ -52,6 +61,10 @@ __all__ = ["check"]
 
 fmpq = flint.fmpq
 _INPUT = -1
+#: bounded domains up to this dimension are proven complete by exact volumes, all others by
+#: closure under facet crossing (:func:`_closure`); tests lower it to run the closure path
+#: where the volume path checks the same certificates independently.
+_VOLUME_MAX_DIM = 3
 
 
 def _fail(msg: str) -> None:
@@ -82,23 +95,15 @@ def _sign(v: fmpq) -> int:
     return (v > 0) - (v < 0)
 
 
-def _signs(F: np.ndarray, rows: list[list[fmpq]], X: np.ndarray, pts: list[Sequence[fmpq]]) -> np.ndarray:
+def _signs(F: np.ndarray, absF: np.ndarray, rows: list[list[fmpq]], Xh: np.ndarray,
+           pts: list[Sequence[fmpq]]) -> np.ndarray:
     """Exact signs (int8, (m, k)) of ``rows[i] . (pts[j], 1)``. ``F`` holds the nearest floats of
-    ``rows`` (m, d + 1), ``X`` those of ``pts`` (k, d). The float product decides every entry whose
-    value exceeds the rigorous error bound of ``_geometry.signs_filtered``; the rest (all zeros
-    among them) are evaluated exactly."""
-    A = F[:, :-1]
-    b = F[:, -1]
-    n = A.shape[1]
-    with np.errstate(all="ignore"):
-        s = A @ X.T + b[:, None]
-        absA = np.abs(A)
-        absX = np.abs(X)
-        big_s = absA @ absX.T + np.abs(b)[:, None]
-        t = absA.sum(axis=1)[:, None] + absX.sum(axis=1)[None, :]
-        bound = (2.0 * (n + 4) * _U) * big_s + _TINY * (t + (2 * n + 4))
-        decided = np.isfinite(s) & np.isfinite(bound) & (np.abs(s) > bound)
-        out = np.where(s > 0, 1, -1).astype(np.int8)
+    ``rows`` (m, d + 1) and ``absF`` their absolute values, ``Xh`` those of ``pts`` as columns
+    with a trailing row of ones (d + 1, k). The float product decides every entry whose value
+    exceeds the rigorous error bound of :func:`~exactrelu._geometry.float_signs`; the rest (all
+    zeros among them) are evaluated exactly."""
+    out, decided = float_signs(F, absF, Xh)
+    n = F.shape[1] - 1
     ii, jj = np.nonzero(~decided)
     for i, j in zip(ii.tolist(), jj.tolist()):
         row = rows[i]
@@ -110,73 +115,82 @@ def _signs(F: np.ndarray, rows: list[list[fmpq]], X: np.ndarray, pts: list[Seque
     return out
 
 
+def _canon(row: Sequence[fmpq]) -> tuple:
+    """``row`` divided by the absolute value of its first non-zero entry: two rows are positive
+    multiples of each other iff their keys are equal (a zero row is its own key)."""
+    for v in row:
+        if v != 0:
+            c = v if v > 0 else -v
+            return tuple(x / c for x in row)
+    return tuple(row)
+
+
+def _neg(key: tuple) -> tuple:
+    return tuple(-x for x in key)
+
+
 class _Level:
     """Exact data for a pattern prefix (the states of piecewise ops ``< j``): the live values
     before piecewise op ``j`` and the exact rows ``[a | c]`` of its switching functions."""
 
-    __slots__ = ("values", "rows", "F", "zero")
+    __slots__ = ("values", "rows", "mat", "F", "absF", "zero", "_keys")
 
     def __init__(self, values: dict[int, Any], sw: ExactMap | None) -> None:
         self.values = values
         if sw is None:
             return
+        self.mat = sw.mat
         self.rows = sw.mat.tolist()
         self.F = np.array([_near(v) for v in sw.mat.entries()], dtype=np.float64).reshape(
             len(self.rows), sw.mat.ncols())
+        self.absF = np.abs(self.F)
         # a zero row has zero floats; rows of zero floats are confirmed exactly (underflow)
         self.zero = ~self.F.any(axis=1)
         for i in np.nonzero(self.zero)[0].tolist():
             self.zero[i] = all(v == 0 for v in self.rows[i])
+        self._keys: dict[int, tuple] = {}
+
+    def key(self, i: int) -> tuple:
+        """The canonical key of row ``i`` (see :func:`_canon`)."""
+        k = self._keys.get(i)
+        if k is None:
+            k = self._keys[i] = _canon(self.rows[i])
+        return k
+
+
+def _forward(i: int, nd: Node, ins: list[Any]) -> Any:
+    return nd.rule.exact_forward(nd.module, ins, nd.out_shape)
 
 
 class _Runner:
-    """The exact pass of :meth:`Program.exact_run`, through the same rules node by node, but
-    memoized per pattern prefix: regions sharing the states of their first ops share that work."""
+    """The exact pass of :meth:`Program.exact_run`, through the same rules and the program's own
+    node loop (:meth:`Program.run_nodes`), but memoized per pattern prefix: regions sharing the
+    states of their first ops share that work."""
 
     def __init__(self, prog: Program, m0: ExactMap) -> None:
         self.prog = prog
-        self.nodes = prog.nodes
         self.pw = list(prog.piecewise)
-        last = list(range(len(self.nodes)))
-        for i, nd in enumerate(self.nodes):
-            for s in nd.inputs:
-                if s != _INPUT:
-                    last[s] = max(last[s], i)
-        if prog.output != _INPUT:
-            last[prog.output] = len(self.nodes)
-        self.last = last
-        values = {_INPUT: m0}
-        self._advance(values, 0)
+        values = prog.run_nodes({_INPUT: m0}, 0, self._stop(0), _forward)
         self.memo: dict[tuple, _Level] = {(): self._level(values, 0)}
 
-    def _free(self, values: dict[int, Any], i: int) -> None:
-        for s in set(self.nodes[i].inputs):
-            if s != _INPUT and self.last[s] <= i:
-                values.pop(s, None)
-
-    def _advance(self, values: dict[int, Any], start: int) -> None:
-        """Run the non-piecewise nodes from ``start`` up to the next piecewise node (or the end)."""
-        for i in range(start, len(self.nodes)):
-            nd = self.nodes[i]
-            if nd.piecewise:
-                return
-            values[i] = nd.rule.exact_forward(nd.module, [values[s] for s in nd.inputs], nd.out_shape)
-            self._free(values, i)
+    def _stop(self, j: int) -> int:
+        """Index of piecewise node ``j`` (the end of the program after the last one)."""
+        return self.pw[j] if j < len(self.pw) else len(self.prog.nodes)
 
     def _level(self, values: dict[int, Any], j: int) -> _Level:
         if j == len(self.pw):
             return _Level(values, None)
-        nd = self.nodes[self.pw[j]]
+        nd = self.prog.nodes[self.pw[j]]
         return _Level(values, nd.rule.exact_switching(nd.module, values[nd.inputs[0]]))
 
     def _extend(self, lvl: _Level, j: int, state: torch.Tensor) -> dict[int, Any]:
-        i = self.pw[j]
-        nd = self.nodes[i]
-        values = dict(lvl.values)
-        values[i] = nd.rule.exact_apply(nd.module, values[nd.inputs[0]], state.reshape(nd.out_shape))
-        self._free(values, i)
-        self._advance(values, i + 1)
-        return values
+        """The live values before piecewise op ``j + 1``, op ``j`` taking ``state``."""
+        def step(i: int, nd: Node, ins: list[Any]) -> Any:
+            if nd.piecewise:
+                return nd.rule.exact_apply(nd.module, ins[0], state.reshape(nd.out_shape))
+            return _forward(i, nd, ins)
+
+        return self.prog.run_nodes(dict(lvl.values), self.pw[j], self._stop(j + 1), step)
 
     def level(self, key: tuple, j: int, states: list[torch.Tensor]) -> _Level:
         """Level ``j`` of a pattern whose state tuples are ``key`` (the first ``j`` are used)."""
@@ -229,6 +243,143 @@ def _area_2d(ids: list[int], Vf: np.ndarray, vq: Any, pts: list) -> Fraction:
     return polygon_area(pts)
 
 
+def _facet_lp(rows: list[list[int]], d: int) -> tuple[Fraction, tuple[Fraction, ...]]:
+    """``max s`` over ``(x, s)`` subject to ``r . (1, x, s) >= 0`` for every row ``r`` (cddlib's
+    row format ``[b, -A]``) by cddlib's exact (GMP) LP with the criss-cross rule: the optimum and
+    an optimal ``x``. The rule is finite; cddlib's default dual simplex, which
+    :func:`exactrelu._polyhedra.lp_max` uses, was seen to cycle (hang or crash) on the
+    degenerate facet LPs of duplicated units."""
+    lp = cdd_gmp.linprog_from_array(rows + [[0] * (d + 1) + [1]], cdd.LPObjType.MAX)
+    cdd_gmp.linprog_solve(lp, cdd.LPSolverType.CRISS_CROSS)
+    if lp.status != cdd.LPStatusType.OPTIMAL:
+        _fail(f"completeness: a facet LP ended with status {lp.status!r}, not optimal")
+    return Fraction(lp.obj_value), tuple(Fraction(v) for v in lp.primal_solution[:d])
+
+
+def _across(lvl: _Level, nd: Node, i: int, sg: int, x: list[fmpq], d: int,
+            rng: random.Random) -> tuple[int, ...] | None:
+    """The state of op ``nd`` just across the facet on ``h_i = 0`` of the cell where
+    ``sg * h_i > 0``, at the point ``x`` of the facet's relative interior (every constraint of the
+    cell not proportional to ``h_i`` is > 0 at ``x``). A switching function non-zero at ``x``
+    keeps its sign; one proportional to ``h_i`` (``lam * h_i``) has the sign of ``-lam * sg``
+    across; one identically zero is 0 (its tie state). Any other one vanishing at ``x`` is
+    looked at in ``x + t w``, ``w`` a direction in the hyperplane with ``a_r . w != 0`` and
+    ``t > 0`` small (that point is still in the facet's relative interior and every other sign is
+    unchanged there): its sign across is the sign of ``a_r . w``. None if no such ``w`` is found."""
+    vals = (lvl.mat * flint.fmpq_mat(d + 1, 1, x + [fmpq(1)])).entries()
+    kh = lvl.key(i)
+    nk = _neg(kh)
+    signs: list[int] = []
+    pending: list[int] = []
+    for r, v in enumerate(vals):
+        if v != 0:
+            signs.append(_sign(v))
+        elif lvl.zero[r]:
+            signs.append(0)
+        else:
+            kr = lvl.key(r)
+            signs.append(-sg if kr == kh else sg if kr == nk else 0)
+            if kr != kh and kr != nk:
+                pending.append(r)
+    if pending:
+        a = lvl.rows[i][:d]
+        aa = sum((v * v for v in a), fmpq(0))
+        for _ in range(100):
+            v = [fmpq(rng.randint(-(2**20), 2**20)) for _ in range(d)]
+            av = sum((ai * vi for ai, vi in zip(a, v)), fmpq(0))
+            w = [aa * vi - av * ai for ai, vi in zip(a, v)]  # orthogonal to a
+            dots = [sum((lvl.rows[r][m] * w[m] for m in range(d)), fmpq(0)) for r in pending]
+            if all(dt != 0 for dt in dots):
+                for r, dt in zip(pending, dots):
+                    signs[r] = _sign(dt)
+                break
+        else:
+            return None
+    return nd.rule.state_tuple(nd.module, signs, nd.in_shapes[0])
+
+
+def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
+             seen: dict[tuple, tuple[int, list[torch.Tensor]]], cell_cons: Any,
+             offsets: list[int], d: int) -> None:
+    """Completeness by closure under facet crossing, on the layer tree of the patterns.
+
+    A parent is a distinct prefix of the certified patterns (states of ops ``< j``; the root is
+    the domain), its children the distinct states of op ``j`` under it; inside the parent the
+    switching functions of op ``j`` are affine (``runner.level``). For every child C (the domain's
+    rows and the sign constraints of ops ``<= j``, functions identically zero on their parent left
+    out) and every constraint ``sg * h_i > 0`` of op ``j`` that is not constant and not a multiple
+    of one of the parent's rows, one exact LP decides whether ``h_i = 0`` carries a facet of C:
+    ``max s`` over ``h_i(x) = 0``, ``g(x) >= s`` for every other constraint ``g`` of C not
+    proportional to ``h_i``, ``s <= 1``. With ``s > 0`` the optimum ``x`` lies in the relative
+    interior of the facet and strictly inside the parent, so a neighbourhood of ``x`` just across
+    lies in the parent with the state of :func:`_across`, which must be a certified child.
+
+    Children are disjoint open convex cells (witnessed, with distinct states); a parent is convex,
+    hence connected; the union of the closures of a set of children that is closed under crossing
+    every facet interior to the parent is therefore the parent's closure (otherwise its boundary
+    inside the parent would hold a facet with nothing across). By induction from the domain down
+    the layer tree, the certified regions cover the domain up to a null set: none is missing."""
+    rng = random.Random(0)
+    cap = [1] + [0] * d + [-1]  # s <= 1
+
+    def con(g: Sequence[fmpq]) -> tuple[tuple, list[int]]:
+        # g(x) >= s as a row [c, a, -1] of the facet LP over (x, s), g scaled to integers (a
+        # positive factor: the sign of the optimum and the optimal x are unchanged)
+        den = math.lcm(*(int(v.q) for v in g))
+        z = [int(v.p) * (den // int(v.q)) for v in g]
+        return _canon(g), [z[d]] + z[:d] + [-1]
+
+    keys = list(seen)
+    parent_cons: dict[tuple, list] = {(): [con(g) for g in dom_rows]}
+    for j, nd in enumerate(nodes):
+        last = j + 1 == len(nodes)
+        groups: dict[tuple, dict[tuple, tuple]] = {}
+        for key in keys:
+            groups.setdefault(key[:j], {}).setdefault(key[j], key)
+        for pre, kids in groups.items():
+            first = next(iter(kids.values()))
+            lvl = runner.level(first, j, seen[first][1])
+            pcons = parent_cons.pop(pre)
+            pkeys = {c[0] for c in pcons}
+            for st_key, rep in kids.items():
+                idx, sgn = cell_cons(j, st_key, seen[rep][1][j])
+                keep = ~lvl.zero[idx]
+                own = []
+                for i, sg in zip(idx[keep].tolist(), sgn[keep].tolist()):
+                    h = lvl.rows[i]
+                    own.append((i, sg, con(h if sg > 0 else [-v for v in h])))
+                cons = pcons + [c for _, _, c in own]
+                if not last:
+                    parent_cons[pre + (st_key,)] = cons
+                for i, sg, (kh, _) in own:
+                    h = lvl.rows[i]
+                    if all(v == 0 for v in h[:d]):
+                        continue  # a non-zero constant on the parent: no hyperplane
+                    nk = _neg(kh)
+                    if kh in pkeys or nk in pkeys:
+                        continue  # a facet there is on the parent's boundary: not crossed here
+                    rows = [r for k, r in cons if k != kh and k != nk]
+                    hr = con(h)[1][:-1] + [0]  # h(x) = 0 as two inequalities
+                    rows += [hr, [-v for v in hr], cap]
+                    value, xf = _facet_lp(rows, d)
+                    if value <= 0:
+                        continue  # h_i = 0 does not carry a facet of the child
+                    x = [_fq(v) for v in xf]
+                    across = _across(lvl, nd, i, sg, x, d, rng)
+                    cell = (f"region {seen[rep][0]}" if last else
+                            f"the cell of region {seen[rep][0]}'s first {j + 1} piecewise ops")
+                    where = (f"completeness: {cell} has a facet on switching function {i} "
+                             f"(constraint {offsets[j] + i}) of piecewise op {j} ({nd.name})")
+                    if across is None:
+                        _fail(f"{where}: no generic point found on it")
+                    if across not in kids:
+                        missing = [list(p) for p in pre] + [list(across)]
+                        if last:
+                            _fail(f"{where}; the region across it, pattern {missing}, is missing")
+                        _fail(f"{where}; across it no region has a pattern beginning with {missing} "
+                              f"(the states of the first {j + 1} of {len(nodes)} piecewise ops)")
+
+
 def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
     """Re-verify ``cert`` against ``net``; returns the certificate or raises CertificateError.
 
@@ -264,6 +415,7 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
     # domain rows as constraints b - a.t >= 0, in the same form as the switching rows
     dom_rows = [[_fq(-x) for x in a] + [_fq(b)] for a, b in zip(A_dom, b_dom)]
     dom_F = np.array([[_near(v) for v in row] for row in dom_rows], dtype=np.float64).reshape(n_dom, d + 1)
+    dom_absF = np.abs(dom_F)
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
     # vertices: nearest floats for all, exact fmpq on demand
@@ -282,7 +434,19 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
 
     runner = _Runner(prog, m0)
     cc_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-    seen: set[tuple] = set()
+
+    def cell_cons(j: int, st_key: tuple, st: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, signs) of the switching functions of op ``j`` defining the cell of a state."""
+        cc = cc_cache.get((j, st_key))
+        if cc is None:
+            nd = nodes[j]
+            idx, sgn = nd.rule.cell_constraints(nd.module, st, nd.in_shapes[0])
+            cc = cc_cache[(j, st_key)] = (idx.reshape(-1).numpy().astype(np.int64),
+                                          sgn.reshape(-1).numpy().astype(np.int64))
+        return cc
+
+    seen: dict[tuple, tuple[int, list[torch.Tensor]]] = {}
+    by_volume = dom.is_bounded and d <= _VOLUME_MAX_DIM
     total_volume = Fraction(0)
     for r in cert.regions:
         where = f"region {r.index}"
@@ -291,12 +455,12 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
         key = tuple(tuple(p) for p in r.pattern)
         if key in seen:
             _fail(f"{where}: pattern listed twice")
-        seen.add(key)
         states = []
         for p, nd, n in zip(r.pattern, nodes, n_out):
             if len(p) != n:
                 _fail(f"{where}: pattern of {nd.name} has {len(p)} states, expected {n}")
             states.append(torch.tensor(p, dtype=torch.int64).reshape(nd.out_shape))
+        seen[key] = (r.index, states)
         w = r.witness
         if len(w) != d:
             _fail(f"{where}: witness has {len(w)} coordinates, the domain {d}")
@@ -311,24 +475,20 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
         pts_q = [tuple(_fq(x) for x in w)] + [vq(k) for k in ok_ids]
         wf = nearest_floats([list(w)])
         X = np.concatenate([wf, Vf[ok_ids]], axis=0)
-        S_dom = _signs(dom_F, dom_rows, X, pts_q)
+        Xh = np.concatenate([X.T, np.ones((1, X.shape[0]))], axis=0)
+        S_dom = _signs(dom_F, dom_absF, dom_rows, Xh, pts_q)
         # constraints of the region (domain rows first, then every op's cell constraints in order):
         # blocks of (rows, floats, selected row indices, signs, constraint ids)
         blocks = [(dom_rows, S_dom, dom_cids, dom_sgn, dom_cids)]
         for j, (nd, st) in enumerate(zip(nodes, states)):
             lvl = runner.level(key, j, states)
-            S_all = _signs(lvl.F, lvl.rows, X, pts_q)
+            S_all = _signs(lvl.F, lvl.absF, lvl.rows, Xh, pts_q)
             sg_w = S_all[:, 0]
             at_w = nd.rule.state_from_signs(nd.module, torch.from_numpy(sg_w.astype(np.int64))[None],
                                             nd.in_shapes[0])[0]
             if not torch.equal(at_w.reshape(-1), st.reshape(-1)):
                 _fail(f"{where}: the state of {nd.name} at the witness is not the region's pattern")
-            cc = cc_cache.get((j, key[j]))
-            if cc is None:
-                idx, sgn = nd.rule.cell_constraints(nd.module, st, nd.in_shapes[0])
-                cc = cc_cache[(j, key[j])] = (idx.reshape(-1).numpy().astype(np.int64),
-                                              sgn.reshape(-1).numpy().astype(np.int64))
-            idx, sgn = cc
+            idx, sgn = cell_cons(j, key[j], st)
             keep = ~lvl.zero[idx]  # identically zero: does not split (its tie state was checked above)
             bad = keep & (sgn * sg_w[idx] <= 0)
             if bad.any():
@@ -417,7 +577,7 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
                         on = sum((ai * vi for ai, vi in zip(f.a, cert.vertices[k])), Fraction(0)) == f.b
                     if not on:
                         _fail(f"{where}: vertex {k} is not on facet {f.ids}")
-        if dom.is_bounded and d <= 3:
+        if by_volume:
             pts = [cert.vertices[k] for k in vids]
             if d == 1:
                 vol = max(p[0] for p in pts) - min(p[0] for p in pts) if pts else Fraction(0)
@@ -434,9 +594,14 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
             if r.volume is not None and vol != r.volume:
                 _fail(f"{where}: volume {r.volume} differs from the volume of its vertices {vol}")
             total_volume += vol
-    if dom.is_bounded and d <= 3 and total_volume != dom.volume():
-        _fail(f"completeness: region volumes sum to {total_volume}, the domain's volume is {dom.volume()} "
-              "(a region is missing or its vertices are incomplete)")
+    if not cert.regions:
+        _fail("completeness: the certificate lists no region")
+    if by_volume:
+        if total_volume != dom.volume():
+            _fail(f"completeness: region volumes sum to {total_volume}, the domain's volume is {dom.volume()} "
+                  "(a region is missing or its vertices are incomplete)")
+    else:
+        _closure(runner, nodes, dom_rows, seen, cell_cons, offsets, d)
     # adjacency and pieces
     sides_of: dict[int, dict[tuple, set[int]]] = {}
 

@@ -262,3 +262,39 @@ def test_affine_maps_follows_the_model_device_for_cpu_models() -> None:
     net = _prepared_model()
     g = exactrelu.affine_maps(net, torch.randn(2, 2, 4, 4))
     assert g.weight.device == next(net.parameters()).device
+
+
+def test_run_nodes_resumes_the_program_loop_and_frees_dead_values() -> None:
+    """Program.run_nodes, the one node loop: running the nodes in two pieces (as the checker and
+    the certifier do between piecewise ops) gives the output of exact_run, and a value is gone
+    once its last user has run."""
+
+    class Res(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.r, self.b = nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.b(self.r(self.a(x))) + x
+
+    torch.manual_seed(0)
+    prog = capture(Res().double(), (2,))
+    x = [Fraction(1, 3), Fraction(-2, 7)]
+    m0 = exactrelu._exact.constant_map(x, prog.input_shape)
+    want, states = prog.exact_run(m0)
+    seen: list[int] = []
+
+    def step(i, nd, ins):
+        seen.append(i)
+        if nd.piecewise:
+            return nd.rule.exact_apply(nd.module, ins[0], states[0].reshape(nd.out_shape))
+        return nd.rule.exact_forward(nd.module, ins, nd.out_shape)
+
+    p = prog.piecewise[0]
+    values = prog.run_nodes({-1: m0}, 0, p, step)
+    assert set(values) == {-1, p - 1}  # the input is still used by the residual add
+    got = prog.run_nodes(dict(values), p, len(prog.nodes), step)
+    assert seen == list(range(len(prog.nodes)))
+    assert set(got) == {-1, prog.output}  # the input is never dropped
+    assert got[prog.output].mat == want.mat
+

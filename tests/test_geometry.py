@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from exactrelu import _geometry
 from exactrelu._geometry import (
+    float_signs,
     interval_length,
     nearest_floats,
     polygon_area,
@@ -416,3 +417,31 @@ def test_signs_filtered_handles_overflowing_exact_data():
 def test_signs_filtered_rejects_bad_shapes():
     with pytest.raises(InvalidInputError):
         signs_filtered(np.zeros((2, 3)), np.zeros(3), np.zeros((4, 3)))
+
+
+def test_float_signs_decides_only_what_is_certain():
+    """The shared filter: rows [a | b] against points with a trailing 1; every decided entry has
+    the exact sign, exact zeros and overflowing entries are left undecided (signs 0 there)."""
+    rng = random.Random(5)
+    n, m, k = 4, 40, 25
+    Xq = [[F(rng.uniform(-2, 2)) for _ in range(n)] for _ in range(k)]
+    Mq = []
+    for i in range(m):
+        a = [F(rng.uniform(-1, 1)) for _ in range(n)]
+        delta = [F(0), F(1, 2**300), F(1, 2**60), F(1)][i % 4]
+        Mq.append(a + [-dot(a, Xq[i % k]) + delta])
+    Mq.append([F(10**400)] + [F(0)] * (n - 1) + [F(-(10**400))])  # overflows to inf
+    M = nearest_floats(Mq)
+    X = np.vstack([nearest_floats(Xq).T, np.ones((1, k))])
+    signs, decided = float_signs(M, np.abs(M), X)
+    assert signs.dtype == np.int8 and signs.shape == decided.shape == (m + 1, k)
+    want = np.array([[sign_exact(r[:-1], r[-1], x) for x in Xq] for r in Mq])
+    assert (signs[decided] == want[decided]).all()
+    assert (signs[~decided] == 0).all()
+    assert not decided[want == 0].any()
+    assert not decided[-1].any()
+    assert decided.mean() > 0.8  # the clear-cut entries are decided in float
+    # signs_filtered is the same filter plus the exact fallback
+    got = signs_filtered(M[:, :-1], M[:, -1], nearest_floats(Xq), ([r[:-1] for r in Mq], [r[-1] for r in Mq], Xq))
+    assert (got == want).all()
+
