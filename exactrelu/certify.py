@@ -107,25 +107,40 @@ class CertificationError(ExactReluError):
 
 # --------------------------------------------------------------------------- exact propagation
 
-@dataclass(frozen=True)
 class _IMap:
     """An exact affine map as one integer matrix over one positive denominator: ``[M | c] = N / den``.
 
-    The certifier's hot path (affine layers and elementwise units) stays in ``fmpz_mat``, which
-    skips the per-entry canonicalisation of ``fmpq_mat`` (about 8x faster products here); other
-    rules get an :class:`ExactMap` (:func:`_as_exact`)."""
+    The certifier's hot path (affine layers and elementwise units) stays in integers, which skips
+    the per-entry canonicalisation of ``fmpq_mat`` (about 8x faster products here); other rules
+    get an :class:`ExactMap` (:func:`_as_exact`). The matrix is held as an ``fmpz_mat`` (for
+    products), as rows of Python ints (cheap to sum, to evaluate and to round to float64), or
+    both: each is made from the other on first use."""
 
-    N: Any  # fmpz_mat
-    den: int
-    shape: tuple[int, ...]
+    __slots__ = ("_N", "_rows", "den", "shape")
+
+    def __init__(self, N: Any, den: int, shape: tuple[int, ...], rows: list[list[int]] | None = None) -> None:
+        self._N = N
+        self._rows = rows
+        self.den = den
+        self.shape = shape
+
+    @property
+    def N(self) -> Any:
+        """The matrix as an ``fmpz_mat``."""
+        if self._N is None:
+            rows = self._rows
+            self._N = fmpz_mat(rows) if rows else fmpz_mat(0, 0)
+        return self._N
+
+    @property
+    def rows(self) -> list[list[int]]:
+        """The matrix as rows of Python ints (shared: never modify them)."""
+        if self._rows is None:
+            self._rows = [[int(v) for v in r] for r in self._N.tolist()]
+        return self._rows
 
     def __reduce__(self) -> tuple:  # fmpz_mat does not pickle (process pools ship cells)
-        return (_rebuild_imap, (self.N.nrows(), self.N.ncols(), [int(v) for v in self.N.entries()],
-                                self.den, self.shape))
-
-
-def _rebuild_imap(n: int, ncols: int, entries: list, den: int, shape: tuple[int, ...]) -> _IMap:
-    return _IMap(fmpz_mat(n, ncols, entries), den, shape)
+        return (_IMap, (None, self.den, self.shape, self.rows))
 
 
 def _as_int(m: Any) -> _IMap:
@@ -160,7 +175,7 @@ def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int]
             out = _affine_forward(affine, i, nd, _as_int(ins[0]))
         elif affine is not None and fwd is ReshapeRule.exact_forward:
             m = _as_int(ins[0])
-            out = _IMap(m.N, m.den, tuple(nd.out_shape))
+            out = _IMap(m._N, m.den, tuple(nd.out_shape), m._rows)
         else:
             out = nd.rule.exact_forward(nd.module, [_as_exact(x) for x in ins], nd.out_shape)
         live[i] = out
@@ -174,21 +189,50 @@ def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int]
     return live
 
 
-def _affine_forward(cache: dict, i: int, nd: Any, m: _IMap) -> _IMap:
-    """``AffineRule.exact_forward`` on integer maps: with ``[A | a] = [Az | az] / dA`` (kept per
-    certifier), ``N' = Az N + az (0, ..., 0, den)`` over ``dA den``."""
-    key = (i, m.shape)
+@dataclass
+class _IntAffine:
+    """An exact affine layer ``[A | a] = [Az | az] / dA`` in integers, for one input shape."""
+
+    Az: Any  # fmpz_mat
+    az: Any  # fmpz_mat column, or None when a = 0
+    dA: int
+    _obj: Any = None
+
+    @property
+    def obj(self) -> np.ndarray:
+        """``Az`` as a numpy object array of Python ints (for products with few columns)."""
+        if self._obj is None:
+            self._obj = np.array([[int(v) for v in r] for r in self.Az.tolist()], dtype=object).reshape(
+                self.Az.nrows(), self.Az.ncols())
+        return self._obj
+
+    @property
+    def az_ints(self) -> list[int] | None:
+        return None if self.az is None else [int(v) for v in self.az.entries()]
+
+
+def _int_affine(cache: dict, i: int, nd: Any, shape: tuple[int, ...]) -> _IntAffine:
+    """The integer form of affine node ``i`` for inputs of ``shape`` (kept in ``cache``)."""
+    key = (i, shape)
     hit = cache.get(key)
     if hit is None:
-        aff = nd.rule.exact_affine(nd.module, m.shape)
+        aff = nd.rule.exact_affine(nd.module, shape)
         rows = aff.A.tolist()
         aug = fmpq_mat(len(rows), aff.A.ncols() + 1, [v for r, c in zip(rows, aff.a) for v in (*r, c)])
         Nz, dA = aug.numer_denom()
         zrows = Nz.tolist()
         Az = fmpz_mat([r[:-1] for r in zrows]) if zrows and len(zrows[0]) > 1 else fmpz_mat(len(zrows), 0)
         az = [r[-1] for r in zrows]
-        hit = cache[key] = (Az, fmpz_mat(len(az), 1, az) if any(v != 0 for v in az) else None, int(dA))
-    Az, az, dA = hit
+        hit = cache[key] = _IntAffine(Az, fmpz_mat(len(az), 1, az) if any(v != 0 for v in az) else None,
+                                      int(dA))
+    return hit
+
+
+def _affine_forward(cache: dict, i: int, nd: Any, m: _IMap) -> _IMap:
+    """``AffineRule.exact_forward`` on integer maps: with ``[A | a] = [Az | az] / dA`` (kept per
+    certifier), ``N' = Az N + az (0, ..., 0, den)`` over ``dA den``."""
+    aff = _int_affine(cache, i, nd, m.shape)
+    Az, az, dA = aff.Az, aff.az, aff.dA
     out = Az * m.N
     if az is not None:
         ncols = m.N.ncols()
@@ -199,12 +243,16 @@ def _affine_forward(cache: dict, i: int, nd: Any, m: _IMap) -> _IMap:
 def _int_switching(rule: Any, module: Any, m: _IMap) -> tuple[list[list], list[int]]:
     """Switching rows of an elementwise op as integer rows with their positive scales: row ``i``
     is ``scale_i`` times the exact switching function (input minus threshold)."""
-    rows = m.N.tolist()
+    rows = m.rows
     out: list[list] = []
     scales: list[int] = []
     for t in rule.thresholds(module):
         tq = _exact.to_fmpq(t) * m.den
         s, shift = int(tq.q), int(tq.p)
+        if s == 1 and shift == 0:  # the input rows themselves (shared, never modified)
+            out.extend(rows)
+            scales.extend([m.den] * len(rows))
+            continue
         for row in rows:
             r = list(row) if s == 1 else [v * s for v in row]
             r[-1] = r[-1] - shift
@@ -225,7 +273,9 @@ def _q(x: Any) -> fmpq:
 
 
 def _f(x: Any, scale: int = 1) -> Fraction:
-    """``x / scale`` as a Fraction (``x``: fmpq or fmpz)."""
+    """``x / scale`` as a Fraction (``x``: fmpq, fmpz or int)."""
+    if type(x) is int:
+        return Fraction(x, scale)
     if type(x) is fmpz:
         return Fraction(int(x), scale)
     return Fraction(int(x.p), int(x.q) * scale)
@@ -340,19 +390,26 @@ def _nearest(vals: Iterable) -> np.ndarray:
     where it overflows."""
     vals = list(vals)
     try:
-        return np.array([float(int(v)) if type(v) is fmpz else int(v.p) / int(v.q) for v in vals],
-                        dtype=np.float64)
+        return np.array([v if type(v) is int else float(int(v)) if type(v) is fmpz else int(v.p) / int(v.q)
+                         for v in vals], dtype=np.float64)
     except OverflowError:
         out = []
         for v in vals:
             try:
-                out.append(float(int(v)) if type(v) is fmpz else int(v.p) / int(v.q))
+                out.append(float(v) if type(v) is int else float(int(v)) if type(v) is fmpz
+                           else int(v.p) / int(v.q))
             except OverflowError:
                 out.append(math.inf if v > 0 else -math.inf)
         return np.array(out, dtype=np.float64)
 
 
 def _float_rows(rows: list, ncols: int) -> np.ndarray:
+    """float64 nearest to every entry of ``rows`` (numpy rounds Python ints correctly)."""
+    if all(type(v) is int for r in rows for v in r):
+        try:
+            return np.array(rows, dtype=np.float64).reshape(len(rows), ncols)
+        except OverflowError:
+            pass
     return _nearest(v for r in rows for v in r).reshape(len(rows), ncols)
 
 
@@ -440,6 +497,7 @@ class _Certifier:
         self.rng = random.Random(0)
         self.affine: dict = {}  # exact affine layers by node (see _affine_forward)
         self.slopes: dict = {}  # integer slopes and constants of elementwise ops (see _OpContext)
+        self._fast: dict = {}  # piecewise op -> its fast segment (see _fast_segment)
 
     # -- one parent ------------------------------------------------------------------------
     def children(self, parent: Cell, cands: list[Candidate], traced: bool = True) -> list[Cell]:
@@ -559,8 +617,9 @@ class _Certifier:
                 vol = _volume(verts, facets, d)
             cell = Cell(j + 1, parent.states + (state,), witness, facets, verts, vol)
             cell.repaired = traced and state not in proposed
-            cell.live = _run_nodes(self.prog, parent.live, *self._seg(j + 1), state, ctx.apply, self.affine)
             children.append(cell)
+        for cell, live in zip(children, self._child_lives(parent, ctx, [c.states[-1] for c in children])):
+            cell.live = live
         if parent.volume is not None:
             total = sum((c.volume for c in children), fmpq(0))
             if total != parent.volume:
@@ -760,6 +819,78 @@ class _Certifier:
                 return ctx.rule.state_tuple(ctx.module, signs, ctx.in_shape)
         raise CertificationError("could not find a generic point on a facet")
 
+    def _child_lives(self, parent: Cell, ctx: "_OpContext", states: list[tuple[int, ...]]) -> list[dict]:
+        """The exact live maps after op ``ctx.j`` (up to the next piecewise op) for each of the
+        parent's children ``states``.
+
+        Where the op is elementwise (default ``exact_apply``) and feeds one affine layer and
+        nothing else, the children share that product but for the units whose states differ:
+        with ``R_k(s)`` the op's output row ``k`` in state ``s`` (integers over ``den sa``), a
+        child's map is ``Az R(s_0) + az den sa + sum_k Az[:, k] (R_k(s_k) - R_k(s_0,k))`` over the
+        units ``k`` where it differs from the first child ``s_0``: one product per parent, a
+        rank-one update per differing unit, all in Python ints (exact)."""
+        j = ctx.j
+        fast = self._fast_segment(j) if ctx._elementwise is not None and len(parent.live) == 1 else None
+        if fast is None:
+            return [_run_nodes(self.prog, parent.live, *self._seg(j + 1), st, ctx.apply, self.affine)
+                    for st in states]
+        i_aff, key = fast
+        m = _as_int(parent.live[ctx.nd.inputs[0]])
+        aff = _int_affine(self.affine, i_aff, self.prog.nodes[i_aff], m.shape)
+        rows, den = m.rows, m.den
+        sc, sa = ctx._elementwise
+        ncols = len(rows[0])
+        zero = [0] * ncols
+
+        def out_row(k: int, st: int) -> list[int]:
+            a, c = sc[st]
+            if c == 0:
+                return zero if a == 0 else [a * v for v in rows[k]]
+            r = [a * v for v in rows[k]]
+            r[-1] += c * den
+            return r
+
+        s0 = states[0]
+        R0 = [out_row(k, st) for k, st in enumerate(s0)]
+        nz = [k for k, r in enumerate(R0) if r is not zero]
+        A = aff.obj
+        if nz:
+            base = A[:, nz] @ np.array([R0[k] for k in nz], dtype=object).reshape(len(nz), ncols)
+        else:
+            base = np.full((A.shape[0], ncols), 0, dtype=object)
+        if aff.az is not None:
+            base[:, -1] += np.array(aff.az_ints, dtype=object) * (den * sa)
+        out_den = aff.dA * den * sa
+        shape = tuple(self.prog.nodes[i_aff].out_shape)
+        lives = []
+        for st in states:
+            acc = base
+            for k, (x, y) in enumerate(zip(st, s0)):
+                if x != y:
+                    delta = [p - q for p, q in zip(out_row(k, x), R0[k])]
+                    acc = acc + np.multiply.outer(A[:, k], np.array(delta, dtype=object))
+            lives.append({key: _IMap(None, out_den, shape, acc.tolist())})
+        return lives
+
+    def _fast_segment(self, j: int) -> tuple[int, Any] | None:
+        """(affine node, key of its map in ``live``) when piecewise op ``j`` feeds exactly one
+        affine layer and that layer is all that runs before the next piecewise op; else None."""
+        if j in self._fast:
+            return self._fast[j]
+        prog = self.prog
+        lo, hi = self._seg(j + 1)
+        out = None
+        if hi - lo == 2:
+            nd = prog.nodes[lo + 1]
+            if (type(nd.rule).exact_forward is AffineRule.exact_forward and list(nd.inputs) == [lo]
+                    and prog._last_use[lo] == lo + 1):
+                if hi == len(prog.nodes):
+                    out = (lo + 1, "output") if prog.output == lo + 1 else None
+                else:
+                    out = (lo + 1, lo + 1)
+        self._fast[j] = out
+        return out
+
     def _seg(self, level: int) -> tuple[int, int]:
         pw = self.prog.piecewise
         lo = pw[level - 1]
@@ -918,22 +1049,22 @@ class _OpContext:
         sc, sa = self._elementwise
         if self._apply_in is None or self._apply_in[0] is not m:
             im = _as_int(m)
-            ncols = im.N.ncols()
+            ncols = len(im.rows[0])
             consts = [[0] * (ncols - 1) + [c * im.den] for _, c in sc]
-            self._apply_in = (m, im, im.N.tolist(), ncols, consts)
-        _, im, rows, ncols, consts = self._apply_in
-        flat: list = []
+            self._apply_in = (m, im, im.rows, consts)
+        _, im, rows, consts = self._apply_in
+        out: list = []
         for row, st in zip(rows, state):
             a, c = sc[st]
             if a == 1 and c == 0:
-                flat.extend(row)
+                out.append(row)
             elif a == 0:
-                flat.extend(consts[st])
+                out.append(consts[st])
             else:
                 r = [a * v for v in row]
                 r[-1] += c * im.den
-                flat.extend(r)
-        return _IMap(fmpz_mat(len(rows), ncols, flat), im.den * sa, im.shape)
+                out.append(r)
+        return _IMap(None, im.den * sa, im.shape, out)
 
     def slack(self, i: int, sg: int) -> list:
         """Row ``i`` as a slack row on the side ``sg`` (one list object per row and side)."""
@@ -1304,7 +1435,7 @@ def _leaf(c: Cell, conv: _Fractions | None = None) -> Leaf:
     if out is None:
         rows = []
     elif isinstance(out, _IMap):
-        rows = [[Fraction(int(v), out.den) for v in row] for row in out.N.tolist()]
+        rows = [[Fraction(v, out.den) for v in row] for row in out.rows]
     else:
         rows = [[_exact.to_fraction(v) for v in row] for row in out.mat.tolist()]
     # a cell with lines has no vertices: cddlib's points are then not vertices, leave them out
