@@ -81,6 +81,7 @@ class Cell:
     live: dict | None = None  # exact live values before op ``level`` (not shipped in results)
     rays: list[tuple] = field(default_factory=list)  # extreme rays (unbounded cells), fmpq
     lines: list[tuple] = field(default_factory=list)  # a basis of the lineality space, fmpq
+    fvertices: np.ndarray | None = None  # (len(vertices), d) float64 nearest to the vertices
 
 
 @dataclass
@@ -615,7 +616,7 @@ class _Certifier:
             else:
                 witness = tuple(sum((p[i] for p in verts), fmpq(0)) / len(verts) for i in range(d))
                 vol = _volume(verts, facets, d)
-            cell = Cell(j + 1, parent.states + (state,), witness, facets, verts, vol)
+            cell = Cell(j + 1, parent.states + (state,), witness, facets, verts, vol, fvertices=arr.fx[vs])
             cell.repaired = traced and state not in proposed
             children.append(cell)
         for cell, live in zip(children, self._child_lives(parent, ctx, [c.states[-1] for c in children])):
@@ -1135,14 +1136,26 @@ class _Arrangement:
                 self.zmask &= ~(1 << i)
         self.cap = max(64, 4 * len(self.pts))
         self.sg = np.empty((self.S + len(ctx.parent_G), self.cap), dtype=np.int8)
+        self.fx = np.empty((self.cap, d), dtype=np.float64)  # float64 nearest to each vertex
         self.Z: list[int] = []
         self.nv = 0
         self.edge_point: dict[tuple[int, int, int], int] = {}
         self.known: list[int] = []  # per new point: bits of rows known to vanish there
-        self._add_signs(self.pts)
+        # the parent's facets vanish at their own vertices (by construction)
+        known = [~self.zmask] * len(self.pts)
+        for k, f in enumerate(parent.facets):
+            for v in f.vertices:
+                known[v] |= 1 << (self.S + k)
+        Xf = None
+        if parent.fvertices is not None and len(parent.fvertices) == len(self.pts):
+            Xf = np.ones((d + 1, len(self.pts)), dtype=np.float64)
+            Xf[:d] = parent.fvertices.T
+        self._add_signs(self.pts, known, Xf)
 
-    def _add_signs(self, pts: Sequence[tuple], known: list[int] | None = None) -> None:
-        """Signs of every row at the new points; ``known``: bits of rows known to vanish there."""
+    def _add_signs(self, pts: Sequence[tuple], known: list[int] | None = None,
+                   Xf: np.ndarray | None = None) -> None:
+        """Signs of every row at the new points; ``known``: bits of rows known to vanish there;
+        ``Xf``: the points' nearest floats (see :func:`_float_points`), when already known."""
         k = len(pts)
         if not k:
             return
@@ -1156,13 +1169,19 @@ class _Arrangement:
                     low = bits & -bits
                     bits ^= low
                     zero[low.bit_length() - 1, c] = True
-        block = _signs(self.ctx.all_rows, self.ctx.ALLf, self.ctx.ALLa, pts, self.d, zero=zero)
+        if Xf is None:
+            Xf = _float_points(pts, self.d)
+        block = _signs(self.ctx.all_rows, self.ctx.ALLf, self.ctx.ALLa, pts, self.d, Xf=Xf, zero=zero)
         if self.nv + k > self.cap:
             self.cap = max(2 * self.cap, self.nv + k)
             grown = np.empty((self.sg.shape[0], self.cap), dtype=np.int8)
             grown[:, :self.nv] = self.sg[:, :self.nv]
             self.sg = grown
+            fgrown = np.empty((self.cap, self.d), dtype=np.float64)
+            fgrown[:self.nv] = self.fx[:self.nv]
+            self.fx = fgrown
         self.sg[:, self.nv:self.nv + k] = block
+        self.fx[self.nv:self.nv + k] = Xf[:self.d].T
         zs = [0] * k
         rows, cols = np.nonzero(block == 0)
         for r, c in zip(rows.tolist(), cols.tolist()):
