@@ -643,13 +643,14 @@ class _Certifier:
             n = len(vs)
             sides = [(k, (k + 1) % n) for k in range(n)]
         else:
-            tight: set[tuple[int, ...]] = set()
-            bits = cm
-            while bits:
-                low = bits & -bits
-                bits ^= low
-                tight.add(tuple(k for k, v in enumerate(vs) if Z[v] & low))
-            sets = [frozenset(t) for t in tight if t]
+            by_bit: dict[int, list[int]] = {}  # constraint bit -> positions of its tight vertices
+            for k, v in enumerate(vs):
+                bits = Z[v] & cm
+                while bits:
+                    low = bits & -bits
+                    bits ^= low
+                    by_bit.setdefault(low, []).append(k)
+            sets = [frozenset(t) for t in {tuple(t) for t in by_bit.values()}]
             sides = sorted(tuple(sorted(t)) for t in sets if not any(t < o for o in sets))
         facets = []
         for side in sides:
