@@ -198,6 +198,7 @@ class _IntAffine:
     az: Any  # fmpz_mat column, or None when a = 0
     dA: int
     _obj: Any = None
+    _columns: dict = field(default_factory=dict)
 
     @property
     def obj(self) -> np.ndarray:
@@ -210,6 +211,14 @@ class _IntAffine:
     @property
     def az_ints(self) -> list[int] | None:
         return None if self.az is None else [int(v) for v in self.az.entries()]
+
+    def column(self, k: int, ncols: int) -> list[int]:
+        """Column ``k`` of ``Az`` with each entry repeated ``ncols`` times (for row-major updates)."""
+        key = (k, ncols)
+        got = self._columns.get(key)
+        if got is None:
+            got = self._columns[key] = [v for v in self.obj[:, k].tolist() for _ in range(ncols)]
+        return got
 
 
 def _int_affine(cache: dict, i: int, nd: Any, shape: tuple[int, ...]) -> _IntAffine:
@@ -306,9 +315,8 @@ def _volume(vertices: list[tuple], facets: list[Facet], d: int) -> Any:
     if d == 2:  # vertices are kept in counter-clockwise order: shoelace
         n = len(vertices)
         twice = fmpq(0)
-        for k in range(n):
-            p, q = vertices[k], vertices[(k + 1) % n]
-            twice += p[0] * q[1] - q[0] * p[1]
+        for k in range(n):  # sum of x_k (y_{k+1} - y_{k-1})
+            twice += vertices[k][0] * (vertices[(k + 1) % n][1] - vertices[k - 1][1])
         if twice <= 0:
             raise CertificationError("a 2-D cell whose vertices are not in counter-clockwise order")
         return twice / 2
@@ -614,7 +622,10 @@ class _Certifier:
             if len(raw) == 1:  # nothing cuts the parent: same polytope, witness and volume
                 witness, vol = parent.witness, parent.volume
             else:
-                witness = tuple(sum((p[i] for p in verts), fmpq(0)) / len(verts) for i in range(d))
+                # 2-D: no three ring vertices are collinear, so any three span a triangle whose
+                # centroid is strictly inside; else the centroid of all vertices
+                w = verts[:3] if d == 2 else verts
+                witness = tuple(sum((p[i] for p in w), fmpq(0)) / len(w) for i in range(d))
                 vol = _volume(verts, facets, d)
             cell = Cell(j + 1, parent.states + (state,), witness, facets, verts, vol, fvertices=arr.fx[vs])
             cell.repaired = traced and state not in proposed
@@ -828,9 +839,10 @@ class _Certifier:
         Where the op is elementwise (default ``exact_apply``) and feeds one affine layer and
         nothing else, the children share that product but for the units whose states differ:
         with ``R_k(s)`` the op's output row ``k`` in state ``s`` (integers over ``den sa``), a
-        child's map is ``Az R(s_0) + az den sa + sum_k Az[:, k] (R_k(s_k) - R_k(s_0,k))`` over the
-        units ``k`` where it differs from the first child ``s_0``: one product per parent, a
-        rank-one update per differing unit, all in Python ints (exact)."""
+        child's map is ``Az R(s) + az den sa``, and that of a child ``s'`` differing from ``s`` in a
+        few units is ``Az R(s) + sum_k Az[:, k] (R_k(s'_k) - R_k(s_k))`` over those units: one
+        product per parent, then a rank-one update per differing unit from the nearest child
+        already made, all in Python ints (exact)."""
         j = ctx.j
         fast = self._fast_segment(j) if ctx._elementwise is not None and len(parent.live) == 1 else None
         if fast is None:
@@ -856,22 +868,30 @@ class _Certifier:
         R0 = [out_row(k, st) for k, st in enumerate(s0)]
         nz = [k for k, r in enumerate(R0) if r is not zero]
         A = aff.obj
+        n_out = A.shape[0]
         if nz:
             base = A[:, nz] @ np.array([R0[k] for k in nz], dtype=object).reshape(len(nz), ncols)
         else:
-            base = np.full((A.shape[0], ncols), 0, dtype=object)
+            base = np.full((n_out, ncols), 0, dtype=object)
         if aff.az is not None:
             base[:, -1] += np.array(aff.az_ints, dtype=object) * (den * sa)
         out_den = aff.dA * den * sa
         shape = tuple(self.prog.nodes[i_aff].out_shape)
+        flat0 = base.reshape(-1).tolist()
+        # each child starts from the computed child (or s_0) it differs from in the fewest units
+        var = [k for k in range(len(s0)) if any(st[k] != s0[k] for st in states)]
+        done: list[tuple[tuple[int, ...], tuple[int, ...], list]] = [(s0, tuple(s0[k] for k in var), flat0)]
         lives = []
         for st in states:
-            acc = base
-            for k, (x, y) in enumerate(zip(st, s0)):
-                if x != y:
-                    delta = [p - q for p, q in zip(out_row(k, x), R0[k])]
-                    acc = acc + np.multiply.outer(A[:, k], np.array(delta, dtype=object))
-            lives.append({key: _IMap(None, out_den, shape, acc.tolist())})
+            sig = tuple(st[k] for k in var)
+            _, ref, acc = min(done[-16:], key=lambda e: sum(x != y for x, y in zip(sig, e[1])))
+            for k, x, y in zip(var, sig, ref):
+                if x != y:  # acc += Az[:, k] (R_k(x) - R_k(y)), row-major
+                    delta = [p - q for p, q in zip(out_row(k, x), out_row(k, y))] * n_out
+                    acc = [v + a * dl for v, a, dl in zip(acc, aff.column(k, ncols), delta)]
+            done.append((st, sig, acc))
+            child = [acc[r:r + ncols] for r in range(0, n_out * ncols, ncols)]
+            lives.append({key: _IMap(None, out_den, shape, child)})
         return lives
 
     def _fast_segment(self, j: int) -> tuple[int, Any] | None:
