@@ -413,8 +413,13 @@ def float_signs(M: np.ndarray, absM: np.ndarray, X: np.ndarray) -> tuple[np.ndar
     with np.errstate(all="ignore"):
         s = M @ X
         absX = np.abs(X)
-        bound = (2.0 * (n + 4) * _U) * (absM @ absX) + _TINY * (
-            absM.sum(axis=1)[:, None] + absX.sum(axis=0)[None, :] + (2 * n + 4))
-        decided = np.isfinite(s) & np.isfinite(bound) & (np.abs(s) > bound)
-        signs = np.where(decided, np.sign(s), 0).astype(np.int8)
+        bound = absM @ absX
+        bound *= 2.0 * (n + 4) * _U
+        bound += _TINY * (absM.sum(axis=1)[:, None] + (absX.sum(axis=0) + (2 * n + 4))[None, :])
+        # |s| > bound is False for NaN and where bound is inf; a finite bound with s = +-inf
+        # (an overflow of s alone) must not count as decided
+        decided = np.abs(s) > bound
+        decided &= np.isfinite(s)
+        signs = np.sign(s).astype(np.int8)
+        signs[~decided] = 0
     return signs, decided

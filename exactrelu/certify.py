@@ -36,6 +36,7 @@ import torch
 from . import _exact, _polyhedra
 from ._exact import ExactMap, fmpq, fmpq_mat
 from flint import fmpz, fmpz_mat
+from ._geometry import float_signs
 from ._progress import progress_bar
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule
 from .capture import INPUT, Program
@@ -379,19 +380,11 @@ def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
 
 # --------------------------------------------------------------------------- filtered signs
 #
-# Signs of every row of an exact matrix M (rows [a_1..a_d, b], fmpq) at every point of a list of
-# exact points, decided in float64 with a rigorous error bound and in exact arithmetic only
-# where the bound does not decide (mostly the exact zeros: constraints tight at a vertex).
-# The bound is the one derived and tested in ``_geometry`` (see the comment above
-# ``signs_filtered``): with u = 2^-53, n = d, a^, x^ the nearest floats of the exact data
-# (relative error <= u, or eta/2 absolute in the subnormal range) and s^ the float value of
-# a^ . x^ + b^ (any summation order), |exact - s^| <= B with
-#     B = 2 (n + 4) u S^ + 2^-1000 (T^ + 2n + 4),  S^ = fl(|a^| . |x^| + |b^|),  T^ >= sum |a^| + sum |x^|.
-# Here the points carry a trailing 1 (exact), the products are one numpy matrix product, and T^
-# also counts |b^| and the 1s (only larger). Non-finite values are decided exactly.
-
-_U = 2.0 ** -53
-_TINY = 2.0 ** -1000
+# Signs of every row of an exact matrix M (rows [a_1..a_d, b]: fmpq, fmpz or int) at every point
+# of a list of exact points, decided in float64 with the rigorous error bound of
+# ``_geometry.float_signs`` (derived and tested there) from the nearest floats of both, and in
+# exact arithmetic only where the bound does not decide (mostly the exact zeros: constraints
+# tight at a vertex), or not at all where a zero is known by construction.
 
 
 def _nearest(vals: Iterable) -> np.ndarray:
@@ -454,17 +447,9 @@ def _signs(rows: list, Mf: np.ndarray, absM: np.ndarray, points: Sequence[tuple]
     ``zero`` (bool, same shape) marks entries known to be exactly 0 (not recomputed)."""
     if Xf is None:
         Xf = _float_points(points, d)
-    n = d
-    with np.errstate(all="ignore"):
-        s = Mf @ Xf
-        absX = np.abs(Xf)
-        bound = (2.0 * (n + 4) * _U) * (absM @ absX) + _TINY * (
-            absM.sum(axis=1)[:, None] + absX.sum(axis=0)[None, :] + (2 * n + 4))
-        decided = np.isfinite(s) & np.isfinite(bound) & (np.abs(s) > bound)
+    out, decided = float_signs(Mf, absM, Xf)
     if zero is not None:
-        decided &= ~zero
-    out = np.where(decided, np.sign(s), 0).astype(np.int8)
-    if zero is not None:
+        out[zero] = 0
         decided |= zero
     und = np.nonzero(~decided)
     m = len(und[0])
