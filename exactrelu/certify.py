@@ -335,17 +335,23 @@ def _volume3(vertices: list[tuple], fsets: list[frozenset]) -> Any:
     P = [[int(c.p) * (L // int(c.q)) for c in p] for p in vertices]
     x0, y0, z0 = P[0]
     Q = [(x - x0, y - y0, z - z0) for x, y, z in P]
+    nf = len(fsets)
+    edges: list[list[frozenset]] = [[] for _ in range(nf)]  # per facet, its edges
+    for fi in range(nf):
+        F = fsets[fi]
+        for gi in range(fi + 1, nf):
+            e = F & fsets[gi]
+            if len(e) == 2:
+                edges[fi].append(e)
+                edges[gi].append(e)
     six = 0
-    for fi, F in enumerate(fsets):
+    for F, es in zip(fsets, edges):
         if 0 in F:
             continue
         p0 = min(F)
         ax, ay, az = Q[p0]
-        for gi, G in enumerate(fsets):
-            if gi == fi:
-                continue
-            e = F & G
-            if len(e) != 2 or p0 in e:
+        for e in es:
+            if p0 in e:
                 continue
             i, j = e
             bx, by, bz = Q[i]
