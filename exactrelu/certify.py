@@ -608,6 +608,14 @@ class _Certifier:
             seen.add(state)
             if d == 1:
                 vs = sorted(vs, key=lambda v: arr.pts[v][0])
+            if len(raw) == 1 and not arr.touched(parent):
+                # nothing cuts the parent and no switching function vanishes on a facet of it:
+                # the same polytope, facets, witness and volume
+                cell = Cell(j + 1, parent.states + (state,), parent.witness, parent.facets,
+                            parent.vertices, parent.volume, fvertices=parent.fvertices)
+                cell.repaired = traced and state not in proposed
+                children.append(cell)
+                continue
             facets = self._arranged_facets(arr, vs, cm, signs, ctx)
             verts = [arr.pts[v] for v in vs]
             if len(raw) == 1:  # nothing cuts the parent: same polytope, witness and volume
@@ -1218,6 +1226,18 @@ class _Arrangement:
             # vanishing at both ends (so on the segment) and the functions identically zero
             self.known.append((self.Z[p] & self.Z[q]) | (1 << i) | ~self.zmask)
         return k
+
+    def touched(self, parent: Cell) -> bool:
+        """Does a switching function (not identically zero) vanish on a whole facet of the
+        parent? (Exact: from the exact zero sets of the parent's vertices.)"""
+        units = (1 << self.S) - 1
+        for f in parent.facets:
+            z = self.zmask & units
+            for v in f.vertices:
+                z &= self.Z[v]
+            if z:
+                return True
+        return False
 
     def cells(self) -> list[tuple[list[int], int]]:
         """The final cells as (vertex ids, bits of the constraints that define them)."""
