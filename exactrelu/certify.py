@@ -39,6 +39,7 @@ from flint import fmpz, fmpz_mat
 from ._progress import progress_bar
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule
 from .capture import INPUT, Program
+from .certificate import coprime_fraction
 from .domain import Domain
 from .errors import ExactReluError, InvalidInputError
 
@@ -60,11 +61,12 @@ class Facet:
     @property
     def a(self) -> tuple[Fraction, ...]:
         """``a`` of the facet written as ``a . t <= b`` (the constraint's own row, unscaled)."""
-        return tuple(-_f(v, self.scale) for v in self.slack[:-1])
+        number, scale = _Fractions.number, self.scale
+        return tuple(number(-v, scale) for v in self.slack[:-1])
 
     @property
     def b(self) -> Fraction:
-        return _f(self.slack[-1], self.scale)
+        return _Fractions.number(self.slack[-1], self.scale)
 
 
 @dataclass
@@ -1280,12 +1282,26 @@ class _Fractions:
 
     LIMIT = 4096  # siblings share objects; older entries are only memory
 
+    @staticmethod
+    def number(x: Any, scale: int = 1) -> Fraction:
+        """``x / scale`` as a Fraction (``x``: fmpq or fmpz, ``scale`` a positive int). flint
+        reduces the quotient and an fmpq is canonical (coprime, positive denominator), so the
+        Fraction is built from its numerator and denominator without a second gcd."""
+        if type(x) is fmpz:
+            if scale == 1:
+                return coprime_fraction(int(x), 1)
+            x = fmpq(x, scale)
+        elif scale != 1:
+            x = x / scale
+        return coprime_fraction(int(x.p), int(x.q))
+
     def point(self, p: tuple) -> tuple:
         if len(self.points) > self.LIMIT:
             self.points.clear()
         got = self.points.get(id(p))
         if got is None or got[0] is not p:
-            got = self.points[id(p)] = (p, tuple(_f(v) for v in p))
+            number = self.number
+            got = self.points[id(p)] = (p, tuple([number(v) for v in p]))
         return got[1]
 
     def facet(self, f: Facet) -> tuple:
@@ -1300,20 +1316,24 @@ class _Fractions:
 
 def _leaf(c: Cell, conv: _Fractions | None = None) -> Leaf:
     conv = conv or _Fractions()
+    number = _Fractions.number
     out = c.live["output"] if c.live else None
     if out is None:
         rows = []
     elif isinstance(out, _IMap):
-        rows = [[Fraction(int(v), out.den) for v in row] for row in out.N.tolist()]
+        den = out.den
+        rows = [[number(v, den) for v in row] for row in out.N.tolist()]
     else:
-        rows = [[_exact.to_fraction(v) for v in row] for row in out.mat.tolist()]
+        rows = [[number(v) for v in row] for row in out.mat.tolist()]
     # a cell with lines has no vertices: cddlib's points are then not vertices, leave them out
     pointed = not c.lines
-    return Leaf(c.states, tuple(_f(v) for v in c.witness),
-                [(*conv.facet(f), f.ids, f.vertices if pointed else (), f.rays) for f in c.facets],
+    facet = conv.facet
+    return Leaf(c.states, tuple([number(v) for v in c.witness]),
+                [(*facet(f), f.ids, f.vertices if pointed else (), f.rays) for f in c.facets],
                 [conv.point(p) for p in c.vertices] if pointed else [],
-                None if c.volume is None else _f(c.volume), rows, c.repaired,
-                [tuple(_f(v) for v in r) for r in c.rays], [tuple(_f(v) for v in r) for r in c.lines])
+                None if c.volume is None else number(c.volume), rows, c.repaired,
+                [tuple([number(v) for v in r]) for r in c.rays],
+                [tuple([number(v) for v in r]) for r in c.lines])
 
 
 def _candidates(tree: dict, parent: Cell) -> list[Candidate]:
