@@ -62,7 +62,7 @@ class Facet:
     def a(self) -> tuple[Fraction, ...]:
         """``a`` of the facet written as ``a . t <= b`` (the constraint's own row, unscaled)."""
         number, scale = _Fractions.number, self.scale
-        return tuple(number(-v, scale) for v in self.slack[:-1])
+        return tuple([number(-v, scale) for v in self.slack[:-1]])
 
     @property
     def b(self) -> Fraction:
@@ -1286,22 +1286,40 @@ class _Fractions:
     def number(x: Any, scale: int = 1) -> Fraction:
         """``x / scale`` as a Fraction (``x``: fmpq or fmpz, ``scale`` a positive int). flint
         reduces the quotient and an fmpq is canonical (coprime, positive denominator), so the
-        Fraction is built from its numerator and denominator without a second gcd."""
+        Fraction is built from its numerator and denominator without a second gcd; an fmpz
+        over ``scale`` is reduced by one gcd of Python ints."""
         if type(x) is fmpz:
-            if scale == 1:
-                return coprime_fraction(int(x), 1)
-            x = fmpq(x, scale)
-        elif scale != 1:
+            n, scale = int(x), int(scale)
+            g = math.gcd(n, scale)
+            return coprime_fraction(n // g, scale // g)
+        if scale != 1:
             x = x / scale
         return coprime_fraction(int(x.p), int(x.q))
+
+    @staticmethod
+    def over(entries: list, den: int, ncols: int) -> list[list[Fraction]]:
+        """Rows of ``ncols`` Fractions ``v / den`` for the fmpz ``entries`` (``den > 0``)."""
+        gcd = math.gcd
+        vals = []
+        for v in entries:
+            n = int(v)
+            g = gcd(n, den)
+            vals.append(coprime_fraction(n // g, den // g))
+        return [vals[i:i + ncols] for i in range(0, len(vals), ncols)]
+
+    @staticmethod
+    def numbers(xs: Sequence) -> tuple[Fraction, ...]:
+        """:meth:`number` of every entry (fmpq entries, the common case, inline)."""
+        number = _Fractions.number
+        return tuple([coprime_fraction(int(x.p), int(x.q)) if type(x) is fmpq else number(x)
+                      for x in xs])
 
     def point(self, p: tuple) -> tuple:
         if len(self.points) > self.LIMIT:
             self.points.clear()
         got = self.points.get(id(p))
         if got is None or got[0] is not p:
-            number = self.number
-            got = self.points[id(p)] = (p, tuple([number(v) for v in p]))
+            got = self.points[id(p)] = (p, self.numbers(p))
         return got[1]
 
     def facet(self, f: Facet) -> tuple:
@@ -1321,19 +1339,18 @@ def _leaf(c: Cell, conv: _Fractions | None = None) -> Leaf:
     if out is None:
         rows = []
     elif isinstance(out, _IMap):
-        den = out.den
-        rows = [[number(v, den) for v in row] for row in out.N.tolist()]
+        rows = _Fractions.over(out.N.entries(), int(out.den), out.N.ncols())
     else:
         rows = [[number(v) for v in row] for row in out.mat.tolist()]
     # a cell with lines has no vertices: cddlib's points are then not vertices, leave them out
     pointed = not c.lines
     facet = conv.facet
-    return Leaf(c.states, tuple([number(v) for v in c.witness]),
+    numbers = _Fractions.numbers
+    return Leaf(c.states, numbers(c.witness),
                 [(*facet(f), f.ids, f.vertices if pointed else (), f.rays) for f in c.facets],
                 [conv.point(p) for p in c.vertices] if pointed else [],
                 None if c.volume is None else number(c.volume), rows, c.repaired,
-                [tuple([number(v) for v in r]) for r in c.rays],
-                [tuple([number(v) for v in r]) for r in c.lines])
+                [numbers(r) for r in c.rays], [numbers(r) for r in c.lines])
 
 
 def _candidates(tree: dict, parent: Cell) -> list[Candidate]:
