@@ -19,6 +19,21 @@ from .errors import CertificateError
 FORMAT = "exactrelu-certificate/1"
 
 
+def _coprime_fraction_311(n: int, d: int) -> Fraction:
+    """Before Python 3.12: what ``Fraction(n, d, _normalize=False)`` does once its argument checks
+    pass (and what 3.12's ``Fraction._from_coprime_ints`` does): set the two slots."""
+    f = object.__new__(Fraction)
+    f._numerator = n  # type: ignore[attr-defined]
+    f._denominator = d  # type: ignore[attr-defined]
+    return f
+
+
+#: ``coprime_fraction(n, d)``: the Fraction ``n / d`` for Python ints ``n`` and ``d > 0`` already
+#: in lowest terms (e.g. the ``p``, ``q`` of a python-flint ``fmpq``, which is always canonical),
+#: without the gcd of ``Fraction(n, d)``. Never pass anything not known to be coprime, or an fmpz.
+coprime_fraction = getattr(Fraction, "_from_coprime_ints", _coprime_fraction_311)
+
+
 def q(x: Fraction) -> str:
     return f"{x.numerator}/{x.denominator}" if x.denominator != 1 else str(x.numerator)
 

@@ -40,6 +40,7 @@ from ._geometry import float_signs
 from ._progress import progress_bar
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule
 from .capture import INPUT, Program
+from .certificate import coprime_fraction
 from .domain import Domain
 from .errors import ExactReluError, InvalidInputError
 
@@ -52,7 +53,7 @@ Row = tuple[Fraction, ...]
 class Facet:
     """A non-redundant constraint of a cell as a slack row ``g``: ``g . (t, 1) >= 0`` inside."""
 
-    slack: list  # fmpq or fmpz entries, length d + 1: the constraint's row times ``scale``
+    slack: list  # fmpq, fmpz or int entries, length d + 1: the constraint's row times ``scale``
     ids: tuple[int, ...]  # constraint ids (domain rows first, then switching functions)
     vertices: tuple[int, ...] = ()  # indices into the cell's vertex list
     rays: tuple[int, ...] = ()  # indices into the cell's rays (unbounded cells)
@@ -61,11 +62,12 @@ class Facet:
     @property
     def a(self) -> tuple[Fraction, ...]:
         """``a`` of the facet written as ``a . t <= b`` (the constraint's own row, unscaled)."""
-        return tuple(-_f(v, self.scale) for v in self.slack[:-1])
+        number, scale = _Fractions.number, self.scale
+        return tuple([number(-v, scale) for v in self.slack[:-1]])
 
     @property
     def b(self) -> Fraction:
-        return _f(self.slack[-1], self.scale)
+        return _Fractions.number(self.slack[-1], self.scale)
 
 
 @dataclass
@@ -1462,12 +1464,44 @@ class _Fractions:
 
     LIMIT = 4096  # siblings share objects; older entries are only memory
 
+    @staticmethod
+    def number(x: Any, scale: int = 1) -> Fraction:
+        """``x / scale`` as a Fraction (``x``: fmpq, fmpz or int, ``scale`` a positive int). flint
+        reduces the quotient and an fmpq is canonical (coprime, positive denominator), so the
+        Fraction is built from its numerator and denominator without a second gcd; an integer
+        over ``scale`` is reduced by one gcd of Python ints."""
+        if type(x) is int or type(x) is fmpz:
+            n, scale = int(x), int(scale)
+            g = math.gcd(n, scale)
+            return coprime_fraction(n // g, scale // g)
+        if scale != 1:
+            x = x / scale
+        return coprime_fraction(int(x.p), int(x.q))
+
+    @staticmethod
+    def over(entries: list, den: int, ncols: int) -> list[list[Fraction]]:
+        """Rows of ``ncols`` Fractions ``v / den`` for the fmpz ``entries`` (``den > 0``)."""
+        gcd = math.gcd
+        vals = []
+        for v in entries:
+            n = int(v)
+            g = gcd(n, den)
+            vals.append(coprime_fraction(n // g, den // g))
+        return [vals[i:i + ncols] for i in range(0, len(vals), ncols)]
+
+    @staticmethod
+    def numbers(xs: Sequence) -> tuple[Fraction, ...]:
+        """:meth:`number` of every entry (fmpq entries, the common case, inline)."""
+        number = _Fractions.number
+        return tuple([coprime_fraction(int(x.p), int(x.q)) if type(x) is fmpq else number(x)
+                      for x in xs])
+
     def point(self, p: tuple) -> tuple:
         if len(self.points) > self.LIMIT:
             self.points.clear()
         got = self.points.get(id(p))
         if got is None or got[0] is not p:
-            got = self.points[id(p)] = (p, tuple(_f(v) for v in p))
+            got = self.points[id(p)] = (p, self.numbers(p))
         return got[1]
 
     def facet(self, f: Facet) -> tuple:
@@ -1482,20 +1516,23 @@ class _Fractions:
 
 def _leaf(c: Cell, conv: _Fractions | None = None) -> Leaf:
     conv = conv or _Fractions()
+    number = _Fractions.number
     out = c.live["output"] if c.live else None
     if out is None:
         rows = []
     elif isinstance(out, _IMap):
-        rows = [[Fraction(v, out.den) for v in row] for row in out.rows]
+        rows = _Fractions.over([v for r in out.rows for v in r], int(out.den), len(out.rows[0]))
     else:
-        rows = [[_exact.to_fraction(v) for v in row] for row in out.mat.tolist()]
+        rows = [[number(v) for v in row] for row in out.mat.tolist()]
     # a cell with lines has no vertices: cddlib's points are then not vertices, leave them out
     pointed = not c.lines
-    return Leaf(c.states, tuple(_f(v) for v in c.witness),
-                [(*conv.facet(f), f.ids, f.vertices if pointed else (), f.rays) for f in c.facets],
+    facet = conv.facet
+    numbers = _Fractions.numbers
+    return Leaf(c.states, numbers(c.witness),
+                [(*facet(f), f.ids, f.vertices if pointed else (), f.rays) for f in c.facets],
                 [conv.point(p) for p in c.vertices] if pointed else [],
-                None if c.volume is None else _f(c.volume), rows, c.repaired,
-                [tuple(_f(v) for v in r) for r in c.rays], [tuple(_f(v) for v in r) for r in c.lines])
+                None if c.volume is None else number(c.volume), rows, c.repaired,
+                [numbers(r) for r in c.rays], [numbers(r) for r in c.lines])
 
 
 def _candidates(tree: dict, parent: Cell) -> list[Candidate]:

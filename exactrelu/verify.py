@@ -11,7 +11,6 @@ import time
 from fractions import Fraction
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -122,7 +121,7 @@ def _assemble(prog: Program, dom: Domain, leaves: list, stats: certify.Stats) ->
         got = seen.get(id(v))
         if got is not None and got[0] is v:
             return got[1]
-        key = tuple((c.numerator, c.denominator) for c in v)  # hashing ints is cheaper than Fractions
+        key = tuple([(c.numerator, c.denominator) for c in v])  # ints hash faster than Fractions
         k = vindex.get(key)
         if k is None:
             k = vindex[key] = len(vertices)
@@ -133,7 +132,8 @@ def _assemble(prog: Program, dom: Domain, leaves: list, stats: certify.Stats) ->
     regions = []
     for i, lf in enumerate(leaves):
         ids = [vid(v) for v in lf.vertices]
-        facets = [RegionFacet(a, b, fid, tuple(ids[k] for k in fv), fr) for a, b, fid, fv, fr in lf.facets]
+        facets = [RegionFacet(a, b, fid, tuple([ids[k] for k in fv]), fr)
+                  for a, b, fid, fv, fr in lf.facets]
         regions.append(Region(i, [list(s) for s in lf.states], lf.witness, facets, ids, lf.output, lf.volume,
                               lf.repaired, lf.rays, lf.lines))
     offsets = certify.constraint_offsets(prog, dom)
@@ -161,29 +161,47 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
     ``j0`` except on the units vanishing there. A facet with a domain constraint lies on the domain's
     boundary and has no region across."""
     exact = vertices
-    vertices = [tuple(fmpq(c.numerator, c.denominator) for c in v) for v in exact]  # fast rationals
-    Vf = _nearest_floats(vertices, d)
+    cols = _nearest_floats(exact, d)
+    planes_of: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}  # by id of (a, b)
+
+    def plane(f: RegionFacet) -> tuple[tuple[int, ...], int]:
+        """:func:`_hyperplane_key` of a facet, once per (a, b) pair of objects (leaves share them;
+        every one stays alive with ``regions``, so its id is not reused)."""
+        k = (id(f.a), id(f.b))
+        got = planes_of.get(k)
+        if got is None:
+            got = planes_of[k] = _hyperplane_key(f.a, f.b)
+        return got
+
+    prefixes: dict[tuple, int] = {}  # the states of the ops before j0, as a small int
     groups: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}
     for r in regions:
-        pat = [tuple(s) for s in r.pattern]
+        pat = r.pattern
+        pids: dict[int, int] = {}
         for f in r.facets:
-            if offsets is not None and f.ids and min(f.ids) < offsets[0]:
-                continue  # on the domain's boundary
-            key, side = _hyperplane_key(f.a, f.b)
+            fids = f.ids
+            if offsets is not None and fids:
+                low = min(fids)
+                if low < offsets[0]:
+                    continue  # on the domain's boundary
+            key, side = plane(f)
             gk: tuple = key
-            if offsets is not None and f.ids:
-                low = min(f.ids)
+            if offsets is not None and fids:
                 j0 = bisect.bisect_right(offsets, low) - 1
                 n = units[j0] if units is not None and j0 < len(units) else None
                 st: tuple = ()
                 if n:
                     lo, hi = offsets[j0], offsets[j0 + 1]
                     masked = list(pat[j0])
-                    for i in f.ids:
+                    for i in fids:
                         if lo <= i < hi:
                             masked[(i - lo) % n] = -1
                     st = tuple(masked)
-                gk = (key, j0, tuple(pat[:j0]), st)
+                pid = pids.get(j0)
+                if pid is None:
+                    prefix = tuple(tuple(s) for s in pat[:j0])
+                    pid = pids[j0] = prefixes.setdefault(prefix, len(prefixes))
+                gk = (key, j0, pid, st)
             groups.setdefault(gk, []).append((side, r.index, f))
     out: list[tuple[int, int, RegionFacet, RegionFacet]] = []
     for gk, items in groups.items():
@@ -194,7 +212,7 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
         if d > 1 and any(f.rays or regions[ri].lines for _, ri, f in items):
             # unbounded facets on this hyperplane: decide every pair by the exact LP
             pairs = [(p, m) for p in plus for m in minus
-                     if _faces_overlap(p[1], m[1], regions[p[0]], regions[m[0]], vertices)]
+                     if _faces_overlap(p[1], m[1], regions[p[0]], regions[m[0]], exact)]
         elif d == 1:
             pairs = [(p, m) for p in plus for m in minus]
         elif d == 2:
@@ -203,7 +221,7 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
             # nearest is monotone, so a strict inequality between the floats of two rationals is
             # the same strict inequality between the rationals; equal floats are compared exactly.
             c = 0 if items[0][2].a[1] != 0 else 1
-            span, less = _span_tests(Vf, vertices, c)
+            span, less = _span_tests(cols[c], exact, c)
             ms = sorted(((span(f), ri, f) for ri, f in minus), key=lambda t: t[0][0])
             pairs = []
             for ri, f in plus:
@@ -214,7 +232,7 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
                     if less(mlo, kmlo, hi, khi) and less(lo, klo, mhi, kmhi):
                         pairs.append(((ri, f), (rj, g)))
         else:
-            pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, vertices, Vf, d)
+            pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, exact, cols, d, plane)
         for (ri, f), (rj, g) in pairs:
             out.append((min(ri, rj), max(ri, rj), f, g, gk if offsets is None else gk[0]))
     uniq: dict[tuple[int, int], tuple] = {}
@@ -227,19 +245,23 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
             lead = next(v for v in key if v != 0)
             planes[key] = (tuple(Fraction(v, lead) for v in key[:-1]), Fraction(key[-1], lead))
         a, b = planes[key]
-        adjacency.append(Adjacency(i, j, a, b, tuple(sorted(set(f.ids) | set(g.ids)))))
+        fi = f.ids
+        ids = fi if len(fi) == 1 and fi == g.ids else tuple(sorted(set(fi) | set(g.ids)))
+        adjacency.append(Adjacency(i, j, a, b, ids))
     return adjacency
 
 
-def _span_tests(Vf: np.ndarray, vertices: list[tuple], c: int) -> tuple[Any, Any]:
-    """For collinear sides in 2-D: their (float) span along coordinate ``c`` with the vertices at
-    its ends, and an exact strict comparison of two ends decided in float where floats differ."""
+def _span_tests(col: list[float], vertices: list[tuple], c: int) -> tuple[Any, Any]:
+    """For collinear sides in 2-D: their (float) span along coordinate ``c`` (``col``: the nearest
+    floats of that coordinate) with the vertices at its ends, and an exact strict comparison of
+    two ends decided in float where floats differ."""
+    at = col.__getitem__
 
     def span(f: RegionFacet) -> tuple[float, float, int, int]:
         ks = f.vertices
-        lo = min(ks, key=lambda k: Vf[k, c])
-        hi = max(ks, key=lambda k: Vf[k, c])
-        return Vf[lo, c], Vf[hi, c], lo, hi
+        lo = min(ks, key=at)
+        hi = max(ks, key=at)
+        return col[lo], col[hi], lo, hi
 
     def less(x: float, kx: int, y: float, ky: int) -> bool:
         return x < y or (x == y and vertices[kx][c] < vertices[ky][c])
@@ -250,53 +272,62 @@ def _span_tests(Vf: np.ndarray, vertices: list[tuple], c: int) -> tuple[Any, Any
 def _hyperplane_key(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...], int]:
     """(primitive integer row (a, b) with the first non-zero entry of a positive, side): a hashable
     key of the hyperplane that is cheap to build; side is the sign of that entry in ``a``."""
-    vals = list(a) + [b]
-    den = math.lcm(*(v.denominator for v in vals))
-    ints = [v.numerator * (den // v.denominator) for v in vals]
+    vals = list(a)
+    vals.append(b)
+    dens = [v.denominator for v in vals]
+    den = math.lcm(*dens)
+    ints = [v.numerator * (den // q) for v, q in zip(vals, dens)]
     side = next((1 if v > 0 else -1 for v in ints[:-1] if v != 0), 0)
     if side == 0:
         raise VerificationError("a facet with a zero normal")
     g = math.gcd(*ints) * side
-    return tuple(v // g for v in ints), side
+    return tuple([v // g for v in ints]), side
 
 
-def _nearest_floats(vertices: list[tuple], d: int) -> np.ndarray:
-    """(n, d) float64: the nearest float of every exact coordinate (int / int is correctly
-    rounded; +-inf where it overflows, which keeps the order)."""
-    out = np.empty((len(vertices), d), dtype=np.float64)
-    for k, v in enumerate(vertices):
-        for i, c in enumerate(v):
+def _nearest_floats(vertices: list[tuple], d: int) -> list[list[float]]:
+    """Per coordinate, the nearest float of that coordinate of every exact vertex (int / int is
+    correctly rounded; +-inf where it overflows, which keeps the order)."""
+    cols: list[list[float]] = [[] for _ in range(d)]
+    for v in vertices:
+        for col, c in zip(cols, v):
             try:
-                out[k, i] = int(c.p) / int(c.q)
+                col.append(c.numerator / c.denominator)
             except OverflowError:
-                out[k, i] = math.inf if c > 0 else -math.inf
-    return out
+                col.append(math.inf if c > 0 else -math.inf)
+    return cols
 
 
 def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions: list[Region], vertices: list[tuple],
-                        Vf: np.ndarray, d: int) -> list:
+                        cols: list[list[float]], d: int, plane: Any) -> list:
     """d >= 3: pairs of facets on one hyperplane (opposite sides) sharing a (d-1)-dim piece.
 
     Bounding boxes first: boxes whose exact extents along a coordinate the hyperplane does not fix
-    are disjoint or touching cannot share a (d-1)-dim piece. The boxes are compared in float64,
-    where a strict inequality between nearest floats is the same strict inequality between the
-    rationals (rounding is monotone); only equal floats are compared exactly. Then d affinely
-    independent shared vertices (a shared (d-1)-simplex), and for what is still undecided an exact
-    separating-line test (3-D) or an exact LP.
+    are disjoint or touching cannot share a (d-1)-dim piece. The boxes are compared in float64
+    (``cols``: nearest floats per coordinate), where a strict inequality between nearest floats is
+    the same strict inequality between the rationals (rounding is monotone); only equal floats are
+    compared exactly. Then d affinely independent shared vertices (a shared (d-1)-simplex), and
+    for what is still undecided an exact separating-line test (3-D) or an exact LP.
 
     3-D: two convex polygons on the plane H share positive area unless a line of H separates them,
     and such a line can be taken through an edge of one of them (separating axis theorem). An edge
     line of the facet of region ``a`` is H cut by another facet ``h`` of ``a``; the other polygon
     lies beyond it iff all its vertices satisfy ``a_h . x >= b_h``. So the pair is separated iff
-    some other facet of either region has all the other polygon's vertices on or beyond it.
+    some other facet of either region has all the other polygon's vertices on or beyond it. That
+    is decided in integers: ``plane(h)`` is ``(a_h, b_h)`` times a non-zero rational of sign
+    ``side`` as a primitive integer row, and a vertex is an integer vector over one positive
+    denominator.
     """
     free = [i for i in range(d) if any(a[k] != 0 for k in range(d) if k != i)]
+    ats = [col.__getitem__ for col in cols]
 
     def box(f: RegionFacet) -> list[tuple[float, float, int, int]]:
-        ks = list(f.vertices)
-        sub = Vf[ks]
-        lo, hi = sub.argmin(axis=0).tolist(), sub.argmax(axis=0).tolist()
-        return [(float(sub[lo[i], i]), float(sub[hi[i], i]), ks[lo[i]], ks[hi[i]]) for i in range(d)]
+        ks = f.vertices
+        out = []
+        for col, at in zip(cols, ats):
+            lo = min(ks, key=at)
+            hi = max(ks, key=at)
+            out.append((col[lo], col[hi], lo, hi))
+        return out
 
     def apart(x: tuple, y: tuple, i: int) -> bool:
         """Is the exact upper end of ``x`` at most the exact lower end of ``y`` (coordinate i)?"""
@@ -306,20 +337,35 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
 
     mboxes = [(box(g), rj, g) for rj, g in minus]
     rows: dict[int, list[tuple]] = {}
+    homs: dict[int, tuple[int, ...]] = {}
 
     def others(ri: int, f: RegionFacet) -> list[tuple]:
-        """The region's other facets as exact (a, b) in fmpq."""
+        """The region's other facets as integer rows ``r`` with ``a_h . x >= b_h`` iff
+        ``r[:-1] . x >= r[-1]``."""
         got = rows.get(id(f))
         if got is None:
-            got = rows[id(f)] = [(tuple(fmpq(v.numerator, v.denominator) for v in h.a),
-                                  fmpq(h.b.numerator, h.b.denominator)) for h in regions[ri].facets if h is not f]
+            got = rows[id(f)] = []
+            for h in regions[ri].facets:
+                if h is not f:
+                    key, side = plane(h)
+                    got.append(key if side > 0 else tuple([-v for v in key]))
+        return got
+
+    def hom(k: int) -> tuple[int, ...]:
+        """Vertex ``k`` as integers ``(x_0, x_1, x_2, D)``: the vertex is ``x / D``, ``D > 0``."""
+        got = homs.get(k)
+        if got is None:
+            v = vertices[k]
+            dens = [c.denominator for c in v]
+            D = math.lcm(*dens)
+            got = homs[k] = (*(c.numerator * (D // q) for c, q in zip(v, dens)), D)
         return got
 
     def beyond(hs: list[tuple], ks: Sequence[int]) -> bool:
         """Is every vertex ``ks`` on or beyond one of the rows ``hs``?"""
-        pts = [vertices[k] for k in ks]
-        for ah, bh in hs:
-            if all(ah[0] * p[0] + ah[1] * p[1] + ah[2] * p[2] >= bh for p in pts):
+        pts = [hom(k) for k in ks]
+        for r0, r1, r2, rb in hs:
+            if all(r0 * x0 + r1 * x1 + r2 * x2 >= rb * D for x0, x1, x2, D in pts):
                 return True
         return False
 
@@ -345,8 +391,9 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
 def _affine_rank(points: list[tuple]) -> int:
     import flint
 
-    base = points[0]
-    rows = [[p[i] - base[i] for i in range(len(base))] for p in points[1:]]
+    pts = [[fmpq(c.numerator, c.denominator) for c in p] for p in points]
+    base = pts[0]
+    rows = [[p[i] - base[i] for i in range(len(base))] for p in pts[1:]]
     m = flint.fmpq_mat(len(rows), len(base), [v for r in rows for v in r])
     return m.rank()
 
