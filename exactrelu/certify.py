@@ -24,6 +24,7 @@ import concurrent.futures as cf
 import logging
 import math
 import os
+from operator import ne
 import random
 import time
 from dataclasses import dataclass, field
@@ -596,15 +597,18 @@ class _Certifier:
         children: list[Cell] = []
         seen: set[tuple[int, ...]] = set()
         raw = arr.cells()
-        for vs, cm in raw:
-            sub = arr.sg[:S, vs]
-            pos = (sub > 0).any(axis=1)
-            neg = (sub < 0).any(axis=1)
-            if (pos & neg).any():
-                raise CertificationError(f"a switching function crosses a finished cell (level {j})")
-            signs = pos.astype(np.int8) - neg.astype(np.int8)
+        # signs of every switching function on every cell, all cells at once (cells are the
+        # column runs of their vertices)
+        starts = np.cumsum([0] + [len(vs) for vs, _ in raw[:-1]])
+        sub = arr.sg[:S, [v for vs, _ in raw for v in vs]]
+        pos = np.logical_or.reduceat(sub > 0, starts, axis=1)
+        neg = np.logical_or.reduceat(sub < 0, starts, axis=1)
+        if (pos & neg).any():
+            raise CertificationError(f"a switching function crosses a finished cell (level {j})")
+        cell_signs = (pos.astype(np.int8) - neg.astype(np.int8)).T
+        for (vs, cm), signs, sign_list in zip(raw, cell_signs, cell_signs.tolist()):
             # units identically zero on the parent take their tie state (they do not split it)
-            state = ctx.rule.state_tuple(ctx.module, signs.tolist(), ctx.in_shape)
+            state = ctx.rule.state_tuple(ctx.module, sign_list, ctx.in_shape)
             if state in seen:
                 raise CertificationError(f"two cells of one parent with the same state (level {j})")
             seen.add(state)
@@ -885,7 +889,7 @@ class _Certifier:
         lives = []
         for st in states:
             sig = tuple(st[k] for k in var)
-            _, ref, acc = min(done[-16:], key=lambda e: sum(x != y for x, y in zip(sig, e[1])))
+            _, ref, acc = min(done[-8:], key=lambda e: sum(map(ne, sig, e[1])))
             for k, x, y in zip(var, sig, ref):
                 if x != y:  # acc += Az[:, k] (R_k(x) - R_k(y)), row-major
                     delta = [p - q for p, q in zip(out_row(k, x), out_row(k, y))] * n_out
