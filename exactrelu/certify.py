@@ -363,6 +363,24 @@ def _volume3(vertices: list[tuple], fsets: list[frozenset]) -> Any:
     return fmpq(six, 6 * L ** 3)
 
 
+def _dyadic_inside(x: np.ndarray, facets: list[Facet], d: int) -> tuple | None:
+    """The float point ``x`` as an exact (dyadic) rational point if it lies strictly inside every
+    facet (decided exactly, in integers over one power of two), else None."""
+    if not np.isfinite(x).all():
+        return None
+    ratios = [float(v).as_integer_ratio() for v in x]
+    D = max(q for _, q in ratios)  # powers of two: the largest is a multiple of the others
+    C = [n * (D // q) for n, q in ratios] + [D]
+    for f in facets:
+        g = f.slack
+        if all(type(v) is int for v in g):
+            if sum(a * c for a, c in zip(g, C)) <= 0:
+                return None
+        elif _exact_value(g, tuple(fmpq(c, D) for c in C[:d]), d) <= 0:
+            return None
+    return tuple(fmpq(n, q) for n, q in ratios)
+
+
 def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
     """Clip an interval (d = 1, two ends) or a counter-clockwise convex polygon by ``g . (t, 1) >= 0``."""
     s = [sum((gi * pi for gi, pi in zip(g, p)), g[d]) for p in poly]
@@ -624,15 +642,19 @@ class _Certifier:
                 continue
             facets = self._arranged_facets(arr, vs, cm, signs, ctx)
             verts = [arr.pts[v] for v in vs]
+            fverts = arr.fx[vs]
             if len(raw) == 1:  # nothing cuts the parent: same polytope, witness and volume
                 witness, vol = parent.witness, parent.volume
             else:
-                # 2-D: no three ring vertices are collinear, so any three span a triangle whose
-                # centroid is strictly inside; else the centroid of all vertices
-                w = verts[:3] if d == 2 else verts
-                witness = tuple(sum((p[i] for p in w), fmpq(0)) / len(w) for i in range(d))
+                # a short dyadic point near the centroid, checked strictly inside exactly; else
+                # the exact centroid (2-D: of three ring vertices, which are never collinear, so
+                # it is strictly inside; else of all vertices)
+                witness = _dyadic_inside(fverts.mean(axis=0), facets, d)
+                if witness is None:
+                    w = verts[:3] if d == 2 else verts
+                    witness = tuple(sum((p[i] for p in w), fmpq(0)) / len(w) for i in range(d))
                 vol = _volume(verts, facets, d)
-            cell = Cell(j + 1, parent.states + (state,), witness, facets, verts, vol, fvertices=arr.fx[vs])
+            cell = Cell(j + 1, parent.states + (state,), witness, facets, verts, vol, fvertices=fverts)
             cell.repaired = traced and state not in proposed
             children.append(cell)
         for cell, live in zip(children, self._child_lives(parent, ctx, [c.states[-1] for c in children])):
