@@ -287,3 +287,49 @@ def test_runs_through_a_real_dask_cluster():
     assert cert.num_regions == serial.num_regions
     assert {flat(r) for r in cert.regions} == {flat(r) for r in serial.regions}
     exactrelu.check(cert, net)
+
+
+# --------------------------------------------------------------------------- exact helpers
+
+def _square_facets():
+    """The facets of [0, 1]^2 as slack rows of Python ints: x >= 0, y >= 0, 1 - x >= 0, 1 - y >= 0."""
+    from exactrelu.certify import Facet
+
+    return [Facet([1, 0, 0], (0,)), Facet([0, 1, 0], (1,)), Facet([-1, 0, 1], (2,)), Facet([0, -1, 1], (3,))]
+
+
+def test_dyadic_witness_is_exact_and_strictly_inside():
+    import numpy as np
+    from flint import fmpq
+
+    from exactrelu.certify import _dyadic_inside
+
+    w = _dyadic_inside(np.array([0.25, 0.75]), _square_facets(), 2)
+    assert w == (fmpq(1, 4), fmpq(3, 4))
+    # 0.1 is not 1/10: the witness is the float's exact dyadic value, never a rounded decimal
+    assert _dyadic_inside(np.array([0.1, 0.5]), _square_facets(), 2)[0] == fmpq(*(0.1).as_integer_ratio())
+
+
+@pytest.mark.parametrize("point", [[0.0, 0.5], [1.0, 1.0], [1.5, 0.5], [0.5, -2.0 ** -60], [float("nan"), 0.5]])
+def test_dyadic_witness_on_or_outside_a_facet_is_refused(point):
+    import numpy as np
+
+    from exactrelu.certify import _dyadic_inside
+
+    assert _dyadic_inside(np.array(point), _square_facets(), 2) is None
+
+
+def test_integer_maps_convert_and_pickle_both_ways():
+    import pickle
+
+    from flint import fmpz_mat
+
+    from exactrelu.certify import _IMap
+
+    rows = [[3, -2 ** 80, 5], [0, 7, -1]]
+    m = _IMap(None, 12, (2,), rows)
+    assert m.N == fmpz_mat(rows)
+    back = _IMap(fmpz_mat(rows), 12, (2,))
+    assert back.rows == rows and all(type(v) is int for r in back.rows for v in r)
+    again = pickle.loads(pickle.dumps(back))
+    assert (again.rows, again.den, again.shape) == (rows, 12, (2,))
