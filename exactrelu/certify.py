@@ -203,6 +203,7 @@ class _IntAffine:
     dA: int
     _obj: Any = None
     _columns: dict = field(default_factory=dict)
+    _az_ints: list | None = None
 
     @property
     def obj(self) -> np.ndarray:
@@ -214,7 +215,9 @@ class _IntAffine:
 
     @property
     def az_ints(self) -> list[int] | None:
-        return None if self.az is None else [int(v) for v in self.az.entries()]
+        if self._az_ints is None and self.az is not None:
+            self._az_ints = [int(v) for v in self.az.entries()]
+        return self._az_ints
 
     def column(self, k: int, ncols: int) -> list[int]:
         """Column ``k`` of ``Az`` with each entry repeated ``ncols`` times (for row-major updates)."""
@@ -223,6 +226,12 @@ class _IntAffine:
         if got is None:
             got = self._columns[key] = [v for v in self.obj[:, k].tolist() for _ in range(ncols)]
         return got
+
+
+# Products ``Az R`` of an affine layer's integer matrix with a few columns of Python ints run in
+# python-flint (C, but each entry converted in and out) once ``Az``'s rows times the nonzero rows
+# of ``R`` reach this; below it, numpy's object product on the Python ints themselves is cheaper.
+_FLINT_PRODUCT = 200
 
 
 def _int_affine(cache: dict, i: int, nd: Any, shape: tuple[int, ...]) -> _IntAffine:
@@ -894,17 +903,22 @@ class _Certifier:
         s0 = states[0]
         R0 = [out_row(k, st) for k, st in enumerate(s0)]
         nz = [k for k, r in enumerate(R0) if r is not zero]
-        A = aff.obj
-        n_out = A.shape[0]
-        if nz:
-            base = A[:, nz] @ np.array([R0[k] for k in nz], dtype=object).reshape(len(nz), ncols)
+        n_out = aff.Az.nrows()
+        if n_out * len(nz) >= _FLINT_PRODUCT:  # in C; converting in and out costs less here
+            zrow = [0] * ncols
+            M = fmpz_mat(len(R0), ncols, [v for r in R0 for v in (zrow if r is zero else r)])
+            flat0 = [int(v) for v in (aff.Az * M).entries()]
+        elif nz:
+            A = aff.obj
+            flat0 = (A[:, nz] @ np.array([R0[k] for k in nz], dtype=object).reshape(len(nz), ncols)
+                     ).reshape(-1).tolist()
         else:
-            base = np.full((n_out, ncols), 0, dtype=object)
+            flat0 = [0] * (n_out * ncols)
         if aff.az is not None:
-            base[:, -1] += np.array(aff.az_ints, dtype=object) * (den * sa)
+            for r, c in enumerate(aff.az_ints):
+                flat0[r * ncols + ncols - 1] += c * (den * sa)
         out_den = aff.dA * den * sa
         shape = tuple(self.prog.nodes[i_aff].out_shape)
-        flat0 = base.reshape(-1).tolist()
         # each child starts from the computed child (or s_0) it differs from in the fewest units
         var = [k for k in range(len(s0)) if any(st[k] != s0[k] for st in states)]
         done: list[tuple[tuple[int, ...], tuple[int, ...], list]] = [(s0, tuple(s0[k] for k in var), flat0)]
