@@ -1047,7 +1047,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
     patterns: list[torch.Tensor] = []
     nodes = prog.piecewise_nodes()
     total = offsets[-1] - offsets[0]
-    with torch.no_grad(), _few_threads(device) as threads, \
+    with torch.inference_mode(), _few_threads(device) as threads, \
             progress_bar(total, "tracing", progress) as bar:
         st = _Stages(prog, M, c)
         rowhash = _RowHash(device)  # of the full patterns, built op by op (duplicate check)
@@ -1135,19 +1135,26 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
         else:
             ow, ob = _output_maps(prog, patterns, M, c, R)
 
-    cpu = torch.device("cpu")
     return Trace(
         domain=dom, program=prog, dim=d, num_regions=R,
-        patterns=[p.to(cpu) for p in patterns],
-        interior=interior.to(cpu, torch.float64),
-        bounding_offsets=b_off.to(cpu), bounding_ids=b_ids.to(cpu),
-        region_vertex_offsets=rv_off.to(cpu), region_vertex_ids=rv_ids.to(cpu),
-        vertices=V.to(cpu, torch.float64),
-        vertex_tight_offsets=vt_off.to(cpu), vertex_tight_ids=vt_ids.to(cpu),
-        edges=edges.to(cpu), output_weight=ow.to(cpu), output_bias=ob.to(cpu),
-        uncertain=Uncertain(near.to(cpu), vanishing.to(cpu), over.to(cpu), degenerate.to(cpu),
-                            duplicates.to(cpu)),
+        patterns=[_out(p) for p in patterns],
+        interior=_out(interior, torch.float64),
+        bounding_offsets=_out(b_off), bounding_ids=_out(b_ids),
+        region_vertex_offsets=_out(rv_off), region_vertex_ids=_out(rv_ids),
+        vertices=_out(V, torch.float64),
+        vertex_tight_offsets=_out(vt_off), vertex_tight_ids=_out(vt_ids),
+        edges=_out(edges), output_weight=_out(ow), output_bias=_out(ob),
+        uncertain=Uncertain(_out(near), _out(vanishing), _out(over), _out(degenerate),
+                            _out(duplicates)),
         constraint_offsets=offsets, seconds=time.perf_counter() - t_start, merged=merged)
+
+
+def _out(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``t`` on the CPU (in ``dtype``) as an ordinary tensor: the tracer runs under
+    ``torch.inference_mode`` (less dispatch overhead per op), whose tensors refuse in-place
+    updates outside it; called outside that mode, so a copy is made only where needed."""
+    t = t.to("cpu", dtype if dtype is not None else t.dtype)
+    return t.clone() if t.is_inference() else t
 
 
 def _states(nd: Any, signs: torch.Tensor) -> torch.Tensor:
