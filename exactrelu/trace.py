@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._progress import progress_bar
+from ._progress import _Silent, progress_bar
 from .capture import INPUT, Program, capture
 from .domain import Domain, Slice, as_domain
 from .errors import InvalidInputError, RegionLimitError
@@ -53,6 +53,7 @@ _BUDGET = 1 << 22  # elements per chunk of a batched intermediate
 _MAX_TIGHT = 64  # tight ids kept per vertex copy; beyond this they are reported as overflow
 _KEY = 1 << 31  # edge keys: min vertex id * _KEY + max vertex id
 _INT16_IDS = 1 << 15  # tight ids are int16 below this many constraints, else int32
+_BCAST = 1 << 18  # elements of a broadcast comparison of tight lists done at once
 
 
 @dataclass
@@ -214,6 +215,11 @@ def _widen_last(t: torch.Tensor, w: int) -> torch.Tensor:
     new = t.new_full((*t.shape[:-1], w), -1)
     new[..., :t.shape[-1]] = t
     return new
+
+
+def _where(mask: torch.Tensor) -> torch.Tensor:
+    """Indices (int64, ascending) where the 1-D ``mask`` is true."""
+    return mask.nonzero().reshape(-1)
 
 
 def _pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -431,43 +437,46 @@ class _Complex:
         # and every region containing an edge crossed by s (all of them are cut by s, so have s
         # pending) is split by s in the same step: neighbours share the new vertex. After a
         # split, the pending functions of both sides that no longer cut them are resolved.
-        Pr, Ps = cutP.nonzero(as_tuple=True)
+        P = cutP.nonzero().T.contiguous()  # (2, K): rows (region, function)
         self.ek = torch.zeros(0, dtype=torch.int64, device=dev)  # edges crossed in this op
         self.ev = torch.zeros(0, dtype=torch.int64, device=dev)  # and their new vertices
         left = S
-        while len(Ps):
-            nleft = int((torch.bincount(Ps, minlength=S) > 0).sum())
-            bar.update(left - nleft)
-            left = nleft
+        shown = not isinstance(bar, _Silent)
+        while P.shape[1]:
+            Pr, Ps = P[0], P[1]
+            if shown:
+                nleft = int((torch.bincount(Ps, minlength=S) > 0).sum())
+                bar.update(left - nleft)
+                left = nleft
             smin = torch.full((self.R,), S, dtype=torch.int64, device=dev).scatter_reduce_(
                 0, Pr, Ps, "amin")
             sel = Ps == smin.index_select(0, Pr)
-            cand, srow = Pr[sel], Ps[sel]
-            keep = ~sel
-            Pr, Ps = Pr[keep], Ps[keep]
+            cs = P.index_select(1, _where(sel))
+            cand, srow = cs[0], cs[1]
+            P = P.index_select(1, _where(sel.logical_not_()))
             R_before = self.R
             if self.threads is not None:
                 self.threads.size(len(cand) * self.Vcap * S)
             split = self._step(srow, sid0, cand, label)
-            if split is None or len(Pr) == 0:
+            if split is None or P.shape[1] == 0:
                 continue
             ci, new = split
             mp = torch.full((R_before,), -1, dtype=torch.int64, device=dev)
             mp[ci] = new
-            dup = mp.index_select(0, Pr)
-            h = dup >= 0
-            Pr = torch.cat([Pr, dup[h]])
-            Ps = torch.cat([Ps, Ps[h]])
+            dup = mp.index_select(0, P[0])
+            h = _where(dup >= 0)
+            P = torch.cat([P, torch.stack([dup.index_select(0, h), P[1].index_select(0, h)])], 1)
             changed = torch.zeros(self.R, dtype=torch.bool, device=dev)
             changed[ci] = True
-            changed[new] = True
-            m = changed.index_select(0, Pr)
-            if bool(m.any()):
-                cr, cs = Pr[m], Ps[m]
-                still = self._resolve(cr, cs, sid0)
-                Pr = torch.cat([Pr[~m], cr[still]])
-                Ps = torch.cat([Ps[~m], cs[still]])
-        bar.update(left)
+            changed[R_before:] = True  # (the new rows)
+            m = changed.index_select(0, P[0])
+            im = _where(m)
+            if len(im):
+                c = P.index_select(1, im)
+                still = self._resolve(c[0], c[1], sid0)
+                P = torch.cat([P.index_select(1, _where(m.logical_not_())),
+                               c.index_select(1, _where(still))], 1)
+        bar.update(left if shown else S)
         # records: expand start-of-op records to descendants, keep the rest
         rec = torch.cat(start_recs)
         rec = self._expand(rec, R0)
@@ -523,22 +532,27 @@ class _Complex:
             vr = cand[~active]
             self.rec_cur.append(
                 torch.stack([vr, sidr[~active], torch.zeros_like(vr)], 1))
-        self.rsign[cand, srow] = torch.where(hp, 1, torch.where(hn, -1, 0)).to(torch.int8)
+        self.rsign[cand, srow] = hp.to(torch.int8) - (hn > hp).to(torch.int8)
         cut = hp & hn
-        if not bool(cut.any()):
-            return None
-        ci = cand[cut]
-        vid, pos, neg, zer = vid[cut], pos[cut], neg[cut], zer[cut]
-        srow, sidr = srow[cut], sidr[cut]
-        tight = self.cp_tight[ci]
+        if not bool(cut.all()):  # (rare: pending pairs were cutting when last looked at)
+            k = _where(cut)
+            if len(k) == 0:
+                return None
+            cand, vid, pos, neg, zer, srow, sidr = (
+                x.index_select(0, k) for x in (cand, vid, pos, neg, zer, srow, sidr))
+        ci = cand
+        tight = self.cp_tight.index_select(0, ci)
         Rc = len(ci)
         # crossing edges: (+, -) copy pairs sharing >= d - 1 tight ids
         pr, pa, pb = (pos.unsqueeze(2) & neg.unsqueeze(1)).nonzero(as_tuple=True)
         ta = tight[pr, pa]
         tb = tight[pr, pb]
-        sh = ta == tb[:, :1]  # (P, T): ids of a also in b (column by column: T is small)
-        for k in range(1, tb.shape[1]):
-            sh |= ta == tb[:, k:k + 1]
+        if ta.numel() * ta.shape[1] <= _BCAST:  # (P, T): ids of a also in b
+            sh = (ta.unsqueeze(2) == tb.unsqueeze(1)).any(2)
+        else:  # column by column (T is small)
+            sh = ta == tb[:, :1]
+            for k in range(1, tb.shape[1]):
+                sh |= ta == tb[:, k:k + 1]
         sh &= ta >= 0
         cnt = sh.sum(1)
         ok = cnt >= d - 1
@@ -567,11 +581,12 @@ class _Complex:
         first = torch.full((U,), P, dtype=torch.int64, device=dev).scatter_reduce_(
             0, inv, inf, "amin", include_self=True)
         nvid[inf] = inv + nV
-        a, b = ia[first], ib[first]
-        se = srow[pr[first]]
+        a, b = ia.index_select(0, first), ib.index_select(0, first)
+        se = srow.index_select(0, pr.index_select(0, first))
         fa, fb = self.vals[a, se], self.vals[b, se]
         lam = (fa / (fa - fb)).unsqueeze(1)
-        newV = self.V[a] + lam * (self.V[b] - self.V[a])
+        Va = self.V.index_select(0, a)
+        newV = Va + lam * (self.V.index_select(0, b) - Va)
         # values at the new vertices, written in place: va + lam (vb - va)
         self.vals = _grow(self.vals, nV + U, None)
         old = self.vals[:nV]
@@ -594,8 +609,10 @@ class _Complex:
         room = c < T
         ar = torch.arange(P, device=dev)
         sidv = srow.index_select(0, pr) + sid0
-        occ_t[ar[room], c[room]] = sidv[room].to(occ_t.dtype)
-        if not bool(room.all()):
+        if bool(room.all()):
+            occ_t[ar, c] = sidv.to(occ_t.dtype)
+        else:
+            occ_t[ar[room], c[room]] = sidv[room].to(occ_t.dtype)
             self.overflow.append(_pairs(nvid[~room], sidv[~room]))
         if U:
             ek = torch.cat([self.ek, uk])
@@ -609,8 +626,10 @@ class _Complex:
         # zero copies lie on the cut: they go to both sides with s added to their tight lists
         if len(zr):
             zroom = cz < T
-            tight[zr[zroom], zs[zroom], cz[zroom]] = sidr[zr[zroom]].to(tight.dtype)
-            if not bool(zroom.all()):
+            if bool(zroom.all()):
+                tight[zr, zs, cz] = sidr.index_select(0, zr).to(tight.dtype)
+            else:
+                tight[zr[zroom], zs[zroom], cz[zroom]] = sidr[zr[zroom]].to(tight.dtype)
                 bad = vid[zr[~zroom], zs[~zroom]]
                 self.overflow.append(_pairs(bad, sidr[zr[~zroom]]))
         nnew = torch.bincount(pr, minlength=Rc)
@@ -621,7 +640,7 @@ class _Complex:
         self._ensure_width(int(torch.maximum(n_plus, n_minus).max() + nnew.max()) if P else
                            int(torch.maximum(n_plus, n_minus).max()))
         Wc = self.Vcap
-        rank = torch.arange(P, device=dev) - (torch.cumsum(nnew, 0) - nnew)[pr]
+        rank = torch.arange(P, device=dev) - (torch.cumsum(nnew, 0) - nnew).index_select(0, pr)
 
         R = self.R
         self._ensure_rows(R + Rc)
@@ -638,7 +657,7 @@ class _Complex:
             posn = (mask.cumsum(1) - 1)[rr, ss]
             out_v[rr, posn] = vid[rr, ss]
             out_t[rr, posn] = tight[rr, ss]
-            q = n_old[pr] + rank
+            q = n_old.index_select(0, pr) + rank
             out_v[pr, q] = nvid
             out_t[pr, q] = occ_t
             return out_v, out_t
@@ -647,8 +666,8 @@ class _Complex:
         build(minus, n_minus, self.cp_vid[R:R + Rc], self.cp_tight[R:R + Rc])
         pv, pt = build(plus, n_plus)
         new = torch.arange(R, R + Rc, device=dev)
-        self.cp_vid[ci] = pv
-        self.cp_tight[ci] = pt
+        self.cp_vid.index_copy_(0, ci, pv)
+        self.cp_tight.index_copy_(0, ci, pt)
         torch.index_select(self.rsign[:R], 0, ci, out=self.rsign[R:R + Rc])
         self.rsign[ci, srow] = 1
         self.rsign[new, srow] = -1
@@ -657,7 +676,7 @@ class _Complex:
             rc = torch.cat(self.rec_cur)
             mp = torch.full((R,), -1, dtype=torch.int64, device=dev)
             mp[ci] = new
-            dup = mp[rc[:, 0]]
+            dup = mp.index_select(0, rc[:, 0])
             hit = dup >= 0
             if bool(hit.any()):
                 extra = rc[hit].clone()
@@ -696,8 +715,11 @@ class _Complex:
         if not bool(active.all()):
             vr = cand[~active]
             self.rec_cur.append(torch.stack([vr, sidr[~active], torch.zeros_like(vr)], 1))
-        self.rsign[cand[done], srow[done]] = torch.where(
-            hp[done], 1, torch.where(hn[done], -1, 0)).to(torch.int8)
+        # write the settled signs, the cutting pairs' current ones back (the pairs are distinct)
+        flat = self.rsign.view(-1)
+        at = cand * self.rsign.shape[1] + srow
+        val = hp.to(torch.int8) - hn.to(torch.int8)
+        flat.index_copy_(0, at, torch.where(done, val, flat.index_select(0, at)))
         return cut
 
 
@@ -1047,7 +1069,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
     patterns: list[torch.Tensor] = []
     nodes = prog.piecewise_nodes()
     total = offsets[-1] - offsets[0]
-    with torch.no_grad(), _few_threads(device) as threads, \
+    with torch.inference_mode(), _few_threads(device) as threads, \
             progress_bar(total, "tracing", progress) as bar:
         st = _Stages(prog, M, c)
         rowhash = _RowHash(device)  # of the full patterns, built op by op (duplicate check)
@@ -1135,19 +1157,26 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
         else:
             ow, ob = _output_maps(prog, patterns, M, c, R)
 
-    cpu = torch.device("cpu")
     return Trace(
         domain=dom, program=prog, dim=d, num_regions=R,
-        patterns=[p.to(cpu) for p in patterns],
-        interior=interior.to(cpu, torch.float64),
-        bounding_offsets=b_off.to(cpu), bounding_ids=b_ids.to(cpu),
-        region_vertex_offsets=rv_off.to(cpu), region_vertex_ids=rv_ids.to(cpu),
-        vertices=V.to(cpu, torch.float64),
-        vertex_tight_offsets=vt_off.to(cpu), vertex_tight_ids=vt_ids.to(cpu),
-        edges=edges.to(cpu), output_weight=ow.to(cpu), output_bias=ob.to(cpu),
-        uncertain=Uncertain(near.to(cpu), vanishing.to(cpu), over.to(cpu), degenerate.to(cpu),
-                            duplicates.to(cpu)),
+        patterns=[_out(p) for p in patterns],
+        interior=_out(interior, torch.float64),
+        bounding_offsets=_out(b_off), bounding_ids=_out(b_ids),
+        region_vertex_offsets=_out(rv_off), region_vertex_ids=_out(rv_ids),
+        vertices=_out(V, torch.float64),
+        vertex_tight_offsets=_out(vt_off), vertex_tight_ids=_out(vt_ids),
+        edges=_out(edges), output_weight=_out(ow), output_bias=_out(ob),
+        uncertain=Uncertain(_out(near), _out(vanishing), _out(over), _out(degenerate),
+                            _out(duplicates)),
         constraint_offsets=offsets, seconds=time.perf_counter() - t_start, merged=merged)
+
+
+def _out(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``t`` on the CPU (in ``dtype``) as an ordinary tensor: the tracer runs under
+    ``torch.inference_mode`` (less dispatch overhead per op), whose tensors refuse in-place
+    updates outside it; called outside that mode, so a copy is made only where needed."""
+    t = t.to("cpu", dtype if dtype is not None else t.dtype)
+    return t.clone() if t.is_inference() else t
 
 
 def _states(nd: Any, signs: torch.Tensor) -> torch.Tensor:
