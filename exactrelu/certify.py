@@ -342,11 +342,17 @@ def _volume3(vertices: list[tuple], fsets: list[frozenset]) -> Any:
     """Exact volume of a 3-polytope from its vertices and the vertex sets of its facets: a
     pulling triangulation, cones from vertex 0 over the facets missing it, each facet fanned
     from its first vertex over its edges (two facets meet in an edge, a vertex or nothing).
-    Integer arithmetic over one common denominator ``L``: the sum is ``6 V L^3``."""
-    L = math.lcm(*(int(c.q) for p in vertices for c in p))
-    P = [[int(c.p) * (L // int(c.q)) for c in p] for p in vertices]
-    x0, y0, z0 = P[0]
-    Q = [(x - x0, y - y0, z - z0) for x, y, z in P]
+
+    Each vertex in integers over its own denominator, ``v_k = (X_k, Y_k, Z_k) / w_k``; with
+    ``r_k = w_0 (X_k, Y_k, Z_k) - w_k (X_0, Y_0, Z_0)`` a tetrahedron ``(v_0, v_a, v_b, v_c)`` has
+    ``6 V = |det(r_a, r_b, r_c)| / (w_0^3 w_a w_b w_c)``: small integers, few rationals."""
+    H = []
+    for x, y, z in vertices:
+        qx, qy, qz = int(x.q), int(y.q), int(z.q)
+        w = math.lcm(qx, qy, qz)
+        H.append((int(x.p) * (w // qx), int(y.p) * (w // qy), int(z.p) * (w // qz), w))
+    X0, Y0, Z0, w0 = H[0]
+    R = [(w0 * X - w * X0, w0 * Y - w * Y0, w0 * Z - w * Z0, w) for X, Y, Z, w in H]
     nf = len(fsets)
     edges: list[list[frozenset]] = [[] for _ in range(nf)]  # per facet, its edges
     for fi in range(nf):
@@ -356,20 +362,23 @@ def _volume3(vertices: list[tuple], fsets: list[frozenset]) -> Any:
             if len(e) == 2:
                 edges[fi].append(e)
                 edges[gi].append(e)
-    six = 0
+    total = fmpq(0)
     for F, es in zip(fsets, edges):
         if 0 in F:
             continue
         p0 = min(F)
-        ax, ay, az = Q[p0]
+        ax, ay, az, wa = R[p0]
+        part = fmpq(0)
         for e in es:
             if p0 in e:
                 continue
             i, j = e
-            bx, by, bz = Q[i]
-            cx, cy, cz = Q[j]
-            six += abs(ax * (by * cz - bz * cy) - ay * (bx * cz - bz * cx) + az * (bx * cy - by * cx))
-    return fmpq(six, 6 * L ** 3)
+            bx, by, bz, wb = R[i]
+            cx, cy, cz, wc = R[j]
+            det = ax * (by * cz - bz * cy) - ay * (bx * cz - bz * cx) + az * (bx * cy - by * cx)
+            part += fmpq(abs(det), wb * wc)
+        total += part / wa
+    return total / (6 * w0 ** 3)
 
 
 def _dyadic_inside(x: np.ndarray, facets: list[Facet], d: int) -> tuple | None:
