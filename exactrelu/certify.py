@@ -24,11 +24,11 @@ import concurrent.futures as cf
 import logging
 import math
 import os
-from operator import ne
 import random
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from operator import ne
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -123,7 +123,8 @@ class _IMap:
 
     __slots__ = ("_N", "_rows", "den", "shape")
 
-    def __init__(self, N: Any, den: int, shape: tuple[int, ...], rows: list[list[int]] | None = None) -> None:
+    def __init__(self, N: Any, den: int, shape: tuple[int, ...],
+                 rows: list[list[int]] | None = None) -> None:
         self._N = N
         self._rows = rows
         self.den = den
@@ -209,8 +210,8 @@ class _IntAffine:
     def obj(self) -> np.ndarray:
         """``Az`` as a numpy object array of Python ints (for products with few columns)."""
         if self._obj is None:
-            self._obj = np.array([[int(v) for v in r] for r in self.Az.tolist()], dtype=object).reshape(
-                self.Az.nrows(), self.Az.ncols())
+            ints = [[int(v) for v in r] for r in self.Az.tolist()]
+            self._obj = np.array(ints, dtype=object).reshape(self.Az.nrows(), self.Az.ncols())
         return self._obj
 
     @property
@@ -220,7 +221,7 @@ class _IntAffine:
         return self._az_ints
 
     def column(self, k: int, ncols: int) -> list[int]:
-        """Column ``k`` of ``Az`` with each entry repeated ``ncols`` times (for row-major updates)."""
+        """Column ``k`` of ``Az``, each entry repeated ``ncols`` times (for row-major updates)."""
         key = (k, ncols)
         got = self._columns.get(key)
         if got is None:
@@ -246,8 +247,8 @@ def _int_affine(cache: dict, i: int, nd: Any, shape: tuple[int, ...]) -> _IntAff
         zrows = Nz.tolist()
         Az = fmpz_mat([r[:-1] for r in zrows]) if zrows and len(zrows[0]) > 1 else fmpz_mat(len(zrows), 0)
         az = [r[-1] for r in zrows]
-        hit = cache[key] = _IntAffine(Az, fmpz_mat(len(az), 1, az) if any(v != 0 for v in az) else None,
-                                      int(dA))
+        col = fmpz_mat(len(az), 1, az) if any(v != 0 for v in az) else None
+        hit = cache[key] = _IntAffine(Az, col, int(dA))
     return hit
 
 
@@ -437,8 +438,8 @@ def _nearest(vals: Iterable) -> np.ndarray:
     where it overflows."""
     vals = list(vals)
     try:
-        return np.array([v if type(v) is int else float(int(v)) if type(v) is fmpz else int(v.p) / int(v.q)
-                         for v in vals], dtype=np.float64)
+        return np.array([v if type(v) is int else float(int(v)) if type(v) is fmpz
+                         else int(v.p) / int(v.q) for v in vals], dtype=np.float64)
     except OverflowError:
         out = []
         for v in vals:
@@ -672,10 +673,12 @@ class _Certifier:
                     w = verts[:3] if d == 2 else verts
                     witness = tuple(sum((p[i] for p in w), fmpq(0)) / len(w) for i in range(d))
                 vol = _volume(verts, facets, d)
-            cell = Cell(j + 1, parent.states + (state,), witness, facets, verts, vol, fvertices=fverts)
+            cell = Cell(j + 1, parent.states + (state,), witness, facets, verts, vol,
+                        fvertices=fverts)
             cell.repaired = traced and state not in proposed
             children.append(cell)
-        for cell, live in zip(children, self._child_lives(parent, ctx, [c.states[-1] for c in children])):
+        lives = self._child_lives(parent, ctx, [c.states[-1] for c in children])
+        for cell, live in zip(children, lives):
             cell.live = live
         if parent.volume is not None:
             total = sum((c.volume for c in children), fmpq(0))
@@ -877,7 +880,8 @@ class _Certifier:
                 return ctx.rule.state_tuple(ctx.module, signs, ctx.in_shape)
         raise CertificationError("could not find a generic point on a facet")
 
-    def _child_lives(self, parent: Cell, ctx: "_OpContext", states: list[tuple[int, ...]]) -> list[dict]:
+    def _child_lives(self, parent: Cell, ctx: "_OpContext",
+                     states: list[tuple[int, ...]]) -> list[dict]:
         """The exact live maps after op ``ctx.j`` (up to the next piecewise op) for each of the
         parent's children ``states``.
 
@@ -889,9 +893,12 @@ class _Certifier:
         product per parent, then a rank-one update per differing unit from the nearest child
         already made, all in Python ints (exact)."""
         j = ctx.j
-        fast = self._fast_segment(j) if ctx._elementwise is not None and len(parent.live) == 1 else None
+        fast = None
+        if ctx._elementwise is not None and len(parent.live) == 1:
+            fast = self._fast_segment(j)
         if fast is None:
-            return [_run_nodes(self.prog, parent.live, *self._seg(j + 1), st, ctx.apply, self.affine)
+            seg = self._seg(j + 1)
+            return [_run_nodes(self.prog, parent.live, *seg, st, ctx.apply, self.affine)
                     for st in states]
         i_aff, key = fast
         m = _as_int(parent.live[ctx.nd.inputs[0]])
@@ -930,7 +937,7 @@ class _Certifier:
         shape = tuple(self.prog.nodes[i_aff].out_shape)
         # each child starts from the computed child (or s_0) it differs from in the fewest units
         var = [k for k in range(len(s0)) if any(st[k] != s0[k] for st in states)]
-        done: list[tuple[tuple[int, ...], tuple[int, ...], list]] = [(s0, tuple(s0[k] for k in var), flat0)]
+        done: list[tuple[tuple, tuple, list]] = [(s0, tuple(s0[k] for k in var), flat0)]
         lives = []
         for st in states:
             sig = tuple(st[k] for k in var)
@@ -1242,7 +1249,8 @@ class _Arrangement:
                     zero[low.bit_length() - 1, c] = True
         if Xf is None:
             Xf = _float_points(pts, self.d)
-        block = _signs(self.ctx.all_rows, self.ctx.ALLf, self.ctx.ALLa, pts, self.d, Xf=Xf, zero=zero)
+        ctx = self.ctx
+        block = _signs(ctx.all_rows, ctx.ALLf, ctx.ALLa, pts, self.d, Xf=Xf, zero=zero)
         if self.nv + k > self.cap:
             self.cap = max(2 * self.cap, self.nv + k)
             grown = np.empty((self.sg.shape[0], self.cap), dtype=np.int8)
