@@ -63,7 +63,7 @@ class Region:
     """One certified activation region."""
 
     index: int
-    pattern: list[list[int]]  # one flat list of states per piecewise op
+    pattern: list[list[int]]  # one flat list of states per piecewise op (read-only: may be shared)
     witness: tuple[Fraction, ...]  # strictly inside
     facets: list[RegionFacet]
     vertices: list[int]  # global vertex indices
