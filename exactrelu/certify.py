@@ -1661,6 +1661,8 @@ def run(prog: Program, domain: Domain, trace: Any | None = None, executor: cf.Ex
             if k is not None:
                 subs[k][key] = node  # type: ignore[index]
         futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub) for ch, sub in zip(chunks, subs)]
+        # the work items hold what they ship; here the candidate tree is only memory from now on
+        del tree, subs, chunks, frontier
         leaves = []
         with progress_bar(len(futures), "certify (chunks)", progress) as bar:
             for fut in futures:
