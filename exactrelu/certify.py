@@ -297,12 +297,8 @@ def _q(x: Any) -> fmpq:
 
 
 def _f(x: Any, scale: int = 1) -> Fraction:
-    """``x / scale`` as a Fraction (``x``: fmpq, fmpz or int)."""
-    if type(x) is int:
-        return Fraction(x, scale)
-    if type(x) is fmpz:
-        return Fraction(int(x), scale)
-    return Fraction(int(x.p), int(x.q) * scale)
+    """``x / scale`` as a Fraction (``x``: fmpq, fmpz or int; see :meth:`_Fractions.number`)."""
+    return _Fractions.number(x, scale)
 
 
 def _mat(rows: list, ncols: int) -> fmpq_mat:
