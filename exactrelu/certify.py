@@ -386,14 +386,15 @@ def _dyadic_inside(x: np.ndarray, facets: list[Facet], d: int) -> tuple | None:
     ratios = [float(v).as_integer_ratio() for v in x]
     D = max(q for _, q in ratios)  # powers of two: the largest is a multiple of the others
     C = [n * (D // q) for n, q in ratios] + [D]
+    w = tuple(fmpq(n, q) for n, q in ratios)
     for f in facets:
         g = f.slack
         if all(type(v) is int for v in g):
             if sum(a * c for a, c in zip(g, C)) <= 0:
                 return None
-        elif _exact_value(g, tuple(fmpq(c, D) for c in C[:d]), d) <= 0:
+        elif _exact_value(g, w, d) <= 0:
             return None
-    return tuple(fmpq(n, q) for n, q in ratios)
+    return w
 
 
 def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
@@ -900,25 +901,18 @@ class _Certifier:
         m = _as_int(parent.live[ctx.nd.inputs[0]])
         aff = _int_affine(self.affine, i_aff, self.prog.nodes[i_aff], m.shape)
         rows, den = m.rows, m.den
-        sc, sa = ctx._elementwise
+        sa = ctx._elementwise[1]
         ncols = len(rows[0])
-        zero = [0] * ncols
 
         def out_row(k: int, st: int) -> list[int]:
-            a, c = sc[st]
-            if c == 0:
-                return zero if a == 0 else [a * v for v in rows[k]]
-            r = [a * v for v in rows[k]]
-            r[-1] += c * den
-            return r
+            return ctx.unit_row(rows[k], st, den)
 
         s0 = states[0]
         R0 = [out_row(k, st) for k, st in enumerate(s0)]
-        nz = [k for k, r in enumerate(R0) if r is not zero]
+        nz = [k for k, r in enumerate(R0) if any(r)]
         n_out = aff.Az.nrows()
         if n_out * len(nz) >= _FLINT_PRODUCT:  # in C; converting in and out costs less here
-            zrow = [0] * ncols
-            M = fmpz_mat(len(R0), ncols, [v for r in R0 for v in (zrow if r is zero else r)])
+            M = fmpz_mat(len(R0), ncols, [v for r in R0 for v in r])
             flat0 = [int(v) for v in (aff.Az * M).entries()]
         elif nz:
             A = aff.obj
@@ -1069,7 +1063,6 @@ class _OpContext:
                 sa = math.lcm(*(int(v.q) for pair in sc for v in pair))
                 slopes[key] = ([(int((a * sa).p), int((c * sa).p)) for a, c in sc], sa)
             self._elementwise = slopes[key]
-        self._apply_in: Any = None
         self._neg: dict[int, list] = {}
 
     def scale(self, i: int) -> int:
@@ -1116,30 +1109,26 @@ class _OpContext:
 
     def apply(self, m: Any, state: Sequence[int]) -> Any:
         """The op's exact output map for ``state`` (``rule.exact_apply``; for elementwise rules
-        the same arithmetic on the integer rows of the input map, converted once per parent:
-        slopes and constants are integers over a common ``sa``, the output is over ``den * sa``)."""
+        the same arithmetic on the integer rows of the input map, :meth:`unit_row`: slopes and
+        constants are integers over a common ``sa``, the output is over ``den * sa``)."""
         if self._elementwise is None:
             st = torch.tensor(state, dtype=torch.int64).reshape(self.out_shape)
             return self.rule.exact_apply(self.module, _as_exact(m), st)
-        sc, sa = self._elementwise
-        if self._apply_in is None or self._apply_in[0] is not m:
-            im = _as_int(m)
-            ncols = len(im.rows[0])
-            consts = [[0] * (ncols - 1) + [c * im.den] for _, c in sc]
-            self._apply_in = (m, im, im.rows, consts)
-        _, im, rows, consts = self._apply_in
-        out: list = []
-        for row, st in zip(rows, state):
-            a, c = sc[st]
-            if a == 1 and c == 0:
-                out.append(row)
-            elif a == 0:
-                out.append(consts[st])
-            else:
-                r = [a * v for v in row]
-                r[-1] += c * im.den
-                out.append(r)
-        return _IMap(None, im.den * sa, im.shape, out)
+        im = _as_int(m)
+        out = [self.unit_row(row, st, im.den) for row, st in zip(im.rows, state)]
+        return _IMap(None, im.den * self._elementwise[1], im.shape, out)
+
+    def unit_row(self, row: list[int], st: int, den: int) -> list[int]:
+        """An elementwise unit's output row in state ``st`` from its input row ``row`` (integers
+        over ``den``): ``a row + c den e_last`` over ``den sa`` (``row`` itself when ``a = 1``
+        and ``c = 0``; never modify it)."""
+        a, c = self._elementwise[0][st]
+        if a == 1 and c == 0:
+            return row
+        r = [a * v for v in row]
+        if c:
+            r[-1] += c * den
+        return r
 
     def slack(self, i: int, sg: int) -> list:
         """Row ``i`` as a slack row on the side ``sg`` (one list object per row and side)."""
