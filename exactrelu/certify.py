@@ -21,11 +21,14 @@ Nothing here trusts a float: floats only propose candidates and witnesses.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import gc
 import logging
 import math
 import os
 import random
 import time
+from array import array
 from dataclasses import dataclass, field
 from fractions import Fraction
 from operator import ne
@@ -1359,6 +1362,23 @@ class _Arrangement:
 
 # --------------------------------------------------------------------------- driver
 
+@contextlib.contextmanager
+def paused_gc() -> Any:
+    """Python's cyclic garbage collector off for the duration (restored as it was).
+
+    The exact layer allocates millions of small objects (ints, Fractions, tuples) that live until
+    the certificate is built and form no reference cycles; each automatic full collection walks
+    all of them, which cost 20-30% of certification on the 2-D reference nets. Memory is still
+    freed by reference counting."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 @dataclass
 class Leaf:
     """A certified activation region (a leaf of the layer tree), ready for the certificate."""
@@ -1471,7 +1491,7 @@ def _seed(cert: _Certifier, parent: Cell) -> Candidate:
 
 
 def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell],
-             tree: dict | None, bar: Any = None) -> tuple[list[Leaf], Stats]:
+             tree: CandidateTree | None, bar: Any = None) -> tuple[list[Leaf], Stats]:
     """Certify everything below ``cells``; runs in a worker process. Depth first, so that only
     the exact maps along the current path (and its siblings) are alive at a time, and every leaf
     is turned into a compact :class:`Leaf` at once. ``bar`` advances by one per parent cell."""
@@ -1480,18 +1500,19 @@ def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell
     leaves: list[Leaf] = []
     conv = _Fractions()
     stack = list(reversed(cells))
-    while stack:
-        cell = stack.pop()
-        if cell.level >= L:
-            leaves.append(_leaf(cell, conv))
-            continue
-        cands = _candidates(tree, cell) if tree is not None else []
-        kids = cert.children(cell, cands, tree is not None)
-        cell.live = None
-        cert.stats.cells += len(kids)
-        stack.extend(reversed(kids))
-        if bar is not None:
-            bar.update(1)
+    with paused_gc():
+        while stack:
+            cell = stack.pop()
+            if cell.level >= L:
+                leaves.append(_leaf(cell, conv))
+                continue
+            cands = tree.candidates(cell) if tree is not None else []
+            kids = cert.children(cell, cands, tree is not None)
+            cell.live = None
+            cert.stats.cells += len(kids)
+            stack.extend(reversed(kids))
+            if bar is not None:
+                bar.update(1)
     return leaves, cert.stats
 
 
@@ -1577,47 +1598,110 @@ def _leaf(c: Cell, conv: _Fractions | None = None) -> Leaf:
                 [numbers(r) for r in c.rays], [numbers(r) for r in c.lines])
 
 
-def _candidates(tree: dict, parent: Cell) -> list[Candidate]:
-    node = tree.get(parent.states)
-    if not node:
-        return []
-    return [Candidate(st, w, ids) for st, (w, ids) in node.items()]
+class CandidateTree:
+    """The float trace's proposals as a prefix tree: for every prefix of states (the ops before
+    ``j``), the states of op ``j`` seen under it, each with a float interior point and the
+    constraint ids the trace saw bounding its regions (their union).
+
+    States are kept as bytes (one machine integer per unit, the smallest width that holds the
+    op's states), which keeps the tree of a 100,000-region trace to about a tenth of the memory
+    of tuples of Python ints; :meth:`candidates` turns them back into tuples."""
+
+    def __init__(self, nodes: dict, codes: list[str]) -> None:
+        self.nodes = nodes  # prefix key (tuple of bytes) -> {state bytes: (float point, id set)}
+        self.codes = codes  # array typecode of each op's states
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def key(self, states: Sequence[tuple[int, ...]]) -> tuple[bytes, ...]:
+        codes = self.codes
+        return tuple([array(codes[j], st).tobytes() for j, st in enumerate(states)])
+
+    def candidates(self, parent: Cell) -> list[Candidate]:
+        node = self.nodes.get(self.key(parent.states))
+        if not node:
+            return []
+        code = self.codes[parent.level]
+        return [Candidate(tuple(array(code, st)), w, ids) for st, (w, ids) in node.items()]
+
+    def split(self, groups: list[list[Cell]]) -> list["CandidateTree"]:
+        """One tree per group of cells of one level: the part below that group's cells."""
+        level = groups[0][0].level
+        owner = {self.key(c.states): k for k, g in enumerate(groups) for c in g}
+        parts: list[dict] = [{} for _ in groups]
+        for key, node in self.nodes.items():
+            k = owner.get(key[:level]) if len(key) >= level else None
+            if k is not None:
+                parts[k][key] = node
+        return [CandidateTree(part, self.codes) for part in parts]
 
 
-def candidate_tree(trace: Any) -> dict:
-    """Prefix tree of the float trace: prefix states -> {state of next op: (witness, hint ids)}."""
+def _state_code(P: np.ndarray) -> str:
+    """Typecode of the narrowest signed integer that holds every entry of ``P``."""
+    lo, hi = (int(P.min()), int(P.max())) if P.size else (0, 0)
+    for code, bits in (("b", 8), ("h", 16), ("i", 32)):
+        if -(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1)):
+            return code
+    return "q"
+
+
+def candidate_tree(trace: Any) -> CandidateTree:
+    """The :class:`CandidateTree` of a float trace, built op by op with numpy: regions are grouped
+    by (prefix group, state) with ``np.unique``; each child takes the interior point of its first
+    region and the union of its regions' bounding ids."""
     R = trace.num_regions
-    per_op = [p.reshape(R, -1).tolist() for p in trace.patterns]
-    interior = trace.interior.detach().cpu().tolist()
-    offs = trace.bounding_offsets.tolist()
-    ids = trace.bounding_ids.tolist()
-    tree: dict = {}
-    for r in range(R):
-        w = tuple(interior[r])  # floats; taken exactly where used
-        hint = set(ids[offs[r]:offs[r + 1]])
-        prefix: tuple = ()
-        for j in range(len(per_op)):
-            st = tuple(per_op[j][r])
-            node = tree.setdefault(prefix, {})
-            if st in node:
-                node[st][1].update(hint)
-            else:
-                node[st] = (w, set(hint))
-            prefix = prefix + (st,)
-    return tree
+    interior = trace.interior.detach().cpu().to(torch.float64).numpy()
+    offs = trace.bounding_offsets.cpu().numpy()
+    ids = trace.bounding_ids.cpu().numpy().astype(np.int64)
+    id_region = np.repeat(np.arange(R), np.diff(offs))
+    span = int(ids.max()) + 1 if ids.size else 1
+    nodes: dict = {}
+    codes: list[str] = []
+    group = np.zeros(R, dtype=np.int64)  # prefix group of every region
+    keys: list[tuple] = [()]  # prefix key of every group
+    for p in trace.patterns:
+        P = p.reshape(R, -1).cpu().numpy()
+        code = _state_code(P)
+        codes.append(code)
+        P = np.ascontiguousarray(P.astype(np.dtype(code)))
+        rows = P.view(np.dtype((np.void, max(1, P.shape[1]) * P.itemsize))).reshape(R) if P.shape[1] \
+            else np.zeros(R, dtype=np.dtype((np.void, 1)))
+        _, sid = np.unique(rows, return_inverse=True)
+        sid = sid.reshape(R).astype(np.int64)
+        pair = group * (int(sid.max()) + 1 if R else 1) + sid
+        _, first, inv = np.unique(pair, return_index=True, return_inverse=True)
+        inv = inv.reshape(R)
+        # union of bounding ids per child: unique (child, id) pairs, split by child
+        both = np.unique(inv[id_region] * span + ids)
+        child, cid = np.divmod(both, span)
+        cuts = np.searchsorted(child, np.arange(len(first) + 1))
+        cid_list = cid.tolist()
+        states = [P[r].tobytes() for r in first.tolist()] if P.shape[1] else [b""] * len(first)
+        new_keys = []
+        for k, r in enumerate(first.tolist()):
+            pre = keys[group[r]]
+            nodes.setdefault(pre, {})[states[k]] = (tuple(interior[r].tolist()),
+                                                    set(cid_list[cuts[k]:cuts[k + 1]]))
+            new_keys.append(pre + (states[k],))
+        keys, group = new_keys, inv
+    return CandidateTree(nodes, codes)
 
 
-def run(prog: Program, domain: Domain, trace: Any | None = None, executor: cf.Executor | None = None,
-        workers: int | None = None, progress: bool = False) -> tuple[list[Leaf], Stats, Cell]:
-    """Certify all regions; returns the leaves, statistics and the root cell. With ``progress``,
-    a progress bar (on a terminal only) counts parent cells, or work chunks with an executor."""
+def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
+        executor: cf.Executor | None = None, workers: int | None = None,
+        progress: bool = False) -> tuple[list[Leaf], Stats, Cell]:
+    """Certify all regions from the float trace's proposals ``tree`` (:func:`candidate_tree`;
+    None: from exact seeds only; with an executor the tree is consumed, emptied once its parts
+    are shipped); returns the leaves, statistics and the root cell. With
+    ``progress``, a progress bar (on a terminal only) counts parent cells, or work chunks with an
+    executor."""
     t0 = time.perf_counter()
     offsets = constraint_offsets(prog, domain)
     root = _root(prog, domain)
     if prog.num_piecewise == 0:
         leaves, stats = _subtree(prog, domain, offsets, [root], None)
         return leaves, stats, root
-    tree = candidate_tree(trace) if trace is not None else None
     t1 = time.perf_counter()
     # Expand the first levels in this process until there is enough work to split.
     want = 4 * (workers or os.cpu_count() or 1) if executor is not None else 0
@@ -1626,7 +1710,7 @@ def run(prog: Program, domain: Domain, trace: Any | None = None, executor: cf.Ex
     while executor is not None and len(frontier) < want and frontier[0].level < prog.num_piecewise - 1:
         nxt = []
         for p in frontier:
-            cands = _candidates(tree, p) if tree is not None else []
+            cands = tree.candidates(p) if tree is not None else []
             nxt.extend(cert.children(p, cands, tree is not None))
         frontier = nxt
     stats = cert.stats
@@ -1638,13 +1722,9 @@ def run(prog: Program, domain: Domain, trace: Any | None = None, executor: cf.Ex
         n = max(1, min(len(frontier), want))
         chunks = [frontier[i::n] for i in range(n)]
         # ship each chunk only its part of the candidate tree (grouped by the frontier's prefixes)
-        level = frontier[0].level
-        owner = {c.states: k for k, ch in enumerate(chunks) for c in ch}
-        subs: list[dict | None] = [{} if tree is not None else None for _ in chunks]
-        for key, node in (tree or {}).items():
-            k = owner.get(key[:level]) if len(key) >= level else None
-            if k is not None:
-                subs[k][key] = node  # type: ignore[index]
+        subs = tree.split(chunks) if tree is not None else [None] * len(chunks)
+        if tree is not None:
+            tree.nodes = {}  # consumed: the caller's reference must not keep the whole tree alive
         futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub) for ch, sub in zip(chunks, subs)]
         # the work items hold what they ship; here the candidate tree is only memory from now on
         del tree, subs, chunks, frontier

@@ -94,14 +94,18 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     if executor is None and (workers or os.cpu_count() or 1) > 1 and n_float >= PARALLEL_THRESHOLD and workers != 1:
         own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count())
         executor = own
-    try:
-        leaves, stats, root = certify.run(prog, dom, tr, executor, workers, progress=progress)
-    finally:
-        if own is not None:
-            own.shutdown()
-    t2 = time.perf_counter()
-    cert = _assemble(prog, dom, leaves, stats)
-    t3 = time.perf_counter()
+    with certify.paused_gc():
+        tree = certify.candidate_tree(tr) if tr is not None else None
+        if trace is None:
+            del tr  # a trace made here is only memory once its proposals are in the tree
+        try:
+            leaves, stats, root = certify.run(prog, dom, tree, executor, workers, progress=progress)
+        finally:
+            if own is not None:
+                own.shutdown()
+        t2 = time.perf_counter()
+        cert = _assemble(prog, dom, leaves, stats)
+        t3 = time.perf_counter()
     cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2, "total": t3 - t0}
     cert.stats["float_regions"] = n_float
     if claimed is not None:
