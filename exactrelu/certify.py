@@ -911,7 +911,7 @@ class _Certifier:
             return ctx.unit_row(rows[k], st, den)
 
         s0 = states[0]
-        R0 = [out_row(k, st) for k, st in enumerate(s0)]
+        R0 = ctx.unit_rows(rows, s0, den)
         nz = [k for k, r in enumerate(R0) if any(r)]
         n_out = aff.Az.nrows()
         if n_out * len(nz) >= _FLINT_PRODUCT:  # in C; converting in and out costs less here
@@ -929,11 +929,12 @@ class _Certifier:
         out_den = aff.dA * den * sa
         shape = tuple(self.prog.nodes[i_aff].out_shape)
         # each child starts from the computed child (or s_0) it differs from in the fewest units
-        var = [k for k in range(len(s0)) if any(st[k] != s0[k] for st in states)]
-        done: list[tuple[tuple, tuple, list]] = [(s0, tuple(s0[k] for k in var), flat0)]
+        S = np.array(states, dtype=np.int64).reshape(len(states), len(s0))
+        var = np.nonzero((S != S[0]).any(axis=0))[0].tolist()
+        sigs = [tuple(r) for r in S[:, var].tolist()]
+        done: list[tuple[tuple, tuple, list]] = [(s0, sigs[0], flat0)]
         lives = []
-        for st in states:
-            sig = tuple(st[k] for k in var)
+        for st, sig in zip(states, sigs):
             _, ref, acc = min(done[-8:], key=lambda e: sum(map(ne, sig, e[1])))
             for k, x, y in zip(var, sig, ref):
                 if x != y:  # acc += Az[:, k] (R_k(x) - R_k(y)), row-major
@@ -1067,6 +1068,7 @@ class _OpContext:
                 slopes[key] = ([(int((a * sa).p), int((c * sa).p)) for a, c in sc], sa)
             self._elementwise = slopes[key]
         self._neg: dict[int, list] = {}
+        self._kinds: list[int] | None = None  # per state: 1 identity, 0 zero, -1 other (unit_rows)
 
     def scale(self, i: int) -> int:
         return self.scales[i] if self.scales is not None else 1
@@ -1118,8 +1120,19 @@ class _OpContext:
             st = torch.tensor(state, dtype=torch.int64).reshape(self.out_shape)
             return self.rule.exact_apply(self.module, _as_exact(m), st)
         im = _as_int(m)
-        out = [self.unit_row(row, st, im.den) for row, st in zip(im.rows, state)]
-        return _IMap(None, im.den * self._elementwise[1], im.shape, out)
+        return _IMap(None, im.den * self._elementwise[1], im.shape, self.unit_rows(im.rows, state, im.den))
+
+    def unit_rows(self, rows: list[list[int]], states: Sequence[int], den: int) -> list[list[int]]:
+        """:meth:`unit_row` of every unit; identity and zero states without arithmetic (the
+        rows returned are shared: never modify them)."""
+        kinds = self._kinds
+        if kinds is None:
+            kinds = self._kinds = [1 if (a, c) == (1, 0) else 0 if (a, c) == (0, 0) else -1
+                                   for a, c in self._elementwise[0]]
+        zero = [0] * len(rows[0]) if rows else []
+        unit_row = self.unit_row
+        return [row if kinds[st] == 1 else zero if kinds[st] == 0 else unit_row(row, st, den)
+                for row, st in zip(rows, states)]
 
     def unit_row(self, row: list[int], st: int, den: int) -> list[int]:
         """An elementwise unit's output row in state ``st`` from its input row ``row`` (integers
@@ -1363,6 +1376,25 @@ class _Arrangement:
 # --------------------------------------------------------------------------- driver
 
 @contextlib.contextmanager
+def _torch_single_threaded() -> Any:
+    """torch's intra-op parallelism off for the duration (restored as it was).
+
+    The exact layer runs in worker processes that a process pool may have forked from a parent
+    whose OpenMP thread pool was already running (the float trace ran there): the first parallel
+    torch kernel in such a child waits for threads that do not exist, for ever (seen converting
+    a 256 x 256 weight). With one thread torch never enters a parallel region; the exact layer
+    uses torch only to read parameters, so nothing is lost."""
+    was = torch.get_num_threads()
+    if was != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if was != 1:
+            torch.set_num_threads(was)
+
+
+@contextlib.contextmanager
 def paused_gc() -> Any:
     """Python's cyclic garbage collector off for the duration (restored as it was).
 
@@ -1500,7 +1532,7 @@ def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell
     leaves: list[Leaf] = []
     conv = _Fractions()
     stack = list(reversed(cells))
-    with paused_gc():
+    with paused_gc(), _torch_single_threaded():
         while stack:
             cell = stack.pop()
             if cell.level >= L:

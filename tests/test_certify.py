@@ -289,6 +289,34 @@ def test_runs_through_a_real_dask_cluster():
     exactrelu.check(cert, net)
 
 
+
+_FORKED_POOL = """
+import concurrent.futures as cf, multiprocessing as mp, torch
+from torch import nn
+import exactrelu
+torch.set_num_threads(2)
+torch.ones(2 ** 20).to(torch.float64)  # the parent's OpenMP thread pool is now running
+net = nn.Sequential(nn.Linear(2, 1), nn.ReLU(), nn.Linear(1, 40000), nn.ReLU(), nn.Linear(40000, 1))
+with torch.no_grad():
+    net[0].weight.copy_(torch.tensor([[1.0, 0.0]])); net[0].bias.zero_()
+    net[2].weight.zero_(); net[2].bias.fill_(1.0)  # 40000 units, positive constants: no cut
+with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as pool:
+    cert = exactrelu.verify(net, [(-1, 1)] * 2, executor=pool, progress=False)
+print(cert.num_regions, torch.get_num_threads())
+"""
+
+
+def test_pool_forked_after_torch_ran_does_not_hang():
+    """Workers forked from a parent whose OpenMP pool runs hung in their first parallel torch
+    kernel (converting a weight of 40,000 entries); 2 regions, and the parent keeps its threads."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _FORKED_POOL], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["2", "2"]
+
+
 # --------------------------------------------------------------------------- exact helpers
 
 def _square_facets():
