@@ -1770,18 +1770,23 @@ def candidate_tree(trace: Any) -> CandidateTree:
 
 def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         executor: cf.Executor | None = None, workers: int | None = None,
-        progress: bool = False) -> tuple[list[Leaf], Stats, Cell]:
+        progress: bool = False, sink: Any = None) -> tuple[list[Leaf], Stats, Cell]:
     """Certify all regions from the float trace's proposals ``tree`` (:func:`candidate_tree`;
     None: from exact seeds only; with an executor the tree is consumed, emptied once its parts
-    are shipped); returns the leaves, statistics and the root cell. With
-    ``progress``, a progress bar (on a terminal only) counts parent cells, or work chunks with an
-    executor."""
+    are shipped); returns the leaves, statistics and the root cell. With ``sink``, the leaves go
+    to ``sink(batch)`` instead, in order, a batch at a time (one per work chunk with an
+    executor), and the list returned is empty. With ``progress``, a progress bar (on a terminal
+    only) counts parent cells, or work chunks with an executor."""
+    keep: list[Leaf] = []
+    if sink is None:
+        sink = keep.extend
     t0 = time.perf_counter()
     offsets = constraint_offsets(prog, domain)
     root = _root(prog, domain)
     if prog.num_piecewise == 0:
         leaves, stats = _subtree(prog, domain, offsets, [root], None)
-        return leaves, stats, root
+        sink(leaves)
+        return keep, stats, root
     t1 = time.perf_counter()
     # Expand the first levels in this process until there is enough work to split.
     want = 4 * (workers or os.cpu_count() or 1) if executor is not None else 0
@@ -1798,6 +1803,8 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         with progress_bar(len(tree) if tree else 0, "certify (parent cells)", progress) as bar:
             leaves, s = _subtree(prog, domain, offsets, frontier, tree, bar)
         stats.merge(s)
+        sink(leaves)
+        del leaves
     else:
         n = max(1, min(len(frontier), want))
         chunks = [frontier[i::n] for i in range(n)]
@@ -1809,13 +1816,14 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
                    for ch, sub in zip(chunks, subs)]
         # the work items hold what they ship; here the candidate tree is only memory from now on
         del tree, subs, chunks, frontier
-        leaves = []
         with progress_bar(len(futures), "certify (chunks)", progress) as bar:
-            for fut in futures:
-                lv, s = fut.result()
-                leaves.extend(lv.unpack())
+            for k in range(len(futures)):
+                lv, s = futures[k].result()
+                futures[k] = None  # type: ignore[call-overload]  # its result is only memory now
+                sink(lv.unpack())
+                del lv
                 stats.merge(s)
                 bar.update(1)
     stats.seconds["exact"] = time.perf_counter() - t1
     stats.seconds["setup"] = t1 - t0
-    return leaves, stats, root
+    return keep, stats, root

@@ -98,13 +98,15 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         tree = certify.candidate_tree(tr) if tr is not None else None
         if trace is None:
             del tr  # a trace made here is only memory once its proposals are in the tree
+        built = _Regions()
         try:
-            leaves, stats, root = certify.run(prog, dom, tree, executor, workers, progress=progress)
+            _, stats, root = certify.run(prog, dom, tree, executor, workers, progress=progress,
+                                         sink=built.add)
         finally:
             if own is not None:
                 own.shutdown()
         t2 = time.perf_counter()
-        cert = _assemble(prog, dom, leaves, stats)
+        cert = _assemble(prog, dom, built, stats)
         t3 = time.perf_counter()
     cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2, "total": t3 - t0}
     cert.stats["float_regions"] = n_float
@@ -113,48 +115,61 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     return cert
 
 
-def _assemble(prog: Program, dom: Domain, leaves: list, stats: certify.Stats) -> Certificate:
-    """The certificate of the certified ``leaves`` (consumed: the list is emptied of them)."""
-    from . import __version__
+class _Regions:
+    """Regions from certified leaves, batch by batch as they arrive (each batch consumed, so that
+    the leaves of a large net are never all in memory beside their regions), with the vertices
+    deduplicated exactly across all of them."""
 
-    vindex: dict[tuple, int] = {}
-    vertices: list[tuple[Fraction, ...]] = []
+    def __init__(self) -> None:
+        self.vindex: dict[tuple, int] = {}
+        self.vertices: list[tuple[Fraction, ...]] = []
+        self.seen: dict[int, tuple[tuple, int]] = {}  # leaves share vertex tuples: by identity first
+        # Regions of one parent share the states of their first ops (one tuple object in the
+        # leaves): they share one list per state too (read-only; a 2-256-256-256 net saves about
+        # 0.5 GB).
+        self.state_lists: dict[int, tuple[tuple, list]] = {}
+        self.regions: list[Region] = []
 
-    seen: dict[int, tuple[tuple, int]] = {}  # leaves share vertex tuples: by identity first
-
-    def vid(v: tuple) -> int:
-        got = seen.get(id(v))
+    def vid(self, v: tuple) -> int:
+        got = self.seen.get(id(v))
         if got is not None and got[0] is v:
             return got[1]
         key = tuple([(c.numerator, c.denominator) for c in v])  # ints hash faster than Fractions
-        k = vindex.get(key)
+        k = self.vindex.get(key)
         if k is None:
-            k = vindex[key] = len(vertices)
-            vertices.append(v)
-        seen[id(v)] = (v, k)
+            k = self.vindex[key] = len(self.vertices)
+            self.vertices.append(v)
+        self.seen[id(v)] = (v, k)
         return k
 
-    # Regions of one parent share the states of their first ops (one tuple object in the leaves):
-    # they share one list per state too (read-only; a 2-256-256-256 net saves about 0.5 GB).
-    state_lists: dict[int, tuple[tuple, list]] = {}
-
-    def state_list(st: tuple) -> list:
-        if len(state_lists) > 4096:  # leaves of one parent come together; older entries are memory
-            state_lists.clear()
-        got = state_lists.get(id(st))
+    def state_list(self, st: tuple) -> list:
+        if len(self.state_lists) > 4096:  # leaves of one parent come together; older ones are memory
+            self.state_lists.clear()
+        got = self.state_lists.get(id(st))
         if got is None or got[0] is not st:
-            got = state_lists[id(st)] = (st, list(st))
+            got = self.state_lists[id(st)] = (st, list(st))
         return got[1]
 
-    regions = []
-    for i in range(len(leaves)):
-        lf, leaves[i] = leaves[i], None  # consumed: what the region does not keep is freed now
-        ids = [vid(v) for v in lf.vertices]
-        facets = [RegionFacet(a, b, fid, tuple([ids[k] for k in fv]), fr)
-                  for a, b, fid, fv, fr in lf.facets]
-        regions.append(Region(i, [state_list(s) for s in lf.states], lf.witness, facets, ids, lf.output,
-                              lf.volume, lf.repaired, lf.rays, lf.lines))
-    state_lists.clear()
+    def add(self, leaves: list) -> None:
+        """Turn ``leaves`` into regions (consumed: the list is emptied of them)."""
+        vid, state_list, regions = self.vid, self.state_list, self.regions
+        for i in range(len(leaves)):
+            lf, leaves[i] = leaves[i], None  # what the region does not keep is freed now
+            ids = [vid(v) for v in lf.vertices]
+            facets = [RegionFacet(a, b, fid, tuple([ids[k] for k in fv]), fr)
+                      for a, b, fid, fv, fr in lf.facets]
+            regions.append(Region(len(regions), [state_list(s) for s in lf.states], lf.witness, facets,
+                                  ids, lf.output, lf.volume, lf.repaired, lf.rays, lf.lines))
+        # a later batch may reuse the ids of this one's freed objects: identity entries end here
+        self.seen.clear()
+        self.state_lists.clear()
+
+
+def _assemble(prog: Program, dom: Domain, built: _Regions, stats: certify.Stats) -> Certificate:
+    """The certificate of the regions in ``built``."""
+    from . import __version__
+
+    regions, vertices = built.regions, built.vertices
     offsets = certify.constraint_offsets(prog, dom)
     units = []
     for j in range(prog.num_piecewise):
