@@ -62,6 +62,7 @@ class Facet:
     vertices: tuple[int, ...] = ()  # indices into the cell's vertex list
     rays: tuple[int, ...] = ()  # indices into the cell's rays (unbounded cells)
     scale: int = 1  # positive: integer rows of the certifier's hot path are scaled rows
+    fslack: np.ndarray | None = None  # float64 nearest to every entry of ``slack``, when known
 
     @property
     def a(self) -> tuple[Fraction, ...]:
@@ -451,9 +452,10 @@ def _nearest(vals: Iterable) -> np.ndarray:
         return np.array(out, dtype=np.float64)
 
 
-def _float_rows(rows: list, ncols: int) -> np.ndarray:
-    """float64 nearest to every entry of ``rows`` (numpy rounds Python ints correctly)."""
-    if all(type(v) is int for r in rows for v in r):
+def _float_rows(rows: list, ncols: int, ints: bool = False) -> np.ndarray:
+    """float64 nearest to every entry of ``rows`` (numpy rounds Python ints correctly); ``ints``:
+    the caller knows every entry is a Python int."""
+    if ints or all(type(v) is int for r in rows for v in r):
         try:
             return np.array(rows, dtype=np.float64).reshape(len(rows), ncols)
         except OverflowError:
@@ -736,9 +738,12 @@ class _Certifier:
             # a parent facet's row wins: the side lies on the parent's boundary
             if first_parent is not None:
                 slack, scale = ctx.parent_G[first_parent], ctx.parent_scale[first_parent]
+                fslack = ctx.ALLf[S + first_parent]
             else:
-                slack, scale = ctx.slack(first_unit, int(signs[first_unit])), ctx.scale(first_unit)
-            facets.append(Facet(slack, tuple(sorted(ids)), side, scale=scale))
+                sg = int(signs[first_unit])
+                slack, scale = ctx.slack(first_unit, sg), ctx.scale(first_unit)
+                fslack = ctx.ALLf[first_unit] if sg > 0 else -ctx.ALLf[first_unit]
+            facets.append(Facet(slack, tuple(sorted(ids)), side, scale=scale, fslack=fslack))
         return facets
 
     def _cell(self, parent: Cell, ctx: "_OpContext", state: tuple[int, ...], w: tuple,
@@ -1042,7 +1047,11 @@ class _OpContext:
         self.parent_scale = [f.scale for f in parent.facets]
         # switching rows, then the parent's facets: one filtered sign matrix answers both
         self.all_rows = self.sw_rows + self.parent_G
-        self.ALLf = _float_rows(self.all_rows, d + 1)
+        if parent.facets and all(f.fslack is not None for f in parent.facets):
+            self.ALLf = np.vstack([_float_rows(sw_rows, d + 1, ints=scales is not None)]
+                                  + [f.fslack for f in parent.facets]).reshape(len(self.all_rows), d + 1)
+        else:
+            self.ALLf = _float_rows(self.all_rows, d + 1)
         self.ALLa = np.abs(self.ALLf)
         # rows that are constant on the parent: identically zero (skipped) or a nonzero constant;
         # a float is 0 only for an exact 0 or an underflow, so only float-constant rows are looked at
