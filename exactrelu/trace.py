@@ -979,10 +979,12 @@ def _values_from_maps(sw: FloatMap, vid: torch.Tensor, V: torch.Tensor,
     W = sw.W.reshape(R, d, -1)
     b = sw.b.reshape(R, -1)
     S = W.shape[2]
-    owner = torch.zeros(nV, dtype=torch.int64, device=V.device)
     valid = vid >= 0
     rows = torch.arange(vid.shape[0], device=V.device).unsqueeze(1).expand_as(vid)
-    owner[vid[valid]] = rows[valid]
+    # the last cell holding each vertex, chosen deterministically (an indexed assignment with
+    # repeated indices lets any of them win when it runs on several threads)
+    owner = torch.zeros(nV, dtype=torch.int64, device=V.device).scatter_reduce_(
+        0, vid[valid], rows[valid], "amax", include_self=False)
     out = V.new_empty((max(nV, cap), S))
     if R == 1:
         out[:nV] = torch.addmm(b, V, W[0])
