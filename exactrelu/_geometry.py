@@ -14,6 +14,8 @@ Fraction(1, 1)
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
@@ -32,6 +34,7 @@ __all__ = [
     "interval_length",
     "polygon_area",
     "polytope_volume",
+    "hull_volume",
     "volume",
     "sign_exact",
     "sign_filtered",
@@ -145,7 +148,9 @@ def polygon_area(vertices: Sequence[Point]) -> Fraction:
     return abs(twice) / 2
 
 
-def _vertex_sets_of_facets(n_vertices: int, incidence: Incidence) -> list[frozenset[int]]:
+def _face_masks(n_vertices: int, incidence: Incidence) -> list[int]:
+    """The vertex sets of the facets named by ``incidence``, as bit masks (bit ``k``: vertex
+    ``k``)."""
     if isinstance(incidence, Mapping):
         sets = [frozenset(int(k) for k in vs) for vs in incidence.values()]
     else:
@@ -159,37 +164,133 @@ def _vertex_sets_of_facets(n_vertices: int, incidence: Incidence) -> list[frozen
             for lab in labels:
                 by_label.setdefault(lab, set()).add(k)
         sets = [frozenset(s) for s in by_label.values()]
-    return [s for s in dict.fromkeys(sets) if s]
+    masks = []
+    for s in sets:
+        if any(not 0 <= k < n_vertices for k in s):
+            raise InvalidInputError(f"incidence names a vertex outside 0..{n_vertices - 1}")
+        masks.append(sum(1 << k for k in s))
+    return masks
 
 
-def _pulling_simplices(
-    face: frozenset[int], facet_sets: list[frozenset[int]], memo: dict[frozenset[int], list]
-) -> list[tuple[int, ...]]:
-    """Simplices (as vertex-index tuples) of a pulling triangulation of ``face``."""
+def _pulling_simplices(face: int, masks: list[int], memo: dict[int, list[tuple[int, ...]]]
+                       ) -> list[tuple[int, ...]]:
+    """Simplices (vertex-index tuples) of a pulling triangulation of the face whose vertex set is
+    the bit mask ``face``: its lowest vertex ``v0`` joined to the triangulations of the maximal
+    proper non-empty sets ``face & m`` (``m`` in ``masks``) that do not contain ``v0``."""
     got = memo.get(face)
     if got is not None:
         return got
-    if len(face) == 1:
-        out: list[tuple[int, ...]] = [tuple(face)]
+    low = face & -face
+    if face == low:
+        out: list[tuple[int, ...]] = [(low.bit_length() - 1,)]
         memo[face] = out
         return out
-    # Facets of a face F are the inclusion-maximal proper non-empty sets F & V_j.
-    subs = {face & s for s in facet_sets}
-    subs = {s for s in subs if s and s != face}
-    ordered = sorted(subs, key=len, reverse=True)
-    maximal: list[frozenset[int]] = []
-    for s in ordered:
-        if not any(s < t for t in maximal):
+    subs = {face & m for m in masks}
+    subs.discard(0)
+    subs.discard(face)
+    maximal: list[int] = []
+    for s in sorted(subs, key=int.bit_count, reverse=True):
+        if not any(s & t == s for t in maximal):
             maximal.append(s)
-    v0 = min(face)
-    out = []
-    for f in maximal:
-        if v0 in f:
-            continue
-        for simplex in _pulling_simplices(f, facet_sets, memo):
-            out.append((v0,) + simplex)
+    v0 = (low.bit_length() - 1,)
+    out = [v0 + simplex for f in maximal if not f & low
+           for simplex in _pulling_simplices(f, masks, memo)]
     memo[face] = out
     return out
+
+
+def hull_volume(vertices: Sequence[Point], faces: Sequence[int]) -> Fraction:
+    """Exact d-volume of the pulling triangulation of ``conv(vertices)`` over the vertex sets
+    ``faces`` (bit masks: bit ``k`` is vertex ``k``).
+
+    Every point must be a vertex of the hull (a point listed twice lies on exactly the faces of
+    its copy, and a face made of the two copies gives no simplex: repeats only lose volume).
+    When ``faces`` holds the vertex set of every facet (other sets, such as lower-dimensional
+    faces, are harmless), the result is the hull's volume.
+
+    When each mask is ``{k : vertex k lies on H}`` for a hyperplane ``H`` with every vertex on one
+    side of it (the vertex set of a face of the hull, exposed by ``H``) but facets may be missing,
+    the result is a lower bound of the hull's volume. The recursion only visits faces of the hull
+    (intersections of exposed faces). In a face ``F`` with lowest vertex ``v0``, each maximal
+    proper face ``G`` not containing ``v0`` gives the cone ``conv(v0, G)``; when ``G`` is a facet
+    of ``F``, the points of the cone's relative interior are those whose ray from ``v0`` leaves
+    ``F`` through the relative interior of ``G``, and distinct faces have disjoint relative
+    interiors: the cones do not overlap, and by induction neither do the simplices. A face of
+    dimension below ``dim F - 1`` makes the chain drop two dimensions at once: its simplices have
+    fewer than d + 1 vertices and are left out (volume 0). A chain of proper faces drops at least
+    one dimension per step, so none has more than d + 1 vertices (checked).
+
+    Determinants are exact integers. Every simplex has the first vertex ``v0`` as its apex, so
+    with ``q_i`` the common denominator of vertex ``i`` alone (one denominator for a whole region
+    would multiply all of them) the rows ``w_i = q_0 q_i (v_i - v_0)`` are integer vectors and a
+    simplex's volume is ``|det(w_s1 .. w_sd)| / (d! q_0^d prod q_si)``. The determinant is
+    expanded along its first row over the exterior products (all maximal minors) of its later
+    rows, which are shared by the simplices that share those rows (see :func:`_minors`).
+
+    >>> from fractions import Fraction as F
+    >>> square = [(F(0), F(0)), (F(1), F(0)), (F(1), F(1)), (F(0), F(1))]
+    >>> hull_volume(square, [0b0011, 0b0110, 0b1100, 0b1001])
+    Fraction(1, 1)
+    >>> hull_volume(square, [0b0011, 0b1100, 0b1001])  # edge {1, 2} missing: a lower bound
+    Fraction(1, 2)
+    """
+    if not vertices:
+        return Fraction(0)
+    d = len(vertices[0])
+    if d == 0:
+        return Fraction(1)
+    simplices = _pulling_simplices((1 << len(vertices)) - 1, list(faces), {})
+    if any(len(s) > d + 1 for s in simplices):
+        raise InvalidInputError("hull_volume: the sets are not faces of the hull (chain > d + 1)")
+    q: list[int] = []
+    p: list[list[int]] = []
+    for v in vertices:
+        c = [x if isinstance(x, Fraction) else Fraction(x) for x in v]
+        qi = math.lcm(*(x.denominator for x in c))
+        q.append(qi)
+        p.append([x.numerator * (qi // x.denominator) for x in c])
+    w = [[q[0] * a - qi * b for a, b in zip(pi, p[0])] for qi, pi in zip(q, p)]
+    expand = _expansion(d)
+    memo: dict[tuple[int, ...], list[int]] = {(): [1]}
+    common = math.prod(q[1:])
+    num = 0
+    for s in simplices:
+        if len(s) <= d:
+            continue
+        det = _minors(s[1:], w, expand, memo)[0]
+        num += abs(det) * (common // math.prod(q[i] for i in s[1:]))
+    return Fraction(num, common * q[0] ** d * math.factorial(d))
+
+
+@functools.lru_cache(maxsize=None)
+def _expansion(d: int) -> list[list[list[tuple[int, int, int]]]]:
+    """For ``m = 1..d``: for each ``m``-subset ``C`` of the ``d`` columns (in lexicographic
+    order), the Laplace expansion of the minor on ``C`` of ``m`` rows along its first row, as
+    ``(column C[t], t odd, index of the (m-1)-subset C without C[t])``."""
+    combos = [list(itertools.combinations(range(d), m)) for m in range(d + 1)]
+    index = [{c: i for i, c in enumerate(cs)} for cs in combos]
+    return [[]] + [[[(c[t], t % 2, index[m - 1][c[:t] + c[t + 1:]]) for t in range(m)]
+                    for c in combos[m]] for m in range(1, d + 1)]
+
+
+def _minors(rows: tuple[int, ...], w: list[list[int]], expand: list, memo: dict) -> list[int]:
+    """All maximal minors of the matrix of the rows ``w[i]``, ``i`` in ``rows`` (memoized by the
+    tuple of row indices, so simplices that end in the same rows share them)."""
+    got = memo.get(rows)
+    if got is None:
+        r = w[rows[0]]
+        rest = _minors(rows[1:], w, expand, memo)
+        got = []
+        for terms in expand[len(rows)]:
+            acc = 0
+            for j, odd, k in terms:
+                if odd:
+                    acc -= r[j] * rest[k]
+                else:
+                    acc += r[j] * rest[k]
+            got.append(acc)
+        memo[rows] = got
+    return got
 
 
 def polytope_volume(vertices: Sequence[Point], incidence: Incidence) -> Fraction:
@@ -200,8 +301,8 @@ def polytope_volume(vertices: Sequence[Point], incidence: Incidence) -> Fraction
     :func:`exactrelu._polyhedra.h_to_v` (redundant rows are harmless), or a mapping from a facet
     label to the indices of the vertices on that facet. The polytope is cut into cones from a
     vertex ``v0`` over the facets not containing it, recursively (a pulling triangulation), and
-    the simplex volumes ``|det(v_i - v0)| / d!`` are summed exactly. A lower-dimensional
-    polytope has volume 0.
+    the simplex volumes ``|det(v_i - v0)| / d!`` are summed exactly (see :func:`hull_volume`). A
+    lower-dimensional polytope has volume 0.
 
     >>> from fractions import Fraction as F
     >>> cube = [tuple(F((k >> i) & 1) for i in range(3)) for k in range(8)]
@@ -209,23 +310,7 @@ def polytope_volume(vertices: Sequence[Point], incidence: Incidence) -> Fraction
     >>> polytope_volume(cube, inc)
     Fraction(1, 1)
     """
-    if not vertices:
-        return Fraction(0)
-    d = len(vertices[0])
-    if d == 0:
-        return Fraction(1)
-    facet_sets = _vertex_sets_of_facets(len(vertices), incidence)
-    simplices = _pulling_simplices(frozenset(range(len(vertices))), facet_sets, {})
-    if not simplices or len(simplices[0]) != d + 1:
-        return Fraction(0)
-    q = [[_q(c) for c in v] for v in vertices]
-    total = flint.fmpq(0)
-    for s in simplices:
-        base = q[s[0]]
-        m = flint.fmpq_mat(d, d, [q[i][j] - base[j] for i in s[1:] for j in range(d)])
-        det = m.det()
-        total += det if det >= 0 else -det
-    return _f(total) / math.factorial(d)
+    return hull_volume(vertices, _face_masks(len(vertices), incidence))
 
 
 def volume(A: Sequence[Point], b: Point) -> Fraction:

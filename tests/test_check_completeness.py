@@ -1,8 +1,10 @@
-"""The checker's own completeness proof where volumes do not apply (dimension >= 4, unbounded
-domains): closure of the certified patterns under crossing every facet interior to a parent cell,
-each facet found by an exact LP. Certificates from ``verify`` are accepted; a certificate with one
-region taken out (and rebuilt consistently, so that every other check passes) is rejected, and the
-error names the missing pattern."""
+"""The checker's two completeness proofs. Volumes (bounded domains): the exact volumes of the
+pulling triangulations of the regions' certified vertices, each a lower bound of its region's
+volume, sum to the domain's. Closure (unbounded domains; forced here on boxes too): the certified
+patterns are closed under crossing every facet interior to a parent cell, each facet found by an
+exact LP. Certificates from ``verify`` are accepted; a certificate with one region taken out (and
+rebuilt consistently, so that every other check passes) is rejected, by the closure path with the
+missing pattern named; a region with one vertex taken out is rejected by the volume path."""
 
 from __future__ import annotations
 
@@ -73,13 +75,18 @@ def case(request):
     return net, exactrelu.verify(net, dom, progress=False)
 
 
-def test_verified_certificates_are_accepted(case):
+@pytest.fixture
+def closure(monkeypatch):
+    """The closure path on every domain, bounded ones too."""
+    monkeypatch.setattr(checker, "_VOLUME_MAX_DIM", 0)
+
+
+def test_verified_certificates_are_accepted(case, closure):
     net, cert = case
-    assert cert.dim >= 4 or not cert.domain.is_bounded  # the closure path, not volumes
     assert exactrelu.check(cert, net) is cert
 
 
-def test_a_removed_region_is_named_as_missing(case):
+def test_a_removed_region_is_named_as_missing(case, closure):
     net, cert = case
     n = cert.num_regions
     assert n > 10
@@ -87,7 +94,7 @@ def test_a_removed_region_is_named_as_missing(case):
         assert_missing_named(cert, net, k)
 
 
-def test_every_removed_region_is_caught_in_4d():
+def test_every_removed_region_is_caught_in_4d(closure):
     net = mlp(4, [3, 3], 5)
     cert = exactrelu.verify(net, [(-1, 1)] * 4, progress=False)
     for k in range(cert.num_regions):
@@ -120,7 +127,7 @@ def test_closure_agrees_with_volumes_on_2d_and_3d_boxes(monkeypatch):
                 assert_missing_named(cert, net, k)
 
 
-def test_degenerate_units_are_crossed_together():
+def test_degenerate_units_are_crossed_together(closure):
     """Duplicated, negated and parallel units (one hyperplane for several switching functions),
     a unit identically zero and a dead one: crossing flips every unit on the facet's hyperplane."""
     W = [[1.0, -1.0, 0.5, 0.0], [1.0, -1.0, 0.5, 0.0], [-1.0, 1.0, -0.5, 0.0], [2.0, -2.0, 1.0, 0.0],
@@ -149,3 +156,76 @@ def test_maxpool_on_an_unbounded_4d_input():
     assert cert.num_regions > 20
     for k in range(0, cert.num_regions, cert.num_regions // 5):
         assert_missing_named(cert, prog, k)
+
+
+# ----------------------------------------------------------------------------- volumes in d >= 4
+
+BOX4 = [(-1, 1)] * 4
+VOLUME_MSG = "completeness: region volumes sum"
+
+
+@pytest.fixture(scope="module")
+def box4():
+    net = mlp(4, [6, 6], 11)
+    return net, exactrelu.verify(net, BOX4, progress=False)
+
+
+def some(cert, n: int = 8) -> range:
+    return range(0, cert.num_regions, max(1, cert.num_regions // n))
+
+
+def test_volume_path_is_the_default_on_a_4d_box(box4):
+    net, cert = box4
+    assert cert.dim == 4 and cert.num_regions > 30
+    assert exactrelu.check(cert, net) is cert
+    for k in some(cert):
+        with pytest.raises(CertificateError, match=VOLUME_MSG):
+            exactrelu.check(without(cert, k), net)
+
+
+def test_a_removed_vertex_makes_the_volume_bound_strict(box4):
+    """One vertex fewer: its hull misses a neighbourhood of the vertex, and the sum falls short
+    even though the region's other checks still pass (its facets list the vertex, which is still
+    tight there)."""
+    net, cert = box4
+    for k in some(cert):
+        for pos in (0, len(cert.regions[k].vertices) - 1):
+            bad = copy.deepcopy(cert)
+            r = bad.regions[k]
+            del r.vertices[pos]
+            if r.volume is not None:  # the region's own stated volume gives it away first
+                with pytest.raises(CertificateError, match=f"region {k}: volume"):
+                    exactrelu.check(bad, net)
+                r.volume = None
+            with pytest.raises(CertificateError, match=VOLUME_MSG):
+                exactrelu.check(bad, net)
+
+
+def test_volumes_ignore_the_certificates_facet_vertex_lists(box4):
+    """The faces pulled over come from exact tightness: facet lists cut down to one vertex (still
+    true statements) change nothing, and a missing region is still caught (3-D and 4-D)."""
+    net3 = mlp(3, [5, 4], 15)
+    for net, cert in (box4, (net3, exactrelu.verify(net3, [(-1, 1)] * 3, progress=False))):
+        trimmed = copy.deepcopy(cert)
+        for r in trimmed.regions:
+            for f in r.facets:
+                f.vertices = f.vertices[:1]
+        exactrelu.check(trimmed, net)
+        with pytest.raises(CertificateError, match=VOLUME_MSG):
+            exactrelu.check(without(trimmed, trimmed.num_regions // 2), net)
+
+
+@pytest.mark.parametrize("seed, widths, act", [(12, [5, 4], nn.ReLU), (13, [4, 4, 3], nn.LeakyReLU),
+                                               (14, [6], nn.Hardtanh)])
+def test_volume_and_closure_paths_agree_in_4d(monkeypatch, seed, widths, act):
+    net = mlp(4, widths, seed, act)
+    cert = exactrelu.verify(net, BOX4, progress=False)
+    ks = list(some(cert, 6))
+    exactrelu.check(cert, net)
+    for k in ks:
+        with pytest.raises(CertificateError, match=VOLUME_MSG):
+            exactrelu.check(without(cert, k), net)
+    monkeypatch.setattr(checker, "_VOLUME_MAX_DIM", 0)
+    exactrelu.check(cert, net)
+    for k in ks:
+        assert_missing_named(cert, net, k)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from exactrelu import _geometry
 from exactrelu._geometry import (
     float_signs,
+    hull_volume,
     interval_length,
     nearest_floats,
     polygon_area,
@@ -269,6 +270,37 @@ def test_polytope_volume_accepts_facet_mapping():
     by_facet = {i: sorted(vs) for i, vs in zip(fs.indices, fs.vertex_sets)}
     assert polytope_volume(v.vertices, by_facet) == 1
     assert polytope_volume(v.vertices, v.incidence) == 1
+
+
+def exposed_faces(A, b, pts) -> list[int]:
+    """For every row of ``A x <= b``, the bit mask of the points tight on it (exact)."""
+    return [sum(1 << k for k, p in enumerate(pts) if dot(a, p) == bi) for a, bi in zip(A, b)]
+
+
+@pytest.mark.parametrize("d", [3, 4, 5])
+def test_hull_volume_over_exposed_faces_is_a_lower_bound(d):
+    """The checker's completeness argument: with the faces cut out by the constraints' hyperplanes
+    from any subset of a polytope's vertices, the pulling triangulation never exceeds the
+    polytope's volume, equals it for all vertices and falls short as soon as one is missing."""
+    rng = random.Random(300 + d)
+    for _ in range(4):
+        A, b = random_polytope(d, 6, rng)
+        full = volume(A, b)
+        verts = list(h_to_v(A, b).vertices)
+        assert hull_volume(verts, exposed_faces(A, b, verts)) == full
+        for _ in range(6):
+            sub = rng.sample(verts, rng.randint(1, len(verts) - 1))
+            got = hull_volume(sub, exposed_faces(A, b, sub))
+            assert 0 <= got < full
+
+
+def test_hull_volume_can_overcount_over_sets_that_are_not_faces():
+    """Why the checker computes the face sets by tightness: a diagonal of the unit square offered
+    as a face makes the cones from vertex 0 overlap."""
+    square = [(F(0), F(0)), (F(1), F(0)), (F(1), F(1)), (F(0), F(1))]
+    edges = [0b0011, 0b0110, 0b1100, 0b1001]
+    assert hull_volume(square, edges) == 1
+    assert hull_volume(square, edges + [0b1010]) == F(3, 2)
 
 
 def test_flat_and_empty_polytopes_have_volume_zero():
