@@ -1703,12 +1703,18 @@ class CandidateTree:
     def __len__(self) -> int:
         return len(self.nodes)
 
-    def key(self, states: Sequence[tuple[int, ...]]) -> tuple[bytes, ...]:
+    def key(self, states: Sequence[tuple[int, ...]]) -> tuple[bytes, ...] | None:
+        """The key of a prefix of states; None for a state out of the range of every state the
+        trace saw of its op (so no proposal lies below it)."""
         codes = self.codes
-        return tuple([array(codes[j], st).tobytes() for j, st in enumerate(states)])
+        try:
+            return tuple([array(codes[j], st).tobytes() for j, st in enumerate(states)])
+        except OverflowError:
+            return None
 
     def candidates(self, parent: Cell) -> list[Candidate]:
-        node = self.nodes.get(self.key(parent.states))
+        key = self.key(parent.states)
+        node = self.nodes.get(key) if key is not None else None
         if not node:
             return []
         code = self.codes[parent.level]

@@ -361,3 +361,25 @@ def test_integer_maps_convert_and_pickle_both_ways():
     assert back.rows == rows and all(type(v) is int for r in back.rows for v in r)
     again = pickle.loads(pickle.dumps(back))
     assert (again.rows, again.den, again.shape) == (rows, 12, (2,))
+
+
+def test_candidate_tree_round_trips_states_and_ignores_unseen_ones():
+    """States come back from the bytes tree as the trace's tuples, the bounding ids of regions with
+    one prefix and state are united, and a state wider than any the trace saw has no proposals."""
+    from types import SimpleNamespace
+
+    from exactrelu.certify import Cell, candidate_tree
+
+    pats = [torch.tensor([[0, 1], [0, 1], [1, 1]]), torch.tensor([[2, 0], [5, 0], [2, 0]])]
+    tr = SimpleNamespace(num_regions=3, patterns=pats, interior=torch.tensor([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], dtype=torch.float64),
+                         bounding_offsets=torch.tensor([0, 2, 3, 4]), bounding_ids=torch.tensor([7, 8, 9, 7]))
+    tree = candidate_tree(tr)
+
+    def cell(*states):
+        return Cell(len(states), tuple(states), (), [], [])
+
+    top = {c.state: (c.witness, c.hint_ids) for c in tree.candidates(cell())}
+    assert top == {(0, 1): ((0.1, 0.2), {7, 8, 9}), (1, 1): ((0.5, 0.6), {7})}
+    under = {c.state: c.hint_ids for c in tree.candidates(cell((0, 1)))}
+    assert under == {(2, 0): {7, 8}, (5, 0): {9}}
+    assert tree.candidates(cell((0, 300))) == []  # 300 does not fit the int8 the trace's states fit
