@@ -1,0 +1,68 @@
+"""Time the independent checker on saved certificates of boxes in 4 to 6 dimensions.
+
+Run: ``python benchmarks/check_bench.py [--only 4-10-10 5-8-8 ...] [--closure]`` (from the
+repository root, with the package installed). Each net is ``benchmarks/nets.py``'s ``mlp`` on
+``[-1, 1]^d``; it is certified once, saved with ``cert.save`` to a temporary file and loaded
+again with ``Certificate.load``, and ``exactrelu.check`` is timed on the loaded certificate (one
+process) with its default completeness proof: exact volumes on bounded domains up to
+``check._VOLUME_MAX_DIM`` dimensions, closure under facet crossing above. ``--closure`` also
+times the closure proof on the same certificate (by lowering that bound to 0), which takes
+minutes on the larger nets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import exactrelu  # noqa: E402
+from nets import mlp  # noqa: E402
+
+CHECK = sys.modules["exactrelu.check"]
+DEFAULT = ["4-10-10", "5-8-8", "6-8-8", "4-16-16-16"]
+
+
+def timed_check(cert: exactrelu.Certificate, net: object, max_dim: int | None = None) -> float:
+    saved = CHECK._VOLUME_MAX_DIM
+    if max_dim is not None:
+        CHECK._VOLUME_MAX_DIM = max_dim
+    try:
+        t = time.perf_counter()
+        exactrelu.check(cert, net)
+        return time.perf_counter() - t
+    finally:
+        CHECK._VOLUME_MAX_DIM = saved
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="*", default=None, help="names such as 4-10-10")
+    parser.add_argument("--closure", action="store_true", help="also time the closure proof")
+    args = parser.parse_args()
+    print(f"volume proof up to d = {CHECK._VOLUME_MAX_DIM}")
+    print("| net | regions | certify s | check s (default proof) | check s (closure) |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.only or DEFAULT:
+            widths = tuple(int(w) for w in name.split("-"))
+            net = mlp(widths)
+            t = time.perf_counter()
+            cert = exactrelu.verify(net, [(-1, 1)] * widths[0], progress=False)
+            t_cert = time.perf_counter() - t
+            path = Path(tmp) / f"{name}.json"
+            cert.save(path)
+            loaded = exactrelu.Certificate.load(path)
+            proof = "volumes" if widths[0] <= CHECK._VOLUME_MAX_DIM else "closure"
+            t_check = timed_check(loaded, net)
+            closure = f"{timed_check(loaded, net, 0):.1f}" if args.closure else "-"
+            print(f"| {name} | {cert.num_regions} | {t_cert:.1f} | {t_check:.1f} ({proof}) | {closure} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
