@@ -371,7 +371,8 @@ def test_candidate_tree_round_trips_states_and_ignores_unseen_ones():
     from exactrelu.certify import Cell, candidate_tree
 
     pats = [torch.tensor([[0, 1], [0, 1], [1, 1]]), torch.tensor([[2, 0], [5, 0], [2, 0]])]
-    tr = SimpleNamespace(num_regions=3, patterns=pats, interior=torch.tensor([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], dtype=torch.float64),
+    interior = torch.tensor([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], dtype=torch.float64)
+    tr = SimpleNamespace(num_regions=3, patterns=pats, interior=interior,
                          bounding_offsets=torch.tensor([0, 2, 3, 4]), bounding_ids=torch.tensor([7, 8, 9, 7]))
     tree = candidate_tree(tr)
 
