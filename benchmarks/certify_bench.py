@@ -151,7 +151,7 @@ def main() -> None:
             executor.shutdown()
     if args.big:
         big_row(mlp((2, 256, 256, 256)), [(-1, 1)] * 2, args.workers)
-    print(f"peak resident memory (this process + children): {peak_rss_mb():.0f} MB")
+    print(f"peak resident memory, this process's peak plus the largest child's: {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1074,10 +1074,12 @@ class _OpContext:
                 # slope and constant of every state times one common positive integer ``sa``
                 sc = [(_q(a), _q(c)) for a, c in rule.slopes_consts(self.module)]
                 sa = math.lcm(*(int(v.q) for pair in sc for v in pair))
-                slopes[key] = ([(int((a * sa).p), int((c * sa).p)) for a, c in sc], sa)
+                ints = [(int((a * sa).p), int((c * sa).p)) for a, c in sc]
+                # per state: 1 identity, 0 zero, -1 other (see unit_rows)
+                kinds = [1 if (a, c) == (1, 0) else 0 if (a, c) == (0, 0) else -1 for a, c in ints]
+                slopes[key] = (ints, sa, kinds)
             self._elementwise = slopes[key]
         self._neg: dict[int, list] = {}
-        self._kinds: list[int] | None = None  # per state: 1 identity, 0 zero, -1 other (unit_rows)
 
     def scale(self, i: int) -> int:
         return self.scales[i] if self.scales is not None else 1
@@ -1134,10 +1136,7 @@ class _OpContext:
     def unit_rows(self, rows: list[list[int]], states: Sequence[int], den: int) -> list[list[int]]:
         """:meth:`unit_row` of every unit; identity and zero states without arithmetic (the
         rows returned are shared: never modify them)."""
-        kinds = self._kinds
-        if kinds is None:
-            kinds = self._kinds = [1 if (a, c) == (1, 0) else 0 if (a, c) == (0, 0) else -1
-                                   for a, c in self._elementwise[0]]
+        kinds = self._elementwise[2]
         zero = [0] * len(rows[0]) if rows else []
         unit_row = self.unit_row
         return [row if kinds[st] == 1 else zero if kinds[st] == 0 else unit_row(row, st, den)

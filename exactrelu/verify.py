@@ -162,7 +162,8 @@ class _Regions:
                       for a, b, fid, fv, fr in lf.facets]
             regions.append(Region(len(regions), [state_list(s) for s in lf.states], lf.witness, facets,
                                   ids, lf.output, lf.volume, lf.repaired, lf.rays, lf.lines))
-        # a later batch may reuse the ids of this one's freed objects: identity entries end here
+        # identity entries hold their objects alive; no later batch shares them (each arrives
+        # unpickled on its own), so they are only memory from here on
         self.seen.clear()
         self.state_lists.clear()
 
