@@ -1,7 +1,9 @@
 """Certify the reference nets and print a markdown table beside the float trace time.
 
-Run: ``python benchmarks/certify_bench.py [--only 2-16-16 ...] [--workers N] [--repeat R] [--big]``
-(from the repository root, with the package installed). ``--big`` adds a 2-D net with about
+Run: ``python benchmarks/certify_bench.py [--only 2-16-16 ...] [--workers N] [--repeat R] [--big]
+[--profile NET]`` (from the repository root, with the package installed). ``--profile 2-64-64-64``
+certifies that reference net once in this process (no pool) under cProfile and prints where the
+exact layer spends its time: the functions of ``exactrelu`` with the most time of their own. ``--big`` adds a 2-D net with about
 100,000 regions, certified the way a user would (``verify(net, bounds)``: its own trace and its
 own process pool of ``--workers``), and reports the peak memory of this process and its workers
 together (the sum of their proportional set sizes, sampled every 0.1 s from /proc; Linux).
@@ -104,12 +106,38 @@ def big_row(net: torch.nn.Module, bounds: list, workers: int) -> None:
           f"process alone: {mem.peak_main:.0f} MB)", flush=True)
 
 
+def profile_row(name: str, top: int = 15) -> None:
+    """One in-process certification of the reference net ``name`` under cProfile: the cells it
+    made and the ``exactrelu`` functions with the most time of their own (cumulative beside)."""
+    import cProfile
+    import pstats
+
+    net, bounds = next((net, b) for n, net, b in reference_nets() if n == name)
+    tr = trace(net, bounds, progress=False)
+    prof = cProfile.Profile()
+    prof.enable()
+    cert = exactrelu.verify(net, bounds, progress=False, trace=tr, workers=1)
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    rows = [(tt, ct, n, f"{Path(file).name}:{fn}") for (file, _line, fn), (_cc, n, tt, ct, _)
+            in stats.items() if f"{os.sep}exactrelu{os.sep}" in file]
+    rows.sort(reverse=True)
+    total = sum(tt for (_cc, _n, tt, _ct, _) in stats.values())
+    print(f"\nprofile of {name}: {cert.stats['cells']} cells, {cert.num_regions} regions, "
+          f"{total:.2f} s under cProfile (which slows Python calls; read shares, not seconds)")
+    print("| function | calls | own s | cumulative s |")
+    print("|---|---:|---:|---:|")
+    for tt, ct, n, where in rows[:top]:
+        print(f"| {where} | {n} | {tt:.3f} | {ct:.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", default=None, help="names such as 2-16-16")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--big", action="store_true", help="add a 2-D net with about 100,000 regions")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs per net")
+    parser.add_argument("--profile", metavar="NET", help="profile one in-process certification")
     args = parser.parse_args()
     names = args.only or DEFAULT
     nets = [(n, net, b) for n, net, b in reference_nets() if n in names]
@@ -149,6 +177,8 @@ def main() -> None:
     finally:
         if executor is not None:
             executor.shutdown()
+    if args.profile:
+        profile_row(args.profile)
     if args.big:
         big_row(mlp((2, 256, 256, 256)), [(-1, 1)] * 2, args.workers)
     print(f"peak resident memory, this process's peak plus the largest child's: {peak_rss_mb():.0f} MB")
