@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--profile", metavar="NET", help="profile one in-process certification")
     args = parser.parse_args()
     names = args.only or DEFAULT
+    known = [n for n, _, _ in reference_nets()]
+    if args.profile and args.profile not in known:
+        parser.error(f"--profile {args.profile}: not a reference net; one of {', '.join(known)}")
     nets = [(n, net, b) for n, net, b in reference_nets() if n in names]
     print(f"workers: {args.workers}, torch {torch.__version__}, {os.cpu_count()} cores")
     print("| net | float regions | trace s | certified regions | pieces | vertices | certify s | "
