@@ -21,7 +21,7 @@ from . import _exact
 from ._exact import ExactMap
 from .errors import InvalidInputError, UnsupportedModelError
 from .rules import (ADD_OPS, CAT_OPS, FUNCTIONAL_ACTIVATIONS, Add, Cat, FloatMap, PiecewiseRule,
-                    Reshape, Rule, find_rule)
+                    Reshape, Rule, find_rule, module_state)
 
 __all__ = ["Program", "Node", "capture"]
 
@@ -94,7 +94,9 @@ class Program:
                 for nd in self.nodes]
 
     def digest(self) -> str:
-        """SHA-256 of the architecture and of the exact (float64) values of every parameter used."""
+        """SHA-256 of the architecture and of the exact (float64) values of every parameter used;
+        for a module that is not one of torch's own, also its submodules' tensors and its plain
+        attributes (:func:`rules.module_state`)."""
         h = hashlib.sha256()
         h.update(repr(self.input_shape).encode())
         for nd in self.nodes:
@@ -106,6 +108,10 @@ class Program:
                          "count_include_pad", "divisor_override", "output_size"):
                 if hasattr(nd.module, attr):
                     h.update(f"{attr}={getattr(nd.module, attr)!r};".encode())
+            if isinstance(nd.module, nn.Module) and not type(nd.module).__module__.startswith("torch."):
+                # a user's module with a registered rule: whatever its rule may read
+                for part in module_state(nd.module):
+                    h.update(part)
         return h.hexdigest()
 
     def __repr__(self) -> str:

@@ -250,15 +250,42 @@ def _exact_cache(module: Any) -> dict:
 
 
 def _tensor_stamp(module: Any) -> str:
-    # A digest of the values (versions miss writes through .data; pointers are reused).
+    """A digest of everything a rule may read from ``module``: the values of its tensors (versions
+    miss writes through .data; pointers are reused) and its plain attributes (a scale, a kernel
+    size, the training flag), its submodules' included."""
     if not isinstance(module, nn.Module):
         return ""
     h = hashlib.sha256()
-    for t in itertools.chain(module.parameters(recurse=False), module.buffers(recurse=False)):
-        if t is not None:
-            h.update(f"{t.dtype}{tuple(t.shape)};".encode())
-            h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    for part in module_state(module):
+        h.update(part)
     return h.hexdigest()
+
+
+_PLAIN = (bool, int, float, complex, str, bytes, type(None), tuple, list, frozenset, torch.Size,
+          torch.dtype)
+
+
+def module_state(module: nn.Module) -> Any:
+    """Bytes that change when anything a rule may read from ``module`` changes: for the module
+    and each submodule, every parameter and floating or integer buffer (name, dtype, shape and
+    the raw values), every tensor kept as a plain attribute, and the ``repr`` of every public
+    attribute of a plain type (numbers, strings, tuples and lists of them). Attributes of other
+    types (functions, arbitrary objects) are not seen: a rule that reads one must not be cached
+    on it."""
+    for name, sub in module.named_modules():
+        tensors = itertools.chain(sub.named_parameters(recurse=False), sub.named_buffers(recurse=False))
+        for tname, t in tensors:
+            if t is not None:
+                yield f"{name}.{tname}:{t.dtype}{tuple(t.shape)};".encode()
+                yield t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        for k, v in sorted(vars(sub).items()):
+            if k.startswith("_"):
+                continue
+            if isinstance(v, torch.Tensor):
+                yield f"{name}.{k}:{v.dtype}{tuple(v.shape)};".encode()
+                yield v.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+            elif isinstance(v, _PLAIN):
+                yield f"{name}.{k}={v!r};".encode()
 
 
 _MODULE_CACHE: dict[int, tuple[dict, Any, str]] = {}

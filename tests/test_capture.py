@@ -298,3 +298,77 @@ def test_run_nodes_resumes_the_program_loop_and_frees_dead_values() -> None:
     assert set(got) == {-1, prog.output}  # the input is never dropped
     assert got[prog.output].mat == want.mat
 
+
+
+# ------------------------------------------------------- a module changed between two runs
+
+class _Scaled(nn.Module):
+    """``s * inner(x)``: a plain float attribute and a nested layer, both read by its rule."""
+
+    def __init__(self, s: float) -> None:
+        super().__init__()
+        self.s = s
+        self.inner = nn.Linear(1, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.s * self.inner(x)
+
+
+class _ScaledRule(exactrelu.AffineRule):
+    def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+        return module.s * (x @ module.inner.weight.T)
+
+    def constant(self, module: Any, zeros: torch.Tensor) -> torch.Tensor:
+        return zeros + module.s * module.inner.bias
+
+
+def _patterns_at_witnesses(cert: Any, net: nn.Module) -> list[tuple[list, list]]:
+    """(claimed pattern, the pattern plain float64 torch computes at the region's witness)."""
+    out = []
+    for r in cert.regions:
+        x = torch.tensor([[float(v) for v in r.witness]], dtype=torch.float64)
+        pre = net[0](x)[0]
+        out.append((r.pattern, [[int(v > 0) for v in pre.tolist()]]))
+    return out
+
+
+@pytest.mark.parametrize("change", ["attribute", "nested weight"])
+def test_a_changed_custom_module_is_certified_as_it_is_now(change: str) -> None:
+    """Exact maps are cached per module; a change the tensors of the module itself do not show
+    (a plain attribute, a submodule's weight) must not leave a stale map behind, and the
+    certificate's digest must tell the two networks apart."""
+    exactrelu.register_rule(_Scaled, _ScaledRule())
+    try:
+        sc = _Scaled(0.5)
+        with torch.no_grad():
+            sc.inner.weight[:] = 1.0
+            sc.inner.bias[:] = torch.tensor([0.0, -1.0, -2.0])
+        net = nn.Sequential(sc, nn.ReLU(), nn.Linear(3, 1)).double().eval()
+        first = exactrelu.verify(net, [(-4, 4)], progress=False)
+        if change == "attribute":
+            sc.s = -1.0
+        else:
+            with torch.no_grad():
+                sc.inner.weight[:] = -1.0
+        again = exactrelu.verify(net, [(-4, 4)], progress=False)
+        # breakpoints at 0, 1, 2 (first) and at 0, -1, -2 (again): the patterns of again's
+        # regions are those the current network has at their witnesses
+        for claimed, actual in _patterns_at_witnesses(again, net):
+            assert claimed == actual
+        def left_to_right(cert: Any) -> list:
+            return [r.pattern for r in sorted(cert.regions, key=lambda r: r.witness)]
+
+        assert left_to_right(again) != left_to_right(first)
+        assert again.digest != first.digest
+    finally:
+        del exactrelu.rules.RULES[_Scaled]
+
+
+def test_maxpool_windows_follow_a_changed_kernel_size() -> None:
+    pool = nn.MaxPool2d(2)
+    rule = exactrelu.rules.find_rule(nn.MaxPool2d)
+    _, shape2 = rule.windows(pool, (1, 4, 4))
+    pool.kernel_size = pool.stride = 4
+    win, shape4 = rule.windows(pool, (1, 4, 4))
+    assert (shape2, shape4) == ((1, 2, 2), (1, 1, 1))
+    assert sorted(win.tolist()[0]) == list(range(16))
