@@ -205,6 +205,10 @@ RULES: dict[Any, Rule] = {}
 def register_rule(key: Any, rule: Rule | None = None) -> Any:
     """Register ``rule`` for a module type or functional op; usable as a class decorator.
 
+    Exact maps a rule builds are cached per module object and rebuilt when anything
+    :func:`module_state` sees changes (tensors of the module and its submodules, attributes of
+    plain types); a rule must read nothing else from its module.
+
     >>> class Double(nn.Module):
     ...     def forward(self, x): return 2 * x
     >>> @register_rule(Double)
