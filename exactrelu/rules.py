@@ -265,31 +265,33 @@ def _tensor_stamp(module: Any) -> str:
     return h.hexdigest()
 
 
-_PLAIN = (bool, int, float, complex, str, bytes, type(None), tuple, list, frozenset, torch.Size,
-          torch.dtype)
+_PLAIN = (bool, int, float, complex, str, bytes, type(None), frozenset, torch.Size, torch.dtype)
 
 
 def module_state(module: nn.Module) -> Any:
     """Bytes that change when anything a rule may read from ``module`` changes: for the module
-    and each submodule, every parameter and floating or integer buffer (name, dtype, shape and
-    the raw values), every tensor kept as a plain attribute, and the ``repr`` of every public
-    attribute of a plain type (numbers, strings, tuples and lists of them). Attributes of other
-    types (functions, arbitrary objects) are not seen: a rule that reads one must not be cached
-    on it."""
+    and each submodule, every parameter and buffer (name, dtype, shape and the raw values), and
+    every public attribute that is a tensor (its raw values), of a plain type (numbers, strings:
+    their ``repr``, exact for floats) or a list or tuple of these. Attributes of other types
+    (functions, arbitrary objects) are not seen: a rule that reads one must not be cached on it."""
     for name, sub in module.named_modules():
-        tensors = itertools.chain(sub.named_parameters(recurse=False), sub.named_buffers(recurse=False))
-        for tname, t in tensors:
-            if t is not None:
-                yield f"{name}.{tname}:{t.dtype}{tuple(t.shape)};".encode()
-                yield t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        for tname, t in itertools.chain(sub.named_parameters(recurse=False), sub.named_buffers(recurse=False)):
+            yield from _value_bytes(f"{name}.{tname}", t)
         for k, v in sorted(vars(sub).items()):
-            if k.startswith("_"):
-                continue
-            if isinstance(v, torch.Tensor):
-                yield f"{name}.{k}:{v.dtype}{tuple(v.shape)};".encode()
-                yield v.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-            elif isinstance(v, _PLAIN):
-                yield f"{name}.{k}={v!r};".encode()
+            if not k.startswith("_"):
+                yield from _value_bytes(f"{name}.{k}", v)
+
+
+def _value_bytes(label: str, v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        yield f"{label}:{v.dtype}{tuple(v.shape)};".encode()
+        yield v.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    elif isinstance(v, (list, tuple)) and not isinstance(v, torch.Size):
+        yield f"{label}:{type(v).__name__}{len(v)};".encode()
+        for i, item in enumerate(v):
+            yield from _value_bytes(f"{label}[{i}]", item)
+    elif isinstance(v, _PLAIN):
+        yield f"{label}={v!r};".encode()
 
 
 _MODULE_CACHE: dict[int, tuple[dict, Any, str]] = {}

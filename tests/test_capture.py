@@ -372,3 +372,14 @@ def test_maxpool_windows_follow_a_changed_kernel_size() -> None:
     win, shape4 = rule.windows(pool, (1, 4, 4))
     assert (shape2, shape4) == ((1, 2, 2), (1, 1, 1))
     assert sorted(win.tolist()[0]) == list(range(16))
+
+
+def test_module_state_sees_a_tensor_in_a_list_attribute_to_the_last_bit() -> None:
+    """A list's ``repr`` would print a tensor to 4 digits; its bytes are compared instead."""
+    from exactrelu.rules import _tensor_stamp
+
+    m = nn.Linear(2, 2)
+    m.extra = [torch.tensor([1.0], dtype=torch.float64), (2, 3)]
+    before = _tensor_stamp(m)
+    m.extra[0] += 2.0 ** -52
+    assert _tensor_stamp(m) != before
