@@ -281,8 +281,15 @@ def capture(net: nn.Module, input_shape: Sequence[int]) -> Program:
             f"{type(net).__name__} has {len(problems)} operation(s) exactrelu cannot handle:\n{lines}\n"
             "Register a rule for a module type or function with exactrelu.register_rule(...) "
             "(see exactrelu.rules), or change the model as the message says.", problems)
+    if not builder.nodes:
+        raise InvalidInputError("the network has no layers (its output is its input); "
+                                "give a network with at least one layer")
     prog = Program(net, builder.nodes, input_shape, out)
     _infer_shapes(prog)
+    for nd in prog.nodes:
+        if 0 in nd.out_shape:
+            raise InvalidInputError(f"layer {nd.name!r} has an output of size zero {nd.out_shape}; "
+                                    "give every layer at least one output")
     return prog
 
 

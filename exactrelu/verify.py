@@ -485,7 +485,7 @@ def compare_claim(cert: Certificate, claimed: Any) -> None:
         return
     try:
         claims = [_flat_pattern(p) for p in claimed]
-    except TypeError:
+    except (TypeError, ValueError):
         raise InvalidInputError("claimed must be a region count or a list of activation patterns") from None
     have = {tuple(x for s in r.pattern for x in s): r for r in cert.regions}
     want = set(claims)

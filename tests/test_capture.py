@@ -383,3 +383,18 @@ def test_module_state_sees_a_tensor_in_a_list_attribute_to_the_last_bit() -> Non
     before = _tensor_stamp(m)
     m.extra[0] += 2.0 ** -52
     assert _tensor_stamp(m) != before
+
+
+@pytest.mark.parametrize("net, words", [
+    (nn.Sequential(), "no layers"),
+    (nn.Sequential(nn.Linear(2, 0), nn.ReLU(), nn.Linear(0, 1)), "size zero"),
+])
+def test_empty_networks_and_zero_width_layers_are_one_clear_error(net: nn.Module, words: str) -> None:
+    with pytest.raises(InvalidInputError, match=words):
+        exactrelu.verify(net, [(-1, 1)] * 2, progress=False)
+
+
+def test_a_claim_that_is_not_patterns_is_one_clear_error() -> None:
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    with pytest.raises(InvalidInputError, match="claimed must be"):
+        exactrelu.verify(net, [(-1, 1)] * 2, progress=False, claimed="abc")
