@@ -3,10 +3,11 @@
 Run: ``python benchmarks/certify_bench.py [--only 2-16-16 ...] [--workers N] [--repeat R] [--big]
 [--profile NET]`` (from the repository root, with the package installed). ``--profile 2-64-64-64``
 certifies that reference net once in this process (no pool) under cProfile and prints where the
-exact layer spends its time: the functions of ``exactrelu`` with the most time of their own. ``--big`` adds a 2-D net with about
-100,000 regions, certified the way a user would (``verify(net, bounds)``: its own trace and its
-own process pool of ``--workers``), and reports the peak memory of this process and its workers
-together (the sum of their proportional set sizes, sampled every 0.1 s from /proc; Linux).
+exact layer spends its time: the functions of ``exactrelu`` with the most time of their own.
+``--big`` adds a 2-D net with about 100,000 regions, certified the way a user would (``verify(net,
+bounds)``: its own trace and its own process pool of ``--workers``), and reports the peak memory of
+this process and its workers together (the sum of their proportional set sizes, sampled every 0.1 s
+from /proc; Linux).
 Every certificate is also re-checked by the independent checker (its time is a column too).
 Times are the best of ``--repeat`` runs (default 3) after one warm-up run on a tiny net, so that
 imports and first-call costs are not billed to the first row; "speed-up" is the LP baseline

@@ -245,7 +245,7 @@ _CACHE_ATTR = "_exactrelu_exact_cache"
 def _exact_cache(module: Any) -> dict:
     # Exact matrices are cached outside the module (keyed by id) so the model is left untouched;
     # the cache is dropped when the module's own tensors are replaced or changed in place.
-    stamp = _tensor_stamp(module)
+    stamp = _state_stamp(module)
     store = _MODULE_CACHE.get(id(module))
     if store is None or store[1] is not module or store[2] != stamp:  # new, id reused, or parameters changed
         store = ({}, module, stamp)
@@ -253,7 +253,7 @@ def _exact_cache(module: Any) -> dict:
     return store[0]
 
 
-def _tensor_stamp(module: Any) -> str:
+def _state_stamp(module: Any) -> str:
     """A digest of everything a rule may read from ``module``: the values of its tensors (versions
     miss writes through .data; pointers are reused) and its plain attributes (a scale, a kernel
     size, the training flag), its submodules' included."""

@@ -376,13 +376,13 @@ def test_maxpool_windows_follow_a_changed_kernel_size() -> None:
 
 def test_module_state_sees_a_tensor_in_a_list_attribute_to_the_last_bit() -> None:
     """A list's ``repr`` would print a tensor to 4 digits; its bytes are compared instead."""
-    from exactrelu.rules import _tensor_stamp
+    from exactrelu.rules import _state_stamp
 
     m = nn.Linear(2, 2)
     m.extra = [torch.tensor([1.0], dtype=torch.float64), (2, 3)]
-    before = _tensor_stamp(m)
+    before = _state_stamp(m)
     m.extra[0] += 2.0 ** -52
-    assert _tensor_stamp(m) != before
+    assert _state_stamp(m) != before
 
 
 @pytest.mark.parametrize("net, words", [
