@@ -16,7 +16,7 @@ from torch import nn
 
 from flint import fmpq
 
-from . import _polyhedra, certify
+from . import _fastpath, _polyhedra, certify
 from .capture import Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
 from .domain import Domain, Slice, as_domain
@@ -91,8 +91,21 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
             log.warning("float trace failed (%s); certifying from exact seeds only", exc)
             tr = None
     t1 = time.perf_counter()
-    own = None
     n_float = tr.num_regions if tr is not None else 0
+    fast = _fastpath.plan(prog, dom) if executor is None else None
+    if fast is not None:
+        regions, vertices, adjacency, pieces, st = _fastpath.certify(prog, dom, fast, tr)
+        del tr
+        t2 = time.perf_counter()
+        cert = _certificate(prog, dom, regions, vertices, adjacency, pieces, st)
+        t3 = time.perf_counter()
+        cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2, "total": t3 - t0}
+        cert.stats["float_regions"] = n_float
+        cert.stats["engine"] = "compiled"
+        if claimed is not None:
+            compare_claim(cert, claimed)
+        return cert
+    own = None
     if executor is None and (workers or os.cpu_count() or 1) > 1 and n_float >= PARALLEL_THRESHOLD and workers != 1:
         own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count())
         executor = own
@@ -112,6 +125,7 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         t3 = time.perf_counter()
     cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2, "total": t3 - t0}
     cert.stats["float_regions"] = n_float
+    cert.stats["engine"] = "python"
     if claimed is not None:
         compare_claim(cert, claimed)
     return cert
@@ -170,8 +184,6 @@ class _Regions:
 
 def _assemble(prog: Program, dom: Domain, built: _Regions, stats: certify.Stats) -> Certificate:
     """The certificate of the regions in ``built``."""
-    from . import __version__
-
     regions, vertices = built.regions, built.vertices
     offsets = certify.constraint_offsets(prog, dom)
     units = []
@@ -181,6 +193,13 @@ def _assemble(prog: Program, dom: Domain, built: _Regions, stats: certify.Stats)
     adjacency = find_adjacency(regions, vertices, dom.dim, offsets, units)
     pieces = _pieces(regions, adjacency)
     st = {k: getattr(stats, k) for k in ("candidates", "confirmed", "spurious", "repaired", "witness_lp", "redo_hv", "cells")}
+    return _certificate(prog, dom, regions, vertices, adjacency, pieces, st)
+
+
+def _certificate(prog: Program, dom: Domain, regions: list[Region], vertices: list, adjacency: list[Adjacency],
+                 pieces: list[int], st: dict) -> Certificate:
+    from . import __version__
+
     return Certificate(dom, prog.input_shape, prog.output_shape, prog.digest(), certify.constraint_offsets(prog, dom),
                        regions, vertices, adjacency, pieces, prog.notes(), __version__, st)
 

@@ -1,0 +1,1872 @@
+// exactrelu._core: the exact layer's hot path, compiled.
+//
+// Certifies every activation region of a chain "affine, (elementwise op, affine)*" on a bounded
+// 2-D polygon, the same way and with the same results as exactrelu/certify.py's arrangement path
+// (_Certifier._arranged, _Arrangement, _child_lives), and assembles what the certificate needs
+// (vertices deduplicated exactly, adjacency, linear pieces) as exactrelu/verify.py does. The
+// Python module exactrelu/_fastpath.py decides when this applies, builds the input and turns
+// the output into the certificate's objects; tests compare the two paths' certificates.
+//
+// Exactness. Every number that reaches the certificate is an exact integer or rational (GMP).
+// Every sign is exact: it is decided by a float64 filter with a rigorous error bound (see
+// filtered_sign) where the bound decides, and by exact integer arithmetic everywhere else, or
+// not at all where it is known by construction (a vertex lies on the lines it was made from).
+// Floats otherwise only propose: a witness is a short dyadic point near a cell's float
+// centroid, accepted only after an exact check against every facet of the cell.
+//
+// Layout: cells form a tree by layer. For a parent cell (a convex polygon, a counter-clockwise
+// ring of vertex ids with one facet per side) the switching functions of the next op are exactly
+// affine; its children are the cells of their lines inside it, built by successive exact cuts.
+// Vertices are homogeneous integer triples (X, Y, W), W > 0: a vertex made where a line cuts a
+// side is the cross product of the two lines' integer rows, so coordinates never grow by chains
+// of interpolation. Maps are integer matrices over one positive denominator per level.
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <gmp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace {
+
+// --------------------------------------------------------------------------- GMP wrappers
+
+struct Z {
+    mpz_t v;
+    Z() { mpz_init(v); }
+    Z(const Z& o) { mpz_init_set(v, o.v); }
+    Z(Z&& o) noexcept { mpz_init(v); mpz_swap(v, o.v); }
+    Z& operator=(const Z& o) { if (this != &o) mpz_set(v, o.v); return *this; }
+    Z& operator=(Z&& o) noexcept { mpz_swap(v, o.v); return *this; }
+    ~Z() { mpz_clear(v); }
+    int sgn() const { return mpz_sgn(v); }
+};
+
+struct Q {
+    mpq_t v;
+    Q() { mpq_init(v); }
+    Q(const Q& o) { mpq_init(v); mpq_set(v, o.v); }
+    Q(Q&& o) noexcept { mpq_init(v); mpq_swap(v, o.v); }
+    Q& operator=(const Q& o) { if (this != &o) mpq_set(v, o.v); return *this; }
+    Q& operator=(Q&& o) noexcept { mpq_swap(v, o.v); return *this; }
+    ~Q() { mpq_clear(v); }
+};
+
+struct CertError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// --------------------------------------------------------------------------- Python <-> GMP
+
+bool py_to_mpz(PyObject* o, mpz_t out) {
+    if (!PyLong_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "exactrelu._core: expected an int");
+        return false;
+    }
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (!overflow) {
+        if (x == -1 && PyErr_Occurred()) return false;
+        if (sizeof(long) >= sizeof(long long)) {
+            mpz_set_si(out, (long)x);
+            return true;
+        }
+    }
+    PyObject* s = PyNumber_ToBase(o, 16);  // "0x..." or "-0x..."
+    if (!s) return false;
+    const char* c = PyUnicode_AsUTF8(s);
+    if (!c) { Py_DECREF(s); return false; }
+    bool neg = c[0] == '-';
+    mpz_set_str(out, c + (neg ? 3 : 2), 16);
+    if (neg) mpz_neg(out, out);
+    Py_DECREF(s);
+    return true;
+}
+
+PyObject* mpz_to_py(const mpz_t z) {
+    if (mpz_fits_slong_p(z)) return PyLong_FromLong(mpz_get_si(z));
+    size_t count = 0;
+    size_t n = (mpz_sizeinbase(z, 2) + 7) / 8;
+    std::vector<unsigned char> buf(n + 1);
+    mpz_export(buf.data(), &count, -1, 1, 0, 0, z);  // magnitude, least significant byte first
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject* r = PyLong_FromUnsignedNativeBytes(buf.data(), count, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+#else
+    PyObject* r = _PyLong_FromByteArray(buf.data(), count, 1, 0);
+#endif
+    if (r && mpz_sgn(z) < 0) {
+        PyObject* neg = PyNumber_Negative(r);
+        Py_DECREF(r);
+        r = neg;
+    }
+    return r;
+}
+
+// A Python sequence as a vector of new references (raises on error).
+std::vector<PyObject*> items(PyObject* seq, const char* what) {
+    PyObject* fast = PySequence_Fast(seq, what);
+    if (!fast) throw std::runtime_error(std::string("exactrelu._core: ") + what);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    std::vector<PyObject*> out((size_t)n);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        out[(size_t)i] = PySequence_Fast_GET_ITEM(fast, i);
+        Py_INCREF(out[(size_t)i]);
+    }
+    Py_DECREF(fast);
+    return out;
+}
+
+struct PyError : std::runtime_error {
+    PyError() : std::runtime_error("python error") {}
+};
+
+void get_z(PyObject* o, Z& z) {
+    if (!py_to_mpz(o, z.v)) throw PyError();
+}
+
+long get_long(PyObject* o) {
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) throw PyError();
+    return v;
+}
+
+void get_zs(PyObject* seq, std::vector<Z>& out, const char* what) {
+    std::vector<PyObject*> xs = items(seq, what);
+    out.resize(xs.size());
+    try {
+        for (size_t i = 0; i < xs.size(); ++i) get_z(xs[i], out[i]);
+    } catch (...) {
+        for (PyObject* x : xs) Py_DECREF(x);
+        throw;
+    }
+    for (PyObject* x : xs) Py_DECREF(x);
+}
+
+// --------------------------------------------------------------------------- signs
+
+// Scaled float64 approximations of an integer triple (a, b, c): every entry times one common
+// power of two 2^-e (so that every entry is at most 1 in magnitude), each with relative error
+// below 2^-52 (mpz_get_d_2exp truncates a 53-bit mantissa) plus an absolute error below 2^-1074
+// where scaling underflows.
+void approx3(const mpz_t a, const mpz_t b, const mpz_t c, double h[3]) {
+    long e[3];
+    double m[3];
+    m[0] = mpz_get_d_2exp(&e[0], a);
+    m[1] = mpz_get_d_2exp(&e[1], b);
+    m[2] = mpz_get_d_2exp(&e[2], c);
+    long top = LONG_MIN;
+    for (int i = 0; i < 3; ++i)
+        if (m[i] != 0.0) top = std::max(top, e[i]);
+    for (int i = 0; i < 3; ++i)
+        h[i] = m[i] == 0.0 ? 0.0 : std::ldexp(m[i], (int)std::max(e[i] - top, -4000L));
+}
+
+// The sign of r . v (three terms) from the scaled approximations above, or 2 when the float
+// computation cannot decide it. With exact scaled values R_i, V_i (|R_i|, |V_i| <= 1) and
+// approximations r_i = R_i (1 + e), v_i = V_i (1 + e') + t (|e|, |e'| < 2^-52, |t| < 2^-1074):
+// each product r_i v_i is within 2^-50.9 |r_i v_i| + 2^-1073 of R_i V_i, its rounding adds
+// 2^-53 |p_i| + 2^-1074 and the two additions 2^-52 (|p_0| + |p_1| + |p_2|), so the computed sum
+// is within 2^-49.5 m + 2^-1069 of the exact one (m the sum of the computed |p_i|); the bound
+// used, 2^-48 m + 2^-1060, is above that (its own rounding included). The true value has the
+// sign of R . V since both scalings are positive powers of two.
+inline int filtered_sign(const double r[3], const double v[3]) {
+    double p0 = r[0] * v[0], p1 = r[1] * v[1], p2 = r[2] * v[2];
+    double s = p0 + p1 + p2;
+    double m = std::fabs(p0) + std::fabs(p1) + std::fabs(p2);
+    double bound = m * 0x1p-48 + 0x1p-1060;
+    if (s > bound) return 1;
+    if (s < -bound) return -1;
+    return 2;
+}
+
+// The float64 nearest to num / den (den > 0), ties to even; +-inf beyond the largest double.
+double nearest_ratio(const mpz_t num, const mpz_t den) {
+    int sg = mpz_sgn(num);
+    if (sg == 0) return 0.0;
+    thread_local Z a, b, q, r;
+    long E = (long)mpz_sizeinbase(num, 2) - (long)mpz_sizeinbase(den, 2);  // |x| in [2^(E-1), 2^(E+1))
+    mpz_abs(a.v, num);
+    if (E >= 0) {
+        mpz_mul_2exp(b.v, den, (mp_bitcnt_t)E);
+    } else {
+        mpz_mul_2exp(a.v, a.v, (mp_bitcnt_t)(-E));
+        mpz_set(b.v, den);
+    }
+    if (mpz_cmp(a.v, b.v) < 0) E -= 1;  // now |x| in [2^E, 2^(E+1))
+    if (E > 1023) return sg > 0 ? HUGE_VAL : -HUGE_VAL;
+    long ulp = std::max(E, -1022L) - 52;
+    mpz_abs(a.v, num);
+    if (ulp >= 0) {
+        mpz_mul_2exp(b.v, den, (mp_bitcnt_t)ulp);
+    } else {
+        mpz_mul_2exp(a.v, a.v, (mp_bitcnt_t)(-ulp));
+        mpz_set(b.v, den);
+    }
+    mpz_tdiv_qr(q.v, r.v, a.v, b.v);
+    mpz_mul_2exp(r.v, r.v, 1);
+    int c = mpz_cmp(r.v, b.v);
+    if (c > 0 || (c == 0 && mpz_odd_p(q.v))) mpz_add_ui(q.v, q.v, 1);
+    double res = std::ldexp(mpz_get_d(q.v), (int)ulp);  // q <= 2^53: exact
+    return sg > 0 ? res : -res;
+}
+
+// --------------------------------------------------------------------------- fixed-width integers
+//
+// The hot path's maps are held as K-limb two's complement integers (K <= KMAX) when a bound
+// computed from the network's integers proves that every map of a level fits (Level::K_out);
+// their arithmetic is then exact modulo 2^(64 K), so every value that fits (every map entry, by
+// that bound) is exact whatever intermediate products and sums do. GMP takes over elsewhere.
+
+constexpr int KMAX = 8;
+static_assert(sizeof(mp_limb_t) == 8 && GMP_NAIL_BITS == 0, "64-bit GMP limbs expected");
+
+inline bool fx_negative(const uint64_t* x, int K) { return (x[K - 1] >> 63) != 0; }
+
+inline void fx_negate(uint64_t* x, int K) {
+    unsigned __int128 c = 1;
+    for (int i = 0; i < K; ++i) {
+        c += (uint64_t)~x[i];
+        x[i] = (uint64_t)c;
+        c >>= 64;
+    }
+}
+
+// z modulo 2^(64 K), two's complement (z itself when it fits)
+void fx_from_z(const mpz_t z, uint64_t* x, int K) {
+    size_t n = mpz_size(z);
+    for (int i = 0; i < K; ++i) x[i] = (size_t)i < n ? (uint64_t)mpz_getlimbn(z, (mp_size_t)i) : 0;
+    if (mpz_sgn(z) < 0) fx_negate(x, K);
+}
+
+void fx_to_z(const uint64_t* x, int K, mpz_t z) {
+    uint64_t m[KMAX];
+    bool neg = fx_negative(x, K);
+    std::memcpy(m, x, sizeof(uint64_t) * (size_t)K);
+    if (neg) fx_negate(m, K);
+    mpz_import(z, (size_t)K, -1, sizeof(uint64_t), 0, 0, m);
+    if (neg) mpz_neg(z, z);
+}
+
+// x (Kx limbs) modulo 2^(64 K): sign-extended or cut
+inline void fx_resize(const uint64_t* x, int Kx, uint64_t* out, int K) {
+    uint64_t ext = fx_negative(x, Kx) ? ~(uint64_t)0 : 0;
+    for (int i = 0; i < K; ++i) out[i] = i < Kx ? x[i] : ext;
+}
+
+inline bool fx_zero(const uint64_t* x, int K) {
+    for (int i = 0; i < K; ++i)
+        if (x[i]) return false;
+    return true;
+}
+
+// as mpz_get_d_2exp: x = d 2^e with 0.5 <= |d| <= 1 and relative error below 2^-52
+double fx_get_d_2exp(long* e, const uint64_t* x, int K) {
+    uint64_t m[KMAX];
+    bool neg = fx_negative(x, K);
+    std::memcpy(m, x, sizeof(uint64_t) * (size_t)K);
+    if (neg) fx_negate(m, K);
+    int i = K - 1;
+    while (i >= 0 && m[i] == 0) --i;
+    if (i < 0) {
+        *e = 0;
+        return 0.0;
+    }
+    int lz = __builtin_clzll(m[i]);
+    uint64_t top = m[i] << lz;
+    if (lz && i > 0) top |= m[i - 1] >> (64 - lz);
+    // the magnitude is top 2^(64 i - lz) plus less than 2^(64 i - lz): truncation below 2^-63
+    // relative, and the conversion of top to double rounds by at most 2^-53 relative
+    *e = 64L * i + 64 - lz;
+    double d = std::ldexp((double)top, -64);
+    return neg ? -d : d;
+}
+
+// acc += a * m or acc -= a * m (a, m magnitudes; m of K limbs), all modulo 2^(64 K)
+template <int K>
+inline void fx_addmul(uint64_t* acc, uint64_t a, const uint64_t* m, bool sub) {
+    uint64_t hi = 0;
+    if (!sub) {
+        uint64_t c = 0;
+        for (int i = 0; i < K; ++i) {
+            unsigned __int128 p = (unsigned __int128)a * m[i] + hi;
+            hi = (uint64_t)(p >> 64);
+            unsigned __int128 t = (unsigned __int128)acc[i] + (uint64_t)p + c;
+            acc[i] = (uint64_t)t;
+            c = (uint64_t)(t >> 64);
+        }
+    } else {
+        uint64_t b = 0;
+        for (int i = 0; i < K; ++i) {
+            unsigned __int128 p = (unsigned __int128)a * m[i] + hi;
+            hi = (uint64_t)(p >> 64);
+            unsigned __int128 t = (unsigned __int128)acc[i] - (uint64_t)p - b;
+            acc[i] = (uint64_t)t;
+            b = (uint64_t)(t >> 64) & 1;
+        }
+    }
+}
+
+template <int K>
+inline void fx_add(uint64_t* acc, const uint64_t* x) {
+    uint64_t c = 0;
+    for (int i = 0; i < K; ++i) {
+        unsigned __int128 t = (unsigned __int128)acc[i] + x[i] + c;
+        acc[i] = (uint64_t)t;
+        c = (uint64_t)(t >> 64);
+    }
+}
+
+template <int K>
+inline void fx_sub(uint64_t* acc, const uint64_t* x) {
+    uint64_t b = 0;
+    for (int i = 0; i < K; ++i) {
+        unsigned __int128 t = (unsigned __int128)acc[i] - x[i] - b;
+        acc[i] = (uint64_t)t;
+        b = (uint64_t)(t >> 64) & 1;
+    }
+}
+
+// An n x 3 integer matrix: K-limb two's complement entries (K > 0) or mpz (K == 0).
+struct Map {
+    int K = 0;
+    std::vector<uint64_t> w;
+    std::vector<Z> z;
+    size_t entries() const { return K ? w.size() / (size_t)K : z.size(); }
+    void get(size_t e, mpz_t out) const {
+        if (K)
+            fx_to_z(&w[e * (size_t)K], K, out);
+        else
+            mpz_set(out, z[e].v);
+    }
+    // entry e modulo 2^(64 Ko)
+    void load(size_t e, uint64_t* out, int Ko) const {
+        if (K)
+            fx_resize(&w[e * (size_t)K], K, out, Ko);
+        else
+            fx_from_z(z[e].v, out, Ko);
+    }
+    bool zero(size_t e) const { return K ? fx_zero(&w[e * (size_t)K], K) : z[e].sgn() == 0; }
+    bool equal(const Map& o) const {
+        if (K && K == o.K) return w == o.w;
+        if (entries() != o.entries()) return false;
+        thread_local Z a, b;
+        for (size_t e = 0; e < entries(); ++e) {
+            get(e, a.v);
+            o.get(e, b.v);
+            if (mpz_cmp(a.v, b.v) != 0) return false;
+        }
+        return true;
+    }
+};
+
+// --------------------------------------------------------------------------- the program
+
+// One piecewise op (elementwise units) and the affine layer after it.
+struct Level {
+    int n = 0;                       // units
+    int nthr = 1;                    // thresholds: 1 (ReLU, LeakyReLU) or 2 (Hardtanh: lo < hi)
+    std::vector<Z> thr_s, thr_shift;  // per threshold t: t * den = shift / s, s > 0 (for this level's den)
+    std::vector<Z> thr_scale;        // den * s: switching row r is scale times the exact function
+    std::vector<Z> slope, cst;       // per state, integers over sa
+    std::vector<int> kind;           // per state: 1 identity, 0 zero, -1 other
+    Z sa;
+    long offset = 0;                 // constraint id of switching function 0
+    int n_out = 0;                   // the affine layer after: [Az | az] / dA, n_out x n
+    std::vector<Z> Az, az;
+    bool has_az = false;
+    Z dA;
+    Z den;                           // denominator of the maps entering this op (all cells alike)
+    int K_out = 0;                   // limbs of the maps after the affine layer (0: GMP)
+    std::vector<int64_t> Az64, slope64;       // Az and the slopes as int64 (when K_out > 0)
+    std::vector<uint64_t> cstden, azden;      // per state cst den, per output az den sa (K_out limbs)
+};
+
+struct Spec {
+    int L = 0;
+    std::vector<Level> levels;
+    long domain_ids = 0;  // constraint ids below this are the domain's
+    Z out_den;
+};
+
+// --------------------------------------------------------------------------- geometry
+
+// An affine function a t0 + b t1 + c as integers (a positive multiple `scale` of the exact one).
+// A switching row read off a map in limbs is made exact (a, b, c) only when first needed: most
+// rows of a parent neither cut it nor vanish anywhere on it, and their signs are all decided by
+// the float filter.
+struct Row {
+    mutable Z a, b, c;
+    mutable bool exact = true;
+    const uint64_t* src = nullptr;  // the three entries in limbs (when not exact)
+    int K = 0;
+    double h[3];
+    int out[2] = {-1, -1};  // output row id per side (sg < 0, sg > 0), once made
+    void approx() { approx3(a.v, b.v, c.v, h); }
+    void from_limbs(const uint64_t* x, int k) {
+        src = x;
+        K = k;
+        exact = false;
+        long e[3];
+        double m[3];
+        long top = LONG_MIN;
+        for (int i = 0; i < 3; ++i) {
+            m[i] = fx_get_d_2exp(&e[i], x + i * k, k);
+            if (m[i] != 0.0) top = std::max(top, e[i]);
+        }
+        for (int i = 0; i < 3; ++i)
+            h[i] = m[i] == 0.0 ? 0.0 : std::ldexp(m[i], (int)std::max(e[i] - top, -4000L));
+    }
+    const Row& need() const {
+        if (!exact) {
+            fx_to_z(src, K, a.v);
+            fx_to_z(src + K, K, b.v);
+            fx_to_z(src + 2 * K, K, c.v);
+            exact = true;
+        }
+        return *this;
+    }
+    bool is_zero() const {
+        if (!exact) return fx_zero(src, 3 * K);
+        return a.sgn() == 0 && b.sgn() == 0 && c.sgn() == 0;
+    }
+};
+
+struct RowBlock {  // the rows of one parent's switching functions (or of the domain's facets)
+    Map map;  // the parent's map, which rows may read from
+    std::vector<Row> rows;
+    std::vector<Z> scales;
+    int per = 1;  // row i has scale scales[i / per]
+    const Z& scale(int i) const { return scales[(size_t)(i / per)]; }
+};
+
+struct RowRef {
+    std::shared_ptr<RowBlock> blk;
+    int i = 0;
+    int sg = 1;  // the facet's slack row is sg times the row
+    const Row& row() const { return blk->rows[(size_t)i]; }
+};
+
+struct Facet {
+    RowRef row;
+    std::vector<long> ids;  // sorted constraint ids vanishing on the side
+};
+
+struct Vertex {
+    Z X, Y, W;  // the point (X / W, Y / W), W > 0
+    double h[3];
+    double f[2];  // nearest doubles of the coordinates, when has_f
+    bool has_f = false;
+    int out = -1;  // id in the certifier's output vertex table
+    void approx() { approx3(X.v, Y.v, W.v, h); }
+    void nearest() {
+        if (!has_f) {
+            f[0] = nearest_ratio(X.v, W.v);
+            f[1] = nearest_ratio(Y.v, W.v);
+            has_f = true;
+        }
+    }
+};
+
+struct StateNode {
+    std::shared_ptr<StateNode> up;
+    std::vector<int8_t> st;
+    int level = 0;
+    int out = -1;
+};
+
+struct Cell {
+    int level = 0;
+    std::vector<int> ring;       // vertex ids, counter-clockwise
+    std::vector<Facet> facets;   // facet k joins ring[k] and ring[k + 1]
+    Q wx, wy;                    // a witness strictly inside
+    Q volume;
+    Map live;                    // n x 3 integer map over the level's den (level L: the output)
+    std::shared_ptr<StateNode> states;
+};
+
+// exact r . v for a row and a homogeneous vertex, times sg
+int exact_sign(const Row& row, int sg, const Vertex& v) {
+    const Row& r = row.need();
+    thread_local Z t;
+    mpz_mul(t.v, r.a.v, v.X.v);
+    mpz_addmul(t.v, r.b.v, v.Y.v);
+    mpz_addmul(t.v, r.c.v, v.W.v);
+    return sg * mpz_sgn(t.v);
+}
+
+int sign_at(const Row& r, int sg, const Vertex& v) {
+    int s = filtered_sign(r.h, v.h);
+    if (s != 2) return sg * s;
+    return exact_sign(r, sg, v);
+}
+
+// --------------------------------------------------------------------------- output records
+
+struct LeafRec {
+    std::vector<std::shared_ptr<StateNode>> states;  // released once ids are assigned
+    std::vector<int> state_ids;
+    Q wx, wy;
+    std::vector<int> frow;               // output row id per facet
+    std::vector<std::vector<long>> fids;
+    std::vector<int> verts;              // output vertex ids, ring order
+    Map out;                             // n_out x 3 over spec.out_den
+    Q volume;
+};
+
+struct RowOut {
+    Q a0, a1, b;  // the facet a . t <= b, exact
+    Z k0, k1, k2;  // primitive integer row of the line (first non-zero of k0, k1 positive)
+    int side = 0;  // sign of the first non-zero of (a0, a1) before that normalisation
+};
+
+struct VertOut {
+    Q x, y;
+    double f[2];
+};
+
+// ---------------------------------------------------------------------------- the certifier
+
+// Seconds spent per phase (reported in the certificate's statistics).
+enum Phase { P_ROWS, P_ARRANGE, P_CELLS, P_WITNESS, P_VOLUME, P_MAPS, P_EMIT, P_N };
+const char* const phase_names[P_N] = {"rows", "arrangement", "cells", "witnesses", "volumes", "maps", "leaves"};
+
+struct Clock {
+    double* acc;
+    std::chrono::steady_clock::time_point t0;
+    explicit Clock(double* a) : acc(a), t0(std::chrono::steady_clock::now()) {}
+    void lap(Phase p) {
+        auto t = std::chrono::steady_clock::now();
+        acc[p] += std::chrono::duration<double>(t - t0).count();
+        t0 = t;
+    }
+};
+
+class Certifier {
+  public:
+    explicit Certifier(const Spec& spec) : spec_(spec) {}
+
+    std::deque<Vertex> verts;
+    std::vector<LeafRec> leaves;
+    std::vector<RowOut> rows_out;
+    std::vector<VertOut> verts_out;
+    std::vector<std::vector<std::shared_ptr<StateNode>>> state_tables;  // per level, by out id
+    long n_cells = 0;
+    double seconds[P_N] = {0};
+
+    void run(std::shared_ptr<Cell> root) {
+        state_tables.assign((size_t)spec_.L, {});
+        std::vector<std::shared_ptr<Cell>> stack{std::move(root)};
+        std::vector<std::shared_ptr<Cell>> kids;
+        while (!stack.empty()) {
+            std::shared_ptr<Cell> cell = std::move(stack.back());
+            stack.pop_back();
+            if (cell->level >= spec_.L) {
+                Clock clk(seconds);
+                emit(*cell);
+                clk.lap(P_EMIT);
+                continue;
+            }
+            kids.clear();
+            children(*cell, kids);
+            n_cells += (long)kids.size();
+            cell.reset();
+            for (auto it = kids.rbegin(); it != kids.rend(); ++it) stack.push_back(std::move(*it));
+        }
+    }
+
+  private:
+    const Spec& spec_;
+
+    // per-parent scratch (reused)
+    std::vector<int> lv_;          // local vertex -> arena id
+    std::vector<int8_t> sg_;       // local vertex x rows
+    std::vector<uint64_t> zw_;     // local vertex x words: rows vanishing there
+    size_t R_ = 0, words_ = 0;
+    std::vector<uint64_t> zmask_;
+    std::vector<const Row*> rowp_;
+    std::vector<int> rowsg_;
+    std::unordered_map<uint64_t, int> edge_point_;
+
+    uint64_t* Zv(size_t v) { return &zw_[v * words_]; }
+    int8_t* Sv(size_t v) { return &sg_[v * R_]; }
+
+    // signs of every row at local vertex v (already in lv_), rows in `known` known to vanish
+    void add_signs(size_t v, const uint64_t* known) {
+        sg_.resize((v + 1) * R_);
+        zw_.resize((v + 1) * words_);
+        const Vertex& x = verts[(size_t)lv_[v]];
+        int8_t* s = Sv(v);
+        uint64_t* z = Zv(v);
+        for (size_t w = 0; w < words_; ++w) z[w] = 0;
+        for (size_t r = 0; r < R_; ++r) {
+            int val;
+            if (known && (known[r >> 6] >> (r & 63) & 1)) {
+                val = 0;
+            } else {
+                val = sign_at(*rowp_[r], rowsg_[r], x);
+            }
+            s[r] = (int8_t)val;
+            if (val == 0) z[r >> 6] |= (uint64_t)1 << (r & 63);
+        }
+        for (size_t w = 0; w < words_; ++w) z[w] &= zmask_[w];
+    }
+
+    int new_vertex(const Row& ra, const Row& rb) {
+        const Row& a = ra.need();
+        const Row& b = rb.need();
+        verts.emplace_back();
+        Vertex& v = verts.back();
+        // cross product (a, b, c) x (a', b', c')
+        mpz_mul(v.X.v, a.b.v, b.c.v);
+        mpz_submul(v.X.v, a.c.v, b.b.v);
+        mpz_mul(v.Y.v, a.c.v, b.a.v);
+        mpz_submul(v.Y.v, a.a.v, b.c.v);
+        mpz_mul(v.W.v, a.a.v, b.b.v);
+        mpz_submul(v.W.v, a.b.v, b.a.v);
+        if (v.W.sgn() == 0) throw CertError("a cut line is parallel to the side it cuts");
+        if (v.W.sgn() < 0) {
+            mpz_neg(v.X.v, v.X.v);
+            mpz_neg(v.Y.v, v.Y.v);
+            mpz_neg(v.W.v, v.W.v);
+        }
+        v.approx();
+        return (int)verts.size() - 1;
+    }
+
+    void children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids);
+    void child_maps(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
+    template <int K>
+    void child_maps_fx(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
+    void child_maps_z(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
+    void witness(Cell& c);
+    void volume(Cell& c);
+    void emit(Cell& c);
+    int row_out(const RowRef& r);
+    int vert_out(int id);
+};
+
+void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
+    const Level& lv = spec_.levels[(size_t)P.level];
+    const int n = lv.n, T = lv.nthr, S = n * T;
+    const size_t F = P.facets.size();
+    const long off = lv.offset;
+    Clock clk(seconds);
+
+    // the switching rows on P: (row * s - shift e_last), scale den * s, per threshold; a row
+    // that is the map's own row (s = 1, shift = 0) is read off the map where it is in limbs
+    auto blk = std::make_shared<RowBlock>();
+    blk->map = std::move(P.live);
+    const Map& pm = blk->map;
+    blk->rows.resize((size_t)S);
+    blk->per = n;
+    blk->scales = lv.thr_scale;
+    for (int t = 0; t < T; ++t) {
+        const Z& s = lv.thr_s[(size_t)t];
+        const Z& shift = lv.thr_shift[(size_t)t];
+        bool plain = mpz_cmp_ui(s.v, 1) == 0 && shift.sgn() == 0;
+        for (int u = 0; u < n; ++u) {
+            Row& r = blk->rows[(size_t)(t * n + u)];
+            size_t e = (size_t)u * 3;
+            if (plain && pm.K) {
+                r.from_limbs(&pm.w[e * (size_t)pm.K], pm.K);
+                continue;
+            }
+            pm.get(e, r.a.v);
+            pm.get(e + 1, r.b.v);
+            pm.get(e + 2, r.c.v);
+            if (!plain) {
+                mpz_mul(r.a.v, r.a.v, s.v);
+                mpz_mul(r.b.v, r.b.v, s.v);
+                mpz_mul(r.c.v, r.c.v, s.v);
+                mpz_sub(r.c.v, r.c.v, shift.v);
+            }
+            r.approx();
+        }
+    }
+
+    // every row: switching functions, then P's facets
+    R_ = (size_t)S + F;
+    words_ = (R_ + 63) / 64;
+    rowp_.resize(R_);
+    rowsg_.resize(R_);
+    for (int i = 0; i < S; ++i) {
+        rowp_[(size_t)i] = &blk->rows[(size_t)i];
+        rowsg_[(size_t)i] = 1;
+    }
+    for (size_t k = 0; k < F; ++k) {
+        rowp_[(size_t)S + k] = &P.facets[k].row.row();
+        rowsg_[(size_t)S + k] = P.facets[k].row.sg;
+    }
+    // rows that can be tight: all but the functions identically zero on P
+    zmask_.assign(words_, ~(uint64_t)0);
+    if (R_ % 64) zmask_[words_ - 1] = ((uint64_t)1 << (R_ % 64)) - 1;
+    std::vector<uint64_t> vanish(words_, 0);
+    for (int i = 0; i < S; ++i) {
+        if (blk->rows[(size_t)i].is_zero()) {
+            zmask_[(size_t)i >> 6] &= ~((uint64_t)1 << (i & 63));
+            vanish[(size_t)i >> 6] |= (uint64_t)1 << (i & 63);
+        }
+    }
+
+    clk.lap(P_ROWS);
+
+    // the parent's vertices, with its facets known to vanish at their own vertices
+    const size_t n0 = P.ring.size();
+    lv_.assign(P.ring.begin(), P.ring.end());
+    sg_.clear();
+    zw_.clear();
+    std::vector<uint64_t> known(words_);
+    for (size_t v = 0; v < n0; ++v) {
+        known = vanish;
+        size_t prev = (v + n0 - 1) % n0;  // facet prev joins v-1 and v; facet v joins v and v+1
+        known[(S + prev) >> 6] |= (uint64_t)1 << ((S + prev) & 63);
+        known[(S + v) >> 6] |= (uint64_t)1 << ((S + v) & 63);
+        add_signs(v, known.data());
+    }
+
+    // the functions crossing P, in order; each cuts every cell it crosses
+    std::vector<int> cutting;
+    for (int i = 0; i < S; ++i) {
+        bool pos = false, neg = false;
+        for (size_t v = 0; v < n0; ++v) {
+            int8_t s = Sv(v)[i];
+            pos |= s > 0;
+            neg |= s < 0;
+        }
+        if (pos && neg) cutting.push_back(i);
+    }
+    std::vector<std::vector<int>> cells{std::vector<int>()};
+    for (size_t v = 0; v < n0; ++v) cells[0].push_back((int)v);
+    std::vector<std::vector<int>> next;
+    std::vector<std::pair<int, std::vector<uint64_t>>> fresh;
+    for (int i : cutting) {
+        next.clear();
+        fresh.clear();
+        edge_point_.clear();
+        for (auto& vs : cells) {
+            bool pos = false, neg = false;
+            for (int v : vs) {
+                int8_t s = Sv((size_t)v)[i];
+                pos |= s > 0;
+                neg |= s < 0;
+            }
+            if (!(pos && neg)) {
+                next.push_back(std::move(vs));
+                continue;
+            }
+            std::vector<int> plus, minus;
+            size_t m = vs.size();
+            for (size_t k = 0; k < m; ++k) {
+                int p = vs[k], q = vs[(k + 1) % m];
+                int sp = Sv((size_t)p)[i], sq = Sv((size_t)q)[i];
+                if (sp >= 0) plus.push_back(p);
+                if (sp <= 0) minus.push_back(p);
+                if (sp * sq < 0) {
+                    uint64_t key = p < q ? ((uint64_t)p << 32 | (uint64_t)q) : ((uint64_t)q << 32 | (uint64_t)p);
+                    auto it = edge_point_.find(key);
+                    int x;
+                    if (it != edge_point_.end()) {
+                        x = it->second;
+                    } else {
+                        // the side's line: a row vanishing at both ends
+                        const uint64_t* zp = Zv((size_t)p);
+                        const uint64_t* zq = Zv((size_t)q);
+                        std::vector<uint64_t> kn(words_);
+                        int line = -1;
+                        for (size_t w = 0; w < words_; ++w) {
+                            kn[w] = zp[w] & zq[w];
+                            if (line < 0 && kn[w]) line = (int)(w * 64 + (size_t)__builtin_ctzll(kn[w]));
+                        }
+                        if (line < 0) throw CertError("a side of a cell lies on no constraint");
+                        int id = new_vertex(*rowp_[(size_t)i], *rowp_[(size_t)line]);
+                        x = (int)(lv_.size() + fresh.size());
+                        kn[(size_t)i >> 6] |= (uint64_t)1 << (i & 63);
+                        for (size_t w = 0; w < words_; ++w) kn[w] |= vanish[w];
+                        fresh.emplace_back(id, std::move(kn));
+                        edge_point_.emplace(key, x);
+                    }
+                    plus.push_back(x);
+                    minus.push_back(x);
+                }
+            }
+            next.push_back(std::move(plus));
+            next.push_back(std::move(minus));
+        }
+        std::swap(cells, next);
+        for (auto& fr : fresh) {
+            lv_.push_back(fr.first);
+            add_signs(lv_.size() - 1, fr.second.data());
+        }
+    }
+
+    clk.lap(P_ARRANGE);
+
+    // each cell: its signs, state, facets, witness, volume
+    const int j = P.level;
+    std::vector<int8_t> signs((size_t)S);
+    bool only = cells.size() == 1;
+    bool touched = false;
+    if (only) {  // does a (not identically zero) function vanish on a whole facet of P?
+        for (size_t k = 0; k < F && !touched; ++k) {
+            const uint64_t* za = Zv(k);
+            const uint64_t* zb = Zv((k + 1) % n0);
+            for (int i = 0; i < S; ++i)
+                if ((za[(size_t)i >> 6] & zb[(size_t)i >> 6]) >> (i & 63) & 1) { touched = true; break; }
+        }
+    }
+    std::unordered_set<std::string> seen;
+    Q total;
+    for (auto& vs : cells) {
+        for (int i = 0; i < S; ++i) {
+            bool pos = false, neg = false;
+            for (int v : vs) {
+                int8_t s = Sv((size_t)v)[i];
+                pos |= s > 0;
+                neg |= s < 0;
+            }
+            if (pos && neg) throw CertError("a switching function crosses a finished cell (level " + std::to_string(j) + ")");
+            signs[(size_t)i] = (int8_t)(pos ? 1 : neg ? -1 : 0);
+        }
+        auto node = std::make_shared<StateNode>();
+        node->up = P.states;
+        node->level = j;
+        node->st.resize((size_t)n);
+        if (T == 1) {
+            for (int u = 0; u < n; ++u) node->st[(size_t)u] = signs[(size_t)u] > 0 ? 1 : 0;
+        } else {
+            for (int u = 0; u < n; ++u)
+                node->st[(size_t)u] = signs[(size_t)u] < 0 ? 0 : signs[(size_t)(n + u)] > 0 ? 2 : 1;
+        }
+        if (!seen.emplace((const char*)node->st.data(), node->st.size()).second)
+            throw CertError("two cells of one parent with the same state (level " + std::to_string(j) + ")");
+
+        auto c = std::make_shared<Cell>();
+        c->level = j + 1;
+        c->states = node;
+        if (only && !touched) {  // nothing cuts or touches P: the same polygon, facets, witness, volume
+            c->ring = P.ring;
+            c->facets = P.facets;
+            c->wx = P.wx;
+            c->wy = P.wy;
+            c->volume = P.volume;
+            kids.push_back(std::move(c));
+            continue;
+        }
+        size_t m = vs.size();
+        c->ring.resize(m);
+        for (size_t k = 0; k < m; ++k) c->ring[k] = lv_[(size_t)vs[k]];
+        c->facets.resize(m);
+        for (size_t k = 0; k < m; ++k) {
+            const uint64_t* za = Zv((size_t)vs[k]);
+            const uint64_t* zb = Zv((size_t)vs[(k + 1) % m]);
+            Facet& f = c->facets[k];
+            int first_unit = -1, first_parent = -1;
+            for (size_t w = 0; w < words_; ++w) {
+                uint64_t bits = za[w] & zb[w];
+                while (bits) {
+                    int r = (int)(w * 64 + (size_t)__builtin_ctzll(bits));
+                    bits &= bits - 1;
+                    if (r >= S) {
+                        const Facet& pf = P.facets[(size_t)(r - S)];
+                        f.ids.insert(f.ids.end(), pf.ids.begin(), pf.ids.end());
+                        if (first_parent < 0) first_parent = r - S;
+                    } else {
+                        f.ids.push_back(off + r);
+                        if (first_unit < 0) first_unit = r;
+                    }
+                }
+            }
+            if (first_parent < 0 && first_unit < 0) throw CertError("a side of a cell lies on no constraint");
+            std::sort(f.ids.begin(), f.ids.end());
+            f.ids.erase(std::unique(f.ids.begin(), f.ids.end()), f.ids.end());
+            if (first_parent >= 0) {
+                f.row = P.facets[(size_t)first_parent].row;
+            } else {
+                f.row.blk = blk;
+                f.row.i = first_unit;
+                f.row.sg = signs[(size_t)first_unit];
+            }
+        }
+        if (only) {
+            c->wx = P.wx;
+            c->wy = P.wy;
+            c->volume = P.volume;
+        } else {
+            clk.lap(P_CELLS);
+            witness(*c);
+            clk.lap(P_WITNESS);
+            volume(*c);
+            clk.lap(P_VOLUME);
+        }
+        mpq_add(total.v, total.v, c->volume.v);
+        kids.push_back(std::move(c));
+    }
+    if (!(only && !touched) && !mpq_equal(total.v, P.volume.v))
+        throw CertError("children volumes do not sum to the parent's volume (level " + std::to_string(j) + ")");
+    clk.lap(P_CELLS);
+    child_maps(pm, lv, kids);
+    clk.lap(P_MAPS);
+}
+
+// The exact maps after op j for every child: N = Az R(s) + az (den sa) e_last over dA den sa,
+// with R(s) the units' output rows in state s; one product for the first child, then for each
+// further child rank-one updates from the nearest child already made (Python: _child_lives).
+void Certifier::child_maps(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
+    switch (lv.K_out) {
+        case 1: return child_maps_fx<1>(pm, lv, kids);
+        case 2: return child_maps_fx<2>(pm, lv, kids);
+        case 3: return child_maps_fx<3>(pm, lv, kids);
+        case 4: return child_maps_fx<4>(pm, lv, kids);
+        case 5: return child_maps_fx<5>(pm, lv, kids);
+        case 6: return child_maps_fx<6>(pm, lv, kids);
+        case 7: return child_maps_fx<7>(pm, lv, kids);
+        case 8: return child_maps_fx<8>(pm, lv, kids);
+        default: return child_maps_z(pm, lv, kids);
+    }
+}
+
+// the child among the last eight made that differs from `st` in the fewest units
+size_t nearest_child(const std::vector<std::shared_ptr<Cell>>& kids, size_t k, int n) {
+    const std::vector<int8_t>& st = kids[k]->states->st;
+    size_t best = k - 1;
+    int best_d = INT_MAX;
+    for (size_t b = (k > 8 ? k - 8 : 0); b < k; ++b) {
+        const std::vector<int8_t>& o = kids[b]->states->st;
+        int dist = 0;
+        for (int u = 0; u < n; ++u) dist += st[(size_t)u] != o[(size_t)u];
+        if (dist < best_d) {
+            best_d = dist;
+            best = b;
+        }
+    }
+    return best;
+}
+
+template <int K>
+void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
+    const int n = lv.n, no = lv.n_out;
+    const size_t K_ = (size_t)K;
+    // R_u(st) = slope[st] row_u + cst[st] den e_last, modulo 2^(64 K)
+    auto unit_row = [&](int u, int st, uint64_t* out) {
+        int kd = lv.kind[(size_t)st];
+        if (kd == 0) {
+            std::memset(out, 0, sizeof(uint64_t) * 3 * K_);
+            return;
+        }
+        if (kd == 1) {
+            for (int c = 0; c < 3; ++c) pm.load((size_t)u * 3 + (size_t)c, out + c * K_, K);
+            return;
+        }
+        int64_t sl = lv.slope64[(size_t)st];
+        uint64_t x[K];
+        for (int c = 0; c < 3; ++c) {
+            pm.load((size_t)u * 3 + (size_t)c, x, K);
+            bool neg = fx_negative(x, K);
+            if (neg) fx_negate(x, K);
+            std::memset(out + c * K_, 0, sizeof(uint64_t) * K_);
+            fx_addmul<K>(out + c * K_, sl < 0 ? 0 - (uint64_t)sl : (uint64_t)sl, x, neg != (sl < 0));
+        }
+        fx_add<K>(out + 2 * K_, &lv.cstden[(size_t)st * K_]);
+    };
+    // acc (no x 3) += Az[:, u] (x) v, v a row of three entries
+    uint64_t v[3 * K], mag[3 * K];
+    bool neg[3];
+    auto rank_one = [&](uint64_t* acc, int u) {
+        for (int c = 0; c < 3; ++c) {
+            std::memcpy(mag + c * K_, v + c * K_, sizeof(uint64_t) * K_);
+            neg[c] = fx_negative(mag + c * K_, K);
+            if (neg[c]) fx_negate(mag + c * K_, K);
+        }
+        for (int r = 0; r < no; ++r) {
+            int64_t a = lv.Az64[(size_t)r * (size_t)n + (size_t)u];
+            if (a == 0) continue;
+            uint64_t ua = a < 0 ? 0 - (uint64_t)a : (uint64_t)a;
+            uint64_t* o = acc + (size_t)r * 3 * K_;
+            for (int c = 0; c < 3; ++c) fx_addmul<K>(o + c * K_, ua, mag + c * K_, neg[c] != (a < 0));
+        }
+    };
+    const std::vector<int8_t>& s0 = kids[0]->states->st;
+    Map m0;
+    m0.K = K;
+    m0.w.assign((size_t)no * 3 * K_, 0);
+    for (int u = 0; u < n; ++u) {
+        if (lv.kind[(size_t)s0[(size_t)u]] == 0) continue;
+        unit_row(u, s0[(size_t)u], v);
+        if (fx_zero(v, 3 * K)) continue;
+        rank_one(m0.w.data(), u);
+    }
+    if (lv.has_az)
+        for (int r = 0; r < no; ++r) fx_add<K>(&m0.w[((size_t)r * 3 + 2) * K_], &lv.azden[(size_t)r * K_]);
+    kids[0]->live = std::move(m0);
+    uint64_t d1[3 * K];
+    for (size_t k = 1; k < kids.size(); ++k) {
+        const std::vector<int8_t>& st = kids[k]->states->st;
+        size_t best = nearest_child(kids, k, n);
+        const std::vector<int8_t>& ref = kids[best]->states->st;
+        Map m;
+        m.K = K;
+        m.w = kids[best]->live.w;
+        for (int u = 0; u < n; ++u) {
+            int x = st[(size_t)u], y = ref[(size_t)u];
+            if (x == y) continue;
+            unit_row(u, x, v);
+            unit_row(u, y, d1);
+            for (int c = 0; c < 3; ++c) fx_sub<K>(v + c * K_, d1 + c * K_);
+            rank_one(m.w.data(), u);
+        }
+        kids[k]->live = std::move(m);
+    }
+}
+
+void Certifier::child_maps_z(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
+    const int n = lv.n, no = lv.n_out;
+    const size_t K = kids.size();
+    // R_u(st) = slope[st] * row_u + cst[st] * den e_last
+    auto unit_row = [&](int u, int st, Z out[3]) {
+        int kd = lv.kind[(size_t)st];
+        if (kd == 0) {
+            for (int c = 0; c < 3; ++c) mpz_set_ui(out[c].v, 0);
+            return;
+        }
+        for (int c = 0; c < 3; ++c) pm.get((size_t)u * 3 + (size_t)c, out[c].v);
+        if (kd == 1) return;
+        for (int c = 0; c < 3; ++c) mpz_mul(out[c].v, out[c].v, lv.slope[(size_t)st].v);
+        mpz_addmul(out[2].v, lv.cst[(size_t)st].v, lv.den.v);
+    };
+    const std::vector<int8_t>& s0 = kids[0]->states->st;
+    Map m0;
+    m0.z.resize((size_t)no * 3);
+    std::vector<Z>& acc0 = m0.z;
+    Z ur[3];
+    for (int u = 0; u < n; ++u) {
+        int kd = lv.kind[(size_t)s0[(size_t)u]];
+        if (kd == 0) continue;
+        unit_row(u, s0[(size_t)u], ur);
+        if (ur[0].sgn() == 0 && ur[1].sgn() == 0 && ur[2].sgn() == 0) continue;
+        for (int r = 0; r < no; ++r) {
+            const Z& a = lv.Az[(size_t)r * n + u];
+            if (a.sgn() == 0) continue;
+            Z* o = &acc0[(size_t)r * 3];
+            mpz_addmul(o[0].v, a.v, ur[0].v);
+            mpz_addmul(o[1].v, a.v, ur[1].v);
+            mpz_addmul(o[2].v, a.v, ur[2].v);
+        }
+    }
+    if (lv.has_az) {
+        Z ds;
+        mpz_mul(ds.v, lv.den.v, lv.sa.v);
+        for (int r = 0; r < no; ++r) mpz_addmul(acc0[(size_t)r * 3 + 2].v, lv.az[(size_t)r].v, ds.v);
+    }
+    kids[0]->live = std::move(m0);
+    Z d0[3], d1[3];
+    for (size_t k = 1; k < K; ++k) {
+        const std::vector<int8_t>& st = kids[k]->states->st;
+        size_t best = nearest_child(kids, k, n);
+        const std::vector<int8_t>& ref = kids[best]->states->st;
+        Map m;
+        m.z = kids[best]->live.z;
+        std::vector<Z>& acc = m.z;
+        for (int u = 0; u < n; ++u) {
+            int x = st[(size_t)u], y = ref[(size_t)u];
+            if (x == y) continue;
+            unit_row(u, x, d0);
+            unit_row(u, y, d1);
+            for (int c = 0; c < 3; ++c) mpz_sub(d0[c].v, d0[c].v, d1[c].v);
+            for (int r = 0; r < no; ++r) {
+                const Z& a = lv.Az[(size_t)r * n + u];
+                if (a.sgn() == 0) continue;
+                Z* o = &acc[(size_t)r * 3];
+                mpz_addmul(o[0].v, a.v, d0[0].v);
+                mpz_addmul(o[1].v, a.v, d0[1].v);
+                mpz_addmul(o[2].v, a.v, d0[2].v);
+            }
+        }
+        kids[k]->live = std::move(m);
+    }
+}
+
+// A short dyadic point near the float centroid of the ring, checked strictly inside every facet
+// exactly; else the exact centroid of three ring vertices (never collinear: strictly inside).
+void Certifier::witness(Cell& c) {
+    const size_t m = c.ring.size();
+    double sx = 0.0, sy = 0.0;
+    for (int id : c.ring) {
+        Vertex& v = verts[(size_t)id];
+        v.nearest();
+        sx += v.f[0];
+        sy += v.f[1];
+    }
+    sx /= (double)m;
+    sy /= (double)m;
+    if (std::isfinite(sx) && std::isfinite(sy)) {
+        // (sx, sy) = (nx / 2^kx, ny / 2^ky) in lowest terms; D = 2^K, K = max(kx, ky, 0)
+        thread_local Z nx, ny, t, u;
+        long kx = 0, ky = 0;
+        auto dyadic = [](double x, Z& num, long& k) {
+            int e;
+            double mant = std::frexp(x, &e);  // x = mant 2^e, 0.5 <= |mant| < 1
+            long long im = (long long)std::ldexp(mant, 53);
+            long ex = (long)e - 53;
+            if (im == 0) {
+                mpz_set_ui(num.v, 0);
+                k = 0;
+                return;
+            }
+            while ((im & 1) == 0 && ex < 0) {
+                im /= 2;
+                ++ex;
+            }
+            mpz_set_si(num.v, (long)im);
+            if (ex >= 0) {
+                mpz_mul_2exp(num.v, num.v, (mp_bitcnt_t)ex);
+                k = 0;
+            } else {
+                k = -ex;
+            }
+        };
+        dyadic(sx, nx, kx);
+        dyadic(sy, ny, ky);
+        long K = std::max(kx, ky);
+        bool inside = true;
+        for (const Facet& f : c.facets) {
+            const Row& r = f.row.row().need();
+            mpz_mul(t.v, r.a.v, nx.v);
+            mpz_mul_2exp(t.v, t.v, (mp_bitcnt_t)(K - kx));
+            mpz_mul(u.v, r.b.v, ny.v);
+            mpz_mul_2exp(u.v, u.v, (mp_bitcnt_t)(K - ky));
+            mpz_add(t.v, t.v, u.v);
+            mpz_mul_2exp(u.v, r.c.v, (mp_bitcnt_t)K);
+            mpz_add(t.v, t.v, u.v);
+            if (f.row.sg * mpz_sgn(t.v) <= 0) {
+                inside = false;
+                break;
+            }
+        }
+        if (inside) {
+            mpq_set_z(c.wx.v, nx.v);
+            mpq_div_2exp(c.wx.v, c.wx.v, (mp_bitcnt_t)kx);
+            mpq_set_z(c.wy.v, ny.v);
+            mpq_div_2exp(c.wy.v, c.wy.v, (mp_bitcnt_t)ky);
+            return;
+        }
+    }
+    Q a, s;
+    mpq_set_ui(c.wx.v, 0, 1);
+    mpq_set_ui(c.wy.v, 0, 1);
+    for (size_t k = 0; k < 3; ++k) {
+        const Vertex& v = verts[(size_t)c.ring[k]];
+        mpq_set_num(a.v, v.X.v);
+        mpq_set_den(a.v, v.W.v);
+        mpq_canonicalize(a.v);
+        mpq_add(c.wx.v, c.wx.v, a.v);
+        mpq_set_num(a.v, v.Y.v);
+        mpq_set_den(a.v, v.W.v);
+        mpq_canonicalize(a.v);
+        mpq_add(c.wy.v, c.wy.v, a.v);
+    }
+    mpq_set_ui(s.v, 3, 1);
+    mpq_div(c.wx.v, c.wx.v, s.v);
+    mpq_div(c.wy.v, c.wy.v, s.v);
+}
+
+// Shoelace: twice the area is sum_k (X_k Y_k+1 - X_k+1 Y_k) / (W_k W_k+1), exact.
+void Certifier::volume(Cell& c) {
+    const size_t m = c.ring.size();
+    thread_local Z num, den;
+    Q term, twice;
+    for (size_t k = 0; k < m; ++k) {
+        const Vertex& p = verts[(size_t)c.ring[k]];
+        const Vertex& q = verts[(size_t)c.ring[(k + 1) % m]];
+        mpz_mul(num.v, p.X.v, q.Y.v);
+        mpz_submul(num.v, q.X.v, p.Y.v);
+        mpz_mul(den.v, p.W.v, q.W.v);
+        mpq_set_num(term.v, num.v);
+        mpq_set_den(term.v, den.v);
+        mpq_canonicalize(term.v);
+        mpq_add(twice.v, twice.v, term.v);
+    }
+    if (mpq_sgn(twice.v) <= 0) throw CertError("a 2-D cell whose vertices are not in counter-clockwise order");
+    mpq_div_2exp(c.volume.v, twice.v, 1);
+}
+
+int Certifier::row_out(const RowRef& ref) {
+    Row& r = ref.blk->rows[(size_t)ref.i];
+    r.need();
+    int side = ref.sg > 0 ? 1 : 0;
+    if (r.out[side] >= 0) return r.out[side];
+    const Z& scale = ref.blk->scale(ref.i);
+    rows_out.emplace_back();
+    RowOut& o = rows_out.back();
+    // slack g = sg * row; the facet is a . t <= b with a = -g[:2] / scale, b = g[2] / scale
+    mpq_set_num(o.a0.v, r.a.v);
+    mpq_set_den(o.a0.v, scale.v);
+    mpq_canonicalize(o.a0.v);
+    mpq_set_num(o.a1.v, r.b.v);
+    mpq_set_den(o.a1.v, scale.v);
+    mpq_canonicalize(o.a1.v);
+    mpq_set_num(o.b.v, r.c.v);
+    mpq_set_den(o.b.v, scale.v);
+    mpq_canonicalize(o.b.v);
+    if (ref.sg > 0) {
+        mpq_neg(o.a0.v, o.a0.v);
+        mpq_neg(o.a1.v, o.a1.v);
+    } else {
+        mpq_neg(o.b.v, o.b.v);
+    }
+    // the line's primitive integer row (a0, a1, b) (verify._hyperplane_key)
+    int s0 = mpq_sgn(o.a0.v), s1 = mpq_sgn(o.a1.v);
+    o.side = s0 ? s0 : s1;
+    if (o.side != 0) {
+        mpz_set(o.k0.v, r.a.v);
+        mpz_set(o.k1.v, r.b.v);
+        mpz_set(o.k2.v, r.c.v);
+        // (a0, a1, b) is a positive multiple of (-g0, -g1, g2) = sg (-r0, -r1, r2); the key
+        // makes the first non-zero of its first two entries positive
+        mpz_neg(o.k0.v, o.k0.v);
+        mpz_neg(o.k1.v, o.k1.v);
+        int lead = mpz_sgn(o.k0.v) ? mpz_sgn(o.k0.v) : mpz_sgn(o.k1.v);
+        if (lead < 0) {
+            mpz_neg(o.k0.v, o.k0.v);
+            mpz_neg(o.k1.v, o.k1.v);
+            mpz_neg(o.k2.v, o.k2.v);
+        }
+        Z g;
+        mpz_gcd(g.v, o.k0.v, o.k1.v);
+        mpz_gcd(g.v, g.v, o.k2.v);
+        mpz_divexact(o.k0.v, o.k0.v, g.v);
+        mpz_divexact(o.k1.v, o.k1.v, g.v);
+        mpz_divexact(o.k2.v, o.k2.v, g.v);
+    }
+    r.out[side] = (int)rows_out.size() - 1;
+    return r.out[side];
+}
+
+int Certifier::vert_out(int id) {
+    Vertex& v = verts[(size_t)id];
+    if (v.out >= 0) return v.out;
+    v.nearest();
+    verts_out.emplace_back();
+    VertOut& o = verts_out.back();
+    mpq_set_num(o.x.v, v.X.v);
+    mpq_set_den(o.x.v, v.W.v);
+    mpq_canonicalize(o.x.v);
+    mpq_set_num(o.y.v, v.Y.v);
+    mpq_set_den(o.y.v, v.W.v);
+    mpq_canonicalize(o.y.v);
+    o.f[0] = v.f[0];
+    o.f[1] = v.f[1];
+    v.out = (int)verts_out.size() - 1;
+    return v.out;
+}
+
+void Certifier::emit(Cell& c) {
+    leaves.emplace_back();
+    LeafRec& lf = leaves.back();
+    for (StateNode* s = c.states.get(); s; s = s->up.get()) {
+        if (s->out < 0) {
+            s->out = (int)state_tables[(size_t)s->level].size();
+            state_tables[(size_t)s->level].push_back(nullptr);
+            state_tables[(size_t)s->level].back() = std::shared_ptr<StateNode>(c.states, s);  // aliasing: keeps the chain alive
+        }
+    }
+    lf.state_ids.resize((size_t)spec_.L);
+    for (StateNode* s = c.states.get(); s; s = s->up.get()) lf.state_ids[(size_t)s->level] = s->out;
+    lf.wx = std::move(c.wx);
+    lf.wy = std::move(c.wy);
+    lf.volume = std::move(c.volume);
+    const size_t m = c.ring.size();
+    lf.verts.resize(m);
+    for (size_t k = 0; k < m; ++k) lf.verts[k] = vert_out(c.ring[k]);
+    lf.frow.resize(m);
+    lf.fids.resize(m);
+    for (size_t k = 0; k < m; ++k) {
+        lf.frow[k] = row_out(c.facets[k].row);
+        lf.fids[k] = c.facets[k].ids;
+    }
+    lf.out = std::move(c.live);
+}
+
+// --------------------------------------------------------------------------- assembly
+
+struct ZKeyHash {
+    size_t operator()(const std::vector<mpz_srcptr>& k) const {
+        size_t h = 1469598103934665603ULL;
+        for (mpz_srcptr z : k) {
+            size_t n = mpz_size(z);
+            h ^= (size_t)mpz_sgn(z) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+            for (size_t i = 0; i < n; ++i) h ^= (size_t)mpz_getlimbn(z, (mp_size_t)i) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+        }
+        return h;
+    }
+};
+struct ZKeyEq {
+    bool operator()(const std::vector<mpz_srcptr>& a, const std::vector<mpz_srcptr>& b) const {
+        if (a.size() != b.size()) return false;
+        for (size_t i = 0; i < a.size(); ++i)
+            if (mpz_cmp(a[i], b[i]) != 0) return false;
+        return true;
+    }
+};
+using ZMap = std::unordered_map<std::vector<mpz_srcptr>, int, ZKeyHash, ZKeyEq>;
+
+// exact comparison of two rationals given with their nearest doubles (monotone rounding: a
+// strict inequality between the doubles is the same strict inequality between the rationals)
+inline int cmp_coord(double fa, const mpq_t a, double fb, const mpq_t b) {
+    if (fa < fb) return -1;
+    if (fa > fb) return 1;
+    return mpq_cmp(a, b);
+}
+
+struct Assembly {
+    std::vector<int> leaf_vertex;  // per certifier: local output vertex -> global
+    std::vector<const VertOut*> gverts;
+    std::vector<long> adj_i, adj_j, adj_line;
+    std::vector<std::vector<long>> adj_ids;
+    std::vector<const RowOut*> lines;  // the key row of every adjacency line
+    std::vector<long> pieces;
+};
+
+struct LeafRef {
+    const Certifier* cert;
+    const LeafRec* leaf;
+};
+
+void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<int>>& vmap,
+              const std::vector<size_t>& cert_index, const std::vector<const Certifier*>& certs,
+              const std::vector<const VertOut*>& gverts, const Spec& spec, Assembly& out) {
+    // adjacency: facets on one line from opposite sides whose spans overlap with positive length
+    struct Item {
+        long region;
+        int side;
+        int v0, v1;  // global vertex ids
+        const std::vector<long>* ids;
+    };
+    ZMap line_of;
+    std::vector<std::vector<Item>> groups;
+    std::vector<const RowOut*> line_row;
+    for (size_t ri = 0; ri < order.size(); ++ri) {
+        const LeafRec& lf = *order[ri].leaf;
+        const Certifier& ct = *order[ri].cert;
+        const std::vector<int>& vm = vmap[cert_index[ri]];
+        const size_t m = lf.verts.size();
+        for (size_t k = 0; k < m; ++k) {
+            const std::vector<long>& ids = lf.fids[k];
+            if (!ids.empty() && ids.front() < spec.domain_ids) continue;  // on the domain's boundary
+            const RowOut& ro = ct.rows_out[(size_t)lf.frow[k]];
+            std::vector<mpz_srcptr> key{ro.k0.v, ro.k1.v, ro.k2.v};
+            auto it = line_of.find(key);
+            int g;
+            if (it == line_of.end()) {
+                g = (int)groups.size();
+                line_of.emplace(std::move(key), g);
+                groups.emplace_back();
+                line_row.push_back(&ro);
+            } else {
+                g = it->second;
+            }
+            groups[(size_t)g].push_back(Item{(long)ri, ro.side, vm[(size_t)lf.verts[k]],
+                                             vm[(size_t)lf.verts[(k + 1) % m]], &ids});
+        }
+    }
+    struct Pair {
+        long i, j, line;
+        const std::vector<long>* fi;
+        const std::vector<long>* gi;
+    };
+    std::vector<Pair> pairs;
+    for (size_t g = 0; g < groups.size(); ++g) {
+        std::vector<Item>& items_ = groups[g];
+        const RowOut& lr = *line_row[g];
+        int c = mpz_sgn(lr.k1.v) != 0 ? 0 : 1;  // a coordinate the line does not fix
+        auto coord = [&](int v) -> const VertOut& { return *gverts[(size_t)v]; };
+        auto less = [&](int a, int b) {
+            const VertOut& x = coord(a);
+            const VertOut& y = coord(b);
+            return cmp_coord(x.f[c], c ? x.y.v : x.x.v, y.f[c], c ? y.y.v : y.x.v) < 0;
+        };
+        struct Span {
+            int lo, hi;
+            const Item* it;
+        };
+        std::vector<Span> plus, minus;
+        for (const Item& it : items_) {
+            Span s{it.v0, it.v1, &it};
+            if (less(s.hi, s.lo)) std::swap(s.lo, s.hi);
+            (it.side > 0 ? plus : minus).push_back(s);
+        }
+        if (plus.empty() || minus.empty()) continue;
+        std::sort(minus.begin(), minus.end(), [&](const Span& a, const Span& b) { return less(a.lo, b.lo); });
+        for (const Span& p : plus) {
+            for (const Span& q : minus) {
+                if (!less(q.lo, p.hi)) break;
+                if (less(p.lo, q.hi)) {
+                    long a = p.it->region, b = q.it->region;
+                    pairs.push_back(Pair{std::min(a, b), std::max(a, b), (long)g, p.it->ids, q.it->ids});
+                }
+            }
+        }
+    }
+    std::sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) {
+        return a.i != b.i ? a.i < b.i : a.j < b.j;
+    });
+    out.lines = line_row;
+    for (size_t k = 0; k < pairs.size(); ++k) {
+        const Pair& p = pairs[k];
+        if (k > 0 && pairs[k - 1].i == p.i && pairs[k - 1].j == p.j) continue;
+        out.adj_i.push_back(p.i);
+        out.adj_j.push_back(p.j);
+        out.adj_line.push_back(p.line);
+        std::vector<long> ids(*p.fi);
+        ids.insert(ids.end(), p.gi->begin(), p.gi->end());
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+        out.adj_ids.push_back(std::move(ids));
+    }
+    // pieces: adjacent regions with the identical output map (all over one denominator)
+    std::vector<long> parent(order.size());
+    for (size_t i = 0; i < parent.size(); ++i) parent[i] = (long)i;
+    auto find = [&](long x) {
+        while (parent[(size_t)x] != x) {
+            parent[(size_t)x] = parent[(size_t)parent[(size_t)x]];
+            x = parent[(size_t)x];
+        }
+        return x;
+    };
+    for (size_t k = 0; k < out.adj_i.size(); ++k) {
+        if (!order[(size_t)out.adj_i[k]].leaf->out.equal(order[(size_t)out.adj_j[k]].leaf->out)) continue;
+        long ri = find(out.adj_i[k]), rj = find(out.adj_j[k]);
+        if (ri != rj) parent[(size_t)std::max(ri, rj)] = std::min(ri, rj);
+    }
+    std::unordered_map<long, long> roots;
+    out.pieces.resize(order.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+        long r = find((long)i);
+        auto it = roots.find(r);
+        if (it == roots.end()) it = roots.emplace(r, (long)roots.size()).first;
+        out.pieces[i] = it->second;
+    }
+}
+
+// --------------------------------------------------------------------------- input parsing
+
+// spec = (root, levels, domain_ids)
+//   root = (vertices [(X, Y, W)], facets [(a, b, c, scale, ids)], witness (xn, xd, yn, yd),
+//           volume (n, d), den, map [ints, n0 x 3])
+//   level = (n, thresholds [(p, q)], states [(slope, const)], sa, offset, Az [ints], n_out,
+//            az [ints] or None, dA)
+// limbs of a two's complement integer holding every value of magnitude at most B
+int limbs_for(const Z& B) { return (int)((mpz_sizeinbase(B.v, 2) + 1 + 63) / 64); }
+
+// Decide the limbs of the maps after level lv's affine layer from a bound B on the maps entering
+// it (B becomes the bound after): a unit's output row is at most RB = max_s |slope_s| B +
+// |cst_s| den, and a map entry after at most max_r sum_u |Az_ru| RB + max |az| den sa.
+void fixed_width(Level& lv, Z& B) {
+    Z RB, t, rowsum, best, azmax;
+    for (size_t s = 0; s < lv.slope.size(); ++s) {
+        mpz_abs(t.v, lv.slope[s].v);
+        mpz_mul(t.v, t.v, B.v);
+        Z c;
+        mpz_abs(c.v, lv.cst[s].v);
+        mpz_addmul(t.v, c.v, lv.den.v);
+        if (mpz_cmp(t.v, RB.v) > 0) RB = t;
+    }
+    bool fits = true;
+    for (int r = 0; r < lv.n_out; ++r) {
+        mpz_set_ui(rowsum.v, 0);
+        for (int u = 0; u < lv.n; ++u) {
+            const Z& a = lv.Az[(size_t)r * (size_t)lv.n + (size_t)u];
+            fits = fits && mpz_fits_slong_p(a.v);
+            if (a.sgn() > 0) mpz_add(rowsum.v, rowsum.v, a.v); else mpz_sub(rowsum.v, rowsum.v, a.v);
+        }
+        if (mpz_cmp(rowsum.v, best.v) > 0) best = rowsum;
+        if (lv.has_az && mpz_cmpabs(lv.az[(size_t)r].v, azmax.v) > 0) mpz_abs(azmax.v, lv.az[(size_t)r].v);
+    }
+    for (const Z& sl : lv.slope) fits = fits && mpz_fits_slong_p(sl.v);
+    Z next;
+    mpz_mul(next.v, best.v, RB.v);
+    mpz_mul(t.v, azmax.v, lv.den.v);
+    mpz_addmul(next.v, t.v, lv.sa.v);
+    B = next;
+    int K = limbs_for(B);
+    if (!fits || K > KMAX || sizeof(long) != sizeof(int64_t)) {
+        lv.K_out = 0;
+        return;
+    }
+    lv.K_out = K;
+    lv.Az64.resize(lv.Az.size());
+    for (size_t e = 0; e < lv.Az.size(); ++e) lv.Az64[e] = (int64_t)mpz_get_si(lv.Az[e].v);
+    for (const Z& sl : lv.slope) lv.slope64.push_back((int64_t)mpz_get_si(sl.v));
+    lv.cstden.assign(lv.cst.size() * (size_t)K, 0);
+    for (size_t st = 0; st < lv.cst.size(); ++st) {
+        mpz_mul(t.v, lv.cst[st].v, lv.den.v);
+        fx_from_z(t.v, &lv.cstden[st * (size_t)K], K);
+    }
+    lv.azden.assign((size_t)lv.n_out * (size_t)K, 0);
+    if (lv.has_az) {
+        Z ds;
+        mpz_mul(ds.v, lv.den.v, lv.sa.v);
+        for (int r = 0; r < lv.n_out; ++r) {
+            mpz_mul(t.v, lv.az[(size_t)r].v, ds.v);
+            fx_from_z(t.v, &lv.azden[(size_t)r * (size_t)K], K);
+        }
+    }
+}
+
+struct Parsed {
+    Spec spec;
+    std::shared_ptr<Cell> root;
+    std::deque<Vertex> root_verts;
+};
+
+void parse(PyObject* arg, Parsed& P) {
+    std::vector<PyObject*> top = items(arg, "spec");
+    struct Guard {
+        std::vector<PyObject*>& v;
+        ~Guard() { for (PyObject* o : v) Py_DECREF(o); }
+    } g0{top};
+    if (top.size() != 3) throw std::runtime_error("exactrelu._core: spec must be (root, levels, domain_ids)");
+    Spec& spec = P.spec;
+    spec.domain_ids = get_long(top[2]);
+
+    std::vector<PyObject*> root = items(top[0], "root");
+    Guard g1{root};
+    if (root.size() != 6) throw std::runtime_error("exactrelu._core: root must have 6 parts");
+    auto cell = std::make_shared<Cell>();
+    std::vector<PyObject*> vs = items(root[0], "root vertices");
+    Guard g2{vs};
+    for (PyObject* v : vs) {
+        std::vector<Z> xyz;
+        get_zs(v, xyz, "vertex");
+        if (xyz.size() != 3 || xyz[2].sgn() <= 0) throw std::runtime_error("exactrelu._core: a vertex is (X, Y, W), W > 0");
+        P.root_verts.emplace_back();
+        Vertex& x = P.root_verts.back();
+        x.X = xyz[0];
+        x.Y = xyz[1];
+        x.W = xyz[2];
+        x.approx();
+        cell->ring.push_back((int)P.root_verts.size() - 1);
+    }
+    std::vector<PyObject*> fs = items(root[1], "root facets");
+    Guard g3{fs};
+    auto blk = std::make_shared<RowBlock>();
+    blk->per = 1;
+    for (PyObject* f : fs) {
+        std::vector<PyObject*> parts = items(f, "facet");
+        Guard g4{parts};
+        if (parts.size() != 5) throw std::runtime_error("exactrelu._core: a facet is (a, b, c, scale, ids)");
+        blk->rows.emplace_back();
+        Row& r = blk->rows.back();
+        get_z(parts[0], r.a);
+        get_z(parts[1], r.b);
+        get_z(parts[2], r.c);
+        r.approx();
+        blk->scales.emplace_back();
+        get_z(parts[3], blk->scales.back());
+        Facet fc;
+        std::vector<PyObject*> ids = items(parts[4], "ids");
+        Guard g5{ids};
+        for (PyObject* i : ids) fc.ids.push_back(get_long(i));
+        cell->facets.push_back(std::move(fc));
+    }
+    for (size_t k = 0; k < cell->facets.size(); ++k) {
+        cell->facets[k].row.blk = blk;
+        cell->facets[k].row.i = (int)k;
+        cell->facets[k].row.sg = 1;
+    }
+    if (cell->facets.size() != cell->ring.size() || cell->ring.size() < 3)
+        throw std::runtime_error("exactrelu._core: the root polygon needs one facet per side");
+    std::vector<Z> w;
+    get_zs(root[2], w, "witness");
+    if (w.size() != 4) throw std::runtime_error("exactrelu._core: witness is (xn, xd, yn, yd)");
+    mpq_set_num(cell->wx.v, w[0].v);
+    mpq_set_den(cell->wx.v, w[1].v);
+    mpq_canonicalize(cell->wx.v);
+    mpq_set_num(cell->wy.v, w[2].v);
+    mpq_set_den(cell->wy.v, w[3].v);
+    mpq_canonicalize(cell->wy.v);
+    std::vector<Z> vol;
+    get_zs(root[3], vol, "volume");
+    if (vol.size() != 2) throw std::runtime_error("exactrelu._core: volume is (n, d)");
+    mpq_set_num(cell->volume.v, vol[0].v);
+    mpq_set_den(cell->volume.v, vol[1].v);
+    mpq_canonicalize(cell->volume.v);
+    Z den;
+    get_z(root[4], den);
+    std::vector<Z> m0;
+    get_zs(root[5], m0, "root map");
+    Z B;  // a bound on the entries of every map entering the next level
+    for (const Z& x : m0)
+        if (mpz_cmpabs(x.v, B.v) > 0) mpz_abs(B.v, x.v);
+    int K0 = limbs_for(B);
+    if (K0 <= KMAX) {
+        cell->live.K = K0;
+        cell->live.w.resize(m0.size() * (size_t)K0);
+        for (size_t e = 0; e < m0.size(); ++e) fx_from_z(m0[e].v, &cell->live.w[e * (size_t)K0], K0);
+    } else {
+        cell->live.z = std::move(m0);
+    }
+
+    std::vector<PyObject*> lvs = items(top[1], "levels");
+    Guard g6{lvs};
+    spec.L = (int)lvs.size();
+    spec.levels.resize(lvs.size());
+    int n_in = (int)(cell->live.entries() / 3);
+    for (size_t j = 0; j < lvs.size(); ++j) {
+        Level& lv = spec.levels[j];
+        std::vector<PyObject*> parts = items(lvs[j], "level");
+        Guard g7{parts};
+        if (parts.size() != 9) throw std::runtime_error("exactrelu._core: a level has 9 parts");
+        lv.n = (int)get_long(parts[0]);
+        if (lv.n != n_in) throw std::runtime_error("exactrelu._core: a level's units do not match the map before it");
+        lv.den = den;
+        std::vector<PyObject*> thr = items(parts[1], "thresholds");
+        Guard g8{thr};
+        lv.nthr = (int)thr.size();
+        if (lv.nthr < 1 || lv.nthr > 2) throw std::runtime_error("exactrelu._core: 1 or 2 thresholds");
+        for (PyObject* t : thr) {
+            std::vector<Z> pq;
+            get_zs(t, pq, "threshold");
+            // t den = p den / q = shift / s in lowest terms
+            Z num, g;
+            mpz_mul(num.v, pq[0].v, den.v);
+            mpz_gcd(g.v, num.v, pq[1].v);
+            lv.thr_s.emplace_back();
+            lv.thr_shift.emplace_back();
+            mpz_divexact(lv.thr_s.back().v, pq[1].v, g.v);
+            mpz_divexact(lv.thr_shift.back().v, num.v, g.v);
+            lv.thr_scale.emplace_back();
+            mpz_mul(lv.thr_scale.back().v, den.v, lv.thr_s.back().v);
+        }
+        std::vector<PyObject*> sts = items(parts[2], "states");
+        Guard g9{sts};
+        for (PyObject* s : sts) {
+            std::vector<Z> sc;
+            get_zs(s, sc, "state");
+            lv.slope.push_back(sc[0]);
+            lv.cst.push_back(sc[1]);
+        }
+        if ((int)lv.slope.size() != lv.nthr + 1) throw std::runtime_error("exactrelu._core: one state more than thresholds");
+        get_z(parts[3], lv.sa);
+        for (size_t s = 0; s < lv.slope.size(); ++s) {
+            // as certify._OpContext: identity when the integer slope is 1 and the constant 0
+            bool id = mpz_cmp_ui(lv.slope[s].v, 1) == 0 && lv.cst[s].sgn() == 0;
+            bool zero = lv.slope[s].sgn() == 0 && lv.cst[s].sgn() == 0;
+            lv.kind.push_back(id ? 1 : zero ? 0 : -1);
+        }
+        lv.offset = get_long(parts[4]);
+        get_zs(parts[5], lv.Az, "Az");
+        lv.n_out = (int)get_long(parts[6]);
+        if ((long)lv.Az.size() != (long)lv.n_out * lv.n) throw std::runtime_error("exactrelu._core: Az has the wrong size");
+        lv.has_az = parts[7] != Py_None;
+        if (lv.has_az) get_zs(parts[7], lv.az, "az");
+        get_z(parts[8], lv.dA);
+        fixed_width(lv, B);
+        Z nd;
+        mpz_mul(nd.v, lv.dA.v, den.v);
+        mpz_mul(den.v, nd.v, lv.sa.v);
+        n_in = lv.n_out;
+    }
+    spec.out_den = den;
+    P.root = cell;
+}
+
+// --------------------------------------------------------------------------- Python output
+
+struct Ref {  // an owned reference
+    PyObject* p = nullptr;
+    Ref() = default;
+    explicit Ref(PyObject* o) : p(o) { if (!o) throw PyError(); }
+    Ref(const Ref&) = delete;
+    Ref(Ref&& o) noexcept : p(o.p) { o.p = nullptr; }
+    ~Ref() { Py_XDECREF(p); }
+    PyObject* release() { PyObject* o = p; p = nullptr; return o; }
+};
+
+PyObject* fraction(PyObject* make, const mpq_t q) {
+    Ref n(mpz_to_py(mpq_numref(q)));
+    Ref d(mpz_to_py(mpq_denref(q)));
+    return PyObject_CallFunctionObjArgs(make, n.p, d.p, nullptr);
+}
+
+PyObject* id_tuple(const std::vector<long>& ids) {
+    Ref t(PyTuple_New((Py_ssize_t)ids.size()));
+    for (size_t i = 0; i < ids.size(); ++i) PyTuple_SET_ITEM(t.p, (Py_ssize_t)i, Ref(PyLong_FromLong(ids[i])).release());
+    return t.release();
+}
+
+PyObject* certify2d(PyObject*, PyObject* args) {
+    PyObject *spec_obj, *make;
+    if (!PyArg_ParseTuple(args, "OO", &spec_obj, &make)) return nullptr;
+    try {
+        Parsed P;
+        parse(spec_obj, P);
+        Certifier cert(P.spec);
+        std::string err;
+        Py_BEGIN_ALLOW_THREADS
+        try {
+            cert.verts = std::move(P.root_verts);
+            cert.run(P.root);
+        } catch (const std::exception& e) {
+            err = e.what();
+        }
+        Py_END_ALLOW_THREADS
+        if (!err.empty()) {
+            PyErr_SetString(PyExc_ArithmeticError, err.c_str());
+            return nullptr;
+        }
+        auto t_assembly = std::chrono::steady_clock::now();
+        // global vertices, deduplicated exactly, numbered by first appearance in region order
+        std::vector<LeafRef> order;
+        order.reserve(cert.leaves.size());
+        for (const LeafRec& lf : cert.leaves) order.push_back(LeafRef{&cert, &lf});
+        std::vector<std::vector<int>> vmap(1, std::vector<int>(cert.verts_out.size(), -1));
+        std::vector<size_t> cert_index(order.size(), 0);
+        std::vector<const VertOut*> gverts;
+        ZMap vindex;
+        for (const LeafRec& lf : cert.leaves) {
+            for (int v : lf.verts) {
+                if (vmap[0][(size_t)v] >= 0) continue;
+                const VertOut& vo = cert.verts_out[(size_t)v];
+                std::vector<mpz_srcptr> key{mpq_numref(vo.x.v), mpq_denref(vo.x.v), mpq_numref(vo.y.v),
+                                            mpq_denref(vo.y.v)};
+                auto it = vindex.find(key);
+                if (it == vindex.end()) {
+                    it = vindex.emplace(std::move(key), (int)gverts.size()).first;
+                    gverts.push_back(&vo);
+                }
+                vmap[0][(size_t)v] = it->second;
+            }
+        }
+        Assembly A;
+        std::vector<const Certifier*> certs{&cert};
+        assemble(order, vmap, cert_index, certs, gverts, P.spec, A);
+        auto t_objects = std::chrono::steady_clock::now();
+        double asm_seconds = std::chrono::duration<double>(t_objects - t_assembly).count();
+
+        // Python objects
+        Ref py_verts(PyList_New((Py_ssize_t)gverts.size()));
+        for (size_t i = 0; i < gverts.size(); ++i) {
+            Ref x(fraction(make, gverts[i]->x.v));
+            Ref y(fraction(make, gverts[i]->y.v));
+            PyList_SET_ITEM(py_verts.p, (Py_ssize_t)i, Ref(PyTuple_Pack(2, x.p, y.p)).release());
+        }
+        Ref py_rows(PyList_New((Py_ssize_t)cert.rows_out.size()));
+        for (size_t i = 0; i < cert.rows_out.size(); ++i) {
+            const RowOut& r = cert.rows_out[i];
+            Ref a0(fraction(make, r.a0.v));
+            Ref a1(fraction(make, r.a1.v));
+            Ref b(fraction(make, r.b.v));
+            Ref a(PyTuple_Pack(2, a0.p, a1.p));
+            PyList_SET_ITEM(py_rows.p, (Py_ssize_t)i, Ref(PyTuple_Pack(2, a.p, b.p)).release());
+        }
+        Ref py_states(PyList_New((Py_ssize_t)P.spec.L));
+        for (int j = 0; j < P.spec.L; ++j) {
+            const auto& tab = cert.state_tables[(size_t)j];
+            size_t n = (size_t)P.spec.levels[(size_t)j].n;
+            std::string bytes(tab.size() * n, '\0');
+            for (size_t k = 0; k < tab.size(); ++k) std::memcpy(&bytes[k * n], tab[k]->st.data(), n);
+            PyList_SET_ITEM(py_states.p, j, Ref(PyBytes_FromStringAndSize(bytes.data(), (Py_ssize_t)bytes.size())).release());
+        }
+        const Level& last = P.spec.levels.back();
+        Ref outden(mpz_to_py(P.spec.out_den.v));
+        Q q;
+        Ref py_regions(PyList_New((Py_ssize_t)order.size()));
+        for (size_t ri = 0; ri < order.size(); ++ri) {
+            const LeafRec& lf = *order[ri].leaf;
+            Ref sids(PyTuple_New((Py_ssize_t)P.spec.L));
+            for (int j = 0; j < P.spec.L; ++j) PyTuple_SET_ITEM(sids.p, j, Ref(PyLong_FromLong(lf.state_ids[(size_t)j])).release());
+            Ref wx(fraction(make, lf.wx.v));
+            Ref wy(fraction(make, lf.wy.v));
+            Ref wit(PyTuple_Pack(2, wx.p, wy.p));
+            const size_t m = lf.verts.size();
+            Ref facets(PyList_New((Py_ssize_t)m));
+            Ref vlist(PyList_New((Py_ssize_t)m));
+            for (size_t k = 0; k < m; ++k) {
+                Ref row(PyLong_FromLong(lf.frow[k]));
+                Ref ids(id_tuple(lf.fids[k]));
+                Ref v0(PyLong_FromLong(vmap[0][(size_t)lf.verts[k]]));
+                Ref v1(PyLong_FromLong(vmap[0][(size_t)lf.verts[(k + 1) % m]]));
+                PyList_SET_ITEM(facets.p, (Py_ssize_t)k, Ref(PyTuple_Pack(4, row.p, ids.p, v0.p, v1.p)).release());
+                PyList_SET_ITEM(vlist.p, (Py_ssize_t)k, Ref(PyLong_FromLong(vmap[0][(size_t)lf.verts[k]])).release());
+            }
+            Ref outm(PyList_New((Py_ssize_t)last.n_out));
+            for (int r = 0; r < last.n_out; ++r) {
+                Ref row(PyList_New(3));
+                for (int c = 0; c < 3; ++c) {
+                    lf.out.get((size_t)r * 3 + (size_t)c, mpq_numref(q.v));
+                    mpq_set_den(q.v, P.spec.out_den.v);
+                    mpq_canonicalize(q.v);
+                    PyList_SET_ITEM(row.p, c, fraction(make, q.v));
+                    if (!PyList_GET_ITEM(row.p, c)) throw PyError();
+                }
+                PyList_SET_ITEM(outm.p, r, row.release());
+            }
+            Ref vol(fraction(make, lf.volume.v));
+            PyList_SET_ITEM(py_regions.p, (Py_ssize_t)ri,
+                            Ref(PyTuple_Pack(6, sids.p, wit.p, facets.p, vlist.p, outm.p, vol.p)).release());
+        }
+        Ref py_adj(PyList_New((Py_ssize_t)A.adj_i.size()));
+        for (size_t k = 0; k < A.adj_i.size(); ++k) {
+            Ref i(PyLong_FromLong(A.adj_i[k]));
+            Ref j(PyLong_FromLong(A.adj_j[k]));
+            Ref ln(PyLong_FromLong(A.adj_line[k]));
+            Ref ids(id_tuple(A.adj_ids[k]));
+            PyList_SET_ITEM(py_adj.p, (Py_ssize_t)k, Ref(PyTuple_Pack(4, i.p, j.p, ln.p, ids.p)).release());
+        }
+        Ref py_lines(PyList_New((Py_ssize_t)A.lines.size()));
+        for (size_t k = 0; k < A.lines.size(); ++k) {
+            Ref a(mpz_to_py(A.lines[k]->k0.v));
+            Ref b(mpz_to_py(A.lines[k]->k1.v));
+            Ref c(mpz_to_py(A.lines[k]->k2.v));
+            PyList_SET_ITEM(py_lines.p, (Py_ssize_t)k, Ref(PyTuple_Pack(3, a.p, b.p, c.p)).release());
+        }
+        Ref py_pieces(PyList_New((Py_ssize_t)A.pieces.size()));
+        for (size_t k = 0; k < A.pieces.size(); ++k)
+            PyList_SET_ITEM(py_pieces.p, (Py_ssize_t)k, Ref(PyLong_FromLong(A.pieces[k])).release());
+        Ref ncells(PyLong_FromLong(cert.n_cells));
+        Ref secs(PyDict_New());
+        for (int k = 0; k < P_N; ++k) {
+            Ref v(PyFloat_FromDouble(cert.seconds[k]));
+            if (PyDict_SetItemString(secs.p, phase_names[k], v.p) < 0) throw PyError();
+        }
+        Ref t_asm(PyFloat_FromDouble(asm_seconds));
+        if (PyDict_SetItemString(secs.p, "assembly", t_asm.p) < 0) throw PyError();
+        Ref t_py(PyFloat_FromDouble(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_objects).count()));
+        if (PyDict_SetItemString(secs.p, "objects", t_py.p) < 0) throw PyError();
+        return PyTuple_Pack(10, py_regions.p, py_verts.p, py_rows.p, py_states.p, py_adj.p, py_lines.p,
+                            py_pieces.p, outden.p, ncells.p, secs.p);
+    } catch (const PyError&) {
+        return nullptr;
+    } catch (const std::exception& e) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, e.what());
+        return nullptr;
+    }
+}
+
+PyMethodDef methods[] = {
+    {"certify2d", certify2d, METH_VARARGS,
+     "certify2d(spec, fraction) -> (regions, vertices, rows, states, adjacency, lines, pieces, out_den, cells)\n\n"
+     "The compiled exact layer for bounded 2-D domains and chains of affine layers and elementwise\n"
+     "ops; see exactrelu/_fastpath.py for the spec and the result."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT, "exactrelu._core",
+                      "Compiled exact layer (GMP) for 2-D domains; used through exactrelu._fastpath.", -1,
+                      methods, nullptr, nullptr, nullptr, nullptr};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__core(void) { return PyModule_Create(&module); }

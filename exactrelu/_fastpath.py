@@ -1,0 +1,273 @@
+"""The compiled exact layer: when it applies, its input, and the certificate from its output.
+
+``exactrelu._core`` (C++ and GMP, built from ``exactrelu/_core.cpp`` at install time) certifies
+the networks most 2-D studies use, a chain ``affine -> (elementwise op -> affine)*`` (Linear,
+Conv, BatchNorm, pooling by averages, Flatten and the like between ReLU, LeakyReLU or Hardtanh)
+on a bounded 2-D domain (a box, a polygon or a plane through inputs), with the same algorithm as
+the pure-Python arrangement path of :mod:`exactrelu.certify` and the same certificate: both are
+compared entry by entry in ``tests/test_fastpath.py``. Everything else (other ops, other
+dimensions, unbounded domains, an explicit executor) goes through :mod:`exactrelu.certify`.
+
+The float trace is not needed by the compiled layer (its cuts partition each parent, so its
+children are complete by construction); it is only compared with the result afterwards, to count
+what it proposed wrongly (``spurious``) and what it missed (``repaired``), as the Python path does.
+
+>>> import torch
+>>> from torch import nn
+>>> from exactrelu.capture import capture
+>>> from exactrelu.domain import as_domain
+>>> torch.manual_seed(0) and None
+>>> net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
+>>> plan(capture(net, (2,)), as_domain([(-1, 1), (-1, 1)])) is not None or _core is None
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from . import _exact
+from .capture import INPUT, Program
+from .certificate import Adjacency, Region, RegionFacet, coprime_fraction
+from .domain import Domain
+from .rules import AffineRule, ReshapeRule, _ElementwiseRule, _exact_cache
+
+try:
+    from . import _core
+except ImportError:  # built without a C++ compiler or GMP: the Python exact layer does everything
+    _core = None
+
+__all__ = ["available", "plan", "certify"]
+
+
+def available() -> bool:
+    """Is the compiled exact layer built and importable?"""
+    return _core is not None
+
+
+@dataclass
+class Plan:
+    """What the compiled layer needs besides the root cell: per piecewise op, its thresholds,
+    its states' integer slopes and constants over ``sa``, and the affine layer after it as
+    integers ``[Az | az] / dA``."""
+
+    levels: list[tuple]
+    units: list[int]
+
+
+def _is_plain(rule: Any, name: str) -> bool:
+    return getattr(type(rule), name) is getattr(_ElementwiseRule, name)
+
+
+def _elementwise(nd: Any) -> bool:
+    rule = nd.rule
+    if not isinstance(rule, _ElementwiseRule) or len(nd.inputs) != 1:
+        return False
+    if not all(_is_plain(rule, m) for m in ("exact_apply", "state_tuple", "constraint_list",
+                                            "exact_switching", "num_switching", "state_from_signs")):
+        return False
+    ts = rule.thresholds(nd.module)
+    return len(ts) == 1 or (len(ts) == 2 and ts[0] < ts[1])
+
+
+def _segment(prog: Program, lo: int, hi: int) -> list[int] | None:
+    """The nodes ``lo+1 .. hi-1`` after piecewise node ``lo`` if they form a chain of affine and
+    reshape layers, each read only by the next (the last by node ``hi`` or as the output)."""
+    chain = list(range(lo + 1, hi))
+    prev = lo
+    for i in chain:
+        nd = prog.nodes[i]
+        fwd = type(nd.rule).exact_forward
+        if fwd is not AffineRule.exact_forward and fwd is not ReshapeRule.exact_forward:
+            return None
+        if list(nd.inputs) != [prev] or prog._last_use[prev] != i:
+            return None
+        prev = i
+    return chain
+
+
+def _int_affine(prog: Program, chain: list[int], n_in: int) -> tuple[list[int], int, list[int] | None, int]:
+    """The composition of the affine layers ``chain`` as integers: (Az row-major, n_out, az or
+    None when zero, dA) with ``[A | a] = [Az | az] / dA`` exactly."""
+    affine = [i for i in chain if type(prog.nodes[i].rule).exact_forward is AffineRule.exact_forward]
+    if not affine:
+        return [int(r == c) for r in range(n_in) for c in range(n_in)], n_in, None, 1
+    if len(affine) == 1:
+        nd = prog.nodes[affine[0]]
+        cache = _exact_cache(nd.module)
+        key = ("fastpath-int", tuple(nd.in_shapes[0]))
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = _integers(nd.rule.exact_affine(nd.module, tuple(nd.in_shapes[0])))
+        return hit
+    A = a = None
+    for i in affine:
+        nd = prog.nodes[i]
+        aff = nd.rule.exact_affine(nd.module, tuple(nd.in_shapes[0]))
+        col = _exact.fmpq_mat(len(aff.a), 1, aff.a)
+        if A is None:
+            A, a = aff.A, col
+        else:
+            A, a = aff.A * A, aff.A * a + col
+    return _integers(_exact.ExactAffine(A, a.entries()))
+
+
+def _integers(aff: Any) -> tuple[list[int], int, list[int] | None, int]:
+    n_out, n_in = aff.A.nrows(), aff.A.ncols()
+    aug = _exact.fmpq_mat(n_out, n_in + 1, [v for r, c in zip(aff.A.tolist(), aff.a) for v in (*r, c)])
+    N, den = aug.numer_denom()
+    flat = [int(v) for v in N.entries()]
+    Az = [v for r in range(n_out) for v in flat[r * (n_in + 1): r * (n_in + 1) + n_in]]
+    az = [flat[r * (n_in + 1) + n_in] for r in range(n_out)]
+    return Az, n_out, (az if any(az) else None), int(den)
+
+
+def plan(prog: Program, domain: Domain) -> Plan | None:
+    """The compiled layer's plan for ``prog`` on ``domain``, or None where it does not apply."""
+    if _core is None or domain.dim != 2 or not domain.is_bounded or not prog.piecewise:
+        return None
+    pw = prog.piecewise
+    if not all(_elementwise(prog.nodes[i]) for i in pw):
+        return None
+    # the first op's input must be all that the ops before it leave for later
+    first = prog.nodes[pw[0]]
+    if first.inputs[0] != INPUT and prog._last_use[first.inputs[0]] != pw[0]:
+        return None
+    if any(INPUT in prog.nodes[i].inputs for i in range(pw[0] + 1, len(prog.nodes))):
+        return None
+    offsets = [len(domain.halfspaces()[0])]
+    for j in range(len(pw)):
+        offsets.append(offsets[-1] + prog.num_switching(j))
+    levels, units = [], []
+    for j, i in enumerate(pw):
+        nd = prog.nodes[i]
+        hi = pw[j + 1] if j + 1 < len(pw) else len(prog.nodes)
+        chain = _segment(prog, i, hi)
+        if chain is None:
+            return None
+        end = chain[-1] if chain else i
+        if j + 1 < len(pw):
+            if list(prog.nodes[hi].inputs) != [end]:
+                return None
+        elif prog.output != end:
+            return None
+        n = math.prod(nd.in_shapes[0])
+        rule, module = nd.rule, nd.module
+        ts = [Fraction(t) for t in rule.thresholds(module)]
+        sc = [(Fraction(a), Fraction(c)) for a, c in rule.slopes_consts(module)]
+        if len(sc) != len(ts) + 1:
+            return None
+        sa = math.lcm(*(v.denominator for pair in sc for v in pair))
+        states = [(int(a * sa), int(c * sa)) for a, c in sc]
+        Az, n_out, az, dA = _int_affine(prog, chain, n)
+        levels.append((n, [(t.numerator, t.denominator) for t in ts], states, sa, offsets[j], Az, n_out, az, dA))
+        units.append(n)
+    return Plan(levels, units)
+
+
+def _root_spec(root: Any, key: Any) -> tuple:
+    """The root cell for the compiled layer: its counter-clockwise ring of vertices as integer
+    triples (X, Y, W), its facets as integer rows with their scales (facet k joins vertices k and
+    k + 1), witness, volume and the exact map entering the first piecewise op."""
+    verts = []
+    for x, y in root.vertices:
+        w = math.lcm(int(x.q), int(y.q))
+        verts.append((int(x.p) * (w // int(x.q)), int(y.p) * (w // int(y.q)), w))
+    facets = []
+    n = len(verts)
+    for k, f in enumerate(root.facets):
+        if tuple(f.vertices) != (k, (k + 1) % n):
+            raise AssertionError("the root's facets are not in ring order")
+        vals = [_exact.to_fmpq(v) for v in f.slack]
+        scale = math.lcm(*(int(v.q) for v in vals)) * f.scale
+        ints = [int(v.p) * (scale // (int(v.q) * f.scale)) for v in vals]
+        facets.append((*ints, scale, tuple(f.ids)))
+    wx, wy = (_exact.to_fmpq(v) for v in root.witness)
+    vol = _exact.to_fmpq(root.volume)
+    from .certify import _as_int
+
+    m = _as_int(root.live[key])
+    return (verts, facets, (int(wx.p), int(wx.q), int(wy.p), int(wy.q)), (int(vol.p), int(vol.q)),
+            int(m.den), [v for r in m.rows for v in r])
+
+
+def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None) -> tuple[list[Region], list, list, list[int], dict]:
+    """Certify with the compiled layer: (regions, vertices, adjacency, pieces, statistics)."""
+    from .certify import CertificationError, _root, constraint_offsets, paused_gc
+
+    root = _root(prog, domain)
+    first = prog.nodes[prog.piecewise[0]]
+    spec = (_root_spec(root, first.inputs[0]), pl.levels, constraint_offsets(prog, domain)[0])
+    with paused_gc():
+        try:
+            out = _core.certify2d(spec, coprime_fraction)
+        except ArithmeticError as exc:
+            raise CertificationError(str(exc)) from None
+        raw, vertices, rows, state_bytes, adj, lines, pieces, _den, n_cells, seconds = out
+        tables = [np.frombuffer(b, dtype=np.int8).reshape(-1, n) for b, n in zip(state_bytes, pl.units)]
+        lists = [t.tolist() for t in tables]
+        ids = np.array([r[0] for r in raw], dtype=np.int64).reshape(len(raw), len(tables))
+        repaired, stats = _trace_stats(trace, tables, ids)
+        stats["cells"] = n_cells
+        # per phase of the compiled layer, in milliseconds (3 decimals: JSON without exponents)
+        stats["compiled_ms"] = {k: round(v * 1000, 3) for k, v in seconds.items()}
+        regions = []
+        for idx, (sids, wit, facets, vids, output, vol) in enumerate(raw):
+            pattern = [lst[s] for lst, s in zip(lists, sids)]
+            fs = [RegionFacet(rows[r][0], rows[r][1], fids, (v0, v1)) for r, fids, v0, v1 in facets]
+            regions.append(Region(idx, pattern, wit, fs, vids, output, vol, repaired[idx]))
+        planes = []
+        for key in lines:
+            lead = next(v for v in key if v != 0)
+            planes.append(((Fraction(key[0], lead), Fraction(key[1], lead)), Fraction(key[2], lead)))
+        adjacency = [Adjacency(i, j, planes[ln][0], planes[ln][1], fids) for i, j, ln, fids in adj]
+    return regions, vertices, adjacency, pieces, stats
+
+
+def _prefix_keys(tables: list[np.ndarray]) -> list[set[bytes]]:
+    """Per level j, the states of the ops up to j of every row, as bytes."""
+    out = []
+    acc = None
+    for t in tables:
+        acc = t if acc is None else np.hstack([acc, t])
+        out.append(set(np.ascontiguousarray(acc).view(np.dtype((np.void, max(1, acc.shape[1])))).reshape(-1).tolist()))
+    return out
+
+
+def _trace_stats(trace: Any, tables: list[np.ndarray], ids: np.ndarray) -> tuple[list[bool], dict]:
+    """What the float trace proposed against what was certified, counted as the Python path
+    counts it: per certified parent, the trace's children of it (candidates), those that are no
+    certified child (spurious), and the certified children it did not propose (repaired)."""
+    L = len(tables)
+    leaves = [t[ids[:, j]] for j, t in enumerate(tables)]
+    certified = _prefix_keys(leaves)
+    cells = sum(len(c) for c in certified)
+    stats = {"candidates": 0, "confirmed": cells, "spurious": 0, "repaired": 0, "witness_lp": 0,
+             "redo_hv": 0}
+    if trace is None:
+        return [False] * len(ids), stats
+    R = trace.num_regions
+    pats = []
+    for p in trace.patterns:
+        P = p.reshape(R, -1).cpu().numpy()
+        if P.size and (P.min() < -128 or P.max() > 127):
+            P = np.full_like(P, 127)  # states no elementwise op has: never equal to a certified one
+        pats.append(P.astype(np.int8))
+    proposed = _prefix_keys(pats)
+    width = [t.shape[1] for t in tables]
+    for j in range(L):
+        cut = sum(width[:j])
+        below = [k for k in proposed[j] if j == 0 or k[:cut] in certified[j - 1]]
+        stats["candidates"] += len(below)
+        stats["spurious"] += sum(k not in certified[j] for k in below)
+        stats["repaired"] += len(certified[j] - proposed[j])
+    stats["confirmed"] = cells - stats["repaired"]
+    full = np.ascontiguousarray(np.hstack(leaves)) if L else np.zeros((len(ids), 0), np.int8)
+    keys = full.view(np.dtype((np.void, max(1, full.shape[1])))).reshape(-1).tolist()
+    last = proposed[-1]
+    return [k not in last for k in keys], stats
