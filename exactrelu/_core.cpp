@@ -23,6 +23,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <gmp.h>
 
 #include <algorithm>
@@ -71,6 +72,19 @@ struct CertError : std::runtime_error {
 
 // --------------------------------------------------------------------------- Python <-> GMP
 
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "exactrelu._core assumes a little-endian host"
+#endif
+
+inline void fx_negate(uint64_t* x, int K) {  // two's complement negation of K limbs
+    unsigned __int128 c = 1;
+    for (int i = 0; i < K; ++i) {
+        c += (uint64_t)~x[i];
+        x[i] = (uint64_t)c;
+        c >>= 64;
+    }
+}
+
 bool py_to_mpz(PyObject* o, mpz_t out) {
     if (!PyLong_Check(o)) {
         PyErr_SetString(PyExc_TypeError, "exactrelu._core: expected an int");
@@ -98,21 +112,24 @@ bool py_to_mpz(PyObject* o, mpz_t out) {
 
 PyObject* mpz_to_py(const mpz_t z) {
     if (mpz_fits_slong_p(z)) return PyLong_FromLong(mpz_get_si(z));
-    size_t count = 0;
-    size_t n = (mpz_sizeinbase(z, 2) + 7) / 8;
-    std::vector<unsigned char> buf(n + 1);
-    mpz_export(buf.data(), &count, -1, 1, 0, 0, z);  // magnitude, least significant byte first
-#if PY_VERSION_HEX >= 0x030D0000
-    PyObject* r = PyLong_FromUnsignedNativeBytes(buf.data(), count, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
-#else
-    PyObject* r = _PyLong_FromByteArray(buf.data(), count, 1, 0);
-#endif
-    if (r && mpz_sgn(z) < 0) {
-        PyObject* neg = PyNumber_Negative(r);
-        Py_DECREF(r);
-        r = neg;
+    // two's complement bytes, least significant first (a little-endian host: the limbs are bytes)
+    size_t n = mpz_size(z);
+    uint64_t stack[17];
+    std::vector<uint64_t> heap;
+    uint64_t* buf = stack;
+    if (n + 1 > 17) {
+        heap.resize(n + 1);
+        buf = heap.data();
     }
-    return r;
+    const mp_limb_t* L = mpz_limbs_read(z);
+    for (size_t i = 0; i < n; ++i) buf[i] = (uint64_t)L[i];
+    buf[n] = 0;
+    if (mpz_sgn(z) < 0) fx_negate(buf, (int)(n + 1));
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyLong_FromNativeBytes(buf, (n + 1) * 8, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
+#else
+    return _PyLong_FromByteArray((const unsigned char*)buf, (n + 1) * 8, 1, 1);
+#endif
 }
 
 // A Python sequence as a vector of new references (raises on error).
@@ -234,15 +251,6 @@ constexpr int KMAX = 8;
 static_assert(sizeof(mp_limb_t) == 8 && GMP_NAIL_BITS == 0, "64-bit GMP limbs expected");
 
 inline bool fx_negative(const uint64_t* x, int K) { return (x[K - 1] >> 63) != 0; }
-
-inline void fx_negate(uint64_t* x, int K) {
-    unsigned __int128 c = 1;
-    for (int i = 0; i < K; ++i) {
-        c += (uint64_t)~x[i];
-        x[i] = (uint64_t)c;
-        c >>= 64;
-    }
-}
 
 // z modulo 2^(64 K), two's complement (z itself when it fits)
 void fx_from_z(const mpz_t z, uint64_t* x, int K) {
@@ -492,7 +500,7 @@ struct Cell {
     std::vector<int> ring;       // vertex ids, counter-clockwise
     std::vector<Facet> facets;   // facet k joins ring[k] and ring[k + 1]
     Q wx, wy;                    // a witness strictly inside
-    Q volume;
+    Z vn, vd;                    // the area vn / vd (vd > 0; not in lowest terms)
     Map live;                    // n x 3 integer map over the level's den (level L: the output)
     std::shared_ptr<StateNode> states;
 };
@@ -642,6 +650,15 @@ class Certifier {
             mpz_neg(v.Y.v, v.Y.v);
             mpz_neg(v.W.v, v.W.v);
         }
+        // a common power of two (the network's numbers are dyadic: rows carry large ones)
+        mp_bitcnt_t tz = mpz_scan1(v.W.v, 0);
+        if (v.X.sgn()) tz = std::min(tz, mpz_scan1(v.X.v, 0));
+        if (v.Y.sgn()) tz = std::min(tz, mpz_scan1(v.Y.v, 0));
+        if (tz) {
+            mpz_tdiv_q_2exp(v.X.v, v.X.v, tz);
+            mpz_tdiv_q_2exp(v.Y.v, v.Y.v, tz);
+            mpz_tdiv_q_2exp(v.W.v, v.W.v, tz);
+        }
         v.approx();
         return (int)verts.size() - 1;
     }
@@ -657,6 +674,8 @@ class Certifier {
     int row_out(const RowRef& r);
     int vert_out(int id);
 };
+
+bool sums_to(const std::vector<std::shared_ptr<Cell>>& kids, const Cell& P);
 
 void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
     const Level& lv = spec_.levels[(size_t)P.level];
@@ -828,7 +847,6 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         }
     }
     std::unordered_set<std::string> seen;
-    Q total;
     for (auto& vs : cells) {
         for (int i = 0; i < S; ++i) {
             bool pos = false, neg = false;
@@ -861,7 +879,8 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             c->facets = P.facets;
             c->wx = P.wx;
             c->wy = P.wy;
-            c->volume = P.volume;
+            c->vn = P.vn;
+            c->vd = P.vd;
             kids.push_back(std::move(c));
             continue;
         }
@@ -903,7 +922,8 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         if (only) {
             c->wx = P.wx;
             c->wy = P.wy;
-            c->volume = P.volume;
+            c->vn = P.vn;
+            c->vd = P.vd;
         } else {
             clk.lap(P_CELLS);
             witness(*c);
@@ -911,10 +931,9 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             volume(*c);
             clk.lap(P_VOLUME);
         }
-        mpq_add(total.v, total.v, c->volume.v);
         kids.push_back(std::move(c));
     }
-    if (!(only && !touched) && !mpq_equal(total.v, P.volume.v))
+    if (!(only && !touched) && !sums_to(kids, P))
         throw CertError("children volumes do not sum to the parent's volume (level " + std::to_string(j) + ")");
     clk.lap(P_CELLS);
     child_maps(pm, lv, kids);
@@ -1182,24 +1201,55 @@ void Certifier::witness(Cell& c) {
     mpq_div(c.wy.v, c.wy.v, s.v);
 }
 
-// Shoelace: twice the area is sum_k (X_k Y_k+1 - X_k+1 Y_k) / (W_k W_k+1), exact.
+// Shoelace over one denominator: with D the product of the ring's W_k, twice the area is
+// sum_k (X_k Y_k+1 - X_k+1 Y_k) (D / (W_k W_k+1)) / D, exact and without a gcd (the area is put
+// in lowest terms only where it is output: a leaf's volume).
 void Certifier::volume(Cell& c) {
     const size_t m = c.ring.size();
-    thread_local Z num, den;
-    Q term, twice;
+    thread_local Z D, N, T, q;
+    mpz_set_ui(D.v, 1);
+    for (int id : c.ring) mpz_mul(D.v, D.v, verts[(size_t)id].W.v);
+    mpz_set_ui(N.v, 0);
     for (size_t k = 0; k < m; ++k) {
         const Vertex& p = verts[(size_t)c.ring[k]];
-        const Vertex& q = verts[(size_t)c.ring[(k + 1) % m]];
-        mpz_mul(num.v, p.X.v, q.Y.v);
-        mpz_submul(num.v, q.X.v, p.Y.v);
-        mpz_mul(den.v, p.W.v, q.W.v);
-        mpq_set_num(term.v, num.v);
-        mpq_set_den(term.v, den.v);
-        mpq_canonicalize(term.v);
-        mpq_add(twice.v, twice.v, term.v);
+        const Vertex& r = verts[(size_t)c.ring[(k + 1) % m]];
+        mpz_mul(T.v, p.X.v, r.Y.v);
+        mpz_submul(T.v, r.X.v, p.Y.v);
+        mpz_divexact(q.v, D.v, p.W.v);
+        mpz_divexact(q.v, q.v, r.W.v);
+        mpz_addmul(N.v, T.v, q.v);
     }
-    if (mpq_sgn(twice.v) <= 0) throw CertError("a 2-D cell whose vertices are not in counter-clockwise order");
-    mpq_div_2exp(c.volume.v, twice.v, 1);
+    if (N.sgn() <= 0) throw CertError("a 2-D cell whose vertices are not in counter-clockwise order");
+    c.vn = N;
+    mpz_mul_2exp(c.vd.v, D.v, 1);
+}
+
+// Do the children's areas sum to the parent's? Exact: by cross-multiplication for a few
+// children, in lowest terms for many (whose product of denominators would grow large).
+bool sums_to(const std::vector<std::shared_ptr<Cell>>& kids, const Cell& P) {
+    if (kids.size() <= 4) {
+        Z S, T, t;
+        mpz_set_ui(T.v, 1);
+        for (const auto& c : kids) {  // S / T += vn / vd
+            mpz_mul(S.v, S.v, c->vd.v);
+            mpz_addmul(S.v, c->vn.v, T.v);
+            mpz_mul(T.v, T.v, c->vd.v);
+        }
+        mpz_mul(S.v, S.v, P.vd.v);
+        mpz_mul(t.v, P.vn.v, T.v);
+        return mpz_cmp(S.v, t.v) == 0;
+    }
+    Q total, a, p;
+    for (const auto& c : kids) {
+        mpq_set_num(a.v, c->vn.v);
+        mpq_set_den(a.v, c->vd.v);
+        mpq_canonicalize(a.v);
+        mpq_add(total.v, total.v, a.v);
+    }
+    mpq_set_num(p.v, P.vn.v);
+    mpq_set_den(p.v, P.vd.v);
+    mpq_canonicalize(p.v);
+    return mpq_equal(total.v, p.v) != 0;
 }
 
 int Certifier::row_out(const RowRef& ref) {
@@ -1286,7 +1336,9 @@ void Certifier::emit(Cell& c) {
     for (StateNode* s = c.states.get(); s; s = s->up.get()) lf.state_ids[(size_t)s->level] = s->out;
     lf.wx = std::move(c.wx);
     lf.wy = std::move(c.wy);
-    lf.volume = std::move(c.volume);
+    mpq_set_num(lf.volume.v, c.vn.v);
+    mpq_set_den(lf.volume.v, c.vd.v);
+    mpq_canonicalize(lf.volume.v);
     const size_t m = c.ring.size();
     lf.verts.resize(m);
     for (size_t k = 0; k < m; ++k) lf.verts[k] = vert_out(c.ring[k]);
@@ -1600,9 +1652,9 @@ void parse(PyObject* arg, Parsed& P) {
     std::vector<Z> vol;
     get_zs(root[3], vol, "volume");
     if (vol.size() != 2) throw std::runtime_error("exactrelu._core: volume is (n, d)");
-    mpq_set_num(cell->volume.v, vol[0].v);
-    mpq_set_den(cell->volume.v, vol[1].v);
-    mpq_canonicalize(cell->volume.v);
+    if (vol[1].sgn() <= 0) throw std::runtime_error("exactrelu._core: volume is (n, d), d > 0");
+    cell->vn = vol[0];
+    cell->vd = vol[1];
     Z den;
     get_z(root[4], den);
     std::vector<Z> m0;
@@ -1691,15 +1743,113 @@ struct Ref {  // an owned reference
     explicit Ref(PyObject* o) : p(o) { if (!o) throw PyError(); }
     Ref(const Ref&) = delete;
     Ref(Ref&& o) noexcept : p(o.p) { o.p = nullptr; }
+    Ref& operator=(Ref&& o) noexcept {
+        if (this != &o) {
+            Py_XDECREF(p);
+            p = o.p;
+            o.p = nullptr;
+        }
+        return *this;
+    }
     ~Ref() { Py_XDECREF(p); }
     PyObject* release() { PyObject* o = p; p = nullptr; return o; }
 };
 
-PyObject* fraction(PyObject* make, const mpq_t q) {
-    Ref n(mpz_to_py(mpq_numref(q)));
-    Ref d(mpz_to_py(mpq_denref(q)));
-    return PyObject_CallFunctionObjArgs(make, n.p, d.p, nullptr);
-}
+// Makes the certificate's Python objects: Fractions (from their two slots, as Fraction's own
+// _from_coprime_ints does, or by calling `make` where the slots are not found) and instances of
+// the certificate's dataclasses (attributes set one by one, without running __init__).
+struct Builder {
+    PyObject* make = nullptr;
+    PyTypeObject* ftype = nullptr;
+    Py_ssize_t off_n = -1, off_d = -1;
+    std::vector<Ref> names;
+
+    void init(PyObject* fraction_type, PyObject* make_fn) {
+        make = make_fn;
+        if (!PyType_Check(fraction_type)) return;
+        Py_ssize_t offs[2] = {-1, -1};
+        const char* slot[2] = {"_numerator", "_denominator"};
+        for (int i = 0; i < 2; ++i) {
+            PyObject* d = PyObject_GetAttrString(fraction_type, slot[i]);
+            if (!d) {
+                PyErr_Clear();
+                return;
+            }
+            if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+                PyMemberDef* m = ((PyMemberDescrObject*)d)->d_member;
+                if (m->type == T_OBJECT_EX) offs[i] = m->offset;
+            }
+            Py_DECREF(d);
+        }
+        if (offs[0] > 0 && offs[1] > 0) {
+            ftype = (PyTypeObject*)fraction_type;
+            off_n = offs[0];
+            off_d = offs[1];
+        }
+    }
+
+    PyObject* name(int k, const char* s) {
+        while ((int)names.size() <= k) names.emplace_back();
+        if (!names[(size_t)k].p) names[(size_t)k] = Ref(PyUnicode_InternFromString(s));
+        return names[(size_t)k].p;
+    }
+
+    // the Fraction n / d of a canonical mpq (coprime, d > 0)
+    PyObject* frac(const mpq_t q) {
+        Ref n(mpz_to_py(mpq_numref(q)));
+        Ref d(mpz_to_py(mpq_denref(q)));
+        if (!ftype) return PyObject_CallFunctionObjArgs(make, n.p, d.p, nullptr);
+        PyObject* f = ftype->tp_alloc(ftype, 0);
+        if (!f) return nullptr;
+        *(PyObject**)((char*)f + off_n) = n.release();
+        *(PyObject**)((char*)f + off_d) = d.release();
+        return f;
+    }
+
+    // Where each attribute of a class lives: slot offsets (slotted dataclasses) or -1 (set by name).
+    struct Layout {
+        PyTypeObject* t = nullptr;
+        std::vector<Py_ssize_t> offs;
+        std::vector<PyObject*> names;  // borrowed from `names`
+    };
+
+    Layout layout(PyObject* cls, std::initializer_list<PyObject*> attrs) {
+        Layout L;
+        L.t = (PyTypeObject*)cls;
+        for (PyObject* a : attrs) {
+            L.names.push_back(a);
+            Py_ssize_t off = -1;
+            PyObject* d = PyObject_GetAttr(cls, a);
+            if (d && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+                PyMemberDef* m = ((PyMemberDescrObject*)d)->d_member;
+                if (m->type == T_OBJECT_EX && !(m->flags & READONLY)) off = m->offset;
+            }
+            if (!d) PyErr_Clear();
+            Py_XDECREF(d);
+            L.offs.push_back(off);
+        }
+        return L;
+    }
+
+    // an instance with the layout's attributes set to `vals` (their references are stolen),
+    // without running __init__
+    PyObject* obj(const Layout& L, std::initializer_list<PyObject*> vals) {
+        std::vector<Ref> own;
+        for (PyObject* v : vals) own.emplace_back(v);
+        Ref o(L.t->tp_alloc(L.t, 0));
+        size_t i = 0;
+        for (Ref& v : own) {
+            Py_ssize_t off = L.offs[i];
+            if (off > 0) {
+                *(PyObject**)((char*)o.p + off) = v.release();
+            } else if (PyObject_SetAttr(o.p, L.names[i], v.p) < 0) {
+                throw PyError();
+            }
+            ++i;
+        }
+        return o.release();
+    }
+};
 
 PyObject* id_tuple(const std::vector<long>& ids) {
     Ref t(PyTuple_New((Py_ssize_t)ids.size()));
@@ -1707,10 +1857,28 @@ PyObject* id_tuple(const std::vector<long>& ids) {
     return t.release();
 }
 
+PyObject* int_list(const std::vector<long>& xs) {
+    Ref t(PyList_New((Py_ssize_t)xs.size()));
+    for (size_t i = 0; i < xs.size(); ++i) PyList_SET_ITEM(t.p, (Py_ssize_t)i, Ref(PyLong_FromLong(xs[i])).release());
+    return t.release();
+}
+
 PyObject* certify2d(PyObject*, PyObject* args) {
-    PyObject *spec_obj, *make;
-    if (!PyArg_ParseTuple(args, "OO", &spec_obj, &make)) return nullptr;
+    PyObject *spec_obj, *classes;
+    if (!PyArg_ParseTuple(args, "OO", &spec_obj, &classes)) return nullptr;
     try {
+        std::vector<PyObject*> cls = items(classes, "classes");
+        struct Guard {
+            std::vector<PyObject*>& v;
+            ~Guard() { for (PyObject* o : v) Py_DECREF(o); }
+        } g0{cls};
+        if (cls.size() != 5) throw std::runtime_error("exactrelu._core: classes = (Fraction, make, RegionFacet, Region, Adjacency)");
+        Builder B;
+        B.init(cls[0], cls[1]);
+        PyObject *facet_cls = cls[2], *region_cls = cls[3], *adj_cls = cls[4];
+        for (PyObject* c : {facet_cls, region_cls, adj_cls})
+            if (!PyType_Check(c)) throw std::runtime_error("exactrelu._core: expected classes");
+
         Parsed P;
         parse(spec_obj, P);
         Certifier cert(P.spec);
@@ -1757,86 +1925,130 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         double asm_seconds = std::chrono::duration<double>(t_objects - t_assembly).count();
 
         // Python objects
+        enum { A_A, A_B, A_IDS, A_VERTICES, A_RAYS, A_INDEX, A_PATTERN, A_WITNESS, A_FACETS, A_OUTPUT,
+               A_VOLUME, A_REPAIRED, A_LINES, A_I, A_J };
+        PyObject* nm[] = {B.name(A_A, "a"), B.name(A_B, "b"), B.name(A_IDS, "ids"), B.name(A_VERTICES, "vertices"),
+                          B.name(A_RAYS, "rays"), B.name(A_INDEX, "index"), B.name(A_PATTERN, "pattern"),
+                          B.name(A_WITNESS, "witness"), B.name(A_FACETS, "facets"), B.name(A_OUTPUT, "output"),
+                          B.name(A_VOLUME, "volume"), B.name(A_REPAIRED, "repaired"), B.name(A_LINES, "lines"),
+                          B.name(A_I, "i"), B.name(A_J, "j")};
+        Builder::Layout L_facet = B.layout(facet_cls, {nm[A_A], nm[A_B], nm[A_IDS], nm[A_VERTICES], nm[A_RAYS]});
+        Builder::Layout L_region = B.layout(region_cls, {nm[A_INDEX], nm[A_PATTERN], nm[A_WITNESS], nm[A_FACETS],
+                                                         nm[A_VERTICES], nm[A_OUTPUT], nm[A_VOLUME], nm[A_REPAIRED],
+                                                         nm[A_RAYS], nm[A_LINES]});
+        Builder::Layout L_adj = B.layout(adj_cls, {nm[A_I], nm[A_J], nm[A_A], nm[A_B], nm[A_IDS]});
         Ref py_verts(PyList_New((Py_ssize_t)gverts.size()));
         for (size_t i = 0; i < gverts.size(); ++i) {
-            Ref x(fraction(make, gverts[i]->x.v));
-            Ref y(fraction(make, gverts[i]->y.v));
+            Ref x(B.frac(gverts[i]->x.v));
+            Ref y(B.frac(gverts[i]->y.v));
             PyList_SET_ITEM(py_verts.p, (Py_ssize_t)i, Ref(PyTuple_Pack(2, x.p, y.p)).release());
         }
-        Ref py_rows(PyList_New((Py_ssize_t)cert.rows_out.size()));
-        for (size_t i = 0; i < cert.rows_out.size(); ++i) {
-            const RowOut& r = cert.rows_out[i];
-            Ref a0(fraction(make, r.a0.v));
-            Ref a1(fraction(make, r.a1.v));
-            Ref b(fraction(make, r.b.v));
-            Ref a(PyTuple_Pack(2, a0.p, a1.p));
-            PyList_SET_ITEM(py_rows.p, (Py_ssize_t)i, Ref(PyTuple_Pack(2, a.p, b.p)).release());
+        std::vector<Ref> row_a, row_b;  // per output row: the facet's a (tuple) and b
+        for (const RowOut& r : cert.rows_out) {
+            Ref a0(B.frac(r.a0.v));
+            Ref a1(B.frac(r.a1.v));
+            row_a.emplace_back(PyTuple_Pack(2, a0.p, a1.p));
+            row_b.emplace_back(B.frac(r.b.v));
         }
+        // one list per state of each level, shared by the regions below it (read-only)
+        std::vector<std::vector<Ref>> state_lists((size_t)P.spec.L);
         Ref py_states(PyList_New((Py_ssize_t)P.spec.L));
         for (int j = 0; j < P.spec.L; ++j) {
             const auto& tab = cert.state_tables[(size_t)j];
             size_t n = (size_t)P.spec.levels[(size_t)j].n;
             std::string bytes(tab.size() * n, '\0');
-            for (size_t k = 0; k < tab.size(); ++k) std::memcpy(&bytes[k * n], tab[k]->st.data(), n);
+            for (size_t k = 0; k < tab.size(); ++k) {
+                std::memcpy(&bytes[k * n], tab[k]->st.data(), n);
+                Ref lst(PyList_New((Py_ssize_t)n));
+                for (size_t u = 0; u < n; ++u) PyList_SET_ITEM(lst.p, (Py_ssize_t)u, PyLong_FromLong(tab[k]->st[u]));
+                state_lists[(size_t)j].push_back(std::move(lst));
+            }
             PyList_SET_ITEM(py_states.p, j, Ref(PyBytes_FromStringAndSize(bytes.data(), (Py_ssize_t)bytes.size())).release());
         }
+        std::string sid_bytes(order.size() * (size_t)P.spec.L * sizeof(int32_t), '\0');
         const Level& last = P.spec.levels.back();
-        Ref outden(mpz_to_py(P.spec.out_den.v));
-        Q q;
+        Ref empty(PyTuple_New(0));
         Ref py_regions(PyList_New((Py_ssize_t)order.size()));
+        Q q;
+        long den_log2 = mpz_popcount(P.spec.out_den.v) == 1 ? (long)mpz_scan1(P.spec.out_den.v, 0) : -1;
         for (size_t ri = 0; ri < order.size(); ++ri) {
             const LeafRec& lf = *order[ri].leaf;
-            Ref sids(PyTuple_New((Py_ssize_t)P.spec.L));
-            for (int j = 0; j < P.spec.L; ++j) PyTuple_SET_ITEM(sids.p, j, Ref(PyLong_FromLong(lf.state_ids[(size_t)j])).release());
-            Ref wx(fraction(make, lf.wx.v));
-            Ref wy(fraction(make, lf.wy.v));
-            Ref wit(PyTuple_Pack(2, wx.p, wy.p));
+            Ref pattern(PyList_New((Py_ssize_t)P.spec.L));
+            for (int j = 0; j < P.spec.L; ++j) {
+                int32_t sid = (int32_t)lf.state_ids[(size_t)j];
+                std::memcpy(&sid_bytes[(ri * (size_t)P.spec.L + (size_t)j) * sizeof(int32_t)], &sid, sizeof(int32_t));
+                PyObject* lst = state_lists[(size_t)j][(size_t)sid].p;
+                Py_INCREF(lst);
+                PyList_SET_ITEM(pattern.p, j, lst);
+            }
+            Ref wx(B.frac(lf.wx.v));
+            Ref wy(B.frac(lf.wy.v));
             const size_t m = lf.verts.size();
             Ref facets(PyList_New((Py_ssize_t)m));
             Ref vlist(PyList_New((Py_ssize_t)m));
             for (size_t k = 0; k < m; ++k) {
-                Ref row(PyLong_FromLong(lf.frow[k]));
-                Ref ids(id_tuple(lf.fids[k]));
+                PyObject* a = row_a[(size_t)lf.frow[k]].p;
+                PyObject* b = row_b[(size_t)lf.frow[k]].p;
+                Py_INCREF(a);
+                Py_INCREF(b);
+                Py_INCREF(empty.p);
                 Ref v0(PyLong_FromLong(vmap[0][(size_t)lf.verts[k]]));
                 Ref v1(PyLong_FromLong(vmap[0][(size_t)lf.verts[(k + 1) % m]]));
-                PyList_SET_ITEM(facets.p, (Py_ssize_t)k, Ref(PyTuple_Pack(4, row.p, ids.p, v0.p, v1.p)).release());
-                PyList_SET_ITEM(vlist.p, (Py_ssize_t)k, Ref(PyLong_FromLong(vmap[0][(size_t)lf.verts[k]])).release());
+                PyObject* f = B.obj(L_facet, {a, b, id_tuple(lf.fids[k]), PyTuple_Pack(2, v0.p, v1.p), empty.p});
+                PyList_SET_ITEM(facets.p, (Py_ssize_t)k, f);
+                PyList_SET_ITEM(vlist.p, (Py_ssize_t)k, v0.release());
             }
             Ref outm(PyList_New((Py_ssize_t)last.n_out));
             for (int r = 0; r < last.n_out; ++r) {
                 Ref row(PyList_New(3));
                 for (int c = 0; c < 3; ++c) {
                     lf.out.get((size_t)r * 3 + (size_t)c, mpq_numref(q.v));
-                    mpq_set_den(q.v, P.spec.out_den.v);
-                    mpq_canonicalize(q.v);
-                    PyList_SET_ITEM(row.p, c, fraction(make, q.v));
-                    if (!PyList_GET_ITEM(row.p, c)) throw PyError();
+                    if (den_log2 >= 0) {  // den = 2^k: divide out the common power of two
+                        mp_bitcnt_t tz = mpz_sgn(mpq_numref(q.v)) ? mpz_scan1(mpq_numref(q.v), 0) : (mp_bitcnt_t)den_log2;
+                        mp_bitcnt_t k = std::min(tz, (mp_bitcnt_t)den_log2);
+                        mpz_tdiv_q_2exp(mpq_numref(q.v), mpq_numref(q.v), k);
+                        mpz_set_ui(mpq_denref(q.v), 1);
+                        mpz_mul_2exp(mpq_denref(q.v), mpq_denref(q.v), (mp_bitcnt_t)den_log2 - k);
+                    } else {
+                        mpq_set_den(q.v, P.spec.out_den.v);
+                        mpq_canonicalize(q.v);
+                    }
+                    PyList_SET_ITEM(row.p, c, Ref(B.frac(q.v)).release());
                 }
                 PyList_SET_ITEM(outm.p, r, row.release());
             }
-            Ref vol(fraction(make, lf.volume.v));
-            PyList_SET_ITEM(py_regions.p, (Py_ssize_t)ri,
-                            Ref(PyTuple_Pack(6, sids.p, wit.p, facets.p, vlist.p, outm.p, vol.p)).release());
+            PyObject* region = B.obj(L_region, {
+                PyLong_FromSize_t(ri), pattern.release(), PyTuple_Pack(2, wx.p, wy.p), facets.release(),
+                vlist.release(), outm.release(), B.frac(lf.volume.v), Py_NewRef(Py_False), PyList_New(0),
+                PyList_New(0)});
+            PyList_SET_ITEM(py_regions.p, (Py_ssize_t)ri, region);
         }
+        // adjacency: the plane of each line as (a, b) with the first non-zero entry of a one
+        std::vector<Ref> plane_a(A.lines.size()), plane_b(A.lines.size());
         Ref py_adj(PyList_New((Py_ssize_t)A.adj_i.size()));
         for (size_t k = 0; k < A.adj_i.size(); ++k) {
-            Ref i(PyLong_FromLong(A.adj_i[k]));
-            Ref j(PyLong_FromLong(A.adj_j[k]));
-            Ref ln(PyLong_FromLong(A.adj_line[k]));
-            Ref ids(id_tuple(A.adj_ids[k]));
-            PyList_SET_ITEM(py_adj.p, (Py_ssize_t)k, Ref(PyTuple_Pack(4, i.p, j.p, ln.p, ids.p)).release());
+            size_t ln = (size_t)A.adj_line[k];
+            if (!plane_a[ln].p) {
+                const RowOut& r = *A.lines[ln];
+                const mpz_t* key[3] = {&r.k0.v, &r.k1.v, &r.k2.v};
+                mpz_srcptr lead = mpz_sgn(r.k0.v) ? r.k0.v : r.k1.v;
+                Ref e[3];
+                for (int c = 0; c < 3; ++c) {
+                    mpq_set_num(q.v, *key[c]);
+                    mpq_set_den(q.v, lead);
+                    mpq_canonicalize(q.v);
+                    e[c] = Ref(B.frac(q.v));
+                }
+                plane_a[ln] = Ref(PyTuple_Pack(2, e[0].p, e[1].p));
+                plane_b[ln] = Ref(Py_NewRef(e[2].p));
+            }
+            PyObject* adj = B.obj(L_adj, {PyLong_FromLong(A.adj_i[k]), PyLong_FromLong(A.adj_j[k]),
+                                          Py_NewRef(plane_a[ln].p), Py_NewRef(plane_b[ln].p), id_tuple(A.adj_ids[k])});
+            PyList_SET_ITEM(py_adj.p, (Py_ssize_t)k, adj);
         }
-        Ref py_lines(PyList_New((Py_ssize_t)A.lines.size()));
-        for (size_t k = 0; k < A.lines.size(); ++k) {
-            Ref a(mpz_to_py(A.lines[k]->k0.v));
-            Ref b(mpz_to_py(A.lines[k]->k1.v));
-            Ref c(mpz_to_py(A.lines[k]->k2.v));
-            PyList_SET_ITEM(py_lines.p, (Py_ssize_t)k, Ref(PyTuple_Pack(3, a.p, b.p, c.p)).release());
-        }
-        Ref py_pieces(PyList_New((Py_ssize_t)A.pieces.size()));
-        for (size_t k = 0; k < A.pieces.size(); ++k)
-            PyList_SET_ITEM(py_pieces.p, (Py_ssize_t)k, Ref(PyLong_FromLong(A.pieces[k])).release());
+        Ref py_pieces(int_list(A.pieces));
         Ref ncells(PyLong_FromLong(cert.n_cells));
+        Ref sids(PyBytes_FromStringAndSize(sid_bytes.data(), (Py_ssize_t)sid_bytes.size()));
         Ref secs(PyDict_New());
         for (int k = 0; k < P_N; ++k) {
             Ref v(PyFloat_FromDouble(cert.seconds[k]));
@@ -1846,8 +2058,8 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         if (PyDict_SetItemString(secs.p, "assembly", t_asm.p) < 0) throw PyError();
         Ref t_py(PyFloat_FromDouble(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_objects).count()));
         if (PyDict_SetItemString(secs.p, "objects", t_py.p) < 0) throw PyError();
-        return PyTuple_Pack(10, py_regions.p, py_verts.p, py_rows.p, py_states.p, py_adj.p, py_lines.p,
-                            py_pieces.p, outden.p, ncells.p, secs.p);
+        return PyTuple_Pack(8, py_regions.p, py_verts.p, py_adj.p, py_pieces.p, py_states.p, sids.p, ncells.p,
+                            secs.p);
     } catch (const PyError&) {
         return nullptr;
     } catch (const std::exception& e) {
@@ -1858,7 +2070,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
 
 PyMethodDef methods[] = {
     {"certify2d", certify2d, METH_VARARGS,
-     "certify2d(spec, fraction) -> (regions, vertices, rows, states, adjacency, lines, pieces, out_den, cells)\n\n"
+     "certify2d(spec, classes) -> (regions, vertices, adjacency, pieces, states, state_ids, cells, seconds)\n\n"
      "The compiled exact layer for bounded 2-D domains and chains of affine layers and elementwise\n"
      "ops; see exactrelu/_fastpath.py for the spec and the result."},
     {nullptr, nullptr, 0, nullptr}};

@@ -205,27 +205,18 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None) -> tuple
     spec = (_root_spec(root, first.inputs[0]), pl.levels, constraint_offsets(prog, domain)[0])
     with paused_gc():
         try:
-            out = _core.certify2d(spec, coprime_fraction)
+            out = _core.certify2d(spec, (Fraction, coprime_fraction, RegionFacet, Region, Adjacency))
         except ArithmeticError as exc:
             raise CertificationError(str(exc)) from None
-        raw, vertices, rows, state_bytes, adj, lines, pieces, _den, n_cells, seconds = out
+        regions, vertices, adjacency, pieces, state_bytes, state_ids, n_cells, seconds = out
         tables = [np.frombuffer(b, dtype=np.int8).reshape(-1, n) for b, n in zip(state_bytes, pl.units)]
-        lists = [t.tolist() for t in tables]
-        ids = np.array([r[0] for r in raw], dtype=np.int64).reshape(len(raw), len(tables))
+        ids = np.frombuffer(state_ids, dtype=np.int32).reshape(len(regions), len(tables))
         repaired, stats = _trace_stats(trace, tables, ids)
+        for k in np.nonzero(repaired)[0].tolist():
+            regions[k].repaired = True
         stats["cells"] = n_cells
         # per phase of the compiled layer, in milliseconds (3 decimals: JSON without exponents)
         stats["compiled_ms"] = {k: round(v * 1000, 3) for k, v in seconds.items()}
-        regions = []
-        for idx, (sids, wit, facets, vids, output, vol) in enumerate(raw):
-            pattern = [lst[s] for lst, s in zip(lists, sids)]
-            fs = [RegionFacet(rows[r][0], rows[r][1], fids, (v0, v1)) for r, fids, v0, v1 in facets]
-            regions.append(Region(idx, pattern, wit, fs, vids, output, vol, repaired[idx]))
-        planes = []
-        for key in lines:
-            lead = next(v for v in key if v != 0)
-            planes.append(((Fraction(key[0], lead), Fraction(key[1], lead)), Fraction(key[2], lead)))
-        adjacency = [Adjacency(i, j, planes[ln][0], planes[ln][1], fids) for i, j, ln, fids in adj]
     return regions, vertices, adjacency, pieces, stats
 
 
@@ -239,7 +230,7 @@ def _prefix_keys(tables: list[np.ndarray]) -> list[set[bytes]]:
     return out
 
 
-def _trace_stats(trace: Any, tables: list[np.ndarray], ids: np.ndarray) -> tuple[list[bool], dict]:
+def _trace_stats(trace: Any, tables: list[np.ndarray], ids: np.ndarray) -> tuple[np.ndarray, dict]:
     """What the float trace proposed against what was certified, counted as the Python path
     counts it: per certified parent, the trace's children of it (candidates), those that are no
     certified child (spurious), and the certified children it did not propose (repaired)."""
@@ -250,7 +241,7 @@ def _trace_stats(trace: Any, tables: list[np.ndarray], ids: np.ndarray) -> tuple
     stats = {"candidates": 0, "confirmed": cells, "spurious": 0, "repaired": 0, "witness_lp": 0,
              "redo_hv": 0}
     if trace is None:
-        return [False] * len(ids), stats
+        return np.zeros(len(ids), dtype=bool), stats
     R = trace.num_regions
     pats = []
     for p in trace.patterns:
@@ -270,4 +261,4 @@ def _trace_stats(trace: Any, tables: list[np.ndarray], ids: np.ndarray) -> tuple
     full = np.ascontiguousarray(np.hstack(leaves)) if L else np.zeros((len(ids), 0), np.int8)
     keys = full.view(np.dtype((np.void, max(1, full.shape[1])))).reshape(-1).tolist()
     last = proposed[-1]
-    return [k not in last for k in keys], stats
+    return np.array([k not in last for k in keys], dtype=bool), stats

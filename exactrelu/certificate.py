@@ -47,7 +47,7 @@ def unq(s: Any, what: str = "number") -> Fraction:
         raise CertificateError(f"{what}: {s!r} is not a rational 'p/q'") from None
 
 
-@dataclass
+@dataclass(slots=True)
 class RegionFacet:
     """A facet ``a . t <= b`` of a region and the constraint ids that define it."""
 
@@ -58,7 +58,7 @@ class RegionFacet:
     rays: tuple[int, ...] = ()  # indices into the region's rays lying on this facet
 
 
-@dataclass
+@dataclass(slots=True)
 class Region:
     """One certified activation region."""
 
@@ -84,7 +84,7 @@ class Region:
                 + sympy.Rational(row[-1].numerator, row[-1].denominator) for row in self.output]
 
 
-@dataclass
+@dataclass(slots=True)
 class Adjacency:
     """Regions ``i`` and ``j`` share a (d-1)-face on the hyperplane ``a . t = b``."""
 
