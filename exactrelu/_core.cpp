@@ -27,6 +27,7 @@
 #include <gmp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -35,6 +36,7 @@
 #include <deque>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -524,7 +526,7 @@ int sign_at(const Row& r, int sg, const Vertex& v) {
 // --------------------------------------------------------------------------- output records
 
 struct LeafRec {
-    std::vector<std::shared_ptr<StateNode>> states;  // released once ids are assigned
+    std::shared_ptr<StateNode> node;     // the states of every level (released once numbered)
     std::vector<int> state_ids;
     Q wx, wy;
     std::vector<int> frow;               // output row id per facet
@@ -570,29 +572,91 @@ class Certifier {
     std::vector<LeafRec> leaves;
     std::vector<RowOut> rows_out;
     std::vector<VertOut> verts_out;
-    std::vector<std::vector<std::shared_ptr<StateNode>>> state_tables;  // per level, by out id
     long n_cells = 0;
     double seconds[P_N] = {0};
 
-    void run(std::shared_ptr<Cell> root) {
-        state_tables.assign((size_t)spec_.L, {});
-        std::vector<std::shared_ptr<Cell>> stack{std::move(root)};
+    // Certify everything below `cell` (depth first), appending its leaves.
+    void run(std::shared_ptr<Cell> cell) {
+        std::vector<std::shared_ptr<Cell>> stack{std::move(cell)};
         std::vector<std::shared_ptr<Cell>> kids;
         while (!stack.empty()) {
-            std::shared_ptr<Cell> cell = std::move(stack.back());
+            std::shared_ptr<Cell> c = std::move(stack.back());
             stack.pop_back();
-            if (cell->level >= spec_.L) {
+            if (c->level >= spec_.L) {
                 Clock clk(seconds);
-                emit(*cell);
+                emit(*c);
                 clk.lap(P_EMIT);
                 continue;
             }
             kids.clear();
-            children(*cell, kids);
+            children(*c, kids);
             n_cells += (long)kids.size();
-            cell.reset();
+            c.reset();
             for (auto it = kids.rbegin(); it != kids.rend(); ++it) stack.push_back(std::move(*it));
         }
+    }
+
+    // The children of every cell of `cells` that is not a leaf, in order (leaves stay).
+    void expand(std::vector<std::shared_ptr<Cell>>& cells) {
+        std::vector<std::shared_ptr<Cell>> next, kids;
+        for (auto& c : cells) {
+            if (c->level >= spec_.L) {
+                next.push_back(std::move(c));
+                continue;
+            }
+            kids.clear();
+            children(*c, kids);
+            n_cells += (long)kids.size();
+            for (auto& k : kids) next.push_back(std::move(k));
+        }
+        cells.swap(next);
+    }
+
+    // A copy of `c` whose vertices and facet rows live in this certifier (`from` owns the
+    // originals, which must be exact already): a worker thread then shares nothing it writes.
+    std::shared_ptr<Cell> adopt(Cell& c, const Certifier& from) {
+        auto o = std::make_shared<Cell>();
+        o->level = c.level;
+        o->states = c.states;
+        o->wx = c.wx;
+        o->wy = c.wy;
+        o->vn = c.vn;
+        o->vd = c.vd;
+        o->live = std::move(c.live);
+        for (int id : c.ring) {
+            const Vertex& v = from.verts[(size_t)id];
+            verts.emplace_back();
+            Vertex& x = verts.back();
+            x.X = v.X;
+            x.Y = v.Y;
+            x.W = v.W;
+            std::memcpy(x.h, v.h, sizeof x.h);
+            x.has_f = v.has_f;
+            std::memcpy(x.f, v.f, sizeof x.f);
+            o->ring.push_back((int)verts.size() - 1);
+        }
+        auto blk = std::make_shared<RowBlock>();
+        blk->per = 1;
+        for (size_t k = 0; k < c.facets.size(); ++k) {
+            const Facet& f = c.facets[k];
+            const Row& r = f.row.row();
+            blk->rows.emplace_back();
+            Row& x = blk->rows.back();
+            x.a = r.a;
+            x.b = r.b;
+            x.c = r.c;
+            std::memcpy(x.h, r.h, sizeof x.h);
+            blk->scales.push_back(f.row.blk->scale(f.row.i));
+        }
+        for (size_t k = 0; k < c.facets.size(); ++k) {
+            Facet f;
+            f.row.blk = blk;
+            f.row.i = (int)k;
+            f.row.sg = c.facets[k].row.sg;
+            f.ids = c.facets[k].ids;
+            o->facets.push_back(std::move(f));
+        }
+        return o;
     }
 
   private:
@@ -1325,15 +1389,7 @@ int Certifier::vert_out(int id) {
 void Certifier::emit(Cell& c) {
     leaves.emplace_back();
     LeafRec& lf = leaves.back();
-    for (StateNode* s = c.states.get(); s; s = s->up.get()) {
-        if (s->out < 0) {
-            s->out = (int)state_tables[(size_t)s->level].size();
-            state_tables[(size_t)s->level].push_back(nullptr);
-            state_tables[(size_t)s->level].back() = std::shared_ptr<StateNode>(c.states, s);  // aliasing: keeps the chain alive
-        }
-    }
-    lf.state_ids.resize((size_t)spec_.L);
-    for (StateNode* s = c.states.get(); s; s = s->up.get()) lf.state_ids[(size_t)s->level] = s->out;
+    lf.node = c.states;
     lf.wx = std::move(c.wx);
     lf.wy = std::move(c.wy);
     mpq_set_num(lf.volume.v, c.vn.v);
@@ -1863,15 +1919,41 @@ PyObject* int_list(const std::vector<long>& xs) {
     return t.release();
 }
 
+// (number of the parent cell, states of one level) without copying the states
+struct PKey {
+    int parent;
+    const char* st;
+    size_t n;
+    bool operator==(const PKey& o) const {
+        return parent == o.parent && n == o.n && std::memcmp(st, o.st, n) == 0;
+    }
+};
+struct PKeyHash {
+    size_t operator()(const PKey& k) const {
+        uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uint32_t)k.parent;
+        size_t i = 0;
+        for (; i + 8 <= k.n; i += 8) {
+            uint64_t w;
+            std::memcpy(&w, k.st + i, 8);
+            h = (h ^ w) * 0xff51afd7ed558ccdULL;
+            h ^= h >> 32;
+        }
+        for (; i < k.n; ++i) h = (h ^ (uint8_t)k.st[i]) * 0x100000001b3ULL;
+        return (size_t)(h ^ (h >> 29));
+    }
+};
+
 PyObject* certify2d(PyObject*, PyObject* args) {
-    PyObject *spec_obj, *classes;
-    if (!PyArg_ParseTuple(args, "OO", &spec_obj, &classes)) return nullptr;
+    PyObject *spec_obj, *classes, *proposals;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOiO", &spec_obj, &classes, &threads, &proposals)) return nullptr;
     try {
         std::vector<PyObject*> cls = items(classes, "classes");
         struct Guard {
             std::vector<PyObject*>& v;
             ~Guard() { for (PyObject* o : v) Py_DECREF(o); }
-        } g0{cls};
+        };
+        Guard g0{cls};
         if (cls.size() != 5) throw std::runtime_error("exactrelu._core: classes = (Fraction, make, RegionFacet, Region, Adjacency)");
         Builder B;
         B.init(cls[0], cls[1]);
@@ -1879,14 +1961,65 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         for (PyObject* c : {facet_cls, region_cls, adj_cls})
             if (!PyType_Check(c)) throw std::runtime_error("exactrelu._core: expected classes");
 
+        auto t_start = std::chrono::steady_clock::now();
         Parsed P;
         parse(spec_obj, P);
-        Certifier cert(P.spec);
+        const Spec& spec = P.spec;
+        // The first levels here, until there are enough subtrees; then `threads` workers take
+        // subtrees in turn, each with its own certifier. Leaves are put back in the order of a
+        // single depth-first pass, so the result does not depend on the threads.
+        Certifier main(spec);
+        std::vector<std::unique_ptr<Certifier>> workers;
+        std::vector<std::shared_ptr<Cell>> frontier{P.root};
+        struct Seg {
+            int cert = 0;
+            size_t lo = 0, hi = 0;
+        };
+        std::vector<Seg> segs;
         std::string err;
         Py_BEGIN_ALLOW_THREADS
         try {
-            cert.verts = std::move(P.root_verts);
-            cert.run(P.root);
+            main.verts = std::move(P.root_verts);
+            size_t want = threads > 1 ? 16 * (size_t)threads : 1;
+            auto leaves_only = [&]() {
+                for (auto& c : frontier)
+                    if (c->level < spec.L) return false;
+                return true;
+            };
+            while (frontier.size() < want && !leaves_only()) main.expand(frontier);
+            // what the workers read of the cells made here must be exact already
+            for (auto& c : frontier) {
+                for (auto& f : c->facets) f.row.row().need();
+                for (int id : c->ring) main.verts[(size_t)id].nearest();
+            }
+            int nt = (int)std::max<size_t>(1, std::min<size_t>((size_t)std::max(threads, 1), frontier.size()));
+            for (int t = 0; t < nt; ++t) workers.emplace_back(new Certifier(spec));
+            segs.resize(frontier.size());
+            std::atomic<size_t> next{0};
+            std::atomic<bool> failed{false};
+            std::vector<std::string> errs((size_t)nt);
+            auto work = [&](int t) {
+                Certifier& w = *workers[(size_t)t];
+                try {
+                    for (size_t i = next++; i < frontier.size() && !failed; i = next++) {
+                        segs[i].cert = t;
+                        segs[i].lo = w.leaves.size();
+                        std::shared_ptr<Cell> c = w.adopt(*frontier[i], main);
+                        frontier[i].reset();
+                        w.run(std::move(c));
+                        segs[i].hi = w.leaves.size();
+                    }
+                } catch (const std::exception& e) {
+                    errs[(size_t)t] = e.what();
+                    failed = true;
+                }
+            };
+            std::vector<std::thread> pool;
+            for (int t = 1; t < nt; ++t) pool.emplace_back(work, t);
+            work(0);
+            for (auto& th : pool) th.join();
+            for (auto& e : errs)
+                if (!e.empty() && err.empty()) err = e;
         } catch (const std::exception& e) {
             err = e.what();
         }
@@ -1896,18 +2029,90 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             return nullptr;
         }
         auto t_assembly = std::chrono::steady_clock::now();
-        // global vertices, deduplicated exactly, numbered by first appearance in region order
+        double certify_wall = std::chrono::duration<double>(t_assembly - t_start).count();
+        std::vector<const Certifier*> certs;
+        for (auto& w : workers) certs.push_back(w.get());
         std::vector<LeafRef> order;
-        order.reserve(cert.leaves.size());
-        for (const LeafRec& lf : cert.leaves) order.push_back(LeafRef{&cert, &lf});
-        std::vector<std::vector<int>> vmap(1, std::vector<int>(cert.verts_out.size(), -1));
-        std::vector<size_t> cert_index(order.size(), 0);
+        std::vector<size_t> cert_index;
+        for (const Seg& g : segs)
+            for (size_t k = g.lo; k < g.hi; ++k) {
+                order.push_back(LeafRef{certs[(size_t)g.cert], &certs[(size_t)g.cert]->leaves[k]});
+                cert_index.push_back((size_t)g.cert);
+            }
+        // states numbered per level by first appearance in region order
+        std::vector<std::vector<StateNode*>> state_tables((size_t)spec.L);
+        for (const LeafRef& r : order) {
+            LeafRec& lf = const_cast<LeafRec&>(*r.leaf);
+            lf.state_ids.assign((size_t)spec.L, -1);
+            for (StateNode* s = lf.node.get(); s; s = s->up.get()) {
+                if (s->out < 0) {
+                    s->out = (int)state_tables[(size_t)s->level].size();
+                    state_tables[(size_t)s->level].push_back(s);
+                }
+                lf.state_ids[(size_t)s->level] = s->out;
+            }
+        }
+        // The float trace's proposals against the certified cells (as certify.py counts them):
+        // per certified parent, the trace's children of it (candidates), those that are no
+        // certified child (spurious), and the certified children it did not propose (repaired).
+        long st_candidates = 0, st_spurious = 0, st_repaired = 0;
+        std::vector<std::vector<char>> hit((size_t)spec.L);
+        bool traced = proposals != Py_None;
+        if (traced) {
+            std::vector<PyObject*> pats = items(proposals, "proposals");
+            Guard gp{pats};
+            if ((int)pats.size() != spec.L) throw std::runtime_error("exactrelu._core: one pattern table per level");
+            std::vector<std::unordered_map<PKey, int, PKeyHash>> child((size_t)spec.L);
+            for (int j = 0; j < spec.L; ++j) {
+                size_t n = (size_t)spec.levels[(size_t)j].n;
+                hit[(size_t)j].assign(state_tables[(size_t)j].size(), 0);
+                child[(size_t)j].reserve(state_tables[(size_t)j].size() * 2);
+                for (StateNode* x : state_tables[(size_t)j])
+                    child[(size_t)j].emplace(PKey{x->up ? x->up->out : -1, (const char*)x->st.data(), n}, x->out);
+            }
+            std::vector<const char*> tab((size_t)spec.L);
+            size_t R = 0;
+            for (int j = 0; j < spec.L; ++j) {
+                size_t n = (size_t)spec.levels[(size_t)j].n;
+                if (!PyBytes_Check(pats[(size_t)j])) throw std::runtime_error("exactrelu._core: patterns as bytes");
+                size_t len = (size_t)PyBytes_GET_SIZE(pats[(size_t)j]);
+                if (j == 0) R = len / n;
+                if (len != R * n) throw std::runtime_error("exactrelu._core: pattern tables of different lengths");
+                tab[(size_t)j] = PyBytes_AS_STRING(pats[(size_t)j]);
+            }
+            std::vector<std::unordered_set<PKey, PKeyHash>> proposed((size_t)spec.L);
+            for (auto& p : proposed) p.reserve(R);
+            for (size_t r = 0; r < R; ++r) {
+                int prev = -1;
+                for (int j = 0; j < spec.L; ++j) {
+                    size_t n = (size_t)spec.levels[(size_t)j].n;
+                    PKey k{prev, tab[(size_t)j] + r * n, n};
+                    auto it = child[(size_t)j].find(k);
+                    bool fresh = proposed[(size_t)j].insert(k).second;
+                    if (it == child[(size_t)j].end()) {
+                        if (fresh) ++st_spurious;
+                        break;  // nothing below a cell that is not certified is a candidate
+                    }
+                    hit[(size_t)j][(size_t)it->second] = 1;
+                    prev = it->second;
+                }
+            }
+            for (int j = 0; j < spec.L; ++j) {
+                st_candidates += (long)proposed[(size_t)j].size();
+                for (char h : hit[(size_t)j]) st_repaired += !h;
+            }
+        }
+
+        // global vertices, deduplicated exactly, numbered by first appearance in region order
+        std::vector<std::vector<int>> vmap;
+        for (const Certifier* c : certs) vmap.emplace_back(c->verts_out.size(), -1);
         std::vector<const VertOut*> gverts;
         ZMap vindex;
-        for (const LeafRec& lf : cert.leaves) {
-            for (int v : lf.verts) {
-                if (vmap[0][(size_t)v] >= 0) continue;
-                const VertOut& vo = cert.verts_out[(size_t)v];
+        for (size_t ri = 0; ri < order.size(); ++ri) {
+            std::vector<int>& vm = vmap[cert_index[ri]];
+            for (int v : order[ri].leaf->verts) {
+                if (vm[(size_t)v] >= 0) continue;
+                const VertOut& vo = order[ri].cert->verts_out[(size_t)v];
                 std::vector<mpz_srcptr> key{mpq_numref(vo.x.v), mpq_denref(vo.x.v), mpq_numref(vo.y.v),
                                             mpq_denref(vo.y.v)};
                 auto it = vindex.find(key);
@@ -1915,12 +2120,11 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                     it = vindex.emplace(std::move(key), (int)gverts.size()).first;
                     gverts.push_back(&vo);
                 }
-                vmap[0][(size_t)v] = it->second;
+                vm[(size_t)v] = it->second;
             }
         }
         Assembly A;
-        std::vector<const Certifier*> certs{&cert};
-        assemble(order, vmap, cert_index, certs, gverts, P.spec, A);
+        assemble(order, vmap, cert_index, certs, gverts, spec, A);
         auto t_objects = std::chrono::steady_clock::now();
         double asm_seconds = std::chrono::duration<double>(t_objects - t_assembly).count();
 
@@ -1943,29 +2147,25 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             Ref y(B.frac(gverts[i]->y.v));
             PyList_SET_ITEM(py_verts.p, (Py_ssize_t)i, Ref(PyTuple_Pack(2, x.p, y.p)).release());
         }
-        std::vector<Ref> row_a, row_b;  // per output row: the facet's a (tuple) and b
-        for (const RowOut& r : cert.rows_out) {
-            Ref a0(B.frac(r.a0.v));
-            Ref a1(B.frac(r.a1.v));
-            row_a.emplace_back(PyTuple_Pack(2, a0.p, a1.p));
-            row_b.emplace_back(B.frac(r.b.v));
-        }
+        std::vector<std::vector<Ref>> row_a(certs.size()), row_b(certs.size());  // per output row: a, b
+        for (size_t ci = 0; ci < certs.size(); ++ci)
+            for (const RowOut& r : certs[ci]->rows_out) {
+                Ref a0(B.frac(r.a0.v));
+                Ref a1(B.frac(r.a1.v));
+                row_a[ci].emplace_back(PyTuple_Pack(2, a0.p, a1.p));
+                row_b[ci].emplace_back(B.frac(r.b.v));
+            }
         // one list per state of each level, shared by the regions below it (read-only)
         std::vector<std::vector<Ref>> state_lists((size_t)P.spec.L);
-        Ref py_states(PyList_New((Py_ssize_t)P.spec.L));
         for (int j = 0; j < P.spec.L; ++j) {
-            const auto& tab = cert.state_tables[(size_t)j];
+            const auto& tab = state_tables[(size_t)j];
             size_t n = (size_t)P.spec.levels[(size_t)j].n;
-            std::string bytes(tab.size() * n, '\0');
             for (size_t k = 0; k < tab.size(); ++k) {
-                std::memcpy(&bytes[k * n], tab[k]->st.data(), n);
                 Ref lst(PyList_New((Py_ssize_t)n));
                 for (size_t u = 0; u < n; ++u) PyList_SET_ITEM(lst.p, (Py_ssize_t)u, PyLong_FromLong(tab[k]->st[u]));
                 state_lists[(size_t)j].push_back(std::move(lst));
             }
-            PyList_SET_ITEM(py_states.p, j, Ref(PyBytes_FromStringAndSize(bytes.data(), (Py_ssize_t)bytes.size())).release());
         }
-        std::string sid_bytes(order.size() * (size_t)P.spec.L * sizeof(int32_t), '\0');
         const Level& last = P.spec.levels.back();
         Ref empty(PyTuple_New(0));
         Ref py_regions(PyList_New((Py_ssize_t)order.size()));
@@ -1973,10 +2173,11 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         long den_log2 = mpz_popcount(P.spec.out_den.v) == 1 ? (long)mpz_scan1(P.spec.out_den.v, 0) : -1;
         for (size_t ri = 0; ri < order.size(); ++ri) {
             const LeafRec& lf = *order[ri].leaf;
+            const size_t ci = cert_index[ri];
+            const std::vector<int>& vm = vmap[ci];
             Ref pattern(PyList_New((Py_ssize_t)P.spec.L));
             for (int j = 0; j < P.spec.L; ++j) {
-                int32_t sid = (int32_t)lf.state_ids[(size_t)j];
-                std::memcpy(&sid_bytes[(ri * (size_t)P.spec.L + (size_t)j) * sizeof(int32_t)], &sid, sizeof(int32_t));
+                int sid = lf.state_ids[(size_t)j];
                 PyObject* lst = state_lists[(size_t)j][(size_t)sid].p;
                 Py_INCREF(lst);
                 PyList_SET_ITEM(pattern.p, j, lst);
@@ -1987,13 +2188,13 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             Ref facets(PyList_New((Py_ssize_t)m));
             Ref vlist(PyList_New((Py_ssize_t)m));
             for (size_t k = 0; k < m; ++k) {
-                PyObject* a = row_a[(size_t)lf.frow[k]].p;
-                PyObject* b = row_b[(size_t)lf.frow[k]].p;
+                PyObject* a = row_a[ci][(size_t)lf.frow[k]].p;
+                PyObject* b = row_b[ci][(size_t)lf.frow[k]].p;
                 Py_INCREF(a);
                 Py_INCREF(b);
                 Py_INCREF(empty.p);
-                Ref v0(PyLong_FromLong(vmap[0][(size_t)lf.verts[k]]));
-                Ref v1(PyLong_FromLong(vmap[0][(size_t)lf.verts[(k + 1) % m]]));
+                Ref v0(PyLong_FromLong(vm[(size_t)lf.verts[k]]));
+                Ref v1(PyLong_FromLong(vm[(size_t)lf.verts[(k + 1) % m]]));
                 PyObject* f = B.obj(L_facet, {a, b, id_tuple(lf.fids[k]), PyTuple_Pack(2, v0.p, v1.p), empty.p});
                 PyList_SET_ITEM(facets.p, (Py_ssize_t)k, f);
                 PyList_SET_ITEM(vlist.p, (Py_ssize_t)k, v0.release());
@@ -2019,7 +2220,9 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             }
             PyObject* region = B.obj(L_region, {
                 PyLong_FromSize_t(ri), pattern.release(), PyTuple_Pack(2, wx.p, wy.p), facets.release(),
-                vlist.release(), outm.release(), B.frac(lf.volume.v), Py_NewRef(Py_False), PyList_New(0),
+                vlist.release(), outm.release(), B.frac(lf.volume.v),
+                Py_NewRef(traced && !hit[(size_t)spec.L - 1][(size_t)lf.state_ids[(size_t)spec.L - 1]] ? Py_True : Py_False),
+                PyList_New(0),
                 PyList_New(0)});
             PyList_SET_ITEM(py_regions.p, (Py_ssize_t)ri, region);
         }
@@ -2047,19 +2250,30 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             PyList_SET_ITEM(py_adj.p, (Py_ssize_t)k, adj);
         }
         Ref py_pieces(int_list(A.pieces));
-        Ref ncells(PyLong_FromLong(cert.n_cells));
-        Ref sids(PyBytes_FromStringAndSize(sid_bytes.data(), (Py_ssize_t)sid_bytes.size()));
+        long n_cells = main.n_cells;
+        double seconds[P_N] = {0};
+        for (int k = 0; k < P_N; ++k) seconds[k] = main.seconds[k];
+        for (const Certifier* c : certs) {
+            n_cells += c->n_cells;
+            for (int k = 0; k < P_N; ++k) seconds[k] += c->seconds[k];
+        }
         Ref secs(PyDict_New());
         for (int k = 0; k < P_N; ++k) {
-            Ref v(PyFloat_FromDouble(cert.seconds[k]));
+            Ref v(PyFloat_FromDouble(seconds[k]));
             if (PyDict_SetItemString(secs.p, phase_names[k], v.p) < 0) throw PyError();
         }
+        Ref t_wall(PyFloat_FromDouble(certify_wall));
+        if (PyDict_SetItemString(secs.p, "certify_wall", t_wall.p) < 0) throw PyError();
         Ref t_asm(PyFloat_FromDouble(asm_seconds));
         if (PyDict_SetItemString(secs.p, "assembly", t_asm.p) < 0) throw PyError();
         Ref t_py(PyFloat_FromDouble(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_objects).count()));
         if (PyDict_SetItemString(secs.p, "objects", t_py.p) < 0) throw PyError();
-        return PyTuple_Pack(8, py_regions.p, py_verts.p, py_adj.p, py_pieces.p, py_states.p, sids.p, ncells.p,
-                            secs.p);
+        long n_certified = 0;
+        for (auto& t : state_tables) n_certified += (long)t.size();
+        Ref counts(Py_BuildValue("{s:l,s:l,s:l,s:l,s:i,s:i,s:l}", "candidates", st_candidates, "confirmed",
+                                 n_certified - st_repaired, "spurious", st_spurious, "repaired", st_repaired,
+                                 "witness_lp", 0, "redo_hv", 0, "cells", n_cells));
+        return PyTuple_Pack(6, py_regions.p, py_verts.p, py_adj.p, py_pieces.p, counts.p, secs.p);
     } catch (const PyError&) {
         return nullptr;
     } catch (const std::exception& e) {
@@ -2070,7 +2284,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
 
 PyMethodDef methods[] = {
     {"certify2d", certify2d, METH_VARARGS,
-     "certify2d(spec, classes) -> (regions, vertices, adjacency, pieces, states, state_ids, cells, seconds)\n\n"
+     "certify2d(spec, classes, threads, proposals) -> (regions, vertices, adjacency, pieces, counts, seconds)\n\n"
      "The compiled exact layer for bounded 2-D domains and chains of affine layers and elementwise\n"
      "ops; see exactrelu/_fastpath.py for the spec and the result."},
     {nullptr, nullptr, 0, nullptr}};

@@ -196,69 +196,32 @@ def _root_spec(root: Any, key: Any) -> tuple:
             int(m.den), [v for r in m.rows for v in r])
 
 
-def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None) -> tuple[list[Region], list, list, list[int], dict]:
-    """Certify with the compiled layer: (regions, vertices, adjacency, pieces, statistics)."""
+def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None,
+            threads: int = 1) -> tuple[list[Region], list, list, list[int], dict]:
+    """Certify with the compiled layer on ``threads`` threads: (regions, vertices, adjacency,
+    pieces, statistics). The result does not depend on the number of threads."""
     from .certify import CertificationError, _root, constraint_offsets, paused_gc
 
     root = _root(prog, domain)
     first = prog.nodes[prog.piecewise[0]]
     spec = (_root_spec(root, first.inputs[0]), pl.levels, constraint_offsets(prog, domain)[0])
+    proposals = None
+    if trace is not None:  # the float trace's patterns, compared with the result by the core
+        proposals = []
+        for p in trace.patterns:
+            P = p.reshape(trace.num_regions, -1).cpu().numpy()
+            if P.size and (P.min() < -128 or P.max() > 127):
+                P = np.full_like(P, 127)  # states no elementwise op has: never a certified one
+            proposals.append(np.ascontiguousarray(P.astype(np.int8)).tobytes())
     with paused_gc():
         try:
-            out = _core.certify2d(spec, (Fraction, coprime_fraction, RegionFacet, Region, Adjacency))
+            out = _core.certify2d(spec, (Fraction, coprime_fraction, RegionFacet, Region, Adjacency),
+                                  max(1, int(threads)), proposals)
         except ArithmeticError as exc:
             raise CertificationError(str(exc)) from None
-        regions, vertices, adjacency, pieces, state_bytes, state_ids, n_cells, seconds = out
-        tables = [np.frombuffer(b, dtype=np.int8).reshape(-1, n) for b, n in zip(state_bytes, pl.units)]
-        ids = np.frombuffer(state_ids, dtype=np.int32).reshape(len(regions), len(tables))
-        repaired, stats = _trace_stats(trace, tables, ids)
-        for k in np.nonzero(repaired)[0].tolist():
-            regions[k].repaired = True
-        stats["cells"] = n_cells
+        regions, vertices, adjacency, pieces, stats, seconds = out
         # per phase of the compiled layer, in milliseconds (3 decimals: JSON without exponents)
         stats["compiled_ms"] = {k: round(v * 1000, 3) for k, v in seconds.items()}
     return regions, vertices, adjacency, pieces, stats
 
 
-def _prefix_keys(tables: list[np.ndarray]) -> list[set[bytes]]:
-    """Per level j, the states of the ops up to j of every row, as bytes."""
-    out = []
-    acc = None
-    for t in tables:
-        acc = t if acc is None else np.hstack([acc, t])
-        out.append(set(np.ascontiguousarray(acc).view(np.dtype((np.void, max(1, acc.shape[1])))).reshape(-1).tolist()))
-    return out
-
-
-def _trace_stats(trace: Any, tables: list[np.ndarray], ids: np.ndarray) -> tuple[np.ndarray, dict]:
-    """What the float trace proposed against what was certified, counted as the Python path
-    counts it: per certified parent, the trace's children of it (candidates), those that are no
-    certified child (spurious), and the certified children it did not propose (repaired)."""
-    L = len(tables)
-    leaves = [t[ids[:, j]] for j, t in enumerate(tables)]
-    certified = _prefix_keys(leaves)
-    cells = sum(len(c) for c in certified)
-    stats = {"candidates": 0, "confirmed": cells, "spurious": 0, "repaired": 0, "witness_lp": 0,
-             "redo_hv": 0}
-    if trace is None:
-        return np.zeros(len(ids), dtype=bool), stats
-    R = trace.num_regions
-    pats = []
-    for p in trace.patterns:
-        P = p.reshape(R, -1).cpu().numpy()
-        if P.size and (P.min() < -128 or P.max() > 127):
-            P = np.full_like(P, 127)  # states no elementwise op has: never equal to a certified one
-        pats.append(P.astype(np.int8))
-    proposed = _prefix_keys(pats)
-    width = [t.shape[1] for t in tables]
-    for j in range(L):
-        cut = sum(width[:j])
-        below = [k for k in proposed[j] if j == 0 or k[:cut] in certified[j - 1]]
-        stats["candidates"] += len(below)
-        stats["spurious"] += sum(k not in certified[j] for k in below)
-        stats["repaired"] += len(certified[j] - proposed[j])
-    stats["confirmed"] = cells - stats["repaired"]
-    full = np.ascontiguousarray(np.hstack(leaves)) if L else np.zeros((len(ids), 0), np.int8)
-    keys = full.view(np.dtype((np.void, max(1, full.shape[1])))).reshape(-1).tolist()
-    last = proposed[-1]
-    return np.array([k not in last for k in keys], dtype=bool), stats
