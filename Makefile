@@ -6,21 +6,28 @@ export HYPOTHESIS_PROFILE ?= ci
 
 .PHONY: demo test setup bench verify
 
-$(STAMP): pyproject.toml constraints.txt scripts/setup.sh
+CORE := .venv/.core
+
+$(STAMP): pyproject.toml constraints.txt setup.py scripts/setup.sh
 	bash scripts/setup.sh
 
-setup: $(STAMP)
+# the compiled exact layer, rebuilt in place when its source changes (setup.sh builds it first)
+$(CORE): $(STAMP) exactrelu/_core.cpp
+	$(PY) setup.py -q build_ext --inplace
+	touch $(CORE)
 
-demo: $(STAMP)
+setup: $(CORE)
+
+demo: $(CORE)
 	$(PY) examples/regions_demo.py
 
-verify: $(STAMP)
+verify: $(CORE)
 	$(PY) -m verify
 
-test: $(STAMP)
+test: $(CORE)
 	$(PY) -m verify --fast
 	$(PY) -m pytest -q -p no:cacheprovider
 
-bench: $(STAMP)
+bench: $(CORE)
 	$(PY) benchmarks/trace_bench.py
 	$(PY) benchmarks/certify_bench.py

@@ -2273,6 +2273,10 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         Ref counts(Py_BuildValue("{s:l,s:l,s:l,s:l,s:i,s:i,s:l}", "candidates", st_candidates, "confirmed",
                                  n_certified - st_repaired, "spurious", st_spurious, "repaired", st_repaired,
                                  "witness_lp", 0, "redo_hv", 0, "cells", n_cells));
+        std::vector<long> limbs;  // per level, the limbs of the maps after it (0: GMP)
+        for (const Level& lv : spec.levels) limbs.push_back(lv.K_out);
+        Ref py_limbs(int_list(limbs));
+        if (PyDict_SetItemString(counts.p, "compiled_limbs", py_limbs.p) < 0) throw PyError();
         return PyTuple_Pack(6, py_regions.p, py_verts.p, py_adj.p, py_pieces.p, counts.p, secs.p);
     } catch (const PyError&) {
         return nullptr;

@@ -42,7 +42,7 @@ try:
 except ImportError:  # built without a C++ compiler or GMP: the Python exact layer does everything
     _core = None
 
-__all__ = ["available", "plan", "certify"]
+__all__ = ["available", "plan", "explain", "certify"]
 
 
 def available() -> bool:
@@ -129,17 +129,28 @@ def _integers(aff: Any) -> tuple[list[int], int, list[int] | None, int]:
 
 def plan(prog: Program, domain: Domain) -> Plan | None:
     """The compiled layer's plan for ``prog`` on ``domain``, or None where it does not apply."""
-    if _core is None or domain.dim != 2 or not domain.is_bounded or not prog.piecewise:
-        return None
+    got = explain(prog, domain)
+    return got if isinstance(got, Plan) else None
+
+
+def explain(prog: Program, domain: Domain) -> Plan | str:
+    """:func:`plan`, or a sentence saying why the compiled layer does not apply."""
+    if _core is None:
+        return "the compiled exact layer (exactrelu._core) is not built: reinstall with a C++ compiler and GMP"
+    if domain.dim != 2 or not domain.is_bounded:
+        return f"the compiled exact layer takes bounded 2-D domains (this one: {domain.dim}-D" + \
+            ("" if domain.is_bounded else ", unbounded") + ")"
+    if not prog.piecewise:
+        return "the network has no piecewise op"
     pw = prog.piecewise
-    if not all(_elementwise(prog.nodes[i]) for i in pw):
-        return None
+    for i in pw:
+        if not _elementwise(prog.nodes[i]):
+            return f"{prog.nodes[i].name}: the compiled exact layer takes ReLU, LeakyReLU and Hardtanh-like ops only"
     # the first op's input must be all that the ops before it leave for later
     first = prog.nodes[pw[0]]
-    if first.inputs[0] != INPUT and prog._last_use[first.inputs[0]] != pw[0]:
-        return None
-    if any(INPUT in prog.nodes[i].inputs for i in range(pw[0] + 1, len(prog.nodes))):
-        return None
+    if (first.inputs[0] != INPUT and prog._last_use[first.inputs[0]] != pw[0]) or \
+            any(INPUT in prog.nodes[i].inputs for i in range(pw[0] + 1, len(prog.nodes))):
+        return "the network is not a chain after its first piecewise op (a skip connection)"
     offsets = [len(domain.halfspaces()[0])]
     for j in range(len(pw)):
         offsets.append(offsets[-1] + prog.num_switching(j))
@@ -148,20 +159,16 @@ def plan(prog: Program, domain: Domain) -> Plan | None:
         nd = prog.nodes[i]
         hi = pw[j + 1] if j + 1 < len(pw) else len(prog.nodes)
         chain = _segment(prog, i, hi)
-        if chain is None:
-            return None
-        end = chain[-1] if chain else i
-        if j + 1 < len(pw):
-            if list(prog.nodes[hi].inputs) != [end]:
-                return None
-        elif prog.output != end:
-            return None
+        end = (chain[-1] if chain else i) if chain is not None else None
+        if chain is None or (j + 1 < len(pw) and list(prog.nodes[hi].inputs) != [end]) or \
+                (j + 1 == len(pw) and prog.output != end):
+            return f"after {nd.name}: the compiled exact layer takes chains of affine layers between piecewise ops"
         n = math.prod(nd.in_shapes[0])
         rule, module = nd.rule, nd.module
         ts = [Fraction(t) for t in rule.thresholds(module)]
         sc = [(Fraction(a), Fraction(c)) for a, c in rule.slopes_consts(module)]
         if len(sc) != len(ts) + 1:
-            return None
+            return f"{nd.name}: a state per interval between thresholds is expected"
         sa = math.lcm(*(v.denominator for pair in sc for v in pair))
         states = [(int(a * sa), int(c * sa)) for a, c in sc]
         Az, n_out, az, dA = _int_affine(prog, chain, n)

@@ -61,12 +61,17 @@ def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequ
 
 def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] | None = None,
            executor: cf.Executor | None = None, workers: int | None = None, claimed: Any = None,
-           progress: bool = True, trace: Any = None) -> Certificate:
+           progress: bool = True, trace: Any = None, engine: str = "auto") -> Certificate:
     """Certify the linear regions of ``net`` on ``domain`` in exact rational arithmetic.
 
-    ``domain``: a list of (lo, hi) pairs, a :class:`~exactrelu.domain.Domain`. ``executor``: any
-    ``concurrent.futures.Executor`` for the exact work (e.g. Dask's ``client.get_executor()``);
-    by default a process pool over ``workers`` (all cores) for large traces, in-process otherwise.
+    ``domain``: a list of (lo, hi) pairs, a :class:`~exactrelu.domain.Domain`. ``engine``: the
+    exact layer to use. ``"compiled"`` (C++ and GMP, on ``workers`` threads, all cores by default)
+    takes chains of affine layers and ReLU/LeakyReLU/Hardtanh ops on bounded 2-D domains;
+    ``"python"`` takes every network and domain; ``"auto"`` (default) takes the compiled one where
+    it applies and no ``executor`` is given. Both give the same certificate. ``executor`` (Python
+    engine): any ``concurrent.futures.Executor`` for the exact work (e.g. Dask's
+    ``client.get_executor()``); by default a process pool over ``workers`` (all cores) for large
+    traces, in-process otherwise.
     ``claimed``: a region count or a list of patterns to compare against; a difference raises
     :class:`~exactrelu.errors.VerificationError` naming missing and spurious regions.
 
@@ -77,7 +82,17 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     3
     """
     t0 = time.perf_counter()
+    if engine not in ("auto", "compiled", "python"):
+        raise InvalidInputError(f"engine={engine!r}: use 'auto', 'compiled' or 'python'")
+    if engine == "compiled" and executor is not None:
+        raise InvalidInputError("an executor is for the Python engine; the compiled one runs on threads (workers=)")
     prog, dom = _program_and_domain(net, domain, input_shape)
+    fast = None
+    if engine != "python" and executor is None:
+        got = _fastpath.explain(prog, dom)
+        if isinstance(got, str) and engine == "compiled":
+            raise InvalidInputError(f"engine='compiled': {got}; use engine='python' (or 'auto')")
+        fast = got if not isinstance(got, str) else None
     tr = trace
     if tr is None and not dom.is_bounded:
         log.info("unbounded domain: no float trace, the exact layer enumerates every cell itself")
@@ -92,7 +107,6 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
             tr = None
     t1 = time.perf_counter()
     n_float = tr.num_regions if tr is not None else 0
-    fast = _fastpath.plan(prog, dom) if executor is None else None
     if fast is not None:
         regions, vertices, adjacency, pieces, st = _fastpath.certify(prog, dom, fast, tr,
                                                                      workers or os.cpu_count() or 1)

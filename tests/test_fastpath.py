@@ -1,0 +1,217 @@
+"""The compiled exact layer (exactrelu._core) against the Python one.
+
+Both engines implement the same construction, so they must give the same certificate entry by
+entry: regions in the same order with the same patterns, witnesses, facets, vertices, output
+maps and volumes, the same vertex numbering, adjacency, pieces and statistics. The Python engine
+is the reference here; the checker (which shares no code with either) re-verifies the compiled
+engine's certificates on its own.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import exactrelu
+from exactrelu import _fastpath
+from exactrelu.capture import capture
+from exactrelu.domain import Box, Polytope, RealSpace, Slice
+from exactrelu.errors import InvalidInputError
+from exactrelu.strategies import domains, networks
+from exactrelu.trace import trace as float_trace
+
+
+def comparable(cert: exactrelu.Certificate) -> dict:
+    """The certificate as JSON without what differs by engine: timings and the engine's own notes."""
+    data = cert.to_json()
+    data["stats"] = dict(data["stats"])  # to_json shares the certificate's own dict
+    for key in ("seconds", "engine", "compiled_ms", "compiled_limbs"):
+        data["stats"].pop(key, None)
+    return data
+
+
+def both(net: nn.Module, domain: Any, threads: int = 2, **kw: Any) -> tuple[exactrelu.Certificate, exactrelu.Certificate]:
+    shape = getattr(net, "input_shape", None)
+    if isinstance(domain, Slice):
+        shape = None
+    compiled = exactrelu.verify(net, domain, input_shape=shape, progress=False, engine="compiled",
+                                workers=threads, **kw)
+    python = exactrelu.verify(net, domain, input_shape=shape, progress=False, engine="python", workers=1, **kw)
+    assert compiled.stats["engine"] == "compiled" and python.stats["engine"] == "python"
+    return compiled, python
+
+
+def assert_same(net: nn.Module, domain: Any, threads: int = 2, **kw: Any) -> exactrelu.Certificate:
+    compiled, python = both(net, domain, threads, **kw)
+    a, b = comparable(compiled), comparable(python)
+    if a != b:
+        diff = [k for k in a if a[k] != b[k]]
+        raise AssertionError(f"the engines differ in {diff}")
+    return compiled
+
+
+def mlp(widths: tuple[int, ...], seed: int, act: Any = nn.ReLU, out: int = 2) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), act()]
+    layers.append(nn.Linear(widths[-1], out))
+    return nn.Sequential(*layers).eval()
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.out = nn.Linear(2, 3), nn.Linear(3, 3), nn.Linear(3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        return self.out(h + torch.relu(self.b(h)))
+
+
+def test_compiled_layer_is_built():
+    # CI builds it (scripts/setup.sh); without it every 2-D certification falls back to Python
+    assert _fastpath.available()
+
+
+ACTS = st.sampled_from(["relu", "leaky_relu", "hardtanh", "mixed"])
+
+
+@given(ACTS.flatmap(lambda act: networks(input_dim=2, depth=(1, 3), widths=(1, 6), activation=act,
+                                         kind="mlp", degenerate=True)), domains(2))
+def test_degenerate_nets_same_certificate(net, domain):
+    # duplicated, negated, zero and dead units, lines through one point, parallel families
+    cert = assert_same(net, domain)
+    exactrelu.check(cert, net)
+
+
+@given(ACTS.flatmap(lambda act: networks(input_dim=2, depth=(1, 3), widths=(1, 8), activation=act,
+                                         kind="mlp", degenerate=False)), domains(2))
+def test_generic_nets_same_certificate(net, domain):
+    cert = assert_same(net, domain)
+    exactrelu.check(cert, net)
+
+
+@given(st.sampled_from(["relu", "mixed"]).flatmap(
+    lambda act: networks(input_dim=2, depth=(1, 2), widths=(1, 4), activation=act, kind="conv",
+                         degenerate=True)), domains(2))
+def test_conv_nets_same_certificate(net, domain):
+    # Conv1d layers, Flatten and Linear composed into one affine layer per piecewise op
+    assert _fastpath.plan(capture(net, net.input_shape), domain) is not None
+    assert_same(net, domain)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("act", [nn.ReLU, lambda: nn.LeakyReLU(0.1), lambda: nn.Hardtanh(-0.25, 0.5)])
+def test_default_init_nets_same_certificate(seed, act):
+    # float32 weights of every exponent: maps of several limbs
+    net = mlp((2, 12, 10, 8), seed, act)
+    cert = assert_same(net, [(-1, 1), (-1, 1)])
+    assert max(cert.stats["compiled_limbs"]) >= 2
+    exactrelu.check(cert, net)
+
+
+def test_plane_slice_through_images_same_certificate():
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 6), nn.ReLU(),
+                        nn.Linear(6, 3)).eval()
+    x = [torch.rand(1, 3, 3).tolist() for _ in range(3)]
+    domain = Slice.plane(x[0], x[1], x[2], bounds=[(-1, 1), (-1, 1)])
+    cert = assert_same(net, domain)
+    exactrelu.check(cert, net)
+
+
+def test_polygon_domain_same_certificate():
+    net = mlp((2, 16, 16), 4)
+    tri = Polytope([[Fraction(-1), Fraction(0)], [Fraction(0), Fraction(-1)], [Fraction(1), Fraction(1)]],
+                   [Fraction(1), Fraction(1), Fraction(1, 3)])
+    assert_same(net, tri)
+
+
+@pytest.mark.parametrize("threads", [1, 3, 7])
+def test_thread_count_does_not_change_the_certificate(threads):
+    net = mlp((2, 24, 24, 24), 5)
+    one = exactrelu.verify(net, [(-1, 1)] * 2, progress=False, engine="compiled", workers=1)
+    many = exactrelu.verify(net, [(-1, 1)] * 2, progress=False, engine="compiled", workers=threads)
+    assert comparable(one) == comparable(many)
+
+
+def test_gmp_fallback_same_certificate():
+    # weights from 2^-70 to 1 in one layer: integer weights beyond 64 bits, so the maps after it
+    # are GMP integers, not limbs
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 1)).double().eval()
+    with torch.no_grad():
+        net[2].weight[0, 0] = 2.0 ** -70
+        net[2].weight[1, 1] = 3 * 2.0 ** -69
+    cert = assert_same(net, [(-1, 1)] * 2)
+    assert 0 in cert.stats["compiled_limbs"]
+    exactrelu.check(cert, net)
+
+
+def test_wide_integers_same_certificate():
+    # LeakyReLU(0.01) has slopes over 2^59 and float64 weights 53-bit mantissas: after a few
+    # layers the maps need more than one or two limbs
+    torch.manual_seed(7)
+    net = nn.Sequential(*[m for _ in range(4) for m in (nn.Linear(2 if _ == 0 else 5, 5), nn.LeakyReLU(0.01))],
+                        nn.Linear(5, 1)).double().eval()
+    cert = assert_same(net, [(-1, 1)] * 2)
+    assert max(cert.stats["compiled_limbs"]) >= 4
+
+
+def test_statistics_match_when_the_trace_is_wrong():
+    # the trace of another network proposes wrong cells and misses real ones: both engines count
+    # the same candidates, spurious and repaired cells and flag the same regions as repaired
+    net, other = mlp((2, 8, 8), 8), mlp((2, 8, 8), 9)
+    wrong = float_trace(other, [(-1, 1)] * 2, progress=False)
+    compiled, python = both(net, [(-1, 1)] * 2, trace=wrong)
+    assert comparable(compiled) == comparable(python)
+    st = compiled.stats
+    assert st["spurious"] > 0 and st["repaired"] > 0
+    assert sum(r.repaired for r in compiled.regions) > 0
+    assert st["confirmed"] + st["repaired"] == st["cells"]
+
+
+@pytest.mark.parametrize("case, why", [
+    ("3d", "2-D"), ("unbounded", "unbounded"), ("maxpool", "ReLU, LeakyReLU and Hardtanh"),
+    ("residual", "chain"),
+])
+def test_compiled_engine_says_what_it_cannot_take(case, why):
+    torch.manual_seed(0)
+    domain: Any = [(-1, 1)] * 2
+    if case == "3d":
+        net, domain = mlp((3, 4), 0), [(-1, 1)] * 3
+    elif case == "unbounded":
+        net, domain = mlp((2, 4), 0), RealSpace(2)
+    elif case == "maxpool":
+        net = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 1)).double()
+        x = torch.randn(3, 1, 3, 3, dtype=torch.float64)
+        domain = Slice.plane(x[0], x[1], x[2])
+    else:
+        net = Residual()
+    with pytest.raises(InvalidInputError, match=why):
+        exactrelu.verify(net, domain, progress=False, engine="compiled")
+    auto = exactrelu.verify(net, domain, progress=False, engine="auto")
+    assert auto.stats["engine"] == "python"
+
+
+def test_engine_argument_is_checked():
+    net = mlp((2, 4), 0)
+    with pytest.raises(InvalidInputError, match="engine"):
+        exactrelu.verify(net, [(-1, 1)] * 2, progress=False, engine="fast")
+    with pytest.raises(InvalidInputError, match="executor"):
+        exactrelu.verify(net, [(-1, 1)] * 2, progress=False, engine="compiled", executor=object())
+
+
+@pytest.mark.parametrize("spec", [None, (1, 2), ("root", [], 0), (([], [], (0, 1, 0, 1), (1, 1), 1, []), [], 0)])
+def test_core_rejects_malformed_input(spec):
+    # a bad spec is a Python exception, never a crash of the interpreter
+    classes = (Fraction, Fraction, object, object, object)
+    with pytest.raises((TypeError, ValueError)):
+        _fastpath._core.certify2d(spec, classes, 1, None)
