@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -176,6 +177,18 @@ void get_zs(PyObject* seq, std::vector<Z>& out, const char* what) {
 
 // --------------------------------------------------------------------------- signs
 
+// m 2^d for |m| < 1 (or 0) and d <= 0, exact where the result is a normal double; an ldexp call
+// only where it may be subnormal or zero (d < -1000)
+inline double scale2(double m, long d) {
+    if (d >= -1000) {
+        uint64_t bits = (uint64_t)(1023 + d) << 52;
+        double p;
+        std::memcpy(&p, &bits, sizeof p);
+        return m * p;
+    }
+    return std::ldexp(m, (int)std::max(d, -4000L));
+}
+
 // Scaled float64 approximations of an integer triple (a, b, c): every entry times one common
 // power of two 2^-e (so that every entry is at most 1 in magnitude), each with relative error
 // below 2^-52 (mpz_get_d_2exp truncates a 53-bit mantissa) plus an absolute error below 2^-1074
@@ -190,7 +203,7 @@ void approx3(const mpz_t a, const mpz_t b, const mpz_t c, double h[3]) {
     for (int i = 0; i < 3; ++i)
         if (m[i] != 0.0) top = std::max(top, e[i]);
     for (int i = 0; i < 3; ++i)
-        h[i] = m[i] == 0.0 ? 0.0 : std::ldexp(m[i], (int)std::max(e[i] - top, -4000L));
+        h[i] = m[i] == 0.0 ? 0.0 : scale2(m[i], e[i] - top);
 }
 
 // The sign of r . v (three terms) from the scaled approximations above, or 2 when the float
@@ -300,7 +313,7 @@ double fx_get_d_2exp(long* e, const uint64_t* x, int K) {
     // the magnitude is top 2^(64 i - lz) plus less than 2^(64 i - lz): truncation below 2^-63
     // relative, and the conversion of top to double rounds by at most 2^-53 relative
     *e = 64L * i + 64 - lz;
-    double d = std::ldexp((double)top, -64);
+    double d = (double)top * 0x1p-64;
     return neg ? -d : d;
 }
 
@@ -402,6 +415,7 @@ struct Level {
     int K_out = 0;                   // limbs of the maps after the affine layer (0: GMP)
     std::vector<int64_t> Az64, slope64;       // Az and the slopes as int64 (when K_out > 0)
     std::vector<uint64_t> cstden, azden;      // per state cst den, per output az den sa (K_out limbs)
+    bool dense = false;              // may sums of n terms |Az_ru| 2^64 be accumulated in 128 bits?
 };
 
 struct Spec {
@@ -437,7 +451,7 @@ struct Row {
             if (m[i] != 0.0) top = std::max(top, e[i]);
         }
         for (int i = 0; i < 3; ++i)
-            h[i] = m[i] == 0.0 ? 0.0 : std::ldexp(m[i], (int)std::max(e[i] - top, -4000L));
+            h[i] = m[i] == 0.0 ? 0.0 : scale2(m[i], e[i] - top);
     }
     const Row& need() const {
         if (!exact) {
@@ -1085,11 +1099,48 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
     Map m0;
     m0.K = K;
     m0.w.assign((size_t)no * 3 * K_, 0);
-    for (int u = 0; u < n; ++u) {
-        if (lv.kind[(size_t)s0[(size_t)u]] == 0) continue;
-        unit_row(u, s0[(size_t)u], v);
-        if (fx_zero(v, 3 * K)) continue;
-        rank_one(m0.w.data(), u);
+    if (!lv.dense) {
+        for (int u = 0; u < n; ++u) {
+            if (lv.kind[(size_t)s0[(size_t)u]] == 0) continue;
+            unit_row(u, s0[(size_t)u], v);
+            if (fx_zero(v, 3 * K)) continue;
+            rank_one(m0.w.data(), u);
+        }
+    } else {
+        // the units' rows R0 (two's complement); each output entry sum_u Az_ru R0_u as K sums
+        // of limb products in 128 bits (signed: the top limb is signed), added up once
+        thread_local std::vector<int> act;
+        thread_local std::vector<uint64_t> R0;
+        act.clear();
+        R0.resize((size_t)n * 3 * K_);
+        for (int u = 0; u < n; ++u) {
+            if (lv.kind[(size_t)s0[(size_t)u]] == 0) continue;
+            uint64_t* x = &R0[act.size() * 3 * K_];
+            unit_row(u, s0[(size_t)u], x);
+            if (fx_zero(x, 3 * K)) continue;
+            act.push_back(u);
+        }
+        const size_t na = act.size();
+        for (int r = 0; r < no; ++r) {
+            const int64_t* arow = &lv.Az64[(size_t)r * (size_t)n];
+            for (int c = 0; c < 3; ++c) {
+                __int128 acc[K] = {};
+                for (size_t k = 0; k < na; ++k) {
+                    __int128 a = arow[act[k]];
+                    const uint64_t* x = &R0[(k * 3 + (size_t)c) * K_];
+                    for (int i = 0; i < K - 1; ++i) acc[i] += a * (__int128)x[i];
+                    acc[K - 1] += a * (__int128)(int64_t)x[K - 1];
+                }
+                uint64_t* o = &m0.w[((size_t)r * 3 + (size_t)c) * K_];
+                for (int i = 0; i < K; ++i) {  // o += acc[i] 2^(64 i), modulo 2^(64 K)
+                    uint64_t part[K];
+                    uint64_t ext = acc[i] < 0 ? ~(uint64_t)0 : 0;
+                    for (int l = 0; l < K; ++l)
+                        part[l] = l < i ? 0 : l == i ? (uint64_t)acc[i] : l == i + 1 ? (uint64_t)(acc[i] >> 64) : ext;
+                    fx_add<K>(o, part);
+                }
+            }
+        }
     }
     if (lv.has_az)
         for (int r = 0; r < no; ++r) fx_add<K>(&m0.w[((size_t)r * 3 + 2) * K_], &lv.azden[(size_t)r * K_]);
@@ -1614,6 +1665,12 @@ void fixed_width(Level& lv, Z& B) {
         return;
     }
     lv.K_out = K;
+    // first products in 128-bit accumulators per limb: n terms below 2^(bits(Az) + 64) each
+    size_t az_bits = 0;
+    for (const Z& a : lv.Az) az_bits = std::max(az_bits, a.sgn() ? mpz_sizeinbase(a.v, 2) : 0);
+    size_t n_bits = 1;
+    while (((size_t)1 << n_bits) < (size_t)lv.n + 1) ++n_bits;
+    lv.dense = az_bits + 64 + n_bits <= 126;
     lv.Az64.resize(lv.Az.size());
     for (size_t e = 0; e < lv.Az.size(); ++e) lv.Az64[e] = (int64_t)mpz_get_si(lv.Az[e].v);
     for (const Z& sl : lv.slope) lv.slope64.push_back((int64_t)mpz_get_si(sl.v));
@@ -1962,14 +2019,22 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             if (!PyType_Check(c)) throw std::runtime_error("exactrelu._core: expected classes");
 
         auto t_start = std::chrono::steady_clock::now();
-        Parsed P;
+        // everything the certification allocates; released on a thread of its own at the end
+        struct Keep {
+            Parsed P;
+            std::unique_ptr<Certifier> main;
+            std::vector<std::unique_ptr<Certifier>> workers;
+        };
+        std::unique_ptr<Keep> keep(new Keep);
+        Parsed& P = keep->P;
         parse(spec_obj, P);
         const Spec& spec = P.spec;
         // The first levels here, until there are enough subtrees; then `threads` workers take
         // subtrees in turn, each with its own certifier. Leaves are put back in the order of a
         // single depth-first pass, so the result does not depend on the threads.
-        Certifier main(spec);
-        std::vector<std::unique_ptr<Certifier>> workers;
+        keep->main.reset(new Certifier(spec));
+        Certifier& main = *keep->main;
+        std::vector<std::unique_ptr<Certifier>>& workers = keep->workers;
         std::vector<std::shared_ptr<Cell>> frontier{P.root};
         struct Seg {
             int cert = 0;
@@ -2052,26 +2117,15 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                 lf.state_ids[(size_t)s->level] = s->out;
             }
         }
-        // The float trace's proposals against the certified cells (as certify.py counts them):
-        // per certified parent, the trace's children of it (candidates), those that are no
-        // certified child (spurious), and the certified children it did not propose (repaired).
-        long st_candidates = 0, st_spurious = 0, st_repaired = 0;
-        std::vector<std::vector<char>> hit((size_t)spec.L);
+        // The float trace's patterns (read here, with the GIL; the helper reads the bytes)
         bool traced = proposals != Py_None;
+        std::vector<PyObject*> pats;
+        if (traced) pats = items(proposals, "proposals");
+        Guard gp{pats};
+        std::vector<const char*> tab((size_t)spec.L);
+        size_t R = 0;
         if (traced) {
-            std::vector<PyObject*> pats = items(proposals, "proposals");
-            Guard gp{pats};
             if ((int)pats.size() != spec.L) throw std::runtime_error("exactrelu._core: one pattern table per level");
-            std::vector<std::unordered_map<PKey, int, PKeyHash>> child((size_t)spec.L);
-            for (int j = 0; j < spec.L; ++j) {
-                size_t n = (size_t)spec.levels[(size_t)j].n;
-                hit[(size_t)j].assign(state_tables[(size_t)j].size(), 0);
-                child[(size_t)j].reserve(state_tables[(size_t)j].size() * 2);
-                for (StateNode* x : state_tables[(size_t)j])
-                    child[(size_t)j].emplace(PKey{x->up ? x->up->out : -1, (const char*)x->st.data(), n}, x->out);
-            }
-            std::vector<const char*> tab((size_t)spec.L);
-            size_t R = 0;
             for (int j = 0; j < spec.L; ++j) {
                 size_t n = (size_t)spec.levels[(size_t)j].n;
                 if (!PyBytes_Check(pats[(size_t)j])) throw std::runtime_error("exactrelu._core: patterns as bytes");
@@ -2080,53 +2134,93 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                 if (len != R * n) throw std::runtime_error("exactrelu._core: pattern tables of different lengths");
                 tab[(size_t)j] = PyBytes_AS_STRING(pats[(size_t)j]);
             }
-            std::vector<std::unordered_set<PKey, PKeyHash>> proposed((size_t)spec.L);
-            for (auto& p : proposed) p.reserve(R);
-            for (size_t r = 0; r < R; ++r) {
-                int prev = -1;
-                for (int j = 0; j < spec.L; ++j) {
-                    size_t n = (size_t)spec.levels[(size_t)j].n;
-                    PKey k{prev, tab[(size_t)j] + r * n, n};
-                    auto it = child[(size_t)j].find(k);
-                    bool fresh = proposed[(size_t)j].insert(k).second;
-                    if (it == child[(size_t)j].end()) {
-                        if (fresh) ++st_spurious;
-                        break;  // nothing below a cell that is not certified is a candidate
-                    }
-                    hit[(size_t)j][(size_t)it->second] = 1;
-                    prev = it->second;
-                }
-            }
-            for (int j = 0; j < spec.L; ++j) {
-                st_candidates += (long)proposed[(size_t)j].size();
-                for (char h : hit[(size_t)j]) st_repaired += !h;
-            }
         }
-
-        // global vertices, deduplicated exactly, numbered by first appearance in region order
+        // A helper thread numbers the vertices, compares the trace and finds adjacency and pieces
+        // while this one makes the Python objects that need none of that; each stage is waited
+        // for where its result is first used.
         std::vector<std::vector<int>> vmap;
-        for (const Certifier* c : certs) vmap.emplace_back(c->verts_out.size(), -1);
         std::vector<const VertOut*> gverts;
-        ZMap vindex;
-        for (size_t ri = 0; ri < order.size(); ++ri) {
-            std::vector<int>& vm = vmap[cert_index[ri]];
-            for (int v : order[ri].leaf->verts) {
-                if (vm[(size_t)v] >= 0) continue;
-                const VertOut& vo = order[ri].cert->verts_out[(size_t)v];
-                std::vector<mpz_srcptr> key{mpq_numref(vo.x.v), mpq_denref(vo.x.v), mpq_numref(vo.y.v),
-                                            mpq_denref(vo.y.v)};
-                auto it = vindex.find(key);
-                if (it == vindex.end()) {
-                    it = vindex.emplace(std::move(key), (int)gverts.size()).first;
-                    gverts.push_back(&vo);
-                }
-                vm[(size_t)v] = it->second;
-            }
-        }
+        long st_candidates = 0, st_spurious = 0, st_repaired = 0;
+        std::vector<std::vector<char>> hit((size_t)spec.L);
         Assembly A;
-        assemble(order, vmap, cert_index, certs, gverts, spec, A);
+        std::promise<void> done_verts, done_trace, done_adj;
+        double asm_seconds = 0;
+        std::thread helper([&]() {
+            auto t0 = std::chrono::steady_clock::now();
+            int stage = 0;
+            try {
+                // global vertices, deduplicated exactly, numbered by first appearance in region order
+                for (const Certifier* c : certs) vmap.emplace_back(c->verts_out.size(), -1);
+                ZMap vindex;
+                for (size_t ri = 0; ri < order.size(); ++ri) {
+                    std::vector<int>& vm = vmap[cert_index[ri]];
+                    for (int v : order[ri].leaf->verts) {
+                        if (vm[(size_t)v] >= 0) continue;
+                        const VertOut& vo = order[ri].cert->verts_out[(size_t)v];
+                        std::vector<mpz_srcptr> key{mpq_numref(vo.x.v), mpq_denref(vo.x.v), mpq_numref(vo.y.v),
+                                                    mpq_denref(vo.y.v)};
+                        auto it = vindex.find(key);
+                        if (it == vindex.end()) {
+                            it = vindex.emplace(std::move(key), (int)gverts.size()).first;
+                            gverts.push_back(&vo);
+                        }
+                        vm[(size_t)v] = it->second;
+                    }
+                }
+                done_verts.set_value();
+                stage = 1;
+                // The float trace's proposals against the certified cells (as certify.py counts
+                // them): per certified parent, the trace's children of it (candidates), those
+                // that are no certified child (spurious), and the certified children it did not
+                // propose (repaired).
+                if (traced) {
+                    std::vector<std::unordered_map<PKey, int, PKeyHash>> child((size_t)spec.L);
+                    for (int j = 0; j < spec.L; ++j) {
+                        size_t n = (size_t)spec.levels[(size_t)j].n;
+                        hit[(size_t)j].assign(state_tables[(size_t)j].size(), 0);
+                        child[(size_t)j].reserve(state_tables[(size_t)j].size() * 2);
+                        for (StateNode* x : state_tables[(size_t)j])
+                            child[(size_t)j].emplace(PKey{x->up ? x->up->out : -1, (const char*)x->st.data(), n}, x->out);
+                    }
+                    std::vector<std::unordered_set<PKey, PKeyHash>> proposed((size_t)spec.L);
+                    for (auto& p : proposed) p.reserve(R);
+                    for (size_t r = 0; r < R; ++r) {
+                        int prev = -1;
+                        for (int j = 0; j < spec.L; ++j) {
+                            size_t n = (size_t)spec.levels[(size_t)j].n;
+                            PKey k{prev, tab[(size_t)j] + r * n, n};
+                            auto it = child[(size_t)j].find(k);
+                            bool fresh = proposed[(size_t)j].insert(k).second;
+                            if (it == child[(size_t)j].end()) {
+                                if (fresh) ++st_spurious;
+                                break;  // nothing below a cell that is not certified is a candidate
+                            }
+                            hit[(size_t)j][(size_t)it->second] = 1;
+                            prev = it->second;
+                        }
+                    }
+                    for (int j = 0; j < spec.L; ++j) {
+                        st_candidates += (long)proposed[(size_t)j].size();
+                        for (char h : hit[(size_t)j]) st_repaired += !h;
+                    }
+                }
+                done_trace.set_value();
+                stage = 2;
+                assemble(order, vmap, cert_index, certs, gverts, spec, A);
+                done_adj.set_value();
+            } catch (...) {
+                std::promise<void>* ps[3] = {&done_verts, &done_trace, &done_adj};
+                for (int k = stage; k < 3; ++k) ps[k]->set_exception(std::current_exception());
+            }
+            asm_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        });
+        struct Joiner {
+            std::thread& t;
+            ~Joiner() { if (t.joinable()) t.join(); }
+        } joiner{helper};
+        std::future<void> f_verts = done_verts.get_future(), f_trace = done_trace.get_future(),
+                          f_adj = done_adj.get_future();
         auto t_objects = std::chrono::steady_clock::now();
-        double asm_seconds = std::chrono::duration<double>(t_objects - t_assembly).count();
 
         // Python objects
         enum { A_A, A_B, A_IDS, A_VERTICES, A_RAYS, A_INDEX, A_PATTERN, A_WITNESS, A_FACETS, A_OUTPUT,
@@ -2141,12 +2235,6 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                                                          nm[A_VERTICES], nm[A_OUTPUT], nm[A_VOLUME], nm[A_REPAIRED],
                                                          nm[A_RAYS], nm[A_LINES]});
         Builder::Layout L_adj = B.layout(adj_cls, {nm[A_I], nm[A_J], nm[A_A], nm[A_B], nm[A_IDS]});
-        Ref py_verts(PyList_New((Py_ssize_t)gverts.size()));
-        for (size_t i = 0; i < gverts.size(); ++i) {
-            Ref x(B.frac(gverts[i]->x.v));
-            Ref y(B.frac(gverts[i]->y.v));
-            PyList_SET_ITEM(py_verts.p, (Py_ssize_t)i, Ref(PyTuple_Pack(2, x.p, y.p)).release());
-        }
         std::vector<std::vector<Ref>> row_a(certs.size()), row_b(certs.size());  // per output row: a, b
         for (size_t ci = 0; ci < certs.size(); ++ci)
             for (const RowOut& r : certs[ci]->rows_out) {
@@ -2166,6 +2254,14 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                 state_lists[(size_t)j].push_back(std::move(lst));
             }
         }
+        f_verts.get();
+        Ref py_verts(PyList_New((Py_ssize_t)gverts.size()));
+        for (size_t i = 0; i < gverts.size(); ++i) {
+            Ref x(B.frac(gverts[i]->x.v));
+            Ref y(B.frac(gverts[i]->y.v));
+            PyList_SET_ITEM(py_verts.p, (Py_ssize_t)i, Ref(PyTuple_Pack(2, x.p, y.p)).release());
+        }
+        f_trace.get();
         const Level& last = P.spec.levels.back();
         Ref empty(PyTuple_New(0));
         Ref py_regions(PyList_New((Py_ssize_t)order.size()));
@@ -2226,6 +2322,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                 PyList_New(0)});
             PyList_SET_ITEM(py_regions.p, (Py_ssize_t)ri, region);
         }
+        f_adj.get();
         // adjacency: the plane of each line as (a, b) with the first non-zero entry of a one
         std::vector<Ref> plane_a(A.lines.size()), plane_b(A.lines.size());
         Ref py_adj(PyList_New((Py_ssize_t)A.adj_i.size()));
@@ -2266,6 +2363,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         if (PyDict_SetItemString(secs.p, "certify_wall", t_wall.p) < 0) throw PyError();
         Ref t_asm(PyFloat_FromDouble(asm_seconds));
         if (PyDict_SetItemString(secs.p, "assembly", t_asm.p) < 0) throw PyError();
+        helper.join();
         Ref t_py(PyFloat_FromDouble(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_objects).count()));
         if (PyDict_SetItemString(secs.p, "objects", t_py.p) < 0) throw PyError();
         long n_certified = 0;
@@ -2277,7 +2375,11 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         for (const Level& lv : spec.levels) limbs.push_back(lv.K_out);
         Ref py_limbs(int_list(limbs));
         if (PyDict_SetItemString(counts.p, "compiled_limbs", py_limbs.p) < 0) throw PyError();
-        return PyTuple_Pack(6, py_regions.p, py_verts.p, py_adj.p, py_pieces.p, counts.p, secs.p);
+        PyObject* result = PyTuple_Pack(6, py_regions.p, py_verts.p, py_adj.p, py_pieces.p, counts.p, secs.p);
+        // freeing millions of GMP integers takes a while: a thread of its own does it
+        order.clear();
+        std::thread([k = keep.release()]() { delete k; }).detach();
+        return result;
     } catch (const PyError&) {
         return nullptr;
     } catch (const std::exception& e) {
