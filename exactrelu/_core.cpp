@@ -34,7 +34,9 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -537,6 +539,30 @@ int sign_at(const Row& r, int sg, const Vertex& v) {
     return exact_sign(r, sg, v);
 }
 
+// (number of the parent cell, states of one level) without copying the states
+struct PKey {
+    int parent;
+    const char* st;
+    size_t n;
+    bool operator==(const PKey& o) const {
+        return parent == o.parent && n == o.n && std::memcmp(st, o.st, n) == 0;
+    }
+};
+struct PKeyHash {
+    size_t operator()(const PKey& k) const {
+        uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uint32_t)k.parent;
+        size_t i = 0;
+        for (; i + 8 <= k.n; i += 8) {
+            uint64_t w;
+            std::memcpy(&w, k.st + i, 8);
+            h = (h ^ w) * 0xff51afd7ed558ccdULL;
+            h ^= h >> 32;
+        }
+        for (; i < k.n; ++i) h = (h ^ (uint8_t)k.st[i]) * 0x100000001b3ULL;
+        return (size_t)(h ^ (h >> 29));
+    }
+};
+
 // --------------------------------------------------------------------------- output records
 
 struct LeafRec {
@@ -836,14 +862,17 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
 
     // the functions crossing P, in order; each cuts every cell it crosses
     std::vector<int> cutting;
-    for (int i = 0; i < S; ++i) {
-        bool pos = false, neg = false;
+    {
+        std::vector<uint8_t> ps((size_t)S, 0), ng((size_t)S, 0);
         for (size_t v = 0; v < n0; ++v) {
-            int8_t s = Sv(v)[i];
-            pos |= s > 0;
-            neg |= s < 0;
+            const int8_t* sv = Sv(v);
+            for (int i = 0; i < S; ++i) {
+                ps[(size_t)i] |= sv[i] > 0;
+                ng[(size_t)i] |= sv[i] < 0;
+            }
         }
-        if (pos && neg) cutting.push_back(i);
+        for (int i = 0; i < S; ++i)
+            if (ps[(size_t)i] & ng[(size_t)i]) cutting.push_back(i);
     }
     std::vector<std::vector<int>> cells{std::vector<int>()};
     for (size_t v = 0; v < n0; ++v) cells[0].push_back((int)v);
@@ -924,18 +953,24 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
                 if ((za[(size_t)i >> 6] & zb[(size_t)i >> 6]) >> (i & 63) & 1) { touched = true; break; }
         }
     }
-    std::unordered_set<std::string> seen;
+    std::unordered_set<PKey, PKeyHash> seen;  // the states of the children (their StateNodes own the bytes)
+    std::vector<uint8_t> pos((size_t)S), neg((size_t)S);
     for (auto& vs : cells) {
-        for (int i = 0; i < S; ++i) {
-            bool pos = false, neg = false;
-            for (int v : vs) {
-                int8_t s = Sv((size_t)v)[i];
-                pos |= s > 0;
-                neg |= s < 0;
+        std::fill(pos.begin(), pos.end(), 0);
+        std::fill(neg.begin(), neg.end(), 0);
+        for (int v : vs) {
+            const int8_t* sv = Sv((size_t)v);
+            for (int i = 0; i < S; ++i) {
+                pos[(size_t)i] |= sv[i] > 0;
+                neg[(size_t)i] |= sv[i] < 0;
             }
-            if (pos && neg) throw CertError("a switching function crosses a finished cell (level " + std::to_string(j) + ")");
-            signs[(size_t)i] = (int8_t)(pos ? 1 : neg ? -1 : 0);
         }
+        uint8_t both = 0;
+        for (int i = 0; i < S; ++i) {
+            both |= pos[(size_t)i] & neg[(size_t)i];
+            signs[(size_t)i] = (int8_t)(pos[(size_t)i] - neg[(size_t)i]);
+        }
+        if (both) throw CertError("a switching function crosses a finished cell (level " + std::to_string(j) + ")");
         auto node = std::make_shared<StateNode>();
         node->up = P.states;
         node->level = j;
@@ -946,7 +981,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             for (int u = 0; u < n; ++u)
                 node->st[(size_t)u] = signs[(size_t)u] < 0 ? 0 : signs[(size_t)(n + u)] > 0 ? 2 : 1;
         }
-        if (!seen.emplace((const char*)node->st.data(), node->st.size()).second)
+        if (!seen.insert(PKey{0, (const char*)node->st.data(), node->st.size()}).second)
             throw CertError("two cells of one parent with the same state (level " + std::to_string(j) + ")");
 
         auto c = std::make_shared<Cell>();
@@ -1367,41 +1402,57 @@ bool sums_to(const std::vector<std::shared_ptr<Cell>>& kids, const Cell& P) {
     return mpq_equal(total.v, p.v) != 0;
 }
 
+// q = n / d in lowest terms (d > 0); by shifts where d = 2^k (k = d_log2 >= 0)
+void set_ratio(mpq_t q, const mpz_t n, const mpz_t d, long d_log2) {
+    if (d_log2 < 0) {
+        mpq_set_num(q, n);
+        mpq_set_den(q, d);
+        mpq_canonicalize(q);
+        return;
+    }
+    mp_bitcnt_t k = (mp_bitcnt_t)d_log2;
+    if (mpz_sgn(n)) k = std::min(k, mpz_scan1(n, 0));
+    mpz_tdiv_q_2exp(mpq_numref(q), n, k);
+    mpz_set_ui(mpq_denref(q), 1);
+    mpz_mul_2exp(mpq_denref(q), mpq_denref(q), (mp_bitcnt_t)d_log2 - k);
+}
+
+long log2_if_power(const mpz_t d) { return mpz_popcount(d) == 1 ? (long)mpz_scan1(d, 0) : -1; }
+
 int Certifier::row_out(const RowRef& ref) {
     Row& r = ref.blk->rows[(size_t)ref.i];
     r.need();
     int side = ref.sg > 0 ? 1 : 0;
     if (r.out[side] >= 0) return r.out[side];
     const Z& scale = ref.blk->scale(ref.i);
+    long l2 = log2_if_power(scale.v);
     rows_out.emplace_back();
     RowOut& o = rows_out.back();
     // slack g = sg * row; the facet is a . t <= b with a = -g[:2] / scale, b = g[2] / scale
-    mpq_set_num(o.a0.v, r.a.v);
-    mpq_set_den(o.a0.v, scale.v);
-    mpq_canonicalize(o.a0.v);
-    mpq_set_num(o.a1.v, r.b.v);
-    mpq_set_den(o.a1.v, scale.v);
-    mpq_canonicalize(o.a1.v);
-    mpq_set_num(o.b.v, r.c.v);
-    mpq_set_den(o.b.v, scale.v);
-    mpq_canonicalize(o.b.v);
+    set_ratio(o.a0.v, r.a.v, scale.v, l2);
+    set_ratio(o.a1.v, r.b.v, scale.v, l2);
+    set_ratio(o.b.v, r.c.v, scale.v, l2);
     if (ref.sg > 0) {
         mpq_neg(o.a0.v, o.a0.v);
         mpq_neg(o.a1.v, o.a1.v);
     } else {
         mpq_neg(o.b.v, o.b.v);
     }
-    // the line's primitive integer row (a0, a1, b) (verify._hyperplane_key)
     int s0 = mpq_sgn(o.a0.v), s1 = mpq_sgn(o.a1.v);
     o.side = s0 ? s0 : s1;
-    if (o.side != 0) {
-        mpz_set(o.k0.v, r.a.v);
-        mpz_set(o.k1.v, r.b.v);
+    int other = r.out[1 - side];
+    if (other >= 0) {  // the same line seen from the other side: the same key
+        const RowOut& p = rows_out[(size_t)other];
+        o.k0 = p.k0;
+        o.k1 = p.k1;
+        o.k2 = p.k2;
+    } else if (o.side != 0) {
+        // the line's primitive integer row (verify._hyperplane_key): (a0, a1, b) is a positive
+        // multiple of sg (-r0, -r1, r2), whose first non-zero entry of the first two the key
+        // makes positive
+        mpz_neg(o.k0.v, r.a.v);
+        mpz_neg(o.k1.v, r.b.v);
         mpz_set(o.k2.v, r.c.v);
-        // (a0, a1, b) is a positive multiple of (-g0, -g1, g2) = sg (-r0, -r1, r2); the key
-        // makes the first non-zero of its first two entries positive
-        mpz_neg(o.k0.v, o.k0.v);
-        mpz_neg(o.k1.v, o.k1.v);
         int lead = mpz_sgn(o.k0.v) ? mpz_sgn(o.k0.v) : mpz_sgn(o.k1.v);
         if (lead < 0) {
             mpz_neg(o.k0.v, o.k0.v);
@@ -1907,10 +1958,32 @@ struct Builder {
         return names[(size_t)k].p;
     }
 
+    // Python ints shared by every Fraction that has them: powers of two up to 2^1023 (the
+    // denominators of dyadic values: most of them) and 0..255
+    std::vector<Ref> pow2, small;
+
+    PyObject* integer(mpz_srcptr z) {
+        if (mpz_sgn(z) >= 0 && mpz_cmp_ui(z, 256) < 0) {
+            unsigned long k = mpz_get_ui(z);
+            if (small.empty()) small.resize(256);
+            if (!small[k].p) small[k] = Ref(PyLong_FromUnsignedLong(k));
+            return Py_NewRef(small[k].p);
+        }
+        if (mpz_sgn(z) > 0 && mpz_popcount(z) == 1) {
+            mp_bitcnt_t k = mpz_scan1(z, 0);
+            if (k < 1024) {
+                if (pow2.empty()) pow2.resize(1024);
+                if (!pow2[k].p) pow2[k] = Ref(mpz_to_py(z));
+                return Py_NewRef(pow2[k].p);
+            }
+        }
+        return mpz_to_py(z);
+    }
+
     // the Fraction n / d of a canonical mpq (coprime, d > 0)
     PyObject* frac(const mpq_t q) {
-        Ref n(mpz_to_py(mpq_numref(q)));
-        Ref d(mpz_to_py(mpq_denref(q)));
+        Ref n(integer(mpq_numref(q)));
+        Ref d(integer(mpq_denref(q)));
         if (!ftype) return PyObject_CallFunctionObjArgs(make, n.p, d.p, nullptr);
         PyObject* f = ftype->tp_alloc(ftype, 0);
         if (!f) return nullptr;
@@ -1947,20 +2020,26 @@ struct Builder {
     // an instance with the layout's attributes set to `vals` (their references are stolen),
     // without running __init__
     PyObject* obj(const Layout& L, std::initializer_list<PyObject*> vals) {
-        std::vector<Ref> own;
-        for (PyObject* v : vals) own.emplace_back(v);
-        Ref o(L.t->tp_alloc(L.t, 0));
+        PyObject* o = L.t->tp_alloc(L.t, 0);
+        bool ok = o != nullptr;
         size_t i = 0;
-        for (Ref& v : own) {
-            Py_ssize_t off = L.offs[i];
-            if (off > 0) {
-                *(PyObject**)((char*)o.p + off) = v.release();
-            } else if (PyObject_SetAttr(o.p, L.names[i], v.p) < 0) {
-                throw PyError();
+        for (PyObject* v : vals) {  // every value's reference is consumed, also after a failure
+            Py_ssize_t off = L.offs[i++];
+            if (!v) {
+                ok = false;
+            } else if (ok && off > 0) {
+                *(PyObject**)((char*)o + off) = v;
+                continue;
+            } else if (ok && PyObject_SetAttr(o, L.names[i - 1], v) < 0) {
+                ok = false;
             }
-            ++i;
+            Py_XDECREF(v);
         }
-        return o.release();
+        if (!ok) {
+            Py_XDECREF(o);
+            throw PyError();
+        }
+        return o;
     }
 };
 
@@ -1976,29 +2055,32 @@ PyObject* int_list(const std::vector<long>& xs) {
     return t.release();
 }
 
-// (number of the parent cell, states of one level) without copying the states
-struct PKey {
-    int parent;
-    const char* st;
-    size_t n;
-    bool operator==(const PKey& o) const {
-        return parent == o.parent && n == o.n && std::memcmp(st, o.st, n) == 0;
+// Memory of finished certifications being freed on threads of their own (see certify2d).
+std::mutex freeing_mutex;
+std::condition_variable freeing_done;
+int freeing = 0;
+
+template <class T>
+void free_later(T* p) {
+    {
+        std::lock_guard<std::mutex> lock(freeing_mutex);
+        ++freeing;
     }
-};
-struct PKeyHash {
-    size_t operator()(const PKey& k) const {
-        uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uint32_t)k.parent;
-        size_t i = 0;
-        for (; i + 8 <= k.n; i += 8) {
-            uint64_t w;
-            std::memcpy(&w, k.st + i, 8);
-            h = (h ^ w) * 0xff51afd7ed558ccdULL;
-            h ^= h >> 32;
-        }
-        for (; i < k.n; ++i) h = (h ^ (uint8_t)k.st[i]) * 0x100000001b3ULL;
-        return (size_t)(h ^ (h >> 29));
-    }
-};
+    std::thread([p]() {
+        delete p;
+        std::lock_guard<std::mutex> lock(freeing_mutex);
+        --freeing;
+        freeing_done.notify_all();
+    }).detach();
+}
+
+PyObject* settle(PyObject*, PyObject*) {
+    Py_BEGIN_ALLOW_THREADS
+    std::unique_lock<std::mutex> lock(freeing_mutex);
+    freeing_done.wait(lock, [] { return freeing == 0; });
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
 
 PyObject* certify2d(PyObject*, PyObject* args) {
     PyObject *spec_obj, *classes, *proposals;
@@ -2378,7 +2460,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         PyObject* result = PyTuple_Pack(6, py_regions.p, py_verts.p, py_adj.p, py_pieces.p, counts.p, secs.p);
         // freeing millions of GMP integers takes a while: a thread of its own does it
         order.clear();
-        std::thread([k = keep.release()]() { delete k; }).detach();
+        free_later(keep.release());
         return result;
     } catch (const PyError&) {
         return nullptr;
@@ -2393,6 +2475,9 @@ PyMethodDef methods[] = {
      "certify2d(spec, classes, threads, proposals) -> (regions, vertices, adjacency, pieces, counts, seconds)\n\n"
      "The compiled exact layer for bounded 2-D domains and chains of affine layers and elementwise\n"
      "ops; see exactrelu/_fastpath.py for the spec and the result."},
+    {"settle", settle, METH_NOARGS,
+     "settle() -> None\n\nWait until the memory of finished certifications is freed (it is freed on threads of\n"
+     "their own after certify2d returns; benchmarks call this so that it does not run beside what they time)."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT, "exactrelu._core",
