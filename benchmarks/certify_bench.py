@@ -11,9 +11,13 @@ from /proc; Linux).
 Every certificate is also re-checked by the independent checker (its time is a column too).
 Times are the best of ``--repeat`` runs (default 3) after one warm-up run on a tiny net, so that
 imports and first-call costs are not billed to the first row; "speed-up" is the LP baseline
-over trace + certify. As in ``verify`` itself, the (warm) process pool of ``--workers`` is used
-only for traces of at least ``exactrelu.verify.PARALLEL_THRESHOLD`` regions; smaller nets are
-certified in this process, where a pool costs more than it saves.
+over trace + certify. Each net is certified as ``verify`` does it (``--engine auto``): the
+compiled engine on ``--workers`` threads where it applies (chains of affine layers and
+elementwise ops on 2-D boxes), else the Python engine, whose (warm) process pool of
+``--workers`` is used only for traces of at least ``exactrelu.verify.PARALLEL_THRESHOLD``
+regions. ``--engine python`` times the Python engine everywhere. Before each run the previous
+certificate is freed and the compiled engine's background frees are waited for
+(``_core.settle``), so that no run pays for the one before it.
 """
 
 from __future__ import annotations
@@ -33,11 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 import exactrelu  # noqa: E402
+from exactrelu import _fastpath  # noqa: E402
 from exactrelu.trace import trace  # noqa: E402
 from exactrelu.verify import PARALLEL_THRESHOLD  # noqa: E402
+from exactrelu.capture import capture  # noqa: E402
+from exactrelu.domain import as_domain  # noqa: E402
 from nets import LP_BASELINE_SECONDS, mlp, reference_nets  # noqa: E402
 
-DEFAULT = ["2-16-16", "2-16-16-16", "2-32-32", "2-32-32-32", "3-8-8", "2-64-64-64", "4-16-16-16"]
+DEFAULT = ["2-16-16", "2-16-16-16", "2-32-32", "2-32-32-32", "3-8-8", "2-64-64-64", "2-128-128-128",
+           "4-16-16-16"]
 
 
 def peak_rss_mb() -> float:
@@ -96,15 +104,22 @@ class TreeMemory:
         self._thread.join()
 
 
-def big_row(net: torch.nn.Module, bounds: list, workers: int) -> None:
-    """The 100,000-region net as a user runs it: ``verify`` with its own trace and pool."""
+def settle() -> None:
+    """Wait for the compiled engine's background frees of earlier certificates."""
+    if _fastpath.available():
+        _fastpath._core.settle()
+
+
+def big_row(net: torch.nn.Module, bounds: list, workers: int, engine: str) -> None:
+    """The 100,000-region net as a user runs it: ``verify`` with its own trace, threads or pool."""
+    settle()
     with TreeMemory() as mem:
-        cert = exactrelu.verify(net, bounds, progress=False, workers=workers)
+        cert = exactrelu.verify(net, bounds, progress=False, workers=workers, engine=engine)
     sec = cert.stats["seconds"]
     print(f"\nbig net 2-256-256-256: {cert.num_regions} regions, {cert.num_vertices} vertices; trace "
-          f"{sec['trace']:.1f} s, certify {sec['exact'] + sec['assemble']:.1f} s ({workers} workers); "
-          f"peak memory (PSS), this process and its workers together: {mem.peak:.0f} MB (this "
-          f"process alone: {mem.peak_main:.0f} MB)", flush=True)
+          f"{sec['trace']:.1f} s, certify {sec['exact'] + sec['assemble']:.1f} s ({cert.stats['engine']} "
+          f"engine, {workers} workers); peak memory (PSS), this process and its workers together: "
+          f"{mem.peak:.0f} MB (this process alone: {mem.peak_main:.0f} MB)", flush=True)
 
 
 def profile_row(name: str, top: int = 15) -> None:
@@ -117,7 +132,7 @@ def profile_row(name: str, top: int = 15) -> None:
     tr = trace(net, bounds, progress=False)
     prof = cProfile.Profile()
     prof.enable()
-    cert = exactrelu.verify(net, bounds, progress=False, trace=tr, workers=1)
+    cert = exactrelu.verify(net, bounds, progress=False, trace=tr, workers=1, engine="python")
     prof.disable()
     stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
     rows = [(tt, ct, n, f"{Path(file).name}:{fn}") for (file, _line, fn), (_cc, n, tt, ct, _)
@@ -138,7 +153,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--big", action="store_true", help="add a 2-D net with about 100,000 regions")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs per net")
-    parser.add_argument("--profile", metavar="NET", help="profile one in-process certification")
+    parser.add_argument("--profile", metavar="NET", help="profile one in-process certification (Python engine)")
+    parser.add_argument("--engine", choices=["auto", "python"], default="auto",
+                        help="auto: as verify does it (compiled where it applies); python: the Python engine")
     args = parser.parse_args()
     names = args.only or DEFAULT
     known = [n for n, _, _ in reference_nets()]
@@ -146,9 +163,9 @@ def main() -> None:
         parser.error(f"--profile {args.profile}: not a reference net; one of {', '.join(known)}")
     nets = [(n, net, b) for n, net, b in reference_nets() if n in names]
     print(f"workers: {args.workers}, torch {torch.__version__}, {os.cpu_count()} cores")
-    print("| net | float regions | trace s | certified regions | pieces | vertices | certify s | "
+    print("| net | engine | float regions | trace s | certified regions | pieces | vertices | certify s | "
           "certify / trace | LP baseline s | speed-up | check s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     executor = cf.ProcessPoolExecutor(max_workers=args.workers) if args.workers > 1 else None
     try:
         if executor is not None:  # warm the pool so start-up is not billed to the first net
@@ -157,14 +174,20 @@ def main() -> None:
         exactrelu.check(exactrelu.verify(warm, [(-1, 1)] * 2, progress=False, workers=1), warm)
         for name, net, bounds in nets:
             t_trace = t_cert = math.inf
+            cert = None
+            compiled = args.engine == "auto" and _fastpath.plan(capture(net, (len(bounds),)),
+                                                                  as_domain(bounds)) is not None
             for _ in range(max(1, args.repeat)):
+                cert = None  # the previous run's certificate is freed here, not in a timed region
+                settle()
                 t0 = time.perf_counter()
                 tr = trace(net, bounds, progress=False)
                 t1 = time.perf_counter()
-                # verify's own policy: a process pool only for traces large enough to pay for it
-                pool = executor if tr.num_regions >= PARALLEL_THRESHOLD else None
+                # verify's own policy: the compiled engine (threads) where it applies; else a
+                # process pool only for traces large enough to pay for it
+                pool = executor if not compiled and tr.num_regions >= PARALLEL_THRESHOLD else None
                 cert = exactrelu.verify(net, bounds, progress=False, trace=tr, executor=pool,
-                                        workers=args.workers)
+                                        workers=args.workers, engine="auto" if compiled else "python")
                 t2 = time.perf_counter()
                 t_trace, t_cert = min(t_trace, t1 - t0), min(t_cert, t2 - t1)
             if cert.num_regions <= 20000:
@@ -175,7 +198,7 @@ def main() -> None:
                 check_s = "skipped"
             base = LP_BASELINE_SECONDS.get(name)
             speed = f"{base / (t_trace + t_cert):.0f}x" if base else "-"
-            print(f"| {name} | {tr.num_regions} | {t_trace:.3f} | {cert.num_regions} | {cert.num_pieces} | "
+            print(f"| {name} | {cert.stats['engine']} | {tr.num_regions} | {t_trace:.3f} | {cert.num_regions} | {cert.num_pieces} | "
                   f"{cert.num_vertices} | {t_cert:.3f} | {t_cert / max(t_trace, 1e-9):.1f} | "
                   f"{base if base else '-'} | {speed} | {check_s} |", flush=True)
     finally:
@@ -184,7 +207,7 @@ def main() -> None:
     if args.profile:
         profile_row(args.profile)
     if args.big:
-        big_row(mlp((2, 256, 256, 256)), [(-1, 1)] * 2, args.workers)
+        big_row(mlp((2, 256, 256, 256)), [(-1, 1)] * 2, args.workers, args.engine)
     print(f"peak resident memory, this process's peak plus the largest child's: {peak_rss_mb():.0f} MB")
 
 
