@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything exactrelu needs on a Debian machine: the C libraries cddlib and GMP
-# (pycddlib's exact module cdd.gmp is compiled against them), a virtual environment at .venv,
-# and the package with its test extras. torch is pinned to the CPU build through constraints.txt.
+# (pycddlib's exact module cdd.gmp is compiled against them, and so is exactrelu's own compiled
+# exact layer exactrelu/_core.cpp, with g++), a virtual environment at .venv, and the package with
+# its test extras. torch is pinned to the CPU build through constraints.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ need=()
 for pkg in libcdd-dev libgmp-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+command -v g++ >/dev/null 2>&1 || need+=("g++")
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
@@ -24,5 +26,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
-.venv/bin/python -c "import cdd.gmp, torch, flint" 
+.venv/bin/python -c "import cdd.gmp, torch, flint, exactrelu._core"
 touch .venv/.installed
