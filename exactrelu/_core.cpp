@@ -615,11 +615,15 @@ class Certifier {
     long n_cells = 0;
     double seconds[P_N] = {0};
 
+    const std::atomic<bool>* stop = nullptr;  // set when the caller gives up (an exception, Ctrl-C)
+
     // Certify everything below `cell` (depth first), appending its leaves.
     void run(std::shared_ptr<Cell> cell) {
         std::vector<std::shared_ptr<Cell>> stack{std::move(cell)};
         std::vector<std::shared_ptr<Cell>> kids;
+        size_t steps = 0;
         while (!stack.empty()) {
+            if ((++steps & 255) == 0 && stop && *stop) throw CertError("stopped");
             std::shared_ptr<Cell> c = std::move(stack.back());
             stack.pop_back();
             if (c->level >= spec_.L) {
@@ -2124,6 +2128,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         };
         std::vector<Seg> segs;
         std::string err;
+        bool interrupted = false;
         Py_BEGIN_ALLOW_THREADS
         try {
             main.verts = std::move(P.root_verts);
@@ -2147,6 +2152,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             std::vector<std::string> errs((size_t)nt);
             auto work = [&](int t) {
                 Certifier& w = *workers[(size_t)t];
+                w.stop = &failed;
                 try {
                     for (size_t i = next++; i < frontier.size() && !failed; i = next++) {
                         segs[i].cert = t;
@@ -2161,9 +2167,29 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                     failed = true;
                 }
             };
+            // The workers do everything; this thread waits in slices of 50 ms and in between
+            // runs Python's signal handlers: an exception from one (Ctrl-C) stops the workers.
+            std::mutex m;
+            std::condition_variable cv;
+            int running = nt;
+            auto task = [&](int t) {
+                work(t);
+                std::lock_guard<std::mutex> lock(m);
+                --running;
+                cv.notify_all();
+            };
             std::vector<std::thread> pool;
-            for (int t = 1; t < nt; ++t) pool.emplace_back(work, t);
-            work(0);
+            for (int t = 0; t < nt; ++t) pool.emplace_back(task, t);
+            for (;;) {
+                {
+                    std::unique_lock<std::mutex> lock(m);
+                    if (cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return running == 0; })) break;
+                }
+                Py_BLOCK_THREADS
+                if (!interrupted && PyErr_CheckSignals() < 0) interrupted = true;
+                Py_UNBLOCK_THREADS
+                if (interrupted) failed = true;
+            }
             for (auto& th : pool) th.join();
             for (auto& e : errs)
                 if (!e.empty() && err.empty()) err = e;
@@ -2171,6 +2197,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             err = e.what();
         }
         Py_END_ALLOW_THREADS
+        if (interrupted) return nullptr;  // the signal handler's exception is set
         if (!err.empty()) {
             PyErr_SetString(PyExc_ArithmeticError, err.c_str());
             return nullptr;

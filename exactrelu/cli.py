@@ -133,7 +133,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--workers {args.workers}: pass a positive number")
     t0 = time.perf_counter()
     cert = verify(net, dom, input_shape=_shape(args.input_shape), workers=args.workers,
-                  progress=not args.quiet)
+                  progress=not args.quiet, engine=args.engine)
     seconds = time.perf_counter() - t0
     _out(f"certified: {cert.num_regions} regions, {cert.num_pieces} pieces, "
          f"{cert.num_vertices} vertices on {cert.domain!r} in {seconds:.2f} s")
@@ -246,7 +246,11 @@ def _parser() -> _Parser:
     v.add_argument("-o", "--output", metavar="CERT", help="write the certificate (JSON)")
     v.add_argument("--plot", metavar="PNG", help="draw the regions (1-D or 2-D domains)")
     v.add_argument("--workers", type=int, metavar="N",
-                   help="processes for the exact work (default: all cores)")
+                   help="threads (compiled engine) or processes (Python engine) for the exact work "
+                        "(default: all cores)")
+    v.add_argument("--engine", choices=("auto", "compiled", "python"), default="auto",
+                   help="the exact layer: compiled (2-D chains of affine layers and ReLU-like ops), "
+                        "python (everything) or auto (compiled where it applies; the default)")
     v.set_defaults(func=_cmd_verify)
 
     c = sub.add_parser("check", help="re-verify a certificate against MODEL")

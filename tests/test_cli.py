@@ -50,6 +50,21 @@ def test_verify_writes_certificate_and_picture(files, capsys):
     assert png.stat().st_size > 1000
 
 
+def test_engines_give_the_same_certificate(files, capsys):
+    out = {}
+    for engine in ("compiled", "python"):
+        path = files["dir"] / f"{engine}.json"
+        rc, _, err = _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", path, "--engine", engine,
+                           "--workers", 1, "--quiet"], capsys)
+        assert rc == 0, err
+        data = json.loads(path.read_text())
+        assert data["stats"].pop("engine") == engine
+        for key in ("seconds", "compiled_ms", "compiled_limbs"):
+            data["stats"].pop(key, None)
+        out[engine] = data
+    assert out["compiled"] == out["python"]
+
+
 def test_check_ok_and_tampered(files, capsys):
     cert = files["dir"] / "ok.json"
     assert _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", cert, "--quiet"], capsys)[0] == 0
@@ -109,6 +124,8 @@ BAD = [
     ["verify", "no_such_module_xyz:build", "--weights", "{dir}/weights.pt", "--bounds", "0", "1", "0", "1"],
     ["verify", "clinet_factory:build", "--weights", "{dir}/dict.pt", "--bounds", "0", "1", "0", "1"],
     ["verify", "{model}", "--bounds", "0", "1", "0", "1", "--workers", "0"],
+    ["verify", "{model}", "--bounds", "0", "1", "0", "1", "--engine", "fast"],  # no such engine
+    ["verify", "{model}", "--line", "{dir}/x0.pt", "{dir}/x1.pt", "--engine", "compiled"],  # 1-D
     ["check", "{dir}/nope.json", "--model", "{model}"],
     ["plot", "{dir}/nope.json", "-o", "{dir}/x.png"],
     ["frobnicate"],

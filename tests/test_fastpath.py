@@ -215,3 +215,36 @@ def test_core_rejects_malformed_input(spec):
     classes = (Fraction, Fraction, object, object, object)
     with pytest.raises((TypeError, ValueError)):
         _fastpath._core.certify2d(spec, classes, 1, None)
+
+
+def test_a_signal_handler_exception_stops_the_compiled_engine():
+    # Ctrl-C (or any signal handler that raises) ends a long certification promptly: the core
+    # runs Python's signal handlers every 50 ms and stops its worker threads
+    import signal
+    import time
+
+    from exactrelu.domain import as_domain
+
+    class Stop(Exception):
+        pass
+
+    def raise_stop(signum, frame):
+        raise Stop()
+
+    net = mlp((2, 256, 256, 256), 5)  # about 110,000 regions: seconds of work
+    dom = as_domain([(-1, 1)] * 2)
+    prog = capture(net, (2,))
+    pl = _fastpath.plan(prog, dom)
+    old = signal.signal(signal.SIGALRM, raise_stop)
+    try:
+        t0 = time.perf_counter()
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(Stop):
+            _fastpath.certify(prog, dom, pl, None, 2)
+        elapsed = time.perf_counter() - t0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert elapsed < 2.5
+    # and the next certification runs normally
+    assert exactrelu.verify(mlp((2, 4), 1), [(-1, 1)] * 2, progress=False, engine="compiled").num_regions >= 1
