@@ -191,36 +191,38 @@ inline double scale2(double m, long d) {
     return std::ldexp(m, (int)std::max(d, -4000L));
 }
 
-// Scaled float64 approximations of an integer triple (a, b, c): every entry times one common
-// power of two 2^-e (so that every entry is at most 1 in magnitude), each with relative error
-// below 2^-52 (mpz_get_d_2exp truncates a 53-bit mantissa) plus an absolute error below 2^-1074
-// where scaling underflows.
-void approx3(const mpz_t a, const mpz_t b, const mpz_t c, double h[3]) {
-    long e[3];
-    double m[3];
-    m[0] = mpz_get_d_2exp(&e[0], a);
-    m[1] = mpz_get_d_2exp(&e[1], b);
-    m[2] = mpz_get_d_2exp(&e[2], c);
+// Scaled float64 approximations of m integers (an affine function's row or a homogeneous point):
+// every entry times one common power of two 2^-e (so that every entry is at most 1 in
+// magnitude), each with relative error below 2^-52 (mpz_get_d_2exp truncates a 53-bit mantissa)
+// plus an absolute error below 2^-1074 where scaling underflows.
+constexpr int DMAX = 3;  // input dimensions of the compiled engine
+void approx_n(const Z* z, int m, double* h) {
+    long e[DMAX + 1];
+    double mm[DMAX + 1];
     long top = LONG_MIN;
-    for (int i = 0; i < 3; ++i)
-        if (m[i] != 0.0) top = std::max(top, e[i]);
-    for (int i = 0; i < 3; ++i)
-        h[i] = m[i] == 0.0 ? 0.0 : scale2(m[i], e[i] - top);
+    for (int i = 0; i < m; ++i) {
+        mm[i] = mpz_get_d_2exp(&e[i], z[i].v);
+        if (mm[i] != 0.0) top = std::max(top, e[i]);
+    }
+    for (int i = 0; i < m; ++i) h[i] = mm[i] == 0.0 ? 0.0 : scale2(mm[i], e[i] - top);
 }
 
-// The sign of r . v (three terms) from the scaled approximations above, or 2 when the float
-// computation cannot decide it. With exact scaled values R_i, V_i (|R_i|, |V_i| <= 1) and
+// The sign of r . v (m = d + 1 <= 4 terms) from the scaled approximations above, or 2 when the
+// float computation cannot decide it. With exact scaled values R_i, V_i (|R_i|, |V_i| <= 1) and
 // approximations r_i = R_i (1 + e), v_i = V_i (1 + e') + t (|e|, |e'| < 2^-52, |t| < 2^-1074):
 // each product r_i v_i is within 2^-50.9 |r_i v_i| + 2^-1073 of R_i V_i, its rounding adds
-// 2^-53 |p_i| + 2^-1074 and the two additions 2^-52 (|p_0| + |p_1| + |p_2|), so the computed sum
-// is within 2^-49.5 m + 2^-1069 of the exact one (m the sum of the computed |p_i|); the bound
+// 2^-53 |p_i| + 2^-1074 and the (at most three) additions 3 2^-53 m, so the computed sum is
+// within 2^-49.9 m + 2^-1068 of the exact one (m the sum of the computed |p_i|); the bound
 // used, 2^-48 m + 2^-1060, is above that (its own rounding included). The true value has the
 // sign of R . V since both scalings are positive powers of two.
-inline int filtered_sign(const double r[3], const double v[3]) {
-    double p0 = r[0] * v[0], p1 = r[1] * v[1], p2 = r[2] * v[2];
-    double s = p0 + p1 + p2;
-    double m = std::fabs(p0) + std::fabs(p1) + std::fabs(p2);
-    double bound = m * 0x1p-48 + 0x1p-1060;
+inline int filtered_sign(const double* r, const double* v, int m) {
+    double s = 0.0, mag = 0.0;
+    for (int i = 0; i < m; ++i) {
+        double p = r[i] * v[i];
+        s += p;
+        mag += std::fabs(p);
+    }
+    double bound = mag * 0x1p-48 + 0x1p-1060;
     if (s > bound) return 1;
     if (s < -bound) return -1;
     return 2;
@@ -421,6 +423,7 @@ struct Level {
 };
 
 struct Spec {
+    int d = 2;  // input dimensions (2 or 3)
     int L = 0;
     std::vector<Level> levels;
     long domain_ids = 0;  // constraint ids below this are the domain's
@@ -429,44 +432,45 @@ struct Spec {
 
 // --------------------------------------------------------------------------- geometry
 
-// An affine function a t0 + b t1 + c as integers (a positive multiple `scale` of the exact one).
-// A switching row read off a map in limbs is made exact (a, b, c) only when first needed: most
-// rows of a parent neither cut it nor vanish anywhere on it, and their signs are all decided by
-// the float filter.
+// An affine function a_1 t_1 + .. + a_d t_d + c as integers, entries e = (a_1, .., a_d, c) (a
+// positive multiple `scale` of the exact one). A switching row read off a map in limbs is made
+// exact only when first needed: most rows of a parent neither cut it nor vanish anywhere on it,
+// and their signs are all decided by the float filter.
 struct Row {
-    mutable Z a, b, c;
+    mutable Z e[DMAX + 1];
     mutable bool exact = true;
-    const uint64_t* src = nullptr;  // the three entries in limbs (when not exact)
+    const uint64_t* src = nullptr;  // the m entries in limbs (when not exact)
     int K = 0;
-    double h[3];
+    int m = 3;  // d + 1
+    double h[DMAX + 1];
     int out[2] = {-1, -1};  // output row id per side (sg < 0, sg > 0), once made
-    void approx() { approx3(a.v, b.v, c.v, h); }
-    void from_limbs(const uint64_t* x, int k) {
+    void approx() { approx_n(e, m, h); }
+    void from_limbs(const uint64_t* x, int k, int m_) {
         src = x;
         K = k;
+        m = m_;
         exact = false;
-        long e[3];
-        double m[3];
+        long ex[DMAX + 1];
+        double mm[DMAX + 1];
         long top = LONG_MIN;
-        for (int i = 0; i < 3; ++i) {
-            m[i] = fx_get_d_2exp(&e[i], x + i * k, k);
-            if (m[i] != 0.0) top = std::max(top, e[i]);
+        for (int i = 0; i < m; ++i) {
+            mm[i] = fx_get_d_2exp(&ex[i], x + i * k, k);
+            if (mm[i] != 0.0) top = std::max(top, ex[i]);
         }
-        for (int i = 0; i < 3; ++i)
-            h[i] = m[i] == 0.0 ? 0.0 : scale2(m[i], e[i] - top);
+        for (int i = 0; i < m; ++i) h[i] = mm[i] == 0.0 ? 0.0 : scale2(mm[i], ex[i] - top);
     }
     const Row& need() const {
         if (!exact) {
-            fx_to_z(src, K, a.v);
-            fx_to_z(src + K, K, b.v);
-            fx_to_z(src + 2 * K, K, c.v);
+            for (int i = 0; i < m; ++i) fx_to_z(src + i * K, K, e[i].v);
             exact = true;
         }
         return *this;
     }
     bool is_zero() const {
-        if (!exact) return fx_zero(src, 3 * K);
-        return a.sgn() == 0 && b.sgn() == 0 && c.sgn() == 0;
+        if (!exact) return fx_zero(src, m * K);
+        for (int i = 0; i < m; ++i)
+            if (e[i].sgn()) return false;
+        return true;
     }
 };
 
@@ -487,20 +491,22 @@ struct RowRef {
 
 struct Facet {
     RowRef row;
-    std::vector<long> ids;  // sorted constraint ids vanishing on the side
+    std::vector<long> ids;  // sorted constraint ids vanishing on the facet
+    std::vector<int> fv;    // d >= 3: positions of the facet's vertices in the cell (2-D: k, k + 1)
 };
 
 struct Vertex {
-    Z X, Y, W;  // the point (X / W, Y / W), W > 0
-    double h[3];
-    double f[2];  // nearest doubles of the coordinates, when has_f
+    Z x[DMAX + 1];  // homogeneous: the point (x_0, .., x_d-1) / x_d, x_d > 0
+    int m = 3;      // d + 1
+    double h[DMAX + 1];
+    double f[DMAX];  // nearest doubles of the coordinates, when has_f
     bool has_f = false;
     int out = -1;  // id in the certifier's output vertex table
-    void approx() { approx3(X.v, Y.v, W.v, h); }
+    const Z& W() const { return x[m - 1]; }
+    void approx() { approx_n(x, m, h); }
     void nearest() {
         if (!has_f) {
-            f[0] = nearest_ratio(X.v, W.v);
-            f[1] = nearest_ratio(Y.v, W.v);
+            for (int i = 0; i + 1 < m; ++i) f[i] = nearest_ratio(x[i].v, x[m - 1].v);
             has_f = true;
         }
     }
@@ -515,11 +521,11 @@ struct StateNode {
 
 struct Cell {
     int level = 0;
-    std::vector<int> ring;       // vertex ids, counter-clockwise
-    std::vector<Facet> facets;   // facet k joins ring[k] and ring[k + 1]
-    Q wx, wy;                    // a witness strictly inside
+    std::vector<int> ring;       // vertex ids (2-D: counter-clockwise)
+    std::vector<Facet> facets;   // 2-D: facet k joins ring[k] and ring[k + 1]
+    Q w[DMAX];                   // a witness strictly inside
     Z vn, vd;                    // the area vn / vd (vd > 0; not in lowest terms)
-    Map live;                    // n x 3 integer map over the level's den (level L: the output)
+    Map live;                    // n x (d + 1) integer map over the level's den (level L: the output)
     std::shared_ptr<StateNode> states;
 };
 
@@ -527,14 +533,13 @@ struct Cell {
 int exact_sign(const Row& row, int sg, const Vertex& v) {
     const Row& r = row.need();
     thread_local Z t;
-    mpz_mul(t.v, r.a.v, v.X.v);
-    mpz_addmul(t.v, r.b.v, v.Y.v);
-    mpz_addmul(t.v, r.c.v, v.W.v);
+    mpz_mul(t.v, r.e[0].v, v.x[0].v);
+    for (int i = 1; i < v.m; ++i) mpz_addmul(t.v, r.e[i].v, v.x[i].v);
     return sg * mpz_sgn(t.v);
 }
 
 int sign_at(const Row& r, int sg, const Vertex& v) {
-    int s = filtered_sign(r.h, v.h);
+    int s = filtered_sign(r.h, v.h, v.m);
     if (s != 2) return sg * s;
     return exact_sign(r, sg, v);
 }
@@ -568,23 +573,24 @@ struct PKeyHash {
 struct LeafRec {
     std::shared_ptr<StateNode> node;     // the states of every level (released once numbered)
     std::vector<int> state_ids;
-    Q wx, wy;
+    Q w[DMAX];
     std::vector<int> frow;               // output row id per facet
     std::vector<std::vector<long>> fids;
-    std::vector<int> verts;              // output vertex ids, ring order
-    Map out;                             // n_out x 3 over spec.out_den
+    std::vector<std::vector<int>> fv;    // d >= 3: positions of each facet's vertices (2-D: k, k + 1)
+    std::vector<int> verts;              // output vertex ids, in the cell's order
+    Map out;                             // n_out x (d + 1) over spec.out_den
     Q volume;
 };
 
 struct RowOut {
-    Q a0, a1, b;  // the facet a . t <= b, exact
-    Z k0, k1, k2;  // primitive integer row of the line (first non-zero of k0, k1 positive)
-    int side = 0;  // sign of the first non-zero of (a0, a1) before that normalisation
+    Q a[DMAX], b;   // the facet a . t <= b, exact
+    Z k[DMAX + 1];  // primitive integer row of the hyperplane (first non-zero of k[:d] positive)
+    int side = 0;   // sign of the first non-zero of a before that normalisation
 };
 
 struct VertOut {
-    Q x, y;
-    double f[2];
+    Q x[DMAX];
+    double f[DMAX];
 };
 
 // ---------------------------------------------------------------------------- the certifier
@@ -662,8 +668,7 @@ class Certifier {
         auto o = std::make_shared<Cell>();
         o->level = c.level;
         o->states = c.states;
-        o->wx = c.wx;
-        o->wy = c.wy;
+        for (int i = 0; i < DMAX; ++i) o->w[i] = c.w[i];
         o->vn = c.vn;
         o->vd = c.vd;
         o->live = std::move(c.live);
@@ -671,9 +676,8 @@ class Certifier {
             const Vertex& v = from.verts[(size_t)id];
             verts.emplace_back();
             Vertex& x = verts.back();
-            x.X = v.X;
-            x.Y = v.Y;
-            x.W = v.W;
+            x.m = v.m;
+            for (int i = 0; i < v.m; ++i) x.x[i] = v.x[i];
             std::memcpy(x.h, v.h, sizeof x.h);
             x.has_f = v.has_f;
             std::memcpy(x.f, v.f, sizeof x.f);
@@ -686,9 +690,8 @@ class Certifier {
             const Row& r = f.row.row();
             blk->rows.emplace_back();
             Row& x = blk->rows.back();
-            x.a = r.a;
-            x.b = r.b;
-            x.c = r.c;
+            x.m = r.m;
+            for (int i = 0; i < r.m; ++i) x.e[i] = r.e[i];
             std::memcpy(x.h, r.h, sizeof x.h);
             blk->scales.push_back(f.row.blk->scale(f.row.i));
         }
@@ -698,6 +701,7 @@ class Certifier {
             f.row.i = (int)k;
             f.row.sg = c.facets[k].row.sg;
             f.ids = c.facets[k].ids;
+            f.fv = c.facets[k].fv;
             o->facets.push_back(std::move(f));
         }
         return o;
@@ -740,35 +744,35 @@ class Certifier {
         for (size_t w = 0; w < words_; ++w) z[w] &= zmask_[w];
     }
 
+    // 2-D: the point where two lines meet, as the cross product of their rows
     int new_vertex(const Row& ra, const Row& rb) {
         const Row& a = ra.need();
         const Row& b = rb.need();
         verts.emplace_back();
         Vertex& v = verts.back();
-        // cross product (a, b, c) x (a', b', c')
-        mpz_mul(v.X.v, a.b.v, b.c.v);
-        mpz_submul(v.X.v, a.c.v, b.b.v);
-        mpz_mul(v.Y.v, a.c.v, b.a.v);
-        mpz_submul(v.Y.v, a.a.v, b.c.v);
-        mpz_mul(v.W.v, a.a.v, b.b.v);
-        mpz_submul(v.W.v, a.b.v, b.a.v);
-        if (v.W.sgn() == 0) throw CertError("a cut line is parallel to the side it cuts");
-        if (v.W.sgn() < 0) {
-            mpz_neg(v.X.v, v.X.v);
-            mpz_neg(v.Y.v, v.Y.v);
-            mpz_neg(v.W.v, v.W.v);
-        }
-        // a common power of two (the network's numbers are dyadic: rows carry large ones)
-        mp_bitcnt_t tz = mpz_scan1(v.W.v, 0);
-        if (v.X.sgn()) tz = std::min(tz, mpz_scan1(v.X.v, 0));
-        if (v.Y.sgn()) tz = std::min(tz, mpz_scan1(v.Y.v, 0));
-        if (tz) {
-            mpz_tdiv_q_2exp(v.X.v, v.X.v, tz);
-            mpz_tdiv_q_2exp(v.Y.v, v.Y.v, tz);
-            mpz_tdiv_q_2exp(v.W.v, v.W.v, tz);
-        }
-        v.approx();
+        v.m = 3;
+        mpz_mul(v.x[0].v, a.e[1].v, b.e[2].v);
+        mpz_submul(v.x[0].v, a.e[2].v, b.e[1].v);
+        mpz_mul(v.x[1].v, a.e[2].v, b.e[0].v);
+        mpz_submul(v.x[1].v, a.e[0].v, b.e[2].v);
+        mpz_mul(v.x[2].v, a.e[0].v, b.e[1].v);
+        mpz_submul(v.x[2].v, a.e[1].v, b.e[0].v);
+        if (v.x[2].sgn() == 0) throw CertError("a cut line is parallel to the side it cuts");
+        finish_vertex(v);
         return (int)verts.size() - 1;
+    }
+
+    // W > 0 and no common power of two (the network's numbers are dyadic: rows carry large ones)
+    static void finish_vertex(Vertex& v) {
+        const int m = v.m;
+        if (v.x[m - 1].sgn() < 0)
+            for (int i = 0; i < m; ++i) mpz_neg(v.x[i].v, v.x[i].v);
+        mp_bitcnt_t tz = mpz_scan1(v.x[m - 1].v, 0);
+        for (int i = 0; i + 1 < m; ++i)
+            if (v.x[i].sgn()) tz = std::min(tz, mpz_scan1(v.x[i].v, 0));
+        if (tz)
+            for (int i = 0; i < m; ++i) mpz_tdiv_q_2exp(v.x[i].v, v.x[i].v, tz);
+        v.approx();
     }
 
     void children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids);
@@ -777,7 +781,9 @@ class Certifier {
     void child_maps_fx(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
     void child_maps_z(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
     void witness(Cell& c);
-    void volume(Cell& c);
+    void volume(Cell& c) { if (spec_.d == 2) volume2(c); else volume3(c); }
+    void volume2(Cell& c);
+    void volume3(Cell& c);
     void emit(Cell& c);
     int row_out(const RowRef& r);
     int vert_out(int id);
@@ -787,7 +793,7 @@ bool sums_to(const std::vector<std::shared_ptr<Cell>>& kids, const Cell& P);
 
 void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
     const Level& lv = spec_.levels[(size_t)P.level];
-    const int n = lv.n, T = lv.nthr, S = n * T;
+    const int n = lv.n, T = lv.nthr, S = n * T, M = spec_.d + 1;
     const size_t F = P.facets.size();
     const long off = lv.offset;
     Clock clk(seconds);
@@ -806,19 +812,16 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         bool plain = mpz_cmp_ui(s.v, 1) == 0 && shift.sgn() == 0;
         for (int u = 0; u < n; ++u) {
             Row& r = blk->rows[(size_t)(t * n + u)];
-            size_t e = (size_t)u * 3;
+            size_t e = (size_t)u * (size_t)M;
             if (plain && pm.K) {
-                r.from_limbs(&pm.w[e * (size_t)pm.K], pm.K);
+                r.from_limbs(&pm.w[e * (size_t)pm.K], pm.K, M);
                 continue;
             }
-            pm.get(e, r.a.v);
-            pm.get(e + 1, r.b.v);
-            pm.get(e + 2, r.c.v);
+            r.m = M;
+            for (int i = 0; i < M; ++i) pm.get(e + (size_t)i, r.e[i].v);
             if (!plain) {
-                mpz_mul(r.a.v, r.a.v, s.v);
-                mpz_mul(r.b.v, r.b.v, s.v);
-                mpz_mul(r.c.v, r.c.v, s.v);
-                mpz_sub(r.c.v, r.c.v, shift.v);
+                for (int i = 0; i < M; ++i) mpz_mul(r.e[i].v, r.e[i].v, s.v);
+                mpz_sub(r.e[M - 1].v, r.e[M - 1].v, shift.v);
             }
             r.approx();
         }
@@ -994,8 +997,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         if (only && !touched) {  // nothing cuts or touches P: the same polygon, facets, witness, volume
             c->ring = P.ring;
             c->facets = P.facets;
-            c->wx = P.wx;
-            c->wy = P.wy;
+            for (int i = 0; i < DMAX; ++i) c->w[i] = P.w[i];
             c->vn = P.vn;
             c->vd = P.vd;
             kids.push_back(std::move(c));
@@ -1037,8 +1039,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             }
         }
         if (only) {
-            c->wx = P.wx;
-            c->wy = P.wy;
+            for (int i = 0; i < DMAX; ++i) c->w[i] = P.w[i];
             c->vn = P.vn;
             c->vd = P.vd;
         } else {
@@ -1093,35 +1094,35 @@ size_t nearest_child(const std::vector<std::shared_ptr<Cell>>& kids, size_t k, i
 
 template <int K>
 void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
-    const int n = lv.n, no = lv.n_out;
-    const size_t K_ = (size_t)K;
+    const int n = lv.n, no = lv.n_out, M = spec_.d + 1, E = M - 1;
+    const size_t K_ = (size_t)K, M_ = (size_t)M;
     // R_u(st) = slope[st] row_u + cst[st] den e_last, modulo 2^(64 K)
     auto unit_row = [&](int u, int st, uint64_t* out) {
         int kd = lv.kind[(size_t)st];
         if (kd == 0) {
-            std::memset(out, 0, sizeof(uint64_t) * 3 * K_);
+            std::memset(out, 0, sizeof(uint64_t) * M_ * K_);
             return;
         }
         if (kd == 1) {
-            for (int c = 0; c < 3; ++c) pm.load((size_t)u * 3 + (size_t)c, out + c * K_, K);
+            for (int c = 0; c < M; ++c) pm.load((size_t)u * M_ + (size_t)c, out + c * K_, K);
             return;
         }
         int64_t sl = lv.slope64[(size_t)st];
         uint64_t x[K];
-        for (int c = 0; c < 3; ++c) {
-            pm.load((size_t)u * 3 + (size_t)c, x, K);
+        for (int c = 0; c < M; ++c) {
+            pm.load((size_t)u * M_ + (size_t)c, x, K);
             bool neg = fx_negative(x, K);
             if (neg) fx_negate(x, K);
             std::memset(out + c * K_, 0, sizeof(uint64_t) * K_);
             fx_addmul<K>(out + c * K_, sl < 0 ? 0 - (uint64_t)sl : (uint64_t)sl, x, neg != (sl < 0));
         }
-        fx_add<K>(out + 2 * K_, &lv.cstden[(size_t)st * K_]);
+        fx_add<K>(out + (size_t)E * K_, &lv.cstden[(size_t)st * K_]);
     };
     // acc (no x 3) += Az[:, u] (x) v, v a row of three entries
-    uint64_t v[3 * K], mag[3 * K];
-    bool neg[3];
+    uint64_t v[(DMAX + 1) * K], mag[(DMAX + 1) * K];
+    bool neg[DMAX + 1];
     auto rank_one = [&](uint64_t* acc, int u) {
-        for (int c = 0; c < 3; ++c) {
+        for (int c = 0; c < M; ++c) {
             std::memcpy(mag + c * K_, v + c * K_, sizeof(uint64_t) * K_);
             neg[c] = fx_negative(mag + c * K_, K);
             if (neg[c]) fx_negate(mag + c * K_, K);
@@ -1130,19 +1131,19 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
             int64_t a = lv.Az64[(size_t)r * (size_t)n + (size_t)u];
             if (a == 0) continue;
             uint64_t ua = a < 0 ? 0 - (uint64_t)a : (uint64_t)a;
-            uint64_t* o = acc + (size_t)r * 3 * K_;
-            for (int c = 0; c < 3; ++c) fx_addmul<K>(o + c * K_, ua, mag + c * K_, neg[c] != (a < 0));
+            uint64_t* o = acc + (size_t)r * M_ * K_;
+            for (int c = 0; c < M; ++c) fx_addmul<K>(o + c * K_, ua, mag + c * K_, neg[c] != (a < 0));
         }
     };
     const std::vector<int8_t>& s0 = kids[0]->states->st;
     Map m0;
     m0.K = K;
-    m0.w.assign((size_t)no * 3 * K_, 0);
+    m0.w.assign((size_t)no * M_ * K_, 0);
     if (!lv.dense) {
         for (int u = 0; u < n; ++u) {
             if (lv.kind[(size_t)s0[(size_t)u]] == 0) continue;
             unit_row(u, s0[(size_t)u], v);
-            if (fx_zero(v, 3 * K)) continue;
+            if (fx_zero(v, M * K)) continue;
             rank_one(m0.w.data(), u);
         }
     } else {
@@ -1151,26 +1152,26 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
         thread_local std::vector<int> act;
         thread_local std::vector<uint64_t> R0;
         act.clear();
-        R0.resize((size_t)n * 3 * K_);
+        R0.resize((size_t)n * M_ * K_);
         for (int u = 0; u < n; ++u) {
             if (lv.kind[(size_t)s0[(size_t)u]] == 0) continue;
-            uint64_t* x = &R0[act.size() * 3 * K_];
+            uint64_t* x = &R0[act.size() * M_ * K_];
             unit_row(u, s0[(size_t)u], x);
-            if (fx_zero(x, 3 * K)) continue;
+            if (fx_zero(x, M * K)) continue;
             act.push_back(u);
         }
         const size_t na = act.size();
         for (int r = 0; r < no; ++r) {
             const int64_t* arow = &lv.Az64[(size_t)r * (size_t)n];
-            for (int c = 0; c < 3; ++c) {
+            for (int c = 0; c < M; ++c) {
                 __int128 acc[K] = {};
                 for (size_t k = 0; k < na; ++k) {
                     __int128 a = arow[act[k]];
-                    const uint64_t* x = &R0[(k * 3 + (size_t)c) * K_];
+                    const uint64_t* x = &R0[(k * M_ + (size_t)c) * K_];
                     for (int i = 0; i < K - 1; ++i) acc[i] += a * (__int128)x[i];
                     acc[K - 1] += a * (__int128)(int64_t)x[K - 1];
                 }
-                uint64_t* o = &m0.w[((size_t)r * 3 + (size_t)c) * K_];
+                uint64_t* o = &m0.w[((size_t)r * M_ + (size_t)c) * K_];
                 for (int i = 0; i < K; ++i) {  // o += acc[i] 2^(64 i), modulo 2^(64 K)
                     uint64_t part[K];
                     uint64_t ext = acc[i] < 0 ? ~(uint64_t)0 : 0;
@@ -1182,9 +1183,9 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
         }
     }
     if (lv.has_az)
-        for (int r = 0; r < no; ++r) fx_add<K>(&m0.w[((size_t)r * 3 + 2) * K_], &lv.azden[(size_t)r * K_]);
+        for (int r = 0; r < no; ++r) fx_add<K>(&m0.w[((size_t)r * M_ + (size_t)E) * K_], &lv.azden[(size_t)r * K_]);
     kids[0]->live = std::move(m0);
-    uint64_t d1[3 * K];
+    uint64_t d1[(DMAX + 1) * K];
     for (size_t k = 1; k < kids.size(); ++k) {
         const std::vector<int8_t>& st = kids[k]->states->st;
         size_t best = nearest_child(kids, k, n);
@@ -1197,7 +1198,7 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
             if (x == y) continue;
             unit_row(u, x, v);
             unit_row(u, y, d1);
-            for (int c = 0; c < 3; ++c) fx_sub<K>(v + c * K_, d1 + c * K_);
+            for (int c = 0; c < M; ++c) fx_sub<K>(v + c * K_, d1 + c * K_);
             rank_one(m.w.data(), u);
         }
         kids[k]->live = std::move(m);
@@ -1205,46 +1206,46 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
 }
 
 void Certifier::child_maps_z(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
-    const int n = lv.n, no = lv.n_out;
-    const size_t K = kids.size();
+    const int n = lv.n, no = lv.n_out, M = spec_.d + 1, E = M - 1;
+    const size_t K = kids.size(), M_ = (size_t)M;
     // R_u(st) = slope[st] * row_u + cst[st] * den e_last
-    auto unit_row = [&](int u, int st, Z out[3]) {
+    auto unit_row = [&](int u, int st, Z* out) {
         int kd = lv.kind[(size_t)st];
         if (kd == 0) {
-            for (int c = 0; c < 3; ++c) mpz_set_ui(out[c].v, 0);
+            for (int c = 0; c < M; ++c) mpz_set_ui(out[c].v, 0);
             return;
         }
-        for (int c = 0; c < 3; ++c) pm.get((size_t)u * 3 + (size_t)c, out[c].v);
+        for (int c = 0; c < M; ++c) pm.get((size_t)u * M_ + (size_t)c, out[c].v);
         if (kd == 1) return;
-        for (int c = 0; c < 3; ++c) mpz_mul(out[c].v, out[c].v, lv.slope[(size_t)st].v);
-        mpz_addmul(out[2].v, lv.cst[(size_t)st].v, lv.den.v);
+        for (int c = 0; c < M; ++c) mpz_mul(out[c].v, out[c].v, lv.slope[(size_t)st].v);
+        mpz_addmul(out[E].v, lv.cst[(size_t)st].v, lv.den.v);
     };
     const std::vector<int8_t>& s0 = kids[0]->states->st;
     Map m0;
-    m0.z.resize((size_t)no * 3);
+    m0.z.resize((size_t)no * M_);
     std::vector<Z>& acc0 = m0.z;
-    Z ur[3];
+    Z ur[DMAX + 1];
     for (int u = 0; u < n; ++u) {
         int kd = lv.kind[(size_t)s0[(size_t)u]];
         if (kd == 0) continue;
         unit_row(u, s0[(size_t)u], ur);
-        if (ur[0].sgn() == 0 && ur[1].sgn() == 0 && ur[2].sgn() == 0) continue;
+        bool zero = true;
+        for (int c = 0; c < M; ++c) zero = zero && ur[c].sgn() == 0;
+        if (zero) continue;
         for (int r = 0; r < no; ++r) {
             const Z& a = lv.Az[(size_t)r * n + u];
             if (a.sgn() == 0) continue;
-            Z* o = &acc0[(size_t)r * 3];
-            mpz_addmul(o[0].v, a.v, ur[0].v);
-            mpz_addmul(o[1].v, a.v, ur[1].v);
-            mpz_addmul(o[2].v, a.v, ur[2].v);
+            Z* o = &acc0[(size_t)r * M_];
+            for (int c = 0; c < M; ++c) mpz_addmul(o[c].v, a.v, ur[c].v);
         }
     }
     if (lv.has_az) {
         Z ds;
         mpz_mul(ds.v, lv.den.v, lv.sa.v);
-        for (int r = 0; r < no; ++r) mpz_addmul(acc0[(size_t)r * 3 + 2].v, lv.az[(size_t)r].v, ds.v);
+        for (int r = 0; r < no; ++r) mpz_addmul(acc0[(size_t)r * M_ + (size_t)E].v, lv.az[(size_t)r].v, ds.v);
     }
     kids[0]->live = std::move(m0);
-    Z d0[3], d1[3];
+    Z d0[DMAX + 1], d1[DMAX + 1];
     for (size_t k = 1; k < K; ++k) {
         const std::vector<int8_t>& st = kids[k]->states->st;
         size_t best = nearest_child(kids, k, n);
@@ -1257,14 +1258,12 @@ void Certifier::child_maps_z(const Map& pm, const Level& lv, std::vector<std::sh
             if (x == y) continue;
             unit_row(u, x, d0);
             unit_row(u, y, d1);
-            for (int c = 0; c < 3; ++c) mpz_sub(d0[c].v, d0[c].v, d1[c].v);
+            for (int c = 0; c < M; ++c) mpz_sub(d0[c].v, d0[c].v, d1[c].v);
             for (int r = 0; r < no; ++r) {
                 const Z& a = lv.Az[(size_t)r * n + u];
                 if (a.sgn() == 0) continue;
-                Z* o = &acc[(size_t)r * 3];
-                mpz_addmul(o[0].v, a.v, d0[0].v);
-                mpz_addmul(o[1].v, a.v, d0[1].v);
-                mpz_addmul(o[2].v, a.v, d0[2].v);
+                Z* o = &acc[(size_t)r * M_];
+                for (int c = 0; c < M; ++c) mpz_addmul(o[c].v, a.v, d0[c].v);
             }
         }
         kids[k]->live = std::move(m);
@@ -1274,109 +1273,113 @@ void Certifier::child_maps_z(const Map& pm, const Level& lv, std::vector<std::sh
 // A short dyadic point near the float centroid of the ring, checked strictly inside every facet
 // exactly; else the exact centroid of three ring vertices (never collinear: strictly inside).
 void Certifier::witness(Cell& c) {
+    const int d = spec_.d;
     const size_t m = c.ring.size();
-    double sx = 0.0, sy = 0.0;
+    double sum[DMAX] = {0.0, 0.0, 0.0};
     for (int id : c.ring) {
         Vertex& v = verts[(size_t)id];
         v.nearest();
-        sx += v.f[0];
-        sy += v.f[1];
+        for (int i = 0; i < d; ++i) sum[i] += v.f[i];
     }
-    sx /= (double)m;
-    sy /= (double)m;
-    if (std::isfinite(sx) && std::isfinite(sy)) {
-        // (sx, sy) = (nx / 2^kx, ny / 2^ky) in lowest terms; D = 2^K, K = max(kx, ky, 0)
-        thread_local Z nx, ny, t, u;
-        long kx = 0, ky = 0;
-        auto dyadic = [](double x, Z& num, long& k) {
+    bool finite = true;
+    for (int i = 0; i < d; ++i) {
+        sum[i] /= (double)m;
+        finite = finite && std::isfinite(sum[i]);
+    }
+    if (finite) {
+        // each coordinate as n_i / 2^k_i in lowest terms; D = 2^K, K = max k_i
+        thread_local Z num[DMAX], t, u;
+        long k[DMAX] = {0, 0, 0};
+        auto dyadic = [](double x, Z& nm, long& kk) {
             int e;
             double mant = std::frexp(x, &e);  // x = mant 2^e, 0.5 <= |mant| < 1
             long long im = (long long)std::ldexp(mant, 53);
             long ex = (long)e - 53;
             if (im == 0) {
-                mpz_set_ui(num.v, 0);
-                k = 0;
+                mpz_set_ui(nm.v, 0);
+                kk = 0;
                 return;
             }
             while ((im & 1) == 0 && ex < 0) {
                 im /= 2;
                 ++ex;
             }
-            mpz_set_si(num.v, (long)im);
+            mpz_set_si(nm.v, (long)im);
             if (ex >= 0) {
-                mpz_mul_2exp(num.v, num.v, (mp_bitcnt_t)ex);
-                k = 0;
+                mpz_mul_2exp(nm.v, nm.v, (mp_bitcnt_t)ex);
+                kk = 0;
             } else {
-                k = -ex;
+                kk = -ex;
             }
         };
-        dyadic(sx, nx, kx);
-        dyadic(sy, ny, ky);
-        long K = std::max(kx, ky);
+        long K = 0;
+        for (int i = 0; i < d; ++i) {
+            dyadic(sum[i], num[i], k[i]);
+            K = std::max(K, k[i]);
+        }
         bool inside = true;
         for (const Facet& f : c.facets) {
             const Row& r = f.row.row().need();
-            mpz_mul(t.v, r.a.v, nx.v);
-            mpz_mul_2exp(t.v, t.v, (mp_bitcnt_t)(K - kx));
-            mpz_mul(u.v, r.b.v, ny.v);
-            mpz_mul_2exp(u.v, u.v, (mp_bitcnt_t)(K - ky));
-            mpz_add(t.v, t.v, u.v);
-            mpz_mul_2exp(u.v, r.c.v, (mp_bitcnt_t)K);
-            mpz_add(t.v, t.v, u.v);
+            mpz_mul_2exp(t.v, r.e[d].v, (mp_bitcnt_t)K);
+            for (int i = 0; i < d; ++i) {
+                mpz_mul(u.v, r.e[i].v, num[i].v);
+                mpz_mul_2exp(u.v, u.v, (mp_bitcnt_t)(K - k[i]));
+                mpz_add(t.v, t.v, u.v);
+            }
             if (f.row.sg * mpz_sgn(t.v) <= 0) {
                 inside = false;
                 break;
             }
         }
         if (inside) {
-            mpq_set_z(c.wx.v, nx.v);
-            mpq_div_2exp(c.wx.v, c.wx.v, (mp_bitcnt_t)kx);
-            mpq_set_z(c.wy.v, ny.v);
-            mpq_div_2exp(c.wy.v, c.wy.v, (mp_bitcnt_t)ky);
+            for (int i = 0; i < d; ++i) {
+                mpq_set_z(c.w[i].v, num[i].v);
+                mpq_div_2exp(c.w[i].v, c.w[i].v, (mp_bitcnt_t)k[i]);
+            }
             return;
         }
     }
-    Q a, s;
-    mpq_set_ui(c.wx.v, 0, 1);
-    mpq_set_ui(c.wy.v, 0, 1);
-    for (size_t k = 0; k < 3; ++k) {
+    // the exact centroid: of three ring vertices in 2-D (never collinear), else of all vertices
+    size_t use = d == 2 ? 3 : m;
+    Q a, cnt;
+    for (int i = 0; i < d; ++i) mpq_set_ui(c.w[i].v, 0, 1);
+    for (size_t k = 0; k < use; ++k) {
         const Vertex& v = verts[(size_t)c.ring[k]];
-        mpq_set_num(a.v, v.X.v);
-        mpq_set_den(a.v, v.W.v);
-        mpq_canonicalize(a.v);
-        mpq_add(c.wx.v, c.wx.v, a.v);
-        mpq_set_num(a.v, v.Y.v);
-        mpq_set_den(a.v, v.W.v);
-        mpq_canonicalize(a.v);
-        mpq_add(c.wy.v, c.wy.v, a.v);
+        for (int i = 0; i < d; ++i) {
+            mpq_set_num(a.v, v.x[i].v);
+            mpq_set_den(a.v, v.W().v);
+            mpq_canonicalize(a.v);
+            mpq_add(c.w[i].v, c.w[i].v, a.v);
+        }
     }
-    mpq_set_ui(s.v, 3, 1);
-    mpq_div(c.wx.v, c.wx.v, s.v);
-    mpq_div(c.wy.v, c.wy.v, s.v);
+    mpq_set_ui(cnt.v, (unsigned long)use, 1);
+    for (int i = 0; i < d; ++i) mpq_div(c.w[i].v, c.w[i].v, cnt.v);
 }
 
 // Shoelace over one denominator: with D the product of the ring's W_k, twice the area is
 // sum_k (X_k Y_k+1 - X_k+1 Y_k) (D / (W_k W_k+1)) / D, exact and without a gcd (the area is put
 // in lowest terms only where it is output: a leaf's volume).
-void Certifier::volume(Cell& c) {
+void Certifier::volume2(Cell& c) {
     const size_t m = c.ring.size();
     thread_local Z D, N, T, q;
     mpz_set_ui(D.v, 1);
-    for (int id : c.ring) mpz_mul(D.v, D.v, verts[(size_t)id].W.v);
+    for (int id : c.ring) mpz_mul(D.v, D.v, verts[(size_t)id].x[2].v);
     mpz_set_ui(N.v, 0);
     for (size_t k = 0; k < m; ++k) {
         const Vertex& p = verts[(size_t)c.ring[k]];
         const Vertex& r = verts[(size_t)c.ring[(k + 1) % m]];
-        mpz_mul(T.v, p.X.v, r.Y.v);
-        mpz_submul(T.v, r.X.v, p.Y.v);
-        mpz_divexact(q.v, D.v, p.W.v);
-        mpz_divexact(q.v, q.v, r.W.v);
+        mpz_mul(T.v, p.x[0].v, r.x[1].v);
+        mpz_submul(T.v, r.x[0].v, p.x[1].v);
+        mpz_divexact(q.v, D.v, p.x[2].v);
+        mpz_divexact(q.v, q.v, r.x[2].v);
         mpz_addmul(N.v, T.v, q.v);
     }
     if (N.sgn() <= 0) throw CertError("a 2-D cell whose vertices are not in counter-clockwise order");
     c.vn = N;
     mpz_mul_2exp(c.vd.v, D.v, 1);
 }
+
+void Certifier::volume3(Cell&) { throw CertError("3-D volumes: not yet"); }
 
 // Do the children's areas sum to the parent's? Exact: by cross-multiplication for a few
 // children, in lowest terms for many (whose product of denominators would grow large).
@@ -1426,49 +1429,41 @@ long log2_if_power(const mpz_t d) { return mpz_popcount(d) == 1 ? (long)mpz_scan
 int Certifier::row_out(const RowRef& ref) {
     Row& r = ref.blk->rows[(size_t)ref.i];
     r.need();
+    const int d = spec_.d;
     int side = ref.sg > 0 ? 1 : 0;
     if (r.out[side] >= 0) return r.out[side];
     const Z& scale = ref.blk->scale(ref.i);
     long l2 = log2_if_power(scale.v);
     rows_out.emplace_back();
     RowOut& o = rows_out.back();
-    // slack g = sg * row; the facet is a . t <= b with a = -g[:2] / scale, b = g[2] / scale
-    set_ratio(o.a0.v, r.a.v, scale.v, l2);
-    set_ratio(o.a1.v, r.b.v, scale.v, l2);
-    set_ratio(o.b.v, r.c.v, scale.v, l2);
-    if (ref.sg > 0) {
-        mpq_neg(o.a0.v, o.a0.v);
-        mpq_neg(o.a1.v, o.a1.v);
-    } else {
-        mpq_neg(o.b.v, o.b.v);
+    // slack g = sg * row; the facet is a . t <= b with a = -g[:d] / scale, b = g[d] / scale
+    for (int i = 0; i < d; ++i) {
+        set_ratio(o.a[i].v, r.e[i].v, scale.v, l2);
+        if (ref.sg > 0) mpq_neg(o.a[i].v, o.a[i].v);
     }
-    int s0 = mpq_sgn(o.a0.v), s1 = mpq_sgn(o.a1.v);
-    o.side = s0 ? s0 : s1;
+    set_ratio(o.b.v, r.e[d].v, scale.v, l2);
+    if (ref.sg < 0) mpq_neg(o.b.v, o.b.v);
+    o.side = 0;
+    for (int i = 0; i < d && !o.side; ++i) o.side = mpq_sgn(o.a[i].v);
     int other = r.out[1 - side];
-    if (other >= 0) {  // the same line seen from the other side: the same key
+    if (other >= 0) {  // the same hyperplane seen from the other side: the same key
         const RowOut& p = rows_out[(size_t)other];
-        o.k0 = p.k0;
-        o.k1 = p.k1;
-        o.k2 = p.k2;
+        for (int i = 0; i <= d; ++i) o.k[i] = p.k[i];
     } else if (o.side != 0) {
-        // the line's primitive integer row (verify._hyperplane_key): (a0, a1, b) is a positive
-        // multiple of sg (-r0, -r1, r2), whose first non-zero entry of the first two the key
-        // makes positive
-        mpz_neg(o.k0.v, r.a.v);
-        mpz_neg(o.k1.v, r.b.v);
-        mpz_set(o.k2.v, r.c.v);
-        int lead = mpz_sgn(o.k0.v) ? mpz_sgn(o.k0.v) : mpz_sgn(o.k1.v);
-        if (lead < 0) {
-            mpz_neg(o.k0.v, o.k0.v);
-            mpz_neg(o.k1.v, o.k1.v);
-            mpz_neg(o.k2.v, o.k2.v);
-        }
+        // the hyperplane's primitive integer row (verify._hyperplane_key): (a, b) is a positive
+        // multiple of sg (-r_1, .., -r_d, r_d+1), whose first non-zero entry among the first d
+        // the key makes positive
+        for (int i = 0; i < d; ++i) mpz_neg(o.k[i].v, r.e[i].v);
+        mpz_set(o.k[d].v, r.e[d].v);
+        int lead = 0;
+        for (int i = 0; i < d && !lead; ++i) lead = mpz_sgn(o.k[i].v);
+        if (lead < 0)
+            for (int i = 0; i <= d; ++i) mpz_neg(o.k[i].v, o.k[i].v);
         Z g;
-        mpz_gcd(g.v, o.k0.v, o.k1.v);
-        mpz_gcd(g.v, g.v, o.k2.v);
-        mpz_divexact(o.k0.v, o.k0.v, g.v);
-        mpz_divexact(o.k1.v, o.k1.v, g.v);
-        mpz_divexact(o.k2.v, o.k2.v, g.v);
+        mpz_set(g.v, o.k[0].v);
+        for (int i = 1; i <= d; ++i) mpz_gcd(g.v, g.v, o.k[i].v);
+        mpz_abs(g.v, g.v);
+        for (int i = 0; i <= d; ++i) mpz_divexact(o.k[i].v, o.k[i].v, g.v);
     }
     r.out[side] = (int)rows_out.size() - 1;
     return r.out[side];
@@ -1480,14 +1475,12 @@ int Certifier::vert_out(int id) {
     v.nearest();
     verts_out.emplace_back();
     VertOut& o = verts_out.back();
-    mpq_set_num(o.x.v, v.X.v);
-    mpq_set_den(o.x.v, v.W.v);
-    mpq_canonicalize(o.x.v);
-    mpq_set_num(o.y.v, v.Y.v);
-    mpq_set_den(o.y.v, v.W.v);
-    mpq_canonicalize(o.y.v);
-    o.f[0] = v.f[0];
-    o.f[1] = v.f[1];
+    for (int i = 0; i + 1 < v.m; ++i) {
+        mpq_set_num(o.x[i].v, v.x[i].v);
+        mpq_set_den(o.x[i].v, v.W().v);
+        mpq_canonicalize(o.x[i].v);
+        o.f[i] = v.f[i];
+    }
     v.out = (int)verts_out.size() - 1;
     return v.out;
 }
@@ -1496,19 +1489,20 @@ void Certifier::emit(Cell& c) {
     leaves.emplace_back();
     LeafRec& lf = leaves.back();
     lf.node = c.states;
-    lf.wx = std::move(c.wx);
-    lf.wy = std::move(c.wy);
+    for (int i = 0; i < spec_.d; ++i) lf.w[i] = std::move(c.w[i]);
     mpq_set_num(lf.volume.v, c.vn.v);
     mpq_set_den(lf.volume.v, c.vd.v);
     mpq_canonicalize(lf.volume.v);
-    const size_t m = c.ring.size();
+    const size_t m = c.ring.size(), nf = c.facets.size();
     lf.verts.resize(m);
     for (size_t k = 0; k < m; ++k) lf.verts[k] = vert_out(c.ring[k]);
-    lf.frow.resize(m);
-    lf.fids.resize(m);
-    for (size_t k = 0; k < m; ++k) {
+    lf.frow.resize(nf);
+    lf.fids.resize(nf);
+    if (spec_.d != 2) lf.fv.resize(nf);
+    for (size_t k = 0; k < nf; ++k) {
         lf.frow[k] = row_out(c.facets[k].row);
         lf.fids[k] = c.facets[k].ids;
+        if (spec_.d != 2) lf.fv[k] = c.facets[k].fv;
     }
     lf.out = std::move(c.live);
 }
@@ -1558,16 +1552,31 @@ struct LeafRef {
     const LeafRec* leaf;
 };
 
+// A facet of a region that may have a region across it, and a pair of adjacent regions.
+struct Item {
+    long region;
+    int side;
+    int facet;   // index of the facet in its region
+    int v0, v1;  // 2-D: global vertex ids of its ends
+    const std::vector<long>* ids;
+};
+struct Pair {
+    long i, j, line;
+    const std::vector<long>* fi;
+    const std::vector<long>* gi;
+};
+
+void overlapping3(const std::vector<Item>&, const RowOut&, long, const std::vector<LeafRef>&,
+                  const std::vector<std::vector<int>>&, const std::vector<size_t>&,
+                  const std::vector<const VertOut*>&, std::vector<Pair>&) {
+    throw CertError("3-D adjacency: not yet");
+}
+
 void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<int>>& vmap,
               const std::vector<size_t>& cert_index, const std::vector<const Certifier*>& certs,
               const std::vector<const VertOut*>& gverts, const Spec& spec, Assembly& out) {
     // adjacency: facets on one line from opposite sides whose spans overlap with positive length
-    struct Item {
-        long region;
-        int side;
-        int v0, v1;  // global vertex ids
-        const std::vector<long>* ids;
-    };
+    const int d = spec.d;
     ZMap line_of;
     std::vector<std::vector<Item>> groups;
     std::vector<const RowOut*> line_row;
@@ -1576,11 +1585,12 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
         const Certifier& ct = *order[ri].cert;
         const std::vector<int>& vm = vmap[cert_index[ri]];
         const size_t m = lf.verts.size();
-        for (size_t k = 0; k < m; ++k) {
+        for (size_t k = 0; k < lf.frow.size(); ++k) {
             const std::vector<long>& ids = lf.fids[k];
             if (!ids.empty() && ids.front() < spec.domain_ids) continue;  // on the domain's boundary
             const RowOut& ro = ct.rows_out[(size_t)lf.frow[k]];
-            std::vector<mpz_srcptr> key{ro.k0.v, ro.k1.v, ro.k2.v};
+            std::vector<mpz_srcptr> key;
+            for (int i = 0; i <= d; ++i) key.push_back(ro.k[i].v);
             auto it = line_of.find(key);
             int g;
             if (it == line_of.end()) {
@@ -1591,25 +1601,27 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
             } else {
                 g = it->second;
             }
-            groups[(size_t)g].push_back(Item{(long)ri, ro.side, vm[(size_t)lf.verts[k]],
-                                             vm[(size_t)lf.verts[(k + 1) % m]], &ids});
+            if (d == 2)
+                groups[(size_t)g].push_back(Item{(long)ri, ro.side, (int)k, vm[(size_t)lf.verts[k]],
+                                                 vm[(size_t)lf.verts[(k + 1) % m]], &ids});
+            else
+                groups[(size_t)g].push_back(Item{(long)ri, ro.side, (int)k, -1, -1, &ids});
         }
     }
-    struct Pair {
-        long i, j, line;
-        const std::vector<long>* fi;
-        const std::vector<long>* gi;
-    };
     std::vector<Pair> pairs;
     for (size_t g = 0; g < groups.size(); ++g) {
         std::vector<Item>& items_ = groups[g];
         const RowOut& lr = *line_row[g];
-        int c = mpz_sgn(lr.k1.v) != 0 ? 0 : 1;  // a coordinate the line does not fix
+        if (d != 2) {
+            overlapping3(items_, lr, (long)g, order, vmap, cert_index, gverts, pairs);
+            continue;
+        }
+        int c = mpz_sgn(lr.k[1].v) != 0 ? 0 : 1;  // a coordinate the line does not fix
         auto coord = [&](int v) -> const VertOut& { return *gverts[(size_t)v]; };
         auto less = [&](int a, int b) {
             const VertOut& x = coord(a);
             const VertOut& y = coord(b);
-            return cmp_coord(x.f[c], c ? x.y.v : x.x.v, y.f[c], c ? y.y.v : y.x.v) < 0;
+            return cmp_coord(x.f[c], x.x[c].v, y.f[c], y.x[c].v) < 0;
         };
         struct Span {
             int lo, hi;
@@ -1757,25 +1769,28 @@ void parse(PyObject* arg, Parsed& P) {
         std::vector<PyObject*>& v;
         ~Guard() { for (PyObject* o : v) Py_DECREF(o); }
     } g0{top};
-    if (top.size() != 3) throw std::runtime_error("exactrelu._core: spec must be (root, levels, domain_ids)");
+    if (top.size() != 4) throw std::runtime_error("exactrelu._core: spec must be (d, root, levels, domain_ids)");
     Spec& spec = P.spec;
-    spec.domain_ids = get_long(top[2]);
+    spec.d = (int)get_long(top[0]);
+    if (spec.d < 2 || spec.d > DMAX) throw std::runtime_error("exactrelu._core: 2-D and 3-D domains only");
+    const int M = spec.d + 1;
+    spec.domain_ids = get_long(top[3]);
 
-    std::vector<PyObject*> root = items(top[0], "root");
+    std::vector<PyObject*> root = items(top[1], "root");
     Guard g1{root};
     if (root.size() != 6) throw std::runtime_error("exactrelu._core: root must have 6 parts");
     auto cell = std::make_shared<Cell>();
     std::vector<PyObject*> vs = items(root[0], "root vertices");
     Guard g2{vs};
     for (PyObject* v : vs) {
-        std::vector<Z> xyz;
-        get_zs(v, xyz, "vertex");
-        if (xyz.size() != 3 || xyz[2].sgn() <= 0) throw std::runtime_error("exactrelu._core: a vertex is (X, Y, W), W > 0");
+        std::vector<Z> xs;
+        get_zs(v, xs, "vertex");
+        if ((int)xs.size() != M || xs[(size_t)M - 1].sgn() <= 0)
+            throw std::runtime_error("exactrelu._core: a vertex is (x_1, .., x_d, W), W > 0");
         P.root_verts.emplace_back();
         Vertex& x = P.root_verts.back();
-        x.X = xyz[0];
-        x.Y = xyz[1];
-        x.W = xyz[2];
+        x.m = M;
+        for (int i = 0; i < M; ++i) x.x[i] = xs[(size_t)i];
         x.approx();
         cell->ring.push_back((int)P.root_verts.size() - 1);
     }
@@ -1786,19 +1801,32 @@ void parse(PyObject* arg, Parsed& P) {
     for (PyObject* f : fs) {
         std::vector<PyObject*> parts = items(f, "facet");
         Guard g4{parts};
-        if (parts.size() != 5) throw std::runtime_error("exactrelu._core: a facet is (a, b, c, scale, ids)");
+        if (parts.size() != 4) throw std::runtime_error("exactrelu._core: a facet is (row, scale, ids, vertices)");
         blk->rows.emplace_back();
         Row& r = blk->rows.back();
-        get_z(parts[0], r.a);
-        get_z(parts[1], r.b);
-        get_z(parts[2], r.c);
+        std::vector<Z> row;
+        get_zs(parts[0], row, "facet row");
+        if ((int)row.size() != M) throw std::runtime_error("exactrelu._core: a facet row has d + 1 entries");
+        r.m = M;
+        for (int i = 0; i < M; ++i) r.e[i] = row[(size_t)i];
         r.approx();
         blk->scales.emplace_back();
-        get_z(parts[3], blk->scales.back());
+        get_z(parts[1], blk->scales.back());
         Facet fc;
-        std::vector<PyObject*> ids = items(parts[4], "ids");
+        std::vector<PyObject*> ids = items(parts[2], "ids");
         Guard g5{ids};
         for (PyObject* i : ids) fc.ids.push_back(get_long(i));
+        std::vector<PyObject*> fv = items(parts[3], "facet vertices");
+        Guard g6{fv};
+        for (PyObject* i : fv) {
+            long k = get_long(i);
+            if (k < 0 || k >= (long)cell->ring.size()) throw std::runtime_error("exactrelu._core: a facet vertex out of range");
+            fc.fv.push_back((int)k);
+        }
+        size_t k = cell->facets.size();
+        if (spec.d == 2 && (fc.fv.size() != 2 || fc.fv[0] != (int)k || fc.fv[1] != (int)((k + 1) % vs.size())))
+            throw std::runtime_error("exactrelu._core: 2-D root facets join vertices k and k + 1");
+        if (spec.d == 2) fc.fv.clear();
         cell->facets.push_back(std::move(fc));
     }
     for (size_t k = 0; k < cell->facets.size(); ++k) {
@@ -1806,17 +1834,17 @@ void parse(PyObject* arg, Parsed& P) {
         cell->facets[k].row.i = (int)k;
         cell->facets[k].row.sg = 1;
     }
-    if (cell->facets.size() != cell->ring.size() || cell->ring.size() < 3)
+    if ((spec.d == 2 && cell->facets.size() != cell->ring.size()) || (int)cell->ring.size() < M)
         throw std::runtime_error("exactrelu._core: the root polygon needs one facet per side");
     std::vector<Z> w;
     get_zs(root[2], w, "witness");
-    if (w.size() != 4) throw std::runtime_error("exactrelu._core: witness is (xn, xd, yn, yd)");
-    mpq_set_num(cell->wx.v, w[0].v);
-    mpq_set_den(cell->wx.v, w[1].v);
-    mpq_canonicalize(cell->wx.v);
-    mpq_set_num(cell->wy.v, w[2].v);
-    mpq_set_den(cell->wy.v, w[3].v);
-    mpq_canonicalize(cell->wy.v);
+    if ((int)w.size() != 2 * spec.d) throw std::runtime_error("exactrelu._core: witness is (n_1, d_1, .., n_d, d_d)");
+    for (int i = 0; i < spec.d; ++i) {
+        if (w[(size_t)(2 * i + 1)].sgn() <= 0) throw std::runtime_error("exactrelu._core: a witness denominator <= 0");
+        mpq_set_num(cell->w[i].v, w[(size_t)(2 * i)].v);
+        mpq_set_den(cell->w[i].v, w[(size_t)(2 * i + 1)].v);
+        mpq_canonicalize(cell->w[i].v);
+    }
     std::vector<Z> vol;
     get_zs(root[3], vol, "volume");
     if (vol.size() != 2) throw std::runtime_error("exactrelu._core: volume is (n, d)");
@@ -1839,11 +1867,12 @@ void parse(PyObject* arg, Parsed& P) {
         cell->live.z = std::move(m0);
     }
 
-    std::vector<PyObject*> lvs = items(top[1], "levels");
+    std::vector<PyObject*> lvs = items(top[2], "levels");
     Guard g6{lvs};
     spec.L = (int)lvs.size();
     spec.levels.resize(lvs.size());
-    int n_in = (int)(cell->live.entries() / 3);
+    if (cell->live.entries() % (size_t)M) throw std::runtime_error("exactrelu._core: the root map has d + 1 columns");
+    int n_in = (int)(cell->live.entries() / (size_t)M);
     for (size_t j = 0; j < lvs.size(); ++j) {
         Level& lv = spec.levels[j];
         std::vector<PyObject*> parts = items(lvs[j], "level");
@@ -2266,8 +2295,11 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                     for (int v : order[ri].leaf->verts) {
                         if (vm[(size_t)v] >= 0) continue;
                         const VertOut& vo = order[ri].cert->verts_out[(size_t)v];
-                        std::vector<mpz_srcptr> key{mpq_numref(vo.x.v), mpq_denref(vo.x.v), mpq_numref(vo.y.v),
-                                                    mpq_denref(vo.y.v)};
+                        std::vector<mpz_srcptr> key;
+                        for (int c = 0; c < spec.d; ++c) {
+                            key.push_back(mpq_numref(vo.x[c].v));
+                            key.push_back(mpq_denref(vo.x[c].v));
+                        }
                         auto it = vindex.find(key);
                         if (it == vindex.end()) {
                             it = vindex.emplace(std::move(key), (int)gverts.size()).first;
@@ -2347,9 +2379,9 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         std::vector<std::vector<Ref>> row_a(certs.size()), row_b(certs.size());  // per output row: a, b
         for (size_t ci = 0; ci < certs.size(); ++ci)
             for (const RowOut& r : certs[ci]->rows_out) {
-                Ref a0(B.frac(r.a0.v));
-                Ref a1(B.frac(r.a1.v));
-                row_a[ci].emplace_back(PyTuple_Pack(2, a0.p, a1.p));
+                Ref a(PyTuple_New(spec.d));
+                for (int i = 0; i < spec.d; ++i) PyTuple_SET_ITEM(a.p, i, Ref(B.frac(r.a[i].v)).release());
+                row_a[ci].push_back(std::move(a));
                 row_b[ci].emplace_back(B.frac(r.b.v));
             }
         // one list per state of each level, shared by the regions below it (read-only)
@@ -2366,9 +2398,9 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         f_verts.get();
         Ref py_verts(PyList_New((Py_ssize_t)gverts.size()));
         for (size_t i = 0; i < gverts.size(); ++i) {
-            Ref x(B.frac(gverts[i]->x.v));
-            Ref y(B.frac(gverts[i]->y.v));
-            PyList_SET_ITEM(py_verts.p, (Py_ssize_t)i, Ref(PyTuple_Pack(2, x.p, y.p)).release());
+            Ref t(PyTuple_New(spec.d));
+            for (int c = 0; c < spec.d; ++c) PyTuple_SET_ITEM(t.p, c, Ref(B.frac(gverts[i]->x[c].v)).release());
+            PyList_SET_ITEM(py_verts.p, (Py_ssize_t)i, t.release());
         }
         f_trace.get();
         const Level& last = P.spec.levels.back();
@@ -2387,28 +2419,38 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                 Py_INCREF(lst);
                 PyList_SET_ITEM(pattern.p, j, lst);
             }
-            Ref wx(B.frac(lf.wx.v));
-            Ref wy(B.frac(lf.wy.v));
-            const size_t m = lf.verts.size();
-            Ref facets(PyList_New((Py_ssize_t)m));
+            Ref wit(PyTuple_New(spec.d));
+            for (int i = 0; i < spec.d; ++i) PyTuple_SET_ITEM(wit.p, i, Ref(B.frac(lf.w[i].v)).release());
+            const size_t m = lf.verts.size(), nf = lf.frow.size();
+            Ref facets(PyList_New((Py_ssize_t)nf));
             Ref vlist(PyList_New((Py_ssize_t)m));
-            for (size_t k = 0; k < m; ++k) {
+            for (size_t k = 0; k < m; ++k) PyList_SET_ITEM(vlist.p, (Py_ssize_t)k, PyLong_FromLong(vm[(size_t)lf.verts[k]]));
+            for (size_t k = 0; k < nf; ++k) {
                 PyObject* a = row_a[ci][(size_t)lf.frow[k]].p;
                 PyObject* b = row_b[ci][(size_t)lf.frow[k]].p;
                 Py_INCREF(a);
                 Py_INCREF(b);
                 Py_INCREF(empty.p);
-                Ref v0(PyLong_FromLong(vm[(size_t)lf.verts[k]]));
-                Ref v1(PyLong_FromLong(vm[(size_t)lf.verts[(k + 1) % m]]));
-                PyObject* f = B.obj(L_facet, {a, b, id_tuple(lf.fids[k]), PyTuple_Pack(2, v0.p, v1.p), empty.p});
+                PyObject* fvs;
+                if (spec.d == 2) {
+                    fvs = PyTuple_Pack(2, PyList_GET_ITEM(vlist.p, (Py_ssize_t)k),
+                                       PyList_GET_ITEM(vlist.p, (Py_ssize_t)((k + 1) % m)));
+                } else {
+                    const std::vector<int>& pos = lf.fv[k];
+                    fvs = PyTuple_New((Py_ssize_t)pos.size());
+                    if (fvs)
+                        for (size_t i = 0; i < pos.size(); ++i)
+                            PyTuple_SET_ITEM(fvs, (Py_ssize_t)i, Py_NewRef(PyList_GET_ITEM(vlist.p, (Py_ssize_t)pos[i])));
+                }
+                PyObject* f = B.obj(L_facet, {a, b, id_tuple(lf.fids[k]), fvs, empty.p});
                 PyList_SET_ITEM(facets.p, (Py_ssize_t)k, f);
-                PyList_SET_ITEM(vlist.p, (Py_ssize_t)k, v0.release());
             }
+            const int M = spec.d + 1;
             Ref outm(PyList_New((Py_ssize_t)last.n_out));
             for (int r = 0; r < last.n_out; ++r) {
-                Ref row(PyList_New(3));
-                for (int c = 0; c < 3; ++c) {
-                    lf.out.get((size_t)r * 3 + (size_t)c, mpq_numref(q.v));
+                Ref row(PyList_New(M));
+                for (int c = 0; c < M; ++c) {
+                    lf.out.get((size_t)r * (size_t)M + (size_t)c, mpq_numref(q.v));
                     if (den_log2 >= 0) {  // den = 2^k: divide out the common power of two
                         mp_bitcnt_t tz = mpz_sgn(mpq_numref(q.v)) ? mpz_scan1(mpq_numref(q.v), 0) : (mp_bitcnt_t)den_log2;
                         mp_bitcnt_t k = std::min(tz, (mp_bitcnt_t)den_log2);
@@ -2424,7 +2466,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                 PyList_SET_ITEM(outm.p, r, row.release());
             }
             PyObject* region = B.obj(L_region, {
-                PyLong_FromSize_t(ri), pattern.release(), PyTuple_Pack(2, wx.p, wy.p), facets.release(),
+                PyLong_FromSize_t(ri), pattern.release(), wit.release(), facets.release(),
                 vlist.release(), outm.release(), B.frac(lf.volume.v),
                 Py_NewRef(traced && !hit[(size_t)spec.L - 1][(size_t)lf.state_ids[(size_t)spec.L - 1]] ? Py_True : Py_False),
                 PyList_New(0),
@@ -2439,17 +2481,20 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             size_t ln = (size_t)A.adj_line[k];
             if (!plane_a[ln].p) {
                 const RowOut& r = *A.lines[ln];
-                const mpz_t* key[3] = {&r.k0.v, &r.k1.v, &r.k2.v};
-                mpz_srcptr lead = mpz_sgn(r.k0.v) ? r.k0.v : r.k1.v;
-                Ref e[3];
-                for (int c = 0; c < 3; ++c) {
-                    mpq_set_num(q.v, *key[c]);
+                mpz_srcptr lead = nullptr;
+                for (int c = 0; c < spec.d && !lead; ++c)
+                    if (mpz_sgn(r.k[c].v)) lead = r.k[c].v;
+                Ref a(PyTuple_New(spec.d));
+                for (int c = 0; c <= spec.d; ++c) {
+                    mpq_set_num(q.v, r.k[c].v);
                     mpq_set_den(q.v, lead);
                     mpq_canonicalize(q.v);
-                    e[c] = Ref(B.frac(q.v));
+                    if (c < spec.d)
+                        PyTuple_SET_ITEM(a.p, c, Ref(B.frac(q.v)).release());
+                    else
+                        plane_b[ln] = Ref(B.frac(q.v));
                 }
-                plane_a[ln] = Ref(PyTuple_Pack(2, e[0].p, e[1].p));
-                plane_b[ln] = Ref(Py_NewRef(e[2].p));
+                plane_a[ln] = std::move(a);
             }
             PyObject* adj = B.obj(L_adj, {PyLong_FromLong(A.adj_i[k]), PyLong_FromLong(A.adj_j[k]),
                                           Py_NewRef(plane_a[ln].p), Py_NewRef(plane_b[ln].p), id_tuple(A.adj_ids[k])});

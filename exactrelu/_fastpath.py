@@ -177,30 +177,27 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
     return Plan(levels, units)
 
 
-def _root_spec(root: Any, key: Any) -> tuple:
-    """The root cell for the compiled layer: its counter-clockwise ring of vertices as integer
-    triples (X, Y, W), its facets as integer rows with their scales (facet k joins vertices k and
-    k + 1), witness, volume and the exact map entering the first piecewise op."""
+def _root_spec(root: Any, key: Any, d: int) -> tuple:
+    """The root cell for the compiled layer: its vertices as integer rows (x_1, .., x_d, W) (2-D:
+    counter-clockwise), its facets as integer rows with their scales, ids and the positions of
+    their vertices (2-D: facet k joins vertices k and k + 1), witness, volume and the exact map
+    entering the first piecewise op."""
     verts = []
-    for x, y in root.vertices:
-        w = math.lcm(int(x.q), int(y.q))
-        verts.append((int(x.p) * (w // int(x.q)), int(y.p) * (w // int(y.q)), w))
+    for p in root.vertices:
+        w = math.lcm(*(int(c.q) for c in p))
+        verts.append(tuple(int(c.p) * (w // int(c.q)) for c in p) + (w,))
     facets = []
-    n = len(verts)
-    for k, f in enumerate(root.facets):
-        if tuple(f.vertices) != (k, (k + 1) % n):
-            raise AssertionError("the root's facets are not in ring order")
+    for f in root.facets:
         vals = [_exact.to_fmpq(v) for v in f.slack]
         scale = math.lcm(*(int(v.q) for v in vals)) * f.scale
         ints = [int(v.p) * (scale // (int(v.q) * f.scale)) for v in vals]
-        facets.append((*ints, scale, tuple(f.ids)))
-    wx, wy = (_exact.to_fmpq(v) for v in root.witness)
+        facets.append((ints, scale, tuple(f.ids), tuple(f.vertices)))
+    witness = [int(x) for c in root.witness for x in (_exact.to_fmpq(c).p, _exact.to_fmpq(c).q)]
     vol = _exact.to_fmpq(root.volume)
     from .certify import _as_int
 
     m = _as_int(root.live[key])
-    return (verts, facets, (int(wx.p), int(wx.q), int(wy.p), int(wy.q)), (int(vol.p), int(vol.q)),
-            int(m.den), [v for r in m.rows for v in r])
+    return (verts, facets, witness, (int(vol.p), int(vol.q)), int(m.den), [v for r in m.rows for v in r])
 
 
 def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None,
@@ -211,7 +208,8 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None,
 
     root = _root(prog, domain)
     first = prog.nodes[prog.piecewise[0]]
-    spec = (_root_spec(root, first.inputs[0]), pl.levels, constraint_offsets(prog, domain)[0])
+    spec = (domain.dim, _root_spec(root, first.inputs[0], domain.dim), pl.levels,
+            constraint_offsets(prog, domain)[0])
     proposals = None
     if trace is not None:  # the float trace's patterns, compared with the result by the core
         proposals = []
