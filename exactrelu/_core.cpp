@@ -1,25 +1,28 @@
 // exactrelu._core: the exact layer's hot path, compiled.
 //
 // Certifies every activation region of a chain "affine, (elementwise op, affine)*" on a bounded
-// 2-D polygon, the same way and with the same results as exactrelu/certify.py's arrangement path
-// (_Certifier._arranged, _Arrangement, _child_lives), and assembles what the certificate needs
-// (vertices deduplicated exactly, adjacency, linear pieces) as exactrelu/verify.py does. The
-// Python module exactrelu/_fastpath.py decides when this applies, builds the input and turns
-// the output into the certificate's objects; tests compare the two paths' certificates.
+// 2-D or 3-D polytope, the same way and with the same results as exactrelu/certify.py's
+// arrangement path (_Certifier._arranged, _Arrangement, _child_lives), and assembles what the
+// certificate needs (vertices deduplicated exactly, adjacency, linear pieces) as
+// exactrelu/verify.py does. The Python module exactrelu/_fastpath.py decides when this applies,
+// builds the input and the statistics; tests/test_fastpath.py compares the two engines'
+// certificates entry by entry.
 //
-// Exactness. Every number that reaches the certificate is an exact integer or rational (GMP).
-// Every sign is exact: it is decided by a float64 filter with a rigorous error bound (see
-// filtered_sign) where the bound decides, and by exact integer arithmetic everywhere else, or
-// not at all where it is known by construction (a vertex lies on the lines it was made from).
-// Floats otherwise only propose: a witness is a short dyadic point near a cell's float
-// centroid, accepted only after an exact check against every facet of the cell.
+// Exactness. Every number that reaches the certificate is an exact integer or rational (GMP, or
+// fixed-width integers that a bound proves large enough). Every sign is exact: it is decided by a
+// float64 filter with a rigorous error bound (see filtered_sign) where the bound decides, by exact
+// integer arithmetic everywhere else, or not at all where it is known by construction (a vertex
+// lies on the rows it was made from). Floats otherwise only propose: a witness is a short dyadic
+// point near a cell's float centroid, accepted only after an exact check against every facet.
 //
-// Layout: cells form a tree by layer. For a parent cell (a convex polygon, a counter-clockwise
-// ring of vertex ids with one facet per side) the switching functions of the next op are exactly
-// affine; its children are the cells of their lines inside it, built by successive exact cuts.
-// Vertices are homogeneous integer triples (X, Y, W), W > 0: a vertex made where a line cuts a
-// side is the cross product of the two lines' integer rows, so coordinates never grow by chains
-// of interpolation. Maps are integer matrices over one positive denominator per level.
+// Layout: cells form a tree by layer. For a parent cell (2-D: a counter-clockwise ring of vertex
+// ids with one facet per side; 3-D: vertex ids with the vertices of each facet) the switching
+// functions of the next op are exactly affine; its children are the cells of their hyperplanes
+// inside it, built by successive exact cuts. Vertices are homogeneous integer rows (x_1 .. x_d,
+// W), W > 0: a vertex made where a hyperplane cuts a side (edge) is the cross product of the
+// cutting row with the rows of the side (two independent rows of the edge), so coordinates never
+// grow by chains of interpolation. Maps are integer matrices over one positive denominator per
+// level.
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -27,6 +30,7 @@
 #include <gmp.h>
 
 #include <algorithm>
+#include <iterator>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -591,6 +595,7 @@ struct RowOut {
 struct VertOut {
     Q x[DMAX];
     double f[DMAX];
+    Z h[DMAX + 1];  // 3-D: homogeneous coordinates (last > 0), for exact separation tests
 };
 
 // ---------------------------------------------------------------------------- the certifier
@@ -744,10 +749,15 @@ class Certifier {
         for (size_t w = 0; w < words_; ++w) z[w] &= zmask_[w];
     }
 
-    // 2-D: the point where two lines meet, as the cross product of their rows
-    int new_vertex(const Row& ra, const Row& rb) {
+    // 2-D: the point where line `ra` cuts a side, whose line is any row vanishing at both of the
+    // side's ends (`tight`): the cross product of the two rows
+    int new_vertex(const Row& ra, const std::vector<uint64_t>& tight) {
+        int line = -1;
+        for (size_t w = 0; w < tight.size() && line < 0; ++w)
+            if (tight[w]) line = (int)(w * 64 + (size_t)__builtin_ctzll(tight[w]));
+        if (line < 0) throw CertError("a side of a cell lies on no constraint");
         const Row& a = ra.need();
-        const Row& b = rb.need();
+        const Row& b = rowp_[(size_t)line]->need();
         verts.emplace_back();
         Vertex& v = verts.back();
         v.m = 3;
@@ -760,6 +770,48 @@ class Certifier {
         if (v.x[2].sgn() == 0) throw CertError("a cut line is parallel to the side it cuts");
         finish_vertex(v);
         return (int)verts.size() - 1;
+    }
+
+    // 3-D: the point where plane `ra` cuts an edge: with two rows vanishing on the edge (of those
+    // vanishing at both its ends, `tight`) independent with `ra`, the generalized cross product
+    // of the three rows (its 3 x 3 minors)
+    int new_vertex3(const Row& ra, const std::vector<uint64_t>& tight) {
+        const Row& a = ra.need();
+        std::vector<int> rs;
+        for (size_t w = 0; w < tight.size(); ++w)
+            for (uint64_t bits = tight[w]; bits; bits &= bits - 1)
+                rs.push_back((int)(w * 64 + (size_t)__builtin_ctzll(bits)));
+        verts.emplace_back();
+        Vertex& v = verts.back();
+        v.m = 4;
+        thread_local Z t1, t2;
+        // det of the rows' columns (c0, c1, c2)
+        auto det3 = [&](const Row& p, const Row& q, const Row& r, int c0, int c1, int c2, Z& out) {
+            mpz_mul(t1.v, q.e[c1].v, r.e[c2].v);
+            mpz_submul(t1.v, q.e[c2].v, r.e[c1].v);
+            mpz_mul(out.v, p.e[c0].v, t1.v);
+            mpz_mul(t1.v, q.e[c0].v, r.e[c2].v);
+            mpz_submul(t1.v, q.e[c2].v, r.e[c0].v);
+            mpz_submul(out.v, p.e[c1].v, t1.v);
+            mpz_mul(t1.v, q.e[c0].v, r.e[c1].v);
+            mpz_submul(t1.v, q.e[c1].v, r.e[c0].v);
+            mpz_addmul(out.v, p.e[c2].v, t1.v);
+        };
+        for (size_t x = 0; x < rs.size(); ++x)
+            for (size_t y = x + 1; y < rs.size(); ++y) {
+                const Row& b = rowp_[(size_t)rs[x]]->need();
+                const Row& c = rowp_[(size_t)rs[y]]->need();
+                det3(a, b, c, 0, 1, 2, t2);
+                if (t2.sgn() == 0) continue;  // dependent: no single point
+                mpz_neg(v.x[3].v, t2.v);
+                det3(a, b, c, 1, 2, 3, v.x[0]);
+                det3(a, b, c, 0, 2, 3, v.x[1]);
+                mpz_neg(v.x[1].v, v.x[1].v);
+                det3(a, b, c, 0, 1, 3, v.x[2]);
+                finish_vertex(v);
+                return (int)verts.size() - 1;
+            }
+        throw CertError("an edge of a cell lies on no two independent constraints");
     }
 
     // W > 0 and no common power of two (the network's numbers are dyadic: rows carry large ones)
@@ -858,14 +910,19 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
     lv_.assign(P.ring.begin(), P.ring.end());
     sg_.clear();
     zw_.clear();
-    std::vector<uint64_t> known(words_);
-    for (size_t v = 0; v < n0; ++v) {
-        known = vanish;
-        size_t prev = (v + n0 - 1) % n0;  // facet prev joins v-1 and v; facet v joins v and v+1
-        known[(S + prev) >> 6] |= (uint64_t)1 << ((S + prev) & 63);
-        known[(S + v) >> 6] |= (uint64_t)1 << ((S + v) & 63);
-        add_signs(v, known.data());
+    const int d = spec_.d;
+    std::vector<uint64_t> known(n0 * words_);
+    for (size_t v = 0; v < n0; ++v) std::copy(vanish.begin(), vanish.end(), known.begin() + (long)(v * words_));
+    auto set_bit = [](uint64_t* z, size_t r) { z[r >> 6] |= (uint64_t)1 << (r & 63); };
+    for (size_t k = 0; k < F; ++k) {
+        if (d == 2) {  // facet k joins vertices k and k + 1
+            set_bit(&known[k * words_], (size_t)S + k);
+            set_bit(&known[((k + 1) % n0) * words_], (size_t)S + k);
+        } else {
+            for (int v : P.facets[k].fv) set_bit(&known[(size_t)v * words_], (size_t)S + k);
+        }
     }
+    for (size_t v = 0; v < n0; ++v) add_signs(v, &known[v * words_]);
 
     // the functions crossing P, in order; each cuts every cell it crosses
     std::vector<int> cutting;
@@ -883,13 +940,41 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
     }
     std::vector<std::vector<int>> cells{std::vector<int>()};
     for (size_t v = 0; v < n0; ++v) cells[0].push_back((int)v);
+    // d >= 3: the constraints that define each cell (P's facets, then every cut through it)
+    std::vector<std::vector<uint64_t>> cms;
+    if (d != 2) {
+        cms.emplace_back(words_, 0);
+        for (size_t k = 0; k < F; ++k) set_bit(cms[0].data(), (size_t)S + k);
+    }
     std::vector<std::vector<int>> next;
+    std::vector<std::vector<uint64_t>> next_cms;
     std::vector<std::pair<int, std::vector<uint64_t>>> fresh;
+    // the vertex where function i vanishes on the edge between local vertices p and q (made once)
+    auto point_on = [&](int p, int q, int i) {
+        uint64_t key = p < q ? ((uint64_t)p << 32 | (uint64_t)q) : ((uint64_t)q << 32 | (uint64_t)p);
+        auto it = edge_point_.find(key);
+        if (it != edge_point_.end()) return it->second;
+        // the rows vanishing at both ends contain the edge
+        const uint64_t* zp = Zv((size_t)p);
+        const uint64_t* zq = Zv((size_t)q);
+        std::vector<uint64_t> kn(words_);
+        for (size_t w = 0; w < words_; ++w) kn[w] = zp[w] & zq[w];
+        int id = d == 2 ? new_vertex(*rowp_[(size_t)i], kn) : new_vertex3(*rowp_[(size_t)i], kn);
+        int x = (int)(lv_.size() + fresh.size());
+        set_bit(kn.data(), (size_t)i);
+        for (size_t w = 0; w < words_; ++w) kn[w] |= vanish[w];
+        fresh.emplace_back(id, std::move(kn));
+        edge_point_.emplace(key, x);
+        return x;
+    };
+    std::vector<uint64_t> zc, t(words_);
     for (int i : cutting) {
         next.clear();
+        next_cms.clear();
         fresh.clear();
         edge_point_.clear();
-        for (auto& vs : cells) {
+        for (size_t ci = 0; ci < cells.size(); ++ci) {
+            std::vector<int>& vs = cells[ci];
             bool pos = false, neg = false;
             for (int v : vs) {
                 int8_t s = Sv((size_t)v)[i];
@@ -898,47 +983,70 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             }
             if (!(pos && neg)) {
                 next.push_back(std::move(vs));
+                if (d != 2) next_cms.push_back(std::move(cms[ci]));
                 continue;
             }
             std::vector<int> plus, minus;
             size_t m = vs.size();
-            for (size_t k = 0; k < m; ++k) {
-                int p = vs[k], q = vs[(k + 1) % m];
-                int sp = Sv((size_t)p)[i], sq = Sv((size_t)q)[i];
-                if (sp >= 0) plus.push_back(p);
-                if (sp <= 0) minus.push_back(p);
-                if (sp * sq < 0) {
-                    uint64_t key = p < q ? ((uint64_t)p << 32 | (uint64_t)q) : ((uint64_t)q << 32 | (uint64_t)p);
-                    auto it = edge_point_.find(key);
-                    int x;
-                    if (it != edge_point_.end()) {
-                        x = it->second;
-                    } else {
-                        // the side's line: a row vanishing at both ends
-                        const uint64_t* zp = Zv((size_t)p);
-                        const uint64_t* zq = Zv((size_t)q);
-                        std::vector<uint64_t> kn(words_);
-                        int line = -1;
-                        for (size_t w = 0; w < words_; ++w) {
-                            kn[w] = zp[w] & zq[w];
-                            if (line < 0 && kn[w]) line = (int)(w * 64 + (size_t)__builtin_ctzll(kn[w]));
-                        }
-                        if (line < 0) throw CertError("a side of a cell lies on no constraint");
-                        int id = new_vertex(*rowp_[(size_t)i], *rowp_[(size_t)line]);
-                        x = (int)(lv_.size() + fresh.size());
-                        kn[(size_t)i >> 6] |= (uint64_t)1 << (i & 63);
-                        for (size_t w = 0; w < words_; ++w) kn[w] |= vanish[w];
-                        fresh.emplace_back(id, std::move(kn));
-                        edge_point_.emplace(key, x);
+            if (d == 2) {  // split the ring
+                for (size_t k = 0; k < m; ++k) {
+                    int p = vs[k], q = vs[(k + 1) % m];
+                    int sp = Sv((size_t)p)[i], sq = Sv((size_t)q)[i];
+                    if (sp >= 0) plus.push_back(p);
+                    if (sp <= 0) minus.push_back(p);
+                    if (sp * sq < 0) {
+                        int x = point_on(p, q, i);
+                        plus.push_back(x);
+                        minus.push_back(x);
                     }
-                    plus.push_back(x);
-                    minus.push_back(x);
                 }
+            } else {
+                // u, w on opposite sides span an edge iff their common tight constraints (of
+                // the cell's) number at least d - 1 and no third vertex is tight on all of them
+                // (Fukuda and Prodon, 1996)
+                const uint64_t* cm = cms[ci].data();
+                zc.assign(m * words_, 0);
+                for (size_t k = 0; k < m; ++k) {
+                    const uint64_t* z = Zv((size_t)vs[k]);
+                    for (size_t w = 0; w < words_; ++w) zc[k * words_ + w] = z[w] & cm[w];
+                }
+                for (int v : vs)
+                    if (Sv((size_t)v)[i] >= 0) plus.push_back(v);
+                for (int v : vs)
+                    if (Sv((size_t)v)[i] <= 0) minus.push_back(v);
+                for (size_t a = 0; a < m; ++a) {
+                    if (Sv((size_t)vs[a])[i] <= 0) continue;
+                    for (size_t b = 0; b < m; ++b) {
+                        if (Sv((size_t)vs[b])[i] >= 0) continue;
+                        int cnt = 0;
+                        for (size_t w = 0; w < words_; ++w) {
+                            t[w] = zc[a * words_ + w] & zc[b * words_ + w];
+                            cnt += __builtin_popcountll(t[w]);
+                        }
+                        if (cnt < d - 1) continue;
+                        bool edge = true;
+                        for (size_t k = 0; k < m && edge; ++k) {
+                            if (k == a || k == b) continue;
+                            bool all = true;
+                            for (size_t w = 0; w < words_ && all; ++w) all = (zc[k * words_ + w] & t[w]) == t[w];
+                            if (all) edge = false;
+                        }
+                        if (!edge) continue;
+                        int x = point_on(vs[a], vs[b], i);
+                        plus.push_back(x);
+                        minus.push_back(x);
+                    }
+                }
+                std::vector<uint64_t> cm2(cms[ci]);
+                set_bit(cm2.data(), (size_t)i);
+                next_cms.push_back(cm2);
+                next_cms.push_back(std::move(cm2));
             }
             next.push_back(std::move(plus));
             next.push_back(std::move(minus));
         }
         std::swap(cells, next);
+        std::swap(cms, next_cms);
         for (auto& fr : fresh) {
             lv_.push_back(fr.first);
             add_signs(lv_.size() - 1, fr.second.data());
@@ -953,11 +1061,20 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
     bool only = cells.size() == 1;
     bool touched = false;
     if (only) {  // does a (not identically zero) function vanish on a whole facet of P?
+        std::vector<uint64_t> z(words_);
         for (size_t k = 0; k < F && !touched; ++k) {
-            const uint64_t* za = Zv(k);
-            const uint64_t* zb = Zv((k + 1) % n0);
-            for (int i = 0; i < S; ++i)
-                if ((za[(size_t)i >> 6] & zb[(size_t)i >> 6]) >> (i & 63) & 1) { touched = true; break; }
+            std::fill(z.begin(), z.end(), ~(uint64_t)0);
+            auto meet = [&](size_t v) {
+                const uint64_t* zv = Zv(v);
+                for (size_t w = 0; w < words_; ++w) z[w] &= zv[w];
+            };
+            if (d == 2) {
+                meet(k);
+                meet((k + 1) % n0);
+            } else {
+                for (int v : P.facets[k].fv) meet((size_t)v);
+            }
+            for (int i = 0; i < S && !touched; ++i) touched = (z[(size_t)i >> 6] >> (i & 63)) & 1;
         }
     }
     std::unordered_set<PKey, PKeyHash> seen;  // the states of the children (their StateNodes own the bytes)
@@ -1006,14 +1123,47 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         size_t m = vs.size();
         c->ring.resize(m);
         for (size_t k = 0; k < m; ++k) c->ring[k] = lv_[(size_t)vs[k]];
-        c->facets.resize(m);
-        for (size_t k = 0; k < m; ++k) {
-            const uint64_t* za = Zv((size_t)vs[k]);
-            const uint64_t* zb = Zv((size_t)vs[(k + 1) % m]);
+        // the facets' vertices (positions): 2-D the ring's sides; else the maximal sets of
+        // vertices tight on one of the cell's constraints
+        std::vector<std::vector<int>> sides;
+        if (d == 2) {
+            for (size_t k = 0; k < m; ++k) sides.push_back({(int)k, (int)((k + 1) % m)});
+        } else {
+            const uint64_t* cm = cms[(size_t)(&vs - &cells[0])].data();
+            std::vector<std::vector<int>> sets;
+            for (size_t w = 0; w < words_; ++w)
+                for (uint64_t bits = cm[w]; bits; bits &= bits - 1) {
+                    size_t r = w * 64 + (size_t)__builtin_ctzll(bits);
+                    std::vector<int> on;
+                    for (size_t k = 0; k < m; ++k)
+                        if ((Zv((size_t)vs[k])[r >> 6] >> (r & 63)) & 1) on.push_back((int)k);
+                    if (!on.empty()) sets.push_back(std::move(on));
+                }
+            std::sort(sets.begin(), sets.end());
+            sets.erase(std::unique(sets.begin(), sets.end()), sets.end());
+            for (size_t a = 0; a < sets.size(); ++a) {
+                bool maximal = true;
+                for (size_t b = 0; b < sets.size() && maximal; ++b)
+                    if (b != a && sets[b].size() > sets[a].size() &&
+                        std::includes(sets[b].begin(), sets[b].end(), sets[a].begin(), sets[a].end()))
+                        maximal = false;
+                if (maximal) sides.push_back(sets[a]);
+            }
+        }
+        c->facets.resize(sides.size());
+        std::vector<uint64_t> z(words_);
+        for (size_t k = 0; k < sides.size(); ++k) {
+            std::fill(z.begin(), z.end(), ~(uint64_t)0);
+            for (int x : sides[k]) {
+                const uint64_t* zv = Zv((size_t)vs[(size_t)x]);
+                for (size_t w = 0; w < words_; ++w) z[w] &= zv[w];
+            }
+            if ((int)sides[k].size() < d) throw CertError("a facet of a cell with fewer than d vertices");
             Facet& f = c->facets[k];
+            if (d != 2) f.fv = sides[k];
             int first_unit = -1, first_parent = -1;
             for (size_t w = 0; w < words_; ++w) {
-                uint64_t bits = za[w] & zb[w];
+                uint64_t bits = z[w];
                 while (bits) {
                     int r = (int)(w * 64 + (size_t)__builtin_ctzll(bits));
                     bits &= bits - 1;
@@ -1379,7 +1529,73 @@ void Certifier::volume2(Cell& c) {
     mpz_mul_2exp(c.vd.v, D.v, 1);
 }
 
-void Certifier::volume3(Cell&) { throw CertError("3-D volumes: not yet"); }
+// 3-D: a pulling triangulation (certify._volume3): cones from vertex 0 over the facets missing it,
+// each facet fanned from its first vertex over its edges (two facets meet in an edge, a vertex
+// or nothing). With r_k = W_0 x_k - W_k x_0 a tetrahedron (v_0, v_a, v_b, v_c) has
+// 6 V = |det(r_a, r_b, r_c)| / (W_0^3 W_a W_b W_c), whatever positive W each vertex comes with.
+void Certifier::volume3(Cell& c) {
+    const size_t m = c.ring.size(), nf = c.facets.size();
+    const Vertex& v0 = verts[(size_t)c.ring[0]];
+    std::vector<Z> R(m * 3);
+    for (size_t k = 0; k < m; ++k) {
+        const Vertex& v = verts[(size_t)c.ring[k]];
+        for (int i = 0; i < 3; ++i) {
+            mpz_mul(R[k * 3 + (size_t)i].v, v0.x[3].v, v.x[i].v);
+            mpz_submul(R[k * 3 + (size_t)i].v, v.x[3].v, v0.x[i].v);
+        }
+    }
+    std::vector<std::vector<std::pair<int, int>>> edges(nf);
+    std::vector<int> common;
+    for (size_t a = 0; a < nf; ++a)
+        for (size_t b = a + 1; b < nf; ++b) {
+            common.clear();
+            std::set_intersection(c.facets[a].fv.begin(), c.facets[a].fv.end(), c.facets[b].fv.begin(),
+                                  c.facets[b].fv.end(), std::back_inserter(common));
+            if (common.size() == 2) {
+                edges[a].emplace_back(common[0], common[1]);
+                edges[b].emplace_back(common[0], common[1]);
+            }
+        }
+    thread_local Z det, t;
+    Q total, part, term;
+    for (size_t a = 0; a < nf; ++a) {
+        const std::vector<int>& fv = c.facets[a].fv;
+        if (fv.empty() || fv[0] == 0) continue;  // sorted: vertex 0 is on it iff it comes first
+        int p0 = fv[0];
+        const Z* A = &R[(size_t)p0 * 3];
+        mpq_set_ui(part.v, 0, 1);
+        for (auto& e : edges[a]) {
+            if (e.first == p0 || e.second == p0) continue;
+            const Z* Bv = &R[(size_t)e.first * 3];
+            const Z* Cv = &R[(size_t)e.second * 3];
+            mpz_mul(t.v, Bv[1].v, Cv[2].v);
+            mpz_submul(t.v, Bv[2].v, Cv[1].v);
+            mpz_mul(det.v, A[0].v, t.v);
+            mpz_mul(t.v, Bv[0].v, Cv[2].v);
+            mpz_submul(t.v, Bv[2].v, Cv[0].v);
+            mpz_submul(det.v, A[1].v, t.v);
+            mpz_mul(t.v, Bv[0].v, Cv[1].v);
+            mpz_submul(t.v, Bv[1].v, Cv[0].v);
+            mpz_addmul(det.v, A[2].v, t.v);
+            mpz_abs(mpq_numref(term.v), det.v);
+            mpz_mul(mpq_denref(term.v), verts[(size_t)c.ring[(size_t)e.first]].x[3].v,
+                    verts[(size_t)c.ring[(size_t)e.second]].x[3].v);
+            mpq_canonicalize(term.v);
+            mpq_add(part.v, part.v, term.v);
+        }
+        mpz_mul(mpq_denref(term.v), mpq_denref(part.v), verts[(size_t)c.ring[(size_t)p0]].x[3].v);
+        mpz_set(mpq_numref(term.v), mpq_numref(part.v));
+        mpq_canonicalize(term.v);
+        mpq_add(total.v, total.v, term.v);
+    }
+    mpz_pow_ui(t.v, v0.x[3].v, 3);
+    mpz_mul_ui(t.v, t.v, 6);
+    mpz_mul(mpq_denref(total.v), mpq_denref(total.v), t.v);
+    mpq_canonicalize(total.v);
+    if (mpq_sgn(total.v) <= 0) throw CertError("a 3-D cell of zero volume");
+    mpz_set(c.vn.v, mpq_numref(total.v));
+    mpz_set(c.vd.v, mpq_denref(total.v));
+}
 
 // Do the children's areas sum to the parent's? Exact: by cross-multiplication for a few
 // children, in lowest terms for many (whose product of denominators would grow large).
@@ -1481,6 +1697,8 @@ int Certifier::vert_out(int id) {
         mpq_canonicalize(o.x[i].v);
         o.f[i] = v.f[i];
     }
+    if (v.m > 3)
+        for (int i = 0; i < v.m; ++i) o.h[i] = v.x[i];
     v.out = (int)verts_out.size() - 1;
     return v.out;
 }
@@ -1566,10 +1784,88 @@ struct Pair {
     const std::vector<long>* gi;
 };
 
-void overlapping3(const std::vector<Item>&, const RowOut&, long, const std::vector<LeafRef>&,
-                  const std::vector<std::vector<int>>&, const std::vector<size_t>&,
-                  const std::vector<const VertOut*>&, std::vector<Pair>&) {
-    throw CertError("3-D adjacency: not yet");
+// 3-D: pairs of facets on one plane (opposite sides) that share a piece of positive area
+// (verify._overlapping_facets). Boxes first, compared exactly along the coordinates the plane does
+// not fix: boxes apart or touching cannot share area. Then three shared vertices (three vertices
+// of a convex polygon are never collinear) mean a shared piece; else two convex polygons on the
+// plane share area unless a line of the plane separates them, and such a line can be taken through
+// an edge of one of them: an edge line of one facet is the plane cut by another facet of its
+// region, and the other polygon lies beyond it iff all its vertices are on or beyond that facet's
+// plane (exact integer tests).
+void overlapping3(const std::vector<Item>& items, const RowOut& plane, long g, const std::vector<LeafRef>& order,
+                  const std::vector<std::vector<int>>& vmap, const std::vector<size_t>& cert_index,
+                  const std::vector<const VertOut*>& gverts, std::vector<Pair>& pairs) {
+    std::vector<int> freec;
+    for (int i = 0; i < 3; ++i) {
+        bool free = false;
+        for (int k = 0; k < 3; ++k) free = free || (k != i && mpz_sgn(plane.k[k].v) != 0);
+        if (free) freec.push_back(i);
+    }
+    auto less = [&](int a, int b, int c) {
+        const VertOut& x = *gverts[(size_t)a];
+        const VertOut& y = *gverts[(size_t)b];
+        return cmp_coord(x.f[c], x.x[c].v, y.f[c], y.x[c].v) < 0;
+    };
+    struct Fc {
+        const Item* it;
+        std::vector<int> vs;  // global vertex ids
+        int lo[3], hi[3];
+    };
+    std::vector<Fc> plus, minus;
+    for (const Item& it : items) {
+        const LeafRec& lf = *order[(size_t)it.region].leaf;
+        const std::vector<int>& vm = vmap[cert_index[(size_t)it.region]];
+        Fc f{&it, {}, {0, 0, 0}, {0, 0, 0}};
+        for (int pos : lf.fv[(size_t)it.facet]) f.vs.push_back(vm[(size_t)lf.verts[(size_t)pos]]);
+        for (int c = 0; c < 3; ++c) {
+            f.lo[c] = f.hi[c] = f.vs[0];
+            for (int v : f.vs) {
+                if (less(v, f.lo[c], c)) f.lo[c] = v;
+                if (less(f.hi[c], v, c)) f.hi[c] = v;
+            }
+        }
+        (it.side > 0 ? plus : minus).push_back(std::move(f));
+    }
+    // the region's other facets as integer rows r with r . (x, -1) >= 0 on or beyond them
+    auto beyond = [&](const Item& it, const std::vector<int>& vs) {
+        const LeafRec& lf = *order[(size_t)it.region].leaf;
+        const Certifier& ct = *order[(size_t)it.region].cert;
+        thread_local Z t;
+        for (size_t k = 0; k < lf.frow.size(); ++k) {
+            if ((int)k == it.facet) continue;
+            const RowOut& h = ct.rows_out[(size_t)lf.frow[k]];
+            bool all = true;
+            for (size_t x = 0; x < vs.size() && all; ++x) {
+                const VertOut& v = *gverts[(size_t)vs[x]];
+                mpz_mul(t.v, h.k[0].v, v.h[0].v);
+                mpz_addmul(t.v, h.k[1].v, v.h[1].v);
+                mpz_addmul(t.v, h.k[2].v, v.h[2].v);
+                mpz_submul(t.v, h.k[3].v, v.h[3].v);
+                all = h.side * mpz_sgn(t.v) >= 0;
+            }
+            if (all) return true;
+        }
+        return false;
+    };
+    std::vector<int> common;
+    for (const Fc& p : plus) {
+        std::vector<int> ps(p.vs);
+        std::sort(ps.begin(), ps.end());
+        for (const Fc& q : minus) {
+            bool apart = false;
+            for (int c : freec)
+                apart = apart || !less(q.lo[c], p.hi[c], c) || !less(p.lo[c], q.hi[c], c);
+            if (apart) continue;
+            std::vector<int> qs(q.vs);
+            std::sort(qs.begin(), qs.end());
+            common.clear();
+            std::set_intersection(ps.begin(), ps.end(), qs.begin(), qs.end(), std::back_inserter(common));
+            if (common.size() >= 3 || (!beyond(*p.it, q.vs) && !beyond(*q.it, p.vs))) {
+                long a = p.it->region, b = q.it->region;
+                pairs.push_back(Pair{std::min(a, b), std::max(a, b), g, p.it->ids, q.it->ids});
+            }
+        }
+    }
 }
 
 void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<int>>& vmap,

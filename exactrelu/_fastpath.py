@@ -1,11 +1,11 @@
 """The compiled exact layer: when it applies, its input, and the certificate from its output.
 
 ``exactrelu._core`` (C++ and GMP, built from ``exactrelu/_core.cpp`` at install time) certifies
-the networks most 2-D studies use, a chain ``affine -> (elementwise op -> affine)*`` (Linear,
-Conv, BatchNorm, pooling by averages, Flatten and the like between ReLU, LeakyReLU or Hardtanh)
-on a bounded 2-D domain (a box, a polygon or a plane through inputs), with the same algorithm as
-the pure-Python arrangement path of :mod:`exactrelu.certify` and the same certificate: both are
-compared entry by entry in ``tests/test_fastpath.py``. Everything else (other ops, other
+the networks most studies use, a chain ``affine -> (elementwise op -> affine)*`` (Linear, Conv,
+BatchNorm, pooling by averages, Flatten and the like between ReLU, LeakyReLU or Hardtanh) on a
+bounded 2-D or 3-D domain (a box, a polytope or a plane through inputs), with the same algorithm
+as the pure-Python arrangement path of :mod:`exactrelu.certify` and the same certificate: both
+are compared entry by entry in ``tests/test_fastpath.py``. Everything else (other ops, other
 dimensions, unbounded domains, an explicit executor) goes through :mod:`exactrelu.certify`.
 
 The float trace is not needed by the compiled layer (its cuts partition each parent, so its
@@ -137,8 +137,8 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
     """:func:`plan`, or a sentence saying why the compiled layer does not apply."""
     if _core is None:
         return "the compiled exact layer (exactrelu._core) is not built: reinstall with a C++ compiler and GMP"
-    if domain.dim != 2 or not domain.is_bounded:
-        return f"the compiled exact layer takes bounded 2-D domains (this one: {domain.dim}-D" + \
+    if domain.dim not in (2, 3) or not domain.is_bounded:
+        return f"the compiled exact layer takes bounded 2-D and 3-D domains (this one: {domain.dim}-D" + \
             ("" if domain.is_bounded else ", unbounded") + ")"
     if not prog.piecewise:
         return "the network has no piecewise op"

@@ -249,7 +249,7 @@ def _parser() -> _Parser:
                    help="threads (compiled engine) or processes (Python engine) for the exact work "
                         "(default: all cores)")
     v.add_argument("--engine", choices=("auto", "compiled", "python"), default="auto",
-                   help="the exact layer: compiled (2-D chains of affine layers and ReLU-like ops), "
+                   help="the exact layer: compiled (2-D and 3-D, chains of affine layers and ReLU-like ops), "
                         "python (everything) or auto (compiled where it applies; the default)")
     v.set_defaults(func=_cmd_verify)
 

@@ -98,6 +98,21 @@ def test_generic_nets_same_certificate(net, domain):
     exactrelu.check(cert, net)
 
 
+@given(ACTS.flatmap(lambda act: networks(input_dim=3, depth=(1, 2), widths=(1, 5), activation=act,
+                                         kind="mlp", degenerate=True)), domains(3))
+def test_degenerate_3d_nets_same_certificate(net, domain):
+    # 3-D cells split by incidence (the edge test of Fukuda and Prodon), facets from tight sets,
+    # volumes by pulling triangulation, adjacency by separating lines in the shared plane
+    cert = assert_same(net, domain)
+    exactrelu.check(cert, net)
+
+
+@given(ACTS.flatmap(lambda act: networks(input_dim=3, depth=(1, 2), widths=(1, 7), activation=act,
+                                         kind="mlp", degenerate=False)), domains(3))
+def test_generic_3d_nets_same_certificate(net, domain):
+    assert_same(net, domain)
+
+
 @given(st.sampled_from(["relu", "mixed"]).flatmap(
     lambda act: networks(input_dim=2, depth=(1, 2), widths=(1, 4), activation=act, kind="conv",
                          degenerate=True)), domains(2))
@@ -109,10 +124,11 @@ def test_conv_nets_same_certificate(net, domain):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("act", [nn.ReLU, lambda: nn.LeakyReLU(0.1), lambda: nn.Hardtanh(-0.25, 0.5)])
-def test_default_init_nets_same_certificate(seed, act):
+@pytest.mark.parametrize("d", [2, 3])
+def test_default_init_nets_same_certificate(seed, act, d):
     # float32 weights of every exponent: maps of several limbs
-    net = mlp((2, 12, 10, 8), seed, act)
-    cert = assert_same(net, [(-1, 1), (-1, 1)])
+    net = mlp((d, 12, 10, 8) if d == 2 else (d, 8, 6), seed, act)
+    cert = assert_same(net, [(-1, 1)] * d)
     assert max(cert.stats["compiled_limbs"]) >= 2
     exactrelu.check(cert, net)
 
@@ -179,14 +195,14 @@ def test_statistics_match_when_the_trace_is_wrong():
 
 
 @pytest.mark.parametrize("case, why", [
-    ("3d", "2-D"), ("unbounded", "unbounded"), ("maxpool", "ReLU, LeakyReLU and Hardtanh"),
+    ("4d", "3-D"), ("unbounded", "unbounded"), ("maxpool", "ReLU, LeakyReLU and Hardtanh"),
     ("residual", "chain"),
 ])
 def test_compiled_engine_says_what_it_cannot_take(case, why):
     torch.manual_seed(0)
     domain: Any = [(-1, 1)] * 2
-    if case == "3d":
-        net, domain = mlp((3, 4), 0), [(-1, 1)] * 3
+    if case == "4d":
+        net, domain = mlp((4, 4), 0), [(-1, 1)] * 4
     elif case == "unbounded":
         net, domain = mlp((2, 4), 0), RealSpace(2)
     elif case == "maxpool":
