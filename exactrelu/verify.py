@@ -113,13 +113,7 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         del tr
         t2 = time.perf_counter()
         cert = _certificate(prog, dom, regions, vertices, adjacency, pieces, st)
-        t3 = time.perf_counter()
-        cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2, "total": t3 - t0}
-        cert.stats["float_regions"] = n_float
-        cert.stats["engine"] = "compiled"
-        if claimed is not None:
-            compare_claim(cert, claimed)
-        return cert
+        return _finish(cert, "compiled", (t0, t1, t2, time.perf_counter()), n_float, claimed)
     own = None
     if executor is None and (workers or os.cpu_count() or 1) > 1 and n_float >= PARALLEL_THRESHOLD and workers != 1:
         own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count())
@@ -138,9 +132,15 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         t2 = time.perf_counter()
         cert = _assemble(prog, dom, built, stats)
         t3 = time.perf_counter()
+    return _finish(cert, "python", (t0, t1, t2, t3), n_float, claimed)
+
+
+def _finish(cert: Certificate, engine: str, times: tuple, n_float: int, claimed: Any) -> Certificate:
+    """Statistics common to both engines, then the claim (if any) checked."""
+    t0, t1, t2, t3 = times
     cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2, "total": t3 - t0}
     cert.stats["float_regions"] = n_float
-    cert.stats["engine"] = "python"
+    cert.stats["engine"] = engine
     if claimed is not None:
         compare_claim(cert, claimed)
     return cert

@@ -83,34 +83,37 @@ def test_compiled_layer_is_built():
 ACTS = st.sampled_from(["relu", "leaky_relu", "hardtanh", "mixed"])
 
 
-@given(ACTS.flatmap(lambda act: networks(input_dim=2, depth=(1, 3), widths=(1, 6), activation=act,
-                                         kind="mlp", degenerate=True)), domains(2))
-def test_degenerate_nets_same_certificate(net, domain):
+def nets_on(d: int, degenerate: bool) -> Any:
+    """(net, domain) pairs: small MLPs with any elementwise op on d-D boxes and polytopes."""
+    depth, widths = ((1, 3), (1, 6 if degenerate else 8)) if d == 2 else ((1, 2), (1, 5 if degenerate else 7))
+    return st.tuples(ACTS.flatmap(lambda act: networks(input_dim=d, depth=depth, widths=widths, activation=act,
+                                                       kind="mlp", degenerate=degenerate)), domains(d))
+
+
+@given(nets_on(2, degenerate=True))
+def test_degenerate_nets_same_certificate(case):
     # duplicated, negated, zero and dead units, lines through one point, parallel families
-    cert = assert_same(net, domain)
-    exactrelu.check(cert, net)
+    net, domain = case
+    exactrelu.check(assert_same(net, domain), net)
 
 
-@given(ACTS.flatmap(lambda act: networks(input_dim=2, depth=(1, 3), widths=(1, 8), activation=act,
-                                         kind="mlp", degenerate=False)), domains(2))
-def test_generic_nets_same_certificate(net, domain):
-    cert = assert_same(net, domain)
-    exactrelu.check(cert, net)
+@given(nets_on(2, degenerate=False))
+def test_generic_nets_same_certificate(case):
+    net, domain = case
+    exactrelu.check(assert_same(net, domain), net)
 
 
-@given(ACTS.flatmap(lambda act: networks(input_dim=3, depth=(1, 2), widths=(1, 5), activation=act,
-                                         kind="mlp", degenerate=True)), domains(3))
-def test_degenerate_3d_nets_same_certificate(net, domain):
+@given(nets_on(3, degenerate=True))
+def test_degenerate_3d_nets_same_certificate(case):
     # 3-D cells split by incidence (the edge test of Fukuda and Prodon), facets from tight sets,
     # volumes by pulling triangulation, adjacency by separating lines in the shared plane
-    cert = assert_same(net, domain)
-    exactrelu.check(cert, net)
+    net, domain = case
+    exactrelu.check(assert_same(net, domain), net)
 
 
-@given(ACTS.flatmap(lambda act: networks(input_dim=3, depth=(1, 2), widths=(1, 7), activation=act,
-                                         kind="mlp", degenerate=False)), domains(3))
-def test_generic_3d_nets_same_certificate(net, domain):
-    assert_same(net, domain)
+@given(nets_on(3, degenerate=False))
+def test_generic_3d_nets_same_certificate(case):
+    assert_same(*case)
 
 
 @given(st.sampled_from(["relu", "mixed"]).flatmap(
