@@ -2412,9 +2412,9 @@ PyObject* settle(PyObject*, PyObject*) {
 }
 
 PyObject* certify2d(PyObject*, PyObject* args) {
-    PyObject *spec_obj, *classes, *proposals;
+    PyObject *spec_obj, *classes, *proposals, *report = Py_None;
     int threads = 1;
-    if (!PyArg_ParseTuple(args, "OOiO", &spec_obj, &classes, &threads, &proposals)) return nullptr;
+    if (!PyArg_ParseTuple(args, "OOiO|O", &spec_obj, &classes, &threads, &proposals, &report)) return nullptr;
     try {
         std::vector<PyObject*> cls = items(classes, "classes");
         struct Guard {
@@ -2472,7 +2472,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             int nt = (int)std::max<size_t>(1, std::min<size_t>((size_t)std::max(threads, 1), frontier.size()));
             for (int t = 0; t < nt; ++t) workers.emplace_back(new Certifier(spec));
             segs.resize(frontier.size());
-            std::atomic<size_t> next{0};
+            std::atomic<size_t> next{0}, finished{0};
             std::atomic<bool> failed{false};
             std::vector<std::string> errs((size_t)nt);
             auto work = [&](int t) {
@@ -2486,6 +2486,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                         frontier[i].reset();
                         w.run(std::move(c));
                         segs[i].hi = w.leaves.size();
+                        ++finished;
                     }
                 } catch (const std::exception& e) {
                     errs[(size_t)t] = e.what();
@@ -2505,15 +2506,26 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             };
             std::vector<std::thread> pool;
             for (int t = 0; t < nt; ++t) pool.emplace_back(task, t);
+            // `report(done, total)`, when given, hears of finished subtrees as they finish
+            size_t told = (size_t)-1;
             for (;;) {
+                bool over;
                 {
                     std::unique_lock<std::mutex> lock(m);
-                    if (cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return running == 0; })) break;
+                    over = cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return running == 0; });
                 }
                 Py_BLOCK_THREADS
                 if (!interrupted && PyErr_CheckSignals() < 0) interrupted = true;
+                size_t done = finished;
+                if (!interrupted && report != Py_None && done != told) {
+                    told = done;
+                    PyObject* r = PyObject_CallFunction(report, "nn", (Py_ssize_t)done, (Py_ssize_t)frontier.size());
+                    if (!r) interrupted = true;
+                    Py_XDECREF(r);
+                }
                 Py_UNBLOCK_THREADS
                 if (interrupted) failed = true;
+                if (over) break;
             }
             for (auto& th : pool) th.join();
             for (auto& e : errs)
@@ -2840,7 +2852,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
 
 PyMethodDef methods[] = {
     {"certify2d", certify2d, METH_VARARGS,
-     "certify2d(spec, classes, threads, proposals) -> (regions, vertices, adjacency, pieces, counts, seconds)\n\n"
+     "certify2d(spec, classes, threads, proposals[, report]) -> (regions, vertices, adjacency, pieces, counts, seconds)\n\n"
      "The compiled exact layer for bounded 2-D domains and chains of affine layers and elementwise\n"
      "ops; see exactrelu/_fastpath.py for the spec and the result."},
     {"settle", settle, METH_NOARGS,

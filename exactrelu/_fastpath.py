@@ -34,6 +34,7 @@ import numpy as np
 from . import _exact
 from .capture import INPUT, Program
 from .certificate import Adjacency, Region, RegionFacet, coprime_fraction
+from ._progress import _Silent, progress_bar
 from .domain import Domain
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule, _exact_cache
 
@@ -200,10 +201,11 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
     return (verts, facets, witness, (int(vol.p), int(vol.q)), int(m.den), [v for r in m.rows for v in r])
 
 
-def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None,
-            threads: int = 1) -> tuple[list[Region], list, list, list[int], dict]:
+def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads: int = 1,
+            progress: bool = False) -> tuple[list[Region], list, list, list[int], dict]:
     """Certify with the compiled layer on ``threads`` threads: (regions, vertices, adjacency,
-    pieces, statistics). The result does not depend on the number of threads."""
+    pieces, statistics). The result does not depend on the number of threads. With ``progress``,
+    a progress bar (on a terminal only) counts the subtrees certified."""
     from .certify import CertificationError, _root, constraint_offsets, paused_gc
 
     root = _root(prog, domain)
@@ -218,10 +220,17 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None,
             if P.size and (P.min() < -128 or P.max() > 127):
                 P = np.full_like(P, 127)  # states no elementwise op has: never a certified one
             proposals.append(np.ascontiguousarray(P.astype(np.int8)).tobytes())
-    with paused_gc():
+    with paused_gc(), progress_bar(0, "certify (subtrees)", progress) as bar:
+        report = None
+        if progress and not isinstance(bar, _Silent):
+            def report(done: int, total: int) -> None:
+                if bar.total != total:
+                    bar.total = total
+                    bar.refresh()
+                bar.update(done - bar.n)
         try:
             out = _core.certify2d(spec, (Fraction, coprime_fraction, RegionFacet, Region, Adjacency),
-                                  max(1, int(threads)), proposals)
+                                  max(1, int(threads)), proposals, report)
         except ArithmeticError as exc:
             raise CertificationError(str(exc)) from None
         regions, vertices, adjacency, pieces, stats, seconds = out

@@ -109,7 +109,7 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     n_float = tr.num_regions if tr is not None else 0
     if fast is not None:
         regions, vertices, adjacency, pieces, st = _fastpath.certify(prog, dom, fast, tr,
-                                                                     workers or os.cpu_count() or 1)
+                                                                     workers or os.cpu_count() or 1, progress)
         del tr
         t2 = time.perf_counter()
         cert = _certificate(prog, dom, regions, vertices, adjacency, pieces, st)

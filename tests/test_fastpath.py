@@ -267,3 +267,22 @@ def test_a_signal_handler_exception_stops_the_compiled_engine():
     assert elapsed < 2.5
     # and the next certification runs normally
     assert exactrelu.verify(mlp((2, 4), 1), [(-1, 1)] * 2, progress=False, engine="compiled").num_regions >= 1
+
+
+def test_progress_reports_every_subtree(monkeypatch):
+    # the calling thread hears of finished subtrees, in order, while the workers certify
+    from exactrelu.domain import as_domain
+
+    net = mlp((2, 64, 64, 64), 5)
+    dom = as_domain([(-1, 1)] * 2)
+    prog = capture(net, (2,))
+    quiet = _fastpath.certify(prog, dom, _fastpath.plan(prog, dom), None, 2)
+    seen = []
+    real = _fastpath._core.certify2d
+    monkeypatch.setattr(_fastpath._core, "certify2d",
+                        lambda *args: real(*args[:4], lambda done, total: seen.append((done, total))))
+    told = _fastpath.certify(prog, dom, _fastpath.plan(prog, dom), None, 2)
+    done = [d for d, _ in seen]
+    assert seen and done == sorted(done) and all(0 <= d <= t for d, t in seen)
+    assert seen[-1][0] == seen[-1][1] > 1
+    assert len(told[0]) == len(quiet[0])
