@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from flint import fmpq
+from flint import fmpq, fmpz_mat
 
 from . import _fastpath, _polyhedra, certify
 from .capture import Program, capture
@@ -409,20 +409,9 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
         return vertices[x[3]][i] <= vertices[y[2]][i]
 
     mboxes = [(box(g), rj, g) for rj, g in minus]
-    rows: dict[int, list[tuple]] = {}
+    seps: dict[int, Any] = {}
+    cols_of: dict[int, Any] = {}
     homs: dict[int, tuple[int, ...]] = {}
-
-    def others(ri: int, f: RegionFacet) -> list[tuple]:
-        """The region's other facets as integer rows ``r`` with ``a_h . x >= b_h`` iff
-        ``r[:-1] . x >= r[-1]``."""
-        got = rows.get(id(f))
-        if got is None:
-            got = rows[id(f)] = []
-            for h in regions[ri].facets:
-                if h is not f:
-                    key, side = plane(h)
-                    got.append(key if side > 0 else tuple([-v for v in key]))
-        return got
 
     def hom(k: int) -> tuple[int, ...]:
         """Vertex ``k`` as integers ``(x_0, .., x_{d-1}, D)``: the vertex is ``x / D``, ``D > 0``."""
@@ -434,40 +423,55 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
             got = homs[k] = (*(c.numerator * (D // q) for c, q in zip(v, dens)), D)
         return got
 
-    def beyond(hs: list[tuple], ks: Sequence[int]) -> bool:
-        """Is every vertex ``ks`` on or beyond one of the rows ``hs``?"""
-        pts = [hom(k) for k in ks]
-        for r in hs:
-            if all(sum(a * x for a, x in zip(r[:-1], p[:-1])) >= r[-1] * p[-1] for p in pts):
-                return True
-        return False
+    def others(ri: int, f: RegionFacet) -> Any:
+        """The region's other facets as the rows of an integer matrix, ``r . (x, D) >= 0`` iff
+        the vertex ``x / D`` satisfies ``a_h . x >= b_h`` (on or beyond facet ``h``)."""
+        got = seps.get(id(f))
+        if got is None:
+            rs = []
+            for h in regions[ri].facets:
+                if h is not f:
+                    key, side = plane(h)
+                    r = key if side > 0 else tuple([-v for v in key])
+                    rs.append([*r[:-1], -r[-1]])
+            got = seps[id(f)] = fmpz_mat(rs)
+        return got
+
+    def columns(f: RegionFacet) -> Any:
+        """The facet's vertices ``(x, D)`` as the columns of an integer matrix."""
+        got = cols_of.get(id(f))
+        if got is None:
+            got = cols_of[id(f)] = fmpz_mat([hom(k) for k in f.vertices]).transpose()
+        return got
+
+    def beyond(H: Any, P: Any) -> bool:
+        """Is every column of ``P`` on or beyond one of the rows of ``H``?"""
+        return any(all(v >= 0 for v in row) for row in (H * P).tolist())
 
     out = []
+    # a sweep along the first free coordinate: the other facets by the float of their lower end;
+    # once that float exceeds the float of this facet's upper end, so do the exact values
+    c0 = free[0]
+    mboxes.sort(key=lambda t: t[0][c0][0])
     for ri, f in plus:
         fb = box(f)
         fset = set(f.vertices)
+        top = fb[c0][1]
         for gb, rj, g in mboxes:
+            if gb[c0][0] > top:
+                break
             if any(apart(fb[i], gb[i], i) or apart(gb[i], fb[i], i) for i in free):
                 continue
             shared = fset.intersection(g.vertices)
-            # 3-D: three vertices of a convex polygon are never collinear (they are extreme points)
-            if len(shared) >= d and (d == 3 or _affine_rank([vertices[k] for k in shared]) == d - 1):
+            # d affinely independent shared vertices: their homogeneous lifts have rank d (3-D:
+            # three vertices of a convex polygon are never collinear, they are extreme points)
+            if len(shared) >= d and (d == 3 or fmpz_mat([hom(k) for k in shared]).rank() == d):
                 out.append(((ri, f), (rj, g)))
-            elif beyond(others(ri, f), g.vertices) or beyond(others(rj, g), f.vertices):
+            elif beyond(others(ri, f), columns(g)) or beyond(others(rj, g), columns(f)):
                 continue  # another facet's hyperplane separates them: no shared (d-1)-piece
             elif d == 3 or _faces_overlap(f, g, regions[ri], regions[rj], vertices):
                 out.append(((ri, f), (rj, g)))
     return out
-
-
-def _affine_rank(points: list[tuple]) -> int:
-    import flint
-
-    pts = [[fmpq(c.numerator, c.denominator) for c in p] for p in points]
-    base = pts[0]
-    rows = [[p[i] - base[i] for i in range(len(base))] for p in pts[1:]]
-    m = flint.fmpq_mat(len(rows), len(base), [v for r in rows for v in r])
-    return m.rank()
 
 
 def _faces_overlap(f: RegionFacet, g: RegionFacet, ri: Region, rj: Region, vertices: list[tuple]) -> bool:
