@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from . import _exact
+from ._progress import _Silent, progress_bar
 from .capture import INPUT, Program
 from .certificate import Adjacency, Region, RegionFacet, coprime_fraction
-from ._progress import _Silent, progress_bar
 from .domain import Domain
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule, _exact_cache
 
@@ -43,7 +43,7 @@ try:
 except ImportError:  # built without a C++ compiler or GMP: the Python exact layer does everything
     _core = None
 
-__all__ = ["available", "plan", "explain", "certify"]
+__all__ = ["available", "certify", "explain", "plan"]
 
 
 def available() -> bool:

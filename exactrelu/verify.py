@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from flint import fmpq, fmpz_mat
+from flint import fmpz_mat
 
 from . import _fastpath, _polyhedra, certify
 from .capture import Program, capture

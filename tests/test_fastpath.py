@@ -21,7 +21,7 @@ from torch import nn
 import exactrelu
 from exactrelu import _fastpath
 from exactrelu.capture import capture
-from exactrelu.domain import Box, Polytope, RealSpace, Slice
+from exactrelu.domain import Polytope, RealSpace, Slice
 from exactrelu.errors import InvalidInputError
 from exactrelu.strategies import domains, networks
 from exactrelu.trace import trace as float_trace
