@@ -77,7 +77,7 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
 
     >>> net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> with torch.no_grad():
-    ...     net[0].weight.copy_(torch.tensor([[1.0], [1.0]])); net[0].bias.copy_(torch.tensor([0.0, -0.5]))
+    ...     _ = net[0].weight.copy_(torch.tensor([[1.0], [1.0]])), net[0].bias.copy_(torch.tensor([0.0, -0.5]))
     >>> verify(net, [(-1, 1)], progress=False).num_regions
     3
     """
