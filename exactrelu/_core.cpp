@@ -155,6 +155,12 @@ std::vector<PyObject*> items(PyObject* seq, const char* what) {
     return out;
 }
 
+// releases the references `items` returned
+struct Guard {
+    std::vector<PyObject*>& v;
+    ~Guard() { for (PyObject* o : v) Py_DECREF(o); }
+};
+
 struct PyError : std::runtime_error {
     PyError() : std::runtime_error("python error") {}
 };
@@ -171,14 +177,9 @@ long get_long(PyObject* o) {
 
 void get_zs(PyObject* seq, std::vector<Z>& out, const char* what) {
     std::vector<PyObject*> xs = items(seq, what);
+    Guard g{xs};
     out.resize(xs.size());
-    try {
-        for (size_t i = 0; i < xs.size(); ++i) get_z(xs[i], out[i]);
-    } catch (...) {
-        for (PyObject* x : xs) Py_DECREF(x);
-        throw;
-    }
-    for (PyObject* x : xs) Py_DECREF(x);
+    for (size_t i = 0; i < xs.size(); ++i) get_z(xs[i], out[i]);
 }
 
 // --------------------------------------------------------------------------- signs
@@ -200,15 +201,20 @@ inline double scale2(double m, long d) {
 // magnitude), each with relative error below 2^-52 (mpz_get_d_2exp truncates a 53-bit mantissa)
 // plus an absolute error below 2^-1074 where scaling underflows.
 constexpr int DMAX = 3;  // input dimensions of the compiled engine
+
+// h_i = mm_i 2^(e_i - max e) for the m entries mm_i 2^e_i (the non-zero ones set the maximum)
+void scale_common(const double* mm, const long* e, int m, double* h) {
+    long top = LONG_MIN;
+    for (int i = 0; i < m; ++i)
+        if (mm[i] != 0.0) top = std::max(top, e[i]);
+    for (int i = 0; i < m; ++i) h[i] = mm[i] == 0.0 ? 0.0 : scale2(mm[i], e[i] - top);
+}
+
 void approx_n(const Z* z, int m, double* h) {
     long e[DMAX + 1];
     double mm[DMAX + 1];
-    long top = LONG_MIN;
-    for (int i = 0; i < m; ++i) {
-        mm[i] = mpz_get_d_2exp(&e[i], z[i].v);
-        if (mm[i] != 0.0) top = std::max(top, e[i]);
-    }
-    for (int i = 0; i < m; ++i) h[i] = mm[i] == 0.0 ? 0.0 : scale2(mm[i], e[i] - top);
+    for (int i = 0; i < m; ++i) mm[i] = mpz_get_d_2exp(&e[i], z[i].v);
+    scale_common(mm, e, m, h);
 }
 
 // The sign of r . v (m = d + 1 <= 4 terms) from the scaled approximations above, or 2 when the
@@ -456,12 +462,8 @@ struct Row {
         exact = false;
         long ex[DMAX + 1];
         double mm[DMAX + 1];
-        long top = LONG_MIN;
-        for (int i = 0; i < m; ++i) {
-            mm[i] = fx_get_d_2exp(&ex[i], x + i * k, k);
-            if (mm[i] != 0.0) top = std::max(top, ex[i]);
-        }
-        for (int i = 0; i < m; ++i) h[i] = mm[i] == 0.0 ? 0.0 : scale2(mm[i], ex[i] - top);
+        for (int i = 0; i < m; ++i) mm[i] = fx_get_d_2exp(&ex[i], x + i * k, k);
+        scale_common(mm, ex, m, h);
     }
     const Row& need() const {
         if (!exact) {
@@ -1757,8 +1759,6 @@ inline int cmp_coord(double fa, const mpq_t a, double fb, const mpq_t b) {
 }
 
 struct Assembly {
-    std::vector<int> leaf_vertex;  // per certifier: local output vertex -> global
-    std::vector<const VertOut*> gverts;
     std::vector<long> adj_i, adj_j, adj_line;
     std::vector<std::vector<long>> adj_ids;
     std::vector<const RowOut*> lines;  // the key row of every adjacency line
@@ -1768,6 +1768,7 @@ struct Assembly {
 struct LeafRef {
     const Certifier* cert;
     const LeafRec* leaf;
+    size_t ci;  // index of `cert` (into per-certifier tables such as the vertex maps)
 };
 
 // A facet of a region that may have a region across it, and a pair of adjacent regions.
@@ -1793,8 +1794,8 @@ struct Pair {
 // region, and the other polygon lies beyond it iff all its vertices are on or beyond that facet's
 // plane (exact integer tests).
 void overlapping3(const std::vector<Item>& items, const RowOut& plane, long g, const std::vector<LeafRef>& order,
-                  const std::vector<std::vector<int>>& vmap, const std::vector<size_t>& cert_index,
-                  const std::vector<const VertOut*>& gverts, std::vector<Pair>& pairs) {
+                  const std::vector<std::vector<int>>& vmap, const std::vector<const VertOut*>& gverts,
+                  std::vector<Pair>& pairs) {
     std::vector<int> freec;
     for (int i = 0; i < 3; ++i) {
         bool free = false;
@@ -1814,7 +1815,7 @@ void overlapping3(const std::vector<Item>& items, const RowOut& plane, long g, c
     std::vector<Fc> plus, minus;
     for (const Item& it : items) {
         const LeafRec& lf = *order[(size_t)it.region].leaf;
-        const std::vector<int>& vm = vmap[cert_index[(size_t)it.region]];
+        const std::vector<int>& vm = vmap[order[(size_t)it.region].ci];
         Fc f{&it, {}, {0, 0, 0}, {0, 0, 0}};
         for (int pos : lf.fv[(size_t)it.facet]) f.vs.push_back(vm[(size_t)lf.verts[(size_t)pos]]);
         for (int c = 0; c < 3; ++c) {
@@ -1869,7 +1870,6 @@ void overlapping3(const std::vector<Item>& items, const RowOut& plane, long g, c
 }
 
 void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<int>>& vmap,
-              const std::vector<size_t>& cert_index, const std::vector<const Certifier*>& certs,
               const std::vector<const VertOut*>& gverts, const Spec& spec, Assembly& out) {
     // adjacency: facets on one line from opposite sides whose spans overlap with positive length
     const int d = spec.d;
@@ -1879,7 +1879,7 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
     for (size_t ri = 0; ri < order.size(); ++ri) {
         const LeafRec& lf = *order[ri].leaf;
         const Certifier& ct = *order[ri].cert;
-        const std::vector<int>& vm = vmap[cert_index[ri]];
+        const std::vector<int>& vm = vmap[order[ri].ci];
         const size_t m = lf.verts.size();
         for (size_t k = 0; k < lf.frow.size(); ++k) {
             const std::vector<long>& ids = lf.fids[k];
@@ -1909,7 +1909,7 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
         std::vector<Item>& items_ = groups[g];
         const RowOut& lr = *line_row[g];
         if (d != 2) {
-            overlapping3(items_, lr, (long)g, order, vmap, cert_index, gverts, pairs);
+            overlapping3(items_, lr, (long)g, order, vmap, gverts, pairs);
             continue;
         }
         int c = mpz_sgn(lr.k[1].v) != 0 ? 0 : 1;  // a coordinate the line does not fix
@@ -2061,10 +2061,7 @@ struct Parsed {
 
 void parse(PyObject* arg, Parsed& P) {
     std::vector<PyObject*> top = items(arg, "spec");
-    struct Guard {
-        std::vector<PyObject*>& v;
-        ~Guard() { for (PyObject* o : v) Py_DECREF(o); }
-    } g0{top};
+    Guard g0{top};
     if (top.size() != 4) throw std::runtime_error("exactrelu._core: spec must be (d, root, levels, domain_ids)");
     Spec& spec = P.spec;
     spec.d = (int)get_long(top[0]);
@@ -2417,10 +2414,6 @@ PyObject* certify2d(PyObject*, PyObject* args) {
     if (!PyArg_ParseTuple(args, "OOiO|O", &spec_obj, &classes, &threads, &proposals, &report)) return nullptr;
     try {
         std::vector<PyObject*> cls = items(classes, "classes");
-        struct Guard {
-            std::vector<PyObject*>& v;
-            ~Guard() { for (PyObject* o : v) Py_DECREF(o); }
-        };
         Guard g0{cls};
         if (cls.size() != 5) throw std::runtime_error("exactrelu._core: classes = (Fraction, make, RegionFacet, Region, Adjacency)");
         Builder B;
@@ -2544,11 +2537,9 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         std::vector<const Certifier*> certs;
         for (auto& w : workers) certs.push_back(w.get());
         std::vector<LeafRef> order;
-        std::vector<size_t> cert_index;
         for (const Seg& g : segs)
             for (size_t k = g.lo; k < g.hi; ++k) {
-                order.push_back(LeafRef{certs[(size_t)g.cert], &certs[(size_t)g.cert]->leaves[k]});
-                cert_index.push_back((size_t)g.cert);
+                order.push_back(LeafRef{certs[(size_t)g.cert], &certs[(size_t)g.cert]->leaves[k], (size_t)g.cert});
             }
         // states numbered per level by first appearance in region order
         std::vector<std::vector<StateNode*>> state_tables((size_t)spec.L);
@@ -2599,7 +2590,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                 for (const Certifier* c : certs) vmap.emplace_back(c->verts_out.size(), -1);
                 ZMap vindex;
                 for (size_t ri = 0; ri < order.size(); ++ri) {
-                    std::vector<int>& vm = vmap[cert_index[ri]];
+                    std::vector<int>& vm = vmap[order[ri].ci];
                     for (int v : order[ri].leaf->verts) {
                         if (vm[(size_t)v] >= 0) continue;
                         const VertOut& vo = order[ri].cert->verts_out[(size_t)v];
@@ -2655,7 +2646,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                 }
                 done_trace.set_value();
                 stage = 2;
-                assemble(order, vmap, cert_index, certs, gverts, spec, A);
+                assemble(order, vmap, gverts, spec, A);
                 done_adj.set_value();
             } catch (...) {
                 std::promise<void>* ps[3] = {&done_verts, &done_trace, &done_adj};
@@ -2715,10 +2706,11 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         Ref empty(PyTuple_New(0));
         Ref py_regions(PyList_New((Py_ssize_t)order.size()));
         Q q;
-        long den_log2 = mpz_popcount(P.spec.out_den.v) == 1 ? (long)mpz_scan1(P.spec.out_den.v, 0) : -1;
+        long den_log2 = log2_if_power(P.spec.out_den.v);
+        Z num;
         for (size_t ri = 0; ri < order.size(); ++ri) {
             const LeafRec& lf = *order[ri].leaf;
-            const size_t ci = cert_index[ri];
+            const size_t ci = order[ri].ci;
             const std::vector<int>& vm = vmap[ci];
             Ref pattern(PyList_New((Py_ssize_t)P.spec.L));
             for (int j = 0; j < P.spec.L; ++j) {
@@ -2758,17 +2750,8 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             for (int r = 0; r < last.n_out; ++r) {
                 Ref row(PyList_New(M));
                 for (int c = 0; c < M; ++c) {
-                    lf.out.get((size_t)r * (size_t)M + (size_t)c, mpq_numref(q.v));
-                    if (den_log2 >= 0) {  // den = 2^k: divide out the common power of two
-                        mp_bitcnt_t tz = mpz_sgn(mpq_numref(q.v)) ? mpz_scan1(mpq_numref(q.v), 0) : (mp_bitcnt_t)den_log2;
-                        mp_bitcnt_t k = std::min(tz, (mp_bitcnt_t)den_log2);
-                        mpz_tdiv_q_2exp(mpq_numref(q.v), mpq_numref(q.v), k);
-                        mpz_set_ui(mpq_denref(q.v), 1);
-                        mpz_mul_2exp(mpq_denref(q.v), mpq_denref(q.v), (mp_bitcnt_t)den_log2 - k);
-                    } else {
-                        mpq_set_den(q.v, P.spec.out_den.v);
-                        mpq_canonicalize(q.v);
-                    }
+                    lf.out.get((size_t)r * (size_t)M + (size_t)c, num.v);
+                    set_ratio(q.v, num.v, P.spec.out_den.v, den_log2);
                     PyList_SET_ITEM(row.p, c, Ref(B.frac(q.v)).release());
                 }
                 PyList_SET_ITEM(outm.p, r, row.release());
