@@ -11,7 +11,8 @@ CORE := .venv/.core
 $(STAMP): pyproject.toml constraints.txt setup.py scripts/setup.sh
 	bash scripts/setup.sh
 
-# the compiled exact layer, rebuilt in place when its source changes (setup.sh builds it first)
+# the compiled exact layer, rebuilt in place when its source changes (setup.sh builds it first
+# and stamps it)
 $(CORE): $(STAMP) exactrelu/_core.cpp
 	$(PY) setup.py -q build_ext --inplace
 	touch $(CORE)

@@ -35,6 +35,7 @@ from . import _exact
 from ._progress import _Silent, progress_bar
 from .capture import INPUT, Program
 from .certificate import Adjacency, Region, RegionFacet, coprime_fraction
+from .certify import CertificationError, _as_int, _root, constraint_offsets, paused_gc
 from .domain import Domain
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule, _exact_cache
 
@@ -53,12 +54,11 @@ def available() -> bool:
 
 @dataclass
 class Plan:
-    """What the compiled layer needs besides the root cell: per piecewise op, its thresholds,
-    its states' integer slopes and constants over ``sa``, and the affine layer after it as
-    integers ``[Az | az] / dA``."""
+    """What the compiled layer needs besides the root cell: per piecewise op, its units, its
+    thresholds, its states' integer slopes and constants over ``sa``, the id of its first
+    switching function, and the affine layer after it as integers ``[Az | az] / dA``."""
 
     levels: list[tuple]
-    units: list[int]
 
 
 def _is_plain(rule: Any, name: str) -> bool:
@@ -152,10 +152,8 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
     if (first.inputs[0] != INPUT and prog._last_use[first.inputs[0]] != pw[0]) or \
             any(INPUT in prog.nodes[i].inputs for i in range(pw[0] + 1, len(prog.nodes))):
         return "the network is not a chain after its first piecewise op (a skip connection)"
-    offsets = [len(domain.halfspaces()[0])]
-    for j in range(len(pw)):
-        offsets.append(offsets[-1] + prog.num_switching(j))
-    levels, units = [], []
+    offsets = constraint_offsets(prog, domain)
+    levels = []
     for j, i in enumerate(pw):
         nd = prog.nodes[i]
         hi = pw[j + 1] if j + 1 < len(pw) else len(prog.nodes)
@@ -174,8 +172,7 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
         states = [(int(a * sa), int(c * sa)) for a, c in sc]
         Az, n_out, az, dA = _int_affine(prog, chain, n)
         levels.append((n, [(t.numerator, t.denominator) for t in ts], states, sa, offsets[j], Az, n_out, az, dA))
-        units.append(n)
-    return Plan(levels, units)
+    return Plan(levels)
 
 
 def _root_spec(root: Any, key: Any, d: int) -> tuple:
@@ -193,10 +190,8 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
         scale = math.lcm(*(int(v.q) for v in vals)) * f.scale
         ints = [int(v.p) * (scale // (int(v.q) * f.scale)) for v in vals]
         facets.append((ints, scale, tuple(f.ids), tuple(f.vertices)))
-    witness = [int(x) for c in root.witness for x in (_exact.to_fmpq(c).p, _exact.to_fmpq(c).q)]
+    witness = [int(x) for q in map(_exact.to_fmpq, root.witness) for x in (q.p, q.q)]
     vol = _exact.to_fmpq(root.volume)
-    from .certify import _as_int
-
     m = _as_int(root.live[key])
     return (verts, facets, witness, (int(vol.p), int(vol.q)), int(m.den), [v for r in m.rows for v in r])
 
@@ -206,8 +201,6 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
     """Certify with the compiled layer on ``threads`` threads: (regions, vertices, adjacency,
     pieces, statistics). The result does not depend on the number of threads. With ``progress``,
     a progress bar (on a terminal only) counts the subtrees certified."""
-    from .certify import CertificationError, _root, constraint_offsets, paused_gc
-
     root = _root(prog, domain)
     first = prog.nodes[prog.piecewise[0]]
     spec = (domain.dim, _root_spec(root, first.inputs[0], domain.dim), pl.levels,
