@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml constraints.txt setup.py scripts/setup.sh
 	bash scripts/setup.sh
 
 # the compiled exact layer, rebuilt in place when its source changes (setup.sh builds it first
-# and stamps it)
-$(CORE): $(STAMP) exactrelu/_core.cpp
+# and stamps it; the stamp of the install is order-only, so that a fresh install does not
+# compile it a second time)
+$(CORE): exactrelu/_core.cpp | $(STAMP)
 	$(PY) setup.py -q build_ext --inplace
 	touch $(CORE)
 
