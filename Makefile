@@ -11,11 +11,11 @@ CORE := .venv/.core
 $(STAMP): pyproject.toml constraints.txt setup.py scripts/setup.sh
 	bash scripts/setup.sh
 
-# the compiled exact layer, rebuilt in place when its source changes (setup.sh builds it first
-# and stamps it; the stamp of the install is order-only, so that a fresh install does not
-# compile it a second time)
-$(CORE): exactrelu/_core.cpp | $(STAMP)
-	$(PY) setup.py -q build_ext --inplace
+# the compiled exact layer, rebuilt in place when its source is newer than the built module
+# (setup.sh's editable install builds it first: a fresh install does not compile it twice)
+$(CORE): $(STAMP) exactrelu/_core.cpp
+	@for so in exactrelu/_core*.so; do [ "$$so" -nt exactrelu/_core.cpp ] && exit 0; done; \
+	  echo "$(PY) setup.py -q build_ext --inplace"; $(PY) setup.py -q build_ext --inplace
 	touch $(CORE)
 
 setup: $(CORE)

@@ -28,4 +28,3 @@ fi
 .venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
 .venv/bin/python -c "import cdd.gmp, torch, flint, exactrelu._core"
 touch .venv/.installed
-touch .venv/.core  # the editable install has just compiled the core (the Makefile's stamp for it)
