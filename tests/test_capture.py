@@ -122,7 +122,8 @@ def _snapshot(net: nn.Module) -> dict[str, Any]:
         "training": {name: m.training for name, m in net.named_modules()},
         "requires_grad": {k: p.requires_grad for k, p in net.named_parameters()},
         "grads": {k: None if p.grad is None else p.grad.clone() for k, p in net.named_parameters()},
-        "hooks": {name: (dict(m._forward_hooks), dict(m._forward_pre_hooks), dict(m._backward_hooks))
+        "hooks": {name: (dict(m._forward_hooks), dict(m._forward_pre_hooks), dict(m._backward_hooks),
+                         dict(m._backward_pre_hooks))
                   for name, m in net.named_modules()},
         "modules": {name: type(m) for name, m in net.named_modules()},
         "attrs": {name: sorted(vars(m)) for name, m in net.named_modules()},
@@ -214,9 +215,9 @@ def _prepared_model() -> nn.Module:
     net.eval()
     net.drop.train()  # a mixed training state must survive as it is
     net.conv1.weight.requires_grad_(False)
-    calls: list = []
-    net.conv2.register_forward_hook(lambda *a: calls.append("hook"))
-    net.register_forward_pre_hook(lambda *a: calls.append("pre"))
+    calls: list = []  # backward hooks do not change net(x): capture accepts and never runs them
+    net.conv2.register_full_backward_hook(lambda *a: calls.append("hook"))
+    net.register_full_backward_pre_hook(lambda *a: calls.append("pre"))
     net.calls = calls  # type: ignore[assignment]
     return net
 
