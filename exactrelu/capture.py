@@ -343,6 +343,24 @@ def _hook_problem(label: str, mod: nn.Module, kind: str, hook: Any) -> str:
     return f"{label} ({_op_name(mod)}): {why}"
 
 
+class _Proxy(fx.Proxy):
+    """An fx proxy that records ``x += y`` (and every other augmented assignment) as the in-place
+    operator (``operator.iadd``). torch.fx's own proxy has no ``__iadd__``, so Python would fall
+    back to ``x = x + y`` and the graph would lose the write into ``x``'s storage, which every
+    other reference to that tensor sees when torch runs the module."""
+
+
+def _inplace_operator(op: Callable[[Any, Any], Any]) -> Callable[[fx.Proxy, Any], fx.Proxy]:
+    def method(self: fx.Proxy, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", op, (self, other), {})
+    return method
+
+
+for _name in ("iadd", "iand", "ifloordiv", "ilshift", "imod", "imul", "imatmul", "ior", "ipow",
+              "irshift", "isub", "itruediv", "ixor"):
+    setattr(_Proxy, f"__{_name}__", _inplace_operator(getattr(operator, _name)))
+
+
 class _Tracer(fx.Tracer):
     """torch.fx's tracer with every module that has a rule (or inherits one it must not) as a
     leaf; it records the modules it traces through so that capture can check them too."""
@@ -350,6 +368,9 @@ class _Tracer(fx.Tracer):
     def __init__(self) -> None:
         super().__init__()
         self.inlined: list[tuple[str, nn.Module]] = []
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return registered_class(type(m)) is not None or super().is_leaf_module(m, module_qualified_name)
