@@ -31,7 +31,7 @@ from torch.nn.utils.weight_norm import WeightNorm as _OldWeightNorm
 from . import _exact
 from ._exact import ExactMap
 from .errors import InvalidInputError, UnsupportedModelError
-from .rules import (ADD_OPS, CAT_OPS, FUNCTIONAL_ACTIVATIONS, Add, Cat, FloatMap, PiecewiseRule,
+from .rules import (ADD_OPS, CAT_OPS, FUNCTIONAL_MODULES, Add, Cat, FloatMap, PiecewiseRule,
                     Reshape, Rule, find_rule, module_state, overrides, registered_class,
                     rule_conflict)
 
@@ -437,6 +437,10 @@ class _Builder:
             return inputs[0] if inputs else INPUT
         self.check_call(mod, name)
         if registered_class(type(mod)) is not None:
+            # its submodules (parametrizations, the layers of a user's module) run inside it
+            for sub_name, sub in mod.named_modules(prefix=name):
+                if sub is not mod:
+                    self.check_call(sub, sub_name)
             return self.add(name, mod, inputs)
         if isinstance(mod, nn.Sequential) and not overrides(type(mod), nn.Sequential):
             cur = inputs
@@ -526,18 +530,18 @@ class _Builder:
             start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
             end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
             return self.flatten(path, self.ref(env, args[0], path), start, end)
-        if f in FUNCTIONAL_ACTIVATIONS:
+        if f in FUNCTIONAL_MODULES:
             consts = [*args[1:], *kwargs.values()]
             if not args or any(isinstance(a, fx.Node) for a in consts):
                 self.problems.append(f"{path} ({fname}): its constants must be numbers, not values computed "
                                      "in forward")
                 return INPUT
             try:
-                act = FUNCTIONAL_ACTIVATIONS[f](*args, **kwargs)
-            except TypeError as exc:
+                made = FUNCTIONAL_MODULES[f](*args, **kwargs)
+            except (TypeError, ValueError) as exc:
                 self.problems.append(f"{path} ({fname}): arguments not understood ({exc})")
                 return INPUT
-            return self.add(path, act, [self.ref(env, args[0], path)])
+            return self.add(path, made, [self.ref(env, args[0], path)])
         if f is getattr or f is operator.getitem:
             return _Meta(node)
         self.problems.append(f"{path} (function {getattr(f, '__module__', '')}.{fname}): no rule registered")
@@ -639,6 +643,8 @@ def _tensor_problem(t: Any) -> str | None:
         return None
     if not isinstance(t, torch.Tensor):
         return f"is a {type(t).__name__}, not a tensor"
+    if isinstance(t, nn.parameter.UninitializedTensorMixin):
+        return "is not initialized yet (a lazy module): call the model once on an input first"
     if t.is_complex():
         return (f"is complex ({t.dtype}); exactrelu takes real parameters (converting would drop the "
                 "imaginary part)")

@@ -923,8 +923,9 @@ def _unfold_explicit(pos: torch.Tensor, ks: tuple[int, int], st: tuple[int, int]
     return out.reshape(1, c * ks[0] * ks[1], oh * ow)
 
 
-# Functional forms, normalised to modules at capture time: each factory takes the call's own
-# arguments (the input first), so positional and keyword constants land where torch puts them.
+# Functional forms of modules, normalised to modules at capture time: each factory takes the
+# call's own arguments (the input first), so positional and keyword constants land where torch
+# puts them (a functional dropout's training flag becomes the module's, which its rule checks).
 def _relu(input: Any, inplace: bool = False) -> nn.Module:
     return nn.ReLU(inplace)
 
@@ -942,11 +943,24 @@ def _hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0,
     return nn.Hardtanh(min_val, max_val, inplace)
 
 
-FUNCTIONAL_ACTIVATIONS: dict[Any, Callable[..., nn.Module]] = {
+def _dropout(cls: type[nn.Module], training_default: bool) -> Callable[..., nn.Module]:
+    def make(input: Any, p: float = 0.5, training: bool = training_default,
+             inplace: bool = False) -> nn.Module:
+        return cls(p, inplace).train(training)
+    return make
+
+
+FUNCTIONAL_MODULES: dict[Any, Callable[..., nn.Module]] = {
     torch.relu: _torch_relu,
     F.relu: _relu,
     F.leaky_relu: _leaky_relu,
     F.hardtanh: _hardtanh,
+    F.dropout: _dropout(nn.Dropout, True),
+    F.dropout1d: _dropout(nn.Dropout1d, True),
+    F.dropout2d: _dropout(nn.Dropout2d, True),
+    F.dropout3d: _dropout(nn.Dropout3d, True),
+    F.alpha_dropout: _dropout(nn.AlphaDropout, False),
+    F.feature_alpha_dropout: _dropout(nn.FeatureAlphaDropout, False),
 }
 ADD_OPS = (operator.add, torch.add, operator.iadd)
 CAT_OPS = (torch.cat, torch.concat)

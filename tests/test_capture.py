@@ -497,6 +497,24 @@ class _AddAlpha(nn.Module):
         return self.fc(x).add(x, alpha=2)
 
 
+class _FunctionalDropout(nn.Module):
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.fc, self.how = nn.Linear(2, 2), how
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.how == "default":  # F.dropout's training flag defaults to True
+            return torch.nn.functional.dropout(self.fc(x), 0.3)
+        return torch.nn.functional.dropout(self.fc(x), 0.3, self.training)
+
+
+def _hooked_inside_a_ruled_module() -> nn.Module:
+    exactrelu.register_rule(_Scaled, _ScaledRule())
+    sc = _Scaled(0.5)
+    sc.inner.register_forward_hook(lambda m, i, o: o)
+    return nn.Sequential(nn.Linear(2, 1), sc)
+
+
 def _patched() -> nn.Module:
     net = _seq()
     net[2].forward = lambda x: x  # type: ignore[method-assign]
@@ -556,6 +574,10 @@ REFUSED: dict[str, tuple[Callable[[], nn.Module], tuple[str, ...]]] = {
     "in-place add through a view": (lambda: _InPlace("alias"), ("iadd (", "in place", "add")),
     "augmented assignment read again": (lambda: _InPlace("augmented"), ("iadd (", "in place", "add")),
     "module called with a keyword": (_KwCall, ("fc (", "keyword")),
+    "functional dropout in train mode": (lambda: _FunctionalDropout("flag").train(), ("dropout (", "train mode")),
+    "functional dropout with its default training=True": (
+        lambda: _FunctionalDropout("default").eval(), ("dropout (", "train mode")),
+    "hook inside a module with a rule": (_hooked_inside_a_ruled_module, ("1.inner (", "forward hook")),
     "add with alpha": (_AddAlpha, ("add", "alpha"),),
 }
 
@@ -563,8 +585,11 @@ REFUSED: dict[str, tuple[Callable[[], nn.Module], tuple[str, ...]]] = {
 @pytest.mark.parametrize("name", list(REFUSED))
 def test_what_capture_cannot_model_is_refused_naming_module_and_reason(name: str) -> None:
     make, words = REFUSED[name]
-    with pytest.raises(UnsupportedModelError) as info:
-        capture(make(), (1, 2) if "conv" in name else (2,))
+    try:
+        with pytest.raises(UnsupportedModelError) as info:
+            capture(make(), (1, 2) if "conv" in name else (2,))
+    finally:
+        exactrelu.rules.RULES.pop(_Scaled, None)
     problems = info.value.problems
     assert any(all(w in p for w in words) for p in problems), f"{words} not in one of {problems}"
     assert all(w in str(info.value) for w in words)
@@ -606,6 +631,14 @@ def test_an_in_place_op_whose_input_is_not_read_again_is_captured() -> None:
     """Sequential(Linear, ReLU(inplace=True), ...) and y = relu_(fresh tensor) change nothing."""
     prog = capture(nn.Sequential(nn.Linear(2, 2), nn.ReLU(inplace=True), nn.Linear(2, 1)), (2,))
     assert prog.num_piecewise == 1
+
+
+def test_functional_dropout_in_eval_mode_is_the_identity() -> None:
+    net = _FunctionalDropout("flag").eval()
+    prog = capture(net, (2,))
+    assert [type(nd.module) for nd in prog.nodes] == [nn.Linear, nn.Dropout]
+    x = torch.randn(4, 2)
+    torch.testing.assert_close(prog.forward(x), net(x))
 
 
 @pytest.mark.parametrize("call, kind, consts", [
