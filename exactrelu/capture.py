@@ -11,6 +11,7 @@ the module by its qualified name.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import math
@@ -114,9 +115,8 @@ class Program:
         h.update(repr(self.input_shape).encode())
         for nd in self.nodes:
             h.update(f"|{nd.name}|{_op_name(nd.module)}|{nd.inputs}|{nd.out_shape}|".encode())
-            for tname, t in nd.rule.tensors(nd.module):
+            for _, t in nd.rule.tensors(nd.module):
                 if t is not None:
-                    h.update(f"{tname}{tuple(t.shape)};".encode())
                     h.update(t.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
             for attr in ("negative_slope", "min_val", "max_val", "eps", "stride", "padding", "kernel_size",
                          "dilation", "groups", "start_dim", "end_dim", "dim", "shape", "ceil_mode",
@@ -418,14 +418,13 @@ class _Builder:
         label = name or "<root>"
         for kind, hooks in (("forward pre-hook", mod._forward_pre_hooks), ("forward hook", mod._forward_hooks)):
             self.problems += [_hook_problem(label, mod, kind, h) for h in hooks.values()]
-        patched = sorted(k for k in vars(mod) if callable(inspect.getattr_static(type(mod), k, None)))
+        patched = sorted(vars(mod).keys() & _methods(type(mod)))
         if patched:
             self.problems.append(f"{label} ({_op_name(mod)}): {', '.join(patched)} replaced on the "
                                  "instance; capture follows the class's forward, so define the "
                                  "behaviour in the class instead")
-        called = sorted(k for k in ("__call__", "_call_impl", "_wrapped_call_impl")
-                        if inspect.getattr_static(type(mod), k) is not inspect.getattr_static(nn.Module, k)
-                        and not (k == "__call__" and _plain_graph_module_call(mod)))
+        called = [k for k in _call_overrides(type(mod))
+                  if not (k == "__call__" and _plain_graph_module_call(mod))]
         if called:
             self.problems.append(f"{label} ({_op_name(mod)}): its class redefines {', '.join(called)}, "
                                  "so calling it need not run forward; define forward instead")
@@ -630,6 +629,19 @@ class _Builder:
                            f"which {', '.join(dict.fromkeys(readers))} read(s) afterwards (seeing the "
                            "new values); use an out-of-place op (inplace=False, y = x + z)")
         return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _methods(cls: type) -> frozenset[str]:
+    """Names of the methods (any callable attribute) of ``cls`` and its bases."""
+    return frozenset(k for k in dir(cls) if callable(inspect.getattr_static(cls, k, None)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _call_overrides(cls: type) -> tuple[str, ...]:
+    """The methods between ``module(x)`` and ``forward`` that ``cls`` redefines."""
+    return tuple(k for k in ("__call__", "_call_impl", "_wrapped_call_impl")
+                 if inspect.getattr_static(cls, k) is not inspect.getattr_static(nn.Module, k))
 
 
 def _plain_graph_module_call(mod: nn.Module) -> bool:
