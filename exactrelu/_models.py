@@ -135,11 +135,9 @@ _INSTEAD = ("Pass the model as package.module:factory (a function building the n
             "--weights state_dict.pt (saved with torch.save(net.state_dict(), path)) instead.")
 
 
-def _get(m: Any, name: str, where: str, default: Any = ...) -> Any:
+def _get(m: Any, name: str, where: str) -> Any:
     if hasattr(m, name):
         return getattr(m, name)
-    if default is not ...:
-        return default
     raise _NotStandard(f"{where} ({m.original_name}) does not record the constant '{name}' of a "
                        f"standard {m.original_name}")
 
@@ -152,33 +150,32 @@ def _has(m: Any, name: str) -> bool:
     return getattr(m, name, None) is not None
 
 
-# Standard layers by their class name: a constructor from the scripted module's constants. What
-# the constructor builds is then compared with the scripted module (code, attributes, tensors).
-_LAYERS: dict[str, Callable[[Callable[..., Any], Any], nn.Module]] = {
-    "Linear": lambda g, m: nn.Linear(g("in_features"), g("out_features"), bias=_has(m, "bias")),
-    "Conv1d": lambda g, m: nn.Conv1d(g("in_channels"), g("out_channels"), g("kernel_size"), g("stride"),
-                                     g("padding"), g("dilation"), g("groups"), _has(m, "bias"),
-                                     g("padding_mode")),
-    "Conv2d": lambda g, m: nn.Conv2d(g("in_channels"), g("out_channels"), g("kernel_size"), g("stride"),
-                                     g("padding"), g("dilation"), g("groups"), _has(m, "bias"),
-                                     g("padding_mode")),
-    "BatchNorm1d": lambda g, m: nn.BatchNorm1d(g("num_features"), g("eps"), g("momentum"), g("affine"),
-                                               g("track_running_stats")),
-    "BatchNorm2d": lambda g, m: nn.BatchNorm2d(g("num_features"), g("eps"), g("momentum"), g("affine"),
-                                               g("track_running_stats")),
-    "ReLU": lambda g, m: nn.ReLU(g("inplace")),
-    "ReLU6": lambda g, m: nn.ReLU6(g("inplace")),
-    "LeakyReLU": lambda g, m: nn.LeakyReLU(g("negative_slope"), g("inplace")),
-    "Hardtanh": lambda g, m: nn.Hardtanh(g("min_val"), g("max_val"), g("inplace")),
-    "MaxPool2d": lambda g, m: nn.MaxPool2d(g("kernel_size"), g("stride"), g("padding"), g("dilation"),
-                                           g("return_indices"), g("ceil_mode")),
-    "AvgPool2d": lambda g, m: nn.AvgPool2d(g("kernel_size"), g("stride"), g("padding"), g("ceil_mode"),
-                                           g("count_include_pad"), g("divisor_override")),
-    "AdaptiveAvgPool2d": lambda g, m: nn.AdaptiveAvgPool2d(g("output_size")),
-    "Flatten": lambda g, m: nn.Flatten(g("start_dim"), g("end_dim")),
-    "Identity": lambda g, m: nn.Identity(),
-    **{kind: (lambda cls: lambda g, m: cls(g("p"), g("inplace")))(getattr(nn, kind))
-       for kind in ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")},
+# Standard layers by their class name: the class and the constants its constructor takes, in
+# order, read from the scripted module (_BIAS: whether it has a bias). What this builds is then
+# compared with the scripted module (code, attributes, tensors).
+_BIAS = "<has bias>"
+_CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+         _BIAS, "padding_mode")
+_NORM = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+_LAYERS: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
+    "Linear": (nn.Linear, ("in_features", "out_features", _BIAS)),
+    "Conv1d": (nn.Conv1d, _CONV),
+    "Conv2d": (nn.Conv2d, _CONV),
+    "BatchNorm1d": (nn.BatchNorm1d, _NORM),
+    "BatchNorm2d": (nn.BatchNorm2d, _NORM),
+    "ReLU": (nn.ReLU, ("inplace",)),
+    "ReLU6": (nn.ReLU6, ("inplace",)),
+    "LeakyReLU": (nn.LeakyReLU, ("negative_slope", "inplace")),
+    "Hardtanh": (nn.Hardtanh, ("min_val", "max_val", "inplace")),
+    "MaxPool2d": (nn.MaxPool2d, ("kernel_size", "stride", "padding", "dilation", "return_indices",
+                                 "ceil_mode")),
+    "AvgPool2d": (nn.AvgPool2d, ("kernel_size", "stride", "padding", "ceil_mode",
+                                 "count_include_pad", "divisor_override")),
+    "AdaptiveAvgPool2d": (nn.AdaptiveAvgPool2d, ("output_size",)),
+    "Flatten": (nn.Flatten, ("start_dim", "end_dim")),
+    "Identity": (nn.Identity, ()),
+    **{kind: (getattr(nn, kind), ("p", "inplace")) for kind in
+       ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")},
 }
 
 
@@ -195,12 +192,13 @@ def _rebuild(m: Any, where: str, problems: list[str]) -> nn.Module:
                 (n, _rebuild(c, f"{where}.{n}", problems)) for n, c in children))
         elif kind in _LAYERS:
             if children:
-                raise _NotStandard(f"{where} ({kind}) has submodules {[n for n, _ in children]}, which a "
-                                   f"standard {kind} does not")
-            out = _LAYERS[kind](lambda name, default=...: _get(m, name, where, default), m)
+                raise _NotStandard(f"{where} ({kind}) has submodules {[n for n, _ in children]}, "
+                                   f"which a standard {kind} does not")
+            cls, consts = _LAYERS[kind]
+            out = cls(*[_has(m, "bias") if c == _BIAS else _get(m, c, where) for c in consts])
         else:
-            raise _NotStandard(f"{where} is a {kind}, not one of the standard layers exactrelu rebuilds "
-                               f"(nn.Sequential of {', '.join(sorted(_LAYERS))})")
+            raise _NotStandard(f"{where} is a {kind}, not one of the standard layers exactrelu "
+                               f"rebuilds (nn.Sequential of {', '.join(sorted(_LAYERS))})")
     except _NotStandard as exc:
         problems.append(str(exc))
         return nn.Identity()
@@ -213,7 +211,8 @@ def _rebuild(m: Any, where: str, problems: list[str]) -> nn.Module:
 
 
 def _carry_tensors(dst: nn.Module, src: Any) -> None:
-    """Give ``dst`` exactly ``src``'s own parameters and buffers (copies, same names, kinds, dtypes)."""
+    """Give ``dst`` exactly ``src``'s own parameters and buffers (copies: same names, kinds and
+    dtypes)."""
     for name, t in src.named_parameters(recurse=False):
         dst._buffers.pop(name, None)
         dst._parameters[name] = nn.Parameter(t.detach().clone(), requires_grad=t.requires_grad)
@@ -251,7 +250,8 @@ def _differences(sm: Any, net: nn.Module) -> list[str]:
             if not _same_value(attrs_a.get(key, _MISSING), attrs_b.get(key, _MISSING)):
                 out.append(f"{where} ({kind}): attribute '{key}' is not that of a standard {kind}")
     for name in code:
-        if not any(other.startswith(f"{name}.") or (not name and other) for other in code if other != name):
+        inner = [o for o in code if o != name and (not name or o.startswith(f"{name}."))]
+        if not inner:
             where = f"model.{name}" if name else "model"
             kind = getattr(loaded[name], "original_name", "?")
             out.append(f"{where} ({kind}): its compiled code is not that of torch.nn.{kind}")
@@ -293,7 +293,9 @@ def _attributes(m: Any) -> dict[str, Any]:
 
 def _same_value(a: Any, b: Any) -> bool:
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
-                and a.shape == b.shape and a.layout == b.layout == torch.strided
-                and torch.equal(a.detach().reshape(-1).view(torch.uint8), b.detach().reshape(-1).view(torch.uint8)))
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return False
+        bits = [t.detach().reshape(-1).view(torch.uint8) for t in (a, b)]
+        return (a.dtype == b.dtype and a.shape == b.shape and a.layout == b.layout == torch.strided
+                and torch.equal(*bits))
     return type(a) is type(b) and a == b

@@ -315,12 +315,13 @@ def _global_hook_problems() -> list[str]:
     ``register_module_forward_pre_hook``): they run inside ``net(x)`` and may change its value.
     Backward hooks do not change the forward value and are allowed."""
     out = []
-    for kind, hooks in (("forward hook", _module_mod._global_forward_hooks),
-                        ("forward pre-hook", _module_mod._global_forward_pre_hooks)):
+    for kind, register, hooks in (
+            ("forward hook", "forward_hook", _module_mod._global_forward_hooks),
+            ("forward pre-hook", "forward_pre_hook", _module_mod._global_forward_pre_hooks)):
         for h in hooks.values():
             out.append(f"<global> ({_callable_name(h)}): a global {kind} (torch.nn.modules.module."
-                       f"register_module_{kind.replace(' ', '_').replace('-', '_')}) runs inside every "
-                       "module call and may change its output; remove it (handle.remove())")
+                       f"register_module_{register}) runs inside every module call and may change "
+                       "its output; remove it (handle.remove())")
     return out
 
 
@@ -339,7 +340,8 @@ def _hook_problem(label: str, mod: nn.Module, kind: str, hook: Any) -> str:
                "torch.nn.utils.parametrizations.spectral_norm in eval mode (supported) or "
                "remove_spectral_norm")
     else:
-        why = f"{kind} {_callable_name(hook)} may change what the module computes; remove it (handle.remove())"
+        why = (f"{kind} {_callable_name(hook)} may change what the module computes; remove it "
+               "(handle.remove())")
     return f"{label} ({_op_name(mod)}): {why}"
 
 
@@ -373,7 +375,8 @@ class _Tracer(fx.Tracer):
         return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return registered_class(type(m)) is not None or super().is_leaf_module(m, module_qualified_name)
+        return (registered_class(type(m)) is not None
+                or super().is_leaf_module(m, module_qualified_name))
 
     def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
@@ -416,7 +419,8 @@ class _Builder:
             return
         self._seen.add(id(mod))
         label = name or "<root>"
-        for kind, hooks in (("forward pre-hook", mod._forward_pre_hooks), ("forward hook", mod._forward_hooks)):
+        for kind, hooks in (("forward pre-hook", mod._forward_pre_hooks),
+                            ("forward hook", mod._forward_hooks)):
             self.problems += [_hook_problem(label, mod, kind, h) for h in hooks.values()]
         patched = sorted(vars(mod).keys() & _methods(type(mod)))
         if patched:
@@ -426,8 +430,9 @@ class _Builder:
         called = [k for k in _call_overrides(type(mod))
                   if not (k == "__call__" and _plain_graph_module_call(mod))]
         if called:
-            self.problems.append(f"{label} ({_op_name(mod)}): its class redefines {', '.join(called)}, "
-                                 "so calling it need not run forward; define forward instead")
+            self.problems.append(f"{label} ({_op_name(mod)}): its class redefines "
+                                 f"{', '.join(called)}, so calling it need not run forward; define "
+                                 "forward instead")
 
     def module(self, mod: Any, name: str, inputs: list[int]) -> int:
         label = name or "<root>"
@@ -514,9 +519,10 @@ class _Builder:
         args, kwargs = node.args, node.kwargs
         fname = getattr(f, "__name__", f)
         if f in ADD_OPS:
-            if kwargs.get("alpha", 1) != 1 or len(args) != 2 or not all(isinstance(a, fx.Node) for a in args) \
-                    or set(kwargs) - {"alpha"}:
-                self.problems.append(f"{path} ({fname}): only x + y of two model tensors is supported")
+            two_tensors = len(args) == 2 and all(isinstance(a, fx.Node) for a in args)
+            if kwargs.get("alpha", 1) != 1 or not two_tensors or set(kwargs) - {"alpha"}:
+                self.problems.append(f"{path} ({fname}): only x + y of two model tensors is "
+                                     "supported")
                 return INPUT
             i = self.add(path, Add(), [self.ref(env, a, path) for a in args])
             if f is operator.iadd:
@@ -532,8 +538,8 @@ class _Builder:
         if f in FUNCTIONAL_MODULES:
             consts = [*args[1:], *kwargs.values()]
             if not args or any(isinstance(a, fx.Node) for a in consts):
-                self.problems.append(f"{path} ({fname}): its constants must be numbers, not values computed "
-                                     "in forward")
+                self.problems.append(f"{path} ({fname}): its constants must be numbers, not values "
+                                     "computed in forward")
                 return INPUT
             try:
                 made = FUNCTIONAL_MODULES[f](*args, **kwargs)
@@ -543,7 +549,8 @@ class _Builder:
             return self.add(path, made, [self.ref(env, args[0], path)])
         if f is getattr or f is operator.getitem:
             return _Meta(node)
-        self.problems.append(f"{path} (function {getattr(f, '__module__', '')}.{fname}): no rule registered")
+        self.problems.append(f"{path} (function {getattr(f, '__module__', '')}.{fname}): "
+                             "no rule registered")
         return INPUT
 
     def method(self, node: fx.Node, env: dict, path: str) -> Any:
@@ -565,8 +572,8 @@ class _Builder:
             return self.add(path, nn.ReLU(), [src])
         if name in ("add", "__add__") and len(args) == 2 and not kwargs:
             return self.add(path, Add(), [src, self.ref(env, args[1], path)])
-        self.problems.append(f"{path} (method Tensor.{name}{'' if not kwargs else f' with {sorted(kwargs)}'}): "
-                             "no rule registered")
+        keywords = f" with {sorted(kwargs)}" if kwargs else ""
+        self.problems.append(f"{path} (method Tensor.{name}{keywords}): no rule registered")
         return INPUT
 
     def flatten(self, path: str, src: int, start: int, end: int) -> int:
@@ -587,12 +594,12 @@ class _Builder:
                 continue
             seen.add(id(mod))
             label = nd.name or "<root>"
-            training = [pname for pname, plist in mod.parametrizations.items()
-                        if any(m.training for m in plist.modules())] if parametrize.is_parametrized(mod) else []
+            lists = mod.parametrizations.items() if parametrize.is_parametrized(mod) else []
+            training = [pname for pname, plist in lists if any(m.training for m in plist.modules())]
             if training:
-                out.append(f"{label} ({_op_name(mod)}): the parametrization of {', '.join(training)} is in "
-                           "train mode (a parametrization may update its state on every call, as "
-                           "spectral_norm does); call net.eval() first")
+                out.append(f"{label} ({_op_name(mod)}): the parametrization of "
+                           f"{', '.join(training)} is in train mode (a parametrization may update "
+                           "its state on every call, as spectral_norm does); call net.eval() first")
                 continue
             try:
                 tensors = nd.rule.tensors(mod)
@@ -614,7 +621,8 @@ class _Builder:
             return []
         store: dict[int, int] = {INPUT: INPUT}  # value -> the value whose storage it uses
         for i, nd in enumerate(self.nodes):
-            store[i] = store[nd.inputs[0]] if nd.inputs and (i in self.writes or _aliases(nd.module)) else i
+            shares = nd.inputs and (i in self.writes or _aliases(nd.module))
+            store[i] = store[nd.inputs[0]] if shares else i
         out = []
         for i in sorted(self.writes):
             nd = self.nodes[i]
@@ -625,9 +633,10 @@ class _Builder:
             if output in stale:
                 readers.append("the output")
             if readers:
-                out.append(f"{nd.name or '<root>'} ({_op_name(nd.module)}): writes its input in place, "
-                           f"which {', '.join(dict.fromkeys(readers))} read(s) afterwards (seeing the "
-                           "new values); use an out-of-place op (inplace=False, y = x + z)")
+                out.append(f"{nd.name or '<root>'} ({_op_name(nd.module)}): writes its input in "
+                           f"place, which {', '.join(dict.fromkeys(readers))} read(s) afterwards "
+                           "(seeing the new values); use an out-of-place op (inplace=False, "
+                           "y = x + z)")
         return out
 
 
@@ -647,7 +656,8 @@ def _call_overrides(cls: type) -> tuple[str, ...]:
 def _plain_graph_module_call(mod: nn.Module) -> bool:
     """A GraphModule's own ``__call__`` (it only wraps nn.Module's, for its error messages)."""
     wrapped = getattr(type(mod), "_wrapped_call", None)
-    return isinstance(mod, fx.GraphModule) and wrapped is not None and getattr(wrapped, "cls_call", 0) is None
+    return (isinstance(mod, fx.GraphModule) and wrapped is not None
+            and getattr(wrapped, "cls_call", 0) is None)
 
 
 def _tensor_problem(t: Any) -> str | None:
@@ -658,12 +668,14 @@ def _tensor_problem(t: Any) -> str | None:
     if isinstance(t, nn.parameter.UninitializedTensorMixin):
         return "is not initialized yet (a lazy module): call the model once on an input first"
     if t.is_complex():
-        return (f"is complex ({t.dtype}); exactrelu takes real parameters (converting would drop the "
-                "imaginary part)")
+        return (f"is complex ({t.dtype}); exactrelu takes real parameters (converting would drop "
+                "the imaginary part)")
     if not t.is_floating_point():
-        return f"has dtype {t.dtype}; exactrelu takes floating-point parameters (convert it with .double())"
+        return (f"has dtype {t.dtype}; exactrelu takes floating-point parameters (convert it "
+                "with .double())")
     if t.layout != torch.strided or t.is_meta:
-        return f"is a {t.layout} {'meta ' if t.is_meta else ''}tensor; give a dense tensor with values"
+        return (f"is a {t.layout} {'meta ' if t.is_meta else ''}tensor; give a dense tensor "
+                "with values")
     if not torch.isfinite(t.detach()).all():
         return "parameter contains NaN or inf (exact parameters must be finite)"
     return None

@@ -304,8 +304,9 @@ def overrides(cls: type, base: type) -> tuple[str, ...]:
             break
         names |= {k for k, v in vars(c).items()
                   if callable(v) or isinstance(v, (staticmethod, classmethod, property))}
+    static = inspect.getattr_static
     return tuple(sorted(n for n in names - _HARMLESS
-                        if inspect.getattr_static(cls, n, None) is not inspect.getattr_static(base, n, None)))
+                        if static(cls, n, None) is not static(base, n, None)))
 
 
 def own_tensors(module: nn.Module) -> list[tuple[str, Any]]:

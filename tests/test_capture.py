@@ -122,8 +122,8 @@ def _snapshot(net: nn.Module) -> dict[str, Any]:
         "training": {name: m.training for name, m in net.named_modules()},
         "requires_grad": {k: p.requires_grad for k, p in net.named_parameters()},
         "grads": {k: None if p.grad is None else p.grad.clone() for k, p in net.named_parameters()},
-        "hooks": {name: (dict(m._forward_hooks), dict(m._forward_pre_hooks), dict(m._backward_hooks),
-                         dict(m._backward_pre_hooks))
+        "hooks": {name: (dict(m._forward_hooks), dict(m._forward_pre_hooks),
+                         dict(m._backward_hooks), dict(m._backward_pre_hooks))
                   for name, m in net.named_modules()},
         "modules": {name: type(m) for name, m in net.named_modules()},
         "attrs": {name: sorted(vars(m)) for name, m in net.named_modules()},
@@ -552,33 +552,44 @@ def _train_parametrization() -> nn.Module:
 
 
 REFUSED: dict[str, tuple[Callable[[], nn.Module], tuple[str, ...]]] = {
-    "forward hook": (lambda: _hooked("0", "hook"), ("0 (torch.nn.modules.linear.Linear)", "forward hook")),
+    "forward hook":
+        (lambda: _hooked("0", "hook"), ("0 (torch.nn.modules.linear.Linear)", "forward hook")),
     "forward pre-hook": (lambda: _hooked("0", "pre"), ("0 (", "forward pre-hook")),
     "hook on the net": (lambda: _hooked("root", "hook"), ("<root> (", "forward hook")),
     "pre-hook on the net": (lambda: _hooked("root", "pre"), ("<root> (", "forward pre-hook")),
     "hook on an fx leaf": (lambda: _outer_hooked("leaf"), ("block.fc (", "forward hook")),
-    "hook on a traced-through module": (lambda: _outer_hooked("traced"), ("block (", "forward hook")),
-    "hook on a Sequential inside fx": (lambda: _outer_hooked("sequential"), ("seq (", "forward hook")),
-    "old weight_norm": (lambda: _old_norm("weight"), ("0 (", "weight_norm", "parametrizations.weight_norm")),
+    "hook on a traced-through module":
+        (lambda: _outer_hooked("traced"), ("block (", "forward hook")),
+    "hook on a Sequential inside fx":
+        (lambda: _outer_hooked("sequential"), ("seq (", "forward hook")),
+    "hook inside a module with a rule":
+        (_hooked_inside_a_ruled_module, ("1.inner (", "forward hook")),
+    "old weight_norm":
+        (lambda: _old_norm("weight"), ("0 (", "weight_norm", "parametrizations.weight_norm")),
     "old spectral_norm": (lambda: _old_norm("spectral"), ("0 (", "spectral_norm", "pre-hook")),
-    "parametrization in train mode": (_train_parametrization, ("0 (", "weight", "train mode", "eval")),
-    "subclass redefining forward": (lambda: _with(1, _Square()), ("1 (", "_Square", "redefines forward", "ReLU")),
-    "subclass redefining _conv_forward": (
-        lambda: nn.Sequential(_ShiftedConv(1, 1, 1), nn.Flatten()), ("0 (", "_conv_forward", "Conv1d")),
+    "parametrization in train mode":
+        (_train_parametrization, ("0 (", "weight", "train mode", "eval")),
+    "subclass redefining forward":
+        (lambda: _with(1, _Square()), ("1 (", "_Square", "redefines forward", "ReLU")),
+    "subclass redefining _conv_forward":
+        (lambda: nn.Sequential(_ShiftedConv(1, 1, 1), nn.Flatten()),
+         ("0 (", "_conv_forward", "Conv1d")),
     "class redefining __call__": (lambda: _with(0, _Called(2, 2)), ("0 (", "__call__")),
     "forward replaced on the instance": (_patched, ("2 (", "forward replaced on the instance")),
     "complex parameters": (_complex, ("0.weight", "complex", "imaginary")),
     "integer buffer": (_int_bias, ("2.bias", "int64")),
     "in-place module read again": (lambda: _InPlace("module"), ("act (", "in place", "add")),
-    "in-place functional read again": (lambda: _InPlace("functional"), ("relu (", "in place", "add")),
+    "in-place functional read again":
+        (lambda: _InPlace("functional"), ("relu (", "in place", "add")),
     "in-place add through a view": (lambda: _InPlace("alias"), ("iadd (", "in place", "add")),
-    "augmented assignment read again": (lambda: _InPlace("augmented"), ("iadd (", "in place", "add")),
+    "augmented assignment read again":
+        (lambda: _InPlace("augmented"), ("iadd (", "in place", "add")),
     "module called with a keyword": (_KwCall, ("fc (", "keyword")),
-    "functional dropout in train mode": (lambda: _FunctionalDropout("flag").train(), ("dropout (", "train mode")),
-    "functional dropout with its default training=True": (
-        lambda: _FunctionalDropout("default").eval(), ("dropout (", "train mode")),
-    "hook inside a module with a rule": (_hooked_inside_a_ruled_module, ("1.inner (", "forward hook")),
-    "add with alpha": (_AddAlpha, ("add", "alpha"),),
+    "functional dropout in train mode":
+        (lambda: _FunctionalDropout("flag").train(), ("dropout (", "train mode")),
+    "functional dropout with its default training=True":
+        (lambda: _FunctionalDropout("default").eval(), ("dropout (", "train mode")),
+    "add with alpha": (_AddAlpha, ("add", "alpha")),
 }
 
 
@@ -598,13 +609,13 @@ def test_what_capture_cannot_model_is_refused_naming_module_and_reason(name: str
 @pytest.mark.parametrize("kind", ["forward", "pre"])
 def test_global_forward_hooks_are_refused_and_backward_ones_are_not(kind: str) -> None:
     mm = torch.nn.modules.module
-    register = mm.register_module_forward_hook if kind == "forward" else mm.register_module_forward_pre_hook
+    name = f"register_module_{'forward' if kind == 'forward' else 'forward_pre'}_hook"
+    register = getattr(mm, name)
     handle = register(lambda *a: None)
     try:
         with pytest.raises(UnsupportedModelError) as info:
             capture(_seq(), (2,))
         (problem,) = info.value.problems
-        name = "register_module_forward_hook" if kind == "forward" else "register_module_forward_pre_hook"
         assert problem.startswith("<global>") and name in problem
     finally:
         handle.remove()
@@ -616,7 +627,8 @@ def test_global_forward_hooks_are_refused_and_backward_ones_are_not(kind: str) -
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    net = nn.Sequential(nn.Linear(2, 2, dtype=torch.complex64), _Square(), nn.Linear(2, 2), nn.GELU())
+    net = nn.Sequential(nn.Linear(2, 2, dtype=torch.complex64), _Square(), nn.Linear(2, 2),
+                        nn.GELU())
     net[2].register_forward_hook(lambda m, i, o: o)
     with pytest.raises(UnsupportedModelError) as info:
         capture(net, (2,))
@@ -645,8 +657,10 @@ def test_functional_dropout_in_eval_mode_is_the_identity() -> None:
     (lambda x: torch.nn.functional.leaky_relu(x, 0.2), nn.LeakyReLU, {"negative_slope": 0.2}),
     (lambda x: torch.nn.functional.leaky_relu(x, negative_slope=0.5, inplace=True), nn.LeakyReLU,
      {"negative_slope": 0.5, "inplace": True}),
-    (lambda x: torch.nn.functional.hardtanh(x, -2.0, 3.0), nn.Hardtanh, {"min_val": -2.0, "max_val": 3.0}),
-    (lambda x: torch.nn.functional.hardtanh(x, max_val=0.5), nn.Hardtanh, {"min_val": -1.0, "max_val": 0.5}),
+    (lambda x: torch.nn.functional.hardtanh(x, -2.0, 3.0), nn.Hardtanh,
+     {"min_val": -2.0, "max_val": 3.0}),
+    (lambda x: torch.nn.functional.hardtanh(x, max_val=0.5), nn.Hardtanh,
+     {"min_val": -1.0, "max_val": 0.5}),
     (lambda x: torch.nn.functional.relu(x, True), nn.ReLU, {"inplace": True}),
 ])
 def test_functional_activations_take_their_arguments_where_torch_does(call, kind, consts) -> None:

@@ -114,7 +114,8 @@ def assert_maps_equal_net(cert: Certificate, net: Callable[[torch.Tensor], torch
     Why this is a rigorous bound: if the certificate is right, M(w) = f(w) for the exact network
     function f, and |f(w) - net(xf)| <= |f(x(w)) - f(xf)| + |f(xf) - net(xf)|. The first term is at
     most the Lipschitz constant (the product of the max-norm operator norms of the affine layers,
-    max(1, |slope|) per activation, 1 + L(g) per residual block) times |x(w) - xf|, computed exactly.
+    max(1, |slope|) per activation, 1 + L(g) per residual block) times |x(w) - xf|, computed
+    exactly.
     The second is bounded layer by layer (:func:`propagate`): every Linear/Conv output is a sum of
     n + 1 rounded terms (n products and the bias), off by at most gamma_{n+1} times the sum of
     their absolute values whatever the summation order or use of FMA (float64 convolution on CPU
@@ -126,7 +127,8 @@ def assert_maps_equal_net(cert: Certificate, net: Callable[[torch.Tensor], torch
     M, c = cert.domain.input_map()
     assert cert.regions
     for r in cert.regions:
-        x = [sum((a * t for a, t in zip(row, r.witness)), Fraction(0)) + ci for row, ci in zip(M, c)]
+        x = [sum((a * t for a, t in zip(row, r.witness)), Fraction(0)) + ci
+             for row, ci in zip(M, c)]
         xf = [float(v) for v in x]  # correctly rounded: the nearest float64
         with torch.no_grad():
             y = net(torch.tensor(xf, dtype=torch.float64).reshape(1, *input_shape)).reshape(-1)
@@ -137,8 +139,8 @@ def assert_maps_equal_net(cert: Certificate, net: Callable[[torch.Tensor], torch
         assert tol < Fraction(1, 10**9), f"the bound {float(tol)} is too loose to tell anything"
         diff = max(abs(e - Fraction(v)) for e, v in zip(exact, y.tolist()))
         assert len(exact) == y.numel() and diff <= tol, (
-            f"region {r.index}: certified output {[float(e) for e in exact]} != net(x) {y.tolist()} "
-            f"at the witness (difference {float(diff)}, bound {float(tol)})")
+            f"region {r.index}: certified output {[float(e) for e in exact]} != net(x) "
+            f"{y.tolist()} at the witness (difference {float(diff)}, bound {float(tol)})")
 
 
 def engines(net: nn.Module, domain: Domain, input_shape: tuple[int, ...]) -> list[str]:
@@ -165,9 +167,9 @@ def test_certified_maps_equal_net_at_every_witness(data: st.DataObject) -> None:
     kind = data.draw(st.sampled_from(strategies.KINDS), label="kind")
     activation = data.draw(st.sampled_from(strategies.ACTIVATIONS), label="activation")
     d = data.draw(st.integers(1, 3), label="input dim")
-    net = data.draw(strategies.networks(input_dim=d, depth=(1, 2), widths=(1, 4), kind=kind,
-                                        activation=activation, output_dim=data.draw(st.integers(1, 2)),
-                                        degenerate=data.draw(st.booleans(), label="degenerate")))
+    net = data.draw(strategies.networks(
+        input_dim=d, depth=(1, 2), widths=(1, 4), kind=kind, activation=activation,
+        output_dim=data.draw(st.integers(1, 2)), degenerate=data.draw(st.booleans())))
     domain = data.draw(strategies.domains(d), label="domain")
     certify_and_compare(net, domain, net.input_shape)
 
@@ -354,6 +356,18 @@ def test_the_digest_covers_the_parametrized_weight() -> None:
         exactrelu.check(cert, b)
 
 
+def test_the_checker_refuses_a_net_that_gained_a_forward_hook() -> None:
+    """The checker captures the net as verify does: a hook added after certification makes
+    net(x) something else, and the check refuses it instead of accepting the old certificate."""
+    net = _init(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)), 14)
+    cert = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False)
+    exactrelu.check(cert, net)
+    net[0].register_forward_hook(lambda m, i, o: -o)
+    with pytest.raises(UnsupportedModelError,
+                       match=r"0 \(torch.nn.modules.linear.Linear\): forward hook"):
+        exactrelu.check(cert, net)
+
+
 def test_the_digest_covers_a_buffer_bias() -> None:
     a, _ = _buffer_bias()
     b, _ = _buffer_bias()
@@ -417,7 +431,8 @@ def test_a_scripted_buffer_bias_is_carried_exactly(tmp_path: Path) -> None:
 def test_a_scripted_module_with_a_forward_hook_is_refused(tmp_path: Path) -> None:
     net = _init(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), 11)
 
-    def double(module: nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> torch.Tensor:
+    def double(module: nn.Module, inputs: tuple[torch.Tensor],
+               output: torch.Tensor) -> torch.Tensor:
         return 2 * output
 
     net[0].register_forward_hook(double)
@@ -426,13 +441,14 @@ def test_a_scripted_module_with_a_forward_hook_is_refused(tmp_path: Path) -> Non
         load_model(str(path))
 
 
-def test_a_standard_scripted_sequential_is_certified_through_the_cli(tmp_path: Path, capsys) -> None:
-    net = _init(nn.Sequential(nn.Linear(2, 4), nn.LeakyReLU(0.5), nn.Linear(4, 3), nn.Hardtanh(-1.0, 0.5),
-                              nn.Linear(3, 1)), 12)
+def test_a_standard_scripted_sequential_is_certified_through_the_cli(tmp_path: Path,
+                                                                     capsys: Any) -> None:
+    net = _init(nn.Sequential(nn.Linear(2, 4), nn.LeakyReLU(0.5), nn.Linear(4, 3),
+                              nn.Hardtanh(-1.0, 0.5), nn.Linear(3, 1)), 12)
     path = _save_script(net, tmp_path / "std.pt")
     cert_path = tmp_path / "std.json"
-    rc = main(["verify", str(path), "--bounds", "-2", "2", "-1", "1", "-o", str(cert_path), "--quiet",
-               "--workers", "1"])
+    rc = main(["verify", str(path), "--bounds", "-2", "2", "-1", "1", "-o", str(cert_path),
+               "--quiet", "--workers", "1"])
     assert rc == 0, capsys.readouterr().err
     cert = Certificate.from_json(json.loads(cert_path.read_text()))
     with _quiet_jit():
