@@ -254,7 +254,8 @@ def _differences(sm: Any, net: nn.Module) -> list[str]:
         if not inner:
             where = f"model.{name}" if name else "model"
             kind = getattr(loaded[name], "original_name", "?")
-            out.append(f"{where} ({kind}): its compiled code is not that of torch.nn.{kind}")
+            out.append(f"{where} ({kind}): its compiled code is not that of torch.nn.{kind} "
+                       f"(as torch {torch.__version__} compiles it)")
     return out
 
 

@@ -515,6 +515,12 @@ def _hooked_inside_a_ruled_module() -> nn.Module:
     return nn.Sequential(nn.Linear(2, 1), sc)
 
 
+def _graph_module_hooked() -> nn.Module:
+    gm = torch.fx.symbolic_trace(_Block())
+    gm.fc.register_forward_hook(lambda m, i, o: o)
+    return gm
+
+
 def _patched() -> nn.Module:
     net = _seq()
     net[2].forward = lambda x: x  # type: ignore[method-assign]
@@ -562,6 +568,7 @@ REFUSED: dict[str, tuple[Callable[[], nn.Module], tuple[str, ...]]] = {
         (lambda: _outer_hooked("traced"), ("block (", "forward hook")),
     "hook on a Sequential inside fx":
         (lambda: _outer_hooked("sequential"), ("seq (", "forward hook")),
+    "hook on a leaf of an fx GraphModule": (_graph_module_hooked, ("fc (", "forward hook")),
     "hook inside a module with a rule":
         (_hooked_inside_a_ruled_module, ("1.inner (", "forward hook")),
     "old weight_norm":
