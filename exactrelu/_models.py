@@ -270,7 +270,7 @@ def _script(net: nn.Module) -> Any:
 
 
 _MANGLE = re.compile(r"___torch_mangle_\d+\.")
-_COMMENT = re.compile(r"\s*#.*$", re.MULTILINE)
+_COMMENT = re.compile(r"\s+# .*:\d+:\d+$", re.MULTILINE)  # a source location: " # file:line:col"
 _VALUE = re.compile(r"%[\w.]+")
 
 

@@ -77,7 +77,8 @@ class Rule:
     piecewise: bool = False
     #: Names of the tensors the rule reads from its module (``getattr(module, name)``), or None for
     #: every parameter and buffer of the module and its submodules. The network digest hashes
-    #: exactly these, and capture refuses any that is not a finite real floating-point tensor.
+    #: exactly these, and capture refuses any that is not a finite real floating-point tensor (so a
+    #: rule for a module holding, say, an integer index it does not read names what it reads).
     reads: tuple[str, ...] | None = None
 
     def check(self, module: Any) -> str | None:
