@@ -7,9 +7,10 @@ names) raises :class:`~exactrelu.errors.MissingDependencyError` with the install
 the exact layer says what to install when it starts. When the module is there, the name is the
 module itself (no cost on any path).
 
-The compiled engine ``exactrelu._core`` is optional: ``core`` is the module or None, and :func:`core_missing` says how to get it (logged once at ``INFO``: the Python engine does the
-work). Optional modules of exactrelu (``strategies``, ``testing``, ``plot``) turn the ImportError of
-their own dependency into :func:`extra_missing`, which names the extra that installs it.
+The compiled engine ``exactrelu._core`` is optional: ``core`` is the module or None, and
+:func:`core_missing` says how to get it (logged once at ``INFO``: the Python engine does the work).
+Optional modules of exactrelu (``strategies``, ``testing``, ``plot``) turn the ImportError of their
+own dependency into :func:`extra_missing`, which names the extra that installs it.
 
 >>> from exactrelu._deps import flint
 >>> flint.fmpq(1, 3) + flint.fmpq(1, 6)
@@ -57,7 +58,7 @@ class _AbsentName(type):
 
 
 class _AbsentModule(ModuleType):
-    """Stands in for a module that failed to import; each of its names is an :class:`_AbsentName`."""
+    """Stands in for a module that failed to import: every name read from it is absent."""
 
     def __init__(self, name: str, message: str) -> None:
         super().__init__(name)

@@ -96,7 +96,7 @@ version=$("$bin/exactrelu" --version)
 status=0
 "$bin/exactrelu" plot cli.cert.json -o regions.png 2>plot.err || status=$?
 [ "$status" = 2 ] && [ "$(wc -l <plot.err)" = 1 ] && grep -q "exactrelu\[plot\]" plot.err \
-  || { echo "exactrelu plot without matplotlib: status $status, stderr:" >&2; cat plot.err >&2; exit 1; }
+  || { echo "exactrelu plot without matplotlib: status $status:" >&2; cat plot.err >&2; exit 1; }
 
 say "the testing extra"
 "$bin/python" -m pip install -q -c "$root/constraints.txt" "$wheel[testing]"

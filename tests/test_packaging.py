@@ -35,7 +35,7 @@ box = [(-1, 1), (-1, 1)]
 
 
 def _without(missing: list[str], code: str) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter (this tree's exactrelu) where ``missing`` won't import."""
+    """Run ``code`` in a new interpreter (this tree's exactrelu) where ``missing`` won't import."""
     prelude = f"import sys\nfor name in {missing!r}:\n    sys.modules[name] = None\n"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", prelude + code], cwd=ROOT, env=env,
@@ -78,7 +78,7 @@ assert torch.allclose((g.weight * x[:, None]).sum(-1) + g.bias, net(x))
     (["cdd.gmp"], "cdd.gmp"),
     (["cdd", "cdd.gmp"], "pycddlib"),
 ])
-def test_without_cddlib_gmp_exact_work_names_the_c_libraries(missing: list[str], names: str) -> None:
+def test_without_cdd_gmp_exact_work_names_the_c_libraries(missing: list[str], names: str) -> None:
     proc = _without(missing, NET + "import exactrelu\n"
                     + _raised("exactrelu.verify(net, None, progress=False)"))
     [message] = _messages(proc)
