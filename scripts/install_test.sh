@@ -49,6 +49,7 @@ assert len(cores) == 1, f"the wheel has no compiled core: {files}"
 core = z.read(cores[0])
 assert b".debug_info" not in core, "the compiled core carries debug information"
 assert not any(n.startswith(("verify/", "tests/", "benchmarks/", "examples/")) for n in files)
+assert not any(n.endswith(".cpp") for n in files), "the wheel carries the core's source"
 assert "exactrelu/py.typed" in files
 meta = z.read(next(n for n in files if n.endswith(".dist-info/METADATA"))).decode()
 assert f"Version: {project['version']}\n" in meta
