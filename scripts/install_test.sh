@@ -8,7 +8,15 @@ cd "$(dirname "$0")/.."
 root=$PWD
 start=$SECONDS
 python=${PYTHON:-python3}
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/exactrelu-install.XXXXXX")
+# in memory when there is room (and TMPDIR says nothing): the new environment is 1.2 GB in 17,000
+# files, and deleting them from a busy disk took as long as the test itself
+base=${TMPDIR:-/tmp}
+shm_free=$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 {print $4}') || shm_free=0
+if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ] && [ "${shm_free:-0}" -gt 4000000 ] \
+   && ! grep -qs "^[^ ]* /dev/shm [^ ]* [^ ]*noexec" /proc/mounts; then
+  base=/dev/shm
+fi
+tmp=$(mktemp -d "$base/exactrelu-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 say() { echo "install test [$((SECONDS - start)) s]: $*"; }
 
