@@ -123,7 +123,7 @@ def test_optional_modules_name_the_extra_that_installs_their_dependency() -> Non
     # every extra a module's guard names exists
     named = {m.group(1) for f in (ROOT / "exactrelu").glob("*.py")
              for m in re.finditer(r'extra_missing\(err, "[\w.]+", "(\w+)"\)', f.read_text())}
-    assert named == {"testing", "plot"} and named <= set(extras)
+    assert {"testing", "plot"} <= named <= set(extras), named
 
 
 def test_a_missing_modules_names_raise_at_first_use_and_are_no_instances() -> None:
