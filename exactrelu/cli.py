@@ -21,6 +21,7 @@ import time
 from fractions import Fraction
 from typing import Any, Sequence
 
+from . import __version__
 from .errors import CertificateError, ExactReluError, InvalidInputError
 
 __all__ = ["main"]
@@ -202,11 +203,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _plot(cert: Any, net: Any, path: str, color_by: str) -> None:
-    try:
-        from . import plot
-    except ImportError as exc:
-        raise InvalidInputError(f"plotting needs matplotlib (pip install 'exactrelu[plot]'): "
-                                f"{exc}") from None
+    from . import plot  # without matplotlib: a MissingDependencyError naming the extra
     if cert.dim == 1:
         fig = plot.plot_function_1d(cert, net=net, path=path)
     else:
@@ -217,6 +214,7 @@ def _plot(cert: Any, net: Any, path: str, color_by: str) -> None:
 # --------------------------------------------------------------------------------- parser
 def _parser() -> _Parser:
     p = _Parser(prog="exactrelu", description="Certified linear regions of ReLU networks.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser,
                            metavar="{verify,check,trace,plot}")
 
