@@ -317,40 +317,36 @@ FUNCTIONAL_MODULES: dict[Any, Callable[..., Any]] = {
 }
 
 
-def _aten_table(**factories: Callable[..., Any]) -> dict[Any, Callable[..., Any]]:
-    """``{aten op: factory}`` from keyword names "op__overload" (overloads this torch lacks are
+def _aten_table(*pairs: tuple[str, Callable[..., Any]]) -> dict[Any, Callable[..., Any]]:
+    """``{aten op: factory}`` from ("op.overload", factory) pairs (overloads this torch lacks are
     left out)."""
-    out = {}
-    for key, factory in factories.items():
-        op = _aten(key.replace("__", "."))
-        if op is not None:
-            out[op] = factory
-    return out
+    return {op: factory for name, factory in pairs if (op := _aten(name)) is not None}
 
 
 FUNCTIONAL_MODULES.update(_aten_table(
-    relu__default=_torch_relu, relu___default=_relu_, relu6__default=_relu6,
-    leaky_relu__default=_leaky_relu, leaky_relu___default=_leaky_relu_,
-    hardtanh__default=_hardtanh, hardtanh___default=_hardtanh_,
-    abs__default=_abs, clamp__default=_clamp, clamp_min__default=_clamp_min,
-    clamp_max__default=_clamp_max, prelu__default=_prelu, _prelu_kernel__default=_prelu,
-    mean__dim=_mean, pad__default=_pad, constant_pad_nd__default=_constant_pad_nd,
-    dropout__default=_aten_dropout, linear__default=_linear, matmul__default=_matmul,
-    mm__default=_matmul, addmm__default=_addmm,
-    conv1d__default=_conv, conv2d__default=_conv, conv3d__default=_conv,
-    conv1d__padding=_conv, conv2d__padding=_conv, conv3d__padding=_conv,
-    conv_transpose1d__default=_conv_transpose, conv_transpose2d__input=_conv_transpose,
-    conv_transpose3d__input=_conv_transpose, convolution__default=_convolution,
-    batch_norm__default=_aten_batch_norm, max_pool2d__default=_aten_max_pool2d,
-    avg_pool2d__default=_avg_pool2d, adaptive_avg_pool2d__default=_adaptive_avg_pool2d,
-    _adaptive_avg_pool2d__default=_adaptive_avg_pool2d))
+    ("relu.default", _torch_relu), ("relu_.default", _relu_), ("relu6.default", _relu6),
+    ("leaky_relu.default", _leaky_relu), ("leaky_relu_.default", _leaky_relu_),
+    ("hardtanh.default", _hardtanh), ("hardtanh_.default", _hardtanh_),
+    ("abs.default", _abs), ("clamp.default", _clamp), ("clamp_min.default", _clamp_min),
+    ("clamp_max.default", _clamp_max), ("prelu.default", _prelu),
+    ("_prelu_kernel.default", _prelu), ("mean.dim", _mean), ("pad.default", _pad),
+    ("constant_pad_nd.default", _constant_pad_nd), ("dropout.default", _aten_dropout),
+    ("linear.default", _linear), ("matmul.default", _matmul), ("mm.default", _matmul),
+    ("addmm.default", _addmm), ("conv1d.default", _conv), ("conv2d.default", _conv),
+    ("conv3d.default", _conv), ("conv1d.padding", _conv), ("conv2d.padding", _conv),
+    ("conv3d.padding", _conv), ("conv_transpose1d.default", _conv_transpose),
+    ("conv_transpose2d.input", _conv_transpose), ("conv_transpose3d.input", _conv_transpose),
+    ("convolution.default", _convolution), ("batch_norm.default", _aten_batch_norm),
+    ("max_pool2d.default", _aten_max_pool2d), ("avg_pool2d.default", _avg_pool2d),
+    ("adaptive_avg_pool2d.default", _adaptive_avg_pool2d),
+    ("_adaptive_avg_pool2d.default", _adaptive_avg_pool2d)))
 
 # Ops returning several tensors of which only the first is the layer's output (the others are
 # statistics or indices, refused if used): the factory and the position of the output.
 TUPLE_MODULES: dict[Any, tuple[Callable[..., Any], int]] = {
     op: (factory, 0) for op, factory in _aten_table(
-        _native_batch_norm_legit_no_training__default=_batch_norm_no_training,
-        max_pool2d_with_indices__default=_aten_max_pool2d).items()}
+        ("_native_batch_norm_legit_no_training.default", _batch_norm_no_training),
+        ("max_pool2d_with_indices.default", _aten_max_pool2d)).items()}
 
 # ----------------------------------------------------------------------------- other calls
 
@@ -394,13 +390,22 @@ GATHER_OPS: dict[Any, str] = {
         "aten.reflection_pad1d.default", "aten.reflection_pad2d.default",
         "aten.reflection_pad3d.default", "aten.replication_pad1d.default",
         "aten.replication_pad2d.default", "aten.replication_pad3d.default")
-       if (op := _aten(name.removeprefix("aten."))) is not None},
+       if (op := _aten(name)) is not None},
+}
+# The names of the arguments after the tensor, for calls that may pass them by keyword (an ATen
+# op's come from its schema).
+ARGUMENT_NAMES: dict[Any, tuple[str, ...]] = {
+    torch.split: ("split_size_or_sections", "dim"), torch.chunk: ("chunks", "dim"),
+    torch.unbind: ("dim",), torch.narrow: ("dim", "start", "length"),
+    torch.select: ("dim", "index"), torch.permute: ("dims",), torch.transpose: ("dim0", "dim1"),
+    torch.swapaxes: ("axis0", "axis1"), torch.flip: ("dims",), torch.roll: ("shifts", "dims"),
+    torch.movedim: ("source", "destination"),
 }
 PIECES_OPS: dict[Any, str] = {
     torch.split: "torch.split", torch.chunk: "torch.chunk", torch.unbind: "torch.unbind",
     **{op: name for name in ("aten.split.Tensor", "aten.split_with_sizes.default",
                              "aten.chunk.default", "aten.unbind.int")
-       if (op := _aten(name.removeprefix("aten."))) is not None},
+       if (op := _aten(name)) is not None},
 }
 
 # Calls computed on constants (the model's tensors) at capture, as forward computes them:

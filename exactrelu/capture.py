@@ -31,7 +31,7 @@ from torch.nn.utils.weight_norm import WeightNorm as _OldWeightNorm
 
 from . import _exact, _export
 from ._exact import ExactMap
-from ._ops import (ARITHMETIC, CAT_OPS, FLATTEN_OPS, FOLD_OPS, FUNCTIONAL_MODULES, GATHER_OPS,
+from ._ops import (ARGUMENT_NAMES, ARITHMETIC, CAT_OPS, FLATTEN_OPS, FOLD_OPS, FUNCTIONAL_MODULES, GATHER_OPS,
                    IDENTITY_OPS, MAXIMUM, METHODS, MINIMUM, MODEL, PIECES_OPS, SIZE_OPS,
                    SQUEEZE_OPS, TUPLE_MODULES, UNSQUEEZE_OPS, VIEW_OPS)
 from .errors import InvalidInputError, UnsupportedModelError
@@ -655,9 +655,15 @@ class _Builder:
             return self.add(path, _PendingReshape(*reshape, self.batch), [self.value(args[0], label)])
         if f in IDENTITY_OPS and isinstance(args[0], _Value):
             return args[0].index
-        if f in GATHER_OPS:
-            return self.gather(GATHER_OPS[f], args, kwargs, path)
-        if f in PIECES_OPS or f in TUPLE_MODULES:
+        if f in GATHER_OPS or f in PIECES_OPS:
+            positional = _positional(f, args, kwargs)
+            if positional is None:
+                self.problems.append(f"{label}: pass its arguments positionally")
+                return INPUT
+            if f in GATHER_OPS:
+                return self.gather(GATHER_OPS[f], positional, {}, path)
+            return _Pieces(self.value(args[0], label), f, positional, {})
+        if f in TUPLE_MODULES:
             return _Pieces(self.value(args[0], label), f, args, kwargs)
         if f in FUNCTIONAL_MODULES:
             return self.module_call(FUNCTIONAL_MODULES[f], args, kwargs, path, label)
@@ -665,11 +671,7 @@ class _Builder:
             self.problems.append(f"{label}: writes a buffer of the model in forward (BatchNorm "
                                  "in train mode does); export the model in eval mode")
             return INPUT
-        if not _contains(args, kwargs, _Value):
-            self.problems.append(f"{label}: computes on the model's tensors in forward; only "
-                                 "reshapes, copies and arithmetic of them are supported")
-        else:
-            self.problems.append(f"{label}: no rule registered")
+        self.problems.append(f"{label}: no rule registered")
         return INPUT
 
     def value(self, v: Any, label: str) -> int:
@@ -1017,6 +1019,23 @@ def _plain(obj: Any, model: Any = None) -> Any:
 
 def _tuple_of(a: Any) -> Any:
     return tuple(_tuple_of(x) for x in a) if isinstance(a, (list, tuple)) else a
+
+
+def _positional(f: Any, args: list, kwargs: dict) -> list | None:
+    """The arguments of a call of ``f`` all positional (keywords placed by the names of an ATen
+    op's schema or :data:`~exactrelu._ops.ARGUMENT_NAMES`), or None when that is not possible."""
+    if not kwargs:
+        return list(args)
+    if isinstance(f, torch._ops.OpOverload):
+        names: tuple[str, ...] = tuple(a.name for a in f._schema.arguments[1:])
+    else:
+        names = ARGUMENT_NAMES.get(f, ())
+    out, rest = list(args), dict(kwargs)
+    for name in names[len(args) - 1:]:
+        if name not in rest:
+            break
+        out.append(rest.pop(name))
+    return None if rest else out
 
 
 def _is_number(v: Any) -> bool:

@@ -657,13 +657,31 @@ class Add:
 
 @register_rule(Add)
 class AddRule(Rule):
-    def float_forward(self, module: Add, inputs: list[FloatMap]) -> FloatMap:
-        a, b = inputs
-        return FloatMap(a.W + b.W, a.b + b.b)
+    """``x + y`` of two model tensors; shapes broadcast as in torch (per sample: neither may
+    broadcast over the other's batch, which both have)."""
 
-    def exact_forward(self, module: Add, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+    sign = 1
+
+    def float_forward(self, module: Any, inputs: list[FloatMap]) -> FloatMap:
         a, b = inputs
-        return ExactMap(a.mat + b.mat, tuple(out_shape))
+        if len(a.shape) != len(b.shape):  # align the per-sample dimensions, as torch does
+            a, b = (FloatMap(m.W.reshape(*m.W.shape[:2], *[1] * (d - len(m.shape)), *m.shape),
+                             m.b.reshape(m.b.shape[0], *[1] * (d - len(m.shape)), *m.shape))
+                    for m, d in ((a, max(len(a.shape), len(b.shape))),
+                                 (b, max(len(a.shape), len(b.shape)))))
+        return FloatMap(a.W + self.sign * b.W, a.b + self.sign * b.b)
+
+    def exact_forward(self, module: Any, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+        a, b = (_broadcast_map(m, tuple(out_shape)) for m in inputs)
+        return ExactMap(a.mat + b.mat if self.sign == 1 else a.mat - b.mat, tuple(out_shape))
+
+
+def _broadcast_map(m: ExactMap, shape: tuple[int, ...]) -> ExactMap:
+    """``m`` broadcast to ``shape`` (entries repeated as torch broadcasts them)."""
+    if tuple(m.shape) == shape:
+        return m
+    index = torch.arange(m.n).reshape(m.shape).broadcast_to(shape).reshape(-1).tolist()
+    return _exact.gather_rows(m, index, shape)
 
 
 @dataclass(frozen=True)
@@ -707,23 +725,9 @@ class Sub:
     """Pseudo-module for ``x - y`` of two captured tensors."""
 
 
-def _same_shapes(a: Any, b: Any, what: str) -> None:
-    if tuple(a.shape) != tuple(b.shape):
-        raise UnsupportedModelError(f"{what} of tensors of shapes {tuple(a.shape)} and "
-                                    f"{tuple(b.shape)} (broadcasting two model tensors is not "
-                                    "supported)")
-
-
 @register_rule(Sub)
-class SubRule(Rule):
-    def float_forward(self, module: Sub, inputs: list[FloatMap]) -> FloatMap:
-        a, b = inputs
-        _same_shapes(a, b, "x - y")
-        return FloatMap(a.W - b.W, a.b - b.b)
-
-    def exact_forward(self, module: Sub, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
-        a, b = inputs
-        return ExactMap(a.mat - b.mat, tuple(out_shape))
+class SubRule(AddRule):
+    sign = -1
 
 
 class _Operand(nn.Module):
@@ -851,10 +855,13 @@ class Pad:
     value: float = 0.0
 
 
+# The padding modules by mode: the bases of each mode's classes (the circular classes each
+# redefine the check of the input's dimensions, so each has its own registration).
 _PAD_MODES = {nn.modules.padding._ConstantPadNd: "constant",
               nn.modules.padding._ReflectionPadNd: "reflect",
               nn.modules.padding._ReplicationPadNd: "replicate",
-              nn.modules.padding._CircularPadNd: "circular"}
+              **{getattr(nn, f"CircularPad{d}d"): "circular" for d in (1, 2, 3)
+                 if hasattr(nn, f"CircularPad{d}d")}}
 
 #: The largest padding (per side) and output (entries per sample) exactrelu builds; a model file
 #: asking for more is refused before anything that size is allocated.
@@ -944,8 +951,9 @@ class GatherRule(Rule):
         idx, out_shape = self.index(module, m.shape)
         n, k = m.W.shape[0], m.W.shape[1]
         idx = idx.to(m.b.device)
-        W = m.W.reshape(n, k, -1).index_select(2, idx).reshape(n, k, *out_shape)
-        return FloatMap(W, m.b.reshape(n, -1).index_select(1, idx).reshape(n, *out_shape))
+        size = math.prod(m.shape)
+        W = m.W.reshape(n, k, size).index_select(2, idx).reshape(n, k, *out_shape)
+        return FloatMap(W, m.b.reshape(n, size).index_select(1, idx).reshape(n, *out_shape))
 
     def exact_forward(self, module: Any, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
         (m,) = inputs
@@ -954,8 +962,9 @@ class GatherRule(Rule):
 
 
 def _aten(name: str) -> Any:
-    """``torch.ops.aten.<name>`` ("op.overload"), or None where this torch has no such op."""
-    op, _, overload = name.partition(".")
+    """``torch.ops.aten.<name>`` ("op.overload", or "aten.op.overload"), or None where this torch
+    has no such op."""
+    op, _, overload = name.removeprefix("aten.").partition(".")
     try:
         return getattr(getattr(torch.ops.aten, op), overload)
     except (AttributeError, RuntimeError):
