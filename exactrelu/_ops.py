@@ -409,10 +409,12 @@ PIECES_OPS: dict[Any, str] = {
 }
 
 # Calls computed on constants (the model's tensors) at capture, as forward computes them:
-# reshapes and copies, arithmetic, and the transposes torch.export writes for Linear (w.t()).
+# reshapes and copies, arithmetic, the transposes torch.export writes for Linear (w.t()) and a
+# weight norm's weight (which capture reads as computed in nn.Modules too, parametrized).
 FOLD_OPS = frozenset((*ARITHMETIC, *VIEW_OPS, *FLATTEN_OPS, *UNSQUEEZE_OPS, *SQUEEZE_OPS,
                       *IDENTITY_OPS, *GATHER_OPS, torch.t, *_ops(
-                          "t.default", "_to_copy.default", "to.dtype", "contiguous.default")))
+                          "t.default", "_to_copy.default", "to.dtype", "contiguous.default",
+                          "_weight_norm.default")))
 
 # A tensor method is the torch function of the same name, its tensor the first argument.
 METHODS: dict[str, Any] = {
