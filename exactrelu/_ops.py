@@ -33,7 +33,8 @@ from .rules import (Abs, BatchNorm, Clamp, Mean, Pad, _aten)
 
 __all__ = ["MODEL", "FUNCTIONAL_MODULES", "ARITHMETIC", "MAXIMUM", "MINIMUM", "CAT_OPS",
            "VIEW_OPS", "FLATTEN_OPS", "UNSQUEEZE_OPS", "SQUEEZE_OPS", "IDENTITY_OPS",
-           "GATHER_OPS", "PIECES_OPS", "FOLD_OPS", "METHODS", "SIZE_OPS", "TUPLE_MODULES"]
+           "GATHER_OPS", "PIECES_OPS", "FOLD_OPS", "FOLD_METHODS", "FOLD_ATTRIBUTES", "METHODS",
+           "SIZE_OPS", "TUPLE_MODULES"]
 
 
 class _Model:
@@ -410,8 +411,15 @@ PIECES_OPS: dict[Any, str] = {
 
 # Calls computed on constants (the model's tensors) at capture, as forward computes them:
 # reshapes and copies, arithmetic, the transposes torch.export writes for Linear (w.t()) and a
-# weight norm's weight (which capture reads as computed in nn.Modules too, parametrized).
-FOLD_OPS = frozenset((*ARITHMETIC, *VIEW_OPS, *FLATTEN_OPS, *UNSQUEEZE_OPS, *SQUEEZE_OPS,
+# weight norm's weight (which capture reads as computed in nn.Modules too, parametrized). None
+# writes its input (an in-place op on a parameter would change the model). Tensor methods of the
+# same names (w.t(), w.view(...)) and these attributes (w.T) are folded too.
+FOLD_METHODS = frozenset(("t", "view", "reshape", "contiguous", "clone", "detach", "permute",
+                          "transpose", "unsqueeze", "squeeze", "flatten", "expand", "repeat",
+                          "flip", "narrow", "select", "double", "float", "neg", "mul", "div",
+                          "add", "sub"))
+FOLD_ATTRIBUTES = frozenset(("T", "mT"))
+FOLD_OPS = frozenset((*(f for f, kind in ARITHMETIC.items() if not kind.endswith("_")), *VIEW_OPS, *FLATTEN_OPS, *UNSQUEEZE_OPS, *SQUEEZE_OPS,
                       *IDENTITY_OPS, *GATHER_OPS, torch.t, *_ops(
                           "t.default", "_to_copy.default", "to.dtype", "contiguous.default",
                           "_weight_norm.default")))

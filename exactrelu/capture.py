@@ -31,7 +31,8 @@ from torch.nn.utils.weight_norm import WeightNorm as _OldWeightNorm
 
 from . import _exact, _export
 from ._exact import ExactMap
-from ._ops import (ARGUMENT_NAMES, ARITHMETIC, CAT_OPS, FLATTEN_OPS, FOLD_OPS, FUNCTIONAL_MODULES, GATHER_OPS,
+from ._ops import (ARGUMENT_NAMES, ARITHMETIC, CAT_OPS, FLATTEN_OPS, FOLD_ATTRIBUTES,
+                   FOLD_METHODS, FOLD_OPS, FUNCTIONAL_MODULES, GATHER_OPS,
                    IDENTITY_OPS, MAXIMUM, METHODS, MINIMUM, MODEL, PIECES_OPS, SIZE_OPS,
                    SQUEEZE_OPS, TUPLE_MODULES, UNSQUEEZE_OPS, VIEW_OPS)
 from .errors import InvalidInputError, UnsupportedModelError
@@ -623,7 +624,8 @@ class _Builder:
         f = METHODS.get(name)
         if f is not None:
             return self.call(f, args, kwargs, path)
-        if isinstance(args[0], _Const) and not _contains(args[1:], kwargs, _Value, _Meta):
+        if name in FOLD_METHODS and isinstance(args[0], _Const) and \
+                not _contains(args[1:], kwargs, _Value, _Meta, _Pieces):
             return self.fold(lambda t, *a, **k: getattr(t, name)(*a, **k), args, kwargs,
                              f"{path} (method Tensor.{name})")
         keywords = f" with {sorted(kwargs)}" if kwargs else ""
@@ -635,6 +637,8 @@ class _Builder:
         """What a call of ``f`` on resolved arguments becomes (see :mod:`exactrelu._ops`)."""
         label = f"{path} ({_function_name(f)})"
         if f is getattr:
+            if isinstance(args[0], _Const) and len(args) == 2 and args[1] in FOLD_ATTRIBUTES:
+                return self.fold(getattr, args, {}, label)
             return _Meta(shape=len(args) > 1 and args[1] == "shape")
         if f is operator.getitem:
             return self.getitem(args[0], args[1], path, label)
@@ -781,6 +785,10 @@ class _Builder:
             if not isinstance(v, (_Value, _Const)) and not _is_number(v):
                 self.problems.append(f"{label}: operand {v!r} is neither a tensor nor a number")
                 return INPUT
+        if not isinstance(a, _Value) and not isinstance(b, _Value):
+            self.problems.append(f"{label}: writes into a tensor of the model (a parameter or "
+                                 "buffer) in forward; compute a new tensor instead")
+            return INPUT
         if isinstance(a, _Value) and isinstance(b, _Value):
             if kind in ("add", "sub"):
                 return self.add(path, Add() if kind == "add" else Sub(), [a.index, b.index])

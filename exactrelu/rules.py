@@ -9,14 +9,22 @@ Float side: a batch of local affine maps is a :class:`FloatMap` ``(W, b)`` with 
 
 Exact side: :class:`~exactrelu._exact.ExactMap`, one map in rationals for one activation pattern.
 
-A piecewise rule (ReLU, LeakyReLU, Hardtanh, MaxPool2d) also reports its *switching functions*:
-affine functions of its input whose signs decide its state. The state of every output entry is an
-integer (ReLU: 0 off / 1 on; LeakyReLU: 0 negative slope / 1 identity; Hardtanh: 0 clamped low /
-1 identity / 2 clamped high; MaxPool2d: the position of the maximum inside its window).
+A piecewise rule (ReLU, LeakyReLU, PReLU, Hardtanh and ReLU6, abs, clamp, MaxPool2d) also
+reports its *switching functions*: affine functions of its input whose signs decide its state. The
+state of every output entry is an integer (ReLU: 0 off / 1 on; LeakyReLU and PReLU: 0 negative
+slope / 1 identity; abs: 0 slope -1 / 1 slope 1; Hardtanh and a clamp with both bounds: 0 clamped
+low / 1 identity / 2 clamped high; a clamp with one bound: 0 at or below it / 1 above;
+MaxPool2d: the position of the maximum inside its window).
 
 Ties (a switching function exactly zero) never matter for values, since the maps agree there;
-for labels the rule is: ReLU/LeakyReLU are "off" at 0, Hardtanh is "identity" at either bound,
-MaxPool2d picks the first maximum in row-major window order.
+for labels the rule is: an op with one breakpoint takes the piece below it (ReLU off, LeakyReLU
+and PReLU the negative slope, abs slope -1, ``clamp(min=a)`` clamped, ``clamp(max=b)`` the
+identity), Hardtanh and a clamp with both bounds the identity at either bound, MaxPool2d the
+first maximum in row-major window order.
+
+Pseudo-modules (:class:`Add`, :class:`Sub`, :class:`Mul`, :class:`Div`, :class:`AddConstant`,
+:class:`Mean`, :class:`Pad`, :class:`Gather`, :class:`Abs`, :class:`Clamp`, ...) stand for calls
+that are not modules; :mod:`exactrelu._ops` says which call becomes which.
 """
 
 from __future__ import annotations
@@ -39,8 +47,8 @@ from . import _exact
 from ._exact import ExactAffine, ExactMap, fmpq, fmpq_mat
 from .errors import UnsupportedModelError
 
-__all__ = ["FloatMap", "Rule", "AffineRule", "PiecewiseRule", "RULES", "register_rule", "find_rule",
-           "rule_conflict"]
+__all__ = ["FloatMap", "Rule", "AffineRule", "PiecewiseRule", "GatherRule", "RULES", "register_rule",
+           "find_rule", "rule_conflict"]
 
 
 class FloatMap(NamedTuple):

@@ -332,7 +332,31 @@ def _edited() -> Any:
     return gm
 
 
+class _WritesParameters(nn.Module):
+    """Forward writes into its own weight (twice): capture must refuse it without writing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.fc.weight
+        w += 1
+        self.fc.bias.add_(1)
+        return self.fc(x)
+
+
+def _untouched_after_refusal() -> nn.Module:
+    net = _WritesParameters()
+    before = [t.clone() for t in net.parameters()]
+    with pytest.raises(UnsupportedModelError):
+        capture(net, (2,))
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    return net
+
+
 REFUSED: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {
+    "writes into its parameters": (_untouched_after_refusal, ("writes into a tensor", "add_")),
     "two outputs": (lambda: export(_TwoOut().double(), (2,)), ("returns", "one tensor")),
     "ops without rules": (lambda: export(_Unsupported().double(), (2,)),
                           ("aten.sin", "aten.sigmoid", "aten.gelu", "aten.mul")),
