@@ -417,7 +417,7 @@ PIECES_OPS: dict[Any, str] = {
 FOLD_METHODS = frozenset(("t", "view", "reshape", "contiguous", "clone", "detach", "permute",
                           "transpose", "unsqueeze", "squeeze", "flatten", "expand", "repeat",
                           "flip", "narrow", "select", "double", "float", "neg", "mul", "div",
-                          "add", "sub"))
+                          "add", "sub", "size", "dim"))
 FOLD_ATTRIBUTES = frozenset(("T", "mT"))
 FOLD_OPS = frozenset((*(f for f, kind in ARITHMETIC.items() if not kind.endswith("_")), *VIEW_OPS, *FLATTEN_OPS, *UNSQUEEZE_OPS, *SQUEEZE_OPS,
                       *IDENTITY_OPS, *GATHER_OPS, torch.t, *_ops(

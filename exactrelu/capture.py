@@ -36,10 +36,9 @@ from ._ops import (ARGUMENT_NAMES, ARITHMETIC, CAT_OPS, FLATTEN_OPS, FOLD_ATTRIB
                    IDENTITY_OPS, MAXIMUM, METHODS, MINIMUM, MODEL, PIECES_OPS, SIZE_OPS,
                    SQUEEZE_OPS, TUPLE_MODULES, UNSQUEEZE_OPS, VIEW_OPS)
 from .errors import InvalidInputError, UnsupportedModelError
-from .rules import (MAX_ENTRIES, Abs, Add, AddConstant, Cat, Clamp, Div, FloatMap, Gather, Mean,
-                    Mul, Pad, AffineRule, PiecewiseRule, Reshape, Rule, Sub, _aten, find_rule,
-                    module_state,
-                    overrides, registered_class, rule_conflict)
+from .rules import (MAX_ENTRIES, Abs, Add, AddConstant, AffineRule, Cat, Clamp, Div, FloatMap,
+                    Gather, Mean, Mul, Pad, PiecewiseRule, Reshape, Rule, Sub, _aten, find_rule,
+                    module_state, overrides, registered_class, rule_conflict)
 
 __all__ = ["Program", "Node", "capture"]
 
@@ -610,7 +609,7 @@ class _Builder:
         if name == "size" and isinstance(args[0], _Value):
             dim = args[1] if len(args) > 1 else kwargs.get("dim")
             return _Meta(batch=dim == 0, shape=dim is None)
-        if name == "dim":
+        if name == "dim" and isinstance(args[0], _Value):
             return _Meta()
         if name in ("contiguous", "detach") and len(args) == 1 and not kwargs:
             return args[0]
@@ -688,9 +687,17 @@ class _Builder:
         return INPUT
 
     def fold(self, f: Callable[..., Any], args: list, kwargs: dict, label: str) -> Any:
-        """A call on constants only, computed now as forward computes it."""
+        """A call on constants only, computed now as forward computes it (first on the meta
+        device: a result larger than :data:`~exactrelu.rules.MAX_ENTRIES` is refused before it
+        is made)."""
         try:
             with torch.no_grad():
+                meta = f(*_plain(args, meta=True), **_plain(kwargs, meta=True))
+                sizes = [t.numel() for t in _leaves([meta], False) if isinstance(t, torch.Tensor)]
+                if sum(sizes) > MAX_ENTRIES:
+                    self.problems.append(f"{label}: makes {sum(sizes)} values from the model's "
+                                         f"tensors (at most {MAX_ENTRIES} are supported)")
+                    return _Const(None)
                 out = f(*_plain(args), **_plain(kwargs))
         except Exception as exc:  # torch raises many types for bad arguments
             self.problems.append(f"{label}: computing it on the model's tensors failed ({exc})")
@@ -1012,16 +1019,18 @@ def _contains(args: Any, kwargs: dict, *types: type, slices: bool = False) -> bo
     return bool(_find(args, kwargs, *types, slices=slices))
 
 
-def _plain(obj: Any, model: Any = None) -> Any:
-    """``obj`` with constants as their tensors and model tensors as ``model``."""
+def _plain(obj: Any, model: Any = None, meta: bool = False) -> Any:
+    """``obj`` with constants as their tensors (empty ones of the same shape on the meta device
+    with ``meta``) and model tensors as ``model``."""
     if isinstance(obj, _Const):
-        return obj.tensor
+        t = obj.tensor
+        return t.detach().to("meta") if meta and isinstance(t, torch.Tensor) else t
     if isinstance(obj, _Value):
         return model
     if isinstance(obj, dict):
-        return {k: _plain(v, model) for k, v in obj.items()}
+        return {k: _plain(v, model, meta) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_plain(x, model) for x in obj)
+        return type(obj)(_plain(x, model, meta) for x in obj)
     return obj
 
 
