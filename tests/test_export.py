@@ -151,11 +151,13 @@ def test_the_models_of_test_capture_give_the_same_certificate_exported(make: Cal
     shape = (3,) if make is _mlp else (2, 4, 4)
     xs = [torch.randn(shape, dtype=torch.float64) for _ in range(3)]
     domain = Slice.plane(*xs, bounds=[(-1, 1), (-1, 1)])
+    ep = export(net, shape)
     a = exactrelu.verify(net, domain, progress=False, workers=1)
-    b = exactrelu.verify(export(net, shape), domain, progress=False, workers=1)
-    assert a.num_regions == b.num_regions > 1
-    assert sorted((r.pattern, r.output) for r in a.regions) == \
-        sorted((r.pattern, r.output) for r in b.regions)
+    for b in (exactrelu.verify(ep, domain, progress=False, workers=1),
+              exactrelu.verify(ep.module(), domain, progress=False, workers=1)):
+        assert a.num_regions == b.num_regions > 1
+        assert sorted((r.pattern, r.output) for r in a.regions) == \
+            sorted((r.pattern, r.output) for r in b.regions)
 
 
 def test_a_dynamic_batch_and_the_core_aten_decomposition_are_the_same_program() -> None:
