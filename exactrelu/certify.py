@@ -1791,6 +1791,30 @@ def candidate_tree(trace: Any) -> CandidateTree:
     return CandidateTree(nodes, codes)
 
 
+def _contiguous_chunks(cells: list[Cell], tree: CandidateTree | None, n: int) -> list[list[Cell]]:
+    """``cells`` cut into at most ``n`` non-empty runs, in order, of about equal weight: a cell
+    weighs one plus the number of the trace's proposal nodes below it (its subtree's parents)."""
+    n = max(1, min(n, len(cells)))
+    weights = [1] * len(cells)
+    if tree is not None and cells:
+        level = cells[0].level
+        at = {tree.key(c.states): k for k, c in enumerate(cells)}
+        for key in tree.nodes:
+            k = at.get(key[:level]) if len(key) >= level else None
+            if k is not None:
+                weights[k] += 1
+    total = sum(weights)
+    chunks: list[list[Cell]] = []
+    acc = 0
+    for cell, w in zip(cells, weights):
+        # a new run once the runs so far hold their share of the weight
+        if not chunks or (len(chunks) < n and acc * n >= len(chunks) * total):
+            chunks.append([])
+        chunks[-1].append(cell)
+        acc += w
+    return chunks
+
+
 def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         executor: cf.Executor | None = None, workers: int | None = None,
         progress: bool = False, sink: Any = None) -> tuple[list[Leaf], Stats, Cell]:
@@ -1798,7 +1822,14 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
     None: from exact seeds only; with an executor the tree is consumed, emptied once its parts
     are shipped); returns the leaves, statistics and the root cell. With ``sink``, the leaves go
     to ``sink(batch)`` instead, in order, a batch at a time (one per work chunk with an
-    executor), and the list returned is empty. With ``progress``, a progress bar (on a terminal
+    executor), and the list returned is empty.
+
+    The leaves come in the canonical order, whatever the executor: depth first through the
+    layer tree, each parent's children in the order :meth:`_Certifier.children` makes them
+    (for a bounded parent and an op whose cells are sign vectors, the order of the exact
+    arrangement's cells, which the compiled engine makes the same way). With an executor the
+    first levels are expanded here and contiguous runs of the frontier certified as chunks
+    whose leaves are taken in chunk order: the same sequence. With ``progress``, a progress bar (on a terminal
     only) counts parent cells, or work chunks with an executor."""
     keep: list[Leaf] = []
     if sink is None:
@@ -1811,7 +1842,9 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         sink(leaves)
         return keep, stats, root
     t1 = time.perf_counter()
-    # Expand the first levels in this process until there is enough work to split.
+    # Expand the first levels in this process until there is enough work to split. A level's
+    # cells are its parents' children in order, so the leaves below the frontier, frontier cell
+    # by frontier cell, are the leaves in the canonical order (see ``run``'s docstring).
     want = 4 * (workers or os.cpu_count() or 1) if executor is not None else 0
     cert = _Certifier(prog, domain, offsets)
     frontier = [root]
@@ -1819,7 +1852,10 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         nxt = []
         for p in frontier:
             cands = tree.candidates(p) if tree is not None else []
-            nxt.extend(cert.children(p, cands, tree is not None))
+            kids = cert.children(p, cands, tree is not None)
+            cert.stats.cells += len(kids)
+            p.live = None
+            nxt.extend(kids)
         frontier = nxt
     stats = cert.stats
     if executor is None:
@@ -1829,8 +1865,9 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         sink(leaves)
         del leaves
     else:
-        n = max(1, min(len(frontier), want))
-        chunks = [frontier[i::n] for i in range(n)]
+        # contiguous runs of the frontier, so that their leaves, taken chunk by chunk, come in
+        # the canonical order; of about equal work (the trace's proposals below each cell)
+        chunks = _contiguous_chunks(frontier, tree, min(len(frontier), want))
         # ship each chunk only its part of the candidate tree (grouped by the frontier's prefixes)
         subs = tree.split(chunks) if tree is not None else [None] * len(chunks)
         if tree is not None:
