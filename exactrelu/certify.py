@@ -557,6 +557,7 @@ class _Certifier:
         if not cands:
             cands = [_seed(self, parent)]
         found: dict[tuple[int, ...], Cell] = {}
+        rank: dict[tuple[int, ...], tuple[int, ...]] = {}  # state -> its key in the sibling order
         queue: list[Candidate] = list(cands)
         queued = {c.state for c in queue}
         self.stats.candidates += len(cands)
@@ -598,6 +599,7 @@ class _Certifier:
             else:
                 self.stats.confirmed += 1
             found[state] = cell
+            rank[state] = tuple((-sw).tolist()) if ctx.rule.sign_cells else state
             # closure under facet crossing
             lo, hi = self.offsets[j], self.offsets[j + 1]
             for f in cell.facets:
@@ -616,7 +618,11 @@ class _Certifier:
                     queue.append(Candidate(nb, None, None))
         if not found:
             raise CertificationError(f"no child found for a parent cell at level {j}")
-        children = list(found.values())
+        # the canonical sibling order (see ``run``): for an op whose cells are sign vectors, by
+        # the signs of its switching functions inside (as the arrangement makes them; every
+        # function not constant on the parent is a constraint, so non-zero at ``w``), else by
+        # state
+        children = [found[st] for st in sorted(found, key=rank.__getitem__)]
         if parent.volume is not None:
             total = sum((c.volume for c in children), fmpq(0))  # type: ignore[misc]
             if total != parent.volume:
@@ -1824,12 +1830,16 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
     to ``sink(batch)`` instead, in order, a batch at a time (one per work chunk with an
     executor), and the list returned is empty.
 
-    The leaves come in the canonical order, whatever the executor: depth first through the
-    layer tree, each parent's children in the order :meth:`_Certifier.children` makes them
-    (for a bounded parent and an op whose cells are sign vectors, the order of the exact
-    arrangement's cells, which the compiled engine makes the same way). With an executor the
-    first levels are expanded here and contiguous runs of the frontier certified as chunks
-    whose leaves are taken in chunk order: the same sequence. With ``progress``, a progress bar (on a terminal
+    The leaves come in the canonical order, whatever the executor and the float trace: depth
+    first through the layer tree, each parent's children ordered by the signs of their op's
+    switching functions inside them, compared in the functions' order (their constraint ids)
+    with positive before negative, for ops whose cells are sign vectors (ReLU, LeakyReLU,
+    Hardtanh); by their state tuples for other ops (MaxPool, rules without ``sign_cells``).
+    On a bounded parent the exact arrangement makes its cells in that order (each cut puts the
+    positive part before the negative one; a cell no function crosses keeps its place), and the
+    compiled engine makes them the same way; :meth:`_Certifier.children` sorts the others.
+    With an executor the first levels are expanded here and contiguous runs of the frontier
+    certified as chunks whose leaves are taken in chunk order: the same sequence. With ``progress``, a progress bar (on a terminal
     only) counts parent cells, or work chunks with an executor."""
     keep: list[Leaf] = []
     if sink is None:
