@@ -1839,8 +1839,10 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
     positive part before the negative one; a cell no function crosses keeps its place), and the
     compiled engine makes them the same way; :meth:`_Certifier.children` sorts the others.
     With an executor the first levels are expanded here and contiguous runs of the frontier
-    certified as chunks whose leaves are taken in chunk order: the same sequence. With ``progress``, a progress bar (on a terminal
-    only) counts parent cells, or work chunks with an executor."""
+    certified as chunks whose leaves are taken in chunk order: the same sequence.
+
+    With ``progress``, a progress bar (on a terminal only) counts parent cells, or work chunks
+    with an executor."""
     keep: list[Leaf] = []
     if sink is None:
         sink = keep.extend

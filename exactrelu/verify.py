@@ -351,8 +351,9 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     Bounding boxes first: boxes whose exact extents along a coordinate the hyperplane does not fix
     are disjoint or touching cannot share a (d-1)-dim piece. Extents are chosen and compared by
     ``keys`` (:func:`~exactrelu._geometry.exact_keys` of every vertex's coordinates: floats where
-    they differ, the rationals where the floats are equal). Then d affinely independent shared vertices (a shared (d-1)-simplex), and
-    for what is still undecided an exact separating-line test (3-D) or an exact LP.
+    they differ, the rationals where the floats are equal). Then d affinely independent shared
+    vertices (a shared (d-1)-simplex), and for what is still undecided an exact separating-line
+    test (3-D) or an exact LP.
 
     Separation: if some other facet ``h`` of one region has all the other facet's vertices on or
     beyond it (``a_h . x >= b_h``), the two facets meet at most in a (d-2)-dimensional piece.
