@@ -179,7 +179,8 @@ def _linear(W: list[list[float]], b: list[float], dtype: torch.dtype) -> nn.Line
     return lin
 
 
-def _image(layers: list[nn.Module], point: list[float], input_shape: tuple[int, ...]) -> torch.Tensor:
+def _image(layers: list[nn.Module], point: list[float],
+           input_shape: tuple[int, ...]) -> torch.Tensor:
     """The float64 output of ``layers`` at ``point`` (one sample, batch dimension kept)."""
     x = torch.tensor(point, dtype=torch.float64).reshape(1, *input_shape)
     with torch.no_grad():
@@ -212,7 +213,9 @@ def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[i
             k = draw(st.integers(1, min(2, length)))
             conv = nn.Conv1d(c, c_out, k, dtype=dtype)
             # near-degenerate units are planted on the first window
-            at = _image(layers, point, input_shape)[0, :, :k].reshape(-1) if near_degenerate else None
+            at = None
+            if near_degenerate:
+                at = _image(layers, point, input_shape)[0, :, :k].reshape(-1)
             W, b = layer(c_out, c * k, at)
             with torch.no_grad():
                 conv.weight.copy_(torch.tensor(W, dtype=torch.float64).reshape(c_out, c, k))
@@ -228,7 +231,8 @@ def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[i
             layers += [_linear(*layer(w, n), dtype), _activation(draw, activation)]
             n = w
             for _ in range(n_hidden - 1):
-                layers.append(_Residual(_linear(*layer(n, n), dtype), _activation(draw, activation)))
+                layers.append(_Residual(_linear(*layer(n, n), dtype),
+                                        _activation(draw, activation)))
     else:
         n = input_dim
         for _ in range(n_hidden):

@@ -37,7 +37,8 @@ def _sign(v: Fraction) -> int:
     return (v > 0) - (v < 0)
 
 
-def region_rows(prog: Any, pattern: list[list[int]], d: int) -> tuple[list[Row], list[list[Fraction]]]:
+def region_rows(prog: Any, pattern: list[list[int]],
+                d: int) -> tuple[list[Row], list[list[Fraction]]]:
     """The exact constraints ``g(x) > 0`` of the cell of ``pattern`` (before the domain's) and its
     exact output map, from the program's exact pass with the states given."""
     collect: list = []
@@ -47,7 +48,8 @@ def region_rows(prog: Any, pattern: list[list[int]], d: int) -> tuple[list[Row],
     for j, sw in enumerate(collect):
         nd = prog.nodes[prog.piecewise[j]]
         funcs = [[_exact.to_fraction(v) for v in r] for r in sw.mat.tolist()]  # [a_1..a_d, c]
-        for i, sg in nd.rule.constraint_list(nd.module, tuple(pattern[j]), nd.in_shapes[0], nd.out_shape):
+        cells = nd.rule.constraint_list(nd.module, tuple(pattern[j]), nd.in_shapes[0], nd.out_shape)
+        for i, sg in cells:
             f = funcs[i]
             g = [sg * f[-1]] + [sg * v for v in f[:-1]]
             if all(v == 0 for v in g[1:]):
@@ -152,7 +154,8 @@ def certified(cert: exactrelu.Certificate) -> tuple[set[frozenset], set[frozense
             {frozenset(c) for c in comps.values()})
 
 
-def assert_exact(net: nn.Module, box: list[tuple[Fraction, Fraction]] | None) -> list[exactrelu.Certificate]:
+def assert_exact(net: nn.Module,
+                 box: list[tuple[Fraction, Fraction]] | None) -> list[exactrelu.Certificate]:
     """Both engines (the compiled one where it applies) certify the reference's adjacency and
     pieces; returns the certificates."""
     d = len(box) if box is not None else net.input_shape[0]
@@ -215,7 +218,7 @@ def test_reference_on_quadrants():
             assert got == {frozenset({(1, 1), (0, 1)}), frozenset({(1, 0), (0, 0)})}
 
 
-# --------------------------------------------------------------------------- the reproducers of issue 16
+# --------------------------------------------------------------------------- issue 16's reproducers
 
 def lifted(W: list[list[float]], b: list[float], out: list[float], d: int) -> nn.Sequential:
     """``out . relu(W x + b)`` on d inputs: the 2-D weights padded with zero columns."""
@@ -271,7 +274,8 @@ def test_a_triangle_below_the_float_spacing(where):
     third, first, second = 1 / 3 + 0.7, 1 / 3, 0.7
     assert Fraction(third) != Fraction(first) + Fraction(second)  # not concurrent
     d, box = _domain(where, 0, 1)
-    net = lifted([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [-first, -second, -third], [1.0, 1.0, 0.0], d)
+    net = lifted([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [-first, -second, -third], [1.0, 1.0, 0.0],
+                 d)
     assert set(_counts(net, box)) == {(7, 9, 4)}
 
 
@@ -299,8 +303,8 @@ def test_every_executor_and_engine_numbers_regions_alike():
     with cf.ThreadPoolExecutor(2) as ex:
         threads = exactrelu.verify(net, box, executor=ex, progress=False)
     assert threads.stats["engine"] == "python"
-    runs = [pool, threads] + [exactrelu.verify(net, box, engine="compiled", workers=w, progress=False)
-                              for w in (1, 2)]
+    runs = [pool, threads] + [exactrelu.verify(net, box, engine="compiled", workers=w,
+                                               progress=False) for w in (1, 2)]
     for got in runs:
         assert comparable(got) == want
 

@@ -87,7 +87,8 @@ def test_options_are_keyword_only() -> None:
        st.sampled_from([torch.float32, torch.float64]))
 def test_generated_nets_run_forward(data, kind, activation, mode, dtype) -> None:
     net = data.draw(networks(input_dim=2, kind=kind, activation=activation, dtype=dtype,
-                             degenerate=mode == "degenerate", near_degenerate=mode == "near_degenerate"))
+                             degenerate=mode == "degenerate",
+                             near_degenerate=mode == "near_degenerate"))
     x = data.draw(inputs_for(net, batch=(1, 4)))
     assert x.dtype == dtype and tuple(x.shape[1:]) == net.input_shape
     y = net(x)
