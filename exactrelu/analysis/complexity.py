@@ -17,16 +17,19 @@ from .._progress import progress_bar
 from ..capture import Program, capture
 from ..certificate import Certificate
 from ..domain import Box, Domain, Slice, to_fraction
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, RegionLimitError
+from ..trace import trace
 from ..verify import verify
 from ._maps import Point, exact_point
 
 __all__ = ["LocalComplexity", "local_complexity", "count_in_boxes"]
 
-#: ``strategy="auto"`` certifies the bounding box of all neighbourhoods once when its volume is at
-#: most this many times the sum of theirs (they overlap, or nearly tile it); each neighbourhood
-#: on its own otherwise. Measured with ``benchmarks/local_complexity_bench.py``.
-UNION_RATIO = 2
+#: ``strategy="auto"`` certifies the bounding box of all box neighbourhoods once when its float
+#: trace finds at most this many regions per point, each neighbourhood on its own otherwise.
+#: Measured with ``benchmarks/local_complexity_bench.py`` (2-D, compiled engine): a certificate
+#: of its own costs a neighbourhood about 5 ms, the union about 0.1-0.2 ms per region of the
+#: bounding box (certificate and counting).
+UNION_REGIONS_PER_POINT = 40
 
 
 @dataclass
@@ -71,9 +74,11 @@ def local_complexity(net: nn.Module | Program, points: Any, *, radius: Any = Non
     for all points. ``strategy``: ``"each"`` certifies every neighbourhood on its own;
     ``"union"`` certifies the bounding box of all of them once (boxes only) and counts the
     regions of that certificate meeting each box with positive volume (exact bounding-box tests,
-    then cddlib's exact LP where a region straddles the box); ``"auto"`` takes the union when
-    its volume is at most :data:`UNION_RATIO` times the sum of the neighbourhoods' (they
-    overlap much), else each. ``engine`` is passed to :func:`~exactrelu.verify`.
+    then cddlib's exact LP where a region straddles the box); ``"auto"`` traces the bounding box
+    in float (the first step of certifying it, reused) and takes the union when the trace finds
+    at most :data:`UNION_REGIONS_PER_POINT` regions per point, each otherwise (the trace is
+    stopped there). The strategy only changes the time: counts are exact either way.
+    ``engine`` is passed to :func:`~exactrelu.verify`.
 
     >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> with torch.no_grad():
@@ -98,18 +103,23 @@ def local_complexity(net: nn.Module | Program, points: Any, *, radius: Any = Non
     if strategy == "union" and slice is not None:
         raise InvalidInputError("strategy='union' needs box neighbourhoods (slices through "
                                 "different points lie in different planes); use 'each'")
+    tr = None
     if strategy == "auto":
         strategy = "each"
         if slice is None and len(hoods) > 1:
-            strategy = "union" if _bounding_box(hoods).volume() <= UNION_RATIO * sum(volumes) \
-                else "each"
+            try:  # the float trace of the bounding box, stopped once it is too large for "union"
+                tr = trace(prog, _bounding_box(hoods), progress=False,
+                           max_regions=UNION_REGIONS_PER_POINT * len(hoods))
+                strategy = "union"
+            except RegionLimitError:
+                pass
     certs: list[Certificate] = []
+    counts: list[int] = []
     if strategy == "union":
-        union = verify(prog, _bounding_box(hoods), engine=engine, progress=False)
+        union = verify(prog, _bounding_box(hoods), engine=engine, progress=False, trace=tr)
         counts = count_in_boxes(union, hoods)  # type: ignore[arg-type]
-        certs.append(union)
+        certs = [union]
     else:
-        counts = []
         with progress_bar(len(hoods), "local complexity", progress) as bar:
             for h in hoods:
                 cert = verify(prog, h, engine=engine, progress=False)
@@ -196,14 +206,13 @@ def count_in_boxes(cert: Certificate, boxes: Sequence[Box]) -> list[int]:
         raise InvalidInputError("count_in_boxes needs a certificate of a bounded domain")
     d = cert.dim
     V = cert.vertices
-    lo_ex: list[list[Fraction]] = []
-    hi_ex: list[list[Fraction]] = []
-    for r in cert.regions:
-        pts = [V[k] for k in r.vertices]
-        lo_ex.append([min(p[i] for p in pts) for i in range(d)])
-        hi_ex.append([max(p[i] for p in pts) for i in range(d)])
-    flo = nearest_floats(lo_ex).reshape(len(lo_ex), d)
-    fhi = nearest_floats(hi_ex).reshape(len(hi_ex), d)
+    # float bounding boxes: the min (max) of the nearest floats is the nearest float of the min
+    fv = nearest_floats(V).reshape(len(V), d)
+    order = np.fromiter((k for r in cert.regions for k in r.vertices), dtype=np.int64)
+    starts = np.cumsum([0] + [len(r.vertices) for r in cert.regions[:-1]])
+    flo = np.minimum.reduceat(fv[order], starts, axis=0)
+    fhi = np.maximum.reduceat(fv[order], starts, axis=0)
+    exact_box: dict[int, tuple[list[Fraction], list[Fraction]]] = {}
     counts = []
     for bx in boxes:
         if bx.dim != d:
@@ -221,7 +230,11 @@ def count_in_boxes(cert: Certificate, boxes: Sequence[Box]) -> list[int]:
         count = int(inside.sum())
         A, b = bx.halfspaces()
         for k in np.nonzero(~apart & ~inside)[0].tolist():
-            lo, hi = lo_ex[k], hi_ex[k]
+            if k not in exact_box:
+                pts = [V[v] for v in cert.regions[k].vertices]
+                exact_box[k] = ([min(p[i] for p in pts) for i in range(d)],
+                                [max(p[i] for p in pts) for i in range(d)])
+            lo, hi = exact_box[k]
             if any(hi[i] <= bx.lower[i] or lo[i] >= bx.upper[i] for i in range(d)):
                 continue
             if all(bx.lower[i] <= lo[i] and hi[i] <= bx.upper[i] for i in range(d)):
