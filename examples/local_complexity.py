@@ -15,6 +15,11 @@ exactly in milliseconds, and the same two directions at every point and every ep
 counts comparable (the slice is how SplineCam looks at networks too). A fixed random projection
 to a low-dimensional input would certify full neighbourhoods, but changes the network studied.
 
+The full run trains a 64-64-64-64-10 ReLU MLP (initialization doubled; AdamW, learning rate
+1e-3, weight decay 0.1) on 1,000 digits for 1,500 epochs and certifies the slices through 16
+training points every 25 epochs. It prints whether the mean count has the published shape after
+its first fall (a rise, then a fall, each of at least 5%) and says so either way.
+
 Run: python examples/local_complexity.py [--fast] [--out DIR]
 """
 
@@ -92,6 +97,30 @@ def shape_of(epochs: list[int], means: list[float]) -> str:
             f"(-{100 * fall:.0f}%)")
 
 
+def plot(log: dict, path: Path) -> None:
+    """The mean count (and each point's) against the epoch, above the accuracies."""
+    cfg = log["config"]
+    fig = Figure(figsize=(7.0, 5.6), layout="constrained")
+    ax, acc = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    ep, later = log["epochs"], slice(1, None)  # initialization is far above the rest: in the title
+    for k in range(cfg["points"]):
+        ax.plot(ep[later], [c[k] for c in log["counts"]][later], color="0.85", lw=0.7)
+    ax.plot(ep[later], log["mean"][later], "o-", color="tab:blue", ms=3, label="mean over points")
+    ax.set_ylim(0, 1.05 * max([max(c) for c in log["counts"][later]] or [1]))
+    ax.set_ylabel(f"certified regions in the slice\n[-{RADIUS}, {RADIUS}]^2 through each point")
+    ax.legend(loc="upper right", fontsize=8)
+    width = "-".join([str(cfg["width"])] * cfg["depth"])
+    ax.set_title(f"64-{width}-10 ReLU MLP on 8x8 digits, {cfg['points']} training points "
+                 f"(mean {log['mean'][0]:.1f} at initialization)", fontsize=9)
+    acc.plot(ep, log["train_accuracy"], color="tab:green", lw=1, label="train")
+    acc.plot(ep, log["test_accuracy"], color="tab:red", lw=1, label="test")
+    acc.set_ylabel("accuracy")
+    acc.set_xlabel("epoch")
+    acc.set_ylim(0, 1.05)
+    acc.legend(loc="lower right", fontsize=8)
+    fig.savefig(path, dpi=150)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fast", action="store_true", help="a narrow net, a few epochs (seconds)")
@@ -135,22 +164,7 @@ def main() -> None:
     log["verdict"] = verdict
     (out / "local_complexity.json").write_text(json.dumps(log, indent=1))
     torch.save(net.state_dict(), out / "local_complexity_net.pt")
-    fig = Figure(figsize=(7.0, 4.4), layout="constrained")
-    ax = fig.add_subplot()
-    for k in range(cfg["points"]):
-        ax.plot(log["epochs"], [c[k] for c in log["counts"]], color="0.8", lw=0.7)
-    ax.plot(log["epochs"], log["mean"], "o-", color="tab:blue", ms=3, label="mean over points")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"certified regions in the {RADIUS}-square slice")
-    ax2 = ax.twinx()
-    ax2.plot(log["epochs"], log["train_accuracy"], color="tab:green", lw=1, label="train acc.")
-    ax2.plot(log["epochs"], log["test_accuracy"], color="tab:red", lw=1, label="test acc.")
-    ax2.set_ylabel("accuracy")
-    ax2.set_ylim(0, 1.02)
-    fig.legend(loc="upper right", fontsize=8)
-    ax.set_title(f"64-{'-'.join([str(cfg['width'])] * cfg['depth'])}-10 ReLU MLP on 8x8 digits:"
-                 f" exact local complexity at {cfg['points']} training points", fontsize=9)
-    fig.savefig(out / "local_complexity.png", dpi=150)
+    plot(log, out / "local_complexity.png")
     print(verdict)
     print(f"{len(log['epochs'])} checkpoints x {cfg['points']} points certified in "
           f"{certify_s:.1f} s; {total:.1f} s in all")
