@@ -66,7 +66,8 @@ def assert_same_region(cert: exactrelu.Certificate, at: exactrelu.analysis.Point
     """The region ``r`` of ``at`` equals the certificate's region of the same pattern."""
     c = next(c for c in cert.regions if flat(c.pattern) == flat(r.pattern))
     assert sorted(map(facet_key, c.facets)) == sorted(map(facet_key, r.facets))
-    assert sorted(cert.vertices[k] for k in c.vertices) == sorted(at.vertices[k] for k in r.vertices)
+    assert sorted(cert.vertices[k] for k in c.vertices) == \
+        sorted(at.vertices[k] for k in r.vertices)
     assert c.output == r.output
     assert c.volume is None or c.volume == r.volume
     assert all(sum(a * v for a, v in zip(f.a, r.witness)) < f.b for f in r.facets)

@@ -6,7 +6,8 @@ certificate's."""
 from __future__ import annotations
 
 from .complexity import LocalComplexity, count_in_boxes, local_complexity
-from .graph import ConstraintRef, MissingDependencyError, decode_constraint, dual_graph, shortest_path
+from .graph import (ConstraintRef, MissingDependencyError, decode_constraint, dual_graph,
+                    shortest_path)
 from .point import PointRegions, region_of
 from .segment import SegmentCrossing, SegmentPiece, SegmentWalk, segment_regions
 from .statistics import RegionStatistics, region_statistics, sqrt_float, summarize

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from flint import fmpq
@@ -361,7 +361,3 @@ def closure_interval(region: Region, p: Point, direction: Point
         if lo > hi:
             return None
     return lo, hi
-
-
-def iter_pairs(seq: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
-    return zip(seq, seq[1:])

@@ -184,9 +184,10 @@ def _neighbourhoods(prog: Program, pts: list[Point], radius: Any, box: Any,
     return [Slice(np.array(p, dtype=object).reshape(shape), U, region) for p in pts]
 
 
-def _bounding_box(boxes: list[Domain]) -> Box:
-    lows = [min(b.lower[i] for b in boxes) for i in range(boxes[0].dim)]  # type: ignore[attr-defined]
-    highs = [max(b.upper[i] for b in boxes) for i in range(boxes[0].dim)]  # type: ignore[attr-defined]
+def _bounding_box(hoods: Sequence[Domain]) -> Box:
+    boxes = [h for h in hoods if isinstance(h, Box)]
+    lows = [min(b.lower[i] for b in boxes) for i in range(boxes[0].dim)]
+    highs = [max(b.upper[i] for b in boxes) for i in range(boxes[0].dim)]
     return Box(list(zip(lows, highs)))
 
 

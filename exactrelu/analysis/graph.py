@@ -1,4 +1,4 @@
-"""The dual graph of a certificate (regions as nodes, adjacency as edges) and shortest walks in it."""
+"""The dual graph of a certificate (regions as nodes, adjacency as edges) and shortest walks."""
 
 from __future__ import annotations
 
@@ -89,8 +89,8 @@ def shortest_path(cert: Certificate, i: int, j: int, *, weight: str | None = Non
 
     ``weight=None`` counts the facets crossed; ``"hamming"`` weighs each step by the number of
     states that differ between the two patterns. Among equally short walks into a region the one
-    arriving from the region with the smallest index is kept (the answer is deterministic). Raises when ``j`` cannot be reached
-    (regions on one domain are always connected).
+    arriving from the region with the smallest index is kept (the answer is deterministic).
+    Raises when ``j`` cannot be reached (regions on one domain are always connected).
 
     >>> import torch
     >>> from torch import nn

@@ -35,8 +35,9 @@ class PointRegions:
     the point lies in a region's cell (every switching function that bounds it is nonzero at the
     point; the domain's own boundary belongs to the cells), which is then the only region. A
     point on a boundary between regions gives every region whose closure contains it (two
-    across a facet, all of them around a vertex of the complex). ``vertices_listed`` is False when vertices, rays and lines were not
-    computed (``vertices=False``): facets and everything else are still exact.
+    across a facet, all of them around a vertex of the complex). ``vertices_listed`` is False
+    when vertices, rays and lines were not computed (``vertices=False``): facets and everything
+    else are still exact.
     """
 
     point: Point

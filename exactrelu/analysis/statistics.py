@@ -92,8 +92,10 @@ def region_statistics(cert: Certificate, *, euclidean: bool = True,
     >>> with torch.no_grad():
     ...     _ = net[0].weight.copy_(torch.tensor([[1.0, 0.0]])), net[0].bias.zero_()
     >>> s = region_statistics(verify(net, [(-1, 1), (0, 1)], progress=False))
-    >>> s.volume, s.diameter_sq, s.inradius_inf
-    ([Fraction(1, 1), Fraction(1, 1)], [Fraction(2, 1), Fraction(2, 1)], [Fraction(1, 2), Fraction(1, 2)])
+    >>> s.volume, s.diameter_sq
+    ([Fraction(1, 1), Fraction(1, 1)], [Fraction(2, 1), Fraction(2, 1)])
+    >>> s.inradius_inf, s.inradius_lo == s.inradius_hi == s.inradius_inf
+    ([Fraction(1, 2), Fraction(1, 2)], True)
     """
     out = RegionStatistics([], [], [], [], [], [], [], [], [], [], [])
     d = cert.dim
