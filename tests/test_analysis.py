@@ -168,15 +168,39 @@ def test_region_of_at_the_crossing_of_two_lines_lists_all_four_quadrants() -> No
     assert inside.region.output == [[F(1), F(0), F(0)]]  # 1 * relu(x) + 2 * relu(y), y < 0
 
 
-def test_region_of_without_vertices_has_the_same_facets() -> None:
-    torch.manual_seed(3)
-    net = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 1))
-    x = [F(1, 10), F(-1, 7), F(1, 3)]
-    full = region_of(net, x, domain=[(-1, 1)] * 3)
-    lean = region_of(net, x, domain=[(-1, 1)] * 3, vertices=False)
+@settings(max_examples=15)
+@given(st.data())
+def test_region_of_without_vertices_has_the_same_facets(data) -> None:
+    """Facets proved from float LPs (or exact LPs) equal cddlib's, degenerate nets included."""
+    d = data.draw(st.sampled_from([2, 3, 4]))
+    net = data.draw(networks(input_dim=d, widths=(1, 5), degenerate=data.draw(st.booleans())))
+    dom = data.draw(domains(d))
+    x = data.draw(rational_points(dom))
+    full = region_of(net, x, domain=dom)
+    lean = region_of(net, x, domain=dom, vertices=False)
     assert not lean.vertices_listed and lean.vertices == []
-    assert sorted(map(facet_key, full.region.facets)) == sorted(map(facet_key, lean.region.facets))
-    assert full.region.output == lean.region.output
+    assert lean.patterns() == full.patterns()
+    for a, b in zip(full.regions, lean.regions):
+        assert sorted(map(facet_key, a.facets)) == sorted(map(facet_key, b.facets))
+        assert a.output == b.output
+        assert all(sum(u * v for u, v in zip(f.a, b.witness)) < f.b for f in b.facets)
+
+
+def test_region_of_in_32_dimensions_proves_float_proposals_exactly() -> None:
+    from exactrelu.analysis._maps import ExactNet, facets_by_lp
+    from exactrelu.verify import _program_and_domain
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(32, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(),
+                        nn.Linear(12, 10))
+    x = torch.rand(32)
+    at = region_of(net, x)  # all of R^32: no vertices listed above 6 dimensions
+    assert at.inside and not at.vertices_listed
+    ex = ExactNet(*_program_and_domain(net, RealSpace(32), None))
+    A, b, ids = ex.halfspaces(tuple(tuple(s) for s in at.region.pattern))
+    exact = facets_by_lp(A, b, ids)  # one exact cddlib LP per row
+    assert sorted((f.a, f.b, f.ids) for f in at.region.facets) == sorted(exact)
+    assert 0 < len(exact) < len(A)
 
 
 def test_region_of_takes_a_slice_and_rejects_points_outside() -> None:

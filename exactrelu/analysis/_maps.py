@@ -17,6 +17,7 @@ import torch
 from flint import fmpq
 
 from .. import _exact, _geometry, _polyhedra
+from . import _floatlp
 from ..capture import Program
 from ..certificate import Region, RegionFacet, canonical_hyperplane
 from ..certify import constraint_offsets
@@ -216,11 +217,15 @@ class ExactNet:
                ) -> tuple[Region, Fraction | None]:
         """The exact region of ``states`` (full-dimensional, else an error) as a
         :class:`~exactrelu.certificate.Region`, and the half-width of the largest cube centred at
-        its witness inside it (None when unbounded: the witness's cube then has half-width 1).
+        its witness inside it.
 
-        With ``vertex_id`` (global vertex numbers) the V-representation comes from cddlib and
-        facets from its incidence; without it (high dimensions) facets come from one exact LP per
-        distinct constraint hyperplane and no vertices, rays or lines are listed."""
+        With ``vertex_id`` (global vertex numbers) the V-representation comes from cddlib, facets
+        from its incidence, and the witness is the exact centre of the largest inscribed cube
+        (an exact LP; the radius is None when cubes of any size fit, the witness then the centre
+        of one of half-width 1). Without it (high dimensions) no vertices, rays or lines are
+        listed; each facet is proved by :mod:`._floatlp` (a float LP proposes, exact arithmetic
+        checks) or by an exact LP, and the witness is the float centre of the largest cube,
+        checked strictly inside (the radius is exact for that centre), or the exact one."""
         d = self.d
         A, b, ids = self.halfspaces(states)
         rays: list[Point] = []
@@ -228,6 +233,7 @@ class ExactNet:
         vertices: list[int] = []
         facets: list[RegionFacet] = []
         volume = None
+        fast = vertex_id is None and _floatlp.available()
         if vertex_id is not None:
             vrep = _polyhedra.h_to_v(A, b, dim=d)
             fs = _polyhedra.facets(A, b, vrep)
@@ -243,16 +249,32 @@ class ExactNet:
             if vrep.is_bounded and vrep.vertices:
                 volume = _geometry.volume([list(f.a) for f in facets], [f.b for f in facets])
         else:
-            for a0, b0, fid in facets_by_lp(A, b, ids):
+            decide = None
+            if fast and A:
+                flp = _floatlp.FloatLP(A, b)
+                inside = flp.interior([_l1(a) for a in A])
+                if inside is not None:
+                    decide = lambda group: flp.decide(group, inside)  # noqa: E731
+            for a0, b0, fid in facets_by_lp(A, b, ids, decide):
                 facets.append(RegionFacet(a0, b0, fid, ()))
         FA = [list(f.a) for f in facets]
         Fb = [f.b for f in facets]
-        l1 = [sum((abs(v) for v in a), Fraction(0)) for a in FA]
-        ball = inscribed_ball(FA, Fb, l1, d)
-        radius = None if ball is None else ball[1]
+        l1 = [_l1(a) for a in FA]
+        ball = None
+        if fast and FA:
+            centre = _floatlp.FloatLP(FA, Fb).interior(l1)
+            if centre is not None:
+                ball = (centre, min((bi - sum((x * y for x, y in zip(a, centre)), Fraction(0))) / n
+                                    for a, bi, n in zip(FA, Fb, l1)))
+        radius = None
         if ball is None:
-            ball = inscribed_ball(FA, Fb, l1, d, cap=Fraction(1))
-            assert ball is not None
+            ball = inscribed_ball(FA, Fb, l1, d)
+            radius = None if ball is None else ball[1]
+            if ball is None:
+                ball = inscribed_ball(FA, Fb, l1, d, cap=Fraction(1))
+                assert ball is not None
+        else:
+            radius = ball[1]
         if ball[1] <= 0:
             raise AnalysisError(f"pattern {states} has no full-dimensional cell")
         region = Region(index, [list(s) for s in states], ball[0], facets, vertices,
@@ -275,24 +297,34 @@ def open_cone(rows: Sequence[Sequence[Fraction]], d: int) -> bool:
     return ip is not None and ip[1] > 0
 
 
-def facets_by_lp(A: list[list[Fraction]], b: list[Fraction], ids: list[int]
+def facets_by_lp(A: list[list[Fraction]], b: list[Fraction], ids: list[int],
+                 decide: Callable[[list[int]], bool | None] | None = None
                  ) -> list[tuple[Point, Fraction, tuple[int, ...]]]:
     """The facets ``(a, b, ids)`` of the full-dimensional ``{t : A t <= b}``: rows defining the
     same halfspace are grouped (exactly, by their scaled rows); a group is a facet iff dropping it
-    enlarges the set, i.e. iff the exact LP ``max a . t`` over the other rows exceeds ``b``."""
+    enlarges the set, i.e. iff the exact LP ``max a . t`` over the other rows exceeds ``b``.
+    ``decide(group)``, when given, answers first (True/False, proved) or passes (None)."""
     groups: dict[tuple, list[int]] = {}
     for k, row in enumerate(A):
         key, side = canonical_hyperplane(row, b[k])
         groups.setdefault((key, side), []).append(k)
     out = []
     for g in groups.values():
-        members = set(g)
-        oA = [A[k] for k in range(len(A)) if k not in members]
-        ob = [b[k] for k in range(len(A)) if k not in members]
-        r = _polyhedra.lp_max(A[g[0]], oA, ob) if oA else None
-        if r is None or r.status == "unbounded" or (r.value is not None and r.value > b[g[0]]):
+        known = decide(g) if decide is not None else None
+        if known is None:
+            members = set(g)
+            oA = [A[k] for k in range(len(A)) if k not in members]
+            ob = [b[k] for k in range(len(A)) if k not in members]
+            r = _polyhedra.lp_max(A[g[0]], oA, ob) if oA else None
+            known = r is None or r.status == "unbounded" or (r.value is not None
+                                                              and r.value > b[g[0]])
+        if known:
             out.append((tuple(A[g[0]]), b[g[0]], tuple(sorted(ids[k] for k in g))))
     return out
+
+
+def _l1(a: Sequence[Fraction]) -> Fraction:
+    return sum((abs(v) for v in a), Fraction(0))
 
 
 def inscribed_ball(A: Sequence[Sequence[Fraction]], b: Sequence[Fraction],
