@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import logging
 
-from .capture import Program, capture
 from .errors import (CertificateError, ExactReluError, InvalidInputError, RegionLimitError,
                      UnsupportedModelError, VerificationError)
-from .graphs import AffineMaps, ExactAffineMaps, affine_maps, exact_affine_maps, exact_forward
-from .rules import AffineRule, FloatMap, PiecewiseRule, Rule, register_rule
-from .domain import Box, Polytope, RealSpace, Slice
-from .certificate import Certificate
-from .verify import verify
-from .check import check
 
 __version__ = "0.1.0"
+
+try:
+    from .capture import Program, capture
+    from .graphs import AffineMaps, ExactAffineMaps, affine_maps, exact_affine_maps, exact_forward
+    from .rules import AffineRule, FloatMap, PiecewiseRule, Rule, register_rule
+    from .domain import Box, Polytope, RealSpace, Slice
+    from .certificate import Certificate
+    from .verify import verify
+    from .check import check
+except ImportError as _exc:
+    # A dependency is missing (e.g. cddlib's cdd.gmp): ``import exactrelu`` still succeeds, so
+    # that the command line can say what to install; each name below raises the error when used.
+    _missing: ImportError | None = _exc
+else:
+    _missing = None
 
 __all__ = [
     "__version__",
@@ -26,3 +34,10 @@ __all__ = [
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str) -> object:
+    if _missing is not None and name in __all__:
+        raise ImportError(f"exactrelu.{name} is unavailable: {_missing}",
+                          name=_missing.name) from _missing
+    raise AttributeError(f"module 'exactrelu' has no attribute {name!r}")

@@ -265,8 +265,8 @@ def integer_text(n: int) -> str:
 
 
 # --------------------------------------------------------------------------------- JSON
-#: The most digits of a JSON integer literal (indices and counts; rationals are strings). Below
-#: the least limit the interpreter can be set to, so that such an integer is written back too.
+#: The most digits of a JSON integer literal (indices and counts; rationals are strings) when the
+#: interpreter's own limit is lifted (else that limit, at most 4300 digits, applies).
 JSON_INT_DIGITS = _SMALL
 
 
@@ -300,9 +300,14 @@ def read_json(text: str) -> Any:
     nested too deeply for a certificate (JSON parser: maximum recursion depth exceeded while decoding a JSON array from a unicode string)
     """
     import json
+    import sys
 
+    # json's own int() is much faster than a hook; it is bounded as long as the interpreter's
+    # limit on int <-> str is (at most its default, 4300 digits): longer literals raise
+    limit = sys.get_int_max_str_digits()
+    hook = None if 0 < limit <= 4300 else _json_int
     try:
-        return json.loads(text, parse_int=_json_int, parse_float=_json_float,
+        return json.loads(text, parse_int=hook, parse_float=_json_float,
                           parse_constant=_json_constant)
     except Malformed:
         raise

@@ -264,6 +264,8 @@ def _stats(x: Any) -> dict[str, Any]:
         for c in children:
             if type(c) in (dict, list):
                 stack.append((c, depth + 1))
+            elif type(c) is int and c.bit_length() > 1990:  # written back under any int limit
+                raise Malformed(f"{_parse.show(c)}; integers in stats have at most 600 digits")
     return x
 
 
