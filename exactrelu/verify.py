@@ -7,6 +7,7 @@ import concurrent.futures as cf
 import logging
 import math
 import os
+import signal
 import time
 from fractions import Fraction
 from typing import Any, Sequence
@@ -186,7 +187,7 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         return _finish(cert, "compiled", (t0, t1, t2, time.perf_counter()), n_float, claimed)
     own = None
     if executor is None and (workers or os.cpu_count() or 1) > 1 and n_float >= PARALLEL_THRESHOLD and workers != 1:
-        own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count())
+        own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=_ignore_sigint)
         executor = own
     with certify.paused_gc():
         tree = certify.candidate_tree(tr) if tr is not None else None
@@ -206,6 +207,12 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         cert = _assemble(prog, dom, built, stats)
         t3 = time.perf_counter()
     return _finish(cert, "python", (t0, t1, t2, t3), n_float, claimed)
+
+
+def _ignore_sigint() -> None:
+    """In a worker of verify's own pool: Ctrl-C is the caller's to handle (it stops the pool);
+    a worker interrupted while idle would print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _stop(pool: cf.ProcessPoolExecutor) -> None:
