@@ -139,9 +139,9 @@ def kind(x: Any) -> str:
     if isinstance(x, float):
         return f"the float {x!r}"
     if isinstance(x, list):
-        return f"a list of {len(x):,} items"
+        return f"a list of {len(x):,} item{'s' * (len(x) != 1)}"
     if isinstance(x, dict):
-        return f"an object with {len(x):,} keys"
+        return f"an object with {len(x):,} key{'s' * (len(x) != 1)}"
     return f"a {type(x).__name__}"
 
 

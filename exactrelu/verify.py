@@ -23,7 +23,7 @@ from .capture import Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
 from ._parse import Malformed, show
 from .domain import Domain, Slice, as_domain, shape_size
-from .errors import InvalidInputError, RegionLimitError, VerificationError
+from .errors import ExactReluError, InvalidInputError, RegionLimitError, VerificationError
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,10 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
             raise RegionLimitError(f"more than max_regions={max_regions:,} regions, most likely: the "
                                    f"float trace proposed {exc.found:,} candidates (it stops at "
                                    "twice max_regions)", exc.found) from None
-        except Exception as exc:  # the float trace only proposes; exact repair covers for it
+        except (ExactReluError, RuntimeError, ArithmeticError, ValueError, IndexError,
+                AssertionError) as exc:
+            # the float trace only proposes; exact repair covers for a failure of its own (any
+            # other exception, e.g. from a signal handler that stops the run, is the caller's)
             log.warning("float trace failed (%s); certifying from exact seeds only", exc)
             tr = None
     t1 = time.perf_counter()
