@@ -14,7 +14,7 @@ expensive to use):
   and a d-dimensional box has 2^d of them: a net with 3 hidden units took 4.7 s on a 10-D box,
   28 s on an 11-D one and (reported) 109 s and 2.4 GB on a 12-D one; a 60-D box would never end.
   Use a :class:`Slice` through the inputs of interest, or :class:`RealSpace`.
-* :data:`MAX_POLYTOPE_ROWS` = 256 constraints, and at most :data:`MAX_DOMAIN_VERTICES` = 4096
+* :data:`MAX_POLYTOPE_ROWS` = 256 constraints, and at most :data:`MAX_DOMAIN_VERTICES` = 2048
   vertices as bounded by the upper bound theorem for that many constraints in that dimension
   (McMullen), before cddlib computes the vertices (cddlib took 2.6 s for 1,000 constraints in
   2-D and 24 s for 30 in 10-D, in one call that Ctrl-C cannot interrupt).
@@ -62,7 +62,7 @@ MAX_DIM = 1024
 #: At most this many constraints in a :class:`Polytope`.
 MAX_POLYTOPE_ROWS = 256
 #: A :class:`Polytope`'s vertices as bounded by the upper bound theorem: at most this many.
-MAX_DOMAIN_VERTICES = 4096
+MAX_DOMAIN_VERTICES = 2048
 #: At most this many (flattened) network inputs in a :class:`Slice`.
 MAX_INPUT_SIZE = 1 << 24
 
