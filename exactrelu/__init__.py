@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 
-from .errors import (CertificateError, ExactReluError, InvalidInputError, RegionLimitError,
-                     UnsupportedModelError, VerificationError)
+from .errors import (CertificateError, ExactReluError, InvalidInputError, MissingDependencyError,
+                     RegionLimitError, UnsupportedModelError, VerificationError)
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version; in a source tree that was never installed, the one
+    in its pyproject.toml (the single place the version is written)."""
+    try:
+        return importlib.metadata.version("exactrelu")
+    except importlib.metadata.PackageNotFoundError:
+        import re
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        found = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.MULTILINE) \
+            if pyproject.is_file() else None
+        return found.group(1) if found else "0+unknown"
+
+
+__version__ = _version()
 
 try:
     # numpy before torch: torch imports it from C and clears any error, a Ctrl-C included, so
@@ -20,10 +37,6 @@ try:
     from .certificate import Certificate
     from .verify import verify
     from .check import check
-except ImportError as _exc:
-    # A dependency is missing (e.g. cddlib's cdd.gmp): ``import exactrelu`` still succeeds, so
-    # that the command line can say what to install; each name below raises the error when used.
-    _missing: ImportError | None = _exc
 except KeyboardInterrupt:
     # Ctrl-C while the command line starts (importing torch takes seconds): its exit, not a
     # traceback (see exactrelu.cli)
@@ -37,13 +50,11 @@ except KeyboardInterrupt:
         _sys.stderr.flush()
         _os._exit(130)
     raise
-else:
-    _missing = None
 
 __all__ = [
     "__version__",
     "ExactReluError", "InvalidInputError", "UnsupportedModelError", "RegionLimitError",
-    "VerificationError", "CertificateError",
+    "VerificationError", "CertificateError", "MissingDependencyError",
     "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule", "FloatMap",
     "AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",
     "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check",
@@ -51,9 +62,3 @@ __all__ = [
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-
-def __getattr__(name: str) -> object:
-    if _missing is not None and name in __all__:
-        raise ImportError(f"exactrelu.{name} is unavailable: {_missing}",
-                          name=_missing.name) from _missing
-    raise AttributeError(f"module 'exactrelu' has no attribute {name!r}")

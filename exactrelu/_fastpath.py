@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _exact
+from . import _deps, _exact
 from ._progress import _Silent, progress_bar
 from .capture import INPUT, Program
 from .certificate import Adjacency, Region, RegionFacet, coprime_fraction
@@ -40,10 +40,7 @@ from .domain import Domain
 from .errors import RegionLimitError
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule, _exact_cache
 
-try:
-    from . import _core
-except ImportError:  # built without a C++ compiler or GMP: the Python exact layer does everything
-    _core = None
+_core = _deps.core  # None when not built: the Python exact layer does everything
 
 __all__ = ["available", "certify", "explain", "plan"]
 
@@ -138,7 +135,7 @@ def plan(prog: Program, domain: Domain) -> Plan | None:
 def explain(prog: Program, domain: Domain) -> Plan | str:
     """:func:`plan`, or a sentence saying why the compiled layer does not apply."""
     if _core is None:
-        return "the compiled exact layer (exactrelu._core) is not built: reinstall with a C++ compiler and GMP"
+        return _deps.core_missing()
     if domain.dim not in (2, 3) or not domain.is_bounded:
         return f"the compiled exact layer takes bounded 2-D and 3-D domains (this one: {domain.dim}-D" + \
             ("" if domain.is_bounded else ", unbounded") + ")"

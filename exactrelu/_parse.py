@@ -34,7 +34,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
-import flint
+from ._deps import flint
 
 __all__ = ["MAX_DIGITS", "MAX_EXPONENT", "Malformed", "coprime_fraction", "parse_certificate",
            "parse_user", "show", "text"]

@@ -39,7 +39,7 @@ import torch
 
 from . import _exact, _polyhedra
 from ._exact import ExactMap, fmpq, fmpq_mat
-from flint import fmpz, fmpz_mat
+from ._deps import flint
 from ._geometry import float_signs
 from ._progress import progress_bar
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule
@@ -49,6 +49,7 @@ from .domain import Domain
 from .errors import ExactReluError, InvalidInputError, RegionLimitError
 
 log = logging.getLogger(__name__)
+fmpz, fmpz_mat = flint.fmpz, flint.fmpz_mat
 
 Row = tuple[Fraction, ...]
 

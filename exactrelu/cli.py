@@ -32,6 +32,7 @@ import time
 from fractions import Fraction
 from typing import Any, Sequence
 
+from . import __version__
 from .errors import CertificateError, ExactReluError, InvalidInputError, VerificationError
 
 __all__ = ["main"]
@@ -44,35 +45,6 @@ EXIT_CODES = """exit status:
   2    usage or input error (arguments, files, models, limits, a missing dependency)
   3    internal error (a bug in exactrelu: please report it)
   130  interrupted (Ctrl-C)"""
-
-# What installs a missing dependency, by top-level module name.
-_INSTALL = {
-    "cdd": "apt-get install libcdd-dev libgmp-dev && "
-           "pip install --force-reinstall --no-binary pycddlib pycddlib",
-    "flint": "pip install python-flint",
-    "matplotlib": "pip install 'exactrelu[plot]'",
-    "sympy": "pip install 'exactrelu[plot]'",
-    "torch": "pip install torch",
-    "numpy": "pip install numpy",
-    "tqdm": "pip install tqdm",
-}
-_WHAT = {
-    "cdd.gmp": "cddlib's exact (GMP) module cdd.gmp (pycddlib built without GMP, e.g. from a wheel)",
-    "cdd": "pycddlib (cddlib)",
-    "flint": "python-flint",
-    "matplotlib": "matplotlib (for plots)",
-}
-
-
-def _missing(exc: ImportError) -> str | None:
-    """The message for a missing dependency, naming its install command (None: not one)."""
-    name = exc.name or ""
-    root = name.split(".")[0]
-    if root not in _INSTALL:
-        return None
-    what = _WHAT.get(name, _WHAT.get(root, name))
-    return f"{what} is not available ({exc}); install it with:\n{_INSTALL[root]}"
-
 
 class _UsageError(Exception):
     pass
@@ -255,7 +227,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _plot(cert: Any, net: Any, path: str, color_by: str) -> None:
-    from . import plot
+    from . import plot  # without matplotlib: a MissingDependencyError naming the extra
     if cert.dim == 1:
         fig = plot.plot_function_1d(cert, net=net, path=path)
     else:
@@ -267,6 +239,7 @@ def _plot(cert: Any, net: Any, path: str, color_by: str) -> None:
 def _parser() -> _Parser:
     p = _Parser(prog="exactrelu", description="Certified linear regions of ReLU networks.",
                 epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser,
                            metavar="{verify,check,trace,plot}")
 
@@ -343,18 +316,16 @@ def _run(argv: Sequence[str] | None) -> int:
     except VerificationError as exc:  # the claim does not hold
         _err(str(exc))
         return EXIT_FAILED
-    except ImportError as exc:
-        _err(_missing(exc) or f"internal error: {type(exc).__name__}: {exc} "
-                              "(a bug in exactrelu: please report it)")
-        return EXIT_ERROR if _missing(exc) else EXIT_BUG
     except MemoryError:
         _err("out of memory; shrink the domain, or bound the work with --max-regions")
-    except ExactReluError as exc:
+    except ExactReluError as exc:  # a MissingDependencyError names what to install
         certify = sys.modules.get(__package__ + ".certify")
         if certify is not None and isinstance(exc, certify.CertificationError):
             _err(f"internal error: {exc}\n(a bug in exactrelu: please report it)")
             return EXIT_BUG
         _err(str(exc) or type(exc).__name__)
+    except ImportError as exc:  # a required package (torch, numpy, tqdm) is broken or missing
+        _err(f"{exc}; reinstall exactrelu and its dependencies (pip install exactrelu)")
     except (OSError, ValueError, RuntimeError) as exc:
         _err(str(exc) or type(exc).__name__)
     except Exception as exc:  # a bug: one line all the same, never a traceback

@@ -620,7 +620,7 @@ class Slice(Domain):
                 f"the slice has {k} directions but its region has dimension {region.dim}; "
                 f"pass a region in {k} slice coordinates"
             )
-        import flint
+        from exactrelu._deps import flint
 
         n = len(origin)
         entries = [flint.fmpq(v.numerator, v.denominator) for u in dirs for v in u]

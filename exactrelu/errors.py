@@ -42,3 +42,8 @@ class VerificationError(ExactReluError):
 
 class CertificateError(ExactReluError):
     """A certificate is malformed, tampered with, or does not belong to the given network."""
+
+
+class MissingDependencyError(ExactReluError, ImportError):
+    """A package exactrelu needs for what was asked is not installed; the message says what to
+    install (one line)."""

@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from flint import fmpz_mat
-
 from . import _fastpath, _polyhedra, certify
+from ._deps import flint
 from .capture import Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
 from ._parse import Malformed, show
@@ -26,6 +25,7 @@ from .domain import Domain, Slice, as_domain, shape_size
 from .errors import ExactReluError, InvalidInputError, RegionLimitError, VerificationError
 
 log = logging.getLogger(__name__)
+fmpz_mat = flint.fmpz_mat
 
 # Below this many float regions a process pool costs about what it saves (start-up, shipping the
 # cells and the leaves): verify's own 2-worker pool took 2-32-32 (707 regions) from 0.62 s to

@@ -710,7 +710,7 @@ def test_command_line_hostile_input_one_line_and_exit_status(cli_files):
         "claimed wrong": (1, "claimed region count 1"),
         "max regions": (2, "max_regions=2"),
         "bug": (3, "internal error: TypeError: simulated bug"),
-        "no cdd.gmp": (2, "pip install --force-reinstall --no-binary pycddlib pycddlib"),
+        "no cdd.gmp": (2, "apt-get install libcdd-dev libgmp-dev"),
         "no flint": (2, "pip install python-flint"),
         "no matplotlib": (2, "pip install 'exactrelu[plot]'"),
     }
