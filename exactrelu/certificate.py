@@ -218,7 +218,8 @@ class Certificate:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise CertificateError(f"{path} is not a JSON certificate (not UTF-8 text: {exc})") from None
+            raise CertificateError(f"{path} is not a JSON certificate (not UTF-8 text: "
+                                   f"{exc})") from None
         del raw
         try:
             data = _parse.read_json(text)
@@ -338,11 +339,12 @@ def _read(data: Any) -> Certificate:
     if n_in != domain.input_dim:
         raise Malformed(f"{n_in:,} inputs, but the domain has {domain.input_dim:,}", ".input_shape")
     output_shape, n_out = under(".output_shape", shape_size, get(top, "output_shape"))
-    offsets = list(under(".constraint_offsets", integers, get(top, "constraint_offsets"), 0, 1 << 62))
+    offsets = list(under(".constraint_offsets", integers, get(top, "constraint_offsets"), 0,
+                         1 << 62))
     n_dom = len(domain.halfspaces()[1])
     if not offsets or offsets[0] != n_dom or any(b < a for a, b in zip(offsets, offsets[1:])):
-        raise Malformed(f"expected non-decreasing ids starting at the domain's {n_dom} constraints, "
-                        f"got {len(offsets)} values", ".constraint_offsets")
+        raise Malformed(f"expected non-decreasing ids starting at the domain's {n_dom} "
+                        f"constraints, got {len(offsets)} values", ".constraint_offsets")
     n_ids = offsets[-1]
     vertices = under(".vertices", _points, get(top, "vertices"), d)
     rs = under(".regions", items, get(top, "regions"))

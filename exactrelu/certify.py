@@ -1857,8 +1857,8 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         subs = tree.split(chunks) if tree is not None else [None] * len(chunks)
         if tree is not None:
             tree.nodes = {}  # consumed: the caller's reference must not keep the whole tree alive
-        futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub, None, True, max_regions)
-                   for ch, sub in zip(chunks, subs)]
+        futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub, None, True,
+                                   max_regions) for ch, sub in zip(chunks, subs)]
         # the work items hold what they ship; here the candidate tree is only memory from now on
         del tree, subs, chunks, frontier
         found = 0
@@ -1866,7 +1866,7 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
             try:
                 for k in range(len(futures)):
                     lv, s = futures[k].result()
-                    futures[k] = None  # type: ignore[call-overload]  # its result is only memory now
+                    futures[k] = None  # type: ignore[call-overload]  # its result: only memory
                     found += len(lv.leaves)
                     if max_regions is not None and found > max_regions:
                         raise region_limit(found, max_regions)

@@ -347,8 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
         return EXIT_INTERRUPTED
     except Exception as exc:  # raised while reporting an error
-        sys.stderr.write(f"exactrelu: error: internal error ({type(exc).__name__} while reporting an "
-                         "error; a bug in exactrelu: please report it)\n")
+        sys.stderr.write(f"exactrelu: error: internal error ({type(exc).__name__} while "
+                         "reporting an error; a bug in exactrelu: please report it)\n")
         return EXIT_BUG
 
 

@@ -510,7 +510,9 @@ class RealSpace(Domain):
 
     def __init__(self, dim: int) -> None:
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise InvalidInputError(f"RealSpace needs a positive integer dimension; got {show(dim)}")
+            raise InvalidInputError(
+                f"RealSpace needs a positive integer dimension; got {show(dim)}"
+            )
         if dim > MAX_DIM:
             raise InvalidInputError(
                 f"RealSpace({show(dim)}): exactrelu takes domains of at most {MAX_DIM} dimensions "

@@ -47,19 +47,22 @@ def _count(value: Any, name: str, most: int | None = None) -> int | None:
                                 "integer or None")
     if value < 1 or (most is not None and value > most):
         limit = f" of at most {most:,}" if most is not None else ""
-        raise InvalidInputError(f"{name}={show(int(value))}: pass a positive integer{limit} or None")
+        raise InvalidInputError(f"{name}={show(int(value))}: pass a positive integer{limit} "
+                                "or None")
     return int(value)
 
 
 def _arguments(input_shape: Any, executor: Any, workers: Any, claimed: Any, progress: Any,
-               engine: Any, max_regions: Any) -> tuple[tuple[int, ...] | None, int | None, int | None]:
+               engine: Any, max_regions: Any
+               ) -> tuple[tuple[int, ...] | None, int | None, int | None]:
     """Every argument of :func:`verify` but the net and domain checked before any work, one
     clear InvalidInputError each; returns ``input_shape`` as a tuple, ``workers`` and
     ``max_regions`` as ints (or None)."""
     if not isinstance(engine, str) or engine not in ENGINES:
         raise InvalidInputError(f"engine={show(engine)}: use 'auto', 'compiled' or 'python'")
     if engine == "compiled" and executor is not None:
-        raise InvalidInputError("an executor is for the Python engine; the compiled one runs on threads (workers=)")
+        raise InvalidInputError("an executor is for the Python engine; the compiled one runs on "
+                                "threads (workers=)")
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise InvalidInputError(f"executor must be a concurrent.futures.Executor (with submit); "
                                 f"got {type(executor).__name__}")
@@ -68,16 +71,18 @@ def _arguments(input_shape: Any, executor: Any, workers: Any, claimed: Any, prog
     workers = _count(workers, "workers", MAX_WORKERS)
     max_regions = _count(max_regions, "max_regions")
     if claimed is not None:
-        if isinstance(claimed, bool) or isinstance(claimed, (str, bytes, float, dict, set, Fraction)) \
+        if isinstance(claimed, (bool, str, bytes, float, dict, set, Fraction)) \
                 or not isinstance(claimed, (int, np.integer, Sequence, torch.Tensor, np.ndarray)):
-            raise InvalidInputError(f"claimed={show(claimed)} ({type(claimed).__name__}): pass a region "
-                                    "count (an int) or a list of activation patterns")
+            raise InvalidInputError(f"claimed={show(claimed)} ({type(claimed).__name__}): pass a "
+                                    "region count (an int) or a list of activation patterns")
         if isinstance(claimed, (int, np.integer)) and claimed < 0:
             raise InvalidInputError(f"claimed={show(int(claimed))}: a region count is at least 0")
     shape = None
     if input_shape is not None:
-        if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, (Sequence, torch.Size)):
-            raise InvalidInputError(f"input_shape={show(input_shape)}: pass a tuple of positive sizes")
+        if isinstance(input_shape, (str, bytes)) or \
+                not isinstance(input_shape, (Sequence, torch.Size)):
+            raise InvalidInputError(f"input_shape={show(input_shape)}: pass a tuple of positive "
+                                    "sizes")
         sizes = list(input_shape)
         if any(isinstance(v, np.integer) for v in sizes):
             sizes = [int(v) if isinstance(v, np.integer) else v for v in sizes]
@@ -169,9 +174,9 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         except ImportError:
             tr = None
         except RegionLimitError as exc:
-            raise RegionLimitError(f"more than max_regions={max_regions:,} regions, most likely: the "
-                                   f"float trace proposed {exc.found:,} candidates (it stops at "
-                                   "twice max_regions)", exc.found) from None
+            raise RegionLimitError(f"more than max_regions={max_regions:,} regions, most likely: "
+                                   f"the float trace proposed {exc.found:,} candidates (it stops "
+                                   "at twice max_regions)", exc.found) from None
         except (ExactReluError, RuntimeError, ArithmeticError, ValueError, IndexError,
                 AssertionError) as exc:
             # the float trace only proposes; exact repair covers for a failure of its own (any
@@ -181,16 +186,17 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     t1 = time.perf_counter()
     n_float = tr.num_regions if tr is not None else 0
     if fast is not None:
-        regions, vertices, adjacency, pieces, st = _fastpath.certify(prog, dom, fast, tr,
-                                                                     workers or os.cpu_count() or 1, progress,
-                                                                     max_regions)
+        threads = workers or os.cpu_count() or 1
+        regions, vertices, adjacency, pieces, st = _fastpath.certify(prog, dom, fast, tr, threads,
+                                                                     progress, max_regions)
         del tr
         t2 = time.perf_counter()
         cert = _certificate(prog, dom, regions, vertices, adjacency, pieces, st)
         return _finish(cert, "compiled", (t0, t1, t2, time.perf_counter()), n_float, claimed)
     own = None
     if executor is None and (workers or os.cpu_count() or 1) > 1 and n_float >= PARALLEL_THRESHOLD and workers != 1:
-        own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count(), initializer=_ignore_sigint)
+        own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count(),
+                                     initializer=_ignore_sigint)
         executor = own
     with certify.paused_gc():
         tree = certify.candidate_tree(tr) if tr is not None else None
@@ -626,8 +632,9 @@ def compare_claim(cert: Certificate, claimed: Any) -> None:
     n = len(next(iter(have)))
     for k, c in enumerate(claims):
         if len(c) != n:
-            raise InvalidInputError(f"claimed pattern {k} has {len(c)} states; the network's patterns "
-                                    f"have {n} (one per unit of each piecewise op, in order)")
+            raise InvalidInputError(f"claimed pattern {k} has {len(c)} states; the network's "
+                                    f"patterns have {n} (one per unit of each piecewise op, in "
+                                    "order)")
     want = set(claims)
     missing = [have[k] for k in have if k not in want]
     spurious = [k for k in want if k not in have]

@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 import exactrelu
-from exactrelu import (Box, Certificate, CertificateError, ExactReluError, InvalidInputError,
-                       RealSpace, RegionLimitError, Slice, VerificationError)
-from exactrelu.domain import Domain, Polytope, as_domain, to_fraction
+from exactrelu import (Certificate, CertificateError, ExactReluError, InvalidInputError,
+                       RegionLimitError, Slice, VerificationError)
+from exactrelu.domain import as_domain
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 60  # seconds for a whole subprocess of cases: each should take well under a second
@@ -240,8 +240,8 @@ def _write_hostile_files(d: Path, base: dict) -> dict[str, str]:
         "deep_object": ('{"a":' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
         "deep_in_field": (text.replace('"stats": {', '"stats": {"x": ' + "[" * 50_000 + "]" * 50_000
                                        + ", ", 1), "nested too deeply"),
-        "int_5000_digits": (text.replace('"num_regions": ', '"num_regions": ' + "7" * 5000 + ", \"x\": ", 1),
-                            "digits"),
+        "int_5000_digits": (text.replace('"num_regions": ', '"num_regions": ' + "7" * 5000
+                                         + ', "x": ', 1), "digits"),
         "number_10mb_string": (text.replace(a1, '"' + "3" * 10_000_000 + '"', 1), "digits"),
         "number_10mb_literal": (text.replace(a1, "3" * 10_000_000, 1), "digits"),
         "float_10mb_literal": (text.replace(a1, "3." + "3" * 10_000_000, 1), "float"),
@@ -256,8 +256,9 @@ def _write_hostile_files(d: Path, base: dict) -> dict[str, str]:
         "input_shape": (text.replace('"input_shape": [2]', '"input_shape": [100000000, 2]', 1),
                         "input_shape"),
         "polytope_10d": (text.replace(json.dumps(base["domain"]), json.dumps(
-            {"type": "polytope", "A": [[str(int(i == j % 10)) for i in range(10)] for j in range(40)],
-             "b": ["1"] * 40}), 1), "upper bound theorem"),
+            {"type": "polytope", "b": ["1"] * 40,
+             "A": [[str(int(i == j % 10)) for i in range(10)] for j in range(40)]}), 1),
+                         "upper bound theorem"),
         "empty_list": ("[]", "expected an object"),
         "empty_object": ("{}", "format: missing"),
         "not_json": ("{'format': 1}", "not JSON"),
@@ -300,7 +301,8 @@ def test_hostile_files_load_as_one_certificate_error_each(genuine, tmp_path):
 # --------------------------------------------------------------------------------- fuzzing
 HOSTILE = ["1e1000000000", "1/0", "0.5", " 1", "+3", "-0", "1_0", "\u0661", "", "nan", "Infinity",
            "9" * 5000, "1/" + "3" * 3000, "x" * 1000, 10 ** 600, -1, 2 ** 63, 0, 1, 7, True, False,
-           None, [], {}, [[[]]], 1.5, float("nan"), float("inf"), {"type": "realspace", "dim": 10 ** 9},
+           None, [], {}, [[[]]], 1.5, float("nan"), float("inf"),
+           {"type": "realspace", "dim": 10 ** 9},
            json.loads("[" * 60 + "]" * 60), ["0", "0"], ["1/3", "-2"], [0, 1]]
 
 
@@ -349,7 +351,7 @@ def _mutated(draw: Any, genuine: dict) -> tuple[str, dict]:
                 parent.pop(key)
         elif op == "retype":
             parent[key] = _retype(parent[key])
-        elif op == "copy":  # another genuine value from elsewhere in the file: right type, wrong place
+        elif op == "copy":  # a genuine value from elsewhere in the file: right type, wrong place
             other = draw(st.sampled_from(paths))
             src = doc
             for k in other:
@@ -459,7 +461,8 @@ ARGUMENTS = [
 ]
 
 
-@pytest.mark.parametrize("kwargs, error, words", [a[1:] for a in ARGUMENTS], ids=[a[0] for a in ARGUMENTS])
+@pytest.mark.parametrize("kwargs, error, words", [a[1:] for a in ARGUMENTS],
+                         ids=[a[0] for a in ARGUMENTS])
 def test_verify_arguments_one_clear_error_each(kwargs, error, words):
     kw = {"progress": False, **kwargs}
     with pytest.raises(error, match=words) as info:
@@ -502,7 +505,7 @@ def test_high_dimensional_inputs_are_refused_before_any_work():
         import torch
         from torch import nn
         import exactrelu
-        from exactrelu.domain import Box, Polytope, RealSpace, Slice, to_fraction
+        from exactrelu.domain import Box, Polytope, RealSpace, to_fraction
         from exactrelu.trace import trace
 
         def net(d):
@@ -517,10 +520,11 @@ def test_high_dimensional_inputs_are_refused_before_any_work():
             "Polytope 10-D, 40 rows": lambda: Polytope(
                 [[int(i == j % 10) - int(j >= 20) * 2 * int(i == j % 10) for i in range(10)]
                  for j in range(40)], [1] * 40),
-            "verify input_shape": lambda: exactrelu.verify(net(2), None, input_shape=(100_000_000, 2),
-                                                           progress=False),
+            "verify input_shape": lambda: exactrelu.verify(net(2), None, progress=False,
+                                                           input_shape=(100_000_000, 2)),
             "to_fraction exponent": lambda: to_fraction("1e1000000000"),
-            "bounds exponent": lambda: exactrelu.verify(net(1), [("0", "1e1000000000")], progress=False),
+            "bounds exponent": lambda: exactrelu.verify(net(1), [("0", "1e1000000000")],
+                                                        progress=False),
         }
         for name, make in cases.items():
             try:
@@ -540,7 +544,7 @@ def test_high_dimensional_inputs_are_refused_before_any_work():
     assert "exponent" in by["to_fraction exponent"] and "exponent" in by["bounds exponent"]
 
 
-# --------------------------------------------------------------------------------- interrupts and limits
+# ------------------------------------------------------------------------ interrupts and limits
 @pytest.mark.parametrize("phase", ["trace", "exact"])
 def test_python_engine_is_interruptible(phase):
     # a SIGALRM handler that raises fires within a fraction of a second, in the float trace and
@@ -641,8 +645,8 @@ def _cli_processes(runs: dict[str, tuple[list[str], str]]) -> Any:
     the Python code ``pre``); the function returned waits for all (TIMEOUT each)."""
     procs = {}
     for name, (args, pre) in runs.items():
-        code = pre + "\nimport sys\nfrom exactrelu.cli import console\nsys.argv = ['exactrelu'] + " \
-            + repr([str(a) for a in args]) + "\nconsole()\n"
+        code = (pre + "\nimport sys\nfrom exactrelu.cli import console\n"
+                + f"sys.argv = ['exactrelu'] + {[str(a) for a in args]!r}\nconsole()\n")
         procs[name] = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
@@ -673,8 +677,8 @@ def _cli_in_one_process(runs: dict[str, list[str]]) -> dict[str, subprocess.Comp
                 rc = main(args)
             finally:
                 sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
-            print(json.dumps({{"name": name, "rc": rc, "out": out.getvalue(), "err": err.getvalue()}}),
-                  flush=True)
+            print(json.dumps({{"name": name, "rc": rc, "out": out.getvalue(),
+                               "err": err.getvalue()}}), flush=True)
         """
     return {r["name"]: subprocess.CompletedProcess([], r["rc"], r["out"], r["err"])
             for r in _run_cases(script)}
@@ -754,8 +758,8 @@ def test_ctrl_c_exits_130_at_once(cli_files, tmp_path):
                         nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 1)).eval()
     torch.jit.script(net).save(str(tmp_path / "m4.pt"))
     for wait in (0.3, 6.0):
-        p = subprocess.Popen([sys.executable, "-m", "exactrelu.cli", "verify", str(tmp_path / "m4.pt"),
-                              "--bounds"] + ["-1", "1"] * 4 + ["--quiet"], stdout=subprocess.PIPE,
+        args = ["verify", str(tmp_path / "m4.pt"), "--bounds"] + ["-1", "1"] * 4 + ["--quiet"]
+        p = subprocess.Popen([sys.executable, "-m", "exactrelu.cli", *args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
         time.sleep(wait)
         t0 = time.perf_counter()
