@@ -73,8 +73,9 @@ def _arguments(input_shape: Any, executor: Any, workers: Any, claimed: Any, prog
     if claimed is not None:
         if isinstance(claimed, (bool, str, bytes, float, dict, set, Fraction)) \
                 or not isinstance(claimed, (int, np.integer, Sequence, torch.Tensor, np.ndarray)):
-            raise InvalidInputError(f"claimed={show(claimed)} ({type(claimed).__name__}): pass a "
-                                    "region count (an int) or a list of activation patterns")
+            raise InvalidInputError("claimed must be a region count (an int) or a list of "
+                                    f"activation patterns; got {show(claimed)} "
+                                    f"({type(claimed).__name__})")
         if isinstance(claimed, (int, np.integer)) and claimed < 0:
             raise InvalidInputError(f"claimed={show(int(claimed))}: a region count is at least 0")
     shape = None
