@@ -73,10 +73,13 @@ _BOUNDED_WHY = (
 )
 
 
-def _check_bounded_dim(d: int, what: str) -> None:
+def _check_bounded_dim(d: int, what: str, known: bool = True) -> None:
+    """Refuse ``d > MAX_BOUNDED_DIM`` dimensions (``known``: ``d`` is the whole count, else the
+    count so far of an iterable without a length)."""
     if d > MAX_BOUNDED_DIM:
+        count = f"{d:,}" if known else f"more than {MAX_BOUNDED_DIM}"
         raise InvalidInputError(
-            f"{what} has {d:,} dimensions; exactrelu takes bounded domains of at most "
+            f"{what} has {count} dimensions; exactrelu takes bounded domains of at most "
             f"{MAX_BOUNDED_DIM} ({_BOUNDED_WHY})"
         )
 
@@ -333,7 +336,7 @@ class Box(Domain):
             _check_bounded_dim(len(bounds), "the box")
         lows, highs = [], []
         for i, pair in enumerate(bounds):
-            _check_bounded_dim(i + 1, "the box")
+            _check_bounded_dim(i + 1, "the box", known=False)
             if isinstance(pair, (str, bytes)) or not isinstance(pair, (Sequence, np.ndarray)):
                 raise InvalidInputError(
                     f"Box bound {i} is {_parse.kind(pair)}, not a (lo, hi) pair; pass e.g. "
