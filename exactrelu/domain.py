@@ -68,7 +68,7 @@ MAX_INPUT_SIZE = 1 << 24
 
 _BOUNDED_WHY = (
     "every cell of a bounded domain is held by its exact vertices, and a d-dimensional box has "
-    "2^d of them (a 3-unit net took 28 s on an 11-D box); use a Slice through the inputs of "
+    "2^d of them: a 3-unit net took 28 s on an 11-D box; use a Slice through the inputs of "
     "interest, or RealSpace"
 )
 
