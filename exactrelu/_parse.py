@@ -317,6 +317,10 @@ def read_json(text: str) -> Any:
     except json.JSONDecodeError as exc:
         raise Malformed(f"not JSON: {exc}") from None
     except (ValueError, MemoryError) as exc:
+        if "integer string conversion" in str(exc):  # json's int() over the interpreter's limit
+            raise Malformed(f"a JSON integer of more than {limit} digits (integers in a "
+                            "certificate are indices and counts; rationals are strings 'p/q')"
+                            ) from None
         raise Malformed(f"not JSON: {type(exc).__name__}: {exc}") from None
 
 
