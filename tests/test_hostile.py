@@ -30,7 +30,7 @@ from torch import nn
 
 import exactrelu
 from exactrelu import (Certificate, CertificateError, ExactReluError, InvalidInputError,
-                       RegionLimitError, Slice, VerificationError)
+                       RegionLimitError, Slice, UnsupportedModelError, VerificationError)
 from exactrelu.domain import as_domain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -494,6 +494,12 @@ def test_verify_domains_one_clear_error_each(domain, words):
 @pytest.mark.parametrize("lo, hi", [(1.0, -1.0), (0.5, 0.5)])
 def test_hardtanh_with_min_not_below_max_is_refused(lo, hi):
     with pytest.raises(ExactReluError, match="min_val < max_val"):
+        exactrelu.verify(_hardtanh(lo, hi), BOX, progress=False)
+
+
+@pytest.mark.parametrize("lo, hi", [(-math.inf, 1.0), (-1.0, math.inf), (math.nan, 1.0)])
+def test_hardtanh_with_a_bound_not_finite_is_refused(lo, hi):
+    with pytest.raises(UnsupportedModelError, match="finite min_val and max_val"):
         exactrelu.verify(_hardtanh(lo, hi), BOX, progress=False)
 
 
