@@ -6,13 +6,12 @@ certificate's."""
 from __future__ import annotations
 
 from .complexity import LocalComplexity, count_in_boxes, local_complexity
-from .graph import (ConstraintRef, MissingDependencyError, decode_constraint, dual_graph,
-                    shortest_path)
+from .graph import ConstraintRef, decode_constraint, dual_graph, shortest_path
 from .point import PointRegions, region_of
 from .segment import SegmentCrossing, SegmentPiece, SegmentWalk, segment_regions
 from .statistics import RegionStatistics, region_statistics, sqrt_float, summarize
 
 __all__ = ["PointRegions", "region_of", "SegmentWalk", "SegmentPiece", "SegmentCrossing",
-           "segment_regions", "ConstraintRef", "MissingDependencyError", "decode_constraint",
+           "segment_regions", "ConstraintRef", "decode_constraint",
            "dual_graph", "shortest_path", "LocalComplexity", "local_complexity", "count_in_boxes",
            "RegionStatistics", "region_statistics", "summarize", "sqrt_float"]

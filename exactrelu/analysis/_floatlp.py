@@ -20,8 +20,8 @@ from fractions import Fraction
 from typing import Any, Sequence
 
 import numpy as np
-from flint import fmpq, fmpq_mat
 
+from .._deps import flint
 from .._geometry import nearest_floats
 
 Point = tuple[Fraction, ...]
@@ -40,11 +40,11 @@ def available() -> bool:
     return _linprog() is not None
 
 
-def _q(x: Fraction) -> fmpq:
-    return fmpq(x.numerator, x.denominator)
+def _q(x: Fraction) -> Any:
+    return flint.fmpq(x.numerator, x.denominator)
 
 
-def _f(x: fmpq) -> Fraction:
+def _f(x: Any) -> Fraction:
     return Fraction(int(x.p), int(x.q))
 
 
@@ -57,13 +57,13 @@ class FloatLP:
         self.m, self.d = len(self.A), len(self.A[0])
         self.Af = nearest_floats(self.A).reshape(self.m, self.d)
         self.bf = nearest_floats(self.b).reshape(self.m)
-        self.M = fmpq_mat(self.m, self.d, [_q(v) for r in self.A for v in r])
+        self.M = flint.fmpq_mat(self.m, self.d, [_q(v) for r in self.A for v in r])
         self.bq = [_q(v) for v in self.b]
         self.linprog = _linprog()
 
-    def slacks(self, y: Point) -> list[fmpq]:
+    def slacks(self, y: Point) -> list[Any]:
         """Exact ``b - A y``."""
-        col = fmpq_mat(self.d, 1, [_q(v) for v in y])
+        col = flint.fmpq_mat(self.d, 1, [_q(v) for v in y])
         return [bi - v for bi, v in zip(self.bq, (self.M * col).entries())]
 
     def interior(self, norms: Sequence[Fraction]) -> Point | None:
@@ -131,12 +131,12 @@ class FloatLP:
         if not S or len(S) > self.d:
             return False
         # solve sum_k l_k A[S_k] = a_g exactly: the d x |S| system [A_S^T | a_g] in rref
-        aug = fmpq_mat(self.d, len(S) + 1,
+        aug = flint.fmpq_mat(self.d, len(S) + 1,
                        [v for i in range(self.d)
                         for v in [_q(self.A[j][i]) for j in S] + [_q(self.A[g][i])]])
         R, rank = aug.rref()
         rows = R.tolist()
-        lam_q = [fmpq(0)] * len(S)
+        lam_q = [flint.fmpq(0)] * len(S)
         for r in rows[:rank]:
             lead = next((c for c, v in enumerate(r) if v != 0), None)
             if lead is None or lead == len(S):
@@ -145,7 +145,7 @@ class FloatLP:
         if any(v < 0 for v in lam_q):
             return False
         for i in range(self.d):  # the multipliers reproduce a_g exactly
-            got = sum((lk * _q(self.A[j][i]) for lk, j in zip(lam_q, S)), fmpq(0))
+            got = sum((lk * _q(self.A[j][i]) for lk, j in zip(lam_q, S)), flint.fmpq(0))
             if got != _q(self.A[g][i]):
                 return False
-        return sum((lk * self.bq[j] for lk, j in zip(lam_q, S)), fmpq(0)) <= self.bq[g]
+        return sum((lk * self.bq[j] for lk, j in zip(lam_q, S)), flint.fmpq(0)) <= self.bq[g]

@@ -14,9 +14,9 @@ from fractions import Fraction
 from typing import Any, Callable, Sequence
 
 import torch
-from flint import fmpq
 
 from .. import _exact, _geometry, _polyhedra
+from .._deps import flint
 from . import _floatlp
 from ..capture import Program
 from ..certificate import Region, RegionFacet, canonical_hyperplane
@@ -49,17 +49,18 @@ def exact_point(x: Any, n: int, what: str = "point") -> Point:
     return tuple(to_fraction(v, f"{what}[{i}]") for i, v in enumerate(vals))
 
 
-def _q(x: Fraction) -> fmpq:
-    return fmpq(x.numerator, x.denominator)
+def _q(x: Fraction) -> Any:
+    return flint.fmpq(x.numerator, x.denominator)
 
 
-def _f(x: fmpq) -> Fraction:
+def _f(x: Any) -> Fraction:
     return _exact.to_fraction(x)
 
 
 class ExactNet:
-    """One program on one domain: exact switching rows ``[w_1..w_d, c]`` (fmpq) of every op for a
-    pattern prefix (memoized), exact output maps, and the exact region of a full pattern."""
+    """One program on one domain: exact switching rows ``[w_1..w_d, c]`` (flint's ``fmpq``) of
+    every op for a pattern prefix (memoized), exact output maps, and the exact region of a full
+    pattern."""
 
     def __init__(self, prog: Program, dom: Domain) -> None:
         self.prog = prog
@@ -72,7 +73,7 @@ class ExactNet:
         self.dom_A: list[list[Fraction]] = [list(r) for r in A]
         self.dom_b: list[Fraction] = list(b)
         self.nodes = prog.piecewise_nodes()
-        self._sw: dict[States, list[list[fmpq]]] = {}
+        self._sw: dict[States, list[list[Any]]] = {}
 
     @property
     def depth(self) -> int:
@@ -82,7 +83,7 @@ class ExactNet:
         return [torch.tensor(s, dtype=torch.int64).reshape(nd.out_shape)
                 for s, nd in zip(states, self.nodes)]
 
-    def switching(self, states: States) -> list[list[fmpq]]:
+    def switching(self, states: States) -> list[list[Any]]:
         """Rows of the switching functions of op ``len(states)``, earlier ops in ``states``."""
         got = self._sw.get(states)
         if got is None:

@@ -6,15 +6,11 @@ import bisect
 import heapq
 from typing import Any, NamedTuple, Sequence
 
+from .._deps import extra_missing
 from ..certificate import Certificate
-from ..errors import ExactReluError, InvalidInputError
+from ..errors import InvalidInputError
 
-__all__ = ["ConstraintRef", "MissingDependencyError", "decode_constraint", "dual_graph",
-           "shortest_path"]
-
-
-class MissingDependencyError(ExactReluError, ImportError):
-    """An optional dependency is not installed; the message names the extra that brings it."""
+__all__ = ["ConstraintRef", "decode_constraint", "dual_graph", "shortest_path"]
 
 
 class ConstraintRef(NamedTuple):
@@ -70,9 +66,8 @@ def dual_graph(cert: Certificate) -> Any:
     """
     try:
         import networkx as nx
-    except ImportError:
-        raise MissingDependencyError("dual_graph needs networkx: pip install 'exactrelu[graph]'") \
-            from None
+    except ImportError as err:
+        raise extra_missing(err, "exactrelu.dual_graph", "graph") from None
     g = nx.Graph()
     for r, piece in zip(cert.regions, cert.pieces):
         g.add_node(r.index, pattern=r.pattern, output=r.output, witness=r.witness,

@@ -36,9 +36,11 @@ class PointRegions:
     ``radii`` holds that cube's half-width (None when the region holds arbitrarily large cubes;
     its witness is then the centre of a cube of half-width 1 inside it). Without vertices (high
     dimensions, with scipy installed) the witness is HiGHS's float centre, checked strictly
-    inside exactly, and ``radii`` the exact half-width of the largest cube around it. ``inside`` is True iff
-    the point lies in a region's cell (every switching function that bounds it is nonzero at the
-    point; the domain's own boundary belongs to the cells), which is then the only region. A
+    inside exactly, and ``radii`` the exact half-width of the largest cube around it.
+
+    ``inside`` is True iff the point lies in a region's cell (every switching function that
+    bounds it is nonzero at the point; the domain's own boundary belongs to the cells), which is
+    then the only region. A
     point on a boundary between regions gives every region whose closure contains it (two
     across a facet, all of them around a vertex of the complex). ``vertices_listed`` is False
     when vertices, rays and lines were not computed (``vertices=False``): facets and everything
