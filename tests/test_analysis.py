@@ -168,6 +168,15 @@ def test_region_of_at_the_crossing_of_two_lines_lists_all_four_quadrants() -> No
     assert inside.region.output == [[F(1), F(0), F(0)]]  # 1 * relu(x) + 2 * relu(y), y < 0
 
 
+def test_region_of_stops_at_max_regions() -> None:
+    star = relu_net([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]], [0.0] * 4)
+    assert len(region_of(star, [0, 0]).regions) == 8  # four lines through the origin
+    with pytest.raises(exactrelu.RegionLimitError, match="max_regions=5"):
+        region_of(star, [0, 0], max_regions=5)
+    with pytest.raises(InvalidInputError, match="max_regions"):
+        region_of(star, [0, 0], max_regions=0)
+
+
 @settings(max_examples=15)
 @given(st.data())
 def test_region_of_without_vertices_has_the_same_facets(data) -> None:

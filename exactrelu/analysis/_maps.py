@@ -22,7 +22,7 @@ from ..capture import Program
 from ..certificate import Region, RegionFacet, canonical_hyperplane
 from ..certify import constraint_offsets
 from ..domain import Domain, to_fraction
-from ..errors import ExactReluError, InvalidInputError
+from ..errors import ExactReluError, InvalidInputError, RegionLimitError
 
 Point = tuple[Fraction, ...]
 States = tuple[tuple[int, ...], ...]
@@ -101,7 +101,8 @@ class ExactNet:
                    for row, bi in zip(self.dom_A, self.dom_b))
 
     # ------------------------------------------------------------------ regions at a point
-    def patterns_at(self, x: Point, direction: Point | None = None) -> list[States]:
+    def patterns_at(self, x: Point, direction: Point | None = None,
+                    max_regions: int | None = None) -> list[States]:
         """Patterns of the full-dimensional regions whose closures contain ``x`` (with a
         ``direction``: contain ``x + e direction`` for every small ``e > 0``), in a fixed order.
 
@@ -113,7 +114,9 @@ class ExactNet:
         the point, ``a . u < 0``), and it is full-dimensional iff that cone is non-empty, which an
         exact LP decides. Sign choices are made one function at a time, dropping empty cones
         early; a piecewise op whose states are not its sign vectors (MaxPool) takes the state of
-        each feasible sign vector and the cone of that state's own constraints.
+        each feasible sign vector and the cone of that state's own constraints. More than
+        ``max_regions`` patterns raise :class:`~exactrelu.errors.RegionLimitError` (a point on
+        ``k`` hyperplanes in general position lies in the closures of up to ``2^k`` regions).
         """
         d = self.d
         xq = [_q(v) for v in x]
@@ -138,6 +141,9 @@ class ExactNet:
             j = len(states)
             if j == self.depth:
                 out.append(states)
+                if max_regions is not None and len(out) > max_regions:
+                    raise RegionLimitError(f"more than max_regions={max_regions} regions have the "
+                                           "point in their closures", len(out))
                 return
             rows = self.switching(states)
             nd = self.nodes[j]

@@ -101,7 +101,7 @@ def shortest_path(cert: Certificate, i: int, j: int, *, weight: str | None = Non
     """
     n = cert.num_regions
     for k in (i, j):
-        if not 0 <= k < n:
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n:
             raise InvalidInputError(f"region {k} does not exist (the certificate has {n})")
     if weight not in (None, "hamming"):
         raise InvalidInputError(f"weight={weight!r}: use None (facets crossed) or 'hamming'")

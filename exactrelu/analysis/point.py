@@ -74,8 +74,8 @@ class PointRegions:
 
 
 def region_of(net: nn.Module | Program, x: Any, *, domain: Any = None,
-              input_shape: Sequence[int] | None = None,
-              vertices: bool | None = None) -> PointRegions:
+              input_shape: Sequence[int] | None = None, vertices: bool | None = None,
+              max_regions: int | None = None) -> PointRegions:
     """The exact activation region(s) at the point ``x``: pattern, facets with constraint ids,
     vertices or rays and lines, exact output map, volume where bounded, interior witness.
 
@@ -84,7 +84,9 @@ def region_of(net: nn.Module | Program, x: Any, *, domain: Any = None,
     :class:`~exactrelu.domain.Slice`. With the certificate's domain, each region equals that
     certificate's region of the same pattern (facets, ids, vertices, output map, volume).
     ``vertices``: list vertices, rays and lines (cddlib, exact); by default up to dimension
-    :data:`VERTEX_MAX_DIM`.
+    :data:`VERTEX_MAX_DIM`. ``max_regions``: raise :class:`~exactrelu.errors.RegionLimitError`
+    beyond that many regions (a point on ``k`` hyperplanes through it in general position lies
+    in the closures of ``2^k``).
 
     >>> import torch
     >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
@@ -107,7 +109,10 @@ def region_of(net: nn.Module | Program, x: Any, *, domain: Any = None,
     table = VertexTable()
     listed = dom.dim <= VERTEX_MAX_DIM if vertices is None else bool(vertices)
     regions, radii = [], []
-    for k, states in enumerate(ex.patterns_at(p)):
+    if max_regions is not None and (isinstance(max_regions, bool) or
+                                    not isinstance(max_regions, int) or max_regions < 1):
+        raise InvalidInputError(f"max_regions must be a positive int or None, got {max_regions!r}")
+    for k, states in enumerate(ex.patterns_at(p, max_regions=max_regions)):
         r, rad = ex.region(states, k, table if listed else None)
         regions.append(r)
         radii.append(rad)
