@@ -37,6 +37,9 @@ try:
     from .certificate import Certificate
     from .verify import verify
     from .check import check
+    from .analysis import (LocalComplexity, PointRegions, RegionStatistics, SegmentWalk,
+                           dual_graph, local_complexity, region_of, region_statistics,
+                           segment_regions, shortest_path)
 except KeyboardInterrupt:
     # Ctrl-C while the command line starts (importing torch takes seconds): its exit, not a
     # traceback (see exactrelu.cli)
@@ -58,6 +61,8 @@ __all__ = [
     "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule", "FloatMap",
     "AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",
     "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check",
+    "PointRegions", "SegmentWalk", "LocalComplexity", "RegionStatistics", "region_of",
+    "segment_regions", "dual_graph", "shortest_path", "local_complexity", "region_statistics",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

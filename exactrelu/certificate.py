@@ -164,6 +164,11 @@ class Certificate:
         from ._latex import certificate_to_latex
         return certificate_to_latex(self, names, max_regions, **kwargs)
 
+    def dual_graph(self) -> Any:
+        """The dual graph as a ``networkx.Graph`` (see :func:`exactrelu.analysis.dual_graph`)."""
+        from .analysis import dual_graph
+        return dual_graph(self)
+
     def summary(self) -> str:
         return (f"{self.num_regions} regions, {self.num_pieces} pieces, {self.num_vertices} vertices, "
                 f"{len(self.adjacency)} adjacent pairs on {self.domain!r}")
