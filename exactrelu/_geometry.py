@@ -22,9 +22,9 @@ from fractions import Fraction
 from functools import cmp_to_key
 from typing import Union
 
-import flint
 import numpy as np
 
+from exactrelu._deps import flint
 from exactrelu._polyhedra import h_to_v
 from exactrelu.errors import InvalidInputError
 
