@@ -13,6 +13,9 @@ from .domain import Box, Polytope, RealSpace, Slice
 from .certificate import Certificate
 from .verify import verify
 from .check import check
+# boundaries, level sets and topology of decision regions and sublevel sets (issue 19)
+from .boundary import BoundaryCell, BoundaryComplex, Measure, decision_boundary, level_set
+from .boundary_check import check_boundary
 
 __version__ = "0.1.0"
 
@@ -23,6 +26,8 @@ __all__ = [
     "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule", "FloatMap",
     "AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",
     "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check",
+    # boundaries, level sets and topology (issue 19)
+    "BoundaryCell", "BoundaryComplex", "Measure", "decision_boundary", "level_set", "check_boundary",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

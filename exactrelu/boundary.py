@@ -50,14 +50,16 @@ Domains must be bounded (cells are polytopes).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterator, Sequence
 
-import sympy
+import numpy as np
 
-from ._geometry import Section, affine_rank, hyperplane_chart, hyperplane_section, polygon_order
+from ._geometry import (Section, affine_rank, float_signs, hyperplane_section, nearest_floats,
+                        polygon_order)
 from ._polyhedra import h_to_v
 from .certificate import Certificate, Region, canonical_hyperplane
 from .domain import to_fraction
@@ -105,7 +107,7 @@ class Measure:
     >>> from fractions import Fraction as F
     >>> m = Measure(((1, F(2)), (2, F(1, 2))))
     >>> str(m), round(float(m), 6)
-    ('sqrt(2)/2 + 2', 2.707107)
+    ('2 + 1/2*sqrt(2)', 2.707107)
     """
 
     terms: tuple[tuple[int, Fraction], ...] = ()
@@ -144,12 +146,22 @@ class Measure:
         return None
 
     def sympy(self) -> Any:
-        """The value as an exact sympy expression."""
+        """The value as an exact sympy expression (sympy is an optional dependency)."""
+        import sympy
+
         return sum((sympy.Rational(c.numerator, c.denominator) * sympy.sqrt(sympy.Integer(r))
                     for r, c in self.terms), sympy.Integer(0))
 
     def __str__(self) -> str:
-        return str(self.sympy())
+        if not self.terms:
+            return "0"
+        parts = []
+        for r, c in self.terms:
+            if r == 1:
+                parts.append(str(c))
+            else:
+                parts.append(f"sqrt({r})" if c == 1 else f"{c}*sqrt({r})")
+        return " + ".join(parts)
 
 
 # ------------------------------------------------------------------------------------ results
@@ -239,7 +251,9 @@ def _value(row: Sequence[Fraction], t: Sequence[Fraction]) -> Fraction:
 
 @dataclass
 class _Piece:
-    """A d-dimensional convex piece ``{A t <= b}`` of a region: rows of the region first."""
+    """A d-dimensional convex piece ``{A t <= b}`` of a region: rows of the region first.
+    ``incidence`` (rows tight at each vertex) is ``None`` for a whole region (then computed per
+    row when asked)."""
 
     region: int
     label: int
@@ -247,31 +261,89 @@ class _Piece:
     A: list[tuple[Fraction, ...]]
     b: list[Fraction]
     vertices: list[Point]
-    incidence: list[frozenset[int]]
+    incidence: list[frozenset[int]] | None
 
     def face(self, row: int) -> list[Point]:
+        """The vertices on row ``row`` (exactly)."""
+        if self.incidence is None:
+            a, bi = self.A[row], self.b[row]
+            return [v for v in self.vertices if sum((x * y for x, y in zip(a, v)), Fraction(0)) == bi]
         return [v for v, inc in zip(self.vertices, self.incidence) if row in inc]
 
 
-@dataclass
-class _Analysed:
-    """A region, its label functions (groups) and its pieces."""
+def _pair_signs(groups: list[tuple[int, tuple[Fraction, ...]]], V: list[Point], X: np.ndarray
+                ) -> dict[tuple[int, int], np.ndarray]:
+    """Exact signs of ``g_a - g_c`` (``a < c``) at the vertices ``V``: the float filter of
+    :func:`~exactrelu._geometry.float_signs` (``X``: the vertices' nearest floats as columns, a
+    row of ones below) on the differences scaled to integers, exact where it does not decide."""
+    pairs = [(a, c) for a in range(len(groups)) for c in range(a + 1, len(groups))]
+    if not pairs:
+        return {}
+    den = math.lcm(*(x.denominator for _, g in groups for x in g))
+    ints = [[x.numerator * (den // x.denominator) for x in g] for _, g in groups]
+    rows = [[x - y for x, y in zip(ints[a], ints[c])] for a, c in pairs]
+    F = nearest_floats(rows)
+    signs, decided = float_signs(F, np.abs(F), X)
+    for i, j in zip(*np.nonzero(~decided)):
+        v = _value(rows[i], V[j])
+        signs[i, j] = (v > 0) - (v < 0)
+    return {pair: signs[n] for n, pair in enumerate(pairs)}
 
-    region: Region
-    A: list[tuple[Fraction, ...]]
-    b: list[Fraction]
-    vertices: list[Point]
-    groups: list[tuple[int, tuple[Fraction, ...]]]  # (label, row [a_1..a_d, c])
-    pieces: list[_Piece]
-    pure: bool
-    facet_of: dict[tuple, tuple[int, int]]  # canonical hyperplane key -> (row, side)
+
+class _Analysed:
+    """A region, its label functions (groups: ``(label, row [a_1..a_d, c])``) and its pieces:
+    one, the whole region, when one group is largest at every vertex (``pure``), else the
+    d-dimensional pieces ``{g_a >= g_c for every c}`` by cddlib."""
+
+    def __init__(self, cert: Certificate, r: Region, groups: list[tuple[int, tuple[Fraction, ...]]],
+                 Vf: np.ndarray) -> None:
+        d = cert.dim
+        self.region = r
+        self.groups = groups
+        self.A = [tuple(f.a) for f in r.facets]
+        self.b = [f.b for f in r.facets]
+        self.vertices = V = [cert.vertices[k] for k in r.vertices]
+        X = np.concatenate([Vf[r.vertices].T, np.ones((1, len(V)))], axis=0)
+        self.signs = sg = _pair_signs(groups, V, X)
+        n = len(groups)
+
+        def dominates(a: int, c: int) -> bool:
+            return a == c or bool((sg[(a, c)] >= 0).all() if a < c else (sg[(c, a)] <= 0).all())
+
+        top = [a for a in range(n) if all(dominates(a, c) for c in range(n))]
+        self.pure = bool(top)
+        if top:
+            self.pieces = [_Piece(r.index, groups[top[0]][0], top[0], self.A, self.b, V, None)]
+            return
+        self.pieces = []
+        for a in range(n):
+            if any(dominates(c, a) for c in range(n) if c != a):
+                continue  # g_c >= g_a on the region: a's piece is not d-dimensional
+            ga = groups[a][1]
+            extra_A = [tuple(x - y for x, y in zip(groups[c][1][:-1], ga[:-1])) for c in range(n) if c != a]
+            extra_b = [ga[-1] - groups[c][1][-1] for c in range(n) if c != a]
+            vrep = h_to_v(self.A + extra_A, self.b + extra_b)
+            if affine_rank(vrep.vertices) == d:
+                self.pieces.append(_Piece(r.index, groups[a][0], a, self.A + extra_A, self.b + extra_b,
+                                          vrep.vertices, list(vrep.incidence)))
+
+    @functools.cached_property
+    def facet_of(self) -> dict[tuple, tuple[int, int]]:
+        """Canonical hyperplane key -> (facet row, side) of the region's facets."""
+        out: dict[tuple, tuple[int, int]] = {}
+        for i, f in enumerate(self.region.facets):
+            key, side = canonical_hyperplane(f.a, f.b)
+            out.setdefault(key, (i, side))
+        return out
 
 
 def _decision_groups(r: Region) -> list[tuple[int, tuple[Fraction, ...]]]:
-    first: dict[tuple[Fraction, ...], int] = {}
+    out: list[tuple[int, tuple[Fraction, ...]]] = []
     for i, row in enumerate(r.output):
-        first.setdefault(tuple(row), i)
-    return [(i, row) for row, i in first.items()]
+        t = tuple(row)
+        if all(t != g for _, g in out):
+            out.append((i, t))
+    return out
 
 
 def _level_groups(r: Region, output: int, value: Fraction) -> list[tuple[int, tuple[Fraction, ...]]]:
@@ -281,40 +353,9 @@ def _level_groups(r: Region, output: int, value: Fraction) -> list[tuple[int, tu
     return [(-1, tuple(-v for v in row)), (1, row)]
 
 
-def _tight(A: list, b: list, points: list[Point]) -> list[frozenset[int]]:
-    return [frozenset(i for i, (a, bi) in enumerate(zip(A, b)) if _value(a + (-bi,), p) == 0)
-            for p in points]
-
-
-def _analyse(cert: Certificate, r: Region, groups: list[tuple[int, tuple[Fraction, ...]]]) -> _Analysed:
-    d = cert.dim
-    A = [tuple(f.a) for f in r.facets]
-    b = [f.b for f in r.facets]
-    V = [cert.vertices[k] for k in r.vertices]
-    facet_of = {}
-    for i, f in enumerate(r.facets):
-        key, side = canonical_hyperplane(f.a, f.b)
-        facet_of.setdefault(key, (i, side))
-    vals = [[_value(row, v) for v in V] for _, row in groups]
-    n = len(groups)
-    dominates = [[all(x >= y for x, y in zip(vals[a], vals[c])) for c in range(n)] for a in range(n)]
-    top = [a for a in range(n) if all(dominates[a])]
-    if top:
-        a = top[0]
-        piece = _Piece(r.index, groups[a][0], a, A, b, V, _tight(A, b, V))
-        return _Analysed(r, A, b, V, groups, [piece], True, facet_of)
-    pieces = []
-    for a in range(n):
-        if any(dominates[c][a] for c in range(n) if c != a):
-            continue  # g_c >= g_a on the region: a's piece is not d-dimensional
-        ga = groups[a][1]
-        extra_A = [tuple(x - y for x, y in zip(groups[c][1][:-1], ga[:-1])) for c in range(n) if c != a]
-        extra_b = [ga[-1] - groups[c][1][-1] for c in range(n) if c != a]
-        vrep = h_to_v(A + extra_A, b + extra_b)
-        if affine_rank(vrep.vertices) == d:
-            pieces.append(_Piece(r.index, groups[a][0], a, A + extra_A, b + extra_b, vrep.vertices,
-                                 list(vrep.incidence)))
-    return _Analysed(r, A, b, V, groups, pieces, False, facet_of)
+def _analyse_all(cert: Certificate, groups_of: Any) -> list[_Analysed]:
+    Vf = nearest_floats(cert.vertices)
+    return [_Analysed(cert, r, groups_of(r), Vf) for r in cert.regions]
 
 
 def _need_bounded(cert: Certificate, what: str) -> None:
@@ -370,11 +411,11 @@ def _interior_cells(reg: _Analysed) -> list[BoundaryCell]:
     ps = reg.pieces
     for i in range(len(ps)):
         for j in range(i + 1, len(ps)):
-            gi, gj = reg.groups[ps[i].group][1], reg.groups[ps[j].group][1]
-            h = tuple(x - y for x, y in zip(gi, gj))
-            vals = [_value(h, v) for v in reg.vertices]
-            if not (any(x > 0 for x in vals) and any(x < 0 for x in vals)):
-                continue
+            gi, gj = ps[i].group, ps[j].group
+            sg = reg.signs[(gi, gj)] if gi < gj else -reg.signs[(gj, gi)]
+            if not (sg.max() > 0 > sg.min()):
+                continue  # g_i - g_j keeps one sign on the region: they meet on no interior cell
+            h = tuple(x - y for x, y in zip(reg.groups[gi][1], reg.groups[gj][1]))
             key, side = canonical_hyperplane(h[:-1], -h[-1])
             # normal . t - offset has the sign of side * h: label i lies above when side > 0
             sides = (ps[j].label, ps[i].label) if side > 0 else (ps[i].label, ps[j].label)
@@ -386,7 +427,7 @@ def _interior_cells(reg: _Analysed) -> list[BoundaryCell]:
 
 def _complex(cert: Certificate, groups_of: Any, kind: str) -> tuple[list[BoundaryCell], list[_Analysed]]:
     d = cert.dim
-    regs = [_analyse(cert, r, groups_of(r)) for r in cert.regions]
+    regs = _analyse_all(cert, groups_of)
     level = kind == "level"
     cells: list[BoundaryCell] = []
     for reg in regs:
@@ -395,12 +436,12 @@ def _complex(cert: Certificate, groups_of: Any, kind: str) -> tuple[list[Boundar
     for adj in cert.adjacency:
         key = (tuple(adj.a), adj.b)
         ri, rj = regs[adj.i], regs[adj.j]
+        if ri.pure and rj.pure and ri.pieces[0].label == rj.pieces[0].label and not (
+                level and ri.pieces[0].label != 0 and _vanishes_on(ri.groups[0][1], key)):
+            continue  # one label on both sides (and for a level set, f - c is not zero between)
         if key not in ri.facet_of or key not in rj.facet_of:
             raise CertificateError(f"adjacency ({adj.i}, {adj.j}): a region has no facet on its hyperplane")
         lo, hi = (ri, rj) if ri.facet_of[key][1] > 0 else (rj, ri)
-        if lo.pure and hi.pure and lo.pieces[0].label == hi.pieces[0].label and not (
-                level and lo.pieces[0].label != 0 and _vanishes_on(lo.groups[0][1], key)):
-            continue
         below = _side_pieces(lo, lo.facet_of[key][0], d)
         above = _side_pieces(hi, hi.facet_of[key][0], d)
         for p, fp in below:
@@ -462,7 +503,7 @@ def level_set(cert: Certificate, value: Any = 0, *, output: int = 0) -> Boundary
 
 def _class_pieces(cert: Certificate) -> list[_Piece]:
     """Every d-dimensional class piece of every region (the argmax subdivision)."""
-    return [p for r in cert.regions for p in _analyse(cert, r, _decision_groups(r)).pieces]
+    return [p for reg in _analyse_all(cert, _decision_groups) for p in reg.pieces]
 
 
 def class_cells(cert: Certificate) -> list[ClassCell]:

@@ -39,9 +39,10 @@ import math
 from fractions import Fraction
 from typing import Any, Sequence
 
+import flint
 from torch import nn
 
-from ._geometry import Section, hyperplane_section, polygon_order
+from ._geometry import Section, affine_rank, hyperplane_section, polygon_order
 from ._polyhedra import h_to_v
 from .boundary import BoundaryCell, BoundaryComplex, Measure
 from .capture import Program, capture
@@ -71,20 +72,32 @@ def _dot(a: Sequence[Fraction], u: Sequence[Fraction]) -> Fraction:
 
 
 class _Reg:
-    """A region's verified closure ``{A t <= b}``, vertices, label groups and pure label."""
+    """A region's closure ``{A t <= b}`` (facet rows), vertices, label groups and pure label.
 
-    def __init__(self, cert: Certificate, i: int, groups: list[tuple[int, Row]]) -> None:
+    Values of the groups and of the facet rows at the vertices are exact, as python-flint
+    ``fmpq_mat`` products: ``vals[g][j]`` is group ``g`` at vertex ``j``, ``tight[i]`` the
+    vertices (positions) on facet row ``i``."""
+
+    def __init__(self, cert: Certificate, i: int, groups: list[tuple[int, Row]], vq: Any) -> None:
         r = cert.regions[i]
+        d = cert.dim
         self.index = i
         self.A = [tuple(f.a) for f in r.facets]
         self.b = [f.b for f in r.facets]
         self.V = [cert.vertices[k] for k in r.vertices]
         self.groups = groups
-        vals = [[_at(g, v) for v in self.V] for _, g in groups]
-        self.top = next((a for a in range(len(groups))
-                         if all(vals[a][m] >= vals[c][m] for c in range(len(groups)) for m in range(len(self.V)))),
-                        None)
-        self.vals = vals
+        n = len(self.V)
+        cols = [vq(k) for k in r.vertices]
+        Vh = flint.fmpq_mat(d + 1, n, [c[m] for m in range(d) for c in cols] + [1] * n)
+        G = flint.fmpq_mat(len(groups), d + 1, [_fq(x) for _, g in groups for x in g])
+        vals = (G * Vh).entries()
+        self.vals = [vals[g * n:(g + 1) * n] for g in range(len(groups))]
+        R = flint.fmpq_mat(len(self.A), d + 1, [_fq(x) for a, bi in zip(self.A, self.b) for x in (*a, -bi)])
+        t = (R * Vh).entries()
+        self.tight = [[j for j in range(n) if t[row * n + j] == 0] for row in range(len(self.A))]
+        k = len(groups)
+        self.top = next((a for a in range(k)
+                         if all(self.vals[a][j] >= self.vals[c][j] for c in range(k) for j in range(n))), None)
 
     def label(self, g: int) -> int:
         return self.groups[g][0]
@@ -104,48 +117,76 @@ class _Reg:
         return max(tied, key=lambda c: _dot(self.groups[c][1][:-1], u))
 
 
+def _fq(x: Fraction) -> flint.fmpq:
+    return flint.fmpq(x.numerator, x.denominator)
+
+
 def _closure_is_complete(reg: _Reg, d: int) -> None:
-    """The listed facet rows cut out exactly the hull of the listed vertices (see the module doc)."""
-    where = f"region {reg.index}"
-    pts = list(dict.fromkeys(reg.V))
-    if len(pts) != len(reg.V):
-        _fail(f"boundary check: {where} lists a vertex twice")
+    """The listed facet rows cut out exactly the hull of the listed vertices.
+
+    The rows are constraints of the region and the vertices its vertices (both proved by
+    :func:`exactrelu.check`), so a row tight at d affinely independent vertices is a facet of
+    their hull ``Q``. 1-D: two vertices, each on a row. 2-D: every row on exactly two vertices
+    and ``n`` distinct pairs for ``n`` vertices (the ``n`` edges of the ``n``-gon ``Q``). 3-D:
+    with ``F`` distinct facet vertex sets (rank-2 tight sets) of total size ``S``, Euler's
+    ``n - S/2 + F = 2`` (each edge lies in two facets; a missing facet of ``k >= 3`` vertices
+    adds ``k/2 - 1 > 0``). Above: cddlib's exact H->V of the rows gives exactly the vertices. Then
+    the rows cut out ``Q``, which lies in the region's closure, which lies in the rows: equal.
+    """
+    n = len(reg.V)
     if d == 1:
-        ok = len(pts) == 2 and all(any(_dot(a, v) == bi for v in pts) for a, bi in zip(reg.A, reg.b))
-        ok = ok and {v for v in pts if any(_dot(a, v) == bi for a, bi in zip(reg.A, reg.b))} == set(pts)
+        ok = n == 2 and all(reg.tight) and {j for t in reg.tight for j in t} == {0, 1}
     elif d == 2:
-        pairs = set()
-        ok = len(pts) >= 3
-        for a, bi in zip(reg.A, reg.b):
-            tight = frozenset(v for v in pts if _dot(a, v) == bi)
-            ok = ok and len(tight) == 2
-            pairs.add(tight)
-        seen = [v for p in pairs for v in p]
-        ok = ok and len(pairs) == len(pts) and all(seen.count(v) == 2 for v in pts)
+        pairs = {frozenset(t) for t in reg.tight}
+        ok = n >= 3 and all(len(t) == 2 for t in reg.tight) and len(pairs) == n
+        ok = ok and all(sum(j in p for p in pairs) == 2 for j in range(n))
+    elif d == 3:
+        faces = {frozenset(t) for t in reg.tight if affine_rank([reg.V[j] for j in t]) == 2}
+        ok = affine_rank(reg.V) == 3 and 2 * n - sum(len(f) for f in faces) + 2 * len(faces) == 4
     else:
         vrep = h_to_v(reg.A, reg.b)
-        ok = vrep.is_bounded and set(vrep.vertices) == set(pts)
+        ok = vrep.is_bounded and sorted(vrep.vertices) == sorted(reg.V)
     if not ok:
-        _fail(f"boundary check: the facets of {where} do not cut out the hull of its vertices "
+        _fail(f"region {reg.index}: its facets do not cut out the hull of its vertices "
               "(a facet or a vertex is missing)")
 
 
 class _Part:
     """A (d-1)-dimensional part of a region's facet with one label on the region's side."""
 
-    __slots__ = ("reg", "label", "group", "A", "b", "points", "lo", "hi")
+    __slots__ = ("reg", "label", "group", "A", "b", "points", "_box")
 
     def __init__(self, reg: _Reg, label: int, group: int, A: list[Row], b: list[Fraction],
                  points: list[tuple[Fraction, ...]]) -> None:
         self.reg, self.label, self.group, self.A, self.b = reg, label, group, A, b
         self.points = points
-        d = len(points[0])
-        self.lo = [min(p[i] for p in points) for i in range(d)]
-        self.hi = [max(p[i] for p in points) for i in range(d)]
+        self._box: tuple[list[Fraction], list[Fraction]] | None = None
+
+    def box(self) -> tuple[list[Fraction], list[Fraction]]:
+        """The exact bounding box ``(lo, hi)`` of the part."""
+        if self._box is None:
+            d = len(self.points[0])
+            self._box = ([min(p[i] for p in self.points) for i in range(d)],
+                         [max(p[i] for p in self.points) for i in range(d)])
+        return self._box
 
 
 def _meets(p: _Part, q: _Part) -> bool:
-    return all(a <= y and x <= b for a, b, x, y in zip(p.lo, p.hi, q.lo, q.hi))
+    (a, b), (x, y) = p.box(), q.box()
+    return all(a_i <= y_i and x_i <= b_i for a_i, b_i, x_i, y_i in zip(a, b, x, y))
+
+
+def _hkey(a: Sequence[Fraction], b: Fraction) -> tuple[tuple, int]:
+    """``((a', b'), side)``: the hyperplane ``a . t = b`` scaled so that the first non-zero
+    entry of ``a'`` is 1 (exact ``fmpq``, hashable), ``side`` the sign of that entry in ``a``."""
+    q = [_fq(x) for x in a] + [_fq(b)]
+    i = next(j for j, v in enumerate(q) if v != 0)
+    s = q[i]
+    return (tuple(x / s for x in q[:-1]), q[-1] / s), (1 if s > 0 else -1)
+
+
+def _fraction_key(key: tuple) -> tuple:
+    return tuple(Fraction(int(x.p), int(x.q)) for x in key[0]), Fraction(int(key[1].p), int(key[1].q))
 
 
 def _vanishes_on(f: Row, key: tuple) -> bool:
@@ -158,11 +199,16 @@ def _vanishes_on(f: Row, key: tuple) -> bool:
 def _facet_parts(reg: _Reg, row: int, side: int, key: tuple) -> list[_Part]:
     """The parts of facet ``row`` of ``reg`` by the label just inside the region."""
     if reg.top is not None:
-        pts = [v for v in reg.V if _dot(reg.A[row], v) == reg.b[row]]
+        pts = [reg.V[j] for j in reg.tight[row]]
         return [_Part(reg, reg.label(reg.top), reg.top, reg.A, reg.b, pts)]
     inward = [-side * x for x in key[0]]
+    on = reg.tight[row]
+    vals = reg.vals
     out = []
     for g in range(len(reg.groups)):
+        if any(all(vals[c][j] >= vals[g][j] for j in on) and any(vals[c][j] > vals[g][j] for j in on)
+               for c in range(len(reg.groups))):
+            continue  # below another group on the whole facet, strictly somewhere: no (d-1)-part
         Ag, bg = reg.argmax_rows(g)
         sec = hyperplane_section(reg.A + Ag, reg.b + bg, *key)
         if sec is None:
@@ -208,33 +254,39 @@ def _derive(cert: Certificate, regs: list[_Reg], level: bool) -> dict[tuple, _Ex
                 if {up, down} == {a, b}:
                     add((reg.index,), key, (reg.label(down), reg.label(up)), sec)
     dom_A, dom_b = cert.domain.halfspaces()
-    dom_keys = {canonical_hyperplane(a, bi) for a, bi in zip(dom_A, dom_b)}
-    below: dict[tuple, list[_Part]] = {}
-    above: dict[tuple, list[_Part]] = {}
+    dom_keys = {_hkey(a, bi) for a, bi in zip(dom_A, dom_b)}
+    on_key: dict[tuple, tuple[list, list]] = {}
     for reg in regs:
         for row, (a, bi) in enumerate(zip(reg.A, reg.b)):
-            key, side = canonical_hyperplane(a, bi)
-            parts = _facet_parts(reg, row, side, key)
-            if (key, side) in dom_keys:
-                if level:
-                    for p in parts:
-                        if p.label != 0 and _vanishes_on(reg.groups[p.group][1], key):
-                            sec = hyperplane_section(p.A, p.b, *key)
-                            if sec is not None:
-                                add((reg.index,), key, (p.label, None) if side > 0 else (None, p.label), sec)
+            hk, side = _hkey(a, bi)
+            if (hk, side) in dom_keys:
+                if level and reg.top is not None and reg.label(reg.top) != 0:
+                    key = _fraction_key(hk)
+                    if _vanishes_on(reg.groups[reg.top][1], key):
+                        sec = hyperplane_section(reg.A, reg.b, *key)
+                        if sec is not None:
+                            lab = reg.label(reg.top)
+                            add((reg.index,), key, (lab, None) if side > 0 else (None, lab), sec)
                 continue
-            (below if side > 0 else above).setdefault(key, []).extend(parts)
-    for key, lows in below.items():
-        highs = above.get(key, [])
+            on_key.setdefault(hk, ([], []))[0 if side > 0 else 1].append((reg, row))
+    for hk, (low_facets, high_facets) in on_key.items():
+        if all(reg.top is not None for reg, _ in low_facets + high_facets):
+            labels = {reg.label(reg.top) for reg, _ in low_facets + high_facets}
+            if len(labels) == 1 and not (level and 0 not in labels and _vanishes_on(
+                    low_facets[0][0].groups[low_facets[0][0].top][1], _fraction_key(hk))):
+                continue  # one label on both sides of the hyperplane and no level set on it
+        key = _fraction_key(hk)
+        lows = [p for reg, row in low_facets for p in _facet_parts(reg, row, 1, key)]
+        highs = [p for reg, row in high_facets for p in _facet_parts(reg, row, -1, key)]
         j = next(i for i, v in enumerate(key[0]) if v != 0)
         axis = (j + 1) % d if d > 1 else 0
-        events = sorted([(p.lo[axis], 0, n) for n, p in enumerate(lows)]
-                        + [(q.lo[axis], 1, n) for n, q in enumerate(highs)])
+        events = sorted([(p.box()[0][axis], 0, n) for n, p in enumerate(lows)]
+                        + [(q.box()[0][axis], 1, n) for n, q in enumerate(highs)])
         active: tuple[list[int], list[int]] = ([], [])
-        for _, which, n in events:
+        for lo, which, n in events:
             me = (lows if which == 0 else highs)[n]
             others = highs if which == 0 else lows
-            live = [m for m in active[1 - which] if others[m].hi[axis] >= me.lo[axis]]
+            live = [m for m in active[1 - which] if others[m].box()[1][axis] >= lo]
             active[1 - which][:] = live
             active[which].append(n)
             for m in live:
@@ -393,9 +445,17 @@ def check_boundary(boundary: BoundaryComplex, cert: Certificate, net: nn.Module 
     if not isinstance(boundary.cells, tuple):
         _fail("cells: not a tuple")
     _check_types(boundary, cert)
+    vq_cache: dict[int, tuple] = {}
+
+    def vq(k: int) -> tuple:
+        v = vq_cache.get(k)
+        if v is None:
+            v = vq_cache[k] = tuple(_fq(x) for x in cert.vertices[k])
+        return v
+
     regs = []
     for i in range(cert.num_regions):
-        reg = _Reg(cert, i, groups_of(i))
+        reg = _Reg(cert, i, groups_of(i), vq)
         _closure_is_complete(reg, d)
         regs.append(reg)
     if boundary.kind == "level":
