@@ -16,6 +16,7 @@ from .check import check
 # boundaries, level sets and topology of decision regions and sublevel sets (issue 19)
 from .boundary import BoundaryCell, BoundaryComplex, Measure, decision_boundary, level_set
 from .boundary_check import check_boundary
+from .topology import Topology, decision_region_topology, sublevel_topology, superlevel_topology
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check",
     # boundaries, level sets and topology (issue 19)
     "BoundaryCell", "BoundaryComplex", "Measure", "decision_boundary", "level_set", "check_boundary",
+    "Topology", "decision_region_topology", "sublevel_topology", "superlevel_topology",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,5 +1,6 @@
 """Hand-built ReLU networks whose decision boundaries, level sets and sublevel sets are known
-exactly (every weight is a small dyadic number, so the float64 parameters are the exact values)."""
+exactly (every weight is a small dyadic number, so the float64 parameters are the exact values),
+and an exact segment intersection test for grid cross-checks."""
 
 from __future__ import annotations
 
@@ -74,3 +75,19 @@ def three_classes() -> nn.Sequential:
     (2 | 1) inside the two regions, and the piece x = 1/4, -1 <= y <= 1/2 of their common facet
     (0 | 1): total length 11/4 + sqrt(2)/2."""
     return mlp(([[1.0, 0.0], [0.0, 1.0]], [-0.25, 2.0]), ([[0, 0], [1, 0], [0, 1]], [0, 0, -2.5]))
+
+
+def segments_meet(p: tuple, q: tuple, u: tuple, v: tuple) -> bool:
+    """Whether the closed segments [p, q] and [u, v] of the plane meet (exact orientations)."""
+    def orient(a: tuple, b: tuple, c: tuple) -> int:
+        x = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+        return (x > 0) - (x < 0)
+
+    def within(a: tuple, b: tuple, c: tuple) -> bool:
+        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
+
+    o1, o2, o3, o4 = orient(p, q, u), orient(p, q, v), orient(u, v, p), orient(u, v, q)
+    if o1 != o2 and o3 != o4 and 0 not in (o1, o2, o3, o4):
+        return True
+    return ((o1 == 0 and within(p, q, u)) or (o2 == 0 and within(p, q, v)) or (o3 == 0 and within(u, v, p))
+            or (o4 == 0 and within(u, v, q)))

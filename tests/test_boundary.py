@@ -9,7 +9,7 @@ from fractions import Fraction as F
 
 import pytest
 import torch
-from constructions import (diamond_tube, l1_ball_classifier, l1_shell, linf_ball_classifier, mlp, ramp,
+from constructions import (diamond_tube, l1_ball_classifier, linf_ball_classifier, mlp, ramp, segments_meet,
                            three_classes)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -285,22 +285,6 @@ def test_check_accepts_generated_boundaries_and_level_sets(d: int) -> None:
     run()
 
 
-def _segments_meet(p: tuple, q: tuple, u: tuple, v: tuple) -> bool:
-    """Whether the closed segments [p, q] and [u, v] of the plane meet (exact)."""
-    def orient(a: tuple, b: tuple, c: tuple) -> int:
-        x = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
-        return (x > 0) - (x < 0)
-
-    def on(a: tuple, b: tuple, c: tuple) -> bool:
-        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
-
-    o1, o2, o3, o4 = orient(p, q, u), orient(p, q, v), orient(u, v, p), orient(u, v, q)
-    if o1 != o2 and o3 != o4 and 0 not in (o1, o2, o3, o4):
-        return True
-    return ((o1 == 0 and on(p, q, u)) or (o2 == 0 and on(p, q, v)) or (o3 == 0 and on(u, v, p))
-            or (o4 == 0 and on(u, v, q)))
-
-
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(_nets(2), boxes(2))
 def test_every_grid_edge_between_two_classes_crosses_a_listed_cell(net: nn.Module, box: exactrelu.Box) -> None:
@@ -331,7 +315,7 @@ def test_every_grid_edge_between_two_classes_crosses_a_listed_cell(net: nn.Modul
                 continue
             crossing += 1
             p, q = grid[(i, j)], grid[nb]
-            assert any(_segments_meet(c.vertices[0], c.vertices[1], p, q) for c in cells), (p, q)
+            assert any(segments_meet(c.vertices[0], c.vertices[1], p, q) for c in cells), (p, q)
     bound = sum(abs(c.vertices[1][0] - c.vertices[0][0]) / hx + abs(c.vertices[1][1] - c.vertices[0][1]) / hy + 3
                 for c in cells)
     assert crossing <= bound
