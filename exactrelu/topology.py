@@ -20,10 +20,9 @@ subfamilies of at most ``d + 1`` pieces are enough (the nerve's d-skeleton has t
 homology below degree d; by Helly's theorem larger subfamilies intersect iff all of their
 (d+1)-subfamilies do, and they do not change those groups).
 
-Common points are decided exactly, with sound shortcuts: a common vertex means non-empty;
-disjoint bounding boxes (floats rounded outwards) or a constraint of one piece violated strictly
-by every vertex of the other (a separating hyperplane) mean empty; otherwise cddlib's exact (GMP)
-LP decides. Larger subfamilies are only tried when every pair in them meets (and, pieces being
+Common points are decided exactly, with sound shortcuts: a common vertex means non-empty,
+disjoint bounding boxes (floats rounded outwards) mean empty; otherwise cddlib's exact (GMP) LP
+decides. Larger subfamilies are only tried when every pair in them meets (and, pieces being
 tried in sweeps over their boxes, only pairs whose boxes overlap are tried at all). The Betti
 numbers ``b_k = n_k - rank d_k - rank d_(k+1)`` are computed over **Q**: exact ranks of the
 nerve's boundary matrices by column reduction with rational coefficients. Over Z/2 they can
@@ -48,7 +47,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterable
 
-from ._polyhedra import interior_point
+from ._polyhedra import cdd_rows, rows_feasible
 from .boundary import _analyse_all, _decision_groups, _level_groups, _need_bounded
 from .certificate import Certificate
 from .domain import to_fraction
@@ -94,6 +93,7 @@ class _Piece:
     ids: frozenset[int]
     lo: tuple[float, ...]
     hi: tuple[float, ...]
+    rows: list[list[Fraction]]  # the constraints in cddlib's format, for exact LPs
 
 
 def _make(region: int, A: list, b: list, vertices: list[Point], ids: Iterable[int]) -> _Piece:
@@ -102,7 +102,7 @@ def _make(region: int, A: list, b: list, vertices: list[Point], ids: Iterable[in
     d = len(vertices[0])
     lo = tuple(math.nextafter(_near(min(v[i] for v in vertices)), -math.inf) for i in range(d))
     hi = tuple(math.nextafter(_near(max(v[i] for v in vertices)), math.inf) for i in range(d))
-    return _Piece(region, A, b, vertices, frozenset(ids), lo, hi)
+    return _Piece(region, A, b, vertices, frozenset(ids), lo, hi, cdd_rows(A, b))
 
 
 def _near(x: Fraction) -> float:
@@ -125,15 +125,6 @@ class _Ids:
         return [self.table.setdefault(p, len(self.table)) for p in points]
 
 
-def _separated(p: _Piece, q: _Piece) -> bool:
-    """A constraint of ``p`` that every vertex of ``q`` violates strictly (or the other way)."""
-    for s, t in ((p, q), (q, p)):
-        for a, bi in zip(s.A, s.b):
-            if all(sum((x * y for x, y in zip(a, v)), Fraction(0)) > bi for v in t.vertices):
-                return True
-    return False
-
-
 def _meet(pieces: list[_Piece]) -> bool:
     """Whether the pieces have a common point (exact)."""
     if frozenset.intersection(*(p.ids for p in pieces)):
@@ -141,11 +132,7 @@ def _meet(pieces: list[_Piece]) -> bool:
     d = len(pieces[0].lo)
     if any(max(p.lo[i] for p in pieces) > min(p.hi[i] for p in pieces) for i in range(d)):
         return False
-    if len(pieces) == 2 and _separated(*pieces):
-        return False
-    A = [a for p in pieces for a in p.A]
-    b = [x for p in pieces for x in p.b]
-    return interior_point(A, b, dim=d) is not None
+    return rows_feasible([r for p in pieces for r in p.rows], d)
 
 
 def _pairs(pieces: list[_Piece]) -> list[set[int]]:
@@ -187,32 +174,36 @@ def _faces(s: tuple[int, ...]) -> list[tuple[int, ...]]:
 def _boundary_ranks(levels: list[list[tuple[int, ...]]]) -> list[int]:
     """``ranks[k]``: the rank over Q of the boundary map from the simplices of ``levels[k]`` to
     those of ``levels[k - 1]`` (``ranks[0] = 0``), by column reduction (the standard persistence
-    algorithm, over Q, columns as sparse dicts of Fractions) with clearing: a simplex that is the
-    lowest entry of a reduced column one dimension up is a combination of earlier columns' faces,
-    so its own column reduces to zero and is skipped (Chen and Kerber, "Persistent homology
-    computation with a twist", 2011)."""
+    algorithm over Q; columns are sparse dicts of integers, reduced fraction-free: ``c * col -
+    c' * other`` with the lowest entries ``c'`` of ``col`` and ``c`` of ``other``, divided by the
+    gcd of its entries) with clearing: a simplex that is the lowest entry of a reduced column one
+    dimension up is a combination of earlier columns' faces, so its own column reduces to zero and
+    is skipped (Chen and Kerber, "Persistent homology computation with a twist", 2011)."""
     ranks = [0] * (len(levels) + 1)
     cleared: set[int] = set()
     for k in range(len(levels) - 1, 0, -1):
         where = {f: i for i, f in enumerate(levels[k - 1])}
-        by_low: dict[int, dict[int, Fraction]] = {}
+        by_low: dict[int, dict[int, int]] = {}
         for j, simplex in enumerate(levels[k]):
             if j in cleared:
                 continue
-            col = {where[f]: Fraction(-1 if i % 2 else 1) for i, f in enumerate(_faces(simplex))}
+            col = {where[f]: -1 if i % 2 else 1 for i, f in enumerate(_faces(simplex))}
             while col:
                 low = max(col)
                 other = by_low.get(low)
                 if other is None:
                     by_low[low] = col
                     break
-                factor = col[low] / other[low]
+                a, c = other[low], col[low]
+                new = {r: a * v for r, v in col.items()}
                 for r, v in other.items():
-                    nv = col.get(r, 0) - factor * v
+                    nv = new.get(r, 0) - c * v
                     if nv:
-                        col[r] = nv
+                        new[r] = nv
                     else:
-                        del col[r]
+                        new.pop(r, None)
+                g = math.gcd(*new.values()) if new else 1
+                col = {r: v // g for r, v in new.items()} if g > 1 else new
         ranks[k] = len(by_low)
         cleared = set(by_low)
     return ranks

@@ -3,7 +3,7 @@
 The net (Conv2d, ReLU, MaxPool2d, Conv2d, ReLU, AvgPool2d, Flatten, Linear) takes 1x12x12 images
 and has three outputs; its last layer is fitted (least squares) so that the three inputs x0, x1,
 x2 get classes 0, 1 and 2. ``Slice.plane(x0, x1, x2)`` restricts it to the triangle x0, x1, x2,
-where its regions (about NREGIONS) and its decision boundary are certified exactly, re-checked
+where its regions (about 4,800) and its decision boundary are certified exactly, re-checked
 and drawn, coloured by class; this takes minutes. ``--fast`` zooms into a small box of plane
 coordinates around t = (0.64, 0.3) (``bounds=``), where the boundary between classes 0 and 2
 passes: a few dozen regions of the same net, in seconds.
