@@ -41,6 +41,7 @@ __all__ = [
     "polygon_order",
     "Section",
     "hyperplane_chart",
+    "restrict_to_hyperplane",
     "hyperplane_section",
     "sign_exact",
     "sign_filtered",
@@ -397,6 +398,37 @@ def hyperplane_chart(normal: Point) -> int:
     return best
 
 
+def restrict_to_hyperplane(A: Sequence[Point], b: Point, normal: Point, offset: Fraction
+                           ) -> tuple[int, list[list[Fraction]], list[Fraction]] | None:
+    """``{t : A t <= b}`` on the hyperplane ``normal . t = offset``, in the coordinates of the
+    hyperplane: ``(chart, rows, rhs)`` with ``t[chart]`` solved from the equation (see
+    :func:`hyperplane_chart`) and every row in the other d-1 coordinates; rows that become
+    constant are dropped when they hold and give ``None`` (empty) when they do not.
+
+    >>> from fractions import Fraction as F
+    >>> restrict_to_hyperplane([[F(1), F(1)], [F(0), F(1)]], [F(1), F(1)], (F(0), F(1)), F(0))
+    (1, [[Fraction(1, 1)]], [Fraction(1, 1)])
+    >>> restrict_to_hyperplane([[F(0), F(1)]], [F(-1)], (F(0), F(1)), F(0)) is None  # y <= -1
+    True
+    """
+    d = len(normal)
+    k = hyperplane_chart(normal)
+    nk = Fraction(normal[k])
+    c = Fraction(offset)
+    rows: list[list[Fraction]] = []
+    rhs: list[Fraction] = []
+    for row, bi in zip(A, b):
+        f = Fraction(row[k]) / nk
+        red = [Fraction(row[i]) - f * normal[i] for i in range(d) if i != k]
+        rb = Fraction(bi) - f * c
+        if any(red):
+            rows.append(red)
+            rhs.append(rb)
+        elif rb < 0:
+            return None
+    return k, rows, rhs
+
+
 def hyperplane_section(A: Sequence[Point], b: Point, normal: Point, offset: Fraction
                        ) -> Section | None:
     """``{t : A t <= b, normal . t = offset}`` when it is (d-1)-dimensional, else ``None``.
@@ -413,21 +445,12 @@ def hyperplane_section(A: Sequence[Point], b: Point, normal: Point, offset: Frac
     ([(Fraction(0, 1), Fraction(1, 1)), (Fraction(1, 1), Fraction(0, 1))], Fraction(1, 1))
     """
     d = len(normal)
-    k = hyperplane_chart(normal)
+    restricted = restrict_to_hyperplane(A, b, normal, offset)
+    if restricted is None:
+        return None
+    k, rows, rhs = restricted
     nk = Fraction(normal[k])
     c = Fraction(offset)
-    rows: list[list[Fraction]] = []
-    rhs: list[Fraction] = []
-    for row, bi in zip(A, b):
-        f = Fraction(row[k]) / nk
-        red = [Fraction(row[i]) - f * normal[i] for i in range(d) if i != k]
-        rb = Fraction(bi) - f * c
-        if all(v == 0 for v in red):
-            if rb < 0:
-                return None
-            continue
-        rows.append(red)
-        rhs.append(rb)
 
     def lift(p: Sequence[Fraction]) -> tuple[Fraction, ...]:
         full = list(p[:k]) + [Fraction(0)] + list(p[k:])

@@ -35,6 +35,7 @@ complex again by another route and compares every field, stopping at the first d
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 from typing import Any, Sequence
@@ -445,14 +446,7 @@ def check_boundary(boundary: BoundaryComplex, cert: Certificate, net: nn.Module 
     if not isinstance(boundary.cells, tuple):
         _fail("cells: not a tuple")
     _check_types(boundary, cert)
-    vq_cache: dict[int, tuple] = {}
-
-    def vq(k: int) -> tuple:
-        v = vq_cache.get(k)
-        if v is None:
-            v = vq_cache[k] = tuple(_fq(x) for x in cert.vertices[k])
-        return v
-
+    vq = functools.cache(lambda k: tuple(map(_fq, cert.vertices[k])))  # exact fmpq vertices
     regs = []
     for i in range(cert.num_regions):
         reg = _Reg(cert, i, groups_of(i), vq)
