@@ -34,6 +34,22 @@ def _value(row: list[F], t: tuple[F, ...]) -> F:
 
 
 # ------------------------------------------------------------------------- known exact measures
+def test_measure_of_a_hyperplane_section_is_exact() -> None:
+    from exactrelu._geometry import hyperplane_section
+
+    cube_A = [[F(int(i == j) * s) for j in range(3)] for i in range(3) for s in (1, -1)]
+    sec = hyperplane_section(cube_A, [F(1)] * 6, (F(1), F(1), F(1)), F(0))
+    # a regular hexagon of side sqrt(2): area 3 sqrt(3), vertices the permutations of (1, -1, 0)
+    assert sorted(sec.vertices) == sorted({(a, b, -a - b) for a in (-1, 0, 1) for b in (-1, 0, 1)
+                                           if a != b and abs(a + b) <= 1 and (a, b) != (0, 0)})
+    assert Measure.of_section(sec, (F(1), F(1), F(1))) == Measure(((3, F(3)),))
+    assert hyperplane_section(cube_A, [F(1)] * 6, (F(1), F(1), F(1)), F(3)) is None  # a vertex only
+    # the segment from (-1, 1) to (1, -1): 2 sqrt(2), the normal (2, 2) made primitive first
+    edge = hyperplane_section([[F(1), F(0)], [F(-1), F(0)]], [F(1), F(1)], (F(2), F(2)), F(0))
+    assert Measure.of_section(edge, (F(2), F(2))) == Measure(((2, F(2)),))
+    assert str(Measure(((1, F(1, 2)), (12, F(3))))) == "1/2 + 3*sqrt(12)"
+
+
 def test_square_boundary_has_perimeter_four() -> None:
     net = linf_ball_classifier(2, 0.5)
     cert = _checked(net, SQUARE)
