@@ -271,6 +271,10 @@ def _derive(cert: Certificate, regs: list[_Reg], level: bool) -> dict[tuple, _Ex
                 continue
             on_key.setdefault(hk, ([], []))[0 if side > 0 else 1].append((reg, row))
     for hk, (low_facets, high_facets) in on_key.items():
+        if not low_facets or not high_facets:
+            reg, row = (low_facets or high_facets)[0]
+            _fail(f"region {reg.index}: its facet {row} is inside the domain but no region lies on its "
+                  "other side")
         if all(reg.top is not None for reg, _ in low_facets + high_facets):
             labels = {reg.label(reg.top) for reg, _ in low_facets + high_facets}
             if len(labels) == 1 and not (level and 0 not in labels and _vanishes_on(
