@@ -23,9 +23,9 @@ from fractions import Fraction
 from functools import cmp_to_key
 from typing import Union
 
-import flint
 import numpy as np
 
+from exactrelu._deps import flint
 from exactrelu._polyhedra import facets, h_to_v, interior_point
 from exactrelu.errors import InvalidInputError
 

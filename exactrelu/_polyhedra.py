@@ -18,9 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-import cdd
-import cdd.gmp as _gmp
-
+from exactrelu._deps import cdd, cdd_gmp as _gmp
 from exactrelu.errors import InvalidInputError
 
 __all__ = [

@@ -40,9 +40,9 @@ import math
 from fractions import Fraction
 from typing import Any, Sequence
 
-import flint
 from torch import nn
 
+from ._deps import flint
 from ._geometry import Section, affine_rank, hyperplane_section, polygon_order
 from ._polyhedra import h_to_v
 from .boundary import BoundaryCell, BoundaryComplex, Measure

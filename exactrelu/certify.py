@@ -39,16 +39,17 @@ import torch
 
 from . import _exact, _polyhedra
 from ._exact import ExactMap, fmpq, fmpq_mat
-from flint import fmpz, fmpz_mat
+from ._deps import flint
 from ._geometry import float_signs
 from ._progress import progress_bar
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule
 from .capture import INPUT, Program
 from .certificate import coprime_fraction
 from .domain import Domain
-from .errors import ExactReluError, InvalidInputError
+from .errors import ExactReluError, InvalidInputError, RegionLimitError
 
 log = logging.getLogger(__name__)
+fmpz, fmpz_mat = flint.fmpz, flint.fmpz_mat
 
 Row = tuple[Fraction, ...]
 
@@ -540,6 +541,7 @@ class _Certifier:
         self.affine: dict = {}  # exact affine layers by node (see _affine_forward)
         self.slopes: dict = {}  # integer slopes and constants of elementwise ops (see _OpContext)
         self._fast: dict = {}  # piecewise op -> its fast segment (see _fast_segment)
+        self.limit: int | None = None  # max_regions: more children of one parent raise at once
 
     # -- one parent ------------------------------------------------------------------------
     def children(self, parent: Cell, cands: list[Candidate], traced: bool = True) -> list[Cell]:
@@ -598,6 +600,8 @@ class _Certifier:
             else:
                 self.stats.confirmed += 1
             found[state] = cell
+            if self.limit is not None and len(found) > self.limit:
+                raise region_limit(len(found), self.limit)
             # closure under facet crossing
             lo, hi = self.offsets[j], self.offsets[j + 1]
             for f in cell.facets:
@@ -1587,12 +1591,22 @@ def _seed(cert: _Certifier, parent: Cell) -> Candidate:
     raise CertificationError("could not find a generic seed point")
 
 
+def region_limit(found: int, limit: int) -> RegionLimitError:
+    """The error for more than ``limit`` regions, ``found`` (a lower bound) known to exist."""
+    return RegionLimitError(f"more than max_regions={limit:,} regions: at least {found:,} exist "
+                            "(certification stopped there)", found)
+
+
 def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell],
-             tree: CandidateTree | None, bar: Any = None, pack: bool = False) -> tuple[Any, Stats]:
+             tree: CandidateTree | None, bar: Any = None, pack: bool = False,
+             limit: int | None = None) -> tuple[Any, Stats]:
     """Certify everything below ``cells``; runs in a worker process. Depth first, so that only
     the exact maps along the current path (and its siblings) are alive at a time, and every leaf
-    is turned into a compact :class:`Leaf` at once. ``bar`` advances by one per parent cell."""
+    is turned into a compact :class:`Leaf` at once. ``bar`` advances by one per parent cell.
+    More than ``limit`` regions known to exist (leaves, and cells waiting: each holds one at
+    least) raise :class:`RegionLimitError` at once."""
     cert = _Certifier(prog, domain, offsets)
+    cert.limit = limit
     L = prog.num_piecewise
     leaves: list[Leaf] = []
     conv = _Fractions()
@@ -1608,6 +1622,8 @@ def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell
             cell.live = None
             cert.stats.cells += len(kids)
             stack.extend(reversed(kids))
+            if limit is not None and len(leaves) + len(stack) > limit:
+                raise region_limit(len(leaves) + len(stack), limit)
             if bar is not None:
                 bar.update(1)
     return (_PackedLeaves(leaves) if pack else leaves), cert.stats
@@ -1793,13 +1809,16 @@ def candidate_tree(trace: Any) -> CandidateTree:
 
 def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         executor: cf.Executor | None = None, workers: int | None = None,
-        progress: bool = False, sink: Any = None) -> tuple[list[Leaf], Stats, Cell]:
+        progress: bool = False, sink: Any = None,
+        max_regions: int | None = None) -> tuple[list[Leaf], Stats, Cell]:
     """Certify all regions from the float trace's proposals ``tree`` (:func:`candidate_tree`;
     None: from exact seeds only; with an executor the tree is consumed, emptied once its parts
     are shipped); returns the leaves, statistics and the root cell. With ``sink``, the leaves go
     to ``sink(batch)`` instead, in order, a batch at a time (one per work chunk with an
     executor), and the list returned is empty. With ``progress``, a progress bar (on a terminal
-    only) counts parent cells, or work chunks with an executor."""
+    only) counts parent cells, or work chunks with an executor. More than ``max_regions``
+    regions known to exist raise :class:`RegionLimitError` as soon as they are (each work chunk
+    stops at that many; the chunks' leaves are counted as they come back)."""
     keep: list[Leaf] = []
     if sink is None:
         sink = keep.extend
@@ -1807,24 +1826,27 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
     offsets = constraint_offsets(prog, domain)
     root = _root(prog, domain)
     if prog.num_piecewise == 0:
-        leaves, stats = _subtree(prog, domain, offsets, [root], None)
+        leaves, stats = _subtree(prog, domain, offsets, [root], None, limit=max_regions)
         sink(leaves)
         return keep, stats, root
     t1 = time.perf_counter()
     # Expand the first levels in this process until there is enough work to split.
     want = 4 * (workers or os.cpu_count() or 1) if executor is not None else 0
     cert = _Certifier(prog, domain, offsets)
+    cert.limit = max_regions
     frontier = [root]
     while executor is not None and len(frontier) < want and frontier[0].level < prog.num_piecewise - 1:
         nxt = []
         for p in frontier:
             cands = tree.candidates(p) if tree is not None else []
             nxt.extend(cert.children(p, cands, tree is not None))
+            if max_regions is not None and len(nxt) > max_regions:
+                raise region_limit(len(nxt), max_regions)
         frontier = nxt
     stats = cert.stats
     if executor is None:
         with progress_bar(len(tree) if tree else 0, "certify (parent cells)", progress) as bar:
-            leaves, s = _subtree(prog, domain, offsets, frontier, tree, bar)
+            leaves, s = _subtree(prog, domain, offsets, frontier, tree, bar, limit=max_regions)
         stats.merge(s)
         sink(leaves)
         del leaves
@@ -1835,18 +1857,28 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         subs = tree.split(chunks) if tree is not None else [None] * len(chunks)
         if tree is not None:
             tree.nodes = {}  # consumed: the caller's reference must not keep the whole tree alive
-        futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub, None, True)
-                   for ch, sub in zip(chunks, subs)]
+        futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub, None, True,
+                                   max_regions) for ch, sub in zip(chunks, subs)]
         # the work items hold what they ship; here the candidate tree is only memory from now on
         del tree, subs, chunks, frontier
+        found = 0
         with progress_bar(len(futures), "certify (chunks)", progress) as bar:
-            for k in range(len(futures)):
-                lv, s = futures[k].result()
-                futures[k] = None  # type: ignore[call-overload]  # its result is only memory now
-                sink(lv.unpack())
-                del lv
-                stats.merge(s)
-                bar.update(1)
+            try:
+                for k in range(len(futures)):
+                    lv, s = futures[k].result()
+                    futures[k] = None  # type: ignore[call-overload]  # its result: only memory
+                    found += len(lv.leaves)
+                    if max_regions is not None and found > max_regions:
+                        raise region_limit(found, max_regions)
+                    sink(lv.unpack())
+                    del lv
+                    stats.merge(s)
+                    bar.update(1)
+            except BaseException:
+                for f in futures:
+                    if f is not None:
+                        f.cancel()
+                raise
     stats.seconds["exact"] = time.perf_counter() - t1
     stats.seconds["setup"] = t1 - t0
     return keep, stats, root

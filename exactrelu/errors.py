@@ -21,6 +21,9 @@ class UnsupportedModelError(ExactReluError):
         super().__init__(message)
         self.problems = list(problems or [])
 
+    def __reduce__(self) -> tuple:  # pickled whole (from a worker process)
+        return type(self), (str(self), self.problems)
+
 
 class RegionLimitError(ExactReluError):
     """More regions than ``max_regions`` were found; ``found`` says how many so far."""
@@ -29,6 +32,9 @@ class RegionLimitError(ExactReluError):
         super().__init__(message)
         self.found = found
 
+    def __reduce__(self) -> tuple:  # pickled whole (from a worker process)
+        return type(self), (str(self), self.found)
+
 
 class VerificationError(ExactReluError):
     """A claim (count or list of patterns) does not match the certified regions."""
@@ -36,3 +42,8 @@ class VerificationError(ExactReluError):
 
 class CertificateError(ExactReluError):
     """A certificate is malformed, tampered with, or does not belong to the given network."""
+
+
+class MissingDependencyError(ExactReluError, ImportError):
+    """A package exactrelu needs for what was asked is not installed; the message says what to
+    install (one line)."""

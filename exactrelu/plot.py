@@ -21,9 +21,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.collections import LineCollection, PolyCollection
-from matplotlib.figure import Figure
+
+from ._deps import extra_missing
+
+try:
+    from matplotlib.axes import Axes
+    from matplotlib.collections import LineCollection, PolyCollection
+    from matplotlib.figure import Figure
+except ImportError as err:
+    raise extra_missing(err, "exactrelu.plot", "plot") from err
 
 from .boundary import class_cells, decision_boundary, level_set
 from .certificate import Certificate, Region

@@ -23,9 +23,15 @@ from fractions import Fraction
 from typing import Any, Sequence
 
 import torch
-from hypothesis import strategies as st
-from hypothesis.strategies import SearchStrategy
 from torch import nn
+
+from ._deps import extra_missing
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.strategies import SearchStrategy
+except ImportError as err:
+    raise extra_missing(err, "exactrelu.strategies", "testing") from err
 
 from .domain import Box, Domain, Polytope, to_fraction
 from .errors import InvalidInputError

@@ -12,9 +12,15 @@ from fractions import Fraction
 from typing import Any, Iterator, Sequence
 
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from torch import nn
+
+from ._deps import extra_missing
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+except ImportError as err:
+    raise extra_missing(err, "exactrelu.testing", "testing") from err
 
 from .capture import capture
 from .errors import InvalidInputError
