@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cmp_to_key
@@ -48,6 +48,7 @@ __all__ = [
     "signs_filtered",
     "float_signs",
     "nearest_floats",
+    "exact_keys",
 ]
 
 Point = Sequence[Fraction]
@@ -589,6 +590,28 @@ def nearest_floats(values: Sequence[Sequence[Fraction]] | Sequence[Fraction]) ->
     if values and isinstance(values[0], (list, tuple)):
         return np.array([[_nearest(v) for v in row] for row in values], dtype=np.float64)
     return np.array([_nearest(v) for v in values], dtype=np.float64)
+
+
+def exact_keys(values: Iterable[Fraction]) -> list[tuple[float, Fraction]]:
+    """Sort keys ``(fl(v), v)`` that order exact rationals exactly while comparing floats almost
+    always: tuples compare their first entries and look at the second only where the first are
+    equal. Rounding to nearest is monotone (``fl(x) < fl(y)`` implies ``x < y``), so where the
+    floats differ they decide; where they are equal (ties, ``+-inf`` past the float range, a
+    ``-0.0`` beside a ``0.0``) the exact values do. Use them for every choice made on a float
+    key (``min``, ``max``, ``sorted``, a comparison of two ends): a bare float key picks an
+    arbitrary one of two rationals with the same nearest float.
+
+    >>> from fractions import Fraction as F
+    >>> a, b = F(1, 3), F(1, 3) + F(1, 2**80)  # one nearest float
+    >>> ka, kb = exact_keys([a, b])
+    >>> ka[0] == kb[0], ka < kb, max([kb, ka]) is kb
+    (True, True, True)
+    """
+    values = list(values)
+    try:  # int / int is correctly rounded
+        return [(v.numerator / v.denominator, v) for v in values]
+    except OverflowError:
+        return [(_nearest(v), v) for v in values]
 
 
 def signs_filtered(
