@@ -5,15 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 
-from .capture import Program, capture
 from .errors import (CertificateError, ExactReluError, InvalidInputError, MissingDependencyError,
                      RegionLimitError, UnsupportedModelError, VerificationError)
-from .graphs import AffineMaps, ExactAffineMaps, affine_maps, exact_affine_maps, exact_forward
-from .rules import AffineRule, FloatMap, PiecewiseRule, Rule, register_rule
-from .domain import Box, Polytope, RealSpace, Slice
-from .certificate import Certificate
-from .verify import verify
-from .check import check
 
 
 def _version() -> str:
@@ -33,6 +26,38 @@ def _version() -> str:
 
 __version__ = _version()
 
+try:
+    # numpy before torch: torch imports it from C and clears any error, a Ctrl-C included, so
+    # that an interrupt while numpy loads would be lost (and torch would run without numpy)
+    import numpy as _numpy  # noqa: F401
+    from .capture import Program, capture
+    from .graphs import AffineMaps, ExactAffineMaps, affine_maps, exact_affine_maps, exact_forward
+    from .rules import AffineRule, FloatMap, PiecewiseRule, Rule, register_rule
+    from .domain import Box, Polytope, RealSpace, Slice
+    from .certificate import Certificate
+    from .verify import verify
+    from .check import check
+    from .analysis import (LocalComplexity, PointRegions, RegionStatistics, SegmentWalk,
+                           dual_graph, local_complexity, region_of, region_statistics,
+                           segment_regions, shortest_path)
+    # boundaries, level sets and topology of decision regions and sublevel sets (issue 19)
+    from .boundary import BoundaryCell, BoundaryComplex, Measure, decision_boundary, level_set
+    from .boundary_check import check_boundary
+    from .topology import Topology, decision_region_topology, sublevel_topology, superlevel_topology
+except KeyboardInterrupt:
+    # Ctrl-C while the command line starts (importing torch takes seconds): its exit, not a
+    # traceback (see exactrelu.cli)
+    import os as _os
+    import sys as _sys
+
+    _argv = list(getattr(_sys, "orig_argv", ()))
+    if _os.path.basename(_sys.argv[0]) == "exactrelu" or \
+            any(a == "-m" and b == "exactrelu.cli" for a, b in zip(_argv, _argv[1:])):
+        _sys.stderr.write("exactrelu: interrupted\n")
+        _sys.stderr.flush()
+        _os._exit(130)
+    raise
+
 __all__ = [
     "__version__",
     "ExactReluError", "InvalidInputError", "UnsupportedModelError", "RegionLimitError",
@@ -40,6 +65,12 @@ __all__ = [
     "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule", "FloatMap",
     "AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",
     "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check",
+    "PointRegions", "SegmentWalk", "LocalComplexity", "RegionStatistics", "region_of",
+    "segment_regions", "dual_graph", "shortest_path", "local_complexity", "region_statistics",
+    # boundaries, level sets and topology (issue 19)
+    "BoundaryCell", "BoundaryComplex", "Measure", "decision_boundary", "level_set", "check_boundary",
+    "Topology", "decision_region_topology", "sublevel_topology", "superlevel_topology",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+

@@ -37,6 +37,7 @@ from .capture import INPUT, Program
 from .certificate import Adjacency, Region, RegionFacet, coprime_fraction
 from .certify import CertificationError, _as_int, _root, constraint_offsets, paused_gc
 from .domain import Domain
+from .errors import RegionLimitError
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule, _exact_cache
 
 _core = _deps.core  # None when not built: the Python exact layer does everything
@@ -198,10 +199,13 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
 
 
 def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads: int = 1,
-            progress: bool = False) -> tuple[list[Region], list, list, list[int], dict]:
+            progress: bool = False, max_regions: int | None = None
+            ) -> tuple[list[Region], list, list, list[int], dict]:
     """Certify with the compiled layer on ``threads`` threads: (regions, vertices, adjacency,
     pieces, statistics). The result does not depend on the number of threads. With ``progress``,
-    a progress bar (on a terminal only) counts the subtrees certified."""
+    a progress bar (on a terminal only) counts the subtrees certified. With ``max_regions``, the
+    threads stop as soon as more regions than that are known to exist (leaves certified plus cells
+    waiting, each of which holds one at least) and :class:`RegionLimitError` is raised."""
     root = _root(prog, domain)
     first = prog.nodes[prog.piecewise[0]]
     spec = (domain.dim, _root_spec(root, first.inputs[0], domain.dim), pl.levels,
@@ -224,9 +228,12 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
                 bar.update(done - bar.n)
         try:
             out = _core.certify2d(spec, (Fraction, coprime_fraction, RegionFacet, Region, Adjacency),
-                                  max(1, int(threads)), proposals, report)
+                                  max(1, int(threads)), proposals, report, max_regions or 0)
         except ArithmeticError as exc:
             raise CertificationError(str(exc)) from None
+        if isinstance(out, int):
+            raise RegionLimitError(f"more than max_regions={max_regions:,} regions: at least "
+                                   f"{out:,} exist (the compiled engine stopped there)", out)
         regions, vertices, adjacency, pieces, stats, seconds = out
         # per phase of the compiled layer, in milliseconds (3 decimals: JSON without exponents)
         stats["compiled_ms"] = {k: round(v * 1000, 3) for k, v in seconds.items()}

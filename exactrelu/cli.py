@@ -9,13 +9,24 @@
 
 MODEL is a ``torch.export`` program (``.pt2``), a TorchScript file, or ``package.module:factory``
 with ``--weights`` (safetensors or a ``torch.save`` state_dict); see :mod:`exactrelu._models`:
-nothing in a file is unpickled or run. Exit status: 0 success, 1 a certificate that
-does not hold (``check``), 2 bad input (one ``exactrelu: error: ...`` line on stderr).
+nothing in a file is unpickled or run.
+
+No traceback is ever printed: every failure is one ``exactrelu: error: ...`` line on stderr (and
+indented detail lines), a missing dependency names the command that installs it. Exit status,
+one meaning each:
+
+* 0: success;
+* 1: the certificate or claim does not hold (``check`` fails, ``verify --claimed`` differs);
+* 2: usage or input error (arguments, files, models, domains over their limits, more regions than
+  ``--max-regions``, a missing dependency);
+* 3: internal error (a bug in exactrelu: please report it with the message);
+* 130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -23,12 +34,18 @@ from fractions import Fraction
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import CertificateError, ExactReluError, InvalidInputError
+from .errors import CertificateError, ExactReluError, InvalidInputError, VerificationError
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
+EXIT_CODES = """exit status:
+  0    success
+  1    the certificate or claim does not hold (check fails, verify --claimed differs)
+  2    usage or input error (arguments, files, models, limits, a missing dependency)
+  3    internal error (a bug in exactrelu: please report it)
+  130  interrupted (Ctrl-C)"""
 
 class _UsageError(Exception):
     pass
@@ -56,35 +73,43 @@ def _err(message: str) -> None:
     sys.stderr.write("exactrelu: error: " + lines[0] + "\n")
     for rest in lines[1:]:
         sys.stderr.write("  " + rest.strip() + "\n")
+    sys.stderr.flush()
 
 
 # --------------------------------------------------------------------------------- arguments
 def _bounds(values: Sequence[str] | None) -> list[tuple[Fraction, Fraction]] | None:
     if values is None:
         return None
-    from .domain import to_fraction
+    from ._parse import clip
+    from .domain import MAX_BOUNDED_DIM, to_fraction
 
     if len(values) % 2:
         raise InvalidInputError(f"--bounds takes pairs LO HI; got {len(values)} numbers")
-    nums = [to_fraction(v, f"bound {v!r}") for v in values]
+    if len(values) > 2 * MAX_BOUNDED_DIM:
+        raise InvalidInputError(f"--bounds: {len(values) // 2} pairs; boxes have at most "
+                                f"{MAX_BOUNDED_DIM} dimensions (use --plane or --line for a slice)")
+    nums = [to_fraction(v, f"--bounds value {k + 1} ({clip(v)})") for k, v in enumerate(values)]
     pairs = list(zip(nums[0::2], nums[1::2]))
     for i, (lo, hi) in enumerate(pairs):
         if not lo < hi:
-            raise InvalidInputError(f"--bounds pair {i + 1}: LO {values[2 * i]} is not below "
-                                    f"HI {values[2 * i + 1]}")
+            raise InvalidInputError(f"--bounds pair {i + 1}: LO {clip(values[2 * i])} is not below "
+                                    f"HI {clip(values[2 * i + 1])}")
     return pairs
 
 
 def _shape(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
+    from ._parse import Malformed, clip
+    from .domain import shape_size
+
+    parts = [s.strip() for s in text.replace("x", ",").split(",") if s.strip()]
+    if not parts or not all(re.fullmatch(r"[0-9]{1,12}", s) for s in parts):
+        raise InvalidInputError(f"--input-shape {clip(text)}: pass positive sizes like 1,12,12")
     try:
-        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
-    except ValueError:
-        raise InvalidInputError(f"--input-shape {text!r}: pass sizes like 1,12,12") from None
-    if not shape or any(s <= 0 for s in shape):
-        raise InvalidInputError(f"--input-shape {text!r}: pass positive sizes like 1,12,12")
-    return shape
+        return shape_size([int(s) for s in parts])[0]
+    except Malformed as exc:
+        raise InvalidInputError(exc.where("--input-shape ")) from None
 
 
 def _domain(args: argparse.Namespace) -> Any:
@@ -131,11 +156,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     domain = _domain(args)
     dom = as_domain(domain)
     _check_plot_dim(args.plot, dom.dim)
-    if args.workers is not None and args.workers < 1:
-        raise InvalidInputError(f"--workers {args.workers}: pass a positive number")
     t0 = time.perf_counter()
     cert = verify(net, dom, input_shape=_shape(args.input_shape), workers=args.workers,
-                  progress=not args.quiet, engine=args.engine)
+                  progress=not args.quiet, engine=args.engine, max_regions=args.max_regions,
+                  claimed=args.claimed)
     seconds = time.perf_counter() - t0
     _out(f"certified: {cert.num_regions} regions, {cert.num_pieces} pieces, "
          f"{cert.num_vertices} vertices on {cert.domain!r} in {seconds:.2f} s")
@@ -214,7 +238,8 @@ def _plot(cert: Any, net: Any, path: str, color_by: str) -> None:
 
 # --------------------------------------------------------------------------------- parser
 def _parser() -> _Parser:
-    p = _Parser(prog="exactrelu", description="Certified linear regions of ReLU networks.")
+    p = _Parser(prog="exactrelu", description="Certified linear regions of ReLU networks.",
+                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser,
                            metavar="{verify,check,trace,plot}")
@@ -241,7 +266,8 @@ def _parser() -> _Parser:
         sp.add_argument("--quiet", action="store_true",
                         help="no progress bars, only the summary line")
 
-    v = sub.add_parser("verify", help="certify the linear regions of MODEL on a domain")
+    v = sub.add_parser("verify", help="certify the linear regions of MODEL on a domain",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     model_args(v)
     domain_args(v)
     v.add_argument("-o", "--output", metavar="CERT", help="write the certificate (JSON)")
@@ -252,9 +278,14 @@ def _parser() -> _Parser:
     v.add_argument("--engine", choices=("auto", "compiled", "python"), default="auto",
                    help="the exact layer: compiled (2-D and 3-D, chains of affine layers and ReLU-like ops), "
                         "python (everything) or auto (compiled where it applies; the default)")
+    v.add_argument("--max-regions", type=int, metavar="N",
+                   help="stop with an error once more than N regions are known to exist")
+    v.add_argument("--claimed", type=int, metavar="N",
+                   help="the region count to prove: exit status 1 if the certified count differs")
     v.set_defaults(func=_cmd_verify)
 
-    c = sub.add_parser("check", help="re-verify a certificate against MODEL")
+    c = sub.add_parser("check", help="re-verify a certificate against MODEL",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("cert", metavar="CERT")
     c.add_argument("--model", required=True, metavar="MODEL")
     model_args(c, required=False)
@@ -275,12 +306,7 @@ def _parser() -> _Parser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status.
-
-    >>> main(["verify", "no-such-model.pt", "--bounds", "0", "1"])
-    2
-    """
+def _run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -290,13 +316,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except _UsageError as exc:
         _err(str(exc))
-    except (ExactReluError, OSError, ValueError, RuntimeError) as exc:
+    except VerificationError as exc:  # the claim does not hold
+        _err(str(exc))
+        return EXIT_FAILED
+    except MemoryError:
+        _err("out of memory; shrink the domain, or bound the work with --max-regions")
+    except ExactReluError as exc:  # a MissingDependencyError names what to install
+        certify = sys.modules.get(__package__ + ".certify")
+        if certify is not None and isinstance(exc, certify.CertificationError):
+            _err(f"internal error: {exc}\n(a bug in exactrelu: please report it)")
+            return EXIT_BUG
         _err(str(exc) or type(exc).__name__)
-    except KeyboardInterrupt:
-        sys.stderr.write("exactrelu: interrupted\n")
-        return 130
+    except ImportError as exc:  # a required package (torch, numpy, tqdm) is broken or missing
+        _err(f"{exc}; reinstall exactrelu and its dependencies (pip install exactrelu)")
+    except (OSError, ValueError, RuntimeError) as exc:
+        _err(str(exc) or type(exc).__name__)
+    except Exception as exc:  # a bug: one line all the same, never a traceback
+        _err(f"internal error: {type(exc).__name__}: {exc}\n(a bug in exactrelu: please report it)")
+        return EXIT_BUG
     return EXIT_ERROR
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see the module docstring).
+
+    >>> main(["verify", "no-such-model.pt", "--bounds", "0", "1"])
+    2
+    """
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("exactrelu: interrupted\n")
+        sys.stderr.flush()
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # raised while reporting an error
+        sys.stderr.write(f"exactrelu: error: internal error ({type(exc).__name__} while "
+                         "reporting an error; a bug in exactrelu: please report it)\n")
+        return EXIT_BUG
+
+
+def console() -> None:
+    """The ``exactrelu`` command (and ``python -m exactrelu.cli``): :func:`main`, then exit.
+    Interrupted, it exits at once, without the interpreter's teardown (torch's alone took 0.7 to
+    1.5 s on a busy machine); verify's worker processes are already stopped by then."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

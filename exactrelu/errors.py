@@ -21,6 +21,9 @@ class UnsupportedModelError(ExactReluError):
         super().__init__(message)
         self.problems = list(problems or [])
 
+    def __reduce__(self) -> tuple:  # pickled whole (from a worker process)
+        return type(self), (str(self), self.problems)
+
 
 class RegionLimitError(ExactReluError):
     """More regions than ``max_regions`` were found; ``found`` says how many so far."""
@@ -28,6 +31,9 @@ class RegionLimitError(ExactReluError):
     def __init__(self, message: str, found: int) -> None:
         super().__init__(message)
         self.found = found
+
+    def __reduce__(self) -> tuple:  # pickled whole (from a worker process)
+        return type(self), (str(self), self.found)
 
 
 class VerificationError(ExactReluError):

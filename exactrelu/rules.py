@@ -1210,7 +1210,10 @@ class LeakyReLURule(_ElementwiseRule):
 @register_rule(nn.Hardtanh)
 class HardtanhRule(_ElementwiseRule):
     def check(self, module: nn.Hardtanh) -> str | None:
-        if not (module.min_val < module.max_val):
+        lo, hi = float(module.min_val), float(module.max_val)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return f"Hardtanh needs finite min_val and max_val (got {module.min_val}, {module.max_val})"
+        if not lo < hi:
             return f"Hardtanh needs min_val < max_val (got {module.min_val}, {module.max_val})"
         return None
 

@@ -6,10 +6,12 @@ import os
 import re
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 import exactrelu
 
@@ -82,7 +84,31 @@ def test_slice_demo_count_matches_its_certificate(tmp_path: Path) -> None:
     assert "check: OK" in out
     cert = exactrelu.Certificate.load(tmp_path / "slice.cert.json")
     assert cert.num_regions == printed > 1 and cert.dim == 2
+    drawn = re.search(r"decision boundary: (\d+) segments of total length ([0-9.]+)", out)
+    boundary = exactrelu.decision_boundary(cert)  # the fast window is crossed by a boundary
+    assert int(drawn.group(1)) == len(boundary) > 0
+    assert abs(float(boundary.measure()) - float(drawn.group(2))) < 1e-6
     _png(tmp_path / "slice_regions.png")
+
+
+def test_local_complexity_prints_what_it_wrote_and_a_count_rechecks(tmp_path: Path) -> None:
+    out = _fast("local_complexity", tmp_path)
+    means = [float(m) for m in re.findall(r"local complexity mean ([\d.]+)", out)]
+    log = json.loads((tmp_path / "local_complexity.json").read_text())
+    assert len(means) == len(log["epochs"]) >= 2
+    assert means == [round(m, 2) for m in log["mean"]]
+    assert all(c >= 1 for counts in log["counts"] for c in counts)
+    assert log["verdict"] in out
+    _png(tmp_path / "local_complexity.png")
+    # the last count at the first point, recertified from the saved net and the slice
+    ex = _load("local_complexity")
+    cfg = log["config"]
+    net = ex.make_net(cfg["width"], cfg["depth"], cfg["init"])
+    net.load_state_dict(torch.load(tmp_path / "local_complexity_net.pt", weights_only=True))
+    anchor = ex.digits(1000)[0][0].double()
+    r = Fraction(log["radius"])
+    square = exactrelu.Slice(anchor, ex.directions(), [(-r, r), (-r, r)])
+    assert exactrelu.verify(net, square, progress=False).num_regions == log["counts"][-1][0]
 
 
 @pytest.mark.parametrize("name, expect", [
