@@ -6,7 +6,8 @@ exactly ``ep.module()(x)``. It walks that module's graph as it is rather than tr
 which is sound only because its forward runs exactly that graph; :func:`problems` checks so:
 
 - the forward is the code generated from the current graph (not a graph edited afterwards
-  without ``recompile()``, nor a forward replaced on the class);
+  without ``recompile()``), compiled: the class's ``forward`` has the bytecode, names and
+  constants of that code compiled anew (not a forward replaced on the class);
 - the program takes one tensor (positionally) and returns one tensor;
 - the hooks and replaced methods are torch.export's own: a pre-hook that checks the inputs match
   the program's input spec, two that enter and leave a context for modules passed as inputs
@@ -23,7 +24,6 @@ batch dimension; every op is checked to act on each sample alone.
 
 from __future__ import annotations
 
-import linecache
 from typing import Any
 
 import torch
@@ -94,10 +94,7 @@ def problems(gm: Any, label: str) -> list[str]:
     out = []
     where = f"{label} (torch.export program)"
     code = gm.graph.python_code(root_module="self").src
-    forward = getattr(type(gm), "forward", None)
-    source = "".join(linecache.getlines(getattr(getattr(forward, "__code__", None), "co_filename",
-                                                "")))
-    if code.rstrip() != gm.code.rstrip() or source.rstrip() != code.rstrip():
+    if code != gm.code or not _runs(getattr(type(gm), "forward", None), code):
         out.append(f"{where}: its forward is not the code of its graph (a graph edited without "
                    "recompile(), or a forward replaced); export the model again")
     if getattr(gm, "_in_spec", None) != pytree.tree_structure(((0,), {})):
@@ -107,6 +104,17 @@ def problems(gm: Any, label: str) -> list[str]:
         out.append(f"{where}: it returns {gm._out_spec}; exactrelu certifies programs returning "
                    "one tensor")
     return out
+
+
+def _runs(forward: Any, source: str) -> bool:
+    """Is ``forward`` the function that ``source`` (a GraphModule's generated code) defines: the
+    same bytecode, names and constants?"""
+    ours = compile(source, "<exactrelu>", "exec", dont_inherit=True)
+    want = next((c for c in ours.co_consts if getattr(c, "co_name", None) == "forward"), None)
+    got = getattr(forward, "__code__", None)
+    return want is not None and got is not None and all(
+        getattr(want, k) == getattr(got, k)
+        for k in ("co_code", "co_names", "co_varnames", "co_consts", "co_argcount"))
 
 
 def input_batch_and_shape(gm: Any) -> tuple[int | None, tuple[int, ...] | None]:

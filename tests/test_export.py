@@ -160,13 +160,14 @@ def test_the_models_of_test_capture_give_the_same_certificate_exported(make: Cal
             sorted((r.pattern, r.output) for r in b.regions)
 
 
-def test_a_dynamic_batch_and_the_core_aten_decomposition_are_the_same_program() -> None:
+def test_static_and_dynamic_batches_and_the_core_aten_decomposition_are_one_program() -> None:
     net, shape = _init(nn.Sequential(nn.Conv2d(1, 2, 2), nn.BatchNorm2d(2), nn.ReLU(),
                                      nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 1)), 5), (1, 3, 3)
     with torch.no_grad():
         net[1].running_var.abs_().add_(0.5)
+    batch3 = torch.export.export(net, (torch.zeros(3, *shape, dtype=torch.float64),))
     progs = [capture(net, shape), capture(export(net, shape, dynamic=True), shape),
-             capture(export(net, shape).run_decompositions(), shape)]
+             capture(export(net, shape).run_decompositions(), shape), capture(batch3, shape)]
     x = torch.randn(4, *shape, dtype=torch.float64)
     for prog in progs:
         torch.testing.assert_close(prog.forward(x), net(x), rtol=1e-12, atol=1e-12)
@@ -357,6 +358,12 @@ def _untouched_after_refusal() -> nn.Module:
     return net
 
 
+def _forward_replaced() -> Any:
+    gm = export(nn.Sequential(nn.Linear(2, 2), nn.ReLU()).double(), (2,)).module()
+    type(gm).forward = lambda self, x: 2 * x  # its class is its own (GraphModule makes one each)
+    return gm
+
+
 REFUSED: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {
     "writes into its parameters": (_untouched_after_refusal, ("writes into a tensor", "add_")),
     "two outputs": (lambda: export(_TwoOut().double(), (2,)), ("returns", "one tensor")),
@@ -364,6 +371,7 @@ REFUSED: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {
                           ("aten.sin", "aten.sigmoid", "aten.gelu", "aten.mul")),
     "batch norm in train mode": (_train_bn, ("train mode",)),
     "a graph edited without recompile": (_edited, ("not the code of its graph",)),
+    "a forward replaced on its class": (_forward_replaced, ("not the code of its graph",)),
     "decomposed PReLU (where)": (lambda: export(nn.Sequential(nn.Linear(2, 2), nn.PReLU()).double(),
                                                 (2,)).run_decompositions(),
                                  ("aten.where", "aten.gt")),
