@@ -40,6 +40,7 @@ try:
     from .verify import verify
     from .check import check
     from . import trace as _trace_module
+    from .export import latex_table
     from .analysis import (LocalComplexity, PointRegions, RegionStatistics, SegmentWalk,
                            dual_graph, local_complexity, region_of, region_statistics,
                            segment_regions, shortest_path)
@@ -88,6 +89,7 @@ __all__ = [
     "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule", "FloatMap",
     "AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",
     "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check", "trace",
+    "latex_table",
     "PointRegions", "SegmentWalk", "LocalComplexity", "RegionStatistics", "region_of",
     "segment_regions", "dual_graph", "shortest_path", "local_complexity", "region_statistics",
 ]

@@ -225,6 +225,18 @@ class Certificate:
         from .analysis import dual_graph
         return dual_graph(self)
 
+    def to_csv(self, path: str | Path, **kwargs: Any) -> None:
+        """Per-region statistics as CSV, one row per region, exact rationals as ``"p/q"`` beside
+        their floats (see :mod:`exactrelu.export`)."""
+        from .export import to_csv
+        to_csv(self, path, **kwargs)
+
+    def to_dataframe(self, **kwargs: Any) -> Any:
+        """Per-region statistics as a ``pandas.DataFrame`` (the ``paper`` extra; see
+        :mod:`exactrelu.export`)."""
+        from .export import to_dataframe
+        return to_dataframe(self, **kwargs)
+
     def summary(self) -> str:
         return (f"{self.num_regions} regions, {self.num_pieces} pieces, {self.num_vertices} vertices, "
                 f"{len(self.adjacency)} adjacent pairs on {self.domain!r}")
