@@ -93,7 +93,7 @@ def gunzip(data: bytes, max_ratio: int = GZIP_MAX_RATIO, slack: int = GZIP_SLACK
                                     "decompressed it)")
                 chunks.append(chunk)
                 buf = inflate.unconsumed_tail
-                if not buf and not chunk:
+                if not buf and not chunk and not inflate.eof:
                     raise Malformed("the gzip stream is truncated")
         except zlib.error as exc:
             raise Malformed(f"corrupt gzip data ({exc})") from None

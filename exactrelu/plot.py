@@ -456,12 +456,13 @@ def plot_regions_3d(cert: Certificate, *, regions: Sequence[int] | None = None,
     where coordinate ``axis`` is at most ``value`` (every vertex, compared exactly) are drawn.
     ``view``: matplotlib's ``(elev, azim)``. The polygons are one ``Poly3DCollection`` (gid
     ``"regions"``), one polygon per facet of each drawn region, region by region in the
-    certificate's order.
+    certificate's order until it is drawn (drawing sorts them by depth).
 
     >>> import torch, exactrelu
     >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
     >>> cert = exactrelu.verify(net, [(-1, 1)] * 3, progress=False)
     >>> fig = plot_regions_3d(cert, explode=0.2)
+    >>> fig.draw_without_rendering()  # projects the polygons (sorted by depth) to paths
     >>> faces = fig.axes[0].collections[0]
     >>> len(faces.get_paths()) == sum(len(r.facets) for r in cert.regions)
     True
