@@ -10,22 +10,22 @@ Run from the repository root (the independent reference counter lives in ``verif
 
     python benchmarks/compare_torchays.py --torchays ../analysis-relu-network [--timeout 300]
 
-Networks, all on the box ``[-1, 1]^2``:
+Networks, on the box ``[-1, 1]^d``:
 
-* ``2-16-16`` ... ``2-32-32-32``: torchays's own test model (``torchays.models.TestTNetLinear``
+* ``2-16-16`` ... ``2-32-32-32``, ``3-8-8``: torchays's own test model (``torchays.models.TestTNetLinear``
   with ``norm_layer=nn.BatchNormNone``, two classes) built right after ``torch.manual_seed(5)``
   as its ``main.py`` builds it, counted as its ``main.py`` counts (``CPA(workers=1).start(net,
-  bounds=(-1, 1), input_size=(2,), depth=-1)``: ``depth=-1`` takes the model's own ``n_relu``,
+  bounds=(-1, 1), input_size=(d,), depth=-1)``: ``depth=-1`` takes the model's own ``n_relu``,
   the index of its last ReLU layer). These are the parameters of ``benchmarks/nets.py``'s
   ``mlp`` (checked bitwise in torchays's run: the table says ``same`` or ``DIFFERENT``).
 * ``dup-*``, ``neg-*``, ``dupneg-*``: small-integer nets whose hidden units come in duplicated
   pairs (the same unit twice), negated pairs (``w, b`` and ``-w, -b``: one hyperplane, opposite
-  states) or both; every tool is handed the same parameters.
+  states) or both, on ``[-1, 1]^2``; every tool is handed the same parameters.
 
 Each tool runs once per network in a process of its own, stopped after ``--timeout`` seconds;
 only the counting call is timed (imports and building the net are not). The ``reference``
 column is ``verify/_reference.py``'s independent exact counter (plain recursive splitting in
-Fractions, sharing no code with exactrelu). relucent counts the cells of its complex meeting the
+Fractions, sharing no code with exactrelu; 2-D only). relucent counts the cells of its complex meeting the
 cube ``[-1, 1]^2`` (``bfs(cube_radius=1, cube_mode="intersect")``), which can include a cell
 touching the box only along its boundary: such a count can exceed the number of regions.
 """
@@ -43,7 +43,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-SEEDED = [(2, 16, 16), (2, 16, 16, 16), (2, 32, 32), (2, 32, 32, 32)]
+SEEDED = [(2, 16, 16), (2, 16, 16, 16), (2, 32, 32), (2, 32, 32, 32), (3, 8, 8)]
 # (name, widths, duplicate, negate, seed) of the degenerate integer nets
 DEGENERATE = [
     ("dup-2-8-8", (2, 8, 8), True, False, 1),
@@ -117,9 +117,9 @@ def build(name: str) -> tuple[list[tuple], Any]:
 def _run_exactrelu(name: str) -> dict:
     import exactrelu
 
-    _, net = build(name)
+    layers, net = build(name)
     t0 = time.perf_counter()
-    cert = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False)
+    cert = exactrelu.verify(net, [(-1, 1)] * layers[0][0].shape[1], progress=False)
     return {"regions": cert.num_regions, "seconds": time.perf_counter() - t0}
 
 
@@ -127,7 +127,9 @@ def _run_reference(name: str) -> dict:
     sys.path.insert(0, ROOT)
     from verify._reference import reference_count
 
-    _, net = build(name)
+    layers, net = build(name)
+    if layers[0][0].shape[1] != 2:
+        return {"skip": "2-D only"}
     t0 = time.perf_counter()
     res = reference_count(net, [(-1, 1), (-1, 1)])
     return {"regions": res.num_regions, "seconds": time.perf_counter() - t0}
@@ -146,11 +148,12 @@ def _run_torchays(name: str, path: str) -> dict:
 
     layers, _ = build(name)
     hidden = [w.shape[0] for w, _ in layers[:-1]]
+    d = layers[0][0].shape[1]
     # as torchays's main.py: its init_fun (seeds 5), then its net factory
     torch.manual_seed(5)
     torch.cuda.manual_seed_all(5)
     np.random.seed(5)
-    net = TestTNetLinear(in_features=2, layers=hidden, name="Linear", n_classes=2,
+    net = TestTNetLinear(in_features=d, layers=hidden, name="Linear", n_classes=2,
                          norm_layer=ays_nn.BatchNormNone)
     linear = [net._modules[str(i)] for i in range(len(layers))]
     same = all(torch.equal(m.weight, w) and torch.equal(m.bias, b)
@@ -167,7 +170,7 @@ def _run_torchays(name: str, path: str) -> dict:
     # logging=True is needed: its timing decorator fails with logging=False
     cpa = CPA(workers=1, device=torch.device("cpu"), logger=quiet)
     t0 = time.perf_counter()
-    count = cpa.start(net, bounds=(-1, 1), input_size=(2,), depth=-1, logger=quiet)
+    count = cpa.start(net, bounds=(-1, 1), input_size=(d,), depth=-1, logger=quiet)
     return {"regions": int(count), "seconds": time.perf_counter() - t0, "same": same,
             "n_relu": net.n_relu}
 
@@ -216,7 +219,7 @@ def measure(tool: str, name: str, torchays: str | None, timeout: float) -> dict:
 
 
 def _cell(res: dict | None) -> tuple[str, str]:
-    if res is None:
+    if res is None or "skip" in res:
         return "-", "-"
     if "timeout" in res:
         return "stopped", f"> {res['timeout']:.0f}"
