@@ -39,7 +39,7 @@ def main() -> None:
     plot_regions_3d(cert, explode=0.35, ax=left, title=f"{cert.num_regions} regions, exploded")
     plot_regions_3d(cert, cut=(0, "1/4"), ax=right, title="cut open at $x_1 = 1/4$")
     path = out / "regions_3d.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=90)
     print(f"picture: {path}")
 
 

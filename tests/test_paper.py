@@ -346,3 +346,21 @@ def test_trace_is_callable_from_the_top_level_and_still_the_module() -> None:
     assert "trace" in exactrelu.__all__
     import inspect
     assert "max_regions" in inspect.signature(exactrelu.trace).parameters
+
+
+def test_regions_3d_example_draws_its_certified_net(tmp_path: Path) -> None:
+    import os
+    import re
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "regions_3d.py"), "--fast",
+                           "--out", str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = re.search(r"certified: (\d+) regions", proc.stdout)
+    assert found is not None, proc.stdout
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    assert int(found.group(1)) == exactrelu.verify(net, [(-1, 1)] * 3,
+                                                   progress=False).num_regions
+    assert (tmp_path / "regions_3d.png").read_bytes()[:4] == b"\x89PNG"
