@@ -11,13 +11,13 @@ from /proc; Linux).
 Every certificate is also re-checked by the independent checker (its time is a column too).
 Times are the best of ``--repeat`` runs (default 3) after one warm-up run on a tiny net, so that
 imports and first-call costs are not billed to the first row (the library exactrelu replaces
-and relucent are timed beside it by ``compare_torchays.py``). Each net is certified as ``verify`` does it (``--engine auto``): the
-compiled engine on ``--workers`` threads where it applies (chains of affine layers and
-elementwise ops on 2-D boxes), else the Python engine, whose (warm) process pool of
-``--workers`` is used only for traces of at least ``exactrelu.verify.PARALLEL_THRESHOLD``
-regions. ``--engine python`` times the Python engine everywhere. Before each run the previous
-certificate is freed and the compiled engine's background frees are waited for
-(``_core.settle``), so that no run pays for the one before it.
+and relucent are timed beside it by ``compare_torchays.py``). Each net is certified as
+``verify`` does it (``--engine auto``): the compiled engine on ``--workers`` threads where it
+applies (chains of affine layers and elementwise ops on 2-D boxes), else the Python engine,
+whose (warm) process pool of ``--workers`` is used only for traces of at least
+``exactrelu.verify.PARALLEL_THRESHOLD`` regions. ``--engine python`` times the Python engine
+everywhere. Before each run the previous certificate is freed and the compiled engine's
+background frees are waited for (``_core.settle``), so that no run pays for the one before it.
 """
 
 from __future__ import annotations

@@ -12,12 +12,13 @@ Run from the repository root (the independent reference counter lives in ``verif
 
 Networks, on the box ``[-1, 1]^d``:
 
-* ``2-16-16`` ... ``2-32-32-32``, ``3-8-8``: torchays's own test model (``torchays.models.TestTNetLinear``
-  with ``norm_layer=nn.BatchNormNone``, two classes) built right after ``torch.manual_seed(5)``
-  as its ``main.py`` builds it, counted as its ``main.py`` counts (``CPA(workers=1).start(net,
-  bounds=(-1, 1), input_size=(d,), depth=-1)``: ``depth=-1`` takes the model's own ``n_relu``,
-  the index of its last ReLU layer). These are the parameters of ``benchmarks/nets.py``'s
-  ``mlp`` (checked bitwise in torchays's run: the table says ``same`` or ``DIFFERENT``).
+* ``2-16-16`` ... ``2-32-32-32``, ``3-8-8``: torchays's own test model
+  (``torchays.models.TestTNetLinear`` with ``norm_layer=nn.BatchNormNone``, two classes) built
+  right after ``torch.manual_seed(5)`` as its ``main.py`` builds it, counted as its ``main.py``
+  counts (``CPA(workers=1).start(net, bounds=(-1, 1), input_size=(d,), depth=-1)``:
+  ``depth=-1`` takes the model's own ``n_relu``, the index of its last ReLU layer). These are
+  the parameters of ``benchmarks/nets.py``'s ``mlp``, checked bitwise in torchays's run (the
+  last column says ``same as nets.mlp``).
 * ``dup-*``, ``neg-*``, ``dupneg-*``: small-integer nets whose hidden units come in duplicated
   pairs (the same unit twice), negated pairs (``w, b`` and ``-w, -b``: one hyperplane, opposite
   states) or both, on ``[-1, 1]^2``; every tool is handed the same parameters.
@@ -25,9 +26,10 @@ Networks, on the box ``[-1, 1]^d``:
 Each tool runs once per network in a process of its own, stopped after ``--timeout`` seconds;
 only the counting call is timed (imports and building the net are not). The ``reference``
 column is ``verify/_reference.py``'s independent exact counter (plain recursive splitting in
-Fractions, sharing no code with exactrelu; 2-D only). relucent counts the cells of its complex meeting the
-cube ``[-1, 1]^2`` (``bfs(cube_radius=1, cube_mode="intersect")``), which can include a cell
-touching the box only along its boundary: such a count can exceed the number of regions.
+Fractions, sharing no code with exactrelu; 2-D only). relucent counts the cells of its complex
+meeting the cube ``[-1, 1]^d`` (``bfs(cube_radius=1, cube_mode="intersect")``), which can
+include a cell touching the box only along its boundary: such a count can exceed the number of
+regions.
 """
 
 from __future__ import annotations
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
             res = measure(tool, name, args.torchays, args.timeout)
             cells += list(_cell(res))
             if tool == "torchays" and "same" in res:
-                same = ("same as nets.mlp" if res["same"] else "given (integer net)") + \
+                same = ("same as nets.mlp" if res["same"] else "given exactrelu's") + \
                        f", n_relu={res['n_relu']}"
         print(f"| {name} | " + " | ".join(cells) + f" | {same} |", flush=True)
 

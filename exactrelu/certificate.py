@@ -1,5 +1,5 @@
-"""Certificates: exact regions, vertices, adjacency and counts, stored as plain JSON (gzip-compressed
-when the file's name ends in ``.gz``).
+"""Certificates: exact regions, vertices, adjacency and counts, stored as plain JSON
+(gzip-compressed when the file's name ends in ``.gz``).
 
 Rationals are written as ``"p/q"`` strings (``"p"`` for integers; never floats, never pickle), of
 any size. A certificate carries the digest of the network's exact parameters and architecture,
@@ -43,7 +43,8 @@ from .domain import Domain, shape_size
 from .domain import read_json as _read_domain
 from .errors import CertificateError
 
-__all__ = ["FORMAT", "GZIP_MAX_RATIO", "Certificate", "gunzip", "Region", "RegionFacet", "Adjacency", "canonical_hyperplane",
+__all__ = ["FORMAT", "GZIP_MAX_RATIO", "Certificate", "gunzip", "Region", "RegionFacet",
+           "Adjacency", "canonical_hyperplane",
            "coprime_fraction"]
 
 FORMAT = "exactrelu-certificate/1"
