@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import types
+from typing import Any
 
 from .errors import (CertificateError, ExactReluError, InvalidInputError, MissingDependencyError,
                      RegionLimitError, UnsupportedModelError, VerificationError)
@@ -37,6 +39,8 @@ try:
     from .certificate import Certificate
     from .verify import verify
     from .check import check
+    from . import trace as _trace_module
+    from .export import latex_table
     from .analysis import (LocalComplexity, PointRegions, RegionStatistics, SegmentWalk,
                            dual_graph, local_complexity, region_of, region_statistics,
                            segment_regions, shortest_path)
@@ -58,13 +62,37 @@ except KeyboardInterrupt:
         _os._exit(130)
     raise
 
+
+class _CallableModule(types.ModuleType):
+    """The module ``exactrelu.trace`` that is also its function ``trace``: ``exactrelu.trace(net,
+    box)`` calls :func:`exactrelu.trace.trace`, while ``import exactrelu.trace``, ``from
+    exactrelu.trace import Trace`` and attribute access (monkeypatching included) see the module.
+
+    One object is both so that the two meanings of the name cannot disagree: a function bound
+    over the module's name would make ``import exactrelu.trace as m`` give the function (the
+    ``as`` form reads the package's attribute) and ``exactrelu.trace.Trace`` fail."""
+
+    @property
+    def __signature__(self) -> Any:
+        import inspect
+
+        return inspect.signature(self.trace)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.trace(*args, **kwargs)
+
+
+_trace_module.__class__ = _CallableModule
+trace = _trace_module
+
 __all__ = [
     "__version__",
     "ExactReluError", "InvalidInputError", "UnsupportedModelError", "RegionLimitError",
     "VerificationError", "CertificateError", "MissingDependencyError",
     "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule", "FloatMap",
     "AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",
-    "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check",
+    "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check", "trace",
+    "latex_table",
     "PointRegions", "SegmentWalk", "LocalComplexity", "RegionStatistics", "region_of",
     "segment_regions", "dual_graph", "shortest_path", "local_complexity", "region_statistics",
     # boundaries, level sets and topology (issue 19)

@@ -34,6 +34,7 @@ __all__ = [
     "determinant",
     "interval_length",
     "polygon_area",
+    "planar_polygon_order",
     "polytope_volume",
     "hull_volume",
     "volume",
@@ -131,6 +132,26 @@ def _angle_order(vertices: Sequence[Point]) -> list[tuple[Fraction, Fraction]]:
         return -1 if cross > 0 else (1 if cross < 0 else 0)
 
     return [r[2] for r in sorted(rel, key=cmp_to_key(cmp))]
+
+
+def planar_polygon_order(vertices: Sequence[Point], normal: Point) -> list[Point]:
+    """The distinct vertices of a convex polygon lying in a plane of ``normal`` (any dimension-3
+    points), in cyclic order around it: exact (projected along the largest entry of ``normal``,
+    which is one to one on the plane, then sorted by angle with cross products).
+
+    >>> from fractions import Fraction as F
+    >>> sq = [(F(x), F(y), F(1)) for x, y in ((0, 0), (1, 1), (1, 0), (0, 1))]
+    >>> [tuple(map(int, p[:2])) for p in planar_polygon_order(sq, (F(0), F(0), F(1)))]
+    [(1, 1), (0, 1), (0, 0), (1, 0)]
+    """
+    drop = max(range(len(normal)), key=lambda k: (abs(normal[k]), -k))
+    if normal[drop] == 0:
+        raise InvalidInputError("planar_polygon_order needs a non-zero normal")
+    keep = [k for k in range(len(normal)) if k != drop]
+    lifted = {(Fraction(p[keep[0]]), Fraction(p[keep[1]])): tuple(p) for p in vertices}
+    if len(lifted) < 3:
+        return list(lifted.values())
+    return [lifted[q] for q in _angle_order(list(lifted))]
 
 
 def polygon_area(vertices: Sequence[Point]) -> Fraction:

@@ -35,11 +35,14 @@ __all__ = [
 
 Row = Sequence[Fraction]
 
-#: The pivot rule of every exact LP here: the criss-cross rule is finite on any LP (cddlib's
-#: default dual simplex was seen to cycle, hanging or crashing, on the degenerate LPs of
-#: duplicated units) and measured as fast as the default on this module's LPs (200 random
-#: feasibility LPs in 2 to 5 dimensions: 0.19 s either way).
-_PIVOT = cdd.LPSolverType.CRISS_CROSS
+
+def _solve(lp: object) -> None:
+    """Solve ``lp`` by the criss-cross rule, the pivot rule of every exact LP here: it is finite
+    on any LP (cddlib's default dual simplex was seen to cycle, hanging or crashing, on the
+    degenerate LPs of duplicated units) and measured as fast as the default on this module's LPs
+    (200 random feasibility LPs in 2 to 5 dimensions: 0.19 s either way). Looked up at the call:
+    without pycddlib ``cdd`` is a placeholder that names what to install when it is used."""
+    _gmp.linprog_solve(lp, cdd.LPSolverType.CRISS_CROSS)
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,7 @@ def interior_point(
     rows.append([Fraction(0)] + [Fraction(0)] * (d + 1))
     rows[-1][-1] = Fraction(1)
     lp = _gmp.linprog_from_array(rows, cdd.LPObjType.MAX)
-    _gmp.linprog_solve(lp, _PIVOT)
+    _solve(lp)
     status = lp.status
     if status in (cdd.LPStatusType.INCONSISTENT, cdd.LPStatusType.STRUC_INCONSISTENT):
         return None
@@ -266,7 +269,7 @@ def lp_max(c: Row, A: Sequence[Row], b: Row) -> LPResult:
     rows = _cdd_rows(A, b)
     rows.append([Fraction(0)] + [Fraction(ci) for ci in c])
     lp = _gmp.linprog_from_array(rows if A else [[Fraction(0)] * (d + 1)] + rows, cdd.LPObjType.MAX)
-    _gmp.linprog_solve(lp, _PIVOT)
+    _solve(lp)
     status = lp.status
     if status == cdd.LPStatusType.OPTIMAL:
         return LPResult(
@@ -305,7 +308,7 @@ def rows_feasible(rows: Sequence[Sequence[Fraction]], dim: int) -> bool:
     if not rows:
         return True
     lp = _gmp.linprog_from_array(list(rows) + [[Fraction(0)] * (dim + 1)], cdd.LPObjType.MAX)
-    _gmp.linprog_solve(lp, _PIVOT)
+    _solve(lp)
     status = lp.status
     if status == cdd.LPStatusType.OPTIMAL:
         return True

@@ -1,4 +1,5 @@
-"""Certificates: exact regions, vertices, adjacency and counts, stored as plain JSON.
+"""Certificates: exact regions, vertices, adjacency and counts, stored as plain JSON
+(gzip-compressed when the file's name ends in ``.gz``).
 
 Rationals are written as ``"p/q"`` strings (``"p"`` for integers; never floats, never pickle), of
 any size. A certificate carries the digest of the network's exact parameters and architecture,
@@ -7,6 +8,10 @@ float64) and the package version.
 
 Loading is data only, and bounded: work and memory linear in the file's size (numbers of more
 than 600 digits are read by GMP in near-linear time), whatever the file holds.
+
+* A file starting with gzip's magic bytes is decompressed first (whatever its name), to at most
+  :data:`GZIP_MAX_RATIO` times its size (plus a MiB): a gzip bomb stops there, a
+  :class:`~exactrelu.errors.CertificateError`, as do corrupt, truncated or trailing data.
 
 * Rationals are ``[+-]digits`` or ``[+-]digits/digits`` strings and nothing else (no exponents,
   decimals, whitespace or underscores), each integer of at most ``exactrelu._parse.MAX_DIGITS``
@@ -38,7 +43,8 @@ from .domain import Domain, shape_size
 from .domain import read_json as _read_domain
 from .errors import CertificateError
 
-__all__ = ["FORMAT", "Certificate", "Region", "RegionFacet", "Adjacency", "canonical_hyperplane",
+__all__ = ["FORMAT", "GZIP_MAX_RATIO", "Certificate", "gunzip", "Region", "RegionFacet",
+           "Adjacency", "canonical_hyperplane",
            "coprime_fraction"]
 
 FORMAT = "exactrelu-certificate/1"
@@ -46,6 +52,57 @@ FORMAT = "exactrelu-certificate/1"
 _TEXT = 1 << 16  # characters of a text field
 _STATS_DEPTH = 16
 _STATE = 1 << 31  # |state| of a pattern entry (an op's state: a sign, a piece, a window position)
+
+
+#: gzip certificates: :meth:`Certificate.load` decompresses at most ``GZIP_MAX_RATIO`` bytes of
+#: JSON per byte of the file, plus ``GZIP_SLACK`` (so that a small certificate of many repeated
+#: numbers loads whatever its ratio), and refuses anything larger as a gzip bomb before
+#: decompressing it further: the work and memory of a gzip certificate are linear in its size, as
+#: a plain one's are. Genuine certificates compress 4x to 11x (the README's "Certificates on
+#: disk"); deflate itself reaches 1032x.
+GZIP_MAX_RATIO = 64
+GZIP_SLACK = 1 << 20
+GZIP_LEVEL = 6
+_GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_CHUNK = 1 << 20
+
+
+def gunzip(data: bytes, max_ratio: int = GZIP_MAX_RATIO, slack: int = GZIP_SLACK) -> bytes:
+    """The decompressed bytes of a gzip file (one or more members), at most
+    ``max_ratio * len(data) + slack`` of them; raises :class:`~exactrelu._parse.Malformed` on a
+    corrupt, truncated or too large stream, or bytes after the last member that are not one,
+    having decompressed at most one chunk (a MiB) past the limit."""
+    import zlib
+
+    limit = max_ratio * len(data) + slack
+    chunks: list[bytes] = []
+    size = 0
+    rest = data
+    while True:
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # a gzip member, header and trailer
+        buf = rest
+        try:
+            while not inflate.eof:
+                chunk = inflate.decompress(buf, min(_GZIP_CHUNK, limit - size + 1))
+                size += len(chunk)
+                if size > limit:
+                    raise Malformed(f"it decompresses to more than {limit:,} bytes, "
+                                    f"{max_ratio} times its {len(data):,} bytes plus "
+                                    f"{slack:,} (exactrelu.certificate.GZIP_MAX_RATIO): a "
+                                    "gzip bomb, or not a certificate (a certificate "
+                                    "compressed that well loads once gunzip has "
+                                    "decompressed it)")
+                chunks.append(chunk)
+                buf = inflate.unconsumed_tail
+                if not buf and not chunk and not inflate.eof:
+                    raise Malformed("the gzip stream is truncated")
+        except zlib.error as exc:
+            raise Malformed(f"corrupt gzip data ({exc})") from None
+        rest = inflate.unused_data
+        if not rest:
+            return b"".join(chunks)
+        if rest[:2] != _GZIP_MAGIC:
+            raise Malformed(f"{len(rest):,} bytes after the gzip stream that are not gzip")
 
 
 #: ``q(x)``: ``x`` as a certificate writes it, ``"p/q"`` or ``"p"``, of any size (never Python's
@@ -169,6 +226,18 @@ class Certificate:
         from .analysis import dual_graph
         return dual_graph(self)
 
+    def to_csv(self, path: str | Path, **kwargs: Any) -> None:
+        """Per-region statistics as CSV, one row per region, exact rationals as ``"p/q"`` beside
+        their floats (see :mod:`exactrelu.export`)."""
+        from .export import to_csv
+        to_csv(self, path, **kwargs)
+
+    def to_dataframe(self, **kwargs: Any) -> Any:
+        """Per-region statistics as a ``pandas.DataFrame`` (the ``paper`` extra; see
+        :mod:`exactrelu.export`)."""
+        from .export import to_dataframe
+        return to_dataframe(self, **kwargs)
+
     def summary(self) -> str:
         return (f"{self.num_regions} regions, {self.num_pieces} pieces, {self.num_vertices} vertices, "
                 f"{len(self.adjacency)} adjacent pairs on {self.domain!r}")
@@ -206,20 +275,32 @@ class Certificate:
         }
 
     def save(self, path: str | Path) -> None:
-        """Write the certificate as JSON (numbers of any size)."""
+        """Write the certificate as JSON (numbers of any size), gzip-compressed when the name ends
+        in ``.gz`` (``x.cert.json.gz``; the same bytes for the same certificate: no time stamp)."""
         import json
 
-        Path(path).write_text(json.dumps(self.to_json(), separators=(",", ":")))
+        text = json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")
+        if str(path).endswith(".gz"):
+            import gzip
+
+            text = gzip.compress(text, compresslevel=GZIP_LEVEL, mtime=0)
+        Path(path).write_bytes(text)
 
     @staticmethod
     def load(path: str | Path) -> "Certificate":
-        """Read a certificate written by :meth:`save`; bounded and strict (see the module
-        docstring), every failure a :class:`~exactrelu.errors.CertificateError`."""
+        """Read a certificate written by :meth:`save`, plain or gzip (told by its first bytes,
+        whatever its name); bounded and strict (see the module docstring), every failure a
+        :class:`~exactrelu.errors.CertificateError`."""
         try:
             raw = Path(path).read_bytes()
         except OSError as exc:
             reason = "no such file" if isinstance(exc, FileNotFoundError) else exc.strerror or exc
             raise CertificateError(f"cannot read a certificate at {path}: {reason}") from None
+        if raw[:2] == _GZIP_MAGIC:
+            try:
+                raw = gunzip(raw)
+            except Malformed as exc:
+                raise CertificateError(f"{path} is not a gzip certificate: {exc}") from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -142,9 +142,10 @@ def _model(args: argparse.Namespace) -> Any:
 
 
 def _check_plot_dim(path: str | None, dim: int) -> None:
-    if path is not None and dim not in (1, 2):
-        raise InvalidInputError(f"--plot draws 1-D and 2-D domains; this domain has dimension "
-                                f"{dim} (use --plane or --line for a 2-D or 1-D slice)")
+    if path is not None and dim not in (1, 2, 3):
+        raise InvalidInputError(f"plots draw 1-D, 2-D and 3-D domains; this domain has "
+                                f"dimension {dim} (use --plane or --line for a 2-D or 1-D "
+                                "slice)")
 
 
 # --------------------------------------------------------------------------------- commands
@@ -231,6 +232,10 @@ def _plot(cert: Any, net: Any, path: str, color_by: str) -> None:
     from . import plot  # without matplotlib: a MissingDependencyError naming the extra
     if cert.dim == 1:
         fig = plot.plot_function_1d(cert, net=net, path=path)
+    elif cert.dim == 3:
+        if color_by != "region":
+            raise InvalidInputError(f"--color-by {color_by}: 3-D pictures colour by region")
+        fig = plot.plot_regions_3d(cert, path=path)
     else:
         fig = plot.plot_regions(cert, color_by=color_by, net=net, path=path)
     del fig
@@ -270,8 +275,9 @@ def _parser() -> _Parser:
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     model_args(v)
     domain_args(v)
-    v.add_argument("-o", "--output", metavar="CERT", help="write the certificate (JSON)")
-    v.add_argument("--plot", metavar="PNG", help="draw the regions (1-D or 2-D domains)")
+    v.add_argument("-o", "--output", metavar="CERT",
+                   help="write the certificate (JSON; gzip-compressed when CERT ends in .gz)")
+    v.add_argument("--plot", metavar="PNG", help="draw the regions (1-D, 2-D or 3-D domains)")
     v.add_argument("--workers", type=int, metavar="N",
                    help="threads (compiled engine) or processes (Python engine) for the exact work "
                         "(default: all cores)")
@@ -296,7 +302,7 @@ def _parser() -> _Parser:
     domain_args(t)
     t.set_defaults(func=_cmd_trace)
 
-    pl = sub.add_parser("plot", help="draw a certificate's regions")
+    pl = sub.add_parser("plot", help="draw a certificate's regions (1-D, 2-D or 3-D)")
     pl.add_argument("cert", metavar="CERT")
     pl.add_argument("--model", metavar="MODEL", help="adds first-layer elbows to 1-D plots")
     model_args(pl, required=False)

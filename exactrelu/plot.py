@@ -9,6 +9,8 @@ drawing is in float.
   (:func:`exactrelu.level_set`).
 - :func:`plot_function_1d`: a 1-D function with its certified kinks and first-layer elbows.
 - :func:`plot_surface`: a scalar output over a 2-D domain with the region edges drawn on it.
+- :func:`plot_regions_3d`: the regions of a 3-D certificate as their exact facet polygons,
+  one colour per region, optionally exploded apart or cut open.
 - :func:`plot_counts`: region counts against training epochs.
 """
 
@@ -35,8 +37,8 @@ from .boundary import class_cells, decision_boundary, level_set
 from .certificate import Certificate, Region
 from .errors import InvalidInputError
 
-__all__ = ["plot_regions", "plot_function_1d", "plot_surface", "plot_counts", "kinks", "region_polygon",
-           "region_colors"]
+__all__ = ["plot_regions", "plot_function_1d", "plot_surface", "plot_regions_3d", "plot_counts",
+           "kinks", "region_polygon", "region_colors", "region_facets_3d"]
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -334,6 +336,102 @@ def plot_surface(cert: Certificate, *, output: int = 0, ax: Axes | None = None,
     ax.set_zlabel(f"output {output}")
     ax.set_title(title if title is not None else
                  f"output {output} on {cert.num_regions} certified regions")
+    return _finish(fig, path)
+
+
+def region_facets_3d(cert: Certificate, region: Region) -> list[list[tuple[Fraction, ...]]]:
+    """The exact boundary polygons of a bounded 3-D region: one per facet, its vertices (the
+    complex's vertices on it, a neighbour's included) in cyclic order."""
+    from ._geometry import planar_polygon_order
+
+    return [planar_polygon_order([cert.vertices[k] for k in f.vertices], f.a)
+            for f in region.facets]
+
+
+def plot_regions_3d(cert: Certificate, *, regions: Sequence[int] | None = None,
+                    explode: float = 0.0, cut: tuple[int, Any] | None = None,
+                    alpha: float = 0.45, edges: bool = True, ax: Axes | None = None,
+                    path: str | Path | None = None, title: str | None = None,
+                    view: tuple[float, float] | None = None) -> Figure:
+    """The regions of a bounded 3-D certificate, each drawn as its facets (exact polygons from
+    the certified vertices, see :func:`region_facets_3d`) in one colour per region.
+
+    ``regions``: the indices to draw (default all). ``explode``: each region moved away from the
+    domain's centre by ``explode`` times its own centre's offset (0 draws the complex as it is;
+    0.3 separates the cells). ``cut=(axis, value)`` cuts the complex open: only the regions lying
+    where coordinate ``axis`` is at most ``value`` (every vertex, compared exactly) are drawn.
+    ``view``: matplotlib's ``(elev, azim)``. The polygons are one ``Poly3DCollection`` (gid
+    ``"regions"``), one polygon per facet of each drawn region, region by region in the
+    certificate's order until it is drawn (drawing sorts them by depth).
+
+    >>> import torch, exactrelu
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    >>> cert = exactrelu.verify(net, [(-1, 1)] * 3, progress=False)
+    >>> fig = plot_regions_3d(cert, explode=0.2)
+    >>> fig.draw_without_rendering()  # projects the polygons (sorted by depth) to paths
+    >>> faces = fig.axes[0].collections[0]
+    >>> len(faces.get_paths()) == sum(len(r.facets) for r in cert.regions)
+    True
+    """
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    _need_dim(cert, 3, "plot_regions_3d")
+    if not cert.domain.is_bounded:
+        raise InvalidInputError("plot_regions_3d draws bounded regions; this certificate's "
+                                "domain is unbounded (certify on a box to draw it)")
+    if isinstance(explode, bool) or not isinstance(explode, (int, float)) \
+            or not math.isfinite(explode) or explode < 0:
+        raise InvalidInputError(f"explode must be a finite number >= 0, got {explode!r}")
+    chosen = list(range(cert.num_regions)) if regions is None else list(regions)
+    bad = [i for i in chosen if isinstance(i, bool) or not isinstance(i, int)
+           or not 0 <= i < cert.num_regions]
+    if bad:
+        raise InvalidInputError(f"regions: {bad[:5]} are not indices of the certificate's "
+                                f"{cert.num_regions} regions")
+    if cut is not None:
+        from .domain import to_fraction
+
+        axis, value = cut
+        if isinstance(axis, bool) or axis not in (0, 1, 2):
+            raise InvalidInputError(f"cut=(axis, value): axis must be 0, 1 or 2, got {axis!r}")
+        level = to_fraction(value, "cut's value")
+        chosen = [i for i in chosen
+                  if all(cert.vertices[k][axis] <= level for k in cert.regions[i].vertices)]
+    fig, ax = _figure(ax, projection="3d", figsize=(7.0, 6.4))
+    corners = [[float(c) for c in v] for v in cert.domain.vertices()]
+    centre = np.mean(np.array(corners), axis=0)
+    colors = region_colors(cert.num_regions)
+    polys: list[list[tuple[float, float, float]]] = []
+    face_colors = []
+    for i in chosen:
+        r = cert.regions[i]
+        shift = np.zeros(3)
+        if explode:
+            own = np.mean(np.array([[float(c) for c in cert.vertices[k]] for k in r.vertices]),
+                          axis=0)
+            shift = explode * (own - centre)
+        for poly in region_facets_3d(cert, r):
+            polys.append([tuple(float(c) + s for c, s in zip(p, shift)) for p in poly])
+            face_colors.append(colors[i])
+    faces = Poly3DCollection(polys, facecolors=face_colors, alpha=alpha, gid="regions",
+                             edgecolors="black" if edges else "none", linewidths=0.3)
+    ax.add_collection3d(faces)
+    lo = np.min(np.array(corners), axis=0)
+    hi = np.max(np.array(corners), axis=0)
+    pad = explode * (hi - lo) / 2
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax.set_zlim(lo[2] - pad[2], hi[2] + pad[2])
+    ax.set_box_aspect(tuple(float(x) for x in (hi - lo) + 2 * pad))
+    if view is not None:
+        ax.view_init(elev=view[0], azim=view[1])
+    names = _names(cert)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_zlabel(names[2])
+    shown = "" if len(chosen) == cert.num_regions else f" ({len(chosen)} drawn)"
+    ax.set_title(title if title is not None else
+                 f"{cert.num_regions} linear regions{shown}, {cert.num_pieces} pieces (certified)")
     return _finish(fig, path)
 
 
