@@ -148,7 +148,8 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
             return (f"{nd.name}: the compiled exact layer takes one set of slopes per op, not one "
                     "per unit (PReLU with a slope per channel)")
         if not _elementwise(nd):
-            return f"{nd.name}: the compiled exact layer takes ReLU, LeakyReLU and Hardtanh-like ops only"
+            return (f"{nd.name}: the compiled exact layer takes ReLU, LeakyReLU and "
+                    "Hardtanh-like ops only")
     # the first op's input must be all that the ops before it leave for later
     first = prog.nodes[pw[0]]
     if (first.inputs[0] != INPUT and prog._last_use[first.inputs[0]] != pw[0]) or \

@@ -119,7 +119,8 @@ def _from_factory(spec: str, weights: str | None) -> nn.Module:
     if weights is None:
         raise InvalidInputError(f"model {spec} needs --weights (a safetensors file, or a "
                                 "state_dict saved with torch.save(net.state_dict(), path))")
-    state = _load_safetensors(weights) if _is_safetensors(weights) else _safe_load(weights, "--weights")
+    state = (_load_safetensors(weights) if _is_safetensors(weights)
+             else _safe_load(weights, "--weights"))
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InvalidInputError(f"--weights {weights} is not a state_dict (a dict of tensors)")
     try:
@@ -151,8 +152,9 @@ def _load_safetensors(path: str) -> dict[str, torch.Tensor]:
     try:
         return load_file(path, device="cpu")
     except Exception as exc:  # safetensors raises its own error types for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidInputError(f"--weights {path} is not a readable safetensors file "
-                                f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
+                                f"({first})") from None
 
 
 # A .pt2 archive as torch.export.save writes it; what exactrelu reads of it is bounded by these.
@@ -217,7 +219,8 @@ def _from_pt2(path: str) -> nn.Module:
         from torch.export.pt2_archive import constants as names
     except ImportError as exc:
         raise InvalidInputError(f"model {path}: this torch ({torch.__version__}) has no "
-                                f"torch.export serialization module exactrelu can use ({exc})") from None
+                                "torch.export serialization module exactrelu can use "
+                                f"({exc})") from None
     try:
         with zipfile.ZipFile(path) as z:
             archive = _Pt2(path, z)
@@ -227,7 +230,8 @@ def _from_pt2(path: str) -> nn.Module:
             if version != names.ARCHIVE_VERSION_VALUE:
                 raise archive.error(f"archive version {version!r}; this torch writes "
                                     f"{names.ARCHIVE_VERSION_VALUE!r}")
-            models = [n for n in archive.entries if n.startswith(names.MODELS_DIR) and n.endswith(".json")]
+            models = [n for n in archive.entries
+                      if n.startswith(names.MODELS_DIR) and n.endswith(".json")]
             model_file = names.MODELS_FILENAME_FORMAT.format("model")
             if models != [model_file]:
                 raise archive.error(f"it holds the programs {models}; exactrelu reads files with "
@@ -405,7 +409,8 @@ _LAYERS: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
     "Conv1d": (nn.Conv1d, _CONV),
     "Conv2d": (nn.Conv2d, _CONV),
     "Conv3d": (nn.Conv3d, _CONV),
-    **{f"ConvTranspose{d}d": (getattr(nn, f"ConvTranspose{d}d"), _CONV_TRANSPOSE) for d in (1, 2, 3)},
+    **{f"ConvTranspose{d}d": (getattr(nn, f"ConvTranspose{d}d"), _CONV_TRANSPOSE)
+       for d in (1, 2, 3)},
     "BatchNorm1d": (nn.BatchNorm1d, _NORM),
     "BatchNorm2d": (nn.BatchNorm2d, _NORM),
     "BatchNorm3d": (nn.BatchNorm3d, _NORM),

@@ -419,7 +419,8 @@ FOLD_METHODS = frozenset(("t", "view", "reshape", "contiguous", "clone", "detach
                           "flip", "narrow", "select", "double", "float", "neg", "mul", "div",
                           "add", "sub", "size", "dim"))
 FOLD_ATTRIBUTES = frozenset(("T", "mT"))
-FOLD_OPS = frozenset((*(f for f, kind in ARITHMETIC.items() if not kind.endswith("_")), *VIEW_OPS, *FLATTEN_OPS, *UNSQUEEZE_OPS, *SQUEEZE_OPS,
+FOLD_OPS = frozenset((*(f for f, kind in ARITHMETIC.items() if not kind.endswith("_")),
+                      *VIEW_OPS, *FLATTEN_OPS, *UNSQUEEZE_OPS, *SQUEEZE_OPS,
                       *IDENTITY_OPS, *GATHER_OPS, torch.t, *_ops(
                           "t.default", "_to_copy.default", "to.dtype", "contiguous.default",
                           "_weight_norm.default")))

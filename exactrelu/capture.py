@@ -629,7 +629,8 @@ class _Builder:
                              f"{path} (method Tensor.{name})")
         keywords = f" with {sorted(kwargs)}" if kwargs else ""
         inplace = " (an in-place method)" if name.endswith("_") and name[:-1] in METHODS else ""
-        self.problems.append(f"{path} (method Tensor.{name}{keywords}): no rule registered{inplace}")
+        self.problems.append(f"{path} (method Tensor.{name}{keywords}): no rule "
+                             f"registered{inplace}")
         return INPUT
 
     def call(self, f: Any, args: list, kwargs: dict, path: str) -> Any:
@@ -655,7 +656,8 @@ class _Builder:
             return self.add(path, Cat(int(dim)), [self.value(p, label) for p in parts])
         reshape = self.reshape_spec(f, args, kwargs)
         if reshape is not None:
-            return self.add(path, _PendingReshape(*reshape, self.batch), [self.value(args[0], label)])
+            return self.add(path, _PendingReshape(*reshape, self.batch),
+                            [self.value(args[0], label)])
         if f in IDENTITY_OPS and isinstance(args[0], _Value):
             return args[0].index
         if f in GATHER_OPS or f in PIECES_OPS:
@@ -743,7 +745,8 @@ class _Builder:
                                  "computed in forward), positionally")
             return INPUT
         consts = tuple(_tuple_of(a) for a in args[1:])
-        return self.add(path, Gather(op, consts, None, self.batch or 2), [self.value(args[0], label)])
+        return self.add(path, Gather(op, consts, None, self.batch or 2),
+                        [self.value(args[0], label)])
 
     def piece(self, pieces: _Pieces, i: Any, path: str, label: str) -> int:
         """Result ``i`` of a call returning several tensors (split, chunk; a batch norm or max
@@ -829,7 +832,8 @@ class _Builder:
                                  "is supported (torch.maximum(a, b); not over a dimension)")
             return INPUT
         a, b = args
-        relu = self.add(f"{path}.relu", nn.ReLU(), [self.combine("sub", a, b, f"{path}.sub", label)])
+        diff = self.combine("sub", a, b, f"{path}.sub", label)
+        relu = self.add(f"{path}.relu", nn.ReLU(), [diff])
         if maximum:
             return self.combine("add", b, _Value(relu), path, label)
         return self.combine("sub", a, _Value(relu), path, label)
@@ -1173,7 +1177,8 @@ def _resolve_reshape(nd: Node, in_shape: tuple[int, ...]) -> Reshape:
         if args[0] is None:
             raise refuse("squeeze() without dimensions would squeeze a batch of one; name the "
                          "dimensions (x.squeeze(1))")
-        dims = {dim(d, full) for d in (args[0] if isinstance(args[0], (tuple, list)) else [args[0]])}
+        given = args[0] if isinstance(args[0], (tuple, list)) else [args[0]]
+        dims = {dim(d, full) for d in given}
         if 0 in dims:
             raise refuse("squeezing the batch dimension")
         return Reshape(tuple(s for i, s in enumerate(in_shape, 1) if not (i in dims and s == 1)))

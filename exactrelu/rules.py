@@ -47,8 +47,8 @@ from . import _exact
 from ._exact import ExactAffine, ExactMap, fmpq, fmpq_mat
 from .errors import UnsupportedModelError
 
-__all__ = ["FloatMap", "Rule", "AffineRule", "PiecewiseRule", "GatherRule", "RULES", "register_rule",
-           "find_rule", "rule_conflict"]
+__all__ = ["FloatMap", "Rule", "AffineRule", "PiecewiseRule", "GatherRule", "RULES",
+           "register_rule", "find_rule", "rule_conflict"]
 
 
 class FloatMap(NamedTuple):
@@ -440,57 +440,34 @@ class _ConvRule(AffineRule):
             return f"padding_mode={module.padding_mode!r} (only 'zeros' is supported)"
         return None
 
+    def args(self, module: Any) -> tuple:
+        """The convolution's arguments after weight and bias, in the order ``conv`` takes them."""
+        return module.stride, module.padding, module.dilation, module.groups
+
     def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
-        return type(self).conv(x, _p(module.weight, x), None, module.stride, module.padding,
-                               module.dilation, module.groups)
+        return type(self).conv(x, _p(module.weight, x), None, *self.args(module))
 
     def constant(self, module: Any, zeros: torch.Tensor) -> torch.Tensor:
         return type(self).conv(zeros, _p(module.weight, zeros), _p(module.bias, zeros),
-                               module.stride, module.padding, module.dilation, module.groups)
-
-
-@register_rule(nn.Conv1d)
-class Conv1dRule(_ConvRule):
-    conv = staticmethod(F.conv1d)
-
-
-@register_rule(nn.Conv2d)
-class Conv2dRule(_ConvRule):
-    conv = staticmethod(F.conv2d)
-
-
-@register_rule(nn.Conv3d)
-class Conv3dRule(_ConvRule):
-    conv = staticmethod(F.conv3d)
+                               *self.args(module))
 
 
 class _ConvTransposeRule(_ConvRule):
     """ConvTranspose1d/2d/3d: every entry of its matrix is one weight (an output position takes
     each input position through at most one kernel tap), so the float64 basis images are exact."""
 
-    def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
-        return type(self).conv(x, _p(module.weight, x), None, module.stride, module.padding,
-                               module.output_padding, module.groups, module.dilation)
-
-    def constant(self, module: Any, zeros: torch.Tensor) -> torch.Tensor:
-        return type(self).conv(zeros, _p(module.weight, zeros), _p(module.bias, zeros),
-                               module.stride, module.padding, module.output_padding,
-                               module.groups, module.dilation)
+    def args(self, module: Any) -> tuple:
+        return module.stride, module.padding, module.output_padding, module.groups, module.dilation
 
 
-@register_rule(nn.ConvTranspose1d)
-class ConvTranspose1dRule(_ConvTransposeRule):
-    conv = staticmethod(F.conv_transpose1d)
-
-
-@register_rule(nn.ConvTranspose2d)
-class ConvTranspose2dRule(_ConvTransposeRule):
-    conv = staticmethod(F.conv_transpose2d)
-
-
-@register_rule(nn.ConvTranspose3d)
-class ConvTranspose3dRule(_ConvTransposeRule):
-    conv = staticmethod(F.conv_transpose3d)
+# One rule per convolution class, each with torch's function of its dimension.
+for _cls, _base, _conv in (
+        (nn.Conv1d, _ConvRule, F.conv1d), (nn.Conv2d, _ConvRule, F.conv2d),
+        (nn.Conv3d, _ConvRule, F.conv3d),
+        (nn.ConvTranspose1d, _ConvTransposeRule, F.conv_transpose1d),
+        (nn.ConvTranspose2d, _ConvTransposeRule, F.conv_transpose2d),
+        (nn.ConvTranspose3d, _ConvTransposeRule, F.conv_transpose3d)):
+    register_rule(_cls, type(f"{_cls.__name__}Rule", (_base,), {"conv": staticmethod(_conv)})())
 
 
 def folded_batchnorm(module: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
@@ -679,7 +656,8 @@ class AddRule(Rule):
                                  (b, max(len(a.shape), len(b.shape)))))
         return FloatMap(a.W + self.sign * b.W, a.b + self.sign * b.b)
 
-    def exact_forward(self, module: Any, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+    def exact_forward(self, module: Any, inputs: list[ExactMap],
+                      out_shape: tuple[int, ...]) -> ExactMap:
         a, b = (_broadcast_map(m, tuple(out_shape)) for m in inputs)
         return ExactMap(a.mat + b.mat if self.sign == 1 else a.mat - b.mat, tuple(out_shape))
 
@@ -892,7 +870,8 @@ class PadRule(AffineRule):
     def check(self, module: Any) -> str | None:
         padding, mode, value = self.args(module)
         if mode not in ("constant", "reflect", "replicate", "circular"):
-            return f"padding mode {mode!r} (constant, reflect, replicate and circular are supported)"
+            return (f"padding mode {mode!r} (constant, reflect, replicate and circular are "
+                    "supported)")
         if not math.isfinite(value):
             return f"pads with {value}, which is not finite"
         if len(padding) % 2 or any(abs(int(p)) > MAX_PAD for p in padding):
@@ -906,7 +885,9 @@ class PadRule(AffineRule):
 
     def constant(self, module: Any, zeros: torch.Tensor) -> torch.Tensor:
         padding, mode, value = self.args(module)
-        return F.pad(zeros, padding, mode, value) if mode == "constant" else self.linear(module, zeros)
+        if mode == "constant":
+            return F.pad(zeros, padding, mode, value)
+        return self.linear(module, zeros)
 
 
 register_rule(Pad, PadRule())
@@ -963,7 +944,8 @@ class GatherRule(Rule):
         W = m.W.reshape(n, k, size).index_select(2, idx).reshape(n, k, *out_shape)
         return FloatMap(W, m.b.reshape(n, size).index_select(1, idx).reshape(n, *out_shape))
 
-    def exact_forward(self, module: Any, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+    def exact_forward(self, module: Any, inputs: list[ExactMap],
+                      out_shape: tuple[int, ...]) -> ExactMap:
         (m,) = inputs
         idx, _ = self.index(module, m.shape)
         return _exact.gather_rows(m, idx.tolist(), out_shape)
@@ -1049,7 +1031,8 @@ class UpsampleRule(GatherRule):
             return (f"Upsample(mode={module.mode!r}) interpolates with weights torch computes in "
                     "float; only mode='nearest' and 'nearest-exact' (which copy entries) are "
                     "supported")
-        scales = module.scale_factor if isinstance(module.scale_factor, tuple) else (module.scale_factor,)
+        scales = (module.scale_factor if isinstance(module.scale_factor, tuple)
+                  else (module.scale_factor,))
         sizes = module.size if isinstance(module.size, tuple) else (module.size,)
         if any(s is not None and not 0 < s <= MAX_PAD for s in (*scales, *sizes)):
             return f"Upsample(size={module.size}, scale_factor={module.scale_factor}) is too large"

@@ -113,7 +113,7 @@ def _builtin_case(key: Any, draw: Any) -> tuple[nn.Module, tuple[int, ...]]:
         return _params(mod, draw), (c, *[s(1, 3) for _ in range(dims)])
     if isinstance(key, type) and key.__name__ in _CALLS:
         return _Applied(_CALLS[key.__name__]), (s(), s(2, 4))
-    if isinstance(key, type) and issubclass(key, nn.Module) and key.__module__ == "torch.nn.modules.padding":
+    if isinstance(key, type) and key.__module__ == "torch.nn.modules.padding":
         dims = int(key.__name__[-2]) if key.__name__[-2].isdigit() else 1
         example = {"_ConstantPadNd": lambda: nn.ConstantPad1d((1, 2), 0.5),
                    "_ReflectionPadNd": lambda: nn.ReflectionPad1d(1),

@@ -26,7 +26,8 @@ from torch import nn
 
 
 def build():
-    return nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 4), nn.Hardtanh(), nn.Linear(4, 1))
+    return nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 4), nn.Hardtanh(),
+                         nn.Linear(4, 1))
 """
 
 

@@ -363,11 +363,12 @@ def _pad_amounts(draw: Callable, sides: tuple[int, ...], mode: str) -> tuple[int
 
 def pad_case(draw: Callable) -> Case:
     mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
-    shape = (draw(st.integers(1, 2)), *(draw(st.integers(2, 4)) for _ in range(draw(st.integers(1, 2)))))
+    dims = draw(st.integers(1, 2))
+    shape = (draw(st.integers(1, 2)), *(draw(st.integers(2, 4)) for _ in range(dims)))
     pad = _pad_amounts(draw, shape[1:], mode)
     value = draw(st.floats(-2, 2, allow_nan=False))
-    return _call_case(draw, {"F.pad": lambda h, x, m: F.pad(h, pad, mode, value if mode == "constant" else None)},
-                      shape)
+    fill = value if mode == "constant" else None
+    return _call_case(draw, {"F.pad": lambda h, x, m: F.pad(h, pad, mode, fill)}, shape)
 
 
 def pad_module_case(base: type) -> Callable[[Callable], Case]:
@@ -382,7 +383,8 @@ def pad_module_case(base: type) -> Callable[[Callable], Case]:
                 "circular" if "Circular" in cls.__name__ else "constant")
         pad = _pad_amounts(draw, shape[1:], mode)
         value = [draw(st.floats(-2, 2, allow_nan=False))] if "Constant" in cls.__name__ else []
-        return Case(nn.Sequential(nn.Linear(shape[-1], shape[-1]), cls(pad, *value)).double(), shape)
+        net = nn.Sequential(nn.Linear(shape[-1], shape[-1]), cls(pad, *value)).double()
+        return Case(net, shape)
 
     return case
 
