@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 
-from .errors import (CertificateError, ExactReluError, InvalidInputError, MissingDependencyError,
-                     RegionLimitError, UnsupportedModelError, VerificationError)
+from .errors import (CertificateError, CertificationError, ExactReluError, InvalidInputError,
+                     MissingDependencyError, RegionLimitError, UnsupportedModelError,
+                     VerificationError)
 
 
 def _version() -> str:
@@ -32,7 +33,8 @@ try:
     import numpy as _numpy  # noqa: F401
     from .capture import Program, capture
     from .graphs import AffineMaps, ExactAffineMaps, affine_maps, exact_affine_maps, exact_forward
-    from .rules import AffineRule, FloatMap, PiecewiseRule, Rule, register_rule
+    from .rules import (AffineRule, ElementwiseRule, FloatMap, PiecewiseRule, Rule,
+                        register_rule)
     from .domain import Box, Polytope, RealSpace, Slice
     from .certificate import Certificate
     from .verify import verify
@@ -57,8 +59,9 @@ except KeyboardInterrupt:
 __all__ = [
     "__version__",
     "ExactReluError", "InvalidInputError", "UnsupportedModelError", "RegionLimitError",
-    "VerificationError", "CertificateError", "MissingDependencyError",
-    "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule", "FloatMap",
+    "VerificationError", "CertificateError", "CertificationError", "MissingDependencyError",
+    "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule",
+    "ElementwiseRule", "FloatMap",
     "AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",
     "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check",
     "PointRegions", "SegmentWalk", "LocalComplexity", "RegionStatistics", "region_of",
