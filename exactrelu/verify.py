@@ -159,8 +159,10 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     ``"python"`` takes every network and domain; ``"auto"`` (default) takes the compiled one where
     it applies and no ``executor`` is given. Both give the same certificate. ``executor`` (Python
     engine): any ``concurrent.futures.Executor`` for the exact work (e.g. Dask's
-    ``client.get_executor()``); by default a process pool over ``workers`` (all cores) for large
-    traces, in-process otherwise.
+    ``client.get_executor()``); by default a process pool over ``workers`` for large traces,
+    in-process otherwise. ``workers=None`` takes the environment variable ``EXACTRELU_WORKERS``
+    when set (exactrelu's pytest plugin sets it under pytest-xdist: the cores divided among the
+    test workers), else all cores.
     ``claimed``: a region count or a list of patterns to compare against; a difference raises
     :class:`~exactrelu.errors.VerificationError` naming missing and spurious regions.
     ``max_regions``: stop with :class:`~exactrelu.errors.RegionLimitError` (its ``found``: how
