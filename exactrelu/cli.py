@@ -383,7 +383,8 @@ def _failure(exc: Exception) -> tuple[int, str]:
     if isinstance(exc, ExactReluError):  # a MissingDependencyError names what to install
         return EXIT_ERROR, str(exc) or type(exc).__name__
     if isinstance(exc, ImportError):  # a required package (torch, numpy, tqdm) is broken or missing
-        return EXIT_ERROR, f"{exc}; reinstall exactrelu and its dependencies (pip install exactrelu)"
+        return EXIT_ERROR, (f"{exc}; reinstall exactrelu and its dependencies "
+                            "(pip install exactrelu)")
     if isinstance(exc, (OSError, ValueError, RuntimeError)):
         return EXIT_ERROR, str(exc) or type(exc).__name__
     # a bug: one line all the same, never a traceback

@@ -28,7 +28,7 @@ except ImportError as err:
 from . import _exact
 from ._exact import ExactMap
 from ._parse import approx
-from .capture import INPUT, Node, Program, capture
+from .capture import INPUT, Node, capture
 from .certificate import Certificate
 from .errors import InvalidInputError, UnsupportedModelError, VerificationError
 from .rules import (RULES, Add, AffineRule, Cat, FloatMap, PiecewiseRule, ReshapeRule, Rule,
@@ -242,12 +242,14 @@ def _short(x: Any, most: int = 120) -> str:
 def _clip_list(values: Any, most: int = 8) -> str:
     vals = values.reshape(-1).tolist() if isinstance(values, torch.Tensor) else list(values)
     shown = [f"{v:.6g}" if isinstance(v, float) else str(v) for v in vals[:most]]
-    return "[" + ", ".join(shown) + (f", ... ({len(vals)} in all)" if len(vals) > most else "") + "]"
+    more = f", ... ({len(vals)} in all)" if len(vals) > most else ""
+    return "[" + ", ".join(shown) + more + "]"
 
 
 def _exact_list(values: Sequence[Fraction], most: int = 4) -> str:
     shown = [approx(v) for v in values[:most]]
-    return "[" + ", ".join(shown) + (f", ... ({len(values)} in all)" if len(values) > most else "") + "]"
+    more = f", ... ({len(values)} in all)" if len(values) > most else ""
+    return "[" + ", ".join(shown) + more + "]"
 
 
 @dataclass
@@ -369,15 +371,16 @@ class _Checker:
         d = prog.in_dim
         eye = torch.eye(d, dtype=torch.float64).reshape(1, d, *case.shape).expand(
             self.n, d, *case.shape)
-        start = (FloatMap(eye, torch.zeros_like(self.x)), [_exact.identity_map(d, case.shape)] * self.n)
+        start = (FloatMap(eye, torch.zeros_like(self.x)),
+                 [_exact.identity_map(d, case.shape)] * self.n)
         values = prog.run_nodes({INPUT: start}, 0, len(prog.nodes), self.node)
         fout, eouts = values[prog.output]
         where.node = None
         got = fout.at(self.t)
         if not _close(got, ref, _tol(self.xm.dtype, ref, _terms(fout, self.x))):
             raise _Failed(f"check_rule: the captured program computes {_clip_list(got)}, the "
-                          f"module {_clip_list(ref)} at x = {_clip_list(self.x)}: capture wires the "
-                          "ops differently from forward")
+                          f"module {_clip_list(ref)} at x = {_clip_list(self.x)}: capture wires "
+                          "the ops differently from forward")
         for n in range(self.n):
             try:
                 exact = prog.exact_forward(self.q[n])
@@ -433,7 +436,8 @@ class _Checker:
                 out = mod(*[v.to(dtype) for v in vin])
             except Exception:  # not callable on its captured inputs alone: no per-op reference
                 return None
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (vin[0].shape[0], *nd.out_shape):
+        if not isinstance(out, torch.Tensor) or \
+                tuple(out.shape) != (vin[0].shape[0], *nd.out_shape):
             self.where.fail(nd.rule, "float_forward" if not nd.piecewise else "apply",
                             f"the rule's maps have shape {nd.out_shape} per sample (capture "
                             f"infers it from them), the module's output "
@@ -452,7 +456,8 @@ class _Checker:
         zeros = torch.zeros((1, *vin[0].shape[1:]), dtype=torch.float64)
         ref = self.reference(nd, [zeros])
         const = _call(self.where, rule, "constant", nd.module, zeros)
-        if ref is not None and not _close(const.reshape(ref.shape), ref, _tol(ref.dtype, ref, const)):
+        if ref is not None and \
+                not _close(const.reshape(ref.shape), ref, _tol(ref.dtype, ref, const)):
             return "constant"
         return "linear"
 
@@ -659,7 +664,8 @@ class _Checker:
         got = call("cell_constraints", state, tuple(nd.in_shapes[0]))
         try:
             idx, sg = got
-            idx, sg = [int(i) for i in idx.reshape(-1).tolist()], [int(g) for g in sg.reshape(-1).tolist()]
+            idx = [int(i) for i in idx.reshape(-1).tolist()]
+            sg = [int(g) for g in sg.reshape(-1).tolist()]
         except (TypeError, ValueError, AttributeError):
             fail("cell_constraints", f"it gives {_short(got, 120)}; expected two int tensors "
                                      "(indices, signs)", n)

@@ -49,7 +49,8 @@ def env_workers() -> int | None:
     text = os.environ.get(WORKERS_ENV, "").strip()
     if not text:
         return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 4 or not 1 <= int(text) <= MAX_WORKERS:
+    if not (text.isascii() and text.isdigit()) or len(text) > 4 or \
+            not 1 <= int(text) <= MAX_WORKERS:
         raise InvalidInputError(f"the environment variable {WORKERS_ENV}={show(text)}: set it to a "
                                 f"positive integer of at most {MAX_WORKERS:,}, or unset it (all "
                                 "cores)")
