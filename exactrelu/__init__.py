@@ -42,6 +42,10 @@ try:
     from .analysis import (LocalComplexity, PointRegions, RegionStatistics, SegmentWalk,
                            dual_graph, local_complexity, region_of, region_statistics,
                            segment_regions, shortest_path)
+    # boundaries, level sets and topology of decision regions and sublevel sets (issue 19)
+    from .boundary import BoundaryCell, BoundaryComplex, Measure, decision_boundary, level_set
+    from .boundary_check import check_boundary
+    from .topology import Topology, decision_region_topology, sublevel_topology, superlevel_topology
 except KeyboardInterrupt:
     # Ctrl-C while the command line starts (importing torch takes seconds): its exit, not a
     # traceback (see exactrelu.cli)
@@ -66,6 +70,9 @@ __all__ = [
     "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check",
     "PointRegions", "SegmentWalk", "LocalComplexity", "RegionStatistics", "region_of",
     "segment_regions", "dual_graph", "shortest_path", "local_complexity", "region_statistics",
+    # boundaries, level sets and topology (issue 19)
+    "BoundaryCell", "BoundaryComplex", "Measure", "decision_boundary", "level_set", "check_boundary",
+    "Topology", "decision_region_topology", "sublevel_topology", "superlevel_topology",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -555,6 +555,7 @@ class _Certifier:
         if not cands:
             cands = [_seed(self, parent)]
         found: dict[tuple[int, ...], Cell] = {}
+        rank: dict[tuple[int, ...], tuple[int, ...]] = {}  # state -> its key in the sibling order
         queue: list[Candidate] = list(cands)
         queued = {c.state for c in queue}
         self.stats.candidates += len(cands)
@@ -599,6 +600,7 @@ class _Certifier:
             else:
                 self.stats.confirmed += 1
             found[state] = cell
+            rank[state] = tuple((-sw).tolist()) if ctx.rule.sign_cells else state
             if self.limit is not None and len(found) > self.limit:
                 raise region_limit(len(found), self.limit)
             # closure under facet crossing
@@ -619,7 +621,11 @@ class _Certifier:
                     queue.append(Candidate(nb, None, None))
         if not found:
             raise CertificationError(f"no child found for a parent cell at level {j}")
-        children = list(found.values())
+        # the canonical sibling order (see ``run``): for an op whose cells are sign vectors, by
+        # the signs of its switching functions inside (as the arrangement makes them; every
+        # function not constant on the parent is a constraint, so non-zero at ``w``), else by
+        # state
+        children = [found[st] for st in sorted(found, key=rank.__getitem__)]
         if parent.volume is not None:
             total = sum((c.volume for c in children), fmpq(0))  # type: ignore[misc]
             if total != parent.volume:
@@ -1806,6 +1812,30 @@ def candidate_tree(trace: Any) -> CandidateTree:
     return CandidateTree(nodes, codes)
 
 
+def _contiguous_chunks(cells: list[Cell], tree: CandidateTree | None, n: int) -> list[list[Cell]]:
+    """``cells`` cut into at most ``n`` non-empty runs, in order, of about equal weight: a cell
+    weighs one plus the number of the trace's proposal nodes below it (its subtree's parents)."""
+    n = max(1, min(n, len(cells)))
+    weights = [1] * len(cells)
+    if tree is not None and cells:
+        level = cells[0].level
+        at = {tree.key(c.states): k for k, c in enumerate(cells)}
+        for key in tree.nodes:
+            k = at.get(key[:level]) if len(key) >= level else None
+            if k is not None:
+                weights[k] += 1
+    total = sum(weights)
+    chunks: list[list[Cell]] = []
+    acc = 0
+    for cell, w in zip(cells, weights):
+        # a new run once the runs so far hold their share of the weight
+        if not chunks or (len(chunks) < n and acc * n >= len(chunks) * total):
+            chunks.append([])
+        chunks[-1].append(cell)
+        acc += w
+    return chunks
+
+
 def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         executor: cf.Executor | None = None, workers: int | None = None,
         progress: bool = False, sink: Any = None,
@@ -1814,10 +1844,23 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
     None: from exact seeds only; with an executor the tree is consumed, emptied once its parts
     are shipped); returns the leaves, statistics and the root cell. With ``sink``, the leaves go
     to ``sink(batch)`` instead, in order, a batch at a time (one per work chunk with an
-    executor), and the list returned is empty. With ``progress``, a progress bar (on a terminal
-    only) counts parent cells, or work chunks with an executor. More than ``max_regions``
-    regions known to exist raise :class:`RegionLimitError` as soon as they are (each work chunk
-    stops at that many; the chunks' leaves are counted as they come back)."""
+    executor), and the list returned is empty.
+
+    The leaves come in the canonical order, whatever the executor and the float trace: depth
+    first through the layer tree, each parent's children ordered by the signs of their op's
+    switching functions inside them, compared in the functions' order (their constraint ids)
+    with positive before negative, for ops whose cells are sign vectors (ReLU, LeakyReLU,
+    Hardtanh); by their state tuples for other ops (MaxPool, rules without ``sign_cells``).
+    On a bounded parent the exact arrangement makes its cells in that order (each cut puts the
+    positive part before the negative one; a cell no function crosses keeps its place), and the
+    compiled engine makes them the same way; :meth:`_Certifier.children` sorts the others.
+    With an executor the first levels are expanded here and contiguous runs of the frontier
+    certified as chunks whose leaves are taken in chunk order: the same sequence.
+
+    With ``progress``, a progress bar (on a terminal only) counts parent cells, or work chunks
+    with an executor. More than ``max_regions`` regions known to exist raise
+    :class:`RegionLimitError` as soon as they are (each work chunk stops at that many; the
+    chunks' leaves are counted as they come back)."""
     keep: list[Leaf] = []
     if sink is None:
         sink = keep.extend
@@ -1829,7 +1872,9 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         sink(leaves)
         return keep, stats, root
     t1 = time.perf_counter()
-    # Expand the first levels in this process until there is enough work to split.
+    # Expand the first levels in this process until there is enough work to split. A level's
+    # cells are its parents' children in order, so the leaves below the frontier, frontier cell
+    # by frontier cell, are the leaves in the canonical order (see the docstring).
     want = 4 * (workers or os.cpu_count() or 1) if executor is not None else 0
     cert = _Certifier(prog, domain, offsets)
     cert.limit = max_regions
@@ -1838,7 +1883,10 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         nxt = []
         for p in frontier:
             cands = tree.candidates(p) if tree is not None else []
-            nxt.extend(cert.children(p, cands, tree is not None))
+            kids = cert.children(p, cands, tree is not None)
+            cert.stats.cells += len(kids)
+            p.live = None
+            nxt.extend(kids)
             if max_regions is not None and len(nxt) > max_regions:
                 raise region_limit(len(nxt), max_regions)
         frontier = nxt
@@ -1850,8 +1898,9 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         sink(leaves)
         del leaves
     else:
-        n = max(1, min(len(frontier), want))
-        chunks = [frontier[i::n] for i in range(n)]
+        # contiguous runs of the frontier, so that their leaves, taken chunk by chunk, come in
+        # the canonical order; of about equal work (the trace's proposals below each cell)
+        chunks = _contiguous_chunks(frontier, tree, min(len(frontier), want))
         # ship each chunk only its part of the candidate tree (grouped by the frontier's prefixes)
         subs = tree.split(chunks) if tree is not None else [None] * len(chunks)
         if tree is not None:

@@ -18,6 +18,7 @@ from torch import nn
 
 from . import _fastpath, _polyhedra, certify
 from ._deps import flint
+from ._geometry import exact_keys
 from .capture import Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
 from ._parse import Malformed, approx, show
@@ -377,7 +378,9 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
     ``j0`` except on the units vanishing there. A facet with a domain constraint lies on the domain's
     boundary and has no region across."""
     exact = vertices
-    cols = _nearest_floats(exact, d)
+    # per coordinate, the exact keys of every vertex's coordinate: every choice of an extreme
+    # vertex and every comparison of two ends is exact, and almost always one of floats
+    keys = [exact_keys([v[c] for v in exact]) for c in range(d)] if d > 1 else []
     planes_of: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}  # by id of (a, b)
 
     def plane(f: RegionFacet) -> tuple[tuple[int, ...], int]:
@@ -432,23 +435,23 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
         elif d == 1:
             pairs = [(p, m) for p in plus for m in minus]
         elif d == 2:
-            # Collinear sides overlap iff their spans along one coordinate the line does not fix
-            # overlap with positive length. Spans are compared in float64 first: rounding to
-            # nearest is monotone, so a strict inequality between the floats of two rationals is
-            # the same strict inequality between the rationals; equal floats are compared exactly.
-            c = 0 if items[0][2].a[1] != 0 else 1
-            span, less = _span_tests(cols[c], exact, c)
-            ms = sorted(((span(f), ri, f) for ri, f in minus), key=lambda t: t[0][0])
+            # Collinear sides overlap iff their spans along a coordinate the line does not fix
+            # overlap with positive length; ends are compared by exact keys (floats where they
+            # differ, the rationals where the floats are equal).
+            kc = keys[0 if items[0][2].a[1] != 0 else 1]
+            at = kc.__getitem__
+            ms = sorted(((kc[min(g.vertices, key=at)], kc[max(g.vertices, key=at)], rj, g)
+                         for rj, g in minus), key=_first)
             pairs = []
             for ri, f in plus:
-                lo, hi, klo, khi = span(f)
-                for (mlo, mhi, kmlo, kmhi), rj, g in ms:
-                    if mlo > hi:
-                        break
-                    if less(mlo, kmlo, hi, khi) and less(lo, klo, mhi, kmhi):
+                lo, hi = kc[min(f.vertices, key=at)], kc[max(f.vertices, key=at)]
+                for mlo, mhi, rj, g in ms:
+                    if mlo >= hi:
+                        break  # so are the later ones: sorted by their lower ends
+                    if lo < mhi:
                         pairs.append(((ri, f), (rj, g)))
         else:
-            pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, exact, cols, d, plane)
+            pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, exact, keys, d, plane)
         for (ri, f), (rj, g) in pairs:
             out.append((min(ri, rj), max(ri, rj), f, g, gk if offsets is None else gk[0]))
     uniq: dict[tuple[int, int], tuple] = {}
@@ -467,24 +470,6 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
     return adjacency
 
 
-def _span_tests(col: list[float], vertices: list[tuple], c: int) -> tuple[Any, Any]:
-    """For collinear sides in 2-D: their (float) span along coordinate ``c`` (``col``: the nearest
-    floats of that coordinate) with the vertices at its ends, and an exact strict comparison of
-    two ends decided in float where floats differ."""
-    at = col.__getitem__
-
-    def span(f: RegionFacet) -> tuple[float, float, int, int]:
-        ks = f.vertices
-        lo = min(ks, key=at)
-        hi = max(ks, key=at)
-        return col[lo], col[hi], lo, hi
-
-    def less(x: float, kx: int, y: float, ky: int) -> bool:
-        return x < y or (x == y and vertices[kx][c] < vertices[ky][c])
-
-    return span, less
-
-
 def _hyperplane_key(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...], int]:
     """(primitive integer row (a, b) with the first non-zero entry of a positive, side): a hashable
     key of the hyperplane that is cheap to build; side is the sign of that entry in ``a``."""
@@ -500,29 +485,20 @@ def _hyperplane_key(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...]
     return tuple([v // g for v in ints]), side
 
 
-def _nearest_floats(vertices: list[tuple], d: int) -> list[list[float]]:
-    """Per coordinate, the nearest float of that coordinate of every exact vertex (int / int is
-    correctly rounded; +-inf where it overflows, which keeps the order)."""
-    cols: list[list[float]] = [[] for _ in range(d)]
-    for v in vertices:
-        for col, c in zip(cols, v):
-            try:
-                col.append(c.numerator / c.denominator)
-            except OverflowError:
-                col.append(math.inf if c > 0 else -math.inf)
-    return cols
+def _first(t: tuple) -> Any:
+    return t[0]
 
 
 def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions: list[Region], vertices: list[tuple],
-                        cols: list[list[float]], d: int, plane: Any) -> list:
+                        keys: list[list[tuple[float, Fraction]]], d: int, plane: Any) -> list:
     """d >= 3: pairs of facets on one hyperplane (opposite sides) sharing a (d-1)-dim piece.
 
     Bounding boxes first: boxes whose exact extents along a coordinate the hyperplane does not fix
-    are disjoint or touching cannot share a (d-1)-dim piece. The boxes are compared in float64
-    (``cols``: nearest floats per coordinate), where a strict inequality between nearest floats is
-    the same strict inequality between the rationals (rounding is monotone); only equal floats are
-    compared exactly. Then d affinely independent shared vertices (a shared (d-1)-simplex), and
-    for what is still undecided an exact separating-line test (3-D) or an exact LP.
+    are disjoint or touching cannot share a (d-1)-dim piece. Extents are chosen and compared by
+    ``keys`` (:func:`~exactrelu._geometry.exact_keys` of every vertex's coordinates: floats where
+    they differ, the rationals where the floats are equal). Then d affinely independent shared
+    vertices (a shared (d-1)-simplex), and for what is still undecided an exact separating-line
+    test (3-D) or an exact LP.
 
     Separation: if some other facet ``h`` of one region has all the other facet's vertices on or
     beyond it (``a_h . x >= b_h``), the two facets meet at most in a (d-2)-dimensional piece.
@@ -536,22 +512,12 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     that went to the LP before).
     """
     free = [i for i in range(d) if any(a[k] != 0 for k in range(d) if k != i)]
-    ats = [col.__getitem__ for col in cols]
+    ats = [kc.__getitem__ for kc in keys]
 
-    def box(f: RegionFacet) -> list[tuple[float, float, int, int]]:
+    def box(f: RegionFacet) -> list[tuple[tuple, tuple]]:
+        """Per coordinate, the keys of the facet's exact least and greatest coordinate."""
         ks = f.vertices
-        out = []
-        for col, at in zip(cols, ats):
-            lo = min(ks, key=at)
-            hi = max(ks, key=at)
-            out.append((col[lo], col[hi], lo, hi))
-        return out
-
-    def apart(x: tuple, y: tuple, i: int) -> bool:
-        """Is the exact upper end of ``x`` at most the exact lower end of ``y`` (coordinate i)?"""
-        if x[1] != y[0]:
-            return x[1] < y[0]
-        return vertices[x[3]][i] <= vertices[y[2]][i]
+        return [(kc[min(ks, key=at)], kc[max(ks, key=at)]) for kc, at in zip(keys, ats)]
 
     mboxes = [(box(g), rj, g) for rj, g in minus]
     seps: dict[int, Any] = {}
@@ -594,8 +560,8 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
         return any(all(v >= 0 for v in row) for row in (H * P).tolist())
 
     out = []
-    # a sweep along the first free coordinate: the other facets by the float of their lower end;
-    # once that float exceeds the float of this facet's upper end, so do the exact values
+    # a sweep along the first free coordinate: the other facets by their lower ends; once one is
+    # at or past this facet's upper end, so are the later ones
     c0 = free[0]
     mboxes.sort(key=lambda t: t[0][c0][0])
     for ri, f in plus:
@@ -603,10 +569,10 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
         fset = set(f.vertices)
         top = fb[c0][1]
         for gb, rj, g in mboxes:
-            if gb[c0][0] > top:
+            if gb[c0][0] >= top:
                 break
-            if any(apart(fb[i], gb[i], i) or apart(gb[i], fb[i], i) for i in free):
-                continue
+            if any(fb[i][1] <= gb[i][0] or gb[i][1] <= fb[i][0] for i in free):
+                continue  # apart or touching along a coordinate the hyperplane does not fix
             shared = fset.intersection(g.vertices)
             # d affinely independent shared vertices: their homogeneous lifts have rank d (3-D:
             # three vertices of a convex polygon are never collinear, they are extreme points)

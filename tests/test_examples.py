@@ -84,6 +84,10 @@ def test_slice_demo_count_matches_its_certificate(tmp_path: Path) -> None:
     assert "check: OK" in out
     cert = exactrelu.Certificate.load(tmp_path / "slice.cert.json")
     assert cert.num_regions == printed > 1 and cert.dim == 2
+    drawn = re.search(r"decision boundary: (\d+) segments of total length ([0-9.]+)", out)
+    boundary = exactrelu.decision_boundary(cert)  # the fast window is crossed by a boundary
+    assert int(drawn.group(1)) == len(boundary) > 0
+    assert abs(float(boundary.measure()) - float(drawn.group(2))) < 1e-6
     _png(tmp_path / "slice_regions.png")
 
 
