@@ -165,8 +165,7 @@ def _cases(module_or_type: Any, input_shape: Sequence[int] | None) -> st.SearchS
         given_case = st.just(_Case(mod, shape))
         if not _floating(mod):
             return given_case
-        varied = st.composite(lambda draw: _Case(_redraw(mod, draw), shape, True))()
-        return st.one_of(given_case, varied)
+        return st.one_of(given_case, _varied(mod, shape))
     if isinstance(module_or_type, type):
         key = module_or_type
         if input_shape is None and _has_builtin(key):
@@ -180,6 +179,11 @@ def _cases(module_or_type: Any, input_shape: Sequence[int] | None) -> st.SearchS
         return _cases(mod, input_shape)
     raise InvalidInputError("expected a module, a module type or a strategy of modules, "
                             f"got {module_or_type!r}")
+
+
+def _varied(module: nn.Module, shape: tuple[int, ...]) -> st.SearchStrategy[_Case]:
+    """Copies of ``module`` with its floating tensors redrawn."""
+    return st.composite(lambda draw: _Case(_redraw(module, draw), shape, True))()
 
 
 def _module(m: Any) -> nn.Module:
@@ -874,22 +878,37 @@ def check_rule(module_or_type: Any, rule: Rule | None = None, *, max_examples: i
             raise InvalidInputError("with a rule, pass the module type, a module instance or a "
                                     "strategy of modules")
     with _registered(key, rule):
-        cases = _cases(module_or_type, input_shape)
+        if isinstance(module_or_type, nn.Module) and _floating(module_or_type):
+            # the module as given on a fifth of the examples, then copies with its tensors
+            # redrawn (mixed in one run, Hypothesis spent most examples on the given module)
+            mod = module_or_type
+            shape = tuple(input_shape) if input_shape is not None else _guess_shape(mod)
+            n = max(1, max_examples // 5)
+            _fuzz(st.just(_Case(mod, shape)), rule, per_draw, n)
+            if max_examples > n:
+                _fuzz(_varied(mod, shape), rule, per_draw, max_examples - n)
+        else:
+            _fuzz(_cases(module_or_type, input_shape), rule, per_draw, max_examples)
 
-        @settings(max_examples=max_examples, deadline=None, database=None,
-                  report_multiple_bugs=False, phases=_PHASES,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                         HealthCheck.data_too_large])
-        @given(st.data())
-        def run(data: st.DataObject) -> None:
-            case = data.draw(cases, label="module, input_shape")
-            with _registered(type(case.module) if per_draw else None, rule):
-                dtype = _dtype(case.module)
-                x = data.draw(_inputs(case.shape, dtype, _ties(case.module, dtype)), label="x")
-                clear_exact_cache()
-                _Checker(case, x).run()
 
-        run()
+def _fuzz(cases: st.SearchStrategy[_Case], rule: Rule | None, per_draw: bool,
+          max_examples: int) -> None:
+    """Hypothesis over ``cases`` and inputs for them; ``per_draw``: register ``rule`` for each
+    drawn module's type."""
+    @settings(max_examples=max_examples, deadline=None, database=None,
+              report_multiple_bugs=False, phases=_PHASES,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                     HealthCheck.data_too_large])
+    @given(st.data())
+    def run(data: st.DataObject) -> None:
+        case = data.draw(cases, label="module, input_shape")
+        with _registered(type(case.module) if per_draw else None, rule):
+            dtype = _dtype(case.module)
+            x = data.draw(_inputs(case.shape, dtype, _ties(case.module, dtype)), label="x")
+            clear_exact_cache()
+            _Checker(case, x).run()
+
+    run()
 
 
 # ----------------------------------------------------------------------------- assert_regions

@@ -650,8 +650,7 @@ def compare_claim(cert: Certificate, claimed: Any) -> None:
                                     "order)")
     want = set(claims)
     missing = [have[k] for k in have if k not in want]
-    spurious = [k for k in claims if k not in have]
-    spurious = list(dict.fromkeys(spurious))
+    spurious = list(dict.fromkeys(k for k in claims if k not in have))  # in the claim's order
     if missing or spurious:
         lines = [f"claimed {len(want)} patterns, certified {cert.num_regions} regions on "
                  f"{cert.domain!r}"]

@@ -337,3 +337,25 @@ def test_elementwise_rule_with_bad_lists_is_refused_naming_them() -> None:
         with pytest.MonkeyPatch.context() as mp:
             mp.setitem(RULES, Shifted, Backwards())
             exactrelu.capture(nn.Sequential(Shifted()), (2,))
+
+
+class OneState(ShiftedRule):  # every cell labelled state 0 in the exact layer's plain form
+    def state_tuple(self, module, signs, in_shape):
+        return tuple(0 for _ in signs)
+
+
+def test_a_self_contradicting_rule_makes_verify_name_it_and_check_rule(monkeypatch) -> None:
+    import pickle
+
+    monkeypatch.setitem(RULES, Shifted, OneState())
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 6), Shifted(), nn.Linear(6, 1))
+    with pytest.raises(exactrelu.CertificationError) as info:
+        exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False)
+    err = info.value
+    assert isinstance(err, exactrelu.ExactReluError) and err.rules == ("OneState for Shifted",)
+    assert "OneState for Shifted" in str(err) and "exactrelu.testing.check_rule" in str(err)
+    again = pickle.loads(pickle.dumps(err))  # as from a worker process: the same message
+    assert str(again) == str(err) and again.rules == err.rules
+    with pytest.raises(AssertionError, match=r"OneState\.state_tuple is wrong"):
+        check_rule(Shifted(), OneState(), input_shape=(3,), max_examples=N)

@@ -115,7 +115,17 @@ def test_custom_rule_runs_on_the_compiled_engine_as_its_builtin_twin(tmp_path: P
     out = _run("custom_rule", tmp_path)
     assert "(compiled engine)" in out and "the independent checker accepts the certificate" in out
     assert "AbsScaleRule.linear is wrong" in out  # the wrong rule is caught, its method named
-    ex = _load("custom_rule")
+    from exactrelu.rules import RULES
+
+    ex = _load("custom_rule")  # registers its rules: undone below, other tests count RULES
+    try:
+        _custom_rule_twin(ex)
+    finally:
+        for key in (ex.Scale, ex.ShiftedReLU):
+            RULES.pop(key, None)
+
+
+def _custom_rule_twin(ex: ModuleType) -> None:
     torch.manual_seed(3)
     net = torch.nn.Sequential(torch.nn.Linear(2, 6), ex.ShiftedReLU(), ex.Scale(-0.5),
                               torch.nn.Linear(6, 2)).double()
