@@ -43,7 +43,7 @@ REL = 1e-9
 #: machine epsilon (float32: 7.6e-6).
 EPS_UNITS = 64
 #: A point is inside a cell of a piecewise op when every switching value is this far from zero
-#: (relative to the largest one, and at least 16 tolerances).
+#: (relative to the largest one), and 16 tolerances at least.
 SWITCH_MARGIN = 1e-6
 
 
@@ -314,12 +314,13 @@ def _call(where: _Where, rule: Any, method: str, *args: Any) -> Any:
 
 
 def _tol(dtype: torch.dtype, *magnitudes: Any) -> float:
-    """Absolute tolerance for values of ``dtype`` whose terms are at most ``magnitudes``."""
+    """Absolute tolerance for values of ``dtype`` whose terms are at most ``magnitudes``: relative
+    to them alone (a floor such as 1 would hide a sign error in a parameter of 1e-100)."""
     rel = REL if dtype == torch.float64 else EPS_UNITS * torch.finfo(dtype).eps
     big = max([float(m.abs().max()) if isinstance(m, torch.Tensor) and m.numel() else
                float(abs(m)) if not isinstance(m, torch.Tensor) else 0.0 for m in magnitudes],
               default=0.0)
-    return rel * (1.0 + big)
+    return rel * max(big, torch.finfo(dtype).tiny)
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, tol: float) -> bool:
@@ -584,7 +585,7 @@ class _Checker:
         fout = self.float_map(rule, "apply", call("apply", fin, s), out_shape)
         values = fout.at(self.t)
         ref = self.reference(nd, [v])
-        margin = [max(SWITCH_MARGIN * (1 + float(fs[n].abs().max() if S else 0.0)),
+        margin = [max(SWITCH_MARGIN * float(fs[n].abs().max() if S else 0.0),
                       16 * _tol(ref.dtype if ref is not None else torch.float64, terms[n]))
                   for n in range(N)]
         inside = [n for n in range(N) if all(e != 0 for e in es[n]) and
