@@ -833,8 +833,8 @@ def check_rule(module_or_type: Any, rule: Rule | None = None, *, max_examples: i
     """Fuzz the rule of a module with Hypothesis; an AssertionError names the wrong method of the
     rule, with a counterexample (the module, the input, Hypothesis's falsifying example).
 
-    ``module_or_type``: a module instance (checked as given and with every floating parameter
-    and buffer redrawn, in its own dtype), a module type (built-in example modules in float64 and
+    ``module_or_type``: a module instance (as given on a fifth of the examples, then with every
+    floating parameter and buffer redrawn, in its own dtype), a module type (built-in example modules in float64 and
     float32 for torch's layers, else the type called without arguments) or a Hypothesis strategy
     of modules (e.g. ``st.builds(MyScale, st.floats(-4, 4))``: what redrawing tensors cannot
     vary). ``rule``, when given, is registered for the module's type (each drawn module's type,
