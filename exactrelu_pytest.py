@@ -8,7 +8,8 @@ exactrelu is installed, so it imports neither torch nor exactrelu (a module insi
 In a pytest-xdist worker (``PYTEST_XDIST_WORKER_COUNT`` set), it sets ``EXACTRELU_WORKERS``, the
 ``workers`` that :func:`exactrelu.verify` takes when a call leaves it None, to the cores this
 process may use divided by the number of workers (at least 1), unless ``EXACTRELU_WORKERS`` is
-set already. Without xdist it does nothing. Turn it off with ``-p no:exactrelu``.
+set already. Without xdist it does nothing. Turn it off with ``-p no:exactrelu_pytest``; the
+entry point has the module's name, so ``-p exactrelu_pytest`` loads it once, installed or not.
 """
 
 from __future__ import annotations

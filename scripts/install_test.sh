@@ -61,7 +61,7 @@ assert not any(n.endswith(".cpp") for n in files), "the wheel carries the core's
 assert "exactrelu/py.typed" in files
 assert "exactrelu_pytest.py" in files, "the wheel has no pytest plugin"
 eps = z.read(next(n for n in files if n.endswith(".dist-info/entry_points.txt"))).decode()
-assert re.search(r"^\[pytest11\]\nexactrelu = exactrelu_pytest$", eps, re.M), eps
+assert re.search(r"^\[pytest11\]\nexactrelu_pytest = exactrelu_pytest$", eps, re.M), eps
 meta = z.read(next(n for n in files if n.endswith(".dist-info/METADATA"))).decode()
 assert f"Version: {project['version']}\n" in meta
 assert "License-Expression: MIT\n" in meta
@@ -117,7 +117,8 @@ say "the testing extra"
 import importlib.metadata
 import sys
 
-(plugin,) = [e for e in importlib.metadata.entry_points(group="pytest11") if e.name == "exactrelu"]
+(plugin,) = [e for e in importlib.metadata.entry_points(group="pytest11")
+             if e.name == "exactrelu_pytest"]
 plugin.load()
 assert "torch" not in sys.modules and "exactrelu" not in sys.modules, "the plugin imports torch"
 EOF

@@ -101,7 +101,9 @@ def _pytest(tmp_path: Path, code: str, env: dict[str, str], *args: str
     full = {k: v for k, v in os.environ.items() if k not in ("EXACTRELU_WORKERS",
                                                              "PYTEST_XDIST_WORKER_COUNT",
                                                              "PYTEST_ADDOPTS")}
-    full.update({"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env})
+    # installed plugins stay out (the test loads this tree's plugin by -p)
+    full.update({"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+                 "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **env})
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                            "-p", "exactrelu_pytest", *args, "test_user.py"], cwd=tmp_path,
                           env=full, capture_output=True, text=True, timeout=300)
