@@ -359,3 +359,24 @@ def test_a_self_contradicting_rule_makes_verify_name_it_and_check_rule(monkeypat
     assert str(again) == str(err) and again.rules == err.rules
     with pytest.raises(AssertionError, match=r"OneState\.state_tuple is wrong"):
         check_rule(Shifted(), OneState(), input_shape=(3,), max_examples=N)
+
+
+def test_module_cases_redraw_an_instance_in_its_own_dtype() -> None:
+    from hypothesis import given, settings
+
+    from exactrelu.testing import module_cases
+
+    base = nn.Linear(2, 3)
+    seen = []
+
+    @settings(max_examples=30, database=None)
+    @given(module_cases(base))
+    def draw(case) -> None:
+        module, shape = case
+        assert shape == (2,) and module.weight.dtype == torch.float32
+        assert module is base or not module.training  # copies are put in eval mode
+        seen.append(module is base or torch.equal(module.weight, base.weight))
+
+    draw()
+    assert True in seen and False in seen  # as given, and redrawn
+    assert base.weight.requires_grad and base.training  # the given module is left untouched
