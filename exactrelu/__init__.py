@@ -7,8 +7,9 @@ import logging
 import types
 from typing import Any
 
-from .errors import (CertificateError, ExactReluError, InvalidInputError, MissingDependencyError,
-                     RegionLimitError, UnsupportedModelError, VerificationError)
+from .errors import (CertificateError, CertificationError, ExactReluError, InvalidInputError,
+                     MissingDependencyError, RegionLimitError, UnsupportedModelError,
+                     VerificationError)
 
 
 def _version() -> str:
@@ -34,7 +35,8 @@ try:
     import numpy as _numpy  # noqa: F401
     from .capture import Program, capture
     from .graphs import AffineMaps, ExactAffineMaps, affine_maps, exact_affine_maps, exact_forward
-    from .rules import AffineRule, FloatMap, PiecewiseRule, Rule, register_rule
+    from .rules import (AffineRule, ElementwiseRule, FloatMap, PiecewiseRule, Rule,
+                        register_rule)
     from .domain import Box, Polytope, RealSpace, Slice
     from .certificate import Certificate
     from .verify import verify
@@ -88,8 +90,9 @@ trace = _trace_module
 __all__ = [
     "__version__",
     "ExactReluError", "InvalidInputError", "UnsupportedModelError", "RegionLimitError",
-    "VerificationError", "CertificateError", "MissingDependencyError",
-    "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule", "FloatMap",
+    "VerificationError", "CertificateError", "CertificationError", "MissingDependencyError",
+    "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule",
+    "ElementwiseRule", "FloatMap",
     "AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",
     "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check", "trace",
     "latex_table",

@@ -259,6 +259,22 @@ def show(x: Any, limit: int = 60) -> str:
     return f"a rational with a numerator of about {_size(n):,} digits"
 
 
+def approx(x: Any, digits: int = 4) -> str:
+    """``x`` for a message as a decimal of ``digits`` significant digits, with its exact value
+    beside it unless the decimal is exact.
+
+    >>> approx(Fraction(-8313851451734411, 9007199254740992)), approx(Fraction(1, 2)), approx(3)
+    ('-0.923 (= -8313851451734411/9007199254740992)', '0.5', '3')
+    """
+    if isinstance(x, bool) or not isinstance(x, (int, Fraction)):
+        return show(x)
+    try:
+        dec = f"{float(x):.{digits}g}"
+    except OverflowError:
+        return show(x)
+    return dec if Fraction(dec) == x else f"{dec} (= {show(x)})"
+
+
 def integer_text(n: int) -> str:
     """The decimal digits of ``n``, of any size (flint above :data:`_SMALL` digits)."""
     return _int_text(n)

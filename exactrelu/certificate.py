@@ -242,6 +242,10 @@ class Certificate:
         return (f"{self.num_regions} regions, {self.num_pieces} pieces, {self.num_vertices} vertices, "
                 f"{len(self.adjacency)} adjacent pairs on {self.domain!r}")
 
+    def __repr__(self) -> str:
+        """One short line (a test's failed assertion shows it), never the regions themselves."""
+        return f"<Certificate: {self.summary()}>"
+
     # --------------------------------------------------------------------------- JSON
     def to_json(self) -> dict[str, Any]:
         return {

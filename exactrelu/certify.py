@@ -46,7 +46,7 @@ from .rules import AffineRule, ReshapeRule, _ElementwiseRule
 from .capture import INPUT, Program
 from .certificate import coprime_fraction
 from .domain import Domain
-from .errors import ExactReluError, InvalidInputError, RegionLimitError
+from .errors import CertificationError, InvalidInputError, RegionLimitError
 
 log = logging.getLogger(__name__)
 fmpz, fmpz_mat = flint.fmpz, flint.fmpz_mat
@@ -109,10 +109,6 @@ class Stats:
             setattr(self, k, getattr(self, k) + getattr(other, k))
         for k, v in other.seconds.items():
             self.seconds[k] = self.seconds.get(k, 0.0) + v
-
-
-class CertificationError(ExactReluError):
-    """An internal consistency check of the exact layer failed (a bug, never a float issue)."""
 
 
 # --------------------------------------------------------------------------- exact propagation
@@ -590,7 +586,10 @@ class _Certifier:
                 if state in found:
                     continue
                 rows = ctx.rows(state)
-                assert rows is not None
+                if rows is None:
+                    raise CertificationError(f"the state at a cell's witness has a surely empty "
+                                             f"cell (level {j}): the rule's constraint_list "
+                                             "disagrees with its state_tuple")
             if self.bounded:
                 cell, sgnE, sgnP = self._cell(parent, ctx, state, w, rows, cand.hint_ids)
             else:

@@ -34,7 +34,8 @@ from fractions import Fraction
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import CertificateError, ExactReluError, InvalidInputError, VerificationError
+from .errors import (CertificateError, CertificationError, ExactReluError, InvalidInputError,
+                     VerificationError)
 
 __all__ = ["main"]
 
@@ -46,6 +47,12 @@ EXIT_CODES = """exit status:
   2    usage or input error (arguments, files, models, limits, a missing dependency)
   3    internal error (a bug in exactrelu: please report it)
   130  interrupted (Ctrl-C)"""
+
+JSON_HELP = ("print one JSON object on stdout instead of text: command, ok, failed (the claim or "
+             "check that does not hold, or the error), regions, pieces, vertices, "
+             "adjacent_pairs, domain, engine, seconds, certificate, (verify) claimed, "
+             "exit_status (on an error), version")
+
 
 class _UsageError(Exception):
     pass
@@ -149,9 +156,29 @@ def _check_plot_dim(path: str | None, dim: int) -> None:
 
 
 # --------------------------------------------------------------------------------- commands
+def _summary(command: str, cert: Any, seconds: float, path: Any, failed: str | None,
+             **more: Any) -> dict[str, Any]:
+    """The ``--json`` summary: one object, the counts those of ``cert`` (proved when ``ok``)."""
+    return {"command": command, "ok": failed is None, "failed": failed,
+            "regions": None if cert is None else cert.num_regions,
+            "pieces": None if cert is None else cert.num_pieces,
+            "vertices": None if cert is None else cert.num_vertices,
+            "adjacent_pairs": None if cert is None else len(cert.adjacency),
+            "domain": None if cert is None else cert.domain.to_json(),
+            "engine": None if cert is None else cert.stats.get("engine"),
+            "seconds": round(seconds, 3), "certificate": None if path is None else str(path),
+            **more, "version": __version__}
+
+
+def _emit(summary: dict[str, Any]) -> None:
+    import json
+
+    _out(json.dumps(summary, separators=(", ", ": ")))
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .domain import as_domain
-    from .verify import verify
+    from .verify import compare_claim, verify
 
     net = _model(args)
     domain = _domain(args)
@@ -159,19 +186,30 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     _check_plot_dim(args.plot, dom.dim)
     t0 = time.perf_counter()
     cert = verify(net, dom, input_shape=_shape(args.input_shape), workers=args.workers,
-                  progress=not args.quiet, engine=args.engine, max_regions=args.max_regions,
-                  claimed=args.claimed)
+                  progress=not (args.quiet or args.json), engine=args.engine,
+                  max_regions=args.max_regions)
     seconds = time.perf_counter() - t0
-    _out(f"certified: {cert.num_regions} regions, {cert.num_pieces} pieces, "
-         f"{cert.num_vertices} vertices on {cert.domain!r} in {seconds:.2f} s")
     if args.output:
         cert.save(args.output)
-        if not args.quiet:
-            _out(f"certificate: {args.output}")
     if args.plot:
         _plot(cert, net, args.plot, "region")
-        if not args.quiet:
-            _out(f"picture: {args.plot}")
+    failed = None
+    if args.claimed is not None:
+        try:
+            compare_claim(cert, args.claimed)
+        except VerificationError as exc:
+            failed = str(exc)
+    if args.json:
+        _emit(_summary("verify", cert, seconds, args.output, failed, claimed=args.claimed))
+        return EXIT_OK if failed is None else EXIT_FAILED
+    _out(f"certified: {cert.num_regions} regions, {cert.num_pieces} pieces, "
+         f"{cert.num_vertices} vertices on {cert.domain!r} in {seconds:.2f} s")
+    if args.output and not args.quiet:
+        _out(f"certificate: {args.output}")
+    if args.plot and not args.quiet:
+        _out(f"picture: {args.plot}")
+    if failed is not None:
+        raise VerificationError(failed)
     return EXIT_OK
 
 
@@ -185,14 +223,23 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"no certificate at {args.cert}")
     net = _model(args)
     t0 = time.perf_counter()
+    cert = None
     try:
-        cert = check(Certificate.load(args.cert), net)
+        cert = Certificate.load(args.cert)
+        cert = check(cert, net)
     except CertificateError as exc:
         lines = str(exc).strip().splitlines() or ["certificate does not hold"]
-        _out(f"FAILED: {args.cert}: {lines[0]}")
+        if args.json:
+            _emit(_summary("check", cert, time.perf_counter() - t0, args.cert, lines[0]))
+        else:
+            _out(f"FAILED: {args.cert}: {lines[0]}")
         return EXIT_FAILED
+    seconds = time.perf_counter() - t0
+    if args.json:
+        _emit(_summary("check", cert, seconds, args.cert, None))
+        return EXIT_OK
     _out(f"OK: {cert.num_regions} regions, {cert.num_pieces} pieces, {cert.num_vertices} vertices "
-         f"on {cert.domain!r} re-verified in {time.perf_counter() - t0:.2f} s")
+         f"on {cert.domain!r} re-verified in {seconds:.2f} s")
     return EXIT_OK
 
 
@@ -280,7 +327,7 @@ def _parser() -> _Parser:
     v.add_argument("--plot", metavar="PNG", help="draw the regions (1-D, 2-D or 3-D domains)")
     v.add_argument("--workers", type=int, metavar="N",
                    help="threads (compiled engine) or processes (Python engine) for the exact work "
-                        "(default: all cores)")
+                        "(default: EXACTRELU_WORKERS when set, else all cores)")
     v.add_argument("--engine", choices=("auto", "compiled", "python"), default="auto",
                    help="the exact layer: compiled (2-D and 3-D, chains of affine layers and ReLU-like ops), "
                         "python (everything) or auto (compiled where it applies; the default)")
@@ -288,6 +335,7 @@ def _parser() -> _Parser:
                    help="stop with an error once more than N regions are known to exist")
     v.add_argument("--claimed", type=int, metavar="N",
                    help="the region count to prove: exit status 1 if the certified count differs")
+    v.add_argument("--json", action="store_true", help=JSON_HELP)
     v.set_defaults(func=_cmd_verify)
 
     c = sub.add_parser("check", help="re-verify a certificate against MODEL",
@@ -295,6 +343,7 @@ def _parser() -> _Parser:
     c.add_argument("cert", metavar="CERT")
     c.add_argument("--model", required=True, metavar="MODEL")
     model_args(c, required=False)
+    c.add_argument("--json", action="store_true", help=JSON_HELP)
     c.set_defaults(func=_cmd_check)
 
     t = sub.add_parser("trace", help="float-only region trace (fast, not certified)")
@@ -313,34 +362,43 @@ def _parser() -> _Parser:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        parser = _parser()
+        args = parser.parse_args(argv)
         if args.command is None:
             raise _UsageError("choose a command: verify, check, trace or plot "
                               "(see 'exactrelu --help')")
         return int(args.func(args))
-    except _UsageError as exc:
-        _err(str(exc))
-    except VerificationError as exc:  # the claim does not hold
-        _err(str(exc))
-        return EXIT_FAILED
-    except MemoryError:
-        _err("out of memory; shrink the domain, or bound the work with --max-regions")
-    except ExactReluError as exc:  # a MissingDependencyError names what to install
-        certify = sys.modules.get(__package__ + ".certify")
-        if certify is not None and isinstance(exc, certify.CertificationError):
-            _err(f"internal error: {exc}\n(a bug in exactrelu: please report it)")
-            return EXIT_BUG
-        _err(str(exc) or type(exc).__name__)
-    except ImportError as exc:  # a required package (torch, numpy, tqdm) is broken or missing
-        _err(f"{exc}; reinstall exactrelu and its dependencies (pip install exactrelu)")
-    except (OSError, ValueError, RuntimeError) as exc:
-        _err(str(exc) or type(exc).__name__)
-    except Exception as exc:  # a bug: one line all the same, never a traceback
-        _err(f"internal error: {type(exc).__name__}: {exc}\n(a bug in exactrelu: please report it)")
-        return EXIT_BUG
-    return EXIT_ERROR
+    except Exception as exc:
+        status, message = _failure(exc)
+    _err(message)
+    if "--json" in argv and argv[:1] in (["verify"], ["check"]):  # stdout still has its object
+        _emit({"command": argv[0], "ok": False, "failed": message.strip().splitlines()[0],
+               "exit_status": status, "version": __version__})
+    return status
+
+
+def _failure(exc: Exception) -> tuple[int, str]:
+    """The exit status and error message of a failed command."""
+    if isinstance(exc, _UsageError):
+        return EXIT_ERROR, str(exc)
+    if isinstance(exc, VerificationError):  # the claim does not hold
+        return EXIT_FAILED, str(exc)
+    if isinstance(exc, MemoryError):
+        return EXIT_ERROR, "out of memory; shrink the domain, or bound the work with --max-regions"
+    if isinstance(exc, CertificationError):  # its message says what to do
+        return EXIT_BUG, f"internal error: {exc}"
+    if isinstance(exc, ExactReluError):  # a MissingDependencyError names what to install
+        return EXIT_ERROR, str(exc) or type(exc).__name__
+    if isinstance(exc, ImportError):  # a required package (torch, numpy, tqdm) is broken or missing
+        return EXIT_ERROR, (f"{exc}; reinstall exactrelu and its dependencies "
+                            "(pip install exactrelu)")
+    if isinstance(exc, (OSError, ValueError, RuntimeError)):
+        return EXIT_ERROR, str(exc) or type(exc).__name__
+    # a bug: one line all the same, never a traceback
+    return EXIT_BUG, (f"internal error: {type(exc).__name__}: {exc}\n"
+                      "(a bug in exactrelu: please report it)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

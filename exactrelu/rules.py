@@ -47,8 +47,8 @@ from . import _exact
 from ._exact import ExactAffine, ExactMap, fmpq, fmpq_mat
 from .errors import UnsupportedModelError
 
-__all__ = ["FloatMap", "Rule", "AffineRule", "PiecewiseRule", "GatherRule", "RULES",
-           "register_rule", "find_rule", "rule_conflict"]
+__all__ = ["FloatMap", "Rule", "AffineRule", "PiecewiseRule", "ElementwiseRule", "GatherRule",
+           "RULES", "register_rule", "find_rule", "rule_conflict"]
 
 
 class FloatMap(NamedTuple):
@@ -1171,6 +1171,67 @@ class _ElementwiseRule(PiecewiseRule):
                 r[-1] += c
                 out.append(r)
         return _exact.from_rows(out, m.mat.ncols(), m.shape)
+
+
+class ElementwiseRule(_ElementwiseRule):
+    """The rule of an elementwise piecewise-linear op, in two methods, on both exact engines.
+
+    The op maps each input entry ``x`` to ``a_k * x + c_k`` on the ``k``-th interval cut by the
+    thresholds ``t_1 < ... < t_m`` of :meth:`thresholds` (``m`` is 1 or 2; ``k = 0`` below
+    ``t_1``, ``k = m`` above ``t_m``); :meth:`slopes_consts` gives the ``m + 1`` pairs
+    ``(a_k, c_k)``, and ``k`` is the entry's state. An entry exactly on a threshold takes the lower
+    piece with one threshold (ReLU: off at 0) and the middle one with two (Hardtanh: identity at
+    either bound); the module's forward must give that piece's value there (a continuous op
+    does). Both methods may read the module (a parameter, a buffer or a plain attribute) and
+    return plain Python floats, taken exactly (every float is a rational). Override
+    :meth:`check` to refuse a module configuration (return the reason as a string); start it
+    with ``super().check(module)``, which checks the two lists.
+
+    Switching functions (``x - t_i``), states, cell constraints and the float and exact maps are
+    derived from the two lists, and the compiled engine takes the op like the built-in ReLU
+    (a subclass that overrides any of those derived methods goes to the Python engine). Fuzz a
+    new rule with :func:`exactrelu.testing.check_rule` before trusting it.
+
+    >>> class ShiftedReLU(nn.Module):
+    ...     def forward(self, x): return torch.relu(x - 0.25)
+    >>> @register_rule(ShiftedReLU)
+    ... class ShiftedReLURule(ElementwiseRule):
+    ...     def thresholds(self, module): return [0.25]
+    ...     def slopes_consts(self, module): return [(0.0, 0.0), (1.0, -0.25)]
+    """
+
+    def check(self, module: Any) -> str | None:
+        return elementwise_problem(self, module)
+
+    def thresholds(self, module: Any) -> list[float]:
+        """The breakpoints ``t_1 < t_2`` (one or two floats); ``[0.0]`` unless overridden."""
+        return [0.0]
+
+    def slopes_consts(self, module: Any) -> list[tuple[float, float]]:
+        """``(slope, constant)`` of each piece, left to right: one more than the thresholds."""
+        raise NotImplementedError(f"{type(self).__name__} must define slopes_consts(module)")
+
+
+def _plain_float(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def elementwise_problem(rule: _ElementwiseRule, module: Any) -> str | None:
+    """What is wrong with an elementwise rule's ``thresholds`` and ``slopes_consts`` for
+    ``module`` (counts, types, order), or None."""
+    name = type(rule).__qualname__
+    ts, sc = rule.thresholds(module), rule.slopes_consts(module)
+    if not isinstance(ts, (list, tuple)) or not 1 <= len(ts) <= 2 or \
+            not all(_plain_float(t) for t in ts):
+        return (f"{name}.thresholds gives {ts!r}: pass a list of one or two finite floats")
+    if len(ts) == 2 and not ts[0] < ts[1]:
+        return f"{name}.thresholds gives {ts!r}: the thresholds must increase"
+    if not isinstance(sc, (list, tuple)) or len(sc) != len(ts) + 1 or \
+            not all(isinstance(p, (list, tuple)) and len(p) == 2 and all(map(_plain_float, p))
+                    for p in sc):
+        return (f"{name}.slopes_consts gives {sc!r}: pass {len(ts) + 1} (slope, constant) pairs "
+                f"of finite floats, one per piece around the {len(ts)} threshold(s)")
+    return None
 
 
 @register_rule(nn.ReLU)

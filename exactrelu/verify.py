@@ -21,9 +21,10 @@ from ._deps import flint
 from ._geometry import exact_keys
 from .capture import Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
-from ._parse import Malformed, show
+from ._parse import Malformed, approx, show
 from .domain import Domain, Slice, as_domain, shape_size
-from .errors import ExactReluError, InvalidInputError, RegionLimitError, VerificationError
+from .errors import (CertificationError, ExactReluError, InvalidInputError, RegionLimitError,
+                     VerificationError)
 
 log = logging.getLogger(__name__)
 fmpz_mat = flint.fmpz_mat
@@ -37,6 +38,30 @@ PARALLEL_THRESHOLD = 1000
 MAX_WORKERS = 1024
 
 ENGINES = ("auto", "compiled", "python")
+
+#: The environment variable that sets ``workers`` when a call leaves it None (the pytest plugin
+#: sets it under pytest-xdist: the cores divided among the test workers).
+WORKERS_ENV = "EXACTRELU_WORKERS"
+
+
+def env_workers() -> int | None:
+    """``workers`` from :data:`WORKERS_ENV` (None when unset or empty): a positive integer of at
+    most :data:`MAX_WORKERS`, else an InvalidInputError naming the variable."""
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 4 or \
+            not 1 <= int(text) <= MAX_WORKERS:
+        raise InvalidInputError(f"the environment variable {WORKERS_ENV}={show(text)}: set it to a "
+                                f"positive integer of at most {MAX_WORKERS:,}, or unset it (all "
+                                "cores)")
+    return int(text)
+
+
+def _claim_failed(info: Any) -> bool:
+    """pytest's ``__tracebackhide__`` test: a failed claim is shown at the caller's line, without
+    exactrelu's frames."""
+    return bool(info.errisinstance(VerificationError))
 
 
 def _count(value: Any, name: str, most: int | None = None) -> int | None:
@@ -138,8 +163,10 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     ``"python"`` takes every network and domain; ``"auto"`` (default) takes the compiled one where
     it applies and no ``executor`` is given. Both give the same certificate. ``executor`` (Python
     engine): any ``concurrent.futures.Executor`` for the exact work (e.g. Dask's
-    ``client.get_executor()``); by default a process pool over ``workers`` (all cores) for large
-    traces, in-process otherwise.
+    ``client.get_executor()``); by default a process pool over ``workers`` for large traces,
+    in-process otherwise. ``workers=None`` takes the environment variable ``EXACTRELU_WORKERS``
+    when set (exactrelu's pytest plugin sets it under pytest-xdist: the cores divided among the
+    test workers), else all cores.
     ``claimed``: a region count or a list of patterns to compare against; a difference raises
     :class:`~exactrelu.errors.VerificationError` naming missing and spurious regions.
     ``max_regions``: stop with :class:`~exactrelu.errors.RegionLimitError` (its ``found``: how
@@ -156,9 +183,12 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     >>> verify(net, [(-1, 1)], progress=False).num_regions
     3
     """
+    __tracebackhide__ = _claim_failed
     t0 = time.perf_counter()
     input_shape, workers, max_regions = _arguments(input_shape, executor, workers, claimed,
                                                    progress, engine, max_regions)
+    if workers is None:
+        workers = env_workers()
     progress = bool(progress)
     prog, dom = _program_and_domain(net, domain, input_shape)
     fast = None
@@ -191,8 +221,11 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     n_float = tr.num_regions if tr is not None else 0
     if fast is not None:
         threads = workers or os.cpu_count() or 1
-        regions, vertices, adjacency, pieces, st = _fastpath.certify(prog, dom, fast, tr, threads,
-                                                                     progress, max_regions)
+        try:
+            regions, vertices, adjacency, pieces, st = _fastpath.certify(
+                prog, dom, fast, tr, threads, progress, max_regions)
+        except CertificationError as exc:
+            raise _naming_rules(exc, prog) from None
         del tr
         t2 = time.perf_counter()
         cert = _certificate(prog, dom, regions, vertices, adjacency, pieces, st)
@@ -210,9 +243,11 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         try:
             _, stats, root = certify.run(prog, dom, tree, executor, workers, progress=progress,
                                          sink=built.add, max_regions=max_regions)
-        except BaseException:
+        except BaseException as exc:
             if own is not None:
                 _stop(own)
+            if isinstance(exc, CertificationError):
+                raise _naming_rules(exc, prog) from None
             raise
         if own is not None:
             own.shutdown()
@@ -220,6 +255,13 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         cert = _assemble(prog, dom, built, stats)
         t3 = time.perf_counter()
     return _finish(cert, "python", (t0, t1, t2, t3), n_float, claimed)
+
+
+def _naming_rules(exc: CertificationError, prog: Program) -> CertificationError:
+    """``exc`` naming the program's rules that are not exactrelu's own (the likely culprits)."""
+    own = sorted({f"{type(nd.rule).__qualname__} for {type(nd.module).__qualname__}"
+                  for nd in prog.nodes if type(nd.rule).__module__.split(".")[0] != "exactrelu"})
+    return CertificationError(exc.detail, own) if own and not exc.rules else exc
 
 
 def _ignore_sigint() -> None:
@@ -242,6 +284,7 @@ def _stop(pool: cf.ProcessPoolExecutor) -> None:
 
 def _finish(cert: Certificate, engine: str, times: tuple, n_float: int, claimed: Any) -> Certificate:
     """Statistics common to both engines, then the claim (if any) checked."""
+    __tracebackhide__ = _claim_failed
     t0, t1, t2, t3 = times
     cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2, "total": t3 - t0}
     cert.stats["float_regions"] = n_float
@@ -586,7 +629,10 @@ def _pieces(regions: list[Region], adjacency: list[Adjacency]) -> list[int]:
 
 
 def compare_claim(cert: Certificate, claimed: Any) -> None:
-    """Raise VerificationError when ``claimed`` (a count or list of patterns) differs."""
+    """Raise VerificationError when ``claimed`` (a count or list of patterns) differs: the counts,
+    then the first regions missing from the claim (witnesses as decimals beside their exact
+    values) and the first claimed patterns no region has."""
+    __tracebackhide__ = _claim_failed
     if isinstance(claimed, (int, np.integer)) and not isinstance(claimed, bool):
         if claimed != cert.num_regions:
             raise VerificationError(f"claimed region count {show(int(claimed))}, certified "
@@ -606,17 +652,41 @@ def compare_claim(cert: Certificate, claimed: Any) -> None:
                                     "order)")
     want = set(claims)
     missing = [have[k] for k in have if k not in want]
-    spurious = [k for k in want if k not in have]
+    spurious = list(dict.fromkeys(k for k in claims if k not in have))  # in the claim's order
     if missing or spurious:
-        lines = [f"claimed {len(want)} patterns, certified {cert.num_regions} regions"]
-        for r in missing[:20]:
-            lines.append(f"  missing: region {r.index}, witness {[show(v) for v in r.witness]}")
-        for k in spurious[:20]:
-            lines.append(f"  spurious: pattern {''.join(map(str, k))} (no full-dimensional region has it)")
-        more = len(missing) + len(spurious) - min(20, len(missing)) - min(20, len(spurious))
+        lines = [f"claimed {len(want)} patterns, certified {cert.num_regions} regions on "
+                 f"{cert.domain!r}"]
+        for r in missing[:SHOWN]:
+            lines.append(f"  missing: region {r.index} (certified, not claimed), pattern "
+                         f"{pattern_text(r.pattern)}, witness "
+                         f"({', '.join(approx(v) for v in r.witness)})")
+        sizes = [len(s) for s in next(iter(have.values())).pattern]
+        for k in spurious[:SHOWN]:
+            parts, at = [], 0
+            for size in sizes:
+                parts.append(list(k[at:at + size]))
+                at += size
+            lines.append(f"  spurious: pattern {pattern_text(parts)} (claimed; no "
+                         "full-dimensional region has it)")
+        more = len(missing) + len(spurious) - min(SHOWN, len(missing)) - min(SHOWN, len(spurious))
         if more > 0:
             lines.append(f"  ... and {more} more")
         raise VerificationError("\n".join(lines))
+
+
+#: How many missing and how many spurious regions a failed claim lists.
+SHOWN = 5
+
+
+def pattern_text(pattern: Sequence[Sequence[int]]) -> str:
+    """A pattern for a message: each op's states as digits (commas where a state has more than
+    one), ops separated by ``|``; e.g. ``0110|10``."""
+    out = []
+    for states in pattern:
+        states = list(states)
+        wide = any(not 0 <= v <= 9 for v in states)
+        out.append((",".join if wide else "".join)(str(v) for v in states))
+    return "|".join(out)
 
 
 def _flat_pattern(p: Any) -> tuple[int, ...]:
