@@ -143,8 +143,13 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
         return "the network has no piecewise op"
     pw = prog.piecewise
     for i in pw:
-        if not _elementwise(prog.nodes[i]):
-            return f"{prog.nodes[i].name}: the compiled exact layer takes ReLU, LeakyReLU and Hardtanh-like ops only"
+        nd = prog.nodes[i]
+        if _elementwise(nd) and nd.rule.unit_slopes(nd.module, nd.in_shapes[0]) is not None:
+            return (f"{nd.name}: the compiled exact layer takes one set of slopes per op, not one "
+                    "per unit (PReLU with a slope per channel)")
+        if not _elementwise(nd):
+            return (f"{nd.name}: the compiled exact layer takes ReLU, LeakyReLU and "
+                    "Hardtanh-like ops only")
     # the first op's input must be all that the ops before it leave for later
     first = prog.nodes[pw[0]]
     if (first.inputs[0] != INPUT and prog._last_use[first.inputs[0]] != pw[0]) or \

@@ -1077,7 +1077,9 @@ class _OpContext:
         self._SW: Any = None
         self._elementwise = None
         rule = self.rule
-        if isinstance(rule, _ElementwiseRule) and type(rule).exact_apply is _ElementwiseRule.exact_apply:
+        if (isinstance(rule, _ElementwiseRule)
+                and type(rule).exact_apply is _ElementwiseRule.exact_apply
+                and rule.unit_slopes(self.module, self.in_shape) is None):
             key = id(nd)
             if key not in slopes:
                 # slope and constant of every state times one common positive integer ``sa``

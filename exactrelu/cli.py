@@ -7,8 +7,9 @@
     exactrelu trace model.pt --bounds -1 1 -1 1
     exactrelu plot model.cert.json -o regions.png
 
-MODEL is a TorchScript file or ``package.module:factory`` with ``--weights state_dict.pt`` (see
-:mod:`exactrelu._models`; nothing is unpickled).
+MODEL is a ``torch.export`` program (``.pt2``), a TorchScript file, or ``package.module:factory``
+with ``--weights`` (safetensors or a ``torch.save`` state_dict); see :mod:`exactrelu._models`:
+nothing in a file is unpickled or run.
 
 No traceback is ever printed: every failure is one ``exactrelu: error: ...`` line on stderr (and
 indented detail lines), a missing dependency names the command that installs it. Exit status,
@@ -298,9 +299,11 @@ def _parser() -> _Parser:
     def model_args(sp: argparse.ArgumentParser, required: bool = True) -> None:
         if required:
             sp.add_argument("model", metavar="MODEL",
-                            help="TorchScript file, or package.module:factory with --weights")
-        sp.add_argument("--weights", metavar="STATE_DICT",
-                        help="state_dict for a factory model (torch.save)")
+                            help="torch.export file (.pt2), TorchScript file, or "
+                                 "package.module:factory with --weights")
+        sp.add_argument("--weights", metavar="WEIGHTS",
+                        help="weights of a factory model: safetensors, or a state_dict saved "
+                             "with torch.save")
 
     def domain_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--bounds", nargs="+", metavar="LO HI",

@@ -64,6 +64,27 @@ class _FlattenCall(nn.Module):
         return x.reshape(x.shape[0], -1)
 
 
+class _Applied(nn.Module):
+    """A call that is not a module (``x - 2 * x``, ``torch.abs(x)``, ...), as a module."""
+
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+# Example calls for the pseudo-modules of exactrelu.rules, by the pseudo-module's name.
+_CALLS = {
+    "Sub": lambda x: x - 2 * x, "Mul": lambda x: x * -0.75, "Div": lambda x: x / 3,
+    "AddConstant": lambda x: 0.5 - x, "Mean": lambda x: x.mean(-1, keepdim=True),
+    "Pad": lambda x: torch.nn.functional.pad(x, (1, 2), value=0.25),
+    "Gather": lambda x: x.flip(-1)[..., 1:], "Abs": torch.abs,
+    "Clamp": lambda x: x.clamp(-0.5, 0.75),
+}
+
+
 @dataclass
 class _Case:
     """A module to check on inputs of ``shape``; ``varied``: its parameters were redrawn by
@@ -113,16 +134,36 @@ def _builtin_case(key: Any, draw: Any) -> tuple[nn.Module, tuple[int, ...]]:
     if key is nn.Linear:
         i, o = s(), s()
         return _params(nn.Linear(i, o, bias=draw(st.booleans())), draw), (i,)
-    if key in (nn.Conv1d, nn.Conv2d):
-        dims = 1 if key is nn.Conv1d else 2
+    if key in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
+        dims = (nn.Conv1d, nn.Conv2d, nn.Conv3d).index(key) + 1
         c_in, c_out, k = s(1, 2), s(1, 2), s(1, 3)
         conv = key(c_in, c_out, k, stride=s(1, 2), padding=s(0, 1), bias=draw(st.booleans()))
         return _params(conv, draw), (c_in, *[k + s(0, 2) for _ in range(dims)])
-    if key in (nn.BatchNorm1d, nn.BatchNorm2d):
+    if key in (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d):
+        dims = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d).index(key) + 1
+        c_in, c_out, stride = s(1, 2), s(1, 2), s(1, 2)
+        conv = key(c_in, c_out, s(1, 3), stride, output_padding=s(0, stride - 1),
+                   bias=draw(st.booleans()))
+        return _params(conv, draw), (c_in, *[s(1, 3) for _ in range(dims)])
+    if isinstance(key, type) and issubclass(key, nn.modules.batchnorm._BatchNorm):
         c = s(1, 3)
         mod = key(c, affine=draw(st.booleans()))
-        shape = (c,) if key is nn.BatchNorm1d else (c, s(1, 3), s(1, 3))
-        return _params(mod, draw), shape
+        dims = {nn.BatchNorm2d: 2, nn.BatchNorm3d: 3}.get(key, 0)
+        return _params(mod, draw), (c, *[s(1, 3) for _ in range(dims)])
+    if isinstance(key, type) and key.__name__ in _CALLS:
+        return _Applied(_CALLS[key.__name__]), (s(), s(2, 4))
+    if isinstance(key, type) and key.__module__ == "torch.nn.modules.padding":
+        dims = int(key.__name__[-2]) if key.__name__[-2].isdigit() else 1
+        example = {"_ConstantPadNd": lambda: nn.ConstantPad1d((1, 2), 0.5),
+                   "_ReflectionPadNd": lambda: nn.ReflectionPad1d(1),
+                   "_ReplicationPadNd": lambda: nn.ReplicationPad1d((2, 1))}
+        pad = example[key.__name__]() if key.__name__ in example else key(1)
+        return pad, (s(1, 2), *[s(2, 3) for _ in range(dims)])
+    if key is nn.Upsample:
+        return nn.Upsample(scale_factor=s(1, 3)), (s(1, 2), s(1, 3))
+    if key is nn.PReLU:
+        c = s(1, 3)
+        return _params(nn.PReLU(draw(st.sampled_from([1, c]))), draw), (c, s(1, 3))
     if key is nn.AvgPool2d:
         k = s(1, 3)
         pool = nn.AvgPool2d(k, s(1, 2), s(0, k // 2), count_include_pad=draw(st.booleans()))
@@ -204,12 +245,15 @@ def module_cases(module_or_type: Any,
 def _has_builtin(key: type) -> bool:
     names = ("Reshape", "_PendingReshape")
     dropout = nn.modules.dropout._DropoutNd
-    return key in _BUILTIN or key.__name__ in names or issubclass(key, dropout)
+    ours = key.__module__ == "exactrelu.rules" and key.__name__ in _CALLS
+    padding = key.__module__ == "torch.nn.modules.padding" and key in RULES
+    return (key in _BUILTIN or key.__name__ in names or issubclass(key, dropout) or ours
+            or padding or issubclass(key, nn.modules.batchnorm._BatchNorm))
 
 
-_BUILTIN = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d,
-            nn.AdaptiveAvgPool2d, nn.MaxPool2d, nn.Flatten, nn.Identity, nn.ReLU, nn.LeakyReLU,
-            nn.Hardtanh, Add, Cat)
+_BUILTIN = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+            nn.ConvTranspose3d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.MaxPool2d, nn.Flatten,
+            nn.Identity, nn.ReLU, nn.LeakyReLU, nn.Hardtanh, nn.PReLU, nn.Upsample, Add, Cat)
 
 
 def _guess_shape(module: nn.Module) -> tuple[int, ...]:

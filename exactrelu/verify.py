@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _fastpath, _polyhedra, certify
+from . import _export, _fastpath, _polyhedra, certify
 from ._deps import flint
 from ._geometry import exact_keys
 from .capture import Program, capture
@@ -122,8 +122,8 @@ def _arguments(input_shape: Any, executor: Any, workers: Any, claimed: Any, prog
 
 def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequence[int] | None) -> tuple[Program, Domain]:
     """The captured program and the domain; the input shape comes from ``input_shape``, a Slice, a
-    Program, or the domain's dimension (a flat input); for ``domain=None`` without any of those,
-    from a leading ``nn.Linear``."""
+    Program, an exported program, or the domain's dimension (a flat input); for ``domain=None``
+    without any of those, from a leading ``nn.Linear``."""
     if isinstance(domain, Slice):
         shape: tuple[int, ...] = tuple(domain.input_shape)
         dom: Domain = domain
@@ -132,6 +132,8 @@ def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequ
             shape = tuple(int(s) for s in input_shape)
         elif isinstance(net, Program):
             shape = net.input_shape
+        elif (exported := _export.input_shape(net)) is not None:
+            shape = exported  # an exported program's own input shape
         elif domain is None:
             first = next(iter(net.children()), None) if isinstance(net, nn.Sequential) else None
             if not isinstance(first, nn.Linear):
