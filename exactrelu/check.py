@@ -1,51 +1,8 @@
-"""Independent checker of certificates.
-
-It imports none of the tracer or certifier code: from the network's exact parameters (through the
-layer rules) it recomputes, in rational arithmetic, everything a certificate claims, and stops at
-the first item that does not hold with a :class:`~exactrelu.errors.CertificateError` naming it.
-
-What is checked:
-- the network digest (architecture and exact parameters) and the domain;
-- every region: its witness lies in the domain and strictly inside every constraint of its pattern
-  (so the region is a non-empty open cell with that pattern), the state at the witness equals the
-  pattern (units identically zero there take their tie state), patterns are distinct, and the
-  output map equals the exact output map of the pattern;
-- every vertex of a region satisfies all its constraints and is tight on d linearly independent
-  ones (so it is a vertex), every facet row is one of its constraints and is tight at its vertices;
-- completeness (no region missing), two ways:
-  - bounded domains (of dimension up to ``_VOLUME_MAX_DIM``): the exact volumes of the regions'
-    hulls sum to the domain's volume. Regions with distinct patterns are disjoint open cells and
-    each certified vertex is verified to be a vertex of its region's closure ``P``; the volume
-    taken for a region is a lower bound of ``vol(P)``, in any dimension, even when its vertex
-    list is incomplete: 1-D the span of its vertices, 2-D the area of their convex hull, d >= 3
-    a pulling triangulation of their hull over the faces cut out by the region's constraints,
-    found by exact tightness (:func:`_hull_lower_bound`). The lower bounds of disjoint cells of
-    the domain summing to the domain's volume leave no room for a missing region (an open cell,
-    of positive volume). A missing vertex makes its region's bound strict, so it is caught too.
-  - unbounded domains (and any dimension above ``_VOLUME_MAX_DIM``): closure under facet
-    crossing on the layer tree of the patterns (see :func:`_closure`). For every cell of a
-    certified pattern prefix and every switching function of its last op whose hyperplane might
-    bound it, one exact LP (cddlib's GMP LP, criss-cross rule) decides whether the hyperplane
-    carries a facet of the cell, with a point in the facet's relative interior; the state just
-    across it, computed exactly, must be certified. Closed sets of cells in a convex parent cover
-    it, so none is missing.
-- unbounded regions: every ray is a recession direction and every line lies in every constraint.
-- adjacency: both regions have a facet on the stated hyperplane, on opposite sides; the pieces
-  agree with the adjacency and the exact output maps; the counts agree with the lists.
-
-How it is fast without trusting anything but exact arithmetic (and cddlib's exact LP):
-- the exact maps are composed once per pattern prefix (regions share the states of their first
-  ops), by the layer rules, through the program's own node loop (:meth:`Program.run_nodes`);
-- signs of constraints at witnesses and vertices come from one float64 matrix product with a
-  rigorous error bound (the filter of :mod:`exactrelu._geometry`); every sign the bound does not
-  decide (in particular every zero: tightness) is recomputed exactly in ``fmpq``;
-- 2-D areas: the vertices are ordered by float angle, the order is verified exactly (strict left
-  turns, one turn in all) and the shoelace sum is exact; when the verification fails the exact
-  angle sort of :func:`~exactrelu._geometry.polygon_area` is used instead.
-"""
+"""DOCSTRING"""
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from fractions import Fraction
@@ -61,32 +18,38 @@ from torch import nn
 from ._exact import ExactMap, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
 from .capture import Node, Program, capture
-from .certificate import Certificate, canonical_hyperplane
-from .errors import CertificateError
+from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
+from .domain import Domain, Slice, as_domain
+from .errors import CertificateError, InvalidInputError
 
 __all__ = ["check"]
 
 fmpq = flint.fmpq
 _INPUT = -1
 #: bounded domains up to this dimension are proven complete by exact volumes, all others by
-#: closure under facet crossing (:func:`_closure`); tests lower it to run the closure path
-#: where the volume path checks the same certificates independently. The volume argument holds
-#: in every dimension; the bound is where it was measured to be the cheaper of the two (mlp nets
-#: of benchmarks/nets.py on [-1, 1]^d, volumes vs closure: 4-10-10 6 s vs 44 s, 5-8-8 10 s vs
+#: closure under facet crossing (:func:`_closure`) with each region's vertex, ray and line lists
+#: proven by an exact H->V (:func:`_h_to_v`); tests lower it to run that path where the volume
+#: path checks the same certificates independently. The volume argument holds in every
+#: dimension; the bound is where it was measured to be the cheaper of the two (mlp nets of
+#: benchmarks/nets.py on [-1, 1]^d, volumes vs closure: 4-10-10 6 s vs 44 s, 5-8-8 10 s vs
 #: 32 s, 6-8-8 297 s vs 163 s: pulling triangulations grow fast with d).
 _VOLUME_MAX_DIM = 5
+#: on bounded domains up to this dimension a region's ``volume`` must be given (both engines
+#: write it there); above, it may be None. Wherever it is given it must be exact.
+_VOLUME_FIELD_MAX_DIM = 3
+#: pattern states are small integers (a state indexes an op's pieces)
+_MAX_STATE = 2 ** 31
 
 
 def _fail(msg: str) -> None:
     raise CertificateError(msg)
 
 
-def _rank(rows: list[Sequence[Fraction]]) -> int:
+def _rank(rows: list[list[fmpq]], n: int) -> int:
+    """Rank of the exact rows (each of length ``n``)."""
     if not rows:
         return 0
-    d = len(rows[0])
-    m = flint.fmpq_mat(len(rows), d, [flint.fmpq(v.numerator, v.denominator) for r in rows for v in r])
-    return m.rank()
+    return flint.fmpq_mat(len(rows), n, [v for r in rows for v in r]).rank()
 
 
 def _fq(x: Fraction | int) -> fmpq:
@@ -99,6 +62,123 @@ def _near(q: fmpq) -> float:
         return int(q.p) / int(q.q)
     except OverflowError:
         return float("inf") if q > 0 else float("-inf")
+
+
+def _ints(row: Sequence[Any]) -> list[int]:
+    """``row`` (rationals) times the least positive integer that makes every entry an integer."""
+    qs = [_fq(v) if not isinstance(v, fmpq) else v for v in row]
+    den = math.lcm(*(int(v.q) for v in qs))
+    return [int(v.p) * (den // int(v.q)) for v in qs]
+
+
+# ----------------------------------------------------------------------------- form of the object
+
+def _short(x: Any) -> str:
+    s = repr(x)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _is_int(x: Any) -> bool:
+    return type(x) is int or (isinstance(x, int) and not isinstance(x, bool))
+
+
+def _is_q(x: Any) -> bool:
+    return type(x) is Fraction or _is_int(x) or isinstance(x, Fraction)
+
+
+def _seq(x: Any, what: str) -> Sequence[Any]:
+    if not isinstance(x, (list, tuple)):
+        _fail(f"{what}: expected a list, got {_short(x)}")
+    return x
+
+
+def _qvec(v: Any, n: int, what: str) -> None:
+    """``v`` is a sequence of ``n`` rationals (int or Fraction)."""
+    _seq(v, what)
+    if len(v) != n:
+        _fail(f"{what}: {len(v)} entries, expected {n}")
+    for x in v:
+        if not _is_q(x):
+            _fail(f"{what}: {_short(x)} is not a rational (int or Fraction)")
+
+
+def _ivec(v: Any, what: str, lo: int | None = None, hi: int | None = None) -> None:
+    """``v`` is a sequence of ints, each in ``[lo, hi)`` where given."""
+    _seq(v, what)
+    for x in v:
+        if not _is_int(x):
+            _fail(f"{what}: {_short(x)} is not an int")
+    if v and lo is not None and hi is not None and not (lo <= min(v) and max(v) < hi):
+        bad = next(x for x in v if not lo <= x < hi)
+        _fail(f"{what}: index {bad} out of range (0..{hi - 1})" if lo == 0 else
+              f"{what}: {bad} out of range")
+
+
+def _validate(cert: Certificate) -> None:
+    """Types, lengths and index ranges of every field, so that the checks proper never meet
+    anything but what they expect: a malformed object fails here, naming the field."""
+    if not isinstance(cert.domain, Domain):
+        _fail(f"domain: {_short(cert.domain)} is not a Domain")
+    d = cert.domain.dim
+    for name in ("input_shape", "output_shape"):
+        shape = getattr(cert, name)
+        _ivec(shape, name)
+        if not shape or min(shape) < 1:
+            _fail(f"{name}: {_short(shape)} is not a shape (positive sizes)")
+    if not isinstance(cert.digest, str):
+        _fail(f"digest: {_short(cert.digest)} is not a string")
+    _ivec(cert.constraint_offsets, "constraint_offsets")
+    for k, note in enumerate(_seq(cert.notes, "notes")):
+        if not isinstance(note, str):
+            _fail(f"notes[{k}]: {_short(note)} is not a string")
+    n_vert = len(_seq(cert.vertices, "vertices"))
+    for k, v in enumerate(cert.vertices):
+        _qvec(v, d, f"vertex {k}")
+    n_reg = len(_seq(cert.regions, "regions"))
+    patterns: set[int] = set()  # regions share their pattern lists: each is checked once
+    for pos, r in enumerate(cert.regions):
+        if not isinstance(r, Region):
+            _fail(f"regions[{pos}]: {_short(r)} is not a Region")
+        where = f"region {pos}"
+        if not _is_int(r.index) or r.index != pos:
+            _fail(f"{where}: index {_short(r.index)}, expected its position {pos}")
+        for j, p in enumerate(_seq(r.pattern, f"{where} pattern")):
+            if id(p) not in patterns:
+                _ivec(p, f"{where} pattern of piecewise op {j}", -_MAX_STATE, _MAX_STATE)
+                patterns.add(id(p))
+        _qvec(r.witness, d, f"{where} witness")
+        for n, row in enumerate(_seq(r.output, f"{where} output")):
+            _qvec(row, len(_seq(row, f"{where} output row {n}")), f"{where} output row {n}")
+        if r.volume is not None and not _is_q(r.volume):
+            _fail(f"{where} volume: {_short(r.volume)} is not a rational or None")
+        for kind, dirs in (("ray", r.rays), ("line", r.lines)):
+            for n, v in enumerate(_seq(dirs, f"{where} {kind}s")):
+                _qvec(v, d, f"{where} {kind} {n}")
+        _ivec(r.vertices, f"{where} vertices", 0, n_vert)
+        for n, f in enumerate(_seq(r.facets, f"{where} facets")):
+            fw = f"{where} facet {n}"
+            if not isinstance(f, RegionFacet):
+                _fail(f"{fw}: {_short(f)} is not a RegionFacet")
+            _qvec(f.a, d, f"{fw} a")
+            if not _is_q(f.b):
+                _fail(f"{fw} b: {_short(f.b)} is not a rational")
+            _ivec(f.ids, f"{fw} ids")
+            _ivec(f.vertices, f"{fw} vertices", 0, n_vert)
+            _ivec(f.rays, f"{fw} rays", 0, len(r.rays))
+    for n, a in enumerate(_seq(cert.adjacency, "adjacency")):
+        aw = f"adjacency entry {n}"
+        if not isinstance(a, Adjacency):
+            _fail(f"{aw}: {_short(a)} is not an Adjacency")
+        if not (_is_int(a.i) and _is_int(a.j) and 0 <= a.i < a.j < n_reg):
+            _fail(f"{aw}: region indices ({_short(a.i)}, {_short(a.j)}) must be ints with "
+                  f"0 <= i < j < {n_reg}")
+        _qvec(a.a, d, f"{aw} a")
+        if not _is_q(a.b):
+            _fail(f"{aw} b: {_short(a.b)} is not a rational")
+        _ivec(a.ids, f"{aw} ids")
+    _ivec(cert.pieces, "pieces")
+    if len(cert.pieces) != n_reg:
+        _fail(f"pieces: {len(cert.pieces)} labels for {n_reg} regions")
 
 
 def _sign(v: fmpq) -> int:
@@ -253,32 +333,25 @@ def _area_2d(ids: list[int], Vf: np.ndarray, vq: Any, pts: list) -> Fraction:
     return polygon_area(pts)
 
 
-def _hull_lower_bound(vertices: list, vids: list[int], SG: np.ndarray | None,
-                      colpos: dict[int, int]) -> Fraction:
+def _hull_lower_bound(points: list, masks: list[int]) -> Fraction:
     """Exact volume of the pulling triangulation of the hull ``Q`` of a region's certified
-    vertices ``vids``, over the vertex sets of the region's constraints: a lower bound of the
-    region's volume, equal to it when ``vids`` holds every vertex of the region.
+    vertices ``points`` over the vertex sets ``masks`` (bit ``k``: ``points[k]``): a lower bound
+    of the region's volume, equal to it when ``points`` holds every vertex of the region.
 
-    ``SG`` holds the exact signs of every constraint of the region (rows) at its vertices
-    (columns ``colpos[k]``; every vertex already verified: all signs >= 0, tight rank d, so each
-    is a vertex of the region's closure ``P`` and hence of ``Q``, which lies in ``P``). For a
-    constraint ``g``, ``{k : g(v_k) = 0}`` is the vertex set of the face of ``Q`` exposed by the
-    hyperplane ``g = 0`` (``g >= 0`` on ``P``, so on ``Q``). These sets are computed here, by
-    exact tightness, never taken from the certificate's facet lists, which only name a subset of
-    the vertices on a facet (subsets of a face are not faces, and a pulling triangulation over
-    them can overcount). Duplicated or proportional constraints give the same set; constraints
-    tight at no vertex or at all of them give none. With every set a face of ``Q``,
-    :func:`~exactrelu._geometry.hull_volume` sums simplices with disjoint interiors inside
-    ``Q``, so the result is at most ``vol(Q) <= vol(P)``. A facet of ``Q`` that is on no
-    constraint (cut off by a missing vertex) is simply not pulled over; the bound is then strict,
-    as it is whenever a vertex is missing (``Q`` then misses a neighbourhood of it in ``P``).
-    When ``vids`` is complete, ``Q = P`` and every facet of ``P`` is on a constraint: equality."""
-    ids = list(dict.fromkeys(vids))  # a point listed twice (under two ids) only loses simplices
-    if SG is None or not ids:
+    Every point was verified to be a vertex of the region's closure ``P`` (all constraints >= 0,
+    tight rank d), hence of ``Q``, which lies in ``P``; no point is listed twice. Each mask is
+    ``{k : g(p_k) = 0}`` for a constraint ``g`` of the region (found by exact tightness,
+    :func:`_true_facets`; never taken from the certificate's facet lists): the vertex set of the
+    face of ``Q`` exposed by the hyperplane ``g = 0`` (``g >= 0`` on ``P``, so on ``Q``). With
+    every set a face of ``Q``, :func:`~exactrelu._geometry.hull_volume` sums simplices with
+    disjoint interiors inside ``Q``, so the result is at most ``vol(Q) <= vol(P)``. A facet of
+    ``Q`` that is on no constraint (cut off by a missing vertex) is simply not pulled over; the
+    bound is then strict, as it is whenever a vertex is missing (``Q`` then misses a
+    neighbourhood of it in ``P``). When ``points`` is complete, ``Q = P`` and every facet of
+    ``P`` is one of the masks: equality."""
+    if not points:
         return Fraction(0)
-    tight = np.packbits(SG[:, [colpos[k] for k in ids]] == 0, axis=1, bitorder="little")
-    masks = {int.from_bytes(row.tobytes(), "little") for row in tight}
-    return hull_volume([vertices[k] for k in ids], sorted(masks))
+    return hull_volume(points, sorted(masks))
 
 
 def _pairwise_sum(values: list[fmpq]) -> fmpq:
@@ -291,16 +364,16 @@ def _pairwise_sum(values: list[fmpq]) -> fmpq:
     return values[0] if values else fmpq(0)
 
 
-def _facet_lp(rows: list[list[int]], d: int) -> tuple[Fraction, tuple[Fraction, ...]]:
+def _facet_lp(rows: list[list[int]], d: int, what: str) -> tuple[Fraction, tuple[Fraction, ...]]:
     """``max s`` over ``(x, s)`` subject to ``r . (1, x, s) >= 0`` for every row ``r`` (cddlib's
     row format ``[b, -A]``) by cddlib's exact (GMP) LP with the criss-cross rule: the optimum and
-    an optimal ``x``. The rule is finite; cddlib's default dual simplex, which
-    :func:`exactrelu._polyhedra.lp_max` uses, was seen to cycle (hang or crash) on the
-    degenerate facet LPs of duplicated units."""
+    an optimal ``x``. The rule is finite; cddlib's default dual simplex was seen to cycle (hang
+    or crash) on the degenerate facet LPs of duplicated units. ``what`` names the claim for an
+    LP that does not end optimal (every caller's LP is feasible and bounded)."""
     lp = cdd_gmp.linprog_from_array(rows + [[0] * (d + 1) + [1]], cdd.LPObjType.MAX)
     cdd_gmp.linprog_solve(lp, cdd.LPSolverType.CRISS_CROSS)
     if lp.status != cdd.LPStatusType.OPTIMAL:
-        _fail(f"completeness: a facet LP ended with status {lp.status!r}, not optimal")
+        _fail(f"{what}: an exact LP ended with status {lp.status!r}, not optimal")
     return Fraction(lp.obj_value), tuple(Fraction(v) for v in lp.primal_solution[:d])
 
 
@@ -409,7 +482,7 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
                     rows = [r for k, r in cons if k != kh and k != nk]
                     hr = con(h)[1][:-1] + [0]  # h(x) = 0 as two inequalities
                     rows += [hr, [-v for v in hr], cap]
-                    value, xf = _facet_lp(rows, d)
+                    value, xf = _facet_lp(rows, d, "completeness")
                     if value <= 0:
                         continue  # h_i = 0 does not carry a facet of the child
                     x = [_fq(v) for v in xf]
@@ -428,37 +501,385 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
                               f"(the states of the first {j + 1} of {len(nodes)} piecewise ops)")
 
 
-def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
-    """Re-verify ``cert`` against ``net``; returns the certificate or raises CertificateError.
+# ----------------------------------------------------------------------------- one region's faces
+
+def _h_to_v(rows: list[list[fmpq]], d: int, where: str) -> tuple[list[tuple], list[tuple]]:
+    """Points and rays of an exact V-representation of ``{t : g(t) >= 0}`` over the rows
+    ``g = [a | c]`` (``g(t) = a . t + c``), by cddlib's GMP double description (exact and
+    minimal: for a pointed polyhedron the points are its vertices and the rays its extreme rays;
+    with lines, the points are one per minimal face and the rays extreme modulo the lines). The
+    lines are not returned: the lineality space is the kernel of the normals, computed apart."""
+    mat = cdd_gmp.matrix_from_array([[z[d]] + z[:d] for z in map(_ints, rows)],
+                                     rep_type=cdd.RepType.INEQUALITY)
+    gen = cdd_gmp.copy_generators(cdd_gmp.polyhedron_from_matrix(mat))
+    lines = gen.lin_set
+    points: list[tuple] = []
+    rays: list[tuple] = []
+    for k, row in enumerate(gen.array):
+        if k in lines:
+            continue
+        if row[0] == 0:
+            rays.append(tuple(Fraction(x) for x in row[1:]))
+        else:
+            points.append(tuple(Fraction(x) / row[0] for x in row[1:]))
+    if not points:
+        # cddlib leaves the origin implicit for a homogeneous system (every constant 0)
+        if any(r[d] != 0 for r in rows):
+            _fail(f"{where}: cddlib's H->V of the region returned no point")
+        points.append((Fraction(0),) * d)
+    return points, rays
+
+
+def _true_facets(T: np.ndarray, n_pts: int, gens: list[list[fmpq]], lines: list[list[fmpq]],
+                 d: int, bounded: bool) -> list[tuple[list[int], list[int]]]:
+    """The facets of a full-dimensional region ``P = conv(points) + cone(rays) + lin(lines)``
+    from its constraints' tightness at those generators: ``T[i, k]`` is whether constraint ``i``
+    vanishes at generator ``k`` (the first ``n_pts`` columns points, then rays; lines are in
+    every constraint), ``gens[k]`` the generator homogenized (``[p | 1]``, ``[r | 0]``),
+    ``lines`` the lines as ``[l | 0]``. Returns (constraint rows, generator columns) per facet.
+
+    For a constraint ``g >= 0`` on ``P`` the face ``P ∩ {g = 0}`` is generated by the generators
+    on which ``g`` vanishes, so its dimension is the rank of those homogenized generators (with
+    the lines) minus one; it is a facet iff that rank is d (at least one point must be among
+    them: a non-empty face holds a point). Constraints vanishing on one facet have its affine
+    hull as their hyperplane, hence the same tightness set: facets are the distinct sets of
+    rank d, and a facet's constraints are the rows with that set (all with the region's
+    orientation: each is >= 0 on ``P``). Bounded and d <= 3 the rank is read off the number of
+    points (distinct vertices): one in 1-D, two distinct points span a line in 2-D, and three
+    distinct extreme points of a convex set are never collinear in 3-D. A bounded facet has at
+    least d vertices, an unbounded one at least one point; rows below that are skipped."""
+    cnt = T[:, :n_pts].sum(axis=1)
+    cand = np.nonzero(cnt >= (d if bounded else 1))[0]
+    if not len(cand):
+        return []
+    packed = np.packbits(T[cand], axis=1, bitorder="little")
+    groups: dict[bytes, list[int]] = {}
+    for i, key in zip(cand.tolist(), packed):
+        groups.setdefault(key.tobytes(), []).append(i)
+    by_count = bounded and d <= 3
+    out = []
+    for rs in groups.values():
+        cols = np.nonzero(T[rs[0]])[0].tolist()
+        if len(cols) == T.shape[1]:
+            continue  # vanishes on all of P: only with incomplete lists (caught elsewhere)
+        if not by_count and _rank([gens[c] for c in cols] + lines, d + 1) != d:
+            continue
+        out.append((rs, cols))
+    return out
+
+
+def _facet_error(where: str, r: Region, facets: list[tuple[list[int], list[int]]],
+                 cids: list[int], oriented: Any, vids: list[int], n_listed: int,
+                 n_pts: int) -> str | None:
+    """The first false claim among the listed facets of region ``r``, or None. ``facets`` are
+    its true facets (:func:`_true_facets`), ``cids[i]`` the constraint id of row ``i`` and
+    ``oriented(i)`` that row as ``[a | c]`` with ``a . t + c >= 0`` on the region; the first
+    ``n_listed`` generator columns are the listed vertices ``vids`` (none for a region with
+    lines, whose points are cddlib's), columns from ``n_pts`` on are the region's rays."""
+    by_ids: dict[frozenset, tuple[list[int], list[int]]] = {}
+    owner: dict[int, frozenset] = {}
+    for rs, cols in facets:
+        key = frozenset(cids[i] for i in rs)
+        by_ids[key] = (rs, cols)
+        for i in rs:
+            owner[cids[i]] = key
+    used: set[frozenset] = set()
+    for n, f in enumerate(r.facets):
+        fw = f"{where}: facet {n} (ids {list(f.ids)})"
+        key = frozenset(f.ids)
+        if len(key) != len(f.ids) or not key:
+            return f"{fw}: its ids must be distinct constraint ids, at least one"
+        got = by_ids.get(key)
+        if got is None:
+            for c in f.ids:
+                if c not in owner:
+                    return f"{fw}: constraint {c} carries no facet of the region"
+            return (f"{fw}: the constraints vanishing on its facet are "
+                    f"{sorted(owner[f.ids[0]])}, not these")
+        if key in used:
+            return f"{fw}: this facet is listed twice"
+        used.add(key)
+        rs, cols = got
+        row = [-_fq(x) for x in f.a] + [_fq(f.b)]
+        if not any(oriented(i) == row for i in rs):
+            return f"{fw}: a . t <= b is not one of its constraints (as they bound the region)"
+        for kind, kinds, listed, want in (
+                ("vertex", "vertices", f.vertices, {vids[c] for c in cols if c < n_listed}),
+                ("ray", "rays", f.rays, {c - n_pts for c in cols if c >= n_pts})):
+            got_set = set(listed)
+            if len(got_set) != len(listed):
+                return f"{fw}: a {kind} listed twice"
+            if got_set != want:
+                extra = sorted(got_set - want)
+                if extra:
+                    return f"{fw}: {kind} {extra[0]} is not one of the region's {kinds} on it"
+                return f"{fw}: the region's {kind} {sorted(want - got_set)[0]} lies on it but is not listed"
+    if len(used) < len(by_ids):
+        missing = next(k for k in by_ids if k not in used)
+        return f"{where}: its facet on constraints {sorted(missing)} is not listed"
+    return None
+
+
+# ----------------------------------------------------------------------------- adjacency, pieces
+
+def _hom(v: Sequence[Fraction], w: int) -> list[int]:
+    """``v`` as integers ``[x | w * D]`` with ``v = x / D``, ``D > 0`` (``w = 1``: a point,
+    ``w = 0``: a direction, positively scaled)."""
+    den = math.lcm(*(x.denominator for x in v))
+    return [x.numerator * (den // x.denominator) for x in v] + [w * den]
+
+
+class _Face:
+    """A facet of a region (already proven to be one) with what the overlap tests need: its
+    exact extent along every coordinate (±inf where it is unbounded; all of R for a region with
+    lines, whose facets list no vertex), and its vertices and rays as integer rows."""
+
+    __slots__ = ("ri", "f", "lo", "hi", "gens", "pointed")
+
+    def __init__(self, cert: Certificate, r: Region, f: RegionFacet, d: int) -> None:
+        self.ri, self.f = r.index, f
+        self.pointed = not r.lines
+        if not self.pointed:
+            self.lo: list = [-math.inf] * d
+            self.hi: list = [math.inf] * d
+            self.gens: list[list[int]] = []
+            return
+        pts = [cert.vertices[k] for k in f.vertices]
+        dirs = [r.rays[k] for k in f.rays]
+        self.lo = [-math.inf if any(v[i] < 0 for v in dirs) else min(p[i] for p in pts)
+                   for i in range(d)]
+        self.hi = [math.inf if any(v[i] > 0 for v in dirs) else max(p[i] for p in pts)
+                   for i in range(d)]
+        self.gens = [_hom(p, 1) for p in pts] + [_hom(v, 0) for v in dirs]
+
+
+def _dot(a: list[int], b: list[int]) -> int:
+    return sum(x * y for x, y in zip(a, b))
+
+
+class _Adjacency:
+    """The true adjacent pairs of a certificate whose regions and facets are proven (see the
+    module docstring for the argument)."""
+
+    def __init__(self, cert: Certificate, d: int, offsets: list[int]) -> None:
+        self.cert, self.d, self.offsets = cert, d, offsets
+        self.rows: dict[int, list[tuple[RegionFacet, list[int]]]] = {}
+
+    def region_rows(self, ri: int) -> list[tuple[RegionFacet, list[int]]]:
+        """Every facet ``a . t <= b`` of region ``ri`` as the integer row ``[-a | b]`` (times a
+        positive integer): ``>= 0`` on the region."""
+        got = self.rows.get(ri)
+        if got is None:
+            got = self.rows[ri] = [(f, _ints([-x for x in f.a] + [f.b]))
+                                   for f in self.cert.regions[ri].facets]
+        return got
+
+    def pairs(self) -> dict[tuple[int, int], tuple[tuple, RegionFacet, RegionFacet]]:
+        """``(i, j) -> (hyperplane, facet of i, facet of j)`` for every adjacent pair ``i < j``."""
+        cert, d, offsets = self.cert, self.d, self.offsets
+        n_dom = offsets[0]
+        groups: dict[tuple, tuple[list[_Face], list[_Face]]] = {}
+        prefixes: dict[tuple, int] = {}
+        for r in cert.regions:
+            pids: dict[int, int] = {}
+            for f in r.facets:
+                low = min(f.ids)
+                if low < n_dom:
+                    continue  # on the domain's boundary: every region is on the same side
+                j0 = bisect.bisect_right(offsets, low) - 1
+                pid = pids.get(j0)
+                if pid is None:
+                    pre = tuple(tuple(p) for p in r.pattern[:j0])
+                    pid = pids[j0] = prefixes.setdefault(pre, len(prefixes))
+                key, side = canonical_hyperplane(f.a, f.b)
+                plus, minus = groups.setdefault((key, j0, pid), ([], []))
+                (plus if side > 0 else minus).append(_Face(cert, r, f, d))
+        out: dict[tuple[int, int], tuple[tuple, RegionFacet, RegionFacet]] = {}
+        for (key, _, _), (plus, minus) in groups.items():
+            if not plus or not minus:
+                continue
+            for p, m in self._overlapping(key, plus, minus):
+                i, j = (p, m) if p.ri < m.ri else (m, p)
+                out[(i.ri, j.ri)] = (key, i.f, j.f)
+        return out
+
+    def _overlapping(self, key: tuple, plus: list[_Face], minus: list[_Face]) -> list:
+        """Pairs of facets on the hyperplane ``key`` (opposite sides) whose relative interiors
+        share a (d-1)-dimensional set."""
+        d = self.d
+        if d == 1:
+            return [(p, m) for p in plus for m in minus]  # both facets are the point itself
+        a = key[0]
+        free = [i for i in range(d) if any(a[k] != 0 for k in range(d) if k != i)]
+        c0 = free[0]
+        minus = sorted(minus, key=lambda m: m.lo[c0])
+        out = []
+        for p in plus:
+            top = p.hi[c0]
+            for m in minus:
+                if m.lo[c0] >= top:
+                    break
+                if not all(p.lo[i] < m.hi[i] and m.lo[i] < p.hi[i] for i in free):
+                    continue
+                if d == 2 or self._overlap(key, p, m):
+                    out.append((p, m))
+        return out
+
+    def _overlap(self, key: tuple, p: _Face, m: _Face) -> bool:
+        """d >= 3: do facets ``p`` and ``m`` on the hyperplane ``key`` (their extents overlapping
+        with positive length along every coordinate the hyperplane does not fix) share a
+        (d-1)-dimensional set? d shared affinely independent vertices say yes; a facet of one
+        region with the other facet on or beyond it says no; in 3-D (pointed facets) nothing
+        else is possible; otherwise an exact LP decides."""
+        d = self.d
+        if p.pointed and m.pointed:
+            shared = set(p.f.vertices).intersection(m.f.vertices)
+            if len(shared) >= d:
+                if d == 3:
+                    return True  # three distinct extreme points of a polygon: a triangle
+                pts = [[_fq(x) for x in self.cert.vertices[k]] + [fmpq(1)] for k in shared]
+                if _rank(pts, d + 1) == d:
+                    return True
+            for x, y in ((p, m), (m, p)):
+                for h, row in self.region_rows(x.ri):
+                    if h is not x.f and all(_dot(row, g) <= 0 for g in y.gens):
+                        return False
+            if d == 3:
+                return True
+        rows = []
+        for x in (p, m):
+            for h, row in self.region_rows(x.ri):
+                if h is not x.f:
+                    rows.append([row[d]] + row[:d] + [-1])  # g(t) >= s
+        e = _ints([-v for v in key[0]] + [key[1]])
+        rows += [[e[d]] + e[:d] + [0], [-e[d]] + [-v for v in e[:d]] + [0], [1] + [0] * d + [-1]]
+        value, _ = _facet_lp(rows, d, f"adjacency of regions {p.ri} and {m.ri}")
+        return value > 0
+
+
+def _check_adjacency(cert: Certificate, d: int, offsets: list[int]) -> None:
+    """The listed adjacent pairs are exactly the true ones, each with its hyperplane and ids."""
+    true = _Adjacency(cert, d, offsets).pairs()
+    listed: set[tuple[int, int]] = set()
+    for a in cert.adjacency:
+        pair = (a.i, a.j)
+        aw = f"adjacency ({a.i}, {a.j})"
+        if pair in listed:
+            _fail(f"{aw}: listed twice")
+        listed.add(pair)
+        got = true.get(pair)
+        if got is None:
+            _fail(f"{aw}: the regions' closures do not share a {d - 1}-dimensional face")
+        key, fi, fj = got
+        if (tuple(a.a), a.b) != key:
+            _fail(f"{aw}: the shared hyperplane is a . t = b with a = {[str(v) for v in key[0]]}, "
+                  f"b = {key[1]} (the first non-zero entry of a scaled to 1)")
+        ids = set(fi.ids) | set(fj.ids)
+        if len(set(a.ids)) != len(a.ids) or set(a.ids) != ids:
+            _fail(f"{aw}: ids {list(a.ids)}, expected the constraints of both facets {sorted(ids)}")
+    for pair in sorted(true):
+        if pair not in listed:
+            _fail(f"adjacency: regions {pair[0]} and {pair[1]} share a {d - 1}-dimensional face "
+                  "but are not listed as adjacent")
+
+
+def _check_pieces(cert: Certificate) -> None:
+    """Piece labels: the connected components of the graph of adjacent pairs (proven exact)
+    with equal exact output maps, numbered in order of first occurrence."""
+    regions = cert.regions
+    parent = list(range(len(regions)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a in cert.adjacency:
+        if regions[a.i].output == regions[a.j].output:
+            ri, rj = find(a.i), find(a.j)
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
+    label_of: dict[int, int] = {}  # component root -> its label
+    opened: dict[int, int] = {}  # component root -> its first region
+    first: dict[int, int] = {}  # label -> first region with it
+    for k, p in enumerate(cert.pieces):
+        root = find(k)
+        want = label_of.setdefault(root, len(label_of))
+        j = opened.setdefault(root, k)
+        if p == want:
+            first.setdefault(p, k)
+        elif p in first:
+            _fail(f"pieces: regions {first[p]} and {k} are labelled {p} but are not connected "
+                  "through adjacent regions with their exact output map")
+        elif j != k:
+            _fail(f"pieces: regions {j} and {k} are connected through adjacent regions with one "
+                  f"exact output map but labelled {cert.pieces[j]} and {p}")
+        else:
+            _fail(f"pieces: region {k} starts a new piece labelled {p}; labels number the pieces "
+                  f"in order of first occurrence, so it is {want}")
+
+
+# ----------------------------------------------------------------------------- the check
+
+def _program(cert: Certificate, net: nn.Module | Program) -> Program:
+    """The network captured at the certificate's input shape (which must fit the domain)."""
+    shape = tuple(cert.input_shape)
+    dom = cert.domain
+    if isinstance(dom, Slice) and tuple(dom.input_shape) != shape:
+        _fail(f"input_shape {shape}: the domain is a slice of inputs of shape {dom.input_shape}")
+    if math.prod(shape) != dom.input_dim:
+        _fail(f"input_shape {shape}: {math.prod(shape)} inputs, the domain has {dom.input_dim}")
+    if isinstance(net, Program):
+        if tuple(net.input_shape) != shape:
+            _fail(f"input_shape {shape}: the program takes {net.input_shape}")
+        return net
+    try:
+        return capture(net, shape)
+    except InvalidInputError as exc:
+        raise CertificateError(f"input_shape {shape}: {exc}") from None
+
+
+def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None) -> Certificate:
+    """Re-verify every claim of ``cert`` against ``net``; returns the certificate or raises
+    :class:`~exactrelu.errors.CertificateError` naming the first claim that does not hold.
+    ``domain`` (a :class:`~exactrelu.domain.Domain` or what :func:`~exactrelu.domain.as_domain`
+    takes): also require the certificate to be about exactly that domain.
 
     >>> net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> import exactrelu
     >>> c = exactrelu.verify(net, [(-1, 1)], progress=False)
-    >>> check(c, net).num_regions == c.num_regions
+    >>> check(c, net, domain=[(-1, 1)]).num_regions == c.num_regions
     True
     """
     if not isinstance(cert, Certificate):
         cert = Certificate.load(cert)
-    prog = net if isinstance(net, Program) else capture(net, cert.input_shape)
+    _validate(cert)
+    dom = cert.domain
+    if domain is not None:
+        want = domain if isinstance(domain, Domain) else as_domain(domain)
+        if dom != want:
+            _fail(f"domain: the certificate is about {dom!r}, not {want!r}")
+    prog = _program(cert, net)
     if prog.digest() != cert.digest:
         _fail("network digest: the certificate was made for a different network (architecture or parameters differ)")
-    dom = cert.domain
+    if tuple(cert.output_shape) != tuple(prog.output_shape):
+        _fail(f"output_shape: {tuple(cert.output_shape)}, the network's is {tuple(prog.output_shape)}")
+    if list(cert.notes) != prog.notes():
+        _fail(f"notes: {list(cert.notes)}, the network's are {prog.notes()} (where it is not taken "
+              "exactly as written)")
     d = dom.dim
+    bounded = dom.is_bounded
     A_dom, b_dom = dom.halfspaces()
     M, c = dom.input_map()
     m0 = input_map(M, c, prog.input_shape)
     offsets = [len(A_dom)]
     for j in range(prog.num_piecewise):
         offsets.append(offsets[-1] + prog.num_switching(j))
-    if offsets != cert.constraint_offsets:
+    if offsets != list(cert.constraint_offsets):
         _fail(f"constraint ids: the certificate's offsets {cert.constraint_offsets} do not match {offsets}")
     nodes = prog.piecewise_nodes()
-    n_out = []
-    for nd in nodes:
-        n = 1
-        for s in nd.out_shape:
-            n *= s
-        n_out.append(n)
+    n_out = [math.prod(nd.out_shape) for nd in nodes]
     n_dom = len(A_dom)
     # domain rows as constraints b - a.t >= 0, in the same form as the switching rows
     dom_rows = [[_fq(-x) for x in a] + [_fq(b)] for a, b in zip(A_dom, b_dom)]
@@ -466,11 +887,14 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
     dom_absF = np.abs(dom_F)
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
-    # vertices: nearest floats for all, exact fmpq on demand
+    # vertices: distinct points; nearest floats for all, exact fmpq on demand
     n_vert = len(cert.vertices)
+    first_at: dict[tuple, int] = {}
     for k, v in enumerate(cert.vertices):
-        if len(v) != d:
-            _fail(f"vertex {k} has {len(v)} coordinates, the domain {d}")
+        j = first_at.setdefault(tuple(v), k)
+        if j != k:
+            _fail(f"vertices {j} and {k} are the same point")
+    del first_at
     Vf = nearest_floats([list(v) for v in cert.vertices]) if n_vert else np.zeros((0, d))
     vq_cache: dict[int, tuple] = {}
 
@@ -494,8 +918,9 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
         return cc
 
     seen: dict[tuple, tuple[int, list[torch.Tensor]]] = {}
-    by_volume = dom.is_bounded and d <= _VOLUME_MAX_DIM
+    by_volume = bounded and d <= _VOLUME_MAX_DIM
     volumes: list[fmpq] = []
+    deferred: str | None = None  # the first false facet claim, on the volume path
     for r in cert.regions:
         where = f"region {r.index}"
         if len(r.pattern) != prog.num_piecewise:
@@ -510,19 +935,13 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
             states.append(torch.tensor(p, dtype=torch.int64).reshape(nd.out_shape))
         seen[key] = (r.index, states)
         w = r.witness
-        if len(w) != d:
-            _fail(f"{where}: witness has {len(w)} coordinates, the domain {d}")
-        # the witness and the (valid) vertices, exact and as nearest floats: one sign pass per op
         vids = list(r.vertices)
-        n_ok = len(vids)
-        for pos, k in enumerate(vids):
-            if not 0 <= k < n_vert:
-                n_ok = pos
-                break
-        ok_ids = vids[:n_ok]
-        pts_q = [tuple(_fq(x) for x in w)] + [vq(k) for k in ok_ids]
+        if len(set(vids)) != len(vids):
+            _fail(f"{where}: a vertex index listed twice")
+        # the witness and the vertices, exact and as nearest floats: one sign pass per op
+        pts_q = [tuple(_fq(x) for x in w)] + [vq(k) for k in vids]
         wf = nearest_floats([list(w)])
-        X = np.concatenate([wf, Vf[ok_ids]], axis=0)
+        X = np.concatenate([wf, Vf[vids]], axis=0)
         Xh = np.concatenate([X.T, np.ones((1, X.shape[0]))], axis=0)
         S_dom = _signs(dom_F, dom_absF, dom_rows, Xh, pts_q)
         # constraints of the region (domain rows first, then every op's cell constraints in order):
@@ -551,97 +970,121 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
         rows_out = r.output
         same = (len(rows_out) == out.n and all(len(row) == out.k + 1 for row in rows_out))
         if same:
-            try:
-                same = flint.fmpq_mat(out.n, out.k + 1, [_fq(v) for row in rows_out for v in row]) == out.mat
-            except (AttributeError, TypeError):
-                same = [[to_fraction(v) for v in row] for row in out.mat.tolist()] == rows_out
+            same = flint.fmpq_mat(out.n, out.k + 1, [_fq(v) for row in rows_out for v in row]) == out.mat
         if not same:
             _fail(f"{where}: output map differs from the exact output map of its pattern")
-        # unbounded regions: every ray is a recession direction, every line lies in every constraint
-        for kind, dirs in (("ray", r.rays), ("line", r.lines)):
-            for n_dir, v in enumerate(dirs):
-                if len(v) != d or all(x == 0 for x in v):
-                    _fail(f"{where}: {kind} {n_dir} is not a non-zero direction in dimension {d}")
-                vdir = [_fq(x) for x in v]
-                for rows, _, sel, sgn, cids in blocks:
-                    for i, sg, cid in zip(sel.tolist(), sgn.tolist(), cids.tolist()):
-                        dv = sg * sum((rows[i][m] * vdir[m] for m in range(d)), fmpq(0))
-                        if dv < 0 or (kind == "line" and dv != 0):
-                            _fail(f"{where}: {kind} {n_dir} leaves the region through constraint {cid}")
-        # vertices: signs of every constraint at every vertex, then order-preserving diagnostics
-        colpos: dict[int, int] = {}
-        rowpos: dict[int, int] = {}
-        if ok_ids:
-            sign_blocks, cid_blocks, lin = [], [], []
-            for rows, S_all, sel, sgn, cids in blocks:
+        # the region's constraints, row by row: the block and row of each, its id
+        starts = np.cumsum([0] + [len(b[2]) for b in blocks])
+        cids = np.concatenate([b[4] for b in blocks]).tolist()
+
+        def oriented(i: int, blocks: list = blocks, starts: np.ndarray = starts) -> list[fmpq]:
+            """Row ``i`` of the region's constraints as ``[a | c]``, ``a . t + c >= 0`` on it."""
+            n = int(np.searchsorted(starts, i, side="right")) - 1
+            rows, _, sel, sgn, _ = blocks[n]
+            row = rows[int(sel[i - starts[n]])]
+            return list(row) if sgn[i - starts[n]] > 0 else [-v for v in row]
+
+        # vertices: signs of every constraint at every vertex
+        if vids:
+            sign_blocks, lin = [], []
+            for rows, S_all, sel, sgn, _ in blocks:
                 sign_blocks.append(S_all[sel, 1:] * sgn[:, None].astype(np.int8))
-                cid_blocks.append(cids)
                 lin.extend(rows[i][:-1] for i in sel.tolist())
             SG = np.concatenate(sign_blocks, axis=0)
-            cids_all = np.concatenate(cid_blocks).tolist()
-            for col, k in enumerate(ok_ids):
+            for col, k in enumerate(vids):
                 colv = SG[:, col]
                 neg = colv < 0
                 if neg.any():
-                    _fail(f"{where}: vertex {k} violates constraint {cids_all[int(np.argmax(neg))]}")
+                    _fail(f"{where}: vertex {k} violates constraint {cids[int(np.argmax(neg))]}")
                 tight = np.nonzero(colv == 0)[0].tolist()
-                rk = flint.fmpq_mat(len(tight), d, [x for t in tight for x in lin[t]]).rank() if tight else 0
-                if rk != d:
-                    _fail(f"{where}: vertex {k} is not a vertex (tight constraints have rank {rk} < {d})")
-                colpos.setdefault(k, col)
-            rowpos = {cid: n for n, cid in enumerate(cids_all)}
-        if n_ok < len(vids):
-            _fail(f"{where}: vertex index {vids[n_ok]} out of range")
-        # facets: each is one of the region's constraints, tight at its vertices
-        if r.facets:
-            cons_of: dict[int, tuple[list, int]] = {}
-            for rows, _, sel, sgn, cids in blocks[1:]:
-                for i, sg, cid in zip(sel.tolist(), sgn.tolist(), cids.tolist()):
-                    cons_of[cid] = (rows[i], sg)
-
-            def cons(cid: int) -> tuple | None:
-                if 0 <= cid < n_dom:
-                    return (tuple(A_dom[cid]), b_dom[cid])
-                got = cons_of.get(cid)
-                if got is None:
-                    return None
-                row, sg = got
-                return (tuple(to_fraction(-sg * x) for x in row[:-1]), to_fraction(sg * row[-1]))
-
-            for f in r.facets:
-                match = None
-                for cid in f.ids:
-                    if cons(cid) == (f.a, f.b):
-                        match = cid
-                        break
-                if match is None:
-                    _fail(f"{where}: facet {f.ids} is not one of its constraints")
-                for k in f.vertices:
-                    if k in colpos and match in rowpos:
-                        on = SG[rowpos[match], colpos[k]] == 0
-                    else:
-                        if not 0 <= k < n_vert:
-                            _fail(f"{where}: vertex index {k} out of range")
-                        on = sum((ai * vi for ai, vi in zip(f.a, cert.vertices[k])), Fraction(0)) == f.b
-                    if not on:
-                        _fail(f"{where}: vertex {k} is not on facet {f.ids}")
-        if by_volume:
+                if _rank([lin[t] for t in tight], d) != d:
+                    _fail(f"{where}: vertex {k} is not a vertex of the region (its tight constraints "
+                          f"have rank < {d})")
+        else:
+            SG = np.zeros((len(cids), 0), dtype=np.int8)
+        # rays and lines: recession directions, lines in every constraint
+        n_rows = len(cids)
+        R_all = [oriented(i) for i in range(n_rows)] if (r.rays or r.lines or not by_volume) else None
+        ray_tight = np.zeros((n_rows, len(r.rays)), dtype=bool)
+        if R_all is not None and (r.rays or r.lines):
+            N = flint.fmpq_mat(n_rows, d, [v for row in R_all for v in row[:d]])
+            for kind, dirs in (("ray", r.rays), ("line", r.lines)):
+                if not dirs:
+                    continue
+                D = N * flint.fmpq_mat(d, len(dirs), [_fq(dirs[n][m]) for m in range(d) for n in range(len(dirs))])
+                vals = D.tolist()
+                for n_dir in range(len(dirs)):
+                    if all(x == 0 for x in dirs[n_dir]):
+                        _fail(f"{where}: {kind} {n_dir} is the zero direction")
+                    for i in range(n_rows):
+                        dv = vals[i][n_dir]
+                        if dv < 0 or (kind == "line" and dv != 0):
+                            _fail(f"{where}: {kind} {n_dir} leaves the region through constraint {cids[i]}")
+                        if kind == "ray":
+                            ray_tight[i, n_dir] = dv == 0
+        line_rows = [[_fq(x) for x in v] + [fmpq(0)] for v in r.lines]
+        # the generators of the region: its listed vertices (when it has no lines) and rays
+        points: list[tuple] = [vq(k) for k in vids]
+        P_tight = SG == 0
+        if not by_volume:
+            # vertex, ray and line lists proven by an exact H->V of the region's constraints
+            normals = [row[:d] for row in R_all]
+            n_lin = d - _rank(normals, d)
+            if _rank(line_rows, d + 1) != len(r.lines) or len(r.lines) != n_lin:
+                _fail(f"{where}: its lines are not a basis of its lineality space (dimension {n_lin})")
+            hv_pts, hv_rays = _h_to_v(R_all, d, where)
+            if n_lin:
+                if vids:
+                    _fail(f"{where}: a region with lines has no vertex, {len(vids)} are listed")
+                points = [tuple(_fq(x) for x in p) for p in hv_pts]
+                P_tight = np.array([[sum((a * x for a, x in zip(row[:d], p)), row[d]) == 0
+                                     for p in points] for row in R_all], dtype=bool).reshape(n_rows, len(points))
+            else:
+                listed = {tuple(cert.vertices[k]) for k in vids}
+                missing = [p for p in hv_pts if p not in listed]
+                if missing:
+                    _fail(f"{where}: its vertex {tuple(str(x) for x in missing[0])} is not listed")
+                if len(hv_pts) != len(vids):
+                    _fail(f"{where}: {len(vids)} vertices listed, the region has {len(hv_pts)}")
+            want = {frozenset(np.nonzero([sum((a * _fq(x) for a, x in zip(row[:d], v)), fmpq(0)) == 0
+                                          for row in R_all])[0].tolist()) for v in hv_rays}
+            have = [frozenset(np.nonzero(ray_tight[:, n])[0].tolist()) for n in range(len(r.rays))]
+            if len(set(have)) != len(have) or set(have) != want:
+                _fail(f"{where}: its rays are not its extreme rays (modulo its lines), each once: "
+                      f"{len(r.rays)} listed, {len(want)} extreme")
+        # facets: exactly the region's irredundant constraints
+        gens = [list(p) + [fmpq(1)] for p in points] + [[_fq(x) for x in v] + [fmpq(0)] for v in r.rays]
+        T = np.concatenate([P_tight, ray_tight], axis=1)
+        facets = _true_facets(T, len(points), gens, line_rows, d, bounded)
+        msg = _facet_error(where, r, facets, cids, oriented, vids, 0 if r.lines else len(vids),
+                           len(points))
+        if msg is not None:
+            if not by_volume:
+                _fail(msg)
+            deferred = deferred or msg
+        # volume
+        if bounded and (by_volume or r.volume is not None or d <= _VOLUME_FIELD_MAX_DIM):
             # a lower bound of the volume of the region's closure P, whatever the vertex list: every
             # vertex in it was verified above (all constraints >= 0, tight rank d: a vertex of P),
             # so the hull Q of the list lies in P; the bound is vol(Q) in 1-D and 2-D and a sum of
             # interior-disjoint simplices in Q for d >= 3 (see _hull_lower_bound). It equals
-            # vol(P) iff the list holds every vertex of P. Regions are disjoint open cells of the
-            # domain, so the bounds summing to the domain's volume proves that none is missing.
+            # vol(P) iff the list holds every vertex of P (proven by the volume sum, or by H->V).
             pts = [cert.vertices[k] for k in vids]
             if d == 1:
                 vol = max(p[0] for p in pts) - min(p[0] for p in pts) if pts else Fraction(0)
             elif d == 2:
                 vol = _area_2d(vids, Vf, vq, pts)
             else:
-                vol = _hull_lower_bound(cert.vertices, vids, SG if ok_ids else None, colpos)
+                masks = [sum(1 << c for c in cols) for _, cols in facets]
+                vol = _hull_lower_bound(pts, masks)
             if r.volume is not None and vol != r.volume:
                 _fail(f"{where}: volume {r.volume} differs from the volume of its vertices {vol}")
+            if r.volume is None and d <= _VOLUME_FIELD_MAX_DIM:
+                _fail(f"{where}: volume missing (it is required on bounded domains up to "
+                      f"{_VOLUME_FIELD_MAX_DIM}-D)")
             volumes.append(_fq(vol))
+        elif r.volume is not None:
+            _fail(f"{where}: a volume on an unbounded domain (it must be None)")
     if not cert.regions:
         _fail("completeness: the certificate lists no region")
     if by_volume:
@@ -649,41 +1092,16 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
         if total_volume != dom.volume():
             _fail(f"completeness: region volumes sum to {total_volume}, the domain's volume is {dom.volume()} "
                   "(a region is missing or its vertices are incomplete)")
+        if deferred is not None:
+            _fail(deferred)
     else:
         _closure(runner, nodes, dom_rows, seen, cell_cons, offsets, d)
-    # adjacency and pieces
-    sides_of: dict[int, dict[tuple, set[int]]] = {}
-
-    def sides(ri: int) -> dict[tuple, set[int]]:
-        got = sides_of.get(ri)
-        if got is None:
-            got = sides_of[ri] = {}
-            for f in cert.regions[ri].facets:
-                hk, side = canonical_hyperplane(f.a, f.b)
-                got.setdefault(hk, set()).add(side)
-        return got
-
-    for a in cert.adjacency:
-        if not (0 <= a.i < a.j < cert.num_regions):
-            _fail(f"adjacency ({a.i}, {a.j}): bad region indices")
-        key = (a.a, a.b)
-        pair = []
-        for ri in (a.i, a.j):
-            s = sides(ri).get(key)
-            if not s:
-                _fail(f"adjacency ({a.i}, {a.j}): region {ri} has no facet on the stated hyperplane")
-            pair.append(s)
-        if not any(-s in pair[1] for s in pair[0]):
-            _fail(f"adjacency ({a.i}, {a.j}): the regions are not on opposite sides of the hyperplane")
-    if len(cert.pieces) != cert.num_regions:
-        _fail("pieces: one piece label per region expected")
-    for a in cert.adjacency:
-        same = cert.regions[a.i].output == cert.regions[a.j].output
-        if same and cert.pieces[a.i] != cert.pieces[a.j]:
-            _fail(f"pieces: adjacent regions {a.i} and {a.j} have the same output map but different pieces")
-    labels = {}
+    # the global vertex list: every vertex is one of some region's (none extra)
+    used = np.zeros(n_vert, dtype=bool)
     for r in cert.regions:
-        first = labels.setdefault(cert.pieces[r.index], r.index)
-        if cert.regions[first].output != r.output:
-            _fail(f"pieces: regions {first} and {r.index} share a piece but not their output map")
+        used[r.vertices] = True
+    if not used.all():
+        _fail(f"vertex {int(np.argmin(used))} is a vertex of no region")
+    _check_adjacency(cert, d, offsets)
+    _check_pieces(cert)
     return cert
