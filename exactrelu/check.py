@@ -108,7 +108,13 @@ extra fails, named), with :class:`_Adjacency`:
   affine and not identically zero, vanishes on ``H`` and so has opposite signs just on either
   side of it near ``c``: impossible. So the least op with a constraint on the facet, ``j0``, is
   ``j*`` for both facets, and the regions have the same states before it: facets are grouped by
-  (hyperplane, ``j0``, the states of the ops before ``j0``). A facet with a domain row among its
+  (hyperplane, ``j0``, the states of the ops before ``j0``). In d >= 3, when the cells of op
+  ``j0`` are the cells of the sign vectors of its switching functions (the rule's
+  ``sign_cells``; checked: no function that is not identically zero vanishes at a witness),
+  also by the signs of its functions on the region (those at the witness) with the ones
+  vanishing on ``H`` set to 0: a function with a constant strict sign on ``R_i`` that vanished
+  at ``c`` would vanish on all of ``F_i``, hence on ``H``, so every other one has at ``c`` the
+  sign it has on ``R_1`` and the sign it has on ``R_2``. A facet with a domain row among its
   ids lies on the domain's boundary, where every region is on the same side: it has no pair.
 - Overlap of two facets on one hyperplane: 1-D, both are the point itself. Otherwise their
   extents along every coordinate the hyperplane does not fix must overlap with positive length
@@ -150,6 +156,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
 import random
 from fractions import Fraction
 from typing import Any, Sequence
@@ -1085,37 +1092,35 @@ def _check_pieces(cert: Certificate) -> None:
     """Piece labels: the connected components of the graph of adjacent pairs (proven exact)
     with equal exact output maps, numbered in order of first occurrence."""
     regions = cert.regions
-    parent = list(range(len(regions)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    nbrs: list[list[int]] = [[] for _ in regions]
     for a in cert.adjacency:
         if regions[a.i].output == regions[a.j].output:
-            ri, rj = find(a.i), find(a.j)
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    label_of: dict[int, int] = {}  # component root -> its label
-    opened: dict[int, int] = {}  # component root -> its first region
-    first: dict[int, int] = {}  # label -> first region with it
+            nbrs[a.i].append(a.j)
+            nbrs[a.j].append(a.i)
+    label = [-1] * len(regions)
+    n = 0
+    for k in range(len(regions)):  # components in order of their first region
+        if label[k] < 0:
+            label[k] = n
+            stack = [k]
+            while stack:
+                for y in nbrs[stack.pop()]:
+                    if label[y] < 0:
+                        label[y] = n
+                        stack.append(y)
+            n += 1
     for k, p in enumerate(cert.pieces):
-        root = find(k)
-        want = label_of.setdefault(root, len(label_of))
-        j = opened.setdefault(root, k)
-        if p == want:
-            first.setdefault(p, k)
-        elif p in first:
-            _fail(f"pieces: regions {first[p]} and {k} are labelled {p} but are not connected "
-                  "through adjacent regions with their exact output map")
-        elif j != k:
+        if p == label[k]:
+            continue
+        j = label.index(label[k])  # the first region of k's piece (earlier labels are right)
+        if j < k:
             _fail(f"pieces: regions {j} and {k} are connected through adjacent regions with one "
                   f"exact output map but labelled {cert.pieces[j]} and {p}")
-        else:
-            _fail(f"pieces: region {k} starts a new piece labelled {p}; labels number the pieces "
-                  f"in order of first occurrence, so it is {want}")
+        if p in cert.pieces[:k]:
+            _fail(f"pieces: regions {cert.pieces.index(p)} and {k} are labelled {p} but are not "
+                  "connected through adjacent regions with their exact output map")
+        _fail(f"pieces: region {k} starts a new piece labelled {p}; labels number the pieces in "
+              f"order of first occurrence, so it is {label[k]}")
 
 
 # ----------------------------------------------------------------------------- the check
@@ -1150,8 +1155,10 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
     >>> check(c, net, domain=[(-1, 1)]).num_regions == c.num_regions
     True
     """
-    if not isinstance(cert, Certificate):
+    if isinstance(cert, (str, os.PathLike)):
         cert = Certificate.load(cert)
+    if not isinstance(cert, Certificate):
+        _fail(f"{_short(cert)} is neither a Certificate nor the path of one")
     _validate(cert)
     dom = cert.domain
     if domain is not None:
@@ -1223,9 +1230,9 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
     def signs_off(ri: int, j: int, plane: tuple[int, ...]) -> bytes | None:
         """The signs of op ``j``'s switching functions on region ``ri`` (sign cells: constant on
         it, so those at its witness), 0 for those vanishing on the hyperplane ``plane``."""
-        sg = wsigns[ri * len(nodes) + j] if j < len(nodes) else None
-        if sg is None:
+        if j >= len(nodes) or not refine[j]:
             return None
+        sg = wsigns[ri * len(nodes) + j]
         canon = canons.get(plane)
         if canon is None:
             lead = next(v for v in plane if v != 0)
@@ -1282,7 +1289,10 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
             sel = idx[keep]
             blocks.append((lvl.rows, S_all, sel, sgn[keep], offsets[j] + sel))
             if refine[j]:
-                wsigns[r.index * len(nodes) + j] = sg_w.copy()
+                if (sg_w[~lvl.zero] == 0).any():
+                    refine[j] = False  # not a cell of its sign vector: no refinement by op j
+                else:
+                    wsigns[r.index * len(nodes) + j] = sg_w.copy()
         sd = S_dom[:, 0]
         if (sd <= 0).any():
             _fail(f"{where}: witness outside the domain (row {int(np.argmax(sd <= 0))})")

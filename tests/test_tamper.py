@@ -34,6 +34,7 @@ import re
 from fractions import Fraction
 from typing import Any, Callable, Iterator
 
+import flint
 import pytest
 import torch
 from hypothesis import given, settings
@@ -54,13 +55,9 @@ SHIFT = Fraction(1, 10 ** 9)
 def mlp(d: int, widths: list[int], seed: int, act: Callable[[], nn.Module] = nn.ReLU,
         out: int = 1) -> nn.Sequential:
     torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    n = d
-    for w in widths:
-        layers += [nn.Linear(n, w), act()]
-        n = w
-    layers.append(nn.Linear(n, out))
-    return nn.Sequential(*layers).double().eval()
+    sizes = [d, *widths]
+    layers = [m for a, b in zip(sizes, sizes[1:]) for m in (nn.Linear(a, b), act())]
+    return nn.Sequential(*layers, nn.Linear(sizes[-1], out)).double().eval()
 
 
 def batchnorm_net() -> nn.Sequential:
@@ -89,6 +86,17 @@ def strips() -> nn.Sequential:
     return net.eval()
 
 
+def slabs() -> nn.Sequential:
+    """Two parallel planes and one across them in R^3: every region has the line (0, 0, 1), so
+    adjacency goes through the exact LP."""
+    net = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 1)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+        net[0].bias.copy_(torch.tensor([0.0, -2.0, 0.5]))
+        net[2].weight.copy_(torch.tensor([[1.0, -1.0, 2.0]]))
+    return net.eval()
+
+
 CASES: dict[str, Callable[[], tuple[nn.Module, Any]]] = {
     "1d": lambda: (mlp(1, [4, 3], 0), [(-2, 2)]),
     "2d": lambda: (mlp(2, [4, 3], 1, out=2), [(-1, 1), (-1, 1)]),
@@ -96,6 +104,7 @@ CASES: dict[str, Callable[[], tuple[nn.Module, Any]]] = {
     "4d": lambda: (mlp(4, [3, 2], 3), [(-1, 1)] * 4),
     "r2": lambda: (mlp(2, [4, 2], 4), RealSpace(2)),
     "r2-lines": lambda: (strips(), RealSpace(2)),
+    "r3-lines": lambda: (slabs(), RealSpace(3)),
     "leaky": lambda: (mlp(2, [4, 3], 5, lambda: nn.LeakyReLU(0.1)), [(-1, 1), (-1, 1)]),
     "slice": conv_slice,
     "batchnorm": lambda: (batchnorm_net(), [(-1, 1), (-1, 1)]),
@@ -173,40 +182,25 @@ CLAIMS = {"domain", "input_shape", "output_shape", "digest", "constraint_offsets
 KNOWN = RATIONAL | INTEGER | PROVENANCE | SETS | CLAIMS
 
 
+def exact(x: Any) -> flint.fmpq:
+    x = Fraction(x)
+    return flint.fmpq(x.numerator, x.denominator)
+
+
 def rank(rows: list) -> int:
-    """Rank of rational rows (Gaussian elimination in Fractions)."""
-    m = [[Fraction(x) for x in r] for r in rows]
-    rk = 0
-    for c in range(len(m[0]) if m else 0):
-        piv = next((i for i in range(rk, len(m)) if m[i][c] != 0), None)
-        if piv is None:
-            continue
-        m[rk], m[piv] = m[piv], m[rk]
-        for i in range(len(m)):
-            if i != rk and m[i][c] != 0:
-                f = m[i][c] / m[rk][c]
-                m[i] = [x - f * y for x, y in zip(m[i], m[rk])]
-        rk += 1
-    return rk
+    """Rank of rational rows."""
+    return flint.fmpq_mat([[exact(x) for x in r] for r in rows]).rank() if rows else 0
 
 
 def solve(columns: list, v: Any) -> list[Fraction] | None:
-    """Coefficients ``x`` with ``sum x_i columns[i] = v`` when they exist and are unique."""
+    """The coefficients ``x`` with ``sum x_i columns[i] = v``, when they exist and are unique."""
     n = len(columns)
-    rows = [[Fraction(c[i]) for c in columns] + [Fraction(v[i])] for i in range(len(v))]
-    if rank([r[:n] for r in rows]) != n or rank(rows) != n:
+    if rank(columns) != n or rank([*columns, v]) != n:
         return None
-    x: list[Fraction] = []
-    m = [r[:] for r in rows]
-    for c in range(n):  # Gauss-Jordan on the (consistent, full column rank) system
-        piv = next(i for i in range(c, len(m)) if m[i][c] != 0)
-        m[c], m[piv] = m[piv], m[c]
-        m[c] = [e / m[c][c] for e in m[c]]
-        for i in range(len(m)):
-            if i != c and m[i][c] != 0:
-                m[i] = [e - m[i][c] * f for e, f in zip(m[i], m[c])]
-    x = [m[c][n] for c in range(n)]
-    return x
+    A = flint.fmpq_mat([[exact(c[i]) for c in columns] for i in range(len(v))])
+    b = flint.fmpq_mat([[exact(x)] for x in v])
+    x = (A.transpose() * A).solve(A.transpose() * b)  # consistent, full column rank: exact
+    return [Fraction(int(e.p), int(e.q)) for e in x.entries()]
 
 
 def is_rational_vector(v: Any, d: int) -> bool:
@@ -457,6 +451,24 @@ def test_regions_that_do_not_touch_are_not_one_piece():
     rejected(bad, net, f"regions {zero[0]} and {zero[1]} are labelled .* but are not connected")
 
 
+def test_adjacent_regions_with_one_map_are_one_piece():
+    """A unit with output weight 0 splits regions, not pieces: labelling its two sides as two
+    pieces is rejected, and so is a numbering that is not by first occurrence."""
+    net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0], [1.0]]))
+        net[0].bias.copy_(torch.tensor([0.0, -0.5]))
+        net[2].weight.copy_(torch.tensor([[1.0, 0.0]]))
+    cert = exactrelu.verify(net, [(-1, 1)], progress=False)
+    exactrelu.check(cert, net)
+    assert cert.num_regions == 3 and cert.num_pieces == 2
+    bad = copy.deepcopy(cert)
+    bad.pieces = [0, 1, 2]
+    rejected(bad, net, "are connected through adjacent regions with one exact output map but labelled")
+    bad.pieces = [1 - p for p in cert.pieces]
+    rejected(bad, net, "region 0 starts a new piece labelled 1")
+
+
 def test_an_extra_or_a_duplicated_vertex(box2):
     net, cert = box2
     bad = copy.deepcopy(cert)
@@ -509,6 +521,28 @@ def test_output_shape_and_notes_are_the_networks():
     rejected(bad, net, "notes")
 
 
+def test_facet_ids_hold_every_constraint_on_the_facet():
+    """Duplicated, negated and proportional units and a unit on the box's boundary: a facet's
+    ids are every constraint vanishing on it (domain row included), in both engines; one left
+    out, or one added, is rejected."""
+    net = nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 1)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.5], [1.0, 0.5], [-2.0, -1.0], [1.0, 0.0], [0.0, 1.0]]))
+        net[0].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0, 0.25]))
+    for engine in ("python", "compiled"):
+        cert = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False, engine=engine)
+        exactrelu.check(cert, net)
+        n_dom = cert.constraint_offsets[0]  # rows: x0 <= 1, -x0 <= 1, x1 <= 1, -x1 <= 1
+        ids = {tuple(sorted(f.ids)) for r in cert.regions for f in r.facets}
+        assert (n_dom, n_dom + 1, n_dom + 2) in ids  # the three units on x0 + x1/2 = 0
+        assert (1, n_dom + 3) in ids  # the unit x0 + 1 = 0 on the box's side x0 = -1
+        r, n = next((r, n) for r in cert.regions for n, f in enumerate(r.facets) if len(f.ids) == 3)
+        for ids_new in (r.facets[n].ids[:2], r.facets[n].ids + (n_dom + 4,)):
+            bad = copy.deepcopy(cert)
+            bad.regions[r.index].facets[n].ids = ids_new
+            rejected(bad, net, f"region {r.index}: facet {n}")
+
+
 def test_the_domain_can_be_required():
     net, dom = CASES["2d"]()
     cert = exactrelu.verify(net, dom, progress=False)
@@ -551,7 +585,7 @@ def test_both_engines_certificates_are_accepted_in_2d_and_3d(data):
 @settings(max_examples=max(5, settings().max_examples // 2))
 @given(st.data())
 def test_python_engine_certificates_are_accepted_in_1d_4d_and_on_all_of_rd(data):
-    d = data.draw(st.sampled_from([1, 2, 4]))
+    d = data.draw(st.sampled_from([1, 2, 3, 4]))
     net = data.draw(ers.networks(input_dim=d, degenerate=data.draw(st.booleans()), widths=(1, 3),
                                  depth=(1, 2), activation=data.draw(st.sampled_from(ers.ACTIVATIONS))))
     dom = data.draw(st.one_of(ers.boxes(d), st.just(RealSpace(d))) if d < 4 else ers.boxes(d))
