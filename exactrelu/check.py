@@ -80,12 +80,16 @@ Completeness of the region list and of every region's vertex, ray and line lists
   bound it, one exact LP (cddlib's GMP LP, criss-cross rule) decides whether the hyperplane
   carries a facet of the cell, with a point in the facet's relative interior; the state just
   across it, computed exactly, must be certified. Closed sets of cells in a convex parent cover
-  it, so none is missing. Every region's lists are proven by an exact H->V of its constraints
-  (cddlib's GMP double description, :func:`_h_to_v`): the listed vertices are cddlib's points
-  (as sets; none when the region has lines), and the listed rays have the sets of tight
-  constraints of cddlib's extreme rays, each once (a ray of the recession cone is determined up
-  to positive scaling modulo ``L`` by the constraints it is tight on: extreme rays are its
-  one-dimensional faces modulo ``L``).
+  it, so none is missing. Every region's lists are proven one by one. Without lines, by walking
+  its edges from its listed vertices (:func:`_walk`): each edge, an extreme ray of the tangent
+  cone at a vertex, must end at a listed vertex or be unbounded; the graph of vertices and
+  bounded edges of a pointed polyhedron is connected, so no vertex is missing, and every
+  extreme ray of the recession cone is the direction of an unbounded edge, so the listed rays
+  must have exactly the sets of tight constraints of the unbounded edges found, each once (a
+  ray of the recession cone is determined up to positive scaling, modulo ``L``, by the
+  constraints it is tight on: extreme rays are its one-dimensional faces modulo ``L``). With
+  lines (no vertex to list), by an exact H->V of its constraints (cddlib's GMP double
+  description, :func:`_h_to_v`), whose rays the listed ones are compared with in the same way.
 
 The global vertex list: no two equal points (exact); each is a vertex of some region (none
 extra); with every region's list complete, it is the union of the regions' vertices.
@@ -180,9 +184,9 @@ __all__ = ["check"]
 fmpq = flint.fmpq
 _INPUT = -1
 #: bounded domains up to this dimension are proven complete by exact volumes, all others by
-#: closure under facet crossing (:func:`_closure`) with each region's vertex, ray and line lists
-#: proven by an exact H->V (:func:`_h_to_v`); tests lower it to run that path where the volume
-#: path checks the same certificates independently. The volume argument holds in every
+#: closure under facet crossing (:func:`_closure`) with each region's vertex and ray lists
+#: proven by walking its edges (:func:`_walk`); tests lower it to run that path where the
+#: volume path checks the same certificates independently. The volume argument holds in every
 #: dimension; the bound is where it was measured to be the cheaper of the two (mlp nets of
 #: benchmarks/nets.py on [-1, 1]^d, volumes vs closure: 4-10-10 6 s vs 44 s, 5-8-8 10 s vs
 #: 32 s, 6-8-8 297 s vs 163 s: pulling triangulations grow fast with d).
@@ -696,6 +700,81 @@ def _h_to_v(rows: list[list[fmpq]], d: int, where: str) -> tuple[list[tuple], li
             _fail(f"{where}: cddlib's H->V of the region returned no point")
         points.append((Fraction(0),) * d)
     return points, rays
+
+
+def _cone_rays(normals: list[list[fmpq]], d: int) -> list[list[fmpq]]:
+    """The extreme rays of the pointed cone ``{x : n . x >= 0}`` (cddlib's GMP double
+    description; exact)."""
+    rows = [[0] + z for z in map(_ints, normals)]
+    gen = cdd_gmp.copy_generators(cdd_gmp.polyhedron_from_matrix(
+        cdd_gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)))
+    return [[fmpq(Fraction(x).numerator, Fraction(x).denominator) for x in row[1:]]
+            for k, row in enumerate(gen.array) if row[0] == 0 and k not in gen.lin_set]
+
+
+def _walk(where: str, rows: list[list[fmpq]], T: np.ndarray, vids: list[int], pts: list[tuple],
+          d: int) -> set[frozenset]:
+    """Prove that the listed vertices ``vids`` (coordinates ``pts``, each a vertex of the region;
+    ``T[i, k]``: constraint ``i`` vanishes at vertex ``k``) are all the vertices of the pointed
+    region ``{t : g(t) >= 0}`` (``rows`` the ``g = [a | c]``) by walking its edges; returns the
+    sets of constraints tight along its unbounded edges, one per extreme ray of its recession
+    cone.
+
+    The edges at a vertex ``v`` are the extreme rays ``e`` of its tangent cone ``{x : a . x >= 0}``
+    over the constraints tight at ``v``: with d distinct hyperplanes among them, one per
+    hyperplane left out (the line where the other d-1 meet); otherwise by cddlib. A listed vertex
+    ``w != v`` on the d-1 independent hyperplanes through the edge lies on its line and in the
+    region, which meets that line in the edge: ``w`` is its other end. Without one, the edge is
+    unbounded when no constraint decreases along ``e`` (``e`` is an extreme ray), and otherwise
+    ends at a vertex that is not listed. The vertices and bounded edges of a pointed polyhedron
+    form a connected graph (from any vertex the simplex method for a functional maximized only
+    at another vertex reaches it along bounded edges), so a non-empty listed set closed under
+    the walk holds every vertex; and every extreme ray ``r`` of the recession cone is the
+    direction of an unbounded edge (a minimal unbounded face of the face exposed by a functional
+    vanishing on ``r`` only is an edge), so the walk meets them all."""
+    if not vids:
+        _fail(f"{where}: it has a vertex (it has no lines) but lists none")
+    m = len(rows)
+    A = flint.fmpq_mat(m, d, [v for r in rows for v in r[:d]])
+    rays: set[frozenset] = set()
+    # per constraint, the listed vertices where it vanishes, as the bits of an int
+    bits = [int.from_bytes(b.tobytes(), "little") for b in np.packbits(T, axis=1, bitorder="little")]
+
+    def direction(N: list[list[fmpq]], c: int) -> list[fmpq]:
+        """The edge direction leaving hyperplane ``c`` of the d normals ``N``."""
+        return [r[c] for r in flint.fmpq_mat(d, d, [x for r in N for x in r]).inv().tolist()]
+
+    for col, (k, v) in enumerate(zip(vids, pts)):
+        tight = np.nonzero(T[:, col])[0].tolist()
+        groups: dict[tuple, list[int]] = {}
+        for i in tight:
+            groups.setdefault((i,) if len(tight) == d else _canon(rows[i][:d]), []).append(i)
+        reps = [rows[g[0]][:d] for g in groups.values()]
+        edges: list[tuple[list[int], list[fmpq] | None, int]] = []
+        if len(groups) == d:
+            for c, g in enumerate(groups.values()):
+                edges.append(([i for i in tight if i not in g], None, c))
+        else:
+            for e in _cone_rays(reps, d):
+                on = [i for i in tight if sum((a * x for a, x in zip(rows[i][:d], e)), fmpq(0)) == 0]
+                edges.append((on, e, -1))
+        for on, e, c in edges:
+            hits = (1 << len(vids)) - 1
+            for i in on:
+                hits &= bits[i]
+            if hits & ~(1 << col):
+                continue  # the other end is listed
+            if e is None:
+                e = direction(reps, c)
+            ae = (A * flint.fmpq_mat(d, 1, e)).entries()
+            if all(x >= 0 for x in ae):
+                rays.add(frozenset(i for i, x in enumerate(ae) if x == 0))
+                continue
+            vals = [x + r[d] for x, r in zip((A * flint.fmpq_mat(d, 1, list(v))).entries(), rows)]
+            step = min(x / -y for x, y in zip(vals, ae) if y < 0)
+            w = tuple(str(to_fraction(x + step * y)) for x, y in zip(v, e))
+            _fail(f"{where}: an edge from its vertex {k} ends at its vertex {w}, which is not listed")
+    return rays
 
 
 def _true_facets(T: np.ndarray, n_pts: int, bounded: bool, d: int) -> list[tuple[list[int], list[int]]]:
@@ -1363,22 +1442,18 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
             n_lin = d - _rank(normals, d)
             if _rank(line_rows, d + 1) != len(r.lines) or len(r.lines) != n_lin:
                 _fail(f"{where}: its lines are not a basis of its lineality space (dimension {n_lin})")
-            hv_pts, hv_rays = _h_to_v(R_all, d, where)
             if n_lin:
+                # no vertex: cddlib's points (one per minimal face) stand in for them
                 if vids:
                     _fail(f"{where}: a region with lines has no vertex, {len(vids)} are listed")
+                hv_pts, hv_rays = _h_to_v(R_all, d, where)
                 points = [tuple(_fq(x) for x in p) for p in hv_pts]
                 P_tight = np.array([[sum((a * x for a, x in zip(row[:d], p)), row[d]) == 0
                                      for p in points] for row in R_all], dtype=bool).reshape(n_rows, len(points))
+                want = {frozenset(np.nonzero([sum((a * _fq(x) for a, x in zip(row[:d], v)), fmpq(0)) == 0
+                                              for row in R_all])[0].tolist()) for v in hv_rays}
             else:
-                listed = {tuple(cert.vertices[k]) for k in vids}
-                missing = [p for p in hv_pts if p not in listed]
-                if missing:
-                    _fail(f"{where}: its vertex {tuple(str(x) for x in missing[0])} is not listed")
-                if len(hv_pts) != len(vids):
-                    _fail(f"{where}: {len(vids)} vertices listed, the region has {len(hv_pts)}")
-            want = {frozenset(np.nonzero([sum((a * _fq(x) for a, x in zip(row[:d], v)), fmpq(0)) == 0
-                                          for row in R_all])[0].tolist()) for v in hv_rays}
+                want = _walk(where, R_all, P_tight, vids, points, d)
             have = [frozenset(np.nonzero(ray_tight[:, n])[0].tolist()) for n in range(len(r.rays))]
             if len(set(have)) != len(have) or set(have) != want:
                 _fail(f"{where}: its rays are not its extreme rays (modulo its lines), each once: "

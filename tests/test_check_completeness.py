@@ -231,3 +231,22 @@ def test_volume_and_closure_paths_agree_in_4d(monkeypatch, seed, widths, act):
     exactrelu.check(cert, net)
     for k in ks:
         assert_missing_named(cert, net, k)
+
+
+@pytest.mark.parametrize("d, dom", [(1, [(-2, 2)]), (2, RealSpace(2)), (3, [(-1, 1)] * 3), (4, BOX4)])
+def test_a_vertex_missing_from_a_region_is_found_by_walking_its_edges(closure, d, dom):
+    """On the closure path each region's vertex list is proven by walking its edges: one vertex
+    taken out of a region (and its facets) leaves an edge ending at an unlisted vertex."""
+    net = mlp(d, [4, 3], 20 + d)
+    cert = exactrelu.verify(net, dom, progress=False)
+    exactrelu.check(cert, net)
+    for k in some(cert, 6):
+        for pos in (0, -1):
+            bad = copy.deepcopy(cert)
+            r = bad.regions[k]
+            v = r.vertices.pop(pos)
+            for f in r.facets:
+                f.vertices = tuple(x for x in f.vertices if x != v)
+            with pytest.raises(CertificateError, match=f"region {k}: (an edge from its vertex .* which is "
+                                                       "not listed|it has a vertex .* but lists none)"):
+                exactrelu.check(bad, net)
