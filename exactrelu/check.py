@@ -56,7 +56,8 @@ Each region
   ``vertices`` and ``rays`` are exactly the region's vertices and rays on it (none twice); and
   every facet of ``P`` is listed (:func:`_true_facets`, :func:`_facet_error`). Both engines
   write facets by this definition (compared on ``strategies.networks(degenerate=True)`` nets,
-  on boxes, polytopes and R^d whose boundary carries units, 1-D to 4-D).
+  on boxes, polytopes and R^d whose boundary carries units, 1-D to 4-D, each engine where it
+  applies).
 - ``volume``: the exact volume of ``P``; required on bounded domains up to
   ``_VOLUME_FIELD_MAX_DIM`` dimensions (where both engines write it), optional above, None on
   unbounded domains.
@@ -153,7 +154,12 @@ How it is fast without trusting anything but exact arithmetic (and cddlib's exac
   angle sort of :func:`~exactrelu._geometry.polygon_area` is used instead;
 - adjacency: extents are compared by nearest floats where they differ (rounding is monotone, so
   a strict inequality of floats is one of the rationals) and exactly where they are equal; the
-  sweep along one coordinate stops at a strictly larger float.
+  sweep along one coordinate stops at a strictly larger float; the separation tests take their
+  signs from the float filter, in bulk, and evaluate exactly (in integers) only the undecided
+  entries of the rows that no decided sign rules out;
+- on the closure path, a vertex's edges come from the constraints tight at it (known exactly
+  from the sign pass) and the other end of an edge is found among the listed vertices by their
+  sets of tight constraints: a simple vertex needs no arithmetic unless an end is missing.
 """
 
 from __future__ import annotations
@@ -1432,7 +1438,6 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
                             _fail(f"{where}: {kind} {n_dir} leaves the region through constraint {cids[i]}")
                         if kind == "ray":
                             ray_tight[i, n_dir] = dv == 0
-        line_rows = [[_fq(x) for x in v] + [fmpq(0)] for v in r.lines]
         # the generators of the region: its listed vertices (when it has no lines) and rays
         points: list[tuple] = [vq(k) for k in vids]
         P_tight = SG == 0
@@ -1440,7 +1445,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
             # vertex, ray and line lists proven by an exact H->V of the region's constraints
             normals = [row[:d] for row in R_all]
             n_lin = d - _rank(normals, d)
-            if _rank(line_rows, d + 1) != len(r.lines) or len(r.lines) != n_lin:
+            if _rank([[_fq(x) for x in v] for v in r.lines], d) != len(r.lines) or len(r.lines) != n_lin:
                 _fail(f"{where}: its lines are not a basis of its lineality space (dimension {n_lin})")
             if n_lin:
                 # no vertex: cddlib's points (one per minimal face) stand in for them
