@@ -413,16 +413,18 @@ class _Level:
             k = self._keys[i] = _canon(self.rows[i])
         return k
 
-    def on_plane(self, plane: tuple) -> list[int]:
-        """The rows vanishing exactly on the hyperplane whose canonical key (:func:`_canon`,
-        first non-zero entry 1) is ``plane``."""
+    def on_plane(self, plane: tuple[int, ...]) -> list[int]:
+        """The rows vanishing exactly on the hyperplane ``plane`` (its primitive integer row
+        ``(a, b)`` for ``a . t = b``, first non-zero entry positive; :func:`_plane`)."""
         if self._planes is None:
             self._planes = {}
             for i in np.nonzero(~self.zero)[0].tolist():
-                k = self.key(i)
-                if next(v for v in k if v != 0) < 0:
-                    k = _neg(k)
-                self._planes.setdefault(k, []).append(i)
+                row = self.rows[i]
+                z = _ints(row[:-1] + [-row[-1]])
+                lead = next((v for v in z[:-1] if v != 0), 0)
+                if lead:  # a constant row vanishes nowhere
+                    g = math.gcd(*z) * (1 if lead > 0 else -1)
+                    self._planes.setdefault(tuple(v // g for v in z), []).append(i)
         return self._planes.get(plane, [])
 
 
@@ -1310,7 +1312,6 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
     # adjacency in d >= 3 groups facets by the signs of ops whose cells are sign vectors too
     refine = [d >= 3 and bool(getattr(nd.rule, "sign_cells", False)) for nd in nodes]
     wsigns: list[np.ndarray | None] = [None] * (len(cert.regions) * len(nodes))
-    canons: dict[tuple[int, ...], tuple] = {}
 
     def signs_off(ri: int, j: int, plane: tuple[int, ...]) -> bytes | None:
         """The signs of op ``j``'s switching functions on region ``ri`` (sign cells: constant on
@@ -1318,13 +1319,9 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         if j >= len(nodes) or not refine[j]:
             return None
         sg = wsigns[ri * len(nodes) + j]
-        canon = canons.get(plane)
-        if canon is None:
-            lead = next(v for v in plane if v != 0)
-            canon = canons[plane] = tuple(fmpq(v, lead) for v in plane[:d]) + (fmpq(-plane[d], lead),)
         lvl = runner.memo[tuple(tuple(p) for p in cert.regions[ri].pattern[:j])]
         masked = sg.copy()
-        masked[lvl.on_plane(canon)] = 0
+        masked[lvl.on_plane(plane)] = 0
         return masked.tobytes()
 
     seen: dict[tuple, tuple[int, list[torch.Tensor]]] = {}
