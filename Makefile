@@ -26,9 +26,11 @@ demo: $(CORE)
 verify: $(CORE)
 	$(PY) -m verify
 
+# the last step installs the package as a user would, into a new virtual environment of its own
 test: $(CORE)
 	$(PY) -m verify --fast
 	$(PY) -m pytest -q -p no:cacheprovider
+	bash scripts/install_test.sh
 
 bench: $(CORE)
 	$(PY) benchmarks/trace_bench.py

@@ -10,7 +10,8 @@ setup(
             "exactrelu._core",
             sources=["exactrelu/_core.cpp"],
             libraries=["gmp"],
-            extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden"],
+            # -g0: no debug info (Python's own CFLAGS carry -g: 4.4 MB with it, 0.35 MB without)
+            extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden", "-g0"],
             language="c++",
             optional=True,
         )

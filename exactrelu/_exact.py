@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable, Sequence
 
-import flint
 import torch
+
+from ._deps import flint
 
 fmpq = flint.fmpq
 fmpq_mat = flint.fmpq_mat

@@ -31,18 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from . import _exact
+from . import _deps, _exact
 from ._progress import _Silent, progress_bar
 from .capture import INPUT, Program
 from .certificate import Adjacency, Region, RegionFacet, coprime_fraction
 from .certify import CertificationError, _as_int, _root, constraint_offsets, paused_gc
 from .domain import Domain
+from .errors import RegionLimitError
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule, _exact_cache
 
-try:
-    from . import _core
-except ImportError:  # built without a C++ compiler or GMP: the Python exact layer does everything
-    _core = None
+_core = _deps.core  # None when not built: the Python exact layer does everything
 
 __all__ = ["available", "certify", "explain", "plan"]
 
@@ -137,7 +135,7 @@ def plan(prog: Program, domain: Domain) -> Plan | None:
 def explain(prog: Program, domain: Domain) -> Plan | str:
     """:func:`plan`, or a sentence saying why the compiled layer does not apply."""
     if _core is None:
-        return "the compiled exact layer (exactrelu._core) is not built: reinstall with a C++ compiler and GMP"
+        return _deps.core_missing()
     if domain.dim not in (2, 3) or not domain.is_bounded:
         return f"the compiled exact layer takes bounded 2-D and 3-D domains (this one: {domain.dim}-D" + \
             ("" if domain.is_bounded else ", unbounded") + ")"
@@ -197,10 +195,13 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
 
 
 def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads: int = 1,
-            progress: bool = False) -> tuple[list[Region], list, list, list[int], dict]:
+            progress: bool = False, max_regions: int | None = None
+            ) -> tuple[list[Region], list, list, list[int], dict]:
     """Certify with the compiled layer on ``threads`` threads: (regions, vertices, adjacency,
     pieces, statistics). The result does not depend on the number of threads. With ``progress``,
-    a progress bar (on a terminal only) counts the subtrees certified."""
+    a progress bar (on a terminal only) counts the subtrees certified. With ``max_regions``, the
+    threads stop as soon as more regions than that are known to exist (leaves certified plus cells
+    waiting, each of which holds one at least) and :class:`RegionLimitError` is raised."""
     root = _root(prog, domain)
     first = prog.nodes[prog.piecewise[0]]
     spec = (domain.dim, _root_spec(root, first.inputs[0], domain.dim), pl.levels,
@@ -223,9 +224,12 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
                 bar.update(done - bar.n)
         try:
             out = _core.certify2d(spec, (Fraction, coprime_fraction, RegionFacet, Region, Adjacency),
-                                  max(1, int(threads)), proposals, report)
+                                  max(1, int(threads)), proposals, report, max_regions or 0)
         except ArithmeticError as exc:
             raise CertificationError(str(exc)) from None
+        if isinstance(out, int):
+            raise RegionLimitError(f"more than max_regions={max_regions:,} regions: at least "
+                                   f"{out:,} exist (the compiled engine stopped there)", out)
         regions, vertices, adjacency, pieces, stats, seconds = out
         # per phase of the compiled layer, in milliseconds (3 decimals: JSON without exponents)
         stats["compiled_ms"] = {k: round(v * 1000, 3) for k, v in seconds.items()}

@@ -1,13 +1,19 @@
 """Capture an ordinary ``torch.nn.Module`` as a :class:`Program`: a list of ops, each with its rule.
 
-``nn.Sequential`` is walked directly; anything else goes through ``torch.fx``. Every op without
-a rule (or in a state no rule handles, such as BatchNorm in train mode) is collected, and one
-:class:`~exactrelu.errors.UnsupportedModelError` lists them all.
+The program computes exactly what ``net(x)`` computes, or capture refuses the model. A plain
+``nn.Sequential`` is walked directly (every entry, in order: a module listed twice is called twice);
+anything else goes through ``torch.fx``, with every module that has a rule as a leaf. Every
+problem (an op without a rule, a module in a state no rule handles such as BatchNorm in train
+mode, a hook, a redefined forward, an unusable parameter, a stale read after an in-place op) is
+collected, and one :class:`~exactrelu.errors.UnsupportedModelError` lists them all, each naming
+the module by its qualified name.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import math
 import operator
 from dataclasses import dataclass, field
@@ -16,12 +22,19 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.nn.modules import module as _module_mod
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.dropout import _DropoutNd
+from torch.nn.utils import parametrize
+from torch.nn.utils.spectral_norm import SpectralNorm as _OldSpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm as _OldWeightNorm
 
 from . import _exact
 from ._exact import ExactMap
 from .errors import InvalidInputError, UnsupportedModelError
-from .rules import (ADD_OPS, CAT_OPS, FUNCTIONAL_ACTIVATIONS, Add, Cat, FloatMap, PiecewiseRule,
-                    Reshape, Rule, find_rule, module_state)
+from .rules import (ADD_OPS, CAT_OPS, FUNCTIONAL_MODULES, Add, Cat, FloatMap, PiecewiseRule,
+                    Reshape, Rule, find_rule, module_state, overrides, registered_class,
+                    rule_conflict)
 
 __all__ = ["Program", "Node", "capture"]
 
@@ -94,15 +107,17 @@ class Program:
                 for nd in self.nodes]
 
     def digest(self) -> str:
-        """SHA-256 of the architecture and of the exact (float64) values of every parameter used;
-        for a module that is not one of torch's own, also its submodules' tensors and its plain
-        attributes (:func:`rules.module_state`)."""
+        """SHA-256 of the architecture and of the exact (float64) values of every tensor a rule
+        reads (:meth:`Rule.tensors <exactrelu.rules.Rule.tensors>`: a parametrized weight as
+        computed); for a module that is not one of torch's own, also its submodules' tensors and
+        its plain attributes (:func:`rules.module_state`)."""
         h = hashlib.sha256()
         h.update(repr(self.input_shape).encode())
         for nd in self.nodes:
             h.update(f"|{nd.name}|{_op_name(nd.module)}|{nd.inputs}|{nd.out_shape}|".encode())
-            for t in _module_tensors(nd.module):
-                h.update(t.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
+            for _, t in nd.rule.tensors(nd.module):
+                if t is not None:
+                    h.update(t.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
             for attr in ("negative_slope", "min_val", "max_val", "eps", "stride", "padding", "kernel_size",
                          "dilation", "groups", "start_dim", "end_dim", "dim", "shape", "ceil_mode",
                          "count_include_pad", "divisor_override", "output_size"):
@@ -247,17 +262,18 @@ def _op_name(module: Any) -> str:
     return t.__name__ if t.__module__.startswith("exactrelu") else f"{t.__module__}.{t.__qualname__}"
 
 
-def _module_tensors(module: Any) -> list[torch.Tensor]:
-    if not isinstance(module, nn.Module):
-        return []
-    return [t for _, t in sorted(module.named_parameters(recurse=False))] + \
-           [t for _, t in sorted(module.named_buffers(recurse=False)) if t is not None and t.is_floating_point()]
-
-
 # ------------------------------------------------------------------------------- capture
 
 def capture(net: nn.Module, input_shape: Sequence[int]) -> Program:
     """Capture ``net`` for inputs of per-sample shape ``input_shape`` (no batch dimension).
+
+    The program computes what ``net(x)`` computes, or capture raises one
+    :class:`~exactrelu.errors.UnsupportedModelError` listing every module or op it cannot model
+    and why: ops without a rule, modules in a state no rule handles (train-mode BatchNorm),
+    forward hooks and pre-hooks (on a module or global), a subclass that redefines the forward
+    of a class with a rule, a forward replaced on the instance, a parameter that is complex,
+    integer or not finite, a parametrization in train mode, and an in-place op whose input is
+    read again afterwards. A module called twice is two ops sharing its parameters.
 
     >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
     >>> capture(net, (2,)).num_piecewise
@@ -273,8 +289,9 @@ def capture(net: nn.Module, input_shape: Sequence[int]) -> Program:
         raise InvalidInputError(f"input_shape must be non-empty with positive sizes (no batch dimension), got {input_shape}")
 
     builder = _Builder()
+    builder.problems += _global_hook_problems()
     out = builder.module(net, "", [INPUT])
-    problems = builder.problems + _parameter_problems(net)
+    problems = builder.problems + builder.tensor_problems() + builder.inplace_problems(out)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise UnsupportedModelError(
@@ -293,50 +310,163 @@ def capture(net: nn.Module, input_shape: Sequence[int]) -> Program:
     return prog
 
 
-def _parameter_problems(net: nn.Module) -> list[str]:
+def _global_hook_problems() -> list[str]:
+    """Forward hooks registered for every module (``register_module_forward_hook`` and
+    ``register_module_forward_pre_hook``): they run inside ``net(x)`` and may change its value.
+    Backward hooks do not change the forward value and are allowed."""
     out = []
-    for name, t in list(net.named_parameters()) + list(net.named_buffers()):
-        if t is not None and t.is_floating_point() and not torch.isfinite(t.detach()).all():
-            out.append(f"{name}: parameter contains NaN or inf (exact parameters must be finite)")
+    for kind, register, hooks in (
+            ("forward hook", "forward_hook", _module_mod._global_forward_hooks),
+            ("forward pre-hook", "forward_pre_hook", _module_mod._global_forward_pre_hooks)):
+        for h in hooks.values():
+            out.append(f"<global> ({_callable_name(h)}): a global {kind} (torch.nn.modules.module."
+                       f"register_module_{register}) runs inside every module call and may change "
+                       "its output; remove it (handle.remove())")
     return out
+
+
+def _callable_name(f: Any) -> str:
+    f = getattr(f, "__func__", f)
+    name = getattr(f, "__qualname__", None) or type(f).__qualname__
+    return f"{getattr(f, '__module__', None) or type(f).__module__}.{name}"
+
+
+def _hook_problem(label: str, mod: nn.Module, kind: str, hook: Any) -> str:
+    if isinstance(hook, _OldWeightNorm):
+        why = ("torch.nn.utils.weight_norm recomputes the weight in a forward pre-hook; use "
+               "torch.nn.utils.parametrizations.weight_norm (supported) or remove_weight_norm")
+    elif isinstance(hook, _OldSpectralNorm):
+        why = ("torch.nn.utils.spectral_norm recomputes the weight in a forward pre-hook; use "
+               "torch.nn.utils.parametrizations.spectral_norm in eval mode (supported) or "
+               "remove_spectral_norm")
+    else:
+        why = (f"{kind} {_callable_name(hook)} may change what the module computes; remove it "
+               "(handle.remove())")
+    return f"{label} ({_op_name(mod)}): {why}"
+
+
+class _Proxy(fx.Proxy):
+    """An fx proxy that records ``x += y`` (and every other augmented assignment) as the in-place
+    operator (``operator.iadd``). torch.fx's own proxy has no ``__iadd__``, so Python would fall
+    back to ``x = x + y`` and the graph would lose the write into ``x``'s storage, which every
+    other reference to that tensor sees when torch runs the module."""
+
+
+def _inplace_operator(op: Callable[[Any, Any], Any]) -> Callable[[fx.Proxy, Any], fx.Proxy]:
+    def method(self: fx.Proxy, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", op, (self, other), {})
+    return method
+
+
+for _name in ("iadd", "iand", "ifloordiv", "ilshift", "imod", "imul", "imatmul", "ior", "ipow",
+              "irshift", "isub", "itruediv", "ixor"):
+    setattr(_Proxy, f"__{_name}__", _inplace_operator(getattr(operator, _name)))
+
+
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer with every module that has a rule (or inherits one it must not) as a
+    leaf; it records the modules it traces through so that capture can check them too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inlined: list[tuple[str, nn.Module]] = []
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _Proxy(node, self)
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return (registered_class(type(m)) is not None
+                or super().is_leaf_module(m, module_qualified_name))
+
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        try:
+            name = self.path_of_module(m)
+        except NameError:
+            name = f"<{type(m).__name__} not registered as a submodule>"
+        if not self.is_leaf_module(m, name):
+            self.inlined.append((name, m))
+        return super().call_module(m, forward, args, kwargs)
 
 
 class _Builder:
     def __init__(self) -> None:
         self.nodes: list[Node] = []
         self.problems: list[str] = []
+        self.writes: set[int] = set()  # nodes that write their first input in place
+        self._seen: set[int] = set()  # ids of modules whose own state was checked
 
     def add(self, name: str, module: Any, inputs: list[int]) -> int:
         rule = find_rule(type(module))
         if rule is None:
-            self.problems.append(f"{name or '<root>'} ({_op_name(module)}): no rule registered")
+            why = rule_conflict(type(module)) or "no rule registered"
+            self.problems.append(f"{name or '<root>'} ({_op_name(module)}): {why}")
             rule = Rule()
         else:
             why = rule.check(module)
             if why:
                 self.problems.append(f"{name or '<root>'} ({_op_name(module)}): {why}")
         self.nodes.append(Node(name, module, rule, inputs))
-        return len(self.nodes) - 1
+        i = len(self.nodes) - 1
+        if getattr(module, "inplace", False) is True and not isinstance(module, _DropoutNd):
+            self.writes.add(i)
+        return i
 
-    def module(self, mod: nn.Module, name: str, inputs: list[int]) -> int:
-        if find_rule(type(mod)) is not None:
+    def check_call(self, mod: nn.Module, name: str) -> None:
+        """Report what makes calling ``mod`` differ from running its class's forward: hooks, a
+        method replaced on the instance, a redefined ``__call__``. Once per module object."""
+        if id(mod) in self._seen:
+            return
+        self._seen.add(id(mod))
+        label = name or "<root>"
+        for kind, hooks in (("forward pre-hook", mod._forward_pre_hooks),
+                            ("forward hook", mod._forward_hooks)):
+            self.problems += [_hook_problem(label, mod, kind, h) for h in hooks.values()]
+        patched = sorted(vars(mod).keys() & _methods(type(mod)))
+        if patched:
+            self.problems.append(f"{label} ({_op_name(mod)}): {', '.join(patched)} replaced on the "
+                                 "instance; capture follows the class's forward, so define the "
+                                 "behaviour in the class instead")
+        called = [k for k in _call_overrides(type(mod))
+                  if not (k == "__call__" and _plain_graph_module_call(mod))]
+        if called:
+            self.problems.append(f"{label} ({_op_name(mod)}): its class redefines "
+                                 f"{', '.join(called)}, so calling it need not run forward; define "
+                                 "forward instead")
+
+    def module(self, mod: Any, name: str, inputs: list[int]) -> int:
+        label = name or "<root>"
+        if not isinstance(mod, nn.Module):
+            self.problems.append(f"{label}: {type(mod).__name__} is not a torch.nn.Module")
+            return inputs[0] if inputs else INPUT
+        self.check_call(mod, name)
+        if registered_class(type(mod)) is not None:
+            # its submodules (parametrizations, the layers of a user's module) run inside it
+            for sub_name, sub in mod.named_modules(prefix=name):
+                if sub is not mod:
+                    self.check_call(sub, sub_name)
             return self.add(name, mod, inputs)
-        if isinstance(mod, nn.Sequential):
+        if isinstance(mod, nn.Sequential) and not overrides(type(mod), nn.Sequential):
             cur = inputs
-            for child_name, child in mod.named_children():
+            # every entry of _modules in order, as Sequential.forward calls them (a module listed
+            # twice is called twice; named_children would list it once)
+            for child_name, child in mod._modules.items():
                 cur = [self.module(child, f"{name}.{child_name}" if name else child_name, cur)]
             if not len(mod):
                 return inputs[0] if len(inputs) == 1 else self.add(name, nn.Identity(), inputs)
             return cur[0]
         if fx.Tracer().is_leaf_module(mod, name):  # a torch.nn layer without a rule: name it, do not trace inside
-            self.problems.append(f"{name or '<root>'} ({_op_name(mod)}): no rule registered")
+            self.problems.append(f"{label} ({_op_name(mod)}): no rule registered")
             return inputs[0] if inputs else INPUT
+        tracer = _Tracer()
         try:
-            gm = fx.symbolic_trace(mod)
+            graph = tracer.trace(mod)
         except Exception as exc:  # fx raises many types; report one clear problem
-            self.problems.append(f"{name or '<root>'} ({_op_name(mod)}): torch.fx cannot trace it ({exc})")
+            self.problems.append(f"{label} ({_op_name(mod)}): torch.fx cannot trace it ({exc})")
             return inputs[0] if inputs else INPUT
-        return self.graph(gm, name, inputs)
+        for sub_name, sub in tracer.inlined:
+            self.check_call(sub, f"{name}.{sub_name}" if name else sub_name)
+        return self.graph(fx.GraphModule(tracer.root, graph), name, inputs)
 
     def graph(self, gm: fx.GraphModule, prefix: str, inputs: list[int]) -> int:
         env: dict[fx.Node, Any] = {}
@@ -354,6 +484,9 @@ class _Builder:
                 placeholders += 1
             elif node.op == "call_module":
                 sub = gm.get_submodule(node.target)
+                if node.kwargs:
+                    self.problems.append(f"{path} ({_op_name(sub)}): called with keyword arguments "
+                                         f"{sorted(node.kwargs)}; pass the input positionally")
                 env[node] = self.module(sub, path, [self.ref(env, a, path) for a in node.args])
             elif node.op == "call_function":
                 env[node] = self.function(node, env, path)
@@ -384,11 +517,17 @@ class _Builder:
     def function(self, node: fx.Node, env: dict, path: str) -> Any:
         f = node.target
         args, kwargs = node.args, node.kwargs
+        fname = getattr(f, "__name__", f)
         if f in ADD_OPS:
-            if kwargs.get("alpha", 1) != 1 or len(args) != 2 or not all(isinstance(a, fx.Node) for a in args):
-                self.problems.append(f"{path} ({getattr(f, '__name__', f)}): only x + y of two model tensors is supported")
+            two_tensors = len(args) == 2 and all(isinstance(a, fx.Node) for a in args)
+            if kwargs.get("alpha", 1) != 1 or not two_tensors or set(kwargs) - {"alpha"}:
+                self.problems.append(f"{path} ({fname}): only x + y of two model tensors is "
+                                     "supported")
                 return INPUT
-            return self.add(path, Add(), [self.ref(env, a, path) for a in args])
+            i = self.add(path, Add(), [self.ref(env, a, path) for a in args])
+            if f is operator.iadd:
+                self.writes.add(i)
+            return i
         if f in CAT_OPS:
             dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
             return self.add(path, Cat(int(dim)), [self.ref(env, a, path) for a in args[0]])
@@ -396,35 +535,45 @@ class _Builder:
             start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
             end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
             return self.flatten(path, self.ref(env, args[0], path), start, end)
-        if f in FUNCTIONAL_ACTIVATIONS:
-            consts = [a for a in args[1:]]
-            return self.add(path, FUNCTIONAL_ACTIVATIONS[f](None, *consts, **{k: v for k, v in kwargs.items() if k != "inplace"}),
-                            [self.ref(env, args[0], path)])
+        if f in FUNCTIONAL_MODULES:
+            consts = [*args[1:], *kwargs.values()]
+            if not args or any(isinstance(a, fx.Node) for a in consts):
+                self.problems.append(f"{path} ({fname}): its constants must be numbers, not values "
+                                     "computed in forward")
+                return INPUT
+            try:
+                made = FUNCTIONAL_MODULES[f](*args, **kwargs)
+            except (TypeError, ValueError) as exc:
+                self.problems.append(f"{path} ({fname}): arguments not understood ({exc})")
+                return INPUT
+            return self.add(path, made, [self.ref(env, args[0], path)])
         if f is getattr or f is operator.getitem:
             return _Meta(node)
-        self.problems.append(f"{path} (function {getattr(f, '__module__', '')}.{getattr(f, '__name__', f)}): no rule registered")
+        self.problems.append(f"{path} (function {getattr(f, '__module__', '')}.{fname}): "
+                             "no rule registered")
         return INPUT
 
     def method(self, node: fx.Node, env: dict, path: str) -> Any:
         name = node.target
-        args = node.args
+        args, kwargs = node.args, node.kwargs
         if name == "size" or name == "dim":
             return _Meta(node)
-        src = self.ref(env, args[0], path) if name not in ("size",) else INPUT
+        src = self.ref(env, args[0], path)
         if name in ("flatten",):
-            start = args[1] if len(args) > 1 else node.kwargs.get("start_dim", 0)
-            end = args[2] if len(args) > 2 else node.kwargs.get("end_dim", -1)
+            start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
+            end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
             return self.flatten(path, src, start, end)
         if name in ("view", "reshape"):
             shape = args[1:] if not (len(args) == 2 and isinstance(args[1], (tuple, list))) else args[1]
             return self.add(path, _PendingReshape(tuple(shape)), [src])
-        if name in ("contiguous",):
+        if name in ("contiguous",) and not kwargs:
             return src
-        if name in ("relu",):
+        if name in ("relu",) and len(args) == 1 and not kwargs:
             return self.add(path, nn.ReLU(), [src])
-        if name in ("add", "__add__"):
+        if name in ("add", "__add__") and len(args) == 2 and not kwargs:
             return self.add(path, Add(), [src, self.ref(env, args[1], path)])
-        self.problems.append(f"{path} (method Tensor.{name}): no rule registered")
+        keywords = f" with {sorted(kwargs)}" if kwargs else ""
+        self.problems.append(f"{path} (method Tensor.{name}{keywords}): no rule registered")
         return INPUT
 
     def flatten(self, path: str, src: int, start: int, end: int) -> int:
@@ -433,6 +582,114 @@ class _Builder:
                                  "everything but the batch dimension (start_dim=1) is supported")
             return src
         return self.add(path, _PendingReshape((-2, -1)), [src])
+
+    def tensor_problems(self) -> list[str]:
+        """Every tensor a rule reads must be a finite real floating-point tensor (a complex one
+        would lose its imaginary part, an integer one is not what the rules compute with)."""
+        out: list[str] = []
+        seen: set[int] = set()
+        for nd in self.nodes:
+            mod = nd.module
+            if not isinstance(mod, nn.Module) or id(mod) in seen:
+                continue
+            seen.add(id(mod))
+            label = nd.name or "<root>"
+            lists = mod.parametrizations.items() if parametrize.is_parametrized(mod) else []
+            training = [pname for pname, plist in lists if any(m.training for m in plist.modules())]
+            if training:
+                out.append(f"{label} ({_op_name(mod)}): the parametrization of "
+                           f"{', '.join(training)} is in train mode (a parametrization may update "
+                           "its state on every call, as spectral_norm does); call net.eval() first")
+                continue
+            try:
+                tensors = nd.rule.tensors(mod)
+            except Exception as exc:  # a parametrization that fails, a missing attribute
+                out.append(f"{label} ({_op_name(mod)}): reading its tensors failed ({exc})")
+                continue
+            for tname, t in tensors:
+                where = f"{nd.name}.{tname}" if nd.name else tname
+                why = _tensor_problem(t)
+                if why:
+                    out.append(f"{where}: {why}")
+        return out
+
+    def inplace_problems(self, output: int) -> list[str]:
+        """An op that writes its input in place (``inplace=True``, ``x += y``) changes every tensor
+        sharing that storage; a later read of one made before the write sees the new values,
+        which the program (one value per op) does not model. Such a read is refused."""
+        if not self.writes:
+            return []
+        store: dict[int, int] = {INPUT: INPUT}  # value -> the value whose storage it uses
+        for i, nd in enumerate(self.nodes):
+            shares = nd.inputs and (i in self.writes or _aliases(nd.module))
+            store[i] = store[nd.inputs[0]] if shares else i
+        out = []
+        for i in sorted(self.writes):
+            nd = self.nodes[i]
+            target = store[nd.inputs[0]]
+            stale = {v for v in store if v < i and store[v] == target}
+            readers = [self.nodes[j].name or "<root>" for j in range(i + 1, len(self.nodes))
+                       if stale.intersection(self.nodes[j].inputs)]
+            if output in stale:
+                readers.append("the output")
+            if readers:
+                out.append(f"{nd.name or '<root>'} ({_op_name(nd.module)}): writes its input in "
+                           f"place, which {', '.join(dict.fromkeys(readers))} read(s) afterwards "
+                           "(seeing the new values); use an out-of-place op (inplace=False, "
+                           "y = x + z)")
+        return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _methods(cls: type) -> frozenset[str]:
+    """Names of the methods (any callable attribute) of ``cls`` and its bases."""
+    return frozenset(k for k in dir(cls) if callable(inspect.getattr_static(cls, k, None)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _call_overrides(cls: type) -> tuple[str, ...]:
+    """The methods between ``module(x)`` and ``forward`` that ``cls`` redefines."""
+    return tuple(k for k in ("__call__", "_call_impl", "_wrapped_call_impl")
+                 if inspect.getattr_static(cls, k) is not inspect.getattr_static(nn.Module, k))
+
+
+def _plain_graph_module_call(mod: nn.Module) -> bool:
+    """A GraphModule's own ``__call__`` (it only wraps nn.Module's, for its error messages)."""
+    wrapped = getattr(type(mod), "_wrapped_call", None)
+    return (isinstance(mod, fx.GraphModule) and wrapped is not None
+            and getattr(wrapped, "cls_call", 0) is None)
+
+
+def _tensor_problem(t: Any) -> str | None:
+    if t is None:
+        return None
+    if not isinstance(t, torch.Tensor):
+        return f"is a {type(t).__name__}, not a tensor"
+    if isinstance(t, nn.parameter.UninitializedTensorMixin):
+        return "is not initialized yet (a lazy module): call the model once on an input first"
+    if t.is_complex():
+        return (f"is complex ({t.dtype}); exactrelu takes real parameters (converting would drop "
+                "the imaginary part)")
+    if not t.is_floating_point():
+        return (f"has dtype {t.dtype}; exactrelu takes floating-point parameters (convert it "
+                "with .double())")
+    if t.layout != torch.strided or t.is_meta:
+        return (f"is a {t.layout} {'meta ' if t.is_meta else ''}tensor; give a dense tensor "
+                "with values")
+    if not torch.isfinite(t.detach()).all():
+        return "parameter contains NaN or inf (exact parameters must be finite)"
+    return None
+
+
+def _aliases(module: Any) -> bool:
+    """May the op's output share storage with its (first) input? Only ops known to return a new
+    tensor say no."""
+    if isinstance(module, (Add, Cat, nn.Linear, nn.Conv1d, nn.Conv2d, _BatchNorm, nn.AvgPool2d,
+                           nn.AdaptiveAvgPool2d, nn.MaxPool2d)):
+        return False
+    if isinstance(module, (nn.ReLU, nn.LeakyReLU, nn.Hardtanh)):
+        return bool(module.inplace)
+    return True
 
 
 class _Meta:

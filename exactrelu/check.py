@@ -171,13 +171,11 @@ import random
 from fractions import Fraction
 from typing import Any, Sequence
 
-import cdd
-import cdd.gmp as cdd_gmp
-import flint
 import numpy as np
 import torch
 from torch import nn
 
+from ._deps import cdd, cdd_gmp, flint
 from ._exact import ExactMap, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
 from .capture import Node, Program, capture

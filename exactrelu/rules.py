@@ -21,7 +21,9 @@ MaxPool2d picks the first maximum in row-major window order.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import itertools
 import math
 import operator
@@ -31,12 +33,14 @@ from typing import Any, Callable, NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from . import _exact
 from ._exact import ExactAffine, ExactMap, fmpq, fmpq_mat
 from .errors import UnsupportedModelError
 
-__all__ = ["FloatMap", "Rule", "AffineRule", "PiecewiseRule", "RULES", "register_rule", "find_rule"]
+__all__ = ["FloatMap", "Rule", "AffineRule", "PiecewiseRule", "ElementwiseRule", "RULES",
+           "register_rule", "find_rule", "rule_conflict"]
 
 
 class FloatMap(NamedTuple):
@@ -71,10 +75,26 @@ class Rule:
     """Base of every rule. Subclass :class:`AffineRule` or :class:`PiecewiseRule`."""
 
     piecewise: bool = False
+    #: Names of the tensors the rule reads from its module (``getattr(module, name)``), or None for
+    #: every parameter and buffer of the module and its submodules. The network digest hashes
+    #: exactly these, and capture refuses any that is not a finite real floating-point tensor (so a
+    #: rule for a module holding, say, an integer index it does not read names what it reads).
+    reads: tuple[str, ...] | None = None
 
     def check(self, module: Any) -> str | None:
         """A reason this module cannot be handled as configured, or None."""
         return None
+
+    def tensors(self, module: Any) -> list[tuple[str, Any]]:
+        """``(name, value)`` of every tensor the rule reads from ``module``, as the module's own
+        forward sees it (a parametrized tensor as its parametrization computes it); a value may be
+        None (``bias=None``) or, on a broken module, something that is not a tensor."""
+        if not isinstance(module, nn.Module):
+            return []
+        if self.reads is not None:
+            return [(n, getattr(module, n, None)) for n in self.reads]
+        return [(f"{prefix}{n}", t) for prefix, sub in _tensor_owners(module)
+                for n, t in own_tensors(sub)]
 
     def float_forward(self, module: Any, inputs: list[FloatMap]) -> FloatMap:
         raise NotImplementedError
@@ -227,16 +247,86 @@ def register_rule(key: Any, rule: Rule | None = None) -> Any:
 
 
 def find_rule(key: Any) -> Rule | None:
-    """The rule for a module type (through its class hierarchy) or functional op."""
+    """The rule for a module type or functional op.
+
+    A module type without a rule of its own takes the rule of its nearest registered ancestor,
+    unless it redefines a method that ancestor's forward runs (:func:`rule_conflict` says which):
+    a rule describes the forward of the class it was registered for, not a subclass's.
+    """
     if isinstance(key, type):
-        for cls in key.__mro__:
-            if cls in RULES:
-                return RULES[cls]
-        return None
+        owner = registered_class(key)
+        if owner is None or overrides(key, owner):
+            return None
+        return RULES[owner]
     try:
         return RULES.get(key)
     except TypeError:
         return None
+
+
+def registered_class(cls: type) -> type | None:
+    """The nearest class in ``cls``'s hierarchy (``cls`` first) with a registered rule."""
+    for c in cls.__mro__:
+        if c in RULES:
+            return c
+    return None
+
+
+def rule_conflict(cls: type) -> str | None:
+    """Why ``cls`` does not inherit the rule of its nearest registered ancestor, or None."""
+    owner = registered_class(cls)
+    names = overrides(cls, owner) if owner is not None else ()
+    if not names:
+        return None
+    return (f"redefines {', '.join(names)} of {owner.__module__}.{owner.__qualname__}, so the rule "
+            f"of {owner.__qualname__} does not describe what it computes; register a rule for "
+            f"{cls.__qualname__} itself (exactrelu.register_rule) or use {owner.__qualname__}")
+
+
+# How a call reaches forward, and the methods a subclass may redefine without changing what
+# forward computes (construction, printing, initialisation and state loading).
+_CALL_PATH = frozenset({"forward", "__call__", "_call_impl", "_wrapped_call_impl", "__getattr__",
+                        "__getattribute__"})
+_HARMLESS = frozenset({"__init__", "__repr__", "extra_repr", "reset_parameters",
+                       "reset_running_stats", "__setstate__", "__getstate__", "__deepcopy__",
+                       "_load_from_state_dict"})
+
+
+@functools.lru_cache(maxsize=4096)
+def overrides(cls: type, base: type) -> tuple[str, ...]:
+    """The methods ``base``'s forward may run (forward, nn.Module's call path, every other method
+    of ``base``'s classes below ``nn.Module``) that ``cls`` resolves to something else; empty
+    when ``cls`` computes what ``base`` does."""
+    if cls is base:
+        return ()
+    names = set(_CALL_PATH)
+    for c in base.__mro__:
+        if c is nn.Module or c is object:
+            break
+        names |= {k for k, v in vars(c).items()
+                  if callable(v) or isinstance(v, (staticmethod, classmethod, property))}
+    static = inspect.getattr_static
+    return tuple(sorted(n for n in names - _HARMLESS
+                        if static(cls, n, None) is not static(base, n, None)))
+
+
+def own_tensors(module: nn.Module) -> list[tuple[str, Any]]:
+    """``module``'s own parameters, then buffers, then parametrized tensors (each group by name),
+    with the values its forward reads: a parametrized tensor as its parametrization computes it."""
+    names = sorted(module._parameters) + sorted(module._buffers)
+    if parametrize.is_parametrized(module):
+        names += sorted(module.parametrizations.keys())
+    return [(n, getattr(module, n)) for n in names]
+
+
+def _tensor_owners(module: nn.Module, prefix: str = "") -> Any:
+    """``(prefix, module)`` for ``module`` and its submodules, without the internals of a
+    parametrization (whose results :func:`own_tensors` reads instead)."""
+    yield prefix, module
+    skip = "parametrizations" if parametrize.is_parametrized(module) else None
+    for name, child in module.named_children():
+        if name != skip:
+            yield from _tensor_owners(child, f"{prefix}{name}.")
 
 
 _CACHE_ATTR = "_exactrelu_exact_cache"
@@ -273,10 +363,14 @@ def module_state(module: nn.Module) -> Any:
     and each submodule, every parameter and buffer (name, dtype, shape and the raw values), and
     every public attribute that is a tensor (its raw values), of a plain type (numbers, strings:
     their ``repr``, exact for floats) or a list or tuple of these. Attributes of other types
-    (functions, arbitrary objects) are not seen: a rule that reads one must not be cached on it."""
+    (functions, arbitrary objects) are not seen: a rule that reads one must not be cached on it.
+    A parametrized tensor is seen as computed, besides its parametrization's own tensors."""
     for name, sub in module.named_modules():
         for tname, t in itertools.chain(sub.named_parameters(recurse=False), sub.named_buffers(recurse=False)):
             yield from _value_bytes(f"{name}.{tname}", t)
+        if parametrize.is_parametrized(sub):
+            for pname in sorted(sub.parametrizations.keys()):
+                yield from _value_bytes(f"{name}.{pname}", getattr(sub, pname))
         for k, v in sorted(vars(sub).items()):
             if not k.startswith("_"):
                 yield from _value_bytes(f"{name}.{k}", v)
@@ -311,6 +405,8 @@ def _p(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
 
 @register_rule(nn.Linear)
 class LinearRule(AffineRule):
+    reads = ("bias", "weight")
+
     def linear(self, module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, _p(module.weight, x))
 
@@ -329,6 +425,7 @@ class LinearRule(AffineRule):
 
 class _ConvRule(AffineRule):
     conv: Callable[..., torch.Tensor]
+    reads = ("bias", "weight")
 
     def check(self, module: nn.Module) -> str | None:
         if module.padding_mode != "zeros":
@@ -373,6 +470,8 @@ def folded_batchnorm(module: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Ten
 
 
 class _BatchNormRule(AffineRule):
+    reads = ("bias", "weight", "running_mean", "running_var")
+
     def check(self, module: nn.Module) -> str | None:
         if module.training:
             return "BatchNorm in train mode (call net.eval() first: train-mode BatchNorm uses batch statistics)"
@@ -409,6 +508,8 @@ class BatchNorm2dRule(_BatchNormRule):
 class _PoolAverageRule(AffineRule):
     """Average pooling: matrix entries are 1/k; recovered exactly from float64 (asserted)."""
 
+    reads = ()
+
     def matrix_entries(self, module: Any, A: torch.Tensor) -> list[fmpq]:
         out: list[fmpq] = []
         for v in A.reshape(-1).tolist():
@@ -442,6 +543,8 @@ class AdaptiveAvgPool2dRule(_PoolAverageRule):
 
 @register_rule(nn.Flatten)
 class FlattenRule(ReshapeRule):
+    reads = ()
+
     def check(self, module: nn.Flatten) -> str | None:
         if module.start_dim == 0:
             return "Flatten(start_dim=0) flattens the batch dimension"
@@ -453,12 +556,17 @@ class FlattenRule(ReshapeRule):
 
 @register_rule(nn.Identity)
 class IdentityRule(ReshapeRule):
+    reads = ()
+
     def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
         return x
 
 
-@register_rule(nn.modules.dropout._DropoutNd)
 class DropoutRule(ReshapeRule):
+    """Every dropout layer: the identity in eval mode (and with p == 0)."""
+
+    reads = ()
+
     def check(self, module: nn.Module) -> str | None:
         if module.training and module.p > 0:
             return "Dropout in train mode is random (call net.eval() first)"
@@ -466,6 +574,14 @@ class DropoutRule(ReshapeRule):
 
     def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
         return x
+
+
+# Each dropout class has its own forward, so each is registered (a rule is not inherited by a
+# class that overrides forward).
+_DROPOUT = DropoutRule()
+for _cls in (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+             nn.FeatureAlphaDropout):
+    register_rule(_cls, _DROPOUT)
 
 
 @dataclass(frozen=True)
@@ -533,6 +649,8 @@ class CatRule(Rule):
 
 class _ElementwiseRule(PiecewiseRule):
     """Elementwise piecewise-linear units: out = slope[state] * x + const[state]."""
+
+    reads = ()
 
     sign_cells = True
 
@@ -640,6 +758,67 @@ class _ElementwiseRule(PiecewiseRule):
         return _exact.from_rows(out, m.mat.ncols(), m.shape)
 
 
+class ElementwiseRule(_ElementwiseRule):
+    """The rule of an elementwise piecewise-linear op, in two methods, on both exact engines.
+
+    The op maps each input entry ``x`` to ``a_k * x + c_k`` on the ``k``-th interval cut by the
+    thresholds ``t_1 < ... < t_m`` of :meth:`thresholds` (``m`` is 1 or 2; ``k = 0`` below
+    ``t_1``, ``k = m`` above ``t_m``); :meth:`slopes_consts` gives the ``m + 1`` pairs
+    ``(a_k, c_k)``, and ``k`` is the entry's state. An entry exactly on a threshold takes the lower
+    piece with one threshold (ReLU: off at 0) and the middle one with two (Hardtanh: identity at
+    either bound); the module's forward must give that piece's value there (a continuous op
+    does). Both methods may read the module (a parameter, a buffer or a plain attribute) and
+    return plain Python floats, taken exactly (every float is a rational). Override
+    :meth:`check` to refuse a module configuration (return the reason as a string); start it
+    with ``super().check(module)``, which checks the two lists.
+
+    Switching functions (``x - t_i``), states, cell constraints and the float and exact maps are
+    derived from the two lists, and the compiled engine takes the op like the built-in ReLU
+    (a subclass that overrides any of those derived methods goes to the Python engine). Fuzz a
+    new rule with :func:`exactrelu.testing.check_rule` before trusting it.
+
+    >>> class ShiftedReLU(nn.Module):
+    ...     def forward(self, x): return torch.relu(x - 0.25)
+    >>> @register_rule(ShiftedReLU)
+    ... class ShiftedReLURule(ElementwiseRule):
+    ...     def thresholds(self, module): return [0.25]
+    ...     def slopes_consts(self, module): return [(0.0, 0.0), (1.0, -0.25)]
+    """
+
+    def check(self, module: Any) -> str | None:
+        return elementwise_problem(self, module)
+
+    def thresholds(self, module: Any) -> list[float]:
+        """The breakpoints ``t_1 < t_2`` (one or two floats); ``[0.0]`` unless overridden."""
+        return [0.0]
+
+    def slopes_consts(self, module: Any) -> list[tuple[float, float]]:
+        """``(slope, constant)`` of each piece, left to right: one more than the thresholds."""
+        raise NotImplementedError(f"{type(self).__name__} must define slopes_consts(module)")
+
+
+def _plain_float(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def elementwise_problem(rule: _ElementwiseRule, module: Any) -> str | None:
+    """What is wrong with an elementwise rule's ``thresholds`` and ``slopes_consts`` for
+    ``module`` (counts, types, order), or None."""
+    name = type(rule).__qualname__
+    ts, sc = rule.thresholds(module), rule.slopes_consts(module)
+    if not isinstance(ts, (list, tuple)) or not 1 <= len(ts) <= 2 or \
+            not all(_plain_float(t) for t in ts):
+        return (f"{name}.thresholds gives {ts!r}: pass a list of one or two finite floats")
+    if len(ts) == 2 and not ts[0] < ts[1]:
+        return f"{name}.thresholds gives {ts!r}: the thresholds must increase"
+    if not isinstance(sc, (list, tuple)) or len(sc) != len(ts) + 1 or \
+            not all(isinstance(p, (list, tuple)) and len(p) == 2 and all(map(_plain_float, p))
+                    for p in sc):
+        return (f"{name}.slopes_consts gives {sc!r}: pass {len(ts) + 1} (slope, constant) pairs "
+                f"of finite floats, one per piece around the {len(ts)} threshold(s)")
+    return None
+
+
 @register_rule(nn.ReLU)
 class ReLURule(_ElementwiseRule):
     def slopes_consts(self, module: Any) -> list[tuple[float, float]]:
@@ -660,7 +839,10 @@ class LeakyReLURule(_ElementwiseRule):
 @register_rule(nn.Hardtanh)
 class HardtanhRule(_ElementwiseRule):
     def check(self, module: nn.Hardtanh) -> str | None:
-        if not (module.min_val < module.max_val):
+        lo, hi = float(module.min_val), float(module.max_val)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return f"Hardtanh needs finite min_val and max_val (got {module.min_val}, {module.max_val})"
+        if not lo < hi:
             return f"Hardtanh needs min_val < max_val (got {module.min_val}, {module.max_val})"
         return None
 
@@ -678,6 +860,8 @@ class MaxPool2dRule(PiecewiseRule):
     Switching functions: ``x_i - x_j`` for every pair ``i < j`` of real (non-padding) positions in
     each window, windows in output order. Padding positions are never the maximum.
     """
+
+    reads = ()
 
     def check(self, module: nn.MaxPool2d) -> str | None:
         if module.return_indices:
@@ -805,12 +989,44 @@ def _unfold_explicit(pos: torch.Tensor, ks: tuple[int, int], st: tuple[int, int]
     return out.reshape(1, c * ks[0] * ks[1], oh * ow)
 
 
-# Functional forms, normalised to pseudo-modules at capture time.
-FUNCTIONAL_ACTIVATIONS: dict[Any, Callable[..., nn.Module]] = {
-    torch.relu: lambda *a, **k: nn.ReLU(),
-    F.relu: lambda *a, **k: nn.ReLU(),
-    F.leaky_relu: lambda x, negative_slope=0.01, *a, **k: nn.LeakyReLU(negative_slope),
-    F.hardtanh: lambda x, min_val=-1.0, max_val=1.0, *a, **k: nn.Hardtanh(min_val, max_val),
+# Functional forms of modules, normalised to modules at capture time: each factory takes the
+# call's own arguments (the input first), so positional and keyword constants land where torch
+# puts them (a functional dropout's training flag becomes the module's, which its rule checks).
+def _relu(input: Any, inplace: bool = False) -> nn.Module:
+    return nn.ReLU(inplace)
+
+
+def _torch_relu(input: Any) -> nn.Module:
+    return nn.ReLU()
+
+
+def _leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) -> nn.Module:
+    return nn.LeakyReLU(negative_slope, inplace)
+
+
+def _hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0,
+              inplace: bool = False) -> nn.Module:
+    return nn.Hardtanh(min_val, max_val, inplace)
+
+
+def _dropout(cls: type[nn.Module], training_default: bool) -> Callable[..., nn.Module]:
+    def make(input: Any, p: float = 0.5, training: bool = training_default,
+             inplace: bool = False) -> nn.Module:
+        return cls(p, inplace).train(training)
+    return make
+
+
+FUNCTIONAL_MODULES: dict[Any, Callable[..., nn.Module]] = {
+    torch.relu: _torch_relu,
+    F.relu: _relu,
+    F.leaky_relu: _leaky_relu,
+    F.hardtanh: _hardtanh,
+    F.dropout: _dropout(nn.Dropout, True),
+    F.dropout1d: _dropout(nn.Dropout1d, True),
+    F.dropout2d: _dropout(nn.Dropout2d, True),
+    F.dropout3d: _dropout(nn.Dropout3d, True),
+    F.alpha_dropout: _dropout(nn.AlphaDropout, False),
+    F.feature_alpha_dropout: _dropout(nn.FeatureAlphaDropout, False),
 }
 ADD_OPS = (operator.add, torch.add, operator.iadd)
 CAT_OPS = (torch.cat, torch.concat)

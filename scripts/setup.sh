@@ -11,6 +11,11 @@ for pkg in libcdd-dev libgmp-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v g++ >/dev/null 2>&1 || need+=("g++")
+# Debian's own python3 needs these for a virtual environment (here and in scripts/install_test.sh)
+# and for compiling pycddlib and the core; other Pythons (pyenv's, say) carry both
+python3 -c "import ensurepip" >/dev/null 2>&1 || need+=("python3-venv")
+[ -f "$(python3 -c "import sysconfig; print(sysconfig.get_paths()['include'])")/Python.h" ] \
+  || need+=("python3-dev")
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else

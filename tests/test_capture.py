@@ -122,7 +122,8 @@ def _snapshot(net: nn.Module) -> dict[str, Any]:
         "training": {name: m.training for name, m in net.named_modules()},
         "requires_grad": {k: p.requires_grad for k, p in net.named_parameters()},
         "grads": {k: None if p.grad is None else p.grad.clone() for k, p in net.named_parameters()},
-        "hooks": {name: (dict(m._forward_hooks), dict(m._forward_pre_hooks), dict(m._backward_hooks))
+        "hooks": {name: (dict(m._forward_hooks), dict(m._forward_pre_hooks),
+                         dict(m._backward_hooks), dict(m._backward_pre_hooks))
                   for name, m in net.named_modules()},
         "modules": {name: type(m) for name, m in net.named_modules()},
         "attrs": {name: sorted(vars(m)) for name, m in net.named_modules()},
@@ -214,9 +215,9 @@ def _prepared_model() -> nn.Module:
     net.eval()
     net.drop.train()  # a mixed training state must survive as it is
     net.conv1.weight.requires_grad_(False)
-    calls: list = []
-    net.conv2.register_forward_hook(lambda *a: calls.append("hook"))
-    net.register_forward_pre_hook(lambda *a: calls.append("pre"))
+    calls: list = []  # backward hooks do not change net(x): capture accepts and never runs them
+    net.conv2.register_full_backward_hook(lambda *a: calls.append("hook"))
+    net.register_full_backward_pre_hook(lambda *a: calls.append("pre"))
     net.calls = calls  # type: ignore[assignment]
     return net
 
@@ -398,3 +399,286 @@ def test_a_claim_that_is_not_patterns_is_one_clear_error() -> None:
     net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
     with pytest.raises(InvalidInputError, match="claimed must be"):
         exactrelu.verify(net, [(-1, 1)] * 2, progress=False, claimed="abc")
+
+
+# ------------------------------------------------------- what capture cannot model is refused
+
+def _seq() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)).eval()
+
+
+def _hooked(where: str, kind: str) -> nn.Module:
+    net = _seq()
+    target = net if where == "root" else net[0]
+    if kind == "hook":
+        target.register_forward_hook(lambda m, i, o: 2 * o)
+    else:
+        target.register_forward_pre_hook(lambda m, i: (2 * i[0],))
+    return net
+
+
+class _Square(nn.ReLU):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * x
+
+
+class _ShiftedConv(nn.Conv1d):
+    def _conv_forward(self, x: torch.Tensor, w: torch.Tensor, b: Any) -> torch.Tensor:
+        return super()._conv_forward(x + 1, w, b)
+
+
+class _Called(nn.Linear):
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * super().__call__(x)
+
+
+class _Block(nn.Module):
+    """A module torch.fx traces through (not a leaf)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.fc(x))
+
+
+class _Outer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block, self.seq = _Block(), nn.Sequential(nn.Linear(2, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.seq(self.block(x))
+
+
+def _outer_hooked(where: str) -> nn.Module:
+    net = _Outer()
+    {"leaf": net.block.fc, "traced": net.block, "sequential": net.seq}[where].register_forward_hook(
+        lambda m, i, o: o)
+    return net
+
+
+class _InPlace(nn.Module):
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.fc, self.act, self.how = nn.Linear(2, 2), nn.ReLU(inplace=True), how
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)
+        if self.how == "module":
+            return h + self.act(h)
+        if self.how == "functional":
+            return h + torch.nn.functional.relu(h, inplace=True)
+        if self.how == "augmented":
+            h2 = h
+            h += x  # writes into h, which h2 still refers to
+            return h + h2
+        g = h.view(h.size(0), -1)  # an alias of h
+        g += x
+        return h + x
+
+
+class _KwCall(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(input=x)
+
+
+class _AddAlpha(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x).add(x, alpha=2)
+
+
+class _FunctionalDropout(nn.Module):
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.fc, self.how = nn.Linear(2, 2), how
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.how == "default":  # F.dropout's training flag defaults to True
+            return torch.nn.functional.dropout(self.fc(x), 0.3)
+        return torch.nn.functional.dropout(self.fc(x), 0.3, self.training)
+
+
+def _hooked_inside_a_ruled_module() -> nn.Module:
+    exactrelu.register_rule(_Scaled, _ScaledRule())
+    sc = _Scaled(0.5)
+    sc.inner.register_forward_hook(lambda m, i, o: o)
+    return nn.Sequential(nn.Linear(2, 1), sc)
+
+
+def _graph_module_hooked() -> nn.Module:
+    gm = torch.fx.symbolic_trace(_Block())
+    gm.fc.register_forward_hook(lambda m, i, o: o)
+    return gm
+
+
+def _patched() -> nn.Module:
+    net = _seq()
+    net[2].forward = lambda x: x  # type: ignore[method-assign]
+    return net
+
+
+def _with(index: int, module: nn.Module) -> nn.Module:
+    net = _seq()
+    net[index] = module
+    return net
+
+
+def _complex() -> nn.Module:
+    return _with(0, nn.Linear(2, 2, dtype=torch.complex64))
+
+
+def _int_bias() -> nn.Module:
+    net = _seq()
+    del net[2].bias
+    net[2].register_buffer("bias", torch.ones(1, dtype=torch.int64))
+    return net
+
+
+def _old_norm(which: str) -> nn.Module:
+    net = _seq()
+    norm = torch.nn.utils.weight_norm if which == "weight" else torch.nn.utils.spectral_norm
+    net[0] = norm(net[0])
+    return net
+
+
+def _train_parametrization() -> nn.Module:
+    net = _seq()
+    net[0] = torch.nn.utils.parametrizations.spectral_norm(net[0])
+    return net.train()
+
+
+REFUSED: dict[str, tuple[Callable[[], nn.Module], tuple[str, ...]]] = {
+    "forward hook":
+        (lambda: _hooked("0", "hook"), ("0 (torch.nn.modules.linear.Linear)", "forward hook")),
+    "forward pre-hook": (lambda: _hooked("0", "pre"), ("0 (", "forward pre-hook")),
+    "hook on the net": (lambda: _hooked("root", "hook"), ("<root> (", "forward hook")),
+    "pre-hook on the net": (lambda: _hooked("root", "pre"), ("<root> (", "forward pre-hook")),
+    "hook on an fx leaf": (lambda: _outer_hooked("leaf"), ("block.fc (", "forward hook")),
+    "hook on a traced-through module":
+        (lambda: _outer_hooked("traced"), ("block (", "forward hook")),
+    "hook on a Sequential inside fx":
+        (lambda: _outer_hooked("sequential"), ("seq (", "forward hook")),
+    "hook on a leaf of an fx GraphModule": (_graph_module_hooked, ("fc (", "forward hook")),
+    "hook inside a module with a rule":
+        (_hooked_inside_a_ruled_module, ("1.inner (", "forward hook")),
+    "old weight_norm":
+        (lambda: _old_norm("weight"), ("0 (", "weight_norm", "parametrizations.weight_norm")),
+    "old spectral_norm": (lambda: _old_norm("spectral"), ("0 (", "spectral_norm", "pre-hook")),
+    "parametrization in train mode":
+        (_train_parametrization, ("0 (", "weight", "train mode", "eval")),
+    "subclass redefining forward":
+        (lambda: _with(1, _Square()), ("1 (", "_Square", "redefines forward", "ReLU")),
+    "subclass redefining _conv_forward":
+        (lambda: nn.Sequential(_ShiftedConv(1, 1, 1), nn.Flatten()),
+         ("0 (", "_conv_forward", "Conv1d")),
+    "class redefining __call__": (lambda: _with(0, _Called(2, 2)), ("0 (", "__call__")),
+    "forward replaced on the instance": (_patched, ("2 (", "forward replaced on the instance")),
+    "complex parameters": (_complex, ("0.weight", "complex", "imaginary")),
+    "integer buffer": (_int_bias, ("2.bias", "int64")),
+    "in-place module read again": (lambda: _InPlace("module"), ("act (", "in place", "add")),
+    "in-place functional read again":
+        (lambda: _InPlace("functional"), ("relu (", "in place", "add")),
+    "in-place add through a view": (lambda: _InPlace("alias"), ("iadd (", "in place", "add")),
+    "augmented assignment read again":
+        (lambda: _InPlace("augmented"), ("iadd (", "in place", "add")),
+    "module called with a keyword": (_KwCall, ("fc (", "keyword")),
+    "functional dropout in train mode":
+        (lambda: _FunctionalDropout("flag").train(), ("dropout (", "train mode")),
+    "functional dropout with its default training=True":
+        (lambda: _FunctionalDropout("default").eval(), ("dropout (", "train mode")),
+    "add with alpha": (_AddAlpha, ("add", "alpha")),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_what_capture_cannot_model_is_refused_naming_module_and_reason(name: str) -> None:
+    make, words = REFUSED[name]
+    try:
+        with pytest.raises(UnsupportedModelError) as info:
+            capture(make(), (1, 2) if "conv" in name else (2,))
+    finally:
+        exactrelu.rules.RULES.pop(_Scaled, None)
+    problems = info.value.problems
+    assert any(all(w in p for w in words) for p in problems), f"{words} not in one of {problems}"
+    assert all(w in str(info.value) for w in words)
+
+
+@pytest.mark.parametrize("kind", ["forward", "pre"])
+def test_global_forward_hooks_are_refused_and_backward_ones_are_not(kind: str) -> None:
+    mm = torch.nn.modules.module
+    name = f"register_module_{'forward' if kind == 'forward' else 'forward_pre'}_hook"
+    register = getattr(mm, name)
+    handle = register(lambda *a: None)
+    try:
+        with pytest.raises(UnsupportedModelError) as info:
+            capture(_seq(), (2,))
+        (problem,) = info.value.problems
+        assert problem.startswith("<global>") and name in problem
+    finally:
+        handle.remove()
+    handle = mm.register_module_full_backward_hook(lambda *a: None)
+    try:
+        assert capture(_seq(), (2,)).num_piecewise == 1
+    finally:
+        handle.remove()
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    net = nn.Sequential(nn.Linear(2, 2, dtype=torch.complex64), _Square(), nn.Linear(2, 2),
+                        nn.GELU())
+    net[2].register_forward_hook(lambda m, i, o: o)
+    with pytest.raises(UnsupportedModelError) as info:
+        capture(net, (2,))
+    problems = info.value.problems
+    assert len(problems) == 5, problems  # complex weight and bias, subclass, hook, GELU
+    for words in (("0.weight", "complex"), ("0.bias", "complex"), ("1 (", "redefines forward"),
+                  ("2 (", "forward hook"), ("3 (", "GELU")):
+        assert any(all(w in p for w in words) for p in problems), (words, problems)
+
+
+def test_an_in_place_op_whose_input_is_not_read_again_is_captured() -> None:
+    """Sequential(Linear, ReLU(inplace=True), ...) and y = relu_(fresh tensor) change nothing."""
+    prog = capture(nn.Sequential(nn.Linear(2, 2), nn.ReLU(inplace=True), nn.Linear(2, 1)), (2,))
+    assert prog.num_piecewise == 1
+
+
+def test_functional_dropout_in_eval_mode_is_the_identity() -> None:
+    net = _FunctionalDropout("flag").eval()
+    prog = capture(net, (2,))
+    assert [type(nd.module) for nd in prog.nodes] == [nn.Linear, nn.Dropout]
+    x = torch.randn(4, 2)
+    torch.testing.assert_close(prog.forward(x), net(x))
+
+
+@pytest.mark.parametrize("call, kind, consts", [
+    (lambda x: torch.nn.functional.leaky_relu(x, 0.2), nn.LeakyReLU, {"negative_slope": 0.2}),
+    (lambda x: torch.nn.functional.leaky_relu(x, negative_slope=0.5, inplace=True), nn.LeakyReLU,
+     {"negative_slope": 0.5, "inplace": True}),
+    (lambda x: torch.nn.functional.hardtanh(x, -2.0, 3.0), nn.Hardtanh,
+     {"min_val": -2.0, "max_val": 3.0}),
+    (lambda x: torch.nn.functional.hardtanh(x, max_val=0.5), nn.Hardtanh,
+     {"min_val": -1.0, "max_val": 0.5}),
+    (lambda x: torch.nn.functional.relu(x, True), nn.ReLU, {"inplace": True}),
+])
+def test_functional_activations_take_their_arguments_where_torch_does(call, kind, consts) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return call(self.fc(x))
+
+    (act,) = [nd.module for nd in capture(Net(), (2,)).nodes if nd.piecewise]
+    assert type(act) is kind
+    assert {k: getattr(act, k) for k in consts} == consts

@@ -142,12 +142,14 @@ def identity_case(draw: Callable) -> Case:
     return Case(nn.Identity(), _shape(draw))
 
 
-def dropout_case(draw: Callable) -> Case:
-    c, h, w = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    p = draw(st.sampled_from([0.0, 0.3, 0.9]))
-    net, shape = draw(st.sampled_from([(nn.Dropout(p), (c, h)), (nn.Dropout1d(p), (c, h)),
-                                       (nn.Dropout2d(p), (c, h, w)), (nn.AlphaDropout(p), (c,))]))
-    return Case(net.eval(), shape)
+def dropout_case(cls: type) -> Callable[[Callable], Case]:
+    """Cases for one dropout class (each has its own forward and its own registration)."""
+    def case(draw: Callable) -> Case:
+        dims = {nn.Dropout1d: 2, nn.Dropout2d: 3, nn.Dropout3d: 4, nn.AlphaDropout: 1}.get(cls, 2)
+        shape = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+        return Case(cls(draw(st.sampled_from([0.0, 0.3, 0.9]))).eval(), shape)
+
+    return case
 
 
 class _Flat(nn.Module):
@@ -246,7 +248,12 @@ CASES: dict[Any, Callable[[Callable], Case]] = {
     nn.MaxPool2d: maxpool2d_case,
     nn.Flatten: flatten_case,
     nn.Identity: identity_case,
-    nn.modules.dropout._DropoutNd: dropout_case,
+    nn.Dropout: dropout_case(nn.Dropout),
+    nn.Dropout1d: dropout_case(nn.Dropout1d),
+    nn.Dropout2d: dropout_case(nn.Dropout2d),
+    nn.Dropout3d: dropout_case(nn.Dropout3d),
+    nn.AlphaDropout: dropout_case(nn.AlphaDropout),
+    nn.FeatureAlphaDropout: dropout_case(nn.FeatureAlphaDropout),
     Reshape: reshape_case,
     _PendingReshape: reshape_case,
     Add: add_case,

@@ -6,7 +6,7 @@ dyadic rational), and enumerates activation regions by plain recursive splitting
 ``fractions.Fraction`` arithmetic.  It is written to be obviously correct, not fast, and supports
 only ``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU`` on 1-D intervals and 2-D boxes.
 
-Definitions (those of /work/shared/DESIGN.md):
+Definitions (those of ../shared/DESIGN.md, beside the repository):
 
 * Cells are processed op by op.  On a cell every coordinate of the current tensor is an exact affine
   function of the input.  ``nn.Linear`` composes; ``nn.ReLU`` splits every cell by each unit in
