@@ -40,7 +40,7 @@ Each region
 - ``rays`` and ``lines``: every ray is a recession direction (``a . r >= 0`` for every
   constraint) and every line lies in every constraint (``a . l = 0``); the lines are independent
   and number ``d - rank`` of the normals, so they span the lineality space ``L``. The rays are
-  the extreme rays modulo ``L``, each once (by H->V, below). Bounded domains have neither.
+  the extreme rays modulo ``L``, each once (see completeness). Bounded domains have neither.
 - ``facets``: exactly the facets of ``P``. With its vertex, ray and line lists complete, ``P =
   conv(vertices) + cone(rays) + L`` (a region with lines lists no vertex: the points of
   cddlib's H->V stand in for them), and for a constraint ``g`` the face ``P ∩ {g = 0}`` is
@@ -49,10 +49,10 @@ Each region
   constraints' sets of vanishing generators that hold a point and are not all of them; the
   constraints vanishing on a facet are those with exactly its set (their hyperplane is its
   affine hull), each with the region's orientation (``>= 0`` on ``P``). So for every listed
-  facet: ``ids`` is
-  exactly the set of the ids of the constraints vanishing on one facet of ``P`` (hence it is a
-  (d-1)-face, and it is not listed twice), domain rows and duplicated, negated or proportional
-  units included; ``a . t <= b`` is one of those constraints as it bounds the region;
+  facet: ``ids`` is exactly the set of the ids of the constraints vanishing on one facet of
+  ``P`` (hence it is a (d-1)-face, and it is not listed twice), domain rows and duplicated,
+  negated or proportional units included; ``a . t <= b`` is one of those constraints as it
+  bounds the region;
   ``vertices`` and ``rays`` are exactly the region's vertices and rays on it (none twice); and
   every facet of ``P`` is listed (:func:`_true_facets`, :func:`_facet_error`). Both engines
   write facets by this definition (compared on ``strategies.networks(degenerate=True)`` nets,
@@ -744,7 +744,8 @@ def _walk(where: str, rows: list[list[fmpq]], T: np.ndarray, vids: list[int], pt
     A = flint.fmpq_mat(m, d, [v for r in rows for v in r[:d]])
     rays: set[frozenset] = set()
     # per constraint, the listed vertices where it vanishes, as the bits of an int
-    bits = [int.from_bytes(b.tobytes(), "little") for b in np.packbits(T, axis=1, bitorder="little")]
+    bits = [int.from_bytes(b.tobytes(), "little")
+            for b in np.packbits(T, axis=1, bitorder="little")]
 
     def direction(N: list[list[fmpq]], c: int) -> list[fmpq]:
         """The edge direction leaving hyperplane ``c`` of the d normals ``N``."""
@@ -762,7 +763,8 @@ def _walk(where: str, rows: list[list[fmpq]], T: np.ndarray, vids: list[int], pt
                 edges.append(([i for i in tight if i not in g], None, c))
         else:
             for e in _cone_rays(reps, d):
-                on = [i for i in tight if sum((a * x for a, x in zip(rows[i][:d], e)), fmpq(0)) == 0]
+                on = [i for i in tight
+                      if sum((a * x for a, x in zip(rows[i][:d], e)), fmpq(0)) == 0]
                 edges.append((on, e, -1))
         for on, e, c in edges:
             hits = (1 << len(vids)) - 1
@@ -779,11 +781,13 @@ def _walk(where: str, rows: list[list[fmpq]], T: np.ndarray, vids: list[int], pt
             vals = [x + r[d] for x, r in zip((A * flint.fmpq_mat(d, 1, list(v))).entries(), rows)]
             step = min(x / -y for x, y in zip(vals, ae) if y < 0)
             w = tuple(str(to_fraction(x + step * y)) for x, y in zip(v, e))
-            _fail(f"{where}: an edge from its vertex {k} ends at its vertex {w}, which is not listed")
+            _fail(f"{where}: an edge from its vertex {k} ends at its vertex {w}, which is not "
+                  "listed")
     return rays
 
 
-def _true_facets(T: np.ndarray, n_pts: int, bounded: bool, d: int) -> list[tuple[list[int], list[int]]]:
+def _true_facets(T: np.ndarray, n_pts: int, bounded: bool,
+                 d: int) -> list[tuple[list[int], list[int]]]:
     """The facets of a full-dimensional region ``P = conv(points) + cone(rays) + lin(lines)``
     from its constraints' tightness at those generators: ``T[i, k]`` is whether constraint ``i``
     vanishes at generator ``k`` (the first ``n_pts`` columns points, then rays; lines are in
@@ -859,7 +863,8 @@ def _facet_error(where: str, r: Region, facets: list[tuple[list[int], list[int]]
                 extra = sorted(got_set - want)
                 if extra:
                     return f"{fw}: {kind} {extra[0]} is not one of the region's {kinds} on it"
-                return f"{fw}: the region's {kind} {sorted(want - got_set)[0]} lies on it but is not listed"
+                missing = sorted(want - got_set)[0]
+                return f"{fw}: the region's {kind} {missing} lies on it but is not listed"
     if len(used) < len(by_ids):
         missing = next(k for k in by_ids if k not in used)
         return f"{where}: its facet on constraints {sorted(missing)} is not listed"
@@ -911,7 +916,8 @@ class _Face:
         self.gens: list[list[int]] | None = None
         self.fgens: np.ndarray | None = None
 
-    def extent(self, i: int, Vl: list[list[float]], V: list) -> tuple[tuple[float, int], tuple[float, int]]:
+    def extent(self, i: int, Vl: list[list[float]],
+               V: list) -> tuple[tuple[float, int], tuple[float, int]]:
         """The ends of the facet along coordinate ``i`` (``Vl``: nearest floats of the
         vertices, ``V`` their exact coordinates)."""
         got = self.ext.get(i)
@@ -941,7 +947,8 @@ class _Face:
         """The facet's vertices and rays as integer rows ``[x | D]``, ``[r | 0]``."""
         if self.gens is None:
             r = adj.cert.regions[self.ri]
-            self.gens = [adj.hom(k) for k in self.f.vertices] + [_hom(r.rays[k], 0) for k in self.f.rays]
+            self.gens = ([adj.hom(k) for k in self.f.vertices]
+                         + [_hom(r.rays[k], 0) for k in self.f.rays])
         return self.gens
 
     def float_generators(self, adj: "_Adjacency") -> np.ndarray:
@@ -989,7 +996,8 @@ class _Adjacency:
         V = self.cert.vertices
         return V[x[1]][i] < V[y[1]][i]
 
-    def region_rows(self, ri: int) -> tuple[list[RegionFacet], list[list[int]], np.ndarray, np.ndarray]:
+    def region_rows(self, ri: int) -> tuple[list[RegionFacet], list[list[int]], np.ndarray,
+                                            np.ndarray]:
         """The facets ``a . t <= b`` of region ``ri``, as integer rows ``[-a | b]`` (times a
         positive integer: ``>= 0`` on the region) and as nearest floats of ``[-a | b]`` (with
         their absolute values), for :func:`~exactrelu._geometry.float_signs`."""
@@ -1033,7 +1041,8 @@ class _Adjacency:
         return out
 
     def pairs(self) -> dict[tuple[int, int], tuple[tuple, RegionFacet, RegionFacet]]:
-        """``(i, j) -> (hyperplane key, facet of i, facet of j)`` for every adjacent pair ``i < j``."""
+        """``(i, j) -> (hyperplane key, facet of i, facet of j)`` for every adjacent pair
+        ``i < j``."""
         cert, d, offsets = self.cert, self.d, self.offsets
         n_dom = offsets[0]
         groups: dict[tuple, tuple[list[_Face], list[_Face]]] = {}
@@ -1055,7 +1064,8 @@ class _Adjacency:
                 if got is None or got[2] is not f.a or got[3] is not f.b:
                     got = planes[ab] = (*_plane(f.a, f.b), f.a, f.b)
                 key, side = got[0], got[1]
-                plus, minus = groups.setdefault((key, j0, pid, self.signs(r.index, j0, key)), ([], []))
+                gk = (key, j0, pid, self.signs(r.index, j0, key))
+                plus, minus = groups.setdefault(gk, ([], []))
                 (plus if side > 0 else minus).append(_Face(r, f))
         out: dict[tuple[int, int], tuple[tuple, RegionFacet, RegionFacet]] = {}
         for (key, _, _, _), (plus, minus) in groups.items():
@@ -1111,7 +1121,8 @@ class _Adjacency:
                 for y, sep in zip(ys, self.separated(x, ys)):
                     if sep:
                         apart.add((id(x), id(y)) if side == 0 else (id(y), id(x)))
-        return out + [(p, m) for p, m in rest if (id(p), id(m)) not in apart and self._overlap(key, p, m)]
+        return out + [(p, m) for p, m in rest
+                      if (id(p), id(m)) not in apart and self._overlap(key, p, m)]
 
     def _share_simplex(self, p: _Face, m: _Face) -> bool:
         """Do pointed facets ``p`` and ``m`` share d affinely independent vertices? (3-D: any
@@ -1254,7 +1265,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
     if prog.digest() != cert.digest:
         _fail("network digest: the certificate was made for a different network (architecture or parameters differ)")
     if tuple(cert.output_shape) != tuple(prog.output_shape):
-        _fail(f"output_shape: {tuple(cert.output_shape)}, the network's is {tuple(prog.output_shape)}")
+        _fail(f"output_shape: {tuple(cert.output_shape)}, the network's is "
+              f"{tuple(prog.output_shape)}")
     if list(cert.notes) != prog.notes():
         _fail(f"notes: {list(cert.notes)}, the network's are {prog.notes()} (where it is not taken "
               "exactly as written)")
@@ -1380,14 +1392,16 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         rows_out = r.output
         same = (len(rows_out) == out.n and all(len(row) == out.k + 1 for row in rows_out))
         if same:
-            same = flint.fmpq_mat(out.n, out.k + 1, [_fq(v) for row in rows_out for v in row]) == out.mat
+            same = flint.fmpq_mat(out.n, out.k + 1,
+                                  [_fq(v) for row in rows_out for v in row]) == out.mat
         if not same:
             _fail(f"{where}: output map differs from the exact output map of its pattern")
         # the region's constraints, row by row: the block and row of each, its id
         starts = np.cumsum([0] + [len(b[2]) for b in blocks])
         cids = np.concatenate([b[4] for b in blocks]).tolist()
 
-        def row_of(i: int, blocks: list = blocks, starts: np.ndarray = starts) -> tuple[list[fmpq], int]:
+        def row_of(i: int, blocks: list = blocks,
+                   starts: np.ndarray = starts) -> tuple[list[fmpq], int]:
             """Row ``i`` of the region's constraints and the sign that orients it."""
             n = int(np.searchsorted(starts, i, side="right")) - 1
             rows, _, sel, sgn, _ = blocks[n]
@@ -1409,20 +1423,22 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
                     _fail(f"{where}: vertex {k} violates constraint {cids[int(np.argmax(neg))]}")
                 tight = np.nonzero(colv == 0)[0].tolist()
                 if _rank([row_of(t)[0][:d] for t in tight], d) != d:
-                    _fail(f"{where}: vertex {k} is not a vertex of the region (its tight constraints "
-                          f"have rank < {d})")
+                    _fail(f"{where}: vertex {k} is not a vertex of the region (its tight "
+                          f"constraints have rank < {d})")
         else:
             SG = np.zeros((len(cids), 0), dtype=np.int8)
         # rays and lines: recession directions, lines in every constraint
         n_rows = len(cids)
-        R_all = [oriented(i) for i in range(n_rows)] if (r.rays or r.lines or not by_volume) else None
+        R_all = ([oriented(i) for i in range(n_rows)]
+                 if r.rays or r.lines or not by_volume else None)
         ray_tight = np.zeros((n_rows, len(r.rays)), dtype=bool)
         if R_all is not None and (r.rays or r.lines):
             N = flint.fmpq_mat(n_rows, d, [v for row in R_all for v in row[:d]])
             for kind, dirs in (("ray", r.rays), ("line", r.lines)):
                 if not dirs:
                     continue
-                D = N * flint.fmpq_mat(d, len(dirs), [_fq(dirs[n][m]) for m in range(d) for n in range(len(dirs))])
+                D = N * flint.fmpq_mat(d, len(dirs), [_fq(dirs[n][m]) for m in range(d)
+                                                      for n in range(len(dirs))])
                 vals = D.tolist()
                 for n_dir in range(len(dirs)):
                     if all(x == 0 for x in dirs[n_dir]):
@@ -1430,7 +1446,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
                     for i in range(n_rows):
                         dv = vals[i][n_dir]
                         if dv < 0 or (kind == "line" and dv != 0):
-                            _fail(f"{where}: {kind} {n_dir} leaves the region through constraint {cids[i]}")
+                            _fail(f"{where}: {kind} {n_dir} leaves the region through "
+                                  f"constraint {cids[i]}")
                         if kind == "ray":
                             ray_tight[i, n_dir] = dv == 0
         # the generators of the region: its listed vertices (when it has no lines) and rays
@@ -1440,8 +1457,10 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
             # vertex, ray and line lists proven by an exact H->V of the region's constraints
             normals = [row[:d] for row in R_all]
             n_lin = d - _rank(normals, d)
-            if _rank([[_fq(x) for x in v] for v in r.lines], d) != len(r.lines) or len(r.lines) != n_lin:
-                _fail(f"{where}: its lines are not a basis of its lineality space (dimension {n_lin})")
+            if (_rank([[_fq(x) for x in v] for v in r.lines], d) != len(r.lines)
+                    or len(r.lines) != n_lin):
+                _fail(f"{where}: its lines are not a basis of its lineality space (dimension "
+                      f"{n_lin})")
             if n_lin:
                 # no vertex: cddlib's points (one per minimal face) stand in for them
                 if vids:
@@ -1449,9 +1468,11 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
                 hv_pts, hv_rays = _h_to_v(R_all, d, where)
                 points = [tuple(_fq(x) for x in p) for p in hv_pts]
                 P_tight = np.array([[sum((a * x for a, x in zip(row[:d], p)), row[d]) == 0
-                                     for p in points] for row in R_all], dtype=bool).reshape(n_rows, len(points))
-                want = {frozenset(np.nonzero([sum((a * _fq(x) for a, x in zip(row[:d], v)), fmpq(0)) == 0
-                                              for row in R_all])[0].tolist()) for v in hv_rays}
+                                     for p in points] for row in R_all],
+                                   dtype=bool).reshape(n_rows, len(points))
+                want = {frozenset(i for i, row in enumerate(R_all)
+                                  if sum((a * _fq(x) for a, x in zip(row[:d], v)), fmpq(0)) == 0)
+                        for v in hv_rays}
             else:
                 want = _walk(where, R_all, P_tight, vids, points, d)
             have = [frozenset(np.nonzero(ray_tight[:, n])[0].tolist()) for n in range(len(r.rays))]

@@ -233,7 +233,8 @@ def test_volume_and_closure_paths_agree_in_4d(monkeypatch, seed, widths, act):
         assert_missing_named(cert, net, k)
 
 
-@pytest.mark.parametrize("d, dom", [(1, [(-2, 2)]), (2, RealSpace(2)), (3, [(-1, 1)] * 3), (4, BOX4)])
+@pytest.mark.parametrize("d, dom", [(1, [(-2, 2)]), (2, RealSpace(2)), (3, [(-1, 1)] * 3),
+                                    (4, BOX4)])
 def test_a_vertex_missing_from_a_region_is_found_by_walking_its_edges(closure, d, dom):
     """On the closure path each region's vertex list is proven by walking its edges: one vertex
     taken out of a region (and its facets) leaves an edge ending at an unlisted vertex."""
@@ -247,6 +248,7 @@ def test_a_vertex_missing_from_a_region_is_found_by_walking_its_edges(closure, d
             v = r.vertices.pop(pos)
             for f in r.facets:
                 f.vertices = tuple(x for x in f.vertices if x != v)
-            with pytest.raises(CertificateError, match=f"region {k}: (an edge from its vertex .* which is "
-                                                       "not listed|it has a vertex .* but lists none)"):
+            missing = (f"region {k}: (an edge from its vertex .* which is not listed"
+                       "|it has a vertex .* but lists none)")
+            with pytest.raises(CertificateError, match=missing):
                 exactrelu.check(bad, net)

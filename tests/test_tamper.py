@@ -71,7 +71,8 @@ def batchnorm_net() -> nn.Sequential:
 
 def conv_slice() -> tuple[nn.Module, Slice]:
     torch.manual_seed(6)
-    net = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 1)).double().eval()
+    net = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 1))
+    net = net.double().eval()
     x = torch.randn(3, 1, 3, 3, dtype=torch.float64)
     return net, Slice.plane(x[0], x[1], x[2])
 
@@ -118,7 +119,7 @@ def case(request) -> tuple[str, exactrelu.Program, Certificate]:
     return request.param, exactrelu.capture(net, cert.input_shape), cert
 
 
-# ----------------------------------------------------------------------------- walking a certificate
+# ------------------------------------------------------------------------- walking a certificate
 
 Path = tuple  # attribute names (str) and list positions (int)
 CLASSES = (Certificate, Region, RegionFacet, Adjacency)
@@ -173,12 +174,14 @@ SETS = {"adjacency", "regions[*].facets", "regions[*].vertices", "regions[*].lin
         "adjacency[*].ids"}
 # every other field: each of its mutations makes a claim false
 CLAIMS = {"domain", "input_shape", "output_shape", "digest", "constraint_offsets", "regions",
-          "vertices", "adjacency", "pieces", "notes", "notes[*]", "regions[*]", "regions[*].pattern",
-          "regions[*].pattern[*]", "regions[*].witness", "regions[*].facets", "regions[*].facets[*]",
-          "regions[*].facets[*].a", "regions[*].facets[*].ids", "regions[*].facets[*].vertices",
+          "vertices", "adjacency", "pieces", "notes", "notes[*]", "regions[*]",
+          "regions[*].pattern", "regions[*].pattern[*]", "regions[*].witness",
+          "regions[*].facets", "regions[*].facets[*]", "regions[*].facets[*].a",
+          "regions[*].facets[*].ids", "regions[*].facets[*].vertices",
           "regions[*].facets[*].rays", "regions[*].vertices", "regions[*].output",
           "regions[*].output[*]", "regions[*].rays", "regions[*].rays[*]", "regions[*].lines",
-          "regions[*].lines[*]", "vertices[*]", "adjacency[*]", "adjacency[*].a", "adjacency[*].ids"}
+          "regions[*].lines[*]", "vertices[*]", "adjacency[*]", "adjacency[*].a",
+          "adjacency[*].ids"}
 KNOWN = RATIONAL | INTEGER | PROVENANCE | SETS | CLAIMS
 
 
@@ -235,7 +238,8 @@ def stays_true(cert: Certificate, kind: str, op: str, path: Path, new: Certifica
         r = cert.regions[path[1]]
         lines = get(new, path[:3])
         return (all(is_rational_vector(v, d) for v in lines)
-                and rank(list(lines)) == len(lines) == rank(list(r.lines)) == rank([*r.lines, *lines]))
+                and rank(list(lines)) == len(lines) == rank(list(r.lines))
+                == rank([*r.lines, *lines]))
     if kind == "regions[*].volume" and op == "none":
         return cert.domain.is_bounded and d > 3
     return False
@@ -245,7 +249,8 @@ def stays_true(cert: Certificate, kind: str, op: str, path: Path, new: Certifica
 
 def other_domain(dom: Domain) -> Any:
     if isinstance(dom, Box):
-        return Box([(lo, hi + (SHIFT if i == 0 else 0)) for i, (lo, hi) in enumerate(zip(dom.lower, dom.upper))])
+        bounds = list(zip(dom.lower, dom.upper))
+        return Box([(lo, hi + (SHIFT if i == 0 else 0)) for i, (lo, hi) in enumerate(bounds)])
     return Box([(-1, 1)] * dom.dim)
 
 
@@ -259,7 +264,7 @@ def ops_for(kind: str, value: Any) -> list[tuple[str, Callable[[Any], Any]]]:
                     ("empty", lambda v: t())]
             k = next((k for k in range(len(value) - 1) if value[k] != value[k + 1]), None)
             if k is not None:
-                out.append(("swap", lambda v, k=k: t(list(v[:k]) + [v[k + 1], v[k]] + list(v[k + 2:]))))
+                out.append(("swap", lambda v, k=k: t([*v[:k], v[k + 1], v[k], *v[k + 2:]])))
         out.append(("type", lambda v: None))
     elif isinstance(value, bool):
         out += [("flip", lambda v: not v), ("type", lambda v: "x")]
@@ -281,7 +286,8 @@ def ops_for(kind: str, value: Any) -> list[tuple[str, Callable[[Any], Any]]]:
     return out
 
 
-def single_mutations(cert: Certificate, per_kind: int, seed: int) -> Iterator[tuple[str, Certificate, bool]]:
+def single_mutations(cert: Certificate, per_kind: int,
+                     seed: int) -> Iterator[tuple[str, Certificate, bool]]:
     """(description, mutated certificate, keeps every claim true) for up to ``per_kind``
     instances of every (kind, op), chosen deterministically."""
     by_kind: dict[str, list[tuple[Path, Any]]] = {}
@@ -393,8 +399,8 @@ def test_the_walk_reaches_every_field():
     net, dom = CASES["r2"]()
     cert = exactrelu.verify(net, dom, progress=False)
     kinds = {kind for _, _, kind in walk(cert)}
-    for cls, prefix in ((Certificate, ""), (Region, "regions[*]."), (RegionFacet, "regions[*].facets[*]."),
-                        (Adjacency, "adjacency[*].")):
+    for cls, prefix in ((Certificate, ""), (Region, "regions[*]."),
+                        (RegionFacet, "regions[*].facets[*]."), (Adjacency, "adjacency[*].")):
         for f in dataclasses.fields(cls):
             assert f"{prefix}{f.name}" in kinds, f"{cls.__name__}.{f.name} is never mutated"
 
@@ -464,7 +470,8 @@ def test_adjacent_regions_with_one_map_are_one_piece():
     assert cert.num_regions == 3 and cert.num_pieces == 2
     bad = copy.deepcopy(cert)
     bad.pieces = [0, 1, 2]
-    rejected(bad, net, "are connected through adjacent regions with one exact output map but labelled")
+    rejected(bad, net, "are connected through adjacent regions with one exact output map but "
+                       "labelled")
     bad.pieces = [1 - p for p in cert.pieces]
     rejected(bad, net, "region 0 starts a new piece labelled 1")
 
@@ -499,7 +506,8 @@ def test_dropped_facets_and_truncated_facet_vertex_lists(box2):
     net, cert = box2
     bad = copy.deepcopy(cert)
     f = bad.regions[3].facets.pop(0)
-    rejected(bad, net, re.escape(f"region 3: its facet on constraints {sorted(f.ids)} is not listed"))
+    msg = f"region 3: its facet on constraints {sorted(f.ids)} is not listed"
+    rejected(bad, net, re.escape(msg))
     bad = copy.deepcopy(cert)
     for r in bad.regions:
         for f in r.facets:
@@ -527,7 +535,8 @@ def test_facet_ids_hold_every_constraint_on_the_facet():
     out, or one added, is rejected."""
     net = nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 1)).double()
     with torch.no_grad():
-        net[0].weight.copy_(torch.tensor([[1.0, 0.5], [1.0, 0.5], [-2.0, -1.0], [1.0, 0.0], [0.0, 1.0]]))
+        net[0].weight.copy_(torch.tensor([[1.0, 0.5], [1.0, 0.5], [-2.0, -1.0], [1.0, 0.0],
+                                          [0.0, 1.0]]))
         net[0].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0, 0.25]))
     for engine in ("python", "compiled"):
         cert = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False, engine=engine)
@@ -561,7 +570,8 @@ def engines_accepted(net: nn.Module, dom: Any) -> int:
     n = 0
     for engine in ("python", "compiled"):
         try:
-            cert = exactrelu.verify(net, dom, progress=False, engine=engine, input_shape=net.input_shape)
+            cert = exactrelu.verify(net, dom, progress=False, engine=engine,
+                                    input_shape=net.input_shape)
         except exactrelu.InvalidInputError as exc:
             assert engine == "compiled", exc
             continue
@@ -586,7 +596,8 @@ def test_both_engines_certificates_are_accepted_in_2d_and_3d(data):
 @given(st.data())
 def test_python_engine_certificates_are_accepted_in_1d_4d_and_on_all_of_rd(data):
     d = data.draw(st.sampled_from([1, 2, 3, 4]))
+    act = data.draw(st.sampled_from(ers.ACTIVATIONS))
     net = data.draw(ers.networks(input_dim=d, degenerate=data.draw(st.booleans()), widths=(1, 3),
-                                 depth=(1, 2), activation=data.draw(st.sampled_from(ers.ACTIVATIONS))))
+                                 depth=(1, 2), activation=act))
     dom = data.draw(st.one_of(ers.boxes(d), st.just(RealSpace(d))) if d < 4 else ers.boxes(d))
     assert engines_accepted(net, dom) >= 1
