@@ -7,9 +7,9 @@ exact values, which is how the exact forward pass on rational points is done: th
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Sequence
 
 import torch
 
@@ -92,7 +92,7 @@ class ExactMap:
         out = self.mat * col
         return [to_fraction(v) for v in out.entries()]
 
-    def reshape(self, shape: Sequence[int]) -> "ExactMap":
+    def reshape(self, shape: Sequence[int]) -> ExactMap:
         return ExactMap(self.mat, tuple(shape))
 
 
@@ -126,7 +126,7 @@ def constant_map(values: Iterable[Fraction | float | int], shape: Sequence[int])
 
 
 @dataclass(frozen=True)
-class ExactAffine:  # noqa: D101 (documented below)
+class ExactAffine:
     """An exact affine layer ``y = A x + a`` on flattened tensors (``A``: fmpq_mat (n_out, n_in))."""
 
     A: fmpq_mat

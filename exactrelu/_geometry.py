@@ -291,7 +291,7 @@ def hull_volume(vertices: Sequence[Point], faces: Sequence[int]) -> Fraction:
     return Fraction(num, common * q[0] ** d * math.factorial(d))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _expansion(d: int) -> list[list[list[tuple[int, int, int]]]]:
     """For ``m = 1..d``: for each ``m``-subset ``C`` of the ``d`` columns (in lexicographic
     order), the Laplace expansion of the minor on ``C`` of ``m`` rows along its first row, as

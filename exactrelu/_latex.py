@@ -7,8 +7,9 @@ region: an interval in 1-D, the region's facet inequalities (scaled to coprime i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import ExactReluError, InvalidInputError
 

@@ -42,14 +42,15 @@ import sys
 import warnings
 import zipfile
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from .errors import InvalidInputError, UnsupportedModelError
 from . import _deps
+from .errors import InvalidInputError, UnsupportedModelError
 
 __all__ = ["load_model", "load_tensor"]
 
@@ -214,8 +215,11 @@ def _from_pt2(path: str) -> nn.Module:
     (see the module docstring)."""
     try:
         from torch._export.serde import schema
-        from torch._export.serde.serialize import (ExportedProgramDeserializer, _dict_to_dataclass,
-                                                   deserialize_scalar_type)
+        from torch._export.serde.serialize import (
+            ExportedProgramDeserializer,
+            _dict_to_dataclass,
+            deserialize_scalar_type,
+        )
         from torch.export.pt2_archive import constants as names
     except ImportError as exc:
         raise InvalidInputError(f"model {path}: this torch ({torch.__version__}) has no "

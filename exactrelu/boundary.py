@@ -52,14 +52,21 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from ._geometry import (Section, affine_rank, float_signs, hyperplane_section, nearest_floats,
-                        polygon_order)
+from ._geometry import (
+    Section,
+    affine_rank,
+    float_signs,
+    hyperplane_section,
+    nearest_floats,
+    polygon_order,
+)
 from ._polyhedra import h_to_v
 from .certificate import Certificate, Region, canonical_hyperplane
 from .domain import to_fraction

@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -155,7 +156,7 @@ def _closure_is_complete(reg: _Reg, d: int) -> None:
 class _Part:
     """A (d-1)-dimensional part of a region's facet with one label on the region's side."""
 
-    __slots__ = ("reg", "label", "group", "A", "b", "points", "_box")
+    __slots__ = ("A", "_box", "b", "group", "label", "points", "reg")
 
     def __init__(self, reg: _Reg, label: int, group: int, A: list[Row], b: list[Fraction],
                  points: list[tuple[Fraction, ...]]) -> None:

@@ -16,8 +16,9 @@ import hashlib
 import inspect
 import math
 import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -31,14 +32,56 @@ from torch.nn.utils.weight_norm import WeightNorm as _OldWeightNorm
 
 from . import _exact, _export
 from ._exact import ExactMap
-from ._ops import (ARGUMENT_NAMES, ARITHMETIC, CAT_OPS, FLATTEN_OPS, FOLD_ATTRIBUTES,
-                   FOLD_METHODS, FOLD_OPS, FUNCTIONAL_MODULES, GATHER_OPS,
-                   IDENTITY_OPS, MAXIMUM, METHODS, MINIMUM, MODEL, PIECES_OPS, SIZE_OPS,
-                   SQUEEZE_OPS, TUPLE_MODULES, UNSQUEEZE_OPS, VIEW_OPS)
+from ._ops import (
+    ARGUMENT_NAMES,
+    ARITHMETIC,
+    CAT_OPS,
+    FLATTEN_OPS,
+    FOLD_ATTRIBUTES,
+    FOLD_METHODS,
+    FOLD_OPS,
+    FUNCTIONAL_MODULES,
+    GATHER_OPS,
+    IDENTITY_OPS,
+    MAXIMUM,
+    METHODS,
+    MINIMUM,
+    MODEL,
+    PIECES_OPS,
+    SIZE_OPS,
+    SQUEEZE_OPS,
+    TUPLE_MODULES,
+    UNSQUEEZE_OPS,
+    VIEW_OPS,
+)
 from .errors import InvalidInputError, UnsupportedModelError
-from .rules import (MAX_ENTRIES, Abs, Add, AddConstant, AffineRule, Cat, Clamp, Div, FloatMap,
-                    Gather, Mean, Mul, Pad, PiecewiseRule, Reshape, Rule, Sub, _aten, find_rule,
-                    module_state, overrides, registered_class, rule_conflict)
+from .rules import (
+    MAX_ENTRIES,
+    RULES,
+    Abs,
+    Add,
+    AddConstant,
+    AffineRule,
+    Cat,
+    Clamp,
+    Div,
+    FloatMap,
+    Gather,
+    Mean,
+    Mul,
+    Pad,
+    PiecewiseRule,
+    Reshape,
+    ReshapeCallRule,
+    Rule,
+    Sub,
+    _aten,
+    find_rule,
+    module_state,
+    overrides,
+    registered_class,
+    rule_conflict,
+)
 
 __all__ = ["Program", "Node", "capture"]
 
@@ -1091,9 +1134,7 @@ class _PendingReshape:
     batch: int | None = None
 
 
-from .rules import RULES as _RULES, ReshapeCallRule as _RCR  # noqa: E402
-
-_RULES[_PendingReshape] = _RCR()
+RULES[_PendingReshape] = ReshapeCallRule()
 
 
 def _infer_shapes(prog: Program) -> None:

@@ -32,15 +32,15 @@ What the fields mean is not checked here: :func:`exactrelu.check` proves every o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import _parse
 from ._parse import Malformed, coprime_fraction
-from .domain import Domain, shape_size
-from .domain import read_json as _read_domain
+from .domain import Domain, read_json as _read_domain, shape_size
 from .errors import CertificateError
 
 __all__ = ["FORMAT", "GZIP_MAX_RATIO", "Certificate", "gunzip", "Region", "RegionFacet",
@@ -210,7 +210,7 @@ class Certificate:
             pos = lambda k: self.vertices[k][0] * direction[0] + self.vertices[k][1] * direction[1]  # noqa: E731
             on_line = sorted({k for f in fs for k in f.vertices}, key=pos)
             for f in fs:
-                lo, hi = sorted((pos(k) for k in f.vertices))[0], sorted((pos(k) for k in f.vertices))[-1]
+                lo, hi = sorted(pos(k) for k in f.vertices)[0], sorted(pos(k) for k in f.vertices)[-1]
                 pts = [k for k in on_line if lo <= pos(k) <= hi]
                 for u, v in zip(pts, pts[1:]):
                     out.add((min(u, v), max(u, v)))
@@ -291,7 +291,7 @@ class Certificate:
         Path(path).write_bytes(text)
 
     @staticmethod
-    def load(path: str | Path) -> "Certificate":
+    def load(path: str | Path) -> Certificate:
         """Read a certificate written by :meth:`save`, plain or gzip (told by its first bytes,
         whatever its name); bounded and strict (see the module docstring), every failure a
         :class:`~exactrelu.errors.CertificateError`."""
@@ -319,7 +319,7 @@ class Certificate:
         return Certificate.from_json(data)
 
     @staticmethod
-    def from_json(data: Any) -> "Certificate":
+    def from_json(data: Any) -> Certificate:
         """The certificate of :meth:`to_json`'s output; strict (see the module docstring)."""
         try:
             return _read(data)

@@ -29,24 +29,25 @@ import os
 import random
 import time
 from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from operator import ne
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from . import _exact, _polyhedra
-from ._exact import ExactMap, fmpq, fmpq_mat
 from ._deps import flint
+from ._exact import ExactMap, fmpq, fmpq_mat
 from ._geometry import float_signs
 from ._progress import progress_bar
-from .rules import AffineRule, ReshapeRule, _ElementwiseRule
 from .capture import INPUT, Program
 from .certificate import coprime_fraction
 from .domain import Domain
 from .errors import CertificationError, InvalidInputError, RegionLimitError
+from .rules import AffineRule, ReshapeRule, _ElementwiseRule
 
 log = logging.getLogger(__name__)
 fmpz, fmpz_mat = flint.fmpz, flint.fmpz_mat
@@ -104,7 +105,7 @@ class Stats:
     cells: int = 0
     seconds: dict = field(default_factory=dict)
 
-    def merge(self, other: "Stats") -> None:
+    def merge(self, other: Stats) -> None:
         for k in ("candidates", "confirmed", "spurious", "repaired", "witness_lp", "redo_hv", "cells"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         for k, v in other.seconds.items():
@@ -634,7 +635,7 @@ class _Certifier:
         return children
 
     # -- all children of a bounded parent at once ------------------------------------------
-    def _arranged(self, parent: Cell, ctx: "_OpContext", cands: list[Candidate], traced: bool) -> list[Cell]:
+    def _arranged(self, parent: Cell, ctx: _OpContext, cands: list[Candidate], traced: bool) -> list[Cell]:
         """The children of ``parent`` from the exact arrangement of the op's switching
         hyperplanes (see :class:`_Arrangement`); the float trace's candidates are only compared
         with them: a child it did not propose is counted as repaired, a proposal that is no child
@@ -704,7 +705,7 @@ class _Certifier:
         return children
 
     def _arranged_facets(self, arr: _Arrangement, vs: list[int], cm: int, signs: np.ndarray,
-                         ctx: "_OpContext") -> list[Facet]:
+                         ctx: _OpContext) -> list[Facet]:
         """Facets of one arrangement cell: sides of the ring (2-D), else the constraints whose
         sets of tight vertices are maximal; each with every constraint vanishing on all of it."""
         d, S, Z = self.d, arr.S, arr.Z
@@ -755,7 +756,7 @@ class _Certifier:
             facets.append(Facet(slack, tuple(sorted(ids)), side, scale=scale, fslack=fslack))
         return facets
 
-    def _cell(self, parent: Cell, ctx: "_OpContext", state: tuple[int, ...], w: tuple,
+    def _cell(self, parent: Cell, ctx: _OpContext, state: tuple[int, ...], w: tuple,
               rows: list[tuple[int, int]], hint: set[int] | None) -> tuple[Cell, np.ndarray, Any]:
         """The exact cell of ``state``; also the exact sign matrices of the op's switching
         functions (``sgnE``) and of the parent's facets (``sgnP``) at the cell's vertices."""
@@ -827,7 +828,7 @@ class _Certifier:
         cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
         return cell, sgnE, sgnP
 
-    def _cell_unbounded(self, parent: Cell, ctx: "_OpContext", state: tuple[int, ...], w: tuple,
+    def _cell_unbounded(self, parent: Cell, ctx: _OpContext, state: tuple[int, ...], w: tuple,
                         rows: list[tuple[int, int]]) -> Cell:
         """The exact cell of ``state`` in an unbounded parent: cddlib on all its rows, with the
         points, extreme rays and lines of the V-representation (no volumes)."""
@@ -854,13 +855,13 @@ class _Certifier:
         cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
         return cell
 
-    def _on_parent_boundary_exact(self, f: Facet, cell: Cell, ctx: "_OpContext") -> bool:
+    def _on_parent_boundary_exact(self, f: Facet, cell: Cell, ctx: _OpContext) -> bool:
         d = self.d
         return any(all(_value(g, cell.vertices[k], d) == 0 for k in f.vertices)
                    and all(_direction(g, cell.rays[k], d) == 0 for k in f.rays)
                    and all(_direction(g, ln, d) == 0 for ln in cell.lines) for g in ctx.parent_G)
 
-    def _across_exact(self, f: Facet, cell: Cell, ctx: "_OpContext") -> tuple[int, ...]:
+    def _across_exact(self, f: Facet, cell: Cell, ctx: _OpContext) -> tuple[int, ...]:
         """:meth:`_across` for unbounded cells, all in exact arithmetic: the point ``c`` is a
         positive combination of the facet's points (convex) and rays, in its relative interior."""
         d = self.d
@@ -894,7 +895,7 @@ class _Certifier:
                 return ctx.rule.state_tuple(ctx.module, signs, ctx.in_shape)
         raise CertificationError("could not find a generic point on a facet")
 
-    def _child_lives(self, parent: Cell, ctx: "_OpContext",
+    def _child_lives(self, parent: Cell, ctx: _OpContext,
                      states: list[tuple[int, ...]]) -> list[dict]:
         """The exact live maps after op ``ctx.j`` (up to the next piecewise op) for each of the
         parent's children ``states``.
@@ -984,7 +985,7 @@ class _Certifier:
         hi = pw[level] if level < len(pw) else len(self.prog.nodes)
         return lo, hi
 
-    def _across(self, f: Facet, sgnE: np.ndarray, verts: list[tuple], ctx: "_OpContext") -> tuple[int, ...]:
+    def _across(self, f: Facet, sgnE: np.ndarray, verts: list[tuple], ctx: _OpContext) -> tuple[int, ...]:
         """State of the op just across facet ``f`` (exact): the signs at a point ``c`` of the
         facet's relative interior, where a switching function vanishing on the whole facet takes
         the sign it has just outside (from its normal), and one merely passing through ``c``
@@ -1222,7 +1223,7 @@ class _Arrangement:
     on every constraint tight at both (Fukuda and Prodon, 1996). The cuts partition the parent,
     so the children are complete by construction."""
 
-    def __init__(self, ctx: "_OpContext", parent: Cell, d: int) -> None:
+    def __init__(self, ctx: _OpContext, parent: Cell, d: int) -> None:
         self.ctx = ctx
         self.d = d
         self.S = ctx.S
@@ -1751,7 +1752,7 @@ class CandidateTree:
         code = self.codes[parent.level]
         return [Candidate(tuple(array(code, st)), w, ids) for st, (w, ids) in node.items()]
 
-    def split(self, groups: list[list[Cell]]) -> list["CandidateTree"]:
+    def split(self, groups: list[list[Cell]]) -> list[CandidateTree]:
         """One tree per group of cells of one level: the part below that group's cells."""
         level = groups[0][0].level
         owner = {self.key(c.states): k for k, g in enumerate(groups) for c in g}

@@ -30,12 +30,18 @@ import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
-from .errors import (CertificateError, CertificationError, ExactReluError, InvalidInputError,
-                     VerificationError)
+from .errors import (
+    CertificateError,
+    CertificationError,
+    ExactReluError,
+    InvalidInputError,
+    VerificationError,
+)
 
 __all__ = ["main"]
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import colorsys
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

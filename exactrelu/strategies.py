@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn

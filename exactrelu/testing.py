@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterator, NoReturn, Sequence
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -20,8 +21,7 @@ from torch import nn
 from ._deps import extra_missing
 
 try:
-    from hypothesis import HealthCheck, Phase, assume, given, settings
-    from hypothesis import strategies as st
+    from hypothesis import HealthCheck, Phase, assume, given, settings, strategies as st
 except ImportError as err:
     raise extra_missing(err, "exactrelu.testing", "testing") from err
 
@@ -31,8 +31,20 @@ from ._parse import approx
 from .capture import INPUT, Node, capture
 from .certificate import Certificate
 from .errors import InvalidInputError, UnsupportedModelError, VerificationError
-from .rules import (RULES, Add, AffineRule, Cat, FloatMap, PiecewiseRule, ReshapeRule, Rule,
-                    _ElementwiseRule, clear_exact_cache, elementwise_problem, find_rule)
+from .rules import (
+    RULES,
+    Add,
+    AffineRule,
+    Cat,
+    FloatMap,
+    PiecewiseRule,
+    ReshapeRule,
+    Rule,
+    _ElementwiseRule,
+    clear_exact_cache,
+    elementwise_problem,
+    find_rule,
+)
 
 __all__ = ["check_rule", "module_cases", "assert_regions"]
 

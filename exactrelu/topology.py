@@ -43,9 +43,10 @@ Domains must be bounded.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterable
+from typing import Any
 
 from ._polyhedra import cdd_rows, rows_feasible
 from .boundary import _analyse_all, _decision_groups, _level_groups, _need_bounded

@@ -9,8 +9,9 @@ import math
 import os
 import signal
 import time
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,12 +20,17 @@ from torch import nn
 from . import _export, _fastpath, _polyhedra, certify
 from ._deps import flint
 from ._geometry import exact_keys
-from .capture import Program, capture
-from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
 from ._parse import Malformed, approx, show
+from .capture import Program, capture
+from .certificate import Adjacency, Certificate, Region, RegionFacet
 from .domain import Domain, Slice, as_domain, shape_size
-from .errors import (CertificationError, ExactReluError, InvalidInputError, RegionLimitError,
-                     VerificationError)
+from .errors import (
+    CertificationError,
+    ExactReluError,
+    InvalidInputError,
+    RegionLimitError,
+    VerificationError,
+)
 
 log = logging.getLogger(__name__)
 fmpz_mat = flint.fmpz_mat

@@ -4,7 +4,7 @@ and an exact segment intersection test for grid cross-checks."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -17,8 +17,7 @@ import cdd
 import cdd.gmp as cdd_gmp
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from torch import nn
 
 import exactrelu
@@ -26,6 +25,7 @@ from exactrelu import _exact
 from exactrelu.capture import capture
 from exactrelu.strategies import networks
 from exactrelu.verify import PARALLEL_THRESHOLD
+
 from test_fastpath import comparable
 
 Row = list[Fraction]  # [c, a_1, .., a_d]: the affine function c + a . x, > 0 inside a region

@@ -14,17 +14,25 @@ from fractions import Fraction as F
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import exactrelu
 from exactrelu import Box, MissingDependencyError, RealSpace, Slice, verify
 from exactrelu._exact import constant_map
 from exactrelu._geometry import polygon_area
-from exactrelu.analysis import (ConstraintRef, decode_constraint, dual_graph, local_complexity,
-                                region_of, region_statistics, segment_regions, shortest_path,
-                                sqrt_float, summarize)
+from exactrelu.analysis import (
+    ConstraintRef,
+    decode_constraint,
+    dual_graph,
+    local_complexity,
+    region_of,
+    region_statistics,
+    segment_regions,
+    shortest_path,
+    sqrt_float,
+    summarize,
+)
 from exactrelu.capture import capture
 from exactrelu.certificate import canonical_hyperplane
 from exactrelu.errors import ExactReluError, InvalidInputError

@@ -9,16 +9,30 @@ from fractions import Fraction as F
 
 import pytest
 import torch
-from constructions import (diamond_tube, l1_ball_classifier, linf_ball_classifier, mlp, ramp, segments_meet,
-                           three_classes)
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from torch import nn
 
 import exactrelu
-from exactrelu import CertificateError, InvalidInputError, Measure, check_boundary, decision_boundary, level_set
+from exactrelu import (
+    CertificateError,
+    InvalidInputError,
+    Measure,
+    check_boundary,
+    decision_boundary,
+    level_set,
+)
 from exactrelu.capture import capture
 from exactrelu.strategies import boxes, domains, networks
+
+from constructions import (
+    diamond_tube,
+    l1_ball_classifier,
+    linf_ball_classifier,
+    mlp,
+    ramp,
+    segments_meet,
+    three_classes,
+)
 
 SQUARE = [(-1, 1), (-1, 1)]
 CUBE = [(-1, 1)] * 3

@@ -10,8 +10,7 @@ from fractions import Fraction as F
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from exactrelu.domain import Box, Domain, Polytope, RealSpace, Slice, as_domain, to_fraction
 from exactrelu.errors import ExactReluError, InvalidInputError

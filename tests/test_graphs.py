@@ -6,9 +6,9 @@ import importlib.util
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch

@@ -24,13 +24,20 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import exactrelu
-from exactrelu import (Certificate, CertificateError, ExactReluError, InvalidInputError,
-                       RegionLimitError, Slice, UnsupportedModelError, VerificationError)
+from exactrelu import (
+    Certificate,
+    CertificateError,
+    ExactReluError,
+    InvalidInputError,
+    RegionLimitError,
+    Slice,
+    UnsupportedModelError,
+    VerificationError,
+)
 from exactrelu.domain import as_domain
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,10 +10,10 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import exactrelu
 from exactrelu import _deps
@@ -132,7 +132,7 @@ def test_a_missing_modules_names_raise_at_first_use_and_are_no_instances() -> No
         absent.fmpz_mat(2, 2)
     with pytest.raises(MissingDependencyError, match="^pip install nowhere$"):
         absent.LPObjType.MAX  # noqa: B018
-    assert not isinstance(3, absent.fmpz) and type(3) is not absent.fmpz
+    assert not isinstance(3, absent.fmpz) and int is not absent.fmpz
     assert absent.fmpz is absent.fmpz
     assert not hasattr(absent, "__path__") and not hasattr(absent.fmpz, "__wrapped__")
     assert issubclass(MissingDependencyError, ExactReluError)

@@ -226,7 +226,7 @@ def test_gzip_bomb_is_refused_at_once(tmp_path: Path) -> None:
     (lambda b: b + b"trailing", "after the gzip stream"),
 ])
 def test_damaged_gzip_is_one_certificate_error(rectangles: Certificate, tmp_path: Path,
-                                               damage, message: str) -> None:  # noqa: ANN001
+                                               damage, message: str) -> None:
     path = tmp_path / "c.json.gz"
     rectangles.save(path)
     path.write_bytes(damage(path.read_bytes()))

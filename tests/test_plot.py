@@ -13,7 +13,14 @@ from torch import nn
 import exactrelu
 from exactrelu import ExactReluError, InvalidInputError, exact_forward
 from exactrelu.boundary import class_cells
-from exactrelu.plot import kinks, plot_counts, plot_function_1d, plot_regions, plot_surface, region_polygon
+from exactrelu.plot import (
+    kinks,
+    plot_counts,
+    plot_function_1d,
+    plot_regions,
+    plot_surface,
+    region_polygon,
+)
 
 matplotlib.use("Agg")
 
@@ -28,7 +35,7 @@ def _area(poly: list[tuple[Fraction, ...]]) -> Fraction:
                Fraction(0)) / 2
 
 
-def _collection(fig: Figure, gid: str):  # noqa: ANN202 (a matplotlib Collection)
+def _collection(fig: Figure, gid: str):
     found = [c for c in fig.axes[0].collections if c.get_gid() == gid]
     assert len(found) == 1, f"no single collection with gid {gid!r}"
     return found[0]

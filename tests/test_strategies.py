@@ -8,13 +8,18 @@ from fractions import Fraction
 
 import pytest
 import torch
-from hypothesis import Phase, find, given, settings
-from hypothesis import strategies as st
+from hypothesis import Phase, find, given, settings, strategies as st
 
 import exactrelu
 from exactrelu import strategies
-from exactrelu.strategies import (InvalidArgument, boxes, domains, inputs_for, networks,
-                                  rational_points)
+from exactrelu.strategies import (
+    InvalidArgument,
+    boxes,
+    domains,
+    inputs_for,
+    networks,
+    rational_points,
+)
 
 
 def test_all_lists_exactly_the_public_names() -> None:

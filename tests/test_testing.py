@@ -17,8 +17,8 @@ from torch import nn
 import exactrelu
 import exactrelu_pytest
 from exactrelu import _fastpath, certify
-from exactrelu.verify import WORKERS_ENV
 from exactrelu.testing import assert_regions
+from exactrelu.verify import WORKERS_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,16 +7,21 @@ from fractions import Fraction as F
 
 import pytest
 import torch
-from constructions import diamond_tube, l1_shell, mlp, segments_meet
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from torch import nn
 
 import exactrelu
-from exactrelu import (InvalidInputError, decision_boundary, decision_region_topology, sublevel_topology,
-                       superlevel_topology)
+from exactrelu import (
+    InvalidInputError,
+    decision_boundary,
+    decision_region_topology,
+    sublevel_topology,
+    superlevel_topology,
+)
 from exactrelu.capture import capture
 from exactrelu.strategies import boxes, networks
+
+from constructions import diamond_tube, l1_shell, mlp, segments_meet
 
 SQUARE = [(-1, 1), (-1, 1)]
 CUBE = [(-1, 1)] * 3

@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import nn
 
+from exactrelu._progress import progress_bar
 from exactrelu.capture import Program
 from exactrelu.domain import Box, Polytope, RealSpace, Slice
 from exactrelu.errors import InvalidInputError, RegionLimitError
 from exactrelu.graphs import affine_maps
 from exactrelu.rules import FloatMap
 from exactrelu.trace import Trace, trace
-from exactrelu._progress import progress_bar
 
 
 def mlp(widths, seed, act=nn.ReLU, out=2):

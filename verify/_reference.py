@@ -110,7 +110,7 @@ def count_1d(ops, lo, hi) -> ReferenceResult:
             new = []
             for (a, b), amap, pat in cells:
                 va, vb = _eval(amap[j], (a,)), _eval(amap[j], (b,))
-                if va > 0 and vb < 0 or va < 0 and vb > 0:
+                if (va > 0 and vb < 0) or (va < 0 and vb > 0):
                     r = a + va / (va - vb) * (b - a)  # the unique root, strictly inside
                     for iv, s in (((a, r), 1 if va > 0 else -1), ((r, b), 1 if vb > 0 else -1)):
                         new.append((iv, amap, pat + (s,)))

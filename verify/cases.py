@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction as Fr
 from math import comb, prod
-from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
@@ -100,12 +100,12 @@ class Case:
     build: Callable[[], nn.Sequential]
     domain: list  # [(Fraction lo, Fraction hi), ...]
     regions: int
-    pieces: Optional[int] = None
-    vertices: Optional[int] = None
-    edges: Optional[int] = None
-    adjacency: Optional[int] = None
+    pieces: int | None = None
+    vertices: int | None = None
+    edges: int | None = None
+    adjacency: int | None = None
     fast: bool = True  # reference runs in well under a second
-    milp: Optional[bool] = None  # small enough for the MILP baseline (default: regions <= 64)
+    milp: bool | None = None  # small enough for the MILP baseline (default: regions <= 64)
     notes: str = ""
     widths: list = field(default_factory=list)  # hidden widths (for the bound checks)
 

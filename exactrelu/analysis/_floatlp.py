@@ -16,8 +16,9 @@ is proved exactly, or the exact LP decides:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -10,19 +10,20 @@ from ``constraint_offsets[j]`` on (:func:`exactrelu.certify.constraint_offsets`)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
 from .. import _exact, _geometry, _polyhedra
 from .._deps import flint
-from . import _floatlp
 from ..capture import Program
 from ..certificate import Region, RegionFacet, canonical_hyperplane
 from ..certify import constraint_offsets
 from ..domain import Domain, to_fraction
 from ..errors import ExactReluError, InvalidInputError, RegionLimitError
+from . import _floatlp
 
 Point = tuple[Fraction, ...]
 States = tuple[tuple[int, ...], ...]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from .._deps import extra_missing
 from ..certificate import Certificate
