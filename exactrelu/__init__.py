@@ -68,12 +68,13 @@ try:
 except KeyboardInterrupt:
     # Ctrl-C while the command line starts (importing torch takes seconds): its exit, not a
     # traceback (see exactrelu.cli)
+    import itertools as _itertools
     import os as _os
     import sys as _sys
 
     _argv = list(getattr(_sys, "orig_argv", ()))
     if _os.path.basename(_sys.argv[0]) == "exactrelu" or \
-            any(a == "-m" and b == "exactrelu.cli" for a, b in zip(_argv, _argv[1:])):
+            any(a == "-m" and b == "exactrelu.cli" for a, b in _itertools.pairwise(_argv)):
         _sys.stderr.write("exactrelu: interrupted\n")
         _sys.stderr.flush()
         _os._exit(130)

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cmp_to_key
-from typing import Union
 
 import numpy as np
 
@@ -53,7 +52,7 @@ __all__ = [
 ]
 
 Point = Sequence[Fraction]
-Incidence = Union[Sequence[Sequence[int]], Mapping[object, Sequence[int]]]
+Incidence = Sequence[Sequence[int]] | Mapping[object, Sequence[int]]
 
 
 def _q(x: Fraction | int) -> flint.fmpq:

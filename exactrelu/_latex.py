@@ -89,7 +89,7 @@ def certificate_to_latex(cert: Any, names: Sequence[str] | None = None, max_regi
         return tuple(r.witness), r"\text{if } " + r",\ ".join(parts)
 
     rows = []
-    for key, text, r in sorted(((*region_text(r), r) for r in cert.regions), key=lambda t: t[0]):
+    for _key, text, r in sorted(((*region_text(r), r) for r in cert.regions), key=lambda t: t[0]):
         if len(outs) == 1:
             val = value(r.output[outs[0]])
         else:

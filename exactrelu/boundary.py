@@ -467,7 +467,7 @@ def _complex(cert: Certificate, groups_of: Any, kind: str) -> tuple[list[Boundar
             if not reg.pure or reg.pieces[0].label == 0:
                 continue
             p = reg.pieces[0]
-            for i, f in enumerate(reg.region.facets):
+            for f in reg.region.facets:
                 key, side = canonical_hyperplane(f.a, f.b)
                 if min(f.ids) < n_dom and _vanishes_on(reg.groups[p.group][1], key):
                     cell = _cell((reg.region.index,), key,

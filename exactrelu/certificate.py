@@ -32,6 +32,7 @@ What the fields mean is not checked here: :func:`exactrelu.check` proves every o
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -207,12 +208,13 @@ class Certificate:
         for key, fs in groups.items():
             a = key[0]
             direction = (-a[1], a[0])
-            pos = lambda k: self.vertices[k][0] * direction[0] + self.vertices[k][1] * direction[1]  # noqa: E731
-            on_line = sorted({k for f in fs for k in f.vertices}, key=pos)
+            pos = {k: self.vertices[k][0] * direction[0] + self.vertices[k][1] * direction[1]
+                   for f in fs for k in f.vertices}
+            on_line = sorted({k for f in fs for k in f.vertices}, key=pos.__getitem__)
             for f in fs:
-                lo, hi = sorted(pos(k) for k in f.vertices)[0], sorted(pos(k) for k in f.vertices)[-1]
-                pts = [k for k in on_line if lo <= pos(k) <= hi]
-                for u, v in zip(pts, pts[1:]):
+                lo, hi = min(pos[k] for k in f.vertices), max(pos[k] for k in f.vertices)
+                pts = [k for k in on_line if lo <= pos[k] <= hi]
+                for u, v in itertools.pairwise(pts):
                     out.add((min(u, v), max(u, v)))
         return sorted(out)
 
@@ -432,7 +434,7 @@ def _read(data: Any) -> Certificate:
     offsets = list(under(".constraint_offsets", integers, get(top, "constraint_offsets"), 0,
                          1 << 62))
     n_dom = len(domain.halfspaces()[1])
-    if not offsets or offsets[0] != n_dom or any(b < a for a, b in zip(offsets, offsets[1:])):
+    if not offsets or offsets[0] != n_dom or any(b < a for a, b in itertools.pairwise(offsets)):
         raise Malformed(f"expected non-decreasing ids starting at the domain's {n_dom} "
                         f"constraints, got {len(offsets)} values", ".constraint_offsets")
     n_ids = offsets[-1]

@@ -405,7 +405,7 @@ def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
     if all(v >= 0 for v in s):
         return poly
     if d == 1:
-        (a,), (b,) = poly
+        (_a,), (_b,) = poly
         cut = (-g[1] / g[0],)
         return [poly[0], cut] if s[0] >= 0 else [cut, poly[1]]
     out: list[tuple] = []
@@ -765,10 +765,7 @@ class _Certifier:
         sign_of = dict(rows)
         ridx = np.fromiter((i for i, _ in rows), dtype=np.int64, count=len(rows))
         rsg = np.fromiter((sg for _, sg in rows), dtype=np.int8, count=len(rows))
-        if hint is None:
-            first = ridx.tolist()
-        else:
-            first = [i for i, _ in rows if off + i in hint]
+        first = ridx.tolist() if hint is None else [i for i, _ in rows if off + i in hint]
         if d <= 2 and self.bounded:
             poly = list(parent.vertices)
             pending = first
@@ -1577,7 +1574,7 @@ def _seed(cert: _Certifier, parent: Cell) -> Candidate:
     rows = SW.tolist()
     w = parent.witness
     rng = random.Random(1)
-    for attempt in range(200):
+    for _ in range(200):
         vals = (SW * _cols([w], d)).entries()
         if all(v != 0 or all(x == 0 for x in row[:d]) for v, row in zip(vals, rows)):
             nd = cert.prog.nodes[cert.prog.piecewise[j]]

@@ -34,6 +34,8 @@ try:
 except ImportError as err:
     raise extra_missing(err, "exactrelu.plot", "plot") from err
 
+import itertools
+
 from .boundary import class_cells, decision_boundary, level_set
 from .certificate import Certificate, Region
 from .errors import InvalidInputError
@@ -201,7 +203,7 @@ def kinks(cert: Certificate, output: int = 0) -> list[Fraction]:
     _need_dim(cert, 1, "kinks")
     ivs = _intervals(cert)
     out = []
-    for (_, r), (lo, s) in zip(ivs, ivs[1:]):
+    for (_, r), (lo, s) in itertools.pairwise(ivs):
         if r.output[output][0] != s.output[output][0]:
             out.append(lo)
     return out

@@ -1387,7 +1387,9 @@ class MaxPool2dRule(PiecewiseRule):
             for o, row in enumerate(win.tolist()):
                 real = [p for p in row if p >= 0]
                 for i, j in itertools.combinations(range(len(real)), 2):
-                    a.append(real[i]); b.append(real[j]); w.append(o)
+                    a.append(real[i])
+                    b.append(real[j])
+                    w.append(o)
             cache[key] = (torch.tensor(a, dtype=torch.int64), torch.tensor(b, dtype=torch.int64),
                           torch.tensor(w, dtype=torch.int64))
         return cache[key]

@@ -247,7 +247,7 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
             del tr  # a trace made here is only memory once its proposals are in the tree
         built = _Regions()
         try:
-            _, stats, root = certify.run(prog, dom, tree, executor, workers, progress=progress,
+            _, stats, _root = certify.run(prog, dom, tree, executor, workers, progress=progress,
                                          sink=built.add, max_regions=max_regions)
         except BaseException as exc:
             if own is not None:

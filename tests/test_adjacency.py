@@ -10,6 +10,7 @@ dimensions and on all of R^2 and R^3 (``exactrelu.strategies.networks(near_degen
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
 from fractions import Fraction
 from typing import Any
 
@@ -284,7 +285,7 @@ def test_a_triangle_below_the_float_spacing(where):
 def mlp(widths: tuple[int, ...], seed: int) -> nn.Sequential:
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
-    for a, b in zip(widths[:-1], widths[1:]):
+    for a, b in itertools.pairwise(widths):
         layers += [nn.Linear(a, b), nn.ReLU()]
     layers.append(nn.Linear(widths[-1], 2))
     return nn.Sequential(*layers).eval()

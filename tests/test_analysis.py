@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import itertools
 import math
 import sys
 from fractions import Fraction as F
@@ -170,7 +171,7 @@ def test_region_of_at_the_crossing_of_two_lines_lists_all_four_quadrants() -> No
     on_axis = region_of(CROSS, ["1/3", 0])
     assert sorted(on_axis.patterns()) == [(1, 0), (1, 1)]
     with pytest.raises(InvalidInputError, match="boundary of 2"):
-        on_axis.region
+        _ = on_axis.region
     inside = region_of(CROSS, [0.5, -0.25])
     assert inside.inside and flat(inside.region.pattern) == (1, 0)
     assert inside.region.output == [[F(1), F(0), F(0)]]  # 1 * relu(x) + 2 * relu(y), y < 0
@@ -266,7 +267,7 @@ def test_a_segment_along_a_line_lists_both_sides() -> None:
         pieces, crossings = walk_shape(walk)
         assert pieces == [(0, F(1, 2), [(0, 0), (0, 1)]), (F(1, 2), 1, [(1, 0), (1, 1)])]
         assert crossings == [(F(1, 2), [(0, 0), (0, 1), (1, 0), (1, 1)])]
-        with pytest.raises(InvalidInputError, match="read .pieces"):
+        with pytest.raises(InvalidInputError, match=r"read \.pieces"):
             walk.sequence()
 
 
@@ -329,7 +330,7 @@ def test_shortest_paths_in_a_grid_are_manhattan_distances() -> None:
     far = cell[(1, 1, 1, 1, 1)]
     path = shortest_path(cert, corner, far)
     assert len(path) - 1 == 3 + 2 == nx.shortest_path_length(g, corner, far)
-    assert all(g.has_edge(u, v) for u, v in zip(path, path[1:]))
+    assert all(g.has_edge(u, v) for u, v in itertools.pairwise(path))
     for i in range(cert.num_regions):
         for j in range(cert.num_regions):
             assert len(shortest_path(cert, i, j)) - 1 == nx.shortest_path_length(g, i, j)
@@ -343,7 +344,7 @@ def test_hamming_weights_count_every_unit_on_a_doubled_line() -> None:
     assert len(shortest_path(cert, left, right)) == 3
     path = shortest_path(cert, left, right, weight="hamming")
     pats = [flat(cert.regions[k].pattern) for k in path]
-    assert sum(sum(a != b for a, b in zip(u, v)) for u, v in zip(pats, pats[1:])) == 3
+    assert sum(sum(a != b for a, b in zip(u, v)) for u, v in itertools.pairwise(pats)) == 3
     g = dual_graph(cert)
     doubled = g.edges[left, path[1]]
     assert sorted(doubled["sources"]) == [ConstraintRef(0, 0), ConstraintRef(0, 1)]
@@ -407,7 +408,7 @@ def test_local_complexity_equals_the_union_certificate_restricted_to_each_box(ne
     # neighbourhood in positive area, by exact clipping (no LP)
     cover = verify(net, Box([(-3, 3), (-3, 3)]), progress=False)
     prog = capture(net, (2,))
-    for x, bx, count in zip(pts, each.neighbourhoods, each.counts):
+    for _x, bx, count in zip(pts, each.neighbourhoods, each.counts):
         assert count == sum(area_in_box(cover, r, bx) > 0 for r in cover.regions)
         # grid sampling is a lower bound: distinct exact patterns at points inside the box
         grid = [(bx.lower[0] + (2 * i + 1) * radius / 5, bx.lower[1] + (2 * j + 1) * radius / 5)

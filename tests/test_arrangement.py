@@ -5,6 +5,7 @@ exact certificate, region by region."""
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from types import SimpleNamespace
 
@@ -48,7 +49,7 @@ def _both(net: nn.Module, bounds: list, monkeypatch: pytest.MonkeyPatch) -> tupl
 def _random_net(sizes: tuple, act: type = nn.ReLU, seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
+    for a, b in itertools.pairwise(sizes[:-1]):
         layers += [nn.Linear(a, b), act()]
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return nn.Sequential(*layers).eval()

@@ -169,7 +169,7 @@ def test_capture_rejects_bad_input_shapes(shape: Any) -> None:
 
 
 def test_capture_rejects_a_non_module() -> None:
-    with pytest.raises(InvalidInputError, match="torch.nn.Module"):
+    with pytest.raises(InvalidInputError, match=r"torch\.nn\.Module"):
         capture(lambda x: x, (2,))  # type: ignore[arg-type]
 
 

@@ -259,8 +259,8 @@ class Accumulate(nn.Module):
 
 
 def _repeated() -> tuple[nn.Module, tuple[int, ...]]:
-    l, r = nn.Linear(2, 2), nn.ReLU()
-    return _init(nn.Sequential(l, r, l, r, nn.Linear(2, 1)), 1), (2,)
+    lin, act = nn.Linear(2, 2), nn.ReLU()
+    return _init(nn.Sequential(lin, act, lin, act, nn.Linear(2, 1)), 1), (2,)
 
 
 def _weight_norm() -> tuple[nn.Module, tuple[int, ...]]:
@@ -381,7 +381,7 @@ def test_the_digest_covers_a_buffer_bias() -> None:
 class ReLU(nn.Module):
     """A scripted class *named* ReLU with the constant of a real one, computing x * x."""
 
-    __constants__ = ["inplace"]
+    __constants__ = ("inplace",)
     inplace: bool
 
     def __init__(self) -> None:

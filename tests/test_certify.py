@@ -238,7 +238,7 @@ def test_vertex_perturbed_by_2_to_minus_60_is_rejected(small):
 
 
 def test_changed_count_is_rejected(small, tmp_path):
-    net, cert = small
+    _net, cert = small
     data = cert.to_json()
     data["num_regions"] += 1
     path = tmp_path / "bad.json"
@@ -268,7 +268,7 @@ def test_claimed_count_and_patterns(small):
 
 
 def test_adjacency_pairs_share_a_segment(small):
-    net, cert = small
+    _net, cert = small
     for a in cert.adjacency:
         fi = [f for f in cert.regions[a.i].facets if set(f.vertices) and f.a and (f.a, f.b)]
         shared = set(cert.regions[a.i].vertices) & set(cert.regions[a.j].vertices)

@@ -333,10 +333,10 @@ def test_elementwise_rule_with_bad_lists_is_refused_naming_them() -> None:
 
     with pytest.raises(AssertionError, match="must increase"):
         check_rule(Shifted(), Backwards(), input_shape=(2,), max_examples=5)
-    with pytest.raises(exactrelu.UnsupportedModelError, match="must increase"):
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setitem(RULES, Shifted, Backwards())
-            exactrelu.capture(nn.Sequential(Shifted()), (2,))
+    with pytest.raises(exactrelu.UnsupportedModelError, match="must increase"), \
+            pytest.MonkeyPatch.context() as mp:
+        mp.setitem(RULES, Shifted, Backwards())
+        exactrelu.capture(nn.Sequential(Shifted()), (2,))
 
 
 class OneState(ShiftedRule):  # every cell labelled state 0 in the exact layer's plain form

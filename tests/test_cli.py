@@ -84,7 +84,7 @@ def test_factory_with_weights_and_plane(files, capsys, monkeypatch):
     rc, out, err = _run(["verify", "clinet_factory:build", "--weights", files["weights"], "--bounds", -1, 1, -1, 1,
                          "--quiet"], capsys)
     assert rc == 0, err
-    rc2, out2, _ = _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "--quiet"], capsys)
+    _rc2, out2, _ = _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "--quiet"], capsys)
     assert out.split(" in ")[0] == out2.split(" in ")[0]  # same network, same counts
     d = files["dir"]
     rc, out, err = _run(["verify", files["model"], "--plane", d / "x0.pt", d / "x1.pt", d / "x2.pt", "--quiet"], capsys)
@@ -97,7 +97,7 @@ def test_factory_with_weights_and_plane(files, capsys, monkeypatch):
 def test_plot_command(files, capsys):
     cert = files["dir"] / "p.json"
     _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", cert, "--quiet"], capsys)
-    rc, out, err = _run(["plot", cert, "-o", files["dir"] / "p.png", "--color-by", "class"], capsys)
+    rc, _out, err = _run(["plot", cert, "-o", files["dir"] / "p.png", "--color-by", "class"], capsys)
     assert rc == 0, err
     assert (files["dir"] / "p.png").stat().st_size > 1000
 

@@ -9,6 +9,7 @@ engine's certificates on its own.
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from typing import Any
 
@@ -58,7 +59,7 @@ def assert_same(net: nn.Module, domain: Any, threads: int = 2, **kw: Any) -> exa
 def mlp(widths: tuple[int, ...], seed: int, act: Any = nn.ReLU, out: int = 2) -> nn.Sequential:
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
-    for a, b in zip(widths[:-1], widths[1:]):
+    for a, b in itertools.pairwise(widths):
         layers += [nn.Linear(a, b), act()]
     layers.append(nn.Linear(widths[-1], out))
     return nn.Sequential(*layers).eval()

@@ -138,7 +138,7 @@ def test_affine_maps_reconstruct_the_forward_pass(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_affine_weight_is_the_jacobian(name: str) -> None:
-    net, shape, x = _build(name)
+    net, _shape, x = _build(name)
     samples = _away_from_switching(net, x)
     assert len(samples) >= 3, "too few samples away from the switching surfaces"
     g = exactrelu.affine_maps(net, x)
@@ -149,7 +149,7 @@ def test_affine_weight_is_the_jacobian(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_exact_forward_matches_float64(name: str) -> None:
-    net, shape, x = _build(name)
+    net, _shape, x = _build(name)
     with torch.no_grad():
         y = net(x)
     for i in range(2):

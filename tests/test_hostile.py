@@ -8,6 +8,7 @@ instead of stalling the suite).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -379,10 +380,9 @@ def test_fuzzed_certificates_load_or_fail_with_certificate_error(genuine, data):
         return
     if json.loads(json.dumps(cert.to_json())) == genuine[name][0]:
         return  # the mutation did not change what the certificate says (e.g. stats)
-    try:
+    # rejected, or accepted: a certificate the checker accepts says something equivalent
+    with contextlib.suppress(CertificateError):
         exactrelu.check(cert, genuine[name][1])
-    except CertificateError:
-        pass  # rejected; a certificate the checker accepts says something equivalent
 
 
 # --------------------------------------------------------------------------------- big numbers
@@ -778,7 +778,7 @@ def test_ctrl_c_exits_130_at_once(cli_files, tmp_path):
         t0 = time.perf_counter()
         os.killpg(p.pid, signal.SIGINT)
         try:
-            out, err = p.communicate(timeout=20)
+            _out, err = p.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
             raise

@@ -187,7 +187,7 @@ def test_a_dynamic_shape_file_is_refused_as_symbolic(files, tmp_path) -> None:
 def test_a_hostile_pt2_file_is_one_error_line_at_the_command_line(files, tmp_path, capsys,
                                                                   monkeypatch) -> None:
     path = HOSTILE["guard code"][0](files["dir"] / "model.pt2", tmp_path / "bad.pt2")
-    rc, out, err = _run(["verify", path, "--bounds", -1, 1, -1, 1], capsys, monkeypatch, tmp_path)
+    rc, _out, err = _run(["verify", path, "--bounds", -1, 1, -1, 1], capsys, monkeypatch, tmp_path)
     assert rc == 2 and err.startswith("exactrelu: error: model ") and "Traceback" not in err
     rc, _, err = _run(["verify", files["dir"] / "model.pt2", "--weights", "w.pt", "--bounds", -1,
                        1, -1, 1], capsys, monkeypatch, tmp_path)

@@ -610,7 +610,7 @@ def test_exact_map_equals_exact_forward(key: Any, data: st.DataObject) -> None:
     pattern = [p[0] for p in g.pattern]
     m0 = _exact.identity_map(d.prog.in_dim, d.prog.input_shape)
     switching: list = []
-    out_map, used = d.prog.exact_run(m0, pattern, collect=switching)
+    out_map, _used = d.prog.exact_run(m0, pattern, collect=switching)
     assert out_map.k == d.prog.in_dim and out_map.n == math.prod(d.prog.output_shape)
     for pt in _near_points(data, d.x[0], 3):
         sw_values: list = []

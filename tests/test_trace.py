@@ -22,7 +22,7 @@ from exactrelu.trace import Trace, trace
 def mlp(widths, seed, act=nn.ReLU, out=2):
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
-    for a, b in zip(widths[:-1], widths[1:]):
+    for a, b in itertools.pairwise(widths):
         layers += [nn.Linear(a, b), act()]
     layers.append(nn.Linear(widths[-1], out))
     return nn.Sequential(*layers).double().eval()

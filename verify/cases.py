@@ -52,15 +52,15 @@ def serra_upper_bound(n0: int, widths) -> int:
     widths = list(widths)
     total = 0
 
-    def rec(l, cap, acc):
+    def rec(layer, cap, acc):
         nonlocal total
-        if l == len(widths):
+        if layer == len(widths):
             total += acc
             return
-        n = widths[l]
+        n = widths[layer]
         for j in range(0, min(cap, n) + 1):
             # after choosing j_l, later layers are capped additionally by n_l - j_l
-            rec(l + 1, min(cap, n - j), acc * comb(n, j))
+            rec(layer + 1, min(cap, n - j), acc * comb(n, j))
 
     rec(0, n0, 1)
     return total

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -142,7 +143,7 @@ def _on_certificate(cert: Certificate, p: Any, q: Any) -> SegmentWalk:
             spans.append((iv[0], iv[1], r.index))
     cuts = sorted({t for lo, hi, _ in spans for t in (lo, hi)} | {Fraction(0), Fraction(1)})
     pieces = [SegmentPiece(s, e, tuple(sorted(k for lo, hi, k in spans if lo <= s and e <= hi)))
-              for s, e in zip(cuts, cuts[1:])]
+              for s, e in itertools.pairwise(cuts)]
     crossings = [SegmentCrossing(t, _at(a, direction, t),
                                  tuple(sorted(k for lo, hi, k in spans if lo <= t <= hi)))
                  for t in cuts[1:-1]]
