@@ -186,7 +186,7 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
     verts = []
     for p in root.vertices:
         w = math.lcm(*(int(c.q) for c in p))
-        verts.append(tuple(int(c.p) * (w // int(c.q)) for c in p) + (w,))
+        verts.append((*(int(c.p) * (w // int(c.q)) for c in p), w))
     facets = []
     for f in root.facets:
         vals = [_exact.to_fmpq(v) for v in f.slack]

@@ -478,7 +478,7 @@ def hyperplane_section(A: Sequence[Point], b: Point, normal: Point, offset: Frac
     c = Fraction(offset)
 
     def lift(p: Sequence[Fraction]) -> tuple[Fraction, ...]:
-        full = list(p[:k]) + [Fraction(0)] + list(p[k:])
+        full = [*p[:k], Fraction(0), *p[k:]]
         full[k] = (c - sum((normal[i] * full[i] for i in range(d) if i != k), Fraction(0))) / nk
         return tuple(full)
 
@@ -509,7 +509,7 @@ def hyperplane_section(A: Sequence[Point], b: Point, normal: Point, offset: Frac
     for i in facets(rows, rhs, vrep).indices:
         scale = Fraction(next(abs(v) for v in rows[i] if v != 0))
         a = [v / scale for v in rows[i]]
-        halfspaces.append((tuple(a[:k]) + (Fraction(0),) + tuple(a[k:]), rhs[i] / scale))
+        halfspaces.append(((*a[:k], Fraction(0), *a[k:]), rhs[i] / scale))
     return Section(k, [lift(p) for p in vrep.vertices], sorted(halfspaces), vol)
 
 

@@ -24,7 +24,7 @@ def _rat(x: Fraction) -> Any:
 
 def _integer_row(a: Sequence[Fraction], b: Fraction) -> tuple[list[int], int]:
     """``a . t <= b`` scaled by a positive number to coprime integers."""
-    vals = list(a) + [b]
+    vals = [*a, b]
     den = math.lcm(*(v.denominator for v in vals))
     ints = [int(v * den) for v in vals]
     g = math.gcd(*ints) or 1

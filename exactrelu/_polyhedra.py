@@ -268,7 +268,7 @@ def lp_max(c: Row, A: Sequence[Row], b: Row) -> LPResult:
     d = _check(A, b, len(c))
     rows = _cdd_rows(A, b)
     rows.append([Fraction(0)] + [Fraction(ci) for ci in c])
-    lp = _gmp.linprog_from_array(rows if A else [[Fraction(0)] * (d + 1)] + rows, cdd.LPObjType.MAX)
+    lp = _gmp.linprog_from_array(rows if A else [[Fraction(0)] * (d + 1), *rows], cdd.LPObjType.MAX)
     _solve(lp)
     status = lp.status
     if status == cdd.LPStatusType.OPTIMAL:
@@ -307,7 +307,7 @@ def rows_feasible(rows: Sequence[Sequence[Fraction]], dim: int) -> bool:
     """
     if not rows:
         return True
-    lp = _gmp.linprog_from_array(list(rows) + [[Fraction(0)] * (dim + 1)], cdd.LPObjType.MAX)
+    lp = _gmp.linprog_from_array([*rows, [Fraction(0)] * (dim + 1)], cdd.LPObjType.MAX)
     _solve(lp)
     status = lp.status
     if status == cdd.LPStatusType.OPTIMAL:

@@ -354,7 +354,7 @@ def _decision_groups(r: Region) -> list[tuple[int, tuple[Fraction, ...]]]:
 
 
 def _level_groups(r: Region, output: int, value: Fraction) -> list[tuple[int, tuple[Fraction, ...]]]:
-    row = tuple(r.output[output][:-1]) + (r.output[output][-1] - value,)
+    row = (*r.output[output][:-1], r.output[output][-1] - value)
     if not any(row):
         return [(0, row)]
     return [(-1, tuple(-v for v in row)), (1, row)]

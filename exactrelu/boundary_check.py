@@ -444,7 +444,7 @@ def check_boundary(boundary: BoundaryComplex, cert: Certificate, net: nn.Module 
             _fail(f"value: {value!r} is not an exact rational")
 
         def groups_of(i: int) -> list[tuple[int, Row]]:
-            f = tuple(cert.regions[i].output[out][:-1]) + (cert.regions[i].output[out][-1] - value,)
+            f = (*cert.regions[i].output[out][:-1], cert.regions[i].output[out][-1] - value)
             return [(0, f)] if not any(f) else [(-1, tuple(-x for x in f)), (1, f)]
     else:
         _fail(f"kind: {boundary.kind!r} is neither 'decision' nor 'level'")

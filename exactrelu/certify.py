@@ -666,7 +666,7 @@ class _Certifier:
             if len(raw) == 1 and not arr.touched(parent):
                 # nothing cuts the parent and no switching function vanishes on a facet of it:
                 # the same polytope, facets, witness and volume
-                cell = Cell(j + 1, parent.states + (state,), parent.witness, parent.facets,
+                cell = Cell(j + 1, (*parent.states, state), parent.witness, parent.facets,
                             parent.vertices, parent.volume, fvertices=parent.fvertices)
                 cell.repaired = traced and state not in proposed
                 children.append(cell)
@@ -685,7 +685,7 @@ class _Certifier:
                     w = verts[:3] if d == 2 else verts
                     witness = tuple(sum((p[i] for p in w), fmpq(0)) / len(w) for i in range(d))
                 vol = _volume(verts, facets, d)
-            cell = Cell(j + 1, parent.states + (state,), witness, facets, verts, vol,
+            cell = Cell(j + 1, (*parent.states, state), witness, facets, verts, vol,
                         fvertices=fverts)
             cell.repaired = traced and state not in proposed
             children.append(cell)
@@ -821,7 +821,7 @@ class _Certifier:
             ids = {i for k in tight_par for i in ctx.parent_ids[k]} | {off + i for i in tight_own}
             facets.append(Facet(list(slack), tuple(sorted(ids)), side, scale=scale))
         vol = _volume(verts, facets, d) if self.bounded else None
-        cell = Cell(ctx.j + 1, parent.states + (state,), tuple(w), facets, verts, vol)
+        cell = Cell(ctx.j + 1, (*parent.states, state), tuple(w), facets, verts, vol)
         cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
         return cell, sgnE, sgnP
 
@@ -848,7 +848,7 @@ class _Certifier:
                 fp = tuple(k for k, p in enumerate(pts) if _value(g, p, d) == 0)
                 fr = tuple(k for k, r in enumerate(rays) if _direction(g, r, d) == 0)
                 facets.append(Facet(list(g), ids, fp, fr, scales[group[0]]))
-        cell = Cell(ctx.j + 1, parent.states + (state,), tuple(w), facets, pts, None, rays=rays, lines=lines)
+        cell = Cell(ctx.j + 1, (*parent.states, state), tuple(w), facets, pts, None, rays=rays, lines=lines)
         cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
         return cell
 
@@ -1807,7 +1807,7 @@ def candidate_tree(trace: Any) -> CandidateTree:
             pre = keys[group[r]]
             nodes.setdefault(pre, {})[states[k]] = (tuple(interior[r].tolist()),
                                                     set(cid_list[cuts[k]:cuts[k + 1]]))
-            new_keys.append(pre + (states[k],))
+            new_keys.append((*pre, states[k]))
         keys, group = new_keys, inv
     return CandidateTree(nodes, codes)
 

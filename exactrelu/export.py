@@ -184,6 +184,6 @@ def latex_table(certs: Sequence[Certificate], names: Sequence[str] | None = None
             raise InvalidInputError(f"latex_table takes Certificates, got "
                                     f"{type(cert).__name__} for {name!r}")
         values = [cell(TABLE_COLUMNS[c](cert)) for c in columns]
-        lines.append(" & ".join([_tex(str(name))] + values) + r" \\")
+        lines.append(" & ".join([_tex(str(name)), *values]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines)

@@ -365,7 +365,7 @@ def domains(d: int, *, max_side: Any = 2) -> SearchStrategy[Domain]:
             a[0] = Fraction(1)
         mid = box.interior_point()
         slack = draw(st.sampled_from([Fraction(0), Fraction(1, 8), Fraction(1, 2)]))
-        return Polytope(A + [a], b + [sum(x * y for x, y in zip(a, mid)) + slack])
+        return Polytope([*A, a], [*b, sum(x * y for x, y in zip(a, mid)) + slack])
 
     return st.one_of(bx, cut())
 

@@ -162,8 +162,8 @@ def _nerve(pieces: list[_Piece], adj: list[set[int]], top: int) -> list[set[tupl
         for s in levels[-1]:
             common = set.intersection(*(adj[i] for i in s))
             for j in common:
-                if j > s[-1] and _meet([pieces[i] for i in s + (j,)]):
-                    nxt.add(s + (j,))
+                if j > s[-1] and _meet([pieces[i] for i in (*s, j)]):
+                    nxt.add((*s, j))
         levels.append(nxt)
     return levels[:top]
 
@@ -281,8 +281,8 @@ def _level_topology(cert: Certificate, value: Any, output: int, keep: int, what:
             pieces.append(_make(r.index, reg.A, reg.b, reg.vertices, r.vertices))
             continue
         g = next(row for lab, row in reg.groups if lab == keep)  # keep * (f - c) >= 0
-        A = reg.A + [tuple(-x for x in g[:-1])]
-        b = reg.b + [g[-1]]
+        A = [*reg.A, tuple(-x for x in g[:-1])]
+        b = [*reg.b, g[-1]]
         if reg.pure:
             # the other sign on the whole region: only where f = c (a face, maybe empty)
             on = [v for v in reg.vertices if sum((x * y for x, y in zip(g, v)), Fraction(0)) + g[-1] == 0]

@@ -70,7 +70,7 @@ def box_rows(box: list[tuple[Fraction, Fraction]] | None) -> list[Row]:
     rows = []
     for i, (lo, hi) in enumerate(box):
         e = [Fraction(int(k == i)) for k in range(d)]
-        rows.append([-Fraction(lo)] + e)
+        rows.append([-Fraction(lo), *e])
         rows.append([Fraction(hi)] + [-v for v in e])
     return rows
 
@@ -89,7 +89,7 @@ def positive_on(plane: tuple[Fraction, ...], rows: list[Row], d: int) -> bool:
     lp_rows.append([*plane, Fraction(0)])
     lp_rows.append([-v for v in plane] + [Fraction(0)])
     lp_rows.append([Fraction(1)] + [Fraction(0)] * d + [Fraction(-1)])
-    lp = cdd_gmp.linprog_from_array(lp_rows + [[Fraction(0)] * (d + 1) + [Fraction(1)]],
+    lp = cdd_gmp.linprog_from_array([*lp_rows, [Fraction(0)] * (d + 1) + [Fraction(1)]],
                                     cdd.LPObjType.MAX)
     cdd_gmp.linprog_solve(lp, cdd.LPSolverType.CRISS_CROSS)
     assert lp.status == cdd.LPStatusType.OPTIMAL, lp.status

@@ -207,7 +207,7 @@ def _tampered_cells(b: exactrelu.BoundaryComplex) -> list[tuple[exactrelu.Bounda
     moved = (cf.vertices[0], (cf.vertices[1][0], cf.vertices[1][1] - F(1, 8)))
     return [
         (dataclasses.replace(b, cells=b.cells[:f] + b.cells[f + 1:]), "missing cell"),
-        (dataclasses.replace(b, cells=b.cells + (cf,)), "listed twice"),
+        (dataclasses.replace(b, cells=(*b.cells, cf)), "listed twice"),
         (_with_cell(b, f, regions=cf.regions[::-1]), "carry no cell"),
         (_with_cell(b, i, regions=(1 - ci.regions[0],)), "not those"),
         (_with_cell(b, f, normal=(F(2), F(0))), "hyperplane"),
@@ -215,11 +215,11 @@ def _tampered_cells(b: exactrelu.BoundaryComplex) -> list[tuple[exactrelu.Bounda
         (_with_cell(b, f, sides=cf.sides[::-1]), "sides"),
         (_with_cell(b, i, sides=(ci.sides[0], 3)), "sides"),
         (_with_cell(b, f, vertices=moved), "vertices"),
-        (_with_cell(b, f, vertices=cf.vertices + ((F(1, 4), F(0)),)), "vertices"),
+        (_with_cell(b, f, vertices=(*cf.vertices, (F(1, 4), F(0)))), "vertices"),
         (_with_cell(b, f, vertices=cf.vertices[::-1]), "sorted"),
         (_with_cell(b, f, vertices=((0.25, -1.0), cf.vertices[1])), "exact"),
         (_with_cell(b, f, halfspaces=cf.halfspaces[:1]), "halfspaces"),
-        (_with_cell(b, f, halfspaces=((cf.halfspaces[0][0], cf.halfspaces[0][1] + 1),) + cf.halfspaces[1:]),
+        (_with_cell(b, f, halfspaces=((cf.halfspaces[0][0], cf.halfspaces[0][1] + 1), *cf.halfspaces[1:])),
          "halfspaces"),
         (_with_cell(b, i, measure=ci.measure + Measure(((1, F(1, 100)),))), "measure"),
         (_with_cell(b, i, measure=F(1)), "Measure"),

@@ -66,7 +66,7 @@ def test_lines_through_a_common_point_give_2n_regions():
 def test_duplicated_and_negated_units_do_not_add_regions():
     rows = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
     base = mlp([(rows, [0.1, -0.2, 0.05]), ([[1.0, 1.0, 1.0]], [0.0])])
-    dup = mlp([(rows + [rows[0], [-1.0, -1.0]], [0.1, -0.2, 0.05, 0.1, -0.05]), ([[1.0] * 5], [0.0])])
+    dup = mlp([([*rows, rows[0], [-1.0, -1.0]], [0.1, -0.2, 0.05, 0.1, -0.05]), ([[1.0] * 5], [0.0])])
     a = certify(base, [(-1, 1), (-1, 1)])
     b = certify(dup, [(-1, 1), (-1, 1)])
     assert a.num_regions == b.num_regions == 7  # 3 lines in general position, all crossings inside

@@ -145,7 +145,7 @@ def test_polytope_in_3d_matches_box_volume_and_vertices():
     box = Box([(0, 1), (0, "1/2"), (-1, 1)])
     A, b = box.halfspaces()
     # add a redundant and a duplicated row
-    poly = Polytope(A + [[1, 1, 1], [2, 0, 0]], b + [10, 2])
+    poly = Polytope([*A, [1, 1, 1], [2, 0, 0]], [*b, 10, 2])
     assert poly.volume() == box.volume() == F(1)
     assert set(poly.vertices()) == set(box.vertices())
 

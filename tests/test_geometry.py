@@ -103,8 +103,8 @@ def test_unbounded_and_empty_and_homogeneous():
 
 def test_facets_of_box_with_redundant_and_duplicated_rows():
     A, b = box_h(2)  # rows 0..3: x<=1, -x<=0, y<=1, -y<=0
-    A = A + [[F(1), F(1)], [F(2), F(0)], [F(1), F(1)], [F(0), F(-3)], [F(1), F(0)]]
-    b = b + [F(2), F(2), F(5), F(0), F(7)]
+    A = [*A, [F(1), F(1)], [F(2), F(0)], [F(1), F(1)], [F(0), F(-3)], [F(1), F(0)]]
+    b = [*b, F(2), F(2), F(5), F(0), F(7)]
     # row 4: x+y<=2 touches only the vertex (1,1): redundant; row 5 duplicates row 0;
     # row 6 misses the box; row 7 duplicates row 3; row 8 is far away.
     fs = facets(A, b)
@@ -117,8 +117,8 @@ def test_facets_of_box_with_redundant_and_duplicated_rows():
 
 def test_facets_of_cube_with_redundant_rows_in_3d():
     A, b = box_h(3)
-    A = A + [[F(1), F(1), F(1)], [F(1), F(1), F(0)], [F(3), F(0), F(0)]]
-    b = b + [F(3), F(2), F(3)]
+    A = [*A, [F(1), F(1), F(1)], [F(1), F(1), F(0)], [F(3), F(0), F(0)]]
+    b = [*b, F(3), F(2), F(3)]
     fs = facets(A, b)
     assert fs.indices == list(range(6))
     assert (0, 8) in fs.groups
@@ -299,7 +299,7 @@ def test_hull_volume_can_overcount_over_sets_that_are_not_faces():
     square = [(F(0), F(0)), (F(1), F(0)), (F(1), F(1)), (F(0), F(1))]
     edges = [0b0011, 0b0110, 0b1100, 0b1001]
     assert hull_volume(square, edges) == 1
-    assert hull_volume(square, edges + [0b1010]) == F(3, 2)
+    assert hull_volume(square, [*edges, 0b1010]) == F(3, 2)
 
 
 def test_flat_and_empty_polytopes_have_volume_zero():
@@ -321,8 +321,8 @@ def test_random_polytope_volume_is_additive_under_a_cut(d):
         if all(v == 0 for v in c):
             continue
         off = F(rng.randint(-3, 3), 10)
-        lower = volume(A + [c], b + [off])
-        upper = volume(A + [[-v for v in c]], b + [-off])
+        lower = volume([*A, c], [*b, off])
+        upper = volume([*A, [-v for v in c]], [*b, -off])
         assert lower + upper == volume(A, b)
 
 
@@ -460,7 +460,7 @@ def test_float_signs_decides_only_what_is_certain():
     for i in range(m):
         a = [F(rng.uniform(-1, 1)) for _ in range(n)]
         delta = [F(0), F(1, 2**300), F(1, 2**60), F(1)][i % 4]
-        Mq.append(a + [-dot(a, Xq[i % k]) + delta])
+        Mq.append([*a, -dot(a, Xq[i % k]) + delta])
     Mq.append([F(10**400)] + [F(0)] * (n - 1) + [F(-(10**400))])  # overflows to inf
     M = nearest_floats(Mq)
     X = np.vstack([nearest_floats(Xq).T, np.ones((1, k))])

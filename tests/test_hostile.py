@@ -318,10 +318,10 @@ def _paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
     out = [prefix] if prefix else []
     if isinstance(doc, dict):
         for k, v in doc.items():
-            out += _paths(v, prefix + (k,))
+            out += _paths(v, (*prefix, k))
     elif isinstance(doc, list):
         for k, v in enumerate(doc[:3]):  # the first few items of each list: enough shapes
-            out += _paths(v, prefix + (k,))
+            out += _paths(v, (*prefix, k))
     return out
 
 

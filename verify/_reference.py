@@ -113,10 +113,10 @@ def count_1d(ops, lo, hi) -> ReferenceResult:
                 if (va > 0 and vb < 0) or (va < 0 and vb > 0):
                     r = a + va / (va - vb) * (b - a)  # the unique root, strictly inside
                     for iv, s in (((a, r), 1 if va > 0 else -1), ((r, b), 1 if vb > 0 else -1)):
-                        new.append((iv, amap, pat + (s,)))
+                        new.append((iv, amap, (*pat, s)))
                 else:
                     s = 1 if (va > 0 or vb > 0) else (-1 if (va < 0 or vb < 0) else 0)
-                    new.append(((a, b), amap, pat + (s,)))
+                    new.append(((a, b), amap, (*pat, s)))
             cells = new
         # apply the masks of this ReLU layer
         out = []
@@ -183,11 +183,11 @@ def count_2d(ops, box) -> ReferenceResult:
                 has_neg = any(v < 0 for v in vals)
                 if has_pos and has_neg:
                     pp, nn_ = _split(pg, vals)
-                    new.append((pp, amap, pat + (1,)))
-                    new.append((nn_, amap, pat + (-1,)))
+                    new.append((pp, amap, (*pat, 1)))
+                    new.append((nn_, amap, (*pat, -1)))
                 else:
                     s = 1 if has_pos else (-1 if has_neg else 0)
-                    new.append((pg, amap, pat + (s,)))
+                    new.append((pg, amap, (*pat, s)))
             cells = new
         out = []
         zero = ((Fraction(0), Fraction(0)), Fraction(0))

@@ -175,7 +175,7 @@ class ExactNet:
                     return
                 i = free[k]
                 for s in (1, -1):
-                    c2 = c + [grad[i] if s > 0 else [-a for a in grad[i]]]
+                    c2 = [*c, grad[i] if s > 0 else [-a for a in grad[i]]]
                     if open_cone(c2, d):
                         signs[i] = s
                         assign(k + 1, c2)
@@ -192,7 +192,7 @@ class ExactNet:
                         ok = False
                         break
                 if ok and (not free or rule.sign_cells or open_cone(c2, d)):
-                    visit(states + (st,), c2)
+                    visit((*states, st), c2)
 
         visit((), cone0)
         return out
@@ -342,7 +342,7 @@ def inscribed_ball(A: Sequence[Sequence[Fraction]], b: Sequence[Fraction],
     by cddlib's exact LP: with ``norms_i`` the dual norm of ``a_i`` (l1 for cubes, l_inf for
     cross-polytopes, l2 for balls) the ball of radius ``s`` around ``x`` is the largest inside
     ``{A t <= b}``. None when ``s`` is unbounded (no cap)."""
-    rows = [list(a) + [n] for a, n in zip(A, norms)]
+    rows = [[*a, n] for a, n in zip(A, norms)]
     rhs = list(b)
     if cap is not None:
         rows.append([Fraction(0)] * d + [Fraction(1)])
