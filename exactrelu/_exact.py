@@ -115,7 +115,7 @@ def identity_map(n: int, shape: Sequence[int]) -> ExactMap:
 def input_map(M: Sequence[Sequence[Fraction]], c: Sequence[Fraction], shape: Sequence[int]) -> ExactMap:
     """The exact map ``t -> M t + c`` (``M`` of shape ``(n, k)``)."""
     k = len(M[0]) if len(M) else 0
-    entries = [to_fmpq(v) for row, ci in zip(M, c) for v in (*row, ci)]
+    entries = [to_fmpq(v) for row, ci in zip(M, c, strict=True) for v in (*row, ci)]
     return ExactMap(fmpq_mat(len(c), k + 1, entries), tuple(shape))
 
 
@@ -140,7 +140,7 @@ class ExactAffine:
         if any(v != 0 for v in self.a):
             ncols = m.mat.ncols()
             rows = out.tolist()
-            for row, ai in zip(rows, self.a):
+            for row, ai in zip(rows, self.a, strict=True):
                 row[-1] += ai
             return from_rows(rows, ncols, out_shape)
         return ExactMap(out, tuple(out_shape))

@@ -118,7 +118,7 @@ def _int_affine(prog: Program, chain: list[int], n_in: int) -> tuple[list[int], 
 
 def _integers(aff: Any) -> tuple[list[int], int, list[int] | None, int]:
     n_out, n_in = aff.A.nrows(), aff.A.ncols()
-    aug = _exact.fmpq_mat(n_out, n_in + 1, [v for r, c in zip(aff.A.tolist(), aff.a) for v in (*r, c)])
+    aug = _exact.fmpq_mat(n_out, n_in + 1, [v for r, c in zip(aff.A.tolist(), aff.a, strict=True) for v in (*r, c)])
     N, den = aug.numer_denom()
     flat = [int(v) for v in N.entries()]
     Az = [v for r in range(n_out) for v in flat[r * (n_in + 1): r * (n_in + 1) + n_in]]

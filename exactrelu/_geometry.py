@@ -277,7 +277,7 @@ def hull_volume(vertices: Sequence[Point], faces: Sequence[int]) -> Fraction:
         qi = math.lcm(*(x.denominator for x in c))
         q.append(qi)
         p.append([x.numerator * (qi // x.denominator) for x in c])
-    w = [[q[0] * a - qi * b for a, b in zip(pi, p[0])] for qi, pi in zip(q, p)]
+    w = [[q[0] * a - qi * b for a, b in zip(pi, p[0], strict=True)] for qi, pi in zip(q, p, strict=True)]
     expand = _expansion(d)
     memo: dict[tuple[int, ...], list[int]] = {(): [1]}
     common = math.prod(q[1:])
@@ -371,7 +371,7 @@ def affine_rank(points: Sequence[Point]) -> int:
         return -1
     p0 = points[0]
     d = len(p0)
-    diffs = [_q(x - y) for p in points[1:] for x, y in zip(p, p0)]
+    diffs = [_q(x - y) for p in points[1:] for x, y in zip(p, p0, strict=True)]
     if not diffs or d == 0:
         return 0
     return flint.fmpq_mat(len(points) - 1, d, diffs).rank()
@@ -439,7 +439,7 @@ def restrict_to_hyperplane(A: Sequence[Point], b: Point, normal: Point, offset: 
     rows: list[list[Fraction]] = []
     rhs: list[Fraction] = []
     others = [i for i in range(d) if i != k]
-    for row, bi in zip(A, b):
+    for row, bi in zip(A, b, strict=True):
         if row[k]:
             f = row[k] / nk
             red = [row[i] - f * normal[i] for i in others]
@@ -556,7 +556,7 @@ def sign_exact(a: Point, b: Fraction, x: Point) -> int:
     >>> sign_exact([F(1, 3)], F(-1), [F(3)])
     0
     """
-    v = Fraction(b) + sum((Fraction(ai) * Fraction(xi) for ai, xi in zip(a, x)), Fraction(0))
+    v = Fraction(b) + sum((Fraction(ai) * Fraction(xi) for ai, xi in zip(a, x, strict=True)), Fraction(0))
     return (v > 0) - (v < 0)
 
 
@@ -586,7 +586,7 @@ def sign_filtered(a: Point, b: Fraction, x: Point) -> int:
     s = bh
     big_s = abs(bh)
     t = 0.0
-    for ai, xi in zip(ah, xh):
+    for ai, xi in zip(ah, xh, strict=True):
         p = ai * xi
         s += p
         big_s += abs(p)
@@ -675,7 +675,7 @@ def signs_filtered(
             Xq = [[Fraction(float(v)) for v in row] for row in X]
         else:
             Aq, bq, Xq = exact
-        for i, j in zip(*np.nonzero(undecided)):
+        for i, j in zip(*np.nonzero(undecided), strict=True):
             out[i, j] = sign_exact(Aq[i], bq[i], Xq[j])
     return out
 

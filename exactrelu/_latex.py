@@ -69,7 +69,7 @@ def certificate_to_latex(cert: Any, names: Sequence[str] | None = None, max_regi
         raise InvalidInputError(f"output={output}: the network has {n_out} outputs")
 
     def value(row: Sequence[Fraction]) -> str:
-        expr = sum((_rat(a) * s for a, s in zip(row[:-1], syms)), sympy.Integer(0)) + _rat(row[-1])
+        expr = sum((_rat(a) * s for a, s in zip(row[:-1], syms, strict=True)), sympy.Integer(0)) + _rat(row[-1])
         return sympy.latex(sympy.expand(expr))
 
     def region_text(r: Any) -> tuple[Any, str]:
@@ -84,7 +84,7 @@ def certificate_to_latex(cert: Any, names: Sequence[str] | None = None, max_regi
             rel = r"\le"
             if next(v for v in a if v != 0) < 0:  # -x <= 1 reads better as x >= -1
                 a, b, rel = [-v for v in a], -b, r"\ge"
-            lhs = sympy.latex(sum((ai * s for ai, s in zip(a, syms)), sympy.Integer(0)))
+            lhs = sympy.latex(sum((ai * s for ai, s in zip(a, syms, strict=True)), sympy.Integer(0)))
             parts.append(rf"{lhs} {rel} {b}")
         return tuple(r.witness), r"\text{if } " + r",\ ".join(parts)
 

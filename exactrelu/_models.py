@@ -346,7 +346,10 @@ def _pt2_tensors(archive: _Pt2, config_name: str, folder: str, schema: Any, to_d
         flat = storages[meta.path_name]
         if flat.dtype != dtype:
             raise archive.error(f"{fqn}: its payload is shared with a tensor of another dtype")
-        extent = offset + sum((n - 1) * st for n, st in zip(sizes, strides)) if all(sizes) else -1
+        if len(strides) != len(sizes):
+            raise archive.error(f"{fqn}: shape {sizes} has {len(sizes)} dimensions but "
+                                f"{len(strides)} strides")
+        extent = offset + sum((n - 1) * st for n, st in zip(sizes, strides, strict=True)) if all(sizes) else -1
         if any(n < 0 for n in sizes) or any(st < 0 for st in strides) or offset < 0 or \
                 extent >= flat.numel():
             raise archive.error(f"{fqn}: shape {sizes} with strides {strides} at offset {offset} "

@@ -126,7 +126,7 @@ def _check(A: Sequence[Row], b: Row, dim: int | None) -> int:
 
 
 def _cdd_rows(A: Sequence[Row], b: Row) -> list[list[Fraction]]:
-    return [[Fraction(bi)] + [-Fraction(a) for a in row] for row, bi in zip(A, b)]
+    return [[Fraction(bi)] + [-Fraction(a) for a in row] for row, bi in zip(A, b, strict=True)]
 
 
 def h_to_v(A: Sequence[Row], b: Row, dim: int | None = None) -> VRep:
@@ -238,7 +238,7 @@ def interior_point(
     """
     d = _check(A, b, dim)
     rows = [
-        [Fraction(bi)] + [-Fraction(a) for a in row] + [-_l1(row)] for row, bi in zip(A, b)
+        [Fraction(bi)] + [-Fraction(a) for a in row] + [-_l1(row)] for row, bi in zip(A, b, strict=True)
     ]
     rows.append([Fraction(1)] + [Fraction(0)] * d + [Fraction(-1)])
     rows.append([Fraction(0)] + [Fraction(0)] * (d + 1))

@@ -253,7 +253,7 @@ class ClassCell:
 
 # ------------------------------------------------------------------------------------ pieces
 def _value(row: Sequence[Fraction], t: Sequence[Fraction]) -> Fraction:
-    return sum((a * x for a, x in zip(row, t)), Fraction(0)) + row[-1]
+    return sum((a * x for a, x in zip(row, t, strict=False)), Fraction(0)) + row[-1]
 
 
 @dataclass
@@ -274,8 +274,8 @@ class _Piece:
         """The vertices on row ``row`` (exactly)."""
         if self.incidence is None:
             a, bi = self.A[row], self.b[row]
-            return [v for v in self.vertices if sum((x * y for x, y in zip(a, v)), Fraction(0)) == bi]
-        return [v for v, inc in zip(self.vertices, self.incidence) if row in inc]
+            return [v for v in self.vertices if sum((x * y for x, y in zip(a, v, strict=True)), Fraction(0)) == bi]
+        return [v for v, inc in zip(self.vertices, self.incidence, strict=True) if row in inc]
 
 
 def _pair_signs(groups: list[tuple[int, tuple[Fraction, ...]]], V: list[Point], X: np.ndarray
@@ -288,10 +288,10 @@ def _pair_signs(groups: list[tuple[int, tuple[Fraction, ...]]], V: list[Point], 
         return {}
     den = math.lcm(*(x.denominator for _, g in groups for x in g))
     ints = [[x.numerator * (den // x.denominator) for x in g] for _, g in groups]
-    rows = [[x - y for x, y in zip(ints[a], ints[c])] for a, c in pairs]
+    rows = [[x - y for x, y in zip(ints[a], ints[c], strict=True)] for a, c in pairs]
     F = nearest_floats(rows)
     signs, decided = float_signs(F, np.abs(F), X)
-    for i, j in zip(*np.nonzero(~decided)):
+    for i, j in zip(*np.nonzero(~decided), strict=True):
         v = _value(rows[i], V[j])
         signs[i, j] = (v > 0) - (v < 0)
     return {pair: signs[n] for n, pair in enumerate(pairs)}
@@ -327,7 +327,7 @@ class _Analysed:
             if any(dominates(c, a) for c in range(n) if c != a):
                 continue  # g_c >= g_a on the region: a's piece is not d-dimensional
             ga = groups[a][1]
-            extra_A = [tuple(x - y for x, y in zip(groups[c][1][:-1], ga[:-1])) for c in range(n) if c != a]
+            extra_A = [tuple(x - y for x, y in zip(groups[c][1][:-1], ga[:-1], strict=True)) for c in range(n) if c != a]
             extra_b = [ga[-1] - groups[c][1][-1] for c in range(n) if c != a]
             vrep = h_to_v(self.A + extra_A, self.b + extra_b)
             if affine_rank(vrep.vertices) == d:
@@ -401,7 +401,7 @@ def _vanishes_on(row: tuple[Fraction, ...], key: tuple) -> bool:
     normal, offset = key
     i = next(j for j, v in enumerate(normal) if v != 0)
     lam = row[i] / normal[i]
-    return all(x == lam * y for x, y in zip(row[:-1], normal)) and row[-1] == -lam * offset
+    return all(x == lam * y for x, y in zip(row[:-1], normal, strict=True)) and row[-1] == -lam * offset
 
 
 def _side_pieces(reg: _Analysed, row: int, d: int) -> list[tuple[_Piece, list[Point]]]:
@@ -422,7 +422,7 @@ def _interior_cells(reg: _Analysed) -> list[BoundaryCell]:
             sg = reg.signs[(gi, gj)] if gi < gj else -reg.signs[(gj, gi)]
             if not (sg.max() > 0 > sg.min()):
                 continue  # g_i - g_j keeps one sign on the region: they meet on no interior cell
-            h = tuple(x - y for x, y in zip(reg.groups[gi][1], reg.groups[gj][1]))
+            h = tuple(x - y for x, y in zip(reg.groups[gi][1], reg.groups[gj][1], strict=True))
             key, side = canonical_hyperplane(h[:-1], -h[-1])
             # normal . t - offset has the sign of side * h: label i lies above when side > 0
             sides = (ps[j].label, ps[i].label) if side > 0 else (ps[i].label, ps[j].label)

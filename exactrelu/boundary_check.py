@@ -64,13 +64,13 @@ def _fail(msg: str) -> None:
 def _at(f: Row, t: Sequence[Fraction]) -> Fraction:
     """The affine function ``f = [a_1..a_d, c]`` at ``t``."""
     acc = f[-1]
-    for a, x in zip(f, t):
+    for a, x in zip(f, t, strict=False):
         acc += a * x
     return acc
 
 
 def _dot(a: Sequence[Fraction], u: Sequence[Fraction]) -> Fraction:
-    return sum((x * y for x, y in zip(a, u)), Fraction(0))
+    return sum((x * y for x, y in zip(a, u, strict=True)), Fraction(0))
 
 
 class _Reg:
@@ -94,7 +94,7 @@ class _Reg:
         G = flint.fmpq_mat(len(groups), d + 1, [_fq(x) for _, g in groups for x in g])
         vals = (G * Vh).entries()
         self.vals = [vals[g * n:(g + 1) * n] for g in range(len(groups))]
-        R = flint.fmpq_mat(len(self.A), d + 1, [_fq(x) for a, bi in zip(self.A, self.b) for x in (*a, -bi)])
+        R = flint.fmpq_mat(len(self.A), d + 1, [_fq(x) for a, bi in zip(self.A, self.b, strict=True) for x in (*a, -bi)])
         t = (R * Vh).entries()
         self.tight = [[j for j in range(n) if t[row * n + j] == 0] for row in range(len(self.A))]
         k = len(groups)
@@ -110,7 +110,7 @@ class _Reg:
         A, b = [], []
         for c, (_, fc) in enumerate(self.groups):
             if c != g and c not in skip:
-                A.append(tuple(x - y for x, y in zip(fc[:-1], fg[:-1])))
+                A.append(tuple(x - y for x, y in zip(fc[:-1], fg[:-1], strict=True)))
                 b.append(fg[-1] - fc[-1])
         return A, b
 
@@ -175,7 +175,7 @@ class _Part:
 
 def _meets(p: _Part, q: _Part) -> bool:
     (a, b), (x, y) = p.box(), q.box()
-    return all(a_i <= y_i and x_i <= b_i for a_i, b_i, x_i, y_i in zip(a, b, x, y))
+    return all(a_i <= y_i and x_i <= b_i for a_i, b_i, x_i, y_i in zip(a, b, x, y, strict=True))
 
 
 def _hkey(a: Sequence[Fraction], b: Fraction) -> tuple[tuple, int]:
@@ -195,7 +195,7 @@ def _vanishes_on(f: Row, key: tuple) -> bool:
     normal, offset = key
     i = next(j for j, v in enumerate(normal) if v != 0)
     lam = f[i] / normal[i]
-    return all(x == lam * y for x, y in zip(f[:-1], normal)) and f[-1] == -lam * offset
+    return all(x == lam * y for x, y in zip(f[:-1], normal, strict=True)) and f[-1] == -lam * offset
 
 
 def _facet_parts(reg: _Reg, row: int, side: int, key: tuple) -> list[_Part]:
@@ -239,11 +239,11 @@ def _derive(cert: Certificate, regs: list[_Reg], level: bool) -> dict[tuple, _Ex
         n = len(reg.groups)
         for a in range(n):
             for b in range(a + 1, n):
-                diff = [x - y for x, y in zip(reg.vals[a], reg.vals[b])]
+                diff = [x - y for x, y in zip(reg.vals[a], reg.vals[b], strict=True)]
                 if not (min(diff) < 0 < max(diff)):
                     continue
                 fa, fb = reg.groups[a][1], reg.groups[b][1]
-                h = [x - y for x, y in zip(fa, fb)]
+                h = [x - y for x, y in zip(fa, fb, strict=True)]
                 key, _ = canonical_hyperplane(h[:-1], -h[-1])
                 Ag, bg = reg.argmax_rows(a, skip=(b,))
                 sec = hyperplane_section(reg.A + Ag, reg.b + bg, *key)
@@ -256,10 +256,10 @@ def _derive(cert: Certificate, regs: list[_Reg], level: bool) -> dict[tuple, _Ex
                 if {up, down} == {a, b}:
                     add((reg.index,), key, (reg.label(down), reg.label(up)), sec)
     dom_A, dom_b = cert.domain.halfspaces()
-    dom_keys = {_hkey(a, bi) for a, bi in zip(dom_A, dom_b)}
+    dom_keys = {_hkey(a, bi) for a, bi in zip(dom_A, dom_b, strict=True)}
     on_key: dict[tuple, tuple[list, list]] = {}
     for reg in regs:
-        for row, (a, bi) in enumerate(zip(reg.A, reg.b)):
+        for row, (a, bi) in enumerate(zip(reg.A, reg.b, strict=True)):
             hk, side = _hkey(a, bi)
             if (hk, side) in dom_keys:
                 if level and reg.top is not None and reg.label(reg.top) != 0:
@@ -354,7 +354,7 @@ def _step_inside(A: list[Row], b: list[Fraction], p: Sequence[Fraction], u: Sequ
     """An exact ``e > 0`` with ``p + e u`` strictly inside every row, or ``None`` if a row tight at
     ``p`` does not decrease along ``u``."""
     best: Fraction | None = None
-    for a, bi in zip(A, b):
+    for a, bi in zip(A, b, strict=True):
         slack = bi - _dot(a, p)
         rate = _dot(a, u)
         if slack < 0 or (slack == 0 and rate >= 0):
@@ -370,7 +370,7 @@ def _check_sides(n: int, c: BoundaryCell, regs: list[_Reg], prog: Program, cert:
     M, c0 = cert.domain.input_map()
     p = tuple(sum((v[i] for v in c.vertices), Fraction(0)) / len(c.vertices) for i in range(d))
     owners = (c.regions[0], c.regions[-1])
-    for s, (label, sign) in enumerate(zip(c.sides, (-1, 1))):
+    for s, (label, sign) in enumerate(zip(c.sides, (-1, 1), strict=True)):
         if label is None:
             continue
         reg = regs[owners[s]]
@@ -383,8 +383,8 @@ def _check_sides(n: int, c: BoundaryCell, regs: list[_Reg], prog: Program, cert:
         if e is None:
             _fail(f"cell {n}: just off its {'lower' if s == 0 else 'upper'} side the label is not {label} "
                   f"(region {reg.index})")
-        q = [x + e * y for x, y in zip(p, u)]
-        x = [sum((m * t for m, t in zip(row, q)), Fraction(0)) + ci for row, ci in zip(M, c0)]
+        q = [x + e * y for x, y in zip(p, u, strict=True)]
+        x = [sum((m * t for m, t in zip(row, q, strict=True)), Fraction(0)) + ci for row, ci in zip(M, c0, strict=True)]
         out = prog.exact_forward(x)
         if bd.kind == "decision":
             got = max(range(len(out)), key=lambda i: (out[i], -i))

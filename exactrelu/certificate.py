@@ -144,7 +144,7 @@ class Region:
         d = len(self.witness)
         syms = sympy.symbols(list(names) if names else [f"t{i}" for i in range(d)])
         syms = syms if isinstance(syms, (list, tuple)) else [syms]
-        return [sum((sympy.Rational(a.numerator, a.denominator) * s for a, s in zip(row[:-1], syms)), sympy.Integer(0))
+        return [sum((sympy.Rational(a.numerator, a.denominator) * s for a, s in zip(row[:-1], syms, strict=True)), sympy.Integer(0))
                 + sympy.Rational(row[-1].numerator, row[-1].denominator) for row in self.output]
 
 

@@ -244,7 +244,7 @@ def _int_affine(cache: dict, i: int, nd: Any, shape: tuple[int, ...]) -> _IntAff
     if hit is None:
         aff = nd.rule.exact_affine(nd.module, shape)
         rows = aff.A.tolist()
-        aug = fmpq_mat(len(rows), aff.A.ncols() + 1, [v for r, c in zip(rows, aff.a) for v in (*r, c)])
+        aug = fmpq_mat(len(rows), aff.A.ncols() + 1, [v for r, c in zip(rows, aff.a, strict=True) for v in (*r, c)])
         Nz, dA = aug.numer_denom()
         zrows = Nz.tolist()
         Az = fmpz_mat([r[:-1] for r in zrows]) if zrows and len(zrows[0]) > 1 else fmpz_mat(len(zrows), 0)
@@ -362,7 +362,7 @@ def _volume3(vertices: list[tuple], fsets: list[frozenset]) -> Any:
                 edges[fi].append(e)
                 edges[gi].append(e)
     total = fmpq(0)
-    for F, es in zip(fsets, edges):
+    for F, es in zip(fsets, edges, strict=True):
         if 0 in F:
             continue
         p0 = min(F)
@@ -392,7 +392,7 @@ def _dyadic_inside(x: np.ndarray, facets: list[Facet], d: int) -> tuple | None:
     for f in facets:
         g = f.slack
         if all(type(v) is int for v in g):
-            if sum(a * c for a, c in zip(g, C)) <= 0:
+            if sum(a * c for a, c in zip(g, C, strict=True)) <= 0:
                 return None
         elif _exact_value(g, w, d) <= 0:
             return None
@@ -401,7 +401,7 @@ def _dyadic_inside(x: np.ndarray, facets: list[Facet], d: int) -> tuple | None:
 
 def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
     """Clip an interval (d = 1, two ends) or a counter-clockwise convex polygon by ``g . (t, 1) >= 0``."""
-    s = [sum((gi * pi for gi, pi in zip(g, p)), g[d]) for p in poly]
+    s = [sum((gi * pi for gi, pi in zip(g, p, strict=False)), g[d]) for p in poly]
     if all(v >= 0 for v in s):
         return poly
     if d == 1:
@@ -417,7 +417,7 @@ def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
             out.append(p)
         if (sp > 0 and sq < 0) or (sp < 0 and sq > 0):
             t = sp / (sp - sq)
-            out.append(tuple(pi + t * (qi - pi) for pi, qi in zip(p, q)))
+            out.append(tuple(pi + t * (qi - pi) for pi, qi in zip(p, q, strict=True)))
     dedup = [v for i, v in enumerate(out) if v != out[i - 1]] if len(out) > 1 else out
     return dedup
 
@@ -502,11 +502,11 @@ def _signs(rows: list, Mf: np.ndarray, absM: np.ndarray, points: Sequence[tuple]
     if m:
         if m * 4 > out.size:  # mostly undecided: one exact matrix product
             E = (_mat(rows, d + 1) * _cols(points, d)).tolist()
-            for i, j in zip(und[0].tolist(), und[1].tolist()):
+            for i, j in zip(und[0].tolist(), und[1].tolist(), strict=True):
                 v = E[i][j]
                 out[i, j] = (v > 0) - (v < 0)
         else:
-            for i, j in zip(und[0].tolist(), und[1].tolist()):
+            for i, j in zip(und[0].tolist(), und[1].tolist(), strict=True):
                 v = _exact_value(rows[i], points[j], d)
                 out[i, j] = (v > 0) - (v < 0)
     return out
@@ -655,7 +655,7 @@ class _Certifier:
         if (pos & neg).any():
             raise CertificationError(f"a switching function crosses a finished cell (level {j})")
         cell_signs = (pos.astype(np.int8) - neg.astype(np.int8)).T
-        for (vs, cm), signs, sign_list in zip(raw, cell_signs, cell_signs.tolist()):
+        for (vs, cm), signs, sign_list in zip(raw, cell_signs, cell_signs.tolist(), strict=True):
             # units identically zero on the parent take their tie state (they do not split it)
             state = ctx.rule.state_tuple(ctx.module, sign_list, ctx.in_shape)
             if state in seen:
@@ -690,7 +690,7 @@ class _Certifier:
             cell.repaired = traced and state not in proposed
             children.append(cell)
         lives = self._child_lives(parent, ctx, [c.states[-1] for c in children])
-        for cell, live in zip(children, lives):
+        for cell, live in zip(children, lives, strict=True):
             cell.live = live
         if parent.volume is not None:
             total = sum((c.volume for c in children), fmpq(0))
@@ -875,10 +875,10 @@ class _Certifier:
                 raw = [self.rng.randint(1, 1000) for _ in pts]
                 wts = [fmpq(r, sum(raw)) for r in raw]
                 mus = [fmpq(self.rng.randint(1, 1000)) for _ in rays]
-            c = tuple(sum((wt * p[i] for wt, p in zip(wts, pts)), fmpq(0))
-                      + sum((mu * r[i] for mu, r in zip(mus, rays)), fmpq(0)) for i in range(d))
+            c = tuple(sum((wt * p[i] for wt, p in zip(wts, pts, strict=True)), fmpq(0))
+                      + sum((mu * r[i] for mu, r in zip(mus, rays, strict=True)), fmpq(0)) for i in range(d))
             signs = []
-            for row, on in zip(ctx.sw_rows, on_f):
+            for row, on in zip(ctx.sw_rows, on_f, strict=True):
                 if on:
                     # a multiple lam * g_f on the facet, sign(lam) = sign(row[k] / g_k); outside g_f < 0
                     ck = (row[k] > 0) - (row[k] < 0)
@@ -946,12 +946,12 @@ class _Certifier:
         sigs = [tuple(r) for r in S[:, var].tolist()]
         done: list[tuple[tuple, tuple, list]] = [(s0, sigs[0], flat0)]
         lives = []
-        for st, sig in zip(states, sigs):
+        for st, sig in zip(states, sigs, strict=True):
             _, ref, acc = min(done[-8:], key=lambda e: sum(map(ne, sig, e[1])))
-            for k, x, y in zip(var, sig, ref):
+            for k, x, y in zip(var, sig, ref, strict=True):
                 if x != y:  # acc += Az[:, k] (R_k(x) - R_k(y)), row-major
-                    delta = [p - q for p, q in zip(out_row(k, x), out_row(k, y))] * n_out
-                    acc = [v + a * dl for v, a, dl in zip(acc, aff.column(k, ncols), delta)]
+                    delta = [p - q for p, q in zip(out_row(k, x), out_row(k, y), strict=True)] * n_out
+                    acc = [v + a * dl for v, a, dl in zip(acc, aff.column(k, ncols), delta, strict=True)]
             done.append((st, sig, acc))
             child = [acc[r:r + ncols] for r in range(0, n_out * ncols, ncols)]
             lives.append({key: _IMap(None, out_den, shape, child)})
@@ -1016,7 +1016,7 @@ class _Certifier:
                     wts = [fmpq(r, tot) for r in raw]
                 out = []
                 for row in vals:
-                    v = sum((wt * x for wt, x in zip(wts, row)), fmpq(0))
+                    v = sum((wt * x for wt, x in zip(wts, row, strict=True)), fmpq(0))
                     if v == 0:
                         break  # c lies on a hyperplane crossing the facet: pick another point
                     out.append(1 if v > 0 else -1)
@@ -1149,7 +1149,7 @@ class _OpContext:
         zero = [0] * len(rows[0]) if rows else []
         unit_row = self.unit_row
         return [row if kinds[st] == 1 else zero if kinds[st] == 0 else unit_row(row, st, den)
-                for row, st in zip(rows, states)]
+                for row, st in zip(rows, states, strict=True)]
 
     def unit_row(self, row: list[int], st: int, den: int) -> list[int]:
         """An elementwise unit's output row in state ``st`` from its input row ``row`` (integers
@@ -1281,7 +1281,7 @@ class _Arrangement:
         self.fx[self.nv:self.nv + k] = Xf[:self.d].T
         zs = [0] * k
         rows, cols = np.nonzero(block == 0)
-        for r, c in zip(rows.tolist(), cols.tolist()):
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
             zs[c] |= 1 << r
         self.Z.extend(z & self.zmask for z in zs)
         self.nv += k
@@ -1295,7 +1295,7 @@ class _Arrangement:
             a, b = self.pts[key[0]], self.pts[key[1]]
             va, vb = _exact_value(row, a, d), _exact_value(row, b, d)
             t = va / (va - vb)
-            x = tuple(ai + t * (bi - ai) for ai, bi in zip(a, b))
+            x = tuple(ai + t * (bi - ai) for ai, bi in zip(a, b, strict=True))
             k = self.edge_point[key] = len(self.pts)
             self.pts.append(x)
             new.append(x)
@@ -1576,23 +1576,23 @@ def _seed(cert: _Certifier, parent: Cell) -> Candidate:
     rng = random.Random(1)
     for _ in range(200):
         vals = (SW * _cols([w], d)).entries()
-        if all(v != 0 or all(x == 0 for x in row[:d]) for v, row in zip(vals, rows)):
+        if all(v != 0 or all(x == 0 for x in row[:d]) for v, row in zip(vals, rows, strict=True)):
             nd = cert.prog.nodes[cert.prog.piecewise[j]]
             return Candidate(cert._state_at(nd.rule, nd.module, SW, w, nd.in_shapes[0]), w, None)
         # a random convex combination of the vertices, pulled slightly towards the witness
         raw = [rng.randint(1, 10**6) for _ in parent.vertices]
         tot = sum(raw)
-        v = tuple(sum((fmpq(r, tot) * p[i] for r, p in zip(raw, parent.vertices)), fmpq(0))
+        v = tuple(sum((fmpq(r, tot) * p[i] for r, p in zip(raw, parent.vertices, strict=True)), fmpq(0))
                   for i in range(d)) if parent.vertices else w
         # unbounded parents: also a random positive multiple of each ray, any multiple of each line
         for r in parent.rays:
             mu = fmpq(rng.randint(1, 1000))
-            v = tuple(vi + mu * ri for vi, ri in zip(v, r))
+            v = tuple(vi + mu * ri for vi, ri in zip(v, r, strict=True))
         for ln in parent.lines:
             mu = fmpq(rng.randint(-1000, 1000))
-            v = tuple(vi + mu * li for vi, li in zip(v, ln))
+            v = tuple(vi + mu * li for vi, li in zip(v, ln, strict=True))
         eps = fmpq(1, rng.randint(10, 10**3))
-        w = tuple(wi + eps * (vi - wi) for wi, vi in zip(parent.witness, v))
+        w = tuple(wi + eps * (vi - wi) for wi, vi in zip(parent.witness, v, strict=True))
     raise CertificationError("could not find a generic seed point")
 
 
@@ -1827,7 +1827,7 @@ def _contiguous_chunks(cells: list[Cell], tree: CandidateTree | None, n: int) ->
     total = sum(weights)
     chunks: list[list[Cell]] = []
     acc = 0
-    for cell, w in zip(cells, weights):
+    for cell, w in zip(cells, weights, strict=True):
         # a new run once the runs so far hold their share of the weight
         if not chunks or (len(chunks) < n and acc * n >= len(chunks) * total):
             chunks.append([])
@@ -1906,7 +1906,7 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         if tree is not None:
             tree.nodes = {}  # consumed: the caller's reference must not keep the whole tree alive
         futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub, None, True,
-                                   max_regions) for ch, sub in zip(chunks, subs)]
+                                   max_regions) for ch, sub in zip(chunks, subs, strict=True)]
         # the work items hold what they ship; here the candidate tree is only memory from now on
         del tree, subs, chunks, frontier
         found = 0

@@ -102,7 +102,7 @@ def _bounds(values: Sequence[str] | None) -> list[tuple[Fraction, Fraction]] | N
         raise InvalidInputError(f"--bounds: {len(values) // 2} pairs; boxes have at most "
                                 f"{MAX_BOUNDED_DIM} dimensions (use --plane or --line for a slice)")
     nums = [to_fraction(v, f"--bounds value {k + 1} ({clip(v)})") for k, v in enumerate(values)]
-    pairs = list(zip(nums[0::2], nums[1::2]))
+    pairs = list(zip(nums[0::2], nums[1::2], strict=True))
     for i, (lo, hi) in enumerate(pairs):
         if not lo < hi:
             raise InvalidInputError(f"--bounds pair {i + 1}: LO {clip(values[2 * i])} is not below "

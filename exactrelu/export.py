@@ -91,7 +91,7 @@ def to_csv(cert: Certificate, path: str | Path, **kwargs: Any) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(list(columns))
-        for row in zip(*columns.values()):
+        for row in zip(*columns.values(), strict=True):
             writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v
                              for v in row])
 
@@ -179,7 +179,7 @@ def latex_table(certs: Sequence[Certificate], names: Sequence[str] | None = None
     lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule",
              " & ".join([_tex(name_header)] + [_tex(c) for c in columns]) + r" \\",
              r"\midrule"]
-    for name, cert in zip(names, certs):
+    for name, cert in zip(names, certs, strict=True):
         if not isinstance(cert, Certificate):
             raise InvalidInputError(f"latex_table takes Certificates, got "
                                     f"{type(cert).__name__} for {name!r}")

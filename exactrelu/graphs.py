@@ -107,8 +107,8 @@ def exact_affine_maps(net: nn.Module | Program, pattern: Sequence[torch.Tensor],
     """
     prog = as_program(net, input_shape)
     states = [p[0] if p.dim() == len(nd.out_shape) + 1 and p.shape[0] == 1 and tuple(p.shape[1:]) == nd.out_shape else p
-              for p, nd in zip(pattern, prog.piecewise_nodes())]
-    for s, nd in zip(states, prog.piecewise_nodes()):
+              for p, nd in zip(pattern, prog.piecewise_nodes(), strict=False)]
+    for s, nd in zip(states, prog.piecewise_nodes(), strict=False):
         if tuple(s.shape) != nd.out_shape:
             raise InvalidInputError(f"pattern for {nd.name} has shape {tuple(s.shape)}, expected {nd.out_shape}")
     if len(states) != prog.num_piecewise:

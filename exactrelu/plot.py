@@ -84,14 +84,14 @@ def region_colors(n: int, seed: int = 0) -> np.ndarray:
     hues = (np.arange(n) * 0.618033988749895) % 1.0
     sat = 0.45 + 0.35 * rng.random(n)
     val = 0.75 + 0.2 * rng.random(n)
-    rgb = [colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hues, sat, val)]
+    rgb = [colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hues, sat, val, strict=True)]
     out = np.ones((n, 4))
     out[:, :3] = np.array(rgb).reshape(n, 3) if n else np.zeros((0, 3))
     return out[rng.permutation(n)] if n else out
 
 
 def _value(row: Sequence[Fraction], t: Sequence[Fraction]) -> Fraction:
-    return sum((a * x for a, x in zip(row[:-1], t)), Fraction(0)) + row[-1]
+    return sum((a * x for a, x in zip(row[:-1], t, strict=True)), Fraction(0)) + row[-1]
 
 
 # --------------------------------------------------------------------------------- 2-D map
@@ -260,7 +260,7 @@ def plot_function_1d(cert: Certificate, *, net: Any = None, data: Any = None, tr
         b = (first.bias.detach().double().cpu().numpy().ravel() if first.bias is not None
              else np.zeros_like(w))
         ex, labelled = [], False
-        for wi, bi in zip(w, b):
+        for wi, bi in zip(w, b, strict=True):
             if wi == 0:
                 continue
             e = -bi / wi
@@ -414,7 +414,7 @@ def plot_regions_3d(cert: Certificate, *, regions: Sequence[int] | None = None,
                           axis=0)
             shift = explode * (own - centre)
         for poly in region_facets_3d(cert, r):
-            polys.append([tuple(float(c) + s for c, s in zip(p, shift)) for p in poly])
+            polys.append([tuple(float(c) + s for c, s in zip(p, shift, strict=True)) for p in poly])
             face_colors.append(colors[i])
     faces = Poly3DCollection(polys, facecolors=face_colors, alpha=alpha, gid="regions",
                              edgecolors="black" if edges else "none", linewidths=0.3)

@@ -225,7 +225,7 @@ class PiecewiseRule(Rule):
                         out_shape: tuple[int, ...]) -> list[tuple[int, int]]:
         """``cell_constraints`` for one flat state tuple, as a list of (index, sign)."""
         idx, sg = self.cell_constraints(module, torch.tensor(list(state), dtype=torch.int64).reshape(out_shape), in_shape)
-        return list(zip(idx.tolist(), sg.tolist()))
+        return list(zip(idx.tolist(), sg.tolist(), strict=True))
 
 
 RULES: dict[Any, Rule] = {}
@@ -787,7 +787,7 @@ class _ScaleRule(AffineRule):
         src = pos.expand(shape).reshape(-1).tolist()
         consts = _exact.tensor_to_fmpq_list(other.expand(shape).reshape(-1))
         entries = [fmpq(0)] * (len(src) * n_in)
-        for o, (j, c) in enumerate(zip(src, consts)):
+        for o, (j, c) in enumerate(zip(src, consts, strict=True)):
             entries[o * n_in + j] = 1 / c if self.divide else c
         return ExactAffine(fmpq_mat(len(src), n_in, entries), [fmpq(0)] * len(src))
 
@@ -1159,7 +1159,7 @@ class _ElementwiseRule(PiecewiseRule):
         units = None if per_unit is None else per_unit.reshape(len(sc), -1).tolist()
         rows = m.mat.tolist()
         out = []
-        for i, (row, st) in enumerate(zip(rows, state.reshape(-1).tolist())):
+        for i, (row, st) in enumerate(zip(rows, state.reshape(-1).tolist(), strict=True)):
             s, c = sc[st]
             if units is not None:
                 s = _exact.to_fmpq(units[st][i])
@@ -1408,7 +1408,7 @@ class MaxPool2dRule(PiecewiseRule):
     def exact_switching(self, module: Any, m: ExactMap) -> ExactMap:
         a, b, _ = self._pairs(module, m.shape)
         rows = m.mat.tolist()
-        out = [[x - y for x, y in zip(rows[i], rows[j])] for i, j in zip(a.tolist(), b.tolist())]
+        out = [[x - y for x, y in zip(rows[i], rows[j], strict=True)] for i, j in zip(a.tolist(), b.tolist(), strict=True)]
         return _exact.from_rows(out, m.mat.ncols(), (len(out),))
 
     def state(self, module: Any, x: torch.Tensor) -> torch.Tensor:

@@ -140,7 +140,7 @@ def _layer(draw: Any, n_out: int, n_in: int,
         elif how == "dead":
             W[i], b[i] = [0.0] * n_in, -1.0
         elif how == "through":  # every "through" unit's hyperplane contains the same point
-            b[i] = -sum(w * p for w, p in zip(W[i], point))
+            b[i] = -sum(w * p for w, p in zip(W[i], point, strict=True))
         elif how == "parallel":
             c = draw(st.sampled_from([1.0, 2.0, -1.0, 0.5]))
             W[i] = [c * v for v in W[j]]
@@ -174,7 +174,7 @@ def _near_layer(draw: Any, n_out: int, n_in: int,
             j, m = draw(st.integers(0, n_out - 1)), draw(st.integers(0, n_in - 1))
             W[i] = list(W[j])
             W[i][m] = math.nextafter(W[i][m], draw(st.sampled_from([math.inf, -math.inf])))
-        b[i] = -sum(w * a for w, a in zip(W[i], at))
+        b[i] = -sum(w * a for w, a in zip(W[i], at, strict=True))
     return W, b
 
 
@@ -365,7 +365,7 @@ def domains(d: int, *, max_side: Any = 2) -> SearchStrategy[Domain]:
             a[0] = Fraction(1)
         mid = box.interior_point()
         slack = draw(st.sampled_from([Fraction(0), Fraction(1, 8), Fraction(1, 2)]))
-        return Polytope([*A, a], [*b, sum(x * y for x, y in zip(a, mid)) + slack])
+        return Polytope([*A, a], [*b, sum(x * y for x, y in zip(a, mid, strict=True)) + slack])
 
     return st.one_of(bx, cut())
 
@@ -382,7 +382,7 @@ def rational_points(domain: Domain) -> SearchStrategy[tuple[Fraction, ...]]:
     if not domain.is_bounded:
         raise InvalidArgument(f"{domain!r} is unbounded; rational_points needs a bounded domain")
     if isinstance(domain, Box):
-        sides = zip(domain.lower, domain.upper)
+        sides = zip(domain.lower, domain.upper, strict=True)
         return st.tuples(*[_fractions(lo, hi, open_=True) for lo, hi in sides])
     center = domain.interior_point()
     verts = domain.vertices()
@@ -394,7 +394,7 @@ def rational_points(domain: Domain) -> SearchStrategy[tuple[Fraction, ...]]:
         weights += [Fraction(draw(st.integers(0, 8))) for _ in verts]
         total = sum(weights)
         pts = [center, *verts]
-        return tuple(sum(w * p[i] for w, p in zip(weights, pts)) / total for i in range(domain.dim))
+        return tuple(sum(w * p[i] for w, p in zip(weights, pts, strict=True)) / total for i in range(domain.dim))
 
     return build()
 

@@ -619,7 +619,7 @@ class _Checker:
         fs = fsw.at(self.t).reshape(N, S)
         plain = self.float_map(rule, "switching", call("switching", self.values(v)), (S,))
         self.same_values(rule, "switching", plain.b, fs, fsw)
-        es = [m.at(q) for m, q in zip(esw, self.q)]
+        es = [m.at(q) for m, q in zip(esw, self.q, strict=True)]
         terms = _terms(fsw, self.x)
         # float and exact switching functions agree; where not, the one whose signs contradict
         # the states is wrong
@@ -673,7 +673,7 @@ class _Checker:
         # everywhere: the plain forms the exact layer uses, and the tie states
         for n in range(N):
             idx, sg = self.cells(nd, s[n], S, call, fail, n)
-            want = sorted(set(zip(idx, sg)))
+            want = sorted(set(zip(idx, sg, strict=True)))
             got = call("constraint_list", tuple(s[n].reshape(-1).tolist()), in_shape, out_shape)
             try:
                 got_set = sorted({(int(i), int(g)) for i, g in got})
@@ -744,7 +744,7 @@ class _Checker:
         sig = torch.tensor([[1 if val > 0 else -1 for val in vals]], dtype=torch.int64)
         got = call("state_from_signs", sig, tuple(nd.in_shapes[0]))
         idx, sg = call("cell_constraints", state, tuple(nd.in_shapes[0]))
-        ok = all(g * vals[int(i)] > 0 for i, g in zip(idx.tolist(), sg.tolist())
+        ok = all(g * vals[int(i)] > 0 for i, g in zip(idx.tolist(), sg.tolist(), strict=True)
                  if 0 <= int(i) < len(vals))
         return bool(isinstance(got, torch.Tensor) and torch.equal(got[0], state) and ok)
 
@@ -760,10 +760,10 @@ class _Checker:
                                      f"of shape {(1, *state.shape)}", n)
         idx, sg = self.cells(nd, state, len(sig), call, fail, n)
         sfs_ok = torch.equal(from_signs[0], state)
-        cc_ok = all(g * es[i] > 0 for i, g in zip(idx, sg))
+        cc_ok = all(g * es[i] > 0 for i, g in zip(idx, sg, strict=True))
         if sfs_ok and cc_ok:
             return
-        broken = [(i, g) for i, g in zip(idx, sg) if not g * es[i] > 0]
+        broken = [(i, g) for i, g in zip(idx, sg, strict=True) if not g * es[i] > 0]
         if sfs_ok:
             fail("cell_constraints", f"for state {_clip_list(state)} it requires "
                  f"{_pairs(broken[:4])} (index, sign: sign * switching > 0), which the switching "
@@ -773,7 +773,7 @@ class _Checker:
                  f"{_clip_list(from_signs[0])}; state gives {_clip_list(state)}, whose "
                  "cell_constraints hold", n)
         forced = list(sig)
-        for i, g in zip(idx, sg):
+        for i, g in zip(idx, sg, strict=True):
             forced[i] = g
         agree = call("state_from_signs", torch.tensor([forced], dtype=torch.int64), in_shape)
         if isinstance(agree, torch.Tensor) and torch.equal(agree[0], state):

@@ -285,7 +285,7 @@ def _level_topology(cert: Certificate, value: Any, output: int, keep: int, what:
         b = [*reg.b, g[-1]]
         if reg.pure:
             # the other sign on the whole region: only where f = c (a face, maybe empty)
-            on = [v for v in reg.vertices if sum((x * y for x, y in zip(g, v)), Fraction(0)) + g[-1] == 0]
+            on = [v for v in reg.vertices if sum((x * y for x, y in zip(g, v, strict=False)), Fraction(0)) + g[-1] == 0]
             if on:
                 pieces.append(_make(r.index, A, b, on, ids(on)))
             continue

@@ -485,7 +485,7 @@ def _hyperplane_key(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...]
     vals.append(b)
     dens = [v.denominator for v in vals]
     den = math.lcm(*dens)
-    ints = [v.numerator * (den // q) for v, q in zip(vals, dens)]
+    ints = [v.numerator * (den // q) for v, q in zip(vals, dens, strict=True)]
     side = next((1 if v > 0 else -1 for v in ints[:-1] if v != 0), 0)
     if side == 0:
         raise VerificationError("a facet with a zero normal")
@@ -525,7 +525,7 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     def box(f: RegionFacet) -> list[tuple[tuple, tuple]]:
         """Per coordinate, the keys of the facet's exact least and greatest coordinate."""
         ks = f.vertices
-        return [(kc[min(ks, key=at)], kc[max(ks, key=at)]) for kc, at in zip(keys, ats)]
+        return [(kc[min(ks, key=at)], kc[max(ks, key=at)]) for kc, at in zip(keys, ats, strict=True)]
 
     mboxes = [(box(g), rj, g) for rj, g in minus]
     seps: dict[int, Any] = {}
@@ -539,7 +539,7 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
             v = vertices[k]
             dens = [c.denominator for c in v]
             D = math.lcm(*dens)
-            got = homs[k] = (*(c.numerator * (D // q) for c, q in zip(v, dens)), D)
+            got = homs[k] = (*(c.numerator * (D // q) for c, q in zip(v, dens, strict=True)), D)
         return got
 
     def others(ri: int, f: RegionFacet) -> Any:

@@ -149,7 +149,7 @@ def certified(cert: exactrelu.Certificate) -> tuple[set[frozenset], set[frozense
     """A certificate's adjacency and pieces in the reference's terms."""
     keys = [tuple(x for s in r.pattern for x in s) for r in cert.regions]
     comps: dict[int, set] = {}
-    for k, p in zip(keys, cert.pieces):
+    for k, p in zip(keys, cert.pieces, strict=True):
         comps.setdefault(p, set()).add(k)
     return ({frozenset((keys[a.i], keys[a.j])) for a in cert.adjacency},
             {frozenset(c) for c in comps.values()})

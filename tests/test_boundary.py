@@ -44,7 +44,7 @@ def _checked(net: nn.Module, bounds: object) -> exactrelu.Certificate:
 
 
 def _value(row: list[F], t: tuple[F, ...]) -> F:
-    return sum((a * x for a, x in zip(row[:-1], t)), F(0)) + row[-1]
+    return sum((a * x for a, x in zip(row[:-1], t, strict=True)), F(0)) + row[-1]
 
 
 # ------------------------------------------------------------------------- known exact measures
@@ -328,7 +328,7 @@ def test_every_grid_edge_between_two_classes_crosses_a_listed_cell(net: nn.Modul
     cells = decision_boundary(cert).cells
     prog = capture(net, (2,))
     n = 12
-    (x0, x1), (y0, y1) = zip(box.lower, box.upper)
+    (x0, x1), (y0, y1) = zip(box.lower, box.upper, strict=True)
     hx, hy = (x1 - x0) / n, (y1 - y0) / n
     grid = {(i, j): (x0 + i * hx, y0 + j * hy) for i in range(n + 1) for j in range(n + 1)}
     strict = {}

@@ -201,7 +201,7 @@ class HandWritten(exactrelu.PiecewiseRule):
 
     def exact_apply(self, module, m, state):
         rows = []
-        for r, on in zip(m.mat.tolist(), state.reshape(-1).tolist()):
+        for r, on in zip(m.mat.tolist(), state.reshape(-1).tolist(), strict=True):
             r = list(r)
             if on:
                 r[-1] -= _exact.fmpq(1, 4)

@@ -53,7 +53,7 @@ def counts(cert: Certificate) -> tuple[int, int, int]:
 
 
 def dot(a: Any, x: Any) -> Fraction:
-    return sum((Fraction(u) * Fraction(v) for u, v in zip(a, x)), Fraction(0))
+    return sum((Fraction(u) * Fraction(v) for u, v in zip(a, x, strict=True)), Fraction(0))
 
 
 def rank(rows: list[list[Fraction]]) -> int:
@@ -69,7 +69,7 @@ def rank(rows: list[list[Fraction]]) -> int:
         for i in range(len(m)):
             if i != r and m[i][c] != 0:
                 f = m[i][c] / m[r][c]
-                m[i] = [x - f * y for x, y in zip(m[i], m[r])]
+                m[i] = [x - f * y for x, y in zip(m[i], m[r], strict=True)]
         r += 1
     return r
 
@@ -90,7 +90,7 @@ def grid(domain: Any, n: int) -> list[tuple]:
     axes = [[lo[i] + (hi[i] - lo[i]) * Fraction(2 * k + 1, 2 * n) for k in range(n)]
             for i in range(domain.dim)]
     A, b = domain.halfspaces()
-    return [p for p in itertools.product(*axes) if all(dot(row, p) < bi for row, bi in zip(A, b))]
+    return [p for p in itertools.product(*axes) if all(dot(row, p) < bi for row, bi in zip(A, b, strict=True))]
 
 
 # ----------------------------------------------------------------------------- counts and geometry

@@ -84,11 +84,11 @@ def test_box_interface():
     assert box.volume() == 2 * F(1, 6) * 2
     verts = box.vertices()
     assert len(verts) == 8 and len(set(verts)) == 8
-    assert set(verts) == set(itertools.product(*zip(box.lower, box.upper)))
+    assert set(verts) == set(itertools.product(*zip(box.lower, box.upper, strict=True)))
     A, b = box.halfspaces()
     for v in verts:
-        assert all(sum(a * x for a, x in zip(row, v)) <= bi for row, bi in zip(A, b))
-        tight = sum(sum(a * x for a, x in zip(row, v)) == bi for row, bi in zip(A, b))
+        assert all(sum(a * x for a, x in zip(row, v, strict=True)) <= bi for row, bi in zip(A, b, strict=True))
+        tight = sum(sum(a * x for a, x in zip(row, v, strict=True)) == bi for row, bi in zip(A, b, strict=True))
         assert tight == 3
     fa, fb = box.float_halfspaces()
     assert fa.shape == (6, 3) and fb.shape == (6,) and fa.dtype == np.float64

@@ -367,7 +367,7 @@ def _untouched_after_refusal() -> nn.Module:
     before = [t.clone() for t in net.parameters()]
     with pytest.raises(UnsupportedModelError):
         capture(net, (2,))
-    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
     return net
 
 

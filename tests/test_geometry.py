@@ -59,7 +59,7 @@ def random_polytope(d: int, m: int, rng: random.Random) -> tuple[list[list[F]], 
 
 
 def dot(a, x):
-    return sum((ai * xi for ai, xi in zip(a, x)), F(0))
+    return sum((ai * xi for ai, xi in zip(a, x, strict=True)), F(0))
 
 
 # ----------------------------------------------------------------------------- h_to_v, facets
@@ -70,7 +70,7 @@ def test_unit_box_vertices_and_incidence_are_exact():
     v = h_to_v(A, b)
     assert sorted(v.vertices) == sorted(itertools.product([F(0), F(1)], repeat=3))
     assert v.is_bounded and not v.rays and not v.lines
-    for p, rows in zip(v.vertices, v.incidence):
+    for p, rows in zip(v.vertices, v.incidence, strict=True):
         assert rows == frozenset(i for i in range(len(A)) if dot(A[i], p) == b[i])
 
 
@@ -79,7 +79,7 @@ def test_incidence_matches_direct_evaluation_on_random_polytopes():
     for d in (2, 3, 4):
         A, b = random_polytope(d, 6, rng)
         v = h_to_v(A, b)
-        for p, rows in zip(v.vertices, v.incidence):
+        for p, rows in zip(v.vertices, v.incidence, strict=True):
             assert all(dot(A[i], p) <= b[i] for i in range(len(A)))
             assert rows == frozenset(i for i in range(len(A)) if dot(A[i], p) == b[i])
             assert len(rows) >= d
@@ -111,7 +111,7 @@ def test_facets_of_box_with_redundant_and_duplicated_rows():
     assert fs.indices == [0, 1, 2, 3]
     assert fs.groups == [(0, 5), (1,), (2,), (3, 7)]
     v = h_to_v(A, b)
-    for idx, vs in zip(fs.indices, fs.vertex_sets):
+    for idx, vs in zip(fs.indices, fs.vertex_sets, strict=True):
         assert {v.vertices[k] for k in vs} == {p for p in v.vertices if dot(A[idx], p) == b[idx]}
 
 
@@ -135,7 +135,7 @@ def test_facets_agree_with_affine_rank_on_random_polytopes():
             pts = [p for p in v.vertices if dot(A[i], p) == b[i]]
             if not pts:
                 continue
-            rank = sympy.Matrix([[c - p0 for c, p0 in zip(p, pts[0])] for p in pts]).rank()
+            rank = sympy.Matrix([[c - p0 for c, p0 in zip(p, pts[0], strict=True)] for p in pts]).rank()
             if rank == d - 1:
                 by_rank.append(i)
         assert sorted(i for g in fs.groups for i in g) == by_rank
@@ -147,7 +147,7 @@ def test_interior_point_is_strictly_inside():
         A, b = random_polytope(d, 5, rng)
         x, s = interior_point(A, b)
         assert s > 0
-        assert all(dot(a, x) < bi for a, bi in zip(A, b))
+        assert all(dot(a, x) < bi for a, bi in zip(A, b, strict=True))
 
 
 def test_interior_point_of_flat_and_empty_sets():
@@ -170,7 +170,7 @@ def test_lp_max_equals_best_vertex():
             assert r.status == "optimal"
             assert r.value == max(dot(c, p) for p in verts)
             assert dot(c, r.x) == r.value
-            assert all(dot(a, r.x) <= bi for a, bi in zip(A, b))
+            assert all(dot(a, r.x) <= bi for a, bi in zip(A, b, strict=True))
 
 
 def test_lp_max_unbounded_and_infeasible():
@@ -266,14 +266,14 @@ def test_polytope_volume_accepts_facet_mapping():
     A, b = box_h(3)
     v = h_to_v(A, b)
     fs = facets(A, b, v)
-    by_facet = {i: sorted(vs) for i, vs in zip(fs.indices, fs.vertex_sets)}
+    by_facet = {i: sorted(vs) for i, vs in zip(fs.indices, fs.vertex_sets, strict=True)}
     assert polytope_volume(v.vertices, by_facet) == 1
     assert polytope_volume(v.vertices, v.incidence) == 1
 
 
 def exposed_faces(A, b, pts) -> list[int]:
     """For every row of ``A x <= b``, the bit mask of the points tight on it (exact)."""
-    return [sum(1 << k for k, p in enumerate(pts) if dot(a, p) == bi) for a, bi in zip(A, b)]
+    return [sum(1 << k for k, p in enumerate(pts) if dot(a, p) == bi) for a, bi in zip(A, b, strict=True)]
 
 
 @pytest.mark.parametrize("d", [3, 4, 5])

@@ -218,11 +218,11 @@ def test_graph_demo_script_runs_and_its_numbers_agree() -> None:
     printed = [float(v) for v in re.findall(number, output_block)]
     recon = [float(v) for v in re.findall(number, recon_block)]
     assert len(printed) == 4 and len(recon) == 4
-    assert all(abs(a - b) <= 2e-4 for a, b in zip(printed, recon)), (printed, recon)
+    assert all(abs(a - b) <= 2e-4 for a, b in zip(printed, recon, strict=True)), (printed, recon)
     assert "weight graph: (2, 2, 3, 8, 8)" in out
     exact = [Fraction(s) for s in re.findall(r"'(-?\d+(?:/\d+)?)'", out.split("exact output of sample 0")[1])]
     assert len(exact) == 2
-    assert all(abs(float(e) - p) <= 2e-4 for e, p in zip(exact, printed[:2]))
+    assert all(abs(float(e) - p) <= 2e-4 for e, p in zip(exact, printed[:2], strict=True))
 
 
 def test_exact_forward_sees_parameters_changed_in_place() -> None:

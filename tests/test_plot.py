@@ -26,12 +26,12 @@ matplotlib.use("Agg")
 
 
 def _value(row: list[Fraction], t: tuple[Fraction, ...]) -> Fraction:
-    return sum((a * x for a, x in zip(row[:-1], t)), Fraction(0)) + row[-1]
+    return sum((a * x for a, x in zip(row[:-1], t, strict=True)), Fraction(0)) + row[-1]
 
 
 def _area(poly: list[tuple[Fraction, ...]]) -> Fraction:
     """Signed area (shoelace), exact."""
-    return sum((p[0] * q[1] - q[0] * p[1] for p, q in zip(poly, poly[1:] + poly[:1])),
+    return sum((p[0] * q[1] - q[0] * p[1] for p, q in zip(poly, poly[1:] + poly[:1], strict=True)),
                Fraction(0)) / 2
 
 

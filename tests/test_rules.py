@@ -75,7 +75,7 @@ def _conv_common(draw: Callable, dims: int) -> tuple[nn.Module, tuple[int, ...]]
     else:
         stride = tuple(draw(st.integers(1, 3)) for _ in range(dims))
         padding = tuple(draw(st.integers(0, 2)) for _ in range(dims))
-    side = tuple(d * (kk - 1) + 1 + draw(st.integers(0, 3)) for kk, d in zip(k, dil))
+    side = tuple(d * (kk - 1) + 1 + draw(st.integers(0, 3)) for kk, d in zip(k, dil, strict=True))
     cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1]
     net = cls(c_in, c_out, k, stride=stride, padding=padding, dilation=dil, groups=groups,
               bias=draw(st.booleans()))
@@ -101,8 +101,8 @@ def conv_transpose_case(dims: int) -> Callable[[Callable], Case]:
         k = tuple(draw(st.integers(1, 3)) for _ in range(dims))
         stride = tuple(draw(st.integers(1, 3)) for _ in range(dims))
         dil = tuple(draw(st.integers(1, 2)) for _ in range(dims))
-        padding = tuple(draw(st.integers(0, d * (kk - 1) // 2)) for kk, d in zip(k, dil))
-        out_pad = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dil))
+        padding = tuple(draw(st.integers(0, d * (kk - 1) // 2)) for kk, d in zip(k, dil, strict=True))
+        out_pad = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dil, strict=True))
         cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1]
         net = cls(c_in, c_out, k, stride, padding, out_pad, groups, draw(st.booleans()), dil)
         side = tuple(draw(st.integers(1, 3 if dims == 3 else 4)) for _ in range(dims))
@@ -175,7 +175,7 @@ def maxpool2d_case(draw: Callable) -> Case:
     padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
     dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     net = nn.MaxPool2d(k, stride, padding, dilation=dil, ceil_mode=draw(st.booleans()))
-    side = tuple(d * (kk - 1) + 1 + draw(st.integers(0, 3)) for kk, d in zip(k, dil))
+    side = tuple(d * (kk - 1) + 1 + draw(st.integers(0, 3)) for kk, d in zip(k, dil, strict=True))
     return Case(net.double().eval(), (draw(st.integers(1, 2)), *side))
 
 
@@ -596,7 +596,7 @@ def _near_points(data: st.DataObject, x0: torch.Tensor, count: int) -> list[list
     for i in range(count):
         q = data.draw(st.integers(10**10, 10**10 + 10**4), label=f"denominator {i}")
         r = data.draw(st.lists(st.integers(-10, 10), min_size=len(base), max_size=len(base)), label=f"numerators {i}")
-        pts.append([b + Fraction(ri, q) for b, ri in zip(base, r)])
+        pts.append([b + Fraction(ri, q) for b, ri in zip(base, r, strict=True)])
     return pts
 
 
@@ -616,10 +616,10 @@ def test_exact_map_equals_exact_forward(key: Any, data: st.DataObject) -> None:
         sw_values: list = []
         values, states = d.prog.exact_run(_exact.constant_map(pt, d.prog.input_shape), collect=sw_values)
         assert len(states) == len(pattern)
-        for got, want in zip(states, pattern):
+        for got, want in zip(states, pattern, strict=True):
             assert torch.equal(got.reshape(want.shape), want), "the rational point left the float cell"
         assert out_map.at(pt) == values.values()
-        for sw_map, sw_val in zip(switching, sw_values):
+        for sw_map, sw_val in zip(switching, sw_values, strict=True):
             assert sw_map.at(pt) == sw_val.values()
 
 

@@ -147,7 +147,7 @@ def test_grid_points_joined_inside_a_decision_region_share_a_component(net: nn.M
     cells = decision_boundary(cert).cells
     prog = capture(net, (2,))
     n = 10
-    (x0, x1), (y0, y1) = zip(box.lower, box.upper)
+    (x0, x1), (y0, y1) = zip(box.lower, box.upper, strict=True)
     grid = {(i, j): (x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * j / n) for i in range(n + 1) for j in range(n + 1)}
 
     def region_of(t: tuple[F, F]) -> int:

@@ -111,7 +111,7 @@ def exact_arrangement_count(W: torch.Tensor, b: torch.Tensor, lo: Fraction, hi: 
     position)."""
     W, b = W.detach(), b.detach()
     lines = [(Fraction(float(w[0])), Fraction(float(w[1])), Fraction(float(c)))
-             for w, c in zip(W, b)]
+             for w, c in zip(W, b, strict=True)]
     corners = list(itertools.product([lo, hi], repeat=2))
     meeting = [ln for ln in lines
                if min(ln[0] * x + ln[1] * y + ln[2] for x, y in corners) < 0
@@ -181,7 +181,7 @@ def test_int32_tight_ids_give_the_same_trace_as_int16(d, monkeypatch):
     for k in ("vertices", "edges", "region_vertex_ids", "bounding_ids", "vertex_tight_offsets",
               "vertex_tight_ids"):
         assert torch.equal(getattr(a, k), getattr(b, k)), k
-    assert all(torch.equal(p, q) for p, q in zip(a.patterns, b.patterns))
+    assert all(torch.equal(p, q) for p, q in zip(a.patterns, b.patterns, strict=True))
     assert a.vertex_tight_ids.dtype == b.vertex_tight_ids.dtype == torch.int64
 
 

@@ -74,10 +74,10 @@ def read_ops(net: nn.Module) -> list:
 
 def _compose(rows_w, b, amap, d):
     out = []
-    for wr, bi in zip(rows_w, b):
+    for wr, bi in zip(rows_w, b, strict=True):
         coefs = [Fraction(0)] * d
         const = bi
-        for wij, (c, k) in zip(wr, amap):
+        for wij, (c, k) in zip(wr, amap, strict=True):
             if wij:
                 for t in range(d):
                     coefs[t] += wij * c[t]
@@ -88,7 +88,7 @@ def _compose(rows_w, b, amap, d):
 
 def _eval(row, pt):
     c, k = row
-    return sum((ci * xi for ci, xi in zip(c, pt)), k)
+    return sum((ci * xi for ci, xi in zip(c, pt, strict=True)), k)
 
 
 def _identity_map(d):
@@ -123,7 +123,7 @@ def count_1d(ops, lo, hi) -> ReferenceResult:
         for iv, amap, pat in cells:
             states = pat[len(pat) - width:]
             zero = ((Fraction(0),), Fraction(0))
-            out.append((iv, [row if s == 1 else zero for row, s in zip(amap, states)], pat))
+            out.append((iv, [row if s == 1 else zero for row, s in zip(amap, states, strict=True)], pat))
         cells = out
     cells.sort(key=lambda c: c[0][0])
     n = len(cells)
@@ -193,7 +193,7 @@ def count_2d(ops, box) -> ReferenceResult:
         zero = ((Fraction(0), Fraction(0)), Fraction(0))
         for pg, amap, pat in cells:
             states = pat[len(pat) - width:]
-            out.append((pg, [row if s == 1 else zero for row, s in zip(amap, states)], pat))
+            out.append((pg, [row if s == 1 else zero for row, s in zip(amap, states, strict=True)], pat))
         cells = out
 
     # --- the planar subdivision: vertices, atomic edges, adjacency

@@ -218,7 +218,7 @@ def serra_tooth(p: int) -> ToothMap:
 
 
 def tooth_eval(T: ToothMap, x: Fr) -> Fr:
-    return T.const + sum(ck * max(Fr(0), sk * (x - tk)) for sk, tk, ck in zip(T.s, T.t, T.c))
+    return T.const + sum(ck * max(Fr(0), sk * (x - tk)) for sk, tk, ck in zip(T.s, T.t, T.c, strict=True))
 
 
 def fold_net(maps: list, d: int, lines=None, out_weights=None) -> nn.Sequential:
@@ -232,7 +232,7 @@ def fold_net(maps: list, d: int, lines=None, out_weights=None) -> nn.Sequential:
     for T in maps:
         rows, bias = [], []
         for coord in range(d):
-            for sk, tk in zip(T.s, T.t):
+            for sk, tk in zip(T.s, T.t, strict=True):
                 if prev is None:  # s * (x_coord - t)
                     row = [0] * d
                     row[coord] = sk
@@ -257,7 +257,7 @@ def fold_net(maps: list, d: int, lines=None, out_weights=None) -> nn.Sequential:
         return row, sum(coeffs) * prev.const
 
     if lines is None:
-        rows, bias = zip(*[y_rows([int(i == j) for j in range(d)]) for i in range(d)])
+        rows, bias = zip(*[y_rows([int(i == j) for j in range(d)]) for i in range(d)], strict=True)
         mods.append(_lin(list(rows), list(bias)))
         return nn.Sequential(*mods)
     rows, bias = [], []

@@ -82,7 +82,7 @@ class ExactNet:
 
     def _tensors(self, states: States) -> list[torch.Tensor]:
         return [torch.tensor(s, dtype=torch.int64).reshape(nd.out_shape)
-                for s, nd in zip(states, self.nodes)]
+                for s, nd in zip(states, self.nodes, strict=False)]
 
     def switching(self, states: States) -> list[list[Any]]:
         """Rows of the switching functions of op ``len(states)``, earlier ops in ``states``."""
@@ -98,8 +98,8 @@ class ExactNet:
         return [[_f(v) for v in row] for row in m.mat.tolist()]
 
     def contains(self, x: Point) -> bool:
-        return all(sum((a * v for a, v in zip(row, x)), Fraction(0)) <= bi
-                   for row, bi in zip(self.dom_A, self.dom_b))
+        return all(sum((a * v for a, v in zip(row, x, strict=True)), Fraction(0)) <= bi
+                   for row, bi in zip(self.dom_A, self.dom_b, strict=True))
 
     # ------------------------------------------------------------------ regions at a point
     def patterns_at(self, x: Point, direction: Point | None = None,
@@ -123,14 +123,14 @@ class ExactNet:
         xq = [_q(v) for v in x]
         dq = [_q(v) for v in direction] if direction is not None else None
         cone0: list[list[Fraction]] = []
-        for row, bi in zip(self.dom_A, self.dom_b):
-            v = sum((a * c for a, c in zip(row, x)), Fraction(0)) - bi
+        for row, bi in zip(self.dom_A, self.dom_b, strict=True):
+            v = sum((a * c for a, c in zip(row, x, strict=True)), Fraction(0)) - bi
             if v > 0:
                 raise InvalidInputError(f"the point {[str(c) for c in x]} lies outside the domain "
                                         f"{self.dom!r}")
             if v == 0:
                 if direction is not None:
-                    g = sum((a * c for a, c in zip(row, direction)), Fraction(0))
+                    g = sum((a * c for a, c in zip(row, direction, strict=True)), Fraction(0))
                     if g > 0:
                         raise InvalidInputError("the direction leaves the domain at the point")
                     if g < 0:
@@ -153,10 +153,10 @@ class ExactNet:
             free: list[int] = []
             for i, row in enumerate(rows):
                 v = row[d]
-                for a, c in zip(row, xq):
+                for a, c in zip(row, xq, strict=False):
                     v += a * c
                 if v == 0 and dq is not None:
-                    for a, c in zip(row, dq):
+                    for a, c in zip(row, dq, strict=False):
                         v += a * c
                 if v != 0:
                     fixed.append(1 if v > 0 else -1)
@@ -247,10 +247,10 @@ class ExactNet:
             fs = _polyhedra.facets(A, b, vrep)
             gid = [vertex_id(v) for v in vrep.vertices]
             rays, lines = list(vrep.rays), list(vrep.lines)
-            for g, vs in zip(fs.groups, fs.vertex_sets):
+            for g, vs in zip(fs.groups, fs.vertex_sets, strict=True):
                 a0 = A[g[0]]
                 on = tuple(k for k, r in enumerate(rays)
-                           if sum((x * y for x, y in zip(a0, r)), Fraction(0)) == 0)
+                           if sum((x * y for x, y in zip(a0, r, strict=True)), Fraction(0)) == 0)
                 facets.append(RegionFacet(tuple(a0), b[g[0]], tuple(sorted(ids[k] for k in g)),
                                           tuple(sorted(gid[k] for k in vs)), on))
             vertices = gid
@@ -272,8 +272,8 @@ class ExactNet:
         if fast and FA:
             centre = _floatlp.FloatLP(FA, Fb).interior(l1)
             if centre is not None:
-                ball = (centre, min((bi - sum((x * y for x, y in zip(a, centre)), Fraction(0))) / n
-                                    for a, bi, n in zip(FA, Fb, l1)))
+                ball = (centre, min((bi - sum((x * y for x, y in zip(a, centre, strict=True)), Fraction(0))) / n
+                                    for a, bi, n in zip(FA, Fb, l1, strict=True)))
         radius = None
         if ball is None:
             ball = inscribed_ball(FA, Fb, l1, d)
@@ -342,7 +342,7 @@ def inscribed_ball(A: Sequence[Sequence[Fraction]], b: Sequence[Fraction],
     by cddlib's exact LP: with ``norms_i`` the dual norm of ``a_i`` (l1 for cubes, l_inf for
     cross-polytopes, l2 for balls) the ball of radius ``s`` around ``x`` is the largest inside
     ``{A t <= b}``. None when ``s`` is unbounded (no cap)."""
-    rows = [[*a, n] for a, n in zip(A, norms)]
+    rows = [[*a, n] for a, n in zip(A, norms, strict=True)]
     rhs = list(b)
     if cap is not None:
         rows.append([Fraction(0)] * d + [Fraction(1)])
@@ -389,8 +389,8 @@ def closure_interval(region: Region, p: Point, direction: Point
     closure (its facets), or None when there is none."""
     lo, hi = Fraction(0), Fraction(1)
     for f in region.facets:
-        g = sum((a * v for a, v in zip(f.a, direction)), Fraction(0))
-        r = f.b - sum((a * v for a, v in zip(f.a, p)), Fraction(0))
+        g = sum((a * v for a, v in zip(f.a, direction, strict=True)), Fraction(0))
+        r = f.b - sum((a * v for a, v in zip(f.a, p, strict=True)), Fraction(0))
         if g == 0:
             if r < 0:
                 return None

@@ -70,7 +70,7 @@ def dual_graph(cert: Certificate) -> Any:
     except ImportError as err:
         raise extra_missing(err, "exactrelu.dual_graph", "graph") from None
     g = nx.Graph()
-    for r, piece in zip(cert.regions, cert.pieces):
+    for r, piece in zip(cert.regions, cert.pieces, strict=True):
         g.add_node(r.index, pattern=r.pattern, output=r.output, witness=r.witness,
                    volume=r.volume, piece=piece)
     for adj in cert.adjacency:
@@ -115,7 +115,7 @@ def shortest_path(cert: Certificate, i: int, j: int, *, weight: str | None = Non
     flat = [[s for op in r.pattern for s in op] for r in cert.regions]
 
     def cost(u: int, v: int) -> int:
-        return 1 if weight is None else sum(x != y for x, y in zip(flat[u], flat[v]))
+        return 1 if weight is None else sum(x != y for x, y in zip(flat[u], flat[v], strict=True))
 
     # Dijkstra on integer weights; among equally short ways into a region the predecessor with
     # the smallest index is kept, so the walk returned does not depend on heap order

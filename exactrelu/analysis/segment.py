@@ -124,14 +124,14 @@ def _ends(dom: Any, p: Any, q: Any) -> tuple[Point, Point, Point]:
     for name, x in (("p", a), ("q", b)):
         if not dom.contains(x):
             raise InvalidInputError(f"{name} = {[str(v) for v in x]} lies outside {dom!r}")
-    direction = tuple(y - x for x, y in zip(a, b))
+    direction = tuple(y - x for x, y in zip(a, b, strict=True))
     if not any(direction):
         raise InvalidInputError("p and q are the same point; a segment needs two")
     return a, b, direction
 
 
 def _at(p: Point, direction: Point, t: Fraction) -> Point:
-    return tuple(x + t * v for x, v in zip(p, direction))
+    return tuple(x + t * v for x, v in zip(p, direction, strict=True))
 
 
 def _on_certificate(cert: Certificate, p: Any, q: Any) -> SegmentWalk:
@@ -172,9 +172,9 @@ def _on_network(ex: ExactNet, p: Any, q: Any, vertices: bool | None) -> SegmentW
         end = Fraction(1)
         for k in here:
             for f in regions[k].facets:
-                g = sum((x * v for x, v in zip(f.a, direction)), Fraction(0))
+                g = sum((x * v for x, v in zip(f.a, direction, strict=True)), Fraction(0))
                 if g > 0:
-                    end = min(end, (f.b - sum((x * v for x, v in zip(f.a, a)), Fraction(0))) / g)
+                    end = min(end, (f.b - sum((x * v for x, v in zip(f.a, a, strict=True)), Fraction(0))) / g)
         if end <= t:
             raise AnalysisError(f"the piece of the segment at t = {t} has no length")
         pieces.append(SegmentPiece(t, end, tuple(here)))
