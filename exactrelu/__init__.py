@@ -115,7 +115,8 @@ __all__ = [
     "PointRegions", "SegmentWalk", "LocalComplexity", "RegionStatistics", "region_of",
     "segment_regions", "dual_graph", "shortest_path", "local_complexity", "region_statistics",
     # boundaries, level sets and topology (issue 19)
-    "BoundaryCell", "BoundaryComplex", "Measure", "decision_boundary", "level_set", "check_boundary",
+    "BoundaryCell", "BoundaryComplex", "Measure", "decision_boundary", "level_set",
+    "check_boundary",
     "Topology", "decision_region_topology", "sublevel_topology", "superlevel_topology",
 ]
 

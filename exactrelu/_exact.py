@@ -112,7 +112,8 @@ def identity_map(n: int, shape: Sequence[int]) -> ExactMap:
     return ExactMap(fmpq_mat(n, n + 1, entries), tuple(shape))
 
 
-def input_map(M: Sequence[Sequence[Fraction]], c: Sequence[Fraction], shape: Sequence[int]) -> ExactMap:
+def input_map(M: Sequence[Sequence[Fraction]], c: Sequence[Fraction],
+              shape: Sequence[int]) -> ExactMap:
     """The exact map ``t -> M t + c`` (``M`` of shape ``(n, k)``)."""
     k = len(M[0]) if len(M) else 0
     entries = [to_fmpq(v) for row, ci in zip(M, c, strict=True) for v in (*row, ci)]
@@ -127,7 +128,8 @@ def constant_map(values: Iterable[Fraction | float | int], shape: Sequence[int])
 
 @dataclass(frozen=True)
 class ExactAffine:
-    """An exact affine layer ``y = A x + a`` on flattened tensors (``A``: fmpq_mat (n_out, n_in))."""
+    """An exact affine layer ``y = A x + a`` on flattened tensors (``A``: fmpq_mat (n_out,
+    n_in))."""
 
     A: fmpq_mat
     a: list[fmpq]

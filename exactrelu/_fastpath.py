@@ -68,7 +68,8 @@ def _elementwise(nd: Any) -> bool:
     if not isinstance(rule, _ElementwiseRule) or len(nd.inputs) != 1:
         return False
     if not all(_is_plain(rule, m) for m in ("exact_apply", "state_tuple", "constraint_list",
-                                            "exact_switching", "num_switching", "state_from_signs")):
+                                            "exact_switching", "num_switching",
+                                            "state_from_signs")):
         return False
     ts = rule.thresholds(nd.module)
     return len(ts) == 1 or (len(ts) == 2 and ts[0] < ts[1])
@@ -90,10 +91,12 @@ def _segment(prog: Program, lo: int, hi: int) -> list[int] | None:
     return chain
 
 
-def _int_affine(prog: Program, chain: list[int], n_in: int) -> tuple[list[int], int, list[int] | None, int]:
+def _int_affine(prog: Program, chain: list[int],
+                n_in: int) -> tuple[list[int], int, list[int] | None, int]:
     """The composition of the affine layers ``chain`` as integers: (Az row-major, n_out, az or
     None when zero, dA) with ``[A | a] = [Az | az] / dA`` exactly."""
-    affine = [i for i in chain if type(prog.nodes[i].rule).exact_forward is AffineRule.exact_forward]
+    affine = [i for i in chain
+              if type(prog.nodes[i].rule).exact_forward is AffineRule.exact_forward]
     if not affine:
         return [int(r == c) for r in range(n_in) for c in range(n_in)], n_in, None, 1
     if len(affine) == 1:
@@ -118,7 +121,8 @@ def _int_affine(prog: Program, chain: list[int], n_in: int) -> tuple[list[int], 
 
 def _integers(aff: Any) -> tuple[list[int], int, list[int] | None, int]:
     n_out, n_in = aff.A.nrows(), aff.A.ncols()
-    aug = _exact.fmpq_mat(n_out, n_in + 1, [v for r, c in zip(aff.A.tolist(), aff.a, strict=True) for v in (*r, c)])
+    aug = _exact.fmpq_mat(n_out, n_in + 1, [v for r, c in zip(aff.A.tolist(), aff.a, strict=True)
+                                            for v in (*r, c)])
     N, den = aug.numer_denom()
     flat = [int(v) for v in N.entries()]
     Az = [v for r in range(n_out) for v in flat[r * (n_in + 1): r * (n_in + 1) + n_in]]
@@ -137,8 +141,8 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
     if _core is None:
         return _deps.core_missing()
     if domain.dim not in (2, 3) or not domain.is_bounded:
-        return f"the compiled exact layer takes bounded 2-D and 3-D domains (this one: {domain.dim}-D" + \
-            ("" if domain.is_bounded else ", unbounded") + ")"
+        return ("the compiled exact layer takes bounded 2-D and 3-D domains (this one: "
+                f"{domain.dim}-D" + ("" if domain.is_bounded else ", unbounded") + ")")
     if not prog.piecewise:
         return "the network has no piecewise op"
     pw = prog.piecewise
@@ -164,7 +168,8 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
         end = (chain[-1] if chain else i) if chain is not None else None
         if chain is None or (j + 1 < len(pw) and list(prog.nodes[hi].inputs) != [end]) or \
                 (j + 1 == len(pw) and prog.output != end):
-            return f"after {nd.name}: the compiled exact layer takes chains of affine layers between piecewise ops"
+            return (f"after {nd.name}: the compiled exact layer takes chains of affine layers "
+                    "between piecewise ops")
         n = math.prod(nd.in_shapes[0])
         rule, module = nd.rule, nd.module
         ts = [Fraction(t) for t in rule.thresholds(module)]
@@ -174,7 +179,8 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
         sa = math.lcm(*(v.denominator for pair in sc for v in pair))
         states = [(int(a * sa), int(c * sa)) for a, c in sc]
         Az, n_out, az, dA = _int_affine(prog, chain, n)
-        levels.append((n, [(t.numerator, t.denominator) for t in ts], states, sa, offsets[j], Az, n_out, az, dA))
+        levels.append((n, [(t.numerator, t.denominator) for t in ts], states, sa, offsets[j], Az,
+                       n_out, az, dA))
     return Plan(levels)
 
 
@@ -196,7 +202,8 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
     witness = [int(x) for q in map(_exact.to_fmpq, root.witness) for x in (q.p, q.q)]
     vol = _exact.to_fmpq(root.volume)
     m = _as_int(root.live[key])
-    return (verts, facets, witness, (int(vol.p), int(vol.q)), int(m.den), [v for r in m.rows for v in r])
+    return (verts, facets, witness, (int(vol.p), int(vol.q)), int(m.den),
+            [v for r in m.rows for v in r])
 
 
 def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads: int = 1,
@@ -228,7 +235,8 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
                     bar.refresh()
                 bar.update(done - bar.n)
         try:
-            out = _core.certify2d(spec, (Fraction, coprime_fraction, RegionFacet, Region, Adjacency),
+            out = _core.certify2d(spec,
+                                  (Fraction, coprime_fraction, RegionFacet, Region, Adjacency),
                                   max(1, int(threads)), proposals, report, max_regions or 0)
         except ArithmeticError as exc:
             raise CertificationError(str(exc)) from None

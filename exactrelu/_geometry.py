@@ -277,7 +277,8 @@ def hull_volume(vertices: Sequence[Point], faces: Sequence[int]) -> Fraction:
         qi = math.lcm(*(x.denominator for x in c))
         q.append(qi)
         p.append([x.numerator * (qi // x.denominator) for x in c])
-    w = [[q[0] * a - qi * b for a, b in zip(pi, p[0], strict=True)] for qi, pi in zip(q, p, strict=True)]
+    w = [[q[0] * a - qi * b for a, b in zip(pi, p[0], strict=True)]
+         for qi, pi in zip(q, p, strict=True)]
     expand = _expansion(d)
     memo: dict[tuple[int, ...], list[int]] = {(): [1]}
     common = math.prod(q[1:])
@@ -556,7 +557,8 @@ def sign_exact(a: Point, b: Fraction, x: Point) -> int:
     >>> sign_exact([F(1, 3)], F(-1), [F(3)])
     0
     """
-    v = Fraction(b) + sum((Fraction(ai) * Fraction(xi) for ai, xi in zip(a, x, strict=True)), Fraction(0))
+    v = Fraction(b) + sum((Fraction(ai) * Fraction(xi) for ai, xi in zip(a, x, strict=True)),
+                          Fraction(0))
     return (v > 0) - (v < 0)
 
 

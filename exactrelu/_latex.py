@@ -45,7 +45,9 @@ def certificate_to_latex(cert: Any, names: Sequence[str] | None = None, max_regi
     >>> with torch.no_grad():
     ...     _ = net[0].weight.fill_(2.0), net[0].bias.fill_(-1.0)
     >>> print(certificate_to_latex(exactrelu.verify(net, [(0, 1)], progress=False)))
-    f(x_{1}) = \\begin{cases} 0 & \\text{if } 0 \\le x_{1} \\le \\frac{1}{2} \\\\ 2 x_{1} - 1 & \\text{if } \\frac{1}{2} \\le x_{1} \\le 1 \\end{cases}
+    ... # doctest: +NORMALIZE_WHITESPACE
+    f(x_{1}) = \\begin{cases} 0 & \\text{if } 0 \\le x_{1} \\le \\frac{1}{2} \\\\
+    2 x_{1} - 1 & \\text{if } \\frac{1}{2} \\le x_{1} \\le 1 \\end{cases}
     """
     import sympy
 
@@ -69,7 +71,8 @@ def certificate_to_latex(cert: Any, names: Sequence[str] | None = None, max_regi
         raise InvalidInputError(f"output={output}: the network has {n_out} outputs")
 
     def value(row: Sequence[Fraction]) -> str:
-        expr = sum((_rat(a) * s for a, s in zip(row[:-1], syms, strict=True)), sympy.Integer(0)) + _rat(row[-1])
+        expr = sum((_rat(a) * s for a, s in zip(row[:-1], syms, strict=True)),
+                   sympy.Integer(0)) + _rat(row[-1])
         return sympy.latex(sympy.expand(expr))
 
     def region_text(r: Any) -> tuple[Any, str]:
@@ -84,7 +87,8 @@ def certificate_to_latex(cert: Any, names: Sequence[str] | None = None, max_regi
             rel = r"\le"
             if next(v for v in a if v != 0) < 0:  # -x <= 1 reads better as x >= -1
                 a, b, rel = [-v for v in a], -b, r"\ge"
-            lhs = sympy.latex(sum((ai * s for ai, s in zip(a, syms, strict=True)), sympy.Integer(0)))
+            lhs = sympy.latex(sum((ai * s for ai, s in zip(a, syms, strict=True)),
+                                  sympy.Integer(0)))
             parts.append(rf"{lhs} {rel} {b}")
         return tuple(r.witness), r"\text{if } " + r",\ ".join(parts)
 

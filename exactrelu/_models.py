@@ -80,7 +80,8 @@ def load_tensor(path: str, what: str) -> torch.Tensor:
     """A tensor saved with ``torch.save`` (read with ``weights_only=True``)."""
     obj = _safe_load(path, what)
     if not isinstance(obj, torch.Tensor):
-        raise InvalidInputError(f"{what} {path} holds a {type(obj).__name__}, not a tensor; save one with torch.save(x, path)")
+        raise InvalidInputError(f"{what} {path} holds a {type(obj).__name__}, not a tensor; save "
+                                "one with torch.save(x, path)")
     return obj.detach().to(torch.float64) if not obj.is_floating_point() else obj.detach()
 
 
@@ -90,9 +91,16 @@ def _safe_load(path: str, what: str) -> Any:
         raise InvalidInputError(f"{what}: no file at {path}")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
-        first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidInputError(f"{what} {path} is not a tensor file readable with weights_only=True ({first})") from None
+    except Exception as exc:  # torch: UnpicklingError, RuntimeError, EOFError, ... for bad files
+        first = _first_sentence(exc)
+        raise InvalidInputError(f"{what} {path} is not a tensor file readable with "
+                                f"weights_only=True ({first})") from None
+
+
+def _first_sentence(exc: Exception) -> str:
+    """The first sentence of an exception's message (its type's name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
 
 
 def _from_factory(spec: str, weights: str | None) -> nn.Module:
@@ -109,14 +117,17 @@ def _from_factory(spec: str, weights: str | None) -> nn.Module:
             raise InvalidInputError(f"model {spec}: {mod_name} has no attribute {attr}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise InvalidInputError(f"model {spec}: {attr} is not callable; pass a function or class that builds the model")
+        raise InvalidInputError(f"model {spec}: {attr} is not callable; pass a function or class "
+                                "that builds the model")
     factory: Callable[[], Any] = obj
     try:
         net = factory()
     except TypeError as exc:
-        raise InvalidInputError(f"model {spec}: calling {attr}() failed ({exc}); the factory must take no arguments") from None
+        raise InvalidInputError(f"model {spec}: calling {attr}() failed ({exc}); the factory must "
+                                "take no arguments") from None
     if not isinstance(net, nn.Module):
-        raise InvalidInputError(f"model {spec}: {attr}() returned a {type(net).__name__}, not a torch.nn.Module")
+        raise InvalidInputError(f"model {spec}: {attr}() returned a {type(net).__name__}, not a "
+                                "torch.nn.Module")
     if weights is None:
         raise InvalidInputError(f"model {spec} needs --weights (a safetensors file, or a "
                                 "state_dict saved with torch.save(net.state_dict(), path))")
@@ -349,7 +360,8 @@ def _pt2_tensors(archive: _Pt2, config_name: str, folder: str, schema: Any, to_d
         if len(strides) != len(sizes):
             raise archive.error(f"{fqn}: shape {sizes} has {len(sizes)} dimensions but "
                                 f"{len(strides)} strides")
-        extent = offset + sum((n - 1) * st for n, st in zip(sizes, strides, strict=True)) if all(sizes) else -1
+        extent = offset + sum((n - 1) * st for n, st in zip(sizes, strides, strict=True)) \
+            if all(sizes) else -1
         if any(n < 0 for n in sizes) or any(st < 0 for st in strides) or offset < 0 or \
                 extent >= flat.numel():
             raise archive.error(f"{fqn}: shape {sizes} with strides {strides} at offset {offset} "
@@ -362,13 +374,14 @@ def _pt2_tensors(archive: _Pt2, config_name: str, folder: str, schema: Any, to_d
 def _from_torchscript(path: str) -> nn.Module:
     p = Path(path)
     if not p.is_file():
-        raise InvalidInputError(f"model: no file at {path} (pass a TorchScript file or package.module:factory)")
+        raise InvalidInputError(f"model: no file at {path} (pass a TorchScript file or "
+                                "package.module:factory)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             sm = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:  # RuntimeError for anything that is not a TorchScript archive
-        first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
+        first = _first_sentence(exc)
         raise InvalidInputError(f"model {path} is not a TorchScript file ({first}); pass "
                                 f"package.module:factory --weights state_dict.pt instead") from None
     problems: list[str] = []

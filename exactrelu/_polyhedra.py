@@ -238,7 +238,8 @@ def interior_point(
     """
     d = _check(A, b, dim)
     rows = [
-        [Fraction(bi)] + [-Fraction(a) for a in row] + [-_l1(row)] for row, bi in zip(A, b, strict=True)
+        [Fraction(bi)] + [-Fraction(a) for a in row] + [-_l1(row)]
+        for row, bi in zip(A, b, strict=True)
     ]
     rows.append([Fraction(1)] + [Fraction(0)] * d + [Fraction(-1)])
     rows.append([Fraction(0)] + [Fraction(0)] * (d + 1))

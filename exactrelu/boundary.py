@@ -232,13 +232,15 @@ class BoundaryComplex:
     def segments(self) -> list[tuple[Point, Point]]:
         """2-D: every cell as its two exact end points."""
         if self.dim != 2:
-            raise InvalidInputError(f"segments() is for 2-D boundaries; this one has dimension {self.dim}")
+            raise InvalidInputError(f"segments() is for 2-D boundaries; this one has dimension "
+                                    f"{self.dim}")
         return [(c.vertices[0], c.vertices[1]) for c in self.cells]
 
     def polygons(self) -> list[tuple[Point, ...]]:
         """3-D: every cell as its exact vertices in cyclic order."""
         if self.dim != 3:
-            raise InvalidInputError(f"polygons() is for 3-D boundaries; this one has dimension {self.dim}")
+            raise InvalidInputError(f"polygons() is for 3-D boundaries; this one has dimension "
+                                    f"{self.dim}")
         return [c.vertices for c in self.cells]
 
 
@@ -274,7 +276,8 @@ class _Piece:
         """The vertices on row ``row`` (exactly)."""
         if self.incidence is None:
             a, bi = self.A[row], self.b[row]
-            return [v for v in self.vertices if sum((x * y for x, y in zip(a, v, strict=True)), Fraction(0)) == bi]
+            return [v for v in self.vertices
+                    if sum((x * y for x, y in zip(a, v, strict=True)), Fraction(0)) == bi]
         return [v for v, inc in zip(self.vertices, self.incidence, strict=True) if row in inc]
 
 
@@ -327,12 +330,14 @@ class _Analysed:
             if any(dominates(c, a) for c in range(n) if c != a):
                 continue  # g_c >= g_a on the region: a's piece is not d-dimensional
             ga = groups[a][1]
-            extra_A = [tuple(x - y for x, y in zip(groups[c][1][:-1], ga[:-1], strict=True)) for c in range(n) if c != a]
+            extra_A = [tuple(x - y for x, y in zip(groups[c][1][:-1], ga[:-1], strict=True))
+                       for c in range(n) if c != a]
             extra_b = [ga[-1] - groups[c][1][-1] for c in range(n) if c != a]
             vrep = h_to_v(self.A + extra_A, self.b + extra_b)
             if affine_rank(vrep.vertices) == d:
-                self.pieces.append(_Piece(r.index, groups[a][0], a, self.A + extra_A, self.b + extra_b,
-                                          vrep.vertices, list(vrep.incidence)))
+                self.pieces.append(_Piece(r.index, groups[a][0], a, self.A + extra_A,
+                                          self.b + extra_b, vrep.vertices,
+                                          list(vrep.incidence)))
 
     @functools.cached_property
     def facet_of(self) -> dict[tuple, tuple[int, int]]:
@@ -353,7 +358,8 @@ def _decision_groups(r: Region) -> list[tuple[int, tuple[Fraction, ...]]]:
     return out
 
 
-def _level_groups(r: Region, output: int, value: Fraction) -> list[tuple[int, tuple[Fraction, ...]]]:
+def _level_groups(r: Region, output: int,
+                  value: Fraction) -> list[tuple[int, tuple[Fraction, ...]]]:
     row = (*r.output[output][:-1], r.output[output][-1] - value)
     if not any(row):
         return [(0, row)]
@@ -369,8 +375,8 @@ def _need_bounded(cert: Certificate, what: str) -> None:
     if not isinstance(cert, Certificate):
         raise InvalidInputError(f"{what} takes a Certificate, got {type(cert).__name__}")
     if not cert.domain.is_bounded:
-        raise InvalidInputError(f"{what} needs a bounded domain (cells are polytopes); certify on a box "
-                                f"or polytope instead of {cert.domain!r}")
+        raise InvalidInputError(f"{what} needs a bounded domain (cells are polytopes); certify on "
+                                f"a box or polytope instead of {cert.domain!r}")
 
 
 # ------------------------------------------------------------------------------------ cells
@@ -392,7 +398,8 @@ def _cell(regions: tuple[int, ...], key: tuple, sides: tuple[int | None, int | N
 
 
 def _box_overlap(p: list[Point], q: list[Point]) -> bool:
-    return all(min(u[i] for u in p) <= max(v[i] for v in q) and min(v[i] for v in q) <= max(u[i] for u in p)
+    return all(min(u[i] for u in p) <= max(v[i] for v in q)
+               and min(v[i] for v in q) <= max(u[i] for u in p)
                for i in range(len(p[0])))
 
 
@@ -401,7 +408,8 @@ def _vanishes_on(row: tuple[Fraction, ...], key: tuple) -> bool:
     normal, offset = key
     i = next(j for j, v in enumerate(normal) if v != 0)
     lam = row[i] / normal[i]
-    return all(x == lam * y for x, y in zip(row[:-1], normal, strict=True)) and row[-1] == -lam * offset
+    return all(x == lam * y for x, y in zip(row[:-1], normal, strict=True)) \
+        and row[-1] == -lam * offset
 
 
 def _side_pieces(reg: _Analysed, row: int, d: int) -> list[tuple[_Piece, list[Point]]]:
@@ -432,7 +440,8 @@ def _interior_cells(reg: _Analysed) -> list[BoundaryCell]:
     return out
 
 
-def _complex(cert: Certificate, groups_of: Any, kind: str) -> tuple[list[BoundaryCell], list[_Analysed]]:
+def _complex(cert: Certificate, groups_of: Any,
+             kind: str) -> tuple[list[BoundaryCell], list[_Analysed]]:
     d = cert.dim
     regs = _analyse_all(cert, groups_of)
     level = kind == "level"
@@ -447,7 +456,8 @@ def _complex(cert: Certificate, groups_of: Any, kind: str) -> tuple[list[Boundar
                 level and ri.pieces[0].label != 0 and _vanishes_on(ri.groups[0][1], key)):
             continue  # one label on both sides (and for a level set, f - c is not zero between)
         if key not in ri.facet_of or key not in rj.facet_of:
-            raise CertificateError(f"adjacency ({adj.i}, {adj.j}): a region has no facet on its hyperplane")
+            raise CertificateError(f"adjacency ({adj.i}, {adj.j}): a region has no facet on its "
+                                   "hyperplane")
         lo, hi = (ri, rj) if ri.facet_of[key][1] > 0 else (rj, ri)
         below = _side_pieces(lo, lo.facet_of[key][0], d)
         above = _side_pieces(hi, hi.facet_of[key][0], d)
@@ -486,8 +496,8 @@ def decision_boundary(cert: Certificate) -> BoundaryComplex:
     _need_bounded(cert, "decision_boundary")
     k = math.prod(cert.output_shape)
     if k < 2:
-        raise InvalidInputError(f"decision_boundary needs two or more outputs; this network has {k} "
-                                "(use level_set for a scalar output)")
+        raise InvalidInputError(f"decision_boundary needs two or more outputs; this network has "
+                                f"{k} (use level_set for a scalar output)")
     cells, _ = _complex(cert, _decision_groups, "decision")
     return BoundaryComplex("decision", cert.dim, cert.digest, k, tuple(cells))
 

@@ -94,12 +94,14 @@ class _Reg:
         G = flint.fmpq_mat(len(groups), d + 1, [_fq(x) for _, g in groups for x in g])
         vals = (G * Vh).entries()
         self.vals = [vals[g * n:(g + 1) * n] for g in range(len(groups))]
-        R = flint.fmpq_mat(len(self.A), d + 1, [_fq(x) for a, bi in zip(self.A, self.b, strict=True) for x in (*a, -bi)])
+        R = flint.fmpq_mat(len(self.A), d + 1, [_fq(x) for a, bi in zip(self.A, self.b, strict=True)
+                                                for x in (*a, -bi)])
         t = (R * Vh).entries()
         self.tight = [[j for j in range(n) if t[row * n + j] == 0] for row in range(len(self.A))]
         k = len(groups)
         self.top = next((a for a in range(k)
-                         if all(self.vals[a][j] >= self.vals[c][j] for c in range(k) for j in range(n))), None)
+                         if all(self.vals[a][j] >= self.vals[c][j]
+                                for c in range(k) for j in range(n))), None)
 
     def label(self, g: int) -> int:
         return self.groups[g][0]
@@ -115,7 +117,8 @@ class _Reg:
         return A, b
 
     def winner(self, tied: list[int], u: Sequence[Fraction]) -> int:
-        """The group among ``tied`` (equal on a (d-1)-set) that is largest just off it along ``u``."""
+        """The group among ``tied`` (equal on a (d-1)-set) that is largest just off it along
+        ``u``."""
         return max(tied, key=lambda c: _dot(self.groups[c][1][:-1], u))
 
 
@@ -188,7 +191,8 @@ def _hkey(a: Sequence[Fraction], b: Fraction) -> tuple[tuple, int]:
 
 
 def _fraction_key(key: tuple) -> tuple:
-    return tuple(Fraction(int(x.p), int(x.q)) for x in key[0]), Fraction(int(key[1].p), int(key[1].q))
+    return (tuple(Fraction(int(x.p), int(x.q)) for x in key[0]),
+            Fraction(int(key[1].p), int(key[1].q)))
 
 
 def _vanishes_on(f: Row, key: tuple) -> bool:
@@ -208,7 +212,8 @@ def _facet_parts(reg: _Reg, row: int, side: int, key: tuple) -> list[_Part]:
     vals = reg.vals
     out = []
     for g in range(len(reg.groups)):
-        if any(all(vals[c][j] >= vals[g][j] for j in on) and any(vals[c][j] > vals[g][j] for j in on)
+        if any(all(vals[c][j] >= vals[g][j] for j in on)
+               and any(vals[c][j] > vals[g][j] for j in on)
                for c in range(len(reg.groups))):
             continue  # below another group on the whole facet, strictly somewhere: no (d-1)-part
         Ag, bg = reg.argmax_rows(g)
@@ -216,7 +221,8 @@ def _facet_parts(reg: _Reg, row: int, side: int, key: tuple) -> list[_Part]:
         if sec is None:
             continue
         fg = reg.groups[g][1]
-        tied = [c for c, (_, fc) in enumerate(reg.groups) if all(_at(fc, v) == _at(fg, v) for v in sec.vertices)]
+        tied = [c for c, (_, fc) in enumerate(reg.groups)
+                if all(_at(fc, v) == _at(fg, v) for v in sec.vertices)]
         if reg.winner(tied, inward) == g:
             out.append(_Part(reg, reg.label(g), g, reg.A + Ag, reg.b + bg, sec.vertices))
     return out
@@ -274,8 +280,8 @@ def _derive(cert: Certificate, regs: list[_Reg], level: bool) -> dict[tuple, _Ex
     for hk, (low_facets, high_facets) in on_key.items():
         if not low_facets or not high_facets:
             reg, row = (low_facets or high_facets)[0]
-            _fail(f"region {reg.index}: its facet {row} is inside the domain but no region lies on its "
-                  "other side")
+            _fail(f"region {reg.index}: its facet {row} is inside the domain but no region lies "
+                  "on its other side")
         if all(reg.top is not None for reg, _ in low_facets + high_facets):
             labels = {reg.label(reg.top) for reg, _ in low_facets + high_facets}
             if len(labels) == 1 and not (level and 0 not in labels and _vanishes_on(
@@ -297,7 +303,8 @@ def _derive(cert: Certificate, regs: list[_Reg], level: bool) -> dict[tuple, _Ex
             active[which].append(n)
             for m in live:
                 p, q = (me, others[m]) if which == 0 else (others[m], me)
-                touching = level and p.label == q.label != 0 and _vanishes_on(p.reg.groups[p.group][1], key)
+                touching = level and p.label == q.label != 0 \
+                    and _vanishes_on(p.reg.groups[p.group][1], key)
                 if (p.label == q.label and not touching) or not _meets(p, q):
                     continue
                 sec = hyperplane_section(p.A + q.A, p.b + q.b, *key)
@@ -333,8 +340,8 @@ def _check_types(bd: BoundaryComplex, cert: Certificate) -> None:
         if not isinstance(c, BoundaryCell):
             _fail(f"{where}: not a BoundaryCell")
         if (not isinstance(c.regions, tuple) or len(c.regions) not in (1, 2)
-                or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < cert.num_regions
-                           for i in c.regions)):
+                or not all(isinstance(i, int) and not isinstance(i, bool)
+                           and 0 <= i < cert.num_regions for i in c.regions)):
             _fail(f"{where}: regions {c.regions!r} are not one or two region indices")
         if not point(c.normal) or not rational(c.offset):
             _fail(f"{where}: the hyperplane is not {d} rational coefficients and a rational offset")
@@ -344,13 +351,15 @@ def _check_types(bd: BoundaryComplex, cert: Certificate) -> None:
         if not isinstance(c.vertices, tuple) or not c.vertices or not all(map(point, c.vertices)):
             _fail(f"{where}: vertices are not a tuple of exact {d}-D points")
         if not isinstance(c.halfspaces, tuple) or not all(
-                isinstance(h, tuple) and len(h) == 2 and point(h[0]) and rational(h[1]) for h in c.halfspaces):
+                isinstance(h, tuple) and len(h) == 2 and point(h[0]) and rational(h[1])
+                for h in c.halfspaces):
             _fail(f"{where}: halfspaces are not pairs (exact normal, exact offset)")
         if not isinstance(c.measure, Measure):
             _fail(f"{where}: measure is not a Measure")
 
 
-def _step_inside(A: list[Row], b: list[Fraction], p: Sequence[Fraction], u: Sequence[Fraction]) -> Fraction | None:
+def _step_inside(A: list[Row], b: list[Fraction], p: Sequence[Fraction],
+                 u: Sequence[Fraction]) -> Fraction | None:
     """An exact ``e > 0`` with ``p + e u`` strictly inside every row, or ``None`` if a row tight at
     ``p`` does not decrease along ``u``."""
     best: Fraction | None = None
@@ -381,10 +390,11 @@ def _check_sides(n: int, c: BoundaryCell, regs: list[_Reg], prog: Program, cert:
         u = [sign * x for x in c.normal]
         e = _step_inside(reg.A + Ag, reg.b + bg, p, u)
         if e is None:
-            _fail(f"cell {n}: just off its {'lower' if s == 0 else 'upper'} side the label is not {label} "
-                  f"(region {reg.index})")
+            _fail(f"cell {n}: just off its {'lower' if s == 0 else 'upper'} side the label is not "
+                  f"{label} (region {reg.index})")
         q = [x + e * y for x, y in zip(p, u, strict=True)]
-        x = [sum((m * t for m, t in zip(row, q, strict=True)), Fraction(0)) + ci for row, ci in zip(M, c0, strict=True)]
+        x = [sum((m * t for m, t in zip(row, q, strict=True)), Fraction(0)) + ci
+             for row, ci in zip(M, c0, strict=True)]
         out = prog.exact_forward(x)
         if bd.kind == "decision":
             got = max(range(len(out)), key=lambda i: (out[i], -i))
@@ -392,8 +402,8 @@ def _check_sides(n: int, c: BoundaryCell, regs: list[_Reg], prog: Program, cert:
             v = out[bd.output] - bd.value
             got = (v > 0) - (v < 0)
         if got != label:
-            _fail(f"cell {n}: the network gives label {got}, not {label}, at the exact point {q} just off "
-                  f"its {'lower' if s == 0 else 'upper'} side")
+            _fail(f"cell {n}: the network gives label {got}, not {label}, at the exact point {q} "
+                  f"just off its {'lower' if s == 0 else 'upper'} side")
 
 
 def check_boundary(boundary: BoundaryComplex, cert: Certificate, net: nn.Module | Program, *,
@@ -431,8 +441,10 @@ def check_boundary(boundary: BoundaryComplex, cert: Certificate, net: nn.Module 
     if boundary.num_outputs != k:
         _fail(f"num_outputs: the boundary says {boundary.num_outputs}, the network has {k}")
     if boundary.kind == "decision":
-        if k < 2 or boundary.output is not None or boundary.value is not None or boundary.flat_regions != ():
-            _fail("a decision boundary has no output, value or flat regions, and needs two or more outputs")
+        if k < 2 or boundary.output is not None or boundary.value is not None \
+                or boundary.flat_regions != ():
+            _fail("a decision boundary has no output, value or flat regions, and needs two or "
+                  "more outputs")
 
         def groups_of(i: int) -> list[tuple[int, Row]]:
             return _decision_groups(cert, i)
@@ -472,7 +484,8 @@ def check_boundary(boundary: BoundaryComplex, cert: Certificate, net: nn.Module 
             near = [v for (regions, _), v in expected.items() if regions == c.regions]
             if not near:
                 _fail(f"{where}: regions {list(c.regions)} carry no cell of the boundary")
-            _fail(f"{where}: its vertices are not those of a cell of the boundary in regions {list(c.regions)}")
+            _fail(f"{where}: its vertices are not those of a cell of the boundary in regions "
+                  f"{list(c.regions)}")
         if ident in matched:
             _fail(f"{where}: listed twice")
         matched.add(ident)

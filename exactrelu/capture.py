@@ -112,7 +112,8 @@ class Program:
     activation pattern. A *pattern* is a list with one int64 state tensor per piecewise op.
     """
 
-    def __init__(self, net: nn.Module, nodes: list[Node], input_shape: tuple[int, ...], output: int) -> None:
+    def __init__(self, net: nn.Module, nodes: list[Node], input_shape: tuple[int, ...],
+                 output: int) -> None:
         self.net = net
         self.nodes = nodes
         self.input_shape = input_shape
@@ -168,7 +169,8 @@ class Program:
             for attr in _DIGEST_ATTRIBUTES:
                 if hasattr(nd.module, attr):
                     h.update(f"{attr}={getattr(nd.module, attr)!r};".encode())
-            if isinstance(nd.module, nn.Module) and not type(nd.module).__module__.startswith("torch."):
+            if isinstance(nd.module, nn.Module) \
+                    and not type(nd.module).__module__.startswith("torch."):
                 # a user's module with a registered rule: whatever its rule may read
                 for part in module_state(nd.module):
                     h.update(part)
@@ -199,7 +201,8 @@ class Program:
 
     def float_run(self, m0: FloatMap, *, t: torch.Tensor | None = None,
                   states: Sequence[torch.Tensor | None] | None = None,
-                  until: int | None = None, collect: list | None = None) -> tuple[FloatMap, list[torch.Tensor]]:
+                  until: int | None = None,
+                  collect: list | None = None) -> tuple[FloatMap, list[torch.Tensor]]:
         """Push local affine maps through the network.
 
         ``m0``: maps of the input, ``W`` (N, k, *input_shape), ``b`` (N, *input_shape). The state of
@@ -215,7 +218,8 @@ class Program:
         return self._run(m0, states, until, collect, decide, exact=False)
 
     def exact_run(self, m0: ExactMap, states: Sequence[torch.Tensor | None] | None = None,
-                  until: int | None = None, collect: list | None = None) -> tuple[ExactMap, list[torch.Tensor]]:
+                  until: int | None = None,
+                  collect: list | None = None) -> tuple[ExactMap, list[torch.Tensor]]:
         """The exact counterpart of :meth:`float_run` for one sample.
 
         ``m0`` is the exact input map (``k == 0``: exact values, an exact forward pass). States not
@@ -223,7 +227,8 @@ class Program:
         """
         def decide(rule: PiecewiseRule, nd: Node, m: ExactMap) -> torch.Tensor:
             if m.k != 0:
-                raise InvalidInputError("exact_run needs the states when the map has free coordinates")
+                raise InvalidInputError("exact_run needs the states when the map has free "
+                                        "coordinates")
             return _exact_state(rule, nd, m)
 
         return self._run(m0, states, until, collect, decide, exact=True)
@@ -317,7 +322,8 @@ def _exact_state(rule: PiecewiseRule, nd: Node, m: ExactMap) -> torch.Tensor:
 
 def _op_name(module: Any) -> str:
     t = type(module)
-    return t.__name__ if t.__module__.startswith("exactrelu") else f"{t.__module__}.{t.__qualname__}"
+    return t.__name__ if t.__module__.startswith("exactrelu") \
+        else f"{t.__module__}.{t.__qualname__}"
 
 
 # ------------------------------------------------------------------------------- capture
@@ -344,9 +350,11 @@ def capture(net: nn.Module, input_shape: Sequence[int]) -> Program:
     try:
         input_shape = tuple(operator.index(s) for s in input_shape)
     except TypeError:
-        raise InvalidInputError(f"input_shape must be a sequence of ints (no batch dimension), got {input_shape!r}") from None
+        raise InvalidInputError(f"input_shape must be a sequence of ints (no batch dimension), "
+                                f"got {input_shape!r}") from None
     if not input_shape or any(s <= 0 for s in input_shape):
-        raise InvalidInputError(f"input_shape must be non-empty with positive sizes (no batch dimension), got {input_shape}")
+        raise InvalidInputError(f"input_shape must be non-empty with positive sizes (no batch "
+                                f"dimension), got {input_shape}")
 
     builder = _Builder()
     builder.input_shape = input_shape
@@ -356,7 +364,8 @@ def capture(net: nn.Module, input_shape: Sequence[int]) -> Program:
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise UnsupportedModelError(
-            f"{type(net).__name__} has {len(problems)} operation(s) exactrelu cannot handle:\n{lines}\n"
+            f"{type(net).__name__} has {len(problems)} operation(s) exactrelu cannot handle:\n"
+            f"{lines}\n"
             "Register a rule for a module type or function with exactrelu.register_rule(...) "
             "(see exactrelu.rules), or change the model as the message says.", problems)
     if not builder.nodes:
@@ -521,7 +530,8 @@ class _Builder:
             if not len(mod):
                 return inputs[0] if len(inputs) == 1 else self.add(name, nn.Identity(), inputs)
             return cur[0]
-        if fx.Tracer().is_leaf_module(mod, name):  # a torch.nn layer without a rule: name it, do not trace inside
+        if fx.Tracer().is_leaf_module(mod, name):
+            # a torch.nn layer without a rule: name it, do not trace inside
             self.problems.append(f"{label} ({_op_name(mod)}): no rule registered")
             return inputs[0] if inputs else INPUT
         tracer = _Tracer()
@@ -564,7 +574,8 @@ class _Builder:
         out = INPUT
         for node in gm.graph.nodes:
             path = f"{prefix}.{node.target}" if prefix and node.op == "call_module" else (
-                str(node.target) if node.op == "call_module" else f"{prefix + '.' if prefix else ''}{node.name}")
+                str(node.target) if node.op == "call_module"
+                else f"{prefix + '.' if prefix else ''}{node.name}")
             if node.op == "placeholder":
                 if placeholders >= len(inputs):
                     self.problems.append(f"{path}: the model takes more than one input")
@@ -592,7 +603,8 @@ class _Builder:
                 if exported and isinstance(res, (tuple, list)) and len(res) == 1:
                     res = res[0]  # the flat outputs; _export checked that the model returns one
                 if isinstance(res, (tuple, list)):
-                    self.problems.append(f"{prefix or '<root>'}: the model returns {len(res)} tensors; return one")
+                    self.problems.append(f"{prefix or '<root>'}: the model returns {len(res)} "
+                                         "tensors; return one")
                     res = res[0]
                 out = self.ref(env, res, prefix or "output")
         return out
@@ -608,7 +620,8 @@ class _Builder:
             self.problems.append(f"{path}: uses {what} ({a.name}) where the model's tensor was "
                                  "expected")
             return INPUT
-        self.problems.append(f"{path}: constant argument {a!r} where a tensor of the model was expected")
+        self.problems.append(f"{path}: constant argument {a!r} where a tensor of the model was "
+                             "expected")
         return INPUT
 
     def attribute(self, gm: nn.Module, target: str, path: str) -> Any:
@@ -1146,7 +1159,8 @@ def _infer_shapes(prog: Program) -> None:
         try:
             with torch.no_grad():
                 _check_size(nd)
-                ins = [FloatMap(torch.zeros((1, 0, *s), dtype=torch.float64), torch.zeros((1, *s), dtype=torch.float64))
+                ins = [FloatMap(torch.zeros((1, 0, *s), dtype=torch.float64),
+                                torch.zeros((1, *s), dtype=torch.float64))
                        for s in nd.in_shapes]
                 if nd.piecewise:
                     st = nd.rule.state(nd.module, ins[0].b)  # type: ignore[attr-defined]
@@ -1163,8 +1177,8 @@ def _infer_shapes(prog: Program) -> None:
             got = ", ".join(str(s) for s in nd.in_shapes)
             raise InvalidInputError(
                 f"input_shape {prog.input_shape} does not fit the model: {nd.name or '<root>'} "
-                f"({_op_name(nd.module)}) fails on an input of shape {got} ({exc}). Pass the shape of "
-                "one sample without the batch dimension, e.g. (3, 32, 32) for images.") from None
+                f"({_op_name(nd.module)}) fails on an input of shape {got} ({exc}). Pass the shape "
+                "of one sample without the batch dimension, e.g. (3, 32, 32) for images.") from None
         shapes[i] = tuple(out.b.shape[1:])
         nd.out_shape = shapes[i]
 

@@ -134,7 +134,8 @@ class Region:
     output: list[list[Fraction]]  # rows [a_1..a_d, c]: output_i(t) = a . t + c
     volume: Fraction | None = None
     repaired: bool = False
-    rays: list[tuple[Fraction, ...]] = field(default_factory=list)  # extreme rays (unbounded domains)
+    # extreme rays (unbounded domains)
+    rays: list[tuple[Fraction, ...]] = field(default_factory=list)
     lines: list[tuple[Fraction, ...]] = field(default_factory=list)  # lineality space basis
 
     def expression(self, names: Sequence[str] | None = None) -> list:
@@ -144,7 +145,8 @@ class Region:
         d = len(self.witness)
         syms = sympy.symbols(list(names) if names else [f"t{i}" for i in range(d)])
         syms = syms if isinstance(syms, (list, tuple)) else [syms]
-        return [sum((sympy.Rational(a.numerator, a.denominator) * s for a, s in zip(row[:-1], syms, strict=True)), sympy.Integer(0))
+        return [sum((sympy.Rational(a.numerator, a.denominator) * s
+                     for a, s in zip(row[:-1], syms, strict=True)), sympy.Integer(0))
                 + sympy.Rational(row[-1].numerator, row[-1].denominator) for row in self.output]
 
 
@@ -218,7 +220,8 @@ class Certificate:
                     out.add((min(u, v), max(u, v)))
         return sorted(out)
 
-    def to_latex(self, names: Sequence[str] | None = None, max_regions: int = 50, **kwargs: Any) -> str:
+    def to_latex(self, names: Sequence[str] | None = None, max_regions: int = 50,
+                 **kwargs: Any) -> str:
         """A LaTeX piecewise definition of a small 1-D/2-D net (see ``exactrelu._latex``)."""
         from ._latex import certificate_to_latex
         return certificate_to_latex(self, names, max_regions, **kwargs)
@@ -241,8 +244,8 @@ class Certificate:
         return to_dataframe(self, **kwargs)
 
     def summary(self) -> str:
-        return (f"{self.num_regions} regions, {self.num_pieces} pieces, {self.num_vertices} vertices, "
-                f"{len(self.adjacency)} adjacent pairs on {self.domain!r}")
+        return (f"{self.num_regions} regions, {self.num_pieces} pieces, {self.num_vertices} "
+                f"vertices, {len(self.adjacency)} adjacent pairs on {self.domain!r}")
 
     def __repr__(self) -> str:
         """One short line (a test's failed assertion shows it), never the regions themselves."""
@@ -265,8 +268,9 @@ class Certificate:
             "regions": [{
                 "pattern": r.pattern,
                 "witness": [q(c) for c in r.witness],
-                "facets": [{"a": [q(c) for c in f.a], "b": q(f.b), "ids": list(f.ids), "vertices": list(f.vertices),
-                            "rays": list(f.rays)} for f in r.facets],
+                "facets": [{"a": [q(c) for c in f.a], "b": q(f.b), "ids": list(f.ids),
+                            "vertices": list(f.vertices), "rays": list(f.rays)}
+                           for f in r.facets],
                 "rays": [[q(c) for c in v] for v in r.rays],
                 "lines": [[q(c) for c in v] for v in r.lines],
                 "vertices": r.vertices,
@@ -274,7 +278,8 @@ class Certificate:
                 "volume": None if r.volume is None else q(r.volume),
                 "repaired": r.repaired,
             } for r in self.regions],
-            "adjacency": [{"i": a.i, "j": a.j, "a": [q(c) for c in a.a], "b": q(a.b), "ids": list(a.ids)}
+            "adjacency": [{"i": a.i, "j": a.j, "a": [q(c) for c in a.a], "b": q(a.b),
+                           "ids": list(a.ids)}
                           for a in self.adjacency],
             "pieces": self.pieces,
             "stats": self.stats,
@@ -330,7 +335,8 @@ class Certificate:
 
 
 def canonical_hyperplane(a: Sequence[Fraction], b: Fraction) -> tuple[tuple, int]:
-    """((a', b') scaled so the first non-zero entry of a' is 1, side): side is the sign of that entry."""
+    """((a', b') scaled so the first non-zero entry of a' is 1, side): side is the sign of that
+    entry."""
     for v in a:
         if v != 0:
             s = abs(v)

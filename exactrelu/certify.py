@@ -106,7 +106,8 @@ class Stats:
     seconds: dict = field(default_factory=dict)
 
     def merge(self, other: Stats) -> None:
-        for k in ("candidates", "confirmed", "spurious", "repaired", "witness_lp", "redo_hv", "cells"):
+        for k in ("candidates", "confirmed", "spurious", "repaired", "witness_lp", "redo_hv",
+                  "cells"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         for k, v in other.seconds.items():
             self.seconds[k] = self.seconds.get(k, 0.0) + v
@@ -115,7 +116,8 @@ class Stats:
 # --------------------------------------------------------------------------- exact propagation
 
 class _IMap:
-    """An exact affine map as one integer matrix over one positive denominator: ``[M | c] = N / den``.
+    """An exact affine map as one integer matrix over one positive denominator:
+    ``[M | c] = N / den``.
 
     The certifier's hot path (affine layers and elementwise units) stays in integers, which skips
     the per-entry canonicalisation of ``fmpq_mat`` (about 8x faster products here); other rules
@@ -192,7 +194,8 @@ def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int]
                 live.pop(s, None)
     if hi >= len(prog.nodes):
         return {"output": live[prog.output]}
-    if hi <= len(prog.nodes) and INPUT in live and all(INPUT not in nd.inputs for nd in prog.nodes[hi:]):
+    if hi <= len(prog.nodes) and INPUT in live \
+            and all(INPUT not in nd.inputs for nd in prog.nodes[hi:]):
         live.pop(INPUT)
     return live
 
@@ -244,10 +247,12 @@ def _int_affine(cache: dict, i: int, nd: Any, shape: tuple[int, ...]) -> _IntAff
     if hit is None:
         aff = nd.rule.exact_affine(nd.module, shape)
         rows = aff.A.tolist()
-        aug = fmpq_mat(len(rows), aff.A.ncols() + 1, [v for r, c in zip(rows, aff.a, strict=True) for v in (*r, c)])
+        aug = fmpq_mat(len(rows), aff.A.ncols() + 1,
+                       [v for r, c in zip(rows, aff.a, strict=True) for v in (*r, c)])
         Nz, dA = aug.numer_denom()
         zrows = Nz.tolist()
-        Az = fmpz_mat([r[:-1] for r in zrows]) if zrows and len(zrows[0]) > 1 else fmpz_mat(len(zrows), 0)
+        Az = fmpz_mat([r[:-1] for r in zrows]) if zrows and len(zrows[0]) > 1 \
+            else fmpz_mat(len(zrows), 0)
         az = [r[-1] for r in zrows]
         col = fmpz_mat(len(az), 1, az) if any(v != 0 for v in az) else None
         hit = cache[key] = _IntAffine(Az, col, int(dA))
@@ -400,7 +405,8 @@ def _dyadic_inside(x: np.ndarray, facets: list[Facet], d: int) -> tuple | None:
 
 
 def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
-    """Clip an interval (d = 1, two ends) or a counter-clockwise convex polygon by ``g . (t, 1) >= 0``."""
+    """Clip an interval (d = 1, two ends) or a counter-clockwise convex polygon by
+    ``g . (t, 1) >= 0``."""
     s = [sum((gi * pi for gi, pi in zip(g, p, strict=False)), g[d]) for p in poly]
     if all(v >= 0 for v in s):
         return poly
@@ -517,7 +523,8 @@ def _signs(rows: list, Mf: np.ndarray, absM: np.ndarray, points: Sequence[tuple]
 @dataclass
 class Candidate:
     state: tuple[int, ...]
-    witness: tuple | None  # an interior point: floats from the trace (taken exactly) or exact (seeds)
+    # an interior point: floats from the trace (taken exactly) or exact (seeds)
+    witness: tuple | None
     hint_ids: set[int] | None  # constraint ids the float trace saw bounding descendants
 
 
@@ -551,8 +558,8 @@ class _Certifier:
             rows, scales = _int_switching(nd.rule, nd.module, _as_int(parent.live[nd.inputs[0]]))
             ctx = _OpContext(nd, rows, scales, parent, d, self.slopes)
             return self._arranged(parent, ctx, cands, traced)
-        ctx = _OpContext(nd, _switching_map(self.prog, parent.live, j).mat.tolist(), None, parent, d,
-                         self.slopes)
+        ctx = _OpContext(nd, _switching_map(self.prog, parent.live, j).mat.tolist(), None, parent,
+                         d, self.slopes)
         if not cands:
             cands = [_seed(self, parent)]
         found: dict[tuple[int, ...], Cell] = {}
@@ -568,7 +575,8 @@ class _Certifier:
             if rows is None:
                 self.stats.spurious += 1
                 continue
-            w = tuple(_q(v) for v in cand.witness) if cand.witness is not None else None  # floats: exact
+            # floats taken exactly
+            w = tuple(_q(v) for v in cand.witness) if cand.witness is not None else None
             sw = ctx.point_signs(w, rows) if w is not None else None
             if sw is None:
                 self.stats.witness_lp += 1
@@ -631,11 +639,13 @@ class _Certifier:
             total = sum((c.volume for c in children), fmpq(0))  # type: ignore[misc]
             if total != parent.volume:
                 raise CertificationError(
-                    f"children volumes sum to {total}, parent volume is {parent.volume} (level {j})")
+                    f"children volumes sum to {total}, parent volume is {parent.volume} "
+                    f"(level {j})")
         return children
 
     # -- all children of a bounded parent at once ------------------------------------------
-    def _arranged(self, parent: Cell, ctx: _OpContext, cands: list[Candidate], traced: bool) -> list[Cell]:
+    def _arranged(self, parent: Cell, ctx: _OpContext, cands: list[Candidate],
+                  traced: bool) -> list[Cell]:
         """The children of ``parent`` from the exact arrangement of the op's switching
         hyperplanes (see :class:`_Arrangement`); the float trace's candidates are only compared
         with them: a child it did not propose is counted as repaired, a proposal that is no child
@@ -696,7 +706,8 @@ class _Certifier:
             total = sum((c.volume for c in children), fmpq(0))
             if total != parent.volume:
                 raise CertificationError(
-                    f"children volumes sum to {total}, parent volume is {parent.volume} (level {j})")
+                    f"children volumes sum to {total}, parent volume is {parent.volume} "
+                    f"(level {j})")
         st = self.stats
         st.candidates += len(cands)
         st.repaired += sum(c.repaired for c in children)
@@ -793,8 +804,8 @@ class _Certifier:
                         use = [i for i, _ in rows]
                         self.stats.redo_hv += 1
                         continue
-                    raise InvalidInputError("unbounded cells are not supported yet by the certifier; "
-                                            "use a bounded domain")
+                    raise InvalidInputError("unbounded cells are not supported yet by the "
+                                            "certifier; use a bounded domain")
                 verts = [tuple(_q(v) for v in vx) for vx in vrep.vertices]
                 sgnE, sgnP = ctx.signs(verts)
                 badm = ((sgnE[ridx] * rsg[:, None]) < 0).any(axis=1)
@@ -815,14 +826,16 @@ class _Certifier:
             if tight_par:
                 slack, scale = ctx.parent_G[tight_par[0]], ctx.parent_scale[tight_par[0]]
             elif tight_own:
-                slack, scale = ctx.slack(tight_own[0], sign_of[tight_own[0]]), ctx.scale(tight_own[0])
+                own = tight_own[0]
+                slack, scale = ctx.slack(own, sign_of[own]), ctx.scale(own)
             else:
                 raise CertificationError("a side of a cell lies on no constraint")
             ids = {i for k in tight_par for i in ctx.parent_ids[k]} | {off + i for i in tight_own}
             facets.append(Facet(list(slack), tuple(sorted(ids)), side, scale=scale))
         vol = _volume(verts, facets, d) if self.bounded else None
         cell = Cell(ctx.j + 1, (*parent.states, state), tuple(w), facets, verts, vol)
-        cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
+        cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply,
+                               self.affine)
         return cell, sgnE, sgnP
 
     def _cell_unbounded(self, parent: Cell, ctx: _OpContext, state: tuple[int, ...], w: tuple,
@@ -848,8 +861,10 @@ class _Certifier:
                 fp = tuple(k for k, p in enumerate(pts) if _value(g, p, d) == 0)
                 fr = tuple(k for k, r in enumerate(rays) if _direction(g, r, d) == 0)
                 facets.append(Facet(list(g), ids, fp, fr, scales[group[0]]))
-        cell = Cell(ctx.j + 1, (*parent.states, state), tuple(w), facets, pts, None, rays=rays, lines=lines)
-        cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
+        cell = Cell(ctx.j + 1, (*parent.states, state), tuple(w), facets, pts, None, rays=rays,
+                    lines=lines)
+        cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply,
+                               self.affine)
         return cell
 
     def _on_parent_boundary_exact(self, f: Facet, cell: Cell, ctx: _OpContext) -> bool:
@@ -866,7 +881,8 @@ class _Certifier:
         rays = [cell.rays[k] for k in f.rays]
         k = next(i for i in range(d) if f.slack[i] != 0)
         gk_pos = f.slack[k] > 0
-        on_f = [all(_value(row, p, d) == 0 for p in pts) and all(_direction(row, r, d) == 0 for r in rays)
+        on_f = [all(_value(row, p, d) == 0 for p in pts)
+                and all(_direction(row, r, d) == 0 for r in rays)
                 and all(_direction(row, ln, d) == 0 for ln in cell.lines) for row in ctx.sw_rows]
         for attempt in range(50):
             if attempt == 0:
@@ -876,11 +892,13 @@ class _Certifier:
                 wts = [fmpq(r, sum(raw)) for r in raw]
                 mus = [fmpq(self.rng.randint(1, 1000)) for _ in rays]
             c = tuple(sum((wt * p[i] for wt, p in zip(wts, pts, strict=True)), fmpq(0))
-                      + sum((mu * r[i] for mu, r in zip(mus, rays, strict=True)), fmpq(0)) for i in range(d))
+                      + sum((mu * r[i] for mu, r in zip(mus, rays, strict=True)), fmpq(0))
+                      for i in range(d))
             signs = []
             for row, on in zip(ctx.sw_rows, on_f, strict=True):
                 if on:
-                    # a multiple lam * g_f on the facet, sign(lam) = sign(row[k] / g_k); outside g_f < 0
+                    # a multiple lam * g_f on the facet, sign(lam) = sign(row[k] / g_k);
+                    # outside g_f < 0
                     ck = (row[k] > 0) - (row[k] < 0)
                     signs.append(-ck if gk_pos else ck)
                     continue
@@ -950,8 +968,10 @@ class _Certifier:
             _, ref, acc = min(done[-8:], key=lambda e: sum(map(ne, sig, e[1])))
             for k, x, y in zip(var, sig, ref, strict=True):
                 if x != y:  # acc += Az[:, k] (R_k(x) - R_k(y)), row-major
-                    delta = [p - q for p, q in zip(out_row(k, x), out_row(k, y), strict=True)] * n_out
-                    acc = [v + a * dl for v, a, dl in zip(acc, aff.column(k, ncols), delta, strict=True)]
+                    delta = [p - q for p, q in zip(out_row(k, x), out_row(k, y), strict=True)] \
+                        * n_out
+                    acc = [v + a * dl
+                           for v, a, dl in zip(acc, aff.column(k, ncols), delta, strict=True)]
             done.append((st, sig, acc))
             child = [acc[r:r + ncols] for r in range(0, n_out * ncols, ncols)]
             lives.append({key: _IMap(None, out_den, shape, child)})
@@ -982,7 +1002,8 @@ class _Certifier:
         hi = pw[level] if level < len(pw) else len(self.prog.nodes)
         return lo, hi
 
-    def _across(self, f: Facet, sgnE: np.ndarray, verts: list[tuple], ctx: _OpContext) -> tuple[int, ...]:
+    def _across(self, f: Facet, sgnE: np.ndarray, verts: list[tuple],
+                ctx: _OpContext) -> tuple[int, ...]:
         """State of the op just across facet ``f`` (exact): the signs at a point ``c`` of the
         facet's relative interior, where a switching function vanishing on the whole facet takes
         the sign it has just outside (from its normal), and one merely passing through ``c``
@@ -1001,7 +1022,8 @@ class _Certifier:
         signs = pos.astype(np.int8) - neg.astype(np.int8)
         zero = ~(pos | neg)
         if zero.any():
-            # on f the function is a multiple lam * g_f with sign(lam) = sign(c / gk); outside g_f < 0
+            # on f the function is a multiple lam * g_f with sign(lam) = sign(c / gk);
+            # outside g_f < 0
             c = ctx.sw_sign[zero, k]
             signs[zero] = -c if gk_pos else c
         mixed = np.nonzero(pos & neg)[0].tolist()
@@ -1027,13 +1049,15 @@ class _Certifier:
                 raise CertificationError("could not find a generic point on a facet")
         return ctx.rule.state_tuple(ctx.module, signs.tolist(), ctx.in_shape)
 
-    def _state_at(self, rule: Any, module: Any, SW: fmpq_mat, w: tuple, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    def _state_at(self, rule: Any, module: Any, SW: fmpq_mat, w: tuple,
+                  in_shape: tuple[int, ...]) -> tuple[int, ...]:
         vals = (SW * _cols([w], self.d)).entries()
         return rule.state_tuple(module, [(v > 0) - (v < 0) for v in vals], in_shape)
 
 
 class _OpContext:
-    """What every child of one parent shares: the op, its exact switching functions on the parent."""
+    """What every child of one parent shares: the op, its exact switching functions on the
+    parent."""
 
     def __init__(self, nd: Any, sw_rows: list[list], scales: list[int] | None, parent: Cell, d: int,
                  slopes: dict) -> None:
@@ -1056,12 +1080,14 @@ class _OpContext:
         self.all_rows = self.sw_rows + self.parent_G
         if parent.facets and all(f.fslack is not None for f in parent.facets):
             self.ALLf = np.vstack([_float_rows(sw_rows, d + 1, ints=scales is not None)]
-                                  + [f.fslack for f in parent.facets]).reshape(len(self.all_rows), d + 1)
+                                  + [f.fslack for f in parent.facets]
+                                  ).reshape(len(self.all_rows), d + 1)
         else:
             self.ALLf = _float_rows(self.all_rows, d + 1)
         self.ALLa = np.abs(self.ALLf)
         # rows that are constant on the parent: identically zero (skipped) or a nonzero constant;
-        # a float is 0 only for an exact 0 or an underflow, so only float-constant rows are looked at
+        # a float is 0 only for an exact 0 or an underflow, so only float-constant rows are
+        # looked at
         self.const: dict[int, int] = {}
         self.vanish = [False] * self.S
         for i in np.nonzero(~(self.ALLf[:self.S, :d] != 0).any(axis=1))[0].tolist():
@@ -1140,7 +1166,8 @@ class _OpContext:
             st = torch.tensor(state, dtype=torch.int64).reshape(self.out_shape)
             return self.rule.exact_apply(self.module, _as_exact(m), st)
         im = _as_int(m)
-        return _IMap(None, im.den * self._elementwise[1], im.shape, self.unit_rows(im.rows, state, im.den))
+        return _IMap(None, im.den * self._elementwise[1], im.shape,
+                     self.unit_rows(im.rows, state, im.den))
 
     def unit_rows(self, rows: list[list[int]], states: Sequence[int], den: int) -> list[list[int]]:
         """:meth:`unit_row` of every unit; identity and zero states without arithmetic (the
@@ -1287,7 +1314,8 @@ class _Arrangement:
         self.nv += k
 
     def _point_on(self, p: int, q: int, i: int, new: list[tuple]) -> int:
-        """The vertex where function ``i`` vanishes on the segment between vertices ``p`` and ``q``."""
+        """The vertex where function ``i`` vanishes on the segment between vertices ``p`` and
+        ``q``."""
         key = (p, q, i) if p < q else (q, p, i)
         k = self.edge_point.get(key)
         if k is None:
@@ -1350,7 +1378,8 @@ class _Arrangement:
             self.known = []
         return cells
 
-    def _split_ring(self, vs: list[int], row: list[int], i: int, new: list[tuple]) -> tuple[list[int], list[int]]:
+    def _split_ring(self, vs: list[int], row: list[int], i: int,
+                    new: list[tuple]) -> tuple[list[int], list[int]]:
         plus: list[int] = []
         minus: list[int] = []
         n = len(vs)
@@ -1527,11 +1556,13 @@ def _ordered(verts: list[tuple], facets: list[Facet], d: int) -> tuple[list[tupl
             order.append(step)
             prev, cur = cur, step
         area2 = sum((verts[order[k]][0] * verts[order[(k + 1) % len(order)]][1]
-                     - verts[order[(k + 1) % len(order)]][0] * verts[order[k]][1] for k in range(len(order))), fmpq(0))
+                     - verts[order[(k + 1) % len(order)]][0] * verts[order[k]][1]
+                     for k in range(len(order))), fmpq(0))
         if area2 < 0:
             order.reverse()
     pos = {k: n for n, k in enumerate(order)}
-    new_facets = [Facet(f.slack, f.ids, tuple(pos[k] for k in f.vertices), scale=f.scale) for f in facets]
+    new_facets = [Facet(f.slack, f.ids, tuple(pos[k] for k in f.vertices), scale=f.scale)
+                  for f in facets]
     if d == 2:  # facet k joins vertex k and k+1
         by_side = {frozenset(f.vertices): f for f in new_facets}
         new_facets = [by_side[frozenset((k, (k + 1) % len(order)))] for k in range(len(order))]
@@ -1553,12 +1584,15 @@ def _root(prog: Program, domain: Domain) -> Cell:
     facets = []
     for g in fs.groups:
         slack = [-_q(v) for v in A[g[0]]] + [_q(b[g[0]])]
-        facets.append(Facet(slack, tuple(g), tuple(k for k, p in enumerate(verts) if _value(slack, p, d) == 0),
-                            tuple(k for k, r in enumerate(rays) if _direction(slack, r, d) == 0)))
+        facets.append(Facet(slack, tuple(g),
+                            tuple(k for k, p in enumerate(verts) if _value(slack, p, d) == 0),
+                            tuple(k for k, r in enumerate(rays)
+                                  if _direction(slack, r, d) == 0)))
     if d <= 2 and domain.is_bounded:
         verts, facets = _ordered(verts, facets, d)
     vol = _volume(verts, facets, d) if domain.is_bounded else None
-    root = Cell(0, (), tuple(_q(v) for v in domain.interior_point()), facets, verts, vol, rays=rays, lines=lines)
+    root = Cell(0, (), tuple(_q(v) for v in domain.interior_point()), facets, verts, vol,
+                rays=rays, lines=lines)
     M, c = domain.input_map()
     m0 = _exact.input_map(M, c, prog.input_shape)
     hi = prog.piecewise[0] if prog.piecewise else len(prog.nodes)
@@ -1582,7 +1616,8 @@ def _seed(cert: _Certifier, parent: Cell) -> Candidate:
         # a random convex combination of the vertices, pulled slightly towards the witness
         raw = [rng.randint(1, 10**6) for _ in parent.vertices]
         tot = sum(raw)
-        v = tuple(sum((fmpq(r, tot) * p[i] for r, p in zip(raw, parent.vertices, strict=True)), fmpq(0))
+        v = tuple(sum((fmpq(r, tot) * p[i] for r, p in zip(raw, parent.vertices, strict=True)),
+                      fmpq(0))
                   for i in range(d)) if parent.vertices else w
         # unbounded parents: also a random positive multiple of each ray, any multiple of each line
         for r in parent.rays:
@@ -1789,8 +1824,8 @@ def candidate_tree(trace: Any) -> CandidateTree:
         code = _state_code(P)
         codes.append(code)
         P = np.ascontiguousarray(P.astype(np.dtype(code)))
-        rows = P.view(np.dtype((np.void, max(1, P.shape[1]) * P.itemsize))).reshape(R) if P.shape[1] \
-            else np.zeros(R, dtype=np.dtype((np.void, 1)))
+        rows = P.view(np.dtype((np.void, max(1, P.shape[1]) * P.itemsize))).reshape(R) \
+            if P.shape[1] else np.zeros(R, dtype=np.dtype((np.void, 1)))
         _, sid = np.unique(rows, return_inverse=True)
         sid = sid.reshape(R).astype(np.int64)
         pair = group * (int(sid.max()) + 1 if R else 1) + sid
@@ -1879,7 +1914,8 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
     cert = _Certifier(prog, domain, offsets)
     cert.limit = max_regions
     frontier = [root]
-    while executor is not None and len(frontier) < want and frontier[0].level < prog.num_piecewise - 1:
+    while executor is not None and len(frontier) < want \
+            and frontier[0].level < prog.num_piecewise - 1:
         nxt = []
         for p in frontier:
             cands = tree.candidates(p) if tree is not None else []

@@ -335,8 +335,9 @@ def _parser() -> _Parser:
                    help="threads (compiled engine) or processes (Python engine) for the exact work "
                         "(default: EXACTRELU_WORKERS when set, else all cores)")
     v.add_argument("--engine", choices=("auto", "compiled", "python"), default="auto",
-                   help="the exact layer: compiled (2-D and 3-D, chains of affine layers and ReLU-like ops), "
-                        "python (everything) or auto (compiled where it applies; the default)")
+                   help="the exact layer: compiled (2-D and 3-D, chains of affine layers and "
+                        "ReLU-like ops), python (everything) or auto (compiled where it applies; "
+                        "the default)")
     v.add_argument("--max-regions", type=int, metavar="N",
                    help="stop with an error once more than N regions are known to exist")
     v.add_argument("--claimed", type=int, metavar="N",

@@ -258,7 +258,8 @@ class Domain:
             raise InvalidInputError(f"point has {len(t)} coordinates; the domain has {self.dim}")
         q = [to_fraction(v, "point coordinate") for v in t]
         A, b = self.halfspaces()
-        return all(sum((a * x for a, x in zip(row, q, strict=True)), Fraction(0)) <= bi for row, bi in zip(A, b, strict=True))
+        return all(sum((a * x for a, x in zip(row, q, strict=True)), Fraction(0)) <= bi
+                   for row, bi in zip(A, b, strict=True))
 
     def interior_point(self) -> tuple[Fraction, ...]:
         """An exact point strictly inside the domain."""
@@ -680,7 +681,8 @@ class Slice(Domain):
             region: Domain = Polytope([[-1, 0], [0, -1], [1, 1]], [0, 0, 1])
         else:
             region = as_domain(bounds)
-        dirs = [[b - a for a, b in zip(p0, p1, strict=True)], [b - a for a, b in zip(p0, p2, strict=True)]]
+        dirs = [[b - a for a, b in zip(p0, p1, strict=True)],
+                [b - a for a, b in zip(p0, p2, strict=True)]]
         return cls._from_exact(shape, p0, dirs, region)
 
     @property

@@ -165,7 +165,8 @@ def plot_regions(cert: Certificate, *, color_by: str = "region", output: int = 0
                                          colors="crimson", linewidths=2.0, gid="decision_boundary",
                                          label="decision boundary"))
     if level is not None:
-        ax.add_collection(LineCollection(_float_segments(level_set(cert, level, output=output).segments()),
+        level_segs = _float_segments(level_set(cert, level, output=output).segments())
+        ax.add_collection(LineCollection(level_segs,
                                          colors="black", linewidths=1.5, linestyles="dashed",
                                          gid="level_set", label=f"output {output} = {level}"))
     xs = [float(v[0]) for v in cert.domain.vertices()]

@@ -394,7 +394,8 @@ def rational_points(domain: Domain) -> SearchStrategy[tuple[Fraction, ...]]:
         weights += [Fraction(draw(st.integers(0, 8))) for _ in verts]
         total = sum(weights)
         pts = [center, *verts]
-        return tuple(sum(w * p[i] for w, p in zip(weights, pts, strict=True)) / total for i in range(domain.dim))
+        return tuple(sum(w * p[i] for w, p in zip(weights, pts, strict=True)) / total
+                     for i in range(domain.dim))
 
     return build()
 

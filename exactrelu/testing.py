@@ -890,12 +890,13 @@ def check_rule(module_or_type: Any, rule: Rule | None = None, *, max_examples: i
     rule, with a counterexample (the module, the input, Hypothesis's falsifying example).
 
     ``module_or_type``: a module instance (as given on a fifth of the examples, then with every
-    floating parameter and buffer redrawn, in its own dtype), a module type (built-in example modules in float64 and
-    float32 for torch's layers, else the type called without arguments) or a Hypothesis strategy
-    of modules (e.g. ``st.builds(MyScale, st.floats(-4, 4))``: what redrawing tensors cannot
-    vary). ``rule``, when given, is registered for the module's type (each drawn module's type,
-    for a strategy) for the duration of the check. ``input_shape`` defaults to the module's
-    ``input_shape`` attribute, its first ``nn.Linear``'s input, else ``(4,)``.
+    floating parameter and buffer redrawn, in its own dtype), a module type (built-in example
+    modules in float64 and float32 for torch's layers, else the type called without arguments)
+    or a Hypothesis strategy of modules (e.g. ``st.builds(MyScale, st.floats(-4, 4))``: what
+    redrawing tensors cannot vary). ``rule``, when given, is registered for the module's type
+    (each drawn module's type, for a strategy) for the duration of the check. ``input_shape``
+    defaults to the module's ``input_shape`` attribute, its first ``nn.Linear``'s input, else
+    ``(4,)``.
 
     Inputs are batches in the module's dtype: dyadic grid points (kinks and ties), arbitrary
     floats and an elementwise op's thresholds. Each op of the captured module is checked:

@@ -234,7 +234,8 @@ def _topology(cert: Certificate, pieces: list[_Piece]) -> Topology:
         comps.append(tuple(sorted(members)))
     comps.sort()
     if len(comps) != betti[0]:
-        raise AssertionError(f"b_0 = {betti[0]} but the intersection graph has {len(comps)} components")
+        raise AssertionError(f"b_0 = {betti[0]} but the intersection graph has {len(comps)} "
+                             "components")
     return Topology(betti, tuple(comps), len(pieces), tuple(len(x) for x in simplices))
 
 
@@ -285,7 +286,8 @@ def _level_topology(cert: Certificate, value: Any, output: int, keep: int, what:
         b = [*reg.b, g[-1]]
         if reg.pure:
             # the other sign on the whole region: only where f = c (a face, maybe empty)
-            on = [v for v in reg.vertices if sum((x * y for x, y in zip(g, v, strict=False)), Fraction(0)) + g[-1] == 0]
+            on = [v for v in reg.vertices
+                  if sum((x * y for x, y in zip(g, v, strict=False)), Fraction(0)) + g[-1] == 0]
             if on:
                 pieces.append(_make(r.index, A, b, on, ids(on)))
             continue

@@ -146,7 +146,9 @@ class FloatLP:
         if any(v < 0 for v in lam_q):
             return False
         for i in range(self.d):  # the multipliers reproduce a_g exactly
-            got = sum((lk * _q(self.A[j][i]) for lk, j in zip(lam_q, S, strict=True)), flint.fmpq(0))
+            got = sum((lk * _q(self.A[j][i]) for lk, j in zip(lam_q, S, strict=True)),
+                      flint.fmpq(0))
             if got != _q(self.A[g][i]):
                 return False
-        return sum((lk * self.bq[j] for lk, j in zip(lam_q, S, strict=True)), flint.fmpq(0)) <= self.bq[g]
+        return sum((lk * self.bq[j] for lk, j in zip(lam_q, S, strict=True)),
+                   flint.fmpq(0)) <= self.bq[g]

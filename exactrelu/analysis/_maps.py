@@ -272,8 +272,10 @@ class ExactNet:
         if fast and FA:
             centre = _floatlp.FloatLP(FA, Fb).interior(l1)
             if centre is not None:
-                ball = (centre, min((bi - sum((x * y for x, y in zip(a, centre, strict=True)), Fraction(0))) / n
-                                    for a, bi, n in zip(FA, Fb, l1, strict=True)))
+                ball = (centre,
+                        min((bi - sum((x * y for x, y in zip(a, centre, strict=True)),
+                                      Fraction(0))) / n
+                            for a, bi, n in zip(FA, Fb, l1, strict=True)))
         radius = None
         if ball is None:
             ball = inscribed_ball(FA, Fb, l1, d)

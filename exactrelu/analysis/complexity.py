@@ -128,7 +128,8 @@ def local_complexity(net: nn.Module | Program, points: Any, *, radius: Any = Non
                 if keep:
                     certs.append(cert)
                 bar.update()
-    return LocalComplexity(counts, volumes, [c / v for c, v in zip(counts, volumes, strict=True)], hoods,
+    return LocalComplexity(counts, volumes,
+                           [c / v for c, v in zip(counts, volumes, strict=True)], hoods,
                            strategy, certs if keep else None, time.perf_counter() - t0)
 
 
@@ -173,7 +174,8 @@ def _neighbourhoods(prog: Program, pts: list[Point], radius: Any, box: Any,
         if offsets.dim != n:
             raise InvalidInputError(f"box has {offsets.dim} (lo, hi) pairs; the input has {n} "
                                     "coordinates")
-        return [Box([(c + lo, c + hi) for c, lo, hi in zip(p, offsets.lower, offsets.upper, strict=True)])
+        return [Box([(c + lo, c + hi)
+                     for c, lo, hi in zip(p, offsets.lower, offsets.upper, strict=True)])
                 for p in pts]
     dirs = [exact_point(u, n, f"slice[{i}]") for i, u in enumerate(directions)]
     k = len(dirs)
@@ -221,7 +223,8 @@ def count_in_boxes(cert: Certificate, boxes: Sequence[Box]) -> list[int]:
             raise InvalidInputError(f"a box of dimension {bx.dim} for a {d}-D certificate")
         dom = cert.domain
         if not (all(a <= lo and hi <= b for a, b, lo, hi in
-                    zip(dom.lower, dom.upper, bx.lower, bx.upper, strict=True)) if isinstance(dom, Box)
+                    zip(dom.lower, dom.upper, bx.lower, bx.upper, strict=True))
+                if isinstance(dom, Box)
                 else all(dom.contains(v) for v in bx.vertices())):
             raise InvalidInputError(f"{bx!r} is not inside the certificate's domain "
                                     f"{cert.domain!r}")

@@ -174,7 +174,8 @@ def _on_network(ex: ExactNet, p: Any, q: Any, vertices: bool | None) -> SegmentW
             for f in regions[k].facets:
                 g = sum((x * v for x, v in zip(f.a, direction, strict=True)), Fraction(0))
                 if g > 0:
-                    end = min(end, (f.b - sum((x * v for x, v in zip(f.a, a, strict=True)), Fraction(0))) / g)
+                    reach = f.b - sum((x * v for x, v in zip(f.a, a, strict=True)), Fraction(0))
+                    end = min(end, reach / g)
         if end <= t:
             raise AnalysisError(f"the piece of the segment at t = {t} has no length")
         pieces.append(SegmentPiece(t, end, tuple(here)))
