@@ -316,7 +316,8 @@ def test_dual_graph_has_the_certificates_regions_and_adjacency() -> None:
         assert e["sources"] == [decode_constraint(cert, c) for c in a.ids]
         (src,) = e["sources"]  # one unit per shared side: the one whose state differs
         diff = [k for k, (u, v) in enumerate(zip(flat(cert.regions[a.i].pattern),
-                                                 flat(cert.regions[a.j].pattern), strict=True)) if u != v]
+                                                 flat(cert.regions[a.j].pattern), strict=True))
+                if u != v]
         assert src == ConstraintRef(0, diff[0]) and len(diff) == 1
 
 
@@ -344,7 +345,8 @@ def test_hamming_weights_count_every_unit_on_a_doubled_line() -> None:
     assert len(shortest_path(cert, left, right)) == 3
     path = shortest_path(cert, left, right, weight="hamming")
     pats = [flat(cert.regions[k].pattern) for k in path]
-    assert sum(sum(a != b for a, b in zip(u, v, strict=True)) for u, v in itertools.pairwise(pats)) == 3
+    assert sum(sum(a != b for a, b in zip(u, v, strict=True))
+               for u, v in itertools.pairwise(pats)) == 3
     g = dual_graph(cert)
     doubled = g.edges[left, path[1]]
     assert sorted(doubled["sources"]) == [ConstraintRef(0, 0), ConstraintRef(0, 1)]
@@ -358,7 +360,8 @@ def test_dual_graph_without_networkx_names_the_extra(monkeypatch) -> None:
     assert isinstance(info.value, ImportError) and isinstance(info.value, ExactReluError)
     assert len(shortest_path(cert, 0, 3)) - 1 == (
         2 if sum(map(abs, (a - b for a, b in zip(flat(cert.regions[0].pattern),
-                                                 flat(cert.regions[3].pattern), strict=True)))) == 2 else 1)
+                                                 flat(cert.regions[3].pattern),
+                                                 strict=True)))) == 2 else 1)
 
 
 # ------------------------------------------------------------------------------ local complexity

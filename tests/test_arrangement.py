@@ -117,11 +117,13 @@ def test_regions_the_trace_missed_are_counted_as_repaired() -> None:
     R = tr.num_regions
     ids = [tr.bounding_ids[tr.bounding_offsets[r]:tr.bounding_offsets[r + 1]] for r in range(1, R)]
     offsets = torch.tensor([0] + [len(x) for x in ids]).cumsum(0)
-    cut = SimpleNamespace(num_regions=R - 1, patterns=[p[1:] for p in tr.patterns], interior=tr.interior[1:],
+    cut = SimpleNamespace(num_regions=R - 1, patterns=[p[1:] for p in tr.patterns],
+                          interior=tr.interior[1:],
                           bounding_offsets=offsets, bounding_ids=torch.cat(ids))
     cert = exactrelu.verify(net, bounds, progress=False, workers=1, trace=cut)
     assert cert.num_regions == full.num_regions == R
-    assert {tuple(map(tuple, r.pattern)) for r in cert.regions} == {tuple(map(tuple, r.pattern)) for r in full.regions}
+    assert {tuple(map(tuple, r.pattern)) for r in cert.regions} == \
+        {tuple(map(tuple, r.pattern)) for r in full.regions}
     assert cert.stats["repaired"] == 1
     assert full.stats["repaired"] == 0 and full.stats["spurious"] == 0
 

@@ -85,8 +85,10 @@ def test_diamond_boundary_has_length_two_sqrt_two() -> None:
     assert b.measure() == Measure(((2, F(2)),))  # four edges of length sqrt(2)/2
     assert str(b.measure()) == "2*sqrt(2)" and abs(float(b.measure()) - 2 * 2 ** 0.5) < 1e-12
     assert sorted(map(sorted, b.segments())) == sorted(
-        sorted(s) for s in [((F(1, 2), F(0)), (F(0), F(1, 2))), ((F(0), F(1, 2)), (F(-1, 2), F(0))),
-                            ((F(-1, 2), F(0)), (F(0), F(-1, 2))), ((F(0), F(-1, 2)), (F(1, 2), F(0)))])
+        sorted(s) for s in [((F(1, 2), F(0)), (F(0), F(1, 2))),
+                            ((F(0), F(1, 2)), (F(-1, 2), F(0))),
+                            ((F(-1, 2), F(0)), (F(0), F(-1, 2))),
+                            ((F(0), F(-1, 2)), (F(1, 2), F(0)))])
 
 
 def test_cube_and_octahedron_surfaces_have_exact_areas() -> None:
@@ -162,7 +164,8 @@ def test_level_set_cells_on_facets_flat_regions_and_the_domain_boundary() -> Non
 
 
 def test_one_dimensional_boundaries_are_points_counted_by_their_measure() -> None:
-    net = mlp(([[1.0], [-1.0]], [0.0, 0.0]), ([[0.0, 0.0], [1.0, 1.0]], [0.0, -0.5]))  # (0, |x| - 1/2)
+    # (0, |x| - 1/2)
+    net = mlp(([[1.0], [-1.0]], [0.0, 0.0]), ([[0.0, 0.0], [1.0, 1.0]], [0.0, -0.5]))
     cert = _checked(net, [(-1, 1)])
     b = check_boundary(decision_boundary(cert), cert, net, certificate_checked=True)
     assert sorted(c.vertices for c in b.cells) == [((F(-1, 2),),), ((F(1, 2),),)]
@@ -195,7 +198,8 @@ def _cell(b: exactrelu.BoundaryComplex, kind: str) -> int:
     return next(i for i, c in enumerate(b.cells) if c.kind == kind)
 
 
-def _with_cell(b: exactrelu.BoundaryComplex, i: int, **changes: object) -> exactrelu.BoundaryComplex:
+def _with_cell(b: exactrelu.BoundaryComplex, i: int,
+               **changes: object) -> exactrelu.BoundaryComplex:
     cells = list(b.cells)
     cells[i] = dataclasses.replace(cells[i], **changes)
     return dataclasses.replace(b, cells=tuple(cells))
@@ -219,7 +223,8 @@ def _tampered_cells(b: exactrelu.BoundaryComplex) -> list[tuple[exactrelu.Bounda
         (_with_cell(b, f, vertices=cf.vertices[::-1]), "sorted"),
         (_with_cell(b, f, vertices=((0.25, -1.0), cf.vertices[1])), "exact"),
         (_with_cell(b, f, halfspaces=cf.halfspaces[:1]), "halfspaces"),
-        (_with_cell(b, f, halfspaces=((cf.halfspaces[0][0], cf.halfspaces[0][1] + 1), *cf.halfspaces[1:])),
+        (_with_cell(b, f, halfspaces=((cf.halfspaces[0][0], cf.halfspaces[0][1] + 1),
+                                      *cf.halfspaces[1:])),
          "halfspaces"),
         (_with_cell(b, i, measure=ci.measure + Measure(((1, F(1, 100)),))), "measure"),
         (_with_cell(b, i, measure=F(1)), "Measure"),
@@ -288,7 +293,8 @@ def _tie_nets(draw: st.DrawFn, d: int, k: int) -> nn.Module:
     layers = []
     n = d
     for _ in range(draw(st.integers(1, 2))):
-        layers.append(([[draw(small) for _ in range(n)] for _ in range(w)], [draw(small) for _ in range(w)]))
+        layers.append(([[draw(small) for _ in range(n)] for _ in range(w)],
+                       [draw(small) for _ in range(w)]))
         n = w
     out = ([[draw(st.sampled_from([0.0, 1.0, -1.0])) for _ in range(n)] for _ in range(k)],
            [draw(st.sampled_from([0.0, 0.0, 0.5])) for _ in range(k)])
@@ -317,7 +323,8 @@ def test_check_accepts_generated_boundaries_and_level_sets(d: int) -> None:
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(_nets(2), boxes(2))
-def test_every_grid_edge_between_two_classes_crosses_a_listed_cell(net: nn.Module, box: exactrelu.Box) -> None:
+def test_every_grid_edge_between_two_classes_crosses_a_listed_cell(net: nn.Module,
+                                                                  box: exactrelu.Box) -> None:
     """A grid edge whose ends have different strict classes (a unique largest output) meets the
     decision boundary: its ends lie in different decision regions only, and a segment covered by
     finitely many closed sets, none covering it alone, meets two of them. So each such edge must
@@ -346,7 +353,8 @@ def test_every_grid_edge_between_two_classes_crosses_a_listed_cell(net: nn.Modul
             crossing += 1
             p, q = grid[(i, j)], grid[nb]
             assert any(segments_meet(c.vertices[0], c.vertices[1], p, q) for c in cells), (p, q)
-    bound = sum(abs(c.vertices[1][0] - c.vertices[0][0]) / hx + abs(c.vertices[1][1] - c.vertices[0][1]) / hy + 3
+    bound = sum(abs(c.vertices[1][0] - c.vertices[0][0]) / hx
+                + abs(c.vertices[1][1] - c.vertices[0][1]) / hy + 3
                 for c in cells)
     assert crossing <= bound
 

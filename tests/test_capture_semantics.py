@@ -132,7 +132,8 @@ def assert_maps_equal_net(cert: Certificate, net: Callable[[torch.Tensor], torch
         xf = [float(v) for v in x]  # correctly rounded: the nearest float64
         with torch.no_grad():
             y = net(torch.tensor(xf, dtype=torch.float64).reshape(1, *input_shape)).reshape(-1)
-        exact = [sum((a * t for a, t in zip(row[:-1], r.witness, strict=True)), Fraction(0)) + row[-1]
+        exact = [sum((a * t for a, t in zip(row[:-1], r.witness, strict=True)), Fraction(0))
+                 + row[-1]
                  for row in r.output]
         b = bound(Bound(Fraction(1), max(abs(Fraction(v)) for v in xf), Fraction(0)))
         tol = b.lip * max(abs(v - Fraction(f)) for v, f in zip(x, xf, strict=True)) + b.err

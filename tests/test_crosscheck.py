@@ -90,7 +90,8 @@ def grid(domain: Any, n: int) -> list[tuple]:
     axes = [[lo[i] + (hi[i] - lo[i]) * Fraction(2 * k + 1, 2 * n) for k in range(n)]
             for i in range(domain.dim)]
     A, b = domain.halfspaces()
-    return [p for p in itertools.product(*axes) if all(dot(row, p) < bi for row, bi in zip(A, b, strict=True))]
+    return [p for p in itertools.product(*axes)
+            if all(dot(row, p) < bi for row, bi in zip(A, b, strict=True))]
 
 
 # ----------------------------------------------------------------------------- counts and geometry

@@ -87,8 +87,10 @@ def test_box_interface():
     assert set(verts) == set(itertools.product(*zip(box.lower, box.upper, strict=True)))
     A, b = box.halfspaces()
     for v in verts:
-        assert all(sum(a * x for a, x in zip(row, v, strict=True)) <= bi for row, bi in zip(A, b, strict=True))
-        tight = sum(sum(a * x for a, x in zip(row, v, strict=True)) == bi for row, bi in zip(A, b, strict=True))
+        assert all(sum(a * x for a, x in zip(row, v, strict=True)) <= bi
+                   for row, bi in zip(A, b, strict=True))
+        tight = sum(sum(a * x for a, x in zip(row, v, strict=True)) == bi
+                    for row, bi in zip(A, b, strict=True))
         assert tight == 3
     fa, fb = box.float_halfspaces()
     assert fa.shape == (6, 3) and fb.shape == (6,) and fa.dtype == np.float64

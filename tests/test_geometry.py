@@ -135,7 +135,8 @@ def test_facets_agree_with_affine_rank_on_random_polytopes():
             pts = [p for p in v.vertices if dot(A[i], p) == b[i]]
             if not pts:
                 continue
-            rank = sympy.Matrix([[c - p0 for c, p0 in zip(p, pts[0], strict=True)] for p in pts]).rank()
+            rank = sympy.Matrix([[c - p0 for c, p0 in zip(p, pts[0], strict=True)]
+                                 for p in pts]).rank()
             if rank == d - 1:
                 by_rank.append(i)
         assert sorted(i for g in fs.groups for i in g) == by_rank
@@ -273,7 +274,8 @@ def test_polytope_volume_accepts_facet_mapping():
 
 def exposed_faces(A, b, pts) -> list[int]:
     """For every row of ``A x <= b``, the bit mask of the points tight on it (exact)."""
-    return [sum(1 << k for k, p in enumerate(pts) if dot(a, p) == bi) for a, bi in zip(A, b, strict=True)]
+    return [sum(1 << k for k, p in enumerate(pts) if dot(a, p) == bi)
+            for a, bi in zip(A, b, strict=True)]
 
 
 @pytest.mark.parametrize("d", [3, 4, 5])
@@ -473,6 +475,7 @@ def test_float_signs_decides_only_what_is_certain():
     assert not decided[-1].any()
     assert decided.mean() > 0.8  # the clear-cut entries are decided in float
     # signs_filtered is the same filter plus the exact fallback
-    got = signs_filtered(M[:, :-1], M[:, -1], nearest_floats(Xq), ([r[:-1] for r in Mq], [r[-1] for r in Mq], Xq))
+    got = signs_filtered(M[:, :-1], M[:, -1], nearest_floats(Xq),
+                         ([r[:-1] for r in Mq], [r[-1] for r in Mq], Xq))
     assert (got == want).all()
 

@@ -93,7 +93,8 @@ def test_safetensors_weights_are_read_with_safetensors(files, monkeypatch) -> No
     monkeypatch.chdir(files["dir"])
     a = load_model("files_factory:build", "weights.safetensors")
     b = load_model("files_factory:build", "weights.pt")
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert all(torch.equal(x, y)
+               for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     monkeypatch.setitem(sys.modules, "safetensors", None)
     monkeypatch.setitem(sys.modules, "safetensors.torch", None)
     with pytest.raises(MissingDependencyError, match=r"exactrelu\[safetensors\]"):

@@ -90,7 +90,8 @@ def test_class_cells_tile_the_domain_and_carry_the_argmax(classifier) -> None:
         assert vals[c.label] == max(vals) and vals.index(max(vals)) == c.label
     fig = plot_regions(cert, color_by="class", level=0)
     assert len(_collection(fig, "classes").get_paths()) == len(cells)
-    assert len(_collection(fig, "decision_boundary").get_segments()) == len(exactrelu.decision_boundary(cert))
+    assert len(_collection(fig, "decision_boundary").get_segments()) == \
+        len(exactrelu.decision_boundary(cert))
     assert len(_collection(fig, "level_set").get_segments()) == len(exactrelu.level_set(cert, 0))
 
 
@@ -106,7 +107,8 @@ def test_decision_boundary_lies_exactly_where_two_outputs_tie(classifier) -> Non
             assert vals[i] == vals[j] == max(vals)
             assert exact_forward(net, list(point), (2,)) == vals  # the net itself, exactly
             for r in c.regions:
-                assert all(f.a[0] * point[0] + f.a[1] * point[1] <= f.b for f in cert.regions[r].facets)
+                assert all(f.a[0] * point[0] + f.a[1] * point[1] <= f.b
+                           for f in cert.regions[r].facets)
 
 
 def test_plot_regions_by_output_has_a_colour_bar(classifier) -> None:

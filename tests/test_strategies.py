@@ -110,13 +110,15 @@ def test_rational_points_are_strictly_inside(dd, data) -> None:
     p = data.draw(rational_points(dom))
     assert all(isinstance(v, Fraction) for v in p)
     A, b = dom.halfspaces()
-    assert all(sum(a * x for a, x in zip(row, p, strict=True)) < bi for row, bi in zip(A, b, strict=True))
+    assert all(sum(a * x for a, x in zip(row, p, strict=True)) < bi
+               for row, bi in zip(A, b, strict=True))
 
 
 @settings(max_examples=15)
 @given(boxes(3, max_side=Fraction(1, 2), min_side=Fraction(1, 8)))
 def test_box_sides_respect_bounds(box) -> None:
-    assert all(Fraction(1, 8) <= hi - lo <= Fraction(1, 2) for lo, hi in zip(box.lower, box.upper, strict=True))
+    assert all(Fraction(1, 8) <= hi - lo <= Fraction(1, 2)
+               for lo, hi in zip(box.lower, box.upper, strict=True))
 
 
 def _first_layer(net: torch.nn.Module) -> tuple[list[list[Fraction]], list[Fraction]]:

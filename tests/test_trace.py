@@ -426,14 +426,15 @@ def test_trace_is_bit_reproducible_with_two_threads():
     timing (an indexed assignment with repeated indices gave a different float trace almost every
     run of this net with two threads)."""
     torch.manual_seed(5)
-    layers = [nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-              nn.Linear(64, 2)]
+    layers = [nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64),
+              nn.ReLU(), nn.Linear(64, 2)]
     net = nn.Sequential(*layers).eval()
     was = torch.get_num_threads()
 
     def fingerprint() -> bytes:
         tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
-        return b"".join(t.numpy().tobytes() for t in (tr.vertices, tr.interior, tr.output_weight, tr.output_bias))
+        return b"".join(t.numpy().tobytes()
+                        for t in (tr.vertices, tr.interior, tr.output_weight, tr.output_bias))
 
     try:
         torch.set_num_threads(1)

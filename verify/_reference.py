@@ -123,7 +123,8 @@ def count_1d(ops, lo, hi) -> ReferenceResult:
         for iv, amap, pat in cells:
             states = pat[len(pat) - width:]
             zero = ((Fraction(0),), Fraction(0))
-            out.append((iv, [row if s == 1 else zero for row, s in zip(amap, states, strict=True)], pat))
+            out.append((iv, [row if s == 1 else zero
+                             for row, s in zip(amap, states, strict=True)], pat))
         cells = out
     cells.sort(key=lambda c: c[0][0])
     n = len(cells)
@@ -193,7 +194,8 @@ def count_2d(ops, box) -> ReferenceResult:
         zero = ((Fraction(0), Fraction(0)), Fraction(0))
         for pg, amap, pat in cells:
             states = pat[len(pat) - width:]
-            out.append((pg, [row if s == 1 else zero for row, s in zip(amap, states, strict=True)], pat))
+            out.append((pg, [row if s == 1 else zero
+                             for row, s in zip(amap, states, strict=True)], pat))
         cells = out
 
     # --- the planar subdivision: vertices, atomic edges, adjacency

@@ -218,7 +218,8 @@ def serra_tooth(p: int) -> ToothMap:
 
 
 def tooth_eval(T: ToothMap, x: Fr) -> Fr:
-    return T.const + sum(ck * max(Fr(0), sk * (x - tk)) for sk, tk, ck in zip(T.s, T.t, T.c, strict=True))
+    return T.const + sum(ck * max(Fr(0), sk * (x - tk))
+                         for sk, tk, ck in zip(T.s, T.t, T.c, strict=True))
 
 
 def fold_net(maps: list, d: int, lines=None, out_weights=None) -> nn.Sequential:
