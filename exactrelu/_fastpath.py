@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from .capture import INPUT, Program
 from .certificate import Adjacency, Region, RegionFacet, coprime_fraction
 from .certify import CertificationError, _as_int, _root, constraint_offsets, paused_gc
 from .domain import Domain
-from .errors import RegionLimitError
+from .errors import MissingDependencyError, RegionLimitError
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule, _exact_cache
 
 _core = _deps.core  # None when not built: the Python exact layer does everything
@@ -105,18 +105,19 @@ def _int_affine(prog: Program, chain: list[int],
         key = ("fastpath-int", tuple(nd.in_shapes[0]))
         hit = cache.get(key)
         if hit is None:
-            hit = cache[key] = _integers(nd.rule.exact_affine(nd.module, tuple(nd.in_shapes[0])))
+            hit = cache[key] = _integers(_exact_affine(nd))
         return hit
-    A = a = None
-    for i in affine:
-        nd = prog.nodes[i]
-        aff = nd.rule.exact_affine(nd.module, tuple(nd.in_shapes[0]))
-        col = _exact.fmpq_mat(len(aff.a), 1, aff.a)
-        if A is None:
-            A, a = aff.A, col
-        else:
-            A, a = aff.A * A, aff.A * a + col
+    first = _exact_affine(prog.nodes[affine[0]])
+    A, a = first.A, _exact.fmpq_mat(len(first.a), 1, first.a)
+    for i in affine[1:]:
+        aff = _exact_affine(prog.nodes[i])
+        A, a = aff.A * A, aff.A * a + _exact.fmpq_mat(len(aff.a), 1, aff.a)
     return _integers(_exact.ExactAffine(A, a.entries()))
+
+
+def _exact_affine(nd: Any) -> _exact.ExactAffine:
+    """The exact map of an affine node (its rule's exact_forward is AffineRule's)."""
+    return cast(AffineRule, nd.rule).exact_affine(nd.module, tuple(nd.in_shapes[0]))
 
 
 def _integers(aff: Any) -> tuple[list[int], int, list[int] | None, int]:
@@ -148,12 +149,12 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
     pw = prog.piecewise
     for i in pw:
         nd = prog.nodes[i]
-        if _elementwise(nd) and nd.rule.unit_slopes(nd.module, nd.in_shapes[0]) is not None:
-            return (f"{nd.name}: the compiled exact layer takes one set of slopes per op, not one "
-                    "per unit (PReLU with a slope per channel)")
         if not _elementwise(nd):
             return (f"{nd.name}: the compiled exact layer takes ReLU, LeakyReLU and "
                     "Hardtanh-like ops only")
+        if cast(_ElementwiseRule, nd.rule).unit_slopes(nd.module, nd.in_shapes[0]) is not None:
+            return (f"{nd.name}: the compiled exact layer takes one set of slopes per op, not one "
+                    "per unit (PReLU with a slope per channel)")
     # the first op's input must be all that the ops before it leave for later
     first = prog.nodes[pw[0]]
     if (first.inputs[0] != INPUT and prog._last_use[first.inputs[0]] != pw[0]) or \
@@ -171,7 +172,7 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
             return (f"after {nd.name}: the compiled exact layer takes chains of affine layers "
                     "between piecewise ops")
         n = math.prod(nd.in_shapes[0])
-        rule, module = nd.rule, nd.module
+        rule, module = cast(_ElementwiseRule, nd.rule), nd.module  # checked above
         ts = [Fraction(t) for t in rule.thresholds(module)]
         sc = [(Fraction(a), Fraction(c)) for a, c in rule.slopes_consts(module)]
         if len(sc) != len(ts) + 1:
@@ -214,6 +215,8 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
     a progress bar (on a terminal only) counts the subtrees certified. With ``max_regions``, the
     threads stop as soon as more regions than that are known to exist (leaves certified plus cells
     waiting, each of which holds one at least) and :class:`RegionLimitError` is raised."""
+    if _core is None:
+        raise MissingDependencyError(_deps.core_missing())
     root = _root(prog, domain)
     first = prog.nodes[prog.piecewise[0]]
     spec = (domain.dim, _root_spec(root, first.inputs[0], domain.dim), pl.levels,

@@ -17,10 +17,11 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cmp_to_key
+from typing import Any, cast
 
 import numpy as np
 
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 Point = Sequence[Fraction]
-Incidence = Sequence[Sequence[int]] | Mapping[object, Sequence[int]]
+Incidence = Sequence[Collection[int]] | Mapping[object, Collection[int]]
 
 
 def _q(x: Fraction | int) -> flint.fmpq:
@@ -109,7 +110,8 @@ def interval_length(vertices: Sequence[Point] | Sequence[Fraction]) -> Fraction:
     """
     if not vertices:
         return Fraction(0)
-    xs = [Fraction(v[0]) if isinstance(v, (tuple, list)) else Fraction(v) for v in vertices]
+    xs = [Fraction(v[0]) if isinstance(v, (tuple, list)) else Fraction(cast(Fraction, v))
+          for v in vertices]
     return max(xs) - min(xs)
 
 
@@ -602,7 +604,7 @@ def sign_filtered(a: Point, b: Fraction, x: Point) -> int:
     return sign_exact(a, b, x)
 
 
-def nearest_floats(values: Sequence[Sequence[Fraction]] | Sequence[Fraction]) -> np.ndarray:
+def nearest_floats(values: Sequence[Any]) -> np.ndarray:
     """float64 array of the nearest floats to exact rationals (±inf where they overflow).
 
     >>> from fractions import Fraction as F
@@ -672,9 +674,9 @@ def signs_filtered(
         if exact is None:
             if not (np.isfinite(A).all() and np.isfinite(b).all() and np.isfinite(X).all()):
                 raise InvalidInputError("signs_filtered got non-finite floats and no exact data")
-            Aq = [[Fraction(float(v)) for v in row] for row in A]
-            bq = [Fraction(float(v)) for v in b]
-            Xq = [[Fraction(float(v)) for v in row] for row in X]
+            Aq: Sequence[Sequence[Fraction]] = [[Fraction(float(v)) for v in row] for row in A]
+            bq: Sequence[Fraction] = [Fraction(float(v)) for v in b]
+            Xq: Sequence[Sequence[Fraction]] = [[Fraction(float(v)) for v in row] for row in X]
         else:
             Aq, bq, Xq = exact
         for i, j in zip(*np.nonzero(undecided), strict=True):

@@ -36,7 +36,7 @@ __all__ = [
 Row = Sequence[Fraction]
 
 
-def _solve(lp: object) -> None:
+def _solve(lp: _gmp.LinProg) -> None:
     """Solve ``lp`` by the criss-cross rule, the pivot rule of every exact LP here: it is finite
     on any LP (cddlib's default dual simplex was seen to cycle, hanging or crashing, on the
     degenerate LPs of duplicated units) and measured as fast as the default on this module's LPs
@@ -206,9 +206,9 @@ def facets(A: Sequence[Row], b: Row, vrep: VRep | None = None) -> FacetSet:
         by_set.setdefault(frozenset(s), []).append(i)
     candidates = sorted(by_set, key=len, reverse=True)
     maximal: list[frozenset[int]] = []
-    for s in candidates:
-        if not any(len(t) > len(s) and s < t for t in maximal):
-            maximal.append(s)
+    for c in candidates:
+        if not any(len(t) > len(c) and c < t for t in maximal):
+            maximal.append(c)
     order = sorted(maximal, key=lambda s: by_set[s][0])
     groups = [tuple(by_set[s]) for s in order]
     return FacetSet(

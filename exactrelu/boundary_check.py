@@ -39,7 +39,7 @@ import functools
 import math
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, NoReturn
 
 from torch import nn
 
@@ -57,7 +57,7 @@ __all__ = ["check_boundary"]
 Row = tuple[Fraction, ...]
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str) -> NoReturn:
     raise CertificateError(msg)
 
 
@@ -265,8 +265,8 @@ def _derive(cert: Certificate, regs: list[_Reg], level: bool) -> dict[tuple, _Ex
     dom_keys = {_hkey(a, bi) for a, bi in zip(dom_A, dom_b, strict=True)}
     on_key: dict[tuple, tuple[list, list]] = {}
     for reg in regs:
-        for row, (a, bi) in enumerate(zip(reg.A, reg.b, strict=True)):
-            hk, side = _hkey(a, bi)
+        for row, (ra, rb) in enumerate(zip(reg.A, reg.b, strict=True)):
+            hk, side = _hkey(ra, rb)
             if (hk, side) in dom_keys:
                 if level and reg.top is not None and reg.label(reg.top) != 0:
                     key = _fraction_key(hk)
@@ -399,6 +399,8 @@ def _check_sides(n: int, c: BoundaryCell, regs: list[_Reg], prog: Program, cert:
         if bd.kind == "decision":
             got = max(range(len(out)), key=lambda i: (out[i], -i))
         else:
+            if bd.output is None or bd.value is None:  # checked by check_boundary already
+                _fail("a level set needs an output and a value")
             v = out[bd.output] - bd.value
             got = (v > 0) - (v < 0)
         if got != label:

@@ -18,7 +18,7 @@ import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.fx as fx
@@ -26,7 +26,6 @@ from torch import nn
 from torch.nn.modules import module as _module_mod
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
-from torch.nn.utils import parametrize
 from torch.nn.utils.spectral_norm import SpectralNorm as _OldSpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm as _OldWeightNorm
 
@@ -79,6 +78,7 @@ from .rules import (
     find_rule,
     module_state,
     overrides,
+    parametrizations,
     registered_class,
     rule_conflict,
 )
@@ -102,6 +102,11 @@ class Node:
     @property
     def piecewise(self) -> bool:
         return self.rule.piecewise
+
+    @property
+    def piecewise_rule(self) -> PiecewiseRule:
+        """The rule of a piecewise op (``piecewise`` is true): it has PiecewiseRule's methods."""
+        return cast(PiecewiseRule, self.rule)
 
 
 class Program:
@@ -140,7 +145,7 @@ class Program:
     def num_switching(self, j: int) -> int:
         """Number of switching functions of piecewise op ``j``."""
         nd = self.nodes[self.piecewise[j]]
-        return nd.rule.num_switching(nd.module, nd.in_shapes[0])  # type: ignore[attr-defined]
+        return nd.piecewise_rule.num_switching(nd.module, nd.in_shapes[0])
 
     def notes(self) -> list[str]:
         """Every place where the network is not taken exactly as written (BatchNorm folding)."""
@@ -268,7 +273,7 @@ class Program:
         for j, p in enumerate(self.piecewise):
             self.run_nodes(values, lo, p, forward)
             nd = self.nodes[p]
-            rule: PiecewiseRule = nd.rule  # type: ignore[assignment]
+            rule = nd.piecewise_rule
             x = values[nd.inputs[0]]
             switching = rule.exact_switching if exact else rule.switching
             if until == j:
@@ -282,8 +287,9 @@ class Program:
 
             def apply(i: int, nd: Node, ins: list[Any], st: torch.Tensor = given) -> Any:
                 if exact:
-                    return nd.rule.exact_apply(nd.module, ins[0], st.reshape(nd.out_shape))
-                return nd.rule.apply(nd.module, ins[0], st.to(ins[0].b.device))
+                    return nd.piecewise_rule.exact_apply(nd.module, ins[0],
+                                                         st.reshape(nd.out_shape))
+                return nd.piecewise_rule.apply(nd.module, ins[0], st.to(ins[0].b.device))
 
             self.run_nodes(values, p, p + 1, apply)
             lo = p + 1
@@ -475,9 +481,9 @@ class _Builder:
             self.problems.append(f"{name or '<root>'} ({_op_name(module)}): {why}")
             rule = Rule()
         else:
-            why = rule.check(module)
-            if why:
-                self.problems.append(f"{name or '<root>'} ({_op_name(module)}): {why}")
+            problem = rule.check(module)
+            if problem:
+                self.problems.append(f"{name or '<root>'} ({_op_name(module)}): {problem}")
         self.nodes.append(Node(name, module, rule, inputs))
         i = len(self.nodes) - 1
         if getattr(module, "inplace", False) is True and not isinstance(module, _DropoutNd):
@@ -495,12 +501,14 @@ class _Builder:
                             ("forward hook", mod._forward_hooks)):
             self.problems += [_hook_problem(label, mod, kind, h) for h in hooks.values()
                               if not _export.own_hook(mod, h)]
-        patched = sorted(vars(mod).keys() & _methods(type(mod)) - _export.own_methods(mod))
+        # mypy reads a class's own __hash__ as the class object's (classes are hashable)
+        methods = _methods(type(mod))  # type: ignore[arg-type]
+        patched = sorted(vars(mod).keys() & methods - _export.own_methods(mod))
         if patched:
             self.problems.append(f"{label} ({_op_name(mod)}): {', '.join(patched)} replaced on the "
                                  "instance; capture follows the class's forward, so define the "
                                  "behaviour in the class instead")
-        called = [k for k in _call_overrides(type(mod))
+        called = [k for k in _call_overrides(type(mod))  # type: ignore[arg-type]  # as above
                   if not (k == "__call__" and _plain_graph_module_call(mod))]
         if called:
             self.problems.append(f"{label} ({_op_name(mod)}): its class redefines "
@@ -521,7 +529,9 @@ class _Builder:
                 if sub is not mod:
                     self.check_call(sub, sub_name)
             return self.add(name, mod, inputs)
-        if isinstance(mod, nn.Sequential) and not overrides(type(mod), nn.Sequential):
+        # overrides is cached by class; mypy reads a class's own __hash__ as the class object's
+        if isinstance(mod, nn.Sequential) and \
+                not overrides(type(mod), nn.Sequential):  # type: ignore[arg-type]
             cur = inputs
             # every entry of _modules in order, as Sequential.forward calls them (a module listed
             # twice is called twice; named_children would list it once)
@@ -634,8 +644,8 @@ class _Builder:
         except AttributeError:
             value = None
         if isinstance(value, torch.Tensor):
-            if parametrize.is_parametrized(owner, leaf) and any(
-                    m.training for m in owner.parametrizations[leaf].modules()):
+            plist = parametrizations(owner).get(leaf)
+            if plist is not None and any(m.training for m in plist.modules()):
                 self.problems.append(f"{path} (get_attr {target}): its parametrization is in "
                                      "train mode; call net.eval() first")
             return _Const(value)
@@ -659,7 +669,7 @@ class _Builder:
         return self.call(node.target, args, kwargs, path)
 
     def method(self, node: fx.Node, env: dict, path: str) -> Any:
-        name = node.target
+        name = str(node.target)  # a call_method node's target is the method's name
         args = [self.resolve(env, a) for a in node.args]
         kwargs = {k: self.resolve(env, v) for k, v in node.kwargs.items()}
         if name == "size" and isinstance(args[0], _Value):
@@ -922,8 +932,8 @@ class _Builder:
                 continue
             seen.add(id(mod))
             label = nd.name or "<root>"
-            lists = mod.parametrizations.items() if parametrize.is_parametrized(mod) else []
-            training = [pname for pname, plist in lists if any(m.training for m in plist.modules())]
+            training = [pname for pname, plist in parametrizations(mod).items()
+                        if any(m.training for m in plist.modules())]
             if training:
                 out.append(f"{label} ({_op_name(mod)}): the parametrization of "
                            f"{', '.join(training)} is in train mode (a parametrization may update "
@@ -993,7 +1003,7 @@ def _tensor_problem(t: Any) -> str | None:
         return None
     if not isinstance(t, torch.Tensor):
         return f"is a {type(t).__name__}, not a tensor"
-    if isinstance(t, nn.parameter.UninitializedTensorMixin):
+    if nn.parameter.is_lazy(t):
         return "is not initialized yet (a lazy module): call the model once on an input first"
     if t.is_complex():
         return (f"is complex ({t.dtype}); exactrelu takes real parameters (converting would drop "
@@ -1163,8 +1173,8 @@ def _infer_shapes(prog: Program) -> None:
                                 torch.zeros((1, *s), dtype=torch.float64))
                        for s in nd.in_shapes]
                 if nd.piecewise:
-                    st = nd.rule.state(nd.module, ins[0].b)  # type: ignore[attr-defined]
-                    out = nd.rule.apply(nd.module, ins[0], st)  # type: ignore[attr-defined]
+                    st = nd.piecewise_rule.state(nd.module, ins[0].b)
+                    out = nd.piecewise_rule.apply(nd.module, ins[0], st)
                 else:
                     out = nd.rule.float_forward(nd.module, ins)
         except UnsupportedModelError as exc:
@@ -1233,10 +1243,11 @@ def _resolve_reshape(nd: Node, in_shape: tuple[int, ...]) -> Reshape:
             raise refuse("squeeze() without dimensions would squeeze a batch of one; name the "
                          "dimensions (x.squeeze(1))")
         given = args[0] if isinstance(args[0], (tuple, list)) else [args[0]]
-        dims = {dim(d, full) for d in given}
-        if 0 in dims:
+        squeezed = {dim(d, full) for d in given}
+        if 0 in squeezed:
             raise refuse("squeezing the batch dimension")
-        return Reshape(tuple(s for i, s in enumerate(in_shape, 1) if not (i in dims and s == 1)))
+        return Reshape(tuple(s for i, s in enumerate(in_shape, 1)
+                             if not (i in squeezed and s == 1)))
     dims = list(args[0])
     lead = dims[0] if dims else None
     batch = (isinstance(lead, _Meta) and lead.batch) or lead == -1 or (

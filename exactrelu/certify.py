@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from operator import ne
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -92,6 +92,12 @@ class Cell:
     rays: list[tuple] = field(default_factory=list)  # extreme rays (unbounded cells), fmpq
     lines: list[tuple] = field(default_factory=list)  # a basis of the lineality space, fmpq
     fvertices: np.ndarray | None = None  # (len(vertices), d) float64 nearest to the vertices
+
+    @property
+    def live_values(self) -> dict:
+        """``live`` of a cell whose children are being made (it is released only after)."""
+        assert self.live is not None, "the live values of a finished cell were read"
+        return self.live
 
 
 @dataclass
@@ -554,12 +560,13 @@ class _Certifier:
         j = parent.level
         d = self.d
         nd = self.prog.nodes[self.prog.piecewise[j]]
-        if self.bounded and nd.rule.sign_cells:
-            rows, scales = _int_switching(nd.rule, nd.module, _as_int(parent.live[nd.inputs[0]]))
-            ctx = _OpContext(nd, rows, scales, parent, d, self.slopes)
+        live = parent.live_values
+        if self.bounded and nd.piecewise_rule.sign_cells:
+            sw_rows, scales = _int_switching(nd.rule, nd.module, _as_int(live[nd.inputs[0]]))
+            ctx = _OpContext(nd, sw_rows, scales, parent, d, self.slopes)
             return self._arranged(parent, ctx, cands, traced)
-        ctx = _OpContext(nd, _switching_map(self.prog, parent.live, j).mat.tolist(), None, parent,
-                         d, self.slopes)
+        ctx = _OpContext(nd, _switching_map(self.prog, live, j).mat.tolist(), None, parent, d,
+                         self.slopes)
         if not cands:
             cands = [_seed(self, parent)]
         found: dict[tuple[int, ...], Cell] = {}
@@ -578,7 +585,7 @@ class _Certifier:
             # floats taken exactly
             w = tuple(_q(v) for v in cand.witness) if cand.witness is not None else None
             sw = ctx.point_signs(w, rows) if w is not None else None
-            if sw is None:
+            if w is None or sw is None:
                 self.stats.witness_lp += 1
                 A, b = _to_ab(ctx.parent_G + [ctx.slack(i, sg) for i, sg in rows], d)
                 ip = _polyhedra.interior_point(A, b, dim=d)
@@ -624,6 +631,7 @@ class _Certifier:
                 elif sgnP is not None and (sgnP[:, list(f.vertices)] == 0).all(axis=1).any():
                     continue  # on the parent's boundary
                 else:
+                    assert sgnE is not None  # a bounded cell's signs at its vertices
                     nb = self._across(f, sgnE, cell.vertices, ctx)
                 if nb not in found and nb not in queued:
                     queued.add(nb)
@@ -636,7 +644,7 @@ class _Certifier:
         # state
         children = [found[st] for st in sorted(found, key=rank.__getitem__)]
         if parent.volume is not None:
-            total = sum((c.volume for c in children), fmpq(0))  # type: ignore[misc]
+            total = sum((c.volume for c in children), fmpq(0))
             if total != parent.volume:
                 raise CertificationError(
                     f"children volumes sum to {total}, parent volume is {parent.volume} "
@@ -690,10 +698,11 @@ class _Certifier:
                 # a short dyadic point near the centroid, checked strictly inside exactly; else
                 # the exact centroid (2-D: of three ring vertices, which are never collinear, so
                 # it is strictly inside; else of all vertices)
-                witness = _dyadic_inside(fverts.mean(axis=0), facets, d)
-                if witness is None:
+                dyadic = _dyadic_inside(fverts.mean(axis=0), facets, d)
+                if dyadic is None:
                     w = verts[:3] if d == 2 else verts
-                    witness = tuple(sum((p[i] for p in w), fmpq(0)) / len(w) for i in range(d))
+                    dyadic = tuple(sum((p[i] for p in w), fmpq(0)) / len(w) for i in range(d))
+                witness = dyadic
                 vol = _volume(verts, facets, d)
             cell = Cell(j + 1, (*parent.states, state), witness, facets, verts, vol,
                         fvertices=fverts)
@@ -721,6 +730,7 @@ class _Certifier:
         sets of tight vertices are maximal; each with every constraint vanishing on all of it."""
         d, S, Z = self.d, arr.S, arr.Z
         off = self.offsets[ctx.j]
+        sides: list[tuple[int, ...]]
         if d == 2:
             n = len(vs)
             sides = [(k, (k + 1) % n) for k in range(n)]
@@ -760,6 +770,8 @@ class _Certifier:
             if first_parent is not None:
                 slack, scale = ctx.parent_G[first_parent], ctx.parent_scale[first_parent]
                 fslack = ctx.ALLf[S + first_parent]
+            elif first_unit is None:
+                raise CertificationError("a side of a cell lies on no constraint")
             else:
                 sg = int(signs[first_unit])
                 slack, scale = ctx.slack(first_unit, sg), ctx.scale(first_unit)
@@ -792,7 +804,8 @@ class _Certifier:
             if len(poly) < d + 1:
                 raise CertificationError("a cell with a witness strictly inside came out flat")
             verts = poly
-            sides = [(0,), (1,)] if d == 1 else [(v, (v + 1) % len(poly)) for v in range(len(poly))]
+            sides: list[tuple[int, ...]] = [(0,), (1,)] if d == 1 else \
+                [(v, (v + 1) % len(poly)) for v in range(len(poly))]
         else:
             use = first
             while True:
@@ -834,8 +847,8 @@ class _Certifier:
             facets.append(Facet(list(slack), tuple(sorted(ids)), side, scale=scale))
         vol = _volume(verts, facets, d) if self.bounded else None
         cell = Cell(ctx.j + 1, (*parent.states, state), tuple(w), facets, verts, vol)
-        cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply,
-                               self.affine)
+        cell.live = _run_nodes(self.prog, parent.live_values, *self._seg(ctx.j + 1), state,
+                               ctx.apply, self.affine)
         return cell, sgnE, sgnP
 
     def _cell_unbounded(self, parent: Cell, ctx: _OpContext, state: tuple[int, ...], w: tuple,
@@ -863,8 +876,8 @@ class _Certifier:
                 facets.append(Facet(list(g), ids, fp, fr, scales[group[0]]))
         cell = Cell(ctx.j + 1, (*parent.states, state), tuple(w), facets, pts, None, rays=rays,
                     lines=lines)
-        cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply,
-                               self.affine)
+        cell.live = _run_nodes(self.prog, parent.live_values, *self._seg(ctx.j + 1), state,
+                               ctx.apply, self.affine)
         return cell
 
     def _on_parent_boundary_exact(self, f: Facet, cell: Cell, ctx: _OpContext) -> bool:
@@ -923,18 +936,18 @@ class _Certifier:
         product per parent, then a rank-one update per differing unit from the nearest child
         already made, all in Python ints (exact)."""
         j = ctx.j
-        fast = None
-        if ctx._elementwise is not None and len(parent.live) == 1:
-            fast = self._fast_segment(j)
-        if fast is None:
+        live = parent.live_values
+        elementwise = ctx._elementwise
+        fast = self._fast_segment(j) if elementwise is not None and len(live) == 1 else None
+        if fast is None or elementwise is None:
             seg = self._seg(j + 1)
-            return [_run_nodes(self.prog, parent.live, *seg, st, ctx.apply, self.affine)
+            return [_run_nodes(self.prog, live, *seg, st, ctx.apply, self.affine)
                     for st in states]
         i_aff, key = fast
-        m = _as_int(parent.live[ctx.nd.inputs[0]])
+        m = _as_int(live[ctx.nd.inputs[0]])
         aff = _int_affine(self.affine, i_aff, self.prog.nodes[i_aff], m.shape)
         rows, den = m.rows, m.den
-        sa = ctx._elementwise[1]
+        sa = elementwise[1]
         ncols = len(rows[0])
 
         def out_row(k: int, st: int) -> list[int]:
@@ -953,8 +966,9 @@ class _Certifier:
                      ).reshape(-1).tolist()
         else:
             flat0 = [0] * (n_out * ncols)
-        if aff.az is not None:
-            for r, c in enumerate(aff.az_ints):
+        az = aff.az_ints
+        if az is not None:
+            for r, c in enumerate(az):
                 flat0[r * ncols + ncols - 1] += c * (den * sa)
         out_den = aff.dA * den * sa
         shape = tuple(self.prog.nodes[i_aff].out_shape)
@@ -984,7 +998,7 @@ class _Certifier:
             return self._fast[j]
         prog = self.prog
         lo, hi = self._seg(j + 1)
-        out = None
+        out: tuple[int, Any] | None = None
         if hi - lo == 2:
             nd = prog.nodes[lo + 1]
             if (type(nd.rule).exact_forward is AffineRule.exact_forward and list(nd.inputs) == [lo]
@@ -1078,9 +1092,9 @@ class _OpContext:
         self.parent_scale = [f.scale for f in parent.facets]
         # switching rows, then the parent's facets: one filtered sign matrix answers both
         self.all_rows = self.sw_rows + self.parent_G
-        if parent.facets and all(f.fslack is not None for f in parent.facets):
-            self.ALLf = np.vstack([_float_rows(sw_rows, d + 1, ints=scales is not None)]
-                                  + [f.fslack for f in parent.facets]
+        fslacks = [f.fslack for f in parent.facets if f.fslack is not None]
+        if parent.facets and len(fslacks) == len(parent.facets):
+            self.ALLf = np.vstack([_float_rows(sw_rows, d + 1, ints=scales is not None), *fslacks]
                                   ).reshape(len(self.all_rows), d + 1)
         else:
             self.ALLf = _float_rows(self.all_rows, d + 1)
@@ -1099,7 +1113,8 @@ class _OpContext:
         self._sw_sign: np.ndarray | None = None
         self._PG: Any = None
         self._SW: Any = None
-        self._elementwise = None
+        # per state of an elementwise op: (slope, constant) over ``sa``, ``sa``, kind
+        self._elementwise: tuple[list[tuple[int, int]], int, list[int]] | None = None
         rule = self.rule
         if (isinstance(rule, _ElementwiseRule)
                 and type(rule).exact_apply is _ElementwiseRule.exact_apply
@@ -1145,6 +1160,11 @@ class _OpContext:
         sg = _signs(self.all_rows, self.ALLf, self.ALLa, points, self.d)
         return sg[:self.S], (sg[self.S:] if self.parent_G else None)
 
+    @overload
+    def point_signs(self, w: tuple, rows: None) -> np.ndarray: ...
+    @overload
+    def point_signs(self, w: tuple, rows: list[tuple[int, int]]) -> np.ndarray | None: ...
+
     def point_signs(self, w: tuple, rows: list[tuple[int, int]] | None) -> np.ndarray | None:
         """Exact signs of the switching functions at ``w``; with ``rows``: None unless ``w`` is
         strictly inside the parent and strictly on the side ``rows`` ask for."""
@@ -1172,6 +1192,7 @@ class _OpContext:
     def unit_rows(self, rows: list[list[int]], states: Sequence[int], den: int) -> list[list[int]]:
         """:meth:`unit_row` of every unit; identity and zero states without arithmetic (the
         rows returned are shared: never modify them)."""
+        assert self._elementwise is not None  # apply calls it for elementwise ops only
         kinds = self._elementwise[2]
         zero = [0] * len(rows[0]) if rows else []
         unit_row = self.unit_row
@@ -1182,6 +1203,7 @@ class _OpContext:
         """An elementwise unit's output row in state ``st`` from its input row ``row`` (integers
         over ``den``): ``a row + c den e_last`` over ``den sa`` (``row`` itself when ``a = 1``
         and ``c = 0``; never modify it)."""
+        assert self._elementwise is not None  # for elementwise ops only
         a, c = self._elementwise[0][st]
         if a == 1 and c == 0:
             return row
@@ -1604,7 +1626,7 @@ def _seed(cert: _Certifier, parent: Cell) -> Candidate:
     """A candidate child at a generic point near the parent's witness (no float trace needed)."""
     j = parent.level
     d = cert.d
-    SW = _switching_map(cert.prog, parent.live, j).mat
+    SW = _switching_map(cert.prog, parent.live_values, j).mat
     rows = SW.tolist()
     w = parent.witness
     rng = random.Random(1)

@@ -40,13 +40,16 @@ import math
 import numbers
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
 from exactrelu import _geometry, _parse, _polyhedra
 from exactrelu._parse import Malformed, show
 from exactrelu.errors import CertificateError, InvalidInputError
+
+if TYPE_CHECKING:  # torch is imported only where a method needs it
+    import torch
 
 __all__ = ["Domain", "Box", "Polytope", "RealSpace", "Slice", "as_domain", "to_fraction",
            "MAX_BOUNDED_DIM", "MAX_DIM", "MAX_DOMAIN_VERTICES", "MAX_INPUT_SIZE",
@@ -151,7 +154,7 @@ def _fmt(q: Fraction) -> str:
     return f"{_parse.integer_text(q.numerator)}/{_parse.integer_text(q.denominator)}"
 
 
-def _is_tensor(x: Any) -> bool:
+def _is_tensor(x: Any) -> TypeGuard[torch.Tensor]:
     return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
 
 

@@ -37,7 +37,7 @@ import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast, overload
 
 import torch
 import torch.nn.functional as F
@@ -292,7 +292,9 @@ def registered_class(cls: type) -> type | None:
 def rule_conflict(cls: type) -> str | None:
     """Why ``cls`` does not inherit the rule of its nearest registered ancestor, or None."""
     owner = registered_class(cls)
-    names = overrides(cls, owner) if owner is not None else ()
+    if owner is None:
+        return None
+    names = overrides(cls, owner)
     if not names:
         return None
     return (f"redefines {', '.join(names)} of {owner.__module__}.{owner.__qualname__}, so the rule "
@@ -327,12 +329,18 @@ def overrides(cls: type, base: type) -> tuple[str, ...]:
                         if static(cls, n, None) is not static(base, n, None)))
 
 
+def parametrizations(module: nn.Module) -> dict[str, nn.Module]:
+    """The parametrization (a ParametrizationList) of each parametrized tensor of ``module``."""
+    if not parametrize.is_parametrized(module):
+        return {}
+    return dict(cast(nn.ModuleDict, module.parametrizations).items())
+
+
 def own_tensors(module: nn.Module) -> list[tuple[str, Any]]:
     """``module``'s own parameters, then buffers, then parametrized tensors (each group by name),
     with the values its forward reads: a parametrized tensor as its parametrization computes it."""
     names = sorted(module._parameters) + sorted(module._buffers)
-    if parametrize.is_parametrized(module):
-        names += sorted(module.parametrizations.keys())
+    names += sorted(parametrizations(module))
     return [(n, getattr(module, n)) for n in names]
 
 
@@ -415,6 +423,12 @@ def clear_exact_cache() -> None:
     _MODULE_CACHE.clear()
 
 
+@overload
+def _p(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor: ...
+@overload
+def _p(t: None, like: torch.Tensor) -> None: ...
+
+
 def _p(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
     return None if t is None else t.detach().to(device=like.device, dtype=like.dtype)
 
@@ -482,6 +496,9 @@ for _cls, _base, _conv in (
     register_rule(_cls, type(f"{_cls.__name__}Rule", (_base,), {"conv": staticmethod(_conv)})())
 
 
+_NO_RUNNING_STATS = "BatchNorm without running statistics (track_running_stats=False)"
+
+
 def folded_batchnorm(module: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
     """BatchNorm in eval mode as ``y = scale * x + shift``, folded once in float64.
 
@@ -489,6 +506,8 @@ def folded_batchnorm(module: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Ten
     computed in float64 (sqrt is not rational); from then on these float64 numbers are the exact
     parameters of the network.
     """
+    if module.running_mean is None or module.running_var is None:
+        raise UnsupportedModelError(_NO_RUNNING_STATS)
     var = module.running_var.detach().to("cpu", torch.float64)
     mean = module.running_mean.detach().to("cpu", torch.float64)
     scale = 1.0 / torch.sqrt(var + module.eps)
@@ -508,7 +527,7 @@ class _BatchNormRule(AffineRule):
             return ("BatchNorm in train mode (call net.eval() first: train-mode BatchNorm uses "
                     "batch statistics)")
         if module.running_mean is None or module.running_var is None:
-            return "BatchNorm without running statistics (track_running_stats=False)"
+            return _NO_RUNNING_STATS
         return None
 
     def _folded(self, module: Any, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -617,7 +636,7 @@ class DropoutRule(ReshapeRule):
 
     reads = ()
 
-    def check(self, module: nn.Module) -> str | None:
+    def check(self, module: nn.modules.dropout._DropoutNd) -> str | None:
         if module.training and module.p > 0:
             return "Dropout in train mode is random (call net.eval() first)"
         return None
@@ -629,9 +648,9 @@ class DropoutRule(ReshapeRule):
 # Each dropout class has its own forward, so each is registered (a rule is not inherited by a
 # class that overrides forward).
 _DROPOUT = DropoutRule()
-for _cls in (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
-             nn.FeatureAlphaDropout):
-    register_rule(_cls, _DROPOUT)
+for _dropout in (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+                 nn.FeatureAlphaDropout):
+    register_rule(_dropout, _DROPOUT)
 
 
 @dataclass(frozen=True)
@@ -737,6 +756,8 @@ class _Operand(nn.Module):
     """A pseudo-module combining its input elementwise with one constant ``other`` (a buffer that
     is the model's own tensor, not a copy; a number becomes a float64 0-d tensor, taken as its
     float64 value). ``other`` broadcasts against the input but not over the batch."""
+
+    other: torch.Tensor
 
     def __init__(self, other: Any) -> None:
         super().__init__()
@@ -908,8 +929,8 @@ class PadRule(AffineRule):
 
 
 register_rule(Pad, PadRule())
-for _cls in _PAD_MODES:
-    register_rule(_cls, PadRule())
+for _pad in _PAD_MODES:
+    register_rule(_pad, PadRule())
 
 
 class GatherRule(Rule):
@@ -1065,7 +1086,7 @@ class UpsampleRule(GatherRule):
 class _ElementwiseRule(PiecewiseRule):
     """Elementwise piecewise-linear units: out = slope[state] * x + const[state]."""
 
-    reads = ()
+    reads: tuple[str, ...] | None = ()
 
     sign_cells = True
 
@@ -1350,7 +1371,7 @@ class ClampRule(_ElementwiseRule):
             return "clamp without bounds"
         if not all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds):
             return f"clamp bounds must be finite numbers (got min={module.min}, max={module.max})"
-        if len(bounds) == 2 and not module.min < module.max:
+        if len(bounds) == 2 and not bounds[0] < bounds[1]:
             return f"clamp needs min < max (got {module.min}, {module.max})"
         return None
 
@@ -1489,7 +1510,7 @@ class MaxPool2dRule(PiecewiseRule):
 
 
 def _pair(v: Any) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+    return (v, v) if isinstance(v, int) else tuple(v)
 
 
 def _unfold_explicit(pos: torch.Tensor, ks: tuple[int, int], st: tuple[int, int],

@@ -367,7 +367,7 @@ def _assemble(prog: Program, dom: Domain, built: _Regions, stats: certify.Stats)
     units = []
     for j in range(prog.num_piecewise):
         nd = prog.nodes[prog.piecewise[j]]
-        units.append(math.prod(nd.out_shape) if nd.rule.sign_cells else None)
+        units.append(math.prod(nd.out_shape) if nd.piecewise_rule.sign_cells else None)
     adjacency = find_adjacency(regions, vertices, dom.dim, offsets, units)
     pieces = _pieces(regions, adjacency)
     st = {k: getattr(stats, k) for k in ("candidates", "confirmed", "spurious", "repaired",
@@ -442,7 +442,7 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int,
                     pid = pids[j0] = prefixes.setdefault(prefix, len(prefixes))
                 gk = (key, j0, pid, st)
             groups.setdefault(gk, []).append((side, r.index, f))
-    out: list[tuple[int, int, RegionFacet, RegionFacet]] = []
+    out: list[tuple[int, int, RegionFacet, RegionFacet, Any]] = []
     for gk, items in groups.items():
         plus = [(ri, f) for s, ri, f in items if s > 0]
         minus = [(ri, f) for s, ri, f in items if s < 0]
@@ -464,11 +464,11 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int,
                          for rj, g in minus), key=_first)
             pairs = []
             for ri, f in plus:
-                lo, hi = kc[min(f.vertices, key=at)], kc[max(f.vertices, key=at)]
+                flo, fhi = kc[min(f.vertices, key=at)], kc[max(f.vertices, key=at)]
                 for mlo, mhi, rj, g in ms:
-                    if mlo >= hi:
+                    if mlo >= fhi:
                         break  # so are the later ones: sorted by their lower ends
-                    if lo < mhi:
+                    if flo < mhi:
                         pairs.append(((ri, f), (rj, g)))
         else:
             pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, exact, keys, d, plane)
@@ -684,10 +684,10 @@ def compare_claim(cert: Certificate, claimed: Any) -> None:
                          f"{pattern_text(r.pattern)}, witness "
                          f"({', '.join(approx(v) for v in r.witness)})")
         sizes = [len(s) for s in next(iter(have.values())).pattern]
-        for k in spurious[:SHOWN]:
+        for pat in spurious[:SHOWN]:
             parts, at = [], 0
             for size in sizes:
-                parts.append(list(k[at:at + size]))
+                parts.append(list(pat[at:at + size]))
                 at += size
             lines.append(f"  spurious: pattern {pattern_text(parts)} (claimed; no "
                          "full-dimensional region has it)")

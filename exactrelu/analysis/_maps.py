@@ -148,7 +148,7 @@ class ExactNet:
                 return
             rows = self.switching(states)
             nd = self.nodes[j]
-            rule, module, in_shape = nd.rule, nd.module, nd.in_shapes[0]
+            rule, module, in_shape = nd.piecewise_rule, nd.module, nd.in_shapes[0]
             fixed: list[int] = []
             free: list[int] = []
             for i, row in enumerate(rows):
@@ -209,7 +209,8 @@ class ExactNet:
         for j, st in enumerate(states):
             nd = self.nodes[j]
             rows = self.switching(states[:j])
-            for i, sg in nd.rule.constraint_list(nd.module, st, nd.in_shapes[0], nd.out_shape):
+            for i, sg in nd.piecewise_rule.constraint_list(nd.module, st, nd.in_shapes[0],
+                                                           nd.out_shape):
                 row = rows[i]
                 if all(a == 0 for a in row[:d]):
                     if row[d] * sg < 0:
@@ -263,8 +264,8 @@ class ExactNet:
                 inside = flp.interior([_l1(a) for a in A])
                 if inside is not None:
                     decide = lambda group: flp.decide(group, inside)  # noqa: E731
-            for a0, b0, fid in facets_by_lp(A, b, ids, decide):
-                facets.append(RegionFacet(a0, b0, fid, ()))
+            for fa, fb, fid in facets_by_lp(A, b, ids, decide):
+                facets.append(RegionFacet(fa, fb, fid, ()))
         FA = [list(f.a) for f in facets]
         Fb = [f.b for f in facets]
         l1 = [_l1(a) for a in FA]
