@@ -113,7 +113,9 @@ q = _parse.text
 
 @dataclass(slots=True)
 class RegionFacet:
-    """A facet ``a . t <= b`` of a region and the constraint ids that define it."""
+    """A facet ``a . t <= b`` of a region: ``a``, ``b`` one of its constraints as it bounds the
+    region; ``ids`` every constraint id of the region (domain rows included) vanishing on the
+    facet, each once; ``vertices`` and ``rays`` exactly the region's vertices and rays on it."""
 
     a: tuple[Fraction, ...]
     b: Fraction
@@ -124,7 +126,11 @@ class RegionFacet:
 
 @dataclass(slots=True)
 class Region:
-    """One certified activation region."""
+    """One certified activation region. Every field is a claim the checker proves, except
+    ``repaired`` (provenance: the exact layer found the region where the float trace had missed
+    or mislabelled it), which it never reads. ``vertices`` holds every vertex of the region, each
+    once; ``facets`` every facet; ``rays`` the extreme rays modulo the lineality space spanned by
+    ``lines``; ``volume`` the exact volume (bounded domains; required up to 3-D)."""
 
     index: int
     pattern: list[list[int]]  # one flat list of states per piecewise op (read-only: may be shared)
@@ -152,7 +158,8 @@ class Region:
 
 @dataclass(slots=True)
 class Adjacency:
-    """Regions ``i`` and ``j`` share a (d-1)-face on the hyperplane ``a . t = b``."""
+    """Regions ``i < j`` share a (d-1)-face on the hyperplane ``a . t = b`` (the first non-zero
+    entry of ``a`` is 1); ``ids`` the union of the ids of their facets on it."""
 
     i: int
     j: int
@@ -163,7 +170,10 @@ class Adjacency:
 
 @dataclass
 class Certificate:
-    """Exact regions of a network on a domain; every number is a theorem about the network."""
+    """Exact regions of a network on a domain; every number is a theorem about the network,
+    proven by :func:`exactrelu.check` (its docstring gives the argument for each field). Not
+    claims, never read by the checker: ``version`` and ``stats`` (which engine made it, how long
+    it took, what the float trace proposed) and each region's ``repaired`` flag."""
 
     domain: Domain
     input_shape: tuple[int, ...]

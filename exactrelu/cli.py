@@ -228,11 +228,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if not Path(args.cert).is_file():
         raise InvalidInputError(f"no certificate at {args.cert}")
     net = _model(args)
+    # --bounds / --plane / --line: the certificate must be about exactly that domain
+    want = None if args.bounds is None and args.plane is None and args.line is None else _domain(args)
     t0 = time.perf_counter()
     cert = None
     try:
         cert = Certificate.load(args.cert)
-        cert = check(cert, net)
+        cert = check(cert, net, domain=want)
     except CertificateError as exc:
         lines = str(exc).strip().splitlines() or ["certificate does not hold"]
         if args.json:
@@ -350,6 +352,13 @@ def _parser() -> _Parser:
     c.add_argument("cert", metavar="CERT")
     c.add_argument("--model", required=True, metavar="MODEL")
     model_args(c, required=False)
+    c.add_argument("--bounds", nargs="+", metavar="LO HI",
+                   help="also require the certificate to be about this box (one LO HI pair per input)")
+    g = c.add_mutually_exclusive_group()
+    g.add_argument("--plane", nargs=3, metavar=("X0", "X1", "X2"),
+                   help="also require the plane through these 3 inputs (tensor files)")
+    g.add_argument("--line", nargs=2, metavar=("X0", "X1"),
+                   help="also require the line through these 2 inputs (tensor files)")
     c.add_argument("--json", action="store_true", help=JSON_HELP)
     c.set_defaults(func=_cmd_check)
 

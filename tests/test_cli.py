@@ -81,6 +81,19 @@ def test_check_ok_and_tampered(files, capsys):
     assert rc == 1 and out.startswith("FAILED") and "Traceback" not in out + err
 
 
+def test_check_requires_the_domain_given(files, capsys):
+    cert = files["dir"] / "domain.json"
+    assert _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", cert, "--quiet"], capsys)[0] == 0
+    rc, out, _ = _run(["check", cert, "--model", files["model"], "--bounds", "-1", "1", "-1", "1"], capsys)
+    assert rc == 0 and out.startswith("OK")
+    # a valid certificate about another domain than the one the reader asks about does not hold
+    rc, out, _ = _run(["check", cert, "--model", files["model"], "--bounds", "-1", "1", "-1", "2"], capsys)
+    assert rc == 1 and out.startswith("FAILED") and "domain" in out
+    d = files["dir"]
+    rc, out, _ = _run(["check", cert, "--model", files["model"], "--line", d / "x0.pt", d / "x1.pt"], capsys)
+    assert rc == 1 and "domain" in out
+
+
 def test_factory_with_weights_and_plane(files, capsys, monkeypatch):
     monkeypatch.chdir(files["dir"])
     rc, out, err = _run(["verify", "clinet_factory:build", "--weights", files["weights"],
