@@ -135,7 +135,7 @@ def _angle_order(vertices: Sequence[Point]) -> list[tuple[Fraction, Fraction]]:
     return [r[2] for r in sorted(rel, key=cmp_to_key(cmp))]
 
 
-def planar_polygon_order(vertices: Sequence[Point], normal: Point) -> list[Point]:
+def planar_polygon_order(vertices: Sequence[Point], normal: Point) -> list[tuple[Fraction, ...]]:
     """The distinct vertices of a convex polygon lying in a plane of ``normal`` (any dimension-3
     points), in cyclic order around it: exact (projected along the largest entry of ``normal``,
     which is one to one on the plane, then sorted by angle with cross products).

@@ -42,7 +42,7 @@ import sys
 import warnings
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -322,6 +322,12 @@ def _pt2_program_problems(program: Any) -> list[str]:
     return out
 
 
+def _concrete(values: Sequence[Any]) -> list[Any] | None:
+    """The integers of a schema's list of symbolic or concrete ints, None if any is symbolic."""
+    out = [v.as_int for v in values if v.type == "as_int"]
+    return out if len(out) == len(values) else None
+
+
 def _pt2_tensors(archive: _Pt2, config_name: str, folder: str, schema: Any, to_dataclass: Any,
                  scalar_type: Any) -> dict[str, torch.Tensor]:
     """The tensors a payload config lists, from their raw bytes, on the CPU (tensors sharing a
@@ -341,11 +347,10 @@ def _pt2_tensors(archive: _Pt2, config_name: str, folder: str, schema: Any, to_d
         if not meta.path_name.startswith(("weight_", "tensor_")):
             raise archive.error(f"{fqn} is a custom object ({meta.path_name})")
         tm = meta.tensor_meta
-        sizes = [v.as_int if v.type == "as_int" else None for v in tm.sizes]
-        strides = [v.as_int if v.type == "as_int" else None for v in tm.strides]
+        sizes, strides = _concrete(tm.sizes), _concrete(tm.strides)
         offset = tm.storage_offset.as_int if tm.storage_offset.type == "as_int" else None
         dtype = scalar_type(tm.dtype)
-        if None in sizes or None in strides or offset is None:
+        if sizes is None or strides is None or offset is None:
             raise archive.error(f"{fqn} has a symbolic shape")
         if meta.path_name not in storages:
             raw = archive.read(folder + meta.path_name)
@@ -562,7 +567,8 @@ _MISSING = object()
 def _attributes(m: Any) -> dict[str, Any]:
     """Every attribute of a scripted module that is not a submodule: parameters, buffers,
     constants, flags."""
-    items = torch._C._jit_debug_module_iterators(m._c)["named_attributes"]
+    iterators = torch._C._jit_debug_module_iterators  # type: ignore[attr-defined]  # not in stubs
+    items = iterators(m._c)["named_attributes"]
     return {k: v for k, v in items if not isinstance(v, torch._C.ScriptObject)}
 
 

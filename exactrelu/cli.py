@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .errors import (
@@ -72,7 +72,7 @@ class _Parser(argparse.ArgumentParser):
         # bounds such as -1/2 or -.5 are values, not options
         self._negative_number_matcher = re.compile(r"^-(\d|\.\d)")
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -131,17 +131,17 @@ def _domain(args: argparse.Namespace) -> Any:
 
     bounds = _bounds(args.bounds)
     if args.plane is not None:
-        xs = [load_tensor(p, "--plane") for p in args.plane]
+        x0, x1, x2 = (load_tensor(p, "--plane") for p in args.plane)  # nargs=3
         if bounds is not None and len(bounds) != 2:
             raise InvalidInputError(f"--plane takes --bounds for 2 slice coordinates; "
                                     f"got {len(bounds)} pairs")
-        return Slice.plane(*xs, bounds=bounds)
+        return Slice.plane(x0, x1, x2, bounds=bounds)
     if args.line is not None:
-        xs = [load_tensor(p, "--line") for p in args.line]
+        x0, x1 = (load_tensor(p, "--line") for p in args.line)  # nargs=2
         if bounds is not None and len(bounds) != 1:
             raise InvalidInputError(f"--line takes --bounds for 1 slice coordinate; "
                                     f"got {len(bounds)} pairs")
-        return Slice.line(*xs, bounds=bounds)
+        return Slice.line(x0, x1, bounds=bounds)
     if bounds is None:
         raise InvalidInputError("pass --bounds LO HI [LO HI ...] (one pair per input), "
                                 "or --plane / --line")
@@ -229,7 +229,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"no certificate at {args.cert}")
     net = _model(args)
     # --bounds / --plane / --line: the certificate must be about exactly that domain
-    want = None if args.bounds is None and args.plane is None and args.line is None else _domain(args)
+    given = (args.bounds, args.plane, args.line) != (None, None, None)
+    want = _domain(args) if given else None
     t0 = time.perf_counter()
     cert = None
     try:
@@ -353,7 +354,8 @@ def _parser() -> _Parser:
     c.add_argument("--model", required=True, metavar="MODEL")
     model_args(c, required=False)
     c.add_argument("--bounds", nargs="+", metavar="LO HI",
-                   help="also require the certificate to be about this box (one LO HI pair per input)")
+                   help="also require the certificate to be about this box (one LO HI pair per "
+                        "input)")
     g = c.add_mutually_exclusive_group()
     g.add_argument("--plane", nargs=3, metavar=("X0", "X1", "X2"),
                    help="also require the plane through these 3 inputs (tensor files)")

@@ -224,6 +224,7 @@ def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[i
             if near_degenerate:
                 at = _image(layers, point, input_shape)[0, :, :k].reshape(-1)
             W, b = layer(c_out, c * k, at)
+            assert conv.bias is not None  # Conv1d's default bias=True
             with torch.no_grad():
                 conv.weight.copy_(torch.tensor(W, dtype=torch.float64).reshape(c_out, c, k))
                 conv.bias.copy_(torch.tensor(b, dtype=torch.float64))
@@ -248,9 +249,10 @@ def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[i
             n = w
     layers.append(_linear(*layer(output_dim, n), dtype))
     net = nn.Sequential(*layers).eval()
-    net.input_shape = input_shape
+    # torch types Module.__setattr__ for tensors and modules; other values are plain attributes
+    net.input_shape = input_shape  # type: ignore[assignment]
     if near_degenerate:
-        net.near_point = tuple(point)
+        net.near_point = tuple(point)  # type: ignore[assignment]
     return net
 
 
@@ -392,10 +394,10 @@ def rational_points(domain: Domain) -> SearchStrategy[tuple[Fraction, ...]]:
         # A convex combination giving the interior point positive weight is strictly inside.
         weights = [Fraction(draw(st.integers(1, 8)))]
         weights += [Fraction(draw(st.integers(0, 8))) for _ in verts]
-        total = sum(weights)
+        total = sum(weights, Fraction(0))
         pts = [center, *verts]
-        return tuple(sum(w * p[i] for w, p in zip(weights, pts, strict=True)) / total
-                     for i in range(domain.dim))
+        return tuple(sum((w * p[i] for w, p in zip(weights, pts, strict=True)), Fraction(0))
+                     / total for i in range(domain.dim))
 
     return build()
 

@@ -652,8 +652,9 @@ class _Checker:
                 if _close(values[n], ref[n], tol):
                     continue
                 if n in inside:
-                    sig = torch.tensor([[1 if e > 0 else -1 for e in es[n]]], dtype=torch.int64)
-                    alt = call("state_from_signs", sig, in_shape)
+                    signs = torch.tensor([[1 if e > 0 else -1 for e in es[n]]],
+                                         dtype=torch.int64)
+                    alt = call("state_from_signs", signs, in_shape)
                     if isinstance(alt, torch.Tensor) and alt.shape[1:] == s.shape[1:] and \
                             not torch.equal(alt[0], s[n]):
                         one = FloatMap(fin.W[n:n + 1], fin.b[n:n + 1])
@@ -1018,15 +1019,20 @@ def assert_regions(net: Any, domain: Any, *, count: int | None = None,
     return cert
 
 
+_BAD_VERTICES = "vertices: pass a count or a list of points"
+
+
 def _vertex_problems(cert: Certificate, vertices: int | Sequence[Sequence[Any]]) -> list[str]:
-    if isinstance(vertices, int) and not isinstance(vertices, bool):
+    if isinstance(vertices, bool):
+        raise InvalidInputError(_BAD_VERTICES)
+    if isinstance(vertices, int):
         if vertices != cert.num_vertices:
             return [f"vertices: claimed {vertices}, certified {cert.num_vertices}"]
         return []
     try:
         want = {tuple(Fraction(c) for c in p) for p in vertices}
     except (TypeError, ValueError, OverflowError):
-        raise InvalidInputError("vertices: pass a count or a list of points") from None
+        raise InvalidInputError(_BAD_VERTICES) from None
     have = set(cert.vertices)
     missing, spurious = sorted(have - want), sorted(want - have)
     if not missing and not spurious:

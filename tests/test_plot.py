@@ -72,6 +72,15 @@ def test_plot_regions_fills_one_polygon_per_region(classifier, tmp_path: Path) -
     assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 1000
 
 
+def test_an_axes_of_a_subfigure_draws_into_the_figure_holding_it(classifier, tmp_path) -> None:
+    _, cert = classifier
+    fig = Figure()
+    ax = fig.subfigures(1, 2)[1].add_subplot()
+    assert plot_regions(cert, ax=ax, path=tmp_path / "sub.png") is fig
+    assert len(_collection(fig, "regions").get_paths()) == cert.num_regions
+    assert (tmp_path / "sub.png").stat().st_size > 1000
+
+
 def test_region_polygons_tile_the_domain_exactly(classifier) -> None:
     _, cert = classifier
     areas = [_area(region_polygon(cert, r)) for r in cert.regions]
@@ -200,8 +209,9 @@ def test_to_latex_refuses_too_many_regions(classifier) -> None:
     lambda c1, c2: plot_counts([0, 1], [1, 2, 3]),
     lambda c1, c2: c2.to_latex(names=["x"]),
     lambda c1, c2: c2.to_latex(output=5),
+    lambda c1, c2: plot_surface(c2, ax=Figure().add_subplot()),
 ], ids=["regions-1d", "surface-1d", "function-2d", "color_by", "output", "counts", "names",
-        "latex-output"])
+        "latex-output", "surface-2d-axes"])
 def test_bad_arguments_raise_invalid_input(call, classifier, ramps) -> None:
     with pytest.raises(InvalidInputError):
         call(ramps[1], classifier[1])

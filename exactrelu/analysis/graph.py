@@ -5,7 +5,8 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from .._deps import extra_missing
 from ..certificate import Certificate
@@ -14,13 +15,15 @@ from ..errors import InvalidInputError
 __all__ = ["ConstraintRef", "decode_constraint", "dual_graph", "shortest_path"]
 
 
-class ConstraintRef(NamedTuple):
+@dataclass(frozen=True, order=True)
+class ConstraintRef:
     """Where a constraint id comes from: ``op`` is None for a row of the domain (``index`` its
     row), else the piecewise op's number (0 for the first) and ``index`` its switching function.
 
     For ReLU and LeakyReLU the switching function ``i`` is unit ``i``'s pre-activation; for
     Hardtanh with ``n`` units, ``i < n`` is unit ``i`` against its lower bound and ``n + i``
-    against its upper one; for MaxPool2d it is a pair of window positions (the rule's order)."""
+    against its upper one; for MaxPool2d it is a pair of window positions (the rule's order).
+    A frozen dataclass, not a tuple (a tuple's ``index`` method would clash with the field)."""
 
     op: int | None
     index: int
