@@ -170,7 +170,7 @@ import os
 import random
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -203,7 +203,7 @@ _VOLUME_FIELD_MAX_DIM = 3
 _MAX_STATE = 2 ** 31
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str) -> NoReturn:
     raise CertificateError(msg)
 
 
@@ -400,7 +400,7 @@ class _Level:
             len(self.rows), sw.mat.ncols())
         self.absF = np.abs(self.F)
         # a zero row has zero floats; rows of zero floats are confirmed exactly (underflow)
-        self.zero = ~self.F.any(axis=1)
+        self.zero: np.ndarray = np.logical_not(self.F.any(axis=1))
         for i in np.nonzero(self.zero)[0].tolist():
             self.zero[i] = all(v == 0 for v in self.rows[i])
         self._keys: dict[int, tuple] = {}
@@ -451,13 +451,14 @@ class _Runner:
         if j == len(self.pw):
             return _Level(values, None)
         nd = self.prog.nodes[self.pw[j]]
-        return _Level(values, nd.rule.exact_switching(nd.module, values[nd.inputs[0]]))
+        return _Level(values, nd.piecewise_rule.exact_switching(nd.module, values[nd.inputs[0]]))
 
     def _extend(self, lvl: _Level, j: int, state: torch.Tensor) -> dict[int, Any]:
         """The live values before piecewise op ``j + 1``, op ``j`` taking ``state``."""
         def step(i: int, nd: Node, ins: list[Any]) -> Any:
             if nd.piecewise:
-                return nd.rule.exact_apply(nd.module, ins[0], state.reshape(nd.out_shape))
+                return nd.piecewise_rule.exact_apply(nd.module, ins[0],
+                                                     state.reshape(nd.out_shape))
             return _forward(i, nd, ins)
 
         return self.prog.run_nodes(dict(lvl.values), self.pw[j], self._stop(j + 1), step)
@@ -587,9 +588,9 @@ def _across(lvl: _Level, nd: Node, i: int, sg: int, x: list[fmpq], d: int,
         a = lvl.rows[i][:d]
         aa = sum((v * v for v in a), fmpq(0))
         for _ in range(100):
-            v = [fmpq(rng.randint(-(2**20), 2**20)) for _ in range(d)]
-            av = sum((ai * vi for ai, vi in zip(a, v, strict=True)), fmpq(0))
-            w = [aa * vi - av * ai for ai, vi in zip(a, v, strict=True)]  # orthogonal to a
+            u = [fmpq(rng.randint(-(2**20), 2**20)) for _ in range(d)]
+            au = sum((ai * ui for ai, ui in zip(a, u, strict=True)), fmpq(0))
+            w = [aa * ui - au * ai for ai, ui in zip(a, u, strict=True)]  # orthogonal to a
             dots = [sum((lvl.rows[r][m] * w[m] for m in range(d)), fmpq(0)) for r in pending]
             if all(dt != 0 for dt in dots):
                 for r, dt in zip(pending, dots, strict=True):
@@ -597,7 +598,7 @@ def _across(lvl: _Level, nd: Node, i: int, sg: int, x: list[fmpq], d: int,
                 break
         else:
             return None
-    return nd.rule.state_tuple(nd.module, signs, nd.in_shapes[0])
+    return nd.piecewise_rule.state_tuple(nd.module, signs, nd.in_shapes[0])
 
 
 def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
@@ -652,7 +653,8 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
                     own.append((i, sg, con(h if sg > 0 else [-v for v in h])))
                 cons = pcons + [c for _, _, c in own]
                 if not last:
-                    parent_cons[(*pre, st_key)] = cons
+                    child = (*pre, st_key)
+                    parent_cons[child] = cons
                 for i, sg, (kh, _) in own:
                     h = lvl.rows[i]
                     if all(v == 0 for v in h[:d]):
@@ -770,14 +772,13 @@ def _walk(where: str, rows: list[list[fmpq]], T: np.ndarray, vids: list[int], pt
                 on = [i for i in tight
                       if sum((a * x for a, x in zip(rows[i][:d], e, strict=True)), fmpq(0)) == 0]
                 edges.append((on, e, -1))
-        for on, e, c in edges:
+        for on, given, c in edges:
             hits = (1 << len(vids)) - 1
             for i in on:
                 hits &= bits[i]
             if hits & ~(1 << col):
                 continue  # the other end is listed
-            if e is None:
-                e = direction(reps, c)
+            e = direction(reps, c) if given is None else given
             ae = (A * flint.fmpq_mat(d, 1, e)).entries()
             if all(x >= 0 for x in ae):
                 rays.add(frozenset(i for i, x in enumerate(ae) if x == 0))
@@ -871,8 +872,8 @@ def _facet_error(where: str, r: Region, facets: list[tuple[list[int], list[int]]
                 missing = sorted(want - got_set)[0]
                 return f"{fw}: the region's {kind} {missing} lies on it but is not listed"
     if len(used) < len(by_ids):
-        missing = next(k for k in by_ids if k not in used)
-        return f"{where}: its facet on constraints {sorted(missing)} is not listed"
+        unlisted = next(k for k in by_ids if k not in used)
+        return f"{where}: its facet on constraints {sorted(unlisted)} is not listed"
     return None
 
 
@@ -1052,7 +1053,8 @@ class _Adjacency:
         n_dom = offsets[0]
         groups: dict[tuple, tuple[list[_Face], list[_Face]]] = {}
         prefixes: dict[tuple, int] = {}
-        planes: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}  # by id of (a, b)
+        # by id of (a, b): key, side, and a and b themselves (their ids are theirs while alive)
+        planes: dict[tuple[int, int], tuple[tuple[int, ...], int, Any, Any]] = {}
         for r in cert.regions:
             pids: dict[int, int] = {}
             for f in r.facets:
@@ -1322,7 +1324,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         cc = cc_cache.get((j, st_key))
         if cc is None:
             nd = nodes[j]
-            idx, sgn = nd.rule.cell_constraints(nd.module, st, nd.in_shapes[0])
+            idx, sgn = nd.piecewise_rule.cell_constraints(nd.module, st, nd.in_shapes[0])
             cc = cc_cache[(j, st_key)] = (idx.reshape(-1).numpy().astype(np.int64),
                                           sgn.reshape(-1).numpy().astype(np.int64))
         return cc
@@ -1337,6 +1339,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         if j >= len(nodes) or not refine[j]:
             return None
         sg = wsigns[ri * len(nodes) + j]
+        assert sg is not None  # stored for every region while refine[j] holds
         lvl = runner.memo[tuple(tuple(p) for p in cert.regions[ri].pattern[:j])]
         masked = sg.copy()
         masked[lvl.on_plane(plane)] = 0
@@ -1377,9 +1380,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
             lvl = runner.level(key, j, states)
             S_all = _signs(lvl.F, lvl.absF, lvl.rows, Xh, pts_q)
             sg_w = S_all[:, 0]
-            at_w = nd.rule.state_from_signs(nd.module,
-                                            torch.from_numpy(sg_w.astype(np.int64))[None],
-                                            nd.in_shapes[0])[0]
+            signs_w = torch.from_numpy(sg_w.astype(np.int64))[None]
+            at_w = nd.piecewise_rule.state_from_signs(nd.module, signs_w, nd.in_shapes[0])[0]
             if not torch.equal(at_w.reshape(-1), st.reshape(-1)):
                 _fail(f"{where}: the state of {nd.name} at the witness is not the region's pattern")
             idx, sgn = cell_cons(j, key[j], st)
@@ -1467,6 +1469,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         P_tight = SG == 0
         if not by_volume:
             # vertex, ray and line lists proven by an exact H->V of the region's constraints
+            assert R_all is not None  # computed when not by_volume
             normals = [row[:d] for row in R_all]
             n_lin = d - _rank(normals, d)
             if (_rank([[_fq(x) for x in v] for v in r.lines], d) != len(r.lines)
@@ -1482,16 +1485,16 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
                 P_tight = np.array(
                     [[sum((a * x for a, x in zip(row[:d], p, strict=True)), row[d]) == 0
                       for p in points] for row in R_all], dtype=bool).reshape(n_rows, len(points))
-                want = {frozenset(i for i, row in enumerate(R_all)
-                                  if sum((a * _fq(x) for a, x in zip(row[:d], v, strict=True)),
-                                         fmpq(0)) == 0)
-                        for v in hv_rays}
+                extreme = {frozenset(i for i, row in enumerate(R_all)
+                                     if sum((a * _fq(x) for a, x in zip(row[:d], v, strict=True)),
+                                            fmpq(0)) == 0)
+                           for v in hv_rays}
             else:
-                want = _walk(where, R_all, P_tight, vids, points, d)
+                extreme = _walk(where, R_all, P_tight, vids, points, d)
             have = [frozenset(np.nonzero(ray_tight[:, n])[0].tolist()) for n in range(len(r.rays))]
-            if len(set(have)) != len(have) or set(have) != want:
+            if len(set(have)) != len(have) or set(have) != extreme:
                 _fail(f"{where}: its rays are not its extreme rays (modulo its lines), each once: "
-                      f"{len(r.rays)} listed, {len(want)} extreme")
+                      f"{len(r.rays)} listed, {len(extreme)} extreme")
         # facets: exactly the region's irredundant constraints
         T = np.concatenate([P_tight, ray_tight], axis=1)
         facets = _true_facets(T, len(points), bounded, d)
