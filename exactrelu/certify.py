@@ -186,7 +186,7 @@ def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int]
             out = apply(ins[0], state)
         elif nd.piecewise:
             st = torch.tensor(state, dtype=torch.int64).reshape(nd.out_shape)
-            out = nd.rule.exact_apply(nd.module, _as_exact(ins[0]), st)  # type: ignore[attr-defined]
+            out = nd.piecewise_rule.exact_apply(nd.module, _as_exact(ins[0]), st)
         elif affine is not None and fwd is AffineRule.exact_forward:
             out = _affine_forward(affine, i, nd, _as_int(ins[0]))
         elif affine is not None and fwd is ReshapeRule.exact_forward:
@@ -300,7 +300,7 @@ def _int_switching(rule: Any, module: Any, m: _IMap) -> tuple[list[list], list[i
 
 def _switching_map(prog: Program, live: dict, j: int) -> ExactMap:
     nd = prog.nodes[prog.piecewise[j]]
-    return nd.rule.exact_switching(nd.module, _as_exact(live[nd.inputs[0]]))  # type: ignore[attr-defined]
+    return nd.piecewise_rule.exact_switching(nd.module, _as_exact(live[nd.inputs[0]]))
 
 
 # --------------------------------------------------------------------------- small exact helpers
@@ -1963,16 +1963,20 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         subs = tree.split(chunks) if tree is not None else [None] * len(chunks)
         if tree is not None:
             tree.nodes = {}  # consumed: the caller's reference must not keep the whole tree alive
-        futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub, None, True,
-                                   max_regions) for ch, sub in zip(chunks, subs, strict=True)]
+        futures: list[cf.Future[tuple[Any, Stats]] | None] = [
+            executor.submit(_subtree, prog, domain, offsets, ch, sub, None, True, max_regions)
+            for ch, sub in zip(chunks, subs, strict=True)]
         # the work items hold what they ship; here the candidate tree is only memory from now on
         del tree, subs, chunks, frontier
         found = 0
         with progress_bar(len(futures), "certify (chunks)", progress) as bar:
             try:
                 for k in range(len(futures)):
-                    lv, s = futures[k].result()
-                    futures[k] = None  # type: ignore[call-overload]  # its result: only memory
+                    fut = futures[k]
+                    assert fut is not None  # each is taken once
+                    futures[k] = None
+                    lv, s = fut.result()
+                    del fut  # its result is only memory once unpacked
                     found += len(lv.leaves)
                     if max_regions is not None and found > max_regions:
                         raise region_limit(found, max_regions)

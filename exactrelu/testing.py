@@ -37,7 +37,6 @@ from .rules import (
     AffineRule,
     Cat,
     FloatMap,
-    PiecewiseRule,
     ReshapeRule,
     Rule,
     _ElementwiseRule,
@@ -585,7 +584,7 @@ class _Checker:
                   ) -> tuple[FloatMap, list[ExactMap]]:
         """A piecewise op: its methods against each other (first the switching functions, then
         the values against the module, then the cells), its float maps against the module."""
-        rule: PiecewiseRule = nd.rule  # type: ignore[assignment]
+        rule = nd.piecewise_rule
         mod, where, N = nd.module, self.where, self.n
         in_shape, out_shape = tuple(nd.in_shapes[0]), tuple(nd.out_shape)
         if isinstance(rule, _ElementwiseRule):
@@ -838,14 +837,14 @@ def _registered(key: Any, rule: Rule | None) -> Iterator[None]:
     if rule is None or key is None:
         yield
         return
-    had, old = key in RULES, RULES.get(key)
+    old = RULES.get(key)
     RULES[key] = rule
     clear_exact_cache()
     try:
         yield
     finally:
-        if had:
-            RULES[key] = old  # type: ignore[assignment]
+        if old is not None:
+            RULES[key] = old
         else:
             RULES.pop(key, None)
         clear_exact_cache()

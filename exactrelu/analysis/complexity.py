@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -118,7 +118,7 @@ def local_complexity(net: nn.Module | Program, points: Any, *, radius: Any = Non
     counts: list[int] = []
     if strategy == "union":
         union = verify(prog, _bounding_box(hoods), engine=engine, progress=False, trace=tr)
-        counts = count_in_boxes(union, hoods)  # type: ignore[arg-type]
+        counts = count_in_boxes(union, cast(list[Box], hoods))  # no slice: boxes
         certs = [union]
     else:
         with progress_bar(len(hoods), "local complexity", progress) as bar:
