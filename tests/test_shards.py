@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import exactrelu
@@ -236,3 +238,34 @@ def test_saving_over_something_else_is_refused(big, tmp_path):
     with pytest.raises(CertificateError, match="not a sharded certificate"):
         cert.save(tmp_path / "x.parquet")
     assert (tmp_path / "x.parquet" / "keep.txt").read_text() == "mine"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_fuzzed_manifests_fail_with_certificate_error(big, tmp_path_factory, data):
+    """Any change of one manifest field is refused with a CertificateError (or leaves the
+    certificate as it was), within seconds."""
+    _, cert = big
+    path = tmp_path_factory.mktemp("fuzz") / "c.parquet"
+    cert.save(path, shard_rows=100)
+    manifest = json.loads((path / "manifest.json").read_text())
+    entries = [("shards", t, k, f) for t in ("regions", "vertices", "adjacency")
+               for k in range(len(manifest["shards"][t])) for f in ("file", "rows", "bytes")]
+    entries += [(key,) for key in ("format", "num_regions", "num_pieces", "input_shape",
+                                   "constraint_offsets", "domain")]
+    where = data.draw(st.sampled_from(entries))
+    value = data.draw(st.one_of(st.integers(-2, 10**6), st.text(max_size=8), st.none(),
+                                st.lists(st.integers(-1, 3), max_size=3), st.just(10**40)))
+    target = manifest
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    t0 = time.perf_counter()
+    try:
+        back = Certificate.load(path)
+        same = back.to_json() == cert.to_json()
+    except CertificateError:
+        same = True
+    assert same, where
+    assert time.perf_counter() - t0 < 5
