@@ -129,7 +129,7 @@ def test_3d_adjacency_matches_an_exact_lp_on_every_facet_pair() -> None:
     """Adjacency in 3-D (grouped facets, float-filtered boxes, separating-line test) against an
     exact LP on every pair of facets lying on one plane from opposite sides."""
     from exactrelu.certificate import canonical_hyperplane
-    from exactrelu.verify import _faces_overlap
+    from exactrelu.engines.python import _faces_overlap
     from flint import fmpq
 
     net = _random_net((3, 6, 6, 1), nn.ReLU, 11)

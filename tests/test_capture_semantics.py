@@ -27,7 +27,7 @@ from torch.nn.utils import parametrizations
 
 import exactrelu
 from exactrelu import UnsupportedModelError, capture, strategies
-from exactrelu._fastpath import explain
+from exactrelu.engines.compiled import explain
 from exactrelu._models import load_model
 from exactrelu.certificate import Certificate
 from exactrelu.cli import main

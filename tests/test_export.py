@@ -24,7 +24,7 @@ from torch import nn
 
 import exactrelu
 from exactrelu import InvalidInputError, UnsupportedModelError, capture
-from exactrelu._fastpath import explain
+from exactrelu.engines.compiled import explain
 from exactrelu.domain import Box, Slice, as_domain
 
 
