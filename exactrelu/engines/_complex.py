@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, NamedTuple
 
+from .._runtime import paused_gc
 from ..capture import Program, constraint_offsets
 from ..certificate import Adjacency, Certificate, Region, RegionFacet, coprime_fraction
 from ..domain import Domain
@@ -168,7 +169,8 @@ def build_certificate(prog: Program, domain: Domain, cx: Complex) -> Certificate
     certificate is made of an engine's result)."""
     from .. import __version__
 
-    regions, vertices, adjacency = regions_of(cx)
+    with paused_gc():  # millions of small objects, none of them in a reference cycle
+        regions, vertices, adjacency = regions_of(cx)
     return Certificate(domain, prog.input_shape, prog.output_shape, prog.digest(),
                        constraint_offsets(prog, domain), regions, vertices, adjacency,
                        list(cx.pieces), prog.notes(), __version__, dict(cx.stats))
