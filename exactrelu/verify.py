@@ -19,8 +19,13 @@ from ._parse import Malformed, approx, show
 from .capture import Program, capture
 from .certificate import Certificate
 from .domain import Domain, Slice, as_domain, shape_size
-from .errors import (CertificationError, ExactReluError, InvalidInputError, RegionLimitError,
-                     VerificationError)
+from .errors import (
+    CertificationError,
+    ExactReluError,
+    InvalidInputError,
+    RegionLimitError,
+    VerificationError,
+)
 
 log = logging.getLogger(__name__)
 

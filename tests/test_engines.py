@@ -11,6 +11,7 @@ import random
 from fractions import Fraction
 from typing import Any
 
+import constructions as cons
 import pytest
 import torch
 from hypothesis import given, settings
@@ -24,8 +25,6 @@ from exactrelu.domain import Slice, as_domain
 from exactrelu.engines import ENGINES, Options, canonical
 from exactrelu.errors import InvalidInputError
 from exactrelu.strategies import domains, networks
-
-import constructions as cons
 
 ACTS = st.sampled_from(["relu", "leaky_relu", "hardtanh", "mixed"])
 

@@ -8,8 +8,9 @@ import concurrent.futures as cf
 import math
 import os
 import signal
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 from .. import _polyhedra, certify
 from .._deps import flint
@@ -429,8 +430,12 @@ def _complex(prog: Program, dom: Domain, built: _Regions, stats: certify.Stats) 
     row_of: dict[tuple[int, int], int] = {}
     row_vals: list[Fraction] = []
     facet_start, facet_row = [0], []
-    fid_start, fid_flat, fv_start, fv_flat, fr_start, fr_flat = [0], [], [0], [], [0], []
-    rv_start, rv_flat = [0], []
+    fid_start, fv_start, fr_start = [0], [0], [0]
+    fid_flat: list[int] = []
+    fv_flat: list[int] = []
+    fr_flat: list[int] = []
+    rv_start = [0]
+    rv_flat: list[int] = []
     witness: list[Fraction] = []
     outputs: list[Fraction] = []
     volume_num, volume_den = [], []
