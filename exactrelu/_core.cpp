@@ -3,10 +3,12 @@
 // Certifies every activation region of a chain "affine, (elementwise op, affine)*" on a bounded
 // 2-D or 3-D polytope, the same way and with the same results as exactrelu/certify.py's
 // arrangement path (_Certifier._arranged, _Arrangement, _child_lives), and assembles what the
-// certificate needs (vertices deduplicated exactly, adjacency, linear pieces) as
-// exactrelu/verify.py does. The Python module exactrelu/_fastpath.py decides when this applies,
-// builds the input and the statistics; tests/test_fastpath.py compares the two engines'
-// certificates entry by entry.
+// certificate needs (vertices deduplicated exactly, adjacency, linear pieces) as the Python engine
+// (exactrelu/engines/python.py) does. It returns plain data (lists of Python ints, the fields of
+// exactrelu.engines.Complex), never the certificate's objects: exactrelu/engines/compiled.py
+// decides when this applies and builds the input, and exactrelu/engines/_complex.py makes the
+// certificate. tests/test_engines.py compares the two engines' canonical forms,
+// tests/test_fastpath.py their certificates entry by entry.
 //
 // Exactness. Every number that reaches the certificate is an exact integer or rational (GMP, or
 // fixed-width integers that a bound proves large enough). Every sign is exact: it is decided by a
@@ -1687,7 +1689,7 @@ int Certifier::row_out(const RowRef& ref) {
         const RowOut& p = rows_out[(size_t)other];
         for (int i = 0; i <= d; ++i) o.k[i] = p.k[i];
     } else if (o.side != 0) {
-        // the hyperplane's primitive integer row (verify._hyperplane_key): (a, b) is a positive
+        // the hyperplane's primitive integer row (engines/python.py, _hyperplane_key): (a, b) is a positive
         // multiple of sg (-r_1, .., -r_d, r_d+1), whose first non-zero entry among the first d
         // the key makes positive
         for (int i = 0; i < d; ++i) mpz_neg(o.k[i].v, r.e[i].v);
@@ -1805,7 +1807,7 @@ struct Pair {
 };
 
 // 3-D: pairs of facets on one plane (opposite sides) that share a piece of positive area
-// (verify._overlapping_facets). Boxes first, compared exactly along the coordinates the plane does
+// (engines/python.py, _overlapping_facets). Boxes first, compared exactly along the coordinates the plane does
 // not fix: boxes apart or touching cannot share area. Then three shared vertices (three vertices
 // of a convex polygon are never collinear) mean a shared piece; else two convex polygons on the
 // plane share area unless a line of the plane separates them, and such a line can be taken through
