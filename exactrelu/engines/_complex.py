@@ -112,7 +112,13 @@ def _points(r: Rationals, d: int) -> list[tuple[Fraction, ...]]:
 
 def _lists(flat: Ragged) -> list[tuple[int, ...]]:
     s, f = flat.start, flat.flat
-    return [tuple(f[s[k]:s[k + 1]]) for k in range(len(s) - 1)]
+    n = len(s) - 1
+    if n > 0 and f and len(f) % n == 0:
+        w = len(f) // n
+        if s == list(range(0, len(f) + 1, w)):  # all of one length (2-D facets: 2 vertices)
+            it = iter(f)
+            return list(zip(*[it] * w))
+    return [tuple(f[s[k]:s[k + 1]]) for k in range(n)]
 
 
 def regions_of(cx: Complex) -> tuple[list[Region], list[tuple[Fraction, ...]], list[Adjacency]]:
@@ -129,17 +135,19 @@ def regions_of(cx: Complex) -> tuple[list[Region], list[tuple[Fraction, ...]], l
     fids = _lists(cx.facet_ids)
     fverts = _lists(cx.facet_vertices)
     frays = _lists(cx.facet_rays) if cx.facet_rays.start else [empty] * len(fids)
-    facets = [RegionFacet(A[k], B[k], ids, vs, rs)
-              for k, ids, vs, rs in zip(cx.facet_row, fids, fverts, frays)]
+    fr = cx.facet_row
+    facets = list(map(RegionFacet, map(A.__getitem__, fr), map(B.__getitem__, fr), fids, fverts,
+                      frays))
+    del fids, fverts, frays, rows
     witness = _points(cx.witness, d)
-    m = d + 1
-    out = _fractions(cx.outputs)
     n_out = cx.n_out
+    outputs = list(map(list, _points(cx.outputs, d + 1)))
     vol = [None if q == 0 else coprime_fraction(p, q) for p, q in zip(*cx.volume)]
     rv = cx.region_vertices
     fs = cx.facet_start
-    sids = list(zip(*cx.state_ids)) if cx.state_ids else [empty] * R
-    states = cx.states
+    patterns = [list(map(states.__getitem__, ids)) for states, ids in zip(cx.states, cx.state_ids)]
+    pattern = list(map(list, zip(*patterns))) if patterns else [[] for _ in range(R)]
+    del patterns
 
     def per_region(sr: tuple[list[int], Rationals] | None) -> list[list[tuple]]:
         if sr is None:
@@ -148,19 +156,17 @@ def regions_of(cx: Complex) -> tuple[list[Region], list[tuple[Fraction, ...]], l
         flat = _points(pts, d)
         return [flat[start[k]:start[k + 1]] for k in range(R)]
 
-    rays, lines = per_region(cx.rays), per_region(cx.lines)
-    regions = []
-    for i in range(R):
-        base = i * n_out * m
-        regions.append(Region(
-            i, [states[j][s] for j, s in enumerate(sids[i])], witness[i], facets[fs[i]:fs[i + 1]],
-            rv.flat[rv.start[i]:rv.start[i + 1]],
-            [out[base + r * m:base + (r + 1) * m] for r in range(n_out)], vol[i],
-            bool(cx.repaired[i]), rays[i], lines[i]))
+    rvs, rvf = rv.start, rv.flat
+    regions = list(map(
+        Region, range(R), pattern, witness, [facets[fs[i]:fs[i + 1]] for i in range(R)],
+        [rvf[rvs[i]:rvs[i + 1]] for i in range(R)],
+        [outputs[i * n_out:(i + 1) * n_out] for i in range(R)], vol,
+        map(bool, cx.repaired), per_region(cx.rays), per_region(cx.lines)))
     planes = _points(cx.planes, d + 1)
-    adj_ids = _lists(cx.adj_ids)
-    adjacency = [Adjacency(i, j, planes[p][:d], planes[p][d], ids)
-                 for i, j, p, ids in zip(cx.adj_i, cx.adj_j, cx.adj_plane, adj_ids)]
+    pa = [p[:d] for p in planes]
+    pb = [p[d] for p in planes]
+    adjacency = list(map(Adjacency, cx.adj_i, cx.adj_j, map(pa.__getitem__, cx.adj_plane),
+                         map(pb.__getitem__, cx.adj_plane), _lists(cx.adj_ids)))
     return regions, vertices, adjacency
 
 
