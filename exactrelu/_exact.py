@@ -7,9 +7,10 @@ exact values, which is how the exact forward pass on rational points is done: th
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -94,7 +95,7 @@ class ExactMap:
         out = self.mat * col
         return [to_fraction(v) for v in out.entries()]
 
-    def reshape(self, shape: Sequence[int]) -> "ExactMap":
+    def reshape(self, shape: Sequence[int]) -> ExactMap:
         return ExactMap(self.mat, tuple(shape))
 
 
@@ -114,10 +115,11 @@ def identity_map(n: int, shape: Sequence[int]) -> ExactMap:
     return ExactMap(fmpq_mat(n, n + 1, entries), tuple(shape))
 
 
-def input_map(M: Sequence[Sequence[Fraction]], c: Sequence[Fraction], shape: Sequence[int]) -> ExactMap:
+def input_map(M: Sequence[Sequence[Fraction]], c: Sequence[Fraction],
+              shape: Sequence[int]) -> ExactMap:
     """The exact map ``t -> M t + c`` (``M`` of shape ``(n, k)``)."""
     k = len(M[0]) if len(M) else 0
-    entries = [to_fmpq(v) for row, ci in zip(M, c) for v in (*row, ci)]
+    entries = [to_fmpq(v) for row, ci in zip(M, c, strict=True) for v in (*row, ci)]
     return ExactMap(fmpq_mat(len(c), k + 1, entries), tuple(shape))
 
 
@@ -128,8 +130,9 @@ def constant_map(values: Iterable[Fraction | float | int], shape: Sequence[int])
 
 
 @dataclass(frozen=True)
-class ExactAffine:  # noqa: D101 (documented below)
-    """An exact affine layer ``y = A x + a`` on flattened tensors (``A``: fmpq_mat (n_out, n_in))."""
+class ExactAffine:
+    """An exact affine layer ``y = A x + a`` on flattened tensors (``A``: fmpq_mat (n_out,
+    n_in))."""
 
     A: fmpq_mat
     a: list[fmpq]
@@ -142,7 +145,7 @@ class ExactAffine:  # noqa: D101 (documented below)
         if any(v != 0 for v in self.a):
             ncols = m.mat.ncols()
             rows = out.tolist()
-            for row, ai in zip(rows, self.a):
+            for row, ai in zip(rows, self.a, strict=True):
                 row[-1] += ai
             return from_rows(rows, ncols, out_shape)
         return ExactMap(out, tuple(out_shape))
@@ -166,7 +169,8 @@ def _rebuild_affine(n: int, m: int, entries: list, a: list) -> ExactAffine:
 
 
 class IntMap:
-    """An exact affine map as one integer matrix over one positive denominator: ``[M | c] = N / den``.
+    """An exact affine map as one integer matrix over one positive denominator:
+    ``[M | c] = N / den``.
 
     The certifier's hot path (affine layers and elementwise units) stays in integers, which skips
     the per-entry canonicalisation of ``fmpq_mat`` (about 8x faster products here); other rules

@@ -7,8 +7,9 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,7 +118,8 @@ def _arguments(input_shape: Any, executor: Any, workers: Any, claimed: Any, prog
     return shape, workers, max_regions
 
 
-def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequence[int] | None) -> tuple[Program, Domain]:
+def _program_and_domain(net: nn.Module | Program, domain: Any,
+                        input_shape: Sequence[int] | None) -> tuple[Program, Domain]:
     """The captured program and the domain; the input shape comes from ``input_shape``, a Slice, a
     Program, an exported program, or the domain's dimension (a flat input); for ``domain=None``
     without any of those, from a leading ``nn.Linear``."""
@@ -134,8 +136,8 @@ def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequ
         elif domain is None:
             first = next(iter(net.children()), None) if isinstance(net, nn.Sequential) else None
             if not isinstance(first, nn.Linear):
-                raise InvalidInputError("domain=None (all of R^d) needs the input size: pass input_shape=(d,) "
-                                        "or RealSpace(d)")
+                raise InvalidInputError("domain=None (all of R^d) needs the input size: pass "
+                                        "input_shape=(d,) or RealSpace(d)")
             shape = (first.in_features,)
         else:
             shape = ()
@@ -143,8 +145,9 @@ def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequ
         shape = shape or (dom.dim,)
     prog = net if isinstance(net, Program) else capture(net, shape)
     if not isinstance(dom, Slice) and prog.in_dim != dom.dim:
-        raise InvalidInputError(f"the domain has dimension {dom.dim} but the network takes {prog.in_dim} inputs; "
-                                "pass one (lo, hi) pair per input, or a Slice for a higher-dimensional input")
+        raise InvalidInputError(f"the domain has dimension {dom.dim} but the network takes "
+                                f"{prog.in_dim} inputs; pass one (lo, hi) pair per input, or a "
+                                "Slice for a higher-dimensional input")
     return prog, dom
 
 
@@ -176,7 +179,8 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
 
     >>> net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> with torch.no_grad():
-    ...     _ = net[0].weight.copy_(torch.tensor([[1.0], [1.0]])), net[0].bias.copy_(torch.tensor([0.0, -0.5]))
+    ...     _ = net[0].weight.copy_(torch.tensor([[1.0], [1.0]]))
+    ...     _ = net[0].bias.copy_(torch.tensor([0.0, -0.5]))
     >>> verify(net, [(-1, 1)], progress=False).num_regions
     3
     """
@@ -231,11 +235,13 @@ def _naming_rules(exc: CertificationError, prog: Program) -> CertificationError:
     return CertificationError(exc.detail, own) if own and not exc.rules else exc
 
 
-def _finish(cert: Certificate, engine: str, times: tuple, n_float: int, claimed: Any) -> Certificate:
+def _finish(cert: Certificate, engine: str, times: tuple, n_float: int,
+            claimed: Any) -> Certificate:
     """Statistics common to both engines, then the claim (if any) checked."""
     __tracebackhide__ = _claim_failed
     t0, t1, t2, t3 = times
-    cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2, "total": t3 - t0}
+    cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2,
+                             "total": t3 - t0}
     cert.stats["float_regions"] = n_float
     cert.stats["engine"] = engine
     if claimed is not None:
@@ -257,7 +263,8 @@ def compare_claim(cert: Certificate, claimed: Any) -> None:
     try:
         claims = [_flat_pattern(p) for p in claimed]
     except (TypeError, ValueError, OverflowError):
-        raise InvalidInputError("claimed must be a region count or a list of activation patterns") from None
+        raise InvalidInputError("claimed must be a region count or a list of activation "
+                                "patterns") from None
     have = {tuple(x for s in r.pattern for x in s): r for r in cert.regions}
     n = len(next(iter(have)))
     for k, c in enumerate(claims):
@@ -276,10 +283,10 @@ def compare_claim(cert: Certificate, claimed: Any) -> None:
                          f"{pattern_text(r.pattern)}, witness "
                          f"({', '.join(approx(v) for v in r.witness)})")
         sizes = [len(s) for s in next(iter(have.values())).pattern]
-        for k in spurious[:SHOWN]:
+        for pat in spurious[:SHOWN]:
             parts, at = [], 0
             for size in sizes:
-                parts.append(list(k[at:at + size]))
+                parts.append(list(pat[at:at + size]))
                 at += size
             lines.append(f"  spurious: pattern {pattern_text(parts)} (claimed; no "
                          "full-dimensional region has it)")

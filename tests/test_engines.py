@@ -11,11 +11,9 @@ import random
 from fractions import Fraction
 from typing import Any
 
-import constructions as cons
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import exactrelu
@@ -25,6 +23,8 @@ from exactrelu.domain import Slice, as_domain
 from exactrelu.engines import ENGINES, Options, canonical
 from exactrelu.errors import InvalidInputError
 from exactrelu.strategies import domains, networks
+
+import constructions as cons
 
 ACTS = st.sampled_from(["relu", "leaky_relu", "hardtanh", "mixed"])
 

@@ -86,7 +86,8 @@ def canonical(cert: Certificate | Complex) -> dict[str, Any]:
     for old in order:
         r = regions[old]
         facets = sorted(
-            (tuple(f.ids), tuple(map(_key, f.a)), _key(f.b), tuple(sorted(point[v] for v in f.vertices)),
+            (tuple(f.ids), tuple(map(_key, f.a)), _key(f.b),
+             tuple(sorted(point[v] for v in f.vertices)),
              tuple(sorted(tuple(map(_key, r.rays[k])) for k in f.rays)))
             for f in r.facets)
         out_regions.append({

@@ -107,7 +107,7 @@ def _fractions(r: Rationals) -> list[Fraction]:
 def _points(r: Rationals, d: int) -> list[tuple[Fraction, ...]]:
     """Consecutive runs of ``d`` entries as tuples of Fractions."""
     it = iter(_fractions(r))
-    return list(zip(*[it] * d)) if d else []
+    return list(zip(*[it] * d, strict=True)) if d else []
 
 
 def _lists(flat: Ragged) -> list[tuple[int, ...]]:
@@ -117,7 +117,7 @@ def _lists(flat: Ragged) -> list[tuple[int, ...]]:
         w = len(f) // n
         if s == list(range(0, len(f) + 1, w)):  # all of one length (2-D facets: 2 vertices)
             it = iter(f)
-            return list(zip(*[it] * w))
+            return list(zip(*[it] * w, strict=True))
     return [tuple(f[s[k]:s[k + 1]]) for k in range(n)]
 
 
@@ -142,11 +142,12 @@ def regions_of(cx: Complex) -> tuple[list[Region], list[tuple[Fraction, ...]], l
     witness = _points(cx.witness, d)
     n_out = cx.n_out
     outputs = list(map(list, _points(cx.outputs, d + 1)))
-    vol = [None if q == 0 else coprime_fraction(p, q) for p, q in zip(*cx.volume)]
+    vol = [None if q == 0 else coprime_fraction(p, q) for p, q in zip(*cx.volume, strict=True)]
     rv = cx.region_vertices
     fs = cx.facet_start
-    patterns = [list(map(states.__getitem__, ids)) for states, ids in zip(cx.states, cx.state_ids)]
-    pattern = list(map(list, zip(*patterns))) if patterns else [[] for _ in range(R)]
+    patterns = [list(map(states.__getitem__, ids))
+                for states, ids in zip(cx.states, cx.state_ids, strict=True)]
+    pattern = list(map(list, zip(*patterns, strict=True))) if patterns else [[] for _ in range(R)]
     del patterns
 
     def per_region(sr: tuple[list[int], Rationals] | None) -> list[list[tuple]]:

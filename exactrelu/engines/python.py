@@ -60,7 +60,8 @@ class _Regions:
     def __init__(self) -> None:
         self.vindex: dict[tuple, int] = {}
         self.vertices: list[tuple[Fraction, ...]] = []
-        self.seen: dict[int, tuple[tuple, int]] = {}  # leaves share vertex tuples: by identity first
+        # leaves share vertex tuples: by identity first
+        self.seen: dict[int, tuple[tuple, int]] = {}
         # Regions of one parent share the states of their first ops (one tuple object in the
         # leaves): they share one list per state too (read-only; a 2-256-256-256 net saves about
         # 0.5 GB).
@@ -80,7 +81,8 @@ class _Regions:
         return k
 
     def state_list(self, st: tuple) -> list:
-        if len(self.state_lists) > 4096:  # leaves of one parent come together; older ones are memory
+        # leaves of one parent come together; older ones are memory
+        if len(self.state_lists) > 4096:
             self.state_lists.clear()
         got = self.state_lists.get(id(st))
         if got is None or got[0] is not st:
@@ -95,15 +97,17 @@ class _Regions:
             ids = [vid(v) for v in lf.vertices]
             facets = [RegionFacet(a, b, fid, tuple([ids[k] for k in fv]), fr)
                       for a, b, fid, fv, fr in lf.facets]
-            regions.append(Region(len(regions), [state_list(s) for s in lf.states], lf.witness, facets,
-                                  ids, lf.output, lf.volume, lf.repaired, lf.rays, lf.lines))
+            regions.append(Region(len(regions), [state_list(s) for s in lf.states], lf.witness,
+                                  facets, ids, lf.output, lf.volume, lf.repaired, lf.rays,
+                                  lf.lines))
         # identity entries hold their objects alive; no later batch shares them (each arrives
         # unpickled on its own), so they are only memory from here on
         self.seen.clear()
         self.state_lists.clear()
 
 
-def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets: Sequence[int] | None = None,
+def find_adjacency(regions: list[Region], vertices: list[tuple], d: int,
+                   offsets: Sequence[int] | None = None,
                    units: Sequence[int | None] | None = None) -> list[Adjacency]:
     """Pairs of regions whose closures share a (d-1)-face (exact).
 
@@ -113,8 +117,8 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
     shared piece no constraint of an earlier op vanishes (it would vanish on the whole facet), so
     both regions have the same states before ``j0``; for an op whose cells are the sign vectors of
     its switching functions (``units[j0]`` = its number of units, None otherwise) they also agree at
-    ``j0`` except on the units vanishing there. A facet with a domain constraint lies on the domain's
-    boundary and has no region across."""
+    ``j0`` except on the units vanishing there. A facet with a domain constraint lies on the
+    domain's boundary and has no region across."""
     exact = vertices
     # per coordinate, the exact keys of every vertex's coordinate: every choice of an extreme
     # vertex and every comparison of two ends is exact, and almost always one of floats
@@ -160,7 +164,7 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
                     pid = pids[j0] = prefixes.setdefault(prefix, len(prefixes))
                 gk = (key, j0, pid, st)
             groups.setdefault(gk, []).append((side, r.index, f))
-    out: list[tuple[int, int, RegionFacet, RegionFacet]] = []
+    out: list[tuple[int, int, RegionFacet, RegionFacet, Any]] = []
     for gk, items in groups.items():
         plus = [(ri, f) for s, ri, f in items if s > 0]
         minus = [(ri, f) for s, ri, f in items if s < 0]
@@ -182,11 +186,11 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
                          for rj, g in minus), key=_first)
             pairs = []
             for ri, f in plus:
-                lo, hi = kc[min(f.vertices, key=at)], kc[max(f.vertices, key=at)]
+                flo, fhi = kc[min(f.vertices, key=at)], kc[max(f.vertices, key=at)]
                 for mlo, mhi, rj, g in ms:
-                    if mlo >= hi:
+                    if mlo >= fhi:
                         break  # so are the later ones: sorted by their lower ends
-                    if lo < mhi:
+                    if flo < mhi:
                         pairs.append(((ri, f), (rj, g)))
         else:
             pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, exact, keys, d, plane)
@@ -215,7 +219,7 @@ def _hyperplane_key(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...]
     vals.append(b)
     dens = [v.denominator for v in vals]
     den = math.lcm(*dens)
-    ints = [v.numerator * (den // q) for v, q in zip(vals, dens)]
+    ints = [v.numerator * (den // q) for v, q in zip(vals, dens, strict=True)]
     side = next((1 if v > 0 else -1 for v in ints[:-1] if v != 0), 0)
     if side == 0:
         raise VerificationError("a facet with a zero normal")
@@ -227,8 +231,9 @@ def _first(t: tuple) -> Any:
     return t[0]
 
 
-def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions: list[Region], vertices: list[tuple],
-                        keys: list[list[tuple[float, Fraction]]], d: int, plane: Any) -> list:
+def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions: list[Region],
+                        vertices: list[tuple], keys: list[list[tuple[float, Fraction]]], d: int,
+                        plane: Any) -> list:
     """d >= 3: pairs of facets on one hyperplane (opposite sides) sharing a (d-1)-dim piece.
 
     Bounding boxes first: boxes whose exact extents along a coordinate the hyperplane does not fix
@@ -255,7 +260,8 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     def box(f: RegionFacet) -> list[tuple[tuple, tuple]]:
         """Per coordinate, the keys of the facet's exact least and greatest coordinate."""
         ks = f.vertices
-        return [(kc[min(ks, key=at)], kc[max(ks, key=at)]) for kc, at in zip(keys, ats)]
+        return [(kc[min(ks, key=at)], kc[max(ks, key=at)])
+                for kc, at in zip(keys, ats, strict=True)]
 
     mboxes = [(box(g), rj, g) for rj, g in minus]
     seps: dict[int, Any] = {}
@@ -263,13 +269,14 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     homs: dict[int, tuple[int, ...]] = {}
 
     def hom(k: int) -> tuple[int, ...]:
-        """Vertex ``k`` as integers ``(x_0, .., x_{d-1}, D)``: the vertex is ``x / D``, ``D > 0``."""
+        """Vertex ``k`` as integers ``(x_0, .., x_{d-1}, D)``: the vertex is ``x / D``,
+        ``D > 0``."""
         got = homs.get(k)
         if got is None:
             v = vertices[k]
             dens = [c.denominator for c in v]
             D = math.lcm(*dens)
-            got = homs[k] = (*(c.numerator * (D // q) for c, q in zip(v, dens)), D)
+            got = homs[k] = (*(c.numerator * (D // q) for c, q in zip(v, dens, strict=True)), D)
         return got
 
     def others(ri: int, f: RegionFacet) -> Any:
@@ -323,7 +330,8 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     return out
 
 
-def _faces_overlap(f: RegionFacet, g: RegionFacet, ri: Region, rj: Region, vertices: list[tuple]) -> bool:
+def _faces_overlap(f: RegionFacet, g: RegionFacet, ri: Region, rj: Region,
+                   vertices: list[tuple]) -> bool:
     """Do two facets on one hyperplane share a (d-1)-dimensional piece? (exact LP, d >= 3)."""
     a, b = f.a, f.b
     k = next(i for i, v in enumerate(a) if v != 0)
@@ -410,7 +418,7 @@ def _complex(prog: Program, dom: Domain, built: _Regions, stats: certify.Stats) 
     units = []
     for j in range(prog.num_piecewise):
         nd = prog.nodes[prog.piecewise[j]]
-        units.append(math.prod(nd.out_shape) if nd.rule.sign_cells else None)
+        units.append(math.prod(nd.out_shape) if nd.piecewise_rule.sign_cells else None)
     d = dom.dim
     adjacency = find_adjacency(regions, vertices, d, offsets, units)
     pieces = _pieces(regions, adjacency)
