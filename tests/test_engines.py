@@ -220,3 +220,20 @@ def test_python_engine_gives_one_complex_on_every_executor():
     with cf.ProcessPoolExecutor(2) as procs:
         assert canonical(run(net, box, "python", executor=procs, workers=2)) == serial
     assert canonical(run(net, box, "compiled", workers=2)) == serial
+
+
+def test_the_checker_imports_no_engine_code():
+    # the checker's own imports (read from its source): none of the tracer, the certifier, the
+    # engines or verify, so that a bug shared with them cannot hide in a certificate
+    import ast
+    import pathlib
+
+    src = pathlib.Path(exactrelu.__file__).with_name("check.py").read_text()
+    names = set()
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names.add((node.module or "").split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("exactrelu"):
+            names.add(node.module.split(".")[1] if "." in node.module else "")
+    assert names, "the checker imports something of exactrelu"
+    assert not names & {"trace", "certify", "engines", "verify", "_polyhedra", "_runtime"}, names

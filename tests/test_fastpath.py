@@ -1,10 +1,11 @@
 """The compiled exact layer (exactrelu._core) against the Python one.
 
-Both engines implement the same construction, so they must give the same certificate entry by
+Both engines implement the same construction and today give the same certificate entry by
 entry: regions in the same order with the same patterns, witnesses, facets, vertices, output
-maps and volumes, the same vertex numbering, adjacency, pieces and statistics. The Python engine
-is the reference here; the checker (which shares no code with either) re-verifies the compiled
-engine's certificates on its own.
+maps and volumes, the same vertex numbering, adjacency, pieces and statistics; this file holds
+them to that (the seam's own contract, equal canonical forms, is tests/test_engines.py). The
+Python engine is the reference here; the checker (which shares no code with either) re-verifies
+the compiled engine's certificates on its own.
 """
 
 from __future__ import annotations
