@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 
 import exactrelu
-from exactrelu import _fastpath
 from exactrelu.capture import capture
 from exactrelu.domain import as_domain
+from exactrelu.engines import compiled as compiled_engine
 from exactrelu.trace import trace
 from exactrelu.verify import PARALLEL_THRESHOLD
 
@@ -108,8 +108,8 @@ class TreeMemory:
 
 def settle() -> None:
     """Wait for the compiled engine's background frees of earlier certificates."""
-    if _fastpath.available():
-        _fastpath._core.settle()
+    if compiled_engine.available():
+        compiled_engine._core.settle()
 
 
 def big_row(net: torch.nn.Module, bounds: list, workers: int, engine: str) -> None:
@@ -181,7 +181,7 @@ def main() -> None:
         for name, net, bounds in nets:
             t_trace = t_cert = math.inf
             cert = None
-            compiled = args.engine == "auto" and _fastpath.plan(capture(net, (len(bounds),)),
+            compiled = args.engine == "auto" and compiled_engine.plan(capture(net, (len(bounds),)),
                                                                   as_domain(bounds)) is not None
             for _ in range(max(1, args.repeat)):
                 cert = None  # the previous run's certificate is freed here, not in a timed region

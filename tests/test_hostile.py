@@ -610,17 +610,18 @@ def test_max_regions_stops_each_engine(engine):
 def test_max_regions_bounds_the_work_of_the_exact_engines_themselves():
     # without the float trace's limit in front: each engine stops near the limit, far from the
     # tens of thousands of regions of the whole net (memory stays what that many need)
-    from exactrelu import _fastpath, certify
+    from exactrelu import certify
     from exactrelu.capture import capture
+    from exactrelu.engines import compiled as compiled_engine
 
     torch.manual_seed(4)
     net = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
                         nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
     dom = as_domain(BOX)
     prog = capture(net, (2,))
-    plan = _fastpath.plan(prog, dom)
+    plan = compiled_engine.plan(prog, dom)
     with pytest.raises(RegionLimitError) as info:
-        _fastpath.certify(prog, dom, plan, None, 2, max_regions=50)
+        compiled_engine.certify(prog, dom, plan, None, 2, max_regions=50)
     assert 50 < info.value.found < 2000
     with pytest.raises(RegionLimitError) as info:
         certify.run(prog, dom, None, max_regions=50)
