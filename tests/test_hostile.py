@@ -764,6 +764,33 @@ def test_help_documents_the_exit_codes(capsys):
         assert line in out
 
 
+def test_a_stopped_pool_leaves_no_resource_sharer_traceback(monkeypatch):
+    """After verify stops its process pool, an exception in multiprocessing's resource sharer
+    thread (a worker killed in its handshake) goes nowhere near stderr; any other thread's
+    still reaches the hook that was there."""
+    import threading
+
+    from exactrelu.engines import python as engine
+
+    seen: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_value))
+    engine._quiet_resource_sharer()
+    engine._quiet_resource_sharer()  # installed once
+    sharer = compile("def _serve():\n    raise ConnectionResetError('handshake')\n",
+                     os.path.join("lib", "multiprocessing", "resource_sharer.py"), "exec")
+    space: dict[str, Any] = {}
+    exec(sharer, space)
+
+    def other() -> None:
+        raise ValueError("a real error")
+
+    for target in (space["_serve"], other):
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
+    assert [type(e) for e in seen] == [ValueError]
+
+
 def test_ctrl_c_exits_130_at_once(cli_files, tmp_path):
     # a run of a minute or more, interrupted after it started (and once while it loads): the whole
     # process group gets SIGINT, as from a terminal; verify's worker processes stay quiet

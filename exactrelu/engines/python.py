@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import bisect
 import concurrent.futures as cf
+import logging
 import math
 import os
 import signal
+import threading
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -22,6 +24,9 @@ from ..domain import Domain
 from ..errors import VerificationError
 from ._complex import Complex, Ragged, Rationals
 from ._interface import Options, Proposals
+
+log = logging.getLogger(__name__)
+_RESOURCE_SHARER = os.path.join("multiprocessing", "resource_sharer.py")
 
 __all__ = ["PARALLEL_THRESHOLD", "PythonEngine", "find_adjacency"]
 
@@ -40,10 +45,41 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _from_resource_sharer(args: Any) -> bool:
+    """Was this thread exception raised in multiprocessing's resource sharer (the thread that
+    hands file descriptors to worker processes, as torch's tensor pickling asks)?"""
+    tb = args.exc_traceback
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(_RESOURCE_SHARER):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _quiet_resource_sharer() -> None:
+    """After workers are terminated, the resource sharer's thread can fail in ``accept`` (a
+    worker killed in the middle of its handshake) and print a traceback (at the command line,
+    after Ctrl-C). From the first stop on, its exceptions are logged at DEBUG instead; every
+    other thread's go to the hook that was there."""
+    previous = threading.excepthook
+    if getattr(previous, "_exactrelu", False):
+        return
+
+    def hook(args: Any) -> None:
+        if _from_resource_sharer(args):
+            log.debug("multiprocessing's resource sharer after a stop: %r", args.exc_value)
+        else:
+            previous(args)
+
+    hook._exactrelu = True  # type: ignore[attr-defined]  # installed once
+    threading.excepthook = hook
+
+
 def _stop(pool: cf.ProcessPoolExecutor) -> None:
     """Stop a process pool at once (an error or Ctrl-C here): pending work is cancelled and the
     workers are terminated rather than waited for. ``_processes`` is the executor's own table
     of its worker processes (CPython 3.8 to 3.13)."""
+    _quiet_resource_sharer()
     procs = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
