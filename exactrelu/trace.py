@@ -1,21 +1,35 @@
 """The float tracer: enumerate the candidate linear regions of a network over a bounded domain.
 
-Algorithm ("vertex-copy splitting, layer by layer, unit by unit"). The state is a polyhedral
-complex in domain coordinates ``t``: global float vertices ``V`` and, per region, its vertex
-*copies*, each with the ids of the constraints tight there (see :attr:`Trace.constraint_offsets`).
-It starts as the domain polytope. For every piecewise op ``j`` in order, the values of all its
-switching functions at all vertices are read off the local affine maps of the cells at the start
-of the op (continuity makes them independent of the cell; the maps are pushed through the network
-level by level, see :class:`_Stages`, and also give the output maps). Then the switching functions
-split the regions they cut: each edge of such a region (two copies sharing ``d - 1`` tight ids)
-whose endpoints have strictly opposite signs gets a new vertex by linear interpolation (shared
-between neighbouring regions), and the region becomes its two sides. Switching functions of op
-``j`` are affine on every cell of the previous ops, so interpolation is exact in real arithmetic.
-Which functions can cut a region is known from the cells at the start of the op (pending pairs);
-each step splits every region with pending functions by its smallest one, so all regions are
-split at once, each sees its functions in increasing order, and so does every edge (only the
-functions that cut all its regions cross it); an edge crossed at an earlier step of the op keeps
-its vertex. Every step is a batched tensor operation, on any device, in float64.
+Algorithm ("vertex-copy splitting, op by op, chunk by chunk, unit by unit"). The state is a
+polyhedral complex in domain coordinates ``t``: global float vertices ``V`` and, per region, its
+vertex *copies*, each with the ids of the constraints tight there (see
+:attr:`Trace.constraint_offsets`), kept compactly between ops (one row per copy). It starts as the
+domain polytope. For every piecewise op ``j`` in order, the regions at the start of the op (its
+*start cells*) are put in a spatial order (Morton order of their centroids) and cut into chunks
+that fit a memory budget; each chunk is split on its own, in padded tensors:
+
+- the values of op ``j``'s switching functions at the chunk's vertices are computed by the plain
+  forward pass (float64) at the vertex (they are continuous, so independent of the cell), and
+  each gets a sign code: positive, near zero (within a relative tolerance), negative;
+- the functions that can cut a start cell are those with both strict signs at its vertices
+  (pending pairs); each step splits every region with pending functions by its smallest one: each
+  edge of the region (two copies sharing ``d - 1`` tight ids) whose endpoints have strictly
+  opposite signs gets a new vertex by linear interpolation (shared between neighbouring regions),
+  and the region becomes its two sides. Switching functions of op ``j`` are affine on every start
+  cell, so interpolation (of coordinates and of the values of the other functions) is exact in
+  real arithmetic. Every region sees its functions in increasing order, and so does every edge
+  (only the functions that cut all its regions cross it); an edge crossed at an earlier step, or by
+  an earlier chunk, of the op keeps its vertex.
+
+Neighbouring regions in different chunks agree because each decision is made once: the sign codes
+of a vertex shared with a later chunk, and the vertices made on the edges it shares, are kept
+until the op ends and reused there (a later chunk recomputes only values, for interpolation). The
+complex is thus the same for any chunking, up to rounding in vertex coordinates. A chunk whose
+start cells would multiply (the first op splits the whole domain) takes the op's switching
+functions in blocks, each with values computed afresh at the vertices of the moment. Memory is the
+compact complex (copies, vertices, patterns packed to bits) plus one chunk; the fields of
+:class:`Trace` that nothing needs during tracing (output maps, edges, tight lists per vertex,
+unpacked patterns) are computed on request.
 
 Whatever the tracer cannot decide in float (values within a relative tolerance of zero, a unit
 that vanishes on a whole region, tight lists that overflow, splits that look degenerate) is
@@ -39,8 +53,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._progress import _Silent, progress_bar
-from .capture import INPUT, Program, capture
+from ._progress import progress_bar
+from .capture import Program, capture
 from .domain import Domain, Slice, as_domain
 from .errors import InvalidInputError, RegionLimitError
 from .rules import FloatMap, MaxPool2dRule, _ElementwiseRule
@@ -50,10 +64,14 @@ __all__ = ["Trace", "Uncertain", "trace"]
 log = logging.getLogger(__name__)
 
 _BUDGET = 1 << 22  # elements per chunk of a batched intermediate
+_CHUNK = 1 << 21  # start cells x switching functions per chunk of an op
+_BLOCK = 1 << 24  # vertices x switching functions a chunk may hold (else functions in blocks)
 _MAX_TIGHT = 64  # tight ids kept per vertex copy; beyond this they are reported as overflow
 _KEY = 1 << 31  # edge keys: min vertex id * _KEY + max vertex id
 _INT16_IDS = 1 << 15  # tight ids are int16 below this many constraints, else int32
 _BCAST = 1 << 18  # elements of a broadcast comparison of tight lists done at once
+_SAMPLES = 256  # points per op at which the scale of each switching function is taken
+_SEED = 12345  # of the random projections and sample points (the trace is deterministic)
 
 
 @dataclass
@@ -87,6 +105,85 @@ class Uncertain:
         return {k: len(getattr(self, k)) for k in keys}
 
 
+# --------------------------------------------------------------------------------- packed states
+
+
+def _encoding(nd: Any) -> int:
+    """Bytes per state of op ``nd`` in packed form: 0 for bits (two states), else 1, 4 or 8."""
+    rule = nd.rule
+    if isinstance(rule, _ElementwiseRule):
+        top = len(rule.thresholds(nd.module))
+    elif isinstance(rule, MaxPool2dRule):
+        top = math.prod(nd.in_shapes[0]) - 1
+    else:  # a rule whose range of states is not known here
+        return 8
+    return 0 if top <= 1 else 1 if top <= 255 else 4 if top < 2 ** 31 else 8
+
+
+def _pack(states: torch.Tensor, enc: int) -> torch.Tensor:
+    """States (n, *shape) (non-negative ints) as rows of bytes (n, B) uint8: bits (first state in
+    the high bit of the first byte, as ``numpy.packbits``), or ``enc`` little-endian bytes each."""
+    n = states.shape[0]
+    flat = states.reshape(n, -1)
+    if enc == 0:
+        u = flat.shape[1]
+        b = flat.to(torch.int32)
+        if u % 8:
+            b = torch.cat([b, b.new_zeros((n, 8 - u % 8))], 1)
+        w = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.int32, device=b.device)
+        return (b.reshape(n, -1, 8) * w).sum(2).to(torch.uint8)
+    if enc == 1:
+        return flat.to(torch.uint8)
+    x = flat.to(torch.int64)
+    parts = [torch.bitwise_and(x >> (8 * k), 255) for k in range(enc)]
+    return torch.stack(parts, 2).to(torch.uint8).reshape(n, -1)
+
+
+def _unpack(packed: torch.Tensor, enc: int, shape: tuple[int, ...],
+            dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    """The inverse of :func:`_pack`: states (n, *shape) in ``dtype``."""
+    n = packed.shape[0]
+    u = math.prod(shape)
+    if enc == 0:
+        sh = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
+        bits = torch.bitwise_and(packed.unsqueeze(2) >> sh, 1).reshape(n, -1)[:, :u]
+        return bits.to(dtype).reshape(n, *shape)
+    if enc == 1:
+        return packed.to(dtype).reshape(n, *shape)
+    b = packed.reshape(n, u, enc).to(torch.int64)
+    x = b[:, :, 0]
+    for k in range(1, enc):
+        x = x | (b[:, :, k] << (8 * k))
+    return x.to(dtype).reshape(n, *shape)
+
+
+def _narrow(enc: int, top_small: bool) -> torch.dtype:
+    if enc == 0 or (enc == 1 and top_small):
+        return torch.int8
+    return {1: torch.int16, 4: torch.int32}.get(enc, torch.int64)
+
+
+class _Patterns(Sequence[torch.Tensor]):
+    """A read-only list of the per-op state tensors of a :class:`Trace`, unpacked on access."""
+
+    def __init__(self, tr: Trace) -> None:
+        self._tr = tr
+
+    def __len__(self) -> int:
+        return len(self._tr._packed_states)
+
+    def __getitem__(self, j: Any) -> Any:
+        if isinstance(j, slice):
+            return [self[i] for i in range(*j.indices(len(self)))]
+        return self._tr.states(j if j >= 0 else j + len(self), torch.int64)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} state tensors of {self._tr.num_regions} regions>"
+
+
+# --------------------------------------------------------------------------------- the trace
+
+
 @dataclass
 class Trace:
     """The float trace of a network over a domain (see the module docstring).
@@ -94,7 +191,9 @@ class Trace:
     Ids: constraint ``i < constraint_offsets[0]`` is row ``i`` of the domain's
     ``float_halfspaces()``; switching function ``s`` of piecewise op ``j`` is constraint
     ``constraint_offsets[j] + s``. CSR pairs (``*_offsets``, ``*_ids``) list, for item ``i``,
-    ``ids[offsets[i]:offsets[i + 1]]``. All tensors are on the CPU.
+    ``ids[offsets[i]:offsets[i + 1]]``. All tensors are on the CPU. Patterns are kept packed
+    (:meth:`states`, :meth:`packed_patterns`); ``patterns``, ``bounding``, ``vertex_tight``,
+    ``edges`` and the output maps are computed on first access.
 
     >>> import torch.nn as nn
     >>> net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
@@ -108,38 +207,119 @@ class Trace:
     program: Program
     dim: int
     num_regions: int
-    patterns: list[torch.Tensor]
     interior: torch.Tensor
-    bounding_offsets: torch.Tensor
-    bounding_ids: torch.Tensor
     region_vertex_offsets: torch.Tensor
     region_vertex_ids: torch.Tensor
     vertices: torch.Tensor
-    vertex_tight_offsets: torch.Tensor
-    vertex_tight_ids: torch.Tensor
-    edges: torch.Tensor
-    output_weight: torch.Tensor
-    output_bias: torch.Tensor
     uncertain: Uncertain
     constraint_offsets: list[int]
     seconds: float
     merged: int = 0
-    _packed: list[bytes] | None = field(default=None, repr=False)
+    # packed states per op (see _pack); the cells as traced: copy offsets per cell, the tight ids
+    # of each copy (-1 padding), and (after a MaxPool merge) the region of each cell
+    _packed_states: list[torch.Tensor] = field(default_factory=list, repr=False)
+    _cell_offsets: torch.Tensor | None = field(default=None, repr=False)
+    _cell_vertex_ids: torch.Tensor | None = field(default=None, repr=False)
+    _copy_tight: torch.Tensor | None = field(default=None, repr=False)
+    _cell_region: torch.Tensor | None = field(default=None, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # ----------------------------------------------------------------- patterns
+    @property
+    def patterns(self) -> Sequence[torch.Tensor]:
+        """Per piecewise op, the states of every region (R, *out_shape) int64, unpacked on each
+        access (``R x units x 8`` bytes per op: prefer :meth:`states` on large traces)."""
+        return _Patterns(self)
+
+    def states(self, j: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """States of piecewise op ``j`` for every region, shape (R, *out_shape), in ``dtype``
+        (default: the narrowest integer type that holds them, int8 for ReLU-like ops)."""
+        nd = self.program.piecewise_nodes()[j]
+        enc = _encoding(nd)
+        if dtype is None:
+            dtype = _narrow(enc, not isinstance(nd.rule, MaxPool2dRule)
+                            or math.prod(nd.in_shapes[0]) <= 128)
+        return _unpack(self._packed_states[j], enc, tuple(nd.out_shape), dtype)
+
+    def packed_patterns(self) -> list[bytes]:
+        """One bytes key per region: its full pattern, ReLU-like ops as bits, others as bytes
+        (uint8, or little-endian int32 for large MaxPool windows, int64 for other rules). Equal
+        keys iff equal patterns."""
+        if "packed" not in self._cache:
+            if not self._packed_states:
+                self._cache["packed"] = [b""] * self.num_regions
+            else:
+                allb = torch.cat(self._packed_states, 1).numpy()
+                self._cache["packed"] = [row.tobytes() for row in allb]
+        return self._cache["packed"]
+
+    # ----------------------------------------------------------------- the complex
+    def _copy_rows(self) -> torch.Tensor:
+        off = self._cell_offsets
+        assert off is not None
+        return torch.repeat_interleave(torch.arange(len(off) - 1), off[1:] - off[:-1])
+
+    def _tight_pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(copy index, constraint id) of every tight id of every copy."""
+        assert self._copy_tight is not None
+        c, k = (self._copy_tight >= 0).nonzero(as_tuple=True)
+        return c, self._copy_tight[c, k].to(torch.int64)
+
+    def _cached(self, key: str, make: Any) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def _bounding(self) -> tuple[torch.Tensor, torch.Tensor]:
+        c, ids = self._tight_pairs()
+        rows = self._copy_rows().index_select(0, c)
+        if self._cell_region is not None:
+            rows = self._cell_region.index_select(0, rows)
+        return _csr_from_pairs(rows, ids, self.num_regions)
+
+    def _vertex_tight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        c, ids = self._tight_pairs()
+        assert self._cell_vertex_ids is not None
+        return _csr_from_pairs(self._cell_vertex_ids.index_select(0, c), ids, self.num_vertices)
+
+    @property
+    def bounding_offsets(self) -> torch.Tensor:
+        return self._cached("bounding", self._bounding)[0]
+
+    @property
+    def bounding_ids(self) -> torch.Tensor:
+        return self._cached("bounding", self._bounding)[1]
 
     @property
     def bounding(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(offsets, ids): candidate bounding constraint ids per region."""
-        return self.bounding_offsets, self.bounding_ids
+        return self._cached("bounding", self._bounding)
+
+    @property
+    def vertex_tight_offsets(self) -> torch.Tensor:
+        return self._cached("vertex_tight", self._vertex_tight)[0]
+
+    @property
+    def vertex_tight_ids(self) -> torch.Tensor:
+        return self._cached("vertex_tight", self._vertex_tight)[1]
+
+    @property
+    def vertex_tight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(offsets, constraint ids) tight at each vertex (union over its regions)."""
+        return self._cached("vertex_tight", self._vertex_tight)
+
+    @property
+    def edges(self) -> torch.Tensor:
+        """(E, 2) int64 vertex id pairs (min, max), unique: the edges of the complex (of the
+        cells as traced, before any MaxPool merge)."""
+        assert self._cell_vertex_ids is not None and self._copy_tight is not None
+        return self._cached("edges", lambda: _edges(self._copy_rows(), self._cell_vertex_ids,
+                                                    self._copy_tight, self.vertices, self.dim))
 
     @property
     def region_vertices(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(offsets, vertex ids) per region."""
         return self.region_vertex_offsets, self.region_vertex_ids
-
-    @property
-    def vertex_tight(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(offsets, constraint ids) tight at each vertex (union over its regions)."""
-        return self.vertex_tight_offsets, self.vertex_tight_ids
 
     @property
     def num_vertices(self) -> int:
@@ -149,44 +329,26 @@ class Trace:
         off = self.region_vertex_offsets
         return self.region_vertex_ids[off[r]:off[r + 1]]
 
-    def packed_patterns(self) -> list[bytes]:
-        """One bytes key per region: its full pattern, ReLU-like ops as bits, others as bytes
-        (uint8, or little-endian int32 for large MaxPool windows). Equal keys iff equal patterns."""
-        if self._packed is None:
-            self._packed = (pack_patterns(self.program, self.patterns) if self.patterns
-                            else [b""] * self.num_regions)
-        return self._packed
+    # ----------------------------------------------------------------- output maps
+    def _output(self) -> tuple[torch.Tensor, torch.Tensor]:
+        M, c = self.domain.float_input_map()
+        return _output_maps(self.program, self, M.to(torch.float64), c.to(torch.float64),
+                            self.num_regions)
+
+    @property
+    def output_weight(self) -> torch.Tensor:
+        """(R, *out_shape, d): the output's local affine map on each region (weight)."""
+        return self._cached("output", self._output)[0]
+
+    @property
+    def output_bias(self) -> torch.Tensor:
+        """(R, *out_shape): the output's local affine map on each region (bias)."""
+        return self._cached("output", self._output)[1]
 
     def __repr__(self) -> str:
         return (f"Trace(dim={self.dim}, num_regions={self.num_regions}, "
-                f"vertices={self.num_vertices}, edges={len(self.edges)}, "
-                f"uncertain={self.uncertain.summary()}, seconds={self.seconds:.3f})")
-
-
-def pack_patterns(program: Program, patterns: Sequence[torch.Tensor]) -> list[bytes]:
-    """Bytes keys of full patterns (see :meth:`Trace.packed_patterns`)."""
-    if not patterns:
-        return []
-    n = patterns[0].shape[0]
-    parts: list[np.ndarray] = []
-    for nd, p in zip(program.piecewise_nodes(), patterns):
-        flat = p.reshape(n, -1).cpu().numpy()
-        top = _max_state(nd)
-        if top <= 1:
-            parts.append(np.packbits(flat.astype(bool), axis=1))
-        elif top <= 255:
-            parts.append(flat.astype(np.uint8))
-        else:
-            parts.append(flat.astype("<i4").view(np.uint8).reshape(n, -1))
-    allb = np.ascontiguousarray(np.concatenate(parts, axis=1))
-    return [row.tobytes() for row in allb]
-
-
-def _max_state(nd: Any) -> int:
-    if isinstance(nd.rule, MaxPool2dRule):
-        return math.prod(nd.in_shapes[0]) - 1
-    th = getattr(nd.rule, "thresholds", None)
-    return len(th(nd.module)) if th is not None else 255
+                f"vertices={self.num_vertices}, uncertain={self.uncertain.summary()}, "
+                f"seconds={self.seconds:.3f})")
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -212,6 +374,8 @@ def _widen(t: torch.Tensor, w: int, fill: Any) -> torch.Tensor:
 
 def _widen_last(t: torch.Tensor, w: int) -> torch.Tensor:
     """``t`` with its last dimension widened to ``w`` (filled with -1)."""
+    if t.shape[-1] >= w:
+        return t
     new = t.new_full((*t.shape[:-1], w), -1)
     new[..., :t.shape[-1]] = t
     return new
@@ -236,12 +400,19 @@ def _unique_rows2(p: torch.Tensor) -> torch.Tensor:
     return torch.stack([a, key - a * base], 1)
 
 
+def _segments(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For segments of ``counts`` items: the segment of each item and its rank within it."""
+    seg = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
+    first = torch.cumsum(counts, 0) - counts
+    return seg, torch.arange(len(seg), device=counts.device) - first.index_select(0, seg)
+
+
 class _RowHash:
     """A random float64 projection of rows built from column blocks added one at a time (equal
     rows get equal hashes); rows may be gathered (``take``) between blocks."""
 
     def __init__(self, device: torch.device) -> None:
-        self.gen = torch.Generator().manual_seed(12345)
+        self.gen = torch.Generator().manual_seed(_SEED)
         self.device = device
         self.h: torch.Tensor | None = None
 
@@ -257,8 +428,8 @@ class _RowHash:
 
 def _row_groups(parts: Sequence[torch.Tensor],
                 h: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
-    """Group ids (inverse) and count of the distinct rows of the int64 matrix whose column blocks
-    are ``parts`` (each (n, w_i)).
+    """Group ids (inverse) and count of the distinct rows of the integer matrix whose column
+    blocks are ``parts`` (each (n, w_i)).
 
     Rows are hashed by a random float64 projection (``h`` when given, from :class:`_RowHash`);
     only when some hashes coincide are the groups checked, and then settled exactly."""
@@ -295,32 +466,60 @@ def _csr_from_pairs(rows: torch.Tensor, ids: torch.Tensor,
     return offsets, key - r * base
 
 
+def _expand(rec: torch.Tensor, par: torch.Tensor, n0: int) -> torch.Tensor:
+    """Records (rows (cell, ...)) on ``n0`` cells -> the same records on each of their
+    descendants, ``par`` giving the ancestor of every current cell."""
+    if len(rec) == 0:
+        return rec
+    order = torch.argsort(par, stable=True)
+    counts = torch.bincount(par, minlength=n0)
+    starts = torch.cumsum(counts, 0) - counts
+    rep = counts.index_select(0, rec[:, 0])
+    idx = torch.repeat_interleave(torch.arange(len(rec), device=rec.device), rep)
+    within = (torch.arange(len(idx), device=rec.device)
+              - torch.repeat_interleave(torch.cumsum(rep, 0) - rep, rep))
+    out = rec.index_select(0, idx).clone()
+    out[:, 0] = order.index_select(0, starts.index_select(0, out[:, 0]) + within)
+    return out
+
+
+def _codes(vals: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
+    """Sign codes (uint8) of values: 2 positive, 1 within ``tol`` of zero, 0 negative."""
+    code = (vals > tol).to(torch.uint8)
+    code += 1
+    code -= (vals < -tol).to(torch.uint8)
+    return code
+
+
+def _morton(P: torch.Tensor) -> torch.Tensor:
+    """Morton (Z-order) keys of points ``P`` (n, d) in their bounding box."""
+    n, d = P.shape
+    bits = max(1, min(20, 62 // max(d, 1)))
+    lo = P.amin(0)
+    span = (P.amax(0) - lo).clamp(min=1e-300)
+    q = ((P - lo) / span * ((1 << bits) - 1)).round().to(torch.int64)
+    key = torch.zeros(n, dtype=torch.int64, device=P.device)
+    for b in range(bits - 1, -1, -1):
+        for k in range(d):
+            key = (key << 1) | torch.bitwise_and(q[:, k] >> b, 1)
+    return key
+
+
 # --------------------------------------------------------------------------------- the complex
 
 
 class _Complex:
-    """Regions as padded rows of vertex copies; see the module docstring."""
+    """The complex between ops: vertices ``V`` and cells as rows of vertex copies (``off``: copy
+    offsets per cell; ``cv``: each copy's vertex; ``ct``: its tight ids, -1 padding)."""
 
-    def __init__(self, d: int, device: torch.device, dtype: torch.dtype, max_regions: int | None,
-                 m: int, num_constraints: int = 1 << 31) -> None:
+    def __init__(self, d: int, device: torch.device, dtype: torch.dtype, num_constraints: int,
+                 dom: Domain) -> None:
         self.d = d
+        self.device = device
+        self.dtype = dtype
         # tight ids: int16 when every constraint id fits (halves the largest gathers and scatters
         # of the steps), else int32
         self.tdtype = torch.int16 if num_constraints < _INT16_IDS else torch.int32
-        self.device = device
-        self.dtype = dtype
-        self.max_regions = max_regions
-        self.m = m
-        self.near_zero: list[torch.Tensor] = []
-        self.overflow: list[torch.Tensor] = []
-        # region records, in the numbering at the start of the current op / current numbering
-        # rows (region, constraint id, kind: 0 vanishing / 1 degenerate)
-        self.rec_start = torch.zeros((0, 3), dtype=torch.int64, device=device)
-        self.rec_cur: list[torch.Tensor] = []
-        self.threads: _Threads | None = None
-
-    # ----------------------------------------------------------------- start: the domain
-    def start(self, dom: Domain) -> None:
         A, b = dom.halfspaces()
         verts = dom.vertices()
         tight: list[list[int]] = []
@@ -328,23 +527,165 @@ class _Complex:
             q = [Fraction(x) for x in v]
             tight.append([i for i, (row, bi) in enumerate(zip(A, b))
                           if sum((a * x for a, x in zip(row, q)), Fraction(0)) == bi])
-        d = self.d
-        self.T = max(d + 4, max(len(t) for t in tight) + 2)
-        nv = len(verts)
-        dev = self.device
-        self.V = torch.tensor([[float(x) for x in v] for v in verts], dtype=self.dtype, device=dev)
-        self.nV = nv
-        self.cp_vid = torch.full((16, max(nv, 8)), -1, dtype=torch.int64, device=dev)
-        self.cp_vid[0, :nv] = torch.arange(nv, device=dev)
-        tt = torch.full((16, self.cp_vid.shape[1], self.T), -1, dtype=self.tdtype)
-        for i, t in enumerate(tight):
-            tt[0, i, :len(t)] = torch.tensor(t, dtype=self.tdtype)
-        self.cp_tight = tt.to(dev)
-        self.R = 1
-        self.rparent = torch.zeros(16, dtype=torch.int64, device=dev)
         for i, t in enumerate(tight):
             if len(t) < d:
                 log.warning("domain vertex %d has only %d tight rows", i, len(t))
+        self.T = max(d + 4, max(len(t) for t in tight) + 2)
+        nv = len(verts)
+        self._V = torch.tensor([[float(x) for x in v] for v in verts], dtype=dtype, device=device)
+        self.nV = nv
+        self.off = torch.tensor([0, nv], dtype=torch.int64, device=device)
+        self.cv = torch.arange(nv, device=device)
+        ct = torch.full((nv, self.T), -1, dtype=self.tdtype)
+        for i, t in enumerate(tight):
+            ct[i, :len(t)] = torch.tensor(t, dtype=self.tdtype)
+        self.ct = ct.to(device)
+
+    @property
+    def R(self) -> int:
+        return len(self.off) - 1
+
+    @property
+    def V(self) -> torch.Tensor:
+        return self._V[:self.nV]
+
+    def add_vertices(self, X: torch.Tensor) -> None:
+        self._V = _grow(self._V, self.nV + len(X), None)
+        self._V[self.nV:self.nV + len(X)] = X
+        self.nV += len(X)
+
+    def centroids(self) -> torch.Tensor:
+        counts = self.off[1:] - self.off[:-1]
+        rows, _ = _segments(counts)
+        s = torch.zeros((self.R, self.d), dtype=self.dtype, device=self.device)
+        s.index_add_(0, rows, self.V.index_select(0, self.cv))
+        return s / counts.unsqueeze(1).to(s.dtype)
+
+
+@dataclass
+class _Part:
+    """A finished chunk: its cells (copy counts, vertex ids, tight ids), their start cells,
+    their packed states of the op, and region records (local rows)."""
+
+    counts: torch.Tensor
+    cv: torch.Tensor
+    ct: torch.Tensor
+    parent: torch.Tensor
+    packed: torch.Tensor
+    rec: torch.Tensor
+
+    @property
+    def R(self) -> int:
+        return len(self.counts)
+
+
+class _Op:
+    """One piecewise op: what its chunks share. Edges crossed so far (sorted keys, the new
+    vertex, its positive and negative ends, and where it sits between them) and the sign codes
+    of vertices shared with later chunks (sorted global ids, code rows) live until the op ends."""
+
+    def __init__(self, tr: _Tracer, j: int) -> None:
+        self.j = j
+        self.nd = tr.nodes[j]
+        self.S = tr.prog.num_switching(j)
+        self.sid0 = tr.offsets[j]
+        dev = tr.device
+        none = torch.zeros(0, dtype=torch.int64, device=dev)
+        self.ek, self.ev, self.ea, self.eb = none, none, none, none
+        self.el = torch.zeros(0, dtype=tr.dtype, device=dev)
+        self.sid = none
+        self.scode = torch.zeros((0, self.S), dtype=torch.uint8, device=dev)
+        self.loc = torch.full((tr.cx.nV,), -1, dtype=torch.int64, device=dev)  # global -> local
+        self.next_gid = tr.cx.nV
+        self.last_chunk = torch.zeros(tr.cx.nV, dtype=torch.int64, device=dev)
+        # the scale of each switching function: its largest value at the domain's vertices and a
+        # fixed sample of points (any positive scale works: it sets what "near zero" means)
+        scale = tr.switch_values(j, tr.samples).abs().amax(0) if self.S else none.to(tr.dtype)
+        self.tol = tr.eps * scale
+
+    def stored(self, gid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For global vertex ids: which have stored codes, and where (into ``scode``)."""
+        if len(self.sid) == 0:
+            return torch.zeros(len(gid), dtype=torch.bool, device=gid.device), gid
+        at = torch.searchsorted(self.sid, gid).clamp(max=len(self.sid) - 1)
+        return self.sid.index_select(0, at) == gid, at
+
+    def store(self, gid: torch.Tensor, codes: torch.Tensor) -> None:
+        if len(gid) == 0:
+            return
+        ids = torch.cat([self.sid, gid])
+        o = torch.argsort(ids)
+        self.sid = ids.index_select(0, o)
+        self.scode = torch.cat([self.scode, codes]).index_select(0, o)
+
+    def add_edges(self, key: torch.Tensor, v: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                  lam: torch.Tensor) -> None:
+        ek = torch.cat([self.ek, key])
+        o = torch.argsort(ek)
+        self.ek = ek.index_select(0, o)
+        self.ev = torch.cat([self.ev, v]).index_select(0, o)
+        self.ea = torch.cat([self.ea, a]).index_select(0, o)
+        self.eb = torch.cat([self.eb, b]).index_select(0, o)
+        self.el = torch.cat([self.el, lam]).index_select(0, o)
+
+    def keep_shared_edges(self) -> None:
+        """Drop the edges whose new vertex no later chunk can see (its codes are not stored)."""
+        if len(self.ek) == 0:
+            return
+        keep, _ = self.stored(self.ev)
+        k = _where(keep)
+        self.ek, self.ev, self.ea, self.eb, self.el = (
+            x.index_select(0, k) for x in (self.ek, self.ev, self.ea, self.eb, self.el))
+
+
+class _Chunk:
+    """Start cells of one chunk of an op, as padded rows of vertex copies with local vertex ids
+    (``gid``: their global ids), split by the op's switching functions (module docstring)."""
+
+    def __init__(self, tr: _Tracer, op: _Op, cells: torch.Tensor, index: int,
+                 outside: int) -> None:
+        cx = tr.cx
+        dev = tr.device
+        self.tr, self.op, self.cx = tr, op, cx
+        self.d, self.T, self.tdtype, self.device = cx.d, cx.T, cx.tdtype, dev
+        self.index, self.outside, self.cells = index, outside, cells
+        n = len(cells)
+        starts = cx.off.index_select(0, cells)
+        counts = cx.off.index_select(0, cells + 1) - starts
+        rows, pos = _segments(counts)
+        src = starts.index_select(0, rows) + pos
+        gid, inv = torch.unique(cx.cv.index_select(0, src), return_inverse=True)
+        width = max(8, int(counts.max()) + 4)
+        cap = 2 * n + 64
+        self.cp_vid = torch.full((cap, width), -1, dtype=torch.int64, device=dev)
+        self.cp_vid[rows, pos] = inv
+        self.cp_tight = torch.full((cap, width, self.T), -1, dtype=self.tdtype, device=dev)
+        self.cp_tight[rows, pos] = cx.ct.index_select(0, src)
+        self.rparent = torch.empty(cap, dtype=torch.int64, device=dev)  # -> chunk start row
+        self.rparent[:n] = torch.arange(n, device=dev)
+        self.rsign = torch.empty((cap, op.S), dtype=torch.int8, device=dev)
+        self.R = n
+        m = len(gid)
+        self.m0 = self.nV = m
+        self.gid = _grow(gid, 2 * m + 64, None)
+        self.V = _grow(cx.V.index_select(0, gid), 2 * m + 64, None)
+        self.bnd = torch.zeros(self.gid.shape[0], dtype=torch.bool, device=dev)
+        self.bnd[:m] = op.last_chunk.index_select(0, gid) > index
+        op.loc = _grow(op.loc, cx.nV, -1)
+        op.loc[gid] = torch.arange(m, device=dev)
+        self.own0 = op.next_gid  # global ids from here on are vertices made by this chunk
+        self.rec = torch.zeros((0, 3), dtype=torch.int64, device=dev)  # (row, id, kind) records
+        self.saved: list[tuple[torch.Tensor, int, torch.Tensor]] = []  # codes to store
+
+    # ----------------------------------------------------------------- vertex rows
+    def _reserve_vertices(self, n: int) -> None:
+        if n > self.vals.shape[0]:
+            self.vals = _grow(self.vals, n, None)
+            self.code = _grow(self.code, n, None)
+        if n > self.gid.shape[0]:
+            self.gid = _grow(self.gid, n, None)
+            self.V = _grow(self.V, n, None)
+            self.bnd = _grow(self.bnd, n, False)
 
     @property
     def Vcap(self) -> int:
@@ -364,54 +705,103 @@ class _Complex:
             self.T = w
         return self.T
 
-    def reserve(self) -> None:
-        """Pre-size the vertex and region buffers for the next op (an op rarely more than
-        quadruples them; past that they grow by doubling as needed)."""
-        self.V = _grow(self.V, 4 * self.nV + 1024, None)  # rows past nV are never read
-        n = 4 * self.R + 64
-        if n > self.cp_vid.shape[0]:  # (the sign rows are made by run_op)
-            self.cp_vid = _grow(self.cp_vid, n, -1)
-            self.cp_tight = _grow(self.cp_tight, self.cp_vid.shape[0], -1)
-            self.rparent = _grow(self.rparent, self.cp_vid.shape[0], None)
-
     def _ensure_rows(self, n: int) -> None:
         if n > self.cp_vid.shape[0]:
             self.cp_vid = _grow(self.cp_vid, n, -1)
             self.cp_tight = _grow(self.cp_tight, self.cp_vid.shape[0], -1)
             self.rparent = _grow(self.rparent, self.cp_vid.shape[0], None)  # rows set when used
+            self.bpar = _grow(self.bpar, self.cp_vid.shape[0], None)
             self.rsign = _grow(self.rsign, self.cp_vid.shape[0], None)
 
-    # ----------------------------------------------------------------- one piecewise op
-    def run_op(self, j: int, vals: torch.Tensor, sid0: int, eps: float, bar: Any,
-               label: str, buf: torch.Tensor | None = None) -> torch.Tensor:
-        """Split by every switching function of op ``j`` (values ``vals`` (nV, S) at the
-        vertices, optionally the first rows of a larger buffer ``buf``); returns the sign matrix
-        (R, S) int8 (0 where a function vanishes)."""
+    # ----------------------------------------------------------------- the chunk
+    def run(self, progress: Any) -> _Part:
+        """Split the chunk by every switching function of the op; its finished cells."""
+        op, S, m = self.op, self.op.S, self.nV
+        vals = self.tr.switch_values(op.j, self.V[:m])
+        code = _codes(vals, op.tol)
+        found, at = op.stored(self.gid[:m])
+        if bool(found.any()):  # decided by an earlier chunk
+            code[found] = op.scode.index_select(0, at[found])
+            self.bnd[:m] |= found
+        self.stored0 = found
+        self.code0 = code
+        # cells a start cell may become: a cell cut by k functions makes at most about k^d / 2^d
+        # + k new vertices; a chunk that could outgrow _BLOCK takes the functions in blocks
+        n = self.R
+        k = self._cut_counts(code, n)
+        grow = float((k.to(torch.float64) ** self.d / 2 ** self.d + k).sum()) if n else 0.0
+        est = m + grow
+        width = S if est * S <= _BLOCK else max(1, int(_BLOCK // max(est, 1.0)))
+        s0 = 0
+        while s0 < S or s0 == 0:
+            s1 = min(S, s0 + width)
+            if s0 == 0 and s1 == S:
+                self.vals, self.code = vals, code
+            elif s0 == 0:
+                self.vals, self.code = vals[:, :s1].clone(), code[:, :s1].clone()
+                del vals
+            else:
+                self._fresh(s0, s1)
+            self.vals = _grow(self.vals, 2 * self.nV + 64, None)
+            self.code = _grow(self.code, self.vals.shape[0], None)
+            self._block(s0, s1)
+            bm = _where(self.bnd[:self.nV])
+            if len(bm):
+                self.saved.append((bm, s0, self.code.index_select(0, bm)))
+            progress(len(self.cells), s1 - s0)
+            if s1 >= S:
+                break
+            s0 = s1
+        return self._finish()
+
+    def _cut_counts(self, code: torch.Tensor, n: int) -> torch.Tensor:
+        """Functions with both strict signs at the vertices, per start cell."""
+        hp, hn = self._cut_sets(code, n)
+        return (hp & hn).sum(1)
+
+    def _fresh(self, s0: int, s1: int) -> None:
+        """Values and codes of functions ``s0..s1-1`` at the vertices of the moment."""
+        op, n = self.op, self.nV
+        self.vals = self.tr.switch_values(op.j, self.V[:n], (s0, s1))
+        code = _codes(self.vals, op.tol[s0:s1])
+        code[:self.m0] = self.code0[:, s0:s1]  # the start vertices keep the codes they had
+        found, at = op.stored(self.gid[:n])
+        if bool(found.any()):
+            code[found] = op.scode.index_select(0, at[found])[:, s0:s1]
+        self.code = code
+
+    def _cut_sets(self, code: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(has a positive vertex, has a negative vertex) per cell 0..n-1 and function."""
         dev = self.device
-        S = vals.shape[1]
-        R0 = self.R
-        self.vals = (buf if buf is not None and buf.shape[0] >= self.V.shape[0]
-                     else _grow(vals, self.V.shape[0], None))
-        tol = eps * torch.maximum(vals.amax(0), vals.amin(0).neg_())  # max |vals| without a copy
-        self.tol = tol
-        # cells at the start of the op: which switching functions cut them
-        # sign codes per vertex and switching function: 2 positive, 1 near zero, 0 negative; one
-        # more row (code 1) stands for the empty slots
-        nV = vals.shape[0]
-        code = torch.ones((nV + 1, S), dtype=torch.uint8, device=dev)
-        code[:nV] += (vals > tol).to(torch.uint8)
-        code[:nV] -= (vals < -tol).to(torch.uint8)
-        hp_all = torch.zeros((R0, S), dtype=torch.bool, device=dev)
-        hn_all = torch.zeros((R0, S), dtype=torch.bool, device=dev)
+        S = code.shape[1]
+        hp_all = torch.zeros((n, S), dtype=torch.bool, device=dev)
+        hn_all = torch.zeros((n, S), dtype=torch.bool, device=dev)
         W = self.Vcap
         ch = max(1, _BUDGET // max(1, W * S))
-        for r0 in range(0, R0, ch):
-            vid = self.cp_vid[r0:min(R0, r0 + ch)]
+        for r0 in range(0, n, ch):
+            vid = self.cp_vid[r0:min(n, r0 + ch)]
             k = vid.shape[0]
-            cc = code.index_select(0, torch.where(vid >= 0, vid, nV).reshape(-1)).reshape(k, W, S)
+            cc = code.index_select(0, vid.clamp(min=0).reshape(-1)).reshape(k, W, S)
+            cc.masked_fill_((vid < 0).unsqueeze(2), 1)  # empty slots: neither sign
             hp_all[r0:r0 + k] = cc.amax(1) == 2
             hn_all[r0:r0 + k] = cc.amin(1) == 0
-        code = code[:nV]
+        return hp_all, hn_all
+
+    def _block(self, s0: int, s1: int) -> None:
+        """Split the current cells by functions ``s0..s1-1`` (values and codes of the moment in
+        ``vals`` / ``code``, one column per function)."""
+        dev = self.device
+        op = self.op
+        sid0 = op.sid0 + s0
+        S = s1 - s0
+        R0 = self.R
+        self.s0 = s0
+        self.tol = op.tol[s0:s1]
+        self.bpar = torch.empty(self.cp_vid.shape[0], dtype=torch.int64, device=dev)
+        self.bpar[:R0] = torch.arange(R0, device=dev)  # row -> block start row
+        self.rec_cur: list[torch.Tensor] = []
+        hp_all, hn_all = self._cut_sets(self.code, R0)
+        code = self.code[:self.nV]
         # near-zero values at vertices of cells where the function does not vanish
         zv = (code == 1).any(1).nonzero().reshape(-1)
         if len(zv):
@@ -422,32 +812,23 @@ class _Complex:
             vv = self.cp_vid[rr, ss]
             z = (code[vv] == 1) & (hp_all[rr] | hn_all[rr])
             zi, zf = z.nonzero(as_tuple=True)
-            self.near_zero.append(_pairs(vv[zi], zf + sid0))
+            self.tr.near_zero.append(_pairs(self.gid.index_select(0, vv[zi]), zf + sid0))
         cutP = hp_all & hn_all
         van = ~hp_all & ~hn_all
-        self.rsign = torch.empty((self.cp_vid.shape[0], S), dtype=torch.int8, device=dev)
-        self.rsign[:R0] = hp_all.to(torch.int8) - (hn_all & ~hp_all).to(torch.int8)
+        self.rsign[:R0, s0:s1] = hp_all.to(torch.int8) - (hn_all & ~hp_all).to(torch.int8)
         vr, vs = van.nonzero(as_tuple=True)
-        start_recs = [self.rec_start,
-                      torch.stack([vr, vs + sid0, torch.zeros_like(vr)], dim=1)]
-        self.rparent[:R0] = torch.arange(R0, device=dev)
+        start_recs = [self.rec, torch.stack([vr, vs + sid0, torch.zeros_like(vr)], dim=1)]
+        del hp_all, hn_all, van
         # Pending pairs (region, function): the function may still cut the region. Each step
-        # takes, for every region, its smallest pending function s, but only where no region has
-        # s pending behind a smaller one. So every region sees its functions in increasing order,
-        # and every region containing an edge crossed by s (all of them are cut by s, so have s
-        # pending) is split by s in the same step: neighbours share the new vertex. After a
-        # split, the pending functions of both sides that no longer cut them are resolved.
+        # takes, for every region, its smallest pending function s. So every region sees its
+        # functions in increasing order, and every region containing an edge crossed by s (all of
+        # them are cut by s, so have s pending) is split by s in the same step, or in an earlier
+        # chunk: neighbours share the new vertex. After a split, the pending functions of both
+        # sides that no longer cut them are resolved.
         P = cutP.nonzero().T.contiguous()  # (2, K): rows (region, function)
-        self.ek = torch.zeros(0, dtype=torch.int64, device=dev)  # edges crossed in this op
-        self.ev = torch.zeros(0, dtype=torch.int64, device=dev)  # and their new vertices
-        left = S
-        shown = not isinstance(bar, _Silent)
+        del cutP
         while P.shape[1]:
             Pr, Ps = P[0], P[1]
-            if shown:
-                nleft = int((torch.bincount(Ps, minlength=S) > 0).sum())
-                bar.update(left - nleft)
-                left = nleft
             smin = torch.full((self.R,), S, dtype=torch.int64, device=dev).scatter_reduce_(
                 0, Pr, Ps, "amin")
             sel = Ps == smin.index_select(0, Pr)
@@ -455,9 +836,8 @@ class _Complex:
             cand, srow = cs[0], cs[1]
             P = P.index_select(1, _where(sel.logical_not_()))
             R_before = self.R
-            if self.threads is not None:
-                self.threads.size(len(cand) * self.Vcap * S)
-            split = self._step(srow, sid0, cand, label)
+            self.tr.threads.size(len(cand) * self.Vcap * S)
+            split = self._step(srow, sid0, cand)
             if split is None or P.shape[1] == 0:
                 continue
             ci, new = split
@@ -476,49 +856,32 @@ class _Complex:
                 still = self._resolve(c[0], c[1], sid0)
                 P = torch.cat([P.index_select(1, _where(m.logical_not_())),
                                c.index_select(1, _where(still))], 1)
-        bar.update(left if shown else S)
-        # records: expand start-of-op records to descendants, keep the rest
-        rec = torch.cat(start_recs)
-        rec = self._expand(rec, R0)
-        self.rec_start = torch.cat([rec] + self.rec_cur) if self.rec_cur else rec
+        # records: the block's start-row records expanded to descendants, then the step records
+        rec = _expand(torch.cat(start_recs), self.bpar[:self.R], R0)
+        self.rec = torch.cat([rec] + self.rec_cur) if self.rec_cur else rec
         self.rec_cur = []
-        out = self.rsign[:self.R]
-        del self.vals
-        return out
-
-    def _expand(self, rec: torch.Tensor, R0: int) -> torch.Tensor:
-        """Records on start-of-op cells -> the same records on each of their current descendants."""
-        if len(rec) == 0 or self.R == R0:
-            return rec
-        par = self.rparent[:self.R]
-        order = torch.argsort(par, stable=True)
-        counts = torch.bincount(par, minlength=R0)
-        starts = torch.cumsum(counts, 0) - counts
-        rep = counts[rec[:, 0]]
-        idx = torch.repeat_interleave(torch.arange(len(rec), device=rec.device), rep)
-        within = (torch.arange(len(idx), device=rec.device)
-                  - torch.repeat_interleave(torch.cumsum(rep, 0) - rep, rep))
-        out = rec[idx].clone()
-        out[:, 0] = order[starts[rec[idx, 0]] + within]
-        return out
 
     def _vertex_signs(self, cand: torch.Tensor, srow: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """For regions ``cand``, each with its own switching function ``srow``: the regions'
         vertex ids (``-1`` padding), which of them are valid, and at which the function is clearly
-        positive / negative (beyond the function's tolerance)."""
-        tol_s = self.tol.index_select(0, srow).unsqueeze(1)
+        positive / negative (by the vertex's sign code)."""
         vid = self.cp_vid.index_select(0, cand)
         valid = vid >= 0
-        S = self.vals.shape[1]
-        v = self.vals.reshape(-1).index_select(
+        S = self.code.shape[1]
+        c = self.code.reshape(-1).index_select(
             0, (vid.clamp(min=0) * S + srow.unsqueeze(1)).reshape(-1)).reshape(vid.shape)
-        return vid, valid, valid & (v > tol_s), valid & (v < -tol_s)
+        return vid, valid, valid & (c == 2), valid & (c == 0)
 
-    def _step(self, srow: torch.Tensor, sid0: int, cand: torch.Tensor, label: str) -> None:
+    def _near(self, v: torch.Tensor, sid: torch.Tensor) -> None:
+        self.tr.near_zero.append(_pairs(self.gid.index_select(0, v), sid))
+
+    def _step(self, srow: torch.Tensor, sid0: int,
+              cand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Split the regions ``cand``, each by its own switching function ``srow`` (an edge is
         crossed by the function of every region containing it, so neighbours agree)."""
         d, T = self.d, self.T
         dev = self.device
+        op = self.op
         vid, valid, pos, neg = self._vertex_signs(cand, srow)
         sidr = srow + sid0
         hp = pos.any(1)
@@ -527,12 +890,12 @@ class _Complex:
         active = hp | hn
         zm = zer & active.unsqueeze(1)
         if zm.any():
-            self.near_zero.append(_pairs(vid[zm], sidr.unsqueeze(1).expand_as(vid)[zm]))
+            self._near(vid[zm], sidr.unsqueeze(1).expand_as(vid)[zm])
         if not bool(active.all()):
             vr = cand[~active]
             self.rec_cur.append(
                 torch.stack([vr, sidr[~active], torch.zeros_like(vr)], 1))
-        self.rsign[cand, srow] = hp.to(torch.int8) - (hn > hp).to(torch.int8)
+        self.rsign[cand, srow + self.s0] = hp.to(torch.int8) - (hn > hp).to(torch.int8)
         cut = hp & hn
         if not bool(cut.all()):  # (rare: pending pairs were cutting when last looked at)
             k = _where(cut)
@@ -561,40 +924,57 @@ class _Complex:
             pr, pa, pb, ta, sh, cnt = (x.index_select(0, k) for x in (pr, pa, pb, ta, sh, cnt))
         ia = vid[pr, pa]
         ib = vid[pr, pb]
-        nV = self.nV
-        # an edge crossed here may have been crossed already in a region split at an earlier
-        # step of this op (by the same function, the first to cross it everywhere): reuse its
-        # vertex; edges new to this op get one vertex each, shared by the regions of this step
-        key = torch.minimum(ia, ib) * _KEY + torch.maximum(ia, ib)
+        ga = self.gid.index_select(0, ia)
+        gb = self.gid.index_select(0, ib)
+        # an edge crossed here may have been crossed already, in a region split at an earlier
+        # step of this op, here or in an earlier chunk (by the same function, the first to cross
+        # it everywhere): reuse its vertex; edges new to this op get one vertex each, shared by
+        # the regions of this step
+        key = torch.minimum(ga, gb) * _KEY + torch.maximum(ga, gb)
         P = len(key)
         nvid = torch.empty(P, dtype=torch.int64, device=dev)
         nf = torch.ones(P, dtype=torch.bool, device=dev)
-        if len(self.ek):
-            at = torch.searchsorted(self.ek, key).clamp(max=len(self.ek) - 1)
-            found = self.ek.index_select(0, at) == key
+        if len(op.ek):
+            at = torch.searchsorted(op.ek, key).clamp(max=len(op.ek) - 1)
+            found = op.ek.index_select(0, at) == key
             if bool(found.any()):
                 nf = ~found
-                nvid[found] = self.ev.index_select(0, at[found])
+                fi = _where(found)
+                nvid[fi] = self._local(at.index_select(0, fi),
+                                       srow.index_select(0, pr.index_select(0, fi)))
         inf = nf.nonzero().reshape(-1)
         uk, inv = torch.unique(key.index_select(0, inf), return_inverse=True)
         U = len(uk)
         first = torch.full((U,), P, dtype=torch.int64, device=dev).scatter_reduce_(
             0, inv, inf, "amin", include_self=True)
+        nV = self.nV
         nvid[inf] = inv + nV
         a, b = ia.index_select(0, first), ib.index_select(0, first)
         se = srow.index_select(0, pr.index_select(0, first))
+        self._reserve_vertices(nV + U)
         fa, fb = self.vals[a, se], self.vals[b, se]
-        lam = (fa / (fa - fb)).unsqueeze(1)
+        lam = fa / (fa - fb)
         Va = self.V.index_select(0, a)
-        newV = Va + lam * (self.V.index_select(0, b) - Va)
+        self.V[nV:nV + U] = Va + lam.unsqueeze(1) * (self.V.index_select(0, b) - Va)
         # values at the new vertices, written in place: va + lam (vb - va)
-        self.vals = _grow(self.vals, nV + U, None)
         old = self.vals[:nV]
         va = old.index_select(0, a)
         newvals = torch.index_select(old, 0, b, out=self.vals[nV:nV + U])
-        newvals.sub_(va).mul_(lam).add_(va)
-        newvals[torch.arange(U, device=dev), se] = 0.0
+        newvals.sub_(va).mul_(lam.unsqueeze(1)).add_(va)
+        ar = torch.arange(U, device=dev)
+        newvals[ar, se] = 0.0
         del old, va
+        self.code[nV:nV + U] = _codes(newvals, self.tol)
+        self.code[nV + ar, se] = 1
+        self.bnd[nV:nV + U] = self.bnd.index_select(0, a) & self.bnd.index_select(0, b)
+        gnew = torch.arange(op.next_gid, op.next_gid + U, device=dev)
+        op.next_gid += U
+        self.gid[nV:nV + U] = gnew
+        op.loc = _grow(op.loc, op.next_gid, -1)
+        op.loc[gnew] = torch.arange(nV, nV + U, device=dev)
+        if U:
+            op.add_edges(uk, gnew, self.gid.index_select(0, a), self.gid.index_select(0, b), lam)
+        self.nV = nV + U
         # tight ids of each new copy: those its two endpoints share in its region, and the cut
         occ_t = torch.where(sh, ta, -1).sort(dim=1, descending=True).values
         c = cnt
@@ -607,22 +987,13 @@ class _Complex:
             tight = _widen_last(tight, T)
             occ_t = _widen(occ_t, T, -1)
         room = c < T
-        ar = torch.arange(P, device=dev)
+        arP = torch.arange(P, device=dev)
         sidv = srow.index_select(0, pr) + sid0
         if bool(room.all()):
-            occ_t[ar, c] = sidv.to(occ_t.dtype)
+            occ_t[arP, c] = sidv.to(occ_t.dtype)
         else:
-            occ_t[ar[room], c[room]] = sidv[room].to(occ_t.dtype)
-            self.overflow.append(_pairs(nvid[~room], sidv[~room]))
-        if U:
-            ek = torch.cat([self.ek, uk])
-            o = torch.argsort(ek)
-            self.ek = ek.index_select(0, o)
-            self.ev = torch.cat([self.ev, torch.arange(nV, nV + U, device=dev)]).index_select(0, o)
-        # append the new vertices
-        self.V = _grow(self.V, nV + U, None)  # rows past nV are never read
-        self.V[nV:nV + U] = newV
-        self.nV = nV + U
+            occ_t[arP[room], c[room]] = sidv[room].to(occ_t.dtype)
+            self.tr.overflow.append(_pairs(self.gid.index_select(0, nvid[~room]), sidv[~room]))
         # zero copies lie on the cut: they go to both sides with s added to their tight lists
         if len(zr):
             zroom = cz < T
@@ -631,7 +1002,7 @@ class _Complex:
             else:
                 tight[zr[zroom], zs[zroom], cz[zroom]] = sidr[zr[zroom]].to(tight.dtype)
                 bad = vid[zr[~zroom], zs[~zroom]]
-                self.overflow.append(_pairs(bad, sidr[zr[~zroom]]))
+                self.tr.overflow.append(_pairs(self.gid.index_select(0, bad), sidr[zr[~zroom]]))
         nnew = torch.bincount(pr, minlength=Rc)
         plus = pos | zer
         minus = neg | zer
@@ -669,9 +1040,10 @@ class _Complex:
         self.cp_vid.index_copy_(0, ci, pv)
         self.cp_tight.index_copy_(0, ci, pt)
         torch.index_select(self.rsign[:R], 0, ci, out=self.rsign[R:R + Rc])
-        self.rsign[ci, srow] = 1
-        self.rsign[new, srow] = -1
+        self.rsign[ci, srow + self.s0] = 1
+        self.rsign[new, srow + self.s0] = -1
         torch.index_select(self.rparent[:R], 0, ci, out=self.rparent[R:R + Rc])
+        torch.index_select(self.bpar[:R], 0, ci, out=self.bpar[R:R + Rc])
         if self.rec_cur:
             rc = torch.cat(self.rec_cur)
             mp = torch.full((R,), -1, dtype=torch.int64, device=dev)
@@ -689,13 +1061,49 @@ class _Complex:
             ss = torch.cat([sidr[few], sidr[few]])
             self.rec_cur.append(torch.stack([rr, ss, torch.ones_like(rr)], 1))
         self.R = R + Rc
-        if self.max_regions is not None and self.R > self.max_regions:
+        limit = self.tr.max_regions
+        if limit is not None and self.outside + self.R > limit:
             raise RegionLimitError(
-                f"the trace exceeded max_regions={self.max_regions}: {self.R} regions found so far "
-                f"(at {label}, switching function {int(srow.min())}); raise max_regions or "
-                "shrink the domain",
-                self.R)
+                f"the trace exceeded max_regions={limit}: {self.outside + self.R} regions found "
+                f"so far (at {self.tr.label}, switching function {int(srow.min()) + self.s0}); "
+                "raise max_regions or shrink the domain", self.outside + self.R)
         return ci, new
+
+    def _local(self, at: torch.Tensor, srow: torch.Tensor) -> torch.Tensor:
+        """Local ids of the vertices of found edges ``at`` (into the op's edge list), crossed by
+        functions ``srow``; a vertex an earlier chunk made is brought in: its coordinates, its
+        values (interpolated here) and its stored sign codes."""
+        op = self.op
+        gv = op.ev.index_select(0, at)
+        lv = op.loc.index_select(0, gv)
+        miss = _where(lv < 0)
+        if len(miss) == 0:
+            return lv
+        g, first = torch.unique(gv.index_select(0, miss), return_inverse=True)
+        pick = torch.full((len(g),), len(miss), dtype=torch.int64, device=g.device)
+        pick = pick.scatter_reduce_(0, first, torch.arange(len(miss), device=g.device), "amin")
+        e = at.index_select(0, miss.index_select(0, pick))
+        s = srow.index_select(0, miss.index_select(0, pick))
+        U, nV = len(g), self.nV
+        self._reserve_vertices(nV + U)
+        la = op.loc.index_select(0, op.ea.index_select(0, e))
+        lb = op.loc.index_select(0, op.eb.index_select(0, e))
+        lam = op.el.index_select(0, e).unsqueeze(1)
+        va = self.vals.index_select(0, la)
+        nv = va + lam * (self.vals.index_select(0, lb) - va)
+        nv[torch.arange(U, device=g.device), s] = 0.0
+        self.vals[nV:nV + U] = nv
+        self.V[nV:nV + U] = self.cx._V.index_select(0, g)
+        found, where = op.stored(g)
+        code = _codes(nv, self.tol)
+        if bool(found.any()):
+            code[found] = op.scode.index_select(0, where[found])[:, self.s0:self.s0 + nv.shape[1]]
+        self.code[nV:nV + U] = code
+        self.bnd[nV:nV + U] = True
+        self.gid[nV:nV + U] = g
+        op.loc[g] = torch.arange(nV, nV + U, device=g.device)
+        self.nV = nV + U
+        return op.loc.index_select(0, gv)
 
     def _resolve(self, cand: torch.Tensor, srow: torch.Tensor, sid0: int) -> torch.Tensor:
         """Pairs (region ``cand``, function ``srow``): which still cut; the others are settled
@@ -711,16 +1119,53 @@ class _Complex:
         sidr = srow + sid0
         zm = valid & ~pos & ~neg & (active & done).unsqueeze(1)
         if bool(zm.any()):
-            self.near_zero.append(_pairs(vid[zm], sidr.unsqueeze(1).expand_as(vid)[zm]))
+            self._near(vid[zm], sidr.unsqueeze(1).expand_as(vid)[zm])
         if not bool(active.all()):
             vr = cand[~active]
             self.rec_cur.append(torch.stack([vr, sidr[~active], torch.zeros_like(vr)], 1))
         # write the settled signs, the cutting pairs' current ones back (the pairs are distinct)
         flat = self.rsign.view(-1)
-        at = cand * self.rsign.shape[1] + srow
+        at = cand * self.rsign.shape[1] + srow + self.s0
         val = hp.to(torch.int8) - hn.to(torch.int8)
         flat.index_copy_(0, at, torch.where(done, val, flat.index_select(0, at)))
         return cut
+
+    def _finish(self) -> _Part:
+        """The chunk's cells in compact form; its new vertices and shared codes to the op."""
+        op, cx = self.op, self.cx
+        R, nV = self.R, self.nV
+        vid = self.cp_vid[:R]
+        valid = vid >= 0
+        counts = valid.sum(1)
+        cv = self.gid.index_select(0, vid[valid])
+        ct = self.cp_tight[:R][valid]
+        # vertices made here, in global id order (they were numbered as they were made)
+        gid = self.gid[:nV]
+        own = _where(gid >= self.own0)
+        cx.add_vertices(self.V.index_select(0, own))
+        # sign codes of vertices a later chunk shares (start vertices, and vertices on edges
+        # between two such vertices), unless stored already
+        new = _where(self.bnd[:nV])
+        if len(new):
+            found, _ = op.stored(gid.index_select(0, new))
+            new = new[~found]
+        if len(new):
+            rows = torch.ones((len(new), op.S), dtype=torch.uint8, device=self.device)
+            pos = torch.full((nV,), -1, dtype=torch.int64, device=self.device)
+            pos[new] = torch.arange(len(new), device=self.device)
+            for ids, s0, codes in self.saved:
+                p = pos.index_select(0, ids)
+                k = _where(p >= 0)
+                rows[p.index_select(0, k), s0:s0 + codes.shape[1]] = codes.index_select(0, k)
+            start = new < self.m0  # start vertices: their codes for every function
+            if bool(start.any()):
+                rows[start] = self.code0.index_select(0, new[start])
+            op.store(gid.index_select(0, new), rows)
+        op.loc[gid] = -1
+        op.keep_shared_edges()
+        states = _states(op.nd, self.rsign[:R])
+        return _Part(counts, cv, ct, self.cells.index_select(0, self.rparent[:R]),
+                     _pack(states, _encoding(op.nd)), self.rec)
 
 
 _MANY_THREADS = 1 << 17  # elements per op (vertices x switching functions) worth all threads
@@ -756,53 +1201,163 @@ def _few_threads(device: torch.device) -> Iterator[_Threads]:
             torch.set_num_threads(th.before)
 
 
-# --------------------------------------------------------------------------------- passes
+# --------------------------------------------------------------------------------- the tracer
+
+
+class _Tracer:
+    """The op loop: plan chunks, split them, gather the finished cells (module docstring)."""
+
+    def __init__(self, prog: Program, dom: Domain, device: torch.device, dtype: torch.dtype,
+                 max_regions: int | None, threads: _Threads) -> None:
+        self.prog, self.dom, self.device, self.dtype = prog, dom, device, dtype
+        self.max_regions, self.threads = max_regions, threads
+        self.eps = 1e-9 if dtype == torch.float64 else 1e-4
+        A, _ = dom.float_halfspaces()
+        self.offsets = [A.shape[0]]
+        for j in range(prog.num_piecewise):
+            self.offsets.append(self.offsets[-1] + prog.num_switching(j))
+        self.nodes = prog.piecewise_nodes()
+        M, c = dom.float_input_map()
+        self.M = M.to(device, dtype)
+        self.c = c.to(device, dtype)
+        self.cx = _Complex(dom.dim, device, dtype, self.offsets[-1], dom)
+        corners = self.cx.V.clone()
+        g = torch.Generator().manual_seed(_SEED)
+        w = -torch.log(torch.rand((_SAMPLES, len(corners)), generator=g, dtype=torch.float64))
+        w = (w / w.sum(1, keepdim=True)).to(device, dtype)
+        self.samples = torch.cat([corners, w @ corners])
+        self.packed: list[torch.Tensor] = []
+        self.rowhash = _RowHash(device)  # of the full patterns, op by op (duplicate check)
+        self.rec = torch.zeros((0, 3), dtype=torch.int64, device=device)  # (region, id, kind)
+        self.near_zero: list[torch.Tensor] = []
+        self.overflow: list[torch.Tensor] = []
+        self.label = ""
+
+    def switch_values(self, j: int, T: torch.Tensor,
+                      cols: tuple[int, int] | None = None) -> torch.Tensor:
+        """Values of op ``j``'s switching functions (``cols``: a range of them) at domain points
+        ``T`` (n, d), by the plain forward pass."""
+        return _switch_values(self.prog, j, T @ self.M.T + self.c, cols)
+
+    def plan(self, op: _Op) -> tuple[torch.Tensor, list[int]]:
+        """The op's start cells in spatial order, cut into chunks; sets, per vertex, the last
+        chunk holding it."""
+        cx = self.cx
+        R = cx.R
+        per = max(1, _CHUNK // max(1, op.S))
+        if R <= per:
+            return torch.arange(R, device=self.device), [0, R]
+        order = torch.argsort(_morton(cx.centroids()), stable=True)
+        bounds = list(range(0, R, per)) + [R]
+        chunk = torch.empty(R, dtype=torch.int64, device=self.device)
+        chunk[order] = torch.arange(R, device=self.device) // per
+        rows, _ = _segments(cx.off[1:] - cx.off[:-1])
+        op.last_chunk = torch.full((cx.nV,), -1, dtype=torch.int64, device=self.device)
+        op.last_chunk.scatter_reduce_(0, cx.cv, chunk.index_select(0, rows), "amax")
+        return order, bounds
+
+    def run_op(self, j: int, bar: Any) -> None:
+        nd = self.nodes[j]
+        self.label = f"op {j + 1}/{len(self.nodes)} ({nd.name or type(nd.module).__name__})"
+        op = _Op(self, j)
+        cx = self.cx
+        R0 = cx.R
+        order, bounds = self.plan(op)
+        done = [0.0, 0]
+
+        def progress(cells: int, functions: int) -> None:
+            done[0] += cells / R0 * functions
+            step = int(done[0]) - done[1]
+            if step > 0:
+                bar.update(step)
+                done[1] += step
+
+        parts: list[_Part] = []
+        made = 0
+        for k in range(len(bounds) - 1):
+            cells = order[bounds[k]:bounds[k + 1]]
+            self.threads.size(len(cells) * max(op.S, 1))
+            part = _Chunk(self, op, cells, k, made + R0 - bounds[k + 1]).run(progress)
+            made += part.R
+            parts.append(part)
+        bar.update(op.S - done[1])
+        # the new complex: the chunks' cells in order
+        counts = torch.cat([p.counts for p in parts])
+        off = torch.zeros(len(counts) + 1, dtype=torch.int64, device=self.device)
+        off[1:] = torch.cumsum(counts, 0)
+        T = max(p.ct.shape[1] for p in parts)
+        cx.off, cx.cv = off, torch.cat([p.cv for p in parts])
+        cx.ct = torch.cat([_widen_last(p.ct, T) for p in parts])
+        cx.T = max(cx.T, T)
+        par = torch.cat([p.parent for p in parts])
+        base = [0]
+        for p in parts:
+            base.append(base[-1] + p.R)
+        recs = [_expand(self.rec, par, R0)]
+        for p, b0 in zip(parts, base):
+            r = p.rec.clone()
+            r[:, 0] += b0
+            recs.append(r)
+        self.rec = torch.cat(recs)
+        packed = torch.cat([p.packed for p in parts])
+        del parts
+        self.packed = [p.index_select(0, par) for p in self.packed] + [packed]
+        self.rowhash.take(par)
+        self.rowhash.add(packed)
+        log.debug("%s: %d regions, %d vertices", self.label, cx.R, cx.nV)
 
 
 def _max_numel(prog: Program) -> int:
     return max([math.prod(prog.input_shape)] + [math.prod(nd.out_shape) for nd in prog.nodes])
 
 
-def _switch_values(prog: Program, j: int, X: torch.Tensor) -> torch.Tensor:
-    """Values (N, S_j) of op ``j``'s switching functions at network inputs ``X`` (N, n_in)."""
+def _switch_values(prog: Program, j: int, X: torch.Tensor,
+                   cols: tuple[int, int] | None = None) -> torch.Tensor:
+    """Values (N, S) of op ``j``'s switching functions (``cols``: the range ``lo..hi-1`` of them)
+    at network inputs ``X`` (N, n_in)."""
     n = X.shape[0]
     S = prog.num_switching(j)
+    lo, hi = cols if cols is not None else (0, S)
     ch = max(1, _BUDGET // max(_max_numel(prog), S))
-    out = X.new_empty((n, S))
+    out = X.new_empty((n, hi - lo))
     for i in range(0, n, ch):
         x = X[i:i + ch]
         k = x.shape[0]
         m0 = FloatMap(x.new_zeros((k, 0, *prog.input_shape)), x.reshape(k, *prog.input_shape))
-        out[i:i + k] = prog.float_run(m0, until=j)[0].b.reshape(k, S)
+        out[i:i + k] = prog.float_run(m0, until=j)[0].b.reshape(k, S)[:, lo:hi]
     return out
 
 
-def _output_maps(prog: Program, patterns: list[torch.Tensor], M: torch.Tensor, c: torch.Tensor,
+def _output_maps(prog: Program, tr: Trace, M: torch.Tensor, c: torch.Tensor,
                  n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Output maps (n, *out, d) and (n, *out) of the regions of ``tr`` (states unpacked a row
+    chunk at a time)."""
     d = M.shape[1]
     W0 = M.T.reshape(1, d, *prog.input_shape)
     b0 = c.reshape(1, *prog.input_shape)
     ch = max(1, _BUDGET // (_max_numel(prog) * (d + 1)))
+    nodes = prog.piecewise_nodes()
     ws, bs = [], []
     for i in range(0, n, ch):
         k = min(ch, n - i)
+        states = [_unpack(p[i:i + k], _encoding(nd), tuple(nd.out_shape))
+                  for p, nd in zip(tr._packed_states, nodes)]
         out, _ = prog.float_run(FloatMap(W0.expand(k, *W0.shape[1:]), b0.expand(k, *b0.shape[1:])),
-                                states=[p[i:i + k] for p in patterns])
+                                states=states)
         ws.append(out.W.movedim(1, -1).reshape(k, *prog.output_shape, d))
         bs.append(out.b.reshape(k, *prog.output_shape))
     return torch.cat(ws), torch.cat(bs)
 
 
-def _edges(vid: torch.Tensor, tight: torch.Tensor, V: torch.Tensor, d: int) -> torch.Tensor:
-    """Edges of the complex: copies of one region sharing ``d - 1`` tight ids; on a line with more
-    than two such copies, consecutive ones along it. Unique (min, max) vertex id pairs."""
-    dev = vid.device
-    valid = vid >= 0
-    rr, ss = valid.nonzero(as_tuple=True)
+def _edges(rr: torch.Tensor, cv: torch.Tensor, tight: torch.Tensor, V: torch.Tensor,
+           d: int) -> torch.Tensor:
+    """Edges of the complex: copies (region ``rr``, vertex ``cv``, tight ids ``tight``) of one
+    region sharing ``d - 1`` tight ids; on a line with more than two such copies, consecutive
+    ones along it. Unique (min, max) vertex id pairs."""
+    dev = cv.device
     if len(rr) == 0:
         return torch.zeros((0, 2), dtype=torch.int64, device=dev)
-    cv = vid[rr, ss]
-    t = tight[rr, ss].to(torch.int64)
+    t = tight.to(torch.int64)
     big = int(t.max()) + 2
     ts = torch.where(t >= 0, t, big).sort(1).values
     nt = (t >= 0).sum(1)
@@ -843,7 +1398,7 @@ def _edges(vid: torch.Tensor, tight: torch.Tensor, V: torch.Tensor, d: int) -> t
     if bool(many.any()):
         # several copies on one line (degenerate input): consecutive ones along it
         g3, m3 = gs[many], ms[many]
-        lo = torch.full((G,), int(vid.max()) + 1, dtype=torch.int64, device=dev)
+        lo = torch.full((G,), int(cv.max()) + 1, dtype=torch.int64, device=dev)
         lo = lo.scatter_reduce_(0, g3, m3, "amin")
         hi = torch.full((G,), -1, dtype=torch.int64, device=dev)
         hi = hi.scatter_reduce_(0, g3, m3, "amax")
@@ -858,146 +1413,6 @@ def _edges(vid: torch.Tensor, tight: torch.Tensor, V: torch.Tensor, d: int) -> t
     e = torch.stack([e.min(1).values, e.max(1).values], 1)
     e = e[e[:, 0] != e[:, 1]]
     return _unique_rows2(e)
-
-
-# --------------------------------------------------------------------------------- staged maps
-
-_CHUNK = 1 << 20  # elements per row chunk of the last op's pass
-_STAGE_BUDGET = 1 << 25  # elements of the live maps kept per cell level (else the plain passes)
-
-
-class _Stages:
-    """Local affine maps (in domain coordinates) of every live value of the program on the cells
-    of the complex, op by op: before piecewise op ``j`` the rows are the cells at its start; after
-    its split they are gathered to the new cells (by parent) and op ``j`` is applied with their
-    states. Only cells split by the later ops need new maps, so the output maps cost one pass per
-    level instead of one full pass per region, and switching values at vertices are read off the
-    map of any cell containing the vertex. Gives up (``ok`` False) when the maps would not fit in
-    ``_STAGE_BUDGET`` elements; the caller then uses the plain passes."""
-
-    def __init__(self, prog: Program, M: torch.Tensor, c: torch.Tensor) -> None:
-        self.prog = prog
-        d = M.shape[1]
-        self.k = d
-        self.values: dict[int, FloatMap] = {
-            INPUT: FloatMap(M.T.reshape(1, d, *prog.input_shape), c.reshape(1, *prog.input_shape))}
-        self.i = 0
-        self.ok = True
-        self.last = prog.piecewise[-1] if prog.piecewise else -1
-        self.deferred: tuple[torch.Tensor | None, torch.Tensor] | None = None
-
-    def _advance(self) -> None:
-        """Run the affine nodes up to the next piecewise node (or the end)."""
-        prog = self.prog
-        while self.i < len(prog.nodes) and not prog.nodes[self.i].piecewise:
-            nd = prog.nodes[self.i]
-            ins = [self.values[s] for s in nd.inputs]
-            self.values[self.i] = nd.rule.float_forward(nd.module, ins)
-            self._drop(self.i)
-            self.i += 1
-
-    def _drop(self, i: int) -> None:
-        for s in set(self.prog.nodes[i].inputs):
-            if s != INPUT and self.prog._last_use[s] <= i:
-                del self.values[s]
-
-    def switching(self) -> FloatMap:
-        """Maps (R, d, S) of the next piecewise op's switching functions on the current rows."""
-        self._advance()
-        nd = self.prog.nodes[self.i]
-        m = self.values[nd.inputs[0]]
-        rule = nd.rule
-        if (type(rule).switching is _ElementwiseRule.switching
-                and list(rule.thresholds(nd.module)) == [0.0]):  # type: ignore[attr-defined]
-            n, k = m.W.shape[0], m.W.shape[1]  # ReLU-like: the input itself, without copies
-            return FloatMap(m.W.reshape(n, k, -1), m.b.reshape(n, -1))
-        return rule.switching(nd.module, m)
-
-    def apply(self, par: torch.Tensor | None, states: torch.Tensor) -> None:
-        """Rows -> cells ``par`` (None: unchanged), then apply the next piecewise op."""
-        n = len(states)
-        live = sum(math.prod(v.b.shape[1:]) for v in self.values.values()) * (self.k + 1)
-        if n * live > _STAGE_BUDGET:
-            self.ok = False
-            self.values = {}
-            return
-        if self.i == self.last:
-            # the last piecewise op: the rest of the pass runs in row chunks in output() (the
-            # gathered maps are the largest tensors of the pass; chunks stay in cache)
-            self.deferred = (par, states)
-            return
-        if par is not None:
-            self.values = {key: FloatMap(v.W.index_select(0, par), v.b.index_select(0, par))
-                           for key, v in self.values.items()}
-        self._apply_here(states)
-
-    def _apply_here(self, states: torch.Tensor) -> None:
-        nd = self.prog.nodes[self.i]
-        m = self.values[nd.inputs[0]]
-        self.values[self.i] = nd.rule.apply(nd.module, m, states.to(m.b.device))
-        self._drop(self.i)
-        self.i += 1
-
-    def output(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Output maps (n, *out, d) and (n, *out) (rows expanded to ``n`` when there is one)."""
-        if self.deferred is not None:
-            par, states = self.deferred
-            base, i0 = self.values, self.i
-            live = sum(math.prod(v.b.shape[1:]) for v in base.values()) * (self.k + 1)
-            ch = max(1, _CHUNK // max(1, live))
-            Ws, bs = [], []
-            for r0 in range(0, n, ch):
-                rows = (par[r0:r0 + ch] if par is not None
-                        else torch.arange(r0, min(n, r0 + ch), device=states.device))
-                self.values = {key: FloatMap(v.W.index_select(0, rows), v.b.index_select(0, rows))
-                               for key, v in base.items()}
-                self.i = i0
-                self._apply_here(states[r0:r0 + ch])
-                self._advance()
-                o = self.values[self.prog.output]
-                Ws.append(o.W)
-                bs.append(o.b)
-            self.deferred = None
-            out = FloatMap(torch.cat(Ws), torch.cat(bs))
-        else:
-            self._advance()
-            out = self.values[self.prog.output]
-        W, b = out.W, out.b
-        if W.shape[0] != n:
-            W, b = W.expand(n, *W.shape[1:]), b.expand(n, *b.shape[1:])
-        return (W.movedim(1, -1).reshape(n, *self.prog.output_shape, self.k).contiguous(),
-                b.reshape(n, *self.prog.output_shape).contiguous())
-
-
-def _values_from_maps(sw: FloatMap, vid: torch.Tensor, V: torch.Tensor,
-                      cap: int = 0) -> torch.Tensor:
-    """Values (nV, S) at the vertices ``V`` of switching maps ``sw`` given per cell (rows of
-    ``vid``: the cell's vertex ids); each vertex is read off one cell that contains it. The
-    values are the first ``nV`` rows of the (max(nV, cap), S) result (the rest uninitialised)."""
-    nV, d = V.shape
-    R = sw.W.shape[0]
-    W = sw.W.reshape(R, d, -1)
-    b = sw.b.reshape(R, -1)
-    S = W.shape[2]
-    valid = vid >= 0
-    rows = torch.arange(vid.shape[0], device=V.device).unsqueeze(1).expand_as(vid)
-    # the last cell holding each vertex, chosen deterministically (an indexed assignment with
-    # repeated indices lets any of them win when it runs on several threads)
-    owner = torch.zeros(nV, dtype=torch.int64, device=V.device).scatter_reduce_(
-        0, vid[valid], rows[valid], "amax", include_self=False)
-    out = V.new_empty((max(nV, cap), S))
-    if R == 1:
-        out[:nV] = torch.addmm(b, V, W[0])
-        return out
-    ch = max(1, _BUDGET // max(1, d * S))
-    for i in range(0, nV, ch):
-        o = owner[i:i + ch]
-        Wo = W.index_select(0, o)
-        acc = b.index_select(0, o)
-        for k in range(d):  # (many 1 x d times d x S products: elementwise beats batched mm)
-            acc.addcmul_(V[i:i + ch, k:k + 1], Wo[:, k])
-        out[i:min(nV, i + ch)] = acc
-    return out
 
 
 # --------------------------------------------------------------------------------- entry point
@@ -1055,93 +1470,46 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
         p = next(itertools.chain(prog.net.parameters(), prog.net.buffers()), None)
         device = p.device if p is not None else torch.device("cpu")
     device = torch.device(device)
-    eps = 1e-9 if dtype == torch.float64 else 1e-4
 
-    A, _ = dom.float_halfspaces()
-    m = A.shape[0]
-    offsets = [m]
-    for j in range(prog.num_piecewise):
-        offsets.append(offsets[-1] + prog.num_switching(j))
-    M, c = dom.float_input_map()
-    M = M.to(device, dtype)
-    c = c.to(device, dtype)
-
-    cx = _Complex(d, device, dtype, max_regions, m, offsets[-1])
-    cx.start(dom)
-    patterns: list[torch.Tensor] = []
     nodes = prog.piecewise_nodes()
-    total = offsets[-1] - offsets[0]
-    with torch.inference_mode(), _few_threads(device) as threads, \
-            progress_bar(total, "tracing", progress) as bar:
-        st = _Stages(prog, M, c)
-        rowhash = _RowHash(device)  # of the full patterns, built op by op (duplicate check)
-        for j, nd in enumerate(nodes):
-            label = f"op {j + 1}/{len(nodes)} ({nd.name or type(nd.module).__name__})"
-            V = cx.V[:cx.nV]
-            threads.size(cx.nV * prog.num_switching(j))
-            cx.threads = threads
-            cx.reserve()
-            V = cx.V[:cx.nV]
-            buf = None
-            if st.ok:
-                buf = _values_from_maps(st.switching(), cx.cp_vid[:cx.R], V, cx.V.shape[0])
-                vals = buf[:cx.nV]
-                orphan = torch.ones(cx.nV, dtype=torch.bool, device=device)
-                cv = cx.cp_vid[:cx.R]
-                orphan[cv[cv >= 0]] = False
-                if bool(orphan.any()):  # never expected: every vertex is in some cell
-                    o = orphan.nonzero().reshape(-1)
-                    vals[o] = _switch_values(prog, j, V[o] @ M.T + c)
-            else:
-                vals = _switch_values(prog, j, V @ M.T + c)
-            R0 = cx.R
-            signs = cx.run_op(j, vals, offsets[j], eps, bar, label, buf)
-            threads.size(cx.R * prog.num_switching(j))  # the steps may have left one thread
-            par = cx.rparent[:cx.R]
-            if cx.R != R0:
-                patterns = [p.index_select(0, par) for p in patterns]
-                rowhash.take(par)
-            patterns.append(_states(nd, signs))
-            rowhash.add(patterns[-1].reshape(cx.R, -1))
-            if st.ok:
-                st.apply(par if cx.R != R0 or R0 == 1 else None, patterns[-1])
-            log.debug("%s: %d regions, %d vertices", label, cx.R, cx.nV)
-
+    with torch.inference_mode(), _few_threads(device) as threads:
+        tr = _Tracer(prog, dom, device, dtype, max_regions, threads)
+        total = tr.offsets[-1] - tr.offsets[0]
+        with progress_bar(total, "tracing", progress) as bar:
+            for j in range(len(nodes)):
+                tr.run_op(j, bar)
+        threads.size(0)
+        cx = tr.cx
         R = cx.R
-        vid = cx.cp_vid[:R]
-        tight = cx.cp_tight[:R]
-        V = cx.V[:cx.nV]
-        valid = vid >= 0
-        nper = valid.sum(1)
-        interior = (V[vid.clamp(min=0)] * valid.unsqueeze(2)).sum(1) / nper.unsqueeze(1)
-        rv_off = torch.zeros(R + 1, dtype=torch.int64, device=device)
-        rv_off[1:] = torch.cumsum(nper, 0)
-        rv_ids = vid[valid]
-        tr_, ts_, tt_ = (tight >= 0).nonzero(as_tuple=True)
-        tids = tight[tr_, ts_, tt_]
-        b_off, b_ids = _csr_from_pairs(tr_, tids, R)
-        vt_off, vt_ids = _csr_from_pairs(vid[tr_, ts_], tids, cx.nV)
-        edges = _edges(vid, tight, V, d)
+        V = cx.V
+        counts = cx.off[1:] - cx.off[:-1]
+        rows, _ = _segments(counts)
+        interior = torch.zeros((R, d), dtype=dtype, device=device)
+        interior.index_add_(0, rows, V.index_select(0, cx.cv))
+        interior /= counts.unsqueeze(1).to(dtype)
+        rv_off, rv_ids = cx.off, cx.cv
 
         # records
-        rec = cx.rec_start
+        rec = tr.rec
         vanishing = _unique_rows2(rec[rec[:, 2] == 0][:, :2])
         degenerate = _unique_rows2(rec[rec[:, 2] == 1][:, :2])
         none = torch.zeros((0, 2), dtype=torch.int64, device=device)
-        near = _unique_rows2(torch.cat(cx.near_zero)) if cx.near_zero else none
-        over = _unique_rows2(torch.cat(cx.overflow)) if cx.overflow else none
+        near = _unique_rows2(torch.cat(tr.near_zero)) if tr.near_zero else none
+        over = _unique_rows2(torch.cat(tr.overflow)) if tr.overflow else none
 
         # equal full patterns: merged for MaxPool (documented), reported otherwise
         merged = 0
+        packed = tr.packed
+        group = None
         duplicates = torch.zeros((0, 2), dtype=torch.int64, device=device)
-        if patterns:
-            g, G = _row_groups([p.reshape(R, -1) for p in patterns], rowhash.h)
+        if packed:
+            g, G = _row_groups(packed, tr.rowhash.h)
             if G < R:
                 if any(isinstance(nd.rule, MaxPool2dRule) for nd in nodes):
                     merged = R - G
-                    (interior, patterns, (rv_off, rv_ids), (b_off, b_ids), vanishing,
-                     degenerate) = _merge(g, G, interior, patterns, (rv_off, rv_ids),
-                                          (b_off, b_ids), vanishing, degenerate)
+                    interior, packed, (rv_off, rv_ids), vanishing, degenerate = _merge(
+                        g, G, interior, packed, (rv_off, rv_ids), vanishing, degenerate)
+                    group = g
                     R = G
                 else:
                     o = torch.argsort(g, stable=True)
@@ -1150,27 +1518,17 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
                     log.warning("%d regions share a full pattern with another region",
                                 len(duplicates))
 
-        if st.ok:
-            ow, ob = st.output(cx.R)
-            if R != cx.R:  # merged: one map per group (equal patterns, equal maps)
-                first = torch.full((R,), cx.R, dtype=torch.int64, device=device).scatter_reduce_(
-                    0, g, torch.arange(cx.R, device=device), "amin")
-                ow, ob = ow[first], ob[first]
-        else:
-            ow, ob = _output_maps(prog, patterns, M, c, R)
-
     return Trace(
         domain=dom, program=prog, dim=d, num_regions=R,
-        patterns=[_out(p) for p in patterns],
         interior=_out(interior, torch.float64),
-        bounding_offsets=_out(b_off), bounding_ids=_out(b_ids),
         region_vertex_offsets=_out(rv_off), region_vertex_ids=_out(rv_ids),
         vertices=_out(V, torch.float64),
-        vertex_tight_offsets=_out(vt_off), vertex_tight_ids=_out(vt_ids),
-        edges=_out(edges), output_weight=_out(ow), output_bias=_out(ob),
         uncertain=Uncertain(_out(near), _out(vanishing), _out(over), _out(degenerate),
                             _out(duplicates)),
-        constraint_offsets=offsets, seconds=time.perf_counter() - t_start, merged=merged)
+        constraint_offsets=tr.offsets, seconds=time.perf_counter() - t_start, merged=merged,
+        _packed_states=[_out(p) for p in packed], _cell_offsets=_out(cx.off),
+        _cell_vertex_ids=_out(cx.cv), _copy_tight=_out(cx.ct),
+        _cell_region=None if group is None else _out(group))
 
 
 def _out(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -1197,9 +1555,9 @@ def _states(nd: Any, signs: torch.Tensor) -> torch.Tensor:
     return torch.cat(out) if out else signs.new_zeros((0, *nd.out_shape), dtype=torch.int64)
 
 
-def _merge(g: torch.Tensor, G: int, interior: torch.Tensor, patterns: list[torch.Tensor],
-           rv: tuple[torch.Tensor, torch.Tensor], bd: tuple[torch.Tensor, torch.Tensor],
-           vanishing: torch.Tensor, degenerate: torch.Tensor) -> tuple:
+def _merge(g: torch.Tensor, G: int, interior: torch.Tensor, packed: list[torch.Tensor],
+           rv: tuple[torch.Tensor, torch.Tensor], vanishing: torch.Tensor,
+           degenerate: torch.Tensor) -> tuple:
     """Merge regions with equal group id ``g`` (MaxPool sub-cells with one full pattern)."""
     dev = g.device
     cnt = torch.bincount(g, minlength=G).to(interior.dtype)
@@ -1207,7 +1565,7 @@ def _merge(g: torch.Tensor, G: int, interior: torch.Tensor, patterns: list[torch
     inter = inter.index_add_(0, g, interior) / cnt.unsqueeze(1)
     first = torch.full((G,), len(g), dtype=torch.int64, device=dev).scatter_reduce_(
         0, g, torch.arange(len(g), device=dev), "amin")
-    pats = [p[first] for p in patterns]
+    pats = [p.index_select(0, first) for p in packed]
 
     def regroup(csr: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         off, ids = csr
@@ -1221,4 +1579,4 @@ def _merge(g: torch.Tensor, G: int, interior: torch.Tensor, patterns: list[torch
         r[:, 0] = g[r[:, 0]]
         return _unique_rows2(r)
 
-    return inter, pats, regroup(rv), regroup(bd), remap(vanishing), remap(degenerate)
+    return inter, pats, regroup(rv), remap(vanishing), remap(degenerate)
