@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 from ._progress import progress_bar
-from .capture import Program, capture
+from .capture import INPUT, Program, capture
 from .domain import Domain, Slice, as_domain
 from .errors import InvalidInputError, RegionLimitError
 from .rules import FloatMap, MaxPool2dRule, _ElementwiseRule
@@ -120,18 +120,34 @@ def _encoding(nd: Any) -> int:
     return 0 if top <= 1 else 1 if top <= 255 else 4 if top < 2 ** 31 else 8
 
 
+def _packbits(mask: torch.Tensor) -> torch.Tensor:
+    """Rows of a bool (or 0/1) matrix (n, u) packed to bits (n, ceil(u / 8)) uint8, the first
+    column in the high bit of the first byte (as ``numpy.packbits``)."""
+    if mask.device.type == "cpu":
+        return torch.from_numpy(np.packbits(mask.numpy().astype(bool, copy=False), axis=1))
+    n, u = mask.shape
+    b = mask.to(torch.uint8)
+    if u % 8:
+        b = torch.cat([b, b.new_zeros((n, 8 - u % 8))], 1)
+    sh = torch.arange(7, -1, -1, dtype=torch.uint8, device=b.device)
+    return (b.reshape(n, -1, 8) << sh).sum(2, dtype=torch.uint8)
+
+
+def _unpackbits(packed: torch.Tensor, u: int) -> torch.Tensor:
+    """The inverse of :func:`_packbits`: bool (n, u)."""
+    if packed.device.type == "cpu":
+        return torch.from_numpy(np.unpackbits(packed.numpy(), axis=1, count=u).view(bool))
+    sh = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
+    return torch.bitwise_and(packed.unsqueeze(2) >> sh, 1).reshape(len(packed), -1)[:, :u].bool()
+
+
 def _pack(states: torch.Tensor, enc: int) -> torch.Tensor:
-    """States (n, *shape) (non-negative ints) as rows of bytes (n, B) uint8: bits (first state in
-    the high bit of the first byte, as ``numpy.packbits``), or ``enc`` little-endian bytes each."""
+    """States (n, *shape) (non-negative ints) as rows of bytes (n, B) uint8: bits (as
+    :func:`_packbits`), or ``enc`` little-endian bytes each."""
     n = states.shape[0]
     flat = states.reshape(n, -1)
     if enc == 0:
-        u = flat.shape[1]
-        b = flat.to(torch.int32)
-        if u % 8:
-            b = torch.cat([b, b.new_zeros((n, 8 - u % 8))], 1)
-        w = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.int32, device=b.device)
-        return (b.reshape(n, -1, 8) * w).sum(2).to(torch.uint8)
+        return _packbits(flat != 0)
     if enc == 1:
         return flat.to(torch.uint8)
     x = flat.to(torch.int64)
@@ -145,9 +161,7 @@ def _unpack(packed: torch.Tensor, enc: int, shape: tuple[int, ...],
     n = packed.shape[0]
     u = math.prod(shape)
     if enc == 0:
-        sh = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
-        bits = torch.bitwise_and(packed.unsqueeze(2) >> sh, 1).reshape(n, -1)[:, :u]
-        return bits.to(dtype).reshape(n, *shape)
+        return _unpackbits(packed, u).to(dtype).reshape(n, *shape)
     if enc == 1:
         return packed.to(dtype).reshape(n, *shape)
     b = packed.reshape(n, u, enc).to(torch.int64)
@@ -579,6 +593,86 @@ class _Part:
         return len(self.counts)
 
 
+class _Made:
+    """The vertices an op makes, kept for the next op's values (module docstring, *Values*).
+
+    Per vertex (global id ``nV0 + i``, made in id order): the ends of the edge it was made on
+    (``ea``, ``eb``; -1 when not kept), where it sits between them (``lam``), its depth (1 + the
+    larger depth of its ends; vertices older than the op have depth 0), and the changes of the
+    op's outputs along its edge, ``delta`` as (vertex, unit, value) entries in vertex order."""
+
+    def __init__(self, nV0: int, device: torch.device, dtype: torch.dtype) -> None:
+        self.nV0, self.n, self.entries = nV0, 0, 0
+        self.ea = torch.zeros(0, dtype=torch.int64, device=device)
+        self.eb = torch.zeros(0, dtype=torch.int64, device=device)
+        self.level = torch.zeros(0, dtype=torch.int64, device=device)
+        self.lam = torch.zeros(0, dtype=dtype, device=device)
+        self.parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def depth(self, gid: torch.Tensor) -> torch.Tensor:
+        k = gid - self.nV0
+        out = torch.zeros_like(k)
+        new = _where(k >= 0)
+        out[new] = self.level.index_select(0, k.index_select(0, new))
+        return out
+
+    def add(self, ea: torch.Tensor, eb: torch.Tensor, lam: torch.Tensor, level: torch.Tensor,
+            delta: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None) -> None:
+        """The next ``len(ea)`` vertices (``delta`` None: not kept, ends -1)."""
+        n, U = self.n, len(ea)
+        self.ea, self.eb, self.level = (_grow(x, n + U, None) for x in (self.ea, self.eb,
+                                                                         self.level))
+        self.lam = _grow(self.lam, n + U, None)
+        if delta is None:
+            ea = eb = torch.full_like(ea, -1)
+        else:
+            k, t, v = delta
+            self.parts.append((k + n, t, v))
+            self.entries += len(k)
+        self.ea[n:n + U], self.eb[n:n + U], self.lam[n:n + U] = ea, eb, lam
+        self.level[n:n + U] = level
+        self.n = n + U
+
+    def finish(self) -> None:
+        """The delta entries as CSR (``doff``, ``dunit``, ``dval``) over the vertices."""
+        dev = self.ea.device
+        if self.parts:
+            k, t, v = (torch.cat(x) for x in zip(*self.parts))
+        else:
+            k = t = torch.zeros(0, dtype=torch.int64, device=dev)
+            v = self.lam[:0]
+        self.parts = []
+        self.doff = torch.zeros(self.n + 1, dtype=torch.int64, device=dev)
+        self.doff[1:] = torch.cumsum(torch.bincount(k, minlength=self.n), 0)
+        self.dunit, self.dval = t, v
+
+
+def _jacobian(prog: Program, j: int, dtype: torch.dtype,
+              device: torch.device) -> torch.Tensor | None:
+    """(U, S): op ``j``'s switching functions as linear functions of op ``j - 1``'s U outputs
+    (the affine ops between the two, without their constants); None when it would not fit in
+    ``_BUDGET`` elements per value."""
+    lo, hi = prog.piecewise[j - 1], prog.piecewise[j]
+    nodes = prog.nodes
+    shape = tuple(nodes[lo].out_shape)
+    U = math.prod(shape)
+    if U * _max_numel(prog) > _BUDGET:
+        return None
+    values: dict[int, FloatMap] = {}
+    for i in range(lo + 1, hi + 1):
+        for src in nodes[i].inputs:
+            if src <= lo and src not in values:
+                sh = tuple(prog.input_shape) if src == INPUT else tuple(nodes[src].out_shape)
+                W = (torch.eye(U, dtype=dtype, device=device) if src == lo
+                     else torch.zeros((U, math.prod(sh)), dtype=dtype, device=device))
+                values[src] = FloatMap(W.reshape(1, U, *sh),
+                                       torch.zeros((1, *sh), dtype=dtype, device=device))
+    prog.run_nodes(values, lo + 1, hi, lambda i, nd, ins: nd.rule.float_forward(nd.module, ins))
+    nd = nodes[hi]
+    sw = nd.rule.switching(nd.module, values[nd.inputs[0]])  # type: ignore[attr-defined]
+    return sw.W.reshape(U, -1)
+
+
 class _Op:
     """One piecewise op: what its chunks share. Edges crossed so far (sorted keys, the new
     vertex, its positive and negative ends, and where it sits between them) and the sign codes
@@ -602,6 +696,17 @@ class _Op:
         # fixed sample of points (any positive scale works: it sets what "near zero" means)
         scale = tr.switch_values(j, tr.samples).abs().amax(0) if self.S else none.to(tr.dtype)
         self.tol = tr.eps * scale
+        # values from the vertices the previous op made (when it kept them), and what this op
+        # makes kept for the next (an elementwise op after the first: its start cells are small)
+        self.prev = tr.made if tr.made is not None and tr.jacobian(j) is not None else None
+        self.made = None
+        rule = self.nd.rule
+        if (isinstance(rule, _ElementwiseRule) and 1 <= j < len(tr.nodes) - 1
+                and tr.jacobian(j + 1) is not None):
+            self.made = _Made(tr.cx.nV, dev, tr.dtype)
+            self.ts = rule.thresholds(self.nd.module)
+            self.table = torch.tensor(rule.slopes_consts(self.nd.module), dtype=tr.dtype,
+                                      device=dev)
 
     def stored(self, gid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For global vertex ids: which have stored codes, and where (into ``scode``)."""
@@ -716,34 +821,37 @@ class _Chunk:
     # ----------------------------------------------------------------- the chunk
     def run(self, progress: Any) -> _Part:
         """Split the chunk by every switching function of the op; its finished cells."""
-        op, S, m = self.op, self.op.S, self.nV
-        vals = self.tr.switch_values(op.j, self.V[:m])
+        op, S, m, n = self.op, self.op.S, self.nV, self.R
+        vals = self._start_values()
         code = _codes(vals, op.tol)
         found, at = op.stored(self.gid[:m])
         if bool(found.any()):  # decided by an earlier chunk
             code[found] = op.scode.index_select(0, at[found])
             self.bnd[:m] |= found
-        self.stored0 = found
         self.code0 = code
-        # cells a start cell may become: a cell cut by k functions makes at most about k^d / 2^d
-        # + k new vertices; a chunk that could outgrow _BLOCK takes the functions in blocks
-        n = self.R
-        k = self._cut_counts(code, n)
-        grow = float((k.to(torch.float64) ** self.d / 2 ** self.d + k).sum()) if n else 0.0
-        est = m + grow
-        width = S if est * S <= _BLOCK else max(1, int(_BLOCK // max(est, 1.0)))
+        # vertices the chunk may reach: a cell cut by k functions makes at most about
+        # k^d / 2^d + k new ones; a chunk that could outgrow _BLOCK takes the functions in blocks
+        hp, hn = self._cut_sets(code, n)
+        k = (hp & hn).sum(1).to(torch.float64)
+        del hp, hn
+        est = int(m + float((k ** self.d / 2 ** self.d + k).sum())) + 64
+        width = S if est * S <= _BLOCK else max(1, _BLOCK // est)
+        self.keep = op.made is not None and width == S
+        # buffers sized for the estimate (pages never written are never touched)
+        self.gid = _grow(self.gid, est, None)
+        self.V = _grow(self.V, est, None)
+        self.bnd = _grow(self.bnd, est, False)
         s0 = 0
-        while s0 < S or s0 == 0:
+        while True:
             s1 = min(S, s0 + width)
-            if s0 == 0 and s1 == S:
-                self.vals, self.code = vals, code
-            elif s0 == 0:
-                self.vals, self.code = vals[:, :s1].clone(), code[:, :s1].clone()
+            if s0 == 0:
+                self.vals = vals.new_empty((est, s1))
+                self.vals[:m] = vals[:, :s1]
+                self.code = code.new_empty((est, s1))
+                self.code[:m] = code[:, :s1]
                 del vals
             else:
-                self._fresh(s0, s1)
-            self.vals = _grow(self.vals, 2 * self.nV + 64, None)
-            self.code = _grow(self.code, self.vals.shape[0], None)
+                self._fresh(s0, s1, est)
             self._block(s0, s1)
             bm = _where(self.bnd[:self.nV])
             if len(bm):
@@ -754,38 +862,88 @@ class _Chunk:
             s0 = s1
         return self._finish()
 
-    def _cut_counts(self, code: torch.Tensor, n: int) -> torch.Tensor:
-        """Functions with both strict signs at the vertices, per start cell."""
-        hp, hn = self._cut_sets(code, n)
-        return (hp & hn).sum(1)
+    def _start_values(self) -> torch.Tensor:
+        """Values (m, S) of the op's switching functions at the chunk's vertices: by the forward
+        pass, or, for a vertex the previous op made on the edge (a, b) at lam, as
+        ``(1 - lam) z(a) + lam z(b) + J delta`` (ends first: in order of depth)."""
+        op, m, tr = self.op, self.nV, self.tr
+        gid, V = self.gid[:m], self.V[:m]
+        prev = op.prev
+        if prev is None:
+            return tr.switch_values(op.j, V)
+        k = gid - prev.nV0
+        la = torch.full_like(k, -1)
+        lb = torch.full_like(k, -1)
+        new = _where(k >= 0)
+        kn = k.index_select(0, new)
+        ea, eb = prev.ea.index_select(0, kn), prev.eb.index_select(0, kn)
+        kept = _where((ea >= 0) & (eb >= 0))
+        la[new[kept]] = op.loc.index_select(0, ea.index_select(0, kept))
+        lb[new[kept]] = op.loc.index_select(0, eb.index_select(0, kept))
+        # the others (older vertices, or ends not kept or not in this chunk) by the forward pass
+        derived = (la >= 0) & (lb >= 0)
+        vals = V.new_empty((m, op.S))
+        scratch = _where(~derived)
+        if len(scratch):
+            vals[scratch] = tr.switch_values(op.j, V.index_select(0, scratch))
+        rows = _where(derived)
+        if len(rows) == 0:
+            return vals
+        J = tr.jacobian(op.j)
+        assert J is not None
+        kr = k.index_select(0, rows)
+        depth = prev.level.index_select(0, kr)
+        for lev in torch.unique(depth).tolist():
+            sel = _where(depth == lev)
+            r, kk = rows.index_select(0, sel), kr.index_select(0, sel)
+            a, b = la.index_select(0, r), lb.index_select(0, r)
+            lam = prev.lam.index_select(0, kk).unsqueeze(1)
+            va = vals.index_select(0, a)
+            out = va + lam * (vals.index_select(0, b) - va)
+            # the delta entries of these vertices
+            lo, hi = prev.doff.index_select(0, kk), prev.doff.index_select(0, kk + 1)
+            seg, pos = _segments(hi - lo)
+            e = lo.index_select(0, seg) + pos
+            t, dv = prev.dunit.index_select(0, e), prev.dval.index_select(0, e)
+            out.index_add_(0, seg, dv.unsqueeze(1) * J.index_select(0, t))
+            vals[r] = out
+        return vals
 
-    def _fresh(self, s0: int, s1: int) -> None:
+    def _fresh(self, s0: int, s1: int, est: int) -> None:
         """Values and codes of functions ``s0..s1-1`` at the vertices of the moment."""
         op, n = self.op, self.nV
-        self.vals = self.tr.switch_values(op.j, self.V[:n], (s0, s1))
-        code = _codes(self.vals, op.tol[s0:s1])
+        cap = max(est, 2 * n + 64)
+        self.vals = self.vals.new_empty((cap, s1 - s0))
+        self.vals[:n] = self.tr.switch_values(op.j, self.V[:n], (s0, s1))
+        code = self.code.new_empty((cap, s1 - s0))
+        code[:n] = _codes(self.vals[:n], op.tol[s0:s1])
         code[:self.m0] = self.code0[:, s0:s1]  # the start vertices keep the codes they had
         found, at = op.stored(self.gid[:n])
         if bool(found.any()):
-            code[found] = op.scode.index_select(0, at[found])[:, s0:s1]
+            code[_where(found)] = op.scode.index_select(0, at[found])[:, s0:s1]
         self.code = code
 
     def _cut_sets(self, code: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(has a positive vertex, has a negative vertex) per cell 0..n-1 and function."""
-        dev = self.device
-        S = code.shape[1]
-        hp_all = torch.zeros((n, S), dtype=torch.bool, device=dev)
-        hn_all = torch.zeros((n, S), dtype=torch.bool, device=dev)
-        W = self.Vcap
-        ch = max(1, _BUDGET // max(1, W * S))
-        for r0 in range(0, n, ch):
-            vid = self.cp_vid[r0:min(n, r0 + ch)]
-            k = vid.shape[0]
-            cc = code.index_select(0, vid.clamp(min=0).reshape(-1)).reshape(k, W, S)
-            cc.masked_fill_((vid < 0).unsqueeze(2), 1)  # empty slots: neither sign
-            hp_all[r0:r0 + k] = cc.amax(1) == 2
-            hn_all[r0:r0 + k] = cc.amin(1) == 0
-        return hp_all, hn_all
+        """(has a positive vertex, has a negative vertex) per cell 0..n-1 and function: the sign
+        bits of the vertices, or-ed over each cell's copies."""
+        nV, S = self.nV, code.shape[1]
+        B = (S + 7) // 8
+        hp = torch.zeros((n, B), dtype=torch.uint8, device=self.device)
+        hn = torch.zeros((n, B), dtype=torch.uint8, device=self.device)
+        pos = torch.zeros((nV + 1, B), dtype=torch.uint8, device=self.device)
+        neg = torch.zeros((nV + 1, B), dtype=torch.uint8, device=self.device)
+        ch = max(1, _BUDGET // max(1, S))
+        for v0 in range(0, nV, ch):
+            c = code[v0:min(nV, v0 + ch)]
+            pos[v0:v0 + len(c)] = _packbits(c == 2)
+            neg[v0:v0 + len(c)] = _packbits(c == 0)
+        vid = self.cp_vid[:n]
+        used = int((vid >= 0).sum(0).nonzero().max()) + 1 if n else 0
+        for i in range(used):  # empty slots read the last row: no sign
+            idx = vid[:, i].clamp(max=nV).masked_fill(vid[:, i] < 0, nV)
+            hp |= pos.index_select(0, idx)
+            hn |= neg.index_select(0, idx)
+        return _unpackbits(hp, S), _unpackbits(hn, S)
 
     def _block(self, s0: int, s1: int) -> None:
         """Split the current cells by functions ``s0..s1-1`` (values and codes of the moment in
@@ -973,7 +1131,11 @@ class _Chunk:
         op.loc = _grow(op.loc, op.next_gid, -1)
         op.loc[gnew] = torch.arange(nV, nV + U, device=dev)
         if U:
-            op.add_edges(uk, gnew, self.gid.index_select(0, a), self.gid.index_select(0, b), lam)
+            ga, gb = self.gid.index_select(0, a), self.gid.index_select(0, b)
+            op.add_edges(uk, gnew, ga, gb, lam)
+            if op.made is not None:
+                op.made.add(ga, gb, lam, 1 + torch.maximum(op.made.depth(ga), op.made.depth(gb)),
+                            self._delta(a, b, lam, newvals) if self.keep else None)
         self.nV = nV + U
         # tight ids of each new copy: those its two endpoints share in its region, and the cut
         occ_t = torch.where(sh, ta, -1).sort(dim=1, descending=True).values
@@ -1069,6 +1231,35 @@ class _Chunk:
                 "raise max_regions or shrink the domain", self.outside + self.R)
         return ci, new
 
+    def _delta(self, a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor,
+               zu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The op's outputs at new vertices (switching values ``zu``, made on edges (a, b) at
+        ``lam``) minus the same interpolation of its outputs at the ends: (vertex, unit, value)
+        for the units whose state differs between the ends (zero for the others). None (and no
+        more kept for this op) past 64 entries a vertex."""
+        op = self.op
+        made = op.made
+        assert made is not None
+        nu = op.S // len(op.ts)
+        t0 = op.ts[0]
+        za = self.vals.index_select(0, a)[:, :nu] + t0
+        zb = self.vals.index_select(0, b)[:, :nu] + t0
+        rule, mod = op.nd.rule, op.nd.module
+        sa, sb = rule.state(mod, za), rule.state(mod, zb)
+        i, t = (sa != sb).nonzero(as_tuple=True)
+        if made.entries + len(i) > 64 * (made.n + len(a)) + (1 << 20):
+            self.keep = False
+            return None
+        tab = op.table
+        zi, ai, bi = zu[i, t] + t0, za[i, t], zb[i, t]
+        si, sai, sbi = rule.state(mod, zi), sa[i, t], sb[i, t]
+        li = lam.index_select(0, i)
+
+        def out(z: torch.Tensor, st: torch.Tensor) -> torch.Tensor:
+            return tab[st, 0] * z + tab[st, 1]
+
+        return i, t, out(zi, si) - (1 - li) * out(ai, sai) - li * out(bi, sbi)
+
     def _local(self, at: torch.Tensor, srow: torch.Tensor) -> torch.Tensor:
         """Local ids of the vertices of found edges ``at`` (into the op's edge list), crossed by
         functions ``srow``; a vertex an earlier chunk made is brought in: its coordinates, its
@@ -1163,9 +1354,13 @@ class _Chunk:
             op.store(gid.index_select(0, new), rows)
         op.loc[gid] = -1
         op.keep_shared_edges()
-        states = _states(op.nd, self.rsign[:R])
-        return _Part(counts, cv, ct, self.cells.index_select(0, self.rparent[:R]),
-                     _pack(states, _encoding(op.nd)), self.rec)
+        nd, enc = op.nd, _encoding(op.nd)
+        if enc == 0 and type(nd.rule).state_from_signs is _ElementwiseRule.state_from_signs:
+            packed = _packbits(self.rsign[:R] > 0)  # (two-state elementwise ops: on iff positive)
+        else:
+            packed = _pack(_states(nd, self.rsign[:R]), enc)
+        return _Part(counts, cv, ct, self.cells.index_select(0, self.rparent[:R]), packed,
+                     self.rec)
 
 
 _MANY_THREADS = 1 << 17  # elements per op (vertices x switching functions) worth all threads
@@ -1232,6 +1427,13 @@ class _Tracer:
         self.near_zero: list[torch.Tensor] = []
         self.overflow: list[torch.Tensor] = []
         self.label = ""
+        self.made: _Made | None = None  # what the previous op made
+        self._jac: dict[int, torch.Tensor | None] = {}
+
+    def jacobian(self, j: int) -> torch.Tensor | None:
+        if j not in self._jac:
+            self._jac[j] = _jacobian(self.prog, j, self.dtype, self.device)
+        return self._jac[j]
 
     def switch_values(self, j: int, T: torch.Tensor,
                       cols: tuple[int, int] | None = None) -> torch.Tensor:
@@ -1304,6 +1506,10 @@ class _Tracer:
         self.packed = [p.index_select(0, par) for p in self.packed] + [packed]
         self.rowhash.take(par)
         self.rowhash.add(packed)
+        self._jac.pop(j, None)
+        self.made = op.made
+        if self.made is not None:
+            self.made.finish()
         log.debug("%s: %d regions, %d vertices", self.label, cx.R, cx.nV)
 
 
