@@ -701,7 +701,7 @@ class _Op:
         self.prev = tr.made if tr.made is not None and tr.jacobian(j) is not None else None
         self.made = None
         rule = self.nd.rule
-        if (isinstance(rule, _ElementwiseRule) and 1 <= j < len(tr.nodes) - 1
+        if (isinstance(rule, _ElementwiseRule) and j < len(tr.nodes) - 1
                 and tr.jacobian(j + 1) is not None):
             self.made = _Made(tr.cx.nV, dev, tr.dtype)
             self.ts = rule.thresholds(self.nd.module)
@@ -771,7 +771,7 @@ class _Chunk:
         self.rsign = torch.empty((cap, op.S), dtype=torch.int8, device=dev)
         self.R = n
         m = len(gid)
-        self.m0 = self.nV = m
+        self.nV = m
         self.gid = _grow(gid, 2 * m + 64, None)
         self.V = _grow(cx.V.index_select(0, gid), 2 * m + 64, None)
         self.bnd = torch.zeros(self.gid.shape[0], dtype=torch.bool, device=dev)
@@ -781,16 +781,24 @@ class _Chunk:
         self.own0 = op.next_gid  # global ids from here on are vertices made by this chunk
         self.rec = torch.zeros((0, 3), dtype=torch.int64, device=dev)  # (row, id, kind) records
         self.saved: list[tuple[torch.Tensor, int, torch.Tensor]] = []  # codes to store
+        # sign codes are computed from the values where they are read, except for vertices an
+        # earlier chunk decided: ``flag`` gives their row of ``frows`` (all functions), else -1
+        self.flag = torch.full((self.gid.shape[0],), -1, dtype=torch.int64, device=dev)
+        found, at = op.stored(gid)
+        hit = _where(found)
+        self.frows = op.scode.index_select(0, at.index_select(0, hit))
+        self.flag[hit] = torch.arange(len(hit), device=dev)
+        self.bnd[hit] = True
 
     # ----------------------------------------------------------------- vertex rows
     def _reserve_vertices(self, n: int) -> None:
         if n > self.vals.shape[0]:
             self.vals = _grow(self.vals, n, None)
-            self.code = _grow(self.code, n, None)
         if n > self.gid.shape[0]:
             self.gid = _grow(self.gid, n, None)
             self.V = _grow(self.V, n, None)
             self.bnd = _grow(self.bnd, n, False)
+            self.flag = _grow(self.flag, n, -1)
 
     @property
     def Vcap(self) -> int:
@@ -823,39 +831,37 @@ class _Chunk:
         """Split the chunk by every switching function of the op; its finished cells."""
         op, S, m, n = self.op, self.op.S, self.nV, self.R
         vals = self._start_values()
-        code = _codes(vals, op.tol)
-        found, at = op.stored(self.gid[:m])
-        if bool(found.any()):  # decided by an earlier chunk
-            code[found] = op.scode.index_select(0, at[found])
-            self.bnd[:m] |= found
-        self.code0 = code
         # vertices the chunk may reach: a cell cut by k functions makes at most about
         # k^d / 2^d + k new ones; a chunk that could outgrow _BLOCK takes the functions in blocks
-        hp, hn = self._cut_sets(code, n)
-        k = (hp & hn).sum(1).to(torch.float64)
-        del hp, hn
+        self.vals, self.s0, self.tol = vals, 0, op.tol
+        cuts: tuple | None = self._cut_sets(n)
+        assert cuts is not None
+        k = (cuts[0] & cuts[1]).sum(1).to(torch.float64)
         est = int(m + float((k ** self.d / 2 ** self.d + k).sum())) + 64
         width = S if est * S <= _BLOCK else max(1, _BLOCK // est)
+        if width < S:
+            cuts = None
         self.keep = op.made is not None and width == S
         # buffers sized for the estimate (pages never written are never touched)
         self.gid = _grow(self.gid, est, None)
         self.V = _grow(self.V, est, None)
         self.bnd = _grow(self.bnd, est, False)
+        self.flag = _grow(self.flag, est, -1)
         s0 = 0
         while True:
             s1 = min(S, s0 + width)
             if s0 == 0:
                 self.vals = vals.new_empty((est, s1))
                 self.vals[:m] = vals[:, :s1]
-                self.code = code.new_empty((est, s1))
-                self.code[:m] = code[:, :s1]
                 del vals
             else:
-                self._fresh(s0, s1, est)
-            self._block(s0, s1)
+                self.vals = self.vals.new_empty((max(est, 2 * self.nV + 64), s1 - s0))
+                self.vals[:self.nV] = self.tr.switch_values(op.j, self.V[:self.nV], (s0, s1))
+            self._block(s0, s1, cuts)
+            cuts = None
             bm = _where(self.bnd[:self.nV])
             if len(bm):
-                self.saved.append((bm, s0, self.code.index_select(0, bm)))
+                self.saved.append((bm, s0, self._row_codes(bm)))
             progress(len(self.cells), s1 - s0)
             if s1 >= S:
                 break
@@ -909,45 +915,63 @@ class _Chunk:
             vals[r] = out
         return vals
 
-    def _fresh(self, s0: int, s1: int, est: int) -> None:
-        """Values and codes of functions ``s0..s1-1`` at the vertices of the moment."""
-        op, n = self.op, self.nV
-        cap = max(est, 2 * n + 64)
-        self.vals = self.vals.new_empty((cap, s1 - s0))
-        self.vals[:n] = self.tr.switch_values(op.j, self.V[:n], (s0, s1))
-        code = self.code.new_empty((cap, s1 - s0))
-        code[:n] = _codes(self.vals[:n], op.tol[s0:s1])
-        code[:self.m0] = self.code0[:, s0:s1]  # the start vertices keep the codes they had
-        found, at = op.stored(self.gid[:n])
-        if bool(found.any()):
-            code[_where(found)] = op.scode.index_select(0, at[found])[:, s0:s1]
-        self.code = code
+    def _row_codes(self, rows: torch.Tensor) -> torch.Tensor:
+        """Sign codes (len(rows), functions of the block) of local vertices ``rows``."""
+        code = _codes(self.vals.index_select(0, rows), self.tol)
+        f = self.flag.index_select(0, rows)
+        hit = _where(f >= 0)
+        if len(hit):
+            w = code.shape[1]
+            code[hit] = self.frows.index_select(0, f.index_select(0, hit))[:, self.s0:self.s0 + w]
+        return code
 
-    def _cut_sets(self, code: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(has a positive vertex, has a negative vertex) per cell 0..n-1 and function: the sign
-        bits of the vertices, or-ed over each cell's copies."""
-        nV, S = self.nV, code.shape[1]
+    def _code_at(self, v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Sign codes at local vertices ``v`` of block functions ``s`` (same shapes)."""
+        w = self.vals.shape[1]
+        x = self.vals.reshape(-1).index_select(0, (v * w + s).reshape(-1)).reshape(v.shape)
+        code = _codes(x, self.tol.index_select(0, s.reshape(-1)).reshape(s.shape))
+        if len(self.frows):
+            f = self.flag.index_select(0, v.reshape(-1)).reshape(v.shape)
+            hit = f >= 0
+            if bool(hit.any()):
+                code[hit] = self.frows[f[hit], s[hit] + self.s0]
+        return code
+
+    def _cut_sets(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(has a positive vertex, has a negative vertex) per cell 0..n-1 and function (the sign
+        bits of its vertices, or-ed over its copies), and which vertices have a code near zero."""
+        nV, S = self.nV, self.vals.shape[1]
+        dev = self.device
         B = (S + 7) // 8
-        hp = torch.zeros((n, B), dtype=torch.uint8, device=self.device)
-        hn = torch.zeros((n, B), dtype=torch.uint8, device=self.device)
-        pos = torch.zeros((nV + 1, B), dtype=torch.uint8, device=self.device)
-        neg = torch.zeros((nV + 1, B), dtype=torch.uint8, device=self.device)
+        pos = torch.zeros((nV + 1, B), dtype=torch.uint8, device=dev)
+        neg = torch.zeros((nV + 1, B), dtype=torch.uint8, device=dev)
+        zero = torch.zeros(nV, dtype=torch.bool, device=dev)
         ch = max(1, _BUDGET // max(1, S))
+        flagged = _where(self.flag[:nV] >= 0)
         for v0 in range(0, nV, ch):
-            c = code[v0:min(nV, v0 + ch)]
-            pos[v0:v0 + len(c)] = _packbits(c == 2)
-            neg[v0:v0 + len(c)] = _packbits(c == 0)
+            x = self.vals[v0:min(nV, v0 + ch)]
+            p, q = x > self.tol, x < -self.tol
+            zero[v0:v0 + len(x)] = ~(p | q).all(1)
+            pos[v0:v0 + len(x)] = _packbits(p)
+            neg[v0:v0 + len(x)] = _packbits(q)
+        if len(flagged):  # decided by an earlier chunk
+            c = self._row_codes(flagged)
+            pos[flagged] = _packbits(c == 2)
+            neg[flagged] = _packbits(c == 0)
+            zero[flagged] = (c == 1).any(1)
+        hp = torch.zeros((n, B), dtype=torch.uint8, device=dev)
+        hn = torch.zeros((n, B), dtype=torch.uint8, device=dev)
         vid = self.cp_vid[:n]
         used = int((vid >= 0).sum(0).nonzero().max()) + 1 if n else 0
         for i in range(used):  # empty slots read the last row: no sign
-            idx = vid[:, i].clamp(max=nV).masked_fill(vid[:, i] < 0, nV)
+            idx = vid[:, i].masked_fill(vid[:, i] < 0, nV)
             hp |= pos.index_select(0, idx)
             hn |= neg.index_select(0, idx)
-        return _unpackbits(hp, S), _unpackbits(hn, S)
+        return _unpackbits(hp, S), _unpackbits(hn, S), zero
 
-    def _block(self, s0: int, s1: int) -> None:
-        """Split the current cells by functions ``s0..s1-1`` (values and codes of the moment in
-        ``vals`` / ``code``, one column per function)."""
+    def _block(self, s0: int, s1: int, cuts: tuple | None = None) -> None:
+        """Split the current cells by functions ``s0..s1-1`` (values of the moment in ``vals``,
+        one column per function; ``cuts``: their :meth:`_cut_sets` when known)."""
         dev = self.device
         op = self.op
         sid0 = op.sid0 + s0
@@ -958,17 +982,13 @@ class _Chunk:
         self.bpar = torch.empty(self.cp_vid.shape[0], dtype=torch.int64, device=dev)
         self.bpar[:R0] = torch.arange(R0, device=dev)  # row -> block start row
         self.rec_cur: list[torch.Tensor] = []
-        hp_all, hn_all = self._cut_sets(self.code, R0)
-        code = self.code[:self.nV]
+        hp_all, hn_all, onr = cuts if cuts is not None else self._cut_sets(R0)
         # near-zero values at vertices of cells where the function does not vanish
-        zv = (code == 1).any(1).nonzero().reshape(-1)
-        if len(zv):
-            onr = torch.zeros(self.nV, dtype=torch.bool, device=dev)
-            onr[zv] = True
+        if bool(onr.any()):
             cv = self.cp_vid[:R0]
             rr, ss = (onr[cv.clamp(min=0)] & (cv >= 0)).nonzero(as_tuple=True)
             vv = self.cp_vid[rr, ss]
-            z = (code[vv] == 1) & (hp_all[rr] | hn_all[rr])
+            z = (self._row_codes(vv) == 1) & (hp_all[rr] | hn_all[rr])
             zi, zf = z.nonzero(as_tuple=True)
             self.tr.near_zero.append(_pairs(self.gid.index_select(0, vv[zi]), zf + sid0))
         cutP = hp_all & hn_all
@@ -1025,9 +1045,7 @@ class _Chunk:
         positive / negative (by the vertex's sign code)."""
         vid = self.cp_vid.index_select(0, cand)
         valid = vid >= 0
-        S = self.code.shape[1]
-        c = self.code.reshape(-1).index_select(
-            0, (vid.clamp(min=0) * S + srow.unsqueeze(1)).reshape(-1)).reshape(vid.shape)
+        c = self._code_at(vid.clamp(min=0), srow.unsqueeze(1).expand_as(vid))
         return vid, valid, valid & (c == 2), valid & (c == 0)
 
     def _near(self, v: torch.Tensor, sid: torch.Tensor) -> None:
@@ -1116,14 +1134,12 @@ class _Chunk:
         self.V[nV:nV + U] = Va + lam.unsqueeze(1) * (self.V.index_select(0, b) - Va)
         # values at the new vertices, written in place: va + lam (vb - va)
         old = self.vals[:nV]
-        va = old.index_select(0, a)
-        newvals = torch.index_select(old, 0, b, out=self.vals[nV:nV + U])
-        newvals.sub_(va).mul_(lam.unsqueeze(1)).add_(va)
+        va, vb = old.index_select(0, a), old.index_select(0, b)
+        newvals = torch.sub(vb, va, out=self.vals[nV:nV + U])
+        newvals.mul_(lam.unsqueeze(1)).add_(va)
         ar = torch.arange(U, device=dev)
         newvals[ar, se] = 0.0
-        del old, va
-        self.code[nV:nV + U] = _codes(newvals, self.tol)
-        self.code[nV + ar, se] = 1
+        self.flag[nV:nV + U] = -1
         self.bnd[nV:nV + U] = self.bnd.index_select(0, a) & self.bnd.index_select(0, b)
         gnew = torch.arange(op.next_gid, op.next_gid + U, device=dev)
         op.next_gid += U
@@ -1135,7 +1151,8 @@ class _Chunk:
             op.add_edges(uk, gnew, ga, gb, lam)
             if op.made is not None:
                 op.made.add(ga, gb, lam, 1 + torch.maximum(op.made.depth(ga), op.made.depth(gb)),
-                            self._delta(a, b, lam, newvals) if self.keep else None)
+                            self._delta(va, vb, lam, newvals) if self.keep else None)
+        del old, va, vb
         self.nV = nV + U
         # tight ids of each new copy: those its two endpoints share in its region, and the cut
         occ_t = torch.where(sh, ta, -1).sort(dim=1, descending=True).values
@@ -1231,34 +1248,34 @@ class _Chunk:
                 "raise max_regions or shrink the domain", self.outside + self.R)
         return ci, new
 
-    def _delta(self, a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor,
-               zu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """The op's outputs at new vertices (switching values ``zu``, made on edges (a, b) at
-        ``lam``) minus the same interpolation of its outputs at the ends: (vertex, unit, value)
-        for the units whose state differs between the ends (zero for the others). None (and no
-        more kept for this op) past 64 entries a vertex."""
+    def _delta(self, va: torch.Tensor, vb: torch.Tensor, lam: torch.Tensor,
+               vu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The op's outputs at new vertices (switching values ``vu``, made on edges whose ends
+        have values ``va``, ``vb``, at ``lam``) minus the same interpolation of its outputs at
+        the ends: (vertex, unit, value) for the units with a switching function of strictly
+        opposite signs at the ends (for the others the output is affine along the edge, so the
+        difference is zero). None (and no more kept for this op) past 64 entries a vertex."""
         op = self.op
         made = op.made
         assert made is not None
+        i, c = (va * vb < 0).nonzero(as_tuple=True)
         nu = op.S // len(op.ts)
-        t0 = op.ts[0]
-        za = self.vals.index_select(0, a)[:, :nu] + t0
-        zb = self.vals.index_select(0, b)[:, :nu] + t0
-        rule, mod = op.nd.rule, op.nd.module
-        sa, sb = rule.state(mod, za), rule.state(mod, zb)
-        i, t = (sa != sb).nonzero(as_tuple=True)
-        if made.entries + len(i) > 64 * (made.n + len(a)) + (1 << 20):
+        key = torch.unique(i * nu + c % nu)  # (vertex, unit) once, with several thresholds
+        i = torch.div(key, nu, rounding_mode="floor")
+        t = key - i * nu
+        if made.entries + len(i) > 64 * (made.n + len(va)) + (1 << 20):
             self.keep = False
             return None
-        tab = op.table
-        zi, ai, bi = zu[i, t] + t0, za[i, t], zb[i, t]
-        si, sai, sbi = rule.state(mod, zi), sa[i, t], sb[i, t]
+        t0 = op.ts[0]
+        rule, mod, tab = op.nd.rule, op.nd.module, op.table
+        zi, ai, bi = vu[i, t] + t0, va[i, t] + t0, vb[i, t] + t0
         li = lam.index_select(0, i)
 
-        def out(z: torch.Tensor, st: torch.Tensor) -> torch.Tensor:
+        def out(z: torch.Tensor) -> torch.Tensor:
+            st = rule.state(mod, z)
             return tab[st, 0] * z + tab[st, 1]
 
-        return i, t, out(zi, si) - (1 - li) * out(ai, sai) - li * out(bi, sbi)
+        return i, t, out(zi) - (1 - li) * out(ai) - li * out(bi)
 
     def _local(self, at: torch.Tensor, srow: torch.Tensor) -> torch.Tensor:
         """Local ids of the vertices of found edges ``at`` (into the op's edge list), crossed by
@@ -1286,10 +1303,11 @@ class _Chunk:
         self.vals[nV:nV + U] = nv
         self.V[nV:nV + U] = self.cx._V.index_select(0, g)
         found, where = op.stored(g)
-        code = _codes(nv, self.tol)
-        if bool(found.any()):
-            code[found] = op.scode.index_select(0, where[found])[:, self.s0:self.s0 + nv.shape[1]]
-        self.code[nV:nV + U] = code
+        hit = _where(found)
+        self.flag[nV:nV + U] = -1
+        self.flag[nV + hit] = torch.arange(len(self.frows), len(self.frows) + len(hit),
+                                           device=g.device)
+        self.frows = torch.cat([self.frows, op.scode.index_select(0, where.index_select(0, hit))])
         self.bnd[nV:nV + U] = True
         self.gid[nV:nV + U] = g
         op.loc[g] = torch.arange(nV, nV + U, device=g.device)
@@ -1336,10 +1354,7 @@ class _Chunk:
         cx.add_vertices(self.V.index_select(0, own))
         # sign codes of vertices a later chunk shares (start vertices, and vertices on edges
         # between two such vertices), unless stored already
-        new = _where(self.bnd[:nV])
-        if len(new):
-            found, _ = op.stored(gid.index_select(0, new))
-            new = new[~found]
+        new = _where(self.bnd[:nV] & (self.flag[:nV] < 0))
         if len(new):
             rows = torch.ones((len(new), op.S), dtype=torch.uint8, device=self.device)
             pos = torch.full((nV,), -1, dtype=torch.int64, device=self.device)
@@ -1348,9 +1363,6 @@ class _Chunk:
                 p = pos.index_select(0, ids)
                 k = _where(p >= 0)
                 rows[p.index_select(0, k), s0:s0 + codes.shape[1]] = codes.index_select(0, k)
-            start = new < self.m0  # start vertices: their codes for every function
-            if bool(start.any()):
-                rows[start] = self.code0.index_select(0, new[start])
             op.store(gid.index_select(0, new), rows)
         op.loc[gid] = -1
         op.keep_shared_edges()
