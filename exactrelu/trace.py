@@ -64,7 +64,7 @@ __all__ = ["Trace", "Uncertain", "trace"]
 log = logging.getLogger(__name__)
 
 _BUDGET = 1 << 22  # elements per chunk of a batched intermediate
-_CHUNK = 1 << 21  # start cells x switching functions per chunk of an op
+_CHUNK = 1 << 22  # vertices x switching functions a chunk of an op is sized for
 _BLOCK = 1 << 24  # vertices x switching functions a chunk may hold (else functions in blocks)
 _MAX_TIGHT = 64  # tight ids kept per vertex copy; beyond this they are reported as overflow
 _KEY = 1 << 31  # edge keys: min vertex id * _KEY + max vertex id
@@ -436,7 +436,12 @@ class _RowHash:
 
     def add(self, block: torch.Tensor) -> None:
         coef = torch.rand((block.shape[1], 1), generator=self.gen, dtype=torch.float64)
-        part = (block.to(torch.float64) @ (coef.to(self.device) + 0.5)).reshape(-1)
+        coef = coef.to(self.device) + 0.5
+        n = block.shape[0]
+        part = torch.empty(n, dtype=torch.float64, device=self.device)
+        ch = max(1, _BUDGET // max(1, block.shape[1]))
+        for i in range(0, n, ch):
+            part[i:i + ch] = (block[i:i + ch].to(torch.float64) @ coef).reshape(-1)
         self.h = part if self.h is None else self.h + part
 
 
@@ -691,7 +696,8 @@ class _Op:
         self.scode = torch.zeros((0, self.S), dtype=torch.uint8, device=dev)
         self.loc = torch.full((tr.cx.nV,), -1, dtype=torch.int64, device=dev)  # global -> local
         self.next_gid = tr.cx.nV
-        self.last_chunk = torch.zeros(tr.cx.nV, dtype=torch.int64, device=dev)
+        # per vertex, the last position (in the op's order of start cells) of a cell holding it
+        self.last = torch.zeros(tr.cx.nV, dtype=torch.int64, device=dev)
         # the scale of each switching function: its largest value at the domain's vertices and a
         # fixed sample of points (any positive scale works: it sets what "near zero" means)
         scale = tr.switch_values(j, tr.samples).abs().amax(0) if self.S else none.to(tr.dtype)
@@ -747,13 +753,13 @@ class _Chunk:
     """Start cells of one chunk of an op, as padded rows of vertex copies with local vertex ids
     (``gid``: their global ids), split by the op's switching functions (module docstring)."""
 
-    def __init__(self, tr: _Tracer, op: _Op, cells: torch.Tensor, index: int,
+    def __init__(self, tr: _Tracer, op: _Op, cells: torch.Tensor, end: int,
                  outside: int) -> None:
         cx = tr.cx
         dev = tr.device
         self.tr, self.op, self.cx = tr, op, cx
         self.d, self.T, self.tdtype, self.device = cx.d, cx.T, cx.tdtype, dev
-        self.index, self.outside, self.cells = index, outside, cells
+        self.outside, self.cells = outside, cells
         n = len(cells)
         starts = cx.off.index_select(0, cells)
         counts = cx.off.index_select(0, cells + 1) - starts
@@ -775,7 +781,7 @@ class _Chunk:
         self.gid = _grow(gid, 2 * m + 64, None)
         self.V = _grow(cx.V.index_select(0, gid), 2 * m + 64, None)
         self.bnd = torch.zeros(self.gid.shape[0], dtype=torch.bool, device=dev)
-        self.bnd[:m] = op.last_chunk.index_select(0, gid) > index
+        self.bnd[:m] = op.last.index_select(0, gid) >= end  # in a later chunk too
         op.loc = _grow(op.loc, cx.nV, -1)
         op.loc[gid] = torch.arange(m, device=dev)
         self.own0 = op.next_gid  # global ids from here on are vertices made by this chunk
@@ -830,7 +836,8 @@ class _Chunk:
     def run(self, progress: Any) -> _Part:
         """Split the chunk by every switching function of the op; its finished cells."""
         op, S, m, n = self.op, self.op.S, self.nV, self.R
-        vals = self._start_values()
+        vals = self.V.new_empty((m, S))
+        self._start_values(vals)
         # vertices the chunk may reach: a cell cut by k functions makes at most about
         # k^d / 2^d + k new ones; a chunk that could outgrow _BLOCK takes the functions in blocks
         self.vals, self.s0, self.tol = vals, 0, op.tol
@@ -850,7 +857,10 @@ class _Chunk:
         s0 = 0
         while True:
             s1 = min(S, s0 + width)
-            if s0 == 0:
+            if s0 == 0 and s1 == S:
+                self.vals = _grow(vals, est, None)  # (the copy once, into the larger buffer)
+                del vals
+            elif s0 == 0:
                 self.vals = vals.new_empty((est, s1))
                 self.vals[:m] = vals[:, :s1]
                 del vals
@@ -868,15 +878,16 @@ class _Chunk:
             s0 = s1
         return self._finish()
 
-    def _start_values(self) -> torch.Tensor:
-        """Values (m, S) of the op's switching functions at the chunk's vertices: by the forward
-        pass, or, for a vertex the previous op made on the edge (a, b) at lam, as
+    def _start_values(self, vals: torch.Tensor) -> None:
+        """Values of the op's switching functions at the chunk's vertices, into ``vals`` (m, S):
+        by the forward pass, or, for a vertex the previous op made on the edge (a, b) at lam, as
         ``(1 - lam) z(a) + lam z(b) + J delta`` (ends first: in order of depth)."""
         op, m, tr = self.op, self.nV, self.tr
         gid, V = self.gid[:m], self.V[:m]
         prev = op.prev
         if prev is None:
-            return tr.switch_values(op.j, V)
+            vals[:] = tr.switch_values(op.j, V)
+            return
         k = gid - prev.nV0
         la = torch.full_like(k, -1)
         lb = torch.full_like(k, -1)
@@ -888,32 +899,33 @@ class _Chunk:
         lb[new[kept]] = op.loc.index_select(0, eb.index_select(0, kept))
         # the others (older vertices, or ends not kept or not in this chunk) by the forward pass
         derived = (la >= 0) & (lb >= 0)
-        vals = V.new_empty((m, op.S))
         scratch = _where(~derived)
         if len(scratch):
             vals[scratch] = tr.switch_values(op.j, V.index_select(0, scratch))
         rows = _where(derived)
         if len(rows) == 0:
-            return vals
+            return
         J = tr.jacobian(op.j)
         assert J is not None
         kr = k.index_select(0, rows)
         depth = prev.level.index_select(0, kr)
+        ch = max(1, _BUDGET // max(1, op.S))
         for lev in torch.unique(depth).tolist():
-            sel = _where(depth == lev)
-            r, kk = rows.index_select(0, sel), kr.index_select(0, sel)
-            a, b = la.index_select(0, r), lb.index_select(0, r)
-            lam = prev.lam.index_select(0, kk).unsqueeze(1)
-            va = vals.index_select(0, a)
-            out = va + lam * (vals.index_select(0, b) - va)
-            # the delta entries of these vertices
-            lo, hi = prev.doff.index_select(0, kk), prev.doff.index_select(0, kk + 1)
-            seg, pos = _segments(hi - lo)
-            e = lo.index_select(0, seg) + pos
-            t, dv = prev.dunit.index_select(0, e), prev.dval.index_select(0, e)
-            out.index_add_(0, seg, dv.unsqueeze(1) * J.index_select(0, t))
-            vals[r] = out
-        return vals
+            at = _where(depth == lev)
+            for i in range(0, len(at), ch):
+                sel = at[i:i + ch]
+                r, kk = rows.index_select(0, sel), kr.index_select(0, sel)
+                a, b = la.index_select(0, r), lb.index_select(0, r)
+                lam = prev.lam.index_select(0, kk).unsqueeze(1)
+                va = vals.index_select(0, a)
+                out = torch.sub(vals.index_select(0, b), va).mul_(lam).add_(va)
+                # the delta entries of these vertices
+                lo, hi = prev.doff.index_select(0, kk), prev.doff.index_select(0, kk + 1)
+                seg, pos = _segments(hi - lo)
+                e = lo.index_select(0, seg) + pos
+                t, dv = prev.dunit.index_select(0, e), prev.dval.index_select(0, e)
+                out.index_add_(0, seg, J.index_select(0, t).mul_(dv.unsqueeze(1)))
+                vals[r] = out
 
     def _row_codes(self, rows: torch.Tensor) -> torch.Tensor:
         """Sign codes (len(rows), functions of the block) of local vertices ``rows``."""
@@ -1453,22 +1465,17 @@ class _Tracer:
         ``T`` (n, d), by the plain forward pass."""
         return _switch_values(self.prog, j, T @ self.M.T + self.c, cols)
 
-    def plan(self, op: _Op) -> tuple[torch.Tensor, list[int]]:
-        """The op's start cells in spatial order, cut into chunks; sets, per vertex, the last
-        chunk holding it."""
+    def plan(self, op: _Op) -> torch.Tensor:
+        """The op's start cells in spatial order (Morton order of their centroids); sets, per
+        vertex, the last position of a cell holding it."""
         cx = self.cx
-        R = cx.R
-        per = max(1, _CHUNK // max(1, op.S))
-        if R <= per:
-            return torch.arange(R, device=self.device), [0, R]
         order = torch.argsort(_morton(cx.centroids()), stable=True)
-        bounds = list(range(0, R, per)) + [R]
-        chunk = torch.empty(R, dtype=torch.int64, device=self.device)
-        chunk[order] = torch.arange(R, device=self.device) // per
+        position = torch.empty_like(order)
+        position[order] = torch.arange(cx.R, device=self.device)
         rows, _ = _segments(cx.off[1:] - cx.off[:-1])
-        op.last_chunk = torch.full((cx.nV,), -1, dtype=torch.int64, device=self.device)
-        op.last_chunk.scatter_reduce_(0, cx.cv, chunk.index_select(0, rows), "amax")
-        return order, bounds
+        op.last = torch.full((cx.nV,), -1, dtype=torch.int64, device=self.device)
+        op.last.scatter_reduce_(0, cx.cv, position.index_select(0, rows), "amax")
+        return order
 
     def run_op(self, j: int, bar: Any) -> None:
         nd = self.nodes[j]
@@ -1476,7 +1483,11 @@ class _Tracer:
         op = _Op(self, j)
         cx = self.cx
         R0 = cx.R
-        order, bounds = self.plan(op)
+        # chunks sized for _CHUNK vertices x functions, by the vertices per start cell the op
+        # has made so far (4 until it has made some)
+        grow = 4.0
+        order = (self.plan(op) if R0 * max(op.S, 1) * grow > _CHUNK
+                 else torch.arange(R0, device=self.device))
         done = [0.0, 0]
 
         def progress(cells: int, functions: int) -> None:
@@ -1487,35 +1498,51 @@ class _Tracer:
                 done[1] += step
 
         parts: list[_Part] = []
-        made = 0
-        for k in range(len(bounds) - 1):
-            cells = order[bounds[k]:bounds[k + 1]]
-            self.threads.size(len(cells) * max(op.S, 1))
-            part = _Chunk(self, op, cells, k, made + R0 - bounds[k + 1]).run(progress)
+        made = p0 = 0
+        verts = 0
+        while p0 < R0:
+            n = max(1, min(R0 - p0, int(_CHUNK / (max(op.S, 1) * grow))))
+            cells = order[p0:p0 + n]
+            self.threads.size(n * max(op.S, 1))
+            chunk = _Chunk(self, op, cells, p0 + n, made + R0 - (p0 + n))
+            part = chunk.run(progress)
+            p0 += n
             made += part.R
+            verts += chunk.nV
+            grow = max(1.0, verts / p0)
             parts.append(part)
+            del chunk, part
         bar.update(op.S - done[1])
-        # the new complex: the chunks' cells in order
-        counts = torch.cat([p.counts for p in parts])
-        off = torch.zeros(len(counts) + 1, dtype=torch.int64, device=self.device)
-        off[1:] = torch.cumsum(counts, 0)
+        # the new complex: the chunks' cells in order, copied part by part (each part, and the
+        # old complex, let go as soon as it is copied)
+        cx.off = cx.cv = cx.ct = None  # type: ignore[assignment]
+        R = made
+        C = sum(len(p.cv) for p in parts)
         T = max(p.ct.shape[1] for p in parts)
-        cx.off, cx.cv = off, torch.cat([p.cv for p in parts])
-        cx.ct = torch.cat([_widen_last(p.ct, T) for p in parts])
-        cx.T = max(cx.T, T)
-        par = torch.cat([p.parent for p in parts])
-        base = [0]
-        for p in parts:
-            base.append(base[-1] + p.R)
-        recs = [_expand(self.rec, par, R0)]
-        for p, b0 in zip(parts, base):
-            r = p.rec.clone()
-            r[:, 0] += b0
-            recs.append(r)
-        self.rec = torch.cat(recs)
-        packed = torch.cat([p.packed for p in parts])
-        del parts
-        self.packed = [p.index_select(0, par) for p in self.packed] + [packed]
+        off = torch.zeros(R + 1, dtype=torch.int64, device=self.device)
+        cv = torch.empty(C, dtype=torch.int64, device=self.device)
+        ct = torch.full((C, T), -1, dtype=cx.tdtype, device=self.device)
+        par = torch.empty(R, dtype=torch.int64, device=self.device)
+        packed = torch.empty((R, parts[0].packed.shape[1]), dtype=torch.uint8, device=self.device)
+        recs = []
+        r0 = c0 = 0
+        while parts:
+            p = parts.pop(0)
+            r1, c1 = r0 + p.R, c0 + len(p.cv)
+            off[r0 + 1:r1 + 1] = torch.cumsum(p.counts, 0) + c0
+            cv[c0:c1], ct[c0:c1, :p.ct.shape[1]] = p.cv, p.ct
+            par[r0:r1], packed[r0:r1] = p.parent, p.packed
+            if len(p.rec):
+                rec = p.rec.clone()
+                rec[:, 0] += r0
+                recs.append(rec)
+            r0, c0 = r1, c1
+            del p
+        cx.off, cx.cv, cx.ct, cx.T = off, cv, ct, max(cx.T, T)
+        self.rec = torch.cat([_expand(self.rec, par, R0)] + recs)
+        for i, p in enumerate(self.packed):  # (one op at a time: old and new never all at once)
+            self.packed[i] = p.index_select(0, par)
+        self.packed.append(packed)
         self.rowhash.take(par)
         self.rowhash.add(packed)
         self._jac.pop(j, None)
@@ -1692,61 +1719,74 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
     nodes = prog.piecewise_nodes()
     with torch.inference_mode(), _few_threads(device) as threads:
         tr = _Tracer(prog, dom, device, dtype, max_regions, threads)
-        total = tr.offsets[-1] - tr.offsets[0]
-        with progress_bar(total, "tracing", progress) as bar:
+        offsets = tr.offsets
+        with progress_bar(offsets[-1] - offsets[0], "tracing", progress) as bar:
             for j in range(len(nodes)):
                 tr.run_op(j, bar)
         threads.size(0)
-        cx = tr.cx
-        R = cx.R
-        V = cx.V
-        counts = cx.off[1:] - cx.off[:-1]
-        rows, _ = _segments(counts)
-        interior = torch.zeros((R, d), dtype=dtype, device=device)
-        interior.index_add_(0, rows, V.index_select(0, cx.cv))
-        interior /= counts.unsqueeze(1).to(dtype)
-        rv_off, rv_ids = cx.off, cx.cv
-
-        # records
-        rec = tr.rec
-        vanishing = _unique_rows2(rec[rec[:, 2] == 0][:, :2])
-        degenerate = _unique_rows2(rec[rec[:, 2] == 1][:, :2])
-        none = torch.zeros((0, 2), dtype=torch.int64, device=device)
-        near = _unique_rows2(torch.cat(tr.near_zero)) if tr.near_zero else none
-        over = _unique_rows2(torch.cat(tr.overflow)) if tr.overflow else none
-
-        # equal full patterns: merged for MaxPool (documented), reported otherwise
-        merged = 0
-        packed = tr.packed
-        group = None
-        duplicates = torch.zeros((0, 2), dtype=torch.int64, device=device)
-        if packed:
-            g, G = _row_groups(packed, tr.rowhash.h)
-            if G < R:
-                if any(isinstance(nd.rule, MaxPool2dRule) for nd in nodes):
-                    merged = R - G
-                    interior, packed, (rv_off, rv_ids), vanishing, degenerate = _merge(
-                        g, G, interior, packed, (rv_off, rv_ids), vanishing, degenerate)
-                    group = g
-                    R = G
-                else:
-                    o = torch.argsort(g, stable=True)
-                    same = g[o][1:] == g[o][:-1]
-                    duplicates = torch.stack([o[:-1][same], o[1:][same]], 1)
-                    log.warning("%d regions share a full pattern with another region",
-                                len(duplicates))
-
+        res = _results(tr, d, any(isinstance(nd.rule, MaxPool2dRule) for nd in nodes))
+        del tr
+    # out of inference mode, one tensor at a time (its inference original then goes)
+    packed = res.pop("packed")
+    for i in range(len(packed)):
+        packed[i] = _out(packed[i])
+    out = {k: _out(res.pop(k), torch.float64 if k in ("interior", "vertices") else None)
+           for k in list(res) if res[k] is not None}
+    cells = (out["off"], out["cv"])
+    rv = (out.pop("rv_off"), out.pop("rv_ids")) if "rv_off" in out else cells
     return Trace(
-        domain=dom, program=prog, dim=d, num_regions=R,
-        interior=_out(interior, torch.float64),
-        region_vertex_offsets=_out(rv_off), region_vertex_ids=_out(rv_ids),
-        vertices=_out(V, torch.float64),
-        uncertain=Uncertain(_out(near), _out(vanishing), _out(over), _out(degenerate),
-                            _out(duplicates)),
-        constraint_offsets=tr.offsets, seconds=time.perf_counter() - t_start, merged=merged,
-        _packed_states=[_out(p) for p in packed], _cell_offsets=_out(cx.off),
-        _cell_vertex_ids=_out(cx.cv), _copy_tight=_out(cx.ct),
-        _cell_region=None if group is None else _out(group))
+        domain=dom, program=prog, dim=d, num_regions=len(out["interior"]),
+        interior=out["interior"], region_vertex_offsets=rv[0], region_vertex_ids=rv[1],
+        vertices=out["vertices"],
+        uncertain=Uncertain(out["near"], out["vanishing"], out["over"], out["degenerate"],
+                            out["duplicates"]),
+        constraint_offsets=offsets, seconds=time.perf_counter() - t_start,
+        merged=int(out["off"].shape[0]) - 1 - len(out["interior"]),
+        _packed_states=packed, _cell_offsets=cells[0], _cell_vertex_ids=cells[1],
+        _copy_tight=out["ct"], _cell_region=out.get("group"))
+
+
+def _results(tr: _Tracer, d: int, maxpool: bool) -> dict[str, Any]:
+    """The traced complex as the tensors of a :class:`Trace` (the tracer's own references to
+    them are dropped): interior points, records, duplicate patterns merged (MaxPool) or
+    reported."""
+    cx = tr.cx
+    R, dev = cx.R, tr.device
+    V = cx.V
+    counts = cx.off[1:] - cx.off[:-1]
+    rows, _ = _segments(counts)
+    interior = torch.zeros((R, d), dtype=tr.dtype, device=dev)
+    interior.index_add_(0, rows, V.index_select(0, cx.cv))
+    interior /= counts.unsqueeze(1).to(tr.dtype)
+    del rows
+    rec = tr.rec
+    none = torch.zeros((0, 2), dtype=torch.int64, device=dev)
+    res: dict[str, Any] = dict(
+        vertices=V, off=cx.off, cv=cx.cv, ct=cx.ct,
+        vanishing=_unique_rows2(rec[rec[:, 2] == 0][:, :2]),
+        degenerate=_unique_rows2(rec[rec[:, 2] == 1][:, :2]),
+        near=_unique_rows2(torch.cat(tr.near_zero)) if tr.near_zero else none,
+        over=_unique_rows2(torch.cat(tr.overflow)) if tr.overflow else none,
+        duplicates=none, group=None)
+    packed = tr.packed
+    tr.packed = []
+    # equal full patterns: merged for MaxPool (documented), reported otherwise
+    if packed:
+        g, G = _row_groups(packed, tr.rowhash.h)
+        if G < R and maxpool:
+            interior, packed, (res["rv_off"], res["rv_ids"]), res["vanishing"], \
+                res["degenerate"] = _merge(g, G, interior, packed, (cx.off, cx.cv),
+                                           res["vanishing"], res["degenerate"])
+            res["group"] = g
+        elif G < R:
+            o = torch.argsort(g, stable=True)
+            same = g[o][1:] == g[o][:-1]
+            res["duplicates"] = torch.stack([o[:-1][same], o[1:][same]], 1)
+            log.warning("%d regions share a full pattern with another region",
+                        len(res["duplicates"]))
+    res["interior"], res["packed"] = interior, packed
+    tr.cx = None  # type: ignore[assignment]
+    return res
 
 
 def _out(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
