@@ -638,11 +638,27 @@ class _Made:
         self.level[n:n + U] = level
         self.n = n + U
 
+    def extend(self, k: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> None:
+        """More delta entries, of vertices ``nV0 + k`` made earlier."""
+        self.parts.append((k, t, v))
+        self.entries += len(k)
+
+    def over(self, more: int) -> bool:
+        """Whether ``more`` entries would pass 64 a vertex (past a first million)."""
+        return self.entries + more > 64 * self.n + (1 << 20)
+
+    def drop(self, k: torch.Tensor) -> None:
+        """Vertices ``nV0 + k`` not kept after all."""
+        self.ea[k] = -1
+        self.eb[k] = -1
+
     def finish(self) -> None:
         """The delta entries as CSR (``doff``, ``dunit``, ``dval``) over the vertices."""
         dev = self.ea.device
         if self.parts:
             k, t, v = (torch.cat(x) for x in zip(*self.parts))
+            o = torch.argsort(k, stable=True)
+            k, t, v = k.index_select(0, o), t.index_select(0, o), v.index_select(0, o)
         else:
             k = t = torch.zeros(0, dtype=torch.int64, device=dev)
             v = self.lam[:0]
@@ -678,10 +694,67 @@ def _jacobian(prog: Program, j: int, dtype: torch.dtype,
     return sw.W.reshape(U, -1)
 
 
+class _Table:
+    """Rows found by unique int64 keys: columns appended to (amortised growth) and a sorted index
+    of the keys, the keys added since the last :meth:`settle` kept in an index of their own (so
+    adding sorts only those)."""
+
+    def __init__(self, device: torch.device, **columns: tuple[torch.dtype, int]) -> None:
+        self.n = 0
+        self.cols = {k: torch.empty((0, w) if w else (0,), dtype=dt, device=device)
+                     for k, (dt, w) in columns.items()}
+        none = torch.zeros(0, dtype=torch.int64, device=device)
+        self.keys, self.rows, self.new_keys, self.new_rows = none, none, none, none
+
+    def __len__(self) -> int:
+        return len(self.keys) + len(self.new_keys)
+
+    def col(self, name: str) -> torch.Tensor:
+        return self.cols[name]
+
+    def add(self, keys: torch.Tensor, **values: torch.Tensor) -> None:
+        n, k = self.n, len(keys)
+        for name, v in values.items():
+            c = self.cols[name] = _grow(self.cols[name], n + k, None)
+            c[n:n + k] = v
+        rows = torch.arange(n, n + k, device=keys.device)
+        nk = torch.cat([self.new_keys, keys])
+        o = torch.argsort(nk)
+        self.new_keys = nk.index_select(0, o)
+        self.new_rows = torch.cat([self.new_rows, rows]).index_select(0, o)
+        self.n = n + k
+
+    def find(self, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(found, row) for each key (row meaningless where not found)."""
+        found = torch.zeros(len(keys), dtype=torch.bool, device=keys.device)
+        row = torch.zeros(len(keys), dtype=torch.int64, device=keys.device)
+        for ks, rs in ((self.keys, self.rows), (self.new_keys, self.new_rows)):
+            if len(ks):
+                at = torch.searchsorted(ks, keys).clamp(max=len(ks) - 1)
+                hit = ks.index_select(0, at) == keys
+                row = torch.where(hit, rs.index_select(0, at), row)
+                found |= hit
+        return found, row
+
+    def settle(self, keep: torch.Tensor | None = None) -> None:
+        """Merge the recent keys into the index, keeping only rows where ``keep`` (bool per row)
+        when given; the columns are compacted once most of their rows are dropped."""
+        keys, rows = torch.cat([self.keys, self.new_keys]), torch.cat([self.rows, self.new_rows])
+        if keep is not None:
+            k = _where(keep.index_select(0, rows))
+            keys, rows = keys.index_select(0, k), rows.index_select(0, k)
+        o = torch.argsort(keys)
+        self.keys, self.rows = keys.index_select(0, o), rows.index_select(0, o)
+        self.new_keys, self.new_rows = self.keys[:0], self.rows[:0]
+        if 2 * len(self.rows) < self.n:
+            self.cols = {k: c.index_select(0, self.rows) for k, c in self.cols.items()}
+            self.n = len(self.rows)
+            self.rows = torch.arange(self.n, device=keys.device)
+
+
 class _Op:
-    """One piecewise op: what its chunks share. Edges crossed so far (sorted keys, the new
-    vertex, its positive and negative ends, and where it sits between them) and the sign codes
-    of vertices shared with later chunks (sorted global ids, code rows) live until the op ends."""
+    """One piecewise op: what its chunks share. The edges crossed so far and the sign codes of
+    vertices shared with later chunks live until the op ends."""
 
     def __init__(self, tr: _Tracer, j: int) -> None:
         self.j = j
@@ -690,10 +763,11 @@ class _Op:
         self.sid0 = tr.offsets[j]
         dev = tr.device
         none = torch.zeros(0, dtype=torch.int64, device=dev)
-        self.ek, self.ev, self.ea, self.eb = none, none, none, none
-        self.el = torch.zeros(0, dtype=tr.dtype, device=dev)
-        self.sid = none
-        self.scode = torch.zeros((0, self.S), dtype=torch.uint8, device=dev)
+        i64 = (torch.int64, 0)
+        # edges crossed (by key): the new vertex, the positive and negative ends, where it sits
+        self.edges = _Table(dev, v=i64, a=i64, b=i64, lam=(tr.dtype, 0))
+        # sign codes of vertices shared with later chunks (by global id)
+        self.codes = _Table(dev, code=(torch.uint8, self.S))
         self.loc = torch.full((tr.cx.nV,), -1, dtype=torch.int64, device=dev)  # global -> local
         self.next_gid = tr.cx.nV
         # per vertex, the last position (in the op's order of start cells) of a cell holding it
@@ -715,38 +789,17 @@ class _Op:
                                       device=dev)
 
     def stored(self, gid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """For global vertex ids: which have stored codes, and where (into ``scode``)."""
-        if len(self.sid) == 0:
-            return torch.zeros(len(gid), dtype=torch.bool, device=gid.device), gid
-        at = torch.searchsorted(self.sid, gid).clamp(max=len(self.sid) - 1)
-        return self.sid.index_select(0, at) == gid, at
+        """For global vertex ids: which have stored codes, and their code rows (found only)."""
+        found, row = self.codes.find(gid)
+        return found, self.codes.col("code").index_select(0, row[found])
 
-    def store(self, gid: torch.Tensor, codes: torch.Tensor) -> None:
-        if len(gid) == 0:
-            return
-        ids = torch.cat([self.sid, gid])
-        o = torch.argsort(ids)
-        self.sid = ids.index_select(0, o)
-        self.scode = torch.cat([self.scode, codes]).index_select(0, o)
-
-    def add_edges(self, key: torch.Tensor, v: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-                  lam: torch.Tensor) -> None:
-        ek = torch.cat([self.ek, key])
-        o = torch.argsort(ek)
-        self.ek = ek.index_select(0, o)
-        self.ev = torch.cat([self.ev, v]).index_select(0, o)
-        self.ea = torch.cat([self.ea, a]).index_select(0, o)
-        self.eb = torch.cat([self.eb, b]).index_select(0, o)
-        self.el = torch.cat([self.el, lam]).index_select(0, o)
-
-    def keep_shared_edges(self) -> None:
-        """Drop the edges whose new vertex no later chunk can see (its codes are not stored)."""
-        if len(self.ek) == 0:
-            return
-        keep, _ = self.stored(self.ev)
-        k = _where(keep)
-        self.ek, self.ev, self.ea, self.eb, self.el = (
-            x.index_select(0, k) for x in (self.ek, self.ev, self.ea, self.eb, self.el))
+    def settle(self) -> None:
+        """After a chunk: the edges kept are those whose new vertex a later chunk can see (its
+        codes are stored)."""
+        self.codes.settle()
+        if len(self.edges):
+            keep, _ = self.codes.find(self.edges.col("v")[:self.edges.n])
+            self.edges.settle(keep)
 
 
 class _Chunk:
@@ -790,9 +843,8 @@ class _Chunk:
         # sign codes are computed from the values where they are read, except for vertices an
         # earlier chunk decided: ``flag`` gives their row of ``frows`` (all functions), else -1
         self.flag = torch.full((self.gid.shape[0],), -1, dtype=torch.int64, device=dev)
-        found, at = op.stored(gid)
+        found, self.frows = op.stored(gid)
         hit = _where(found)
-        self.frows = op.scode.index_select(0, at.index_select(0, hit))
         self.flag[hit] = torch.arange(len(hit), device=dev)
         self.bnd[hit] = True
 
@@ -848,7 +900,8 @@ class _Chunk:
         width = S if est * S <= _BLOCK else max(1, _BLOCK // est)
         if width < S:
             cuts = None
-        self.keep = op.made is not None and width == S
+        # deltas are kept for the next op; with functions in blocks, for single-threshold ops
+        self.keep = op.made is not None and (width == S or len(op.ts) == 1)
         # buffers sized for the estimate (pages never written are never touched)
         self.gid = _grow(self.gid, est, None)
         self.V = _grow(self.V, est, None)
@@ -867,6 +920,9 @@ class _Chunk:
             else:
                 self.vals = self.vals.new_empty((max(est, 2 * self.nV + 64), s1 - s0))
                 self.vals[:self.nV] = self.tr.switch_values(op.j, self.V[:self.nV], (s0, s1))
+                self.s0, self.tol = s0, op.tol[s0:s1]
+                if self.keep:
+                    self._delta_block()
             self._block(s0, s1, cuts)
             cuts = None
             bm = _where(self.bnd[:self.nV])
@@ -1122,9 +1178,8 @@ class _Chunk:
         P = len(key)
         nvid = torch.empty(P, dtype=torch.int64, device=dev)
         nf = torch.ones(P, dtype=torch.bool, device=dev)
-        if len(op.ek):
-            at = torch.searchsorted(op.ek, key).clamp(max=len(op.ek) - 1)
-            found = op.ek.index_select(0, at) == key
+        if len(op.edges):
+            found, at = op.edges.find(key)
             if bool(found.any()):
                 nf = ~found
                 fi = _where(found)
@@ -1160,7 +1215,7 @@ class _Chunk:
         op.loc[gnew] = torch.arange(nV, nV + U, device=dev)
         if U:
             ga, gb = self.gid.index_select(0, a), self.gid.index_select(0, b)
-            op.add_edges(uk, gnew, ga, gb, lam)
+            op.edges.add(uk, v=gnew, a=ga, b=gb, lam=lam)
             if op.made is not None:
                 op.made.add(ga, gb, lam, 1 + torch.maximum(op.made.depth(ga), op.made.depth(gb)),
                             self._delta(va, vb, lam, newvals) if self.keep else None)
@@ -1262,25 +1317,27 @@ class _Chunk:
 
     def _delta(self, va: torch.Tensor, vb: torch.Tensor, lam: torch.Tensor,
                vu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """The op's outputs at new vertices (switching values ``vu``, made on edges whose ends
-        have values ``va``, ``vb``, at ``lam``) minus the same interpolation of its outputs at
-        the ends: (vertex, unit, value) for the units with a switching function of strictly
-        opposite signs at the ends (for the others the output is affine along the edge, so the
-        difference is zero). None (and no more kept for this op) past 64 entries a vertex."""
+        """The op's outputs at new vertices (values ``vu`` of the block's switching functions,
+        made on edges whose ends have values ``va``, ``vb``, at ``lam``) minus the same
+        interpolation of its outputs at the ends: (vertex, unit, value) for the units with a
+        switching function of strictly opposite signs at the ends (for the others the output is
+        affine along the edge, so the difference is zero). None (and no more kept for this op)
+        past the budget of :meth:`_Made.over`."""
         op = self.op
         made = op.made
         assert made is not None
         i, c = (va * vb < 0).nonzero(as_tuple=True)
         nu = op.S // len(op.ts)
-        key = torch.unique(i * nu + c % nu)  # (vertex, unit) once, with several thresholds
+        key = torch.unique(i * nu + (c + self.s0) % nu)  # (vertex, unit), once per unit
         i = torch.div(key, nu, rounding_mode="floor")
         t = key - i * nu
-        if made.entries + len(i) > 64 * (made.n + len(va)) + (1 << 20):
+        if made.over(len(i)):
             self.keep = False
             return None
+        col = t - self.s0  # the unit's first switching function (its input minus ts[0])
         t0 = op.ts[0]
         rule, mod, tab = op.nd.rule, op.nd.module, op.table
-        zi, ai, bi = vu[i, t] + t0, va[i, t] + t0, vb[i, t] + t0
+        zi, ai, bi = vu[i, col] + t0, va[i, col] + t0, vb[i, col] + t0
         li = lam.index_select(0, i)
 
         def out(z: torch.Tensor) -> torch.Tensor:
@@ -1289,12 +1346,35 @@ class _Chunk:
 
         return i, t, out(zi) - (1 - li) * out(ai) - li * out(bi)
 
+    def _delta_block(self) -> None:
+        """At the start of a later block of functions: the delta entries of its units for the
+        vertices this chunk made earlier in the op (from the values of the moment)."""
+        op, made, nV = self.op, self.op.made, self.nV
+        assert made is not None
+        own = _where(self.gid[:nV] >= self.own0)
+        k = self.gid.index_select(0, own) - made.nV0
+        kept = _where(made.ea.index_select(0, k) >= 0)
+        own, k = own.index_select(0, kept), k.index_select(0, kept)
+        la = op.loc.index_select(0, made.ea.index_select(0, k))
+        lb = op.loc.index_select(0, made.eb.index_select(0, k))
+        lam = made.lam.index_select(0, k)
+        ch = max(1, _BUDGET // max(1, self.vals.shape[1]))
+        for i in range(0, len(own), ch):
+            d = self._delta(self.vals.index_select(0, la[i:i + ch]),
+                            self.vals.index_select(0, lb[i:i + ch]), lam[i:i + ch],
+                            self.vals.index_select(0, own[i:i + ch]))
+            if d is None:  # over budget: none of them kept
+                made.drop(k)
+                return
+            made.extend(k[i:i + ch].index_select(0, d[0]), d[1], d[2])
+
     def _local(self, at: torch.Tensor, srow: torch.Tensor) -> torch.Tensor:
-        """Local ids of the vertices of found edges ``at`` (into the op's edge list), crossed by
+        """Local ids of the vertices of found edges ``at`` (rows of the op's edge table), crossed by
         functions ``srow``; a vertex an earlier chunk made is brought in: its coordinates, its
         values (interpolated here) and its stored sign codes."""
         op = self.op
-        gv = op.ev.index_select(0, at)
+        E = op.edges.cols
+        gv = E["v"].index_select(0, at)
         lv = op.loc.index_select(0, gv)
         miss = _where(lv < 0)
         if len(miss) == 0:
@@ -1306,20 +1386,20 @@ class _Chunk:
         s = srow.index_select(0, miss.index_select(0, pick))
         U, nV = len(g), self.nV
         self._reserve_vertices(nV + U)
-        la = op.loc.index_select(0, op.ea.index_select(0, e))
-        lb = op.loc.index_select(0, op.eb.index_select(0, e))
-        lam = op.el.index_select(0, e).unsqueeze(1)
+        la = op.loc.index_select(0, E["a"].index_select(0, e))
+        lb = op.loc.index_select(0, E["b"].index_select(0, e))
+        lam = E["lam"].index_select(0, e).unsqueeze(1)
         va = self.vals.index_select(0, la)
         nv = va + lam * (self.vals.index_select(0, lb) - va)
         nv[torch.arange(U, device=g.device), s] = 0.0
         self.vals[nV:nV + U] = nv
         self.V[nV:nV + U] = self.cx._V.index_select(0, g)
-        found, where = op.stored(g)
+        found, rows = op.stored(g)
         hit = _where(found)
         self.flag[nV:nV + U] = -1
         self.flag[nV + hit] = torch.arange(len(self.frows), len(self.frows) + len(hit),
                                            device=g.device)
-        self.frows = torch.cat([self.frows, op.scode.index_select(0, where.index_select(0, hit))])
+        self.frows = torch.cat([self.frows, rows])
         self.bnd[nV:nV + U] = True
         self.gid[nV:nV + U] = g
         op.loc[g] = torch.arange(nV, nV + U, device=g.device)
@@ -1375,9 +1455,9 @@ class _Chunk:
                 p = pos.index_select(0, ids)
                 k = _where(p >= 0)
                 rows[p.index_select(0, k), s0:s0 + codes.shape[1]] = codes.index_select(0, k)
-            op.store(gid.index_select(0, new), rows)
+            op.codes.add(gid.index_select(0, new), code=rows)
         op.loc[gid] = -1
-        op.keep_shared_edges()
+        op.settle()
         nd, enc = op.nd, _encoding(op.nd)
         if enc == 0 and type(nd.rule).state_from_signs is _ElementwiseRule.state_from_signs:
             packed = _packbits(self.rsign[:R] > 0)  # (two-state elementwise ops: on iff positive)
