@@ -779,6 +779,8 @@ class _Op:
         # values from the vertices the previous op made (when it kept them), and what this op
         # makes kept for the next (an elementwise op after the first: its start cells are small)
         self.prev = tr.made if tr.made is not None and tr.jacobian(j) is not None else None
+        self.prev2 = (tr.made2 if self.prev is not None and tr.made2 is not None
+                      and tr.chain(j) and tr.jacobian(j - 1) is not None else None)
         self.made = None
         rule = self.nd.rule
         if (isinstance(rule, _ElementwiseRule) and j < len(tr.nodes) - 1
@@ -827,6 +829,7 @@ class _Chunk:
         self.cp_tight[rows, pos] = cx.ct.index_select(0, src)
         self.rparent = torch.empty(cap, dtype=torch.int64, device=dev)  # -> chunk start row
         self.rparent[:n] = torch.arange(n, device=dev)
+        self.bpar = torch.empty(cap, dtype=torch.int64, device=dev)  # -> block start row
         self.rsign = torch.empty((cap, op.S), dtype=torch.int8, device=dev)
         self.R = n
         m = len(gid)
@@ -896,8 +899,10 @@ class _Chunk:
         cuts: tuple | None = self._cut_sets(n)
         assert cuts is not None
         k = (cuts[0] & cuts[1]).sum(1).to(torch.float64)
-        est = int(m + float((k ** self.d / 2 ** self.d + k).sum())) + 64
+        grow = float((k ** self.d / 2 ** self.d + k).sum())
+        est = int(m + grow) + 64
         width = S if est * S <= _BLOCK else max(1, _BLOCK // est)
+        self._ensure_rows(n + int(grow) + 64)
         if width < S:
             cuts = None
         # deltas are kept for the next op; with functions in blocks, for single-threshold ops
@@ -936,52 +941,77 @@ class _Chunk:
 
     def _start_values(self, vals: torch.Tensor) -> None:
         """Values of the op's switching functions at the chunk's vertices, into ``vals`` (m, S):
-        by the forward pass, or, for a vertex the previous op made on the edge (a, b) at lam, as
-        ``(1 - lam) z(a) + lam z(b) + J delta`` (ends first: in order of depth)."""
+        see :meth:`_derive`; on a chain (each op reads only the previous one's outputs), the
+        vertices older than the previous op by one layer from their values at the previous op,
+        derived the same way from the op before it."""
         op, m, tr = self.op, self.nV, self.tr
-        gid, V = self.gid[:m], self.V[:m]
-        prev = op.prev
-        if prev is None:
-            vals[:] = tr.switch_values(op.j, V)
+        if op.prev is None:
+            vals[:] = tr.switch_values(op.j, self.V[:m])
             return
-        k = gid - prev.nV0
+        given = None
+        old = _where(self.gid[:m] < op.prev.nV0)
+        if op.prev2 is not None and len(old):
+            below = vals.new_empty((len(old), tr.prog.num_switching(op.j - 1)))
+            self._derive(below, old, op.j - 1, op.prev2)
+            ch = max(1, _BUDGET // max(1, below.shape[1], op.S))
+            for i in range(0, len(old), ch):
+                vals[old[i:i + ch]] = tr.layer(op.j, below[i:i + ch])
+            del below
+            given = torch.zeros(m, dtype=torch.bool, device=self.device)
+            given[old] = True
+        self._derive(vals, torch.arange(m, device=self.device), op.j, op.prev, given)
+
+    def _derive(self, out: torch.Tensor, X: torch.Tensor, j: int, made: _Made,
+                given: torch.Tensor | None = None) -> None:
+        """Values of op ``j``'s switching functions at local vertices ``X``, into ``out``
+        (rows ``given`` already there): for a vertex op ``j - 1`` made on the edge (a, b) at lam
+        (ends in ``X``), ``(1 - lam) z(a) + lam z(b) + J delta`` (ends first: in order of
+        depth); for the others, the forward pass."""
+        tr = self.tr
+        n = len(X)
+        pos = torch.full((self.nV,), -1, dtype=torch.int64, device=self.device)
+        pos[X] = torch.arange(n, device=self.device)
+        k = self.gid.index_select(0, X) - made.nV0
         la = torch.full_like(k, -1)
         lb = torch.full_like(k, -1)
         new = _where(k >= 0)
         kn = k.index_select(0, new)
-        ea, eb = prev.ea.index_select(0, kn), prev.eb.index_select(0, kn)
+        ea, eb = made.ea.index_select(0, kn), made.eb.index_select(0, kn)
         kept = _where((ea >= 0) & (eb >= 0))
-        la[new[kept]] = op.loc.index_select(0, ea.index_select(0, kept))
-        lb[new[kept]] = op.loc.index_select(0, eb.index_select(0, kept))
-        # the others (older vertices, or ends not kept or not in this chunk) by the forward pass
+        for ends, e in ((la, ea), (lb, eb)):
+            loc = self.op.loc.index_select(0, e.index_select(0, kept))
+            ends[new[kept]] = torch.where(loc >= 0, pos.index_select(0, loc.clamp(min=0)), -1)
         derived = (la >= 0) & (lb >= 0)
-        scratch = _where(~derived)
+        todo = ~derived if given is None else ~derived & ~given
+        if given is not None:
+            derived &= ~given
+        scratch = _where(todo)
         if len(scratch):
-            vals[scratch] = tr.switch_values(op.j, V.index_select(0, scratch))
+            out[scratch] = tr.switch_values(j, self.V.index_select(0, X.index_select(0, scratch)))
         rows = _where(derived)
         if len(rows) == 0:
             return
-        J = tr.jacobian(op.j)
+        J = tr.jacobian(j)
         assert J is not None
         kr = k.index_select(0, rows)
-        depth = prev.level.index_select(0, kr)
-        ch = max(1, _BUDGET // max(1, op.S))
+        depth = made.level.index_select(0, kr)
+        ch = max(1, _BUDGET // max(1, out.shape[1]))
         for lev in torch.unique(depth).tolist():
             at = _where(depth == lev)
             for i in range(0, len(at), ch):
                 sel = at[i:i + ch]
                 r, kk = rows.index_select(0, sel), kr.index_select(0, sel)
                 a, b = la.index_select(0, r), lb.index_select(0, r)
-                lam = prev.lam.index_select(0, kk).unsqueeze(1)
-                va = vals.index_select(0, a)
-                out = torch.sub(vals.index_select(0, b), va).mul_(lam).add_(va)
+                lam = made.lam.index_select(0, kk).unsqueeze(1)
+                va = out.index_select(0, a)
+                z = torch.sub(out.index_select(0, b), va).mul_(lam).add_(va)
                 # the delta entries of these vertices
-                lo, hi = prev.doff.index_select(0, kk), prev.doff.index_select(0, kk + 1)
-                seg, pos = _segments(hi - lo)
-                e = lo.index_select(0, seg) + pos
-                t, dv = prev.dunit.index_select(0, e), prev.dval.index_select(0, e)
-                out.index_add_(0, seg, J.index_select(0, t).mul_(dv.unsqueeze(1)))
-                vals[r] = out
+                lo, hi = made.doff.index_select(0, kk), made.doff.index_select(0, kk + 1)
+                seg, p = _segments(hi - lo)
+                e = lo.index_select(0, seg) + p
+                t, dv = made.dunit.index_select(0, e), made.dval.index_select(0, e)
+                z.index_add_(0, seg, J.index_select(0, t).mul_(dv.unsqueeze(1)))
+                out[r] = z
 
     def _row_codes(self, rows: torch.Tensor) -> torch.Tensor:
         """Sign codes (len(rows), functions of the block) of local vertices ``rows``."""
@@ -1047,8 +1077,7 @@ class _Chunk:
         R0 = self.R
         self.s0 = s0
         self.tol = op.tol[s0:s1]
-        self.bpar = torch.empty(self.cp_vid.shape[0], dtype=torch.int64, device=dev)
-        self.bpar[:R0] = torch.arange(R0, device=dev)  # row -> block start row
+        self.bpar[:R0] = torch.arange(R0, device=dev)
         self.rec_cur: list[torch.Tensor] = []
         hp_all, hn_all, onr = cuts if cuts is not None else self._cut_sets(R0)
         # near-zero values at vertices of cells where the function does not vanish
@@ -1532,7 +1561,31 @@ class _Tracer:
         self.overflow: list[torch.Tensor] = []
         self.label = ""
         self.made: _Made | None = None  # what the previous op made
+        self.made2: _Made | None = None  # and the op before it
+        self.family: torch.Tensor | None = None  # per cell, the previous op's start cell
         self._jac: dict[int, torch.Tensor | None] = {}
+
+    def chain(self, j: int) -> bool:
+        """Whether op ``j``'s input depends only on op ``j - 1``'s output (through affine ops)."""
+        lo, hi = self.prog.piecewise[j - 1], self.prog.piecewise[j]
+        return j >= 1 and all(src >= lo for i in range(lo + 1, hi + 1)
+                              for src in self.prog.nodes[i].inputs)
+
+    def layer(self, j: int, z: torch.Tensor) -> torch.Tensor:
+        """Values of op ``j``'s switching functions from op ``j - 1``'s (``z``, rows of
+        points) on a chain (:meth:`chain`): op ``j - 1`` applied, then the ops between."""
+        prog = self.prog
+        lo, hi = prog.piecewise[j - 1], prog.piecewise[j]
+        nd = prog.nodes[lo]
+        rule = nd.rule
+        assert isinstance(rule, _ElementwiseRule)
+        n = len(z)
+        shape = tuple(nd.in_shapes[0])
+        x = (z[:, :math.prod(shape)] + rule.thresholds(nd.module)[0]).reshape(n, *shape)
+        values = {lo: rule.float_forward(nd.module, [FloatMap(x.new_zeros((n, 0, *shape)), x)])}
+        prog.run_nodes(values, lo + 1, hi, lambda i, nd, ins: nd.rule.float_forward(nd.module, ins))
+        top = prog.nodes[hi]
+        return top.rule.switching(top.module, values[top.inputs[0]]).b.reshape(n, -1)
 
     def jacobian(self, j: int) -> torch.Tensor | None:
         if j not in self._jac:
@@ -1545,17 +1598,31 @@ class _Tracer:
         ``T`` (n, d), by the plain forward pass."""
         return _switch_values(self.prog, j, T @ self.M.T + self.c, cols)
 
-    def plan(self, op: _Op) -> torch.Tensor:
-        """The op's start cells in spatial order (Morton order of their centroids); sets, per
-        vertex, the last position of a cell holding it."""
+    def plan(self, op: _Op) -> tuple[torch.Tensor, torch.Tensor]:
+        """The op's start cells in spatial order, the cells of one family (made from one start
+        cell of the previous op) together: Morton order of the families' centroids, then of the
+        cells'; and where each family ends in that order. Sets, per vertex, the last position
+        of a cell holding it."""
         cx = self.cx
-        order = torch.argsort(_morton(cx.centroids()), stable=True)
+        dev = self.device
+        fam = self.family if self.family is not None else torch.arange(cx.R, device=dev)
+        F = int(fam.max()) + 1
+        cells = cx.centroids()
+        cent = torch.zeros((F, cx.d), dtype=cx.dtype, device=dev).index_add_(0, fam, cells)
+        key = _morton(cent / torch.bincount(fam, minlength=F).unsqueeze(1).to(cx.dtype))
+        fo = torch.argsort(key, stable=True)
+        rank = torch.empty_like(fo)
+        rank[fo] = torch.arange(F, device=dev)
+        order = torch.argsort(_morton(cells), stable=True)
+        order = order.index_select(0, torch.argsort(rank.index_select(0, fam.index_select(
+            0, order)), stable=True))
+        ends = torch.cumsum(torch.bincount(fam, minlength=F).index_select(0, fo), 0)
         position = torch.empty_like(order)
         position[order] = torch.arange(cx.R, device=self.device)
         rows, _ = _segments(cx.off[1:] - cx.off[:-1])
         op.last = torch.full((cx.nV,), -1, dtype=torch.int64, device=self.device)
         op.last.scatter_reduce_(0, cx.cv, position.index_select(0, rows), "amax")
-        return order
+        return order, ends
 
     def run_op(self, j: int, bar: Any) -> None:
         nd = self.nodes[j]
@@ -1566,8 +1633,11 @@ class _Tracer:
         # chunks sized for _CHUNK vertices x functions, by the vertices per start cell the op
         # has made so far (4 until it has made some)
         grow = 4.0
-        order = (self.plan(op) if R0 * max(op.S, 1) * grow > _CHUNK
-                 else torch.arange(R0, device=self.device))
+        if R0 * max(op.S, 1) * grow > _CHUNK:
+            order, ends = self.plan(op)
+        else:
+            order, ends = torch.arange(R0, device=self.device), torch.tensor([R0])
+        ends = ends.cpu()
         done = [0.0, 0]
 
         def progress(cells: int, functions: int) -> None:
@@ -1581,7 +1651,11 @@ class _Tracer:
         made = p0 = 0
         verts = 0
         while p0 < R0:
-            n = max(1, min(R0 - p0, int(_CHUNK / (max(op.S, 1) * grow))))
+            # to the end of a family, so that the ends of the edges its vertices were made on are
+            # here too (unless the family alone is larger than two chunks)
+            target = max(1, int(_CHUNK / (max(op.S, 1) * grow)))
+            end = int(ends[min(len(ends) - 1, int(torch.searchsorted(ends, p0 + target)))])
+            n = min(R0, p0 + target) - p0 if end - p0 > 2 * target else end - p0
             cells = order[p0:p0 + n]
             self.threads.size(n * max(op.S, 1))
             chunk = _Chunk(self, op, cells, p0 + n, made + R0 - (p0 + n))
@@ -1625,8 +1699,9 @@ class _Tracer:
         self.packed.append(packed)
         self.rowhash.take(par)
         self.rowhash.add(packed)
-        self._jac.pop(j, None)
-        self.made = op.made
+        self._jac.pop(j - 1, None)
+        self.made2, self.made = self.made, op.made
+        self.family = par
         if self.made is not None:
             self.made.finish()
         log.debug("%s: %d regions, %d vertices", self.label, cx.R, cx.nV)
