@@ -63,7 +63,8 @@ __all__ = ["Trace", "Uncertain", "trace"]
 
 log = logging.getLogger(__name__)
 
-_BUDGET = 1 << 22  # elements per chunk of a batched intermediate
+_BUDGET = 1 << 20  # elements per chunk of a batched intermediate
+_PASS = 1 << 22  # elements per row block of a forward pass (each converts the weights once)
 _CHUNK = 1 << 22  # vertices x switching functions a chunk of an op is sized for
 _BLOCK = 1 << 24  # vertices x switching functions a chunk may hold (else functions in blocks)
 _MAX_TIGHT = 64  # tight ids kept per vertex copy; beyond this they are reported as overflow
@@ -688,7 +689,7 @@ def _jacobian(prog: Program, j: int, dtype: torch.dtype,
                      else torch.zeros((U, math.prod(sh)), dtype=dtype, device=device))
                 values[src] = FloatMap(W.reshape(1, U, *sh),
                                        torch.zeros((1, *sh), dtype=dtype, device=device))
-    prog.run_nodes(values, lo + 1, hi, lambda i, nd, ins: nd.rule.float_forward(nd.module, ins))
+    prog.run_nodes(values, lo + 1, hi, lambda i, nd, ins: _forward(nd, ins))
     nd = nodes[hi]
     sw = nd.rule.switching(nd.module, values[nd.inputs[0]])  # type: ignore[attr-defined]
     return sw.W.reshape(U, -1)
@@ -891,8 +892,9 @@ class _Chunk:
     def run(self, progress: Any) -> _Part:
         """Split the chunk by every switching function of the op; its finished cells."""
         op, S, m, n = self.op, self.op.S, self.nV, self.R
-        vals = self.V.new_empty((m, S))
-        self._start_values(vals)
+        # values in the tracer's reusable buffer (its pages are already touched)
+        vals = self.tr.scratch("vals", (max(4 * m + 64, _CHUNK // max(S, 1)), S))
+        self._start_values(vals[:m])
         # vertices the chunk may reach: a cell cut by k functions makes at most about
         # k^d / 2^d + k new ones; a chunk that could outgrow _BLOCK takes the functions in blocks
         self.vals, self.s0, self.tol = vals, 0, op.tol
@@ -916,11 +918,13 @@ class _Chunk:
         while True:
             s1 = min(S, s0 + width)
             if s0 == 0 and s1 == S:
-                self.vals = _grow(vals, est, None)  # (the copy once, into the larger buffer)
+                if est > len(vals):
+                    vals = self.tr.scratch("vals", (est, S), keep=m)
+                self.vals = vals
                 del vals
             elif s0 == 0:
                 self.vals = vals.new_empty((est, s1))
-                self.vals[:m] = vals[:, :s1]
+                self.vals[:m] = vals[:m, :s1]
                 del vals
             else:
                 self.vals = self.vals.new_empty((max(est, 2 * self.nV + 64), s1 - s0))
@@ -953,7 +957,7 @@ class _Chunk:
         if op.prev2 is not None and len(old):
             below = vals.new_empty((len(old), tr.prog.num_switching(op.j - 1)))
             self._derive(below, old, op.j - 1, op.prev2)
-            ch = max(1, _BUDGET // max(1, below.shape[1], op.S))
+            ch = max(1, _PASS // max(1, below.shape[1], op.S))
             for i in range(0, len(old), ch):
                 vals[old[i:i + ch]] = tr.layer(op.j, below[i:i + ch])
             del below
@@ -1003,8 +1007,7 @@ class _Chunk:
                 r, kk = rows.index_select(0, sel), kr.index_select(0, sel)
                 a, b = la.index_select(0, r), lb.index_select(0, r)
                 lam = made.lam.index_select(0, kk).unsqueeze(1)
-                va = out.index_select(0, a)
-                z = torch.sub(out.index_select(0, b), va).mul_(lam).add_(va)
+                z = torch.lerp(out.index_select(0, a), out.index_select(0, b), lam)
                 # the delta entries of these vertices
                 lo, hi = made.doff.index_select(0, kk), made.doff.index_select(0, kk + 1)
                 seg, p = _segments(hi - lo)
@@ -1231,8 +1234,7 @@ class _Chunk:
         # values at the new vertices, written in place: va + lam (vb - va)
         old = self.vals[:nV]
         va, vb = old.index_select(0, a), old.index_select(0, b)
-        newvals = torch.sub(vb, va, out=self.vals[nV:nV + U])
-        newvals.mul_(lam.unsqueeze(1)).add_(va)
+        newvals = torch.lerp(va, vb, lam.unsqueeze(1), out=self.vals[nV:nV + U])
         ar = torch.arange(U, device=dev)
         newvals[ar, se] = 0.0
         self.flag[nV:nV + U] = -1
@@ -1418,8 +1420,7 @@ class _Chunk:
         la = op.loc.index_select(0, E["a"].index_select(0, e))
         lb = op.loc.index_select(0, E["b"].index_select(0, e))
         lam = E["lam"].index_select(0, e).unsqueeze(1)
-        va = self.vals.index_select(0, la)
-        nv = va + lam * (self.vals.index_select(0, lb) - va)
+        nv = torch.lerp(self.vals.index_select(0, la), self.vals.index_select(0, lb), lam)
         nv[torch.arange(U, device=g.device), s] = 0.0
         self.vals[nV:nV + U] = nv
         self.V[nV:nV + U] = self.cx._V.index_select(0, g)
@@ -1564,6 +1565,7 @@ class _Tracer:
         self.made2: _Made | None = None  # and the op before it
         self.family: torch.Tensor | None = None  # per cell, the previous op's start cell
         self._jac: dict[int, torch.Tensor | None] = {}
+        self._scratch: dict[str, torch.Tensor] = {}
 
     def chain(self, j: int) -> bool:
         """Whether op ``j``'s input depends only on op ``j - 1``'s output (through affine ops)."""
@@ -1582,15 +1584,27 @@ class _Tracer:
         n = len(z)
         shape = tuple(nd.in_shapes[0])
         x = (z[:, :math.prod(shape)] + rule.thresholds(nd.module)[0]).reshape(n, *shape)
-        values = {lo: rule.float_forward(nd.module, [FloatMap(x.new_zeros((n, 0, *shape)), x)])}
-        prog.run_nodes(values, lo + 1, hi, lambda i, nd, ins: nd.rule.float_forward(nd.module, ins))
+        values = {lo: _forward(nd, [FloatMap(x.new_zeros((n, 0, *shape)), x)])}
+        prog.run_nodes(values, lo + 1, hi, lambda i, nd, ins: _forward(nd, ins))
         top = prog.nodes[hi]
-        return top.rule.switching(top.module, values[top.inputs[0]]).b.reshape(n, -1)
+        return _switching_of(top, values[top.inputs[0]])
 
     def jacobian(self, j: int) -> torch.Tensor | None:
         if j not in self._jac:
             self._jac[j] = _jacobian(self.prog, j, self.dtype, self.device)
         return self._jac[j]
+
+    def scratch(self, name: str, shape: tuple[int, int], keep: int = 0) -> torch.Tensor:
+        """A (rows, cols) tensor of the tracer's dtype over storage reused from call to call
+        (the first ``keep`` rows as the last call under this name left them)."""
+        rows, cols = shape
+        buf = self._scratch.get(name)
+        if buf is None or buf.numel() < rows * cols:
+            new = torch.empty(rows * cols, dtype=self.dtype, device=self.device)
+            if buf is not None and keep:
+                new[:keep * cols] = buf[:keep * cols]
+            buf = self._scratch[name] = new
+        return buf[:rows * cols].view(rows, cols)
 
     def switch_values(self, j: int, T: torch.Tensor,
                       cols: tuple[int, int] | None = None) -> torch.Tensor:
@@ -1711,20 +1725,37 @@ def _max_numel(prog: Program) -> int:
     return max([math.prod(prog.input_shape)] + [math.prod(nd.out_shape) for nd in prog.nodes])
 
 
+def _forward(nd: Any, ins: list[FloatMap]) -> FloatMap:
+    return nd.rule.float_forward(nd.module, ins)
+
+
+def _switching_of(nd: Any, m: FloatMap) -> torch.Tensor:
+    """Values (n, S) of piecewise node ``nd``'s switching functions from the values ``m`` of its
+    input (for ReLU-like ops the input itself, without a copy)."""
+    rule = nd.rule
+    if (type(rule).switching is _ElementwiseRule.switching
+            and list(rule.thresholds(nd.module)) == [0.0]):
+        return m.b.reshape(len(m.b), -1)
+    return rule.switching(nd.module, m).b.reshape(len(m.b), -1)
+
+
 def _switch_values(prog: Program, j: int, X: torch.Tensor,
                    cols: tuple[int, int] | None = None) -> torch.Tensor:
     """Values (N, S) of op ``j``'s switching functions (``cols``: the range ``lo..hi-1`` of them)
-    at network inputs ``X`` (N, n_in)."""
+    at network inputs ``X`` (N, n_in), by the forward pass."""
     n = X.shape[0]
     S = prog.num_switching(j)
     lo, hi = cols if cols is not None else (0, S)
-    ch = max(1, _BUDGET // max(_max_numel(prog), S))
+    top = prog.nodes[prog.piecewise[j]]
+    ch = max(1, _PASS // max(_max_numel(prog), S))
     out = X.new_empty((n, hi - lo))
     for i in range(0, n, ch):
         x = X[i:i + ch]
         k = x.shape[0]
-        m0 = FloatMap(x.new_zeros((k, 0, *prog.input_shape)), x.reshape(k, *prog.input_shape))
-        out[i:i + k] = prog.float_run(m0, until=j)[0].b.reshape(k, S)[:, lo:hi]
+        values = {INPUT: FloatMap(x.new_zeros((k, 0, *prog.input_shape)),
+                                  x.reshape(k, *prog.input_shape))}
+        prog.run_nodes(values, 0, prog.piecewise[j], lambda i, nd, ins: _forward(nd, ins))
+        out[i:i + k] = _switching_of(top, values[top.inputs[0]])[:, lo:hi]
     return out
 
 
