@@ -737,20 +737,28 @@ class _Table:
                 found |= hit
         return found, row
 
-    def settle(self, keep: torch.Tensor | None = None) -> None:
-        """Merge the recent keys into the index, keeping only rows where ``keep`` (bool per row)
-        when given; the columns are compacted once most of their rows are dropped."""
-        keys, rows = torch.cat([self.keys, self.new_keys]), torch.cat([self.rows, self.new_rows])
-        if keep is not None:
-            k = _where(keep.index_select(0, rows))
-            keys, rows = keys.index_select(0, k), rows.index_select(0, k)
-        o = torch.argsort(keys)
-        self.keys, self.rows = keys.index_select(0, o), rows.index_select(0, o)
-        self.new_keys, self.new_rows = self.keys[:0], self.rows[:0]
-        if 2 * len(self.rows) < self.n:
+    def settle(self, keep: Any = None) -> None:
+        """Merge the keys added since the last call into the index (a linear merge), only those
+        whose rows pass ``keep`` (a function of rows) when given; compact the columns once most
+        of their rows are dropped."""
+        nk, nr = self.new_keys, self.new_rows
+        if keep is not None and len(nk):
+            k = _where(keep(nr))
+            nk, nr = nk.index_select(0, k), nr.index_select(0, k)
+        self.new_keys, self.new_rows = self.new_keys[:0], self.new_rows[:0]
+        if len(nk):
+            n1, n2 = len(self.keys), len(nk)
+            at_new = torch.searchsorted(self.keys, nk) + torch.arange(n2, device=nk.device)
+            at_old = torch.searchsorted(nk, self.keys) + torch.arange(n1, device=nk.device)
+            keys = torch.empty(n1 + n2, dtype=nk.dtype, device=nk.device)
+            rows = torch.empty(n1 + n2, dtype=nr.dtype, device=nk.device)
+            keys[at_new], rows[at_new] = nk, nr
+            keys[at_old], rows[at_old] = self.keys, self.rows
+            self.keys, self.rows = keys, rows
+        if keep is not None and 2 * len(self.rows) < self.n:
             self.cols = {k: c.index_select(0, self.rows) for k, c in self.cols.items()}
             self.n = len(self.rows)
-            self.rows = torch.arange(self.n, device=keys.device)
+            self.rows = torch.arange(self.n, device=self.rows.device)
 
 
 class _Op:
@@ -800,9 +808,7 @@ class _Op:
         """After a chunk: the edges kept are those whose new vertex a later chunk can see (its
         codes are stored)."""
         self.codes.settle()
-        if len(self.edges):
-            keep, _ = self.codes.find(self.edges.col("v")[:self.edges.n])
-            self.edges.settle(keep)
+        self.edges.settle(lambda rows: self.codes.find(self.edges.col("v").index_select(0, rows))[0])
 
 
 class _Chunk:
@@ -1566,6 +1572,7 @@ class _Tracer:
         self.family: torch.Tensor | None = None  # per cell, the previous op's start cell
         self._jac: dict[int, torch.Tensor | None] = {}
         self._scratch: dict[str, torch.Tensor] = {}
+        self._first: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def chain(self, j: int) -> bool:
         """Whether op ``j``'s input depends only on op ``j - 1``'s output (through affine ops)."""
@@ -1609,7 +1616,18 @@ class _Tracer:
     def switch_values(self, j: int, T: torch.Tensor,
                       cols: tuple[int, int] | None = None) -> torch.Tensor:
         """Values of op ``j``'s switching functions (``cols``: a range of them) at domain points
-        ``T`` (n, d), by the plain forward pass."""
+        ``T`` (n, d), by the plain forward pass; for the first op, by its affine map on the
+        domain (no piecewise op comes before it)."""
+        if j == 0:
+            if self._first is None:
+                d = self.M.shape[1]
+                m0 = FloatMap(self.M.T.reshape(1, d, *self.prog.input_shape),
+                              self.c.reshape(1, *self.prog.input_shape))
+                sw = self.prog.float_run(m0, until=0)[0]
+                self._first = (sw.W.reshape(d, -1), sw.b.reshape(-1))
+            W, b = self._first
+            lo, hi = cols if cols is not None else (0, W.shape[1])
+            return torch.addmm(b[lo:hi], T, W[:, lo:hi])
         return _switch_values(self.prog, j, T @ self.M.T + self.c, cols)
 
     def plan(self, op: _Op) -> tuple[torch.Tensor, torch.Tensor]:
