@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import resource
 import threading
+from typing import Self
 
 __all__ = ["TreeMemory", "peak_rss_mb", "pss_mb"]
 
@@ -76,7 +77,7 @@ class TreeMemory:
             self._sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "TreeMemory":
+    def __enter__(self) -> Self:
         self.start = pss_mb(os.getpid())
         self._thread.start()
         return self

@@ -2,8 +2,8 @@
 more than a million regions; prints a markdown table.
 
 Run: ``python benchmarks/scale_bench.py [--widths 64 128 ...] [--depth 3] [--stages trace verify
-save check] [--workers N] [--threads T] [--max-memory GB] [--timeout S]`` (from the repository root, with the
-package installed).
+save check] [--workers N] [--threads T] [--max-memory GB] [--timeout S]`` (from the repository
+root, with the package installed).
 
 The nets are ``benchmarks/nets.py``'s ``mlp((2, w, ..., w))`` (``--depth`` hidden layers of
 width ``w``, PyTorch's default initialisation after ``torch.manual_seed(5)``, two outputs) on
@@ -61,11 +61,11 @@ def _row(stage: str, regions: int, wall: float, cpu: float, mem: Any, **extra: A
 def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: int) -> None:
     """Run the stages on one net in this process; one JSON line per measured stage."""
     import torch
+    from measure import TreeMemory
+    from nets import mlp
 
     import exactrelu
     from exactrelu.trace import trace
-    from measure import TreeMemory
-    from nets import mlp
 
     net = mlp(widths)
     bounds = [(-1.0, 1.0)] * widths[0]
@@ -171,7 +171,7 @@ def main() -> None:
                "--threads", str(threads), "--stages", *stages]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
-                                  preexec_fn=_limit(args.max_memory))
+                                  check=False, preexec_fn=_limit(args.max_memory))
             out, err, code = done.stdout, done.stderr, done.returncode
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")

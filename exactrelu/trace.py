@@ -45,9 +45,10 @@ import itertools
 import logging
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -808,7 +809,8 @@ class _Op:
         """After a chunk: the edges kept are those whose new vertex a later chunk can see (its
         codes are stored)."""
         self.codes.settle()
-        self.edges.settle(lambda rows: self.codes.find(self.edges.col("v").index_select(0, rows))[0])
+        made = self.edges.col("v")
+        self.edges.settle(lambda rows: self.codes.find(made.index_select(0, rows))[0])
 
 
 class _Chunk:
@@ -1965,13 +1967,13 @@ def _results(tr: _Tracer, d: int, maxpool: bool) -> dict[str, Any]:
     del rows
     rec = tr.rec
     none = torch.zeros((0, 2), dtype=torch.int64, device=dev)
-    res: dict[str, Any] = dict(
-        vertices=V, off=cx.off, cv=cx.cv, ct=cx.ct,
-        vanishing=_unique_rows2(rec[rec[:, 2] == 0][:, :2]),
-        degenerate=_unique_rows2(rec[rec[:, 2] == 1][:, :2]),
-        near=_unique_rows2(torch.cat(tr.near_zero)) if tr.near_zero else none,
-        over=_unique_rows2(torch.cat(tr.overflow)) if tr.overflow else none,
-        duplicates=none, group=None)
+    res: dict[str, Any] = {
+        "vertices": V, "off": cx.off, "cv": cx.cv, "ct": cx.ct,
+        "vanishing": _unique_rows2(rec[rec[:, 2] == 0][:, :2]),
+        "degenerate": _unique_rows2(rec[rec[:, 2] == 1][:, :2]),
+        "near": _unique_rows2(torch.cat(tr.near_zero)) if tr.near_zero else none,
+        "over": _unique_rows2(torch.cat(tr.overflow)) if tr.overflow else none,
+        "duplicates": none, "group": None}
     packed = tr.packed
     tr.packed = []
     # equal full patterns: merged for MaxPool (documented), reported otherwise
