@@ -10,14 +10,14 @@ this process and its workers together (the sum of their proportional set sizes, 
 from /proc; Linux).
 Every certificate is also re-checked by the independent checker (its time is a column too).
 Times are the best of ``--repeat`` runs (default 3) after one warm-up run on a tiny net, so that
-imports and first-call costs are not billed to the first row; "speed-up" is the LP baseline
-over trace + certify. Each net is certified as ``verify`` does it (``--engine auto``): the
-compiled engine on ``--workers`` threads where it applies (chains of affine layers and
-elementwise ops on 2-D boxes), else the Python engine, whose (warm) process pool of
-``--workers`` is used only for traces of at least ``exactrelu.verify.PARALLEL_THRESHOLD``
-regions. ``--engine python`` times the Python engine everywhere. Before each run the previous
-certificate is freed and the compiled engine's background frees are waited for
-(``_core.settle``), so that no run pays for the one before it.
+imports and first-call costs are not billed to the first row (the library exactrelu replaces
+and relucent are timed beside it by ``compare_torchays.py``). Each net is certified as
+``verify`` does it (``--engine auto``): the compiled engine on ``--workers`` threads where it
+applies (chains of affine layers and elementwise ops on 2-D boxes), else the Python engine,
+whose (warm) process pool of ``--workers`` is used only for traces of at least
+``exactrelu.verify.PARALLEL_THRESHOLD`` regions. ``--engine python`` times the Python engine
+everywhere. Before each run the previous certificate is freed and the compiled engine's
+background frees are waited for (``_core.settle``), so that no run pays for the one before it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from exactrelu.verify import PARALLEL_THRESHOLD  # noqa: E402
 from exactrelu.capture import capture  # noqa: E402
 from exactrelu.domain import as_domain  # noqa: E402
 from measure import TreeMemory, peak_rss_mb  # noqa: E402
-from nets import LP_BASELINE_SECONDS, mlp, reference_nets  # noqa: E402
+from nets import mlp, reference_nets  # noqa: E402
 
 DEFAULT = ["2-16-16", "2-16-16-16", "2-32-32", "2-32-32-32", "3-8-8", "2-64-64-64", "2-128-128-128",
            "4-16-16-16"]
@@ -107,8 +107,8 @@ def main() -> None:
     nets = [(n, net, b) for n, net, b in reference_nets() if n in names]
     print(f"workers: {args.workers}, torch {torch.__version__}, {os.cpu_count()} cores")
     print("| net | engine | float regions | trace s | certified regions | pieces | vertices | certify s | "
-          "certify / trace | LP baseline s | speed-up | check s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "certify / trace | check s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     executor = cf.ProcessPoolExecutor(max_workers=args.workers) if args.workers > 1 else None
     try:
         if executor is not None:  # warm the pool so start-up is not billed to the first net
@@ -139,11 +139,9 @@ def main() -> None:
                 check_s = f"{time.perf_counter() - t2:.2f}"
             else:
                 check_s = "skipped"
-            base = LP_BASELINE_SECONDS.get(name)
-            speed = f"{base / (t_trace + t_cert):.0f}x" if base else "-"
             print(f"| {name} | {cert.stats['engine']} | {tr.num_regions} | {t_trace:.3f} | {cert.num_regions} | {cert.num_pieces} | "
                   f"{cert.num_vertices} | {t_cert:.3f} | {t_cert / max(t_trace, 1e-9):.1f} | "
-                  f"{base if base else '-'} | {speed} | {check_s} |", flush=True)
+                  f"{check_s} |", flush=True)
     finally:
         if executor is not None:
             executor.shutdown()

@@ -5,7 +5,9 @@ repository root, with the package installed). Each net is ``benchmarks/nets.py``
 ``[-1, 1]^d``; it is certified once, saved with ``cert.save`` to a temporary file and loaded
 again with ``Certificate.load``, and ``exactrelu.check`` is timed on the loaded certificate (one
 process) with its default completeness proof: exact volumes on bounded domains up to
-``check._VOLUME_MAX_DIM`` dimensions, closure under facet crossing above. ``--closure`` also
+``check._VOLUME_MAX_DIM`` dimensions, closure under facet crossing above (with every region's
+vertex and ray lists proven by an exact H->V). Either way the checker also proves the facets,
+the adjacent pairs and the pieces. ``--closure`` also
 times the closure proof on the same certificate (by lowering that bound to 0), which takes
 minutes on the larger nets.
 """

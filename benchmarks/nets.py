@@ -13,18 +13,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["REFERENCE", "LP_BASELINE_SECONDS", "mlp", "reference_nets"]
+__all__ = ["REFERENCE", "mlp", "reference_nets"]
 
 REFERENCE: list[tuple[int, ...]] = [
     (2, 16, 16), (2, 16, 16, 16), (2, 32, 32), (2, 32, 32, 32), (3, 8, 8),
     (2, 64, 64, 64), (2, 128, 128, 128), (4, 16, 16, 16),
 ]
-
-# Seconds an LP-per-region tracer took on these nets (quoted in issue 3); None: not measured.
-LP_BASELINE_SECONDS: dict[str, float] = {
-    "2-16-16": 5.3, "2-16-16-16": 12.4, "2-32-32": 81.5, "2-32-32-32": 824.7, "3-8-8": 16.9,
-}
-
 
 def mlp(widths: tuple[int, ...], seed: int = 5, out: int = 2) -> nn.Sequential:
     """``Linear(w0, w1)-ReLU-...-Linear(wk, out)`` built after ``torch.manual_seed(seed)``."""

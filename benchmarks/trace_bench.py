@@ -15,7 +15,7 @@ import torch
 from exactrelu.trace import trace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nets import LP_BASELINE_SECONDS, reference_nets  # noqa: E402
+from nets import reference_nets  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}\n")
-    print("| net | regions | seconds | regions/s | LP-per-region baseline (s) | speed-up |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| net | regions | seconds | regions/s |")
+    print("|---|---:|---:|---:|")
     for name, net, bounds in reference_nets():
         if args.only and name not in args.only:
             continue
@@ -34,10 +34,8 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(max(1, args.repeat)):
             tr = trace(net, bounds, device=args.device, progress=False)
             best = tr.seconds if best is None else min(best, tr.seconds)
-        base = LP_BASELINE_SECONDS.get(name)
-        speed = f"{base / best:,.0f}x" if base else "-"
-        print(f"| {name} | {tr.num_regions:,} | {best:.3f} | {tr.num_regions / best:,.0f} | "
-              f"{base if base else '-'} | {speed} |", flush=True)
+        print(f"| {name} | {tr.num_regions:,} | {best:.3f} | {tr.num_regions / best:,.0f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -629,6 +629,20 @@ class Certifier {
     double seconds[P_N] = {0};
 
     const std::atomic<bool>* stop = nullptr;  // set when the caller gives up (an exception, Ctrl-C)
+    // max_regions: the leaves emitted by every certifier, and the limit (0: none). A cell left on
+    // a stack holds at least one region, so leaves + cells waiting is a lower bound of the count.
+    std::atomic<long>* emitted = nullptr;
+    long limit = 0;
+    std::atomic<long>* over = nullptr;  // set to the lower bound that passed the limit
+
+    void check_limit(size_t waiting) {
+        if (!limit) return;
+        long found = emitted->load() + (long)waiting;
+        if (found > limit) {
+            *over = found;
+            throw CertError("region limit");
+        }
+    }
 
     // Certify everything below `cell` (depth first), appending its leaves.
     void run(std::shared_ptr<Cell> cell) {
@@ -643,6 +657,10 @@ class Certifier {
                 Clock clk(seconds);
                 emit(*c);
                 clk.lap(P_EMIT);
+                if (limit) {
+                    ++*emitted;
+                    check_limit(stack.size());
+                }
                 continue;
             }
             kids.clear();
@@ -650,6 +668,7 @@ class Certifier {
             n_cells += (long)kids.size();
             c.reset();
             for (auto it = kids.rbegin(); it != kids.rend(); ++it) stack.push_back(std::move(*it));
+            check_limit(stack.size());
         }
     }
 
@@ -2411,7 +2430,9 @@ PyObject* settle(PyObject*, PyObject*) {
 PyObject* certify2d(PyObject*, PyObject* args) {
     PyObject *spec_obj, *classes, *proposals, *report = Py_None;
     int threads = 1;
-    if (!PyArg_ParseTuple(args, "OOiO|O", &spec_obj, &classes, &threads, &proposals, &report)) return nullptr;
+    Py_ssize_t max_leaves = 0;
+    if (!PyArg_ParseTuple(args, "OOiO|On", &spec_obj, &classes, &threads, &proposals, &report, &max_leaves))
+        return nullptr;
     try {
         std::vector<PyObject*> cls = items(classes, "classes");
         Guard g0{cls};
@@ -2447,6 +2468,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         std::vector<Seg> segs;
         std::string err;
         bool interrupted = false;
+        std::atomic<long> emitted{0}, over{0};
         Py_BEGIN_ALLOW_THREADS
         try {
             main.verts = std::move(P.root_verts);
@@ -2456,7 +2478,14 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                     if (c->level < spec.L) return false;
                 return true;
             };
-            while (frontier.size() < want && !leaves_only()) main.expand(frontier);
+            while (frontier.size() < want && !leaves_only()) {
+                main.expand(frontier);
+                if (max_leaves > 0 && (long)frontier.size() > (long)max_leaves) {
+                    over = (long)frontier.size();
+                    break;
+                }
+            }
+            if (over) frontier.clear();
             // what the workers read of the cells made here must be exact already
             for (auto& c : frontier) {
                 for (auto& f : c->facets) f.row.row().need();
@@ -2471,6 +2500,9 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             auto work = [&](int t) {
                 Certifier& w = *workers[(size_t)t];
                 w.stop = &failed;
+                w.emitted = &emitted;
+                w.over = &over;
+                w.limit = (long)max_leaves;
                 try {
                     for (size_t i = next++; i < frontier.size() && !failed; i = next++) {
                         segs[i].cert = t;
@@ -2528,6 +2560,10 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         }
         Py_END_ALLOW_THREADS
         if (interrupted) return nullptr;  // the signal handler's exception is set
+        if (over) {  // more regions than max_leaves: how many were known to exist when it stopped
+            free_later(keep.release());
+            return PyLong_FromLong(over.load());
+        }
         if (!err.empty()) {
             PyErr_SetString(PyExc_ArithmeticError, err.c_str());
             return nullptr;
@@ -2835,7 +2871,8 @@ PyObject* certify2d(PyObject*, PyObject* args) {
 
 PyMethodDef methods[] = {
     {"certify2d", certify2d, METH_VARARGS,
-     "certify2d(spec, classes, threads, proposals[, report]) -> (regions, vertices, adjacency, pieces, counts, seconds)\n\n"
+     "certify2d(spec, classes, threads, proposals[, report[, max_leaves]]) -> (regions, vertices, adjacency, pieces,\n"
+     "counts, seconds), or an int when more than max_leaves > 0 regions exist (a lower bound of their number)\n\n"
      "The compiled exact layer for bounded 2-D domains and chains of affine layers and elementwise\n"
      "ops; see exactrelu/_fastpath.py for the spec and the result."},
     {"settle", settle, METH_NOARGS,

@@ -37,6 +37,7 @@ from .capture import INPUT, Program
 from .certificate import Adjacency, Region, RegionFacet, coprime_fraction
 from .certify import CertificationError, _as_int, _root, constraint_offsets, paused_gc
 from .domain import Domain
+from .errors import RegionLimitError
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule, _exact_cache
 
 _core = _deps.core  # None when not built: the Python exact layer does everything
@@ -142,8 +143,13 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
         return "the network has no piecewise op"
     pw = prog.piecewise
     for i in pw:
-        if not _elementwise(prog.nodes[i]):
-            return f"{prog.nodes[i].name}: the compiled exact layer takes ReLU, LeakyReLU and Hardtanh-like ops only"
+        nd = prog.nodes[i]
+        if _elementwise(nd) and nd.rule.unit_slopes(nd.module, nd.in_shapes[0]) is not None:
+            return (f"{nd.name}: the compiled exact layer takes one set of slopes per op, not one "
+                    "per unit (PReLU with a slope per channel)")
+        if not _elementwise(nd):
+            return (f"{nd.name}: the compiled exact layer takes ReLU, LeakyReLU and "
+                    "Hardtanh-like ops only")
     # the first op's input must be all that the ops before it leave for later
     first = prog.nodes[pw[0]]
     if (first.inputs[0] != INPUT and prog._last_use[first.inputs[0]] != pw[0]) or \
@@ -194,10 +200,13 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
 
 
 def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads: int = 1,
-            progress: bool = False) -> tuple[list[Region], list, list, list[int], dict]:
+            progress: bool = False, max_regions: int | None = None
+            ) -> tuple[list[Region], list, list, list[int], dict]:
     """Certify with the compiled layer on ``threads`` threads: (regions, vertices, adjacency,
     pieces, statistics). The result does not depend on the number of threads. With ``progress``,
-    a progress bar (on a terminal only) counts the subtrees certified."""
+    a progress bar (on a terminal only) counts the subtrees certified. With ``max_regions``, the
+    threads stop as soon as more regions than that are known to exist (leaves certified plus cells
+    waiting, each of which holds one at least) and :class:`RegionLimitError` is raised."""
     root = _root(prog, domain)
     first = prog.nodes[prog.piecewise[0]]
     spec = (domain.dim, _root_spec(root, first.inputs[0], domain.dim), pl.levels,
@@ -220,9 +229,12 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
                 bar.update(done - bar.n)
         try:
             out = _core.certify2d(spec, (Fraction, coprime_fraction, RegionFacet, Region, Adjacency),
-                                  max(1, int(threads)), proposals, report)
+                                  max(1, int(threads)), proposals, report, max_regions or 0)
         except ArithmeticError as exc:
             raise CertificationError(str(exc)) from None
+        if isinstance(out, int):
+            raise RegionLimitError(f"more than max_regions={max_regions:,} regions: at least "
+                                   f"{out:,} exist (the compiled engine stopped there)", out)
         regions, vertices, adjacency, pieces, stats, seconds = out
         # per phase of the compiled layer, in milliseconds (3 decimals: JSON without exponents)
         stats["compiled_ms"] = {k: round(v * 1000, 3) for k, v in seconds.items()}

@@ -17,7 +17,8 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import cmp_to_key
 from typing import Union
@@ -25,7 +26,7 @@ from typing import Union
 import numpy as np
 
 from exactrelu._deps import flint
-from exactrelu._polyhedra import h_to_v
+from exactrelu._polyhedra import facets, h_to_v, interior_point
 from exactrelu.errors import InvalidInputError
 
 __all__ = [
@@ -33,14 +34,22 @@ __all__ = [
     "determinant",
     "interval_length",
     "polygon_area",
+    "planar_polygon_order",
     "polytope_volume",
     "hull_volume",
     "volume",
+    "affine_rank",
+    "polygon_order",
+    "Section",
+    "hyperplane_chart",
+    "restrict_to_hyperplane",
+    "hyperplane_section",
     "sign_exact",
     "sign_filtered",
     "signs_filtered",
     "float_signs",
     "nearest_floats",
+    "exact_keys",
 ]
 
 Point = Sequence[Fraction]
@@ -123,6 +132,26 @@ def _angle_order(vertices: Sequence[Point]) -> list[tuple[Fraction, Fraction]]:
         return -1 if cross > 0 else (1 if cross < 0 else 0)
 
     return [r[2] for r in sorted(rel, key=cmp_to_key(cmp))]
+
+
+def planar_polygon_order(vertices: Sequence[Point], normal: Point) -> list[Point]:
+    """The distinct vertices of a convex polygon lying in a plane of ``normal`` (any dimension-3
+    points), in cyclic order around it: exact (projected along the largest entry of ``normal``,
+    which is one to one on the plane, then sorted by angle with cross products).
+
+    >>> from fractions import Fraction as F
+    >>> sq = [(F(x), F(y), F(1)) for x, y in ((0, 0), (1, 1), (1, 0), (0, 1))]
+    >>> [tuple(map(int, p[:2])) for p in planar_polygon_order(sq, (F(0), F(0), F(1)))]
+    [(1, 1), (0, 1), (0, 0), (1, 0)]
+    """
+    drop = max(range(len(normal)), key=lambda k: (abs(normal[k]), -k))
+    if normal[drop] == 0:
+        raise InvalidInputError("planar_polygon_order needs a non-zero normal")
+    keep = [k for k in range(len(normal)) if k != drop]
+    lifted = {(Fraction(p[keep[0]]), Fraction(p[keep[1]])): tuple(p) for p in vertices}
+    if len(lifted) < 3:
+        return list(lifted.values())
+    return [lifted[q] for q in _angle_order(list(lifted))]
 
 
 def polygon_area(vertices: Sequence[Point]) -> Fraction:
@@ -332,6 +361,159 @@ def volume(A: Sequence[Point], b: Point) -> Fraction:
     return polytope_volume(vrep.vertices, vrep.incidence)
 
 
+def affine_rank(points: Sequence[Point]) -> int:
+    """Dimension of the affine hull of ``points`` (-1 for no point), exactly.
+
+    >>> from fractions import Fraction as F
+    >>> affine_rank([(F(0), F(0)), (F(1), F(1)), (F(2), F(2))])
+    1
+    """
+    if not points:
+        return -1
+    p0 = points[0]
+    d = len(p0)
+    diffs = [_q(x - y) for p in points[1:] for x, y in zip(p, p0)]
+    if not diffs or d == 0:
+        return 0
+    return flint.fmpq_mat(len(points) - 1, d, diffs).rank()
+
+
+def polygon_order(vertices: Sequence[Point]) -> list[tuple[Fraction, Fraction]]:
+    """The distinct vertices of a convex polygon in counter-clockwise order (exact angle sort
+    around their centroid, starting from the direction of the positive x-axis).
+
+    >>> from fractions import Fraction as F
+    >>> polygon_order([(F(0), F(0)), (F(1), F(1)), (F(1), F(0)), (F(0), F(1))])[:2]
+    [(Fraction(1, 1), Fraction(1, 1)), (Fraction(0, 1), Fraction(1, 1))]
+    """
+    return _angle_order(vertices) if vertices else []
+
+
+@dataclass(frozen=True)
+class Section:
+    """The (d-1)-dimensional part of a polytope lying on a hyperplane ``n . t = c``.
+
+    ``chart`` is the coordinate eliminated to parametrise the hyperplane (the first index of the
+    largest ``|n_i|``); ``vertices`` are exact points in the ambient coordinates; ``halfspaces``
+    are the section's non-redundant inequalities ``a . t <= b`` within the hyperplane, reduced
+    modulo the equation (``a[chart] == 0``) and scaled so that the first non-zero ``|a_i|`` is 1:
+    with the equation they cut out exactly the section, and they are unique for it.
+    ``projected_volume`` is the (d-1)-volume of the section's projection dropping coordinate
+    ``chart`` (1 for a point when d = 1); the section's own (d-1)-volume is
+    ``projected_volume * |n| / |n[chart]|``.
+    """
+
+    chart: int
+    vertices: list[tuple[Fraction, ...]]
+    halfspaces: list[tuple[tuple[Fraction, ...], Fraction]]
+    projected_volume: Fraction
+
+
+def hyperplane_chart(normal: Point) -> int:
+    """The coordinate a hyperplane with this normal is solved for: the first largest ``|n_i|``."""
+    best = 0
+    for i, v in enumerate(normal):
+        if abs(v) > abs(normal[best]):
+            best = i
+    if normal[best] == 0:
+        raise InvalidInputError("a hyperplane needs a non-zero normal")
+    return best
+
+
+def restrict_to_hyperplane(A: Sequence[Point], b: Point, normal: Point, offset: Fraction
+                           ) -> tuple[int, list[list[Fraction]], list[Fraction]] | None:
+    """``{t : A t <= b}`` on the hyperplane ``normal . t = offset``, in the coordinates of the
+    hyperplane: ``(chart, rows, rhs)`` with ``t[chart]`` solved from the equation (see
+    :func:`hyperplane_chart`) and every row in the other d-1 coordinates; rows that become
+    constant are dropped when they hold and give ``None`` (empty) when they do not.
+
+    >>> from fractions import Fraction as F
+    >>> restrict_to_hyperplane([[F(1), F(1)], [F(0), F(1)]], [F(1), F(1)], (F(0), F(1)), F(0))
+    (1, [[Fraction(1, 1)]], [Fraction(1, 1)])
+    >>> restrict_to_hyperplane([[F(0), F(1)]], [F(-1)], (F(0), F(1)), F(0)) is None  # y <= -1
+    True
+    """
+    d = len(normal)
+    k = hyperplane_chart(normal)
+    nk = Fraction(normal[k])
+    c = Fraction(offset)
+    rows: list[list[Fraction]] = []
+    rhs: list[Fraction] = []
+    others = [i for i in range(d) if i != k]
+    for row, bi in zip(A, b):
+        if row[k]:
+            f = row[k] / nk
+            red = [row[i] - f * normal[i] for i in others]
+            rb = bi - f * c
+        else:
+            red, rb = [row[i] for i in others], bi
+        if any(red):
+            rows.append(red)
+            rhs.append(rb)
+        elif rb < 0:
+            return None
+    return k, rows, rhs
+
+
+def hyperplane_section(A: Sequence[Point], b: Point, normal: Point, offset: Fraction
+                       ) -> Section | None:
+    """``{t : A t <= b, normal . t = offset}`` when it is (d-1)-dimensional, else ``None``.
+
+    The hyperplane is parametrised by the other coordinates (``t[chart]`` solved from the
+    equation), the rows restricted to it, and cddlib's exact H->V run in dimension d-1: the
+    vertices, the non-redundant rows (from the incidence, see
+    :func:`exactrelu._polyhedra.facets`) and the exact volume. The polytope must be bounded.
+
+    >>> from fractions import Fraction as F
+    >>> square = [[F(1), F(0)], [F(-1), F(0)], [F(0), F(1)], [F(0), F(-1)]]
+    >>> s = hyperplane_section(square, [F(1)] * 4, (F(1), F(1)), F(1))
+    >>> sorted(s.vertices), s.projected_volume
+    ([(Fraction(0, 1), Fraction(1, 1)), (Fraction(1, 1), Fraction(0, 1))], Fraction(1, 1))
+    """
+    d = len(normal)
+    restricted = restrict_to_hyperplane(A, b, normal, offset)
+    if restricted is None:
+        return None
+    k, rows, rhs = restricted
+    nk = Fraction(normal[k])
+    c = Fraction(offset)
+
+    def lift(p: Sequence[Fraction]) -> tuple[Fraction, ...]:
+        full = list(p[:k]) + [Fraction(0)] + list(p[k:])
+        full[k] = (c - sum((normal[i] * full[i] for i in range(d) if i != k), Fraction(0))) / nk
+        return tuple(full)
+
+    if d == 1:
+        return Section(k, [lift(())], [], Fraction(1))
+    if not rows:
+        raise InvalidInputError("hyperplane_section needs a bounded polytope")
+    if d >= 3:
+        # one exact LP says whether the section is (d-1)-dimensional: far cheaper than the H->V
+        # above two dimensions (measured: 0.6 vs 1.5 ms in 2-D, 1.1 vs 6.7 ms in 3-D, 24 rows)
+        ip = interior_point(rows, rhs, dim=d - 1)
+        if ip is None or ip[1] == 0:
+            return None
+    vrep = h_to_v(rows, rhs)
+    if vrep.is_empty:
+        return None
+    if not vrep.is_bounded:
+        raise InvalidInputError("hyperplane_section needs a bounded polytope")
+    if d == 2:
+        vol = interval_length(vrep.vertices)
+    elif d == 3:
+        vol = polygon_area(vrep.vertices)
+    else:
+        vol = polytope_volume(vrep.vertices, vrep.incidence)
+    if vol == 0:
+        return None
+    halfspaces = []
+    for i in facets(rows, rhs, vrep).indices:
+        scale = Fraction(next(abs(v) for v in rows[i] if v != 0))
+        a = [v / scale for v in rows[i]]
+        halfspaces.append((tuple(a[:k]) + (Fraction(0),) + tuple(a[k:]), rhs[i] / scale))
+    return Section(k, [lift(p) for p in vrep.vertices], sorted(halfspaces), vol)
+
+
 # --------------------------------------------------------------------------------------------
 # Filtered signs of affine forms a . x + b.
 #
@@ -429,6 +611,28 @@ def nearest_floats(values: Sequence[Sequence[Fraction]] | Sequence[Fraction]) ->
     if values and isinstance(values[0], (list, tuple)):
         return np.array([[_nearest(v) for v in row] for row in values], dtype=np.float64)
     return np.array([_nearest(v) for v in values], dtype=np.float64)
+
+
+def exact_keys(values: Iterable[Fraction]) -> list[tuple[float, Fraction]]:
+    """Sort keys ``(fl(v), v)`` that order exact rationals exactly while comparing floats almost
+    always: tuples compare their first entries and look at the second only where the first are
+    equal. Rounding to nearest is monotone (``fl(x) < fl(y)`` implies ``x < y``), so where the
+    floats differ they decide; where they are equal (ties, ``+-inf`` past the float range, a
+    ``-0.0`` beside a ``0.0``) the exact values do. Use them for every choice made on a float
+    key (``min``, ``max``, ``sorted``, a comparison of two ends): a bare float key picks an
+    arbitrary one of two rationals with the same nearest float.
+
+    >>> from fractions import Fraction as F
+    >>> a, b = F(1, 3), F(1, 3) + F(1, 2**80)  # one nearest float
+    >>> ka, kb = exact_keys([a, b])
+    >>> ka[0] == kb[0], ka < kb, max([kb, ka]) is kb
+    (True, True, True)
+    """
+    values = list(values)
+    try:  # int / int is correctly rounded
+        return [(v.numerator / v.denominator, v) for v in values]
+    except OverflowError:
+        return [(_nearest(v), v) for v in values]
 
 
 def signs_filtered(

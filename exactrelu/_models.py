@@ -1,15 +1,32 @@
-"""Loading models for the command line, without unpickling arbitrary objects.
+"""Loading models for the command line, without running code or unpickling objects from a file.
 
-A MODEL is either
+A MODEL is one of
 
-- a TorchScript file (``torch.jit.save``) of an ``nn.Sequential`` tree of torch's standard
-  layers. TorchScript runs no Python on load; each module is rebuilt as the standard ``torch.nn``
-  layer of the same name with the file's parameters and buffers carried exactly, and the file is
-  refused unless every module's compiled code and attributes are exactly those of the rebuilt
-  layer (so a scripted class that is only *called* ``ReLU`` is not taken for one); or
+- a ``torch.export`` program (``torch.export.save``, a ``.pt2`` archive), the preferred format.
+  ``torch.export.load`` is not used: it unpickles weights saved with pickle
+  (``torch.load(weights_only=False)``) and custom objects (``pickle.loads``), evaluates the
+  symbolic shapes of dynamic dimensions with ``sympy.sympify`` (Python's ``eval``), and
+  ``ep.module()`` compiles the file's guard strings with ``exec``. :func:`_from_pt2` reads the
+  archive itself and takes only what cannot run code: every entry stored uncompressed (as
+  ``torch.export.save`` writes them, so memory is bounded by the file), weights and constants as
+  raw tensor bytes (never pickled; tensor metadata checked against the bytes), the program's JSON
+  with static shapes only (no symbolic expression anywhere, no range constraints, no guard code,
+  no custom objects), nodes calling ATen operators (``torch.ops.aten.*``) or ``operator.getitem``
+  only, and node metadata reduced to strings torch splits without looking anything up. The
+  example inputs (pickled) are not read. What remains is handed to torch's own deserializer
+  (``torch._export.serde``), whose output :mod:`exactrelu.capture` checks op by op like any
+  exported program. The reader uses torch's private serialization module and is tested with the
+  torch this project pins; a torch without it gets one clear error.
+- a TorchScript file (``torch.jit.save``, deprecated by torch) of an ``nn.Sequential`` tree of
+  torch's standard layers. TorchScript runs no Python on load; each module is rebuilt as the
+  standard ``torch.nn`` layer of the same name with the file's parameters and buffers carried
+  exactly, and the file is refused unless every module's compiled code and attributes are exactly
+  those of the rebuilt layer (so a scripted class that is only *called* ``ReLU`` is not taken for
+  one); or
 - ``package.module:factory``: a function (or class) called with no arguments that returns an
-  ``nn.Module``, with its parameters from ``--weights state_dict.pt``, read with
-  ``torch.load(..., weights_only=True)``.
+  ``nn.Module`` (the user's own code, which runs), with its parameters from ``--weights``: a
+  safetensors file (read with the ``safetensors`` package: a JSON header and raw bytes) or a
+  ``state_dict`` saved with ``torch.save``, read with ``torch.load(..., weights_only=True)``.
 
 Tensors for ``--line`` / ``--plane`` are read with ``torch.load(..., weights_only=True)`` too.
 """
@@ -18,10 +35,12 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 import os
 import re
 import sys
 import warnings
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +49,7 @@ import torch
 from torch import nn
 
 from .errors import InvalidInputError, UnsupportedModelError
+from . import _deps
 
 __all__ = ["load_model", "load_tensor"]
 
@@ -42,14 +62,17 @@ def is_factory_spec(spec: str) -> bool:
 
 
 def load_model(spec: str, weights: str | None = None) -> nn.Module:
-    """The model named by ``spec`` (TorchScript file or ``module:factory``), in eval mode."""
+    """The model named by ``spec`` (a ``.pt2`` program, a TorchScript file or
+    ``module:factory``), in eval mode (an exported program is always in the mode it was
+    exported in)."""
     if is_factory_spec(spec):
-        net = _from_factory(spec, weights)
-    else:
-        if weights is not None:
-            raise InvalidInputError("--weights goes with a 'package.module:factory' model, not a TorchScript file")
-        net = _from_torchscript(spec)
-    return net.eval()
+        return _from_factory(spec, weights).eval()
+    if weights is not None:
+        raise InvalidInputError("--weights goes with a 'package.module:factory' model, not a "
+                                "model file (which holds its own weights)")
+    if _is_pt2(spec):
+        return _from_pt2(spec)
+    return _from_torchscript(spec).eval()
 
 
 def load_tensor(path: str, what: str) -> torch.Tensor:
@@ -94,8 +117,10 @@ def _from_factory(spec: str, weights: str | None) -> nn.Module:
     if not isinstance(net, nn.Module):
         raise InvalidInputError(f"model {spec}: {attr}() returned a {type(net).__name__}, not a torch.nn.Module")
     if weights is None:
-        raise InvalidInputError(f"model {spec} needs --weights state_dict.pt (saved with torch.save(net.state_dict(), path))")
-    state = _safe_load(weights, "--weights")
+        raise InvalidInputError(f"model {spec} needs --weights (a safetensors file, or a "
+                                "state_dict saved with torch.save(net.state_dict(), path))")
+    state = (_load_safetensors(weights) if _is_safetensors(weights)
+             else _safe_load(weights, "--weights"))
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InvalidInputError(f"--weights {weights} is not a state_dict (a dict of tensors)")
     try:
@@ -105,6 +130,226 @@ def _from_factory(spec: str, weights: str | None) -> nn.Module:
         detail = " ".join(s.strip() for s in first[:3])
         raise InvalidInputError(f"--weights {weights} does not fit {spec}: {detail}") from None
     return net
+
+
+def _is_safetensors(path: str) -> bool:
+    """Does ``path`` start like a safetensors file (8 bytes: the length of a JSON header that
+    follows and fits in the file)?"""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with open(p, "rb") as f:
+        head = f.read(9)
+    n = int.from_bytes(head[:8], "little") if len(head) == 9 else 0
+    return head[8:9] == b"{" and 2 <= n <= p.stat().st_size - 8
+
+
+def _load_safetensors(path: str) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors.torch import load_file
+    except ImportError as err:
+        raise _deps.extra_missing(err, "exactrelu._models", "safetensors") from None
+    try:
+        return load_file(path, device="cpu")
+    except Exception as exc:  # safetensors raises its own error types for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInputError(f"--weights {path} is not a readable safetensors file "
+                                f"({first})") from None
+
+
+# A .pt2 archive as torch.export.save writes it; what exactrelu reads of it is bounded by these.
+_PT2_JSON_LIMIT = 256 * 2**20  # bytes of one JSON entry
+_PT2_TARGETS = re.compile(r"^(torch\.ops\.aten\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+|_operator\.getitem)$")
+_PT2_METADATA = ("stack_trace", "nn_module_stack", "torch_fn")
+
+
+def _is_pt2(path: str) -> bool:
+    """A zip archive with a PT2 ``archive_format`` entry (torch.export.save's format)?"""
+    if not Path(path).is_file() or not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/archive_format") or n == "archive_format" for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+class _Pt2:
+    """The entries of a .pt2 archive by their path below the archive's root folder."""
+
+    def __init__(self, path: str, z: zipfile.ZipFile) -> None:
+        self.path = path
+        self.z = z
+        infos = z.infolist()
+        roots = {i.filename.split("/", 1)[0] for i in infos}
+        if len(roots) != 1 or any("/" not in i.filename for i in infos):
+            raise self.error("its entries are not in one root folder")
+        root = roots.pop()
+        self.entries = {i.filename[len(root) + 1:]: i for i in infos}
+
+    def error(self, why: str) -> InvalidInputError:
+        return InvalidInputError(f"model {self.path} is not a torch.export file exactrelu reads "
+                                 f"({why}); save it with torch.export.save(torch.export.export("
+                                 "net, (example,)), path)")
+
+    def read(self, name: str, limit: int | None = None) -> bytes:
+        info = self.entries.get(name)
+        if info is None:
+            raise self.error(f"no entry {name}")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise self.error(f"entry {name} is compressed (torch.export.save stores entries)")
+        if limit is not None and info.file_size > limit:
+            raise self.error(f"entry {name} has {info.file_size} bytes (at most {limit})")
+        return self.z.read(info)
+
+    def json(self, name: str) -> Any:
+        try:
+            return json.loads(self.read(name, _PT2_JSON_LIMIT))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise self.error(f"entry {name} is not JSON ({exc})") from None
+
+
+def _from_pt2(path: str) -> nn.Module:
+    """``ep.module()`` of the program in a .pt2 file, read without running any of its content
+    (see the module docstring)."""
+    try:
+        from torch._export.serde import schema
+        from torch._export.serde.serialize import (ExportedProgramDeserializer, _dict_to_dataclass,
+                                                   deserialize_scalar_type)
+        from torch.export.pt2_archive import constants as names
+    except ImportError as exc:
+        raise InvalidInputError(f"model {path}: this torch ({torch.__version__}) has no "
+                                "torch.export serialization module exactrelu can use "
+                                f"({exc})") from None
+    try:
+        with zipfile.ZipFile(path) as z:
+            archive = _Pt2(path, z)
+            if archive.read(names.ARCHIVE_FORMAT_PATH, 64).decode(errors="replace") != "pt2":
+                raise archive.error("its archive_format is not pt2")
+            version = archive.read(names.ARCHIVE_VERSION_PATH, 64).decode(errors="replace")
+            if version != names.ARCHIVE_VERSION_VALUE:
+                raise archive.error(f"archive version {version!r}; this torch writes "
+                                    f"{names.ARCHIVE_VERSION_VALUE!r}")
+            models = [n for n in archive.entries
+                      if n.startswith(names.MODELS_DIR) and n.endswith(".json")]
+            model_file = names.MODELS_FILENAME_FORMAT.format("model")
+            if models != [model_file]:
+                raise archive.error(f"it holds the programs {models}; exactrelu reads files with "
+                                    "one program, saved by torch.export.save")
+            program = archive.json(model_file)
+            problems = _pt2_program_problems(program)
+            if problems:
+                raise archive.error("; ".join(problems))
+            state = _pt2_tensors(archive, names.WEIGHTS_CONFIG_FILENAME_FORMAT.format("model"),
+                                 names.WEIGHTS_DIR, schema, _dict_to_dataclass,
+                                 deserialize_scalar_type)
+            consts = _pt2_tensors(archive, names.CONSTANTS_CONFIG_FILENAME_FORMAT.format("model"),
+                                  names.CONSTANTS_DIR, schema, _dict_to_dataclass,
+                                  deserialize_scalar_type)
+    except zipfile.BadZipFile as exc:
+        raise InvalidInputError(f"model {path} is not a readable zip archive ({exc})") from None
+    try:
+        serialized = _dict_to_dataclass(schema.ExportedProgram, program)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ep = ExportedProgramDeserializer().deserialize(serialized, state, consts, None)
+        return ep.module()
+    except Exception as exc:  # the deserializer raises many types for inconsistent programs
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInputError(f"model {path}: torch cannot rebuild the program it holds "
+                                f"({first})") from None
+
+
+def _pt2_program_problems(program: Any) -> list[str]:
+    """Why the program's JSON needs more than exactrelu's reader takes (see the module
+    docstring); its node metadata is reduced to plain strings in place."""
+    if not isinstance(program, dict) or not isinstance(program.get("graph_module"), dict):
+        return ["its program is not a JSON object with a graph_module"]
+    out = []
+    if program.get("guards_code"):
+        out.append("it has guard code (torch compiles it with exec; export with static shapes)")
+    if program.get("range_constraints"):
+        out.append("it has dynamic dimensions (export with static shapes)")
+    gm = program["graph_module"]
+    graph = gm.get("graph") if isinstance(gm.get("graph"), dict) else {}
+    if any(graph.get(k) for k in ("sym_int_values", "sym_bool_values", "sym_float_values",
+                                  "custom_obj_values")) or gm.get("treespec_namedtuple_fields"):
+        out.append("it has symbolic values, custom objects or named tuples")
+
+    found: set[str] = set()
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, dict):
+            found.update(k for k in obj if k in ("as_expr", "as_custom_obj", "as_graph"))
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    walk(program)
+    if found:
+        out.append(f"it has {', '.join(sorted(found))} values (symbolic shapes, custom objects "
+                   "or subgraphs; export with static shapes)")
+    targets = set()
+    for node in graph.get("nodes", []) if isinstance(graph.get("nodes"), list) else []:
+        if not isinstance(node, dict):
+            continue
+        target = node.get("target")
+        if not isinstance(target, str) or not _PT2_TARGETS.match(target):
+            targets.add(str(target))
+        meta = node.get("metadata")
+        if isinstance(meta, dict):
+            node["metadata"] = {k: v for k, v in meta.items()
+                                if k in _PT2_METADATA and isinstance(v, str)}
+    if targets:
+        out.append(f"it calls {', '.join(sorted(targets))} (exactrelu takes ATen operators)")
+    return out
+
+
+def _pt2_tensors(archive: _Pt2, config_name: str, folder: str, schema: Any, to_dataclass: Any,
+                 scalar_type: Any) -> dict[str, torch.Tensor]:
+    """The tensors a payload config lists, from their raw bytes, on the CPU (tensors sharing a
+    payload share its storage, as torch saved them); a pickled payload or a custom object is
+    refused."""
+    try:
+        config = to_dataclass(schema.PayloadConfig, archive.json(config_name))
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # a config whose fields do not match torch's schema
+        raise archive.error(f"{config_name} is not a payload config ({exc})") from None
+    storages: dict[str, torch.Tensor] = {}
+    out: dict[str, torch.Tensor] = {}
+    for fqn, meta in config.config.items():
+        if meta.use_pickle or meta.tensor_meta is None:
+            raise archive.error(f"{fqn} is pickled (exactrelu reads raw tensors only)")
+        if not meta.path_name.startswith(("weight_", "tensor_")):
+            raise archive.error(f"{fqn} is a custom object ({meta.path_name})")
+        tm = meta.tensor_meta
+        sizes = [v.as_int if v.type == "as_int" else None for v in tm.sizes]
+        strides = [v.as_int if v.type == "as_int" else None for v in tm.strides]
+        offset = tm.storage_offset.as_int if tm.storage_offset.type == "as_int" else None
+        dtype = scalar_type(tm.dtype)
+        if None in sizes or None in strides or offset is None:
+            raise archive.error(f"{fqn} has a symbolic shape")
+        if meta.path_name not in storages:
+            raw = archive.read(folder + meta.path_name)
+            size = torch.empty((), dtype=dtype).element_size()
+            if len(raw) % size:
+                raise archive.error(f"{fqn}: {len(raw)} bytes are not a whole number of {dtype}")
+            storages[meta.path_name] = torch.frombuffer(bytearray(raw), dtype=dtype) if raw else \
+                torch.empty(0, dtype=dtype)
+        flat = storages[meta.path_name]
+        if flat.dtype != dtype:
+            raise archive.error(f"{fqn}: its payload is shared with a tensor of another dtype")
+        extent = offset + sum((n - 1) * st for n, st in zip(sizes, strides)) if all(sizes) else -1
+        if any(n < 0 for n in sizes) or any(st < 0 for st in strides) or offset < 0 or \
+                extent >= flat.numel():
+            raise archive.error(f"{fqn}: shape {sizes} with strides {strides} at offset {offset} "
+                                f"does not fit its {flat.numel()} stored values")
+        t = torch.as_strided(flat, sizes, strides, offset)
+        out[fqn] = nn.Parameter(t, requires_grad=tm.requires_grad) if meta.is_param else t
+    return out
 
 
 def _from_torchscript(path: str) -> nn.Module:
@@ -156,13 +401,22 @@ def _has(m: Any, name: str) -> bool:
 _BIAS = "<has bias>"
 _CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
          _BIAS, "padding_mode")
+_CONV_TRANSPOSE = ("in_channels", "out_channels", "kernel_size", "stride", "padding",
+                   "output_padding", "groups", _BIAS, "dilation", "padding_mode")
 _NORM = ("num_features", "eps", "momentum", "affine", "track_running_stats")
 _LAYERS: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
     "Linear": (nn.Linear, ("in_features", "out_features", _BIAS)),
     "Conv1d": (nn.Conv1d, _CONV),
     "Conv2d": (nn.Conv2d, _CONV),
+    "Conv3d": (nn.Conv3d, _CONV),
+    **{f"ConvTranspose{d}d": (getattr(nn, f"ConvTranspose{d}d"), _CONV_TRANSPOSE)
+       for d in (1, 2, 3)},
     "BatchNorm1d": (nn.BatchNorm1d, _NORM),
     "BatchNorm2d": (nn.BatchNorm2d, _NORM),
+    "BatchNorm3d": (nn.BatchNorm3d, _NORM),
+    "PReLU": (nn.PReLU, ("num_parameters",)),
+    "Upsample": (nn.Upsample, ("size", "scale_factor", "mode", "align_corners",
+                               "recompute_scale_factor")),
     "ReLU": (nn.ReLU, ("inplace",)),
     "ReLU6": (nn.ReLU6, ("inplace",)),
     "LeakyReLU": (nn.LeakyReLU, ("negative_slope", "inplace")),

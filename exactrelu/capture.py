@@ -29,12 +29,16 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.spectral_norm import SpectralNorm as _OldSpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm as _OldWeightNorm
 
-from . import _exact
+from . import _exact, _export
 from ._exact import ExactMap
+from ._ops import (ARGUMENT_NAMES, ARITHMETIC, CAT_OPS, FLATTEN_OPS, FOLD_ATTRIBUTES,
+                   FOLD_METHODS, FOLD_OPS, FUNCTIONAL_MODULES, GATHER_OPS,
+                   IDENTITY_OPS, MAXIMUM, METHODS, MINIMUM, MODEL, PIECES_OPS, SIZE_OPS,
+                   SQUEEZE_OPS, TUPLE_MODULES, UNSQUEEZE_OPS, VIEW_OPS)
 from .errors import InvalidInputError, UnsupportedModelError
-from .rules import (ADD_OPS, CAT_OPS, FUNCTIONAL_MODULES, Add, Cat, FloatMap, PiecewiseRule,
-                    Reshape, Rule, find_rule, module_state, overrides, registered_class,
-                    rule_conflict)
+from .rules import (MAX_ENTRIES, Abs, Add, AddConstant, AffineRule, Cat, Clamp, Div, FloatMap,
+                    Gather, Mean, Mul, Pad, PiecewiseRule, Reshape, Rule, Sub, _aten, find_rule,
+                    module_state, overrides, registered_class, rule_conflict)
 
 __all__ = ["Program", "Node", "capture"]
 
@@ -118,9 +122,7 @@ class Program:
             for _, t in nd.rule.tensors(nd.module):
                 if t is not None:
                     h.update(t.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
-            for attr in ("negative_slope", "min_val", "max_val", "eps", "stride", "padding", "kernel_size",
-                         "dilation", "groups", "start_dim", "end_dim", "dim", "shape", "ceil_mode",
-                         "count_include_pad", "divisor_override", "output_size"):
+            for attr in _DIGEST_ATTRIBUTES:
                 if hasattr(nd.module, attr):
                     h.update(f"{attr}={getattr(nd.module, attr)!r};".encode())
             if isinstance(nd.module, nn.Module) and not type(nd.module).__module__.startswith("torch."):
@@ -128,6 +130,11 @@ class Program:
                 for part in module_state(nd.module):
                     h.update(part)
         return h.hexdigest()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (for worker processes) without ``net``: the ops hold what they compute with,
+        and a model torch.export made carries hooks that do not pickle."""
+        return {**self.__dict__, "net": None}
 
     def __repr__(self) -> str:
         lines = [f"Program(input_shape={self.input_shape}, output_shape={self.output_shape})"]
@@ -249,6 +256,14 @@ class Program:
         return self.exact_run(m0)[0].values()
 
 
+# The constants of an op the digest hashes (besides the tensors its rule reads and the shapes).
+_DIGEST_ATTRIBUTES = (
+    "negative_slope", "min_val", "max_val", "eps", "stride", "padding", "kernel_size", "dilation",
+    "groups", "start_dim", "end_dim", "dim", "shape", "ceil_mode", "count_include_pad",
+    "divisor_override", "output_size", "mode", "value", "scale_factor", "size", "align_corners",
+    "recompute_scale_factor", "keepdim", "dims", "min", "max", "op", "args", "item")
+
+
 def _exact_state(rule: PiecewiseRule, nd: Node, m: ExactMap) -> torch.Tensor:
     """States decided exactly: the signs of the exact switching functions (0 on ties, which
     ``state_from_signs`` resolves by the documented tie rule)."""
@@ -279,8 +294,10 @@ def capture(net: nn.Module, input_shape: Sequence[int]) -> Program:
     >>> capture(net, (2,)).num_piecewise
     1
     """
+    net = _export.as_module(net)
     if not isinstance(net, nn.Module):
-        raise InvalidInputError(f"expected a torch.nn.Module, got {type(net).__name__}")
+        raise InvalidInputError(f"expected a torch.nn.Module or a torch.export.ExportedProgram, "
+                                f"got {type(net).__name__}")
     try:
         input_shape = tuple(operator.index(s) for s in input_shape)
     except TypeError:
@@ -289,6 +306,7 @@ def capture(net: nn.Module, input_shape: Sequence[int]) -> Program:
         raise InvalidInputError(f"input_shape must be non-empty with positive sizes (no batch dimension), got {input_shape}")
 
     builder = _Builder()
+    builder.input_shape = input_shape
     builder.problems += _global_hook_problems()
     out = builder.module(net, "", [INPUT])
     problems = builder.problems + builder.tensor_problems() + builder.inplace_problems(out)
@@ -375,7 +393,7 @@ class _Tracer(fx.Tracer):
         return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return (registered_class(type(m)) is not None
+        return (registered_class(type(m)) is not None or _export.is_exported(m)
                 or super().is_leaf_module(m, module_qualified_name))
 
     def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...],
@@ -395,6 +413,8 @@ class _Builder:
         self.problems: list[str] = []
         self.writes: set[int] = set()  # nodes that write their first input in place
         self._seen: set[int] = set()  # ids of modules whose own state was checked
+        self.batch: int | None = None  # the batch size of the exported graph being captured
+        self.input_shape: tuple[int, ...] = ()
 
     def add(self, name: str, module: Any, inputs: list[int]) -> int:
         rule = find_rule(type(module))
@@ -421,8 +441,9 @@ class _Builder:
         label = name or "<root>"
         for kind, hooks in (("forward pre-hook", mod._forward_pre_hooks),
                             ("forward hook", mod._forward_hooks)):
-            self.problems += [_hook_problem(label, mod, kind, h) for h in hooks.values()]
-        patched = sorted(vars(mod).keys() & _methods(type(mod)))
+            self.problems += [_hook_problem(label, mod, kind, h) for h in hooks.values()
+                              if not _export.own_hook(mod, h)]
+        patched = sorted(vars(mod).keys() & _methods(type(mod)) - _export.own_methods(mod))
         if patched:
             self.problems.append(f"{label} ({_op_name(mod)}): {', '.join(patched)} replaced on the "
                                  "instance; capture follows the class's forward, so define the "
@@ -440,6 +461,8 @@ class _Builder:
             self.problems.append(f"{label}: {type(mod).__name__} is not a torch.nn.Module")
             return inputs[0] if inputs else INPUT
         self.check_call(mod, name)
+        if _export.is_exported(mod):
+            return self.exported(mod, name, inputs)
         if registered_class(type(mod)) is not None:
             # its submodules (parametrizations, the layers of a user's module) run inside it
             for sub_name, sub in mod.named_modules(prefix=name):
@@ -468,7 +491,31 @@ class _Builder:
             self.check_call(sub, f"{name}.{sub_name}" if name else sub_name)
         return self.graph(fx.GraphModule(tracer.root, graph), name, inputs)
 
-    def graph(self, gm: fx.GraphModule, prefix: str, inputs: list[int]) -> int:
+    def exported(self, gm: fx.GraphModule, name: str, inputs: list[int]) -> int:
+        """A module torch.export made (``ep.module()``): its graph of ATen ops, walked as it is
+        (its forward runs exactly this graph, which :func:`_export.problems` checks)."""
+        label = name or "<root>"
+        self.problems += _export.problems(gm, label)
+        if inputs != [INPUT]:
+            self.problems.append(f"{label}: an exported program inside another model; capture "
+                                 "the exported program on its own")
+        batch, shape = _export.input_batch_and_shape(gm)
+        if shape is not None and shape != self.input_shape and inputs == [INPUT]:
+            raise InvalidInputError(
+                f"input_shape {self.input_shape} does not fit the exported program, which takes "
+                f"inputs of shape ({'batch' if batch is None else batch}, "
+                f"{', '.join(map(str, shape))}); pass input_shape={shape}")
+        outer, self.batch = self.batch, batch
+        try:
+            return self.graph(gm, name, inputs, exported=True)
+        finally:
+            self.batch = outer
+
+    def graph(self, gm: fx.GraphModule, prefix: str, inputs: list[int],
+              exported: bool = False) -> int:
+        """Capture the nodes of ``gm``'s graph (fed ``inputs``); returns the output's value. For a
+        module torch.export made (``exported``), its guard call is skipped (it checks the input's
+        shape and returns nothing) and its one output is the flat output of the graph."""
         env: dict[fx.Node, Any] = {}
         placeholders = 0
         out = INPUT
@@ -484,6 +531,9 @@ class _Builder:
                 placeholders += 1
             elif node.op == "call_module":
                 sub = gm.get_submodule(node.target)
+                if exported and _export.is_guard(sub) and not node.users:
+                    self.check_call(sub, path)
+                    continue
                 if node.kwargs:
                     self.problems.append(f"{path} ({_op_name(sub)}): called with keyword arguments "
                                          f"{sorted(node.kwargs)}; pass the input positionally")
@@ -493,11 +543,11 @@ class _Builder:
             elif node.op == "call_method":
                 env[node] = self.method(node, env, path)
             elif node.op == "get_attr":
-                self.problems.append(f"{path} (get_attr {node.target}): tensors used directly in forward are not supported; "
-                                     "use a module (e.g. nn.Linear) instead")
-                env[node] = INPUT
+                env[node] = self.attribute(gm, node.target, path)
             elif node.op == "output":
                 res = node.args[0]
+                if exported and isinstance(res, (tuple, list)) and len(res) == 1:
+                    res = res[0]  # the flat outputs; _export checked that the model returns one
                 if isinstance(res, (tuple, list)):
                     self.problems.append(f"{prefix or '<root>'}: the model returns {len(res)} tensors; return one")
                     res = res[0]
@@ -507,81 +557,303 @@ class _Builder:
     def ref(self, env: dict, a: Any, path: str) -> int:
         if isinstance(a, fx.Node):
             v = env[a]
-            if isinstance(v, _Meta):
-                self.problems.append(f"{path}: uses a shape value ({a.name}) as a tensor")
-                return INPUT
-            return v
+            if isinstance(v, int):
+                return v
+            what = "a shape value" if isinstance(v, _Meta) else (
+                "a tensor that is not computed from the input" if isinstance(v, _Const) else
+                "several tensors")
+            self.problems.append(f"{path}: uses {what} ({a.name}) where the model's tensor was "
+                                 "expected")
+            return INPUT
         self.problems.append(f"{path}: constant argument {a!r} where a tensor of the model was expected")
         return INPUT
 
+    def attribute(self, gm: nn.Module, target: str, path: str) -> Any:
+        """A tensor the graph reads from its module (a parameter, buffer or constant): the tensor
+        itself, which the ops built from it read (no copy)."""
+        owner_name, _, leaf = target.rpartition(".")
+        try:
+            owner = gm.get_submodule(owner_name)
+            value = getattr(owner, leaf)
+        except AttributeError:
+            value = None
+        if isinstance(value, torch.Tensor):
+            if parametrize.is_parametrized(owner, leaf) and any(
+                    m.training for m in owner.parametrizations[leaf].modules()):
+                self.problems.append(f"{path} (get_attr {target}): its parametrization is in "
+                                     "train mode; call net.eval() first")
+            return _Const(value)
+        self.problems.append(f"{path} (get_attr {target}): not a tensor of the model "
+                             f"({type(value).__name__})")
+        return _Const(None)
+
+    def resolve(self, env: dict, a: Any) -> Any:
+        """An argument of a call with its graph values looked up: a model tensor as
+        :class:`_Value`, constants as :class:`_Const`, shapes as :class:`_Meta`."""
+        if isinstance(a, fx.Node):
+            v = env[a]
+            return _Value(v) if isinstance(v, int) else v
+        if isinstance(a, (list, tuple)):
+            return type(a)(self.resolve(env, x) for x in a)
+        return a
+
     def function(self, node: fx.Node, env: dict, path: str) -> Any:
-        f = node.target
-        args, kwargs = node.args, node.kwargs
-        fname = getattr(f, "__name__", f)
-        if f in ADD_OPS:
-            two_tensors = len(args) == 2 and all(isinstance(a, fx.Node) for a in args)
-            if kwargs.get("alpha", 1) != 1 or not two_tensors or set(kwargs) - {"alpha"}:
-                self.problems.append(f"{path} ({fname}): only x + y of two model tensors is "
-                                     "supported")
-                return INPUT
-            i = self.add(path, Add(), [self.ref(env, a, path) for a in args])
-            if f is operator.iadd:
-                self.writes.add(i)
-            return i
-        if f in CAT_OPS:
-            dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
-            return self.add(path, Cat(int(dim)), [self.ref(env, a, path) for a in args[0]])
-        if f is torch.flatten:
-            start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
-            end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
-            return self.flatten(path, self.ref(env, args[0], path), start, end)
-        if f in FUNCTIONAL_MODULES:
-            consts = [*args[1:], *kwargs.values()]
-            if not args or any(isinstance(a, fx.Node) for a in consts):
-                self.problems.append(f"{path} ({fname}): its constants must be numbers, not values "
-                                     "computed in forward")
-                return INPUT
-            try:
-                made = FUNCTIONAL_MODULES[f](*args, **kwargs)
-            except (TypeError, ValueError) as exc:
-                self.problems.append(f"{path} ({fname}): arguments not understood ({exc})")
-                return INPUT
-            return self.add(path, made, [self.ref(env, args[0], path)])
-        if f is getattr or f is operator.getitem:
-            return _Meta(node)
-        self.problems.append(f"{path} (function {getattr(f, '__module__', '')}.{fname}): "
-                             "no rule registered")
-        return INPUT
+        args = [self.resolve(env, a) for a in node.args]
+        kwargs = {k: self.resolve(env, v) for k, v in node.kwargs.items()}
+        return self.call(node.target, args, kwargs, path)
 
     def method(self, node: fx.Node, env: dict, path: str) -> Any:
         name = node.target
-        args, kwargs = node.args, node.kwargs
-        if name == "size" or name == "dim":
-            return _Meta(node)
-        src = self.ref(env, args[0], path)
-        if name in ("flatten",):
-            start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
-            end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
-            return self.flatten(path, src, start, end)
-        if name in ("view", "reshape"):
-            shape = args[1:] if not (len(args) == 2 and isinstance(args[1], (tuple, list))) else args[1]
-            return self.add(path, _PendingReshape(tuple(shape)), [src])
-        if name in ("contiguous",) and not kwargs:
-            return src
-        if name in ("relu",) and len(args) == 1 and not kwargs:
-            return self.add(path, nn.ReLU(), [src])
-        if name in ("add", "__add__") and len(args) == 2 and not kwargs:
-            return self.add(path, Add(), [src, self.ref(env, args[1], path)])
+        args = [self.resolve(env, a) for a in node.args]
+        kwargs = {k: self.resolve(env, v) for k, v in node.kwargs.items()}
+        if name == "size" and isinstance(args[0], _Value):
+            dim = args[1] if len(args) > 1 else kwargs.get("dim")
+            return _Meta(batch=dim == 0, shape=dim is None)
+        if name == "dim" and isinstance(args[0], _Value):
+            return _Meta()
+        if name in ("contiguous", "detach") and len(args) == 1 and not kwargs:
+            return args[0]
+        if name in ("view", "reshape", "permute", "flip") and len(args) > 1 and not (
+                len(args) == 2 and isinstance(args[1], (tuple, list))):
+            args = [args[0], tuple(args[1:])]  # x.view(a, b) is torch.reshape(x, (a, b))
+        if name == "view":
+            name = "reshape"
+        if name in ("expand", "repeat") and isinstance(args[0], _Value):
+            return self.gather(f"Tensor.{name}", args, kwargs, path)
+        f = METHODS.get(name)
+        if f is not None:
+            return self.call(f, args, kwargs, path)
+        if name in FOLD_METHODS and isinstance(args[0], _Const) and \
+                not _contains(args[1:], kwargs, _Value, _Meta, _Pieces):
+            return self.fold(lambda t, *a, **k: getattr(t, name)(*a, **k), args, kwargs,
+                             f"{path} (method Tensor.{name})")
         keywords = f" with {sorted(kwargs)}" if kwargs else ""
-        self.problems.append(f"{path} (method Tensor.{name}{keywords}): no rule registered")
+        inplace = " (an in-place method)" if name.endswith("_") and name[:-1] in METHODS else ""
+        self.problems.append(f"{path} (method Tensor.{name}{keywords}): no rule "
+                             f"registered{inplace}")
         return INPUT
 
-    def flatten(self, path: str, src: int, start: int, end: int) -> int:
-        if start != 1 or end != -1:
-            self.problems.append(f"{path} (flatten start_dim={start}, end_dim={end}): only flattening "
-                                 "everything but the batch dimension (start_dim=1) is supported")
-            return src
-        return self.add(path, _PendingReshape((-2, -1)), [src])
+    def call(self, f: Any, args: list, kwargs: dict, path: str) -> Any:
+        """What a call of ``f`` on resolved arguments becomes (see :mod:`exactrelu._ops`)."""
+        label = f"{path} ({_function_name(f)})"
+        if f is getattr:
+            if isinstance(args[0], _Const) and len(args) == 2 and args[1] in FOLD_ATTRIBUTES:
+                return self.fold(getattr, args, {}, label)
+            return _Meta(shape=len(args) > 1 and args[1] == "shape")
+        if f is operator.getitem:
+            return self.getitem(args[0], args[1], path, label)
+        if f in SIZE_OPS:
+            return _Meta(batch=len(args) > 1 and args[1] == 0)
+        if f in FOLD_OPS and not _contains(args, kwargs, _Value, _Meta, _Pieces):
+            return self.fold(f, args, kwargs, label)
+        if f in ARITHMETIC:
+            return self.arithmetic(ARITHMETIC[f], args, kwargs, path, label)
+        if f in MAXIMUM or f in MINIMUM:
+            return self.extremum(f in MAXIMUM, args, kwargs, path, label)
+        if f in CAT_OPS:
+            dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+            parts = args[0] if isinstance(args[0], (list, tuple)) else [args[0]]
+            return self.add(path, Cat(int(dim)), [self.value(p, label) for p in parts])
+        reshape = self.reshape_spec(f, args, kwargs)
+        if reshape is not None:
+            return self.add(path, _PendingReshape(*reshape, self.batch),
+                            [self.value(args[0], label)])
+        if f in IDENTITY_OPS and isinstance(args[0], _Value):
+            return args[0].index
+        if f in GATHER_OPS or f in PIECES_OPS:
+            positional = _positional(f, args, kwargs)
+            if positional is None:
+                self.problems.append(f"{label}: pass its arguments positionally")
+                return INPUT
+            if f in GATHER_OPS:
+                return self.gather(GATHER_OPS[f], positional, {}, path)
+            return _Pieces(self.value(args[0], label), f, positional, {})
+        if f in TUPLE_MODULES:
+            return _Pieces(self.value(args[0], label), f, args, kwargs)
+        if f in FUNCTIONAL_MODULES:
+            return self.module_call(FUNCTIONAL_MODULES[f], args, kwargs, path, label)
+        if f is _COPY:
+            self.problems.append(f"{label}: writes a buffer of the model in forward (BatchNorm "
+                                 "in train mode does); export the model in eval mode")
+            return INPUT
+        self.problems.append(f"{label}: no rule registered")
+        return INPUT
+
+    def value(self, v: Any, label: str) -> int:
+        """The model tensor ``v``, or a problem (and the input, so capture goes on)."""
+        if isinstance(v, _Value):
+            return v.index
+        what = ("a shape value" if isinstance(v, _Meta) else "a constant" if isinstance(v, _Const)
+                else "several tensors" if isinstance(v, _Pieces) else repr(v))
+        self.problems.append(f"{label}: {what} where a tensor of the model was expected")
+        return INPUT
+
+    def fold(self, f: Callable[..., Any], args: list, kwargs: dict, label: str) -> Any:
+        """A call on constants only, computed now as forward computes it (first on the meta
+        device: a result larger than :data:`~exactrelu.rules.MAX_ENTRIES` is refused before it
+        is made)."""
+        try:
+            with torch.no_grad():
+                meta = f(*_plain(args, meta=True), **_plain(kwargs, meta=True))
+                sizes = [t.numel() for t in _leaves([meta], False) if isinstance(t, torch.Tensor)]
+                if sum(sizes) > MAX_ENTRIES:
+                    self.problems.append(f"{label}: makes {sum(sizes)} values from the model's "
+                                         f"tensors (at most {MAX_ENTRIES} are supported)")
+                    return _Const(None)
+                out = f(*_plain(args), **_plain(kwargs))
+        except Exception as exc:  # torch raises many types for bad arguments
+            self.problems.append(f"{label}: computing it on the model's tensors failed ({exc})")
+            return _Const(None)
+        if isinstance(out, torch.Tensor):
+            return _Const(out)
+        if isinstance(out, (tuple, list)):
+            return type(out)(_Const(t) if isinstance(t, torch.Tensor) else t for t in out)
+        return out
+
+    def module_call(self, factory: Callable[..., Any], args: list, kwargs: dict, path: str,
+                    label: str) -> int:
+        """A call on one model tensor with constant arguments: the module its factory builds."""
+        models = _find(args, kwargs, _Value)
+        if len(models) != 1 or _contains(args, kwargs, _Meta, _Pieces):
+            self.problems.append(f"{label}: its arguments besides one tensor of the model must be "
+                                 "numbers or the model's tensors, not values computed in forward")
+            return INPUT
+        try:
+            made = factory(*_plain(args, model=MODEL), **_plain(kwargs, model=MODEL))
+        except (TypeError, ValueError, RuntimeError) as exc:
+            self.problems.append(f"{label}: arguments not understood ({exc})")
+            return INPUT
+        return self.add(path, made, [models[0].index])
+
+    def getitem(self, base: Any, key: Any, path: str, label: str) -> Any:
+        if isinstance(base, _Pieces):
+            return self.piece(base, key, path, label)
+        if isinstance(base, _Meta):
+            return _Meta(batch=base.shape and key == 0)
+        if isinstance(base, _Const):
+            return self.fold(operator.getitem, [base, key], {}, label)
+        if isinstance(base, (tuple, list)):
+            return base[key]
+        return self.gather("getitem", [base, key], {}, path)
+
+    def gather(self, op: str, args: list, kwargs: dict, path: str) -> int:
+        """A call that copies entries of its model tensor: a :class:`Gather` node."""
+        label = f"{path} ({op})"
+        if kwargs or _contains(args[1:], {}, _Value, _Const, _Pieces, torch.Tensor) or \
+                _contains(args[1:], {}, fx.Node, _Meta, slices=True):
+            self.problems.append(f"{label}: its arguments must be numbers (not tensors or values "
+                                 "computed in forward), positionally")
+            return INPUT
+        consts = tuple(_tuple_of(a) for a in args[1:])
+        return self.add(path, Gather(op, consts, None, self.batch or 2),
+                        [self.value(args[0], label)])
+
+    def piece(self, pieces: _Pieces, i: Any, path: str, label: str) -> int:
+        """Result ``i`` of a call returning several tensors (split, chunk; a batch norm or max
+        pooling that also returns statistics or indices)."""
+        if not isinstance(i, int):
+            self.problems.append(f"{label}: index {i!r} into several tensors")
+            return INPUT
+        f = pieces.f
+        if f in TUPLE_MODULES:
+            factory, output = TUPLE_MODULES[f]
+            if i != output:
+                self.problems.append(f"{label}: uses result {i} of {_function_name(f)} (only its "
+                                     f"result {output} is supported)")
+                return INPUT
+            return self.module_call(factory, pieces.args, pieces.kwargs, path, label)
+        if pieces.kwargs or _contains(pieces.args[1:], {}, _Value, _Const, _Meta, _Pieces):
+            self.problems.append(f"{label}: the arguments of {_function_name(f)} must be numbers")
+            return INPUT
+        consts = tuple(_tuple_of(a) for a in pieces.args[1:])
+        return self.add(path, Gather(PIECES_OPS[f], consts, i, self.batch or 2), [pieces.src])
+
+    def arithmetic(self, kind: str, args: list, kwargs: dict, path: str, label: str) -> int:
+        kwargs = dict(kwargs)
+        alpha = kwargs.pop("alpha", 1)
+        if kwargs.pop("rounding_mode", None) is not None or kwargs or alpha != 1:
+            self.problems.append(f"{label}: only plain x + y, x - y, x * c, x / c are supported "
+                                 f"(not alpha or rounding_mode)")
+            return INPUT
+        if kind == "neg":
+            return self.combine("mul", args[0], -1.0, path, label)
+        if len(args) != 2:
+            self.problems.append(f"{label}: expected two operands")
+            return INPUT
+        a, b = args
+        if kind == "rsub":
+            a, b, kind = b, a, "sub"
+        i = self.combine(kind.rstrip("_"), a, b, path, label)
+        if kind.endswith("_") and isinstance(a, _Value) and i != INPUT:
+            self.writes.add(i)
+        return i
+
+    def combine(self, kind: str, a: Any, b: Any, path: str, label: str) -> int:
+        """``a + b``, ``a - b``, ``a * b`` or ``a / b`` with at least one model tensor, as nodes:
+        Add/Sub of two model tensors, or Mul/Div/AddConstant by a constant."""
+        for v in (a, b):
+            if not isinstance(v, (_Value, _Const)) and not _is_number(v):
+                self.problems.append(f"{label}: operand {v!r} is neither a tensor nor a number")
+                return INPUT
+        if not isinstance(a, _Value) and not isinstance(b, _Value):
+            self.problems.append(f"{label}: writes into a tensor of the model (a parameter or "
+                                 "buffer) in forward; compute a new tensor instead")
+            return INPUT
+        if isinstance(a, _Value) and isinstance(b, _Value):
+            if kind in ("add", "sub"):
+                return self.add(path, Add() if kind == "add" else Sub(), [a.index, b.index])
+            self.problems.append(f"{label}: a product or quotient of two tensors of the model is "
+                                 "not piecewise linear")
+            return INPUT
+        if isinstance(b, _Value) and kind in ("add", "mul"):
+            a, b = b, a
+        if isinstance(b, _Value):  # c - x or c / x
+            if kind == "div":
+                self.problems.append(f"{label}: dividing by a tensor of the model is not "
+                                     "piecewise linear")
+                return INPUT
+            neg = self.add(f"{path}.neg", Mul(-1.0), [b.index])
+            return self.add(path, AddConstant(_constant(a)), [neg])
+        c = _constant(b)
+        if c is None:
+            self.problems.append(f"{label}: operand is not a tensor of the model")
+            return INPUT
+        if kind == "sub":
+            c = -c
+        made = {"add": AddConstant, "sub": AddConstant, "mul": Mul, "div": Div}[kind](c)
+        return self.add(path, made, [a.index])
+
+    def extremum(self, maximum: bool, args: list, kwargs: dict, path: str, label: str) -> int:
+        """``maximum(a, b) = b + relu(a - b)`` and ``minimum(a, b) = a - relu(a - b)``: exact in
+        real arithmetic, with one ReLU unit per entry on ``a - b`` (see the README's tie states)."""
+        if kwargs or len(args) != 2 or not any(isinstance(v, _Value) for v in args) or \
+                not all(isinstance(v, (_Value, _Const)) for v in args):
+            self.problems.append(f"{label}: only the elementwise maximum/minimum of two tensors "
+                                 "is supported (torch.maximum(a, b); not over a dimension)")
+            return INPUT
+        a, b = args
+        diff = self.combine("sub", a, b, f"{path}.sub", label)
+        relu = self.add(f"{path}.relu", nn.ReLU(), [diff])
+        if maximum:
+            return self.combine("add", b, _Value(relu), path, label)
+        return self.combine("sub", a, _Value(relu), path, label)
+
+    def reshape_spec(self, f: Any, args: list, kwargs: dict) -> tuple[str, tuple] | None:
+        """(kind, arguments) of a reshape call (view, reshape, flatten, squeeze, unsqueeze) of a
+        model tensor, resolved once shapes are known; None for any other call."""
+        if not args or not isinstance(args[0], _Value):
+            return None
+        def arg(i: int, name: str, default: Any) -> Any:
+            return args[i] if len(args) > i else kwargs.get(name, default)
+        if f in VIEW_OPS:
+            return "view", (tuple(arg(1, "shape", ())),)
+        if f in FLATTEN_OPS:
+            return "flatten", (arg(1, "start_dim", 0), arg(2, "end_dim", -1))
+        if f in UNSQUEEZE_OPS:
+            return "unsqueeze", (arg(1, "dim", None),)
+        if f in SQUEEZE_OPS:
+            return "squeeze", (arg(1, "dim", None),)
+        return None
 
     def tensor_problems(self) -> list[str]:
         """Every tensor a rule reads must be a finite real floating-point tensor (a complex one
@@ -684,8 +956,9 @@ def _tensor_problem(t: Any) -> str | None:
 def _aliases(module: Any) -> bool:
     """May the op's output share storage with its (first) input? Only ops known to return a new
     tensor say no."""
-    if isinstance(module, (Add, Cat, nn.Linear, nn.Conv1d, nn.Conv2d, _BatchNorm, nn.AvgPool2d,
-                           nn.AdaptiveAvgPool2d, nn.MaxPool2d)):
+    if isinstance(module, (Add, Sub, Cat, Mul, Div, AddConstant, Mean, Pad, Abs, Clamp, nn.Linear,
+                           nn.modules.conv._ConvNd, _BatchNorm, nn.AvgPool2d,
+                           nn.AdaptiveAvgPool2d, nn.MaxPool2d, nn.PReLU, nn.Upsample)):
         return False
     if isinstance(module, (nn.ReLU, nn.LeakyReLU, nn.Hardtanh)):
         return bool(module.inplace)
@@ -693,17 +966,129 @@ def _aliases(module: Any) -> bool:
 
 
 class _Meta:
-    """A non-tensor value in an fx graph (x.size(0), x.shape): resolved during shape inference."""
+    """A value of an fx graph that is not a tensor: a size (``x.size(0)``, ``x.shape``), the
+    batch size when ``batch``, a tensor's shape when ``shape``."""
 
-    def __init__(self, node: fx.Node) -> None:
-        self.node = node
+    def __init__(self, batch: bool = False, shape: bool = False) -> None:
+        self.batch = batch
+        self.shape = shape
+
+    def __repr__(self) -> str:
+        return "<batch size>" if self.batch else "<shape value>"
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A tensor of the model in a call's arguments: the index of the node computing it."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class _Const:
+    """A tensor the graph reads from the model (a parameter, buffer or constant), or computed
+    from such tensors only."""
+
+    tensor: torch.Tensor | None
+
+
+@dataclass
+class _Pieces:
+    """The several results of a call (split, chunk; a batch norm with its statistics); a node is
+    made for each result used."""
+
+    src: int
+    f: Any
+    args: list
+    kwargs: dict
+
+
+def _leaves(obj: Any, slices: bool) -> Any:
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, (list, tuple)):
+        for x in obj:
+            yield from _leaves(x, slices)
+    elif slices and isinstance(obj, slice):
+        yield from _leaves([obj.start, obj.stop, obj.step], slices)
+    else:
+        yield obj
+
+
+def _find(args: Any, kwargs: dict, *types: type, slices: bool = False) -> list:
+    return [x for x in _leaves([args, kwargs], slices) if isinstance(x, types)]
+
+
+def _contains(args: Any, kwargs: dict, *types: type, slices: bool = False) -> bool:
+    return bool(_find(args, kwargs, *types, slices=slices))
+
+
+def _plain(obj: Any, model: Any = None, meta: bool = False) -> Any:
+    """``obj`` with constants as their tensors (empty ones of the same shape on the meta device
+    with ``meta``) and model tensors as ``model``."""
+    if isinstance(obj, _Const):
+        t = obj.tensor
+        return t.detach().to("meta") if meta and isinstance(t, torch.Tensor) else t
+    if isinstance(obj, _Value):
+        return model
+    if isinstance(obj, dict):
+        return {k: _plain(v, model, meta) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(x, model, meta) for x in obj)
+    return obj
+
+
+def _tuple_of(a: Any) -> Any:
+    return tuple(_tuple_of(x) for x in a) if isinstance(a, (list, tuple)) else a
+
+
+def _positional(f: Any, args: list, kwargs: dict) -> list | None:
+    """The arguments of a call of ``f`` all positional (keywords placed by the names of an ATen
+    op's schema or :data:`~exactrelu._ops.ARGUMENT_NAMES`), or None when that is not possible."""
+    if not kwargs:
+        return list(args)
+    if isinstance(f, torch._ops.OpOverload):
+        names: tuple[str, ...] = tuple(a.name for a in f._schema.arguments[1:])
+    else:
+        names = ARGUMENT_NAMES.get(f, ())
+    out, rest = list(args), dict(kwargs)
+    for name in names[len(args) - 1:]:
+        if name not in rest:
+            break
+        out.append(rest.pop(name))
+    return None if rest else out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _constant(v: Any) -> torch.Tensor | float | None:
+    if isinstance(v, _Const):
+        return v.tensor
+    return float(v) if _is_number(v) else None
+
+
+def _function_name(f: Any) -> str:
+    if isinstance(f, torch._ops.OpOverload):
+        return str(f)
+    name = getattr(f, "__name__", None) or type(f).__name__
+    return f"{getattr(f, '__module__', None) or 'builtins'}.{name}"
+
+
+_COPY = _aten("copy_.default")
 
 
 @dataclass(frozen=True)
 class _PendingReshape:
-    """view/reshape/flatten whose target is resolved to a per-sample shape once shapes are known."""
+    """A reshape of each sample (view, reshape, flatten, squeeze, unsqueeze) whose per-sample
+    shape is resolved once shapes are known: ``kind`` and the call's arguments (a view's shape
+    counts the batch dimension: a :class:`_Meta` batch size, -1, or ``batch``, the batch size of
+    an exported program, stand for it)."""
 
-    spec: tuple
+    kind: str
+    args: tuple
+    batch: int | None = None
 
 
 from .rules import RULES as _RULES, ReshapeCallRule as _RCR  # noqa: E402
@@ -719,6 +1104,7 @@ def _infer_shapes(prog: Program) -> None:
             nd.module = _resolve_reshape(nd, nd.in_shapes[0])
         try:
             with torch.no_grad():
+                _check_size(nd)
                 ins = [FloatMap(torch.zeros((1, 0, *s), dtype=torch.float64), torch.zeros((1, *s), dtype=torch.float64))
                        for s in nd.in_shapes]
                 if nd.piecewise:
@@ -726,6 +1112,10 @@ def _infer_shapes(prog: Program) -> None:
                     out = nd.rule.apply(nd.module, ins[0], st)  # type: ignore[attr-defined]
                 else:
                     out = nd.rule.float_forward(nd.module, ins)
+        except UnsupportedModelError as exc:
+            problem = f"{nd.name or '<root>'} ({_op_name(nd.module)}): {exc}"
+            raise UnsupportedModelError(f"the model has an operation exactrelu cannot handle:\n"
+                                        f"  - {problem}", [problem]) from None
         except InvalidInputError:
             raise
         except Exception as exc:
@@ -738,21 +1128,71 @@ def _infer_shapes(prog: Program) -> None:
         nd.out_shape = shapes[i]
 
 
+def _check_size(nd: Node) -> None:
+    """Refuse an op whose output would exceed :data:`~exactrelu.rules.MAX_ENTRIES` entries per
+    sample (a padding or upsampling of a model file asking for too much) before computing it:
+    affine ops are run on the meta device first (nothing allocated)."""
+    if nd.piecewise or not isinstance(nd.rule, AffineRule):
+        return
+    ins = [FloatMap(torch.zeros((1, 0, *s), device="meta"), torch.zeros((1, *s), device="meta"))
+           for s in nd.in_shapes]
+    try:
+        size = nd.rule.float_forward(nd.module, ins).b.numel()
+    except (NotImplementedError, RuntimeError, TypeError, ValueError):
+        return  # an op without meta kernels: computed for real below
+    if size > MAX_ENTRIES:
+        raise UnsupportedModelError(f"its output would have {size} entries per sample (at most "
+                                    f"{MAX_ENTRIES} are supported)")
+
+
 def _resolve_reshape(nd: Node, in_shape: tuple[int, ...]) -> Reshape:
-    spec = nd.module.spec
+    """The per-sample shape of a reshape call; calls that would reshape the batch dimension (or
+    depend on the batch size) are refused."""
+    spec = nd.module
+    kind, args = spec.kind, spec.args
+    full = len(in_shape) + 1  # dimensions with the batch
     n = math.prod(in_shape)
-    if spec == (-2, -1):
-        return Reshape((n,))
-    dims = []
-    for s in spec:
-        if isinstance(s, _Meta) or isinstance(s, fx.Node):
-            dims.append("batch")
-        else:
-            dims.append(int(s))
-    # Accept (batch, -1), (batch, n), (-1, n): a flat vector per sample.
-    ok = len(dims) == 2 and (dims[0] in ("batch", -1)) and (dims[1] in (-1, n)) and not (dims[0] == -1 and dims[1] == -1)
-    if not ok:
-        raise InvalidInputError(
-            f"{nd.name}: view/reshape to {tuple(dims)} is not supported; only reshaping each sample to a "
-            "flat vector (x.view(x.size(0), -1)) is")
-    return Reshape((n,))
+
+    def refuse(why: str) -> UnsupportedModelError:
+        problem = f"{nd.name or '<root>'} ({kind}): {why}"
+        return UnsupportedModelError(f"the model has an operation exactrelu cannot handle:\n"
+                                     f"  - {problem}", [problem])
+
+    def dim(d: Any, ndim: int) -> int:
+        if not isinstance(d, int) or not -ndim <= d < ndim:
+            raise refuse(f"dimension {d!r} of a tensor with {ndim} dimensions")
+        return d % ndim
+
+    if kind == "flatten":
+        start, end = dim(args[0], full), dim(args[1], full)
+        if start == 0:
+            raise refuse("flattening the batch dimension; flatten from dimension 1 (start_dim=1)")
+        return Reshape((*in_shape[:start - 1], math.prod(in_shape[start - 1:end]), *in_shape[end:]))
+    if kind == "unsqueeze":
+        d = dim(args[0], full + 1)
+        if d == 0:
+            raise refuse("a new dimension before the batch dimension")
+        return Reshape((*in_shape[:d - 1], 1, *in_shape[d - 1:]))
+    if kind == "squeeze":
+        if args[0] is None:
+            raise refuse("squeeze() without dimensions would squeeze a batch of one; name the "
+                         "dimensions (x.squeeze(1))")
+        given = args[0] if isinstance(args[0], (tuple, list)) else [args[0]]
+        dims = {dim(d, full) for d in given}
+        if 0 in dims:
+            raise refuse("squeezing the batch dimension")
+        return Reshape(tuple(s for i, s in enumerate(in_shape, 1) if not (i in dims and s == 1)))
+    dims = list(args[0])
+    lead = dims[0] if dims else None
+    batch = (isinstance(lead, _Meta) and lead.batch) or lead == -1 or (
+        spec.batch is not None and lead == spec.batch)
+    rest = dims[1:]
+    if not batch or any(not isinstance(s, int) or s < -1 for s in rest) or rest.count(-1) > 1:
+        raise refuse(f"view/reshape to {tuple(dims)}: the first size must be the batch size "
+                     "(x.size(0) or -1) and the others numbers, as in x.view(x.size(0), -1)")
+    known = math.prod(s for s in rest if s != -1)
+    if -1 in rest and known and n % known == 0:
+        rest[rest.index(-1)] = n // known
+    if math.prod(rest) != n:
+        raise refuse(f"view/reshape to {tuple(dims)} of samples of shape {in_shape}")
+    return Reshape(tuple(rest))

@@ -1,55 +1,120 @@
-"""Certificates: exact regions, vertices, adjacency and counts, stored as plain JSON.
+"""Certificates: exact regions, vertices, adjacency and counts, stored as plain JSON
+(gzip-compressed when the file's name ends in ``.gz``).
 
-Rationals are written as ``"p/q"`` strings (never floats, never pickle). A certificate carries the
-digest of the network's exact parameters and architecture, the domain, the places where the
-network was not taken exactly as written (BatchNorm folded in float64) and the package version.
+Rationals are written as ``"p/q"`` strings (``"p"`` for integers; never floats, never pickle), of
+any size. A certificate carries the digest of the network's exact parameters and architecture,
+the domain, the places where the network was not taken exactly as written (BatchNorm folded in
+float64) and the package version.
+
+Loading is data only, and bounded: work and memory linear in the file's size (numbers of more
+than 600 digits are read by GMP in near-linear time), whatever the file holds.
+
+* A file starting with gzip's magic bytes is decompressed first (whatever its name), to at most
+  :data:`GZIP_MAX_RATIO` times its size (plus a MiB): a gzip bomb stops there, a
+  :class:`~exactrelu.errors.CertificateError`, as do corrupt, truncated or trailing data.
+
+* Rationals are ``[+-]digits`` or ``[+-]digits/digits`` strings and nothing else (no exponents,
+  decimals, whitespace or underscores), each integer of at most ``exactrelu._parse.MAX_DIGITS``
+  (a million) digits; JSON integer literals (indices, counts) have at most 600 digits.
+* Every size is checked before the work it announces: the domain's (see the limits of
+  :mod:`exactrelu.domain`: at most 10 dimensions when bounded, 1024 otherwise), ``input_shape``
+  (its product is the domain's input size), ``output_shape`` (its product is each region's
+  number of output rows), the length of every point (the domain's dimension), every index (into
+  the listed vertices, rays, regions and constraint ids) and the counts ``num_regions`` and
+  ``num_pieces``. Text fields are at most 65,536 characters, ``stats`` at most 16 levels deep.
+* Anything else, a list where an object belongs, ``[]`` as the whole file, a boolean for an
+  integer, nesting deeper than the JSON parser takes, raises
+  :class:`~exactrelu.errors.CertificateError` naming the field, e.g.
+  ``regions[3].facets[0].a[1]: 'one' is not a rational ...``.
+
+What the fields mean is not checked here: :func:`exactrelu.check` proves every one of them.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
-from .domain import Domain
+from . import _parse
+from ._parse import Malformed, coprime_fraction
+from .domain import Domain, shape_size
+from .domain import read_json as _read_domain
 from .errors import CertificateError
+
+__all__ = ["FORMAT", "GZIP_MAX_RATIO", "Certificate", "gunzip", "Region", "RegionFacet",
+           "Adjacency", "canonical_hyperplane",
+           "coprime_fraction"]
 
 FORMAT = "exactrelu-certificate/1"
 
-
-def _coprime_fraction_311(n: int, d: int) -> Fraction:
-    """Before Python 3.12: what ``Fraction(n, d, _normalize=False)`` does once its argument checks
-    pass (and what 3.12's ``Fraction._from_coprime_ints`` does): set the two slots."""
-    f = object.__new__(Fraction)
-    f._numerator = n  # type: ignore[attr-defined]
-    f._denominator = d  # type: ignore[attr-defined]
-    return f
+_TEXT = 1 << 16  # characters of a text field
+_STATS_DEPTH = 16
+_STATE = 1 << 31  # |state| of a pattern entry (an op's state: a sign, a piece, a window position)
 
 
-#: ``coprime_fraction(n, d)``: the Fraction ``n / d`` for Python ints ``n`` and ``d > 0`` already
-#: in lowest terms (e.g. the ``p``, ``q`` of a python-flint ``fmpq``, which is always canonical),
-#: without the gcd of ``Fraction(n, d)``. Never pass anything not known to be coprime, or an fmpz.
-coprime_fraction = getattr(Fraction, "_from_coprime_ints", _coprime_fraction_311)
+#: gzip certificates: :meth:`Certificate.load` decompresses at most ``GZIP_MAX_RATIO`` bytes of
+#: JSON per byte of the file, plus ``GZIP_SLACK`` (so that a small certificate of many repeated
+#: numbers loads whatever its ratio), and refuses anything larger as a gzip bomb before
+#: decompressing it further: the work and memory of a gzip certificate are linear in its size, as
+#: a plain one's are. Genuine certificates compress 4x to 11x (the README's "Certificates on
+#: disk"); deflate itself reaches 1032x.
+GZIP_MAX_RATIO = 64
+GZIP_SLACK = 1 << 20
+GZIP_LEVEL = 6
+_GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_CHUNK = 1 << 20
 
 
-def q(x: Fraction) -> str:
-    return f"{x.numerator}/{x.denominator}" if x.denominator != 1 else str(x.numerator)
+def gunzip(data: bytes, max_ratio: int = GZIP_MAX_RATIO, slack: int = GZIP_SLACK) -> bytes:
+    """The decompressed bytes of a gzip file (one or more members), at most
+    ``max_ratio * len(data) + slack`` of them; raises :class:`~exactrelu._parse.Malformed` on a
+    corrupt, truncated or too large stream, or bytes after the last member that are not one,
+    having decompressed at most one chunk (a MiB) past the limit."""
+    import zlib
+
+    limit = max_ratio * len(data) + slack
+    chunks: list[bytes] = []
+    size = 0
+    rest = data
+    while True:
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # a gzip member, header and trailer
+        buf = rest
+        try:
+            while not inflate.eof:
+                chunk = inflate.decompress(buf, min(_GZIP_CHUNK, limit - size + 1))
+                size += len(chunk)
+                if size > limit:
+                    raise Malformed(f"it decompresses to more than {limit:,} bytes, "
+                                    f"{max_ratio} times its {len(data):,} bytes plus "
+                                    f"{slack:,} (exactrelu.certificate.GZIP_MAX_RATIO): a "
+                                    "gzip bomb, or not a certificate (a certificate "
+                                    "compressed that well loads once gunzip has "
+                                    "decompressed it)")
+                chunks.append(chunk)
+                buf = inflate.unconsumed_tail
+                if not buf and not chunk and not inflate.eof:
+                    raise Malformed("the gzip stream is truncated")
+        except zlib.error as exc:
+            raise Malformed(f"corrupt gzip data ({exc})") from None
+        rest = inflate.unused_data
+        if not rest:
+            return b"".join(chunks)
+        if rest[:2] != _GZIP_MAGIC:
+            raise Malformed(f"{len(rest):,} bytes after the gzip stream that are not gzip")
 
 
-def unq(s: Any, what: str = "number") -> Fraction:
-    if not isinstance(s, (str, int)) or isinstance(s, bool):
-        raise CertificateError(f"{what}: expected a rational as a 'p/q' string, got {s!r}")
-    try:
-        return Fraction(s)
-    except (ValueError, ZeroDivisionError):
-        raise CertificateError(f"{what}: {s!r} is not a rational 'p/q'") from None
+#: ``q(x)``: ``x`` as a certificate writes it, ``"p/q"`` or ``"p"``, of any size (never Python's
+#: 4300-digit limit on int -> str).
+q = _parse.text
 
 
 @dataclass(slots=True)
 class RegionFacet:
-    """A facet ``a . t <= b`` of a region and the constraint ids that define it."""
+    """A facet ``a . t <= b`` of a region: ``a``, ``b`` one of its constraints as it bounds the
+    region; ``ids`` every constraint id of the region (domain rows included) vanishing on the
+    facet, each once; ``vertices`` and ``rays`` exactly the region's vertices and rays on it."""
 
     a: tuple[Fraction, ...]
     b: Fraction
@@ -60,7 +125,11 @@ class RegionFacet:
 
 @dataclass(slots=True)
 class Region:
-    """One certified activation region."""
+    """One certified activation region. Every field is a claim the checker proves, except
+    ``repaired`` (provenance: the exact layer found the region where the float trace had missed
+    or mislabelled it), which it never reads. ``vertices`` holds every vertex of the region, each
+    once; ``facets`` every facet; ``rays`` the extreme rays modulo the lineality space spanned by
+    ``lines``; ``volume`` the exact volume (bounded domains; required up to 3-D)."""
 
     index: int
     pattern: list[list[int]]  # one flat list of states per piecewise op (read-only: may be shared)
@@ -86,7 +155,8 @@ class Region:
 
 @dataclass(slots=True)
 class Adjacency:
-    """Regions ``i`` and ``j`` share a (d-1)-face on the hyperplane ``a . t = b``."""
+    """Regions ``i < j`` share a (d-1)-face on the hyperplane ``a . t = b`` (the first non-zero
+    entry of ``a`` is 1); ``ids`` the union of the ids of their facets on it."""
 
     i: int
     j: int
@@ -97,7 +167,10 @@ class Adjacency:
 
 @dataclass
 class Certificate:
-    """Exact regions of a network on a domain; every number is a theorem about the network."""
+    """Exact regions of a network on a domain; every number is a theorem about the network,
+    proven by :func:`exactrelu.check` (its docstring gives the argument for each field). Not
+    claims, never read by the checker: ``version`` and ``stats`` (which engine made it, how long
+    it took, what the float trace proposed) and each region's ``repaired`` flag."""
 
     domain: Domain
     input_shape: tuple[int, ...]
@@ -158,9 +231,30 @@ class Certificate:
         from ._latex import certificate_to_latex
         return certificate_to_latex(self, names, max_regions, **kwargs)
 
+    def dual_graph(self) -> Any:
+        """The dual graph as a ``networkx.Graph`` (see :func:`exactrelu.analysis.dual_graph`)."""
+        from .analysis import dual_graph
+        return dual_graph(self)
+
+    def to_csv(self, path: str | Path, **kwargs: Any) -> None:
+        """Per-region statistics as CSV, one row per region, exact rationals as ``"p/q"`` beside
+        their floats (see :mod:`exactrelu.export`)."""
+        from .export import to_csv
+        to_csv(self, path, **kwargs)
+
+    def to_dataframe(self, **kwargs: Any) -> Any:
+        """Per-region statistics as a ``pandas.DataFrame`` (the ``paper`` extra; see
+        :mod:`exactrelu.export`)."""
+        from .export import to_dataframe
+        return to_dataframe(self, **kwargs)
+
     def summary(self) -> str:
         return (f"{self.num_regions} regions, {self.num_pieces} pieces, {self.num_vertices} vertices, "
                 f"{len(self.adjacency)} adjacent pairs on {self.domain!r}")
+
+    def __repr__(self) -> str:
+        """One short line (a test's failed assertion shows it), never the regions themselves."""
+        return f"<Certificate: {self.summary()}>"
 
     # --------------------------------------------------------------------------- JSON
     def to_json(self) -> dict[str, Any]:
@@ -195,54 +289,52 @@ class Certificate:
         }
 
     def save(self, path: str | Path) -> None:
-        """Write the certificate as JSON."""
-        Path(path).write_text(json.dumps(self.to_json(), separators=(",", ":")))
+        """Write the certificate as JSON (numbers of any size), gzip-compressed when the name ends
+        in ``.gz`` (``x.cert.json.gz``; the same bytes for the same certificate: no time stamp)."""
+        import json
+
+        text = json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")
+        if str(path).endswith(".gz"):
+            import gzip
+
+            text = gzip.compress(text, compresslevel=GZIP_LEVEL, mtime=0)
+        Path(path).write_bytes(text)
 
     @staticmethod
     def load(path: str | Path) -> "Certificate":
-        """Read a certificate written by :meth:`save`."""
+        """Read a certificate written by :meth:`save`, plain or gzip (told by its first bytes,
+        whatever its name); bounded and strict (see the module docstring), every failure a
+        :class:`~exactrelu.errors.CertificateError`."""
         try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise CertificateError(f"no certificate at {path}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CertificateError(f"{path} is not a JSON certificate ({exc})") from None
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            reason = "no such file" if isinstance(exc, FileNotFoundError) else exc.strerror or exc
+            raise CertificateError(f"cannot read a certificate at {path}: {reason}") from None
+        if raw[:2] == _GZIP_MAGIC:
+            try:
+                raw = gunzip(raw)
+            except Malformed as exc:
+                raise CertificateError(f"{path} is not a gzip certificate: {exc}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CertificateError(f"{path} is not a JSON certificate (not UTF-8 text: "
+                                   f"{exc})") from None
+        del raw
+        try:
+            data = _parse.read_json(text)
+        except Malformed as exc:
+            raise CertificateError(f"{path} is not a JSON certificate: {exc}") from None
+        del text
         return Certificate.from_json(data)
 
     @staticmethod
-    def from_json(data: dict[str, Any]) -> "Certificate":
+    def from_json(data: Any) -> "Certificate":
+        """The certificate of :meth:`to_json`'s output; strict (see the module docstring)."""
         try:
-            if data.get("format") != FORMAT:
-                raise CertificateError(f"unknown certificate format {data.get('format')!r} (expected {FORMAT})")
-            regions = []
-            for i, r in enumerate(data["regions"]):
-                regions.append(Region(
-                    i, [list(map(int, p)) for p in r["pattern"]],
-                    tuple(unq(c, f"region {i} witness") for c in r["witness"]),
-                    [RegionFacet(tuple(unq(c) for c in f["a"]), unq(f["b"]), tuple(f["ids"]), tuple(f["vertices"]),
-                                 tuple(f.get("rays", ()))) for f in r["facets"]],
-                    list(r["vertices"]),
-                    [[unq(c) for c in row] for row in r["output"]],
-                    None if r["volume"] is None else unq(r["volume"]),
-                    bool(r.get("repaired", False)),
-                    [tuple(unq(c, "ray") for c in v) for v in r.get("rays", [])],
-                    [tuple(unq(c, "line") for c in v) for v in r.get("lines", [])]))
-            cert = Certificate(
-                Domain.from_json(data["domain"]), tuple(data["input_shape"]), tuple(data["output_shape"]),
-                data["digest"], list(data["constraint_offsets"]), regions,
-                [tuple(unq(c, "vertex") for c in v) for v in data["vertices"]],
-                [Adjacency(a["i"], a["j"], tuple(unq(c) for c in a["a"]), unq(a["b"]), tuple(a["ids"]))
-                 for a in data["adjacency"]],
-                list(data["pieces"]), list(data.get("notes", [])), data.get("version", ""), data.get("stats", {}))
-        except CertificateError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CertificateError(f"malformed certificate: {type(exc).__name__}: {exc}") from None
-        if data.get("num_regions") != cert.num_regions:
-            raise CertificateError(f"num_regions says {data.get('num_regions')} but {cert.num_regions} regions are listed")
-        if data.get("num_pieces") != cert.num_pieces:
-            raise CertificateError(f"num_pieces says {data.get('num_pieces')} but the piece labels give {cert.num_pieces}")
-        return cert
+            return _read(data)
+        except Malformed as exc:
+            raise CertificateError(f"malformed certificate: {exc.where()}") from None
 
 
 def canonical_hyperplane(a: Sequence[Fraction], b: Fraction) -> tuple[tuple, int]:
@@ -257,3 +349,123 @@ def canonical_hyperplane(a: Sequence[Fraction], b: Fraction) -> tuple[tuple, int
 
 def _all_facet_vertex_sets(cert: Certificate) -> list[tuple[int, ...]]:
     return [f.vertices for r in cert.regions for f in r.facets]
+
+
+# --------------------------------------------------------------------------------- reading
+def _stats(x: Any) -> dict[str, Any]:
+    """``x`` if it is an object of JSON values nested at most ``_STATS_DEPTH`` deep (walked
+    without recursion)."""
+    _parse.obj(x)
+    stack = [(x, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > _STATS_DEPTH:
+            raise Malformed(f"nested more than {_STATS_DEPTH} levels deep")
+        children = v.values() if type(v) is dict else v
+        for c in children:
+            if type(c) in (dict, list):
+                stack.append((c, depth + 1))
+            elif type(c) is int and c.bit_length() > 1990:  # written back under any int limit
+                raise Malformed(f"{_parse.show(c)}; integers in stats have at most 600 digits")
+    return x
+
+
+def _facet(f: Any, d: int, n_vertices: int, n_rays: int, n_ids: int) -> RegionFacet:
+    get, under, integers = _parse.get, _parse.under, _parse.integers
+    _parse.obj(f)
+    return RegionFacet(under(".a", _parse.rationals, get(f, "a"), d),
+                       under(".b", _parse.rational, get(f, "b")),
+                       under(".ids", integers, get(f, "ids"), 0, n_ids),
+                       under(".vertices", integers, get(f, "vertices"), 0, n_vertices),
+                       under(".rays", integers, get(f, "rays", []), 0, n_rays))
+
+
+def _points(x: Any, d: int) -> list[tuple[Fraction, ...]]:
+    rationals = _parse.rationals
+    out = []
+    for k, v in enumerate(_parse.items(x)):
+        try:
+            out.append(rationals(v, d))
+        except Malformed as exc:
+            raise exc.under(f"[{k}]") from None
+    return out
+
+
+def _region(index: int, r: Any, d: int, n_out: int, n_vertices: int, n_ids: int) -> Region:
+    get, under = _parse.get, _parse.under
+    _parse.obj(r)
+    pattern = []
+    for k, states in enumerate(under(".pattern", _parse.items, get(r, "pattern"))):
+        pattern.append(list(under(f".pattern[{k}]", _parse.integers, states, -_STATE, _STATE)))
+    witness = under(".witness", _parse.rationals, get(r, "witness"), d)
+    rays = under(".rays", _points, get(r, "rays", []), d)
+    lines = under(".lines", _points, get(r, "lines", []), d)
+    facets = []
+    for k, f in enumerate(under(".facets", _parse.items, get(r, "facets"))):
+        facets.append(under(f".facets[{k}]", _facet, f, d, n_vertices, len(rays), n_ids))
+    vertices = list(under(".vertices", _parse.integers, get(r, "vertices"), 0, n_vertices))
+    rows = under(".output", _parse.items, get(r, "output"), n_out, None,
+                 "rows (the product of output_shape)")
+    output = [list(under(f".output[{k}]", _parse.rationals, row, d + 1, "entries (dimension + 1)"))
+              for k, row in enumerate(rows)]
+    volume = get(r, "volume", None)
+    volume = None if volume is None else under(".volume", _parse.rational, volume)
+    repaired = under(".repaired", _parse.boolean, get(r, "repaired", False))
+    return Region(index, pattern, witness, facets, vertices, output, volume, repaired, rays, lines)
+
+
+def _adjacency(a: Any, d: int, n_regions: int, n_ids: int) -> Adjacency:
+    get, under = _parse.get, _parse.under
+    _parse.obj(a)
+    return Adjacency(under(".i", _parse.integer, get(a, "i"), 0, n_regions),
+                     under(".j", _parse.integer, get(a, "j"), 0, n_regions),
+                     under(".a", _parse.rationals, get(a, "a"), d),
+                     under(".b", _parse.rational, get(a, "b")),
+                     under(".ids", _parse.integers, get(a, "ids"), 0, n_ids))
+
+
+def _read(data: Any) -> Certificate:
+    """:meth:`Certificate.from_json`, raising :class:`Malformed` with the field's path."""
+    get, under, items, integer, integers = (_parse.get, _parse.under, _parse.items,
+                                             _parse.integer, _parse.integers)
+    top = _parse.obj(data)
+    fmt = get(top, "format")
+    if fmt != FORMAT:
+        raise Malformed(f"unknown certificate format {_parse.kind(fmt)} (expected {FORMAT!r})",
+                        ".format")
+    domain = under(".domain", _read_domain, get(top, "domain"))
+    d = domain.dim
+    input_shape, n_in = under(".input_shape", shape_size, get(top, "input_shape"))
+    if n_in != domain.input_dim:
+        raise Malformed(f"{n_in:,} inputs, but the domain has {domain.input_dim:,}", ".input_shape")
+    output_shape, n_out = under(".output_shape", shape_size, get(top, "output_shape"))
+    offsets = list(under(".constraint_offsets", integers, get(top, "constraint_offsets"), 0,
+                         1 << 62))
+    n_dom = len(domain.halfspaces()[1])
+    if not offsets or offsets[0] != n_dom or any(b < a for a, b in zip(offsets, offsets[1:])):
+        raise Malformed(f"expected non-decreasing ids starting at the domain's {n_dom} "
+                        f"constraints, got {len(offsets)} values", ".constraint_offsets")
+    n_ids = offsets[-1]
+    vertices = under(".vertices", _points, get(top, "vertices"), d)
+    rs = under(".regions", items, get(top, "regions"))
+    if not rs:
+        raise Malformed("no regions (every domain has at least one)", ".regions")
+    regions = [under(f".regions[{i}]", _region, i, r, d, n_out, len(vertices), n_ids)
+               for i, r in enumerate(rs)]
+    n = len(regions)
+    adjacency = [under(f".adjacency[{k}]", _adjacency, a, d, n, n_ids)
+                 for k, a in enumerate(under(".adjacency", items, get(top, "adjacency")))]
+    pieces = list(under(".pieces", integers, get(top, "pieces"), 0, n, n))
+    notes = under(".notes", items, get(top, "notes", []))
+    notes = [under(f".notes[{k}]", _parse.string, v, _TEXT) for k, v in enumerate(notes)]
+    cert = Certificate(domain, input_shape, output_shape,
+                       under(".digest", _parse.string, get(top, "digest"), _TEXT), offsets, regions,
+                       vertices, adjacency, pieces, notes,
+                       under(".version", _parse.string, get(top, "version", ""), _TEXT),
+                       under(".stats", _stats, get(top, "stats", {})))
+    if under(".num_regions", integer, get(top, "num_regions")) != n:
+        raise Malformed(f"says {top['num_regions']} but {n} regions are listed", ".num_regions")
+    if under(".num_pieces", integer, get(top, "num_pieces")) != cert.num_pieces:
+        raise Malformed(f"says {top['num_pieces']} but the piece labels give {cert.num_pieces}",
+                        ".num_pieces")
+    return cert

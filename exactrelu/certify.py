@@ -46,7 +46,7 @@ from .rules import AffineRule, ReshapeRule, _ElementwiseRule
 from .capture import INPUT, Program
 from .certificate import coprime_fraction
 from .domain import Domain
-from .errors import ExactReluError, InvalidInputError
+from .errors import CertificationError, InvalidInputError, RegionLimitError
 
 log = logging.getLogger(__name__)
 fmpz, fmpz_mat = flint.fmpz, flint.fmpz_mat
@@ -109,10 +109,6 @@ class Stats:
             setattr(self, k, getattr(self, k) + getattr(other, k))
         for k, v in other.seconds.items():
             self.seconds[k] = self.seconds.get(k, 0.0) + v
-
-
-class CertificationError(ExactReluError):
-    """An internal consistency check of the exact layer failed (a bug, never a float issue)."""
 
 
 # --------------------------------------------------------------------------- exact propagation
@@ -541,6 +537,7 @@ class _Certifier:
         self.affine: dict = {}  # exact affine layers by node (see _affine_forward)
         self.slopes: dict = {}  # integer slopes and constants of elementwise ops (see _OpContext)
         self._fast: dict = {}  # piecewise op -> its fast segment (see _fast_segment)
+        self.limit: int | None = None  # max_regions: more children of one parent raise at once
 
     # -- one parent ------------------------------------------------------------------------
     def children(self, parent: Cell, cands: list[Candidate], traced: bool = True) -> list[Cell]:
@@ -558,6 +555,7 @@ class _Certifier:
         if not cands:
             cands = [_seed(self, parent)]
         found: dict[tuple[int, ...], Cell] = {}
+        rank: dict[tuple[int, ...], tuple[int, ...]] = {}  # state -> its key in the sibling order
         queue: list[Candidate] = list(cands)
         queued = {c.state for c in queue}
         self.stats.candidates += len(cands)
@@ -588,7 +586,10 @@ class _Certifier:
                 if state in found:
                     continue
                 rows = ctx.rows(state)
-                assert rows is not None
+                if rows is None:
+                    raise CertificationError(f"the state at a cell's witness has a surely empty "
+                                             f"cell (level {j}): the rule's constraint_list "
+                                             "disagrees with its state_tuple")
             if self.bounded:
                 cell, sgnE, sgnP = self._cell(parent, ctx, state, w, rows, cand.hint_ids)
             else:
@@ -599,6 +600,9 @@ class _Certifier:
             else:
                 self.stats.confirmed += 1
             found[state] = cell
+            rank[state] = tuple((-sw).tolist()) if ctx.rule.sign_cells else state
+            if self.limit is not None and len(found) > self.limit:
+                raise region_limit(len(found), self.limit)
             # closure under facet crossing
             lo, hi = self.offsets[j], self.offsets[j + 1]
             for f in cell.facets:
@@ -617,7 +621,11 @@ class _Certifier:
                     queue.append(Candidate(nb, None, None))
         if not found:
             raise CertificationError(f"no child found for a parent cell at level {j}")
-        children = list(found.values())
+        # the canonical sibling order (see ``run``): for an op whose cells are sign vectors, by
+        # the signs of its switching functions inside (as the arrangement makes them; every
+        # function not constant on the parent is a constraint, so non-zero at ``w``), else by
+        # state
+        children = [found[st] for st in sorted(found, key=rank.__getitem__)]
         if parent.volume is not None:
             total = sum((c.volume for c in children), fmpq(0))  # type: ignore[misc]
             if total != parent.volume:
@@ -1069,7 +1077,9 @@ class _OpContext:
         self._SW: Any = None
         self._elementwise = None
         rule = self.rule
-        if isinstance(rule, _ElementwiseRule) and type(rule).exact_apply is _ElementwiseRule.exact_apply:
+        if (isinstance(rule, _ElementwiseRule)
+                and type(rule).exact_apply is _ElementwiseRule.exact_apply
+                and rule.unit_slopes(self.module, self.in_shape) is None):
             key = id(nd)
             if key not in slopes:
                 # slope and constant of every state times one common positive integer ``sa``
@@ -1588,12 +1598,22 @@ def _seed(cert: _Certifier, parent: Cell) -> Candidate:
     raise CertificationError("could not find a generic seed point")
 
 
+def region_limit(found: int, limit: int) -> RegionLimitError:
+    """The error for more than ``limit`` regions, ``found`` (a lower bound) known to exist."""
+    return RegionLimitError(f"more than max_regions={limit:,} regions: at least {found:,} exist "
+                            "(certification stopped there)", found)
+
+
 def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell],
-             tree: CandidateTree | None, bar: Any = None, pack: bool = False) -> tuple[Any, Stats]:
+             tree: CandidateTree | None, bar: Any = None, pack: bool = False,
+             limit: int | None = None) -> tuple[Any, Stats]:
     """Certify everything below ``cells``; runs in a worker process. Depth first, so that only
     the exact maps along the current path (and its siblings) are alive at a time, and every leaf
-    is turned into a compact :class:`Leaf` at once. ``bar`` advances by one per parent cell."""
+    is turned into a compact :class:`Leaf` at once. ``bar`` advances by one per parent cell.
+    More than ``limit`` regions known to exist (leaves, and cells waiting: each holds one at
+    least) raise :class:`RegionLimitError` at once."""
     cert = _Certifier(prog, domain, offsets)
+    cert.limit = limit
     L = prog.num_piecewise
     leaves: list[Leaf] = []
     conv = _Fractions()
@@ -1609,6 +1629,8 @@ def _subtree(prog: Program, domain: Domain, offsets: list[int], cells: list[Cell
             cell.live = None
             cert.stats.cells += len(kids)
             stack.extend(reversed(kids))
+            if limit is not None and len(leaves) + len(stack) > limit:
+                raise region_limit(len(leaves) + len(stack), limit)
             if bar is not None:
                 bar.update(1)
     return (_PackedLeaves(leaves) if pack else leaves), cert.stats
@@ -1792,15 +1814,55 @@ def candidate_tree(trace: Any) -> CandidateTree:
     return CandidateTree(nodes, codes)
 
 
+def _contiguous_chunks(cells: list[Cell], tree: CandidateTree | None, n: int) -> list[list[Cell]]:
+    """``cells`` cut into at most ``n`` non-empty runs, in order, of about equal weight: a cell
+    weighs one plus the number of the trace's proposal nodes below it (its subtree's parents)."""
+    n = max(1, min(n, len(cells)))
+    weights = [1] * len(cells)
+    if tree is not None and cells:
+        level = cells[0].level
+        at = {tree.key(c.states): k for k, c in enumerate(cells)}
+        for key in tree.nodes:
+            k = at.get(key[:level]) if len(key) >= level else None
+            if k is not None:
+                weights[k] += 1
+    total = sum(weights)
+    chunks: list[list[Cell]] = []
+    acc = 0
+    for cell, w in zip(cells, weights):
+        # a new run once the runs so far hold their share of the weight
+        if not chunks or (len(chunks) < n and acc * n >= len(chunks) * total):
+            chunks.append([])
+        chunks[-1].append(cell)
+        acc += w
+    return chunks
+
+
 def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         executor: cf.Executor | None = None, workers: int | None = None,
-        progress: bool = False, sink: Any = None) -> tuple[list[Leaf], Stats, Cell]:
+        progress: bool = False, sink: Any = None,
+        max_regions: int | None = None) -> tuple[list[Leaf], Stats, Cell]:
     """Certify all regions from the float trace's proposals ``tree`` (:func:`candidate_tree`;
     None: from exact seeds only; with an executor the tree is consumed, emptied once its parts
     are shipped); returns the leaves, statistics and the root cell. With ``sink``, the leaves go
     to ``sink(batch)`` instead, in order, a batch at a time (one per work chunk with an
-    executor), and the list returned is empty. With ``progress``, a progress bar (on a terminal
-    only) counts parent cells, or work chunks with an executor."""
+    executor), and the list returned is empty.
+
+    The leaves come in the canonical order, whatever the executor and the float trace: depth
+    first through the layer tree, each parent's children ordered by the signs of their op's
+    switching functions inside them, compared in the functions' order (their constraint ids)
+    with positive before negative, for ops whose cells are sign vectors (ReLU, LeakyReLU,
+    Hardtanh); by their state tuples for other ops (MaxPool, rules without ``sign_cells``).
+    On a bounded parent the exact arrangement makes its cells in that order (each cut puts the
+    positive part before the negative one; a cell no function crosses keeps its place), and the
+    compiled engine makes them the same way; :meth:`_Certifier.children` sorts the others.
+    With an executor the first levels are expanded here and contiguous runs of the frontier
+    certified as chunks whose leaves are taken in chunk order: the same sequence.
+
+    With ``progress``, a progress bar (on a terminal only) counts parent cells, or work chunks
+    with an executor. More than ``max_regions`` regions known to exist raise
+    :class:`RegionLimitError` as soon as they are (each work chunk stops at that many; the
+    chunks' leaves are counted as they come back)."""
     keep: list[Leaf] = []
     if sink is None:
         sink = keep.extend
@@ -1808,46 +1870,65 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
     offsets = constraint_offsets(prog, domain)
     root = _root(prog, domain)
     if prog.num_piecewise == 0:
-        leaves, stats = _subtree(prog, domain, offsets, [root], None)
+        leaves, stats = _subtree(prog, domain, offsets, [root], None, limit=max_regions)
         sink(leaves)
         return keep, stats, root
     t1 = time.perf_counter()
-    # Expand the first levels in this process until there is enough work to split.
+    # Expand the first levels in this process until there is enough work to split. A level's
+    # cells are its parents' children in order, so the leaves below the frontier, frontier cell
+    # by frontier cell, are the leaves in the canonical order (see the docstring).
     want = 4 * (workers or os.cpu_count() or 1) if executor is not None else 0
     cert = _Certifier(prog, domain, offsets)
+    cert.limit = max_regions
     frontier = [root]
     while executor is not None and len(frontier) < want and frontier[0].level < prog.num_piecewise - 1:
         nxt = []
         for p in frontier:
             cands = tree.candidates(p) if tree is not None else []
-            nxt.extend(cert.children(p, cands, tree is not None))
+            kids = cert.children(p, cands, tree is not None)
+            cert.stats.cells += len(kids)
+            p.live = None
+            nxt.extend(kids)
+            if max_regions is not None and len(nxt) > max_regions:
+                raise region_limit(len(nxt), max_regions)
         frontier = nxt
     stats = cert.stats
     if executor is None:
         with progress_bar(len(tree) if tree else 0, "certify (parent cells)", progress) as bar:
-            leaves, s = _subtree(prog, domain, offsets, frontier, tree, bar)
+            leaves, s = _subtree(prog, domain, offsets, frontier, tree, bar, limit=max_regions)
         stats.merge(s)
         sink(leaves)
         del leaves
     else:
-        n = max(1, min(len(frontier), want))
-        chunks = [frontier[i::n] for i in range(n)]
+        # contiguous runs of the frontier, so that their leaves, taken chunk by chunk, come in
+        # the canonical order; of about equal work (the trace's proposals below each cell)
+        chunks = _contiguous_chunks(frontier, tree, min(len(frontier), want))
         # ship each chunk only its part of the candidate tree (grouped by the frontier's prefixes)
         subs = tree.split(chunks) if tree is not None else [None] * len(chunks)
         if tree is not None:
             tree.nodes = {}  # consumed: the caller's reference must not keep the whole tree alive
-        futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub, None, True)
-                   for ch, sub in zip(chunks, subs)]
+        futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub, None, True,
+                                   max_regions) for ch, sub in zip(chunks, subs)]
         # the work items hold what they ship; here the candidate tree is only memory from now on
         del tree, subs, chunks, frontier
+        found = 0
         with progress_bar(len(futures), "certify (chunks)", progress) as bar:
-            for k in range(len(futures)):
-                lv, s = futures[k].result()
-                futures[k] = None  # type: ignore[call-overload]  # its result is only memory now
-                sink(lv.unpack())
-                del lv
-                stats.merge(s)
-                bar.update(1)
+            try:
+                for k in range(len(futures)):
+                    lv, s = futures[k].result()
+                    futures[k] = None  # type: ignore[call-overload]  # its result: only memory
+                    found += len(lv.leaves)
+                    if max_regions is not None and found > max_regions:
+                        raise region_limit(found, max_regions)
+                    sink(lv.unpack())
+                    del lv
+                    stats.merge(s)
+                    bar.update(1)
+            except BaseException:
+                for f in futures:
+                    if f is not None:
+                        f.cancel()
+                raise
     stats.seconds["exact"] = time.perf_counter() - t1
     stats.seconds["setup"] = t1 - t0
     return keep, stats, root

@@ -1,39 +1,149 @@
-"""Independent checker of certificates.
+"""Independent checker of certificates: every field is a claim about the network, proven here.
 
 It imports none of the tracer or certifier code: from the network's exact parameters (through the
-layer rules) it recomputes, in rational arithmetic, everything a certificate claims, and stops at
-the first item that does not hold with a :class:`~exactrelu.errors.CertificateError` naming it.
+layer rules) it recomputes, in rational arithmetic, what the certificate claims, and stops at the
+first claim that does not hold with a :class:`~exactrelu.errors.CertificateError` naming it.
 
-What is checked:
-- the network digest (architecture and exact parameters) and the domain;
-- every region: its witness lies in the domain and strictly inside every constraint of its pattern
-  (so the region is a non-empty open cell with that pattern), the state at the witness equals the
-  pattern (units identically zero there take their tie state), patterns are distinct, and the
-  output map equals the exact output map of the pattern;
-- every vertex of a region satisfies all its constraints and is tight on d linearly independent
-  ones (so it is a vertex), every facet row is one of its constraints and is tight at its vertices;
-- completeness (no region missing), two ways:
-  - bounded domains (of dimension up to ``_VOLUME_MAX_DIM``): the exact volumes of the regions'
-    hulls sum to the domain's volume. Regions with distinct patterns are disjoint open cells and
-    each certified vertex is verified to be a vertex of its region's closure ``P``; the volume
-    taken for a region is a lower bound of ``vol(P)``, in any dimension, even when its vertex
-    list is incomplete: 1-D the span of its vertices, 2-D the area of their convex hull, d >= 3
-    a pulling triangulation of their hull over the faces cut out by the region's constraints,
-    found by exact tightness (:func:`_hull_lower_bound`). The lower bounds of disjoint cells of
-    the domain summing to the domain's volume leave no room for a missing region (an open cell,
-    of positive volume). A missing vertex makes its region's bound strict, so it is caught too.
-  - unbounded domains (and any dimension above ``_VOLUME_MAX_DIM``): closure under facet
-    crossing on the layer tree of the patterns (see :func:`_closure`). For every cell of a
-    certified pattern prefix and every switching function of its last op whose hyperplane might
-    bound it, one exact LP (cddlib's GMP LP, criss-cross rule) decides whether the hyperplane
-    carries a facet of the cell, with a point in the facet's relative interior; the state just
-    across it, computed exactly, must be certified. Closed sets of cells in a convex parent cover
-    it, so none is missing.
-- unbounded regions: every ray is a recession direction and every line lies in every constraint.
-- adjacency: both regions have a facet on the stated hyperplane, on opposite sides; the pieces
-  agree with the adjacency and the exact output maps; the counts agree with the lists.
+Terms. A region is the open cell of the domain where every piecewise unit has the state its
+pattern gives; ``P`` is its closure. Its constraints are the domain's rows (ids ``0 ..
+n_dom - 1``) and, for every piecewise op ``j``, the cell constraints of its state
+(:meth:`~exactrelu.rules.PiecewiseRule.cell_constraints`; switching function ``i`` has id
+``constraint_offsets[j] + i``), each affine in ``t`` once the states of the ops before ``j`` are
+fixed, oriented ``g(t) = a . t + c >= 0`` on ``P``; functions identically zero on the cell of
+the ops before are left out (they split nothing). ``P`` is where every constraint is ``>= 0``.
 
-How it is fast without trusting anything but exact arithmetic (and cddlib's exact LP):
+Form. First every field's type, length and index ranges are checked (:func:`_validate`), so that
+a malformed object fails with a CertificateError naming the field, never another exception.
+
+The certificate as a whole
+- ``digest``: recomputed from the architecture and exact parameters (:meth:`Program.digest`).
+- ``domain``: what every other claim is about (the constraint ids, vertices and volumes below
+  fail on another one); with ``check(cert, net, domain=D)`` it must also equal ``D`` exactly
+  (same kind, same rationals).
+- ``input_shape``: the network is captured at it (it must take it) and its size is the domain's
+  input dimension (a slice: the slice's own shape); the digest covers it too; a given
+  :class:`~exactrelu.capture.Program` must have it.
+- ``output_shape``: the program's. ``notes``: the program's (where the network is not taken
+  exactly as written: BatchNorm folded in float64), the same text in the same order.
+- ``constraint_offsets``: recomputed (the domain's rows, then every op's switching functions).
+- Not claims, never read: ``version``, ``stats`` and a region's ``repaired`` flag (which engine
+  made the certificate and what the float trace did).
+
+Each region
+- ``index``: its position. ``witness`` and ``pattern``: the witness lies strictly inside the
+  domain and every constraint of the pattern (the region is a non-empty open cell with that
+  pattern) and the state at the witness is the pattern (units identically zero there take their
+  tie state). Patterns are distinct, so regions are disjoint. ``output``: the exact output map
+  of the pattern.
+- ``vertices`` (indices into the global list, none twice): each satisfies every constraint and
+  is tight on d linearly independent ones: a vertex of ``P``. None is missing: see completeness.
+- ``rays`` and ``lines``: every ray is a recession direction (``a . r >= 0`` for every
+  constraint) and every line lies in every constraint (``a . l = 0``); the lines are independent
+  and number ``d - rank`` of the normals, so they span the lineality space ``L``. The rays are
+  the extreme rays modulo ``L``, each once (see completeness). Bounded domains have neither.
+- ``facets``: exactly the facets of ``P``. With its vertex, ray and line lists complete, ``P =
+  conv(vertices) + cone(rays) + L`` (a region with lines lists no vertex: the points of
+  cddlib's H->V stand in for them), and for a constraint ``g`` the face ``P ∩ {g = 0}`` is
+  generated by the generators where ``g`` vanishes. Every proper face lies in a facet and every
+  facet is the face of some constraint, so the facets are the inclusion-maximal ones among the
+  constraints' sets of vanishing generators that hold a point and are not all of them; the
+  constraints vanishing on a facet are those with exactly its set (their hyperplane is its
+  affine hull), each with the region's orientation (``>= 0`` on ``P``). So for every listed
+  facet: ``ids`` is exactly the set of the ids of the constraints vanishing on one facet of
+  ``P`` (hence it is a (d-1)-face, and it is not listed twice), domain rows and duplicated,
+  negated or proportional units included; ``a . t <= b`` is one of those constraints as it
+  bounds the region;
+  ``vertices`` and ``rays`` are exactly the region's vertices and rays on it (none twice); and
+  every facet of ``P`` is listed (:func:`_true_facets`, :func:`_facet_error`). Both engines
+  write facets by this definition (compared on ``strategies.networks(degenerate=True)`` nets,
+  on boxes, polytopes and R^d whose boundary carries units, 1-D to 4-D, each engine where it
+  applies).
+- ``volume``: the exact volume of ``P``; required on bounded domains up to
+  ``_VOLUME_FIELD_MAX_DIM`` dimensions (where both engines write it), optional above, None on
+  unbounded domains.
+
+Completeness of the region list and of every region's vertex, ray and line lists
+- Bounded domains (of dimension up to ``_VOLUME_MAX_DIM``): volumes. Regions with distinct
+  patterns are disjoint open cells and every certified vertex is a vertex of its region's
+  ``P``; the volume taken for a region is a lower bound of ``vol(P)``, in any dimension, even
+  when its vertex list is incomplete: 1-D the span of its vertices, 2-D the area of their convex
+  hull, d >= 3 a pulling triangulation of their hull over the faces cut out by the region's
+  constraints, found by exact tightness (:func:`_hull_lower_bound`). It equals ``vol(P)`` iff
+  the list holds every vertex of ``P`` (a missing vertex takes a neighbourhood of it out of the
+  hull). The bounds of disjoint cells of the domain summing to the domain's volume leave no room
+  for a missing region (an open cell, of positive volume) and prove every bound exact: every
+  vertex list is complete, and every stated ``volume``, equal to its region's bound, is exact.
+  The facet claims, which rest on complete vertex lists, are compared region by region and the
+  first false one is reported after the sum (a missing vertex is reported as such).
+- Unbounded domains (and any dimension above ``_VOLUME_MAX_DIM``): closure under facet
+  crossing on the layer tree of the patterns (see :func:`_closure`). For every cell of a
+  certified pattern prefix and every switching function of its last op whose hyperplane might
+  bound it, one exact LP (cddlib's GMP LP, criss-cross rule) decides whether the hyperplane
+  carries a facet of the cell, with a point in the facet's relative interior; the state just
+  across it, computed exactly, must be certified. Closed sets of cells in a convex parent cover
+  it, so none is missing. Every region's lists are proven one by one. Without lines, by walking
+  its edges from its listed vertices (:func:`_walk`): each edge, an extreme ray of the tangent
+  cone at a vertex, must end at a listed vertex or be unbounded; the graph of vertices and
+  bounded edges of a pointed polyhedron is connected, so no vertex is missing, and every
+  extreme ray of the recession cone is the direction of an unbounded edge, so the listed rays
+  must have exactly the sets of tight constraints of the unbounded edges found, each once (a
+  ray of the recession cone is determined up to positive scaling, modulo ``L``, by the
+  constraints it is tight on: extreme rays are its one-dimensional faces modulo ``L``). With
+  lines (no vertex to list), by an exact H->V of its constraints (cddlib's GMP double
+  description, :func:`_h_to_v`), whose rays the listed ones are compared with in the same way.
+
+The global vertex list: no two equal points (exact); each is a vertex of some region (none
+extra); with every region's list complete, it is the union of the regions' vertices.
+
+Adjacency, recomputed from the proven facets and compared with the list (a pair missing or
+extra fails, named), with :class:`_Adjacency`:
+- Two regions are adjacent iff their closures meet in a (d-1)-dimensional set ``S``. ``S`` lies
+  in a hyperplane ``H`` separating them (disjoint open convex sets), and each ``P_i ∩ H`` is a
+  face of dimension >= d-1: a facet ``F_i``, the two on opposite sides of ``H``, with ``F_1 ∩
+  F_2 ⊇ S``, so their relative interiors meet in an open subset of ``H``. Conversely such
+  facets make the closures meet in a (d-1)-dimensional set. So facets are grouped by
+  hyperplane (the primitive integer row, :func:`_plane`) and opposite sides are paired.
+- The groups are refined without losing a pair. Let ``j*`` be the first op where the patterns
+  of adjacent ``R_1``, ``R_2`` differ and ``c`` a point of the relative interiors of both facets.
+  A constraint of ``R_1`` that vanishes at ``c`` vanishes on all of ``F_1`` (it is >= 0 on
+  ``F_1``). If none of op ``j*`` did, points of ``R_2`` near ``c`` (which have ``R_1``'s states
+  before ``j*``) would satisfy ``R_1``'s constraints of op ``j*`` and so have its state there: so
+  some does. A constraint ``±h`` of an op ``j < j*`` vanishing on ``F_1`` is one of ``R_2``'s
+  too (same states before and at ``j``: same functions, same cell constraints), but ``h``,
+  affine and not identically zero, vanishes on ``H`` and so has opposite signs just on either
+  side of it near ``c``: impossible. So the least op with a constraint on the facet, ``j0``, is
+  ``j*`` for both facets, and the regions have the same states before it: facets are grouped by
+  (hyperplane, ``j0``, the states of the ops before ``j0``). In d >= 3, when the cells of op
+  ``j0`` are the cells of the sign vectors of its switching functions (the rule's
+  ``sign_cells``; checked: no function that is not identically zero vanishes at a witness),
+  also by the signs of its functions on the region (those at the witness) with the ones
+  vanishing on ``H`` set to 0: a function with a constant strict sign on ``R_i`` that vanished
+  at ``c`` would vanish on all of ``F_i``, hence on ``H``, so every other one has at ``c`` the
+  sign it has on ``R_1`` and the sign it has on ``R_2``. A facet with a domain row among its
+  ids lies on the domain's boundary, where every region is on the same side: it has no pair.
+- Overlap of two facets on one hyperplane: 1-D, both are the point itself. Otherwise their
+  extents along every coordinate the hyperplane does not fix must overlap with positive length
+  (else their intersection lies in ``H ∩ {t_i = const}``, of dimension d-2); in 2-D that is
+  also sufficient (such a coordinate maps the line one-to-one onto its axis). In d >= 3, d
+  shared affinely independent vertices prove it (a shared (d-1)-simplex); another facet ``h``
+  of one region with the other facet on or beyond it (``h <= 0`` at its vertices and along its
+  rays, in integers) disproves it (the intersection lies in ``H ∩ {h = 0}``). In 3-D that test
+  is also complete for pointed facets (an edge of the Minkowski difference ``F_1 - F_2`` is an
+  edge of ``F_1`` or of ``-F_2``, so if the relative interiors are disjoint a line through an
+  edge of one of them separates them, and an edge line of ``F_i`` is ``H`` cut by another facet
+  of ``R_i``). The rest goes to cddlib's exact LP in ``H``: ``max s`` with every other facet
+  constraint of both regions ``>= s``, ``s <= 1``; ``s > 0`` iff a point of ``H`` is strictly
+  inside all of them, i.e. in both relative interiors.
+- Each listed pair is a true pair ``i < j``, listed once; ``a . t = b`` is its hyperplane with
+  the first non-zero entry of ``a`` equal to 1; ``ids`` is the union of both facets' ids (no id
+  twice).
+
+Pieces: the connected components of the graph of the adjacent pairs (proven: exactly the true
+ones) whose exact output maps are equal, numbered in order of first occurrence (as the engines
+write them): exactly the linear pieces, each a maximal connected union of adjacent regions with
+one output map.
+
+How it is fast without trusting anything but exact arithmetic (and cddlib's exact LP and H->V):
 - the exact maps are composed once per pattern prefix (regions share the states of their first
   ops), by the layer rules, through the program's own node loop (:meth:`Program.run_nodes`);
 - signs of constraints at witnesses and vertices come from one float64 matrix product with a
@@ -41,12 +151,22 @@ How it is fast without trusting anything but exact arithmetic (and cddlib's exac
   decide (in particular every zero: tightness) is recomputed exactly in ``fmpq``;
 - 2-D areas: the vertices are ordered by float angle, the order is verified exactly (strict left
   turns, one turn in all) and the shoelace sum is exact; when the verification fails the exact
-  angle sort of :func:`~exactrelu._geometry.polygon_area` is used instead.
+  angle sort of :func:`~exactrelu._geometry.polygon_area` is used instead;
+- adjacency: extents are compared by nearest floats where they differ (rounding is monotone, so
+  a strict inequality of floats is one of the rationals) and exactly where they are equal; the
+  sweep along one coordinate stops at a strictly larger float; the separation tests take their
+  signs from the float filter, in bulk, and evaluate exactly (in integers) only the undecided
+  entries of the rows that no decided sign rules out;
+- on the closure path, a vertex's edges come from the constraints tight at it (known exactly
+  from the sign pass) and the other end of an edge is found among the listed vertices by their
+  sets of tight constraints: a simple vertex needs no arithmetic unless an end is missing.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+import os
 import random
 from fractions import Fraction
 from typing import Any, Sequence
@@ -59,32 +179,38 @@ from ._deps import cdd, cdd_gmp, flint
 from ._exact import ExactMap, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
 from .capture import Node, Program, capture
-from .certificate import Certificate, canonical_hyperplane
-from .errors import CertificateError
+from .certificate import Adjacency, Certificate, Region, RegionFacet
+from .domain import Domain, Slice, as_domain
+from .errors import CertificateError, InvalidInputError
 
 __all__ = ["check"]
 
 fmpq = flint.fmpq
 _INPUT = -1
 #: bounded domains up to this dimension are proven complete by exact volumes, all others by
-#: closure under facet crossing (:func:`_closure`); tests lower it to run the closure path
-#: where the volume path checks the same certificates independently. The volume argument holds
-#: in every dimension; the bound is where it was measured to be the cheaper of the two (mlp nets
-#: of benchmarks/nets.py on [-1, 1]^d, volumes vs closure: 4-10-10 6 s vs 44 s, 5-8-8 10 s vs
+#: closure under facet crossing (:func:`_closure`) with each region's vertex and ray lists
+#: proven by walking its edges (:func:`_walk`); tests lower it to run that path where the
+#: volume path checks the same certificates independently. The volume argument holds in every
+#: dimension; the bound is where it was measured to be the cheaper of the two (mlp nets of
+#: benchmarks/nets.py on [-1, 1]^d, volumes vs closure: 4-10-10 6 s vs 44 s, 5-8-8 10 s vs
 #: 32 s, 6-8-8 297 s vs 163 s: pulling triangulations grow fast with d).
 _VOLUME_MAX_DIM = 5
+#: on bounded domains up to this dimension a region's ``volume`` must be given (both engines
+#: write it there); above, it may be None. Wherever it is given it must be exact.
+_VOLUME_FIELD_MAX_DIM = 3
+#: pattern states are small integers (a state indexes an op's pieces)
+_MAX_STATE = 2 ** 31
 
 
 def _fail(msg: str) -> None:
     raise CertificateError(msg)
 
 
-def _rank(rows: list[Sequence[Fraction]]) -> int:
+def _rank(rows: list[list[fmpq]], n: int) -> int:
+    """Rank of the exact rows (each of length ``n``)."""
     if not rows:
         return 0
-    d = len(rows[0])
-    m = flint.fmpq_mat(len(rows), d, [flint.fmpq(v.numerator, v.denominator) for r in rows for v in r])
-    return m.rank()
+    return flint.fmpq_mat(len(rows), n, [v for r in rows for v in r]).rank()
 
 
 def _fq(x: Fraction | int) -> fmpq:
@@ -97,6 +223,125 @@ def _near(q: fmpq) -> float:
         return int(q.p) / int(q.q)
     except OverflowError:
         return float("inf") if q > 0 else float("-inf")
+
+
+def _ints(row: Sequence[Any]) -> list[int]:
+    """``row`` (rationals) times the least positive integer that makes every entry an integer."""
+    qs = [_fq(v) if not isinstance(v, fmpq) else v for v in row]
+    den = math.lcm(*(int(v.q) for v in qs))
+    return [int(v.p) * (den // int(v.q)) for v in qs]
+
+
+# ----------------------------------------------------------------------------- form of the object
+
+def _short(x: Any) -> str:
+    s = repr(x)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _is_int(x: Any) -> bool:
+    return type(x) is int or (isinstance(x, int) and not isinstance(x, bool))
+
+
+def _is_q(x: Any) -> bool:
+    return type(x) is Fraction or _is_int(x) or isinstance(x, Fraction)
+
+
+def _seq(x: Any, what: str) -> Sequence[Any]:
+    if not isinstance(x, (list, tuple)):
+        _fail(f"{what}: expected a list, got {_short(x)}")
+    return x
+
+
+def _qvec(v: Any, n: int, what: str) -> None:
+    """``v`` is a sequence of ``n`` rationals (int or Fraction)."""
+    _seq(v, what)
+    if len(v) != n:
+        _fail(f"{what}: {len(v)} entries, expected {n}")
+    if not all(type(x) is Fraction for x in v):
+        for x in v:
+            if not _is_q(x):
+                _fail(f"{what}: {_short(x)} is not a rational (int or Fraction)")
+
+
+def _ivec(v: Any, what: str, lo: int | None = None, hi: int | None = None) -> None:
+    """``v`` is a sequence of ints, each in ``[lo, hi)`` where given."""
+    _seq(v, what)
+    if not all(type(x) is int for x in v):
+        for x in v:
+            if not _is_int(x):
+                _fail(f"{what}: {_short(x)} is not an int")
+    if v and lo is not None and hi is not None and not (lo <= min(v) and max(v) < hi):
+        bad = next(x for x in v if not lo <= x < hi)
+        _fail(f"{what}: index {bad} out of range (0..{hi - 1})" if lo == 0 else
+              f"{what}: {bad} out of range")
+
+
+def _validate(cert: Certificate) -> None:
+    """Types, lengths and index ranges of every field, so that the checks proper never meet
+    anything but what they expect: a malformed object fails here, naming the field."""
+    if not isinstance(cert.domain, Domain):
+        _fail(f"domain: {_short(cert.domain)} is not a Domain")
+    d = cert.domain.dim
+    for name in ("input_shape", "output_shape"):
+        shape = getattr(cert, name)
+        _ivec(shape, name)
+        if not shape or min(shape) < 1:
+            _fail(f"{name}: {_short(shape)} is not a shape (positive sizes)")
+    if not isinstance(cert.digest, str):
+        _fail(f"digest: {_short(cert.digest)} is not a string")
+    _ivec(cert.constraint_offsets, "constraint_offsets")
+    for k, note in enumerate(_seq(cert.notes, "notes")):
+        if not isinstance(note, str):
+            _fail(f"notes[{k}]: {_short(note)} is not a string")
+    n_vert = len(_seq(cert.vertices, "vertices"))
+    for k, v in enumerate(cert.vertices):
+        _qvec(v, d, f"vertex {k}")
+    n_reg = len(_seq(cert.regions, "regions"))
+    patterns: set[int] = set()  # regions share their pattern lists: each is checked once
+    for pos, r in enumerate(cert.regions):
+        if not isinstance(r, Region):
+            _fail(f"regions[{pos}]: {_short(r)} is not a Region")
+        where = f"region {pos}"
+        if not _is_int(r.index) or r.index != pos:
+            _fail(f"{where}: index {_short(r.index)}, expected its position {pos}")
+        for j, p in enumerate(_seq(r.pattern, f"{where} pattern")):
+            if id(p) not in patterns:
+                _ivec(p, f"{where} pattern of piecewise op {j}", -_MAX_STATE, _MAX_STATE)
+                patterns.add(id(p))
+        _qvec(r.witness, d, f"{where} witness")
+        for n, row in enumerate(_seq(r.output, f"{where} output")):
+            _qvec(row, len(_seq(row, f"{where} output row {n}")), f"{where} output row {n}")
+        if r.volume is not None and not _is_q(r.volume):
+            _fail(f"{where} volume: {_short(r.volume)} is not a rational or None")
+        for kind, dirs in (("ray", r.rays), ("line", r.lines)):
+            for n, v in enumerate(_seq(dirs, f"{where} {kind}s")):
+                _qvec(v, d, f"{where} {kind} {n}")
+        _ivec(r.vertices, f"{where} vertices", 0, n_vert)
+        for n, f in enumerate(_seq(r.facets, f"{where} facets")):
+            fw = f"{where} facet {n}"
+            if not isinstance(f, RegionFacet):
+                _fail(f"{fw}: {_short(f)} is not a RegionFacet")
+            _qvec(f.a, d, f"{fw} a")
+            if not _is_q(f.b):
+                _fail(f"{fw} b: {_short(f.b)} is not a rational")
+            _ivec(f.ids, f"{fw} ids")
+            _ivec(f.vertices, f"{fw} vertices", 0, n_vert)
+            _ivec(f.rays, f"{fw} rays", 0, len(r.rays))
+    for n, a in enumerate(_seq(cert.adjacency, "adjacency")):
+        aw = f"adjacency entry {n}"
+        if not isinstance(a, Adjacency):
+            _fail(f"{aw}: {_short(a)} is not an Adjacency")
+        if not (_is_int(a.i) and _is_int(a.j) and 0 <= a.i < a.j < n_reg):
+            _fail(f"{aw}: region indices ({_short(a.i)}, {_short(a.j)}) must be ints with "
+                  f"0 <= i < j < {n_reg}")
+        _qvec(a.a, d, f"{aw} a")
+        if not _is_q(a.b):
+            _fail(f"{aw} b: {_short(a.b)} is not a rational")
+        _ivec(a.ids, f"{aw} ids")
+    _ivec(cert.pieces, "pieces")
+    if len(cert.pieces) != n_reg:
+        _fail(f"pieces: {len(cert.pieces)} labels for {n_reg} regions")
 
 
 def _sign(v: fmpq) -> int:
@@ -141,7 +386,7 @@ class _Level:
     """Exact data for a pattern prefix (the states of piecewise ops ``< j``): the live values
     before piecewise op ``j`` and the exact rows ``[a | c]`` of its switching functions."""
 
-    __slots__ = ("values", "rows", "mat", "F", "absF", "zero", "_keys")
+    __slots__ = ("values", "rows", "mat", "F", "absF", "zero", "_keys", "_planes")
 
     def __init__(self, values: dict[int, Any], sw: ExactMap | None) -> None:
         self.values = values
@@ -157,6 +402,7 @@ class _Level:
         for i in np.nonzero(self.zero)[0].tolist():
             self.zero[i] = all(v == 0 for v in self.rows[i])
         self._keys: dict[int, tuple] = {}
+        self._planes: dict[tuple, list[int]] | None = None
 
     def key(self, i: int) -> tuple:
         """The canonical key of row ``i`` (see :func:`_canon`)."""
@@ -164,6 +410,20 @@ class _Level:
         if k is None:
             k = self._keys[i] = _canon(self.rows[i])
         return k
+
+    def on_plane(self, plane: tuple[int, ...]) -> list[int]:
+        """The rows vanishing exactly on the hyperplane ``plane`` (its primitive integer row
+        ``(a, b)`` for ``a . t = b``, first non-zero entry positive; :func:`_plane`)."""
+        if self._planes is None:
+            self._planes = {}
+            for i in np.nonzero(~self.zero)[0].tolist():
+                row = self.rows[i]
+                z = _ints(row[:-1] + [-row[-1]])
+                lead = next((v for v in z[:-1] if v != 0), 0)
+                if lead:  # a constant row vanishes nowhere
+                    g = math.gcd(*z) * (1 if lead > 0 else -1)
+                    self._planes.setdefault(tuple(v // g for v in z), []).append(i)
+        return self._planes.get(plane, [])
 
 
 def _forward(i: int, nd: Node, ins: list[Any]) -> Any:
@@ -251,32 +511,25 @@ def _area_2d(ids: list[int], Vf: np.ndarray, vq: Any, pts: list) -> Fraction:
     return polygon_area(pts)
 
 
-def _hull_lower_bound(vertices: list, vids: list[int], SG: np.ndarray | None,
-                      colpos: dict[int, int]) -> Fraction:
+def _hull_lower_bound(points: list, masks: list[int]) -> Fraction:
     """Exact volume of the pulling triangulation of the hull ``Q`` of a region's certified
-    vertices ``vids``, over the vertex sets of the region's constraints: a lower bound of the
-    region's volume, equal to it when ``vids`` holds every vertex of the region.
+    vertices ``points`` over the vertex sets ``masks`` (bit ``k``: ``points[k]``): a lower bound
+    of the region's volume, equal to it when ``points`` holds every vertex of the region.
 
-    ``SG`` holds the exact signs of every constraint of the region (rows) at its vertices
-    (columns ``colpos[k]``; every vertex already verified: all signs >= 0, tight rank d, so each
-    is a vertex of the region's closure ``P`` and hence of ``Q``, which lies in ``P``). For a
-    constraint ``g``, ``{k : g(v_k) = 0}`` is the vertex set of the face of ``Q`` exposed by the
-    hyperplane ``g = 0`` (``g >= 0`` on ``P``, so on ``Q``). These sets are computed here, by
-    exact tightness, never taken from the certificate's facet lists, which only name a subset of
-    the vertices on a facet (subsets of a face are not faces, and a pulling triangulation over
-    them can overcount). Duplicated or proportional constraints give the same set; constraints
-    tight at no vertex or at all of them give none. With every set a face of ``Q``,
-    :func:`~exactrelu._geometry.hull_volume` sums simplices with disjoint interiors inside
-    ``Q``, so the result is at most ``vol(Q) <= vol(P)``. A facet of ``Q`` that is on no
-    constraint (cut off by a missing vertex) is simply not pulled over; the bound is then strict,
-    as it is whenever a vertex is missing (``Q`` then misses a neighbourhood of it in ``P``).
-    When ``vids`` is complete, ``Q = P`` and every facet of ``P`` is on a constraint: equality."""
-    ids = list(dict.fromkeys(vids))  # a point listed twice (under two ids) only loses simplices
-    if SG is None or not ids:
+    Every point was verified to be a vertex of the region's closure ``P`` (all constraints >= 0,
+    tight rank d), hence of ``Q``, which lies in ``P``; no point is listed twice. Each mask is
+    ``{k : g(p_k) = 0}`` for a constraint ``g`` of the region (found by exact tightness,
+    :func:`_true_facets`; never taken from the certificate's facet lists): the vertex set of the
+    face of ``Q`` exposed by the hyperplane ``g = 0`` (``g >= 0`` on ``P``, so on ``Q``). With
+    every set a face of ``Q``, :func:`~exactrelu._geometry.hull_volume` sums simplices with
+    disjoint interiors inside ``Q``, so the result is at most ``vol(Q) <= vol(P)``. A facet of
+    ``Q`` that is on no constraint (cut off by a missing vertex) is simply not pulled over; the
+    bound is then strict, as it is whenever a vertex is missing (``Q`` then misses a
+    neighbourhood of it in ``P``). When ``points`` is complete, ``Q = P`` and every facet of
+    ``P`` is one of the masks: equality."""
+    if not points:
         return Fraction(0)
-    tight = np.packbits(SG[:, [colpos[k] for k in ids]] == 0, axis=1, bitorder="little")
-    masks = {int.from_bytes(row.tobytes(), "little") for row in tight}
-    return hull_volume([vertices[k] for k in ids], sorted(masks))
+    return hull_volume(points, sorted(masks))
 
 
 def _pairwise_sum(values: list[fmpq]) -> fmpq:
@@ -289,16 +542,16 @@ def _pairwise_sum(values: list[fmpq]) -> fmpq:
     return values[0] if values else fmpq(0)
 
 
-def _facet_lp(rows: list[list[int]], d: int) -> tuple[Fraction, tuple[Fraction, ...]]:
+def _facet_lp(rows: list[list[int]], d: int, what: str) -> tuple[Fraction, tuple[Fraction, ...]]:
     """``max s`` over ``(x, s)`` subject to ``r . (1, x, s) >= 0`` for every row ``r`` (cddlib's
     row format ``[b, -A]``) by cddlib's exact (GMP) LP with the criss-cross rule: the optimum and
-    an optimal ``x``. The rule is finite; cddlib's default dual simplex, which
-    :func:`exactrelu._polyhedra.lp_max` uses, was seen to cycle (hang or crash) on the
-    degenerate facet LPs of duplicated units."""
+    an optimal ``x``. The rule is finite; cddlib's default dual simplex was seen to cycle (hang
+    or crash) on the degenerate facet LPs of duplicated units. ``what`` names the claim for an
+    LP that does not end optimal (every caller's LP is feasible and bounded)."""
     lp = cdd_gmp.linprog_from_array(rows + [[0] * (d + 1) + [1]], cdd.LPObjType.MAX)
     cdd_gmp.linprog_solve(lp, cdd.LPSolverType.CRISS_CROSS)
     if lp.status != cdd.LPStatusType.OPTIMAL:
-        _fail(f"completeness: a facet LP ended with status {lp.status!r}, not optimal")
+        _fail(f"{what}: an exact LP ended with status {lp.status!r}, not optimal")
     return Fraction(lp.obj_value), tuple(Fraction(v) for v in lp.primal_solution[:d])
 
 
@@ -407,7 +660,7 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
                     rows = [r for k, r in cons if k != kh and k != nk]
                     hr = con(h)[1][:-1] + [0]  # h(x) = 0 as two inequalities
                     rows += [hr, [-v for v in hr], cap]
-                    value, xf = _facet_lp(rows, d)
+                    value, xf = _facet_lp(rows, d, "completeness")
                     if value <= 0:
                         continue  # h_i = 0 does not carry a facet of the child
                     x = [_fq(v) for v in xf]
@@ -426,37 +679,609 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
                               f"(the states of the first {j + 1} of {len(nodes)} piecewise ops)")
 
 
-def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
-    """Re-verify ``cert`` against ``net``; returns the certificate or raises CertificateError.
+# ----------------------------------------------------------------------------- one region's faces
+
+def _h_to_v(rows: list[list[fmpq]], d: int, where: str) -> tuple[list[tuple], list[tuple]]:
+    """Points and rays of an exact V-representation of ``{t : g(t) >= 0}`` over the rows
+    ``g = [a | c]`` (``g(t) = a . t + c``), by cddlib's GMP double description (exact and
+    minimal: for a pointed polyhedron the points are its vertices and the rays its extreme rays;
+    with lines, the points are one per minimal face and the rays extreme modulo the lines). The
+    lines are not returned: the lineality space is the kernel of the normals, computed apart."""
+    mat = cdd_gmp.matrix_from_array([[z[d]] + z[:d] for z in map(_ints, rows)],
+                                     rep_type=cdd.RepType.INEQUALITY)
+    gen = cdd_gmp.copy_generators(cdd_gmp.polyhedron_from_matrix(mat))
+    lines = gen.lin_set
+    points: list[tuple] = []
+    rays: list[tuple] = []
+    for k, row in enumerate(gen.array):
+        if k in lines:
+            continue
+        if row[0] == 0:
+            rays.append(tuple(Fraction(x) for x in row[1:]))
+        else:
+            points.append(tuple(Fraction(x) / row[0] for x in row[1:]))
+    if not points:
+        # cddlib leaves the origin implicit for a homogeneous system (every constant 0)
+        if any(r[d] != 0 for r in rows):
+            _fail(f"{where}: cddlib's H->V of the region returned no point")
+        points.append((Fraction(0),) * d)
+    return points, rays
+
+
+def _cone_rays(normals: list[list[fmpq]], d: int) -> list[list[fmpq]]:
+    """The extreme rays of the pointed cone ``{x : n . x >= 0}`` (cddlib's GMP double
+    description; exact)."""
+    rows = [[0] + z for z in map(_ints, normals)]
+    gen = cdd_gmp.copy_generators(cdd_gmp.polyhedron_from_matrix(
+        cdd_gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)))
+    return [[fmpq(Fraction(x).numerator, Fraction(x).denominator) for x in row[1:]]
+            for k, row in enumerate(gen.array) if row[0] == 0 and k not in gen.lin_set]
+
+
+def _walk(where: str, rows: list[list[fmpq]], T: np.ndarray, vids: list[int], pts: list[tuple],
+          d: int) -> set[frozenset]:
+    """Prove that the listed vertices ``vids`` (coordinates ``pts``, each a vertex of the region;
+    ``T[i, k]``: constraint ``i`` vanishes at vertex ``k``) are all the vertices of the pointed
+    region ``{t : g(t) >= 0}`` (``rows`` the ``g = [a | c]``) by walking its edges; returns the
+    sets of constraints tight along its unbounded edges, one per extreme ray of its recession
+    cone.
+
+    The edges at a vertex ``v`` are the extreme rays ``e`` of its tangent cone ``{x : a . x >= 0}``
+    over the constraints tight at ``v``: with d distinct hyperplanes among them, one per
+    hyperplane left out (the line where the other d-1 meet); otherwise by cddlib. A listed vertex
+    ``w != v`` on the d-1 independent hyperplanes through the edge lies on its line and in the
+    region, which meets that line in the edge: ``w`` is its other end. Without one, the edge is
+    unbounded when no constraint decreases along ``e`` (``e`` is an extreme ray), and otherwise
+    ends at a vertex that is not listed. The vertices and bounded edges of a pointed polyhedron
+    form a connected graph (from any vertex the simplex method for a functional maximized only
+    at another vertex reaches it along bounded edges), so a non-empty listed set closed under
+    the walk holds every vertex; and every extreme ray ``r`` of the recession cone is the
+    direction of an unbounded edge (a minimal unbounded face of the face exposed by a functional
+    vanishing on ``r`` only is an edge), so the walk meets them all."""
+    if not vids:
+        _fail(f"{where}: it has a vertex (it has no lines) but lists none")
+    m = len(rows)
+    A = flint.fmpq_mat(m, d, [v for r in rows for v in r[:d]])
+    rays: set[frozenset] = set()
+    # per constraint, the listed vertices where it vanishes, as the bits of an int
+    bits = [int.from_bytes(b.tobytes(), "little")
+            for b in np.packbits(T, axis=1, bitorder="little")]
+
+    def direction(N: list[list[fmpq]], c: int) -> list[fmpq]:
+        """The edge direction leaving hyperplane ``c`` of the d normals ``N``."""
+        return [r[c] for r in flint.fmpq_mat(d, d, [x for r in N for x in r]).inv().tolist()]
+
+    for col, (k, v) in enumerate(zip(vids, pts)):
+        tight = np.nonzero(T[:, col])[0].tolist()
+        groups: dict[tuple, list[int]] = {}
+        for i in tight:
+            groups.setdefault((i,) if len(tight) == d else _canon(rows[i][:d]), []).append(i)
+        reps = [rows[g[0]][:d] for g in groups.values()]
+        edges: list[tuple[list[int], list[fmpq] | None, int]] = []
+        if len(groups) == d:
+            for c, g in enumerate(groups.values()):
+                edges.append(([i for i in tight if i not in g], None, c))
+        else:
+            for e in _cone_rays(reps, d):
+                on = [i for i in tight
+                      if sum((a * x for a, x in zip(rows[i][:d], e)), fmpq(0)) == 0]
+                edges.append((on, e, -1))
+        for on, e, c in edges:
+            hits = (1 << len(vids)) - 1
+            for i in on:
+                hits &= bits[i]
+            if hits & ~(1 << col):
+                continue  # the other end is listed
+            if e is None:
+                e = direction(reps, c)
+            ae = (A * flint.fmpq_mat(d, 1, e)).entries()
+            if all(x >= 0 for x in ae):
+                rays.add(frozenset(i for i, x in enumerate(ae) if x == 0))
+                continue
+            vals = [x + r[d] for x, r in zip((A * flint.fmpq_mat(d, 1, list(v))).entries(), rows)]
+            step = min(x / -y for x, y in zip(vals, ae) if y < 0)
+            w = tuple(str(to_fraction(x + step * y)) for x, y in zip(v, e))
+            _fail(f"{where}: an edge from its vertex {k} ends at its vertex {w}, which is not "
+                  "listed")
+    return rays
+
+
+def _true_facets(T: np.ndarray, n_pts: int, bounded: bool,
+                 d: int) -> list[tuple[list[int], list[int]]]:
+    """The facets of a full-dimensional region ``P = conv(points) + cone(rays) + lin(lines)``
+    from its constraints' tightness at those generators: ``T[i, k]`` is whether constraint ``i``
+    vanishes at generator ``k`` (the first ``n_pts`` columns points, then rays; lines are in
+    every constraint). Returns (constraint rows, generator columns) per facet.
+
+    For a constraint ``g >= 0`` on ``P``, the face ``P ∩ {g = 0}`` is generated by the
+    generators where ``g`` vanishes (it is empty when no point is among them, and all of ``P``
+    only for ``g = 0`` on ``P``, impossible for a full-dimensional ``P``). Every proper face lies
+    in a facet, every facet is the face of one of the constraints, and distinct facets are not
+    contained in one another: the facets are the inclusion-maximal sets among the constraints'
+    sets of vanishing generators that hold a point and are not all of them. The constraints
+    vanishing on a facet are those with exactly its set (a constraint vanishing on more than a
+    facet vanishes on ``P``); each has the region's orientation (``>= 0`` on ``P``). A facet of a
+    bounded region has at least d vertices: rows below that are skipped at once."""
+    cnt = T[:, :n_pts].sum(axis=1)
+    cand = np.nonzero(cnt >= (d if bounded else 1))[0]
+    if not len(cand):
+        return []
+    packed = np.packbits(T[cand], axis=1, bitorder="little")
+    groups: dict[int, list[int]] = {}
+    for i, key in zip(cand.tolist(), packed):
+        groups.setdefault(int.from_bytes(key.tobytes(), "little"), []).append(i)
+    full = (1 << T.shape[1]) - 1
+    maximal: list[int] = []
+    for mask in sorted(groups, key=int.bit_count, reverse=True):
+        if mask != full and not any(mask & m == mask for m in maximal):
+            maximal.append(mask)
+    return [(groups[m], [c for c in range(T.shape[1]) if m >> c & 1]) for m in maximal]
+
+
+def _facet_error(where: str, r: Region, facets: list[tuple[list[int], list[int]]],
+                 cids: list[int], oriented: Any, vids: list[int], n_listed: int,
+                 n_pts: int) -> str | None:
+    """The first false claim among the listed facets of region ``r``, or None. ``facets`` are
+    its true facets (:func:`_true_facets`), ``cids[i]`` the constraint id of row ``i`` and
+    ``oriented(i)`` that row as ``[a | c]`` with ``a . t + c >= 0`` on the region; the first
+    ``n_listed`` generator columns are the listed vertices ``vids`` (none for a region with
+    lines, whose points are cddlib's), columns from ``n_pts`` on are the region's rays."""
+    by_ids: dict[frozenset, tuple[list[int], list[int]]] = {}
+    owner: dict[int, frozenset] = {}
+    for rs, cols in facets:
+        key = frozenset(cids[i] for i in rs)
+        by_ids[key] = (rs, cols)
+        for i in rs:
+            owner[cids[i]] = key
+    used: set[frozenset] = set()
+    for n, f in enumerate(r.facets):
+        fw = f"{where}: facet {n} (ids {list(f.ids)})"
+        key = frozenset(f.ids)
+        if len(key) != len(f.ids) or not key:
+            return f"{fw}: its ids must be distinct constraint ids, at least one"
+        got = by_ids.get(key)
+        if got is None:
+            for c in f.ids:
+                if c not in owner:
+                    return f"{fw}: constraint {c} carries no facet of the region"
+            return (f"{fw}: the constraints vanishing on its facet are "
+                    f"{sorted(owner[f.ids[0]])}, not these")
+        if key in used:
+            return f"{fw}: this facet is listed twice"
+        used.add(key)
+        rs, cols = got
+        row = [-_fq(x) for x in f.a] + [_fq(f.b)]
+        if not any(oriented(i) == row for i in rs):
+            return f"{fw}: a . t <= b is not one of its constraints (as they bound the region)"
+        for kind, kinds, listed, want in (
+                ("vertex", "vertices", f.vertices, {vids[c] for c in cols if c < n_listed}),
+                ("ray", "rays", f.rays, {c - n_pts for c in cols if c >= n_pts})):
+            got_set = set(listed)
+            if len(got_set) != len(listed):
+                return f"{fw}: a {kind} listed twice"
+            if got_set != want:
+                extra = sorted(got_set - want)
+                if extra:
+                    return f"{fw}: {kind} {extra[0]} is not one of the region's {kinds} on it"
+                missing = sorted(want - got_set)[0]
+                return f"{fw}: the region's {kind} {missing} lies on it but is not listed"
+    if len(used) < len(by_ids):
+        missing = next(k for k in by_ids if k not in used)
+        return f"{where}: its facet on constraints {sorted(missing)} is not listed"
+    return None
+
+
+# ----------------------------------------------------------------------------- adjacency, pieces
+
+def _hom(v: Sequence[Fraction], w: int) -> list[int]:
+    """``v`` as integers ``[x | w * D]`` with ``v = x / D``, ``D > 0`` (``w = 1``: a point,
+    ``w = 0``: a direction, positively scaled)."""
+    den = math.lcm(*(x.denominator for x in v))
+    return [x.numerator * (den // x.denominator) for x in v] + [w * den]
+
+
+def _plane(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...], int]:
+    """The hyperplane ``a . t = b`` as the primitive integer row ``(a', b')`` whose first
+    non-zero entry is positive (equal rows iff equal hyperplanes), and the side: the sign of
+    the first non-zero entry of ``a`` (+1: the region ``a . t <= b`` is below the key's row)."""
+    z = _hom(list(a) + [b], 0)[:-1]
+    side = next((1 if v > 0 else -1 for v in z if v != 0), 0)
+    g = math.gcd(*z) * side
+    return tuple(v // g for v in z), side
+
+
+def _nearest(x: Fraction) -> float:
+    """The nearest float64 to ``x`` (±inf where it overflows)."""
+    try:
+        return x.numerator / x.denominator
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
+class _Face:
+    """A facet of a region (already proven to be one) with what the overlap tests need: its
+    extent along a coordinate as two ends ``(float, vertex)`` (the nearest float of the end and
+    the vertex where it is reached, or ``(±inf, -1)`` where the facet is unbounded; a region
+    with lines lists no vertex, so its facets get all of R), and its vertices and rays as
+    integer and float columns. The least (greatest) coordinate among the vertices has the least
+    (greatest) nearest float, rounding being monotone; ties of floats are broken exactly."""
+
+    __slots__ = ("ri", "f", "ext", "gens", "fgens", "pointed", "dirs")
+
+    def __init__(self, r: Region, f: RegionFacet) -> None:
+        self.ri, self.f = r.index, f
+        self.pointed = not r.lines
+        self.dirs = [r.rays[k] for k in f.rays]
+        self.ext: dict[int, tuple[tuple[float, int], tuple[float, int]]] = {}
+        self.gens: list[list[int]] | None = None
+        self.fgens: np.ndarray | None = None
+
+    def extent(self, i: int, Vl: list[list[float]],
+               V: list) -> tuple[tuple[float, int], tuple[float, int]]:
+        """The ends of the facet along coordinate ``i`` (``Vl``: nearest floats of the
+        vertices, ``V`` their exact coordinates)."""
+        got = self.ext.get(i)
+        if got is None:
+            if not self.pointed:
+                got = ((-math.inf, -1), (math.inf, -1))
+            else:
+                ks = self.f.vertices
+                fl = [Vl[k][i] for k in ks]
+                if any(v[i] < 0 for v in self.dirs):
+                    lo = (-math.inf, -1)
+                else:
+                    m = min(fl)
+                    at = [k for k, x in zip(ks, fl) if x == m]
+                    lo = (m, at[0] if len(at) == 1 else min(at, key=lambda k: V[k][i]))
+                if any(v[i] > 0 for v in self.dirs):
+                    hi = (math.inf, -1)
+                else:
+                    m = max(fl)
+                    at = [k for k, x in zip(ks, fl) if x == m]
+                    hi = (m, at[0] if len(at) == 1 else max(at, key=lambda k: V[k][i]))
+                got = (lo, hi)
+            self.ext[i] = got
+        return got
+
+    def generators(self, adj: "_Adjacency") -> list[list[int]]:
+        """The facet's vertices and rays as integer rows ``[x | D]``, ``[r | 0]``."""
+        if self.gens is None:
+            r = adj.cert.regions[self.ri]
+            self.gens = ([adj.hom(k) for k in self.f.vertices]
+                         + [_hom(r.rays[k], 0) for k in self.f.rays])
+        return self.gens
+
+    def float_generators(self, adj: "_Adjacency") -> np.ndarray:
+        """The nearest floats of its vertices and rays as columns ``[x | 1]``, ``[r | 0]``."""
+        if self.fgens is None:
+            r = adj.cert.regions[self.ri]
+            X = np.ones((adj.d + 1, len(self.f.vertices) + len(self.f.rays)))
+            X[:-1, :len(self.f.vertices)] = adj.Vf[list(self.f.vertices)].T
+            for n, k in enumerate(self.f.rays):
+                X[:, len(self.f.vertices) + n] = [_nearest(x) for x in r.rays[k]] + [0.0]
+            self.fgens = X
+        return self.fgens
+
+
+def _dot(a: list[int], b: list[int]) -> int:
+    return sum(x * y for x, y in zip(a, b))
+
+
+class _Adjacency:
+    """The true adjacent pairs of a certificate whose regions and facets are proven (see the
+    module docstring for the argument)."""
+
+    def __init__(self, cert: Certificate, d: int, offsets: list[int], Vf: np.ndarray,
+                 signs: Any) -> None:
+        self.cert, self.d, self.offsets, self.Vf, self.signs = cert, d, offsets, Vf, signs
+        self.Vl: list[list[float]] = Vf.tolist()
+        self.rows: dict[int, tuple] = {}
+        self.homs: dict[int, list[int]] = {}
+
+    def hom(self, k: int) -> list[int]:
+        """Vertex ``k`` as integers ``[x | D]`` (:func:`_hom`)."""
+        got = self.homs.get(k)
+        if got is None:
+            got = self.homs[k] = _hom(self.cert.vertices[k], 1)
+        return got
+
+    def less(self, x: tuple[float, int], y: tuple[float, int], i: int) -> bool:
+        """Is the end ``x`` exactly below the end ``y`` (coordinate ``i``)? Floats that differ
+        decide; equal ones are compared exactly (an infinite end against an overflowed float
+        included)."""
+        if x[0] != y[0]:
+            return x[0] < y[0]
+        if x[1] < 0 or y[1] < 0:
+            return x[1] < 0 <= y[1] and x[0] < 0 or y[1] < 0 <= x[1] and y[0] > 0
+        V = self.cert.vertices
+        return V[x[1]][i] < V[y[1]][i]
+
+    def region_rows(self, ri: int) -> tuple[list[RegionFacet], list[list[int]], np.ndarray,
+                                            np.ndarray]:
+        """The facets ``a . t <= b`` of region ``ri``, as integer rows ``[-a | b]`` (times a
+        positive integer: ``>= 0`` on the region) and as nearest floats of ``[-a | b]`` (with
+        their absolute values), for :func:`~exactrelu._geometry.float_signs`."""
+        got = self.rows.get(ri)
+        if got is None:
+            facets = self.cert.regions[ri].facets
+            ints = []
+            for f in facets:
+                z = _hom([*f.a, f.b], 0)[:-1]
+                ints.append([-v for v in z[:-1]] + [z[-1]])
+            F = np.array([[-_nearest(x) for x in f.a] + [_nearest(f.b)] for f in facets])
+            got = self.rows[ri] = (facets, ints, F, np.abs(F))
+        return got
+
+    def separated(self, x: _Face, ys: list[_Face]) -> np.ndarray:
+        """For each pointed facet ``y`` of ``ys`` (on ``x``'s hyperplane, the other side): does
+        another facet ``h`` of ``x``'s region have ``y`` on or beyond it (``h <= 0`` at every
+        vertex of ``y`` and along every ray)? Then the two facets meet in ``H ∩ {h = 0}`` at
+        most, a (d-2)-dimensional set. Signs by the float filter, the undecided ones (every
+        zero) in integers."""
+        facets, ints, F, absF = self.region_rows(x.ri)
+        X = np.concatenate([y.float_generators(self) for y in ys], axis=1)
+        S, decided = float_signs(F, absF, X)
+        starts = np.cumsum([0] + [len(y.f.vertices) + len(y.f.rays) for y in ys[:-1]])
+        # a row separates y unless it is > 0 somewhere on y: decided positives rule rows out,
+        # and only the undecided entries (every zero among them) of the rows left are exact
+        positive = np.maximum.reduceat((S > 0).view(np.int8), starts, axis=1)
+        undecided = np.add.reduceat((~decided).view(np.int8).astype(np.int32), starts, axis=1)
+        own = next(n for n, f in enumerate(facets) if f is x.f)
+        positive[own, :] = 1  # its own hyperplane carries both facets
+        left = positive == 0
+        out = (left & (undecided == 0)).any(axis=0)
+        for n in np.nonzero(left.any(axis=0) & ~out)[0].tolist():
+            y, lo = ys[n], int(starts[n])
+            gens = y.generators(self)
+            for h in np.nonzero(left[:, n])[0].tolist():
+                js = np.nonzero(~decided[h, lo:lo + len(gens)])[0].tolist()
+                if all(_dot(ints[h], gens[j]) <= 0 for j in js):
+                    out[n] = True
+                    break
+        return out
+
+    def pairs(self) -> dict[tuple[int, int], tuple[tuple, RegionFacet, RegionFacet]]:
+        """``(i, j) -> (hyperplane key, facet of i, facet of j)`` for every adjacent pair
+        ``i < j``."""
+        cert, d, offsets = self.cert, self.d, self.offsets
+        n_dom = offsets[0]
+        groups: dict[tuple, tuple[list[_Face], list[_Face]]] = {}
+        prefixes: dict[tuple, int] = {}
+        planes: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}  # by id of (a, b)
+        for r in cert.regions:
+            pids: dict[int, int] = {}
+            for f in r.facets:
+                low = min(f.ids)
+                if low < n_dom:
+                    continue  # on the domain's boundary: every region is on the same side
+                j0 = bisect.bisect_right(offsets, low) - 1
+                pid = pids.get(j0)
+                if pid is None:
+                    pre = tuple(tuple(p) for p in r.pattern[:j0])
+                    pid = pids[j0] = prefixes.setdefault(pre, len(prefixes))
+                ab = (id(f.a), id(f.b))  # engines share them between facets
+                got = planes.get(ab)
+                if got is None or got[2] is not f.a or got[3] is not f.b:
+                    got = planes[ab] = (*_plane(f.a, f.b), f.a, f.b)
+                key, side = got[0], got[1]
+                gk = (key, j0, pid, self.signs(r.index, j0, key))
+                plus, minus = groups.setdefault(gk, ([], []))
+                (plus if side > 0 else minus).append(_Face(r, f))
+        out: dict[tuple[int, int], tuple[tuple, RegionFacet, RegionFacet]] = {}
+        for (key, _, _, _), (plus, minus) in groups.items():
+            if not plus or not minus:
+                continue
+            for p, m in self._overlapping(key, plus, minus):
+                i, j = (p, m) if p.ri < m.ri else (m, p)
+                out[(i.ri, j.ri)] = (key, i.f, j.f)
+        return out
+
+    def _overlapping(self, key: tuple[int, ...], plus: list[_Face], minus: list[_Face]) -> list:
+        """Pairs of facets on the hyperplane ``key`` (opposite sides) whose relative interiors
+        share a (d-1)-dimensional set."""
+        d = self.d
+        if d == 1:
+            return [(p, m) for p in plus for m in minus]  # both facets are the point itself
+        free = [i for i in range(d) if any(key[k] != 0 for k in range(d) if k != i)]
+        c0 = free[0]
+        Vl, V = self.Vl, self.cert.vertices
+        for x in plus + minus:
+            for i in free:
+                x.extent(i, Vl, V)
+        minus = sorted(minus, key=lambda m: m.ext[c0][0][0])
+        less = self.less
+        cands = []
+        for p in plus:
+            top = p.ext[c0][1][0]
+            pe = p.ext
+            for m in minus:
+                me = m.ext
+                if me[c0][0][0] > top:
+                    break  # so is every later one's: exactly above p's top along c0
+                if all(less(pe[i][0], me[i][1], i) and less(me[i][0], pe[i][1], i) for i in free):
+                    cands.append((p, m))
+        if d == 2:
+            return cands
+        # d >= 3: d shared affinely independent vertices (a shared (d-1)-simplex) prove a pair
+        out, rest = [], []
+        for p, m in cands:
+            if p.pointed and m.pointed and self._share_simplex(p, m):
+                out.append((p, m))
+            else:
+                rest.append((p, m))
+        # pointed pairs that a facet of either region separates are out, in bulk
+        apart: set[tuple[int, int]] = set()
+        for side in (0, 1):
+            by: dict[int, tuple[_Face, list[_Face]]] = {}
+            for pm in rest:
+                x, y = pm[side], pm[1 - side]
+                if x.pointed and y.pointed and (id(pm[0]), id(pm[1])) not in apart:
+                    by.setdefault(id(x), (x, []))[1].append(y)
+            for x, ys in by.values():
+                for y, sep in zip(ys, self.separated(x, ys)):
+                    if sep:
+                        apart.add((id(x), id(y)) if side == 0 else (id(y), id(x)))
+        return out + [(p, m) for p, m in rest
+                      if (id(p), id(m)) not in apart and self._overlap(key, p, m)]
+
+    def _share_simplex(self, p: _Face, m: _Face) -> bool:
+        """Do pointed facets ``p`` and ``m`` share d affinely independent vertices? (3-D: any
+        three, distinct extreme points of a polygon being never collinear.)"""
+        d = self.d
+        shared = set(p.f.vertices).intersection(m.f.vertices)
+        if len(shared) < d:
+            return False
+        return d == 3 or flint.fmpz_mat([self.hom(k) for k in shared]).rank() == d
+
+    def _overlap(self, key: tuple[int, ...], p: _Face, m: _Face) -> bool:
+        """d >= 3: do facets ``p`` and ``m`` on the hyperplane ``key`` share a (d-1)-dimensional
+        set, when their extents overlap with positive length along every coordinate the
+        hyperplane does not fix, they share no (d-1)-simplex and (pointed ones) no facet of
+        either region separates them? In 3-D (pointed facets) nothing else is possible;
+        otherwise an exact LP decides."""
+        d = self.d
+        if p.pointed and m.pointed and d == 3:
+            return True  # not separated by an edge line of either polygon
+        rows = []
+        for x in (p, m):
+            facets, ints, _, _ = self.region_rows(x.ri)
+            for h, row in zip(facets, ints):
+                if h is not x.f:
+                    rows.append([row[d]] + row[:d] + [-1])  # g(t) >= s
+        e = [-v for v in key[:d]] + [key[d]]
+        rows += [[e[d]] + e[:d] + [0], [-e[d]] + [-v for v in e[:d]] + [0], [1] + [0] * d + [-1]]
+        value, _ = _facet_lp(rows, d, f"adjacency of regions {p.ri} and {m.ri}")
+        return value > 0
+
+
+def _check_adjacency(cert: Certificate, d: int, offsets: list[int], Vf: np.ndarray,
+                     signs: Any) -> None:
+    """The listed adjacent pairs are exactly the true ones, each with its hyperplane and ids."""
+    true = _Adjacency(cert, d, offsets, Vf, signs).pairs()
+    listed: set[tuple[int, int]] = set()
+    for a in cert.adjacency:
+        pair = (a.i, a.j)
+        aw = f"adjacency ({a.i}, {a.j})"
+        if pair in listed:
+            _fail(f"{aw}: listed twice")
+        listed.add(pair)
+        got = true.get(pair)
+        if got is None:
+            _fail(f"{aw}: the regions' closures do not share a {d - 1}-dimensional face")
+        key, fi, fj = got
+        # as the engines write it: the key divided by its first non-zero entry
+        lead = next(v for v in key if v != 0)
+        if any(x * lead != k for x, k in zip([*a.a, a.b], key)):
+            want = [str(Fraction(k, lead)) for k in key]
+            _fail(f"{aw}: the shared hyperplane is a . t = b with a = {want[:d]}, b = {want[d]} "
+                  "(the first non-zero entry of a scaled to 1)")
+        ids = set(fi.ids) | set(fj.ids)
+        if len(set(a.ids)) != len(a.ids) or set(a.ids) != ids:
+            _fail(f"{aw}: ids {list(a.ids)}, expected the constraints of both facets {sorted(ids)}")
+    for pair in sorted(true):
+        if pair not in listed:
+            _fail(f"adjacency: regions {pair[0]} and {pair[1]} share a {d - 1}-dimensional face "
+                  "but are not listed as adjacent")
+
+
+def _check_pieces(cert: Certificate) -> None:
+    """Piece labels: the connected components of the graph of adjacent pairs (proven exact)
+    with equal exact output maps, numbered in order of first occurrence."""
+    regions = cert.regions
+    nbrs: list[list[int]] = [[] for _ in regions]
+    for a in cert.adjacency:
+        if regions[a.i].output == regions[a.j].output:
+            nbrs[a.i].append(a.j)
+            nbrs[a.j].append(a.i)
+    label = [-1] * len(regions)
+    n = 0
+    for k in range(len(regions)):  # components in order of their first region
+        if label[k] < 0:
+            label[k] = n
+            stack = [k]
+            while stack:
+                for y in nbrs[stack.pop()]:
+                    if label[y] < 0:
+                        label[y] = n
+                        stack.append(y)
+            n += 1
+    for k, p in enumerate(cert.pieces):
+        if p == label[k]:
+            continue
+        j = label.index(label[k])  # the first region of k's piece (earlier labels are right)
+        if j < k:
+            _fail(f"pieces: regions {j} and {k} are connected through adjacent regions with one "
+                  f"exact output map but labelled {cert.pieces[j]} and {p}")
+        if p in cert.pieces[:k]:
+            _fail(f"pieces: regions {cert.pieces.index(p)} and {k} are labelled {p} but are not "
+                  "connected through adjacent regions with their exact output map")
+        _fail(f"pieces: region {k} starts a new piece labelled {p}; labels number the pieces in "
+              f"order of first occurrence, so it is {label[k]}")
+
+
+# ----------------------------------------------------------------------------- the check
+
+def _program(cert: Certificate, net: nn.Module | Program) -> Program:
+    """The network captured at the certificate's input shape (which must fit the domain)."""
+    shape = tuple(cert.input_shape)
+    dom = cert.domain
+    if isinstance(dom, Slice) and tuple(dom.input_shape) != shape:
+        _fail(f"input_shape {shape}: the domain is a slice of inputs of shape {dom.input_shape}")
+    if math.prod(shape) != dom.input_dim:
+        _fail(f"input_shape {shape}: {math.prod(shape)} inputs, the domain has {dom.input_dim}")
+    if isinstance(net, Program):
+        if tuple(net.input_shape) != shape:
+            _fail(f"input_shape {shape}: the program takes {net.input_shape}")
+        return net
+    try:
+        return capture(net, shape)
+    except InvalidInputError as exc:
+        raise CertificateError(f"input_shape {shape}: {exc}") from None
+
+
+def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None) -> Certificate:
+    """Re-verify every claim of ``cert`` against ``net``; returns the certificate or raises
+    :class:`~exactrelu.errors.CertificateError` naming the first claim that does not hold.
+    ``domain`` (a :class:`~exactrelu.domain.Domain` or what :func:`~exactrelu.domain.as_domain`
+    takes): also require the certificate to be about exactly that domain.
 
     >>> net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> import exactrelu
     >>> c = exactrelu.verify(net, [(-1, 1)], progress=False)
-    >>> check(c, net).num_regions == c.num_regions
+    >>> check(c, net, domain=[(-1, 1)]).num_regions == c.num_regions
     True
     """
-    if not isinstance(cert, Certificate):
+    if isinstance(cert, (str, os.PathLike)):
         cert = Certificate.load(cert)
-    prog = net if isinstance(net, Program) else capture(net, cert.input_shape)
+    if not isinstance(cert, Certificate):
+        _fail(f"{_short(cert)} is neither a Certificate nor the path of one")
+    _validate(cert)
+    dom = cert.domain
+    if domain is not None:
+        want = domain if isinstance(domain, Domain) else as_domain(domain)
+        if dom != want:
+            _fail(f"domain: the certificate is about {dom!r}, not {want!r}")
+    prog = _program(cert, net)
     if prog.digest() != cert.digest:
         _fail("network digest: the certificate was made for a different network (architecture or parameters differ)")
-    dom = cert.domain
+    if tuple(cert.output_shape) != tuple(prog.output_shape):
+        _fail(f"output_shape: {tuple(cert.output_shape)}, the network's is "
+              f"{tuple(prog.output_shape)}")
+    if list(cert.notes) != prog.notes():
+        _fail(f"notes: {list(cert.notes)}, the network's are {prog.notes()} (where it is not taken "
+              "exactly as written)")
     d = dom.dim
+    bounded = dom.is_bounded
     A_dom, b_dom = dom.halfspaces()
     M, c = dom.input_map()
     m0 = input_map(M, c, prog.input_shape)
     offsets = [len(A_dom)]
     for j in range(prog.num_piecewise):
         offsets.append(offsets[-1] + prog.num_switching(j))
-    if offsets != cert.constraint_offsets:
+    if offsets != list(cert.constraint_offsets):
         _fail(f"constraint ids: the certificate's offsets {cert.constraint_offsets} do not match {offsets}")
     nodes = prog.piecewise_nodes()
-    n_out = []
-    for nd in nodes:
-        n = 1
-        for s in nd.out_shape:
-            n *= s
-        n_out.append(n)
+    n_out = [math.prod(nd.out_shape) for nd in nodes]
     n_dom = len(A_dom)
     # domain rows as constraints b - a.t >= 0, in the same form as the switching rows
     dom_rows = [[_fq(-x) for x in a] + [_fq(b)] for a, b in zip(A_dom, b_dom)]
@@ -464,11 +1289,14 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
     dom_absF = np.abs(dom_F)
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
-    # vertices: nearest floats for all, exact fmpq on demand
+    # vertices: distinct points; nearest floats for all, exact fmpq on demand
     n_vert = len(cert.vertices)
+    first_at: dict[tuple, int] = {}
     for k, v in enumerate(cert.vertices):
-        if len(v) != d:
-            _fail(f"vertex {k} has {len(v)} coordinates, the domain {d}")
+        j = first_at.setdefault(tuple(v), k)
+        if j != k:
+            _fail(f"vertices {j} and {k} are the same point")
+    del first_at
     Vf = nearest_floats([list(v) for v in cert.vertices]) if n_vert else np.zeros((0, d))
     vq_cache: dict[int, tuple] = {}
 
@@ -491,9 +1319,25 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
                                           sgn.reshape(-1).numpy().astype(np.int64))
         return cc
 
+    # adjacency in d >= 3 groups facets by the signs of ops whose cells are sign vectors too
+    refine = [d >= 3 and bool(getattr(nd.rule, "sign_cells", False)) for nd in nodes]
+    wsigns: list[np.ndarray | None] = [None] * (len(cert.regions) * len(nodes))
+
+    def signs_off(ri: int, j: int, plane: tuple[int, ...]) -> bytes | None:
+        """The signs of op ``j``'s switching functions on region ``ri`` (sign cells: constant on
+        it, so those at its witness), 0 for those vanishing on the hyperplane ``plane``."""
+        if j >= len(nodes) or not refine[j]:
+            return None
+        sg = wsigns[ri * len(nodes) + j]
+        lvl = runner.memo[tuple(tuple(p) for p in cert.regions[ri].pattern[:j])]
+        masked = sg.copy()
+        masked[lvl.on_plane(plane)] = 0
+        return masked.tobytes()
+
     seen: dict[tuple, tuple[int, list[torch.Tensor]]] = {}
-    by_volume = dom.is_bounded and d <= _VOLUME_MAX_DIM
+    by_volume = bounded and d <= _VOLUME_MAX_DIM
     volumes: list[fmpq] = []
+    deferred: str | None = None  # the first false facet claim, on the volume path
     for r in cert.regions:
         where = f"region {r.index}"
         if len(r.pattern) != prog.num_piecewise:
@@ -508,19 +1352,13 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
             states.append(torch.tensor(p, dtype=torch.int64).reshape(nd.out_shape))
         seen[key] = (r.index, states)
         w = r.witness
-        if len(w) != d:
-            _fail(f"{where}: witness has {len(w)} coordinates, the domain {d}")
-        # the witness and the (valid) vertices, exact and as nearest floats: one sign pass per op
         vids = list(r.vertices)
-        n_ok = len(vids)
-        for pos, k in enumerate(vids):
-            if not 0 <= k < n_vert:
-                n_ok = pos
-                break
-        ok_ids = vids[:n_ok]
-        pts_q = [tuple(_fq(x) for x in w)] + [vq(k) for k in ok_ids]
+        if len(set(vids)) != len(vids):
+            _fail(f"{where}: a vertex index listed twice")
+        # the witness and the vertices, exact and as nearest floats: one sign pass per op
+        pts_q = [tuple(_fq(x) for x in w)] + [vq(k) for k in vids]
         wf = nearest_floats([list(w)])
-        X = np.concatenate([wf, Vf[ok_ids]], axis=0)
+        X = np.concatenate([wf, Vf[vids]], axis=0)
         Xh = np.concatenate([X.T, np.ones((1, X.shape[0]))], axis=0)
         S_dom = _signs(dom_F, dom_absF, dom_rows, Xh, pts_q)
         # constraints of the region (domain rows first, then every op's cell constraints in order):
@@ -542,6 +1380,11 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
                 _fail(f"{where}: witness not strictly inside constraint {offsets[j] + i} of {nd.name}")
             sel = idx[keep]
             blocks.append((lvl.rows, S_all, sel, sgn[keep], offsets[j] + sel))
+            if refine[j]:
+                if (sg_w[~lvl.zero] == 0).any():
+                    refine[j] = False  # not a cell of its sign vector: no refinement by op j
+                else:
+                    wsigns[r.index * len(nodes) + j] = sg_w.copy()
         sd = S_dom[:, 0]
         if (sd <= 0).any():
             _fail(f"{where}: witness outside the domain (row {int(np.argmax(sd <= 0))})")
@@ -549,97 +1392,125 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
         rows_out = r.output
         same = (len(rows_out) == out.n and all(len(row) == out.k + 1 for row in rows_out))
         if same:
-            try:
-                same = flint.fmpq_mat(out.n, out.k + 1, [_fq(v) for row in rows_out for v in row]) == out.mat
-            except (AttributeError, TypeError):
-                same = [[to_fraction(v) for v in row] for row in out.mat.tolist()] == rows_out
+            same = flint.fmpq_mat(out.n, out.k + 1,
+                                  [_fq(v) for row in rows_out for v in row]) == out.mat
         if not same:
             _fail(f"{where}: output map differs from the exact output map of its pattern")
-        # unbounded regions: every ray is a recession direction, every line lies in every constraint
-        for kind, dirs in (("ray", r.rays), ("line", r.lines)):
-            for n_dir, v in enumerate(dirs):
-                if len(v) != d or all(x == 0 for x in v):
-                    _fail(f"{where}: {kind} {n_dir} is not a non-zero direction in dimension {d}")
-                vdir = [_fq(x) for x in v]
-                for rows, _, sel, sgn, cids in blocks:
-                    for i, sg, cid in zip(sel.tolist(), sgn.tolist(), cids.tolist()):
-                        dv = sg * sum((rows[i][m] * vdir[m] for m in range(d)), fmpq(0))
-                        if dv < 0 or (kind == "line" and dv != 0):
-                            _fail(f"{where}: {kind} {n_dir} leaves the region through constraint {cid}")
-        # vertices: signs of every constraint at every vertex, then order-preserving diagnostics
-        colpos: dict[int, int] = {}
-        rowpos: dict[int, int] = {}
-        if ok_ids:
-            sign_blocks, cid_blocks, lin = [], [], []
-            for rows, S_all, sel, sgn, cids in blocks:
-                sign_blocks.append(S_all[sel, 1:] * sgn[:, None].astype(np.int8))
-                cid_blocks.append(cids)
-                lin.extend(rows[i][:-1] for i in sel.tolist())
-            SG = np.concatenate(sign_blocks, axis=0)
-            cids_all = np.concatenate(cid_blocks).tolist()
-            for col, k in enumerate(ok_ids):
+        # the region's constraints, row by row: the block and row of each, its id
+        starts = np.cumsum([0] + [len(b[2]) for b in blocks])
+        cids = np.concatenate([b[4] for b in blocks]).tolist()
+
+        def row_of(i: int, blocks: list = blocks,
+                   starts: np.ndarray = starts) -> tuple[list[fmpq], int]:
+            """Row ``i`` of the region's constraints and the sign that orients it."""
+            n = int(np.searchsorted(starts, i, side="right")) - 1
+            rows, _, sel, sgn, _ = blocks[n]
+            return rows[int(sel[i - starts[n]])], int(sgn[i - starts[n]])
+
+        def oriented(i: int) -> list[fmpq]:
+            """Row ``i`` of the region's constraints as ``[a | c]``, ``a . t + c >= 0`` on it."""
+            row, sg = row_of(i)
+            return list(row) if sg > 0 else [-v for v in row]
+
+        # vertices: signs of every constraint at every vertex
+        if vids:
+            SG = np.concatenate([S_all[sel, 1:] * sgn[:, None].astype(np.int8)
+                                 for _, S_all, sel, sgn, _ in blocks], axis=0)
+            for col, k in enumerate(vids):
                 colv = SG[:, col]
                 neg = colv < 0
                 if neg.any():
-                    _fail(f"{where}: vertex {k} violates constraint {cids_all[int(np.argmax(neg))]}")
+                    _fail(f"{where}: vertex {k} violates constraint {cids[int(np.argmax(neg))]}")
                 tight = np.nonzero(colv == 0)[0].tolist()
-                rk = flint.fmpq_mat(len(tight), d, [x for t in tight for x in lin[t]]).rank() if tight else 0
-                if rk != d:
-                    _fail(f"{where}: vertex {k} is not a vertex (tight constraints have rank {rk} < {d})")
-                colpos.setdefault(k, col)
-            rowpos = {cid: n for n, cid in enumerate(cids_all)}
-        if n_ok < len(vids):
-            _fail(f"{where}: vertex index {vids[n_ok]} out of range")
-        # facets: each is one of the region's constraints, tight at its vertices
-        if r.facets:
-            cons_of: dict[int, tuple[list, int]] = {}
-            for rows, _, sel, sgn, cids in blocks[1:]:
-                for i, sg, cid in zip(sel.tolist(), sgn.tolist(), cids.tolist()):
-                    cons_of[cid] = (rows[i], sg)
-
-            def cons(cid: int) -> tuple | None:
-                if 0 <= cid < n_dom:
-                    return (tuple(A_dom[cid]), b_dom[cid])
-                got = cons_of.get(cid)
-                if got is None:
-                    return None
-                row, sg = got
-                return (tuple(to_fraction(-sg * x) for x in row[:-1]), to_fraction(sg * row[-1]))
-
-            for f in r.facets:
-                match = None
-                for cid in f.ids:
-                    if cons(cid) == (f.a, f.b):
-                        match = cid
-                        break
-                if match is None:
-                    _fail(f"{where}: facet {f.ids} is not one of its constraints")
-                for k in f.vertices:
-                    if k in colpos and match in rowpos:
-                        on = SG[rowpos[match], colpos[k]] == 0
-                    else:
-                        if not 0 <= k < n_vert:
-                            _fail(f"{where}: vertex index {k} out of range")
-                        on = sum((ai * vi for ai, vi in zip(f.a, cert.vertices[k])), Fraction(0)) == f.b
-                    if not on:
-                        _fail(f"{where}: vertex {k} is not on facet {f.ids}")
-        if by_volume:
+                if _rank([row_of(t)[0][:d] for t in tight], d) != d:
+                    _fail(f"{where}: vertex {k} is not a vertex of the region (its tight "
+                          f"constraints have rank < {d})")
+        else:
+            SG = np.zeros((len(cids), 0), dtype=np.int8)
+        # rays and lines: recession directions, lines in every constraint
+        n_rows = len(cids)
+        R_all = ([oriented(i) for i in range(n_rows)]
+                 if r.rays or r.lines or not by_volume else None)
+        ray_tight = np.zeros((n_rows, len(r.rays)), dtype=bool)
+        if R_all is not None and (r.rays or r.lines):
+            N = flint.fmpq_mat(n_rows, d, [v for row in R_all for v in row[:d]])
+            for kind, dirs in (("ray", r.rays), ("line", r.lines)):
+                if not dirs:
+                    continue
+                D = N * flint.fmpq_mat(d, len(dirs), [_fq(dirs[n][m]) for m in range(d)
+                                                      for n in range(len(dirs))])
+                vals = D.tolist()
+                for n_dir in range(len(dirs)):
+                    if all(x == 0 for x in dirs[n_dir]):
+                        _fail(f"{where}: {kind} {n_dir} is the zero direction")
+                    for i in range(n_rows):
+                        dv = vals[i][n_dir]
+                        if dv < 0 or (kind == "line" and dv != 0):
+                            _fail(f"{where}: {kind} {n_dir} leaves the region through "
+                                  f"constraint {cids[i]}")
+                        if kind == "ray":
+                            ray_tight[i, n_dir] = dv == 0
+        # the generators of the region: its listed vertices (when it has no lines) and rays
+        points: list[tuple] = [vq(k) for k in vids]
+        P_tight = SG == 0
+        if not by_volume:
+            # vertex, ray and line lists proven by an exact H->V of the region's constraints
+            normals = [row[:d] for row in R_all]
+            n_lin = d - _rank(normals, d)
+            if (_rank([[_fq(x) for x in v] for v in r.lines], d) != len(r.lines)
+                    or len(r.lines) != n_lin):
+                _fail(f"{where}: its lines are not a basis of its lineality space (dimension "
+                      f"{n_lin})")
+            if n_lin:
+                # no vertex: cddlib's points (one per minimal face) stand in for them
+                if vids:
+                    _fail(f"{where}: a region with lines has no vertex, {len(vids)} are listed")
+                hv_pts, hv_rays = _h_to_v(R_all, d, where)
+                points = [tuple(_fq(x) for x in p) for p in hv_pts]
+                P_tight = np.array([[sum((a * x for a, x in zip(row[:d], p)), row[d]) == 0
+                                     for p in points] for row in R_all],
+                                   dtype=bool).reshape(n_rows, len(points))
+                want = {frozenset(i for i, row in enumerate(R_all)
+                                  if sum((a * _fq(x) for a, x in zip(row[:d], v)), fmpq(0)) == 0)
+                        for v in hv_rays}
+            else:
+                want = _walk(where, R_all, P_tight, vids, points, d)
+            have = [frozenset(np.nonzero(ray_tight[:, n])[0].tolist()) for n in range(len(r.rays))]
+            if len(set(have)) != len(have) or set(have) != want:
+                _fail(f"{where}: its rays are not its extreme rays (modulo its lines), each once: "
+                      f"{len(r.rays)} listed, {len(want)} extreme")
+        # facets: exactly the region's irredundant constraints
+        T = np.concatenate([P_tight, ray_tight], axis=1)
+        facets = _true_facets(T, len(points), bounded, d)
+        msg = _facet_error(where, r, facets, cids, oriented, vids, 0 if r.lines else len(vids),
+                           len(points))
+        if msg is not None:
+            if not by_volume:
+                _fail(msg)
+            deferred = deferred or msg
+        # volume
+        if bounded and (by_volume or r.volume is not None or d <= _VOLUME_FIELD_MAX_DIM):
             # a lower bound of the volume of the region's closure P, whatever the vertex list: every
             # vertex in it was verified above (all constraints >= 0, tight rank d: a vertex of P),
             # so the hull Q of the list lies in P; the bound is vol(Q) in 1-D and 2-D and a sum of
             # interior-disjoint simplices in Q for d >= 3 (see _hull_lower_bound). It equals
-            # vol(P) iff the list holds every vertex of P. Regions are disjoint open cells of the
-            # domain, so the bounds summing to the domain's volume proves that none is missing.
+            # vol(P) iff the list holds every vertex of P (proven by the volume sum, or by H->V).
             pts = [cert.vertices[k] for k in vids]
             if d == 1:
                 vol = max(p[0] for p in pts) - min(p[0] for p in pts) if pts else Fraction(0)
             elif d == 2:
                 vol = _area_2d(vids, Vf, vq, pts)
             else:
-                vol = _hull_lower_bound(cert.vertices, vids, SG if ok_ids else None, colpos)
+                masks = [sum(1 << c for c in cols) for _, cols in facets]
+                vol = _hull_lower_bound(pts, masks)
             if r.volume is not None and vol != r.volume:
                 _fail(f"{where}: volume {r.volume} differs from the volume of its vertices {vol}")
+            if r.volume is None and d <= _VOLUME_FIELD_MAX_DIM:
+                _fail(f"{where}: volume missing (it is required on bounded domains up to "
+                      f"{_VOLUME_FIELD_MAX_DIM}-D)")
             volumes.append(_fq(vol))
+        elif r.volume is not None:
+            _fail(f"{where}: a volume on an unbounded domain (it must be None)")
     if not cert.regions:
         _fail("completeness: the certificate lists no region")
     if by_volume:
@@ -647,41 +1518,16 @@ def check(cert: Certificate | str, net: nn.Module | Program) -> Certificate:
         if total_volume != dom.volume():
             _fail(f"completeness: region volumes sum to {total_volume}, the domain's volume is {dom.volume()} "
                   "(a region is missing or its vertices are incomplete)")
+        if deferred is not None:
+            _fail(deferred)
     else:
         _closure(runner, nodes, dom_rows, seen, cell_cons, offsets, d)
-    # adjacency and pieces
-    sides_of: dict[int, dict[tuple, set[int]]] = {}
-
-    def sides(ri: int) -> dict[tuple, set[int]]:
-        got = sides_of.get(ri)
-        if got is None:
-            got = sides_of[ri] = {}
-            for f in cert.regions[ri].facets:
-                hk, side = canonical_hyperplane(f.a, f.b)
-                got.setdefault(hk, set()).add(side)
-        return got
-
-    for a in cert.adjacency:
-        if not (0 <= a.i < a.j < cert.num_regions):
-            _fail(f"adjacency ({a.i}, {a.j}): bad region indices")
-        key = (a.a, a.b)
-        pair = []
-        for ri in (a.i, a.j):
-            s = sides(ri).get(key)
-            if not s:
-                _fail(f"adjacency ({a.i}, {a.j}): region {ri} has no facet on the stated hyperplane")
-            pair.append(s)
-        if not any(-s in pair[1] for s in pair[0]):
-            _fail(f"adjacency ({a.i}, {a.j}): the regions are not on opposite sides of the hyperplane")
-    if len(cert.pieces) != cert.num_regions:
-        _fail("pieces: one piece label per region expected")
-    for a in cert.adjacency:
-        same = cert.regions[a.i].output == cert.regions[a.j].output
-        if same and cert.pieces[a.i] != cert.pieces[a.j]:
-            _fail(f"pieces: adjacent regions {a.i} and {a.j} have the same output map but different pieces")
-    labels = {}
+    # the global vertex list: every vertex is one of some region's (none extra)
+    used = np.zeros(n_vert, dtype=bool)
     for r in cert.regions:
-        first = labels.setdefault(cert.pieces[r.index], r.index)
-        if cert.regions[first].output != r.output:
-            _fail(f"pieces: regions {first} and {r.index} share a piece but not their output map")
+        used[r.vertices] = True
+    if not used.all():
+        _fail(f"vertex {int(np.argmin(used))} is a vertex of no region")
+    _check_adjacency(cert, d, offsets, Vf, signs_off)
+    _check_pieces(cert)
     return cert

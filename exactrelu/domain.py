@@ -2,8 +2,25 @@
 
 Every coordinate is an exact rational (:class:`fractions.Fraction`). Numbers may be given as
 ints, Fractions, finite floats (taken exactly: ``Fraction(0.1)`` is the double nearest 0.1) or
-strings such as ``"1/3"``; NaN, infinities and booleans are rejected with
-:class:`~exactrelu.errors.InvalidInputError`.
+strings such as ``"1/3"``, ``"-2"``, ``"0.25"`` or ``"1.5e-3"``; NaN, infinities, booleans,
+exponents above 1000 in size and integers of more than a million digits are rejected with
+:class:`~exactrelu.errors.InvalidInputError` (see :mod:`exactrelu._parse`).
+
+**Limits**, checked before any work (a domain is cheap to write down and can be exponentially
+expensive to use):
+
+* :data:`MAX_BOUNDED_DIM` = 10: boxes, polytopes and bounded slices have at most 10 dimensions.
+  Every cell of a bounded domain is held by its exact vertices, starting from the domain's own,
+  and a d-dimensional box has 2^d of them: a net with 3 hidden units took 4.7 s on a 10-D box,
+  28 s on an 11-D one and (reported) 109 s and 2.4 GB on a 12-D one; a 60-D box would never end.
+  Use a :class:`Slice` through the inputs of interest, or :class:`RealSpace`.
+* :data:`MAX_POLYTOPE_ROWS` = 256 constraints, and at most :data:`MAX_DOMAIN_VERTICES` = 2048
+  vertices as bounded by the upper bound theorem for that many constraints in that dimension
+  (McMullen), before cddlib computes the vertices (cddlib took 2.6 s for 1,000 constraints in
+  2-D and 24 s for 30 in 10-D, in one call that Ctrl-C cannot interrupt).
+* :data:`MAX_DIM` = 1024 dimensions for any domain (all of R^d included: its exact input map
+  alone has d^2 entries; a 3-unit net took 4.6 s on R^300).
+* :data:`MAX_INPUT_SIZE` = 2^24 network inputs (the flattened shape of a :class:`Slice`).
 
 A domain's regions live in ``dim`` coordinates ``t``; the network's (flattened) input is
 ``x = M t + c`` with ``(M, c) = domain.input_map()`` (the identity for boxes and polytopes over
@@ -27,42 +44,93 @@ from typing import Any
 
 import numpy as np
 
-from exactrelu import _geometry, _polyhedra
-from exactrelu.errors import InvalidInputError
+from exactrelu import _geometry, _parse, _polyhedra
+from exactrelu._parse import Malformed, show
+from exactrelu.errors import CertificateError, InvalidInputError
 
-__all__ = ["Domain", "Box", "Polytope", "RealSpace", "Slice", "as_domain", "to_fraction"]
+__all__ = ["Domain", "Box", "Polytope", "RealSpace", "Slice", "as_domain", "to_fraction",
+           "MAX_BOUNDED_DIM", "MAX_DIM", "MAX_DOMAIN_VERTICES", "MAX_INPUT_SIZE",
+           "MAX_POLYTOPE_ROWS"]
 
 Matrix = list[list[Fraction]]
 Vector = list[Fraction]
 
+#: Boxes, polytopes and bounded slices: at most this many dimensions (see the module docstring).
+MAX_BOUNDED_DIM = 10
+#: Any domain: at most this many dimensions.
+MAX_DIM = 1024
+#: At most this many constraints in a :class:`Polytope`.
+MAX_POLYTOPE_ROWS = 256
+#: A :class:`Polytope`'s vertices as bounded by the upper bound theorem: at most this many.
+MAX_DOMAIN_VERTICES = 2048
+#: At most this many (flattened) network inputs in a :class:`Slice`.
+MAX_INPUT_SIZE = 1 << 24
+
+_BOUNDED_WHY = (
+    "every cell of a bounded domain is held by its exact vertices, and a d-dimensional box has "
+    "2^d of them: a 3-unit net took 28 s on an 11-D box; use a Slice through the inputs of "
+    "interest, or RealSpace"
+)
+
+
+def _check_bounded_dim(d: int, what: str, known: bool = True) -> None:
+    """Refuse ``d > MAX_BOUNDED_DIM`` dimensions (``known``: ``d`` is the whole count, else the
+    count so far of an iterable without a length)."""
+    if d > MAX_BOUNDED_DIM:
+        count = f"{d:,}" if known else f"more than {MAX_BOUNDED_DIM}"
+        raise InvalidInputError(
+            f"{what} has {count} dimensions; exactrelu takes bounded domains of at most "
+            f"{MAX_BOUNDED_DIM} ({_BOUNDED_WHY})"
+        )
+
+
+def max_vertices(m: int, d: int) -> int:
+    """The upper bound theorem: the most vertices a d-polytope with ``m`` facets has.
+
+    >>> max_vertices(4, 2), max_vertices(6, 3), max_vertices(20, 10)
+    (4, 8, 4004)
+    """
+    if m <= d:
+        return 0  # not a bounded polytope
+    return math.comb(m - (d + 1) // 2, d // 2) + math.comb(m - d // 2 - 1, (d + 1) // 2 - 1)
+
+
+_MAX_BITS = int(_parse.MAX_DIGITS * 3.3219280948873626)  # 10^MAX_DIGITS < 2^_MAX_BITS
+
+
+def _sized(n: int, d: int, what: str) -> Fraction:
+    if max(abs(n).bit_length(), d.bit_length()) > _MAX_BITS:
+        raise InvalidInputError(
+            f"{what} is {show(Fraction(n, 1) if d == 1 else _parse.coprime_fraction(n, d))}; "
+            f"numbers may have at most {_parse.MAX_DIGITS:,} digits"
+        )
+    return _parse.ratio(n, d)
+
 
 def to_fraction(value: Any, what: str = "value") -> Fraction:
     """The exact rational value of ``value`` (int, Fraction, finite float, numpy scalar, 0-dim
-    tensor, or a string like ``"1/3"`` or ``"0.25"``).
+    tensor, or a string like ``"1/3"``, ``"0.25"`` or ``"1.5e-3"``; see the module docstring).
 
-    >>> to_fraction("1/3"), to_fraction(0.5), to_fraction(2)
-    (Fraction(1, 3), Fraction(1, 2), Fraction(2, 1))
+    >>> to_fraction("1/3"), to_fraction(0.5), to_fraction(2), to_fraction("2e-3")
+    (Fraction(1, 3), Fraction(1, 2), Fraction(2, 1), Fraction(1, 500))
     """
     if isinstance(value, (bool, np.bool_)):
         raise InvalidInputError(f"{what} is a boolean ({value!r}); pass a number")
     if isinstance(value, Fraction):
-        return value
+        return _sized(value.numerator, value.denominator, what)
     if isinstance(value, (int, np.integer)):
-        return Fraction(int(value))
+        return _sized(int(value), 1, what)
     if isinstance(value, str):
         try:
-            return Fraction(value.strip())
-        except (ValueError, ZeroDivisionError):
-            raise InvalidInputError(
-                f"{what} is the string {value!r}, which is not a rational number; "
-                "pass e.g. '1/3', '0.25' or '-2'"
-            ) from None
+            return _parse.parse_user(value)
+        except Malformed as exc:
+            raise InvalidInputError(f"{what}: {exc}") from None
     if hasattr(value, "item") and getattr(value, "shape", None) in ((), ()):
         value = value.item()
         if isinstance(value, bool):
             raise InvalidInputError(f"{what} is a boolean ({value!r}); pass a number")
     if isinstance(value, numbers.Rational):
-        return Fraction(value.numerator, value.denominator)
+        return _sized(int(value.numerator), int(value.denominator), what)
     if isinstance(value, (float, np.floating)):
         v = float(value)
         if math.isnan(v):
@@ -74,17 +142,13 @@ def to_fraction(value: Any, what: str = "value") -> Fraction:
             )
         return Fraction(v)
     raise InvalidInputError(
-        f"{what} has type {type(value).__name__} ({value!r}); pass an int, Fraction, finite "
-        "float or a string like '1/3'"
+        f"{what} has type {type(value).__name__}; pass an int, Fraction, finite float or a "
+        "string like '1/3'"
     )
 
 
 def _fmt(q: Fraction) -> str:
-    return f"{q.numerator}/{q.denominator}"
-
-
-def _parse(s: Any, what: str) -> Fraction:
-    return to_fraction(s, what)
+    return f"{_parse.integer_text(q.numerator)}/{_parse.integer_text(q.denominator)}"
 
 
 def _is_tensor(x: Any) -> bool:
@@ -106,6 +170,8 @@ def _exact_array(x: Any, what: str) -> tuple[tuple[int, ...], Vector]:
     shape = tuple(int(s) for s in arr.shape)
     if len(shape) == 0:
         raise InvalidInputError(f"{what} is a scalar; pass an array with the model's input shape")
+    if arr.size > MAX_INPUT_SIZE:
+        raise InvalidInputError(f"{what} has {arr.size:,} entries; the limit is {MAX_INPUT_SIZE:,}")
     flat = [to_fraction(v, f"{what}[{i}]") for i, v in enumerate(arr.reshape(-1).tolist())]
     return shape, flat
 
@@ -120,16 +186,24 @@ def _has_exact(x: Any) -> bool:
 
 def _matrix(A: Any, what: str) -> Matrix:
     if _is_tensor(A) or isinstance(A, np.ndarray):
+        if len(A.shape) == 2 and (A.shape[0] > MAX_POLYTOPE_ROWS or A.shape[1] > MAX_BOUNDED_DIM):
+            raise InvalidInputError(f"{what} has shape {tuple(A.shape)}; a polytope may have at "
+                                    f"most {MAX_POLYTOPE_ROWS} constraints in at most "
+                                    f"{MAX_BOUNDED_DIM} dimensions")
         shape, flat = _exact_array(A, what)
         if len(shape) != 2:
             raise InvalidInputError(f"{what} has shape {shape}; pass a 2-D matrix (rows)")
         return [flat[i * shape[1]:(i + 1) * shape[1]] for i in range(shape[0])]
     if not isinstance(A, Sequence) or isinstance(A, str):
         raise InvalidInputError(f"{what} must be a list of rows; got {type(A).__name__}")
+    if len(A) > MAX_POLYTOPE_ROWS:
+        raise InvalidInputError(f"{what} has {len(A):,} rows; a polytope may have at most "
+                                f"{MAX_POLYTOPE_ROWS} constraints")
     rows = []
     for i, row in enumerate(A):
         if isinstance(row, str) or not isinstance(row, (Sequence, np.ndarray)):
             raise InvalidInputError(f"{what}[{i}] is not a row (a list of numbers)")
+        _check_bounded_dim(len(row), f"{what}[{i}]")
         rows.append([to_fraction(v, f"{what}[{i}][{j}]") for j, v in enumerate(row)])
     return rows
 
@@ -213,30 +287,18 @@ class Domain:
         raise NotImplementedError
 
     @staticmethod
-    def from_json(data: dict[str, Any]) -> Domain:
-        """Rebuild a domain from :meth:`to_json` output.
+    def from_json(data: Any) -> Domain:
+        """Rebuild a domain from :meth:`to_json` output (data: rationals as certificates write
+        them, sizes within the limits); anything else raises
+        :class:`~exactrelu.errors.CertificateError` naming the field.
 
         >>> Domain.from_json({"type": "realspace", "dim": 2})
         RealSpace(2)
         """
-        if not isinstance(data, dict) or "type" not in data:
-            raise InvalidInputError("domain JSON must be an object with a 'type' field")
-        kind = data["type"]
-        if kind == "box":
-            return Box([(lo, hi) for lo, hi in data["bounds"]])
-        if kind == "polytope":
-            return Polytope(data["A"], data["b"])
-        if kind == "realspace":
-            return RealSpace(int(data["dim"]))
-        if kind == "slice":
-            shape = tuple(int(s) for s in data["input_shape"])
-            origin = [_parse(v, "origin") for v in data["origin"]]
-            dirs = [[_parse(v, "direction") for v in u] for u in data["directions"]]
-            region = Domain.from_json(data["region"])
-            return Slice._from_exact(shape, origin, dirs, region)
-        raise InvalidInputError(
-            f"unknown domain type {kind!r}; expected 'box', 'polytope', 'realspace' or 'slice'"
-        )
+        try:
+            return read_json(data)
+        except Malformed as exc:
+            raise CertificateError(exc.where("domain")) from None
 
     def _key(self) -> tuple[Any, ...]:
         raise NotImplementedError
@@ -270,11 +332,15 @@ class Box(Domain):
             raise InvalidInputError(
                 f"Box bounds must be a list of (lo, hi) pairs; got {type(bounds).__name__}"
             )
+        if isinstance(bounds, Sequence):
+            _check_bounded_dim(len(bounds), "the box")
         lows, highs = [], []
         for i, pair in enumerate(bounds):
+            _check_bounded_dim(i + 1, "the box", known=False)
             if isinstance(pair, (str, bytes)) or not isinstance(pair, (Sequence, np.ndarray)):
                 raise InvalidInputError(
-                    f"Box bound {i} is {pair!r}, not a (lo, hi) pair; pass e.g. [(-1, 1), (0, 2)]"
+                    f"Box bound {i} is {_parse.kind(pair)}, not a (lo, hi) pair; pass e.g. "
+                "[(-1, 1), (0, 2)]"
                 )
             if len(pair) != 2:
                 raise InvalidInputError(
@@ -284,7 +350,7 @@ class Box(Domain):
             hi = to_fraction(pair[1], f"upper bound of coordinate {i}")
             if not lo < hi:
                 raise InvalidInputError(
-                    f"coordinate {i} has lo={lo} >= hi={hi}; each bound needs lo < hi"
+                    f"coordinate {i} has lo={show(lo)} >= hi={show(hi)}; each bound needs lo < hi"
                 )
             lows.append(lo)
             highs.append(hi)
@@ -315,10 +381,7 @@ class Box(Domain):
         return A, b
 
     def vertices(self) -> list[tuple[Fraction, ...]]:
-        if self.dim > 20:
-            raise InvalidInputError(
-                f"a {self.dim}-D box has 2^{self.dim} vertices; not listing them"
-            )
+        """The 2^dim corners (at most 2^MAX_BOUNDED_DIM: the constructor's limit)."""
         return [tuple(v) for v in itertools.product(*zip(self.lower, self.upper))]
 
     def volume(self) -> Fraction:
@@ -338,7 +401,8 @@ class Box(Domain):
         return (self.lower, self.upper)
 
     def __repr__(self) -> str:
-        return "Box([" + ", ".join(f"({lo}, {hi})" for lo, hi in zip(self.lower, self.upper)) + "])"
+        pairs = (f"({show(lo)}, {show(hi)})" for lo, hi in zip(self.lower, self.upper))
+        return "Box([" + ", ".join(pairs) + "])"
 
 
 class Polytope(Domain):
@@ -371,6 +435,14 @@ class Polytope(Domain):
             )
         if len(rhs) != len(rows):
             raise InvalidInputError(f"A has {len(rows)} rows but b has {len(rhs)} entries")
+        _check_bounded_dim(d, "the polytope")
+        if max_vertices(len(rows), d) > MAX_DOMAIN_VERTICES:
+            raise InvalidInputError(
+                f"the polytope has {len(rows)} constraints in {d} dimensions: it may have up to "
+                f"{max_vertices(len(rows), d):,} vertices (the upper bound theorem), more than the "
+                f"{MAX_DOMAIN_VERTICES:,} exactrelu takes ({_BOUNDED_WHY}); drop redundant "
+                "constraints"
+            )
         vrep = _polyhedra.h_to_v(rows, rhs)
         if vrep.is_empty:
             raise InvalidInputError("the polytope {x : A x <= b} is empty")
@@ -441,7 +513,15 @@ class RealSpace(Domain):
 
     def __init__(self, dim: int) -> None:
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise InvalidInputError(f"RealSpace needs a positive integer dimension; got {dim!r}")
+            raise InvalidInputError(
+                f"RealSpace needs a positive integer dimension; got {show(dim)}"
+            )
+        if dim > MAX_DIM:
+            raise InvalidInputError(
+                f"RealSpace({show(dim)}): exactrelu takes domains of at most {MAX_DIM} dimensions "
+                "(the exact input map alone has dim^2 entries); use a Slice through the inputs of "
+                "interest"
+            )
         self._dim = int(dim)
 
     @property
@@ -505,6 +585,8 @@ class Slice(Domain):
                 )
             dirs = [uflat[i * n:(i + 1) * n] for i in range(k)]
         elif isinstance(U, Sequence) and not isinstance(U, str):
+            if len(U) > MAX_DIM:
+                raise InvalidInputError(f"U has {len(U):,} directions; the limit is {MAX_DIM}")
             dirs = []
             for i, u in enumerate(U):
                 ushape, uflat = _exact_array(u, f"U[{i}]")
@@ -651,6 +733,66 @@ class Slice(Domain):
         return f"Slice(input_shape={self.input_shape}, dim={self.dim}, region={self.region!r})"
 
 
+def shape_size(x: Any, most: int = MAX_INPUT_SIZE) -> tuple[tuple[int, ...], int]:
+    """A JSON tensor shape (a list of at most 32 positive integers whose product is at most
+    ``most``) and its product; :class:`Malformed` otherwise. The product is bounded as it grows.
+    """
+    _parse.items(x, most=32, what="sizes")
+    size = 1
+    for k, v in enumerate(x):
+        try:
+            size *= _parse.integer(v, 1, most + 1)
+        except Malformed as exc:
+            raise exc.under(f"[{k}]") from None
+        if size > most:
+            raise Malformed(f"the shape {show(x)[:80]} has more than {most:,} entries")
+    return tuple(x), size
+
+
+def read_json(data: Any) -> Domain:
+    """:meth:`Domain.from_json`, raising :class:`Malformed` with the path below the domain. Every
+    size is checked before the numbers it announces are read."""
+    get, items, rationals = _parse.get, _parse.items, _parse.rationals
+    d = _parse.obj(data)
+    kind = get(d, "type")
+    try:
+        if kind == "box":
+            bounds = _parse.under(".bounds", items, get(d, "bounds"), None, MAX_BOUNDED_DIM,
+                                  "(lo, hi) pairs (one per coordinate)")
+            pairs = [_parse.under(f".bounds[{i}]", rationals, pr, 2, "numbers (lo, hi)")
+                     for i, pr in enumerate(bounds)]
+            return Box(pairs)
+        if kind == "polytope":
+            A = _parse.under(".A", items, get(d, "A"), None, MAX_POLYTOPE_ROWS, "rows")
+            b = _parse.under(".b", rationals, get(d, "b"), len(A), "entries (one per row of A)")
+            n = len(A[0]) if A and type(A[0]) is list else 0
+            _parse.under(".A[0]", items, A[0] if A else [], None, MAX_BOUNDED_DIM, "columns")
+            rows = [_parse.under(f".A[{i}]", rationals, r, n, "columns (as in A[0])")
+                    for i, r in enumerate(A)]
+            return Polytope(rows, b)
+        if kind == "realspace":
+            return RealSpace(_parse.under(".dim", _parse.integer, get(d, "dim"), 1, MAX_DIM + 1))
+        if kind == "slice":
+            shape, n = _parse.under(".input_shape", shape_size, get(d, "input_shape"))
+            origin = _parse.under(".origin", rationals, get(d, "origin"), n,
+                                  "entries (the product of input_shape)")
+            U = _parse.under(".directions", items, get(d, "directions"), None, MAX_DIM,
+                             "directions")
+            dirs = [list(_parse.under(f".directions[{i}]", rationals, u, n,
+                                      "entries (the product of input_shape)"))
+                    for i, u in enumerate(U)]
+            reg = _parse.under(".region", _parse.obj, get(d, "region"))
+            if get(reg, "type", None) == "slice":
+                raise Malformed("a slice's region must be a box, polytope or realspace",
+                                ".region.type")
+            region = _parse.under(".region", read_json, reg)
+            return Slice._from_exact(shape, list(origin), dirs, region)
+    except InvalidInputError as exc:
+        raise Malformed(str(exc)) from None
+    raise Malformed(f"unknown domain type {_parse.kind(kind)}; expected 'box', 'polytope', "
+                    "'realspace' or 'slice'", ".type")
+
+
 def as_domain(x: Any, input_dim: int | None = None) -> Domain:
     """Coerce ``x`` to a :class:`Domain`: a Domain is returned as is, ``None`` means
     ``RealSpace(input_dim)``, a list of ``(lo, hi)`` pairs (or a ``(d, 2)`` array) is a
@@ -674,13 +816,14 @@ def as_domain(x: Any, input_dim: int | None = None) -> Domain:
                 f"bounds array has shape {arr.shape}; pass shape (d, 2): one (lo, hi) row per "
                 "coordinate"
             )
+        _check_bounded_dim(arr.shape[0], "the box")
         dom = Box(arr.tolist())
     elif isinstance(x, Sequence) and not isinstance(x, (str, bytes)):
         if len(x) > 0 and all(
             isinstance(v, (numbers.Number, str, np.number)) and not isinstance(v, bool) for v in x
         ):
             raise InvalidInputError(
-                f"bounds {list(x)!r} is a flat list of numbers; pass one (lo, hi) pair per "
+                f"bounds is a flat list of {len(x)} numbers; pass one (lo, hi) pair per "
                 "coordinate, e.g. [(-1, 1), (-1, 1)]"
             )
         dom = Box(x)

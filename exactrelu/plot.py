@@ -5,9 +5,12 @@ writes it to ``path`` when given. Geometry comes from the certificate's exact ve
 drawing is in float.
 
 - :func:`plot_regions`: 2-D region map, coloured per region, by predicted class or output value,
-  with the exact decision boundary (:func:`decision_boundary`).
+  with the certified decision boundary (:func:`exactrelu.decision_boundary`) and level sets
+  (:func:`exactrelu.level_set`).
 - :func:`plot_function_1d`: a 1-D function with its certified kinks and first-layer elbows.
 - :func:`plot_surface`: a scalar output over a 2-D domain with the region edges drawn on it.
+- :func:`plot_regions_3d`: the regions of a 3-D certificate as their exact facet polygons,
+  one colour per region, optionally exploded apart or cut open.
 - :func:`plot_counts`: region counts against training epochs.
 """
 
@@ -30,13 +33,12 @@ try:
 except ImportError as err:
     raise extra_missing(err, "exactrelu.plot", "plot") from err
 
+from .boundary import class_cells, decision_boundary, level_set
 from .certificate import Certificate, Region
 from .errors import InvalidInputError
 
-__all__ = ["plot_regions", "plot_function_1d", "plot_surface", "plot_counts", "decision_boundary",
-           "class_cells", "kinks", "region_polygon", "region_colors"]
-
-Point = tuple[Fraction, Fraction]
+__all__ = ["plot_regions", "plot_function_1d", "plot_surface", "plot_regions_3d", "plot_counts",
+           "kinks", "region_polygon", "region_colors", "region_facets_3d"]
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -89,125 +91,28 @@ def _value(row: Sequence[Fraction], t: Sequence[Fraction]) -> Fraction:
     return sum((a * x for a, x in zip(row[:-1], t)), Fraction(0)) + row[-1]
 
 
-def predicted_class(region: Region) -> int:
-    """argmax of the exact outputs at the region's witness (the first on ties)."""
-    vals = [_value(row, region.witness) for row in region.output]
-    return max(range(len(vals)), key=lambda i: (vals[i], -i))
-
-
-def _clip(poly: list[Point], a: Sequence[Fraction], c: Fraction) -> list[Point]:
-    """The part of a convex polygon where ``a . t + c >= 0`` (exact Sutherland-Hodgman step)."""
-    out: list[Point] = []
-    n = len(poly)
-    for i in range(n):
-        p, q = poly[i], poly[(i + 1) % n]
-        fp = a[0] * p[0] + a[1] * p[1] + c
-        fq = a[0] * q[0] + a[1] * q[1] + c
-        if fp >= 0:
-            out.append(p)
-        if (fp > 0 and fq < 0) or (fp < 0 and fq > 0):
-            s = fp / (fp - fq)
-            out.append((p[0] + s * (q[0] - p[0]), p[1] + s * (q[1] - p[1])))
-    return out
-
-
-def _segment_on_line(poly: list[Point], a: Sequence[Fraction], c: Fraction
-                     ) -> tuple[Point, Point] | None:
-    """A convex polygon's intersection with the line ``a . t + c = 0`` (positive length only)."""
-    if a[0] == 0 and a[1] == 0:
-        return None
-    pts: list[Point] = []
-    n = len(poly)
-    for i in range(n):
-        p, q = poly[i], poly[(i + 1) % n]
-        fp = a[0] * p[0] + a[1] * p[1] + c
-        fq = a[0] * q[0] + a[1] * q[1] + c
-        if fp == 0:
-            pts.append(p)
-        if (fp > 0 and fq < 0) or (fp < 0 and fq > 0):
-            s = fp / (fp - fq)
-            pts.append((p[0] + s * (q[0] - p[0]), p[1] + s * (q[1] - p[1])))
-    if len(pts) < 2:
-        return None
-    direction = (-a[1], a[0])
-    pts.sort(key=lambda p: p[0] * direction[0] + p[1] * direction[1])
-    lo, hi = pts[0], pts[-1]
-    return None if lo == hi else (lo, hi)
-
-
-def class_cells(cert: Certificate) -> list[tuple[list[Point], int, int]]:
-    """Exact polygons ``(vertices, class, region)`` where ``class`` is the argmax of the outputs.
-
-    Each region is cut by the (affine, within the region) comparisons between outputs, so the
-    cells tile the domain exactly and their union per class is the network's decision region.
-    """
-    _need_dim(cert, 2, "class_cells")
-    cells: list[tuple[list[Point], int, int]] = []
-    for r in cert.regions:
-        poly: list[Point] = [(p[0], p[1]) for p in region_polygon(cert, r)]
-        k = len(r.output)
-        for i in range(k):
-            part = poly
-            for m in range(k):
-                if m == i or len(part) < 3:
-                    continue
-                diff = [x - y for x, y in zip(r.output[i], r.output[m])]
-                part = _clip(part, diff[:2], diff[2])
-            if len(part) >= 3 and _area2(part) != 0:
-                cells.append((part, i, r.index))
-    return cells
-
-
-def _area2(poly: list[Point]) -> Fraction:
-    return sum((p[0] * q[1] - q[0] * p[1] for p, q in zip(poly, poly[1:] + poly[:1])), Fraction(0))
-
-
-def decision_boundary(cert: Certificate) -> list[tuple[Point, Point, int, tuple[int, int]]]:
-    """Exact segments of the decision boundary of a 2-D classifier certificate.
-
-    Within each region the outputs are affine, so the set where classes ``i`` and ``j`` tie and
-    beat every other class is a segment (or nothing). Returns ``(p, q, region, (i, j))`` with
-    exact endpoints; for two outputs these are the zero sets of ``out_0 - out_1`` per region.
-    (Segments on a region's edge can appear once for each region sharing that edge.)
-    """
-    _need_dim(cert, 2, "decision_boundary")
-    segs: list[tuple[Point, Point, int, tuple[int, int]]] = []
-    for r in cert.regions:
-        k = len(r.output)
-        if k < 2:
-            return []
-        poly: list[Point] = [(p[0], p[1]) for p in region_polygon(cert, r)]
-        for i in range(k):
-            for j in range(i + 1, k):
-                part = poly
-                for m in range(k):
-                    if m in (i, j) or len(part) < 3:
-                        continue
-                    diff = [x - y for x, y in zip(r.output[i], r.output[m])]
-                    part = _clip(part, diff[:2], diff[2])
-                if len(part) < 2:
-                    continue
-                diff = [x - y for x, y in zip(r.output[i], r.output[j])]
-                seg = _segment_on_line(part, diff[:2], diff[2])
-                if seg is not None:
-                    segs.append((seg[0], seg[1], r.index, (i, j)))
-    return segs
-
-
 # --------------------------------------------------------------------------------- 2-D map
+def _float_segments(segs: list[tuple[tuple[Fraction, ...], tuple[Fraction, ...]]]) -> list:
+    return [[(float(p[0]), float(p[1])), (float(q[0]), float(q[1]))] for p, q in segs]
+
+
 def plot_regions(cert: Certificate, *, color_by: str = "region", output: int = 0, net: Any = None,
-                 boundary: bool | None = None, edges: bool = True, ax: Axes | None = None,
-                 path: str | Path | None = None, title: str | None = None) -> Figure:
+                 boundary: bool | None = None, level: Any = None, edges: bool = True,
+                 ax: Axes | None = None, path: str | Path | None = None,
+                 title: str | None = None) -> Figure:
     """Every region of a 2-D certificate filled in its own colour, with its exact edges.
 
     ``color_by``: ``"region"`` (one colour each), ``"class"`` (the exact decision regions: each
-    region cut where the argmax of its affine outputs changes, see :func:`class_cells`) or
-    ``"output"`` (output ``output`` at the region's witness, with a colour bar).
-    ``boundary`` draws the decision boundary (default: with ``color_by="class"``). The regions
-    are one PolyCollection (gid ``"regions"``; ``"classes"`` for the class cells), the edges one
+    region cut where the argmax of its affine outputs changes, see
+    :func:`exactrelu.boundary.class_cells`) or ``"output"`` (output ``output`` at the region's
+    witness, with a colour bar). ``boundary`` draws the certified decision boundary
+    (:func:`exactrelu.decision_boundary`; default: with ``color_by="class"``), ``level`` the
+    certified level set ``{output = level}`` (:func:`exactrelu.level_set`). The regions are one
+    PolyCollection (gid ``"regions"``; ``"classes"`` for the class cells), the edges one
     LineCollection (gid ``"edges"``), the boundary one LineCollection (gid
-    ``"decision_boundary"``). ``net`` is not needed (the certificate holds the exact maps); it is
-    accepted for symmetry with :func:`plot_function_1d`.
+    ``"decision_boundary"``), the level set another (gid ``"level_set"``). ``net`` is not needed
+    (the certificate holds the exact maps); it is accepted for symmetry with
+    :func:`plot_function_1d`.
 
     >>> import torch, exactrelu
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
@@ -230,8 +135,8 @@ def plot_regions(cert: Certificate, *, color_by: str = "region", output: int = 0
 
         cmap = colormaps["tab10"]
         cells = class_cells(cert)
-        coll = PolyCollection([[(float(p[0]), float(p[1])) for p in poly] for poly, _, _ in cells],
-                              facecolors=[cmap(c % 10) for _, c, _ in cells], edgecolors="none",
+        coll = PolyCollection([[(float(p[0]), float(p[1])) for p in c.vertices] for c in cells],
+                              facecolors=[cmap(c.label % 10) for c in cells], edgecolors="none",
                               alpha=0.55, gid="classes")
         k = len(cert.regions[0].output) if n else 0
         from matplotlib.patches import Patch
@@ -253,10 +158,13 @@ def plot_regions(cert: Certificate, *, color_by: str = "region", output: int = 0
     if boundary is None:
         boundary = color_by == "class"
     if boundary and n and len(cert.regions[0].output) >= 2:
-        bsegs = [[(float(p[0]), float(p[1])), (float(q[0]), float(q[1]))]
-                 for p, q, _, _ in decision_boundary(cert)]
-        ax.add_collection(LineCollection(bsegs, colors="crimson", linewidths=2.0,
-                                         gid="decision_boundary", label="decision boundary"))
+        ax.add_collection(LineCollection(_float_segments(decision_boundary(cert).segments()),
+                                         colors="crimson", linewidths=2.0, gid="decision_boundary",
+                                         label="decision boundary"))
+    if level is not None:
+        ax.add_collection(LineCollection(_float_segments(level_set(cert, level, output=output).segments()),
+                                         colors="black", linewidths=1.5, linestyles="dashed",
+                                         gid="level_set", label=f"output {output} = {level}"))
     xs = [float(v[0]) for v in cert.domain.vertices()]
     ys = [float(v[1]) for v in cert.domain.vertices()]
     ax.set_xlim(min(xs), max(xs))
@@ -428,6 +336,102 @@ def plot_surface(cert: Certificate, *, output: int = 0, ax: Axes | None = None,
     ax.set_zlabel(f"output {output}")
     ax.set_title(title if title is not None else
                  f"output {output} on {cert.num_regions} certified regions")
+    return _finish(fig, path)
+
+
+def region_facets_3d(cert: Certificate, region: Region) -> list[list[tuple[Fraction, ...]]]:
+    """The exact boundary polygons of a bounded 3-D region: one per facet, its vertices (the
+    complex's vertices on it, a neighbour's included) in cyclic order."""
+    from ._geometry import planar_polygon_order
+
+    return [planar_polygon_order([cert.vertices[k] for k in f.vertices], f.a)
+            for f in region.facets]
+
+
+def plot_regions_3d(cert: Certificate, *, regions: Sequence[int] | None = None,
+                    explode: float = 0.0, cut: tuple[int, Any] | None = None,
+                    alpha: float = 0.45, edges: bool = True, ax: Axes | None = None,
+                    path: str | Path | None = None, title: str | None = None,
+                    view: tuple[float, float] | None = None) -> Figure:
+    """The regions of a bounded 3-D certificate, each drawn as its facets (exact polygons from
+    the certified vertices, see :func:`region_facets_3d`) in one colour per region.
+
+    ``regions``: the indices to draw (default all). ``explode``: each region moved away from the
+    domain's centre by ``explode`` times its own centre's offset (0 draws the complex as it is;
+    0.3 separates the cells). ``cut=(axis, value)`` cuts the complex open: only the regions lying
+    where coordinate ``axis`` is at most ``value`` (every vertex, compared exactly) are drawn.
+    ``view``: matplotlib's ``(elev, azim)``. The polygons are one ``Poly3DCollection`` (gid
+    ``"regions"``), one polygon per facet of each drawn region, region by region in the
+    certificate's order until it is drawn (drawing sorts them by depth).
+
+    >>> import torch, exactrelu
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    >>> cert = exactrelu.verify(net, [(-1, 1)] * 3, progress=False)
+    >>> fig = plot_regions_3d(cert, explode=0.2)
+    >>> fig.draw_without_rendering()  # projects the polygons (sorted by depth) to paths
+    >>> faces = fig.axes[0].collections[0]
+    >>> len(faces.get_paths()) == sum(len(r.facets) for r in cert.regions)
+    True
+    """
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    _need_dim(cert, 3, "plot_regions_3d")
+    if not cert.domain.is_bounded:
+        raise InvalidInputError("plot_regions_3d draws bounded regions; this certificate's "
+                                "domain is unbounded (certify on a box to draw it)")
+    if isinstance(explode, bool) or not isinstance(explode, (int, float)) \
+            or not math.isfinite(explode) or explode < 0:
+        raise InvalidInputError(f"explode must be a finite number >= 0, got {explode!r}")
+    chosen = list(range(cert.num_regions)) if regions is None else list(regions)
+    bad = [i for i in chosen if isinstance(i, bool) or not isinstance(i, int)
+           or not 0 <= i < cert.num_regions]
+    if bad:
+        raise InvalidInputError(f"regions: {bad[:5]} are not indices of the certificate's "
+                                f"{cert.num_regions} regions")
+    if cut is not None:
+        from .domain import to_fraction
+
+        axis, value = cut
+        if isinstance(axis, bool) or axis not in (0, 1, 2):
+            raise InvalidInputError(f"cut=(axis, value): axis must be 0, 1 or 2, got {axis!r}")
+        level = to_fraction(value, "cut's value")
+        chosen = [i for i in chosen
+                  if all(cert.vertices[k][axis] <= level for k in cert.regions[i].vertices)]
+    fig, ax = _figure(ax, projection="3d", figsize=(7.0, 6.4))
+    corners = [[float(c) for c in v] for v in cert.domain.vertices()]
+    centre = np.mean(np.array(corners), axis=0)
+    colors = region_colors(cert.num_regions)
+    polys: list[list[tuple[float, float, float]]] = []
+    face_colors = []
+    for i in chosen:
+        r = cert.regions[i]
+        shift = np.zeros(3)
+        if explode:
+            own = np.mean(np.array([[float(c) for c in cert.vertices[k]] for k in r.vertices]),
+                          axis=0)
+            shift = explode * (own - centre)
+        for poly in region_facets_3d(cert, r):
+            polys.append([tuple(float(c) + s for c, s in zip(p, shift)) for p in poly])
+            face_colors.append(colors[i])
+    faces = Poly3DCollection(polys, facecolors=face_colors, alpha=alpha, gid="regions",
+                             edgecolors="black" if edges else "none", linewidths=0.3)
+    ax.add_collection3d(faces)
+    lo = np.min(np.array(corners), axis=0)
+    hi = np.max(np.array(corners), axis=0)
+    pad = explode * (hi - lo) / 2
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax.set_zlim(lo[2] - pad[2], hi[2] + pad[2])
+    ax.set_box_aspect(tuple(float(x) for x in (hi - lo) + 2 * pad))
+    if view is not None:
+        ax.view_init(elev=view[0], azim=view[1])
+    names = _names(cert)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_zlabel(names[2])
+    shown = "" if len(chosen) == cert.num_regions else f" ({len(chosen)} drawn)"
+    ax.set_title(title if title is not None else
+                 f"{cert.num_regions} linear regions{shown}, {cert.num_pieces} pieces (certified)")
     return _finish(fig, path)
 
 

@@ -9,14 +9,22 @@ Float side: a batch of local affine maps is a :class:`FloatMap` ``(W, b)`` with 
 
 Exact side: :class:`~exactrelu._exact.ExactMap`, one map in rationals for one activation pattern.
 
-A piecewise rule (ReLU, LeakyReLU, Hardtanh, MaxPool2d) also reports its *switching functions*:
-affine functions of its input whose signs decide its state. The state of every output entry is an
-integer (ReLU: 0 off / 1 on; LeakyReLU: 0 negative slope / 1 identity; Hardtanh: 0 clamped low /
-1 identity / 2 clamped high; MaxPool2d: the position of the maximum inside its window).
+A piecewise rule (ReLU, LeakyReLU, PReLU, Hardtanh and ReLU6, abs, clamp, MaxPool2d) also
+reports its *switching functions*: affine functions of its input whose signs decide its state. The
+state of every output entry is an integer (ReLU: 0 off / 1 on; LeakyReLU and PReLU: 0 negative
+slope / 1 identity; abs: 0 slope -1 / 1 slope 1; Hardtanh and a clamp with both bounds: 0 clamped
+low / 1 identity / 2 clamped high; a clamp with one bound: 0 at or below it / 1 above;
+MaxPool2d: the position of the maximum inside its window).
 
 Ties (a switching function exactly zero) never matter for values, since the maps agree there;
-for labels the rule is: ReLU/LeakyReLU are "off" at 0, Hardtanh is "identity" at either bound,
-MaxPool2d picks the first maximum in row-major window order.
+for labels the rule is: an op with one breakpoint takes the piece below it (ReLU off, LeakyReLU
+and PReLU the negative slope, abs slope -1, ``clamp(min=a)`` clamped, ``clamp(max=b)`` the
+identity), Hardtanh and a clamp with both bounds the identity at either bound, MaxPool2d the
+first maximum in row-major window order.
+
+Pseudo-modules (:class:`Add`, :class:`Sub`, :class:`Mul`, :class:`Div`, :class:`AddConstant`,
+:class:`Mean`, :class:`Pad`, :class:`Gather`, :class:`Abs`, :class:`Clamp`, ...) stand for calls
+that are not modules; :mod:`exactrelu._ops` says which call becomes which.
 """
 
 from __future__ import annotations
@@ -39,8 +47,8 @@ from . import _exact
 from ._exact import ExactAffine, ExactMap, fmpq, fmpq_mat
 from .errors import UnsupportedModelError
 
-__all__ = ["FloatMap", "Rule", "AffineRule", "PiecewiseRule", "RULES", "register_rule", "find_rule",
-           "rule_conflict"]
+__all__ = ["FloatMap", "Rule", "AffineRule", "PiecewiseRule", "ElementwiseRule", "GatherRule",
+           "RULES", "register_rule", "find_rule", "rule_conflict"]
 
 
 class FloatMap(NamedTuple):
@@ -432,23 +440,34 @@ class _ConvRule(AffineRule):
             return f"padding_mode={module.padding_mode!r} (only 'zeros' is supported)"
         return None
 
+    def args(self, module: Any) -> tuple:
+        """The convolution's arguments after weight and bias, in the order ``conv`` takes them."""
+        return module.stride, module.padding, module.dilation, module.groups
+
     def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
-        return type(self).conv(x, _p(module.weight, x), None, module.stride, module.padding,
-                               module.dilation, module.groups)
+        return type(self).conv(x, _p(module.weight, x), None, *self.args(module))
 
     def constant(self, module: Any, zeros: torch.Tensor) -> torch.Tensor:
         return type(self).conv(zeros, _p(module.weight, zeros), _p(module.bias, zeros),
-                               module.stride, module.padding, module.dilation, module.groups)
+                               *self.args(module))
 
 
-@register_rule(nn.Conv1d)
-class Conv1dRule(_ConvRule):
-    conv = staticmethod(F.conv1d)
+class _ConvTransposeRule(_ConvRule):
+    """ConvTranspose1d/2d/3d: every entry of its matrix is one weight (an output position takes
+    each input position through at most one kernel tap), so the float64 basis images are exact."""
+
+    def args(self, module: Any) -> tuple:
+        return module.stride, module.padding, module.output_padding, module.groups, module.dilation
 
 
-@register_rule(nn.Conv2d)
-class Conv2dRule(_ConvRule):
-    conv = staticmethod(F.conv2d)
+# One rule per convolution class, each with torch's function of its dimension.
+for _cls, _base, _conv in (
+        (nn.Conv1d, _ConvRule, F.conv1d), (nn.Conv2d, _ConvRule, F.conv2d),
+        (nn.Conv3d, _ConvRule, F.conv3d),
+        (nn.ConvTranspose1d, _ConvTransposeRule, F.conv_transpose1d),
+        (nn.ConvTranspose2d, _ConvTransposeRule, F.conv_transpose2d),
+        (nn.ConvTranspose3d, _ConvTransposeRule, F.conv_transpose3d)):
+    register_rule(_cls, type(f"{_cls.__name__}Rule", (_base,), {"conv": staticmethod(_conv)})())
 
 
 def folded_batchnorm(module: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
@@ -503,6 +522,22 @@ class BatchNorm1dRule(_BatchNormRule):
 @register_rule(nn.BatchNorm2d)
 class BatchNorm2dRule(_BatchNormRule):
     pass
+
+
+@register_rule(nn.BatchNorm3d)
+class BatchNorm3dRule(_BatchNormRule):
+    pass
+
+
+class BatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Pseudo-module for a functional batch norm (``F.batch_norm``, ``aten.batch_norm``) of any
+    number of dimensions: torch's BatchNorm without the check of the input's dimensions."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        pass
+
+
+register_rule(BatchNorm, _BatchNormRule())
 
 
 class _PoolAverageRule(AffineRule):
@@ -607,13 +642,32 @@ class Add:
 
 @register_rule(Add)
 class AddRule(Rule):
-    def float_forward(self, module: Add, inputs: list[FloatMap]) -> FloatMap:
-        a, b = inputs
-        return FloatMap(a.W + b.W, a.b + b.b)
+    """``x + y`` of two model tensors; shapes broadcast as in torch (per sample: neither may
+    broadcast over the other's batch, which both have)."""
 
-    def exact_forward(self, module: Add, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+    sign = 1
+
+    def float_forward(self, module: Any, inputs: list[FloatMap]) -> FloatMap:
         a, b = inputs
-        return ExactMap(a.mat + b.mat, tuple(out_shape))
+        if len(a.shape) != len(b.shape):  # align the per-sample dimensions, as torch does
+            a, b = (FloatMap(m.W.reshape(*m.W.shape[:2], *[1] * (d - len(m.shape)), *m.shape),
+                             m.b.reshape(m.b.shape[0], *[1] * (d - len(m.shape)), *m.shape))
+                    for m, d in ((a, max(len(a.shape), len(b.shape))),
+                                 (b, max(len(a.shape), len(b.shape)))))
+        return FloatMap(a.W + self.sign * b.W, a.b + self.sign * b.b)
+
+    def exact_forward(self, module: Any, inputs: list[ExactMap],
+                      out_shape: tuple[int, ...]) -> ExactMap:
+        a, b = (_broadcast_map(m, tuple(out_shape)) for m in inputs)
+        return ExactMap(a.mat + b.mat if self.sign == 1 else a.mat - b.mat, tuple(out_shape))
+
+
+def _broadcast_map(m: ExactMap, shape: tuple[int, ...]) -> ExactMap:
+    """``m`` broadcast to ``shape`` (entries repeated as torch broadcasts them)."""
+    if tuple(m.shape) == shape:
+        return m
+    index = torch.arange(m.n).reshape(m.shape).broadcast_to(shape).reshape(-1).tolist()
+    return _exact.gather_rows(m, index, shape)
 
 
 @dataclass(frozen=True)
@@ -642,6 +696,350 @@ class CatRule(Rule):
         index = torch.cat(parts, dim=module.dim).reshape(-1).tolist()
         rows = _exact.stack_maps(inputs)
         return _exact.from_rows([rows[i] for i in index], inputs[0].mat.ncols(), out_shape)
+
+
+def batch_problem(dims: Sequence[int], ndim: int, what: str) -> None:
+    """Refuse an op that reads or changes dimension 0 (the batch) of an ``ndim``-dimensional
+    tensor: it would mix the samples of a batch."""
+    if any(int(d) % ndim == 0 for d in dims):
+        raise UnsupportedModelError(f"{what} acts on dimension 0, the batch dimension; exactrelu "
+                                    "certifies functions of one sample")
+
+
+@dataclass(frozen=True)
+class Sub:
+    """Pseudo-module for ``x - y`` of two captured tensors."""
+
+
+@register_rule(Sub)
+class SubRule(AddRule):
+    sign = -1
+
+
+class _Operand(nn.Module):
+    """A pseudo-module combining its input elementwise with one constant ``other`` (a buffer that
+    is the model's own tensor, not a copy; a number becomes a float64 0-d tensor, taken as its
+    float64 value). ``other`` broadcasts against the input but not over the batch."""
+
+    def __init__(self, other: Any) -> None:
+        super().__init__()
+        if not isinstance(other, torch.Tensor):
+            other = torch.tensor(float(other), dtype=torch.float64)
+        self.register_buffer("other", other)
+
+    def extra_repr(self) -> str:
+        o = self.other
+        return f"{o.item()!r}" if o.dim() == 0 else f"tensor of shape {tuple(o.shape)}"
+
+
+class Mul(_Operand):
+    """``x * other`` (also ``-x``: other = -1)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.other
+
+
+class Div(_Operand):
+    """``x / other``: exactly ``x`` times the rational 1/other."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x / self.other
+
+
+class AddConstant(_Operand):
+    """``x + other`` (``x - c`` is ``x + (-c)``; negating a float is exact)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.other
+
+
+def _operand(module: _Operand, x: torch.Tensor) -> torch.Tensor:
+    other = module.other
+    if other.dim() > x.dim() or (other.dim() == x.dim() and other.shape[0] != 1):
+        raise UnsupportedModelError(f"a constant of shape {tuple(other.shape)} broadcasts over "
+                                    "the batch dimension of the model's tensor")
+    return _p(other, x)
+
+
+class _ScaleRule(AffineRule):
+    """Mul and Div: output entry ``o`` is ``c_o * x_src(o)`` (or ``x_src(o) / c_o``), read off the
+    broadcast of positions and of ``other``, so every entry is exactly the constant (or its exact
+    reciprocal)."""
+
+    reads = ("other",)
+    divide = False
+
+    def check(self, module: _Operand) -> str | None:
+        if self.divide and bool((module.other == 0).any()):
+            return "divides by zero"
+        return None
+
+    def linear(self, module: _Operand, x: torch.Tensor) -> torch.Tensor:
+        other = _operand(module, x)
+        return x / other if self.divide else x * other
+
+    def exact_affine(self, module: _Operand, in_shape: tuple[int, ...]) -> ExactAffine:
+        n_in = math.prod(in_shape)
+        pos = torch.arange(n_in).reshape(1, *in_shape)
+        other = module.other.detach().to("cpu", torch.float64)
+        shape = torch.broadcast_shapes(pos.shape, other.shape)
+        src = pos.expand(shape).reshape(-1).tolist()
+        consts = _exact.tensor_to_fmpq_list(other.expand(shape).reshape(-1))
+        entries = [fmpq(0)] * (len(src) * n_in)
+        for o, (j, c) in enumerate(zip(src, consts)):
+            entries[o * n_in + j] = 1 / c if self.divide else c
+        return ExactAffine(fmpq_mat(len(src), n_in, entries), [fmpq(0)] * len(src))
+
+
+@register_rule(Mul)
+class MulRule(_ScaleRule):
+    pass
+
+
+@register_rule(Div)
+class DivRule(_ScaleRule):
+    divide = True
+
+
+@register_rule(AddConstant)
+class AddConstantRule(AffineRule):
+    reads = ("other",)
+
+    def linear(self, module: AddConstant, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.zeros_like(_operand(module, x))  # the broadcast of x (adding 0 is exact)
+
+    def constant(self, module: AddConstant, zeros: torch.Tensor) -> torch.Tensor:
+        return zeros + _operand(module, zeros)
+
+
+@dataclass(frozen=True)
+class Mean:
+    """Pseudo-module for ``x.mean(dims, keepdim)``; ``dims`` count the batch dimension."""
+
+    dims: tuple[int, ...]
+    keepdim: bool = False
+
+
+@register_rule(Mean)
+class MeanRule(_PoolAverageRule):
+    def check(self, module: Mean) -> str | None:
+        if not module.dims:
+            return "mean over every dimension mixes the samples of a batch; give the dimensions"
+        return None
+
+    def linear(self, module: Mean, x: torch.Tensor) -> torch.Tensor:
+        batch_problem(module.dims, x.dim(), f"mean over {module.dims}")
+        return x.mean(dim=module.dims, keepdim=module.keepdim)
+
+
+@dataclass(frozen=True)
+class Pad:
+    """Pseudo-module for ``F.pad(x, padding, mode, value)``."""
+
+    padding: tuple[int, ...]
+    mode: str = "constant"
+    value: float = 0.0
+
+
+# The padding modules by mode: the bases of each mode's classes (the circular classes each
+# redefine the check of the input's dimensions, so each has its own registration).
+_PAD_MODES = {nn.modules.padding._ConstantPadNd: "constant",
+              nn.modules.padding._ReflectionPadNd: "reflect",
+              nn.modules.padding._ReplicationPadNd: "replicate",
+              **{getattr(nn, f"CircularPad{d}d"): "circular" for d in (1, 2, 3)
+                 if hasattr(nn, f"CircularPad{d}d")}}
+
+#: The largest padding (per side) and output (entries per sample) exactrelu builds; a model file
+#: asking for more is refused before anything that size is allocated.
+MAX_PAD = 4096
+MAX_ENTRIES = 2**24
+
+
+class PadRule(AffineRule):
+    """Padding: every mode copies entries (reflect, replicate and circular copy other entries of
+    the input), and constant padding adds its value, so the map is exact in every mode."""
+
+    reads = ()
+
+    def args(self, module: Any) -> tuple[tuple[int, ...], str, float]:
+        if isinstance(module, Pad):
+            return tuple(module.padding), module.mode, module.value
+        mode = next(m for cls, m in _PAD_MODES.items() if isinstance(module, cls))
+        return tuple(module.padding), mode, float(getattr(module, "value", 0.0))
+
+    def check(self, module: Any) -> str | None:
+        padding, mode, value = self.args(module)
+        if mode not in ("constant", "reflect", "replicate", "circular"):
+            return (f"padding mode {mode!r} (constant, reflect, replicate and circular are "
+                    "supported)")
+        if not math.isfinite(value):
+            return f"pads with {value}, which is not finite"
+        if len(padding) % 2 or any(abs(int(p)) > MAX_PAD for p in padding):
+            return f"padding {padding}: pairs of at most {MAX_PAD} entries are supported"
+        return None
+
+    def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+        padding, mode, _ = self.args(module)
+        batch_problem([x.dim() - 1 - i for i in range(len(padding) // 2)], x.dim(), "padding")
+        return F.pad(x, padding, mode, 0.0) if mode == "constant" else F.pad(x, padding, mode)
+
+    def constant(self, module: Any, zeros: torch.Tensor) -> torch.Tensor:
+        padding, mode, value = self.args(module)
+        if mode == "constant":
+            return F.pad(zeros, padding, mode, value)
+        return self.linear(module, zeros)
+
+
+register_rule(Pad, PadRule())
+for _cls in _PAD_MODES:
+    register_rule(_cls, PadRule())
+
+
+class GatherRule(Rule):
+    """Ops that only copy entries of each sample (slicing, chunk and split, permute, nearest
+    upsampling, ...): output entry ``o`` is input entry ``index[o]``.
+
+    The index is found once per input shape by running the op on the positions of a batch
+    (``probe_batch`` samples of float64 position numbers, exact below 2**53); the op is taken only
+    if every output is one position of its own sample, the same for every sample of the batch.
+    """
+
+    reads = ()
+
+    def select(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+        """The op on a batch ``x`` (N, *in_shape)."""
+        raise NotImplementedError
+
+    def probe_batch(self, module: Any) -> int:
+        return 2
+
+    def index(self, module: Any, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """(flat input position of every output entry, per-sample output shape)."""
+        cache = _exact_cache(module)
+        key = ("gather", in_shape)
+        if key not in cache:
+            n, batch = math.prod(in_shape), self.probe_batch(module)
+            size = self.select(module, torch.empty((batch, *in_shape), device="meta")).numel()
+            if size > MAX_ENTRIES * batch:
+                raise UnsupportedModelError(f"its output has {size // batch} entries per sample "
+                                            f"(at most {MAX_ENTRIES} are supported)")
+            pos = torch.arange(batch * n, dtype=torch.float64).reshape(batch, *in_shape)
+            out = self.select(module, pos)
+            flat = out.reshape(batch, -1) if out.dim() and out.shape[0] == batch else None
+            own = torch.arange(batch, dtype=torch.float64).unsqueeze(1) * n
+            if flat is None or not (bool((flat[0] == flat[0].round()).all())
+                                    and bool(((flat[0] >= 0) & (flat[0] < n)).all())
+                                    and torch.equal(flat - own, flat[:1].expand_as(flat))):
+                raise UnsupportedModelError("it does not take each output entry from its own "
+                                            "sample (it mixes or changes the batch dimension)")
+            cache[key] = (flat[0].to(torch.int64), tuple(out.shape[1:]))
+        return cache[key]
+
+    def float_forward(self, module: Any, inputs: list[FloatMap]) -> FloatMap:
+        (m,) = inputs
+        idx, out_shape = self.index(module, m.shape)
+        n, k = m.W.shape[0], m.W.shape[1]
+        idx = idx.to(m.b.device)
+        size = math.prod(m.shape)
+        W = m.W.reshape(n, k, size).index_select(2, idx).reshape(n, k, *out_shape)
+        return FloatMap(W, m.b.reshape(n, size).index_select(1, idx).reshape(n, *out_shape))
+
+    def exact_forward(self, module: Any, inputs: list[ExactMap],
+                      out_shape: tuple[int, ...]) -> ExactMap:
+        (m,) = inputs
+        idx, _ = self.index(module, m.shape)
+        return _exact.gather_rows(m, idx.tolist(), out_shape)
+
+
+def _aten(name: str) -> Any:
+    """``torch.ops.aten.<name>`` ("op.overload", or "aten.op.overload"), or None where this torch
+    has no such op."""
+    op, _, overload = name.removeprefix("aten.").partition(".")
+    try:
+        return getattr(getattr(torch.ops.aten, op), overload)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def _expand(x: torch.Tensor, *size: Any) -> torch.Tensor:
+    return x.expand(*size)
+
+
+def _repeat(x: torch.Tensor, *repeats: Any) -> torch.Tensor:
+    return x.repeat(*repeats)
+
+
+#: The selections a :class:`Gather` may name: functions of a tensor (with its batch dimension)
+#: that only copy its entries.
+GATHER_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "getitem": operator.getitem, "torch.narrow": torch.narrow, "torch.select": torch.select,
+    "torch.permute": torch.permute, "torch.transpose": torch.transpose, "torch.flip": torch.flip,
+    "torch.roll": torch.roll, "torch.split": torch.split, "torch.chunk": torch.chunk,
+    "torch.unbind": torch.unbind, "torch.movedim": torch.movedim, "Tensor.expand": _expand,
+    "Tensor.repeat": _repeat,
+    **{name: op for name in (
+        "aten.slice.Tensor", "aten.select.int", "aten.narrow.default", "aten.permute.default",
+        "aten.transpose.int", "aten.flip.default", "aten.roll.default", "aten.expand.default",
+        "aten.repeat.default", "aten.split.Tensor", "aten.split_with_sizes.default",
+        "aten.chunk.default", "aten.unbind.int", "aten.movedim.int",
+        "aten.upsample_nearest1d.vec", "aten.upsample_nearest2d.vec",
+        "aten.upsample_nearest3d.vec", "aten.upsample_nearest1d.default",
+        "aten.upsample_nearest2d.default", "aten.upsample_nearest3d.default",
+        "aten._upsample_nearest_exact1d.vec", "aten._upsample_nearest_exact2d.vec",
+        "aten._upsample_nearest_exact3d.vec", "aten.reflection_pad1d.default",
+        "aten.reflection_pad2d.default", "aten.reflection_pad3d.default",
+        "aten.replication_pad1d.default", "aten.replication_pad2d.default",
+        "aten.replication_pad3d.default") if (op := _aten(name)) is not None},
+}
+
+
+@dataclass(frozen=True)
+class Gather:
+    """Pseudo-module for a call that copies entries: ``GATHER_FUNCTIONS[op](x, *args)`` (its
+    ``item``-th result for ops returning several tensors, as split and chunk do). ``batch`` is
+    the batch size the call is probed with (an exported program's own, where it has one)."""
+
+    op: str
+    args: tuple = ()
+    item: int | None = None
+    batch: int = 2
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = GATHER_FUNCTIONS[self.op](x, *self.args)
+        return out if self.item is None else out[self.item]
+
+
+@register_rule(Gather)
+class GatherCallRule(GatherRule):
+    def check(self, module: Gather) -> str | None:
+        return None if module.op in GATHER_FUNCTIONS else f"{module.op} is not a selection"
+
+    def select(self, module: Gather, x: torch.Tensor) -> torch.Tensor:
+        return module(x)
+
+    def probe_batch(self, module: Gather) -> int:
+        return module.batch
+
+
+@register_rule(nn.Upsample)
+class UpsampleRule(GatherRule):
+    """Nearest upsampling copies entries (whatever the sizes or scale factors: torch computes the
+    source of each output from the shapes and arguments only, the same for every input)."""
+
+    def check(self, module: nn.Upsample) -> str | None:
+        if module.mode not in ("nearest", "nearest-exact"):
+            return (f"Upsample(mode={module.mode!r}) interpolates with weights torch computes in "
+                    "float; only mode='nearest' and 'nearest-exact' (which copy entries) are "
+                    "supported")
+        scales = (module.scale_factor if isinstance(module.scale_factor, tuple)
+                  else (module.scale_factor,))
+        sizes = module.size if isinstance(module.size, tuple) else (module.size,)
+        if any(s is not None and not 0 < s <= MAX_PAD for s in (*scales, *sizes)):
+            return f"Upsample(size={module.size}, scale_factor={module.scale_factor}) is too large"
+        return None
+
+    def select(self, module: nn.Upsample, x: torch.Tensor) -> torch.Tensor:
+        return module(x)
 
 
 # ----------------------------------------------------------------------------- piecewise rules
@@ -728,8 +1126,21 @@ class _ElementwiseRule(PiecewiseRule):
                            -torch.ones(int(mid.sum()), dtype=torch.int64), torch.ones(int(high.sum()), dtype=torch.int64)])
         return indices, signs
 
+    def unit_slopes(self, module: Any, in_shape: tuple[int, ...]) -> torch.Tensor | None:
+        """Slopes that differ between units (PReLU with one slope per channel): a float64 tensor
+        ``(states, *in_shape)`` replacing the slopes of :meth:`slopes_consts` (constants stay
+        shared), or None when every unit has the slopes of :meth:`slopes_consts`."""
+        return None
+
     def apply(self, module: Any, m: FloatMap, state: torch.Tensor) -> FloatMap:
         sc = self.slopes_consts(module)
+        per_unit = self.unit_slopes(module, m.shape)
+        if per_unit is not None:
+            table = per_unit.to(device=m.b.device, dtype=m.b.dtype).reshape(len(sc), -1)
+            idx = state.to(device=m.b.device, dtype=torch.int64).reshape(state.shape[0], -1)
+            slope = table.gather(0, idx).reshape(state.shape)
+            const = torch.tensor([c for _, c in sc], dtype=m.b.dtype, device=m.b.device)
+            return FloatMap(m.W * slope.unsqueeze(1), m.b * slope + const[idx].reshape(state.shape))
         if all(s == k and c == 0.0 for k, (s, c) in enumerate(sc)):  # ReLU: slope = state
             slope = state.to(device=m.b.device, dtype=m.b.dtype)
             return FloatMap(m.W * slope.unsqueeze(1), m.b * slope)
@@ -743,10 +1154,14 @@ class _ElementwiseRule(PiecewiseRule):
 
     def exact_apply(self, module: Any, m: ExactMap, state: torch.Tensor) -> ExactMap:
         sc = [(_exact.to_fmpq(s), _exact.to_fmpq(c)) for s, c in self.slopes_consts(module)]
+        per_unit = self.unit_slopes(module, m.shape)
+        units = None if per_unit is None else per_unit.reshape(len(sc), -1).tolist()
         rows = m.mat.tolist()
         out = []
-        for row, st in zip(rows, state.reshape(-1).tolist()):
+        for i, (row, st) in enumerate(zip(rows, state.reshape(-1).tolist())):
             s, c = sc[st]
+            if units is not None:
+                s = _exact.to_fmpq(units[st][i])
             if s == 1 and c == 0:
                 out.append(row)
             elif s == 0:
@@ -756,6 +1171,67 @@ class _ElementwiseRule(PiecewiseRule):
                 r[-1] += c
                 out.append(r)
         return _exact.from_rows(out, m.mat.ncols(), m.shape)
+
+
+class ElementwiseRule(_ElementwiseRule):
+    """The rule of an elementwise piecewise-linear op, in two methods, on both exact engines.
+
+    The op maps each input entry ``x`` to ``a_k * x + c_k`` on the ``k``-th interval cut by the
+    thresholds ``t_1 < ... < t_m`` of :meth:`thresholds` (``m`` is 1 or 2; ``k = 0`` below
+    ``t_1``, ``k = m`` above ``t_m``); :meth:`slopes_consts` gives the ``m + 1`` pairs
+    ``(a_k, c_k)``, and ``k`` is the entry's state. An entry exactly on a threshold takes the lower
+    piece with one threshold (ReLU: off at 0) and the middle one with two (Hardtanh: identity at
+    either bound); the module's forward must give that piece's value there (a continuous op
+    does). Both methods may read the module (a parameter, a buffer or a plain attribute) and
+    return plain Python floats, taken exactly (every float is a rational). Override
+    :meth:`check` to refuse a module configuration (return the reason as a string); start it
+    with ``super().check(module)``, which checks the two lists.
+
+    Switching functions (``x - t_i``), states, cell constraints and the float and exact maps are
+    derived from the two lists, and the compiled engine takes the op like the built-in ReLU
+    (a subclass that overrides any of those derived methods goes to the Python engine). Fuzz a
+    new rule with :func:`exactrelu.testing.check_rule` before trusting it.
+
+    >>> class ShiftedReLU(nn.Module):
+    ...     def forward(self, x): return torch.relu(x - 0.25)
+    >>> @register_rule(ShiftedReLU)
+    ... class ShiftedReLURule(ElementwiseRule):
+    ...     def thresholds(self, module): return [0.25]
+    ...     def slopes_consts(self, module): return [(0.0, 0.0), (1.0, -0.25)]
+    """
+
+    def check(self, module: Any) -> str | None:
+        return elementwise_problem(self, module)
+
+    def thresholds(self, module: Any) -> list[float]:
+        """The breakpoints ``t_1 < t_2`` (one or two floats); ``[0.0]`` unless overridden."""
+        return [0.0]
+
+    def slopes_consts(self, module: Any) -> list[tuple[float, float]]:
+        """``(slope, constant)`` of each piece, left to right: one more than the thresholds."""
+        raise NotImplementedError(f"{type(self).__name__} must define slopes_consts(module)")
+
+
+def _plain_float(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def elementwise_problem(rule: _ElementwiseRule, module: Any) -> str | None:
+    """What is wrong with an elementwise rule's ``thresholds`` and ``slopes_consts`` for
+    ``module`` (counts, types, order), or None."""
+    name = type(rule).__qualname__
+    ts, sc = rule.thresholds(module), rule.slopes_consts(module)
+    if not isinstance(ts, (list, tuple)) or not 1 <= len(ts) <= 2 or \
+            not all(_plain_float(t) for t in ts):
+        return (f"{name}.thresholds gives {ts!r}: pass a list of one or two finite floats")
+    if len(ts) == 2 and not ts[0] < ts[1]:
+        return f"{name}.thresholds gives {ts!r}: the thresholds must increase"
+    if not isinstance(sc, (list, tuple)) or len(sc) != len(ts) + 1 or \
+            not all(isinstance(p, (list, tuple)) and len(p) == 2 and all(map(_plain_float, p))
+                    for p in sc):
+        return (f"{name}.slopes_consts gives {sc!r}: pass {len(ts) + 1} (slope, constant) pairs "
+                f"of finite floats, one per piece around the {len(ts)} threshold(s)")
+    return None
 
 
 @register_rule(nn.ReLU)
@@ -778,7 +1254,10 @@ class LeakyReLURule(_ElementwiseRule):
 @register_rule(nn.Hardtanh)
 class HardtanhRule(_ElementwiseRule):
     def check(self, module: nn.Hardtanh) -> str | None:
-        if not (module.min_val < module.max_val):
+        lo, hi = float(module.min_val), float(module.max_val)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return f"Hardtanh needs finite min_val and max_val (got {module.min_val}, {module.max_val})"
+        if not lo < hi:
             return f"Hardtanh needs min_val < max_val (got {module.min_val}, {module.max_val})"
         return None
 
@@ -787,6 +1266,78 @@ class HardtanhRule(_ElementwiseRule):
 
     def slopes_consts(self, module: nn.Hardtanh) -> list[tuple[float, float]]:
         return [(0.0, float(module.min_val)), (1.0, 0.0), (0.0, float(module.max_val))]
+
+
+@register_rule(nn.PReLU)
+class PReLURule(_ElementwiseRule):
+    """PReLU: state 0 (input <= 0) has the slope of the unit's channel (dimension 1 of the input;
+    one slope for all when ``num_parameters == 1``), state 1 the identity."""
+
+    reads = ("weight",)
+
+    def check(self, module: nn.PReLU) -> str | None:
+        if not isinstance(module.weight, torch.Tensor) or module.weight.dim() != 1:
+            return "PReLU's weight must be a vector (one slope, or one per channel)"
+        return None
+
+    def slopes_consts(self, module: nn.PReLU) -> list[tuple[float, float]]:
+        w = module.weight.detach()
+        return [(float(w.reshape(-1)[0]) if w.numel() == 1 else 0.0, 0.0), (1.0, 0.0)]
+
+    def unit_slopes(self, module: nn.PReLU, in_shape: tuple[int, ...]) -> torch.Tensor | None:
+        w = module.weight.detach().to("cpu", torch.float64)
+        if w.numel() == 1:
+            return None
+        if not in_shape or in_shape[0] != w.numel():
+            raise UnsupportedModelError(f"PReLU with {w.numel()} slopes on an input of shape "
+                                        f"{in_shape} (one slope per channel, dimension 1)")
+        neg = w.reshape(-1, *([1] * (len(in_shape) - 1))).expand(in_shape)
+        return torch.stack([neg, torch.ones(in_shape, dtype=torch.float64)])
+
+
+@dataclass(frozen=True)
+class Abs:
+    """Pseudo-module for ``torch.abs``: state 0 (input <= 0) slope -1, state 1 slope 1."""
+
+
+@register_rule(Abs)
+class AbsRule(_ElementwiseRule):
+    def slopes_consts(self, module: Abs) -> list[tuple[float, float]]:
+        return [(-1.0, 0.0), (1.0, 0.0)]
+
+
+@dataclass(frozen=True)
+class Clamp:
+    """Pseudo-module for ``torch.clamp(x, min, max)`` with one or both bounds (numbers).
+
+    States: with both bounds as Hardtanh (0 clamped low, 1 identity, 2 clamped high; a bound
+    itself is the identity piece); with one bound 0 below or at it, 1 above (``min``: clamped,
+    identity; ``max``: identity, clamped).
+    """
+
+    min: float | None = None
+    max: float | None = None
+
+
+@register_rule(Clamp)
+class ClampRule(_ElementwiseRule):
+    def check(self, module: Clamp) -> str | None:
+        bounds = [b for b in (module.min, module.max) if b is not None]
+        if not bounds:
+            return "clamp without bounds"
+        if not all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds):
+            return f"clamp bounds must be finite numbers (got min={module.min}, max={module.max})"
+        if len(bounds) == 2 and not module.min < module.max:
+            return f"clamp needs min < max (got {module.min}, {module.max})"
+        return None
+
+    def thresholds(self, module: Clamp) -> list[float]:
+        return [float(b) for b in (module.min, module.max) if b is not None]
+
+    def slopes_consts(self, module: Clamp) -> list[tuple[float, float]]:
+        low = [(0.0, float(module.min))] if module.min is not None else []
+        high = [(0.0, float(module.max))] if module.max is not None else []
+        return [*low, (1.0, 0.0), *high]
 
 
 @register_rule(nn.MaxPool2d)
@@ -923,46 +1474,3 @@ def _unfold_explicit(pos: torch.Tensor, ks: tuple[int, int], st: tuple[int, int]
                 for v in range(ks[1]):
                     out[:, u * ks[1] + v, i * ow + j] = padded[:, i * st[0] + u * dl[0], j * st[1] + v * dl[1]]
     return out.reshape(1, c * ks[0] * ks[1], oh * ow)
-
-
-# Functional forms of modules, normalised to modules at capture time: each factory takes the
-# call's own arguments (the input first), so positional and keyword constants land where torch
-# puts them (a functional dropout's training flag becomes the module's, which its rule checks).
-def _relu(input: Any, inplace: bool = False) -> nn.Module:
-    return nn.ReLU(inplace)
-
-
-def _torch_relu(input: Any) -> nn.Module:
-    return nn.ReLU()
-
-
-def _leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) -> nn.Module:
-    return nn.LeakyReLU(negative_slope, inplace)
-
-
-def _hardtanh(input: Any, min_val: float = -1.0, max_val: float = 1.0,
-              inplace: bool = False) -> nn.Module:
-    return nn.Hardtanh(min_val, max_val, inplace)
-
-
-def _dropout(cls: type[nn.Module], training_default: bool) -> Callable[..., nn.Module]:
-    def make(input: Any, p: float = 0.5, training: bool = training_default,
-             inplace: bool = False) -> nn.Module:
-        return cls(p, inplace).train(training)
-    return make
-
-
-FUNCTIONAL_MODULES: dict[Any, Callable[..., nn.Module]] = {
-    torch.relu: _torch_relu,
-    F.relu: _relu,
-    F.leaky_relu: _leaky_relu,
-    F.hardtanh: _hardtanh,
-    F.dropout: _dropout(nn.Dropout, True),
-    F.dropout1d: _dropout(nn.Dropout1d, True),
-    F.dropout2d: _dropout(nn.Dropout2d, True),
-    F.dropout3d: _dropout(nn.Dropout3d, True),
-    F.alpha_dropout: _dropout(nn.AlphaDropout, False),
-    F.feature_alpha_dropout: _dropout(nn.FeatureAlphaDropout, False),
-}
-ADD_OPS = (operator.add, torch.add, operator.iadd)
-CAT_OPS = (torch.cat, torch.concat)

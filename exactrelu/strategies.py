@@ -7,7 +7,8 @@ function returns a ``SearchStrategy`` and bad arguments raise :class:`InvalidArg
 Generated networks are kept small (at most a few hundred regions on the generated domains) so that
 :func:`exactrelu.verify` certifies them in well under a second. Every parameter is dyadic (``k /
 2^j`` with small ``k``), so float64 arithmetic on them is usually exact and exact certificates stay
-cheap. A generated network carries its per-sample input shape as ``net.input_shape``.
+cheap (``networks(near_degenerate=True)`` trades that for coincidences float64 cannot resolve).
+A generated network carries its per-sample input shape as ``net.input_shape``.
 
 >>> from hypothesis import given
 >>> from exactrelu import verify
@@ -18,6 +19,7 @@ cheap. A generated network carries its per-sample input shape as ``net.input_sha
 
 from __future__ import annotations
 
+import copy
 import math
 from fractions import Fraction
 from typing import Any, Sequence
@@ -46,6 +48,13 @@ _GENERIC = st.integers(-2048, 2048).map(lambda k: k / 1024)
 _SMALL = st.sampled_from([0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5])
 _SLOPES = (0.0, 0.125, 0.25, 0.5, -0.5, 2.0)
 _PLANTS = ("keep", "duplicate", "negate", "zero", "dead", "through", "parallel")
+# near_degenerate: weights m 2^e over 70 binades; the planted point has coordinates k / q (q not a
+# power of two), so that float64 sums at it round
+_MANTISSAS = st.integers(-8, 8).filter(lambda m: m != 0)
+_EXPONENTS = st.integers(-60, 10)
+_NEAR_POINT = st.sampled_from([3, 5, 7, 10]).flatmap(
+    lambda q: st.integers(-(q // 2), q // 2).map(lambda k: k / q))
+_NEAR_PLANTS = ("keep", "through", "tilted", "parallel")
 
 
 class InvalidArgument(InvalidInputError):
@@ -138,6 +147,36 @@ def _layer(draw: Any, n_out: int, n_in: int,
     return W, b
 
 
+def _near_layer(draw: Any, n_out: int, n_in: int,
+                at: list[float]) -> tuple[list[list[float]], list[float]]:
+    """Weights (n_out rows of n_in) and biases ``m 2^e``; near-degenerate units are planted at
+    ``at`` (the float64 image of the planted point at the layer's input): a hyperplane "through"
+    it has the bias ``-fl(w . at)``, so it misses ``at`` by the rounding of that sum (the units
+    so planted are concurrent up to about an ulp); "tilted" is an axis tilted by ``2^-60``
+    through it; "parallel" another unit's row with one entry moved by an ulp, through it."""
+    def value() -> float:
+        return math.ldexp(draw(_MANTISSAS), draw(_EXPONENTS))
+
+    W = [[value() for _ in range(n_in)] for _ in range(n_out)]
+    b = [value() for _ in range(n_out)]
+    for i in range(n_out):
+        how = draw(st.sampled_from(_NEAR_PLANTS))
+        if how == "keep":
+            continue
+        if how == "tilted":
+            k, m = draw(st.integers(0, n_in - 1)), draw(st.integers(0, n_in - 1))
+            W[i] = [0.0] * n_in
+            W[i][k] = draw(st.sampled_from([1.0, -1.0]))
+            if m != k:
+                W[i][m] = draw(st.sampled_from([2.0**-60, -(2.0**-60)]))
+        elif how == "parallel":
+            j, m = draw(st.integers(0, n_out - 1)), draw(st.integers(0, n_in - 1))
+            W[i] = list(W[j])
+            W[i][m] = math.nextafter(W[i][m], draw(st.sampled_from([math.inf, -math.inf])))
+        b[i] = -sum(w * a for w, a in zip(W[i], at))
+    return W, b
+
+
 def _linear(W: list[list[float]], b: list[float], dtype: torch.dtype) -> nn.Linear:
     lin = nn.Linear(len(W[0]), len(W), dtype=dtype)
     with torch.no_grad():
@@ -146,13 +185,32 @@ def _linear(W: list[list[float]], b: list[float], dtype: torch.dtype) -> nn.Line
     return lin
 
 
+def _image(layers: list[nn.Module], point: list[float],
+           input_shape: tuple[int, ...]) -> torch.Tensor:
+    """The float64 output of ``layers`` at ``point`` (one sample, batch dimension kept)."""
+    x = torch.tensor(point, dtype=torch.float64).reshape(1, *input_shape)
+    with torch.no_grad():
+        return copy.deepcopy(nn.Sequential(*layers)).double()(x)
+
+
 @st.composite
 def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[int, int],
               activation: str, kind: str, dtype: torch.dtype, degenerate: bool,
-              output_dim: int) -> nn.Module:
+              output_dim: int, near_degenerate: bool) -> nn.Module:
     n_hidden = draw(st.integers(*depth))
     layers: list[nn.Module] = []
     input_shape: tuple[int, ...] = (input_dim,)
+    point = [draw(_NEAR_POINT) for _ in range(input_dim)] if near_degenerate else []
+
+    def layer(n_out: int, n_in: int, at: Any = None) -> tuple[list[list[float]], list[float]]:
+        """A layer's weights and biases; ``at``: its input at the planted point (default: the
+        flat output of the layers so far)."""
+        if not near_degenerate:
+            return _layer(draw, n_out, n_in, degenerate)
+        if at is None:
+            at = _image(layers, point, input_shape).reshape(-1)
+        return _near_layer(draw, n_out, n_in, at.tolist())
+
     if kind == "conv":
         input_shape = (1, input_dim)
         c, length = 1, input_dim
@@ -160,7 +218,11 @@ def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[i
             c_out = draw(st.integers(*widths))
             k = draw(st.integers(1, min(2, length)))
             conv = nn.Conv1d(c, c_out, k, dtype=dtype)
-            W, b = _layer(draw, c_out, c * k, degenerate)
+            # near-degenerate units are planted on the first window
+            at = None
+            if near_degenerate:
+                at = _image(layers, point, input_shape)[0, :, :k].reshape(-1)
+            W, b = layer(c_out, c * k, at)
             with torch.no_grad():
                 conv.weight.copy_(torch.tensor(W, dtype=torch.float64).reshape(c_out, c, k))
                 conv.bias.copy_(torch.tensor(b, dtype=torch.float64))
@@ -172,29 +234,29 @@ def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[i
         n = input_dim
         if n_hidden:
             w = draw(st.integers(*widths))
-            layers += [_linear(*_layer(draw, w, n, degenerate), dtype),
-                       _activation(draw, activation)]
+            layers += [_linear(*layer(w, n), dtype), _activation(draw, activation)]
             n = w
             for _ in range(n_hidden - 1):
-                layers.append(_Residual(_linear(*_layer(draw, n, n, degenerate), dtype),
+                layers.append(_Residual(_linear(*layer(n, n), dtype),
                                         _activation(draw, activation)))
     else:
         n = input_dim
         for _ in range(n_hidden):
             w = draw(st.integers(*widths))
-            layers += [_linear(*_layer(draw, w, n, degenerate), dtype),
-                       _activation(draw, activation)]
+            layers += [_linear(*layer(w, n), dtype), _activation(draw, activation)]
             n = w
-    layers.append(_linear(*_layer(draw, output_dim, n, degenerate), dtype))
+    layers.append(_linear(*layer(output_dim, n), dtype))
     net = nn.Sequential(*layers).eval()
     net.input_shape = input_shape
+    if near_degenerate:
+        net.near_point = tuple(point)
     return net
 
 
 def networks(*, input_dim: int = 2, depth: int | tuple[int, int] = (1, 2),
              widths: int | tuple[int, int] = (1, 6), activation: str = "relu", kind: str = "mlp",
              dtype: torch.dtype = torch.float64, degenerate: bool = False,
-             output_dim: int = 1) -> SearchStrategy[nn.Module]:
+             output_dim: int = 1, near_degenerate: bool = False) -> SearchStrategy[nn.Module]:
     """Small piecewise-linear networks (``nn.Sequential``, eval mode) with dyadic parameters.
 
     ``depth``: number of hidden (piecewise) layers, an int or a (min, max) pair; ``widths``: hidden
@@ -202,7 +264,19 @@ def networks(*, input_dim: int = 2, depth: int | tuple[int, int] = (1, 2),
     layers, then Flatten and Linear); ``kind="residual"`` stacks blocks ``x + act(Linear(x))``.
     ``degenerate=True`` draws small-integer and half-integer weights and plants duplicated and
     negated units, zero rows, dead units, hyperplanes through one common point and parallel
-    families. The per-sample input shape is ``net.input_shape``.
+    families. ``near_degenerate=True`` (not with ``degenerate``) makes coincidences that float64
+    cannot resolve: weights ``m 2^e`` (``0 < |m| <= 8``, ``-60 <= e <= 10``) and, around a
+    point ``net.near_point`` with coordinates ``fl(k / q)`` in ``[-1/2, 1/2]``, units whose
+    hyperplanes pass through the point's image up to the rounding of their float64 bias (so the
+    planted units are concurrent up to about an ulp, with regions as thin as that), axes tilted
+    by ``2^-60``, and near-parallel copies (a weight one ulp off); with ``dtype=float32`` the
+    parameters are rounded once more. A box around ``net.near_point`` (of any size, down to
+    ``2^-40`` and below) holds the near-coincidences of the first layer. The per-sample input
+    shape is ``net.input_shape``.
+
+    >>> net = networks(input_dim=2, depth=1, widths=3, near_degenerate=True).example()
+    >>> len(net.near_point)
+    2
 
     >>> net = networks(input_dim=2, depth=1, widths=3).example()
     >>> net.input_shape
@@ -220,7 +294,12 @@ def networks(*, input_dim: int = 2, depth: int | tuple[int, int] = (1, 2),
         raise InvalidArgument(f"dtype={dtype!r}; expected torch.float32 or torch.float64")
     if not isinstance(degenerate, bool):
         raise InvalidArgument(f"degenerate must be a bool, got {degenerate!r}")
-    return _networks(input_dim, depth_r, widths_r, activation, kind, dtype, degenerate, output_dim)
+    if not isinstance(near_degenerate, bool):
+        raise InvalidArgument(f"near_degenerate must be a bool, got {near_degenerate!r}")
+    if degenerate and near_degenerate:
+        raise InvalidArgument("degenerate and near_degenerate draw different parameters; pick one")
+    return _networks(input_dim, depth_r, widths_r, activation, kind, dtype, degenerate, output_dim,
+                     near_degenerate)
 
 
 # ----------------------------------------------------------------------------- domains and points

@@ -7,19 +7,24 @@ import concurrent.futures as cf
 import logging
 import math
 import os
+import signal
 import time
 from fractions import Fraction
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-from . import _fastpath, _polyhedra, certify
+from . import _export, _fastpath, _polyhedra, certify
 from ._deps import flint
+from ._geometry import exact_keys
 from .capture import Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
-from .domain import Domain, Slice, as_domain
-from .errors import InvalidInputError, VerificationError
+from ._parse import Malformed, approx, show
+from .domain import Domain, Slice, as_domain, shape_size
+from .errors import (CertificationError, ExactReluError, InvalidInputError, RegionLimitError,
+                     VerificationError)
 
 log = logging.getLogger(__name__)
 fmpz_mat = flint.fmpz_mat
@@ -29,11 +34,96 @@ fmpz_mat = flint.fmpz_mat
 # 0.61 s, 2-32-32-32 (1,151) from 1.41 s to 1.22 s and 2-64-64-64 (4,113) from 5.2 s to 3.7 s.
 PARALLEL_THRESHOLD = 1000
 
+#: The most threads or processes ``workers`` may ask for.
+MAX_WORKERS = 1024
+
+ENGINES = ("auto", "compiled", "python")
+
+#: The environment variable that sets ``workers`` when a call leaves it None (the pytest plugin
+#: sets it under pytest-xdist: the cores divided among the test workers).
+WORKERS_ENV = "EXACTRELU_WORKERS"
+
+
+def env_workers() -> int | None:
+    """``workers`` from :data:`WORKERS_ENV` (None when unset or empty): a positive integer of at
+    most :data:`MAX_WORKERS`, else an InvalidInputError naming the variable."""
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 4 or \
+            not 1 <= int(text) <= MAX_WORKERS:
+        raise InvalidInputError(f"the environment variable {WORKERS_ENV}={show(text)}: set it to a "
+                                f"positive integer of at most {MAX_WORKERS:,}, or unset it (all "
+                                "cores)")
+    return int(text)
+
+
+def _claim_failed(info: Any) -> bool:
+    """pytest's ``__tracebackhide__`` test: a failed claim is shown at the caller's line, without
+    exactrelu's frames."""
+    return bool(info.errisinstance(VerificationError))
+
+
+def _count(value: Any, name: str, most: int | None = None) -> int | None:
+    """``value`` if it is None or a positive int (not a bool), at most ``most``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidInputError(f"{name}={show(value)} ({type(value).__name__}): pass a positive "
+                                "integer or None")
+    if value < 1 or (most is not None and value > most):
+        limit = f" of at most {most:,}" if most is not None else ""
+        raise InvalidInputError(f"{name}={show(int(value))}: pass a positive integer{limit} "
+                                "or None")
+    return int(value)
+
+
+def _arguments(input_shape: Any, executor: Any, workers: Any, claimed: Any, progress: Any,
+               engine: Any, max_regions: Any
+               ) -> tuple[tuple[int, ...] | None, int | None, int | None]:
+    """Every argument of :func:`verify` but the net and domain checked before any work, one
+    clear InvalidInputError each; returns ``input_shape`` as a tuple, ``workers`` and
+    ``max_regions`` as ints (or None)."""
+    if not isinstance(engine, str) or engine not in ENGINES:
+        raise InvalidInputError(f"engine={show(engine)}: use 'auto', 'compiled' or 'python'")
+    if engine == "compiled" and executor is not None:
+        raise InvalidInputError("an executor is for the Python engine; the compiled one runs on "
+                                "threads (workers=)")
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise InvalidInputError(f"executor must be a concurrent.futures.Executor (with submit); "
+                                f"got {type(executor).__name__}")
+    if not isinstance(progress, (bool, np.bool_)):
+        raise InvalidInputError(f"progress={show(progress)}: pass True or False")
+    workers = _count(workers, "workers", MAX_WORKERS)
+    max_regions = _count(max_regions, "max_regions")
+    if claimed is not None:
+        if isinstance(claimed, (bool, str, bytes, float, dict, set, Fraction)) \
+                or not isinstance(claimed, (int, np.integer, Sequence, torch.Tensor, np.ndarray)):
+            raise InvalidInputError("claimed must be a region count (an int) or a list of "
+                                    f"activation patterns; got {show(claimed)} "
+                                    f"({type(claimed).__name__})")
+        if isinstance(claimed, (int, np.integer)) and claimed < 0:
+            raise InvalidInputError(f"claimed={show(int(claimed))}: a region count is at least 0")
+    shape = None
+    if input_shape is not None:
+        if isinstance(input_shape, (str, bytes)) or \
+                not isinstance(input_shape, (Sequence, torch.Size)):
+            raise InvalidInputError(f"input_shape={show(input_shape)}: pass a tuple of positive "
+                                    "sizes")
+        sizes = list(input_shape)
+        if any(isinstance(v, np.integer) for v in sizes):
+            sizes = [int(v) if isinstance(v, np.integer) else v for v in sizes]
+        try:
+            shape = shape_size(sizes)[0]
+        except Malformed as exc:
+            raise InvalidInputError(exc.where("input_shape")) from None
+    return shape, workers, max_regions
+
 
 def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequence[int] | None) -> tuple[Program, Domain]:
     """The captured program and the domain; the input shape comes from ``input_shape``, a Slice, a
-    Program, or the domain's dimension (a flat input); for ``domain=None`` without any of those,
-    from a leading ``nn.Linear``."""
+    Program, an exported program, or the domain's dimension (a flat input); for ``domain=None``
+    without any of those, from a leading ``nn.Linear``."""
     if isinstance(domain, Slice):
         shape: tuple[int, ...] = tuple(domain.input_shape)
         dom: Domain = domain
@@ -42,6 +132,8 @@ def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequ
             shape = tuple(int(s) for s in input_shape)
         elif isinstance(net, Program):
             shape = net.input_shape
+        elif (exported := _export.input_shape(net)) is not None:
+            shape = exported  # an exported program's own input shape
         elif domain is None:
             first = next(iter(net.children()), None) if isinstance(net, nn.Sequential) else None
             if not isinstance(first, nn.Linear):
@@ -61,7 +153,8 @@ def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequ
 
 def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] | None = None,
            executor: cf.Executor | None = None, workers: int | None = None, claimed: Any = None,
-           progress: bool = True, trace: Any = None, engine: str = "auto") -> Certificate:
+           progress: bool = True, trace: Any = None, engine: str = "auto",
+           max_regions: int | None = None) -> Certificate:
     """Certify the linear regions of ``net`` on ``domain`` in exact rational arithmetic.
 
     ``domain``: a list of (lo, hi) pairs, a :class:`~exactrelu.domain.Domain`. ``engine``: the
@@ -70,10 +163,19 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     ``"python"`` takes every network and domain; ``"auto"`` (default) takes the compiled one where
     it applies and no ``executor`` is given. Both give the same certificate. ``executor`` (Python
     engine): any ``concurrent.futures.Executor`` for the exact work (e.g. Dask's
-    ``client.get_executor()``); by default a process pool over ``workers`` (all cores) for large
-    traces, in-process otherwise.
+    ``client.get_executor()``); by default a process pool over ``workers`` for large traces,
+    in-process otherwise. ``workers=None`` takes the environment variable ``EXACTRELU_WORKERS``
+    when set (exactrelu's pytest plugin sets it under pytest-xdist: the cores divided among the
+    test workers), else all cores.
     ``claimed``: a region count or a list of patterns to compare against; a difference raises
     :class:`~exactrelu.errors.VerificationError` naming missing and spurious regions.
+    ``max_regions``: stop with :class:`~exactrelu.errors.RegionLimitError` (its ``found``: how
+    many regions were known to exist) as soon as more than that many regions are known to exist,
+    so that memory stays what that many regions need: the exact engines (both) count certified
+    regions and the cells still to split (each holds one region at least); the float trace,
+    which may propose a few spurious candidates near ties, stops at twice as many.
+    Domains are limited in size (bounded: 10 dimensions; see :mod:`exactrelu.domain`); every
+    argument is checked before any work.
 
     >>> net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> with torch.no_grad():
@@ -81,11 +183,13 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     >>> verify(net, [(-1, 1)], progress=False).num_regions
     3
     """
+    __tracebackhide__ = _claim_failed
     t0 = time.perf_counter()
-    if engine not in ("auto", "compiled", "python"):
-        raise InvalidInputError(f"engine={engine!r}: use 'auto', 'compiled' or 'python'")
-    if engine == "compiled" and executor is not None:
-        raise InvalidInputError("an executor is for the Python engine; the compiled one runs on threads (workers=)")
+    input_shape, workers, max_regions = _arguments(input_shape, executor, workers, claimed,
+                                                   progress, engine, max_regions)
+    if workers is None:
+        workers = env_workers()
+    progress = bool(progress)
     prog, dom = _program_and_domain(net, domain, input_shape)
     fast = None
     if engine != "python" and executor is None:
@@ -99,24 +203,37 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     elif tr is None:
         try:
             from .trace import trace as float_trace
-            tr = float_trace(prog, dom, progress=progress)
+            tr = float_trace(prog, dom, progress=progress,
+                             max_regions=None if max_regions is None else 2 * max_regions)
         except ImportError:
             tr = None
-        except Exception as exc:  # the float trace only proposes; exact repair covers for it
+        except RegionLimitError as exc:
+            raise RegionLimitError(f"more than max_regions={max_regions:,} regions, most likely: "
+                                   f"the float trace proposed {exc.found:,} candidates (it stops "
+                                   "at twice max_regions)", exc.found) from None
+        except (ExactReluError, RuntimeError, ArithmeticError, ValueError, IndexError,
+                AssertionError) as exc:
+            # the float trace only proposes; exact repair covers for a failure of its own (any
+            # other exception, e.g. from a signal handler that stops the run, is the caller's)
             log.warning("float trace failed (%s); certifying from exact seeds only", exc)
             tr = None
     t1 = time.perf_counter()
     n_float = tr.num_regions if tr is not None else 0
     if fast is not None:
-        regions, vertices, adjacency, pieces, st = _fastpath.certify(prog, dom, fast, tr,
-                                                                     workers or os.cpu_count() or 1, progress)
+        threads = workers or os.cpu_count() or 1
+        try:
+            regions, vertices, adjacency, pieces, st = _fastpath.certify(
+                prog, dom, fast, tr, threads, progress, max_regions)
+        except CertificationError as exc:
+            raise _naming_rules(exc, prog) from None
         del tr
         t2 = time.perf_counter()
         cert = _certificate(prog, dom, regions, vertices, adjacency, pieces, st)
         return _finish(cert, "compiled", (t0, t1, t2, time.perf_counter()), n_float, claimed)
     own = None
     if executor is None and (workers or os.cpu_count() or 1) > 1 and n_float >= PARALLEL_THRESHOLD and workers != 1:
-        own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count())
+        own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count(),
+                                     initializer=_ignore_sigint)
         executor = own
     with certify.paused_gc():
         tree = certify.candidate_tree(tr) if tr is not None else None
@@ -125,18 +242,49 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         built = _Regions()
         try:
             _, stats, root = certify.run(prog, dom, tree, executor, workers, progress=progress,
-                                         sink=built.add)
-        finally:
+                                         sink=built.add, max_regions=max_regions)
+        except BaseException as exc:
             if own is not None:
-                own.shutdown()
+                _stop(own)
+            if isinstance(exc, CertificationError):
+                raise _naming_rules(exc, prog) from None
+            raise
+        if own is not None:
+            own.shutdown()
         t2 = time.perf_counter()
         cert = _assemble(prog, dom, built, stats)
         t3 = time.perf_counter()
     return _finish(cert, "python", (t0, t1, t2, t3), n_float, claimed)
 
 
+def _naming_rules(exc: CertificationError, prog: Program) -> CertificationError:
+    """``exc`` naming the program's rules that are not exactrelu's own (the likely culprits)."""
+    own = sorted({f"{type(nd.rule).__qualname__} for {type(nd.module).__qualname__}"
+                  for nd in prog.nodes if type(nd.rule).__module__.split(".")[0] != "exactrelu"})
+    return CertificationError(exc.detail, own) if own and not exc.rules else exc
+
+
+def _ignore_sigint() -> None:
+    """In a worker of verify's own pool: Ctrl-C is the caller's to handle (it stops the pool);
+    a worker interrupted while idle would print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop a process pool at once (an error or Ctrl-C here): pending work is cancelled and the
+    workers are terminated rather than waited for. ``_processes`` is the executor's own table
+    of its worker processes (CPython 3.8 to 3.13)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.join(1)
+
+
 def _finish(cert: Certificate, engine: str, times: tuple, n_float: int, claimed: Any) -> Certificate:
     """Statistics common to both engines, then the claim (if any) checked."""
+    __tracebackhide__ = _claim_failed
     t0, t1, t2, t3 = times
     cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2, "total": t3 - t0}
     cert.stats["float_regions"] = n_float
@@ -232,7 +380,9 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
     ``j0`` except on the units vanishing there. A facet with a domain constraint lies on the domain's
     boundary and has no region across."""
     exact = vertices
-    cols = _nearest_floats(exact, d)
+    # per coordinate, the exact keys of every vertex's coordinate: every choice of an extreme
+    # vertex and every comparison of two ends is exact, and almost always one of floats
+    keys = [exact_keys([v[c] for v in exact]) for c in range(d)] if d > 1 else []
     planes_of: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}  # by id of (a, b)
 
     def plane(f: RegionFacet) -> tuple[tuple[int, ...], int]:
@@ -287,23 +437,23 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
         elif d == 1:
             pairs = [(p, m) for p in plus for m in minus]
         elif d == 2:
-            # Collinear sides overlap iff their spans along one coordinate the line does not fix
-            # overlap with positive length. Spans are compared in float64 first: rounding to
-            # nearest is monotone, so a strict inequality between the floats of two rationals is
-            # the same strict inequality between the rationals; equal floats are compared exactly.
-            c = 0 if items[0][2].a[1] != 0 else 1
-            span, less = _span_tests(cols[c], exact, c)
-            ms = sorted(((span(f), ri, f) for ri, f in minus), key=lambda t: t[0][0])
+            # Collinear sides overlap iff their spans along a coordinate the line does not fix
+            # overlap with positive length; ends are compared by exact keys (floats where they
+            # differ, the rationals where the floats are equal).
+            kc = keys[0 if items[0][2].a[1] != 0 else 1]
+            at = kc.__getitem__
+            ms = sorted(((kc[min(g.vertices, key=at)], kc[max(g.vertices, key=at)], rj, g)
+                         for rj, g in minus), key=_first)
             pairs = []
             for ri, f in plus:
-                lo, hi, klo, khi = span(f)
-                for (mlo, mhi, kmlo, kmhi), rj, g in ms:
-                    if mlo > hi:
-                        break
-                    if less(mlo, kmlo, hi, khi) and less(lo, klo, mhi, kmhi):
+                lo, hi = kc[min(f.vertices, key=at)], kc[max(f.vertices, key=at)]
+                for mlo, mhi, rj, g in ms:
+                    if mlo >= hi:
+                        break  # so are the later ones: sorted by their lower ends
+                    if lo < mhi:
                         pairs.append(((ri, f), (rj, g)))
         else:
-            pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, exact, cols, d, plane)
+            pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, exact, keys, d, plane)
         for (ri, f), (rj, g) in pairs:
             out.append((min(ri, rj), max(ri, rj), f, g, gk if offsets is None else gk[0]))
     uniq: dict[tuple[int, int], tuple] = {}
@@ -322,24 +472,6 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
     return adjacency
 
 
-def _span_tests(col: list[float], vertices: list[tuple], c: int) -> tuple[Any, Any]:
-    """For collinear sides in 2-D: their (float) span along coordinate ``c`` (``col``: the nearest
-    floats of that coordinate) with the vertices at its ends, and an exact strict comparison of
-    two ends decided in float where floats differ."""
-    at = col.__getitem__
-
-    def span(f: RegionFacet) -> tuple[float, float, int, int]:
-        ks = f.vertices
-        lo = min(ks, key=at)
-        hi = max(ks, key=at)
-        return col[lo], col[hi], lo, hi
-
-    def less(x: float, kx: int, y: float, ky: int) -> bool:
-        return x < y or (x == y and vertices[kx][c] < vertices[ky][c])
-
-    return span, less
-
-
 def _hyperplane_key(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...], int]:
     """(primitive integer row (a, b) with the first non-zero entry of a positive, side): a hashable
     key of the hyperplane that is cheap to build; side is the sign of that entry in ``a``."""
@@ -355,29 +487,20 @@ def _hyperplane_key(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...]
     return tuple([v // g for v in ints]), side
 
 
-def _nearest_floats(vertices: list[tuple], d: int) -> list[list[float]]:
-    """Per coordinate, the nearest float of that coordinate of every exact vertex (int / int is
-    correctly rounded; +-inf where it overflows, which keeps the order)."""
-    cols: list[list[float]] = [[] for _ in range(d)]
-    for v in vertices:
-        for col, c in zip(cols, v):
-            try:
-                col.append(c.numerator / c.denominator)
-            except OverflowError:
-                col.append(math.inf if c > 0 else -math.inf)
-    return cols
+def _first(t: tuple) -> Any:
+    return t[0]
 
 
 def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions: list[Region], vertices: list[tuple],
-                        cols: list[list[float]], d: int, plane: Any) -> list:
+                        keys: list[list[tuple[float, Fraction]]], d: int, plane: Any) -> list:
     """d >= 3: pairs of facets on one hyperplane (opposite sides) sharing a (d-1)-dim piece.
 
     Bounding boxes first: boxes whose exact extents along a coordinate the hyperplane does not fix
-    are disjoint or touching cannot share a (d-1)-dim piece. The boxes are compared in float64
-    (``cols``: nearest floats per coordinate), where a strict inequality between nearest floats is
-    the same strict inequality between the rationals (rounding is monotone); only equal floats are
-    compared exactly. Then d affinely independent shared vertices (a shared (d-1)-simplex), and
-    for what is still undecided an exact separating-line test (3-D) or an exact LP.
+    are disjoint or touching cannot share a (d-1)-dim piece. Extents are chosen and compared by
+    ``keys`` (:func:`~exactrelu._geometry.exact_keys` of every vertex's coordinates: floats where
+    they differ, the rationals where the floats are equal). Then d affinely independent shared
+    vertices (a shared (d-1)-simplex), and for what is still undecided an exact separating-line
+    test (3-D) or an exact LP.
 
     Separation: if some other facet ``h`` of one region has all the other facet's vertices on or
     beyond it (``a_h . x >= b_h``), the two facets meet at most in a (d-2)-dimensional piece.
@@ -391,22 +514,12 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     that went to the LP before).
     """
     free = [i for i in range(d) if any(a[k] != 0 for k in range(d) if k != i)]
-    ats = [col.__getitem__ for col in cols]
+    ats = [kc.__getitem__ for kc in keys]
 
-    def box(f: RegionFacet) -> list[tuple[float, float, int, int]]:
+    def box(f: RegionFacet) -> list[tuple[tuple, tuple]]:
+        """Per coordinate, the keys of the facet's exact least and greatest coordinate."""
         ks = f.vertices
-        out = []
-        for col, at in zip(cols, ats):
-            lo = min(ks, key=at)
-            hi = max(ks, key=at)
-            out.append((col[lo], col[hi], lo, hi))
-        return out
-
-    def apart(x: tuple, y: tuple, i: int) -> bool:
-        """Is the exact upper end of ``x`` at most the exact lower end of ``y`` (coordinate i)?"""
-        if x[1] != y[0]:
-            return x[1] < y[0]
-        return vertices[x[3]][i] <= vertices[y[2]][i]
+        return [(kc[min(ks, key=at)], kc[max(ks, key=at)]) for kc, at in zip(keys, ats)]
 
     mboxes = [(box(g), rj, g) for rj, g in minus]
     seps: dict[int, Any] = {}
@@ -449,8 +562,8 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
         return any(all(v >= 0 for v in row) for row in (H * P).tolist())
 
     out = []
-    # a sweep along the first free coordinate: the other facets by the float of their lower end;
-    # once that float exceeds the float of this facet's upper end, so do the exact values
+    # a sweep along the first free coordinate: the other facets by their lower ends; once one is
+    # at or past this facet's upper end, so are the later ones
     c0 = free[0]
     mboxes.sort(key=lambda t: t[0][c0][0])
     for ri, f in plus:
@@ -458,10 +571,10 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
         fset = set(f.vertices)
         top = fb[c0][1]
         for gb, rj, g in mboxes:
-            if gb[c0][0] > top:
+            if gb[c0][0] >= top:
                 break
-            if any(apart(fb[i], gb[i], i) or apart(gb[i], fb[i], i) for i in free):
-                continue
+            if any(fb[i][1] <= gb[i][0] or gb[i][1] <= fb[i][0] for i in free):
+                continue  # apart or touching along a coordinate the hyperplane does not fix
             shared = fset.intersection(g.vertices)
             # d affinely independent shared vertices: their homogeneous lifts have rank d (3-D:
             # three vertices of a convex polygon are never collinear, they are extreme points)
@@ -516,30 +629,64 @@ def _pieces(regions: list[Region], adjacency: list[Adjacency]) -> list[int]:
 
 
 def compare_claim(cert: Certificate, claimed: Any) -> None:
-    """Raise VerificationError when ``claimed`` (a count or list of patterns) differs."""
-    if isinstance(claimed, (int,)) and not isinstance(claimed, bool):
+    """Raise VerificationError when ``claimed`` (a count or list of patterns) differs: the counts,
+    then the first regions missing from the claim (witnesses as decimals beside their exact
+    values) and the first claimed patterns no region has."""
+    __tracebackhide__ = _claim_failed
+    if isinstance(claimed, (int, np.integer)) and not isinstance(claimed, bool):
         if claimed != cert.num_regions:
-            raise VerificationError(f"claimed {claimed} regions, certified {cert.num_regions} "
-                                    f"({cert.num_pieces} linear pieces) on {cert.domain!r}")
+            raise VerificationError(f"claimed region count {show(int(claimed))}, certified "
+                                    f"{cert.num_regions} regions ({cert.num_pieces} linear pieces) "
+                                    f"on {cert.domain!r}")
         return
     try:
         claims = [_flat_pattern(p) for p in claimed]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidInputError("claimed must be a region count or a list of activation patterns") from None
     have = {tuple(x for s in r.pattern for x in s): r for r in cert.regions}
+    n = len(next(iter(have)))
+    for k, c in enumerate(claims):
+        if len(c) != n:
+            raise InvalidInputError(f"claimed pattern {k} has {len(c)} states; the network's "
+                                    f"patterns have {n} (one per unit of each piecewise op, in "
+                                    "order)")
     want = set(claims)
     missing = [have[k] for k in have if k not in want]
-    spurious = [k for k in want if k not in have]
+    spurious = list(dict.fromkeys(k for k in claims if k not in have))  # in the claim's order
     if missing or spurious:
-        lines = [f"claimed {len(want)} patterns, certified {cert.num_regions} regions"]
-        for r in missing[:20]:
-            lines.append(f"  missing: region {r.index}, witness {[str(v) for v in r.witness]}")
-        for k in spurious[:20]:
-            lines.append(f"  spurious: pattern {''.join(map(str, k))} (no full-dimensional region has it)")
-        more = len(missing) + len(spurious) - min(20, len(missing)) - min(20, len(spurious))
+        lines = [f"claimed {len(want)} patterns, certified {cert.num_regions} regions on "
+                 f"{cert.domain!r}"]
+        for r in missing[:SHOWN]:
+            lines.append(f"  missing: region {r.index} (certified, not claimed), pattern "
+                         f"{pattern_text(r.pattern)}, witness "
+                         f"({', '.join(approx(v) for v in r.witness)})")
+        sizes = [len(s) for s in next(iter(have.values())).pattern]
+        for k in spurious[:SHOWN]:
+            parts, at = [], 0
+            for size in sizes:
+                parts.append(list(k[at:at + size]))
+                at += size
+            lines.append(f"  spurious: pattern {pattern_text(parts)} (claimed; no "
+                         "full-dimensional region has it)")
+        more = len(missing) + len(spurious) - min(SHOWN, len(missing)) - min(SHOWN, len(spurious))
         if more > 0:
             lines.append(f"  ... and {more} more")
         raise VerificationError("\n".join(lines))
+
+
+#: How many missing and how many spurious regions a failed claim lists.
+SHOWN = 5
+
+
+def pattern_text(pattern: Sequence[Sequence[int]]) -> str:
+    """A pattern for a message: each op's states as digits (commas where a state has more than
+    one), ops separated by ``|``; e.g. ``0110|10``."""
+    out = []
+    for states in pattern:
+        states = list(states)
+        wide = any(not 0 <= v <= 9 for v in states)
+        out.append((",".join if wide else "".join)(str(v) for v in states))
+    return "|".join(out)
 
 
 def _flat_pattern(p: Any) -> tuple[int, ...]:

@@ -1,23 +1,23 @@
 """Adding exactrelu support for your own layers, fuzzing the rules, then certifying a network.
 
 Two user modules: ``Scale`` (affine: y = s * x) and ``ShiftedReLU`` (piecewise: y = relu(x - 1/4)).
-Each gets a rule registered with ``exactrelu.register_rule``; ``exactrelu.testing.check_rule``
-fuzzes it with Hypothesis (float maps against ``forward`` and autograd, exact maps against the exact
-forward pass, switching functions against the reported states) before it is trusted.
+``Scale`` gets an ``AffineRule`` (the op without its constant, and the constant);
+``ShiftedReLU`` an ``ElementwiseRule``: its thresholds and the (slope, constant) of each piece,
+which is all the compiled engine needs. ``exactrelu.testing.check_rule`` fuzzes each rule with
+Hypothesis before it is trusted: every method the engines call, against the module's forward,
+autograd and the exact forward pass, over modules drawn from a strategy (``Scale``'s ``s`` is a
+plain float, which only a strategy of modules varies). A wrong rule fails naming its wrong method.
 
 Run with ``python examples/custom_rule.py``.
 """
 
 from __future__ import annotations
 
-import math
-
-import flint
 import torch
+from hypothesis import strategies as st
 from torch import nn
 
 import exactrelu
-from exactrelu.rules import AffineRule, FloatMap, PiecewiseRule
 from exactrelu.testing import check_rule
 
 SHIFT = 0.25
@@ -42,7 +42,7 @@ class ShiftedReLU(nn.Module):
 
 
 @exactrelu.register_rule(Scale)
-class ScaleRule(AffineRule):
+class ScaleRule(exactrelu.AffineRule):
     # The exact matrix comes from ``linear`` applied to a basis in float64: exact, s is a float.
     def linear(self, module: Scale, x: torch.Tensor) -> torch.Tensor:
         return module.s * x
@@ -51,66 +51,36 @@ class ScaleRule(AffineRule):
         return zeros
 
 
-def _exact_rows(m):  # an exact map's rows [a_1, ..., a_k, c] as fmpq lists
-    return m.mat.tolist()
-
-
-def _exact_like(m, rows):  # an exact map of the same type with new rows
-    entries = [v for r in rows for v in r]
-    return type(m)(flint.fmpq_mat(len(rows), m.mat.ncols(), entries), (len(rows),))
-
-
 @exactrelu.register_rule(ShiftedReLU)
-class ShiftedReLURule(PiecewiseRule):
-    """One switching function per entry, s(x) = x - 1/4; state 1 (identity) iff s > 0."""
+class ShiftedReLURule(exactrelu.ElementwiseRule):
+    """Two pieces around the threshold 1/4: 0 below it, x - 1/4 above."""
 
-    def num_switching(self, module, in_shape):
-        return math.prod(in_shape)
+    def thresholds(self, module: ShiftedReLU) -> list[float]:
+        return [SHIFT]
 
-    def switching(self, module, m: FloatMap) -> FloatMap:
-        n, k = m.W.shape[:2]
-        size = m.b[0].numel()  # reshape(n, k, -1) fails when k == 0 (plain values)
-        return FloatMap(m.W.reshape(n, k, size), m.b.reshape(n, size) - SHIFT)
+    def slopes_consts(self, module: ShiftedReLU) -> list[tuple[float, float]]:
+        return [(0.0, 0.0), (1.0, -SHIFT)]
 
-    def exact_switching(self, module, m):
-        rows = [list(r) for r in _exact_rows(m)]
-        for r in rows:
-            r[-1] -= flint.fmpq(1, 4)
-        return _exact_like(m, rows)
 
-    def state(self, module, x):
-        return (x > SHIFT).to(torch.int64)
+class AbsScaleRule(ScaleRule):
+    """A wrong rule for Scale, right only for s >= 0."""
 
-    def state_from_signs(self, module, signs, in_shape):
-        return (signs > 0).to(torch.int64).reshape(signs.shape[0], *in_shape)
-
-    def cell_constraints(self, module, state, in_shape):
-        st = state.reshape(-1).cpu()
-        return torch.arange(st.numel()), torch.where(st > 0, 1, -1)
-
-    def apply(self, module, m: FloatMap, state) -> FloatMap:
-        on = state.to(m.b.dtype)
-        return FloatMap(m.W * on.unsqueeze(1), (m.b - SHIFT) * on)
-
-    def exact_apply(self, module, m, state):
-        rows = []
-        for r, on in zip(_exact_rows(m), state.reshape(-1).tolist()):
-            if on:
-                r = list(r)
-                r[-1] -= flint.fmpq(1, 4)
-                rows.append(r)
-            else:
-                rows.append([flint.fmpq(0)] * len(r))
-        out = _exact_like(m, rows)
-        return type(m)(out.mat, tuple(state.shape))
+    def linear(self, module: Scale, x: torch.Tensor) -> torch.Tensor:
+        return abs(module.s) * x
 
 
 def main() -> None:
-    check_rule(Scale(0.75), input_shape=(3,), max_examples=30)
-    print("check_rule(Scale(0.75)): float maps, Jacobian and exact maps agree on 30 examples")
+    scales = st.builds(Scale, st.floats(-4, 4, allow_nan=False))
+    check_rule(scales, input_shape=(3,), max_examples=30)
+    print("check_rule(Scale): float maps, Jacobian and exact maps agree on 30 examples")
     check_rule(ShiftedReLU, input_shape=(5,), max_examples=50)
-    print("check_rule(ShiftedReLU): float maps, Jacobian, exact maps and switching states agree "
-          "on 50 examples")
+    print("check_rule(ShiftedReLU): every method the engines call agrees on 50 examples")
+    try:
+        check_rule(scales, AbsScaleRule(), input_shape=(3,), max_examples=30)
+    except AssertionError as exc:
+        print(f"check_rule(Scale, AbsScaleRule()) fails: {str(exc).splitlines()[0]}")
+    else:
+        raise SystemExit("check_rule accepted a wrong rule")
 
     net = nn.Sequential(nn.Linear(2, 4), ShiftedReLU(), Scale(0.5), nn.Linear(4, 1)).double()
     with torch.no_grad():
@@ -119,7 +89,8 @@ def main() -> None:
         net[3].weight.copy_(torch.tensor([[1.0, -1.0, 2.0, 0.5]]))
     cert = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False)
     exactrelu.check(cert, net)
-    print(f"verify on [-1, 1]^2: {cert.summary()}; the independent checker accepts the certificate")
+    print(f"verify on [-1, 1]^2 ({cert.stats['engine']} engine): {cert.summary()}; the "
+          "independent checker accepts the certificate")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ assert b".debug_info" not in core, "the compiled core carries debug information"
 assert not any(n.startswith(("verify/", "tests/", "benchmarks/", "examples/")) for n in files)
 assert not any(n.endswith(".cpp") for n in files), "the wheel carries the core's source"
 assert "exactrelu/py.typed" in files
+assert "exactrelu_pytest.py" in files, "the wheel has no pytest plugin"
+eps = z.read(next(n for n in files if n.endswith(".dist-info/entry_points.txt"))).decode()
+assert re.search(r"^\[pytest11\]\nexactrelu_pytest = exactrelu_pytest$", eps, re.M), eps
 meta = z.read(next(n for n in files if n.endswith(".dist-info/METADATA"))).decode()
 assert f"Version: {project['version']}\n" in meta
 assert "License-Expression: MIT\n" in meta
@@ -110,5 +113,14 @@ status=0
 say "the testing extra"
 "$bin/python" -m pip install -q -c "$root/constraints.txt" "$wheel[testing]"
 "$bin/python" -c "import exactrelu.strategies, exactrelu.testing"
+"$bin/python" - <<'EOF'
+import importlib.metadata
+import sys
+
+(plugin,) = [e for e in importlib.metadata.entry_points(group="pytest11")
+             if e.name == "exactrelu_pytest"]
+plugin.load()
+assert "torch" not in sys.modules and "exactrelu" not in sys.modules, "the plugin imports torch"
+EOF
 
 say "ok ($version, $((SECONDS - start)) s)"

@@ -50,7 +50,7 @@ def test_unsupported_ops_in_a_sequential_are_all_reported() -> None:
 def test_register_rule_makes_a_module_supported() -> None:
     class Double(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return 2 * x
+            return torch.stack([x, x]).sum(0)  # 2 x, through an op without a rule
 
     net = nn.Sequential(nn.Linear(2, 2), Double())
     with pytest.raises(UnsupportedModelError):

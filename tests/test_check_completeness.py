@@ -184,9 +184,9 @@ def test_volume_path_is_the_default_on_a_4d_box(box4):
 
 
 def test_a_removed_vertex_makes_the_volume_bound_strict(box4):
-    """One vertex fewer: its hull misses a neighbourhood of the vertex, and the sum falls short
-    even though the region's other checks still pass (its facets list the vertex, which is still
-    tight there)."""
+    """One vertex fewer: its hull misses a neighbourhood of the vertex, and the sum falls short.
+    The facets still listing the vertex are false claims too, reported only once the volumes
+    have proven the vertex lists complete (here they are not)."""
     net, cert = box4
     for k in some(cert):
         for pos in (0, len(cert.regions[k].vertices) - 1):
@@ -202,15 +202,17 @@ def test_a_removed_vertex_makes_the_volume_bound_strict(box4):
 
 
 def test_volumes_ignore_the_certificates_facet_vertex_lists(box4):
-    """The faces pulled over come from exact tightness: facet lists cut down to one vertex (still
-    true statements) change nothing, and a missing region is still caught (3-D and 4-D)."""
+    """The faces pulled over come from exact tightness, never from the facet lists: with facet
+    lists cut down to one vertex (a false claim, rejected for itself once the vertex lists are
+    proven complete) a missing region is still caught by the volumes first (3-D and 4-D)."""
     net3 = mlp(3, [5, 4], 15)
     for net, cert in (box4, (net3, exactrelu.verify(net3, [(-1, 1)] * 3, progress=False))):
         trimmed = copy.deepcopy(cert)
         for r in trimmed.regions:
             for f in r.facets:
                 f.vertices = f.vertices[:1]
-        exactrelu.check(trimmed, net)
+        with pytest.raises(CertificateError, match="lies on it but is not listed"):
+            exactrelu.check(trimmed, net)
         with pytest.raises(CertificateError, match=VOLUME_MSG):
             exactrelu.check(without(trimmed, trimmed.num_regions // 2), net)
 
@@ -229,3 +231,24 @@ def test_volume_and_closure_paths_agree_in_4d(monkeypatch, seed, widths, act):
     exactrelu.check(cert, net)
     for k in ks:
         assert_missing_named(cert, net, k)
+
+
+@pytest.mark.parametrize("d, dom", [(1, [(-2, 2)]), (2, RealSpace(2)), (3, [(-1, 1)] * 3),
+                                    (4, BOX4)])
+def test_a_vertex_missing_from_a_region_is_found_by_walking_its_edges(closure, d, dom):
+    """On the closure path each region's vertex list is proven by walking its edges: one vertex
+    taken out of a region (and its facets) leaves an edge ending at an unlisted vertex."""
+    net = mlp(d, [4, 3], 20 + d)
+    cert = exactrelu.verify(net, dom, progress=False)
+    exactrelu.check(cert, net)
+    for k in some(cert, 6):
+        for pos in (0, -1):
+            bad = copy.deepcopy(cert)
+            r = bad.regions[k]
+            v = r.vertices.pop(pos)
+            for f in r.facets:
+                f.vertices = tuple(x for x in f.vertices if x != v)
+            missing = (f"region {k}: (an edge from its vertex .* which is not listed"
+                       "|it has a vertex .* but lists none)")
+            with pytest.raises(CertificateError, match=missing):
+                exactrelu.check(bad, net)

@@ -79,6 +79,19 @@ def test_check_ok_and_tampered(files, capsys):
     assert rc == 1 and out.startswith("FAILED") and "Traceback" not in out + err
 
 
+def test_check_requires_the_domain_given(files, capsys):
+    cert = files["dir"] / "domain.json"
+    assert _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", cert, "--quiet"], capsys)[0] == 0
+    rc, out, _ = _run(["check", cert, "--model", files["model"], "--bounds", "-1", "1", "-1", "1"], capsys)
+    assert rc == 0 and out.startswith("OK")
+    # a valid certificate about another domain than the one the reader asks about does not hold
+    rc, out, _ = _run(["check", cert, "--model", files["model"], "--bounds", "-1", "1", "-1", "2"], capsys)
+    assert rc == 1 and out.startswith("FAILED") and "domain" in out
+    d = files["dir"]
+    rc, out, _ = _run(["check", cert, "--model", files["model"], "--line", d / "x0.pt", d / "x1.pt"], capsys)
+    assert rc == 1 and "domain" in out
+
+
 def test_factory_with_weights_and_plane(files, capsys, monkeypatch):
     monkeypatch.chdir(files["dir"])
     rc, out, err = _run(["verify", "clinet_factory:build", "--weights", files["weights"], "--bounds", -1, 1, -1, 1,
@@ -151,3 +164,49 @@ def test_console_entry_via_subprocess(files):
     r = subprocess.run([sys.executable, "-m", "exactrelu.cli", "verify", "missing.pt", "--bounds", "0", "1"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("exactrelu: error:") and "Traceback" not in r.stderr
+
+
+def test_json_summary_parses_and_matches_the_certificate(files, capsys):
+    from exactrelu.certificate import Certificate
+    from exactrelu.domain import read_json
+
+    path = files["dir"] / "summary.json"
+    rc, out, err = _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", path,
+                         "--workers", 1, "--json"], capsys)
+    assert rc == 0, err
+    summary = json.loads(out)  # one object, nothing else on stdout
+    cert = Certificate.load(path)
+    assert summary["ok"] is True and summary["failed"] is None and summary["command"] == "verify"
+    assert (summary["regions"], summary["pieces"], summary["vertices"],
+            summary["adjacent_pairs"]) == (cert.num_regions, cert.num_pieces, cert.num_vertices,
+                                           len(cert.adjacency))
+    assert summary["regions"] > 1 and summary["certificate"] == str(path)
+    assert read_json(summary["domain"]) == cert.domain and summary["engine"] == "compiled"
+    assert summary["seconds"] >= 0 and summary["claimed"] is None
+
+    rc, out, _ = _run(["check", path, "--model", files["model"], "--json"], capsys)
+    checked = json.loads(out)
+    assert rc == 0 and checked["ok"] is True and checked["command"] == "check"
+    assert checked["regions"] == cert.num_regions and checked["certificate"] == str(path)
+
+    wrong = cert.num_regions + 1
+    rc, out, err = _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "--workers", 1,
+                         "--json", "--claimed", wrong], capsys)
+    failed = json.loads(out)
+    assert rc == 1 and failed["ok"] is False and failed["claimed"] == wrong
+    assert failed["regions"] == cert.num_regions
+    assert f"claimed region count {wrong}" in failed["failed"]
+    assert err == ""
+
+    data = json.loads(path.read_text())
+    data["num_regions"] += 1
+    bad = files["dir"] / "summary-bad.json"
+    bad.write_text(json.dumps(data))
+    rc, out, _ = _run(["check", bad, "--model", files["model"], "--json"], capsys)
+    refused = json.loads(out)
+    assert rc == 1 and refused["ok"] is False and "num_regions" in refused["failed"]
+
+    rc, out, err = _run(["verify", files["dir"] / "nothing.pt", "--bounds", 0, 1, "--json"], capsys)
+    error = json.loads(out)
+    assert rc == 2 and error["exit_status"] == 2 and error["ok"] is False
+    assert error["failed"] in err and "nothing.pt" in error["failed"]

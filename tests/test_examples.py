@@ -6,10 +6,12 @@ import os
 import re
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 import exactrelu
 
@@ -82,11 +84,71 @@ def test_slice_demo_count_matches_its_certificate(tmp_path: Path) -> None:
     assert "check: OK" in out
     cert = exactrelu.Certificate.load(tmp_path / "slice.cert.json")
     assert cert.num_regions == printed > 1 and cert.dim == 2
+    drawn = re.search(r"decision boundary: (\d+) segments of total length ([0-9.]+)", out)
+    boundary = exactrelu.decision_boundary(cert)  # the fast window is crossed by a boundary
+    assert int(drawn.group(1)) == len(boundary) > 0
+    assert abs(float(boundary.measure()) - float(drawn.group(2))) < 1e-6
     _png(tmp_path / "slice_regions.png")
 
 
+def test_local_complexity_prints_what_it_wrote_and_a_count_rechecks(tmp_path: Path) -> None:
+    out = _fast("local_complexity", tmp_path)
+    means = [float(m) for m in re.findall(r"local complexity mean ([\d.]+)", out)]
+    log = json.loads((tmp_path / "local_complexity.json").read_text())
+    assert len(means) == len(log["epochs"]) >= 2
+    assert means == [round(m, 2) for m in log["mean"]]
+    assert all(c >= 1 for counts in log["counts"] for c in counts)
+    assert log["verdict"] in out
+    _png(tmp_path / "local_complexity.png")
+    # the last count at the first point, recertified from the saved net and the slice
+    ex = _load("local_complexity")
+    cfg = log["config"]
+    net = ex.make_net(cfg["width"], cfg["depth"], cfg["init"])
+    net.load_state_dict(torch.load(tmp_path / "local_complexity_net.pt", weights_only=True))
+    anchor = ex.digits(1000)[0][0].double()
+    r = Fraction(log["radius"])
+    square = exactrelu.Slice(anchor, ex.directions(), [(-r, r), (-r, r)])
+    assert exactrelu.verify(net, square, progress=False).num_regions == log["counts"][-1][0]
+
+
+def test_custom_rule_runs_on_the_compiled_engine_as_its_builtin_twin(tmp_path: Path) -> None:
+    out = _run("custom_rule", tmp_path)
+    assert "(compiled engine)" in out and "the independent checker accepts the certificate" in out
+    assert "AbsScaleRule.linear is wrong" in out  # the wrong rule is caught, its method named
+    from exactrelu.rules import RULES
+
+    ex = _load("custom_rule")  # registers its rules: undone below, other tests count RULES
+    try:
+        _custom_rule_twin(ex)
+    finally:
+        for key in (ex.Scale, ex.ShiftedReLU):
+            RULES.pop(key, None)
+
+
+def _custom_rule_twin(ex: ModuleType) -> None:
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 6), ex.ShiftedReLU(), ex.Scale(-0.5),
+                              torch.nn.Linear(6, 2)).double()
+    box = [(-1, 1), (-1, 1)]
+    cert = exactrelu.verify(net, box, progress=False)
+    assert cert.stats["engine"] == "compiled"
+    # the same function from built-in layers: relu(x - 1/4) is the bias shifted by -1/4, and
+    # Scale(-1/2) goes into the next layer's weight (both exact in float64)
+    twin = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.ReLU(),
+                               torch.nn.Linear(6, 2)).double()
+    with torch.no_grad():
+        twin[0].weight.copy_(net[0].weight)
+        twin[0].bias.copy_(net[0].bias - 0.25)
+        twin[2].weight.copy_(net[3].weight * -0.5)
+        twin[2].bias.copy_(net[3].bias)
+    other = exactrelu.verify(twin, box, progress=False)
+    assert (cert.num_regions, cert.num_pieces, cert.num_vertices) == \
+        (other.num_regions, other.num_pieces, other.num_vertices)
+    assert sorted(r.pattern for r in cert.regions) == sorted(r.pattern for r in other.regions)
+    assert cert.num_regions > 4
+
+
 @pytest.mark.parametrize("name, expect", [
-    ("custom_rule", "the independent checker accepts the certificate"),
     ("graph_demo", "reconstructed from the graphs"),
 ])
 def test_example_without_flags_runs(tmp_path: Path, name: str, expect: str) -> None:

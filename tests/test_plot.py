@@ -12,8 +12,8 @@ from torch import nn
 
 import exactrelu
 from exactrelu import ExactReluError, InvalidInputError, exact_forward
-from exactrelu.plot import (class_cells, decision_boundary, kinks, plot_counts, plot_function_1d,
-                            plot_regions, plot_surface, region_polygon)
+from exactrelu.boundary import class_cells
+from exactrelu.plot import kinks, plot_counts, plot_function_1d, plot_regions, plot_surface, region_polygon
 
 matplotlib.use("Agg")
 
@@ -75,28 +75,31 @@ def test_region_polygons_tile_the_domain_exactly(classifier) -> None:
 def test_class_cells_tile_the_domain_and_carry_the_argmax(classifier) -> None:
     _, cert = classifier
     cells = class_cells(cert)
-    assert sum(abs(_area(poly)) for poly, _, _ in cells) == 4
-    for poly, cls, index in cells:
-        centre = tuple(sum(p[k] for p in poly) / len(poly) for k in range(2))
-        vals = [_value(row, centre) for row in cert.regions[index].output]
-        assert vals[cls] == max(vals)
-    fig = plot_regions(cert, color_by="class")
+    assert all(_area(list(c.vertices)) > 0 for c in cells)  # counter-clockwise
+    assert sum(_area(list(c.vertices)) for c in cells) == 4
+    for c in cells:
+        centre = tuple(sum(p[k] for p in c.vertices) / len(c.vertices) for k in range(2))
+        vals = [_value(row, centre) for row in cert.regions[c.region].output]
+        assert vals[c.label] == max(vals) and vals.index(max(vals)) == c.label
+    fig = plot_regions(cert, color_by="class", level=0)
     assert len(_collection(fig, "classes").get_paths()) == len(cells)
-    assert len(_collection(fig, "decision_boundary").get_segments()) == len(decision_boundary(cert))
+    assert len(_collection(fig, "decision_boundary").get_segments()) == len(exactrelu.decision_boundary(cert))
+    assert len(_collection(fig, "level_set").get_segments()) == len(exactrelu.level_set(cert, 0))
 
 
 def test_decision_boundary_lies_exactly_where_two_outputs_tie(classifier) -> None:
     net, cert = classifier
-    segs = decision_boundary(cert)
-    assert segs
-    for p, q, index, (i, j) in segs:
-        assert p != q
+    cells = exactrelu.decision_boundary(cert).cells
+    assert cells
+    for c in cells:
+        (p, q), (i, j), index = c.vertices, c.sides, c.regions[0]
+        assert p != q and i != j
         for point in (p, q, ((p[0] + q[0]) / 2, (p[1] + q[1]) / 2)):
             vals = [_value(row, point) for row in cert.regions[index].output]
             assert vals[i] == vals[j] == max(vals)
             assert exact_forward(net, list(point), (2,)) == vals  # the net itself, exactly
-            assert all(f.a[0] * point[0] + f.a[1] * point[1] <= f.b
-                       for f in cert.regions[index].facets)
+            for r in c.regions:
+                assert all(f.a[0] * point[0] + f.a[1] * point[1] <= f.b for f in cert.regions[r].facets)
 
 
 def test_plot_regions_by_output_has_a_colour_bar(classifier) -> None:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import exactrelu
-from exactrelu import _exact, capture
+from exactrelu import _exact, capture, rules
 from exactrelu.capture import _PendingReshape
 from exactrelu.rules import RULES, Add, Cat, Reshape, find_rule
 
@@ -76,7 +76,7 @@ def _conv_common(draw: Callable, dims: int) -> tuple[nn.Module, tuple[int, ...]]
         stride = tuple(draw(st.integers(1, 3)) for _ in range(dims))
         padding = tuple(draw(st.integers(0, 2)) for _ in range(dims))
     side = tuple(d * (kk - 1) + 1 + draw(st.integers(0, 3)) for kk, d in zip(k, dil))
-    cls = nn.Conv1d if dims == 1 else nn.Conv2d
+    cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1]
     net = cls(c_in, c_out, k, stride=stride, padding=padding, dilation=dil, groups=groups,
               bias=draw(st.booleans()))
     return _randomize(net, _seeded(draw)), (c_in, *side)
@@ -90,6 +90,27 @@ def conv2d_case(draw: Callable) -> Case:
     return Case(*_conv_common(draw, 2))
 
 
+def conv3d_case(draw: Callable) -> Case:
+    return Case(*_conv_common(draw, 3))
+
+
+def conv_transpose_case(dims: int) -> Callable[[Callable], Case]:
+    def case(draw: Callable) -> Case:
+        groups = draw(st.integers(1, 2))
+        c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+        k = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+        stride = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+        dil = tuple(draw(st.integers(1, 2)) for _ in range(dims))
+        padding = tuple(draw(st.integers(0, d * (kk - 1) // 2)) for kk, d in zip(k, dil))
+        out_pad = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dil))
+        cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1]
+        net = cls(c_in, c_out, k, stride, padding, out_pad, groups, draw(st.booleans()), dil)
+        side = tuple(draw(st.integers(1, 3 if dims == 3 else 4)) for _ in range(dims))
+        return Case(_randomize(net, _seeded(draw)), (c_in, *side))
+
+    return case
+
+
 def batchnorm1d_case(draw: Callable) -> Case:
     c = draw(st.integers(1, 4))
     net = nn.BatchNorm1d(c, eps=draw(st.sampled_from([1e-5, 1e-3, 0.1])), affine=draw(st.booleans()))
@@ -101,6 +122,34 @@ def batchnorm2d_case(draw: Callable) -> Case:
     c = draw(st.integers(1, 3))
     net = nn.BatchNorm2d(c, eps=draw(st.sampled_from([1e-5, 1e-3, 0.1])), affine=draw(st.booleans()))
     return Case(_randomize(net, _seeded(draw)), (c, draw(st.integers(1, 4)), draw(st.integers(1, 4))))
+
+
+def batchnorm3d_case(draw: Callable) -> Case:
+    c = draw(st.integers(1, 2))
+    net = nn.BatchNorm3d(c, eps=draw(st.sampled_from([1e-5, 0.1])), affine=draw(st.booleans()))
+    return Case(_randomize(net, _seeded(draw)), (c, *(draw(st.integers(1, 3)) for _ in range(3))))
+
+
+class _FunctionalBatchNorm(nn.Module):
+    """F.batch_norm with the module's own tensors (weight and bias optional)."""
+
+    def __init__(self, c: int, affine: bool) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(c))
+        self.register_buffer("var", torch.ones(c))
+        self.w = nn.Parameter(torch.ones(c)) if affine else None
+        self.b = nn.Parameter(torch.zeros(c)) if affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.mean, self.var, self.w, self.b, False, 0.1, 1e-3)
+
+
+def functional_batchnorm_case(draw: Callable) -> Case:
+    c = draw(st.integers(1, 3))
+    net = _randomize(_FunctionalBatchNorm(c, draw(st.booleans())), _seeded(draw))
+    with torch.no_grad():
+        net.var.abs_().add_(0.1)
+    return Case(net, (c, *(draw(st.integers(1, 3)) for _ in range(draw(st.integers(0, 2))))))
 
 
 def avgpool2d_case(draw: Callable) -> Case:
@@ -231,18 +280,198 @@ def leaky_relu_case(draw: Callable) -> Case:
     return Case(nn.LeakyReLU(slope), _shape(draw))
 
 
+class _Call(nn.Module):
+    """``fn(h, x, module)`` with ``h = Linear(x)`` (on the last dimension): a function, method or
+    operator call on affine maps of the input; ``fn`` may read the module's buffers."""
+
+    def __init__(self, fn: Callable, shape: tuple[int, ...], **tensors: torch.Tensor) -> None:
+        super().__init__()
+        self.fn = fn
+        self.lin = nn.Linear(shape[-1], shape[-1])
+        for name, t in tensors.items():
+            self.register_buffer(name, t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(self.lin(x), x, self)
+
+
+def _call_case(draw: Callable, forms: dict[str, Callable], shape: tuple[int, ...] | None = None,
+               **tensors: torch.Tensor) -> Case:
+    """A :class:`_Call` of one of ``forms`` (drawn), its Linear and buffers drawn at random."""
+    shape = shape or _shape(draw)
+    form = draw(st.sampled_from(sorted(forms)), label="form")
+    return Case(_randomize(_Call(forms[form], shape, **tensors), _seeded(draw)), shape)
+
+
+def _nonzero(draw: Callable) -> float:
+    return draw(st.sampled_from([-1.0, 1.0])) * draw(st.floats(1e-2, 10, allow_nan=False))
+
+
+def sub_case(draw: Callable) -> Case:
+    return _call_case(draw, {"operator": lambda h, x, m: h - x,
+                             "torch.sub": lambda h, x, m: torch.sub(h, x),
+                             "method": lambda h, x, m: h.sub(x),
+                             "torch.rsub": lambda h, x, m: torch.rsub(h, x),
+                             "broadcast": lambda h, x, m: h - h.mean(-1, keepdim=True)})
+
+
+def mul_case(draw: Callable) -> Case:
+    c = draw(st.floats(-3, 3, allow_nan=False))
+    shape = _shape(draw)
+    scale = torch.randn(draw(st.sampled_from([shape[-1:], (1,) * len(shape), ()])))
+    return _call_case(draw, {"x * c": lambda h, x, m: h * c, "c * x": lambda h, x, m: c * h,
+                             "-x": lambda h, x, m: -h, "torch.neg": lambda h, x, m: torch.neg(h),
+                             "method": lambda h, x, m: h.mul(c),
+                             "buffer": lambda h, x, m: h * m.scale}, shape, scale=scale)
+
+
+def div_case(draw: Callable) -> Case:
+    c = _nonzero(draw)
+    shape = _shape(draw)
+    scale = torch.randn(shape[-1:]).sign() * (torch.rand(shape[-1:]) + 0.5)
+    return _call_case(draw, {"x / c": lambda h, x, m: h / c,
+                             "torch.div": lambda h, x, m: torch.div(h, c),
+                             "method": lambda h, x, m: h.div(c),
+                             "buffer": lambda h, x, m: h / m.scale}, shape, scale=scale)
+
+
+def add_constant_case(draw: Callable) -> Case:
+    c = draw(st.floats(-3, 3, allow_nan=False))
+    shape = _shape(draw)
+    return _call_case(draw, {"x + c": lambda h, x, m: h + c, "c + x": lambda h, x, m: c + h,
+                             "x - c": lambda h, x, m: h - c, "c - x": lambda h, x, m: c - h,
+                             "torch.add": lambda h, x, m: torch.add(h, c),
+                             "rsub": lambda h, x, m: torch.rsub(h, c),
+                             "buffer": lambda h, x, m: h + m.shift},
+                      shape, shift=torch.randn(shape[-1:]))
+
+
+def mean_case(draw: Callable) -> Case:
+    shape = _shape(draw)
+    dims = draw(st.lists(st.integers(1, len(shape)), min_size=1, unique=True))
+    dims = [d - len(shape) - 1 if draw(st.booleans()) else d for d in dims]  # negative forms
+    keep = draw(st.booleans())
+    return _call_case(draw, {"method": lambda h, x, m: h.mean(dims, keepdim=keep),
+                             "torch.mean": lambda h, x, m: torch.mean(h, dims, keep)}, shape)
+
+
+def _pad_amounts(draw: Callable, sides: tuple[int, ...], mode: str) -> tuple[int, ...]:
+    """Two amounts per padded dimension (last dimension first, as F.pad takes them)."""
+    most = {"reflect": lambda n: n - 1, "circular": lambda n: n}.get(mode, lambda n: 2)
+    return tuple(draw(st.integers(0, most(n))) for n in reversed(sides) for _ in range(2))
+
+
+def pad_case(draw: Callable) -> Case:
+    mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+    dims = draw(st.integers(1, 2))
+    shape = (draw(st.integers(1, 2)), *(draw(st.integers(2, 4)) for _ in range(dims)))
+    pad = _pad_amounts(draw, shape[1:], mode)
+    value = draw(st.floats(-2, 2, allow_nan=False))
+    fill = value if mode == "constant" else None
+    return _call_case(draw, {"F.pad": lambda h, x, m: F.pad(h, pad, mode, fill)}, shape)
+
+
+def pad_module_case(base: type) -> Callable[[Callable], Case]:
+    """Cases for the padding modules of one mode (their common base has the rule)."""
+    def case(draw: Callable) -> Case:
+        classes = [c for c in vars(nn).values() if isinstance(c, type) and issubclass(c, base)
+                   and c.__name__[-2] in "123"]
+        cls = draw(st.sampled_from(sorted(classes, key=lambda c: c.__name__)))
+        dims = int(cls.__name__[-2])
+        shape = (draw(st.integers(1, 2)), *(draw(st.integers(2, 5 - dims)) for _ in range(dims)))
+        mode = ("reflect" if issubclass(cls, nn.modules.padding._ReflectionPadNd) else
+                "circular" if "Circular" in cls.__name__ else "constant")
+        pad = _pad_amounts(draw, shape[1:], mode)
+        value = [draw(st.floats(-2, 2, allow_nan=False))] if "Constant" in cls.__name__ else []
+        net = nn.Sequential(nn.Linear(shape[-1], shape[-1]), cls(pad, *value)).double()
+        return Case(net, shape)
+
+    return case
+
+
+def gather_case(draw: Callable) -> Case:
+    shape = (draw(st.integers(2, 3)), draw(st.integers(2, 4)))
+    c, n = shape
+    k = draw(st.integers(1, c))
+    forms = {
+        "slice": lambda h, x, m: h[:, 1:],
+        "step": lambda h, x, m: h[..., ::2],
+        "index": lambda h, x, m: h[:, -1],
+        "chunk": lambda h, x, m: h.chunk(k, dim=1)[-1],
+        "split": lambda h, x, m: torch.split(h, k, 1)[0],
+        "unbind": lambda h, x, m: h.unbind(2)[n - 1],
+        "permute": lambda h, x, m: h.permute(0, 2, 1),
+        "transpose": lambda h, x, m: h.transpose(1, 2),
+        "flip": lambda h, x, m: h.flip(-1),
+        "narrow": lambda h, x, m: h.narrow(2, 1, n - 1),
+        "expand": lambda h, x, m: h[..., :1].expand(-1, c, 3),
+        "max of halves": lambda h, x, m: torch.maximum(h[:, :1], h[:, 1:2]),
+    }
+    return _call_case(draw, forms, shape)
+
+
+def upsample_case(draw: Callable) -> Case:
+    dims = draw(st.integers(1, 3))
+    shape = (draw(st.integers(1, 2)), *(draw(st.integers(1, 3)) for _ in range(dims)))
+    mode = draw(st.sampled_from(["nearest", "nearest-exact"]))
+    if draw(st.booleans()):
+        size, scale = None, draw(st.sampled_from([1.0, 2.0, 3.0, 1.5]))
+    else:
+        size, scale = tuple(draw(st.integers(1, 5)) for _ in range(dims)), None
+    if draw(st.booleans()):
+        up = nn.Upsample(size, scale, mode)
+        return Case(nn.Sequential(nn.Linear(shape[-1], shape[-1]), up).double(), shape)
+    return _call_case(draw, {"F.interpolate": lambda h, x, m: F.interpolate(h, size, scale, mode)},
+                      shape)
+
+
 def hardtanh_case(draw: Callable) -> Case:
     lo = draw(st.floats(-2, 1, allow_nan=False))
     hi = lo + draw(st.floats(1e-3, 3, allow_nan=False))
-    return Case(nn.Hardtanh(lo, hi), _shape(draw))
+    kind = draw(st.sampled_from(["Hardtanh", "ReLU6", "F.relu6"]))
+    shape = _shape(draw)
+    if kind == "Hardtanh":
+        return Case(nn.Hardtanh(lo, hi), shape)
+    if kind == "ReLU6":
+        net = nn.Sequential(nn.Linear(shape[-1], shape[-1]), nn.ReLU6())
+        return Case(_randomize(net, _seeded(draw)), shape)
+    return _call_case(draw, {"F.relu6": lambda h, x, m: F.relu6(4 * h)}, shape)
+
+
+def prelu_case(draw: Callable) -> Case:
+    shape = _shape(draw)
+    net = nn.PReLU(draw(st.sampled_from([1, shape[0]])))
+    return Case(_randomize(net, _seeded(draw)), shape)
+
+
+def abs_case(draw: Callable) -> Case:
+    return _call_case(draw, {"torch.abs": lambda h, x, m: torch.abs(h),
+                             "method": lambda h, x, m: h.abs(),
+                             "torch.absolute": lambda h, x, m: torch.absolute(h)})
+
+
+def clamp_case(draw: Callable) -> Case:
+    lo = draw(st.floats(-2, 1, allow_nan=False))
+    hi = lo + draw(st.floats(1e-3, 3, allow_nan=False))
+    return _call_case(draw, {"both": lambda h, x, m: torch.clamp(h, lo, hi),
+                             "min": lambda h, x, m: h.clamp(min=lo),
+                             "max": lambda h, x, m: h.clamp(max=hi),
+                             "clip": lambda h, x, m: torch.clip(h, lo, hi),
+                             "clamp_min": lambda h, x, m: torch.clamp_min(h, lo)})
 
 
 CASES: dict[Any, Callable[[Callable], Case]] = {
     nn.Linear: linear_case,
     nn.Conv1d: conv1d_case,
     nn.Conv2d: conv2d_case,
+    nn.Conv3d: conv3d_case,
+    nn.ConvTranspose1d: conv_transpose_case(1),
+    nn.ConvTranspose2d: conv_transpose_case(2),
+    nn.ConvTranspose3d: conv_transpose_case(3),
     nn.BatchNorm1d: batchnorm1d_case,
     nn.BatchNorm2d: batchnorm2d_case,
+    nn.BatchNorm3d: batchnorm3d_case,
+    rules.BatchNorm: functional_batchnorm_case,
     nn.AvgPool2d: avgpool2d_case,
     nn.AdaptiveAvgPool2d: adaptive_avgpool2d_case,
     nn.MaxPool2d: maxpool2d_case,
@@ -261,6 +490,21 @@ CASES: dict[Any, Callable[[Callable], Case]] = {
     nn.ReLU: relu_case,
     nn.LeakyReLU: leaky_relu_case,
     nn.Hardtanh: hardtanh_case,
+    rules.Sub: sub_case,
+    rules.Mul: mul_case,
+    rules.Div: div_case,
+    rules.AddConstant: add_constant_case,
+    rules.Mean: mean_case,
+    rules.Pad: pad_case,
+    **{base: pad_module_case(base) for base in (
+        nn.modules.padding._ConstantPadNd, nn.modules.padding._ReflectionPadNd,
+        nn.modules.padding._ReplicationPadNd, nn.CircularPad1d, nn.CircularPad2d,
+        nn.CircularPad3d)},
+    rules.Gather: gather_case,
+    nn.Upsample: upsample_case,
+    nn.PReLU: prelu_case,
+    rules.Abs: abs_case,
+    rules.Clamp: clamp_case,
 }
 
 REGISTRY = list(RULES)

@@ -1,0 +1,51 @@
+"""Certificate sizes on disk, plain JSON against gzip (``cert.save("x.cert.json.gz")``), and the
+time to save and load each, on the issue's reference nets; prints a markdown table.
+
+Run: ``python benchmarks/certificate_size.py [--only 2-16-16 ...]`` (from the repository root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+from exactrelu import Certificate, verify
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nets import reference_nets  # noqa: E402
+
+DEFAULT = ("2-16-16", "2-32-32-32", "3-8-8", "2-64-64-64")
+
+
+def _seconds(fn) -> float:  # noqa: ANN001
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--only", nargs="*", default=list(DEFAULT), help="net names")
+    args = ap.parse_args(argv)
+    print("| net | regions | JSON | .json.gz | ratio | save .gz s | load .gz s | load JSON s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        plain, packed = os.path.join(tmp, "c.cert.json"), os.path.join(tmp, "c.cert.json.gz")
+        for name, net, bounds in reference_nets():
+            if name not in args.only:
+                continue
+            cert = verify(net, bounds, progress=False)
+            cert.save(plain)
+            save = _seconds(lambda: cert.save(packed))
+            load_gz = _seconds(lambda: Certificate.load(packed))
+            load = _seconds(lambda: Certificate.load(plain))
+            a, b = os.path.getsize(plain), os.path.getsize(packed)
+            print(f"| {name} | {cert.num_regions:,} | {a / 1e6:.2f} MB | {b / 1e6:.2f} MB | "
+                  f"{a / b:.1f}x | {save:.2f} | {load_gz:.2f} | {load:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
