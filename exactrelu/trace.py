@@ -257,6 +257,13 @@ class Trace:
                             or math.prod(nd.in_shapes[0]) <= 128)
         return _unpack(self._packed_states[j], enc, tuple(nd.out_shape), dtype)
 
+    def packed_states(self, j: int) -> torch.Tensor:
+        """States of piecewise op ``j`` as rows of bytes (R, B) uint8, as kept: bits for
+        two-state ops (first unit in the high bit of the first byte, as ``numpy.packbits``), else
+        1, 4 or 8 little-endian bytes per unit (see :meth:`packed_patterns`). Equal rows iff
+        equal states; the form to use on large traces."""
+        return self._packed_states[j]
+
     def packed_patterns(self) -> list[bytes]:
         """One bytes key per region: its full pattern, ReLU-like ops as bits, others as bytes
         (uint8, or little-endian int32 for large MaxPool windows, int64 for other rules). Equal

@@ -516,8 +516,9 @@ def test_states_are_kept_packed_without_loss():
     for j, p in enumerate(tr.patterns):
         st = tr.states(j)
         assert st.dtype == torch.int8 and torch.equal(st.to(torch.int64), p)
-    bits = np.concatenate([np.packbits(p.numpy().astype(bool), axis=1) for p in tr.patterns], 1)
-    assert tr.packed_patterns() == [row.tobytes() for row in bits]
+    bits = [np.packbits(p.numpy().astype(bool), axis=1) for p in tr.patterns]
+    assert all(np.array_equal(tr.packed_states(j).numpy(), b) for j, b in enumerate(bits))
+    assert tr.packed_patterns() == [row.tobytes() for row in np.concatenate(bits, 1)]
     ht = trace(mlp((2, 7), 6, act=lambda: nn.Hardtanh(-0.2, 0.3)), [(-1, 1)] * 2, progress=False)
     assert ht.states(0).dtype == torch.int8 and set(ht.patterns[0].unique().tolist()) <= {0, 1, 2}
     assert torch.equal(ht.states(0).to(torch.int64), ht.patterns[0])
