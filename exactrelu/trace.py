@@ -5,12 +5,14 @@ polyhedral complex in domain coordinates ``t``: global float vertices ``V`` and,
 vertex *copies*, each with the ids of the constraints tight there (see
 :attr:`Trace.constraint_offsets`), kept compactly between ops (one row per copy). It starts as the
 domain polytope. For every piecewise op ``j`` in order, the regions at the start of the op (its
-*start cells*) are put in a spatial order (Morton order of their centroids) and cut into chunks
-that fit a memory budget; each chunk is split on its own, in padded tensors:
+*start cells*) are put in a spatial order (Morton order, the cells made from one start cell of
+the previous op together) and cut into chunks that fit a memory budget; each chunk is split on
+its own, in padded tensors:
 
-- the values of op ``j``'s switching functions at the chunk's vertices are computed by the plain
-  forward pass (float64) at the vertex (they are continuous, so independent of the cell), and
-  each gets a sign code: positive, near zero (within a relative tolerance), negative;
+- the values of op ``j``'s switching functions at the chunk's vertices are computed (*Values*
+  below), and each gets a sign code: positive, near zero (within a tolerance relative to the
+  function's scale, its largest value at the domain's vertices and a fixed sample of points),
+  negative;
 - the functions that can cut a start cell are those with both strict signs at its vertices
   (pending pairs); each step splits every region with pending functions by its smallest one: each
   edge of the region (two copies sharing ``d - 1`` tight ids) whose endpoints have strictly
@@ -30,6 +32,20 @@ functions in blocks, each with values computed afresh at the vertices of the mom
 compact complex (copies, vertices, patterns packed to bits) plus one chunk; the fields of
 :class:`Trace` that nothing needs during tracing (output maps, edges, tight lists per vertex,
 unpacked patterns) are computed on request.
+
+Values. The values of op ``j``'s switching functions at a point are those of the plain forward
+pass (float64), continuous, so one per vertex whatever cell holds it. A vertex ``u`` that op
+``j - 1`` made on the edge ``(a, b)`` at ``lam`` needs no forward pass: on the start cell of op
+``j - 1`` holding that edge everything before op ``j - 1`` is affine, so ``z(u) = (1 - lam) z(a)
++ lam z(b) + J delta``, with ``J`` the linear map from op ``j - 1``'s outputs to op ``j``'s
+switching functions (the affine ops between them) and ``delta`` op ``j - 1``'s outputs at ``u``
+minus their interpolation between ``a`` and ``b``: zero except for the units with a switching
+function of strictly opposite signs at ``a`` and ``b`` (a few), kept when ``u`` is made. The ends
+are computed first (in order of depth). On a chain (each op reads only the previous one's
+outputs), an older vertex takes one layer from its values at op ``j - 1``, derived the same way
+from op ``j - 2``; what none of this reaches (a vertex whose ends are in another chunk, the
+domain's corners) takes the forward pass. The first op's values come from its affine map on the
+domain.
 
 Whatever the tracer cannot decide in float (values within a relative tolerance of zero, a unit
 that vanishes on a whole region, tight lists that overflow, splits that look degenerate) is
