@@ -2,8 +2,10 @@
 more than a million regions; prints a markdown table.
 
 Run: ``python benchmarks/scale_bench.py [--widths 64 128 ...] [--depth 3] [--stages trace verify
-save check] [--workers N] [--threads T] [--max-memory GB] [--timeout S]`` (from the repository
-root, with the package installed).
+save check] [--workers N] [--threads T] [--max-memory GB] [--timeout S]``. It measures the
+package of the checkout it sits in (the header names it), whichever one the environment has
+installed. Give ``--threads 1`` on a machine other work keeps busy: torch's intra-op threads wait
+on each other there, and wall time then says more about the load than about the code.
 
 The nets are ``benchmarks/nets.py``'s ``mlp((2, w, ..., w))`` (``--depth`` hidden layers of
 width ``w``, PyTorch's default initialisation after ``torch.manual_seed(5)``, two outputs) on
@@ -41,7 +43,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent.parent
+# the nets, and the package of this checkout (not whichever one the environment has installed)
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
 STAGES = ("trace", "verify", "save", "check")
 DEFAULT_WIDTHS = [64, 128, 256, 384, 512, 640, 880]
@@ -157,8 +161,11 @@ def main() -> None:
         return
     import torch
 
+    import exactrelu
+
     threads = args.threads or args.workers
-    print(f"torch {torch.__version__}, {os.cpu_count()} cores, workers {args.workers}, "
+    print(f"exactrelu from {Path(exactrelu.__file__).parent}, torch {torch.__version__}, "
+          f"{os.cpu_count()} cores, workers {args.workers}, "
           f"torch threads {threads}, "
           f"load average {os.getloadavg()[0]:.1f}, memory limit {args.max_memory:g} GB per net")
     print("| net | stage | regions | seconds | CPU s | regions/s | us/region | bytes/region | "
