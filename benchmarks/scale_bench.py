@@ -66,10 +66,11 @@ def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: i
     """Run the stages on one net in this process; one JSON line per measured stage."""
     import torch
     from measure import TreeMemory
-    from nets import mlp
 
     import exactrelu
     from exactrelu.trace import trace
+
+    from nets import mlp
 
     net = mlp(widths)
     bounds = [(-1.0, 1.0)] * widths[0]

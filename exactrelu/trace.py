@@ -569,8 +569,8 @@ class _Complex:
         tight: list[list[int]] = []
         for v in verts:
             q = [Fraction(x) for x in v]
-            tight.append([i for i, (row, bi) in enumerate(zip(A, b))
-                          if sum((a * x for a, x in zip(row, q)), Fraction(0)) == bi])
+            tight.append([i for i, (row, bi) in enumerate(zip(A, b, strict=True))
+                          if sum((a * x for a, x in zip(row, q, strict=True)), Fraction(0)) == bi])
         for i, t in enumerate(tight):
             if len(t) < d:
                 log.warning("domain vertex %d has only %d tight rows", i, len(t))
@@ -681,7 +681,7 @@ class _Made:
         """The delta entries as CSR (``doff``, ``dunit``, ``dval``) over the vertices."""
         dev = self.ea.device
         if self.parts:
-            k, t, v = (torch.cat(x) for x in zip(*self.parts))
+            k, t, v = (torch.cat(x) for x in zip(*self.parts, strict=True))
             o = torch.argsort(k, stable=True)
             k, t, v = k.index_select(0, o), t.index_select(0, o), v.index_select(0, o)
         else:
@@ -874,6 +874,7 @@ class _Chunk:
         op.loc[gid] = torch.arange(m, device=dev)
         self.own0 = op.next_gid  # global ids from here on are vertices made by this chunk
         self.rec = torch.zeros((0, 3), dtype=torch.int64, device=dev)  # (row, id, kind) records
+        self.vals: torch.Tensor  # values of the moment (set by run)
         self.saved: list[tuple[torch.Tensor, int, torch.Tensor]] = []  # codes to store
         # sign codes are computed from the values where they are read, except for vertices an
         # earlier chunk decided: ``flag`` gives their row of ``frows`` (all functions), else -1
@@ -1167,7 +1168,7 @@ class _Chunk:
                                c.index_select(1, _where(still))], 1)
         # records: the block's start-row records expanded to descendants, then the step records
         rec = _expand(torch.cat(start_recs), self.bpar[:self.R], R0)
-        self.rec = torch.cat([rec] + self.rec_cur) if self.rec_cur else rec
+        self.rec = torch.cat([rec, *self.rec_cur]) if self.rec_cur else rec
         self.rec_cur = []
 
     def _vertex_signs(self, cand: torch.Tensor, srow: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -1221,8 +1222,8 @@ class _Chunk:
             sh = (ta.unsqueeze(2) == tb.unsqueeze(1)).any(2)
         else:  # column by column (T is small)
             sh = ta == tb[:, :1]
-            for k in range(1, tb.shape[1]):
-                sh |= ta == tb[:, k:k + 1]
+            for col in range(1, tb.shape[1]):
+                sh |= ta == tb[:, col:col + 1]
         sh &= ta >= 0
         cnt = sh.sum(1)
         ok = cnt >= d - 1
@@ -1399,6 +1400,7 @@ class _Chunk:
         col = t - self.s0  # the unit's first switching function (its input minus ts[0])
         t0 = op.ts[0]
         rule, mod, tab = op.nd.rule, op.nd.module, op.table
+        assert isinstance(rule, _ElementwiseRule)  # (deltas are kept for elementwise ops only)
         zi, ai, bi = vu[i, col] + t0, va[i, col] + t0, vb[i, col] + t0
         li = lam.index_select(0, i)
 
@@ -1520,7 +1522,8 @@ class _Chunk:
         op.loc[gid] = -1
         op.settle()
         nd, enc = op.nd, _encoding(op.nd)
-        if enc == 0 and type(nd.rule).state_from_signs is _ElementwiseRule.state_from_signs:
+        if (enc == 0 and isinstance(nd.rule, _ElementwiseRule)
+                and type(nd.rule).state_from_signs is _ElementwiseRule.state_from_signs):
             packed = _packbits(self.rsign[:R] > 0)  # (two-state elementwise ops: on iff positive)
         else:
             packed = _pack(_states(nd, self.rsign[:R]), enc)
@@ -1750,9 +1753,9 @@ class _Tracer:
             r0, c0 = r1, c1
             del p
         cx.off, cx.cv, cx.ct, cx.T = off, cv, ct, max(cx.T, T)
-        self.rec = torch.cat([_expand(self.rec, par, R0)] + recs)
-        for i, p in enumerate(self.packed):  # (one op at a time: old and new never all at once)
-            self.packed[i] = p.index_select(0, par)
+        self.rec = torch.cat([_expand(self.rec, par, R0), *recs])
+        for i, q in enumerate(self.packed):  # (one op at a time: old and new never all at once)
+            self.packed[i] = q.index_select(0, par)
         self.packed.append(packed)
         self.rowhash.take(par)
         self.rowhash.add(packed)
@@ -1815,7 +1818,7 @@ def _output_maps(prog: Program, tr: Trace, M: torch.Tensor, c: torch.Tensor,
     for i in range(0, n, ch):
         k = min(ch, n - i)
         states = [_unpack(p[i:i + k], _encoding(nd), tuple(nd.out_shape))
-                  for p, nd in zip(tr._packed_states, nodes)]
+                  for p, nd in zip(tr._packed_states, nodes, strict=True)]
         out, _ = prog.float_run(FloatMap(W0.expand(k, *W0.shape[1:]), b0.expand(k, *b0.shape[1:])),
                                 states=states)
         ws.append(out.W.movedim(1, -1).reshape(k, *prog.output_shape, d))
