@@ -527,6 +527,26 @@ def _expand(rec: torch.Tensor, par: torch.Tensor, n0: int) -> torch.Tensor:
     return out
 
 
+_POPCOUNT = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64)
+
+
+def _popcount(packed: torch.Tensor) -> torch.Tensor:
+    """Set bits per row of packed bits (n, B) uint8, int64 (n,)."""
+    return _POPCOUNT.to(packed.device)[packed.to(torch.int64)].sum(1)
+
+
+def _bit_pairs(packed: torch.Tensor, u: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of the set bits of packed bits (n, B) uint8 (as :func:`_packbits`) in
+    columns below ``u``, in row-major order (as ``nonzero`` of the unpacked matrix); only the
+    nonzero bytes are expanded."""
+    r, b = packed.nonzero(as_tuple=True)
+    sh = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
+    i, k = torch.bitwise_and(packed[r, b].unsqueeze(1) >> sh, 1).nonzero(as_tuple=True)
+    col = b.index_select(0, i) * 8 + k
+    keep = _where(col < u)
+    return r.index_select(0, i).index_select(0, keep), col.index_select(0, keep)
+
+
 def _codes(vals: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
     """Sign codes (uint8) of values: 2 positive, 1 within ``tol`` of zero, 0 negative."""
     code = (vals > tol).to(torch.uint8)
@@ -932,7 +952,7 @@ class _Chunk:
         self.vals, self.s0, self.tol = vals, 0, op.tol
         cuts: tuple | None = self._cut_sets(n)
         assert cuts is not None
-        k = (cuts[0] & cuts[1]).sum(1).to(torch.float64)
+        k = _popcount(cuts[0] & cuts[1]).to(torch.float64)
         grow = float((k ** self.d / 2 ** self.d + k).sum())
         est = int(m + grow) + 64
         width = S if est * S <= _BLOCK else max(1, _BLOCK // est)
@@ -1039,14 +1059,14 @@ class _Chunk:
                 r, kk = rows.index_select(0, sel), kr.index_select(0, sel)
                 a, b = la.index_select(0, r), lb.index_select(0, r)
                 lam = made.lam.index_select(0, kk).unsqueeze(1)
-                z = torch.lerp(out.index_select(0, a), out.index_select(0, b), lam)
+                z = tr.gather("a", out, a).lerp_(tr.gather("b", out, b), lam)
                 # the delta entries of these vertices
                 lo, hi = made.doff.index_select(0, kk), made.doff.index_select(0, kk + 1)
                 seg, p = _segments(hi - lo)
                 e = lo.index_select(0, seg) + p
                 t, dv = made.dunit.index_select(0, e), made.dval.index_select(0, e)
                 z.index_add_(0, seg, J.index_select(0, t).mul_(dv.unsqueeze(1)))
-                out[r] = z
+                out.index_copy_(0, r, z)
 
     def _row_codes(self, rows: torch.Tensor) -> torch.Tensor:
         """Sign codes (len(rows), functions of the block) of local vertices ``rows``."""
@@ -1071,8 +1091,9 @@ class _Chunk:
         return code
 
     def _cut_sets(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(has a positive vertex, has a negative vertex) per cell 0..n-1 and function (the sign
-        bits of its vertices, or-ed over its copies), and which vertices have a code near zero."""
+        """(has a positive vertex, has a negative vertex) per cell 0..n-1 and function, packed
+        (n, ceil(functions / 8)) as :func:`_packbits` (the sign bits of its vertices, or-ed over
+        its copies), and which vertices have a code near zero."""
         nV, S = self.nV, self.vals.shape[1]
         dev = self.device
         B = (S + 7) // 8
@@ -1100,7 +1121,7 @@ class _Chunk:
             idx = vid[:, i].masked_fill(vid[:, i] < 0, nV)
             hp |= pos.index_select(0, idx)
             hn |= neg.index_select(0, idx)
-        return _unpackbits(hp, S), _unpackbits(hn, S), zero
+        return hp, hn, zero
 
     def _block(self, s0: int, s1: int, cuts: tuple | None = None) -> None:
         """Split the current cells by functions ``s0..s1-1`` (values of the moment in ``vals``,
@@ -1120,23 +1141,21 @@ class _Chunk:
             cv = self.cp_vid[:R0]
             rr, ss = (onr[cv.clamp(min=0)] & (cv >= 0)).nonzero(as_tuple=True)
             vv = self.cp_vid[rr, ss]
-            z = (self._row_codes(vv) == 1) & (hp_all[rr] | hn_all[rr])
+            z = (self._row_codes(vv) == 1) & _unpackbits(hp_all[rr] | hn_all[rr], S)
             zi, zf = z.nonzero(as_tuple=True)
             self.tr.near_zero.append(_pairs(self.gid.index_select(0, vv[zi]), zf + sid0))
-        cutP = hp_all & hn_all
-        van = ~hp_all & ~hn_all
-        self.rsign[:R0, s0:s1] = hp_all.to(torch.int8) - (hn_all & ~hp_all).to(torch.int8)
-        vr, vs = van.nonzero(as_tuple=True)
+        self.rsign[:R0, s0:s1] = (_unpackbits(hp_all, S).to(torch.int8)
+                                  - _unpackbits(hn_all & ~hp_all, S).to(torch.int8))
+        vr, vs = _bit_pairs(~(hp_all | hn_all), S)
         start_recs = [self.rec, torch.stack([vr, vs + sid0, torch.zeros_like(vr)], dim=1)]
-        del hp_all, hn_all, van
+        P = torch.stack(_bit_pairs(hp_all & hn_all, S))  # (2, K): rows (region, function)
+        del hp_all, hn_all
         # Pending pairs (region, function): the function may still cut the region. Each step
         # takes, for every region, its smallest pending function s. So every region sees its
         # functions in increasing order, and every region containing an edge crossed by s (all of
         # them are cut by s, so have s pending) is split by s in the same step, or in an earlier
         # chunk: neighbours share the new vertex. After a split, the pending functions of both
         # sides that no longer cut them are resolved.
-        P = cutP.nonzero().T.contiguous()  # (2, K): rows (region, function)
-        del cutP
         while P.shape[1]:
             Pr, Ps = P[0], P[1]
             smin = torch.full((self.R,), S, dtype=torch.int64, device=dev).scatter_reduce_(
@@ -1265,7 +1284,7 @@ class _Chunk:
         self.V[nV:nV + U] = Va + lam.unsqueeze(1) * (self.V.index_select(0, b) - Va)
         # values at the new vertices, written in place: va + lam (vb - va)
         old = self.vals[:nV]
-        va, vb = old.index_select(0, a), old.index_select(0, b)
+        va, vb = self.tr.gather("a", old, a), self.tr.gather("b", old, b)
         newvals = torch.lerp(va, vb, lam.unsqueeze(1), out=self.vals[nV:nV + U])
         ar = torch.arange(U, device=dev)
         newvals[ar, se] = 0.0
@@ -1635,11 +1654,17 @@ class _Tracer:
         rows, cols = shape
         buf = self._scratch.get(name)
         if buf is None or buf.numel() < rows * cols:
-            new = torch.empty(rows * cols, dtype=self.dtype, device=self.device)
+            size = rows * cols if buf is None else max(rows * cols, buf.numel() * 3 // 2)
+            new = torch.empty(size, dtype=self.dtype, device=self.device)
             if buf is not None and keep:
                 new[:keep * cols] = buf[:keep * cols]
             buf = self._scratch[name] = new
         return buf[:rows * cols].view(rows, cols)
+
+    def gather(self, name: str, src: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """``src.index_select(0, idx)`` into the scratch tensor ``name`` (a fresh tensor of
+        this size costs as much again in first touches of its pages as the copy itself)."""
+        return torch.index_select(src, 0, idx, out=self.scratch(name, (len(idx), src.shape[1])))
 
     def switch_values(self, j: int, T: torch.Tensor,
                       cols: tuple[int, int] | None = None) -> torch.Tensor:

@@ -524,6 +524,25 @@ def test_states_are_kept_packed_without_loss():
     assert torch.equal(ht.states(0).to(torch.int64), ht.patterns[0])
 
 
+@pytest.mark.parametrize("u", [1, 8, 13, 64])
+def test_set_bits_of_packed_rows_are_those_of_the_unpacked_matrix(u):
+    """The pending pairs and vanishing pairs are read off packed bits: the same pairs, in the
+    same (row-major) order, as ``nonzero`` of the matrix, padding bits past ``u`` ignored."""
+    from exactrelu.trace import _bit_pairs, _popcount
+
+    g = torch.Generator().manual_seed(u)
+    m = torch.rand((40, u), generator=g) < 0.3
+    m[3] = True
+    m[5] = False
+    packed = torch.from_numpy(np.packbits(m.numpy(), axis=1))
+    padded = packed.clone()
+    if u % 8:
+        padded[:, -1] |= 255 >> (u % 8)  # every padding bit set
+    r, c = _bit_pairs(padded, u)
+    assert torch.equal(torch.stack([r, c], 1), m.nonzero())
+    assert torch.equal(_popcount(packed), m.sum(1))
+
+
 def test_max_regions_counts_the_regions_of_every_chunk(monkeypatch):
     import exactrelu.trace as trace_mod
 
