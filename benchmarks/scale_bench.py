@@ -65,11 +65,11 @@ def _row(stage: str, regions: int, wall: float, cpu: float, mem: Any, **extra: A
 def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: int) -> None:
     """Run the stages on one net in this process; one JSON line per measured stage."""
     import torch
-    from measure import TreeMemory
 
     import exactrelu
     from exactrelu.trace import trace
 
+    from measure import TreeMemory
     from nets import mlp
 
     net = mlp(widths)
