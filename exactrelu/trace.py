@@ -151,6 +151,29 @@ def _packbits(mask: torch.Tensor) -> torch.Tensor:
     return (b.reshape(n, -1, 8) << sh).sum(2, dtype=torch.uint8)
 
 
+def _sign_bits(x: torch.Tensor,
+               tol: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows of ``x`` (n, u) against ``tol`` (u,): the bits of ``x > tol`` and of ``x < -tol``
+    packed (as :func:`_packbits`), and which rows have a value within ``tol`` of zero. On the CPU
+    through numpy, whose comparisons there are several times faster than torch's."""
+    if x.device.type == "cpu":
+        xn, tn = x.numpy(), tol.numpy()
+        p, q = xn > tn, xn < -tn
+        zero = ~(p | q).all(1)
+        return (torch.from_numpy(np.packbits(p, axis=1)), torch.from_numpy(np.packbits(q, axis=1)),
+                torch.from_numpy(zero))
+    above, below = x > tol, x < -tol
+    return _packbits(above), _packbits(below), ~(above | below).all(1)
+
+
+def _positive_bits(x: torch.Tensor) -> torch.Tensor:
+    """The bits of ``x > 0`` for rows of an integer matrix, packed (as :func:`_packbits`); on
+    the CPU through numpy (torch's int8 comparisons there are an order of magnitude slower)."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.packbits(x.numpy() > 0, axis=1))
+    return _packbits(x > 0)
+
+
 def _unpackbits(packed: torch.Tensor, u: int) -> torch.Tensor:
     """The inverse of :func:`_packbits`: bool (n, u)."""
     if packed.device.type == "cpu":
@@ -1060,12 +1083,21 @@ class _Chunk:
                 a, b = la.index_select(0, r), lb.index_select(0, r)
                 lam = made.lam.index_select(0, kk).unsqueeze(1)
                 z = tr.gather("a", out, a).lerp_(tr.gather("b", out, b), lam)
-                # the delta entries of these vertices
+                # the delta entries of these vertices: the first of each row by one aligned
+                # multiply-add (a row without entries adds 0 times a row of J), the others
+                # (rare: several units cut between the ends) by an indexed add
                 lo, hi = made.doff.index_select(0, kk), made.doff.index_select(0, kk + 1)
-                seg, p = _segments(hi - lo)
-                e = lo.index_select(0, seg) + p
-                t, dv = made.dunit.index_select(0, e), made.dval.index_select(0, e)
-                z.index_add_(0, seg, J.index_select(0, t).mul_(dv.unsqueeze(1)))
+                if len(made.dunit):
+                    has = hi > lo
+                    e1 = torch.where(has, lo, 0)
+                    dv1 = torch.where(has, made.dval.index_select(0, e1), 0.0)
+                    z.addcmul_(J.index_select(0, made.dunit.index_select(0, e1)),
+                               dv1.unsqueeze(1))
+                    seg, p = _segments((hi - lo - 1).clamp_(min=0))
+                    if len(seg):
+                        e = lo.index_select(0, seg) + 1 + p
+                        t, dv = made.dunit.index_select(0, e), made.dval.index_select(0, e)
+                        z.index_add_(0, seg, J.index_select(0, t).mul_(dv.unsqueeze(1)))
                 out.index_copy_(0, r, z)
 
     def _row_codes(self, rows: torch.Tensor) -> torch.Tensor:
@@ -1104,10 +1136,8 @@ class _Chunk:
         flagged = _where(self.flag[:nV] >= 0)
         for v0 in range(0, nV, ch):
             x = self.vals[v0:min(nV, v0 + ch)]
-            p, q = x > self.tol, x < -self.tol
-            zero[v0:v0 + len(x)] = ~(p | q).all(1)
-            pos[v0:v0 + len(x)] = _packbits(p)
-            neg[v0:v0 + len(x)] = _packbits(q)
+            pos[v0:v0 + len(x)], neg[v0:v0 + len(x)], zero[v0:v0 + len(x)] = _sign_bits(
+                x, self.tol)
         if len(flagged):  # decided by an earlier chunk
             c = self._row_codes(flagged)
             pos[flagged] = _packbits(c == 2)
@@ -1543,7 +1573,7 @@ class _Chunk:
         nd, enc = op.nd, _encoding(op.nd)
         if (enc == 0 and isinstance(nd.rule, _ElementwiseRule)
                 and type(nd.rule).state_from_signs is _ElementwiseRule.state_from_signs):
-            packed = _packbits(self.rsign[:R] > 0)  # (two-state elementwise ops: on iff positive)
+            packed = _positive_bits(self.rsign[:R])  # (two-state elementwise ops: on iff positive)
         else:
             packed = _pack(_states(nd, self.rsign[:R]), enc)
         return _Part(counts, cv, ct, self.cells.index_select(0, self.rparent[:R]), packed,
