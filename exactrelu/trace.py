@@ -174,6 +174,17 @@ def _positive_bits(x: torch.Tensor) -> torch.Tensor:
     return _packbits(x > 0)
 
 
+def _opposite(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) where ``a`` and ``b`` (n, u) have strictly opposite signs, in row-major
+    order (as ``nonzero``); on the CPU through numpy (several times faster there)."""
+    if a.device.type == "cpu":
+        k = torch.from_numpy(np.flatnonzero(a.numpy() * b.numpy() < 0))
+        i = torch.div(k, a.shape[1], rounding_mode="floor")
+        return i, k - i * a.shape[1]
+    i, c = (a * b < 0).nonzero(as_tuple=True)
+    return i, c
+
+
 def _unpackbits(packed: torch.Tensor, u: int) -> torch.Tensor:
     """The inverse of :func:`_packbits`: bool (n, u)."""
     if packed.device.type == "cpu":
@@ -1438,7 +1449,7 @@ class _Chunk:
         op = self.op
         made = op.made
         assert made is not None
-        i, c = (va * vb < 0).nonzero(as_tuple=True)
+        i, c = _opposite(va, vb)
         nu = op.S // len(op.ts)
         key = torch.unique(i * nu + (c + self.s0) % nu)  # (vertex, unit), once per unit
         i = torch.div(key, nu, rounding_mode="floor")
