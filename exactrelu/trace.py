@@ -178,7 +178,9 @@ def _opposite(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     """(row, column) where ``a`` and ``b`` (n, u) have strictly opposite signs, in row-major
     order (as ``nonzero``); on the CPU through numpy (several times faster there)."""
     if a.device.type == "cpu":
-        k = torch.from_numpy(np.flatnonzero(a.numpy() * b.numpy() < 0))
+        an, bn = a.numpy().reshape(-1), b.numpy().reshape(-1)
+        k = np.flatnonzero(np.signbit(an) ^ np.signbit(bn))  # (zeros and NaNs among them)
+        k = torch.from_numpy(k[an[k] * bn[k] < 0])
         i = torch.div(k, a.shape[1], rounding_mode="floor")
         return i, k - i * a.shape[1]
     i, c = (a * b < 0).nonzero(as_tuple=True)

@@ -544,6 +544,21 @@ def test_set_bits_of_packed_rows_are_those_of_the_unpacked_matrix(u):
     assert torch.equal(_popcount(packed), m.sum(1))
 
 
+def test_opposite_signs_are_those_of_a_negative_product():
+    """Units whose switching function changes sign strictly along an edge: exactly the entries
+    with ``a * b < 0`` (zeros of either sign, NaN and products that underflow excluded)."""
+    from exactrelu.trace import _opposite
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn((300, 37), generator=g, dtype=torch.float64)
+    b = torch.randn((300, 37), generator=g, dtype=torch.float64)
+    a[0, :6] = torch.tensor([0.0, -0.0, float("nan"), 1e-200, -1e-200, -2.0])
+    b[0, :6] = torch.tensor([-1.0, 1.0, -1.0, -1e-200, 1e-200, 3.0])
+    i, c = _opposite(a, b)
+    assert torch.equal(torch.stack([i, c], 1), (a * b < 0).nonzero())
+    assert c[i == 0].tolist()[:1] == [5]
+
+
 def test_max_regions_counts_the_regions_of_every_chunk(monkeypatch):
     import exactrelu.trace as trace_mod
 
