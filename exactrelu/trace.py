@@ -61,6 +61,7 @@ import itertools
 import logging
 import math
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -179,8 +180,8 @@ def _opposite(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     order (as ``nonzero``); on the CPU through numpy (several times faster there)."""
     if a.device.type == "cpu":
         an, bn = a.numpy().reshape(-1), b.numpy().reshape(-1)
-        k = np.flatnonzero(np.signbit(an) ^ np.signbit(bn))  # (zeros and NaNs among them)
-        k = torch.from_numpy(k[an[k] * bn[k] < 0])
+        cand = np.flatnonzero(np.signbit(an) ^ np.signbit(bn))  # (zeros and NaNs among them)
+        k = torch.from_numpy(cand[an[cand] * bn[cand] < 0])
         i = torch.div(k, a.shape[1], rounding_mode="floor")
         return i, k - i * a.shape[1]
     i, c = (a * b < 0).nonzero(as_tuple=True)
@@ -581,6 +582,20 @@ def _bit_pairs(packed: torch.Tensor, u: int) -> tuple[torch.Tensor, torch.Tensor
     col = b.index_select(0, i) * 8 + k
     keep = _where(col < u)
     return r.index_select(0, i).index_select(0, keep), col.index_select(0, keep)
+
+
+def _add_sparse_rows(z: torch.Tensor, counts: torch.Tensor, cols: torch.Tensor,
+                     vals: torch.Tensor, J: torch.Tensor) -> None:
+    """``z += D @ J`` in place, ``D`` the sparse matrix (rows of ``z``, rows of ``J``) with
+    ``counts`` entries per row (``cols``, ``vals``, row by row): one sparse-dense product, several
+    times faster than an indexed add of the rows of ``J``."""
+    crow = torch.zeros(len(counts) + 1, dtype=torch.int64, device=z.device)
+    torch.cumsum(counts, 0, out=crow[1:])
+    with warnings.catch_warnings():  # (sparse CSR tensors are "beta" in torch 2.x)
+        warnings.simplefilter("ignore", UserWarning)
+        D = torch.sparse_csr_tensor(crow, cols, vals, size=(len(z), J.shape[0]),
+                                    check_invariants=False)
+        torch.addmm(z, D, J, out=z)
 
 
 def _codes(vals: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
@@ -1096,21 +1111,13 @@ class _Chunk:
                 a, b = la.index_select(0, r), lb.index_select(0, r)
                 lam = made.lam.index_select(0, kk).unsqueeze(1)
                 z = tr.gather("a", out, a).lerp_(tr.gather("b", out, b), lam)
-                # the delta entries of these vertices: the first of each row by one aligned
-                # multiply-add (a row without entries adds 0 times a row of J), the others
-                # (rare: several units cut between the ends) by an indexed add
+                # the delta entries of these vertices, as a sparse matrix (rows of z, units)
                 lo, hi = made.doff.index_select(0, kk), made.doff.index_select(0, kk + 1)
-                if len(made.dunit):
-                    has = hi > lo
-                    e1 = torch.where(has, lo, 0)
-                    dv1 = torch.where(has, made.dval.index_select(0, e1), 0.0)
-                    z.addcmul_(J.index_select(0, made.dunit.index_select(0, e1)),
-                               dv1.unsqueeze(1))
-                    seg, p = _segments((hi - lo - 1).clamp_(min=0))
-                    if len(seg):
-                        e = lo.index_select(0, seg) + 1 + p
-                        t, dv = made.dunit.index_select(0, e), made.dval.index_select(0, e)
-                        z.index_add_(0, seg, J.index_select(0, t).mul_(dv.unsqueeze(1)))
+                seg, p = _segments(hi - lo)
+                if len(seg):
+                    e = lo.index_select(0, seg) + p
+                    _add_sparse_rows(z, hi - lo, made.dunit.index_select(0, e),
+                                     made.dval.index_select(0, e), J)
                 out.index_copy_(0, r, z)
 
     def _row_codes(self, rows: torch.Tensor) -> torch.Tensor:
