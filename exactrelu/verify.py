@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _export, _fastpath, _polyhedra, certify
+from . import _export, _fastpath, _polyhedra, certify, distributed
 from ._deps import flint
 from ._geometry import exact_keys
 from ._parse import Malformed, approx, show
@@ -92,9 +92,10 @@ def _arguments(input_shape: Any, executor: Any, workers: Any, claimed: Any, prog
     ``max_regions`` as ints (or None)."""
     if not isinstance(engine, str) or engine not in ENGINES:
         raise InvalidInputError(f"engine={show(engine)}: use 'auto', 'compiled' or 'python'")
-    if engine == "compiled" and executor is not None:
+    if engine == "compiled" and executor is not None \
+            and not distributed.is_dask_client(executor):
         raise InvalidInputError("an executor is for the Python engine; the compiled one runs on "
-                                "threads (workers=)")
+                                "threads (workers=), or on a Dask cluster (executor=client)")
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise InvalidInputError(f"executor must be a concurrent.futures.Executor (with submit); "
                                 f"got {type(executor).__name__}")
@@ -169,12 +170,14 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     exact layer to use. ``"compiled"`` (C++ and GMP, on ``workers`` threads, all cores by default)
     takes chains of affine layers and ReLU/LeakyReLU/Hardtanh ops on bounded 2-D and 3-D domains;
     ``"python"`` takes every network and domain; ``"auto"`` (default) takes the compiled one where
-    it applies and no ``executor`` is given. Both give the same certificate. ``executor`` (Python
-    engine): any ``concurrent.futures.Executor`` for the exact work (e.g. Dask's
-    ``client.get_executor()``); by default a process pool over ``workers`` for large traces,
-    in-process otherwise. ``workers=None`` takes the environment variable ``EXACTRELU_WORKERS``
-    when set (exactrelu's pytest plugin sets it under pytest-xdist: the cores divided among the
-    test workers), else all cores.
+    it applies and no ``executor`` is given. Both give the same certificate. ``executor``: a
+    ``dask.distributed.Client`` runs the cells of the first piecewise layer as tasks on its
+    workers, each certified as here (``engine`` and ``workers`` apply to each task), and merges
+    them exactly (:mod:`exactrelu.distributed`); any other ``concurrent.futures.Executor`` (e.g.
+    Dask's ``client.get_executor()``) runs the Python engine's exact work; by default a process
+    pool over ``workers`` for large traces, in-process otherwise. ``workers=None`` takes the
+    environment variable ``EXACTRELU_WORKERS`` when set (exactrelu's pytest plugin sets it under
+    pytest-xdist: the cores divided among the test workers), else all cores.
     ``claimed``: a region count or a list of patterns to compare against; a difference raises
     :class:`~exactrelu.errors.VerificationError` naming missing and spurious regions.
     ``max_regions``: stop with :class:`~exactrelu.errors.RegionLimitError` (its ``found``: how
@@ -200,6 +203,12 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         workers = env_workers()
     progress = bool(progress)
     prog, dom = _program_and_domain(net, domain, input_shape)
+    if distributed.is_dask_client(executor):
+        cert = distributed.run(net, prog, dom, executor, workers=workers,
+                               max_regions=max_regions, engine=engine)
+        if claimed is not None:
+            compare_claim(cert, claimed)
+        return cert
     fast = None
     if engine != "python" and executor is None:
         got = _fastpath.explain(prog, dom)
