@@ -26,9 +26,7 @@ import argparse
 import concurrent.futures as cf
 import math
 import os
-import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -43,67 +41,11 @@ from exactrelu.engines import compiled as compiled_engine
 from exactrelu.trace import trace
 from exactrelu.verify import PARALLEL_THRESHOLD
 
+from measure import TreeMemory, peak_rss_mb
 from nets import mlp, reference_nets
 
 DEFAULT = ["2-16-16", "2-16-16-16", "2-32-32", "2-32-32-32", "3-8-8", "2-64-64-64", "2-128-128-128",
            "4-16-16-16"]
-
-
-def peak_rss_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return (own + kids) / 1024.0
-
-
-def _pss_mb(pid: int) -> float:
-    """Proportional set size: resident memory with pages shared between processes (a forked
-    worker shares its parent's pages until it writes them) split between them, so that the sum
-    over processes counts each page once (resident set sizes would count shared pages twice)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                out += [int(x) for x in fh.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-class TreeMemory:
-    """Peak summed memory (:func:`_pss_mb`) of this process and its children, sampled in a
-    thread."""
-
-    def __init__(self) -> None:
-        self.peak = self.peak_main = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = os.getpid()
-        while not self._stop.is_set():
-            main = _pss_mb(me)
-            self.peak_main = max(self.peak_main, main)
-            self.peak = max(self.peak, main + sum(_pss_mb(k) for k in _children(me)))
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> TreeMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def settle() -> None:
