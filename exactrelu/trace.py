@@ -1600,13 +1600,19 @@ class _Chunk:
                      self.rec)
 
 
-_MANY_THREADS = 1 << 17  # elements per op (vertices x switching functions) worth all threads
+_MANY_THREADS = 1 << 17  # elements per op (vertices x switching functions) worth more threads
+
+#: The most intra-op threads the trace uses on the CPU (at most the caller's setting). Two gain
+#: about 1.6x on 2-128-128-128 when both cores are free, but when another process keeps one core
+#: busy, OpenMP's threads wait for each other at every parallel step: the same trace took 5.7 to
+#: 6.9 s with two threads against 0.21 to 0.30 s with one (2 cores, load average about 2.5).
+TRACE_THREADS = 1
 
 
 class _Threads:
     """Intra-op threads on the CPU: one while the complex is small (tiny tensors, where OpenMP
-    hand-offs cost more than they save), the caller's setting once an op's tensors are large
-    (batched steps then scale: about 1.6x with 2 threads on 2-128-128-128)."""
+    hand-offs cost more than they save), up to :data:`TRACE_THREADS` once an op's tensors are
+    large."""
 
     def __init__(self, device: torch.device) -> None:
         self.cpu = device.type == "cpu"
@@ -1615,7 +1621,7 @@ class _Threads:
 
     def size(self, n: int) -> None:
         """Threads for work on about ``n`` elements."""
-        want = self.before if n >= _MANY_THREADS else 1
+        want = min(self.before, TRACE_THREADS) if n >= _MANY_THREADS else 1
         if self.cpu and want != self.cur:
             torch.set_num_threads(want)
             self.cur = want
