@@ -54,6 +54,7 @@ from ._polyhedra import interior_point
 from .capture import Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
 from .domain import Box, Domain, Polytope, Slice
+from .engines.python import pieces_of
 from .errors import ExactReluError, InvalidInputError, RegionLimitError
 
 __all__ = ["is_dask_client", "merge", "run"]
@@ -247,7 +248,7 @@ def merge(cells: Certificate, parts: Sequence[Certificate]) -> Certificate:
         adjacency.extend(_across(key, on_it, regions, vertices, d))
     adjacency.sort(key=lambda a: (a.i, a.j))
     return Certificate(cells.domain, cells.input_shape, parts[0].output_shape, parts[0].digest,
-                       offsets, regions, vertices, adjacency, _pieces(regions, adjacency),
+                       offsets, regions, vertices, adjacency, pieces_of(regions, adjacency),
                        list(parts[0].notes), parts[0].version, {})
 
 
@@ -303,22 +304,3 @@ def _overlap(r: Region, s: Region, normal: Sequence[Fraction], offset: Fraction,
     _, A, b = restricted
     found = interior_point(A, b, d - 1)
     return found is not None and found[1] > 0
-
-
-def _pieces(regions: list[Region], adjacency: list[Adjacency]) -> list[int]:
-    """Components of adjacency with equal exact maps, numbered by their first region."""
-    parent = list(range(len(regions)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a in adjacency:
-        if regions[a.i].output == regions[a.j].output:
-            x, y = root(a.i), root(a.j)
-            if x != y:
-                parent[max(x, y)] = min(x, y)
-    labels: dict[int, int] = {}
-    return [labels.setdefault(root(i), len(labels)) for i in range(len(regions))]

@@ -28,7 +28,7 @@ from ._interface import Options, Proposals
 log = logging.getLogger(__name__)
 _RESOURCE_SHARER = os.path.join("multiprocessing", "resource_sharer.py")
 
-__all__ = ["PARALLEL_THRESHOLD", "PythonEngine", "find_adjacency"]
+__all__ = ["PARALLEL_THRESHOLD", "PythonEngine", "find_adjacency", "pieces_of"]
 
 fmpz_mat = flint.fmpz_mat
 
@@ -390,7 +390,8 @@ def _faces_overlap(f: RegionFacet, g: RegionFacet, ri: Region, rj: Region,
     return ip is not None and ip[1] > 0
 
 
-def _pieces(regions: list[Region], adjacency: list[Adjacency]) -> list[int]:
+def pieces_of(regions: Sequence[Region], adjacency: Sequence[Adjacency]) -> list[int]:
+    """Components of adjacency with equal exact maps, numbered by their first region."""
     parent = list(range(len(regions)))
 
     def find(x: int) -> int:
@@ -457,7 +458,7 @@ def _complex(prog: Program, dom: Domain, built: _Regions, stats: certify.Stats) 
         units.append(math.prod(nd.out_shape) if nd.piecewise_rule.sign_cells else None)
     d = dom.dim
     adjacency = find_adjacency(regions, vertices, d, offsets, units)
-    pieces = _pieces(regions, adjacency)
+    pieces = pieces_of(regions, adjacency)
     st = {k: getattr(stats, k) for k in ("candidates", "confirmed", "spurious", "repaired",
                                          "witness_lp", "redo_hv", "cells")}
 
