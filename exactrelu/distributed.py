@@ -54,6 +54,7 @@ from ._polyhedra import interior_point
 from .capture import Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
 from .domain import Box, Domain, Polytope, Slice
+from .engines import Complex, build_certificate
 from .engines.python import pieces_of
 from .errors import ExactReluError, InvalidInputError, RegionLimitError
 
@@ -131,11 +132,18 @@ def _cell_domain(dom: Domain, A: list[tuple[Fraction, ...]], b: list[Fraction]) 
 
 
 def _task(net: nn.Module | Program, dom: Domain, input_shape: tuple[int, ...],
-          workers: int | None, max_regions: int | None, engine: str) -> Certificate:
-    from .verify import verify
+          workers: int | None, max_regions: int | None, engine: str
+          ) -> tuple[str, Complex, float]:
+    """One cell on a worker: what :func:`exactrelu.verify` does up to the exact complex, which
+    travels back as plain integers (the certificate's objects would pickle each Fraction as a
+    decimal string); the client builds the certificate."""
+    from .verify import _program_and_domain, certify_complex
 
-    return verify(net, dom, input_shape=input_shape, workers=workers, progress=False,
-                  max_regions=max_regions, engine=engine)
+    t0 = time.perf_counter()
+    prog, dom = _program_and_domain(net, dom, input_shape)
+    name, cx, _, _ = certify_complex(prog, dom, engine, None, workers, False, max_regions, None,
+                                     t0)
+    return name, cx, time.perf_counter() - t0
 
 
 def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
@@ -168,10 +176,15 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
                              pure=False) for cell in tasks]
     order = {f.key: k for k, f in enumerate(futures)}
     parts: list[Certificate | None] = [None] * len(futures)
+    names: set[str] = set()
+    seconds = 0.0
     found = 0
     for future in as_completed(futures):
-        part = future.result()
-        parts[order[future.key]] = part
+        name, cx, s = future.result()
+        k = order[future.key]
+        part = parts[k] = build_certificate(prog, tasks[k], cx)
+        names.add(name)
+        seconds += s
         found += part.num_regions
         if max_regions is not None and found > max_regions:
             client.cancel(futures)
@@ -179,12 +192,8 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
                                    f"tasks done hold {found:,}", found)
     done = [p for p in parts if p is not None]
     cert = done[0] if cells is None else merge(cells, done)
-    engines = sorted({str(p.stats.get("engine")) for p in done})
-    total = time.perf_counter() - t0
-    cert.stats = {"engine": f"dask ({', '.join(engines)})", "tasks": len(done),
-                  "seconds": {"total": total,
-                              "tasks": sum(p.stats["seconds"]["total"] for p in done)},
-                  "float_regions": sum(p.stats.get("float_regions") or 0 for p in done)}
+    cert.stats = {"engine": f"dask ({', '.join(sorted(names))})", "tasks": len(done),
+                  "seconds": {"total": time.perf_counter() - t0, "tasks": seconds}}
     return cert
 
 

@@ -200,6 +200,20 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         if claimed is not None:
             compare_claim(cert, claimed)
         return cert
+    name, cx, times, n_float = certify_complex(prog, dom, engine, executor, workers, progress,
+                                               max_regions, trace, t0)
+    cert = engines.build_certificate(prog, dom, cx)
+    del cx
+    return _finish(cert, name, (*times, time.perf_counter()), n_float, claimed)
+
+
+def certify_complex(prog: Program, dom: Domain, engine: str, executor: Any, workers: int | None,
+                    progress: bool, max_regions: int | None, trace: Any, t0: float
+                    ) -> tuple[str, engines.Complex, tuple[float, float, float], int]:
+    """What :func:`verify` does between capture and the certificate (arguments checked): the
+    engine chosen, the float trace (``trace`` or made here), the exact complex. Returns the
+    engine's name, the complex, the times (``t0``, trace done, engine done) and the number of
+    float regions proposed."""
     options = engines.Options(executor, workers, progress, max_regions)
     eng = engines.choose(engine, prog, dom, options)
     tr = trace
@@ -229,11 +243,7 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         cx = eng.certify(prog, dom, proposals, options)
     except CertificationError as exc:
         raise _naming_rules(exc, prog) from None
-    t2 = time.perf_counter()
-    cert = engines.build_certificate(prog, dom, cx)
-    del cx
-    return _finish(cert, eng.name, (t0, t1, t2, time.perf_counter()), proposals.num_regions,
-                   claimed)
+    return eng.name, cx, (t0, t1, time.perf_counter()), proposals.num_regions
 
 
 def _naming_rules(exc: CertificationError, prog: Program) -> CertificationError:
