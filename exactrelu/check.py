@@ -176,9 +176,10 @@ import torch
 from torch import nn
 
 from ._deps import cdd, cdd_gmp, flint
-from ._exact import ExactMap, input_map, to_fraction
+from ._exact import ExactMap, identity_map, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
 from .capture import Node, Program, capture
+from .rules import _ElementwiseRule
 from .certificate import Adjacency, Certificate, Region, RegionFacet
 from .domain import Domain, Slice, as_domain
 from .errors import CertificateError, InvalidInputError
@@ -198,6 +199,10 @@ _VOLUME_MAX_DIM = 5
 #: on bounded domains up to this dimension a region's ``volume`` must be given (both engines
 #: write it there); above, it may be None. Wherever it is given it must be exact.
 _VOLUME_FIELD_MAX_DIM = 3
+#: compose maps through the rules' node loop (:class:`_Runner`) even for chains, where
+#: :class:`_ChainRunner` applies (set by the environment variable ``EXACTRELU_CHECK_GENERIC=1``
+#: or by tests, which check certificates both ways)
+_GENERIC_MAPS = os.environ.get("EXACTRELU_CHECK_GENERIC", "") == "1"
 #: pattern states are small integers (a state indexes an op's pieces)
 _MAX_STATE = 2 ** 31
 
@@ -386,21 +391,73 @@ class _Level:
     """Exact data for a pattern prefix (the states of piecewise ops ``< j``): the live values
     before piecewise op ``j`` and the exact rows ``[a | c]`` of its switching functions."""
 
-    __slots__ = ("values", "rows", "mat", "F", "absF", "zero", "_keys", "_planes")
+    __slots__ = ("values", "_rows", "_mat", "_sw", "F", "absF", "zero", "z", "ints", "den", "_keys",
+                 "_planes")
 
     def __init__(self, values: dict[int, Any], sw: ExactMap | None) -> None:
         self.values = values
         if sw is None:
             return
-        self.mat = sw.mat
-        self.rows = sw.mat.tolist()
+        self._mat = sw.mat
+        self._rows = sw.mat.tolist()
         self.F = np.array([_near(v) for v in sw.mat.entries()], dtype=np.float64).reshape(
-            len(self.rows), sw.mat.ncols())
+            len(self._rows), sw.mat.ncols())
+        self._finish(None)
+
+    @property
+    def mat(self) -> Any:
+        """The switching functions' rows ``[a | c]`` as an ``fmpq_mat``."""
+        if self._mat is None:
+            z, den = self._sw
+            self._mat = flint.fmpq_mat(z) / den
+        return self._mat
+
+    @property
+    def rows(self) -> list[list[fmpq]]:
+        """The switching functions' rows ``[a | c]`` (exact)."""
+        if self._rows is None:
+            self._rows = self.mat.tolist()
+        return self._rows
+
+    @classmethod
+    def from_ints(cls, z: Any, den: int, thresholds: list[Fraction]) -> "_Level":
+        """The level whose piecewise op has the input map ``z / den`` (``z`` an ``fmpz_mat``)
+        and switching functions ``x - t`` for each threshold ``t`` (all units, threshold by
+        threshold)."""
+        lvl = cls.__new__(cls)
+        lvl.z, lvl.den = z, den
+        n, m = z.nrows(), z.ncols()
+        ints = lvl.ints = [int(v) for v in z.entries()]
+        if thresholds != [0]:
+            tden = math.lcm(*(t.denominator for t in thresholds))
+            rows = [ints[i * m:(i + 1) * m] for i in range(n)]
+            ints = [v for t in thresholds for row in rows
+                    for v in [x * tden for x in row[:-1]] + [row[-1] * tden - int(t * tden) * den]]
+            den *= tden
+            n *= len(thresholds)
+            z = flint.fmpz_mat(n, m, ints)
+        lvl._sw, lvl._mat, lvl._rows = (z, den), None, None
+        F = None
+        if den & (den - 1) == 0:  # a power of two: float(int) is nearest, the division exact
+            with np.errstate(all="ignore"):
+                F = np.array(ints, dtype=np.float64) / float(den)
+            tiny = (F != 0) & (np.abs(F) < 2.0 ** -1000)
+            if not np.isfinite(F).all() or tiny.any() or not math.isfinite(float(den)):
+                F = None
+        if F is None:
+            F = np.array([_near(v) for v in lvl.mat.entries()], dtype=np.float64)
+        lvl.F = F.reshape(n, m)
+        lvl._finish(ints)
+        return lvl
+
+    def _finish(self, ints: list[int] | None) -> None:
         self.absF = np.abs(self.F)
         # a zero row has zero floats; rows of zero floats are confirmed exactly (underflow)
         self.zero = ~self.F.any(axis=1)
+        m = self.F.shape[1]
         for i in np.nonzero(self.zero)[0].tolist():
-            self.zero[i] = all(v == 0 for v in self.rows[i])
+            self.zero[i] = (not any(ints[i * m:(i + 1) * m]) if ints is not None
+                            else all(v == 0 for v in self.rows[i]))
         self._keys: dict[int, tuple] = {}
         self._planes: dict[tuple, list[int]] | None = None
 
@@ -477,6 +534,117 @@ class _Runner:
         else:
             values = self._extend(self.level(key, P - 1, states), P - 1, states[P - 1])
         return values[self.prog.output]
+
+
+class _ChainRunner:
+    """:class:`_Runner` for a chain: every piecewise op elementwise (its exact map and switching
+    functions those of :class:`~exactrelu.rules._ElementwiseRule`, not overridden) and every
+    other node reading only nodes after the previous piecewise op. Each stretch of affine nodes
+    between two piecewise ops is taken once, by the rules on an identity map, as an integer matrix
+    over one denominator; a pattern prefix's maps are then integer products (``fmpz_mat``) over
+    one denominator, with the slopes and constants of each state from the rule's own lists."""
+
+    def __init__(self, prog: Program, m0: ExactMap) -> None:
+        self.prog = prog
+        self.pw = list(prog.piecewise)
+        nodes = prog.nodes
+        values = prog.run_nodes({_INPUT: m0}, 0, self.pw[0], _forward)
+        z, den = _int_form(values[nodes[self.pw[0]].inputs[0]].mat)
+        self.memo: dict[tuple, _Level] = {(): _Level.from_ints(z, den, self._thresholds(0))}
+        # per piecewise op j: (slopes, consts) of each state as integers over one denominator,
+        # and the affine stretch after it (integer matrix [A | a] over a denominator)
+        self.ops: list[tuple[list[list[int]], list[list[int]], int]] = []
+        self.stretch: list[tuple[flint.fmpz_mat, int]] = []
+        for j, p in enumerate(self.pw):
+            nd = nodes[p]
+            rule = nd.rule
+            n = math.prod(nd.out_shape)
+            sc = rule.slopes_consts(nd.module)
+            per_unit = rule.unit_slopes(nd.module, nd.in_shapes[0])
+            units = (None if per_unit is None
+                     else per_unit.reshape(len(sc), -1).to(torch.float64).tolist())
+            slopes = [[Fraction(units[k][i]) if units is not None else Fraction(sc[k][0])
+                       for i in range(n)] for k in range(len(sc))]
+            consts = [Fraction(c) for _, c in sc]
+            lden = math.lcm(*(q.denominator for row in slopes for q in row),
+                            *(q.denominator for q in consts))
+            self.ops.append(([[int(q * lden) for q in row] for row in slopes],
+                             [[int(q * lden)] * n for q in consts], lden))
+            stop = self.pw[j + 1] if j + 1 < len(self.pw) else len(nodes)
+            ident = identity_map(n, nd.out_shape)
+            vals = prog.run_nodes({p: ident}, p + 1, stop, _forward)
+            out = (vals[nodes[stop].inputs[0]] if j + 1 < len(self.pw)
+                   else vals[prog.output])
+            self.stretch.append(_int_form(out.mat))
+
+    @staticmethod
+    def applies(prog: Program) -> bool:
+        """Is ``prog`` a chain of this kind?"""
+        pw = list(prog.piecewise)
+        if not pw:
+            return False
+        for p in pw:
+            rule = prog.nodes[p].rule
+            if not isinstance(rule, _ElementwiseRule) or any(
+                    getattr(type(rule), m) is not getattr(_ElementwiseRule, m)
+                    for m in ("exact_apply", "exact_switching")):
+                return False
+        # every node reads only nodes from the last piecewise op before it on (or the input)
+        lo = _INPUT
+        for i, nd in enumerate(prog.nodes):
+            if any(not lo <= s < i for s in nd.inputs):
+                return False
+            if nd.piecewise:
+                lo = i
+        return lo <= prog.output
+
+    def _thresholds(self, j: int) -> list[Fraction]:
+        nd = self.prog.nodes[self.pw[j]]
+        return [Fraction(t) for t in nd.rule.thresholds(nd.module)]
+
+    def _next(self, lvl: _Level, j: int, state: tuple) -> tuple[flint.fmpz_mat, int]:
+        """The map after piecewise op ``j`` (in ``state``) and the affine stretch after it, as an
+        integer matrix over a denominator, from the map before op ``j`` (``lvl``)."""
+        slopes, consts, lden = self.ops[j]
+        den = lvl.den * lden
+        n, m = lvl.z.nrows(), lvl.z.ncols()
+        ints = lvl.ints
+        zero = [0] * m
+        flat: list[int] = []
+        for i, st in enumerate(state):
+            s, c = slopes[st][i], consts[st][i]
+            if not c and (s == 0 or (s == 1 and lden == 1)):
+                flat += ints[i * m:(i + 1) * m] if s else zero
+                continue
+            r = [s * v for v in ints[i * m:(i + 1) * m]]
+            r[-1] += c * lvl.den
+            flat += r
+        flat += zero[:-1]
+        flat.append(den)
+        a, aden = self.stretch[j]
+        return a * flint.fmpz_mat(n + 1, m, flat), den * aden
+
+    def level(self, key: tuple, j: int, states: Any = None) -> _Level:
+        """Level ``j`` of a pattern whose state tuples are ``key`` (the first ``j`` are used)."""
+        pre = key[:j]
+        lvl = self.memo.get(pre)
+        if lvl is None:
+            parent = self.level(key, j - 1)
+            z, den = self._next(parent, j - 1, key[j - 1])
+            lvl = self.memo[pre] = _Level.from_ints(z, den, self._thresholds(j))
+        return lvl
+
+    def output(self, key: tuple, states: Any = None) -> ExactMap:
+        P = len(self.pw)
+        z, den = self._next(self.level(key, P - 1), P - 1, key[P - 1])
+        return ExactMap(flint.fmpq_mat(z) / den, tuple(self.prog.output_shape))
+
+
+def _int_form(mat: Any) -> tuple[Any, int]:
+    """An ``fmpq_mat`` as an integer matrix (``fmpz_mat``) over one positive denominator."""
+    qs = mat.entries()
+    den = math.lcm(1, *(int(v.q) for v in qs))
+    return flint.fmpz_mat(mat.nrows(), mat.ncols(), [int(v.p) * (den // int(v.q)) for v in qs]), den
 
 
 def _area_2d(ids: list[int], Vf: np.ndarray, vq: Any, pts: list) -> Fraction:
@@ -1306,7 +1474,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
             v = vq_cache[k] = tuple(_fq(x) for x in cert.vertices[k])
         return v
 
-    runner = _Runner(prog, m0)
+    runner = (_ChainRunner(prog, m0) if _ChainRunner.applies(prog) and not _GENERIC_MAPS
+              else _Runner(prog, m0))
     cc_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def cell_cons(j: int, st_key: tuple, st: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
