@@ -353,23 +353,20 @@ def _sign(v: fmpq) -> int:
     return (v > 0) - (v < 0)
 
 
-def _signs(F: np.ndarray, absF: np.ndarray, rows: list[list[fmpq]], Xh: np.ndarray,
-           pts: list[Sequence[fmpq]]) -> np.ndarray:
-    """Exact signs (int8, (m, k)) of ``rows[i] . (pts[j], 1)``. ``F`` holds the nearest floats of
-    ``rows`` (m, d + 1) and ``absF`` their absolute values, ``Xh`` those of ``pts`` as columns
+def _signs(F: np.ndarray, absF: np.ndarray, rows: Any, Xh: np.ndarray,
+           pts: list[list[int]]) -> np.ndarray:
+    """Exact signs (int8, (m, k)) of ``rows(i) . pts[j]``: ``rows(i)`` is row ``i`` times a
+    positive integer, in integers, and ``pts[j]`` a point as integers ``[x | D]`` (``D > 0``,
+    :func:`_hom`). ``F`` holds the nearest floats of the rows (m, d + 1) and ``absF`` their
+    absolute values, ``Xh`` those of ``pts`` as columns
     with a trailing row of ones (d + 1, k). The float product decides every entry whose value
     exceeds the rigorous error bound of :func:`~exactrelu._geometry.float_signs`; the rest (all
     zeros among them) are evaluated exactly."""
     out, decided = float_signs(F, absF, Xh)
-    n = F.shape[1] - 1
     ii, jj = np.nonzero(~decided)
     for i, j in zip(ii.tolist(), jj.tolist()):
-        row = rows[i]
-        p = pts[j]
-        v = row[n]
-        for a, x in zip(row, p):
-            v += a * x
-        out[i, j] = _sign(v)
+        v = sum(a * x for a, x in zip(rows(i), pts[j]))
+        out[i, j] = (v > 0) - (v < 0)
     return out
 
 
@@ -391,7 +388,8 @@ class _Level:
     """Exact data for a pattern prefix (the states of piecewise ops ``< j``): the live values
     before piecewise op ``j`` and the exact rows ``[a | c]`` of its switching functions."""
 
-    __slots__ = ("values", "_rows", "_mat", "_sw", "F", "absF", "zero", "z", "ints", "den", "_keys",
+    __slots__ = ("values", "_rows", "_mat", "_sw", "F", "absF", "zero", "z", "ints", "ints_sw", "den",
+                 "_keys",
                  "_planes")
 
     def __init__(self, values: dict[int, Any], sw: ExactMap | None) -> None:
@@ -419,6 +417,21 @@ class _Level:
             self._rows = self.mat.tolist()
         return self._rows
 
+    def row(self, i: int) -> list[fmpq]:
+        """Row ``i`` of :attr:`rows`, without making the others."""
+        if self._rows is not None:
+            return self._rows[i]
+        z, den = self._sw
+        m = z.ncols()
+        return [fmpq(v, den) for v in self.ints_sw[i * m:(i + 1) * m]]
+
+    def irow(self, i: int) -> list[int]:
+        """Row ``i`` of :attr:`rows` times a positive integer, in integers."""
+        if self._rows is not None:
+            return _ints(self._rows[i])
+        m = self.F.shape[1]
+        return self.ints_sw[i * m:(i + 1) * m]
+
     @classmethod
     def from_ints(cls, z: Any, den: int, thresholds: list[Fraction]) -> "_Level":
         """The level whose piecewise op has the input map ``z / den`` (``z`` an ``fmpz_mat``)
@@ -436,7 +449,7 @@ class _Level:
             den *= tden
             n *= len(thresholds)
             z = flint.fmpz_mat(n, m, ints)
-        lvl._sw, lvl._mat, lvl._rows = (z, den), None, None
+        lvl._sw, lvl._mat, lvl._rows, lvl.ints_sw = (z, den), None, None, ints
         F = None
         if den & (den - 1) == 0:  # a power of two: float(int) is nearest, the division exact
             with np.errstate(all="ignore"):
@@ -465,7 +478,7 @@ class _Level:
         """The canonical key of row ``i`` (see :func:`_canon`)."""
         k = self._keys.get(i)
         if k is None:
-            k = self._keys[i] = _canon(self.rows[i])
+            k = self._keys[i] = _canon(self.row(i))
         return k
 
     def on_plane(self, plane: tuple[int, ...]) -> list[int]:
@@ -481,6 +494,11 @@ class _Level:
                     g = math.gcd(*z) * (1 if lead > 0 else -1)
                     self._planes.setdefault(tuple(v // g for v in z), []).append(i)
         return self._planes.get(plane, [])
+
+
+def _state_tensor(nd: Node, state: tuple) -> torch.Tensor:
+    """A pattern's state tuple of the piecewise node ``nd`` as the tensor its rule takes."""
+    return torch.tensor(state, dtype=torch.int64).reshape(nd.out_shape)
 
 
 def _forward(i: int, nd: Node, ins: list[Any]) -> Any:
@@ -508,31 +526,36 @@ class _Runner:
         nd = self.prog.nodes[self.pw[j]]
         return _Level(values, nd.rule.exact_switching(nd.module, values[nd.inputs[0]]))
 
-    def _extend(self, lvl: _Level, j: int, state: torch.Tensor) -> dict[int, Any]:
+    def _extend(self, lvl: _Level, j: int, state: tuple) -> dict[int, Any]:
         """The live values before piecewise op ``j + 1``, op ``j`` taking ``state``."""
         def step(i: int, nd: Node, ins: list[Any]) -> Any:
             if nd.piecewise:
-                return nd.rule.exact_apply(nd.module, ins[0], state.reshape(nd.out_shape))
+                return nd.rule.exact_apply(nd.module, ins[0], _state_tensor(nd, state))
             return _forward(i, nd, ins)
 
         return self.prog.run_nodes(dict(lvl.values), self.pw[j], self._stop(j + 1), step)
 
-    def level(self, key: tuple, j: int, states: list[torch.Tensor]) -> _Level:
+    def level(self, key: tuple, j: int) -> _Level:
         """Level ``j`` of a pattern whose state tuples are ``key`` (the first ``j`` are used)."""
         pre = key[:j]
         lvl = self.memo.get(pre)
         if lvl is None:
-            parent = self.level(key, j - 1, states)
-            lvl = self._level(self._extend(parent, j - 1, states[j - 1]), j)
+            parent = self.level(key, j - 1)
+            lvl = self._level(self._extend(parent, j - 1, key[j - 1]), j)
             self.memo[pre] = lvl
         return lvl
 
-    def output(self, key: tuple, states: list[torch.Tensor]) -> ExactMap:
+    def levels(self, key: tuple) -> list[_Level]:
+        """None at once: a state not one of its op's may reach a rule only once the witness has
+        proven the states before it (:meth:`level`, op by op)."""
+        return []
+
+    def output(self, key: tuple) -> ExactMap:
         P = len(self.pw)
         if P == 0:
             values = self.memo[()].values
         else:
-            values = self._extend(self.level(key, P - 1, states), P - 1, states[P - 1])
+            values = self._extend(self.level(key, P - 1), P - 1, key[P - 1])
         return values[self.prog.output]
 
 
@@ -555,6 +578,7 @@ class _ChainRunner:
         # and the affine stretch after it (integer matrix [A | a] over a denominator)
         self.ops: list[tuple[list[list[int]], list[list[int]], int]] = []
         self.stretch: list[tuple[flint.fmpz_mat, int]] = []
+        self.states: list[set[int]] = []
         for j, p in enumerate(self.pw):
             nd = nodes[p]
             rule = nd.rule
@@ -566,6 +590,7 @@ class _ChainRunner:
             slopes = [[Fraction(units[k][i]) if units is not None else Fraction(sc[k][0])
                        for i in range(n)] for k in range(len(sc))]
             consts = [Fraction(c) for _, c in sc]
+            self.states.append(set(range(len(sc))))
             lden = math.lcm(*(q.denominator for row in slopes for q in row),
                             *(q.denominator for q in consts))
             self.ops.append(([[int(q * lden) for q in row] for row in slopes],
@@ -624,7 +649,7 @@ class _ChainRunner:
         a, aden = self.stretch[j]
         return a * flint.fmpz_mat(n + 1, m, flat), den * aden
 
-    def level(self, key: tuple, j: int, states: Any = None) -> _Level:
+    def level(self, key: tuple, j: int) -> _Level:
         """Level ``j`` of a pattern whose state tuples are ``key`` (the first ``j`` are used)."""
         pre = key[:j]
         lvl = self.memo.get(pre)
@@ -634,7 +659,17 @@ class _ChainRunner:
             lvl = self.memo[pre] = _Level.from_ints(z, den, self._thresholds(j))
         return lvl
 
-    def output(self, key: tuple, states: Any = None) -> ExactMap:
+    def levels(self, key: tuple) -> list[_Level]:
+        """The levels of the pattern ``key`` up to the first op whose state tuple holds a value
+        that is not one of its states (the witness check rejects that state)."""
+        out = [self.level(key, 0)]
+        for j in range(1, len(self.pw)):
+            if not set(key[j - 1]) <= self.states[j - 1]:
+                break
+            out.append(self.level(key, j))
+        return out
+
+    def output(self, key: tuple) -> ExactMap:
         P = len(self.pw)
         z, den = self._next(self.level(key, P - 1), P - 1, key[P - 1])
         return ExactMap(flint.fmpq_mat(z) / den, tuple(self.prog.output_shape))
@@ -766,7 +801,7 @@ def _across(lvl: _Level, nd: Node, i: int, sg: int, x: list[fmpq], d: int,
 
 
 def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
-             seen: dict[tuple, tuple[int, list[torch.Tensor]]], cell_cons: Any,
+             seen: dict[tuple, int], cell_cons: Any,
              offsets: list[int], d: int) -> None:
     """Completeness by closure under facet crossing, on the layer tree of the patterns.
 
@@ -805,11 +840,11 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
             groups.setdefault(key[:j], {}).setdefault(key[j], key)
         for pre, kids in groups.items():
             first = next(iter(kids.values()))
-            lvl = runner.level(first, j, seen[first][1])
+            lvl = runner.level(first, j)
             pcons = parent_cons.pop(pre)
             pkeys = {c[0] for c in pcons}
             for st_key, rep in kids.items():
-                idx, sgn = cell_cons(j, st_key, seen[rep][1][j])
+                idx, sgn = cell_cons(j, st_key)
                 keep = ~lvl.zero[idx]
                 own = []
                 for i, sg in zip(idx[keep].tolist(), sgn[keep].tolist()):
@@ -833,8 +868,8 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
                         continue  # h_i = 0 does not carry a facet of the child
                     x = [_fq(v) for v in xf]
                     across = _across(lvl, nd, i, sg, x, d, rng)
-                    cell = (f"region {seen[rep][0]}" if last else
-                            f"the cell of region {seen[rep][0]}'s first {j + 1} piecewise ops")
+                    cell = (f"region {seen[rep]}" if last else
+                            f"the cell of region {seen[rep]}'s first {j + 1} piecewise ops")
                     where = (f"completeness: {cell} has a facet on switching function {i} "
                              f"(constraint {offsets[j] + i}) of piecewise op {j} ({nd.name})")
                     if across is None:
@@ -1455,6 +1490,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
     dom_rows = [[_fq(-x) for x in a] + [_fq(b)] for a, b in zip(A_dom, b_dom)]
     dom_F = np.array([[_near(v) for v in row] for row in dom_rows], dtype=np.float64).reshape(n_dom, d + 1)
     dom_absF = np.abs(dom_F)
+    dom_irows = [_ints(row) for row in dom_rows]
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
     # vertices: distinct points; nearest floats for all, exact fmpq on demand
@@ -1467,6 +1503,13 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
     del first_at
     Vf = nearest_floats([list(v) for v in cert.vertices]) if n_vert else np.zeros((0, d))
     vq_cache: dict[int, tuple] = {}
+    vh_cache: dict[int, list[int]] = {}
+
+    def vh(k: int) -> list[int]:
+        v = vh_cache.get(k)
+        if v is None:
+            v = vh_cache[k] = _hom(cert.vertices[k], 1)
+        return v
 
     def vq(k: int) -> tuple:
         v = vq_cache.get(k)
@@ -1478,12 +1521,13 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
               else _Runner(prog, m0))
     cc_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
-    def cell_cons(j: int, st_key: tuple, st: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def cell_cons(j: int, st_key: tuple) -> tuple[np.ndarray, np.ndarray]:
         """(indices, signs) of the switching functions of op ``j`` defining the cell of a state."""
         cc = cc_cache.get((j, st_key))
         if cc is None:
             nd = nodes[j]
-            idx, sgn = nd.rule.cell_constraints(nd.module, st, nd.in_shapes[0])
+            idx, sgn = nd.rule.cell_constraints(nd.module, _state_tensor(nd, st_key),
+                                                nd.in_shapes[0])
             cc = cc_cache[(j, st_key)] = (idx.reshape(-1).numpy().astype(np.int64),
                                           sgn.reshape(-1).numpy().astype(np.int64))
         return cc
@@ -1503,7 +1547,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         masked[lvl.on_plane(plane)] = 0
         return masked.tobytes()
 
-    seen: dict[tuple, tuple[int, list[torch.Tensor]]] = {}
+    seen: dict[tuple, int] = {}
     by_volume = bounded and d <= _VOLUME_MAX_DIM
     volumes: list[fmpq] = []
     deferred: str | None = None  # the first false facet claim, on the volume path
@@ -1514,41 +1558,57 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         key = tuple(tuple(p) for p in r.pattern)
         if key in seen:
             _fail(f"{where}: pattern listed twice")
-        states = []
         for p, nd, n in zip(r.pattern, nodes, n_out):
             if len(p) != n:
                 _fail(f"{where}: pattern of {nd.name} has {len(p)} states, expected {n}")
-            states.append(torch.tensor(p, dtype=torch.int64).reshape(nd.out_shape))
-        seen[key] = (r.index, states)
+        seen[key] = r.index
         w = r.witness
         vids = list(r.vertices)
         if len(set(vids)) != len(vids):
             _fail(f"{where}: a vertex index listed twice")
         # the witness and the vertices, exact and as nearest floats: one sign pass per op
-        pts_q = [tuple(_fq(x) for x in w)] + [vq(k) for k in vids]
+        pts_h = [_hom(w, 1)] + [vh(k) for k in vids]
         wf = nearest_floats([list(w)])
         X = np.concatenate([wf, Vf[vids]], axis=0)
         Xh = np.concatenate([X.T, np.ones((1, X.shape[0]))], axis=0)
-        S_dom = _signs(dom_F, dom_absF, dom_rows, Xh, pts_q)
+        # signs of the domain's rows and of the switching functions of every op whose level the
+        # runner has at once (a chain's levels up to a state that is not one of its op's), in one
+        # pass; the other ops' one by one below, once the states before them are proven
+        levels = runner.levels(key)
+        lstarts = np.cumsum([n_dom] + [lvl.F.shape[0] for lvl in levels]).tolist()
+
+        def level_row(i: int, levels: list[_Level] = levels, lstarts: list[int] = lstarts) -> list[int]:
+            if i < n_dom:
+                return dom_irows[i]
+            n = bisect.bisect_right(lstarts, i) - 1
+            return levels[n].irow(i - lstarts[n])
+
+        S_every = _signs(np.concatenate([dom_F] + [lvl.F for lvl in levels]),
+                         np.concatenate([dom_absF] + [lvl.absF for lvl in levels]),
+                         level_row, Xh, pts_h)
+        S_dom = S_every[:n_dom]
         # constraints of the region (domain rows first, then every op's cell constraints in order):
-        # blocks of (rows, floats, selected row indices, signs, constraint ids)
-        blocks = [(dom_rows, S_dom, dom_cids, dom_sgn, dom_cids)]
-        for j, (nd, st) in enumerate(zip(nodes, states)):
-            lvl = runner.level(key, j, states)
-            S_all = _signs(lvl.F, lvl.absF, lvl.rows, Xh, pts_q)
+        # blocks of (row of an index, signs, selected row indices, signs, constraint ids)
+        blocks = [(dom_rows.__getitem__, S_dom, dom_cids, dom_sgn, dom_cids, dom_irows.__getitem__)]
+        for j, nd in enumerate(nodes):
+            if j < len(levels):
+                lvl, S_all = levels[j], S_every[lstarts[j]:lstarts[j + 1]]
+            else:
+                lvl = runner.level(key, j)
+                S_all = _signs(lvl.F, lvl.absF, lvl.irow, Xh, pts_h)
             sg_w = S_all[:, 0]
             at_w = nd.rule.state_from_signs(nd.module, torch.from_numpy(sg_w.astype(np.int64))[None],
                                             nd.in_shapes[0])[0]
-            if not torch.equal(at_w.reshape(-1), st.reshape(-1)):
+            if at_w.reshape(-1).tolist() != list(key[j]):
                 _fail(f"{where}: the state of {nd.name} at the witness is not the region's pattern")
-            idx, sgn = cell_cons(j, key[j], st)
+            idx, sgn = cell_cons(j, key[j])
             keep = ~lvl.zero[idx]  # identically zero: does not split (its tie state was checked above)
             bad = keep & (sgn * sg_w[idx] <= 0)
             if bad.any():
                 i = int(idx[int(np.argmax(bad))])
                 _fail(f"{where}: witness not strictly inside constraint {offsets[j] + i} of {nd.name}")
             sel = idx[keep]
-            blocks.append((lvl.rows, S_all, sel, sgn[keep], offsets[j] + sel))
+            blocks.append((lvl.row, S_all, sel, sgn[keep], offsets[j] + sel, lvl.irow))
             if refine[j]:
                 if (sg_w[~lvl.zero] == 0).any():
                     refine[j] = False  # not a cell of its sign vector: no refinement by op j
@@ -1557,7 +1617,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         sd = S_dom[:, 0]
         if (sd <= 0).any():
             _fail(f"{where}: witness outside the domain (row {int(np.argmax(sd <= 0))})")
-        out = runner.output(key, states)
+        out = runner.output(key)
         rows_out = r.output
         same = (len(rows_out) == out.n and all(len(row) == out.k + 1 for row in rows_out))
         if same:
@@ -1573,8 +1633,13 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
                    starts: np.ndarray = starts) -> tuple[list[fmpq], int]:
             """Row ``i`` of the region's constraints and the sign that orients it."""
             n = int(np.searchsorted(starts, i, side="right")) - 1
-            rows, _, sel, sgn, _ = blocks[n]
-            return rows[int(sel[i - starts[n]])], int(sgn[i - starts[n]])
+            rows, _, sel, sgn, _, _ = blocks[n]
+            return rows(int(sel[i - starts[n]])), int(sgn[i - starts[n]])
+
+        def normal(i: int, blocks: list = blocks, starts: np.ndarray = starts) -> list[int]:
+            """The normal of row ``i`` of the region's constraints times a non-zero integer."""
+            n = int(np.searchsorted(starts, i, side="right")) - 1
+            return blocks[n][5](int(blocks[n][2][i - starts[n]]))[:d]
 
         def oriented(i: int) -> list[fmpq]:
             """Row ``i`` of the region's constraints as ``[a | c]``, ``a . t + c >= 0`` on it."""
@@ -1584,14 +1649,14 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         # vertices: signs of every constraint at every vertex
         if vids:
             SG = np.concatenate([S_all[sel, 1:] * sgn[:, None].astype(np.int8)
-                                 for _, S_all, sel, sgn, _ in blocks], axis=0)
+                                 for _, S_all, sel, sgn, _, _ in blocks], axis=0)
             for col, k in enumerate(vids):
                 colv = SG[:, col]
                 neg = colv < 0
                 if neg.any():
                     _fail(f"{where}: vertex {k} violates constraint {cids[int(np.argmax(neg))]}")
                 tight = np.nonzero(colv == 0)[0].tolist()
-                if _rank([row_of(t)[0][:d] for t in tight], d) != d:
+                if len(tight) < d or flint.fmpz_mat([normal(t) for t in tight]).rank() != d:
                     _fail(f"{where}: vertex {k} is not a vertex of the region (its tight "
                           f"constraints have rank < {d})")
         else:
