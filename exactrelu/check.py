@@ -388,7 +388,7 @@ class _Level:
     """Exact data for a pattern prefix (the states of piecewise ops ``< j``): the live values
     before piecewise op ``j`` and the exact rows ``[a | c]`` of its switching functions."""
 
-    __slots__ = ("values", "_rows", "_mat", "_sw", "F", "absF", "zero", "z", "ints", "ints_sw", "den",
+    __slots__ = ("values", "_rows", "_mat", "_sw", "F", "absF", "zero", "z", "ents", "ints_sw", "den",
                  "_keys",
                  "_planes")
 
@@ -440,7 +440,8 @@ class _Level:
         lvl = cls.__new__(cls)
         lvl.z, lvl.den = z, den
         n, m = z.nrows(), z.ncols()
-        ints = lvl.ints = [int(v) for v in z.entries()]
+        lvl.ents = z.entries()
+        ints = [int(v) for v in lvl.ents]
         if thresholds != [0]:
             tden = math.lcm(*(t.denominator for t in thresholds))
             rows = [ints[i * m:(i + 1) * m] for i in range(n)]
@@ -633,19 +634,19 @@ class _ChainRunner:
         slopes, consts, lden = self.ops[j]
         den = lvl.den * lden
         n, m = lvl.z.nrows(), lvl.z.ncols()
-        ints = lvl.ints
-        zero = [0] * m
-        flat: list[int] = []
+        ents = lvl.ents  # fmpz: no conversion from Python ints when the rows are kept
+        zero = [flint.fmpz(0)] * m
+        flat: list[Any] = []
         for i, st in enumerate(state):
             s, c = slopes[st][i], consts[st][i]
             if not c and (s == 0 or (s == 1 and lden == 1)):
-                flat += ints[i * m:(i + 1) * m] if s else zero
+                flat += ents[i * m:(i + 1) * m] if s else zero
                 continue
-            r = [s * v for v in ints[i * m:(i + 1) * m]]
+            r = [s * v for v in ents[i * m:(i + 1) * m]]
             r[-1] += c * lvl.den
             flat += r
         flat += zero[:-1]
-        flat.append(den)
+        flat.append(flint.fmpz(den))
         a, aden = self.stretch[j]
         return a * flint.fmpz_mat(n + 1, m, flat), den * aden
 
