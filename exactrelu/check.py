@@ -258,12 +258,16 @@ def _seq(x: Any, what: str) -> Sequence[Any]:
     return x
 
 
+_EXACT_TYPES = frozenset((Fraction, int))  # the common cases, at C speed; the rest one by one
+_INT_TYPE = frozenset((int,))
+
+
 def _qvec(v: Any, n: int, what: str) -> None:
     """``v`` is a sequence of ``n`` rationals (int or Fraction)."""
     _seq(v, what)
     if len(v) != n:
         _fail(f"{what}: {len(v)} entries, expected {n}")
-    if not all(type(x) is Fraction for x in v):
+    if not _EXACT_TYPES.issuperset(map(type, v)):
         for x in v:
             if not _is_q(x):
                 _fail(f"{what}: {_short(x)} is not a rational (int or Fraction)")
@@ -272,7 +276,7 @@ def _qvec(v: Any, n: int, what: str) -> None:
 def _ivec(v: Any, what: str, lo: int | None = None, hi: int | None = None) -> None:
     """``v`` is a sequence of ints, each in ``[lo, hi)`` where given."""
     _seq(v, what)
-    if not all(type(x) is int for x in v):
+    if not _INT_TYPE.issuperset(map(type, v)):
         for x in v:
             if not _is_int(x):
                 _fail(f"{what}: {_short(x)} is not an int")
