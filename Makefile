@@ -1,10 +1,11 @@
-# The two commands: `make demo` (the main job) and `make test` (every test).
+# The two commands: `make demo` (the main job) and `make test` (the lint and type gate, then every
+# test).
 # Both install what is missing first (Debian packages, .venv, the package).
 PY := .venv/bin/python
 STAMP := .venv/.installed
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: demo test setup bench verify
+.PHONY: demo test lint setup bench verify
 
 CORE := .venv/.core
 
@@ -26,8 +27,13 @@ demo: $(CORE)
 verify: $(CORE)
 	$(PY) -m verify
 
+# ruff (style and likely bugs) and mypy (types), configured in pyproject.toml
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
 # the last step installs the package as a user would, into a new virtual environment of its own
-test: $(CORE)
+test: $(CORE) lint
 	$(PY) -m verify --fast
 	$(PY) -m pytest -q -p no:cacheprovider
 	bash scripts/install_test.sh

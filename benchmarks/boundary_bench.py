@@ -18,13 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import exactrelu  # noqa: E402
-from nets import mlp  # noqa: E402
+import exactrelu
+
+from nets import mlp
 
 DEFAULT = ["2-16-16-16:3", "2-32-32:10", "2-64-64-64:3", "3-8-8:3", "3-16-16:4", "4-8-8:3"]
 
 
-def _timed(f, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 (any callable)
+def _timed(f, *args, **kwargs):
     t = time.perf_counter()
     out = f(*args, **kwargs)
     return out, time.perf_counter() - t
@@ -34,8 +35,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", default=None, help="names such as 2-32-32:10")
     args = parser.parse_args()
-    print("| net | outputs | regions | boundary cells | boundary s | check_boundary s | level cells "
-          "| level_set s | class: pieces, Betti | topology s |")
+    print("| net | outputs | regions | boundary cells | boundary s | check_boundary s "
+          "| level cells | level_set s | class: pieces, Betti | topology s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.only or DEFAULT:
         arch, k = name.split(":")
@@ -48,8 +49,8 @@ def main() -> None:
         _, t_c = _timed(exactrelu.check_boundary, b, cert, net, certificate_checked=True)
         lev, t_l = _timed(exactrelu.level_set, cert, centre[0])
         top, t_t = _timed(exactrelu.decision_region_topology, cert, cls)
-        print(f"| {arch} | {k} | {cert.num_regions} | {len(b)} | {t_b:.2f} | {t_c:.2f} | {len(lev)} | "
-              f"{t_l:.2f} | {cls}: {top.num_pieces}, {top.betti} | {t_t:.2f} |")
+        print(f"| {arch} | {k} | {cert.num_regions} | {len(b)} | {t_b:.2f} | {t_c:.2f} | "
+              f"{len(lev)} | {t_l:.2f} | {cls}: {top.num_pieces}, {top.betti} | {t_t:.2f} |")
 
 
 if __name__ == "__main__":

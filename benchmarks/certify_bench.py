@@ -35,15 +35,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
+import torch
 
-import exactrelu  # noqa: E402
-from exactrelu import _fastpath  # noqa: E402
-from exactrelu.trace import trace  # noqa: E402
-from exactrelu.verify import PARALLEL_THRESHOLD  # noqa: E402
-from exactrelu.capture import capture  # noqa: E402
-from exactrelu.domain import as_domain  # noqa: E402
-from nets import mlp, reference_nets  # noqa: E402
+import exactrelu
+from exactrelu import _fastpath
+from exactrelu.capture import capture
+from exactrelu.domain import as_domain
+from exactrelu.trace import trace
+from exactrelu.verify import PARALLEL_THRESHOLD
+
+from nets import mlp, reference_nets
 
 DEFAULT = ["2-16-16", "2-16-16-16", "2-32-32", "2-32-32-32", "3-8-8", "2-64-64-64", "2-128-128-128",
            "4-16-16-16"]
@@ -81,7 +82,8 @@ def _children(pid: int) -> list[int]:
 
 
 class TreeMemory:
-    """Peak summed memory (:func:`_pss_mb`) of this process and its children, sampled in a thread."""
+    """Peak summed memory (:func:`_pss_mb`) of this process and its children, sampled in a
+    thread."""
 
     def __init__(self) -> None:
         self.peak = self.peak_main = 0.0
@@ -96,7 +98,7 @@ class TreeMemory:
             self.peak = max(self.peak, main + sum(_pss_mb(k) for k in _children(me)))
             self._stop.wait(0.1)
 
-    def __enter__(self) -> "TreeMemory":
+    def __enter__(self) -> TreeMemory:
         self._thread.start()
         return self
 
@@ -117,10 +119,11 @@ def big_row(net: torch.nn.Module, bounds: list, workers: int, engine: str) -> No
     with TreeMemory() as mem:
         cert = exactrelu.verify(net, bounds, progress=False, workers=workers, engine=engine)
     sec = cert.stats["seconds"]
-    print(f"\nbig net 2-256-256-256: {cert.num_regions} regions, {cert.num_vertices} vertices; trace "
-          f"{sec['trace']:.1f} s, certify {sec['exact'] + sec['assemble']:.1f} s ({cert.stats['engine']} "
-          f"engine, {workers} workers); peak memory (PSS), this process and its workers together: "
-          f"{mem.peak:.0f} MB (this process alone: {mem.peak_main:.0f} MB)", flush=True)
+    print(f"\nbig net 2-256-256-256: {cert.num_regions} regions, {cert.num_vertices} vertices; "
+          f"trace {sec['trace']:.1f} s, certify {sec['exact'] + sec['assemble']:.1f} s "
+          f"({cert.stats['engine']} engine, {workers} workers); peak memory (PSS), this process "
+          f"and its workers together: {mem.peak:.0f} MB (this process alone: "
+          f"{mem.peak_main:.0f} MB)", flush=True)
 
 
 def profile_row(name: str, top: int = 15) -> None:
@@ -152,13 +155,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", default=None, help="names such as 2-16-16")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--big", action="store_true", help="add a 2-D net with about 100,000 regions")
+    parser.add_argument("--big", action="store_true",
+                        help="add a 2-D net with about 100,000 regions")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs per net")
     parser.add_argument("--check-max-regions", type=int, default=20000,
                         help="run the checker on certificates of at most this many regions")
-    parser.add_argument("--profile", metavar="NET", help="profile one in-process certification (Python engine)")
+    parser.add_argument("--profile", metavar="NET",
+                        help="profile one in-process certification (Python engine)")
     parser.add_argument("--engine", choices=["auto", "python"], default="auto",
-                        help="auto: as verify does it (compiled where it applies); python: the Python engine")
+                        help="auto: as verify does it (compiled where it applies); python: the "
+                             "Python engine")
     args = parser.parse_args()
     names = args.only or DEFAULT
     known = [n for n, _, _ in reference_nets()]
@@ -166,8 +172,8 @@ def main() -> None:
         parser.error(f"--profile {args.profile}: not a reference net; one of {', '.join(known)}")
     nets = [(n, net, b) for n, net, b in reference_nets() if n in names]
     print(f"workers: {args.workers}, torch {torch.__version__}, {os.cpu_count()} cores")
-    print("| net | engine | float regions | trace s | certified regions | pieces | vertices | certify s | "
-          "certify / trace | check s | check / certify |")
+    print("| net | engine | float regions | trace s | certified regions | pieces | vertices "
+          "| certify s | certify / trace | check s | check / certify |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     executor = cf.ProcessPoolExecutor(max_workers=args.workers) if args.workers > 1 else None
     try:
@@ -190,7 +196,8 @@ def main() -> None:
                 # process pool only for traces large enough to pay for it
                 pool = executor if not compiled and tr.num_regions >= PARALLEL_THRESHOLD else None
                 cert = exactrelu.verify(net, bounds, progress=False, trace=tr, executor=pool,
-                                        workers=args.workers, engine="auto" if compiled else "python")
+                                        workers=args.workers,
+                                        engine="auto" if compiled else "python")
                 t2 = time.perf_counter()
                 t_trace, t_cert = min(t_trace, t1 - t0), min(t_cert, t2 - t1)
             if cert.num_regions <= args.check_max_regions:
@@ -200,7 +207,8 @@ def main() -> None:
                 check_s = f"{t_check:.2f} | {t_check / t_cert:.0f}"
             else:
                 check_s = "skipped | -"
-            print(f"| {name} | {cert.stats['engine']} | {tr.num_regions} | {t_trace:.3f} | {cert.num_regions} | {cert.num_pieces} | "
+            print(f"| {name} | {cert.stats['engine']} | {tr.num_regions} | {t_trace:.3f} | "
+                  f"{cert.num_regions} | {cert.num_pieces} | "
                   f"{cert.num_vertices} | {t_cert:.3f} | {t_cert / max(t_trace, 1e-9):.1f} | "
                   f"{check_s} |", flush=True)
     finally:
@@ -210,7 +218,8 @@ def main() -> None:
         profile_row(args.profile)
     if args.big:
         big_row(mlp((2, 256, 256, 256)), [(-1, 1)] * 2, args.workers, args.engine)
-    print(f"peak resident memory, this process's peak plus the largest child's: {peak_rss_mb():.0f} MB")
+    print(f"peak resident memory, this process's peak plus the largest child's: "
+          f"{peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import exactrelu  # noqa: E402
-from nets import mlp  # noqa: E402
+import exactrelu
+
+from nets import mlp
 
 CHECK = sys.modules["exactrelu.check"]
 DEFAULT = ["4-10-10", "5-8-8", "6-8-8", "4-16-16-16"]
@@ -62,8 +63,8 @@ def main() -> None:
             proof = "volumes" if widths[0] <= CHECK._VOLUME_MAX_DIM else "closure"
             t_check = timed_check(loaded, net)
             closure = f"{timed_check(loaded, net, 0):.1f}" if args.closure else "-"
-            print(f"| {name} | {cert.num_regions} | {t_cert:.1f} | {t_check:.1f} ({proof}) | {closure} |",
-                  flush=True)
+            print(f"| {name} | {cert.num_regions} | {t_cert:.1f} | {t_check:.1f} ({proof}) | "
+                  f"{closure} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ regions.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -74,7 +75,7 @@ def _integer_layer(rng: Any, n_in: int, n_out: int, duplicate: bool, negate: boo
             rows.append(w)
     bias = [int(v) for v in rng.integers(-1, 2, size=base)]
     W, B = [], []
-    for w, b in zip(rows, bias):
+    for w, b in zip(rows, bias, strict=True):
         unit = [(w, b)] * (2 if duplicate else 1)
         if negate:
             unit = unit + [([-v for v in w], -b) for w, b in unit]
@@ -102,7 +103,7 @@ def build(name: str) -> tuple[list[tuple], Any]:
     spec = next(d for d in DEGENERATE if d[0] == name)
     _, widths, dup, neg, seed = spec
     rng = np.random.default_rng(seed)
-    layers = [_integer_layer(rng, a, b, dup, neg) for a, b in zip(widths[:-1], widths[1:])]
+    layers = [_integer_layer(rng, a, b, dup, neg) for a, b in itertools.pairwise(widths)]
     out = torch.tensor(rng.integers(-2, 3, size=(2, widths[-1])), dtype=torch.float32)
     layers.append((out, torch.zeros(2)))
     mods: list[nn.Module] = []
@@ -159,10 +160,10 @@ def _run_torchays(name: str, path: str) -> dict:
                          norm_layer=ays_nn.BatchNormNone)
     linear = [net._modules[str(i)] for i in range(len(layers))]
     same = all(torch.equal(m.weight, w) and torch.equal(m.bias, b)
-               for m, (w, b) in zip(linear, layers))
+               for m, (w, b) in zip(linear, layers, strict=True))
     if not same:  # the degenerate nets: hand torchays their parameters
         with torch.no_grad():
-            for m, (w, b) in zip(linear, layers):
+            for m, (w, b) in zip(linear, layers, strict=True):
                 m.weight.copy_(w)
                 m.bias.copy_(b)
     net.eval()

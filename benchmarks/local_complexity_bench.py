@@ -11,6 +11,7 @@ counts (asserted). Times are the best of ``--repeat`` runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -19,8 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from exactrelu.analysis import local_complexity  # noqa: E402
-from nets import mlp  # noqa: E402
+from exactrelu.analysis import local_complexity
+
+from nets import mlp
 
 
 def best(f, repeat: int) -> tuple[float, object]:
@@ -47,11 +49,10 @@ def main() -> None:
             torch.manual_seed(0)
             pts = ((torch.rand(n, widths[0], dtype=torch.float64) - 0.5) * spread).tolist()
             for radius in ("1/16", "1/128"):
-                def run(strategy: str) -> object:
-                    return local_complexity(net, pts, radius=radius, strategy=strategy, keep=True)
-                t_each, each = best(lambda: run("each"), args.repeat)
-                t_union, union = best(lambda: run("union"), args.repeat)
-                t_auto, auto = best(lambda: run("auto"), args.repeat)
+                run = functools.partial(local_complexity, net, pts, radius=radius, keep=True)
+                t_each, each = best(functools.partial(run, strategy="each"), args.repeat)
+                t_union, union = best(functools.partial(run, strategy="union"), args.repeat)
+                t_auto, auto = best(functools.partial(run, strategy="auto"), args.repeat)
                 assert each.counts == union.counts == auto.counts
                 mean = sum(each.counts) / n
                 print(f"| {spread} | {n} | {radius} | {mean:.1f} | "

@@ -10,6 +10,8 @@ each is reproducible by itself; the domain is ``[-1, 1]^d``.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -24,7 +26,7 @@ def mlp(widths: tuple[int, ...], seed: int = 5, out: int = 2) -> nn.Sequential:
     """``Linear(w0, w1)-ReLU-...-Linear(wk, out)`` built after ``torch.manual_seed(seed)``."""
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
-    for a, b in zip(widths[:-1], widths[1:]):
+    for a, b in itertools.pairwise(widths):
         layers += [nn.Linear(a, b), nn.ReLU()]
     layers.append(nn.Linear(widths[-1], out))
     return nn.Sequential(*layers).eval()

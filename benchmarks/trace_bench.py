@@ -15,7 +15,7 @@ import torch
 from exactrelu.trace import trace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nets import reference_nets  # noqa: E402
+from nets import reference_nets
 
 
 def main(argv: list[str] | None = None) -> None:

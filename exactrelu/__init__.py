@@ -7,9 +7,16 @@ import logging
 import types
 from typing import Any
 
-from .errors import (CertificateError, CertificationError, ExactReluError, InvalidInputError,
-                     MissingDependencyError, RegionLimitError, UnsupportedModelError,
-                     VerificationError)
+from .errors import (
+    CertificateError,
+    CertificationError,
+    ExactReluError,
+    InvalidInputError,
+    MissingDependencyError,
+    RegionLimitError,
+    UnsupportedModelError,
+    VerificationError,
+)
 
 
 def _version() -> str:
@@ -33,32 +40,41 @@ try:
     # numpy before torch: torch imports it from C and clears any error, a Ctrl-C included, so
     # that an interrupt while numpy loads would be lost (and torch would run without numpy)
     import numpy as _numpy  # noqa: F401
-    from .capture import Program, capture
-    from .graphs import AffineMaps, ExactAffineMaps, affine_maps, exact_affine_maps, exact_forward
-    from .rules import (AffineRule, ElementwiseRule, FloatMap, PiecewiseRule, Rule,
-                        register_rule)
-    from .domain import Box, Polytope, RealSpace, Slice
-    from .certificate import Certificate
-    from .verify import verify
-    from .check import check
+
     from . import trace as _trace_module
-    from .export import latex_table
-    from .analysis import (LocalComplexity, PointRegions, RegionStatistics, SegmentWalk,
-                           dual_graph, local_complexity, region_of, region_statistics,
-                           segment_regions, shortest_path)
-    # boundaries, level sets and topology of decision regions and sublevel sets (issue 19)
+    from .analysis import (
+        LocalComplexity,
+        PointRegions,
+        RegionStatistics,
+        SegmentWalk,
+        dual_graph,
+        local_complexity,
+        region_of,
+        region_statistics,
+        segment_regions,
+        shortest_path,
+    )
     from .boundary import BoundaryCell, BoundaryComplex, Measure, decision_boundary, level_set
     from .boundary_check import check_boundary
+    from .capture import Program, capture
+    from .certificate import Certificate
+    from .check import check
+    from .domain import Box, Polytope, RealSpace, Slice
+    from .export import latex_table
+    from .graphs import AffineMaps, ExactAffineMaps, affine_maps, exact_affine_maps, exact_forward
+    from .rules import AffineRule, ElementwiseRule, FloatMap, PiecewiseRule, Rule, register_rule
     from .topology import Topology, decision_region_topology, sublevel_topology, superlevel_topology
+    from .verify import verify
 except KeyboardInterrupt:
     # Ctrl-C while the command line starts (importing torch takes seconds): its exit, not a
     # traceback (see exactrelu.cli)
+    import itertools as _itertools
     import os as _os
     import sys as _sys
 
     _argv = list(getattr(_sys, "orig_argv", ()))
     if _os.path.basename(_sys.argv[0]) == "exactrelu" or \
-            any(a == "-m" and b == "exactrelu.cli" for a, b in zip(_argv, _argv[1:])):
+            any(a == "-m" and b == "exactrelu.cli" for a, b in _itertools.pairwise(_argv)):
         _sys.stderr.write("exactrelu: interrupted\n")
         _sys.stderr.flush()
         _os._exit(130)
@@ -99,7 +115,8 @@ __all__ = [
     "PointRegions", "SegmentWalk", "LocalComplexity", "RegionStatistics", "region_of",
     "segment_regions", "dual_graph", "shortest_path", "local_complexity", "region_statistics",
     # boundaries, level sets and topology (issue 19)
-    "BoundaryCell", "BoundaryComplex", "Measure", "decision_boundary", "level_set", "check_boundary",
+    "BoundaryCell", "BoundaryComplex", "Measure", "decision_boundary", "level_set",
+    "check_boundary",
     "Topology", "decision_region_topology", "sublevel_topology", "superlevel_topology",
 ]
 

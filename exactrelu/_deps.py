@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import logging
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import MissingDependencyError
 
@@ -79,11 +79,17 @@ def _module(name: str, message: str) -> ModuleType:
         return _AbsentModule(name, f"{message} ({err})")
 
 
-flint = _module("flint", _FLINT)
-cdd = _module("cdd", _CDD)
-cdd_gmp = _module("cdd.gmp", _CDD if isinstance(cdd, _AbsentModule) else _CDD_GMP)
+if TYPE_CHECKING:  # a type checker sees the modules; a stand-in has their names
+    import cdd
+    import cdd.gmp as cdd_gmp
+    import flint
+else:
+    flint = _module("flint", _FLINT)
+    cdd = _module("cdd", _CDD)
+    cdd_gmp = _module("cdd.gmp", _CDD if isinstance(cdd, _AbsentModule) else _CDD_GMP)
 
 
+core: ModuleType | None
 try:
     from . import _core as core
     _core_error = ""

@@ -7,9 +7,9 @@ exact values, which is how the exact forward pass on rational points is done: th
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Sequence
 
 import torch
 
@@ -92,7 +92,7 @@ class ExactMap:
         out = self.mat * col
         return [to_fraction(v) for v in out.entries()]
 
-    def reshape(self, shape: Sequence[int]) -> "ExactMap":
+    def reshape(self, shape: Sequence[int]) -> ExactMap:
         return ExactMap(self.mat, tuple(shape))
 
 
@@ -112,10 +112,11 @@ def identity_map(n: int, shape: Sequence[int]) -> ExactMap:
     return ExactMap(fmpq_mat(n, n + 1, entries), tuple(shape))
 
 
-def input_map(M: Sequence[Sequence[Fraction]], c: Sequence[Fraction], shape: Sequence[int]) -> ExactMap:
+def input_map(M: Sequence[Sequence[Fraction]], c: Sequence[Fraction],
+              shape: Sequence[int]) -> ExactMap:
     """The exact map ``t -> M t + c`` (``M`` of shape ``(n, k)``)."""
     k = len(M[0]) if len(M) else 0
-    entries = [to_fmpq(v) for row, ci in zip(M, c) for v in (*row, ci)]
+    entries = [to_fmpq(v) for row, ci in zip(M, c, strict=True) for v in (*row, ci)]
     return ExactMap(fmpq_mat(len(c), k + 1, entries), tuple(shape))
 
 
@@ -126,8 +127,9 @@ def constant_map(values: Iterable[Fraction | float | int], shape: Sequence[int])
 
 
 @dataclass(frozen=True)
-class ExactAffine:  # noqa: D101 (documented below)
-    """An exact affine layer ``y = A x + a`` on flattened tensors (``A``: fmpq_mat (n_out, n_in))."""
+class ExactAffine:
+    """An exact affine layer ``y = A x + a`` on flattened tensors (``A``: fmpq_mat (n_out,
+    n_in))."""
 
     A: fmpq_mat
     a: list[fmpq]
@@ -140,7 +142,7 @@ class ExactAffine:  # noqa: D101 (documented below)
         if any(v != 0 for v in self.a):
             ncols = m.mat.ncols()
             rows = out.tolist()
-            for row, ai in zip(rows, self.a):
+            for row, ai in zip(rows, self.a, strict=True):
                 row[-1] += ai
             return from_rows(rows, ncols, out_shape)
         return ExactMap(out, tuple(out_shape))

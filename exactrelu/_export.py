@@ -24,12 +24,15 @@ batch dimension; every op is checked to act on each sample alone.
 
 from __future__ import annotations
 
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import torch
+import torch.fx as fx
 import torch.utils._pytree as pytree
 from torch import nn
 
+_unlift: ModuleType | None
 try:  # where torch.export keeps the module class ep.module() makes and its guard submodule
     from torch.export import _unlift
 except ImportError:  # pragma: no cover - a torch without torch.export
@@ -38,11 +41,14 @@ except ImportError:  # pragma: no cover - a torch without torch.export
 __all__ = ["as_module", "is_exported", "is_guard", "own_hook", "own_methods", "problems",
            "input_batch_and_shape", "input_shape"]
 
+if TYPE_CHECKING:
+    from torch.export import ExportedProgram
+
 _EXPORTED = getattr(_unlift, "_StatefulGraphModule", None)
 _GUARDS = getattr(_unlift, "GuardsFn", None)
 
 
-def _exported_program_class() -> type | None:
+def _exported_program_class() -> type[ExportedProgram] | None:
     try:
         from torch.export import ExportedProgram
     except ImportError:  # pragma: no cover
@@ -56,7 +62,7 @@ def as_module(obj: Any) -> Any:
     return obj.module() if cls is not None and isinstance(obj, cls) else obj
 
 
-def is_exported(mod: Any) -> bool:
+def is_exported(mod: Any) -> TypeGuard[fx.GraphModule]:
     """Did torch.export make ``mod`` (``ep.module()``)?"""
     return _EXPORTED is not None and isinstance(mod, _EXPORTED)
 
@@ -71,7 +77,7 @@ def own_hook(mod: Any, hook: Any) -> bool:
     if not is_exported(mod):
         return False
     return (hook is getattr(_unlift, "_check_input_constraints_pre_hook", None)
-            or (getattr(hook, "__module__", None) == _unlift.__name__
+            or (getattr(hook, "__module__", None) == getattr(_unlift, "__name__", None)
                 and getattr(hook, "__qualname__", "").startswith(
                     "_create_stateful_graph_module.<locals>.")))
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from .capture import INPUT, Program
 from .certificate import Adjacency, Region, RegionFacet, coprime_fraction
 from .certify import CertificationError, _as_int, _root, constraint_offsets, paused_gc
 from .domain import Domain
-from .errors import RegionLimitError
+from .errors import MissingDependencyError, RegionLimitError
 from .rules import AffineRule, ReshapeRule, _ElementwiseRule, _exact_cache
 
 _core = _deps.core  # None when not built: the Python exact layer does everything
@@ -68,7 +68,8 @@ def _elementwise(nd: Any) -> bool:
     if not isinstance(rule, _ElementwiseRule) or len(nd.inputs) != 1:
         return False
     if not all(_is_plain(rule, m) for m in ("exact_apply", "state_tuple", "constraint_list",
-                                            "exact_switching", "num_switching", "state_from_signs")):
+                                            "exact_switching", "num_switching",
+                                            "state_from_signs")):
         return False
     ts = rule.thresholds(nd.module)
     return len(ts) == 1 or (len(ts) == 2 and ts[0] < ts[1])
@@ -90,10 +91,12 @@ def _segment(prog: Program, lo: int, hi: int) -> list[int] | None:
     return chain
 
 
-def _int_affine(prog: Program, chain: list[int], n_in: int) -> tuple[list[int], int, list[int] | None, int]:
+def _int_affine(prog: Program, chain: list[int],
+                n_in: int) -> tuple[list[int], int, list[int] | None, int]:
     """The composition of the affine layers ``chain`` as integers: (Az row-major, n_out, az or
     None when zero, dA) with ``[A | a] = [Az | az] / dA`` exactly."""
-    affine = [i for i in chain if type(prog.nodes[i].rule).exact_forward is AffineRule.exact_forward]
+    affine = [i for i in chain
+              if type(prog.nodes[i].rule).exact_forward is AffineRule.exact_forward]
     if not affine:
         return [int(r == c) for r in range(n_in) for c in range(n_in)], n_in, None, 1
     if len(affine) == 1:
@@ -102,23 +105,25 @@ def _int_affine(prog: Program, chain: list[int], n_in: int) -> tuple[list[int], 
         key = ("fastpath-int", tuple(nd.in_shapes[0]))
         hit = cache.get(key)
         if hit is None:
-            hit = cache[key] = _integers(nd.rule.exact_affine(nd.module, tuple(nd.in_shapes[0])))
+            hit = cache[key] = _integers(_exact_affine(nd))
         return hit
-    A = a = None
-    for i in affine:
-        nd = prog.nodes[i]
-        aff = nd.rule.exact_affine(nd.module, tuple(nd.in_shapes[0]))
-        col = _exact.fmpq_mat(len(aff.a), 1, aff.a)
-        if A is None:
-            A, a = aff.A, col
-        else:
-            A, a = aff.A * A, aff.A * a + col
+    first = _exact_affine(prog.nodes[affine[0]])
+    A, a = first.A, _exact.fmpq_mat(len(first.a), 1, first.a)
+    for i in affine[1:]:
+        aff = _exact_affine(prog.nodes[i])
+        A, a = aff.A * A, aff.A * a + _exact.fmpq_mat(len(aff.a), 1, aff.a)
     return _integers(_exact.ExactAffine(A, a.entries()))
+
+
+def _exact_affine(nd: Any) -> _exact.ExactAffine:
+    """The exact map of an affine node (its rule's exact_forward is AffineRule's)."""
+    return cast(AffineRule, nd.rule).exact_affine(nd.module, tuple(nd.in_shapes[0]))
 
 
 def _integers(aff: Any) -> tuple[list[int], int, list[int] | None, int]:
     n_out, n_in = aff.A.nrows(), aff.A.ncols()
-    aug = _exact.fmpq_mat(n_out, n_in + 1, [v for r, c in zip(aff.A.tolist(), aff.a) for v in (*r, c)])
+    aug = _exact.fmpq_mat(n_out, n_in + 1, [v for r, c in zip(aff.A.tolist(), aff.a, strict=True)
+                                            for v in (*r, c)])
     N, den = aug.numer_denom()
     flat = [int(v) for v in N.entries()]
     Az = [v for r in range(n_out) for v in flat[r * (n_in + 1): r * (n_in + 1) + n_in]]
@@ -137,19 +142,19 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
     if _core is None:
         return _deps.core_missing()
     if domain.dim not in (2, 3) or not domain.is_bounded:
-        return f"the compiled exact layer takes bounded 2-D and 3-D domains (this one: {domain.dim}-D" + \
-            ("" if domain.is_bounded else ", unbounded") + ")"
+        return ("the compiled exact layer takes bounded 2-D and 3-D domains (this one: "
+                f"{domain.dim}-D" + ("" if domain.is_bounded else ", unbounded") + ")")
     if not prog.piecewise:
         return "the network has no piecewise op"
     pw = prog.piecewise
     for i in pw:
         nd = prog.nodes[i]
-        if _elementwise(nd) and nd.rule.unit_slopes(nd.module, nd.in_shapes[0]) is not None:
-            return (f"{nd.name}: the compiled exact layer takes one set of slopes per op, not one "
-                    "per unit (PReLU with a slope per channel)")
         if not _elementwise(nd):
             return (f"{nd.name}: the compiled exact layer takes ReLU, LeakyReLU and "
                     "Hardtanh-like ops only")
+        if cast(_ElementwiseRule, nd.rule).unit_slopes(nd.module, nd.in_shapes[0]) is not None:
+            return (f"{nd.name}: the compiled exact layer takes one set of slopes per op, not one "
+                    "per unit (PReLU with a slope per channel)")
     # the first op's input must be all that the ops before it leave for later
     first = prog.nodes[pw[0]]
     if (first.inputs[0] != INPUT and prog._last_use[first.inputs[0]] != pw[0]) or \
@@ -164,9 +169,10 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
         end = (chain[-1] if chain else i) if chain is not None else None
         if chain is None or (j + 1 < len(pw) and list(prog.nodes[hi].inputs) != [end]) or \
                 (j + 1 == len(pw) and prog.output != end):
-            return f"after {nd.name}: the compiled exact layer takes chains of affine layers between piecewise ops"
+            return (f"after {nd.name}: the compiled exact layer takes chains of affine layers "
+                    "between piecewise ops")
         n = math.prod(nd.in_shapes[0])
-        rule, module = nd.rule, nd.module
+        rule, module = cast(_ElementwiseRule, nd.rule), nd.module  # checked above
         ts = [Fraction(t) for t in rule.thresholds(module)]
         sc = [(Fraction(a), Fraction(c)) for a, c in rule.slopes_consts(module)]
         if len(sc) != len(ts) + 1:
@@ -174,7 +180,8 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
         sa = math.lcm(*(v.denominator for pair in sc for v in pair))
         states = [(int(a * sa), int(c * sa)) for a, c in sc]
         Az, n_out, az, dA = _int_affine(prog, chain, n)
-        levels.append((n, [(t.numerator, t.denominator) for t in ts], states, sa, offsets[j], Az, n_out, az, dA))
+        levels.append((n, [(t.numerator, t.denominator) for t in ts], states, sa, offsets[j], Az,
+                       n_out, az, dA))
     return Plan(levels)
 
 
@@ -186,7 +193,7 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
     verts = []
     for p in root.vertices:
         w = math.lcm(*(int(c.q) for c in p))
-        verts.append(tuple(int(c.p) * (w // int(c.q)) for c in p) + (w,))
+        verts.append((*(int(c.p) * (w // int(c.q)) for c in p), w))
     facets = []
     for f in root.facets:
         vals = [_exact.to_fmpq(v) for v in f.slack]
@@ -196,7 +203,8 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
     witness = [int(x) for q in map(_exact.to_fmpq, root.witness) for x in (q.p, q.q)]
     vol = _exact.to_fmpq(root.volume)
     m = _as_int(root.live[key])
-    return (verts, facets, witness, (int(vol.p), int(vol.q)), int(m.den), [v for r in m.rows for v in r])
+    return (verts, facets, witness, (int(vol.p), int(vol.q)), int(m.den),
+            [v for r in m.rows for v in r])
 
 
 def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads: int = 1,
@@ -207,6 +215,8 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
     a progress bar (on a terminal only) counts the subtrees certified. With ``max_regions``, the
     threads stop as soon as more regions than that are known to exist (leaves certified plus cells
     waiting, each of which holds one at least) and :class:`RegionLimitError` is raised."""
+    if _core is None:
+        raise MissingDependencyError(_deps.core_missing())
     root = _root(prog, domain)
     first = prog.nodes[prog.piecewise[0]]
     spec = (domain.dim, _root_spec(root, first.inputs[0], domain.dim), pl.levels,
@@ -228,7 +238,8 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
                     bar.refresh()
                 bar.update(done - bar.n)
         try:
-            out = _core.certify2d(spec, (Fraction, coprime_fraction, RegionFacet, Region, Adjacency),
+            out = _core.certify2d(spec,
+                                  (Fraction, coprime_fraction, RegionFacet, Region, Adjacency),
                                   max(1, int(threads)), proposals, report, max_regions or 0)
         except ArithmeticError as exc:
             raise CertificationError(str(exc)) from None

@@ -17,11 +17,11 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cmp_to_key
-from typing import Union
+from typing import Any, cast
 
 import numpy as np
 
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 Point = Sequence[Fraction]
-Incidence = Union[Sequence[Sequence[int]], Mapping[object, Sequence[int]]]
+Incidence = Sequence[Collection[int]] | Mapping[object, Collection[int]]
 
 
 def _q(x: Fraction | int) -> flint.fmpq:
@@ -110,7 +110,8 @@ def interval_length(vertices: Sequence[Point] | Sequence[Fraction]) -> Fraction:
     """
     if not vertices:
         return Fraction(0)
-    xs = [Fraction(v[0]) if isinstance(v, (tuple, list)) else Fraction(v) for v in vertices]
+    xs = [Fraction(v[0]) if isinstance(v, (tuple, list)) else Fraction(cast(Fraction, v))
+          for v in vertices]
     return max(xs) - min(xs)
 
 
@@ -134,7 +135,7 @@ def _angle_order(vertices: Sequence[Point]) -> list[tuple[Fraction, Fraction]]:
     return [r[2] for r in sorted(rel, key=cmp_to_key(cmp))]
 
 
-def planar_polygon_order(vertices: Sequence[Point], normal: Point) -> list[Point]:
+def planar_polygon_order(vertices: Sequence[Point], normal: Point) -> list[tuple[Fraction, ...]]:
     """The distinct vertices of a convex polygon lying in a plane of ``normal`` (any dimension-3
     points), in cyclic order around it: exact (projected along the largest entry of ``normal``,
     which is one to one on the plane, then sorted by angle with cross products).
@@ -278,7 +279,8 @@ def hull_volume(vertices: Sequence[Point], faces: Sequence[int]) -> Fraction:
         qi = math.lcm(*(x.denominator for x in c))
         q.append(qi)
         p.append([x.numerator * (qi // x.denominator) for x in c])
-    w = [[q[0] * a - qi * b for a, b in zip(pi, p[0])] for qi, pi in zip(q, p)]
+    w = [[q[0] * a - qi * b for a, b in zip(pi, p[0], strict=True)]
+         for qi, pi in zip(q, p, strict=True)]
     expand = _expansion(d)
     memo: dict[tuple[int, ...], list[int]] = {(): [1]}
     common = math.prod(q[1:])
@@ -291,7 +293,7 @@ def hull_volume(vertices: Sequence[Point], faces: Sequence[int]) -> Fraction:
     return Fraction(num, common * q[0] ** d * math.factorial(d))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _expansion(d: int) -> list[list[list[tuple[int, int, int]]]]:
     """For ``m = 1..d``: for each ``m``-subset ``C`` of the ``d`` columns (in lexicographic
     order), the Laplace expansion of the minor on ``C`` of ``m`` rows along its first row, as
@@ -372,7 +374,7 @@ def affine_rank(points: Sequence[Point]) -> int:
         return -1
     p0 = points[0]
     d = len(p0)
-    diffs = [_q(x - y) for p in points[1:] for x, y in zip(p, p0)]
+    diffs = [_q(x - y) for p in points[1:] for x, y in zip(p, p0, strict=True)]
     if not diffs or d == 0:
         return 0
     return flint.fmpq_mat(len(points) - 1, d, diffs).rank()
@@ -440,7 +442,7 @@ def restrict_to_hyperplane(A: Sequence[Point], b: Point, normal: Point, offset: 
     rows: list[list[Fraction]] = []
     rhs: list[Fraction] = []
     others = [i for i in range(d) if i != k]
-    for row, bi in zip(A, b):
+    for row, bi in zip(A, b, strict=True):
         if row[k]:
             f = row[k] / nk
             red = [row[i] - f * normal[i] for i in others]
@@ -479,7 +481,7 @@ def hyperplane_section(A: Sequence[Point], b: Point, normal: Point, offset: Frac
     c = Fraction(offset)
 
     def lift(p: Sequence[Fraction]) -> tuple[Fraction, ...]:
-        full = list(p[:k]) + [Fraction(0)] + list(p[k:])
+        full = [*p[:k], Fraction(0), *p[k:]]
         full[k] = (c - sum((normal[i] * full[i] for i in range(d) if i != k), Fraction(0))) / nk
         return tuple(full)
 
@@ -510,7 +512,7 @@ def hyperplane_section(A: Sequence[Point], b: Point, normal: Point, offset: Frac
     for i in facets(rows, rhs, vrep).indices:
         scale = Fraction(next(abs(v) for v in rows[i] if v != 0))
         a = [v / scale for v in rows[i]]
-        halfspaces.append((tuple(a[:k]) + (Fraction(0),) + tuple(a[k:]), rhs[i] / scale))
+        halfspaces.append(((*a[:k], Fraction(0), *a[k:]), rhs[i] / scale))
     return Section(k, [lift(p) for p in vrep.vertices], sorted(halfspaces), vol)
 
 
@@ -557,7 +559,8 @@ def sign_exact(a: Point, b: Fraction, x: Point) -> int:
     >>> sign_exact([F(1, 3)], F(-1), [F(3)])
     0
     """
-    v = Fraction(b) + sum((Fraction(ai) * Fraction(xi) for ai, xi in zip(a, x)), Fraction(0))
+    v = Fraction(b) + sum((Fraction(ai) * Fraction(xi) for ai, xi in zip(a, x, strict=True)),
+                          Fraction(0))
     return (v > 0) - (v < 0)
 
 
@@ -587,7 +590,7 @@ def sign_filtered(a: Point, b: Fraction, x: Point) -> int:
     s = bh
     big_s = abs(bh)
     t = 0.0
-    for ai, xi in zip(ah, xh):
+    for ai, xi in zip(ah, xh, strict=True):
         p = ai * xi
         s += p
         big_s += abs(p)
@@ -601,7 +604,7 @@ def sign_filtered(a: Point, b: Fraction, x: Point) -> int:
     return sign_exact(a, b, x)
 
 
-def nearest_floats(values: Sequence[Sequence[Fraction]] | Sequence[Fraction]) -> np.ndarray:
+def nearest_floats(values: Sequence[Any]) -> np.ndarray:
     """float64 array of the nearest floats to exact rationals (±inf where they overflow).
 
     >>> from fractions import Fraction as F
@@ -671,12 +674,12 @@ def signs_filtered(
         if exact is None:
             if not (np.isfinite(A).all() and np.isfinite(b).all() and np.isfinite(X).all()):
                 raise InvalidInputError("signs_filtered got non-finite floats and no exact data")
-            Aq = [[Fraction(float(v)) for v in row] for row in A]
-            bq = [Fraction(float(v)) for v in b]
-            Xq = [[Fraction(float(v)) for v in row] for row in X]
+            Aq: Sequence[Sequence[Fraction]] = [[Fraction(float(v)) for v in row] for row in A]
+            bq: Sequence[Fraction] = [Fraction(float(v)) for v in b]
+            Xq: Sequence[Sequence[Fraction]] = [[Fraction(float(v)) for v in row] for row in X]
         else:
             Aq, bq, Xq = exact
-        for i, j in zip(*np.nonzero(undecided)):
+        for i, j in zip(*np.nonzero(undecided), strict=True):
             out[i, j] = sign_exact(Aq[i], bq[i], Xq[j])
     return out
 

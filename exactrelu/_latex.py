@@ -7,8 +7,9 @@ region: an interval in 1-D, the region's facet inequalities (scaled to coprime i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import ExactReluError, InvalidInputError
 
@@ -23,7 +24,7 @@ def _rat(x: Fraction) -> Any:
 
 def _integer_row(a: Sequence[Fraction], b: Fraction) -> tuple[list[int], int]:
     """``a . t <= b`` scaled by a positive number to coprime integers."""
-    vals = list(a) + [b]
+    vals = [*a, b]
     den = math.lcm(*(v.denominator for v in vals))
     ints = [int(v * den) for v in vals]
     g = math.gcd(*ints) or 1
@@ -44,7 +45,9 @@ def certificate_to_latex(cert: Any, names: Sequence[str] | None = None, max_regi
     >>> with torch.no_grad():
     ...     _ = net[0].weight.fill_(2.0), net[0].bias.fill_(-1.0)
     >>> print(certificate_to_latex(exactrelu.verify(net, [(0, 1)], progress=False)))
-    f(x_{1}) = \\begin{cases} 0 & \\text{if } 0 \\le x_{1} \\le \\frac{1}{2} \\\\ 2 x_{1} - 1 & \\text{if } \\frac{1}{2} \\le x_{1} \\le 1 \\end{cases}
+    ... # doctest: +NORMALIZE_WHITESPACE
+    f(x_{1}) = \\begin{cases} 0 & \\text{if } 0 \\le x_{1} \\le \\frac{1}{2} \\\\
+    2 x_{1} - 1 & \\text{if } \\frac{1}{2} \\le x_{1} \\le 1 \\end{cases}
     """
     import sympy
 
@@ -68,7 +71,8 @@ def certificate_to_latex(cert: Any, names: Sequence[str] | None = None, max_regi
         raise InvalidInputError(f"output={output}: the network has {n_out} outputs")
 
     def value(row: Sequence[Fraction]) -> str:
-        expr = sum((_rat(a) * s for a, s in zip(row[:-1], syms)), sympy.Integer(0)) + _rat(row[-1])
+        expr = sum((_rat(a) * s for a, s in zip(row[:-1], syms, strict=True)),
+                   sympy.Integer(0)) + _rat(row[-1])
         return sympy.latex(sympy.expand(expr))
 
     def region_text(r: Any) -> tuple[Any, str]:
@@ -83,12 +87,13 @@ def certificate_to_latex(cert: Any, names: Sequence[str] | None = None, max_regi
             rel = r"\le"
             if next(v for v in a if v != 0) < 0:  # -x <= 1 reads better as x >= -1
                 a, b, rel = [-v for v in a], -b, r"\ge"
-            lhs = sympy.latex(sum((ai * s for ai, s in zip(a, syms)), sympy.Integer(0)))
+            lhs = sympy.latex(sum((ai * s for ai, s in zip(a, syms, strict=True)),
+                                  sympy.Integer(0)))
             parts.append(rf"{lhs} {rel} {b}")
         return tuple(r.witness), r"\text{if } " + r",\ ".join(parts)
 
     rows = []
-    for key, text, r in sorted(((*region_text(r), r) for r in cert.regions), key=lambda t: t[0]):
+    for _key, text, r in sorted(((*region_text(r), r) for r in cert.regions), key=lambda t: t[0]):
         if len(outs) == 1:
             val = value(r.output[outs[0]])
         else:

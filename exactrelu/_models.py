@@ -42,14 +42,15 @@ import sys
 import warnings
 import zipfile
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from .errors import InvalidInputError, UnsupportedModelError
 from . import _deps
+from .errors import InvalidInputError, UnsupportedModelError
 
 __all__ = ["load_model", "load_tensor"]
 
@@ -79,7 +80,8 @@ def load_tensor(path: str, what: str) -> torch.Tensor:
     """A tensor saved with ``torch.save`` (read with ``weights_only=True``)."""
     obj = _safe_load(path, what)
     if not isinstance(obj, torch.Tensor):
-        raise InvalidInputError(f"{what} {path} holds a {type(obj).__name__}, not a tensor; save one with torch.save(x, path)")
+        raise InvalidInputError(f"{what} {path} holds a {type(obj).__name__}, not a tensor; save "
+                                "one with torch.save(x, path)")
     return obj.detach().to(torch.float64) if not obj.is_floating_point() else obj.detach()
 
 
@@ -89,9 +91,16 @@ def _safe_load(path: str, what: str) -> Any:
         raise InvalidInputError(f"{what}: no file at {path}")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
-        first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidInputError(f"{what} {path} is not a tensor file readable with weights_only=True ({first})") from None
+    except Exception as exc:  # torch: UnpicklingError, RuntimeError, EOFError, ... for bad files
+        first = _first_sentence(exc)
+        raise InvalidInputError(f"{what} {path} is not a tensor file readable with "
+                                f"weights_only=True ({first})") from None
+
+
+def _first_sentence(exc: Exception) -> str:
+    """The first sentence of an exception's message (its type's name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
 
 
 def _from_factory(spec: str, weights: str | None) -> nn.Module:
@@ -108,14 +117,17 @@ def _from_factory(spec: str, weights: str | None) -> nn.Module:
             raise InvalidInputError(f"model {spec}: {mod_name} has no attribute {attr}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise InvalidInputError(f"model {spec}: {attr} is not callable; pass a function or class that builds the model")
+        raise InvalidInputError(f"model {spec}: {attr} is not callable; pass a function or class "
+                                "that builds the model")
     factory: Callable[[], Any] = obj
     try:
         net = factory()
     except TypeError as exc:
-        raise InvalidInputError(f"model {spec}: calling {attr}() failed ({exc}); the factory must take no arguments") from None
+        raise InvalidInputError(f"model {spec}: calling {attr}() failed ({exc}); the factory must "
+                                "take no arguments") from None
     if not isinstance(net, nn.Module):
-        raise InvalidInputError(f"model {spec}: {attr}() returned a {type(net).__name__}, not a torch.nn.Module")
+        raise InvalidInputError(f"model {spec}: {attr}() returned a {type(net).__name__}, not a "
+                                "torch.nn.Module")
     if weights is None:
         raise InvalidInputError(f"model {spec} needs --weights (a safetensors file, or a "
                                 "state_dict saved with torch.save(net.state_dict(), path))")
@@ -214,8 +226,11 @@ def _from_pt2(path: str) -> nn.Module:
     (see the module docstring)."""
     try:
         from torch._export.serde import schema
-        from torch._export.serde.serialize import (ExportedProgramDeserializer, _dict_to_dataclass,
-                                                   deserialize_scalar_type)
+        from torch._export.serde.serialize import (
+            ExportedProgramDeserializer,
+            _dict_to_dataclass,
+            deserialize_scalar_type,
+        )
         from torch.export.pt2_archive import constants as names
     except ImportError as exc:
         raise InvalidInputError(f"model {path}: this torch ({torch.__version__}) has no "
@@ -307,6 +322,12 @@ def _pt2_program_problems(program: Any) -> list[str]:
     return out
 
 
+def _concrete(values: Sequence[Any]) -> list[Any] | None:
+    """The integers of a schema's list of symbolic or concrete ints, None if any is symbolic."""
+    out = [v.as_int for v in values if v.type == "as_int"]
+    return out if len(out) == len(values) else None
+
+
 def _pt2_tensors(archive: _Pt2, config_name: str, folder: str, schema: Any, to_dataclass: Any,
                  scalar_type: Any) -> dict[str, torch.Tensor]:
     """The tensors a payload config lists, from their raw bytes, on the CPU (tensors sharing a
@@ -326,11 +347,10 @@ def _pt2_tensors(archive: _Pt2, config_name: str, folder: str, schema: Any, to_d
         if not meta.path_name.startswith(("weight_", "tensor_")):
             raise archive.error(f"{fqn} is a custom object ({meta.path_name})")
         tm = meta.tensor_meta
-        sizes = [v.as_int if v.type == "as_int" else None for v in tm.sizes]
-        strides = [v.as_int if v.type == "as_int" else None for v in tm.strides]
+        sizes, strides = _concrete(tm.sizes), _concrete(tm.strides)
         offset = tm.storage_offset.as_int if tm.storage_offset.type == "as_int" else None
         dtype = scalar_type(tm.dtype)
-        if None in sizes or None in strides or offset is None:
+        if sizes is None or strides is None or offset is None:
             raise archive.error(f"{fqn} has a symbolic shape")
         if meta.path_name not in storages:
             raw = archive.read(folder + meta.path_name)
@@ -342,7 +362,11 @@ def _pt2_tensors(archive: _Pt2, config_name: str, folder: str, schema: Any, to_d
         flat = storages[meta.path_name]
         if flat.dtype != dtype:
             raise archive.error(f"{fqn}: its payload is shared with a tensor of another dtype")
-        extent = offset + sum((n - 1) * st for n, st in zip(sizes, strides)) if all(sizes) else -1
+        if len(strides) != len(sizes):
+            raise archive.error(f"{fqn}: shape {sizes} has {len(sizes)} dimensions but "
+                                f"{len(strides)} strides")
+        extent = offset + sum((n - 1) * st for n, st in zip(sizes, strides, strict=True)) \
+            if all(sizes) else -1
         if any(n < 0 for n in sizes) or any(st < 0 for st in strides) or offset < 0 or \
                 extent >= flat.numel():
             raise archive.error(f"{fqn}: shape {sizes} with strides {strides} at offset {offset} "
@@ -355,13 +379,14 @@ def _pt2_tensors(archive: _Pt2, config_name: str, folder: str, schema: Any, to_d
 def _from_torchscript(path: str) -> nn.Module:
     p = Path(path)
     if not p.is_file():
-        raise InvalidInputError(f"model: no file at {path} (pass a TorchScript file or package.module:factory)")
+        raise InvalidInputError(f"model: no file at {path} (pass a TorchScript file or "
+                                "package.module:factory)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             sm = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:  # RuntimeError for anything that is not a TorchScript archive
-        first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
+        first = _first_sentence(exc)
         raise InvalidInputError(f"model {path} is not a TorchScript file ({first}); pass "
                                 f"package.module:factory --weights state_dict.pt instead") from None
     problems: list[str] = []
@@ -542,7 +567,8 @@ _MISSING = object()
 def _attributes(m: Any) -> dict[str, Any]:
     """Every attribute of a scripted module that is not a submodule: parameters, buffers,
     constants, flags."""
-    items = torch._C._jit_debug_module_iterators(m._c)["named_attributes"]
+    iterators = torch._C._jit_debug_module_iterators  # type: ignore[attr-defined]  # not in stubs
+    items = iterators(m._c)["named_attributes"]
     return {k: v for k, v in items if not isinstance(v, torch._C.ScriptObject)}
 
 

@@ -23,13 +23,14 @@ one rule per computation however it is written (``F.relu``, ``torch.relu``, ``x.
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .rules import (Abs, BatchNorm, Clamp, Mean, Pad, _aten)
+from .rules import Abs, BatchNorm, Clamp, Mean, Pad, _aten
 
 __all__ = ["MODEL", "FUNCTIONAL_MODULES", "ARITHMETIC", "MAXIMUM", "MINIMUM", "CAT_OPS",
            "VIEW_OPS", "FLATTEN_OPS", "UNSQUEEZE_OPS", "SQUEEZE_OPS", "IDENTITY_OPS",

@@ -111,10 +111,10 @@ def ratio(n: int, d: int) -> Fraction:
         g = math.gcd(n, d)
         return coprime_fraction(n // g, d // g)
     fn, fd = flint.fmpz(n), flint.fmpz(d)
-    g = fn.gcd(fd)
-    if g == 1:
+    fg = fn.gcd(fd)
+    if fg == 1:
         return coprime_fraction(n, d)
-    return coprime_fraction(int(fn // g), int(fd // g))
+    return coprime_fraction(int(fn // fg), int(fd // fg))
 
 
 def _too_long(s: str) -> str:

@@ -36,7 +36,7 @@ __all__ = [
 Row = Sequence[Fraction]
 
 
-def _solve(lp: object) -> None:
+def _solve(lp: _gmp.LinProg) -> None:
     """Solve ``lp`` by the criss-cross rule, the pivot rule of every exact LP here: it is finite
     on any LP (cddlib's default dual simplex was seen to cycle, hanging or crashing, on the
     degenerate LPs of duplicated units) and measured as fast as the default on this module's LPs
@@ -126,7 +126,7 @@ def _check(A: Sequence[Row], b: Row, dim: int | None) -> int:
 
 
 def _cdd_rows(A: Sequence[Row], b: Row) -> list[list[Fraction]]:
-    return [[Fraction(bi)] + [-Fraction(a) for a in row] for row, bi in zip(A, b)]
+    return [[Fraction(bi)] + [-Fraction(a) for a in row] for row, bi in zip(A, b, strict=True)]
 
 
 def h_to_v(A: Sequence[Row], b: Row, dim: int | None = None) -> VRep:
@@ -206,9 +206,9 @@ def facets(A: Sequence[Row], b: Row, vrep: VRep | None = None) -> FacetSet:
         by_set.setdefault(frozenset(s), []).append(i)
     candidates = sorted(by_set, key=len, reverse=True)
     maximal: list[frozenset[int]] = []
-    for s in candidates:
-        if not any(len(t) > len(s) and s < t for t in maximal):
-            maximal.append(s)
+    for c in candidates:
+        if not any(len(t) > len(c) and c < t for t in maximal):
+            maximal.append(c)
     order = sorted(maximal, key=lambda s: by_set[s][0])
     groups = [tuple(by_set[s]) for s in order]
     return FacetSet(
@@ -238,7 +238,8 @@ def interior_point(
     """
     d = _check(A, b, dim)
     rows = [
-        [Fraction(bi)] + [-Fraction(a) for a in row] + [-_l1(row)] for row, bi in zip(A, b)
+        [Fraction(bi)] + [-Fraction(a) for a in row] + [-_l1(row)]
+        for row, bi in zip(A, b, strict=True)
     ]
     rows.append([Fraction(1)] + [Fraction(0)] * d + [Fraction(-1)])
     rows.append([Fraction(0)] + [Fraction(0)] * (d + 1))
@@ -268,7 +269,7 @@ def lp_max(c: Row, A: Sequence[Row], b: Row) -> LPResult:
     d = _check(A, b, len(c))
     rows = _cdd_rows(A, b)
     rows.append([Fraction(0)] + [Fraction(ci) for ci in c])
-    lp = _gmp.linprog_from_array(rows if A else [[Fraction(0)] * (d + 1)] + rows, cdd.LPObjType.MAX)
+    lp = _gmp.linprog_from_array(rows if A else [[Fraction(0)] * (d + 1), *rows], cdd.LPObjType.MAX)
     _solve(lp)
     status = lp.status
     if status == cdd.LPStatusType.OPTIMAL:
@@ -307,7 +308,7 @@ def rows_feasible(rows: Sequence[Sequence[Fraction]], dim: int) -> bool:
     """
     if not rows:
         return True
-    lp = _gmp.linprog_from_array(list(rows) + [[Fraction(0)] * (dim + 1)], cdd.LPObjType.MAX)
+    lp = _gmp.linprog_from_array([*rows, [Fraction(0)] * (dim + 1)], cdd.LPObjType.MAX)
     _solve(lp)
     status = lp.status
     if status == cdd.LPStatusType.OPTIMAL:

@@ -52,14 +52,21 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from ._geometry import (Section, affine_rank, float_signs, hyperplane_section, nearest_floats,
-                        polygon_order)
+from ._geometry import (
+    Section,
+    affine_rank,
+    float_signs,
+    hyperplane_section,
+    nearest_floats,
+    polygon_order,
+)
 from ._polyhedra import h_to_v
 from .certificate import Certificate, Region, canonical_hyperplane
 from .domain import to_fraction
@@ -225,13 +232,15 @@ class BoundaryComplex:
     def segments(self) -> list[tuple[Point, Point]]:
         """2-D: every cell as its two exact end points."""
         if self.dim != 2:
-            raise InvalidInputError(f"segments() is for 2-D boundaries; this one has dimension {self.dim}")
+            raise InvalidInputError(f"segments() is for 2-D boundaries; this one has dimension "
+                                    f"{self.dim}")
         return [(c.vertices[0], c.vertices[1]) for c in self.cells]
 
     def polygons(self) -> list[tuple[Point, ...]]:
         """3-D: every cell as its exact vertices in cyclic order."""
         if self.dim != 3:
-            raise InvalidInputError(f"polygons() is for 3-D boundaries; this one has dimension {self.dim}")
+            raise InvalidInputError(f"polygons() is for 3-D boundaries; this one has dimension "
+                                    f"{self.dim}")
         return [c.vertices for c in self.cells]
 
 
@@ -246,7 +255,7 @@ class ClassCell:
 
 # ------------------------------------------------------------------------------------ pieces
 def _value(row: Sequence[Fraction], t: Sequence[Fraction]) -> Fraction:
-    return sum((a * x for a, x in zip(row, t)), Fraction(0)) + row[-1]
+    return sum((a * x for a, x in zip(row, t, strict=False)), Fraction(0)) + row[-1]
 
 
 @dataclass
@@ -267,8 +276,9 @@ class _Piece:
         """The vertices on row ``row`` (exactly)."""
         if self.incidence is None:
             a, bi = self.A[row], self.b[row]
-            return [v for v in self.vertices if sum((x * y for x, y in zip(a, v)), Fraction(0)) == bi]
-        return [v for v, inc in zip(self.vertices, self.incidence) if row in inc]
+            return [v for v in self.vertices
+                    if sum((x * y for x, y in zip(a, v, strict=True)), Fraction(0)) == bi]
+        return [v for v, inc in zip(self.vertices, self.incidence, strict=True) if row in inc]
 
 
 def _pair_signs(groups: list[tuple[int, tuple[Fraction, ...]]], V: list[Point], X: np.ndarray
@@ -281,10 +291,10 @@ def _pair_signs(groups: list[tuple[int, tuple[Fraction, ...]]], V: list[Point], 
         return {}
     den = math.lcm(*(x.denominator for _, g in groups for x in g))
     ints = [[x.numerator * (den // x.denominator) for x in g] for _, g in groups]
-    rows = [[x - y for x, y in zip(ints[a], ints[c])] for a, c in pairs]
+    rows = [[x - y for x, y in zip(ints[a], ints[c], strict=True)] for a, c in pairs]
     F = nearest_floats(rows)
     signs, decided = float_signs(F, np.abs(F), X)
-    for i, j in zip(*np.nonzero(~decided)):
+    for i, j in zip(*np.nonzero(~decided), strict=True):
         v = _value(rows[i], V[j])
         signs[i, j] = (v > 0) - (v < 0)
     return {pair: signs[n] for n, pair in enumerate(pairs)}
@@ -320,12 +330,14 @@ class _Analysed:
             if any(dominates(c, a) for c in range(n) if c != a):
                 continue  # g_c >= g_a on the region: a's piece is not d-dimensional
             ga = groups[a][1]
-            extra_A = [tuple(x - y for x, y in zip(groups[c][1][:-1], ga[:-1])) for c in range(n) if c != a]
+            extra_A = [tuple(x - y for x, y in zip(groups[c][1][:-1], ga[:-1], strict=True))
+                       for c in range(n) if c != a]
             extra_b = [ga[-1] - groups[c][1][-1] for c in range(n) if c != a]
             vrep = h_to_v(self.A + extra_A, self.b + extra_b)
             if affine_rank(vrep.vertices) == d:
-                self.pieces.append(_Piece(r.index, groups[a][0], a, self.A + extra_A, self.b + extra_b,
-                                          vrep.vertices, list(vrep.incidence)))
+                self.pieces.append(_Piece(r.index, groups[a][0], a, self.A + extra_A,
+                                          self.b + extra_b, vrep.vertices,
+                                          list(vrep.incidence)))
 
     @functools.cached_property
     def facet_of(self) -> dict[tuple, tuple[int, int]]:
@@ -346,8 +358,9 @@ def _decision_groups(r: Region) -> list[tuple[int, tuple[Fraction, ...]]]:
     return out
 
 
-def _level_groups(r: Region, output: int, value: Fraction) -> list[tuple[int, tuple[Fraction, ...]]]:
-    row = tuple(r.output[output][:-1]) + (r.output[output][-1] - value,)
+def _level_groups(r: Region, output: int,
+                  value: Fraction) -> list[tuple[int, tuple[Fraction, ...]]]:
+    row = (*r.output[output][:-1], r.output[output][-1] - value)
     if not any(row):
         return [(0, row)]
     return [(-1, tuple(-v for v in row)), (1, row)]
@@ -362,8 +375,8 @@ def _need_bounded(cert: Certificate, what: str) -> None:
     if not isinstance(cert, Certificate):
         raise InvalidInputError(f"{what} takes a Certificate, got {type(cert).__name__}")
     if not cert.domain.is_bounded:
-        raise InvalidInputError(f"{what} needs a bounded domain (cells are polytopes); certify on a box "
-                                f"or polytope instead of {cert.domain!r}")
+        raise InvalidInputError(f"{what} needs a bounded domain (cells are polytopes); certify on "
+                                f"a box or polytope instead of {cert.domain!r}")
 
 
 # ------------------------------------------------------------------------------------ cells
@@ -385,7 +398,8 @@ def _cell(regions: tuple[int, ...], key: tuple, sides: tuple[int | None, int | N
 
 
 def _box_overlap(p: list[Point], q: list[Point]) -> bool:
-    return all(min(u[i] for u in p) <= max(v[i] for v in q) and min(v[i] for v in q) <= max(u[i] for u in p)
+    return all(min(u[i] for u in p) <= max(v[i] for v in q)
+               and min(v[i] for v in q) <= max(u[i] for u in p)
                for i in range(len(p[0])))
 
 
@@ -394,7 +408,8 @@ def _vanishes_on(row: tuple[Fraction, ...], key: tuple) -> bool:
     normal, offset = key
     i = next(j for j, v in enumerate(normal) if v != 0)
     lam = row[i] / normal[i]
-    return all(x == lam * y for x, y in zip(row[:-1], normal)) and row[-1] == -lam * offset
+    return all(x == lam * y for x, y in zip(row[:-1], normal, strict=True)) \
+        and row[-1] == -lam * offset
 
 
 def _side_pieces(reg: _Analysed, row: int, d: int) -> list[tuple[_Piece, list[Point]]]:
@@ -415,7 +430,7 @@ def _interior_cells(reg: _Analysed) -> list[BoundaryCell]:
             sg = reg.signs[(gi, gj)] if gi < gj else -reg.signs[(gj, gi)]
             if not (sg.max() > 0 > sg.min()):
                 continue  # g_i - g_j keeps one sign on the region: they meet on no interior cell
-            h = tuple(x - y for x, y in zip(reg.groups[gi][1], reg.groups[gj][1]))
+            h = tuple(x - y for x, y in zip(reg.groups[gi][1], reg.groups[gj][1], strict=True))
             key, side = canonical_hyperplane(h[:-1], -h[-1])
             # normal . t - offset has the sign of side * h: label i lies above when side > 0
             sides = (ps[j].label, ps[i].label) if side > 0 else (ps[i].label, ps[j].label)
@@ -425,7 +440,8 @@ def _interior_cells(reg: _Analysed) -> list[BoundaryCell]:
     return out
 
 
-def _complex(cert: Certificate, groups_of: Any, kind: str) -> tuple[list[BoundaryCell], list[_Analysed]]:
+def _complex(cert: Certificate, groups_of: Any,
+             kind: str) -> tuple[list[BoundaryCell], list[_Analysed]]:
     d = cert.dim
     regs = _analyse_all(cert, groups_of)
     level = kind == "level"
@@ -440,7 +456,8 @@ def _complex(cert: Certificate, groups_of: Any, kind: str) -> tuple[list[Boundar
                 level and ri.pieces[0].label != 0 and _vanishes_on(ri.groups[0][1], key)):
             continue  # one label on both sides (and for a level set, f - c is not zero between)
         if key not in ri.facet_of or key not in rj.facet_of:
-            raise CertificateError(f"adjacency ({adj.i}, {adj.j}): a region has no facet on its hyperplane")
+            raise CertificateError(f"adjacency ({adj.i}, {adj.j}): a region has no facet on its "
+                                   "hyperplane")
         lo, hi = (ri, rj) if ri.facet_of[key][1] > 0 else (rj, ri)
         below = _side_pieces(lo, lo.facet_of[key][0], d)
         above = _side_pieces(hi, hi.facet_of[key][0], d)
@@ -460,7 +477,7 @@ def _complex(cert: Certificate, groups_of: Any, kind: str) -> tuple[list[Boundar
             if not reg.pure or reg.pieces[0].label == 0:
                 continue
             p = reg.pieces[0]
-            for i, f in enumerate(reg.region.facets):
+            for f in reg.region.facets:
                 key, side = canonical_hyperplane(f.a, f.b)
                 if min(f.ids) < n_dom and _vanishes_on(reg.groups[p.group][1], key):
                     cell = _cell((reg.region.index,), key,
@@ -479,8 +496,8 @@ def decision_boundary(cert: Certificate) -> BoundaryComplex:
     _need_bounded(cert, "decision_boundary")
     k = math.prod(cert.output_shape)
     if k < 2:
-        raise InvalidInputError(f"decision_boundary needs two or more outputs; this network has {k} "
-                                "(use level_set for a scalar output)")
+        raise InvalidInputError(f"decision_boundary needs two or more outputs; this network has "
+                                f"{k} (use level_set for a scalar output)")
     cells, _ = _complex(cert, _decision_groups, "decision")
     return BoundaryComplex("decision", cert.dim, cert.digest, k, tuple(cells))
 

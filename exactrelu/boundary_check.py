@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any, NoReturn
 
 from torch import nn
 
@@ -56,20 +57,20 @@ __all__ = ["check_boundary"]
 Row = tuple[Fraction, ...]
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str) -> NoReturn:
     raise CertificateError(msg)
 
 
 def _at(f: Row, t: Sequence[Fraction]) -> Fraction:
     """The affine function ``f = [a_1..a_d, c]`` at ``t``."""
     acc = f[-1]
-    for a, x in zip(f, t):
+    for a, x in zip(f, t, strict=False):
         acc += a * x
     return acc
 
 
 def _dot(a: Sequence[Fraction], u: Sequence[Fraction]) -> Fraction:
-    return sum((x * y for x, y in zip(a, u)), Fraction(0))
+    return sum((x * y for x, y in zip(a, u, strict=True)), Fraction(0))
 
 
 class _Reg:
@@ -93,12 +94,14 @@ class _Reg:
         G = flint.fmpq_mat(len(groups), d + 1, [_fq(x) for _, g in groups for x in g])
         vals = (G * Vh).entries()
         self.vals = [vals[g * n:(g + 1) * n] for g in range(len(groups))]
-        R = flint.fmpq_mat(len(self.A), d + 1, [_fq(x) for a, bi in zip(self.A, self.b) for x in (*a, -bi)])
+        R = flint.fmpq_mat(len(self.A), d + 1, [_fq(x) for a, bi in zip(self.A, self.b, strict=True)
+                                                for x in (*a, -bi)])
         t = (R * Vh).entries()
         self.tight = [[j for j in range(n) if t[row * n + j] == 0] for row in range(len(self.A))]
         k = len(groups)
         self.top = next((a for a in range(k)
-                         if all(self.vals[a][j] >= self.vals[c][j] for c in range(k) for j in range(n))), None)
+                         if all(self.vals[a][j] >= self.vals[c][j]
+                                for c in range(k) for j in range(n))), None)
 
     def label(self, g: int) -> int:
         return self.groups[g][0]
@@ -109,12 +112,13 @@ class _Reg:
         A, b = [], []
         for c, (_, fc) in enumerate(self.groups):
             if c != g and c not in skip:
-                A.append(tuple(x - y for x, y in zip(fc[:-1], fg[:-1])))
+                A.append(tuple(x - y for x, y in zip(fc[:-1], fg[:-1], strict=True)))
                 b.append(fg[-1] - fc[-1])
         return A, b
 
     def winner(self, tied: list[int], u: Sequence[Fraction]) -> int:
-        """The group among ``tied`` (equal on a (d-1)-set) that is largest just off it along ``u``."""
+        """The group among ``tied`` (equal on a (d-1)-set) that is largest just off it along
+        ``u``."""
         return max(tied, key=lambda c: _dot(self.groups[c][1][:-1], u))
 
 
@@ -155,7 +159,7 @@ def _closure_is_complete(reg: _Reg, d: int) -> None:
 class _Part:
     """A (d-1)-dimensional part of a region's facet with one label on the region's side."""
 
-    __slots__ = ("reg", "label", "group", "A", "b", "points", "_box")
+    __slots__ = ("A", "_box", "b", "group", "label", "points", "reg")
 
     def __init__(self, reg: _Reg, label: int, group: int, A: list[Row], b: list[Fraction],
                  points: list[tuple[Fraction, ...]]) -> None:
@@ -174,7 +178,7 @@ class _Part:
 
 def _meets(p: _Part, q: _Part) -> bool:
     (a, b), (x, y) = p.box(), q.box()
-    return all(a_i <= y_i and x_i <= b_i for a_i, b_i, x_i, y_i in zip(a, b, x, y))
+    return all(a_i <= y_i and x_i <= b_i for a_i, b_i, x_i, y_i in zip(a, b, x, y, strict=True))
 
 
 def _hkey(a: Sequence[Fraction], b: Fraction) -> tuple[tuple, int]:
@@ -187,14 +191,15 @@ def _hkey(a: Sequence[Fraction], b: Fraction) -> tuple[tuple, int]:
 
 
 def _fraction_key(key: tuple) -> tuple:
-    return tuple(Fraction(int(x.p), int(x.q)) for x in key[0]), Fraction(int(key[1].p), int(key[1].q))
+    return (tuple(Fraction(int(x.p), int(x.q)) for x in key[0]),
+            Fraction(int(key[1].p), int(key[1].q)))
 
 
 def _vanishes_on(f: Row, key: tuple) -> bool:
     normal, offset = key
     i = next(j for j, v in enumerate(normal) if v != 0)
     lam = f[i] / normal[i]
-    return all(x == lam * y for x, y in zip(f[:-1], normal)) and f[-1] == -lam * offset
+    return all(x == lam * y for x, y in zip(f[:-1], normal, strict=True)) and f[-1] == -lam * offset
 
 
 def _facet_parts(reg: _Reg, row: int, side: int, key: tuple) -> list[_Part]:
@@ -207,7 +212,8 @@ def _facet_parts(reg: _Reg, row: int, side: int, key: tuple) -> list[_Part]:
     vals = reg.vals
     out = []
     for g in range(len(reg.groups)):
-        if any(all(vals[c][j] >= vals[g][j] for j in on) and any(vals[c][j] > vals[g][j] for j in on)
+        if any(all(vals[c][j] >= vals[g][j] for j in on)
+               and any(vals[c][j] > vals[g][j] for j in on)
                for c in range(len(reg.groups))):
             continue  # below another group on the whole facet, strictly somewhere: no (d-1)-part
         Ag, bg = reg.argmax_rows(g)
@@ -215,7 +221,8 @@ def _facet_parts(reg: _Reg, row: int, side: int, key: tuple) -> list[_Part]:
         if sec is None:
             continue
         fg = reg.groups[g][1]
-        tied = [c for c, (_, fc) in enumerate(reg.groups) if all(_at(fc, v) == _at(fg, v) for v in sec.vertices)]
+        tied = [c for c, (_, fc) in enumerate(reg.groups)
+                if all(_at(fc, v) == _at(fg, v) for v in sec.vertices)]
         if reg.winner(tied, inward) == g:
             out.append(_Part(reg, reg.label(g), g, reg.A + Ag, reg.b + bg, sec.vertices))
     return out
@@ -238,11 +245,11 @@ def _derive(cert: Certificate, regs: list[_Reg], level: bool) -> dict[tuple, _Ex
         n = len(reg.groups)
         for a in range(n):
             for b in range(a + 1, n):
-                diff = [x - y for x, y in zip(reg.vals[a], reg.vals[b])]
+                diff = [x - y for x, y in zip(reg.vals[a], reg.vals[b], strict=True)]
                 if not (min(diff) < 0 < max(diff)):
                     continue
                 fa, fb = reg.groups[a][1], reg.groups[b][1]
-                h = [x - y for x, y in zip(fa, fb)]
+                h = [x - y for x, y in zip(fa, fb, strict=True)]
                 key, _ = canonical_hyperplane(h[:-1], -h[-1])
                 Ag, bg = reg.argmax_rows(a, skip=(b,))
                 sec = hyperplane_section(reg.A + Ag, reg.b + bg, *key)
@@ -255,11 +262,11 @@ def _derive(cert: Certificate, regs: list[_Reg], level: bool) -> dict[tuple, _Ex
                 if {up, down} == {a, b}:
                     add((reg.index,), key, (reg.label(down), reg.label(up)), sec)
     dom_A, dom_b = cert.domain.halfspaces()
-    dom_keys = {_hkey(a, bi) for a, bi in zip(dom_A, dom_b)}
+    dom_keys = {_hkey(a, bi) for a, bi in zip(dom_A, dom_b, strict=True)}
     on_key: dict[tuple, tuple[list, list]] = {}
     for reg in regs:
-        for row, (a, bi) in enumerate(zip(reg.A, reg.b)):
-            hk, side = _hkey(a, bi)
+        for row, (ra, rb) in enumerate(zip(reg.A, reg.b, strict=True)):
+            hk, side = _hkey(ra, rb)
             if (hk, side) in dom_keys:
                 if level and reg.top is not None and reg.label(reg.top) != 0:
                     key = _fraction_key(hk)
@@ -273,8 +280,8 @@ def _derive(cert: Certificate, regs: list[_Reg], level: bool) -> dict[tuple, _Ex
     for hk, (low_facets, high_facets) in on_key.items():
         if not low_facets or not high_facets:
             reg, row = (low_facets or high_facets)[0]
-            _fail(f"region {reg.index}: its facet {row} is inside the domain but no region lies on its "
-                  "other side")
+            _fail(f"region {reg.index}: its facet {row} is inside the domain but no region lies "
+                  "on its other side")
         if all(reg.top is not None for reg, _ in low_facets + high_facets):
             labels = {reg.label(reg.top) for reg, _ in low_facets + high_facets}
             if len(labels) == 1 and not (level and 0 not in labels and _vanishes_on(
@@ -296,7 +303,8 @@ def _derive(cert: Certificate, regs: list[_Reg], level: bool) -> dict[tuple, _Ex
             active[which].append(n)
             for m in live:
                 p, q = (me, others[m]) if which == 0 else (others[m], me)
-                touching = level and p.label == q.label != 0 and _vanishes_on(p.reg.groups[p.group][1], key)
+                touching = level and p.label == q.label != 0 \
+                    and _vanishes_on(p.reg.groups[p.group][1], key)
                 if (p.label == q.label and not touching) or not _meets(p, q):
                     continue
                 sec = hyperplane_section(p.A + q.A, p.b + q.b, *key)
@@ -332,8 +340,8 @@ def _check_types(bd: BoundaryComplex, cert: Certificate) -> None:
         if not isinstance(c, BoundaryCell):
             _fail(f"{where}: not a BoundaryCell")
         if (not isinstance(c.regions, tuple) or len(c.regions) not in (1, 2)
-                or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < cert.num_regions
-                           for i in c.regions)):
+                or not all(isinstance(i, int) and not isinstance(i, bool)
+                           and 0 <= i < cert.num_regions for i in c.regions)):
             _fail(f"{where}: regions {c.regions!r} are not one or two region indices")
         if not point(c.normal) or not rational(c.offset):
             _fail(f"{where}: the hyperplane is not {d} rational coefficients and a rational offset")
@@ -343,17 +351,19 @@ def _check_types(bd: BoundaryComplex, cert: Certificate) -> None:
         if not isinstance(c.vertices, tuple) or not c.vertices or not all(map(point, c.vertices)):
             _fail(f"{where}: vertices are not a tuple of exact {d}-D points")
         if not isinstance(c.halfspaces, tuple) or not all(
-                isinstance(h, tuple) and len(h) == 2 and point(h[0]) and rational(h[1]) for h in c.halfspaces):
+                isinstance(h, tuple) and len(h) == 2 and point(h[0]) and rational(h[1])
+                for h in c.halfspaces):
             _fail(f"{where}: halfspaces are not pairs (exact normal, exact offset)")
         if not isinstance(c.measure, Measure):
             _fail(f"{where}: measure is not a Measure")
 
 
-def _step_inside(A: list[Row], b: list[Fraction], p: Sequence[Fraction], u: Sequence[Fraction]) -> Fraction | None:
+def _step_inside(A: list[Row], b: list[Fraction], p: Sequence[Fraction],
+                 u: Sequence[Fraction]) -> Fraction | None:
     """An exact ``e > 0`` with ``p + e u`` strictly inside every row, or ``None`` if a row tight at
     ``p`` does not decrease along ``u``."""
     best: Fraction | None = None
-    for a, bi in zip(A, b):
+    for a, bi in zip(A, b, strict=True):
         slack = bi - _dot(a, p)
         rate = _dot(a, u)
         if slack < 0 or (slack == 0 and rate >= 0):
@@ -369,7 +379,7 @@ def _check_sides(n: int, c: BoundaryCell, regs: list[_Reg], prog: Program, cert:
     M, c0 = cert.domain.input_map()
     p = tuple(sum((v[i] for v in c.vertices), Fraction(0)) / len(c.vertices) for i in range(d))
     owners = (c.regions[0], c.regions[-1])
-    for s, (label, sign) in enumerate(zip(c.sides, (-1, 1))):
+    for s, (label, sign) in enumerate(zip(c.sides, (-1, 1), strict=True)):
         if label is None:
             continue
         reg = regs[owners[s]]
@@ -380,19 +390,22 @@ def _check_sides(n: int, c: BoundaryCell, regs: list[_Reg], prog: Program, cert:
         u = [sign * x for x in c.normal]
         e = _step_inside(reg.A + Ag, reg.b + bg, p, u)
         if e is None:
-            _fail(f"cell {n}: just off its {'lower' if s == 0 else 'upper'} side the label is not {label} "
-                  f"(region {reg.index})")
-        q = [x + e * y for x, y in zip(p, u)]
-        x = [sum((m * t for m, t in zip(row, q)), Fraction(0)) + ci for row, ci in zip(M, c0)]
+            _fail(f"cell {n}: just off its {'lower' if s == 0 else 'upper'} side the label is not "
+                  f"{label} (region {reg.index})")
+        q = [x + e * y for x, y in zip(p, u, strict=True)]
+        x = [sum((m * t for m, t in zip(row, q, strict=True)), Fraction(0)) + ci
+             for row, ci in zip(M, c0, strict=True)]
         out = prog.exact_forward(x)
         if bd.kind == "decision":
             got = max(range(len(out)), key=lambda i: (out[i], -i))
         else:
+            if bd.output is None or bd.value is None:  # checked by check_boundary already
+                _fail("a level set needs an output and a value")
             v = out[bd.output] - bd.value
             got = (v > 0) - (v < 0)
         if got != label:
-            _fail(f"cell {n}: the network gives label {got}, not {label}, at the exact point {q} just off "
-                  f"its {'lower' if s == 0 else 'upper'} side")
+            _fail(f"cell {n}: the network gives label {got}, not {label}, at the exact point {q} "
+                  f"just off its {'lower' if s == 0 else 'upper'} side")
 
 
 def check_boundary(boundary: BoundaryComplex, cert: Certificate, net: nn.Module | Program, *,
@@ -430,8 +443,10 @@ def check_boundary(boundary: BoundaryComplex, cert: Certificate, net: nn.Module 
     if boundary.num_outputs != k:
         _fail(f"num_outputs: the boundary says {boundary.num_outputs}, the network has {k}")
     if boundary.kind == "decision":
-        if k < 2 or boundary.output is not None or boundary.value is not None or boundary.flat_regions != ():
-            _fail("a decision boundary has no output, value or flat regions, and needs two or more outputs")
+        if k < 2 or boundary.output is not None or boundary.value is not None \
+                or boundary.flat_regions != ():
+            _fail("a decision boundary has no output, value or flat regions, and needs two or "
+                  "more outputs")
 
         def groups_of(i: int) -> list[tuple[int, Row]]:
             return _decision_groups(cert, i)
@@ -443,7 +458,7 @@ def check_boundary(boundary: BoundaryComplex, cert: Certificate, net: nn.Module 
             _fail(f"value: {value!r} is not an exact rational")
 
         def groups_of(i: int) -> list[tuple[int, Row]]:
-            f = tuple(cert.regions[i].output[out][:-1]) + (cert.regions[i].output[out][-1] - value,)
+            f = (*cert.regions[i].output[out][:-1], cert.regions[i].output[out][-1] - value)
             return [(0, f)] if not any(f) else [(-1, tuple(-x for x in f)), (1, f)]
     else:
         _fail(f"kind: {boundary.kind!r} is neither 'decision' nor 'level'")
@@ -471,7 +486,8 @@ def check_boundary(boundary: BoundaryComplex, cert: Certificate, net: nn.Module 
             near = [v for (regions, _), v in expected.items() if regions == c.regions]
             if not near:
                 _fail(f"{where}: regions {list(c.regions)} carry no cell of the boundary")
-            _fail(f"{where}: its vertices are not those of a cell of the boundary in regions {list(c.regions)}")
+            _fail(f"{where}: its vertices are not those of a cell of the boundary in regions "
+                  f"{list(c.regions)}")
         if ident in matched:
             _fail(f"{where}: listed twice")
         matched.add(ident)

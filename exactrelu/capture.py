@@ -16,8 +16,9 @@ import hashlib
 import inspect
 import math
 import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, cast
 
 import torch
 import torch.fx as fx
@@ -25,20 +26,62 @@ from torch import nn
 from torch.nn.modules import module as _module_mod
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
-from torch.nn.utils import parametrize
 from torch.nn.utils.spectral_norm import SpectralNorm as _OldSpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm as _OldWeightNorm
 
 from . import _exact, _export
 from ._exact import ExactMap
-from ._ops import (ARGUMENT_NAMES, ARITHMETIC, CAT_OPS, FLATTEN_OPS, FOLD_ATTRIBUTES,
-                   FOLD_METHODS, FOLD_OPS, FUNCTIONAL_MODULES, GATHER_OPS,
-                   IDENTITY_OPS, MAXIMUM, METHODS, MINIMUM, MODEL, PIECES_OPS, SIZE_OPS,
-                   SQUEEZE_OPS, TUPLE_MODULES, UNSQUEEZE_OPS, VIEW_OPS)
+from ._ops import (
+    ARGUMENT_NAMES,
+    ARITHMETIC,
+    CAT_OPS,
+    FLATTEN_OPS,
+    FOLD_ATTRIBUTES,
+    FOLD_METHODS,
+    FOLD_OPS,
+    FUNCTIONAL_MODULES,
+    GATHER_OPS,
+    IDENTITY_OPS,
+    MAXIMUM,
+    METHODS,
+    MINIMUM,
+    MODEL,
+    PIECES_OPS,
+    SIZE_OPS,
+    SQUEEZE_OPS,
+    TUPLE_MODULES,
+    UNSQUEEZE_OPS,
+    VIEW_OPS,
+)
 from .errors import InvalidInputError, UnsupportedModelError
-from .rules import (MAX_ENTRIES, Abs, Add, AddConstant, AffineRule, Cat, Clamp, Div, FloatMap,
-                    Gather, Mean, Mul, Pad, PiecewiseRule, Reshape, Rule, Sub, _aten, find_rule,
-                    module_state, overrides, registered_class, rule_conflict)
+from .rules import (
+    MAX_ENTRIES,
+    RULES,
+    Abs,
+    Add,
+    AddConstant,
+    AffineRule,
+    Cat,
+    Clamp,
+    Div,
+    FloatMap,
+    Gather,
+    Mean,
+    Mul,
+    Pad,
+    PiecewiseRule,
+    Reshape,
+    ReshapeCallRule,
+    Rule,
+    Sub,
+    _aten,
+    find_rule,
+    module_state,
+    overrides,
+    parametrizations,
+    registered_class,
+    rule_conflict,
+)
 
 __all__ = ["Program", "Node", "capture"]
 
@@ -60,6 +103,11 @@ class Node:
     def piecewise(self) -> bool:
         return self.rule.piecewise
 
+    @property
+    def piecewise_rule(self) -> PiecewiseRule:
+        """The rule of a piecewise op (``piecewise`` is true): it has PiecewiseRule's methods."""
+        return cast(PiecewiseRule, self.rule)
+
 
 class Program:
     """A captured network: ops in topological order, their rules and shapes.
@@ -69,7 +117,8 @@ class Program:
     activation pattern. A *pattern* is a list with one int64 state tensor per piecewise op.
     """
 
-    def __init__(self, net: nn.Module, nodes: list[Node], input_shape: tuple[int, ...], output: int) -> None:
+    def __init__(self, net: nn.Module, nodes: list[Node], input_shape: tuple[int, ...],
+                 output: int) -> None:
         self.net = net
         self.nodes = nodes
         self.input_shape = input_shape
@@ -96,7 +145,7 @@ class Program:
     def num_switching(self, j: int) -> int:
         """Number of switching functions of piecewise op ``j``."""
         nd = self.nodes[self.piecewise[j]]
-        return nd.rule.num_switching(nd.module, nd.in_shapes[0])  # type: ignore[attr-defined]
+        return nd.piecewise_rule.num_switching(nd.module, nd.in_shapes[0])
 
     def notes(self) -> list[str]:
         """Every place where the network is not taken exactly as written (BatchNorm folding)."""
@@ -125,7 +174,8 @@ class Program:
             for attr in _DIGEST_ATTRIBUTES:
                 if hasattr(nd.module, attr):
                     h.update(f"{attr}={getattr(nd.module, attr)!r};".encode())
-            if isinstance(nd.module, nn.Module) and not type(nd.module).__module__.startswith("torch."):
+            if isinstance(nd.module, nn.Module) \
+                    and not type(nd.module).__module__.startswith("torch."):
                 # a user's module with a registered rule: whatever its rule may read
                 for part in module_state(nd.module):
                     h.update(part)
@@ -156,7 +206,8 @@ class Program:
 
     def float_run(self, m0: FloatMap, *, t: torch.Tensor | None = None,
                   states: Sequence[torch.Tensor | None] | None = None,
-                  until: int | None = None, collect: list | None = None) -> tuple[FloatMap, list[torch.Tensor]]:
+                  until: int | None = None,
+                  collect: list | None = None) -> tuple[FloatMap, list[torch.Tensor]]:
         """Push local affine maps through the network.
 
         ``m0``: maps of the input, ``W`` (N, k, *input_shape), ``b`` (N, *input_shape). The state of
@@ -172,7 +223,8 @@ class Program:
         return self._run(m0, states, until, collect, decide, exact=False)
 
     def exact_run(self, m0: ExactMap, states: Sequence[torch.Tensor | None] | None = None,
-                  until: int | None = None, collect: list | None = None) -> tuple[ExactMap, list[torch.Tensor]]:
+                  until: int | None = None,
+                  collect: list | None = None) -> tuple[ExactMap, list[torch.Tensor]]:
         """The exact counterpart of :meth:`float_run` for one sample.
 
         ``m0`` is the exact input map (``k == 0``: exact values, an exact forward pass). States not
@@ -180,7 +232,8 @@ class Program:
         """
         def decide(rule: PiecewiseRule, nd: Node, m: ExactMap) -> torch.Tensor:
             if m.k != 0:
-                raise InvalidInputError("exact_run needs the states when the map has free coordinates")
+                raise InvalidInputError("exact_run needs the states when the map has free "
+                                        "coordinates")
             return _exact_state(rule, nd, m)
 
         return self._run(m0, states, until, collect, decide, exact=True)
@@ -220,7 +273,7 @@ class Program:
         for j, p in enumerate(self.piecewise):
             self.run_nodes(values, lo, p, forward)
             nd = self.nodes[p]
-            rule: PiecewiseRule = nd.rule  # type: ignore[assignment]
+            rule = nd.piecewise_rule
             x = values[nd.inputs[0]]
             switching = rule.exact_switching if exact else rule.switching
             if until == j:
@@ -234,8 +287,9 @@ class Program:
 
             def apply(i: int, nd: Node, ins: list[Any], st: torch.Tensor = given) -> Any:
                 if exact:
-                    return nd.rule.exact_apply(nd.module, ins[0], st.reshape(nd.out_shape))
-                return nd.rule.apply(nd.module, ins[0], st.to(ins[0].b.device))
+                    return nd.piecewise_rule.exact_apply(nd.module, ins[0],
+                                                         st.reshape(nd.out_shape))
+                return nd.piecewise_rule.apply(nd.module, ins[0], st.to(ins[0].b.device))
 
             self.run_nodes(values, p, p + 1, apply)
             lo = p + 1
@@ -274,7 +328,8 @@ def _exact_state(rule: PiecewiseRule, nd: Node, m: ExactMap) -> torch.Tensor:
 
 def _op_name(module: Any) -> str:
     t = type(module)
-    return t.__name__ if t.__module__.startswith("exactrelu") else f"{t.__module__}.{t.__qualname__}"
+    return t.__name__ if t.__module__.startswith("exactrelu") \
+        else f"{t.__module__}.{t.__qualname__}"
 
 
 # ------------------------------------------------------------------------------- capture
@@ -301,9 +356,11 @@ def capture(net: nn.Module, input_shape: Sequence[int]) -> Program:
     try:
         input_shape = tuple(operator.index(s) for s in input_shape)
     except TypeError:
-        raise InvalidInputError(f"input_shape must be a sequence of ints (no batch dimension), got {input_shape!r}") from None
+        raise InvalidInputError(f"input_shape must be a sequence of ints (no batch dimension), "
+                                f"got {input_shape!r}") from None
     if not input_shape or any(s <= 0 for s in input_shape):
-        raise InvalidInputError(f"input_shape must be non-empty with positive sizes (no batch dimension), got {input_shape}")
+        raise InvalidInputError(f"input_shape must be non-empty with positive sizes (no batch "
+                                f"dimension), got {input_shape}")
 
     builder = _Builder()
     builder.input_shape = input_shape
@@ -313,7 +370,8 @@ def capture(net: nn.Module, input_shape: Sequence[int]) -> Program:
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise UnsupportedModelError(
-            f"{type(net).__name__} has {len(problems)} operation(s) exactrelu cannot handle:\n{lines}\n"
+            f"{type(net).__name__} has {len(problems)} operation(s) exactrelu cannot handle:\n"
+            f"{lines}\n"
             "Register a rule for a module type or function with exactrelu.register_rule(...) "
             "(see exactrelu.rules), or change the model as the message says.", problems)
     if not builder.nodes:
@@ -423,9 +481,9 @@ class _Builder:
             self.problems.append(f"{name or '<root>'} ({_op_name(module)}): {why}")
             rule = Rule()
         else:
-            why = rule.check(module)
-            if why:
-                self.problems.append(f"{name or '<root>'} ({_op_name(module)}): {why}")
+            problem = rule.check(module)
+            if problem:
+                self.problems.append(f"{name or '<root>'} ({_op_name(module)}): {problem}")
         self.nodes.append(Node(name, module, rule, inputs))
         i = len(self.nodes) - 1
         if getattr(module, "inplace", False) is True and not isinstance(module, _DropoutNd):
@@ -443,12 +501,14 @@ class _Builder:
                             ("forward hook", mod._forward_hooks)):
             self.problems += [_hook_problem(label, mod, kind, h) for h in hooks.values()
                               if not _export.own_hook(mod, h)]
-        patched = sorted(vars(mod).keys() & _methods(type(mod)) - _export.own_methods(mod))
+        # mypy reads a class's own __hash__ as the class object's (classes are hashable)
+        methods = _methods(type(mod))  # type: ignore[arg-type]
+        patched = sorted(vars(mod).keys() & methods - _export.own_methods(mod))
         if patched:
             self.problems.append(f"{label} ({_op_name(mod)}): {', '.join(patched)} replaced on the "
                                  "instance; capture follows the class's forward, so define the "
                                  "behaviour in the class instead")
-        called = [k for k in _call_overrides(type(mod))
+        called = [k for k in _call_overrides(type(mod))  # type: ignore[arg-type]  # as above
                   if not (k == "__call__" and _plain_graph_module_call(mod))]
         if called:
             self.problems.append(f"{label} ({_op_name(mod)}): its class redefines "
@@ -469,7 +529,9 @@ class _Builder:
                 if sub is not mod:
                     self.check_call(sub, sub_name)
             return self.add(name, mod, inputs)
-        if isinstance(mod, nn.Sequential) and not overrides(type(mod), nn.Sequential):
+        # overrides is cached by class; mypy reads a class's own __hash__ as the class object's
+        if isinstance(mod, nn.Sequential) and \
+                not overrides(type(mod), nn.Sequential):  # type: ignore[arg-type]
             cur = inputs
             # every entry of _modules in order, as Sequential.forward calls them (a module listed
             # twice is called twice; named_children would list it once)
@@ -478,7 +540,8 @@ class _Builder:
             if not len(mod):
                 return inputs[0] if len(inputs) == 1 else self.add(name, nn.Identity(), inputs)
             return cur[0]
-        if fx.Tracer().is_leaf_module(mod, name):  # a torch.nn layer without a rule: name it, do not trace inside
+        if fx.Tracer().is_leaf_module(mod, name):
+            # a torch.nn layer without a rule: name it, do not trace inside
             self.problems.append(f"{label} ({_op_name(mod)}): no rule registered")
             return inputs[0] if inputs else INPUT
         tracer = _Tracer()
@@ -521,7 +584,8 @@ class _Builder:
         out = INPUT
         for node in gm.graph.nodes:
             path = f"{prefix}.{node.target}" if prefix and node.op == "call_module" else (
-                str(node.target) if node.op == "call_module" else f"{prefix + '.' if prefix else ''}{node.name}")
+                str(node.target) if node.op == "call_module"
+                else f"{prefix + '.' if prefix else ''}{node.name}")
             if node.op == "placeholder":
                 if placeholders >= len(inputs):
                     self.problems.append(f"{path}: the model takes more than one input")
@@ -549,7 +613,8 @@ class _Builder:
                 if exported and isinstance(res, (tuple, list)) and len(res) == 1:
                     res = res[0]  # the flat outputs; _export checked that the model returns one
                 if isinstance(res, (tuple, list)):
-                    self.problems.append(f"{prefix or '<root>'}: the model returns {len(res)} tensors; return one")
+                    self.problems.append(f"{prefix or '<root>'}: the model returns {len(res)} "
+                                         "tensors; return one")
                     res = res[0]
                 out = self.ref(env, res, prefix or "output")
         return out
@@ -565,7 +630,8 @@ class _Builder:
             self.problems.append(f"{path}: uses {what} ({a.name}) where the model's tensor was "
                                  "expected")
             return INPUT
-        self.problems.append(f"{path}: constant argument {a!r} where a tensor of the model was expected")
+        self.problems.append(f"{path}: constant argument {a!r} where a tensor of the model was "
+                             "expected")
         return INPUT
 
     def attribute(self, gm: nn.Module, target: str, path: str) -> Any:
@@ -578,8 +644,8 @@ class _Builder:
         except AttributeError:
             value = None
         if isinstance(value, torch.Tensor):
-            if parametrize.is_parametrized(owner, leaf) and any(
-                    m.training for m in owner.parametrizations[leaf].modules()):
+            plist = parametrizations(owner).get(leaf)
+            if plist is not None and any(m.training for m in plist.modules()):
                 self.problems.append(f"{path} (get_attr {target}): its parametrization is in "
                                      "train mode; call net.eval() first")
             return _Const(value)
@@ -603,7 +669,7 @@ class _Builder:
         return self.call(node.target, args, kwargs, path)
 
     def method(self, node: fx.Node, env: dict, path: str) -> Any:
-        name = node.target
+        name = str(node.target)  # a call_method node's target is the method's name
         args = [self.resolve(env, a) for a in node.args]
         kwargs = {k: self.resolve(env, v) for k, v in node.kwargs.items()}
         if name == "size" and isinstance(args[0], _Value):
@@ -866,8 +932,8 @@ class _Builder:
                 continue
             seen.add(id(mod))
             label = nd.name or "<root>"
-            lists = mod.parametrizations.items() if parametrize.is_parametrized(mod) else []
-            training = [pname for pname, plist in lists if any(m.training for m in plist.modules())]
+            training = [pname for pname, plist in parametrizations(mod).items()
+                        if any(m.training for m in plist.modules())]
             if training:
                 out.append(f"{label} ({_op_name(mod)}): the parametrization of "
                            f"{', '.join(training)} is in train mode (a parametrization may update "
@@ -937,7 +1003,7 @@ def _tensor_problem(t: Any) -> str | None:
         return None
     if not isinstance(t, torch.Tensor):
         return f"is a {type(t).__name__}, not a tensor"
-    if isinstance(t, nn.parameter.UninitializedTensorMixin):
+    if nn.parameter.is_lazy(t):
         return "is not initialized yet (a lazy module): call the model once on an input first"
     if t.is_complex():
         return (f"is complex ({t.dtype}); exactrelu takes real parameters (converting would drop "
@@ -1091,9 +1157,7 @@ class _PendingReshape:
     batch: int | None = None
 
 
-from .rules import RULES as _RULES, ReshapeCallRule as _RCR  # noqa: E402
-
-_RULES[_PendingReshape] = _RCR()
+RULES[_PendingReshape] = ReshapeCallRule()
 
 
 def _infer_shapes(prog: Program) -> None:
@@ -1105,11 +1169,12 @@ def _infer_shapes(prog: Program) -> None:
         try:
             with torch.no_grad():
                 _check_size(nd)
-                ins = [FloatMap(torch.zeros((1, 0, *s), dtype=torch.float64), torch.zeros((1, *s), dtype=torch.float64))
+                ins = [FloatMap(torch.zeros((1, 0, *s), dtype=torch.float64),
+                                torch.zeros((1, *s), dtype=torch.float64))
                        for s in nd.in_shapes]
                 if nd.piecewise:
-                    st = nd.rule.state(nd.module, ins[0].b)  # type: ignore[attr-defined]
-                    out = nd.rule.apply(nd.module, ins[0], st)  # type: ignore[attr-defined]
+                    st = nd.piecewise_rule.state(nd.module, ins[0].b)
+                    out = nd.piecewise_rule.apply(nd.module, ins[0], st)
                 else:
                     out = nd.rule.float_forward(nd.module, ins)
         except UnsupportedModelError as exc:
@@ -1122,8 +1187,8 @@ def _infer_shapes(prog: Program) -> None:
             got = ", ".join(str(s) for s in nd.in_shapes)
             raise InvalidInputError(
                 f"input_shape {prog.input_shape} does not fit the model: {nd.name or '<root>'} "
-                f"({_op_name(nd.module)}) fails on an input of shape {got} ({exc}). Pass the shape of "
-                "one sample without the batch dimension, e.g. (3, 32, 32) for images.") from None
+                f"({_op_name(nd.module)}) fails on an input of shape {got} ({exc}). Pass the shape "
+                "of one sample without the batch dimension, e.g. (3, 32, 32) for images.") from None
         shapes[i] = tuple(out.b.shape[1:])
         nd.out_shape = shapes[i]
 
@@ -1178,10 +1243,11 @@ def _resolve_reshape(nd: Node, in_shape: tuple[int, ...]) -> Reshape:
             raise refuse("squeeze() without dimensions would squeeze a batch of one; name the "
                          "dimensions (x.squeeze(1))")
         given = args[0] if isinstance(args[0], (tuple, list)) else [args[0]]
-        dims = {dim(d, full) for d in given}
-        if 0 in dims:
+        squeezed = {dim(d, full) for d in given}
+        if 0 in squeezed:
             raise refuse("squeezing the batch dimension")
-        return Reshape(tuple(s for i, s in enumerate(in_shape, 1) if not (i in dims and s == 1)))
+        return Reshape(tuple(s for i, s in enumerate(in_shape, 1)
+                             if not (i in squeezed and s == 1)))
     dims = list(args[0])
     lead = dims[0] if dims else None
     batch = (isinstance(lead, _Meta) and lead.batch) or lead == -1 or (

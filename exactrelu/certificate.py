@@ -32,15 +32,16 @@ What the fields mean is not checked here: :func:`exactrelu.check` proves every o
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import _parse
 from ._parse import Malformed, coprime_fraction
-from .domain import Domain, shape_size
-from .domain import read_json as _read_domain
+from .domain import Domain, read_json as _read_domain, shape_size
 from .errors import CertificateError
 
 __all__ = ["FORMAT", "GZIP_MAX_RATIO", "Certificate", "gunzip", "Region", "RegionFacet",
@@ -139,7 +140,8 @@ class Region:
     output: list[list[Fraction]]  # rows [a_1..a_d, c]: output_i(t) = a . t + c
     volume: Fraction | None = None
     repaired: bool = False
-    rays: list[tuple[Fraction, ...]] = field(default_factory=list)  # extreme rays (unbounded domains)
+    # extreme rays (unbounded domains)
+    rays: list[tuple[Fraction, ...]] = field(default_factory=list)
     lines: list[tuple[Fraction, ...]] = field(default_factory=list)  # lineality space basis
 
     def expression(self, names: Sequence[str] | None = None) -> list:
@@ -149,7 +151,8 @@ class Region:
         d = len(self.witness)
         syms = sympy.symbols(list(names) if names else [f"t{i}" for i in range(d)])
         syms = syms if isinstance(syms, (list, tuple)) else [syms]
-        return [sum((sympy.Rational(a.numerator, a.denominator) * s for a, s in zip(row[:-1], syms)), sympy.Integer(0))
+        return [sum((sympy.Rational(a.numerator, a.denominator) * s
+                     for a, s in zip(row[:-1], syms, strict=True)), sympy.Integer(0))
                 + sympy.Rational(row[-1].numerator, row[-1].denominator) for row in self.output]
 
 
@@ -217,16 +220,18 @@ class Certificate:
         for key, fs in groups.items():
             a = key[0]
             direction = (-a[1], a[0])
-            pos = lambda k: self.vertices[k][0] * direction[0] + self.vertices[k][1] * direction[1]  # noqa: E731
-            on_line = sorted({k for f in fs for k in f.vertices}, key=pos)
+            pos = {k: self.vertices[k][0] * direction[0] + self.vertices[k][1] * direction[1]
+                   for f in fs for k in f.vertices}
+            on_line = sorted({k for f in fs for k in f.vertices}, key=pos.__getitem__)
             for f in fs:
-                lo, hi = sorted((pos(k) for k in f.vertices))[0], sorted((pos(k) for k in f.vertices))[-1]
-                pts = [k for k in on_line if lo <= pos(k) <= hi]
-                for u, v in zip(pts, pts[1:]):
+                lo, hi = min(pos[k] for k in f.vertices), max(pos[k] for k in f.vertices)
+                pts = [k for k in on_line if lo <= pos[k] <= hi]
+                for u, v in itertools.pairwise(pts):
                     out.add((min(u, v), max(u, v)))
         return sorted(out)
 
-    def to_latex(self, names: Sequence[str] | None = None, max_regions: int = 50, **kwargs: Any) -> str:
+    def to_latex(self, names: Sequence[str] | None = None, max_regions: int = 50,
+                 **kwargs: Any) -> str:
         """A LaTeX piecewise definition of a small 1-D/2-D net (see ``exactrelu._latex``)."""
         from ._latex import certificate_to_latex
         return certificate_to_latex(self, names, max_regions, **kwargs)
@@ -249,8 +254,8 @@ class Certificate:
         return to_dataframe(self, **kwargs)
 
     def summary(self) -> str:
-        return (f"{self.num_regions} regions, {self.num_pieces} pieces, {self.num_vertices} vertices, "
-                f"{len(self.adjacency)} adjacent pairs on {self.domain!r}")
+        return (f"{self.num_regions} regions, {self.num_pieces} pieces, {self.num_vertices} "
+                f"vertices, {len(self.adjacency)} adjacent pairs on {self.domain!r}")
 
     def __repr__(self) -> str:
         """One short line (a test's failed assertion shows it), never the regions themselves."""
@@ -273,8 +278,9 @@ class Certificate:
             "regions": [{
                 "pattern": r.pattern,
                 "witness": [q(c) for c in r.witness],
-                "facets": [{"a": [q(c) for c in f.a], "b": q(f.b), "ids": list(f.ids), "vertices": list(f.vertices),
-                            "rays": list(f.rays)} for f in r.facets],
+                "facets": [{"a": [q(c) for c in f.a], "b": q(f.b), "ids": list(f.ids),
+                            "vertices": list(f.vertices), "rays": list(f.rays)}
+                           for f in r.facets],
                 "rays": [[q(c) for c in v] for v in r.rays],
                 "lines": [[q(c) for c in v] for v in r.lines],
                 "vertices": r.vertices,
@@ -282,7 +288,8 @@ class Certificate:
                 "volume": None if r.volume is None else q(r.volume),
                 "repaired": r.repaired,
             } for r in self.regions],
-            "adjacency": [{"i": a.i, "j": a.j, "a": [q(c) for c in a.a], "b": q(a.b), "ids": list(a.ids)}
+            "adjacency": [{"i": a.i, "j": a.j, "a": [q(c) for c in a.a], "b": q(a.b),
+                           "ids": list(a.ids)}
                           for a in self.adjacency],
             "pieces": self.pieces,
             "stats": self.stats,
@@ -301,7 +308,7 @@ class Certificate:
         Path(path).write_bytes(text)
 
     @staticmethod
-    def load(path: str | Path) -> "Certificate":
+    def load(path: str | Path) -> Certificate:
         """Read a certificate written by :meth:`save`, plain or gzip (told by its first bytes,
         whatever its name); bounded and strict (see the module docstring), every failure a
         :class:`~exactrelu.errors.CertificateError`."""
@@ -329,7 +336,7 @@ class Certificate:
         return Certificate.from_json(data)
 
     @staticmethod
-    def from_json(data: Any) -> "Certificate":
+    def from_json(data: Any) -> Certificate:
         """The certificate of :meth:`to_json`'s output; strict (see the module docstring)."""
         try:
             return _read(data)
@@ -338,7 +345,8 @@ class Certificate:
 
 
 def canonical_hyperplane(a: Sequence[Fraction], b: Fraction) -> tuple[tuple, int]:
-    """((a', b') scaled so the first non-zero entry of a' is 1, side): side is the sign of that entry."""
+    """((a', b') scaled so the first non-zero entry of a' is 1, side): side is the sign of that
+    entry."""
     for v in a:
         if v != 0:
             s = abs(v)
@@ -442,7 +450,7 @@ def _read(data: Any) -> Certificate:
     offsets = list(under(".constraint_offsets", integers, get(top, "constraint_offsets"), 0,
                          1 << 62))
     n_dom = len(domain.halfspaces()[1])
-    if not offsets or offsets[0] != n_dom or any(b < a for a, b in zip(offsets, offsets[1:])):
+    if not offsets or offsets[0] != n_dom or any(b < a for a, b in itertools.pairwise(offsets)):
         raise Malformed(f"expected non-decreasing ids starting at the domain's {n_dom} "
                         f"constraints, got {len(offsets)} values", ".constraint_offsets")
     n_ids = offsets[-1]

@@ -29,24 +29,25 @@ import os
 import random
 import time
 from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from operator import ne
-from typing import Any, Iterable, Sequence
+from typing import Any, overload
 
 import numpy as np
 import torch
 
 from . import _exact, _polyhedra
-from ._exact import ExactMap, fmpq, fmpq_mat
 from ._deps import flint
+from ._exact import ExactMap, fmpq, fmpq_mat
 from ._geometry import float_signs
 from ._progress import progress_bar
-from .rules import AffineRule, ReshapeRule, _ElementwiseRule
 from .capture import INPUT, Program
 from .certificate import coprime_fraction
 from .domain import Domain
 from .errors import CertificationError, InvalidInputError, RegionLimitError
+from .rules import AffineRule, ReshapeRule, _ElementwiseRule
 
 log = logging.getLogger(__name__)
 fmpz, fmpz_mat = flint.fmpz, flint.fmpz_mat
@@ -92,6 +93,12 @@ class Cell:
     lines: list[tuple] = field(default_factory=list)  # a basis of the lineality space, fmpq
     fvertices: np.ndarray | None = None  # (len(vertices), d) float64 nearest to the vertices
 
+    @property
+    def live_values(self) -> dict:
+        """``live`` of a cell whose children are being made (it is released only after)."""
+        assert self.live is not None, "the live values of a finished cell were read"
+        return self.live
+
 
 @dataclass
 class Stats:
@@ -104,8 +111,9 @@ class Stats:
     cells: int = 0
     seconds: dict = field(default_factory=dict)
 
-    def merge(self, other: "Stats") -> None:
-        for k in ("candidates", "confirmed", "spurious", "repaired", "witness_lp", "redo_hv", "cells"):
+    def merge(self, other: Stats) -> None:
+        for k in ("candidates", "confirmed", "spurious", "repaired", "witness_lp", "redo_hv",
+                  "cells"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         for k, v in other.seconds.items():
             self.seconds[k] = self.seconds.get(k, 0.0) + v
@@ -114,7 +122,8 @@ class Stats:
 # --------------------------------------------------------------------------- exact propagation
 
 class _IMap:
-    """An exact affine map as one integer matrix over one positive denominator: ``[M | c] = N / den``.
+    """An exact affine map as one integer matrix over one positive denominator:
+    ``[M | c] = N / den``.
 
     The certifier's hot path (affine layers and elementwise units) stays in integers, which skips
     the per-entry canonicalisation of ``fmpq_mat`` (about 8x faster products here); other rules
@@ -177,7 +186,7 @@ def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int]
             out = apply(ins[0], state)
         elif nd.piecewise:
             st = torch.tensor(state, dtype=torch.int64).reshape(nd.out_shape)
-            out = nd.rule.exact_apply(nd.module, _as_exact(ins[0]), st)  # type: ignore[attr-defined]
+            out = nd.piecewise_rule.exact_apply(nd.module, _as_exact(ins[0]), st)
         elif affine is not None and fwd is AffineRule.exact_forward:
             out = _affine_forward(affine, i, nd, _as_int(ins[0]))
         elif affine is not None and fwd is ReshapeRule.exact_forward:
@@ -191,7 +200,8 @@ def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int]
                 live.pop(s, None)
     if hi >= len(prog.nodes):
         return {"output": live[prog.output]}
-    if hi <= len(prog.nodes) and INPUT in live and all(INPUT not in nd.inputs for nd in prog.nodes[hi:]):
+    if hi <= len(prog.nodes) and INPUT in live \
+            and all(INPUT not in nd.inputs for nd in prog.nodes[hi:]):
         live.pop(INPUT)
     return live
 
@@ -243,10 +253,12 @@ def _int_affine(cache: dict, i: int, nd: Any, shape: tuple[int, ...]) -> _IntAff
     if hit is None:
         aff = nd.rule.exact_affine(nd.module, shape)
         rows = aff.A.tolist()
-        aug = fmpq_mat(len(rows), aff.A.ncols() + 1, [v for r, c in zip(rows, aff.a) for v in (*r, c)])
+        aug = fmpq_mat(len(rows), aff.A.ncols() + 1,
+                       [v for r, c in zip(rows, aff.a, strict=True) for v in (*r, c)])
         Nz, dA = aug.numer_denom()
         zrows = Nz.tolist()
-        Az = fmpz_mat([r[:-1] for r in zrows]) if zrows and len(zrows[0]) > 1 else fmpz_mat(len(zrows), 0)
+        Az = fmpz_mat([r[:-1] for r in zrows]) if zrows and len(zrows[0]) > 1 \
+            else fmpz_mat(len(zrows), 0)
         az = [r[-1] for r in zrows]
         col = fmpz_mat(len(az), 1, az) if any(v != 0 for v in az) else None
         hit = cache[key] = _IntAffine(Az, col, int(dA))
@@ -288,7 +300,7 @@ def _int_switching(rule: Any, module: Any, m: _IMap) -> tuple[list[list], list[i
 
 def _switching_map(prog: Program, live: dict, j: int) -> ExactMap:
     nd = prog.nodes[prog.piecewise[j]]
-    return nd.rule.exact_switching(nd.module, _as_exact(live[nd.inputs[0]]))  # type: ignore[attr-defined]
+    return nd.piecewise_rule.exact_switching(nd.module, _as_exact(live[nd.inputs[0]]))
 
 
 # --------------------------------------------------------------------------- small exact helpers
@@ -361,7 +373,7 @@ def _volume3(vertices: list[tuple], fsets: list[frozenset]) -> Any:
                 edges[fi].append(e)
                 edges[gi].append(e)
     total = fmpq(0)
-    for F, es in zip(fsets, edges):
+    for F, es in zip(fsets, edges, strict=True):
         if 0 in F:
             continue
         p0 = min(F)
@@ -391,7 +403,7 @@ def _dyadic_inside(x: np.ndarray, facets: list[Facet], d: int) -> tuple | None:
     for f in facets:
         g = f.slack
         if all(type(v) is int for v in g):
-            if sum(a * c for a, c in zip(g, C)) <= 0:
+            if sum(a * c for a, c in zip(g, C, strict=True)) <= 0:
                 return None
         elif _exact_value(g, w, d) <= 0:
             return None
@@ -399,12 +411,13 @@ def _dyadic_inside(x: np.ndarray, facets: list[Facet], d: int) -> tuple | None:
 
 
 def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
-    """Clip an interval (d = 1, two ends) or a counter-clockwise convex polygon by ``g . (t, 1) >= 0``."""
-    s = [sum((gi * pi for gi, pi in zip(g, p)), g[d]) for p in poly]
+    """Clip an interval (d = 1, two ends) or a counter-clockwise convex polygon by
+    ``g . (t, 1) >= 0``."""
+    s = [sum((gi * pi for gi, pi in zip(g, p, strict=False)), g[d]) for p in poly]
     if all(v >= 0 for v in s):
         return poly
     if d == 1:
-        (a,), (b,) = poly
+        (_a,), (_b,) = poly
         cut = (-g[1] / g[0],)
         return [poly[0], cut] if s[0] >= 0 else [cut, poly[1]]
     out: list[tuple] = []
@@ -416,7 +429,7 @@ def _clip(poly: list[tuple], g: list, d: int) -> list[tuple]:
             out.append(p)
         if (sp > 0 and sq < 0) or (sp < 0 and sq > 0):
             t = sp / (sp - sq)
-            out.append(tuple(pi + t * (qi - pi) for pi, qi in zip(p, q)))
+            out.append(tuple(pi + t * (qi - pi) for pi, qi in zip(p, q, strict=True)))
     dedup = [v for i, v in enumerate(out) if v != out[i - 1]] if len(out) > 1 else out
     return dedup
 
@@ -501,11 +514,11 @@ def _signs(rows: list, Mf: np.ndarray, absM: np.ndarray, points: Sequence[tuple]
     if m:
         if m * 4 > out.size:  # mostly undecided: one exact matrix product
             E = (_mat(rows, d + 1) * _cols(points, d)).tolist()
-            for i, j in zip(und[0].tolist(), und[1].tolist()):
+            for i, j in zip(und[0].tolist(), und[1].tolist(), strict=True):
                 v = E[i][j]
                 out[i, j] = (v > 0) - (v < 0)
         else:
-            for i, j in zip(und[0].tolist(), und[1].tolist()):
+            for i, j in zip(und[0].tolist(), und[1].tolist(), strict=True):
                 v = _exact_value(rows[i], points[j], d)
                 out[i, j] = (v > 0) - (v < 0)
     return out
@@ -516,7 +529,8 @@ def _signs(rows: list, Mf: np.ndarray, absM: np.ndarray, points: Sequence[tuple]
 @dataclass
 class Candidate:
     state: tuple[int, ...]
-    witness: tuple | None  # an interior point: floats from the trace (taken exactly) or exact (seeds)
+    # an interior point: floats from the trace (taken exactly) or exact (seeds)
+    witness: tuple | None
     hint_ids: set[int] | None  # constraint ids the float trace saw bounding descendants
 
 
@@ -546,11 +560,12 @@ class _Certifier:
         j = parent.level
         d = self.d
         nd = self.prog.nodes[self.prog.piecewise[j]]
-        if self.bounded and nd.rule.sign_cells:
-            rows, scales = _int_switching(nd.rule, nd.module, _as_int(parent.live[nd.inputs[0]]))
-            ctx = _OpContext(nd, rows, scales, parent, d, self.slopes)
+        live = parent.live_values
+        if self.bounded and nd.piecewise_rule.sign_cells:
+            sw_rows, scales = _int_switching(nd.rule, nd.module, _as_int(live[nd.inputs[0]]))
+            ctx = _OpContext(nd, sw_rows, scales, parent, d, self.slopes)
             return self._arranged(parent, ctx, cands, traced)
-        ctx = _OpContext(nd, _switching_map(self.prog, parent.live, j).mat.tolist(), None, parent, d,
+        ctx = _OpContext(nd, _switching_map(self.prog, live, j).mat.tolist(), None, parent, d,
                          self.slopes)
         if not cands:
             cands = [_seed(self, parent)]
@@ -567,9 +582,10 @@ class _Certifier:
             if rows is None:
                 self.stats.spurious += 1
                 continue
-            w = tuple(_q(v) for v in cand.witness) if cand.witness is not None else None  # floats: exact
+            # floats taken exactly
+            w = tuple(_q(v) for v in cand.witness) if cand.witness is not None else None
             sw = ctx.point_signs(w, rows) if w is not None else None
-            if sw is None:
+            if w is None or sw is None:
                 self.stats.witness_lp += 1
                 A, b = _to_ab(ctx.parent_G + [ctx.slack(i, sg) for i, sg in rows], d)
                 ip = _polyhedra.interior_point(A, b, dim=d)
@@ -615,6 +631,7 @@ class _Certifier:
                 elif sgnP is not None and (sgnP[:, list(f.vertices)] == 0).all(axis=1).any():
                     continue  # on the parent's boundary
                 else:
+                    assert sgnE is not None  # a bounded cell's signs at its vertices
                     nb = self._across(f, sgnE, cell.vertices, ctx)
                 if nb not in found and nb not in queued:
                     queued.add(nb)
@@ -627,14 +644,16 @@ class _Certifier:
         # state
         children = [found[st] for st in sorted(found, key=rank.__getitem__)]
         if parent.volume is not None:
-            total = sum((c.volume for c in children), fmpq(0))  # type: ignore[misc]
+            total = sum((c.volume for c in children), fmpq(0))
             if total != parent.volume:
                 raise CertificationError(
-                    f"children volumes sum to {total}, parent volume is {parent.volume} (level {j})")
+                    f"children volumes sum to {total}, parent volume is {parent.volume} "
+                    f"(level {j})")
         return children
 
     # -- all children of a bounded parent at once ------------------------------------------
-    def _arranged(self, parent: Cell, ctx: "_OpContext", cands: list[Candidate], traced: bool) -> list[Cell]:
+    def _arranged(self, parent: Cell, ctx: _OpContext, cands: list[Candidate],
+                  traced: bool) -> list[Cell]:
         """The children of ``parent`` from the exact arrangement of the op's switching
         hyperplanes (see :class:`_Arrangement`); the float trace's candidates are only compared
         with them: a child it did not propose is counted as repaired, a proposal that is no child
@@ -654,7 +673,7 @@ class _Certifier:
         if (pos & neg).any():
             raise CertificationError(f"a switching function crosses a finished cell (level {j})")
         cell_signs = (pos.astype(np.int8) - neg.astype(np.int8)).T
-        for (vs, cm), signs, sign_list in zip(raw, cell_signs, cell_signs.tolist()):
+        for (vs, cm), signs, sign_list in zip(raw, cell_signs, cell_signs.tolist(), strict=True):
             # units identically zero on the parent take their tie state (they do not split it)
             state = ctx.rule.state_tuple(ctx.module, sign_list, ctx.in_shape)
             if state in seen:
@@ -665,7 +684,7 @@ class _Certifier:
             if len(raw) == 1 and not arr.touched(parent):
                 # nothing cuts the parent and no switching function vanishes on a facet of it:
                 # the same polytope, facets, witness and volume
-                cell = Cell(j + 1, parent.states + (state,), parent.witness, parent.facets,
+                cell = Cell(j + 1, (*parent.states, state), parent.witness, parent.facets,
                             parent.vertices, parent.volume, fvertices=parent.fvertices)
                 cell.repaired = traced and state not in proposed
                 children.append(cell)
@@ -679,23 +698,25 @@ class _Certifier:
                 # a short dyadic point near the centroid, checked strictly inside exactly; else
                 # the exact centroid (2-D: of three ring vertices, which are never collinear, so
                 # it is strictly inside; else of all vertices)
-                witness = _dyadic_inside(fverts.mean(axis=0), facets, d)
-                if witness is None:
+                dyadic = _dyadic_inside(fverts.mean(axis=0), facets, d)
+                if dyadic is None:
                     w = verts[:3] if d == 2 else verts
-                    witness = tuple(sum((p[i] for p in w), fmpq(0)) / len(w) for i in range(d))
+                    dyadic = tuple(sum((p[i] for p in w), fmpq(0)) / len(w) for i in range(d))
+                witness = dyadic
                 vol = _volume(verts, facets, d)
-            cell = Cell(j + 1, parent.states + (state,), witness, facets, verts, vol,
+            cell = Cell(j + 1, (*parent.states, state), witness, facets, verts, vol,
                         fvertices=fverts)
             cell.repaired = traced and state not in proposed
             children.append(cell)
         lives = self._child_lives(parent, ctx, [c.states[-1] for c in children])
-        for cell, live in zip(children, lives):
+        for cell, live in zip(children, lives, strict=True):
             cell.live = live
         if parent.volume is not None:
             total = sum((c.volume for c in children), fmpq(0))
             if total != parent.volume:
                 raise CertificationError(
-                    f"children volumes sum to {total}, parent volume is {parent.volume} (level {j})")
+                    f"children volumes sum to {total}, parent volume is {parent.volume} "
+                    f"(level {j})")
         st = self.stats
         st.candidates += len(cands)
         st.repaired += sum(c.repaired for c in children)
@@ -704,11 +725,12 @@ class _Certifier:
         return children
 
     def _arranged_facets(self, arr: _Arrangement, vs: list[int], cm: int, signs: np.ndarray,
-                         ctx: "_OpContext") -> list[Facet]:
+                         ctx: _OpContext) -> list[Facet]:
         """Facets of one arrangement cell: sides of the ring (2-D), else the constraints whose
         sets of tight vertices are maximal; each with every constraint vanishing on all of it."""
         d, S, Z = self.d, arr.S, arr.Z
         off = self.offsets[ctx.j]
+        sides: list[tuple[int, ...]]
         if d == 2:
             n = len(vs)
             sides = [(k, (k + 1) % n) for k in range(n)]
@@ -748,6 +770,8 @@ class _Certifier:
             if first_parent is not None:
                 slack, scale = ctx.parent_G[first_parent], ctx.parent_scale[first_parent]
                 fslack = ctx.ALLf[S + first_parent]
+            elif first_unit is None:
+                raise CertificationError("a side of a cell lies on no constraint")
             else:
                 sg = int(signs[first_unit])
                 slack, scale = ctx.slack(first_unit, sg), ctx.scale(first_unit)
@@ -755,7 +779,7 @@ class _Certifier:
             facets.append(Facet(slack, tuple(sorted(ids)), side, scale=scale, fslack=fslack))
         return facets
 
-    def _cell(self, parent: Cell, ctx: "_OpContext", state: tuple[int, ...], w: tuple,
+    def _cell(self, parent: Cell, ctx: _OpContext, state: tuple[int, ...], w: tuple,
               rows: list[tuple[int, int]], hint: set[int] | None) -> tuple[Cell, np.ndarray, Any]:
         """The exact cell of ``state``; also the exact sign matrices of the op's switching
         functions (``sgnE``) and of the parent's facets (``sgnP``) at the cell's vertices."""
@@ -764,10 +788,7 @@ class _Certifier:
         sign_of = dict(rows)
         ridx = np.fromiter((i for i, _ in rows), dtype=np.int64, count=len(rows))
         rsg = np.fromiter((sg for _, sg in rows), dtype=np.int8, count=len(rows))
-        if hint is None:
-            first = ridx.tolist()
-        else:
-            first = [i for i, _ in rows if off + i in hint]
+        first = ridx.tolist() if hint is None else [i for i, _ in rows if off + i in hint]
         if d <= 2 and self.bounded:
             poly = list(parent.vertices)
             pending = first
@@ -783,7 +804,8 @@ class _Certifier:
             if len(poly) < d + 1:
                 raise CertificationError("a cell with a witness strictly inside came out flat")
             verts = poly
-            sides = [(0,), (1,)] if d == 1 else [(v, (v + 1) % len(poly)) for v in range(len(poly))]
+            sides: list[tuple[int, ...]] = [(0,), (1,)] if d == 1 else \
+                [(v, (v + 1) % len(poly)) for v in range(len(poly))]
         else:
             use = first
             while True:
@@ -795,8 +817,8 @@ class _Certifier:
                         use = [i for i, _ in rows]
                         self.stats.redo_hv += 1
                         continue
-                    raise InvalidInputError("unbounded cells are not supported yet by the certifier; "
-                                            "use a bounded domain")
+                    raise InvalidInputError("unbounded cells are not supported yet by the "
+                                            "certifier; use a bounded domain")
                 verts = [tuple(_q(v) for v in vx) for vx in vrep.vertices]
                 sgnE, sgnP = ctx.signs(verts)
                 badm = ((sgnE[ridx] * rsg[:, None]) < 0).any(axis=1)
@@ -817,17 +839,19 @@ class _Certifier:
             if tight_par:
                 slack, scale = ctx.parent_G[tight_par[0]], ctx.parent_scale[tight_par[0]]
             elif tight_own:
-                slack, scale = ctx.slack(tight_own[0], sign_of[tight_own[0]]), ctx.scale(tight_own[0])
+                own = tight_own[0]
+                slack, scale = ctx.slack(own, sign_of[own]), ctx.scale(own)
             else:
                 raise CertificationError("a side of a cell lies on no constraint")
             ids = {i for k in tight_par for i in ctx.parent_ids[k]} | {off + i for i in tight_own}
             facets.append(Facet(list(slack), tuple(sorted(ids)), side, scale=scale))
         vol = _volume(verts, facets, d) if self.bounded else None
-        cell = Cell(ctx.j + 1, parent.states + (state,), tuple(w), facets, verts, vol)
-        cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
+        cell = Cell(ctx.j + 1, (*parent.states, state), tuple(w), facets, verts, vol)
+        cell.live = _run_nodes(self.prog, parent.live_values, *self._seg(ctx.j + 1), state,
+                               ctx.apply, self.affine)
         return cell, sgnE, sgnP
 
-    def _cell_unbounded(self, parent: Cell, ctx: "_OpContext", state: tuple[int, ...], w: tuple,
+    def _cell_unbounded(self, parent: Cell, ctx: _OpContext, state: tuple[int, ...], w: tuple,
                         rows: list[tuple[int, int]]) -> Cell:
         """The exact cell of ``state`` in an unbounded parent: cddlib on all its rows, with the
         points, extreme rays and lines of the V-representation (no volumes)."""
@@ -850,17 +874,19 @@ class _Certifier:
                 fp = tuple(k for k, p in enumerate(pts) if _value(g, p, d) == 0)
                 fr = tuple(k for k, r in enumerate(rays) if _direction(g, r, d) == 0)
                 facets.append(Facet(list(g), ids, fp, fr, scales[group[0]]))
-        cell = Cell(ctx.j + 1, parent.states + (state,), tuple(w), facets, pts, None, rays=rays, lines=lines)
-        cell.live = _run_nodes(self.prog, parent.live, *self._seg(ctx.j + 1), state, ctx.apply, self.affine)
+        cell = Cell(ctx.j + 1, (*parent.states, state), tuple(w), facets, pts, None, rays=rays,
+                    lines=lines)
+        cell.live = _run_nodes(self.prog, parent.live_values, *self._seg(ctx.j + 1), state,
+                               ctx.apply, self.affine)
         return cell
 
-    def _on_parent_boundary_exact(self, f: Facet, cell: Cell, ctx: "_OpContext") -> bool:
+    def _on_parent_boundary_exact(self, f: Facet, cell: Cell, ctx: _OpContext) -> bool:
         d = self.d
         return any(all(_value(g, cell.vertices[k], d) == 0 for k in f.vertices)
                    and all(_direction(g, cell.rays[k], d) == 0 for k in f.rays)
                    and all(_direction(g, ln, d) == 0 for ln in cell.lines) for g in ctx.parent_G)
 
-    def _across_exact(self, f: Facet, cell: Cell, ctx: "_OpContext") -> tuple[int, ...]:
+    def _across_exact(self, f: Facet, cell: Cell, ctx: _OpContext) -> tuple[int, ...]:
         """:meth:`_across` for unbounded cells, all in exact arithmetic: the point ``c`` is a
         positive combination of the facet's points (convex) and rays, in its relative interior."""
         d = self.d
@@ -868,7 +894,8 @@ class _Certifier:
         rays = [cell.rays[k] for k in f.rays]
         k = next(i for i in range(d) if f.slack[i] != 0)
         gk_pos = f.slack[k] > 0
-        on_f = [all(_value(row, p, d) == 0 for p in pts) and all(_direction(row, r, d) == 0 for r in rays)
+        on_f = [all(_value(row, p, d) == 0 for p in pts)
+                and all(_direction(row, r, d) == 0 for r in rays)
                 and all(_direction(row, ln, d) == 0 for ln in cell.lines) for row in ctx.sw_rows]
         for attempt in range(50):
             if attempt == 0:
@@ -877,12 +904,14 @@ class _Certifier:
                 raw = [self.rng.randint(1, 1000) for _ in pts]
                 wts = [fmpq(r, sum(raw)) for r in raw]
                 mus = [fmpq(self.rng.randint(1, 1000)) for _ in rays]
-            c = tuple(sum((wt * p[i] for wt, p in zip(wts, pts)), fmpq(0))
-                      + sum((mu * r[i] for mu, r in zip(mus, rays)), fmpq(0)) for i in range(d))
+            c = tuple(sum((wt * p[i] for wt, p in zip(wts, pts, strict=True)), fmpq(0))
+                      + sum((mu * r[i] for mu, r in zip(mus, rays, strict=True)), fmpq(0))
+                      for i in range(d))
             signs = []
-            for row, on in zip(ctx.sw_rows, on_f):
+            for row, on in zip(ctx.sw_rows, on_f, strict=True):
                 if on:
-                    # a multiple lam * g_f on the facet, sign(lam) = sign(row[k] / g_k); outside g_f < 0
+                    # a multiple lam * g_f on the facet, sign(lam) = sign(row[k] / g_k);
+                    # outside g_f < 0
                     ck = (row[k] > 0) - (row[k] < 0)
                     signs.append(-ck if gk_pos else ck)
                     continue
@@ -894,7 +923,7 @@ class _Certifier:
                 return ctx.rule.state_tuple(ctx.module, signs, ctx.in_shape)
         raise CertificationError("could not find a generic point on a facet")
 
-    def _child_lives(self, parent: Cell, ctx: "_OpContext",
+    def _child_lives(self, parent: Cell, ctx: _OpContext,
                      states: list[tuple[int, ...]]) -> list[dict]:
         """The exact live maps after op ``ctx.j`` (up to the next piecewise op) for each of the
         parent's children ``states``.
@@ -907,18 +936,18 @@ class _Certifier:
         product per parent, then a rank-one update per differing unit from the nearest child
         already made, all in Python ints (exact)."""
         j = ctx.j
-        fast = None
-        if ctx._elementwise is not None and len(parent.live) == 1:
-            fast = self._fast_segment(j)
-        if fast is None:
+        live = parent.live_values
+        elementwise = ctx._elementwise
+        fast = self._fast_segment(j) if elementwise is not None and len(live) == 1 else None
+        if fast is None or elementwise is None:
             seg = self._seg(j + 1)
-            return [_run_nodes(self.prog, parent.live, *seg, st, ctx.apply, self.affine)
+            return [_run_nodes(self.prog, live, *seg, st, ctx.apply, self.affine)
                     for st in states]
         i_aff, key = fast
-        m = _as_int(parent.live[ctx.nd.inputs[0]])
+        m = _as_int(live[ctx.nd.inputs[0]])
         aff = _int_affine(self.affine, i_aff, self.prog.nodes[i_aff], m.shape)
         rows, den = m.rows, m.den
-        sa = ctx._elementwise[1]
+        sa = elementwise[1]
         ncols = len(rows[0])
 
         def out_row(k: int, st: int) -> list[int]:
@@ -937,8 +966,9 @@ class _Certifier:
                      ).reshape(-1).tolist()
         else:
             flat0 = [0] * (n_out * ncols)
-        if aff.az is not None:
-            for r, c in enumerate(aff.az_ints):
+        az = aff.az_ints
+        if az is not None:
+            for r, c in enumerate(az):
                 flat0[r * ncols + ncols - 1] += c * (den * sa)
         out_den = aff.dA * den * sa
         shape = tuple(self.prog.nodes[i_aff].out_shape)
@@ -948,12 +978,14 @@ class _Certifier:
         sigs = [tuple(r) for r in S[:, var].tolist()]
         done: list[tuple[tuple, tuple, list]] = [(s0, sigs[0], flat0)]
         lives = []
-        for st, sig in zip(states, sigs):
+        for st, sig in zip(states, sigs, strict=True):
             _, ref, acc = min(done[-8:], key=lambda e: sum(map(ne, sig, e[1])))
-            for k, x, y in zip(var, sig, ref):
+            for k, x, y in zip(var, sig, ref, strict=True):
                 if x != y:  # acc += Az[:, k] (R_k(x) - R_k(y)), row-major
-                    delta = [p - q for p, q in zip(out_row(k, x), out_row(k, y))] * n_out
-                    acc = [v + a * dl for v, a, dl in zip(acc, aff.column(k, ncols), delta)]
+                    delta = [p - q for p, q in zip(out_row(k, x), out_row(k, y), strict=True)] \
+                        * n_out
+                    acc = [v + a * dl
+                           for v, a, dl in zip(acc, aff.column(k, ncols), delta, strict=True)]
             done.append((st, sig, acc))
             child = [acc[r:r + ncols] for r in range(0, n_out * ncols, ncols)]
             lives.append({key: _IMap(None, out_den, shape, child)})
@@ -966,7 +998,7 @@ class _Certifier:
             return self._fast[j]
         prog = self.prog
         lo, hi = self._seg(j + 1)
-        out = None
+        out: tuple[int, Any] | None = None
         if hi - lo == 2:
             nd = prog.nodes[lo + 1]
             if (type(nd.rule).exact_forward is AffineRule.exact_forward and list(nd.inputs) == [lo]
@@ -984,7 +1016,8 @@ class _Certifier:
         hi = pw[level] if level < len(pw) else len(self.prog.nodes)
         return lo, hi
 
-    def _across(self, f: Facet, sgnE: np.ndarray, verts: list[tuple], ctx: "_OpContext") -> tuple[int, ...]:
+    def _across(self, f: Facet, sgnE: np.ndarray, verts: list[tuple],
+                ctx: _OpContext) -> tuple[int, ...]:
         """State of the op just across facet ``f`` (exact): the signs at a point ``c`` of the
         facet's relative interior, where a switching function vanishing on the whole facet takes
         the sign it has just outside (from its normal), and one merely passing through ``c``
@@ -1003,7 +1036,8 @@ class _Certifier:
         signs = pos.astype(np.int8) - neg.astype(np.int8)
         zero = ~(pos | neg)
         if zero.any():
-            # on f the function is a multiple lam * g_f with sign(lam) = sign(c / gk); outside g_f < 0
+            # on f the function is a multiple lam * g_f with sign(lam) = sign(c / gk);
+            # outside g_f < 0
             c = ctx.sw_sign[zero, k]
             signs[zero] = -c if gk_pos else c
         mixed = np.nonzero(pos & neg)[0].tolist()
@@ -1018,7 +1052,7 @@ class _Certifier:
                     wts = [fmpq(r, tot) for r in raw]
                 out = []
                 for row in vals:
-                    v = sum((wt * x for wt, x in zip(wts, row)), fmpq(0))
+                    v = sum((wt * x for wt, x in zip(wts, row, strict=True)), fmpq(0))
                     if v == 0:
                         break  # c lies on a hyperplane crossing the facet: pick another point
                     out.append(1 if v > 0 else -1)
@@ -1029,13 +1063,15 @@ class _Certifier:
                 raise CertificationError("could not find a generic point on a facet")
         return ctx.rule.state_tuple(ctx.module, signs.tolist(), ctx.in_shape)
 
-    def _state_at(self, rule: Any, module: Any, SW: fmpq_mat, w: tuple, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    def _state_at(self, rule: Any, module: Any, SW: fmpq_mat, w: tuple,
+                  in_shape: tuple[int, ...]) -> tuple[int, ...]:
         vals = (SW * _cols([w], self.d)).entries()
         return rule.state_tuple(module, [(v > 0) - (v < 0) for v in vals], in_shape)
 
 
 class _OpContext:
-    """What every child of one parent shares: the op, its exact switching functions on the parent."""
+    """What every child of one parent shares: the op, its exact switching functions on the
+    parent."""
 
     def __init__(self, nd: Any, sw_rows: list[list], scales: list[int] | None, parent: Cell, d: int,
                  slopes: dict) -> None:
@@ -1056,14 +1092,16 @@ class _OpContext:
         self.parent_scale = [f.scale for f in parent.facets]
         # switching rows, then the parent's facets: one filtered sign matrix answers both
         self.all_rows = self.sw_rows + self.parent_G
-        if parent.facets and all(f.fslack is not None for f in parent.facets):
-            self.ALLf = np.vstack([_float_rows(sw_rows, d + 1, ints=scales is not None)]
-                                  + [f.fslack for f in parent.facets]).reshape(len(self.all_rows), d + 1)
+        fslacks = [f.fslack for f in parent.facets if f.fslack is not None]
+        if parent.facets and len(fslacks) == len(parent.facets):
+            self.ALLf = np.vstack([_float_rows(sw_rows, d + 1, ints=scales is not None), *fslacks]
+                                  ).reshape(len(self.all_rows), d + 1)
         else:
             self.ALLf = _float_rows(self.all_rows, d + 1)
         self.ALLa = np.abs(self.ALLf)
         # rows that are constant on the parent: identically zero (skipped) or a nonzero constant;
-        # a float is 0 only for an exact 0 or an underflow, so only float-constant rows are looked at
+        # a float is 0 only for an exact 0 or an underflow, so only float-constant rows are
+        # looked at
         self.const: dict[int, int] = {}
         self.vanish = [False] * self.S
         for i in np.nonzero(~(self.ALLf[:self.S, :d] != 0).any(axis=1))[0].tolist():
@@ -1075,7 +1113,8 @@ class _OpContext:
         self._sw_sign: np.ndarray | None = None
         self._PG: Any = None
         self._SW: Any = None
-        self._elementwise = None
+        # per state of an elementwise op: (slope, constant) over ``sa``, ``sa``, kind
+        self._elementwise: tuple[list[tuple[int, int]], int, list[int]] | None = None
         rule = self.rule
         if (isinstance(rule, _ElementwiseRule)
                 and type(rule).exact_apply is _ElementwiseRule.exact_apply
@@ -1121,6 +1160,11 @@ class _OpContext:
         sg = _signs(self.all_rows, self.ALLf, self.ALLa, points, self.d)
         return sg[:self.S], (sg[self.S:] if self.parent_G else None)
 
+    @overload
+    def point_signs(self, w: tuple, rows: None) -> np.ndarray: ...
+    @overload
+    def point_signs(self, w: tuple, rows: list[tuple[int, int]]) -> np.ndarray | None: ...
+
     def point_signs(self, w: tuple, rows: list[tuple[int, int]] | None) -> np.ndarray | None:
         """Exact signs of the switching functions at ``w``; with ``rows``: None unless ``w`` is
         strictly inside the parent and strictly on the side ``rows`` ask for."""
@@ -1142,21 +1186,24 @@ class _OpContext:
             st = torch.tensor(state, dtype=torch.int64).reshape(self.out_shape)
             return self.rule.exact_apply(self.module, _as_exact(m), st)
         im = _as_int(m)
-        return _IMap(None, im.den * self._elementwise[1], im.shape, self.unit_rows(im.rows, state, im.den))
+        return _IMap(None, im.den * self._elementwise[1], im.shape,
+                     self.unit_rows(im.rows, state, im.den))
 
     def unit_rows(self, rows: list[list[int]], states: Sequence[int], den: int) -> list[list[int]]:
         """:meth:`unit_row` of every unit; identity and zero states without arithmetic (the
         rows returned are shared: never modify them)."""
+        assert self._elementwise is not None  # apply calls it for elementwise ops only
         kinds = self._elementwise[2]
         zero = [0] * len(rows[0]) if rows else []
         unit_row = self.unit_row
         return [row if kinds[st] == 1 else zero if kinds[st] == 0 else unit_row(row, st, den)
-                for row, st in zip(rows, states)]
+                for row, st in zip(rows, states, strict=True)]
 
     def unit_row(self, row: list[int], st: int, den: int) -> list[int]:
         """An elementwise unit's output row in state ``st`` from its input row ``row`` (integers
         over ``den``): ``a row + c den e_last`` over ``den sa`` (``row`` itself when ``a = 1``
         and ``c = 0``; never modify it)."""
+        assert self._elementwise is not None  # for elementwise ops only
         a, c = self._elementwise[0][st]
         if a == 1 and c == 0:
             return row
@@ -1222,7 +1269,7 @@ class _Arrangement:
     on every constraint tight at both (Fukuda and Prodon, 1996). The cuts partition the parent,
     so the children are complete by construction."""
 
-    def __init__(self, ctx: "_OpContext", parent: Cell, d: int) -> None:
+    def __init__(self, ctx: _OpContext, parent: Cell, d: int) -> None:
         self.ctx = ctx
         self.d = d
         self.S = ctx.S
@@ -1283,13 +1330,14 @@ class _Arrangement:
         self.fx[self.nv:self.nv + k] = Xf[:self.d].T
         zs = [0] * k
         rows, cols = np.nonzero(block == 0)
-        for r, c in zip(rows.tolist(), cols.tolist()):
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
             zs[c] |= 1 << r
         self.Z.extend(z & self.zmask for z in zs)
         self.nv += k
 
     def _point_on(self, p: int, q: int, i: int, new: list[tuple]) -> int:
-        """The vertex where function ``i`` vanishes on the segment between vertices ``p`` and ``q``."""
+        """The vertex where function ``i`` vanishes on the segment between vertices ``p`` and
+        ``q``."""
         key = (p, q, i) if p < q else (q, p, i)
         k = self.edge_point.get(key)
         if k is None:
@@ -1297,7 +1345,7 @@ class _Arrangement:
             a, b = self.pts[key[0]], self.pts[key[1]]
             va, vb = _exact_value(row, a, d), _exact_value(row, b, d)
             t = va / (va - vb)
-            x = tuple(ai + t * (bi - ai) for ai, bi in zip(a, b))
+            x = tuple(ai + t * (bi - ai) for ai, bi in zip(a, b, strict=True))
             k = self.edge_point[key] = len(self.pts)
             self.pts.append(x)
             new.append(x)
@@ -1352,7 +1400,8 @@ class _Arrangement:
             self.known = []
         return cells
 
-    def _split_ring(self, vs: list[int], row: list[int], i: int, new: list[tuple]) -> tuple[list[int], list[int]]:
+    def _split_ring(self, vs: list[int], row: list[int], i: int,
+                    new: list[tuple]) -> tuple[list[int], list[int]]:
         plus: list[int] = []
         minus: list[int] = []
         n = len(vs)
@@ -1529,11 +1578,13 @@ def _ordered(verts: list[tuple], facets: list[Facet], d: int) -> tuple[list[tupl
             order.append(step)
             prev, cur = cur, step
         area2 = sum((verts[order[k]][0] * verts[order[(k + 1) % len(order)]][1]
-                     - verts[order[(k + 1) % len(order)]][0] * verts[order[k]][1] for k in range(len(order))), fmpq(0))
+                     - verts[order[(k + 1) % len(order)]][0] * verts[order[k]][1]
+                     for k in range(len(order))), fmpq(0))
         if area2 < 0:
             order.reverse()
     pos = {k: n for n, k in enumerate(order)}
-    new_facets = [Facet(f.slack, f.ids, tuple(pos[k] for k in f.vertices), scale=f.scale) for f in facets]
+    new_facets = [Facet(f.slack, f.ids, tuple(pos[k] for k in f.vertices), scale=f.scale)
+                  for f in facets]
     if d == 2:  # facet k joins vertex k and k+1
         by_side = {frozenset(f.vertices): f for f in new_facets}
         new_facets = [by_side[frozenset((k, (k + 1) % len(order)))] for k in range(len(order))]
@@ -1555,12 +1606,15 @@ def _root(prog: Program, domain: Domain) -> Cell:
     facets = []
     for g in fs.groups:
         slack = [-_q(v) for v in A[g[0]]] + [_q(b[g[0]])]
-        facets.append(Facet(slack, tuple(g), tuple(k for k, p in enumerate(verts) if _value(slack, p, d) == 0),
-                            tuple(k for k, r in enumerate(rays) if _direction(slack, r, d) == 0)))
+        facets.append(Facet(slack, tuple(g),
+                            tuple(k for k, p in enumerate(verts) if _value(slack, p, d) == 0),
+                            tuple(k for k, r in enumerate(rays)
+                                  if _direction(slack, r, d) == 0)))
     if d <= 2 and domain.is_bounded:
         verts, facets = _ordered(verts, facets, d)
     vol = _volume(verts, facets, d) if domain.is_bounded else None
-    root = Cell(0, (), tuple(_q(v) for v in domain.interior_point()), facets, verts, vol, rays=rays, lines=lines)
+    root = Cell(0, (), tuple(_q(v) for v in domain.interior_point()), facets, verts, vol,
+                rays=rays, lines=lines)
     M, c = domain.input_map()
     m0 = _exact.input_map(M, c, prog.input_shape)
     hi = prog.piecewise[0] if prog.piecewise else len(prog.nodes)
@@ -1572,29 +1626,30 @@ def _seed(cert: _Certifier, parent: Cell) -> Candidate:
     """A candidate child at a generic point near the parent's witness (no float trace needed)."""
     j = parent.level
     d = cert.d
-    SW = _switching_map(cert.prog, parent.live, j).mat
+    SW = _switching_map(cert.prog, parent.live_values, j).mat
     rows = SW.tolist()
     w = parent.witness
     rng = random.Random(1)
-    for attempt in range(200):
+    for _ in range(200):
         vals = (SW * _cols([w], d)).entries()
-        if all(v != 0 or all(x == 0 for x in row[:d]) for v, row in zip(vals, rows)):
+        if all(v != 0 or all(x == 0 for x in row[:d]) for v, row in zip(vals, rows, strict=True)):
             nd = cert.prog.nodes[cert.prog.piecewise[j]]
             return Candidate(cert._state_at(nd.rule, nd.module, SW, w, nd.in_shapes[0]), w, None)
         # a random convex combination of the vertices, pulled slightly towards the witness
         raw = [rng.randint(1, 10**6) for _ in parent.vertices]
         tot = sum(raw)
-        v = tuple(sum((fmpq(r, tot) * p[i] for r, p in zip(raw, parent.vertices)), fmpq(0))
+        v = tuple(sum((fmpq(r, tot) * p[i] for r, p in zip(raw, parent.vertices, strict=True)),
+                      fmpq(0))
                   for i in range(d)) if parent.vertices else w
         # unbounded parents: also a random positive multiple of each ray, any multiple of each line
         for r in parent.rays:
             mu = fmpq(rng.randint(1, 1000))
-            v = tuple(vi + mu * ri for vi, ri in zip(v, r))
+            v = tuple(vi + mu * ri for vi, ri in zip(v, r, strict=True))
         for ln in parent.lines:
             mu = fmpq(rng.randint(-1000, 1000))
-            v = tuple(vi + mu * li for vi, li in zip(v, ln))
+            v = tuple(vi + mu * li for vi, li in zip(v, ln, strict=True))
         eps = fmpq(1, rng.randint(10, 10**3))
-        w = tuple(wi + eps * (vi - wi) for wi, vi in zip(parent.witness, v))
+        w = tuple(wi + eps * (vi - wi) for wi, vi in zip(parent.witness, v, strict=True))
     raise CertificationError("could not find a generic seed point")
 
 
@@ -1751,7 +1806,7 @@ class CandidateTree:
         code = self.codes[parent.level]
         return [Candidate(tuple(array(code, st)), w, ids) for st, (w, ids) in node.items()]
 
-    def split(self, groups: list[list[Cell]]) -> list["CandidateTree"]:
+    def split(self, groups: list[list[Cell]]) -> list[CandidateTree]:
         """One tree per group of cells of one level: the part below that group's cells."""
         level = groups[0][0].level
         owner = {self.key(c.states): k for k, g in enumerate(groups) for c in g}
@@ -1791,8 +1846,8 @@ def candidate_tree(trace: Any) -> CandidateTree:
         code = _state_code(P)
         codes.append(code)
         P = np.ascontiguousarray(P.astype(np.dtype(code)))
-        rows = P.view(np.dtype((np.void, max(1, P.shape[1]) * P.itemsize))).reshape(R) if P.shape[1] \
-            else np.zeros(R, dtype=np.dtype((np.void, 1)))
+        rows = P.view(np.dtype((np.void, max(1, P.shape[1]) * P.itemsize))).reshape(R) \
+            if P.shape[1] else np.zeros(R, dtype=np.dtype((np.void, 1)))
         _, sid = np.unique(rows, return_inverse=True)
         sid = sid.reshape(R).astype(np.int64)
         pair = group * (int(sid.max()) + 1 if R else 1) + sid
@@ -1809,7 +1864,7 @@ def candidate_tree(trace: Any) -> CandidateTree:
             pre = keys[group[r]]
             nodes.setdefault(pre, {})[states[k]] = (tuple(interior[r].tolist()),
                                                     set(cid_list[cuts[k]:cuts[k + 1]]))
-            new_keys.append(pre + (states[k],))
+            new_keys.append((*pre, states[k]))
         keys, group = new_keys, inv
     return CandidateTree(nodes, codes)
 
@@ -1829,7 +1884,7 @@ def _contiguous_chunks(cells: list[Cell], tree: CandidateTree | None, n: int) ->
     total = sum(weights)
     chunks: list[list[Cell]] = []
     acc = 0
-    for cell, w in zip(cells, weights):
+    for cell, w in zip(cells, weights, strict=True):
         # a new run once the runs so far hold their share of the weight
         if not chunks or (len(chunks) < n and acc * n >= len(chunks) * total):
             chunks.append([])
@@ -1881,7 +1936,8 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
     cert = _Certifier(prog, domain, offsets)
     cert.limit = max_regions
     frontier = [root]
-    while executor is not None and len(frontier) < want and frontier[0].level < prog.num_piecewise - 1:
+    while executor is not None and len(frontier) < want \
+            and frontier[0].level < prog.num_piecewise - 1:
         nxt = []
         for p in frontier:
             cands = tree.candidates(p) if tree is not None else []
@@ -1907,16 +1963,20 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         subs = tree.split(chunks) if tree is not None else [None] * len(chunks)
         if tree is not None:
             tree.nodes = {}  # consumed: the caller's reference must not keep the whole tree alive
-        futures = [executor.submit(_subtree, prog, domain, offsets, ch, sub, None, True,
-                                   max_regions) for ch, sub in zip(chunks, subs)]
+        futures: list[cf.Future[tuple[Any, Stats]] | None] = [
+            executor.submit(_subtree, prog, domain, offsets, ch, sub, None, True, max_regions)
+            for ch, sub in zip(chunks, subs, strict=True)]
         # the work items hold what they ship; here the candidate tree is only memory from now on
         del tree, subs, chunks, frontier
         found = 0
         with progress_bar(len(futures), "certify (chunks)", progress) as bar:
             try:
                 for k in range(len(futures)):
-                    lv, s = futures[k].result()
-                    futures[k] = None  # type: ignore[call-overload]  # its result: only memory
+                    fut = futures[k]
+                    assert fut is not None  # each is taken once
+                    futures[k] = None
+                    lv, s = fut.result()
+                    del fut  # its result is only memory once unpacked
                     found += len(lv.leaves)
                     if max_regions is not None and found > max_regions:
                         raise region_limit(found, max_regions)

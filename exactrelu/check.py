@@ -168,8 +168,9 @@ import bisect
 import math
 import os
 import random
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -179,10 +180,10 @@ from ._deps import cdd, cdd_gmp, flint
 from ._exact import ExactMap, identity_map, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
 from .capture import Node, Program, capture
-from .rules import _ElementwiseRule
 from .certificate import Adjacency, Certificate, Region, RegionFacet
 from .domain import Domain, Slice, as_domain
 from .errors import CertificateError, InvalidInputError
+from .rules import _ElementwiseRule
 
 __all__ = ["check"]
 
@@ -207,7 +208,7 @@ _GENERIC_MAPS = os.environ.get("EXACTRELU_CHECK_GENERIC", "") == "1"
 _MAX_STATE = 2 ** 31
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str) -> NoReturn:
     raise CertificateError(msg)
 
 
@@ -223,7 +224,8 @@ def _fq(x: Fraction | int) -> fmpq:
 
 
 def _near(q: fmpq) -> float:
-    """The nearest float64 to ``q`` (Python's int division is correctly rounded); ±inf on overflow."""
+    """The nearest float64 to ``q`` (Python's int division is correctly rounded); ±inf on
+    overflow."""
     try:
         return int(q.p) / int(q.q)
     except OverflowError:
@@ -368,8 +370,8 @@ def _signs(F: np.ndarray, absF: np.ndarray, rows: Any, Xh: np.ndarray,
     zeros among them) are evaluated exactly."""
     out, decided = float_signs(F, absF, Xh)
     ii, jj = np.nonzero(~decided)
-    for i, j in zip(ii.tolist(), jj.tolist()):
-        v = sum(a * x for a, x in zip(rows(i), pts[j]))
+    for i, j in zip(ii.tolist(), jj.tolist(), strict=True):
+        v = sum(a * x for a, x in zip(rows(i), pts[j], strict=True))
         out[i, j] = (v > 0) - (v < 0)
     return out
 
@@ -392,9 +394,18 @@ class _Level:
     """Exact data for a pattern prefix (the states of piecewise ops ``< j``): the live values
     before piecewise op ``j`` and the exact rows ``[a | c]`` of its switching functions."""
 
-    __slots__ = ("values", "_rows", "_mat", "_sw", "F", "absF", "zero", "z", "ents", "ints_sw", "den",
-                 "_keys",
-                 "_planes")
+    __slots__ = ("F", "_keys", "_mat", "_planes", "_rows", "_sw", "absF", "den", "ents",
+                 "ints_sw", "values", "z", "zero")
+    # a chain's level (:meth:`from_ints`): the map into its op as the integer matrix ``z``
+    # (``fmpz_mat``, entries ``ents``) over ``den``, the switching rows as integers ``ints_sw``
+    # (row-major) over the denominator in ``_sw``; the rationals are made on demand
+    z: Any
+    ents: list[Any]
+    den: int
+    ints_sw: list[int]
+    _sw: tuple[Any, int]
+    _mat: Any
+    _rows: list[list[fmpq]] | None
 
     def __init__(self, values: dict[int, Any], sw: ExactMap | None) -> None:
         self.values = values
@@ -437,11 +448,12 @@ class _Level:
         return self.ints_sw[i * m:(i + 1) * m]
 
     @classmethod
-    def from_ints(cls, z: Any, den: int, thresholds: list[Fraction]) -> "_Level":
+    def from_ints(cls, z: Any, den: int, thresholds: list[Fraction]) -> _Level:
         """The level whose piecewise op has the input map ``z / den`` (``z`` an ``fmpz_mat``)
         and switching functions ``x - t`` for each threshold ``t`` (all units, threshold by
         threshold)."""
         lvl = cls.__new__(cls)
+        lvl.values = {}  # none: a chain's levels are extended by products, not the node loop
         lvl.z, lvl.den = z, den
         n, m = z.nrows(), z.ncols()
         lvl.ents = z.entries()
@@ -471,7 +483,7 @@ class _Level:
     def _finish(self, ints: list[int] | None) -> None:
         self.absF = np.abs(self.F)
         # a zero row has zero floats; rows of zero floats are confirmed exactly (underflow)
-        self.zero = ~self.F.any(axis=1)
+        self.zero: np.ndarray = np.logical_not(self.F.any(axis=1))
         m = self.F.shape[1]
         for i in np.nonzero(self.zero)[0].tolist():
             self.zero[i] = (not any(ints[i * m:(i + 1) * m]) if ints is not None
@@ -493,7 +505,7 @@ class _Level:
             self._planes = {}
             for i in np.nonzero(~self.zero)[0].tolist():
                 row = self.rows[i]
-                z = _ints(row[:-1] + [-row[-1]])
+                z = _ints([*row[:-1], -row[-1]])
                 lead = next((v for v in z[:-1] if v != 0), 0)
                 if lead:  # a constant row vanishes nowhere
                     g = math.gcd(*z) * (1 if lead > 0 else -1)
@@ -529,13 +541,13 @@ class _Runner:
         if j == len(self.pw):
             return _Level(values, None)
         nd = self.prog.nodes[self.pw[j]]
-        return _Level(values, nd.rule.exact_switching(nd.module, values[nd.inputs[0]]))
+        return _Level(values, nd.piecewise_rule.exact_switching(nd.module, values[nd.inputs[0]]))
 
     def _extend(self, lvl: _Level, j: int, state: tuple) -> dict[int, Any]:
         """The live values before piecewise op ``j + 1``, op ``j`` taking ``state``."""
         def step(i: int, nd: Node, ins: list[Any]) -> Any:
             if nd.piecewise:
-                return nd.rule.exact_apply(nd.module, ins[0], _state_tensor(nd, state))
+                return nd.piecewise_rule.exact_apply(nd.module, ins[0], _state_tensor(nd, state))
             return _forward(i, nd, ins)
 
         return self.prog.run_nodes(dict(lvl.values), self.pw[j], self._stop(j + 1), step)
@@ -587,6 +599,7 @@ class _ChainRunner:
         for j, p in enumerate(self.pw):
             nd = nodes[p]
             rule = nd.rule
+            assert isinstance(rule, _ElementwiseRule)  # by applies()
             n = math.prod(nd.out_shape)
             sc = rule.slopes_consts(nd.module)
             per_unit = rule.unit_slopes(nd.module, nd.in_shapes[0])
@@ -630,6 +643,7 @@ class _ChainRunner:
 
     def _thresholds(self, j: int) -> list[Fraction]:
         nd = self.prog.nodes[self.pw[j]]
+        assert isinstance(nd.rule, _ElementwiseRule)  # by applies()
         return [Fraction(t) for t in nd.rule.thresholds(nd.module)]
 
     def _next(self, lvl: _Level, j: int, state: tuple) -> tuple[flint.fmpz_mat, int]:
@@ -688,7 +702,8 @@ def _int_form(mat: Any) -> tuple[Any, int]:
 
 
 def _area_2d(ids: list[int], Vf: np.ndarray, vq: Any, pts: list) -> Fraction:
-    """Exact area of the convex hull of the vertices ``ids`` (``pts`` their Fraction coordinates)."""
+    """Exact area of the convex hull of the vertices ``ids`` (``pts`` their Fraction
+    coordinates)."""
     n = len(ids)
     if n < 3:
         return Fraction(0)
@@ -756,7 +771,7 @@ def _facet_lp(rows: list[list[int]], d: int, what: str) -> tuple[Fraction, tuple
     an optimal ``x``. The rule is finite; cddlib's default dual simplex was seen to cycle (hang
     or crash) on the degenerate facet LPs of duplicated units. ``what`` names the claim for an
     LP that does not end optimal (every caller's LP is feasible and bounded)."""
-    lp = cdd_gmp.linprog_from_array(rows + [[0] * (d + 1) + [1]], cdd.LPObjType.MAX)
+    lp = cdd_gmp.linprog_from_array([*rows, [0] * (d + 1) + [1]], cdd.LPObjType.MAX)
     cdd_gmp.linprog_solve(lp, cdd.LPSolverType.CRISS_CROSS)
     if lp.status != cdd.LPStatusType.OPTIMAL:
         _fail(f"{what}: an exact LP ended with status {lp.status!r}, not optimal")
@@ -773,7 +788,7 @@ def _across(lvl: _Level, nd: Node, i: int, sg: int, x: list[fmpq], d: int,
     looked at in ``x + t w``, ``w`` a direction in the hyperplane with ``a_r . w != 0`` and
     ``t > 0`` small (that point is still in the facet's relative interior and every other sign is
     unchanged there): its sign across is the sign of ``a_r . w``. None if no such ``w`` is found."""
-    vals = (lvl.mat * flint.fmpq_mat(d + 1, 1, x + [fmpq(1)])).entries()
+    vals = (lvl.mat * flint.fmpq_mat(d + 1, 1, [*x, fmpq(1)])).entries()
     kh = lvl.key(i)
     nk = _neg(kh)
     signs: list[int] = []
@@ -792,20 +807,20 @@ def _across(lvl: _Level, nd: Node, i: int, sg: int, x: list[fmpq], d: int,
         a = lvl.rows[i][:d]
         aa = sum((v * v for v in a), fmpq(0))
         for _ in range(100):
-            v = [fmpq(rng.randint(-(2**20), 2**20)) for _ in range(d)]
-            av = sum((ai * vi for ai, vi in zip(a, v)), fmpq(0))
-            w = [aa * vi - av * ai for ai, vi in zip(a, v)]  # orthogonal to a
+            u = [fmpq(rng.randint(-(2**20), 2**20)) for _ in range(d)]
+            au = sum((ai * ui for ai, ui in zip(a, u, strict=True)), fmpq(0))
+            w = [aa * ui - au * ai for ai, ui in zip(a, u, strict=True)]  # orthogonal to a
             dots = [sum((lvl.rows[r][m] * w[m] for m in range(d)), fmpq(0)) for r in pending]
             if all(dt != 0 for dt in dots):
-                for r, dt in zip(pending, dots):
+                for r, dt in zip(pending, dots, strict=True):
                     signs[r] = _sign(dt)
                 break
         else:
             return None
-    return nd.rule.state_tuple(nd.module, signs, nd.in_shapes[0])
+    return nd.piecewise_rule.state_tuple(nd.module, signs, nd.in_shapes[0])
 
 
-def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
+def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[list[fmpq]],
              seen: dict[tuple, int], cell_cons: Any,
              offsets: list[int], d: int) -> None:
     """Completeness by closure under facet crossing, on the layer tree of the patterns.
@@ -834,7 +849,7 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
         # positive factor: the sign of the optimum and the optimal x are unchanged)
         den = math.lcm(*(int(v.q) for v in g))
         z = [int(v.p) * (den // int(v.q)) for v in g]
-        return _canon(g), [z[d]] + z[:d] + [-1]
+        return _canon(g), [z[d], *z[:d], -1]
 
     keys = list(seen)
     parent_cons: dict[tuple, list] = {(): [con(g) for g in dom_rows]}
@@ -852,12 +867,13 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
                 idx, sgn = cell_cons(j, st_key)
                 keep = ~lvl.zero[idx]
                 own = []
-                for i, sg in zip(idx[keep].tolist(), sgn[keep].tolist()):
+                for i, sg in zip(idx[keep].tolist(), sgn[keep].tolist(), strict=True):
                     h = lvl.rows[i]
                     own.append((i, sg, con(h if sg > 0 else [-v for v in h])))
                 cons = pcons + [c for _, _, c in own]
                 if not last:
-                    parent_cons[pre + (st_key,)] = cons
+                    child = (*pre, st_key)
+                    parent_cons[child] = cons
                 for i, sg, (kh, _) in own:
                     h = lvl.rows[i]
                     if all(v == 0 for v in h[:d]):
@@ -866,7 +882,7 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
                     if kh in pkeys or nk in pkeys:
                         continue  # a facet there is on the parent's boundary: not crossed here
                     rows = [r for k, r in cons if k != kh and k != nk]
-                    hr = con(h)[1][:-1] + [0]  # h(x) = 0 as two inequalities
+                    hr = [*con(h)[1][:-1], 0]  # h(x) = 0 as two inequalities
                     rows += [hr, [-v for v in hr], cap]
                     value, xf = _facet_lp(rows, d, "completeness")
                     if value <= 0:
@@ -883,8 +899,9 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
                         missing = [list(p) for p in pre] + [list(across)]
                         if last:
                             _fail(f"{where}; the region across it, pattern {missing}, is missing")
-                        _fail(f"{where}; across it no region has a pattern beginning with {missing} "
-                              f"(the states of the first {j + 1} of {len(nodes)} piecewise ops)")
+                        _fail(f"{where}; across it no region has a pattern beginning with "
+                              f"{missing} (the states of the first {j + 1} of {len(nodes)} "
+                              "piecewise ops)")
 
 
 # ----------------------------------------------------------------------------- one region's faces
@@ -895,7 +912,7 @@ def _h_to_v(rows: list[list[fmpq]], d: int, where: str) -> tuple[list[tuple], li
     minimal: for a pointed polyhedron the points are its vertices and the rays its extreme rays;
     with lines, the points are one per minimal face and the rays extreme modulo the lines). The
     lines are not returned: the lineality space is the kernel of the normals, computed apart."""
-    mat = cdd_gmp.matrix_from_array([[z[d]] + z[:d] for z in map(_ints, rows)],
+    mat = cdd_gmp.matrix_from_array([[z[d], *z[:d]] for z in map(_ints, rows)],
                                      rep_type=cdd.RepType.INEQUALITY)
     gen = cdd_gmp.copy_generators(cdd_gmp.polyhedron_from_matrix(mat))
     lines = gen.lin_set
@@ -919,7 +936,7 @@ def _h_to_v(rows: list[list[fmpq]], d: int, where: str) -> tuple[list[tuple], li
 def _cone_rays(normals: list[list[fmpq]], d: int) -> list[list[fmpq]]:
     """The extreme rays of the pointed cone ``{x : n . x >= 0}`` (cddlib's GMP double
     description; exact)."""
-    rows = [[0] + z for z in map(_ints, normals)]
+    rows = [[0, *z] for z in map(_ints, normals)]
     gen = cdd_gmp.copy_generators(cdd_gmp.polyhedron_from_matrix(
         cdd_gmp.matrix_from_array(rows, rep_type=cdd.RepType.INEQUALITY)))
     return [[fmpq(Fraction(x).numerator, Fraction(x).denominator) for x in row[1:]]
@@ -959,7 +976,7 @@ def _walk(where: str, rows: list[list[fmpq]], T: np.ndarray, vids: list[int], pt
         """The edge direction leaving hyperplane ``c`` of the d normals ``N``."""
         return [r[c] for r in flint.fmpq_mat(d, d, [x for r in N for x in r]).inv().tolist()]
 
-    for col, (k, v) in enumerate(zip(vids, pts)):
+    for col, (k, v) in enumerate(zip(vids, pts, strict=True)):
         tight = np.nonzero(T[:, col])[0].tolist()
         groups: dict[tuple, list[int]] = {}
         for i in tight:
@@ -972,23 +989,23 @@ def _walk(where: str, rows: list[list[fmpq]], T: np.ndarray, vids: list[int], pt
         else:
             for e in _cone_rays(reps, d):
                 on = [i for i in tight
-                      if sum((a * x for a, x in zip(rows[i][:d], e)), fmpq(0)) == 0]
+                      if sum((a * x for a, x in zip(rows[i][:d], e, strict=True)), fmpq(0)) == 0]
                 edges.append((on, e, -1))
-        for on, e, c in edges:
+        for on, given, c in edges:
             hits = (1 << len(vids)) - 1
             for i in on:
                 hits &= bits[i]
             if hits & ~(1 << col):
                 continue  # the other end is listed
-            if e is None:
-                e = direction(reps, c)
+            e = direction(reps, c) if given is None else given
             ae = (A * flint.fmpq_mat(d, 1, e)).entries()
             if all(x >= 0 for x in ae):
                 rays.add(frozenset(i for i, x in enumerate(ae) if x == 0))
                 continue
-            vals = [x + r[d] for x, r in zip((A * flint.fmpq_mat(d, 1, list(v))).entries(), rows)]
-            step = min(x / -y for x, y in zip(vals, ae) if y < 0)
-            w = tuple(str(to_fraction(x + step * y)) for x, y in zip(v, e))
+            at_v = (A * flint.fmpq_mat(d, 1, list(v))).entries()
+            vals = [x + r[d] for x, r in zip(at_v, rows, strict=True)]
+            step = min(x / -y for x, y in zip(vals, ae, strict=True) if y < 0)
+            w = tuple(str(to_fraction(x + step * y)) for x, y in zip(v, e, strict=True))
             _fail(f"{where}: an edge from its vertex {k} ends at its vertex {w}, which is not "
                   "listed")
     return rays
@@ -1016,7 +1033,7 @@ def _true_facets(T: np.ndarray, n_pts: int, bounded: bool,
         return []
     packed = np.packbits(T[cand], axis=1, bitorder="little")
     groups: dict[int, list[int]] = {}
-    for i, key in zip(cand.tolist(), packed):
+    for i, key in zip(cand.tolist(), packed, strict=True):
         groups.setdefault(int.from_bytes(key.tobytes(), "little"), []).append(i)
     full = (1 << T.shape[1]) - 1
     maximal: list[int] = []
@@ -1074,8 +1091,8 @@ def _facet_error(where: str, r: Region, facets: list[tuple[list[int], list[int]]
                 missing = sorted(want - got_set)[0]
                 return f"{fw}: the region's {kind} {missing} lies on it but is not listed"
     if len(used) < len(by_ids):
-        missing = next(k for k in by_ids if k not in used)
-        return f"{where}: its facet on constraints {sorted(missing)} is not listed"
+        unlisted = next(k for k in by_ids if k not in used)
+        return f"{where}: its facet on constraints {sorted(unlisted)} is not listed"
     return None
 
 
@@ -1092,7 +1109,7 @@ def _plane(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...], int]:
     """The hyperplane ``a . t = b`` as the primitive integer row ``(a', b')`` whose first
     non-zero entry is positive (equal rows iff equal hyperplanes), and the side: the sign of
     the first non-zero entry of ``a`` (+1: the region ``a . t <= b`` is below the key's row)."""
-    z = _hom(list(a) + [b], 0)[:-1]
+    z = _hom([*a, b], 0)[:-1]
     side = next((1 if v > 0 else -1 for v in z if v != 0), 0)
     g = math.gcd(*z) * side
     return tuple(v // g for v in z), side
@@ -1114,7 +1131,7 @@ class _Face:
     integer and float columns. The least (greatest) coordinate among the vertices has the least
     (greatest) nearest float, rounding being monotone; ties of floats are broken exactly."""
 
-    __slots__ = ("ri", "f", "ext", "gens", "fgens", "pointed", "dirs")
+    __slots__ = ("dirs", "ext", "f", "fgens", "gens", "pointed", "ri")
 
     def __init__(self, r: Region, f: RegionFacet) -> None:
         self.ri, self.f = r.index, f
@@ -1139,19 +1156,19 @@ class _Face:
                     lo = (-math.inf, -1)
                 else:
                     m = min(fl)
-                    at = [k for k, x in zip(ks, fl) if x == m]
+                    at = [k for k, x in zip(ks, fl, strict=True) if x == m]
                     lo = (m, at[0] if len(at) == 1 else min(at, key=lambda k: V[k][i]))
                 if any(v[i] > 0 for v in self.dirs):
                     hi = (math.inf, -1)
                 else:
                     m = max(fl)
-                    at = [k for k, x in zip(ks, fl) if x == m]
+                    at = [k for k, x in zip(ks, fl, strict=True) if x == m]
                     hi = (m, at[0] if len(at) == 1 else max(at, key=lambda k: V[k][i]))
                 got = (lo, hi)
             self.ext[i] = got
         return got
 
-    def generators(self, adj: "_Adjacency") -> list[list[int]]:
+    def generators(self, adj: _Adjacency) -> list[list[int]]:
         """The facet's vertices and rays as integer rows ``[x | D]``, ``[r | 0]``."""
         if self.gens is None:
             r = adj.cert.regions[self.ri]
@@ -1159,7 +1176,7 @@ class _Face:
                          + [_hom(r.rays[k], 0) for k in self.f.rays])
         return self.gens
 
-    def float_generators(self, adj: "_Adjacency") -> np.ndarray:
+    def float_generators(self, adj: _Adjacency) -> np.ndarray:
         """The nearest floats of its vertices and rays as columns ``[x | 1]``, ``[r | 0]``."""
         if self.fgens is None:
             r = adj.cert.regions[self.ri]
@@ -1172,7 +1189,7 @@ class _Face:
 
 
 def _dot(a: list[int], b: list[int]) -> int:
-    return sum(x * y for x, y in zip(a, b))
+    return sum(x * y for x, y in zip(a, b, strict=True))
 
 
 class _Adjacency:
@@ -1200,7 +1217,7 @@ class _Adjacency:
         if x[0] != y[0]:
             return x[0] < y[0]
         if x[1] < 0 or y[1] < 0:
-            return x[1] < 0 <= y[1] and x[0] < 0 or y[1] < 0 <= x[1] and y[0] > 0
+            return (x[1] < 0 <= y[1] and x[0] < 0) or (y[1] < 0 <= x[1] and y[0] > 0)
         V = self.cert.vertices
         return V[x[1]][i] < V[y[1]][i]
 
@@ -1251,11 +1268,12 @@ class _Adjacency:
     def pairs(self) -> dict[tuple[int, int], tuple[tuple, RegionFacet, RegionFacet]]:
         """``(i, j) -> (hyperplane key, facet of i, facet of j)`` for every adjacent pair
         ``i < j``."""
-        cert, d, offsets = self.cert, self.d, self.offsets
+        cert, offsets = self.cert, self.offsets
         n_dom = offsets[0]
         groups: dict[tuple, tuple[list[_Face], list[_Face]]] = {}
         prefixes: dict[tuple, int] = {}
-        planes: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}  # by id of (a, b)
+        # by id of (a, b): key, side, and a and b themselves (their ids are theirs while alive)
+        planes: dict[tuple[int, int], tuple[tuple[int, ...], int, Any, Any]] = {}
         for r in cert.regions:
             pids: dict[int, int] = {}
             for f in r.facets:
@@ -1326,7 +1344,7 @@ class _Adjacency:
                 if x.pointed and y.pointed and (id(pm[0]), id(pm[1])) not in apart:
                     by.setdefault(id(x), (x, []))[1].append(y)
             for x, ys in by.values():
-                for y, sep in zip(ys, self.separated(x, ys)):
+                for y, sep in zip(ys, self.separated(x, ys), strict=True):
                     if sep:
                         apart.add((id(x), id(y)) if side == 0 else (id(y), id(x)))
         return out + [(p, m) for p, m in rest
@@ -1353,11 +1371,11 @@ class _Adjacency:
         rows = []
         for x in (p, m):
             facets, ints, _, _ = self.region_rows(x.ri)
-            for h, row in zip(facets, ints):
+            for h, row in zip(facets, ints, strict=True):
                 if h is not x.f:
-                    rows.append([row[d]] + row[:d] + [-1])  # g(t) >= s
+                    rows.append([row[d], *row[:d], -1])  # g(t) >= s
         e = [-v for v in key[:d]] + [key[d]]
-        rows += [[e[d]] + e[:d] + [0], [-e[d]] + [-v for v in e[:d]] + [0], [1] + [0] * d + [-1]]
+        rows += [[e[d], *e[:d], 0], [-e[d]] + [-v for v in e[:d]] + [0], [1] + [0] * d + [-1]]
         value, _ = _facet_lp(rows, d, f"adjacency of regions {p.ri} and {m.ri}")
         return value > 0
 
@@ -1379,7 +1397,7 @@ def _check_adjacency(cert: Certificate, d: int, offsets: list[int], Vf: np.ndarr
         key, fi, fj = got
         # as the engines write it: the key divided by its first non-zero entry
         lead = next(v for v in key if v != 0)
-        if any(x * lead != k for x, k in zip([*a.a, a.b], key)):
+        if any(x * lead != k for x, k in zip([*a.a, a.b], key, strict=True)):
             want = [str(Fraction(k, lead)) for k in key]
             _fail(f"{aw}: the shared hyperplane is a . t = b with a = {want[:d]}, b = {want[d]} "
                   "(the first non-zero entry of a scaled to 1)")
@@ -1471,7 +1489,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
             _fail(f"domain: the certificate is about {dom!r}, not {want!r}")
     prog = _program(cert, net)
     if prog.digest() != cert.digest:
-        _fail("network digest: the certificate was made for a different network (architecture or parameters differ)")
+        _fail("network digest: the certificate was made for a different network (architecture "
+              "or parameters differ)")
     if tuple(cert.output_shape) != tuple(prog.output_shape):
         _fail(f"output_shape: {tuple(cert.output_shape)}, the network's is "
               f"{tuple(prog.output_shape)}")
@@ -1487,13 +1506,15 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
     for j in range(prog.num_piecewise):
         offsets.append(offsets[-1] + prog.num_switching(j))
     if offsets != list(cert.constraint_offsets):
-        _fail(f"constraint ids: the certificate's offsets {cert.constraint_offsets} do not match {offsets}")
+        _fail(f"constraint ids: the certificate's offsets {cert.constraint_offsets} do not "
+              f"match {offsets}")
     nodes = prog.piecewise_nodes()
     n_out = [math.prod(nd.out_shape) for nd in nodes]
     n_dom = len(A_dom)
     # domain rows as constraints b - a.t >= 0, in the same form as the switching rows
-    dom_rows = [[_fq(-x) for x in a] + [_fq(b)] for a, b in zip(A_dom, b_dom)]
-    dom_F = np.array([[_near(v) for v in row] for row in dom_rows], dtype=np.float64).reshape(n_dom, d + 1)
+    dom_rows = [[_fq(-x) for x in a] + [_fq(b)] for a, b in zip(A_dom, b_dom, strict=True)]
+    dom_F = np.array([[_near(v) for v in row] for row in dom_rows],
+                     dtype=np.float64).reshape(n_dom, d + 1)
     dom_absF = np.abs(dom_F)
     dom_irows = [_ints(row) for row in dom_rows]
     dom_cids = np.arange(n_dom, dtype=np.int64)
@@ -1531,8 +1552,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         cc = cc_cache.get((j, st_key))
         if cc is None:
             nd = nodes[j]
-            idx, sgn = nd.rule.cell_constraints(nd.module, _state_tensor(nd, st_key),
-                                                nd.in_shapes[0])
+            idx, sgn = nd.piecewise_rule.cell_constraints(nd.module, _state_tensor(nd, st_key),
+                                                          nd.in_shapes[0])
             cc = cc_cache[(j, st_key)] = (idx.reshape(-1).numpy().astype(np.int64),
                                           sgn.reshape(-1).numpy().astype(np.int64))
         return cc
@@ -1547,6 +1568,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         if j >= len(nodes) or not refine[j]:
             return None
         sg = wsigns[ri * len(nodes) + j]
+        assert sg is not None  # stored for every region while refine[j] holds
         lvl = runner.memo[tuple(tuple(p) for p in cert.regions[ri].pattern[:j])]
         masked = sg.copy()
         masked[lvl.on_plane(plane)] = 0
@@ -1559,11 +1581,12 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
     for r in cert.regions:
         where = f"region {r.index}"
         if len(r.pattern) != prog.num_piecewise:
-            _fail(f"{where}: pattern has {len(r.pattern)} ops, the network has {prog.num_piecewise}")
+            _fail(f"{where}: pattern has {len(r.pattern)} ops, the network has "
+                  f"{prog.num_piecewise}")
         key = tuple(tuple(p) for p in r.pattern)
         if key in seen:
             _fail(f"{where}: pattern listed twice")
-        for p, nd, n in zip(r.pattern, nodes, n_out):
+        for p, nd, n in zip(r.pattern, nodes, n_out, strict=True):
             if len(p) != n:
                 _fail(f"{where}: pattern of {nd.name} has {len(p)} states, expected {n}")
         seen[key] = r.index
@@ -1582,7 +1605,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         levels = runner.levels(key)
         lstarts = np.cumsum([n_dom] + [lvl.F.shape[0] for lvl in levels]).tolist()
 
-        def level_row(i: int, levels: list[_Level] = levels, lstarts: list[int] = lstarts) -> list[int]:
+        def level_row(i: int, levels: list[_Level] = levels,
+                      lstarts: list[int] = lstarts) -> list[int]:
             if i < n_dom:
                 return dom_irows[i]
             n = bisect.bisect_right(lstarts, i) - 1
@@ -1593,8 +1617,10 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
                          level_row, Xh, pts_h)
         S_dom = S_every[:n_dom]
         # constraints of the region (domain rows first, then every op's cell constraints in order):
-        # blocks of (row of an index, signs, selected row indices, signs, constraint ids)
-        blocks = [(dom_rows.__getitem__, S_dom, dom_cids, dom_sgn, dom_cids, dom_irows.__getitem__)]
+        # blocks of (row of an index, signs, selected row indices, signs, constraint ids, row of
+        # an index in integers)
+        blocks: list[tuple[Any, ...]] = [(dom_rows.__getitem__, S_dom, dom_cids, dom_sgn,
+                                          dom_cids, dom_irows.__getitem__)]
         for j, nd in enumerate(nodes):
             if j < len(levels):
                 lvl, S_all = levels[j], S_every[lstarts[j]:lstarts[j + 1]]
@@ -1602,16 +1628,18 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
                 lvl = runner.level(key, j)
                 S_all = _signs(lvl.F, lvl.absF, lvl.irow, Xh, pts_h)
             sg_w = S_all[:, 0]
-            at_w = nd.rule.state_from_signs(nd.module, torch.from_numpy(sg_w.astype(np.int64))[None],
-                                            nd.in_shapes[0])[0]
+            signs_w = torch.from_numpy(sg_w.astype(np.int64))[None]
+            at_w = nd.piecewise_rule.state_from_signs(nd.module, signs_w, nd.in_shapes[0])[0]
             if at_w.reshape(-1).tolist() != list(key[j]):
                 _fail(f"{where}: the state of {nd.name} at the witness is not the region's pattern")
             idx, sgn = cell_cons(j, key[j])
-            keep = ~lvl.zero[idx]  # identically zero: does not split (its tie state was checked above)
+            # identically zero: does not split (its tie state was checked above)
+            keep = ~lvl.zero[idx]
             bad = keep & (sgn * sg_w[idx] <= 0)
             if bad.any():
                 i = int(idx[int(np.argmax(bad))])
-                _fail(f"{where}: witness not strictly inside constraint {offsets[j] + i} of {nd.name}")
+                _fail(f"{where}: witness not strictly inside constraint {offsets[j] + i} of "
+                      f"{nd.name}")
             sel = idx[keep]
             blocks.append((lvl.row, S_all, sel, sgn[keep], offsets[j] + sel, lvl.irow))
             if refine[j]:
@@ -1694,6 +1722,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         P_tight = SG == 0
         if not by_volume:
             # vertex, ray and line lists proven by an exact H->V of the region's constraints
+            assert R_all is not None  # computed when not by_volume
             normals = [row[:d] for row in R_all]
             n_lin = d - _rank(normals, d)
             if (_rank([[_fq(x) for x in v] for v in r.lines], d) != len(r.lines)
@@ -1706,18 +1735,19 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
                     _fail(f"{where}: a region with lines has no vertex, {len(vids)} are listed")
                 hv_pts, hv_rays = _h_to_v(R_all, d, where)
                 points = [tuple(_fq(x) for x in p) for p in hv_pts]
-                P_tight = np.array([[sum((a * x for a, x in zip(row[:d], p)), row[d]) == 0
-                                     for p in points] for row in R_all],
-                                   dtype=bool).reshape(n_rows, len(points))
-                want = {frozenset(i for i, row in enumerate(R_all)
-                                  if sum((a * _fq(x) for a, x in zip(row[:d], v)), fmpq(0)) == 0)
-                        for v in hv_rays}
+                P_tight = np.array(
+                    [[sum((a * x for a, x in zip(row[:d], p, strict=True)), row[d]) == 0
+                      for p in points] for row in R_all], dtype=bool).reshape(n_rows, len(points))
+                extreme = {frozenset(i for i, row in enumerate(R_all)
+                                     if sum((a * _fq(x) for a, x in zip(row[:d], v, strict=True)),
+                                            fmpq(0)) == 0)
+                           for v in hv_rays}
             else:
-                want = _walk(where, R_all, P_tight, vids, points, d)
+                extreme = _walk(where, R_all, P_tight, vids, points, d)
             have = [frozenset(np.nonzero(ray_tight[:, n])[0].tolist()) for n in range(len(r.rays))]
-            if len(set(have)) != len(have) or set(have) != want:
+            if len(set(have)) != len(have) or set(have) != extreme:
                 _fail(f"{where}: its rays are not its extreme rays (modulo its lines), each once: "
-                      f"{len(r.rays)} listed, {len(want)} extreme")
+                      f"{len(r.rays)} listed, {len(extreme)} extreme")
         # facets: exactly the region's irredundant constraints
         T = np.concatenate([P_tight, ray_tight], axis=1)
         facets = _true_facets(T, len(points), bounded, d)
@@ -1755,8 +1785,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
     if by_volume:
         total_volume = to_fraction(_pairwise_sum(volumes))
         if total_volume != dom.volume():
-            _fail(f"completeness: region volumes sum to {total_volume}, the domain's volume is {dom.volume()} "
-                  "(a region is missing or its vertices are incomplete)")
+            _fail(f"completeness: region volumes sum to {total_volume}, the domain's volume is "
+                  f"{dom.volume()} (a region is missing or its vertices are incomplete)")
         if deferred is not None:
             _fail(deferred)
     else:

@@ -30,12 +30,18 @@ import os
 import re
 import sys
 import time
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any, NoReturn
 
 from . import __version__
-from .errors import (CertificateError, CertificationError, ExactReluError, InvalidInputError,
-                     VerificationError)
+from .errors import (
+    CertificateError,
+    CertificationError,
+    ExactReluError,
+    InvalidInputError,
+    VerificationError,
+)
 
 __all__ = ["main"]
 
@@ -66,7 +72,7 @@ class _Parser(argparse.ArgumentParser):
         # bounds such as -1/2 or -.5 are values, not options
         self._negative_number_matcher = re.compile(r"^-(\d|\.\d)")
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -96,7 +102,7 @@ def _bounds(values: Sequence[str] | None) -> list[tuple[Fraction, Fraction]] | N
         raise InvalidInputError(f"--bounds: {len(values) // 2} pairs; boxes have at most "
                                 f"{MAX_BOUNDED_DIM} dimensions (use --plane or --line for a slice)")
     nums = [to_fraction(v, f"--bounds value {k + 1} ({clip(v)})") for k, v in enumerate(values)]
-    pairs = list(zip(nums[0::2], nums[1::2]))
+    pairs = list(zip(nums[0::2], nums[1::2], strict=True))
     for i, (lo, hi) in enumerate(pairs):
         if not lo < hi:
             raise InvalidInputError(f"--bounds pair {i + 1}: LO {clip(values[2 * i])} is not below "
@@ -125,17 +131,17 @@ def _domain(args: argparse.Namespace) -> Any:
 
     bounds = _bounds(args.bounds)
     if args.plane is not None:
-        xs = [load_tensor(p, "--plane") for p in args.plane]
+        x0, x1, x2 = (load_tensor(p, "--plane") for p in args.plane)  # nargs=3
         if bounds is not None and len(bounds) != 2:
             raise InvalidInputError(f"--plane takes --bounds for 2 slice coordinates; "
                                     f"got {len(bounds)} pairs")
-        return Slice.plane(*xs, bounds=bounds)
+        return Slice.plane(x0, x1, x2, bounds=bounds)
     if args.line is not None:
-        xs = [load_tensor(p, "--line") for p in args.line]
+        x0, x1 = (load_tensor(p, "--line") for p in args.line)  # nargs=2
         if bounds is not None and len(bounds) != 1:
             raise InvalidInputError(f"--line takes --bounds for 1 slice coordinate; "
                                     f"got {len(bounds)} pairs")
-        return Slice.line(*xs, bounds=bounds)
+        return Slice.line(x0, x1, bounds=bounds)
     if bounds is None:
         raise InvalidInputError("pass --bounds LO HI [LO HI ...] (one pair per input), "
                                 "or --plane / --line")
@@ -223,7 +229,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"no certificate at {args.cert}")
     net = _model(args)
     # --bounds / --plane / --line: the certificate must be about exactly that domain
-    want = None if args.bounds is None and args.plane is None and args.line is None else _domain(args)
+    given = (args.bounds, args.plane, args.line) != (None, None, None)
+    want = _domain(args) if given else None
     t0 = time.perf_counter()
     cert = None
     try:
@@ -331,8 +338,9 @@ def _parser() -> _Parser:
                    help="threads (compiled engine) or processes (Python engine) for the exact work "
                         "(default: EXACTRELU_WORKERS when set, else all cores)")
     v.add_argument("--engine", choices=("auto", "compiled", "python"), default="auto",
-                   help="the exact layer: compiled (2-D and 3-D, chains of affine layers and ReLU-like ops), "
-                        "python (everything) or auto (compiled where it applies; the default)")
+                   help="the exact layer: compiled (2-D and 3-D, chains of affine layers and "
+                        "ReLU-like ops), python (everything) or auto (compiled where it applies; "
+                        "the default)")
     v.add_argument("--max-regions", type=int, metavar="N",
                    help="stop with an error once more than N regions are known to exist")
     v.add_argument("--claimed", type=int, metavar="N",
@@ -346,7 +354,8 @@ def _parser() -> _Parser:
     c.add_argument("--model", required=True, metavar="MODEL")
     model_args(c, required=False)
     c.add_argument("--bounds", nargs="+", metavar="LO HI",
-                   help="also require the certificate to be about this box (one LO HI pair per input)")
+                   help="also require the certificate to be about this box (one LO HI pair per "
+                        "input)")
     g = c.add_mutually_exclusive_group()
     g.add_argument("--plane", nargs=3, metavar=("X0", "X1", "X2"),
                    help="also require the plane through these 3 inputs (tensor files)")

@@ -40,13 +40,16 @@ import math
 import numbers
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
 from exactrelu import _geometry, _parse, _polyhedra
 from exactrelu._parse import Malformed, show
 from exactrelu.errors import CertificateError, InvalidInputError
+
+if TYPE_CHECKING:  # torch is imported only where a method needs it
+    import torch
 
 __all__ = ["Domain", "Box", "Polytope", "RealSpace", "Slice", "as_domain", "to_fraction",
            "MAX_BOUNDED_DIM", "MAX_DIM", "MAX_DOMAIN_VERTICES", "MAX_INPUT_SIZE",
@@ -151,7 +154,7 @@ def _fmt(q: Fraction) -> str:
     return f"{_parse.integer_text(q.numerator)}/{_parse.integer_text(q.denominator)}"
 
 
-def _is_tensor(x: Any) -> bool:
+def _is_tensor(x: Any) -> TypeGuard[torch.Tensor]:
     return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
 
 
@@ -258,7 +261,8 @@ class Domain:
             raise InvalidInputError(f"point has {len(t)} coordinates; the domain has {self.dim}")
         q = [to_fraction(v, "point coordinate") for v in t]
         A, b = self.halfspaces()
-        return all(sum((a * x for a, x in zip(row, q)), Fraction(0)) <= bi for row, bi in zip(A, b))
+        return all(sum((a * x for a, x in zip(row, q, strict=True)), Fraction(0)) <= bi
+                   for row, bi in zip(A, b, strict=True))
 
     def interior_point(self) -> tuple[Fraction, ...]:
         """An exact point strictly inside the domain."""
@@ -325,7 +329,7 @@ class Box(Domain):
 
     def __init__(self, bounds: Iterable[Sequence[Any]]) -> None:
         if isinstance(bounds, Box):
-            bounds = list(zip(bounds.lower, bounds.upper))
+            bounds = list(zip(bounds.lower, bounds.upper, strict=True))
         if _is_tensor(bounds) or isinstance(bounds, np.ndarray):
             bounds = np.asarray(bounds.detach().cpu() if _is_tensor(bounds) else bounds).tolist()
         if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Iterable):
@@ -382,26 +386,26 @@ class Box(Domain):
 
     def vertices(self) -> list[tuple[Fraction, ...]]:
         """The 2^dim corners (at most 2^MAX_BOUNDED_DIM: the constructor's limit)."""
-        return [tuple(v) for v in itertools.product(*zip(self.lower, self.upper))]
+        return [tuple(v) for v in itertools.product(*zip(self.lower, self.upper, strict=True))]
 
     def volume(self) -> Fraction:
         out = Fraction(1)
-        for lo, hi in zip(self.lower, self.upper):
+        for lo, hi in zip(self.lower, self.upper, strict=True):
             out *= hi - lo
         return out
 
     def interior_point(self) -> tuple[Fraction, ...]:
-        return tuple((lo + hi) / 2 for lo, hi in zip(self.lower, self.upper))
+        return tuple((lo + hi) / 2 for lo, hi in zip(self.lower, self.upper, strict=True))
 
     def to_json(self) -> dict[str, Any]:
-        pairs = [[_fmt(lo), _fmt(hi)] for lo, hi in zip(self.lower, self.upper)]
+        pairs = [[_fmt(lo), _fmt(hi)] for lo, hi in zip(self.lower, self.upper, strict=True)]
         return {"type": "box", "bounds": pairs}
 
     def _key(self) -> tuple[Any, ...]:
         return (self.lower, self.upper)
 
     def __repr__(self) -> str:
-        pairs = (f"({show(lo)}, {show(hi)})" for lo, hi in zip(self.lower, self.upper))
+        pairs = (f"({show(lo)}, {show(hi)})" for lo, hi in zip(self.lower, self.upper, strict=True))
         return "Box([" + ", ".join(pairs) + "])"
 
 
@@ -656,7 +660,7 @@ class Slice(Domain):
                 f"x0 has shape {shape} but x1 has shape {s1}; pass equal shapes"
             )
         region = Box([(0, 1)]) if bounds is None else as_domain(bounds)
-        return cls._from_exact(shape, p0, [[b - a for a, b in zip(p0, p1)]], region)
+        return cls._from_exact(shape, p0, [[b - a for a, b in zip(p0, p1, strict=True)]], region)
 
     @classmethod
     def plane(
@@ -680,7 +684,8 @@ class Slice(Domain):
             region: Domain = Polytope([[-1, 0], [0, -1], [1, 1]], [0, 0, 1])
         else:
             region = as_domain(bounds)
-        dirs = [[b - a for a, b in zip(p0, p1)], [b - a for a, b in zip(p0, p2)]]
+        dirs = [[b - a for a, b in zip(p0, p1, strict=True)],
+                [b - a for a, b in zip(p0, p2, strict=True)]]
         return cls._from_exact(shape, p0, dirs, region)
 
     @property

@@ -29,9 +29,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import _parse
 from ._deps import extra_missing
@@ -90,7 +91,7 @@ def to_csv(cert: Certificate, path: str | Path, **kwargs: Any) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(list(columns))
-        for row in zip(*columns.values()):
+        for row in zip(*columns.values(), strict=True):
             writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v
                              for v in row])
 
@@ -178,11 +179,11 @@ def latex_table(certs: Sequence[Certificate], names: Sequence[str] | None = None
     lines = [r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule",
              " & ".join([_tex(name_header)] + [_tex(c) for c in columns]) + r" \\",
              r"\midrule"]
-    for name, cert in zip(names, certs):
+    for name, cert in zip(names, certs, strict=True):
         if not isinstance(cert, Certificate):
             raise InvalidInputError(f"latex_table takes Certificates, got "
                                     f"{type(cert).__name__} for {name!r}")
         values = [cell(TABLE_COLUMNS[c](cert)) for c in columns]
-        lines.append(" & ".join([_tex(str(name))] + values) + r" \\")
+        lines.append(" & ".join([_tex(str(name)), *values]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -15,7 +16,8 @@ from .capture import Program, capture
 from .errors import InvalidInputError
 from .rules import FloatMap
 
-__all__ = ["AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward", "as_program"]
+__all__ = ["AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",
+           "as_program"]
 
 
 class AffineMaps(NamedTuple):
@@ -42,7 +44,8 @@ def as_program(net: nn.Module | Program, input_shape: Sequence[int] | None) -> P
     if isinstance(net, Program):
         return net
     if input_shape is None:
-        raise InvalidInputError("pass input_shape (the shape of one sample, without the batch dimension)")
+        raise InvalidInputError("pass input_shape (the shape of one sample, without the batch "
+                                "dimension)")
     return capture(net, input_shape)
 
 
@@ -67,7 +70,8 @@ def affine_maps(net: nn.Module | Program, x: torch.Tensor) -> AffineMaps:
     True
     """
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
-        raise InvalidInputError("x must be a tensor of shape (N, *input_shape) with a batch dimension")
+        raise InvalidInputError("x must be a tensor of shape (N, *input_shape) with a batch "
+                                "dimension")
     if not x.is_floating_point():
         raise InvalidInputError(f"x must be floating point, got {x.dtype}")
     if not torch.isfinite(x).all():
@@ -75,17 +79,20 @@ def affine_maps(net: nn.Module | Program, x: torch.Tensor) -> AffineMaps:
     try:
         prog = as_program(net, tuple(x.shape[1:]))
     except InvalidInputError as exc:
-        raise InvalidInputError(f"x of shape {tuple(x.shape)} is read as a batch of {x.shape[0]} samples of shape "
-                                f"{tuple(x.shape[1:])}; x must be (N, *input_shape), batch dimension first. {exc}") from None
+        raise InvalidInputError(f"x of shape {tuple(x.shape)} is read as a batch of {x.shape[0]} "
+                                f"samples of shape {tuple(x.shape[1:])}; x must be (N, "
+                                f"*input_shape), batch dimension first. {exc}") from None
     if tuple(x.shape[1:]) != prog.input_shape:
-        raise InvalidInputError(f"x has per-sample shape {tuple(x.shape[1:])}, the program takes {prog.input_shape}")
+        raise InvalidInputError(f"x has per-sample shape {tuple(x.shape[1:])}, the program takes "
+                                f"{prog.input_shape}")
     device = _device_of(prog.net) or x.device
     x = x.detach().to(device)
     n, d = x.shape[0], prog.in_dim
     with torch.no_grad():
         values = FloatMap(x.new_zeros((n, 0, *prog.input_shape)), x)
         _, pattern = prog.float_run(values)
-        eye = torch.eye(d, dtype=x.dtype, device=device).reshape(1, d, *prog.input_shape).expand(n, -1, *prog.input_shape)
+        eye = torch.eye(d, dtype=x.dtype, device=device).reshape(1, d, *prog.input_shape) \
+            .expand(n, -1, *prog.input_shape)
         m0 = FloatMap(eye, torch.zeros_like(x))
         out, _ = prog.float_run(m0, states=pattern)
     w = out.W  # (N, d, *out_shape)
@@ -97,7 +104,8 @@ def affine_maps(net: nn.Module | Program, x: torch.Tensor) -> AffineMaps:
 
 def exact_affine_maps(net: nn.Module | Program, pattern: Sequence[torch.Tensor],
                       input_shape: Sequence[int] | None = None,
-                      input_map: tuple[Sequence[Sequence[Any]], Sequence[Any]] | None = None) -> ExactAffineMaps:
+                      input_map: tuple[Sequence[Sequence[Any]], Sequence[Any]] | None = None,
+                      ) -> ExactAffineMaps:
     """Exact rational maps of every switching function and of the output for one ``pattern``.
 
     ``pattern``: one state tensor per piecewise op (one sample, no batch dimension; a batch of
@@ -105,13 +113,16 @@ def exact_affine_maps(net: nn.Module | Program, pattern: Sequence[torch.Tensor],
     ``input_map=(M, c)`` (e.g. a slice).
     """
     prog = as_program(net, input_shape)
-    states = [p[0] if p.dim() == len(nd.out_shape) + 1 and p.shape[0] == 1 and tuple(p.shape[1:]) == nd.out_shape else p
-              for p, nd in zip(pattern, prog.piecewise_nodes())]
-    for s, nd in zip(states, prog.piecewise_nodes()):
+    states = [p[0] if p.dim() == len(nd.out_shape) + 1 and p.shape[0] == 1
+              and tuple(p.shape[1:]) == nd.out_shape else p
+              for p, nd in zip(pattern, prog.piecewise_nodes(), strict=False)]
+    for s, nd in zip(states, prog.piecewise_nodes(), strict=False):
         if tuple(s.shape) != nd.out_shape:
-            raise InvalidInputError(f"pattern for {nd.name} has shape {tuple(s.shape)}, expected {nd.out_shape}")
+            raise InvalidInputError(f"pattern for {nd.name} has shape {tuple(s.shape)}, expected "
+                                    f"{nd.out_shape}")
     if len(states) != prog.num_piecewise:
-        raise InvalidInputError(f"pattern has {len(states)} entries, the network has {prog.num_piecewise} piecewise ops")
+        raise InvalidInputError(f"pattern has {len(states)} entries, the network has "
+                                f"{prog.num_piecewise} piecewise ops")
     if input_map is None:
         m0 = _exact.identity_map(prog.in_dim, prog.input_shape)
     else:
@@ -121,7 +132,8 @@ def exact_affine_maps(net: nn.Module | Program, pattern: Sequence[torch.Tensor],
     return ExactAffineMaps(out, collect)
 
 
-def exact_forward(net: nn.Module | Program, x: Sequence[Any], input_shape: Sequence[int] | None = None) -> list[Fraction]:
+def exact_forward(net: nn.Module | Program, x: Sequence[Any],
+                  input_shape: Sequence[int] | None = None) -> list[Fraction]:
     """Exact forward pass at one rational input ``x`` (flat, or a tensor: its floats taken exactly).
 
     >>> net = nn.Sequential(nn.Linear(1, 1))

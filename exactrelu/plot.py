@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import colorsys
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -32,6 +33,11 @@ try:
     from matplotlib.figure import Figure
 except ImportError as err:
     raise extra_missing(err, "exactrelu.plot", "plot") from err
+
+if TYPE_CHECKING:
+    from mpl_toolkits.mplot3d import Axes3D
+
+import itertools
 
 from .boundary import class_cells, decision_boundary, level_set
 from .certificate import Certificate, Region
@@ -45,9 +51,19 @@ __all__ = ["plot_regions", "plot_function_1d", "plot_surface", "plot_regions_3d"
 def _figure(ax: Axes | None, projection: str | None = None,
             figsize: tuple[float, float] = (6.4, 5.6)) -> tuple[Figure, Axes]:
     if ax is not None:
-        return ax.figure, ax  # type: ignore[return-value]
+        fig = ax.figure
+        while not isinstance(fig, Figure):  # an axes of a SubFigure: the Figure holding it
+            fig = fig.figure
+        return fig, ax
     fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.add_subplot(projection=projection)
+
+
+def _figure_3d(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes3D]:
+    if ax is not None and ax.name != "3d":
+        raise InvalidInputError(f"ax: pass a 3-D axes (projection='3d'), got a {ax.name!r} one")
+    fig, ax = _figure(ax, projection="3d", figsize=figsize)
+    return fig, cast("Axes3D", ax)
 
 
 def _finish(fig: Figure, path: str | Path | None) -> Figure:
@@ -81,14 +97,14 @@ def region_colors(n: int, seed: int = 0) -> np.ndarray:
     hues = (np.arange(n) * 0.618033988749895) % 1.0
     sat = 0.45 + 0.35 * rng.random(n)
     val = 0.75 + 0.2 * rng.random(n)
-    rgb = [colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hues, sat, val)]
+    rgb = [colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hues, sat, val, strict=True)]
     out = np.ones((n, 4))
     out[:, :3] = np.array(rgb).reshape(n, 3) if n else np.zeros((0, 3))
     return out[rng.permutation(n)] if n else out
 
 
 def _value(row: Sequence[Fraction], t: Sequence[Fraction]) -> Fraction:
-    return sum((a * x for a, x in zip(row[:-1], t)), Fraction(0)) + row[-1]
+    return sum((a * x for a, x in zip(row[:-1], t, strict=True)), Fraction(0)) + row[-1]
 
 
 # --------------------------------------------------------------------------------- 2-D map
@@ -162,7 +178,8 @@ def plot_regions(cert: Certificate, *, color_by: str = "region", output: int = 0
                                          colors="crimson", linewidths=2.0, gid="decision_boundary",
                                          label="decision boundary"))
     if level is not None:
-        ax.add_collection(LineCollection(_float_segments(level_set(cert, level, output=output).segments()),
+        level_segs = _float_segments(level_set(cert, level, output=output).segments())
+        ax.add_collection(LineCollection(level_segs,
                                          colors="black", linewidths=1.5, linestyles="dashed",
                                          gid="level_set", label=f"output {output} = {level}"))
     xs = [float(v[0]) for v in cert.domain.vertices()]
@@ -200,7 +217,7 @@ def kinks(cert: Certificate, output: int = 0) -> list[Fraction]:
     _need_dim(cert, 1, "kinks")
     ivs = _intervals(cert)
     out = []
-    for (_, r), (lo, s) in zip(ivs, ivs[1:]):
+    for (_, r), (lo, s) in itertools.pairwise(ivs):
         if r.output[output][0] != s.output[output][0]:
             out.append(lo)
     return out
@@ -257,7 +274,7 @@ def plot_function_1d(cert: Certificate, *, net: Any = None, data: Any = None, tr
         b = (first.bias.detach().double().cpu().numpy().ravel() if first.bias is not None
              else np.zeros_like(w))
         ex, labelled = [], False
-        for wi, bi in zip(w, b):
+        for wi, bi in zip(w, b, strict=True):
             if wi == 0:
                 continue
             e = -bi / wi
@@ -301,7 +318,7 @@ def plot_surface(cert: Certificate, *, output: int = 0, ax: Axes | None = None,
     from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
 
     _need_dim(cert, 2, "plot_surface")
-    fig, ax = _figure(ax, projection="3d", figsize=(7.0, 6.0))
+    fig, ax3 = _figure_3d(ax, figsize=(7.0, 6.0))
     z_at: dict[int, float] = {}
     polys, zs = [], []
     for r in cert.regions:
@@ -320,21 +337,21 @@ def plot_surface(cert: Certificate, *, output: int = 0, ax: Axes | None = None,
     norm = (zs_arr - zs_arr.min()) / ((zs_arr.max() - zs_arr.min()) or 1.0)
     faces = Poly3DCollection(polys, facecolors=colormaps["viridis"](norm), edgecolors="none",
                              alpha=0.9, gid="regions")
-    ax.add_collection3d(faces)
+    ax3.add_collection3d(faces)
     lines = [[(*map(float, cert.vertices[u]), z_at[u]), (*map(float, cert.vertices[v]), z_at[v])]
              for u, v in cert.edges()]
-    ax.add_collection3d(Line3DCollection(lines, colors="black", linewidths=0.6, gid="edges"))
+    ax3.add_collection3d(Line3DCollection(lines, colors="black", linewidths=0.6, gid="edges"))
     xs = [float(v[0]) for v in cert.vertices]
     ys = [float(v[1]) for v in cert.vertices]
     zall = list(z_at.values()) or [0.0]
-    ax.set_xlim(min(xs), max(xs))
-    ax.set_ylim(min(ys), max(ys))
-    ax.set_zlim(min(zall), max(zall) + (1e-9 if max(zall) == min(zall) else 0.0))
+    ax3.set_xlim(min(xs), max(xs))
+    ax3.set_ylim(min(ys), max(ys))
+    ax3.set_zlim(min(zall), max(zall) + (1e-9 if max(zall) == min(zall) else 0.0))
     names = _names(cert)
-    ax.set_xlabel(names[0])
-    ax.set_ylabel(names[1])
-    ax.set_zlabel(f"output {output}")
-    ax.set_title(title if title is not None else
+    ax3.set_xlabel(names[0])
+    ax3.set_ylabel(names[1])
+    ax3.set_zlabel(f"output {output}")
+    ax3.set_title(title if title is not None else
                  f"output {output} on {cert.num_regions} certified regions")
     return _finish(fig, path)
 
@@ -397,11 +414,11 @@ def plot_regions_3d(cert: Certificate, *, regions: Sequence[int] | None = None,
         level = to_fraction(value, "cut's value")
         chosen = [i for i in chosen
                   if all(cert.vertices[k][axis] <= level for k in cert.regions[i].vertices)]
-    fig, ax = _figure(ax, projection="3d", figsize=(7.0, 6.4))
+    fig, ax3 = _figure_3d(ax, figsize=(7.0, 6.4))
     corners = [[float(c) for c in v] for v in cert.domain.vertices()]
     centre = np.mean(np.array(corners), axis=0)
     colors = region_colors(cert.num_regions)
-    polys: list[list[tuple[float, float, float]]] = []
+    polys: list[list[tuple[float, ...]]] = []
     face_colors = []
     for i in chosen:
         r = cert.regions[i]
@@ -411,26 +428,27 @@ def plot_regions_3d(cert: Certificate, *, regions: Sequence[int] | None = None,
                           axis=0)
             shift = explode * (own - centre)
         for poly in region_facets_3d(cert, r):
-            polys.append([tuple(float(c) + s for c, s in zip(p, shift)) for p in poly])
+            polys.append([tuple(float(c) + float(s) for c, s in zip(p, shift, strict=True))
+                          for p in poly])
             face_colors.append(colors[i])
     faces = Poly3DCollection(polys, facecolors=face_colors, alpha=alpha, gid="regions",
                              edgecolors="black" if edges else "none", linewidths=0.3)
-    ax.add_collection3d(faces)
+    ax3.add_collection3d(faces)
     lo = np.min(np.array(corners), axis=0)
     hi = np.max(np.array(corners), axis=0)
     pad = explode * (hi - lo) / 2
-    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
-    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
-    ax.set_zlim(lo[2] - pad[2], hi[2] + pad[2])
-    ax.set_box_aspect(tuple(float(x) for x in (hi - lo) + 2 * pad))
+    ax3.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax3.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax3.set_zlim(lo[2] - pad[2], hi[2] + pad[2])
+    ax3.set_box_aspect(tuple(float(x) for x in (hi - lo) + 2 * pad))
     if view is not None:
-        ax.view_init(elev=view[0], azim=view[1])
+        ax3.view_init(elev=view[0], azim=view[1])
     names = _names(cert)
-    ax.set_xlabel(names[0])
-    ax.set_ylabel(names[1])
-    ax.set_zlabel(names[2])
+    ax3.set_xlabel(names[0])
+    ax3.set_ylabel(names[1])
+    ax3.set_zlabel(names[2])
     shown = "" if len(chosen) == cert.num_regions else f" ({len(chosen)} drawn)"
-    ax.set_title(title if title is not None else
+    ax3.set_title(title if title is not None else
                  f"{cert.num_regions} linear regions{shown}, {cert.num_pieces} pieces (certified)")
     return _finish(fig, path)
 

@@ -35,8 +35,9 @@ import inspect
 import itertools
 import math
 import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple, cast, overload
 
 import torch
 import torch.nn.functional as F
@@ -107,7 +108,8 @@ class Rule:
     def float_forward(self, module: Any, inputs: list[FloatMap]) -> FloatMap:
         raise NotImplementedError
 
-    def exact_forward(self, module: Any, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+    def exact_forward(self, module: Any, inputs: list[ExactMap],
+                      out_shape: tuple[int, ...]) -> ExactMap:
         raise NotImplementedError
 
     def notes(self, module: Any) -> list[str]:
@@ -149,7 +151,8 @@ class AffineRule(Rule):
         """Exact entries of the float64 matrix ``A`` (row-major); overridden for 1/k entries."""
         return _exact.tensor_to_fmpq_list(A)
 
-    def exact_forward(self, module: Any, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+    def exact_forward(self, module: Any, inputs: list[ExactMap],
+                      out_shape: tuple[int, ...]) -> ExactMap:
         (m,) = inputs
         cache = _exact_cache(module)
         key = (type(self).__name__, m.shape)
@@ -165,7 +168,8 @@ class ReshapeRule(AffineRule):
         (m,) = inputs
         return FloatMap(map_linear(lambda x: self.linear(module, x), m.W), self.linear(module, m.b))
 
-    def exact_forward(self, module: Any, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+    def exact_forward(self, module: Any, inputs: list[ExactMap],
+                      out_shape: tuple[int, ...]) -> ExactMap:
         (m,) = inputs
         return m.reshape(out_shape)
 
@@ -193,11 +197,13 @@ class PiecewiseRule(Rule):
         """States (int64, shape (N, *out_shape)) at input values ``x`` (N, *in_shape)."""
         raise NotImplementedError
 
-    def state_from_signs(self, module: Any, signs: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
+    def state_from_signs(self, module: Any, signs: torch.Tensor,
+                         in_shape: tuple[int, ...]) -> torch.Tensor:
         """States (N, *out_shape) from strict signs (N, S) (+1/-1) of the switching functions."""
         raise NotImplementedError
 
-    def cell_constraints(self, module: Any, state: torch.Tensor, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    def cell_constraints(self, module: Any, state: torch.Tensor,
+                         in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """For one sample's ``state`` (out_shape): (indices, signs) of the switching functions whose
         strict signs define the cell of this state: ``sign * s_index(x) > 0``."""
         raise NotImplementedError
@@ -208,14 +214,16 @@ class PiecewiseRule(Rule):
     def exact_apply(self, module: Any, m: ExactMap, state: torch.Tensor) -> ExactMap:
         raise NotImplementedError
 
-    def float_forward(self, module: Any, inputs: list[FloatMap], t: torch.Tensor | None = None) -> FloatMap:
+    def float_forward(self, module: Any, inputs: list[FloatMap],
+                      t: torch.Tensor | None = None) -> FloatMap:
         (m,) = inputs
         x = m.at(t) if t is not None else m.b
         return self.apply(module, m, self.state(module, x))
 
     # Plain-Python forms of the two sign queries, used one cell at a time by the exact layer.
     # Defaults go through the tensor versions; elementwise rules override them with a fast path.
-    def state_tuple(self, module: Any, signs: Sequence[int], in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    def state_tuple(self, module: Any, signs: Sequence[int],
+                    in_shape: tuple[int, ...]) -> tuple[int, ...]:
         """``state_from_signs`` for one sample, signs and states as flat tuples."""
         st = self.state_from_signs(module, torch.tensor([list(signs)], dtype=torch.int64), in_shape)
         return tuple(st.reshape(-1).tolist())
@@ -223,8 +231,9 @@ class PiecewiseRule(Rule):
     def constraint_list(self, module: Any, state: Sequence[int], in_shape: tuple[int, ...],
                         out_shape: tuple[int, ...]) -> list[tuple[int, int]]:
         """``cell_constraints`` for one flat state tuple, as a list of (index, sign)."""
-        idx, sg = self.cell_constraints(module, torch.tensor(list(state), dtype=torch.int64).reshape(out_shape), in_shape)
-        return list(zip(idx.tolist(), sg.tolist()))
+        idx, sg = self.cell_constraints(
+            module, torch.tensor(list(state), dtype=torch.int64).reshape(out_shape), in_shape)
+        return list(zip(idx.tolist(), sg.tolist(), strict=True))
 
 
 RULES: dict[Any, Rule] = {}
@@ -283,7 +292,9 @@ def registered_class(cls: type) -> type | None:
 def rule_conflict(cls: type) -> str | None:
     """Why ``cls`` does not inherit the rule of its nearest registered ancestor, or None."""
     owner = registered_class(cls)
-    names = overrides(cls, owner) if owner is not None else ()
+    if owner is None:
+        return None
+    names = overrides(cls, owner)
     if not names:
         return None
     return (f"redefines {', '.join(names)} of {owner.__module__}.{owner.__qualname__}, so the rule "
@@ -318,12 +329,18 @@ def overrides(cls: type, base: type) -> tuple[str, ...]:
                         if static(cls, n, None) is not static(base, n, None)))
 
 
+def parametrizations(module: nn.Module) -> dict[str, nn.Module]:
+    """The parametrization (a ParametrizationList) of each parametrized tensor of ``module``."""
+    if not parametrize.is_parametrized(module):
+        return {}
+    return dict(cast(nn.ModuleDict, module.parametrizations).items())
+
+
 def own_tensors(module: nn.Module) -> list[tuple[str, Any]]:
     """``module``'s own parameters, then buffers, then parametrized tensors (each group by name),
     with the values its forward reads: a parametrized tensor as its parametrization computes it."""
     names = sorted(module._parameters) + sorted(module._buffers)
-    if parametrize.is_parametrized(module):
-        names += sorted(module.parametrizations.keys())
+    names += sorted(parametrizations(module))
     return [(n, getattr(module, n)) for n in names]
 
 
@@ -345,7 +362,8 @@ def _exact_cache(module: Any) -> dict:
     # the cache is dropped when the module's own tensors are replaced or changed in place.
     stamp = _state_stamp(module)
     store = _MODULE_CACHE.get(id(module))
-    if store is None or store[1] is not module or store[2] != stamp:  # new, id reused, or parameters changed
+    # new, id reused, or parameters changed
+    if store is None or store[1] is not module or store[2] != stamp:
         store = ({}, module, stamp)
         _MODULE_CACHE[id(module)] = store
     return store[0]
@@ -374,7 +392,8 @@ def module_state(module: nn.Module) -> Any:
     (functions, arbitrary objects) are not seen: a rule that reads one must not be cached on it.
     A parametrized tensor is seen as computed, besides its parametrization's own tensors."""
     for name, sub in module.named_modules():
-        for tname, t in itertools.chain(sub.named_parameters(recurse=False), sub.named_buffers(recurse=False)):
+        for tname, t in itertools.chain(sub.named_parameters(recurse=False),
+                                        sub.named_buffers(recurse=False)):
             yield from _value_bytes(f"{name}.{tname}", t)
         if parametrize.is_parametrized(sub):
             for pname in sorted(sub.parametrizations.keys()):
@@ -404,6 +423,12 @@ def clear_exact_cache() -> None:
     _MODULE_CACHE.clear()
 
 
+@overload
+def _p(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor: ...
+@overload
+def _p(t: None, like: torch.Tensor) -> None: ...
+
+
 def _p(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
     return None if t is None else t.detach().to(device=like.device, dtype=like.dtype)
 
@@ -427,7 +452,8 @@ class LinearRule(AffineRule):
             return super().exact_affine(module, in_shape)
         w = module.weight
         A = fmpq_mat(w.shape[0], w.shape[1], _exact.tensor_to_fmpq_list(w))
-        a = _exact.tensor_to_fmpq_list(module.bias) if module.bias is not None else [fmpq(0)] * w.shape[0]
+        a = _exact.tensor_to_fmpq_list(module.bias) if module.bias is not None \
+            else [fmpq(0)] * w.shape[0]
         return ExactAffine(A, a)
 
 
@@ -470,6 +496,9 @@ for _cls, _base, _conv in (
     register_rule(_cls, type(f"{_cls.__name__}Rule", (_base,), {"conv": staticmethod(_conv)})())
 
 
+_NO_RUNNING_STATS = "BatchNorm without running statistics (track_running_stats=False)"
+
+
 def folded_batchnorm(module: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
     """BatchNorm in eval mode as ``y = scale * x + shift``, folded once in float64.
 
@@ -477,6 +506,8 @@ def folded_batchnorm(module: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Ten
     computed in float64 (sqrt is not rational); from then on these float64 numbers are the exact
     parameters of the network.
     """
+    if module.running_mean is None or module.running_var is None:
+        raise UnsupportedModelError(_NO_RUNNING_STATS)
     var = module.running_var.detach().to("cpu", torch.float64)
     mean = module.running_mean.detach().to("cpu", torch.float64)
     scale = 1.0 / torch.sqrt(var + module.eps)
@@ -493,15 +524,17 @@ class _BatchNormRule(AffineRule):
 
     def check(self, module: nn.Module) -> str | None:
         if module.training:
-            return "BatchNorm in train mode (call net.eval() first: train-mode BatchNorm uses batch statistics)"
+            return ("BatchNorm in train mode (call net.eval() first: train-mode BatchNorm uses "
+                    "batch statistics)")
         if module.running_mean is None or module.running_var is None:
-            return "BatchNorm without running statistics (track_running_stats=False)"
+            return _NO_RUNNING_STATS
         return None
 
     def _folded(self, module: Any, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scale, shift = folded_batchnorm(module)
         view = (1, -1) + (1,) * (like.dim() - 2)
-        return (scale.to(like.device, like.dtype).reshape(view), shift.to(like.device, like.dtype).reshape(view))
+        return (scale.to(like.device, like.dtype).reshape(view),
+                shift.to(like.device, like.dtype).reshape(view))
 
     def linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
         return x * self._folded(module, x)[0]
@@ -510,8 +543,8 @@ class _BatchNormRule(AffineRule):
         return zeros + self._folded(module, zeros)[1]
 
     def notes(self, module: Any) -> list[str]:
-        return ["BatchNorm folded in float64: scale = gamma/sqrt(var+eps), shift = beta - mean*scale; "
-                "the float64 results are taken as exact parameters"]
+        return ["BatchNorm folded in float64: scale = gamma/sqrt(var+eps), shift = beta - "
+                "mean*scale; the float64 results are taken as exact parameters"]
 
 
 @register_rule(nn.BatchNorm1d)
@@ -554,7 +587,8 @@ class _PoolAverageRule(AffineRule):
             k = round(1.0 / v)
             if k <= 0 or 1.0 / k != v:
                 raise UnsupportedModelError(
-                    f"average pooling entry {v!r} is not 1/k for an integer k; cannot take it exactly")
+                    f"average pooling entry {v!r} is not 1/k for an integer k; cannot take it "
+                    "exactly")
             out.append(fmpq(1, k))
         return out
 
@@ -602,7 +636,7 @@ class DropoutRule(ReshapeRule):
 
     reads = ()
 
-    def check(self, module: nn.Module) -> str | None:
+    def check(self, module: nn.modules.dropout._DropoutNd) -> str | None:
         if module.training and module.p > 0:
             return "Dropout in train mode is random (call net.eval() first)"
         return None
@@ -614,9 +648,9 @@ class DropoutRule(ReshapeRule):
 # Each dropout class has its own forward, so each is registered (a rule is not inherited by a
 # class that overrides forward).
 _DROPOUT = DropoutRule()
-for _cls in (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
-             nn.FeatureAlphaDropout):
-    register_rule(_cls, _DROPOUT)
+for _dropout in (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+                 nn.FeatureAlphaDropout):
+    register_rule(_dropout, _DROPOUT)
 
 
 @dataclass(frozen=True)
@@ -686,9 +720,11 @@ class CatRule(Rule):
 
     def float_forward(self, module: Cat, inputs: list[FloatMap]) -> FloatMap:
         dW = module.dim if module.dim < 0 else module.dim + 1  # W has the extra k dimension
-        return FloatMap(torch.cat([m.W for m in inputs], dim=dW), torch.cat([m.b for m in inputs], dim=module.dim))
+        return FloatMap(torch.cat([m.W for m in inputs], dim=dW),
+                        torch.cat([m.b for m in inputs], dim=module.dim))
 
-    def exact_forward(self, module: Cat, inputs: list[ExactMap], out_shape: tuple[int, ...]) -> ExactMap:
+    def exact_forward(self, module: Cat, inputs: list[ExactMap],
+                      out_shape: tuple[int, ...]) -> ExactMap:
         offset, parts = 0, []
         for m in inputs:
             parts.append(torch.arange(m.n).reshape(1, *m.shape) + offset)
@@ -720,6 +756,8 @@ class _Operand(nn.Module):
     """A pseudo-module combining its input elementwise with one constant ``other`` (a buffer that
     is the model's own tensor, not a copy; a number becomes a float64 0-d tensor, taken as its
     float64 value). ``other`` broadcasts against the input but not over the batch."""
+
+    other: torch.Tensor
 
     def __init__(self, other: Any) -> None:
         super().__init__()
@@ -786,7 +824,7 @@ class _ScaleRule(AffineRule):
         src = pos.expand(shape).reshape(-1).tolist()
         consts = _exact.tensor_to_fmpq_list(other.expand(shape).reshape(-1))
         entries = [fmpq(0)] * (len(src) * n_in)
-        for o, (j, c) in enumerate(zip(src, consts)):
+        for o, (j, c) in enumerate(zip(src, consts, strict=True)):
             entries[o * n_in + j] = 1 / c if self.divide else c
         return ExactAffine(fmpq_mat(len(src), n_in, entries), [fmpq(0)] * len(src))
 
@@ -891,8 +929,8 @@ class PadRule(AffineRule):
 
 
 register_rule(Pad, PadRule())
-for _cls in _PAD_MODES:
-    register_rule(_cls, PadRule())
+for _pad in _PAD_MODES:
+    register_rule(_pad, PadRule())
 
 
 class GatherRule(Rule):
@@ -1048,11 +1086,12 @@ class UpsampleRule(GatherRule):
 class _ElementwiseRule(PiecewiseRule):
     """Elementwise piecewise-linear units: out = slope[state] * x + const[state]."""
 
-    reads = ()
+    reads: tuple[str, ...] | None = ()
 
     sign_cells = True
 
-    def state_tuple(self, module: Any, signs: Sequence[int], in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    def state_tuple(self, module: Any, signs: Sequence[int],
+                    in_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(self.thresholds(module)) == 1:
             return tuple(1 if s > 0 else 0 for s in signs)
         return super().state_tuple(module, signs, in_shape)
@@ -1101,7 +1140,8 @@ class _ElementwiseRule(PiecewiseRule):
         s[x > hi] = 2
         return s
 
-    def state_from_signs(self, module: Any, signs: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
+    def state_from_signs(self, module: Any, signs: torch.Tensor,
+                         in_shape: tuple[int, ...]) -> torch.Tensor:
         n = signs.shape[0]
         u = math.prod(in_shape)
         if len(self.thresholds(module)) == 1:
@@ -1112,7 +1152,8 @@ class _ElementwiseRule(PiecewiseRule):
         s[s_hi > 0] = 2
         return s.reshape(n, *in_shape)
 
-    def cell_constraints(self, module: Any, state: torch.Tensor, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    def cell_constraints(self, module: Any, state: torch.Tensor,
+                         in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         st = state.reshape(-1).cpu()
         u = st.numel()
         idx = torch.arange(u)
@@ -1122,8 +1163,10 @@ class _ElementwiseRule(PiecewiseRule):
         mid = st == 1
         high = st == 2
         indices = torch.cat([idx[low], idx[mid], idx[mid] + u, idx[high] + u])
-        signs = torch.cat([-torch.ones(int(low.sum()), dtype=torch.int64), torch.ones(int(mid.sum()), dtype=torch.int64),
-                           -torch.ones(int(mid.sum()), dtype=torch.int64), torch.ones(int(high.sum()), dtype=torch.int64)])
+        signs = torch.cat([-torch.ones(int(low.sum()), dtype=torch.int64),
+                           torch.ones(int(mid.sum()), dtype=torch.int64),
+                           -torch.ones(int(mid.sum()), dtype=torch.int64),
+                           torch.ones(int(high.sum()), dtype=torch.int64)])
         return indices, signs
 
     def unit_slopes(self, module: Any, in_shape: tuple[int, ...]) -> torch.Tensor | None:
@@ -1158,7 +1201,7 @@ class _ElementwiseRule(PiecewiseRule):
         units = None if per_unit is None else per_unit.reshape(len(sc), -1).tolist()
         rows = m.mat.tolist()
         out = []
-        for i, (row, st) in enumerate(zip(rows, state.reshape(-1).tolist())):
+        for i, (row, st) in enumerate(zip(rows, state.reshape(-1).tolist(), strict=True)):
             s, c = sc[st]
             if units is not None:
                 s = _exact.to_fmpq(units[st][i])
@@ -1256,7 +1299,8 @@ class HardtanhRule(_ElementwiseRule):
     def check(self, module: nn.Hardtanh) -> str | None:
         lo, hi = float(module.min_val), float(module.max_val)
         if not (math.isfinite(lo) and math.isfinite(hi)):
-            return f"Hardtanh needs finite min_val and max_val (got {module.min_val}, {module.max_val})"
+            return (f"Hardtanh needs finite min_val and max_val (got {module.min_val}, "
+                    f"{module.max_val})")
         if not lo < hi:
             return f"Hardtanh needs min_val < max_val (got {module.min_val}, {module.max_val})"
         return None
@@ -1327,7 +1371,7 @@ class ClampRule(_ElementwiseRule):
             return "clamp without bounds"
         if not all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds):
             return f"clamp bounds must be finite numbers (got min={module.min}, max={module.max})"
-        if len(bounds) == 2 and not module.min < module.max:
+        if len(bounds) == 2 and not bounds[0] < bounds[1]:
             return f"clamp needs min < max (got {module.min}, {module.max})"
         return None
 
@@ -1355,7 +1399,8 @@ class MaxPool2dRule(PiecewiseRule):
             return "MaxPool2d(return_indices=True)"
         return None
 
-    def windows(self, module: nn.MaxPool2d, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
+    def windows(self, module: nn.MaxPool2d,
+                in_shape: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
         """(windows: (n_out, w) flat input positions, -1 for padding; out_shape)."""
         key = ("windows", in_shape)
         cache = _exact_cache(module)
@@ -1377,7 +1422,8 @@ class MaxPool2dRule(PiecewiseRule):
             cache[key] = (win, out_shape)
         return cache[key]
 
-    def _pairs(self, module: Any, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _pairs(self, module: Any,
+               in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         key = ("pairs", in_shape)
         cache = _exact_cache(module)
         if key not in cache:
@@ -1386,7 +1432,9 @@ class MaxPool2dRule(PiecewiseRule):
             for o, row in enumerate(win.tolist()):
                 real = [p for p in row if p >= 0]
                 for i, j in itertools.combinations(range(len(real)), 2):
-                    a.append(real[i]); b.append(real[j]); w.append(o)
+                    a.append(real[i])
+                    b.append(real[j])
+                    w.append(o)
             cache[key] = (torch.tensor(a, dtype=torch.int64), torch.tensor(b, dtype=torch.int64),
                           torch.tensor(w, dtype=torch.int64))
         return cache[key]
@@ -1405,7 +1453,8 @@ class MaxPool2dRule(PiecewiseRule):
     def exact_switching(self, module: Any, m: ExactMap) -> ExactMap:
         a, b, _ = self._pairs(module, m.shape)
         rows = m.mat.tolist()
-        out = [[x - y for x, y in zip(rows[i], rows[j])] for i, j in zip(a.tolist(), b.tolist())]
+        out = [[x - y for x, y in zip(rows[i], rows[j], strict=True)]
+               for i, j in zip(a.tolist(), b.tolist(), strict=True)]
         return _exact.from_rows(out, m.mat.ncols(), (len(out),))
 
     def state(self, module: Any, x: torch.Tensor) -> torch.Tensor:
@@ -1415,9 +1464,11 @@ class MaxPool2dRule(PiecewiseRule):
         vals = flat[:, win.clamp(min=0)]
         vals = vals.masked_fill((win < 0).unsqueeze(0), float("-inf"))
         arg = vals.argmax(dim=2)  # first maximum
-        return win.unsqueeze(0).expand(x.shape[0], -1, -1).gather(2, arg.unsqueeze(2)).squeeze(2).reshape(x.shape[0], *out_shape)
+        picked = win.unsqueeze(0).expand(x.shape[0], -1, -1).gather(2, arg.unsqueeze(2))
+        return picked.squeeze(2).reshape(x.shape[0], *out_shape)
 
-    def state_from_signs(self, module: Any, signs: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
+    def state_from_signs(self, module: Any, signs: torch.Tensor,
+                         in_shape: tuple[int, ...]) -> torch.Tensor:
         a, b, w = self._pairs(module, in_shape)
         win, out_shape = self.windows(module, in_shape)
         n = signs.shape[0]
@@ -1436,7 +1487,8 @@ class MaxPool2dRule(PiecewiseRule):
         arg = in_win.argmax(dim=2, keepdim=True)
         return win.unsqueeze(0).expand(n, -1, -1).gather(2, arg).squeeze(2).reshape(n, *out_shape)
 
-    def cell_constraints(self, module: Any, state: torch.Tensor, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    def cell_constraints(self, module: Any, state: torch.Tensor,
+                         in_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         a, b, w = self._pairs(module, in_shape)
         st = state.reshape(-1).cpu()
         arg = st[w]
@@ -1458,13 +1510,14 @@ class MaxPool2dRule(PiecewiseRule):
 
 
 def _pair(v: Any) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+    return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def _unfold_explicit(pos: torch.Tensor, ks: tuple[int, int], st: tuple[int, int], pd: tuple[int, int],
-                     dl: tuple[int, int], oh: int, ow: int) -> torch.Tensor:
+def _unfold_explicit(pos: torch.Tensor, ks: tuple[int, int], st: tuple[int, int],
+                     pd: tuple[int, int], dl: tuple[int, int], oh: int, ow: int) -> torch.Tensor:
     c, h, w = pos.shape[1:]
-    padded = torch.zeros((c, h + 2 * pd[0] + ks[0] * dl[0] + st[0] * oh, w + 2 * pd[1] + ks[1] * dl[1] + st[1] * ow),
+    padded = torch.zeros((c, h + 2 * pd[0] + ks[0] * dl[0] + st[0] * oh,
+                          w + 2 * pd[1] + ks[1] * dl[1] + st[1] * ow),
                          dtype=pos.dtype)
     padded[:, pd[0]:pd[0] + h, pd[1]:pd[1] + w] = pos[0]
     out = torch.zeros((c, ks[0] * ks[1], oh * ow), dtype=pos.dtype)
@@ -1472,5 +1525,6 @@ def _unfold_explicit(pos: torch.Tensor, ks: tuple[int, int], st: tuple[int, int]
         for j in range(ow):
             for u in range(ks[0]):
                 for v in range(ks[1]):
-                    out[:, u * ks[1] + v, i * ow + j] = padded[:, i * st[0] + u * dl[0], j * st[1] + v * dl[1]]
+                    out[:, u * ks[1] + v, i * ow + j] = \
+                        padded[:, i * st[0] + u * dl[0], j * st[1] + v * dl[1]]
     return out.reshape(1, c * ks[0] * ks[1], oh * ow)

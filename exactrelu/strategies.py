@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -139,7 +140,7 @@ def _layer(draw: Any, n_out: int, n_in: int,
         elif how == "dead":
             W[i], b[i] = [0.0] * n_in, -1.0
         elif how == "through":  # every "through" unit's hyperplane contains the same point
-            b[i] = -sum(w * p for w, p in zip(W[i], point))
+            b[i] = -sum(w * p for w, p in zip(W[i], point, strict=True))
         elif how == "parallel":
             c = draw(st.sampled_from([1.0, 2.0, -1.0, 0.5]))
             W[i] = [c * v for v in W[j]]
@@ -173,7 +174,7 @@ def _near_layer(draw: Any, n_out: int, n_in: int,
             j, m = draw(st.integers(0, n_out - 1)), draw(st.integers(0, n_in - 1))
             W[i] = list(W[j])
             W[i][m] = math.nextafter(W[i][m], draw(st.sampled_from([math.inf, -math.inf])))
-        b[i] = -sum(w * a for w, a in zip(W[i], at))
+        b[i] = -sum(w * a for w, a in zip(W[i], at, strict=True))
     return W, b
 
 
@@ -223,6 +224,7 @@ def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[i
             if near_degenerate:
                 at = _image(layers, point, input_shape)[0, :, :k].reshape(-1)
             W, b = layer(c_out, c * k, at)
+            assert conv.bias is not None  # Conv1d's default bias=True
             with torch.no_grad():
                 conv.weight.copy_(torch.tensor(W, dtype=torch.float64).reshape(c_out, c, k))
                 conv.bias.copy_(torch.tensor(b, dtype=torch.float64))
@@ -247,9 +249,10 @@ def _networks(draw: Any, input_dim: int, depth: tuple[int, int], widths: tuple[i
             n = w
     layers.append(_linear(*layer(output_dim, n), dtype))
     net = nn.Sequential(*layers).eval()
-    net.input_shape = input_shape
+    # torch types Module.__setattr__ for tensors and modules; other values are plain attributes
+    net.input_shape = input_shape  # type: ignore[assignment]
     if near_degenerate:
-        net.near_point = tuple(point)
+        net.near_point = tuple(point)  # type: ignore[assignment]
     return net
 
 
@@ -364,7 +367,7 @@ def domains(d: int, *, max_side: Any = 2) -> SearchStrategy[Domain]:
             a[0] = Fraction(1)
         mid = box.interior_point()
         slack = draw(st.sampled_from([Fraction(0), Fraction(1, 8), Fraction(1, 2)]))
-        return Polytope(A + [a], b + [sum(x * y for x, y in zip(a, mid)) + slack])
+        return Polytope([*A, a], [*b, sum(x * y for x, y in zip(a, mid, strict=True)) + slack])
 
     return st.one_of(bx, cut())
 
@@ -381,7 +384,7 @@ def rational_points(domain: Domain) -> SearchStrategy[tuple[Fraction, ...]]:
     if not domain.is_bounded:
         raise InvalidArgument(f"{domain!r} is unbounded; rational_points needs a bounded domain")
     if isinstance(domain, Box):
-        sides = zip(domain.lower, domain.upper)
+        sides = zip(domain.lower, domain.upper, strict=True)
         return st.tuples(*[_fractions(lo, hi, open_=True) for lo, hi in sides])
     center = domain.interior_point()
     verts = domain.vertices()
@@ -391,9 +394,10 @@ def rational_points(domain: Domain) -> SearchStrategy[tuple[Fraction, ...]]:
         # A convex combination giving the interior point positive weight is strictly inside.
         weights = [Fraction(draw(st.integers(1, 8)))]
         weights += [Fraction(draw(st.integers(0, 8))) for _ in verts]
-        total = sum(weights)
+        total = sum(weights, Fraction(0))
         pts = [center, *verts]
-        return tuple(sum(w * p[i] for w, p in zip(weights, pts)) / total for i in range(domain.dim))
+        return tuple(sum((w * p[i] for w, p in zip(weights, pts, strict=True)), Fraction(0))
+                     / total for i in range(domain.dim))
 
     return build()
 

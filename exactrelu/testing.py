@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterator, NoReturn, Sequence
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -20,8 +21,7 @@ from torch import nn
 from ._deps import extra_missing
 
 try:
-    from hypothesis import HealthCheck, Phase, assume, given, settings
-    from hypothesis import strategies as st
+    from hypothesis import HealthCheck, Phase, assume, given, settings, strategies as st
 except ImportError as err:
     raise extra_missing(err, "exactrelu.testing", "testing") from err
 
@@ -31,8 +31,19 @@ from ._parse import approx
 from .capture import INPUT, Node, capture
 from .certificate import Certificate
 from .errors import InvalidInputError, UnsupportedModelError, VerificationError
-from .rules import (RULES, Add, AffineRule, Cat, FloatMap, PiecewiseRule, ReshapeRule, Rule,
-                    _ElementwiseRule, clear_exact_cache, elementwise_problem, find_rule)
+from .rules import (
+    RULES,
+    Add,
+    AffineRule,
+    Cat,
+    FloatMap,
+    ReshapeRule,
+    Rule,
+    _ElementwiseRule,
+    clear_exact_cache,
+    elementwise_problem,
+    find_rule,
+)
 
 __all__ = ["check_rule", "module_cases", "assert_regions"]
 
@@ -573,7 +584,7 @@ class _Checker:
                   ) -> tuple[FloatMap, list[ExactMap]]:
         """A piecewise op: its methods against each other (first the switching functions, then
         the values against the module, then the cells), its float maps against the module."""
-        rule: PiecewiseRule = nd.rule  # type: ignore[assignment]
+        rule = nd.piecewise_rule
         mod, where, N = nd.module, self.where, self.n
         in_shape, out_shape = tuple(nd.in_shapes[0]), tuple(nd.out_shape)
         if isinstance(rule, _ElementwiseRule):
@@ -607,7 +618,7 @@ class _Checker:
         fs = fsw.at(self.t).reshape(N, S)
         plain = self.float_map(rule, "switching", call("switching", self.values(v)), (S,))
         self.same_values(rule, "switching", plain.b, fs, fsw)
-        es = [m.at(q) for m, q in zip(esw, self.q)]
+        es = [m.at(q) for m, q in zip(esw, self.q, strict=True)]
         terms = _terms(fsw, self.x)
         # float and exact switching functions agree; where not, the one whose signs contradict
         # the states is wrong
@@ -640,8 +651,9 @@ class _Checker:
                 if _close(values[n], ref[n], tol):
                     continue
                 if n in inside:
-                    sig = torch.tensor([[1 if e > 0 else -1 for e in es[n]]], dtype=torch.int64)
-                    alt = call("state_from_signs", sig, in_shape)
+                    signs = torch.tensor([[1 if e > 0 else -1 for e in es[n]]],
+                                         dtype=torch.int64)
+                    alt = call("state_from_signs", signs, in_shape)
                     if isinstance(alt, torch.Tensor) and alt.shape[1:] == s.shape[1:] and \
                             not torch.equal(alt[0], s[n]):
                         one = FloatMap(fin.W[n:n + 1], fin.b[n:n + 1])
@@ -661,7 +673,7 @@ class _Checker:
         # everywhere: the plain forms the exact layer uses, and the tie states
         for n in range(N):
             idx, sg = self.cells(nd, s[n], S, call, fail, n)
-            want = sorted(set(zip(idx, sg)))
+            want = sorted(set(zip(idx, sg, strict=True)))
             got = call("constraint_list", tuple(s[n].reshape(-1).tolist()), in_shape, out_shape)
             try:
                 got_set = sorted({(int(i), int(g)) for i, g in got})
@@ -732,7 +744,7 @@ class _Checker:
         sig = torch.tensor([[1 if val > 0 else -1 for val in vals]], dtype=torch.int64)
         got = call("state_from_signs", sig, tuple(nd.in_shapes[0]))
         idx, sg = call("cell_constraints", state, tuple(nd.in_shapes[0]))
-        ok = all(g * vals[int(i)] > 0 for i, g in zip(idx.tolist(), sg.tolist())
+        ok = all(g * vals[int(i)] > 0 for i, g in zip(idx.tolist(), sg.tolist(), strict=True)
                  if 0 <= int(i) < len(vals))
         return bool(isinstance(got, torch.Tensor) and torch.equal(got[0], state) and ok)
 
@@ -748,10 +760,10 @@ class _Checker:
                                      f"of shape {(1, *state.shape)}", n)
         idx, sg = self.cells(nd, state, len(sig), call, fail, n)
         sfs_ok = torch.equal(from_signs[0], state)
-        cc_ok = all(g * es[i] > 0 for i, g in zip(idx, sg))
+        cc_ok = all(g * es[i] > 0 for i, g in zip(idx, sg, strict=True))
         if sfs_ok and cc_ok:
             return
-        broken = [(i, g) for i, g in zip(idx, sg) if not g * es[i] > 0]
+        broken = [(i, g) for i, g in zip(idx, sg, strict=True) if not g * es[i] > 0]
         if sfs_ok:
             fail("cell_constraints", f"for state {_clip_list(state)} it requires "
                  f"{_pairs(broken[:4])} (index, sign: sign * switching > 0), which the switching "
@@ -761,7 +773,7 @@ class _Checker:
                  f"{_clip_list(from_signs[0])}; state gives {_clip_list(state)}, whose "
                  "cell_constraints hold", n)
         forced = list(sig)
-        for i, g in zip(idx, sg):
+        for i, g in zip(idx, sg, strict=True):
             forced[i] = g
         agree = call("state_from_signs", torch.tensor([forced], dtype=torch.int64), in_shape)
         if isinstance(agree, torch.Tensor) and torch.equal(agree[0], state):
@@ -825,14 +837,14 @@ def _registered(key: Any, rule: Rule | None) -> Iterator[None]:
     if rule is None or key is None:
         yield
         return
-    had, old = key in RULES, RULES.get(key)
+    old = RULES.get(key)
     RULES[key] = rule
     clear_exact_cache()
     try:
         yield
     finally:
-        if had:
-            RULES[key] = old  # type: ignore[assignment]
+        if old is not None:
+            RULES[key] = old
         else:
             RULES.pop(key, None)
         clear_exact_cache()
@@ -878,12 +890,13 @@ def check_rule(module_or_type: Any, rule: Rule | None = None, *, max_examples: i
     rule, with a counterexample (the module, the input, Hypothesis's falsifying example).
 
     ``module_or_type``: a module instance (as given on a fifth of the examples, then with every
-    floating parameter and buffer redrawn, in its own dtype), a module type (built-in example modules in float64 and
-    float32 for torch's layers, else the type called without arguments) or a Hypothesis strategy
-    of modules (e.g. ``st.builds(MyScale, st.floats(-4, 4))``: what redrawing tensors cannot
-    vary). ``rule``, when given, is registered for the module's type (each drawn module's type,
-    for a strategy) for the duration of the check. ``input_shape`` defaults to the module's
-    ``input_shape`` attribute, its first ``nn.Linear``'s input, else ``(4,)``.
+    floating parameter and buffer redrawn, in its own dtype), a module type (built-in example
+    modules in float64 and float32 for torch's layers, else the type called without arguments)
+    or a Hypothesis strategy of modules (e.g. ``st.builds(MyScale, st.floats(-4, 4))``: what
+    redrawing tensors cannot vary). ``rule``, when given, is registered for the module's type
+    (each drawn module's type, for a strategy) for the duration of the check. ``input_shape``
+    defaults to the module's ``input_shape`` attribute, its first ``nn.Linear``'s input, else
+    ``(4,)``.
 
     Inputs are batches in the module's dtype: dyadic grid points (kinks and ties), arbitrary
     floats and an elementwise op's thresholds. Each op of the captured module is checked:
@@ -1005,15 +1018,20 @@ def assert_regions(net: Any, domain: Any, *, count: int | None = None,
     return cert
 
 
+_BAD_VERTICES = "vertices: pass a count or a list of points"
+
+
 def _vertex_problems(cert: Certificate, vertices: int | Sequence[Sequence[Any]]) -> list[str]:
-    if isinstance(vertices, int) and not isinstance(vertices, bool):
+    if isinstance(vertices, bool):
+        raise InvalidInputError(_BAD_VERTICES)
+    if isinstance(vertices, int):
         if vertices != cert.num_vertices:
             return [f"vertices: claimed {vertices}, certified {cert.num_vertices}"]
         return []
     try:
         want = {tuple(Fraction(c) for c in p) for p in vertices}
     except (TypeError, ValueError, OverflowError):
-        raise InvalidInputError("vertices: pass a count or a list of points") from None
+        raise InvalidInputError(_BAD_VERTICES) from None
     have = set(cert.vertices)
     missing, spurious = sorted(have - want), sorted(want - have)
     if not missing and not spurious:

@@ -43,9 +43,10 @@ Domains must be bounded.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterable
+from typing import Any
 
 from ._polyhedra import cdd_rows, rows_feasible
 from .boundary import _analyse_all, _decision_groups, _level_groups, _need_bounded
@@ -161,8 +162,8 @@ def _nerve(pieces: list[_Piece], adj: list[set[int]], top: int) -> list[set[tupl
         for s in levels[-1]:
             common = set.intersection(*(adj[i] for i in s))
             for j in common:
-                if j > s[-1] and _meet([pieces[i] for i in s + (j,)]):
-                    nxt.add(s + (j,))
+                if j > s[-1] and _meet([pieces[i] for i in (*s, j)]):
+                    nxt.add((*s, j))
         levels.append(nxt)
     return levels[:top]
 
@@ -233,7 +234,8 @@ def _topology(cert: Certificate, pieces: list[_Piece]) -> Topology:
         comps.append(tuple(sorted(members)))
     comps.sort()
     if len(comps) != betti[0]:
-        raise AssertionError(f"b_0 = {betti[0]} but the intersection graph has {len(comps)} components")
+        raise AssertionError(f"b_0 = {betti[0]} but the intersection graph has {len(comps)} "
+                             "components")
     return Topology(betti, tuple(comps), len(pieces), tuple(len(x) for x in simplices))
 
 
@@ -280,11 +282,12 @@ def _level_topology(cert: Certificate, value: Any, output: int, keep: int, what:
             pieces.append(_make(r.index, reg.A, reg.b, reg.vertices, r.vertices))
             continue
         g = next(row for lab, row in reg.groups if lab == keep)  # keep * (f - c) >= 0
-        A = reg.A + [tuple(-x for x in g[:-1])]
-        b = reg.b + [g[-1]]
+        A = [*reg.A, tuple(-x for x in g[:-1])]
+        b = [*reg.b, g[-1]]
         if reg.pure:
             # the other sign on the whole region: only where f = c (a face, maybe empty)
-            on = [v for v in reg.vertices if sum((x * y for x, y in zip(g, v)), Fraction(0)) + g[-1] == 0]
+            on = [v for v in reg.vertices
+                  if sum((x * y for x, y in zip(g, v, strict=False)), Fraction(0)) + g[-1] == 0]
             if on:
                 pieces.append(_make(r.index, A, b, on, ids(on)))
             continue

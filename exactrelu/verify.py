@@ -9,8 +9,9 @@ import math
 import os
 import signal
 import time
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,12 +20,17 @@ from torch import nn
 from . import _export, _fastpath, _polyhedra, certify
 from ._deps import flint
 from ._geometry import exact_keys
-from .capture import Program, capture
-from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
 from ._parse import Malformed, approx, show
+from .capture import Program, capture
+from .certificate import Adjacency, Certificate, Region, RegionFacet
 from .domain import Domain, Slice, as_domain, shape_size
-from .errors import (CertificationError, ExactReluError, InvalidInputError, RegionLimitError,
-                     VerificationError)
+from .errors import (
+    CertificationError,
+    ExactReluError,
+    InvalidInputError,
+    RegionLimitError,
+    VerificationError,
+)
 
 log = logging.getLogger(__name__)
 fmpz_mat = flint.fmpz_mat
@@ -120,7 +126,8 @@ def _arguments(input_shape: Any, executor: Any, workers: Any, claimed: Any, prog
     return shape, workers, max_regions
 
 
-def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequence[int] | None) -> tuple[Program, Domain]:
+def _program_and_domain(net: nn.Module | Program, domain: Any,
+                        input_shape: Sequence[int] | None) -> tuple[Program, Domain]:
     """The captured program and the domain; the input shape comes from ``input_shape``, a Slice, a
     Program, an exported program, or the domain's dimension (a flat input); for ``domain=None``
     without any of those, from a leading ``nn.Linear``."""
@@ -137,8 +144,8 @@ def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequ
         elif domain is None:
             first = next(iter(net.children()), None) if isinstance(net, nn.Sequential) else None
             if not isinstance(first, nn.Linear):
-                raise InvalidInputError("domain=None (all of R^d) needs the input size: pass input_shape=(d,) "
-                                        "or RealSpace(d)")
+                raise InvalidInputError("domain=None (all of R^d) needs the input size: pass "
+                                        "input_shape=(d,) or RealSpace(d)")
             shape = (first.in_features,)
         else:
             shape = ()
@@ -146,8 +153,9 @@ def _program_and_domain(net: nn.Module | Program, domain: Any, input_shape: Sequ
         shape = shape or (dom.dim,)
     prog = net if isinstance(net, Program) else capture(net, shape)
     if not isinstance(dom, Slice) and prog.in_dim != dom.dim:
-        raise InvalidInputError(f"the domain has dimension {dom.dim} but the network takes {prog.in_dim} inputs; "
-                                "pass one (lo, hi) pair per input, or a Slice for a higher-dimensional input")
+        raise InvalidInputError(f"the domain has dimension {dom.dim} but the network takes "
+                                f"{prog.in_dim} inputs; pass one (lo, hi) pair per input, or a "
+                                "Slice for a higher-dimensional input")
     return prog, dom
 
 
@@ -179,7 +187,8 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
 
     >>> net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> with torch.no_grad():
-    ...     _ = net[0].weight.copy_(torch.tensor([[1.0], [1.0]])), net[0].bias.copy_(torch.tensor([0.0, -0.5]))
+    ...     _ = net[0].weight.copy_(torch.tensor([[1.0], [1.0]]))
+    ...     _ = net[0].bias.copy_(torch.tensor([0.0, -0.5]))
     >>> verify(net, [(-1, 1)], progress=False).num_regions
     3
     """
@@ -231,7 +240,8 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         cert = _certificate(prog, dom, regions, vertices, adjacency, pieces, st)
         return _finish(cert, "compiled", (t0, t1, t2, time.perf_counter()), n_float, claimed)
     own = None
-    if executor is None and (workers or os.cpu_count() or 1) > 1 and n_float >= PARALLEL_THRESHOLD and workers != 1:
+    if executor is None and (workers or os.cpu_count() or 1) > 1 \
+            and n_float >= PARALLEL_THRESHOLD and workers != 1:
         own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count(),
                                      initializer=_ignore_sigint)
         executor = own
@@ -241,7 +251,7 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
             del tr  # a trace made here is only memory once its proposals are in the tree
         built = _Regions()
         try:
-            _, stats, root = certify.run(prog, dom, tree, executor, workers, progress=progress,
+            _, stats, _root = certify.run(prog, dom, tree, executor, workers, progress=progress,
                                          sink=built.add, max_regions=max_regions)
         except BaseException as exc:
             if own is not None:
@@ -282,11 +292,13 @@ def _stop(pool: cf.ProcessPoolExecutor) -> None:
         p.join(1)
 
 
-def _finish(cert: Certificate, engine: str, times: tuple, n_float: int, claimed: Any) -> Certificate:
+def _finish(cert: Certificate, engine: str, times: tuple, n_float: int,
+            claimed: Any) -> Certificate:
     """Statistics common to both engines, then the claim (if any) checked."""
     __tracebackhide__ = _claim_failed
     t0, t1, t2, t3 = times
-    cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2, "total": t3 - t0}
+    cert.stats["seconds"] = {"trace": t1 - t0, "exact": t2 - t1, "assemble": t3 - t2,
+                             "total": t3 - t0}
     cert.stats["float_regions"] = n_float
     cert.stats["engine"] = engine
     if claimed is not None:
@@ -302,7 +314,8 @@ class _Regions:
     def __init__(self) -> None:
         self.vindex: dict[tuple, int] = {}
         self.vertices: list[tuple[Fraction, ...]] = []
-        self.seen: dict[int, tuple[tuple, int]] = {}  # leaves share vertex tuples: by identity first
+        # leaves share vertex tuples: by identity first
+        self.seen: dict[int, tuple[tuple, int]] = {}
         # Regions of one parent share the states of their first ops (one tuple object in the
         # leaves): they share one list per state too (read-only; a 2-256-256-256 net saves about
         # 0.5 GB).
@@ -322,7 +335,8 @@ class _Regions:
         return k
 
     def state_list(self, st: tuple) -> list:
-        if len(self.state_lists) > 4096:  # leaves of one parent come together; older ones are memory
+        # leaves of one parent come together; older ones are memory
+        if len(self.state_lists) > 4096:
             self.state_lists.clear()
         got = self.state_lists.get(id(st))
         if got is None or got[0] is not st:
@@ -337,8 +351,9 @@ class _Regions:
             ids = [vid(v) for v in lf.vertices]
             facets = [RegionFacet(a, b, fid, tuple([ids[k] for k in fv]), fr)
                       for a, b, fid, fv, fr in lf.facets]
-            regions.append(Region(len(regions), [state_list(s) for s in lf.states], lf.witness, facets,
-                                  ids, lf.output, lf.volume, lf.repaired, lf.rays, lf.lines))
+            regions.append(Region(len(regions), [state_list(s) for s in lf.states], lf.witness,
+                                  facets, ids, lf.output, lf.volume, lf.repaired, lf.rays,
+                                  lf.lines))
         # identity entries hold their objects alive; no later batch shares them (each arrives
         # unpickled on its own), so they are only memory from here on
         self.seen.clear()
@@ -352,22 +367,25 @@ def _assemble(prog: Program, dom: Domain, built: _Regions, stats: certify.Stats)
     units = []
     for j in range(prog.num_piecewise):
         nd = prog.nodes[prog.piecewise[j]]
-        units.append(math.prod(nd.out_shape) if nd.rule.sign_cells else None)
+        units.append(math.prod(nd.out_shape) if nd.piecewise_rule.sign_cells else None)
     adjacency = find_adjacency(regions, vertices, dom.dim, offsets, units)
     pieces = _pieces(regions, adjacency)
-    st = {k: getattr(stats, k) for k in ("candidates", "confirmed", "spurious", "repaired", "witness_lp", "redo_hv", "cells")}
+    st = {k: getattr(stats, k) for k in ("candidates", "confirmed", "spurious", "repaired",
+                                         "witness_lp", "redo_hv", "cells")}
     return _certificate(prog, dom, regions, vertices, adjacency, pieces, st)
 
 
-def _certificate(prog: Program, dom: Domain, regions: list[Region], vertices: list, adjacency: list[Adjacency],
-                 pieces: list[int], st: dict) -> Certificate:
+def _certificate(prog: Program, dom: Domain, regions: list[Region], vertices: list,
+                 adjacency: list[Adjacency], pieces: list[int], st: dict) -> Certificate:
     from . import __version__
 
-    return Certificate(dom, prog.input_shape, prog.output_shape, prog.digest(), certify.constraint_offsets(prog, dom),
-                       regions, vertices, adjacency, pieces, prog.notes(), __version__, st)
+    return Certificate(dom, prog.input_shape, prog.output_shape, prog.digest(),
+                       certify.constraint_offsets(prog, dom), regions, vertices, adjacency, pieces,
+                       prog.notes(), __version__, st)
 
 
-def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets: Sequence[int] | None = None,
+def find_adjacency(regions: list[Region], vertices: list[tuple], d: int,
+                   offsets: Sequence[int] | None = None,
                    units: Sequence[int | None] | None = None) -> list[Adjacency]:
     """Pairs of regions whose closures share a (d-1)-face (exact).
 
@@ -377,8 +395,8 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
     shared piece no constraint of an earlier op vanishes (it would vanish on the whole facet), so
     both regions have the same states before ``j0``; for an op whose cells are the sign vectors of
     its switching functions (``units[j0]`` = its number of units, None otherwise) they also agree at
-    ``j0`` except on the units vanishing there. A facet with a domain constraint lies on the domain's
-    boundary and has no region across."""
+    ``j0`` except on the units vanishing there. A facet with a domain constraint lies on the
+    domain's boundary and has no region across."""
     exact = vertices
     # per coordinate, the exact keys of every vertex's coordinate: every choice of an extreme
     # vertex and every comparison of two ends is exact, and almost always one of floats
@@ -424,7 +442,7 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
                     pid = pids[j0] = prefixes.setdefault(prefix, len(prefixes))
                 gk = (key, j0, pid, st)
             groups.setdefault(gk, []).append((side, r.index, f))
-    out: list[tuple[int, int, RegionFacet, RegionFacet]] = []
+    out: list[tuple[int, int, RegionFacet, RegionFacet, Any]] = []
     for gk, items in groups.items():
         plus = [(ri, f) for s, ri, f in items if s > 0]
         minus = [(ri, f) for s, ri, f in items if s < 0]
@@ -446,11 +464,11 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int, offsets
                          for rj, g in minus), key=_first)
             pairs = []
             for ri, f in plus:
-                lo, hi = kc[min(f.vertices, key=at)], kc[max(f.vertices, key=at)]
+                flo, fhi = kc[min(f.vertices, key=at)], kc[max(f.vertices, key=at)]
                 for mlo, mhi, rj, g in ms:
-                    if mlo >= hi:
+                    if mlo >= fhi:
                         break  # so are the later ones: sorted by their lower ends
-                    if lo < mhi:
+                    if flo < mhi:
                         pairs.append(((ri, f), (rj, g)))
         else:
             pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, exact, keys, d, plane)
@@ -479,7 +497,7 @@ def _hyperplane_key(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...]
     vals.append(b)
     dens = [v.denominator for v in vals]
     den = math.lcm(*dens)
-    ints = [v.numerator * (den // q) for v, q in zip(vals, dens)]
+    ints = [v.numerator * (den // q) for v, q in zip(vals, dens, strict=True)]
     side = next((1 if v > 0 else -1 for v in ints[:-1] if v != 0), 0)
     if side == 0:
         raise VerificationError("a facet with a zero normal")
@@ -491,8 +509,9 @@ def _first(t: tuple) -> Any:
     return t[0]
 
 
-def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions: list[Region], vertices: list[tuple],
-                        keys: list[list[tuple[float, Fraction]]], d: int, plane: Any) -> list:
+def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions: list[Region],
+                        vertices: list[tuple], keys: list[list[tuple[float, Fraction]]], d: int,
+                        plane: Any) -> list:
     """d >= 3: pairs of facets on one hyperplane (opposite sides) sharing a (d-1)-dim piece.
 
     Bounding boxes first: boxes whose exact extents along a coordinate the hyperplane does not fix
@@ -519,7 +538,8 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     def box(f: RegionFacet) -> list[tuple[tuple, tuple]]:
         """Per coordinate, the keys of the facet's exact least and greatest coordinate."""
         ks = f.vertices
-        return [(kc[min(ks, key=at)], kc[max(ks, key=at)]) for kc, at in zip(keys, ats)]
+        return [(kc[min(ks, key=at)], kc[max(ks, key=at)])
+                for kc, at in zip(keys, ats, strict=True)]
 
     mboxes = [(box(g), rj, g) for rj, g in minus]
     seps: dict[int, Any] = {}
@@ -527,13 +547,14 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     homs: dict[int, tuple[int, ...]] = {}
 
     def hom(k: int) -> tuple[int, ...]:
-        """Vertex ``k`` as integers ``(x_0, .., x_{d-1}, D)``: the vertex is ``x / D``, ``D > 0``."""
+        """Vertex ``k`` as integers ``(x_0, .., x_{d-1}, D)``: the vertex is ``x / D``,
+        ``D > 0``."""
         got = homs.get(k)
         if got is None:
             v = vertices[k]
             dens = [c.denominator for c in v]
             D = math.lcm(*dens)
-            got = homs[k] = (*(c.numerator * (D // q) for c, q in zip(v, dens)), D)
+            got = homs[k] = (*(c.numerator * (D // q) for c, q in zip(v, dens, strict=True)), D)
         return got
 
     def others(ri: int, f: RegionFacet) -> Any:
@@ -587,7 +608,8 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
     return out
 
 
-def _faces_overlap(f: RegionFacet, g: RegionFacet, ri: Region, rj: Region, vertices: list[tuple]) -> bool:
+def _faces_overlap(f: RegionFacet, g: RegionFacet, ri: Region, rj: Region,
+                   vertices: list[tuple]) -> bool:
     """Do two facets on one hyperplane share a (d-1)-dimensional piece? (exact LP, d >= 3)."""
     a, b = f.a, f.b
     k = next(i for i, v in enumerate(a) if v != 0)
@@ -642,7 +664,8 @@ def compare_claim(cert: Certificate, claimed: Any) -> None:
     try:
         claims = [_flat_pattern(p) for p in claimed]
     except (TypeError, ValueError, OverflowError):
-        raise InvalidInputError("claimed must be a region count or a list of activation patterns") from None
+        raise InvalidInputError("claimed must be a region count or a list of activation "
+                                "patterns") from None
     have = {tuple(x for s in r.pattern for x in s): r for r in cert.regions}
     n = len(next(iter(have)))
     for k, c in enumerate(claims):
@@ -661,10 +684,10 @@ def compare_claim(cert: Certificate, claimed: Any) -> None:
                          f"{pattern_text(r.pattern)}, witness "
                          f"({', '.join(approx(v) for v in r.witness)})")
         sizes = [len(s) for s in next(iter(have.values())).pattern]
-        for k in spurious[:SHOWN]:
+        for pat in spurious[:SHOWN]:
             parts, at = [], 0
             for size in sizes:
-                parts.append(list(k[at:at + size]))
+                parts.append(list(pat[at:at + size]))
                 at += size
             lines.append(f"  spurious: pattern {pattern_text(parts)} (claimed; no "
                          "full-dimensional region has it)")

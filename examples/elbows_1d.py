@@ -166,7 +166,8 @@ def main() -> None:
         # elbow plots at three moments of all-layer training
         fig = Figure(figsize=(18, 5), layout="constrained")
         snaps = sorted(hist["states"])
-        for ax, s in zip(fig.subplots(1, 3), (snaps[0], snaps[len(snaps) // 2], snaps[-1])):
+        picks = (snaps[0], snaps[len(snaps) // 2], snaps[-1])
+        for ax, s in zip(fig.subplots(1, 3), picks, strict=True):
             net.load_state_dict(hist["states"][s])
             cert, ks = certified_kinks(net)
             plot_function_1d(cert, net=net, data=data, truth=gt, ax=ax, ylim=(-2.5, 2.5),

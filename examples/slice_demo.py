@@ -73,7 +73,8 @@ def main() -> None:
     cert.save(out / "slice.cert.json")
     title = (f"{cert.num_regions} regions and the decision boundary (red) on the plane\n"
              "x0 + t1 (x1-x0) + t2 (x2-x0), coloured by class")
-    fig = plot_regions(cert, color_by="class", title=title)  # red: where the predicted class changes
+    # red: where the predicted class changes
+    fig = plot_regions(cert, color_by="class", title=title)
     ax = fig.axes[0]
     if bounds is None:
         for (t1, t2), name in (((0, 0), "x0"), ((1, 0), "x1"), ((0, 1), "x2")):

@@ -53,7 +53,7 @@ def main() -> None:
             print(f"epoch {epoch:4d}: {cert.num_regions} certified regions, "
                   f"accuracy {acc:.3f}")
         if epoch < epochs:
-            for xb, yb in zip(x.split(64), y.split(64)):
+            for xb, yb in zip(x.split(64), y.split(64), strict=True):
                 opt.zero_grad()
                 nn.functional.cross_entropy(net(xb), yb).backward()
                 opt.step()

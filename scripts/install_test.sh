@@ -59,6 +59,7 @@ assert b".debug_info" not in core, "the compiled core carries debug information"
 assert not any(n.startswith(("verify/", "tests/", "benchmarks/", "examples/")) for n in files)
 assert not any(n.endswith(".cpp") for n in files), "the wheel carries the core's source"
 assert "exactrelu/py.typed" in files
+assert "exactrelu/_core.pyi" in files, "the wheel has no type stub for the compiled core"
 assert "exactrelu_pytest.py" in files, "the wheel has no pytest plugin"
 eps = z.read(next(n for n in files if n.endswith(".dist-info/entry_points.txt"))).decode()
 assert re.search(r"^\[pytest11\]\nexactrelu_pytest = exactrelu_pytest$", eps, re.M), eps

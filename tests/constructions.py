@@ -4,7 +4,7 @@ and an exact segment intersection test for grid cross-checks."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -84,10 +84,12 @@ def segments_meet(p: tuple, q: tuple, u: tuple, v: tuple) -> bool:
         return (x > 0) - (x < 0)
 
     def within(a: tuple, b: tuple, c: tuple) -> bool:
-        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
+        return min(a[0], b[0]) <= c[0] <= max(a[0], b[0]) \
+            and min(a[1], b[1]) <= c[1] <= max(a[1], b[1])
 
     o1, o2, o3, o4 = orient(p, q, u), orient(p, q, v), orient(u, v, p), orient(u, v, q)
     if o1 != o2 and o3 != o4 and 0 not in (o1, o2, o3, o4):
         return True
-    return ((o1 == 0 and within(p, q, u)) or (o2 == 0 and within(p, q, v)) or (o3 == 0 and within(u, v, p))
+    return ((o1 == 0 and within(p, q, u)) or (o2 == 0 and within(p, q, v))
+            or (o3 == 0 and within(u, v, p))
             or (o4 == 0 and within(u, v, q)))

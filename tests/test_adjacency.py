@@ -10,6 +10,7 @@ dimensions and on all of R^2 and R^3 (``exactrelu.strategies.networks(near_degen
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
 from fractions import Fraction
 from typing import Any
 
@@ -17,8 +18,7 @@ import cdd
 import cdd.gmp as cdd_gmp
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from torch import nn
 
 import exactrelu
@@ -26,6 +26,7 @@ from exactrelu import _exact
 from exactrelu.capture import capture
 from exactrelu.strategies import networks
 from exactrelu.verify import PARALLEL_THRESHOLD
+
 from test_fastpath import comparable
 
 Row = list[Fraction]  # [c, a_1, .., a_d]: the affine function c + a . x, > 0 inside a region
@@ -69,7 +70,7 @@ def box_rows(box: list[tuple[Fraction, Fraction]] | None) -> list[Row]:
     rows = []
     for i, (lo, hi) in enumerate(box):
         e = [Fraction(int(k == i)) for k in range(d)]
-        rows.append([-Fraction(lo)] + e)
+        rows.append([-Fraction(lo), *e])
         rows.append([Fraction(hi)] + [-v for v in e])
     return rows
 
@@ -88,7 +89,7 @@ def positive_on(plane: tuple[Fraction, ...], rows: list[Row], d: int) -> bool:
     lp_rows.append([*plane, Fraction(0)])
     lp_rows.append([-v for v in plane] + [Fraction(0)])
     lp_rows.append([Fraction(1)] + [Fraction(0)] * d + [Fraction(-1)])
-    lp = cdd_gmp.linprog_from_array(lp_rows + [[Fraction(0)] * (d + 1) + [Fraction(1)]],
+    lp = cdd_gmp.linprog_from_array([*lp_rows, [Fraction(0)] * (d + 1) + [Fraction(1)]],
                                     cdd.LPObjType.MAX)
     cdd_gmp.linprog_solve(lp, cdd.LPSolverType.CRISS_CROSS)
     assert lp.status == cdd.LPStatusType.OPTIMAL, lp.status
@@ -148,7 +149,7 @@ def certified(cert: exactrelu.Certificate) -> tuple[set[frozenset], set[frozense
     """A certificate's adjacency and pieces in the reference's terms."""
     keys = [tuple(x for s in r.pattern for x in s) for r in cert.regions]
     comps: dict[int, set] = {}
-    for k, p in zip(keys, cert.pieces):
+    for k, p in zip(keys, cert.pieces, strict=True):
         comps.setdefault(p, set()).add(k)
     return ({frozenset((keys[a.i], keys[a.j])) for a in cert.adjacency},
             {frozenset(c) for c in comps.values()})
@@ -284,7 +285,7 @@ def test_a_triangle_below_the_float_spacing(where):
 def mlp(widths: tuple[int, ...], seed: int) -> nn.Sequential:
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
-    for a, b in zip(widths[:-1], widths[1:]):
+    for a, b in itertools.pairwise(widths):
         layers += [nn.Linear(a, b), nn.ReLU()]
     layers.append(nn.Linear(widths[-1], 2))
     return nn.Sequential(*layers).eval()

@@ -8,23 +8,32 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import itertools
 import math
 import sys
 from fractions import Fraction as F
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import exactrelu
 from exactrelu import Box, MissingDependencyError, RealSpace, Slice, verify
 from exactrelu._exact import constant_map
 from exactrelu._geometry import polygon_area
-from exactrelu.analysis import (ConstraintRef, decode_constraint, dual_graph, local_complexity,
-                                region_of, region_statistics, segment_regions, shortest_path,
-                                sqrt_float, summarize)
+from exactrelu.analysis import (
+    ConstraintRef,
+    decode_constraint,
+    dual_graph,
+    local_complexity,
+    region_of,
+    region_statistics,
+    segment_regions,
+    shortest_path,
+    sqrt_float,
+    summarize,
+)
 from exactrelu.capture import capture
 from exactrelu.certificate import canonical_hyperplane
 from exactrelu.errors import ExactReluError, InvalidInputError
@@ -49,7 +58,7 @@ def flat(pattern: list[list[int]]) -> tuple[int, ...]:
 
 
 def in_closure(region: exactrelu.certificate.Region, x: tuple) -> bool:
-    return all(sum(a * v for a, v in zip(f.a, x)) <= f.b for f in region.facets)
+    return all(sum(a * v for a, v in zip(f.a, x, strict=True)) <= f.b for f in region.facets)
 
 
 def closure_patterns(cert: exactrelu.Certificate, x: tuple) -> list[tuple[int, ...]]:
@@ -70,7 +79,7 @@ def assert_same_region(cert: exactrelu.Certificate, at: exactrelu.analysis.Point
         sorted(at.vertices[k] for k in r.vertices)
     assert c.output == r.output
     assert c.volume is None or c.volume == r.volume
-    assert all(sum(a * v for a, v in zip(f.a, r.witness)) < f.b for f in r.facets)
+    assert all(sum(a * v for a, v in zip(f.a, r.witness, strict=True)) < f.b for f in r.facets)
 
 
 def walk_shape(walk: exactrelu.analysis.SegmentWalk) -> tuple[list, list]:
@@ -105,7 +114,7 @@ def test_region_of_equals_the_certificates_region_at_points_facets_and_vertices(
         for r in at.regions:
             assert_same_region(cert, at, r)
         assert at.inside == (len(at.regions) == 1 and all(
-            sum(a * v for a, v in zip(f.a, x)) < f.b
+            sum(a * v for a, v in zip(f.a, x, strict=True)) < f.b
             for f in at.regions[0].facets if max(f.ids) >= cert.constraint_offsets[0]))
     if cert.vertices:  # every region having the vertex as one of its own is listed
         v = points[-1]
@@ -162,7 +171,7 @@ def test_region_of_at_the_crossing_of_two_lines_lists_all_four_quadrants() -> No
     on_axis = region_of(CROSS, ["1/3", 0])
     assert sorted(on_axis.patterns()) == [(1, 0), (1, 1)]
     with pytest.raises(InvalidInputError, match="boundary of 2"):
-        on_axis.region
+        _ = on_axis.region
     inside = region_of(CROSS, [0.5, -0.25])
     assert inside.inside and flat(inside.region.pattern) == (1, 0)
     assert inside.region.output == [[F(1), F(0), F(0)]]  # 1 * relu(x) + 2 * relu(y), y < 0
@@ -189,10 +198,10 @@ def test_region_of_without_vertices_has_the_same_facets(data) -> None:
     lean = region_of(net, x, domain=dom, vertices=False)
     assert not lean.vertices_listed and lean.vertices == []
     assert lean.patterns() == full.patterns()
-    for a, b in zip(full.regions, lean.regions):
+    for a, b in zip(full.regions, lean.regions, strict=True):
         assert sorted(map(facet_key, a.facets)) == sorted(map(facet_key, b.facets))
         assert a.output == b.output
-        assert all(sum(u * v for u, v in zip(f.a, b.witness)) < f.b for f in b.facets)
+        assert all(sum(u * v for u, v in zip(f.a, b.witness, strict=True)) < f.b for f in b.facets)
 
 
 def test_region_of_in_32_dimensions_proves_float_proposals_exactly() -> None:
@@ -258,7 +267,7 @@ def test_a_segment_along_a_line_lists_both_sides() -> None:
         pieces, crossings = walk_shape(walk)
         assert pieces == [(0, F(1, 2), [(0, 0), (0, 1)]), (F(1, 2), 1, [(1, 0), (1, 1)])]
         assert crossings == [(F(1, 2), [(0, 0), (0, 1), (1, 0), (1, 1)])]
-        with pytest.raises(InvalidInputError, match="read .pieces"):
+        with pytest.raises(InvalidInputError, match=r"read \.pieces"):
             walk.sequence()
 
 
@@ -276,9 +285,9 @@ def test_segment_walks_on_the_network_and_on_the_certificate_agree(data) -> None
     walk = segment_regions(cert, p, q)
     assert walk_shape(walk) == walk_shape(segment_regions(net, p, q, domain=dom))
     assert walk.pieces[0].start == 0 and walk.pieces[-1].end == 1
-    assert all(a.end == b.start for a, b in zip(walk.pieces, walk.pieces[1:]))
+    assert all(a.end == b.start for a, b in itertools.pairwise(walk.pieces))
     for piece in walk.pieces:  # the midpoint of a piece lies in the closure of exactly these
-        mid = tuple(x + (piece.start + piece.end) / 2 * (y - x) for x, y in zip(p, q))
+        mid = tuple(x + (piece.start + piece.end) / 2 * (y - x) for x, y in zip(p, q, strict=True))
         assert [flat(cert.regions[k].pattern) for k in piece.regions] == \
             [flat(r.pattern) for r in cert.regions if in_closure(r, mid)]
 
@@ -307,7 +316,8 @@ def test_dual_graph_has_the_certificates_regions_and_adjacency() -> None:
         assert e["sources"] == [decode_constraint(cert, c) for c in a.ids]
         (src,) = e["sources"]  # one unit per shared side: the one whose state differs
         diff = [k for k, (u, v) in enumerate(zip(flat(cert.regions[a.i].pattern),
-                                                 flat(cert.regions[a.j].pattern))) if u != v]
+                                                 flat(cert.regions[a.j].pattern), strict=True))
+                if u != v]
         assert src == ConstraintRef(0, diff[0]) and len(diff) == 1
 
 
@@ -321,7 +331,7 @@ def test_shortest_paths_in_a_grid_are_manhattan_distances() -> None:
     far = cell[(1, 1, 1, 1, 1)]
     path = shortest_path(cert, corner, far)
     assert len(path) - 1 == 3 + 2 == nx.shortest_path_length(g, corner, far)
-    assert all(g.has_edge(u, v) for u, v in zip(path, path[1:]))
+    assert all(g.has_edge(u, v) for u, v in itertools.pairwise(path))
     for i in range(cert.num_regions):
         for j in range(cert.num_regions):
             assert len(shortest_path(cert, i, j)) - 1 == nx.shortest_path_length(g, i, j)
@@ -335,7 +345,8 @@ def test_hamming_weights_count_every_unit_on_a_doubled_line() -> None:
     assert len(shortest_path(cert, left, right)) == 3
     path = shortest_path(cert, left, right, weight="hamming")
     pats = [flat(cert.regions[k].pattern) for k in path]
-    assert sum(sum(a != b for a, b in zip(u, v)) for u, v in zip(pats, pats[1:])) == 3
+    assert sum(sum(a != b for a, b in zip(u, v, strict=True))
+               for u, v in itertools.pairwise(pats)) == 3
     g = dual_graph(cert)
     doubled = g.edges[left, path[1]]
     assert sorted(doubled["sources"]) == [ConstraintRef(0, 0), ConstraintRef(0, 1)]
@@ -349,7 +360,8 @@ def test_dual_graph_without_networkx_names_the_extra(monkeypatch) -> None:
     assert isinstance(info.value, ImportError) and isinstance(info.value, ExactReluError)
     assert len(shortest_path(cert, 0, 3)) - 1 == (
         2 if sum(map(abs, (a - b for a, b in zip(flat(cert.regions[0].pattern),
-                                                 flat(cert.regions[3].pattern))))) == 2 else 1)
+                                                 flat(cert.regions[3].pattern),
+                                                 strict=True)))) == 2 else 1)
 
 
 # ------------------------------------------------------------------------------ local complexity
@@ -399,7 +411,7 @@ def test_local_complexity_equals_the_union_certificate_restricted_to_each_box(ne
     # neighbourhood in positive area, by exact clipping (no LP)
     cover = verify(net, Box([(-3, 3), (-3, 3)]), progress=False)
     prog = capture(net, (2,))
-    for x, bx, count in zip(pts, each.neighbourhoods, each.counts):
+    for _x, bx, count in zip(pts, each.neighbourhoods, each.counts, strict=True):
         assert count == sum(area_in_box(cover, r, bx) > 0 for r in cover.regions)
         # grid sampling is a lower bound: distinct exact patterns at points inside the box
         grid = [(bx.lower[0] + (2 * i + 1) * radius / 5, bx.lower[1] + (2 * j + 1) * radius / 5)
@@ -455,7 +467,7 @@ def test_statistics_of_unit_squares_and_right_triangles() -> None:
     assert t.diameter_sq == [2, 2] and t.eccentricity_sq == [2, 2]
     assert t.inradius_inf == [F(1, 4)] * 2  # the largest square in the triangle
     r_true = 1 - math.sqrt(2) / 2  # legs 1: r = (a + b - c) / 2
-    for lo, hi in zip(t.inradius_lo, t.inradius_hi):
+    for lo, hi in zip(t.inradius_lo, t.inradius_hi, strict=True):
         assert (1 - lo) ** 2 >= F(1, 2) >= (1 - hi) ** 2  # lo <= 1 - sqrt(2)/2 <= hi, exactly
         assert hi - lo < F(1, 2**30) and abs(float(lo) - r_true) < 1e-12
     summary = t.summary("volume")
@@ -470,7 +482,7 @@ def test_statistics_volumes_sum_to_the_domain_and_bound_each_other() -> None:
     s = region_statistics(cert)
     assert sum(s.volume) == 4
     for vol, dsq, rin, lo, hi in zip(s.volume, s.diameter_sq, s.inradius_inf, s.inradius_lo,
-                                     s.inradius_hi):
+                                     s.inradius_hi, strict=True):
         assert lo <= hi and rin <= hi  # the largest cube fits in the largest ball's radius
         assert lo ** 2 * 4 <= dsq  # a ball of radius lo fits: diameter >= 2 lo
         assert vol <= dsq  # a convex region of diameter D lies in a disk of radius D

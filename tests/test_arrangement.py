@@ -5,6 +5,7 @@ exact certificate, region by region."""
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from types import SimpleNamespace
 
@@ -48,7 +49,7 @@ def _both(net: nn.Module, bounds: list, monkeypatch: pytest.MonkeyPatch) -> tupl
 def _random_net(sizes: tuple, act: type = nn.ReLU, seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
+    for a, b in itertools.pairwise(sizes[:-1]):
         layers += [nn.Linear(a, b), act()]
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return nn.Sequential(*layers).eval()
@@ -116,11 +117,13 @@ def test_regions_the_trace_missed_are_counted_as_repaired() -> None:
     R = tr.num_regions
     ids = [tr.bounding_ids[tr.bounding_offsets[r]:tr.bounding_offsets[r + 1]] for r in range(1, R)]
     offsets = torch.tensor([0] + [len(x) for x in ids]).cumsum(0)
-    cut = SimpleNamespace(num_regions=R - 1, patterns=[p[1:] for p in tr.patterns], interior=tr.interior[1:],
+    cut = SimpleNamespace(num_regions=R - 1, patterns=[p[1:] for p in tr.patterns],
+                          interior=tr.interior[1:],
                           bounding_offsets=offsets, bounding_ids=torch.cat(ids))
     cert = exactrelu.verify(net, bounds, progress=False, workers=1, trace=cut)
     assert cert.num_regions == full.num_regions == R
-    assert {tuple(map(tuple, r.pattern)) for r in cert.regions} == {tuple(map(tuple, r.pattern)) for r in full.regions}
+    assert {tuple(map(tuple, r.pattern)) for r in cert.regions} == \
+        {tuple(map(tuple, r.pattern)) for r in full.regions}
     assert cert.stats["repaired"] == 1
     assert full.stats["repaired"] == 0 and full.stats["spurious"] == 0
 
@@ -128,9 +131,10 @@ def test_regions_the_trace_missed_are_counted_as_repaired() -> None:
 def test_3d_adjacency_matches_an_exact_lp_on_every_facet_pair() -> None:
     """Adjacency in 3-D (grouped facets, float-filtered boxes, separating-line test) against an
     exact LP on every pair of facets lying on one plane from opposite sides."""
+    from flint import fmpq
+
     from exactrelu.certificate import canonical_hyperplane
     from exactrelu.verify import _faces_overlap
-    from flint import fmpq
 
     net = _random_net((3, 6, 6, 1), nn.ReLU, 11)
     cert = exactrelu.verify(net, [(-1, 1)] * 3, progress=False, workers=1)

@@ -9,16 +9,30 @@ from fractions import Fraction as F
 
 import pytest
 import torch
-from constructions import (diamond_tube, l1_ball_classifier, linf_ball_classifier, mlp, ramp, segments_meet,
-                           three_classes)
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from torch import nn
 
 import exactrelu
-from exactrelu import CertificateError, InvalidInputError, Measure, check_boundary, decision_boundary, level_set
+from exactrelu import (
+    CertificateError,
+    InvalidInputError,
+    Measure,
+    check_boundary,
+    decision_boundary,
+    level_set,
+)
 from exactrelu.capture import capture
 from exactrelu.strategies import boxes, domains, networks
+
+from constructions import (
+    diamond_tube,
+    l1_ball_classifier,
+    linf_ball_classifier,
+    mlp,
+    ramp,
+    segments_meet,
+    three_classes,
+)
 
 SQUARE = [(-1, 1), (-1, 1)]
 CUBE = [(-1, 1)] * 3
@@ -30,7 +44,7 @@ def _checked(net: nn.Module, bounds: object) -> exactrelu.Certificate:
 
 
 def _value(row: list[F], t: tuple[F, ...]) -> F:
-    return sum((a * x for a, x in zip(row[:-1], t)), F(0)) + row[-1]
+    return sum((a * x for a, x in zip(row[:-1], t, strict=True)), F(0)) + row[-1]
 
 
 # ------------------------------------------------------------------------- known exact measures
@@ -71,8 +85,10 @@ def test_diamond_boundary_has_length_two_sqrt_two() -> None:
     assert b.measure() == Measure(((2, F(2)),))  # four edges of length sqrt(2)/2
     assert str(b.measure()) == "2*sqrt(2)" and abs(float(b.measure()) - 2 * 2 ** 0.5) < 1e-12
     assert sorted(map(sorted, b.segments())) == sorted(
-        sorted(s) for s in [((F(1, 2), F(0)), (F(0), F(1, 2))), ((F(0), F(1, 2)), (F(-1, 2), F(0))),
-                            ((F(-1, 2), F(0)), (F(0), F(-1, 2))), ((F(0), F(-1, 2)), (F(1, 2), F(0)))])
+        sorted(s) for s in [((F(1, 2), F(0)), (F(0), F(1, 2))),
+                            ((F(0), F(1, 2)), (F(-1, 2), F(0))),
+                            ((F(-1, 2), F(0)), (F(0), F(-1, 2))),
+                            ((F(0), F(-1, 2)), (F(1, 2), F(0)))])
 
 
 def test_cube_and_octahedron_surfaces_have_exact_areas() -> None:
@@ -148,7 +164,8 @@ def test_level_set_cells_on_facets_flat_regions_and_the_domain_boundary() -> Non
 
 
 def test_one_dimensional_boundaries_are_points_counted_by_their_measure() -> None:
-    net = mlp(([[1.0], [-1.0]], [0.0, 0.0]), ([[0.0, 0.0], [1.0, 1.0]], [0.0, -0.5]))  # (0, |x| - 1/2)
+    # (0, |x| - 1/2)
+    net = mlp(([[1.0], [-1.0]], [0.0, 0.0]), ([[0.0, 0.0], [1.0, 1.0]], [0.0, -0.5]))
     cert = _checked(net, [(-1, 1)])
     b = check_boundary(decision_boundary(cert), cert, net, certificate_checked=True)
     assert sorted(c.vertices for c in b.cells) == [((F(-1, 2),),), ((F(1, 2),),)]
@@ -181,7 +198,8 @@ def _cell(b: exactrelu.BoundaryComplex, kind: str) -> int:
     return next(i for i, c in enumerate(b.cells) if c.kind == kind)
 
 
-def _with_cell(b: exactrelu.BoundaryComplex, i: int, **changes: object) -> exactrelu.BoundaryComplex:
+def _with_cell(b: exactrelu.BoundaryComplex, i: int,
+               **changes: object) -> exactrelu.BoundaryComplex:
     cells = list(b.cells)
     cells[i] = dataclasses.replace(cells[i], **changes)
     return dataclasses.replace(b, cells=tuple(cells))
@@ -193,7 +211,7 @@ def _tampered_cells(b: exactrelu.BoundaryComplex) -> list[tuple[exactrelu.Bounda
     moved = (cf.vertices[0], (cf.vertices[1][0], cf.vertices[1][1] - F(1, 8)))
     return [
         (dataclasses.replace(b, cells=b.cells[:f] + b.cells[f + 1:]), "missing cell"),
-        (dataclasses.replace(b, cells=b.cells + (cf,)), "listed twice"),
+        (dataclasses.replace(b, cells=(*b.cells, cf)), "listed twice"),
         (_with_cell(b, f, regions=cf.regions[::-1]), "carry no cell"),
         (_with_cell(b, i, regions=(1 - ci.regions[0],)), "not those"),
         (_with_cell(b, f, normal=(F(2), F(0))), "hyperplane"),
@@ -201,11 +219,12 @@ def _tampered_cells(b: exactrelu.BoundaryComplex) -> list[tuple[exactrelu.Bounda
         (_with_cell(b, f, sides=cf.sides[::-1]), "sides"),
         (_with_cell(b, i, sides=(ci.sides[0], 3)), "sides"),
         (_with_cell(b, f, vertices=moved), "vertices"),
-        (_with_cell(b, f, vertices=cf.vertices + ((F(1, 4), F(0)),)), "vertices"),
+        (_with_cell(b, f, vertices=(*cf.vertices, (F(1, 4), F(0)))), "vertices"),
         (_with_cell(b, f, vertices=cf.vertices[::-1]), "sorted"),
         (_with_cell(b, f, vertices=((0.25, -1.0), cf.vertices[1])), "exact"),
         (_with_cell(b, f, halfspaces=cf.halfspaces[:1]), "halfspaces"),
-        (_with_cell(b, f, halfspaces=((cf.halfspaces[0][0], cf.halfspaces[0][1] + 1),) + cf.halfspaces[1:]),
+        (_with_cell(b, f, halfspaces=((cf.halfspaces[0][0], cf.halfspaces[0][1] + 1),
+                                      *cf.halfspaces[1:])),
          "halfspaces"),
         (_with_cell(b, i, measure=ci.measure + Measure(((1, F(1, 100)),))), "measure"),
         (_with_cell(b, i, measure=F(1)), "Measure"),
@@ -274,7 +293,8 @@ def _tie_nets(draw: st.DrawFn, d: int, k: int) -> nn.Module:
     layers = []
     n = d
     for _ in range(draw(st.integers(1, 2))):
-        layers.append(([[draw(small) for _ in range(n)] for _ in range(w)], [draw(small) for _ in range(w)]))
+        layers.append(([[draw(small) for _ in range(n)] for _ in range(w)],
+                       [draw(small) for _ in range(w)]))
         n = w
     out = ([[draw(st.sampled_from([0.0, 1.0, -1.0])) for _ in range(n)] for _ in range(k)],
            [draw(st.sampled_from([0.0, 0.0, 0.5])) for _ in range(k)])
@@ -303,7 +323,8 @@ def test_check_accepts_generated_boundaries_and_level_sets(d: int) -> None:
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(_nets(2), boxes(2))
-def test_every_grid_edge_between_two_classes_crosses_a_listed_cell(net: nn.Module, box: exactrelu.Box) -> None:
+def test_every_grid_edge_between_two_classes_crosses_a_listed_cell(net: nn.Module,
+                                                                  box: exactrelu.Box) -> None:
     """A grid edge whose ends have different strict classes (a unique largest output) meets the
     decision boundary: its ends lie in different decision regions only, and a segment covered by
     finitely many closed sets, none covering it alone, meets two of them. So each such edge must
@@ -314,7 +335,7 @@ def test_every_grid_edge_between_two_classes_crosses_a_listed_cell(net: nn.Modul
     cells = decision_boundary(cert).cells
     prog = capture(net, (2,))
     n = 12
-    (x0, x1), (y0, y1) = zip(box.lower, box.upper)
+    (x0, x1), (y0, y1) = zip(box.lower, box.upper, strict=True)
     hx, hy = (x1 - x0) / n, (y1 - y0) / n
     grid = {(i, j): (x0 + i * hx, y0 + j * hy) for i in range(n + 1) for j in range(n + 1)}
     strict = {}
@@ -332,7 +353,8 @@ def test_every_grid_edge_between_two_classes_crosses_a_listed_cell(net: nn.Modul
             crossing += 1
             p, q = grid[(i, j)], grid[nb]
             assert any(segments_meet(c.vertices[0], c.vertices[1], p, q) for c in cells), (p, q)
-    bound = sum(abs(c.vertices[1][0] - c.vertices[0][0]) / hx + abs(c.vertices[1][1] - c.vertices[0][1]) / hy + 3
+    bound = sum(abs(c.vertices[1][0] - c.vertices[0][0]) / hx
+                + abs(c.vertices[1][1] - c.vertices[0][1]) / hy + 3
                 for c in cells)
     assert crossing <= bound
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -43,7 +44,8 @@ def test_unsupported_ops_in_a_sequential_are_all_reported() -> None:
     net = nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 2), nn.Softplus())
     with pytest.raises(UnsupportedModelError) as info:
         capture(net, (2,))
-    assert [("1" in p and "Tanh" in p, "3" in p and "Softplus" in p) for p in info.value.problems] == \
+    assert [("1" in p and "Tanh" in p, "3" in p and "Softplus" in p)
+            for p in info.value.problems] == \
         [(True, False), (False, True)]
 
 
@@ -64,7 +66,8 @@ def test_register_rule_makes_a_module_supported() -> None:
     try:
         x = torch.randn(3, 2, dtype=torch.float64)
         g = exactrelu.affine_maps(net.double(), x)
-        torch.testing.assert_close((g.weight * x[:, None]).sum(-1) + g.bias, net(x), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close((g.weight * x[:, None]).sum(-1) + g.bias, net(x), rtol=1e-12,
+                                   atol=1e-12)
     finally:
         del exactrelu.rules.RULES[Double]
 
@@ -78,7 +81,8 @@ def _mlp() -> nn.Module:
 
 def _convnet() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(12, 1)).eval()
+    return nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(12, 1)).eval()
 
 
 def _train_bn() -> tuple[nn.Module, torch.Tensor]:
@@ -105,12 +109,18 @@ BAD_INPUTS: dict[str, tuple[Callable[[], tuple[nn.Module, Any]], type, tuple[str
     "batchnorm in train mode": (_train_bn, UnsupportedModelError, ("1", "BatchNorm", "eval")),
     "nan parameter": (_nan_param, UnsupportedModelError, ("2.weight", "NaN")),
     "inf buffer": (_inf_buffer, UnsupportedModelError, ("1.running_mean", "inf")),
-    "shape does not fit": (lambda: (_mlp(), torch.randn(2, 5)), InvalidInputError, ("(5,)", "does not fit")),
-    "conv input without batch dim": (lambda: (_convnet(), torch.randn(2, 4, 4)), InvalidInputError,
-                                     ("x of shape (2, 4, 4)", "batch of 2 samples of shape (4, 4)", "Conv2d")),
-    "mlp input without batch dim": (lambda: (_mlp(), torch.randn(3)), InvalidInputError, ("batch",)),
-    "integer dtype": (lambda: (_mlp(), torch.ones(2, 3, dtype=torch.int64)), InvalidInputError, ("floating", "int64")),
-    "bool dtype": (lambda: (_mlp(), torch.ones(2, 3, dtype=torch.bool)), InvalidInputError, ("floating",)),
+    "shape does not fit": (lambda: (_mlp(), torch.randn(2, 5)), InvalidInputError,
+                           ("(5,)", "does not fit")),
+    "conv input without batch dim": (lambda: (_convnet(), torch.randn(2, 4, 4)),
+                                     InvalidInputError,
+                                     ("x of shape (2, 4, 4)", "batch of 2 samples of shape (4, 4)",
+                                      "Conv2d")),
+    "mlp input without batch dim": (lambda: (_mlp(), torch.randn(3)), InvalidInputError,
+                                    ("batch",)),
+    "integer dtype": (lambda: (_mlp(), torch.ones(2, 3, dtype=torch.int64)), InvalidInputError,
+                      ("floating", "int64")),
+    "bool dtype": (lambda: (_mlp(), torch.ones(2, 3, dtype=torch.bool)), InvalidInputError,
+                   ("floating",)),
     "nan input": (lambda: (_mlp(), torch.full((2, 3), float("nan"))), InvalidInputError, ("NaN",)),
     "not a tensor": (lambda: (_mlp(), [[1.0, 2.0, 3.0]]), InvalidInputError, ("tensor",)),
 }
@@ -168,7 +178,7 @@ def test_capture_rejects_bad_input_shapes(shape: Any) -> None:
 
 
 def test_capture_rejects_a_non_module() -> None:
-    with pytest.raises(InvalidInputError, match="torch.nn.Module"):
+    with pytest.raises(InvalidInputError, match=r"torch\.nn\.Module"):
         capture(lambda x: x, (2,))  # type: ignore[arg-type]
 
 
@@ -191,7 +201,7 @@ def test_train_mode_dropout_is_rejected_but_p0_is_fine() -> None:
     capture(nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.0)).train(), (2,))
 
 
-# ----------------------------------------------------------------------------- the model is left untouched
+# ------------------------------------------------------------------- the model is left untouched
 
 class Residual(nn.Module):
     def __init__(self) -> None:
@@ -251,12 +261,14 @@ def test_affine_maps_runs_on_the_model_device() -> None:
     net = _prepared_model().double().cuda()
     before = _snapshot(net)
     x = torch.randn(3, 2, 4, 4, dtype=torch.float64)
-    g = exactrelu.affine_maps(net, x)  # a CPU batch for a CUDA model: computed on the model's device
+    # a CPU batch for a CUDA model: computed on the model's device
+    g = exactrelu.affine_maps(net, x)
     assert g.weight.device.type == "cuda" and g.bias.device.type == "cuda"
     _assert_same(before, net)
     with torch.no_grad():
         y = net(x.cuda())
-    torch.testing.assert_close((g.weight * x.cuda()[:, None]).sum((2, 3, 4)) + g.bias, y, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close((g.weight * x.cuda()[:, None]).sum((2, 3, 4)) + g.bias, y,
+                               rtol=1e-9, atol=1e-12)
 
 
 def test_affine_maps_follows_the_model_device_for_cpu_models() -> None:
@@ -390,7 +402,8 @@ def test_module_state_sees_a_tensor_in_a_list_attribute_to_the_last_bit() -> Non
     (nn.Sequential(), "no layers"),
     (nn.Sequential(nn.Linear(2, 0), nn.ReLU(), nn.Linear(0, 1)), "size zero"),
 ])
-def test_empty_networks_and_zero_width_layers_are_one_clear_error(net: nn.Module, words: str) -> None:
+def test_empty_networks_and_zero_width_layers_are_one_clear_error(net: nn.Module,
+                                                                  words: str) -> None:
     with pytest.raises(InvalidInputError, match=words):
         exactrelu.verify(net, [(-1, 1)] * 2, progress=False)
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from torch import nn
 from torch.nn.utils import parametrizations
 
@@ -127,17 +127,18 @@ def assert_maps_equal_net(cert: Certificate, net: Callable[[torch.Tensor], torch
     M, c = cert.domain.input_map()
     assert cert.regions
     for r in cert.regions:
-        x = [sum((a * t for a, t in zip(row, r.witness)), Fraction(0)) + ci
-             for row, ci in zip(M, c)]
+        x = [sum((a * t for a, t in zip(row, r.witness, strict=True)), Fraction(0)) + ci
+             for row, ci in zip(M, c, strict=True)]
         xf = [float(v) for v in x]  # correctly rounded: the nearest float64
         with torch.no_grad():
             y = net(torch.tensor(xf, dtype=torch.float64).reshape(1, *input_shape)).reshape(-1)
-        exact = [sum((a * t for a, t in zip(row[:-1], r.witness)), Fraction(0)) + row[-1]
+        exact = [sum((a * t for a, t in zip(row[:-1], r.witness, strict=True)), Fraction(0))
+                 + row[-1]
                  for row in r.output]
         b = bound(Bound(Fraction(1), max(abs(Fraction(v)) for v in xf), Fraction(0)))
-        tol = b.lip * max(abs(v - Fraction(f)) for v, f in zip(x, xf)) + b.err
+        tol = b.lip * max(abs(v - Fraction(f)) for v, f in zip(x, xf, strict=True)) + b.err
         assert tol < Fraction(1, 10**9), f"the bound {float(tol)} is too loose to tell anything"
-        diff = max(abs(e - Fraction(v)) for e, v in zip(exact, y.tolist()))
+        diff = max(abs(e - Fraction(v)) for e, v in zip(exact, y.tolist(), strict=True))
         assert len(exact) == y.numel() and diff <= tol, (
             f"region {r.index}: certified output {[float(e) for e in exact]} != net(x) "
             f"{y.tolist()} at the witness (difference {float(diff)}, bound {float(tol)})")
@@ -259,8 +260,8 @@ class Accumulate(nn.Module):
 
 
 def _repeated() -> tuple[nn.Module, tuple[int, ...]]:
-    l, r = nn.Linear(2, 2), nn.ReLU()
-    return _init(nn.Sequential(l, r, l, r, nn.Linear(2, 1)), 1), (2,)
+    lin, act = nn.Linear(2, 2), nn.ReLU()
+    return _init(nn.Sequential(lin, act, lin, act, nn.Linear(2, 1)), 1), (2,)
 
 
 def _weight_norm() -> tuple[nn.Module, tuple[int, ...]]:
@@ -381,7 +382,7 @@ def test_the_digest_covers_a_buffer_bias() -> None:
 class ReLU(nn.Module):
     """A scripted class *named* ReLU with the constant of a real one, computing x * x."""
 
-    __constants__ = ["inplace"]
+    __constants__ = ("inplace",)
     inplace: bool
 
     def __init__(self) -> None:

@@ -66,7 +66,8 @@ def test_lines_through_a_common_point_give_2n_regions():
 def test_duplicated_and_negated_units_do_not_add_regions():
     rows = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
     base = mlp([(rows, [0.1, -0.2, 0.05]), ([[1.0, 1.0, 1.0]], [0.0])])
-    dup = mlp([(rows + [rows[0], [-1.0, -1.0]], [0.1, -0.2, 0.05, 0.1, -0.05]), ([[1.0] * 5], [0.0])])
+    dup = mlp([([*rows, rows[0], [-1.0, -1.0]], [0.1, -0.2, 0.05, 0.1, -0.05]),
+               ([[1.0] * 5], [0.0])])
     a = certify(base, [(-1, 1), (-1, 1)])
     b = certify(dup, [(-1, 1), (-1, 1)])
     assert a.num_regions == b.num_regions == 7  # 3 lines in general position, all crossings inside
@@ -136,11 +137,13 @@ def test_huge_box_holds_the_full_arrangement():
 
 
 def test_one_dimensional_count_is_breakpoints_plus_one():
-    net = mlp([([[1.0], [1.0], [-1.0], [2.0]], [0.0, -0.5, 0.25, 3.0]), ([[1.0, -1.0, 1.0, 1.0]], [0.0])])
+    net = mlp([([[1.0], [1.0], [-1.0], [2.0]], [0.0, -0.5, 0.25, 3.0]),
+               ([[1.0, -1.0, 1.0, 1.0]], [0.0])])
     cert = certify(net, [(-1, 1)])
     # breakpoints inside (-1, 1): x = 0, 1/2, 1/4 (x = -3/2 is outside)
     assert cert.num_regions == 4
-    assert sorted(v[0] for v in cert.vertices) == [Fraction(-1), Fraction(0), Fraction(1, 4), Fraction(1, 2), Fraction(1)]
+    assert sorted(v[0] for v in cert.vertices) == \
+        [Fraction(-1), Fraction(0), Fraction(1, 4), Fraction(1, 2), Fraction(1)]
 
 
 @pytest.mark.parametrize("seed,act", [(0, nn.ReLU), (1, nn.ReLU), (2, lambda: nn.LeakyReLU(0.125)),
@@ -159,7 +162,8 @@ def test_random_nets_cover_every_grid_pattern(seed, act):
 
 def test_three_dimensional_volumes_sum_to_the_box():
     torch.manual_seed(4)
-    net = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 1)).double()
+    net = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(),
+                        nn.Linear(4, 1)).double()
     bounds = [(-1, 1), (0, 1), (-Fraction(1, 2), 2)]
     cert = certify(net, bounds)
     assert sum(r.volume for r in cert.regions) == 2 * 1 * Fraction(5, 2)
@@ -168,7 +172,8 @@ def test_three_dimensional_volumes_sum_to_the_box():
 
 def test_maxpool_net_on_a_slice():
     torch.manual_seed(6)
-    net = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 1 * 1, 1)).double()
+    net = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(2 * 1 * 1, 1)).double()
     x = torch.randn(3, 1, 3, 3, dtype=torch.float64)
     dom = exactrelu.Slice.plane(x[0], x[1], x[2])
     cert = exactrelu.verify(net, dom, progress=False)
@@ -188,7 +193,8 @@ def test_maxpool_net_on_a_slice():
 @pytest.fixture(scope="module")
 def small():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 1)).double()
+    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(),
+                        nn.Linear(6, 1)).double()
     return net, certify(net, [(-1, 1), (-1, 1)])
 
 
@@ -229,7 +235,8 @@ def test_witness_moved_outside_is_rejected(small):
 
 def test_vertex_perturbed_by_2_to_minus_60_is_rejected(small):
     net, cert = small
-    k = next(k for k, v in enumerate(cert.vertices) if all(abs(c) < 1 for c in v))  # an interior vertex
+    # an interior vertex
+    k = next(k for k, v in enumerate(cert.vertices) if all(abs(c) < 1 for c in v))
     bad = copy.deepcopy(cert)
     v = bad.vertices[k]
     bad.vertices[k] = (v[0] + Fraction(1, 2 ** 60), v[1])
@@ -238,7 +245,7 @@ def test_vertex_perturbed_by_2_to_minus_60_is_rejected(small):
 
 
 def test_changed_count_is_rejected(small, tmp_path):
-    net, cert = small
+    _net, cert = small
     data = cert.to_json()
     data["num_regions"] += 1
     path = tmp_path / "bad.json"
@@ -268,7 +275,7 @@ def test_claimed_count_and_patterns(small):
 
 
 def test_adjacency_pairs_share_a_segment(small):
-    net, cert = small
+    _net, cert = small
     for a in cert.adjacency:
         fi = [f for f in cert.regions[a.i].facets if set(f.vertices) and f.a and (f.a, f.b)]
         shared = set(cert.regions[a.i].vertices) & set(cert.regions[a.j].vertices)
@@ -279,11 +286,14 @@ def test_adjacency_pairs_share_a_segment(small):
 def test_runs_through_a_real_dask_cluster():
     distributed = pytest.importorskip("distributed")
     torch.manual_seed(1)
-    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1)).double()
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
+                        nn.Linear(8, 1)).double()
     serial = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cl, \
             distributed.Client(cl) as client:
-        cert = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False, executor=client.get_executor())
+        cert = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False,
+                                executor=client.get_executor())
     assert cert.num_regions == serial.num_regions
     assert {flat(r) for r in cert.regions} == {flat(r) for r in serial.regions}
     exactrelu.check(cert, net)
@@ -312,7 +322,8 @@ def test_pool_forked_after_torch_ran_does_not_hang():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", _FORKED_POOL], capture_output=True, text=True, timeout=180)
+    proc = subprocess.run([sys.executable, "-c", _FORKED_POOL], capture_output=True, text=True,
+                          timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["2", "2"]
 
@@ -320,10 +331,12 @@ def test_pool_forked_after_torch_ran_does_not_hang():
 # --------------------------------------------------------------------------- exact helpers
 
 def _square_facets():
-    """The facets of [0, 1]^2 as slack rows of Python ints: x >= 0, y >= 0, 1 - x >= 0, 1 - y >= 0."""
+    """The facets of [0, 1]^2 as slack rows of Python ints: x >= 0, y >= 0, 1 - x >= 0,
+    1 - y >= 0."""
     from exactrelu.certify import Facet
 
-    return [Facet([1, 0, 0], (0,)), Facet([0, 1, 0], (1,)), Facet([-1, 0, 1], (2,)), Facet([0, -1, 1], (3,))]
+    return [Facet([1, 0, 0], (0,)), Facet([0, 1, 0], (1,)), Facet([-1, 0, 1], (2,)),
+            Facet([0, -1, 1], (3,))]
 
 
 def test_dyadic_witness_is_exact_and_strictly_inside():
@@ -335,10 +348,12 @@ def test_dyadic_witness_is_exact_and_strictly_inside():
     w = _dyadic_inside(np.array([0.25, 0.75]), _square_facets(), 2)
     assert w == (fmpq(1, 4), fmpq(3, 4))
     # 0.1 is not 1/10: the witness is the float's exact dyadic value, never a rounded decimal
-    assert _dyadic_inside(np.array([0.1, 0.5]), _square_facets(), 2)[0] == fmpq(*(0.1).as_integer_ratio())
+    assert _dyadic_inside(np.array([0.1, 0.5]), _square_facets(), 2)[0] == \
+        fmpq(*(0.1).as_integer_ratio())
 
 
-@pytest.mark.parametrize("point", [[0.0, 0.5], [1.0, 1.0], [1.5, 0.5], [0.5, -2.0 ** -60], [float("nan"), 0.5]])
+@pytest.mark.parametrize("point", [[0.0, 0.5], [1.0, 1.0], [1.5, 0.5], [0.5, -2.0 ** -60],
+                                   [float("nan"), 0.5]])
 def test_dyadic_witness_on_or_outside_a_facet_is_refused(point):
     import numpy as np
 
@@ -373,7 +388,8 @@ def test_candidate_tree_round_trips_states_and_ignores_unseen_ones():
     pats = [torch.tensor([[0, 1], [0, 1], [1, 1]]), torch.tensor([[2, 0], [5, 0], [2, 0]])]
     interior = torch.tensor([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]], dtype=torch.float64)
     tr = SimpleNamespace(num_regions=3, patterns=pats, interior=interior,
-                         bounding_offsets=torch.tensor([0, 2, 3, 4]), bounding_ids=torch.tensor([7, 8, 9, 7]))
+                         bounding_offsets=torch.tensor([0, 2, 3, 4]),
+                         bounding_ids=torch.tensor([7, 8, 9, 7]))
     tree = candidate_tree(tr)
 
     def cell(*states):

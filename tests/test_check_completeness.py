@@ -130,10 +130,12 @@ def test_closure_agrees_with_volumes_on_2d_and_3d_boxes(monkeypatch):
 def test_degenerate_units_are_crossed_together(closure):
     """Duplicated, negated and parallel units (one hyperplane for several switching functions),
     a unit identically zero and a dead one: crossing flips every unit on the facet's hyperplane."""
-    W = [[1.0, -1.0, 0.5, 0.0], [1.0, -1.0, 0.5, 0.0], [-1.0, 1.0, -0.5, 0.0], [2.0, -2.0, 1.0, 0.0],
+    W = [[1.0, -1.0, 0.5, 0.0], [1.0, -1.0, 0.5, 0.0], [-1.0, 1.0, -0.5, 0.0],
+         [2.0, -2.0, 1.0, 0.0],
          [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, -1.0], [1.0, 0.0, 0.0, 1.0]]
     b = [0.0, 0.0, 0.0, 0.5, 0.0, -1.0, 0.25, 0.0]
-    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.ReLU(), nn.Linear(3, 1)).double()
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.ReLU(),
+                        nn.Linear(3, 1)).double()
     torch.manual_seed(3)
     with torch.no_grad():
         net[0].weight.copy_(torch.tensor(W, dtype=torch.float64))
@@ -149,7 +151,8 @@ def test_maxpool_on_an_unbounded_4d_input():
     """MaxPool's switching functions are pairwise differences; the ones not involving the maximum
     are no constraints of a cell and may vanish at the LP point on a facet."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 1)).double()
+    net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(2, 1)).double()
     cert = exactrelu.verify(net, None, input_shape=(1, 2, 2), progress=False)
     prog = exactrelu.capture(net, (1, 2, 2))
     exactrelu.check(cert, prog)

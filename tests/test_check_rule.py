@@ -201,7 +201,7 @@ class HandWritten(exactrelu.PiecewiseRule):
 
     def exact_apply(self, module, m, state):
         rows = []
-        for r, on in zip(m.mat.tolist(), state.reshape(-1).tolist()):
+        for r, on in zip(m.mat.tolist(), state.reshape(-1).tolist(), strict=True):
             r = list(r)
             if on:
                 r[-1] -= _exact.fmpq(1, 4)
@@ -333,10 +333,10 @@ def test_elementwise_rule_with_bad_lists_is_refused_naming_them() -> None:
 
     with pytest.raises(AssertionError, match="must increase"):
         check_rule(Shifted(), Backwards(), input_shape=(2,), max_examples=5)
-    with pytest.raises(exactrelu.UnsupportedModelError, match="must increase"):
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setitem(RULES, Shifted, Backwards())
-            exactrelu.capture(nn.Sequential(Shifted()), (2,))
+    with pytest.raises(exactrelu.UnsupportedModelError, match="must increase"), \
+            pytest.MonkeyPatch.context() as mp:
+        mp.setitem(RULES, Shifted, Backwards())
+        exactrelu.capture(nn.Sequential(Shifted()), (2,))
 
 
 class OneState(ShiftedRule):  # every cell labelled state 0 in the exact layer's plain form

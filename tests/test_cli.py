@@ -42,10 +42,11 @@ def _run(args: list, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
 
 def test_verify_writes_certificate_and_picture(files, capsys):
     cert, png = files["dir"] / "c.json", files["dir"] / "c.png"
-    rc, out, err = _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", cert, "--plot", png,
-                         "--workers", 1, "--quiet"], capsys)
+    rc, out, err = _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", cert, "--plot",
+                         png, "--workers", 1, "--quiet"], capsys)
     assert rc == 0, err
-    assert out.startswith("certified: ") and "regions" in out and "pieces" in out and "vertices" in out
+    assert out.startswith("certified: ") and "regions" in out and "pieces" in out \
+        and "vertices" in out
     assert json.loads(cert.read_text())["num_regions"] > 1
     assert png.stat().st_size > 1000
 
@@ -54,8 +55,8 @@ def test_engines_give_the_same_certificate(files, capsys):
     out = {}
     for engine in ("compiled", "python"):
         path = files["dir"] / f"{engine}.json"
-        rc, _, err = _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", path, "--engine", engine,
-                           "--workers", 1, "--quiet"], capsys)
+        rc, _, err = _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", path,
+                           "--engine", engine, "--workers", 1, "--quiet"], capsys)
         assert rc == 0, err
         data = json.loads(path.read_text())
         assert data["stats"].pop("engine") == engine
@@ -67,7 +68,8 @@ def test_engines_give_the_same_certificate(files, capsys):
 
 def test_check_ok_and_tampered(files, capsys):
     cert = files["dir"] / "ok.json"
-    assert _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", cert, "--quiet"], capsys)[0] == 0
+    assert _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", cert, "--quiet"],
+                capsys)[0] == 0
     rc, out, _ = _run(["check", cert, "--model", files["model"]], capsys)
     assert rc == 0 and out.startswith("OK")
     data = json.loads(cert.read_text())
@@ -81,36 +83,42 @@ def test_check_ok_and_tampered(files, capsys):
 
 def test_check_requires_the_domain_given(files, capsys):
     cert = files["dir"] / "domain.json"
-    assert _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", cert, "--quiet"], capsys)[0] == 0
-    rc, out, _ = _run(["check", cert, "--model", files["model"], "--bounds", "-1", "1", "-1", "1"], capsys)
+    rc, _, _ = _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", cert, "--quiet"],
+                    capsys)
+    assert rc == 0
+    check = ["check", cert, "--model", files["model"]]
+    rc, out, _ = _run([*check, "--bounds", "-1", "1", "-1", "1"], capsys)
     assert rc == 0 and out.startswith("OK")
     # a valid certificate about another domain than the one the reader asks about does not hold
-    rc, out, _ = _run(["check", cert, "--model", files["model"], "--bounds", "-1", "1", "-1", "2"], capsys)
+    rc, out, _ = _run([*check, "--bounds", "-1", "1", "-1", "2"], capsys)
     assert rc == 1 and out.startswith("FAILED") and "domain" in out
     d = files["dir"]
-    rc, out, _ = _run(["check", cert, "--model", files["model"], "--line", d / "x0.pt", d / "x1.pt"], capsys)
+    rc, out, _ = _run([*check, "--line", d / "x0.pt", d / "x1.pt"], capsys)
     assert rc == 1 and "domain" in out
 
 
 def test_factory_with_weights_and_plane(files, capsys, monkeypatch):
     monkeypatch.chdir(files["dir"])
-    rc, out, err = _run(["verify", "clinet_factory:build", "--weights", files["weights"], "--bounds", -1, 1, -1, 1,
-                         "--quiet"], capsys)
+    rc, out, err = _run(["verify", "clinet_factory:build", "--weights", files["weights"],
+                         "--bounds", -1, 1, -1, 1, "--quiet"], capsys)
     assert rc == 0, err
-    rc2, out2, _ = _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "--quiet"], capsys)
+    _rc2, out2, _ = _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "--quiet"], capsys)
     assert out.split(" in ")[0] == out2.split(" in ")[0]  # same network, same counts
     d = files["dir"]
-    rc, out, err = _run(["verify", files["model"], "--plane", d / "x0.pt", d / "x1.pt", d / "x2.pt", "--quiet"], capsys)
+    rc, out, err = _run(["verify", files["model"], "--plane", d / "x0.pt", d / "x1.pt",
+                         d / "x2.pt", "--quiet"], capsys)
     assert rc == 0, err
-    rc, out, err = _run(["verify", files["model"], "--line", d / "x0.pt", d / "x1.pt", "--bounds", -1, 2, "--quiet",
-                         "--plot", d / "line.png"], capsys)
-    assert rc == 0, err and (d / "line.png").stat().st_size > 0
+    rc, out, err = _run(["verify", files["model"], "--line", d / "x0.pt", d / "x1.pt", "--bounds",
+                         -1, 2, "--quiet", "--plot", d / "line.png"], capsys)
+    assert rc == 0, err
+    assert (d / "line.png").stat().st_size > 0
 
 
 def test_plot_command(files, capsys):
     cert = files["dir"] / "p.json"
     _run(["verify", files["model"], "--bounds", -1, 1, -1, 1, "-o", cert, "--quiet"], capsys)
-    rc, out, err = _run(["plot", cert, "-o", files["dir"] / "p.png", "--color-by", "class"], capsys)
+    rc, _out, err = _run(["plot", cert, "-o", files["dir"] / "p.png", "--color-by", "class"],
+                         capsys)
     assert rc == 0, err
     assert (files["dir"] / "p.png").stat().st_size > 1000
 
@@ -132,10 +140,13 @@ BAD = [
     ["verify", "{dir}/nope.pt", "--bounds", "0", "1", "0", "1"],  # missing file
     ["verify", "{dir}/garbage.pt", "--bounds", "0", "1", "0", "1"],  # not TorchScript
     ["verify", "{model}", "--plane", "{dir}/x0.pt", "{dir}/x1.pt", "{dir}/dict.pt"],  # not a tensor
-    ["verify", "{model}", "--plane", "{dir}/x0.pt", "{dir}/x0.pt", "{dir}/x1.pt"],  # degenerate plane
+    # degenerate plane
+    ["verify", "{model}", "--plane", "{dir}/x0.pt", "{dir}/x0.pt", "{dir}/x1.pt"],
     ["verify", "clinet_factory:build", "--bounds", "0", "1", "0", "1"],  # factory without weights
-    ["verify", "no_such_module_xyz:build", "--weights", "{dir}/weights.pt", "--bounds", "0", "1", "0", "1"],
-    ["verify", "clinet_factory:build", "--weights", "{dir}/dict.pt", "--bounds", "0", "1", "0", "1"],
+    ["verify", "no_such_module_xyz:build", "--weights", "{dir}/weights.pt", "--bounds", "0", "1",
+     "0", "1"],
+    ["verify", "clinet_factory:build", "--weights", "{dir}/dict.pt", "--bounds", "0", "1", "0",
+     "1"],
     ["verify", "{model}", "--bounds", "0", "1", "0", "1", "--workers", "0"],
     ["verify", "{model}", "--bounds", "0", "1", "0", "1", "--engine", "fast"],  # no such engine
     ["verify", "{model}", "--line", "{dir}/x0.pt", "{dir}/x1.pt", "--engine", "compiled"],  # 1-D
@@ -157,13 +168,16 @@ def test_bad_input_gives_one_error_line(files, capsys, monkeypatch, args):
 
 
 def test_console_entry_via_subprocess(files):
-    r = subprocess.run([sys.executable, "-m", "exactrelu.cli", "verify", str(files["model"]), "--bounds",
-                        "-1/2", "1/2", "-1", "1", "--quiet"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "exactrelu.cli", "verify", str(files["model"]),
+                        "--bounds", "-1/2", "1/2", "-1", "1", "--quiet"], capture_output=True,
+                       text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("certified: ")
-    r = subprocess.run([sys.executable, "-m", "exactrelu.cli", "verify", "missing.pt", "--bounds", "0", "1"],
+    r = subprocess.run([sys.executable, "-m", "exactrelu.cli", "verify", "missing.pt", "--bounds",
+                        "0", "1"],
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and r.stderr.startswith("exactrelu: error:") and "Traceback" not in r.stderr
+    assert r.returncode == 2 and r.stderr.startswith("exactrelu: error:") \
+        and "Traceback" not in r.stderr
 
 
 def test_json_summary_parses_and_matches_the_certificate(files, capsys):

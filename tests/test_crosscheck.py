@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import exactrelu
@@ -31,9 +30,12 @@ KINDS = st.sampled_from(["mlp", "mlp", "conv", "residual"])
 ACTS = st.sampled_from(["relu", "leaky_relu", "hardtanh", "mixed"])
 
 
+DEGENERATE = st.booleans()
+
+
 @st.composite
 def nets(draw: Any, d: int, widths: tuple[int, int] = (1, 6), kind: Any = KINDS,
-         activation: Any = ACTS, degenerate: Any = st.booleans()) -> nn.Module:
+         activation: Any = ACTS, degenerate: Any = DEGENERATE) -> nn.Module:
     return draw(networks(input_dim=d, kind=draw(kind), activation=draw(activation),
                          degenerate=draw(degenerate), widths=widths))
 
@@ -51,7 +53,7 @@ def counts(cert: Certificate) -> tuple[int, int, int]:
 
 
 def dot(a: Any, x: Any) -> Fraction:
-    return sum((Fraction(u) * Fraction(v) for u, v in zip(a, x)), Fraction(0))
+    return sum((Fraction(u) * Fraction(v) for u, v in zip(a, x, strict=True)), Fraction(0))
 
 
 def rank(rows: list[list[Fraction]]) -> int:
@@ -67,7 +69,7 @@ def rank(rows: list[list[Fraction]]) -> int:
         for i in range(len(m)):
             if i != r and m[i][c] != 0:
                 f = m[i][c] / m[r][c]
-                m[i] = [x - f * y for x, y in zip(m[i], m[r])]
+                m[i] = [x - f * y for x, y in zip(m[i], m[r], strict=True)]
         r += 1
     return r
 
@@ -88,7 +90,8 @@ def grid(domain: Any, n: int) -> list[tuple]:
     axes = [[lo[i] + (hi[i] - lo[i]) * Fraction(2 * k + 1, 2 * n) for k in range(n)]
             for i in range(domain.dim)]
     A, b = domain.halfspaces()
-    return [p for p in itertools.product(*axes) if all(dot(row, p) < bi for row, bi in zip(A, b))]
+    return [p for p in itertools.product(*axes)
+            if all(dot(row, p) < bi for row, bi in zip(A, b, strict=True))]
 
 
 # ----------------------------------------------------------------------------- counts and geometry
@@ -122,6 +125,12 @@ def _span(cert: Certificate, f: Any, direction: tuple) -> tuple[Fraction, Fracti
     return min(ps), max(ps)
 
 
+def _overlap(cert: Certificate, fi: Any, fj: Any, direction: tuple) -> bool:
+    """Whether two facets on one line of a 2-D certificate overlap in a segment."""
+    (lo_i, hi_i), (lo_j, hi_j) = _span(cert, fi, direction), _span(cert, fj, direction)
+    return min(hi_i, hi_j) > max(lo_i, lo_j)
+
+
 @given(st.integers(1, 3).flatmap(lambda d: st.tuples(nets(d, widths=(1, 4)), domains(d))))
 def test_adjacency_is_unique_and_shares_a_facet(case: tuple) -> None:
     net, dom = case
@@ -143,11 +152,7 @@ def test_adjacency_is_unique_and_shares_a_facet(case: tuple) -> None:
         elif cert.dim == 2:
             a = key[0]
             direction = (-a[1], a[0])
-            def overlap(fi: Any, fj: Any) -> bool:
-                (lo_i, hi_i), (lo_j, hi_j) = _span(cert, fi, direction), _span(cert, fj, direction)
-                return min(hi_i, hi_j) > max(lo_i, lo_j)
-
-            assert any(si != sj and overlap(fi, fj)
+            assert any(si != sj and _overlap(cert, fi, fj, direction)
                        for fi, si in sides[adj.i] for fj, sj in sides[adj.j]), \
                 f"regions {adj.i} and {adj.j} touch in less than a segment"
         else:
@@ -186,7 +191,7 @@ def test_1d_count_is_interior_breakpoints_plus_one(net: nn.Module, box: Any, ts:
     # breakpoint.
     have = patterns_of(cert)
     previous = None
-    for a, b in zip(xs, xs[1:]):
+    for a, b in itertools.pairwise(xs):
         inside = {exact_point_pattern(prog, (a + (b - a) * t,))[0] for t in [Fraction(1, 2), *ts]}
         assert len(inside) == 1, f"the pattern changes inside ({a}, {b}): a missed breakpoint"
         (p,) = inside
@@ -209,7 +214,7 @@ def test_counts_are_invariant_under_permuting_hidden_units(case: tuple, rnd: Any
     lin = _hidden_linears(net)
     other = copy.deepcopy(net)
     with torch.no_grad():
-        for a, b in zip(lin, lin[1:]):
+        for a, b in itertools.pairwise(lin):
             perm = list(range(other[a].out_features))
             rnd.shuffle(perm)
             other[a].weight.copy_(other[a].weight[perm])

@@ -10,8 +10,7 @@ from fractions import Fraction as F
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from exactrelu.domain import Box, Domain, Polytope, RealSpace, Slice, as_domain, to_fraction
 from exactrelu.errors import ExactReluError, InvalidInputError
@@ -85,11 +84,13 @@ def test_box_interface():
     assert box.volume() == 2 * F(1, 6) * 2
     verts = box.vertices()
     assert len(verts) == 8 and len(set(verts)) == 8
-    assert set(verts) == set(itertools.product(*zip(box.lower, box.upper)))
+    assert set(verts) == set(itertools.product(*zip(box.lower, box.upper, strict=True)))
     A, b = box.halfspaces()
     for v in verts:
-        assert all(sum(a * x for a, x in zip(row, v)) <= bi for row, bi in zip(A, b))
-        tight = sum(sum(a * x for a, x in zip(row, v)) == bi for row, bi in zip(A, b))
+        assert all(sum(a * x for a, x in zip(row, v, strict=True)) <= bi
+                   for row, bi in zip(A, b, strict=True))
+        tight = sum(sum(a * x for a, x in zip(row, v, strict=True)) == bi
+                    for row, bi in zip(A, b, strict=True))
         assert tight == 3
     fa, fb = box.float_halfspaces()
     assert fa.shape == (6, 3) and fb.shape == (6,) and fa.dtype == np.float64
@@ -146,7 +147,7 @@ def test_polytope_in_3d_matches_box_volume_and_vertices():
     box = Box([(0, 1), (0, "1/2"), (-1, 1)])
     A, b = box.halfspaces()
     # add a redundant and a duplicated row
-    poly = Polytope(A + [[1, 1, 1], [2, 0, 0]], b + [10, 2])
+    poly = Polytope([*A, [1, 1, 1], [2, 0, 0]], [*b, 10, 2])
     assert poly.volume() == box.volume() == F(1)
     assert set(poly.vertices()) == set(box.vertices())
 

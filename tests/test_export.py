@@ -10,22 +10,34 @@ count; what capture cannot model is refused with every op named.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
-from test_capture import Residual, _convnet, _mlp
-from test_capture_semantics import (ETA, HAND_BUILT, U, Bound, _init, affine,
-                                    assert_maps_equal_net, certify_and_compare, gamma, leaky,
-                                    propagate, residual)
 from torch import nn
 
 import exactrelu
 from exactrelu import InvalidInputError, UnsupportedModelError, capture
 from exactrelu._fastpath import explain
 from exactrelu.domain import Box, Slice, as_domain
+
+from test_capture import Residual, _convnet, _mlp
+from test_capture_semantics import (
+    ETA,
+    HAND_BUILT,
+    Bound,
+    U,
+    _init,
+    affine,
+    certify_and_compare,
+    gamma,
+    leaky,
+    propagate,
+    residual,
+)
 
 
 def export(net: nn.Module, shape: tuple[int, ...], dynamic: bool = False) -> Any:
@@ -355,7 +367,7 @@ def _untouched_after_refusal() -> nn.Module:
     before = [t.clone() for t in net.parameters()]
     with pytest.raises(UnsupportedModelError):
         capture(net, (2,))
-    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
     return net
 
 

@@ -9,13 +9,13 @@ engine's certificates on its own.
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from typing import Any
 
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from torch import nn
 
 import exactrelu
@@ -28,7 +28,8 @@ from exactrelu.trace import trace as float_trace
 
 
 def comparable(cert: exactrelu.Certificate) -> dict:
-    """The certificate as JSON without what differs by engine: timings and the engine's own notes."""
+    """The certificate as JSON without what differs by engine: timings and the engine's own
+    notes."""
     data = cert.to_json()
     data["stats"] = dict(data["stats"])  # to_json shares the certificate's own dict
     for key in ("seconds", "engine", "compiled_ms", "compiled_limbs"):
@@ -36,13 +37,15 @@ def comparable(cert: exactrelu.Certificate) -> dict:
     return data
 
 
-def both(net: nn.Module, domain: Any, threads: int = 2, **kw: Any) -> tuple[exactrelu.Certificate, exactrelu.Certificate]:
+def both(net: nn.Module, domain: Any, threads: int = 2,
+         **kw: Any) -> tuple[exactrelu.Certificate, exactrelu.Certificate]:
     shape = getattr(net, "input_shape", None)
     if isinstance(domain, Slice):
         shape = None
     compiled = exactrelu.verify(net, domain, input_shape=shape, progress=False, engine="compiled",
                                 workers=threads, **kw)
-    python = exactrelu.verify(net, domain, input_shape=shape, progress=False, engine="python", workers=1, **kw)
+    python = exactrelu.verify(net, domain, input_shape=shape, progress=False, engine="python",
+                              workers=1, **kw)
     assert compiled.stats["engine"] == "compiled" and python.stats["engine"] == "python"
     return compiled, python
 
@@ -59,7 +62,7 @@ def assert_same(net: nn.Module, domain: Any, threads: int = 2, **kw: Any) -> exa
 def mlp(widths: tuple[int, ...], seed: int, act: Any = nn.ReLU, out: int = 2) -> nn.Sequential:
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
-    for a, b in zip(widths[:-1], widths[1:]):
+    for a, b in itertools.pairwise(widths):
         layers += [nn.Linear(a, b), act()]
     layers.append(nn.Linear(widths[-1], out))
     return nn.Sequential(*layers).eval()
@@ -85,9 +88,11 @@ ACTS = st.sampled_from(["relu", "leaky_relu", "hardtanh", "mixed"])
 
 def nets_on(d: int, degenerate: bool) -> Any:
     """(net, domain) pairs: small MLPs with any elementwise op on d-D boxes and polytopes."""
-    depth, widths = ((1, 3), (1, 6 if degenerate else 8)) if d == 2 else ((1, 2), (1, 5 if degenerate else 7))
-    return st.tuples(ACTS.flatmap(lambda act: networks(input_dim=d, depth=depth, widths=widths, activation=act,
-                                                       kind="mlp", degenerate=degenerate)), domains(d))
+    depth, widths = ((1, 3), (1, 6 if degenerate else 8)) if d == 2 \
+        else ((1, 2), (1, 5 if degenerate else 7))
+    return st.tuples(ACTS.flatmap(lambda act: networks(input_dim=d, depth=depth, widths=widths,
+                                                       activation=act, kind="mlp",
+                                                       degenerate=degenerate)), domains(d))
 
 
 @given(nets_on(2, degenerate=True))
@@ -126,7 +131,8 @@ def test_conv_nets_same_certificate(net, domain):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("act", [nn.ReLU, lambda: nn.LeakyReLU(0.1), lambda: nn.Hardtanh(-0.25, 0.5)])
+@pytest.mark.parametrize("act", [nn.ReLU, lambda: nn.LeakyReLU(0.1),
+                                 lambda: nn.Hardtanh(-0.25, 0.5)])
 @pytest.mark.parametrize("d", [2, 3])
 def test_default_init_nets_same_certificate(seed, act, d):
     # float32 weights of every exponent: maps of several limbs
@@ -148,7 +154,8 @@ def test_plane_slice_through_images_same_certificate():
 
 def test_polygon_domain_same_certificate():
     net = mlp((2, 16, 16), 4)
-    tri = Polytope([[Fraction(-1), Fraction(0)], [Fraction(0), Fraction(-1)], [Fraction(1), Fraction(1)]],
+    tri = Polytope([[Fraction(-1), Fraction(0)], [Fraction(0), Fraction(-1)],
+                    [Fraction(1), Fraction(1)]],
                    [Fraction(1), Fraction(1), Fraction(1, 3)])
     assert_same(net, tri)
 
@@ -165,7 +172,8 @@ def test_gmp_fallback_same_certificate():
     # weights from 2^-70 to 1 in one layer: integer weights beyond 64 bits, so the maps after it
     # are GMP integers, not limbs
     torch.manual_seed(6)
-    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 1)).double().eval()
+    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(),
+                        nn.Linear(5, 1)).double().eval()
     with torch.no_grad():
         net[2].weight[0, 0] = 2.0 ** -70
         net[2].weight[1, 1] = 3 * 2.0 ** -69
@@ -178,7 +186,8 @@ def test_wide_integers_same_certificate():
     # LeakyReLU(0.01) has slopes over 2^59 and float64 weights 53-bit mantissas: after a few
     # layers the maps need more than one or two limbs
     torch.manual_seed(7)
-    net = nn.Sequential(*[m for _ in range(4) for m in (nn.Linear(2 if _ == 0 else 5, 5), nn.LeakyReLU(0.01))],
+    net = nn.Sequential(*[m for _ in range(4)
+                          for m in (nn.Linear(2 if _ == 0 else 5, 5), nn.LeakyReLU(0.01))],
                         nn.Linear(5, 1)).double().eval()
     cert = assert_same(net, [(-1, 1)] * 2)
     assert max(cert.stats["compiled_limbs"]) >= 4
@@ -209,7 +218,8 @@ def test_compiled_engine_says_what_it_cannot_take(case, why):
     elif case == "unbounded":
         net, domain = mlp((2, 4), 0), RealSpace(2)
     elif case == "maxpool":
-        net = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 1)).double()
+        net = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                            nn.Linear(2, 1)).double()
         x = torch.randn(3, 1, 3, 3, dtype=torch.float64)
         domain = Slice.plane(x[0], x[1], x[2])
     else:
@@ -228,7 +238,8 @@ def test_engine_argument_is_checked():
         exactrelu.verify(net, [(-1, 1)] * 2, progress=False, engine="compiled", executor=object())
 
 
-@pytest.mark.parametrize("spec", [None, (1, 2), ("root", [], 0), (([], [], (0, 1, 0, 1), (1, 1), 1, []), [], 0)])
+@pytest.mark.parametrize("spec", [None, (1, 2), ("root", [], 0),
+                                  (([], [], (0, 1, 0, 1), (1, 1), 1, []), [], 0)])
 def test_core_rejects_malformed_input(spec):
     # a bad spec is a Python exception, never a crash of the interpreter
     classes = (Fraction, Fraction, object, object, object)
@@ -266,7 +277,8 @@ def test_a_signal_handler_exception_stops_the_compiled_engine():
         signal.signal(signal.SIGALRM, old)
     assert elapsed < 2.5
     # and the next certification runs normally
-    assert exactrelu.verify(mlp((2, 4), 1), [(-1, 1)] * 2, progress=False, engine="compiled").num_regions >= 1
+    assert exactrelu.verify(mlp((2, 4), 1), [(-1, 1)] * 2, progress=False,
+                            engine="compiled").num_regions >= 1
 
 
 def test_progress_reports_every_subtree(monkeypatch):
@@ -280,7 +292,8 @@ def test_progress_reports_every_subtree(monkeypatch):
     seen = []
     real = _fastpath._core.certify2d
     monkeypatch.setattr(_fastpath._core, "certify2d",
-                        lambda *args: real(*args[:4], lambda done, total: seen.append((done, total))))
+                        lambda *args: real(*args[:4],
+                                           lambda done, total: seen.append((done, total))))
     told = _fastpath.certify(prog, dom, _fastpath.plan(prog, dom), None, 2)
     done = [d for d, _ in seen]
     assert seen and done == sorted(done) and all(0 <= d <= t for d, t in seen)

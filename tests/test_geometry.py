@@ -10,8 +10,7 @@ from fractions import Fraction as F
 import numpy as np
 import pytest
 import sympy
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from exactrelu import _geometry
 from exactrelu._geometry import (
@@ -60,7 +59,7 @@ def random_polytope(d: int, m: int, rng: random.Random) -> tuple[list[list[F]], 
 
 
 def dot(a, x):
-    return sum((ai * xi for ai, xi in zip(a, x)), F(0))
+    return sum((ai * xi for ai, xi in zip(a, x, strict=True)), F(0))
 
 
 # ----------------------------------------------------------------------------- h_to_v, facets
@@ -71,7 +70,7 @@ def test_unit_box_vertices_and_incidence_are_exact():
     v = h_to_v(A, b)
     assert sorted(v.vertices) == sorted(itertools.product([F(0), F(1)], repeat=3))
     assert v.is_bounded and not v.rays and not v.lines
-    for p, rows in zip(v.vertices, v.incidence):
+    for p, rows in zip(v.vertices, v.incidence, strict=True):
         assert rows == frozenset(i for i in range(len(A)) if dot(A[i], p) == b[i])
 
 
@@ -80,7 +79,7 @@ def test_incidence_matches_direct_evaluation_on_random_polytopes():
     for d in (2, 3, 4):
         A, b = random_polytope(d, 6, rng)
         v = h_to_v(A, b)
-        for p, rows in zip(v.vertices, v.incidence):
+        for p, rows in zip(v.vertices, v.incidence, strict=True):
             assert all(dot(A[i], p) <= b[i] for i in range(len(A)))
             assert rows == frozenset(i for i in range(len(A)) if dot(A[i], p) == b[i])
             assert len(rows) >= d
@@ -104,22 +103,22 @@ def test_unbounded_and_empty_and_homogeneous():
 
 def test_facets_of_box_with_redundant_and_duplicated_rows():
     A, b = box_h(2)  # rows 0..3: x<=1, -x<=0, y<=1, -y<=0
-    A = A + [[F(1), F(1)], [F(2), F(0)], [F(1), F(1)], [F(0), F(-3)], [F(1), F(0)]]
-    b = b + [F(2), F(2), F(5), F(0), F(7)]
+    A = [*A, [F(1), F(1)], [F(2), F(0)], [F(1), F(1)], [F(0), F(-3)], [F(1), F(0)]]
+    b = [*b, F(2), F(2), F(5), F(0), F(7)]
     # row 4: x+y<=2 touches only the vertex (1,1): redundant; row 5 duplicates row 0;
     # row 6 misses the box; row 7 duplicates row 3; row 8 is far away.
     fs = facets(A, b)
     assert fs.indices == [0, 1, 2, 3]
     assert fs.groups == [(0, 5), (1,), (2,), (3, 7)]
     v = h_to_v(A, b)
-    for idx, vs in zip(fs.indices, fs.vertex_sets):
+    for idx, vs in zip(fs.indices, fs.vertex_sets, strict=True):
         assert {v.vertices[k] for k in vs} == {p for p in v.vertices if dot(A[idx], p) == b[idx]}
 
 
 def test_facets_of_cube_with_redundant_rows_in_3d():
     A, b = box_h(3)
-    A = A + [[F(1), F(1), F(1)], [F(1), F(1), F(0)], [F(3), F(0), F(0)]]
-    b = b + [F(3), F(2), F(3)]
+    A = [*A, [F(1), F(1), F(1)], [F(1), F(1), F(0)], [F(3), F(0), F(0)]]
+    b = [*b, F(3), F(2), F(3)]
     fs = facets(A, b)
     assert fs.indices == list(range(6))
     assert (0, 8) in fs.groups
@@ -136,7 +135,8 @@ def test_facets_agree_with_affine_rank_on_random_polytopes():
             pts = [p for p in v.vertices if dot(A[i], p) == b[i]]
             if not pts:
                 continue
-            rank = sympy.Matrix([[c - p0 for c, p0 in zip(p, pts[0])] for p in pts]).rank()
+            rank = sympy.Matrix([[c - p0 for c, p0 in zip(p, pts[0], strict=True)]
+                                 for p in pts]).rank()
             if rank == d - 1:
                 by_rank.append(i)
         assert sorted(i for g in fs.groups for i in g) == by_rank
@@ -148,7 +148,7 @@ def test_interior_point_is_strictly_inside():
         A, b = random_polytope(d, 5, rng)
         x, s = interior_point(A, b)
         assert s > 0
-        assert all(dot(a, x) < bi for a, bi in zip(A, b))
+        assert all(dot(a, x) < bi for a, bi in zip(A, b, strict=True))
 
 
 def test_interior_point_of_flat_and_empty_sets():
@@ -171,7 +171,7 @@ def test_lp_max_equals_best_vertex():
             assert r.status == "optimal"
             assert r.value == max(dot(c, p) for p in verts)
             assert dot(c, r.x) == r.value
-            assert all(dot(a, r.x) <= bi for a, bi in zip(A, b))
+            assert all(dot(a, r.x) <= bi for a, bi in zip(A, b, strict=True))
 
 
 def test_lp_max_unbounded_and_infeasible():
@@ -267,14 +267,15 @@ def test_polytope_volume_accepts_facet_mapping():
     A, b = box_h(3)
     v = h_to_v(A, b)
     fs = facets(A, b, v)
-    by_facet = {i: sorted(vs) for i, vs in zip(fs.indices, fs.vertex_sets)}
+    by_facet = {i: sorted(vs) for i, vs in zip(fs.indices, fs.vertex_sets, strict=True)}
     assert polytope_volume(v.vertices, by_facet) == 1
     assert polytope_volume(v.vertices, v.incidence) == 1
 
 
 def exposed_faces(A, b, pts) -> list[int]:
     """For every row of ``A x <= b``, the bit mask of the points tight on it (exact)."""
-    return [sum(1 << k for k, p in enumerate(pts) if dot(a, p) == bi) for a, bi in zip(A, b)]
+    return [sum(1 << k for k, p in enumerate(pts) if dot(a, p) == bi)
+            for a, bi in zip(A, b, strict=True)]
 
 
 @pytest.mark.parametrize("d", [3, 4, 5])
@@ -300,7 +301,7 @@ def test_hull_volume_can_overcount_over_sets_that_are_not_faces():
     square = [(F(0), F(0)), (F(1), F(0)), (F(1), F(1)), (F(0), F(1))]
     edges = [0b0011, 0b0110, 0b1100, 0b1001]
     assert hull_volume(square, edges) == 1
-    assert hull_volume(square, edges + [0b1010]) == F(3, 2)
+    assert hull_volume(square, [*edges, 0b1010]) == F(3, 2)
 
 
 def test_flat_and_empty_polytopes_have_volume_zero():
@@ -322,8 +323,8 @@ def test_random_polytope_volume_is_additive_under_a_cut(d):
         if all(v == 0 for v in c):
             continue
         off = F(rng.randint(-3, 3), 10)
-        lower = volume(A + [c], b + [off])
-        upper = volume(A + [[-v for v in c]], b + [-off])
+        lower = volume([*A, c], [*b, off])
+        upper = volume([*A, [-v for v in c]], [*b, -off])
         assert lower + upper == volume(A, b)
 
 
@@ -461,7 +462,7 @@ def test_float_signs_decides_only_what_is_certain():
     for i in range(m):
         a = [F(rng.uniform(-1, 1)) for _ in range(n)]
         delta = [F(0), F(1, 2**300), F(1, 2**60), F(1)][i % 4]
-        Mq.append(a + [-dot(a, Xq[i % k]) + delta])
+        Mq.append([*a, -dot(a, Xq[i % k]) + delta])
     Mq.append([F(10**400)] + [F(0)] * (n - 1) + [F(-(10**400))])  # overflows to inf
     M = nearest_floats(Mq)
     X = np.vstack([nearest_floats(Xq).T, np.ones((1, k))])
@@ -474,6 +475,7 @@ def test_float_signs_decides_only_what_is_certain():
     assert not decided[-1].any()
     assert decided.mean() > 0.8  # the clear-cut entries are decided in float
     # signs_filtered is the same filter plus the exact fallback
-    got = signs_filtered(M[:, :-1], M[:, -1], nearest_floats(Xq), ([r[:-1] for r in Mq], [r[-1] for r in Mq], Xq))
+    got = signs_filtered(M[:, :-1], M[:, -1], nearest_floats(Xq),
+                         ([r[:-1] for r in Mq], [r[-1] for r in Mq], Xq))
     assert (got == want).all()
 

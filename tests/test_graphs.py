@@ -6,9 +6,9 @@ import importlib.util
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
@@ -29,8 +29,10 @@ def _randomize(net: nn.Module, seed: int) -> nn.Module:
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen, dtype=torch.float64) * 0.3)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen, dtype=torch.float64) + 0.5)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen,
+                                                 dtype=torch.float64) * 0.3)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen,
+                                               dtype=torch.float64) + 0.5)
                 m.weight.copy_(torch.randn(m.weight.shape, generator=gen, dtype=torch.float64))
                 m.bias.copy_(torch.randn(m.bias.shape, generator=gen, dtype=torch.float64) * 0.3)
     return net
@@ -42,14 +44,17 @@ def mlp() -> tuple[nn.Module, tuple[int, ...]]:
 
 
 def conv1d_net() -> tuple[nn.Module, tuple[int, ...]]:
-    return nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(), nn.Conv1d(4, 3, 3, stride=2, dilation=2),
-                         nn.BatchNorm1d(3), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(15, 2)), (2, 13)
+    return nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(),
+                         nn.Conv1d(4, 3, 3, stride=2, dilation=2), nn.BatchNorm1d(3),
+                         nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(15, 2)), (2, 13)
 
 
 def conv2d_net() -> tuple[nn.Module, tuple[int, ...]]:
-    # MaxPool before ReLU: after a ReLU, windows of zeros tie exactly and no point is off the switching set.
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.MaxPool2d(2), nn.ReLU(),
-                         nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2, 1), nn.AdaptiveAvgPool2d(2),
+    # MaxPool before ReLU: after a ReLU, windows of zeros tie exactly and no point is off the
+    # switching set.
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.MaxPool2d(2),
+                         nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2, 1),
+                         nn.AdaptiveAvgPool2d(2),
                          nn.Dropout(0.3), nn.Identity(), nn.Flatten(), nn.Linear(16, 3)), (3, 8, 8)
 
 
@@ -88,7 +93,8 @@ class Functional(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.conv(x))
         x = x.view(x.size(0), -1)
-        x = torch.relu(F.leaky_relu(self.fc1(x), 0.3))  # not after a ReLU: its zeros sit on the switch
+        # not after a ReLU: its zeros sit on the switch
+        x = torch.relu(F.leaky_relu(self.fc1(x), 0.3))
         x = self.fc2(x).relu()
         return self.fc3(x.reshape(x.shape[0], -1))
 
@@ -119,7 +125,8 @@ def _reconstruct(g: exactrelu.AffineMaps, x: torch.Tensor) -> torch.Tensor:
 def _away_from_switching(net: nn.Module, x: torch.Tensor) -> list[int]:
     prog = capture(net, tuple(x.shape[1:]))
     collect: list = []
-    prog.float_run(exactrelu.FloatMap(x.new_zeros((x.shape[0], 0, *prog.input_shape)), x), collect=collect)
+    prog.float_run(exactrelu.FloatMap(x.new_zeros((x.shape[0], 0, *prog.input_shape)), x),
+                   collect=collect)
     keep = torch.ones(x.shape[0], dtype=torch.bool)
     for m in collect:
         keep &= m.b.abs().min(dim=1).values > MARGIN
@@ -138,7 +145,7 @@ def test_affine_maps_reconstruct_the_forward_pass(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_affine_weight_is_the_jacobian(name: str) -> None:
-    net, shape, x = _build(name)
+    net, _shape, x = _build(name)
     samples = _away_from_switching(net, x)
     assert len(samples) >= 3, "too few samples away from the switching surfaces"
     g = exactrelu.affine_maps(net, x)
@@ -149,7 +156,7 @@ def test_affine_weight_is_the_jacobian(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_exact_forward_matches_float64(name: str) -> None:
-    net, shape, x = _build(name)
+    net, _shape, x = _build(name)
     with torch.no_grad():
         y = net(x)
     for i in range(2):
@@ -204,11 +211,13 @@ def test_graph_demo_testnet_reconstruction() -> None:
         g = exactrelu.affine_maps(net, x)
         with torch.no_grad():
             y = net(x)
-        torch.testing.assert_close((g.weight * x[:, None]).sum((2, 3, 4)) + g.bias, y, rtol=tol, atol=tol)
+        torch.testing.assert_close((g.weight * x[:, None]).sum((2, 3, 4)) + g.bias, y, rtol=tol,
+                                   atol=tol)
 
 
 def test_graph_demo_script_runs_and_its_numbers_agree() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "graph_demo.py")], capture_output=True,
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "graph_demo.py")],
+                          capture_output=True,
                           text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -218,11 +227,12 @@ def test_graph_demo_script_runs_and_its_numbers_agree() -> None:
     printed = [float(v) for v in re.findall(number, output_block)]
     recon = [float(v) for v in re.findall(number, recon_block)]
     assert len(printed) == 4 and len(recon) == 4
-    assert all(abs(a - b) <= 2e-4 for a, b in zip(printed, recon)), (printed, recon)
+    assert all(abs(a - b) <= 2e-4 for a, b in zip(printed, recon, strict=True)), (printed, recon)
     assert "weight graph: (2, 2, 3, 8, 8)" in out
-    exact = [Fraction(s) for s in re.findall(r"'(-?\d+(?:/\d+)?)'", out.split("exact output of sample 0")[1])]
+    exact = [Fraction(s) for s in re.findall(r"'(-?\d+(?:/\d+)?)'",
+                                             out.split("exact output of sample 0")[1])]
     assert len(exact) == 2
-    assert all(abs(float(e) - p) <= 2e-4 for e, p in zip(exact, printed[:2]))
+    assert all(abs(float(e) - p) <= 2e-4 for e, p in zip(exact, printed[:2], strict=True))
 
 
 def test_exact_forward_sees_parameters_changed_in_place() -> None:

@@ -9,8 +9,9 @@ import re
 import sys
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -92,7 +93,8 @@ def test_safetensors_weights_are_read_with_safetensors(files, monkeypatch) -> No
     monkeypatch.chdir(files["dir"])
     a = load_model("files_factory:build", "weights.safetensors")
     b = load_model("files_factory:build", "weights.pt")
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(x, y)
+               for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     monkeypatch.setitem(sys.modules, "safetensors", None)
     monkeypatch.setitem(sys.modules, "safetensors.torch", None)
     with pytest.raises(MissingDependencyError, match=r"exactrelu\[safetensors\]"):
@@ -141,6 +143,10 @@ def _pickled(config: Any) -> None:
     next(iter(config["config"].values()))["use_pickle"] = True
 
 
+def _one_stride_short(config: Any) -> None:
+    next(iter(config["config"].values()))["tensor_meta"]["strides"].pop()
+
+
 def _foreign_target(program: Any) -> None:
     program["graph_module"]["graph"]["nodes"][0]["target"] = "torch.os.system"
 
@@ -159,6 +165,9 @@ HOSTILE: dict[str, tuple[Callable[[Path, Path], Path], str]] = {
                                                  in n else b), "does not fit"),
     "no program": (lambda s, d: _rewrite(s, d, lambda n, b: None if "models/" in n else b),
                    "programs []"),
+    "a stride short": (lambda s, d: _rewrite(s, d, _json_edit("model_weights_config.json",
+                                                              _one_stride_short)),
+                       "dimensions but 1 strides"),
 }
 
 
@@ -186,7 +195,7 @@ def test_a_dynamic_shape_file_is_refused_as_symbolic(files, tmp_path) -> None:
 def test_a_hostile_pt2_file_is_one_error_line_at_the_command_line(files, tmp_path, capsys,
                                                                   monkeypatch) -> None:
     path = HOSTILE["guard code"][0](files["dir"] / "model.pt2", tmp_path / "bad.pt2")
-    rc, out, err = _run(["verify", path, "--bounds", -1, 1, -1, 1], capsys, monkeypatch, tmp_path)
+    rc, _out, err = _run(["verify", path, "--bounds", -1, 1, -1, 1], capsys, monkeypatch, tmp_path)
     assert rc == 2 and err.startswith("exactrelu: error: model ") and "Traceback" not in err
     rc, _, err = _run(["verify", files["dir"] / "model.pt2", "--weights", "w.pt", "--bounds", -1,
                        1, -1, 1], capsys, monkeypatch, tmp_path)

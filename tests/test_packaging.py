@@ -10,10 +10,10 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import exactrelu
 from exactrelu import _deps
@@ -128,11 +128,11 @@ def test_optional_modules_name_the_extra_that_installs_their_dependency() -> Non
 
 def test_a_missing_modules_names_raise_at_first_use_and_are_no_instances() -> None:
     absent = _deps._AbsentModule("nowhere", "pip install nowhere")
-    with pytest.raises(MissingDependencyError, match="^pip install nowhere$"):
+    with pytest.raises(MissingDependencyError, match=r"^pip install nowhere$"):
         absent.fmpz_mat(2, 2)
-    with pytest.raises(MissingDependencyError, match="^pip install nowhere$"):
-        absent.LPObjType.MAX  # noqa: B018
-    assert not isinstance(3, absent.fmpz) and type(3) is not absent.fmpz
+    with pytest.raises(MissingDependencyError, match=r"^pip install nowhere$"):
+        _ = absent.LPObjType.MAX
+    assert not isinstance(3, absent.fmpz) and int is not absent.fmpz
     assert absent.fmpz is absent.fmpz
     assert not hasattr(absent, "__path__") and not hasattr(absent.fmpz, "__wrapped__")
     assert issubclass(MissingDependencyError, ExactReluError)

@@ -101,7 +101,7 @@ def test_csv_round_trips_exact_rationals(tmp_path: Path) -> None:
     stats = region_statistics(cert)
     assert len(rows) == cert.num_regions > 10
     assert sum(F(row["volume_exact"]) for row in rows) == F(2) * F(4, 3)  # the box's area
-    for row, r in zip(rows, cert.regions):
+    for row, r in zip(rows, cert.regions, strict=True):
         assert int(row["region"]) == r.index
         assert int(row["piece"]) == cert.pieces[r.index]
         assert [[int(s) for s in op.split(",") if s] for op in row["pattern"].split("|")] == \
@@ -226,7 +226,7 @@ def test_gzip_bomb_is_refused_at_once(tmp_path: Path) -> None:
     (lambda b: b + b"trailing", "after the gzip stream"),
 ])
 def test_damaged_gzip_is_one_certificate_error(rectangles: Certificate, tmp_path: Path,
-                                               damage, message: str) -> None:  # noqa: ANN001
+                                               damage, message: str) -> None:
     path = tmp_path / "c.json.gz"
     rectangles.save(path)
     path.write_bytes(damage(path.read_bytes()))
@@ -290,9 +290,9 @@ def test_plot_regions_3d_draws_every_facet_of_every_region(tmp_path: Path) -> No
     # each facet polygon is the facet's own vertices, in a cyclic (convex, simple) order
     from exactrelu.plot import region_facets_3d
     for r in cert.regions:
-        for f, poly in zip(r.facets, region_facets_3d(cert, r)):
+        for f, poly in zip(r.facets, region_facets_3d(cert, r), strict=True):
             assert sorted(poly) == sorted({cert.vertices[k] for k in f.vertices})
-            assert all(sum(a * x for a, x in zip(f.a, p)) == f.b for p in poly)
+            assert all(sum(a * x for a, x in zip(f.a, p, strict=True)) == f.b for p in poly)
             n = len(poly)
             turns = [_cross_dot(poly[i], poly[(i + 1) % n], poly[(i + 2) % n], f.a)
                      for i in range(n)]
@@ -310,10 +310,10 @@ def test_plot_regions_3d_draws_every_facet_of_every_region(tmp_path: Path) -> No
 
 def _cross_dot(p: tuple, q: tuple, r: tuple, normal: tuple) -> Fraction:
     """((q - p) x (r - q)) . normal: its sign is the turn at q seen along the normal."""
-    u = [b - a for a, b in zip(p, q)]
-    v = [b - a for a, b in zip(q, r)]
+    u = [b - a for a, b in zip(p, q, strict=True)]
+    v = [b - a for a, b in zip(q, r, strict=True)]
     cross = (u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0])
-    return sum((c * n for c, n in zip(cross, normal)), Fraction(0))
+    return sum((c * n for c, n in zip(cross, normal, strict=True)), Fraction(0))
 
 
 @pytest.mark.parametrize("kwargs, message", [

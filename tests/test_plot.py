@@ -13,22 +13,29 @@ from torch import nn
 import exactrelu
 from exactrelu import ExactReluError, InvalidInputError, exact_forward
 from exactrelu.boundary import class_cells
-from exactrelu.plot import kinks, plot_counts, plot_function_1d, plot_regions, plot_surface, region_polygon
+from exactrelu.plot import (
+    kinks,
+    plot_counts,
+    plot_function_1d,
+    plot_regions,
+    plot_surface,
+    region_polygon,
+)
 
 matplotlib.use("Agg")
 
 
 def _value(row: list[Fraction], t: tuple[Fraction, ...]) -> Fraction:
-    return sum((a * x for a, x in zip(row[:-1], t)), Fraction(0)) + row[-1]
+    return sum((a * x for a, x in zip(row[:-1], t, strict=True)), Fraction(0)) + row[-1]
 
 
 def _area(poly: list[tuple[Fraction, ...]]) -> Fraction:
     """Signed area (shoelace), exact."""
-    return sum((p[0] * q[1] - q[0] * p[1] for p, q in zip(poly, poly[1:] + poly[:1])),
+    return sum((p[0] * q[1] - q[0] * p[1] for p, q in zip(poly, poly[1:] + poly[:1], strict=True)),
                Fraction(0)) / 2
 
 
-def _collection(fig: Figure, gid: str):  # noqa: ANN202 (a matplotlib Collection)
+def _collection(fig: Figure, gid: str):
     found = [c for c in fig.axes[0].collections if c.get_gid() == gid]
     assert len(found) == 1, f"no single collection with gid {gid!r}"
     return found[0]
@@ -65,6 +72,15 @@ def test_plot_regions_fills_one_polygon_per_region(classifier, tmp_path: Path) -
     assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 1000
 
 
+def test_an_axes_of_a_subfigure_draws_into_the_figure_holding_it(classifier, tmp_path) -> None:
+    _, cert = classifier
+    fig = Figure()
+    ax = fig.subfigures(1, 2)[1].add_subplot()
+    assert plot_regions(cert, ax=ax, path=tmp_path / "sub.png") is fig
+    assert len(_collection(fig, "regions").get_paths()) == cert.num_regions
+    assert (tmp_path / "sub.png").stat().st_size > 1000
+
+
 def test_region_polygons_tile_the_domain_exactly(classifier) -> None:
     _, cert = classifier
     areas = [_area(region_polygon(cert, r)) for r in cert.regions]
@@ -83,7 +99,8 @@ def test_class_cells_tile_the_domain_and_carry_the_argmax(classifier) -> None:
         assert vals[c.label] == max(vals) and vals.index(max(vals)) == c.label
     fig = plot_regions(cert, color_by="class", level=0)
     assert len(_collection(fig, "classes").get_paths()) == len(cells)
-    assert len(_collection(fig, "decision_boundary").get_segments()) == len(exactrelu.decision_boundary(cert))
+    assert len(_collection(fig, "decision_boundary").get_segments()) == \
+        len(exactrelu.decision_boundary(cert))
     assert len(_collection(fig, "level_set").get_segments()) == len(exactrelu.level_set(cert, 0))
 
 
@@ -99,7 +116,8 @@ def test_decision_boundary_lies_exactly_where_two_outputs_tie(classifier) -> Non
             assert vals[i] == vals[j] == max(vals)
             assert exact_forward(net, list(point), (2,)) == vals  # the net itself, exactly
             for r in c.regions:
-                assert all(f.a[0] * point[0] + f.a[1] * point[1] <= f.b for f in cert.regions[r].facets)
+                assert all(f.a[0] * point[0] + f.a[1] * point[1] <= f.b
+                           for f in cert.regions[r].facets)
 
 
 def test_plot_regions_by_output_has_a_colour_bar(classifier) -> None:
@@ -191,8 +209,9 @@ def test_to_latex_refuses_too_many_regions(classifier) -> None:
     lambda c1, c2: plot_counts([0, 1], [1, 2, 3]),
     lambda c1, c2: c2.to_latex(names=["x"]),
     lambda c1, c2: c2.to_latex(output=5),
+    lambda c1, c2: plot_surface(c2, ax=Figure().add_subplot()),
 ], ids=["regions-1d", "surface-1d", "function-2d", "color_by", "output", "counts", "names",
-        "latex-output"])
+        "latex-output", "surface-2d-axes"])
 def test_bad_arguments_raise_invalid_input(call, classifier, ramps) -> None:
     with pytest.raises(InvalidInputError):
         call(ramps[1], classifier[1])

@@ -35,7 +35,8 @@ def flat(r) -> tuple[int, ...]:
 
 
 def general_position_lines(n: int, seed: int) -> tuple[list, list, list]:
-    """Small-integer lines, redrawn until no two are parallel and no three meet (checked exactly)."""
+    """Small-integer lines, redrawn until no two are parallel and no three meet (checked
+    exactly)."""
     g = torch.Generator().manual_seed(seed)
     while True:
         W = torch.randint(-9, 10, (n, 2), generator=g).double()
@@ -47,7 +48,8 @@ def general_position_lines(n: int, seed: int) -> tuple[list, list, list]:
             det = Wq[i][0] * Wq[j][1] - Wq[i][1] * Wq[j][0]
             if det == 0:
                 break
-            pts.append(((-bq[i] * Wq[j][1] + bq[j] * Wq[i][1]) / det, (-Wq[i][0] * bq[j] + Wq[j][0] * bq[i]) / det))
+            pts.append(((-bq[i] * Wq[j][1] + bq[j] * Wq[i][1]) / det,
+                        (-Wq[i][0] * bq[j] + Wq[j][0] * bq[i]) / det))
         else:
             if len(set(pts)) == len(pts):
                 return W.tolist(), b.tolist(), pts
@@ -59,7 +61,8 @@ def test_lines_in_general_position_give_zaslavsky_count(n, seed):
     cert = certify(one_layer(W, b), None)
     assert cert.num_regions == 1 + n + n * (n - 1) // 2
     assert sorted(cert.vertices) == sorted(pts)
-    assert sum(1 for r in cert.regions if r.rays) == 2 * n  # the unbounded regions of an arrangement
+    # the unbounded regions of an arrangement
+    assert sum(1 for r in cert.regions if r.rays) == 2 * n
 
 
 def test_lines_through_the_origin_give_2n_cones():
@@ -88,7 +91,8 @@ def test_one_dimensional_breakpoints():
 
 def test_deep_net_matches_a_box_holding_every_vertex():
     torch.manual_seed(1)
-    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 1)).double()
+    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(),
+                        nn.Linear(6, 1)).double()
     full = certify(net, None)
     # every vertex of the R^2 complex inside a box, and every unbounded region has rays: the box
     # of twice the vertices' extent holds one piece of every region, so the patterns agree

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import assume, given
-from hypothesis import strategies as st
+from hypothesis import assume, given, strategies as st
 from torch import nn
 
 import exactrelu
@@ -33,7 +33,7 @@ class Case:
     input_shape: tuple[int, ...]
 
 
-# ----------------------------------------------------------------------------- random configurations
+# ------------------------------------------------------------------------ random configurations
 
 def _seeded(draw: Callable) -> torch.Generator:
     return torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
@@ -59,7 +59,8 @@ def _shape(draw: Callable, max_dims: int = 3, max_side: int = 4) -> tuple[int, .
 
 def linear_case(draw: Callable) -> Case:
     n_in, n_out = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    lead = draw(st.sampled_from([(), (2,), (1, 3)]))  # Linear also acts on the last dim of (c, n_in)
+    # Linear also acts on the last dim of (c, n_in)
+    lead = draw(st.sampled_from([(), (2,), (1, 3)]))
     net = nn.Linear(n_in, n_out, bias=draw(st.booleans()))
     return Case(_randomize(net, _seeded(draw)), (*lead, n_in))
 
@@ -75,7 +76,7 @@ def _conv_common(draw: Callable, dims: int) -> tuple[nn.Module, tuple[int, ...]]
     else:
         stride = tuple(draw(st.integers(1, 3)) for _ in range(dims))
         padding = tuple(draw(st.integers(0, 2)) for _ in range(dims))
-    side = tuple(d * (kk - 1) + 1 + draw(st.integers(0, 3)) for kk, d in zip(k, dil))
+    side = tuple(d * (kk - 1) + 1 + draw(st.integers(0, 3)) for kk, d in zip(k, dil, strict=True))
     cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1]
     net = cls(c_in, c_out, k, stride=stride, padding=padding, dilation=dil, groups=groups,
               bias=draw(st.booleans()))
@@ -101,8 +102,10 @@ def conv_transpose_case(dims: int) -> Callable[[Callable], Case]:
         k = tuple(draw(st.integers(1, 3)) for _ in range(dims))
         stride = tuple(draw(st.integers(1, 3)) for _ in range(dims))
         dil = tuple(draw(st.integers(1, 2)) for _ in range(dims))
-        padding = tuple(draw(st.integers(0, d * (kk - 1) // 2)) for kk, d in zip(k, dil))
-        out_pad = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dil))
+        padding = tuple(draw(st.integers(0, d * (kk - 1) // 2))
+                        for kk, d in zip(k, dil, strict=True))
+        out_pad = tuple(draw(st.integers(0, max(s, d) - 1))
+                        for s, d in zip(stride, dil, strict=True))
         cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1]
         net = cls(c_in, c_out, k, stride, padding, out_pad, groups, draw(st.booleans()), dil)
         side = tuple(draw(st.integers(1, 3 if dims == 3 else 4)) for _ in range(dims))
@@ -113,15 +116,18 @@ def conv_transpose_case(dims: int) -> Callable[[Callable], Case]:
 
 def batchnorm1d_case(draw: Callable) -> Case:
     c = draw(st.integers(1, 4))
-    net = nn.BatchNorm1d(c, eps=draw(st.sampled_from([1e-5, 1e-3, 0.1])), affine=draw(st.booleans()))
+    net = nn.BatchNorm1d(c, eps=draw(st.sampled_from([1e-5, 1e-3, 0.1])),
+                         affine=draw(st.booleans()))
     shape = draw(st.sampled_from([(c,), (c, draw(st.integers(1, 4)))]))
     return Case(_randomize(net, _seeded(draw)), shape)
 
 
 def batchnorm2d_case(draw: Callable) -> Case:
     c = draw(st.integers(1, 3))
-    net = nn.BatchNorm2d(c, eps=draw(st.sampled_from([1e-5, 1e-3, 0.1])), affine=draw(st.booleans()))
-    return Case(_randomize(net, _seeded(draw)), (c, draw(st.integers(1, 4)), draw(st.integers(1, 4))))
+    net = nn.BatchNorm2d(c, eps=draw(st.sampled_from([1e-5, 1e-3, 0.1])),
+                         affine=draw(st.booleans()))
+    return Case(_randomize(net, _seeded(draw)),
+                (c, draw(st.integers(1, 4)), draw(st.integers(1, 4))))
 
 
 def batchnorm3d_case(draw: Callable) -> Case:
@@ -166,7 +172,8 @@ def avgpool2d_case(draw: Callable) -> Case:
 def adaptive_avgpool2d_case(draw: Callable) -> Case:
     out = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     net = nn.AdaptiveAvgPool2d(out)
-    return Case(net.double().eval(), (draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 6))))
+    return Case(net.double().eval(),
+                (draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 6))))
 
 
 def maxpool2d_case(draw: Callable) -> Case:
@@ -175,7 +182,7 @@ def maxpool2d_case(draw: Callable) -> Case:
     padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
     dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     net = nn.MaxPool2d(k, stride, padding, dilation=dil, ceil_mode=draw(st.booleans()))
-    side = tuple(d * (kk - 1) + 1 + draw(st.integers(0, 3)) for kk, d in zip(k, dil))
+    side = tuple(d * (kk - 1) + 1 + draw(st.integers(0, 3)) for kk, d in zip(k, dil, strict=True))
     return Case(net.double().eval(), (draw(st.integers(1, 2)), *side))
 
 
@@ -217,7 +224,8 @@ class _Flat(nn.Module):
 
 
 def reshape_case(draw: Callable) -> Case:
-    return Case(_Flat(draw(st.sampled_from(["view", "reshape", "method", "function"]))), _shape(draw))
+    return Case(_Flat(draw(st.sampled_from(["view", "reshape", "method", "function"]))),
+                _shape(draw))
 
 
 class _AddNet(nn.Module):
@@ -545,7 +553,8 @@ def _draw(data: st.DataObject, key: Any) -> Drawn:
 
 def _switching_values(prog: exactrelu.Program, x: torch.Tensor) -> list[torch.Tensor]:
     collect: list = []
-    prog.float_run(exactrelu.FloatMap(x.new_zeros((x.shape[0], 0, *prog.input_shape)), x), collect=collect)
+    prog.float_run(exactrelu.FloatMap(x.new_zeros((x.shape[0], 0, *prog.input_shape)), x),
+                   collect=collect)
     return [m.b for m in collect]
 
 
@@ -595,8 +604,9 @@ def _near_points(data: st.DataObject, x0: torch.Tensor, count: int) -> list[list
     pts = []
     for i in range(count):
         q = data.draw(st.integers(10**10, 10**10 + 10**4), label=f"denominator {i}")
-        r = data.draw(st.lists(st.integers(-10, 10), min_size=len(base), max_size=len(base)), label=f"numerators {i}")
-        pts.append([b + Fraction(ri, q) for b, ri in zip(base, r)])
+        r = data.draw(st.lists(st.integers(-10, 10), min_size=len(base), max_size=len(base)),
+                      label=f"numerators {i}")
+        pts.append([b + Fraction(ri, q) for b, ri in zip(base, r, strict=True)])
     return pts
 
 
@@ -610,23 +620,26 @@ def test_exact_map_equals_exact_forward(key: Any, data: st.DataObject) -> None:
     pattern = [p[0] for p in g.pattern]
     m0 = _exact.identity_map(d.prog.in_dim, d.prog.input_shape)
     switching: list = []
-    out_map, used = d.prog.exact_run(m0, pattern, collect=switching)
+    out_map, _used = d.prog.exact_run(m0, pattern, collect=switching)
     assert out_map.k == d.prog.in_dim and out_map.n == math.prod(d.prog.output_shape)
     for pt in _near_points(data, d.x[0], 3):
         sw_values: list = []
-        values, states = d.prog.exact_run(_exact.constant_map(pt, d.prog.input_shape), collect=sw_values)
+        values, states = d.prog.exact_run(_exact.constant_map(pt, d.prog.input_shape),
+                                          collect=sw_values)
         assert len(states) == len(pattern)
-        for got, want in zip(states, pattern):
-            assert torch.equal(got.reshape(want.shape), want), "the rational point left the float cell"
+        for got, want in zip(states, pattern, strict=True):
+            assert torch.equal(got.reshape(want.shape), want), \
+                "the rational point left the float cell"
         assert out_map.at(pt) == values.values()
-        for sw_map, sw_val in zip(switching, sw_values):
+        for sw_map, sw_val in zip(switching, sw_values, strict=True):
             assert sw_map.at(pt) == sw_val.values()
 
 
 # ----------------------------------------------------------------------------- MaxPool ties
 
 def _first_max_positions(x: torch.Tensor, k: int, s: int) -> list[list[int]]:
-    """Flat input index (per sample) of the first maximum, row-major, of every window; no padding."""
+    """Flat input index (per sample) of the first maximum, row-major, of every window; no
+    padding."""
     n, c, h, w = x.shape
     out = []
     for b in range(n):
@@ -649,7 +662,8 @@ def _first_max_positions(x: torch.Tensor, k: int, s: int) -> list[list[int]]:
 def test_maxpool_ties_pick_the_first_maximum(data: st.DataObject) -> None:
     k = data.draw(st.integers(2, 3), label="kernel")
     s = data.draw(st.integers(1, k), label="stride")
-    c, h, w = data.draw(st.integers(1, 2)), k + data.draw(st.integers(0, 3)), k + data.draw(st.integers(0, 3))
+    c = data.draw(st.integers(1, 2))
+    h, w = k + data.draw(st.integers(0, 3)), k + data.draw(st.integers(0, 3))
     # Few distinct small integers: ties among the maxima of windows are frequent and exact.
     values = data.draw(st.lists(st.integers(-2, 2), min_size=2 * c * h * w, max_size=2 * c * h * w))
     x = torch.tensor(values, dtype=torch.float64).reshape(2, c, h, w)
@@ -660,8 +674,8 @@ def test_maxpool_ties_pick_the_first_maximum(data: st.DataObject) -> None:
     torch.testing.assert_close(_reconstruct(g.weight, g.bias, x), net(x), rtol=0, atol=0)
     prog = capture(net, (c, h, w))
     for b in range(2):
-        exact_values, states = prog.exact_run(_exact.constant_map([Fraction(v) for v in x[b].reshape(-1).tolist()],
-                                                                  (c, h, w)))
+        exact_values, states = prog.exact_run(
+            _exact.constant_map([Fraction(v) for v in x[b].reshape(-1).tolist()], (c, h, w)))
         assert states[0].reshape(-1).tolist() == want[b], "exact states break ties differently"
         assert [float(v) for v in exact_values.values()] == net(x[b:b + 1]).reshape(-1).tolist()
 
@@ -678,12 +692,13 @@ def test_maxpool_window_with_one_real_position_in_a_later_channel() -> None:
     x = torch.arange(18, dtype=torch.float64).reshape(1, 2, 3, 3) * -1.0
     net = nn.MaxPool2d(2, stride=2, padding=1)
     prog = capture(net, (2, 3, 3))
-    vals, states = prog.exact_run(_exact.constant_map([Fraction(v) for v in x.reshape(-1).tolist()], (2, 3, 3)))
+    vals, states = prog.exact_run(
+        _exact.constant_map([Fraction(v) for v in x.reshape(-1).tolist()], (2, 3, 3)))
     assert [float(v) for v in vals.values()] == net(x).reshape(-1).tolist()
     assert states[0].reshape(-1).tolist()[4] == 9
 
 
-# ----------------------------------------------------------------------------- exactness against Fractions
+# ----------------------------------------------------------------- exactness against Fractions
 
 def _fractions(A: Any) -> list[list[Fraction]]:
     return [[Fraction(int(v.p), int(v.q)) for v in row] for row in A.tolist()]
@@ -780,13 +795,16 @@ def test_exact_batchnorm_is_the_float64_fold() -> None:
         bn.weight.copy_(torch.tensor([2.0, -1.0, 0.5]))
         bn.bias.copy_(torch.tensor([0.0, 1.0, -3.0]))
     aff = find_rule(nn.BatchNorm1d).exact_affine(bn, (3,))
-    scale = [2.0 / math.sqrt(1.0 + bn.eps), -1.0 / math.sqrt(4.0 + bn.eps), 0.5 / math.sqrt(0.25 + bn.eps)]
+    scale = [2.0 / math.sqrt(1.0 + bn.eps), -1.0 / math.sqrt(4.0 + bn.eps),
+             0.5 / math.sqrt(0.25 + bn.eps)]
     shift = [0.0 - 0.5 * scale[0], 1.0 + 1.0 * scale[1], -3.0 - 2.0 * scale[2]]
     got = _fractions(aff.A)
     for i in range(3):
-        assert got[i][i] == Fraction(scale[i]) or abs(float(got[i][i]) - scale[i]) <= 2e-16 * abs(scale[i])
+        assert got[i][i] == Fraction(scale[i]) \
+            or abs(float(got[i][i]) - scale[i]) <= 2e-16 * abs(scale[i])
         assert all(got[i][j] == 0 for j in range(3) if j != i)
-        assert abs(float(Fraction(int(aff.a[i].p), int(aff.a[i].q))) - shift[i]) <= 1e-15 * max(1.0, abs(shift[i]))
+        assert abs(float(Fraction(int(aff.a[i].p), int(aff.a[i].q))) - shift[i]) \
+            <= 1e-15 * max(1.0, abs(shift[i]))
 
 
 def test_functional_leaky_relu_and_hardtanh_keep_their_constants() -> None:

@@ -8,13 +8,18 @@ from fractions import Fraction
 
 import pytest
 import torch
-from hypothesis import Phase, find, given, settings
-from hypothesis import strategies as st
+from hypothesis import Phase, find, given, settings, strategies as st
 
 import exactrelu
 from exactrelu import strategies
-from exactrelu.strategies import (InvalidArgument, boxes, domains, inputs_for, networks,
-                                  rational_points)
+from exactrelu.strategies import (
+    InvalidArgument,
+    boxes,
+    domains,
+    inputs_for,
+    networks,
+    rational_points,
+)
 
 
 def test_all_lists_exactly_the_public_names() -> None:
@@ -105,13 +110,15 @@ def test_rational_points_are_strictly_inside(dd, data) -> None:
     p = data.draw(rational_points(dom))
     assert all(isinstance(v, Fraction) for v in p)
     A, b = dom.halfspaces()
-    assert all(sum(a * x for a, x in zip(row, p)) < bi for row, bi in zip(A, b))
+    assert all(sum(a * x for a, x in zip(row, p, strict=True)) < bi
+               for row, bi in zip(A, b, strict=True))
 
 
 @settings(max_examples=15)
 @given(boxes(3, max_side=Fraction(1, 2), min_side=Fraction(1, 8)))
 def test_box_sides_respect_bounds(box) -> None:
-    assert all(Fraction(1, 8) <= hi - lo <= Fraction(1, 2) for lo, hi in zip(box.lower, box.upper))
+    assert all(Fraction(1, 8) <= hi - lo <= Fraction(1, 2)
+               for lo, hi in zip(box.lower, box.upper, strict=True))
 
 
 def _first_layer(net: torch.nn.Module) -> tuple[list[list[Fraction]], list[Fraction]]:

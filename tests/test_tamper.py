@@ -30,22 +30,22 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import itertools
 import random
 import re
 import sys
+from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import flint
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import exactrelu
-from exactrelu import Box, CertificateError, RealSpace, Slice
-from exactrelu import strategies as ers
+from exactrelu import Box, CertificateError, RealSpace, Slice, strategies as ers
 from exactrelu.certificate import Adjacency, Certificate, Region, RegionFacet
 from exactrelu.domain import Domain
 
@@ -59,7 +59,7 @@ def mlp(d: int, widths: list[int], seed: int, act: Callable[[], nn.Module] = nn.
         out: int = 1) -> nn.Sequential:
     torch.manual_seed(seed)
     sizes = [d, *widths]
-    layers = [m for a, b in zip(sizes, sizes[1:]) for m in (nn.Linear(a, b), act())]
+    layers = [m for a, b in itertools.pairwise(sizes) for m in (nn.Linear(a, b), act())]
     return nn.Sequential(*layers, nn.Linear(sizes[-1], out)).double().eval()
 
 
@@ -134,10 +134,10 @@ def walk(node: Any, path: Path = (), kind: str = "") -> Iterator[tuple[Path, Any
     yield path, node, kind
     if isinstance(node, CLASSES):
         for f in dataclasses.fields(node):
-            yield from walk(getattr(node, f.name), path + (f.name,), f"{kind}.{f.name}".lstrip("."))
+            yield from walk(getattr(node, f.name), (*path, f.name), f"{kind}.{f.name}".lstrip("."))
     elif isinstance(node, (list, tuple)):
         for k, x in enumerate(node):
-            yield from walk(x, path + (k,), f"{kind}[*]")
+            yield from walk(x, (*path, k), f"{kind}[*]")
 
 
 def get(node: Any, path: Path) -> Any:
@@ -225,7 +225,7 @@ def stays_true(cert: Certificate, kind: str, op: str, path: Path, new: Certifica
         r = cert.regions[path[1]]
         w = get(new, ("regions", path[1], "witness"))
         return is_rational_vector(w, d) and all(
-            sum(a * x for a, x in zip(f.a, w)) < f.b for f in r.facets)
+            sum(a * x for a, x in zip(f.a, w, strict=True)) < f.b for f in r.facets)
     if kind == "regions[*].rays" and op == "swap":  # two rays trade places: on the same facets?
         r = cert.regions[path[1]]
         moved = [n for n, v in enumerate(get(new, path)) if v != r.rays[n]]
@@ -252,7 +252,7 @@ def stays_true(cert: Certificate, kind: str, op: str, path: Path, new: Certifica
 
 def other_domain(dom: Domain) -> Any:
     if isinstance(dom, Box):
-        bounds = list(zip(dom.lower, dom.upper))
+        bounds = list(zip(dom.lower, dom.upper, strict=True))
         return Box([(lo, hi + (SHIFT if i == 0 else 0)) for i, (lo, hi) in enumerate(bounds)])
     return Box([(-1, 1)] * dom.dim)
 
@@ -263,7 +263,7 @@ def ops_for(kind: str, value: Any) -> list[tuple[str, Callable[[Any], Any]]]:
     if isinstance(value, (list, tuple)):
         t = type(value)
         if value:
-            out += [("drop", lambda v: t(list(v)[1:])), ("dup", lambda v: t(list(v) + [v[-1]])),
+            out += [("drop", lambda v: t(list(v)[1:])), ("dup", lambda v: t([*list(v), v[-1]])),
                     ("empty", lambda v: t())]
             k = next((k for k in range(len(value) - 1) if value[k] != value[k + 1]), None)
             if k is not None:
@@ -370,7 +370,7 @@ def outcome(cert: Certificate, prog: exactrelu.Program) -> str:
         exactrelu.check(cert, prog)
     except CertificateError as exc:
         return f"rejected: {exc}"
-    except Exception as exc:  # noqa: BLE001 - the point is that nothing else may come out
+    except Exception as exc:
         return f"crashed: {type(exc).__name__}: {exc}"
     return "accepted"
 
@@ -575,7 +575,7 @@ def test_facet_ids_hold_every_constraint_on_the_facet():
         assert (n_dom, n_dom + 1, n_dom + 2) in ids  # the three units on x0 + x1/2 = 0
         assert (1, n_dom + 3) in ids  # the unit x0 + 1 = 0 on the box's side x0 = -1
         r, n = next((r, n) for r in cert.regions for n, f in enumerate(r.facets) if len(f.ids) == 3)
-        for ids_new in (r.facets[n].ids[:2], r.facets[n].ids + (n_dom + 4,)):
+        for ids_new in (r.facets[n].ids[:2], (*r.facets[n].ids, n_dom + 4)):
             bad = copy.deepcopy(cert)
             bad.regions[r.index].facets[n].ids = ids_new
             rejected(bad, net, f"region {r.index}: facet {n}")

@@ -17,8 +17,8 @@ from torch import nn
 import exactrelu
 import exactrelu_pytest
 from exactrelu import _fastpath, certify
-from exactrelu.verify import WORKERS_ENV
 from exactrelu.testing import assert_regions
+from exactrelu.verify import WORKERS_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,9 +59,9 @@ def test_assert_regions_passes_on_the_hand_counted_net_and_returns_the_certifica
 
 
 def test_assert_regions_failure_shows_each_difference_plainly(net):
-    claimed_vertices = VERTICES[:-1] + [(F(5, 45), F(9, 44))]  # the crossing point miscomputed
+    claimed_vertices = [*VERTICES[:-1], (F(5, 45), F(9, 44))]  # the crossing point miscomputed
     with pytest.raises(AssertionError) as info:
-        assert_regions(net, BOX, count=5, patterns=PATTERNS[:3] + [[[1, 1]], [[2, 0]]],
+        assert_regions(net, BOX, count=5, patterns=[*PATTERNS[:3], [[1, 1]], [[2, 0]]],
                        pieces=3, vertices=claimed_vertices)
     text = str(info.value)
     assert "regions: claimed 5, certified 4" in text

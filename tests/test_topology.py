@@ -7,16 +7,21 @@ from fractions import Fraction as F
 
 import pytest
 import torch
-from constructions import diamond_tube, l1_shell, mlp, segments_meet
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from torch import nn
 
 import exactrelu
-from exactrelu import (InvalidInputError, decision_boundary, decision_region_topology, sublevel_topology,
-                       superlevel_topology)
+from exactrelu import (
+    InvalidInputError,
+    decision_boundary,
+    decision_region_topology,
+    sublevel_topology,
+    superlevel_topology,
+)
 from exactrelu.capture import capture
 from exactrelu.strategies import boxes, networks
+
+from constructions import diamond_tube, l1_shell, mlp, segments_meet
 
 SQUARE = [(-1, 1), (-1, 1)]
 CUBE = [(-1, 1)] * 3
@@ -61,7 +66,8 @@ def test_hollow_octahedron_has_a_cavity_and_a_solid_torus_a_loop() -> None:
 
 def test_decision_regions_of_an_annulus_classifier() -> None:
     # outputs (0, 1/4 - | |x|_1 - 1/2 |): class 1 on the annulus 1/4 < |x|_1 < 3/4
-    net = mlp(([[1.0, 0], [-1, 0], [0, 1], [0, -1]], [0.0] * 4), ([[1.0] * 4, [-1.0] * 4], [-0.5, 0.5]),
+    net = mlp(([[1.0, 0], [-1, 0], [0, 1], [0, -1]], [0.0] * 4),
+              ([[1.0] * 4, [-1.0] * 4], [-0.5, 0.5]),
               ([[0.0, 0.0], [-1.0, -1.0]], [0.0, 0.25]))
     cert = _cert(net, SQUARE)
     assert decision_region_topology(cert, 1).betti == (1, 1)
@@ -100,9 +106,11 @@ def _refined(net: nn.Sequential, w: list[float], b: float) -> nn.Sequential:
     wide = nn.Linear(first.in_features, first.out_features + 1, dtype=torch.float64)
     after = nn.Linear(nxt.in_features + 1, nxt.out_features, dtype=torch.float64)
     with torch.no_grad():
-        wide.weight.copy_(torch.cat([first.weight.double(), torch.tensor([w], dtype=torch.float64)]))
+        wide.weight.copy_(torch.cat([first.weight.double(),
+                                     torch.tensor([w], dtype=torch.float64)]))
         wide.bias.copy_(torch.cat([first.bias.double(), torch.tensor([b], dtype=torch.float64)]))
-        after.weight.copy_(torch.cat([nxt.weight.double(), torch.zeros(nxt.out_features, 1)], dim=1))
+        after.weight.copy_(torch.cat([nxt.weight.double(), torch.zeros(nxt.out_features, 1)],
+                                     dim=1))
         after.bias.copy_(nxt.bias.double())
     layers = list(net)
     layers[0], layers[layers.index(nxt)] = wide, after
@@ -117,13 +125,16 @@ def test_betti_numbers_do_not_depend_on_the_cover(d: int) -> None:
 
     @settings(max_examples=25 if d == 2 else 8, suppress_health_check=[HealthCheck.too_slow])
     @given(networks(input_dim=d, depth=1, widths=(2, 5 if d == 2 else 3), output_dim=2),
-           st.lists(small, min_size=d, max_size=d).filter(any), small, st.sampled_from([0, F(1, 2), -1]))
+           st.lists(small, min_size=d, max_size=d).filter(any), small,
+           st.sampled_from([0, F(1, 2), -1]))
     def run(net: nn.Sequential, w: list[float], b: float, value: F) -> None:
         box = [(-1, 1)] * d
         cert, finer = _cert(net, box), _cert(_refined(net, w, b), box)
         assert finer.num_regions >= cert.num_regions
-        for f in (lambda c: sublevel_topology(c, value), lambda c: superlevel_topology(c, value, output=1),
-                  lambda c: decision_region_topology(c, 0), lambda c: decision_region_topology(c, 1)):
+        for f in (lambda c: sublevel_topology(c, value),
+                  lambda c: superlevel_topology(c, value, output=1),
+                  lambda c: decision_region_topology(c, 0),
+                  lambda c: decision_region_topology(c, 1)):
             assert f(cert).betti == f(finer).betti
 
     run()
@@ -142,11 +153,13 @@ def test_grid_points_joined_inside_a_decision_region_share_a_component(net: nn.M
     cells = decision_boundary(cert).cells
     prog = capture(net, (2,))
     n = 10
-    (x0, x1), (y0, y1) = zip(box.lower, box.upper)
-    grid = {(i, j): (x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * j / n) for i in range(n + 1) for j in range(n + 1)}
+    (x0, x1), (y0, y1) = zip(box.lower, box.upper, strict=True)
+    grid = {(i, j): (x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * j / n)
+            for i in range(n + 1) for j in range(n + 1)}
 
     def region_of(t: tuple[F, F]) -> int:
-        return next(r.index for r in cert.regions if all(f.a[0] * t[0] + f.a[1] * t[1] <= f.b for f in r.facets))
+        return next(r.index for r in cert.regions
+                    if all(f.a[0] * t[0] + f.a[1] * t[1] <= f.b for f in r.facets))
 
     strict = {}
     for key, t in grid.items():
@@ -155,7 +168,8 @@ def test_grid_points_joined_inside_a_decision_region_share_a_component(net: nn.M
             strict[key] = out.index(max(out))
     comp: dict[int, dict[int, int]] = {}
     for c in set(strict.values()):
-        comp[c] = {r: k for k, members in enumerate(decision_region_topology(cert, c).components) for r in members}
+        comp[c] = {r: k for k, members in enumerate(decision_region_topology(cert, c).components)
+                   for r in members}
     for (i, j), c in strict.items():
         p = grid[(i, j)]
         assert region_of(p) in comp[c]

@@ -10,19 +10,19 @@ import pytest
 import torch
 from torch import nn
 
+from exactrelu._progress import progress_bar
 from exactrelu.capture import Program
 from exactrelu.domain import Box, Polytope, RealSpace, Slice
 from exactrelu.errors import InvalidInputError, RegionLimitError
 from exactrelu.graphs import affine_maps
 from exactrelu.rules import FloatMap
 from exactrelu.trace import Trace, trace
-from exactrelu._progress import progress_bar
 
 
 def mlp(widths, seed, act=nn.ReLU, out=2):
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
-    for a, b in zip(widths[:-1], widths[1:]):
+    for a, b in itertools.pairwise(widths):
         layers += [nn.Linear(a, b), act()]
     layers.append(nn.Linear(widths[-1], out))
     return nn.Sequential(*layers).double().eval()
@@ -111,7 +111,7 @@ def exact_arrangement_count(W: torch.Tensor, b: torch.Tensor, lo: Fraction, hi: 
     position)."""
     W, b = W.detach(), b.detach()
     lines = [(Fraction(float(w[0])), Fraction(float(w[1])), Fraction(float(c)))
-             for w, c in zip(W, b)]
+             for w, c in zip(W, b, strict=True)]
     corners = list(itertools.product([lo, hi], repeat=2))
     meeting = [ln for ln in lines
                if min(ln[0] * x + ln[1] * y + ln[2] for x, y in corners) < 0
@@ -181,7 +181,7 @@ def test_int32_tight_ids_give_the_same_trace_as_int16(d, monkeypatch):
     for k in ("vertices", "edges", "region_vertex_ids", "bounding_ids", "vertex_tight_offsets",
               "vertex_tight_ids"):
         assert torch.equal(getattr(a, k), getattr(b, k)), k
-    assert all(torch.equal(p, q) for p, q in zip(a.patterns, b.patterns))
+    assert all(torch.equal(p, q) for p, q in zip(a.patterns, b.patterns, strict=True))
     assert a.vertex_tight_ids.dtype == b.vertex_tight_ids.dtype == torch.int64
 
 
@@ -426,14 +426,15 @@ def test_trace_is_bit_reproducible_with_two_threads():
     timing (an indexed assignment with repeated indices gave a different float trace almost every
     run of this net with two threads)."""
     torch.manual_seed(5)
-    layers = [nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-              nn.Linear(64, 2)]
+    layers = [nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64),
+              nn.ReLU(), nn.Linear(64, 2)]
     net = nn.Sequential(*layers).eval()
     was = torch.get_num_threads()
 
     def fingerprint() -> bytes:
         tr = trace(net, [(-1, 1), (-1, 1)], progress=False)
-        return b"".join(t.numpy().tobytes() for t in (tr.vertices, tr.interior, tr.output_weight, tr.output_bias))
+        return b"".join(t.numpy().tobytes()
+                        for t in (tr.vertices, tr.interior, tr.output_weight, tr.output_bias))
 
     try:
         torch.set_num_threads(1)

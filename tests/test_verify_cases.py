@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 import random
-from pathlib import Path
 from fractions import Fraction as Fr
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +14,9 @@ import torch
 import torch.nn as nn
 
 from verify import cases as vc
-from verify.cases import _lin as lin
 from verify.__main__ import main as verify_main, run_case
 from verify._reference import reference_count
+from verify.cases import _lin as lin
 from verify.milp import milp_count
 
 FAST = [c for c in vc.CASES if c.fast]

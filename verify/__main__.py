@@ -52,7 +52,8 @@ def _cert_numbers(cert) -> dict:
 def check_golden(case) -> str:
     """Re-check the committed golden certificate of ``case`` with the independent checker and
     compare its numbers with the expected ones: a change in the certificate format or in the
-    checker cannot pass unnoticed. Returns "" when there is no golden file, else "ok" or a reason."""
+    checker cannot pass unnoticed. Returns "" when there is no golden file, else "ok" or a
+    reason."""
     import exactrelu
 
     path = GOLDEN / f"{case.name}.json"
@@ -147,7 +148,8 @@ def main(argv=None) -> int:
                    help="do not call exactrelu.verify even if present")
     p.add_argument("--list", action="store_true", help="list the case names and sources, then exit")
     p.add_argument("--write-golden", action="store_true",
-                   help="(re)write verify/golden/NAME.json for the selected cases from exactrelu.verify")
+                   help="(re)write verify/golden/NAME.json for the selected cases from "
+                        "exactrelu.verify")
     args = p.parse_args(argv)
     if args.case:
         unknown = [n for n in args.case if n not in names]

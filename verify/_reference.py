@@ -74,10 +74,10 @@ def read_ops(net: nn.Module) -> list:
 
 def _compose(rows_w, b, amap, d):
     out = []
-    for wr, bi in zip(rows_w, b):
+    for wr, bi in zip(rows_w, b, strict=True):
         coefs = [Fraction(0)] * d
         const = bi
-        for wij, (c, k) in zip(wr, amap):
+        for wij, (c, k) in zip(wr, amap, strict=True):
             if wij:
                 for t in range(d):
                     coefs[t] += wij * c[t]
@@ -88,7 +88,7 @@ def _compose(rows_w, b, amap, d):
 
 def _eval(row, pt):
     c, k = row
-    return sum((ci * xi for ci, xi in zip(c, pt)), k)
+    return sum((ci * xi for ci, xi in zip(c, pt, strict=True)), k)
 
 
 def _identity_map(d):
@@ -110,20 +110,21 @@ def count_1d(ops, lo, hi) -> ReferenceResult:
             new = []
             for (a, b), amap, pat in cells:
                 va, vb = _eval(amap[j], (a,)), _eval(amap[j], (b,))
-                if va > 0 and vb < 0 or va < 0 and vb > 0:
+                if (va > 0 and vb < 0) or (va < 0 and vb > 0):
                     r = a + va / (va - vb) * (b - a)  # the unique root, strictly inside
                     for iv, s in (((a, r), 1 if va > 0 else -1), ((r, b), 1 if vb > 0 else -1)):
-                        new.append((iv, amap, pat + (s,)))
+                        new.append((iv, amap, (*pat, s)))
                 else:
                     s = 1 if (va > 0 or vb > 0) else (-1 if (va < 0 or vb < 0) else 0)
-                    new.append(((a, b), amap, pat + (s,)))
+                    new.append(((a, b), amap, (*pat, s)))
             cells = new
         # apply the masks of this ReLU layer
         out = []
         for iv, amap, pat in cells:
             states = pat[len(pat) - width:]
             zero = ((Fraction(0),), Fraction(0))
-            out.append((iv, [row if s == 1 else zero for row, s in zip(amap, states)], pat))
+            out.append((iv, [row if s == 1 else zero
+                             for row, s in zip(amap, states, strict=True)], pat))
         cells = out
     cells.sort(key=lambda c: c[0][0])
     n = len(cells)
@@ -183,17 +184,18 @@ def count_2d(ops, box) -> ReferenceResult:
                 has_neg = any(v < 0 for v in vals)
                 if has_pos and has_neg:
                     pp, nn_ = _split(pg, vals)
-                    new.append((pp, amap, pat + (1,)))
-                    new.append((nn_, amap, pat + (-1,)))
+                    new.append((pp, amap, (*pat, 1)))
+                    new.append((nn_, amap, (*pat, -1)))
                 else:
                     s = 1 if has_pos else (-1 if has_neg else 0)
-                    new.append((pg, amap, pat + (s,)))
+                    new.append((pg, amap, (*pat, s)))
             cells = new
         out = []
         zero = ((Fraction(0), Fraction(0)), Fraction(0))
         for pg, amap, pat in cells:
             states = pat[len(pat) - width:]
-            out.append((pg, [row if s == 1 else zero for row, s in zip(amap, states)], pat))
+            out.append((pg, [row if s == 1 else zero
+                             for row, s in zip(amap, states, strict=True)], pat))
         cells = out
 
     # --- the planar subdivision: vertices, atomic edges, adjacency

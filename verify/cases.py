@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction as Fr
 from math import comb, prod
-from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
@@ -52,15 +52,15 @@ def serra_upper_bound(n0: int, widths) -> int:
     widths = list(widths)
     total = 0
 
-    def rec(l, cap, acc):
+    def rec(layer, cap, acc):
         nonlocal total
-        if l == len(widths):
+        if layer == len(widths):
             total += acc
             return
-        n = widths[l]
+        n = widths[layer]
         for j in range(0, min(cap, n) + 1):
             # after choosing j_l, later layers are capped additionally by n_l - j_l
-            rec(l + 1, min(cap, n - j), acc * comb(n, j))
+            rec(layer + 1, min(cap, n - j), acc * comb(n, j))
 
     rec(0, n0, 1)
     return total
@@ -100,12 +100,12 @@ class Case:
     build: Callable[[], nn.Sequential]
     domain: list  # [(Fraction lo, Fraction hi), ...]
     regions: int
-    pieces: Optional[int] = None
-    vertices: Optional[int] = None
-    edges: Optional[int] = None
-    adjacency: Optional[int] = None
+    pieces: int | None = None
+    vertices: int | None = None
+    edges: int | None = None
+    adjacency: int | None = None
     fast: bool = True  # reference runs in well under a second
-    milp: Optional[bool] = None  # small enough for the MILP baseline (default: regions <= 64)
+    milp: bool | None = None  # small enough for the MILP baseline (default: regions <= 64)
     notes: str = ""
     widths: list = field(default_factory=list)  # hidden widths (for the bound checks)
 
@@ -218,7 +218,8 @@ def serra_tooth(p: int) -> ToothMap:
 
 
 def tooth_eval(T: ToothMap, x: Fr) -> Fr:
-    return T.const + sum(ck * max(Fr(0), sk * (x - tk)) for sk, tk, ck in zip(T.s, T.t, T.c))
+    return T.const + sum(ck * max(Fr(0), sk * (x - tk))
+                         for sk, tk, ck in zip(T.s, T.t, T.c, strict=True))
 
 
 def fold_net(maps: list, d: int, lines=None, out_weights=None) -> nn.Sequential:
@@ -232,7 +233,7 @@ def fold_net(maps: list, d: int, lines=None, out_weights=None) -> nn.Sequential:
     for T in maps:
         rows, bias = [], []
         for coord in range(d):
-            for sk, tk in zip(T.s, T.t):
+            for sk, tk in zip(T.s, T.t, strict=True):
                 if prev is None:  # s * (x_coord - t)
                     row = [0] * d
                     row[coord] = sk
@@ -257,7 +258,7 @@ def fold_net(maps: list, d: int, lines=None, out_weights=None) -> nn.Sequential:
         return row, sum(coeffs) * prev.const
 
     if lines is None:
-        rows, bias = zip(*[y_rows([int(i == j) for j in range(d)]) for i in range(d)])
+        rows, bias = zip(*[y_rows([int(i == j) for j in range(d)]) for i in range(d)], strict=True)
         mods.append(_lin(list(rows), list(bias)))
         return nn.Sequential(*mods)
     rows, bias = [], []

@@ -117,7 +117,7 @@ def milp_count(net: nn.Module, domain, eps: float = 1e-5, max_patterns: int = 20
         if prob.status not in ("optimal", "optimal_inaccurate"):
             return MilpResult(len(patterns), patterns, False, f"solver status {prob.status}",
                               time.perf_counter() - t0)
-        pat = tuple(int(round(v)) for v in np.atleast_1d(allbin.value))
+        pat = tuple(round(float(v)) for v in np.atleast_1d(allbin.value))
         if pat in patterns:  # integrality tolerance let an excluded pattern through
             return MilpResult(len(patterns), patterns, False, "repeated pattern (tolerance)",
                               time.perf_counter() - t0)

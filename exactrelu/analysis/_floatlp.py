@@ -16,8 +16,9 @@ is proved exactly, or the exact LP decides:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class FloatLP:
     def slacks(self, y: Point) -> list[Any]:
         """Exact ``b - A y``."""
         col = flint.fmpq_mat(self.d, 1, [_q(v) for v in y])
-        return [bi - v for bi, v in zip(self.bq, (self.M * col).entries())]
+        return [bi - v for bi, v in zip(self.bq, (self.M * col).entries(), strict=True)]
 
     def interior(self, norms: Sequence[Fraction]) -> Point | None:
         """A rational point strictly inside, from the float centre of the largest inscribed
@@ -100,7 +101,7 @@ class FloatLP:
             lo = [float(v) - span for v in inside]
             hi = [float(v) + span for v in inside]
             res = self.linprog(-self.Af[g], A_ub=self.Af[others], b_ub=self.bf[others],
-                               bounds=list(zip(lo, hi)), method="highs")
+                               bounds=list(zip(lo, hi, strict=True)), method="highs")
             return self._beyond(group, res.x, inside) if res.status == 0 else None
         if res.status != 0:
             return None
@@ -115,7 +116,7 @@ class FloatLP:
         target = [Fraction(float(v)) for v in x]
         members = set(group)
         for theta in (Fraction(1), Fraction(2**20 - 1, 2**20), Fraction(1, 2)):
-            y = tuple(c + theta * (t - c) for c, t in zip(inside, target))
+            y = tuple(c + theta * (t - c) for c, t in zip(inside, target, strict=True))
             s = self.slacks(y)
             if s[group[0]] < 0 and all(v >= 0 for k, v in enumerate(s) if k not in members):
                 return True
@@ -145,7 +146,9 @@ class FloatLP:
         if any(v < 0 for v in lam_q):
             return False
         for i in range(self.d):  # the multipliers reproduce a_g exactly
-            got = sum((lk * _q(self.A[j][i]) for lk, j in zip(lam_q, S)), flint.fmpq(0))
+            got = sum((lk * _q(self.A[j][i]) for lk, j in zip(lam_q, S, strict=True)),
+                      flint.fmpq(0))
             if got != _q(self.A[g][i]):
                 return False
-        return sum((lk * self.bq[j] for lk, j in zip(lam_q, S)), flint.fmpq(0)) <= self.bq[g]
+        return sum((lk * self.bq[j] for lk, j in zip(lam_q, S, strict=True)),
+                   flint.fmpq(0)) <= self.bq[g]

@@ -10,19 +10,20 @@ from ``constraint_offsets[j]`` on (:func:`exactrelu.certify.constraint_offsets`)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
 from .. import _exact, _geometry, _polyhedra
 from .._deps import flint
-from . import _floatlp
 from ..capture import Program
 from ..certificate import Region, RegionFacet, canonical_hyperplane
 from ..certify import constraint_offsets
 from ..domain import Domain, to_fraction
 from ..errors import ExactReluError, InvalidInputError, RegionLimitError
+from . import _floatlp
 
 Point = tuple[Fraction, ...]
 States = tuple[tuple[int, ...], ...]
@@ -81,7 +82,7 @@ class ExactNet:
 
     def _tensors(self, states: States) -> list[torch.Tensor]:
         return [torch.tensor(s, dtype=torch.int64).reshape(nd.out_shape)
-                for s, nd in zip(states, self.nodes)]
+                for s, nd in zip(states, self.nodes, strict=False)]
 
     def switching(self, states: States) -> list[list[Any]]:
         """Rows of the switching functions of op ``len(states)``, earlier ops in ``states``."""
@@ -97,8 +98,8 @@ class ExactNet:
         return [[_f(v) for v in row] for row in m.mat.tolist()]
 
     def contains(self, x: Point) -> bool:
-        return all(sum((a * v for a, v in zip(row, x)), Fraction(0)) <= bi
-                   for row, bi in zip(self.dom_A, self.dom_b))
+        return all(sum((a * v for a, v in zip(row, x, strict=True)), Fraction(0)) <= bi
+                   for row, bi in zip(self.dom_A, self.dom_b, strict=True))
 
     # ------------------------------------------------------------------ regions at a point
     def patterns_at(self, x: Point, direction: Point | None = None,
@@ -122,14 +123,14 @@ class ExactNet:
         xq = [_q(v) for v in x]
         dq = [_q(v) for v in direction] if direction is not None else None
         cone0: list[list[Fraction]] = []
-        for row, bi in zip(self.dom_A, self.dom_b):
-            v = sum((a * c for a, c in zip(row, x)), Fraction(0)) - bi
+        for row, bi in zip(self.dom_A, self.dom_b, strict=True):
+            v = sum((a * c for a, c in zip(row, x, strict=True)), Fraction(0)) - bi
             if v > 0:
                 raise InvalidInputError(f"the point {[str(c) for c in x]} lies outside the domain "
                                         f"{self.dom!r}")
             if v == 0:
                 if direction is not None:
-                    g = sum((a * c for a, c in zip(row, direction)), Fraction(0))
+                    g = sum((a * c for a, c in zip(row, direction, strict=True)), Fraction(0))
                     if g > 0:
                         raise InvalidInputError("the direction leaves the domain at the point")
                     if g < 0:
@@ -147,15 +148,15 @@ class ExactNet:
                 return
             rows = self.switching(states)
             nd = self.nodes[j]
-            rule, module, in_shape = nd.rule, nd.module, nd.in_shapes[0]
+            rule, module, in_shape = nd.piecewise_rule, nd.module, nd.in_shapes[0]
             fixed: list[int] = []
             free: list[int] = []
             for i, row in enumerate(rows):
                 v = row[d]
-                for a, c in zip(row, xq):
+                for a, c in zip(row, xq, strict=False):
                     v += a * c
                 if v == 0 and dq is not None:
-                    for a, c in zip(row, dq):
+                    for a, c in zip(row, dq, strict=False):
                         v += a * c
                 if v != 0:
                     fixed.append(1 if v > 0 else -1)
@@ -174,7 +175,7 @@ class ExactNet:
                     return
                 i = free[k]
                 for s in (1, -1):
-                    c2 = c + [grad[i] if s > 0 else [-a for a in grad[i]]]
+                    c2 = [*c, grad[i] if s > 0 else [-a for a in grad[i]]]
                     if open_cone(c2, d):
                         signs[i] = s
                         assign(k + 1, c2)
@@ -191,7 +192,7 @@ class ExactNet:
                         ok = False
                         break
                 if ok and (not free or rule.sign_cells or open_cone(c2, d)):
-                    visit(states + (st,), c2)
+                    visit((*states, st), c2)
 
         visit((), cone0)
         return out
@@ -208,7 +209,8 @@ class ExactNet:
         for j, st in enumerate(states):
             nd = self.nodes[j]
             rows = self.switching(states[:j])
-            for i, sg in nd.rule.constraint_list(nd.module, st, nd.in_shapes[0], nd.out_shape):
+            for i, sg in nd.piecewise_rule.constraint_list(nd.module, st, nd.in_shapes[0],
+                                                           nd.out_shape):
                 row = rows[i]
                 if all(a == 0 for a in row[:d]):
                     if row[d] * sg < 0:
@@ -246,10 +248,10 @@ class ExactNet:
             fs = _polyhedra.facets(A, b, vrep)
             gid = [vertex_id(v) for v in vrep.vertices]
             rays, lines = list(vrep.rays), list(vrep.lines)
-            for g, vs in zip(fs.groups, fs.vertex_sets):
+            for g, vs in zip(fs.groups, fs.vertex_sets, strict=True):
                 a0 = A[g[0]]
                 on = tuple(k for k, r in enumerate(rays)
-                           if sum((x * y for x, y in zip(a0, r)), Fraction(0)) == 0)
+                           if sum((x * y for x, y in zip(a0, r, strict=True)), Fraction(0)) == 0)
                 facets.append(RegionFacet(tuple(a0), b[g[0]], tuple(sorted(ids[k] for k in g)),
                                           tuple(sorted(gid[k] for k in vs)), on))
             vertices = gid
@@ -262,8 +264,8 @@ class ExactNet:
                 inside = flp.interior([_l1(a) for a in A])
                 if inside is not None:
                     decide = lambda group: flp.decide(group, inside)  # noqa: E731
-            for a0, b0, fid in facets_by_lp(A, b, ids, decide):
-                facets.append(RegionFacet(a0, b0, fid, ()))
+            for fa, fb, fid in facets_by_lp(A, b, ids, decide):
+                facets.append(RegionFacet(fa, fb, fid, ()))
         FA = [list(f.a) for f in facets]
         Fb = [f.b for f in facets]
         l1 = [_l1(a) for a in FA]
@@ -271,8 +273,10 @@ class ExactNet:
         if fast and FA:
             centre = _floatlp.FloatLP(FA, Fb).interior(l1)
             if centre is not None:
-                ball = (centre, min((bi - sum((x * y for x, y in zip(a, centre)), Fraction(0))) / n
-                                    for a, bi, n in zip(FA, Fb, l1)))
+                ball = (centre,
+                        min((bi - sum((x * y for x, y in zip(a, centre, strict=True)),
+                                      Fraction(0))) / n
+                            for a, bi, n in zip(FA, Fb, l1, strict=True)))
         radius = None
         if ball is None:
             ball = inscribed_ball(FA, Fb, l1, d)
@@ -341,7 +345,7 @@ def inscribed_ball(A: Sequence[Sequence[Fraction]], b: Sequence[Fraction],
     by cddlib's exact LP: with ``norms_i`` the dual norm of ``a_i`` (l1 for cubes, l_inf for
     cross-polytopes, l2 for balls) the ball of radius ``s`` around ``x`` is the largest inside
     ``{A t <= b}``. None when ``s`` is unbounded (no cap)."""
-    rows = [list(a) + [n] for a, n in zip(A, norms)]
+    rows = [[*a, n] for a, n in zip(A, norms, strict=True)]
     rhs = list(b)
     if cap is not None:
         rows.append([Fraction(0)] * d + [Fraction(1)])
@@ -388,8 +392,8 @@ def closure_interval(region: Region, p: Point, direction: Point
     closure (its facets), or None when there is none."""
     lo, hi = Fraction(0), Fraction(1)
     for f in region.facets:
-        g = sum((a * v for a, v in zip(f.a, direction)), Fraction(0))
-        r = f.b - sum((a * v for a, v in zip(f.a, p)), Fraction(0))
+        g = sum((a * v for a, v in zip(f.a, direction, strict=True)), Fraction(0))
+        r = f.b - sum((a * v for a, v in zip(f.a, p, strict=True)), Fraction(0))
         if g == 0:
             if r < 0:
                 return None

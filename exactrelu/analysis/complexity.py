@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -117,7 +118,7 @@ def local_complexity(net: nn.Module | Program, points: Any, *, radius: Any = Non
     counts: list[int] = []
     if strategy == "union":
         union = verify(prog, _bounding_box(hoods), engine=engine, progress=False, trace=tr)
-        counts = count_in_boxes(union, hoods)  # type: ignore[arg-type]
+        counts = count_in_boxes(union, cast(list[Box], hoods))  # no slice: boxes
         certs = [union]
     else:
         with progress_bar(len(hoods), "local complexity", progress) as bar:
@@ -127,7 +128,8 @@ def local_complexity(net: nn.Module | Program, points: Any, *, radius: Any = Non
                 if keep:
                     certs.append(cert)
                 bar.update()
-    return LocalComplexity(counts, volumes, [c / v for c, v in zip(counts, volumes)], hoods,
+    return LocalComplexity(counts, volumes,
+                           [c / v for c, v in zip(counts, volumes, strict=True)], hoods,
                            strategy, certs if keep else None, time.perf_counter() - t0)
 
 
@@ -172,7 +174,8 @@ def _neighbourhoods(prog: Program, pts: list[Point], radius: Any, box: Any,
         if offsets.dim != n:
             raise InvalidInputError(f"box has {offsets.dim} (lo, hi) pairs; the input has {n} "
                                     "coordinates")
-        return [Box([(c + lo, c + hi) for c, lo, hi in zip(p, offsets.lower, offsets.upper)])
+        return [Box([(c + lo, c + hi)
+                     for c, lo, hi in zip(p, offsets.lower, offsets.upper, strict=True)])
                 for p in pts]
     dirs = [exact_point(u, n, f"slice[{i}]") for i, u in enumerate(directions)]
     k = len(dirs)
@@ -188,7 +191,7 @@ def _bounding_box(hoods: Sequence[Domain]) -> Box:
     boxes = [h for h in hoods if isinstance(h, Box)]
     lows = [min(b.lower[i] for b in boxes) for i in range(boxes[0].dim)]
     highs = [max(b.upper[i] for b in boxes) for i in range(boxes[0].dim)]
-    return Box(list(zip(lows, highs)))
+    return Box(list(zip(lows, highs, strict=True)))
 
 
 def count_in_boxes(cert: Certificate, boxes: Sequence[Box]) -> list[int]:
@@ -220,7 +223,8 @@ def count_in_boxes(cert: Certificate, boxes: Sequence[Box]) -> list[int]:
             raise InvalidInputError(f"a box of dimension {bx.dim} for a {d}-D certificate")
         dom = cert.domain
         if not (all(a <= lo and hi <= b for a, b, lo, hi in
-                    zip(dom.lower, dom.upper, bx.lower, bx.upper)) if isinstance(dom, Box)
+                    zip(dom.lower, dom.upper, bx.lower, bx.upper, strict=True))
+                if isinstance(dom, Box)
                 else all(dom.contains(v) for v in bx.vertices())):
             raise InvalidInputError(f"{bx!r} is not inside the certificate's domain "
                                     f"{cert.domain!r}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from .._deps import extra_missing
 from ..certificate import Certificate
@@ -13,13 +15,15 @@ from ..errors import InvalidInputError
 __all__ = ["ConstraintRef", "decode_constraint", "dual_graph", "shortest_path"]
 
 
-class ConstraintRef(NamedTuple):
+@dataclass(frozen=True, order=True)
+class ConstraintRef:
     """Where a constraint id comes from: ``op`` is None for a row of the domain (``index`` its
     row), else the piecewise op's number (0 for the first) and ``index`` its switching function.
 
     For ReLU and LeakyReLU the switching function ``i`` is unit ``i``'s pre-activation; for
     Hardtanh with ``n`` units, ``i < n`` is unit ``i`` against its lower bound and ``n + i``
-    against its upper one; for MaxPool2d it is a pair of window positions (the rule's order)."""
+    against its upper one; for MaxPool2d it is a pair of window positions (the rule's order).
+    A frozen dataclass, not a tuple (a tuple's ``index`` method would clash with the field)."""
 
     op: int | None
     index: int
@@ -69,7 +73,7 @@ def dual_graph(cert: Certificate) -> Any:
     except ImportError as err:
         raise extra_missing(err, "exactrelu.dual_graph", "graph") from None
     g = nx.Graph()
-    for r, piece in zip(cert.regions, cert.pieces):
+    for r, piece in zip(cert.regions, cert.pieces, strict=True):
         g.add_node(r.index, pattern=r.pattern, output=r.output, witness=r.witness,
                    volume=r.volume, piece=piece)
     for adj in cert.adjacency:
@@ -114,7 +118,7 @@ def shortest_path(cert: Certificate, i: int, j: int, *, weight: str | None = Non
     flat = [[s for op in r.pattern for s in op] for r in cert.regions]
 
     def cost(u: int, v: int) -> int:
-        return 1 if weight is None else sum(x != y for x, y in zip(flat[u], flat[v]))
+        return 1 if weight is None else sum(x != y for x, y in zip(flat[u], flat[v], strict=True))
 
     # Dijkstra on integer weights; among equally short ways into a region the predecessor with
     # the smallest index is kept, so the walk returned does not depend on heap order

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -118,7 +119,7 @@ def region_of(net: nn.Module | Program, x: Any, *, domain: Any = None,
         radii.append(rad)
     first = ex.offsets[0]
     inside = len(regions) == 1 and all(
-        sum((a * v for a, v in zip(f.a, p)), Fraction(0)) < f.b
+        sum((a * v for a, v in zip(f.a, p, strict=True)), Fraction(0)) < f.b
         for f in regions[0].facets if max(f.ids) >= first)
     return PointRegions(p, dom, list(ex.offsets), regions, table.vertices, radii, inside, listed)
 

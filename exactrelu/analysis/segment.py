@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -122,14 +124,14 @@ def _ends(dom: Any, p: Any, q: Any) -> tuple[Point, Point, Point]:
     for name, x in (("p", a), ("q", b)):
         if not dom.contains(x):
             raise InvalidInputError(f"{name} = {[str(v) for v in x]} lies outside {dom!r}")
-    direction = tuple(y - x for x, y in zip(a, b))
+    direction = tuple(y - x for x, y in zip(a, b, strict=True))
     if not any(direction):
         raise InvalidInputError("p and q are the same point; a segment needs two")
     return a, b, direction
 
 
 def _at(p: Point, direction: Point, t: Fraction) -> Point:
-    return tuple(x + t * v for x, v in zip(p, direction))
+    return tuple(x + t * v for x, v in zip(p, direction, strict=True))
 
 
 def _on_certificate(cert: Certificate, p: Any, q: Any) -> SegmentWalk:
@@ -141,7 +143,7 @@ def _on_certificate(cert: Certificate, p: Any, q: Any) -> SegmentWalk:
             spans.append((iv[0], iv[1], r.index))
     cuts = sorted({t for lo, hi, _ in spans for t in (lo, hi)} | {Fraction(0), Fraction(1)})
     pieces = [SegmentPiece(s, e, tuple(sorted(k for lo, hi, k in spans if lo <= s and e <= hi)))
-              for s, e in zip(cuts, cuts[1:])]
+              for s, e in itertools.pairwise(cuts)]
     crossings = [SegmentCrossing(t, _at(a, direction, t),
                                  tuple(sorted(k for lo, hi, k in spans if lo <= t <= hi)))
                  for t in cuts[1:-1]]
@@ -170,9 +172,10 @@ def _on_network(ex: ExactNet, p: Any, q: Any, vertices: bool | None) -> SegmentW
         end = Fraction(1)
         for k in here:
             for f in regions[k].facets:
-                g = sum((x * v for x, v in zip(f.a, direction)), Fraction(0))
+                g = sum((x * v for x, v in zip(f.a, direction, strict=True)), Fraction(0))
                 if g > 0:
-                    end = min(end, (f.b - sum((x * v for x, v in zip(f.a, a)), Fraction(0))) / g)
+                    reach = f.b - sum((x * v for x, v in zip(f.a, a, strict=True)), Fraction(0))
+                    end = min(end, reach / g)
         if end <= t:
             raise AnalysisError(f"the piece of the segment at t = {t} has no length")
         pieces.append(SegmentPiece(t, end, tuple(here)))

@@ -4,9 +4,10 @@ eccentricity), exact where the quantity is rational, and their aggregates."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class RegionStatistics:
         """One dict per region."""
         names = [f.name for f in fields(self)]
         cols = [getattr(self, n) for n in names]
-        return [dict(zip(names, vals)) for vals in zip(*cols)]
+        return [dict(zip(names, vals, strict=True)) for vals in zip(*cols, strict=True)]
 
     def summary(self, column: str, quantiles: Sequence[Any] = QUANTILES) -> dict[str, Any]:
         """Aggregates of one column (see :func:`summarize`)."""
@@ -107,7 +108,7 @@ def region_statistics(cert: Certificate, *, euclidean: bool = True,
         vol = r.volume if r.volume is not None or not bounded else _geometry.volume(A, b)
         far = near = None
         if bounded and len(pts) >= 2:
-            sq = [sum(((x - y) ** 2 for x, y in zip(u, v)), Fraction(0))
+            sq = [sum(((x - y) ** 2 for x, y in zip(u, v, strict=True)), Fraction(0))
                   for i, u in enumerate(pts) for v in pts[i + 1:]]
             far, near = max(sq), min(sq)
         ball = inscribed_ball(A, b, [sum((abs(v) for v in a), Fraction(0)) for a in A], d)
