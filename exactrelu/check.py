@@ -146,9 +146,16 @@ one output map.
 How it is fast without trusting anything but exact arithmetic (and cddlib's exact LP and H->V):
 - the exact maps are composed once per pattern prefix (regions share the states of their first
   ops), by the layer rules, through the program's own node loop (:meth:`Program.run_nodes`);
-- signs of constraints at witnesses and vertices come from one float64 matrix product with a
-  rigorous error bound (the filter of :mod:`exactrelu._geometry`); every sign the bound does not
-  decide (in particular every zero: tightness) is recomputed exactly in ``fmpq``;
+  for a chain of elementwise ops (:class:`_ChainRunner`: MLPs of ReLU, LeakyReLU, Hardtanh,
+  PReLU, ... behind affine layers) the rules give each affine stretch once, as an integer matrix
+  over one denominator, and a prefix's map is an integer product (``fmpz_mat``) with the rule's
+  slopes and constants of its states; ``EXACTRELU_CHECK_GENERIC=1`` (or ``_GENERIC_MAPS``)
+  composes through the node loop everywhere (the tamper tests run both);
+- signs of constraints at witnesses and vertices come from one float64 matrix product per region
+  (the domain's rows and every op's switching functions stacked) with a rigorous error bound (the
+  filter of :mod:`exactrelu._geometry`); every sign the bound does not decide (in particular
+  every zero: tightness) is recomputed exactly, in integers (rows times a positive integer,
+  points as ``[x | D]``), and so is the rank of the constraints tight at a vertex;
 - 2-D areas: the vertices are ordered by float angle, the order is verified exactly (strict left
   turns, one turn in all) and the shoelace sum is exact; when the verification fails the exact
   angle sort of :func:`~exactrelu._geometry.polygon_area` is used instead;
