@@ -708,9 +708,9 @@ def _int_form(mat: Any) -> tuple[Any, int]:
     return flint.fmpz_mat(mat.nrows(), mat.ncols(), [int(v.p) * (den // int(v.q)) for v in qs]), den
 
 
-def _area_2d(ids: list[int], Vf: np.ndarray, vq: Any, pts: list) -> Fraction:
+def _area_2d(ids: list[int], Vf: np.ndarray, vh: Any, pts: list) -> Fraction:
     """Exact area of the convex hull of the vertices ``ids`` (``pts`` their Fraction
-    coordinates)."""
+    coordinates, ``vh(k)`` vertex ``k`` as integers ``[X, Y, W]``, ``W > 0``: :func:`_hom`)."""
     n = len(ids)
     if n < 3:
         return Fraction(0)
@@ -718,14 +718,21 @@ def _area_2d(ids: list[int], Vf: np.ndarray, vq: Any, pts: list) -> Fraction:
     if np.isfinite(X).all():
         c = X.mean(axis=0)
         order = np.argsort(np.arctan2(X[:, 1] - c[1], X[:, 0] - c[0]), kind="stable").tolist()
-        P = [vq(ids[o]) for o in order]
-        E = [(P[(i + 1) % n][0] - P[i][0], P[(i + 1) % n][1] - P[i][1]) for i in range(n)]
-        half = [0 if e[1] > 0 or (e[1] == 0 and e[0] > 0) else 1 for e in E]
+        P = [vh(ids[o]) for o in order]
+        # the half-plane of each edge's direction (0: dy > 0, or dy = 0 and dx > 0), the signs
+        # of dy and dx those of the integers below (every W is positive)
+        half = []
+        for i in range(n):
+            (xa, ya, wa), (xb, yb, wb) = P[i], P[(i + 1) % n]
+            dy = yb * wa - ya * wb
+            half.append(0 if dy > 0 or (dy == 0 and xb * wa - xa * wb > 0) else 1)
         turns = 0
         ok = True
         for i in range(n):
-            e, g = E[i], E[(i + 1) % n]
-            if not e[0] * g[1] - e[1] * g[0] > 0:
+            # (b - a) x (c - b) has the sign of the determinant of the rows [X, Y, W] of a, b, c
+            (xa, ya, wa), (xb, yb, wb), (xc, yc, wc) = P[i], P[(i + 1) % n], P[(i + 2) % n]
+            det = xa * (yb * wc - yc * wb) - ya * (xb * wc - xc * wb) + wa * (xb * yc - xc * yb)
+            if not det > 0:
                 ok = False
                 break
             if half[i] == 0 and half[(i + 1) % n] == 1:
@@ -735,8 +742,8 @@ def _area_2d(ids: list[int], Vf: np.ndarray, vq: Any, pts: list) -> Fraction:
         if ok and turns == 1:
             twice = fmpq(0)
             for i in range(n):
-                p, q = P[i], P[(i + 1) % n]
-                twice += p[0] * q[1] - q[0] * p[1]
+                (xa, ya, wa), (xb, yb, wb) = P[i], P[(i + 1) % n]
+                twice += fmpq(xa * yb - xb * ya, wa * wb)
             return to_fraction(twice) / 2
     return polygon_area(pts)
 
@@ -1775,7 +1782,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
             if d == 1:
                 vol = max(p[0] for p in pts) - min(p[0] for p in pts) if pts else Fraction(0)
             elif d == 2:
-                vol = _area_2d(vids, Vf, vq, pts)
+                vol = _area_2d(vids, Vf, vh, pts)
             else:
                 masks = [sum(1 << c for c in cols) for _, cols in facets]
                 vol = _hull_lower_bound(pts, masks)
