@@ -262,7 +262,9 @@ class Certificate:
         return f"<Certificate: {self.summary()}>"
 
     # --------------------------------------------------------------------------- JSON
-    def to_json(self) -> dict[str, Any]:
+    def header_json(self) -> dict[str, Any]:
+        """Every field of :meth:`to_json` but the long lists (vertices, regions, adjacency,
+        pieces): what a sharded certificate keeps in its manifest."""
         return {
             "format": FORMAT,
             "version": self.version,
@@ -274,31 +276,30 @@ class Certificate:
             "notes": list(self.notes),
             "num_regions": self.num_regions,
             "num_pieces": self.num_pieces,
-            "vertices": [[q(c) for c in v] for v in self.vertices],
-            "regions": [{
-                "pattern": r.pattern,
-                "witness": [q(c) for c in r.witness],
-                "facets": [{"a": [q(c) for c in f.a], "b": q(f.b), "ids": list(f.ids),
-                            "vertices": list(f.vertices), "rays": list(f.rays)}
-                           for f in r.facets],
-                "rays": [[q(c) for c in v] for v in r.rays],
-                "lines": [[q(c) for c in v] for v in r.lines],
-                "vertices": r.vertices,
-                "output": [[q(c) for c in row] for row in r.output],
-                "volume": None if r.volume is None else q(r.volume),
-                "repaired": r.repaired,
-            } for r in self.regions],
-            "adjacency": [{"i": a.i, "j": a.j, "a": [q(c) for c in a.a], "b": q(a.b),
-                           "ids": list(a.ids)}
-                          for a in self.adjacency],
-            "pieces": self.pieces,
             "stats": self.stats,
         }
 
-    def save(self, path: str | Path) -> None:
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.header_json(),
+            "vertices": [[q(c) for c in v] for v in self.vertices],
+            "regions": [region_json(r) for r in self.regions],
+            "adjacency": [adjacency_json(a) for a in self.adjacency],
+            "pieces": list(self.pieces),
+        }
+
+    def save(self, path: str | Path, shard_rows: int | None = None) -> None:
         """Write the certificate as JSON (numbers of any size), gzip-compressed when the name ends
-        in ``.gz`` (``x.cert.json.gz``; the same bytes for the same certificate: no time stamp)."""
+        in ``.gz`` (``x.cert.json.gz``; the same bytes for the same certificate: no time stamp),
+        or as a sharded directory of Parquet files when it ends in ``.parquet`` (the ``parquet``
+        extra; ``shard_rows`` rows per shard, see :mod:`exactrelu._shards`)."""
         import json
+
+        if str(path).rstrip("/").endswith(".parquet"):
+            from . import _shards
+
+            _shards.save(self, path, shard_rows or _shards.SHARD_ROWS)
+            return
 
         text = json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")
         if str(path).endswith(".gz"):
@@ -311,7 +312,12 @@ class Certificate:
     def load(path: str | Path) -> Certificate:
         """Read a certificate written by :meth:`save`, plain or gzip (told by its first bytes,
         whatever its name); bounded and strict (see the module docstring), every failure a
-        :class:`~exactrelu.errors.CertificateError`."""
+        :class:`~exactrelu.errors.CertificateError`. A directory is read as a sharded
+        certificate, lazily (:mod:`exactrelu._shards`)."""
+        if Path(path).is_dir():
+            from . import _shards
+
+            return _shards.load(path)
         try:
             raw = Path(path).read_bytes()
         except OSError as exc:
@@ -342,6 +348,27 @@ class Certificate:
             return _read(data)
         except Malformed as exc:
             raise CertificateError(f"malformed certificate: {exc.where()}") from None
+
+
+def region_json(r: Region) -> dict[str, Any]:
+    """A region as its certificate JSON object (without its index: its position)."""
+    return {
+        "pattern": r.pattern,
+        "witness": [q(c) for c in r.witness],
+        "facets": [{"a": [q(c) for c in f.a], "b": q(f.b), "ids": list(f.ids),
+                    "vertices": list(f.vertices), "rays": list(f.rays)} for f in r.facets],
+        "rays": [[q(c) for c in v] for v in r.rays],
+        "lines": [[q(c) for c in v] for v in r.lines],
+        "vertices": r.vertices,
+        "output": [[q(c) for c in row] for row in r.output],
+        "volume": None if r.volume is None else q(r.volume),
+        "repaired": r.repaired,
+    }
+
+
+def adjacency_json(a: Adjacency) -> dict[str, Any]:
+    """An adjacent pair as its certificate JSON object."""
+    return {"i": a.i, "j": a.j, "a": [q(c) for c in a.a], "b": q(a.b), "ids": list(a.ids)}
 
 
 def canonical_hyperplane(a: Sequence[Fraction], b: Fraction) -> tuple[tuple, int]:
@@ -432,17 +459,57 @@ def _adjacency(a: Any, d: int, n_regions: int, n_ids: int) -> Adjacency:
                      under(".ids", _parse.integers, get(a, "ids"), 0, n_ids))
 
 
-def _read(data: Any) -> Certificate:
-    """:meth:`Certificate.from_json`, raising :class:`Malformed` with the field's path."""
-    get, under, items, integer, integers = (_parse.get, _parse.under, _parse.items,
-                                             _parse.integer, _parse.integers)
-    top = _parse.obj(data)
-    fmt = get(top, "format")
-    if fmt != FORMAT:
-        raise Malformed(f"unknown certificate format {_parse.kind(fmt)} (expected {FORMAT!r})",
+@dataclass
+class Header:
+    """The fields of a certificate besides its long lists, read and checked (:func:`read_header`),
+    and what reading the lists needs: the dimension, output rows and constraint ids."""
+
+    domain: Domain
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    n_out: int
+    offsets: list[int]
+    notes: list[str]
+    digest: str
+    version: str
+    stats: dict[str, Any]
+    num_regions: int
+    num_pieces: int
+
+    @property
+    def d(self) -> int:
+        return self.domain.dim
+
+    @property
+    def n_ids(self) -> int:
+        return self.offsets[-1]
+
+    def certificate(self, regions: Sequence[Region], vertices: Sequence[tuple[Fraction, ...]],
+                    adjacency: Sequence[Adjacency], pieces: list[int]) -> Certificate:
+        """The certificate of these lists (which may be lazy sequences), with the counts checked
+        against them."""
+        n = len(regions)
+        if self.num_regions != n:
+            raise Malformed(f"says {self.num_regions} but {n} regions are listed", ".num_regions")
+        cert = Certificate(self.domain, self.input_shape, self.output_shape, self.digest,
+                           self.offsets, regions, vertices, adjacency,  # type: ignore[arg-type]
+                           pieces, self.notes, self.version, self.stats)
+        if self.num_pieces != cert.num_pieces:
+            raise Malformed(f"says {self.num_pieces} but the piece labels give "
+                            f"{cert.num_pieces}", ".num_pieces")
+        return cert
+
+
+def read_header(top: Any, fmt: str = FORMAT) -> Header:
+    """The header fields of a certificate's JSON object (or a sharded certificate's manifest,
+    whose format is ``fmt``), checked; raises :class:`Malformed` with the field's path."""
+    get, under, integer, integers = _parse.get, _parse.under, _parse.integer, _parse.integers
+    _parse.obj(top)
+    got = get(top, "format")
+    if got != fmt:
+        raise Malformed(f"unknown certificate format {_parse.kind(got)} (expected {fmt!r})",
                         ".format")
     domain = under(".domain", _read_domain, get(top, "domain"))
-    d = domain.dim
     input_shape, n_in = under(".input_shape", shape_size, get(top, "input_shape"))
     if n_in != domain.input_dim:
         raise Malformed(f"{n_in:,} inputs, but the domain has {domain.input_dim:,}", ".input_shape")
@@ -453,27 +520,29 @@ def _read(data: Any) -> Certificate:
     if not offsets or offsets[0] != n_dom or any(b < a for a, b in itertools.pairwise(offsets)):
         raise Malformed(f"expected non-decreasing ids starting at the domain's {n_dom} "
                         f"constraints, got {len(offsets)} values", ".constraint_offsets")
-    n_ids = offsets[-1]
-    vertices = under(".vertices", _points, get(top, "vertices"), d)
-    rs = under(".regions", items, get(top, "regions"))
+    notes = under(".notes", _parse.items, get(top, "notes", []))
+    notes = [under(f".notes[{k}]", _parse.string, v, _TEXT) for k, v in enumerate(notes)]
+    return Header(domain, input_shape, output_shape, n_out, offsets, notes,
+                  under(".digest", _parse.string, get(top, "digest"), _TEXT),
+                  under(".version", _parse.string, get(top, "version", ""), _TEXT),
+                  under(".stats", _stats, get(top, "stats", {})),
+                  under(".num_regions", integer, get(top, "num_regions")),
+                  under(".num_pieces", integer, get(top, "num_pieces")))
+
+
+def _read(data: Any) -> Certificate:
+    """:meth:`Certificate.from_json`, raising :class:`Malformed` with the field's path."""
+    get, under, items = _parse.get, _parse.under, _parse.items
+    h = read_header(data)
+    d = h.d
+    vertices = under(".vertices", _points, get(data, "vertices"), d)
+    rs = under(".regions", items, get(data, "regions"))
     if not rs:
         raise Malformed("no regions (every domain has at least one)", ".regions")
-    regions = [under(f".regions[{i}]", _region, i, r, d, n_out, len(vertices), n_ids)
+    regions = [under(f".regions[{i}]", _region, i, r, d, h.n_out, len(vertices), h.n_ids)
                for i, r in enumerate(rs)]
     n = len(regions)
-    adjacency = [under(f".adjacency[{k}]", _adjacency, a, d, n, n_ids)
-                 for k, a in enumerate(under(".adjacency", items, get(top, "adjacency")))]
-    pieces = list(under(".pieces", integers, get(top, "pieces"), 0, n, n))
-    notes = under(".notes", items, get(top, "notes", []))
-    notes = [under(f".notes[{k}]", _parse.string, v, _TEXT) for k, v in enumerate(notes)]
-    cert = Certificate(domain, input_shape, output_shape,
-                       under(".digest", _parse.string, get(top, "digest"), _TEXT), offsets, regions,
-                       vertices, adjacency, pieces, notes,
-                       under(".version", _parse.string, get(top, "version", ""), _TEXT),
-                       under(".stats", _stats, get(top, "stats", {})))
-    if under(".num_regions", integer, get(top, "num_regions")) != n:
-        raise Malformed(f"says {top['num_regions']} but {n} regions are listed", ".num_regions")
-    if under(".num_pieces", integer, get(top, "num_pieces")) != cert.num_pieces:
-        raise Malformed(f"says {top['num_pieces']} but the piece labels give {cert.num_pieces}",
-                        ".num_pieces")
-    return cert
+    adjacency = [under(f".adjacency[{k}]", _adjacency, a, d, n, h.n_ids)
+                 for k, a in enumerate(under(".adjacency", items, get(data, "adjacency")))]
+    pieces = list(under(".pieces", _parse.integers, get(data, "pieces"), 0, n, n))
+    return h.certificate(regions, vertices, adjacency, pieces)

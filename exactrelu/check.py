@@ -262,7 +262,9 @@ def _is_q(x: Any) -> bool:
 
 
 def _seq(x: Any, what: str) -> Sequence[Any]:
-    if not isinstance(x, (list, tuple)):
+    """``x`` if it is a list, a tuple or another sequence (a sharded certificate's lazy rows)."""
+    if not isinstance(x, (list, tuple)) and (not isinstance(x, Sequence)
+                                             or isinstance(x, (str, bytes))):
         _fail(f"{what}: expected a list, got {_short(x)}")
     return x
 

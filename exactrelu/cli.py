@@ -225,7 +225,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .certificate import Certificate
     from .check import check
 
-    if not Path(args.cert).is_file():
+    if not Path(args.cert).exists():
         raise InvalidInputError(f"no certificate at {args.cert}")
     net = _model(args)
     # --bounds / --plane / --line: the certificate must be about exactly that domain
@@ -274,7 +274,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     from .certificate import Certificate
 
-    if not Path(args.cert).is_file():
+    if not Path(args.cert).exists():
         raise InvalidInputError(f"no certificate at {args.cert}")
     cert = Certificate.load(args.cert)
     _check_plot_dim(args.output, cert.dim)
@@ -332,7 +332,8 @@ def _parser() -> _Parser:
     model_args(v)
     domain_args(v)
     v.add_argument("-o", "--output", metavar="CERT",
-                   help="write the certificate (JSON; gzip-compressed when CERT ends in .gz)")
+                   help="write the certificate (JSON; gzip-compressed when CERT ends in .gz; a "
+                        "directory of Parquet shards when it ends in .parquet)")
     v.add_argument("--plot", metavar="PNG", help="draw the regions (1-D, 2-D or 3-D domains)")
     v.add_argument("--workers", type=int, metavar="N",
                    help="threads (compiled engine) or processes (Python engine) for the exact work "

@@ -279,7 +279,7 @@ def _write_hostile_files(d: Path, base: dict) -> dict[str, str]:
     (d / "not_utf8.json").write_bytes(b"\xff\xfe\x00{")
     out["not_utf8"] = "UTF-8"
     (d / "directory.json").mkdir(exist_ok=True)
-    out["directory"] = "cannot read"
+    out["directory"] = "not a sharded certificate: no manifest.json"
     out["missing"] = "no such file"
     return out
 

@@ -1,0 +1,332 @@
+"""Sharded certificates: a directory of Parquet files and a manifest, for certificates too big
+for one JSON document; read lazily, one shard at a time.
+
+``cert.save("big.parquet")`` (any name ending in ``.parquet``) writes a directory::
+
+    big.parquet/
+      manifest.json                    the header (every field but the long lists), and the shards
+      regions/part-00000.parquet ...   one row per region, in order, with its piece label
+      vertices/part-00000.parquet ...  one row per global vertex
+      adjacency/part-00000.parquet ... one row per adjacent pair
+
+Each table is a Parquet dataset (``pandas.read_parquet("big.parquet/regions")`` or
+``dask.dataframe.read_parquet`` read it as it is); its columns are the fields of the JSON
+certificate, rationals as the same ``"p/q"`` strings (exact, of any size; Parquet's decimals stop
+at 76 digits), indices as 64-bit integers, compressed with zstd. Parquet (through pyarrow) is
+what pandas and Dask read natively, keeps one type per column (so a shard's schema is checked
+once, not value by value), compresses columns of similar strings well, and reads one column
+without the others (the piece labels at load time).
+
+The manifest lists every shard with its row count, byte size and SHA-256. :meth:`Certificate.load
+<exactrelu.certificate.Certificate.load>` reads the manifest and, for each region shard, checks
+its size and digest and reads its ``piece`` column; regions, vertices and adjacency are then
+sequences that read a shard when an item of it is first wanted (keeping the last one), checking
+size, digest, row count and schema again, and every value with the JSON reader's checks (so a
+malformed value is a :class:`~exactrelu.errors.CertificateError` naming it, e.g.
+``regions[70001].witness[0]``, when its shard is read). Shards read are kept, so a full pass
+(:func:`exactrelu.check` makes several, and random accesses) holds what a JSON certificate
+holds; ``cert.regions.shards()`` walks the regions one shard at a time, and
+``cert.regions.release()`` drops what was read. The checker does not stream yet: it checks a
+sharded certificate with all of it in memory.
+
+Bounds: the manifest is JSON read as a certificate is (at most :data:`MANIFEST_BYTES`); a shard
+is read only if its size and digest are the manifest's, and only if the sizes its footer
+declares (each column chunk, uncompressed) are at most :data:`~exactrelu.certificate.
+GZIP_MAX_RATIO` times the file's size plus a MiB, as for gzip certificates. Beyond the footer,
+the bound relies on pyarrow's reader, which decompresses each page into the size its header
+declares and fails on any other: this is the one place where exactrelu parses a file with a
+reader it did not write, and a hostile shard reaches it only together with a manifest naming it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, overload
+
+from . import _parse
+from ._deps import extra_missing
+from ._parse import Malformed
+from .certificate import (
+    GZIP_MAX_RATIO,
+    GZIP_SLACK,
+    Adjacency,
+    Certificate,
+    Header,
+    Region,
+    _adjacency,
+    _region,
+    adjacency_json,
+    read_header,
+    region_json,
+)
+from .errors import CertificateError
+
+__all__ = ["MANIFEST_BYTES", "SHARD_ROWS", "FORMAT", "is_sharded", "load", "save"]
+
+FORMAT = "exactrelu-shards/1"
+MANIFEST = "manifest.json"
+#: Rows per shard (regions, vertices or adjacent pairs): about 20 to 60 MB of Parquet for 2-D
+#: regions of a wide net, one shard of each table held in memory at a time.
+SHARD_ROWS = 1 << 16
+#: The largest manifest read (its shards list grows by about 150 bytes per shard).
+MANIFEST_BYTES = 1 << 24
+TABLES = ("regions", "vertices", "adjacency")
+
+T = TypeVar("T")
+
+
+def _arrow() -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise extra_missing(err, "exactrelu._shards", "parquet") from err
+    return pa, pq
+
+
+def _schemas(pa: Any) -> dict[str, Any]:
+    rational, rationals = pa.string(), pa.list_(pa.string())
+    index = pa.list_(pa.int64())
+    facet = pa.struct([("a", rationals), ("b", rational), ("ids", index), ("vertices", index),
+                       ("rays", index)])
+    return {
+        "regions": pa.schema([
+            ("pattern", pa.list_(index)), ("witness", rationals), ("facets", pa.list_(facet)),
+            ("rays", pa.list_(rationals)), ("lines", pa.list_(rationals)), ("vertices", index),
+            ("output", pa.list_(rationals)), ("volume", rational), ("repaired", pa.bool_()),
+            ("piece", pa.int64())]),
+        "vertices": pa.schema([("coordinates", rationals)]),
+        "adjacency": pa.schema([("i", pa.int64()), ("j", pa.int64()), ("a", rationals),
+                                ("b", rational), ("ids", index)]),
+    }
+
+
+def is_sharded(path: str | Path) -> bool:
+    """Is ``path`` a sharded certificate's directory (or a name for one: ``*.parquet``)?"""
+    return Path(path).is_dir() or str(path).rstrip("/").endswith(".parquet")
+
+
+# --------------------------------------------------------------------------------- writing
+def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS) -> None:
+    """Write ``cert`` as a sharded certificate directory at ``path`` (replacing one that is
+    there; refusing to replace anything else)."""
+    pa, pq = _arrow()
+    if shard_rows < 1:
+        raise ValueError(f"shard_rows must be positive, got {shard_rows}")
+    root = Path(path)
+    if root.exists():
+        if not (root / MANIFEST).is_file():
+            raise CertificateError(f"{root} exists and is not a sharded certificate; "
+                                   "choose another name or remove it")
+        shutil.rmtree(root)
+    schemas = _schemas(pa)
+    rows: dict[str, Callable[[int, int], list[dict[str, Any]]]] = {
+        "regions": lambda lo, hi: [{**region_json(r), "piece": p} for r, p in
+                                   zip(cert.regions[lo:hi], cert.pieces[lo:hi], strict=True)],
+        "vertices": lambda lo, hi: [{"coordinates": [_parse.text(c) for c in v]}
+                                    for v in cert.vertices[lo:hi]],
+        "adjacency": lambda lo, hi: [adjacency_json(a) for a in cert.adjacency[lo:hi]],
+    }
+    sizes = {"regions": cert.num_regions, "vertices": cert.num_vertices,
+             "adjacency": len(cert.adjacency)}
+    shards: dict[str, list[dict[str, Any]]] = {}
+    for name in TABLES:
+        (root / name).mkdir(parents=True)
+        shards[name] = []
+        for k, lo in enumerate(range(0, max(sizes[name], 1), shard_rows)):
+            hi = min(lo + shard_rows, sizes[name])
+            file = f"{name}/part-{k:05d}.parquet"
+            table = pa.Table.from_pylist(rows[name](lo, hi), schema=schemas[name])
+            pq.write_table(table, root / file, compression="zstd")
+            data = (root / file).read_bytes()
+            shards[name].append({"file": file, "rows": hi - lo, "bytes": len(data),
+                                 "sha256": hashlib.sha256(data).hexdigest()})
+    manifest = {**cert.header_json(), "format": FORMAT, "shards": shards}
+    (root / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":")))
+
+
+# --------------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class _Shard:
+    file: Path
+    name: str  # as the manifest gives it, for messages
+    first: int
+    rows: int
+    size: int
+    sha256: str
+
+
+def _shard_list(root: Path, table: str, listed: Any) -> list[_Shard]:
+    get, under, integer, string = _parse.get, _parse.under, _parse.integer, _parse.string
+    out, first = [], 0
+    for k, s in enumerate(_parse.items(listed, most=1 << 20)):
+        where = f".shards.{table}[{k}]"
+        _parse.obj(s)
+        name = under(f"{where}.file", string, get(s, "file"), 256)
+        if Path(name).parts != (table, Path(name).name) or not name.endswith(".parquet"):
+            raise Malformed(f"{name!r} is not a file of {table}/", f"{where}.file")
+        rows = under(f"{where}.rows", integer, get(s, "rows"), 0, 1 << 40)
+        size = under(f"{where}.bytes", integer, get(s, "bytes"), 0, 1 << 50)
+        digest = under(f"{where}.sha256", string, get(s, "sha256"), 64)
+        out.append(_Shard(root / name, name, first, rows, size, digest))
+        first += rows
+    return out
+
+
+def _read_shard(shard: _Shard, schema: Any, columns: list[str] | None = None) -> Any:
+    """The shard's table (or only ``columns`` of it), after its size, digest, footer sizes, row
+    count and schema are checked; every failure a :class:`CertificateError` naming the file."""
+    pa, pq = _arrow()
+
+    def bad(why: str) -> CertificateError:
+        return CertificateError(f"shard {shard.name}: {why}")
+
+    try:
+        if shard.file.stat().st_size != shard.size:
+            raise bad(f"{shard.file.stat().st_size:,} bytes, the manifest says {shard.size:,}")
+        data = shard.file.read_bytes()
+    except FileNotFoundError:
+        raise bad("missing (the manifest lists it)") from None
+    except OSError as exc:
+        raise bad(f"cannot be read: {exc.strerror or exc}") from None
+    if hashlib.sha256(data).hexdigest() != shard.sha256:
+        raise bad("its SHA-256 differs from the manifest's (changed since it was written)")
+    try:
+        f = pq.ParquetFile(pa.BufferReader(data))
+        meta = f.metadata
+        declared = sum(meta.row_group(g).column(c).total_uncompressed_size
+                       for g in range(meta.num_row_groups) for c in range(meta.num_columns))
+        if declared > GZIP_MAX_RATIO * len(data) + GZIP_SLACK:
+            raise bad(f"declares {declared:,} bytes uncompressed from {len(data):,}: more than "
+                      f"{GZIP_MAX_RATIO}x, refused as a decompression bomb")
+        if meta.num_rows != shard.rows:
+            raise bad(f"{meta.num_rows:,} rows, the manifest says {shard.rows:,}")
+        if not f.schema_arrow.equals(schema):
+            raise bad(f"columns {f.schema_arrow.names} of unexpected types; expected "
+                      f"{schema.names} as exactrelu writes them")
+        return f.read(columns=columns)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise bad(f"not a readable Parquet file ({exc})") from None
+
+
+class _Rows(Sequence[T]):
+    """A table's items, read a shard at a time when first wanted. Shards read are kept (random
+    access, as the checker's adjacency and pieces make, would read them again and again);
+    :meth:`release` drops them, :meth:`shards` walks them holding one at a time."""
+
+    def __init__(self, shards: list[_Shard], schema: Any, table: str,
+                 convert: Callable[[int, dict[str, Any]], T]) -> None:
+        self._shards = shards
+        self._firsts = [s.first for s in shards]
+        self._n = sum(s.rows for s in shards)
+        self._schema, self._table, self._convert = schema, table, convert
+        self._cached: dict[int, list[T]] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def release(self) -> None:
+        """Drop the shards read so far (they are read again when wanted)."""
+        self._cached.clear()
+
+    def shards(self) -> Iterator[list[T]]:
+        """The items shard by shard, each shard read when reached and dropped after (unless it
+        was kept already)."""
+        for k in range(len(self._shards)):
+            yield self._cached.get(k) or self._read(k)
+
+    def _load(self, k: int) -> list[T]:
+        if k not in self._cached:
+            self._cached[k] = self._read(k)
+        return self._cached[k]
+
+    def _read(self, k: int) -> list[T]:
+        shard = self._shards[k]
+        rows = _read_shard(shard, self._schema).to_pylist()
+        out = []
+        for i, row in enumerate(rows, shard.first):
+            try:
+                out.append(self._convert(i, row))
+            except Malformed as exc:
+                raise CertificateError(f"malformed certificate: "
+                                       f"{exc.under(f'.{self._table}[{i}]').where()}") from None
+        return out
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(f"{self._table} index {i} out of range ({self._n:,} items)")
+        k = bisect.bisect_right(self._firsts, i) - 1
+        return self._load(k)[i - self._shards[k].first]
+
+    def __iter__(self) -> Iterator[T]:
+        for k in range(len(self._shards)):
+            yield from self._load(k)
+
+    def __repr__(self) -> str:
+        return f"<{self._n:,} {self._table} in {len(self._shards)} shards>"
+
+
+def load(path: str | Path) -> Certificate:
+    """The sharded certificate at ``path``: its manifest read and checked now, its regions,
+    vertices and adjacency read shard by shard when wanted (see the module docstring)."""
+    root = Path(path)
+    try:
+        return _load(root)
+    except Malformed as exc:
+        raise CertificateError(f"malformed sharded certificate {root}: {exc.where()}") from None
+
+
+def _load(root: Path) -> Certificate:
+    pa, _ = _arrow()
+    manifest = root / MANIFEST
+    try:
+        size = manifest.stat().st_size
+        if size > MANIFEST_BYTES:
+            raise CertificateError(f"{manifest}: {size:,} bytes; a manifest has at most "
+                                   f"{MANIFEST_BYTES:,}")
+        text = manifest.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise CertificateError(f"{root} is not a sharded certificate: no {MANIFEST}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CertificateError(f"cannot read {manifest}: {exc}") from None
+    top = _parse.read_json(text)
+    h: Header = read_header(top, FORMAT)
+    listed = _parse.obj(_parse.under(".shards", _parse.get, top, "shards"))
+    shards = {t: _shard_list(root, t, _parse.get(listed, t)) for t in TABLES}
+    schemas = _schemas(pa)
+    n_regions = sum(s.rows for s in shards["regions"])
+    n_vertices = sum(s.rows for s in shards["vertices"])
+    if n_regions == 0:
+        raise Malformed("no regions (every domain has at least one)", ".shards.regions")
+    d, n_out, n_ids = h.d, h.n_out, h.n_ids
+    pieces: list[int] = []
+    for s in shards["regions"]:
+        column = _read_shard(s, schemas["regions"], ["piece"]).column("piece").to_pylist()
+        for i, p in enumerate(column, s.first):
+            pieces.append(_parse.under(f".regions[{i}].piece", _parse.integer, p, 0, n_regions))
+    regions: _Rows[Region] = _Rows(
+        shards["regions"], schemas["regions"], "regions",
+        lambda i, r: _region(i, {k: v for k, v in r.items() if k != "piece"}, d, n_out,
+                             n_vertices, n_ids))
+    vertices: _Rows[tuple] = _Rows(
+        shards["vertices"], schemas["vertices"], "vertices",
+        lambda i, r: _parse.under(".coordinates", _parse.rationals, r["coordinates"], d))
+    adjacency: _Rows[Adjacency] = _Rows(
+        shards["adjacency"], schemas["adjacency"], "adjacency",
+        lambda i, r: _adjacency(r, d, n_regions, n_ids))
+    return h.certificate(regions, vertices, adjacency, pieces)
