@@ -404,6 +404,26 @@ def test_every_field_is_checked(case, generic):
         every_field_is_checked(name, prog, cert)
 
 
+@pytest.mark.parametrize("name", ["2d", "leaky", "batchnorm"])
+def test_both_map_paths_give_the_same_verdict_and_message(name):
+    """Chain products and the node loop reject a tampered certificate with the same error."""
+    net, dom = CASES[name]()
+    cert = exactrelu.verify(net, dom, progress=False)
+    prog = exactrelu.capture(net, cert.input_shape)
+    differ = []
+    n = 0
+    for what, new, _ in single_mutations(cert, per_kind=1, seed=7):
+        with maps_path(False):
+            chain = outcome(new, prog)
+        with maps_path(True):
+            generic = outcome(new, prog)
+        n += chain.startswith("rejected")
+        if chain != generic:
+            differ.append(f"{what}: {chain} / {generic}")
+    assert not differ, "\n".join(differ)
+    assert n > 50, n
+
+
 def every_field_is_checked(name: str, prog: exactrelu.Program, cert: Certificate) -> None:
     assert exactrelu.check(cert, prog) is cert
     wrong = []
