@@ -477,11 +477,16 @@ class _Level:
             z = flint.fmpz_mat(n, m, ints)
         lvl._sw, lvl._mat, lvl._rows, lvl.ints_sw = (z, den), None, None, ints
         F = None
-        if den & (den - 1) == 0:  # a power of two: float(int) is nearest, the division exact
-            with np.errstate(all="ignore"):
-                F = np.array(ints, dtype=np.float64) / float(den)
-            tiny = (F != 0) & (np.abs(F) < 2.0 ** -1000)
-            if not np.isfinite(F).all() or tiny.any() or not math.isfinite(float(den)):
+        if den & (den - 1) == 0 and den.bit_length() < 1000:
+            # a power of two: float(int) is the nearest float (or an OverflowError), and the
+            # division by den is exact unless the quotient leaves the normal range
+            try:
+                with np.errstate(all="ignore"):
+                    F = np.array(ints, dtype=np.float64) / float(den)
+            except OverflowError:
+                F = None
+            if F is not None and (not np.isfinite(F).all()
+                                  or ((F != 0) & (np.abs(F) < 2.0 ** -1000)).any()):
                 F = None
         if F is None:
             F = np.array([_near(v) for v in lvl.mat.entries()], dtype=np.float64)
