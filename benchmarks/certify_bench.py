@@ -27,9 +27,7 @@ import argparse
 import concurrent.futures as cf
 import math
 import os
-import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -38,79 +36,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 
 import exactrelu
-from exactrelu import _fastpath
 from exactrelu.capture import capture
 from exactrelu.domain import as_domain
+from exactrelu.engines import compiled as compiled_engine
 from exactrelu.trace import trace
 from exactrelu.verify import PARALLEL_THRESHOLD
 
+from measure import TreeMemory, peak_rss_mb
 from nets import mlp, reference_nets
 
 DEFAULT = ["2-16-16", "2-16-16-16", "2-32-32", "2-32-32-32", "3-8-8", "2-64-64-64", "2-128-128-128",
            "4-16-16-16"]
 
 
-def peak_rss_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return (own + kids) / 1024.0
-
-
-def _pss_mb(pid: int) -> float:
-    """Proportional set size: resident memory with pages shared between processes (a forked
-    worker shares its parent's pages until it writes them) split between them, so that the sum
-    over processes counts each page once (resident set sizes would count shared pages twice)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                out += [int(x) for x in fh.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-class TreeMemory:
-    """Peak summed memory (:func:`_pss_mb`) of this process and its children, sampled in a
-    thread."""
-
-    def __init__(self) -> None:
-        self.peak = self.peak_main = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = os.getpid()
-        while not self._stop.is_set():
-            main = _pss_mb(me)
-            self.peak_main = max(self.peak_main, main)
-            self.peak = max(self.peak, main + sum(_pss_mb(k) for k in _children(me)))
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> TreeMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def settle() -> None:
     """Wait for the compiled engine's background frees of earlier certificates."""
-    if _fastpath.available():
-        _fastpath._core.settle()
+    if compiled_engine.available():
+        compiled_engine._core.settle()
 
 
 def big_row(net: torch.nn.Module, bounds: list, workers: int, engine: str) -> None:
@@ -184,7 +126,7 @@ def main() -> None:
         for name, net, bounds in nets:
             t_trace = t_cert = math.inf
             cert = None
-            compiled = args.engine == "auto" and _fastpath.plan(capture(net, (len(bounds),)),
+            compiled = args.engine == "auto" and compiled_engine.plan(capture(net, (len(bounds),)),
                                                                   as_domain(bounds)) is not None
             for _ in range(max(1, args.repeat)):
                 cert = None  # the previous run's certificate is freed here, not in a timed region

@@ -3,10 +3,12 @@
 // Certifies every activation region of a chain "affine, (elementwise op, affine)*" on a bounded
 // 2-D or 3-D polytope, the same way and with the same results as exactrelu/certify.py's
 // arrangement path (_Certifier._arranged, _Arrangement, _child_lives), and assembles what the
-// certificate needs (vertices deduplicated exactly, adjacency, linear pieces) as
-// exactrelu/verify.py does. The Python module exactrelu/_fastpath.py decides when this applies,
-// builds the input and the statistics; tests/test_fastpath.py compares the two engines'
-// certificates entry by entry.
+// certificate needs (vertices deduplicated exactly, adjacency, linear pieces) as the Python engine
+// (exactrelu/engines/python.py) does. It returns plain data (lists of Python ints, the fields of
+// exactrelu.engines.Complex), never the certificate's objects: exactrelu/engines/compiled.py
+// decides when this applies and builds the input, and exactrelu/engines/_complex.py makes the
+// certificate. tests/test_engines.py compares the two engines' canonical forms,
+// tests/test_fastpath.py their certificates entry by entry.
 //
 // Exactness. Every number that reaches the certificate is an exact integer or rational (GMP, or
 // fixed-width integers that a bound proves large enough). Every sign is exact: it is decided by a
@@ -1687,7 +1689,7 @@ int Certifier::row_out(const RowRef& ref) {
         const RowOut& p = rows_out[(size_t)other];
         for (int i = 0; i <= d; ++i) o.k[i] = p.k[i];
     } else if (o.side != 0) {
-        // the hyperplane's primitive integer row (verify._hyperplane_key): (a, b) is a positive
+        // the hyperplane's primitive integer row (engines/python.py, _hyperplane_key): (a, b) is a positive
         // multiple of sg (-r_1, .., -r_d, r_d+1), whose first non-zero entry among the first d
         // the key makes positive
         for (int i = 0; i < d; ++i) mpz_neg(o.k[i].v, r.e[i].v);
@@ -1805,7 +1807,7 @@ struct Pair {
 };
 
 // 3-D: pairs of facets on one plane (opposite sides) that share a piece of positive area
-// (verify._overlapping_facets). Boxes first, compared exactly along the coordinates the plane does
+// (engines/python.py, _overlapping_facets). Boxes first, compared exactly along the coordinates the plane does
 // not fix: boxes apart or touching cannot share area. Then three shared vertices (three vertices
 // of a convex polygon are never collinear) mean a shared piece; else two convex polygons on the
 // plane share area unless a line of the plane separates them, and such a line can be taken through
@@ -2264,47 +2266,10 @@ struct Ref {  // an owned reference
     PyObject* release() { PyObject* o = p; p = nullptr; return o; }
 };
 
-// Makes the certificate's Python objects: Fractions (from their two slots, as Fraction's own
-// _from_coprime_ints does, or by calling `make` where the slots are not found) and instances of
-// the certificate's dataclasses (attributes set one by one, without running __init__).
-struct Builder {
-    PyObject* make = nullptr;
-    PyTypeObject* ftype = nullptr;
-    Py_ssize_t off_n = -1, off_d = -1;
-    std::vector<Ref> names;
-
-    void init(PyObject* fraction_type, PyObject* make_fn) {
-        make = make_fn;
-        if (!PyType_Check(fraction_type)) return;
-        Py_ssize_t offs[2] = {-1, -1};
-        const char* slot[2] = {"_numerator", "_denominator"};
-        for (int i = 0; i < 2; ++i) {
-            PyObject* d = PyObject_GetAttrString(fraction_type, slot[i]);
-            if (!d) {
-                PyErr_Clear();
-                return;
-            }
-            if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
-                PyMemberDef* m = ((PyMemberDescrObject*)d)->d_member;
-                if (m->type == T_OBJECT_EX) offs[i] = m->offset;
-            }
-            Py_DECREF(d);
-        }
-        if (offs[0] > 0 && offs[1] > 0) {
-            ftype = (PyTypeObject*)fraction_type;
-            off_n = offs[0];
-            off_d = offs[1];
-        }
-    }
-
-    PyObject* name(int k, const char* s) {
-        while ((int)names.size() <= k) names.emplace_back();
-        if (!names[(size_t)k].p) names[(size_t)k] = Ref(PyUnicode_InternFromString(s));
-        return names[(size_t)k].p;
-    }
-
-    // Python ints shared by every Fraction that has them: powers of two up to 2^1023 (the
-    // denominators of dyadic values: most of them) and 0..255
+// Python ints for the engine's plain output (lists of ints; never Fractions or dataclasses):
+// the ints 0..255 and the powers of two up to 2^1023 (the denominators of dyadic values, most of
+// them) are made once and shared by every entry that has them.
+struct Ints {
     std::vector<Ref> pow2, small;
 
     PyObject* integer(mpz_srcptr z) {
@@ -2324,75 +2289,42 @@ struct Builder {
         }
         return mpz_to_py(z);
     }
+};
 
-    // the Fraction n / d of a canonical mpq (coprime, d > 0)
-    PyObject* frac(const mpq_t q) {
-        Ref n(integer(mpq_numref(q)));
-        Ref d(integer(mpq_denref(q)));
-        if (!ftype) return PyObject_CallFunctionObjArgs(make, n.p, d.p, nullptr);
-        PyObject* f = ftype->tp_alloc(ftype, 0);
-        if (!f) return nullptr;
-        *(PyObject**)((char*)f + off_n) = n.release();
-        *(PyObject**)((char*)f + off_d) = d.release();
-        return f;
+// A Python list of ints built by appending (the references are owned until the list is made).
+struct IntList {
+    std::vector<PyObject*> v;
+    IntList() = default;
+    IntList(const IntList&) = delete;
+    ~IntList() {
+        for (PyObject* o : v) Py_XDECREF(o);
     }
-
-    // Where each attribute of a class lives: slot offsets (slotted dataclasses) or -1 (set by name).
-    struct Layout {
-        PyTypeObject* t = nullptr;
-        std::vector<Py_ssize_t> offs;
-        std::vector<PyObject*> names;  // borrowed from `names`
-    };
-
-    Layout layout(PyObject* cls, std::initializer_list<PyObject*> attrs) {
-        Layout L;
-        L.t = (PyTypeObject*)cls;
-        for (PyObject* a : attrs) {
-            L.names.push_back(a);
-            Py_ssize_t off = -1;
-            PyObject* d = PyObject_GetAttr(cls, a);
-            if (d && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
-                PyMemberDef* m = ((PyMemberDescrObject*)d)->d_member;
-                if (m->type == T_OBJECT_EX && !(m->flags & READONLY)) off = m->offset;
-            }
-            if (!d) PyErr_Clear();
-            Py_XDECREF(d);
-            L.offs.push_back(off);
-        }
-        return L;
+    void add(PyObject* o) {
+        if (!o) throw PyError();
+        v.push_back(o);
     }
-
-    // an instance with the layout's attributes set to `vals` (their references are stolen),
-    // without running __init__
-    PyObject* obj(const Layout& L, std::initializer_list<PyObject*> vals) {
-        PyObject* o = L.t->tp_alloc(L.t, 0);
-        bool ok = o != nullptr;
-        size_t i = 0;
-        for (PyObject* v : vals) {  // every value's reference is consumed, also after a failure
-            Py_ssize_t off = L.offs[i++];
-            if (!v) {
-                ok = false;
-            } else if (ok && off > 0) {
-                *(PyObject**)((char*)o + off) = v;
-                continue;
-            } else if (ok && PyObject_SetAttr(o, L.names[i - 1], v) < 0) {
-                ok = false;
-            }
-            Py_XDECREF(v);
-        }
-        if (!ok) {
-            Py_XDECREF(o);
-            throw PyError();
-        }
-        return o;
+    void add(long x) { add(PyLong_FromLong(x)); }
+    PyObject* take() {
+        Ref l(PyList_New((Py_ssize_t)v.size()));
+        for (size_t i = 0; i < v.size(); ++i) PyList_SET_ITEM(l.p, (Py_ssize_t)i, v[i]);
+        v.clear();
+        return l.release();
     }
 };
 
-PyObject* id_tuple(const std::vector<long>& ids) {
-    Ref t(PyTuple_New((Py_ssize_t)ids.size()));
-    for (size_t i = 0; i < ids.size(); ++i) PyTuple_SET_ITEM(t.p, (Py_ssize_t)i, Ref(PyLong_FromLong(ids[i])).release());
-    return t.release();
-}
+// Rationals as two lists of ints, numerators and denominators (coprime, denominators > 0)
+struct RatList {
+    IntList num, den;
+    void add(Ints& I, const mpq_t q) {
+        num.add(I.integer(mpq_numref(q)));
+        den.add(I.integer(mpq_denref(q)));
+    }
+    PyObject* take() {
+        Ref n(num.take());
+        Ref d(den.take());
+        return PyTuple_Pack(2, n.p, d.p);
+    }
+};
 
 PyObject* int_list(const std::vector<long>& xs) {
     Ref t(PyList_New((Py_ssize_t)xs.size()));
@@ -2428,21 +2360,12 @@ PyObject* settle(PyObject*, PyObject*) {
 }
 
 PyObject* certify2d(PyObject*, PyObject* args) {
-    PyObject *spec_obj, *classes, *proposals, *report = Py_None;
+    PyObject *spec_obj, *proposals, *report = Py_None;
     int threads = 1;
     Py_ssize_t max_leaves = 0;
-    if (!PyArg_ParseTuple(args, "OOiO|On", &spec_obj, &classes, &threads, &proposals, &report, &max_leaves))
+    if (!PyArg_ParseTuple(args, "OiO|On", &spec_obj, &threads, &proposals, &report, &max_leaves))
         return nullptr;
     try {
-        std::vector<PyObject*> cls = items(classes, "classes");
-        Guard g0{cls};
-        if (cls.size() != 5) throw std::runtime_error("exactrelu._core: classes = (Fraction, make, RegionFacet, Region, Adjacency)");
-        Builder B;
-        B.init(cls[0], cls[1]);
-        PyObject *facet_cls = cls[2], *region_cls = cls[3], *adj_cls = cls[4];
-        for (PyObject* c : {facet_cls, region_cls, adj_cls})
-            if (!PyType_Check(c)) throw std::runtime_error("exactrelu._core: expected classes");
-
         auto t_start = std::chrono::steady_clock::now();
         // everything the certification allocates; released on a thread of its own at the end
         struct Keep {
@@ -2696,136 +2619,130 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         } joiner{helper};
         std::future<void> f_verts = done_verts.get_future(), f_trace = done_trace.get_future(),
                           f_adj = done_adj.get_future();
-        auto t_objects = std::chrono::steady_clock::now();
+        auto t_output = std::chrono::steady_clock::now();
 
-        // Python objects
-        enum { A_A, A_B, A_IDS, A_VERTICES, A_RAYS, A_INDEX, A_PATTERN, A_WITNESS, A_FACETS, A_OUTPUT,
-               A_VOLUME, A_REPAIRED, A_LINES, A_I, A_J };
-        PyObject* nm[] = {B.name(A_A, "a"), B.name(A_B, "b"), B.name(A_IDS, "ids"), B.name(A_VERTICES, "vertices"),
-                          B.name(A_RAYS, "rays"), B.name(A_INDEX, "index"), B.name(A_PATTERN, "pattern"),
-                          B.name(A_WITNESS, "witness"), B.name(A_FACETS, "facets"), B.name(A_OUTPUT, "output"),
-                          B.name(A_VOLUME, "volume"), B.name(A_REPAIRED, "repaired"), B.name(A_LINES, "lines"),
-                          B.name(A_I, "i"), B.name(A_J, "j")};
-        Builder::Layout L_facet = B.layout(facet_cls, {nm[A_A], nm[A_B], nm[A_IDS], nm[A_VERTICES], nm[A_RAYS]});
-        Builder::Layout L_region = B.layout(region_cls, {nm[A_INDEX], nm[A_PATTERN], nm[A_WITNESS], nm[A_FACETS],
-                                                         nm[A_VERTICES], nm[A_OUTPUT], nm[A_VOLUME], nm[A_REPAIRED],
-                                                         nm[A_RAYS], nm[A_LINES]});
-        Builder::Layout L_adj = B.layout(adj_cls, {nm[A_I], nm[A_J], nm[A_A], nm[A_B], nm[A_IDS]});
-        std::vector<std::vector<Ref>> row_a(certs.size()), row_b(certs.size());  // per output row: a, b
-        for (size_t ci = 0; ci < certs.size(); ++ci)
-            for (const RowOut& r : certs[ci]->rows_out) {
-                Ref a(PyTuple_New(spec.d));
-                for (int i = 0; i < spec.d; ++i) PyTuple_SET_ITEM(a.p, i, Ref(B.frac(r.a[i].v)).release());
-                row_a[ci].push_back(std::move(a));
-                row_b[ci].emplace_back(B.frac(r.b.v));
-            }
-        // one list per state of each level, shared by the regions below it (read-only)
-        std::vector<std::vector<Ref>> state_lists((size_t)P.spec.L);
+        // The plain output (lists of ints; see exactrelu/engines/compiled.py for its layout),
+        // made with the GIL while the helper thread works; each of its stages is waited for
+        // where its result is first used.
+        Ints I;
+        const int d = spec.d, M = spec.d + 1;
+        Ref py_states(PyList_New((Py_ssize_t)P.spec.L));
         for (int j = 0; j < P.spec.L; ++j) {
             const auto& tab = state_tables[(size_t)j];
             size_t n = (size_t)P.spec.levels[(size_t)j].n;
+            Ref lists(PyList_New((Py_ssize_t)tab.size()));
             for (size_t k = 0; k < tab.size(); ++k) {
                 Ref lst(PyList_New((Py_ssize_t)n));
                 for (size_t u = 0; u < n; ++u) PyList_SET_ITEM(lst.p, (Py_ssize_t)u, PyLong_FromLong(tab[k]->st[u]));
-                state_lists[(size_t)j].push_back(std::move(lst));
+                PyList_SET_ITEM(lists.p, (Py_ssize_t)k, lst.release());
+            }
+            PyList_SET_ITEM(py_states.p, j, lists.release());
+        }
+        Ref py_state_ids(PyList_New((Py_ssize_t)P.spec.L));
+        for (int j = 0; j < P.spec.L; ++j) {
+            IntList ids;
+            for (const LeafRef& r : order) ids.add((long)r.leaf->state_ids[(size_t)j]);
+            PyList_SET_ITEM(py_state_ids.p, j, ids.take());
+        }
+        // facet rows, numbered certifier by certifier
+        std::vector<long> row_base(certs.size() + 1, 0);
+        RatList rows;
+        for (size_t ci = 0; ci < certs.size(); ++ci) {
+            row_base[ci + 1] = row_base[ci] + (long)certs[ci]->rows_out.size();
+            for (const RowOut& r : certs[ci]->rows_out) {
+                for (int i = 0; i < d; ++i) rows.add(I, r.a[i].v);
+                rows.add(I, r.b.v);
             }
         }
-        f_verts.get();
-        Ref py_verts(PyList_New((Py_ssize_t)gverts.size()));
-        for (size_t i = 0; i < gverts.size(); ++i) {
-            Ref t(PyTuple_New(spec.d));
-            for (int c = 0; c < spec.d; ++c) PyTuple_SET_ITEM(t.p, c, Ref(B.frac(gverts[i]->x[c].v)).release());
-            PyList_SET_ITEM(py_verts.p, (Py_ssize_t)i, t.release());
-        }
-        f_trace.get();
         const Level& last = P.spec.levels.back();
-        Ref empty(PyTuple_New(0));
-        Ref py_regions(PyList_New((Py_ssize_t)order.size()));
+        RatList wit, outs, vol;
+        IntList f_start, f_row, fid_start, fid_flat;
+        f_start.add(0L);
+        fid_start.add(0L);
+        long nf_all = 0, nid_all = 0;
         Q q;
         long den_log2 = log2_if_power(P.spec.out_den.v);
         Z num;
         for (size_t ri = 0; ri < order.size(); ++ri) {
             const LeafRec& lf = *order[ri].leaf;
-            const size_t ci = order[ri].ci;
-            const std::vector<int>& vm = vmap[ci];
-            Ref pattern(PyList_New((Py_ssize_t)P.spec.L));
-            for (int j = 0; j < P.spec.L; ++j) {
-                int sid = lf.state_ids[(size_t)j];
-                PyObject* lst = state_lists[(size_t)j][(size_t)sid].p;
-                Py_INCREF(lst);
-                PyList_SET_ITEM(pattern.p, j, lst);
+            for (int i = 0; i < d; ++i) wit.add(I, lf.w[i].v);
+            for (size_t k = 0; k < lf.frow.size(); ++k) {
+                f_row.add(row_base[order[ri].ci] + (long)lf.frow[k]);
+                for (long id : lf.fids[k]) fid_flat.add(id);
+                nid_all += (long)lf.fids[k].size();
+                fid_start.add(nid_all);
             }
-            Ref wit(PyTuple_New(spec.d));
-            for (int i = 0; i < spec.d; ++i) PyTuple_SET_ITEM(wit.p, i, Ref(B.frac(lf.w[i].v)).release());
-            const size_t m = lf.verts.size(), nf = lf.frow.size();
-            Ref facets(PyList_New((Py_ssize_t)nf));
-            Ref vlist(PyList_New((Py_ssize_t)m));
-            for (size_t k = 0; k < m; ++k) PyList_SET_ITEM(vlist.p, (Py_ssize_t)k, PyLong_FromLong(vm[(size_t)lf.verts[k]]));
-            for (size_t k = 0; k < nf; ++k) {
-                PyObject* a = row_a[ci][(size_t)lf.frow[k]].p;
-                PyObject* b = row_b[ci][(size_t)lf.frow[k]].p;
-                Py_INCREF(a);
-                Py_INCREF(b);
-                Py_INCREF(empty.p);
-                PyObject* fvs;
-                if (spec.d == 2) {
-                    fvs = PyTuple_Pack(2, PyList_GET_ITEM(vlist.p, (Py_ssize_t)k),
-                                       PyList_GET_ITEM(vlist.p, (Py_ssize_t)((k + 1) % m)));
-                } else {
-                    const std::vector<int>& pos = lf.fv[k];
-                    fvs = PyTuple_New((Py_ssize_t)pos.size());
-                    if (fvs)
-                        for (size_t i = 0; i < pos.size(); ++i)
-                            PyTuple_SET_ITEM(fvs, (Py_ssize_t)i, Py_NewRef(PyList_GET_ITEM(vlist.p, (Py_ssize_t)pos[i])));
-                }
-                PyObject* f = B.obj(L_facet, {a, b, id_tuple(lf.fids[k]), fvs, empty.p});
-                PyList_SET_ITEM(facets.p, (Py_ssize_t)k, f);
-            }
-            const int M = spec.d + 1;
-            Ref outm(PyList_New((Py_ssize_t)last.n_out));
-            for (int r = 0; r < last.n_out; ++r) {
-                Ref row(PyList_New(M));
+            nf_all += (long)lf.frow.size();
+            f_start.add(nf_all);
+            for (int r = 0; r < last.n_out; ++r)
                 for (int c = 0; c < M; ++c) {
                     lf.out.get((size_t)r * (size_t)M + (size_t)c, num.v);
                     set_ratio(q.v, num.v, P.spec.out_den.v, den_log2);
-                    PyList_SET_ITEM(row.p, c, Ref(B.frac(q.v)).release());
+                    outs.add(I, q.v);
                 }
-                PyList_SET_ITEM(outm.p, r, row.release());
-            }
-            PyObject* region = B.obj(L_region, {
-                PyLong_FromSize_t(ri), pattern.release(), wit.release(), facets.release(),
-                vlist.release(), outm.release(), B.frac(lf.volume.v),
-                Py_NewRef(traced && !hit[(size_t)spec.L - 1][(size_t)lf.state_ids[(size_t)spec.L - 1]] ? Py_True : Py_False),
-                PyList_New(0),
-                PyList_New(0)});
-            PyList_SET_ITEM(py_regions.p, (Py_ssize_t)ri, region);
+            vol.add(I, lf.volume.v);
         }
+        f_verts.get();
+        RatList py_verts;
+        for (size_t i = 0; i < gverts.size(); ++i)
+            for (int c = 0; c < d; ++c) py_verts.add(I, gverts[i]->x[c].v);
+        IntList v_start, v_flat, fv_start, fv_flat;
+        v_start.add(0L);
+        fv_start.add(0L);
+        long nv_all = 0, nfv_all = 0;
+        for (size_t ri = 0; ri < order.size(); ++ri) {
+            const LeafRec& lf = *order[ri].leaf;
+            const std::vector<int>& vm = vmap[order[ri].ci];
+            const size_t m = lf.verts.size();
+            for (size_t k = 0; k < m; ++k) v_flat.add((long)vm[(size_t)lf.verts[k]]);
+            nv_all += (long)m;
+            v_start.add(nv_all);
+            for (size_t k = 0; k < lf.frow.size(); ++k) {
+                if (d == 2) {
+                    // 2-D: facet k joins the ring's vertices k and k + 1
+                    fv_flat.add((long)vm[(size_t)lf.verts[k]]);
+                    fv_flat.add((long)vm[(size_t)lf.verts[(k + 1) % m]]);
+                    nfv_all += 2;
+                } else {
+                    for (int pos : lf.fv[k]) fv_flat.add((long)vm[(size_t)lf.verts[(size_t)pos]]);
+                    nfv_all += (long)lf.fv[k].size();
+                }
+                fv_start.add(nfv_all);
+            }
+        }
+        f_trace.get();
+        IntList repaired;
+        for (const LeafRef& r : order)
+            repaired.add(Py_NewRef(traced && !hit[(size_t)spec.L - 1][(size_t)r.leaf->state_ids[(size_t)spec.L - 1]]
+                                   ? Py_True : Py_False));
         f_adj.get();
         // adjacency: the plane of each line as (a, b) with the first non-zero entry of a one
-        std::vector<Ref> plane_a(A.lines.size()), plane_b(A.lines.size());
-        Ref py_adj(PyList_New((Py_ssize_t)A.adj_i.size()));
+        std::vector<long> plane_of(A.lines.size(), -1);
+        RatList planes;
+        IntList adj_i, adj_j, adj_plane, aid_start, aid_flat;
+        aid_start.add(0L);
+        long n_planes = 0, naid_all = 0;
         for (size_t k = 0; k < A.adj_i.size(); ++k) {
             size_t ln = (size_t)A.adj_line[k];
-            if (!plane_a[ln].p) {
+            if (plane_of[ln] < 0) {
                 const RowOut& r = *A.lines[ln];
                 mpz_srcptr lead = nullptr;
-                for (int c = 0; c < spec.d && !lead; ++c)
+                for (int c = 0; c < d && !lead; ++c)
                     if (mpz_sgn(r.k[c].v)) lead = r.k[c].v;
-                Ref a(PyTuple_New(spec.d));
-                for (int c = 0; c <= spec.d; ++c) {
+                for (int c = 0; c <= d; ++c) {
                     mpq_set_num(q.v, r.k[c].v);
                     mpq_set_den(q.v, lead);
                     mpq_canonicalize(q.v);
-                    if (c < spec.d)
-                        PyTuple_SET_ITEM(a.p, c, Ref(B.frac(q.v)).release());
-                    else
-                        plane_b[ln] = Ref(B.frac(q.v));
+                    planes.add(I, q.v);
                 }
-                plane_a[ln] = std::move(a);
+                plane_of[ln] = n_planes++;
             }
-            PyObject* adj = B.obj(L_adj, {PyLong_FromLong(A.adj_i[k]), PyLong_FromLong(A.adj_j[k]),
-                                          Py_NewRef(plane_a[ln].p), Py_NewRef(plane_b[ln].p), id_tuple(A.adj_ids[k])});
-            PyList_SET_ITEM(py_adj.p, (Py_ssize_t)k, adj);
+            adj_i.add(A.adj_i[k]);
+            adj_j.add(A.adj_j[k]);
+            adj_plane.add(plane_of[ln]);
+            for (long id : A.adj_ids[k]) aid_flat.add(id);
+            naid_all += (long)A.adj_ids[k].size();
+            aid_start.add(naid_all);
         }
         Ref py_pieces(int_list(A.pieces));
         long n_cells = main.n_cells;
@@ -2845,8 +2762,8 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         Ref t_asm(PyFloat_FromDouble(asm_seconds));
         if (PyDict_SetItemString(secs.p, "assembly", t_asm.p) < 0) throw PyError();
         helper.join();
-        Ref t_py(PyFloat_FromDouble(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_objects).count()));
-        if (PyDict_SetItemString(secs.p, "objects", t_py.p) < 0) throw PyError();
+        Ref t_py(PyFloat_FromDouble(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_output).count()));
+        if (PyDict_SetItemString(secs.p, "output", t_py.p) < 0) throw PyError();
         long n_certified = 0;
         for (auto& t : state_tables) n_certified += (long)t.size();
         Ref counts(Py_BuildValue("{s:l,s:l,s:l,s:l,s:i,s:i,s:l}", "candidates", st_candidates, "confirmed",
@@ -2856,7 +2773,23 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         for (const Level& lv : spec.levels) limbs.push_back(lv.K_out);
         Ref py_limbs(int_list(limbs));
         if (PyDict_SetItemString(counts.p, "compiled_limbs", py_limbs.p) < 0) throw PyError();
-        PyObject* result = PyTuple_Pack(6, py_regions.p, py_verts.p, py_adj.p, py_pieces.p, counts.p, secs.p);
+        Ref o_wit(wit.take()), o_verts(py_verts.take()), o_rows(rows.take()), o_outs(outs.take()),
+            o_vol(vol.take()), o_planes(planes.take());
+        Ref o_vs(v_start.take()), o_vf(v_flat.take()), o_fs(f_start.take()), o_fr(f_row.take()),
+            o_is(fid_start.take()), o_if(fid_flat.take()), o_fvs(fv_start.take()), o_fvf(fv_flat.take()),
+            o_rep(repaired.take()), o_ai(adj_i.take()), o_aj(adj_j.take()), o_ap(adj_plane.take()),
+            o_as(aid_start.take()), o_af(aid_flat.take());
+        PyObject* result = Py_BuildValue(
+            "{s:i,s:i,s:O,s:O,s:O,s:O,s:(OO),s:O,s:O,s:O,s:(OO),s:(OO),s:O,s:O,s:O,s:O,s:O,s:O,s:(OO),"
+            "s:O,s:O,s:O,s:O}",
+            "d", d, "n_out", last.n_out, "states", py_states.p, "state_ids", py_state_ids.p,
+            "witness", o_wit.p, "vertices", o_verts.p, "region_vertices", o_vs.p, o_vf.p,
+            "rows", o_rows.p, "facet_start", o_fs.p, "facet_row", o_fr.p, "facet_ids", o_is.p, o_if.p,
+            "facet_vertices", o_fvs.p, o_fvf.p, "outputs", o_outs.p, "volume", o_vol.p,
+            "repaired", o_rep.p, "adj_i", o_ai.p, "adj_j", o_aj.p, "adj_plane", o_ap.p,
+            "adj_ids", o_as.p, o_af.p, "planes", o_planes.p, "pieces", py_pieces.p, "counts", counts.p,
+            "seconds", secs.p);
+        if (!result) throw PyError();
         // freeing millions of GMP integers takes a while: a thread of its own does it
         order.clear();
         free_later(keep.release());
@@ -2871,17 +2804,17 @@ PyObject* certify2d(PyObject*, PyObject* args) {
 
 PyMethodDef methods[] = {
     {"certify2d", certify2d, METH_VARARGS,
-     "certify2d(spec, classes, threads, proposals[, report[, max_leaves]]) -> (regions, vertices, adjacency, pieces,\n"
-     "counts, seconds), or an int when more than max_leaves > 0 regions exist (a lower bound of their number)\n\n"
+     "certify2d(spec, threads, proposals[, report[, max_leaves]]) -> dict of plain data (lists of ints),\n"
+     "or an int when more than max_leaves > 0 regions exist (a lower bound of their number)\n\n"
      "The compiled exact layer for bounded 2-D domains and chains of affine layers and elementwise\n"
-     "ops; see exactrelu/_fastpath.py for the spec and the result."},
+     "ops; see exactrelu/engines/compiled.py for the spec and the result."},
     {"settle", settle, METH_NOARGS,
      "settle() -> None\n\nWait until the memory of finished certifications is freed (it is freed on threads of\n"
      "their own after certify2d returns; benchmarks call this so that it does not run beside what they time)."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT, "exactrelu._core",
-                      "Compiled exact layer (GMP) for 2-D domains; used through exactrelu._fastpath.", -1,
+                      "Compiled exact layer (GMP) for 2-D and 3-D domains; used through exactrelu.engines.compiled.", -1,
                       methods, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace

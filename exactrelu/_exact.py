@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import torch
 
@@ -17,6 +18,8 @@ from ._deps import flint
 
 fmpq = flint.fmpq
 fmpq_mat = flint.fmpq_mat
+fmpz = flint.fmpz
+fmpz_mat = flint.fmpz_mat
 
 
 def to_fmpq(x: Fraction | int | float | fmpq) -> fmpq:
@@ -163,3 +166,54 @@ def stack_maps(maps: Sequence[ExactMap]) -> list[list[fmpq]]:
 
 def _rebuild_affine(n: int, m: int, entries: list, a: list) -> ExactAffine:
     return ExactAffine(fmpq_mat(n, m, entries), a)
+
+
+class IntMap:
+    """An exact affine map as one integer matrix over one positive denominator:
+    ``[M | c] = N / den``.
+
+    The certifier's hot path (affine layers and elementwise units) stays in integers, which skips
+    the per-entry canonicalisation of ``fmpq_mat`` (about 8x faster products here); other rules
+    get an :class:`ExactMap` (:func:`as_exact`). The matrix is held as an ``fmpz_mat`` (for
+    products), as rows of Python ints (cheap to sum, to evaluate and to round to float64), or
+    both: each is made from the other on first use."""
+
+    __slots__ = ("_N", "_rows", "den", "shape")
+
+    def __init__(self, N: Any, den: int, shape: tuple[int, ...],
+                 rows: list[list[int]] | None = None) -> None:
+        self._N = N
+        self._rows = rows
+        self.den = den
+        self.shape = shape
+
+    @property
+    def N(self) -> Any:
+        """The matrix as an ``fmpz_mat``."""
+        if self._N is None:
+            rows = self._rows
+            self._N = fmpz_mat(rows) if rows else fmpz_mat(0, 0)
+        return self._N
+
+    @property
+    def rows(self) -> list[list[int]]:
+        """The matrix as rows of Python ints (shared: never modify them)."""
+        if self._rows is None:
+            self._rows = [[int(v) for v in r] for r in self._N.tolist()]
+        return self._rows
+
+    def __reduce__(self) -> tuple:  # fmpz_mat does not pickle (process pools ship cells)
+        return (IntMap, (None, self.den, self.shape, self.rows))
+
+
+def as_int(m: Any) -> IntMap:
+    if isinstance(m, IntMap):
+        return m
+    N, den = m.mat.numer_denom()
+    return IntMap(N, int(den), m.shape)
+
+
+def as_exact(m: Any) -> ExactMap:
+    if isinstance(m, IntMap):
+        return ExactMap(fmpq_mat(m.N) / fmpz(m.den), m.shape)
+    return m

@@ -83,7 +83,7 @@ from .rules import (
     rule_conflict,
 )
 
-__all__ = ["Program", "Node", "capture"]
+__all__ = ["Program", "Node", "capture", "constraint_offsets"]
 
 INPUT = -1
 
@@ -1262,3 +1262,14 @@ def _resolve_reshape(nd: Node, in_shape: tuple[int, ...]) -> Reshape:
     if math.prod(rest) != n:
         raise refuse(f"view/reshape to {tuple(dims)} of samples of shape {in_shape}")
     return Reshape(tuple(rest))
+
+
+def constraint_offsets(prog: Program, domain: Any) -> list[int]:
+    """Where each piecewise op's switching functions start among the constraint ids: the
+    domain's halfspaces come first (ids ``0 .. offsets[0]-1``), then op ``j``'s functions (ids
+    ``offsets[j] .. offsets[j+1]-1``); the last entry is the number of ids."""
+    A, _ = domain.halfspaces()
+    offs = [len(A)]
+    for j in range(prog.num_piecewise):
+        offs.append(offs[-1] + prog.num_switching(j))
+    return offs

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import gc
 import logging
 import math
 import os
@@ -40,10 +39,18 @@ import torch
 
 from . import _exact, _polyhedra
 from ._deps import flint
-from ._exact import ExactMap, fmpq, fmpq_mat
+from ._exact import (
+    ExactMap,
+    IntMap as _IMap,
+    as_exact as _as_exact,
+    as_int as _as_int,
+    fmpq,
+    fmpq_mat,
+)
 from ._geometry import float_signs
 from ._progress import progress_bar
-from .capture import INPUT, Program
+from ._runtime import paused_gc
+from .capture import INPUT, Program, constraint_offsets
 from .certificate import coprime_fraction
 from .domain import Domain
 from .errors import CertificationError, InvalidInputError, RegionLimitError
@@ -120,57 +127,6 @@ class Stats:
 
 
 # --------------------------------------------------------------------------- exact propagation
-
-class _IMap:
-    """An exact affine map as one integer matrix over one positive denominator:
-    ``[M | c] = N / den``.
-
-    The certifier's hot path (affine layers and elementwise units) stays in integers, which skips
-    the per-entry canonicalisation of ``fmpq_mat`` (about 8x faster products here); other rules
-    get an :class:`ExactMap` (:func:`_as_exact`). The matrix is held as an ``fmpz_mat`` (for
-    products), as rows of Python ints (cheap to sum, to evaluate and to round to float64), or
-    both: each is made from the other on first use."""
-
-    __slots__ = ("_N", "_rows", "den", "shape")
-
-    def __init__(self, N: Any, den: int, shape: tuple[int, ...],
-                 rows: list[list[int]] | None = None) -> None:
-        self._N = N
-        self._rows = rows
-        self.den = den
-        self.shape = shape
-
-    @property
-    def N(self) -> Any:
-        """The matrix as an ``fmpz_mat``."""
-        if self._N is None:
-            rows = self._rows
-            self._N = fmpz_mat(rows) if rows else fmpz_mat(0, 0)
-        return self._N
-
-    @property
-    def rows(self) -> list[list[int]]:
-        """The matrix as rows of Python ints (shared: never modify them)."""
-        if self._rows is None:
-            self._rows = [[int(v) for v in r] for r in self._N.tolist()]
-        return self._rows
-
-    def __reduce__(self) -> tuple:  # fmpz_mat does not pickle (process pools ship cells)
-        return (_IMap, (None, self.den, self.shape, self.rows))
-
-
-def _as_int(m: Any) -> _IMap:
-    if isinstance(m, _IMap):
-        return m
-    N, den = m.mat.numer_denom()
-    return _IMap(N, int(den), m.shape)
-
-
-def _as_exact(m: Any) -> ExactMap:
-    if isinstance(m, _IMap):
-        return ExactMap(fmpq_mat(m.N) / fmpz(m.den), m.shape)
-    return m
-
 
 def _run_nodes(prog: Program, live: dict, lo: int, hi: int, state: Sequence[int] | None,
                apply: Any = None, affine: dict | None = None) -> dict:
@@ -1462,32 +1418,6 @@ def _torch_single_threaded() -> Any:
             torch.set_num_threads(was)
 
 
-@contextlib.contextmanager
-def paused_gc() -> Any:
-    """Python's cyclic garbage collector off for the duration (restored as it was).
-
-    The exact layer allocates millions of small objects (ints, Fractions, tuples) that live until
-    the certificate is built and form no reference cycles; each automatic full collection walks
-    all of them, which cost 20-30% of certification on the 2-D reference nets. Memory is still
-    freed by reference counting.
-
-    On the way out, everything the collector tracks is moved to its oldest generation
-    (``gc.freeze()`` then ``gc.unfreeze()``, no traversal) before it is switched back on: else
-    the first allocation after would trigger a collection of the youngest generation, which by
-    then holds every object made while it was off (up to a few percent of a certification, spent
-    walking objects that are not garbage). Cyclic garbage among them is collected by the next
-    full collection instead of an earlier young one."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
-
-
 @dataclass
 class Leaf:
     """A certified activation region (a leaf of the layer tree), ready for the certificate."""
@@ -1551,14 +1481,6 @@ class _PackedLeaves:
                 for states, w, facets, verts, vol, out, repaired, rays, lines in self.leaves]
 
 
-def constraint_offsets(prog: Program, domain: Domain) -> list[int]:
-    A, _ = domain.halfspaces()
-    offs = [len(A)]
-    for j in range(prog.num_piecewise):
-        offs.append(offs[-1] + prog.num_switching(j))
-    return offs
-
-
 def _ordered(verts: list[tuple], facets: list[Facet], d: int) -> tuple[list[tuple], list[Facet]]:
     """Vertices in order (interval ends; counter-clockwise polygon) with facets as their sides."""
     if d == 1:
@@ -1595,7 +1517,7 @@ def _ordered(verts: list[tuple], facets: list[Facet], d: int) -> tuple[list[tupl
     return [verts[k] for k in order], new_facets
 
 
-def _root(prog: Program, domain: Domain) -> Cell:
+def root_cell(prog: Program, domain: Domain) -> Cell:
     A, b = domain.halfspaces()
     d = domain.dim
     vrep = _polyhedra.h_to_v([list(r) for r in A], list(b), dim=d)
@@ -1923,7 +1845,7 @@ def run(prog: Program, domain: Domain, tree: CandidateTree | None = None,
         sink = keep.extend
     t0 = time.perf_counter()
     offsets = constraint_offsets(prog, domain)
-    root = _root(prog, domain)
+    root = root_cell(prog, domain)
     if prog.num_piecewise == 0:
         leaves, stats = _subtree(prog, domain, offsets, [root], None, limit=max_regions)
         sink(leaves)

@@ -190,7 +190,7 @@ from .capture import Node, Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet
 from .domain import Domain, Slice, as_domain
 from .errors import CertificateError, InvalidInputError
-from .rules import _ElementwiseRule
+from .rules import _ElementwiseRule, plain_elementwise
 
 __all__ = ["check"]
 
@@ -591,12 +591,13 @@ class _Runner:
 
 
 class _ChainRunner:
-    """:class:`_Runner` for a chain: every piecewise op elementwise (its exact map and switching
-    functions those of :class:`~exactrelu.rules._ElementwiseRule`, not overridden) and every
-    other node reading only nodes after the previous piecewise op. Each stretch of affine nodes
-    between two piecewise ops is taken once, by the rules on an identity map, as an integer matrix
-    over one denominator; a pattern prefix's maps are then integer products (``fmpz_mat``) over
-    one denominator, with the slopes and constants of each state from the rule's own lists."""
+    """:class:`_Runner` for a chain: every piecewise op plainly elementwise (its exact behaviour
+    all in its thresholds, slopes and constants: :func:`~exactrelu.rules.plain_elementwise`) and
+    every other node reading only nodes after the previous piecewise op. Each stretch of affine
+    nodes between two piecewise ops is taken once, by the rules on an identity map, as an integer
+    matrix over one denominator; a pattern prefix's maps are then integer products
+    (``fmpz_mat``) over one denominator, with the slopes and constants of each state from the
+    rule's own lists."""
 
     def __init__(self, prog: Program, m0: ExactMap) -> None:
         self.prog = prog
@@ -640,12 +641,8 @@ class _ChainRunner:
         pw = list(prog.piecewise)
         if not pw:
             return False
-        for p in pw:
-            rule = prog.nodes[p].rule
-            if not isinstance(rule, _ElementwiseRule) or any(
-                    getattr(type(rule), m) is not getattr(_ElementwiseRule, m)
-                    for m in ("exact_apply", "exact_switching")):
-                return False
+        if not all(plain_elementwise(prog.nodes[p].rule) for p in pw):
+            return False
         # every node reads only nodes from the last piecewise op before it on (or the input)
         lo = _INPUT
         for i, nd in enumerate(prog.nodes):

@@ -357,6 +357,12 @@ def _tensor_owners(module: nn.Module, prefix: str = "") -> Any:
 _CACHE_ATTR = "_exactrelu_exact_cache"
 
 
+def exact_cache(module: Any) -> dict:
+    """The cache of exact matrices of ``module`` (a dict private to it, emptied when its
+    parameters change): engines keep what they derive from a module's exact values here."""
+    return _exact_cache(module)
+
+
 def _exact_cache(module: Any) -> dict:
     # Exact matrices are cached outside the module (keyed by id) so the model is left untouched;
     # the cache is dropped when the module's own tensors are replaced or changed in place.
@@ -1214,6 +1220,17 @@ class _ElementwiseRule(PiecewiseRule):
                 r[-1] += c
                 out.append(r)
         return _exact.from_rows(out, m.mat.ncols(), m.shape)
+
+
+def plain_elementwise(rule: Any) -> bool:
+    """Is ``rule`` an elementwise rule (:class:`ElementwiseRule` and exactrelu's own ReLU,
+    LeakyReLU, Hardtanh, ...) whose exact behaviour is all in its thresholds, slopes and
+    constants (none of the methods an engine calls is overridden)?"""
+    if not isinstance(rule, _ElementwiseRule):
+        return False
+    return all(getattr(type(rule), m) is getattr(_ElementwiseRule, m)
+               for m in ("exact_apply", "state_tuple", "constraint_list", "exact_switching",
+                         "num_switching", "state_from_signs"))
 
 
 class ElementwiseRule(_ElementwiseRule):

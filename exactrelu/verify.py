@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import bisect
 import concurrent.futures as cf
 import logging
 import math
 import os
-import signal
 import time
 from collections.abc import Sequence
 from fractions import Fraction
@@ -17,12 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _export, _fastpath, _polyhedra, certify
-from ._deps import flint
-from ._geometry import exact_keys
+from . import _export, distributed, engines
 from ._parse import Malformed, approx, show
 from .capture import Program, capture
-from .certificate import Adjacency, Certificate, Region, RegionFacet
+from .certificate import Certificate
 from .domain import Domain, Slice, as_domain, shape_size
 from .errors import (
     CertificationError,
@@ -33,17 +29,16 @@ from .errors import (
 )
 
 log = logging.getLogger(__name__)
-fmpz_mat = flint.fmpz_mat
-
-# Below this many float regions a process pool costs about what it saves (start-up, shipping the
-# cells and the leaves): verify's own 2-worker pool took 2-32-32 (707 regions) from 0.62 s to
-# 0.61 s, 2-32-32-32 (1,151) from 1.41 s to 1.22 s and 2-64-64-64 (4,113) from 5.2 s to 3.7 s.
-PARALLEL_THRESHOLD = 1000
 
 #: The most threads or processes ``workers`` may ask for.
 MAX_WORKERS = 1024
 
-ENGINES = ("auto", "compiled", "python")
+#: The values of ``engine``: "auto" and the names of :data:`exactrelu.engines.ENGINES`.
+ENGINES = ("auto", *engines.ENGINES)
+
+#: Below this many float regions the Python engine certifies in-process (see
+#: :data:`exactrelu.engines.python.PARALLEL_THRESHOLD`).
+PARALLEL_THRESHOLD = engines.python.PARALLEL_THRESHOLD
 
 #: The environment variable that sets ``workers`` when a call leaves it None (the pytest plugin
 #: sets it under pytest-xdist: the cores divided among the test workers).
@@ -92,9 +87,6 @@ def _arguments(input_shape: Any, executor: Any, workers: Any, claimed: Any, prog
     ``max_regions`` as ints (or None)."""
     if not isinstance(engine, str) or engine not in ENGINES:
         raise InvalidInputError(f"engine={show(engine)}: use 'auto', 'compiled' or 'python'")
-    if engine == "compiled" and executor is not None:
-        raise InvalidInputError("an executor is for the Python engine; the compiled one runs on "
-                                "threads (workers=)")
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise InvalidInputError(f"executor must be a concurrent.futures.Executor (with submit); "
                                 f"got {type(executor).__name__}")
@@ -169,12 +161,14 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     exact layer to use. ``"compiled"`` (C++ and GMP, on ``workers`` threads, all cores by default)
     takes chains of affine layers and ReLU/LeakyReLU/Hardtanh ops on bounded 2-D and 3-D domains;
     ``"python"`` takes every network and domain; ``"auto"`` (default) takes the compiled one where
-    it applies and no ``executor`` is given. Both give the same certificate. ``executor`` (Python
-    engine): any ``concurrent.futures.Executor`` for the exact work (e.g. Dask's
-    ``client.get_executor()``); by default a process pool over ``workers`` for large traces,
-    in-process otherwise. ``workers=None`` takes the environment variable ``EXACTRELU_WORKERS``
-    when set (exactrelu's pytest plugin sets it under pytest-xdist: the cores divided among the
-    test workers), else all cores.
+    it applies and no ``executor`` is given. Both give the same certificate. ``executor``: a
+    ``dask.distributed.Client`` runs the cells of the first piecewise layer as tasks on its
+    workers, each certified as here (``engine`` and ``workers`` apply to each task), and merges
+    them exactly (:mod:`exactrelu.distributed`); any other ``concurrent.futures.Executor`` (e.g.
+    Dask's ``client.get_executor()``) runs the Python engine's exact work; by default a process
+    pool over ``workers`` for large traces, in-process otherwise. ``workers=None`` takes the
+    environment variable ``EXACTRELU_WORKERS`` when set (exactrelu's pytest plugin sets it under
+    pytest-xdist: the cores divided among the test workers), else all cores.
     ``claimed``: a region count or a list of patterns to compare against; a difference raises
     :class:`~exactrelu.errors.VerificationError` naming missing and spurious regions.
     ``max_regions``: stop with :class:`~exactrelu.errors.RegionLimitError` (its ``found``: how
@@ -200,12 +194,14 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
         workers = env_workers()
     progress = bool(progress)
     prog, dom = _program_and_domain(net, domain, input_shape)
-    fast = None
-    if engine != "python" and executor is None:
-        got = _fastpath.explain(prog, dom)
-        if isinstance(got, str) and engine == "compiled":
-            raise InvalidInputError(f"engine='compiled': {got}; use engine='python' (or 'auto')")
-        fast = got if not isinstance(got, str) else None
+    if distributed.is_dask_client(executor):
+        cert = distributed.run(net, prog, dom, executor, workers=workers,
+                               max_regions=max_regions, engine=engine)
+        if claimed is not None:
+            compare_claim(cert, claimed)
+        return cert
+    options = engines.Options(executor, workers, progress, max_regions)
+    eng = engines.choose(engine, prog, dom, options)
     tr = trace
     if tr is None and not dom.is_bounded:
         log.info("unbounded domain: no float trace, the exact layer enumerates every cell itself")
@@ -227,44 +223,17 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
             log.warning("float trace failed (%s); certifying from exact seeds only", exc)
             tr = None
     t1 = time.perf_counter()
-    n_float = tr.num_regions if tr is not None else 0
-    if fast is not None:
-        threads = workers or os.cpu_count() or 1
-        try:
-            regions, vertices, adjacency, pieces, st = _fastpath.certify(
-                prog, dom, fast, tr, threads, progress, max_regions)
-        except CertificationError as exc:
-            raise _naming_rules(exc, prog) from None
-        del tr
-        t2 = time.perf_counter()
-        cert = _certificate(prog, dom, regions, vertices, adjacency, pieces, st)
-        return _finish(cert, "compiled", (t0, t1, t2, time.perf_counter()), n_float, claimed)
-    own = None
-    if executor is None and (workers or os.cpu_count() or 1) > 1 \
-            and n_float >= PARALLEL_THRESHOLD and workers != 1:
-        own = cf.ProcessPoolExecutor(max_workers=workers or os.cpu_count(),
-                                     initializer=_ignore_sigint)
-        executor = own
-    with certify.paused_gc():
-        tree = certify.candidate_tree(tr) if tr is not None else None
-        if trace is None:
-            del tr  # a trace made here is only memory once its proposals are in the tree
-        built = _Regions()
-        try:
-            _, stats, _root = certify.run(prog, dom, tree, executor, workers, progress=progress,
-                                         sink=built.add, max_regions=max_regions)
-        except BaseException as exc:
-            if own is not None:
-                _stop(own)
-            if isinstance(exc, CertificationError):
-                raise _naming_rules(exc, prog) from None
-            raise
-        if own is not None:
-            own.shutdown()
-        t2 = time.perf_counter()
-        cert = _assemble(prog, dom, built, stats)
-        t3 = time.perf_counter()
-    return _finish(cert, "python", (t0, t1, t2, t3), n_float, claimed)
+    proposals = engines.Proposals(tr)
+    del tr  # the engine frees a trace made here once it has read it (a caller's stays theirs)
+    try:
+        cx = eng.certify(prog, dom, proposals, options)
+    except CertificationError as exc:
+        raise _naming_rules(exc, prog) from None
+    t2 = time.perf_counter()
+    cert = engines.build_certificate(prog, dom, cx)
+    del cx
+    return _finish(cert, eng.name, (t0, t1, t2, time.perf_counter()), proposals.num_regions,
+                   claimed)
 
 
 def _naming_rules(exc: CertificationError, prog: Program) -> CertificationError:
@@ -272,24 +241,6 @@ def _naming_rules(exc: CertificationError, prog: Program) -> CertificationError:
     own = sorted({f"{type(nd.rule).__qualname__} for {type(nd.module).__qualname__}"
                   for nd in prog.nodes if type(nd.rule).__module__.split(".")[0] != "exactrelu"})
     return CertificationError(exc.detail, own) if own and not exc.rules else exc
-
-
-def _ignore_sigint() -> None:
-    """In a worker of verify's own pool: Ctrl-C is the caller's to handle (it stops the pool);
-    a worker interrupted while idle would print a traceback of its own."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _stop(pool: cf.ProcessPoolExecutor) -> None:
-    """Stop a process pool at once (an error or Ctrl-C here): pending work is cancelled and the
-    workers are terminated rather than waited for. ``_processes`` is the executor's own table
-    of its worker processes (CPython 3.8 to 3.13)."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        p.join(1)
 
 
 def _finish(cert: Certificate, engine: str, times: tuple, n_float: int,
@@ -304,350 +255,6 @@ def _finish(cert: Certificate, engine: str, times: tuple, n_float: int,
     if claimed is not None:
         compare_claim(cert, claimed)
     return cert
-
-
-class _Regions:
-    """Regions from certified leaves, batch by batch as they arrive (each batch consumed, so that
-    the leaves of a large net are never all in memory beside their regions), with the vertices
-    deduplicated exactly across all of them."""
-
-    def __init__(self) -> None:
-        self.vindex: dict[tuple, int] = {}
-        self.vertices: list[tuple[Fraction, ...]] = []
-        # leaves share vertex tuples: by identity first
-        self.seen: dict[int, tuple[tuple, int]] = {}
-        # Regions of one parent share the states of their first ops (one tuple object in the
-        # leaves): they share one list per state too (read-only; a 2-256-256-256 net saves about
-        # 0.5 GB).
-        self.state_lists: dict[int, tuple[tuple, list]] = {}
-        self.regions: list[Region] = []
-
-    def vid(self, v: tuple) -> int:
-        got = self.seen.get(id(v))
-        if got is not None and got[0] is v:
-            return got[1]
-        key = tuple([(c.numerator, c.denominator) for c in v])  # ints hash faster than Fractions
-        k = self.vindex.get(key)
-        if k is None:
-            k = self.vindex[key] = len(self.vertices)
-            self.vertices.append(v)
-        self.seen[id(v)] = (v, k)
-        return k
-
-    def state_list(self, st: tuple) -> list:
-        # leaves of one parent come together; older ones are memory
-        if len(self.state_lists) > 4096:
-            self.state_lists.clear()
-        got = self.state_lists.get(id(st))
-        if got is None or got[0] is not st:
-            got = self.state_lists[id(st)] = (st, list(st))
-        return got[1]
-
-    def add(self, leaves: list) -> None:
-        """Turn ``leaves`` into regions (consumed: the list is emptied of them)."""
-        vid, state_list, regions = self.vid, self.state_list, self.regions
-        for i in range(len(leaves)):
-            lf, leaves[i] = leaves[i], None  # what the region does not keep is freed now
-            ids = [vid(v) for v in lf.vertices]
-            facets = [RegionFacet(a, b, fid, tuple([ids[k] for k in fv]), fr)
-                      for a, b, fid, fv, fr in lf.facets]
-            regions.append(Region(len(regions), [state_list(s) for s in lf.states], lf.witness,
-                                  facets, ids, lf.output, lf.volume, lf.repaired, lf.rays,
-                                  lf.lines))
-        # identity entries hold their objects alive; no later batch shares them (each arrives
-        # unpickled on its own), so they are only memory from here on
-        self.seen.clear()
-        self.state_lists.clear()
-
-
-def _assemble(prog: Program, dom: Domain, built: _Regions, stats: certify.Stats) -> Certificate:
-    """The certificate of the regions in ``built``."""
-    regions, vertices = built.regions, built.vertices
-    offsets = certify.constraint_offsets(prog, dom)
-    units = []
-    for j in range(prog.num_piecewise):
-        nd = prog.nodes[prog.piecewise[j]]
-        units.append(math.prod(nd.out_shape) if nd.piecewise_rule.sign_cells else None)
-    adjacency = find_adjacency(regions, vertices, dom.dim, offsets, units)
-    pieces = _pieces(regions, adjacency)
-    st = {k: getattr(stats, k) for k in ("candidates", "confirmed", "spurious", "repaired",
-                                         "witness_lp", "redo_hv", "cells")}
-    return _certificate(prog, dom, regions, vertices, adjacency, pieces, st)
-
-
-def _certificate(prog: Program, dom: Domain, regions: list[Region], vertices: list,
-                 adjacency: list[Adjacency], pieces: list[int], st: dict) -> Certificate:
-    from . import __version__
-
-    return Certificate(dom, prog.input_shape, prog.output_shape, prog.digest(),
-                       certify.constraint_offsets(prog, dom), regions, vertices, adjacency, pieces,
-                       prog.notes(), __version__, st)
-
-
-def find_adjacency(regions: list[Region], vertices: list[tuple], d: int,
-                   offsets: Sequence[int] | None = None,
-                   units: Sequence[int | None] | None = None) -> list[Adjacency]:
-    """Pairs of regions whose closures share a (d-1)-face (exact).
-
-    Facets are grouped by their hyperplane and, with the constraint ``offsets`` of the certificate,
-    further by what two regions sharing a (d-1)-piece of that hyperplane must have in common. Let
-    ``j0`` be the first op with a constraint vanishing on a facet. At a generic point ``c`` of the
-    shared piece no constraint of an earlier op vanishes (it would vanish on the whole facet), so
-    both regions have the same states before ``j0``; for an op whose cells are the sign vectors of
-    its switching functions (``units[j0]`` = its number of units, None otherwise) they also agree at
-    ``j0`` except on the units vanishing there. A facet with a domain constraint lies on the
-    domain's boundary and has no region across."""
-    exact = vertices
-    # per coordinate, the exact keys of every vertex's coordinate: every choice of an extreme
-    # vertex and every comparison of two ends is exact, and almost always one of floats
-    keys = [exact_keys([v[c] for v in exact]) for c in range(d)] if d > 1 else []
-    planes_of: dict[tuple[int, int], tuple[tuple[int, ...], int]] = {}  # by id of (a, b)
-
-    def plane(f: RegionFacet) -> tuple[tuple[int, ...], int]:
-        """:func:`_hyperplane_key` of a facet, once per (a, b) pair of objects (leaves share them;
-        every one stays alive with ``regions``, so its id is not reused)."""
-        k = (id(f.a), id(f.b))
-        got = planes_of.get(k)
-        if got is None:
-            got = planes_of[k] = _hyperplane_key(f.a, f.b)
-        return got
-
-    prefixes: dict[tuple, int] = {}  # the states of the ops before j0, as a small int
-    groups: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}
-    for r in regions:
-        pat = r.pattern
-        pids: dict[int, int] = {}
-        for f in r.facets:
-            fids = f.ids
-            if offsets is not None and fids:
-                low = min(fids)
-                if low < offsets[0]:
-                    continue  # on the domain's boundary
-            key, side = plane(f)
-            gk: tuple = key
-            if offsets is not None and fids:
-                j0 = bisect.bisect_right(offsets, low) - 1
-                n = units[j0] if units is not None and j0 < len(units) else None
-                st: tuple = ()
-                if n:
-                    lo, hi = offsets[j0], offsets[j0 + 1]
-                    masked = list(pat[j0])
-                    for i in fids:
-                        if lo <= i < hi:
-                            masked[(i - lo) % n] = -1
-                    st = tuple(masked)
-                pid = pids.get(j0)
-                if pid is None:
-                    prefix = tuple(tuple(s) for s in pat[:j0])
-                    pid = pids[j0] = prefixes.setdefault(prefix, len(prefixes))
-                gk = (key, j0, pid, st)
-            groups.setdefault(gk, []).append((side, r.index, f))
-    out: list[tuple[int, int, RegionFacet, RegionFacet, Any]] = []
-    for gk, items in groups.items():
-        plus = [(ri, f) for s, ri, f in items if s > 0]
-        minus = [(ri, f) for s, ri, f in items if s < 0]
-        if not plus or not minus:
-            continue
-        if d > 1 and any(f.rays or regions[ri].lines for _, ri, f in items):
-            # unbounded facets on this hyperplane: decide every pair by the exact LP
-            pairs = [(p, m) for p in plus for m in minus
-                     if _faces_overlap(p[1], m[1], regions[p[0]], regions[m[0]], exact)]
-        elif d == 1:
-            pairs = [(p, m) for p in plus for m in minus]
-        elif d == 2:
-            # Collinear sides overlap iff their spans along a coordinate the line does not fix
-            # overlap with positive length; ends are compared by exact keys (floats where they
-            # differ, the rationals where the floats are equal).
-            kc = keys[0 if items[0][2].a[1] != 0 else 1]
-            at = kc.__getitem__
-            ms = sorted(((kc[min(g.vertices, key=at)], kc[max(g.vertices, key=at)], rj, g)
-                         for rj, g in minus), key=_first)
-            pairs = []
-            for ri, f in plus:
-                flo, fhi = kc[min(f.vertices, key=at)], kc[max(f.vertices, key=at)]
-                for mlo, mhi, rj, g in ms:
-                    if mlo >= fhi:
-                        break  # so are the later ones: sorted by their lower ends
-                    if flo < mhi:
-                        pairs.append(((ri, f), (rj, g)))
-        else:
-            pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, exact, keys, d, plane)
-        for (ri, f), (rj, g) in pairs:
-            out.append((min(ri, rj), max(ri, rj), f, g, gk if offsets is None else gk[0]))
-    uniq: dict[tuple[int, int], tuple] = {}
-    for i, j, f, g, key in out:
-        uniq.setdefault((i, j), (f, g, key))
-    adjacency = []
-    planes: dict[tuple, tuple] = {}
-    for (i, j), (f, g, key) in sorted(uniq.items()):
-        if key not in planes:  # first non-zero entry of a scaled to 1, from the integer key
-            lead = next(v for v in key if v != 0)
-            planes[key] = (tuple(Fraction(v, lead) for v in key[:-1]), Fraction(key[-1], lead))
-        a, b = planes[key]
-        fi = f.ids
-        ids = fi if len(fi) == 1 and fi == g.ids else tuple(sorted(set(fi) | set(g.ids)))
-        adjacency.append(Adjacency(i, j, a, b, ids))
-    return adjacency
-
-
-def _hyperplane_key(a: Sequence[Fraction], b: Fraction) -> tuple[tuple[int, ...], int]:
-    """(primitive integer row (a, b) with the first non-zero entry of a positive, side): a hashable
-    key of the hyperplane that is cheap to build; side is the sign of that entry in ``a``."""
-    vals = list(a)
-    vals.append(b)
-    dens = [v.denominator for v in vals]
-    den = math.lcm(*dens)
-    ints = [v.numerator * (den // q) for v, q in zip(vals, dens, strict=True)]
-    side = next((1 if v > 0 else -1 for v in ints[:-1] if v != 0), 0)
-    if side == 0:
-        raise VerificationError("a facet with a zero normal")
-    g = math.gcd(*ints) * side
-    return tuple([v // g for v in ints]), side
-
-
-def _first(t: tuple) -> Any:
-    return t[0]
-
-
-def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions: list[Region],
-                        vertices: list[tuple], keys: list[list[tuple[float, Fraction]]], d: int,
-                        plane: Any) -> list:
-    """d >= 3: pairs of facets on one hyperplane (opposite sides) sharing a (d-1)-dim piece.
-
-    Bounding boxes first: boxes whose exact extents along a coordinate the hyperplane does not fix
-    are disjoint or touching cannot share a (d-1)-dim piece. Extents are chosen and compared by
-    ``keys`` (:func:`~exactrelu._geometry.exact_keys` of every vertex's coordinates: floats where
-    they differ, the rationals where the floats are equal). Then d affinely independent shared
-    vertices (a shared (d-1)-simplex), and for what is still undecided an exact separating-line
-    test (3-D) or an exact LP.
-
-    Separation: if some other facet ``h`` of one region has all the other facet's vertices on or
-    beyond it (``a_h . x >= b_h``), the two facets meet at most in a (d-2)-dimensional piece.
-    That is decided in integers: ``plane(h)`` is ``(a_h, b_h)`` times a non-zero rational of
-    sign ``side`` as a primitive integer row, and a vertex is an integer vector over one positive
-    denominator. In 3-D it is also necessary: two convex polygons on the plane H share positive
-    area unless a line of H separates them, and such a line can be taken through an edge of one
-    of them (separating axis theorem), an edge line of the facet of region ``a`` being H cut by
-    another facet of ``a``. Above 3-D a separation may need edges of both, so what this test
-    leaves undecided goes to the exact LP (on a 4-10-10 net it decided all of the 7,876 pairs
-    that went to the LP before).
-    """
-    free = [i for i in range(d) if any(a[k] != 0 for k in range(d) if k != i)]
-    ats = [kc.__getitem__ for kc in keys]
-
-    def box(f: RegionFacet) -> list[tuple[tuple, tuple]]:
-        """Per coordinate, the keys of the facet's exact least and greatest coordinate."""
-        ks = f.vertices
-        return [(kc[min(ks, key=at)], kc[max(ks, key=at)])
-                for kc, at in zip(keys, ats, strict=True)]
-
-    mboxes = [(box(g), rj, g) for rj, g in minus]
-    seps: dict[int, Any] = {}
-    cols_of: dict[int, Any] = {}
-    homs: dict[int, tuple[int, ...]] = {}
-
-    def hom(k: int) -> tuple[int, ...]:
-        """Vertex ``k`` as integers ``(x_0, .., x_{d-1}, D)``: the vertex is ``x / D``,
-        ``D > 0``."""
-        got = homs.get(k)
-        if got is None:
-            v = vertices[k]
-            dens = [c.denominator for c in v]
-            D = math.lcm(*dens)
-            got = homs[k] = (*(c.numerator * (D // q) for c, q in zip(v, dens, strict=True)), D)
-        return got
-
-    def others(ri: int, f: RegionFacet) -> Any:
-        """The region's other facets as the rows of an integer matrix, ``r . (x, D) >= 0`` iff
-        the vertex ``x / D`` satisfies ``a_h . x >= b_h`` (on or beyond facet ``h``)."""
-        got = seps.get(id(f))
-        if got is None:
-            rs = []
-            for h in regions[ri].facets:
-                if h is not f:
-                    key, side = plane(h)
-                    r = key if side > 0 else tuple([-v for v in key])
-                    rs.append([*r[:-1], -r[-1]])
-            got = seps[id(f)] = fmpz_mat(rs)
-        return got
-
-    def columns(f: RegionFacet) -> Any:
-        """The facet's vertices ``(x, D)`` as the columns of an integer matrix."""
-        got = cols_of.get(id(f))
-        if got is None:
-            got = cols_of[id(f)] = fmpz_mat([hom(k) for k in f.vertices]).transpose()
-        return got
-
-    def beyond(H: Any, P: Any) -> bool:
-        """Is every column of ``P`` on or beyond one of the rows of ``H``?"""
-        return any(all(v >= 0 for v in row) for row in (H * P).tolist())
-
-    out = []
-    # a sweep along the first free coordinate: the other facets by their lower ends; once one is
-    # at or past this facet's upper end, so are the later ones
-    c0 = free[0]
-    mboxes.sort(key=lambda t: t[0][c0][0])
-    for ri, f in plus:
-        fb = box(f)
-        fset = set(f.vertices)
-        top = fb[c0][1]
-        for gb, rj, g in mboxes:
-            if gb[c0][0] >= top:
-                break
-            if any(fb[i][1] <= gb[i][0] or gb[i][1] <= fb[i][0] for i in free):
-                continue  # apart or touching along a coordinate the hyperplane does not fix
-            shared = fset.intersection(g.vertices)
-            # d affinely independent shared vertices: their homogeneous lifts have rank d (3-D:
-            # three vertices of a convex polygon are never collinear, they are extreme points)
-            if len(shared) >= d and (d == 3 or fmpz_mat([hom(k) for k in shared]).rank() == d):
-                out.append(((ri, f), (rj, g)))
-            elif beyond(others(ri, f), columns(g)) or beyond(others(rj, g), columns(f)):
-                continue  # another facet's hyperplane separates them: no shared (d-1)-piece
-            elif d == 3 or _faces_overlap(f, g, regions[ri], regions[rj], vertices):
-                out.append(((ri, f), (rj, g)))
-    return out
-
-
-def _faces_overlap(f: RegionFacet, g: RegionFacet, ri: Region, rj: Region,
-                   vertices: list[tuple]) -> bool:
-    """Do two facets on one hyperplane share a (d-1)-dimensional piece? (exact LP, d >= 3)."""
-    a, b = f.a, f.b
-    k = next(i for i, v in enumerate(a) if v != 0)
-    d = len(a)
-    # t_k = (b - sum_{i != k} a_i t_i) / a_k ; substitute into the other facets of both regions.
-    rows, rhs = [], []
-    for reg, own in ((ri, f), (rj, g)):
-        for h in reg.facets:
-            if h is own:
-                continue
-            coef = [h.a[i] - h.a[k] * a[i] / a[k] for i in range(d) if i != k]
-            r = h.b - h.a[k] * b / a[k]
-            if all(c == 0 for c in coef):
-                if r < 0:
-                    return False
-                continue
-            rows.append(coef)
-            rhs.append(r)
-    ip = _polyhedra.interior_point(rows, rhs, dim=d - 1)
-    return ip is not None and ip[1] > 0
-
-
-def _pieces(regions: list[Region], adjacency: list[Adjacency]) -> list[int]:
-    parent = list(range(len(regions)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a in adjacency:
-        if regions[a.i].output == regions[a.j].output:
-            ri, rj = find(a.i), find(a.j)
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    roots: dict[int, int] = {}
-    return [roots.setdefault(find(i), len(roots)) for i in range(len(regions))]
 
 
 def compare_claim(cert: Certificate, claimed: Any) -> None:

@@ -134,7 +134,7 @@ def test_3d_adjacency_matches_an_exact_lp_on_every_facet_pair() -> None:
     from flint import fmpq
 
     from exactrelu.certificate import canonical_hyperplane
-    from exactrelu.verify import _faces_overlap
+    from exactrelu.engines.python import _faces_overlap
 
     net = _random_net((3, 6, 6, 1), nn.ReLU, 11)
     cert = exactrelu.verify(net, [(-1, 1)] * 3, progress=False, workers=1)

@@ -27,11 +27,11 @@ from torch.nn.utils import parametrizations
 
 import exactrelu
 from exactrelu import UnsupportedModelError, capture, strategies
-from exactrelu._fastpath import explain
 from exactrelu._models import load_model
 from exactrelu.certificate import Certificate
 from exactrelu.cli import main
 from exactrelu.domain import Box, Domain
+from exactrelu.engines.compiled import explain
 
 U = Fraction(1, 2**53)  # unit roundoff of float64
 ETA = Fraction(1, 2**1074)  # the smallest subnormal: the absolute error of an underflowing product

@@ -21,8 +21,8 @@ from torch import nn
 
 import exactrelu
 from exactrelu import InvalidInputError, UnsupportedModelError, capture
-from exactrelu._fastpath import explain
 from exactrelu.domain import Box, Slice, as_domain
+from exactrelu.engines.compiled import explain
 
 from test_capture import Residual, _convnet, _mlp
 from test_capture_semantics import (

@@ -610,17 +610,18 @@ def test_max_regions_stops_each_engine(engine):
 def test_max_regions_bounds_the_work_of_the_exact_engines_themselves():
     # without the float trace's limit in front: each engine stops near the limit, far from the
     # tens of thousands of regions of the whole net (memory stays what that many need)
-    from exactrelu import _fastpath, certify
+    from exactrelu import certify
     from exactrelu.capture import capture
+    from exactrelu.engines import compiled as compiled_engine
 
     torch.manual_seed(4)
     net = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
                         nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
     dom = as_domain(BOX)
     prog = capture(net, (2,))
-    plan = _fastpath.plan(prog, dom)
+    plan = compiled_engine.plan(prog, dom)
     with pytest.raises(RegionLimitError) as info:
-        _fastpath.certify(prog, dom, plan, None, 2, max_regions=50)
+        compiled_engine.certify(prog, dom, plan, None, 2, max_regions=50)
     assert 50 < info.value.found < 2000
     with pytest.raises(RegionLimitError) as info:
         certify.run(prog, dom, None, max_regions=50)
@@ -761,6 +762,33 @@ def test_help_documents_the_exit_codes(capsys):
     for line in ("0    success", "1    the certificate or claim does not hold",
                  "2    usage or input error", "130  interrupted"):
         assert line in out
+
+
+def test_a_stopped_pool_leaves_no_resource_sharer_traceback(monkeypatch):
+    """After verify stops its process pool, an exception in multiprocessing's resource sharer
+    thread (a worker killed in its handshake) goes nowhere near stderr; any other thread's
+    still reaches the hook that was there."""
+    import threading
+
+    from exactrelu.engines import python as engine
+
+    seen: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_value))
+    engine._quiet_resource_sharer()
+    engine._quiet_resource_sharer()  # installed once
+    sharer = compile("def _serve():\n    raise ConnectionResetError('handshake')\n",
+                     os.path.join("lib", "multiprocessing", "resource_sharer.py"), "exec")
+    space: dict[str, Any] = {}
+    exec(sharer, space)
+
+    def other() -> None:
+        raise ValueError("a real error")
+
+    for target in (space["_serve"], other):
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
+    assert [type(e) for e in seen] == [ValueError]
 
 
 def test_ctrl_c_exits_130_at_once(cli_files, tmp_path):

@@ -16,7 +16,8 @@ from torch import nn
 
 import exactrelu
 import exactrelu_pytest
-from exactrelu import _fastpath, certify
+from exactrelu import certify
+from exactrelu.engines import compiled as compiled_engine
 from exactrelu.testing import assert_regions
 from exactrelu.verify import WORKERS_ENV
 
@@ -192,7 +193,7 @@ def _recorded(monkeypatch, module, name: str, position: int, keyword: str) -> li
 
 
 def test_verify_takes_workers_from_the_environment(net, monkeypatch):
-    threads = _recorded(monkeypatch, _fastpath, "certify", 4, "threads")
+    threads = _recorded(monkeypatch, compiled_engine, "certify", 4, "threads")
     workers = _recorded(monkeypatch, certify, "run", 4, "workers")
     monkeypatch.delenv("EXACTRELU_WORKERS", raising=False)
     exactrelu.verify(net, BOX, progress=False)

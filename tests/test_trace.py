@@ -443,3 +443,128 @@ def test_trace_is_bit_reproducible_with_two_threads():
         assert all(fingerprint() == serial for _ in range(3))
     finally:
         torch.set_num_threads(was)
+
+
+# ---------------------------------------------------------------------------- large-trace machinery
+
+
+def _spy(monkeypatch, cls, name, record):
+    """Wrap method ``name`` of ``cls`` so that every call appends ``record(self, *args)``."""
+    orig = getattr(cls, name)
+
+    def wrapped(self, *args):
+        out = orig(self, *args)
+        record(self, *args)
+        return out
+    monkeypatch.setattr(cls, name, wrapped)
+
+
+@pytest.mark.parametrize("widths,seed,act", [
+    ((2, 20, 20, 20), 1, nn.ReLU),
+    ((2, 12, 12, 12, 12), 2, lambda: nn.LeakyReLU(0.1)),
+    ((2, 10, 10, 10), 3, lambda: nn.Hardtanh(-0.3, 0.4)),
+])
+def test_a_trace_in_chunks_and_blocks_is_the_same_complex(widths, seed, act, monkeypatch):
+    # large traces split each op in chunks of start cells (vertices and edges on chunk borders
+    # decided once) and, where a chunk would explode, take the functions in blocks
+    import exactrelu.trace as trace_mod
+
+    net = mlp(widths, seed, act=act)
+    box = [(-1, 1), (-1, 1)]
+    whole = trace(net, box, progress=False)
+    chunks, blocks = [], []
+    _spy(monkeypatch, trace_mod._Chunk, "run", lambda ch, *a: chunks.append(ch.op.j))
+    _spy(monkeypatch, trace_mod._Chunk, "_block", lambda ch, s0, *a: blocks.append(s0))
+    monkeypatch.setattr(trace_mod, "_CHUNK", 600)
+    monkeypatch.setattr(trace_mod, "_BLOCK", 900)
+    tr = trace(net, box, progress=False)
+    assert len(chunks) > 2 * len(widths) and max(blocks) > 0  # both really happened
+    assert tr.num_regions == whole.num_regions and tr.num_vertices == whole.num_vertices
+    assert set(tr.packed_patterns()) == set(whole.packed_patterns())
+    assert tr.num_vertices - len(tr.edges) + tr.num_regions == 1
+    V = tr.vertices
+    order = torch.argsort(V[:, 0] * 1e6 + V[:, 1])
+    assert float((V[order][1:] - V[order][:-1]).abs().amax(1).min()) > 1e-12
+    assert_interior_patterns(tr)
+    assert_grid_lower_bound(tr, grid(box, 200))
+
+
+@pytest.mark.parametrize("block", [1 << 24, 1500])
+def test_values_derived_from_earlier_ops_equal_the_forward_pass(block, monkeypatch):
+    # a vertex the previous op made gets its values from the two ends of its edge and the few
+    # outputs that change along it; older vertices through one layer from the op before: both
+    # must be the plain forward pass at the vertex, up to rounding
+    import exactrelu.trace as trace_mod
+
+    seen = []
+
+    def compare(ch, vals):
+        if ch.op.prev is not None:
+            ref = ch.tr.switch_values(ch.op.j, ch.V[:ch.nV])
+            scale = (ch.op.tol / ch.tr.eps).clamp(min=1e-300)
+            seen.append((ch.op.prev2 is not None, float(((vals - ref).abs() / scale).max())))
+
+    _spy(monkeypatch, trace_mod._Chunk, "_start_values", compare)
+    monkeypatch.setattr(trace_mod, "_BLOCK", block)
+    for act in (nn.ReLU, lambda: nn.LeakyReLU(0.2), lambda: nn.Hardtanh(-0.3, 0.4)):
+        trace(mlp((2, 16, 16, 16, 16), 4, act=act), [(-1, 1)] * 2, progress=False)
+    assert len(seen) >= 9 and any(two for two, _ in seen)
+    assert max(err for _, err in seen) < 1e-11
+
+
+def test_states_are_kept_packed_without_loss():
+    tr = trace(mlp((2, 13, 9), 5), [(-1, 1), (-1, 1)], progress=False)  # 13: not a byte
+    for j, p in enumerate(tr.patterns):
+        st = tr.states(j)
+        assert st.dtype == torch.int8 and torch.equal(st.to(torch.int64), p)
+    bits = [np.packbits(p.numpy().astype(bool), axis=1) for p in tr.patterns]
+    assert all(np.array_equal(tr.packed_states(j).numpy(), b) for j, b in enumerate(bits))
+    assert tr.packed_patterns() == [row.tobytes() for row in np.concatenate(bits, 1)]
+    ht = trace(mlp((2, 7), 6, act=lambda: nn.Hardtanh(-0.2, 0.3)), [(-1, 1)] * 2, progress=False)
+    assert ht.states(0).dtype == torch.int8 and set(ht.patterns[0].unique().tolist()) <= {0, 1, 2}
+    assert torch.equal(ht.states(0).to(torch.int64), ht.patterns[0])
+
+
+@pytest.mark.parametrize("u", [1, 8, 13, 64])
+def test_set_bits_of_packed_rows_are_those_of_the_unpacked_matrix(u):
+    """The pending pairs and vanishing pairs are read off packed bits: the same pairs, in the
+    same (row-major) order, as ``nonzero`` of the matrix, padding bits past ``u`` ignored."""
+    from exactrelu.trace import _bit_pairs, _popcount
+
+    g = torch.Generator().manual_seed(u)
+    m = torch.rand((40, u), generator=g) < 0.3
+    m[3] = True
+    m[5] = False
+    packed = torch.from_numpy(np.packbits(m.numpy(), axis=1))
+    padded = packed.clone()
+    if u % 8:
+        padded[:, -1] |= 255 >> (u % 8)  # every padding bit set
+    r, c = _bit_pairs(padded, u)
+    assert torch.equal(torch.stack([r, c], 1), m.nonzero())
+    assert torch.equal(_popcount(packed), m.sum(1))
+
+
+def test_opposite_signs_are_those_of_a_negative_product():
+    """Units whose switching function changes sign strictly along an edge: exactly the entries
+    with ``a * b < 0`` (zeros of either sign, NaN and products that underflow excluded)."""
+    from exactrelu.trace import _opposite
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn((300, 37), generator=g, dtype=torch.float64)
+    b = torch.randn((300, 37), generator=g, dtype=torch.float64)
+    a[0, :6] = torch.tensor([0.0, -0.0, float("nan"), 1e-200, -1e-200, -2.0])
+    b[0, :6] = torch.tensor([-1.0, 1.0, -1.0, -1e-200, 1e-200, 3.0])
+    i, c = _opposite(a, b)
+    assert torch.equal(torch.stack([i, c], 1), (a * b < 0).nonzero())
+    assert c[i == 0].tolist()[:1] == [5]
+
+
+def test_max_regions_counts_the_regions_of_every_chunk(monkeypatch):
+    import exactrelu.trace as trace_mod
+
+    net = mlp((2, 16, 16, 16), 7)
+    full = trace(net, [(-1, 1), (-1, 1)], progress=False).num_regions
+    monkeypatch.setattr(trace_mod, "_CHUNK", 600)
+    with pytest.raises(RegionLimitError) as err:
+        trace(net, [(-1, 1), (-1, 1)], progress=False, max_regions=full - 20)
+    assert full - 20 < err.value.found <= full

@@ -1,12 +1,14 @@
-"""The compiled exact layer: when it applies, its input, and the certificate from its output.
+"""The compiled engine: when it applies, its input, and the :class:`Complex` of its output.
 
 ``exactrelu._core`` (C++ and GMP, built from ``exactrelu/_core.cpp`` at install time) certifies
 the networks most studies use, a chain ``affine -> (elementwise op -> affine)*`` (Linear, Conv,
 BatchNorm, pooling by averages, Flatten and the like between ReLU, LeakyReLU or Hardtanh) on a
 bounded 2-D or 3-D domain (a box, a polytope or a plane through inputs), with the same algorithm
-as the pure-Python arrangement path of :mod:`exactrelu.certify` and the same certificate: both
-are compared entry by entry in ``tests/test_fastpath.py``. Everything else (other ops, other
-dimensions, unbounded domains, an explicit executor) goes through :mod:`exactrelu.certify`.
+as the pure-Python arrangement path of :mod:`exactrelu.certify` and the same complex (compared
+by :func:`exactrelu.engines.canonical` in ``tests/test_engines.py``, entry by entry in
+``tests/test_fastpath.py``). Everything else (other ops, other dimensions, unbounded domains, an
+explicit executor) goes to the Python engine. The core returns plain data (lists of Python
+ints, keyed as the fields of :class:`Complex`), never Python objects of the certificate.
 
 The float trace is not needed by the compiled layer (its cuts partition each parent, so its
 children are complete by construction); it is only compared with the result afterwards, to count
@@ -25,24 +27,27 @@ True
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, cast
 
 import numpy as np
 
-from . import _deps, _exact
-from ._progress import _Silent, progress_bar
-from .capture import INPUT, Program
-from .certificate import Adjacency, Region, RegionFacet, coprime_fraction
-from .certify import CertificationError, _as_int, _root, constraint_offsets, paused_gc
-from .domain import Domain
-from .errors import MissingDependencyError, RegionLimitError
-from .rules import AffineRule, ReshapeRule, _ElementwiseRule, _exact_cache
+from .. import _deps, _exact
+from .._progress import _Silent, progress_bar
+from .._runtime import paused_gc
+from ..capture import INPUT, Program, constraint_offsets
+from ..certify import root_cell
+from ..domain import Domain
+from ..errors import CertificationError, MissingDependencyError, RegionLimitError
+from ..rules import AffineRule, ElementwiseRule, ReshapeRule, exact_cache, plain_elementwise
+from ._complex import Complex, Ragged, Rationals
+from ._interface import Options, Proposals
 
 _core = _deps.core  # None when not built: the Python exact layer does everything
 
-__all__ = ["available", "certify", "explain", "plan"]
+__all__ = ["CompiledEngine", "available", "certify", "explain", "plan"]
 
 
 def available() -> bool:
@@ -59,17 +64,9 @@ class Plan:
     levels: list[tuple]
 
 
-def _is_plain(rule: Any, name: str) -> bool:
-    return getattr(type(rule), name) is getattr(_ElementwiseRule, name)
-
-
 def _elementwise(nd: Any) -> bool:
     rule = nd.rule
-    if not isinstance(rule, _ElementwiseRule) or len(nd.inputs) != 1:
-        return False
-    if not all(_is_plain(rule, m) for m in ("exact_apply", "state_tuple", "constraint_list",
-                                            "exact_switching", "num_switching",
-                                            "state_from_signs")):
+    if not plain_elementwise(rule) or len(nd.inputs) != 1:
         return False
     ts = rule.thresholds(nd.module)
     return len(ts) == 1 or (len(ts) == 2 and ts[0] < ts[1])
@@ -101,7 +98,7 @@ def _int_affine(prog: Program, chain: list[int],
         return [int(r == c) for r in range(n_in) for c in range(n_in)], n_in, None, 1
     if len(affine) == 1:
         nd = prog.nodes[affine[0]]
-        cache = _exact_cache(nd.module)
+        cache = exact_cache(nd.module)
         key = ("fastpath-int", tuple(nd.in_shapes[0]))
         hit = cache.get(key)
         if hit is None:
@@ -152,7 +149,7 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
         if not _elementwise(nd):
             return (f"{nd.name}: the compiled exact layer takes ReLU, LeakyReLU and "
                     "Hardtanh-like ops only")
-        if cast(_ElementwiseRule, nd.rule).unit_slopes(nd.module, nd.in_shapes[0]) is not None:
+        if cast(ElementwiseRule, nd.rule).unit_slopes(nd.module, nd.in_shapes[0]) is not None:
             return (f"{nd.name}: the compiled exact layer takes one set of slopes per op, not one "
                     "per unit (PReLU with a slope per channel)")
     # the first op's input must be all that the ops before it leave for later
@@ -172,7 +169,7 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
             return (f"after {nd.name}: the compiled exact layer takes chains of affine layers "
                     "between piecewise ops")
         n = math.prod(nd.in_shapes[0])
-        rule, module = cast(_ElementwiseRule, nd.rule), nd.module  # checked above
+        rule, module = cast(ElementwiseRule, nd.rule), nd.module  # checked above
         ts = [Fraction(t) for t in rule.thresholds(module)]
         sc = [(Fraction(a), Fraction(c)) for a, c in rule.slopes_consts(module)]
         if len(sc) != len(ts) + 1:
@@ -202,22 +199,22 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
         facets.append((ints, scale, tuple(f.ids), tuple(f.vertices)))
     witness = [int(x) for q in map(_exact.to_fmpq, root.witness) for x in (q.p, q.q)]
     vol = _exact.to_fmpq(root.volume)
-    m = _as_int(root.live[key])
+    m = _exact.as_int(root.live[key])
     return (verts, facets, witness, (int(vol.p), int(vol.q)), int(m.den),
             [v for r in m.rows for v in r])
 
 
 def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads: int = 1,
-            progress: bool = False, max_regions: int | None = None
-            ) -> tuple[list[Region], list, list, list[int], dict]:
-    """Certify with the compiled layer on ``threads`` threads: (regions, vertices, adjacency,
-    pieces, statistics). The result does not depend on the number of threads. With ``progress``,
-    a progress bar (on a terminal only) counts the subtrees certified. With ``max_regions``, the
-    threads stop as soon as more regions than that are known to exist (leaves certified plus cells
-    waiting, each of which holds one at least) and :class:`RegionLimitError` is raised."""
+            progress: bool = False, max_regions: int | None = None) -> Complex:
+    """Certify with the compiled layer on ``threads`` threads: the :class:`Complex` (its
+    ``stats``: the counts, ``compiled_ms`` and ``compiled_limbs``). The result does not depend on
+    the number of threads. With ``progress``, a progress bar (on a terminal only) counts the
+    subtrees certified. With ``max_regions``, the threads stop as soon as more regions than that
+    are known to exist (leaves certified plus cells waiting, each of which holds one at least)
+    and :class:`RegionLimitError` is raised."""
     if _core is None:
         raise MissingDependencyError(_deps.core_missing())
-    root = _root(prog, domain)
+    root = root_cell(prog, domain)
     first = prog.nodes[prog.piecewise[0]]
     spec = (domain.dim, _root_spec(root, first.inputs[0], domain.dim), pl.levels,
             constraint_offsets(prog, domain)[0])
@@ -238,17 +235,45 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
                     bar.refresh()
                 bar.update(done - bar.n)
         try:
-            out = _core.certify2d(spec,
-                                  (Fraction, coprime_fraction, RegionFacet, Region, Adjacency),
-                                  max(1, int(threads)), proposals, report, max_regions or 0)
+            out = _core.certify2d(spec, max(1, int(threads)), proposals, report, max_regions or 0)
         except ArithmeticError as exc:
             raise CertificationError(str(exc)) from None
-        if isinstance(out, int):
-            raise RegionLimitError(f"more than max_regions={max_regions:,} regions: at least "
-                                   f"{out:,} exist (the compiled engine stopped there)", out)
-        regions, vertices, adjacency, pieces, stats, seconds = out
-        # per phase of the compiled layer, in milliseconds (3 decimals: JSON without exponents)
-        stats["compiled_ms"] = {k: round(v * 1000, 3) for k, v in seconds.items()}
-    return regions, vertices, adjacency, pieces, stats
+    if isinstance(out, int):
+        raise RegionLimitError(f"more than max_regions={max_regions:,} regions: at least "
+                               f"{out:,} exist (the compiled engine stopped there)", out)
+    stats = out["counts"]
+    # per phase of the compiled layer, in milliseconds (3 decimals: JSON without exponents)
+    stats["compiled_ms"] = {k: round(v * 1000, 3) for k, v in out["seconds"].items()}
+    return Complex(
+        d=out["d"], n_out=out["n_out"], states=out["states"], state_ids=out["state_ids"],
+        witness=Rationals(*out["witness"]), vertices=Rationals(*out["vertices"]),
+        region_vertices=Ragged(*out["region_vertices"]), rows=Rationals(*out["rows"]),
+        facet_start=out["facet_start"], facet_row=out["facet_row"],
+        facet_ids=Ragged(*out["facet_ids"]), facet_vertices=Ragged(*out["facet_vertices"]),
+        outputs=Rationals(*out["outputs"]), volume=Rationals(*out["volume"]),
+        repaired=out["repaired"], adj_i=out["adj_i"], adj_j=out["adj_j"],
+        adj_plane=out["adj_plane"], adj_ids=Ragged(*out["adj_ids"]),
+        planes=Rationals(*out["planes"]), pieces=out["pieces"], stats=stats)
 
 
+class CompiledEngine:
+    """The compiled engine (see the module's docstring) as an
+    :class:`~exactrelu.engines.Engine`."""
+
+    name = "compiled"
+
+    def applies(self, program: Program, domain: Domain, options: Options) -> str | None:
+        if options.executor is not None:
+            return ("an executor is for the Python engine; the compiled one runs on threads "
+                    "(workers=), or on a Dask cluster (executor=client)")
+        got = explain(program, domain)
+        return got if isinstance(got, str) else None
+
+    def certify(self, program: Program, domain: Domain, proposals: Proposals,
+                options: Options) -> Complex:
+        pl = plan(program, domain)
+        if pl is None:
+            raise CertificationError(f"engine='compiled': {explain(program, domain)}")
+        threads = options.workers or os.cpu_count() or 1
+        return certify(program, domain, pl, proposals.take(), threads, options.progress,
+                       options.max_regions)

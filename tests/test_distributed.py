@@ -1,0 +1,125 @@
+"""verify on a Dask cluster (a LocalCluster of processes): the first layer's cells as tasks,
+merged exactly into the certificate a local run gives (in canonical form), checked."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import exactrelu
+from exactrelu import Certificate, InvalidInputError, RegionLimitError
+from exactrelu.domain import Polytope, RealSpace, Slice
+from exactrelu.engines import canonical
+
+from constructions import l1_shell, linf_ball_classifier
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client() -> Any:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+def same(remote: Certificate, local: Certificate) -> None:
+    """Equal in canonical form, and the regions in the same (canonical) order."""
+    assert canonical(remote) == canonical(local)
+    assert [r.pattern for r in remote.regions] == [r.pattern for r in local.regions]
+
+
+def mlp(d: int, widths: list[int], seed: int, act: Any = nn.ReLU) -> nn.Sequential:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for a, b in zip([d, *widths], widths, strict=False):
+        layers += [nn.Linear(a, b), act()]
+    return nn.Sequential(*layers, nn.Linear(widths[-1], 2)).double().eval()
+
+
+def degenerate() -> nn.Sequential:
+    """Duplicated and negated units in the first layer (their hyperplanes coincide), so cells
+    of the first layer meet along hyperplanes several units share."""
+    net = mlp(2, [4, 5], 7)
+    with torch.no_grad():
+        W, b = net[0].weight, net[0].bias
+        W[1], b[1] = W[0], b[0]
+        W[2], b[2] = -W[0], -b[0]
+    return net
+
+
+def conv_slice() -> tuple[nn.Module, Slice]:
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Conv2d(1, 3, 2), nn.ReLU(), nn.Flatten(), nn.Linear(12, 4), nn.ReLU(),
+                        nn.Linear(4, 1))
+    x = torch.randn(3, 1, 3, 3, dtype=torch.float64)
+    return net.double().eval(), Slice.plane(x[0], x[1], x[2])
+
+
+CASES: dict[str, Any] = {
+    "1d": lambda: (mlp(1, [6, 5], 2), [(-2, 2)]),
+    "2d": lambda: (mlp(2, [12, 12, 12], 0), [(-1, 1), (-1, 1)]),
+    "3d": lambda: (mlp(3, [6, 6], 1), [(-1, 1)] * 3),
+    "4d": lambda: (mlp(4, [5, 4], 3), [(-1, 1)] * 4),
+    "leaky": lambda: (mlp(2, [8, 8], 4, lambda: nn.LeakyReLU(0.2)), [(-1, 1), (-1, 1)]),
+    "degenerate": lambda: (degenerate(), [(-1, 1), (-1, 1)]),
+    "shell": lambda: (l1_shell(2, 1.0), [(-2, 2), (-2, 2)]),
+    "linf": lambda: (linf_ball_classifier(3, 0.5), [(-1, 1)] * 3),
+    "triangle": lambda: (mlp(2, [8, 6], 5), Polytope([[-1, 0], [0, -1], [1, 1]], [1, 1, 1])),
+    "slice": conv_slice,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_cluster_run_is_the_local_certificate(client, name):
+    net, dom = CASES[name]()
+    local = exactrelu.verify(net, dom, progress=False, workers=1)
+    remote = exactrelu.verify(net, dom, executor=client, progress=False, workers=1)
+    assert remote.stats["tasks"] > 1
+    assert remote.num_regions == local.num_regions
+    same(remote, local)
+    assert exactrelu.check(remote, net) is remote
+    # vertices are numbered by first appearance, adjacency sorted by region pair
+    seen: dict[int, None] = {}
+    for r in remote.regions:
+        seen.update(dict.fromkeys(r.vertices))
+    assert list(seen) == list(range(remote.num_vertices))
+    assert [(a.i, a.j) for a in remote.adjacency] == sorted((a.i, a.j) for a in remote.adjacency)
+
+
+def test_a_net_that_cannot_be_cut_runs_as_one_task(client):
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = mlp(2, [6], 0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+    net = Twice().double()
+    local = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False, workers=1)
+    remote = exactrelu.verify(net, [(-1, 1), (-1, 1)], executor=client, progress=False,
+                              claimed=local.num_regions)
+    assert remote.stats["tasks"] == 1
+    same(remote, local)
+
+
+def test_limits_and_domains(client):
+    net = mlp(2, [12, 12], 0)
+    n = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False).num_regions
+    with pytest.raises(RegionLimitError) as info:
+        exactrelu.verify(net, [(-1, 1), (-1, 1)], executor=client, max_regions=n // 2,
+                         progress=False)
+    assert info.value.found > n // 2
+    with pytest.raises(InvalidInputError, match="bounded box, polytope or slice"):
+        exactrelu.verify(net, RealSpace(2), executor=client, progress=False)
+    # the compiled engine on each task
+    c = exactrelu.verify(net, [(-1, 1), (-1, 1)], executor=client, engine="compiled",
+                         progress=False)
+    assert c.stats["engine"] == "dask (compiled)" and c.num_regions == n
+    assert sum(r.volume for r in c.regions) == Fraction(4)

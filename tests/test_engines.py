@@ -1,0 +1,239 @@
+"""The engine seam: every engine (and every way of running the Python one) certifies the same
+complex, compared as canonical forms (:func:`exactrelu.engines.canonical`), on generated nets
+(generic, degenerate, near-degenerate) and hand-built degenerate ones, on every domain kind the
+compiled engine takes (boxes, polytopes, plane slices through higher-dimensional inputs)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import copy
+import random
+from fractions import Fraction
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from torch import nn
+
+import exactrelu
+from exactrelu import engines
+from exactrelu.capture import capture
+from exactrelu.domain import Slice, as_domain
+from exactrelu.engines import ENGINES, Options, canonical
+from exactrelu.errors import InvalidInputError
+from exactrelu.strategies import domains, networks
+
+import constructions as cons
+
+ACTS = st.sampled_from(["relu", "leaky_relu", "hardtanh", "mixed"])
+
+
+def run(net: nn.Module, domain: Any, engine: str, **kw: Any) -> exactrelu.Certificate:
+    shape = None if isinstance(domain, Slice) else getattr(net, "input_shape", None)
+    cert = exactrelu.verify(net, domain, input_shape=shape, progress=False, engine=engine, **kw)
+    assert cert.stats["engine"] == engine
+    return cert
+
+
+def assert_engines_agree(net: nn.Module, domain: Any) -> exactrelu.Certificate:
+    compiled = run(net, domain, "compiled", workers=2)
+    python = run(net, domain, "python", workers=1)
+    assert canonical(compiled) == canonical(python)
+    return compiled
+
+
+# ----------------------------------------------------------------------------- the form itself
+
+def _renumbered(cert: exactrelu.Certificate, seed: int) -> exactrelu.Certificate:
+    """The same complex with regions, vertices, facets and pieces numbered in a random order."""
+    rng = random.Random(seed)
+    out = copy.deepcopy(cert)
+    R, V = len(out.regions), len(out.vertices)
+    rperm, vperm = list(range(R)), list(range(V))
+    rng.shuffle(rperm)
+    rng.shuffle(vperm)
+    rnew = {old: k for k, old in enumerate(rperm)}
+    out.vertices = [cert.vertices[old] for old in vperm]
+    vnew = {old: k for k, old in enumerate(vperm)}
+    regions = []
+    for old in rperm:
+        r = out.regions[old]
+        r.index = rnew[old]
+        r.vertices = [vnew[v] for v in r.vertices]
+        for f in r.facets:
+            f.vertices = tuple(vnew[v] for v in f.vertices)
+        rng.shuffle(r.facets)
+        regions.append(r)
+    out.regions = regions
+    for a in out.adjacency:
+        a.i, a.j = sorted((rnew[a.i], rnew[a.j]))
+    rng.shuffle(out.adjacency)
+    labels = list(range(len(set(cert.pieces))))
+    rng.shuffle(labels)
+    out.pieces = [labels[cert.pieces[old]] for old in rperm]
+    return out
+
+
+@pytest.fixture(scope="module")
+def small() -> exactrelu.Certificate:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
+    return exactrelu.verify(net, [(-1, 1)] * 2, progress=False)
+
+
+def test_canonical_form_ignores_numbering(small):
+    assert canonical(_renumbered(small, 1)) == canonical(small)
+    assert canonical(_renumbered(small, 2)) == canonical(_renumbered(small, 3))
+
+
+@pytest.mark.parametrize("change", ["vertex", "output", "facet ids", "adjacency", "pieces",
+                                    "pattern", "volume"])
+def test_canonical_form_sees_every_change(small, change):
+    bad = copy.deepcopy(small)
+    r = bad.regions[0]
+    if change == "vertex":
+        bad.vertices[r.vertices[0]] = tuple(c + Fraction(1, 7) for c in bad.vertices[r.vertices[0]])
+    elif change == "output":
+        r.output[0][0] += 1
+    elif change == "facet ids":
+        r.facets[0].ids = (*r.facets[0].ids, 999)
+    elif change == "adjacency":
+        bad.adjacency.pop()
+    elif change == "pieces":
+        assert small.num_pieces > 1
+        bad.pieces = [0] * len(bad.pieces)
+    elif change == "pattern":
+        r.pattern = [list(s) for s in r.pattern]
+        r.pattern[-1][0] = 1 - r.pattern[-1][0]
+    else:
+        r.volume = r.volume / 2
+    assert canonical(bad) != canonical(small)
+
+
+def test_canonical_form_of_a_complex_is_that_of_its_certificate():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 1))
+    prog, dom = capture(net, (2,)), as_domain([(-1, 1)] * 2)
+    for eng in ENGINES.values():
+        cx = eng.certify(prog, dom, engines.Proposals(), Options(workers=1))
+        cert = engines.build_certificate(prog, dom, cx)
+        assert canonical(cx) == canonical(cert)
+        exactrelu.check(cert, net)
+
+
+# ----------------------------------------------------------------------------- the registry
+
+def test_auto_takes_the_first_engine_that_applies():
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    prog = capture(net, (2,))
+    box2, box4 = as_domain([(-1, 1)] * 2), as_domain([(-1, 1)] * 4)
+    assert list(ENGINES) == ["compiled", "python"]
+    assert engines.choose("auto", prog, box2, Options()) is ENGINES["compiled"]
+    assert engines.choose("auto", prog, box2, Options(executor=cf.ThreadPoolExecutor(1))) \
+        is ENGINES["python"]
+    prog4 = capture(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)), (4,))
+    why = ENGINES["compiled"].applies(prog4, box4, Options())
+    assert why is not None and "3-D" in why
+    assert engines.choose("auto", prog4, box4, Options()) is ENGINES["python"]
+    with pytest.raises(InvalidInputError, match="3-D"):
+        engines.choose("compiled", prog4, box4, Options())
+
+
+# ----------------------------------------------------------------------------- generated nets
+
+def nets_and_domains(d: int, **kw: Any) -> Any:
+    depth, widths = ((1, 3), (1, 6)) if d == 2 else ((1, 2), (1, 5))
+    return st.tuples(ACTS.flatmap(lambda act: networks(input_dim=d, depth=depth, widths=widths,
+                                                       activation=act, **kw)), domains(d))
+
+
+@given(nets_and_domains(2))
+def test_engines_agree_on_generic_2d_nets(case):
+    assert_engines_agree(*case)
+
+
+@given(nets_and_domains(2, degenerate=True))
+def test_engines_agree_on_degenerate_2d_nets(case):
+    assert_engines_agree(*case)
+
+
+@given(nets_and_domains(3, degenerate=True))
+def test_engines_agree_on_degenerate_3d_nets(case):
+    assert_engines_agree(*case)
+
+
+@st.composite
+def near_degenerate(draw: Any, d: int) -> tuple:
+    """A near-degenerate net and a box around its planted point (side 2 or 2^-40)."""
+    net = draw(networks(input_dim=d, depth=(1, 2), widths=(1, 4), activation=draw(ACTS),
+                        near_degenerate=True))
+    half = draw(st.sampled_from([Fraction(1), Fraction(1, 2**41)]))
+    return net, [(Fraction(p) - half, Fraction(p) + half) for p in net.near_point]
+
+
+@given(st.sampled_from([2, 3]).flatmap(near_degenerate))
+def test_engines_agree_on_near_degenerate_nets(case):
+    assert_engines_agree(*case)
+
+
+@settings(max_examples=8)
+@given(networks(input_dim=5, depth=(1, 2), widths=(1, 5), activation="mixed"),
+       st.randoms(use_true_random=False))
+def test_engines_agree_on_plane_slices(net, rnd):
+    # the plane through x0 spanned by e_i and e_j + e_k / 2 (independent: i != j, k)
+    x0 = [rnd.choice([-1.0, -0.5, 0.0, 0.5, 1.0]) for _ in range(5)]
+    i, j, k = rnd.sample(range(5), 3)
+    x1, x2 = list(x0), list(x0)
+    x1[i] += 1.0
+    x2[j] += 1.0
+    x2[k] += 0.5
+    domain = Slice.plane(x0, x1, x2, bounds=[(-1, 1), (-1, 1)])
+    assert_engines_agree(net, domain)
+
+
+@pytest.mark.parametrize("name, net, d", [
+    ("l1 ball", cons.l1_ball_classifier(2, 0.5), 2),
+    ("linf ball", cons.linf_ball_classifier(2, 0.5), 2),
+    ("l1 shell", cons.l1_shell(2, 0.5), 2),
+    ("three classes", cons.three_classes(), 2),
+    ("l1 ball 3-D", cons.l1_ball_classifier(3, 0.5), 3),
+    ("diamond tube", cons.diamond_tube(), 3),
+])
+def test_engines_agree_on_degenerate_constructions(name, net, d):
+    # hyperplanes through one point (every |x_i| kink meets at the origin), parallel families
+    cert = assert_engines_agree(net, [(-1, 1)] * d)
+    exactrelu.check(cert, net)
+
+
+# ----------------------------------------------------------------------------- executors
+
+def test_python_engine_gives_one_complex_on_every_executor():
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(2, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(),
+                        nn.Linear(12, 1))
+    box = [(-1, 1)] * 2
+    serial = canonical(run(net, box, "python", workers=1))
+    with cf.ThreadPoolExecutor(2) as threads:
+        assert canonical(run(net, box, "python", executor=threads, workers=2)) == serial
+    with cf.ProcessPoolExecutor(2) as procs:
+        assert canonical(run(net, box, "python", executor=procs, workers=2)) == serial
+    assert canonical(run(net, box, "compiled", workers=2)) == serial
+
+
+def test_the_checker_imports_no_engine_code():
+    # the checker's own imports (read from its source): none of the tracer, the certifier, the
+    # engines or verify, so that a bug shared with them cannot hide in a certificate
+    import ast
+    import pathlib
+
+    src = pathlib.Path(exactrelu.__file__).with_name("check.py").read_text()
+    names = set()
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names.add((node.module or "").split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("exactrelu"):
+            names.add(node.module.split(".")[1] if "." in node.module else "")
+    assert names, "the checker imports something of exactrelu"
+    assert not names & {"trace", "certify", "engines", "verify", "_polyhedra", "_runtime"}, names
