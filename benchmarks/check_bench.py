@@ -1,15 +1,17 @@
 """Time the independent checker on saved certificates of boxes in 4 to 6 dimensions.
 
-Run: ``python benchmarks/check_bench.py [--only 4-10-10 5-8-8 ...] [--closure]`` (from the
-repository root, with the package installed). Each net is ``benchmarks/nets.py``'s ``mlp`` on
-``[-1, 1]^d``; it is certified once, saved with ``cert.save`` to a temporary file and loaded
-again with ``Certificate.load``, and ``exactrelu.check`` is timed on the loaded certificate (one
-process) with its default completeness proof: exact volumes on bounded domains up to
-``check._VOLUME_MAX_DIM`` dimensions, closure under facet crossing above (with every region's
-vertex and ray lists proven by an exact H->V). Either way the checker also proves the facets,
-the adjacent pairs and the pieces. ``--closure`` also
-times the closure proof on the same certificate (by lowering that bound to 0), which takes
-minutes on the larger nets.
+Run: ``python benchmarks/check_bench.py [--only 4-10-10 5-8-8 ...] [--closure] [--generic]``
+(from the repository root, with the package installed). Each net is ``benchmarks/nets.py``'s
+``mlp`` on ``[-1, 1]^d``; it is certified once, saved with ``cert.save`` to a temporary file and
+loaded again with ``Certificate.load``, and ``exactrelu.check`` is timed on the loaded
+certificate (one process) with its default completeness proof: exact volumes on bounded domains
+up to ``check._VOLUME_MAX_DIM`` dimensions, closure under facet crossing above (with every
+region's vertex and ray lists proven by an exact H->V). Either way the checker also proves the
+facets, the adjacent pairs and the pieces. ``--closure`` also times the closure proof on the
+same certificate (by lowering that bound to 0), which takes minutes on the larger nets.
+``--generic`` also times the default proof with the exact maps composed through the rules' node
+loop (``EXACTRELU_CHECK_GENERIC=1``) rather than as a chain's integer products; 2-D and 3-D nets
+such as ``2-64-64-64`` can be given too.
 """
 
 from __future__ import annotations
@@ -30,26 +32,31 @@ CHECK = sys.modules["exactrelu.check"]
 DEFAULT = ["4-10-10", "5-8-8", "6-8-8", "4-16-16-16"]
 
 
-def timed_check(cert: exactrelu.Certificate, net: object, max_dim: int | None = None) -> float:
-    saved = CHECK._VOLUME_MAX_DIM
+def timed_check(cert: exactrelu.Certificate, net: object, max_dim: int | None = None,
+                generic: bool = False) -> float:
+    saved = CHECK._VOLUME_MAX_DIM, CHECK._GENERIC_MAPS
     if max_dim is not None:
         CHECK._VOLUME_MAX_DIM = max_dim
+    CHECK._GENERIC_MAPS = generic
     try:
         t = time.perf_counter()
         exactrelu.check(cert, net)
         return time.perf_counter() - t
     finally:
-        CHECK._VOLUME_MAX_DIM = saved
+        CHECK._VOLUME_MAX_DIM, CHECK._GENERIC_MAPS = saved
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", default=None, help="names such as 4-10-10")
     parser.add_argument("--closure", action="store_true", help="also time the closure proof")
+    parser.add_argument("--generic", action="store_true",
+                        help="also time the default proof with maps through the node loop")
     args = parser.parse_args()
     print(f"volume proof up to d = {CHECK._VOLUME_MAX_DIM}")
-    print("| net | regions | certify s | check s (default proof) | check s (closure) |")
-    print("|---|---|---|---|---|")
+    print("| net | regions | certify s | check s (default proof) | check s (closure) "
+          "| check s (node loop) |")
+    print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only or DEFAULT:
             widths = tuple(int(w) for w in name.split("-"))
@@ -63,8 +70,9 @@ def main() -> None:
             proof = "volumes" if widths[0] <= CHECK._VOLUME_MAX_DIM else "closure"
             t_check = timed_check(loaded, net)
             closure = f"{timed_check(loaded, net, 0):.1f}" if args.closure else "-"
+            generic = f"{timed_check(loaded, net, generic=True):.1f}" if args.generic else "-"
             print(f"| {name} | {cert.num_regions} | {t_cert:.1f} | {t_check:.1f} ({proof}) | "
-                  f"{closure} |", flush=True)
+                  f"{closure} | {generic} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -146,9 +146,16 @@ one output map.
 How it is fast without trusting anything but exact arithmetic (and cddlib's exact LP and H->V):
 - the exact maps are composed once per pattern prefix (regions share the states of their first
   ops), by the layer rules, through the program's own node loop (:meth:`Program.run_nodes`);
-- signs of constraints at witnesses and vertices come from one float64 matrix product with a
-  rigorous error bound (the filter of :mod:`exactrelu._geometry`); every sign the bound does not
-  decide (in particular every zero: tightness) is recomputed exactly in ``fmpq``;
+  for a chain of elementwise ops (:class:`_ChainRunner`: MLPs of ReLU, LeakyReLU, Hardtanh,
+  PReLU, ... behind affine layers) the rules give each affine stretch once, as an integer matrix
+  over one denominator, and a prefix's map is an integer product (``fmpz_mat``) with the rule's
+  slopes and constants of its states; ``EXACTRELU_CHECK_GENERIC=1`` (or ``_GENERIC_MAPS``)
+  composes through the node loop everywhere (the tamper tests run both);
+- signs of constraints at witnesses and vertices come from one float64 matrix product per region
+  (the domain's rows and every op's switching functions stacked) with a rigorous error bound (the
+  filter of :mod:`exactrelu._geometry`); every sign the bound does not decide (in particular
+  every zero: tightness) is recomputed exactly, in integers (rows times a positive integer,
+  points as ``[x | D]``), and so is the rank of the constraints tight at a vertex;
 - 2-D areas: the vertices are ordered by float angle, the order is verified exactly (strict left
   turns, one turn in all) and the shoelace sum is exact; when the verification fails the exact
   angle sort of :func:`~exactrelu._geometry.polygon_area` is used instead;
@@ -177,12 +184,13 @@ import torch
 from torch import nn
 
 from ._deps import cdd, cdd_gmp, flint
-from ._exact import ExactMap, input_map, to_fraction
+from ._exact import ExactMap, identity_map, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
 from .capture import Node, Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet
 from .domain import Domain, Slice, as_domain
 from .errors import CertificateError, InvalidInputError
+from .rules import _ElementwiseRule, plain_elementwise
 
 __all__ = ["check"]
 
@@ -199,6 +207,10 @@ _VOLUME_MAX_DIM = 5
 #: on bounded domains up to this dimension a region's ``volume`` must be given (both engines
 #: write it there); above, it may be None. Wherever it is given it must be exact.
 _VOLUME_FIELD_MAX_DIM = 3
+#: compose maps through the rules' node loop (:class:`_Runner`) even for chains, where
+#: :class:`_ChainRunner` applies (set by the environment variable ``EXACTRELU_CHECK_GENERIC=1``
+#: or by tests, which check certificates both ways)
+_GENERIC_MAPS = os.environ.get("EXACTRELU_CHECK_GENERIC", "") == "1"
 #: pattern states are small integers (a state indexes an op's pieces)
 _MAX_STATE = 2 ** 31
 
@@ -257,12 +269,16 @@ def _seq(x: Any, what: str) -> Sequence[Any]:
     return x
 
 
+_EXACT_TYPES = frozenset((Fraction, int))  # the common cases, at C speed; the rest one by one
+_INT_TYPE = frozenset((int,))
+
+
 def _qvec(v: Any, n: int, what: str) -> None:
     """``v`` is a sequence of ``n`` rationals (int or Fraction)."""
     _seq(v, what)
     if len(v) != n:
         _fail(f"{what}: {len(v)} entries, expected {n}")
-    if not all(type(x) is Fraction for x in v):
+    if not _EXACT_TYPES.issuperset(map(type, v)):
         for x in v:
             if not _is_q(x):
                 _fail(f"{what}: {_short(x)} is not a rational (int or Fraction)")
@@ -271,7 +287,7 @@ def _qvec(v: Any, n: int, what: str) -> None:
 def _ivec(v: Any, what: str, lo: int | None = None, hi: int | None = None) -> None:
     """``v`` is a sequence of ints, each in ``[lo, hi)`` where given."""
     _seq(v, what)
-    if not all(type(x) is int for x in v):
+    if not _INT_TYPE.issuperset(map(type, v)):
         for x in v:
             if not _is_int(x):
                 _fail(f"{what}: {_short(x)} is not an int")
@@ -352,23 +368,20 @@ def _sign(v: fmpq) -> int:
     return (v > 0) - (v < 0)
 
 
-def _signs(F: np.ndarray, absF: np.ndarray, rows: list[list[fmpq]], Xh: np.ndarray,
-           pts: list[Sequence[fmpq]]) -> np.ndarray:
-    """Exact signs (int8, (m, k)) of ``rows[i] . (pts[j], 1)``. ``F`` holds the nearest floats of
-    ``rows`` (m, d + 1) and ``absF`` their absolute values, ``Xh`` those of ``pts`` as columns
+def _signs(F: np.ndarray, absF: np.ndarray, rows: Any, Xh: np.ndarray,
+           pts: list[list[int]]) -> np.ndarray:
+    """Exact signs (int8, (m, k)) of ``rows(i) . pts[j]``: ``rows(i)`` is row ``i`` times a
+    positive integer, in integers, and ``pts[j]`` a point as integers ``[x | D]`` (``D > 0``,
+    :func:`_hom`). ``F`` holds the nearest floats of the rows (m, d + 1) and ``absF`` their
+    absolute values, ``Xh`` those of ``pts`` as columns
     with a trailing row of ones (d + 1, k). The float product decides every entry whose value
     exceeds the rigorous error bound of :func:`~exactrelu._geometry.float_signs`; the rest (all
     zeros among them) are evaluated exactly."""
     out, decided = float_signs(F, absF, Xh)
-    n = F.shape[1] - 1
     ii, jj = np.nonzero(~decided)
     for i, j in zip(ii.tolist(), jj.tolist(), strict=True):
-        row = rows[i]
-        p = pts[j]
-        v = row[n]
-        for a, x in zip(row, p, strict=False):  # row [a | c] meets the point
-            v += a * x
-        out[i, j] = _sign(v)
+        v = sum(a * x for a, x in zip(rows(i), pts[j], strict=True))
+        out[i, j] = (v > 0) - (v < 0)
     return out
 
 
@@ -390,21 +403,105 @@ class _Level:
     """Exact data for a pattern prefix (the states of piecewise ops ``< j``): the live values
     before piecewise op ``j`` and the exact rows ``[a | c]`` of its switching functions."""
 
-    __slots__ = ("F", "_keys", "_planes", "absF", "mat", "rows", "values", "zero")
+    __slots__ = ("F", "_keys", "_mat", "_planes", "_rows", "_sw", "absF", "den", "ents",
+                 "ints_sw", "values", "z", "zero")
+    # a chain's level (:meth:`from_ints`): the map into its op as the integer matrix ``z``
+    # (``fmpz_mat``, entries ``ents``) over ``den``, the switching rows as integers ``ints_sw``
+    # (row-major) over the denominator in ``_sw``; the rationals are made on demand
+    z: Any
+    ents: list[Any]
+    den: int
+    ints_sw: list[int]
+    _sw: tuple[Any, int]
+    _mat: Any
+    _rows: list[list[fmpq]] | None
 
     def __init__(self, values: dict[int, Any], sw: ExactMap | None) -> None:
         self.values = values
         if sw is None:
             return
-        self.mat = sw.mat
-        self.rows = sw.mat.tolist()
+        self._mat = sw.mat
+        self._rows = sw.mat.tolist()
         self.F = np.array([_near(v) for v in sw.mat.entries()], dtype=np.float64).reshape(
-            len(self.rows), sw.mat.ncols())
+            len(self._rows), sw.mat.ncols())
+        self._finish(None)
+
+    @property
+    def mat(self) -> Any:
+        """The switching functions' rows ``[a | c]`` as an ``fmpq_mat``."""
+        if self._mat is None:
+            z, den = self._sw
+            self._mat = flint.fmpq_mat(z) / den
+        return self._mat
+
+    @property
+    def rows(self) -> list[list[fmpq]]:
+        """The switching functions' rows ``[a | c]`` (exact)."""
+        if self._rows is None:
+            self._rows = self.mat.tolist()
+        return self._rows
+
+    def row(self, i: int) -> list[fmpq]:
+        """Row ``i`` of :attr:`rows`, without making the others."""
+        if self._rows is not None:
+            return self._rows[i]
+        z, den = self._sw
+        m = z.ncols()
+        return [fmpq(v, den) for v in self.ints_sw[i * m:(i + 1) * m]]
+
+    def irow(self, i: int) -> list[int]:
+        """Row ``i`` of :attr:`rows` times a positive integer, in integers."""
+        if self._rows is not None:
+            return _ints(self._rows[i])
+        m = self.F.shape[1]
+        return self.ints_sw[i * m:(i + 1) * m]
+
+    @classmethod
+    def from_ints(cls, z: Any, den: int, thresholds: list[Fraction]) -> _Level:
+        """The level whose piecewise op has the input map ``z / den`` (``z`` an ``fmpz_mat``)
+        and switching functions ``x - t`` for each threshold ``t`` (all units, threshold by
+        threshold)."""
+        lvl = cls.__new__(cls)
+        lvl.values = {}  # none: a chain's levels are extended by products, not the node loop
+        lvl.z, lvl.den = z, den
+        n, m = z.nrows(), z.ncols()
+        lvl.ents = z.entries()
+        ints = [int(v) for v in lvl.ents]
+        if thresholds != [0]:
+            tden = math.lcm(*(t.denominator for t in thresholds))
+            rows = [ints[i * m:(i + 1) * m] for i in range(n)]
+            ints = [v for t in thresholds for row in rows
+                    for v in [x * tden for x in row[:-1]] + [row[-1] * tden - int(t * tden) * den]]
+            den *= tden
+            n *= len(thresholds)
+            z = flint.fmpz_mat(n, m, ints)
+        lvl._sw, lvl._mat, lvl._rows, lvl.ints_sw = (z, den), None, None, ints
+        F = None
+        if den & (den - 1) == 0 and den.bit_length() < 1000:
+            # a power of two: float(int) is the nearest float (or an OverflowError), and the
+            # division by den is exact unless the quotient leaves the normal range
+            try:
+                with np.errstate(all="ignore"):
+                    F = np.array(ints, dtype=np.float64) / float(den)
+            except OverflowError:
+                F = None
+            if F is not None and (not np.isfinite(F).all()
+                                  or ((F != 0) & (np.abs(F) < 2.0 ** -1000)).any()):
+                F = None
+        if F is None:
+            F = np.array([_near(v) for v in lvl.mat.entries()], dtype=np.float64)
+        lvl.F = F.reshape(n, m)
+        lvl._finish(ints)
+        return lvl
+
+    def _finish(self, ints: list[int] | None) -> None:
         self.absF = np.abs(self.F)
         # a zero row has zero floats; rows of zero floats are confirmed exactly (underflow)
         self.zero: np.ndarray = np.logical_not(self.F.any(axis=1))
+        m = self.F.shape[1]
         for i in np.nonzero(self.zero)[0].tolist():
-            self.zero[i] = all(v == 0 for v in self.rows[i])
+            self.zero[i] = (not any(ints[i * m:(i + 1) * m]) if ints is not None
+                            else all(v == 0 for v in self.rows[i]))
         self._keys: dict[int, tuple] = {}
         self._planes: dict[tuple, list[int]] | None = None
 
@@ -412,7 +509,7 @@ class _Level:
         """The canonical key of row ``i`` (see :func:`_canon`)."""
         k = self._keys.get(i)
         if k is None:
-            k = self._keys[i] = _canon(self.rows[i])
+            k = self._keys[i] = _canon(self.row(i))
         return k
 
     def on_plane(self, plane: tuple[int, ...]) -> list[int]:
@@ -428,6 +525,11 @@ class _Level:
                     g = math.gcd(*z) * (1 if lead > 0 else -1)
                     self._planes.setdefault(tuple(v // g for v in z), []).append(i)
         return self._planes.get(plane, [])
+
+
+def _state_tensor(nd: Node, state: tuple) -> torch.Tensor:
+    """A pattern's state tuple of the piecewise node ``nd`` as the tensor its rule takes."""
+    return torch.tensor(state, dtype=torch.int64).reshape(nd.out_shape)
 
 
 def _forward(i: int, nd: Node, ins: list[Any]) -> Any:
@@ -455,38 +557,164 @@ class _Runner:
         nd = self.prog.nodes[self.pw[j]]
         return _Level(values, nd.piecewise_rule.exact_switching(nd.module, values[nd.inputs[0]]))
 
-    def _extend(self, lvl: _Level, j: int, state: torch.Tensor) -> dict[int, Any]:
+    def _extend(self, lvl: _Level, j: int, state: tuple) -> dict[int, Any]:
         """The live values before piecewise op ``j + 1``, op ``j`` taking ``state``."""
         def step(i: int, nd: Node, ins: list[Any]) -> Any:
             if nd.piecewise:
-                return nd.piecewise_rule.exact_apply(nd.module, ins[0],
-                                                     state.reshape(nd.out_shape))
+                return nd.piecewise_rule.exact_apply(nd.module, ins[0], _state_tensor(nd, state))
             return _forward(i, nd, ins)
 
         return self.prog.run_nodes(dict(lvl.values), self.pw[j], self._stop(j + 1), step)
 
-    def level(self, key: tuple, j: int, states: list[torch.Tensor]) -> _Level:
+    def level(self, key: tuple, j: int) -> _Level:
         """Level ``j`` of a pattern whose state tuples are ``key`` (the first ``j`` are used)."""
         pre = key[:j]
         lvl = self.memo.get(pre)
         if lvl is None:
-            parent = self.level(key, j - 1, states)
-            lvl = self._level(self._extend(parent, j - 1, states[j - 1]), j)
+            parent = self.level(key, j - 1)
+            lvl = self._level(self._extend(parent, j - 1, key[j - 1]), j)
             self.memo[pre] = lvl
         return lvl
 
-    def output(self, key: tuple, states: list[torch.Tensor]) -> ExactMap:
+    def levels(self, key: tuple) -> list[_Level]:
+        """None at once: a state not one of its op's may reach a rule only once the witness has
+        proven the states before it (:meth:`level`, op by op)."""
+        return []
+
+    def output(self, key: tuple) -> ExactMap:
         P = len(self.pw)
         if P == 0:
             values = self.memo[()].values
         else:
-            values = self._extend(self.level(key, P - 1, states), P - 1, states[P - 1])
+            values = self._extend(self.level(key, P - 1), P - 1, key[P - 1])
         return values[self.prog.output]
 
 
-def _area_2d(ids: list[int], Vf: np.ndarray, vq: Any, pts: list) -> Fraction:
+class _ChainRunner:
+    """:class:`_Runner` for a chain: every piecewise op plainly elementwise (its exact behaviour
+    all in its thresholds, slopes and constants: :func:`~exactrelu.rules.plain_elementwise`) and
+    every other node reading only nodes after the previous piecewise op. Each stretch of affine
+    nodes between two piecewise ops is taken once, by the rules on an identity map, as an integer
+    matrix over one denominator; a pattern prefix's maps are then integer products
+    (``fmpz_mat``) over one denominator, with the slopes and constants of each state from the
+    rule's own lists."""
+
+    def __init__(self, prog: Program, m0: ExactMap) -> None:
+        self.prog = prog
+        self.pw = list(prog.piecewise)
+        nodes = prog.nodes
+        values = prog.run_nodes({_INPUT: m0}, 0, self.pw[0], _forward)
+        z, den = _int_form(values[nodes[self.pw[0]].inputs[0]].mat)
+        self.memo: dict[tuple, _Level] = {(): _Level.from_ints(z, den, self._thresholds(0))}
+        # per piecewise op j: (slopes, consts) of each state as integers over one denominator,
+        # and the affine stretch after it (integer matrix [A | a] over a denominator)
+        self.ops: list[tuple[list[list[int]], list[list[int]], int]] = []
+        self.stretch: list[tuple[flint.fmpz_mat, int]] = []
+        self.states: list[set[int]] = []
+        for j, p in enumerate(self.pw):
+            nd = nodes[p]
+            rule = nd.rule
+            assert isinstance(rule, _ElementwiseRule)  # by applies()
+            n = math.prod(nd.out_shape)
+            sc = rule.slopes_consts(nd.module)
+            per_unit = rule.unit_slopes(nd.module, nd.in_shapes[0])
+            units = (None if per_unit is None
+                     else per_unit.reshape(len(sc), -1).to(torch.float64).tolist())
+            slopes = [[Fraction(units[k][i]) if units is not None else Fraction(sc[k][0])
+                       for i in range(n)] for k in range(len(sc))]
+            consts = [Fraction(c) for _, c in sc]
+            self.states.append(set(range(len(sc))))
+            lden = math.lcm(*(q.denominator for row in slopes for q in row),
+                            *(q.denominator for q in consts))
+            self.ops.append(([[int(q * lden) for q in row] for row in slopes],
+                             [[int(q * lden)] * n for q in consts], lden))
+            stop = self.pw[j + 1] if j + 1 < len(self.pw) else len(nodes)
+            ident = identity_map(n, nd.out_shape)
+            vals = prog.run_nodes({p: ident}, p + 1, stop, _forward)
+            out = (vals[nodes[stop].inputs[0]] if j + 1 < len(self.pw)
+                   else vals[prog.output])
+            self.stretch.append(_int_form(out.mat))
+
+    @staticmethod
+    def applies(prog: Program) -> bool:
+        """Is ``prog`` a chain of this kind?"""
+        pw = list(prog.piecewise)
+        if not pw:
+            return False
+        if not all(plain_elementwise(prog.nodes[p].rule) for p in pw):
+            return False
+        # every node reads only nodes from the last piecewise op before it on (or the input)
+        lo = _INPUT
+        for i, nd in enumerate(prog.nodes):
+            if any(not lo <= s < i for s in nd.inputs):
+                return False
+            if nd.piecewise:
+                lo = i
+        return lo <= prog.output
+
+    def _thresholds(self, j: int) -> list[Fraction]:
+        nd = self.prog.nodes[self.pw[j]]
+        assert isinstance(nd.rule, _ElementwiseRule)  # by applies()
+        return [Fraction(t) for t in nd.rule.thresholds(nd.module)]
+
+    def _next(self, lvl: _Level, j: int, state: tuple) -> tuple[flint.fmpz_mat, int]:
+        """The map after piecewise op ``j`` (in ``state``) and the affine stretch after it, as an
+        integer matrix over a denominator, from the map before op ``j`` (``lvl``)."""
+        slopes, consts, lden = self.ops[j]
+        den = lvl.den * lden
+        n, m = lvl.z.nrows(), lvl.z.ncols()
+        ents = lvl.ents  # fmpz: no conversion from Python ints when the rows are kept
+        zero = [flint.fmpz(0)] * m
+        flat: list[Any] = []
+        for i, st in enumerate(state):
+            s, c = slopes[st][i], consts[st][i]
+            if not c and (s == 0 or (s == 1 and lden == 1)):
+                flat += ents[i * m:(i + 1) * m] if s else zero
+                continue
+            r = [s * v for v in ents[i * m:(i + 1) * m]]
+            r[-1] += c * lvl.den
+            flat += r
+        flat += zero[:-1]
+        flat.append(flint.fmpz(den))
+        a, aden = self.stretch[j]
+        return a * flint.fmpz_mat(n + 1, m, flat), den * aden
+
+    def level(self, key: tuple, j: int) -> _Level:
+        """Level ``j`` of a pattern whose state tuples are ``key`` (the first ``j`` are used)."""
+        pre = key[:j]
+        lvl = self.memo.get(pre)
+        if lvl is None:
+            parent = self.level(key, j - 1)
+            z, den = self._next(parent, j - 1, key[j - 1])
+            lvl = self.memo[pre] = _Level.from_ints(z, den, self._thresholds(j))
+        return lvl
+
+    def levels(self, key: tuple) -> list[_Level]:
+        """The levels of the pattern ``key`` up to the first op whose state tuple holds a value
+        that is not one of its states (the witness check rejects that state)."""
+        out = [self.level(key, 0)]
+        for j in range(1, len(self.pw)):
+            if not set(key[j - 1]) <= self.states[j - 1]:
+                break
+            out.append(self.level(key, j))
+        return out
+
+    def output(self, key: tuple) -> ExactMap:
+        P = len(self.pw)
+        z, den = self._next(self.level(key, P - 1), P - 1, key[P - 1])
+        return ExactMap(flint.fmpq_mat(z) / den, tuple(self.prog.output_shape))
+
+
+def _int_form(mat: Any) -> tuple[Any, int]:
+    """An ``fmpq_mat`` as an integer matrix (``fmpz_mat``) over one positive denominator."""
+    qs = mat.entries()
+    den = math.lcm(1, *(int(v.q) for v in qs))
+    return flint.fmpz_mat(mat.nrows(), mat.ncols(), [int(v.p) * (den // int(v.q)) for v in qs]), den
+
+
+def _area_2d(ids: list[int], Vf: np.ndarray, vh: Any, pts: list) -> Fraction:
     """Exact area of the convex hull of the vertices ``ids`` (``pts`` their Fraction
-    coordinates)."""
+    coordinates, ``vh(k)`` vertex ``k`` as integers ``[X, Y, W]``, ``W > 0``: :func:`_hom`)."""
     n = len(ids)
     if n < 3:
         return Fraction(0)
@@ -494,14 +722,21 @@ def _area_2d(ids: list[int], Vf: np.ndarray, vq: Any, pts: list) -> Fraction:
     if np.isfinite(X).all():
         c = X.mean(axis=0)
         order = np.argsort(np.arctan2(X[:, 1] - c[1], X[:, 0] - c[0]), kind="stable").tolist()
-        P = [vq(ids[o]) for o in order]
-        E = [(P[(i + 1) % n][0] - P[i][0], P[(i + 1) % n][1] - P[i][1]) for i in range(n)]
-        half = [0 if e[1] > 0 or (e[1] == 0 and e[0] > 0) else 1 for e in E]
+        P = [vh(ids[o]) for o in order]
+        # the half-plane of each edge's direction (0: dy > 0, or dy = 0 and dx > 0), the signs
+        # of dy and dx those of the integers below (every W is positive)
+        half = []
+        for i in range(n):
+            (xa, ya, wa), (xb, yb, wb) = P[i], P[(i + 1) % n]
+            dy = yb * wa - ya * wb
+            half.append(0 if dy > 0 or (dy == 0 and xb * wa - xa * wb > 0) else 1)
         turns = 0
         ok = True
         for i in range(n):
-            e, g = E[i], E[(i + 1) % n]
-            if not e[0] * g[1] - e[1] * g[0] > 0:
+            # (b - a) x (c - b) has the sign of the determinant of the rows [X, Y, W] of a, b, c
+            (xa, ya, wa), (xb, yb, wb), (xc, yc, wc) = P[i], P[(i + 1) % n], P[(i + 2) % n]
+            det = xa * (yb * wc - yc * wb) - ya * (xb * wc - xc * wb) + wa * (xb * yc - xc * yb)
+            if not det > 0:
                 ok = False
                 break
             if half[i] == 0 and half[(i + 1) % n] == 1:
@@ -511,8 +746,8 @@ def _area_2d(ids: list[int], Vf: np.ndarray, vq: Any, pts: list) -> Fraction:
         if ok and turns == 1:
             twice = fmpq(0)
             for i in range(n):
-                p, q = P[i], P[(i + 1) % n]
-                twice += p[0] * q[1] - q[0] * p[1]
+                (xa, ya, wa), (xb, yb, wb) = P[i], P[(i + 1) % n]
+                twice += fmpq(xa * yb - xb * ya, wa * wb)
             return to_fraction(twice) / 2
     return polygon_area(pts)
 
@@ -603,8 +838,8 @@ def _across(lvl: _Level, nd: Node, i: int, sg: int, x: list[fmpq], d: int,
     return nd.piecewise_rule.state_tuple(nd.module, signs, nd.in_shapes[0])
 
 
-def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
-             seen: dict[tuple, tuple[int, list[torch.Tensor]]], cell_cons: Any,
+def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[list[fmpq]],
+             seen: dict[tuple, int], cell_cons: Any,
              offsets: list[int], d: int) -> None:
     """Completeness by closure under facet crossing, on the layer tree of the patterns.
 
@@ -643,11 +878,11 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
             groups.setdefault(key[:j], {}).setdefault(key[j], key)
         for pre, kids in groups.items():
             first = next(iter(kids.values()))
-            lvl = runner.level(first, j, seen[first][1])
+            lvl = runner.level(first, j)
             pcons = parent_cons.pop(pre)
             pkeys = {c[0] for c in pcons}
             for st_key, rep in kids.items():
-                idx, sgn = cell_cons(j, st_key, seen[rep][1][j])
+                idx, sgn = cell_cons(j, st_key)
                 keep = ~lvl.zero[idx]
                 own = []
                 for i, sg in zip(idx[keep].tolist(), sgn[keep].tolist(), strict=True):
@@ -672,8 +907,8 @@ def _closure(runner: _Runner, nodes: list[Node], dom_rows: list[list[fmpq]],
                         continue  # h_i = 0 does not carry a facet of the child
                     x = [_fq(v) for v in xf]
                     across = _across(lvl, nd, i, sg, x, d, rng)
-                    cell = (f"region {seen[rep][0]}" if last else
-                            f"the cell of region {seen[rep][0]}'s first {j + 1} piecewise ops")
+                    cell = (f"region {seen[rep]}" if last else
+                            f"the cell of region {seen[rep]}'s first {j + 1} piecewise ops")
                     where = (f"completeness: {cell} has a facet on switching function {i} "
                              f"(constraint {offsets[j] + i}) of piecewise op {j} ({nd.name})")
                     if across is None:
@@ -1299,6 +1534,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
     dom_F = np.array([[_near(v) for v in row] for row in dom_rows],
                      dtype=np.float64).reshape(n_dom, d + 1)
     dom_absF = np.abs(dom_F)
+    dom_irows = [_ints(row) for row in dom_rows]
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
     # vertices: distinct points; nearest floats for all, exact fmpq on demand
@@ -1311,6 +1547,13 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
     del first_at
     Vf = nearest_floats([list(v) for v in cert.vertices]) if n_vert else np.zeros((0, d))
     vq_cache: dict[int, tuple] = {}
+    vh_cache: dict[int, list[int]] = {}
+
+    def vh(k: int) -> list[int]:
+        v = vh_cache.get(k)
+        if v is None:
+            v = vh_cache[k] = _hom(cert.vertices[k], 1)
+        return v
 
     def vq(k: int) -> tuple:
         v = vq_cache.get(k)
@@ -1318,15 +1561,17 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
             v = vq_cache[k] = tuple(_fq(x) for x in cert.vertices[k])
         return v
 
-    runner = _Runner(prog, m0)
+    runner = (_ChainRunner(prog, m0) if _ChainRunner.applies(prog) and not _GENERIC_MAPS
+              else _Runner(prog, m0))
     cc_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
-    def cell_cons(j: int, st_key: tuple, st: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def cell_cons(j: int, st_key: tuple) -> tuple[np.ndarray, np.ndarray]:
         """(indices, signs) of the switching functions of op ``j`` defining the cell of a state."""
         cc = cc_cache.get((j, st_key))
         if cc is None:
             nd = nodes[j]
-            idx, sgn = nd.piecewise_rule.cell_constraints(nd.module, st, nd.in_shapes[0])
+            idx, sgn = nd.piecewise_rule.cell_constraints(nd.module, _state_tensor(nd, st_key),
+                                                          nd.in_shapes[0])
             cc = cc_cache[(j, st_key)] = (idx.reshape(-1).numpy().astype(np.int64),
                                           sgn.reshape(-1).numpy().astype(np.int64))
         return cc
@@ -1347,7 +1592,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         masked[lvl.on_plane(plane)] = 0
         return masked.tobytes()
 
-    seen: dict[tuple, tuple[int, list[torch.Tensor]]] = {}
+    seen: dict[tuple, int] = {}
     by_volume = bounded and d <= _VOLUME_MAX_DIM
     volumes: list[fmpq] = []
     deferred: str | None = None  # the first false facet claim, on the volume path
@@ -1359,34 +1604,53 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         key = tuple(tuple(p) for p in r.pattern)
         if key in seen:
             _fail(f"{where}: pattern listed twice")
-        states = []
         for p, nd, n in zip(r.pattern, nodes, n_out, strict=True):
             if len(p) != n:
                 _fail(f"{where}: pattern of {nd.name} has {len(p)} states, expected {n}")
-            states.append(torch.tensor(p, dtype=torch.int64).reshape(nd.out_shape))
-        seen[key] = (r.index, states)
+        seen[key] = r.index
         w = r.witness
         vids = list(r.vertices)
         if len(set(vids)) != len(vids):
             _fail(f"{where}: a vertex index listed twice")
         # the witness and the vertices, exact and as nearest floats: one sign pass per op
-        pts_q = [tuple(_fq(x) for x in w)] + [vq(k) for k in vids]
+        pts_h = [_hom(w, 1)] + [vh(k) for k in vids]
         wf = nearest_floats([list(w)])
         X = np.concatenate([wf, Vf[vids]], axis=0)
         Xh = np.concatenate([X.T, np.ones((1, X.shape[0]))], axis=0)
-        S_dom = _signs(dom_F, dom_absF, dom_rows, Xh, pts_q)
+        # signs of the domain's rows and of the switching functions of every op whose level the
+        # runner has at once (a chain's levels up to a state that is not one of its op's), in one
+        # pass; the other ops' one by one below, once the states before them are proven
+        levels = runner.levels(key)
+        lstarts = np.cumsum([n_dom] + [lvl.F.shape[0] for lvl in levels]).tolist()
+
+        def level_row(i: int, levels: list[_Level] = levels,
+                      lstarts: list[int] = lstarts) -> list[int]:
+            if i < n_dom:
+                return dom_irows[i]
+            n = bisect.bisect_right(lstarts, i) - 1
+            return levels[n].irow(i - lstarts[n])
+
+        S_every = _signs(np.concatenate([dom_F] + [lvl.F for lvl in levels]),
+                         np.concatenate([dom_absF] + [lvl.absF for lvl in levels]),
+                         level_row, Xh, pts_h)
+        S_dom = S_every[:n_dom]
         # constraints of the region (domain rows first, then every op's cell constraints in order):
-        # blocks of (rows, floats, selected row indices, signs, constraint ids)
-        blocks = [(dom_rows, S_dom, dom_cids, dom_sgn, dom_cids)]
-        for j, (nd, st) in enumerate(zip(nodes, states, strict=True)):
-            lvl = runner.level(key, j, states)
-            S_all = _signs(lvl.F, lvl.absF, lvl.rows, Xh, pts_q)
+        # blocks of (row of an index, signs, selected row indices, signs, constraint ids, row of
+        # an index in integers)
+        blocks: list[tuple[Any, ...]] = [(dom_rows.__getitem__, S_dom, dom_cids, dom_sgn,
+                                          dom_cids, dom_irows.__getitem__)]
+        for j, nd in enumerate(nodes):
+            if j < len(levels):
+                lvl, S_all = levels[j], S_every[lstarts[j]:lstarts[j + 1]]
+            else:
+                lvl = runner.level(key, j)
+                S_all = _signs(lvl.F, lvl.absF, lvl.irow, Xh, pts_h)
             sg_w = S_all[:, 0]
             signs_w = torch.from_numpy(sg_w.astype(np.int64))[None]
             at_w = nd.piecewise_rule.state_from_signs(nd.module, signs_w, nd.in_shapes[0])[0]
-            if not torch.equal(at_w.reshape(-1), st.reshape(-1)):
+            if at_w.reshape(-1).tolist() != list(key[j]):
                 _fail(f"{where}: the state of {nd.name} at the witness is not the region's pattern")
-            idx, sgn = cell_cons(j, key[j], st)
+            idx, sgn = cell_cons(j, key[j])
             # identically zero: does not split (its tie state was checked above)
             keep = ~lvl.zero[idx]
             bad = keep & (sgn * sg_w[idx] <= 0)
@@ -1395,7 +1659,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
                 _fail(f"{where}: witness not strictly inside constraint {offsets[j] + i} of "
                       f"{nd.name}")
             sel = idx[keep]
-            blocks.append((lvl.rows, S_all, sel, sgn[keep], offsets[j] + sel))
+            blocks.append((lvl.row, S_all, sel, sgn[keep], offsets[j] + sel, lvl.irow))
             if refine[j]:
                 if (sg_w[~lvl.zero] == 0).any():
                     refine[j] = False  # not a cell of its sign vector: no refinement by op j
@@ -1404,7 +1668,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         sd = S_dom[:, 0]
         if (sd <= 0).any():
             _fail(f"{where}: witness outside the domain (row {int(np.argmax(sd <= 0))})")
-        out = runner.output(key, states)
+        out = runner.output(key)
         rows_out = r.output
         same = (len(rows_out) == out.n and all(len(row) == out.k + 1 for row in rows_out))
         if same:
@@ -1420,8 +1684,13 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
                    starts: np.ndarray = starts) -> tuple[list[fmpq], int]:
             """Row ``i`` of the region's constraints and the sign that orients it."""
             n = int(np.searchsorted(starts, i, side="right")) - 1
-            rows, _, sel, sgn, _ = blocks[n]
-            return rows[int(sel[i - starts[n]])], int(sgn[i - starts[n]])
+            rows, _, sel, sgn, _, _ = blocks[n]
+            return rows(int(sel[i - starts[n]])), int(sgn[i - starts[n]])
+
+        def normal(i: int, blocks: list = blocks, starts: np.ndarray = starts) -> list[int]:
+            """The normal of row ``i`` of the region's constraints times a non-zero integer."""
+            n = int(np.searchsorted(starts, i, side="right")) - 1
+            return blocks[n][5](int(blocks[n][2][i - starts[n]]))[:d]
 
         def oriented(i: int) -> list[fmpq]:
             """Row ``i`` of the region's constraints as ``[a | c]``, ``a . t + c >= 0`` on it."""
@@ -1431,14 +1700,14 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
         # vertices: signs of every constraint at every vertex
         if vids:
             SG = np.concatenate([S_all[sel, 1:] * sgn[:, None].astype(np.int8)
-                                 for _, S_all, sel, sgn, _ in blocks], axis=0)
+                                 for _, S_all, sel, sgn, _, _ in blocks], axis=0)
             for col, k in enumerate(vids):
                 colv = SG[:, col]
                 neg = colv < 0
                 if neg.any():
                     _fail(f"{where}: vertex {k} violates constraint {cids[int(np.argmax(neg))]}")
                 tight = np.nonzero(colv == 0)[0].tolist()
-                if _rank([row_of(t)[0][:d] for t in tight], d) != d:
+                if len(tight) < d or flint.fmpz_mat([normal(t) for t in tight]).rank() != d:
                     _fail(f"{where}: vertex {k} is not a vertex of the region (its tight "
                           f"constraints have rank < {d})")
         else:
@@ -1517,7 +1786,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
             if d == 1:
                 vol = max(p[0] for p in pts) - min(p[0] for p in pts) if pts else Fraction(0)
             elif d == 2:
-                vol = _area_2d(vids, Vf, vq, pts)
+                vol = _area_2d(vids, Vf, vh, pts)
             else:
                 masks = [sum(1 << c for c in cols) for _, cols in facets]
                 vol = _hull_lower_bound(pts, masks)

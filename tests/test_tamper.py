@@ -27,11 +27,13 @@ deterministically."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import itertools
 import random
 import re
+import sys
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Any
@@ -48,6 +50,7 @@ from exactrelu.certificate import Adjacency, Certificate, Region, RegionFacet
 from exactrelu.domain import Domain
 
 SHIFT = Fraction(1, 10 ** 9)
+CHECKER = sys.modules["exactrelu.check"]  # the package exports the function under that name
 
 
 # ----------------------------------------------------------------------------- nets and cases
@@ -374,8 +377,54 @@ def outcome(cert: Certificate, prog: exactrelu.Program) -> str:
 
 # ----------------------------------------------------------------------------- the tests
 
-def test_every_field_is_checked(case):
+@contextlib.contextmanager
+def maps_path(generic: bool) -> Iterator[None]:
+    """The checker composing exact maps through the rules' node loop (``generic``) or, where
+    the program is a chain of elementwise ops, as integer products (its default)."""
+    saved = CHECKER._GENERIC_MAPS
+    CHECKER._GENERIC_MAPS = generic
+    try:
+        yield
+    finally:
+        CHECKER._GENERIC_MAPS = saved
+
+
+def test_every_case_is_a_chain_so_both_map_paths_run():
+    """The chain path is the default for every case here; the generic one is forced below."""
+    for name, make in CASES.items():
+        net, dom = make()
+        cert = exactrelu.verify(net, dom, progress=False)
+        assert CHECKER._ChainRunner.applies(exactrelu.capture(net, cert.input_shape)), name
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["chain", "generic"])
+def test_every_field_is_checked(case, generic):
     name, prog, cert = case
+    with maps_path(generic):
+        every_field_is_checked(name, prog, cert)
+
+
+@pytest.mark.parametrize("name", ["2d", "leaky", "batchnorm"])
+def test_both_map_paths_give_the_same_verdict_and_message(name):
+    """Chain products and the node loop reject a tampered certificate with the same error."""
+    net, dom = CASES[name]()
+    cert = exactrelu.verify(net, dom, progress=False)
+    prog = exactrelu.capture(net, cert.input_shape)
+    differ = []
+    n = 0
+    for what, new, _ in single_mutations(cert, per_kind=1, seed=7):
+        with maps_path(False):
+            chain = outcome(new, prog)
+        with maps_path(True):
+            generic = outcome(new, prog)
+        n += chain.startswith("rejected")
+        if chain != generic:
+            differ.append(f"{what}: {chain} / {generic}")
+    assert not differ, "\n".join(differ)
+    assert n > 50, n
+
+
+def every_field_is_checked(name: str, prog: exactrelu.Program, cert: Certificate) -> None:
     assert exactrelu.check(cert, prog) is cert
     wrong = []
     count = {True: 0, False: 0}
@@ -589,7 +638,8 @@ def test_both_engines_certificates_are_accepted_in_2d_and_3d(data):
                                  activation=data.draw(st.sampled_from(ers.ACTIVATIONS)),
                                  kind=data.draw(st.sampled_from(ers.KINDS))))
     dom = data.draw(st.one_of(ers.boxes(d), ers.domains(d), st.just([(-1, 1)] * d)))
-    assert engines_accepted(net, dom) >= 1
+    with maps_path(data.draw(st.booleans(), label="generic maps")):
+        assert engines_accepted(net, dom) >= 1
 
 
 @settings(max_examples=max(5, settings().max_examples // 2))
@@ -600,4 +650,5 @@ def test_python_engine_certificates_are_accepted_in_1d_4d_and_on_all_of_rd(data)
     net = data.draw(ers.networks(input_dim=d, degenerate=data.draw(st.booleans()), widths=(1, 3),
                                  depth=(1, 2), activation=act))
     dom = data.draw(st.one_of(ers.boxes(d), st.just(RealSpace(d))) if d < 4 else ers.boxes(d))
-    assert engines_accepted(net, dom) >= 1
+    with maps_path(data.draw(st.booleans(), label="generic maps")):
+        assert engines_accepted(net, dom) >= 1
