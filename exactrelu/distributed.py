@@ -28,9 +28,10 @@ merge does is bookkeeping and one exact question:
 - pieces: components of adjacency with equal exact maps, numbered by their first region.
 
 :func:`exactrelu.check` proves the merged certificate like any other (the tests compare it with a
-local run in canonical form and check it). Tasks return their certificates to the client, which
-merges them: the client holds the whole certificate (save it sharded with
-``cert.save("x.parquet")``); a worker needs what one cell's certification needs.
+local run in canonical form and check it). Tasks return their exact complexes (plain integers)
+to the client, which builds and merges their certificates: the client holds the whole
+certificate (save it sharded with ``cert.save("x.parquet")``); a worker needs what one cell's
+certification needs.
 
 Applies to an ``nn.Sequential`` whose first piecewise module comes before any branching, on a
 bounded domain (a box, a polytope or a slice through inputs); another net runs as one task.
