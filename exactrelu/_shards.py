@@ -52,6 +52,7 @@ from typing import Any, TypeVar, overload
 from . import _parse
 from ._deps import extra_missing
 from ._parse import Malformed
+from ._progress import progress_bar
 from .certificate import (
     GZIP_MAX_RATIO,
     GZIP_SLACK,
@@ -65,7 +66,7 @@ from .certificate import (
     read_header,
     region_json,
 )
-from .errors import CertificateError
+from .errors import CertificateError, InvalidInputError
 
 __all__ = ["MANIFEST_BYTES", "SHARD_ROWS", "FORMAT", "is_sharded", "load", "save"]
 
@@ -113,12 +114,14 @@ def is_sharded(path: str | Path) -> bool:
 
 
 # --------------------------------------------------------------------------------- writing
-def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS) -> None:
+def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
+         progress: bool = True) -> None:
     """Write ``cert`` as a sharded certificate directory at ``path`` (replacing one that is
-    there; refusing to replace anything else)."""
-    pa, pq = _arrow()
-    if shard_rows < 1:
-        raise ValueError(f"shard_rows must be positive, got {shard_rows}")
+    there; refusing to replace anything else); ``progress``: a bar over the shards on a
+    terminal."""
+    pa, _ = _arrow()
+    if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 1:
+        raise InvalidInputError(f"shard_rows={shard_rows!r}: pass a positive integer")
     root = Path(path)
     if root.exists():
         if not (root / MANIFEST).is_file():
@@ -136,19 +139,29 @@ def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS) -> N
     sizes = {"regions": cert.num_regions, "vertices": cert.num_vertices,
              "adjacency": len(cert.adjacency)}
     shards: dict[str, list[dict[str, Any]]] = {}
-    for name in TABLES:
-        (root / name).mkdir(parents=True)
-        shards[name] = []
-        for k, lo in enumerate(range(0, max(sizes[name], 1), shard_rows)):
-            hi = min(lo + shard_rows, sizes[name])
-            file = f"{name}/part-{k:05d}.parquet"
-            table = pa.Table.from_pylist(rows[name](lo, hi), schema=schemas[name])
-            pq.write_table(table, root / file, compression="zstd")
-            data = (root / file).read_bytes()
-            shards[name].append({"file": file, "rows": hi - lo, "bytes": len(data),
-                                 "sha256": hashlib.sha256(data).hexdigest()})
+    total = sum(-(-max(n, 1) // shard_rows) for n in sizes.values())
+    with progress_bar(total, "saving shards", progress and total > 1) as bar:
+        for name in TABLES:
+            _save_table(root, name, sizes[name], shard_rows, rows[name], schemas[name],
+                        shards.setdefault(name, []), bar)
     manifest = {**cert.header_json(), "format": FORMAT, "shards": shards}
     (root / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":")))
+
+
+def _save_table(root: Path, name: str, size: int, shard_rows: int,
+                rows: Callable[[int, int], list[dict[str, Any]]], schema: Any,
+                listed: list[dict[str, Any]], bar: Any) -> None:
+    pa, pq = _arrow()
+    (root / name).mkdir(parents=True)
+    for k, lo in enumerate(range(0, max(size, 1), shard_rows)):
+        hi = min(lo + shard_rows, size)
+        file = f"{name}/part-{k:05d}.parquet"
+        table = pa.Table.from_pylist(rows(lo, hi), schema=schema)
+        pq.write_table(table, root / file, compression="zstd")
+        data = (root / file).read_bytes()
+        listed.append({"file": file, "rows": hi - lo, "bytes": len(data),
+                       "sha256": hashlib.sha256(data).hexdigest()})
+        bar.update(1)
 
 
 # --------------------------------------------------------------------------------- reading

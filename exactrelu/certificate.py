@@ -288,17 +288,20 @@ class Certificate:
             "pieces": list(self.pieces),
         }
 
-    def save(self, path: str | Path, shard_rows: int | None = None) -> None:
+    def save(self, path: str | Path, shard_rows: int | None = None,
+             progress: bool = True) -> None:
         """Write the certificate as JSON (numbers of any size), gzip-compressed when the name ends
         in ``.gz`` (``x.cert.json.gz``; the same bytes for the same certificate: no time stamp),
         or as a sharded directory of Parquet files when it ends in ``.parquet`` (the ``parquet``
-        extra; ``shard_rows`` rows per shard, see :mod:`exactrelu._shards`)."""
+        extra; ``shard_rows`` rows per shard, a bar over the shards on a terminal unless
+        ``progress`` is false; see :mod:`exactrelu._shards`)."""
         import json
 
         if str(path).rstrip("/").endswith(".parquet"):
             from . import _shards
 
-            _shards.save(self, path, shard_rows or _shards.SHARD_ROWS)
+            rows = _shards.SHARD_ROWS if shard_rows is None else shard_rows
+            _shards.save(self, path, rows, progress)
             return
 
         text = json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")

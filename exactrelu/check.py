@@ -175,9 +175,9 @@ import bisect
 import math
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 import torch
@@ -186,6 +186,7 @@ from torch import nn
 from ._deps import cdd, cdd_gmp, flint
 from ._exact import ExactMap, identity_map, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
+from ._progress import progress_bar
 from .capture import Node, Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet
 from .domain import Domain, Slice, as_domain
@@ -1483,11 +1484,26 @@ def _program(cert: Certificate, net: nn.Module | Program) -> Program:
         raise CertificateError(f"input_shape {shape}: {exc}") from None
 
 
-def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None) -> Certificate:
+T = TypeVar("T")
+
+
+def _counted(items: Iterable[T], bar: Any) -> Iterator[T]:
+    """``items``, counted on ``bar``, which is closed when the loop ends or is left."""
+    try:
+        for x in items:
+            bar.update(1)
+            yield x
+    finally:
+        bar.close()
+
+
+def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None, *,
+          progress: bool = True) -> Certificate:
     """Re-verify every claim of ``cert`` against ``net``; returns the certificate or raises
     :class:`~exactrelu.errors.CertificateError` naming the first claim that does not hold.
     ``domain`` (a :class:`~exactrelu.domain.Domain` or what :func:`~exactrelu.domain.as_domain`
-    takes): also require the certificate to be about exactly that domain.
+    takes): also require the certificate to be about exactly that domain. ``progress``: a bar
+    over the regions on a terminal (none elsewhere).
 
     >>> net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> import exactrelu
@@ -1596,7 +1612,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None)
     by_volume = bounded and d <= _VOLUME_MAX_DIM
     volumes: list[fmpq] = []
     deferred: str | None = None  # the first false facet claim, on the volume path
-    for r in cert.regions:
+    bar = progress_bar(len(cert.regions), "checking regions", progress and len(cert.regions) > 1)
+    for r in _counted(cert.regions, bar):
         where = f"region {r.index}"
         if len(r.pattern) != prog.num_piecewise:
             _fail(f"{where}: pattern has {len(r.pattern)} ops, the network has "

@@ -235,7 +235,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     cert = None
     try:
         cert = Certificate.load(args.cert)
-        cert = check(cert, net, domain=want)
+        cert = check(cert, net, domain=want, progress=not (args.quiet or args.json))
     except CertificateError as exc:
         lines = str(exc).strip().splitlines() or ["certificate does not hold"]
         if args.json:
@@ -362,6 +362,7 @@ def _parser() -> _Parser:
                    help="also require the plane through these 3 inputs (tensor files)")
     g.add_argument("--line", nargs=2, metavar=("X0", "X1"),
                    help="also require the line through these 2 inputs (tensor files)")
+    c.add_argument("--quiet", action="store_true", help="no progress bar, only the summary line")
     c.add_argument("--json", action="store_true", help=JSON_HELP)
     c.set_defaults(func=_cmd_check)
 

@@ -269,3 +269,10 @@ def test_fuzzed_manifests_fail_with_certificate_error(big, tmp_path_factory, dat
         same = True
     assert same, where
     assert time.perf_counter() - t0 < 5
+
+
+def test_a_bad_shard_size_is_an_input_error(big, tmp_path):
+    _, cert = big
+    for bad in (0, -3, 1.5, True):
+        with pytest.raises(exactrelu.InvalidInputError, match="shard_rows"):
+            cert.save(tmp_path / "c.parquet", shard_rows=bad)

@@ -9,7 +9,7 @@ import logging
 import math
 import os
 import signal
-import threading
+import sys
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -41,14 +41,15 @@ PARALLEL_THRESHOLD = 1000
 
 def _ignore_sigint() -> None:
     """In a worker of verify's own pool: Ctrl-C is the caller's to handle (it stops the pool);
-    a worker interrupted while idle would print a traceback of its own."""
+    a worker interrupted while idle would print a traceback of its own, and so would its
+    resource sharer when the caller stops in the middle of fetching a tensor from it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _quiet_resource_sharer()
 
 
-def _from_resource_sharer(args: Any) -> bool:
-    """Was this thread exception raised in multiprocessing's resource sharer (the thread that
-    hands file descriptors to worker processes, as torch's tensor pickling asks)?"""
-    tb = args.exc_traceback
+def _from_resource_sharer(tb: Any) -> bool:
+    """Does this traceback pass through multiprocessing's resource sharer (the thread that hands
+    file descriptors to another process, as torch's tensor pickling asks)?"""
     while tb is not None:
         if tb.tb_frame.f_code.co_filename.endswith(_RESOURCE_SHARER):
             return True
@@ -57,22 +58,23 @@ def _from_resource_sharer(args: Any) -> bool:
 
 
 def _quiet_resource_sharer() -> None:
-    """After workers are terminated, the resource sharer's thread can fail in ``accept`` (a
-    worker killed in the middle of its handshake) and print a traceback (at the command line,
-    after Ctrl-C). From the first stop on, its exceptions are logged at DEBUG instead; every
-    other thread's go to the hook that was there."""
-    previous = threading.excepthook
+    """When the pool stops, a resource sharer's thread (the caller's or a worker's) can fail in
+    ``accept`` (the other side gone in the middle of its handshake); it reports that through
+    ``sys.excepthook``, which prints a traceback (at the command line, after Ctrl-C). In workers
+    from their start, in the caller from the first stop on, such reports are logged at DEBUG
+    instead; every other exception goes to the hook that was there."""
+    previous = sys.excepthook
     if getattr(previous, "_exactrelu", False):
         return
 
-    def hook(args: Any) -> None:
-        if _from_resource_sharer(args):
-            log.debug("multiprocessing's resource sharer after a stop: %r", args.exc_value)
+    def hook(kind: Any, value: Any, tb: Any) -> None:
+        if _from_resource_sharer(tb):
+            log.debug("multiprocessing's resource sharer after a stop: %r", value)
         else:
-            previous(args)
+            previous(kind, value, tb)
 
     hook._exactrelu = True  # type: ignore[attr-defined]  # installed once
-    threading.excepthook = hook
+    sys.excepthook = hook
 
 
 def _stop(pool: cf.ProcessPoolExecutor) -> None:
