@@ -68,7 +68,7 @@ from .certificate import (
 )
 from .errors import CertificateError, InvalidInputError
 
-__all__ = ["MANIFEST_BYTES", "SHARD_ROWS", "FORMAT", "is_sharded", "load", "save"]
+__all__ = ["MANIFEST_BYTES", "SHARD_ROWS", "FORMAT", "load", "save"]
 
 FORMAT = "exactrelu-shards/1"
 MANIFEST = "manifest.json"
@@ -106,11 +106,6 @@ def _schemas(pa: Any) -> dict[str, Any]:
         "adjacency": pa.schema([("i", pa.int64()), ("j", pa.int64()), ("a", rationals),
                                 ("b", rational), ("ids", index)]),
     }
-
-
-def is_sharded(path: str | Path) -> bool:
-    """Is ``path`` a sharded certificate's directory (or a name for one: ``*.parquet``)?"""
-    return Path(path).is_dir() or str(path).rstrip("/").endswith(".parquet")
 
 
 # --------------------------------------------------------------------------------- writing
@@ -156,9 +151,11 @@ def _save_table(root: Path, name: str, size: int, shard_rows: int,
     for k, lo in enumerate(range(0, max(size, 1), shard_rows)):
         hi = min(lo + shard_rows, size)
         file = f"{name}/part-{k:05d}.parquet"
-        table = pa.Table.from_pylist(rows(lo, hi), schema=schema)
-        pq.write_table(table, root / file, compression="zstd")
-        data = (root / file).read_bytes()
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(rows(lo, hi), schema=schema), sink,
+                       compression="zstd")
+        data = sink.getvalue().to_pybytes()
+        (root / file).write_bytes(data)
         listed.append({"file": file, "rows": hi - lo, "bytes": len(data),
                        "sha256": hashlib.sha256(data).hexdigest()})
         bar.update(1)

@@ -33,6 +33,7 @@ What the fields mean is not checked here: :func:`exactrelu.check` proves every o
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -470,7 +471,6 @@ class Header:
     domain: Domain
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
-    n_out: int
     offsets: list[int]
     notes: list[str]
     digest: str
@@ -482,6 +482,11 @@ class Header:
     @property
     def d(self) -> int:
         return self.domain.dim
+
+    @property
+    def n_out(self) -> int:
+        """Output rows of every region's map: the product of ``output_shape``."""
+        return math.prod(self.output_shape)
 
     @property
     def n_ids(self) -> int:
@@ -516,7 +521,7 @@ def read_header(top: Any, fmt: str = FORMAT) -> Header:
     input_shape, n_in = under(".input_shape", shape_size, get(top, "input_shape"))
     if n_in != domain.input_dim:
         raise Malformed(f"{n_in:,} inputs, but the domain has {domain.input_dim:,}", ".input_shape")
-    output_shape, n_out = under(".output_shape", shape_size, get(top, "output_shape"))
+    output_shape, _ = under(".output_shape", shape_size, get(top, "output_shape"))
     offsets = list(under(".constraint_offsets", integers, get(top, "constraint_offsets"), 0,
                          1 << 62))
     n_dom = len(domain.halfspaces()[1])
@@ -525,7 +530,7 @@ def read_header(top: Any, fmt: str = FORMAT) -> Header:
                         f"constraints, got {len(offsets)} values", ".constraint_offsets")
     notes = under(".notes", _parse.items, get(top, "notes", []))
     notes = [under(f".notes[{k}]", _parse.string, v, _TEXT) for k, v in enumerate(notes)]
-    return Header(domain, input_shape, output_shape, n_out, offsets, notes,
+    return Header(domain, input_shape, output_shape, offsets, notes,
                   under(".digest", _parse.string, get(top, "digest"), _TEXT),
                   under(".version", _parse.string, get(top, "version", ""), _TEXT),
                   under(".stats", _stats, get(top, "stats", {})),

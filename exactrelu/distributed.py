@@ -156,7 +156,6 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
     the total: the run stops as soon as the tasks done hold more."""
     from distributed import as_completed
 
-
     t0 = time.perf_counter()
     if not dom.is_bounded or not isinstance(dom, (Box, Polytope, Slice)):
         raise InvalidInputError(f"a cluster run needs a bounded box, polytope or slice; got "
