@@ -426,6 +426,7 @@ class _Points:
                 self.blob += z.to_bytes(w, "little", signed=True)
             floats.extend(_nearest(x) for x in v)
         self.n = len(self.at)
+        self.recent: dict[int, list[int]] = {}  # decoded lately (regions share vertices)
         self.Vf = np.frombuffer(floats, dtype=np.float64).reshape(self.n, d) if self.n else (
             np.zeros((0, d)))
 
@@ -433,11 +434,16 @@ class _Points:
         return self.n
 
     def hom(self, k: int) -> list[int]:
-        """Vertex ``k`` as integers ``[x | D]``, ``D > 0`` (:func:`_hom`)."""
-        o, w = self.at[k], self.width[k]
-        b = memoryview(self.blob)
-        return [int.from_bytes(b[o + i * w:o + (i + 1) * w], "little", signed=True)
-                for i in range(self.d + 1)]
+        """Vertex ``k`` as integers ``[x | D]``, ``D > 0`` (:func:`_hom`); not to be changed."""
+        got = self.recent.get(k)
+        if got is None:
+            if len(self.recent) >= 1 << 12:
+                self.recent.clear()
+            o, w = self.at[k], self.width[k]
+            b = memoryview(self.blob)
+            got = self.recent[k] = [int.from_bytes(b[o + i * w:o + (i + 1) * w], "little",
+                                                   signed=True) for i in range(self.d + 1)]
+        return got
 
     def exact(self, k: int) -> tuple[Fraction, ...]:
         """Vertex ``k``'s coordinates."""
@@ -1439,11 +1445,15 @@ class _FacetTable:
     def add(self, r: Region, key: tuple) -> None:
         """Record the facets of region ``r`` (pattern ``key``), its facet claims proven."""
         n_dom = self.offsets[0]
+        prefix: dict[int, int] = {}  # hashes of the states before op j0
         for f in r.facets:
             low = min(f.ids)
             if low < n_dom:
                 continue  # on the domain's boundary: every region is on the same side
             j0 = bisect.bisect_right(self.offsets, low) - 1
+            h = prefix.get(j0)
+            if h is None:
+                h = prefix[j0] = hash(key[:j0])
             ab = (id(f.a), id(f.b))  # engines share them between facets; held while here
             got = self.planes.get(ab)
             if got is None or got[2] is not f.a or got[3] is not f.b:
@@ -1451,7 +1461,7 @@ class _FacetTable:
                     self.planes.clear()
                 got = self.planes[ab] = (*_plane(f.a, f.b), f.a, f.b)
             plane, side = got[0], got[1]
-            g = (plane, j0, hash(key[:j0]))
+            g = (plane, j0, h)
             gid = self.groups.get(g)
             if gid is None:
                 gid = self.groups[g] = len(self.keys)
