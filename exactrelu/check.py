@@ -12,8 +12,19 @@ n_dom - 1``) and, for every piecewise op ``j``, the cell constraints of its stat
 fixed, oriented ``g(t) = a . t + c >= 0`` on ``P``; functions identically zero on the cell of
 the ops before are left out (they split nothing). ``P`` is where every constraint is ``>= 0``.
 
-Form. First every field's type, length and index ranges are checked (:func:`_validate`), so that
-a malformed object fails with a CertificateError naming the field, never another exception.
+Form. Every field's type, length and index ranges are checked before the field is used (the
+header first, :func:`_validate_header`; each vertex, region and adjacent pair when its pass reads
+it), so that a malformed object fails with a CertificateError naming the field, never another
+exception.
+
+Passes. The checker reads the vertices once, the regions once (a second time only to compare the
+output maps of adjacent regions whose hashes are equal) and the adjacent pairs once, in order;
+a sharded certificate (:mod:`exactrelu._shards`) is read shard by shard, each dropped after use,
+so the certificate is never all in memory. Across passes it keeps, per vertex, its integers and
+nearest floats; per region, hashes of its pattern and output map and (1-D and 2-D) its facets
+as columns for adjacency; hashes only propose (equal ones are compared exactly, on the regions
+read again). Adjacency in d >= 3 (:class:`_Adjacency`) reads the regions' facets by index,
+which for a sharded certificate keeps the shards read.
 
 The certificate as a whole
 - ``digest``: recomputed from the architecture and exact parameters (:meth:`Program.digest`).
@@ -145,7 +156,8 @@ one output map.
 
 How it is fast without trusting anything but exact arithmetic (and cddlib's exact LP and H->V):
 - the exact maps are composed once per pattern prefix (regions share the states of their first
-  ops), by the layer rules, through the program's own node loop (:meth:`Program.run_nodes`);
+  ops; they come in the order of the layer tree, and the last :data:`_MEMO_LEVELS` prefixes are
+  kept), by the layer rules, through the program's own node loop (:meth:`Program.run_nodes`);
   for a chain of elementwise ops (:class:`_ChainRunner`: MLPs of ReLU, LeakyReLU, Hardtanh,
   PReLU, ... behind affine layers) the rules give each affine stretch once, as an integer matrix
   over one denominator, and a prefix's map is an integer product (``fmpz_mat``) with the rule's
@@ -166,7 +178,12 @@ How it is fast without trusting anything but exact arithmetic (and cddlib's exac
   entries of the rows that no decided sign rules out;
 - on the closure path, a vertex's edges come from the constraints tight at it (known exactly
   from the sign pass) and the other end of an edge is found among the listed vertices by their
-  sets of tight constraints: a simple vertex needs no arithmetic unless an end is missing.
+  sets of tight constraints: a simple vertex needs no arithmetic unless an end is missing;
+- distinct vertices: sorted by their nearest floats (equal points have equal ones), runs of equal
+  floats compared exactly; distinct patterns and equal output maps of adjacent regions: by
+  Python's 64-bit ``hash``, equal hashes compared exactly (a collision costs a comparison, never
+  a verdict); 1-D and 2-D adjacency groups facets by the hash of the states before ``j0`` (a
+  collision merges two groups, which yields no false pair: see :class:`_FacetTable`).
 """
 
 from __future__ import annotations
