@@ -1504,31 +1504,27 @@ class _FacetTable:
         the line one-to-one onto its axis)."""
         self.planes.clear()
         pts = self.pts
-        gid = np.frombuffer(self.gid, dtype=np.int64) if len(self.gid) else np.zeros(0, np.int64)
-        side = np.frombuffer(self.side, dtype=np.int8) if len(self.side) else np.zeros(0, np.int8)
-        lo = (np.frombuffer(self.lo, dtype=np.float64) if len(self.lo)
-              else np.zeros(len(gid)))
-        order = np.lexsort((lo, side, gid)).tolist()
-        gl, sl = gid.tolist(), side.tolist()
-        fi: list[int] = []
-        fj: list[int] = []
-        start = 0
-        while start < len(order):
-            g = gl[order[start]]
-            end = start
-            while end < len(order) and gl[order[end]] == g:
-                end += 1
-            run = order[start:end]
-            start = end
-            minus = [k for k in run if sl[k] < 0]  # by lo, as sorted
-            plus = [k for k in run if sl[k] > 0]
-            if not minus or not plus:
-                continue
+        n = len(self.gid)
+        gid = np.frombuffer(self.gid, dtype=np.int64) if n else np.zeros(0, np.int64)
+        side = np.frombuffer(self.side, dtype=np.int8) if n else np.zeros(0, np.int8)
+        lo = np.frombuffer(self.lo, dtype=np.float64) if len(self.lo) else np.zeros(n)
+        order = np.lexsort((lo, side, gid))
+        g, sd = gid[order], side[order]
+        starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]])) if n else (
+            np.zeros(0, np.int64))
+        ends = np.append(starts[1:], n)
+        # only groups with facets on both sides (sorted by side: the minus ones first)
+        both = (sd[starts] < 0) & (sd[ends - 1] > 0) if n else np.zeros(0, bool)
+        fi, fj = array("q"), array("q")
+        for a, b in zip(starts[both].tolist(), ends[both].tolist(), strict=True):
+            run = order[a:b].tolist()
+            cut = a + int(np.searchsorted(sd[a:b], 0))
+            minus, plus = run[:cut - a], run[cut - a:]  # minus by lo, as sorted
             if self.d == 1:
-                fi += [p for p in plus for _ in minus]
-                fj += [m for _ in plus for m in minus]
+                fi.extend(p for p in plus for _ in minus)
+                fj.extend(m for _ in plus for m in minus)
                 continue
-            c0 = 0 if self.keys[g][1] != 0 else 1
+            c0 = 0 if self.keys[self.gid[plus[0]]][1] != 0 else 1
             for p in plus:
                 top = self.hi[p]
                 plo, phi = (self.lo[p], self.lov[p]), (self.hi[p], self.hiv[p])
@@ -1539,9 +1535,11 @@ class _FacetTable:
                             and _less((self.lo[m], self.lov[m]), phi, c0, pts)):
                         fi.append(p)
                         fj.append(m)
+        del order, g, sd, starts, ends, both
         reg = np.frombuffer(self.region, dtype=np.int64) if len(self.region) else np.zeros(
             0, np.int64)
-        a, b = np.array(fi, dtype=np.int64), np.array(fj, dtype=np.int64)
+        a = np.frombuffer(fi, dtype=np.int64) if len(fi) else np.zeros(0, np.int64)
+        b = np.frombuffer(fj, dtype=np.int64) if len(fj) else np.zeros(0, np.int64)
         ra, rb = reg[a], reg[b]
         swap = ra > rb
         a, b = np.where(swap, b, a), np.where(swap, a, b)
@@ -2133,7 +2131,9 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
                         if kind == "ray":
                             ray_tight[i, n_dir] = dv == 0
         # the generators of the region: its listed vertices (when it has no lines) and rays
-        points: list[tuple] = [vq(k) for k in vids]
+        # (exact coordinates only where the walk or H->V needs them)
+        points: list[tuple] = [vq(k) for k in vids] if not by_volume else []
+        n_points = len(vids)
         P_tight = SG == 0
         if not by_volume:
             # vertex, ray and line lists proven by an exact H->V of the region's constraints
@@ -2150,6 +2150,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
                     _fail(f"{where}: a region with lines has no vertex, {len(vids)} are listed")
                 hv_pts, hv_rays = _h_to_v(R_all, d, where)
                 points = [tuple(_fq(x) for x in p) for p in hv_pts]
+                n_points = len(points)
                 P_tight = np.array(
                     [[sum((a * x for a, x in zip(row[:d], p, strict=True)), row[d]) == 0
                       for p in points] for row in R_all], dtype=bool).reshape(n_rows, len(points))
@@ -2165,9 +2166,9 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
                       f"{len(r.rays)} listed, {len(extreme)} extreme")
         # facets: exactly the region's irredundant constraints
         T = np.concatenate([P_tight, ray_tight], axis=1)
-        facets = _true_facets(T, len(points), bounded, d)
+        facets = _true_facets(T, n_points, bounded, d)
         msg = _facet_error(where, r, facets, cids, oriented, vids, 0 if r.lines else len(vids),
-                           len(points))
+                           n_points)
         if msg is not None:
             if not by_volume:
                 _fail(msg)
