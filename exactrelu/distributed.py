@@ -23,8 +23,8 @@ merge does is bookkeeping and one exact question:
 - adjacency: a task's own pairs, plus pairs of regions of different cells across a cell facet
   (opposite sides of one hyperplane), adjacent when their facets there share a (d-1)-dimensional
   part: exact extents along the hyperplane overlap with positive length (which decides in 2-D),
-  and above 2-D an exact LP on the hyperplane (:func:`exactrelu._polyhedra.interior_point` of
-  both regions' rows restricted to it);
+  and above 2-D an exact LP on the hyperplane (:func:`exactrelu._geometry.full_on_hyperplane` of
+  both regions' rows);
 - pieces: components of adjacency with equal exact maps, numbered by their first region.
 
 :func:`exactrelu.check` proves the merged certificate like any other (the tests compare it with a
@@ -50,8 +50,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._geometry import hyperplane_chart, restrict_to_hyperplane
-from ._polyhedra import interior_point
+from ._geometry import full_on_hyperplane, hyperplane_chart
 from .capture import Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
 from .domain import Box, Domain, Polytope, Slice
@@ -295,21 +294,11 @@ def _across(key: tuple, facets: list[tuple[int, int, RegionFacet]], regions: lis
     for (_, i, f, bi), (_, j, g, bj) in pairs:
         if not all(max(p[0], q[0]) < min(p[1], q[1]) for p, q in zip(bi, bj, strict=True)):
             continue
-        if d >= 3 and not _overlap(regions[i], regions[j], normal, offset, d):
+        if d >= 3 and not full_on_hyperplane(
+                [h.a for h in regions[i].facets] + [h.a for h in regions[j].facets],
+                [h.b for h in regions[i].facets] + [h.b for h in regions[j].facets],
+                normal, offset):
             continue
         out.append(Adjacency(min(i, j), max(i, j), normal, offset,
                              tuple(sorted(set(f.ids) | set(g.ids)))))
     return out
-
-
-def _overlap(r: Region, s: Region, normal: Sequence[Fraction], offset: Fraction,
-             d: int) -> bool:
-    """Is the part of the hyperplane in both closed regions (d-1)-dimensional? An exact LP."""
-    rows = [f.a for f in r.facets] + [f.a for f in s.facets]
-    rhs = [f.b for f in r.facets] + [f.b for f in s.facets]
-    restricted = restrict_to_hyperplane(rows, rhs, normal, offset)
-    if restricted is None:
-        return False
-    _, A, b = restricted
-    found = interior_point(A, b, d - 1)
-    return found is not None and found[1] > 0

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-from .. import _polyhedra, certify
+from .. import certify
 from .._deps import flint
-from .._geometry import exact_keys
+from .._geometry import exact_keys, full_on_hyperplane
 from .._runtime import paused_gc
 from ..capture import Program, constraint_offsets
 from ..certificate import Adjacency, Region, RegionFacet
@@ -211,7 +211,7 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int,
         if d > 1 and any(f.rays or regions[ri].lines for _, ri, f in items):
             # unbounded facets on this hyperplane: decide every pair by the exact LP
             pairs = [(p, m) for p in plus for m in minus
-                     if _faces_overlap(p[1], m[1], regions[p[0]], regions[m[0]], exact)]
+                     if _faces_overlap(p[1], regions[p[0]], regions[m[0]])]
         elif d == 1:
             pairs = [(p, m) for p in plus for m in minus]
         elif d == 2:
@@ -363,33 +363,16 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
                 out.append(((ri, f), (rj, g)))
             elif beyond(others(ri, f), columns(g)) or beyond(others(rj, g), columns(f)):
                 continue  # another facet's hyperplane separates them: no shared (d-1)-piece
-            elif d == 3 or _faces_overlap(f, g, regions[ri], regions[rj], vertices):
+            elif d == 3 or _faces_overlap(f, regions[ri], regions[rj]):
                 out.append(((ri, f), (rj, g)))
     return out
 
 
-def _faces_overlap(f: RegionFacet, g: RegionFacet, ri: Region, rj: Region,
-                   vertices: list[tuple]) -> bool:
-    """Do two facets on one hyperplane share a (d-1)-dimensional piece? (exact LP, d >= 3)."""
-    a, b = f.a, f.b
-    k = next(i for i, v in enumerate(a) if v != 0)
-    d = len(a)
-    # t_k = (b - sum_{i != k} a_i t_i) / a_k ; substitute into the other facets of both regions.
-    rows, rhs = [], []
-    for reg, own in ((ri, f), (rj, g)):
-        for h in reg.facets:
-            if h is own:
-                continue
-            coef = [h.a[i] - h.a[k] * a[i] / a[k] for i in range(d) if i != k]
-            r = h.b - h.a[k] * b / a[k]
-            if all(c == 0 for c in coef):
-                if r < 0:
-                    return False
-                continue
-            rows.append(coef)
-            rhs.append(r)
-    ip = _polyhedra.interior_point(rows, rhs, dim=d - 1)
-    return ip is not None and ip[1] > 0
+def _faces_overlap(f: RegionFacet, ri: Region, rj: Region) -> bool:
+    """Do the facets of ``ri`` and ``rj`` on ``f``'s hyperplane share a (d-1)-dimensional piece?
+    (exact LP, d >= 3)."""
+    return full_on_hyperplane([h.a for h in ri.facets] + [h.a for h in rj.facets],
+                              [h.b for h in ri.facets] + [h.b for h in rj.facets], f.a, f.b)
 
 
 def pieces_of(regions: Sequence[Region], adjacency: Sequence[Adjacency]) -> list[int]:
