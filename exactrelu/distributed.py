@@ -51,12 +51,13 @@ import torch
 from torch import nn
 
 from ._geometry import full_on_hyperplane, hyperplane_chart
-from .capture import Program, capture
+from ._progress import progress_bar
+from .capture import Program
 from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
 from .domain import Box, Domain, Polytope, Slice
 from .engines import Complex, build_certificate
 from .engines.python import pieces_of
-from .errors import ExactReluError, InvalidInputError, RegionLimitError
+from .errors import InvalidInputError, RegionLimitError
 
 __all__ = ["is_dask_client", "merge", "run"]
 
@@ -73,19 +74,15 @@ def is_dask_client(executor: Any) -> bool:
     return distributed is not None and isinstance(executor, distributed.Client)
 
 
-def _first_layer(net: Any, input_shape: tuple[int, ...]) -> nn.Module | None:
-    """The shortest prefix of an ``nn.Sequential`` ending with a piecewise op, or None."""
-    if not isinstance(net, nn.Sequential):
+def _first_layer(net: Any, prog: Program) -> nn.Module | None:
+    """The shortest prefix of an ``nn.Sequential`` ending with a piecewise op (``prog``, its
+    capture, names its nodes by module path: the first piecewise node's top-level index), or
+    None."""
+    first = prog.piecewise_nodes()
+    if not isinstance(net, nn.Sequential) or not first:
         return None
-    for k in range(1, len(net) + 1):
-        prefix = net[:k]
-        try:
-            prog = capture(prefix, input_shape)
-        except ExactReluError:  # a prefix capture cannot take: run as one task
-            return None
-        if prog.piecewise_nodes():
-            return prefix
-    return None
+    top = first[0].name.split(".")[0]
+    return net[:int(top) + 1] if top.isdigit() and int(top) < len(net) else None
 
 
 def _first_units(prefix: nn.Module, k: int) -> nn.Module | None:
@@ -148,11 +145,12 @@ def _task(net: nn.Module | Program, dom: Domain, input_shape: tuple[int, ...],
 
 def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
         workers: int | None = None, max_regions: int | None = None,
-        engine: str = "auto") -> Certificate:
+        engine: str = "auto", progress: bool = False) -> Certificate:
     """What :func:`exactrelu.verify` does with ``executor=client`` (a Dask client): the cells of
     the first piecewise layer as tasks (``workers``: threads or processes per task, ``engine``
     for each), merged exactly (see the module docstring). ``max_regions`` bounds each task and
-    the total: the run stops as soon as the tasks done hold more."""
+    the total: the run stops as soon as the tasks done hold more. ``progress``: a bar over the
+    tasks done (on a terminal)."""
     from distributed import as_completed
 
     t0 = time.perf_counter()
@@ -160,7 +158,7 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
         raise InvalidInputError(f"a cluster run needs a bounded box, polytope or slice; got "
                                 f"{dom!r} (run it locally: verify(net, domain))")
     shape = prog.input_shape
-    prefix = _first_layer(net, shape)
+    prefix = _first_layer(net, prog)
     if prefix is None:
         _log.info("one task: not an nn.Sequential whose first piecewise op can be cut off")
         tasks: list[Domain] = [dom]
@@ -178,17 +176,19 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
     names: set[str] = set()
     seconds = 0.0
     found = 0
-    for future in as_completed(futures):
-        name, cx, s = future.result()
-        k = order[future.key]
-        part = parts[k] = build_certificate(prog, tasks[k], cx)
-        names.add(name)
-        seconds += s
-        found += part.num_regions
-        if max_regions is not None and found > max_regions:
-            client.cancel(futures)
-            raise RegionLimitError(f"more than max_regions={max_regions:,} regions: the "
-                                   f"tasks done hold {found:,}", found)
+    with progress_bar(len(futures), "cells", progress) as bar:
+        for future in as_completed(futures):
+            name, cx, s = future.result()
+            k = order[future.key]
+            part = parts[k] = build_certificate(prog, tasks[k], cx)
+            names.add(name)
+            seconds += s
+            found += part.num_regions
+            bar.update(1)
+            if max_regions is not None and found > max_regions:
+                client.cancel(futures)
+                raise RegionLimitError(f"more than max_regions={max_regions:,} regions: the "
+                                       f"tasks done hold {found:,}", found)
     done = [p for p in parts if p is not None]
     cert = done[0] if cells is None else merge(cells, done)
     cert.stats = {"engine": f"dask ({', '.join(sorted(names))})", "tasks": len(done),

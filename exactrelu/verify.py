@@ -195,8 +195,11 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     progress = bool(progress)
     prog, dom = _program_and_domain(net, domain, input_shape)
     if distributed.is_dask_client(executor):
+        if trace is not None:
+            raise InvalidInputError("trace= is for a local run: on a Dask cluster every task "
+                                    "traces its own cell (drop trace= or the executor)")
         cert = distributed.run(net, prog, dom, executor, workers=workers,
-                               max_regions=max_regions, engine=engine)
+                               max_regions=max_regions, engine=engine, progress=progress)
         if claimed is not None:
             compare_claim(cert, claimed)
         return cert

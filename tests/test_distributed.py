@@ -118,8 +118,34 @@ def test_limits_and_domains(client):
     assert info.value.found > n // 2
     with pytest.raises(InvalidInputError, match="bounded box, polytope or slice"):
         exactrelu.verify(net, RealSpace(2), executor=client, progress=False)
+    tr = exactrelu.trace(net, [(-1, 1), (-1, 1)], progress=False)
+    with pytest.raises(InvalidInputError, match="trace= is for a local run"):
+        exactrelu.verify(net, [(-1, 1), (-1, 1)], executor=client, trace=tr, progress=False)
     # the compiled engine on each task
     c = exactrelu.verify(net, [(-1, 1), (-1, 1)], executor=client, engine="compiled",
                          progress=False)
     assert c.stats["engine"] == "dask (compiled)" and c.num_regions == n
     assert sum(r.volume for r in c.regions) == Fraction(4)
+
+
+def test_progress_counts_every_task(client, monkeypatch):
+    seen = []
+
+    class Bar:
+        def __init__(self, total, desc, enabled):
+            self.total, self.enabled, self.n = total, enabled, 0
+            seen.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, k):
+            self.n += k
+
+    monkeypatch.setattr("exactrelu.distributed.progress_bar", Bar)
+    cert = exactrelu.verify(mlp(2, [8, 8], 1), [(-1, 1), (-1, 1)], executor=client)
+    assert len(seen) == 1 and seen[0].enabled
+    assert seen[0].n == seen[0].total == cert.stats["tasks"] > 1
