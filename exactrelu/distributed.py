@@ -28,10 +28,20 @@ merge does is bookkeeping and one exact question:
 - pieces: components of adjacency with equal exact maps, numbered by their first region.
 
 :func:`exactrelu.check` proves the merged certificate like any other (the tests compare it with a
-local run in canonical form and check it). Tasks return their exact complexes (plain integers)
-to the client, which builds and merges their certificates: the client holds the whole
-certificate (save it sharded with ``cert.save("x.parquet")``); a worker needs what one cell's
-certification needs.
+local run in canonical form and check it). Two ways to merge:
+
+- in memory (the default): tasks return their exact complexes (plain integers) to the client,
+  which builds and merges their certificates and holds the whole one;
+- workers write (``save="x.parquet"``, a directory on a file system the workers and the client
+  share): each task keeps its cell's certificate on its worker and returns a summary (counts,
+  the vertices and facets on the cell's boundary with those regions' rows, maps and local
+  pieces, and each local piece's first region); the client numbers the vertices (a vertex can
+  be in two cells only on their common boundary) and the pieces (each cell's own, joined where
+  equal maps meet across a cell facet), finds the pairs across cells, and has each worker
+  write its cell's regions, new vertices and own pairs as shards in the whole certificate's
+  numbering; the client writes the pairs across and the manifest. The client then holds what
+  lies on the cells' boundaries, and one piece label per piece; a worker needs what one
+  cell's certification needs.
 
 Applies to an ``nn.Sequential`` whose first piecewise module comes before any branching, on a
 bounded domain (a box, a polytope or a slice through inputs); another net runs as one task.
