@@ -155,7 +155,10 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int,
     shared piece no constraint of an earlier op vanishes (it would vanish on the whole facet), so
     both regions have the same states before ``j0``; for an op whose cells are the sign vectors of
     its switching functions (``units[j0]`` = its number of units, None otherwise) they also agree at
-    ``j0`` except on the units vanishing there. A facet with a domain constraint lies on the
+    ``j0`` except on the units vanishing there (the two regions' switching functions of ``j0``
+    are the same affine maps). Past ``j0`` the maps differ across the facet, and a switching
+    function that is identically zero on one side (its state there a tie) may have either state
+    on the other, so later ops are not in the key. A facet with a domain constraint lies on the
     domain's boundary and has no region across."""
     exact = vertices
     # per coordinate, the exact keys of every vertex's coordinate: every choice of an extreme
@@ -231,7 +234,20 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int,
                     if flo < mhi:
                         pairs.append(((ri, f), (rj, g)))
         else:
-            pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, exact, keys, d, plane)
+            # a facet with the vertices of one across is that facet: they share all of it, and
+            # neither shares a (d-1)-piece with another (facets on one side of a hyperplane have
+            # disjoint relative interiors, their regions' interiors being disjoint)
+            across = {frozenset(g.vertices): (rj, g) for rj, g in minus}
+            pairs, rest = [], []
+            for ri, f in plus:
+                twin = across.pop(frozenset(f.vertices), None)
+                if twin is None:
+                    rest.append((ri, f))
+                else:
+                    pairs.append(((ri, f), twin))
+            if rest and across:
+                pairs += _overlapping_facets(plus[0][1].a, rest, list(across.values()), regions,
+                                             exact, keys, d, plane)
         for (ri, f), (rj, g) in pairs:
             out.append((min(ri, rj), max(ri, rj), f, g, gk if offsets is None else gk[0]))
     uniq: dict[tuple[int, int], tuple] = {}
