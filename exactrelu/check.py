@@ -249,6 +249,14 @@ def _rank(rows: list[list[fmpq]], n: int) -> int:
     return flint.fmpq_mat(len(rows), n, [v for r in rows for v in r]).rank()
 
 
+def _full_rank(rows: list[list[int]], d: int) -> bool:
+    """Do the integer rows (each of length ``d``) have rank ``d``? In 2-D, some pair with a
+    non-zero determinant."""
+    if d == 2:
+        return any(a[0] * b[1] != a[1] * b[0] for a, b in itertools.combinations(rows, 2))
+    return bool(flint.fmpz_mat(rows).rank() == d)
+
+
 def _fq(x: Fraction | int) -> fmpq:
     return fmpq(x.numerator, x.denominator)
 
@@ -537,7 +545,7 @@ class _Level:
     """Exact data for a pattern prefix (the states of piecewise ops ``< j``): the live values
     before piecewise op ``j`` and the exact rows ``[a | c]`` of its switching functions."""
 
-    __slots__ = ("F", "_keys", "_mat", "_planes", "_rows", "_sw", "absF", "den", "ents",
+    __slots__ = ("F", "_keys", "_made", "_mat", "_planes", "_rows", "_sw", "absF", "den", "ents",
                  "ints_sw", "values", "z", "zero")
     # a chain's level (:meth:`from_ints`): the map into its op as the integer matrix ``z``
     # (``fmpz_mat``, entries ``ents``) over ``den``, the switching rows as integers ``ints_sw``
@@ -579,9 +587,12 @@ class _Level:
         """Row ``i`` of :attr:`rows`, without making the others."""
         if self._rows is not None:
             return self._rows[i]
-        z, den = self._sw
-        m = z.ncols()
-        return [fmpq(v, den) for v in self.ints_sw[i * m:(i + 1) * m]]
+        got = self._made.get(i)
+        if got is None:
+            z, den = self._sw
+            m = z.ncols()
+            got = self._made[i] = [fmpq(v, den) for v in self.ints_sw[i * m:(i + 1) * m]]
+        return got
 
     def irow(self, i: int) -> list[int]:
         """Row ``i`` of :attr:`rows` times a positive integer, in integers."""
@@ -637,6 +648,7 @@ class _Level:
             self.zero[i] = (not any(ints[i * m:(i + 1) * m]) if ints is not None
                             else all(v == 0 for v in self.rows[i]))
         self._keys: dict[int, tuple] = {}
+        self._made: dict[int, list[fmpq]] = {}  # rows made by row(i) (the regions share them)
         self._planes: dict[tuple, list[int]] | None = None
 
     def key(self, i: int) -> tuple:
@@ -2096,13 +2108,14 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
         if vids:
             SG = np.concatenate([S_all[sel, 1:] * sgn[:, None].astype(np.int8)
                                  for _, S_all, sel, sgn, _, _ in blocks], axis=0)
+            neg = SG < 0
+            if neg.any():
+                col = int(np.argmax(neg.any(axis=0)))
+                _fail(f"{where}: vertex {vids[col]} violates constraint "
+                      f"{cids[int(np.argmax(neg[:, col]))]}")
             for col, k in enumerate(vids):
-                colv = SG[:, col]
-                neg = colv < 0
-                if neg.any():
-                    _fail(f"{where}: vertex {k} violates constraint {cids[int(np.argmax(neg))]}")
-                tight = np.nonzero(colv == 0)[0].tolist()
-                if len(tight) < d or flint.fmpz_mat([normal(t) for t in tight]).rank() != d:
+                tight = np.nonzero(SG[:, col] == 0)[0].tolist()
+                if len(tight) < d or not _full_rank([normal(t) for t in tight], d):
                     _fail(f"{where}: vertex {k} is not a vertex of the region (its tight "
                           f"constraints have rank < {d})")
         else:
