@@ -22,19 +22,13 @@ from exactrelu import Certificate, CertificateError, _shards
 CHECKER = sys.modules["exactrelu.check"]  # the package exports the function under that name
 
 
-def mlp(d: int, widths: list[int], seed: int, out: int = 1) -> nn.Sequential:
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for a, b in zip([d, *widths], widths, strict=False):
-        layers += [nn.Linear(a, b), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(widths[-1], out)).double().eval()
-
-
 def dead_unit_net() -> nn.Sequential:
     """Units of the last hidden layer with zero outgoing weight: the two regions on either side
     of their hyperplanes have one output map, so some adjacent pairs have equal maps (pieces merge
     regions) and the exact comparison of equal hashes has work to do."""
-    net = mlp(2, [6, 6], 11)
+    torch.manual_seed(11)
+    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(),
+                        nn.Linear(6, 1)).double().eval()
     with torch.no_grad():
         net[4].weight[:, :3] = 0.0
     return net
