@@ -379,7 +379,7 @@ class _Patterns:
     def seen(self, p: Any) -> bool:
         if id(p) in self.held and self.held[id(p)] is p:
             return True
-        if len(self.held) >= 1 << 14:
+        if len(self.held) >= 1 << 10:
             self.held.clear()
         self.held[id(p)] = p
         return False
