@@ -452,6 +452,7 @@ class _Points:
             floats.extend(_nearest(x) for x in v)
         self.n = len(self.at)
         self.recent: dict[int, list[int]] = {}  # decoded lately (regions share vertices)
+        self.recent_q: dict[int, tuple[Fraction, ...]] = {}
         self.Vf = np.frombuffer(floats, dtype=np.float64).reshape(self.n, d) if self.n else (
             np.zeros((0, d)))
 
@@ -472,13 +473,17 @@ class _Points:
 
     def exact(self, k: int) -> tuple[Fraction, ...]:
         """Vertex ``k``'s coordinates."""
-        h = self.hom(k)
-        return tuple(Fraction(x, h[-1]) for x in h[:-1])
+        got = self.recent_q.get(k)
+        if got is None:
+            if len(self.recent_q) >= 1 << 12:
+                self.recent_q.clear()
+            h = self.hom(k)
+            got = self.recent_q[k] = tuple(Fraction(x, h[-1]) for x in h[:-1])
+        return got
 
     def coord(self, k: int, i: int) -> Fraction:
         """Coordinate ``i`` of vertex ``k``."""
-        h = self.hom(k)
-        return Fraction(h[i], h[-1])
+        return self.exact(k)[i]
 
     def first_repeat(self) -> tuple[int, int] | None:
         """``(j, k)``: the least ``k`` that is the same point as an earlier vertex, ``j`` the
