@@ -1969,6 +1969,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
             nd = nodes[j]
             idx, sgn = nd.piecewise_rule.cell_constraints(nd.module, _state_tensor(nd, st_key),
                                                           nd.in_shapes[0])
+            if len(cc_cache) >= 1 << 10:
+                cc_cache.clear()  # states recur among nearby regions: a few thousand suffice
             cc = cc_cache[(j, st_key)] = (idx.reshape(-1).numpy().astype(np.int64),
                                           sgn.reshape(-1).numpy().astype(np.int64))
         return cc
