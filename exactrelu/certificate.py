@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -181,9 +181,10 @@ class Certificate:
     output_shape: tuple[int, ...]
     digest: str
     constraint_offsets: list[int]
-    regions: list[Region]
-    vertices: list[tuple[Fraction, ...]]
-    adjacency: list[Adjacency]
+    # lists, or lazy sequences of views (a columnar or sharded certificate; see exactrelu._columns)
+    regions: MutableSequence[Region]
+    vertices: MutableSequence[tuple[Fraction, ...]]
+    adjacency: MutableSequence[Adjacency]
     pieces: list[int]  # piece index of every region
     notes: list[str] = field(default_factory=list)
     version: str = ""
@@ -492,16 +493,16 @@ class Header:
     def n_ids(self) -> int:
         return self.offsets[-1]
 
-    def certificate(self, regions: Sequence[Region], vertices: Sequence[tuple[Fraction, ...]],
-                    adjacency: Sequence[Adjacency], pieces: list[int]) -> Certificate:
+    def certificate(self, regions: MutableSequence[Region],
+                    vertices: MutableSequence[tuple[Fraction, ...]],
+                    adjacency: MutableSequence[Adjacency], pieces: list[int]) -> Certificate:
         """The certificate of these lists (which may be lazy sequences), with the counts checked
         against them."""
         n = len(regions)
         if self.num_regions != n:
             raise Malformed(f"says {self.num_regions} but {n} regions are listed", ".num_regions")
         cert = Certificate(self.domain, self.input_shape, self.output_shape, self.digest,
-                           self.offsets, regions, vertices, adjacency,  # type: ignore[arg-type]
-                           pieces, self.notes, self.version, self.stats)
+                           self.offsets, regions, vertices, adjacency, pieces, self.notes, self.version, self.stats)
         if self.num_pieces != cert.num_pieces:
             raise Malformed(f"says {self.num_pieces} but the piece labels give "
                             f"{cert.num_pieces}", ".num_pieces")

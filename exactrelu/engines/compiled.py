@@ -7,8 +7,10 @@ bounded 2-D or 3-D domain (a box, a polytope or a plane through inputs), with th
 as the pure-Python arrangement path of :mod:`exactrelu.certify` and the same complex (compared
 by :func:`exactrelu.engines.canonical` in ``tests/test_engines.py``, entry by entry in
 ``tests/test_fastpath.py``). Everything else (other ops, other dimensions, unbounded domains, an
-explicit executor) goes to the Python engine. The core returns plain data (lists of Python
-ints, keyed as the fields of :class:`Complex`), never Python objects of the certificate.
+explicit executor) goes to the Python engine. The core returns plain data keyed as the fields
+of :class:`Complex`: index data as bytes of native int64 (wrapped by ``numpy.frombuffer``
+without a copy), each op's distinct states as bytes of int8, rationals as lists of Python ints;
+never Python objects of the certificate.
 
 The float trace is not needed by the compiled layer (its cuts partition each parent, so its
 children are complete by construction); it is only compared with the result afterwards, to count
@@ -244,8 +246,10 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
     stats = out["counts"]
     # per phase of the compiled layer, in milliseconds (3 decimals: JSON without exponents)
     stats["compiled_ms"] = {k: round(v * 1000, 3) for k, v in out["seconds"].items()}
+    states = [np.frombuffer(b, dtype=np.int8).reshape(-1, lv[0])
+              for b, lv in zip(out["states"], pl.levels, strict=True)]
     return Complex(
-        d=out["d"], n_out=out["n_out"], states=out["states"], state_ids=out["state_ids"],
+        d=out["d"], n_out=out["n_out"], states=states, state_ids=out["state_ids"],
         witness=Rationals(*out["witness"]), vertices=Rationals(*out["vertices"]),
         region_vertices=Ragged(*out["region_vertices"]), rows=Rationals(*out["rows"]),
         facet_start=out["facet_start"], facet_row=out["facet_row"],
