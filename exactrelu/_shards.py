@@ -44,12 +44,13 @@ import bisect
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 from . import _parse
+from ._columns import Lazy
 from ._deps import extra_missing
 from ._parse import Malformed
 from ._progress import progress_bar
@@ -225,21 +226,23 @@ def _read_shard(shard: _Shard, schema: Any, columns: list[str] | None = None) ->
         raise bad(f"not a readable Parquet file ({exc})") from None
 
 
-class _Rows(Sequence[T]):
-    """A table's items, read a shard at a time when first wanted. Shards read are kept (random
-    access, as the checker's adjacency and pieces make, would read them again and again);
-    :meth:`release` drops them, :meth:`shards` walks them holding one at a time."""
+class _Rows(Lazy[T]):
+    """A table's items, read a shard at a time when first wanted (a
+    :class:`~exactrelu._columns.Lazy` sequence: items can be assigned, inserted and deleted as a
+    columnar certificate's). Shards read are kept, and so are the items made of them (random
+    access, as the checker's adjacency and pieces make, would read them again and again; an item
+    changed in place stays changed while its shard is kept): :meth:`release` drops them,
+    :meth:`shards` walks them holding one at a time."""
+
+    keep = 0  # the shards read keep their items
 
     def __init__(self, shards: list[_Shard], schema: Any, table: str,
                  convert: Callable[[int, dict[str, Any]], T]) -> None:
+        super().__init__(sum(s.rows for s in shards))
         self._shards = shards
         self._firsts = [s.first for s in shards]
-        self._n = sum(s.rows for s in shards)
         self._schema, self._table, self._convert = schema, table, convert
         self._cached: dict[int, list[T]] = {}
-
-    def __len__(self) -> int:
-        return self._n
 
     def release(self) -> None:
         """Drop the shards read so far (they are read again when wanted)."""
@@ -268,27 +271,21 @@ class _Rows(Sequence[T]):
                                        f"{exc.under(f'.{self._table}[{i}]').where()}") from None
         return out
 
-    @overload
-    def __getitem__(self, i: int) -> T: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[T]: ...
-
-    def __getitem__(self, i: int | slice) -> T | list[T]:
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(self._n))]
-        if i < 0:
-            i += self._n
-        if not 0 <= i < self._n:
-            raise IndexError(f"{self._table} index {i} out of range ({self._n:,} items)")
+    def _make(self, i: int) -> T:
         k = bisect.bisect_right(self._firsts, i) - 1
         return self._load(k)[i - self._shards[k].first]
 
     def __iter__(self) -> Iterator[T]:
-        for k in range(len(self._shards)):
-            yield from self._load(k)
+        """Shard after shard, every one read (an empty one too: its row count is checked)."""
+        if self._items is not None:
+            yield from self._items
+            return
+        for k, shard in enumerate(self._shards):
+            for i, item in enumerate(self._load(k), shard.first):
+                yield self._changed.get(i, item)
 
     def __repr__(self) -> str:
-        return f"<{self._n:,} {self._table} in {len(self._shards)} shards>"
+        return f"<{len(self):,} {self._table} in {len(self._shards)} shards>"
 
 
 def load(path: str | Path) -> Certificate:
