@@ -49,8 +49,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from . import _parse
-from ._columns import Lazy
+from ._columns import Adjacencies, Complex, Lazy, Ragged, Rationals, Regions, Vertices
 from ._deps import extra_missing
 from ._parse import Malformed
 from ._progress import progress_bar
@@ -110,11 +112,17 @@ def _schemas(pa: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------- writing
+#: Rows per Parquet row group: what is built in memory at a time while a shard is written.
+GROUP_ROWS = 4096
+
+
 def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
          progress: bool = True) -> None:
     """Write ``cert`` as a sharded certificate directory at ``path`` (replacing one that is
     there; refusing to replace anything else); ``progress``: a bar over the shards on a
-    terminal."""
+    terminal. A table whose sequence is a columnar certificate's, unchanged, is written from
+    its columns (Arrow arrays of its index columns, rationals formatted straight from their
+    integers); any other from its items, ``GROUP_ROWS`` at a time."""
     pa, _ = _arrow()
     if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 1:
         raise InvalidInputError(f"shard_rows={shard_rows!r}: pass a positive integer")
@@ -125,13 +133,22 @@ def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
                                    "choose another name or remove it")
         shutil.rmtree(root)
     schemas = _schemas(pa)
-    rows: dict[str, Callable[[int, int], list[dict[str, Any]]]] = {
-        "regions": lambda lo, hi: [{**region_json(r), "piece": p} for r, p in
-                                   zip(cert.regions[lo:hi], cert.pieces[lo:hi], strict=True)],
-        "vertices": lambda lo, hi: [{"coordinates": [_parse.text(c) for c in v]}
-                                    for v in cert.vertices[lo:hi]],
-        "adjacency": lambda lo, hi: [adjacency_json(a) for a in cert.adjacency[lo:hi]],
+    rows: dict[str, Callable[[int, int], Any]] = {
+        "regions": lambda lo, hi: pa.Table.from_pylist(
+            [{**region_json(r), "piece": p}
+             for r, p in zip(cert.regions[lo:hi], cert.pieces[lo:hi], strict=True)],
+            schema=schemas["regions"]),
+        "vertices": lambda lo, hi: pa.Table.from_pylist(
+            [{"coordinates": [_parse.text(c) for c in v]} for v in cert.vertices[lo:hi]],
+            schema=schemas["vertices"]),
+        "adjacency": lambda lo, hi: pa.Table.from_pylist(
+            [adjacency_json(a) for a in cert.adjacency[lo:hi]], schema=schemas["adjacency"]),
     }
+    columnar = {"regions": Regions, "vertices": Vertices, "adjacency": Adjacencies}
+    for name, kind in columnar.items():
+        seq = getattr(cert, name)
+        if type(seq) is kind and seq.pristine():
+            rows[name] = _from_columns(pa, name, seq.cx, cert.pieces, schemas[name])
     sizes = {"regions": cert.num_regions, "vertices": cert.num_vertices,
              "adjacency": len(cert.adjacency)}
     shards: dict[str, list[dict[str, Any]]] = {}
@@ -145,21 +162,103 @@ def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
 
 
 def _save_table(root: Path, name: str, size: int, shard_rows: int,
-                rows: Callable[[int, int], list[dict[str, Any]]], schema: Any,
+                table: Callable[[int, int], Any], schema: Any,
                 listed: list[dict[str, Any]], bar: Any) -> None:
+    """Write the shards of one table, each a row group of at most ``GROUP_ROWS`` rows at a
+    time (``table(lo, hi)``: the Arrow table of rows ``lo`` to ``hi - 1``)."""
     pa, pq = _arrow()
     (root / name).mkdir(parents=True)
     for k, lo in enumerate(range(0, max(size, 1), shard_rows)):
         hi = min(lo + shard_rows, size)
         file = f"{name}/part-{k:05d}.parquet"
         sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(rows(lo, hi), schema=schema), sink,
-                       compression="zstd")
+        with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+            for g in range(lo, max(hi, lo + 1), GROUP_ROWS):
+                writer.write_table(table(g, min(g + GROUP_ROWS, hi)))
         data = sink.getvalue().to_pybytes()
         (root / file).write_bytes(data)
         listed.append({"file": file, "rows": hi - lo, "bytes": len(data),
                        "sha256": hashlib.sha256(data).hexdigest()})
         bar.update(1)
+
+
+def _texts(r: Rationals, lo: int, hi: int) -> list[str]:
+    return list(map(_parse.ratio_text, r.num[lo:hi], r.den[lo:hi]))
+
+
+def _from_columns(pa: Any, name: str, cx: Complex, pieces: list[int],
+                  schema: Any) -> Callable[[int, int], Any]:
+    """``table(lo, hi)`` for :func:`_save_table`, built from the columns of ``cx``: the same
+    table as the items' JSON gives (``tests/test_shards.py`` compares them)."""
+    d, m = cx.d, cx.d + 1
+
+    def lists(offsets: Any, values: Any) -> Any:
+        return pa.ListArray.from_arrays(pa.array(np.asarray(offsets, np.int32)), values)
+
+    def ragged(r: Ragged, lo: int, hi: int) -> Any:
+        s = r.start[lo:hi + 1]
+        return lists(s - s[0], pa.array(r.flat[s[0]:s[-1]], pa.int64()))
+
+    def strings(values: list[str]) -> Any:
+        return pa.array(values, pa.string())
+
+    def runs(n: int, width: int) -> np.ndarray:
+        return np.arange(n + 1, dtype=np.int64) * width
+
+    def points(sr: tuple[Any, Rationals] | None, lo: int, hi: int) -> Any:
+        if sr is None:
+            return lists(np.zeros(hi - lo + 1), lists([0], strings([])))
+        start, pts = sr
+        s = start[lo:hi + 1]
+        inner = lists(runs(int(s[-1] - s[0]), d), strings(_texts(pts, int(s[0]) * d,
+                                                                  int(s[-1]) * d)))
+        return lists(s - s[0], inner)
+
+    def regions(lo: int, hi: int) -> Any:
+        n = hi - lo
+        per = [s[ids[lo:hi]].astype(np.int64) for s, ids in
+               zip(cx.states, cx.state_ids, strict=True)]
+        widths = np.array([p.shape[1] for p in per], dtype=np.int64)
+        values = np.concatenate(per, axis=1).reshape(-1) if per else np.zeros(0, np.int64)
+        inner = np.concatenate([[0], np.cumsum(np.tile(widths, n))])
+        pattern = lists(runs(n, len(per)), lists(inner, pa.array(values, pa.int64())))
+        f0, f1 = int(cx.facet_start[lo]), int(cx.facet_start[hi])
+        frow = cx.facet_row[f0:f1].tolist()
+        row_text = {r: _texts(cx.rows, r * m, r * m + m) for r in set(frow)}
+        nf = f1 - f0
+        frays = ragged(cx.facet_rays, f0, f1) if len(cx.facet_rays.start) else \
+            lists(np.zeros(nf + 1), pa.array([], pa.int64()))
+        facet = pa.StructArray.from_arrays(
+            [lists(runs(nf, d), strings([x for r in frow for x in row_text[r][:d]])),
+             strings([row_text[r][d] for r in frow]), ragged(cx.facet_ids, f0, f1),
+             ragged(cx.facet_vertices, f0, f1), frays],
+            fields=list(schema.field("facets").type.value_type))
+        no = cx.n_out
+        output = lists(runs(n, no), lists(runs(n * no, m),
+                                          strings(_texts(cx.outputs, lo * no * m, hi * no * m))))
+        volume = [None if q == 0 else _parse.ratio_text(p, q)
+                  for p, q in zip(cx.volume.num[lo:hi], cx.volume.den[lo:hi], strict=True)]
+        return pa.Table.from_arrays([
+            pattern, lists(runs(n, d), strings(_texts(cx.witness, lo * d, hi * d))),
+            lists(cx.facet_start[lo:hi + 1] - f0, facet), points(cx.rays, lo, hi),
+            points(cx.lines, lo, hi), ragged(cx.region_vertices, lo, hi), output,
+            strings(volume), pa.array(cx.repaired[lo:hi]), pa.array(pieces[lo:hi], pa.int64())],
+            schema=schema)
+
+    def vertices(lo: int, hi: int) -> Any:
+        return pa.Table.from_arrays(
+            [lists(runs(hi - lo, d), strings(_texts(cx.vertices, lo * d, hi * d)))],
+            schema=schema)
+
+    def adjacency(lo: int, hi: int) -> Any:
+        plane = cx.adj_plane[lo:hi].tolist()
+        text = {p: _texts(cx.planes, p * m, p * m + m) for p in set(plane)}
+        return pa.Table.from_arrays(
+            [pa.array(cx.adj_i[lo:hi]), pa.array(cx.adj_j[lo:hi]),
+             lists(runs(hi - lo, d), strings([x for p in plane for x in text[p][:d]])),
+             strings([text[p][d] for p in plane]), ragged(cx.adj_ids, lo, hi)], schema=schema)
+
+    return {"regions": regions, "vertices": vertices, "adjacency": adjacency}[name]
 
 
 # --------------------------------------------------------------------------------- reading
