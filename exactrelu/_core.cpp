@@ -2537,17 +2537,26 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         std::vector<PyObject*> pats;
         if (traced) pats = items(proposals, "proposals");
         Guard gp{pats};
+        // per level: the trace's states as rows of `stride` bytes, bits (first unit in the high
+        // bit of the first byte, as numpy.packbits) when `bits`, else a byte per unit
         std::vector<const char*> tab((size_t)spec.L);
+        std::vector<size_t> stride((size_t)spec.L, 0);
+        std::vector<char> bits((size_t)spec.L, 0);
         size_t R = 0;
         if (traced) {
             if ((int)pats.size() != spec.L) throw std::runtime_error("exactrelu._core: one pattern table per level");
             for (int j = 0; j < spec.L; ++j) {
                 size_t n = (size_t)spec.levels[(size_t)j].n;
-                if (!PyBytes_Check(pats[(size_t)j])) throw std::runtime_error("exactrelu._core: patterns as bytes");
-                size_t len = (size_t)PyBytes_GET_SIZE(pats[(size_t)j]);
-                if (j == 0) R = len / n;
-                if (len != R * n) throw std::runtime_error("exactrelu._core: pattern tables of different lengths");
-                tab[(size_t)j] = PyBytes_AS_STRING(pats[(size_t)j]);
+                PyObject* table = nullptr;
+                int packed = 0;
+                if (!PyArg_ParseTuple(pats[(size_t)j], "Sp", &table, &packed)) throw PyError();
+                size_t sj = packed ? (n + 7) / 8 : n;
+                size_t len = (size_t)PyBytes_GET_SIZE(table);
+                if (j == 0) R = sj ? len / sj : 0;
+                if (len != R * sj) throw std::runtime_error("exactrelu._core: pattern tables of different lengths");
+                tab[(size_t)j] = PyBytes_AS_STRING(table);
+                stride[(size_t)j] = sj;
+                bits[(size_t)j] = (char)packed;
             }
         }
         // A helper thread numbers the vertices, compares the trace and finds adjacency and pieces
@@ -2593,20 +2602,32 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                 // propose (repaired).
                 if (traced) {
                     std::vector<std::unordered_map<PKey, int, PKeyHash>> child((size_t)spec.L);
+                    std::vector<std::vector<char>> packed_st((size_t)spec.L);  // certified states as the trace's rows
                     for (int j = 0; j < spec.L; ++j) {
-                        size_t n = (size_t)spec.levels[(size_t)j].n;
-                        hit[(size_t)j].assign(state_tables[(size_t)j].size(), 0);
-                        child[(size_t)j].reserve(state_tables[(size_t)j].size() * 2);
-                        for (StateNode* x : state_tables[(size_t)j])
-                            child[(size_t)j].emplace(PKey{x->up ? x->up->out : -1, (const char*)x->st.data(), n}, x->out);
+                        size_t n = (size_t)spec.levels[(size_t)j].n, sj = stride[(size_t)j];
+                        const auto& states = state_tables[(size_t)j];
+                        hit[(size_t)j].assign(states.size(), 0);
+                        child[(size_t)j].reserve(states.size() * 2);
+                        if (bits[(size_t)j]) {
+                            std::vector<char>& pk = packed_st[(size_t)j];
+                            pk.assign(states.size() * sj, 0);
+                            for (size_t k = 0; k < states.size(); ++k)
+                                for (size_t u = 0; u < n; ++u)
+                                    if (states[k]->st[u]) pk[k * sj + u / 8] |= (char)(0x80 >> (u % 8));
+                        }
+                        for (size_t k = 0; k < states.size(); ++k) {
+                            StateNode* x = states[k];
+                            const char* key = bits[(size_t)j] ? packed_st[(size_t)j].data() + k * sj : (const char*)x->st.data();
+                            child[(size_t)j].emplace(PKey{x->up ? x->up->out : -1, key, sj}, x->out);
+                        }
                     }
                     std::vector<std::unordered_set<PKey, PKeyHash>> proposed((size_t)spec.L);
                     for (auto& p : proposed) p.reserve(R);
                     for (size_t r = 0; r < R; ++r) {
                         int prev = -1;
                         for (int j = 0; j < spec.L; ++j) {
-                            size_t n = (size_t)spec.levels[(size_t)j].n;
-                            PKey k{prev, tab[(size_t)j] + r * n, n};
+                            size_t sj = stride[(size_t)j];
+                            PKey k{prev, tab[(size_t)j] + r * sj, sj};
                             auto it = child[(size_t)j].find(k);
                             bool fresh = proposed[(size_t)j].insert(k).second;
                             if (it == child[(size_t)j].end()) {

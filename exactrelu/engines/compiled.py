@@ -206,6 +206,20 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
             [v for r in m.rows for v in r])
 
 
+def _proposals(trace: Any) -> list[tuple[bytes, bool]] | None:
+    """The trace's states per op as the core reads them: its packed rows (bits for two-state
+    ops, a byte per unit for others) and whether they are bits; None when an op's states take
+    more than a byte (no elementwise op the core takes has that many)."""
+    out = []
+    for j in range(len(trace.program.piecewise)):
+        enc = trace.state_bytes(j)
+        if enc > 1:
+            return None
+        rows = trace.packed_states(j).cpu().numpy()
+        out.append((np.ascontiguousarray(rows).tobytes(), enc == 0))
+    return out
+
+
 def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads: int = 1,
             progress: bool = False, max_regions: int | None = None) -> Complex:
     """Certify with the compiled layer on ``threads`` threads: the :class:`Complex` (its
@@ -222,12 +236,8 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
             constraint_offsets(prog, domain)[0])
     proposals = None
     if trace is not None:  # the float trace's patterns, compared with the result by the core
-        proposals = []
-        for p in trace.patterns:
-            P = p.reshape(trace.num_regions, -1).cpu().numpy()
-            if P.size and (P.min() < -128 or P.max() > 127):
-                P = np.full_like(P, 127)  # states no elementwise op has: never a certified one
-            proposals.append(np.ascontiguousarray(P.astype(np.int8)).tobytes())
+        proposals = _proposals(trace)
+        del trace  # freed here when the caller's engine handed it over (see Proposals.take)
     with paused_gc(), progress_bar(0, "certify (subtrees)", progress) as bar:
         report = None
         if progress and not isinstance(bar, _Silent):
