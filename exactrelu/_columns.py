@@ -354,7 +354,7 @@ class Adjacencies(Lazy[Adjacency]):
 
 
 def _ragged_item(r: Ragged, k: int) -> list[int]:
-    return r.flat[int(r.start[k]):int(r.start[k + 1])].tolist()  # type: ignore[no-any-return]
+    return r.flat[int(r.start[k]):int(r.start[k + 1])].tolist()
 
 
 def views(cx: Complex) -> tuple[Regions, Vertices, Adjacencies]:

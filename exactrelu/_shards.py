@@ -44,7 +44,7 @@ import bisect
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -144,8 +144,8 @@ def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
         "adjacency": lambda lo, hi: pa.Table.from_pylist(
             [adjacency_json(a) for a in cert.adjacency[lo:hi]], schema=schemas["adjacency"]),
     }
-    columnar = {"regions": Regions, "vertices": Vertices, "adjacency": Adjacencies}
-    for name, kind in columnar.items():
+    for name, kind in (("regions", Regions), ("vertices", Vertices),
+                       ("adjacency", Adjacencies)):
         seq = getattr(cert, name)
         if type(seq) is kind and seq.pristine():
             rows[name] = _from_columns(pa, name, seq.cx, cert.pieces, schemas[name])
@@ -199,7 +199,7 @@ def _from_columns(pa: Any, name: str, cx: Complex, pieces: list[int],
         s = r.start[lo:hi + 1]
         return lists(s - s[0], pa.array(r.flat[s[0]:s[-1]], pa.int64()))
 
-    def strings(values: list[str]) -> Any:
+    def strings(values: Sequence[str | None]) -> Any:
         return pa.array(values, pa.string())
 
     def runs(n: int, width: int) -> np.ndarray:
