@@ -14,8 +14,8 @@ facets and pieces (``tests/test_engines.py``).
 
 from __future__ import annotations
 
-from fractions import Fraction
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 from ..capture import Program
