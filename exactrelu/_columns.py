@@ -4,9 +4,9 @@ as the objects of :mod:`exactrelu.certificate`, each made when it is wanted.
 
 Storage. Index data (offsets, constraint ids, vertex, region, row, plane and state numbers, piece
 labels) are numpy ``int64`` arrays (the compiled core hands them over as bytes that
-``numpy.frombuffer`` wraps without a copy); the states of each piecewise op are one 2-D array,
-a row per distinct state list, in the smallest integer type that holds them (``int8`` for every
-elementwise op: a byte per unit, where a list of Python ints takes eight and more). Rationals are
+``numpy.frombuffer`` wraps without a copy); the states of each piecewise op are one table, a row
+per distinct state list (:class:`StateTable`): bits for ReLU-like ops (an eighth of a byte per
+unit, where a list of Python ints takes eight bytes and more), else the smallest integer type. Rationals are
 two lists of Python ints, numerators and denominators (:class:`Rationals`): their sizes are
 unbounded (hundreds of bits on wide nets) and Python ints hold them exactly at their own size,
 while a fixed-width column would either overflow or pad every entry to the widest; the small
@@ -52,7 +52,7 @@ import numpy as np
 from ._parse import coprime_fraction
 from .certificate import Adjacency, Region, RegionFacet
 
-__all__ = ["Complex", "Lazy", "Ragged", "Rationals", "views"]
+__all__ = ["Complex", "Lazy", "Ragged", "Rationals", "StateTable", "views"]
 
 T = TypeVar("T")
 
@@ -84,20 +84,52 @@ def index_array(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.int64).reshape(-1)
 
 
-def state_table(x: Any) -> np.ndarray:
-    """One op's distinct states as a 2-D array (a row per state list) in the smallest of int8,
-    int32, int64 that holds them."""
+class StateTable:
+    """One op's distinct state lists, ``n`` states each: as bits when every state is 0 or 1
+    (``bits``; ``data`` rows of ``ceil(n / 8)`` bytes, the first state in the high bit of the
+    first byte, as ``numpy.packbits``), else as a 2-D array in the smallest of int8, int32 and
+    int64 that holds them."""
+
+    __slots__ = ("bits", "data", "n")
+
+    def __init__(self, data: np.ndarray, n: int, bits: bool) -> None:
+        self.data, self.n, self.bits = data, n, bits
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def row(self, k: int) -> list[int]:
+        """State list ``k``."""
+        if self.bits:
+            return np.unpackbits(self.data[k], count=self.n).tolist()  # type: ignore[no-any-return]
+        return self.data[k].tolist()  # type: ignore[no-any-return]
+
+    def rows(self, ks: np.ndarray) -> np.ndarray:
+        """State lists ``ks`` as an int64 array (one row each)."""
+        if self.bits:
+            return np.unpackbits(self.data[ks], axis=1, count=self.n).astype(np.int64)
+        return self.data[ks].astype(np.int64)
+
+
+def state_table(x: Any) -> StateTable:
+    """One op's distinct states (a list of equally long lists of ints, a 2-D array, or a
+    :class:`StateTable`) as a :class:`StateTable`."""
+    if isinstance(x, StateTable):
+        return x
     if isinstance(x, np.ndarray) and x.ndim == 2:
         a = x
     else:
         rows = list(x)
         a = np.asarray(rows, dtype=np.int64).reshape(len(rows), -1) if rows else \
             np.zeros((0, 0), np.int64)
+    n = a.shape[1]
+    if not a.size or (a.min() >= 0 and a.max() <= 1):
+        return StateTable(np.packbits(a.astype(bool), axis=1), n, True)
     for t in (np.int8, np.int32):
         info = np.iinfo(t)
-        if not a.size or (a.min() >= info.min and a.max() <= info.max):
-            return a.astype(t, copy=False)
-    return a
+        if a.min() >= info.min and a.max() <= info.max:
+            return StateTable(a.astype(t, copy=False), n, False)
+    return StateTable(a, n, False)
 
 
 def _ragged(r: Ragged) -> Ragged:
@@ -125,7 +157,7 @@ class Complex:
 
     d: int
     n_out: int
-    states: list[Any]
+    states: list[Any]  # StateTable once built
     state_ids: list[Any]
     witness: Rationals
     vertices: Rationals
@@ -323,7 +355,7 @@ class Regions(Lazy[Region]):
                   for k in range(cx.n_out)]
         q = cx.volume.den[i]
         return Region(
-            i, [s[ids[i]].tolist() for s, ids in zip(cx.states, cx.state_ids, strict=True)],
+            i, [s.row(int(ids[i])) for s, ids in zip(cx.states, cx.state_ids, strict=True)],
             _fractions(cx.witness, i * d, i * d + d), facets,
             _ragged_item(cx.region_vertices, i), output,
             None if q == 0 else coprime_fraction(cx.volume.num[i], q), bool(cx.repaired[i]),

@@ -2667,16 +2667,33 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         // where its result is first used.
         Ints I;
         const int d = spec.d, M = spec.d + 1;
-        // per op, its distinct states as one bytes object of int8, state after state (n each)
+        // per op, its distinct states as (bytes, bits), state after state: bits (ceil(n / 8)
+        // bytes each, the first unit in the high bit of the first byte, as numpy.packbits) when
+        // every state is 0 or 1, else n bytes of int8
         Ref py_states(PyList_New((Py_ssize_t)P.spec.L));
         for (int j = 0; j < P.spec.L; ++j) {
             const auto& tab = state_tables[(size_t)j];
             size_t n = (size_t)P.spec.levels[(size_t)j].n;
-            Ref buf(PyBytes_FromStringAndSize(nullptr, (Py_ssize_t)(tab.size() * n)));
-            signed char* out = (signed char*)PyBytes_AS_STRING(buf.p);
+            bool two = true;
+            for (size_t k = 0; k < tab.size() && two; ++k)
+                for (size_t u = 0; u < n; ++u)
+                    if (tab[k]->st[u] != 0 && tab[k]->st[u] != 1) {
+                        two = false;
+                        break;
+                    }
+            size_t sj = two ? (n + 7) / 8 : n;
+            Ref buf(PyBytes_FromStringAndSize(nullptr, (Py_ssize_t)(tab.size() * sj)));
+            char* out = PyBytes_AS_STRING(buf.p);
+            std::memset(out, 0, tab.size() * sj);
             for (size_t k = 0; k < tab.size(); ++k)
-                for (size_t u = 0; u < n; ++u) out[k * n + u] = (signed char)tab[k]->st[u];
-            PyList_SET_ITEM(py_states.p, j, buf.release());
+                for (size_t u = 0; u < n; ++u) {
+                    if (two)
+                        out[k * sj + u / 8] |= (char)(tab[k]->st[u] ? 0x80 >> (u % 8) : 0);
+                    else
+                        out[k * sj + u] = (char)tab[k]->st[u];
+                }
+            Ref item(Py_BuildValue("(NO)", buf.release(), two ? Py_True : Py_False));
+            PyList_SET_ITEM(py_states.p, j, item.release());
         }
         Ref py_state_ids(PyList_New((Py_ssize_t)P.spec.L));
         for (int j = 0; j < P.spec.L; ++j) {

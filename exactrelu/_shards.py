@@ -216,9 +216,8 @@ def _from_columns(pa: Any, name: str, cx: Complex, pieces: list[int],
 
     def regions(lo: int, hi: int) -> Any:
         n = hi - lo
-        per = [s[ids[lo:hi]].astype(np.int64) for s, ids in
-               zip(cx.states, cx.state_ids, strict=True)]
-        widths = np.array([p.shape[1] for p in per], dtype=np.int64)
+        per = [s.rows(ids[lo:hi]) for s, ids in zip(cx.states, cx.state_ids, strict=True)]
+        widths = np.array([s.n for s in cx.states], dtype=np.int64)
         values = np.concatenate(per, axis=1).reshape(-1) if per else np.zeros(0, np.int64)
         inner = np.concatenate([[0], np.cumsum(np.tile(widths, n))])
         pattern = lists(runs(n, len(per)), lists(inner, pa.array(values, pa.int64())))

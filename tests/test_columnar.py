@@ -62,7 +62,11 @@ def test_a_verified_certificate_is_columnar(case: tuple[nn.Module, Certificate])
     assert isinstance(cert.adjacency, _columns.Adjacencies)
     cx = cert.regions.cx
     assert cx.facet_start.dtype == np.int64 and cx.adj_ids.flat.dtype == np.int64
-    assert all(s.dtype == np.int8 for s in cx.states)  # ReLU-like ops: a byte per unit
+    hardtanh = isinstance(cert.regions[0].pattern, list) and any(
+        x == 2 for r in cert.regions for s in r.pattern for x in s)
+    for s in cx.states:  # bits for two states (ReLU-like ops), else a byte per unit
+        assert s.bits or (hardtanh and s.data.dtype == np.int8)
+        assert s.data.shape == (len(s), (s.n + 7) // 8 if s.bits else s.n)
 
 
 def test_views_are_the_objects_the_columns_were_made_of(
@@ -128,8 +132,11 @@ def test_index_buffers_are_wrapped_without_a_copy() -> None:
     assert got.tolist() == [0, 3, -5, 2**40] and got.base is raw
     assert _columns.index_array([1, 2]).tolist() == [1, 2]
     assert _columns.index_array([]).dtype == np.int64
-    assert _columns.state_table([[0, 1], [1, 1]]).dtype == np.int8
-    assert _columns.state_table([[0, 300]]).dtype == np.int32
+    bits = _columns.state_table([[0, 1] * 5, [1] * 10])
+    assert bits.bits and bits.data.tolist() == [[0b01010101, 0b01000000], [255, 0b11000000]]
+    assert bits.row(0) == [0, 1] * 5 and bits.rows(np.array([1, 0])).tolist()[0] == [1] * 10
+    assert _columns.state_table([[0, 2], [1, 1]]).data.dtype == np.int8
+    assert _columns.state_table([[0, 300]]).data.dtype == np.int32
     net, dom = CASES["2d"]()
     prog = exactrelu.capture(net, (2,))
     pl = compiled.plan(prog, exactrelu.domain.as_domain(dom))

@@ -9,7 +9,8 @@ by :func:`exactrelu.engines.canonical` in ``tests/test_engines.py``, entry by en
 ``tests/test_fastpath.py``). Everything else (other ops, other dimensions, unbounded domains, an
 explicit executor) goes to the Python engine. The core returns plain data keyed as the fields
 of :class:`Complex`: index data as bytes of native int64 (wrapped by ``numpy.frombuffer``
-without a copy), each op's distinct states as bytes of int8, rationals as lists of Python ints;
+without a copy), each op's distinct states as bytes (bits when they are all 0 or 1, else
+int8), rationals as lists of Python ints;
 never Python objects of the certificate.
 
 The float trace is not needed by the compiled layer (its cuts partition each parent, so its
@@ -44,6 +45,7 @@ from ..certify import root_cell
 from ..domain import Domain
 from ..errors import CertificationError, MissingDependencyError, RegionLimitError
 from ..rules import AffineRule, ElementwiseRule, ReshapeRule, exact_cache, plain_elementwise
+from .._columns import StateTable
 from ._complex import Complex, Ragged, Rationals
 from ._interface import Options, Proposals
 
@@ -256,8 +258,11 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
     stats = out["counts"]
     # per phase of the compiled layer, in milliseconds (3 decimals: JSON without exponents)
     stats["compiled_ms"] = {k: round(v * 1000, 3) for k, v in out["seconds"].items()}
-    states = [np.frombuffer(b, dtype=np.int8).reshape(-1, lv[0])
-              for b, lv in zip(out["states"], pl.levels, strict=True)]
+    states = []
+    for (b, bits), lv in zip(out["states"], pl.levels, strict=True):
+        n = lv[0]
+        data = np.frombuffer(b, dtype=np.uint8 if bits else np.int8)
+        states.append(StateTable(data.reshape(-1, (n + 7) // 8 if bits else n), n, bits))
     return Complex(
         d=out["d"], n_out=out["n_out"], states=states, state_ids=out["state_ids"],
         witness=Rationals(*out["witness"]), vertices=Rationals(*out["vertices"]),
