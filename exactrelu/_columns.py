@@ -6,11 +6,12 @@ Storage. Index data (offsets, constraint ids, vertex, region, row, plane and sta
 labels) are numpy ``int64`` arrays (the compiled core hands them over as bytes that
 ``numpy.frombuffer`` wraps without a copy); the states of each piecewise op are one table, a row
 per distinct state list (:class:`StateTable`): bits for ReLU-like ops (an eighth of a byte per
-unit, where a list of Python ints takes eight bytes and more), else the smallest integer type. Rationals are
-two lists of Python ints, numerators and denominators (:class:`Rationals`): their sizes are
-unbounded (hundreds of bits on wide nets) and Python ints hold them exactly at their own size,
-while a fixed-width column would either overflow or pad every entry to the widest; the small
-ones (0..255, and the powers of two the compiled core shares) are one shared object each.
+unit, where a list of Python ints takes eight bytes and more), else the smallest integer type.
+Rationals are two lists of Python ints, numerators and denominators (:class:`Rationals`): their
+sizes are unbounded (hundreds of bits on wide nets) and Python ints hold them exactly at their
+own size, while a fixed-width column would either overflow or pad every entry to the widest;
+the small ones (0..255, and the powers of two the compiled core shares) are one shared object
+each.
 
 Views. ``Certificate.regions[i]`` builds the :class:`~exactrelu.certificate.Region` of row ``i``
 from the columns; the certificate's sequences keep the most recent views they handed out (at
@@ -101,8 +102,8 @@ class StateTable:
     def row(self, k: int) -> list[int]:
         """State list ``k``."""
         if self.bits:
-            return np.unpackbits(self.data[k], count=self.n).tolist()  # type: ignore[no-any-return]
-        return self.data[k].tolist()  # type: ignore[no-any-return]
+            return np.unpackbits(self.data[k], count=self.n).tolist()
+        return self.data[k].tolist()
 
     def rows(self, ks: np.ndarray) -> np.ndarray:
         """State lists ``ks`` as an int64 array (one row each)."""

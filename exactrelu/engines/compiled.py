@@ -38,6 +38,7 @@ from typing import Any, cast
 import numpy as np
 
 from .. import _deps, _exact
+from .._columns import StateTable
 from .._progress import _Silent, progress_bar
 from .._runtime import paused_gc
 from ..capture import INPUT, Program, constraint_offsets
@@ -45,7 +46,6 @@ from ..certify import root_cell
 from ..domain import Domain
 from ..errors import CertificationError, MissingDependencyError, RegionLimitError
 from ..rules import AffineRule, ElementwiseRule, ReshapeRule, exact_cache, plain_elementwise
-from .._columns import StateTable
 from ._complex import Complex, Ragged, Rationals
 from ._interface import Options, Proposals
 
