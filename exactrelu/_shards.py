@@ -44,7 +44,7 @@ import bisect
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -111,6 +111,11 @@ def _schemas(pa: Any) -> dict[str, Any]:
     }
 
 
+def schemas() -> dict[str, Any]:
+    """Each table's Arrow schema."""
+    return _schemas(_arrow()[0])
+
+
 # --------------------------------------------------------------------------------- writing
 #: Rows per Parquet row group: what is built in memory at a time while a shard is written.
 GROUP_ROWS = 4096
@@ -126,23 +131,14 @@ def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
     pa, _ = _arrow()
     if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 1:
         raise InvalidInputError(f"shard_rows={shard_rows!r}: pass a positive integer")
-    root = Path(path)
-    if root.exists():
-        if not (root / MANIFEST).is_file():
-            raise CertificateError(f"{root} exists and is not a sharded certificate; "
-                                   "choose another name or remove it")
-        shutil.rmtree(root)
+    root = prepare(path)
     schemas = _schemas(pa)
     rows: dict[str, Callable[[int, int], Any]] = {
-        "regions": lambda lo, hi: pa.Table.from_pylist(
-            [{**region_json(r), "piece": p}
-             for r, p in zip(cert.regions[lo:hi], cert.pieces[lo:hi], strict=True)],
-            schema=schemas["regions"]),
-        "vertices": lambda lo, hi: pa.Table.from_pylist(
-            [{"coordinates": [_parse.text(c) for c in v]} for v in cert.vertices[lo:hi]],
-            schema=schemas["vertices"]),
-        "adjacency": lambda lo, hi: pa.Table.from_pylist(
-            [adjacency_json(a) for a in cert.adjacency[lo:hi]], schema=schemas["adjacency"]),
+        "regions": lambda lo, hi: [{**region_json(r), "piece": p} for r, p in
+                                   zip(cert.regions[lo:hi], cert.pieces[lo:hi], strict=True)],
+        "vertices": lambda lo, hi: [{"coordinates": [_parse.text(c) for c in v]}
+                                    for v in cert.vertices[lo:hi]],
+        "adjacency": lambda lo, hi: [adjacency_json(a) for a in cert.adjacency[lo:hi]],
     }
     for name, kind in (("regions", Regions), ("vertices", Vertices),
                        ("adjacency", Adjacencies)):
@@ -155,31 +151,63 @@ def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
     total = sum(-(-max(n, 1) // shard_rows) for n in sizes.values())
     with progress_bar(total, "saving shards", progress and total > 1) as bar:
         for name in TABLES:
-            _save_table(root, name, sizes[name], shard_rows, rows[name], schemas[name],
-                        shards.setdefault(name, []), bar)
-    manifest = {**cert.header_json(), "format": FORMAT, "shards": shards}
-    (root / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":")))
+            save_table(root, name, sizes[name], shard_rows, rows[name], schemas[name],
+                       shards.setdefault(name, []), bar)
+    write_manifest(root, cert.header_json(), shards)
 
 
-def _save_table(root: Path, name: str, size: int, shard_rows: int,
-                table: Callable[[int, int], Any], schema: Any,
-                listed: list[dict[str, Any]], bar: Any) -> None:
-    """Write the shards of one table, each a row group of at most ``GROUP_ROWS`` rows at a
-    time (``table(lo, hi)``: the Arrow table of rows ``lo`` to ``hi - 1``)."""
-    pa, pq = _arrow()
-    (root / name).mkdir(parents=True)
+def prepare(path: str | Path) -> Path:
+    """The directory ``path`` made ready for a sharded certificate: a sharded certificate there
+    is removed; anything else there is refused."""
+    root = Path(path)
+    if root.exists():
+        if not (root / MANIFEST).is_file():
+            raise CertificateError(f"{root} exists and is not a sharded certificate; "
+                                   "choose another name or remove it")
+        shutil.rmtree(root)
+    return root
+
+
+def save_table(root: Path, name: str, size: int, shard_rows: int,
+               rows: Callable[[int, int], Any], schema: Any,
+               listed: list[dict[str, Any]], bar: Any, stem: str = "part") -> None:
+    """Write the shards of one table, ``shard_rows`` rows each, a row group of at most
+    :data:`GROUP_ROWS` rows at a time: ``rows(lo, hi)`` gives rows ``lo`` to ``hi - 1`` as JSON
+    objects or as an Arrow table."""
+    pa, _ = _arrow()
+    (root / name).mkdir(parents=True, exist_ok=True)
     for k, lo in enumerate(range(0, max(size, 1), shard_rows)):
         hi = min(lo + shard_rows, size)
-        file = f"{name}/part-{k:05d}.parquet"
-        sink = pa.BufferOutputStream()
-        with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
-            for g in range(lo, max(hi, lo + 1), GROUP_ROWS):
-                writer.write_table(table(g, min(g + GROUP_ROWS, hi)))
-        data = sink.getvalue().to_pybytes()
-        (root / file).write_bytes(data)
-        listed.append({"file": file, "rows": hi - lo, "bytes": len(data),
-                       "sha256": hashlib.sha256(data).hexdigest()})
+        groups = (rows(g, min(g + GROUP_ROWS, hi)) for g in range(lo, max(hi, lo + 1), GROUP_ROWS))
+        tables = (g if isinstance(g, pa.Table) else pa.Table.from_pylist(g, schema=schema)
+                  for g in groups)
+        listed.append(write_shard(root, f"{name}/{stem}-{k:05d}.parquet", tables, schema))
         bar.update(1)
+
+
+def write_shard(root: Path, file: str, tables: Iterable[Any], schema: Any) -> dict[str, Any]:
+    """Write ``tables`` (Arrow tables of one table's schema, a row group each) as the Parquet
+    file ``root/file``; its entry in the manifest (file, rows, bytes, SHA-256 of the bytes
+    written)."""
+    pa, pq = _arrow()
+    sink = pa.BufferOutputStream()
+    n = 0
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        for t in tables:
+            writer.write_table(t)
+            n += t.num_rows
+    data = sink.getvalue().to_pybytes()
+    (root / file).write_bytes(data)
+    return {"file": file, "rows": n, "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def write_manifest(root: Path, header: dict[str, Any], shards: dict[str, list[dict[str, Any]]]
+                   ) -> None:
+    """Write the manifest: ``header`` (see :meth:`Certificate.header_json`) and every table's
+    shards in order."""
+    manifest = {**header, "format": FORMAT, "shards": {t: shards[t] for t in TABLES}}
+    (root / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":")))
 
 
 def _texts(r: Rationals, lo: int, hi: int) -> list[str]:
@@ -188,8 +216,9 @@ def _texts(r: Rationals, lo: int, hi: int) -> list[str]:
 
 def _from_columns(pa: Any, name: str, cx: Complex, pieces: list[int],
                   schema: Any) -> Callable[[int, int], Any]:
-    """``table(lo, hi)`` for :func:`_save_table`, built from the columns of ``cx``: the same
-    table as the items' JSON gives (``tests/test_shards.py`` compares them)."""
+    """``rows(lo, hi)`` for :func:`save_table` as an Arrow table built from the columns of
+    ``cx``: the same table as the items' JSON gives (``tests/test_columnar.py`` compares
+    them)."""
     d, m = cx.d, cx.d + 1
 
     def lists(offsets: Any, values: Any) -> Any:
