@@ -30,6 +30,9 @@
 #include <Python.h>
 #include <structmember.h>
 #include <gmp.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <iterator>
@@ -2514,6 +2517,14 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         double certify_wall = std::chrono::duration<double>(t_assembly - t_start).count();
         std::vector<const Certifier*> certs;
         for (auto& w : workers) certs.push_back(w.get());
+        // The arrangements' vertices are not read from here on (leaves and output rows have
+        // their own copies): freed now, and the pages freed given back to the system, so that
+        // the output is not made beside them.
+        std::deque<Vertex>().swap(main.verts);
+        for (auto& w : workers) std::deque<Vertex>().swap(w->verts);
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
         std::vector<LeafRef> order;
         for (const Seg& g : segs)
             for (size_t k = g.lo; k < g.hi; ++k) {
