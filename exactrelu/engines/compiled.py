@@ -208,17 +208,20 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
             [v for r in m.rows for v in r])
 
 
-def _proposals(trace: Any) -> list[tuple[bytes, bool]] | None:
-    """The trace's states per op as the core reads them: its packed rows (bits for two-state
-    ops, a byte per unit for others) and whether they are bits; None when an op's states take
-    more than a byte (no elementwise op the core takes has that many)."""
+def _proposals(trace: Any) -> list[tuple[bytes, bool]]:
+    """The trace's states per op as the core reads them, rows of bytes and whether they are
+    bits: a :class:`~exactrelu.trace.Trace`'s packed rows as it keeps them (bits for two-state
+    ops), else (an object with ``patterns`` only) a byte per unit."""
+    if hasattr(trace, "packed_states") and all(
+            trace.state_bytes(j) <= 1 for j in range(len(trace.program.piecewise))):
+        return [(np.ascontiguousarray(trace.packed_states(j).cpu().numpy()).tobytes(),
+                 trace.state_bytes(j) == 0) for j in range(len(trace.program.piecewise))]
     out = []
-    for j in range(len(trace.program.piecewise)):
-        enc = trace.state_bytes(j)
-        if enc > 1:
-            return None
-        rows = trace.packed_states(j).cpu().numpy()
-        out.append((np.ascontiguousarray(rows).tobytes(), enc == 0))
+    for p in trace.patterns:
+        P = p.reshape(trace.num_regions, -1).cpu().numpy()
+        if P.size and (P.min() < -128 or P.max() > 127):
+            P = np.full_like(P, 127)  # states no elementwise op has: never a certified one
+        out.append((np.ascontiguousarray(P.astype(np.int8)).tobytes(), False))
     return out
 
 
