@@ -144,7 +144,7 @@ def test_3d_adjacency_matches_an_exact_lp_on_every_facet_pair() -> None:
     expected = set()
     for items in by_plane.values():
         for s1, r1, f1 in items:
-            for s2, r2, f2 in items:
+            for s2, r2, _ in items:
                 if s1 > 0 > s2 and _faces_overlap(f1, r1, r2):
                     expected.add((min(r1.index, r2.index), max(r1.index, r2.index)))
     got = {(a.i, a.j) for a in cert.adjacency}
