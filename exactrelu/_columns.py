@@ -251,6 +251,19 @@ class Lazy(MutableSequence[T]):
         return (self._items is None and not self._changed
                 and all(v == self._make(k) for k, v in self._recent.items()))
 
+    def peek(self, lo: int, hi: int) -> list[T]:
+        """Items ``lo`` to ``hi - 1`` for reading only (a writer's pass): the kept and changed
+        ones as they are, the others made and not kept (nothing to compare later)."""
+        if self._items is not None:
+            return self._items[lo:hi]
+        out = []
+        for k in range(max(lo, 0), min(hi, self._n)):
+            item = self._changed.get(k)
+            if item is None:
+                item = self._recent.get(k)
+            out.append(self._make(k) if item is None else item)
+        return out
+
     def materialize(self) -> list[T]:
         """Turn this sequence into a plain list of its items (kept from now on); returns it."""
         if self._items is None:

@@ -69,7 +69,7 @@ from .certificate import (
     read_header,
     region_json,
 )
-from .errors import CertificateError, InvalidInputError
+from .errors import CertificateError, InvalidInputError, MissingDependencyError
 
 __all__ = ["MANIFEST_BYTES", "SHARD_ROWS", "FORMAT", "load", "save"]
 
@@ -135,16 +135,16 @@ def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
     schemas = _schemas(pa)
     rows: dict[str, Callable[[int, int], Any]] = {
         "regions": lambda lo, hi: [{**region_json(r), "piece": p} for r, p in
-                                   zip(cert.regions[lo:hi], cert.pieces[lo:hi], strict=True)],
+                                   zip(items(cert.regions, lo, hi), cert.pieces[lo:hi],
+                                       strict=True)],
         "vertices": lambda lo, hi: [{"coordinates": [_parse.text(c) for c in v]}
-                                    for v in cert.vertices[lo:hi]],
-        "adjacency": lambda lo, hi: [adjacency_json(a) for a in cert.adjacency[lo:hi]],
+                                    for v in items(cert.vertices, lo, hi)],
+        "adjacency": lambda lo, hi: [adjacency_json(a) for a in items(cert.adjacency, lo, hi)],
     }
-    for name, kind in (("regions", Regions), ("vertices", Vertices),
-                       ("adjacency", Adjacencies)):
-        seq = getattr(cert, name)
-        if type(seq) is kind and seq.pristine():
-            rows[name] = _from_columns(pa, name, seq.cx, cert.pieces, schemas[name])
+    for name in TABLES:
+        fast = columnar_rows(cert, name)
+        if fast is not None:
+            rows[name] = fast
     sizes = {"regions": cert.num_regions, "vertices": cert.num_vertices,
              "adjacency": len(cert.adjacency)}
     shards: dict[str, list[dict[str, Any]]] = {}
@@ -208,6 +208,28 @@ def write_manifest(root: Path, header: dict[str, Any], shards: dict[str, list[di
     shards in order."""
     manifest = {**header, "format": FORMAT, "shards": {t: shards[t] for t in TABLES}}
     (root / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":")))
+
+
+def items(seq: Sequence[T], lo: int, hi: int) -> list[T]:
+    """Items ``lo`` to ``hi - 1`` of a certificate's sequence for reading (a lazy sequence's
+    views are made and not kept)."""
+    return seq.peek(lo, hi) if isinstance(seq, Lazy) else list(seq[lo:hi])
+
+
+def columnar_rows(cert: Certificate, name: str) -> Callable[[int, int], Any] | None:
+    """``rows(lo, hi)`` of table ``name`` as Arrow tables made from the certificate's columns
+    (:func:`save_table` writes them; JSON is their rows), or None where the sequence is not a
+    columnar certificate's unchanged one, or pyarrow is missing."""
+    seq = getattr(cert, name)
+    kind = {"regions": Regions, "vertices": Vertices, "adjacency": Adjacencies}[name]
+    if type(seq) is not kind or not isinstance(seq, (Regions, Vertices, Adjacencies)) \
+            or not seq.pristine():
+        return None
+    try:
+        pa, _ = _arrow()
+    except MissingDependencyError:
+        return None
+    return _from_columns(pa, name, seq.cx, cert.pieces, _schemas(pa)[name])
 
 
 def _texts(r: Rationals, lo: int, hi: int) -> list[str]:

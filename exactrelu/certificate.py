@@ -315,18 +315,31 @@ class Certificate:
         def dumps(x: Any) -> str:
             return json.dumps(x, separators=(",", ":"))
 
+        from . import _shards
+
         out.write(dumps(self.header_json())[:-1].encode("utf-8"))
-        lists: tuple[tuple[str, Any, Any], ...] = (
-            ("vertices", self.vertices, lambda v: [q(c) for c in v]),
-            ("regions", self.regions, region_json), ("adjacency", self.adjacency, adjacency_json))
-        for key, items, convert in lists:
+        lists: tuple[tuple[str, Any], ...] = (
+            ("vertices", lambda v: [q(c) for c in v]), ("regions", region_json),
+            ("adjacency", adjacency_json))
+        for key, convert in lists:
+            seq = getattr(self, key)
+            # a columnar certificate's rows as the Parquet writer makes them (their fields are
+            # the JSON's, in its order), else its items converted one by one
+            table = _shards.columnar_rows(self, key)
             out.write(f',"{key}":['.encode())
-            n = len(items)
+            n = len(seq)
             for lo in range(0, n, _SAVE_CHUNK):
-                chunk = items[lo:lo + _SAVE_CHUNK]
-                text = ",".join(dumps(convert(x)) for x in chunk)
+                hi = min(lo + _SAVE_CHUNK, n)
+                if table is None:
+                    rows = [convert(x) for x in _shards.items(seq, lo, hi)]
+                else:
+                    t = table(lo, hi)
+                    rows = (t.column("coordinates").to_pylist() if key == "vertices" else
+                            t.drop_columns(["piece"]).to_pylist() if key == "regions" else
+                            t.to_pylist())
+                text = ",".join(map(dumps, rows))
                 out.write(((',' if lo else '') + text).encode("utf-8"))
-                bar.update(len(chunk))
+                bar.update(hi - lo)
             out.write(b"]")
         out.write(f',"pieces":{dumps(list(self.pieces))}}}'.encode())
 
