@@ -2,8 +2,8 @@
 more than a million regions; prints a markdown table.
 
 Run: ``python benchmarks/scale_bench.py [--widths 64 128 ...] [--depth 3] [--stages trace verify
-save read check] [--format json|parquet] [--shard-rows N] [--workers N] [--threads T]
-[--max-memory GB] [--timeout S]``. It measures the
+save shards read check] [--shard-rows N] [--workers N] [--threads T] [--max-memory GB] [--timeout
+S]``. It measures the
 package of the checkout it sits in (the header names it), whichever one the environment has
 installed. Give ``--threads 1`` on a machine other work keeps busy: torch's intra-op threads wait
 on each other there, and wall time then says more about the load than about the code.
@@ -16,12 +16,13 @@ regions per unit at PyTorch's default initialisation, and costs more per region)
 
 Stages, each through the public API: ``trace`` (``exactrelu.trace.trace``), ``verify``
 (``exactrelu.verify`` with its own trace, engine ``auto``, ``--workers``), ``save``
-(``Certificate.save`` to a temporary file: JSON, or with ``--format parquet`` a sharded
-directory of ``--shard-rows`` regions per shard), ``read`` (``Certificate.load`` of that file
-and one pass over its regions, shard by shard for a sharded one: what any checker that reads
-every region pays) and ``check`` (``Certificate.load`` of that file and ``exactrelu.check``,
-which streams a sharded certificate shard by shard). A stage that is not selected but needed by
-a selected one (save needs a certificate, read and check a saved file) runs unmeasured.
+(``Certificate.save`` to a temporary JSON file), ``shards`` (``Certificate.save`` as a sharded
+Parquet directory, ``--shard-rows`` rows per shard), ``read`` (``Certificate.load`` of the last
+file saved and one pass over its regions, shard by shard for a sharded one: what any checker
+that reads every region pays) and ``check`` (``Certificate.load`` of the last file saved and
+``exactrelu.check``, which reads a sharded one shard by shard). A stage that is not selected but
+needed by a selected one (save needs a certificate, read and check a saved file) runs
+unmeasured.
 
 Every net runs in a child process of its own (a fresh interpreter, so that memory one net freed
 is not reused by the next), under an address-space limit of ``--max-memory`` GB (default 10;
@@ -51,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # the nets, and the package of this checkout (not whichever one the environment has installed)
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
-STAGES = ("trace", "verify", "save", "read", "check")
+STAGES = ("trace", "verify", "save", "shards", "read", "check")
 DEFAULT_WIDTHS = [64, 128, 256, 384, 512, 640, 880]
 
 
@@ -67,7 +68,7 @@ def _row(stage: str, regions: int, wall: float, cpu: float, mem: Any, **extra: A
 
 
 def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: int,
-            fmt: str = "json", shard_rows: int = 1 << 16) -> None:
+            shard_rows: int | None = None) -> None:
     """Run the stages on one net in this process; one JSON line per measured stage."""
     import torch
 
@@ -92,7 +93,7 @@ def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: i
             wall, cpu = time.perf_counter() - w0, _cpu() - c0
         emit(_row("trace", tr.num_regions, wall, cpu, mem, vertices=tr.num_vertices))
         del tr
-    need = [s for s in ("verify", "save", "read", "check") if s in stages]
+    need = [s for s in ("verify", "save", "check") if s in stages]
     if not need:
         return
     gc.collect()
@@ -103,18 +104,23 @@ def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: i
     if "verify" in stages:
         emit(_row("verify", cert.num_regions, wall, cpu, mem, engine=cert.stats.get("engine")))
     regions = cert.num_regions
-    if not ("save" in stages or "read" in stages or "check" in stages):
+    if not any(s in stages for s in ("save", "shards", "read", "check")):
         return
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / ("net.parquet" if fmt == "parquet" else "net.cert.json")
-        with TreeMemory() as mem:
-            w0, c0 = time.perf_counter(), _cpu()
-            cert.save(path, shard_rows=shard_rows, progress=False)
-            wall, cpu = time.perf_counter() - w0, _cpu() - c0
-        if "save" in stages:
-            size = (sum(f.stat().st_size for f in path.rglob("*")) if path.is_dir()
-                    else path.stat().st_size)
-            emit(_row("save", regions, wall, cpu, mem, file_mb=size / 2**20))
+        saves = [s for s in ("save", "shards") if s in stages] or ["save"]
+        path = Path(tmp)
+        for stage in saves:
+            path = Path(tmp) / ("net.parquet" if stage == "shards" else "net.cert.json")
+            gc.collect()
+            with TreeMemory() as mem:
+                w0, c0 = time.perf_counter(), _cpu()
+                cert.save(path, progress=False,
+                          shard_rows=shard_rows if stage == "shards" else None)
+                wall, cpu = time.perf_counter() - w0, _cpu() - c0
+            size = (sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+                    if path.is_dir() else path.stat().st_size)
+            if stage in stages:
+                emit(_row(stage, regions, wall, cpu, mem, file_mb=size / 2**20))
         del cert
         gc.collect()
         if "read" in stages:
@@ -166,10 +172,8 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="*", default=DEFAULT_WIDTHS)
     parser.add_argument("--depth", type=int, default=3, help="hidden layers (default 3)")
     parser.add_argument("--stages", nargs="*", choices=STAGES, default=list(STAGES))
-    parser.add_argument("--format", choices=("json", "parquet"), default="json",
-                        help="what save writes and read and check load (default json)")
-    parser.add_argument("--shard-rows", type=int, default=1 << 16,
-                        help="rows per shard of --format parquet (default 65536)")
+    parser.add_argument("--shard-rows", type=int, default=None,
+                        help="rows per shard of the shards stage (default: the library's)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: --workers)")
@@ -180,7 +184,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.net:
         run_net(tuple(int(w) for w in args.net.split("-")), args.stages, args.workers,
-                args.threads or args.workers, args.format, args.shard_rows)
+                args.threads or args.workers, args.shard_rows)
         return
     import torch
 
@@ -190,9 +194,7 @@ def main() -> None:
     print(f"exactrelu from {Path(exactrelu.__file__).parent}, torch {torch.__version__}, "
           f"{os.cpu_count()} cores, workers {args.workers}, "
           f"torch threads {threads}, "
-          f"load average {os.getloadavg()[0]:.1f}, memory limit {args.max_memory:g} GB per net, "
-          f"format {args.format}" + (f" ({args.shard_rows} regions per shard)"
-                                     if args.format == "parquet" else ""))
+          f"load average {os.getloadavg()[0]:.1f}, memory limit {args.max_memory:g} GB per net")
     print("| net | stage | regions | seconds | CPU s | regions/s | us/region | bytes/region | "
           "peak MB (process + workers) | peak MB (process) | |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -200,8 +202,9 @@ def main() -> None:
     for w in args.widths:
         name = "-".join(map(str, (2,) + (w,) * args.depth))
         cmd = [sys.executable, __file__, "--net", name, "--workers", str(args.workers),
-               "--threads", str(threads), "--format", args.format,
-               "--shard-rows", str(args.shard_rows), "--stages", *stages]
+               "--threads", str(threads), "--stages", *stages]
+        if args.shard_rows is not None:
+            cmd += ["--shard-rows", str(args.shard_rows)]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
                                   check=False, preexec_fn=_limit(args.max_memory))

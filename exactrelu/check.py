@@ -329,17 +329,26 @@ def _ivec(v: Any, what: str, lo: int | None = None, hi: int | None = None) -> No
 
 
 def _stream(items: Sequence[T]) -> Iterator[T]:
-    """The items of ``items`` in order, a sharded certificate's shard by shard: the shards read
-    so far are dropped first and each shard after use (:meth:`~exactrelu._shards._Rows.shards`),
-    so that a pass holds one shard at a time; any other sequence is iterated as it is."""
+    """The items of ``items`` in order, for reading: a sharded certificate's shard by shard, each
+    read when reached and dropped after unless it was kept already
+    (:meth:`~exactrelu._shards._Rows.shards`), so that a pass holds one shard at a time; a lazy
+    sequence's (:class:`~exactrelu._columns.Lazy`) a chunk at a time, made and not kept
+    (:meth:`~exactrelu._columns.Lazy.peek`); any other sequence as it is."""
     shards = getattr(items, "shards", None)
-    release = getattr(items, "release", None)
-    if not (callable(shards) and callable(release)):
-        yield from items
+    if callable(shards):
+        for shard in shards():
+            yield from shard
         return
-    release()
-    for shard in shards():
-        yield from shard
+    peek = getattr(items, "peek", None)
+    if callable(peek):
+        for lo in range(0, len(items), _CHUNK):
+            yield from peek(lo, lo + _CHUNK)
+        return
+    yield from items
+
+
+#: items made at a time when a lazy sequence is read (:func:`_stream`)
+_CHUNK = 4096
 
 
 def _validate_header(cert: Certificate) -> None:
@@ -1840,7 +1849,7 @@ def _check_pieces(pieces: Sequence[int], n_reg: int, same: list[tuple[int, int]]
 
 def _distinct_patterns(cert: Certificate, hashes: np.ndarray) -> None:
     """No pattern is listed twice: regions whose patterns have one hash are compared exactly
-    (read again); the least region with the pattern of an earlier one is reported."""
+    (read again, by index); the least region with the pattern of an earlier one is reported."""
     order = np.argsort(hashes, kind="stable")
     same = hashes[order[1:]] == hashes[order[:-1]]
     if not same.any():
@@ -1855,9 +1864,6 @@ def _distinct_patterns(cert: Certificate, hashes: np.ndarray) -> None:
             if first.setdefault(tuple(tuple(p) for p in cert.regions[k].pattern), k) != k:
                 worst = k if worst is None else min(worst, k)
                 break
-    release = getattr(cert.regions, "release", None)
-    if callable(release):
-        release()
     if worst is not None:
         _fail(f"region {worst}: pattern listed twice")
 
