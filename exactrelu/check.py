@@ -19,12 +19,14 @@ exception.
 
 Passes. The checker reads the vertices once, the regions once (a second time only to compare the
 output maps of adjacent regions whose hashes are equal) and the adjacent pairs once, in order;
-a sharded certificate (:mod:`exactrelu._shards`) is read shard by shard, each dropped after use,
-so the certificate is never all in memory. Across passes it keeps, per vertex, its integers and
-nearest floats; per region, hashes of its pattern and output map and (1-D and 2-D) its facets
-as columns for adjacency; hashes only propose (equal ones are compared exactly, on the regions
-read again). Adjacency in d >= 3 (:class:`_Adjacency`) reads the regions' facets by index,
-which for a sharded certificate keeps the shards read.
+a sharded certificate (:mod:`exactrelu._shards`) is read shard by shard, each dropped after use
+(unless it was kept already), and a columnar one's views are made a chunk at a time and not
+kept (:func:`_stream`), so the certificate is never all in memory as objects. Across passes
+it keeps, per vertex, its integers and nearest floats; per region, hashes of its pattern and
+output map and (1-D and 2-D) its facets as columns for adjacency; hashes only propose (equal
+ones are compared exactly, on the regions read again). Adjacency in d >= 3
+(:class:`_Adjacency`) reads the regions' facets by index, which for a sharded certificate keeps
+the shards read.
 
 The certificate as a whole
 - ``digest``: recomputed from the architecture and exact parameters (:meth:`Program.digest`).
