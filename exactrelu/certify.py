@@ -47,7 +47,7 @@ from ._exact import (
     fmpq,
     fmpq_mat,
 )
-from ._geometry import float_signs
+from ._geometry import float_signs, lineality_basis, ray_normal_form
 from ._progress import progress_bar
 from ._runtime import paused_gc
 from .capture import INPUT, Program, constraint_offsets
@@ -819,8 +819,7 @@ class _Certifier:
         A, b = _to_ab(G, d)
         vrep = _polyhedra.h_to_v(A, b, dim=d)
         pts = [tuple(_q(v) for v in x) for x in vrep.vertices]
-        rays = [tuple(_q(v) for v in r) for r in vrep.rays]
-        lines = [tuple(_q(v) for v in r) for r in vrep.lines]
+        rays, lines = _recession(vrep)
         facets = []
         if G:
             fs = _polyhedra.facets(A, b, vrep)
@@ -1517,14 +1516,22 @@ def _ordered(verts: list[tuple], facets: list[Facet], d: int) -> tuple[list[tupl
     return [verts[k] for k in order], new_facets
 
 
+def _recession(vrep: _polyhedra.VRep) -> tuple[list[tuple], list[tuple]]:
+    """The rays and lines of ``vrep`` as every engine writes them (fmpq): the lines as
+    :func:`~exactrelu._geometry.lineality_basis`, the rays in
+    :func:`~exactrelu._geometry.ray_normal_form` (cddlib's are some representatives)."""
+    lines = lineality_basis(vrep.lines)
+    return ([tuple(map(_q, ray_normal_form(r, lines))) for r in vrep.rays],
+            [tuple(map(_q, ln)) for ln in lines])
+
+
 def root_cell(prog: Program, domain: Domain) -> Cell:
     A, b = domain.halfspaces()
     d = domain.dim
     vrep = _polyhedra.h_to_v([list(r) for r in A], list(b), dim=d)
     fs = _polyhedra.facets([list(r) for r in A], list(b), vrep)
     verts = [tuple(_q(c) for c in v) for v in vrep.vertices]
-    rays = [tuple(_q(c) for c in r) for r in vrep.rays]
-    lines = [tuple(_q(c) for c in r) for r in vrep.lines]
+    rays, lines = _recession(vrep)
     facets = []
     for g in fs.groups:
         slack = [-_q(v) for v in A[g[0]]] + [_q(b[g[0]])]
