@@ -348,7 +348,7 @@ def _unboxed(cx: Complex, nbox: int, M: int) -> Complex:
                 for v in fverts[f]:
                     if off[v]:
                         at.setdefault(v, []).append(n)
-            found: dict[tuple[Fraction, ...], None] = {}
+            found: dict[tuple[int, ...], None] = {}  # primitive integer directions
             for v in sorted(at):
                 e = _edge(at[v], d)
                 if e is None:
@@ -358,12 +358,15 @@ def _unboxed(cx: Complex, nbox: int, M: int) -> Complex:
                     if any(_dot(n, e) > 0 for n in ns):
                         raise CertificationError("an unbounded edge leaves its region both ways "
                                                  "(the bounding box is too small)")
-                found.setdefault(ray_normal_form(e))
-            rays = list(found)
+                g = math.gcd(*e)
+                found.setdefault(tuple(x // g for x in e))
+            dirs: list[tuple] = list(found)
+            rays = [ray_normal_form(e) for e in dirs]
         else:
             rays, lines = recession_generators(ns, d)
+            dirs = rays
         for f, n in zip(own, ns, strict=True):
-            on = [k for k, ray in enumerate(rays) if _dot(n, ray) == 0]
+            on = [k for k, ray in enumerate(dirs) if _dot(n, ray) == 0]
             if on:
                 f_rays[int(new_f[f])] = on
         ray_n[r] = [x for ray in rays for x in ray]
@@ -430,7 +433,7 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
     root = root_cell(prog, run_on)
     first = prog.nodes[prog.piecewise[0]]
     spec = (domain.dim, _root_spec(root, first.inputs[0], domain.dim), pl.levels,
-            constraint_offsets(prog, run_on)[0])
+            constraint_offsets(prog, run_on)[0], int(pl.box is None))
     proposals = None
     if trace is not None:  # the float trace's patterns, compared with the result by the core
         proposals = []
