@@ -388,8 +388,8 @@ def lineality_basis(lines: Sequence[Point]) -> list[tuple[Fraction, ...]]:
     every engine writes (cddlib's lines are some basis, which depends on its input rows).
 
     >>> from fractions import Fraction as F
-    >>> lineality_basis([(F(0), F(2), F(4)), (F(1), F(1), F(0))])
-    [(Fraction(1, 1), Fraction(0, 1), Fraction(-2, 1)), (Fraction(0, 1), Fraction(1, 1), Fraction(2, 1))]
+    >>> lineality_basis([(F(0), F(2), F(4)), (F(0), F(1), F(2))])
+    [(Fraction(0, 1), Fraction(1, 1), Fraction(2, 1))]
     """
     if not lines:
         return []
@@ -398,7 +398,8 @@ def lineality_basis(lines: Sequence[Point]) -> list[tuple[Fraction, ...]]:
     return [tuple(_f(x) for x in row) for row in R.tolist()[:rank]]
 
 
-def ray_normal_form(ray: Point, lines: Sequence[Point] = ()) -> tuple[Fraction, ...]:
+def ray_normal_form(ray: Sequence[Fraction | int], lines: Sequence[Point] = ()
+                    ) -> tuple[Fraction, ...]:
     """The one representative every engine writes of the recession direction ``ray`` modulo the
     span of ``lines`` (a :func:`lineality_basis`): zero at the pivot column of every line, scaled
     by a positive factor so that its smallest non-zero entry in absolute value is 1 (cddlib's

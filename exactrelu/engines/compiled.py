@@ -36,11 +36,11 @@ from typing import Any, cast
 import numpy as np
 
 from .. import _deps, _exact
+from .._geometry import ray_normal_form, recession_generators
 from .._progress import _Silent, progress_bar
 from .._runtime import paused_gc
 from ..capture import INPUT, Program, constraint_offsets
 from ..certify import root_cell
-from .._geometry import ray_normal_form, recession_generators
 from ..domain import Box, Domain, Slice
 from ..errors import CertificationError, MissingDependencyError, RegionLimitError
 from ..rules import AffineRule, ElementwiseRule, ReshapeRule, exact_cache, plain_elementwise
@@ -217,7 +217,9 @@ def _vertex_bound(prog: Program, box: Domain, levels: list[tuple]) -> int:
     solving some of its rows with the other coordinates 0, bounded the same way. So ``M > K^d``
     does."""
     key = prog.nodes[prog.piecewise[0]].inputs[0]
-    m = _exact.as_int(root_cell(prog, box).live[key])
+    live = root_cell(prog, box).live
+    assert live is not None  # root_cell runs the nodes before the first piecewise op
+    m = _exact.as_int(live[key])
     B = max((sum(map(abs, r)) for r in m.N.tolist()), default=0)
     D = int(m.den)
     K = 1
@@ -235,7 +237,8 @@ def _ragged_keep(start: list[int], vals: np.ndarray, item: np.ndarray,
                  lists: np.ndarray) -> tuple[list[int], np.ndarray]:
     """The lists of the ragged ``(start, vals)`` that ``lists`` keeps, each with the items that
     ``item`` keeps: the new starts and values."""
-    owner = np.repeat(np.arange(len(start) - 1), np.diff(np.asarray(start, dtype=np.int64)))
+    bounds = np.asarray(start, dtype=np.int64)
+    owner = np.repeat(np.arange(len(start) - 1), bounds[1:] - bounds[:-1])
     m = item & lists[owner]
     counts = np.bincount(owner[m], minlength=len(start) - 1)[lists]
     return [0, *np.cumsum(counts).tolist()], vals[m]
