@@ -6,6 +6,10 @@ root; the ``dask`` extra). The nets are ``benchmarks/nets.py``'s ``mlp((2, w, w,
 ``[-1, 1]^2``. "local" is ``verify(net, bounds, workers=1)``; a cluster run is ``verify(net,
 bounds, executor=client, workers=1)`` with the cluster started beforehand (not timed); its time
 includes the first layer's certificate, shipping the net, the tasks and the exact merge.
+"writes shards" is ``verify(..., save=dir/"x.parquet")`` on the same cluster: the workers write
+their cells' shards and the client merges only what lies between cells (and writes the
+manifest); "client merge, then save" is the in-memory merge followed by ``cert.save`` of the
+same directory, for comparison.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import exactrelu
 
@@ -41,15 +47,25 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {name} | {local.num_regions:,} | local, 1 thread | - | {s:.2f} | "
               f"{local.num_regions / s:,.0f} |", flush=True)
         for n in args.workers:
+            runs = []
             with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                              dashboard_address=None) as cluster, Client(cluster) as client:
+                              dashboard_address=None) as cluster, Client(cluster) as client, \
+                    tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "x.parquet"
                 t0 = time.perf_counter()
                 cert = exactrelu.verify(net, bounds, executor=client, progress=False, workers=1)
-                s = time.perf_counter() - t0
+                runs.append(("", time.perf_counter() - t0))
+                cert.save(path, progress=False)
+                runs.append((", client merge, then save", time.perf_counter() - t0))
+                t0 = time.perf_counter()
+                cert = exactrelu.verify(net, bounds, executor=client, progress=False, workers=1,
+                                        save=path)
+                runs.append((", writes shards", time.perf_counter() - t0))
             assert cert.num_regions == local.num_regions
-            print(f"| {name} | {cert.num_regions:,} | Dask, {n} worker{'s' * (n > 1)} | "
-                  f"{cert.stats['tasks']:,} | {s:.2f} | {cert.num_regions / s:,.0f} |",
-                  flush=True)
+            for what, s in runs:
+                print(f"| {name} | {cert.num_regions:,} | Dask, {n} worker{'s' * (n > 1)}{what} "
+                      f"| {cert.stats['tasks']:,} | {s:.2f} | {cert.num_regions / s:,.0f} |",
+                      flush=True)
 
 
 if __name__ == "__main__":

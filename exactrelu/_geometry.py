@@ -43,6 +43,7 @@ __all__ = [
     "Section",
     "hyperplane_chart",
     "restrict_to_hyperplane",
+    "full_on_hyperplane",
     "hyperplane_section",
     "sign_exact",
     "sign_filtered",
@@ -530,6 +531,22 @@ def restrict_to_hyperplane(A: Sequence[Point], b: Point, normal: Point, offset: 
         elif rb < 0:
             return None
     return k, rows, rhs
+
+
+def full_on_hyperplane(A: Sequence[Point], b: Point, normal: Point, offset: Fraction) -> bool:
+    """Is ``{t : A t <= b, normal . t = offset}`` (d-1)-dimensional? Do two regions' facets on
+    one hyperplane share a (d-1)-dimensional part, given both regions' rows? An exact LP.
+
+    >>> from fractions import Fraction as F
+    >>> A, b = [[F(1), F(0)], [F(0), F(1)]], [F(0), F(0)]   # x <= 0, y <= 0
+    >>> full_on_hyperplane(A, b, (F(0), F(1)), F(0)), full_on_hyperplane(A, b, (F(1), F(1)), F(0))
+    (True, False)
+    """
+    restricted = restrict_to_hyperplane(A, b, normal, offset)
+    if restricted is None:
+        return False
+    found = interior_point(restricted[1], restricted[2], len(normal) - 1)
+    return found is not None and found[1] > 0
 
 
 def hyperplane_section(A: Sequence[Point], b: Point, normal: Point, offset: Fraction

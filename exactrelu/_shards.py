@@ -108,6 +108,11 @@ def _schemas(pa: Any) -> dict[str, Any]:
     }
 
 
+def schemas() -> dict[str, Any]:
+    """Each table's Arrow schema."""
+    return _schemas(_arrow()[0])
+
+
 # --------------------------------------------------------------------------------- writing
 def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
          progress: bool = True) -> None:
@@ -117,12 +122,7 @@ def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
     pa, _ = _arrow()
     if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 1:
         raise InvalidInputError(f"shard_rows={shard_rows!r}: pass a positive integer")
-    root = Path(path)
-    if root.exists():
-        if not (root / MANIFEST).is_file():
-            raise CertificateError(f"{root} exists and is not a sharded certificate; "
-                                   "choose another name or remove it")
-        shutil.rmtree(root)
+    root = prepare(path)
     schemas = _schemas(pa)
     rows: dict[str, Callable[[int, int], list[dict[str, Any]]]] = {
         "regions": lambda lo, hi: [{**region_json(r), "piece": p} for r, p in
@@ -137,28 +137,52 @@ def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
     total = sum(-(-max(n, 1) // shard_rows) for n in sizes.values())
     with progress_bar(total, "saving shards", progress and total > 1) as bar:
         for name in TABLES:
-            _save_table(root, name, sizes[name], shard_rows, rows[name], schemas[name],
+            save_table(root, name, sizes[name], shard_rows, rows[name], schemas[name],
                         shards.setdefault(name, []), bar)
-    manifest = {**cert.header_json(), "format": FORMAT, "shards": shards}
-    (root / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":")))
+    write_manifest(root, cert.header_json(), shards)
 
 
-def _save_table(root: Path, name: str, size: int, shard_rows: int,
+def prepare(path: str | Path) -> Path:
+    """The directory ``path`` made ready for a sharded certificate: a sharded certificate there
+    is removed; anything else there is refused."""
+    root = Path(path)
+    if root.exists():
+        if not (root / MANIFEST).is_file():
+            raise CertificateError(f"{root} exists and is not a sharded certificate; "
+                                   "choose another name or remove it")
+        shutil.rmtree(root)
+    return root
+
+
+def save_table(root: Path, name: str, size: int, shard_rows: int,
                 rows: Callable[[int, int], list[dict[str, Any]]], schema: Any,
-                listed: list[dict[str, Any]], bar: Any) -> None:
-    pa, pq = _arrow()
-    (root / name).mkdir(parents=True)
+                listed: list[dict[str, Any]], bar: Any, stem: str = "part") -> None:
+    (root / name).mkdir(parents=True, exist_ok=True)
     for k, lo in enumerate(range(0, max(size, 1), shard_rows)):
         hi = min(lo + shard_rows, size)
-        file = f"{name}/part-{k:05d}.parquet"
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(rows(lo, hi), schema=schema), sink,
-                       compression="zstd")
-        data = sink.getvalue().to_pybytes()
-        (root / file).write_bytes(data)
-        listed.append({"file": file, "rows": hi - lo, "bytes": len(data),
-                       "sha256": hashlib.sha256(data).hexdigest()})
+        listed.append(write_shard(root, f"{name}/{stem}-{k:05d}.parquet", rows(lo, hi), schema))
         bar.update(1)
+
+
+def write_shard(root: Path, file: str, rows: list[dict[str, Any]], schema: Any
+                ) -> dict[str, Any]:
+    """Write ``rows`` (JSON objects of one table) as the Parquet file ``root/file``; its entry
+    in the manifest (file, rows, bytes, SHA-256 of the bytes written)."""
+    pa, pq = _arrow()
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink, compression="zstd")
+    data = sink.getvalue().to_pybytes()
+    (root / file).write_bytes(data)
+    return {"file": file, "rows": len(rows), "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def write_manifest(root: Path, header: dict[str, Any], shards: dict[str, list[dict[str, Any]]]
+                   ) -> None:
+    """Write the manifest: ``header`` (see :meth:`Certificate.header_json`) and every table's
+    shards in order."""
+    manifest = {**header, "format": FORMAT, "shards": {t: shards[t] for t in TABLES}}
+    (root / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":")))
 
 
 # --------------------------------------------------------------------------------- reading

@@ -266,19 +266,9 @@ class Certificate:
     def header_json(self) -> dict[str, Any]:
         """Every field of :meth:`to_json` but the long lists (vertices, regions, adjacency,
         pieces): what a sharded certificate keeps in its manifest."""
-        return {
-            "format": FORMAT,
-            "version": self.version,
-            "digest": self.digest,
-            "domain": self.domain.to_json(),
-            "input_shape": list(self.input_shape),
-            "output_shape": list(self.output_shape),
-            "constraint_offsets": list(self.constraint_offsets),
-            "notes": list(self.notes),
-            "num_regions": self.num_regions,
-            "num_pieces": self.num_pieces,
-            "stats": self.stats,
-        }
+        return header_json(self.domain, self.input_shape, self.output_shape, self.digest,
+                           self.constraint_offsets, self.notes, self.version, self.num_regions,
+                           self.num_pieces, self.stats)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -352,6 +342,27 @@ class Certificate:
             return _read(data)
         except Malformed as exc:
             raise CertificateError(f"malformed certificate: {exc.where()}") from None
+
+
+def header_json(domain: Domain, input_shape: Sequence[int], output_shape: Sequence[int],
+                digest: str, constraint_offsets: Sequence[int], notes: Sequence[str],
+                version: str, num_regions: int, num_pieces: int,
+                stats: dict[str, Any]) -> dict[str, Any]:
+    """A certificate's header (:meth:`Certificate.header_json`) from its fields, for a writer
+    that never holds the whole certificate (workers writing their shards)."""
+    return {
+        "format": FORMAT,
+        "version": version,
+        "digest": digest,
+        "domain": domain.to_json(),
+        "input_shape": list(input_shape),
+        "output_shape": list(output_shape),
+        "constraint_offsets": list(constraint_offsets),
+        "notes": list(notes),
+        "num_regions": num_regions,
+        "num_pieces": num_pieces,
+        "stats": stats,
+    }
 
 
 def region_json(r: Region) -> dict[str, Any]:

@@ -23,15 +23,25 @@ merge does is bookkeeping and one exact question:
 - adjacency: a task's own pairs, plus pairs of regions of different cells across a cell facet
   (opposite sides of one hyperplane), adjacent when their facets there share a (d-1)-dimensional
   part: exact extents along the hyperplane overlap with positive length (which decides in 2-D),
-  and above 2-D an exact LP on the hyperplane (:func:`exactrelu._polyhedra.interior_point` of
-  both regions' rows restricted to it);
+  and above 2-D an exact LP on the hyperplane (:func:`exactrelu._geometry.full_on_hyperplane` of
+  both regions' rows);
 - pieces: components of adjacency with equal exact maps, numbered by their first region.
 
 :func:`exactrelu.check` proves the merged certificate like any other (the tests compare it with a
-local run in canonical form and check it). Tasks return their exact complexes (plain integers)
-to the client, which builds and merges their certificates: the client holds the whole
-certificate (save it sharded with ``cert.save("x.parquet")``); a worker needs what one cell's
-certification needs.
+local run in canonical form and check it). Two ways to merge:
+
+- in memory (the default): tasks return their exact complexes (plain integers) to the client,
+  which builds and merges their certificates and holds the whole one;
+- workers write (``save="x.parquet"``, a directory on a file system the workers and the client
+  share): each task keeps its cell's certificate on its worker and returns a summary (counts,
+  the vertices and facets on the cell's boundary with those regions' rows, maps and local
+  pieces, and each local piece's first region); the client numbers the vertices (a vertex can
+  be in two cells only on their common boundary) and the pieces (each cell's own, joined where
+  equal maps meet across a cell facet), finds the pairs across cells, and has each worker
+  write its cell's regions, new vertices and own pairs as shards in the whole certificate's
+  numbering; the client writes the pairs across and the manifest. The client then holds what
+  lies on the cells' boundaries, and one piece label per piece; a worker needs what one
+  cell's certification needs.
 
 Applies to an ``nn.Sequential`` whose first piecewise module comes before any branching, on a
 bounded domain (a box, a polytope or a slice through inputs); another net runs as one task.
@@ -39,25 +49,39 @@ bounded domain (a box, a polytope or a slice through inputs); another net runs a
 
 from __future__ import annotations
 
+import bisect
 import copy
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ._geometry import hyperplane_chart, restrict_to_hyperplane
-from ._polyhedra import interior_point
-from .capture import Program, capture
-from .certificate import Adjacency, Certificate, Region, RegionFacet, canonical_hyperplane
+from . import _parse, _shards
+from ._geometry import full_on_hyperplane, hyperplane_chart
+from ._progress import _Silent, progress_bar
+from ._shards import SHARD_ROWS
+from .capture import Program, constraint_offsets
+from .certificate import (
+    Adjacency,
+    Certificate,
+    Region,
+    RegionFacet,
+    adjacency_json,
+    canonical_hyperplane,
+    header_json,
+    region_json,
+)
 from .domain import Box, Domain, Polytope, Slice
-from .engines import Complex, build_certificate
+from .engines import build_certificate
 from .engines.python import pieces_of
-from .errors import ExactReluError, InvalidInputError, RegionLimitError
+from .errors import InvalidInputError, RegionLimitError
 
 __all__ = ["is_dask_client", "merge", "run"]
 
@@ -74,19 +98,15 @@ def is_dask_client(executor: Any) -> bool:
     return distributed is not None and isinstance(executor, distributed.Client)
 
 
-def _first_layer(net: Any, input_shape: tuple[int, ...]) -> nn.Module | None:
-    """The shortest prefix of an ``nn.Sequential`` ending with a piecewise op, or None."""
-    if not isinstance(net, nn.Sequential):
+def _first_layer(net: Any, prog: Program) -> nn.Module | None:
+    """The shortest prefix of an ``nn.Sequential`` ending with a piecewise op (``prog``, its
+    capture, names its nodes by module path: the first piecewise node's top-level index), or
+    None."""
+    first = prog.piecewise_nodes()
+    if not isinstance(net, nn.Sequential) or not first:
         return None
-    for k in range(1, len(net) + 1):
-        prefix = net[:k]
-        try:
-            prog = capture(prefix, input_shape)
-        except ExactReluError:  # a prefix capture cannot take: run as one task
-            return None
-        if prog.piecewise_nodes():
-            return prefix
-    return None
+    top = first[0].name.split(".")[0]
+    return net[:int(top) + 1] if top.isdigit() and int(top) < len(net) else None
 
 
 def _first_units(prefix: nn.Module, k: int) -> nn.Module | None:
@@ -132,28 +152,18 @@ def _cell_domain(dom: Domain, A: list[tuple[Fraction, ...]], b: list[Fraction]) 
     return Polytope(A, b)
 
 
-def _task(net: nn.Module | Program, dom: Domain, input_shape: tuple[int, ...],
-          workers: int | None, max_regions: int | None, engine: str
-          ) -> tuple[str, Complex, float]:
-    """One cell on a worker: what :func:`exactrelu.verify` does up to the exact complex, which
-    travels back as plain integers (the certificate's objects would pickle each Fraction as a
-    decimal string); the client builds the certificate."""
-    from .verify import _program_and_domain, certify_complex
-
-    t0 = time.perf_counter()
-    prog, dom = _program_and_domain(net, dom, input_shape)
-    name, cx, _, _ = certify_complex(prog, dom, engine, None, workers, False, max_regions, None,
-                                     t0)
-    return name, cx, time.perf_counter() - t0
-
-
 def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
         workers: int | None = None, max_regions: int | None = None,
-        engine: str = "auto") -> Certificate:
+        engine: str = "auto", progress: bool = False, save: str | Path | None = None,
+        shard_rows: int = SHARD_ROWS) -> Certificate:
     """What :func:`exactrelu.verify` does with ``executor=client`` (a Dask client): the cells of
     the first piecewise layer as tasks (``workers``: threads or processes per task, ``engine``
     for each), merged exactly (see the module docstring). ``max_regions`` bounds each task and
-    the total: the run stops as soon as the tasks done hold more."""
+    the total: the run stops as soon as the tasks done hold more. ``progress``: a bar over the
+    tasks done (on a terminal). ``save``: a directory ending in ``.parquet`` that the workers
+    write the sharded certificate into (a file system every worker and the client see), the
+    client merging only what lies on the cells' boundaries; the certificate returned is that
+    directory, loaded lazily. Otherwise the client merges the whole certificate in memory."""
     from distributed import as_completed
 
     t0 = time.perf_counter()
@@ -161,43 +171,130 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
         raise InvalidInputError(f"a cluster run needs a bounded box, polytope or slice; got "
                                 f"{dom!r} (run it locally: verify(net, domain))")
     shape = prog.input_shape
-    prefix = _first_layer(net, shape)
+    prefix = _first_layer(net, prog)
+    n_dom = constraint_offsets(prog, dom)[0]
     if prefix is None:
         _log.info("one task: not an nn.Sequential whose first piecewise op can be cut off")
         tasks: list[Domain] = [dom]
         cells = None
+        ids = [_CellIds([(i,) for i in range(n_dom)], n_dom, [])]
     else:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         cells = _cells(prefix, dom, shape, TASKS_PER_WORKER * n_workers, workers)
         tasks = [_cell_domain(dom, [f.a for f in r.facets], [f.b for f in r.facets])
                  for r in cells.regions]
+        ids = [_CellIds([tuple(f.ids) for f in r.facets], n_dom,
+                        [(f.a, f.b) for f in r.facets]) for r in cells.regions]
     net_ref = client.scatter(net, broadcast=True)
-    futures = [client.submit(_task, net_ref, cell, shape, workers, max_regions, engine,
+    sharded = save is not None
+    futures = [client.submit(_task, net_ref, cell, shape, workers, max_regions, engine, sharded,
                              pure=False) for cell in tasks]
-    order = {f.key: k for k, f in enumerate(futures)}
-    parts: list[Certificate | None] = [None] * len(futures)
+    if sharded:
+        summaries = [client.submit(_summary, f, i, pure=False)
+                     for f, i in zip(futures, ids, strict=True)]
+    order = {f.key: k for k, f in enumerate(summaries if sharded else futures)}
+    parts: list[Any] = [None] * len(futures)  # certificates, or summaries when workers save
     names: set[str] = set()
     seconds = 0.0
     found = 0
-    for future in as_completed(futures):
-        name, cx, s = future.result()
-        k = order[future.key]
-        part = parts[k] = build_certificate(prog, tasks[k], cx)
-        names.add(name)
-        seconds += s
-        found += part.num_regions
-        if max_regions is not None and found > max_regions:
-            client.cancel(futures)
-            raise RegionLimitError(f"more than max_regions={max_regions:,} regions: the "
-                                   f"tasks done hold {found:,}", found)
-    done = [p for p in parts if p is not None]
-    cert = done[0] if cells is None else merge(cells, done)
-    cert.stats = {"engine": f"dask ({', '.join(sorted(names))})", "tasks": len(done),
-                  "seconds": {"total": time.perf_counter() - t0, "tasks": seconds}}
+    with progress_bar(len(futures), "cells", progress) as bar:
+        for future in as_completed(summaries if sharded else futures):
+            k = order[future.key]
+            if sharded:
+                part = parts[k] = future.result()
+                name, s, n = part.name, part.seconds, part.regions
+            else:
+                name, cx, s = future.result()
+                part = parts[k] = build_certificate(prog, tasks[k], cx)
+                n = part.num_regions
+            names.add(name)
+            seconds += s
+            found += n
+            bar.update(1)
+            if max_regions is not None and found > max_regions:
+                client.cancel(futures)
+                raise RegionLimitError(f"more than max_regions={max_regions:,} regions: the "
+                                       f"tasks done hold {found:,}", found)
+    stats: dict[str, Any] = {"engine": f"dask ({', '.join(sorted(names))})", "tasks": len(parts),
+             "seconds": {"total": 0.0, "tasks": seconds}}
+    if save is not None:
+        root = _shards.prepare(save)
+        _write(client, futures, parts, ids, prog, dom, root, shard_rows, stats, progress, t0)
+        return Certificate.load(root)
+    cert = parts[0] if cells is None else merge(cells, parts)
+    stats["seconds"]["total"] = time.perf_counter() - t0
+    cert.stats = stats
     return cert
 
 
+def _task(net: nn.Module | Program, dom: Domain, input_shape: tuple[int, ...],
+          workers: int | None, max_regions: int | None, engine: str, keep: bool
+          ) -> tuple[str, Any, float]:
+    """One cell on a worker: what :func:`exactrelu.verify` does up to the exact complex, which
+    travels back as plain integers (the certificate's objects would pickle each Fraction as a
+    decimal string) for the client to build the certificate; ``keep``: the certificate built
+    here instead, to stay on the worker (which writes its shards)."""
+    from .verify import _program_and_domain, certify_complex
+
+    t0 = time.perf_counter()
+    prog, dom = _program_and_domain(net, dom, input_shape)
+    name, cx, _, _ = certify_complex(prog, dom, engine, None, workers, False, max_regions, None,
+                                     t0)
+    out = build_certificate(prog, dom, cx) if keep else cx
+    return name, out, time.perf_counter() - t0
+
+
 # --------------------------------------------------------------------------------- merging
+class _CellIds:
+    """A task's constraint ids as the whole domain's: the task's domain rows are its cell's
+    facets (``own[i]``: the ids the cells' certificate lists on facet ``i``; ``planes[i]`` its
+    hyperplane), its units' ids shift by the difference of the two domains' row counts
+    (``n_dom``, the whole domain's rows). A facet is on the cell's boundary when one of its ids
+    is a cell facet that is not a row of the whole domain."""
+
+    def __init__(self, own: list[tuple[int, ...]], n_dom: int,
+                 planes: list[tuple[Sequence[Fraction], Fraction]]) -> None:
+        self.own, self.m, self.shift = own, len(own), n_dom - len(own)
+        self.cut = [any(i >= n_dom for i in ids) for ids in own]
+        self.planes = [p for p, c in zip(planes, self.cut, strict=False) if c]
+
+    def __call__(self, ids: Sequence[int]) -> tuple[int, ...]:
+        out: set[int] = set()
+        for i in ids:
+            out.update(self.own[i] if i < self.m else (i + self.shift,))
+        return tuple(sorted(out))
+
+    def on_boundary(self, ids: Sequence[int]) -> bool:
+        return any(i < self.m and self.cut[i] for i in ids)
+
+    def offsets(self, k: int, part_offsets: Sequence[int]) -> list[int]:
+        if part_offsets[0] != self.m:
+            raise InvalidInputError(f"task {k}: its domain has {part_offsets[0]} rows, its cell "
+                                    f"{self.m} facets")
+        return [o + self.shift for o in part_offsets]
+
+
+def _renumbered(part: Certificate, ids: _CellIds, first: int, vertex: Sequence[int]
+                ) -> tuple[list[Region], list[Adjacency]]:
+    """A task's regions and adjacency in the whole certificate's numbering: regions from
+    ``first``, vertex ``v`` as ``vertex[v]``, constraint ids through ``ids``."""
+    regions = []
+    for i, r in enumerate(part.regions):
+        facets = [RegionFacet(f.a, f.b, ids(f.ids), tuple(vertex[v] for v in f.vertices), f.rays)
+                  for f in r.facets]
+        regions.append(Region(first + i, r.pattern, r.witness, facets,
+                              [vertex[v] for v in r.vertices], r.output, r.volume, r.repaired,
+                              r.rays, r.lines))
+    return regions, [Adjacency(a.i + first, a.j + first, a.a, a.b, ids(a.ids))
+                     for a in part.adjacency]
+
+
+def _same_offsets(k: int, shifted: list[int], offsets: list[int] | None) -> list[int]:
+    if offsets is not None and shifted != offsets:
+        raise InvalidInputError(f"task {k}: constraint offsets {shifted}, others {offsets}")
+    return shifted
+
+
 def merge(cells: Certificate, parts: Sequence[Certificate]) -> Certificate:
     """The certificate of the whole domain from the first layer's certificate ``cells`` and one
     certificate per cell (``parts[k]`` on ``cells.regions[k]``'s polytope), in cell order."""
@@ -210,64 +307,45 @@ def merge(cells: Certificate, parts: Sequence[Certificate]) -> Certificate:
     boundary: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}  # hyperplane -> (side, i, f)
     offsets: list[int] | None = None
     for k, (cell, part) in enumerate(zip(cells.regions, parts, strict=True)):
-        m = part.constraint_offsets[0]
-        if m != len(cell.facets):
-            raise InvalidInputError(f"task {k}: its domain has {m} rows, its cell "
-                                    f"{len(cell.facets)} facets")
-        shift = n_dom - m
-        own = [tuple(f.ids) for f in cell.facets]
-        on_cell_facet = [any(i >= n_dom for i in ids) for ids in own]
-
-        def ids_of(ids: Sequence[int], own: list[tuple[int, ...]] = own,
-                   shift: int = shift, m: int = m) -> tuple[int, ...]:
-            out: set[int] = set()
-            for i in ids:
-                out.update(own[i] if i < m else (i + shift,))
-            return tuple(sorted(out))
-
-        shifted = [o + shift for o in part.constraint_offsets]
-        if offsets is None:
-            offsets = shifted
-        elif shifted != offsets:
-            raise InvalidInputError(f"task {k}: constraint offsets {shifted}, others {offsets}")
-        first = len(regions)
+        ids = _CellIds([tuple(f.ids) for f in cell.facets], n_dom, [])
+        offsets = _same_offsets(k, ids.offsets(k, part.constraint_offsets), offsets)
         local: list[int] = []
         for v in part.vertices:
             if v not in number:
                 number[v] = len(vertices)
                 vertices.append(v)
             local.append(number[v])
-        for r in part.regions:
-            index = len(regions)
-            facets = []
-            for f in r.facets:
-                g = RegionFacet(f.a, f.b, ids_of(f.ids), tuple(local[v] for v in f.vertices),
-                                f.rays)
-                facets.append(g)
-                if any(i < m and on_cell_facet[i] for i in f.ids):
+        mine, pairs = _renumbered(part, ids, len(regions), local)
+        for r, g in zip(part.regions, mine, strict=True):
+            for f, h in zip(r.facets, g.facets, strict=True):
+                if ids.on_boundary(f.ids):
                     key, side = canonical_hyperplane(f.a, f.b)
-                    boundary.setdefault(key, []).append((side, index, g))
-            regions.append(Region(index, r.pattern, r.witness, facets,
-                                  [local[v] for v in r.vertices], r.output, r.volume,
-                                  r.repaired, r.rays, r.lines))
-        adjacency.extend(Adjacency(a.i + first, a.j + first, a.a, a.b, ids_of(a.ids))
-                         for a in part.adjacency)
+                    boundary.setdefault(key, []).append((side, g.index, h))
+        regions.extend(mine)
+        adjacency.extend(pairs)
     assert offsets is not None
     for key, on_it in boundary.items():
-        adjacency.extend(_across(key, on_it, regions, vertices, d))
+        adjacency.extend(_across(key, on_it, lambda i: _rows(regions[i]), vertices.__getitem__,
+                                 d))
     adjacency.sort(key=lambda a: (a.i, a.j))
     return Certificate(cells.domain, cells.input_shape, parts[0].output_shape, parts[0].digest,
                        offsets, regions, vertices, adjacency, pieces_of(regions, adjacency),
                        list(parts[0].notes), parts[0].version, {})
 
 
-def _across(key: tuple, facets: list[tuple[int, int, RegionFacet]], regions: list[Region],
-            vertices: list[tuple[Fraction, ...]], d: int) -> list[Adjacency]:
+def _rows(r: Region) -> tuple[list[tuple[Fraction, ...]], list[Fraction]]:
+    return [f.a for f in r.facets], [f.b for f in r.facets]
+
+
+def _across(key: tuple, facets: list[tuple[int, int, RegionFacet]],
+            rows: Callable[[int], tuple[list, list]],
+            point: Callable[[int], tuple[Fraction, ...]], d: int) -> list[Adjacency]:
     """The adjacent pairs across the hyperplane ``key`` among regions with a facet on it
-    (``(side, region, facet)``, side +1 or -1): pairs of opposite sides whose facets share a
-    (d-1)-dimensional part. The facets' exact extents along the hyperplane's coordinates (all
-    but its chart) must overlap with positive length; a sweep along the first finds those pairs,
-    which decides in 2-D; above, an exact LP on the hyperplane decides."""
+    (``(side, region, facet)``, side +1 or -1; ``point(v)``: vertex ``v``, ``rows(i)``: region
+    ``i``'s facet rows): pairs of opposite sides whose facets share a (d-1)-dimensional part.
+    The facets' exact extents along the hyperplane's coordinates (all but its chart) must
+    overlap with positive length; a sweep along the first finds those pairs, which decides in
+    2-D; above, an exact LP on the hyperplane decides."""
     normal, offset = key
     if d == 1:
         axes: list[int] = []
@@ -276,7 +354,7 @@ def _across(key: tuple, facets: list[tuple[int, int, RegionFacet]], regions: lis
         axes = [i for i in range(d) if i != chart]
     boxes: list[Any] = []
     for side, i, f in facets:
-        pts = [vertices[v] for v in f.vertices]
+        pts = [point(v) for v in f.vertices]
         boxes.append((side, i, f, [(min(p[a] for p in pts), max(p[a] for p in pts))
                                    for a in axes]))
     out = []
@@ -295,21 +373,178 @@ def _across(key: tuple, facets: list[tuple[int, int, RegionFacet]], regions: lis
     for (_, i, f, bi), (_, j, g, bj) in pairs:
         if not all(max(p[0], q[0]) < min(p[1], q[1]) for p, q in zip(bi, bj, strict=True)):
             continue
-        if d >= 3 and not _overlap(regions[i], regions[j], normal, offset, d):
-            continue
+        if d >= 3:
+            (ai, bi_), (aj, bj_) = rows(i), rows(j)
+            if not full_on_hyperplane(ai + aj, bi_ + bj_, normal, offset):
+                continue
         out.append(Adjacency(min(i, j), max(i, j), normal, offset,
                              tuple(sorted(set(f.ids) | set(g.ids)))))
     return out
 
 
-def _overlap(r: Region, s: Region, normal: Sequence[Fraction], offset: Fraction,
-             d: int) -> bool:
-    """Is the part of the hyperplane in both closed regions (d-1)-dimensional? An exact LP."""
-    rows = [f.a for f in r.facets] + [f.a for f in s.facets]
-    rhs = [f.b for f in r.facets] + [f.b for f in s.facets]
-    restricted = restrict_to_hyperplane(rows, rhs, normal, offset)
-    if restricted is None:
-        return False
-    _, A, b = restricted
-    found = interior_point(A, b, d - 1)
-    return found is not None and found[1] > 0
+# ------------------------------------------------------------------- workers write shards
+@dataclass
+class _Summary:
+    """What the client needs of a cell whose worker writes its shards: counts, the fields of
+    the header, each local piece's first region, and what lies on the cell's boundary (vertices
+    with their local numbers, facets with the whole domain's ids and local vertex numbers, and
+    those regions' facet rows, maps and local pieces)."""
+
+    name: str
+    seconds: float
+    regions: int
+    vertices: int
+    offsets: list[int]
+    output_shape: tuple[int, ...]
+    digest: str
+    notes: list[str]
+    version: str
+    piece_first: list[int]
+    points: list[tuple[int, tuple[Fraction, ...]]]
+    facets: list[tuple[tuple, int, int, RegionFacet]]  # (hyperplane, side, local region, facet)
+    rows: dict[int, tuple[list, list]]
+    maps: dict[int, list]
+    pieces: dict[int, int]
+
+
+def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
+    """On the worker: the :class:`_Summary` of its cell's certificate."""
+    name, part, seconds = done
+    points = [(v, x) for v, x in enumerate(part.vertices)
+              if any(sum(a * c for a, c in zip(n, x, strict=True)) == b for n, b in ids.planes)]
+    facets, rows, maps, pieces = [], {}, {}, {}
+    for i, r in enumerate(part.regions):
+        for f in r.facets:
+            if ids.on_boundary(f.ids):
+                key, side = canonical_hyperplane(f.a, f.b)
+                facets.append((key, side, i, RegionFacet(f.a, f.b, ids(f.ids), f.vertices,
+                                                         f.rays)))
+                rows[i], maps[i], pieces[i] = _rows(r), r.output, part.pieces[i]
+    first: dict[int, int] = {}
+    for i, p in enumerate(part.pieces):
+        first.setdefault(p, i)
+    return _Summary(name, seconds, part.num_regions, part.num_vertices,
+                    list(part.constraint_offsets), tuple(part.output_shape), part.digest,
+                    list(part.notes), part.version, [first[p] for p in range(len(first))],
+                    points, facets, rows, maps, pieces)
+
+
+def _write_cell(done: tuple[str, Certificate, float], root: Path, k: int, ids: _CellIds,
+                first: int, seen: dict[int, int], base: int, piece: list[int],
+                shard_rows: int) -> dict[str, list[dict[str, Any]]]:
+    """On the worker: write its cell's regions, new vertices and own adjacent pairs in the
+    whole certificate's numbering (vertices ``seen`` in an earlier cell keep their numbers,
+    the others count from ``base``; local piece ``p`` is ``piece[p]``); the shards' entries."""
+    part = done[1]
+    vertex: list[int] = []
+    new: list[int] = []
+    for v in range(part.num_vertices):
+        if v in seen:
+            vertex.append(seen[v])
+        else:
+            vertex.append(base + len(new))
+            new.append(v)
+    regions, adjacency = _renumbered(part, ids, first, vertex)
+    schemas = _shards.schemas()
+    rows: dict[str, Callable[[int, int], list[dict[str, Any]]]] = {
+        "regions": lambda lo, hi: [{**region_json(r), "piece": piece[part.pieces[r.index - first]]}
+                                   for r in regions[lo:hi]],
+        "vertices": lambda lo, hi: [{"coordinates": [_parse.text(c) for c in part.vertices[v]]}
+                                    for v in new[lo:hi]],
+        "adjacency": lambda lo, hi: [adjacency_json(a) for a in adjacency[lo:hi]],
+    }
+    sizes = {"regions": len(regions), "vertices": len(new), "adjacency": len(adjacency)}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for t in _shards.TABLES:
+        _shards.save_table(root, t, sizes[t], shard_rows, rows[t], schemas[t],
+                           out.setdefault(t, []), _Silent(), stem=f"cell-{k:05d}")
+    return out
+
+
+def _write(client: Any, futures: list[Any], parts: list[_Summary], ids: list[_CellIds],
+           prog: Program, dom: Domain, root: Path, shard_rows: int, stats: dict[str, Any],
+           progress: bool, t0: float) -> None:
+    """Number the cells' vertices and pieces from their summaries, find the adjacent pairs
+    across cells, have each worker write its cell, and write the pairs across and the
+    manifest."""
+    d = dom.dim
+    offsets: list[int] | None = None
+    first, n = [], 0
+    for k, (part, cell) in enumerate(zip(parts, ids, strict=True)):
+        offsets = _same_offsets(k, cell.offsets(k, part.offsets), offsets)
+        first.append(n)
+        n += part.regions
+    assert offsets is not None
+    # vertices: by first appearance in region order; only boundary vertices can be seen twice
+    number: dict[tuple[Fraction, ...], int] = {}
+    seen: list[dict[int, int]] = []
+    bases: list[int] = []
+    base = 0
+    point: dict[int, tuple[Fraction, ...]] = {}
+    glob: list[dict[int, int]] = []
+    for part in parts:
+        old = {v: number[x] for v, x in part.points if x in number}
+        before = sorted(old)
+        mine = dict(old)
+        for v, x in part.points:
+            if v not in old:  # numbered after the cell's vertices not seen before it
+                number[x] = mine[v] = base + v - bisect.bisect_left(before, v)
+            point[mine[v]] = x
+        seen.append(old)
+        bases.append(base)
+        glob.append(mine)
+        base += part.vertices - len(old)
+    # adjacency across cells, on the boundary facets
+    boundary: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}
+    rows: dict[int, tuple[list, list]] = {}
+    maps: dict[int, list] = {}
+    local_piece: dict[int, tuple[int, int]] = {}
+    for k, part in enumerate(parts):
+        for key, side, r, f in part.facets:
+            on = RegionFacet(f.a, f.b, f.ids, tuple(glob[k][v] for v in f.vertices), f.rays)
+            boundary.setdefault(key, []).append((side, first[k] + r, on))
+        for r in part.rows:
+            rows[first[k] + r], maps[first[k] + r] = part.rows[r], part.maps[r]
+            local_piece[first[k] + r] = (k, part.pieces[r])
+    across: list[Adjacency] = []
+    for key, on_it in boundary.items():
+        across.extend(_across(key, on_it, rows.__getitem__, point.__getitem__, d))
+    across.sort(key=lambda a: (a.i, a.j))
+    # pieces: each cell's own, joined across cells where equal maps meet; numbered by their
+    # first region
+    heads = [[first[k] + i for i in part.piece_first] for k, part in enumerate(parts)]
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a in across:
+        if maps[a.i] == maps[a.j]:
+            (ki, pi), (kj, pj) = local_piece[a.i], local_piece[a.j]
+            hi, hj = find(heads[ki][pi]), find(heads[kj][pj])
+            if hi != hj:
+                parent[max(hi, hj)] = min(hi, hj)
+    number_of: dict[int, int] = {}
+    for h in (h for hs in heads for h in hs):  # in increasing order
+        if find(h) == h:
+            number_of[h] = len(number_of)
+    written = [client.submit(_write_cell, f, root, k, i, first[k], seen[k], bases[k],
+                             [number_of[find(h)] for h in heads[k]], shard_rows, pure=False)
+               for k, (f, i) in enumerate(zip(futures, ids, strict=True))]
+    shards: dict[str, list[dict[str, Any]]] = {t: [] for t in _shards.TABLES}
+    with progress_bar(len(written), "writing cells", progress) as bar:
+        for entries in client.gather(written):
+            for t in _shards.TABLES:
+                shards[t].extend(entries[t])
+            bar.update(1)
+    _shards.save_table(root, "adjacency", len(across), shard_rows,
+                       lambda lo, hi: [adjacency_json(a) for a in across[lo:hi]],
+                       _shards.schemas()["adjacency"], shards["adjacency"], _Silent(),
+                       stem="across")
+    p = parts[0]
+    stats["seconds"]["total"] = time.perf_counter() - t0
+    _shards.write_manifest(root, header_json(dom, prog.input_shape, p.output_shape, p.digest,
+                                             offsets, p.notes, p.version, n, len(number_of),
+                                             stats), shards)

@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Sequence
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -154,7 +155,8 @@ def _program_and_domain(net: nn.Module | Program, domain: Any,
 def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] | None = None,
            executor: cf.Executor | None = None, workers: int | None = None, claimed: Any = None,
            progress: bool = True, trace: Any = None, engine: str = "auto",
-           max_regions: int | None = None) -> Certificate:
+           max_regions: int | None = None, save: str | Path | None = None
+           ) -> Certificate:
     """Certify the linear regions of ``net`` on ``domain`` in exact rational arithmetic.
 
     ``domain``: a list of (lo, hi) pairs, a :class:`~exactrelu.domain.Domain`. ``engine``: the
@@ -176,6 +178,10 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     so that memory stays what that many regions need: the exact engines (both) count certified
     regions and the cells still to split (each holds one region at least); the float trace,
     which may propose a few spurious candidates near ties, stops at twice as many.
+    ``save``: a path to write the certificate to as :meth:`Certificate.save` does (JSON, or
+    sharded Parquet for a name ending in ``.parquet``); with a Dask client and a ``.parquet``
+    name, the workers write their cells' shards and the client only what lies between cells,
+    and the certificate returned is the directory loaded lazily.
     Domains are limited in size (bounded: 10 dimensions; see :mod:`exactrelu.domain`); every
     argument is checked before any work.
 
@@ -193,18 +199,30 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     if workers is None:
         workers = env_workers()
     progress = bool(progress)
+    if save is not None and not isinstance(save, (str, Path)):
+        raise InvalidInputError(f"save={show(save)}: pass a path (str or pathlib.Path)")
     prog, dom = _program_and_domain(net, domain, input_shape)
     if distributed.is_dask_client(executor):
+        if trace is not None:
+            raise InvalidInputError("trace= is for a local run: on a Dask cluster every task "
+                                    "traces its own cell (drop trace= or the executor)")
+        shards = save is not None and str(save).endswith(".parquet")
         cert = distributed.run(net, prog, dom, executor, workers=workers,
-                               max_regions=max_regions, engine=engine)
+                               max_regions=max_regions, engine=engine, progress=progress,
+                               save=save if shards else None)
         if claimed is not None:
             compare_claim(cert, claimed)
+        if save is not None and not shards:
+            cert.save(save, progress=progress)
         return cert
     name, cx, times, n_float = certify_complex(prog, dom, engine, executor, workers, progress,
                                                max_regions, trace, t0)
     cert = engines.build_certificate(prog, dom, cx)
     del cx
-    return _finish(cert, name, (*times, time.perf_counter()), n_float, claimed)
+    cert = _finish(cert, name, (*times, time.perf_counter()), n_float, claimed)
+    if save is not None:
+        cert.save(save, progress=progress)
+    return cert
 
 
 def certify_complex(prog: Program, dom: Domain, engine: str, executor: Any, workers: int | None,

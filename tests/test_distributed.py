@@ -53,6 +53,15 @@ def degenerate() -> nn.Sequential:
     return net
 
 
+def silent_unit() -> nn.Sequential:
+    """The first unit of the first layer feeds nothing: its hyperplane cuts cells (and
+    regions) but no map changes across it, so pieces cross between cells."""
+    net = mlp(2, [6, 5], 8)
+    with torch.no_grad():
+        net[2].weight[:, 0] = 0
+    return net
+
+
 def conv_slice() -> tuple[nn.Module, Slice]:
     torch.manual_seed(6)
     net = nn.Sequential(nn.Conv2d(1, 3, 2), nn.ReLU(), nn.Flatten(), nn.Linear(12, 4), nn.ReLU(),
@@ -68,6 +77,7 @@ CASES: dict[str, Any] = {
     "4d": lambda: (mlp(4, [5, 4], 3), [(-1, 1)] * 4),
     "leaky": lambda: (mlp(2, [8, 8], 4, lambda: nn.LeakyReLU(0.2)), [(-1, 1), (-1, 1)]),
     "degenerate": lambda: (degenerate(), [(-1, 1), (-1, 1)]),
+    "silent": lambda: (silent_unit(), [(-1, 1), (-1, 1)]),
     "shell": lambda: (l1_shell(2, 1.0), [(-2, 2), (-2, 2)]),
     "linf": lambda: (linf_ball_classifier(3, 0.5), [(-1, 1)] * 3),
     "triangle": lambda: (mlp(2, [8, 6], 5), Polytope([[-1, 0], [0, -1], [1, 1]], [1, 1, 1])),
@@ -90,9 +100,30 @@ def test_a_cluster_run_is_the_local_certificate(client, name):
         seen.update(dict.fromkeys(r.vertices))
     assert list(seen) == list(range(remote.num_vertices))
     assert [(a.i, a.j) for a in remote.adjacency] == sorted((a.i, a.j) for a in remote.adjacency)
+    if name == "silent":
+        assert remote.num_pieces < remote.num_regions
 
 
-def test_a_net_that_cannot_be_cut_runs_as_one_task(client):
+@pytest.mark.parametrize("name", ["1d", "2d", "3d", "degenerate", "silent", "slice"])
+def test_workers_write_the_shards_of_the_merged_certificate(client, name, tmp_path):
+    """With save="x.parquet" the workers write their cells and the client what lies between
+    them: the directory holds the certificate the in-memory merge makes (adjacent pairs
+    grouped by cell, then those across cells)."""
+    net, dom = CASES[name]()
+    merged = exactrelu.verify(net, dom, executor=client, progress=False, workers=1)
+    path = tmp_path / "x.parquet"
+    sharded = exactrelu.verify(net, dom, executor=client, progress=False, workers=1, save=path)
+    files = sorted(p.name for p in (path / "regions").iterdir())
+    assert len(files) == merged.stats["tasks"] > 1 and files[0].startswith("cell-00000")
+    a, b = merged.to_json(), sharded.to_json()
+    for j in (a, b):
+        j.pop("stats")
+        j["adjacency"].sort(key=lambda x: (x["i"], x["j"]))
+    assert a == b
+    assert exactrelu.check(Certificate.load(path), net).num_regions == merged.num_regions
+
+
+def test_a_net_that_cannot_be_cut_runs_as_one_task(client, tmp_path):
     class Twice(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -107,6 +138,20 @@ def test_a_net_that_cannot_be_cut_runs_as_one_task(client):
                               claimed=local.num_regions)
     assert remote.stats["tasks"] == 1
     same(remote, local)
+    path = tmp_path / "one.parquet"
+    written = exactrelu.verify(net, [(-1, 1), (-1, 1)], executor=client, progress=False,
+                               save=path)
+    same(written, local)
+    assert [p.name for p in (path / "regions").iterdir()] == ["cell-00000-00000.parquet"]
+
+
+def test_save_writes_what_verify_returns(client, tmp_path):
+    net, dom = CASES["2d"]()
+    for executor, name in ((None, "local.json"), (client, "merged.cert.json.gz")):
+        cert = exactrelu.verify(net, dom, executor=executor, progress=False, save=tmp_path / name)
+        assert Certificate.load(tmp_path / name).to_json() == cert.to_json()
+    with pytest.raises(InvalidInputError, match="save=3: pass a path"):
+        exactrelu.verify(net, dom, progress=False, save=3)
 
 
 def test_limits_and_domains(client):
@@ -118,8 +163,34 @@ def test_limits_and_domains(client):
     assert info.value.found > n // 2
     with pytest.raises(InvalidInputError, match="bounded box, polytope or slice"):
         exactrelu.verify(net, RealSpace(2), executor=client, progress=False)
+    tr = exactrelu.trace(net, [(-1, 1), (-1, 1)], progress=False)
+    with pytest.raises(InvalidInputError, match="trace= is for a local run"):
+        exactrelu.verify(net, [(-1, 1), (-1, 1)], executor=client, trace=tr, progress=False)
     # the compiled engine on each task
     c = exactrelu.verify(net, [(-1, 1), (-1, 1)], executor=client, engine="compiled",
                          progress=False)
     assert c.stats["engine"] == "dask (compiled)" and c.num_regions == n
     assert sum(r.volume for r in c.regions) == Fraction(4)
+
+
+def test_progress_counts_every_task(client, monkeypatch):
+    seen = []
+
+    class Bar:
+        def __init__(self, total, desc, enabled):
+            self.total, self.enabled, self.n = total, enabled, 0
+            seen.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, k):
+            self.n += k
+
+    monkeypatch.setattr("exactrelu.distributed.progress_bar", Bar)
+    cert = exactrelu.verify(mlp(2, [8, 8], 1), [(-1, 1), (-1, 1)], executor=client)
+    assert len(seen) == 1 and seen[0].enabled
+    assert seen[0].n == seen[0].total == cert.stats["tasks"] > 1

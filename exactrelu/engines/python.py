@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-from .. import _polyhedra, certify
+from .. import certify
 from .._deps import flint
-from .._geometry import exact_keys
+from .._geometry import exact_keys, full_on_hyperplane
 from .._runtime import paused_gc
 from ..capture import Program, constraint_offsets
 from ..certificate import Adjacency, Region, RegionFacet
@@ -155,7 +155,10 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int,
     shared piece no constraint of an earlier op vanishes (it would vanish on the whole facet), so
     both regions have the same states before ``j0``; for an op whose cells are the sign vectors of
     its switching functions (``units[j0]`` = its number of units, None otherwise) they also agree at
-    ``j0`` except on the units vanishing there. A facet with a domain constraint lies on the
+    ``j0`` except on the units vanishing there (the two regions' switching functions of ``j0``
+    are the same affine maps). Past ``j0`` the maps differ across the facet, and a switching
+    function that is identically zero on one side (its state there a tie) may have either state
+    on the other, so later ops are not in the key. A facet with a domain constraint lies on the
     domain's boundary and has no region across."""
     exact = vertices
     # per coordinate, the exact keys of every vertex's coordinate: every choice of an extreme
@@ -211,7 +214,7 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int,
         if d > 1 and any(f.rays or regions[ri].lines for _, ri, f in items):
             # unbounded facets on this hyperplane: decide every pair by the exact LP
             pairs = [(p, m) for p in plus for m in minus
-                     if _faces_overlap(p[1], m[1], regions[p[0]], regions[m[0]], exact)]
+                     if _faces_overlap(p[1], regions[p[0]], regions[m[0]])]
         elif d == 1:
             pairs = [(p, m) for p in plus for m in minus]
         elif d == 2:
@@ -231,7 +234,20 @@ def find_adjacency(regions: list[Region], vertices: list[tuple], d: int,
                     if flo < mhi:
                         pairs.append(((ri, f), (rj, g)))
         else:
-            pairs = _overlapping_facets(plus[0][1].a, plus, minus, regions, exact, keys, d, plane)
+            # a facet with the vertices of one across is that facet: they share all of it, and
+            # neither shares a (d-1)-piece with another (facets on one side of a hyperplane have
+            # disjoint relative interiors, their regions' interiors being disjoint)
+            across = {frozenset(g.vertices): (rj, g) for rj, g in minus}
+            pairs, rest = [], []
+            for ri, f in plus:
+                twin = across.pop(frozenset(f.vertices), None)
+                if twin is None:
+                    rest.append((ri, f))
+                else:
+                    pairs.append(((ri, f), twin))
+            if rest and across:
+                pairs += _overlapping_facets(plus[0][1].a, rest, list(across.values()), regions,
+                                             exact, keys, d, plane)
         for (ri, f), (rj, g) in pairs:
             out.append((min(ri, rj), max(ri, rj), f, g, gk if offsets is None else gk[0]))
     uniq: dict[tuple[int, int], tuple] = {}
@@ -363,33 +379,16 @@ def _overlapping_facets(a: Sequence[Fraction], plus: list, minus: list, regions:
                 out.append(((ri, f), (rj, g)))
             elif beyond(others(ri, f), columns(g)) or beyond(others(rj, g), columns(f)):
                 continue  # another facet's hyperplane separates them: no shared (d-1)-piece
-            elif d == 3 or _faces_overlap(f, g, regions[ri], regions[rj], vertices):
+            elif d == 3 or _faces_overlap(f, regions[ri], regions[rj]):
                 out.append(((ri, f), (rj, g)))
     return out
 
 
-def _faces_overlap(f: RegionFacet, g: RegionFacet, ri: Region, rj: Region,
-                   vertices: list[tuple]) -> bool:
-    """Do two facets on one hyperplane share a (d-1)-dimensional piece? (exact LP, d >= 3)."""
-    a, b = f.a, f.b
-    k = next(i for i, v in enumerate(a) if v != 0)
-    d = len(a)
-    # t_k = (b - sum_{i != k} a_i t_i) / a_k ; substitute into the other facets of both regions.
-    rows, rhs = [], []
-    for reg, own in ((ri, f), (rj, g)):
-        for h in reg.facets:
-            if h is own:
-                continue
-            coef = [h.a[i] - h.a[k] * a[i] / a[k] for i in range(d) if i != k]
-            r = h.b - h.a[k] * b / a[k]
-            if all(c == 0 for c in coef):
-                if r < 0:
-                    return False
-                continue
-            rows.append(coef)
-            rhs.append(r)
-    ip = _polyhedra.interior_point(rows, rhs, dim=d - 1)
-    return ip is not None and ip[1] > 0
+def _faces_overlap(f: RegionFacet, ri: Region, rj: Region) -> bool:
+    """Do the facets of ``ri`` and ``rj`` on ``f``'s hyperplane share a (d-1)-dimensional piece?
+    (exact LP, d >= 3)."""
+    return full_on_hyperplane([h.a for h in ri.facets] + [h.a for h in rj.facets],
+                              [h.b for h in ri.facets] + [h.b for h in rj.facets], f.a, f.b)
 
 
 def pieces_of(regions: Sequence[Region], adjacency: Sequence[Adjacency]) -> list[int]:
