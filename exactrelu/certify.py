@@ -823,12 +823,19 @@ class _Certifier:
         facets = []
         if G:
             fs = _polyhedra.facets(A, b, vrep)
+            n_par = len(ctx.parent_G)
             for group in fs.groups:
-                g = G[group[0]]
+                # the row written, as on bounded domains: the parent's first facet on it, else
+                # the unit with the lowest switching index (ops whose cells are sign vectors:
+                # the arrangement's choice) or the first in the state's constraint order
+                pick = group[0]
+                if pick >= n_par and ctx.rule.sign_cells:
+                    pick = min(group, key=lambda k: rows[k - n_par][0])
+                g = G[pick]
                 ids = tuple(sorted({i for k in group for i in labels[k]}))
                 fp = tuple(k for k, p in enumerate(pts) if _value(g, p, d) == 0)
                 fr = tuple(k for k, r in enumerate(rays) if _direction(g, r, d) == 0)
-                facets.append(Facet(list(g), ids, fp, fr, scales[group[0]]))
+                facets.append(Facet(list(g), ids, fp, fr, scales[pick]))
         cell = Cell(ctx.j + 1, (*parent.states, state), tuple(w), facets, pts, None, rays=rays,
                     lines=lines)
         cell.live = _run_nodes(self.prog, parent.live_values, *self._seg(ctx.j + 1), state,

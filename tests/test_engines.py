@@ -262,6 +262,26 @@ def test_engines_agree_on_degenerate_constructions_on_rd(name, net, d):
         assert all(r.lines == [line] and not r.vertices for r in cert.regions)
 
 
+def _hardtanh_pair() -> nn.Module:
+    # units 0 and 1 switch at their lower threshold on one line y = -1 (unit 1's row -2 times
+    # unit 0's); between y = -1 and y = -1/2 unit 0 is in its middle state and unit 1 in its lower
+    # one, so the state's constraint list names unit 1 first: the row written for that facet is
+    # still unit 0's, the lowest switching index, as the arrangement on bounded domains picks
+    lin = nn.Linear(2, 3)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.0, 1.0], [0.0, -2.0], [1.0, 0.5]]))
+        lin.bias.copy_(torch.tensor([0.0, -3.0, 0.0]))
+    return nn.Sequential(lin, nn.Hardtanh(-1.0, -0.5), nn.Linear(3, 1))
+
+
+def test_engines_agree_on_shared_hardtanh_thresholds_on_r2():
+    net = _hardtanh_pair()
+    cert = assert_engines_agree(net, RealSpace(2))
+    exactrelu.check(cert, net)
+    rows = {(f.a, f.b) for r in cert.regions for f in r.facets if f.ids == (0, 1)}
+    assert rows and all(a[0] == 0 and abs(a[1]) == 1 and abs(b) == 1 for a, b in rows)
+
+
 # ----------------------------------------------------------------------------- executors
 
 def test_python_engine_gives_one_complex_on_every_executor():

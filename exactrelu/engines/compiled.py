@@ -44,7 +44,7 @@ from ..certify import root_cell
 from ..domain import Box, Domain, Slice
 from ..errors import CertificationError, MissingDependencyError, RegionLimitError
 from ..rules import AffineRule, ElementwiseRule, ReshapeRule, exact_cache, plain_elementwise
-from ._complex import Complex, Ragged, Rationals, _lists
+from ._complex import Complex, Ragged, Rationals
 from ._interface import Options, Proposals
 
 _core = _deps.core  # None when not built: the Python exact layer does everything
@@ -268,17 +268,6 @@ def _edge(normals: list[tuple[int, ...]], d: int) -> tuple[int, ...] | None:
     return None
 
 
-def _pointed(normals: list[tuple[int, ...]], d: int) -> bool:
-    """Do the ``normals`` (d = 2 or 3) span R^d?"""
-    n = next((v for v in normals if any(v)), None)
-    if n is None:
-        return False
-    if d == 2:
-        return any(n[0] * m[1] - n[1] * m[0] for m in normals)
-    c = next((e for m in normals if any(e := _edge([n, m], 3) or (0,))), None)
-    return c is not None and any(_dot(c, m) for m in normals)
-
-
 def _unboxed(cx: Complex, nbox: int, M: int) -> Complex:
     """The complex on the unbounded domain from ``cx``, its cut to the box [-M, M]^d of
     :func:`_vertex_bound` (whose ``nbox`` halfspaces have the first constraint ids): without the
@@ -335,50 +324,56 @@ def _unboxed(cx: Complex, nbox: int, M: int) -> Complex:
             got = normals[row] = _int_normal(rn[k:k + d], rd[k:k + d])
         return got
 
-    fverts = _lists(cx.facet_vertices)
+    fv_s, fv_f = cx.facet_vertices
+    off_l = off.tolist()
+    has_vertex = [a < b for a, b in itertools.pairwise(rv_start)]
     ray_n: list[list[Fraction]] = [[] for _ in range(R)]
     line_n: list[list[Fraction]] = [[] for _ in range(R)]
     n_rays, n_lines = [0] * R, [0] * R
     f_rays: dict[int, list[int]] = {}  # kept facet (new number) -> its rays
-    new_f = np.cumsum(kept) - 1
+    new_f = (np.cumsum(kept) - 1).tolist()
     for r in np.nonzero(boxed)[0].tolist():
         own = [f for f in range(int(fs[r]), int(fs[r + 1])) if kept[f]]
-        ns = [normal(cx.facet_row[f]) for f in own]
         lines: list[tuple[Fraction, ...]] = []
-        if _pointed(ns, d):
-            at: dict[int, list[tuple[int, ...]]] = {}
-            for f, n in zip(own, ns, strict=True):
-                for v in fverts[f]:
-                    if off[v]:
-                        at.setdefault(v, []).append(n)
-            found: dict[tuple[int, ...], None] = {}  # primitive integer directions
+        if has_vertex[r]:  # pointed (a region with lines has no vertex)
+            at: dict[int, list[int]] = {}  # a vertex on the box -> the region's facets through it
+            for f in own:
+                for v in fv_f[fv_s[f]:fv_s[f + 1]]:
+                    if off_l[v]:
+                        at.setdefault(v, []).append(f)
+            found: dict[tuple[int, ...], int] = {}  # primitive integer directions
             for v in sorted(at):
-                e = _edge(at[v], d)
+                e = _edge([normal(cx.facet_row[f]) for f in at[v]], d)
                 if e is None:
-                    continue
-                if any(_dot(n, e) > 0 for n in ns):
-                    e = tuple(-x for x in e)
-                    if any(_dot(n, e) > 0 for n in ns):
-                        raise CertificationError("an unbounded edge leaves its region both ways "
-                                                 "(the bounding box is too small)")
-                g = math.gcd(*e)
-                found.setdefault(tuple(x // g for x in e))
-            dirs: list[tuple] = list(found)
-            rays = [ray_normal_form(e) for e in dirs]
+                    continue  # on a face of dimension 2 of the region, not on an edge
+                # w = v + t r leaves the box where |w_i| = M > 2 |v_i|: r_i has w_i's sign
+                i = next(i for i in range(d) if vd[v * d + i] == 1 and abs(vn[v * d + i]) == M)
+                if e[i] == 0:
+                    raise CertificationError("an unbounded edge runs along the bounding box "
+                                             "(the box is too small)")
+                sg = 1 if (e[i] > 0) == (vn[v * d + i] > 0) else -1
+                g = math.gcd(*e) * sg
+                k = found.setdefault(tuple(x // g for x in e), len(found))
+                # the facets through the edge are the facets through its point v on the box
+                for f in at[v]:
+                    got = f_rays.setdefault(new_f[f], [])
+                    if k not in got:
+                        got.append(k)
+            rays = [ray_normal_form(e) for e in found]
         else:
-            rays, lines = recession_generators(ns, d)
-            dirs = rays
-        for f, n in zip(own, ns, strict=True):
-            on = [k for k, ray in enumerate(dirs) if _dot(n, ray) == 0]
-            if on:
-                f_rays[int(new_f[f])] = on
+            rays, lines = recession_generators([normal(cx.facet_row[f]) for f in own], d)
+            for f in own:
+                n = normal(cx.facet_row[f])
+                on = [k for k, ray in enumerate(rays) if _dot(n, ray) == 0]
+                if on:
+                    f_rays[new_f[f]] = on
         ray_n[r] = [x for ray in rays for x in ray]
         line_n[r] = [x for ln in lines for x in ln]
         n_rays[r], n_lines[r] = len(rays), len(lines)
     nk = int(kept.sum())
     fr_counts = [len(f_rays.get(f, ())) for f in range(nk)]
     fr_start = [0, *itertools.accumulate(fr_counts)]
-    fr_flat = [k for f in sorted(f_rays) for k in f_rays[f]]
+    fr_flat = [k for f in sorted(f_rays) for k in sorted(f_rays[f])]
 
     def per_region(vals: list[list[Fraction]], counts: list[int]) -> tuple[list[int], Rationals]:
         flat = [x for v in vals for x in v]
