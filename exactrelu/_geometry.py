@@ -410,10 +410,11 @@ def ray_normal_form(ray: Sequence[Fraction | int], lines: Sequence[Point] = ()
     >>> ray_normal_form((F(3), F(-6), F(5)), [(F(0), F(0), F(1))])
     (Fraction(1, 1), Fraction(-2, 1), Fraction(0, 1))
     """
-    if not lines and all(type(x) is int for x in ray):  # the common case, in integers
-        m = min((abs(x) for x in ray if x), default=0)
-        if m:
-            return tuple(Fraction(x, m) for x in ray)
+    ints = [x for x in ray if type(x) is int]
+    if not lines and len(ints) == len(ray):  # the common case, in integers
+        k = min((abs(x) for x in ints if x), default=0)
+        if k:
+            return tuple(Fraction(x, k) for x in ints)
     r = [Fraction(x) for x in ray]
     for ln in lines:
         p = next(i for i, x in enumerate(ln) if x != 0)
