@@ -33,6 +33,8 @@ import subprocess
 import sys
 import time
 
+from compare_torchays import child_result
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 NETS = [(2, 16, 16), (2, 16, 16, 16), (2, 32, 32), (2, 32, 32, 32), (2, 64, 64),
@@ -67,19 +69,7 @@ def child(tool: str, name: str) -> dict:
 def measure(tool: str, name: str, timeout: float, max_memory: float, path: str) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", tool, name,
            "--max-memory", str(max_memory)]
-    extra = [ROOT] + ([path] if tool == "relucent" else [])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [*extra, *filter(None, [os.environ.get("PYTHONPATH", "")])]))
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                             cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"timeout": timeout}
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-    if not lines:
-        tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"exit {out.returncode}: {tail}"}
-    return json.loads(lines[-1][len("RESULT "):])
+    return child_result(cmd, timeout, [ROOT] + ([path] if tool == "relucent" else []))
 
 
 def install(path: str) -> None:
