@@ -53,6 +53,7 @@ __all__ = [
     "exact_keys",
     "lineality_basis",
     "ray_normal_form",
+    "integer_ray_normal_form",
     "recession_generators",
 ]
 
@@ -412,9 +413,7 @@ def ray_normal_form(ray: Sequence[Fraction | int], lines: Sequence[Point] = ()
     """
     ints = [x for x in ray if type(x) is int]
     if not lines and len(ints) == len(ray):  # the common case, in integers
-        k = min((abs(x) for x in ints if x), default=0)
-        if k:
-            return tuple(Fraction(x, k) for x in ints)
+        return tuple(Fraction(p, q) for p, q in integer_ray_normal_form(ints))
     r = [Fraction(x) for x in ray]
     for ln in lines:
         p = next(i for i, x in enumerate(ln) if x != 0)
@@ -425,6 +424,19 @@ def ray_normal_form(ray: Sequence[Fraction | int], lines: Sequence[Point] = ()
     if m is None:
         raise InvalidInputError("a ray lies in the lineality space")
     return tuple(x / m for x in r)
+
+
+def integer_ray_normal_form(ray: Sequence[int]) -> list[tuple[int, int]]:
+    """:func:`ray_normal_form` of an integer direction (no lines), as coprime ``(numerator,
+    denominator)`` pairs.
+
+    >>> integer_ray_normal_form([4, -6, 0])
+    [(1, 1), (-3, 2), (0, 1)]
+    """
+    k = min((abs(x) for x in ray if x), default=0)
+    if not k:
+        raise InvalidInputError("a ray is the zero direction")
+    return [(x // g, k // g) for x in ray for g in (math.gcd(x, k),)]
 
 
 def recession_generators(normals: Sequence[Sequence[int]], d: int

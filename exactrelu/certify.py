@@ -1551,11 +1551,17 @@ def root_cell(prog: Program, domain: Domain) -> Cell:
     vol = _volume(verts, facets, d) if domain.is_bounded else None
     root = Cell(0, (), tuple(_q(v) for v in domain.interior_point()), facets, verts, vol,
                 rays=rays, lines=lines)
+    root.live = root_live(prog, domain)
+    return root
+
+
+def root_live(prog: Program, domain: Domain) -> dict:
+    """The exact maps of the nodes before the first piecewise op on ``domain`` (in its
+    coordinates), by node."""
     M, c = domain.input_map()
     m0 = _exact.input_map(M, c, prog.input_shape)
     hi = prog.piecewise[0] if prog.piecewise else len(prog.nodes)
-    root.live = _run_nodes(prog, {INPUT: m0}, 0, hi, None)
-    return root
+    return _run_nodes(prog, {INPUT: m0}, 0, hi, None)
 
 
 def _seed(cert: _Certifier, parent: Cell) -> Candidate:

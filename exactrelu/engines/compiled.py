@@ -36,11 +36,11 @@ from typing import Any, cast
 import numpy as np
 
 from .. import _deps, _exact
-from .._geometry import ray_normal_form, recession_generators
+from .._geometry import integer_ray_normal_form, recession_generators
 from .._progress import _Silent, progress_bar
 from .._runtime import paused_gc
 from ..capture import INPUT, Program, constraint_offsets
-from ..certify import root_cell
+from ..certify import root_cell, root_live
 from ..domain import Box, Domain, Slice
 from ..errors import CertificationError, MissingDependencyError, RegionLimitError
 from ..rules import AffineRule, ElementwiseRule, ReshapeRule, exact_cache, plain_elementwise
@@ -217,9 +217,7 @@ def _vertex_bound(prog: Program, box: Domain, levels: list[tuple]) -> int:
     solving some of its rows with the other coordinates 0, bounded the same way. So ``M > K^d``
     does."""
     key = prog.nodes[prog.piecewise[0]].inputs[0]
-    live = root_cell(prog, box).live
-    assert live is not None  # root_cell runs the nodes before the first piecewise op
-    m = _exact.as_int(live[key])
+    m = _exact.as_int(root_live(prog, box)[key])
     B = max((sum(map(abs, r)) for r in m.N.tolist()), default=0)
     D = int(m.den)
     K = 1
@@ -327,8 +325,8 @@ def _unboxed(cx: Complex, nbox: int, M: int) -> Complex:
     fv_s, fv_f = cx.facet_vertices
     off_l = off.tolist()
     has_vertex = [a < b for a, b in itertools.pairwise(rv_start)]
-    ray_n: list[list[Fraction]] = [[] for _ in range(R)]
-    line_n: list[list[Fraction]] = [[] for _ in range(R)]
+    ray_n: list[list[tuple[int, int]]] = [[] for _ in range(R)]  # (numerator, denominator)
+    line_n: list[list[tuple[int, int]]] = [[] for _ in range(R)]
     n_rays, n_lines = [0] * R, [0] * R
     f_rays: dict[int, list[int]] = {}  # kept facet (new number) -> its rays
     new_f = (np.cumsum(kept) - 1).tolist()
@@ -359,7 +357,8 @@ def _unboxed(cx: Complex, nbox: int, M: int) -> Complex:
                     got = f_rays.setdefault(new_f[f], [])
                     if k not in got:
                         got.append(k)
-            rays = [ray_normal_form(e) for e in found]
+            ray_n[r] = [pq for e in found for pq in integer_ray_normal_form(e)]
+            n_rays[r] = len(found)
         else:
             rays, lines = recession_generators([normal(cx.facet_row[f]) for f in own], d)
             for f in own:
@@ -367,18 +366,19 @@ def _unboxed(cx: Complex, nbox: int, M: int) -> Complex:
                 on = [k for k, ray in enumerate(rays) if _dot(n, ray) == 0]
                 if on:
                     f_rays[new_f[f]] = on
-        ray_n[r] = [x for ray in rays for x in ray]
-        line_n[r] = [x for ln in lines for x in ln]
-        n_rays[r], n_lines[r] = len(rays), len(lines)
+            ray_n[r] = [(x.numerator, x.denominator) for ray in rays for x in ray]
+            line_n[r] = [(x.numerator, x.denominator) for ln in lines for x in ln]
+            n_rays[r], n_lines[r] = len(rays), len(lines)
     nk = int(kept.sum())
     fr_counts = [len(f_rays.get(f, ())) for f in range(nk)]
     fr_start = [0, *itertools.accumulate(fr_counts)]
     fr_flat = [k for f in sorted(f_rays) for k in sorted(f_rays[f])]
 
-    def per_region(vals: list[list[Fraction]], counts: list[int]) -> tuple[list[int], Rationals]:
+    def per_region(vals: list[list[tuple[int, int]]], counts: list[int]
+                   ) -> tuple[list[int], Rationals]:
         flat = [x for v in vals for x in v]
         return ([0, *itertools.accumulate(counts)],
-                Rationals([x.numerator for x in flat], [x.denominator for x in flat]))
+                Rationals([p for p, _ in flat], [q for _, q in flat]))
 
     ai = np.asarray(cx.adj_ids.flat, dtype=np.int64)
     if (ai < nbox).any():
