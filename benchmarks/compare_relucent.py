@@ -90,7 +90,8 @@ def _cell(res: dict) -> tuple[str, str]:
 def _ratio(num: dict, den: dict) -> str:
     if "seconds" not in num or "seconds" not in den:
         return "-"
-    return f"{num['seconds'] / den['seconds']:.0f}x"
+    r = num["seconds"] / den["seconds"]
+    return f"{r:.0f}x" if r >= 10 else f"{r:.1f}x"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="install relucent into --relucent-dir first (PyPI)")
     ap.add_argument("--relucent-dir", default=DEFAULT_DIR, help="where relucent lives")
     ap.add_argument("--no-relucent", action="store_true", help="leave relucent out")
+    ap.add_argument("--no-python", action="store_true", help="leave exactrelu's Python engine out")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per tool and net")
     ap.add_argument("--max-memory", type=float, default=4.0, help="GB of address space per run")
     ap.add_argument("--only", nargs="*", default=None, help="net names, e.g. 2-16-16 3-8-8")
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.write("RESULT " + json.dumps(res) + "\n")
         return
     tools = list(TOOLS)
+    if args.no_python:
+        tools.remove("python")
     if args.no_relucent:
         tools.remove("relucent")
     else:
@@ -131,16 +135,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"all of R^d; timeout {args.timeout:.0f} s and {args.max_memory:g} GB per tool and "
           f"net; load average {os.getloadavg()[0]:.2f} at the start\n")
     head = " | ".join(f"{t} regions | {t} s" for t in tools)
-    ratios = "relucent / compiled | relucent / python |" if "relucent" in tools else ""
-    print(f"| net | {head} | {ratios}")
-    print("|---|" + "---:|---:|" * len(tools) + ("---:|---:|" if ratios else ""))
+    ratio_of = [t for t in ("compiled", "python") if t in tools] if "relucent" in tools else []
+    print(f"| net | {head} | " + "".join(f"relucent / {t} | " for t in ratio_of))
+    print("|---|" + "---:|---:|" * len(tools) + "---:|" * len(ratio_of))
     for name in names:
         res = {t: measure(t, name, args.timeout, args.max_memory, args.relucent_dir)
                for t in tools}
         cells = [c for t in tools for c in _cell(res[t])]
-        if ratios:
-            cells += [_ratio(res["relucent"], res["compiled"]),
-                      _ratio(res["relucent"], res["python"])]
+        cells += [_ratio(res["relucent"], res[t]) for t in ratio_of]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
