@@ -3,11 +3,12 @@
 ``exactrelu._core`` (C++ and GMP, built from ``exactrelu/_core.cpp`` at install time) certifies
 the networks most studies use, a chain ``affine -> (elementwise op -> affine)*`` (Linear, Conv,
 BatchNorm, pooling by averages, Flatten and the like between ReLU, LeakyReLU or Hardtanh) on a
-bounded 2-D or 3-D domain (a box, a polytope or a plane through inputs), with the same algorithm
-as the pure-Python arrangement path of :mod:`exactrelu.certify` and the same complex (compared
-by :func:`exactrelu.engines.canonical` in ``tests/test_engines.py``, entry by entry in
-``tests/test_fastpath.py``). Everything else (other ops, other dimensions, unbounded domains, an
-explicit executor) goes to the Python engine. The core returns plain data (lists of Python
+2-D or 3-D domain (a box, a polytope or a plane through inputs; all of R^2 or R^3, or a slice
+over them, through a box that holds every vertex: see :func:`_vertex_bound` and
+:func:`_unboxed`), with the same algorithm as the pure-Python arrangement path of
+:mod:`exactrelu.certify` and the same complex (compared by :func:`exactrelu.engines.canonical` in
+``tests/test_engines.py``, entry by entry in ``tests/test_fastpath.py``). Everything else (other
+ops, other dimensions, an explicit executor) goes to the Python engine. The core returns plain data (lists of Python
 ints, keyed as the fields of :class:`Complex`), never Python objects of the certificate.
 
 The float trace is not needed by the compiled layer (its cuts partition each parent, so its
