@@ -8,8 +8,9 @@ over them, through a box that holds every vertex: see :func:`_vertex_bound` and
 :func:`_unboxed`), with the same algorithm as the pure-Python arrangement path of
 :mod:`exactrelu.certify` and the same complex (compared by :func:`exactrelu.engines.canonical` in
 ``tests/test_engines.py``, entry by entry in ``tests/test_fastpath.py``). Everything else (other
-ops, other dimensions, an explicit executor) goes to the Python engine. The core returns plain data (lists of Python
-ints, keyed as the fields of :class:`Complex`), never Python objects of the certificate.
+ops, other dimensions, an explicit executor) goes to the Python engine. The core returns plain
+data (lists of Python ints, keyed as the fields of :class:`Complex`), never Python objects of the
+certificate.
 
 The float trace is not needed by the compiled layer (its cuts partition each parent, so its
 children are complete by construction); it is only compared with the result afterwards, to count
