@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
           f"net; load average {os.getloadavg()[0]:.2f} at the start\n")
     head = " | ".join(f"{t} regions | {t} s" for t in tools)
     ratio_of = [t for t in ("compiled", "python") if t in tools] if "relucent" in tools else []
-    print(f"| net | {head} | " + "".join(f"relucent / {t} | " for t in ratio_of))
+    print((f"| net | {head} | " + "".join(f"relucent / {t} | " for t in ratio_of)).rstrip())
     print("|---|" + "---:|---:|" * len(tools) + "---:|" * len(ratio_of))
     for name in names:
         res = {t: measure(t, name, args.timeout, args.max_memory, args.relucent_dir)
