@@ -15,7 +15,8 @@ regions per unit at PyTorch's default initialisation, and costs more per region)
 
 Stages, each through the public API: ``trace`` (``exactrelu.trace.trace``), ``verify``
 (``exactrelu.verify`` with its own trace, engine ``auto``, ``--workers``), ``save``
-(``Certificate.save`` to a temporary file) and ``check`` (``Certificate.load`` of that file and
+(``Certificate.save`` to a temporary JSON file), ``shards`` (``Certificate.save`` as a sharded
+Parquet directory) and ``check`` (``Certificate.load`` of the last file saved and
 ``exactrelu.check``). A stage that is not selected but needed by a selected one (save needs a
 certificate, check a saved file) runs unmeasured.
 
@@ -47,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # the nets, and the package of this checkout (not whichever one the environment has installed)
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
-STAGES = ("trace", "verify", "save", "check")
+STAGES = ("trace", "verify", "save", "shards", "check")
 DEFAULT_WIDTHS = [64, 128, 256, 384, 512, 640, 880]
 
 
@@ -98,16 +99,22 @@ def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: i
     if "verify" in stages:
         emit(_row("verify", cert.num_regions, wall, cpu, mem, engine=cert.stats.get("engine")))
     regions = cert.num_regions
-    if not ("save" in stages or "check" in stages):
+    if not ("save" in stages or "shards" in stages or "check" in stages):
         return
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "net.cert.json"
-        with TreeMemory() as mem:
-            w0, c0 = time.perf_counter(), _cpu()
-            cert.save(path)
-            wall, cpu = time.perf_counter() - w0, _cpu() - c0
-        if "save" in stages:
-            emit(_row("save", regions, wall, cpu, mem, file_mb=path.stat().st_size / 2**20))
+        saves = [s for s in ("save", "shards") if s in stages] or ["save"]
+        path = Path(tmp)
+        for stage in saves:
+            path = Path(tmp) / ("net.parquet" if stage == "shards" else "net.cert.json")
+            gc.collect()
+            with TreeMemory() as mem:
+                w0, c0 = time.perf_counter(), _cpu()
+                cert.save(path, progress=False)
+                wall, cpu = time.perf_counter() - w0, _cpu() - c0
+            size = (sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+                    if path.is_dir() else path.stat().st_size)
+            if stage in stages:
+                emit(_row(stage, regions, wall, cpu, mem, file_mb=size / 2**20))
         if "check" not in stages:
             return
         del cert

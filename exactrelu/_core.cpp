@@ -30,6 +30,9 @@
 #include <Python.h>
 #include <structmember.h>
 #include <gmp.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <iterator>
@@ -2336,6 +2339,25 @@ struct RatList {
     }
 };
 
+// Index data as a bytes object of native int64 (exactrelu.engines.compiled wraps it with
+// numpy.frombuffer, without a copy): offsets, ids, vertex and region numbers.
+struct I64Buf {
+    std::vector<int64_t> v;
+    void add(long x) { v.push_back((int64_t)x); }
+    PyObject* take() {
+        PyObject* b = PyBytes_FromStringAndSize((const char*)v.data(), (Py_ssize_t)(v.size() * sizeof(int64_t)));
+        std::vector<int64_t>().swap(v);
+        if (!b) throw PyError();
+        return b;
+    }
+};
+
+PyObject* i64_bytes(const std::vector<long>& xs) {
+    I64Buf b;
+    b.v.assign(xs.begin(), xs.end());
+    return b.take();
+}
+
 PyObject* int_list(const std::vector<long>& xs) {
     Ref t(PyList_New((Py_ssize_t)xs.size()));
     for (size_t i = 0; i < xs.size(); ++i) PyList_SET_ITEM(t.p, (Py_ssize_t)i, Ref(PyLong_FromLong(xs[i])).release());
@@ -2505,6 +2527,14 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         double certify_wall = std::chrono::duration<double>(t_assembly - t_start).count();
         std::vector<const Certifier*> certs;
         for (auto& w : workers) certs.push_back(w.get());
+        // The arrangements' vertices are not read from here on (leaves and output rows have
+        // their own copies): freed now, and the pages freed given back to the system, so that
+        // the output is not made beside them.
+        std::deque<Vertex>().swap(main.verts);
+        for (auto& w : workers) std::deque<Vertex>().swap(w->verts);
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
         std::vector<LeafRef> order;
         for (const Seg& g : segs)
             for (size_t k = g.lo; k < g.hi; ++k) {
@@ -2528,17 +2558,26 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         std::vector<PyObject*> pats;
         if (traced) pats = items(proposals, "proposals");
         Guard gp{pats};
+        // per level: the trace's states as rows of `stride` bytes, bits (first unit in the high
+        // bit of the first byte, as numpy.packbits) when `bits`, else a byte per unit
         std::vector<const char*> tab((size_t)spec.L);
+        std::vector<size_t> stride((size_t)spec.L, 0);
+        std::vector<char> bits((size_t)spec.L, 0);
         size_t R = 0;
         if (traced) {
             if ((int)pats.size() != spec.L) throw std::runtime_error("exactrelu._core: one pattern table per level");
             for (int j = 0; j < spec.L; ++j) {
                 size_t n = (size_t)spec.levels[(size_t)j].n;
-                if (!PyBytes_Check(pats[(size_t)j])) throw std::runtime_error("exactrelu._core: patterns as bytes");
-                size_t len = (size_t)PyBytes_GET_SIZE(pats[(size_t)j]);
-                if (j == 0) R = len / n;
-                if (len != R * n) throw std::runtime_error("exactrelu._core: pattern tables of different lengths");
-                tab[(size_t)j] = PyBytes_AS_STRING(pats[(size_t)j]);
+                PyObject* table = nullptr;
+                int packed = 0;
+                if (!PyArg_ParseTuple(pats[(size_t)j], "Sp", &table, &packed)) throw PyError();
+                size_t sj = packed ? (n + 7) / 8 : n;
+                size_t len = (size_t)PyBytes_GET_SIZE(table);
+                if (j == 0) R = sj ? len / sj : 0;
+                if (len != R * sj) throw std::runtime_error("exactrelu._core: pattern tables of different lengths");
+                tab[(size_t)j] = PyBytes_AS_STRING(table);
+                stride[(size_t)j] = sj;
+                bits[(size_t)j] = (char)packed;
             }
         }
         // A helper thread numbers the vertices, compares the trace and finds adjacency and pieces
@@ -2584,20 +2623,32 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                 // propose (repaired).
                 if (traced) {
                     std::vector<std::unordered_map<PKey, int, PKeyHash>> child((size_t)spec.L);
+                    std::vector<std::vector<char>> packed_st((size_t)spec.L);  // certified states as the trace's rows
                     for (int j = 0; j < spec.L; ++j) {
-                        size_t n = (size_t)spec.levels[(size_t)j].n;
-                        hit[(size_t)j].assign(state_tables[(size_t)j].size(), 0);
-                        child[(size_t)j].reserve(state_tables[(size_t)j].size() * 2);
-                        for (StateNode* x : state_tables[(size_t)j])
-                            child[(size_t)j].emplace(PKey{x->up ? x->up->out : -1, (const char*)x->st.data(), n}, x->out);
+                        size_t n = (size_t)spec.levels[(size_t)j].n, sj = stride[(size_t)j];
+                        const auto& states = state_tables[(size_t)j];
+                        hit[(size_t)j].assign(states.size(), 0);
+                        child[(size_t)j].reserve(states.size() * 2);
+                        if (bits[(size_t)j]) {
+                            std::vector<char>& pk = packed_st[(size_t)j];
+                            pk.assign(states.size() * sj, 0);
+                            for (size_t k = 0; k < states.size(); ++k)
+                                for (size_t u = 0; u < n; ++u)
+                                    if (states[k]->st[u]) pk[k * sj + u / 8] |= (char)(0x80 >> (u % 8));
+                        }
+                        for (size_t k = 0; k < states.size(); ++k) {
+                            StateNode* x = states[k];
+                            const char* key = bits[(size_t)j] ? packed_st[(size_t)j].data() + k * sj : (const char*)x->st.data();
+                            child[(size_t)j].emplace(PKey{x->up ? x->up->out : -1, key, sj}, x->out);
+                        }
                     }
                     std::vector<std::unordered_set<PKey, PKeyHash>> proposed((size_t)spec.L);
                     for (auto& p : proposed) p.reserve(R);
                     for (size_t r = 0; r < R; ++r) {
                         int prev = -1;
                         for (int j = 0; j < spec.L; ++j) {
-                            size_t n = (size_t)spec.levels[(size_t)j].n;
-                            PKey k{prev, tab[(size_t)j] + r * n, n};
+                            size_t sj = stride[(size_t)j];
+                            PKey k{prev, tab[(size_t)j] + r * sj, sj};
                             auto it = child[(size_t)j].find(k);
                             bool fresh = proposed[(size_t)j].insert(k).second;
                             if (it == child[(size_t)j].end()) {
@@ -2631,26 +2682,44 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                           f_adj = done_adj.get_future();
         auto t_output = std::chrono::steady_clock::now();
 
-        // The plain output (lists of ints; see exactrelu/engines/compiled.py for its layout),
+        // The plain output (index data as int64 bytes, rationals as lists of ints; see
+        // exactrelu/engines/compiled.py for its layout),
         // made with the GIL while the helper thread works; each of its stages is waited for
         // where its result is first used.
         Ints I;
         const int d = spec.d, M = spec.d + 1;
+        // per op, its distinct states as (bytes, bits), state after state: bits (ceil(n / 8)
+        // bytes each, the first unit in the high bit of the first byte, as numpy.packbits) when
+        // every state is 0 or 1, else n bytes of int8
         Ref py_states(PyList_New((Py_ssize_t)P.spec.L));
         for (int j = 0; j < P.spec.L; ++j) {
             const auto& tab = state_tables[(size_t)j];
             size_t n = (size_t)P.spec.levels[(size_t)j].n;
-            Ref lists(PyList_New((Py_ssize_t)tab.size()));
-            for (size_t k = 0; k < tab.size(); ++k) {
-                Ref lst(PyList_New((Py_ssize_t)n));
-                for (size_t u = 0; u < n; ++u) PyList_SET_ITEM(lst.p, (Py_ssize_t)u, PyLong_FromLong(tab[k]->st[u]));
-                PyList_SET_ITEM(lists.p, (Py_ssize_t)k, lst.release());
-            }
-            PyList_SET_ITEM(py_states.p, j, lists.release());
+            bool two = true;
+            for (size_t k = 0; k < tab.size() && two; ++k)
+                for (size_t u = 0; u < n; ++u)
+                    if (tab[k]->st[u] != 0 && tab[k]->st[u] != 1) {
+                        two = false;
+                        break;
+                    }
+            size_t sj = two ? (n + 7) / 8 : n;
+            Ref buf(PyBytes_FromStringAndSize(nullptr, (Py_ssize_t)(tab.size() * sj)));
+            char* out = PyBytes_AS_STRING(buf.p);
+            std::memset(out, 0, tab.size() * sj);
+            for (size_t k = 0; k < tab.size(); ++k)
+                for (size_t u = 0; u < n; ++u) {
+                    if (two)
+                        out[k * sj + u / 8] |= (char)(tab[k]->st[u] ? 0x80 >> (u % 8) : 0);
+                    else
+                        out[k * sj + u] = (char)tab[k]->st[u];
+                }
+            Ref item(Py_BuildValue("(NO)", buf.release(), two ? Py_True : Py_False));
+            PyList_SET_ITEM(py_states.p, j, item.release());
         }
         Ref py_state_ids(PyList_New((Py_ssize_t)P.spec.L));
         for (int j = 0; j < P.spec.L; ++j) {
-            IntList ids;
+            I64Buf ids;
+            ids.v.reserve(order.size());
             for (const LeafRef& r : order) ids.add((long)r.leaf->state_ids[(size_t)j]);
             PyList_SET_ITEM(py_state_ids.p, j, ids.take());
         }
@@ -2666,7 +2735,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         }
         const Level& last = P.spec.levels.back();
         RatList wit, outs, vol;
-        IntList f_start, f_row, fid_start, fid_flat;
+        I64Buf f_start, f_row, fid_start, fid_flat;
         f_start.add(0L);
         fid_start.add(0L);
         long nf_all = 0, nid_all = 0;
@@ -2696,7 +2765,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         RatList py_verts;
         for (size_t i = 0; i < gverts.size(); ++i)
             for (int c = 0; c < d; ++c) py_verts.add(I, gverts[i]->x[c].v);
-        IntList v_start, v_flat, fv_start, fv_flat;
+        I64Buf v_start, v_flat, fv_start, fv_flat;
         v_start.add(0L);
         fv_start.add(0L);
         long nv_all = 0, nfv_all = 0;
@@ -2721,15 +2790,15 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             }
         }
         f_trace.get();
-        IntList repaired;
-        for (const LeafRef& r : order)
-            repaired.add(Py_NewRef(traced && !hit[(size_t)spec.L - 1][(size_t)r.leaf->state_ids[(size_t)spec.L - 1]]
-                                   ? Py_True : Py_False));
+        Ref py_repaired(PyBytes_FromStringAndSize(nullptr, (Py_ssize_t)order.size()));  // bool bytes
+        for (size_t ri = 0; ri < order.size(); ++ri)
+            PyBytes_AS_STRING(py_repaired.p)[ri] =
+                traced && !hit[(size_t)spec.L - 1][(size_t)order[ri].leaf->state_ids[(size_t)spec.L - 1]];
         f_adj.get();
         // adjacency: the plane of each line as (a, b) with the first non-zero entry of a one
         std::vector<long> plane_of(A.lines.size(), -1);
         RatList planes;
-        IntList adj_i, adj_j, adj_plane, aid_start, aid_flat;
+        I64Buf adj_i, adj_j, adj_plane, aid_start, aid_flat;
         aid_start.add(0L);
         long n_planes = 0, naid_all = 0;
         for (size_t k = 0; k < A.adj_i.size(); ++k) {
@@ -2754,7 +2823,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             naid_all += (long)A.adj_ids[k].size();
             aid_start.add(naid_all);
         }
-        Ref py_pieces(int_list(A.pieces));
+        Ref py_pieces(i64_bytes(A.pieces));
         long n_cells = main.n_cells;
         double seconds[P_N] = {0};
         for (int k = 0; k < P_N; ++k) seconds[k] = main.seconds[k];
@@ -2787,7 +2856,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             o_vol(vol.take()), o_planes(planes.take());
         Ref o_vs(v_start.take()), o_vf(v_flat.take()), o_fs(f_start.take()), o_fr(f_row.take()),
             o_is(fid_start.take()), o_if(fid_flat.take()), o_fvs(fv_start.take()), o_fvf(fv_flat.take()),
-            o_rep(repaired.take()), o_ai(adj_i.take()), o_aj(adj_j.take()), o_ap(adj_plane.take()),
+            o_rep(py_repaired.release()), o_ai(adj_i.take()), o_aj(adj_j.take()), o_ap(adj_plane.take()),
             o_as(aid_start.take()), o_af(aid_flat.take());
         PyObject* result = Py_BuildValue(
             "{s:i,s:i,s:O,s:O,s:O,s:O,s:(OO),s:O,s:O,s:O,s:(OO),s:(OO),s:O,s:O,s:O,s:O,s:O,s:O,s:(OO),"
@@ -2814,7 +2883,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
 
 PyMethodDef methods[] = {
     {"certify2d", certify2d, METH_VARARGS,
-     "certify2d(spec, threads, proposals[, report[, max_leaves]]) -> dict of plain data (lists of ints),\n"
+     "certify2d(spec, threads, proposals[, report[, max_leaves]]) -> dict of plain data (int64 bytes, lists of ints),\n"
      "or an int when more than max_leaves > 0 regions exist (a lower bound of their number)\n\n"
      "The compiled exact layer for bounded 2-D domains and chains of affine layers and elementwise\n"
      "ops; see exactrelu/engines/compiled.py for the spec and the result."},

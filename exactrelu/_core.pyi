@@ -1,6 +1,8 @@
-# The compiled exact layer (exactrelu/_core.cpp); its spec and result (a dict of lists of ints,
-# the fields of exactrelu.engines.Complex, or an int: more regions than max_leaves) are described
-# in exactrelu/engines/compiled.py.
+# The compiled exact layer (exactrelu/_core.cpp); its spec, proposals (per op: the trace's packed
+# states as bytes and whether they are bits) and result (a dict keyed as the fields of
+# exactrelu.engines.Complex: index data as int64 bytes, states as (bytes, bits), rationals as
+# lists of ints; or an int: more regions than max_leaves) are described in
+# exactrelu/engines/compiled.py.
 from collections.abc import Callable
 from typing import Any
 

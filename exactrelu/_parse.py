@@ -229,7 +229,11 @@ def text(x: Fraction) -> str:
     >>> text(Fraction(-3, 4)), text(Fraction(5))
     ('-3/4', '5')
     """
-    n, d = x.numerator, x.denominator
+    return ratio_text(x.numerator, x.denominator)
+
+
+def ratio_text(n: int, d: int) -> str:
+    """:func:`text` of ``n / d`` (coprime, ``d > 0``), without making the Fraction."""
     if d == 1:
         return _int_text(n)
     return f"{_int_text(n)}/{_int_text(d)}"

@@ -44,12 +44,15 @@ import bisect
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
+
+import numpy as np
 
 from . import _parse
+from ._columns import Adjacencies, Complex, Lazy, Ragged, Rationals, Regions, Vertices
 from ._deps import extra_missing
 from ._parse import Malformed
 from ._progress import progress_bar
@@ -66,7 +69,7 @@ from .certificate import (
     read_header,
     region_json,
 )
-from .errors import CertificateError, InvalidInputError
+from .errors import CertificateError, InvalidInputError, MissingDependencyError
 
 __all__ = ["MANIFEST_BYTES", "SHARD_ROWS", "FORMAT", "load", "save"]
 
@@ -114,23 +117,34 @@ def schemas() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------- writing
+#: Rows per Parquet row group: what is built in memory at a time while a shard is written.
+GROUP_ROWS = 4096
+
+
 def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
          progress: bool = True) -> None:
     """Write ``cert`` as a sharded certificate directory at ``path`` (replacing one that is
     there; refusing to replace anything else); ``progress``: a bar over the shards on a
-    terminal."""
+    terminal. A table whose sequence is a columnar certificate's, unchanged, is written from
+    its columns (Arrow arrays of its index columns, rationals formatted straight from their
+    integers); any other from its items, ``GROUP_ROWS`` at a time."""
     pa, _ = _arrow()
     if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 1:
         raise InvalidInputError(f"shard_rows={shard_rows!r}: pass a positive integer")
     root = prepare(path)
     schemas = _schemas(pa)
-    rows: dict[str, Callable[[int, int], list[dict[str, Any]]]] = {
+    rows: dict[str, Callable[[int, int], Any]] = {
         "regions": lambda lo, hi: [{**region_json(r), "piece": p} for r, p in
-                                   zip(cert.regions[lo:hi], cert.pieces[lo:hi], strict=True)],
+                                   zip(items(cert.regions, lo, hi), cert.pieces[lo:hi],
+                                       strict=True)],
         "vertices": lambda lo, hi: [{"coordinates": [_parse.text(c) for c in v]}
-                                    for v in cert.vertices[lo:hi]],
-        "adjacency": lambda lo, hi: [adjacency_json(a) for a in cert.adjacency[lo:hi]],
+                                    for v in items(cert.vertices, lo, hi)],
+        "adjacency": lambda lo, hi: [adjacency_json(a) for a in items(cert.adjacency, lo, hi)],
     }
+    for name in TABLES:
+        fast = columnar_rows(cert, name)
+        if fast is not None:
+            rows[name] = fast
     sizes = {"regions": cert.num_regions, "vertices": cert.num_vertices,
              "adjacency": len(cert.adjacency)}
     shards: dict[str, list[dict[str, Any]]] = {}
@@ -138,7 +152,7 @@ def save(cert: Certificate, path: str | Path, shard_rows: int = SHARD_ROWS,
     with progress_bar(total, "saving shards", progress and total > 1) as bar:
         for name in TABLES:
             save_table(root, name, sizes[name], shard_rows, rows[name], schemas[name],
-                        shards.setdefault(name, []), bar)
+                       shards.setdefault(name, []), bar)
     write_manifest(root, cert.header_json(), shards)
 
 
@@ -155,25 +169,36 @@ def prepare(path: str | Path) -> Path:
 
 
 def save_table(root: Path, name: str, size: int, shard_rows: int,
-                rows: Callable[[int, int], list[dict[str, Any]]], schema: Any,
-                listed: list[dict[str, Any]], bar: Any, stem: str = "part") -> None:
+               rows: Callable[[int, int], Any], schema: Any,
+               listed: list[dict[str, Any]], bar: Any, stem: str = "part") -> None:
+    """Write the shards of one table, ``shard_rows`` rows each, a row group of at most
+    :data:`GROUP_ROWS` rows at a time: ``rows(lo, hi)`` gives rows ``lo`` to ``hi - 1`` as JSON
+    objects or as an Arrow table."""
+    pa, _ = _arrow()
     (root / name).mkdir(parents=True, exist_ok=True)
     for k, lo in enumerate(range(0, max(size, 1), shard_rows)):
         hi = min(lo + shard_rows, size)
-        listed.append(write_shard(root, f"{name}/{stem}-{k:05d}.parquet", rows(lo, hi), schema))
+        groups = (rows(g, min(g + GROUP_ROWS, hi)) for g in range(lo, max(hi, lo + 1), GROUP_ROWS))
+        tables = (g if isinstance(g, pa.Table) else pa.Table.from_pylist(g, schema=schema)
+                  for g in groups)
+        listed.append(write_shard(root, f"{name}/{stem}-{k:05d}.parquet", tables, schema))
         bar.update(1)
 
 
-def write_shard(root: Path, file: str, rows: list[dict[str, Any]], schema: Any
-                ) -> dict[str, Any]:
-    """Write ``rows`` (JSON objects of one table) as the Parquet file ``root/file``; its entry
-    in the manifest (file, rows, bytes, SHA-256 of the bytes written)."""
+def write_shard(root: Path, file: str, tables: Iterable[Any], schema: Any) -> dict[str, Any]:
+    """Write ``tables`` (Arrow tables of one table's schema, a row group each) as the Parquet
+    file ``root/file``; its entry in the manifest (file, rows, bytes, SHA-256 of the bytes
+    written)."""
     pa, pq = _arrow()
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink, compression="zstd")
+    n = 0
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        for t in tables:
+            writer.write_table(t)
+            n += t.num_rows
     data = sink.getvalue().to_pybytes()
     (root / file).write_bytes(data)
-    return {"file": file, "rows": len(rows), "bytes": len(data),
+    return {"file": file, "rows": n, "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -183,6 +208,107 @@ def write_manifest(root: Path, header: dict[str, Any], shards: dict[str, list[di
     shards in order."""
     manifest = {**header, "format": FORMAT, "shards": {t: shards[t] for t in TABLES}}
     (root / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":")))
+
+
+def items(seq: Sequence[T], lo: int, hi: int) -> list[T]:
+    """Items ``lo`` to ``hi - 1`` of a certificate's sequence for reading (a lazy sequence's
+    views are made and not kept)."""
+    return seq.peek(lo, hi) if isinstance(seq, Lazy) else list(seq[lo:hi])
+
+
+def columnar_rows(cert: Certificate, name: str) -> Callable[[int, int], Any] | None:
+    """``rows(lo, hi)`` of table ``name`` as Arrow tables made from the certificate's columns
+    (:func:`save_table` writes them; JSON is their rows), or None where the sequence is not a
+    columnar certificate's unchanged one, or pyarrow is missing."""
+    seq = getattr(cert, name)
+    kind = {"regions": Regions, "vertices": Vertices, "adjacency": Adjacencies}[name]
+    if type(seq) is not kind or not isinstance(seq, (Regions, Vertices, Adjacencies)) \
+            or not seq.pristine():
+        return None
+    try:
+        pa, _ = _arrow()
+    except MissingDependencyError:
+        return None
+    return _from_columns(pa, name, seq.cx, cert.pieces, _schemas(pa)[name])
+
+
+def _texts(r: Rationals, lo: int, hi: int) -> list[str]:
+    return list(map(_parse.ratio_text, r.num[lo:hi], r.den[lo:hi]))
+
+
+def _from_columns(pa: Any, name: str, cx: Complex, pieces: list[int],
+                  schema: Any) -> Callable[[int, int], Any]:
+    """``rows(lo, hi)`` for :func:`save_table` as an Arrow table built from the columns of
+    ``cx``: the same table as the items' JSON gives (``tests/test_columnar.py`` compares
+    them)."""
+    d, m = cx.d, cx.d + 1
+
+    def lists(offsets: Any, values: Any) -> Any:
+        return pa.ListArray.from_arrays(pa.array(np.asarray(offsets, np.int32)), values)
+
+    def ragged(r: Ragged, lo: int, hi: int) -> Any:
+        s = r.start[lo:hi + 1]
+        return lists(s - s[0], pa.array(r.flat[s[0]:s[-1]], pa.int64()))
+
+    def strings(values: Sequence[str | None]) -> Any:
+        return pa.array(values, pa.string())
+
+    def runs(n: int, width: int) -> np.ndarray:
+        return np.arange(n + 1, dtype=np.int64) * width
+
+    def points(sr: tuple[Any, Rationals] | None, lo: int, hi: int) -> Any:
+        if sr is None:
+            return lists(np.zeros(hi - lo + 1), lists([0], strings([])))
+        start, pts = sr
+        s = start[lo:hi + 1]
+        inner = lists(runs(int(s[-1] - s[0]), d), strings(_texts(pts, int(s[0]) * d,
+                                                                  int(s[-1]) * d)))
+        return lists(s - s[0], inner)
+
+    def regions(lo: int, hi: int) -> Any:
+        n = hi - lo
+        per = [s.rows(ids[lo:hi]) for s, ids in zip(cx.states, cx.state_ids, strict=True)]
+        widths = np.array([s.n for s in cx.states], dtype=np.int64)
+        values = np.concatenate(per, axis=1).reshape(-1) if per else np.zeros(0, np.int64)
+        inner = np.concatenate([[0], np.cumsum(np.tile(widths, n))])
+        pattern = lists(runs(n, len(per)), lists(inner, pa.array(values, pa.int64())))
+        f0, f1 = int(cx.facet_start[lo]), int(cx.facet_start[hi])
+        frow = cx.facet_row[f0:f1].tolist()
+        row_text = {r: _texts(cx.rows, r * m, r * m + m) for r in set(frow)}
+        nf = f1 - f0
+        frays = ragged(cx.facet_rays, f0, f1) if len(cx.facet_rays.start) else \
+            lists(np.zeros(nf + 1), pa.array([], pa.int64()))
+        facet = pa.StructArray.from_arrays(
+            [lists(runs(nf, d), strings([x for r in frow for x in row_text[r][:d]])),
+             strings([row_text[r][d] for r in frow]), ragged(cx.facet_ids, f0, f1),
+             ragged(cx.facet_vertices, f0, f1), frays],
+            fields=list(schema.field("facets").type.value_type))
+        no = cx.n_out
+        output = lists(runs(n, no), lists(runs(n * no, m),
+                                          strings(_texts(cx.outputs, lo * no * m, hi * no * m))))
+        volume = [None if q == 0 else _parse.ratio_text(p, q)
+                  for p, q in zip(cx.volume.num[lo:hi], cx.volume.den[lo:hi], strict=True)]
+        return pa.Table.from_arrays([
+            pattern, lists(runs(n, d), strings(_texts(cx.witness, lo * d, hi * d))),
+            lists(cx.facet_start[lo:hi + 1] - f0, facet), points(cx.rays, lo, hi),
+            points(cx.lines, lo, hi), ragged(cx.region_vertices, lo, hi), output,
+            strings(volume), pa.array(cx.repaired[lo:hi]), pa.array(pieces[lo:hi], pa.int64())],
+            schema=schema)
+
+    def vertices(lo: int, hi: int) -> Any:
+        return pa.Table.from_arrays(
+            [lists(runs(hi - lo, d), strings(_texts(cx.vertices, lo * d, hi * d)))],
+            schema=schema)
+
+    def adjacency(lo: int, hi: int) -> Any:
+        plane = cx.adj_plane[lo:hi].tolist()
+        text = {p: _texts(cx.planes, p * m, p * m + m) for p in set(plane)}
+        return pa.Table.from_arrays(
+            [pa.array(cx.adj_i[lo:hi]), pa.array(cx.adj_j[lo:hi]),
+             lists(runs(hi - lo, d), strings([x for p in plane for x in text[p][:d]])),
+             strings([text[p][d] for p in plane]), ragged(cx.adj_ids, lo, hi)], schema=schema)
+
+    return {"regions": regions, "vertices": vertices, "adjacency": adjacency}[name]
 
 
 # --------------------------------------------------------------------------------- reading
@@ -249,21 +375,23 @@ def _read_shard(shard: _Shard, schema: Any, columns: list[str] | None = None) ->
         raise bad(f"not a readable Parquet file ({exc})") from None
 
 
-class _Rows(Sequence[T]):
-    """A table's items, read a shard at a time when first wanted. Shards read are kept (random
-    access, as the checker's adjacency and pieces make, would read them again and again);
-    :meth:`release` drops them, :meth:`shards` walks them holding one at a time."""
+class _Rows(Lazy[T]):
+    """A table's items, read a shard at a time when first wanted (a
+    :class:`~exactrelu._columns.Lazy` sequence: items can be assigned, inserted and deleted as a
+    columnar certificate's). Shards read are kept, and so are the items made of them (random
+    access, as the checker's adjacency and pieces make, would read them again and again; an item
+    changed in place stays changed while its shard is kept): :meth:`release` drops them,
+    :meth:`shards` walks them holding one at a time."""
+
+    keep = 0  # the shards read keep their items
 
     def __init__(self, shards: list[_Shard], schema: Any, table: str,
                  convert: Callable[[int, dict[str, Any]], T]) -> None:
+        super().__init__(sum(s.rows for s in shards))
         self._shards = shards
         self._firsts = [s.first for s in shards]
-        self._n = sum(s.rows for s in shards)
         self._schema, self._table, self._convert = schema, table, convert
         self._cached: dict[int, list[T]] = {}
-
-    def __len__(self) -> int:
-        return self._n
 
     def release(self) -> None:
         """Drop the shards read so far (they are read again when wanted)."""
@@ -292,27 +420,21 @@ class _Rows(Sequence[T]):
                                        f"{exc.under(f'.{self._table}[{i}]').where()}") from None
         return out
 
-    @overload
-    def __getitem__(self, i: int) -> T: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[T]: ...
-
-    def __getitem__(self, i: int | slice) -> T | list[T]:
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(self._n))]
-        if i < 0:
-            i += self._n
-        if not 0 <= i < self._n:
-            raise IndexError(f"{self._table} index {i} out of range ({self._n:,} items)")
+    def _make(self, i: int) -> T:
         k = bisect.bisect_right(self._firsts, i) - 1
         return self._load(k)[i - self._shards[k].first]
 
     def __iter__(self) -> Iterator[T]:
-        for k in range(len(self._shards)):
-            yield from self._load(k)
+        """Shard after shard, every one read (an empty one too: its row count is checked)."""
+        if self._items is not None:
+            yield from self._items
+            return
+        for k, shard in enumerate(self._shards):
+            for i, item in enumerate(self._load(k), shard.first):
+                yield self._changed.get(i, item)
 
     def __repr__(self) -> str:
-        return f"<{self._n:,} {self._table} in {len(self._shards)} shards>"
+        return f"<{len(self):,} {self._table} in {len(self._shards)} shards>"
 
 
 def load(path: str | Path) -> Certificate:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -42,6 +42,7 @@ from typing import Any
 
 from . import _parse
 from ._parse import Malformed, coprime_fraction
+from ._progress import progress_bar
 from .domain import Domain, read_json as _read_domain, shape_size
 from .errors import CertificateError
 
@@ -54,6 +55,7 @@ FORMAT = "exactrelu-certificate/1"
 _TEXT = 1 << 16  # characters of a text field
 _STATS_DEPTH = 16
 _STATE = 1 << 31  # |state| of a pattern entry (an op's state: a sign, a piece, a window position)
+_SAVE_CHUNK = 4096  # items written at a time
 
 
 #: gzip certificates: :meth:`Certificate.load` decompresses at most ``GZIP_MAX_RATIO`` bytes of
@@ -181,9 +183,10 @@ class Certificate:
     output_shape: tuple[int, ...]
     digest: str
     constraint_offsets: list[int]
-    regions: list[Region]
-    vertices: list[tuple[Fraction, ...]]
-    adjacency: list[Adjacency]
+    # lists, or lazy sequences of views (a columnar or sharded certificate; see exactrelu._columns)
+    regions: MutableSequence[Region]
+    vertices: MutableSequence[tuple[Fraction, ...]]
+    adjacency: MutableSequence[Adjacency]
     pieces: list[int]  # piece index of every region
     notes: list[str] = field(default_factory=list)
     version: str = ""
@@ -284,23 +287,61 @@ class Certificate:
         """Write the certificate as JSON (numbers of any size), gzip-compressed when the name ends
         in ``.gz`` (``x.cert.json.gz``; the same bytes for the same certificate: no time stamp),
         or as a sharded directory of Parquet files when it ends in ``.parquet`` (the ``parquet``
-        extra; ``shard_rows`` rows per shard, a bar over the shards on a terminal unless
-        ``progress`` is false; see :mod:`exactrelu._shards`)."""
-        import json
-
+        extra; ``shard_rows`` rows per shard; see :mod:`exactrelu._shards`). Either is written
+        from the certificate's sequences a chunk at a time (a columnar certificate's views are
+        made a chunk at a time), with a bar on a terminal unless ``progress`` is false."""
         if str(path).rstrip("/").endswith(".parquet"):
             from . import _shards
 
             rows = _shards.SHARD_ROWS if shard_rows is None else shard_rows
             _shards.save(self, path, rows, progress)
             return
+        total = len(self.vertices) + len(self.regions) + len(self.adjacency)
+        with open(path, "wb") as raw, progress_bar(total, "saving", progress and total > 1) as bar:
+            if str(path).endswith(".gz"):
+                import gzip
 
-        text = json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")
-        if str(path).endswith(".gz"):
-            import gzip
+                with gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                   compresslevel=GZIP_LEVEL, mtime=0) as out:
+                    self._write_json(out, bar)
+            else:
+                self._write_json(raw, bar)
 
-            text = gzip.compress(text, compresslevel=GZIP_LEVEL, mtime=0)
-        Path(path).write_bytes(text)
+    def _write_json(self, out: Any, bar: Any) -> None:
+        """Write :meth:`to_json` as compact JSON to ``out``, the bytes ``json.dumps(to_json(),
+        separators=(",", ":"))`` gives, the long lists a chunk of items at a time."""
+        import json
+
+        def dumps(x: Any) -> str:
+            return json.dumps(x, separators=(",", ":"))
+
+        from . import _shards
+
+        out.write(dumps(self.header_json())[:-1].encode("utf-8"))
+        lists: tuple[tuple[str, Any], ...] = (
+            ("vertices", lambda v: [q(c) for c in v]), ("regions", region_json),
+            ("adjacency", adjacency_json))
+        for key, convert in lists:
+            seq = getattr(self, key)
+            # a columnar certificate's rows as the Parquet writer makes them (their fields are
+            # the JSON's, in its order), else its items converted one by one
+            table = _shards.columnar_rows(self, key)
+            out.write(f',"{key}":['.encode())
+            n = len(seq)
+            for lo in range(0, n, _SAVE_CHUNK):
+                hi = min(lo + _SAVE_CHUNK, n)
+                if table is None:
+                    rows = [convert(x) for x in _shards.items(seq, lo, hi)]
+                else:
+                    t = table(lo, hi)
+                    rows = (t.column("coordinates").to_pylist() if key == "vertices" else
+                            t.drop_columns(["piece"]).to_pylist() if key == "regions" else
+                            t.to_pylist())
+                text = ",".join(map(dumps, rows))
+                out.write(((',' if lo else '') + text).encode("utf-8"))
+                bar.update(hi - lo)
+            out.write(b"]")
+        out.write(f',"pieces":{dumps(list(self.pieces))}}}'.encode())
 
     @staticmethod
     def load(path: str | Path) -> Certificate:
@@ -503,16 +544,17 @@ class Header:
     def n_ids(self) -> int:
         return self.offsets[-1]
 
-    def certificate(self, regions: Sequence[Region], vertices: Sequence[tuple[Fraction, ...]],
-                    adjacency: Sequence[Adjacency], pieces: list[int]) -> Certificate:
+    def certificate(self, regions: MutableSequence[Region],
+                    vertices: MutableSequence[tuple[Fraction, ...]],
+                    adjacency: MutableSequence[Adjacency], pieces: list[int]) -> Certificate:
         """The certificate of these lists (which may be lazy sequences), with the counts checked
         against them."""
         n = len(regions)
         if self.num_regions != n:
             raise Malformed(f"says {self.num_regions} but {n} regions are listed", ".num_regions")
         cert = Certificate(self.domain, self.input_shape, self.output_shape, self.digest,
-                           self.offsets, regions, vertices, adjacency,  # type: ignore[arg-type]
-                           pieces, self.notes, self.version, self.stats)
+                           self.offsets, regions, vertices, adjacency, pieces, self.notes,
+                           self.version, self.stats)
         if self.num_pieces != cert.num_pieces:
             raise Malformed(f"says {self.num_pieces} but the piece labels give "
                             f"{cert.num_pieces}", ".num_pieces")

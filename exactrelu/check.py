@@ -1161,7 +1161,7 @@ class _Face:
         self.fgens: np.ndarray | None = None
 
     def extent(self, i: int, Vl: list[list[float]],
-               V: list) -> tuple[tuple[float, int], tuple[float, int]]:
+               V: Sequence[Any]) -> tuple[tuple[float, int], tuple[float, int]]:
         """The ends of the facet along coordinate ``i`` (``Vl``: nearest floats of the
         vertices, ``V`` their exact coordinates)."""
         got = self.ext.get(i)

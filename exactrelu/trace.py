@@ -317,6 +317,10 @@ class Trace:
         equal states; the form to use on large traces."""
         return self._packed_states[j]
 
+    def state_bytes(self, j: int) -> int:
+        """Bytes per unit in :meth:`packed_states` of op ``j``: 0 for bits, else 1, 4 or 8."""
+        return _encoding(self.program.piecewise_nodes()[j])
+
     def packed_patterns(self) -> list[bytes]:
         """One bytes key per region: its full pattern, ReLU-like ops as bits, others as bytes
         (uint8, or little-endian int32 for large MaxPool windows, int64 for other rules). Equal

@@ -34,7 +34,7 @@ import itertools
 import random
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -135,7 +135,7 @@ def walk(node: Any, path: Path = (), kind: str = "") -> Iterator[tuple[Path, Any
     if isinstance(node, CLASSES):
         for f in dataclasses.fields(node):
             yield from walk(getattr(node, f.name), (*path, f.name), f"{kind}.{f.name}".lstrip("."))
-    elif isinstance(node, (list, tuple)):
+    elif isinstance(node, Sequence) and not isinstance(node, str):  # lazy sequences of views too
         for k, x in enumerate(node):
             yield from walk(x, (*path, k), f"{kind}[*]")
 
@@ -260,8 +260,8 @@ def other_domain(dom: Domain) -> Any:
 def ops_for(kind: str, value: Any) -> list[tuple[str, Callable[[Any], Any]]]:
     """The mutations of one value, as (name, function of the value)."""
     out: list[tuple[str, Callable[[Any], Any]]] = []
-    if isinstance(value, (list, tuple)):
-        t = type(value)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        t = type(value) if isinstance(value, (list, tuple)) else list  # a lazy sequence: a list
         if value:
             out += [("drop", lambda v: t(list(v)[1:])), ("dup", lambda v: t([*list(v), v[-1]])),
                     ("empty", lambda v: t())]

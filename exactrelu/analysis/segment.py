@@ -56,8 +56,8 @@ class SegmentWalk:
     q: Point
     pieces: list[SegmentPiece]
     crossings: list[SegmentCrossing]
-    regions: list[Region]
-    vertices: list[Point]
+    regions: Sequence[Region]
+    vertices: Sequence[Point]
 
     @property
     def parameters(self) -> list[Fraction]:

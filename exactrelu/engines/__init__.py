@@ -14,11 +14,12 @@ facets and pieces (``tests/test_engines.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
 from ..capture import Program
-from ..certificate import Certificate
+from ..certificate import Adjacency, Certificate, Region
 from ..domain import Domain
 from ..errors import InvalidInputError
 from ._complex import Complex, Ragged, Rationals, build_certificate, regions_of
@@ -68,9 +69,12 @@ def canonical(cert: Certificate | Complex) -> dict[str, Any]:
     their coordinates (``(numerator, denominator)`` pairs), so that the form needs no vertex
     numbering at all.
     """
+    regions: Sequence[Region]
+    vertices: Sequence[tuple[Fraction, ...]]
+    adjacency: Sequence[Adjacency]
     if isinstance(cert, Complex):
         regions, vertices, adjacency = regions_of(cert)
-        pieces = list(cert.pieces)
+        pieces = cert.pieces.tolist()
     else:
         regions, vertices, adjacency, pieces = cert.regions, cert.vertices, cert.adjacency, \
             cert.pieces

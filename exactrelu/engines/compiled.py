@@ -9,8 +9,9 @@ over them, through a box that holds every vertex: see :func:`_vertex_bound` and
 :mod:`exactrelu.certify` and the same complex (compared by :func:`exactrelu.engines.canonical` in
 ``tests/test_engines.py``, entry by entry in ``tests/test_fastpath.py``). Everything else (other
 ops, other dimensions, an explicit executor) goes to the Python engine. The core returns plain
-data (lists of Python ints, keyed as the fields of :class:`Complex`), never Python objects of the
-certificate.
+data keyed as the fields of :class:`Complex`: index data as bytes of native int64 (wrapped by
+``numpy.frombuffer`` without a copy), each op's distinct states as bytes (bits when they are all
+0 or 1, else int8), rationals as lists of Python ints; never Python objects of the certificate.
 
 The float trace is not needed by the compiled layer (its cuts partition each parent, so its
 children are complete by construction); it is only compared with the result afterwards, to count
@@ -38,6 +39,7 @@ from typing import Any, cast
 import numpy as np
 
 from .. import _deps, _exact
+from .._columns import StateTable
 from .._geometry import integer_ray_normal_form, recession_generators
 from .._progress import _Silent, progress_bar
 from .._runtime import paused_gc
@@ -419,6 +421,23 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
             [v for r in m.rows for v in r])
 
 
+def _proposals(trace: Any) -> list[tuple[bytes, bool]]:
+    """The trace's states per op as the core reads them, rows of bytes and whether they are
+    bits: a :class:`~exactrelu.trace.Trace`'s packed rows as it keeps them (bits for two-state
+    ops), else (an object with ``patterns`` only) a byte per unit."""
+    if hasattr(trace, "packed_states") and all(
+            trace.state_bytes(j) <= 1 for j in range(len(trace.program.piecewise))):
+        return [(np.ascontiguousarray(trace.packed_states(j).cpu().numpy()).tobytes(),
+                 trace.state_bytes(j) == 0) for j in range(len(trace.program.piecewise))]
+    out = []
+    for p in trace.patterns:
+        P = p.reshape(trace.num_regions, -1).cpu().numpy()
+        if P.size and (P.min() < -128 or P.max() > 127):
+            P = np.full_like(P, 127)  # states no elementwise op has: never a certified one
+        out.append((np.ascontiguousarray(P.astype(np.int8)).tobytes(), False))
+    return out
+
+
 def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads: int = 1,
             progress: bool = False, max_regions: int | None = None) -> Complex:
     """Certify with the compiled layer on ``threads`` threads: the :class:`Complex` (its
@@ -436,12 +455,8 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
             constraint_offsets(prog, run_on)[0], int(pl.box is None))
     proposals = None
     if trace is not None:  # the float trace's patterns, compared with the result by the core
-        proposals = []
-        for p in trace.patterns:
-            P = p.reshape(trace.num_regions, -1).cpu().numpy()
-            if P.size and (P.min() < -128 or P.max() > 127):
-                P = np.full_like(P, 127)  # states no elementwise op has: never a certified one
-            proposals.append(np.ascontiguousarray(P.astype(np.int8)).tobytes())
+        proposals = _proposals(trace)
+        del trace  # freed here when the caller's engine handed it over (see Proposals.take)
     with paused_gc(), progress_bar(0, "certify (subtrees)", progress) as bar:
         report = None
         if progress and not isinstance(bar, _Silent):
@@ -460,8 +475,13 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
     stats = out["counts"]
     # per phase of the compiled layer, in milliseconds (3 decimals: JSON without exponents)
     stats["compiled_ms"] = {k: round(v * 1000, 3) for k, v in out["seconds"].items()}
+    states = []
+    for (b, bits), lv in zip(out["states"], pl.levels, strict=True):
+        n = lv[0]
+        data = np.frombuffer(b, dtype=np.uint8 if bits else np.int8)
+        states.append(StateTable(data.reshape(-1, (n + 7) // 8 if bits else n), n, bits))
     cx = Complex(
-        d=out["d"], n_out=out["n_out"], states=out["states"], state_ids=out["state_ids"],
+        d=out["d"], n_out=out["n_out"], states=states, state_ids=out["state_ids"],
         witness=Rationals(*out["witness"]), vertices=Rationals(*out["vertices"]),
         region_vertices=Ragged(*out["region_vertices"]), rows=Rationals(*out["rows"]),
         facet_start=out["facet_start"], facet_row=out["facet_row"],
