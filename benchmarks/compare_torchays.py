@@ -207,8 +207,14 @@ def measure(tool: str, name: str, torchays: str | None, timeout: float) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", tool, name]
     if torchays:
         cmd += ["--torchays", torchays]
+    return child_result(cmd, timeout, [ROOT])
+
+
+def child_result(cmd: list[str], timeout: float, path: list[str]) -> dict:
+    """The ``RESULT`` dict a child run of ``cmd`` prints (``path`` put first on its
+    ``PYTHONPATH``), or ``{"timeout": ..}`` or ``{"error": ..}``."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p))
+        p for p in (*path, os.environ.get("PYTHONPATH", "")) if p))
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                              cwd=ROOT)

@@ -442,6 +442,7 @@ struct Spec {
     int L = 0;
     std::vector<Level> levels;
     long domain_ids = 0;  // constraint ids below this are the domain's
+    bool volumes = true;  // compute every cell's volume and check that children sum to it
     Z out_den;
 };
 
@@ -1222,12 +1223,17 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             clk.lap(P_CELLS);
             witness(*c);
             clk.lap(P_WITNESS);
-            volume(*c);
+            if (spec_.volumes) {
+                volume(*c);
+            } else {
+                mpz_set_ui(c->vn.v, 0);
+                mpz_set_ui(c->vd.v, 1);
+            }
             clk.lap(P_VOLUME);
         }
         kids.push_back(std::move(c));
     }
-    if (!(only && !touched) && !sums_to(kids, P))
+    if (spec_.volumes && !(only && !touched) && !sums_to(kids, P))
         throw CertError("children volumes do not sum to the parent's volume (level " + std::to_string(j) + ")");
     clk.lap(P_CELLS);
     child_maps(pm, lv, kids);
@@ -2008,7 +2014,9 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
 
 // --------------------------------------------------------------------------- input parsing
 
-// spec = (root, levels, domain_ids)
+// spec = (d, root, levels, domain_ids[, volumes]): volumes 0 skips every cell's volume and the
+//   check that children's sum to their parent's (a cut of an unbounded domain, whose volumes
+//   are not written)
 //   root = (vertices [(X, Y, W)], facets [(a, b, c, scale, ids)], witness (xn, xd, yn, yd),
 //           volume (n, d), den, map [ints, n0 x 3])
 //   level = (n, thresholds [(p, q)], states [(slope, const)], sa, offset, Az [ints], n_out,
@@ -2086,12 +2094,14 @@ struct Parsed {
 void parse(PyObject* arg, Parsed& P) {
     std::vector<PyObject*> top = items(arg, "spec");
     Guard g0{top};
-    if (top.size() != 4) throw std::runtime_error("exactrelu._core: spec must be (d, root, levels, domain_ids)");
+    if (top.size() != 4 && top.size() != 5)
+        throw std::runtime_error("exactrelu._core: spec must be (d, root, levels, domain_ids[, volumes])");
     Spec& spec = P.spec;
     spec.d = (int)get_long(top[0]);
     if (spec.d < 2 || spec.d > DMAX) throw std::runtime_error("exactrelu._core: 2-D and 3-D domains only");
     const int M = spec.d + 1;
     spec.domain_ids = get_long(top[3]);
+    if (top.size() == 5) spec.volumes = get_long(top[4]) != 0;
 
     std::vector<PyObject*> root = items(top[1], "root");
     Guard g1{root};

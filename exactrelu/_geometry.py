@@ -51,6 +51,10 @@ __all__ = [
     "float_signs",
     "nearest_floats",
     "exact_keys",
+    "lineality_basis",
+    "ray_normal_form",
+    "integer_ray_normal_form",
+    "recession_generators",
 ]
 
 Point = Sequence[Fraction]
@@ -379,6 +383,94 @@ def affine_rank(points: Sequence[Point]) -> int:
     if not diffs or d == 0:
         return 0
     return flint.fmpq_mat(len(points) - 1, d, diffs).rank()
+
+
+def lineality_basis(lines: Sequence[Point]) -> list[tuple[Fraction, ...]]:
+    """The reduced row echelon basis of the span of ``lines``: the one basis of a lineality space
+    every engine writes (cddlib's lines are some basis, which depends on its input rows).
+
+    >>> from fractions import Fraction as F
+    >>> lineality_basis([(F(0), F(2), F(4)), (F(0), F(1), F(2))])
+    [(Fraction(0, 1), Fraction(1, 1), Fraction(2, 1))]
+    """
+    if not lines:
+        return []
+    d = len(lines[0])
+    R, rank = flint.fmpq_mat(len(lines), d, [_q(x) for ln in lines for x in ln]).rref()
+    return [tuple(_f(x) for x in row) for row in R.tolist()[:rank]]
+
+
+def ray_normal_form(ray: Sequence[Fraction | int], lines: Sequence[Point] = ()
+                    ) -> tuple[Fraction, ...]:
+    """The one representative every engine writes of the recession direction ``ray`` modulo the
+    span of ``lines`` (a :func:`lineality_basis`): zero at the pivot column of every line, scaled
+    by a positive factor so that its smallest non-zero entry in absolute value is 1 (cddlib's
+    scaling of the extreme rays of a pointed polyhedron).
+
+    >>> from fractions import Fraction as F
+    >>> ray_normal_form((F(3), F(-6), F(5)), [(F(0), F(0), F(1))])
+    (Fraction(1, 1), Fraction(-2, 1), Fraction(0, 1))
+    """
+    ints = [x for x in ray if type(x) is int]
+    if not lines and len(ints) == len(ray):  # the common case, in integers
+        return tuple(Fraction(p, q) for p, q in integer_ray_normal_form(ints))
+    r = [Fraction(x) for x in ray]
+    for ln in lines:
+        p = next(i for i, x in enumerate(ln) if x != 0)
+        if r[p]:
+            c = r[p] / ln[p]
+            r = [x - c * y for x, y in zip(r, ln, strict=True)]
+    m = min((abs(x) for x in r if x), default=None)
+    if m is None:
+        raise InvalidInputError("a ray lies in the lineality space")
+    return tuple(x / m for x in r)
+
+
+def integer_ray_normal_form(ray: Sequence[int]) -> list[tuple[int, int]]:
+    """:func:`ray_normal_form` of an integer direction (no lines), as coprime ``(numerator,
+    denominator)`` pairs.
+
+    >>> integer_ray_normal_form([4, -6, 0])
+    [(1, 1), (-3, 2), (0, 1)]
+    """
+    k = min((abs(x) for x in ray if x), default=0)
+    if not k:
+        raise InvalidInputError("a ray is the zero direction")
+    return [(x // g, k // g) for x in ray for g in (math.gcd(x, k),)]
+
+
+def recession_generators(normals: Sequence[Sequence[int]], d: int
+                         ) -> tuple[list[tuple[Fraction, ...]], list[tuple[Fraction, ...]]]:
+    """The extreme rays modulo the lineality space (each in :func:`ray_normal_form`) and the
+    :func:`lineality_basis` of the cone ``{r : n . r <= 0}`` over the integer ``normals``,
+    exactly: an extreme ray modulo ``L`` is a direction of the cone that is zero at the pivots of
+    ``L`` and tight on rank(N) - 1 independent normals (a one-dimensional face of the pointed
+    cone the pivots cut out); every such direction is found from one set of rank(N) - 1 of them.
+
+    >>> sorted(recession_generators([[1, 0], [0, 1]], 2)[0])
+    [(Fraction(-1, 1), Fraction(0, 1)), (Fraction(0, 1), Fraction(-1, 1))]
+    """
+    N = [list(map(int, n)) for n in normals if any(n)]
+    if not N:
+        return [], [tuple(Fraction(int(i == j)) for j in range(d)) for i in range(d)]
+    Z, nullity = flint.fmpz_mat(N).nullspace()
+    cols = Z.tolist()
+    lines = lineality_basis([tuple(Fraction(int(cols[i][k])) for i in range(d))
+                             for k in range(nullity)])
+    pivots = [[int(i == next(c for c, x in enumerate(ln) if x != 0)) for i in range(d)]
+              for ln in lines]
+    rank = d - nullity
+    seen: dict[tuple[Fraction, ...], None] = {}
+    for S in itertools.combinations(range(len(N)), rank - 1):
+        K, k = flint.fmpz_mat([N[i] for i in S] + pivots if S or pivots else [[0] * d]
+                              ).nullspace()
+        if k != 1:
+            continue
+        v = [int(row[0]) for row in K.tolist()]
+        for s in (1, -1):
+            if all(s * sum(a * x for a, x in zip(n, v, strict=True)) <= 0 for n in N):
+                seen.setdefault(ray_normal_form([s * x for x in v], lines))
+    return list(seen), lines
 
 
 def polygon_order(vertices: Sequence[Point]) -> list[tuple[Fraction, Fraction]]:

@@ -47,7 +47,7 @@ from ._exact import (
     fmpq,
     fmpq_mat,
 )
-from ._geometry import float_signs
+from ._geometry import float_signs, lineality_basis, ray_normal_form
 from ._progress import progress_bar
 from ._runtime import paused_gc
 from .capture import INPUT, Program, constraint_offsets
@@ -819,17 +819,23 @@ class _Certifier:
         A, b = _to_ab(G, d)
         vrep = _polyhedra.h_to_v(A, b, dim=d)
         pts = [tuple(_q(v) for v in x) for x in vrep.vertices]
-        rays = [tuple(_q(v) for v in r) for r in vrep.rays]
-        lines = [tuple(_q(v) for v in r) for r in vrep.lines]
+        rays, lines = _recession(vrep)
         facets = []
         if G:
             fs = _polyhedra.facets(A, b, vrep)
+            n_par = len(ctx.parent_G)
             for group in fs.groups:
-                g = G[group[0]]
+                # the row written, as on bounded domains: the parent's first facet on it, else
+                # the unit with the lowest switching index (ops whose cells are sign vectors:
+                # the arrangement's choice) or the first in the state's constraint order
+                pick = group[0]
+                if pick >= n_par and ctx.rule.sign_cells:
+                    pick = min(group, key=lambda k: rows[k - n_par][0])
+                g = G[pick]
                 ids = tuple(sorted({i for k in group for i in labels[k]}))
                 fp = tuple(k for k, p in enumerate(pts) if _value(g, p, d) == 0)
                 fr = tuple(k for k, r in enumerate(rays) if _direction(g, r, d) == 0)
-                facets.append(Facet(list(g), ids, fp, fr, scales[group[0]]))
+                facets.append(Facet(list(g), ids, fp, fr, scales[pick]))
         cell = Cell(ctx.j + 1, (*parent.states, state), tuple(w), facets, pts, None, rays=rays,
                     lines=lines)
         cell.live = _run_nodes(self.prog, parent.live_values, *self._seg(ctx.j + 1), state,
@@ -1517,14 +1523,22 @@ def _ordered(verts: list[tuple], facets: list[Facet], d: int) -> tuple[list[tupl
     return [verts[k] for k in order], new_facets
 
 
+def _recession(vrep: _polyhedra.VRep) -> tuple[list[tuple], list[tuple]]:
+    """The rays and lines of ``vrep`` as every engine writes them (fmpq): the lines as
+    :func:`~exactrelu._geometry.lineality_basis`, the rays in
+    :func:`~exactrelu._geometry.ray_normal_form` (cddlib's are some representatives)."""
+    lines = lineality_basis(vrep.lines)
+    return ([tuple(map(_q, ray_normal_form(r, lines))) for r in vrep.rays],
+            [tuple(map(_q, ln)) for ln in lines])
+
+
 def root_cell(prog: Program, domain: Domain) -> Cell:
     A, b = domain.halfspaces()
     d = domain.dim
     vrep = _polyhedra.h_to_v([list(r) for r in A], list(b), dim=d)
     fs = _polyhedra.facets([list(r) for r in A], list(b), vrep)
     verts = [tuple(_q(c) for c in v) for v in vrep.vertices]
-    rays = [tuple(_q(c) for c in r) for r in vrep.rays]
-    lines = [tuple(_q(c) for c in r) for r in vrep.lines]
+    rays, lines = _recession(vrep)
     facets = []
     for g in fs.groups:
         slack = [-_q(v) for v in A[g[0]]] + [_q(b[g[0]])]
@@ -1537,11 +1551,17 @@ def root_cell(prog: Program, domain: Domain) -> Cell:
     vol = _volume(verts, facets, d) if domain.is_bounded else None
     root = Cell(0, (), tuple(_q(v) for v in domain.interior_point()), facets, verts, vol,
                 rays=rays, lines=lines)
+    root.live = root_live(prog, domain)
+    return root
+
+
+def root_live(prog: Program, domain: Domain) -> dict:
+    """The exact maps of the nodes before the first piecewise op on ``domain`` (in its
+    coordinates), by node."""
     M, c = domain.input_map()
     m0 = _exact.input_map(M, c, prog.input_shape)
     hi = prog.piecewise[0] if prog.piecewise else len(prog.nodes)
-    root.live = _run_nodes(prog, {INPUT: m0}, 0, hi, None)
-    return root
+    return _run_nodes(prog, {INPUT: m0}, 0, hi, None)
 
 
 def _seed(cert: _Certifier, parent: Cell) -> Candidate:

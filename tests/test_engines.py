@@ -1,7 +1,8 @@
 """The engine seam: every engine (and every way of running the Python one) certifies the same
 complex, compared as canonical forms (:func:`exactrelu.engines.canonical`), on generated nets
 (generic, degenerate, near-degenerate) and hand-built degenerate ones, on every domain kind the
-compiled engine takes (boxes, polytopes, plane slices through higher-dimensional inputs)."""
+compiled engine takes (boxes, polytopes, plane slices through higher-dimensional inputs, all of
+R^2 and R^3 and slices over them: regions with rays and lines)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from torch import nn
 import exactrelu
 from exactrelu import engines
 from exactrelu.capture import capture
-from exactrelu.domain import Slice, as_domain
+from exactrelu.domain import RealSpace, Slice, as_domain
 from exactrelu.engines import ENGINES, Options, canonical
 from exactrelu.errors import InvalidInputError
 from exactrelu.strategies import domains, networks
@@ -205,6 +206,80 @@ def test_engines_agree_on_degenerate_constructions(name, net, d):
     # hyperplanes through one point (every |x_i| kink meets at the origin), parallel families
     cert = assert_engines_agree(net, [(-1, 1)] * d)
     exactrelu.check(cert, net)
+
+
+# ----------------------------------------------------------------------------- unbounded domains
+
+def unbounded_nets(d: int, degenerate: bool) -> Any:
+    depth, widths = ((1, 3), (1, 5)) if d == 2 else ((1, 2), (1, 4))
+    return ACTS.flatmap(lambda act: networks(input_dim=d, depth=depth, widths=widths,
+                                             activation=act, degenerate=degenerate))
+
+
+@given(unbounded_nets(2, degenerate=False))
+def test_engines_agree_on_all_of_r2(net):
+    exactrelu.check(assert_engines_agree(net, RealSpace(2)), net)
+
+
+@given(unbounded_nets(2, degenerate=True))
+def test_engines_agree_on_degenerate_nets_on_r2(net):
+    # duplicated, negated and parallel units: strips and half-planes (regions with lines)
+    exactrelu.check(assert_engines_agree(net, RealSpace(2)), net)
+
+
+@given(st.booleans().flatmap(lambda deg: unbounded_nets(3, degenerate=deg)))
+def test_engines_agree_on_r3(net):
+    exactrelu.check(assert_engines_agree(net, RealSpace(3)), net)
+
+
+@settings(max_examples=10)
+@given(networks(input_dim=5, depth=(1, 2), widths=(1, 4), activation="mixed", degenerate=True),
+       st.randoms(use_true_random=False), st.sampled_from([2, 3]))
+def test_engines_agree_on_slices_over_all_of_rk(net, rnd, k):
+    x0 = [rnd.choice([-1.0, 0.0, 0.5]) for _ in range(5)]
+    axes = rnd.sample(range(5), k + 1)
+    dirs = [[float(i == axes[j]) + 0.5 * j * (i == axes[k]) for i in range(5)] for j in range(k)]
+    assert_engines_agree(net, Slice(x0, dirs, RealSpace(k)))
+
+
+@pytest.mark.parametrize("name, net, d", [
+    ("l1 ball", cons.l1_ball_classifier(2, 0.5), 2),
+    ("three classes", cons.three_classes(), 2),
+    ("l1 shell 3-D", cons.l1_shell(3, 0.5), 3),
+    ("diamond tube", cons.diamond_tube(), 3),
+    # every region holds the line of z (prisms over a 2-D arrangement), or lies between parallel
+    # lines (strips and half-planes)
+    ("prisms", cons.mlp(([[1, 0, 0], [0, 1, 0], [1, 1, 0]], [0, 0, -1]), ([[1, 1, -1]], [0])), 3),
+    ("strips", cons.mlp(([[1, 2], [-2, -4], [1, 2]], [0, 1, -3]), ([[1, -1, 2]], [0])), 2),
+])
+def test_engines_agree_on_degenerate_constructions_on_rd(name, net, d):
+    cert = assert_engines_agree(net, RealSpace(d))
+    exactrelu.check(cert, net)
+    assert any(r.rays for r in cert.regions)
+    if name in ("prisms", "strips"):
+        # the lines as the reduced row echelon basis of the lineality space
+        line = (0, 0, 1) if d == 3 else (1, Fraction(-1, 2))
+        assert all(r.lines == [line] and not r.vertices for r in cert.regions)
+
+
+def _hardtanh_pair() -> nn.Module:
+    # units 0 and 1 switch at their lower threshold on one line y = -1 (unit 1's row -2 times
+    # unit 0's); between y = -1 and y = -1/2 unit 0 is in its middle state and unit 1 in its lower
+    # one, so the state's constraint list names unit 1 first: the row written for that facet is
+    # still unit 0's, the lowest switching index, as the arrangement on bounded domains picks
+    lin = nn.Linear(2, 3)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.0, 1.0], [0.0, -2.0], [1.0, 0.5]]))
+        lin.bias.copy_(torch.tensor([0.0, -3.0, 0.0]))
+    return nn.Sequential(lin, nn.Hardtanh(-1.0, -0.5), nn.Linear(3, 1))
+
+
+def test_engines_agree_on_shared_hardtanh_thresholds_on_r2():
+    net = _hardtanh_pair()
+    cert = assert_engines_agree(net, RealSpace(2))
+    exactrelu.check(cert, net)
+    rows = {(f.a, f.b) for r in cert.regions for f in r.facets if f.ids == (0, 1)}
+    assert rows and all(a[0] == 0 and abs(a[1]) == 1 and abs(b) == 1 for a, b in rows)
 
 
 # ----------------------------------------------------------------------------- executors

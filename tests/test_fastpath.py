@@ -11,12 +11,13 @@ the compiled engine's certificates on its own.
 from __future__ import annotations
 
 import itertools
+import math
 from fractions import Fraction
 from typing import Any
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import exactrelu
@@ -208,7 +209,7 @@ def test_statistics_match_when_the_trace_is_wrong():
 
 
 @pytest.mark.parametrize("case, why", [
-    ("4d", "3-D"), ("unbounded", "unbounded"), ("maxpool", "ReLU, LeakyReLU and Hardtanh"),
+    ("4d", "3-D"), ("maxpool", "ReLU, LeakyReLU and Hardtanh"),
     ("residual", "chain"),
 ])
 def test_compiled_engine_says_what_it_cannot_take(case, why):
@@ -216,8 +217,6 @@ def test_compiled_engine_says_what_it_cannot_take(case, why):
     domain: Any = [(-1, 1)] * 2
     if case == "4d":
         net, domain = mlp((4, 4), 0), [(-1, 1)] * 4
-    elif case == "unbounded":
-        net, domain = mlp((2, 4), 0), RealSpace(2)
     elif case == "maxpool":
         net = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                             nn.Linear(2, 1)).double()
@@ -299,3 +298,53 @@ def test_progress_reports_every_subtree(monkeypatch):
     assert seen and done == sorted(done) and all(0 <= d <= t for d, t in seen)
     assert seen[-1][0] == seen[-1][1] > 1
     assert told.num_regions == quiet.num_regions
+
+
+# ----------------------------------------------------------------------------- unbounded domains
+# On all of R^d the compiled engine cuts the domain to a box holding every vertex and takes the
+# box back out; its regions come in the Python engine's order with the same patterns, maps,
+# facets, vertices, rays and lines (its witnesses and vertex numbering are its own, compared
+# through the canonical form in tests/test_engines.py).
+
+def _same_regions(net: nn.Module, domain: Any) -> exactrelu.Certificate:
+    compiled, python = both(net, domain)
+    assert [r.pattern for r in compiled.regions] == [r.pattern for r in python.regions]
+    for a, b in zip(compiled.regions, python.regions, strict=True):
+        assert a.output == b.output and a.volume is None and b.volume is None
+        assert sorted(a.rays) == sorted(b.rays) and a.lines == b.lines
+        assert sorted(compiled.vertices[v] for v in a.vertices) == \
+            sorted(python.vertices[v] for v in b.vertices)
+        assert sorted((f.ids, f.a, f.b, sorted(a.rays[k] for k in f.rays)) for f in a.facets) \
+            == sorted((f.ids, f.a, f.b, sorted(b.rays[k] for k in f.rays)) for f in b.facets)
+    assert sorted(compiled.vertices) == sorted(python.vertices)
+    exactrelu.check(compiled, net)
+    return compiled
+
+
+@pytest.mark.parametrize("d, n", [(2, 6), (3, 5)])
+def test_generic_arrangement_on_rd(d, n):
+    # n hyperplanes in general position in R^d: sum_{k <= d} C(n, k) regions, C(n, d) vertices;
+    # in R^2 the 2n unbounded regions each have two rays (between two lines that diverge)
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(d, n), nn.ReLU(), nn.Linear(n, 1)).double()
+    cert = _same_regions(net, RealSpace(d))
+    assert cert.num_regions == sum(math.comb(n, k) for k in range(d + 1))
+    assert len(cert.vertices) == math.comb(n, d)
+    if d == 2:
+        assert sorted(len(r.rays) for r in cert.regions if r.rays) == [2] * (2 * n)
+
+
+def test_far_vertex_on_r2():
+    # two lines meeting at x = 2^40: the box the compiled engine runs on must hold that vertex
+    net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[0.0, 1.0], [-(2.0 ** -40), 1.0]], dtype=torch.float64))
+        net[0].bias.copy_(torch.tensor([0.0, 1.0], dtype=torch.float64))
+    cert = _same_regions(net, RealSpace(2))
+    assert cert.vertices == [(Fraction(2 ** 40), Fraction(0))] and cert.num_regions == 4
+
+
+@settings(max_examples=10)
+@given(nets_on(2, degenerate=True).map(lambda case: case[0]))
+def test_degenerate_nets_on_r2_same_regions(net):
+    _same_regions(net, RealSpace(2))

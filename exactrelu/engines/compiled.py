@@ -3,15 +3,15 @@
 ``exactrelu._core`` (C++ and GMP, built from ``exactrelu/_core.cpp`` at install time) certifies
 the networks most studies use, a chain ``affine -> (elementwise op -> affine)*`` (Linear, Conv,
 BatchNorm, pooling by averages, Flatten and the like between ReLU, LeakyReLU or Hardtanh) on a
-bounded 2-D or 3-D domain (a box, a polytope or a plane through inputs), with the same algorithm
-as the pure-Python arrangement path of :mod:`exactrelu.certify` and the same complex (compared
-by :func:`exactrelu.engines.canonical` in ``tests/test_engines.py``, entry by entry in
-``tests/test_fastpath.py``). Everything else (other ops, other dimensions, unbounded domains, an
-explicit executor) goes to the Python engine. The core returns plain data keyed as the fields
-of :class:`Complex`: index data as bytes of native int64 (wrapped by ``numpy.frombuffer``
-without a copy), each op's distinct states as bytes (bits when they are all 0 or 1, else
-int8), rationals as lists of Python ints;
-never Python objects of the certificate.
+2-D or 3-D domain (a box, a polytope or a plane through inputs; all of R^2 or R^3, or a slice
+over them, through a box that holds every vertex: see :func:`_vertex_bound` and
+:func:`_unboxed`), with the same algorithm as the pure-Python arrangement path of
+:mod:`exactrelu.certify` and the same complex (compared by :func:`exactrelu.engines.canonical` in
+``tests/test_engines.py``, entry by entry in ``tests/test_fastpath.py``). Everything else (other
+ops, other dimensions, an explicit executor) goes to the Python engine. The core returns plain
+data keyed as the fields of :class:`Complex`: index data as bytes of native int64 (wrapped by
+``numpy.frombuffer`` without a copy), each op's distinct states as bytes (bits when they are all
+0 or 1, else int8), rationals as lists of Python ints; never Python objects of the certificate.
 
 The float trace is not needed by the compiled layer (its cuts partition each parent, so its
 children are complete by construction); it is only compared with the result afterwards, to count
@@ -29,9 +29,10 @@ True
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, cast
 
@@ -39,11 +40,12 @@ import numpy as np
 
 from .. import _deps, _exact
 from .._columns import StateTable
+from .._geometry import integer_ray_normal_form, recession_generators
 from .._progress import _Silent, progress_bar
 from .._runtime import paused_gc
 from ..capture import INPUT, Program, constraint_offsets
-from ..certify import root_cell
-from ..domain import Domain
+from ..certify import root_cell, root_live
+from ..domain import Box, Domain, Slice
 from ..errors import CertificationError, MissingDependencyError, RegionLimitError
 from ..rules import AffineRule, ElementwiseRule, ReshapeRule, exact_cache, plain_elementwise
 from ._complex import Complex, Ragged, Rationals
@@ -66,6 +68,7 @@ class Plan:
     switching function, and the affine layer after it as integers ``[Az | az] / dA``."""
 
     levels: list[tuple]
+    box: Domain | None = None  # an unbounded domain: the box the core runs on (_bounding_box)
 
 
 def _elementwise(nd: Any) -> bool:
@@ -142,9 +145,8 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
     """:func:`plan`, or a sentence saying why the compiled layer does not apply."""
     if _core is None:
         return _deps.core_missing()
-    if domain.dim not in (2, 3) or not domain.is_bounded:
-        return ("the compiled exact layer takes bounded 2-D and 3-D domains (this one: "
-                f"{domain.dim}-D" + ("" if domain.is_bounded else ", unbounded") + ")")
+    if domain.dim not in (2, 3):
+        return f"the compiled exact layer takes 2-D and 3-D domains (this one: {domain.dim}-D)"
     if not prog.piecewise:
         return "the network has no piecewise op"
     pw = prog.piecewise
@@ -161,7 +163,8 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
     if (first.inputs[0] != INPUT and prog._last_use[first.inputs[0]] != pw[0]) or \
             any(INPUT in prog.nodes[i].inputs for i in range(pw[0] + 1, len(prog.nodes))):
         return "the network is not a chain after its first piecewise op (a skip connection)"
-    offsets = constraint_offsets(prog, domain)
+    run_on = domain if domain.is_bounded else _boxed(domain, 1)
+    offsets = constraint_offsets(prog, run_on)
     levels = []
     for j, i in enumerate(pw):
         nd = prog.nodes[i]
@@ -183,7 +186,217 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
         Az, n_out, az, dA = _int_affine(prog, chain, n)
         levels.append((n, [(t.numerator, t.denominator) for t in ts], states, sa, offsets[j], Az,
                        n_out, az, dA))
+    if not domain.is_bounded:
+        return Plan(levels, _boxed(domain, _vertex_bound(prog, run_on, levels)))
     return Plan(levels)
+
+
+# ----------------------------------------------------------------------------- unbounded domains
+#
+# On an unbounded domain the core runs on a box [-M, M]^d (in the domain's coordinates) so large
+# that it holds every vertex of the complex strictly inside, and meets every face of it (see
+# _vertex_bound); the complex on the box is then the complex on the domain cut by the box, and
+# _unboxed takes the box back out: its facets and the vertices on it go, rays and lines come in.
+
+
+def _boxed(domain: Domain, M: int) -> Domain:
+    """The unbounded ``domain`` (all of R^d, or a slice over it) cut to the box [-M, M]^d."""
+    box = Box([(-M, M)] * domain.dim)
+    if isinstance(domain, Slice):
+        return Slice._from_exact(domain.input_shape, domain.origin, domain.directions, box)
+    return box
+
+
+def _vertex_bound(prog: Program, box: Domain, levels: list[tuple]) -> int:
+    """A power of two ``M`` with every vertex of the complex strictly inside [-M, M]^d, and a
+    point of every non-empty face of it there too.
+
+    Every switching function of every op on every activation pattern, scaled by its level's
+    common denominator ``D_j``, is an integer row ``[a | c]``; bound their 1-norms by ``K``
+    (level by level: the numerators of op ``j + 1``'s inputs are ``Az (a_s N + c_s D_j) + az sa
+    D_j``, so their 1-norms are at most ``|Az|_row (a_max B_j + c_max D_j) + |az|_max sa D_j``).
+    A vertex solves d of these rows with independent normals: by Cramer's rule its coordinates
+    are ratios of integer determinants, the denominator at least 1 in absolute value and the
+    numerator at most ``K^d`` (Hadamard). A face without vertex holds a point of its minimal face
+    solving some of its rows with the other coordinates 0, bounded the same way. So ``M > K^d``
+    does."""
+    key = prog.nodes[prog.piecewise[0]].inputs[0]
+    m = _exact.as_int(root_live(prog, box)[key])
+    B = max((sum(map(abs, r)) for r in m.N.tolist()), default=0)
+    D = int(m.den)
+    K = 1
+    for n, ts, states, sa, _off, Az, n_out, az, dA in levels:
+        K = max(K, *(q * B + abs(p) * D for p, q in ts))
+        a_max = max(abs(a) for a, _ in states)
+        c_max = max(abs(c) for _, c in states)
+        row = max((sum(map(abs, Az[u * n:(u + 1) * n])) for u in range(n_out)), default=0)
+        B = row * (a_max * B + c_max * D) + max(map(abs, az or [0])) * sa * D
+        D *= sa * dA
+    return 1 << (int(K).bit_length() * box.dim + 1)
+
+
+def _ragged_keep(start: list[int], vals: np.ndarray, item: np.ndarray,
+                 lists: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """The lists of the ragged ``(start, vals)`` that ``lists`` keeps, each with the items that
+    ``item`` keeps: the new starts and values."""
+    bounds = np.asarray(start, dtype=np.int64)
+    owner = np.repeat(np.arange(len(start) - 1), bounds[1:] - bounds[:-1])
+    m = item & lists[owner]
+    counts = np.bincount(owner[m], minlength=len(start) - 1)[lists]
+    return [0, *np.cumsum(counts).tolist()], vals[m]
+
+
+def _int_normal(num: list[int], den: list[int]) -> tuple[int, ...]:
+    """The rational vector ``num / den`` times the lcm of its denominators: integers."""
+    s = math.lcm(*den)
+    return tuple(p * (s // q) for p, q in zip(num, den, strict=True))
+
+
+def _dot(a: tuple[int, ...], r: tuple) -> Any:
+    return sum(x * y for x, y in zip(a, r, strict=True))
+
+
+def _edge(normals: list[tuple[int, ...]], d: int) -> tuple[int, ...] | None:
+    """The direction of the line where the hyperplanes with ``normals`` (all through one point)
+    meet, up to sign, or None where they meet in more than a line."""
+    if d == 2:
+        n = normals[0]
+        return (-n[1], n[0])
+    n = normals[0]
+    for m in normals[1:]:
+        c = (n[1] * m[2] - n[2] * m[1], n[2] * m[0] - n[0] * m[2], n[0] * m[1] - n[1] * m[0])
+        if any(c):
+            return c
+    return None
+
+
+def _unboxed(cx: Complex, nbox: int, M: int) -> Complex:
+    """The complex on the unbounded domain from ``cx``, its cut to the box [-M, M]^d of
+    :func:`_vertex_bound` (whose ``nbox`` halfspaces have the first constraint ids): without the
+    box's facets and the vertices on it, constraint ids as on the domain, rays, lines and no
+    volumes.
+
+    A region is bounded iff it has no facet on the box. The rays of a pointed unbounded region
+    are the directions of its unbounded edges, and every such edge leaves the box at a vertex on
+    the box whose facets off the box meet in its line (a vertex on the box where they meet in
+    more than a line lies on no edge): the direction is the line's, the sign the one the region's
+    facets allow. A region with lines (rare: all its normals in a plane) takes
+    :func:`~exactrelu._geometry.recession_generators` of its normals."""
+    d, R = cx.d, cx.num_regions
+    vn, vd = cx.vertices
+    nv = len(vn) // d
+    off = np.array([any(vd[k] == 1 and abs(vn[k]) == M for k in range(v * d, v * d + d))
+                    for v in range(nv)], dtype=bool).reshape(nv)
+    new = np.where(off, -1, np.cumsum(~off) - 1).astype(np.int64)
+    keep_v = np.repeat(~off, d)
+    vertices = Rationals(np.asarray(vn, dtype=object)[keep_v].tolist(),
+                         np.asarray(vd, dtype=object)[keep_v].tolist())
+    fi_start = np.asarray(cx.facet_ids.start, dtype=np.int64)
+    fi_flat = np.asarray(cx.facet_ids.flat, dtype=np.int64)
+    F = len(fi_start) - 1
+    on_box = np.add.reduceat((fi_flat < nbox).astype(np.int64), fi_start[:-1]) if F else \
+        np.zeros(0, dtype=np.int64)
+    lengths = np.diff(fi_start)
+    if ((on_box > 0) & (on_box < lengths)).any():
+        raise CertificationError("a facet lies on the bounding box and on a unit's hyperplane "
+                                 "(the box is too small)")
+    kept = on_box == 0
+    ids_start, ids_flat = _ragged_keep(cx.facet_ids.start, fi_flat - nbox,
+                                       np.ones(len(fi_flat), dtype=bool), kept)
+    fv_flat = np.asarray(cx.facet_vertices.flat, dtype=np.int64)
+    fv_start, fv_new = _ragged_keep(cx.facet_vertices.start, new[fv_flat] if len(fv_flat) else
+                                    fv_flat, (new[fv_flat] >= 0) if len(fv_flat) else
+                                    np.zeros(0, dtype=bool), kept)
+    rv_flat = np.asarray(cx.region_vertices.flat, dtype=np.int64)
+    rv_start, rv_new = _ragged_keep(cx.region_vertices.start, new[rv_flat] if len(rv_flat) else
+                                    rv_flat, (new[rv_flat] >= 0) if len(rv_flat) else
+                                    np.zeros(0, dtype=bool), np.ones(R, dtype=bool))
+    fs = np.asarray(cx.facet_start, dtype=np.int64)
+    owner = np.repeat(np.arange(R), np.diff(fs))
+    boxed = np.bincount(owner[~kept], minlength=R) > 0
+    facet_start = [0, *np.cumsum(np.bincount(owner[kept], minlength=R)).tolist()]
+    facet_row = np.asarray(cx.facet_row, dtype=np.int64)[kept].tolist()
+    rn, rd = cx.rows
+    normals: dict[int, tuple[int, ...]] = {}
+
+    def normal(row: int) -> tuple[int, ...]:
+        got = normals.get(row)
+        if got is None:
+            k = row * (d + 1)
+            got = normals[row] = _int_normal(rn[k:k + d], rd[k:k + d])
+        return got
+
+    fv_s, fv_f = cx.facet_vertices
+    off_l = off.tolist()
+    has_vertex = [a < b for a, b in itertools.pairwise(rv_start)]
+    ray_n: list[list[tuple[int, int]]] = [[] for _ in range(R)]  # (numerator, denominator)
+    line_n: list[list[tuple[int, int]]] = [[] for _ in range(R)]
+    n_rays, n_lines = [0] * R, [0] * R
+    f_rays: dict[int, list[int]] = {}  # kept facet (new number) -> its rays
+    new_f = (np.cumsum(kept) - 1).tolist()
+    for r in np.nonzero(boxed)[0].tolist():
+        own = [f for f in range(int(fs[r]), int(fs[r + 1])) if kept[f]]
+        lines: list[tuple[Fraction, ...]] = []
+        if has_vertex[r]:  # pointed (a region with lines has no vertex)
+            at: dict[int, list[int]] = {}  # a vertex on the box -> the region's facets through it
+            for f in own:
+                for v in fv_f[fv_s[f]:fv_s[f + 1]]:
+                    if off_l[v]:
+                        at.setdefault(v, []).append(f)
+            found: dict[tuple[int, ...], int] = {}  # primitive integer directions
+            for v in sorted(at):
+                e = _edge([normal(cx.facet_row[f]) for f in at[v]], d)
+                if e is None:
+                    continue  # on a face of dimension 2 of the region, not on an edge
+                # w = v + t r leaves the box where |w_i| = M > 2 |v_i|: r_i has w_i's sign
+                i = next(i for i in range(d) if vd[v * d + i] == 1 and abs(vn[v * d + i]) == M)
+                if e[i] == 0:
+                    raise CertificationError("an unbounded edge runs along the bounding box "
+                                             "(the box is too small)")
+                sg = 1 if (e[i] > 0) == (vn[v * d + i] > 0) else -1
+                g = math.gcd(*e) * sg
+                k = found.setdefault(tuple(x // g for x in e), len(found))
+                # the facets through the edge are the facets through its point v on the box
+                for f in at[v]:
+                    got = f_rays.setdefault(new_f[f], [])
+                    if k not in got:
+                        got.append(k)
+            ray_n[r] = [pq for e in found for pq in integer_ray_normal_form(e)]
+            n_rays[r] = len(found)
+        else:
+            rays, lines = recession_generators([normal(cx.facet_row[f]) for f in own], d)
+            for f in own:
+                n = normal(cx.facet_row[f])
+                on = [k for k, ray in enumerate(rays) if _dot(n, ray) == 0]
+                if on:
+                    f_rays[new_f[f]] = on
+            ray_n[r] = [(x.numerator, x.denominator) for ray in rays for x in ray]
+            line_n[r] = [(x.numerator, x.denominator) for ln in lines for x in ln]
+            n_rays[r], n_lines[r] = len(rays), len(lines)
+    nk = int(kept.sum())
+    fr_counts = [len(f_rays.get(f, ())) for f in range(nk)]
+    fr_start = [0, *itertools.accumulate(fr_counts)]
+    fr_flat = [k for f in sorted(f_rays) for k in sorted(f_rays[f])]
+
+    def per_region(vals: list[list[tuple[int, int]]], counts: list[int]
+                   ) -> tuple[list[int], Rationals]:
+        flat = [x for v in vals for x in v]
+        return ([0, *itertools.accumulate(counts)],
+                Rationals([p for p, _ in flat], [q for _, q in flat]))
+
+    ai = np.asarray(cx.adj_ids.flat, dtype=np.int64)
+    if (ai < nbox).any():
+        raise CertificationError("two regions meet on the bounding box")
+    stats = dict(cx.stats)
+    if "vertices" in stats:
+        stats["vertices"] = int((~off).sum())
+    return replace(
+        cx, vertices=vertices, region_vertices=Ragged(rv_start, rv_new.tolist()),
+        facet_start=facet_start, facet_row=facet_row, facet_ids=Ragged(ids_start,
+                                                                        ids_flat.tolist()),
+        facet_vertices=Ragged(fv_start, fv_new.tolist()), facet_rays=Ragged(fr_start, fr_flat),
+        volume=Rationals([0] * R, [0] * R), adj_ids=Ragged(cx.adj_ids.start, (ai - nbox).tolist()),
+        rays=per_region(ray_n, n_rays), lines=per_region(line_n, n_lines), stats=stats)
 
 
 def _root_spec(root: Any, key: Any, d: int) -> tuple:
@@ -235,10 +448,11 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
     and :class:`RegionLimitError` is raised."""
     if _core is None:
         raise MissingDependencyError(_deps.core_missing())
-    root = root_cell(prog, domain)
+    run_on = pl.box or domain
+    root = root_cell(prog, run_on)
     first = prog.nodes[prog.piecewise[0]]
     spec = (domain.dim, _root_spec(root, first.inputs[0], domain.dim), pl.levels,
-            constraint_offsets(prog, domain)[0])
+            constraint_offsets(prog, run_on)[0], int(pl.box is None))
     proposals = None
     if trace is not None:  # the float trace's patterns, compared with the result by the core
         proposals = _proposals(trace)
@@ -266,7 +480,7 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
         n = lv[0]
         data = np.frombuffer(b, dtype=np.uint8 if bits else np.int8)
         states.append(StateTable(data.reshape(-1, (n + 7) // 8 if bits else n), n, bits))
-    return Complex(
+    cx = Complex(
         d=out["d"], n_out=out["n_out"], states=states, state_ids=out["state_ids"],
         witness=Rationals(*out["witness"]), vertices=Rationals(*out["vertices"]),
         region_vertices=Ragged(*out["region_vertices"]), rows=Rationals(*out["rows"]),
@@ -276,6 +490,9 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
         repaired=out["repaired"], adj_i=out["adj_i"], adj_j=out["adj_j"],
         adj_plane=out["adj_plane"], adj_ids=Ragged(*out["adj_ids"]),
         planes=Rationals(*out["planes"]), pieces=out["pieces"], stats=stats)
+    if pl.box is None:
+        return cx
+    return _unboxed(cx, constraint_offsets(prog, run_on)[0], int(pl.box.halfspaces()[1][0]))
 
 
 class CompiledEngine:
