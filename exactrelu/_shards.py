@@ -75,9 +75,10 @@ __all__ = ["MANIFEST_BYTES", "SHARD_ROWS", "FORMAT", "load", "save"]
 
 FORMAT = "exactrelu-shards/1"
 MANIFEST = "manifest.json"
-#: Rows per shard (regions, vertices or adjacent pairs): about 20 to 60 MB of Parquet for 2-D
-#: regions of a wide net, one shard of each table held in memory at a time.
-SHARD_ROWS = 1 << 16
+#: Rows per shard (regions, vertices or adjacent pairs): about 5 to 15 MB of Parquet for 2-D
+#: regions of a wide net. A reader holds a shard's regions as objects, about 40 KB each on
+#: 2-128-128-128, so this also bounds what a streaming check holds at once (about 650 MB).
+SHARD_ROWS = 1 << 14
 #: The largest manifest read (its shards list grows by about 150 bytes per shard).
 MANIFEST_BYTES = 1 << 24
 TABLES = ("regions", "vertices", "adjacency")
