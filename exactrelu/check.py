@@ -1399,12 +1399,12 @@ class _Face:
     extent along a coordinate (:func:`_extent`; a region with lines lists no vertex, so its
     facets get all of R), and its vertices and rays as integer and float columns."""
 
-    __slots__ = ("dirs", "ext", "f", "fgens", "gens", "pointed", "ri")
+    __slots__ = ("dirs", "ext", "f", "fgens", "gens", "k", "pointed", "ri")
 
-    def __init__(self, r: Region, f: RegionFacet) -> None:
-        self.ri, self.f = r.index, f
+    def __init__(self, r: Region, k: int) -> None:
+        self.ri, self.k, self.f = r.index, k, r.facets[k]
         self.pointed = not r.lines
-        self.dirs = [r.rays[k] for k in f.rays]
+        self.dirs = [r.rays[j] for j in self.f.rays]
         self.ext: dict[int, tuple[End, End]] = {}
         self.gens: list[list[int]] | None = None
         self.fgens: np.ndarray | None = None
@@ -1617,7 +1617,7 @@ class _Adjacency:
         vertex of ``y`` and along every ray)? Then the two facets meet in ``H ∩ {h = 0}`` at
         most, a (d-2)-dimensional set. Signs by the float filter, the undecided ones (every
         zero) in integers."""
-        facets, ints, F, absF = self.region_rows(x.ri)
+        _, ints, F, absF = self.region_rows(x.ri)
         X = np.concatenate([y.float_generators(self) for y in ys], axis=1)
         S, decided = float_signs(F, absF, X)
         starts = np.cumsum([0] + [len(y.f.vertices) + len(y.f.rays) for y in ys[:-1]])
@@ -1625,8 +1625,7 @@ class _Adjacency:
         # and only the undecided entries (every zero among them) of the rows left are exact
         positive = np.maximum.reduceat((S > 0).view(np.int8), starts, axis=1)
         undecided = np.add.reduceat((~decided).view(np.int8).astype(np.int32), starts, axis=1)
-        own = next(n for n, f in enumerate(facets) if f is x.f)
-        positive[own, :] = 1  # its own hyperplane carries both facets
+        positive[x.k, :] = 1  # its own hyperplane carries both facets
         left = positive == 0
         out = (left & (undecided == 0)).any(axis=0)
         for n in np.nonzero(left.any(axis=0) & ~out)[0].tolist():
@@ -1649,7 +1648,7 @@ class _Adjacency:
         planes: dict[tuple[int, int], tuple[tuple[int, ...], int, Any, Any]] = {}
         for r in cert.regions:
             pids: dict[int, int] = {}
-            for f in r.facets:
+            for k, f in enumerate(r.facets):
                 low = min(f.ids)
                 if low < n_dom:
                     continue  # on the domain's boundary: every region is on the same side
@@ -1665,7 +1664,7 @@ class _Adjacency:
                 key, side = got[0], got[1]
                 gk = (key, j0, pid, self.signs(r.index, j0, key))
                 plus, minus = groups.setdefault(gk, ([], []))
-                (plus if side > 0 else minus).append(_Face(r, f))
+                (plus if side > 0 else minus).append(_Face(r, k))
         out: list[tuple[tuple, _Face, _Face]] = []
         for (key, _, _, _), (plus, minus) in groups.items():
             if not plus or not minus:
@@ -1747,9 +1746,9 @@ class _Adjacency:
             return True  # not separated by an edge line of either polygon
         rows = []
         for x in (p, m):
-            facets, ints, _, _ = self.region_rows(x.ri)
-            for h, row in zip(facets, ints, strict=True):
-                if h is not x.f:
+            ints = self.region_rows(x.ri)[1]
+            for h, row in enumerate(ints):
+                if h != x.k:
                     rows.append([row[d], *row[:d], -1])  # g(t) >= s
         e = [-v for v in key[:d]] + [key[d]]
         rows += [[e[d], *e[:d], 0], [-e[d]] + [-v for v in e[:d]] + [0], [1] + [0] * d + [-1]]

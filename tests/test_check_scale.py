@@ -165,3 +165,25 @@ def test_the_volume_sum_is_exact():
     for v in values:
         s.add(CHECKER._fq(v))
     assert Fraction(int(s.total().p), int(s.total().q)) == sum(values)
+
+
+@pytest.mark.parametrize("dims, domain", [
+    (3, [(-1, 1)] * 3), (4, [(-1, 1)] * 4), (3, "R3"),
+])
+def test_views_made_again_are_checked_as_the_same_facets(dims, domain, monkeypatch):
+    """The checker's adjacency above 2-D names a region's own facet by its position, never by
+    the object: a columnar certificate makes a new view of a region once it left the window
+    of recent ones (here a window of one item)."""
+    from exactrelu._columns import Lazy
+    from exactrelu.domain import RealSpace
+
+    torch.manual_seed(dims)
+    net = nn.Sequential(nn.Linear(dims, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(),
+                        nn.Linear(5, 1)).double().eval()
+    dom = RealSpace(3) if domain == "R3" else domain
+    cert = exactrelu.verify(net, dom, progress=False)
+    monkeypatch.setattr(Lazy, "keep", 1)
+    first = cert.regions[0]
+    assert cert.regions[1] is not None and cert.regions[0] is not first  # made again
+    assert exactrelu.check(cert, net) is cert
+    assert cert.num_regions > 20
