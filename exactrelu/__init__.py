@@ -36,6 +36,36 @@ def _version() -> str:
 
 __version__ = _version()
 
+
+def _launched_as_command() -> bool:
+    """Is this process the ``exactrelu`` command (the script or ``python -m exactrelu.cli``)?"""
+    import itertools
+    import os
+    import sys
+
+    argv = list(getattr(sys, "orig_argv", ()))
+    return os.path.basename(sys.argv[0]) == "exactrelu" or \
+        any(a == "-m" and b == "exactrelu.cli" for a, b in itertools.pairwise(argv))
+
+
+def _exit_interrupted(*_: Any) -> None:
+    """The command's exit on Ctrl-C while it starts: nothing to clean up yet."""
+    import os
+    import sys
+
+    sys.stderr.write("exactrelu: interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+_COMMAND = _launched_as_command()
+if _COMMAND:
+    # Ctrl-C while the command imports torch exits at once: a KeyboardInterrupt raised there can
+    # surface inside one of torch's C++ callbacks, which aborts the process (SIGABRT)
+    import signal as _signal
+
+    _signal.signal(_signal.SIGINT, _exit_interrupted)
+
 try:
     # numpy before torch: torch imports it from C and clears any error, a Ctrl-C included, so
     # that an interrupt while numpy loads would be lost (and torch would run without numpy)
@@ -66,19 +96,13 @@ try:
     from .topology import Topology, decision_region_topology, sublevel_topology, superlevel_topology
     from .verify import verify
 except KeyboardInterrupt:
-    # Ctrl-C while the command line starts (importing torch takes seconds): its exit, not a
+    # Ctrl-C while the command line starts, before its handler was set: its exit, not a
     # traceback (see exactrelu.cli)
-    import itertools as _itertools
-    import os as _os
-    import sys as _sys
-
-    _argv = list(getattr(_sys, "orig_argv", ()))
-    if _os.path.basename(_sys.argv[0]) == "exactrelu" or \
-            any(a == "-m" and b == "exactrelu.cli" for a, b in _itertools.pairwise(_argv)):
-        _sys.stderr.write("exactrelu: interrupted\n")
-        _sys.stderr.flush()
-        _os._exit(130)
+    if _COMMAND:
+        _exit_interrupted()
     raise
+if _COMMAND:  # from here on the command handles KeyboardInterrupt itself
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 
 class _CallableModule(types.ModuleType):

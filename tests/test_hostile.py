@@ -801,7 +801,7 @@ def test_ctrl_c_exits_130_at_once(cli_files, tmp_path):
     net = nn.Sequential(nn.Linear(4, 20), nn.ReLU(), nn.Linear(20, 20), nn.ReLU(),
                         nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 1)).eval()
     torch.jit.script(net).save(str(tmp_path / "m4.pt"))
-    for wait in (0.3, 6.0):
+    for wait in (0.05, 0.15, 0.3, 0.6, 1.0, 6.0):  # the first ones while torch is imported
         args = ["verify", str(tmp_path / "m4.pt"), "--bounds"] + ["-1", "1"] * 4 + ["--quiet"]
         p = subprocess.Popen([sys.executable, "-m", "exactrelu.cli", *args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
