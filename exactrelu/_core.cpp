@@ -524,11 +524,60 @@ struct Vertex {
     }
 };
 
+// The states of one level of a cell: a byte per unit while its cell is being cut, then (pack(),
+// once nothing compares them any more) `bits` bits per unit: 1 when every state is 0 or 1 (the
+// first unit in the high bit of the first byte, as numpy.packbits, zero padding), else 2.
 struct StateNode {
     std::shared_ptr<StateNode> up;
     std::vector<int8_t> st;
+    int n = 0;
     int level = 0;
     int out = -1;
+    int bits = 8;
+    int at(size_t u) const {
+        if (bits == 8) return st[u];
+        if (bits == 1) return ((uint8_t)st[u >> 3] >> (7 - (u & 7))) & 1;
+        return ((uint8_t)st[u >> 2] >> (6 - 2 * (u & 3))) & 3;
+    }
+    void pack() {
+        if (bits != 8) return;
+        int top = 0;
+        for (int8_t x : st) top = std::max(top, (int)x);
+        int b = top <= 1 ? 1 : 2;
+        std::vector<int8_t> p(((size_t)n * (size_t)b + 7) / 8, 0);
+        for (size_t u = 0; u < (size_t)n; ++u) {
+            uint8_t x = (uint8_t)st[u];
+            if (b == 1)
+                p[u >> 3] = (int8_t)((uint8_t)p[u >> 3] | (x << (7 - (u & 7))));
+            else
+                p[u >> 2] = (int8_t)((uint8_t)p[u >> 2] | (x << (6 - 2 * (u & 3))));
+        }
+        st.swap(p);
+        bits = b;
+    }
+};
+
+// A vector that grows by fixed chunks: no reallocation (references stay valid, no copy beside
+// the old array while it grows, at most one chunk of slack).
+template <class T>
+class Chunked {
+    static constexpr size_t C = 1024;
+    std::vector<std::unique_ptr<T[]>> chunks_;
+    size_t n_ = 0;
+
+  public:
+    size_t size() const { return n_; }
+    T& back() { return (*this)[n_ - 1]; }
+    T& emplace_back() {
+        if (n_ == chunks_.size() * C) chunks_.emplace_back(new T[C]);
+        return (*this)[n_++];
+    }
+    T& operator[](size_t i) { return chunks_[i / C][i % C]; }
+    const T& operator[](size_t i) const { return chunks_[i / C][i % C]; }
+    void clear() {
+        chunks_.clear();
+        n_ = 0;
+    }
 };
 
 struct Cell {
@@ -628,9 +677,9 @@ class Certifier {
     explicit Certifier(const Spec& spec) : spec_(spec) {}
 
     std::deque<Vertex> verts;
-    std::vector<LeafRec> leaves;
-    std::vector<RowOut> rows_out;
-    std::vector<VertOut> verts_out;
+    Chunked<LeafRec> leaves;
+    Chunked<RowOut> rows_out;
+    Chunked<VertOut> verts_out;
     long n_cells = 0;
     double seconds[P_N] = {0};
 
@@ -672,6 +721,7 @@ class Certifier {
             kids.clear();
             children(*c, kids);
             n_cells += (long)kids.size();
+            if (c->states) c->states->pack();  // its cell is cut: its states are only read out now
             c.reset();
             for (auto it = kids.rbegin(); it != kids.rend(); ++it) stack.push_back(std::move(*it));
             check_limit(stack.size());
@@ -1125,6 +1175,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         auto node = std::make_shared<StateNode>();
         node->up = P.states;
         node->level = j;
+        node->n = n;
         node->st.resize((size_t)n);
         if (T == 1) {
             for (int u = 0; u < n; ++u) node->st[(size_t)u] = signs[(size_t)u] > 0 ? 1 : 0;
@@ -1736,8 +1787,8 @@ int Certifier::vert_out(int id) {
 }
 
 void Certifier::emit(Cell& c) {
-    leaves.emplace_back();
-    LeafRec& lf = leaves.back();
+    LeafRec& lf = leaves.emplace_back();
+    c.states->pack();
     lf.node = c.states;
     for (int i = 0; i < spec_.d; ++i) lf.w[i] = std::move(c.w[i]);
     mpq_set_num(lf.volume.v, c.vn.v);
@@ -2629,16 +2680,26 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                         const auto& states = state_tables[(size_t)j];
                         hit[(size_t)j].assign(states.size(), 0);
                         child[(size_t)j].reserve(states.size() * 2);
-                        if (bits[(size_t)j]) {
+                        // the trace's rows are bits: a state packed to bits is its own key (the
+                        // same layout); else (and for rows of bytes) its key is made here
+                        bool made = false;
+                        for (size_t k = 0; k < states.size() && !made; ++k)
+                            made = bits[(size_t)j] ? states[k]->bits != 1 : true;
+                        if (made) {
                             std::vector<char>& pk = packed_st[(size_t)j];
                             pk.assign(states.size() * sj, 0);
                             for (size_t k = 0; k < states.size(); ++k)
-                                for (size_t u = 0; u < n; ++u)
-                                    if (states[k]->st[u]) pk[k * sj + u / 8] |= (char)(0x80 >> (u % 8));
+                                for (size_t u = 0; u < n; ++u) {
+                                    int x = states[k]->at(u);
+                                    if (!bits[(size_t)j])
+                                        pk[k * sj + u] = (char)x;
+                                    else if (x)
+                                        pk[k * sj + u / 8] |= (char)(0x80 >> (u % 8));
+                                }
                         }
                         for (size_t k = 0; k < states.size(); ++k) {
                             StateNode* x = states[k];
-                            const char* key = bits[(size_t)j] ? packed_st[(size_t)j].data() + k * sj : (const char*)x->st.data();
+                            const char* key = made ? packed_st[(size_t)j].data() + k * sj : (const char*)x->st.data();
                             child[(size_t)j].emplace(PKey{x->up ? x->up->out : -1, key, sj}, x->out);
                         }
                     }
@@ -2696,23 +2757,30 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             const auto& tab = state_tables[(size_t)j];
             size_t n = (size_t)P.spec.levels[(size_t)j].n;
             bool two = true;
-            for (size_t k = 0; k < tab.size() && two; ++k)
+            for (size_t k = 0; k < tab.size() && two; ++k) {
+                if (tab[k]->bits == 1) continue;
                 for (size_t u = 0; u < n; ++u)
-                    if (tab[k]->st[u] != 0 && tab[k]->st[u] != 1) {
+                    if (tab[k]->at(u) != 0 && tab[k]->at(u) != 1) {
                         two = false;
                         break;
                     }
+            }
             size_t sj = two ? (n + 7) / 8 : n;
             Ref buf(PyBytes_FromStringAndSize(nullptr, (Py_ssize_t)(tab.size() * sj)));
             char* out = PyBytes_AS_STRING(buf.p);
             std::memset(out, 0, tab.size() * sj);
-            for (size_t k = 0; k < tab.size(); ++k)
+            for (size_t k = 0; k < tab.size(); ++k) {
+                if (two && tab[k]->bits == 1) {  // the same layout
+                    std::memcpy(out + k * sj, tab[k]->st.data(), sj);
+                    continue;
+                }
                 for (size_t u = 0; u < n; ++u) {
                     if (two)
-                        out[k * sj + u / 8] |= (char)(tab[k]->st[u] ? 0x80 >> (u % 8) : 0);
+                        out[k * sj + u / 8] |= (char)(tab[k]->at(u) ? 0x80 >> (u % 8) : 0);
                     else
-                        out[k * sj + u] = (char)tab[k]->st[u];
+                        out[k * sj + u] = (char)tab[k]->at(u);
                 }
+            }
             Ref item(Py_BuildValue("(NO)", buf.release(), two ? Py_True : Py_False));
             PyList_SET_ITEM(py_states.p, j, item.release());
         }
@@ -2728,7 +2796,8 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         RatList rows;
         for (size_t ci = 0; ci < certs.size(); ++ci) {
             row_base[ci + 1] = row_base[ci] + (long)certs[ci]->rows_out.size();
-            for (const RowOut& r : certs[ci]->rows_out) {
+            for (size_t k = 0; k < certs[ci]->rows_out.size(); ++k) {
+                const RowOut& r = certs[ci]->rows_out[k];
                 for (int i = 0; i < d; ++i) rows.add(I, r.a[i].v);
                 rows.add(I, r.b.v);
             }
