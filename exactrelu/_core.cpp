@@ -636,12 +636,28 @@ struct LeafRec {
     std::vector<int> state_ids;
     Q w[DMAX];
     std::vector<int> frow;               // output row id per facet
-    std::vector<std::vector<long>> fids;
+    std::vector<long> fids;              // every facet's ids, facet after facet
+    std::vector<int> fid_end;            // the end of facet k's ids in fids
     std::vector<std::vector<int>> fv;    // d >= 3: positions of each facet's vertices (2-D: k, k + 1)
     std::vector<int> verts;              // output vertex ids, in the cell's order
     Map out;                             // n_out x (d + 1) over spec.out_den
     Q volume;
 };
+
+// the ids of facet k of a leaf
+struct Ids {
+    const long* b;
+    const long* e;
+    const long* begin() const { return b; }
+    const long* end() const { return e; }
+    size_t size() const { return (size_t)(e - b); }
+    bool empty() const { return b == e; }
+    long front() const { return *b; }
+};
+inline Ids facet_ids(const LeafRec& lf, size_t k) {
+    const long* p = lf.fids.data();
+    return Ids{p + (k ? lf.fid_end[k - 1] : 0), p + lf.fid_end[k]};
+}
 
 struct RowOut {
     Q a[DMAX], b;   // the facet a . t <= b, exact
@@ -1798,11 +1814,15 @@ void Certifier::emit(Cell& c) {
     lf.verts.resize(m);
     for (size_t k = 0; k < m; ++k) lf.verts[k] = vert_out(c.ring[k]);
     lf.frow.resize(nf);
-    lf.fids.resize(nf);
+    size_t nid = 0;
+    for (size_t k = 0; k < nf; ++k) nid += c.facets[k].ids.size();
+    lf.fids.reserve(nid);
+    lf.fid_end.resize(nf);
     if (spec_.d != 2) lf.fv.resize(nf);
     for (size_t k = 0; k < nf; ++k) {
         lf.frow[k] = row_out(c.facets[k].row);
-        lf.fids[k] = c.facets[k].ids;
+        lf.fids.insert(lf.fids.end(), c.facets[k].ids.begin(), c.facets[k].ids.end());
+        lf.fid_end[k] = (int)lf.fids.size();
         if (spec_.d != 2) lf.fv[k] = c.facets[k].fv;
     }
     lf.out = std::move(c.live);
@@ -1858,12 +1878,11 @@ struct Item {
     int side;
     int facet;   // index of the facet in its region
     int v0, v1;  // 2-D: global vertex ids of its ends
-    const std::vector<long>* ids;
+    Ids ids;
 };
 struct Pair {
     long i, j, line;
-    const std::vector<long>* fi;
-    const std::vector<long>* gi;
+    Ids fi, gi;
 };
 
 // 3-D: pairs of facets on one plane (opposite sides) that share a piece of positive area
@@ -1963,7 +1982,7 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
         const std::vector<int>& vm = vmap[order[ri].ci];
         const size_t m = lf.verts.size();
         for (size_t k = 0; k < lf.frow.size(); ++k) {
-            const std::vector<long>& ids = lf.fids[k];
+            Ids ids = facet_ids(lf, k);
             if (!ids.empty() && ids.front() < spec.domain_ids) continue;  // on the domain's boundary
             const RowOut& ro = ct.rows_out[(size_t)lf.frow[k]];
             std::vector<mpz_srcptr> key;
@@ -1980,9 +1999,9 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
             }
             if (d == 2)
                 groups[(size_t)g].push_back(Item{(long)ri, ro.side, (int)k, vm[(size_t)lf.verts[k]],
-                                                 vm[(size_t)lf.verts[(k + 1) % m]], &ids});
+                                                 vm[(size_t)lf.verts[(k + 1) % m]], ids});
             else
-                groups[(size_t)g].push_back(Item{(long)ri, ro.side, (int)k, -1, -1, &ids});
+                groups[(size_t)g].push_back(Item{(long)ri, ro.side, (int)k, -1, -1, ids});
         }
     }
     std::vector<Pair> pairs;
@@ -2032,8 +2051,8 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
         out.adj_i.push_back(p.i);
         out.adj_j.push_back(p.j);
         out.adj_line.push_back(p.line);
-        std::vector<long> ids(*p.fi);
-        ids.insert(ids.end(), p.gi->begin(), p.gi->end());
+        std::vector<long> ids(p.fi.begin(), p.fi.end());
+        ids.insert(ids.end(), p.gi.begin(), p.gi.end());
         std::sort(ids.begin(), ids.end());
         ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
         out.adj_ids.push_back(std::move(ids));
@@ -2816,8 +2835,8 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             for (int i = 0; i < d; ++i) wit.add(I, lf.w[i].v);
             for (size_t k = 0; k < lf.frow.size(); ++k) {
                 f_row.add(row_base[order[ri].ci] + (long)lf.frow[k]);
-                for (long id : lf.fids[k]) fid_flat.add(id);
-                nid_all += (long)lf.fids[k].size();
+                for (long id : facet_ids(lf, k)) fid_flat.add(id);
+                nid_all += (long)facet_ids(lf, k).size();
                 fid_start.add(nid_all);
             }
             nf_all += (long)lf.frow.size();
