@@ -715,10 +715,22 @@ class Certifier {
         }
     }
 
-    // Certify everything below `cell` (depth first), appending its leaves.
+    // Certify everything below `cell` (depth first), appending its leaves. The vertices made
+    // while cutting a cell are read only by its descendants (a leaf copies its own to verts_out):
+    // they are freed once the stack is back to where it was before that cell's children.
     void run(std::shared_ptr<Cell> cell) {
         std::vector<std::shared_ptr<Cell>> stack{std::move(cell)};
         std::vector<std::shared_ptr<Cell>> kids;
+        struct Mark {
+            size_t depth, verts;
+        };
+        std::vector<Mark> marks;
+        auto release = [&]() {
+            while (!marks.empty() && marks.back().depth == stack.size()) {
+                verts.resize(marks.back().verts);
+                marks.pop_back();
+            }
+        };
         size_t steps = 0;
         while (!stack.empty()) {
             if ((++steps & 255) == 0 && stop && *stop) throw CertError("stopped");
@@ -732,14 +744,17 @@ class Certifier {
                     ++*emitted;
                     check_limit(stack.size());
                 }
+                release();
                 continue;
             }
             kids.clear();
+            marks.push_back(Mark{stack.size(), verts.size()});
             children(*c, kids);
             n_cells += (long)kids.size();
             if (c->states) c->states->pack();  // its cell is cut: its states are only read out now
             c.reset();
             for (auto it = kids.rbegin(); it != kids.rend(); ++it) stack.push_back(std::move(*it));
+            release();
             check_limit(stack.size());
         }
     }
