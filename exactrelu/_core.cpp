@@ -659,10 +659,23 @@ inline Ids facet_ids(const LeafRec& lf, size_t k) {
     return Ids{p + (k ? lf.fid_end[k - 1] : 0), p + lf.fid_end[k]};
 }
 
+// The facet a . t <= b, exact: (a, b) = q k, unless a = 0 (side 0: k = 0 and b = q).
 struct RowOut {
-    Q a[DMAX], b;   // the facet a . t <= b, exact
+    Q q;
     Z k[DMAX + 1];  // primitive integer row of the hyperplane (first non-zero of k[:d] positive)
     int side = 0;   // sign of the first non-zero of a before that normalisation
+    // entry i of (a, b) (i = d: b)
+    void get(int i, int d, mpq_t out) const {
+        if (side == 0) {
+            if (i == d)
+                mpq_set(out, q.v);
+            else
+                mpq_set_ui(out, 0, 1);
+            return;
+        }
+        mpq_set_z(out, k[i].v);
+        mpq_mul(out, out, q.v);
+    }
 };
 
 struct VertOut {
@@ -1764,29 +1777,21 @@ int Certifier::row_out(const RowRef& ref) {
     if (r.out[side] >= 0) return r.out[side];
     const Z& scale = ref.blk->scale(ref.i);
     long l2 = log2_if_power(scale.v);
-    rows_out.emplace_back();
-    RowOut& o = rows_out.back();
-    // slack g = sg * row; the facet is a . t <= b with a = -g[:d] / scale, b = g[d] / scale
-    for (int i = 0; i < d; ++i) {
-        set_ratio(o.a[i].v, r.e[i].v, scale.v, l2);
-        if (ref.sg > 0) mpq_neg(o.a[i].v, o.a[i].v);
-    }
-    set_ratio(o.b.v, r.e[d].v, scale.v, l2);
-    if (ref.sg < 0) mpq_neg(o.b.v, o.b.v);
-    o.side = 0;
-    for (int i = 0; i < d && !o.side; ++i) o.side = mpq_sgn(o.a[i].v);
-    int other = r.out[1 - side];
-    if (other >= 0) {  // the same hyperplane seen from the other side: the same key
-        const RowOut& p = rows_out[(size_t)other];
-        for (int i = 0; i <= d; ++i) o.k[i] = p.k[i];
-    } else if (o.side != 0) {
-        // the hyperplane's primitive integer row (engines/python.py, _hyperplane_key): (a, b) is a positive
-        // multiple of sg (-r_1, .., -r_d, r_d+1), whose first non-zero entry among the first d
-        // the key makes positive
+    RowOut& o = rows_out.emplace_back();
+    // slack g = sg * row; the facet is a . t <= b with a = -g[:d] / scale, b = g[d] / scale,
+    // that is (a, b) = sg (-r_1, .., -r_d, r_d+1) / scale
+    int lead = 0;
+    for (int i = 0; i < d && !lead; ++i) lead = -r.e[i].sgn();
+    o.side = ref.sg > 0 ? lead : -lead;
+    if (o.side == 0) {  // a = 0: no hyperplane (k stays 0)
+        set_ratio(o.q.v, r.e[d].v, scale.v, l2);
+        if (ref.sg < 0) mpq_neg(o.q.v, o.q.v);
+    } else {
+        // the hyperplane's primitive integer row (engines/python.py, _hyperplane_key): the
+        // multiple of (-r_1, .., -r_d, r_d+1) with coprime entries whose first non-zero entry
+        // among the first d is positive; then (a, b) = q k with q = sg lead g / scale
         for (int i = 0; i < d; ++i) mpz_neg(o.k[i].v, r.e[i].v);
         mpz_set(o.k[d].v, r.e[d].v);
-        int lead = 0;
-        for (int i = 0; i < d && !lead; ++i) lead = mpz_sgn(o.k[i].v);
         if (lead < 0)
             for (int i = 0; i <= d; ++i) mpz_neg(o.k[i].v, o.k[i].v);
         Z g;
@@ -1794,6 +1799,8 @@ int Certifier::row_out(const RowRef& ref) {
         for (int i = 1; i <= d; ++i) mpz_gcd(g.v, g.v, o.k[i].v);
         mpz_abs(g.v, g.v);
         for (int i = 0; i <= d; ++i) mpz_divexact(o.k[i].v, o.k[i].v, g.v);
+        set_ratio(o.q.v, g.v, scale.v, l2);
+        if (o.side < 0) mpq_neg(o.q.v, o.q.v);
     }
     r.out[side] = (int)rows_out.size() - 1;
     return r.out[side];
@@ -2828,12 +2835,15 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         // facet rows, numbered certifier by certifier
         std::vector<long> row_base(certs.size() + 1, 0);
         RatList rows;
+        Q rq;
         for (size_t ci = 0; ci < certs.size(); ++ci) {
             row_base[ci + 1] = row_base[ci] + (long)certs[ci]->rows_out.size();
             for (size_t k = 0; k < certs[ci]->rows_out.size(); ++k) {
                 const RowOut& r = certs[ci]->rows_out[k];
-                for (int i = 0; i < d; ++i) rows.add(I, r.a[i].v);
-                rows.add(I, r.b.v);
+                for (int i = 0; i <= d; ++i) {
+                    r.get(i, d, rq.v);
+                    rows.add(I, rq.v);
+                }
             }
         }
         const Level& last = P.spec.levels.back();
