@@ -2,7 +2,8 @@
 more than a million regions; prints a markdown table.
 
 Run: ``python benchmarks/scale_bench.py [--widths 64 128 ...] [--depth 3] [--stages trace verify
-save check] [--workers N] [--threads T] [--max-memory GB] [--timeout S]``. It measures the
+save shards read check] [--shard-rows N] [--workers N] [--threads T] [--max-memory GB] [--timeout
+S]``. It measures the
 package of the checkout it sits in (the header names it), whichever one the environment has
 installed. Give ``--threads 1`` on a machine other work keeps busy: torch's intra-op threads wait
 on each other there, and wall time then says more about the load than about the code.
@@ -16,9 +17,12 @@ regions per unit at PyTorch's default initialisation, and costs more per region)
 Stages, each through the public API: ``trace`` (``exactrelu.trace.trace``), ``verify``
 (``exactrelu.verify`` with its own trace, engine ``auto``, ``--workers``), ``save``
 (``Certificate.save`` to a temporary JSON file), ``shards`` (``Certificate.save`` as a sharded
-Parquet directory) and ``check`` (``Certificate.load`` of the last file saved and
-``exactrelu.check``). A stage that is not selected but needed by a selected one (save needs a
-certificate, check a saved file) runs unmeasured.
+Parquet directory, ``--shard-rows`` rows per shard), ``read`` (``Certificate.load`` of the last
+file saved and one pass over its regions, shard by shard for a sharded one: what any checker
+that reads every region pays) and ``check`` (``Certificate.load`` of the last file saved and
+``exactrelu.check``, which reads a sharded one shard by shard). A stage that is not selected but
+needed by a selected one (save needs a certificate, read and check a saved file) runs
+unmeasured.
 
 Every net runs in a child process of its own (a fresh interpreter, so that memory one net freed
 is not reused by the next), under an address-space limit of ``--max-memory`` GB (default 10;
@@ -48,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # the nets, and the package of this checkout (not whichever one the environment has installed)
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
-STAGES = ("trace", "verify", "save", "shards", "check")
+STAGES = ("trace", "verify", "save", "shards", "read", "check")
 DEFAULT_WIDTHS = [64, 128, 256, 384, 512, 640, 880]
 
 
@@ -63,7 +67,8 @@ def _row(stage: str, regions: int, wall: float, cpu: float, mem: Any, **extra: A
             "bytes_per_region": (mem.peak - mem.start) * 2**20 / max(regions, 1), **extra}
 
 
-def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: int) -> None:
+def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: int,
+            shard_rows: int | None = None) -> None:
     """Run the stages on one net in this process; one JSON line per measured stage."""
     import torch
 
@@ -99,7 +104,7 @@ def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: i
     if "verify" in stages:
         emit(_row("verify", cert.num_regions, wall, cpu, mem, engine=cert.stats.get("engine")))
     regions = cert.num_regions
-    if not ("save" in stages or "shards" in stages or "check" in stages):
+    if not any(s in stages for s in ("save", "shards", "read", "check")):
         return
     with tempfile.TemporaryDirectory() as tmp:
         saves = [s for s in ("save", "shards") if s in stages] or ["save"]
@@ -109,19 +114,31 @@ def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: i
             gc.collect()
             with TreeMemory() as mem:
                 w0, c0 = time.perf_counter(), _cpu()
-                cert.save(path, progress=False)
+                cert.save(path, progress=False,
+                          shard_rows=shard_rows if stage == "shards" else None)
                 wall, cpu = time.perf_counter() - w0, _cpu() - c0
             size = (sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
                     if path.is_dir() else path.stat().st_size)
             if stage in stages:
                 emit(_row(stage, regions, wall, cpu, mem, file_mb=size / 2**20))
-        if "check" not in stages:
-            return
         del cert
         gc.collect()
+        if "read" in stages:
+            with TreeMemory() as mem:
+                w0, c0 = time.perf_counter(), _cpu()
+                loaded = exactrelu.Certificate.load(path)
+                rows = loaded.regions
+                for _ in (rows.shards() if hasattr(rows, "shards") else [rows]):
+                    pass
+                wall, cpu = time.perf_counter() - w0, _cpu() - c0
+            del loaded, rows
+            gc.collect()
+            emit(_row("read", regions, wall, cpu, mem))
+        if "check" not in stages:
+            return
         with TreeMemory() as mem:
             w0, c0 = time.perf_counter(), _cpu()
-            exactrelu.check(exactrelu.Certificate.load(path), net)
+            exactrelu.check(exactrelu.Certificate.load(path), net, progress=False)
             wall, cpu = time.perf_counter() - w0, _cpu() - c0
         emit(_row("check", regions, wall, cpu, mem))
 
@@ -155,6 +172,8 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="*", default=DEFAULT_WIDTHS)
     parser.add_argument("--depth", type=int, default=3, help="hidden layers (default 3)")
     parser.add_argument("--stages", nargs="*", choices=STAGES, default=list(STAGES))
+    parser.add_argument("--shard-rows", type=int, default=None,
+                        help="rows per shard of the shards stage (default: the library's)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: --workers)")
@@ -165,7 +184,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.net:
         run_net(tuple(int(w) for w in args.net.split("-")), args.stages, args.workers,
-                args.threads or args.workers)
+                args.threads or args.workers, args.shard_rows)
         return
     import torch
 
@@ -184,6 +203,8 @@ def main() -> None:
         name = "-".join(map(str, (2,) + (w,) * args.depth))
         cmd = [sys.executable, __file__, "--net", name, "--workers", str(args.workers),
                "--threads", str(threads), "--stages", *stages]
+        if args.shard_rows is not None:
+            cmd += ["--shard-rows", str(args.shard_rows)]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
                                   check=False, preexec_fn=_limit(args.max_memory))

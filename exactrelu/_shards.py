@@ -23,11 +23,11 @@ its size and digest and reads its ``piece`` column; regions, vertices and adjace
 sequences that read a shard when an item of it is first wanted (keeping the last one), checking
 size, digest, row count and schema again, and every value with the JSON reader's checks (so a
 malformed value is a :class:`~exactrelu.errors.CertificateError` naming it, e.g.
-``regions[70001].witness[0]``, when its shard is read). Shards read are kept, so a full pass
-(:func:`exactrelu.check` makes several, and random accesses) holds what a JSON certificate
-holds; ``cert.regions.shards()`` walks the regions one shard at a time, and
-``cert.regions.release()`` drops what was read. The checker does not stream yet: it checks a
-sharded certificate with all of it in memory.
+``regions[70001].witness[0]``, when its shard is read). Shards read by index are kept, so
+random accesses over all of a table hold what a JSON certificate holds; ``cert.regions.shards()``
+walks the regions one shard at a time, and ``cert.regions.release()`` drops what was read.
+:func:`exactrelu.check` reads every table that way, one shard at a time (only adjacency in
+d >= 3 reads regions by index).
 
 Bounds: the manifest is JSON read as a certificate is (at most :data:`MANIFEST_BYTES`); a shard
 is read only if its size and digest are the manifest's, and only if the sizes its footer
@@ -75,9 +75,10 @@ __all__ = ["MANIFEST_BYTES", "SHARD_ROWS", "FORMAT", "load", "save"]
 
 FORMAT = "exactrelu-shards/1"
 MANIFEST = "manifest.json"
-#: Rows per shard (regions, vertices or adjacent pairs): about 20 to 60 MB of Parquet for 2-D
-#: regions of a wide net, one shard of each table held in memory at a time.
-SHARD_ROWS = 1 << 16
+#: Rows per shard (regions, vertices or adjacent pairs): about 5 to 15 MB of Parquet for 2-D
+#: regions of a wide net. A reader holds a shard's regions as objects, about 40 KB each on
+#: 2-128-128-128, so this also bounds what a streaming check holds at once (about 650 MB).
+SHARD_ROWS = 1 << 14
 #: The largest manifest read (its shards list grows by about 150 bytes per shard).
 MANIFEST_BYTES = 1 << 24
 TABLES = ("regions", "vertices", "adjacency")
@@ -399,9 +400,15 @@ class _Rows(Lazy[T]):
 
     def shards(self) -> Iterator[list[T]]:
         """The items shard by shard, each shard read when reached and dropped after (unless it
-        was kept already)."""
-        for k in range(len(self._shards)):
-            yield self._cached.get(k) or self._read(k)
+        was kept already), items assigned since as assigned."""
+        if self._items is not None:
+            yield self._items
+            return
+        for k, shard in enumerate(self._shards):
+            items = self._cached.get(k) or self._read(k)
+            if self._changed:
+                items = [self._changed.get(i, x) for i, x in enumerate(items, shard.first)]
+            yield items
 
     def _load(self, k: int) -> list[T]:
         if k not in self._cached:

@@ -12,8 +12,21 @@ n_dom - 1``) and, for every piecewise op ``j``, the cell constraints of its stat
 fixed, oriented ``g(t) = a . t + c >= 0`` on ``P``; functions identically zero on the cell of
 the ops before are left out (they split nothing). ``P`` is where every constraint is ``>= 0``.
 
-Form. First every field's type, length and index ranges are checked (:func:`_validate`), so that
-a malformed object fails with a CertificateError naming the field, never another exception.
+Form. Every field's type, length and index ranges are checked before the field is used (the
+header first, :func:`_validate_header`; each vertex, region and adjacent pair when its pass reads
+it), so that a malformed object fails with a CertificateError naming the field, never another
+exception.
+
+Passes. The checker reads the vertices once, the regions once (a second time only to compare the
+output maps of adjacent regions whose hashes are equal) and the adjacent pairs once, in order;
+a sharded certificate (:mod:`exactrelu._shards`) is read shard by shard, each dropped after use
+(unless it was kept already), and a columnar one's views are made a chunk at a time and not
+kept (:func:`_stream`), so the certificate is never all in memory as objects. Across passes
+it keeps, per vertex, its integers and nearest floats; per region, hashes of its pattern and
+output map and (1-D and 2-D) its facets as columns for adjacency; hashes only propose (equal
+ones are compared exactly, on the regions read again). Adjacency in d >= 3
+(:class:`_Adjacency`) reads the regions' facets by index, which for a sharded certificate keeps
+the shards read.
 
 The certificate as a whole
 - ``digest``: recomputed from the architecture and exact parameters (:meth:`Program.digest`).
@@ -145,7 +158,8 @@ one output map.
 
 How it is fast without trusting anything but exact arithmetic (and cddlib's exact LP and H->V):
 - the exact maps are composed once per pattern prefix (regions share the states of their first
-  ops), by the layer rules, through the program's own node loop (:meth:`Program.run_nodes`);
+  ops; they come in the order of the layer tree, and the last :data:`_MEMO_LEVELS` prefixes are
+  kept), by the layer rules, through the program's own node loop (:meth:`Program.run_nodes`);
   for a chain of elementwise ops (:class:`_ChainRunner`: MLPs of ReLU, LeakyReLU, Hardtanh,
   PReLU, ... behind affine layers) the rules give each affine stretch once, as an integer matrix
   over one denominator, and a prefix's map is an integer product (``fmpz_mat``) with the rule's
@@ -166,16 +180,24 @@ How it is fast without trusting anything but exact arithmetic (and cddlib's exac
   entries of the rows that no decided sign rules out;
 - on the closure path, a vertex's edges come from the constraints tight at it (known exactly
   from the sign pass) and the other end of an edge is found among the listed vertices by their
-  sets of tight constraints: a simple vertex needs no arithmetic unless an end is missing.
+  sets of tight constraints: a simple vertex needs no arithmetic unless an end is missing;
+- distinct vertices: sorted by their nearest floats (equal points have equal ones), runs of equal
+  floats compared exactly; distinct patterns and equal output maps of adjacent regions: by
+  Python's 64-bit ``hash``, equal hashes compared exactly (a collision costs a comparison, never
+  a verdict); 1-D and 2-D adjacency groups facets by the hash of the states before ``j0`` (a
+  collision merges two groups, which yields no false pair: see :class:`_FacetTable`).
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import os
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from typing import Any, NoReturn, TypeVar
 
@@ -194,6 +216,8 @@ from .errors import CertificateError, InvalidInputError
 from .rules import _ElementwiseRule, plain_elementwise
 
 __all__ = ["check"]
+
+T = TypeVar("T")
 
 fmpq = flint.fmpq
 _INPUT = -1
@@ -225,6 +249,14 @@ def _rank(rows: list[list[fmpq]], n: int) -> int:
     if not rows:
         return 0
     return flint.fmpq_mat(len(rows), n, [v for r in rows for v in r]).rank()
+
+
+def _full_rank(rows: list[list[int]], d: int) -> bool:
+    """Do the integer rows (each of length ``d``) have rank ``d``? In 2-D, some pair with a
+    non-zero determinant."""
+    if d == 2:
+        return any(a[0] * b[1] != a[1] * b[0] for a, b in itertools.combinations(rows, 2))
+    return bool(flint.fmpz_mat(rows).rank() == d)
 
 
 def _fq(x: Fraction | int) -> fmpq:
@@ -298,12 +330,36 @@ def _ivec(v: Any, what: str, lo: int | None = None, hi: int | None = None) -> No
               f"{what}: {bad} out of range")
 
 
-def _validate(cert: Certificate) -> None:
-    """Types, lengths and index ranges of every field, so that the checks proper never meet
-    anything but what they expect: a malformed object fails here, naming the field."""
+def _stream(items: Sequence[T]) -> Iterator[T]:
+    """The items of ``items`` in order, for reading: a sharded certificate's shard by shard, each
+    read when reached and dropped after unless it was kept already
+    (:meth:`~exactrelu._shards._Rows.shards`), so that a pass holds one shard at a time; a lazy
+    sequence's (:class:`~exactrelu._columns.Lazy`) a chunk at a time, made and not kept
+    (:meth:`~exactrelu._columns.Lazy.peek`); any other sequence as it is."""
+    shards = getattr(items, "shards", None)
+    if callable(shards):
+        for shard in shards():
+            yield from shard
+        return
+    peek = getattr(items, "peek", None)
+    if callable(peek):
+        for lo in range(0, len(items), _CHUNK):
+            yield from peek(lo, lo + _CHUNK)
+        return
+    yield from items
+
+
+#: items made at a time when a lazy sequence is read (:func:`_stream`)
+_CHUNK = 4096
+
+
+def _validate_header(cert: Certificate) -> None:
+    """Types, lengths and index ranges of the fields outside the long lists (each vertex,
+    region and adjacent pair is validated by the pass that reads it: :func:`_validate_region`,
+    :func:`_validate_adjacency`), so that the checks proper never meet anything but what they
+    expect: a malformed object fails, naming the field."""
     if not isinstance(cert.domain, Domain):
         _fail(f"domain: {_short(cert.domain)} is not a Domain")
-    d = cert.domain.dim
     for name in ("input_shape", "output_shape"):
         shape = getattr(cert, name)
         _ivec(shape, name)
@@ -315,54 +371,155 @@ def _validate(cert: Certificate) -> None:
     for k, note in enumerate(_seq(cert.notes, "notes")):
         if not isinstance(note, str):
             _fail(f"notes[{k}]: {_short(note)} is not a string")
-    n_vert = len(_seq(cert.vertices, "vertices"))
-    for k, v in enumerate(cert.vertices):
-        _qvec(v, d, f"vertex {k}")
+    _seq(cert.vertices, "vertices")
     n_reg = len(_seq(cert.regions, "regions"))
-    patterns: set[int] = set()  # regions share their pattern lists: each is checked once
-    for pos, r in enumerate(cert.regions):
-        if not isinstance(r, Region):
-            _fail(f"regions[{pos}]: {_short(r)} is not a Region")
-        where = f"region {pos}"
-        if not _is_int(r.index) or r.index != pos:
-            _fail(f"{where}: index {_short(r.index)}, expected its position {pos}")
-        for j, p in enumerate(_seq(r.pattern, f"{where} pattern")):
-            if id(p) not in patterns:
-                _ivec(p, f"{where} pattern of piecewise op {j}", -_MAX_STATE, _MAX_STATE)
-                patterns.add(id(p))
-        _qvec(r.witness, d, f"{where} witness")
-        for n, row in enumerate(_seq(r.output, f"{where} output")):
-            _qvec(row, len(_seq(row, f"{where} output row {n}")), f"{where} output row {n}")
-        if r.volume is not None and not _is_q(r.volume):
-            _fail(f"{where} volume: {_short(r.volume)} is not a rational or None")
-        for kind, dirs in (("ray", r.rays), ("line", r.lines)):
-            for n, v in enumerate(_seq(dirs, f"{where} {kind}s")):
-                _qvec(v, d, f"{where} {kind} {n}")
-        _ivec(r.vertices, f"{where} vertices", 0, n_vert)
-        for n, f in enumerate(_seq(r.facets, f"{where} facets")):
-            fw = f"{where} facet {n}"
-            if not isinstance(f, RegionFacet):
-                _fail(f"{fw}: {_short(f)} is not a RegionFacet")
-            _qvec(f.a, d, f"{fw} a")
-            if not _is_q(f.b):
-                _fail(f"{fw} b: {_short(f.b)} is not a rational")
-            _ivec(f.ids, f"{fw} ids")
-            _ivec(f.vertices, f"{fw} vertices", 0, n_vert)
-            _ivec(f.rays, f"{fw} rays", 0, len(r.rays))
-    for n, a in enumerate(_seq(cert.adjacency, "adjacency")):
-        aw = f"adjacency entry {n}"
-        if not isinstance(a, Adjacency):
-            _fail(f"{aw}: {_short(a)} is not an Adjacency")
-        if not (_is_int(a.i) and _is_int(a.j) and 0 <= a.i < a.j < n_reg):
-            _fail(f"{aw}: region indices ({_short(a.i)}, {_short(a.j)}) must be ints with "
-                  f"0 <= i < j < {n_reg}")
-        _qvec(a.a, d, f"{aw} a")
-        if not _is_q(a.b):
-            _fail(f"{aw} b: {_short(a.b)} is not a rational")
-        _ivec(a.ids, f"{aw} ids")
+    _seq(cert.adjacency, "adjacency")
     _ivec(cert.pieces, "pieces")
     if len(cert.pieces) != n_reg:
         _fail(f"pieces: {len(cert.pieces)} labels for {n_reg} regions")
+
+
+class _Patterns:
+    """The pattern lists already validated, by id, with the lists themselves held so that an id
+    is not reused while it is here (engines share one list among the regions of a prefix; a
+    streamed certificate's lists die with their shard): cleared when it grows."""
+
+    def __init__(self) -> None:
+        self.held: dict[int, Any] = {}
+
+    def seen(self, p: Any) -> bool:
+        if id(p) in self.held and self.held[id(p)] is p:
+            return True
+        if len(self.held) >= 1 << 10:
+            self.held.clear()
+        self.held[id(p)] = p
+        return False
+
+
+def _validate_region(pos: int, r: Any, d: int, n_vert: int, patterns: _Patterns) -> None:
+    """Types, lengths and index ranges of region ``pos``'s fields."""
+    if not isinstance(r, Region):
+        _fail(f"regions[{pos}]: {_short(r)} is not a Region")
+    where = f"region {pos}"
+    if not _is_int(r.index) or r.index != pos:
+        _fail(f"{where}: index {_short(r.index)}, expected its position {pos}")
+    for j, p in enumerate(_seq(r.pattern, f"{where} pattern")):
+        if not patterns.seen(p):
+            _ivec(p, f"{where} pattern of piecewise op {j}", -_MAX_STATE, _MAX_STATE)
+    _qvec(r.witness, d, f"{where} witness")
+    for n, row in enumerate(_seq(r.output, f"{where} output")):
+        _qvec(row, len(_seq(row, f"{where} output row {n}")), f"{where} output row {n}")
+    if r.volume is not None and not _is_q(r.volume):
+        _fail(f"{where} volume: {_short(r.volume)} is not a rational or None")
+    for kind, dirs in (("ray", r.rays), ("line", r.lines)):
+        for n, v in enumerate(_seq(dirs, f"{where} {kind}s")):
+            _qvec(v, d, f"{where} {kind} {n}")
+    _ivec(r.vertices, f"{where} vertices", 0, n_vert)
+    for n, f in enumerate(_seq(r.facets, f"{where} facets")):
+        fw = f"{where} facet {n}"
+        if not isinstance(f, RegionFacet):
+            _fail(f"{fw}: {_short(f)} is not a RegionFacet")
+        _qvec(f.a, d, f"{fw} a")
+        if not _is_q(f.b):
+            _fail(f"{fw} b: {_short(f.b)} is not a rational")
+        _ivec(f.ids, f"{fw} ids")
+        _ivec(f.vertices, f"{fw} vertices", 0, n_vert)
+        _ivec(f.rays, f"{fw} rays", 0, len(r.rays))
+
+
+def _validate_adjacency(n: int, a: Any, d: int, n_reg: int) -> None:
+    """Types and index ranges of adjacent pair ``n``."""
+    aw = f"adjacency entry {n}"
+    if not isinstance(a, Adjacency):
+        _fail(f"{aw}: {_short(a)} is not an Adjacency")
+    if not (_is_int(a.i) and _is_int(a.j) and 0 <= a.i < a.j < n_reg):
+        _fail(f"{aw}: region indices ({_short(a.i)}, {_short(a.j)}) must be ints with "
+              f"0 <= i < j < {n_reg}")
+    _qvec(a.a, d, f"{aw} a")
+    if not _is_q(a.b):
+        _fail(f"{aw} b: {_short(a.b)} is not a rational")
+    _ivec(a.ids, f"{aw} ids")
+
+
+class _Points:
+    """The global vertex list, read once (validated on the way) and held compactly: each vertex
+    as the integers ``[x | D]`` of :func:`_hom` (canonical: equal points have equal integers),
+    packed into one buffer, and its nearest floats (``Vf``, (n, d))."""
+
+    def __init__(self, vertices: Sequence[Any], d: int) -> None:
+        self.d = d
+        self.blob = bytearray()
+        self.at = array("q")
+        self.width = array("I")
+        floats = array("d")
+        for k, v in enumerate(_stream(vertices)):
+            _qvec(v, d, f"vertex {k}")
+            h = _hom(v, 1)
+            w = max(z.bit_length() for z in h) // 8 + 1  # signed, little-endian
+            self.at.append(len(self.blob))
+            self.width.append(w)
+            for z in h:
+                self.blob += z.to_bytes(w, "little", signed=True)
+            floats.extend(_nearest(x) for x in v)
+        self.n = len(self.at)
+        self.recent: dict[int, list[int]] = {}  # decoded lately (regions share vertices)
+        self.recent_q: dict[int, tuple[Fraction, ...]] = {}
+        self.Vf = np.frombuffer(floats, dtype=np.float64).reshape(self.n, d) if self.n else (
+            np.zeros((0, d)))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def hom(self, k: int) -> list[int]:
+        """Vertex ``k`` as integers ``[x | D]``, ``D > 0`` (:func:`_hom`); not to be changed."""
+        got = self.recent.get(k)
+        if got is None:
+            if len(self.recent) >= 1 << 12:
+                self.recent.clear()
+            o, w = self.at[k], self.width[k]
+            b = memoryview(self.blob)
+            got = self.recent[k] = [int.from_bytes(b[o + i * w:o + (i + 1) * w], "little",
+                                                   signed=True) for i in range(self.d + 1)]
+        return got
+
+    def exact(self, k: int) -> tuple[Fraction, ...]:
+        """Vertex ``k``'s coordinates."""
+        got = self.recent_q.get(k)
+        if got is None:
+            if len(self.recent_q) >= 1 << 12:
+                self.recent_q.clear()
+            h = self.hom(k)
+            got = self.recent_q[k] = tuple(Fraction(x, h[-1]) for x in h[:-1])
+        return got
+
+    def coord(self, k: int, i: int) -> Fraction:
+        """Coordinate ``i`` of vertex ``k``."""
+        return self.exact(k)[i]
+
+    def first_repeat(self) -> tuple[int, int] | None:
+        """``(j, k)``: the least ``k`` that is the same point as an earlier vertex, ``j`` the
+        first of those; None if the points are distinct. Equal points have equal nearest floats:
+        vertices are sorted by them and only runs of equal floats are compared, exactly."""
+        if self.n < 2:
+            return None
+        Vf = self.Vf
+        order = np.lexsort(Vf.T[::-1])
+        same = (Vf[order[1:]] == Vf[order[:-1]]).all(axis=1)
+        best: tuple[int, int] | None = None
+        run: list[int] = []
+        for pos in range(self.n):
+            if pos + 1 < self.n and same[pos]:
+                run.append(int(order[pos]))
+                continue
+            if run:
+                run.append(int(order[pos]))
+                first: dict[tuple[int, ...], int] = {}
+                for k in sorted(run):
+                    j = first.setdefault(tuple(self.hom(k)), k)
+                    if j != k and (best is None or k < best[1]):
+                        best = (j, k)
+                run = []
+        return best
 
 
 def _sign(v: fmpq) -> int:
@@ -404,7 +561,7 @@ class _Level:
     """Exact data for a pattern prefix (the states of piecewise ops ``< j``): the live values
     before piecewise op ``j`` and the exact rows ``[a | c]`` of its switching functions."""
 
-    __slots__ = ("F", "_keys", "_mat", "_planes", "_rows", "_sw", "absF", "den", "ents",
+    __slots__ = ("F", "_keys", "_made", "_mat", "_planes", "_rows", "_sw", "absF", "den", "ents",
                  "ints_sw", "values", "z", "zero")
     # a chain's level (:meth:`from_ints`): the map into its op as the integer matrix ``z``
     # (``fmpz_mat``, entries ``ents``) over ``den``, the switching rows as integers ``ints_sw``
@@ -446,9 +603,12 @@ class _Level:
         """Row ``i`` of :attr:`rows`, without making the others."""
         if self._rows is not None:
             return self._rows[i]
-        z, den = self._sw
-        m = z.ncols()
-        return [fmpq(v, den) for v in self.ints_sw[i * m:(i + 1) * m]]
+        got = self._made.get(i)
+        if got is None:
+            z, den = self._sw
+            m = z.ncols()
+            got = self._made[i] = [fmpq(v, den) for v in self.ints_sw[i * m:(i + 1) * m]]
+        return got
 
     def irow(self, i: int) -> list[int]:
         """Row ``i`` of :attr:`rows` times a positive integer, in integers."""
@@ -504,6 +664,7 @@ class _Level:
             self.zero[i] = (not any(ints[i * m:(i + 1) * m]) if ints is not None
                             else all(v == 0 for v in self.rows[i]))
         self._keys: dict[int, tuple] = {}
+        self._made: dict[int, list[fmpq]] = {}  # rows made by row(i) (the regions share them)
         self._planes: dict[tuple, list[int]] | None = None
 
     def key(self, i: int) -> tuple:
@@ -537,6 +698,37 @@ def _forward(i: int, nd: Node, ins: list[Any]) -> Any:
     return nd.rule.exact_forward(nd.module, ins, nd.out_shape)
 
 
+#: the levels kept by a runner (least recently used dropped first): regions come in the order of
+#: the layer tree (a prefix's regions together), so one path down it is what is wanted at a time;
+#: a level dropped and wanted again is recomputed from its parent
+_MEMO_LEVELS = 256
+
+
+class _Memo:
+    """Levels by pattern prefix: the root always, at most :data:`_MEMO_LEVELS` others."""
+
+    def __init__(self, root: _Level) -> None:
+        self.root = root
+        self.levels: OrderedDict[tuple, _Level] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, pre: tuple) -> _Level | None:
+        if not pre:
+            return self.root
+        lvl = self.levels.get(pre)
+        if lvl is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+            self.levels.move_to_end(pre)
+        return lvl
+
+    def put(self, pre: tuple, lvl: _Level) -> None:
+        self.levels[pre] = lvl
+        if len(self.levels) > _MEMO_LEVELS:
+            self.levels.popitem(last=False)
+
+
 class _Runner:
     """The exact pass of :meth:`Program.exact_run`, through the same rules and the program's own
     node loop (:meth:`Program.run_nodes`), but memoized per pattern prefix: regions sharing the
@@ -546,7 +738,7 @@ class _Runner:
         self.prog = prog
         self.pw = list(prog.piecewise)
         values = prog.run_nodes({_INPUT: m0}, 0, self._stop(0), _forward)
-        self.memo: dict[tuple, _Level] = {(): self._level(values, 0)}
+        self.memo = _Memo(self._level(values, 0))
 
     def _stop(self, j: int) -> int:
         """Index of piecewise node ``j`` (the end of the program after the last one)."""
@@ -574,7 +766,7 @@ class _Runner:
         if lvl is None:
             parent = self.level(key, j - 1)
             lvl = self._level(self._extend(parent, j - 1, key[j - 1]), j)
-            self.memo[pre] = lvl
+            self.memo.put(pre, lvl)
         return lvl
 
     def levels(self, key: tuple) -> list[_Level]:
@@ -585,7 +777,7 @@ class _Runner:
     def output(self, key: tuple) -> ExactMap:
         P = len(self.pw)
         if P == 0:
-            values = self.memo[()].values
+            values = self.memo.root.values
         else:
             values = self._extend(self.level(key, P - 1), P - 1, key[P - 1])
         return values[self.prog.output]
@@ -606,7 +798,7 @@ class _ChainRunner:
         nodes = prog.nodes
         values = prog.run_nodes({_INPUT: m0}, 0, self.pw[0], _forward)
         z, den = _int_form(values[nodes[self.pw[0]].inputs[0]].mat)
-        self.memo: dict[tuple, _Level] = {(): _Level.from_ints(z, den, self._thresholds(0))}
+        self.memo = _Memo(_Level.from_ints(z, den, self._thresholds(0)))
         # per piecewise op j: (slopes, consts) of each state as integers over one denominator,
         # and the affine stretch after it (integer matrix [A | a] over a denominator)
         self.ops: list[tuple[list[list[int]], list[list[int]], int]] = []
@@ -687,7 +879,8 @@ class _ChainRunner:
         if lvl is None:
             parent = self.level(key, j - 1)
             z, den = self._next(parent, j - 1, key[j - 1])
-            lvl = self.memo[pre] = _Level.from_ints(z, den, self._thresholds(j))
+            lvl = _Level.from_ints(z, den, self._thresholds(j))
+            self.memo.put(pre, lvl)
         return lvl
 
     def levels(self, key: tuple) -> list[_Level]:
@@ -713,9 +906,9 @@ def _int_form(mat: Any) -> tuple[Any, int]:
     return flint.fmpz_mat(mat.nrows(), mat.ncols(), [int(v.p) * (den // int(v.q)) for v in qs]), den
 
 
-def _area_2d(ids: list[int], Vf: np.ndarray, vh: Any, pts: list) -> Fraction:
-    """Exact area of the convex hull of the vertices ``ids`` (``pts`` their Fraction
-    coordinates, ``vh(k)`` vertex ``k`` as integers ``[X, Y, W]``, ``W > 0``: :func:`_hom`)."""
+def _area_2d(ids: list[int], pts: _Points) -> Fraction:
+    """Exact area of the convex hull of the vertices ``ids`` of ``pts``."""
+    Vf, vh = pts.Vf, pts.hom
     n = len(ids)
     if n < 3:
         return Fraction(0)
@@ -750,7 +943,7 @@ def _area_2d(ids: list[int], Vf: np.ndarray, vh: Any, pts: list) -> Fraction:
                 (xa, ya, wa), (xb, yb, wb) = P[i], P[(i + 1) % n]
                 twice += fmpq(xa * yb - xb * ya, wa * wb)
             return to_fraction(twice) / 2
-    return polygon_area(pts)
+    return polygon_area([pts.exact(k) for k in ids])
 
 
 def _hull_lower_bound(points: list, masks: list[int]) -> Fraction:
@@ -774,14 +967,27 @@ def _hull_lower_bound(points: list, masks: list[int]) -> Fraction:
     return hull_volume(points, sorted(masks))
 
 
-def _pairwise_sum(values: list[fmpq]) -> fmpq:
-    """The exact sum of ``values``, added in pairs: a running sum of many regions' volumes, with
-    their unrelated denominators, grows a denominator of tens of thousands of bits (measured on a
-    10,000-region net: 8.6 s in Fraction, 0.65 s in pairs of fmpq)."""
-    while len(values) > 1:
-        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
-                  for i in range(0, len(values), 2)]
-    return values[0] if values else fmpq(0)
+class _Sum:
+    """An exact sum of many values added in pairs, held as a binary counter of partial sums (at
+    most log2(n) of them): a running sum of many regions' volumes, with their unrelated
+    denominators, grows a denominator of tens of thousands of bits (measured on a 10,000-region
+    net: 8.6 s in Fraction, 0.65 s in pairs of fmpq)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[int, fmpq]] = []
+
+    def add(self, v: fmpq) -> None:
+        n = 1
+        while self.parts and self.parts[-1][0] == n:
+            m, u = self.parts.pop()
+            v, n = u + v, n + m
+        self.parts.append((n, v))
+
+    def total(self) -> fmpq:
+        out = fmpq(0)
+        for _, v in reversed(self.parts):
+            out = v + out
+        return out
 
 
 def _facet_lp(rows: list[list[int]], d: int, what: str) -> tuple[Fraction, tuple[Fraction, ...]]:
@@ -1142,56 +1348,80 @@ def _nearest(x: Fraction) -> float:
         return math.inf if x > 0 else -math.inf
 
 
+End = tuple[float, int]
+
+
+def _extent(ks: Sequence[int], dirs: Sequence[Sequence[Fraction]], i: int, Vf: np.ndarray,
+            pts: _Points) -> tuple[End, End]:
+    """The ends of a pointed facet (vertices ``ks``, rays ``dirs``) along coordinate ``i``, each
+    as ``(float, vertex)``: the nearest float of the end and the vertex where it is reached, or
+    ``(±inf, -1)`` where the facet is unbounded. The least (greatest) coordinate among the
+    vertices has the least (greatest) nearest float, rounding being monotone; ties of floats
+    are broken exactly (``pts``)."""
+    fl = Vf[list(ks), i].tolist()
+    if any(v[i] < 0 for v in dirs):
+        lo: End = (-math.inf, -1)
+    else:
+        m = min(fl)
+        at = [k for k, x in zip(ks, fl, strict=True) if x == m]
+        lo = (m, at[0] if len(at) == 1 else min(at, key=lambda k: pts.coord(k, i)))
+    if any(v[i] > 0 for v in dirs):
+        hi: End = (math.inf, -1)
+    else:
+        m = max(fl)
+        at = [k for k, x in zip(ks, fl, strict=True) if x == m]
+        hi = (m, at[0] if len(at) == 1 else max(at, key=lambda k: pts.coord(k, i)))
+    return lo, hi
+
+
+_WHOLE_LINE: tuple[End, End] = ((-math.inf, -1), (math.inf, -1))
+
+
+def _less(x: End, y: End, i: int, pts: _Points) -> bool:
+    """Is the end ``x`` exactly below the end ``y`` (coordinate ``i``)? Floats that differ
+    decide; equal ones are compared exactly (an infinite end against an overflowed float
+    included)."""
+    if x[0] != y[0]:
+        return x[0] < y[0]
+    if x[1] < 0 or y[1] < 0:
+        return (x[1] < 0 <= y[1] and x[0] < 0) or (y[1] < 0 <= x[1] and y[0] > 0)
+    return pts.coord(x[1], i) < pts.coord(y[1], i)
+
+
+def _free(key: Sequence[int], d: int) -> list[int]:
+    """The coordinates that the hyperplane ``key`` does not fix (along which a facet on it can
+    have an extent)."""
+    return [i for i in range(d) if any(key[k] != 0 for k in range(d) if k != i)]
+
+
 class _Face:
     """A facet of a region (already proven to be one) with what the overlap tests need: its
-    extent along a coordinate as two ends ``(float, vertex)`` (the nearest float of the end and
-    the vertex where it is reached, or ``(±inf, -1)`` where the facet is unbounded; a region
-    with lines lists no vertex, so its facets get all of R), and its vertices and rays as
-    integer and float columns. The least (greatest) coordinate among the vertices has the least
-    (greatest) nearest float, rounding being monotone; ties of floats are broken exactly."""
+    extent along a coordinate (:func:`_extent`; a region with lines lists no vertex, so its
+    facets get all of R), and its vertices and rays as integer and float columns."""
 
-    __slots__ = ("dirs", "ext", "f", "fgens", "gens", "pointed", "ri")
+    __slots__ = ("dirs", "ext", "f", "fgens", "gens", "k", "pointed", "ri")
 
-    def __init__(self, r: Region, f: RegionFacet) -> None:
-        self.ri, self.f = r.index, f
+    def __init__(self, r: Region, k: int) -> None:
+        self.ri, self.k, self.f = r.index, k, r.facets[k]
         self.pointed = not r.lines
-        self.dirs = [r.rays[k] for k in f.rays]
-        self.ext: dict[int, tuple[tuple[float, int], tuple[float, int]]] = {}
+        self.dirs = [r.rays[j] for j in self.f.rays]
+        self.ext: dict[int, tuple[End, End]] = {}
         self.gens: list[list[int]] | None = None
         self.fgens: np.ndarray | None = None
 
-    def extent(self, i: int, Vl: list[list[float]],
-               V: Sequence[Any]) -> tuple[tuple[float, int], tuple[float, int]]:
-        """The ends of the facet along coordinate ``i`` (``Vl``: nearest floats of the
-        vertices, ``V`` their exact coordinates)."""
+    def extent(self, i: int, pts: _Points) -> tuple[End, End]:
+        """The ends of the facet along coordinate ``i``."""
         got = self.ext.get(i)
         if got is None:
-            if not self.pointed:
-                got = ((-math.inf, -1), (math.inf, -1))
-            else:
-                ks = self.f.vertices
-                fl = [Vl[k][i] for k in ks]
-                if any(v[i] < 0 for v in self.dirs):
-                    lo = (-math.inf, -1)
-                else:
-                    m = min(fl)
-                    at = [k for k, x in zip(ks, fl, strict=True) if x == m]
-                    lo = (m, at[0] if len(at) == 1 else min(at, key=lambda k: V[k][i]))
-                if any(v[i] > 0 for v in self.dirs):
-                    hi = (math.inf, -1)
-                else:
-                    m = max(fl)
-                    at = [k for k, x in zip(ks, fl, strict=True) if x == m]
-                    hi = (m, at[0] if len(at) == 1 else max(at, key=lambda k: V[k][i]))
-                got = (lo, hi)
-            self.ext[i] = got
+            got = self.ext[i] = (_extent(self.f.vertices, self.dirs, i, pts.Vf, pts)
+                                 if self.pointed else _WHOLE_LINE)
         return got
 
     def generators(self, adj: _Adjacency) -> list[list[int]]:
         """The facet's vertices and rays as integer rows ``[x | D]``, ``[r | 0]``."""
         if self.gens is None:
             r = adj.cert.regions[self.ri]
-            self.gens = ([adj.hom(k) for k in self.f.vertices]
+            self.gens = ([adj.pts.hom(k) for k in self.f.vertices]
                          + [_hom(r.rays[k], 0) for k in self.f.rays])
         return self.gens
 
@@ -1200,7 +1430,7 @@ class _Face:
         if self.fgens is None:
             r = adj.cert.regions[self.ri]
             X = np.ones((adj.d + 1, len(self.f.vertices) + len(self.f.rays)))
-            X[:-1, :len(self.f.vertices)] = adj.Vf[list(self.f.vertices)].T
+            X[:-1, :len(self.f.vertices)] = adj.pts.Vf[list(self.f.vertices)].T
             for n, k in enumerate(self.f.rays):
                 X[:, len(self.f.vertices) + n] = [_nearest(x) for x in r.rays[k]] + [0.0]
             self.fgens = X
@@ -1211,34 +1441,159 @@ def _dot(a: list[int], b: list[int]) -> int:
     return sum(x * y for x, y in zip(a, b, strict=True))
 
 
+class _TruePairs:
+    """The true adjacent pairs ``i < j``, sorted, as ``codes`` ``i * n + j`` (``n`` regions),
+    with the hyperplane key and both facets' ids of each (:meth:`info`)."""
+
+    def __init__(self, n: int, ri: np.ndarray, rj: np.ndarray,
+                 info: Callable[[int], tuple[tuple, Sequence[int], Sequence[int]]]) -> None:
+        codes = ri.astype(np.int64) * n + rj.astype(np.int64)
+        codes, first = np.unique(codes, return_index=True)  # a pair of convex cells shares one
+        self.n, self.codes, self.ri, self.rj = n, codes, ri[first], rj[first]
+        self._at, self._info = first, info
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def find(self, i: int, j: int) -> int:
+        """The position of the pair ``(i, j)``, -1 if it is not a true pair."""
+        c = i * self.n + j
+        pos = int(np.searchsorted(self.codes, c))
+        return pos if pos < len(self.codes) and int(self.codes[pos]) == c else -1
+
+    def info(self, pos: int) -> tuple[tuple, Sequence[int], Sequence[int]]:
+        return self._info(int(self._at[pos]))
+
+
+class _FacetTable:
+    """The facets of every region of a 1-D or 2-D certificate for adjacency (see
+    :class:`_Adjacency` for the argument), recorded region by region while the regions are
+    streamed, as compact columns: per facet its group (hyperplane, least op ``j0`` with a
+    constraint on it and the states before ``j0``), side, region, extent along the group's first
+    free coordinate (:func:`_extent`) and ids. The states before ``j0`` enter the group by their
+    hash: two prefixes with one hash only merge two groups, and a merged group yields no false
+    pair (two facets on one hyperplane, on opposite sides, whose relative interiors share a
+    (d-1)-dimensional set make their regions adjacent whatever their patterns); the hyperplane
+    enters exactly."""
+
+    def __init__(self, d: int, offsets: list[int], pts: _Points) -> None:
+        self.d, self.offsets, self.pts = d, offsets, pts
+        self.groups: dict[tuple, int] = {}
+        self.keys: list[tuple[int, ...]] = []
+        self.gid, self.region = array("q"), array("q")
+        self.side = array("b")
+        self.lo, self.hi = array("d"), array("d")
+        self.lov, self.hiv = array("q"), array("q")
+        self.ids, self.ids_at = array("q"), array("q", [0])
+        self.planes: dict[tuple[int, int], tuple[tuple[int, ...], int, Any, Any]] = {}
+
+    def add(self, r: Region, key: tuple) -> None:
+        """Record the facets of region ``r`` (pattern ``key``), its facet claims proven."""
+        n_dom = self.offsets[0]
+        prefix: dict[int, int] = {}  # hashes of the states before op j0
+        for f in r.facets:
+            low = min(f.ids)
+            if low < n_dom:
+                continue  # on the domain's boundary: every region is on the same side
+            j0 = bisect.bisect_right(self.offsets, low) - 1
+            h = prefix.get(j0)
+            if h is None:
+                h = prefix[j0] = hash(key[:j0])
+            ab = (id(f.a), id(f.b))  # engines share them between facets; held while here
+            got = self.planes.get(ab)
+            if got is None or got[2] is not f.a or got[3] is not f.b:
+                if len(self.planes) >= 1 << 12:
+                    self.planes.clear()
+                got = self.planes[ab] = (*_plane(f.a, f.b), f.a, f.b)
+            plane, side = got[0], got[1]
+            g = (plane, j0, h)
+            gid = self.groups.get(g)
+            if gid is None:
+                gid = self.groups[g] = len(self.keys)
+                self.keys.append(plane)
+            self.gid.append(gid)
+            self.region.append(r.index)
+            self.side.append(side)
+            if self.d == 2:
+                c0 = 0 if plane[1] != 0 else 1
+                lo, hi = (_extent(f.vertices, [r.rays[k] for k in f.rays], c0, self.pts.Vf,
+                                  self.pts) if not r.lines else _WHOLE_LINE)
+                self.lo.append(lo[0])
+                self.lov.append(lo[1])
+                self.hi.append(hi[0])
+                self.hiv.append(hi[1])
+            self.ids.extend(f.ids)
+            self.ids_at.append(len(self.ids))
+
+    def pairs(self, n_reg: int) -> _TruePairs:
+        """The true adjacent pairs: facets of a group on opposite sides whose relative
+        interiors share a (d-1)-dimensional set (1-D: both are the point itself; 2-D: their
+        extents along a free coordinate overlap with positive length, the coordinate mapping
+        the line one-to-one onto its axis)."""
+        self.planes.clear()
+        pts = self.pts
+        n = len(self.gid)
+        gid = np.frombuffer(self.gid, dtype=np.int64) if n else np.zeros(0, np.int64)
+        side = np.frombuffer(self.side, dtype=np.int8) if n else np.zeros(0, np.int8)
+        lo = np.frombuffer(self.lo, dtype=np.float64) if len(self.lo) else np.zeros(n)
+        order = np.lexsort((lo, side, gid))
+        g, sd = gid[order], side[order]
+        starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]])) if n else (
+            np.zeros(0, np.int64))
+        ends = np.append(starts[1:], n)
+        # only groups with facets on both sides (sorted by side: the minus ones first)
+        both = (sd[starts] < 0) & (sd[ends - 1] > 0) if n else np.zeros(0, bool)
+        fi, fj = array("q"), array("q")
+        for a, b in zip(starts[both].tolist(), ends[both].tolist(), strict=True):
+            run = order[a:b].tolist()
+            cut = a + int(np.searchsorted(sd[a:b], 0))
+            minus, plus = run[:cut - a], run[cut - a:]  # minus by lo, as sorted
+            if self.d == 1:
+                fi.extend(p for p in plus for _ in minus)
+                fj.extend(m for _ in plus for m in minus)
+                continue
+            c0 = 0 if self.keys[self.gid[plus[0]]][1] != 0 else 1
+            for p in plus:
+                top = self.hi[p]
+                plo, phi = (self.lo[p], self.lov[p]), (self.hi[p], self.hiv[p])
+                for m in minus:
+                    if self.lo[m] > top:
+                        break  # so is every later one's: exactly above p's top
+                    if (_less(plo, (self.hi[m], self.hiv[m]), c0, pts)
+                            and _less((self.lo[m], self.lov[m]), phi, c0, pts)):
+                        fi.append(p)
+                        fj.append(m)
+        del order, g, sd, starts, ends, both
+        reg = np.frombuffer(self.region, dtype=np.int64) if len(self.region) else np.zeros(
+            0, np.int64)
+        a = np.frombuffer(fi, dtype=np.int64) if len(fi) else np.zeros(0, np.int64)
+        b = np.frombuffer(fj, dtype=np.int64) if len(fj) else np.zeros(0, np.int64)
+        ra, rb = reg[a], reg[b]
+        swap = ra > rb
+        a, b = np.where(swap, b, a), np.where(swap, a, b)
+        facets = np.stack([a, b], axis=1)
+
+        def info(k: int) -> tuple[tuple, Sequence[int], Sequence[int]]:
+            x, y = int(facets[k, 0]), int(facets[k, 1])
+            return (self.keys[self.gid[x]], self.ids[self.ids_at[x]:self.ids_at[x + 1]],
+                    self.ids[self.ids_at[y]:self.ids_at[y + 1]])
+
+        return _TruePairs(n_reg, reg[a], reg[b], info)
+
+
 class _Adjacency:
     """The true adjacent pairs of a certificate whose regions and facets are proven (see the
-    module docstring for the argument)."""
+    module docstring for the argument); in d >= 3, with random access to the regions (1-D and
+    2-D certificates go through :class:`_FacetTable`)."""
 
-    def __init__(self, cert: Certificate, d: int, offsets: list[int], Vf: np.ndarray,
+    def __init__(self, cert: Certificate, d: int, offsets: list[int], pts: _Points,
                  signs: Any) -> None:
-        self.cert, self.d, self.offsets, self.Vf, self.signs = cert, d, offsets, Vf, signs
-        self.Vl: list[list[float]] = Vf.tolist()
+        self.cert, self.d, self.offsets, self.pts, self.signs = cert, d, offsets, pts, signs
         self.rows: dict[int, tuple] = {}
-        self.homs: dict[int, list[int]] = {}
 
-    def hom(self, k: int) -> list[int]:
-        """Vertex ``k`` as integers ``[x | D]`` (:func:`_hom`)."""
-        got = self.homs.get(k)
-        if got is None:
-            got = self.homs[k] = _hom(self.cert.vertices[k], 1)
-        return got
-
-    def less(self, x: tuple[float, int], y: tuple[float, int], i: int) -> bool:
-        """Is the end ``x`` exactly below the end ``y`` (coordinate ``i``)? Floats that differ
-        decide; equal ones are compared exactly (an infinite end against an overflowed float
-        included)."""
-        if x[0] != y[0]:
-            return x[0] < y[0]
-        if x[1] < 0 or y[1] < 0:
-            return (x[1] < 0 <= y[1] and x[0] < 0) or (y[1] < 0 <= x[1] and y[0] > 0)
-        V = self.cert.vertices
-        return V[x[1]][i] < V[y[1]][i]
+    def less(self, x: End, y: End, i: int) -> bool:
+        """Is the end ``x`` exactly below the end ``y`` (coordinate ``i``)? (:func:`_less`)"""
+        return _less(x, y, i, self.pts)
 
     def region_rows(self, ri: int) -> tuple[list[RegionFacet], list[list[int]], np.ndarray,
                                             np.ndarray]:
@@ -1262,7 +1617,7 @@ class _Adjacency:
         vertex of ``y`` and along every ray)? Then the two facets meet in ``H ∩ {h = 0}`` at
         most, a (d-2)-dimensional set. Signs by the float filter, the undecided ones (every
         zero) in integers."""
-        facets, ints, F, absF = self.region_rows(x.ri)
+        _, ints, F, absF = self.region_rows(x.ri)
         X = np.concatenate([y.float_generators(self) for y in ys], axis=1)
         S, decided = float_signs(F, absF, X)
         starts = np.cumsum([0] + [len(y.f.vertices) + len(y.f.rays) for y in ys[:-1]])
@@ -1270,8 +1625,7 @@ class _Adjacency:
         # and only the undecided entries (every zero among them) of the rows left are exact
         positive = np.maximum.reduceat((S > 0).view(np.int8), starts, axis=1)
         undecided = np.add.reduceat((~decided).view(np.int8).astype(np.int32), starts, axis=1)
-        own = next(n for n, f in enumerate(facets) if f is x.f)
-        positive[own, :] = 1  # its own hyperplane carries both facets
+        positive[x.k, :] = 1  # its own hyperplane carries both facets
         left = positive == 0
         out = (left & (undecided == 0)).any(axis=0)
         for n in np.nonzero(left.any(axis=0) & ~out)[0].tolist():
@@ -1284,9 +1638,8 @@ class _Adjacency:
                     break
         return out
 
-    def pairs(self) -> dict[tuple[int, int], tuple[tuple, RegionFacet, RegionFacet]]:
-        """``(i, j) -> (hyperplane key, facet of i, facet of j)`` for every adjacent pair
-        ``i < j``."""
+    def pairs(self) -> _TruePairs:
+        """Every adjacent pair ``i < j``, with its hyperplane key and facets."""
         cert, offsets = self.cert, self.offsets
         n_dom = offsets[0]
         groups: dict[tuple, tuple[list[_Face], list[_Face]]] = {}
@@ -1295,7 +1648,7 @@ class _Adjacency:
         planes: dict[tuple[int, int], tuple[tuple[int, ...], int, Any, Any]] = {}
         for r in cert.regions:
             pids: dict[int, int] = {}
-            for f in r.facets:
+            for k, f in enumerate(r.facets):
                 low = min(f.ids)
                 if low < n_dom:
                     continue  # on the domain's boundary: every region is on the same side
@@ -1311,15 +1664,20 @@ class _Adjacency:
                 key, side = got[0], got[1]
                 gk = (key, j0, pid, self.signs(r.index, j0, key))
                 plus, minus = groups.setdefault(gk, ([], []))
-                (plus if side > 0 else minus).append(_Face(r, f))
-        out: dict[tuple[int, int], tuple[tuple, RegionFacet, RegionFacet]] = {}
+                (plus if side > 0 else minus).append(_Face(r, k))
+        out: list[tuple[tuple, _Face, _Face]] = []
         for (key, _, _, _), (plus, minus) in groups.items():
             if not plus or not minus:
                 continue
             for p, m in self._overlapping(key, plus, minus):
-                i, j = (p, m) if p.ri < m.ri else (m, p)
-                out[(i.ri, j.ri)] = (key, i.f, j.f)
-        return out
+                out.append((key, *((p, m) if p.ri < m.ri else (m, p))))
+
+        def info(k: int) -> tuple[tuple, Sequence[int], Sequence[int]]:
+            key, x, y = out[k]
+            return key, x.f.ids, y.f.ids
+
+        return _TruePairs(len(cert.regions), np.array([x.ri for _, x, _ in out], dtype=np.int64),
+                          np.array([y.ri for _, _, y in out], dtype=np.int64), info)
 
     def _overlapping(self, key: tuple[int, ...], plus: list[_Face], minus: list[_Face]) -> list:
         """Pairs of facets on the hyperplane ``key`` (opposite sides) whose relative interiors
@@ -1327,12 +1685,11 @@ class _Adjacency:
         d = self.d
         if d == 1:
             return [(p, m) for p in plus for m in minus]  # both facets are the point itself
-        free = [i for i in range(d) if any(key[k] != 0 for k in range(d) if k != i)]
+        free = _free(key, d)
         c0 = free[0]
-        Vl, V = self.Vl, self.cert.vertices
         for x in plus + minus:
             for i in free:
-                x.extent(i, Vl, V)
+                x.extent(i, self.pts)
         minus = sorted(minus, key=lambda m: m.ext[c0][0][0])
         less = self.less
         cands = []
@@ -1376,7 +1733,7 @@ class _Adjacency:
         shared = set(p.f.vertices).intersection(m.f.vertices)
         if len(shared) < d:
             return False
-        return d == 3 or flint.fmpz_mat([self.hom(k) for k in shared]).rank() == d
+        return d == 3 or flint.fmpz_mat([self.pts.hom(k) for k in shared]).rank() == d
 
     def _overlap(self, key: tuple[int, ...], p: _Face, m: _Face) -> bool:
         """d >= 3: do facets ``p`` and ``m`` on the hyperplane ``key`` share a (d-1)-dimensional
@@ -1389,9 +1746,9 @@ class _Adjacency:
             return True  # not separated by an edge line of either polygon
         rows = []
         for x in (p, m):
-            facets, ints, _, _ = self.region_rows(x.ri)
-            for h, row in zip(facets, ints, strict=True):
-                if h is not x.f:
+            ints = self.region_rows(x.ri)[1]
+            for h, row in enumerate(ints):
+                if h != x.k:
                     rows.append([row[d], *row[:d], -1])  # g(t) >= s
         e = [-v for v in key[:d]] + [key[d]]
         rows += [[e[d], *e[:d], 0], [-e[d]] + [-v for v in e[:d]] + [0], [1] + [0] * d + [-1]]
@@ -1399,72 +1756,118 @@ class _Adjacency:
         return value > 0
 
 
-def _check_adjacency(cert: Certificate, d: int, offsets: list[int], Vf: np.ndarray,
-                     signs: Any) -> None:
-    """The listed adjacent pairs are exactly the true ones, each with its hyperplane and ids."""
-    true = _Adjacency(cert, d, offsets, Vf, signs).pairs()
-    listed: set[tuple[int, int]] = set()
-    for a in cert.adjacency:
-        pair = (a.i, a.j)
+def _check_adjacency(cert: Certificate, d: int, n_reg: int, true: _TruePairs) -> None:
+    """The listed adjacent pairs (validated as they are read, in one pass) are exactly the true
+    ones, each with its hyperplane and ids."""
+    listed = np.zeros(len(true), dtype=bool)
+    for n, a in enumerate(_stream(cert.adjacency)):
+        _validate_adjacency(n, a, d, n_reg)
         aw = f"adjacency ({a.i}, {a.j})"
-        if pair in listed:
-            _fail(f"{aw}: listed twice")
-        listed.add(pair)
-        got = true.get(pair)
-        if got is None:
+        pos = true.find(a.i, a.j)
+        if pos < 0:
             _fail(f"{aw}: the regions' closures do not share a {d - 1}-dimensional face")
-        key, fi, fj = got
+        if listed[pos]:
+            _fail(f"{aw}: listed twice")
+        listed[pos] = True
+        key, ids_i, ids_j = true.info(pos)
         # as the engines write it: the key divided by its first non-zero entry
         lead = next(v for v in key if v != 0)
         if any(x * lead != k for x, k in zip([*a.a, a.b], key, strict=True)):
             want = [str(Fraction(k, lead)) for k in key]
             _fail(f"{aw}: the shared hyperplane is a . t = b with a = {want[:d]}, b = {want[d]} "
                   "(the first non-zero entry of a scaled to 1)")
-        ids = set(fi.ids) | set(fj.ids)
+        ids = set(ids_i) | set(ids_j)
         if len(set(a.ids)) != len(a.ids) or set(a.ids) != ids:
             _fail(f"{aw}: ids {list(a.ids)}, expected the constraints of both facets {sorted(ids)}")
-    for pair in sorted(true):
-        if pair not in listed:
-            _fail(f"adjacency: regions {pair[0]} and {pair[1]} share a {d - 1}-dimensional face "
-                  "but are not listed as adjacent")
+    if not listed.all():
+        pos = int(np.argmin(listed))  # the least pair (i, j) not listed
+        _fail(f"adjacency: regions {int(true.ri[pos])} and {int(true.rj[pos])} share a "
+              f"{d - 1}-dimensional face but are not listed as adjacent")
 
 
-def _check_pieces(cert: Certificate) -> None:
+def _equal_maps(cert: Certificate, true: _TruePairs,
+                out_hash: np.ndarray) -> list[tuple[int, int]]:
+    """The adjacent pairs whose exact output maps are equal. Each region's map (proven equal to
+    the exact map of its pattern) was hashed in the region pass; the pairs with equal hashes are
+    compared exactly, their regions' maps read in one more pass (none when no hashes are
+    equal)."""
+    cand = np.nonzero(out_hash[true.ri] == out_hash[true.rj])[0]
+    if not len(cand):
+        return []
+    want = set(true.ri[cand].tolist()) | set(true.rj[cand].tolist())
+    maps: dict[int, list] = {}
+    for k, r in enumerate(_stream(cert.regions)):
+        if k in want:
+            maps[k] = [tuple(row) for row in r.output]
+    return [(i, j) for i, j in zip(true.ri[cand].tolist(), true.rj[cand].tolist(), strict=True)
+            if maps[i] == maps[j]]
+
+
+def _check_pieces(pieces: Sequence[int], n_reg: int, same: list[tuple[int, int]]) -> None:
     """Piece labels: the connected components of the graph of adjacent pairs (proven exact)
-    with equal exact output maps, numbered in order of first occurrence."""
-    regions = cert.regions
-    nbrs: list[list[int]] = [[] for _ in regions]
-    for a in cert.adjacency:
-        if regions[a.i].output == regions[a.j].output:
-            nbrs[a.i].append(a.j)
-            nbrs[a.j].append(a.i)
-    label = [-1] * len(regions)
-    n = 0
-    for k in range(len(regions)):  # components in order of their first region
-        if label[k] < 0:
-            label[k] = n
-            stack = [k]
-            while stack:
-                for y in nbrs[stack.pop()]:
-                    if label[y] < 0:
-                        label[y] = n
-                        stack.append(y)
-            n += 1
-    for k, p in enumerate(cert.pieces):
-        if p == label[k]:
-            continue
-        j = label.index(label[k])  # the first region of k's piece (earlier labels are right)
-        if j < k:
-            _fail(f"pieces: regions {j} and {k} are connected through adjacent regions with one "
-                  f"exact output map but labelled {cert.pieces[j]} and {p}")
-        if p in cert.pieces[:k]:
-            _fail(f"pieces: regions {cert.pieces.index(p)} and {k} are labelled {p} but are not "
-                  "connected through adjacent regions with their exact output map")
-        _fail(f"pieces: region {k} starts a new piece labelled {p}; labels number the pieces in "
-              f"order of first occurrence, so it is {label[k]}")
+    with equal exact output maps (``same``), numbered in order of first occurrence."""
+    parent = np.arange(n_reg, dtype=np.int64)
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = int(parent[x])
+        return x
+
+    for i, j in same:
+        a, b = root(i), root(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)  # a component's root is its first region
+    while True:
+        up = parent[parent]
+        if (up == parent).all():
+            break
+        parent = up
+    # components in order of their first region (the root)
+    first = parent == np.arange(n_reg)
+    label = (np.cumsum(first) - 1)[parent]
+    # the given labels (each an int, validated) with any beyond int64 as -1, never a label
+    given = np.fromiter((p if -(2 ** 63) <= p < 2 ** 63 else -1 for p in pieces),
+                        dtype=np.int64, count=n_reg)
+    wrong = np.nonzero(given != label)[0]
+    if not len(wrong):
+        return
+    k = int(wrong[0])
+    p = pieces[k]
+    j = int(parent[k])  # the first region of k's piece (earlier labels are right)
+    if j < k:
+        _fail(f"pieces: regions {j} and {k} are connected through adjacent regions with one "
+              f"exact output map but labelled {pieces[j]} and {p}")
+    earlier = next((i for i in range(k) if pieces[i] == p), None)
+    if earlier is not None:
+        _fail(f"pieces: regions {earlier} and {k} are labelled {p} but are not "
+              "connected through adjacent regions with their exact output map")
+    _fail(f"pieces: region {k} starts a new piece labelled {p}; labels number the pieces in "
+          f"order of first occurrence, so it is {int(label[k])}")
 
 
 # ----------------------------------------------------------------------------- the check
+
+def _distinct_patterns(cert: Certificate, hashes: np.ndarray) -> None:
+    """No pattern is listed twice: regions whose patterns have one hash are compared exactly
+    (read again, by index); the least region with the pattern of an earlier one is reported."""
+    order = np.argsort(hashes, kind="stable")
+    same = hashes[order[1:]] == hashes[order[:-1]]
+    if not same.any():
+        return
+    worst: int | None = None
+    starts = [*np.nonzero(np.concatenate([[True], ~same]))[0].tolist(), len(order)]
+    for a, b in itertools.pairwise(starts):
+        if b - a < 2:
+            continue
+        first: dict[tuple, int] = {}
+        for k in sorted(order[a:b].tolist()):
+            if first.setdefault(tuple(tuple(p) for p in cert.regions[k].pattern), k) != k:
+                worst = k if worst is None else min(worst, k)
+                break
+    if worst is not None:
+        _fail(f"region {worst}: pattern listed twice")
+
 
 def _program(cert: Certificate, net: nn.Module | Program) -> Program:
     """The network captured at the certificate's input shape (which must fit the domain)."""
@@ -1482,9 +1885,6 @@ def _program(cert: Certificate, net: nn.Module | Program) -> Program:
         return capture(net, shape)
     except InvalidInputError as exc:
         raise CertificateError(f"input_shape {shape}: {exc}") from None
-
-
-T = TypeVar("T")
 
 
 def _counted(items: Iterable[T], bar: Any) -> Iterator[T]:
@@ -1515,7 +1915,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
         cert = Certificate.load(cert)
     if not isinstance(cert, Certificate):
         _fail(f"{_short(cert)} is neither a Certificate nor the path of one")
-    _validate(cert)
+    _validate_header(cert)
     dom = cert.domain
     if domain is not None:
         want = domain if isinstance(domain, Domain) else as_domain(domain)
@@ -1553,29 +1953,17 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     dom_irows = [_ints(row) for row in dom_rows]
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
-    # vertices: distinct points; nearest floats for all, exact fmpq on demand
-    n_vert = len(cert.vertices)
-    first_at: dict[tuple, int] = {}
-    for k, v in enumerate(cert.vertices):
-        j = first_at.setdefault(tuple(v), k)
-        if j != k:
-            _fail(f"vertices {j} and {k} are the same point")
-    del first_at
-    Vf = nearest_floats([list(v) for v in cert.vertices]) if n_vert else np.zeros((0, d))
-    vq_cache: dict[int, tuple] = {}
-    vh_cache: dict[int, list[int]] = {}
-
-    def vh(k: int) -> list[int]:
-        v = vh_cache.get(k)
-        if v is None:
-            v = vh_cache[k] = _hom(cert.vertices[k], 1)
-        return v
+    # vertices: read once (validated), held compactly; distinct points
+    pts = _Points(cert.vertices, d)
+    n_vert = len(pts)
+    repeat = pts.first_repeat()
+    if repeat is not None:
+        _fail(f"vertices {repeat[0]} and {repeat[1]} are the same point")
+    Vf = pts.Vf
+    vh = pts.hom
 
     def vq(k: int) -> tuple:
-        v = vq_cache.get(k)
-        if v is None:
-            v = vq_cache[k] = tuple(_fq(x) for x in cert.vertices[k])
-        return v
+        return tuple(_fq(x) for x in pts.exact(k))
 
     runner = (_ChainRunner(prog, m0) if _ChainRunner.applies(prog) and not _GENERIC_MAPS
               else _Runner(prog, m0))
@@ -1588,13 +1976,16 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
             nd = nodes[j]
             idx, sgn = nd.piecewise_rule.cell_constraints(nd.module, _state_tensor(nd, st_key),
                                                           nd.in_shapes[0])
+            if len(cc_cache) >= 1 << 10:
+                cc_cache.clear()  # states recur among nearby regions: a few thousand suffice
             cc = cc_cache[(j, st_key)] = (idx.reshape(-1).numpy().astype(np.int64),
                                           sgn.reshape(-1).numpy().astype(np.int64))
         return cc
 
     # adjacency in d >= 3 groups facets by the signs of ops whose cells are sign vectors too
     refine = [d >= 3 and bool(getattr(nd.rule, "sign_cells", False)) for nd in nodes]
-    wsigns: list[np.ndarray | None] = [None] * (len(cert.regions) * len(nodes))
+    n_reg = len(cert.regions)
+    wsigns: list[np.ndarray | None] = [None] * (n_reg * len(nodes) if any(refine) else 0)
 
     def signs_off(ri: int, j: int, plane: tuple[int, ...]) -> bytes | None:
         """The signs of op ``j``'s switching functions on region ``ri`` (sign cells: constant on
@@ -1603,28 +1994,39 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
             return None
         sg = wsigns[ri * len(nodes) + j]
         assert sg is not None  # stored for every region while refine[j] holds
-        lvl = runner.memo[tuple(tuple(p) for p in cert.regions[ri].pattern[:j])]
+        lvl = runner.level(tuple(tuple(p) for p in cert.regions[ri].pattern), j)
         masked = sg.copy()
         masked[lvl.on_plane(plane)] = 0
         return masked.tobytes()
 
-    seen: dict[tuple, int] = {}
     by_volume = bounded and d <= _VOLUME_MAX_DIM
-    volumes: list[fmpq] = []
+    # what is kept of each region after its pass: on the volume path the hashes of its pattern
+    # (distinctness, compared exactly where equal) and of its output map (pieces, likewise), the
+    # vertices used, the volumes' running sum and (1-D, 2-D) its facets for adjacency; closure
+    # needs every pattern at once
+    seen: dict[tuple, int] = {}
+    pat_hash, out_hash = array("q"), array("q")
+    used = np.zeros(n_vert, dtype=bool)
+    volumes = _Sum()
+    table = _FacetTable(d, offsets, pts) if d <= 2 else None
     deferred: str | None = None  # the first false facet claim, on the volume path
-    bar = progress_bar(len(cert.regions), "checking regions", progress and len(cert.regions) > 1)
-    for r in _counted(cert.regions, bar):
+    patterns = _Patterns()
+    bar = progress_bar(n_reg, "checking regions", progress and n_reg > 1)
+    for pos, r in enumerate(_counted(_stream(cert.regions), bar)):
+        _validate_region(pos, r, d, n_vert, patterns)
         where = f"region {r.index}"
         if len(r.pattern) != prog.num_piecewise:
             _fail(f"{where}: pattern has {len(r.pattern)} ops, the network has "
                   f"{prog.num_piecewise}")
         key = tuple(tuple(p) for p in r.pattern)
-        if key in seen:
-            _fail(f"{where}: pattern listed twice")
+        if not by_volume:
+            if key in seen:
+                _fail(f"{where}: pattern listed twice")
+            seen[key] = r.index
         for p, nd, n in zip(r.pattern, nodes, n_out, strict=True):
             if len(p) != n:
                 _fail(f"{where}: pattern of {nd.name} has {len(p)} states, expected {n}")
-        seen[key] = r.index
+        pat_hash.append(hash(key))
         w = r.witness
         vids = list(r.vertices)
         if len(set(vids)) != len(vids):
@@ -1693,6 +2095,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
                                   [_fq(v) for row in rows_out for v in row]) == out.mat
         if not same:
             _fail(f"{where}: output map differs from the exact output map of its pattern")
+        out_hash.append(hash(tuple(tuple(row) for row in rows_out)))
+        used[vids] = True
         # the region's constraints, row by row: the block and row of each, its id
         starts = np.cumsum([0] + [len(b[2]) for b in blocks])
         cids = np.concatenate([b[4] for b in blocks]).tolist()
@@ -1718,13 +2122,14 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
         if vids:
             SG = np.concatenate([S_all[sel, 1:] * sgn[:, None].astype(np.int8)
                                  for _, S_all, sel, sgn, _, _ in blocks], axis=0)
+            neg = SG < 0
+            if neg.any():
+                col = int(np.argmax(neg.any(axis=0)))
+                _fail(f"{where}: vertex {vids[col]} violates constraint "
+                      f"{cids[int(np.argmax(neg[:, col]))]}")
             for col, k in enumerate(vids):
-                colv = SG[:, col]
-                neg = colv < 0
-                if neg.any():
-                    _fail(f"{where}: vertex {k} violates constraint {cids[int(np.argmax(neg))]}")
-                tight = np.nonzero(colv == 0)[0].tolist()
-                if len(tight) < d or flint.fmpz_mat([normal(t) for t in tight]).rank() != d:
+                tight = np.nonzero(SG[:, col] == 0)[0].tolist()
+                if len(tight) < d or not _full_rank([normal(t) for t in tight], d):
                     _fail(f"{where}: vertex {k} is not a vertex of the region (its tight "
                           f"constraints have rank < {d})")
         else:
@@ -1753,7 +2158,9 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
                         if kind == "ray":
                             ray_tight[i, n_dir] = dv == 0
         # the generators of the region: its listed vertices (when it has no lines) and rays
-        points: list[tuple] = [vq(k) for k in vids]
+        # (exact coordinates only where the walk or H->V needs them)
+        points: list[tuple] = [vq(k) for k in vids] if not by_volume else []
+        n_points = len(vids)
         P_tight = SG == 0
         if not by_volume:
             # vertex, ray and line lists proven by an exact H->V of the region's constraints
@@ -1770,6 +2177,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
                     _fail(f"{where}: a region with lines has no vertex, {len(vids)} are listed")
                 hv_pts, hv_rays = _h_to_v(R_all, d, where)
                 points = [tuple(_fq(x) for x in p) for p in hv_pts]
+                n_points = len(points)
                 P_tight = np.array(
                     [[sum((a * x for a, x in zip(row[:d], p, strict=True)), row[d]) == 0
                       for p in points] for row in R_all], dtype=bool).reshape(n_rows, len(points))
@@ -1785,13 +2193,15 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
                       f"{len(r.rays)} listed, {len(extreme)} extreme")
         # facets: exactly the region's irredundant constraints
         T = np.concatenate([P_tight, ray_tight], axis=1)
-        facets = _true_facets(T, len(points), bounded, d)
+        facets = _true_facets(T, n_points, bounded, d)
         msg = _facet_error(where, r, facets, cids, oriented, vids, 0 if r.lines else len(vids),
-                           len(points))
+                           n_points)
         if msg is not None:
             if not by_volume:
                 _fail(msg)
             deferred = deferred or msg
+        elif table is not None:
+            table.add(r, key)
         # volume
         if bounded and (by_volume or r.volume is not None or d <= _VOLUME_FIELD_MAX_DIM):
             # a lower bound of the volume of the region's closure P, whatever the vertex list: every
@@ -1799,26 +2209,27 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
             # so the hull Q of the list lies in P; the bound is vol(Q) in 1-D and 2-D and a sum of
             # interior-disjoint simplices in Q for d >= 3 (see _hull_lower_bound). It equals
             # vol(P) iff the list holds every vertex of P (proven by the volume sum, or by H->V).
-            pts = [cert.vertices[k] for k in vids]
             if d == 1:
-                vol = max(p[0] for p in pts) - min(p[0] for p in pts) if pts else Fraction(0)
+                xs = [pts.coord(k, 0) for k in vids]
+                vol = max(xs) - min(xs) if xs else Fraction(0)
             elif d == 2:
-                vol = _area_2d(vids, Vf, vh, pts)
+                vol = _area_2d(vids, pts)
             else:
                 masks = [sum(1 << c for c in cols) for _, cols in facets]
-                vol = _hull_lower_bound(pts, masks)
+                vol = _hull_lower_bound([pts.exact(k) for k in vids], masks)
             if r.volume is not None and vol != r.volume:
                 _fail(f"{where}: volume {r.volume} differs from the volume of its vertices {vol}")
             if r.volume is None and d <= _VOLUME_FIELD_MAX_DIM:
                 _fail(f"{where}: volume missing (it is required on bounded domains up to "
                       f"{_VOLUME_FIELD_MAX_DIM}-D)")
-            volumes.append(_fq(vol))
+            volumes.add(_fq(vol))
         elif r.volume is not None:
             _fail(f"{where}: a volume on an unbounded domain (it must be None)")
     if not cert.regions:
         _fail("completeness: the certificate lists no region")
     if by_volume:
-        total_volume = to_fraction(_pairwise_sum(volumes))
+        _distinct_patterns(cert, np.frombuffer(pat_hash, dtype=np.int64))
+        total_volume = to_fraction(volumes.total())
         if total_volume != dom.volume():
             _fail(f"completeness: region volumes sum to {total_volume}, the domain's volume is "
                   f"{dom.volume()} (a region is missing or its vertices are incomplete)")
@@ -1827,11 +2238,12 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     else:
         _closure(runner, nodes, dom_rows, seen, cell_cons, offsets, d)
     # the global vertex list: every vertex is one of some region's (none extra)
-    used = np.zeros(n_vert, dtype=bool)
-    for r in cert.regions:
-        used[r.vertices] = True
     if not used.all():
         _fail(f"vertex {int(np.argmin(used))} is a vertex of no region")
-    _check_adjacency(cert, d, offsets, Vf, signs_off)
-    _check_pieces(cert)
+    true = (table.pairs(n_reg) if table is not None
+            else _Adjacency(cert, d, offsets, pts, signs_off).pairs())
+    del table
+    _check_adjacency(cert, d, n_reg, true)
+    _check_pieces(cert.pieces, n_reg, _equal_maps(cert, true, np.frombuffer(out_hash,
+                                                                            dtype=np.int64)))
     return cert

@@ -391,12 +391,27 @@ def _run(argv: Sequence[str] | None) -> int:
                               "(see 'exactrelu --help')")
         return int(args.func(args))
     except Exception as exc:
+        if _interrupted(exc):
+            raise KeyboardInterrupt from exc
         status, message = _failure(exc)
     _err(message)
     if "--json" in argv and argv[:1] in (["verify"], ["check"]):  # stdout still has its object
         _emit({"command": argv[0], "ok": False, "failed": message.strip().splitlines()[0],
                "exit_status": status, "version": __version__})
     return status
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Did Ctrl-C cause ``exc``? A library's C++ code can turn the KeyboardInterrupt raised in
+    a callback into an error of its own, with the interrupt as its cause or context."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _failure(exc: Exception) -> tuple[int, str]:

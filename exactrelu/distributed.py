@@ -185,7 +185,10 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
                  for r in cells.regions]
         ids = [_CellIds([tuple(f.ids) for f in r.facets], n_dom,
                         [(f.a, f.b) for f in r.facets]) for r in cells.regions]
-    net_ref = client.scatter(net, broadcast=True)
+    # a key of its own (hash=False): a key made from the net's contents would be shared with a
+    # run just before on the same net, whose release can reach the scheduler after this scatter
+    # and drop the data under this run's tasks ("lost dependencies")
+    net_ref = client.scatter(net, broadcast=True, hash=False)
     sharded = save is not None
     futures = [client.submit(_task, net_ref, cell, shape, workers, max_regions, engine, sharded,
                              pure=False) for cell in tasks]

@@ -224,3 +224,31 @@ def test_json_summary_parses_and_matches_the_certificate(files, capsys):
     error = json.loads(out)
     assert rc == 2 and error["exit_status"] == 2 and error["ok"] is False
     assert error["failed"] in err and "nothing.pt" in error["failed"]
+
+
+def test_an_interrupt_wrapped_by_a_library_is_an_interrupt(monkeypatch, capsys):
+    """Ctrl-C turned into another error by C++ code (the interrupt as its cause or context, even
+    suppressed) exits 130 with the one line, as a plain KeyboardInterrupt does; other errors
+    do not."""
+    import exactrelu.cli as cli
+
+    def wrapped(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("interrupted in C++") from exc
+
+    def context(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("while handling it") from None
+
+    def plain(args):
+        raise RuntimeError("no interrupt")
+
+    for func, status in ((wrapped, 130), (context, 130), (plain, 2)):
+        monkeypatch.setattr(cli, "_cmd_trace", func)
+        assert main(["trace", "m.pt", "--bounds", "0", "1"]) == status
+        err = capsys.readouterr().err
+        assert ("exactrelu: interrupted" in err) == (status == 130), err
