@@ -524,11 +524,60 @@ struct Vertex {
     }
 };
 
+// The states of one level of a cell: a byte per unit while its cell is being cut, then (pack(),
+// once nothing compares them any more) `bits` bits per unit: 1 when every state is 0 or 1 (the
+// first unit in the high bit of the first byte, as numpy.packbits, zero padding), else 2.
 struct StateNode {
     std::shared_ptr<StateNode> up;
     std::vector<int8_t> st;
+    int n = 0;
     int level = 0;
     int out = -1;
+    int bits = 8;
+    int at(size_t u) const {
+        if (bits == 8) return st[u];
+        if (bits == 1) return ((uint8_t)st[u >> 3] >> (7 - (u & 7))) & 1;
+        return ((uint8_t)st[u >> 2] >> (6 - 2 * (u & 3))) & 3;
+    }
+    void pack() {
+        if (bits != 8) return;
+        int top = 0;
+        for (int8_t x : st) top = std::max(top, (int)x);
+        int b = top <= 1 ? 1 : 2;
+        std::vector<int8_t> p(((size_t)n * (size_t)b + 7) / 8, 0);
+        for (size_t u = 0; u < (size_t)n; ++u) {
+            uint8_t x = (uint8_t)st[u];
+            if (b == 1)
+                p[u >> 3] = (int8_t)((uint8_t)p[u >> 3] | (x << (7 - (u & 7))));
+            else
+                p[u >> 2] = (int8_t)((uint8_t)p[u >> 2] | (x << (6 - 2 * (u & 3))));
+        }
+        st.swap(p);
+        bits = b;
+    }
+};
+
+// A vector that grows by fixed chunks: no reallocation (references stay valid, no copy beside
+// the old array while it grows, at most one chunk of slack).
+template <class T>
+class Chunked {
+    static constexpr size_t C = 1024;
+    std::vector<std::unique_ptr<T[]>> chunks_;
+    size_t n_ = 0;
+
+  public:
+    size_t size() const { return n_; }
+    T& back() { return (*this)[n_ - 1]; }
+    T& emplace_back() {
+        if (n_ == chunks_.size() * C) chunks_.emplace_back(new T[C]);
+        return (*this)[n_++];
+    }
+    T& operator[](size_t i) { return chunks_[i / C][i % C]; }
+    const T& operator[](size_t i) const { return chunks_[i / C][i % C]; }
+    void clear() {
+        chunks_.clear();
+        n_ = 0;
+    }
 };
 
 struct Cell {
@@ -587,17 +636,46 @@ struct LeafRec {
     std::vector<int> state_ids;
     Q w[DMAX];
     std::vector<int> frow;               // output row id per facet
-    std::vector<std::vector<long>> fids;
+    std::vector<long> fids;              // every facet's ids, facet after facet
+    std::vector<int> fid_end;            // the end of facet k's ids in fids
     std::vector<std::vector<int>> fv;    // d >= 3: positions of each facet's vertices (2-D: k, k + 1)
     std::vector<int> verts;              // output vertex ids, in the cell's order
     Map out;                             // n_out x (d + 1) over spec.out_den
     Q volume;
 };
 
+// the ids of facet k of a leaf
+struct Ids {
+    const long* b;
+    const long* e;
+    const long* begin() const { return b; }
+    const long* end() const { return e; }
+    size_t size() const { return (size_t)(e - b); }
+    bool empty() const { return b == e; }
+    long front() const { return *b; }
+};
+inline Ids facet_ids(const LeafRec& lf, size_t k) {
+    const long* p = lf.fids.data();
+    return Ids{p + (k ? lf.fid_end[k - 1] : 0), p + lf.fid_end[k]};
+}
+
+// The facet a . t <= b, exact: (a, b) = q k, unless a = 0 (side 0: k = 0 and b = q).
 struct RowOut {
-    Q a[DMAX], b;   // the facet a . t <= b, exact
+    Q q;
     Z k[DMAX + 1];  // primitive integer row of the hyperplane (first non-zero of k[:d] positive)
     int side = 0;   // sign of the first non-zero of a before that normalisation
+    // entry i of (a, b) (i = d: b)
+    void get(int i, int d, mpq_t out) const {
+        if (side == 0) {
+            if (i == d)
+                mpq_set(out, q.v);
+            else
+                mpq_set_ui(out, 0, 1);
+            return;
+        }
+        mpq_set_z(out, k[i].v);
+        mpq_mul(out, out, q.v);
+    }
 };
 
 struct VertOut {
@@ -628,9 +706,9 @@ class Certifier {
     explicit Certifier(const Spec& spec) : spec_(spec) {}
 
     std::deque<Vertex> verts;
-    std::vector<LeafRec> leaves;
-    std::vector<RowOut> rows_out;
-    std::vector<VertOut> verts_out;
+    Chunked<LeafRec> leaves;
+    Chunked<RowOut> rows_out;
+    Chunked<VertOut> verts_out;
     long n_cells = 0;
     double seconds[P_N] = {0};
 
@@ -650,10 +728,22 @@ class Certifier {
         }
     }
 
-    // Certify everything below `cell` (depth first), appending its leaves.
+    // Certify everything below `cell` (depth first), appending its leaves. The vertices made
+    // while cutting a cell are read only by its descendants (a leaf copies its own to verts_out):
+    // they are freed once the stack is back to where it was before that cell's children.
     void run(std::shared_ptr<Cell> cell) {
         std::vector<std::shared_ptr<Cell>> stack{std::move(cell)};
         std::vector<std::shared_ptr<Cell>> kids;
+        struct Mark {
+            size_t depth, verts;
+        };
+        std::vector<Mark> marks;
+        auto release = [&]() {
+            while (!marks.empty() && marks.back().depth == stack.size()) {
+                verts.resize(marks.back().verts);
+                marks.pop_back();
+            }
+        };
         size_t steps = 0;
         while (!stack.empty()) {
             if ((++steps & 255) == 0 && stop && *stop) throw CertError("stopped");
@@ -667,13 +757,17 @@ class Certifier {
                     ++*emitted;
                     check_limit(stack.size());
                 }
+                release();
                 continue;
             }
             kids.clear();
+            marks.push_back(Mark{stack.size(), verts.size()});
             children(*c, kids);
             n_cells += (long)kids.size();
+            if (c->states) c->states->pack();  // its cell is cut: its states are only read out now
             c.reset();
             for (auto it = kids.rbegin(); it != kids.rend(); ++it) stack.push_back(std::move(*it));
+            release();
             check_limit(stack.size());
         }
     }
@@ -1125,6 +1219,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         auto node = std::make_shared<StateNode>();
         node->up = P.states;
         node->level = j;
+        node->n = n;
         node->st.resize((size_t)n);
         if (T == 1) {
             for (int u = 0; u < n; ++u) node->st[(size_t)u] = signs[(size_t)u] > 0 ? 1 : 0;
@@ -1682,29 +1777,21 @@ int Certifier::row_out(const RowRef& ref) {
     if (r.out[side] >= 0) return r.out[side];
     const Z& scale = ref.blk->scale(ref.i);
     long l2 = log2_if_power(scale.v);
-    rows_out.emplace_back();
-    RowOut& o = rows_out.back();
-    // slack g = sg * row; the facet is a . t <= b with a = -g[:d] / scale, b = g[d] / scale
-    for (int i = 0; i < d; ++i) {
-        set_ratio(o.a[i].v, r.e[i].v, scale.v, l2);
-        if (ref.sg > 0) mpq_neg(o.a[i].v, o.a[i].v);
-    }
-    set_ratio(o.b.v, r.e[d].v, scale.v, l2);
-    if (ref.sg < 0) mpq_neg(o.b.v, o.b.v);
-    o.side = 0;
-    for (int i = 0; i < d && !o.side; ++i) o.side = mpq_sgn(o.a[i].v);
-    int other = r.out[1 - side];
-    if (other >= 0) {  // the same hyperplane seen from the other side: the same key
-        const RowOut& p = rows_out[(size_t)other];
-        for (int i = 0; i <= d; ++i) o.k[i] = p.k[i];
-    } else if (o.side != 0) {
-        // the hyperplane's primitive integer row (engines/python.py, _hyperplane_key): (a, b) is a positive
-        // multiple of sg (-r_1, .., -r_d, r_d+1), whose first non-zero entry among the first d
-        // the key makes positive
+    RowOut& o = rows_out.emplace_back();
+    // slack g = sg * row; the facet is a . t <= b with a = -g[:d] / scale, b = g[d] / scale,
+    // that is (a, b) = sg (-r_1, .., -r_d, r_d+1) / scale
+    int lead = 0;
+    for (int i = 0; i < d && !lead; ++i) lead = -r.e[i].sgn();
+    o.side = ref.sg > 0 ? lead : -lead;
+    if (o.side == 0) {  // a = 0: no hyperplane (k stays 0)
+        set_ratio(o.q.v, r.e[d].v, scale.v, l2);
+        if (ref.sg < 0) mpq_neg(o.q.v, o.q.v);
+    } else {
+        // the hyperplane's primitive integer row (engines/python.py, _hyperplane_key): the
+        // multiple of (-r_1, .., -r_d, r_d+1) with coprime entries whose first non-zero entry
+        // among the first d is positive; then (a, b) = q k with q = sg lead g / scale
         for (int i = 0; i < d; ++i) mpz_neg(o.k[i].v, r.e[i].v);
         mpz_set(o.k[d].v, r.e[d].v);
-        int lead = 0;
-        for (int i = 0; i < d && !lead; ++i) lead = mpz_sgn(o.k[i].v);
         if (lead < 0)
             for (int i = 0; i <= d; ++i) mpz_neg(o.k[i].v, o.k[i].v);
         Z g;
@@ -1712,6 +1799,8 @@ int Certifier::row_out(const RowRef& ref) {
         for (int i = 1; i <= d; ++i) mpz_gcd(g.v, g.v, o.k[i].v);
         mpz_abs(g.v, g.v);
         for (int i = 0; i <= d; ++i) mpz_divexact(o.k[i].v, o.k[i].v, g.v);
+        set_ratio(o.q.v, g.v, scale.v, l2);
+        if (o.side < 0) mpq_neg(o.q.v, o.q.v);
     }
     r.out[side] = (int)rows_out.size() - 1;
     return r.out[side];
@@ -1736,8 +1825,8 @@ int Certifier::vert_out(int id) {
 }
 
 void Certifier::emit(Cell& c) {
-    leaves.emplace_back();
-    LeafRec& lf = leaves.back();
+    LeafRec& lf = leaves.emplace_back();
+    c.states->pack();
     lf.node = c.states;
     for (int i = 0; i < spec_.d; ++i) lf.w[i] = std::move(c.w[i]);
     mpq_set_num(lf.volume.v, c.vn.v);
@@ -1747,11 +1836,15 @@ void Certifier::emit(Cell& c) {
     lf.verts.resize(m);
     for (size_t k = 0; k < m; ++k) lf.verts[k] = vert_out(c.ring[k]);
     lf.frow.resize(nf);
-    lf.fids.resize(nf);
+    size_t nid = 0;
+    for (size_t k = 0; k < nf; ++k) nid += c.facets[k].ids.size();
+    lf.fids.reserve(nid);
+    lf.fid_end.resize(nf);
     if (spec_.d != 2) lf.fv.resize(nf);
     for (size_t k = 0; k < nf; ++k) {
         lf.frow[k] = row_out(c.facets[k].row);
-        lf.fids[k] = c.facets[k].ids;
+        lf.fids.insert(lf.fids.end(), c.facets[k].ids.begin(), c.facets[k].ids.end());
+        lf.fid_end[k] = (int)lf.fids.size();
         if (spec_.d != 2) lf.fv[k] = c.facets[k].fv;
     }
     lf.out = std::move(c.live);
@@ -1807,12 +1900,11 @@ struct Item {
     int side;
     int facet;   // index of the facet in its region
     int v0, v1;  // 2-D: global vertex ids of its ends
-    const std::vector<long>* ids;
+    Ids ids;
 };
 struct Pair {
     long i, j, line;
-    const std::vector<long>* fi;
-    const std::vector<long>* gi;
+    Ids fi, gi;
 };
 
 // 3-D: pairs of facets on one plane (opposite sides) that share a piece of positive area
@@ -1912,7 +2004,7 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
         const std::vector<int>& vm = vmap[order[ri].ci];
         const size_t m = lf.verts.size();
         for (size_t k = 0; k < lf.frow.size(); ++k) {
-            const std::vector<long>& ids = lf.fids[k];
+            Ids ids = facet_ids(lf, k);
             if (!ids.empty() && ids.front() < spec.domain_ids) continue;  // on the domain's boundary
             const RowOut& ro = ct.rows_out[(size_t)lf.frow[k]];
             std::vector<mpz_srcptr> key;
@@ -1929,9 +2021,9 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
             }
             if (d == 2)
                 groups[(size_t)g].push_back(Item{(long)ri, ro.side, (int)k, vm[(size_t)lf.verts[k]],
-                                                 vm[(size_t)lf.verts[(k + 1) % m]], &ids});
+                                                 vm[(size_t)lf.verts[(k + 1) % m]], ids});
             else
-                groups[(size_t)g].push_back(Item{(long)ri, ro.side, (int)k, -1, -1, &ids});
+                groups[(size_t)g].push_back(Item{(long)ri, ro.side, (int)k, -1, -1, ids});
         }
     }
     std::vector<Pair> pairs;
@@ -1981,8 +2073,8 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
         out.adj_i.push_back(p.i);
         out.adj_j.push_back(p.j);
         out.adj_line.push_back(p.line);
-        std::vector<long> ids(*p.fi);
-        ids.insert(ids.end(), p.gi->begin(), p.gi->end());
+        std::vector<long> ids(p.fi.begin(), p.fi.end());
+        ids.insert(ids.end(), p.gi.begin(), p.gi.end());
         std::sort(ids.begin(), ids.end());
         ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
         out.adj_ids.push_back(std::move(ids));
@@ -2629,16 +2721,26 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                         const auto& states = state_tables[(size_t)j];
                         hit[(size_t)j].assign(states.size(), 0);
                         child[(size_t)j].reserve(states.size() * 2);
-                        if (bits[(size_t)j]) {
+                        // the trace's rows are bits: a state packed to bits is its own key (the
+                        // same layout); else (and for rows of bytes) its key is made here
+                        bool made = false;
+                        for (size_t k = 0; k < states.size() && !made; ++k)
+                            made = bits[(size_t)j] ? states[k]->bits != 1 : true;
+                        if (made) {
                             std::vector<char>& pk = packed_st[(size_t)j];
                             pk.assign(states.size() * sj, 0);
                             for (size_t k = 0; k < states.size(); ++k)
-                                for (size_t u = 0; u < n; ++u)
-                                    if (states[k]->st[u]) pk[k * sj + u / 8] |= (char)(0x80 >> (u % 8));
+                                for (size_t u = 0; u < n; ++u) {
+                                    int x = states[k]->at(u);
+                                    if (!bits[(size_t)j])
+                                        pk[k * sj + u] = (char)x;
+                                    else if (x)
+                                        pk[k * sj + u / 8] |= (char)(0x80 >> (u % 8));
+                                }
                         }
                         for (size_t k = 0; k < states.size(); ++k) {
                             StateNode* x = states[k];
-                            const char* key = bits[(size_t)j] ? packed_st[(size_t)j].data() + k * sj : (const char*)x->st.data();
+                            const char* key = made ? packed_st[(size_t)j].data() + k * sj : (const char*)x->st.data();
                             child[(size_t)j].emplace(PKey{x->up ? x->up->out : -1, key, sj}, x->out);
                         }
                     }
@@ -2696,23 +2798,30 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             const auto& tab = state_tables[(size_t)j];
             size_t n = (size_t)P.spec.levels[(size_t)j].n;
             bool two = true;
-            for (size_t k = 0; k < tab.size() && two; ++k)
+            for (size_t k = 0; k < tab.size() && two; ++k) {
+                if (tab[k]->bits == 1) continue;
                 for (size_t u = 0; u < n; ++u)
-                    if (tab[k]->st[u] != 0 && tab[k]->st[u] != 1) {
+                    if (tab[k]->at(u) != 0 && tab[k]->at(u) != 1) {
                         two = false;
                         break;
                     }
+            }
             size_t sj = two ? (n + 7) / 8 : n;
             Ref buf(PyBytes_FromStringAndSize(nullptr, (Py_ssize_t)(tab.size() * sj)));
             char* out = PyBytes_AS_STRING(buf.p);
             std::memset(out, 0, tab.size() * sj);
-            for (size_t k = 0; k < tab.size(); ++k)
+            for (size_t k = 0; k < tab.size(); ++k) {
+                if (two && tab[k]->bits == 1) {  // the same layout
+                    std::memcpy(out + k * sj, tab[k]->st.data(), sj);
+                    continue;
+                }
                 for (size_t u = 0; u < n; ++u) {
                     if (two)
-                        out[k * sj + u / 8] |= (char)(tab[k]->st[u] ? 0x80 >> (u % 8) : 0);
+                        out[k * sj + u / 8] |= (char)(tab[k]->at(u) ? 0x80 >> (u % 8) : 0);
                     else
-                        out[k * sj + u] = (char)tab[k]->st[u];
+                        out[k * sj + u] = (char)tab[k]->at(u);
                 }
+            }
             Ref item(Py_BuildValue("(NO)", buf.release(), two ? Py_True : Py_False));
             PyList_SET_ITEM(py_states.p, j, item.release());
         }
@@ -2726,11 +2835,15 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         // facet rows, numbered certifier by certifier
         std::vector<long> row_base(certs.size() + 1, 0);
         RatList rows;
+        Q rq;
         for (size_t ci = 0; ci < certs.size(); ++ci) {
             row_base[ci + 1] = row_base[ci] + (long)certs[ci]->rows_out.size();
-            for (const RowOut& r : certs[ci]->rows_out) {
-                for (int i = 0; i < d; ++i) rows.add(I, r.a[i].v);
-                rows.add(I, r.b.v);
+            for (size_t k = 0; k < certs[ci]->rows_out.size(); ++k) {
+                const RowOut& r = certs[ci]->rows_out[k];
+                for (int i = 0; i <= d; ++i) {
+                    r.get(i, d, rq.v);
+                    rows.add(I, rq.v);
+                }
             }
         }
         const Level& last = P.spec.levels.back();
@@ -2747,8 +2860,8 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             for (int i = 0; i < d; ++i) wit.add(I, lf.w[i].v);
             for (size_t k = 0; k < lf.frow.size(); ++k) {
                 f_row.add(row_base[order[ri].ci] + (long)lf.frow[k]);
-                for (long id : lf.fids[k]) fid_flat.add(id);
-                nid_all += (long)lf.fids[k].size();
+                for (long id : facet_ids(lf, k)) fid_flat.add(id);
+                nid_all += (long)facet_ids(lf, k).size();
                 fid_start.add(nid_all);
             }
             nf_all += (long)lf.frow.size();
