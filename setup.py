@@ -1,6 +1,7 @@
-"""Build of the compiled exact layer ``exactrelu._core`` (C++17 and GMP); everything else about the
-package is in pyproject.toml. The extension is optional: without a C++ compiler or GMP's headers
-the package installs without it and the pure-Python exact layer does all the work (slower)."""
+"""Build of the compiled exact layer ``exactrelu._core`` and of the independent checker's compiled
+pass ``exactrelu._checkcore`` (C++17 and GMP, no code shared between them); everything else about
+the package is in pyproject.toml. Both extensions are optional: without a C++ compiler or GMP's
+headers the package installs without them and the pure-Python paths do all the work (slower)."""
 
 from setuptools import Extension, setup
 
@@ -14,6 +15,14 @@ setup(
             extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden", "-g0"],
             language="c++",
             optional=True,
-        )
+        ),
+        Extension(
+            "exactrelu._checkcore",
+            sources=["exactrelu/_checkcore.cpp"],
+            libraries=["gmp"],
+            extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden", "-g0"],
+            language="c++",
+            optional=True,
+        ),
     ]
 )

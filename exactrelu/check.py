@@ -192,6 +192,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import math
 import os
 import random
@@ -205,6 +206,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._columns import Adjacencies, Regions, Vertices
 from ._deps import cdd, cdd_gmp, flint
 from ._exact import ExactMap, identity_map, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
@@ -215,7 +217,14 @@ from .domain import Domain, Slice, as_domain
 from .errors import CertificateError, InvalidInputError
 from .rules import _ElementwiseRule, plain_elementwise
 
+try:
+    from . import _checkcore  # type: ignore[attr-defined]  # optional compiled extension
+except ImportError:  # built without a C++ compiler or GMP: the Python pass does everything
+    _checkcore = None
+
 __all__ = ["check"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -236,6 +245,9 @@ _VOLUME_FIELD_MAX_DIM = 3
 #: :class:`_ChainRunner` applies (set by the environment variable ``EXACTRELU_CHECK_GENERIC=1``
 #: or by tests, which check certificates both ways)
 _GENERIC_MAPS = os.environ.get("EXACTRELU_CHECK_GENERIC", "") == "1"
+#: run the compiled pass (:func:`_check_compiled`) where it applies; off with the environment
+#: variable ``EXACTRELU_CHECK_PYTHON=1`` or by tests, which check certificates both ways
+_COMPILED = os.environ.get("EXACTRELU_CHECK_PYTHON", "") != "1"
 #: pattern states are small integers (a state indexes an op's pieces)
 _MAX_STATE = 2 ** 31
 
@@ -1869,6 +1881,117 @@ def _distinct_patterns(cert: Certificate, hashes: np.ndarray) -> None:
         _fail(f"region {worst}: pattern listed twice")
 
 
+# ----------------------------------------------------------------------------- the compiled pass
+
+def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any, ...] | None:
+    """The columns of ``cert`` and the chain of ``prog`` as :mod:`exactrelu._checkcore` takes
+    them, or None where its pass does not apply: a columnar certificate whose regions, vertices
+    and adjacent pairs are its columns unchanged (:meth:`~exactrelu._columns.Lazy.pristine`), on a
+    bounded domain of dimension 1 or 2, without rays or lines, of a chain (:class:`_ChainRunner`)
+    of elementwise ops with one or two thresholds."""
+    regions, vertices, adjacency = cert.regions, cert.vertices, cert.adjacency
+    if not (type(regions) is Regions and type(vertices) is Vertices
+            and type(adjacency) is Adjacencies):
+        return None
+    cx = regions.cx
+    dom = cert.domain
+    if (vertices.cx is not cx or adjacency.cx is not cx or not dom.is_bounded
+            or dom.dim not in (1, 2) or cx.d != dom.dim or not _ChainRunner.applies(prog)):
+        return None
+    nodes = prog.piecewise_nodes()
+    n_units = [math.prod(nd.out_shape) for nd in nodes]
+    if (len(cx.states) != len(nodes) or len(cx.state_ids) != len(nodes)
+            or [t.n for t in cx.states] != n_units
+            or any(len(ids) != cx.num_regions for ids in cx.state_ids)
+            or cx.n_out != math.prod(prog.output_shape) or cx.num_regions != len(regions)
+            or len(cx.facet_rays.flat) or cx.rays is not None or cx.lines is not None):
+        return None
+    if not (regions.pristine() and vertices.pristine() and adjacency.pristine()):
+        return None
+    runner = _ChainRunner(prog, m0)
+    ops = []
+    for j, nd in enumerate(nodes):
+        slopes, consts, lden = runner.ops[j]
+        ts = runner._thresholds(j)
+        if len(ts) not in (1, 2) or len(slopes) != len(ts) + 1:
+            return None
+        a, aden = runner.stretch[j]
+        ops.append((n_units[j], [(t.numerator, t.denominator) for t in ts],
+                    [v for row in slopes for v in row], [v for row in consts for v in row], lden,
+                    [int(v) for v in a.entries()], aden, a.nrows()))
+    root = runner.memo.root
+    tables = [(t.data, True) if t.bits else (np.ascontiguousarray(t.data, dtype=np.int64), False)
+              for t in cx.states]
+    return cx, ops, [int(v) for v in root.z.entries()], root.den, tables
+
+
+def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: list[int],
+                    dom_rows: list[list[fmpq]], progress: bool) -> str | None:
+    """The region pass, the global vertices and the adjacent pairs by :mod:`exactrelu._checkcore`
+    (where :func:`_compiled_input` says it applies), then what remains of :func:`check` (distinct
+    patterns, the volume sum, the pieces) as on the Python path. Returns None when every claim
+    holds; a reason when the compiled pass stopped (a false claim, or input outside it: the Python
+    pass is then run and names the claim); raises CertificateError for a false claim found here.
+
+    It proves what the Python pass proves on these certificates (the module docstring), region by
+    region in the same way: exact maps of every pattern prefix as integer matrices (GMP), signs of
+    every constraint at the witness and the vertices by a float filter with a rigorous error bound
+    and exact integers where it does not decide, the true facets by exact tightness, volumes as
+    the exact length or area of the hull of the listed vertices; adjacency from the proven facets
+    as :class:`_FacetTable`."""
+    got = _compiled_input(cert, prog, m0)
+    if got is None:
+        return "outside the compiled pass"
+    cx, ops, root_rows, root_den, tables = got
+    d = cx.d
+    ints = [_ints(row) for row in dom_rows]
+    dens = [math.lcm(*(int(v.q) for v in row)) for row in dom_rows]
+    try:
+        checker = _checkcore.Checker(d, offsets, [v for row in ints for v in row], dens, root_rows,
+                                     root_den, ops, cx.n_out, cx.vertices.num, cx.vertices.den)
+    except ValueError as exc:
+        return str(exc)
+    n_reg = cx.num_regions
+    cols = (tables, list(cx.state_ids), cx.witness.num, cx.witness.den,
+            cx.region_vertices.start, cx.region_vertices.flat, cx.facet_start, cx.facet_row,
+            cx.facet_ids.start, cx.facet_ids.flat, cx.facet_vertices.start,
+            cx.facet_vertices.flat, cx.rows.num, cx.rows.den, cx.outputs.num, cx.outputs.den,
+            cx.volume.num, cx.volume.den)
+    bar = progress_bar(n_reg, "checking regions", progress and n_reg > 1)
+    try:
+        for lo in range(0, n_reg, _CHUNK):
+            hi = min(lo + _CHUNK, n_reg)
+            reason = checker.regions(0, lo, hi, cols)
+            if reason is not None:
+                return str(reason)
+            bar.update(hi - lo)
+    finally:
+        bar.close()
+    if not n_reg:
+        return "no region"
+    out = checker.finish(n_reg, cx.adj_i, cx.adj_j, cx.adj_plane, cx.adj_ids.start,
+                         cx.adj_ids.flat, cx.planes.num, cx.planes.den)
+    if isinstance(out, str):
+        return out
+    hashes, vol_num, vol_den, candidates = out
+    _distinct_patterns(cert, np.frombuffer(hashes, dtype=np.int64))
+    total_volume = Fraction(vol_num, vol_den)
+    dom = cert.domain
+    if total_volume != dom.volume():
+        _fail(f"completeness: region volumes sum to {total_volume}, the domain's volume is "
+              f"{dom.volume()} (a region is missing or its vertices are incomplete)")
+    width = cx.n_out * (d + 1)
+    num, den = cx.outputs.num, cx.outputs.den
+
+    def output(k: int) -> list[Fraction]:
+        return [Fraction(a, b) for a, b in zip(num[k * width:(k + 1) * width],
+                                                den[k * width:(k + 1) * width], strict=True)]
+
+    same = [(i, j) for i, j in candidates if output(i) == output(j)]
+    _check_pieces(cert.pieces, n_reg, same)
+    return None
+
+
 def _program(cert: Certificate, net: nn.Module | Program) -> Program:
     """The network captured at the certificate's input shape (which must fit the domain)."""
     shape = tuple(cert.input_shape)
@@ -1953,6 +2076,11 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     dom_irows = [_ints(row) for row in dom_rows]
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
+    if _COMPILED and not _GENERIC_MAPS and _checkcore is not None:
+        reason = _check_compiled(cert, prog, m0, offsets, dom_rows, progress)
+        if reason is None:
+            return cert
+        log.debug("compiled pass stopped (%s); the Python pass names the claim", reason)
     # vertices: read once (validated), held compactly; distinct points
     pts = _Points(cert.vertices, d)
     n_vert = len(pts)
