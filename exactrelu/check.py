@@ -206,7 +206,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._columns import Adjacencies, Regions, Vertices
+from ._columns import Adjacencies, Complex, Regions, Vertices, complex_of
 from ._deps import cdd, cdd_gmp, flint
 from ._exact import ExactMap, identity_map, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
@@ -1889,28 +1889,32 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any
     and adjacent pairs are its columns unchanged (:meth:`~exactrelu._columns.Lazy.pristine`), on a
     bounded domain of dimension 1 or 2, without rays or lines, of a chain (:class:`_ChainRunner`)
     of elementwise ops with one or two thresholds."""
-    regions, vertices, adjacency = cert.regions, cert.vertices, cert.adjacency
-    if not (type(regions) is Regions and type(vertices) is Vertices
-            and type(adjacency) is Adjacencies):
-        return None
-    cx = regions.cx
     dom = cert.domain
-    if (vertices.cx is not cx or adjacency.cx is not cx or not dom.is_bounded
-            or dom.dim not in (1, 2) or cx.d != dom.dim or not _ChainRunner.applies(prog)):
+    if not dom.is_bounded or dom.dim not in (1, 2) or not _ChainRunner.applies(prog):
         return None
     nodes = prog.piecewise_nodes()
     n_units = [math.prod(nd.out_shape) for nd in nodes]
+    regions, vertices, adjacency = cert.regions, cert.vertices, cert.adjacency
+    if (type(regions) is Regions and type(vertices) is Vertices
+            and type(adjacency) is Adjacencies and vertices.cx is regions.cx
+            and adjacency.cx is regions.cx and regions.pristine() and vertices.pristine()
+            and adjacency.pristine()):
+        cx = regions.cx
+    else:
+        got = _as_columns(cert, n_units, math.prod(prog.output_shape))
+        if got is None:
+            return None
+        cx = got
     if (len(cx.states) != len(nodes) or len(cx.state_ids) != len(nodes)
             or [t.n for t in cx.states] != n_units
             or any(len(ids) != cx.num_regions for ids in cx.state_ids)
             or cx.n_out != math.prod(prog.output_shape) or cx.num_regions != len(regions)
-            or len(cx.facet_rays.flat) or cx.rays is not None or cx.lines is not None):
-        return None
-    if not (regions.pristine() and vertices.pristine() and adjacency.pristine()):
+            or cx.d != dom.dim or len(cx.facet_rays.flat) or cx.rays is not None
+            or cx.lines is not None):
         return None
     runner = _ChainRunner(prog, m0)
     ops = []
-    for j, nd in enumerate(nodes):
+    for j in range(len(nodes)):
         slopes, consts, lden = runner.ops[j]
         ts = runner._thresholds(j)
         if len(ts) not in (1, 2) or len(slopes) != len(ts) + 1:
@@ -1923,6 +1927,34 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any
     tables = [(t.data, True) if t.bits else (np.ascontiguousarray(t.data, dtype=np.int64), False)
               for t in cx.states]
     return cx, ops, [int(v) for v in root.z.entries()], root.den, tables
+
+
+def _as_columns(cert: Certificate, n_units: list[int], n_out: int) -> Complex | None:
+    """The columns of a certificate held as objects (loaded from JSON, or changed in place), its
+    regions, vertices and adjacent pairs validated on the way (:func:`_validate_region`,
+    :func:`_validate_adjacency`, which the columns then stand for: same claims, as integers); None
+    where an object is malformed or has rays or lines (the Python pass names the field)."""
+    d = cert.domain.dim
+    if any(callable(getattr(seq, "shards", None))
+           for seq in (cert.regions, cert.vertices, cert.adjacency)):
+        return None  # sharded: never all in memory at once
+    try:
+        n_vert = len(cert.vertices)
+        for k, v in enumerate(_stream(cert.vertices)):
+            _qvec(v, d, f"vertex {k}")
+        patterns = _Patterns()
+        for pos, r in enumerate(_stream(cert.regions)):
+            _validate_region(pos, r, d, n_vert, patterns)
+            if (r.rays or r.lines or len(r.pattern) != len(n_units)
+                    or [len(p) for p in r.pattern] != n_units or len(r.output) != n_out
+                    or any(len(row) != d + 1 for row in r.output)):
+                return None
+        for n, a in enumerate(_stream(cert.adjacency)):
+            _validate_adjacency(n, a, d, len(cert.regions))
+    except CertificateError:
+        return None
+    return complex_of(d, len(n_units), list(_stream(cert.regions)), list(_stream(cert.vertices)),
+                      list(_stream(cert.adjacency)), cert.pieces)
 
 
 def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: list[int],
