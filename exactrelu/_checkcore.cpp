@@ -303,7 +303,28 @@ struct Op {
     Int lden;
     std::vector<Int> A;
     Int aden;
+    // A as int64 where every entry fits (a_bits: the largest entry's bit size), for products
+    // in 128-bit integers (see build)
+    std::vector<int64_t> A64;
+    long a_bits = 0;
+    bool a_small = false;
 };
+
+typedef __int128 i128;
+
+i128 to_i128(const mpz_t z) {  // |z| < 2^127, checked by the caller
+    unsigned __int128 m = 0;
+    size_t n = mpz_size(z);
+    for (size_t i = n; i-- > 0;) m = (m << 64) | mpz_getlimbn(z, static_cast<mp_size_t>(i));
+    return mpz_sgn(z) < 0 ? -static_cast<i128>(m) : static_cast<i128>(m);
+}
+
+void from_i128(i128 x, mpz_t out) {
+    unsigned __int128 m = x < 0 ? -static_cast<unsigned __int128>(x) : static_cast<unsigned __int128>(x);
+    uint64_t limbs[2] = {static_cast<uint64_t>(m), static_cast<uint64_t>(m >> 64)};
+    mpz_import(out, 2, -1, sizeof(uint64_t), 0, 0, limbs);
+    if (x < 0) mpz_neg(out, out);
+}
 
 // The map into piecewise op j (or the output, j == P) for one pattern prefix, with the states
 // of op j - 1 it was made with (for updates), and op j's switching rows (sw) over `swden`.
@@ -388,16 +409,55 @@ void build(Checker* c, int j, const std::vector<int8_t>& s) {
     if (!update) {
         L.Zm.assign(static_cast<size_t>(nn) * m, Int());
         mpz_mul(L.den.v, par.den.v, op.lden.v);
-        // bottom row of M: (0 .. 0, den * lden), column n of A
-        for (int r = 0; r < nn; ++r)
-            mpz_mul(L.Zm[static_cast<size_t>(r) * m + d].v, op.A[static_cast<size_t>(r) * (n + 1) + n].v, L.den.v);
-        std::vector<Int> row(m);
+        // M's rows (the active units') and their largest bit size
+        thread_local std::vector<Int> Mrows;
+        thread_local std::vector<int> act;
+        Mrows.resize(static_cast<size_t>(n + 1) * m);
+        act.clear();
+        long m_bits = 0;
         for (int i = 0; i < n; ++i) {
             const mpz_t& sl = slope(s[i], i);
             const mpz_t& cs = cons(s[i], i);
             if (!mpz_sgn(sl) && !mpz_sgn(cs)) continue;
+            Int* row = &Mrows[static_cast<size_t>(i) * m];
             for (int k = 0; k < m; ++k) mpz_mul(row[k].v, sl, par.Zm[static_cast<size_t>(i) * m + k].v);
             mpz_addmul(row[d].v, cs, par.den.v);
+            for (int k = 0; k < m; ++k) m_bits = std::max(m_bits, static_cast<long>(mpz_sizeinbase(row[k].v, 2)));
+            act.push_back(i);
+        }
+        m_bits = std::max(m_bits, static_cast<long>(mpz_sizeinbase(L.den.v, 2)));
+        long terms = static_cast<long>(act.size()) + 1;
+        long log_terms = 0;
+        while ((1L << log_terms) < terms) ++log_terms;
+        // |sum of terms| < terms * 2^a_bits * 2^m_bits <= 2^126: exact in 128-bit integers
+        if (op.a_small && op.a_bits + m_bits + log_terms <= 126) {
+            thread_local std::vector<i128> M128, acc;
+            M128.resize(act.size() * m + m);
+            for (size_t a = 0; a < act.size(); ++a)
+                for (int k = 0; k < m; ++k)
+                    M128[a * m + k] = to_i128(Mrows[static_cast<size_t>(act[a]) * m + k].v);
+            i128 bottom = to_i128(L.den.v);
+            acc.assign(static_cast<size_t>(m), 0);
+            for (int r = 0; r < nn; ++r) {
+                const int64_t* Ar = &op.A64[static_cast<size_t>(r) * (n + 1)];
+                for (int k = 0; k < m; ++k) acc[k] = 0;
+                acc[d] = static_cast<i128>(Ar[n]) * bottom;
+                for (size_t a = 0; a < act.size(); ++a) {
+                    int64_t x = Ar[act[a]];
+                    if (!x) continue;
+                    const i128* Mi = &M128[a * m];
+                    for (int k = 0; k < m; ++k) acc[k] += static_cast<i128>(x) * Mi[k];
+                }
+                for (int k = 0; k < m; ++k) from_i128(acc[k], L.Zm[static_cast<size_t>(r) * m + k].v);
+            }
+            mpz_mul(L.den.v, L.den.v, op.aden.v);
+            goto done;
+        }
+        // otherwise in GMP: the bottom row of M, (0 .. 0, den * lden), is column n of A
+        for (int r = 0; r < nn; ++r)
+            mpz_mul(L.Zm[static_cast<size_t>(r) * m + d].v, op.A[static_cast<size_t>(r) * (n + 1) + n].v, L.den.v);
+        for (int i : act) {
+            const Int* row = &Mrows[static_cast<size_t>(i) * m];
             for (int r = 0; r < nn; ++r) {
                 const mpz_t& a = op.A[static_cast<size_t>(r) * (n + 1) + i].v;
                 if (!mpz_sgn(a)) continue;
@@ -420,6 +480,7 @@ void build(Checker* c, int j, const std::vector<int8_t>& s) {
             }
         }
     }
+done:
     L.st = s;
     L.parent_gen = par.gen;
     L.gen = ++c->gens;
@@ -699,17 +760,19 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     }
     // the output map (level P, built above)
     {
+        // every region's map is over the same denominator (the product of the stretches' and
+        // ops' denominators): equal maps have equal integers Zm, which are hashed
         const Level& out = lv[P];
         uint64_t h = 0x243f6a8885a308d3ULL;
-        Rat x;
-        Int g, nu, de;
-        thread_local Int a, b;
+        thread_local Int nu, de, a, b;
         for (int i = 0; i < c->n_out * m; ++i) {
-            get_rat(cc.onum, cc.oden, r * c->n_out * m + i, x.v);
-            mpz_mul(a.v, mpq_numref(x.v), out.den.v);
-            mpz_mul(b.v, out.Zm[i].v, mpq_denref(x.v));
+            cc.onum.get(r * c->n_out * m + i, nu.v);
+            cc.oden.get(r * c->n_out * m + i, de.v);
+            if (mpz_sgn(de.v) <= 0) reject("an output entry with a denominator <= 0");
+            mpz_mul(a.v, nu.v, out.den.v);
+            mpz_mul(b.v, out.Zm[i].v, de.v);
             if (mpz_cmp(a.v, b.v) != 0) reject("output map differs");
-            h = hash_mpz(hash_mpz(h, mpq_numref(x.v)), mpq_denref(x.v));  // canonical (x)
+            h = hash_mpz(h, out.Zm[i].v);
         }
         c->out_hash->push_back(h);
     }
@@ -805,7 +868,11 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         // a . t <= b: [-a | b] is one of its constraints, oriented
         int64_t rw = cc.frow.at(f);
         if (rw < 0) reject("a facet row out of range");
-        for (int k = 0; k < m; ++k) get_rat(cc.rnum, cc.rden, rw * m + k, row[k].v);
+        for (int k = 0; k < m; ++k) {  // compared by cross-multiplying: no need to reduce
+            cc.rnum.get(rw * m + k, mpq_numref(row[k].v));
+            cc.rden.get(rw * m + k, mpq_denref(row[k].v));
+            if (mpz_sgn(mpq_denref(row[k].v)) <= 0) reject("a facet row with a denominator <= 0");
+        }
         bool match = false;
         for (int i : grp.second) {
             const Con& k = cons[i];
@@ -976,6 +1043,14 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
             op.n_next = static_cast<int>(get_ll(item(o, 7)));
             int_vec(item(o, 5), op.A, static_cast<size_t>(op.n_next) * (op.n + 1));
             get_int(item(o, 6), op.aden.v);
+            op.a_small = true;
+            op.A64.assign(op.A.size(), 0);
+            for (size_t k = 0; k < op.A.size(); ++k) {
+                long bits = static_cast<long>(mpz_sizeinbase(op.A[k].v, 2));
+                op.a_bits = std::max(op.a_bits, bits);
+                if (bits > 62) { op.a_small = false; break; }
+                op.A64[k] = mpz_get_si(op.A[k].v);
+            }
             if (mpz_sgn(op.lden.v) <= 0 || mpz_sgn(op.aden.v) <= 0) reject("bad denominators");
             if ((*c->offsets)[j + 1] - (*c->offsets)[j] != static_cast<int64_t>(op.n) * op.T)
                 reject("offsets do not match the ops");

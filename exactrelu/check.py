@@ -211,6 +211,7 @@ from ._deps import cdd, cdd_gmp, flint
 from ._exact import ExactMap, identity_map, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
 from ._progress import progress_bar
+from ._runtime import paused_gc
 from .capture import Node, Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet
 from .domain import Domain, Slice, as_domain
@@ -2110,7 +2111,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
     if _COMPILED and not _GENERIC_MAPS and _checkcore is not None:
-        reason = _check_compiled(cert, prog, m0, offsets, dom_rows, progress)
+        with paused_gc():  # the pass makes few Python objects; no collection walks the rest
+            reason = _check_compiled(cert, prog, m0, offsets, dom_rows, progress)
         if reason is None:
             return cert
         log.debug("compiled pass stopped (%s); the Python pass names the claim", reason)
