@@ -200,6 +200,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
+from types import ModuleType
 from typing import Any, NoReturn, TypeVar
 
 import numpy as np
@@ -218,8 +219,9 @@ from .domain import Domain, Slice, as_domain
 from .errors import CertificateError, InvalidInputError
 from .rules import _ElementwiseRule, plain_elementwise
 
+_checkcore: ModuleType | None
 try:
-    from . import _checkcore  # type: ignore[attr-defined]  # optional compiled extension
+    from . import _checkcore  # optional compiled extension
 except ImportError:  # built without a C++ compiler or GMP: the Python pass does everything
     _checkcore = None
 
@@ -1981,6 +1983,7 @@ def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: lis
     ints = [_ints(row) for row in dom_rows]
     dens = [math.lcm(*(int(v.q) for v in row)) for row in dom_rows]
     try:
+        assert _checkcore is not None  # by check()
         checker = _checkcore.Checker(d, offsets, [v for row in ints for v in row], dens, root_rows,
                                      root_den, ops, cx.n_out, cx.vertices.num, cx.vertices.den)
     except ValueError as exc:

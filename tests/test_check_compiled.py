@@ -154,7 +154,7 @@ def test_tampered_objects_are_rejected_by_the_compiled_pass(made):
     case(lambda c: setattr(c.regions[mid].facets[0], "ids",
                            (*r0.facets[0].ids, cert.constraint_offsets[-1] - 1)
                            if cert.constraint_offsets[-1] - 1 not in r0.facets[0].ids
-                           else r0.facets[0].ids[:-1] + (0,)))
+                           else (*r0.facets[0].ids[:-1], 0)))
     # a vertex missing from a region (volume short of its area), a volume off, none
     case(lambda c: setattr(c.regions[mid], "vertices", c.regions[mid].vertices[1:]))
     case(lambda c: setattr(c.regions[mid], "volume", shifted(r0.volume, TINY)))
