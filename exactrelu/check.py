@@ -186,6 +186,24 @@ How it is fast without trusting anything but exact arithmetic (and cddlib's exac
   Python's 64-bit ``hash``, equal hashes compared exactly (a collision costs a comparison, never
   a verdict); 1-D and 2-D adjacency groups facets by the hash of the states before ``j0`` (a
   collision merges two groups, which yields no false pair: see :class:`_FacetTable`).
+
+The compiled pass (:func:`_check_compiled`, the extension ``exactrelu._checkcore``, built from
+``exactrelu/_checkcore.cpp``, which shares no code with the certifier's ``exactrelu/_core.cpp``)
+proves the same claims in the same way on the common case: a chain (:class:`_ChainRunner`) of
+elementwise ops with one or two thresholds, on a bounded 1-D or 2-D domain. It reads the
+certificate's columns (:class:`~exactrelu._columns.Complex`: a columnar certificate's own,
+unchanged; objects are validated by :func:`_validate_region` and turned into columns) a chunk of
+regions at a time and keeps, per region, what the Python pass keeps (hashes, the proven facets
+for adjacency). In it: a prefix's map is an integer matrix product over one denominator (in
+128-bit integers where the operands' sizes bound every sum, else GMP; consecutive siblings by
+adding the change of the units whose state differs); a sign of a switching row at a witness or
+vertex is decided by a float filter with a rigorous error bound or exactly in integers; a 2-D
+area is the shoelace sum over the vertices sorted by exact orientation tests; vertices and facet
+ends are ordered by truncated floats (monotone) with exact ties. It either proves every claim it
+covers (then distinct patterns, the volume sum and the pieces are checked as on the Python path)
+or stops with a reason, and the Python pass then runs from the start and names the false claim:
+the verdict and the message are the Python pass's. ``EXACTRELU_CHECK_PYTHON=1`` (or
+``_COMPILED = False``) runs the Python pass everywhere; so does ``_GENERIC_MAPS``.
 """
 
 from __future__ import annotations
