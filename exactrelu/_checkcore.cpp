@@ -233,27 +233,38 @@ struct Rows {
         f.assign(z.size(), 0.0);
         ok.assign(n, 1);
         zero.assign(n, 0);
-        for (int i = 0; i < n; ++i) {
-            long top = LONG_MIN;
-            bool any = false;
-            for (int k = 0; k < m; ++k) {
-                const mpz_t& v = z[static_cast<size_t>(i) * m + k].v;
-                if (mpz_sgn(v)) {
-                    any = true;
-                    top = std::max(top, static_cast<long>(mpz_sizeinbase(v, 2)));
-                }
+        for (int i = 0; i < n; ++i) row_floats(i);
+    }
+
+    // append a row (m integers) and its floats
+    void append(const Int* row) {
+        for (int k = 0; k < m; ++k) z.push_back(row[k]);
+        f.resize(z.size(), 0.0);
+        ok.push_back(1);
+        zero.push_back(0);
+        row_floats(n++);
+    }
+
+    void row_floats(int i) {
+        long top = LONG_MIN;
+        bool any = false;
+        for (int k = 0; k < m; ++k) {
+            const mpz_t& v = z[static_cast<size_t>(i) * m + k].v;
+            if (mpz_sgn(v)) {
+                any = true;
+                top = std::max(top, static_cast<long>(mpz_sizeinbase(v, 2)));
             }
-            zero[i] = !any;
-            if (!any) continue;
-            for (int k = 0; k < m; ++k) {
-                const mpz_t& v = z[static_cast<size_t>(i) * m + k].v;
-                if (!mpz_sgn(v)) continue;
-                long e;
-                double mant = mpz_get_d_2exp(&e, v);  // |mant| in [0.5, 1), truncated
-                long shift = e - top;                  // <= 0
-                if (shift < -960) ok[i] = 0;
-                f[static_cast<size_t>(i) * m + k] = std::ldexp(mant, static_cast<int>(shift));
-            }
+        }
+        zero[i] = !any;
+        if (!any) return;
+        for (int k = 0; k < m; ++k) {
+            const mpz_t& v = z[static_cast<size_t>(i) * m + k].v;
+            if (!mpz_sgn(v)) continue;
+            long e;
+            double mant = mpz_get_d_2exp(&e, v);  // |mant| in [0.5, 1), truncated
+            long shift = e - top;                  // <= 0
+            if (shift < -960) ok[i] = 0;
+            f[static_cast<size_t>(i) * m + k] = std::ldexp(mant, static_cast<int>(shift));
         }
     }
 
@@ -338,7 +349,7 @@ struct Level {
     Int swden;
 };
 
-struct Facet {  // a proven facet of a region, for adjacency (1-D, 2-D)
+struct Facet {  // a proven facet of a region, for adjacency
     int64_t region;
     int plane;
     int j0;
@@ -346,6 +357,8 @@ struct Facet {  // a proven facet of a region, for adjacency (1-D, 2-D)
     uint64_t pre;
     int64_t lo, hi;  // the vertices at its ends along coordinate c0 (2-D)
     int64_t ids_at, ids_n;
+    int64_t verts_at, verts_n;  // its vertices (3-D)
+    int64_t row;                // its row among the region's facet rows (3-D)
 };
 
 struct Checker {
@@ -365,6 +378,9 @@ struct Checker {
     std::vector<std::pair<int, Rat>>* vsum;  // a binary counter of partial sums
     std::vector<Facet>* facets;
     std::vector<int64_t>* facet_ids;
+    std::vector<int64_t>* facet_verts;  // 3-D: every recorded facet's vertices
+    Rows* frows;                        // 3-D: every region's facet rows, >= 0 on the region
+    std::vector<int64_t>* frow_start;   // 3-D: region r's rows are frow_start[r] ..
     std::unordered_map<std::string, int>* plane_ids;
     std::vector<std::vector<Int>>* planes;
     int64_t next_region;  // regions checked so far
@@ -565,6 +581,19 @@ int det2(Checker* c, const Con& a, const Con& b) {
     return mpz_sgn(t.v);
 }
 
+// exact 3x3 determinant sign of the normals of three constraints (d = 3)
+int det3(Checker* c, const Con& a, const Con& b, const Con& e) {
+    const Int* x = &rows_of(c, a.lev).z[static_cast<size_t>(a.row) * 4];
+    const Int* y = &rows_of(c, b.lev).z[static_cast<size_t>(b.row) * 4];
+    const Int* w = &rows_of(c, e.lev).z[static_cast<size_t>(e.row) * 4];
+    thread_local Int t, acc;
+    mpz_set_ui(acc.v, 0);
+    mpz_mul(t.v, y[1].v, w[2].v); mpz_submul(t.v, y[2].v, w[1].v); mpz_addmul(acc.v, x[0].v, t.v);
+    mpz_mul(t.v, y[0].v, w[2].v); mpz_submul(t.v, y[2].v, w[0].v); mpz_submul(acc.v, x[1].v, t.v);
+    mpz_mul(t.v, y[0].v, w[1].v); mpz_submul(t.v, y[1].v, w[0].v); mpz_addmul(acc.v, x[2].v, t.v);
+    return mpz_sgn(acc.v);
+}
+
 // orientation of (a, b, c) in 2-D homogeneous coordinates (every W > 0): sign of det [a; b; c]
 int orient(const Point& a, const Point& b, const Point& cpt) {
     thread_local Int t, u, acc;
@@ -639,6 +668,94 @@ void hull_volume(Checker* c, const std::vector<int64_t>& vids, mpq_t out) {
         mpq_add(sum.v, sum.v, term.v);
     }
     mpq_div_2exp(out, sum.v, 1);
+}
+
+// 3-D: the simplices of a pulling triangulation of the face whose vertex columns are the bits of
+// `face` (as exactrelu._geometry's hull_volume, which the Python pass uses): its lowest vertex
+// joined to the triangulations of the maximal proper non-empty sets face & m (m a facet's mask)
+// that do not contain it.
+const std::vector<std::vector<int>>& pull(
+        uint64_t face, const std::vector<uint64_t>& masks,
+        std::unordered_map<uint64_t, std::vector<std::vector<int>>>& memo) {
+    auto it = memo.find(face);
+    if (it != memo.end()) return it->second;
+    std::vector<std::vector<int>> out;
+    uint64_t low = face & (~face + 1);
+    int v0 = __builtin_ctzll(low);
+    if (face == low) {
+        out.push_back({v0});
+    } else {
+        std::vector<uint64_t> subs;
+        for (uint64_t mk : masks) {
+            uint64_t x = face & mk;
+            if (x && x != face && std::find(subs.begin(), subs.end(), x) == subs.end())
+                subs.push_back(x);
+        }
+        std::sort(subs.begin(), subs.end(), [](uint64_t a, uint64_t b) {
+            int pa = __builtin_popcountll(a), pb = __builtin_popcountll(b);
+            return pa != pb ? pa > pb : a < b;
+        });
+        std::vector<uint64_t> maximal;
+        for (uint64_t x : subs) {
+            bool sub = false;
+            for (uint64_t t : maximal) sub = sub || (x & t) == x;
+            if (!sub) maximal.push_back(x);
+        }
+        for (uint64_t f : maximal) {
+            if (f & low) continue;
+            std::vector<std::vector<int>> got = pull(f, masks, memo);
+            for (auto& sx : got) {
+                std::vector<int> t{v0};
+                t.insert(t.end(), sx.begin(), sx.end());
+                if (t.size() > 4) reject("the facets are not faces of the hull");
+                out.push_back(std::move(t));
+            }
+        }
+    }
+    return memo.emplace(face, std::move(out)).first->second;
+}
+
+// 3-D: the volume of the pulling triangulation of the hull of the region's vertices over its
+// facets' vertex sets: a lower bound of the region's volume, equal to it when the vertex list
+// is complete (see check._hull_lower_bound). Simplex volumes are exact: with w_i = D_0 X_i -
+// D_i X_0 (homogeneous vertices), |det(w_1, w_2, w_3)| / (6 D_0^3 D_1 D_2 D_3).
+void pulling_volume(Checker* c, const std::vector<int64_t>& vids,
+                    const std::vector<uint64_t>& masks, mpq_t out) {
+    const auto& V = *c->verts;
+    mpq_set_ui(out, 0, 1);
+    int nv = static_cast<int>(vids.size());
+    if (!nv) return;
+    std::unordered_map<uint64_t, std::vector<std::vector<int>>> memo;
+    uint64_t all = nv == 64 ? ~0ULL : ((1ULL << nv) - 1);
+    std::vector<std::vector<int>> simplices = pull(all, masks, memo);
+    Int w[3][3], t, det, den;
+    Rat term;
+    for (const auto& sx : simplices) {
+        if (sx.size() < 4) continue;
+        const Point& p0 = V[vids[sx[0]]];
+        mpz_pow_ui(den.v, p0.h[3].v, 3);
+        mpz_mul_ui(den.v, den.v, 6);
+        for (int a = 0; a < 3; ++a) {
+            const Point& pa = V[vids[sx[a + 1]]];
+            mpz_mul(den.v, den.v, pa.h[3].v);
+            for (int k = 0; k < 3; ++k) {
+                mpz_mul(w[a][k].v, p0.h[3].v, pa.h[k].v);
+                mpz_submul(w[a][k].v, pa.h[3].v, p0.h[k].v);
+            }
+        }
+        mpz_set_ui(det.v, 0);
+        mpz_mul(t.v, w[1][1].v, w[2][2].v); mpz_submul(t.v, w[1][2].v, w[2][1].v);
+        mpz_addmul(det.v, w[0][0].v, t.v);
+        mpz_mul(t.v, w[1][0].v, w[2][2].v); mpz_submul(t.v, w[1][2].v, w[2][0].v);
+        mpz_submul(det.v, w[0][1].v, t.v);
+        mpz_mul(t.v, w[1][0].v, w[2][1].v); mpz_submul(t.v, w[1][1].v, w[2][0].v);
+        mpz_addmul(det.v, w[0][2].v, t.v);
+        mpz_abs(det.v, det.v);
+        mpq_set_num(term.v, det.v);
+        mpq_set_den(term.v, den.v);
+        mpq_canonicalize(term.v);
+        mpq_add(out, out, term.v);
+    }
 }
 
 // The plane of an oriented row (a . t + c >= 0 on the region, listed as a' . t <= b' with
@@ -800,10 +917,15 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
                 const Rows& R = rows_of(c, cons[i].lev);
                 if (mpz_sgn(R.z[static_cast<size_t>(cons[i].row) * R.m].v)) { full = true; break; }
             }
-        } else {
+        } else if (d == 2) {
             for (size_t a = 0; a < t.size() && !full; ++a)
                 for (size_t b = a + 1; b < t.size() && !full; ++b)
                     full = det2(c, cons[t[a]], cons[t[b]]) != 0;
+        } else {
+            for (size_t a = 0; a < t.size() && !full; ++a)
+                for (size_t b = a + 1; b < t.size() && !full; ++b)
+                    for (size_t e = b + 1; e < t.size() && !full; ++e)
+                        full = det3(c, cons[t[a]], cons[t[b]], cons[t[e]]) != 0;
         }
         if (!full) reject("a listed vertex is not a vertex of the region");
     }
@@ -900,6 +1022,19 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         std::sort(want.begin(), want.end());
         std::sort(got.begin(), got.end());
         if (want != got) reject("a facet's vertices differ");
+        // 3-D: the region's facet rows (for the separation test), every listed facet's
+        int64_t own_row = -1;
+        if (d == 3) {
+            const Con& k0 = cons[grp.second[0]];
+            const Rows& R = rows_of(c, k0.lev);
+            Int o[4];
+            for (int e = 0; e < m; ++e) {
+                mpz_set(o[e].v, R.z[static_cast<size_t>(k0.row) * R.m + e].v);
+                if (k0.sg < 0) mpz_neg(o[e].v, o[e].v);
+            }
+            own_row = c->frows->n;
+            c->frows->append(o);
+        }
         // for adjacency: a facet with a domain row among its ids has no pair
         int64_t low = sorted_ids[0];
         if (low < c->n_dom) continue;
@@ -923,6 +1058,10 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
             rec.lo = lo;
             rec.hi = hi;
         }
+        rec.row = own_row;
+        rec.verts_at = static_cast<int64_t>(c->facet_verts->size());
+        rec.verts_n = d == 3 ? static_cast<int64_t>(want.size()) : 0;
+        if (d == 3) c->facet_verts->insert(c->facet_verts->end(), want.begin(), want.end());
         rec.ids_at = static_cast<int64_t>(c->facet_ids->size());
         rec.ids_n = static_cast<int64_t>(sorted_ids.size());
         c->facet_ids->insert(c->facet_ids->end(), sorted_ids.begin(), sorted_ids.end());
@@ -930,7 +1069,13 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     }
     // volume: the hull of the listed vertices, equal to the stated one; summed
     Rat vol, given;
-    hull_volume(c, vids, vol.v);
+    if (d == 3) {
+        std::vector<uint64_t> masks;
+        for (int g : maximal) masks.push_back(groups[g].first);
+        pulling_volume(c, vids, masks, vol.v);
+    } else {
+        hull_volume(c, vids, vol.v);
+    }
     cc.vnum.get(r, mpq_numref(given.v));
     cc.vden.get(r, mpq_denref(given.v));
     if (mpz_sgn(mpq_denref(given.v)) <= 0) reject("volume missing or with a bad denominator");
@@ -938,6 +1083,87 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     if (!mpq_equal(given.v, vol.v)) reject("volume differs from the volume of the vertices");
     add_volume(c, vol.v);
     for (int64_t v : vids) (*c->used)[v] = 1;
+    if (d == 3) c->frow_start->push_back(c->frows->n);
+}
+
+// 3-D: does another facet row h of x's region have the facet y on or beyond it (h <= 0 at every
+// vertex of y)? Then the two facets meet in H ∩ {h = 0} at most (check._Adjacency.separated).
+bool separated(Checker* c, const Facet& x, const Facet& y) {
+    const auto& V = *c->verts;
+    const auto& FV = *c->facet_verts;
+    const Rows& R = *c->frows;
+    int64_t h0 = (*c->frow_start)[x.region], h1 = (*c->frow_start)[x.region + 1];
+    for (int64_t h = h0; h < h1; ++h) {
+        if (h == x.row) continue;  // its own hyperplane carries both facets
+        bool beyond = true;
+        for (int64_t k = 0; k < y.verts_n && beyond; ++k)
+            beyond = R.sign(static_cast<int>(h), V[FV[y.verts_at + k]]) <= 0;
+        if (beyond) return true;
+    }
+    return false;
+}
+
+// 3-D: the adjacent pairs among the facets idx[s .. cut) (one side) and idx[cut .. e) (the
+// other) of one group (check._Adjacency._overlapping for bounded, so pointed, facets): extents
+// along every coordinate the plane does not fix overlap with positive length; then three shared
+// vertices (a shared triangle: three distinct vertices of a polygon are never collinear) prove
+// a pair, and a facet of either region with the other facet on or beyond it disproves it; in
+// 3-D nothing else is possible (an edge line of either polygon separates disjoint ones).
+void pairs_3d(Checker* c, const std::vector<int64_t>& idx, size_t s, size_t cut, size_t e,
+              uint64_t n_reg, std::vector<std::pair<uint64_t, std::pair<int64_t, int64_t>>>& out) {
+    const auto& F = *c->facets;
+    const auto& V = *c->verts;
+    const auto& FV = *c->facet_verts;
+    if (s == cut || cut == e) return;
+    const auto& key = (*c->planes)[F[idx[s]].plane];
+    std::vector<int> freec;
+    for (int i = 0; i < 3; ++i) {
+        bool any = false;
+        for (int k = 0; k < 3; ++k) any = any || (k != i && mpz_sgn(key[k].v));
+        if (any) freec.push_back(i);
+    }
+    // ends of every facet of the group along each free coordinate
+    size_t n = e - s;
+    std::vector<int64_t> lo(n * 3, -1), hi(n * 3, -1);
+    for (size_t a = 0; a < n; ++a) {
+        const Facet& f = F[idx[s + a]];
+        if (f.verts_n == 0) reject("a facet without vertices");
+        for (int i : freec) {
+            int64_t l = FV[f.verts_at], u = l;
+            for (int64_t k = 1; k < f.verts_n; ++k) {
+                int64_t v = FV[f.verts_at + k];
+                if (cmp_coord(V[v], V[l], i) < 0) l = v;
+                if (cmp_coord(V[v], V[u], i) > 0) u = v;
+            }
+            lo[a * 3 + i] = l;
+            hi[a * 3 + i] = u;
+        }
+    }
+    for (size_t q = cut; q < e; ++q) {
+        const Facet& fp = F[idx[q]];
+        size_t pa = q - s;
+        for (size_t r = s; r < cut; ++r) {
+            const Facet& fm = F[idx[r]];
+            size_t ma = r - s;
+            bool ok = true;
+            for (int i : freec) {
+                ok = ok && cmp_coord(V[lo[pa * 3 + i]], V[hi[ma * 3 + i]], i) < 0 &&
+                     cmp_coord(V[lo[ma * 3 + i]], V[hi[pa * 3 + i]], i) < 0;
+                if (!ok) break;
+            }
+            if (!ok) continue;
+            int shared = 0;
+            for (int64_t a = 0; a < fp.verts_n; ++a)
+                for (int64_t b = 0; b < fm.verts_n; ++b)
+                    shared += FV[fp.verts_at + a] == FV[fm.verts_at + b];
+            if (shared < 3 && (separated(c, fp, fm) || separated(c, fm, fp))) continue;
+            int64_t i = fp.region, j = fm.region;
+            int64_t fa = idx[q], fb = idx[r];
+            if (i > j) { std::swap(i, j); std::swap(fa, fb); }
+            if (i == j) reject("a region adjacent to itself");
+            out.push_back({static_cast<uint64_t>(i) * n_reg + static_cast<uint64_t>(j), {fa, fb}});
+        }
+    }
 }
 
 // The global vertices are distinct points: sorted by their floats (equal points have equal
@@ -966,7 +1192,8 @@ void distinct_vertices(Checker* c) {
 void Checker_dealloc(Checker* c) {
     delete c->offsets; delete c->dom; delete c->domden; delete c->ops; delete c->lv;
     delete c->verts; delete c->used; delete c->pat_hash; delete c->out_hash; delete c->vsum;
-    delete c->facets; delete c->facet_ids; delete c->plane_ids; delete c->planes;
+    delete c->facets; delete c->facet_ids; delete c->facet_verts; delete c->frows;
+    delete c->frow_start; delete c->plane_ids; delete c->planes;
     Py_TYPE(c)->tp_free(reinterpret_cast<PyObject*>(c));
 }
 
@@ -987,6 +1214,8 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
     c->used = new std::vector<char>(); c->pat_hash = new std::vector<uint64_t>();
     c->out_hash = new std::vector<uint64_t>(); c->vsum = new std::vector<std::pair<int, Rat>>();
     c->facets = new std::vector<Facet>(); c->facet_ids = new std::vector<int64_t>();
+    c->facet_verts = new std::vector<int64_t>(); c->frows = new Rows();
+    c->frow_start = new std::vector<int64_t>(1, 0);
     c->plane_ids = new std::unordered_map<std::string, int>();
     c->planes = new std::vector<std::vector<Int>>();
     c->gens = 0; c->next_region = 0; c->base = 0; c->failed = false;
@@ -1006,6 +1235,7 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
         c->n_dom = static_cast<int>(PyList_GET_SIZE(domd));
         c->P = static_cast<int>(PyList_GET_SIZE(opsl));
         if (c->P < 1 || static_cast<int>(c->offsets->size()) != c->P + 1) reject("bad offsets");
+        c->frows->m = m;
         c->dom->m = m;
         c->dom->n = c->n_dom;
         int_vec(domr, c->dom->z, static_cast<size_t>(c->n_dom) * m);
@@ -1182,7 +1412,7 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
             if (a.j0 != b.j0) return a.j0 < b.j0;
             if (a.pre != b.pre) return a.pre < b.pre;
             if (a.side != b.side) return a.side < b.side;
-            if (d == 2) {
+            if (d == 2) {  // (3-D facets have no ends recorded)
                 int cm = cmp_coord(V[a.lo], V[b.lo], c0_of(a.plane));
                 if (cm) return cm < 0;
             }
@@ -1197,6 +1427,11 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
                 ++e;
             size_t cut = s;
             while (cut < e && F[idx[cut]].side < 0) ++cut;
+            if (d == 3) {
+                pairs_3d(c, idx, s, cut, e, static_cast<uint64_t>(n_reg), pairs);
+                s = e;
+                continue;
+            }
             int c0 = c0_of(h.plane);
             for (size_t p = cut; p < e; ++p) {
                 const Facet& fp = F[idx[p]];

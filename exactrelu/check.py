@@ -1911,7 +1911,7 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any
     bounded domain of dimension 1 or 2, without rays or lines, of a chain (:class:`_ChainRunner`)
     of elementwise ops with one or two thresholds."""
     dom = cert.domain
-    if (not dom.is_bounded or dom.dim not in (1, 2) or dom.dim > _VOLUME_MAX_DIM
+    if (not dom.is_bounded or dom.dim not in (1, 2, 3) or dom.dim > _VOLUME_MAX_DIM
             or not _ChainRunner.applies(prog)):
         return None
     nodes = prog.piecewise_nodes()

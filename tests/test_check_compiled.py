@@ -1,4 +1,5 @@
-"""The checker's compiled pass (exactrelu/_checkcore.cpp, run by ``check._check_compiled``) proves
+"""The checker's compiled pass (exactrelu/_checkcore.cpp, run by ``check._check_compiled``; bounded
+1-D to 3-D chains) proves
 what the Python pass proves: it accepts valid certificates by itself (it does not fall back), and
 every tampered certificate is rejected by it (a reason, or a CertificateError from what follows
 it) and by ``exactrelu.check`` with the Python pass's message. The tampered fields are those the
@@ -39,6 +40,8 @@ NETS = {
     "2d": lambda: (mlp(2, [6, 5], 1, out=2), [(-1, 1), (-1, 1)]),
     "leaky": lambda: (mlp(2, [5, 4], 2, lambda: nn.LeakyReLU(0.1)), [(-1, 1), (-1, 1)]),
     "hardtanh": lambda: (mlp(2, [5, 4], 3, nn.Hardtanh), [(-1, 1), (-1, 1)]),
+    "3d": lambda: (mlp(3, [5, 4], 7), [(-1, 1)] * 3),
+    "3d-hardtanh": lambda: (mlp(3, [6, 5], 8, nn.Hardtanh), [(-2, 2), (-1, 2), (-2, 1)]),
     "polygon": lambda: (mlp(2, [8, 6], 4),
                         exactrelu.Polytope([[-1, 0], [0, -1], [1, 2]], [0, 0, 2])),
 }
@@ -108,8 +111,8 @@ def test_the_compiled_pass_accepts_valid_certificates_by_itself(made, tmp_path):
 
 
 def test_outside_the_compiled_pass():
-    """3-D boxes, R^2 and non-chain programs go to the Python pass (which accepts them)."""
-    for net, dom in ((mlp(3, [3, 2], 5), [(-1, 1)] * 3), (mlp(2, [3, 2], 6),
+    """4-D boxes and R^2 go to the Python pass (which accepts them)."""
+    for net, dom in ((mlp(4, [3, 2], 5), [(-1, 1)] * 4), (mlp(2, [3, 2], 6),
                                                        exactrelu.RealSpace(2))):
         cert = exactrelu.verify(net, dom, progress=False)
         assert compiled(cert, net) == "outside the compiled pass"

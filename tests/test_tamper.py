@@ -466,9 +466,9 @@ def compiled_verdict(cert: Certificate, prog: exactrelu.Program) -> str:
 
 
 @pytest.mark.skipif(CHECKER._checkcore is None, reason="built without _checkcore")
-@pytest.mark.parametrize("name", ["1d", "2d", "leaky"])
+@pytest.mark.parametrize("name", ["1d", "2d", "3d", "leaky"])
 def test_the_compiled_pass_decides_every_mutation(name):
-    """On the bounded 1-D and 2-D chains the compiled pass, by itself, accepts every mutation
+    """On the bounded 1-D to 3-D chains the compiled pass, by itself, accepts every mutation
     that keeps the claims true and rejects every other one that is well formed."""
     net, dom = CASES[name]()
     cert = exactrelu.verify(net, dom, progress=False)
