@@ -5,24 +5,17 @@ headers the package installs without them and the pure-Python paths do all the w
 
 from setuptools import Extension, setup
 
-setup(
-    ext_modules=[
-        Extension(
-            "exactrelu._core",
-            sources=["exactrelu/_core.cpp"],
-            libraries=["gmp"],
-            # -g0: no debug info (Python's own CFLAGS carry -g: 4.4 MB with it, 0.35 MB without)
-            extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden", "-g0"],
-            language="c++",
-            optional=True,
-        ),
-        Extension(
-            "exactrelu._checkcore",
-            sources=["exactrelu/_checkcore.cpp"],
-            libraries=["gmp"],
-            extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden", "-g0"],
-            language="c++",
-            optional=True,
-        ),
-    ]
-)
+
+def _extension(name: str) -> Extension:
+    return Extension(
+        f"exactrelu.{name}",
+        sources=[f"exactrelu/{name}.cpp"],
+        libraries=["gmp"],
+        # -g0: no debug info (Python's own CFLAGS carry -g: 4.4 MB with it, 0.35 MB without)
+        extra_compile_args=["-std=c++17", "-O2", "-fvisibility=hidden", "-g0"],
+        language="c++",
+        optional=True,
+    )
+
+
+setup(ext_modules=[_extension("_core"), _extension("_checkcore")])

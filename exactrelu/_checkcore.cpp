@@ -401,6 +401,31 @@ void add_volume(Checker* c, const mpq_t v) {
     parts.emplace_back(n, std::move(x));
 }
 
+// The switching rows of op `nx` from the map into it (level L): the map's rows when its one
+// threshold is 0, else x - t for every threshold t, unit by unit (rows t * n + i), over
+// den * tden.
+void switching_rows(Level& L, const Op& nx, int m) {
+    const int d = m - 1;
+    Rows& W = L.sw;
+    W.m = m;
+    W.n = nx.n * nx.T;
+    if (nx.plain_zero) {
+        W.z = L.Zm;
+        mpz_set(L.swden.v, L.den.v);
+    } else {
+        W.z.assign(static_cast<size_t>(W.n) * m, Int());
+        mpz_mul(L.swden.v, L.den.v, nx.tden.v);
+        for (int a = 0; a < nx.T; ++a)
+            for (int i = 0; i < nx.n; ++i) {
+                Int* out = &W.z[(static_cast<size_t>(a) * nx.n + i) * m];
+                const Int* zi = &L.Zm[static_cast<size_t>(i) * m];
+                for (int k = 0; k < m; ++k) mpz_mul(out[k].v, zi[k].v, nx.tden.v);
+                mpz_submul(out[d].v, nx.tnum[a].v, L.den.v);
+            }
+    }
+    W.floats();
+}
+
 // Level j + 1 from level j (valid) with op j in states s: the rows of the map after the op,
 // M = [slope_i * z_i + (const_i * den) e_d ; (0 .. 0, den * lden)] over den * lden, times the
 // stretch A over aden. When the level holds the map of the same parent with other states,
@@ -502,26 +527,7 @@ done:
     L.gen = ++c->gens;
     L.valid = true;
     if (j + 1 < c->P) {
-        // switching rows of op j + 1
-        Op& nx = (*c->ops)[j + 1];
-        Rows& W = L.sw;
-        W.m = m;
-        W.n = nx.n * nx.T;
-        if (nx.plain_zero) {
-            W.z = L.Zm;
-            mpz_set(L.swden.v, L.den.v);
-        } else {
-            W.z.assign(static_cast<size_t>(W.n) * m, Int());
-            mpz_mul(L.swden.v, L.den.v, nx.tden.v);
-            for (int a = 0; a < nx.T; ++a)
-                for (int i = 0; i < nx.n; ++i) {
-                    Int* out = &W.z[(static_cast<size_t>(a) * nx.n + i) * m];
-                    const Int* zi = &L.Zm[static_cast<size_t>(i) * m];
-                    for (int k = 0; k < m; ++k) mpz_mul(out[k].v, zi[k].v, nx.tden.v);
-                    mpz_submul(out[d].v, nx.tnum[a].v, L.den.v);
-                }
-        }
-        W.floats();
+        switching_rows(L, (*c->ops)[j + 1], m);
     }
 }
 
@@ -1296,25 +1302,7 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
         if (mpz_sgn(L0.den.v) <= 0) reject("bad root denominator");
         L0.valid = true;
         L0.gen = ++c->gens;
-        {
-            Rows& W = L0.sw;
-            W.m = m;
-            W.n = op0.n * op0.T;
-            if (op0.plain_zero) {
-                W.z = L0.Zm;
-                mpz_set(L0.swden.v, L0.den.v);
-            } else {
-                W.z.assign(static_cast<size_t>(W.n) * m, Int());
-                mpz_mul(L0.swden.v, L0.den.v, op0.tden.v);
-                for (int a = 0; a < op0.T; ++a)
-                    for (int i = 0; i < op0.n; ++i) {
-                        Int* out = &W.z[(static_cast<size_t>(a) * op0.n + i) * m];
-                        for (int k = 0; k < m; ++k) mpz_mul(out[k].v, L0.Zm[static_cast<size_t>(i) * m + k].v, op0.tden.v);
-                        mpz_submul(out[d].v, op0.tnum[a].v, L0.den.v);
-                    }
-            }
-            W.floats();
-        }
+        switching_rows(L0, op0, m);
         // the global vertices
         IntList vn, vd;
         vn.set(vnum);
