@@ -35,6 +35,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -1323,6 +1324,9 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
         return -1;
     } catch (const PyError&) {
         return -1;
+    } catch (const std::bad_alloc&) {
+        PyErr_NoMemory();
+        return -1;
     }
     return 0;
 }
@@ -1368,6 +1372,9 @@ PyObject* Checker_regions(Checker* c, PyObject* args) {
     } catch (const PyError&) {
         c->failed = true;
         return nullptr;
+    } catch (const std::bad_alloc&) {
+        c->failed = true;
+        return PyErr_NoMemory();
     }
     Py_RETURN_NONE;
 }
@@ -1513,6 +1520,9 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
     } catch (const PyError&) {
         c->failed = true;
         return nullptr;
+    } catch (const std::bad_alloc&) {
+        c->failed = true;
+        return PyErr_NoMemory();
     }
 }
 

@@ -230,7 +230,6 @@ from ._deps import cdd, cdd_gmp, flint
 from ._exact import ExactMap, identity_map, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
 from ._progress import progress_bar
-from ._runtime import paused_gc
 from .capture import Node, Program, capture
 from .certificate import Adjacency, Certificate, Region, RegionFacet
 from .domain import Domain, Slice, as_domain
@@ -1946,8 +1945,8 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any
                     [v for row in slopes for v in row], [v for row in consts for v in row], lden,
                     [int(v) for v in a.entries()], aden, a.nrows()))
     root = runner.memo.root
-    tables = [(t.data, True) if t.bits else (np.ascontiguousarray(t.data, dtype=np.int64), False)
-              for t in cx.states]
+    tables = [(np.ascontiguousarray(t.data, dtype=np.uint8), True) if t.bits
+              else (np.ascontiguousarray(t.data, dtype=np.int64), False) for t in cx.states]
     return cx, ops, [int(v) for v in root.z.entries()], root.den, tables
 
 
@@ -2007,11 +2006,14 @@ def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: lis
     except ValueError as exc:
         return str(exc)
     n_reg = cx.num_regions
-    cols = (tables, list(cx.state_ids), cx.witness.num, cx.witness.den,
-            cx.region_vertices.start, cx.region_vertices.flat, cx.facet_start, cx.facet_row,
-            cx.facet_ids.start, cx.facet_ids.flat, cx.facet_vertices.start,
-            cx.facet_vertices.flat, cx.rows.num, cx.rows.den, cx.outputs.num, cx.outputs.den,
-            cx.volume.num, cx.volume.den)
+    def ix(a: Any) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.int64)  # no copy where it already is one
+
+    cols = (tables, [ix(a) for a in cx.state_ids], cx.witness.num, cx.witness.den,
+            ix(cx.region_vertices.start), ix(cx.region_vertices.flat), ix(cx.facet_start),
+            ix(cx.facet_row), ix(cx.facet_ids.start), ix(cx.facet_ids.flat),
+            ix(cx.facet_vertices.start), ix(cx.facet_vertices.flat), cx.rows.num, cx.rows.den,
+            cx.outputs.num, cx.outputs.den, cx.volume.num, cx.volume.den)
     bar = progress_bar(n_reg, "checking regions", progress and n_reg > 1)
     try:
         for lo in range(0, n_reg, _CHUNK):
@@ -2024,8 +2026,8 @@ def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: lis
         bar.close()
     if not n_reg:
         return "no region"
-    out = checker.finish(n_reg, cx.adj_i, cx.adj_j, cx.adj_plane, cx.adj_ids.start,
-                         cx.adj_ids.flat, cx.planes.num, cx.planes.den)
+    out = checker.finish(n_reg, ix(cx.adj_i), ix(cx.adj_j), ix(cx.adj_plane),
+                         ix(cx.adj_ids.start), ix(cx.adj_ids.flat), cx.planes.num, cx.planes.den)
     if isinstance(out, str):
         return out
     hashes, vol_num, vol_den, candidates = out
@@ -2132,8 +2134,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
     if _COMPILED and not _GENERIC_MAPS and _checkcore is not None:
-        with paused_gc():  # the pass makes few Python objects; no collection walks the rest
-            reason = _check_compiled(cert, prog, m0, offsets, dom_rows, progress)
+        reason = _check_compiled(cert, prog, m0, offsets, dom_rows, progress)
         if reason is None:
             return cert
         log.debug("compiled pass stopped (%s); the Python pass names the claim", reason)
