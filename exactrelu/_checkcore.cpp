@@ -4,17 +4,22 @@
 // It shares no code with the certifier's compiled core (exactrelu/_core.cpp): everything here is
 // re-derived from the network's exact parameters (as check.py's _ChainRunner gives them: integer
 // matrices over one denominator per affine stretch, each state's slopes and constants) and from
-// the certificate's columns (exactrelu/_columns.py), a chunk of regions at a time.
+// the certificate's columns (exactrelu/_columns.py), a chunk of regions at a time: Checker's
+// regions() takes any chunk's columns (its region 0 being the certificate's region `base`), in
+// order, so a sharded certificate's shards can go through it one by one.
 //
-// Scope: chain programs "affine, (plain elementwise op, affine)*" on bounded 1-D and 2-D
+// Scope: chain programs "affine, (plain elementwise op, affine)*" on bounded 1-D, 2-D and 3-D
 // domains. For every region of a chunk it proves what check.py's region pass proves there: the
 // states at the witness are the pattern and the witness is strictly inside the domain and every
 // cell constraint; the output map is the exact map of the pattern; each listed vertex satisfies
 // every constraint and is tight on d independent ones; the listed facets are exactly the true
 // facets (by tightness at the vertices, as check._true_facets / check._facet_error); the volume
-// (1-D: length, 2-D: area of the hull of the vertices) equals the stated one, and sums them.
+// (1-D: length, 2-D: area of the hull of the vertices, 3-D: the pulling triangulation of
+// check._hull_lower_bound) equals the stated one, and sums them.
 // finish() then proves the global vertex list (distinct, each used), the adjacent pairs (from the
-// proven facets, as check._FacetTable) and returns what check.py finishes with (pattern hashes
+// proven facets: 1-D and 2-D as check._FacetTable, 3-D as check._Adjacency for bounded facets,
+// grouped by hyperplane, first op and prefix only, the signs' refinement being left out as it
+// loses no pair and the 3-D tests decide any two facets of a group) and returns what check.py finishes with (pattern hashes
 // for distinctness, the volume sum, the adjacent pairs whose output maps hash equal).
 //
 // Any claim that does not hold, and anything outside the scope, ends the pass with a short reason
@@ -22,8 +27,9 @@
 // "valid" here is a proof, and a rejection is re-derived in Python for its message.
 //
 // Exactness. Every decision is exact: integers and rationals are GMP's. Floats only filter signs
-// of a switching row at a point (Filter::sign: a rigorous error bound decides, otherwise exact
-// integers) and order vertices for sorting (mpq_get_d truncates, which is monotone: a strict
+// of a row at a point (Rows::sign: a rigorous error bound decides, otherwise exact integers),
+// are summed in 128-bit integers only where a bound on the operands proves the sums exact (build),
+// and order vertices for sorting (mpq_get_d truncates, which is monotone: a strict
 // inequality of floats is one of the rationals, ties are compared exactly).
 
 #define PY_SSIZE_T_CLEAN
@@ -603,7 +609,7 @@ int det3(Checker* c, const Con& a, const Con& b, const Con& e) {
 
 // orientation of (a, b, c) in 2-D homogeneous coordinates (every W > 0): sign of det [a; b; c]
 int orient(const Point& a, const Point& b, const Point& cpt) {
-    thread_local Int t, u, acc;
+    thread_local Int t, acc;
     mpz_set_ui(acc.v, 0);
     // xa (yb wc - yc wb) - ya (xb wc - xc wb) + wa (xb yc - xc yb)
     mpz_mul(t.v, b.h[1].v, cpt.h[2].v); mpz_submul(t.v, cpt.h[1].v, b.h[2].v);
@@ -612,7 +618,6 @@ int orient(const Point& a, const Point& b, const Point& cpt) {
     mpz_submul(acc.v, a.h[1].v, t.v);
     mpz_mul(t.v, b.h[0].v, cpt.h[1].v); mpz_submul(t.v, cpt.h[0].v, b.h[1].v);
     mpz_addmul(acc.v, a.h[2].v, t.v);
-    (void)u;
     return mpz_sgn(acc.v);
 }
 
