@@ -473,7 +473,7 @@ def complex_of(d: int, n_ops: int, regions: Sequence[Region], vertices: Sequence
         lines_start.append(len(lines_pts))
     planes: dict[tuple, int] = {}
     for a in adjacency:
-        planes.setdefault((a.a, a.b), len(planes))
+        planes.setdefault((tuple(a.a), a.b), len(planes))
     return Complex(
         d=d, n_out=len(regions[0].output) if regions else 0, states=states, state_ids=state_ids,
         witness=rationals(witness), vertices=rationals(flat(vertices)),
@@ -482,7 +482,7 @@ def complex_of(d: int, n_ops: int, regions: Sequence[Region], vertices: Sequence
         facet_vertices=Ragged(fv_start, fv_flat), outputs=rationals(outputs),
         volume=Rationals(volume_num, volume_den), repaired=[r.repaired for r in regions],
         adj_i=[a.i for a in adjacency], adj_j=[a.j for a in adjacency],
-        adj_plane=[planes[(a.a, a.b)] for a in adjacency],
+        adj_plane=[planes[(tuple(a.a), a.b)] for a in adjacency],
         adj_ids=Ragged([0, *_running([len(a.ids) for a in adjacency])],
                        [i for a in adjacency for i in a.ids]),
         planes=rationals([v for a, b in planes for v in (*a, b)]), pieces=pieces,
