@@ -1336,6 +1336,24 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
     return 0;
 }
 
+// Run a method's body: a Reject becomes its reason (a str), a Python error or running out of
+// memory an exception; either way the checker is done.
+template <class F>
+PyObject* guarded(Checker* c, F&& body) {
+    try {
+        return body();
+    } catch (const Reject& e) {
+        c->failed = true;
+        return PyUnicode_FromString(e.why.c_str());
+    } catch (const PyError&) {
+        c->failed = true;
+        return nullptr;
+    } catch (const std::bad_alloc&) {
+        c->failed = true;
+        return PyErr_NoMemory();
+    }
+}
+
 // regions(base, lo, hi, cols): check regions lo .. hi - 1 of a chunk whose region 0 is the
 // certificate's region `base` (regions must come in order, chunk after chunk). cols: (state
 // tables [(data, bits)], state ids [int64], witness num, den, region_vertices start, flat,
@@ -1345,7 +1363,7 @@ PyObject* Checker_regions(Checker* c, PyObject* args) {
     long long base, lo, hi;
     PyObject* cols;
     if (!PyArg_ParseTuple(args, "LLLO", &base, &lo, &hi, &cols)) return nullptr;
-    try {
+    return guarded(c, [&]() -> PyObject* {
         if (c->failed) reject("an earlier chunk failed");
         if (base + lo != c->next_region) reject("regions out of order");
         ChunkCols cc;
@@ -1371,17 +1389,8 @@ PyObject* Checker_regions(Checker* c, PyObject* args) {
             check_region(c, cc, r);
             c->next_region = base + r + 1;
         }
-    } catch (const Reject& e) {
-        c->failed = true;
-        return PyUnicode_FromString(e.why.c_str());
-    } catch (const PyError&) {
-        c->failed = true;
-        return nullptr;
-    } catch (const std::bad_alloc&) {
-        c->failed = true;
-        return PyErr_NoMemory();
-    }
-    Py_RETURN_NONE;
+        Py_RETURN_NONE;
+    });
 }
 
 // finish(n_reg, adj_i, adj_j, adj_plane, adj_ids start, flat, planes num, den): the global
@@ -1393,7 +1402,7 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
     PyObject *ai, *aj, *ap, *ids_s, *ids_f, *pnum, *pden;
     if (!PyArg_ParseTuple(args, "LOOOOOOO", &n_reg, &ai, &aj, &ap, &ids_s, &ids_f, &pnum, &pden))
         return nullptr;
-    try {
+    return guarded(c, [&]() -> PyObject* {
         if (c->failed) reject("an earlier chunk failed");
         if (c->next_region != n_reg) reject("not every region was checked");
         const int d = c->d;
@@ -1519,16 +1528,7 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
         PyObject* num = new_int(mpq_numref(total.v));
         PyObject* den = new_int(mpq_denref(total.v));
         return Py_BuildValue("(NNNN)", hashes, num, den, eq);
-    } catch (const Reject& e) {
-        c->failed = true;
-        return PyUnicode_FromString(e.why.c_str());
-    } catch (const PyError&) {
-        c->failed = true;
-        return nullptr;
-    } catch (const std::bad_alloc&) {
-        c->failed = true;
-        return PyErr_NoMemory();
-    }
+    });
 }
 
 PyMethodDef checker_methods[] = {
