@@ -233,6 +233,13 @@ def columnar_rows(cert: Certificate, name: str) -> Callable[[int, int], Any] | N
     return _from_columns(pa, name, seq.cx, cert.pieces, _schemas(pa)[name])
 
 
+def complex_rows(cx: Complex, name: str) -> Callable[[int, int], Any]:
+    """``rows(lo, hi)`` of table ``name`` as Arrow tables made from the columns of ``cx`` (its
+    own piece labels), for :func:`save_table`."""
+    pa, _ = _arrow()
+    return _from_columns(pa, name, cx, cx.pieces, _schemas(pa)[name])
+
+
 def _texts(r: Rationals, lo: int, hi: int) -> list[str]:
     return list(map(_parse.ratio_text, r.num[lo:hi], r.den[lo:hi]))
 

@@ -51,19 +51,24 @@ from __future__ import annotations
 
 import bisect
 import copy
+import dataclasses
 import logging
+import pickle
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from . import _parse, _shards
+from . import _shards
+from ._columns import Complex, Ragged, Rationals, Regions
 from ._geometry import full_on_hyperplane, hyperplane_chart
 from ._progress import _Silent, progress_bar
 from ._shards import SHARD_ROWS
@@ -76,7 +81,6 @@ from .certificate import (
     adjacency_json,
     canonical_hyperplane,
     header_json,
-    region_json,
 )
 from .domain import Box, Domain, Polytope, Slice
 from .engines import build_certificate
@@ -155,59 +159,52 @@ def _cell_domain(dom: Domain, A: list[tuple[Fraction, ...]], b: list[Fraction]) 
 def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
         workers: int | None = None, max_regions: int | None = None,
         engine: str = "auto", progress: bool = False, save: str | Path | None = None,
-        shard_rows: int = SHARD_ROWS) -> Certificate:
-    """What :func:`exactrelu.verify` does with ``executor=client`` (a Dask client): the cells of
-    the first piecewise layer as tasks (``workers``: threads or processes per task, ``engine``
-    for each), merged exactly (see the module docstring). ``max_regions`` bounds each task and
-    the total: the run stops as soon as the tasks done hold more. ``progress``: a bar over the
-    tasks done (on a terminal). ``save``: a directory ending in ``.parquet`` that the workers
-    write the sharded certificate into (a file system every worker and the client see), the
-    client merging only what lies on the cells' boundaries; the certificate returned is that
+        shard_rows: int = SHARD_ROWS, cells: int | None = None) -> Certificate:
+    """What :func:`exactrelu.verify` does with ``executor=client`` (a Dask client) or with
+    ``cells=``: the cells of the first piecewise layer as tasks (``workers``: threads or
+    processes per task, ``engine`` for each), merged exactly (see the module docstring).
+    ``client`` None: the tasks run one after another in this process. ``cells``: how many cells
+    to aim for (default :data:`TASKS_PER_WORKER` per Dask worker). ``max_regions`` bounds each
+    task and the total: the run stops as soon as the tasks done hold more. ``progress``: a bar
+    over the tasks done (on a terminal). ``save``: a directory ending in ``.parquet`` that the
+    workers write the sharded certificate into (a file system every worker and the client see),
+    the client merging only what lies on the cells' boundaries; the certificate returned is that
     directory, loaded lazily. Otherwise the client merges the whole certificate in memory."""
-    from distributed import as_completed
-
     t0 = time.perf_counter()
     if not dom.is_bounded or not isinstance(dom, (Box, Polytope, Slice)):
-        raise InvalidInputError(f"a cluster run needs a bounded box, polytope or slice; got "
-                                f"{dom!r} (run it locally: verify(net, domain))")
+        where = "a cluster run" if client is not None else "cells="
+        raise InvalidInputError(f"{where} needs a bounded box, polytope or slice; got "
+                                f"{dom!r} (run it as one: verify(net, domain))")
     shape = prog.input_shape
     prefix = _first_layer(net, prog)
     n_dom = constraint_offsets(prog, dom)[0]
+    sharded = save is not None
+    pool: _Pool = _Local(prog, workers, max_regions, engine) if client is None else \
+        _Dask(client, net, shape, workers, max_regions, engine)
     if prefix is None:
         _log.info("one task: not an nn.Sequential whose first piecewise op can be cut off")
         tasks: list[Domain] = [dom]
-        cells = None
+        first_layer = None
         ids = [_CellIds([(i,) for i in range(n_dom)], n_dom, [])]
     else:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        cells = _cells(prefix, dom, shape, TASKS_PER_WORKER * n_workers, workers)
+        want = cells if cells is not None else TASKS_PER_WORKER * pool.size()
+        first_layer = _cells(prefix, dom, shape, want, workers)
         tasks = [_cell_domain(dom, [f.a for f in r.facets], [f.b for f in r.facets])
-                 for r in cells.regions]
+                 for r in first_layer.regions]
         ids = [_CellIds([tuple(f.ids) for f in r.facets], n_dom,
-                        [(f.a, f.b) for f in r.facets]) for r in cells.regions]
-    # a key of its own (hash=False): a key made from the net's contents would be shared with a
-    # run just before on the same net, whose release can reach the scheduler after this scatter
-    # and drop the data under this run's tasks ("lost dependencies")
-    net_ref = client.scatter(net, broadcast=True, hash=False)
-    sharded = save is not None
-    futures = [client.submit(_task, net_ref, cell, shape, workers, max_regions, engine, sharded,
-                             pure=False) for cell in tasks]
-    if sharded:
-        summaries = [client.submit(_summary, f, i, pure=False)
-                     for f, i in zip(futures, ids, strict=True)]
-    order = {f.key: k for k, f in enumerate(summaries if sharded else futures)}
-    parts: list[Any] = [None] * len(futures)  # certificates, or summaries when workers save
+                        [(f.a, f.b) for f in r.facets]) for r in first_layer.regions]
+    root = _shards.prepare(save) if save is not None else None
+    parts: list[Any] = [None] * len(tasks)  # certificates, or summaries when workers save
     names: set[str] = set()
     seconds = 0.0
     found = 0
-    with progress_bar(len(futures), "cells", progress) as bar:
-        for future in as_completed(summaries if sharded else futures):
-            k = order[future.key]
+    with pool, progress_bar(len(tasks), "cells", progress) as bar:
+        for k, out in pool.certify(tasks, ids, sharded, root):
             if sharded:
-                part = parts[k] = future.result()
+                part = parts[k] = out
                 name, s, n = part.name, part.seconds, part.regions
             else:
-                name, cx, s = future.result()
+                name, cx, s = out
                 part = parts[k] = build_certificate(prog, tasks[k], cx)
                 n = part.num_regions
             names.add(name)
@@ -215,19 +212,149 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
             found += n
             bar.update(1)
             if max_regions is not None and found > max_regions:
-                client.cancel(futures)
+                pool.cancel()
                 raise RegionLimitError(f"more than max_regions={max_regions:,} regions: the "
                                        f"tasks done hold {found:,}", found)
-    stats: dict[str, Any] = {"engine": f"dask ({', '.join(sorted(names))})", "tasks": len(parts),
-             "seconds": {"total": 0.0, "tasks": seconds}}
-    if save is not None:
-        root = _shards.prepare(save)
-        _write(client, futures, parts, ids, prog, dom, root, shard_rows, stats, progress, t0)
-        return Certificate.load(root)
-    cert = parts[0] if cells is None else merge(cells, parts)
+        stats: dict[str, Any] = {"engine": f"{pool.name} ({', '.join(sorted(names))})",
+                                 "tasks": len(parts),
+                                 "seconds": {"total": 0.0, "tasks": seconds}}
+        if root is not None:
+            _write(pool, parts, ids, prog, dom, root, shard_rows, stats, progress, t0)
+            return Certificate.load(root)
+    cert = parts[0] if first_layer is None else merge(first_layer, parts)
     stats["seconds"]["total"] = time.perf_counter() - t0
     cert.stats = stats
     return cert
+
+
+class _Pool:
+    """Where the cells' tasks run: :meth:`certify` runs them (a cell certified, and with
+    ``sharded`` its summary made, the cell's certificate kept where the task ran) and yields
+    ``(cell, result)`` as they finish; :meth:`write` has each kept cell write its shards
+    (:func:`_write_cell`'s arguments after the certificate, per cell) and yields their
+    entries. A context manager: leaving it drops what is kept."""
+
+    name = ""
+
+    def size(self) -> int:
+        """How many tasks run at once."""
+        raise NotImplementedError
+
+    def certify(self, tasks: list[Domain], ids: list[_CellIds], sharded: bool,
+                root: Path | None) -> Iterator[tuple[int, Any]]:
+        raise NotImplementedError
+
+    def write(self, args: list[tuple[Any, ...]]) -> Iterator[dict[str, list[dict[str, Any]]]]:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop the tasks not done."""
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+
+class _Dask(_Pool):
+    """Tasks on a Dask cluster; a cell's certificate stays on its worker until it is written."""
+
+    name = "dask"
+
+    def __init__(self, client: Any, net: nn.Module | Program, shape: tuple[int, ...],
+                 workers: int | None, max_regions: int | None, engine: str) -> None:
+        self.client, self.net = client, net
+        self.options = (shape, workers, max_regions, engine)
+        self.futures: list[Any] = []
+
+    def size(self) -> int:
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def certify(self, tasks: list[Domain], ids: list[_CellIds], sharded: bool,
+                root: Path | None) -> Iterator[tuple[int, Any]]:
+        from distributed import as_completed
+
+        client = self.client
+        # a key of its own (hash=False): a key made from the net's contents would be shared
+        # with a run just before on the same net, whose release can reach the scheduler after
+        # this scatter and drop the data under this run's tasks ("lost dependencies")
+        net_ref = client.scatter(self.net, broadcast=True, hash=False)
+        self.futures = [client.submit(_task, net_ref, cell, *self.options, sharded,
+                                      pure=False) for cell in tasks]
+        outs = [client.submit(_summary, f, i, pure=False)
+                for f, i in zip(self.futures, ids, strict=True)] if sharded else self.futures
+        order = {f.key: k for k, f in enumerate(outs)}
+        for future in as_completed(outs):
+            yield order[future.key], future.result()
+
+    def write(self, args: list[tuple[Any, ...]]) -> Iterator[dict[str, list[dict[str, Any]]]]:
+        written = [self.client.submit(_write_cell, f, *a, pure=False)
+                   for f, a in zip(self.futures, args, strict=True)]
+        yield from self.client.gather(written)
+
+    def cancel(self) -> None:
+        if self.futures:
+            self.client.cancel(self.futures)
+            self.futures = []
+
+
+class _Local(_Pool):
+    """Tasks one after another in this process (each on ``workers`` threads or processes). With
+    ``sharded`` a cell's certificate is its complex (:class:`~exactrelu._columns.Complex`)
+    pickled to a file under the output directory until it is written, so that the process
+    holds one cell's certification at a time, plus the summaries."""
+
+    name = "cells"
+
+    def __init__(self, prog: Program, workers: int | None, max_regions: int | None,
+                 engine: str) -> None:
+        self.prog = prog
+        self.options = (workers, max_regions, engine)
+        self.spill: tempfile.TemporaryDirectory[str] | None = None
+        self.tasks: list[Domain] = []
+
+    def size(self) -> int:
+        return 1
+
+    def _file(self, k: int) -> Path:
+        assert self.spill is not None
+        return Path(self.spill.name) / f"cell-{k:05d}.pickle"
+
+    def certify(self, tasks: list[Domain], ids: list[_CellIds], sharded: bool,
+                root: Path | None) -> Iterator[tuple[int, Any]]:
+        self.tasks = tasks
+        if sharded:
+            assert root is not None
+            root.mkdir(parents=True, exist_ok=True)
+            self.spill = tempfile.TemporaryDirectory(prefix=".cells-", dir=root)
+        shape = self.prog.input_shape
+        for k, cell in enumerate(tasks):
+            name, cx, s = _task(self.prog, cell, shape, *self.options, False)
+            if not sharded:
+                yield k, (name, cx, s)
+                continue
+            part = build_certificate(self.prog, cell, cx)
+            summary = _summary((name, part, s), ids[k])
+            del part
+            with self._file(k).open("wb") as fh:
+                pickle.dump(cx, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            del cx
+            yield k, summary
+
+    def write(self, args: list[tuple[Any, ...]]) -> Iterator[dict[str, list[dict[str, Any]]]]:
+        for k, a in enumerate(args):
+            with self._file(k).open("rb") as fh:
+                cx = pickle.load(fh)  # a file this run wrote (in its own output directory)
+            self._file(k).unlink()
+            part = build_certificate(self.prog, self.tasks[k], cx)
+            del cx
+            yield _write_cell(("", part, 0.0), *a)
+
+    def cancel(self) -> None:
+        if self.spill is not None:
+            self.spill.cleanup()
+            self.spill = None
 
 
 def _task(net: nn.Module | Program, dom: Domain, input_shape: tuple[int, ...],
@@ -266,6 +393,32 @@ class _CellIds:
         for i in ids:
             out.update(self.own[i] if i < self.m else (i + self.shift,))
         return tuple(sorted(out))
+
+    def ragged(self, r: Ragged) -> Ragged:
+        """Lists of a task's ids (a :class:`~exactrelu._columns.Ragged` of int64 arrays) each
+        as :meth:`__call__` gives it: every id replaced by its ids in the whole domain, then
+        sorted without repeats, in array operations."""
+        start, flat = r.start, r.flat
+        n = len(start) - 1
+        if not len(flat):
+            return Ragged(start, flat)
+        table = [self.own[v] if v < self.m else (v + self.shift,)
+                 for v in range(int(flat.max()) + 1)]
+        lens = np.array([len(t) for t in table], dtype=np.int64)
+        at = np.concatenate([[0], np.cumsum(lens)])
+        values = np.fromiter((i for t in table for i in t), np.int64, int(at[-1]))
+        counts = lens[flat]
+        seg = np.repeat(np.repeat(np.arange(n), np.diff(start)), counts)
+        ends = np.cumsum(counts)
+        pos = np.repeat(at[flat], counts) + np.arange(int(ends[-1])) - np.repeat(ends - counts,
+                                                                              counts)
+        out = values[pos]
+        order = np.lexsort((out, seg))
+        seg, out = seg[order], out[order]
+        keep = np.ones(len(out), dtype=bool)
+        keep[1:] = (seg[1:] != seg[:-1]) | (out[1:] != out[:-1])
+        seg, out = seg[keep], out[keep]
+        return Ragged(np.concatenate([[0], np.cumsum(np.bincount(seg, minlength=n))]), out)
 
     def on_boundary(self, ids: Sequence[int]) -> bool:
         return any(i < self.m and self.cut[i] for i in ids)
@@ -410,13 +563,34 @@ class _Summary:
     pieces: dict[int, int]
 
 
+def _complex(part: Certificate) -> Complex:
+    """The columns of a task's certificate (an engine's, unchanged)."""
+    regions = part.regions
+    if not isinstance(regions, Regions):
+        raise InvalidInputError(f"a task's certificate is not columnar ({type(regions).__name__})")
+    return regions.cx
+
+
+def _boundary_regions(cx: Complex, ids: _CellIds) -> list[int]:
+    """The regions of a task's complex with a facet on its cell's boundary."""
+    cut = np.flatnonzero(np.asarray(ids.cut, dtype=bool))
+    start, flat = cx.facet_ids
+    if not len(cut) or not len(flat):
+        return []
+    facet_of = np.repeat(np.arange(len(start) - 1), np.diff(start))
+    facets = np.unique(facet_of[np.isin(flat, cut)])
+    return np.unique(np.searchsorted(cx.facet_start, facets, side="right") - 1).tolist()
+
+
 def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
-    """On the worker: the :class:`_Summary` of its cell's certificate."""
+    """On the worker: the :class:`_Summary` of its cell's certificate (views made only of the
+    regions on the cell's boundary)."""
     name, part, seconds = done
     points = [(v, x) for v, x in enumerate(part.vertices)
               if any(sum(a * c for a, c in zip(n, x, strict=True)) == b for n, b in ids.planes)]
     facets, rows, maps, pieces = [], {}, {}, {}
-    for i, r in enumerate(part.regions):
+    for i in _boundary_regions(_complex(part), ids):
+        r = _shards.items(part.regions, i, i + 1)[0]
         for f in r.facets:
             if ids.on_boundary(f.ids):
                 key, side = canonical_hyperplane(f.a, f.b)
@@ -437,36 +611,37 @@ def _write_cell(done: tuple[str, Certificate, float], root: Path, k: int, ids: _
                 shard_rows: int) -> dict[str, list[dict[str, Any]]]:
     """On the worker: write its cell's regions, new vertices and own adjacent pairs in the
     whole certificate's numbering (vertices ``seen`` in an earlier cell keep their numbers,
-    the others count from ``base``; local piece ``p`` is ``piece[p]``); the shards' entries."""
-    part = done[1]
-    vertex: list[int] = []
-    new: list[int] = []
-    for v in range(part.num_vertices):
-        if v in seen:
-            vertex.append(seen[v])
-        else:
-            vertex.append(base + len(new))
-            new.append(v)
-    regions, adjacency = _renumbered(part, ids, first, vertex)
+    the others count from ``base``; local piece ``p`` is ``piece[p]``), renumbering the cell's
+    columns and writing the shards from them; the shards' entries."""
+    cx = _complex(done[1])
+    n, d = cx.num_vertices, cx.d
+    old = np.fromiter(seen, np.int64, len(seen))
+    is_old = np.zeros(n, dtype=bool)
+    is_old[old] = True
+    new = np.flatnonzero(~is_old)
+    vertex = np.empty(n, dtype=np.int64)
+    vertex[new] = base + np.arange(len(new))
+    vertex[old] = np.fromiter(seen.values(), np.int64, len(seen))
+    coords = (new[:, None] * d + np.arange(d)).reshape(-1).tolist()
+    num, den = cx.vertices.num, cx.vertices.den
+    out = dataclasses.replace(
+        cx, vertices=Rationals([num[c] for c in coords], [den[c] for c in coords]),
+        region_vertices=Ragged(cx.region_vertices.start, vertex[cx.region_vertices.flat]),
+        facet_vertices=Ragged(cx.facet_vertices.start, vertex[cx.facet_vertices.flat]),
+        facet_ids=ids.ragged(cx.facet_ids), adj_i=cx.adj_i + first, adj_j=cx.adj_j + first,
+        adj_ids=ids.ragged(cx.adj_ids), pieces=np.asarray(piece, dtype=np.int64)[cx.pieces])
+    sizes = {"regions": out.num_regions, "vertices": len(new), "adjacency": len(out.adj_i)}
     schemas = _shards.schemas()
-    rows: dict[str, Callable[[int, int], list[dict[str, Any]]]] = {
-        "regions": lambda lo, hi: [{**region_json(r), "piece": piece[part.pieces[r.index - first]]}
-                                   for r in regions[lo:hi]],
-        "vertices": lambda lo, hi: [{"coordinates": [_parse.text(c) for c in part.vertices[v]]}
-                                    for v in new[lo:hi]],
-        "adjacency": lambda lo, hi: [adjacency_json(a) for a in adjacency[lo:hi]],
-    }
-    sizes = {"regions": len(regions), "vertices": len(new), "adjacency": len(adjacency)}
-    out: dict[str, list[dict[str, Any]]] = {}
+    entries: dict[str, list[dict[str, Any]]] = {}
     for t in _shards.TABLES:
-        _shards.save_table(root, t, sizes[t], shard_rows, rows[t], schemas[t],
-                           out.setdefault(t, []), _Silent(), stem=f"cell-{k:05d}")
-    return out
+        _shards.save_table(root, t, sizes[t], shard_rows, _shards.complex_rows(out, t),
+                           schemas[t], entries.setdefault(t, []), _Silent(), stem=f"cell-{k:05d}")
+    return entries
 
 
-def _write(client: Any, futures: list[Any], parts: list[_Summary], ids: list[_CellIds],
-           prog: Program, dom: Domain, root: Path, shard_rows: int, stats: dict[str, Any],
-           progress: bool, t0: float) -> None:
+def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Program,
+           dom: Domain, root: Path, shard_rows: int, stats: dict[str, Any], progress: bool,
+           t0: float) -> None:
     """Number the cells' vertices and pieces from their summaries, find the adjacent pairs
     across cells, have each worker write its cell, and write the pairs across and the
     manifest."""
@@ -533,12 +708,11 @@ def _write(client: Any, futures: list[Any], parts: list[_Summary], ids: list[_Ce
     for h in (h for hs in heads for h in hs):  # in increasing order
         if find(h) == h:
             number_of[h] = len(number_of)
-    written = [client.submit(_write_cell, f, root, k, i, first[k], seen[k], bases[k],
-                             [number_of[find(h)] for h in heads[k]], shard_rows, pure=False)
-               for k, (f, i) in enumerate(zip(futures, ids, strict=True))]
+    args = [(root, k, i, first[k], seen[k], bases[k], [number_of[find(h)] for h in heads[k]],
+             shard_rows) for k, i in enumerate(ids)]
     shards: dict[str, list[dict[str, Any]]] = {t: [] for t in _shards.TABLES}
-    with progress_bar(len(written), "writing cells", progress) as bar:
-        for entries in client.gather(written):
+    with progress_bar(len(args), "writing cells", progress) as bar:
+        for entries in pool.write(args):
             for t in _shards.TABLES:
                 shards[t].extend(entries[t])
             bar.update(1)
