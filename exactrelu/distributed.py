@@ -113,41 +113,106 @@ def _first_layer(net: Any, prog: Program) -> nn.Module | None:
     return net[:int(top) + 1] if top.isdigit() and int(top) < len(net) else None
 
 
-def _first_units(prefix: nn.Module, k: int) -> nn.Module | None:
-    """``prefix`` (``Linear`` then a ReLU-like op of one parameter for all units) keeping only
-    the first ``k`` units, or None for any other prefix (its cells are then those of the whole
-    first layer)."""
+def _unit(prefix: nn.Module, j: int) -> nn.Module | None:
+    """Unit ``j`` of ``prefix`` (``Linear`` then a ReLU-like op of one parameter for all
+    units) alone, or None for any other prefix (its cells are then those of the whole first
+    layer) or past its last unit."""
     if not (isinstance(prefix, nn.Sequential) and len(prefix) == 2
             and isinstance(prefix[0], nn.Linear) and type(prefix[1]) in _SHARED):
         return None
     lin = prefix[0]
-    if k >= lin.out_features:
+    if j >= lin.out_features:
         return None
-    cut = nn.Linear(lin.in_features, k, bias=lin.bias is not None, dtype=lin.weight.dtype,
+    cut = nn.Linear(lin.in_features, 1, bias=lin.bias is not None, dtype=lin.weight.dtype,
                     device=lin.weight.device)
     with torch.no_grad():
-        cut.weight.copy_(lin.weight[:k])
+        cut.weight.copy_(lin.weight[j:j + 1])
         if lin.bias is not None:
-            cut.bias.copy_(lin.bias[:k])
+            cut.bias.copy_(lin.bias[j:j + 1])
     return nn.Sequential(cut, copy.deepcopy(prefix[1])).eval()
 
 
-def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], want: int,
-           workers: int | None) -> Certificate:
-    """The certificate of the first layer's cells, or of the cells of its first ``k`` units for
-    the least power of two ``k`` that gives at least ``want`` cells (fewer, larger tasks: every
-    task costs a trace and an engine start). A region of the net lies in one cell of any set of
-    its first layer's units, and the first ``k`` units come first in the canonical order, so the
-    merge is the same."""
+@dataclass
+class _Cell:
+    """A cell of the first layer's units ``0 .. next - 1`` (each splits it or is constant on
+    it): its facets' rows ``a . t <= b``, the whole domain's constraint ids each facet stands
+    for, and ``load``, the estimated work in it (see :func:`_cells`)."""
+
+    A: list[tuple[Fraction, ...]]
+    b: list[Fraction]
+    ids: list[tuple[int, ...]]
+    next: int
+    load: float = 0.0
+
+
+#: The most cells :func:`_cells` makes, per cell asked for.
+MAX_CELLS_PER_WANTED = 4
+
+
+def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, want: int,
+           workers: int | None) -> list[_Cell]:
+    """The cells of the tasks, in the canonical order: cells of the first layer's units split
+    one unit at a time, in id order, the cell of most estimated work first, until no cell has
+    more than ``1 / want`` of the total (or ``MAX_CELLS_PER_WANTED * want`` cells are made).
+    A region of the net lies in one cell of any set of its first layer's units, and a cell of
+    units ``0 .. j - 1`` split by unit ``j`` gives its regions in the canonical order's runs
+    (it compares the first layer's switching functions in id order), so the merge is the same
+    whatever cells are taken. Each split is an exact :func:`exactrelu.verify` of the one unit
+    on the cell. The work of a cell is estimated in float, as ``(1 + L) ** d`` for ``L`` the
+    units still to come whose hyperplanes separate its vertices (about the regions of the first
+    layer in it): an estimate that only chooses which cell to split next, never what a cell or
+    region is. A prefix whose units cannot be taken apart gives the cells of its whole layer."""
     from .verify import verify
 
-    k = 1
-    while (cut := _first_units(prefix, k)) is not None:
-        cells = verify(cut, dom, input_shape=shape, workers=workers, progress=False)
-        if cells.num_regions >= want:
-            return cells
-        k *= 2
-    return verify(prefix, dom, input_shape=shape, workers=workers, progress=False)
+    def certify(units: nn.Module, cell: Domain) -> Certificate:
+        return verify(units, cell, input_shape=shape, workers=workers, progress=False)
+
+    if _unit(prefix, 0) is None:
+        whole = certify(prefix, dom)
+        return [_Cell([f.a for f in r.facets], [f.b for f in r.facets],
+                      [tuple(f.ids) for f in r.facets], 0) for r in whole.regions]
+    lin = next(iter(prefix.children()))
+    assert isinstance(lin, nn.Linear)
+    W = lin.weight.detach().double().cpu().numpy()
+    c = (lin.bias.detach().double().cpu().numpy() if lin.bias is not None
+         else np.zeros(len(W)))
+    if isinstance(dom, Slice):  # the units in slice coordinates
+        U = np.array([[float(x) for x in u] for u in dom.directions])
+        c = c + W @ np.array([float(x) for x in dom.origin])
+        W = W @ U.T
+    n_units = len(W)
+
+    def load(cell: _Cell, points: list[tuple[Fraction, ...]]) -> float:
+        P = np.array([[float(x) for x in p] for p in points]).reshape(len(points), -1)
+        values = W[cell.next:] @ P.T + c[cell.next:, None]
+        crossing = int(np.sum((values.min(axis=1) < 0) & (values.max(axis=1) > 0)))
+        return float((1 + crossing) ** dom.dim)
+
+    root = _Cell([], [], [(i,) for i in range(n_dom)], 0)  # the domain; its estimate comes
+    cells = [root]                                         # with its first split
+    while len(cells) < max(want, 1) * MAX_CELLS_PER_WANTED:
+        open_ = [k for k, x in enumerate(cells) if x.next < n_units]
+        if not open_:
+            break
+        total = sum(x.load for x in cells)
+        k = max(open_, key=lambda k: cells[k].load)
+        if cells[k].load and cells[k].load * want <= total:
+            break
+        cell = cells[k]
+        unit = _unit(prefix, cell.next)
+        assert unit is not None
+        part = certify(unit, dom if cell is root else _cell_domain(dom, cell.A, cell.b))
+        m = len(cell.ids)
+        kids = []
+        for r in part.regions:
+            ids = [tuple(sorted({x for i in f.ids
+                                 for x in (cell.ids[i] if i < m else (n_dom + cell.next,))}))
+                   for f in r.facets]
+            kid = _Cell([f.a for f in r.facets], [f.b for f in r.facets], ids, cell.next + 1)
+            kid.load = load(kid, [part.vertices[v] for v in r.vertices])
+            kids.append(kid)
+        cells[k:k + 1] = kids
+    return cells
 
 
 def _cell_domain(dom: Domain, A: list[tuple[Fraction, ...]], b: list[Fraction]) -> Domain:
@@ -181,18 +246,16 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
     sharded = save is not None
     pool: _Pool = _Local(prog, workers, max_regions, engine) if client is None else \
         _Dask(client, net, shape, workers, max_regions, engine)
+    want = cells if cells is not None else TASKS_PER_WORKER * pool.size()
     if prefix is None:
         _log.info("one task: not an nn.Sequential whose first piecewise op can be cut off")
+    made = [] if prefix is None else _cells(prefix, dom, shape, n_dom, want, workers)
+    if len(made) <= 1:
         tasks: list[Domain] = [dom]
-        first_layer = None
         ids = [_CellIds([(i,) for i in range(n_dom)], n_dom, [])]
     else:
-        want = cells if cells is not None else TASKS_PER_WORKER * pool.size()
-        first_layer = _cells(prefix, dom, shape, want, workers)
-        tasks = [_cell_domain(dom, [f.a for f in r.facets], [f.b for f in r.facets])
-                 for r in first_layer.regions]
-        ids = [_CellIds([tuple(f.ids) for f in r.facets], n_dom,
-                        [(f.a, f.b) for f in r.facets]) for r in first_layer.regions]
+        tasks = [_cell_domain(dom, c.A, c.b) for c in made]
+        ids = [_CellIds(c.ids, n_dom, list(zip(c.A, c.b, strict=True))) for c in made]
     root = _shards.prepare(save) if save is not None else None
     parts: list[Any] = [None] * len(tasks)  # certificates, or summaries when workers save
     names: set[str] = set()
@@ -221,7 +284,7 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
         if root is not None:
             _write(pool, parts, ids, prog, dom, root, shard_rows, stats, progress, t0)
             return Certificate.load(root)
-    cert = parts[0] if first_layer is None else merge(first_layer, parts)
+    cert = parts[0] if len(parts) == 1 else merge(dom, shape, ids, parts)
     stats["seconds"]["total"] = time.perf_counter() - t0
     cert.stats = stats
     return cert
@@ -451,19 +514,18 @@ def _same_offsets(k: int, shifted: list[int], offsets: list[int] | None) -> list
     return shifted
 
 
-def merge(cells: Certificate, parts: Sequence[Certificate]) -> Certificate:
-    """The certificate of the whole domain from the first layer's certificate ``cells`` and one
-    certificate per cell (``parts[k]`` on ``cells.regions[k]``'s polytope), in cell order."""
-    n_dom = cells.constraint_offsets[0]
-    d = cells.dim
+def merge(dom: Domain, input_shape: tuple[int, ...], cells: Sequence[_CellIds],
+          parts: Sequence[Certificate]) -> Certificate:
+    """The certificate of ``dom`` from one certificate per cell of its first layer's units
+    (``parts[k]`` on the polytope of the cell whose ids ``cells[k]`` maps), in cell order."""
+    d = dom.dim
     regions: list[Region] = []
     vertices: list[tuple[Fraction, ...]] = []
     number: dict[tuple[Fraction, ...], int] = {}
     adjacency: list[Adjacency] = []
     boundary: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}  # hyperplane -> (side, i, f)
     offsets: list[int] | None = None
-    for k, (cell, part) in enumerate(zip(cells.regions, parts, strict=True)):
-        ids = _CellIds([tuple(f.ids) for f in cell.facets], n_dom, [])
+    for k, (ids, part) in enumerate(zip(cells, parts, strict=True)):
         offsets = _same_offsets(k, ids.offsets(k, part.constraint_offsets), offsets)
         local: list[int] = []
         for v in part.vertices:
@@ -484,7 +546,7 @@ def merge(cells: Certificate, parts: Sequence[Certificate]) -> Certificate:
         adjacency.extend(_across(key, on_it, lambda i: _rows(regions[i]), vertices.__getitem__,
                                  d))
     adjacency.sort(key=lambda a: (a.i, a.j))
-    return Certificate(cells.domain, cells.input_shape, parts[0].output_shape, parts[0].digest,
+    return Certificate(dom, input_shape, parts[0].output_shape, parts[0].digest,
                        offsets, regions, vertices, adjacency, pieces_of(regions, adjacency),
                        list(parts[0].notes), parts[0].version, {})
 
