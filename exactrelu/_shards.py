@@ -358,9 +358,11 @@ def _shard_list(root: Path, table: str, listed: Any) -> list[_Shard]:
     return out
 
 
-def _read_shard(shard: _Shard, schema: Any, columns: list[str] | None = None) -> Any:
-    """The shard's table (or only ``columns`` of it), after its size, digest, footer sizes, row
-    count and schema are checked; every failure a :class:`CertificateError` naming the file."""
+def _read_shard(shard: _Shard, schema: Any, columns: list[str] | None = None,
+                read: Callable[[Any], Any] | None = None) -> Any:
+    """The shard's table (or only ``columns`` of it; or ``read`` of its ``ParquetFile``), after
+    its size, digest, footer sizes, row count and schema are checked; every failure a
+    :class:`CertificateError` naming the file."""
     pa, pq = _arrow()
 
     def bad(why: str) -> CertificateError:
@@ -389,7 +391,7 @@ def _read_shard(shard: _Shard, schema: Any, columns: list[str] | None = None) ->
         if not f.schema_arrow.equals(schema):
             raise bad(f"columns {f.schema_arrow.names} of unexpected types; expected "
                       f"{schema.names} as exactrelu writes them")
-        return f.read(columns=columns)
+        return f.read(columns=columns) if read is None else read(f)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise bad(f"not a readable Parquet file ({exc})") from None
 
@@ -488,27 +490,61 @@ def _states(a: np.ndarray) -> tuple[StateTable, np.ndarray]:
     return table, np.asarray(inverse, dtype=np.int64).reshape(-1)
 
 
-def _region_columns(t: Any, d: int, n_out: int, n_vertices: int, n_ids: int) -> Complex:
-    """The regions of a shard's table as a :class:`~exactrelu._columns.Complex` holding only
-    regions (no vertices or pairs), every value checked as the row reader checks it."""
-    n = t.num_rows
-    texts = _Texts()
-    off, inner = _lists(_array(t, "pattern"))
-    ops = np.diff(off)
-    if n and np.any(ops != ops[0]):
-        raise _Declined
-    n_ops = int(ops[0]) if n else 0
-    inner_off, values = _lists(inner)
-    sizes = np.diff(inner_off).reshape(n, n_ops)
-    if n and np.any(sizes != sizes[0]):
-        raise _Declined
-    flat = _index(values, -_STATE, _STATE).reshape(n, -1)
-    states, state_ids, at = [], [], 0
-    for w in (sizes[0].tolist() if n else []):
-        table, ids = _states(flat[:, at:at + w])
+def _region_columns(f: Any, d: int, n_out: int, n_vertices: int, n_ids: int) -> Complex:
+    """The regions of a shard (its ``ParquetFile``) as a :class:`~exactrelu._columns.Complex`
+    holding only regions (no vertices or pairs), every value checked as the row reader checks
+    it (any other failure declines too: the row reader then names it). The patterns are read
+    :data:`PATTERN_ROWS` at a time (they are the widest column: 64-bit integers for each unit,
+    kept as bits)."""
+    try:
+        return _region_columns_of(f, d, n_out, n_vertices, n_ids)
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:
+        raise _Declined from exc
+
+
+#: Rows of patterns read at a time (2-880-880-880: 21 MB as 64-bit integers).
+PATTERN_ROWS = 1024
+
+
+def _patterns(f: Any) -> tuple[list[StateTable], list[np.ndarray]]:
+    """The distinct states of each op and each region's, from the ``pattern`` column."""
+    widths: list[int] | None = None
+    parts: list[list[np.ndarray]] = []
+    for batch in f.iter_batches(batch_size=PATTERN_ROWS, columns=["pattern"]):
+        n = batch.num_rows
+        off, inner = _lists(batch.column(0))
+        ops = np.diff(off)
+        inner_off, values = _lists(inner)
+        if not n:
+            continue
+        if np.any(ops != ops[0]) or (widths is not None and ops[0] != len(widths)):
+            raise _Declined
+        sizes = np.diff(inner_off).reshape(n, int(ops[0]))
+        if np.any(sizes != sizes[0]) or (widths is not None and sizes[0].tolist() != widths):
+            raise _Declined
+        if widths is None:
+            widths = sizes[0].tolist()
+            parts = [[] for _ in widths]
+        flat = _index(values, -_STATE, _STATE).reshape(n, -1)
+        at = 0
+        for j, w in enumerate(widths):
+            a = flat[:, at:at + w]
+            at += w
+            small = not a.size or (a.min() >= -128 and a.max() <= 127)
+            parts[j].append(a.astype(np.int8) if small else a.copy())
+    states, state_ids = [], []
+    for chunks in parts:
+        table, ids = _states(np.concatenate(chunks))
         states.append(table)
         state_ids.append(ids)
-        at += w
+    return states, state_ids
+
+
+def _region_columns_of(f: Any, d: int, n_out: int, n_vertices: int, n_ids: int) -> Complex:
+    states, state_ids = _patterns(f)
+    t = f.read(columns=[c for c in f.schema_arrow.names if c not in ("pattern", "piece")])
+    n = t.num_rows
+    texts = _Texts()
     witness = texts(_equal(_array(t, "witness"), d))
     points: dict[str, tuple[Any, Rationals] | None] = {}
     counts: dict[str, np.ndarray] = {}
@@ -544,11 +580,21 @@ def _region_columns(t: Any, d: int, n_out: int, n_vertices: int, n_ids: int) -> 
         facet_rays if len(ray_values) else Ragged([], []), points["rays"], points["lines"])
 
 
-def _vertex_columns(t: Any, d: int) -> Complex:
-    return _only(d, vertices=_Texts()(_equal(_array(t, "coordinates"), d)))
+def _vertex_columns(f: Any, d: int) -> Complex:
+    try:
+        return _only(d, vertices=_Texts()(_equal(_array(f.read(), "coordinates"), d)))
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:
+        raise _Declined from exc
 
 
-def _adjacency_columns(t: Any, d: int, n_regions: int, n_ids: int) -> Complex:
+def _adjacency_columns(f: Any, d: int, n_regions: int, n_ids: int) -> Complex:
+    try:
+        return _adjacency_columns_of(f.read(), d, n_regions, n_ids)
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:
+        raise _Declined from exc
+
+
+def _adjacency_columns_of(t: Any, d: int, n_regions: int, n_ids: int) -> Complex:
     planes, which = _Texts().rows(_equal(_array(t, "a"), d), _array(t, "b"), d)
     return _only(d, adj_i=_index(_array(t, "i"), 0, n_regions),
                  adj_j=_index(_array(t, "j"), 0, n_regions), adj_plane=which,
@@ -645,14 +691,13 @@ class _Rows(Lazy[T]):
 
     def _read(self, k: int) -> Sequence[T]:
         shard = self._shards[k]
-        table = _read_shard(shard, self._schema)
-        if self._columns is not None:
+        columns = self._columns
+        if columns is not None:
             try:
-                return self._columns(table, shard.first)
+                return _read_shard(shard, self._schema, read=lambda f: columns(f, shard.first))
             except _Declined:
                 pass
-        rows = table.to_pylist()
-        del table
+        rows = _read_shard(shard, self._schema).to_pylist()
         out = []
         for i, row in enumerate(rows, shard.first):
             try:
