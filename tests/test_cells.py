@@ -23,6 +23,7 @@ from exactrelu import (
     RegionLimitError,
     distributed,
 )
+from exactrelu.cli import main
 from exactrelu.domain import Polytope, RealSpace, Slice
 from exactrelu.engines import canonical
 from exactrelu.verify import _program_and_domain
@@ -167,3 +168,28 @@ def test_arguments_of_cells(tmp_path):
                          max_regions=n // 2)
     assert info.value.found > n // 2
     assert not any(Path(tmp_path / "x.parquet").glob(".cells-*"))  # the spill is removed
+
+
+def test_the_command_line_verifies_cell_by_cell(tmp_path, capsys, monkeypatch):
+    (tmp_path / "cellnet_factory.py").write_text(
+        "from torch import nn\n\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(),\n"
+        "                         nn.Linear(6, 1))\n")
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 1))
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = ["cellnet_factory:build", "--weights", str(tmp_path / "w.pt")]
+    bounds = ["--bounds", "-1", "1", "-1", "1"]
+    out = tmp_path / "c.parquet"
+    assert main(["verify", *model, *bounds, "--cells", "3", "-o", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert len(list((out / "regions").glob("cell-*.parquet"))) >= 3
+    assert main(["check", str(out), "--model", *model, "--quiet"]) == 0, capsys.readouterr()
+    whole = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False)
+    assert Certificate.load(out).num_regions == whole.num_regions
+    capsys.readouterr()
+    assert main(["verify", *model, *bounds, "--cells", "3", "-o", str(tmp_path / "c.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--cells writes the certificate cell by cell" in err and "Traceback" not in err
