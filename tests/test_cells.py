@@ -24,48 +24,12 @@ from exactrelu import (
     distributed,
 )
 from exactrelu.cli import main
-from exactrelu.domain import Polytope, RealSpace, Slice
+from exactrelu.domain import Polytope, RealSpace
 from exactrelu.engines import canonical
 from exactrelu.verify import _program_and_domain
 
 from constructions import l1_shell
-
-
-def mlp(d: int, widths: list[int], seed: int) -> nn.Sequential:
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for a, b in zip([d, *widths], widths, strict=False):
-        layers += [nn.Linear(a, b), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(widths[-1], 2)).double().eval()
-
-
-def silent_unit() -> nn.Sequential:
-    """The first unit feeds nothing: its hyperplane cuts cells but no map changes across it,
-    so pieces cross between cells."""
-    net = mlp(2, [6, 5], 8)
-    with torch.no_grad():
-        net[2].weight[:, 0] = 0
-    return net
-
-
-def degenerate() -> nn.Sequential:
-    """Duplicated and negated first-layer units: cells meet along hyperplanes several units
-    share."""
-    net = mlp(2, [4, 5], 7)
-    with torch.no_grad():
-        W, b = net[0].weight, net[0].bias
-        W[1], b[1] = W[0], b[0]
-        W[2], b[2] = -W[0], -b[0]
-    return net
-
-
-def conv_slice() -> tuple[nn.Module, Slice]:
-    torch.manual_seed(6)
-    net = nn.Sequential(nn.Conv2d(1, 3, 2), nn.ReLU(), nn.Flatten(), nn.Linear(12, 4), nn.ReLU(),
-                        nn.Linear(4, 1))
-    x = torch.randn(3, 1, 3, 3, dtype=torch.float64)
-    return net.double().eval(), Slice.plane(x[0], x[1], x[2])
-
+from cut_nets import conv_slice, degenerate, mlp, silent_unit
 
 CASES: dict[str, Any] = {
     "1d": lambda: (mlp(1, [6, 5], 2), [(-2, 2)]),
