@@ -20,12 +20,15 @@ without the others (the piece labels at load time).
 The manifest lists every shard with its row count, byte size and SHA-256. :meth:`Certificate.load
 <exactrelu.certificate.Certificate.load>` reads the manifest and, for each region shard, checks
 its size and digest and reads its ``piece`` column; regions, vertices and adjacency are then
-sequences that read a shard when an item of it is first wanted (keeping the last one), checking
-size, digest, row count and schema again, and every value with the JSON reader's checks (so a
-malformed value is a :class:`~exactrelu.errors.CertificateError` naming it, e.g.
-``regions[70001].witness[0]``, when its shard is read). Shards read by index are kept, so
-random accesses over all of a table hold what a JSON certificate holds; ``cert.regions.shards()``
-walks the regions one shard at a time, and ``cert.regions.release()`` drops what was read.
+sequences that read a shard when an item of it is first wanted, checking size, digest, row count
+and schema again. A shard is read as columns (a :class:`~exactrelu._columns.Complex` of its
+rows, views made on access: a few hundred bytes to a few KB per region), every value checked as
+the JSON reader checks it; a shard the columnar reader declines is read row by row by the JSON
+reader's rules, so a malformed value is a :class:`~exactrelu.errors.CertificateError` naming it,
+e.g. ``regions[70001].witness[0]``, when its shard is read. Shards read by index are kept, so
+random accesses over all of a table hold its columns; ``cert.regions.shards()`` walks the
+regions one shard at a time (each shard's views for one pass, with its columns), and
+``cert.regions.release()`` drops what was read.
 :func:`exactrelu.check` reads every table that way, one shard at a time (only adjacency in
 d >= 3 reads regions by index).
 
@@ -87,8 +90,8 @@ __all__ = ["MANIFEST_BYTES", "SHARD_ROWS", "FORMAT", "load", "save"]
 FORMAT = "exactrelu-shards/1"
 MANIFEST = "manifest.json"
 #: Rows per shard (regions, vertices or adjacent pairs): about 5 to 15 MB of Parquet for 2-D
-#: regions of a wide net. A reader holds a shard's regions as objects, about 40 KB each on
-#: 2-128-128-128, so this also bounds what a streaming check holds at once (about 650 MB).
+#: regions of a wide net. A reader holds a shard's regions as columns (about 1.5 KB each on
+#: 2-64-64-64), so this also bounds what a streaming check holds at once.
 SHARD_ROWS = 1 << 14
 #: The largest manifest read (its shards list grows by about 150 bytes per shard).
 MANIFEST_BYTES = 1 << 24

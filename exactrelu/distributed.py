@@ -1,24 +1,23 @@
-"""Certification on a Dask cluster: cells of the first piecewise layer become tasks, each
-certified on a worker by :func:`exactrelu.verify` (the compiled engine where it applies), and the
-results are merged exactly into one certificate.
+"""Certification cell by cell: cells of the first piecewise layer become tasks, each certified
+by :func:`exactrelu.verify` (the compiled engine where it applies), and the results are merged
+exactly into one certificate. The tasks run on a Dask cluster (``executor=client``) or one after
+another in this process (``cells=`` with a sharded ``save``: :class:`_Local`); both go through
+one pool interface (:class:`_Pool`) and one merge.
 
 Why the merge is exact and needs no gluing: a region of the net lies inside one cell of the
 arrangement of any set of its first piecewise layer's units (the cell of its signs there), and
 the net's regions inside a cell are exactly the regions of the net on that cell taken as the
-domain. The cells are those of the first ``k`` units, ``k`` the least power of two giving at
-least :data:`TASKS_PER_WORKER` cells per worker (the whole first layer where units cannot be
-taken apart: a first op that is not ``Linear`` then a ReLU-like op). So the task certificates
-hold every region once, with its witness, facets, vertices, map and volume as they are; what the
-merge does is bookkeeping and one exact question:
+domain. The cells are cut one unit at a time in id order (:func:`_cells`; the whole first layer
+where units cannot be taken apart: a first op that is not ``Linear`` then a ReLU-like op). So
+the task certificates hold every region once, with its witness, facets, vertices, map and volume
+as they are; what the merge does is bookkeeping and one exact question:
 
-- region order: the cells in their own canonical order, and each cell's regions in its task's
+- region order: the cells in their canonical order, and each cell's regions in its task's
   order (the canonical order is depth first through the layer tree, comparing the first op's
-  switching functions in id order: the first ``k`` units decide first, so a cell's regions are a
-  contiguous run of it);
-- constraint ids: a task's domain rows are its cell's facets, each standing for the ids the
-  cells' certificate lists on that facet (rows of the whole domain, first-layer units, which
-  have the same ids in both); a task's units' ids shift by the difference of the two domains'
-  row counts;
+  switching functions in id order: a cell of units ``0 .. j`` is a contiguous run of it);
+- constraint ids: a task's domain rows are its cell's facets, each standing for the whole
+  domain's ids on that facet (rows of the whole domain, first-layer units); a task's units' ids
+  shift by the difference of the two domains' row counts;
 - vertices: numbered by first appearance in region order, equal points (exact coordinates) once;
 - adjacency: a task's own pairs, plus pairs of regions of different cells across a cell facet
   (opposite sides of one hyperplane), adjacent when their facets there share a (d-1)-dimensional
@@ -39,9 +38,11 @@ local run in canonical form and check it). Two ways to merge:
   be in two cells only on their common boundary) and the pieces (each cell's own, joined where
   equal maps meet across a cell facet), finds the pairs across cells, and has each worker
   write its cell's regions, new vertices and own pairs as shards in the whole certificate's
-  numbering; the client writes the pairs across and the manifest. The client then holds what
-  lies on the cells' boundaries, and one piece label per piece; a worker needs what one
-  cell's certification needs.
+  numbering, from the cell's columns renumbered in array operations; the client writes the
+  pairs across and the manifest. The client then holds what lies on the cells' boundaries,
+  and one piece label per piece; a worker needs what one cell's certification needs. In this
+  process a cell's complex waits in a pickle file under the output directory instead, so that
+  memory holds one cell at a time.
 
 Applies to an ``nn.Sequential`` whose first piecewise module comes before any branching, on a
 bounded domain (a box, a polytope or a slice through inputs); another net runs as one task.
