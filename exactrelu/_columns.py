@@ -37,7 +37,7 @@ attribute.
 ...              adj_ids=Ragged([0, 1], [2]), planes=Rationals([1, 0], [1, 1]), pieces=[0, 1])
 >>> regions, vertices, adjacency = views(cx)
 >>> [r.output for r in regions], vertices[1], adjacency[0].i, adjacency[0].j
-([[Fraction(0, 1), Fraction(0, 1)], [Fraction(1, 1), Fraction(0, 1)]], (Fraction(0, 1),), 0, 1)
+([[[Fraction(0, 1), Fraction(0, 1)]], [[Fraction(1, 1), Fraction(0, 1)]]], (Fraction(0, 1),), 0, 1)
 """
 
 from __future__ import annotations
