@@ -203,7 +203,9 @@ ends are ordered by truncated floats (monotone) with exact ties. It either prove
 covers (then distinct patterns, the volume sum and the pieces are checked as on the Python path)
 or stops with a reason, and the Python pass then runs from the start and names the false claim:
 the verdict and the message are the Python pass's. ``EXACTRELU_CHECK_PYTHON=1`` (or
-``_COMPILED = False``) runs the Python pass everywhere; so does ``_GENERIC_MAPS``.
+``_COMPILED = False``) runs the Python pass everywhere; so does ``_GENERIC_MAPS``. A sharded
+certificate takes the Python pass (the compiled pass's ``Checker.regions`` takes any chunk's
+columns with the index of its first region, in order, so each shard's columns can be fed to it).
 """
 
 from __future__ import annotations
