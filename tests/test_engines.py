@@ -135,11 +135,16 @@ def test_auto_takes_the_first_engine_that_applies():
     assert engines.choose("auto", prog, box2, Options(executor=cf.ThreadPoolExecutor(1))) \
         is ENGINES["python"]
     prog4 = capture(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)), (4,))
-    why = ENGINES["compiled"].applies(prog4, box4, Options())
-    assert why is not None and "3-D" in why
-    assert engines.choose("auto", prog4, box4, Options()) is ENGINES["python"]
-    with pytest.raises(InvalidInputError, match="3-D"):
-        engines.choose("compiled", prog4, box4, Options())
+    assert engines.choose("auto", prog4, box4, Options()) is ENGINES["compiled"]
+    # beyond 6-D, and unbounded above 3-D: the Python engine
+    prog7 = capture(nn.Sequential(nn.Linear(7, 3), nn.ReLU(), nn.Linear(3, 1)), (7,))
+    for prog, dom, says in [(prog7, as_domain([(-1, 1)] * 7), "6-D"),
+                            (prog4, RealSpace(4), "unbounded")]:
+        why = ENGINES["compiled"].applies(prog, dom, Options())
+        assert why is not None and says in why
+        assert engines.choose("auto", prog, dom, Options()) is ENGINES["python"]
+        with pytest.raises(InvalidInputError, match=says):
+            engines.choose("compiled", prog, dom, Options())
 
 
 # ----------------------------------------------------------------------------- generated nets
@@ -165,6 +170,25 @@ def test_engines_agree_on_degenerate_3d_nets(case):
     assert_engines_agree(*case)
 
 
+def nets_and_boxes_above_3d(**kw: Any) -> Any:
+    """4-D to 6-D: a small net (its regions are few, so that the Python engine's H->V in up to 6-D
+    stays cheap) on a box or a box cut by a halfspace."""
+    return st.sampled_from([4, 5, 6]).flatmap(lambda d: st.tuples(
+        ACTS.flatmap(lambda act: networks(input_dim=d, depth=(1, 2), widths=(2, 6),
+                                          activation=act, **kw)), domains(d, max_side=1)))
+
+
+@given(nets_and_boxes_above_3d())
+def test_engines_agree_on_generic_nets_above_3d(case):
+    exactrelu.check(assert_engines_agree(*case), case[0])
+
+
+@given(nets_and_boxes_above_3d(degenerate=True))
+def test_engines_agree_on_degenerate_nets_above_3d(case):
+    # duplicated, negated, parallel and concurrent units
+    exactrelu.check(assert_engines_agree(*case), case[0])
+
+
 @st.composite
 def near_degenerate(draw: Any, d: int) -> tuple:
     """A near-degenerate net and a box around its planted point (side 2 or 2^-40)."""
@@ -174,7 +198,7 @@ def near_degenerate(draw: Any, d: int) -> tuple:
     return net, [(Fraction(p) - half, Fraction(p) + half) for p in net.near_point]
 
 
-@given(st.sampled_from([2, 3]).flatmap(near_degenerate))
+@given(st.sampled_from([2, 3, 4]).flatmap(near_degenerate))
 def test_engines_agree_on_near_degenerate_nets(case):
     assert_engines_agree(*case)
 
@@ -201,6 +225,9 @@ def test_engines_agree_on_plane_slices(net, rnd):
     ("three classes", cons.three_classes(), 2),
     ("l1 ball 3-D", cons.l1_ball_classifier(3, 0.5), 3),
     ("diamond tube", cons.diamond_tube(), 3),
+    # 2^d orthants meeting at the origin, every facet of the cross-polytope through 2^(d-1) of them
+    ("l1 ball 4-D", cons.l1_ball_classifier(4, 0.5), 4),
+    ("l1 shell 5-D", cons.l1_shell(5, 0.5), 5),
 ])
 def test_engines_agree_on_degenerate_constructions(name, net, d):
     # hyperplanes through one point (every |x_i| kink meets at the origin), parallel families
