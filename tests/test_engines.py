@@ -12,6 +12,7 @@ import random
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -339,3 +340,47 @@ def test_the_checker_imports_no_engine_code():
             names.add(node.module.split(".")[1] if "." in node.module else "")
     assert names, "the checker imports something of exactrelu"
     assert not names & {"trace", "certify", "engines", "verify", "_polyhedra", "_runtime"}, names
+
+
+# ----------------------------------------------------------------------------- undecided pairs
+
+def _box_rows(lo: list[Fraction], hi: list[Fraction]) -> list[list[Fraction]]:
+    """The facets ``x_i <= hi_i`` and ``-x_i <= -lo_i`` of a box as rows ``(a, b)``."""
+    d = len(lo)
+    rows = []
+    for i in range(d):
+        e = [Fraction(int(k == i)) for k in range(d)]
+        rows += [[*e, hi[i]], [*(-x for x in e), -lo[i]]]
+    return rows
+
+
+def test_the_compiled_engine_settles_undecided_pairs_by_the_lp():
+    # 4-D boxes on both sides of x_1 = 0: region 1's facet there overlaps region 0's in a 3-D box
+    # (x_2 in [1/2, 1]); region 2's meets it only where x_2 = 1 (a 2-D piece). The core left both
+    # pairs undecided: the first stays and joins the pieces of regions 0 and 1 (equal outputs),
+    # the second goes.
+    from exactrelu.engines.compiled import _settle_undecided
+
+    h, one, two = Fraction(1, 2), Fraction(1), Fraction(2)
+    boxes = [([-one, 0, 0, 0], [0, one, one, one]), ([0, h, 0, 0], [one, two, one, one]),
+             ([0, one, 0, 0], [one, two, one, one])]
+    rows = [r for lo, hi in boxes for r in _box_rows([Fraction(x) for x in lo], hi)]
+    ints = np.asarray
+    outputs = [[Fraction(1)] * 5, [Fraction(1)] * 5, [Fraction(2)] * 5]
+    out: dict[str, Any] = {
+        "d": 4, "n_out": 1, "undecided": [0, 1],
+        "adj_i": ints([0, 0]).tobytes(), "adj_j": ints([1, 2]).tobytes(),
+        "adj_plane": ints([0, 0]).tobytes(),
+        "adj_ids": (ints([0, 1, 2]).tobytes(), ints([7, 8]).tobytes()),
+        "facet_start": ints([0, 8, 16, 24]).tobytes(), "facet_row": ints(range(24)).tobytes(),
+        "rows": ([x.numerator for r in rows for x in r], [x.denominator for r in rows for x in r]),
+        "planes": ([1, 0, 0, 0, 0], [1] * 5),
+        "outputs": ([x.numerator for o in outputs for x in o], [1] * 15),
+        "pieces": ints([0, 1, 2]).tobytes()}
+    _settle_undecided(out)
+    assert "undecided" not in out
+    assert np.frombuffer(out["adj_i"], dtype=np.int64).tolist() == [0]
+    assert np.frombuffer(out["adj_j"], dtype=np.int64).tolist() == [1]
+    start, flat = (np.frombuffer(x, dtype=np.int64).tolist() for x in out["adj_ids"])
+    assert (start, flat) == ([0, 1], [7])
+    assert np.frombuffer(out["pieces"], dtype=np.int64).tolist() == [0, 0, 1]
