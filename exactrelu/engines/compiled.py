@@ -48,7 +48,7 @@ from ..certify import root_cell, root_live
 from ..domain import Box, Domain, Slice
 from ..errors import CertificationError, MissingDependencyError, RegionLimitError
 from ..rules import AffineRule, ElementwiseRule, ReshapeRule, exact_cache, plain_elementwise
-from ._complex import Complex, Ragged, Rationals
+from ._complex import Complex, Ragged, Rationals, joined
 from ._interface import Options, Proposals
 
 _core = _deps.core  # None when not built: the Python exact layer does everything
@@ -475,15 +475,7 @@ def _settle_undecided(out: dict[str, Any]) -> None:
         return on[lo:hi], od[lo:hi]
 
     keep = np.ones(len(ai), dtype=bool)
-    pieces = np.frombuffer(out["pieces"], dtype=np.int64).copy()
-    parent = list(range(int(pieces.max()) + 1 if len(pieces) else 0))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    join = []
     for k in undecided:
         i, j, p = int(ai[k]), int(aj[k]), int(ap[k])
         Ai, bi = rows(i)
@@ -492,11 +484,9 @@ def _settle_undecided(out: dict[str, Any]) -> None:
         if not full_on_hyperplane(Ai + Aj, bi + bj, plane[:d], plane[d]):
             keep[k] = False
         elif output(i) == output(j):
-            a, b = find(int(pieces[i])), find(int(pieces[j]))
-            parent[max(a, b)] = min(a, b)
-    label: dict[int, int] = {}
-    out["pieces"] = np.array([label.setdefault(find(int(x)), len(label)) for x in pieces],
-                             dtype=np.int64).tobytes()
+            join.append((i, j))
+    pieces = np.frombuffer(out["pieces"], dtype=np.int64).tolist()
+    out["pieces"] = np.array(joined(pieces, join), dtype=np.int64).tobytes()
     if keep.all():
         return
     for k in ("adj_i", "adj_j", "adj_plane"):
