@@ -1,7 +1,7 @@
 // exactrelu._core: the exact layer's hot path, compiled.
 //
 // Certifies every activation region of a chain "affine, (elementwise op, affine)*" on a bounded
-// 2-D or 3-D polytope, the same way and with the same results as exactrelu/certify.py's
+// polytope of 2 to DMAX = 6 dimensions, the same way and with the same results as exactrelu/certify.py's
 // arrangement path (_Certifier._arranged, _Arrangement, _child_lives), and assembles what the
 // certificate needs (vertices deduplicated exactly, adjacency, linear pieces) as the Python engine
 // (exactrelu/engines/python.py) does. It returns plain data (lists of Python ints, the fields of
@@ -18,13 +18,13 @@
 // point near a cell's float centroid, accepted only after an exact check against every facet.
 //
 // Layout: cells form a tree by layer. For a parent cell (2-D: a counter-clockwise ring of vertex
-// ids with one facet per side; 3-D: vertex ids with the vertices of each facet) the switching
+// ids with one facet per side; d >= 3: vertex ids with the vertices of each facet) the switching
 // functions of the next op are exactly affine; its children are the cells of their hyperplanes
 // inside it, built by successive exact cuts. Vertices are homogeneous integer rows (x_1 .. x_d,
-// W), W > 0: a vertex made where a hyperplane cuts a side (edge) is the cross product of the
-// cutting row with the rows of the side (two independent rows of the edge), so coordinates never
-// grow by chains of interpolation. Maps are integer matrices over one positive denominator per
-// level.
+// W), W > 0: a vertex made where a hyperplane cuts a side (edge) is the generalized cross product
+// of the cutting row with d - 1 independent rows of the side (see null_vector), so coordinates
+// never grow by chains of interpolation. Maps are integer matrices over one positive denominator
+// per level. Volumes (and the check that children's sum to their parent's) up to 3-D only.
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -382,7 +382,7 @@ inline void fx_sub(uint64_t* acc, const uint64_t* x) {
     }
 }
 
-// An n x 3 integer matrix: K-limb two's complement entries (K > 0) or mpz (K == 0).
+// An n x (d + 1) integer matrix: K-limb two's complement entries (K > 0) or mpz (K == 0).
 struct Map {
     int K = 0;
     std::vector<uint64_t> w;
@@ -1489,7 +1489,7 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
         }
         fx_add<K>(out + (size_t)E * K_, &lv.cstden[(size_t)st * K_]);
     };
-    // acc (no x 3) += Az[:, u] (x) v, v a row of three entries
+    // acc (no x (d + 1)) += Az[:, u] (x) v, v a row of d + 1 entries
     uint64_t v[(DMAX + 1) * K], mag[(DMAX + 1) * K];
     bool neg[DMAX + 1];
     auto rank_one = [&](uint64_t* acc, int u) {
@@ -1642,11 +1642,12 @@ void Certifier::child_maps_z(const Map& pm, const Level& lv, std::vector<std::sh
 }
 
 // A short dyadic point near the float centroid of the ring, checked strictly inside every facet
-// exactly; else the exact centroid of three ring vertices (never collinear: strictly inside).
+// exactly; else the exact centroid of three ring vertices in 2-D (never collinear: strictly
+// inside), of all the cell's vertices above.
 void Certifier::witness(Cell& c) {
     const int d = spec_.d;
     const size_t m = c.ring.size();
-    double sum[DMAX] = {0.0, 0.0, 0.0};
+    double sum[DMAX] = {};
     for (int id : c.ring) {
         Vertex& v = verts[(size_t)id];
         v.nearest();
@@ -1660,7 +1661,7 @@ void Certifier::witness(Cell& c) {
     if (finite) {
         // each coordinate as n_i / 2^k_i in lowest terms; D = 2^K, K = max k_i
         thread_local Z num[DMAX], t, u;
-        long k[DMAX] = {0, 0, 0};
+        long k[DMAX] = {};
         auto dyadic = [](double x, Z& nm, long& kk) {
             int e;
             double mant = std::frexp(x, &e);  // x = mant 2^e, 0.5 <= |mant| < 1
@@ -2249,9 +2250,9 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
 
 // spec = (d, root, levels, domain_ids[, volumes]): volumes 0 skips every cell's volume and the
 //   check that children's sum to their parent's (a cut of an unbounded domain, whose volumes
-//   are not written)
-//   root = (vertices [(X, Y, W)], facets [(a, b, c, scale, ids)], witness (xn, xd, yn, yd),
-//           volume (n, d), den, map [ints, n0 x 3])
+//   are not written; every domain above 3-D)
+//   root = (vertices [(x_1, .., x_d, W)], facets [(row, scale, ids, vertices)], witness
+//           (n_1, d_1, .., n_d, d_d), volume (n, d), den, map [ints, n0 x (d + 1)])
 //   level = (n, thresholds [(p, q)], states [(slope, const)], sa, offset, Az [ints], n_out,
 //            az [ints] or None, dA)
 // limbs of a two's complement integer holding every value of magnitude at most B
@@ -3141,15 +3142,15 @@ PyMethodDef methods[] = {
     {"certify2d", certify2d, METH_VARARGS,
      "certify2d(spec, threads, proposals[, report[, max_leaves]]) -> dict of plain data (int64 bytes, lists of ints),\n"
      "or an int when more than max_leaves > 0 regions exist (a lower bound of their number)\n\n"
-     "The compiled exact layer for bounded 2-D domains and chains of affine layers and elementwise\n"
-     "ops; see exactrelu/engines/compiled.py for the spec and the result."},
+     "The compiled exact layer for bounded 2-D to 6-D domains and chains of affine layers and\n"
+     "elementwise ops; see exactrelu/engines/compiled.py for the spec and the result."},
     {"settle", settle, METH_NOARGS,
      "settle() -> None\n\nWait until the memory of finished certifications is freed (it is freed on threads of\n"
      "their own after certify2d returns; benchmarks call this so that it does not run beside what they time)."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT, "exactrelu._core",
-                      "Compiled exact layer (GMP) for 2-D and 3-D domains; used through exactrelu.engines.compiled.", -1,
+                      "Compiled exact layer (GMP) for 2-D to 6-D domains; used through exactrelu.engines.compiled.", -1,
                       methods, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace

@@ -137,15 +137,15 @@ def test_auto_takes_the_first_engine_that_applies():
         is ENGINES["python"]
     prog4 = capture(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)), (4,))
     assert engines.choose("auto", prog4, box4, Options()) is ENGINES["compiled"]
-    # beyond 6-D, and unbounded above 3-D: the Python engine
+    assert engines.choose("auto", prog4, RealSpace(4), Options()) is ENGINES["compiled"]
+    # beyond 6-D: the Python engine
     prog7 = capture(nn.Sequential(nn.Linear(7, 3), nn.ReLU(), nn.Linear(3, 1)), (7,))
-    for prog, dom, says in [(prog7, as_domain([(-1, 1)] * 7), "6-D"),
-                            (prog4, RealSpace(4), "unbounded")]:
-        why = ENGINES["compiled"].applies(prog, dom, Options())
-        assert why is not None and says in why
-        assert engines.choose("auto", prog, dom, Options()) is ENGINES["python"]
-        with pytest.raises(InvalidInputError, match=says):
-            engines.choose("compiled", prog, dom, Options())
+    box7 = as_domain([(-1, 1)] * 7)
+    why = ENGINES["compiled"].applies(prog7, box7, Options())
+    assert why is not None and "6-D" in why
+    assert engines.choose("auto", prog7, box7, Options()) is ENGINES["python"]
+    with pytest.raises(InvalidInputError, match="6-D"):
+        engines.choose("compiled", prog7, box7, Options())
 
 
 # ----------------------------------------------------------------------------- generated nets
@@ -260,6 +260,15 @@ def test_engines_agree_on_r3(net):
     exactrelu.check(assert_engines_agree(net, RealSpace(3)), net)
 
 
+@settings(max_examples=8)
+@given(st.sampled_from([4, 5]).flatmap(lambda d: networks(
+    input_dim=d, depth=(1, 1), widths=(1, 4), activation="mixed", degenerate=True)))
+def test_engines_agree_on_all_of_r4_and_r5(net):
+    # regions with rays (the directions of edges leaving the core's box: the null space of the
+    # facets through a vertex on it) and with lines (fewer than d independent normals)
+    exactrelu.check(assert_engines_agree(net, RealSpace(net.input_shape[0])), net)
+
+
 @settings(max_examples=10)
 @given(networks(input_dim=5, depth=(1, 2), widths=(1, 4), activation="mixed", degenerate=True),
        st.randoms(use_true_random=False), st.sampled_from([2, 3]))
@@ -278,15 +287,17 @@ def test_engines_agree_on_slices_over_all_of_rk(net, rnd, k):
     # every region holds the line of z (prisms over a 2-D arrangement), or lies between parallel
     # lines (strips and half-planes)
     ("prisms", cons.mlp(([[1, 0, 0], [0, 1, 0], [1, 1, 0]], [0, 0, -1]), ([[1, 1, -1]], [0])), 3),
+    ("prisms 4-D", cons.mlp(([[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 1, 0]], [0, 0, -1]),
+                            ([[1, 1, -1]], [0])), 4),
     ("strips", cons.mlp(([[1, 2], [-2, -4], [1, 2]], [0, 1, -3]), ([[1, -1, 2]], [0])), 2),
 ])
 def test_engines_agree_on_degenerate_constructions_on_rd(name, net, d):
     cert = assert_engines_agree(net, RealSpace(d))
     exactrelu.check(cert, net)
     assert any(r.rays for r in cert.regions)
-    if name in ("prisms", "strips"):
+    if name in ("prisms", "prisms 4-D", "strips"):
         # the lines as the reduced row echelon basis of the lineality space
-        line = (0, 0, 1) if d == 3 else (1, Fraction(-1, 2))
+        line = {2: (1, Fraction(-1, 2)), 3: (0, 0, 1), 4: (0, 0, 0, 1)}[d]
         assert all(r.lines == [line] and not r.vertices for r in cert.regions)
 
 

@@ -332,7 +332,7 @@ def _same_regions(net: nn.Module, domain: Any) -> exactrelu.Certificate:
     return compiled
 
 
-@pytest.mark.parametrize("d, n", [(2, 6), (3, 5)])
+@pytest.mark.parametrize("d, n", [(2, 6), (3, 5), (4, 5)])
 def test_generic_arrangement_on_rd(d, n):
     # n hyperplanes in general position in R^d: sum_{k <= d} C(n, k) regions, C(n, d) vertices;
     # in R^2 the 2n unbounded regions each have two rays (between two lines that diverge)

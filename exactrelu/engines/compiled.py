@@ -3,15 +3,16 @@
 ``exactrelu._core`` (C++ and GMP, built from ``exactrelu/_core.cpp`` at install time) certifies
 the networks most studies use, a chain ``affine -> (elementwise op -> affine)*`` (Linear, Conv,
 BatchNorm, pooling by averages, Flatten and the like between ReLU, LeakyReLU or Hardtanh) on a
-2-D to 6-D domain (a box, a polytope or a slice through inputs; in 2-D and 3-D also all of R^2
-or R^3, or a slice over them, through a box that holds every vertex: see :func:`_vertex_bound`
-and :func:`_unboxed`), with the same algorithm as the pure-Python arrangement path of
-:mod:`exactrelu.certify` and the same complex (compared by :func:`exactrelu.engines.canonical` in
-``tests/test_engines.py``, entry by entry in ``tests/test_fastpath.py``). Everything else (other
-ops, other dimensions, an explicit executor) goes to the Python engine. The core returns plain
-data keyed as the fields of :class:`Complex`: index data as bytes of native int64 (wrapped by
-``numpy.frombuffer`` without a copy), each op's distinct states as bytes (bits when they are all
-0 or 1, else int8), rationals as lists of Python ints; never Python objects of the certificate.
+2-D to 6-D domain (a box, a polytope or a slice through inputs; all of R^d, or a slice over
+it, through a box that holds every vertex: see :func:`_vertex_bound` and :func:`_unboxed`),
+with the same algorithm as the pure-Python arrangement path of :mod:`exactrelu.certify` and the
+same complex (compared by :func:`exactrelu.engines.canonical` in ``tests/test_engines.py``,
+entry by entry in ``tests/test_fastpath.py``); exact volumes up to 3-D, as there. Everything
+else (other ops, other dimensions, an explicit executor) goes to the Python engine. The core
+returns plain data keyed as the fields of :class:`Complex`: index data as bytes of native int64
+(wrapped by ``numpy.frombuffer`` without a copy), each op's distinct states as bytes (bits when
+they are all 0 or 1, else int8), rationals as lists of Python ints; never Python objects of the
+certificate.
 
 The float trace is not needed by the compiled layer (its cuts partition each parent, so its
 children are complete by construction); it is only compared with the result afterwards, to count
@@ -151,8 +152,6 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
     if not 2 <= domain.dim <= MAX_DIM:
         return (f"the compiled exact layer takes 2-D to {MAX_DIM}-D domains (this one: "
                 f"{domain.dim}-D)")
-    if domain.dim > 3 and not domain.is_bounded:
-        return "the compiled exact layer takes unbounded domains in 2-D and 3-D only"
     if not prog.piecewise:
         return "the network has no piecewise op"
     pw = prog.piecewise
@@ -264,16 +263,12 @@ def _dot(a: tuple[int, ...], r: tuple) -> Any:
 
 def _edge(normals: list[tuple[int, ...]], d: int) -> tuple[int, ...] | None:
     """The direction of the line where the hyperplanes with ``normals`` (all through one point)
-    meet, up to sign, or None where they meet in more than a line."""
-    if d == 2:
-        n = normals[0]
-        return (-n[1], n[0])
-    n = normals[0]
-    for m in normals[1:]:
-        c = (n[1] * m[2] - n[2] * m[1], n[2] * m[0] - n[0] * m[2], n[0] * m[1] - n[1] * m[0])
-        if any(c):
-            return c
-    return None
+    meet, up to sign (the integer null space of the normals), or None where they meet in more
+    than a line."""
+    Z, nullity = _exact.fmpz_mat([list(n) for n in normals]).nullspace()
+    if nullity != 1:
+        return None
+    return tuple(int(row[0]) for row in Z.tolist())
 
 
 def _unboxed(cx: Complex, nbox: int, M: int) -> Complex:
@@ -353,7 +348,7 @@ def _unboxed(cx: Complex, nbox: int, M: int) -> Complex:
             for v in sorted(at):
                 e = _edge([normal(cx.facet_row[f]) for f in at[v]], d)
                 if e is None:
-                    continue  # on a face of dimension 2 of the region, not on an edge
+                    continue  # on a face of dimension 2 or more of the region, not on an edge
                 # w = v + t r leaves the box where |w_i| = M > 2 |v_i|: r_i has w_i's sign
                 i = next(i for i in range(d) if vd[v * d + i] == 1 and abs(vn[v * d + i]) == M)
                 if e[i] == 0:
