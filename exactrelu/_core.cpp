@@ -585,7 +585,7 @@ struct Cell {
     int level = 0;
     std::vector<int> ring;       // vertex ids (2-D: counter-clockwise)
     std::vector<Facet> facets;   // 2-D: facet k joins ring[k] and ring[k + 1]
-    Q w[DMAX];                   // a witness strictly inside
+    std::vector<Q> w;            // a witness strictly inside (d coordinates: a rational allocates)
     Z vn, vd;                    // the area vn / vd (vd > 0; not in lowest terms)
     Map live;                    // n x (d + 1) integer map over the level's den (level L: the output)
     std::shared_ptr<StateNode> states;
@@ -741,7 +741,7 @@ struct PKeyHash {
 struct LeafRec {
     std::shared_ptr<StateNode> node;     // the states of every level (released once numbered)
     std::vector<int> state_ids;
-    Q w[DMAX];
+    std::vector<Q> w;                    // d coordinates
     std::vector<int> frow;               // output row id per facet
     std::vector<long> fids;              // every facet's ids, facet after facet
     std::vector<int> fid_end;            // the end of facet k's ids in fids
@@ -786,9 +786,9 @@ struct RowOut {
 };
 
 struct VertOut {
-    Q x[DMAX];
+    std::vector<Q> x;  // d coordinates (as many rationals as used: each allocates)
     double f[DMAX];
-    Z h[DMAX + 1];  // d >= 3: homogeneous coordinates (last > 0), for exact separation tests
+    std::vector<Z> h;  // d >= 3: homogeneous coordinates (last > 0), for exact separation tests
 };
 
 // ---------------------------------------------------------------------------- the certifier
@@ -901,7 +901,7 @@ class Certifier {
         auto o = std::make_shared<Cell>();
         o->level = c.level;
         o->states = c.states;
-        for (int i = 0; i < DMAX; ++i) o->w[i] = c.w[i];
+        o->w = c.w;
         o->vn = c.vn;
         o->vd = c.vd;
         o->live = std::move(c.live);
@@ -1330,7 +1330,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         if (only && !touched) {  // nothing cuts or touches P: the same polygon, facets, witness, volume
             c->ring = P.ring;
             c->facets = P.facets;
-            for (int i = 0; i < DMAX; ++i) c->w[i] = P.w[i];
+            c->w = P.w;
             c->vn = P.vn;
             c->vd = P.vd;
             kids.push_back(std::move(c));
@@ -1405,7 +1405,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             }
         }
         if (only) {
-            for (int i = 0; i < DMAX; ++i) c->w[i] = P.w[i];
+            c->w = P.w;
             c->vn = P.vn;
             c->vd = P.vd;
         } else {
@@ -1647,6 +1647,7 @@ void Certifier::child_maps_z(const Map& pm, const Level& lv, std::vector<std::sh
 void Certifier::witness(Cell& c) {
     const int d = spec_.d;
     const size_t m = c.ring.size();
+    c.w.resize((size_t)d);
     double sum[DMAX] = {};
     for (int id : c.ring) {
         Vertex& v = verts[(size_t)id];
@@ -1907,6 +1908,7 @@ int Certifier::vert_out(int id) {
     v.nearest();
     verts_out.emplace_back();
     VertOut& o = verts_out.back();
+    o.x.resize((size_t)(v.m - 1));
     for (int i = 0; i + 1 < v.m; ++i) {
         mpq_set_num(o.x[i].v, v.x[i].v);
         mpq_set_den(o.x[i].v, v.W().v);
@@ -1914,7 +1916,7 @@ int Certifier::vert_out(int id) {
         o.f[i] = v.f[i];
     }
     if (v.m > 3)
-        for (int i = 0; i < v.m; ++i) o.h[i] = v.x[i];
+        o.h.assign(v.x, v.x + v.m);
     v.out = (int)verts_out.size() - 1;
     return v.out;
 }
@@ -1923,7 +1925,7 @@ void Certifier::emit(Cell& c) {
     LeafRec& lf = leaves.emplace_back();
     c.states->pack();
     lf.node = c.states;
-    for (int i = 0; i < spec_.d; ++i) lf.w[i] = std::move(c.w[i]);
+    lf.w = std::move(c.w);
     mpq_set_num(lf.volume.v, c.vn.v);
     mpq_set_den(lf.volume.v, c.vd.v);
     mpq_canonicalize(lf.volume.v);
@@ -2101,7 +2103,7 @@ void overlapping(const std::vector<Item>& items, const RowOut& plane, long g, in
         thread_local Echelon ech;
         ech.reset(d + 1);
         for (int v : common)
-            if (ech.add(gverts[(size_t)v]->h) && ech.n == d) return true;
+            if (ech.add(gverts[(size_t)v]->h.data()) && ech.n == d) return true;
         return false;
     };
     // a sweep along the first free coordinate: the other facets by their lower ends; once one is
@@ -2401,6 +2403,7 @@ void parse(PyObject* arg, Parsed& P) {
     std::vector<Z> w;
     get_zs(root[2], w, "witness");
     if ((int)w.size() != 2 * spec.d) throw std::runtime_error("exactrelu._core: witness is (n_1, d_1, .., n_d, d_d)");
+    cell->w.resize((size_t)spec.d);
     for (int i = 0; i < spec.d; ++i) {
         if (w[(size_t)(2 * i + 1)].sgn() <= 0) throw std::runtime_error("exactrelu._core: a witness denominator <= 0");
         mpq_set_num(cell->w[i].v, w[(size_t)(2 * i)].v);
