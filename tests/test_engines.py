@@ -2,7 +2,7 @@
 complex, compared as canonical forms (:func:`exactrelu.engines.canonical`), on generated nets
 (generic, degenerate, near-degenerate) and hand-built degenerate ones, on every domain kind the
 compiled engine takes (boxes, polytopes, plane slices through higher-dimensional inputs, all of
-R^2 and R^3 and slices over them: regions with rays and lines)."""
+R^d and slices over it: regions with rays and lines), in 2-D to 6-D."""
 
 from __future__ import annotations
 
