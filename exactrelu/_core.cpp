@@ -382,7 +382,7 @@ inline void fx_sub(uint64_t* acc, const uint64_t* x) {
     }
 }
 
-// An n x (d + 1) integer matrix: K-limb two's complement entries (K > 0) or mpz (K == 0).
+// An n x 3 integer matrix: K-limb two's complement entries (K > 0) or mpz (K == 0).
 struct Map {
     int K = 0;
     std::vector<uint64_t> w;
@@ -1525,7 +1525,7 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
         }
         fx_add<K>(out + (size_t)E * K_, &lv.cstden[(size_t)st * K_]);
     };
-    // acc (no x (d + 1)) += Az[:, u] (x) v, v a row of d + 1 entries
+    // acc (no x 3) += Az[:, u] (x) v, v a row of three entries
     uint64_t v[(DMAX + 1) * K], mag[(DMAX + 1) * K];
     bool neg[DMAX + 1];
     auto rank_one = [&](uint64_t* acc, int u) {
