@@ -1046,19 +1046,19 @@ class Certifier {
         int k = 0;
         thread_local Echelon ech;
         ech.reset(M);
-        ech.add(ra.need().e);
+        ech.add(&ra.need().e[0]);
         chosen[k++] = &ra;
         for (size_t w = 0; w < tight.size() && k < d; ++w)
             for (uint64_t bits = tight[w]; bits && k < d; bits &= bits - 1) {
                 const Row& r = rowp_[w * 64 + (size_t)__builtin_ctzll(bits)]->need();
-                if (ech.add(r.e)) chosen[k++] = &r;
+                if (ech.add(&r.e[0])) chosen[k++] = &r;
             }
         if (k < d) throw CertError("an edge of a cell lies on no d - 1 independent constraints");
         verts.emplace_back();
         Vertex& v = verts.back();
         v.m = M;
         const Z* rows[DMAX];
-        for (int i = 0; i < d; ++i) rows[i] = chosen[i]->e;
+        for (int i = 0; i < d; ++i) rows[i] = &chosen[i]->e[0];
         null_vector(rows, d, v.x);
         if (v.x[d].sgn() == 0) throw CertError("a cut hyperplane is parallel to the edge it cuts");
         finish_vertex(v);
