@@ -1,14 +1,14 @@
 // exactrelu._core: the exact layer's hot path, compiled.
 //
 // Certifies every activation region of a chain "affine, (elementwise op, affine)*" on a bounded
-// polytope of 2 to DMAX = 6 dimensions, the same way and with the same results as exactrelu/certify.py's
-// arrangement path (_Certifier._arranged, _Arrangement, _child_lives), and assembles what the
-// certificate needs (vertices deduplicated exactly, adjacency, linear pieces) as the Python engine
-// (exactrelu/engines/python.py) does. It returns plain data (lists of Python ints, the fields of
-// exactrelu.engines.Complex), never the certificate's objects: exactrelu/engines/compiled.py
-// decides when this applies and builds the input, and exactrelu/engines/_complex.py makes the
-// certificate. tests/test_engines.py compares the two engines' canonical forms,
-// tests/test_fastpath.py their certificates entry by entry.
+// polytope of 2 to DMAX = 6 dimensions, the same way and with the same results as
+// exactrelu/certify.py's arrangement path (_Certifier._arranged, _Arrangement, _child_lives), and
+// assembles what the certificate needs (vertices deduplicated exactly, adjacency, linear pieces)
+// as the Python engine (exactrelu/engines/python.py) does. It returns plain data (lists of
+// Python ints, the fields of exactrelu.engines.Complex), never the certificate's objects:
+// exactrelu/engines/compiled.py decides when this applies and builds the input, and
+// exactrelu/engines/_complex.py makes the certificate. tests/test_engines.py compares the two
+// engines' canonical forms, tests/test_fastpath.py their certificates entry by entry.
 //
 // Exactness. Every number that reaches the certificate is an exact integer or rational (GMP, or
 // fixed-width integers that a bound proves large enough). Every sign is exact: it is decided by a
@@ -22,7 +22,7 @@
 // functions of the next op are exactly affine; its children are the cells of their hyperplanes
 // inside it, built by successive exact cuts. Vertices are homogeneous integer rows (x_1 .. x_d,
 // W), W > 0: a vertex made where a hyperplane cuts a side (edge) is the generalized cross product
-// of the cutting row with d - 1 independent rows of the side (see null_vector), so coordinates
+// of the cutting row with d - 1 independent rows of the side (see meet), so coordinates
 // never grow by chains of interpolation. Maps are integer matrices over one positive denominator
 // per level. Volumes (and the check that children's sum to their parent's) up to 3-D only.
 
@@ -642,68 +642,41 @@ struct Echelon {
     }
 };
 
-// out = the determinant of the n x n integer matrix (rows[i][cols[j]]), n <= DMAX: written out up
-// to n = 3, else Bareiss's fraction-free elimination (its divisions are exact).
-void det(const Z* const* rows, const int* cols, int n, Z& out) {
+// out = the determinant of the 3 x 3 integer matrix (rows[i][cols[j]])
+void det3(const Z* const* rows, const int* cols, Z& out) {
     thread_local Z t;
     auto at = [&](int i, int j) -> mpz_srcptr { return rows[i][cols[j]].v; };
-    if (n == 1) {
-        mpz_set(out.v, at(0, 0));
-        return;
-    }
-    if (n == 2) {
-        mpz_mul(out.v, at(0, 0), at(1, 1));
-        mpz_submul(out.v, at(0, 1), at(1, 0));
-        return;
-    }
-    if (n == 3) {
-        mpz_mul(t.v, at(1, 1), at(2, 2));
-        mpz_submul(t.v, at(1, 2), at(2, 1));
-        mpz_mul(out.v, at(0, 0), t.v);
-        mpz_mul(t.v, at(1, 0), at(2, 2));
-        mpz_submul(t.v, at(1, 2), at(2, 0));
-        mpz_submul(out.v, at(0, 1), t.v);
-        mpz_mul(t.v, at(1, 0), at(2, 1));
-        mpz_submul(t.v, at(1, 1), at(2, 0));
-        mpz_addmul(out.v, at(0, 2), t.v);
-        return;
-    }
-    thread_local Z a[DMAX][DMAX], prev;
-    for (int i = 0; i < n; ++i)
-        for (int j = 0; j < n; ++j) mpz_set(a[i][j].v, at(i, j));
-    int sign = 1;
-    mpz_set_ui(prev.v, 1);
-    for (int k = 0; k + 1 < n; ++k) {
-        if (a[k][k].sgn() == 0) {
-            int i = k + 1;
-            while (i < n && a[i][k].sgn() == 0) ++i;
-            if (i == n) {
-                mpz_set_ui(out.v, 0);
-                return;
-            }
-            for (int j = k; j < n; ++j) mpz_swap(a[i][j].v, a[k][j].v);
-            sign = -sign;
-        }
-        for (int i = k + 1; i < n; ++i)
-            for (int j = k + 1; j < n; ++j) {
-                mpz_mul(t.v, a[i][j].v, a[k][k].v);
-                mpz_submul(t.v, a[i][k].v, a[k][j].v);
-                mpz_divexact(a[i][j].v, t.v, prev.v);
-            }
-        mpz_set(prev.v, a[k][k].v);
-    }
-    if (sign > 0)
-        mpz_set(out.v, a[n - 1][n - 1].v);
-    else
-        mpz_neg(out.v, a[n - 1][n - 1].v);
+    mpz_mul(t.v, at(1, 1), at(2, 2));
+    mpz_submul(t.v, at(1, 2), at(2, 1));
+    mpz_mul(out.v, at(0, 0), t.v);
+    mpz_mul(t.v, at(1, 0), at(2, 2));
+    mpz_submul(t.v, at(1, 2), at(2, 0));
+    mpz_submul(out.v, at(0, 1), t.v);
+    mpz_mul(t.v, at(1, 0), at(2, 1));
+    mpz_submul(t.v, at(1, 1), at(2, 0));
+    mpz_addmul(out.v, at(0, 2), t.v);
 }
 
-// The null vector of n integer rows of n + 1 entries by one fraction-free Gauss-Jordan
-// elimination (Bareiss's, as Montante's method): row operations keep the null space, and the
-// rows end as [D I | v] with D the determinant of the first n columns and v_i that of the first
-// n with column i replaced by the last (Cramer), so x = (-v, D), up to sign the minors of
-// null_vector. False (x untouched) where the first n columns are singular.
-bool null_vector_eliminated(const Z* const* rows, int n, Z* x) {
+// The point where the hyperplanes of n independent integer rows of n + 1 entries (3 <= n <=
+// DMAX) meet, as homogeneous coordinates x (r . x = 0 for each row, x_n != 0); false where they
+// meet in no point (the first n columns are singular). Three rows: their generalized cross
+// product, x_i = (-1)^i times the determinant of the rows without column i (r . x is the
+// determinant of the rows with r added on top, expanded along r). More: one fraction-free
+// Gauss-Jordan elimination (Bareiss's, as Montante's method), fewer operations than n + 1
+// determinants: row operations keep the null space, and the rows end as [D I | v] with D the
+// determinant of the first n columns and v_i that of the first n with column i replaced by the
+// last (Cramer), so x = (-v, D), the same vector up to sign.
+bool meet(const Z* const* rows, int n, Z* x) {
+    if (n == 3) {
+        int cols[3];
+        for (int i = 0; i <= 3; ++i) {
+            for (int j = 0, c = 0; j <= 3; ++j)
+                if (j != i) cols[c++] = j;
+            det3(rows, cols, x[i]);
+            if (i & 1) mpz_neg(x[i].v, x[i].v);
+        }
+        return x[3].sgn() != 0;
+    }
     thread_local Z a[DMAX][DMAX + 1], prev, t;
     for (int i = 0; i < n; ++i)
         for (int j = 0; j <= n; ++j) mpz_set(a[i][j].v, rows[i][j].v);
@@ -729,23 +702,6 @@ bool null_vector_eliminated(const Z* const* rows, int n, Z* x) {
     for (int i = 0; i < n; ++i) mpz_neg(x[i].v, a[i][n].v);
     mpz_set(x[n].v, prev.v);
     return true;
-}
-
-// The generalized cross product of n integer rows of n + 1 entries: x_i = (-1)^i times the
-// determinant of the rows without column i. r . x = 0 for each of the rows (the determinant of
-// the rows with r added on top, expanded along r), and x != 0 iff the rows are independent: with
-// the rows of the hyperplanes through a point, its homogeneous coordinates (x_1, .., x_n). From
-// 4 rows on by one elimination (null_vector_eliminated: the same vector up to sign), fewer
-// operations than n + 1 determinants.
-void null_vector(const Z* const* rows, int n, Z* x) {
-    if (n >= 4 && null_vector_eliminated(rows, n, x)) return;
-    int cols[DMAX];
-    for (int i = 0; i <= n; ++i) {
-        for (int j = 0, c = 0; j <= n; ++j)
-            if (j != i) cols[c++] = j;
-        det(rows, cols, n, x[i]);
-        if (i & 1) mpz_neg(x[i].v, x[i].v);
-    }
 }
 
 // (number of the parent cell, states of one level) without copying the states
@@ -1037,9 +993,9 @@ class Certifier {
     }
 
     // d >= 3: the point where hyperplane `ra` cuts an edge: with d - 1 rows vanishing on the edge
-    // (of those vanishing at both its ends, `tight`) independent with `ra`, the generalized cross
-    // product of the d rows (its d x d minors, see null_vector). The rows are chosen greedily,
-    // each kept iff it is independent of those kept before (exact, see Echelon).
+    // (of those vanishing at both its ends, `tight`) independent with `ra`, the point where the d
+    // rows meet (see meet). The rows are chosen greedily, each kept iff it is independent of
+    // those kept before (exact, see Echelon).
     int new_vertex_d(const Row& ra, const std::vector<uint64_t>& tight) {
         const int d = spec_.d, M = d + 1;
         const Row* chosen[DMAX];
@@ -1059,8 +1015,8 @@ class Certifier {
         v.m = M;
         const Z* rows[DMAX];
         for (int i = 0; i < d; ++i) rows[i] = &chosen[i]->e[0];
-        null_vector(rows, d, v.x);
-        if (v.x[d].sgn() == 0) throw CertError("a cut hyperplane is parallel to the edge it cuts");
+        if (!meet(rows, d, v.x))
+            throw CertError("a cut hyperplane is parallel to the edge it cuts");
         finish_vertex(v);
         return (int)verts.size() - 1;
     }
@@ -2145,7 +2101,8 @@ void overlapping(const std::vector<Item>& items, const RowOut& plane, long g, in
     // a sweep along the first free coordinate: the other facets by their lower ends; once one is
     // at or past this facet's upper end, so are the later ones
     const int c0 = freec[0];
-    std::sort(others.begin(), others.end(), [&](const Fc* a, const Fc* b) { return less(a->lo[c0], b->lo[c0], c0); });
+    std::sort(others.begin(), others.end(),
+              [&](const Fc* a, const Fc* b) { return less(a->lo[c0], b->lo[c0], c0); });
     std::vector<int> common;
     for (const Fc* p : rest) {
         for (const Fc* q : others) {
@@ -2155,7 +2112,8 @@ void overlapping(const std::vector<Item>& items, const RowOut& plane, long g, in
                 apart = apart || !less(q->lo[c], p->hi[c], c) || !less(p->lo[c], q->hi[c], c);
             if (apart) continue;
             common.clear();
-            std::set_intersection(p->vs.begin(), p->vs.end(), q->vs.begin(), q->vs.end(), std::back_inserter(common));
+            std::set_intersection(p->vs.begin(), p->vs.end(), q->vs.begin(), q->vs.end(),
+                                  std::back_inserter(common));
             if (spanning(common))
                 pair_of(*p, *q, false);
             else if (!beyond(*p->it, q->vs) && !beyond(*q->it, p->vs))
@@ -2231,7 +2189,8 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
                 if (!less(q.lo, p.hi)) break;
                 if (less(p.lo, q.hi)) {
                     long a = p.it->region, b = q.it->region;
-                    pairs.push_back(Pair{std::min(a, b), std::max(a, b), (long)g, p.it->ids, q.it->ids, false});
+                    pairs.push_back(
+                        Pair{std::min(a, b), std::max(a, b), (long)g, p.it->ids, q.it->ids, false});
                 }
             }
         }
@@ -2370,11 +2329,13 @@ void parse(PyObject* arg, Parsed& P) {
         throw std::runtime_error("exactrelu._core: spec must be (d, root, levels, domain_ids[, volumes])");
     Spec& spec = P.spec;
     spec.d = (int)get_long(top[0]);
-    if (spec.d < 2 || spec.d > DMAX) throw std::runtime_error("exactrelu._core: 2-D to 6-D domains only");
+    if (spec.d < 2 || spec.d > DMAX)
+        throw std::runtime_error("exactrelu._core: 2-D to 6-D domains only");
     const int M = spec.d + 1;
     spec.domain_ids = get_long(top[3]);
     if (top.size() == 5) spec.volumes = get_long(top[4]) != 0;
-    if (spec.volumes && spec.d > 3) throw std::runtime_error("exactrelu._core: volumes up to 3-D only (volumes 0)");
+    if (spec.volumes && spec.d > 3)
+        throw std::runtime_error("exactrelu._core: volumes up to 3-D only (volumes 0)");
 
     std::vector<PyObject*> root = items(top[1], "root");
     Guard g1{root};
@@ -3162,7 +3123,8 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             "rows", o_rows.p, "facet_start", o_fs.p, "facet_row", o_fr.p, "facet_ids", o_is.p, o_if.p,
             "facet_vertices", o_fvs.p, o_fvf.p, "outputs", o_outs.p, "volume", o_vol.p,
             "repaired", o_rep.p, "adj_i", o_ai.p, "adj_j", o_aj.p, "adj_plane", o_ap.p,
-            "adj_ids", o_as.p, o_af.p, "planes", o_planes.p, "pieces", py_pieces.p, "undecided", py_undecided.p, "counts", counts.p,
+            "adj_ids", o_as.p, o_af.p, "planes", o_planes.p, "pieces", py_pieces.p,
+            "undecided", py_undecided.p, "counts", counts.p,
             "seconds", secs.p);
         if (!result) throw PyError();
         // freeing millions of GMP integers takes a while: a thread of its own does it
@@ -3189,7 +3151,8 @@ PyMethodDef methods[] = {
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT, "exactrelu._core",
-                      "Compiled exact layer (GMP) for 2-D to 6-D domains; used through exactrelu.engines.compiled.", -1,
+                      "Compiled exact layer (GMP) for 2-D to 6-D domains; used through "
+                      "exactrelu.engines.compiled.", -1,
                       methods, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace
