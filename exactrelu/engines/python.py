@@ -22,7 +22,7 @@ from ..capture import Program, constraint_offsets
 from ..certificate import Adjacency, Region, RegionFacet
 from ..domain import Domain
 from ..errors import VerificationError
-from ._complex import Complex, Ragged, Rationals
+from ._complex import Complex, Ragged, Rationals, joined
 from ._interface import Options, Proposals
 
 log = logging.getLogger(__name__)
@@ -393,21 +393,8 @@ def _faces_overlap(f: RegionFacet, ri: Region, rj: Region) -> bool:
 
 def pieces_of(regions: Sequence[Region], adjacency: Sequence[Adjacency]) -> list[int]:
     """Components of adjacency with equal exact maps, numbered by their first region."""
-    parent = list(range(len(regions)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a in adjacency:
-        if regions[a.i].output == regions[a.j].output:
-            ri, rj = find(a.i), find(a.j)
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    roots: dict[int, int] = {}
-    return [roots.setdefault(find(i), len(roots)) for i in range(len(regions))]
+    return joined(range(len(regions)), ((a.i, a.j) for a in adjacency
+                                        if regions[a.i].output == regions[a.j].output))
 
 
 class PythonEngine:
