@@ -23,7 +23,7 @@ from ..capture import Program, constraint_offsets
 from ..certificate import Adjacency, Region, RegionFacet
 from ..domain import Domain
 from ..errors import VerificationError
-from ._complex import Complex
+from ._complex import Complex, joined
 from ._interface import Options, Proposals
 
 log = logging.getLogger(__name__)
@@ -394,21 +394,8 @@ def _faces_overlap(f: RegionFacet, ri: Region, rj: Region) -> bool:
 
 def pieces_of(regions: Sequence[Region], adjacency: Sequence[Adjacency]) -> list[int]:
     """Components of adjacency with equal exact maps, numbered by their first region."""
-    parent = list(range(len(regions)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a in adjacency:
-        if regions[a.i].output == regions[a.j].output:
-            ri, rj = find(a.i), find(a.j)
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    roots: dict[int, int] = {}
-    return [roots.setdefault(find(i), len(roots)) for i in range(len(regions))]
+    return joined(range(len(regions)), ((a.i, a.j) for a in adjacency
+                                        if regions[a.i].output == regions[a.j].output))
 
 
 class PythonEngine:
@@ -463,5 +450,4 @@ def _complex(prog: Program, dom: Domain, built: _Regions, stats: certify.Stats) 
     pieces = pieces_of(regions, adjacency)
     st = {k: getattr(stats, k) for k in ("candidates", "confirmed", "spurious", "repaired",
                                          "witness_lp", "redo_hv", "cells")}
-
     return complex_of(d, prog.num_piecewise, regions, vertices, adjacency, pieces, st)
