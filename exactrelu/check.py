@@ -2111,21 +2111,10 @@ def _as_columns(cert: Certificate, n_units: list[int], n_out: int) -> Complex | 
                       list(_stream(cert.adjacency)), cert.pieces)
 
 
-def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: list[int],
-                    dom_rows: list[list[fmpq]], progress: bool) -> str | None:
-    """The region pass, the global vertices and the adjacent pairs by :mod:`exactrelu._checkcore`
-    (where :func:`_compiled_input` says it applies), then what remains of :func:`check` (distinct
-    patterns, the volume sum, the pieces) as on the Python path. Returns None when every claim
-    holds; a reason when the compiled pass stopped (a false claim, or input outside it: the Python
-    pass is then run and names the claim); raises CertificateError for a false claim found here.
-
-    It proves what the Python pass proves on these certificates (the module docstring), region by
-    region in the same way: exact maps of every pattern prefix as integer matrices (GMP), signs of
-    every constraint at the witness and the vertices by a float filter with a rigorous error bound
-    and exact integers where it does not decide, the true facets by exact tightness, volumes as
-    the exact length or area of the hull of the listed vertices; adjacency from the proven facets
-    as :class:`_FacetTable`. A sharded certificate is read a shard at a time (the vertices are
-    held whole, the adjacent pairs joined after the regions): :func:`_shard_source`."""
+def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: list[int],
+                     dom_rows: list[list[fmpq]], progress: bool) -> str | tuple[_Source, Any]:
+    """The claims :mod:`exactrelu._checkcore` proves (regions, vertices, adjacent pairs): the
+    reason it stopped, or the certificate's columns and what ``Checker.finish`` returns."""
     got = _compiled_input(cert, prog, m0)
     if got is None:
         return "outside the compiled pass"
@@ -2166,21 +2155,46 @@ def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: lis
     if pairs is None:
         return "an adjacency shard is not available as columns"
     out = checker.finish(n_reg, *pairs)
-    del pairs
+    return out if isinstance(out, str) else (src, out)
+
+
+def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: list[int],
+                    dom_rows: list[list[fmpq]], progress: bool) -> str | None:
+    """The region pass, the global vertices and the adjacent pairs by :mod:`exactrelu._checkcore`
+    (where :func:`_compiled_input` says it applies), then what remains of :func:`check` (distinct
+    patterns, the volume sum, the pieces) as on the Python path. Returns None when every claim
+    holds; a reason when the compiled pass stopped (a false claim, or input outside it: the Python
+    pass is then run and names the claim); raises CertificateError for a false claim found here.
+
+    It proves what the Python pass proves on these certificates (the module docstring), region by
+    region in the same way: exact maps of every pattern prefix as integer matrices (GMP), signs of
+    every constraint at the witness and the vertices by a float filter with a rigorous error bound
+    and exact integers where it does not decide, the true facets by exact tightness, volumes as
+    the exact length or area of the hull of the listed vertices; adjacency from the proven facets
+    as :class:`_FacetTable`. A sharded certificate is read a shard at a time (the vertices are
+    held whole, the adjacent pairs joined after the regions): :func:`_shard_source`."""
+    try:  # a shard that cannot be read: the Python pass reads it when it reaches it
+        out = _compiled_claims(cert, prog, m0, offsets, dom_rows, progress)
+    except CertificateError as exc:
+        return f"reading a shard: {exc}"
     if isinstance(out, str):
         return out
-    hashes, vol_num, vol_den, candidates = out
+    src, checker_out = out
+    hashes, vol_num, vol_den, candidates = checker_out
     _distinct_patterns(cert, np.frombuffer(hashes, dtype=np.int64))
     total_volume = Fraction(vol_num, vol_den)
     dom = cert.domain
     if total_volume != dom.volume():
         _fail(f"completeness: region volumes sum to {total_volume}, the domain's volume is "
               f"{dom.volume()} (a region is missing or its vertices are incomplete)")
-    maps = _output_maps(src, [k for pair in candidates for k in pair])
+    try:
+        maps = _output_maps(src, [k for pair in candidates for k in pair])
+    except CertificateError as exc:
+        return f"reading a shard: {exc}"
     if maps is None:
         return "a region shard is not available as columns"
     same = [(i, j) for i, j in candidates if maps[i] == maps[j]]
-    _check_pieces(cert.pieces, n_reg, same)
+    _check_pieces(cert.pieces, len(cert.regions), same)
     return None
 
 
