@@ -1978,8 +1978,7 @@ def _memory_source(cert: Certificate, n_units: list[int], n_out: int) -> _Source
         cx = got
     if cx.num_regions != len(regions) or not _fits(cx, cert.domain.dim, n_units, n_out):
         return None
-    whole = cx
-    return _Source(whole.vertices, lambda wanted: iter([(whole, 0)]), lambda: iter([whole]))
+    return _Source(cx.vertices, lambda wanted: iter([(cx, 0)]), lambda: iter([cx]))
 
 
 def _shard_source(cert: Certificate) -> _Source | None:

@@ -9,7 +9,6 @@ adjacent pairs, on columns and on objects."""
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
 import shutil
@@ -18,7 +17,6 @@ from fractions import Fraction
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 from torch import nn
@@ -28,6 +26,8 @@ from exactrelu import CertificateError
 from exactrelu._columns import Rationals, views
 from exactrelu._exact import input_map
 from exactrelu.certificate import Adjacency, Certificate
+
+from test_shards import rewrite, shard
 
 CHECKER = sys.modules["exactrelu.check"]
 pytestmark = pytest.mark.skipif(CHECKER._checkcore is None, reason="built without _checkcore")
@@ -285,19 +285,6 @@ def test_tampered_shards_are_rejected_by_the_compiled_pass(sharded, tmp_path):
     mid = cert.num_regions // 2
     k, at = divmod(mid, 7)  # region mid is row `at` of region shard k
 
-    def table(p: Any, name: str, n: int) -> pa.Table:
-        return pq.read_table(p / f"{name}/part-{n:05d}.parquet")
-
-    def rewrite(p: Any, name: str, n: int, new: pa.Table, **header: int) -> None:
-        """``new`` as shard ``n`` of ``name``, the manifest made to agree (and ``header``)."""
-        manifest = json.loads((p / "manifest.json").read_text())
-        entry = manifest["shards"][name][n]
-        pq.write_table(new, p / entry["file"], compression="zstd")
-        data = (p / entry["file"]).read_bytes()
-        entry.update(rows=new.num_rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
-        manifest.update(header)
-        (p / "manifest.json").write_text(json.dumps(manifest))
-
     def checked(p: Any, by_checker: bool) -> None:
         loaded = Certificate.load(p)
         if by_checker:  # a false claim the compiled pass finds, on the shards' columns
@@ -311,20 +298,20 @@ def test_tampered_shards_are_rejected_by_the_compiled_pass(sharded, tmp_path):
 
     # the witness moved onto a vertex of its region
     p = copied(path, tmp_path / "witness")
-    rows = table(p, "regions", k).to_pylist()
+    rows = shard(p, "regions", k).to_pylist()
     v = cert.vertices[cert.regions[mid].vertices[0]]
     rows[at]["witness"] = [str(x) for x in v]
-    rewrite(p, "regions", k, pa.Table.from_pylist(rows, schema=table(p, "regions", k).schema))
+    rewrite(p, "regions", k, pa.Table.from_pylist(rows, schema=shard(p, "regions", k).schema))
     checked(p, True)
     # a region dropped from its shard
     p = copied(path, tmp_path / "region")
-    t = table(p, "regions", k)
+    t = shard(p, "regions", k)
     rewrite(p, "regions", k, pa.concat_tables([t.slice(0, at), t.slice(at + 1)]),
-            num_regions=cert.num_regions - 1)
+            header={"num_regions": cert.num_regions - 1})
     checked(p, False)
     # an adjacent pair dropped
     p = copied(path, tmp_path / "pair")
-    t = table(p, "adjacency", 1)
+    t = shard(p, "adjacency", 1)
     rewrite(p, "adjacency", 1, t.slice(1))
     checked(p, True)
     # an output map changed where two adjacent regions share it; the second one's piece label
@@ -333,13 +320,13 @@ def test_tampered_shards_are_rejected_by_the_compiled_pass(sharded, tmp_path):
     n, at_j = divmod(j, 7)
     for field in ("output", "piece"):
         p = copied(path, tmp_path / field)
-        rows = table(p, "regions", n).to_pylist()
+        rows = shard(p, "regions", n).to_pylist()
         if field == "output":
             rows[at_j]["output"][0][-1] = str(Fraction(rows[at_j]["output"][0][-1]) + TINY)
         else:
             rows[at_j]["piece"] = max(cert.pieces) + 1
-        rewrite(p, "regions", n, pa.Table.from_pylist(rows, schema=table(p, "regions", n).schema),
-                num_pieces=len({r["piece"] for r in rows} | set(cert.pieces)))
+        rewrite(p, "regions", n, pa.Table.from_pylist(rows, schema=shard(p, "regions", n).schema),
+                header={"num_pieces": len({r["piece"] for r in rows} | set(cert.pieces))})
         checked(p, True)
 
 
