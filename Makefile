@@ -12,11 +12,15 @@ CORE := .venv/.core
 $(STAMP): pyproject.toml constraints.txt setup.py scripts/setup.sh
 	bash scripts/setup.sh
 
-# the compiled exact layer, rebuilt in place when its source is newer than the built module
-# (setup.sh's editable install builds it first: a fresh install does not compile it twice)
-$(CORE): $(STAMP) exactrelu/_core.cpp
-	@for so in exactrelu/_core*.so; do [ "$$so" -nt exactrelu/_core.cpp ] && exit 0; done; \
-	  echo "$(PY) setup.py -q build_ext --inplace"; $(PY) setup.py -q build_ext --inplace
+# the compiled extensions (the exact layer _core and the checker's _checkcore), rebuilt in place
+# when a source is newer than its built module (setup.sh's editable install builds them first: a
+# fresh install does not compile them twice)
+$(CORE): $(STAMP) exactrelu/_core.cpp exactrelu/_checkcore.cpp
+	@for m in _core _checkcore; do \
+	  fresh=no; for so in exactrelu/$$m*.so; do [ "$$so" -nt exactrelu/$$m.cpp ] && fresh=yes; done; \
+	  [ $$fresh = yes ] || { echo "$(PY) setup.py -q build_ext --inplace"; \
+	    $(PY) setup.py -q build_ext --inplace; exit 0; }; \
+	done
 	touch $(CORE)
 
 setup: $(CORE)

@@ -48,18 +48,21 @@ with open(pyproject, "rb") as f:
     project = tomllib.load(f)["project"]
 names = [n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n]
 for need in ("LICENSE", "README.md", "pyproject.toml", "setup.py", "exactrelu/_core.cpp",
-             "exactrelu/py.typed"):
+             "exactrelu/_checkcore.cpp", "exactrelu/py.typed"):
     assert need in names, f"the sdist has no {need}"
 z = zipfile.ZipFile(wheel)
 files = z.namelist()
-cores = [n for n in files if re.fullmatch(r"exactrelu/_core\..*\.so", n)]
-assert len(cores) == 1, f"the wheel has no compiled core: {files}"
-core = z.read(cores[0])
-assert b".debug_info" not in core, "the compiled core carries debug information"
+size = {}
+for ext in ("_core", "_checkcore"):  # the certifier's compiled layer, the checker's compiled pass
+    built = [n for n in files if re.fullmatch(rf"exactrelu/{ext}\..*\.so", n)]
+    assert len(built) == 1, f"the wheel has no compiled {ext}: {files}"
+    blob = z.read(built[0])
+    assert b".debug_info" not in blob, f"the compiled {ext} carries debug information"
+    size[ext] = len(blob)
+    assert f"exactrelu/{ext}.pyi" in files, f"the wheel has no type stub for {ext}"
 assert not any(n.startswith(("verify/", "tests/", "benchmarks/", "examples/")) for n in files)
-assert not any(n.endswith(".cpp") for n in files), "the wheel carries the core's source"
+assert not any(n.endswith(".cpp") for n in files), "the wheel carries C++ sources"
 assert "exactrelu/py.typed" in files
-assert "exactrelu/_core.pyi" in files, "the wheel has no type stub for the compiled core"
 assert "exactrelu_pytest.py" in files, "the wheel has no pytest plugin"
 eps = z.read(next(n for n in files if n.endswith(".dist-info/entry_points.txt"))).decode()
 assert re.search(r"^\[pytest11\]\nexactrelu_pytest = exactrelu_pytest$", eps, re.M), eps
@@ -70,7 +73,8 @@ assert any(n.endswith(".dist-info/licenses/LICENSE") for n in files)
 extras = set(re.findall(r"^Provides-Extra: (\S+)$", meta, re.M))
 assert extras == set(project["optional-dependencies"]), extras
 print(f"install test: sdist {len(names)} files; wheel {len(files)} files, "
-      f"core {len(core) / 1e6:.2f} MB without debug information")
+      f"core {size['_core'] / 1e6:.2f} MB, checker {size['_checkcore'] / 1e6:.2f} MB, without "
+      "debug information")
 EOF
 
 say "pip install of the wheel (torch pinned to the CPU build by constraints.txt)"
@@ -89,6 +93,7 @@ exec(compile(code, "README quickstart", "exec"))
 loaded = exactrelu.Certificate.load("net.cert.json")
 assert loaded.num_regions == cert.num_regions == exactrelu.check(loaded, net).num_regions
 assert cert.stats["engine"] == "compiled", cert.stats["engine"]
+import exactrelu._checkcore  # noqa: E402,F401  (the checker's compiled pass is installed too)
 torch.jit.script(net).save("net.pt")
 try:
     import exactrelu.strategies  # noqa: F401

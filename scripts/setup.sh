@@ -31,5 +31,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
-.venv/bin/python -c "import cdd.gmp, torch, flint, exactrelu._core"
+.venv/bin/python -c "import cdd.gmp, torch, flint, exactrelu._core, exactrelu._checkcore"
 touch .venv/.installed
