@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import exactrelu
-from exactrelu import CertificateError
+from exactrelu import CertificateError, _shards
 from exactrelu._columns import Rationals, views
 from exactrelu._exact import input_map
 from exactrelu.certificate import Adjacency, Certificate
@@ -263,12 +263,28 @@ def copied(path: Any, to: Any) -> Any:
     return to
 
 
-def test_a_sharded_certificate_is_checked_by_the_compiled_pass(sharded):
-    net, _, path = sharded
+def test_a_sharded_certificate_is_checked_by_the_compiled_pass(sharded, monkeypatch):
+    """Accepted by the compiled pass alone, which reads every region shard once and then only
+    those holding adjacent regions with one output map (one piece)."""
+    net, cert, path = sharded
     shards = json.loads((path / "manifest.json").read_text())["shards"]
     assert all(len(shards[t]) > 2 for t in ("regions", "vertices", "adjacency"))
+    merged = {k // 7 for a in cert.adjacency if cert.pieces[a.i] == cert.pieces[a.j]
+              for k in (a.i, a.j)}
+    assert 0 < len(merged) < len(shards["regions"])
+    read: list[int] = []
+    rows = _shards._Rows
+    real = rows._read
+
+    def counted(self: Any, k: int) -> Any:
+        if self._table == "regions":
+            read.append(k)
+        return real(self, k)
+
+    monkeypatch.setattr(rows, "_read", counted)
     loaded = Certificate.load(path)
     assert compiled(loaded, net) is None
+    assert sorted(read) == sorted([*range(len(shards["regions"])), *merged])
     assert exactrelu.check(loaded, net, progress=False) is loaded
 
 
