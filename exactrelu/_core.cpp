@@ -381,6 +381,30 @@ inline void fx_sub(uint64_t* acc, const uint64_t* x) {
     }
 }
 
+// acc += x * y modulo 2^(64 K), all three two's complement (the low K limbs of the product)
+template <int K>
+inline void fx_muladd(uint64_t* acc, const uint64_t* x, const uint64_t* y) {
+    uint64_t p[K] = {};
+    for (int i = 0; i < K; ++i) {
+        uint64_t hi = 0;
+        for (int j = 0; i + j < K; ++j) {
+            unsigned __int128 t = (unsigned __int128)x[i] * y[j] + p[i + j] + hi;
+            p[i + j] = (uint64_t)t;
+            hi = (uint64_t)(t >> 64);
+        }
+    }
+    fx_add<K>(acc, p);
+}
+
+// x as K limbs modulo 2^(64 K), two's complement
+template <int K>
+inline void fx_from_i128(__int128 x, uint64_t* out) {
+    uint64_t ext = x < 0 ? ~(uint64_t)0 : 0;
+    out[0] = (uint64_t)x;
+    if (K > 1) out[1] = (uint64_t)((unsigned __int128)x >> 64);
+    for (int i = 2; i < K; ++i) out[i] = ext;
+}
+
 // An n x 3 integer matrix: K-limb two's complement entries (K > 0) or mpz (K == 0).
 struct Map {
     int K = 0;
@@ -433,6 +457,9 @@ struct Level {
     Z den;                           // denominator of the maps entering this op (all cells alike)
     int K_out = 0;                   // limbs of the maps after the affine layer (0: GMP)
     std::vector<int64_t> Az64, slope64;       // Az and the slopes as int64 (when K_out > 0)
+    std::vector<int64_t> AzT64;               // Az64 transposed: column u of Az at u * n_out
+    bool cols = false;  // may the columns Az diag(slope(s)) Az'[:, v] of first_map_from_ref be
+                        // kept in 128 bits (Az' the layer before this op)?
     std::vector<uint64_t> cstden, azden;      // per state cst den, per output az den sa (K_out limbs)
     bool dense = false;              // may sums of n terms |Az_ru| 2^64 be accumulated in 128 bits?
 };
@@ -588,6 +615,7 @@ struct Cell {
     Z vn, vd;                    // the area vn / vd (vd > 0; not in lowest terms)
     Map live;                    // n x (d + 1) integer map over the level's den (level L: the output)
     std::shared_ptr<StateNode> states;
+    std::shared_ptr<RowBlock> up;  // the parent's rows and map (none for the root or an adopted cell)
 };
 
 // exact r . v for a row and a homogeneous vertex, times sg
@@ -846,6 +874,20 @@ class Certifier {
     std::vector<int> rowsg_;
     std::unordered_map<uint64_t, int> edge_point_;
 
+    // per op l >= 1: a child of the last cell cut at op l, for the first child of the next cell
+    // with the same parent (first_map_from_ref), and the columns g_v(s) made so far
+    struct MapRef {
+        std::shared_ptr<RowBlock> gp;  // the parent of the cell cut
+        int K = 0;
+        std::vector<int8_t> sp;        // the cell's states of op l - 1
+        std::vector<int8_t> s;         // the child's states of op l
+        std::vector<uint64_t> w;       // the child's map
+        std::vector<__int128> col;     // column v: n_out entries, at v n_out
+        std::vector<int8_t> stamp;     // column v is g_v(stamp[v n .. v n + n - 1]) (-1: not yet)
+        std::vector<uint8_t> made;
+    };
+    std::vector<MapRef> refs_;
+
     uint64_t* Zv(size_t v) { return &zw_[v * words_]; }
     int8_t* Sv(size_t v) { return &sg_[v * R_]; }
 
@@ -949,9 +991,13 @@ class Certifier {
     }
 
     void children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids);
-    void child_maps(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
+    void child_maps(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
     template <int K>
-    void child_maps_fx(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
+    void child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
+    template <int K>
+    bool first_map_from_ref(const Cell& P, const Map& pm, const Level& lv, const std::vector<int8_t>& s0, Map& m0);
+    template <int K>
+    void keep_ref(const Cell& P, const Level& lv, const Cell& kid);
     void child_maps_z(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
     void witness(Cell& c);
     void volume(Cell& c) { if (spec_.d == 2) volume2(c); else volume3(c); }
@@ -1233,6 +1279,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         auto c = std::make_shared<Cell>();
         c->level = j + 1;
         c->states = node;
+        c->up = blk;
         if (only && !touched) {  // nothing cuts or touches P: the same polygon, facets, witness, volume
             c->ring = P.ring;
             c->facets = P.facets;
@@ -1331,23 +1378,23 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
     if (spec_.volumes && !(only && !touched) && !sums_to(kids, P))
         throw CertError("children volumes do not sum to the parent's volume (level " + std::to_string(j) + ")");
     clk.lap(P_CELLS);
-    child_maps(pm, lv, kids);
+    child_maps(P, pm, lv, kids);
     clk.lap(P_MAPS);
 }
 
 // The exact maps after op j for every child: N = Az R(s) + az (den sa) e_last over dA den sa,
 // with R(s) the units' output rows in state s; one product for the first child, then for each
 // further child rank-one updates from the nearest child already made (Python: _child_lives).
-void Certifier::child_maps(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
+void Certifier::child_maps(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
     switch (lv.K_out) {
-        case 1: return child_maps_fx<1>(pm, lv, kids);
-        case 2: return child_maps_fx<2>(pm, lv, kids);
-        case 3: return child_maps_fx<3>(pm, lv, kids);
-        case 4: return child_maps_fx<4>(pm, lv, kids);
-        case 5: return child_maps_fx<5>(pm, lv, kids);
-        case 6: return child_maps_fx<6>(pm, lv, kids);
-        case 7: return child_maps_fx<7>(pm, lv, kids);
-        case 8: return child_maps_fx<8>(pm, lv, kids);
+        case 1: return child_maps_fx<1>(P, pm, lv, kids);
+        case 2: return child_maps_fx<2>(P, pm, lv, kids);
+        case 3: return child_maps_fx<3>(P, pm, lv, kids);
+        case 4: return child_maps_fx<4>(P, pm, lv, kids);
+        case 5: return child_maps_fx<5>(P, pm, lv, kids);
+        case 6: return child_maps_fx<6>(P, pm, lv, kids);
+        case 7: return child_maps_fx<7>(P, pm, lv, kids);
+        case 8: return child_maps_fx<8>(P, pm, lv, kids);
         default: return child_maps_z(pm, lv, kids);
     }
 }
@@ -1369,63 +1416,195 @@ size_t nearest_child(const std::vector<std::shared_ptr<Cell>>& kids, size_t k, i
     return best;
 }
 
+// R_u(st) = slope[st] row_u + cst[st] den e_last of op `lv` for unit u of the map `pm` entering
+// it, modulo 2^(64 K)
 template <int K>
-void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
+void unit_row_fx(const Level& lv, const Map& pm, int u, int st, int M, uint64_t* out) {
+    const size_t K_ = (size_t)K, M_ = (size_t)M;
+    int kd = lv.kind[(size_t)st];
+    if (kd == 0) {
+        std::memset(out, 0, sizeof(uint64_t) * M_ * K_);
+        return;
+    }
+    if (kd == 1) {
+        for (int c = 0; c < M; ++c) pm.load((size_t)u * M_ + (size_t)c, out + c * K_, K);
+        return;
+    }
+    int64_t sl = lv.slope64[(size_t)st];
+    uint64_t x[K];
+    for (int c = 0; c < M; ++c) {
+        pm.load((size_t)u * M_ + (size_t)c, x, K);
+        bool neg = fx_negative(x, K);
+        if (neg) fx_negate(x, K);
+        std::memset(out + c * K_, 0, sizeof(uint64_t) * K_);
+        fx_addmul<K>(out + c * K_, sl < 0 ? 0 - (uint64_t)sl : (uint64_t)sl, x, neg != (sl < 0));
+    }
+    fx_resize(&lv.cstden[(size_t)st * (size_t)lv.K_out], lv.K_out, x, K);
+    fx_add<K>(out + (size_t)(M - 1) * K_, x);
+}
+
+// acc (n_out x M) += Az[:, u] (x) v modulo 2^(64 K), v a row of M entries
+template <int K>
+void rank_one_fx(const Level& lv, uint64_t* acc, int u, const uint64_t* v, int M) {
+    const size_t K_ = (size_t)K, M_ = (size_t)M;
+    const int no = lv.n_out;
+    uint64_t mag[(DMAX + 1) * K];
+    bool neg[DMAX + 1];
+    for (int c = 0; c < M; ++c) {
+        std::memcpy(mag + c * K_, v + c * K_, sizeof(uint64_t) * K_);
+        neg[c] = fx_negative(mag + c * K_, K);
+        if (neg[c]) fx_negate(mag + c * K_, K);
+    }
+    const int64_t* col = &lv.AzT64[(size_t)u * (size_t)no];
+    for (int r = 0; r < no; ++r) {
+        int64_t a = col[r];
+        if (a == 0) continue;
+        uint64_t ua = a < 0 ? 0 - (uint64_t)a : (uint64_t)a;
+        uint64_t* o = acc + (size_t)r * M_ * K_;
+        for (int c = 0; c < M; ++c) fx_addmul<K>(o + c * K_, ua, mag + c * K_, neg[c] != (a < 0));
+    }
+}
+
+// The first child's map of P (op l = P.level >= 1) from the reference this certifier kept at
+// op l (a child of an earlier sibling P' of P, see keep_ref), when that is cheaper than the
+// product; false (m0 untouched) otherwise. P and P' are cells of one parent G, so their maps
+// differ by sum_v Az'[:, v] (x) d_v over the units v of op l - 1 whose states differ between
+// them (Az' the affine layer after op l - 1, d_v the difference of v's output rows on G's map),
+// and the maps after op l in the reference's states s by sum_v g_v(s) (x) d_v, with the columns
+// g_v(s) = Az diag(slope(s)) Az'[:, v]. Columns are kept per certifier with the states they are
+// for and brought to s by one update per unit whose state differs. The child's own states then
+// differ from s in a few units: one rank-one update each. Everything is modulo 2^(64 K), so
+// exact: every map entry fits K limbs (Level::K_out).
+template <int K>
+bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv,
+                                   const std::vector<int8_t>& s0, Map& m0) {
+    const int l = P.level;
+    if (l < 1 || !P.up || !P.states || (size_t)l >= refs_.size()) return false;
+    MapRef& R = refs_[(size_t)l];
+    const Level& lp = spec_.levels[(size_t)l - 1];
+    if (!R.gp || R.gp != P.up || R.K != K || !lv.cols) return false;
+    const int n = lv.n, np = lp.n, no = lv.n_out, M = spec_.d + 1;
+    const size_t K_ = (size_t)K, M_ = (size_t)M, no_ = (size_t)no, n_ = (size_t)n;
+    const StateNode& sp = *P.states;
+    thread_local std::vector<int> F, dist;
+    F.clear();
+    dist.clear();
+    for (int v = 0; v < np; ++v)
+        if (sp.at((size_t)v) != R.sp[(size_t)v]) F.push_back(v);
+    if (R.col.empty()) {
+        R.col.assign((size_t)np * no_, 0);
+        R.stamp.assign((size_t)np * n_, 0);
+        R.made.assign((size_t)np, 0);
+    }
+    // cost in limb products: the product's, against the columns' updates, outer products and flips
+    double cost = 0, dense = (double)n * no * M * K;
+    for (int v : F) {
+        int dv = n;
+        if (R.made[(size_t)v]) {
+            const int8_t* st = &R.stamp[(size_t)v * n_];
+            dv = 0;
+            for (int u = 0; u < n; ++u) dv += st[u] != R.s[(size_t)u];
+        }
+        dist.push_back(dv);
+        cost += (double)dv * no + (double)no * M * K * K + n / 8.0;
+        if (cost >= dense) return false;
+    }
+    int flips = 0;
+    for (int u = 0; u < n; ++u) flips += s0[(size_t)u] != R.s[(size_t)u];
+    cost += (double)flips * no * M * K;
+    if (cost >= dense) return false;
+
+    m0.K = K;
+    m0.w = R.w;
+    uint64_t a[(DMAX + 1) * K], b[(DMAX + 1) * K], gl[K];
+    for (size_t i = 0; i < F.size(); ++i) {
+        const int v = F[i];
+        __int128* g = &R.col[(size_t)v * no_];
+        int8_t* st = &R.stamp[(size_t)v * n_];
+        if (!R.made[(size_t)v]) {
+            std::fill(g, g + no_, 0);
+            for (int u = 0; u < n; ++u) st[u] = -1;
+            R.made[(size_t)v] = 1;
+        }
+        // g_v += Az[:, u] (slope(s_u) - slope(st_u)) Az'[u, v] for each u that differs, modulo
+        // 2^128: exact, since every column entry is below 2^126 in magnitude (Level::cols)
+        if (dist[i]) {
+            for (int u = 0; u < n; ++u) {
+                const int8_t want = R.s[(size_t)u], had = st[u];
+                if (want == had) continue;
+                st[u] = want;
+                const int64_t av = lp.Az64[(size_t)u * (size_t)np + (size_t)v];
+                const __int128 ds = (__int128)lv.slope64[(size_t)want] - (had < 0 ? 0 : lv.slope64[(size_t)had]);
+                if (av == 0 || ds == 0) continue;
+                const unsigned __int128 c = (unsigned __int128)ds * (unsigned __int128)(__int128)av;
+                const int64_t* col = &lv.AzT64[(size_t)u * no_];
+                unsigned __int128* gu = reinterpret_cast<unsigned __int128*>(g);
+                for (int r = 0; r < no; ++r) gu[r] += (unsigned __int128)(__int128)col[r] * c;
+            }
+        }
+        // d_v: v's output row in P's state minus in P''s, on G's map
+        unit_row_fx<K>(lp, P.up->map, v, sp.at((size_t)v), M, a);
+        unit_row_fx<K>(lp, P.up->map, v, R.sp[(size_t)v], M, b);
+        for (int c = 0; c < M; ++c) fx_sub<K>(a + c * K_, b + c * K_);
+        for (int r = 0; r < no; ++r) {
+            if (g[r] == 0) continue;
+            uint64_t* o = &m0.w[(size_t)r * M_ * K_];
+            fx_from_i128<K>(g[r], gl);
+            for (int c = 0; c < M; ++c) fx_muladd<K>(o + c * K_, gl, a + c * K_);
+        }
+    }
+    for (int u = 0; u < n; ++u) {  // now the map in states s on P's map: to the child's states
+        int x = s0[(size_t)u], y = R.s[(size_t)u];
+        if (x == y) continue;
+        unit_row_fx<K>(lv, pm, u, x, M, a);
+        unit_row_fx<K>(lv, pm, u, y, M, b);
+        for (int c = 0; c < M; ++c) fx_sub<K>(a + c * K_, b + c * K_);
+        rank_one_fx<K>(lv, m0.w.data(), u, a, M);
+    }
+    return true;
+}
+
+// Keep `kid` (a child of P, its map made) as the reference of op P.level for P's later siblings.
+template <int K>
+void Certifier::keep_ref(const Cell& P, const Level& lv, const Cell& kid) {
+    const int l = P.level;
+    if (l < 1 || !P.up || !P.states || !lv.cols) return;
+    if (refs_.size() <= (size_t)l) refs_.resize((size_t)l + 1);
+    MapRef& R = refs_[(size_t)l];
+    const StateNode& sp = *P.states;
+    R.gp = P.up;
+    R.K = K;
+    R.sp.resize((size_t)sp.n);
+    for (size_t v = 0; v < (size_t)sp.n; ++v) R.sp[v] = (int8_t)sp.at(v);
+    R.s.assign(kid.states->st.begin(), kid.states->st.begin() + lv.n);
+    R.w = kid.live.w;
+}
+
+template <int K>
+void Certifier::child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
     const int n = lv.n, no = lv.n_out, M = spec_.d + 1, E = M - 1;
     const size_t K_ = (size_t)K, M_ = (size_t)M;
-    // R_u(st) = slope[st] row_u + cst[st] den e_last, modulo 2^(64 K)
-    auto unit_row = [&](int u, int st, uint64_t* out) {
-        int kd = lv.kind[(size_t)st];
-        if (kd == 0) {
-            std::memset(out, 0, sizeof(uint64_t) * M_ * K_);
-            return;
-        }
-        if (kd == 1) {
-            for (int c = 0; c < M; ++c) pm.load((size_t)u * M_ + (size_t)c, out + c * K_, K);
-            return;
-        }
-        int64_t sl = lv.slope64[(size_t)st];
-        uint64_t x[K];
-        for (int c = 0; c < M; ++c) {
-            pm.load((size_t)u * M_ + (size_t)c, x, K);
-            bool neg = fx_negative(x, K);
-            if (neg) fx_negate(x, K);
-            std::memset(out + c * K_, 0, sizeof(uint64_t) * K_);
-            fx_addmul<K>(out + c * K_, sl < 0 ? 0 - (uint64_t)sl : (uint64_t)sl, x, neg != (sl < 0));
-        }
-        fx_add<K>(out + (size_t)E * K_, &lv.cstden[(size_t)st * K_]);
-    };
-    // acc (no x 3) += Az[:, u] (x) v, v a row of three entries
-    uint64_t v[(DMAX + 1) * K], mag[(DMAX + 1) * K];
-    bool neg[DMAX + 1];
-    auto rank_one = [&](uint64_t* acc, int u) {
-        for (int c = 0; c < M; ++c) {
-            std::memcpy(mag + c * K_, v + c * K_, sizeof(uint64_t) * K_);
-            neg[c] = fx_negative(mag + c * K_, K);
-            if (neg[c]) fx_negate(mag + c * K_, K);
-        }
-        for (int r = 0; r < no; ++r) {
-            int64_t a = lv.Az64[(size_t)r * (size_t)n + (size_t)u];
-            if (a == 0) continue;
-            uint64_t ua = a < 0 ? 0 - (uint64_t)a : (uint64_t)a;
-            uint64_t* o = acc + (size_t)r * M_ * K_;
-            for (int c = 0; c < M; ++c) fx_addmul<K>(o + c * K_, ua, mag + c * K_, neg[c] != (a < 0));
-        }
-    };
     const std::vector<int8_t>& s0 = kids[0]->states->st;
     Map m0;
-    m0.K = K;
-    m0.w.assign((size_t)no * M_ * K_, 0);
-    if (!lv.dense) {
+    uint64_t v[(DMAX + 1) * K];
+    if (first_map_from_ref<K>(P, pm, lv, s0, m0)) {
+        // made from the reference
+    } else if (!lv.dense) {
+        m0.K = K;
+        m0.w.assign((size_t)no * M_ * K_, 0);
         for (int u = 0; u < n; ++u) {
             if (lv.kind[(size_t)s0[(size_t)u]] == 0) continue;
-            unit_row(u, s0[(size_t)u], v);
+            unit_row_fx<K>(lv, pm, u, s0[(size_t)u], M, v);
             if (fx_zero(v, M * K)) continue;
-            rank_one(m0.w.data(), u);
+            rank_one_fx<K>(lv, m0.w.data(), u, v, M);
         }
+        if (lv.has_az)
+            for (int r = 0; r < no; ++r) fx_add<K>(&m0.w[((size_t)r * M_ + (size_t)E) * K_], &lv.azden[(size_t)r * K_]);
     } else {
         // the units' rows R0 (two's complement); each output entry sum_u Az_ru R0_u as K sums
         // of limb products in 128 bits (signed: the top limb is signed), added up once
+        m0.K = K;
+        m0.w.assign((size_t)no * M_ * K_, 0);
         thread_local std::vector<int> act;
         thread_local std::vector<uint64_t> R0;
         act.clear();
@@ -1433,7 +1612,7 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
         for (int u = 0; u < n; ++u) {
             if (lv.kind[(size_t)s0[(size_t)u]] == 0) continue;
             uint64_t* x = &R0[act.size() * M_ * K_];
-            unit_row(u, s0[(size_t)u], x);
+            unit_row_fx<K>(lv, pm, u, s0[(size_t)u], M, x);
             if (fx_zero(x, M * K)) continue;
             act.push_back(u);
         }
@@ -1458,9 +1637,9 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
                 }
             }
         }
+        if (lv.has_az)
+            for (int r = 0; r < no; ++r) fx_add<K>(&m0.w[((size_t)r * M_ + (size_t)E) * K_], &lv.azden[(size_t)r * K_]);
     }
-    if (lv.has_az)
-        for (int r = 0; r < no; ++r) fx_add<K>(&m0.w[((size_t)r * M_ + (size_t)E) * K_], &lv.azden[(size_t)r * K_]);
     kids[0]->live = std::move(m0);
     uint64_t d1[(DMAX + 1) * K];
     for (size_t k = 1; k < kids.size(); ++k) {
@@ -1473,13 +1652,14 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
         for (int u = 0; u < n; ++u) {
             int x = st[(size_t)u], y = ref[(size_t)u];
             if (x == y) continue;
-            unit_row(u, x, v);
-            unit_row(u, y, d1);
+            unit_row_fx<K>(lv, pm, u, x, M, v);
+            unit_row_fx<K>(lv, pm, u, y, M, d1);
             for (int c = 0; c < M; ++c) fx_sub<K>(v + c * K_, d1 + c * K_);
-            rank_one(m.w.data(), u);
+            rank_one_fx<K>(lv, m.w.data(), u, v, M);
         }
         kids[k]->live = std::move(m);
     }
+    keep_ref<K>(P, lv, *kids.back());
 }
 
 void Certifier::child_maps_z(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
@@ -2160,6 +2340,9 @@ void fixed_width(Level& lv, Z& B) {
     lv.dense = az_bits + 64 + n_bits <= 126;
     lv.Az64.resize(lv.Az.size());
     for (size_t e = 0; e < lv.Az.size(); ++e) lv.Az64[e] = (int64_t)mpz_get_si(lv.Az[e].v);
+    lv.AzT64.resize(lv.Az64.size());
+    for (size_t r = 0; r < (size_t)lv.n_out; ++r)
+        for (size_t u = 0; u < (size_t)lv.n; ++u) lv.AzT64[u * (size_t)lv.n_out + r] = lv.Az64[r * (size_t)lv.n + u];
     for (const Z& sl : lv.slope) lv.slope64.push_back((int64_t)mpz_get_si(sl.v));
     lv.cstden.assign(lv.cst.size() * (size_t)K, 0);
     for (size_t st = 0; st < lv.cst.size(); ++st) {
@@ -2346,6 +2529,28 @@ void parse(PyObject* arg, Parsed& P) {
         mpz_mul(nd.v, lv.dA.v, den.v);
         mpz_mul(den.v, nd.v, lv.sa.v);
         n_in = lv.n_out;
+    }
+    // the columns of first_map_from_ref in 128 bits: a column entry is a sum over the units u of
+    // Az_ru slope_u Az'_uv (the slopes of any states), so at most max_r sum_u |Az_ru| max |slope|
+    // max |Az'| in magnitude; kept modulo 2^128, it is exact when that is below 2^127
+    auto mag = [](int64_t x) { return x < 0 ? 0 - (uint64_t)x : (uint64_t)x; };
+    for (size_t j = 1; j < spec.levels.size(); ++j) {
+        Level& lv = spec.levels[j];
+        const Level& lp = spec.levels[j - 1];
+        if (!lv.K_out || !lp.K_out) continue;
+        Z rowmax, row, sl, ap, t;
+        for (int r = 0; r < lv.n_out; ++r) {
+            mpz_set_ui(row.v, 0);
+            for (int u = 0; u < lv.n; ++u) mpz_add_ui(row.v, row.v, mag(lv.Az64[(size_t)r * (size_t)lv.n + (size_t)u]));
+            if (mpz_cmp(row.v, rowmax.v) > 0) rowmax = row;
+        }
+        for (const Z& x : lv.slope)
+            if (mpz_cmpabs(x.v, sl.v) > 0) mpz_abs(sl.v, x.v);
+        for (int64_t x : lp.Az64)
+            if (mpz_cmp_ui(ap.v, mag(x)) < 0) mpz_set_ui(ap.v, mag(x));
+        mpz_mul(t.v, rowmax.v, sl.v);
+        mpz_mul(t.v, t.v, ap.v);
+        lv.cols = mpz_sizeinbase(t.v, 2) <= 126;
     }
     spec.out_den = den;
     P.root = cell;
