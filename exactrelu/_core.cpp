@@ -477,17 +477,21 @@ struct Spec {
 
 // An affine function a_1 t_1 + .. + a_d t_d + c as integers, entries e = (a_1, .., a_d, c) (a
 // positive multiple `scale` of the exact one). A switching row read off a map in limbs is made
-// exact only when first needed: most rows of a parent neither cut it nor vanish anywhere on it,
-// and their signs are all decided by the float filter.
+// exact only when first needed (its integers allocated then): most rows of a parent neither cut
+// it nor vanish anywhere on it, and their signs are all decided by the float filter.
 struct Row {
-    mutable Z e[DMAX + 1];
+    mutable std::unique_ptr<Z[]> e;  // the exact entries (made by alloc)
     mutable bool exact = true;
     const uint64_t* src = nullptr;  // the m entries in limbs (when not exact)
     int K = 0;
     int m = 3;  // d + 1
     double h[DMAX + 1];
     int out[2] = {-1, -1};  // output row id per side (sg < 0, sg > 0), once made
-    void approx() { approx_n(e, m, h); }
+    Z* alloc() const {
+        if (!e) e.reset(new Z[DMAX + 1]);
+        return e.get();
+    }
+    void approx() { approx_n(e.get(), m, h); }
     void from_limbs(const uint64_t* x, int k, int m_) {
         src = x;
         K = k;
@@ -500,6 +504,7 @@ struct Row {
     }
     const Row& need() const {
         if (!exact) {
+            alloc();
             for (int i = 0; i < m; ++i) fx_to_z(src + i * K, K, e[i].v);
             exact = true;
         }
@@ -845,6 +850,7 @@ class Certifier {
             blk->rows.emplace_back();
             Row& x = blk->rows.back();
             x.m = r.m;
+            x.alloc();
             for (int i = 0; i < r.m; ++i) x.e[i] = r.e[i];
             std::memcpy(x.h, r.h, sizeof x.h);
             blk->scales.push_back(f.row.blk->scale(f.row.i));
@@ -872,6 +878,11 @@ class Certifier {
     std::vector<uint64_t> zmask_;
     std::vector<const Row*> rowp_;
     std::vector<int> rowsg_;
+    // rows of one strict sign at every vertex of the parent, so on all of it (or identically zero):
+    // that sign in far_sg_ (0 for the others), and the others' ids in near_; the units with a
+    // near row in near_units_ (the only units whose states differ between the parent's children)
+    std::vector<int8_t> far_sg_;
+    std::vector<int> near_, near_units_;
     std::unordered_map<uint64_t, int> edge_point_;
 
     // per op l >= 1: a child of the last cell cut at op l, for the first child of the next cell
@@ -891,15 +902,16 @@ class Certifier {
     uint64_t* Zv(size_t v) { return &zw_[v * words_]; }
     int8_t* Sv(size_t v) { return &sg_[v * R_]; }
 
-    // signs of every row at local vertex v (already in lv_), rows in `known` known to vanish
-    void add_signs(size_t v, const uint64_t* known) {
+    // signs of every row at local vertex v (already in lv_), rows in `known` known to vanish;
+    // with `inside` (v in the parent), those of the far rows are far_sg_
+    void add_signs(size_t v, const uint64_t* known, bool inside = false) {
         sg_.resize((v + 1) * R_);
         zw_.resize((v + 1) * words_);
         const Vertex& x = verts[(size_t)lv_[v]];
         int8_t* s = Sv(v);
         uint64_t* z = Zv(v);
         for (size_t w = 0; w < words_; ++w) z[w] = 0;
-        for (size_t r = 0; r < R_; ++r) {
+        auto one = [&](size_t r) {
             int val;
             if (known && (known[r >> 6] >> (r & 63) & 1)) {
                 val = 0;
@@ -908,6 +920,12 @@ class Certifier {
             }
             s[r] = (int8_t)val;
             if (val == 0) z[r >> 6] |= (uint64_t)1 << (r & 63);
+        };
+        if (inside) {
+            std::memcpy(s, far_sg_.data(), R_);
+            for (int r : near_) one((size_t)r);
+        } else {
+            for (size_t r = 0; r < R_; ++r) one(r);
         }
         for (size_t w = 0; w < words_; ++w) z[w] &= zmask_[w];
     }
@@ -1037,6 +1055,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
                 continue;
             }
             r.m = M;
+            r.alloc();
             for (int i = 0; i < M; ++i) pm.get(e + (size_t)i, r.e[i].v);
             if (!plain) {
                 for (int i = 0; i < M; ++i) mpz_mul(r.e[i].v, r.e[i].v, s.v);
@@ -1091,19 +1110,36 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
     }
     for (size_t v = 0; v < n0; ++v) add_signs(v, &known[v * words_]);
 
-    // the functions crossing P, in order; each cuts every cell it crosses
+    // the far rows (P is the convex hull of its vertices: a row of one strict sign at all of
+    // them has it on all of P, at every vertex made inside it too) and the near ones; the
+    // functions crossing P, in order (each cuts every cell it crosses)
     std::vector<int> cutting;
     {
-        std::vector<uint8_t> ps((size_t)S, 0), ng((size_t)S, 0);
+        std::vector<uint8_t> ps(R_, 0), ng(R_, 0), zr(R_, 0);
         for (size_t v = 0; v < n0; ++v) {
             const int8_t* sv = Sv(v);
-            for (int i = 0; i < S; ++i) {
-                ps[(size_t)i] |= sv[i] > 0;
-                ng[(size_t)i] |= sv[i] < 0;
+            for (size_t i = 0; i < R_; ++i) {
+                ps[i] |= sv[i] > 0;
+                ng[i] |= sv[i] < 0;
+                zr[i] |= sv[i] == 0;
             }
         }
-        for (int i = 0; i < S; ++i)
-            if (ps[(size_t)i] & ng[(size_t)i]) cutting.push_back(i);
+        far_sg_.assign(R_, 0);
+        near_.clear();
+        for (size_t i = 0; i < R_; ++i) {
+            if ((int)i < S && ((vanish[i >> 6] >> (i & 63)) & 1)) continue;  // 0 everywhere
+            if (!zr[i] && !(ps[i] && ng[i])) {
+                far_sg_[i] = ps[i] ? 1 : -1;
+            } else {
+                near_.push_back((int)i);
+                if ((int)i < S && ps[i] && ng[i]) cutting.push_back((int)i);
+            }
+        }
+        near_units_.clear();
+        for (int i : near_)
+            if (i < S) near_units_.push_back(i % n);
+        std::sort(near_units_.begin(), near_units_.end());
+        near_units_.erase(std::unique(near_units_.begin(), near_units_.end()), near_units_.end());
     }
     std::vector<std::vector<int>> cells{std::vector<int>()};
     for (size_t v = 0; v < n0; ++v) cells[0].push_back((int)v);
@@ -1216,7 +1252,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         std::swap(cms, next_cms);
         for (auto& fr : fresh) {
             lv_.push_back(fr.first);
-            add_signs(lv_.size() - 1, fr.second.data());
+            add_signs(lv_.size() - 1, fr.second.data(), true);
         }
     }
 
@@ -1244,20 +1280,34 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             for (int i = 0; i < S && !touched; ++i) touched = (z[(size_t)i >> 6] >> (i & 63)) & 1;
         }
     }
-    std::unordered_set<PKey, PKeyHash> seen;  // the states of the children (their StateNodes own the bytes)
-    std::vector<uint8_t> pos((size_t)S), neg((size_t)S);
+    // the children's states differ in the units of near rows only: every child's states are
+    // those of the far rows' signs but there, and they are told apart by those units' states
+    auto unit_state = [&](int u) -> int8_t {
+        if (T == 1) return signs[(size_t)u] > 0 ? 1 : 0;
+        return signs[(size_t)u] < 0 ? 0 : signs[(size_t)(n + u)] > 0 ? 2 : 1;
+    };
+    std::copy(far_sg_.begin(), far_sg_.begin() + S, signs.begin());
+    std::vector<int8_t> base((size_t)n);
+    for (int u = 0; u < n; ++u) base[(size_t)u] = unit_state(u);
+    const size_t nu = near_units_.size();
+    std::vector<int8_t> keys(cells.size() * nu);  // each child's states of those units
+    std::unordered_set<PKey, PKeyHash> seen;
+    std::vector<uint8_t> pos(R_), neg(R_);
     for (auto& vs : cells) {
-        std::fill(pos.begin(), pos.end(), 0);
-        std::fill(neg.begin(), neg.end(), 0);
+        for (int i : near_) {
+            pos[(size_t)i] = 0;
+            neg[(size_t)i] = 0;
+        }
         for (int v : vs) {
             const int8_t* sv = Sv((size_t)v);
-            for (int i = 0; i < S; ++i) {
+            for (int i : near_) {
                 pos[(size_t)i] |= sv[i] > 0;
                 neg[(size_t)i] |= sv[i] < 0;
             }
         }
         uint8_t both = 0;
-        for (int i = 0; i < S; ++i) {
+        for (int i : near_) {
+            if (i >= S) break;
             both |= pos[(size_t)i] & neg[(size_t)i];
             signs[(size_t)i] = (int8_t)(pos[(size_t)i] - neg[(size_t)i]);
         }
@@ -1266,14 +1316,10 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         node->up = P.states;
         node->level = j;
         node->n = n;
-        node->st.resize((size_t)n);
-        if (T == 1) {
-            for (int u = 0; u < n; ++u) node->st[(size_t)u] = signs[(size_t)u] > 0 ? 1 : 0;
-        } else {
-            for (int u = 0; u < n; ++u)
-                node->st[(size_t)u] = signs[(size_t)u] < 0 ? 0 : signs[(size_t)(n + u)] > 0 ? 2 : 1;
-        }
-        if (!seen.insert(PKey{0, (const char*)node->st.data(), node->st.size()}).second)
+        node->st = base;
+        int8_t* key = &keys[(size_t)(&vs - &cells[0]) * nu];
+        for (size_t k = 0; k < nu; ++k) key[k] = node->st[(size_t)near_units_[k]] = unit_state(near_units_[k]);
+        if (!seen.insert(PKey{0, (const char*)key, nu}).second)
             throw CertError("two cells of one parent with the same state (level " + std::to_string(j) + ")");
 
         auto c = std::make_shared<Cell>();
@@ -1399,15 +1445,16 @@ void Certifier::child_maps(const Cell& P, const Map& pm, const Level& lv, std::v
     }
 }
 
-// the child among the last eight made that differs from `st` in the fewest units
-size_t nearest_child(const std::vector<std::shared_ptr<Cell>>& kids, size_t k, int n) {
+// the child among the last eight made that differs from child k in the fewest units (the
+// children differ in `units` only)
+size_t nearest_child(const std::vector<std::shared_ptr<Cell>>& kids, size_t k, const std::vector<int>& units) {
     const std::vector<int8_t>& st = kids[k]->states->st;
     size_t best = k - 1;
     int best_d = INT_MAX;
     for (size_t b = (k > 8 ? k - 8 : 0); b < k; ++b) {
         const std::vector<int8_t>& o = kids[b]->states->st;
         int dist = 0;
-        for (int u = 0; u < n; ++u) dist += st[(size_t)u] != o[(size_t)u];
+        for (int u : units) dist += st[(size_t)u] != o[(size_t)u];
         if (dist < best_d) {
             best_d = dist;
             best = b;
@@ -1644,12 +1691,12 @@ void Certifier::child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std
     uint64_t d1[(DMAX + 1) * K];
     for (size_t k = 1; k < kids.size(); ++k) {
         const std::vector<int8_t>& st = kids[k]->states->st;
-        size_t best = nearest_child(kids, k, n);
+        size_t best = nearest_child(kids, k, near_units_);
         const std::vector<int8_t>& ref = kids[best]->states->st;
         Map m;
         m.K = K;
         m.w = kids[best]->live.w;
-        for (int u = 0; u < n; ++u) {
+        for (int u : near_units_) {
             int x = st[(size_t)u], y = ref[(size_t)u];
             if (x == y) continue;
             unit_row_fx<K>(lv, pm, u, x, M, v);
@@ -1705,12 +1752,12 @@ void Certifier::child_maps_z(const Map& pm, const Level& lv, std::vector<std::sh
     Z d0[DMAX + 1], d1[DMAX + 1];
     for (size_t k = 1; k < K; ++k) {
         const std::vector<int8_t>& st = kids[k]->states->st;
-        size_t best = nearest_child(kids, k, n);
+        size_t best = nearest_child(kids, k, near_units_);
         const std::vector<int8_t>& ref = kids[best]->states->st;
         Map m;
         m.z = kids[best]->live.z;
         std::vector<Z>& acc = m.z;
-        for (int u = 0; u < n; ++u) {
+        for (int u : near_units_) {
             int x = st[(size_t)u], y = ref[(size_t)u];
             if (x == y) continue;
             unit_row(u, x, d0);
@@ -2410,6 +2457,7 @@ void parse(PyObject* arg, Parsed& P) {
         get_zs(parts[0], row, "facet row");
         if ((int)row.size() != M) throw std::runtime_error("exactrelu._core: a facet row has d + 1 entries");
         r.m = M;
+        r.alloc();
         for (int i = 0; i < M; ++i) r.e[i] = row[(size_t)i];
         r.approx();
         blk->scales.emplace_back();
