@@ -52,6 +52,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -1495,6 +1496,25 @@ template <int K>
 void rank_one_fx(const Level& lv, uint64_t* acc, int u, const uint64_t* v, int M) {
     const size_t K_ = (size_t)K, M_ = (size_t)M;
     const int no = lv.n_out;
+    const int64_t* col = &lv.AzT64[(size_t)u * (size_t)no];
+    if (K <= 2) {  // in one machine word or two: products modulo 2^64 or 2^128 directly
+        using W = std::conditional_t<K == 1, uint64_t, unsigned __int128>;
+        W vw[DMAX + 1];
+        for (int c = 0; c < M; ++c) std::memcpy(&vw[c], v + c * K_, sizeof(W));
+        for (int r = 0; r < no; ++r) {
+            int64_t a = col[r];
+            if (a == 0) continue;
+            const W aw = (W)(std::conditional_t<K == 1, int64_t, __int128>)a;
+            uint64_t* o = acc + (size_t)r * M_ * K_;
+            for (int c = 0; c < M; ++c) {
+                W x;
+                std::memcpy(&x, o + c * K_, sizeof(W));
+                x += aw * vw[c];
+                std::memcpy(o + c * K_, &x, sizeof(W));
+            }
+        }
+        return;
+    }
     uint64_t mag[(DMAX + 1) * K];
     bool neg[DMAX + 1];
     for (int c = 0; c < M; ++c) {
@@ -1502,7 +1522,6 @@ void rank_one_fx(const Level& lv, uint64_t* acc, int u, const uint64_t* v, int M
         neg[c] = fx_negative(mag + c * K_, K);
         if (neg[c]) fx_negate(mag + c * K_, K);
     }
-    const int64_t* col = &lv.AzT64[(size_t)u * (size_t)no];
     for (int r = 0; r < no; ++r) {
         int64_t a = col[r];
         if (a == 0) continue;
