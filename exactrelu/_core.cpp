@@ -315,26 +315,26 @@ inline bool fx_zero(const uint64_t* x, int K) {
     return true;
 }
 
-// as mpz_get_d_2exp: x = d 2^e with 0.5 <= |d| <= 1 and relative error below 2^-52
+// as mpz_get_d_2exp: x = d 2^e with 0.5 <= |d| < 1 and relative error below 2^-52. The top two
+// limbs that are not a sign extension (all of x where it fits 128 bits) as an integer, rounded to
+// a double (2^-53 relative), times 2^64 per limb below them; those limbs are below 2^-63 of the
+// whole where there are any (the two limbs are then at least 2^63 in magnitude).
 double fx_get_d_2exp(long* e, const uint64_t* x, int K) {
-    uint64_t m[KMAX];
-    bool neg = fx_negative(x, K);
-    std::memcpy(m, x, sizeof(uint64_t) * (size_t)K);
-    if (neg) fx_negate(m, K);
-    int i = K - 1;
-    while (i >= 0 && m[i] == 0) --i;
-    if (i < 0) {
+    int t = K - 1;
+    while (t >= 2 && x[t] == (uint64_t)((int64_t)x[t - 1] >> 63)) --t;
+    const __int128 v = K == 1 ? (__int128)(int64_t)x[0]
+                              : (__int128)(((unsigned __int128)x[t] << 64) | x[t - 1]);
+    if (v == 0) {  // then every limb is 0
         *e = 0;
         return 0.0;
     }
-    int lz = __builtin_clzll(m[i]);
-    uint64_t top = m[i] << lz;
-    if (lz && i > 0) top |= m[i - 1] >> (64 - lz);
-    // the magnitude is top 2^(64 i - lz) plus less than 2^(64 i - lz): truncation below 2^-63
-    // relative, and the conversion of top to double rounds by at most 2^-53 relative
-    *e = 64L * i + 64 - lz;
-    double d = (double)top * 0x1p-64;
-    return neg ? -d : d;
+    double d = (double)v;
+    uint64_t b;
+    std::memcpy(&b, &d, sizeof b);
+    *e = (long)((b >> 52) & 0x7ff) - 1022 + (K == 1 ? 0 : 64L * (t - 1));
+    b = (b & ~(0x7ffULL << 52)) | (1022ULL << 52);
+    std::memcpy(&d, &b, sizeof d);
+    return d;
 }
 
 // acc += a * m or acc -= a * m (a, m magnitudes; m of K limbs), all modulo 2^(64 K)
@@ -578,7 +578,14 @@ struct StateNode {
         for (int8_t x : st) top = std::max(top, (int)x);
         int b = top <= 1 ? 1 : 2;
         std::vector<int8_t> p(((size_t)n * (size_t)b + 7) / 8, 0);
-        for (size_t u = 0; u < (size_t)n; ++u) {
+        size_t u = 0;
+        if (b == 1)  // eight units at a time: byte k of a little-endian word to bit 7 - k
+            for (; u + 8 <= (size_t)n; u += 8) {
+                uint64_t w;
+                std::memcpy(&w, &st[u], 8);
+                p[u >> 3] = (int8_t)(uint8_t)(((w & 0x0101010101010101ULL) * 0x8040201008040201ULL) >> 56);
+            }
+        for (; u < (size_t)n; ++u) {
             uint8_t x = (uint8_t)st[u];
             if (b == 1)
                 p[u >> 3] = (int8_t)((uint8_t)p[u >> 3] | (x << (7 - (u & 7))));
@@ -621,7 +628,7 @@ struct Cell {
     Z vn, vd;                    // the area vn / vd (vd > 0; not in lowest terms)
     Map live;                    // n x (d + 1) integer map over the level's den (level L: the output)
     std::shared_ptr<StateNode> states;
-    std::shared_ptr<RowBlock> up;  // the parent's rows and map (none for the root or an adopted cell)
+    std::shared_ptr<RowBlock> up;  // the parent's rows and map (none for the root)
 };
 
 // exact r . v for a row and a homogeneous vertex, times sg
@@ -823,11 +830,13 @@ class Certifier {
     }
 
     // A copy of `c` whose vertices and facet rows live in this certifier (`from` owns the
-    // originals, which must be exact already): a worker thread then shares nothing it writes.
+    // originals, which must be exact already): a worker thread then shares nothing it writes
+    // (its parent's map, `up`, is only read).
     std::shared_ptr<Cell> adopt(Cell& c, const Certifier& from) {
         auto o = std::make_shared<Cell>();
         o->level = c.level;
         o->states = c.states;
+        o->up = c.up;
         for (int i = 0; i < DMAX; ++i) o->w[i] = c.w[i];
         o->vn = c.vn;
         o->vd = c.vd;
@@ -1278,7 +1287,11 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             } else {
                 for (int v : P.facets[k].fv) meet((size_t)v);
             }
-            for (int i = 0; i < S && !touched; ++i) touched = (z[(size_t)i >> 6] >> (i & 63)) & 1;
+            for (size_t w = 0; w * 64 < (size_t)S && !touched; ++w) {  // a bit of the first S
+                uint64_t bits = z[w];
+                if ((w + 1) * 64 > (size_t)S) bits &= ((uint64_t)1 << (S % 64)) - 1;
+                touched = bits != 0;
+            }
         }
     }
     // the children's states differ in the units of near rows only: every child's states are
@@ -1562,17 +1575,20 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
         R.stamp.assign((size_t)np * n_, 0);
         R.made.assign((size_t)np, 0);
     }
-    // cost in limb products: the product's, against the columns' updates, outer products and flips
+    // cost in limb products: the product's, against the columns' updates, outer products and
+    // flips; a column made anew counts half (later cells use it again)
     double cost = 0, dense = (double)n * no * M * K;
     for (int v : F) {
         int dv = n;
+        double fresh = 0.5;
         if (R.made[(size_t)v]) {
+            fresh = 1;
             const int8_t* st = &R.stamp[(size_t)v * n_];
             dv = 0;
             for (int u = 0; u < n; ++u) dv += st[u] != R.s[(size_t)u];
         }
         dist.push_back(dv);
-        cost += (double)dv * no + (double)no * M * K * K + n / 8.0;
+        cost += fresh * dv * no + (double)no * M * K * K + n / 8.0;
         if (cost >= dense) return false;
     }
     int flips = 0;
