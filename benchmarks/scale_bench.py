@@ -2,11 +2,11 @@
 more than a million regions; prints a markdown table.
 
 Run: ``python benchmarks/scale_bench.py [--widths 64 128 ...] [--depth 3] [--stages trace verify
-save shards read check] [--shard-rows N] [--workers N] [--threads T] [--max-memory GB] [--timeout
-S]``. It measures the
-package of the checkout it sits in (the header names it), whichever one the environment has
-installed. Give ``--threads 1`` on a machine other work keeps busy: torch's intra-op threads wait
-on each other there, and wall time then says more about the load than about the code.
+save shards cells read check] [--shard-rows N] [--cells N] [--workers N] [--threads T]
+[--max-memory GB] [--timeout S]``. It measures the package of the checkout it sits in (the
+header names it), whichever one the environment has installed. Give ``--threads 1`` on a
+machine other work keeps busy: torch's intra-op threads wait on each other there, and wall time
+then says more about the load than about the code.
 
 The nets are ``benchmarks/nets.py``'s ``mlp((2, w, ..., w))`` (``--depth`` hidden layers of
 width ``w``, PyTorch's default initialisation after ``torch.manual_seed(5)``, two outputs) on
@@ -16,17 +16,19 @@ regions per unit at PyTorch's default initialisation, and costs more per region)
 
 Stages, each through the public API: ``trace`` (``exactrelu.trace.trace``), ``verify``
 (``exactrelu.verify`` with its own trace, engine ``auto``, ``--workers``), ``save``
-(``Certificate.save`` to a temporary JSON file), ``shards`` (``Certificate.save`` as a sharded
-Parquet directory, ``--shard-rows`` rows per shard), ``read`` (``Certificate.load`` of the last
-file saved and one pass over its regions, shard by shard for a sharded one: what any checker
-that reads every region pays) and ``check`` (``Certificate.load`` of the last file saved and
-``exactrelu.check``, which reads a sharded one shard by shard). A stage that is not selected but
-needed by a selected one (save needs a certificate, read and check a saved file) runs
-unmeasured.
+(``Certificate.save`` to a JSON file), ``shards`` (``Certificate.save`` as a sharded Parquet
+directory, ``--shard-rows`` rows per shard), ``cells`` (``exactrelu.verify`` with
+``cells=--cells`` and ``save`` to a sharded directory: cell after cell, each written as it is
+known), ``read`` (``Certificate.load`` of the file saved, the sharded one where there is one,
+and one pass over its regions, shard by shard for a sharded one: what any checker that reads
+every region pays) and ``check`` (``Certificate.load`` of that file and ``exactrelu.check``,
+which reads a sharded one shard by shard). A stage that is not selected but needed by a
+selected one (save needs a certificate, read and check a saved file) runs unmeasured.
 
-Every net runs in a child process of its own (a fresh interpreter, so that memory one net freed
-is not reused by the next), under an address-space limit of ``--max-memory`` GB (default 10;
-a stage that hits it is reported as out of memory) and an optional ``--timeout`` per net.
+Every net runs its saving stages in a child process of its own (a fresh interpreter, so that
+memory one net freed is not reused by the next), and read and check in another fresh one (what
+a reviewer who only checks pays), each under an address-space limit of ``--max-memory`` GB
+(default 10; a stage that hits it is reported as out of memory) and an optional ``--timeout``.
 Columns: seconds (wall) and CPU seconds (user + system, the process and its waited-for children),
 regions per wall second and microseconds per region, peak memory (the summed proportional set
 size of the child process and its workers, sampled every 0.1 s from /proc, see
@@ -52,7 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # the nets, and the package of this checkout (not whichever one the environment has installed)
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
-STAGES = ("trace", "verify", "save", "shards", "read", "check")
+STAGES = ("trace", "verify", "save", "shards", "cells", "read", "check")
+LOADING = ("read", "check")  # stages that load the saved certificate, in a process of their own
 DEFAULT_WIDTHS = [64, 128, 256, 384, 512, 640, 880]
 
 
@@ -68,8 +71,11 @@ def _row(stage: str, regions: int, wall: float, cpu: float, mem: Any, **extra: A
 
 
 def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: int,
-            shard_rows: int | None = None) -> None:
-    """Run the stages on one net in this process; one JSON line per measured stage."""
+            shard_rows: int | None, cells: int, where: Path) -> None:
+    """Run the stages on one net in this process; one JSON line per measured stage. The
+    certificate is saved in ``where`` (``net.parquet`` for shards and cells, else
+    ``net.cert.json``); read and check load the one there (a saving stage not selected runs
+    unmeasured when a loading one needs a file and none is there)."""
     import torch
 
     import exactrelu
@@ -81,9 +87,14 @@ def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: i
     net = mlp(widths)
     bounds = [(-1.0, 1.0)] * widths[0]
     torch.set_num_threads(threads)
+    shards, single = where / "net.parquet", where / "net.cert.json"
 
     def emit(row: dict) -> None:
         print(json.dumps(row), flush=True)
+
+    def size(path: Path) -> float:
+        files = path.rglob("*") if path.is_dir() else [path]
+        return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
 
     if "trace" in stages:
         gc.collect()
@@ -93,8 +104,21 @@ def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: i
             wall, cpu = time.perf_counter() - w0, _cpu() - c0
         emit(_row("trace", tr.num_regions, wall, cpu, mem, vertices=tr.num_vertices))
         del tr
-    need = [s for s in ("verify", "save", "check") if s in stages]
-    if not need:
+    if "cells" in stages:
+        gc.collect()
+        with TreeMemory() as mem:
+            w0, c0 = time.perf_counter(), _cpu()
+            cert = exactrelu.verify(net, bounds, progress=False, workers=workers, cells=cells,
+                                    save=shards)
+            wall, cpu = time.perf_counter() - w0, _cpu() - c0
+        emit(_row("cells", cert.num_regions, wall, cpu, mem, file_mb=size(shards),
+                  tasks=cert.stats.get("tasks")))
+        del cert
+    loading = any(s in stages for s in LOADING)
+    have = shards.exists() or single.exists()
+    need = [s for s in ("verify", "save", "shards") if s in stages]
+    if not need and not (loading and not have):
+        _load_stages(stages, shards if shards.exists() else single, net)
         return
     gc.collect()
     with TreeMemory() as mem:
@@ -104,43 +128,48 @@ def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: i
     if "verify" in stages:
         emit(_row("verify", cert.num_regions, wall, cpu, mem, engine=cert.stats.get("engine")))
     regions = cert.num_regions
-    if not any(s in stages for s in ("save", "shards", "read", "check")):
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        saves = [s for s in ("save", "shards") if s in stages] or ["save"]
-        path = Path(tmp)
-        for stage in saves:
-            path = Path(tmp) / ("net.parquet" if stage == "shards" else "net.cert.json")
-            gc.collect()
-            with TreeMemory() as mem:
-                w0, c0 = time.perf_counter(), _cpu()
-                cert.save(path, progress=False,
-                          shard_rows=shard_rows if stage == "shards" else None)
-                wall, cpu = time.perf_counter() - w0, _cpu() - c0
-            size = (sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-                    if path.is_dir() else path.stat().st_size)
-            if stage in stages:
-                emit(_row(stage, regions, wall, cpu, mem, file_mb=size / 2**20))
-        del cert
+    saves = [s for s in ("save", "shards") if s in stages] or (["save"] if loading else [])
+    for stage in saves:
+        path = shards if stage == "shards" else single
         gc.collect()
-        if "read" in stages:
-            with TreeMemory() as mem:
-                w0, c0 = time.perf_counter(), _cpu()
-                loaded = exactrelu.Certificate.load(path)
-                rows = loaded.regions
-                for _ in (rows.shards() if hasattr(rows, "shards") else [rows]):
-                    pass
-                wall, cpu = time.perf_counter() - w0, _cpu() - c0
-            del loaded, rows
-            gc.collect()
-            emit(_row("read", regions, wall, cpu, mem))
-        if "check" not in stages:
-            return
+        with TreeMemory() as mem:
+            w0, c0 = time.perf_counter(), _cpu()
+            cert.save(path, progress=False, shard_rows=shard_rows if stage == "shards" else None)
+            wall, cpu = time.perf_counter() - w0, _cpu() - c0
+        if stage in stages:
+            emit(_row(stage, regions, wall, cpu, mem, file_mb=size(path)))
+    del cert
+    gc.collect()
+    _load_stages(stages, shards if shards.exists() else single, net)
+
+
+def _load_stages(stages: list[str], path: Path, net: Any) -> None:
+    """The read and check stages on the certificate at ``path``."""
+    import exactrelu
+
+    from measure import TreeMemory
+
+    if not any(s in stages for s in LOADING):
+        return
+    gc.collect()
+    regions = exactrelu.Certificate.load(path).num_regions
+    if "read" in stages:
+        with TreeMemory() as mem:
+            w0, c0 = time.perf_counter(), _cpu()
+            loaded = exactrelu.Certificate.load(path)
+            rows = loaded.regions
+            for _ in (rows.shards() if hasattr(rows, "shards") else [rows]):
+                pass
+            wall, cpu = time.perf_counter() - w0, _cpu() - c0
+        del loaded, rows
+        gc.collect()
+        print(json.dumps(_row("read", regions, wall, cpu, mem)), flush=True)
+    if "check" in stages:
         with TreeMemory() as mem:
             w0, c0 = time.perf_counter(), _cpu()
             exactrelu.check(exactrelu.Certificate.load(path), net, progress=False)
             wall, cpu = time.perf_counter() - w0, _cpu() - c0
-        emit(_row("check", regions, wall, cpu, mem))
+        print(json.dumps(_row("check", regions, wall, cpu, mem)), flush=True)
 
 
 def _limit(gb: float) -> Any:
@@ -158,6 +187,8 @@ def _print_row(name: str, r: dict) -> None:
         note = f"engine {r['engine']}"
     if "file_mb" in r:
         note = f"file {r['file_mb']:.0f} MB"
+    if r.get("tasks"):
+        note += f", {r['tasks']} cells"
     if "vertices" in r:
         note = f"{r['vertices']:,} vertices"
     print(f"| {name} | {r['stage']} | {regions:,} | {r['seconds']:.2f} | {r['cpu']:.1f} | "
@@ -179,12 +210,15 @@ def main() -> None:
                         help="torch intra-op threads (default: --workers)")
     parser.add_argument("--max-memory", type=float, default=10.0,
                         help="address-space limit of each net's process, GB (default 10)")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds per net")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per process")
+    parser.add_argument("--cells", type=int, default=8,
+                        help="cells= of the cells stage (default 8)")
     parser.add_argument("--net", help=argparse.SUPPRESS)  # the child's own run
+    parser.add_argument("--dir", help=argparse.SUPPRESS)  # where the child saves and loads
     args = parser.parse_args()
     if args.net:
         run_net(tuple(int(w) for w in args.net.split("-")), args.stages, args.workers,
-                args.threads or args.workers, args.shard_rows)
+                args.threads or args.workers, args.shard_rows, args.cells, Path(args.dir))
         return
     import torch
 
@@ -194,34 +228,50 @@ def main() -> None:
     print(f"exactrelu from {Path(exactrelu.__file__).parent}, torch {torch.__version__}, "
           f"{os.cpu_count()} cores, workers {args.workers}, "
           f"torch threads {threads}, "
-          f"load average {os.getloadavg()[0]:.1f}, memory limit {args.max_memory:g} GB per net")
+          f"load average {os.getloadavg()[0]:.1f}, memory limit {args.max_memory:g} GB per "
+          "process")
     print("| net | stage | regions | seconds | CPU s | regions/s | us/region | bytes/region | "
           "peak MB (process + workers) | peak MB (process) | |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     stages = [s for s in STAGES if s in args.stages]
+    making = [s for s in stages if s not in LOADING]
+    loading = [s for s in stages if s in LOADING]
     for w in args.widths:
         name = "-".join(map(str, (2,) + (w,) * args.depth))
-        cmd = [sys.executable, __file__, "--net", name, "--workers", str(args.workers),
-               "--threads", str(threads), "--stages", *stages]
-        if args.shard_rows is not None:
-            cmd += ["--shard-rows", str(args.shard_rows)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
-                                  check=False, preexec_fn=_limit(args.max_memory))
-            out, err, code = done.stdout, done.stderr, done.returncode
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            err, code = f"timed out after {args.timeout:g} s", -1
-        rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-        for r in rows:
-            _print_row(name, r)
-        if code != 0:
-            last = (err.strip().splitlines() or ["?"])[-1]
-            if "MemoryError" in err or "DefaultCPUAllocator" in err:
-                last = f"out of memory under the {args.max_memory:g} GB limit"
-            left = [s for s in stages if s not in {r["stage"] for r in rows}]
-            print(f"| {name} | {', '.join(left)} | failed: {last[:120]} | | | | | | | | |",
-                  flush=True)
+        with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
+            # the saving stages in one process, the loading ones in a fresh one
+            for part in ([making, loading] if making else [loading]):
+                if part and not _child(name, part, args, threads,
+                                       tmp):
+                    break
+
+
+def _child(name: str, stages: list[str], args: Any, threads: int, where: str) -> bool:
+    """Run ``stages`` on net ``name`` in a child process under the memory limit; print its
+    rows; False when it failed."""
+    cmd = [sys.executable, __file__, "--net", name, "--workers", str(args.workers),
+           "--threads", str(threads), "--cells", str(args.cells), "--dir", where, "--stages",
+           *stages]
+    if args.shard_rows is not None:
+        cmd += ["--shard-rows", str(args.shard_rows)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
+                              check=False, preexec_fn=_limit(args.max_memory))
+        out, err, code = done.stdout, done.stderr, done.returncode
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        err, code = f"timed out after {args.timeout:g} s", -1
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    for r in rows:
+        _print_row(name, r)
+    if code != 0:
+        last = (err.strip().splitlines() or ["?"])[-1]
+        if "MemoryError" in err or "DefaultCPUAllocator" in err:
+            last = f"out of memory under the {args.max_memory:g} GB limit"
+        left = [s for s in stages if s not in {r["stage"] for r in rows}]
+        print(f"| {name} | {', '.join(left)} | failed: {last[:120]} | | | | | | | | |",
+              flush=True)
+    return code == 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# first: the command's Ctrl-C handler, before the slow imports below
+from ._command import COMMAND as _COMMAND, exit_interrupted as _exit_interrupted
+
+# isort: split
+
 import importlib.metadata
 import logging
 import types
@@ -36,35 +41,6 @@ def _version() -> str:
 
 __version__ = _version()
 
-
-def _launched_as_command() -> bool:
-    """Is this process the ``exactrelu`` command (the script or ``python -m exactrelu.cli``)?"""
-    import itertools
-    import os
-    import sys
-
-    argv = list(getattr(sys, "orig_argv", ()))
-    return os.path.basename(sys.argv[0]) == "exactrelu" or \
-        any(a == "-m" and b == "exactrelu.cli" for a, b in itertools.pairwise(argv))
-
-
-def _exit_interrupted(*_: Any) -> None:
-    """The command's exit on Ctrl-C while it starts: nothing to clean up yet."""
-    import os
-    import sys
-
-    sys.stderr.write("exactrelu: interrupted\n")
-    sys.stderr.flush()
-    os._exit(130)
-
-
-_COMMAND = _launched_as_command()
-if _COMMAND:
-    # Ctrl-C while the command imports torch exits at once: a KeyboardInterrupt raised there can
-    # surface inside one of torch's C++ callbacks, which aborts the process (SIGABRT)
-    import signal as _signal
-
-    _signal.signal(_signal.SIGINT, _exit_interrupted)
 
 try:
     # numpy before torch: torch imports it from C and clears any error, a Ctrl-C included, so
@@ -102,6 +78,8 @@ except KeyboardInterrupt:
         _exit_interrupted()
     raise
 if _COMMAND:  # from here on the command handles KeyboardInterrupt itself
+    import signal as _signal
+
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 

@@ -37,7 +37,7 @@ attribute.
 ...              adj_ids=Ragged([0, 1], [2]), planes=Rationals([1, 0], [1, 1]), pieces=[0, 1])
 >>> regions, vertices, adjacency = views(cx)
 >>> [r.output for r in regions], vertices[1], adjacency[0].i, adjacency[0].j
-([[Fraction(0, 1), Fraction(0, 1)], [Fraction(1, 1), Fraction(0, 1)]], (Fraction(0, 1),), 0, 1)
+([[[Fraction(0, 1), Fraction(0, 1)]], [[Fraction(1, 1), Fraction(0, 1)]]], (Fraction(0, 1),), 0, 1)
 """
 
 from __future__ import annotations
@@ -343,11 +343,12 @@ class Vertices(Lazy[tuple[Fraction, ...]]):
 
 
 class Regions(Lazy[Region]):
-    """The regions of a :class:`Complex` as :class:`~exactrelu.certificate.Region` views."""
+    """The regions of a :class:`Complex` as :class:`~exactrelu.certificate.Region` views, the
+    first indexed ``first`` (a shard's regions are a run of a certificate's)."""
 
-    def __init__(self, cx: Complex) -> None:
+    def __init__(self, cx: Complex, first: int = 0) -> None:
         super().__init__(cx.num_regions)
-        self.cx = cx
+        self.cx, self.first = cx, first
 
     def _make(self, i: int) -> Region:
         cx, d = self.cx, self.cx.d
@@ -369,7 +370,8 @@ class Regions(Lazy[Region]):
                   for k in range(cx.n_out)]
         q = cx.volume.den[i]
         return Region(
-            i, [s.row(int(ids[i])) for s, ids in zip(cx.states, cx.state_ids, strict=True)],
+            self.first + i,
+            [s.row(int(ids[i])) for s, ids in zip(cx.states, cx.state_ids, strict=True)],
             _fractions(cx.witness, i * d, i * d + d), facets,
             _ragged_item(cx.region_vertices, i), output,
             None if q == 0 else coprime_fraction(cx.volume.num[i], q), bool(cx.repaired[i]),

@@ -20,12 +20,15 @@ without the others (the piece labels at load time).
 The manifest lists every shard with its row count, byte size and SHA-256. :meth:`Certificate.load
 <exactrelu.certificate.Certificate.load>` reads the manifest and, for each region shard, checks
 its size and digest and reads its ``piece`` column; regions, vertices and adjacency are then
-sequences that read a shard when an item of it is first wanted (keeping the last one), checking
-size, digest, row count and schema again, and every value with the JSON reader's checks (so a
-malformed value is a :class:`~exactrelu.errors.CertificateError` naming it, e.g.
-``regions[70001].witness[0]``, when its shard is read). Shards read by index are kept, so
-random accesses over all of a table hold what a JSON certificate holds; ``cert.regions.shards()``
-walks the regions one shard at a time, and ``cert.regions.release()`` drops what was read.
+sequences that read a shard when an item of it is first wanted, checking size, digest, row count
+and schema again. A shard is read as columns (a :class:`~exactrelu._columns.Complex` of its
+rows, views made on access: a few hundred bytes to a few KB per region), every value checked as
+the JSON reader checks it; a shard the columnar reader declines is read row by row by the JSON
+reader's rules, so a malformed value is a :class:`~exactrelu.errors.CertificateError` naming it,
+e.g. ``regions[70001].witness[0]``, when its shard is read. Shards read by index are kept, so
+random accesses over all of a table hold its columns; ``cert.regions.shards()`` walks the
+regions one shard at a time (each shard's views for one pass, with its columns), and
+``cert.regions.release()`` drops what was read.
 :func:`exactrelu.check` reads every table that way, one shard at a time (only adjacency in
 d >= 3 reads regions by index).
 
@@ -47,16 +50,27 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
 from . import _parse
-from ._columns import Adjacencies, Complex, Lazy, Ragged, Rationals, Regions, Vertices
+from ._columns import (
+    Adjacencies,
+    Complex,
+    Lazy,
+    Ragged,
+    Rationals,
+    Regions,
+    StateTable,
+    Vertices,
+    state_table,
+)
 from ._deps import extra_missing
 from ._parse import Malformed
 from ._progress import progress_bar
 from .certificate import (
+    _STATE,
     GZIP_MAX_RATIO,
     GZIP_SLACK,
     Adjacency,
@@ -76,8 +90,8 @@ __all__ = ["MANIFEST_BYTES", "SHARD_ROWS", "FORMAT", "load", "save"]
 FORMAT = "exactrelu-shards/1"
 MANIFEST = "manifest.json"
 #: Rows per shard (regions, vertices or adjacent pairs): about 5 to 15 MB of Parquet for 2-D
-#: regions of a wide net. A reader holds a shard's regions as objects, about 40 KB each on
-#: 2-128-128-128, so this also bounds what a streaming check holds at once (about 650 MB).
+#: regions of a wide net. A reader holds a shard's regions as columns (about 1.5 KB each on
+#: 2-64-64-64), so this also bounds what a streaming check holds at once.
 SHARD_ROWS = 1 << 14
 #: The largest manifest read (its shards list grows by about 150 bytes per shard).
 MANIFEST_BYTES = 1 << 24
@@ -233,6 +247,13 @@ def columnar_rows(cert: Certificate, name: str) -> Callable[[int, int], Any] | N
     return _from_columns(pa, name, seq.cx, cert.pieces, _schemas(pa)[name])
 
 
+def complex_rows(cx: Complex, name: str) -> Callable[[int, int], Any]:
+    """``rows(lo, hi)`` of table ``name`` as Arrow tables made from the columns of ``cx`` (its
+    own piece labels), for :func:`save_table`."""
+    pa, _ = _arrow()
+    return _from_columns(pa, name, cx, cx.pieces, _schemas(pa)[name])
+
+
 def _texts(r: Rationals, lo: int, hi: int) -> list[str]:
     return list(map(_parse.ratio_text, r.num[lo:hi], r.den[lo:hi]))
 
@@ -340,9 +361,11 @@ def _shard_list(root: Path, table: str, listed: Any) -> list[_Shard]:
     return out
 
 
-def _read_shard(shard: _Shard, schema: Any, columns: list[str] | None = None) -> Any:
-    """The shard's table (or only ``columns`` of it), after its size, digest, footer sizes, row
-    count and schema are checked; every failure a :class:`CertificateError` naming the file."""
+def _read_shard(shard: _Shard, schema: Any, columns: list[str] | None = None,
+                read: Callable[[Any], Any] | None = None) -> Any:
+    """The shard's table (or only ``columns`` of it; or ``read`` of its ``ParquetFile``), after
+    its size, digest, footer sizes, row count and schema are checked; every failure a
+    :class:`CertificateError` naming the file."""
     pa, pq = _arrow()
 
     def bad(why: str) -> CertificateError:
@@ -371,52 +394,312 @@ def _read_shard(shard: _Shard, schema: Any, columns: list[str] | None = None) ->
         if not f.schema_arrow.equals(schema):
             raise bad(f"columns {f.schema_arrow.names} of unexpected types; expected "
                       f"{schema.names} as exactrelu writes them")
-        return f.read(columns=columns)
+        return f.read(columns=columns) if read is None else read(f)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise bad(f"not a readable Parquet file ({exc})") from None
+
+
+# ------------------------------------------------------------------------- columnar reading
+class _Declined(Exception):
+    """A shard's value the columnar reader does not take (a null, a length, a range, a
+    rational's text, patterns of unequal shapes): the row reader reads that shard, and raises
+    the error naming the field (or reads it as objects, where only the shapes differ)."""
+
+
+def _array(t: Any, name: str) -> Any:
+    """Column ``name`` of table ``t`` as one array."""
+    return t.column(name).combine_chunks()
+
+
+def _lists(arr: Any) -> tuple[np.ndarray, Any]:
+    """The offsets (from 0, int64) and values of a list array without nulls."""
+    if arr.null_count:
+        raise _Declined
+    off = np.asarray(arr.offsets, dtype=np.int64)
+    return off - off[0], arr.flatten()
+
+
+def _equal(arr: Any, n: int) -> Any:
+    """The values of a list array whose lists all have ``n`` items."""
+    off, values = _lists(arr)
+    if np.any(np.diff(off) != n):
+        raise _Declined
+    return values
+
+
+def _index(arr: Any, lo: int, hi: int | np.ndarray) -> np.ndarray:
+    """An int64 array without nulls, each value in ``[lo, hi)`` (``hi`` one bound each, or
+    one for all)."""
+    if arr.null_count:
+        raise _Declined
+    a = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if len(a) and (a.min() < lo or np.any(a >= hi)):
+        raise _Declined
+    return a
+
+
+def _ragged_index(arr: Any, lo: int, hi: int) -> Ragged:
+    off, values = _lists(arr)
+    return Ragged(off, _index(values, lo, hi))
+
+
+class _Texts:
+    """Rationals from their certificate texts (:func:`exactrelu._parse.parse_certificate`), each
+    distinct text parsed once per shard (equal values then share their integers)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[int, int]] = {}
+
+    def pair(self, s: Any) -> tuple[int, int]:
+        hit = self.seen.get(s)
+        if hit is None:
+            if type(s) is not str:
+                raise _Declined
+            try:
+                f = _parse.parse_certificate(s)
+            except Malformed:
+                raise _Declined from None
+            hit = self.seen[s] = (f.numerator, f.denominator)
+        return hit
+
+    def __call__(self, arr: Any) -> Rationals:
+        if arr.null_count:
+            raise _Declined
+        pairs = [self.pair(s) for s in arr.to_pylist()]
+        return Rationals([p for p, _ in pairs], [q for _, q in pairs])
+
+    def rows(self, arr: Any, b: Any, d: int) -> tuple[Rationals, np.ndarray]:
+        """Rows ``(a_1, .., a_d, b)`` (``arr``: the ``a`` texts, ``d`` per row), each distinct
+        row once, and the row of each."""
+        if arr.null_count or b.null_count:
+            raise _Declined
+        a_text, b_text = arr.to_pylist(), b.to_pylist()
+        number: dict[tuple, int] = {}
+        which = np.fromiter((number.setdefault((*a_text[k * d:k * d + d], t), len(number))
+                             for k, t in enumerate(b_text)), np.int64, len(b_text))
+        pairs = [self.pair(s) for key in number for s in key]
+        return Rationals([p for p, _ in pairs], [q for _, q in pairs]), which
+
+
+def _states(a: np.ndarray) -> tuple[StateTable, np.ndarray]:
+    """An op's states (a row per region) as its distinct rows and each region's row."""
+    n = a.shape[1]
+    if a.size and a.min() >= 0 and a.max() <= 1:
+        packed, bits = np.packbits(a.astype(bool), axis=1), True
+    else:
+        packed, bits = a, False
+    rows, inverse = np.unique(packed, axis=0, return_inverse=True)
+    table = StateTable(rows, n, True) if bits else state_table(rows)
+    return table, np.asarray(inverse, dtype=np.int64).reshape(-1)
+
+
+def _region_columns(f: Any, d: int, n_out: int, n_vertices: int, n_ids: int) -> Complex:
+    """The regions of a shard (its ``ParquetFile``) as a :class:`~exactrelu._columns.Complex`
+    holding only regions (no vertices or pairs), every value checked as the row reader checks
+    it (any other failure declines too: the row reader then names it). The patterns are read
+    :data:`PATTERN_ROWS` at a time (they are the widest column: 64-bit integers for each unit,
+    kept as bits)."""
+    try:
+        return _region_columns_of(f, d, n_out, n_vertices, n_ids)
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:
+        raise _Declined from exc
+
+
+#: Rows of patterns read at a time (2-880-880-880: 21 MB as 64-bit integers).
+PATTERN_ROWS = 1024
+
+
+def _patterns(f: Any) -> tuple[list[StateTable], list[np.ndarray]]:
+    """The distinct states of each op and each region's, from the ``pattern`` column."""
+    widths: list[int] | None = None
+    parts: list[list[np.ndarray]] = []
+    for batch in f.iter_batches(batch_size=PATTERN_ROWS, columns=["pattern"]):
+        n = batch.num_rows
+        off, inner = _lists(batch.column(0))
+        ops = np.diff(off)
+        inner_off, values = _lists(inner)
+        if not n:
+            continue
+        if np.any(ops != ops[0]) or (widths is not None and ops[0] != len(widths)):
+            raise _Declined
+        sizes = np.diff(inner_off).reshape(n, int(ops[0]))
+        if np.any(sizes != sizes[0]) or (widths is not None and sizes[0].tolist() != widths):
+            raise _Declined
+        if widths is None:
+            widths = sizes[0].tolist()
+            parts = [[] for _ in widths]
+        flat = _index(values, -_STATE, _STATE).reshape(n, -1)
+        at = 0
+        for j, w in enumerate(widths):
+            a = flat[:, at:at + w]
+            at += w
+            small = not a.size or (a.min() >= -128 and a.max() <= 127)
+            parts[j].append(a.astype(np.int8) if small else a.copy())
+    states, state_ids = [], []
+    for chunks in parts:
+        table, ids = _states(np.concatenate(chunks))
+        states.append(table)
+        state_ids.append(ids)
+    return states, state_ids
+
+
+def _region_columns_of(f: Any, d: int, n_out: int, n_vertices: int, n_ids: int) -> Complex:
+    states, state_ids = _patterns(f)
+    t = f.read(columns=[c for c in f.schema_arrow.names if c not in ("pattern", "piece")])
+    n = t.num_rows
+    texts = _Texts()
+    witness = texts(_equal(_array(t, "witness"), d))
+    points: dict[str, tuple[Any, Rationals] | None] = {}
+    counts: dict[str, np.ndarray] = {}
+    for name in ("rays", "lines"):
+        start, inner = _lists(_array(t, name))
+        counts[name] = np.diff(start)
+        pts = texts(_equal(inner, d))
+        points[name] = (start, pts) if len(pts.num) else None
+    facet_start, facets = _lists(_array(t, "facets"))
+    if facets.null_count:
+        raise _Declined
+    a, b, ids, vertices, rays = facets.flatten()
+    rows, facet_row = texts.rows(_equal(a, d), b, d)
+    ray_start, ray_values = _lists(rays)
+    of_facet = np.repeat(np.repeat(np.arange(n), np.diff(facet_start)), np.diff(ray_start))
+    facet_rays = Ragged(ray_start, _index(ray_values, 0, counts["rays"][of_facet]))
+    outputs = texts(_equal(_equal(_array(t, "output"), n_out), d + 1))
+    volume = _array(t, "volume")
+    if volume.null_count:
+        pairs = [(0, 0) if s is None else texts.pair(s) for s in volume.to_pylist()]
+    else:
+        pairs = [texts.pair(s) for s in volume.to_pylist()]
+    repaired = _array(t, "repaired")
+    if repaired.null_count:
+        raise _Declined
+    return Complex(
+        d, n_out, states, state_ids, witness, Rationals([], []),
+        _ragged_index(_array(t, "vertices"), 0, n_vertices), rows, facet_start, facet_row,
+        _ragged_index(ids, 0, n_ids), _ragged_index(vertices, 0, n_vertices), outputs,
+        Rationals([p for p, _ in pairs], [q for _, q in pairs]),
+        repaired.to_numpy(zero_copy_only=False), [], [], [], Ragged([0], []),
+        Rationals([], []), np.zeros(n, dtype=np.int64),
+        facet_rays if len(ray_values) else Ragged([], []), points["rays"], points["lines"])
+
+
+def _vertex_columns(f: Any, d: int) -> Complex:
+    try:
+        return _only(d, vertices=_Texts()(_equal(_array(f.read(), "coordinates"), d)))
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:
+        raise _Declined from exc
+
+
+def _adjacency_columns(f: Any, d: int, n_regions: int, n_ids: int) -> Complex:
+    try:
+        return _adjacency_columns_of(f.read(), d, n_regions, n_ids)
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:
+        raise _Declined from exc
+
+
+def _adjacency_columns_of(t: Any, d: int, n_regions: int, n_ids: int) -> Complex:
+    planes, which = _Texts().rows(_equal(_array(t, "a"), d), _array(t, "b"), d)
+    return _only(d, adj_i=_index(_array(t, "i"), 0, n_regions),
+                 adj_j=_index(_array(t, "j"), 0, n_regions), adj_plane=which,
+                 adj_ids=_ragged_index(_array(t, "ids"), 0, n_ids), planes=planes)
+
+
+def _only(d: int, **fields: Any) -> Complex:
+    """A :class:`~exactrelu._columns.Complex` of no regions with ``fields``."""
+    empty, none = Rationals([], []), Ragged([0], [])
+    base: dict[str, Any] = dict(
+        d=d, n_out=0, states=[], state_ids=[], witness=empty, vertices=empty,
+        region_vertices=none, rows=empty, facet_start=[0], facet_row=[], facet_ids=Ragged([], []),
+        facet_vertices=Ragged([], []), outputs=empty, volume=empty, repaired=[], adj_i=[],
+        adj_j=[], adj_plane=[], adj_ids=none, planes=empty, pieces=[])
+    return Complex(**{**base, **fields})
+
+
+class _Pass(Sequence[T]):
+    """One shard's items for one reading pass (:meth:`_Rows.shards`): views made a chunk at a
+    time and not kept, items assigned or changed as they are. ``columns``: the shard's
+    :class:`~exactrelu._columns.Complex` and its first row's index, where it was read as
+    columns (None where it was read as objects)."""
+
+    def __init__(self, items: Sequence[T], changed: dict[int, T], first: int) -> None:
+        self._items, self._changed, self._first = items, changed, first
+        cx = getattr(items, "cx", None)
+        self.columns: tuple[Complex, int] | None = None if cx is None else (cx, first)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        k = range(len(self))[i]
+        return self._changed.get(self._first + k, self._items[k])
+
+    def __iter__(self) -> Iterator[T]:
+        n, first = len(self), self._first
+        for lo in range(0, n, GROUP_ROWS):
+            for k, item in enumerate(items(self._items, lo, min(lo + GROUP_ROWS, n)), first + lo):
+                yield self._changed.get(k, item)
 
 
 class _Rows(Lazy[T]):
     """A table's items, read a shard at a time when first wanted (a
     :class:`~exactrelu._columns.Lazy` sequence: items can be assigned, inserted and deleted as a
-    columnar certificate's). Shards read are kept, and so are the items made of them (random
-    access, as the checker's adjacency and pieces make, would read them again and again; an item
-    changed in place stays changed while its shard is kept): :meth:`release` drops them,
-    :meth:`shards` walks them holding one at a time."""
+    columnar certificate's). A shard is read as columns (``columns(table, first)``: a lazy
+    sequence of views on a :class:`~exactrelu._columns.Complex` of its rows, a few hundred
+    bytes to a few KB per region where objects take tens of KB), every value checked as the row
+    reader checks it; a shard the columnar reader declines is read row by row (``convert``),
+    which names the malformed field. Shards read are kept (random access, as the checker's
+    adjacency and pieces make, would read them again and again; a view changed in place stays
+    changed while its shard is kept): :meth:`release` drops them, :meth:`shards` walks them
+    holding one at a time."""
 
     keep = 0  # the shards read keep their items
 
     def __init__(self, shards: list[_Shard], schema: Any, table: str,
-                 convert: Callable[[int, dict[str, Any]], T]) -> None:
+                 convert: Callable[[int, dict[str, Any]], T],
+                 columns: Callable[[Any, int], Sequence[T]] | None = None) -> None:
         super().__init__(sum(s.rows for s in shards))
         self._shards = shards
         self._firsts = [s.first for s in shards]
         self._schema, self._table, self._convert = schema, table, convert
-        self._cached: dict[int, list[T]] = {}
+        self._columns = columns
+        self._cached: dict[int, Sequence[T]] = {}
 
     def release(self) -> None:
         """Drop the shards read so far (they are read again when wanted)."""
         self._cached.clear()
 
-    def shards(self) -> Iterator[list[T]]:
+    def shards(self) -> Iterator[Sequence[T]]:
         """The items shard by shard, each shard read when reached and dropped after (unless it
-        was kept already), items assigned since as assigned."""
+        was kept already), as a :class:`_Pass` (views made a chunk at a time, not kept; its
+        ``columns`` give the shard's columns to a reader that takes them), items assigned
+        since as assigned."""
         if self._items is not None:
             yield self._items
             return
         for k, shard in enumerate(self._shards):
-            items = self._cached.get(k) or self._read(k)
-            if self._changed:
-                items = [self._changed.get(i, x) for i, x in enumerate(items, shard.first)]
-            yield items
+            part = self._cached[k] if k in self._cached else self._read(k)
+            yield _Pass(part, self._changed, shard.first)
 
-    def _load(self, k: int) -> list[T]:
+    def _load(self, k: int) -> Sequence[T]:
         if k not in self._cached:
             self._cached[k] = self._read(k)
         return self._cached[k]
 
-    def _read(self, k: int) -> list[T]:
+    def _read(self, k: int) -> Sequence[T]:
         shard = self._shards[k]
+        columns = self._columns
+        if columns is not None:
+            try:
+                return _read_shard(shard, self._schema, read=lambda f: columns(f, shard.first))
+            except _Declined:
+                pass
         rows = _read_shard(shard, self._schema).to_pylist()
         out = []
         for i, row in enumerate(rows, shard.first):
@@ -485,11 +768,14 @@ def _load(root: Path) -> Certificate:
     regions: _Rows[Region] = _Rows(
         shards["regions"], schemas["regions"], "regions",
         lambda i, r: _region(i, {k: v for k, v in r.items() if k != "piece"}, d, n_out,
-                             n_vertices, n_ids))
+                             n_vertices, n_ids),
+        lambda t, first: Regions(_region_columns(t, d, n_out, n_vertices, n_ids), first))
     vertices: _Rows[tuple] = _Rows(
         shards["vertices"], schemas["vertices"], "vertices",
-        lambda i, r: _parse.under(".coordinates", _parse.rationals, r["coordinates"], d))
+        lambda i, r: _parse.under(".coordinates", _parse.rationals, r["coordinates"], d),
+        lambda t, first: Vertices(_vertex_columns(t, d)))
     adjacency: _Rows[Adjacency] = _Rows(
         shards["adjacency"], schemas["adjacency"], "adjacency",
-        lambda i, r: _adjacency(r, d, n_regions, n_ids))
+        lambda i, r: _adjacency(r, d, n_regions, n_ids),
+        lambda t, first: Adjacencies(_adjacency_columns(t, d, n_regions, n_ids)))
     return h.certificate(regions, vertices, adjacency, pieces)

@@ -1,24 +1,23 @@
-"""Certification on a Dask cluster: cells of the first piecewise layer become tasks, each
-certified on a worker by :func:`exactrelu.verify` (the compiled engine where it applies), and the
-results are merged exactly into one certificate.
+"""Certification cell by cell: cells of the first piecewise layer become tasks, each certified
+by :func:`exactrelu.verify` (the compiled engine where it applies), and the results are merged
+exactly into one certificate. The tasks run on a Dask cluster (``executor=client``) or one after
+another in this process (``cells=`` with a sharded ``save``: :class:`_Local`); both go through
+one pool interface (:class:`_Pool`) and one merge.
 
 Why the merge is exact and needs no gluing: a region of the net lies inside one cell of the
 arrangement of any set of its first piecewise layer's units (the cell of its signs there), and
 the net's regions inside a cell are exactly the regions of the net on that cell taken as the
-domain. The cells are those of the first ``k`` units, ``k`` the least power of two giving at
-least :data:`TASKS_PER_WORKER` cells per worker (the whole first layer where units cannot be
-taken apart: a first op that is not ``Linear`` then a ReLU-like op). So the task certificates
-hold every region once, with its witness, facets, vertices, map and volume as they are; what the
-merge does is bookkeeping and one exact question:
+domain. The cells are cut one unit at a time in id order (:func:`_cells`; the whole first layer
+where units cannot be taken apart: a first op that is not ``Linear`` then a ReLU-like op). So
+the task certificates hold every region once, with its witness, facets, vertices, map and volume
+as they are; what the merge does is bookkeeping and one exact question:
 
-- region order: the cells in their own canonical order, and each cell's regions in its task's
+- region order: the cells in their canonical order, and each cell's regions in its task's
   order (the canonical order is depth first through the layer tree, comparing the first op's
-  switching functions in id order: the first ``k`` units decide first, so a cell's regions are a
-  contiguous run of it);
-- constraint ids: a task's domain rows are its cell's facets, each standing for the ids the
-  cells' certificate lists on that facet (rows of the whole domain, first-layer units, which
-  have the same ids in both); a task's units' ids shift by the difference of the two domains'
-  row counts;
+  switching functions in id order: a cell of units ``0 .. j`` is a contiguous run of it);
+- constraint ids: a task's domain rows are its cell's facets, each standing for the whole
+  domain's ids on that facet (rows of the whole domain, first-layer units); a task's units' ids
+  shift by the difference of the two domains' row counts;
 - vertices: numbered by first appearance in region order, equal points (exact coordinates) once;
 - adjacency: a task's own pairs, plus pairs of regions of different cells across a cell facet
   (opposite sides of one hyperplane), adjacent when their facets there share a (d-1)-dimensional
@@ -39,9 +38,11 @@ local run in canonical form and check it). Two ways to merge:
   be in two cells only on their common boundary) and the pieces (each cell's own, joined where
   equal maps meet across a cell facet), finds the pairs across cells, and has each worker
   write its cell's regions, new vertices and own pairs as shards in the whole certificate's
-  numbering; the client writes the pairs across and the manifest. The client then holds what
-  lies on the cells' boundaries, and one piece label per piece; a worker needs what one
-  cell's certification needs.
+  numbering, from the cell's columns renumbered in array operations; the client writes the
+  pairs across and the manifest. The client then holds what lies on the cells' boundaries,
+  and one piece label per piece; a worker needs what one cell's certification needs. In this
+  process a cell's complex waits in a pickle file under the output directory instead, so that
+  memory holds one cell at a time.
 
 Applies to an ``nn.Sequential`` whose first piecewise module comes before any branching, on a
 bounded domain (a box, a polytope or a slice through inputs); another net runs as one task.
@@ -51,19 +52,24 @@ from __future__ import annotations
 
 import bisect
 import copy
+import dataclasses
 import logging
+import pickle
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from . import _parse, _shards
+from . import _shards
+from ._columns import Complex, Ragged, Rationals, Regions
 from ._geometry import full_on_hyperplane, hyperplane_chart
 from ._progress import _Silent, progress_bar
 from ._shards import SHARD_ROWS
@@ -76,7 +82,6 @@ from .certificate import (
     adjacency_json,
     canonical_hyperplane,
     header_json,
-    region_json,
 )
 from .domain import Box, Domain, Polytope, Slice
 from .engines import build_certificate
@@ -109,41 +114,106 @@ def _first_layer(net: Any, prog: Program) -> nn.Module | None:
     return net[:int(top) + 1] if top.isdigit() and int(top) < len(net) else None
 
 
-def _first_units(prefix: nn.Module, k: int) -> nn.Module | None:
-    """``prefix`` (``Linear`` then a ReLU-like op of one parameter for all units) keeping only
-    the first ``k`` units, or None for any other prefix (its cells are then those of the whole
-    first layer)."""
+def _unit(prefix: nn.Module, j: int) -> nn.Module | None:
+    """Unit ``j`` of ``prefix`` (``Linear`` then a ReLU-like op of one parameter for all
+    units) alone, or None for any other prefix (its cells are then those of the whole first
+    layer) or past its last unit."""
     if not (isinstance(prefix, nn.Sequential) and len(prefix) == 2
             and isinstance(prefix[0], nn.Linear) and type(prefix[1]) in _SHARED):
         return None
     lin = prefix[0]
-    if k >= lin.out_features:
+    if j >= lin.out_features:
         return None
-    cut = nn.Linear(lin.in_features, k, bias=lin.bias is not None, dtype=lin.weight.dtype,
+    cut = nn.Linear(lin.in_features, 1, bias=lin.bias is not None, dtype=lin.weight.dtype,
                     device=lin.weight.device)
     with torch.no_grad():
-        cut.weight.copy_(lin.weight[:k])
+        cut.weight.copy_(lin.weight[j:j + 1])
         if lin.bias is not None:
-            cut.bias.copy_(lin.bias[:k])
+            cut.bias.copy_(lin.bias[j:j + 1])
     return nn.Sequential(cut, copy.deepcopy(prefix[1])).eval()
 
 
-def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], want: int,
-           workers: int | None) -> Certificate:
-    """The certificate of the first layer's cells, or of the cells of its first ``k`` units for
-    the least power of two ``k`` that gives at least ``want`` cells (fewer, larger tasks: every
-    task costs a trace and an engine start). A region of the net lies in one cell of any set of
-    its first layer's units, and the first ``k`` units come first in the canonical order, so the
-    merge is the same."""
+@dataclass
+class _Cell:
+    """A cell of the first layer's units ``0 .. next - 1`` (each splits it or is constant on
+    it): its facets' rows ``a . t <= b``, the whole domain's constraint ids each facet stands
+    for, and ``load``, the estimated work in it (see :func:`_cells`)."""
+
+    A: list[tuple[Fraction, ...]]
+    b: list[Fraction]
+    ids: list[tuple[int, ...]]
+    next: int
+    load: float = 0.0
+
+
+#: The most cells :func:`_cells` makes, per cell asked for.
+MAX_CELLS_PER_WANTED = 4
+
+
+def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, want: int,
+           workers: int | None) -> list[_Cell]:
+    """The cells of the tasks, in the canonical order: cells of the first layer's units split
+    one unit at a time, in id order, the cell of most estimated work first, until no cell has
+    more than ``1 / want`` of the total (or ``MAX_CELLS_PER_WANTED * want`` cells are made).
+    A region of the net lies in one cell of any set of its first layer's units, and a cell of
+    units ``0 .. j - 1`` split by unit ``j`` gives its regions in the canonical order's runs
+    (it compares the first layer's switching functions in id order), so the merge is the same
+    whatever cells are taken. Each split is an exact :func:`exactrelu.verify` of the one unit
+    on the cell. The work of a cell is estimated in float, as ``(1 + L) ** d`` for ``L`` the
+    units still to come whose hyperplanes separate its vertices (about the regions of the first
+    layer in it): an estimate that only chooses which cell to split next, never what a cell or
+    region is. A prefix whose units cannot be taken apart gives the cells of its whole layer."""
     from .verify import verify
 
-    k = 1
-    while (cut := _first_units(prefix, k)) is not None:
-        cells = verify(cut, dom, input_shape=shape, workers=workers, progress=False)
-        if cells.num_regions >= want:
-            return cells
-        k *= 2
-    return verify(prefix, dom, input_shape=shape, workers=workers, progress=False)
+    def certify(units: nn.Module, cell: Domain) -> Certificate:
+        return verify(units, cell, input_shape=shape, workers=workers, progress=False)
+
+    if _unit(prefix, 0) is None:
+        whole = certify(prefix, dom)
+        return [_Cell([f.a for f in r.facets], [f.b for f in r.facets],
+                      [tuple(f.ids) for f in r.facets], 0) for r in whole.regions]
+    lin = next(iter(prefix.children()))
+    assert isinstance(lin, nn.Linear)
+    W = lin.weight.detach().double().cpu().numpy()
+    c = (lin.bias.detach().double().cpu().numpy() if lin.bias is not None
+         else np.zeros(len(W)))
+    if isinstance(dom, Slice):  # the units in slice coordinates
+        U = np.array([[float(x) for x in u] for u in dom.directions])
+        c = c + W @ np.array([float(x) for x in dom.origin])
+        W = W @ U.T
+    n_units = len(W)
+
+    def load(cell: _Cell, points: list[tuple[Fraction, ...]]) -> float:
+        P = np.array([[float(x) for x in p] for p in points]).reshape(len(points), -1)
+        values = W[cell.next:] @ P.T + c[cell.next:, None]
+        crossing = int(np.sum((values.min(axis=1) < 0) & (values.max(axis=1) > 0)))
+        return float((1 + crossing) ** dom.dim)
+
+    root = _Cell([], [], [(i,) for i in range(n_dom)], 0)  # the domain; its estimate comes
+    cells = [root]                                         # with its first split
+    while len(cells) < max(want, 1) * MAX_CELLS_PER_WANTED:
+        open_ = [k for k, x in enumerate(cells) if x.next < n_units]
+        if not open_:
+            break
+        total = sum(x.load for x in cells)
+        k = max(open_, key=lambda k: cells[k].load)
+        if cells[k].load and cells[k].load * want <= total:
+            break
+        cell = cells[k]
+        unit = _unit(prefix, cell.next)
+        assert unit is not None
+        part = certify(unit, dom if cell is root else _cell_domain(dom, cell.A, cell.b))
+        m = len(cell.ids)
+        kids = []
+        for r in part.regions:
+            ids = [tuple(sorted({x for i in f.ids
+                                 for x in (cell.ids[i] if i < m else (n_dom + cell.next,))}))
+                   for f in r.facets]
+            kid = _Cell([f.a for f in r.facets], [f.b for f in r.facets], ids, cell.next + 1)
+            kid.load = load(kid, [part.vertices[v] for v in r.vertices])
+            kids.append(kid)
+        cells[k:k + 1] = kids
+    return cells
 
 
 def _cell_domain(dom: Domain, A: list[tuple[Fraction, ...]], b: list[Fraction]) -> Domain:
@@ -155,59 +225,50 @@ def _cell_domain(dom: Domain, A: list[tuple[Fraction, ...]], b: list[Fraction]) 
 def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
         workers: int | None = None, max_regions: int | None = None,
         engine: str = "auto", progress: bool = False, save: str | Path | None = None,
-        shard_rows: int = SHARD_ROWS) -> Certificate:
-    """What :func:`exactrelu.verify` does with ``executor=client`` (a Dask client): the cells of
-    the first piecewise layer as tasks (``workers``: threads or processes per task, ``engine``
-    for each), merged exactly (see the module docstring). ``max_regions`` bounds each task and
-    the total: the run stops as soon as the tasks done hold more. ``progress``: a bar over the
-    tasks done (on a terminal). ``save``: a directory ending in ``.parquet`` that the workers
-    write the sharded certificate into (a file system every worker and the client see), the
-    client merging only what lies on the cells' boundaries; the certificate returned is that
+        shard_rows: int = SHARD_ROWS, cells: int | None = None) -> Certificate:
+    """What :func:`exactrelu.verify` does with ``executor=client`` (a Dask client) or with
+    ``cells=``: the cells of the first piecewise layer as tasks (``workers``: threads or
+    processes per task, ``engine`` for each), merged exactly (see the module docstring).
+    ``client`` None: the tasks run one after another in this process. ``cells``: how many cells
+    to aim for (default :data:`TASKS_PER_WORKER` per Dask worker). ``max_regions`` bounds each
+    task and the total: the run stops as soon as the tasks done hold more. ``progress``: a bar
+    over the tasks done (on a terminal). ``save``: a directory ending in ``.parquet`` that the
+    workers write the sharded certificate into (a file system every worker and the client see),
+    the client merging only what lies on the cells' boundaries; the certificate returned is that
     directory, loaded lazily. Otherwise the client merges the whole certificate in memory."""
-    from distributed import as_completed
-
     t0 = time.perf_counter()
     if not dom.is_bounded or not isinstance(dom, (Box, Polytope, Slice)):
-        raise InvalidInputError(f"a cluster run needs a bounded box, polytope or slice; got "
-                                f"{dom!r} (run it locally: verify(net, domain))")
+        where = "a cluster run" if client is not None else "cells="
+        raise InvalidInputError(f"{where} needs a bounded box, polytope or slice; got "
+                                f"{dom!r} (run it as one: verify(net, domain))")
     shape = prog.input_shape
     prefix = _first_layer(net, prog)
     n_dom = constraint_offsets(prog, dom)[0]
+    sharded = save is not None
+    pool: _Pool = _Local(prog, workers, max_regions, engine) if client is None else \
+        _Dask(client, net, shape, workers, max_regions, engine)
+    want = cells if cells is not None else TASKS_PER_WORKER * pool.size()
     if prefix is None:
         _log.info("one task: not an nn.Sequential whose first piecewise op can be cut off")
+    made = [] if prefix is None else _cells(prefix, dom, shape, n_dom, want, workers)
+    if len(made) <= 1:
         tasks: list[Domain] = [dom]
-        cells = None
         ids = [_CellIds([(i,) for i in range(n_dom)], n_dom, [])]
     else:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        cells = _cells(prefix, dom, shape, TASKS_PER_WORKER * n_workers, workers)
-        tasks = [_cell_domain(dom, [f.a for f in r.facets], [f.b for f in r.facets])
-                 for r in cells.regions]
-        ids = [_CellIds([tuple(f.ids) for f in r.facets], n_dom,
-                        [(f.a, f.b) for f in r.facets]) for r in cells.regions]
-    # a key of its own (hash=False): a key made from the net's contents would be shared with a
-    # run just before on the same net, whose release can reach the scheduler after this scatter
-    # and drop the data under this run's tasks ("lost dependencies")
-    net_ref = client.scatter(net, broadcast=True, hash=False)
-    sharded = save is not None
-    futures = [client.submit(_task, net_ref, cell, shape, workers, max_regions, engine, sharded,
-                             pure=False) for cell in tasks]
-    if sharded:
-        summaries = [client.submit(_summary, f, i, pure=False)
-                     for f, i in zip(futures, ids, strict=True)]
-    order = {f.key: k for k, f in enumerate(summaries if sharded else futures)}
-    parts: list[Any] = [None] * len(futures)  # certificates, or summaries when workers save
+        tasks = [_cell_domain(dom, c.A, c.b) for c in made]
+        ids = [_CellIds(c.ids, n_dom, list(zip(c.A, c.b, strict=True))) for c in made]
+    root = _shards.prepare(save) if save is not None else None
+    parts: list[Any] = [None] * len(tasks)  # certificates, or summaries when workers save
     names: set[str] = set()
     seconds = 0.0
     found = 0
-    with progress_bar(len(futures), "cells", progress) as bar:
-        for future in as_completed(summaries if sharded else futures):
-            k = order[future.key]
+    with pool, progress_bar(len(tasks), "cells", progress) as bar:
+        for k, out in pool.certify(tasks, ids, sharded, root):
             if sharded:
-                part = parts[k] = future.result()
+                part = parts[k] = out
                 name, s, n = part.name, part.seconds, part.regions
             else:
-                name, cx, s = future.result()
+                name, cx, s = out
                 part = parts[k] = build_certificate(prog, tasks[k], cx)
                 n = part.num_regions
             names.add(name)
@@ -215,19 +276,149 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
             found += n
             bar.update(1)
             if max_regions is not None and found > max_regions:
-                client.cancel(futures)
+                pool.cancel()
                 raise RegionLimitError(f"more than max_regions={max_regions:,} regions: the "
                                        f"tasks done hold {found:,}", found)
-    stats: dict[str, Any] = {"engine": f"dask ({', '.join(sorted(names))})", "tasks": len(parts),
-             "seconds": {"total": 0.0, "tasks": seconds}}
-    if save is not None:
-        root = _shards.prepare(save)
-        _write(client, futures, parts, ids, prog, dom, root, shard_rows, stats, progress, t0)
-        return Certificate.load(root)
-    cert = parts[0] if cells is None else merge(cells, parts)
+        stats: dict[str, Any] = {"engine": f"{pool.name} ({', '.join(sorted(names))})",
+                                 "tasks": len(parts),
+                                 "seconds": {"total": 0.0, "tasks": seconds}}
+        if root is not None:
+            _write(pool, parts, ids, prog, dom, root, shard_rows, stats, progress, t0)
+            return Certificate.load(root)
+    cert = parts[0] if len(parts) == 1 else merge(dom, shape, ids, parts)
     stats["seconds"]["total"] = time.perf_counter() - t0
     cert.stats = stats
     return cert
+
+
+class _Pool:
+    """Where the cells' tasks run: :meth:`certify` runs them (a cell certified, and with
+    ``sharded`` its summary made, the cell's certificate kept where the task ran) and yields
+    ``(cell, result)`` as they finish; :meth:`write` has each kept cell write its shards
+    (:func:`_write_cell`'s arguments after the certificate, per cell) and yields their
+    entries. A context manager: leaving it drops what is kept."""
+
+    name = ""
+
+    def size(self) -> int:
+        """How many tasks run at once."""
+        raise NotImplementedError
+
+    def certify(self, tasks: list[Domain], ids: list[_CellIds], sharded: bool,
+                root: Path | None) -> Iterator[tuple[int, Any]]:
+        raise NotImplementedError
+
+    def write(self, args: list[tuple[Any, ...]]) -> Iterator[dict[str, list[dict[str, Any]]]]:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop the tasks not done."""
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+
+class _Dask(_Pool):
+    """Tasks on a Dask cluster; a cell's certificate stays on its worker until it is written."""
+
+    name = "dask"
+
+    def __init__(self, client: Any, net: nn.Module | Program, shape: tuple[int, ...],
+                 workers: int | None, max_regions: int | None, engine: str) -> None:
+        self.client, self.net = client, net
+        self.options = (shape, workers, max_regions, engine)
+        self.futures: list[Any] = []
+
+    def size(self) -> int:
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def certify(self, tasks: list[Domain], ids: list[_CellIds], sharded: bool,
+                root: Path | None) -> Iterator[tuple[int, Any]]:
+        from distributed import as_completed
+
+        client = self.client
+        # a key of its own (hash=False): a key made from the net's contents would be shared
+        # with a run just before on the same net, whose release can reach the scheduler after
+        # this scatter and drop the data under this run's tasks ("lost dependencies")
+        net_ref = client.scatter(self.net, broadcast=True, hash=False)
+        self.futures = [client.submit(_task, net_ref, cell, *self.options, sharded,
+                                      pure=False) for cell in tasks]
+        outs = [client.submit(_summary, f, i, pure=False)
+                for f, i in zip(self.futures, ids, strict=True)] if sharded else self.futures
+        order = {f.key: k for k, f in enumerate(outs)}
+        for future in as_completed(outs):
+            yield order[future.key], future.result()
+
+    def write(self, args: list[tuple[Any, ...]]) -> Iterator[dict[str, list[dict[str, Any]]]]:
+        written = [self.client.submit(_write_cell, f, *a, pure=False)
+                   for f, a in zip(self.futures, args, strict=True)]
+        yield from self.client.gather(written)
+
+    def cancel(self) -> None:
+        if self.futures:
+            self.client.cancel(self.futures)
+            self.futures = []
+
+
+class _Local(_Pool):
+    """Tasks one after another in this process (each on ``workers`` threads or processes). With
+    ``sharded`` a cell's certificate is its complex (:class:`~exactrelu._columns.Complex`)
+    pickled to a file under the output directory until it is written, so that the process
+    holds one cell's certification at a time, plus the summaries."""
+
+    name = "cells"
+
+    def __init__(self, prog: Program, workers: int | None, max_regions: int | None,
+                 engine: str) -> None:
+        self.prog = prog
+        self.options = (workers, max_regions, engine)
+        self.spill: tempfile.TemporaryDirectory[str] | None = None
+        self.tasks: list[Domain] = []
+
+    def size(self) -> int:
+        return 1
+
+    def _file(self, k: int) -> Path:
+        assert self.spill is not None
+        return Path(self.spill.name) / f"cell-{k:05d}.pickle"
+
+    def certify(self, tasks: list[Domain], ids: list[_CellIds], sharded: bool,
+                root: Path | None) -> Iterator[tuple[int, Any]]:
+        self.tasks = tasks
+        if sharded:
+            assert root is not None
+            root.mkdir(parents=True, exist_ok=True)
+            self.spill = tempfile.TemporaryDirectory(prefix=".cells-", dir=root)
+        shape = self.prog.input_shape
+        for k, cell in enumerate(tasks):
+            name, cx, s = _task(self.prog, cell, shape, *self.options, False)
+            if not sharded:
+                yield k, (name, cx, s)
+                continue
+            part = build_certificate(self.prog, cell, cx)
+            summary = _summary((name, part, s), ids[k])
+            del part
+            with self._file(k).open("wb") as fh:
+                pickle.dump(cx, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            del cx
+            yield k, summary
+
+    def write(self, args: list[tuple[Any, ...]]) -> Iterator[dict[str, list[dict[str, Any]]]]:
+        for k, a in enumerate(args):
+            with self._file(k).open("rb") as fh:
+                cx = pickle.load(fh)  # a file this run wrote (in its own output directory)
+            self._file(k).unlink()
+            part = build_certificate(self.prog, self.tasks[k], cx)
+            del cx
+            yield _write_cell(("", part, 0.0), *a)
+
+    def cancel(self) -> None:
+        if self.spill is not None:
+            self.spill.cleanup()
+            self.spill = None
 
 
 def _task(net: nn.Module | Program, dom: Domain, input_shape: tuple[int, ...],
@@ -267,6 +458,32 @@ class _CellIds:
             out.update(self.own[i] if i < self.m else (i + self.shift,))
         return tuple(sorted(out))
 
+    def ragged(self, r: Ragged) -> Ragged:
+        """Lists of a task's ids (a :class:`~exactrelu._columns.Ragged` of int64 arrays) each
+        as :meth:`__call__` gives it: every id replaced by its ids in the whole domain, then
+        sorted without repeats, in array operations."""
+        start, flat = r.start, r.flat
+        n = len(start) - 1
+        if not len(flat):
+            return Ragged(start, flat)
+        table = [self.own[v] if v < self.m else (v + self.shift,)
+                 for v in range(int(flat.max()) + 1)]
+        lens = np.array([len(t) for t in table], dtype=np.int64)
+        at = np.concatenate([[0], np.cumsum(lens)])
+        values = np.fromiter((i for t in table for i in t), np.int64, int(at[-1]))
+        counts = lens[flat]
+        seg = np.repeat(np.repeat(np.arange(n), np.diff(start)), counts)
+        ends = np.cumsum(counts)
+        pos = np.repeat(at[flat], counts) + np.arange(int(ends[-1])) - np.repeat(ends - counts,
+                                                                              counts)
+        out = values[pos]
+        order = np.lexsort((out, seg))
+        seg, out = seg[order], out[order]
+        keep = np.ones(len(out), dtype=bool)
+        keep[1:] = (seg[1:] != seg[:-1]) | (out[1:] != out[:-1])
+        seg, out = seg[keep], out[keep]
+        return Ragged(np.concatenate([[0], np.cumsum(np.bincount(seg, minlength=n))]), out)
+
     def on_boundary(self, ids: Sequence[int]) -> bool:
         return any(i < self.m and self.cut[i] for i in ids)
 
@@ -298,19 +515,18 @@ def _same_offsets(k: int, shifted: list[int], offsets: list[int] | None) -> list
     return shifted
 
 
-def merge(cells: Certificate, parts: Sequence[Certificate]) -> Certificate:
-    """The certificate of the whole domain from the first layer's certificate ``cells`` and one
-    certificate per cell (``parts[k]`` on ``cells.regions[k]``'s polytope), in cell order."""
-    n_dom = cells.constraint_offsets[0]
-    d = cells.dim
+def merge(dom: Domain, input_shape: tuple[int, ...], cells: Sequence[_CellIds],
+          parts: Sequence[Certificate]) -> Certificate:
+    """The certificate of ``dom`` from one certificate per cell of its first layer's units
+    (``parts[k]`` on the polytope of the cell whose ids ``cells[k]`` maps), in cell order."""
+    d = dom.dim
     regions: list[Region] = []
     vertices: list[tuple[Fraction, ...]] = []
     number: dict[tuple[Fraction, ...], int] = {}
     adjacency: list[Adjacency] = []
     boundary: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}  # hyperplane -> (side, i, f)
     offsets: list[int] | None = None
-    for k, (cell, part) in enumerate(zip(cells.regions, parts, strict=True)):
-        ids = _CellIds([tuple(f.ids) for f in cell.facets], n_dom, [])
+    for k, (ids, part) in enumerate(zip(cells, parts, strict=True)):
         offsets = _same_offsets(k, ids.offsets(k, part.constraint_offsets), offsets)
         local: list[int] = []
         for v in part.vertices:
@@ -331,7 +547,7 @@ def merge(cells: Certificate, parts: Sequence[Certificate]) -> Certificate:
         adjacency.extend(_across(key, on_it, lambda i: _rows(regions[i]), vertices.__getitem__,
                                  d))
     adjacency.sort(key=lambda a: (a.i, a.j))
-    return Certificate(cells.domain, cells.input_shape, parts[0].output_shape, parts[0].digest,
+    return Certificate(dom, input_shape, parts[0].output_shape, parts[0].digest,
                        offsets, regions, vertices, adjacency, pieces_of(regions, adjacency),
                        list(parts[0].notes), parts[0].version, {})
 
@@ -410,13 +626,34 @@ class _Summary:
     pieces: dict[int, int]
 
 
+def _complex(part: Certificate) -> Complex:
+    """The columns of a task's certificate (an engine's, unchanged)."""
+    regions = part.regions
+    if not isinstance(regions, Regions):
+        raise InvalidInputError(f"a task's certificate is not columnar ({type(regions).__name__})")
+    return regions.cx
+
+
+def _boundary_regions(cx: Complex, ids: _CellIds) -> list[int]:
+    """The regions of a task's complex with a facet on its cell's boundary."""
+    cut = np.flatnonzero(np.asarray(ids.cut, dtype=bool))
+    start, flat = cx.facet_ids
+    if not len(cut) or not len(flat):
+        return []
+    facet_of = np.repeat(np.arange(len(start) - 1), np.diff(start))
+    facets = np.unique(facet_of[np.isin(flat, cut)])
+    return np.unique(np.searchsorted(cx.facet_start, facets, side="right") - 1).tolist()
+
+
 def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
-    """On the worker: the :class:`_Summary` of its cell's certificate."""
+    """On the worker: the :class:`_Summary` of its cell's certificate (views made only of the
+    regions on the cell's boundary)."""
     name, part, seconds = done
     points = [(v, x) for v, x in enumerate(part.vertices)
               if any(sum(a * c for a, c in zip(n, x, strict=True)) == b for n, b in ids.planes)]
     facets, rows, maps, pieces = [], {}, {}, {}
-    for i, r in enumerate(part.regions):
+    for i in _boundary_regions(_complex(part), ids):
+        r = _shards.items(part.regions, i, i + 1)[0]
         for f in r.facets:
             if ids.on_boundary(f.ids):
                 key, side = canonical_hyperplane(f.a, f.b)
@@ -437,36 +674,37 @@ def _write_cell(done: tuple[str, Certificate, float], root: Path, k: int, ids: _
                 shard_rows: int) -> dict[str, list[dict[str, Any]]]:
     """On the worker: write its cell's regions, new vertices and own adjacent pairs in the
     whole certificate's numbering (vertices ``seen`` in an earlier cell keep their numbers,
-    the others count from ``base``; local piece ``p`` is ``piece[p]``); the shards' entries."""
-    part = done[1]
-    vertex: list[int] = []
-    new: list[int] = []
-    for v in range(part.num_vertices):
-        if v in seen:
-            vertex.append(seen[v])
-        else:
-            vertex.append(base + len(new))
-            new.append(v)
-    regions, adjacency = _renumbered(part, ids, first, vertex)
+    the others count from ``base``; local piece ``p`` is ``piece[p]``), renumbering the cell's
+    columns and writing the shards from them; the shards' entries."""
+    cx = _complex(done[1])
+    n, d = cx.num_vertices, cx.d
+    old = np.fromiter(seen, np.int64, len(seen))
+    is_old = np.zeros(n, dtype=bool)
+    is_old[old] = True
+    new = np.flatnonzero(~is_old)
+    vertex = np.empty(n, dtype=np.int64)
+    vertex[new] = base + np.arange(len(new))
+    vertex[old] = np.fromiter(seen.values(), np.int64, len(seen))
+    coords = (new[:, None] * d + np.arange(d)).reshape(-1).tolist()
+    num, den = cx.vertices.num, cx.vertices.den
+    out = dataclasses.replace(
+        cx, vertices=Rationals([num[c] for c in coords], [den[c] for c in coords]),
+        region_vertices=Ragged(cx.region_vertices.start, vertex[cx.region_vertices.flat]),
+        facet_vertices=Ragged(cx.facet_vertices.start, vertex[cx.facet_vertices.flat]),
+        facet_ids=ids.ragged(cx.facet_ids), adj_i=cx.adj_i + first, adj_j=cx.adj_j + first,
+        adj_ids=ids.ragged(cx.adj_ids), pieces=np.asarray(piece, dtype=np.int64)[cx.pieces])
+    sizes = {"regions": out.num_regions, "vertices": len(new), "adjacency": len(out.adj_i)}
     schemas = _shards.schemas()
-    rows: dict[str, Callable[[int, int], list[dict[str, Any]]]] = {
-        "regions": lambda lo, hi: [{**region_json(r), "piece": piece[part.pieces[r.index - first]]}
-                                   for r in regions[lo:hi]],
-        "vertices": lambda lo, hi: [{"coordinates": [_parse.text(c) for c in part.vertices[v]]}
-                                    for v in new[lo:hi]],
-        "adjacency": lambda lo, hi: [adjacency_json(a) for a in adjacency[lo:hi]],
-    }
-    sizes = {"regions": len(regions), "vertices": len(new), "adjacency": len(adjacency)}
-    out: dict[str, list[dict[str, Any]]] = {}
+    entries: dict[str, list[dict[str, Any]]] = {}
     for t in _shards.TABLES:
-        _shards.save_table(root, t, sizes[t], shard_rows, rows[t], schemas[t],
-                           out.setdefault(t, []), _Silent(), stem=f"cell-{k:05d}")
-    return out
+        _shards.save_table(root, t, sizes[t], shard_rows, _shards.complex_rows(out, t),
+                           schemas[t], entries.setdefault(t, []), _Silent(), stem=f"cell-{k:05d}")
+    return entries
 
 
-def _write(client: Any, futures: list[Any], parts: list[_Summary], ids: list[_CellIds],
-           prog: Program, dom: Domain, root: Path, shard_rows: int, stats: dict[str, Any],
-           progress: bool, t0: float) -> None:
+def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Program,
+           dom: Domain, root: Path, shard_rows: int, stats: dict[str, Any], progress: bool,
+           t0: float) -> None:
     """Number the cells' vertices and pieces from their summaries, find the adjacent pairs
     across cells, have each worker write its cell, and write the pairs across and the
     manifest."""
@@ -533,12 +771,11 @@ def _write(client: Any, futures: list[Any], parts: list[_Summary], ids: list[_Ce
     for h in (h for hs in heads for h in hs):  # in increasing order
         if find(h) == h:
             number_of[h] = len(number_of)
-    written = [client.submit(_write_cell, f, root, k, i, first[k], seen[k], bases[k],
-                             [number_of[find(h)] for h in heads[k]], shard_rows, pure=False)
-               for k, (f, i) in enumerate(zip(futures, ids, strict=True))]
+    args = [(root, k, i, first[k], seen[k], bases[k], [number_of[find(h)] for h in heads[k]],
+             shard_rows) for k, i in enumerate(ids)]
     shards: dict[str, list[dict[str, Any]]] = {t: [] for t in _shards.TABLES}
-    with progress_bar(len(written), "writing cells", progress) as bar:
-        for entries in client.gather(written):
+    with progress_bar(len(args), "writing cells", progress) as bar:
+        for entries in pool.write(args):
             for t in _shards.TABLES:
                 shards[t].extend(entries[t])
             bar.update(1)

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 #: The most threads or processes ``workers`` may ask for.
 MAX_WORKERS = 1024
 
+#: The most cells ``cells`` may ask for.
+MAX_CELLS = 1 << 16
+
 #: The values of ``engine``: "auto" and the names of :data:`exactrelu.engines.ENGINES`.
 ENGINES = ("auto", *engines.ENGINES)
 
@@ -155,8 +158,8 @@ def _program_and_domain(net: nn.Module | Program, domain: Any,
 def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] | None = None,
            executor: cf.Executor | None = None, workers: int | None = None, claimed: Any = None,
            progress: bool = True, trace: Any = None, engine: str = "auto",
-           max_regions: int | None = None, save: str | Path | None = None
-           ) -> Certificate:
+           max_regions: int | None = None, save: str | Path | None = None,
+           cells: int | None = None) -> Certificate:
     """Certify the linear regions of ``net`` on ``domain`` in exact rational arithmetic.
 
     ``domain``: a list of (lo, hi) pairs, a :class:`~exactrelu.domain.Domain`. ``engine``: the
@@ -182,6 +185,16 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     sharded Parquet for a name ending in ``.parquet``); with a Dask client and a ``.parquet``
     name, the workers write their cells' shards and the client only what lies between cells,
     and the certificate returned is the directory loaded lazily.
+    ``cells``: split the domain into about this many cells of the first piecewise layer (cut
+    one unit at a time until no cell holds more than ``1 / cells`` of the estimated work; see
+    :mod:`exactrelu.distributed`) and certify them one after another in this process, each
+    written as shards once its numbering is known, so that memory holds one cell's
+    certification (plus what lies on the cells' boundaries), not the whole net's. It needs
+    ``save`` to name a ``.parquet`` directory and a bounded domain; the certificate returned is
+    that directory loaded lazily (the same certificate as without ``cells`` in canonical form,
+    regions in the same order, adjacent pairs listed cell by cell, then those across cells).
+    Peak memory is about that of certifying the largest cell. With a Dask client, ``cells``
+    sets how many tasks to aim for (default 8 per worker).
     Domains are limited in size (bounded: 10 dimensions; see :mod:`exactrelu.domain`); every
     argument is checked before any work.
 
@@ -201,15 +214,30 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     progress = bool(progress)
     if save is not None and not isinstance(save, (str, Path)):
         raise InvalidInputError(f"save={show(save)}: pass a path (str or pathlib.Path)")
+    cells = _count(cells, "cells", MAX_CELLS)
+    dask = distributed.is_dask_client(executor)
+    shards = save is not None and str(save).endswith(".parquet")
+    if cells is not None and not dask:
+        if not shards:
+            raise InvalidInputError(f"cells={cells} certifies cell after cell into a sharded "
+                                    "certificate: pass save='NAME.parquet' too")
+        if executor is not None or trace is not None:
+            raise InvalidInputError("cells= runs its cells in this process, each tracing its "
+                                    "own: drop executor= and trace=")
     prog, dom = _program_and_domain(net, domain, input_shape)
-    if distributed.is_dask_client(executor):
+    if cells is not None and not dask:
+        cert = distributed.run(net, prog, dom, None, workers=workers, max_regions=max_regions,
+                               engine=engine, progress=progress, save=save, cells=cells)
+        if claimed is not None:
+            compare_claim(cert, claimed)
+        return cert
+    if dask:
         if trace is not None:
             raise InvalidInputError("trace= is for a local run: on a Dask cluster every task "
                                     "traces its own cell (drop trace= or the executor)")
-        shards = save is not None and str(save).endswith(".parquet")
         cert = distributed.run(net, prog, dom, executor, workers=workers,
                                max_regions=max_regions, engine=engine, progress=progress,
-                               save=save if shards else None)
+                               save=save if shards else None, cells=cells)
         if claimed is not None:
             compare_claim(cert, claimed)
         if save is not None and not shards:

@@ -12,10 +12,11 @@ from torch import nn
 
 import exactrelu
 from exactrelu import Certificate, InvalidInputError, RegionLimitError
-from exactrelu.domain import Polytope, RealSpace, Slice
+from exactrelu.domain import Polytope, RealSpace
 from exactrelu.engines import canonical
 
 from constructions import l1_shell, linf_ball_classifier
+from cut_nets import conv_slice, degenerate, mlp, silent_unit
 
 distributed = pytest.importorskip("distributed")
 
@@ -32,42 +33,6 @@ def same(remote: Certificate, local: Certificate) -> None:
     """Equal in canonical form, and the regions in the same (canonical) order."""
     assert canonical(remote) == canonical(local)
     assert [r.pattern for r in remote.regions] == [r.pattern for r in local.regions]
-
-
-def mlp(d: int, widths: list[int], seed: int, act: Any = nn.ReLU) -> nn.Sequential:
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for a, b in zip([d, *widths], widths, strict=False):
-        layers += [nn.Linear(a, b), act()]
-    return nn.Sequential(*layers, nn.Linear(widths[-1], 2)).double().eval()
-
-
-def degenerate() -> nn.Sequential:
-    """Duplicated and negated units in the first layer (their hyperplanes coincide), so cells
-    of the first layer meet along hyperplanes several units share."""
-    net = mlp(2, [4, 5], 7)
-    with torch.no_grad():
-        W, b = net[0].weight, net[0].bias
-        W[1], b[1] = W[0], b[0]
-        W[2], b[2] = -W[0], -b[0]
-    return net
-
-
-def silent_unit() -> nn.Sequential:
-    """The first unit of the first layer feeds nothing: its hyperplane cuts cells (and
-    regions) but no map changes across it, so pieces cross between cells."""
-    net = mlp(2, [6, 5], 8)
-    with torch.no_grad():
-        net[2].weight[:, 0] = 0
-    return net
-
-
-def conv_slice() -> tuple[nn.Module, Slice]:
-    torch.manual_seed(6)
-    net = nn.Sequential(nn.Conv2d(1, 3, 2), nn.ReLU(), nn.Flatten(), nn.Linear(12, 4), nn.ReLU(),
-                        nn.Linear(4, 1))
-    x = torch.randn(3, 1, 3, 3, dtype=torch.float64)
-    return net.double().eval(), Slice.plane(x[0], x[1], x[2])
 
 
 CASES: dict[str, Any] = {

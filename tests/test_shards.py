@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import exactrelu
-from exactrelu import Certificate, CertificateError
+from exactrelu import Certificate, CertificateError, _columns
 from exactrelu.cli import main
 from exactrelu.domain import RealSpace, Slice
 
@@ -43,6 +43,8 @@ CASES: dict[str, Any] = {
     "3d": lambda: (mlp(3, [5, 3], 2), [(-1, 1)] * 3),
     "r2": lambda: (mlp(2, [5, 3], 4), RealSpace(2)),
     "slice": conv_slice,
+    "hardtanh": lambda: (nn.Sequential(nn.Linear(2, 5), nn.Hardtanh(), nn.Linear(5, 1)).double()
+                         .eval(), [(-2, 2), (-2, 2)]),
 }
 
 
@@ -92,6 +94,76 @@ def test_regions_are_read_shard_by_shard(big, tmp_path):
     regions.release()
     assert regions._cached == {}
     assert [r.index for r in back.regions] == list(range(cert.num_regions))
+
+
+def test_shards_are_read_as_columns_whose_views_are_the_json_objects(case, tmp_path):
+    """Each shard becomes columns (a Complex of its rows) and its views are the objects the
+    JSON reader makes of the same certificate, indexed by their position in the whole."""
+    net, cert = case
+    path = saved(cert, tmp_path / "c.parquet", shard_rows=4)
+    back = Certificate.load(path)
+    objects = Certificate.from_json(json.loads(json.dumps(cert.to_json())))
+    kinds = {"regions": _columns.Regions, "vertices": _columns.Vertices,
+             "adjacency": _columns.Adjacencies}
+    for name, kind in kinds.items():
+        rows: Any = getattr(back, name)
+        passes = list(rows.shards())
+        assert passes and all(isinstance(p.columns[0], _columns.Complex) for p in passes)
+        assert [p.columns[1] for p in passes] == [4 * k for k in range(len(passes))]
+        assert all(isinstance(rows._load(k), kind) for k in range(len(passes)))
+        assert [x for p in passes for x in p] == list(getattr(objects, name))
+        assert list(rows) == list(getattr(objects, name))
+    assert [r.index for r in back.regions] == list(range(cert.num_regions))
+    states = back.regions._load(0).cx.states  # type: ignore[attr-defined]
+    assert all(s.bits for s in states) != (net[1].__class__ is nn.Hardtanh)
+
+
+def test_a_shard_the_columns_decline_is_read_as_objects(big, tmp_path):
+    """Patterns of unequal shapes fit no state table: that shard is read row by row (the
+    objects the JSON reader makes), and check refuses the pattern naming the region."""
+    net, cert = big
+    path = saved(cert, tmp_path / "c.parquet", shard_rows=100)
+    t = shard(path, "regions", 1)
+    rows = t.to_pylist()
+    rows[7]["pattern"][0].append(0)
+    rewrite(path, "regions", 1, pa.Table.from_pylist(rows, schema=t.schema))
+    back = Certificate.load(path)
+    regions: Any = back.regions
+    assert isinstance(regions._load(0), _columns.Regions)
+    assert type(regions._load(1)) is list
+    assert regions[107].pattern[0] == [*cert.regions[107].pattern[0], 0]
+    assert regions[108] == cert.regions[108]
+    assert "region 107" in rejected(path, net)
+
+
+@pytest.mark.parametrize(("table", "row", "change", "named"), [
+    ("regions", 5, lambda r: r["witness"].__setitem__(0, "1/0"), "regions[5].witness[0]"),
+    ("regions", 6, lambda r: r["witness"].__setitem__(1, None), "regions[6].witness[1]"),
+    ("regions", 7, lambda r: r["witness"].__setitem__(0, "0x1F"), "regions[7].witness[0]"),
+    ("regions", 8, lambda r: r["facets"][0]["vertices"].__setitem__(0, 10**9),
+     "regions[8].facets[0].vertices[0]"),
+    ("regions", 9, lambda r: r["facets"][1]["ids"].__setitem__(0, -1),
+     "regions[9].facets[1].ids[0]"),
+    ("regions", 3, lambda r: r["output"].pop(), "regions[3].output"),
+    ("regions", 4, lambda r: r["output"][0].pop(), "regions[4].output[0]"),
+    ("regions", 2, lambda r: r.__setitem__("repaired", None), "regions[2].repaired"),
+    ("regions", 1, lambda r: r["pattern"][1].__setitem__(0, 1 << 40), "regions[1].pattern[1][0]"),
+    ("regions", 0, lambda r: r["facets"].__setitem__(0, None), "regions[0].facets[0]"),
+    ("regions", 10, lambda r: r["facets"][0]["rays"].append(0), "regions[10].facets[0].rays[0]"),
+    ("vertices", 2, lambda r: r["coordinates"].append("1"), "vertices[2]"),
+    ("adjacency", 3, lambda r: r.__setitem__("j", 10**7), "adjacency[3].j"),
+    ("adjacency", 4, lambda r: r.__setitem__("b", "--1"), "adjacency[4].b"),
+])
+def test_a_malformed_value_in_a_shard_is_named(big, tmp_path, table, row, change, named):
+    """What the columnar reader declines, the row reader names (the same error as before)."""
+    net, cert = big
+    path = saved(cert, tmp_path / "c.parquet", shard_rows=100)
+    t = shard(path, table, 0)
+    rows = t.to_pylist()
+    change(rows[row])
+    rewrite(path, table, 0, pa.Table.from_pylist(rows, schema=t.schema))
+    message = rejected(path, net)
+    assert f"malformed certificate: {named}" in message, message
 
 
 def test_pandas_reads_each_table(big, tmp_path):

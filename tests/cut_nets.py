@@ -1,0 +1,49 @@
+"""Nets whose first layer is cut into cells (by a Dask run or by ``cells=``): random MLPs, and
+first layers whose cells meet along shared hyperplanes or carry pieces across cells."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from exactrelu.domain import Slice
+
+
+def mlp(d: int, widths: list[int], seed: int, act: Any = nn.ReLU) -> nn.Sequential:
+    """``d``-``widths``-2, PyTorch's initialisation after ``torch.manual_seed(seed)``."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for a, b in zip([d, *widths], widths, strict=False):
+        layers += [nn.Linear(a, b), act()]
+    return nn.Sequential(*layers, nn.Linear(widths[-1], 2)).double().eval()
+
+
+def degenerate() -> nn.Sequential:
+    """Duplicated and negated units in the first layer (their hyperplanes coincide), so cells
+    of the first layer meet along hyperplanes several units share."""
+    net = mlp(2, [4, 5], 7)
+    with torch.no_grad():
+        W, b = net[0].weight, net[0].bias
+        W[1], b[1] = W[0], b[0]
+        W[2], b[2] = -W[0], -b[0]
+    return net
+
+
+def silent_unit() -> nn.Sequential:
+    """The first unit of the first layer feeds nothing: its hyperplane cuts cells (and
+    regions) but no map changes across it, so pieces cross between cells."""
+    net = mlp(2, [6, 5], 8)
+    with torch.no_grad():
+        net[2].weight[:, 0] = 0
+    return net
+
+
+def conv_slice() -> tuple[nn.Module, Slice]:
+    """A conv net on the plane through three images."""
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Conv2d(1, 3, 2), nn.ReLU(), nn.Flatten(), nn.Linear(12, 4), nn.ReLU(),
+                        nn.Linear(4, 1))
+    x = torch.randn(3, 1, 3, 3, dtype=torch.float64)
+    return net.double().eval(), Slice.plane(x[0], x[1], x[2])

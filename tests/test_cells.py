@@ -1,0 +1,159 @@
+"""verify with ``cells=``: the first layer's cells certified one after another in this process,
+each written as shards in the whole certificate's numbering; the same certificate as an
+unsplit run (in canonical form, regions in the same order), as the in-memory merge of the same
+cells (field by field), checked, and a tampered cell shard refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torch import nn
+
+import exactrelu
+from exactrelu import (
+    Certificate,
+    CertificateError,
+    InvalidInputError,
+    RegionLimitError,
+    distributed,
+)
+from exactrelu.cli import main
+from exactrelu.domain import Polytope, RealSpace
+from exactrelu.engines import canonical
+from exactrelu.verify import _program_and_domain
+
+from constructions import l1_shell
+from cut_nets import conv_slice, degenerate, mlp, silent_unit
+
+CASES: dict[str, Any] = {
+    "1d": lambda: (mlp(1, [6, 5], 2), [(-2, 2)]),
+    "2d": lambda: (mlp(2, [10, 10, 10], 0), [(-1, 1), (-1, 1)]),
+    "3d": lambda: (mlp(3, [6, 6], 1), [(-1, 1)] * 3),
+    "silent": lambda: (silent_unit(), [(-1, 1), (-1, 1)]),
+    "degenerate": lambda: (degenerate(), [(-1, 1), (-1, 1)]),
+    "shell": lambda: (l1_shell(2, 1.0), [(-2, 2), (-2, 2)]),
+    "triangle": lambda: (mlp(2, [8, 6], 5), Polytope([[-1, 0], [0, -1], [1, 1]], [1, 1, 1])),
+    "slice": conv_slice,
+}
+
+
+def plain(cert: Certificate) -> dict[str, Any]:
+    out = cert.to_json()
+    out.pop("stats")
+    out["adjacency"].sort(key=lambda a: (a["i"], a["j"]))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_cells_write_the_certificate_of_an_unsplit_run(name, tmp_path):
+    net, dom = CASES[name]()
+    whole = exactrelu.verify(net, dom, progress=False, workers=1)
+    path = tmp_path / "x.parquet"
+    split = exactrelu.verify(net, dom, progress=False, workers=1, cells=4, save=path)
+    assert split.stats["tasks"] >= 4 or name == "shell"
+    assert split.stats["engine"].startswith("cells (")
+    assert sorted(p.name for p in path.iterdir()) == ["adjacency", "manifest.json", "regions",
+                                                     "vertices"]  # nothing spilled is left
+    files = sorted(p.name for p in (path / "regions").iterdir())
+    assert len(files) == split.stats["tasks"] and files[0].startswith("cell-00000")
+    assert split.num_regions == whole.num_regions
+    assert canonical(split) == canonical(whole)
+    assert [r.pattern for r in split.regions] == [r.pattern for r in whole.regions]
+    # field by field the certificate the in-memory merge of the same cells makes
+    prog, domain = _program_and_domain(net, dom, None)
+    merged = distributed.run(net, prog, domain, None, workers=1, cells=4)
+    assert plain(merged) == plain(split)
+    assert exactrelu.check(Certificate.load(path), net).num_regions == whole.num_regions
+
+
+def test_the_silent_unit_joins_pieces_across_cells(tmp_path):
+    net = silent_unit()
+    whole = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False, workers=1)
+    split = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False, workers=1, cells=8,
+                             save=tmp_path / "x.parquet")
+    assert split.num_pieces == whole.num_pieces < whole.num_regions
+    assert split.pieces == whole.pieces
+
+
+def test_a_tampered_cell_shard_is_refused(tmp_path):
+    net, dom = CASES["2d"]()
+    path = tmp_path / "x.parquet"
+    exactrelu.verify(net, dom, progress=False, workers=1, cells=4, save=path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    entry = manifest["shards"]["regions"][1]
+    rows = pq.read_table(path / entry["file"])
+    moved = rows.to_pylist()
+    w = moved[3]["witness"]
+    moved[3]["witness"] = [w[1], w[0]] if w[0] != w[1] else ["7", w[1]]
+    pq.write_table(type(rows).from_pylist(moved, schema=rows.schema), path / entry["file"])
+    data = (path / entry["file"]).read_bytes()
+    entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    first = manifest["shards"]["regions"][0]["rows"]
+    with pytest.raises(CertificateError, match=f"region {first + 3}"):
+        exactrelu.check(Certificate.load(path), net, progress=False)
+    # a pair across cells dropped: adjacency is incomplete
+    path2 = tmp_path / "y.parquet"
+    exactrelu.verify(net, dom, progress=False, workers=1, cells=4, save=path2)
+    manifest = json.loads((path2 / "manifest.json").read_text())
+    across = next(e for e in manifest["shards"]["adjacency"] if "across" in e["file"])
+    table = pq.read_table(path2 / across["file"])
+    pq.write_table(table.slice(1), path2 / across["file"])
+    data = (path2 / across["file"]).read_bytes()
+    across.update(rows=table.num_rows - 1, bytes=len(data),
+                  sha256=hashlib.sha256(data).hexdigest())
+    (path2 / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CertificateError, match="adjacen"):
+        exactrelu.check(Certificate.load(path2), net, progress=False)
+
+
+def test_arguments_of_cells(tmp_path):
+    net, dom = CASES["2d"]()
+    n = exactrelu.verify(net, dom, progress=False).num_regions
+    with pytest.raises(InvalidInputError, match=r"pass save='NAME\.parquet'"):
+        exactrelu.verify(net, dom, progress=False, cells=4)
+    with pytest.raises(InvalidInputError, match=r"pass save='NAME\.parquet'"):
+        exactrelu.verify(net, dom, progress=False, cells=4, save=tmp_path / "x.json")
+    with pytest.raises(InvalidInputError, match="cells=0: pass a positive integer"):
+        exactrelu.verify(net, dom, progress=False, cells=0, save=tmp_path / "x.parquet")
+    with pytest.raises(InvalidInputError, match="bounded box"):
+        exactrelu.verify(net, RealSpace(2), progress=False, cells=4, save=tmp_path / "x.parquet")
+    with pytest.raises(InvalidInputError, match="drop executor= and trace="):
+        exactrelu.verify(net, dom, progress=False, cells=4, save=tmp_path / "x.parquet",
+                         trace=exactrelu.trace(net, dom, progress=False))
+    with pytest.raises(RegionLimitError) as info:
+        exactrelu.verify(net, dom, progress=False, cells=4, save=tmp_path / "x.parquet",
+                         max_regions=n // 2)
+    assert info.value.found > n // 2
+    assert not any(Path(tmp_path / "x.parquet").glob(".cells-*"))  # the spill is removed
+
+
+def test_the_command_line_verifies_cell_by_cell(tmp_path, capsys, monkeypatch):
+    (tmp_path / "cellnet_factory.py").write_text(
+        "from torch import nn\n\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(),\n"
+        "                         nn.Linear(6, 1))\n")
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 1))
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = ["cellnet_factory:build", "--weights", str(tmp_path / "w.pt")]
+    bounds = ["--bounds", "-1", "1", "-1", "1"]
+    out = tmp_path / "c.parquet"
+    assert main(["verify", *model, *bounds, "--cells", "3", "-o", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert len(list((out / "regions").glob("cell-*.parquet"))) >= 3
+    assert main(["check", str(out), "--model", *model, "--quiet"]) == 0, capsys.readouterr()
+    whole = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False)
+    assert Certificate.load(out).num_regions == whole.num_regions
+    capsys.readouterr()
+    assert main(["verify", *model, *bounds, "--cells", "3", "-o", str(tmp_path / "c.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--cells writes the certificate cell by cell" in err and "Traceback" not in err
