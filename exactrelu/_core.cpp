@@ -891,8 +891,8 @@ class Certifier {
     // rows of one strict sign at every vertex of the parent, so on all of it (or identically zero):
     // that sign in far_sg_ (0 for the others), and the others' ids in near_; the units with a
     // near row in near_units_ (the only units whose states differ between the parent's children)
-    std::vector<int8_t> far_sg_;
-    std::vector<int> near_, near_units_;
+    std::vector<int8_t> far_sg_, box_sg_;
+    std::vector<int> near_, near_units_, box_rest_;
     std::unordered_map<uint64_t, int> edge_point_;
 
     // per op l >= 1: a child of the last cell cut at op l, for the first child of the next cell
@@ -913,8 +913,8 @@ class Certifier {
     int8_t* Sv(size_t v) { return &sg_[v * R_]; }
 
     // signs of every row at local vertex v (already in lv_), rows in `known` known to vanish;
-    // with `inside` (v in the parent), those of the far rows are far_sg_
-    void add_signs(size_t v, const uint64_t* known, bool inside = false) {
+    // those of the rows not in `only` are `fixed` (strict signs known on all of the parent)
+    void add_signs(size_t v, const uint64_t* known, const int8_t* fixed, const std::vector<int>& only) {
         sg_.resize((v + 1) * R_);
         zw_.resize((v + 1) * words_);
         const Vertex& x = verts[(size_t)lv_[v]];
@@ -931,13 +931,68 @@ class Certifier {
             s[r] = (int8_t)val;
             if (val == 0) z[r >> 6] |= (uint64_t)1 << (r & 63);
         };
-        if (inside) {
-            std::memcpy(s, far_sg_.data(), R_);
-            for (int r : near_) one((size_t)r);
-        } else {
-            for (size_t r = 0; r < R_; ++r) one(r);
-        }
+        std::memcpy(s, fixed, R_);
+        for (int r : only) one((size_t)r);
         for (size_t w = 0; w < words_; ++w) z[w] &= zmask_[w];
+    }
+
+    // The switching rows (the first S) of one strict sign on all of P by a float test with a
+    // rigorous error bound, that sign in box_sg_ (else 0), the other rows in box_rest_. P lies in
+    // the box of its vertices' coordinates q (from their scaled approximations, each within
+    // 2^-50 |q| + 2^-170 of the exact one where W's approximation is at least 2^-900), widened by
+    // more than that; around its float centre m with radii r, a row (a, c) (each entry within
+    // 2^-51 relative and 2^-1073 of the exact scaled one) is at least |a . m + c| - sum |a_i| r_i
+    // - (rounding and approximation: below 2^-48 (sum |a_i m_i| + |c|) + 2^-1000 (1 + sum (r_i
+    // + |m_i|))) in magnitude there, with the sign of a . m + c. Where a bound cannot be made
+    // (tiny W, huge coordinates) every row is evaluated at every vertex.
+    void box_signs(const Cell& P, int S) {
+        const int d = spec_.d;
+        box_sg_.assign(R_, 0);
+        box_rest_.clear();
+        double lo[DMAX], hi[DMAX], m[DMAX], rad[DMAX];
+        bool ok = true;
+        for (int i = 0; i < d; ++i) {
+            lo[i] = HUGE_VAL;
+            hi[i] = -HUGE_VAL;
+        }
+        for (int id : P.ring) {
+            const Vertex& v = verts[(size_t)id];
+            const double w = v.h[v.m - 1];
+            if (!(w >= 0x1p-900)) {
+                ok = false;
+                break;
+            }
+            for (int i = 0; i < d; ++i) {
+                const double q = v.h[i] / w;
+                const double slack = std::fabs(q) * 0x1p-48 + 0x1p-160;
+                lo[i] = std::min(lo[i], q - slack);
+                hi[i] = std::max(hi[i], q + slack);
+            }
+        }
+        for (int i = 0; i < d && ok; ++i) {
+            m[i] = 0.5 * (lo[i] + hi[i]);
+            rad[i] = std::max(hi[i] - m[i], m[i] - lo[i]) * (1 + 0x1p-48);
+            ok = std::isfinite(m[i]) && std::isfinite(rad[i]) && std::fabs(m[i]) < 0x1p500 && rad[i] < 0x1p500;
+        }
+        if (ok) {
+            double extra = 1;
+            for (int i = 0; i < d; ++i) extra += rad[i] + std::fabs(m[i]);
+            extra *= 0x1p-1000;
+            for (int r = 0; r < S; ++r) {
+                const double* a = rowp_[(size_t)r]->h;
+                double s = a[d], spread = 0, mag = std::fabs(a[d]);
+                for (int i = 0; i < d; ++i) {
+                    s += a[i] * m[i];
+                    spread += std::fabs(a[i]) * rad[i];
+                    mag += std::fabs(a[i] * m[i]);
+                }
+                const double bound = (spread * (1 + 0x1p-48) + mag * 0x1p-48 + extra) * (1 + 0x1p-45);
+                if (s > bound) box_sg_[(size_t)r] = (int8_t)rowsg_[(size_t)r];
+                else if (s < -bound) box_sg_[(size_t)r] = (int8_t)-rowsg_[(size_t)r];
+            }
+        }
+        for (size_t r = 0; r < R_; ++r)
+            if (!box_sg_[r]) box_rest_.push_back((int)r);
     }
 
     // 2-D: the point where line `ra` cuts a side, whose line is any row vanishing at both of the
@@ -1118,7 +1173,8 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             for (int v : P.facets[k].fv) set_bit(&known[(size_t)v * words_], (size_t)S + k);
         }
     }
-    for (size_t v = 0; v < n0; ++v) add_signs(v, &known[v * words_]);
+    box_signs(P, S);
+    for (size_t v = 0; v < n0; ++v) add_signs(v, &known[v * words_], box_sg_.data(), box_rest_);
 
     // the far rows (P is the convex hull of its vertices: a row of one strict sign at all of
     // them has it on all of P, at every vertex made inside it too) and the near ones; the
@@ -1262,7 +1318,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         std::swap(cms, next_cms);
         for (auto& fr : fresh) {
             lv_.push_back(fr.first);
-            add_signs(lv_.size() - 1, fr.second.data(), true);
+            add_signs(lv_.size() - 1, fr.second.data(), far_sg_.data(), near_);
         }
     }
 
@@ -1331,7 +1387,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         node->level = j;
         node->n = n;
         node->st = base;
-        int8_t* key = &keys[(size_t)(&vs - &cells[0]) * nu];
+        int8_t* key = keys.data() + (size_t)(&vs - &cells[0]) * nu;
         for (size_t k = 0; k < nu; ++k) key[k] = node->st[(size_t)near_units_[k]] = unit_state(near_units_[k]);
         if (!seen.insert(PKey{0, (const char*)key, nu}).second)
             throw CertError("two cells of one parent with the same state (level " + std::to_string(j) + ")");
@@ -1443,8 +1499,9 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
 }
 
 // The exact maps after op j for every child: N = Az R(s) + az (den sa) e_last over dA den sa,
-// with R(s) the units' output rows in state s; one product for the first child, then for each
-// further child rank-one updates from the nearest child already made (Python: _child_lives).
+// with R(s) the units' output rows in state s; for the first child one product, or updates of a
+// child of an earlier sibling of P (first_map_from_ref), then for each further child rank-one
+// updates from the nearest child already made (Python: _child_lives).
 void Certifier::child_maps(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
     switch (lv.K_out) {
         case 1: return child_maps_fx<1>(P, pm, lv, kids);
