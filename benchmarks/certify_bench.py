@@ -1,7 +1,8 @@
 """Certify the reference nets and print a markdown table beside the float trace time.
 
-Run: ``python benchmarks/certify_bench.py [--only 2-16-16 ...] [--workers N] [--repeat R] [--big]
-[--profile NET]`` (from the repository root, with the package installed). ``--profile 2-64-64-64``
+Run: ``python benchmarks/certify_bench.py [--only 2-16-16 5-8-8 ...] [--workers N] [--repeat R]
+[--big] [--profile NET]`` (from the repository root, with the package installed); ``--only`` takes
+reference nets and other widths of the same kind of net. ``--profile 2-64-64-64``
 certifies that reference net once in this process (no pool) under cProfile and prints where the
 exact layer spends its time: the functions of ``exactrelu`` with the most time of their own.
 ``--big`` adds a 2-D net with about 100,000 regions, certified the way a user would (``verify(net,
@@ -95,7 +96,8 @@ def profile_row(name: str, top: int = 15) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="*", default=None, help="names such as 2-16-16")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="names such as 2-16-16 (reference nets, or any widths: 5-8-8)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--big", action="store_true",
                         help="add a 2-D net with about 100,000 regions")
@@ -113,6 +115,13 @@ def main() -> None:
     if args.profile and args.profile not in known:
         parser.error(f"--profile {args.profile}: not a reference net; one of {', '.join(known)}")
     nets = [(n, net, b) for n, net, b in reference_nets() if n in names]
+    for n in names:  # other widths such as 5-8-8: the same kind of net (benchmarks/nets.py)
+        if n not in known:
+            try:
+                widths = tuple(int(w) for w in n.split("-"))
+            except ValueError:
+                parser.error(f"--only {n}: a reference net or widths such as 5-8-8")
+            nets.append((n, mlp(widths), [(-1, 1)] * widths[0]))
     print(f"workers: {args.workers}, torch {torch.__version__}, {os.cpu_count()} cores")
     print("| net | engine | float regions | trace s | certified regions | pieces | vertices "
           "| certify s | certify / trace | check s | check / certify |")

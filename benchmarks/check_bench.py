@@ -12,6 +12,12 @@ same certificate (by lowering that bound to 0), which takes minutes on the large
 ``--generic`` also times the default proof with the exact maps composed through the rules' node
 loop (``EXACTRELU_CHECK_GENERIC=1``) rather than as a chain's integer products; 2-D and 3-D nets
 such as ``2-64-64-64`` can be given too.
+
+Times are CPU seconds of this process. ``check`` is timed twice: on the certificate ``verify``
+returned (columnar: where the checker's compiled pass applies, bounded 1-D and 2-D chains, it
+reads the columns) and on the loaded one (objects, validated and turned into columns for it);
+each with its ratio to ``verify``'s time (issue 17's goal: at most 3). ``--python`` also times the
+Python pass alone (``EXACTRELU_CHECK_PYTHON=1``) on the certificate in memory, for comparison.
 """
 
 from __future__ import annotations
@@ -33,17 +39,18 @@ DEFAULT = ["4-10-10", "5-8-8", "6-8-8", "4-16-16-16"]
 
 
 def timed_check(cert: exactrelu.Certificate, net: object, max_dim: int | None = None,
-                generic: bool = False) -> float:
-    saved = CHECK._VOLUME_MAX_DIM, CHECK._GENERIC_MAPS
+                generic: bool = False, python: bool = False) -> float:
+    saved = CHECK._VOLUME_MAX_DIM, CHECK._GENERIC_MAPS, CHECK._COMPILED
     if max_dim is not None:
         CHECK._VOLUME_MAX_DIM = max_dim
     CHECK._GENERIC_MAPS = generic
+    CHECK._COMPILED = not python
     try:
-        t = time.perf_counter()
-        exactrelu.check(cert, net)
-        return time.perf_counter() - t
+        t = time.process_time()
+        exactrelu.check(cert, net, progress=False)
+        return time.process_time() - t
     finally:
-        CHECK._VOLUME_MAX_DIM, CHECK._GENERIC_MAPS = saved
+        CHECK._VOLUME_MAX_DIM, CHECK._GENERIC_MAPS, CHECK._COMPILED = saved
 
 
 def main() -> None:
@@ -52,27 +59,40 @@ def main() -> None:
     parser.add_argument("--closure", action="store_true", help="also time the closure proof")
     parser.add_argument("--generic", action="store_true",
                         help="also time the default proof with maps through the node loop")
+    parser.add_argument("--no-load", action="store_true",
+                        help="skip the loaded certificate (objects: about 14 KB per region)")
+    parser.add_argument("--python", action="store_true",
+                        help="also time the Python pass alone (no compiled pass)")
     args = parser.parse_args()
-    print(f"volume proof up to d = {CHECK._VOLUME_MAX_DIM}")
-    print("| net | regions | certify s | check s (default proof) | check s (closure) "
+    load = Path("/proc/loadavg")
+    print(f"volume proof up to d = {CHECK._VOLUME_MAX_DIM}; CPU seconds; load average "
+          f"{load.read_text().split()[0] if load.exists() else '-'}")
+    print("| net | regions | verify s | check s (in memory) | check / verify | check s (loaded) "
+          "| check / verify | check s (Python pass) | check / verify | check s (closure) "
           "| check s (node loop) |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only or DEFAULT:
             widths = tuple(int(w) for w in name.split("-"))
             net = mlp(widths)
-            t = time.perf_counter()
+            t = time.process_time()
             cert = exactrelu.verify(net, [(-1, 1)] * widths[0], progress=False)
-            t_cert = time.perf_counter() - t
-            path = Path(tmp) / f"{name}.json"
-            cert.save(path)
-            loaded = exactrelu.Certificate.load(path)
+            t_cert = time.process_time() - t
             proof = "volumes" if widths[0] <= CHECK._VOLUME_MAX_DIM else "closure"
-            t_check = timed_check(loaded, net)
-            closure = f"{timed_check(loaded, net, 0):.1f}" if args.closure else "-"
-            generic = f"{timed_check(loaded, net, generic=True):.1f}" if args.generic else "-"
-            print(f"| {name} | {cert.num_regions} | {t_cert:.1f} | {t_check:.1f} ({proof}) | "
-                  f"{closure} | {generic} |", flush=True)
+            t_mem = timed_check(cert, net)
+            loaded = None
+            if not args.no_load:
+                path = Path(tmp) / f"{name}.json"
+                cert.save(path)
+                loaded = exactrelu.Certificate.load(path)
+            t_check = timed_check(loaded, net) if loaded is not None else None
+            ld = f"{t_check:.2f} | {t_check / t_cert:.1f}" if t_check is not None else "- | -"
+            t_py = timed_check(cert, net, python=True) if args.python else None
+            py = f"{t_py:.2f} | {t_py / t_cert:.1f}" if t_py is not None else "- | -"
+            closure = f"{timed_check(cert, net, 0):.1f}" if args.closure else "-"
+            generic = f"{timed_check(cert, net, generic=True):.1f}" if args.generic else "-"
+            print(f"| {name} | {cert.num_regions} | {t_cert:.2f} | {t_mem:.2f} ({proof}) | "
+                  f"{t_mem / t_cert:.1f} | {ld} | {py} | {closure} | {generic} |", flush=True)
 
 
 if __name__ == "__main__":

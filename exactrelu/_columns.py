@@ -53,7 +53,7 @@ import numpy as np
 from ._parse import coprime_fraction
 from .certificate import Adjacency, Region, RegionFacet
 
-__all__ = ["Complex", "Lazy", "Ragged", "Rationals", "StateTable", "views"]
+__all__ = ["Complex", "Lazy", "Ragged", "Rationals", "StateTable", "complex_of", "views"]
 
 T = TypeVar("T")
 
@@ -409,3 +409,93 @@ def views(cx: Complex) -> tuple[Regions, Vertices, Adjacencies]:
     """The regions, global vertices and adjacent pairs of ``cx`` as lazy sequences of the
     certificate's objects."""
     return Regions(cx), Vertices(cx), Adjacencies(cx)
+
+
+def complex_of(d: int, n_ops: int, regions: Sequence[Region], vertices: Sequence[Sequence[Any]],
+               adjacency: Sequence[Adjacency], pieces: Sequence[int],
+               stats: dict[str, Any] | None = None) -> Complex:
+    """The :class:`Complex` of a certificate's objects (``d`` dimensions, ``n_ops`` piecewise
+    ops): regions in their order, each distinct state list of an op once, facet rows once per
+    pair of ``a``, ``b`` objects (siblings share them), adjacent planes once per ``(a, b)``."""
+    def rationals(values: Any) -> Rationals:
+        return Rationals([v.numerator for v in values], [v.denominator for v in values])
+
+    def flat(points: Any) -> list[Fraction]:
+        return [c for p in points for c in p]
+
+    L = n_ops
+    states: list[list[list[int]]] = [[] for _ in range(L)]
+    state_ids: list[list[int]] = [[] for _ in range(L)]
+    seen: list[dict[tuple, int]] = [{} for _ in range(L)]
+    row_of: dict[tuple[int, int], int] = {}
+    row_vals: list[Fraction] = []
+    facet_start, facet_row = [0], []
+    fid_start, fv_start, fr_start = [0], [0], [0]
+    fid_flat: list[int] = []
+    fv_flat: list[int] = []
+    fr_flat: list[int] = []
+    rv_start = [0]
+    rv_flat: list[int] = []
+    witness: list[Fraction] = []
+    outputs: list[Fraction] = []
+    volume_num, volume_den = [], []
+    rays_start, rays_pts, lines_start, lines_pts = [0], [], [0], []
+    for r in regions:
+        for j, s in enumerate(r.pattern):
+            key = tuple(s)
+            k = seen[j].get(key)
+            if k is None:
+                k = seen[j][key] = len(states[j])
+                states[j].append(s)
+            state_ids[j].append(k)
+        witness.extend(r.witness)
+        for f in r.facets:
+            rk = (id(f.a), id(f.b))
+            k = row_of.get(rk)
+            if k is None:
+                k = row_of[rk] = len(row_of)
+                row_vals.extend(f.a)
+                row_vals.append(f.b)
+            facet_row.append(k)
+            fid_flat.extend(f.ids)
+            fid_start.append(len(fid_flat))
+            fv_flat.extend(f.vertices)
+            fv_start.append(len(fv_flat))
+            fr_flat.extend(f.rays)
+            fr_start.append(len(fr_flat))
+        facet_start.append(len(facet_row))
+        rv_flat.extend(r.vertices)
+        rv_start.append(len(rv_flat))
+        outputs.extend(flat(r.output))
+        volume_num.append(0 if r.volume is None else r.volume.numerator)
+        volume_den.append(0 if r.volume is None else r.volume.denominator)
+        rays_pts.extend(r.rays)
+        rays_start.append(len(rays_pts))
+        lines_pts.extend(r.lines)
+        lines_start.append(len(lines_pts))
+    planes: dict[tuple, int] = {}
+    for a in adjacency:
+        planes.setdefault((tuple(a.a), a.b), len(planes))
+    return Complex(
+        d=d, n_out=len(regions[0].output) if regions else 0, states=states, state_ids=state_ids,
+        witness=rationals(witness), vertices=rationals(flat(vertices)),
+        region_vertices=Ragged(rv_start, rv_flat), rows=rationals(row_vals),
+        facet_start=facet_start, facet_row=facet_row, facet_ids=Ragged(fid_start, fid_flat),
+        facet_vertices=Ragged(fv_start, fv_flat), outputs=rationals(outputs),
+        volume=Rationals(volume_num, volume_den), repaired=[r.repaired for r in regions],
+        adj_i=[a.i for a in adjacency], adj_j=[a.j for a in adjacency],
+        adj_plane=[planes[(tuple(a.a), a.b)] for a in adjacency],
+        adj_ids=Ragged([0, *_running([len(a.ids) for a in adjacency])],
+                       [i for a in adjacency for i in a.ids]),
+        planes=rationals([v for a, b in planes for v in (*a, b)]), pieces=pieces,
+        facet_rays=Ragged(fr_start, fr_flat) if fr_flat else Ragged([], []),
+        rays=(rays_start, rationals(flat(rays_pts))) if rays_pts else None,
+        lines=(lines_start, rationals(flat(lines_pts))) if lines_pts else None, stats=stats or {})
+
+
+def _running(xs: list[int]) -> list[int]:
+    out, t = [], 0
+    for x in xs:
+        t += x
+        out.append(t)
+    return out

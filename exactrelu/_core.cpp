@@ -1,14 +1,14 @@
 // exactrelu._core: the exact layer's hot path, compiled.
 //
 // Certifies every activation region of a chain "affine, (elementwise op, affine)*" on a bounded
-// 2-D or 3-D polytope, the same way and with the same results as exactrelu/certify.py's
-// arrangement path (_Certifier._arranged, _Arrangement, _child_lives), and assembles what the
-// certificate needs (vertices deduplicated exactly, adjacency, linear pieces) as the Python engine
-// (exactrelu/engines/python.py) does. It returns plain data (lists of Python ints, the fields of
-// exactrelu.engines.Complex), never the certificate's objects: exactrelu/engines/compiled.py
-// decides when this applies and builds the input, and exactrelu/engines/_complex.py makes the
-// certificate. tests/test_engines.py compares the two engines' canonical forms,
-// tests/test_fastpath.py their certificates entry by entry.
+// polytope of 2 to DMAX = 6 dimensions, the same way and with the same results as
+// exactrelu/certify.py's arrangement path (_Certifier._arranged, _Arrangement, _child_lives), and
+// assembles what the certificate needs (vertices deduplicated exactly, adjacency, linear pieces)
+// as the Python engine (exactrelu/engines/python.py) does. It returns plain data (lists of
+// Python ints, the fields of exactrelu.engines.Complex), never the certificate's objects:
+// exactrelu/engines/compiled.py decides when this applies and builds the input, and
+// exactrelu/engines/_complex.py makes the certificate. tests/test_engines.py compares the two
+// engines' canonical forms, tests/test_fastpath.py their certificates entry by entry.
 //
 // Exactness. Every number that reaches the certificate is an exact integer or rational (GMP, or
 // fixed-width integers that a bound proves large enough). Every sign is exact: it is decided by a
@@ -18,13 +18,13 @@
 // point near a cell's float centroid, accepted only after an exact check against every facet.
 //
 // Layout: cells form a tree by layer. For a parent cell (2-D: a counter-clockwise ring of vertex
-// ids with one facet per side; 3-D: vertex ids with the vertices of each facet) the switching
+// ids with one facet per side; d >= 3: vertex ids with the vertices of each facet) the switching
 // functions of the next op are exactly affine; its children are the cells of their hyperplanes
 // inside it, built by successive exact cuts. Vertices are homogeneous integer rows (x_1 .. x_d,
-// W), W > 0: a vertex made where a hyperplane cuts a side (edge) is the cross product of the
-// cutting row with the rows of the side (two independent rows of the edge), so coordinates never
-// grow by chains of interpolation. Maps are integer matrices over one positive denominator per
-// level.
+// W), W > 0: a vertex made where a hyperplane cuts a side (edge) is the generalized cross product
+// of the cutting row with d - 1 independent rows of the side (see meet), so coordinates
+// never grow by chains of interpolation. Maps are integer matrices over one positive denominator
+// per level. Volumes (and the check that children's sum to their parent's) up to 3-D only.
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -206,7 +207,7 @@ inline double scale2(double m, long d) {
 // every entry times one common power of two 2^-e (so that every entry is at most 1 in
 // magnitude), each with relative error below 2^-52 (mpz_get_d_2exp truncates a 53-bit mantissa)
 // plus an absolute error below 2^-1074 where scaling underflows.
-constexpr int DMAX = 3;  // input dimensions of the compiled engine
+constexpr int DMAX = 6;  // input dimensions of the compiled engine (2 to DMAX)
 
 // h_i = mm_i 2^(e_i - max e) for the m entries mm_i 2^e_i (the non-zero ones set the maximum)
 void scale_common(const double* mm, const long* e, int m, double* h) {
@@ -223,12 +224,12 @@ void approx_n(const Z* z, int m, double* h) {
     scale_common(mm, e, m, h);
 }
 
-// The sign of r . v (m = d + 1 <= 4 terms) from the scaled approximations above, or 2 when the
-// float computation cannot decide it. With exact scaled values R_i, V_i (|R_i|, |V_i| <= 1) and
-// approximations r_i = R_i (1 + e), v_i = V_i (1 + e') + t (|e|, |e'| < 2^-52, |t| < 2^-1074):
-// each product r_i v_i is within 2^-50.9 |r_i v_i| + 2^-1073 of R_i V_i, its rounding adds
-// 2^-53 |p_i| + 2^-1074 and the (at most three) additions 3 2^-53 m, so the computed sum is
-// within 2^-49.9 m + 2^-1068 of the exact one (m the sum of the computed |p_i|); the bound
+// The sign of r . v (m = d + 1 <= DMAX + 1 = 7 terms) from the scaled approximations above, or 2
+// when the float computation cannot decide it. With exact scaled values R_i, V_i (|R_i|, |V_i| <=
+// 1) and approximations r_i = R_i (1 + e), v_i = V_i (1 + e') + t (|e|, |e'| < 2^-52, |t| <
+// 2^-1074): each product r_i v_i is within 2^-50.9 |r_i v_i| + 2^-1073 of R_i V_i, its rounding
+// adds 2^-53 |p_i| + 2^-1074 and the (at most six) additions 6 2^-53 m, so the computed sum is
+// within 2^-49.5 m + 2^-1066 of the exact one (m the sum of the computed |p_i|); the bound
 // used, 2^-48 m + 2^-1060, is above that (its own rounding included). The true value has the
 // sign of R . V since both scalings are positive powers of two.
 inline int filtered_sign(const double* r, const double* v, int m) {
@@ -624,7 +625,7 @@ struct Cell {
     int level = 0;
     std::vector<int> ring;       // vertex ids (2-D: counter-clockwise)
     std::vector<Facet> facets;   // 2-D: facet k joins ring[k] and ring[k + 1]
-    Q w[DMAX];                   // a witness strictly inside
+    std::vector<Q> w;            // a witness strictly inside (d coordinates: a rational allocates)
     Z vn, vd;                    // the area vn / vd (vd > 0; not in lowest terms)
     Map live;                    // n x (d + 1) integer map over the level's den (level L: the output)
     std::shared_ptr<StateNode> states;
@@ -644,6 +645,104 @@ int sign_at(const Row& r, int sg, const Vertex& v) {
     int s = filtered_sign(r.h, v.h, v.m);
     if (s != 2) return sg * s;
     return exact_sign(r, sg, v);
+}
+
+// Exact linear independence of integer rows of m <= DMAX + 1 entries, one row at a time: the rows
+// kept so far are in fraction-free echelon form (kept row k is zero in the pivot columns of the
+// rows kept before it, and non-zero in its own, piv[k]); a new row is reduced against them
+// (r <- e_k[p] r - r[p] e_k, exact) and kept iff something is left, that is iff it is
+// independent of them.
+struct Echelon {
+    Z e[DMAX + 1][DMAX + 1];
+    int piv[DMAX + 1];
+    int n = 0, m = 0;
+    void reset(int m_) {
+        n = 0;
+        m = m_;
+    }
+    bool add(const Z* row) {
+        if (n >= m) return false;
+        Z* r = e[n];
+        for (int i = 0; i < m; ++i) mpz_set(r[i].v, row[i].v);
+        thread_local Z t;
+        for (int k = 0; k < n; ++k) {
+            const int p = piv[k];
+            if (r[p].sgn() == 0) continue;
+            mpz_set(t.v, r[p].v);
+            for (int i = 0; i < m; ++i) {
+                mpz_mul(r[i].v, r[i].v, e[k][p].v);
+                mpz_submul(r[i].v, t.v, e[k][i].v);
+            }
+        }
+        for (int i = 0; i < m; ++i)
+            if (r[i].sgn()) {
+                piv[n++] = i;
+                return true;
+            }
+        return false;
+    }
+};
+
+// out = the determinant of the 3 x 3 integer matrix (rows[i][cols[j]])
+void det3(const Z* const* rows, const int* cols, Z& out) {
+    thread_local Z t;
+    auto at = [&](int i, int j) -> mpz_srcptr { return rows[i][cols[j]].v; };
+    mpz_mul(t.v, at(1, 1), at(2, 2));
+    mpz_submul(t.v, at(1, 2), at(2, 1));
+    mpz_mul(out.v, at(0, 0), t.v);
+    mpz_mul(t.v, at(1, 0), at(2, 2));
+    mpz_submul(t.v, at(1, 2), at(2, 0));
+    mpz_submul(out.v, at(0, 1), t.v);
+    mpz_mul(t.v, at(1, 0), at(2, 1));
+    mpz_submul(t.v, at(1, 1), at(2, 0));
+    mpz_addmul(out.v, at(0, 2), t.v);
+}
+
+// The point where the hyperplanes of n independent integer rows of n + 1 entries (3 <= n <=
+// DMAX) meet, as homogeneous coordinates x (r . x = 0 for each row, x_n != 0); false where they
+// meet in no point (the first n columns are singular). Three rows: their generalized cross
+// product, x_i = (-1)^i times the determinant of the rows without column i (r . x is the
+// determinant of the rows with r added on top, expanded along r). More: one fraction-free
+// Gauss-Jordan elimination (Bareiss's, as Montante's method), fewer operations than n + 1
+// determinants: row operations keep the null space, and the rows end as [D I | v] with D the
+// determinant of the first n columns and v_i that of the first n with column i replaced by the
+// last (Cramer), so x = (-v, D), the same vector up to sign.
+bool meet(const Z* const* rows, int n, Z* x) {
+    if (n == 3) {
+        int cols[3];
+        for (int i = 0; i <= 3; ++i) {
+            for (int j = 0, c = 0; j <= 3; ++j)
+                if (j != i) cols[c++] = j;
+            det3(rows, cols, x[i]);
+            if (i & 1) mpz_neg(x[i].v, x[i].v);
+        }
+        return x[3].sgn() != 0;
+    }
+    thread_local Z a[DMAX][DMAX + 1], prev, t;
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j <= n; ++j) mpz_set(a[i][j].v, rows[i][j].v);
+    mpz_set_ui(prev.v, 1);
+    for (int k = 0; k < n; ++k) {
+        int p = k;
+        while (p < n && a[p][k].sgn() == 0) ++p;
+        if (p == n) return false;
+        if (p != k)
+            for (int j = 0; j <= n; ++j) mpz_swap(a[p][j].v, a[k][j].v);
+        for (int i = 0; i < n; ++i) {
+            if (i == k) continue;
+            for (int j = k + 1; j <= n; ++j) {
+                mpz_mul(t.v, a[k][k].v, a[i][j].v);
+                mpz_submul(t.v, a[i][k].v, a[k][j].v);
+                mpz_divexact(a[i][j].v, t.v, prev.v);
+            }
+            mpz_set_ui(a[i][k].v, 0);
+            if (i < k) mpz_set(a[i][i].v, a[k][k].v);  // (a_kk a_ii - 0) / prev, a_ii = prev
+        }
+        mpz_set(prev.v, a[k][k].v);
+    }
+    for (int i = 0; i < n; ++i) mpz_neg(x[i].v, a[i][n].v);
+    mpz_set(x[n].v, prev.v);
+    return true;
 }
 
 // (number of the parent cell, states of one level) without copying the states
@@ -675,7 +774,7 @@ struct PKeyHash {
 struct LeafRec {
     std::shared_ptr<StateNode> node;     // the states of every level (released once numbered)
     std::vector<int> state_ids;
-    Q w[DMAX];
+    std::vector<Q> w;                    // d coordinates
     std::vector<int> frow;               // output row id per facet
     std::vector<long> fids;              // every facet's ids, facet after facet
     std::vector<int> fid_end;            // the end of facet k's ids in fids
@@ -720,9 +819,9 @@ struct RowOut {
 };
 
 struct VertOut {
-    Q x[DMAX];
+    std::vector<Q> x;  // d coordinates (as many rationals as used: each allocates)
     double f[DMAX];
-    Z h[DMAX + 1];  // 3-D: homogeneous coordinates (last > 0), for exact separation tests
+    std::vector<Z> h;  // d >= 3: homogeneous coordinates (last > 0), for exact separation tests
 };
 
 // ---------------------------------------------------------------------------- the certifier
@@ -837,7 +936,7 @@ class Certifier {
         o->level = c.level;
         o->states = c.states;
         o->up = c.up;
-        for (int i = 0; i < DMAX; ++i) o->w[i] = c.w[i];
+        o->w = c.w;
         o->vn = c.vn;
         o->vd = c.vd;
         o->live = std::move(c.live);
@@ -1018,46 +1117,33 @@ class Certifier {
         return (int)verts.size() - 1;
     }
 
-    // 3-D: the point where plane `ra` cuts an edge: with two rows vanishing on the edge (of those
-    // vanishing at both its ends, `tight`) independent with `ra`, the generalized cross product
-    // of the three rows (its 3 x 3 minors)
-    int new_vertex3(const Row& ra, const std::vector<uint64_t>& tight) {
-        const Row& a = ra.need();
-        std::vector<int> rs;
-        for (size_t w = 0; w < tight.size(); ++w)
-            for (uint64_t bits = tight[w]; bits; bits &= bits - 1)
-                rs.push_back((int)(w * 64 + (size_t)__builtin_ctzll(bits)));
+    // d >= 3: the point where hyperplane `ra` cuts an edge: with d - 1 rows vanishing on the edge
+    // (of those vanishing at both its ends, `tight`) independent with `ra`, the point where the d
+    // rows meet (see meet). The rows are chosen greedily, each kept iff it is independent of
+    // those kept before (exact, see Echelon).
+    int new_vertex_d(const Row& ra, const std::vector<uint64_t>& tight) {
+        const int d = spec_.d, M = d + 1;
+        const Row* chosen[DMAX];
+        int k = 0;
+        thread_local Echelon ech;
+        ech.reset(M);
+        ech.add(&ra.need().e[0]);
+        chosen[k++] = &ra;
+        for (size_t w = 0; w < tight.size() && k < d; ++w)
+            for (uint64_t bits = tight[w]; bits && k < d; bits &= bits - 1) {
+                const Row& r = rowp_[w * 64 + (size_t)__builtin_ctzll(bits)]->need();
+                if (ech.add(&r.e[0])) chosen[k++] = &r;
+            }
+        if (k < d) throw CertError("an edge of a cell lies on no d - 1 independent constraints");
         verts.emplace_back();
         Vertex& v = verts.back();
-        v.m = 4;
-        thread_local Z t1, t2;
-        // det of the rows' columns (c0, c1, c2)
-        auto det3 = [&](const Row& p, const Row& q, const Row& r, int c0, int c1, int c2, Z& out) {
-            mpz_mul(t1.v, q.e[c1].v, r.e[c2].v);
-            mpz_submul(t1.v, q.e[c2].v, r.e[c1].v);
-            mpz_mul(out.v, p.e[c0].v, t1.v);
-            mpz_mul(t1.v, q.e[c0].v, r.e[c2].v);
-            mpz_submul(t1.v, q.e[c2].v, r.e[c0].v);
-            mpz_submul(out.v, p.e[c1].v, t1.v);
-            mpz_mul(t1.v, q.e[c0].v, r.e[c1].v);
-            mpz_submul(t1.v, q.e[c1].v, r.e[c0].v);
-            mpz_addmul(out.v, p.e[c2].v, t1.v);
-        };
-        for (size_t x = 0; x < rs.size(); ++x)
-            for (size_t y = x + 1; y < rs.size(); ++y) {
-                const Row& b = rowp_[(size_t)rs[x]]->need();
-                const Row& c = rowp_[(size_t)rs[y]]->need();
-                det3(a, b, c, 0, 1, 2, t2);
-                if (t2.sgn() == 0) continue;  // dependent: no single point
-                mpz_neg(v.x[3].v, t2.v);
-                det3(a, b, c, 1, 2, 3, v.x[0]);
-                det3(a, b, c, 0, 2, 3, v.x[1]);
-                mpz_neg(v.x[1].v, v.x[1].v);
-                det3(a, b, c, 0, 1, 3, v.x[2]);
-                finish_vertex(v);
-                return (int)verts.size() - 1;
-            }
-        throw CertError("an edge of a cell lies on no two independent constraints");
+        v.m = M;
+        const Z* rows[DMAX];
+        for (int i = 0; i < d; ++i) rows[i] = &chosen[i]->e[0];
+        if (!meet(rows, d, v.x))
+            throw CertError("a cut hyperplane is parallel to the edge it cuts");
+        finish_vertex(v);
+        return (int)verts.size() - 1;
     }
 
     // W > 0 and no common power of two (the network's numbers are dyadic: rows carry large ones)
@@ -1083,7 +1169,7 @@ class Certifier {
     void keep_ref(const Cell& P, const Level& lv, const Cell& kid);
     void child_maps_z(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
     void witness(Cell& c);
-    void volume(Cell& c) { if (spec_.d == 2) volume2(c); else volume3(c); }
+    void volume(Cell& c) { if (spec_.d == 2) volume2(c); else volume3(c); }  // d <= 3 (parse)
     void volume2(Cell& c);
     void volume3(Cell& c);
     void emit(Cell& c);
@@ -1228,7 +1314,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         const uint64_t* zq = Zv((size_t)q);
         std::vector<uint64_t> kn(words_);
         for (size_t w = 0; w < words_; ++w) kn[w] = zp[w] & zq[w];
-        int id = d == 2 ? new_vertex(*rowp_[(size_t)i], kn) : new_vertex3(*rowp_[(size_t)i], kn);
+        int id = d == 2 ? new_vertex(*rowp_[(size_t)i], kn) : new_vertex_d(*rowp_[(size_t)i], kn);
         int x = (int)(lv_.size() + fresh.size());
         set_bit(kn.data(), (size_t)i);
         for (size_t w = 0; w < words_; ++w) kn[w] |= vanish[w];
@@ -1399,7 +1485,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         if (only && !touched) {  // nothing cuts or touches P: the same polygon, facets, witness, volume
             c->ring = P.ring;
             c->facets = P.facets;
-            for (int i = 0; i < DMAX; ++i) c->w[i] = P.w[i];
+            c->w = P.w;
             c->vn = P.vn;
             c->vd = P.vd;
             kids.push_back(std::move(c));
@@ -1474,7 +1560,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             }
         }
         if (only) {
-            for (int i = 0; i < DMAX; ++i) c->w[i] = P.w[i];
+            c->w = P.w;
             c->vn = P.vn;
             c->vd = P.vd;
         } else {
@@ -1867,11 +1953,13 @@ void Certifier::child_maps_z(const Map& pm, const Level& lv, std::vector<std::sh
 }
 
 // A short dyadic point near the float centroid of the ring, checked strictly inside every facet
-// exactly; else the exact centroid of three ring vertices (never collinear: strictly inside).
+// exactly; else the exact centroid of three ring vertices in 2-D (never collinear: strictly
+// inside), of all the cell's vertices above.
 void Certifier::witness(Cell& c) {
     const int d = spec_.d;
     const size_t m = c.ring.size();
-    double sum[DMAX] = {0.0, 0.0, 0.0};
+    c.w.resize((size_t)d);
+    double sum[DMAX] = {};
     for (int id : c.ring) {
         Vertex& v = verts[(size_t)id];
         v.nearest();
@@ -1885,7 +1973,7 @@ void Certifier::witness(Cell& c) {
     if (finite) {
         // each coordinate as n_i / 2^k_i in lowest terms; D = 2^K, K = max k_i
         thread_local Z num[DMAX], t, u;
-        long k[DMAX] = {0, 0, 0};
+        long k[DMAX] = {};
         auto dyadic = [](double x, Z& nm, long& kk) {
             int e;
             double mant = std::frexp(x, &e);  // x = mant 2^e, 0.5 <= |mant| < 1
@@ -2131,6 +2219,7 @@ int Certifier::vert_out(int id) {
     v.nearest();
     verts_out.emplace_back();
     VertOut& o = verts_out.back();
+    o.x.resize((size_t)(v.m - 1));
     for (int i = 0; i + 1 < v.m; ++i) {
         mpq_set_num(o.x[i].v, v.x[i].v);
         mpq_set_den(o.x[i].v, v.W().v);
@@ -2138,7 +2227,7 @@ int Certifier::vert_out(int id) {
         o.f[i] = v.f[i];
     }
     if (v.m > 3)
-        for (int i = 0; i < v.m; ++i) o.h[i] = v.x[i];
+        o.h.assign(v.x, v.x + v.m);
     v.out = (int)verts_out.size() - 1;
     return v.out;
 }
@@ -2147,7 +2236,7 @@ void Certifier::emit(Cell& c) {
     LeafRec& lf = leaves.emplace_back();
     c.states->pack();
     lf.node = c.states;
-    for (int i = 0; i < spec_.d; ++i) lf.w[i] = std::move(c.w[i]);
+    lf.w = std::move(c.w);
     mpq_set_num(lf.volume.v, c.vn.v);
     mpq_set_den(lf.volume.v, c.vd.v);
     mpq_canonicalize(lf.volume.v);
@@ -2205,6 +2294,7 @@ struct Assembly {
     std::vector<std::vector<long>> adj_ids;
     std::vector<const RowOut*> lines;  // the key row of every adjacency line
     std::vector<long> pieces;
+    std::vector<long> undecided;  // above 3-D: adjacent pairs (indices) left to the caller's LP
 };
 
 struct LeafRef {
@@ -2224,23 +2314,28 @@ struct Item {
 struct Pair {
     long i, j, line;
     Ids fi, gi;
+    bool undecided;  // above 3-D: a pair the exact integer tests leave to the caller's LP
 };
 
-// 3-D: pairs of facets on one plane (opposite sides) that share a piece of positive area
-// (engines/python.py, _overlapping_facets). Boxes first, compared exactly along the coordinates the plane does
-// not fix: boxes apart or touching cannot share area. Then three shared vertices (three vertices
-// of a convex polygon are never collinear) mean a shared piece; else two convex polygons on the
-// plane share area unless a line of the plane separates them, and such a line can be taken through
-// an edge of one of them: an edge line of one facet is the plane cut by another facet of its
-// region, and the other polygon lies beyond it iff all its vertices are on or beyond that facet's
-// plane (exact integer tests).
-void overlapping3(const std::vector<Item>& items, const RowOut& plane, long g, const std::vector<LeafRef>& order,
-                  const std::vector<std::vector<int>>& vmap, const std::vector<const VertOut*>& gverts,
-                  std::vector<Pair>& pairs) {
+// d >= 3: pairs of facets on one hyperplane (opposite sides) that share a (d-1)-dimensional piece
+// (engines/python.py, _overlapping_facets). A facet with the vertices of one across is that facet:
+// they share all of it, and neither shares a piece with another (facets on one side of a
+// hyperplane have disjoint relative interiors). The others: boxes first, compared exactly along
+// the coordinates the hyperplane does not fix (apart or touching: no shared piece). Then d shared
+// vertices that are affinely independent (their homogeneous rows have rank d; in 3-D any three
+// vertices of a convex polygon) mean a shared piece; else the two share no piece if one lies on
+// or beyond another facet of the other's region (exact integer tests). In 3-D that decides: two
+// convex polygons on the plane share area unless a line of the plane separates them, and such a
+// line can be taken through an edge of one of them, an edge line of one facet being the plane
+// cut by another facet of its region. Above 3-D a separation may need edges of both: such a pair
+// is marked undecided (the caller decides it by an exact LP).
+void overlapping(const std::vector<Item>& items, const RowOut& plane, long g, int d,
+                 const std::vector<LeafRef>& order, const std::vector<std::vector<int>>& vmap,
+                 const std::vector<const VertOut*>& gverts, std::vector<Pair>& pairs) {
     std::vector<int> freec;
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < d; ++i) {
         bool free = false;
-        for (int k = 0; k < 3; ++k) free = free || (k != i && mpz_sgn(plane.k[k].v) != 0);
+        for (int k = 0; k < d; ++k) free = free || (k != i && mpz_sgn(plane.k[k].v) != 0);
         if (free) freec.push_back(i);
     }
     auto less = [&](int a, int b, int c) {
@@ -2250,16 +2345,17 @@ void overlapping3(const std::vector<Item>& items, const RowOut& plane, long g, c
     };
     struct Fc {
         const Item* it;
-        std::vector<int> vs;  // global vertex ids
-        int lo[3], hi[3];
+        std::vector<int> vs;  // global vertex ids, sorted
+        int lo[DMAX], hi[DMAX];
     };
     std::vector<Fc> plus, minus;
     for (const Item& it : items) {
         const LeafRec& lf = *order[(size_t)it.region].leaf;
         const std::vector<int>& vm = vmap[order[(size_t)it.region].ci];
-        Fc f{&it, {}, {0, 0, 0}, {0, 0, 0}};
+        Fc f{&it, {}, {}, {}};
         for (int pos : lf.fv[(size_t)it.facet]) f.vs.push_back(vm[(size_t)lf.verts[(size_t)pos]]);
-        for (int c = 0; c < 3; ++c) {
+        std::sort(f.vs.begin(), f.vs.end());
+        for (int c = 0; c < d; ++c) {
             f.lo[c] = f.hi[c] = f.vs[0];
             for (int v : f.vs) {
                 if (less(v, f.lo[c], c)) f.lo[c] = v;
@@ -2268,6 +2364,29 @@ void overlapping3(const std::vector<Item>& items, const RowOut& plane, long g, c
         }
         (it.side > 0 ? plus : minus).push_back(std::move(f));
     }
+    if (plus.empty() || minus.empty()) return;
+    auto pair_of = [&](const Fc& p, const Fc& q, bool undecided) {
+        long a = p.it->region, b = q.it->region;
+        pairs.push_back(Pair{std::min(a, b), std::max(a, b), g, p.it->ids, q.it->ids, undecided});
+    };
+    // twins: the same vertices on both sides
+    std::map<std::vector<int>, size_t> across;
+    for (size_t k = 0; k < minus.size(); ++k) across.emplace(minus[k].vs, k);
+    std::vector<char> twinned(minus.size(), 0);
+    std::vector<const Fc*> rest;
+    for (const Fc& p : plus) {
+        auto it = across.find(p.vs);
+        if (it != across.end() && !twinned[it->second]) {
+            twinned[it->second] = 1;
+            pair_of(p, minus[it->second], false);
+        } else {
+            rest.push_back(&p);
+        }
+    }
+    std::vector<const Fc*> others;
+    for (size_t k = 0; k < minus.size(); ++k)
+        if (!twinned[k]) others.push_back(&minus[k]);
+    if (rest.empty() || others.empty()) return;
     // the region's other facets as integer rows r with r . (x, -1) >= 0 on or beyond them
     auto beyond = [&](const Item& it, const std::vector<int>& vs) {
         const LeafRec& lf = *order[(size_t)it.region].leaf;
@@ -2280,32 +2399,44 @@ void overlapping3(const std::vector<Item>& items, const RowOut& plane, long g, c
             for (size_t x = 0; x < vs.size() && all; ++x) {
                 const VertOut& v = *gverts[(size_t)vs[x]];
                 mpz_mul(t.v, h.k[0].v, v.h[0].v);
-                mpz_addmul(t.v, h.k[1].v, v.h[1].v);
-                mpz_addmul(t.v, h.k[2].v, v.h[2].v);
-                mpz_submul(t.v, h.k[3].v, v.h[3].v);
+                for (int c = 1; c < d; ++c) mpz_addmul(t.v, h.k[c].v, v.h[c].v);
+                mpz_submul(t.v, h.k[d].v, v.h[d].v);
                 all = h.side * mpz_sgn(t.v) >= 0;
             }
             if (all) return true;
         }
         return false;
     };
+    // do the shared vertices span a (d-1)-simplex?
+    auto spanning = [&](const std::vector<int>& common) {
+        if ((int)common.size() < d) return false;
+        if (d == 3) return true;
+        thread_local Echelon ech;
+        ech.reset(d + 1);
+        for (int v : common)
+            if (ech.add(gverts[(size_t)v]->h.data()) && ech.n == d) return true;
+        return false;
+    };
+    // a sweep along the first free coordinate: the other facets by their lower ends; once one is
+    // at or past this facet's upper end, so are the later ones
+    const int c0 = freec[0];
+    std::sort(others.begin(), others.end(),
+              [&](const Fc* a, const Fc* b) { return less(a->lo[c0], b->lo[c0], c0); });
     std::vector<int> common;
-    for (const Fc& p : plus) {
-        std::vector<int> ps(p.vs);
-        std::sort(ps.begin(), ps.end());
-        for (const Fc& q : minus) {
+    for (const Fc* p : rest) {
+        for (const Fc* q : others) {
+            if (!less(q->lo[c0], p->hi[c0], c0)) break;
             bool apart = false;
             for (int c : freec)
-                apart = apart || !less(q.lo[c], p.hi[c], c) || !less(p.lo[c], q.hi[c], c);
+                apart = apart || !less(q->lo[c], p->hi[c], c) || !less(p->lo[c], q->hi[c], c);
             if (apart) continue;
-            std::vector<int> qs(q.vs);
-            std::sort(qs.begin(), qs.end());
             common.clear();
-            std::set_intersection(ps.begin(), ps.end(), qs.begin(), qs.end(), std::back_inserter(common));
-            if (common.size() >= 3 || (!beyond(*p.it, q.vs) && !beyond(*q.it, p.vs))) {
-                long a = p.it->region, b = q.it->region;
-                pairs.push_back(Pair{std::min(a, b), std::max(a, b), g, p.it->ids, q.it->ids});
-            }
+            std::set_intersection(p->vs.begin(), p->vs.end(), q->vs.begin(), q->vs.end(),
+                                  std::back_inserter(common));
+            if (spanning(common))
+                pair_of(*p, *q, false);
+            else if (!beyond(*p->it, q->vs) && !beyond(*q->it, p->vs))
+                pair_of(*p, *q, d > 3);
         }
     }
 }
@@ -2350,7 +2481,7 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
         std::vector<Item>& items_ = groups[g];
         const RowOut& lr = *line_row[g];
         if (d != 2) {
-            overlapping3(items_, lr, (long)g, order, vmap, gverts, pairs);
+            overlapping(items_, lr, (long)g, d, order, vmap, gverts, pairs);
             continue;
         }
         int c = mpz_sgn(lr.k[1].v) != 0 ? 0 : 1;  // a coordinate the line does not fix
@@ -2377,13 +2508,14 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
                 if (!less(q.lo, p.hi)) break;
                 if (less(p.lo, q.hi)) {
                     long a = p.it->region, b = q.it->region;
-                    pairs.push_back(Pair{std::min(a, b), std::max(a, b), (long)g, p.it->ids, q.it->ids});
+                    pairs.push_back(
+                        Pair{std::min(a, b), std::max(a, b), (long)g, p.it->ids, q.it->ids, false});
                 }
             }
         }
     }
     std::sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) {
-        return a.i != b.i ? a.i < b.i : a.j < b.j;
+        return a.i != b.i ? a.i < b.i : a.j != b.j ? a.j < b.j : a.undecided < b.undecided;
     });
     out.lines = line_row;
     for (size_t k = 0; k < pairs.size(); ++k) {
@@ -2392,13 +2524,15 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
         out.adj_i.push_back(p.i);
         out.adj_j.push_back(p.j);
         out.adj_line.push_back(p.line);
+        if (p.undecided) out.undecided.push_back((long)out.adj_i.size() - 1);
         std::vector<long> ids(p.fi.begin(), p.fi.end());
         ids.insert(ids.end(), p.gi.begin(), p.gi.end());
         std::sort(ids.begin(), ids.end());
         ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
         out.adj_ids.push_back(std::move(ids));
     }
-    // pieces: adjacent regions with the identical output map (all over one denominator)
+    // pieces: adjacent regions with the identical output map (all over one denominator), through
+    // the pairs decided here (the caller joins the pieces of undecided pairs it confirms)
     std::vector<long> parent(order.size());
     for (size_t i = 0; i < parent.size(); ++i) parent[i] = (long)i;
     auto find = [&](long x) {
@@ -2408,7 +2542,12 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
         }
         return x;
     };
+    size_t next_undecided = 0;
     for (size_t k = 0; k < out.adj_i.size(); ++k) {
+        if (next_undecided < out.undecided.size() && out.undecided[next_undecided] == (long)k) {
+            ++next_undecided;
+            continue;
+        }
         if (!order[(size_t)out.adj_i[k]].leaf->out.equal(order[(size_t)out.adj_j[k]].leaf->out)) continue;
         long ri = find(out.adj_i[k]), rj = find(out.adj_j[k]);
         if (ri != rj) parent[(size_t)std::max(ri, rj)] = std::min(ri, rj);
@@ -2427,9 +2566,9 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
 
 // spec = (d, root, levels, domain_ids[, volumes]): volumes 0 skips every cell's volume and the
 //   check that children's sum to their parent's (a cut of an unbounded domain, whose volumes
-//   are not written)
-//   root = (vertices [(X, Y, W)], facets [(a, b, c, scale, ids)], witness (xn, xd, yn, yd),
-//           volume (n, d), den, map [ints, n0 x 3])
+//   are not written; every domain above 3-D)
+//   root = (vertices [(x_1, .., x_d, W)], facets [(row, scale, ids, vertices)], witness
+//           (n_1, d_1, .., n_d, d_d), volume (n, d), den, map [ints, n0 x (d + 1)])
 //   level = (n, thresholds [(p, q)], states [(slope, const)], sa, offset, Az [ints], n_out,
 //            az [ints] or None, dA)
 // limbs of a two's complement integer holding every value of magnitude at most B
@@ -2512,10 +2651,13 @@ void parse(PyObject* arg, Parsed& P) {
         throw std::runtime_error("exactrelu._core: spec must be (d, root, levels, domain_ids[, volumes])");
     Spec& spec = P.spec;
     spec.d = (int)get_long(top[0]);
-    if (spec.d < 2 || spec.d > DMAX) throw std::runtime_error("exactrelu._core: 2-D and 3-D domains only");
+    if (spec.d < 2 || spec.d > DMAX)
+        throw std::runtime_error("exactrelu._core: 2-D to 6-D domains only");
     const int M = spec.d + 1;
     spec.domain_ids = get_long(top[3]);
     if (top.size() == 5) spec.volumes = get_long(top[4]) != 0;
+    if (spec.volumes && spec.d > 3)
+        throw std::runtime_error("exactrelu._core: volumes up to 3-D only (volumes 0)");
 
     std::vector<PyObject*> root = items(top[1], "root");
     Guard g1{root};
@@ -2581,6 +2723,7 @@ void parse(PyObject* arg, Parsed& P) {
     std::vector<Z> w;
     get_zs(root[2], w, "witness");
     if ((int)w.size() != 2 * spec.d) throw std::runtime_error("exactrelu._core: witness is (n_1, d_1, .., n_d, d_d)");
+    cell->w.resize((size_t)spec.d);
     for (int i = 0; i < spec.d; ++i) {
         if (w[(size_t)(2 * i + 1)].sgn() <= 0) throw std::runtime_error("exactrelu._core: a witness denominator <= 0");
         mpq_set_num(cell->w[i].v, w[(size_t)(2 * i)].v);
@@ -3282,6 +3425,7 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             aid_start.add(naid_all);
         }
         Ref py_pieces(i64_bytes(A.pieces));
+        Ref py_undecided(int_list(A.undecided));
         long n_cells = main.n_cells;
         double seconds[P_N] = {0};
         for (int k = 0; k < P_N; ++k) seconds[k] = main.seconds[k];
@@ -3318,13 +3462,14 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             o_as(aid_start.take()), o_af(aid_flat.take());
         PyObject* result = Py_BuildValue(
             "{s:i,s:i,s:O,s:O,s:O,s:O,s:(OO),s:O,s:O,s:O,s:(OO),s:(OO),s:O,s:O,s:O,s:O,s:O,s:O,s:(OO),"
-            "s:O,s:O,s:O,s:O}",
+            "s:O,s:O,s:O,s:O,s:O}",
             "d", d, "n_out", last.n_out, "states", py_states.p, "state_ids", py_state_ids.p,
             "witness", o_wit.p, "vertices", o_verts.p, "region_vertices", o_vs.p, o_vf.p,
             "rows", o_rows.p, "facet_start", o_fs.p, "facet_row", o_fr.p, "facet_ids", o_is.p, o_if.p,
             "facet_vertices", o_fvs.p, o_fvf.p, "outputs", o_outs.p, "volume", o_vol.p,
             "repaired", o_rep.p, "adj_i", o_ai.p, "adj_j", o_aj.p, "adj_plane", o_ap.p,
-            "adj_ids", o_as.p, o_af.p, "planes", o_planes.p, "pieces", py_pieces.p, "counts", counts.p,
+            "adj_ids", o_as.p, o_af.p, "planes", o_planes.p, "pieces", py_pieces.p,
+            "undecided", py_undecided.p, "counts", counts.p,
             "seconds", secs.p);
         if (!result) throw PyError();
         // freeing millions of GMP integers takes a while: a thread of its own does it
@@ -3343,15 +3488,16 @@ PyMethodDef methods[] = {
     {"certify2d", certify2d, METH_VARARGS,
      "certify2d(spec, threads, proposals[, report[, max_leaves]]) -> dict of plain data (int64 bytes, lists of ints),\n"
      "or an int when more than max_leaves > 0 regions exist (a lower bound of their number)\n\n"
-     "The compiled exact layer for bounded 2-D domains and chains of affine layers and elementwise\n"
-     "ops; see exactrelu/engines/compiled.py for the spec and the result."},
+     "The compiled exact layer for bounded 2-D to 6-D domains and chains of affine layers and\n"
+     "elementwise ops; see exactrelu/engines/compiled.py for the spec and the result."},
     {"settle", settle, METH_NOARGS,
      "settle() -> None\n\nWait until the memory of finished certifications is freed (it is freed on threads of\n"
      "their own after certify2d returns; benchmarks call this so that it does not run beside what they time)."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT, "exactrelu._core",
-                      "Compiled exact layer (GMP) for 2-D and 3-D domains; used through exactrelu.engines.compiled.", -1,
+                      "Compiled exact layer (GMP) for 2-D to 6-D domains; used through "
+                      "exactrelu.engines.compiled.", -1,
                       methods, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace

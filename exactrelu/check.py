@@ -186,12 +186,33 @@ How it is fast without trusting anything but exact arithmetic (and cddlib's exac
   Python's 64-bit ``hash``, equal hashes compared exactly (a collision costs a comparison, never
   a verdict); 1-D and 2-D adjacency groups facets by the hash of the states before ``j0`` (a
   collision merges two groups, which yields no false pair: see :class:`_FacetTable`).
+
+The compiled pass (:func:`_check_compiled`, the extension ``exactrelu._checkcore``, built from
+``exactrelu/_checkcore.cpp``, which shares no code with the certifier's ``exactrelu/_core.cpp``)
+proves the same claims in the same way on the common case: a chain (:class:`_ChainRunner`) of
+elementwise ops with one or two thresholds, on a bounded 1-D or 2-D domain. It reads the
+certificate's columns (:class:`~exactrelu._columns.Complex`: a columnar certificate's own,
+unchanged; objects are validated by :func:`_validate_region` and turned into columns) a chunk of
+regions at a time and keeps, per region, what the Python pass keeps (hashes, the proven facets
+for adjacency). In it: a prefix's map is an integer matrix product over one denominator (in
+128-bit integers where the operands' sizes bound every sum, else GMP; consecutive siblings by
+adding the change of the units whose state differs); a sign of a switching row at a witness or
+vertex is decided by a float filter with a rigorous error bound or exactly in integers; a 2-D
+area is the shoelace sum over the vertices sorted by exact orientation tests; vertices and facet
+ends are ordered by truncated floats (monotone) with exact ties. It either proves every claim it
+covers (then distinct patterns, the volume sum and the pieces are checked as on the Python path)
+or stops with a reason, and the Python pass then runs from the start and names the false claim:
+the verdict and the message are the Python pass's. ``EXACTRELU_CHECK_PYTHON=1`` (or
+``_COMPILED = False``) runs the Python pass everywhere; so does ``_GENERIC_MAPS``. A sharded
+certificate takes the Python pass (the compiled pass's ``Checker.regions`` takes any chunk's
+columns with the index of its first region, in order, so each shard's columns can be fed to it).
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import math
 import os
 import random
@@ -199,12 +220,14 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
+from types import ModuleType
 from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._columns import Adjacencies, Complex, Regions, Vertices, complex_of
 from ._deps import cdd, cdd_gmp, flint
 from ._exact import ExactMap, identity_map, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
@@ -215,7 +238,15 @@ from .domain import Domain, Slice, as_domain
 from .errors import CertificateError, InvalidInputError
 from .rules import _ElementwiseRule, plain_elementwise
 
+_checkcore: ModuleType | None
+try:
+    from . import _checkcore  # optional compiled extension
+except ImportError:  # built without a C++ compiler or GMP: the Python pass does everything
+    _checkcore = None
+
 __all__ = ["check"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -236,6 +267,9 @@ _VOLUME_FIELD_MAX_DIM = 3
 #: :class:`_ChainRunner` applies (set by the environment variable ``EXACTRELU_CHECK_GENERIC=1``
 #: or by tests, which check certificates both ways)
 _GENERIC_MAPS = os.environ.get("EXACTRELU_CHECK_GENERIC", "") == "1"
+#: run the compiled pass (:func:`_check_compiled`) where it applies; off with the environment
+#: variable ``EXACTRELU_CHECK_PYTHON=1`` or by tests, which check certificates both ways
+_COMPILED = os.environ.get("EXACTRELU_CHECK_PYTHON", "") != "1"
 #: pattern states are small integers (a state indexes an op's pieces)
 _MAX_STATE = 2 ** 31
 
@@ -1869,6 +1903,154 @@ def _distinct_patterns(cert: Certificate, hashes: np.ndarray) -> None:
         _fail(f"region {worst}: pattern listed twice")
 
 
+# ----------------------------------------------------------------------------- the compiled pass
+
+def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any, ...] | None:
+    """The columns of ``cert`` and the chain of ``prog`` as :mod:`exactrelu._checkcore` takes
+    them, or None where its pass does not apply: a columnar certificate whose regions, vertices
+    and adjacent pairs are its columns unchanged (:meth:`~exactrelu._columns.Lazy.pristine`), on a
+    bounded domain of dimension 1 or 2, without rays or lines, of a chain (:class:`_ChainRunner`)
+    of elementwise ops with one or two thresholds."""
+    dom = cert.domain
+    if (not dom.is_bounded or dom.dim not in (1, 2, 3) or dom.dim > _VOLUME_MAX_DIM
+            or not _ChainRunner.applies(prog)):
+        return None
+    nodes = prog.piecewise_nodes()
+    n_units = [math.prod(nd.out_shape) for nd in nodes]
+    regions, vertices, adjacency = cert.regions, cert.vertices, cert.adjacency
+    if (type(regions) is Regions and type(vertices) is Vertices
+            and type(adjacency) is Adjacencies and vertices.cx is regions.cx
+            and adjacency.cx is regions.cx and regions.pristine() and vertices.pristine()
+            and adjacency.pristine()):
+        cx = regions.cx
+    else:
+        got = _as_columns(cert, n_units, math.prod(prog.output_shape))
+        if got is None:
+            return None
+        cx = got
+    if (len(cx.states) != len(nodes) or len(cx.state_ids) != len(nodes)
+            or [t.n for t in cx.states] != n_units
+            or any(len(ids) != cx.num_regions for ids in cx.state_ids)
+            or cx.n_out != math.prod(prog.output_shape) or cx.num_regions != len(regions)
+            or cx.d != dom.dim or len(cx.facet_rays.flat) or cx.rays is not None
+            or cx.lines is not None):
+        return None
+    runner = _ChainRunner(prog, m0)
+    ops = []
+    for j in range(len(nodes)):
+        slopes, consts, lden = runner.ops[j]
+        ts = runner._thresholds(j)
+        if len(ts) not in (1, 2) or len(slopes) != len(ts) + 1:
+            return None
+        a, aden = runner.stretch[j]
+        ops.append((n_units[j], [(t.numerator, t.denominator) for t in ts],
+                    [v for row in slopes for v in row], [v for row in consts for v in row], lden,
+                    [int(v) for v in a.entries()], aden, a.nrows()))
+    root = runner.memo.root
+    tables = [(np.ascontiguousarray(t.data, dtype=np.uint8), True) if t.bits
+              else (np.ascontiguousarray(t.data, dtype=np.int64), False) for t in cx.states]
+    return cx, ops, [int(v) for v in root.z.entries()], root.den, tables
+
+
+def _as_columns(cert: Certificate, n_units: list[int], n_out: int) -> Complex | None:
+    """The columns of a certificate held as objects (loaded from JSON, or changed in place), its
+    regions, vertices and adjacent pairs validated on the way (:func:`_validate_region`,
+    :func:`_validate_adjacency`, which the columns then stand for: same claims, as integers); None
+    where an object is malformed or has rays or lines (the Python pass names the field)."""
+    d = cert.domain.dim
+    if any(callable(getattr(seq, "shards", None))
+           for seq in (cert.regions, cert.vertices, cert.adjacency)):
+        return None  # sharded: never all in memory at once
+    try:
+        n_vert = len(cert.vertices)
+        for k, v in enumerate(_stream(cert.vertices)):
+            _qvec(v, d, f"vertex {k}")
+        patterns = _Patterns()
+        for pos, r in enumerate(_stream(cert.regions)):
+            _validate_region(pos, r, d, n_vert, patterns)
+            if (r.rays or r.lines or len(r.pattern) != len(n_units)
+                    or [len(p) for p in r.pattern] != n_units or len(r.output) != n_out
+                    or any(len(row) != d + 1 for row in r.output)):
+                return None
+        for n, a in enumerate(_stream(cert.adjacency)):
+            _validate_adjacency(n, a, d, len(cert.regions))
+    except CertificateError:
+        return None
+    return complex_of(d, len(n_units), list(_stream(cert.regions)), list(_stream(cert.vertices)),
+                      list(_stream(cert.adjacency)), cert.pieces)
+
+
+def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: list[int],
+                    dom_rows: list[list[fmpq]], progress: bool) -> str | None:
+    """The region pass, the global vertices and the adjacent pairs by :mod:`exactrelu._checkcore`
+    (where :func:`_compiled_input` says it applies), then what remains of :func:`check` (distinct
+    patterns, the volume sum, the pieces) as on the Python path. Returns None when every claim
+    holds; a reason when the compiled pass stopped (a false claim, or input outside it: the Python
+    pass is then run and names the claim); raises CertificateError for a false claim found here.
+
+    It proves what the Python pass proves on these certificates (the module docstring), region by
+    region in the same way: exact maps of every pattern prefix as integer matrices (GMP), signs of
+    every constraint at the witness and the vertices by a float filter with a rigorous error bound
+    and exact integers where it does not decide, the true facets by exact tightness, volumes as
+    the exact length or area of the hull of the listed vertices; adjacency from the proven facets
+    as :class:`_FacetTable`."""
+    got = _compiled_input(cert, prog, m0)
+    if got is None:
+        return "outside the compiled pass"
+    cx, ops, root_rows, root_den, tables = got
+    d = cx.d
+    ints = [_ints(row) for row in dom_rows]
+    dens = [math.lcm(*(int(v.q) for v in row)) for row in dom_rows]
+    try:
+        assert _checkcore is not None  # by check()
+        checker = _checkcore.Checker(d, offsets, [v for row in ints for v in row], dens, root_rows,
+                                     root_den, ops, cx.n_out, cx.vertices.num, cx.vertices.den)
+    except ValueError as exc:
+        return str(exc)
+    n_reg = cx.num_regions
+    def ix(a: Any) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.int64)  # no copy where it already is one
+
+    cols = (tables, [ix(a) for a in cx.state_ids], cx.witness.num, cx.witness.den,
+            ix(cx.region_vertices.start), ix(cx.region_vertices.flat), ix(cx.facet_start),
+            ix(cx.facet_row), ix(cx.facet_ids.start), ix(cx.facet_ids.flat),
+            ix(cx.facet_vertices.start), ix(cx.facet_vertices.flat), cx.rows.num, cx.rows.den,
+            cx.outputs.num, cx.outputs.den, cx.volume.num, cx.volume.den)
+    bar = progress_bar(n_reg, "checking regions", progress and n_reg > 1)
+    try:
+        for lo in range(0, n_reg, _CHUNK):
+            hi = min(lo + _CHUNK, n_reg)
+            reason = checker.regions(0, lo, hi, cols)
+            if reason is not None:
+                return str(reason)
+            bar.update(hi - lo)
+    finally:
+        bar.close()
+    if not n_reg:
+        return "no region"
+    out = checker.finish(n_reg, ix(cx.adj_i), ix(cx.adj_j), ix(cx.adj_plane),
+                         ix(cx.adj_ids.start), ix(cx.adj_ids.flat), cx.planes.num, cx.planes.den)
+    if isinstance(out, str):
+        return out
+    hashes, vol_num, vol_den, candidates = out
+    _distinct_patterns(cert, np.frombuffer(hashes, dtype=np.int64))
+    total_volume = Fraction(vol_num, vol_den)
+    dom = cert.domain
+    if total_volume != dom.volume():
+        _fail(f"completeness: region volumes sum to {total_volume}, the domain's volume is "
+              f"{dom.volume()} (a region is missing or its vertices are incomplete)")
+    width = cx.n_out * (d + 1)
+    num, den = cx.outputs.num, cx.outputs.den
+
+    def output(k: int) -> list[Fraction]:
+        return [Fraction(a, b) for a, b in zip(num[k * width:(k + 1) * width],
+                                                den[k * width:(k + 1) * width], strict=True)]
+
+    same = [(i, j) for i, j in candidates if output(i) == output(j)]
+    _check_pieces(cert.pieces, n_reg, same)
+    return None
+
+
 def _program(cert: Certificate, net: nn.Module | Program) -> Program:
     """The network captured at the certificate's input shape (which must fit the domain)."""
     shape = tuple(cert.input_shape)
@@ -1953,6 +2135,11 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     dom_irows = [_ints(row) for row in dom_rows]
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
+    if _COMPILED and not _GENERIC_MAPS and _checkcore is not None:
+        reason = _check_compiled(cert, prog, m0, offsets, dom_rows, progress)
+        if reason is None:
+            return cert
+        log.debug("compiled pass stopped (%s); the Python pass names the claim", reason)
     # vertices: read once (validated), held compactly; distinct points
     pts = _Points(cert.vertices, d)
     n_vert = len(pts)

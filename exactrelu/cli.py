@@ -343,7 +343,7 @@ def _parser() -> _Parser:
                    help="threads (compiled engine) or processes (Python engine) for the exact work "
                         "(default: EXACTRELU_WORKERS when set, else all cores)")
     v.add_argument("--engine", choices=("auto", "compiled", "python"), default="auto",
-                   help="the exact layer: compiled (2-D and 3-D, chains of affine layers and "
+                   help="the exact layer: compiled (2-D to 6-D, chains of affine layers and "
                         "ReLU-like ops), python (everything) or auto (compiled where it applies; "
                         "the default)")
     v.add_argument("--max-regions", type=int, metavar="N",

@@ -164,7 +164,7 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
 
     ``domain``: a list of (lo, hi) pairs, a :class:`~exactrelu.domain.Domain`. ``engine``: the
     exact layer to use. ``"compiled"`` (C++ and GMP, on ``workers`` threads, all cores by default)
-    takes chains of affine layers and ReLU/LeakyReLU/Hardtanh ops on bounded 2-D and 3-D domains;
+    takes chains of affine layers and ReLU/LeakyReLU/Hardtanh ops on 2-D to 6-D domains;
     ``"python"`` takes every network and domain; ``"auto"`` (default) takes the compiled one where
     it applies and no ``executor`` is given. Both give the same certificate. ``executor``: a
     ``dask.distributed.Client`` runs the cells of the first piecewise layer as tasks on its

@@ -24,6 +24,7 @@ from torch import nn
 import exactrelu
 from exactrelu import _exact
 from exactrelu.capture import capture
+from exactrelu.engines.compiled import MAX_DIM
 from exactrelu.strategies import networks
 from exactrelu.verify import PARALLEL_THRESHOLD
 
@@ -161,7 +162,7 @@ def assert_exact(net: nn.Module,
     pieces; returns the certificates."""
     d = len(box) if box is not None else net.input_shape[0]
     domain = box if box is not None else exactrelu.RealSpace(d)
-    engines = ["python"] + (["compiled"] if box is not None and d in (2, 3) else [])
+    engines = ["python"] + (["compiled"] if box is not None and 2 <= d <= MAX_DIM else [])
     certs = [exactrelu.verify(net, domain, progress=False, engine=e, workers=1) for e in engines]
     want = reference(net, box, [r.pattern for r in certs[0].regions])
     for cert in certs:
@@ -192,7 +193,7 @@ def near_degenerate_cases(draw: Any, dims: tuple[int, ...], bounded: bool = True
     return net, [(Fraction(p) - half, Fraction(p) + half) for p in net.near_point]
 
 
-@given(near_degenerate_cases((1, 2, 3, 4, 5)))
+@given(near_degenerate_cases((1, 2, 3, 4, 5, 6)))
 def test_adjacency_and_pieces_are_exact_on_near_degenerate_boxes(case):
     assert_exact(*case)
 

@@ -2,7 +2,7 @@
 complex, compared as canonical forms (:func:`exactrelu.engines.canonical`), on generated nets
 (generic, degenerate, near-degenerate) and hand-built degenerate ones, on every domain kind the
 compiled engine takes (boxes, polytopes, plane slices through higher-dimensional inputs, all of
-R^2 and R^3 and slices over them: regions with rays and lines)."""
+R^d and slices over it: regions with rays and lines), in 2-D to 6-D."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import random
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -135,11 +136,16 @@ def test_auto_takes_the_first_engine_that_applies():
     assert engines.choose("auto", prog, box2, Options(executor=cf.ThreadPoolExecutor(1))) \
         is ENGINES["python"]
     prog4 = capture(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1)), (4,))
-    why = ENGINES["compiled"].applies(prog4, box4, Options())
-    assert why is not None and "3-D" in why
-    assert engines.choose("auto", prog4, box4, Options()) is ENGINES["python"]
-    with pytest.raises(InvalidInputError, match="3-D"):
-        engines.choose("compiled", prog4, box4, Options())
+    assert engines.choose("auto", prog4, box4, Options()) is ENGINES["compiled"]
+    assert engines.choose("auto", prog4, RealSpace(4), Options()) is ENGINES["compiled"]
+    # beyond 6-D: the Python engine
+    prog7 = capture(nn.Sequential(nn.Linear(7, 3), nn.ReLU(), nn.Linear(3, 1)), (7,))
+    box7 = as_domain([(-1, 1)] * 7)
+    why = ENGINES["compiled"].applies(prog7, box7, Options())
+    assert why is not None and "6-D" in why
+    assert engines.choose("auto", prog7, box7, Options()) is ENGINES["python"]
+    with pytest.raises(InvalidInputError, match="6-D"):
+        engines.choose("compiled", prog7, box7, Options())
 
 
 # ----------------------------------------------------------------------------- generated nets
@@ -178,6 +184,25 @@ def test_engines_agree_on_a_wider_deeper_net(act):
     assert cert.num_regions > 400
 
 
+def nets_and_boxes_above_3d(**kw: Any) -> Any:
+    """4-D to 6-D: a small net (its regions are few, so that the Python engine's H->V in up to 6-D
+    stays cheap) on a box or a box cut by a halfspace."""
+    return st.sampled_from([4, 5, 6]).flatmap(lambda d: st.tuples(
+        ACTS.flatmap(lambda act: networks(input_dim=d, depth=(1, 2), widths=(2, 6),
+                                          activation=act, **kw)), domains(d, max_side=1)))
+
+
+@given(nets_and_boxes_above_3d())
+def test_engines_agree_on_generic_nets_above_3d(case):
+    exactrelu.check(assert_engines_agree(*case), case[0])
+
+
+@given(nets_and_boxes_above_3d(degenerate=True))
+def test_engines_agree_on_degenerate_nets_above_3d(case):
+    # duplicated, negated, parallel and concurrent units
+    exactrelu.check(assert_engines_agree(*case), case[0])
+
+
 @st.composite
 def near_degenerate(draw: Any, d: int) -> tuple:
     """A near-degenerate net and a box around its planted point (side 2 or 2^-40)."""
@@ -187,7 +212,7 @@ def near_degenerate(draw: Any, d: int) -> tuple:
     return net, [(Fraction(p) - half, Fraction(p) + half) for p in net.near_point]
 
 
-@given(st.sampled_from([2, 3]).flatmap(near_degenerate))
+@given(st.sampled_from([2, 3, 4]).flatmap(near_degenerate))
 def test_engines_agree_on_near_degenerate_nets(case):
     assert_engines_agree(*case)
 
@@ -214,6 +239,9 @@ def test_engines_agree_on_plane_slices(net, rnd):
     ("three classes", cons.three_classes(), 2),
     ("l1 ball 3-D", cons.l1_ball_classifier(3, 0.5), 3),
     ("diamond tube", cons.diamond_tube(), 3),
+    # 2^d orthants meeting at the origin, every facet of the cross-polytope through 2^(d-1) of them
+    ("l1 ball 4-D", cons.l1_ball_classifier(4, 0.5), 4),
+    ("l1 shell 5-D", cons.l1_shell(5, 0.5), 5),
 ])
 def test_engines_agree_on_degenerate_constructions(name, net, d):
     # hyperplanes through one point (every |x_i| kink meets at the origin), parallel families
@@ -245,6 +273,15 @@ def test_engines_agree_on_r3(net):
     exactrelu.check(assert_engines_agree(net, RealSpace(3)), net)
 
 
+@settings(max_examples=8)
+@given(st.sampled_from([4, 5]).flatmap(lambda d: networks(
+    input_dim=d, depth=(1, 1), widths=(1, 4), activation="mixed", degenerate=True)))
+def test_engines_agree_on_all_of_r4_and_r5(net):
+    # regions with rays (the directions of edges leaving the core's box: the null space of the
+    # facets through a vertex on it) and with lines (fewer than d independent normals)
+    exactrelu.check(assert_engines_agree(net, RealSpace(net.input_shape[0])), net)
+
+
 @settings(max_examples=10)
 @given(networks(input_dim=5, depth=(1, 2), widths=(1, 4), activation="mixed", degenerate=True),
        st.randoms(use_true_random=False), st.sampled_from([2, 3]))
@@ -263,15 +300,17 @@ def test_engines_agree_on_slices_over_all_of_rk(net, rnd, k):
     # every region holds the line of z (prisms over a 2-D arrangement), or lies between parallel
     # lines (strips and half-planes)
     ("prisms", cons.mlp(([[1, 0, 0], [0, 1, 0], [1, 1, 0]], [0, 0, -1]), ([[1, 1, -1]], [0])), 3),
+    ("prisms 4-D", cons.mlp(([[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 1, 0]], [0, 0, -1]),
+                            ([[1, 1, -1]], [0])), 4),
     ("strips", cons.mlp(([[1, 2], [-2, -4], [1, 2]], [0, 1, -3]), ([[1, -1, 2]], [0])), 2),
 ])
 def test_engines_agree_on_degenerate_constructions_on_rd(name, net, d):
     cert = assert_engines_agree(net, RealSpace(d))
     exactrelu.check(cert, net)
     assert any(r.rays for r in cert.regions)
-    if name in ("prisms", "strips"):
+    if name in ("prisms", "prisms 4-D", "strips"):
         # the lines as the reduced row echelon basis of the lineality space
-        line = (0, 0, 1) if d == 3 else (1, Fraction(-1, 2))
+        line = {2: (1, Fraction(-1, 2)), 3: (0, 0, 1), 4: (0, 0, 0, 1)}[d]
         assert all(r.lines == [line] and not r.vertices for r in cert.regions)
 
 
@@ -325,3 +364,47 @@ def test_the_checker_imports_no_engine_code():
             names.add(node.module.split(".")[1] if "." in node.module else "")
     assert names, "the checker imports something of exactrelu"
     assert not names & {"trace", "certify", "engines", "verify", "_polyhedra", "_runtime"}, names
+
+
+# ----------------------------------------------------------------------------- undecided pairs
+
+def _box_rows(lo: list[Fraction], hi: list[Fraction]) -> list[list[Fraction]]:
+    """The facets ``x_i <= hi_i`` and ``-x_i <= -lo_i`` of a box as rows ``(a, b)``."""
+    d = len(lo)
+    rows = []
+    for i in range(d):
+        e = [Fraction(int(k == i)) for k in range(d)]
+        rows += [[*e, hi[i]], [*(-x for x in e), -lo[i]]]
+    return rows
+
+
+def test_the_compiled_engine_settles_undecided_pairs_by_the_lp():
+    # 4-D boxes on both sides of x_1 = 0: region 1's facet there overlaps region 0's in a 3-D box
+    # (x_2 in [1/2, 1]); region 2's meets it only where x_2 = 1 (a 2-D piece). The core left both
+    # pairs undecided: the first stays and joins the pieces of regions 0 and 1 (equal outputs),
+    # the second goes.
+    from exactrelu.engines.compiled import _settle_undecided
+
+    h, one, two = Fraction(1, 2), Fraction(1), Fraction(2)
+    boxes = [([-one, 0, 0, 0], [0, one, one, one]), ([0, h, 0, 0], [one, two, one, one]),
+             ([0, one, 0, 0], [one, two, one, one])]
+    rows = [r for lo, hi in boxes for r in _box_rows([Fraction(x) for x in lo], hi)]
+    ints = np.asarray
+    outputs = [[Fraction(1)] * 5, [Fraction(1)] * 5, [Fraction(2)] * 5]
+    out: dict[str, Any] = {
+        "d": 4, "n_out": 1, "undecided": [0, 1],
+        "adj_i": ints([0, 0]).tobytes(), "adj_j": ints([1, 2]).tobytes(),
+        "adj_plane": ints([0, 0]).tobytes(),
+        "adj_ids": (ints([0, 1, 2]).tobytes(), ints([7, 8]).tobytes()),
+        "facet_start": ints([0, 8, 16, 24]).tobytes(), "facet_row": ints(range(24)).tobytes(),
+        "rows": ([x.numerator for r in rows for x in r], [x.denominator for r in rows for x in r]),
+        "planes": ([1, 0, 0, 0, 0], [1] * 5),
+        "outputs": ([x.numerator for o in outputs for x in o], [1] * 15),
+        "pieces": ints([0, 1, 2]).tobytes()}
+    _settle_undecided(out)
+    assert "undecided" not in out
+    assert np.frombuffer(out["adj_i"], dtype=np.int64).tolist() == [0]
+    assert np.frombuffer(out["adj_j"], dtype=np.int64).tolist() == [1]
+    start, flat = (np.frombuffer(x, dtype=np.int64).tolist() for x in out["adj_ids"])
+    assert (start, flat) == ([0, 1], [7])
+    assert np.frombuffer(out["pieces"], dtype=np.int64).tolist() == [0, 0, 1]

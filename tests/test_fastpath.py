@@ -123,6 +123,17 @@ def test_generic_3d_nets_same_certificate(case):
     assert_same(*case)
 
 
+@given(st.sampled_from([4, 5, 6]).flatmap(lambda d: st.tuples(
+    ACTS.flatmap(lambda act: networks(input_dim=d, depth=(1, 2), widths=(2, 5), activation=act,
+                                      kind="mlp", degenerate=True)), domains(d, max_side=1))))
+def test_nets_above_3d_same_certificate(case):
+    # d-D vertices from d independent rows, facets from tight sets, no volumes; adjacency by
+    # twin facets, shared simplices and separating facets, the rest by the exact LP
+    net, domain = case
+    cert = assert_same(net, domain)
+    assert all(r.volume is None for r in cert.regions)
+
+
 @given(st.sampled_from(["relu", "mixed"]).flatmap(
     lambda act: networks(input_dim=2, depth=(1, 2), widths=(1, 4), activation=act, kind="conv",
                          degenerate=True)), domains(2))
@@ -209,14 +220,14 @@ def test_statistics_match_when_the_trace_is_wrong():
 
 
 @pytest.mark.parametrize("case, why", [
-    ("4d", "3-D"), ("maxpool", "ReLU, LeakyReLU and Hardtanh"),
+    ("7d", "6-D"), ("maxpool", "ReLU, LeakyReLU and Hardtanh"),
     ("residual", "chain"),
 ])
 def test_compiled_engine_says_what_it_cannot_take(case, why):
     torch.manual_seed(0)
     domain: Any = [(-1, 1)] * 2
-    if case == "4d":
-        net, domain = mlp((4, 4), 0), [(-1, 1)] * 4
+    if case == "7d":
+        net, domain = mlp((7, 4), 0), [(-1, 1)] * 7
     elif case == "maxpool":
         net = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                             nn.Linear(2, 1)).double()
@@ -321,7 +332,7 @@ def _same_regions(net: nn.Module, domain: Any) -> exactrelu.Certificate:
     return compiled
 
 
-@pytest.mark.parametrize("d, n", [(2, 6), (3, 5)])
+@pytest.mark.parametrize("d, n", [(2, 6), (3, 5), (4, 5)])
 def test_generic_arrangement_on_rd(d, n):
     # n hyperplanes in general position in R^d: sum_{k <= d} C(n, k) regions, C(n, d) vertices;
     # in R^2 the 2n unbounded regions each have two rays (between two lines that diverge)

@@ -795,14 +795,16 @@ def test_a_stopped_pool_leaves_no_resource_sharer_traceback(monkeypatch):
 
 
 def test_ctrl_c_exits_130_at_once(cli_files, tmp_path):
-    # a run of a minute or more, interrupted after it started (and once while it loads): the whole
-    # process group gets SIGINT, as from a terminal; verify's worker processes stay quiet
+    # a run of a minute or more (the Python engine, whose process pool certifies a 4-D net slowly),
+    # interrupted after it started (and once while it loads): the whole process group gets
+    # SIGINT, as from a terminal; verify's worker processes stay quiet
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 20), nn.ReLU(), nn.Linear(20, 20), nn.ReLU(),
                         nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 1)).eval()
     torch.jit.script(net).save(str(tmp_path / "m4.pt"))
     for wait in (0.05, 0.15, 0.3, 0.6, 1.0, 6.0):  # the first ones while torch is imported
-        args = ["verify", str(tmp_path / "m4.pt"), "--bounds"] + ["-1", "1"] * 4 + ["--quiet"]
+        args = ["verify", str(tmp_path / "m4.pt"), "--bounds"] + ["-1", "1"] * 4 + \
+            ["--quiet", "--engine", "python"]
         p = subprocess.Popen([sys.executable, "-m", "exactrelu.cli", *args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
         time.sleep(wait)

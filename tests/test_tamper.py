@@ -443,6 +443,56 @@ def every_field_is_checked(name: str, prog: exactrelu.Program, cert: Certificate
     assert count[False] > 200 and count[True] > 10, count
 
 
+def compiled_verdict(cert: Certificate, prog: exactrelu.Program) -> str:
+    """The checker's compiled pass alone (no fallback to the Python pass): "accepted",
+    "rejected: why", or "outside" (malformed objects, which the Python pass names)."""
+    from exactrelu._exact import input_map
+
+    dom = cert.domain
+    if not isinstance(dom, Domain):
+        return "outside"
+    M, c = dom.input_map()
+    A, b = dom.halfspaces()
+    rows = [[CHECKER._fq(-x) for x in a] + [CHECKER._fq(y)] for a, y in zip(A, b, strict=True)]
+    try:
+        CHECKER._validate_header(cert)
+        why = CHECKER._check_compiled(cert, prog, input_map(M, c, prog.input_shape),
+                                      list(cert.constraint_offsets), rows, False)
+    except CertificateError as exc:
+        return f"rejected: {exc}"
+    if why == "outside the compiled pass":
+        return "outside"
+    return "accepted" if why is None else f"rejected: {why}"
+
+
+@pytest.mark.skipif(CHECKER._checkcore is None, reason="built without _checkcore")
+@pytest.mark.parametrize("name", ["1d", "2d", "3d", "leaky"])
+def test_the_compiled_pass_decides_every_mutation(name):
+    """On the bounded 1-D to 3-D chains the compiled pass, by itself, accepts every mutation
+    that keeps the claims true and rejects every other one that is well formed."""
+    net, dom = CASES[name]()
+    cert = exactrelu.verify(net, dom, progress=False)
+    prog = exactrelu.capture(net, cert.input_shape)
+    assert compiled_verdict(cert, prog) == "accepted"
+    wrong = []
+    decided = 0
+    mutations = [(what, new, true) for what, new, true in single_mutations(cert, 2, seed=3)]
+    mutations += [(what, new, True) for what, new in renumbered(cert, seed=3)]
+    for what, new, true in mutations:
+        field = re.search(r" at \('(\w+)'", what)
+        if field and field.group(1) not in ("regions", "vertices", "adjacency", "pieces"):
+            continue  # the header: checked by check() before either pass
+        got = compiled_verdict(new, prog)
+        if got == "outside":
+            assert not true, what  # every true mutation is well formed
+            continue
+        decided += 1
+        if true != (got == "accepted"):
+            wrong.append(f"{what}: keeps the claims {true} but was {got}")
+    assert not wrong, "\n".join(wrong)
+    assert decided > 80, decided
+
+
 def test_the_walk_reaches_every_field():
     """The mutations cover every field of every certificate class (a new field shows up here)."""
     net, dom = CASES["r2"]()

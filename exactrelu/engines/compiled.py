@@ -3,15 +3,16 @@
 ``exactrelu._core`` (C++ and GMP, built from ``exactrelu/_core.cpp`` at install time) certifies
 the networks most studies use, a chain ``affine -> (elementwise op -> affine)*`` (Linear, Conv,
 BatchNorm, pooling by averages, Flatten and the like between ReLU, LeakyReLU or Hardtanh) on a
-2-D or 3-D domain (a box, a polytope or a plane through inputs; all of R^2 or R^3, or a slice
-over them, through a box that holds every vertex: see :func:`_vertex_bound` and
-:func:`_unboxed`), with the same algorithm as the pure-Python arrangement path of
-:mod:`exactrelu.certify` and the same complex (compared by :func:`exactrelu.engines.canonical` in
-``tests/test_engines.py``, entry by entry in ``tests/test_fastpath.py``). Everything else (other
-ops, other dimensions, an explicit executor) goes to the Python engine. The core returns plain
-data keyed as the fields of :class:`Complex`: index data as bytes of native int64 (wrapped by
-``numpy.frombuffer`` without a copy), each op's distinct states as bytes (bits when they are all
-0 or 1, else int8), rationals as lists of Python ints; never Python objects of the certificate.
+2-D to 6-D domain (a box, a polytope or a slice through inputs; all of R^d, or a slice over
+it, through a box that holds every vertex: see :func:`_vertex_bound` and :func:`_unboxed`),
+with the same algorithm as the pure-Python arrangement path of :mod:`exactrelu.certify` and the
+same complex (compared by :func:`exactrelu.engines.canonical` in ``tests/test_engines.py``,
+entry by entry in ``tests/test_fastpath.py``); exact volumes up to 3-D, as there. Everything
+else (other ops, other dimensions, an explicit executor) goes to the Python engine. The core
+returns plain data keyed as the fields of :class:`Complex`: index data as bytes of native int64
+(wrapped by ``numpy.frombuffer`` without a copy), each op's distinct states as bytes (bits when
+they are all 0 or 1, else int8), rationals as lists of Python ints; never Python objects of the
+certificate.
 
 The float trace is not needed by the compiled layer (its cuts partition each parent, so its
 children are complete by construction); it is only compared with the result afterwards, to count
@@ -40,7 +41,7 @@ import numpy as np
 
 from .. import _deps, _exact
 from .._columns import StateTable
-from .._geometry import integer_ray_normal_form, recession_generators
+from .._geometry import full_on_hyperplane, integer_ray_normal_form, recession_generators
 from .._progress import _Silent, progress_bar
 from .._runtime import paused_gc
 from ..capture import INPUT, Program, constraint_offsets
@@ -48,10 +49,13 @@ from ..certify import root_cell, root_live
 from ..domain import Box, Domain, Slice
 from ..errors import CertificationError, MissingDependencyError, RegionLimitError
 from ..rules import AffineRule, ElementwiseRule, ReshapeRule, exact_cache, plain_elementwise
-from ._complex import Complex, Ragged, Rationals
+from ._complex import Complex, Ragged, Rationals, joined
 from ._interface import Options, Proposals
 
 _core = _deps.core  # None when not built: the Python exact layer does everything
+
+#: The largest input dimension of the compiled engine (DMAX in exactrelu/_core.cpp).
+MAX_DIM = 6
 
 __all__ = ["CompiledEngine", "available", "certify", "explain", "plan"]
 
@@ -145,8 +149,9 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
     """:func:`plan`, or a sentence saying why the compiled layer does not apply."""
     if _core is None:
         return _deps.core_missing()
-    if domain.dim not in (2, 3):
-        return f"the compiled exact layer takes 2-D and 3-D domains (this one: {domain.dim}-D)"
+    if not 2 <= domain.dim <= MAX_DIM:
+        return (f"the compiled exact layer takes 2-D to {MAX_DIM}-D domains (this one: "
+                f"{domain.dim}-D)")
     if not prog.piecewise:
         return "the network has no piecewise op"
     pw = prog.piecewise
@@ -258,16 +263,12 @@ def _dot(a: tuple[int, ...], r: tuple) -> Any:
 
 def _edge(normals: list[tuple[int, ...]], d: int) -> tuple[int, ...] | None:
     """The direction of the line where the hyperplanes with ``normals`` (all through one point)
-    meet, up to sign, or None where they meet in more than a line."""
-    if d == 2:
-        n = normals[0]
-        return (-n[1], n[0])
-    n = normals[0]
-    for m in normals[1:]:
-        c = (n[1] * m[2] - n[2] * m[1], n[2] * m[0] - n[0] * m[2], n[0] * m[1] - n[1] * m[0])
-        if any(c):
-            return c
-    return None
+    meet, up to sign (the integer null space of the normals), or None where they meet in more
+    than a line."""
+    Z, nullity = _exact.fmpz_mat([list(n) for n in normals]).nullspace()
+    if nullity != 1:
+        return None
+    return tuple(int(row[0]) for row in Z.tolist())
 
 
 def _unboxed(cx: Complex, nbox: int, M: int) -> Complex:
@@ -347,7 +348,7 @@ def _unboxed(cx: Complex, nbox: int, M: int) -> Complex:
             for v in sorted(at):
                 e = _edge([normal(cx.facet_row[f]) for f in at[v]], d)
                 if e is None:
-                    continue  # on a face of dimension 2 of the region, not on an edge
+                    continue  # on a face of dimension 2 or more of the region, not on an edge
                 # w = v + t r leaves the box where |w_i| = M > 2 |v_i|: r_i has w_i's sign
                 i = next(i for i in range(d) if vd[v * d + i] == 1 and abs(vn[v * d + i]) == M)
                 if e[i] == 0:
@@ -415,7 +416,7 @@ def _root_spec(root: Any, key: Any, d: int) -> tuple:
         ints = [int(v.p) * (scale // (int(v.q) * f.scale)) for v in vals]
         facets.append((ints, scale, tuple(f.ids), tuple(f.vertices)))
     witness = [int(x) for q in map(_exact.to_fmpq, root.witness) for x in (q.p, q.q)]
-    vol = _exact.to_fmpq(root.volume)
+    vol = _exact.to_fmpq(0 if root.volume is None else root.volume)  # None above 3-D
     m = _exact.as_int(root.live[key])
     return (verts, facets, witness, (int(vol.p), int(vol.q)), int(m.den),
             [v for r in m.rows for v in r])
@@ -438,6 +439,58 @@ def _proposals(trace: Any) -> list[tuple[bytes, bool]]:
     return out
 
 
+def _settle_undecided(out: dict[str, Any]) -> None:
+    """Above 3-D, the core's adjacent pairs that its exact integer tests leave undecided (listed
+    in ``out["undecided"]``) decided by the exact LP of
+    :func:`~exactrelu._geometry.full_on_hyperplane` on both regions' facets, as the Python engine
+    decides them: a pair whose facets share no (d-1)-piece is dropped; a pair kept joins the
+    pieces of its regions where their output maps are equal (the core's pieces join only the
+    pairs it decided). Pieces stay numbered by their first region."""
+    undecided = out.pop("undecided")
+    if not undecided:
+        return
+    d, n_out = out["d"], out["n_out"]
+    M = d + 1
+    ai, aj, ap = (np.frombuffer(out[k], dtype=np.int64) for k in ("adj_i", "adj_j", "adj_plane"))
+    fs, fr = (np.frombuffer(out[k], dtype=np.int64) for k in ("facet_start", "facet_row"))
+    rn, rd = out["rows"]
+    pn, pd = out["planes"]
+    on, od = out["outputs"]
+
+    def rows(r: int) -> tuple[list[list[Fraction]], list[Fraction]]:
+        A, b = [], []
+        for k in fr[fs[r]:fs[r + 1]].tolist():
+            row = [Fraction(rn[k * M + i], rd[k * M + i]) for i in range(M)]
+            A.append(row[:d])
+            b.append(row[d])
+        return A, b
+
+    def output(r: int) -> tuple[list[int], list[int]]:
+        lo, hi = r * n_out * M, (r + 1) * n_out * M
+        return on[lo:hi], od[lo:hi]
+
+    keep = np.ones(len(ai), dtype=bool)
+    join = []
+    for k in undecided:
+        i, j, p = int(ai[k]), int(aj[k]), int(ap[k])
+        Ai, bi = rows(i)
+        Aj, bj = rows(j)
+        plane = [Fraction(pn[p * M + c], pd[p * M + c]) for c in range(M)]
+        if not full_on_hyperplane(Ai + Aj, bi + bj, plane[:d], plane[d]):
+            keep[k] = False
+        elif output(i) == output(j):
+            join.append((i, j))
+    pieces = np.frombuffer(out["pieces"], dtype=np.int64).tolist()
+    out["pieces"] = np.array(joined(pieces, join), dtype=np.int64).tobytes()
+    if keep.all():
+        return
+    for k in ("adj_i", "adj_j", "adj_plane"):
+        out[k] = np.frombuffer(out[k], dtype=np.int64)[keep].tobytes()
+    start, flat = (np.frombuffer(x, dtype=np.int64) for x in out["adj_ids"])
+    new_start, new_flat = _ragged_keep(start.tolist(), flat, np.ones(len(flat), dtype=bool), keep)
+    out["adj_ids"] = (np.asarray(new_start, dtype=np.int64).tobytes(), new_flat.tobytes())
+
+
 def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads: int = 1,
             progress: bool = False, max_regions: int | None = None) -> Complex:
     """Certify with the compiled layer on ``threads`` threads: the :class:`Complex` (its
@@ -451,8 +504,9 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
     run_on = pl.box or domain
     root = root_cell(prog, run_on)
     first = prog.nodes[prog.piecewise[0]]
+    volumes = pl.box is None and domain.dim <= 3  # exact volumes where cheap (as certify.py)
     spec = (domain.dim, _root_spec(root, first.inputs[0], domain.dim), pl.levels,
-            constraint_offsets(prog, run_on)[0], int(pl.box is None))
+            constraint_offsets(prog, run_on)[0], int(volumes))
     proposals = None
     if trace is not None:  # the float trace's patterns, compared with the result by the core
         proposals = _proposals(trace)
@@ -472,6 +526,10 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
     if isinstance(out, int):
         raise RegionLimitError(f"more than max_regions={max_regions:,} regions: at least "
                                f"{out:,} exist (the compiled engine stopped there)", out)
+    _settle_undecided(out)
+    if not volumes:
+        R = len(out["volume"][0])
+        out["volume"] = ([0] * R, [0] * R)
     stats = out["counts"]
     # per phase of the compiled layer, in milliseconds (3 decimals: JSON without exponents)
     stats["compiled_ms"] = {k: round(v * 1000, 3) for k, v in out["seconds"].items()}

@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from .. import certify
+from .._columns import complex_of
 from .._deps import flint
 from .._geometry import exact_keys, full_on_hyperplane
 from .._runtime import paused_gc
@@ -22,7 +23,7 @@ from ..capture import Program, constraint_offsets
 from ..certificate import Adjacency, Region, RegionFacet
 from ..domain import Domain
 from ..errors import VerificationError
-from ._complex import Complex, Ragged, Rationals
+from ._complex import Complex, joined
 from ._interface import Options, Proposals
 
 log = logging.getLogger(__name__)
@@ -393,21 +394,8 @@ def _faces_overlap(f: RegionFacet, ri: Region, rj: Region) -> bool:
 
 def pieces_of(regions: Sequence[Region], adjacency: Sequence[Adjacency]) -> list[int]:
     """Components of adjacency with equal exact maps, numbered by their first region."""
-    parent = list(range(len(regions)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a in adjacency:
-        if regions[a.i].output == regions[a.j].output:
-            ri, rj = find(a.i), find(a.j)
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    roots: dict[int, int] = {}
-    return [roots.setdefault(find(i), len(roots)) for i in range(len(regions))]
+    return joined(range(len(regions)), ((a.i, a.j) for a in adjacency
+                                        if regions[a.i].output == regions[a.j].output))
 
 
 class PythonEngine:
@@ -462,86 +450,4 @@ def _complex(prog: Program, dom: Domain, built: _Regions, stats: certify.Stats) 
     pieces = pieces_of(regions, adjacency)
     st = {k: getattr(stats, k) for k in ("candidates", "confirmed", "spurious", "repaired",
                                          "witness_lp", "redo_hv", "cells")}
-
-    def rationals(values: Any) -> Rationals:
-        return Rationals([v.numerator for v in values], [v.denominator for v in values])
-
-    def flat(points: Any) -> list[Fraction]:
-        return [c for p in points for c in p]
-
-    L = prog.num_piecewise
-    states: list[list[list[int]]] = [[] for _ in range(L)]
-    state_ids: list[list[int]] = [[] for _ in range(L)]
-    seen: list[dict[tuple, int]] = [{} for _ in range(L)]
-    row_of: dict[tuple[int, int], int] = {}
-    row_vals: list[Fraction] = []
-    facet_start, facet_row = [0], []
-    fid_start, fv_start, fr_start = [0], [0], [0]
-    fid_flat: list[int] = []
-    fv_flat: list[int] = []
-    fr_flat: list[int] = []
-    rv_start = [0]
-    rv_flat: list[int] = []
-    witness: list[Fraction] = []
-    outputs: list[Fraction] = []
-    volume_num, volume_den = [], []
-    rays_start, rays_pts, lines_start, lines_pts = [0], [], [0], []
-    for r in regions:
-        for j, s in enumerate(r.pattern):
-            key = tuple(s)
-            k = seen[j].get(key)
-            if k is None:
-                k = seen[j][key] = len(states[j])
-                states[j].append(s)
-            state_ids[j].append(k)
-        witness.extend(r.witness)
-        for f in r.facets:
-            rk = (id(f.a), id(f.b))
-            k = row_of.get(rk)
-            if k is None:
-                k = row_of[rk] = len(row_of)
-                row_vals.extend(f.a)
-                row_vals.append(f.b)
-            facet_row.append(k)
-            fid_flat.extend(f.ids)
-            fid_start.append(len(fid_flat))
-            fv_flat.extend(f.vertices)
-            fv_start.append(len(fv_flat))
-            fr_flat.extend(f.rays)
-            fr_start.append(len(fr_flat))
-        facet_start.append(len(facet_row))
-        rv_flat.extend(r.vertices)
-        rv_start.append(len(rv_flat))
-        outputs.extend(flat(r.output))
-        volume_num.append(0 if r.volume is None else r.volume.numerator)
-        volume_den.append(0 if r.volume is None else r.volume.denominator)
-        rays_pts.extend(r.rays)
-        rays_start.append(len(rays_pts))
-        lines_pts.extend(r.lines)
-        lines_start.append(len(lines_pts))
-    planes: dict[tuple, int] = {}
-    for a in adjacency:
-        planes.setdefault((a.a, a.b), len(planes))
-    return Complex(
-        d=d, n_out=len(regions[0].output) if regions else 0, states=states, state_ids=state_ids,
-        witness=rationals(witness), vertices=rationals(flat(vertices)),
-        region_vertices=Ragged(rv_start, rv_flat), rows=rationals(row_vals),
-        facet_start=facet_start, facet_row=facet_row, facet_ids=Ragged(fid_start, fid_flat),
-        facet_vertices=Ragged(fv_start, fv_flat), outputs=rationals(outputs),
-        volume=Rationals(volume_num, volume_den), repaired=[r.repaired for r in regions],
-        adj_i=[a.i for a in adjacency], adj_j=[a.j for a in adjacency],
-        adj_plane=[planes[(a.a, a.b)] for a in adjacency],
-        adj_ids=Ragged([0, *_running([len(a.ids) for a in adjacency])],
-                       [i for a in adjacency for i in a.ids]),
-        planes=rationals([v for a, b in planes for v in (*a, b)]), pieces=pieces,
-        facet_rays=Ragged(fr_start, fr_flat) if fr_flat else Ragged([], []),
-        rays=(rays_start, rationals(flat(rays_pts))) if rays_pts else None,
-        lines=(lines_start, rationals(flat(lines_pts))) if lines_pts else None, stats=st)
-
-
-def _running(xs: list[int]) -> list[int]:
-    out, t = [], 0
-    for x in xs:
-        t += x
-        out.append(t)
-    return out
+    return complex_of(d, prog.num_piecewise, regions, vertices, adjacency, pieces, st)

@@ -1,0 +1,1568 @@
+// exactrelu._checkcore: the independent checker's hot path, compiled (exactrelu/check.py,
+// _check_compiled, decides when it applies and builds its input).
+//
+// It shares no code with the certifier's compiled core (exactrelu/_core.cpp): everything here is
+// re-derived from the network's exact parameters (as check.py's _ChainRunner gives them: integer
+// matrices over one denominator per affine stretch, each state's slopes and constants) and from
+// the certificate's columns (exactrelu/_columns.py), a chunk of regions at a time: Checker's
+// regions() takes any chunk's columns (its region 0 being the certificate's region `base`), in
+// order, so a sharded certificate's shards can go through it one by one.
+//
+// Scope: chain programs "affine, (plain elementwise op, affine)*" on bounded 1-D, 2-D and 3-D
+// domains. For every region of a chunk it proves what check.py's region pass proves there: the
+// states at the witness are the pattern and the witness is strictly inside the domain and every
+// cell constraint; the output map is the exact map of the pattern; each listed vertex satisfies
+// every constraint and is tight on d independent ones; the listed facets are exactly the true
+// facets (by tightness at the vertices, as check._true_facets / check._facet_error); the volume
+// (1-D: length, 2-D: area of the hull of the vertices, 3-D: the pulling triangulation of
+// check._hull_lower_bound) equals the stated one, and sums them.
+// finish() then proves the global vertex list (distinct, each used), the adjacent pairs (from the
+// proven facets: 1-D and 2-D as check._FacetTable, 3-D as check._Adjacency for bounded facets,
+// grouped by hyperplane, first op and prefix only, the signs' refinement being left out as it
+// loses no pair and the 3-D tests decide any two facets of a group) and returns what check.py finishes with (pattern hashes
+// for distinctness, the volume sum, the adjacent pairs whose output maps hash equal).
+//
+// Any claim that does not hold, and anything outside the scope, ends the pass with a short reason
+// (a str); check.py then runs its Python path, which names the failing field. So a verdict
+// "valid" here is a proof, and a rejection is re-derived in Python for its message.
+//
+// Exactness. Every decision is exact: integers and rationals are GMP's. Floats only filter signs
+// of a row at a point (Rows::sign: a rigorous error bound decides, otherwise exact integers),
+// are summed in 128-bit integers only where a bound on the operands proves the sums exact (build),
+// and order vertices for sorting (mpq_get_d truncates, which is monotone: a strict
+// inequality of floats is one of the rationals, ties are compared exactly).
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <gmp.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace {
+
+struct Int {
+    mpz_t v;
+    Int() { mpz_init(v); }
+    Int(const Int& o) { mpz_init_set(v, o.v); }
+    Int(Int&& o) noexcept { mpz_init(v); mpz_swap(v, o.v); }
+    Int& operator=(const Int& o) { if (this != &o) mpz_set(v, o.v); return *this; }
+    Int& operator=(Int&& o) noexcept { mpz_swap(v, o.v); return *this; }
+    ~Int() { mpz_clear(v); }
+};
+
+struct Rat {
+    mpq_t v;
+    Rat() { mpq_init(v); }
+    Rat(const Rat& o) { mpq_init(v); mpq_set(v, o.v); }
+    Rat(Rat&& o) noexcept { mpq_init(v); mpq_swap(v, o.v); }
+    Rat& operator=(const Rat& o) { if (this != &o) mpq_set(v, o.v); return *this; }
+    Rat& operator=(Rat&& o) noexcept { mpq_swap(v, o.v); return *this; }
+    ~Rat() { mpq_clear(v); }
+};
+
+// A claim that does not hold, or input outside this path's scope: the pass stops with `why`.
+struct Reject {
+    std::string why;
+};
+
+struct PyError {};  // a Python exception is set
+
+[[noreturn]] void reject(const std::string& why) { throw Reject{why}; }
+
+// --------------------------------------------------------------------------- Python -> GMP
+
+void get_int(PyObject* o, mpz_t out) {
+    if (!PyLong_Check(o)) reject("a column holds a value that is not an int");
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (!overflow) {
+        if (x == -1 && PyErr_Occurred()) throw PyError{};
+        mpz_set_si(out, static_cast<long>(x));
+        return;
+    }
+    size_t bits = _PyLong_NumBits(o);
+    if (bits == static_cast<size_t>(-1) && PyErr_Occurred()) throw PyError{};
+    size_t n = bits / 8 + 1;
+    std::vector<unsigned char> buf(n);
+#if PY_VERSION_HEX >= 0x030D0000
+    int rc = _PyLong_AsByteArray(reinterpret_cast<PyLongObject*>(o), buf.data(), n, 1, 1, 1);
+#else
+    int rc = _PyLong_AsByteArray(reinterpret_cast<PyLongObject*>(o), buf.data(), n, 1, 1);
+#endif
+    if (rc < 0) throw PyError{};
+    bool neg = buf[n - 1] & 0x80;
+    if (neg) {  // two's complement: |x| = ~buf + 1
+        unsigned carry = 1;
+        for (size_t i = 0; i < n; ++i) {
+            unsigned v = static_cast<unsigned char>(~buf[i]) + carry;
+            buf[i] = static_cast<unsigned char>(v);
+            carry = v >> 8;
+        }
+    }
+    mpz_import(out, n, -1, 1, 0, 0, buf.data());
+    if (neg) mpz_neg(out, out);
+}
+
+PyObject* new_int(const mpz_t z) {
+    std::string s(mpz_sizeinbase(z, 16) + 2, '\0');
+    mpz_get_str(&s[0], 16, z);
+    return PyLong_FromString(s.c_str(), nullptr, 16);
+}
+
+long long get_ll(PyObject* o) {
+    long long x = PyLong_AsLongLong(o);
+    if (x == -1 && PyErr_Occurred()) throw PyError{};
+    return x;
+}
+
+// A list of Python ints (a Rationals column's num or den).
+struct IntList {
+    PyObject* list = nullptr;
+    Py_ssize_t n = 0;
+    void set(PyObject* o) {
+        if (!PyList_Check(o)) reject("a rationals column is not a list");
+        list = o;
+        n = PyList_GET_SIZE(o);
+    }
+    void get(Py_ssize_t k, mpz_t out) const {
+        if (k < 0 || k >= n) reject("a rationals column is too short");
+        get_int(PyList_GET_ITEM(list, k), out);
+    }
+};
+
+// The rational num[k] / den[k] of a Rationals column; the denominator must be positive.
+void get_rat(const IntList& num, const IntList& den, Py_ssize_t k, mpq_t out) {
+    num.get(k, mpq_numref(out));
+    den.get(k, mpq_denref(out));
+    if (mpz_sgn(mpq_denref(out)) <= 0) reject("a rational with a denominator <= 0");
+    mpq_canonicalize(out);
+}
+
+// A read-only buffer of int64 (an index column) or bytes (a state table).
+struct Buf {
+    Py_buffer view{};
+    bool held = false;
+    void set(PyObject* o, Py_ssize_t itemsize) {
+        if (PyObject_GetBuffer(o, &view, PyBUF_C_CONTIGUOUS) < 0) throw PyError{};
+        held = true;
+        if (view.itemsize != itemsize && !(itemsize == 1 && view.len == 0))
+            reject("a column has the wrong item size");
+    }
+    Buf() = default;
+    Buf(const Buf&) = delete;
+    Buf& operator=(const Buf&) = delete;
+    ~Buf() { if (held) PyBuffer_Release(&view); }
+    Py_ssize_t size() const { return view.len / (view.itemsize ? view.itemsize : 1); }
+    int64_t at(Py_ssize_t k) const {
+        if (k < 0 || k >= size()) reject("an index column is too short");
+        return static_cast<const int64_t*>(view.buf)[k];
+    }
+    const unsigned char* bytes() const { return static_cast<const unsigned char*>(view.buf); }
+};
+
+PyObject* item(PyObject* tup, Py_ssize_t k) {
+    if (!PyTuple_Check(tup) || k >= PyTuple_GET_SIZE(tup)) reject("bad argument tuple");
+    return PyTuple_GET_ITEM(tup, k);
+}
+
+// --------------------------------------------------------------------------- hashing
+
+inline uint64_t mix(uint64_t h, uint64_t x) {
+    h ^= x + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return h ^ (h >> 29);
+}
+
+uint64_t hash_bytes(const int8_t* p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL ^ n;
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<uint8_t>(p[i])) * 0x100000001b3ULL;
+    return mix(h, n);
+}
+
+uint64_t hash_mpz(uint64_t h, const mpz_t z) {
+    h = mix(h, static_cast<uint64_t>(mpz_sgn(z)) + 7);
+    size_t n = mpz_size(z);
+    for (size_t i = 0; i < n; ++i) h = mix(h, mpz_getlimbn(z, static_cast<mp_size_t>(i)));
+    return h;
+}
+
+// --------------------------------------------------------------------------- points, filter
+
+// A point as homogeneous integers (X_1 .. X_d, D), D > 0, and its coordinates as floats
+// (mpq_get_d: truncated, monotone); `filt`: every coordinate is 0 or of magnitude in
+// [2^-1000, 2^1000], so that the filter's bound below holds for it.
+struct Point {
+    std::vector<Int> h;
+    std::vector<double> f;
+    bool filt = true;
+};
+
+void make_point(std::vector<Rat>& q, Point& p) {
+    size_t d = q.size();
+    p.h.assign(d + 1, Int());
+    p.f.assign(d, 0.0);
+    p.filt = true;
+    mpz_set_ui(p.h[d].v, 1);
+    for (size_t k = 0; k < d; ++k) mpz_lcm(p.h[d].v, p.h[d].v, mpq_denref(q[k].v));
+    for (size_t k = 0; k < d; ++k) {
+        mpz_divexact(p.h[k].v, p.h[d].v, mpq_denref(q[k].v));
+        mpz_mul(p.h[k].v, p.h[k].v, mpq_numref(q[k].v));
+        p.f[k] = mpq_get_d(q[k].v);
+        if (mpq_sgn(q[k].v) != 0) {
+            long e = static_cast<long>(mpz_sizeinbase(mpq_numref(q[k].v), 2)) -
+                     static_cast<long>(mpz_sizeinbase(mpq_denref(q[k].v), 2));
+            if (e > 990 || e < -990) p.filt = false;
+        }
+    }
+}
+
+// Rows of integers (a . t + c as [a_1 .. a_d, c]) with their floats: each row scaled by a power
+// of two (its largest entry's magnitude in [0.5, 1)); `ok[i]`: no entry of row i lost more than
+// a relative 2^-52 to the scaling (else its signs are all exact).
+struct Rows {
+    int m = 0;  // entries per row (d + 1)
+    int n = 0;
+    std::vector<Int> z;
+    std::vector<double> f;
+    std::vector<char> ok, zero;
+
+    void floats() {
+        f.assign(z.size(), 0.0);
+        ok.assign(n, 1);
+        zero.assign(n, 0);
+        for (int i = 0; i < n; ++i) row_floats(i);
+    }
+
+    // append a row (m integers) and its floats
+    void append(const Int* row) {
+        for (int k = 0; k < m; ++k) z.push_back(row[k]);
+        f.resize(z.size(), 0.0);
+        ok.push_back(1);
+        zero.push_back(0);
+        row_floats(n++);
+    }
+
+    void row_floats(int i) {
+        long top = LONG_MIN;
+        bool any = false;
+        for (int k = 0; k < m; ++k) {
+            const mpz_t& v = z[static_cast<size_t>(i) * m + k].v;
+            if (mpz_sgn(v)) {
+                any = true;
+                top = std::max(top, static_cast<long>(mpz_sizeinbase(v, 2)));
+            }
+        }
+        zero[i] = !any;
+        if (!any) return;
+        for (int k = 0; k < m; ++k) {
+            const mpz_t& v = z[static_cast<size_t>(i) * m + k].v;
+            if (!mpz_sgn(v)) continue;
+            long e;
+            double mant = mpz_get_d_2exp(&e, v);  // |mant| in [0.5, 1), truncated
+            long shift = e - top;                  // <= 0
+            if (shift < -960) ok[i] = 0;
+            f[static_cast<size_t>(i) * m + k] = std::ldexp(mant, static_cast<int>(shift));
+        }
+    }
+
+    // The exact sign of row i at the point p.
+    int exact(int i, const Point& p) const {
+        thread_local Int acc, t;
+        mpz_set_ui(acc.v, 0);
+        for (int k = 0; k < m; ++k) mpz_addmul(acc.v, z[static_cast<size_t>(i) * m + k].v, p.h[k].v);
+        return mpz_sgn(acc.v);
+    }
+
+    // The sign of row i at p. The float sum s of a_k * x_k + c (a_k, c the scaled entries, each
+    // within a relative 2^-52 of the exact scaled value; x_k within a relative 2^-52 of the
+    // coordinate) differs from the exact scaled value by at most about
+    // 2^-49 * (sum |a_k x_k| + |c|) (truncations, then d + 1 roundings, d <= 3), and by at most
+    // 2^-1000 from underflow: the bound 2^-45 * (...) + 2^-1000 is a safe margin over both. The
+    // filter decides where |s| exceeds it; everything else (all zeros among it) is exact.
+    int sign(int i, const Point& p) const {
+        if (zero[i]) return 0;
+        if (ok[i] && p.filt) {
+            const double* a = &f[static_cast<size_t>(i) * m];
+            int d = m - 1;
+            double s = a[d], b = std::fabs(a[d]);
+            for (int k = 0; k < d; ++k) {
+                s += a[k] * p.f[k];
+                b += std::fabs(a[k] * p.f[k]);
+            }
+            double bound = b * 0x1p-45 + 0x1p-1000;
+            if (s > bound) return 1;  // the filter decides
+            if (s < -bound) return -1;  // the filter decides
+        }
+        return exact(i, p);
+    }
+};
+
+// --------------------------------------------------------------------------- the chain
+
+// Piecewise op j: n units, T thresholds p/q, S states with slopes and constants over `lden`
+// (integers, state-major), and the affine stretch after it: A (n_next x (n + 1)) over `aden`.
+struct Op {
+    int n = 0, T = 1, S = 2, n_next = 0;
+    std::vector<Rat> thr;
+    bool plain_zero = true;  // thresholds == [0]: the switching rows are the map's rows
+    Int tden;                // lcm of the thresholds' denominators
+    std::vector<Int> tnum;   // t * tden per threshold
+    std::vector<Int> slope, cons;
+    Int lden;
+    std::vector<Int> A;
+    Int aden;
+    // A as int64 where every entry fits (a_bits: the largest entry's bit size), for products
+    // in 128-bit integers (see build)
+    std::vector<int64_t> A64;
+    long a_bits = 0;
+    bool a_small = false;
+};
+
+typedef __int128 i128;
+
+i128 to_i128(const mpz_t z) {  // |z| < 2^127, checked by the caller
+    unsigned __int128 m = 0;
+    size_t n = mpz_size(z);
+    for (size_t i = n; i-- > 0;) m = (m << 64) | mpz_getlimbn(z, static_cast<mp_size_t>(i));
+    return mpz_sgn(z) < 0 ? -static_cast<i128>(m) : static_cast<i128>(m);
+}
+
+void from_i128(i128 x, mpz_t out) {
+    unsigned __int128 m = x < 0 ? -static_cast<unsigned __int128>(x) : static_cast<unsigned __int128>(x);
+    uint64_t limbs[2] = {static_cast<uint64_t>(m), static_cast<uint64_t>(m >> 64)};
+    mpz_import(out, 2, -1, sizeof(uint64_t), 0, 0, limbs);
+    if (x < 0) mpz_neg(out, out);
+}
+
+// The map into piecewise op j (or the output, j == P) for one pattern prefix, with the states
+// of op j - 1 it was made with (for updates), and op j's switching rows (sw) over `swden`.
+struct Level {
+    bool valid = false;
+    long parent_gen = -1, gen = -1;
+    std::vector<int8_t> st;  // states of op j - 1
+    std::vector<Int> Zm;     // rows x (d + 1)
+    Int den;
+    Rows sw;
+    Int swden;
+};
+
+struct Facet {  // a proven facet of a region, for adjacency
+    int64_t region;
+    int plane;
+    int j0;
+    int side;
+    uint64_t pre;
+    int64_t lo, hi;  // the vertices at its ends along coordinate c0 (2-D)
+    int64_t ids_at, ids_n;
+    int64_t verts_at, verts_n;  // its vertices (3-D)
+    int64_t row;                // its row among the region's facet rows (3-D)
+};
+
+struct Checker {
+    PyObject_HEAD
+    int d, P, n_dom, n_out;
+    std::vector<int64_t>* offsets;
+    Rows* dom;                 // the domain's rows, b - a . t >= 0
+    std::vector<Int>* domden;  // positive denominators of the domain's rows (as rationals)
+    std::vector<Op>* ops;
+    std::vector<Level>* lv;    // 0 .. P
+    long gens;
+    std::vector<Point>* verts;
+    std::vector<char>* used;
+    // results kept across chunks
+    std::vector<uint64_t>* pat_hash;
+    std::vector<uint64_t>* out_hash;
+    std::vector<std::pair<int, Rat>>* vsum;  // a binary counter of partial sums
+    std::vector<Facet>* facets;
+    std::vector<int64_t>* facet_ids;
+    std::vector<int64_t>* facet_verts;  // 3-D: every recorded facet's vertices
+    Rows* frows;                        // 3-D: every region's facet rows, >= 0 on the region
+    std::vector<int64_t>* frow_start;   // 3-D: region r's rows are frow_start[r] ..
+    std::unordered_map<std::string, int>* plane_ids;
+    std::vector<std::vector<Int>>* planes;
+    int64_t next_region;  // regions checked so far
+    int64_t base;         // the chunk's first region's index
+    bool failed;
+};
+
+void add_volume(Checker* c, const mpq_t v) {
+    Rat x;
+    mpq_set(x.v, v);
+    int n = 1;
+    auto& parts = *c->vsum;
+    while (!parts.empty() && parts.back().first == n) {
+        mpq_add(x.v, x.v, parts.back().second.v);
+        n += parts.back().first;
+        parts.pop_back();
+    }
+    parts.emplace_back(n, std::move(x));
+}
+
+// The switching rows of op `nx` from the map into it (level L): the map's rows when its one
+// threshold is 0, else x - t for every threshold t, unit by unit (rows t * n + i), over
+// den * tden.
+void switching_rows(Level& L, const Op& nx, int m) {
+    const int d = m - 1;
+    Rows& W = L.sw;
+    W.m = m;
+    W.n = nx.n * nx.T;
+    if (nx.plain_zero) {
+        W.z = L.Zm;
+        mpz_set(L.swden.v, L.den.v);
+    } else {
+        W.z.assign(static_cast<size_t>(W.n) * m, Int());
+        mpz_mul(L.swden.v, L.den.v, nx.tden.v);
+        for (int a = 0; a < nx.T; ++a)
+            for (int i = 0; i < nx.n; ++i) {
+                Int* out = &W.z[(static_cast<size_t>(a) * nx.n + i) * m];
+                const Int* zi = &L.Zm[static_cast<size_t>(i) * m];
+                for (int k = 0; k < m; ++k) mpz_mul(out[k].v, zi[k].v, nx.tden.v);
+                mpz_submul(out[d].v, nx.tnum[a].v, L.den.v);
+            }
+    }
+    W.floats();
+}
+
+// Level j + 1 from level j (valid) with op j in states s: the rows of the map after the op,
+// M = [slope_i * z_i + (const_i * den) e_d ; (0 .. 0, den * lden)] over den * lden, times the
+// stretch A over aden. When the level holds the map of the same parent with other states,
+// only the units whose state changed are added (the difference of their rows of M times A's
+// columns), each exactly.
+void build(Checker* c, int j, const std::vector<int8_t>& s) {
+    const int d = c->d, m = d + 1;
+    Op& op = (*c->ops)[j];
+    Level& par = (*c->lv)[j];
+    Level& L = (*c->lv)[j + 1];
+    const int n = op.n, nn = op.n_next;
+    thread_local Int t, u;
+    auto slope = [&](int st, int i) -> const mpz_t& { return op.slope[static_cast<size_t>(st) * n + i].v; };
+    auto cons = [&](int st, int i) -> const mpz_t& { return op.cons[static_cast<size_t>(st) * n + i].v; };
+    bool update = L.valid && L.parent_gen == par.gen;
+    int changed = 0;
+    if (update) {
+        for (int i = 0; i < n; ++i) changed += L.st[i] != s[i];
+        if (changed == 0 && L.st == s) return;
+        if (changed * 3 > n) update = false;
+    }
+    if (!update) {
+        L.Zm.assign(static_cast<size_t>(nn) * m, Int());
+        mpz_mul(L.den.v, par.den.v, op.lden.v);
+        // M's rows (the active units') and their largest bit size
+        thread_local std::vector<Int> Mrows;
+        thread_local std::vector<int> act;
+        Mrows.resize(static_cast<size_t>(n + 1) * m);
+        act.clear();
+        long m_bits = 0;
+        for (int i = 0; i < n; ++i) {
+            const mpz_t& sl = slope(s[i], i);
+            const mpz_t& cs = cons(s[i], i);
+            if (!mpz_sgn(sl) && !mpz_sgn(cs)) continue;
+            Int* row = &Mrows[static_cast<size_t>(i) * m];
+            for (int k = 0; k < m; ++k) mpz_mul(row[k].v, sl, par.Zm[static_cast<size_t>(i) * m + k].v);
+            mpz_addmul(row[d].v, cs, par.den.v);
+            for (int k = 0; k < m; ++k) m_bits = std::max(m_bits, static_cast<long>(mpz_sizeinbase(row[k].v, 2)));
+            act.push_back(i);
+        }
+        m_bits = std::max(m_bits, static_cast<long>(mpz_sizeinbase(L.den.v, 2)));
+        long terms = static_cast<long>(act.size()) + 1;
+        long log_terms = 0;
+        while ((1L << log_terms) < terms) ++log_terms;
+        // |sum of terms| < terms * 2^a_bits * 2^m_bits <= 2^126: exact in 128-bit integers
+        if (op.a_small && op.a_bits + m_bits + log_terms <= 126) {
+            thread_local std::vector<i128> M128, acc;
+            M128.resize(act.size() * m + m);
+            for (size_t a = 0; a < act.size(); ++a)
+                for (int k = 0; k < m; ++k)
+                    M128[a * m + k] = to_i128(Mrows[static_cast<size_t>(act[a]) * m + k].v);
+            i128 bottom = to_i128(L.den.v);
+            acc.assign(static_cast<size_t>(m), 0);
+            for (int r = 0; r < nn; ++r) {
+                const int64_t* Ar = &op.A64[static_cast<size_t>(r) * (n + 1)];
+                for (int k = 0; k < m; ++k) acc[k] = 0;
+                acc[d] = static_cast<i128>(Ar[n]) * bottom;
+                for (size_t a = 0; a < act.size(); ++a) {
+                    int64_t x = Ar[act[a]];
+                    if (!x) continue;
+                    const i128* Mi = &M128[a * m];
+                    for (int k = 0; k < m; ++k) acc[k] += static_cast<i128>(x) * Mi[k];
+                }
+                for (int k = 0; k < m; ++k) from_i128(acc[k], L.Zm[static_cast<size_t>(r) * m + k].v);
+            }
+            mpz_mul(L.den.v, L.den.v, op.aden.v);
+            goto done;
+        }
+        // otherwise in GMP: the bottom row of M, (0 .. 0, den * lden), is column n of A
+        for (int r = 0; r < nn; ++r)
+            mpz_mul(L.Zm[static_cast<size_t>(r) * m + d].v, op.A[static_cast<size_t>(r) * (n + 1) + n].v, L.den.v);
+        for (int i : act) {
+            const Int* row = &Mrows[static_cast<size_t>(i) * m];
+            for (int r = 0; r < nn; ++r) {
+                const mpz_t& a = op.A[static_cast<size_t>(r) * (n + 1) + i].v;
+                if (!mpz_sgn(a)) continue;
+                for (int k = 0; k < m; ++k) mpz_addmul(L.Zm[static_cast<size_t>(r) * m + k].v, a, row[k].v);
+            }
+        }
+        mpz_mul(L.den.v, L.den.v, op.aden.v);
+    } else {
+        std::vector<Int> row(m);
+        for (int i = 0; i < n; ++i) {
+            if (L.st[i] == s[i]) continue;
+            mpz_sub(t.v, slope(s[i], i), slope(L.st[i], i));
+            mpz_sub(u.v, cons(s[i], i), cons(L.st[i], i));
+            for (int k = 0; k < m; ++k) mpz_mul(row[k].v, t.v, par.Zm[static_cast<size_t>(i) * m + k].v);
+            mpz_addmul(row[d].v, u.v, par.den.v);
+            for (int r = 0; r < nn; ++r) {
+                const mpz_t& a = op.A[static_cast<size_t>(r) * (n + 1) + i].v;
+                if (!mpz_sgn(a)) continue;
+                for (int k = 0; k < m; ++k) mpz_addmul(L.Zm[static_cast<size_t>(r) * m + k].v, a, row[k].v);
+            }
+        }
+    }
+done:
+    L.st = s;
+    L.parent_gen = par.gen;
+    L.gen = ++c->gens;
+    L.valid = true;
+    if (j + 1 < c->P) {
+        switching_rows(L, (*c->ops)[j + 1], m);
+    }
+}
+
+// Decode region r's states of every op from the state tables; validate them.
+void states_of(PyObject* tabs, PyObject* ids, int64_t r, const std::vector<Op>& ops,
+               std::vector<std::vector<int8_t>>& out) {
+    size_t P = ops.size();
+    out.resize(P);
+    for (size_t j = 0; j < P; ++j) {
+        PyObject* tab = item(tabs, static_cast<Py_ssize_t>(j));  // (data, bits)
+        Buf data, sid;
+        bool bits = PyObject_IsTrue(item(tab, 1));
+        data.set(item(tab, 0), bits ? 1 : 8);
+        sid.set(item(ids, static_cast<Py_ssize_t>(j)), 8);
+        int64_t k = sid.at(r);
+        int n = ops[j].n;
+        std::vector<int8_t>& s = out[j];
+        s.assign(n, 0);
+        if (bits) {
+            int64_t stride = (n + 7) / 8;
+            if (k < 0 || (k + 1) * stride > data.view.len) reject("a state id out of range");
+            const unsigned char* row = data.bytes() + k * stride;
+            for (int i = 0; i < n; ++i) s[i] = (row[i >> 3] >> (7 - (i & 7))) & 1;
+        } else {
+            int64_t rows = data.size() / (n ? n : 1);
+            if (k < 0 || k >= rows) reject("a state id out of range");
+            const int64_t* row = static_cast<const int64_t*>(data.view.buf) + k * n;
+            for (int i = 0; i < n; ++i) {
+                if (row[i] < 0 || row[i] >= ops[j].S) reject("a state that is not one of its op's");
+                s[i] = static_cast<int8_t>(row[i]);
+            }
+        }
+    }
+}
+
+// One constraint of a region: a row of the domain (lev == -1) or of op lev's switching rows,
+// oriented by sg (sg * row >= 0 on the region), with its constraint id.
+struct Con {
+    int lev, row, sg;
+    int64_t cid;
+};
+
+const Rows& rows_of(Checker* c, int lev) { return lev < 0 ? *c->dom : (*c->lv)[lev].sw; }
+const mpz_t& den_of(Checker* c, const Con& k) {
+    return k.lev < 0 ? (*c->domden)[k.row].v : (*c->lv)[k.lev].swden.v;
+}
+
+// exact 2x2 determinant sign of the normals of two constraints (d = 2)
+int det2(Checker* c, const Con& a, const Con& b) {
+    const Rows& ra = rows_of(c, a.lev);
+    const Rows& rb = rows_of(c, b.lev);
+    const Int* x = &ra.z[static_cast<size_t>(a.row) * ra.m];
+    const Int* y = &rb.z[static_cast<size_t>(b.row) * rb.m];
+    thread_local Int t;
+    mpz_mul(t.v, x[0].v, y[1].v);
+    mpz_submul(t.v, x[1].v, y[0].v);
+    return mpz_sgn(t.v);
+}
+
+// exact 3x3 determinant sign of the normals of three constraints (d = 3)
+int det3(Checker* c, const Con& a, const Con& b, const Con& e) {
+    const Int* x = &rows_of(c, a.lev).z[static_cast<size_t>(a.row) * 4];
+    const Int* y = &rows_of(c, b.lev).z[static_cast<size_t>(b.row) * 4];
+    const Int* w = &rows_of(c, e.lev).z[static_cast<size_t>(e.row) * 4];
+    thread_local Int t, acc;
+    mpz_set_ui(acc.v, 0);
+    mpz_mul(t.v, y[1].v, w[2].v); mpz_submul(t.v, y[2].v, w[1].v); mpz_addmul(acc.v, x[0].v, t.v);
+    mpz_mul(t.v, y[0].v, w[2].v); mpz_submul(t.v, y[2].v, w[0].v); mpz_submul(acc.v, x[1].v, t.v);
+    mpz_mul(t.v, y[0].v, w[1].v); mpz_submul(t.v, y[1].v, w[0].v); mpz_addmul(acc.v, x[2].v, t.v);
+    return mpz_sgn(acc.v);
+}
+
+// orientation of (a, b, c) in 2-D homogeneous coordinates (every W > 0): sign of det [a; b; c]
+int orient(const Point& a, const Point& b, const Point& cpt) {
+    thread_local Int t, acc;
+    mpz_set_ui(acc.v, 0);
+    // xa (yb wc - yc wb) - ya (xb wc - xc wb) + wa (xb yc - xc yb)
+    mpz_mul(t.v, b.h[1].v, cpt.h[2].v); mpz_submul(t.v, cpt.h[1].v, b.h[2].v);
+    mpz_addmul(acc.v, a.h[0].v, t.v);
+    mpz_mul(t.v, b.h[0].v, cpt.h[2].v); mpz_submul(t.v, cpt.h[0].v, b.h[2].v);
+    mpz_submul(acc.v, a.h[1].v, t.v);
+    mpz_mul(t.v, b.h[0].v, cpt.h[1].v); mpz_submul(t.v, cpt.h[0].v, b.h[1].v);
+    mpz_addmul(acc.v, a.h[2].v, t.v);
+    return mpz_sgn(acc.v);
+}
+
+// compare coordinate i of two points exactly (floats first: truncation is monotone)
+int cmp_coord(const Point& a, const Point& b, int i) {
+    if (a.f[i] < b.f[i]) return -1;
+    if (a.f[i] > b.f[i]) return 1;
+    thread_local Int x, y;
+    size_t d = a.f.size();
+    mpz_mul(x.v, a.h[i].v, b.h[d].v);
+    mpz_mul(y.v, b.h[i].v, a.h[d].v);
+    return mpz_cmp(x.v, y.v);
+}
+
+// The volume of the hull of the region's vertices: 1-D the span, 2-D the area (the vertices,
+// each proven a vertex of the convex region, are in strictly convex position: sorted exactly by
+// angle around the lowest one, the shoelace sum is the area).
+void hull_volume(Checker* c, const std::vector<int64_t>& vids, mpq_t out) {
+    const auto& V = *c->verts;
+    mpq_set_ui(out, 0, 1);
+    size_t n = vids.size();
+    if (c->d == 1) {
+        if (n == 0) return;
+        int64_t lo = vids[0], hi = vids[0];
+        for (int64_t k : vids) {
+            if (cmp_coord(V[k], V[lo], 0) < 0) lo = k;
+            if (cmp_coord(V[k], V[hi], 0) > 0) hi = k;
+        }
+        Rat a, b;
+        mpq_set_num(a.v, V[hi].h[0].v); mpq_set_den(a.v, V[hi].h[1].v); mpq_canonicalize(a.v);
+        mpq_set_num(b.v, V[lo].h[0].v); mpq_set_den(b.v, V[lo].h[1].v); mpq_canonicalize(b.v);
+        mpq_sub(out, a.v, b.v);
+        return;
+    }
+    if (n < 3) return;
+    std::vector<int64_t> o(vids);
+    auto lower = [&](int64_t a, int64_t b) {
+        int y = cmp_coord(V[a], V[b], 1);
+        return y < 0 || (y == 0 && cmp_coord(V[a], V[b], 0) < 0);
+    };
+    auto first = std::min_element(o.begin(), o.end(), lower);
+    std::iter_swap(o.begin(), first);
+    const Point& p0 = V[o[0]];
+    std::sort(o.begin() + 1, o.end(), [&](int64_t a, int64_t b) { return orient(p0, V[a], V[b]) > 0; });
+    // every consecutive triple must turn left (strictly): else not in convex position
+    for (size_t i = 0; i < n; ++i)
+        if (orient(V[o[i]], V[o[(i + 1) % n]], V[o[(i + 2) % n]]) <= 0)
+            reject("region vertices not in convex position");
+    Rat term, sum;
+    thread_local Int t;
+    for (size_t i = 0; i < n; ++i) {
+        const Point& a = V[o[i]];
+        const Point& b = V[o[(i + 1) % n]];
+        mpz_mul(t.v, a.h[0].v, b.h[1].v);
+        mpz_submul(t.v, b.h[0].v, a.h[1].v);
+        mpq_set_num(term.v, t.v);
+        mpz_mul(t.v, a.h[2].v, b.h[2].v);
+        mpq_set_den(term.v, t.v);
+        mpq_canonicalize(term.v);
+        mpq_add(sum.v, sum.v, term.v);
+    }
+    mpq_div_2exp(out, sum.v, 1);
+}
+
+// 3-D: the simplices of a pulling triangulation of the face whose vertex columns are the bits of
+// `face` (as exactrelu._geometry's hull_volume, which the Python pass uses): its lowest vertex
+// joined to the triangulations of the maximal proper non-empty sets face & m (m a facet's mask)
+// that do not contain it.
+const std::vector<std::vector<int>>& pull(
+        uint64_t face, const std::vector<uint64_t>& masks,
+        std::unordered_map<uint64_t, std::vector<std::vector<int>>>& memo) {
+    auto it = memo.find(face);
+    if (it != memo.end()) return it->second;
+    std::vector<std::vector<int>> out;
+    uint64_t low = face & (~face + 1);
+    int v0 = __builtin_ctzll(low);
+    if (face == low) {
+        out.push_back({v0});
+    } else {
+        std::vector<uint64_t> subs;
+        for (uint64_t mk : masks) {
+            uint64_t x = face & mk;
+            if (x && x != face && std::find(subs.begin(), subs.end(), x) == subs.end())
+                subs.push_back(x);
+        }
+        std::sort(subs.begin(), subs.end(), [](uint64_t a, uint64_t b) {
+            int pa = __builtin_popcountll(a), pb = __builtin_popcountll(b);
+            return pa != pb ? pa > pb : a < b;
+        });
+        std::vector<uint64_t> maximal;
+        for (uint64_t x : subs) {
+            bool sub = false;
+            for (uint64_t t : maximal) sub = sub || (x & t) == x;
+            if (!sub) maximal.push_back(x);
+        }
+        for (uint64_t f : maximal) {
+            if (f & low) continue;
+            std::vector<std::vector<int>> got = pull(f, masks, memo);
+            for (auto& sx : got) {
+                std::vector<int> t{v0};
+                t.insert(t.end(), sx.begin(), sx.end());
+                if (t.size() > 4) reject("the facets are not faces of the hull");
+                out.push_back(std::move(t));
+            }
+        }
+    }
+    return memo.emplace(face, std::move(out)).first->second;
+}
+
+// 3-D: the volume of the pulling triangulation of the hull of the region's vertices over its
+// facets' vertex sets: a lower bound of the region's volume, equal to it when the vertex list
+// is complete (see check._hull_lower_bound). Simplex volumes are exact: with w_i = D_0 X_i -
+// D_i X_0 (homogeneous vertices), |det(w_1, w_2, w_3)| / (6 D_0^3 D_1 D_2 D_3).
+void pulling_volume(Checker* c, const std::vector<int64_t>& vids,
+                    const std::vector<uint64_t>& masks, mpq_t out) {
+    const auto& V = *c->verts;
+    mpq_set_ui(out, 0, 1);
+    int nv = static_cast<int>(vids.size());
+    if (!nv) return;
+    std::unordered_map<uint64_t, std::vector<std::vector<int>>> memo;
+    uint64_t all = nv == 64 ? ~0ULL : ((1ULL << nv) - 1);
+    std::vector<std::vector<int>> simplices = pull(all, masks, memo);
+    Int w[3][3], t, det, den;
+    Rat term;
+    for (const auto& sx : simplices) {
+        if (sx.size() < 4) continue;
+        const Point& p0 = V[vids[sx[0]]];
+        mpz_pow_ui(den.v, p0.h[3].v, 3);
+        mpz_mul_ui(den.v, den.v, 6);
+        for (int a = 0; a < 3; ++a) {
+            const Point& pa = V[vids[sx[a + 1]]];
+            mpz_mul(den.v, den.v, pa.h[3].v);
+            for (int k = 0; k < 3; ++k) {
+                mpz_mul(w[a][k].v, p0.h[3].v, pa.h[k].v);
+                mpz_submul(w[a][k].v, pa.h[3].v, p0.h[k].v);
+            }
+        }
+        mpz_set_ui(det.v, 0);
+        mpz_mul(t.v, w[1][1].v, w[2][2].v); mpz_submul(t.v, w[1][2].v, w[2][1].v);
+        mpz_addmul(det.v, w[0][0].v, t.v);
+        mpz_mul(t.v, w[1][0].v, w[2][2].v); mpz_submul(t.v, w[1][2].v, w[2][0].v);
+        mpz_submul(det.v, w[0][1].v, t.v);
+        mpz_mul(t.v, w[1][0].v, w[2][1].v); mpz_submul(t.v, w[1][1].v, w[2][0].v);
+        mpz_addmul(det.v, w[0][2].v, t.v);
+        mpz_abs(det.v, det.v);
+        mpq_set_num(term.v, det.v);
+        mpq_set_den(term.v, den.v);
+        mpq_canonicalize(term.v);
+        mpq_add(out, out, term.v);
+    }
+}
+
+// The plane of an oriented row (a . t + c >= 0 on the region, listed as a' . t <= b' with
+// [a' | b'] a positive multiple of [-a | c]): its primitive integer row with the first non-zero
+// entry positive, interned; side: the sign of the first non-zero entry of -a.
+std::pair<int, int> plane_of(Checker* c, const Con& k) {
+    const Rows& R = rows_of(c, k.lev);
+    const int d = c->d;
+    std::vector<Int> v(d + 1);
+    Int g;
+    for (int i = 0; i <= d; ++i) {
+        mpz_set(v[i].v, R.z[static_cast<size_t>(k.row) * R.m + i].v);
+        if (k.sg < 0) mpz_neg(v[i].v, v[i].v);
+        if (i < d) mpz_neg(v[i].v, v[i].v);
+        mpz_gcd(g.v, g.v, v[i].v);
+    }
+    int side = 0;
+    for (int i = 0; i < d && !side; ++i) side = mpz_sgn(v[i].v);
+    if (!side) reject("a facet with a zero normal");
+    std::string key;
+    for (int i = 0; i <= d; ++i) {
+        mpz_divexact(v[i].v, v[i].v, g.v);
+        if (side < 0) mpz_neg(v[i].v, v[i].v);
+        size_t cnt = 0;
+        std::string part((mpz_sizeinbase(v[i].v, 2) + 7) / 8 + 1, '\0');
+        mpz_export(&part[0], &cnt, -1, 1, 0, 0, v[i].v);
+        part.resize(cnt);
+        key += static_cast<char>(mpz_sgn(v[i].v) + 1);
+        key += std::to_string(cnt);
+        key += ':';
+        key += part;
+    }
+    auto it = c->plane_ids->find(key);
+    if (it != c->plane_ids->end()) return {it->second, side};
+    int id = static_cast<int>(c->planes->size());
+    c->plane_ids->emplace(key, id);
+    c->planes->push_back(std::move(v));
+    return {id, side};
+}
+
+// ----------------------------------------------------------------------------- one region
+
+struct ChunkCols {
+    PyObject *tabs, *ids;
+    IntList wnum, wden, rnum, rden, onum, oden, vnum, vden;
+    Buf rv_start, rv_flat, fstart, frow, fid_start, fid_flat, fv_start, fv_flat;
+};
+
+void check_region(Checker* c, ChunkCols& cc, int64_t r) {
+    const int d = c->d, m = d + 1, P = c->P;
+    const auto& ops = *c->ops;
+    auto& lv = *c->lv;
+    const auto& V = *c->verts;
+    thread_local std::vector<std::vector<int8_t>> S;
+    states_of(cc.tabs, cc.ids, r, ops, S);
+    // pattern hash, prefix hashes
+    std::vector<uint64_t> pre(P + 1);
+    pre[0] = 0x51ed2701u;
+    for (int j = 0; j < P; ++j) pre[j + 1] = mix(pre[j], hash_bytes(S[j].data(), S[j].size()));
+    c->pat_hash->push_back(pre[P]);
+    // maps of every prefix (level 0 is the root)
+    for (int j = 0; j < P; ++j) build(c, j, S[j]);
+    // the witness and the vertices
+    std::vector<Rat> q(d);
+    Point w;
+    for (int k = 0; k < d; ++k) get_rat(cc.wnum, cc.wden, r * d + k, q[k].v);
+    make_point(q, w);
+    std::vector<int64_t> vids;
+    int64_t v0 = cc.rv_start.at(r), v1 = cc.rv_start.at(r + 1);
+    if (v1 < v0) reject("bad vertex offsets");
+    for (int64_t k = v0; k < v1; ++k) {
+        int64_t v = cc.rv_flat.at(k);
+        if (v < 0 || v >= static_cast<int64_t>(V.size())) reject("a vertex index out of range");
+        vids.push_back(v);
+    }
+    {
+        std::vector<int64_t> sv(vids);
+        std::sort(sv.begin(), sv.end());
+        if (std::adjacent_find(sv.begin(), sv.end()) != sv.end()) reject("a vertex listed twice");
+    }
+    const int nv = static_cast<int>(vids.size());
+    if (nv > 64) reject("more than 64 vertices in a region (outside this path)");
+    // constraints: the domain's rows, then every op's cell constraints (non-zero rows)
+    std::vector<Con> cons;
+    for (int i = 0; i < c->n_dom; ++i) {
+        if (c->dom->sign(i, w) <= 0) reject("witness outside the domain");
+        cons.push_back({-1, i, 1, i});
+    }
+    for (int j = 0; j < P; ++j) {
+        const Op& op = ops[j];
+        const Rows& W = lv[j].sw;
+        const int n = op.n;
+        for (int i = 0; i < n; ++i) {
+            int st;
+            int s0 = W.sign(i, w);
+            if (op.T == 1) {
+                st = s0 > 0 ? 1 : 0;  // the rule's state_from_signs: on iff positive
+            } else {
+                int s1 = W.sign(n + i, w);
+                st = 1;
+                if (s0 < 0) st = 0;
+                if (s1 > 0) st = 2;
+            }
+            if (st != S[j][i]) reject("state at the witness is not the pattern");
+            // cell constraints (the rule's cell_constraints): T = 1: row i, + on, - off;
+            // T = 2: low: -row i; mid: +row i, -row n + i; high: +row n + i
+            int ci[2], cs[2], nc = 0;
+            if (op.T == 1) { ci[0] = i; cs[0] = st ? 1 : -1; nc = 1; }
+            else if (st == 0) { ci[0] = i; cs[0] = -1; nc = 1; }
+            else if (st == 1) { ci[0] = i; cs[0] = 1; ci[1] = n + i; cs[1] = -1; nc = 2; }
+            else { ci[0] = n + i; cs[0] = 1; nc = 1; }
+            for (int a = 0; a < nc; ++a) {
+                if (W.zero[ci[a]]) continue;  // identically zero: splits nothing
+                int sg = W.sign(ci[a], w);
+                if (sg * cs[a] <= 0) reject("witness not strictly inside a cell constraint");
+                cons.push_back({j, ci[a], cs[a], (*c->offsets)[j] + ci[a]});
+            }
+        }
+    }
+    // the output map (level P, built above)
+    {
+        // every region's map is over the same denominator (the product of the stretches' and
+        // ops' denominators): equal maps have equal integers Zm, which are hashed
+        const Level& out = lv[P];
+        uint64_t h = 0x243f6a8885a308d3ULL;
+        thread_local Int nu, de, a, b;
+        for (int i = 0; i < c->n_out * m; ++i) {
+            cc.onum.get(r * c->n_out * m + i, nu.v);
+            cc.oden.get(r * c->n_out * m + i, de.v);
+            if (mpz_sgn(de.v) <= 0) reject("an output entry with a denominator <= 0");
+            mpz_mul(a.v, nu.v, out.den.v);
+            mpz_mul(b.v, out.Zm[i].v, de.v);
+            if (mpz_cmp(a.v, b.v) != 0) reject("output map differs");
+            h = hash_mpz(h, out.Zm[i].v);
+        }
+        c->out_hash->push_back(h);
+    }
+    // signs of every constraint at every vertex: >= 0, tight on rank d
+    const size_t nc = cons.size();
+    std::vector<uint64_t> mask(nc, 0);
+    std::vector<std::vector<int>> tight(nv);
+    for (size_t i = 0; i < nc; ++i) {
+        const Con& k = cons[i];
+        const Rows& R = rows_of(c, k.lev);
+        for (int col = 0; col < nv; ++col) {
+            int s = R.sign(k.row, V[vids[col]]) * k.sg;
+            if (s < 0) reject("a vertex violates a constraint");
+            if (s == 0) {
+                mask[i] |= 1ULL << col;
+                tight[col].push_back(static_cast<int>(i));
+            }
+        }
+    }
+    for (int col = 0; col < nv; ++col) {
+        const auto& t = tight[col];
+        bool full = false;
+        if (d == 1) {
+            for (int i : t) {
+                const Rows& R = rows_of(c, cons[i].lev);
+                if (mpz_sgn(R.z[static_cast<size_t>(cons[i].row) * R.m].v)) { full = true; break; }
+            }
+        } else if (d == 2) {
+            for (size_t a = 0; a < t.size() && !full; ++a)
+                for (size_t b = a + 1; b < t.size() && !full; ++b)
+                    full = det2(c, cons[t[a]], cons[t[b]]) != 0;
+        } else {
+            for (size_t a = 0; a < t.size() && !full; ++a)
+                for (size_t b = a + 1; b < t.size() && !full; ++b)
+                    for (size_t e = b + 1; e < t.size() && !full; ++e)
+                        full = det3(c, cons[t[a]], cons[t[b]], cons[t[e]]) != 0;
+        }
+        if (!full) reject("a listed vertex is not a vertex of the region");
+    }
+    // true facets: the inclusion-maximal sets of vertices of constraints tight at >= d of them,
+    // not all of them (check._true_facets)
+    std::vector<std::pair<uint64_t, std::vector<int>>> groups;
+    {
+        std::unordered_map<uint64_t, int> at;
+        for (size_t i = 0; i < nc; ++i) {
+            if (__builtin_popcountll(mask[i]) < d) continue;
+            auto it = at.find(mask[i]);
+            if (it == at.end()) {
+                at.emplace(mask[i], static_cast<int>(groups.size()));
+                groups.push_back({mask[i], {static_cast<int>(i)}});
+            } else {
+                groups[it->second].second.push_back(static_cast<int>(i));
+            }
+        }
+    }
+    std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) {
+        int pa = __builtin_popcountll(a.first), pb = __builtin_popcountll(b.first);
+        return pa != pb ? pa > pb : a.first < b.first;
+    });
+    const uint64_t fullmask = nv == 64 ? ~0ULL : ((1ULL << nv) - 1);
+    std::vector<int> maximal;
+    for (size_t g = 0; g < groups.size(); ++g) {
+        uint64_t mk = groups[g].first;
+        if (mk == fullmask) continue;
+        bool sub = false;
+        for (int h : maximal) sub = sub || (mk & groups[h].first) == mk;
+        if (!sub) maximal.push_back(static_cast<int>(g));
+    }
+    // their id sets
+    std::vector<std::vector<int64_t>> fids(maximal.size());
+    for (size_t f = 0; f < maximal.size(); ++f) {
+        for (int i : groups[maximal[f]].second) fids[f].push_back(cons[i].cid);
+        std::sort(fids[f].begin(), fids[f].end());
+    }
+    // the listed facets: exactly these
+    int64_t f0 = cc.fstart.at(r), f1 = cc.fstart.at(r + 1);
+    if (f1 < f0) reject("bad facet offsets");
+    if (f1 - f0 != static_cast<int64_t>(maximal.size())) reject("facet count differs");
+    std::vector<char> seen(maximal.size(), 0);
+    std::vector<Rat> row(m);
+    thread_local Int a, b;
+    for (int64_t f = f0; f < f1; ++f) {
+        std::vector<int64_t> ids;
+        int64_t i0 = cc.fid_start.at(f), i1 = cc.fid_start.at(f + 1);
+        if (i1 <= i0) reject("a facet without ids");
+        for (int64_t k = i0; k < i1; ++k) ids.push_back(cc.fid_flat.at(k));
+        std::vector<int64_t> sorted_ids(ids);
+        std::sort(sorted_ids.begin(), sorted_ids.end());
+        if (std::adjacent_find(sorted_ids.begin(), sorted_ids.end()) != sorted_ids.end())
+            reject("facet ids not distinct");
+        size_t which = maximal.size();
+        for (size_t g = 0; g < maximal.size(); ++g)
+            if (fids[g] == sorted_ids) { which = g; break; }
+        if (which == maximal.size()) reject("facet ids are not those of a facet");
+        if (seen[which]) reject("a facet listed twice");
+        seen[which] = 1;
+        const auto& grp = groups[maximal[which]];
+        // a . t <= b: [-a | b] is one of its constraints, oriented
+        int64_t rw = cc.frow.at(f);
+        if (rw < 0) reject("a facet row out of range");
+        for (int k = 0; k < m; ++k) {  // compared by cross-multiplying: no need to reduce
+            cc.rnum.get(rw * m + k, mpq_numref(row[k].v));
+            cc.rden.get(rw * m + k, mpq_denref(row[k].v));
+            if (mpz_sgn(mpq_denref(row[k].v)) <= 0) reject("a facet row with a denominator <= 0");
+        }
+        bool match = false;
+        for (int i : grp.second) {
+            const Con& k = cons[i];
+            const Rows& R = rows_of(c, k.lev);
+            const mpz_t& den = den_of(c, k);
+            bool eq = true;
+            for (int e = 0; e < m && eq; ++e) {
+                // row[e] (negated for e < d) == sg * z_e / den
+                mpz_mul(a.v, mpq_numref(row[e].v), den);
+                if (e < d) mpz_neg(a.v, a.v);
+                mpz_mul(b.v, R.z[static_cast<size_t>(k.row) * R.m + e].v, mpq_denref(row[e].v));
+                if (k.sg < 0) mpz_neg(b.v, b.v);
+                eq = mpz_cmp(a.v, b.v) == 0;
+            }
+            if (eq) { match = true; break; }
+        }
+        if (!match) reject("a facet's inequality is not one of its constraints");
+        // its vertices: exactly the region's vertices on it
+        std::vector<int64_t> want, got;
+        for (int col = 0; col < nv; ++col)
+            if (grp.first >> col & 1) want.push_back(vids[col]);
+        int64_t g0 = cc.fv_start.at(f), g1 = cc.fv_start.at(f + 1);
+        if (g1 < g0) reject("bad facet vertex offsets");
+        for (int64_t k = g0; k < g1; ++k) got.push_back(cc.fv_flat.at(k));
+        std::sort(want.begin(), want.end());
+        std::sort(got.begin(), got.end());
+        if (want != got) reject("a facet's vertices differ");
+        // 3-D: the region's facet rows (for the separation test), every listed facet's
+        int64_t own_row = -1;
+        if (d == 3) {
+            const Con& k0 = cons[grp.second[0]];
+            const Rows& R = rows_of(c, k0.lev);
+            Int o[4];
+            for (int e = 0; e < m; ++e) {
+                mpz_set(o[e].v, R.z[static_cast<size_t>(k0.row) * R.m + e].v);
+                if (k0.sg < 0) mpz_neg(o[e].v, o[e].v);
+            }
+            own_row = c->frows->n;
+            c->frows->append(o);
+        }
+        // for adjacency: a facet with a domain row among its ids has no pair
+        int64_t low = sorted_ids[0];
+        if (low < c->n_dom) continue;
+        const auto& off = *c->offsets;
+        int j0 = static_cast<int>(std::upper_bound(off.begin(), off.end(), low) - off.begin()) - 1;
+        auto [pid, side] = plane_of(c, cons[grp.second[0]]);
+        Facet rec{};
+        rec.region = r + c->base;
+        rec.plane = pid;
+        rec.j0 = j0;
+        rec.side = side;
+        rec.pre = pre[j0];
+        rec.lo = rec.hi = -1;
+        if (d == 2) {
+            int c0 = mpz_sgn((*c->planes)[pid][1].v) ? 0 : 1;
+            int64_t lo = want[0], hi = want[0];
+            for (int64_t v : want) {
+                if (cmp_coord(V[v], V[lo], c0) < 0) lo = v;
+                if (cmp_coord(V[v], V[hi], c0) > 0) hi = v;
+            }
+            rec.lo = lo;
+            rec.hi = hi;
+        }
+        rec.row = own_row;
+        rec.verts_at = static_cast<int64_t>(c->facet_verts->size());
+        rec.verts_n = d == 3 ? static_cast<int64_t>(want.size()) : 0;
+        if (d == 3) c->facet_verts->insert(c->facet_verts->end(), want.begin(), want.end());
+        rec.ids_at = static_cast<int64_t>(c->facet_ids->size());
+        rec.ids_n = static_cast<int64_t>(sorted_ids.size());
+        c->facet_ids->insert(c->facet_ids->end(), sorted_ids.begin(), sorted_ids.end());
+        c->facets->push_back(rec);
+    }
+    // volume: the hull of the listed vertices, equal to the stated one; summed
+    Rat vol, given;
+    if (d == 3) {
+        std::vector<uint64_t> masks;
+        for (int g : maximal) masks.push_back(groups[g].first);
+        pulling_volume(c, vids, masks, vol.v);
+    } else {
+        hull_volume(c, vids, vol.v);
+    }
+    cc.vnum.get(r, mpq_numref(given.v));
+    cc.vden.get(r, mpq_denref(given.v));
+    if (mpz_sgn(mpq_denref(given.v)) <= 0) reject("volume missing or with a bad denominator");
+    mpq_canonicalize(given.v);
+    if (!mpq_equal(given.v, vol.v)) reject("volume differs from the volume of the vertices");
+    add_volume(c, vol.v);
+    for (int64_t v : vids) (*c->used)[v] = 1;
+    if (d == 3) c->frow_start->push_back(c->frows->n);
+}
+
+// 3-D: does another facet row h of x's region have the facet y on or beyond it (h <= 0 at every
+// vertex of y)? Then the two facets meet in H ∩ {h = 0} at most (check._Adjacency.separated).
+bool separated(Checker* c, const Facet& x, const Facet& y) {
+    const auto& V = *c->verts;
+    const auto& FV = *c->facet_verts;
+    const Rows& R = *c->frows;
+    int64_t h0 = (*c->frow_start)[x.region], h1 = (*c->frow_start)[x.region + 1];
+    for (int64_t h = h0; h < h1; ++h) {
+        if (h == x.row) continue;  // its own hyperplane carries both facets
+        bool beyond = true;
+        for (int64_t k = 0; k < y.verts_n && beyond; ++k)
+            beyond = R.sign(static_cast<int>(h), V[FV[y.verts_at + k]]) <= 0;
+        if (beyond) return true;
+    }
+    return false;
+}
+
+// 3-D: the adjacent pairs among the facets idx[s .. cut) (one side) and idx[cut .. e) (the
+// other) of one group (check._Adjacency._overlapping for bounded, so pointed, facets): extents
+// along every coordinate the plane does not fix overlap with positive length; then three shared
+// vertices (a shared triangle: three distinct vertices of a polygon are never collinear) prove
+// a pair, and a facet of either region with the other facet on or beyond it disproves it; in
+// 3-D nothing else is possible (an edge line of either polygon separates disjoint ones).
+void pairs_3d(Checker* c, const std::vector<int64_t>& idx, size_t s, size_t cut, size_t e,
+              uint64_t n_reg, std::vector<std::pair<uint64_t, std::pair<int64_t, int64_t>>>& out) {
+    const auto& F = *c->facets;
+    const auto& V = *c->verts;
+    const auto& FV = *c->facet_verts;
+    if (s == cut || cut == e) return;
+    const auto& key = (*c->planes)[F[idx[s]].plane];
+    std::vector<int> freec;
+    for (int i = 0; i < 3; ++i) {
+        bool any = false;
+        for (int k = 0; k < 3; ++k) any = any || (k != i && mpz_sgn(key[k].v));
+        if (any) freec.push_back(i);
+    }
+    // ends of every facet of the group along each free coordinate
+    size_t n = e - s;
+    std::vector<int64_t> lo(n * 3, -1), hi(n * 3, -1);
+    for (size_t a = 0; a < n; ++a) {
+        const Facet& f = F[idx[s + a]];
+        if (f.verts_n == 0) reject("a facet without vertices");
+        for (int i : freec) {
+            int64_t l = FV[f.verts_at], u = l;
+            for (int64_t k = 1; k < f.verts_n; ++k) {
+                int64_t v = FV[f.verts_at + k];
+                if (cmp_coord(V[v], V[l], i) < 0) l = v;
+                if (cmp_coord(V[v], V[u], i) > 0) u = v;
+            }
+            lo[a * 3 + i] = l;
+            hi[a * 3 + i] = u;
+        }
+    }
+    for (size_t q = cut; q < e; ++q) {
+        const Facet& fp = F[idx[q]];
+        size_t pa = q - s;
+        for (size_t r = s; r < cut; ++r) {
+            const Facet& fm = F[idx[r]];
+            size_t ma = r - s;
+            bool ok = true;
+            for (int i : freec) {
+                ok = ok && cmp_coord(V[lo[pa * 3 + i]], V[hi[ma * 3 + i]], i) < 0 &&
+                     cmp_coord(V[lo[ma * 3 + i]], V[hi[pa * 3 + i]], i) < 0;
+                if (!ok) break;
+            }
+            if (!ok) continue;
+            int shared = 0;
+            for (int64_t a = 0; a < fp.verts_n; ++a)
+                for (int64_t b = 0; b < fm.verts_n; ++b)
+                    shared += FV[fp.verts_at + a] == FV[fm.verts_at + b];
+            if (shared < 3 && (separated(c, fp, fm) || separated(c, fm, fp))) continue;
+            int64_t i = fp.region, j = fm.region;
+            int64_t fa = idx[q], fb = idx[r];
+            if (i > j) { std::swap(i, j); std::swap(fa, fb); }
+            if (i == j) reject("a region adjacent to itself");
+            out.push_back({static_cast<uint64_t>(i) * n_reg + static_cast<uint64_t>(j), {fa, fb}});
+        }
+    }
+}
+
+// The global vertices are distinct points: sorted by their floats (equal points have equal
+// ones), runs of equal floats compared exactly.
+void distinct_vertices(Checker* c) {
+    const int d = c->d;
+    const auto& V = *c->verts;
+    std::vector<int64_t> order(V.size());
+    for (size_t k = 0; k < V.size(); ++k) order[k] = static_cast<int64_t>(k);
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return V[a].f < V[b].f; });
+    for (size_t s = 0; s + 1 < order.size();) {
+        size_t e = s + 1;
+        while (e < order.size() && V[order[e]].f == V[order[s]].f) ++e;
+        for (size_t x = s; x < e; ++x)
+            for (size_t y = x + 1; y < e; ++y) {
+                bool same = true;
+                for (int i = 0; i < d && same; ++i) same = cmp_coord(V[order[x]], V[order[y]], i) == 0;
+                if (same) reject("two vertices are the same point");
+            }
+        s = e;
+    }
+}
+
+// ----------------------------------------------------------------------------- Python type
+
+void Checker_dealloc(Checker* c) {
+    delete c->offsets; delete c->dom; delete c->domden; delete c->ops; delete c->lv;
+    delete c->verts; delete c->used; delete c->pat_hash; delete c->out_hash; delete c->vsum;
+    delete c->facets; delete c->facet_ids; delete c->facet_verts; delete c->frows;
+    delete c->frow_start; delete c->plane_ids; delete c->planes;
+    Py_TYPE(c)->tp_free(reinterpret_cast<PyObject*>(c));
+}
+
+void int_vec(PyObject* list, std::vector<Int>& out, size_t want) {
+    if (!PyList_Check(list)) reject("expected a list of ints");
+    size_t n = static_cast<size_t>(PyList_GET_SIZE(list));
+    if (n != want) reject("a list of ints of the wrong length");
+    out.assign(n, Int());
+    for (size_t k = 0; k < n; ++k) get_int(PyList_GET_ITEM(list, static_cast<Py_ssize_t>(k)), out[k].v);
+}
+
+// Checker(d, offsets, dom_rows, dom_dens, root_rows, root_den, ops, n_out, vnum, vden)
+// ops: per piecewise op (n, [(p, q) thresholds], slopes, consts (state-major), lden, stretch
+// rows (n_next x (n + 1)), aden, n_next).
+int Checker_init(Checker* c, PyObject* args, PyObject*) {
+    c->offsets = new std::vector<int64_t>(); c->dom = new Rows(); c->domden = new std::vector<Int>();
+    c->ops = new std::vector<Op>(); c->lv = new std::vector<Level>(); c->verts = new std::vector<Point>();
+    c->used = new std::vector<char>(); c->pat_hash = new std::vector<uint64_t>();
+    c->out_hash = new std::vector<uint64_t>(); c->vsum = new std::vector<std::pair<int, Rat>>();
+    c->facets = new std::vector<Facet>(); c->facet_ids = new std::vector<int64_t>();
+    c->facet_verts = new std::vector<int64_t>(); c->frows = new Rows();
+    c->frow_start = new std::vector<int64_t>(1, 0);
+    c->plane_ids = new std::unordered_map<std::string, int>();
+    c->planes = new std::vector<std::vector<Int>>();
+    c->gens = 0; c->next_region = 0; c->base = 0; c->failed = false;
+    PyObject *offs, *domr, *domd, *root, *rden, *opsl, *vnum, *vden;
+    int d, n_out;
+    if (!PyArg_ParseTuple(args, "iOOOOOOiOO", &d, &offs, &domr, &domd, &root, &rden, &opsl,
+                          &n_out, &vnum, &vden))
+        return -1;
+    try {
+        c->d = d;
+        c->n_out = n_out;
+        const int m = d + 1;
+        if (!PyList_Check(offs) || !PyList_Check(opsl) || !PyList_Check(domd))
+            reject("bad arguments");
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(offs); ++k)
+            c->offsets->push_back(get_ll(PyList_GET_ITEM(offs, k)));
+        c->n_dom = static_cast<int>(PyList_GET_SIZE(domd));
+        c->P = static_cast<int>(PyList_GET_SIZE(opsl));
+        if (c->P < 1 || static_cast<int>(c->offsets->size()) != c->P + 1) reject("bad offsets");
+        c->frows->m = m;
+        c->dom->m = m;
+        c->dom->n = c->n_dom;
+        int_vec(domr, c->dom->z, static_cast<size_t>(c->n_dom) * m);
+        c->dom->floats();
+        int_vec(domd, *c->domden, static_cast<size_t>(c->n_dom));
+        c->lv->resize(c->P + 1);
+        for (int j = 0; j < c->P; ++j) {
+            PyObject* o = PyList_GET_ITEM(opsl, j);
+            Op op;
+            op.n = static_cast<int>(get_ll(item(o, 0)));
+            PyObject* thr = item(o, 1);
+            op.T = static_cast<int>(PyList_Size(thr));
+            if (op.T != 1 && op.T != 2) reject("an op with other than 1 or 2 thresholds");
+            op.S = op.T + 1;
+            mpz_set_ui(op.tden.v, 1);
+            for (int a = 0; a < op.T; ++a) {
+                Rat t;
+                get_int(item(PyList_GET_ITEM(thr, a), 0), mpq_numref(t.v));
+                get_int(item(PyList_GET_ITEM(thr, a), 1), mpq_denref(t.v));
+                if (mpz_sgn(mpq_denref(t.v)) <= 0) reject("bad threshold");
+                mpq_canonicalize(t.v);
+                mpz_lcm(op.tden.v, op.tden.v, mpq_denref(t.v));
+                op.thr.push_back(std::move(t));
+            }
+            op.plain_zero = op.T == 1 && mpq_sgn(op.thr[0].v) == 0;
+            for (int a = 0; a < op.T; ++a) {
+                Int x;
+                mpz_divexact(x.v, op.tden.v, mpq_denref(op.thr[a].v));
+                mpz_mul(x.v, x.v, mpq_numref(op.thr[a].v));
+                op.tnum.push_back(std::move(x));
+            }
+            int_vec(item(o, 2), op.slope, static_cast<size_t>(op.S) * op.n);
+            int_vec(item(o, 3), op.cons, static_cast<size_t>(op.S) * op.n);
+            get_int(item(o, 4), op.lden.v);
+            op.n_next = static_cast<int>(get_ll(item(o, 7)));
+            int_vec(item(o, 5), op.A, static_cast<size_t>(op.n_next) * (op.n + 1));
+            get_int(item(o, 6), op.aden.v);
+            op.a_small = true;
+            op.A64.assign(op.A.size(), 0);
+            for (size_t k = 0; k < op.A.size(); ++k) {
+                long bits = static_cast<long>(mpz_sizeinbase(op.A[k].v, 2));
+                op.a_bits = std::max(op.a_bits, bits);
+                if (bits > 62) { op.a_small = false; break; }
+                op.A64[k] = mpz_get_si(op.A[k].v);
+            }
+            if (mpz_sgn(op.lden.v) <= 0 || mpz_sgn(op.aden.v) <= 0) reject("bad denominators");
+            if ((*c->offsets)[j + 1] - (*c->offsets)[j] != static_cast<int64_t>(op.n) * op.T)
+                reject("offsets do not match the ops");
+            if (j > 0 && (*c->ops)[j - 1].n_next != op.n) reject("ops do not chain");
+            c->ops->push_back(std::move(op));
+        }
+        if ((*c->ops)[c->P - 1].n_next != n_out) reject("output size");
+        // the root level: the map into op 0
+        Level& L0 = (*c->lv)[0];
+        const Op& op0 = (*c->ops)[0];
+        int_vec(root, L0.Zm, static_cast<size_t>(op0.n) * m);
+        get_int(rden, L0.den.v);
+        if (mpz_sgn(L0.den.v) <= 0) reject("bad root denominator");
+        L0.valid = true;
+        L0.gen = ++c->gens;
+        switching_rows(L0, op0, m);
+        // the global vertices
+        IntList vn, vd;
+        vn.set(vnum);
+        vd.set(vden);
+        if (vn.n != vd.n || vn.n % d) reject("vertex columns");
+        size_t nvert = static_cast<size_t>(vn.n / d);
+        c->verts->resize(nvert);
+        c->used->assign(nvert, 0);
+        std::vector<Rat> q(d);
+        for (size_t k = 0; k < nvert; ++k) {
+            for (int i = 0; i < d; ++i) get_rat(vn, vd, static_cast<Py_ssize_t>(k) * d + i, q[i].v);
+            make_point(q, (*c->verts)[k]);
+        }
+        distinct_vertices(c);
+    } catch (const Reject& e) {
+        c->failed = true;
+        PyErr_SetString(PyExc_ValueError, e.why.c_str());
+        return -1;
+    } catch (const PyError&) {
+        return -1;
+    } catch (const std::bad_alloc&) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+// Run a method's body: a Reject becomes its reason (a str), a Python error or running out of
+// memory an exception; either way the checker is done.
+template <class F>
+PyObject* guarded(Checker* c, F&& body) {
+    try {
+        return body();
+    } catch (const Reject& e) {
+        c->failed = true;
+        return PyUnicode_FromString(e.why.c_str());
+    } catch (const PyError&) {
+        c->failed = true;
+        return nullptr;
+    } catch (const std::bad_alloc&) {
+        c->failed = true;
+        return PyErr_NoMemory();
+    }
+}
+
+// regions(base, lo, hi, cols): check regions lo .. hi - 1 of a chunk whose region 0 is the
+// certificate's region `base` (regions must come in order, chunk after chunk). cols: (state
+// tables [(data, bits)], state ids [int64], witness num, den, region_vertices start, flat,
+// facet_start, facet_row, facet_ids start, flat, facet_vertices start, flat, rows num, den,
+// outputs num, den, volume num, den). Returns None, or the reason for stopping (a str).
+PyObject* Checker_regions(Checker* c, PyObject* args) {
+    long long base, lo, hi;
+    PyObject* cols;
+    if (!PyArg_ParseTuple(args, "LLLO", &base, &lo, &hi, &cols)) return nullptr;
+    return guarded(c, [&]() -> PyObject* {
+        if (c->failed) reject("an earlier chunk failed");
+        if (base + lo != c->next_region) reject("regions out of order");
+        ChunkCols cc;
+        cc.tabs = item(cols, 0);
+        cc.ids = item(cols, 1);
+        if (!PyList_Check(cc.tabs) || !PyList_Check(cc.ids) ||
+            PyList_GET_SIZE(cc.tabs) != c->P || PyList_GET_SIZE(cc.ids) != c->P)
+            reject("state columns");
+        cc.tabs = PyList_AsTuple(cc.tabs);
+        PyObject* ids_t = PyList_AsTuple(cc.ids);
+        struct Drop { PyObject* a; PyObject* b; ~Drop() { Py_XDECREF(a); Py_XDECREF(b); } } drop{cc.tabs, ids_t};
+        cc.ids = ids_t;
+        cc.wnum.set(item(cols, 2)); cc.wden.set(item(cols, 3));
+        cc.rv_start.set(item(cols, 4), 8); cc.rv_flat.set(item(cols, 5), 8);
+        cc.fstart.set(item(cols, 6), 8); cc.frow.set(item(cols, 7), 8);
+        cc.fid_start.set(item(cols, 8), 8); cc.fid_flat.set(item(cols, 9), 8);
+        cc.fv_start.set(item(cols, 10), 8); cc.fv_flat.set(item(cols, 11), 8);
+        cc.rnum.set(item(cols, 12)); cc.rden.set(item(cols, 13));
+        cc.onum.set(item(cols, 14)); cc.oden.set(item(cols, 15));
+        cc.vnum.set(item(cols, 16)); cc.vden.set(item(cols, 17));
+        c->base = base;
+        for (long long r = lo; r < hi; ++r) {
+            check_region(c, cc, r);
+            c->next_region = base + r + 1;
+        }
+        Py_RETURN_NONE;
+    });
+}
+
+// finish(n_reg, adj_i, adj_j, adj_plane, adj_ids start, flat, planes num, den): the global
+// vertices distinct and each used, the adjacent pairs exactly the true ones. Returns a str (the
+// reason for stopping) or (pattern hashes as int64 bytes, volume sum num, den, [(i, j)]: the
+// adjacent pairs whose output maps hash equal, to be compared exactly).
+PyObject* Checker_finish(Checker* c, PyObject* args) {
+    long long n_reg;
+    PyObject *ai, *aj, *ap, *ids_s, *ids_f, *pnum, *pden;
+    if (!PyArg_ParseTuple(args, "LOOOOOOO", &n_reg, &ai, &aj, &ap, &ids_s, &ids_f, &pnum, &pden))
+        return nullptr;
+    return guarded(c, [&]() -> PyObject* {
+        if (c->failed) reject("an earlier chunk failed");
+        if (c->next_region != n_reg) reject("not every region was checked");
+        const int d = c->d;
+        const auto& V = *c->verts;
+        for (char u : *c->used)
+            if (!u) reject("a vertex of no region");
+        // true adjacent pairs from the proven facets (check._FacetTable)
+        auto& F = *c->facets;
+        std::vector<int64_t> idx(F.size());
+        for (size_t k = 0; k < F.size(); ++k) idx[k] = static_cast<int64_t>(k);
+        auto c0_of = [&](int plane) { return mpz_sgn((*c->planes)[plane][1].v) ? 0 : 1; };
+        std::sort(idx.begin(), idx.end(), [&](int64_t x, int64_t y) {
+            const Facet& a = F[x];
+            const Facet& b = F[y];
+            if (a.plane != b.plane) return a.plane < b.plane;
+            if (a.j0 != b.j0) return a.j0 < b.j0;
+            if (a.pre != b.pre) return a.pre < b.pre;
+            if (a.side != b.side) return a.side < b.side;
+            if (d == 2) {  // (3-D facets have no ends recorded)
+                int cm = cmp_coord(V[a.lo], V[b.lo], c0_of(a.plane));
+                if (cm) return cm < 0;
+            }
+            return x < y;
+        });
+        std::vector<std::pair<uint64_t, std::pair<int64_t, int64_t>>> pairs;  // code, facets
+        for (size_t s = 0; s < idx.size();) {
+            size_t e = s + 1;
+            const Facet& h = F[idx[s]];
+            while (e < idx.size() && F[idx[e]].plane == h.plane && F[idx[e]].j0 == h.j0 &&
+                   F[idx[e]].pre == h.pre)
+                ++e;
+            size_t cut = s;
+            while (cut < e && F[idx[cut]].side < 0) ++cut;
+            if (d == 3) {
+                pairs_3d(c, idx, s, cut, e, static_cast<uint64_t>(n_reg), pairs);
+                s = e;
+                continue;
+            }
+            int c0 = c0_of(h.plane);
+            for (size_t p = cut; p < e; ++p) {
+                const Facet& fp = F[idx[p]];
+                for (size_t q = s; q < cut; ++q) {
+                    const Facet& fm = F[idx[q]];
+                    if (d == 2) {
+                        if (cmp_coord(V[fm.lo], V[fp.hi], c0) >= 0) break;  // so are the later
+                        if (cmp_coord(V[fp.lo], V[fm.hi], c0) >= 0) continue;
+                    }
+                    int64_t a = fp.region, b = fm.region;
+                    int64_t fa = idx[p], fb = idx[q];
+                    if (a > b) { std::swap(a, b); std::swap(fa, fb); }
+                    if (a == b) reject("a region adjacent to itself");
+                    pairs.push_back({static_cast<uint64_t>(a) * static_cast<uint64_t>(n_reg) + static_cast<uint64_t>(b), {fa, fb}});
+                }
+            }
+            s = e;
+        }
+        std::stable_sort(pairs.begin(), pairs.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+        pairs.erase(std::unique(pairs.begin(), pairs.end(), [](const auto& x, const auto& y) { return x.first == y.first; }), pairs.end());
+        // the listed pairs: exactly these
+        Buf bi, bj, bp, bs, bf;
+        bi.set(ai, 8); bj.set(aj, 8); bp.set(ap, 8); bs.set(ids_s, 8); bf.set(ids_f, 8);
+        IntList pn, pd;
+        pn.set(pnum);
+        pd.set(pden);
+        std::vector<char> listed(pairs.size(), 0);
+        thread_local Int x, y;
+        for (Py_ssize_t k = 0; k < bi.size(); ++k) {
+            int64_t i = bi.at(k), j = bj.at(k);
+            if (!(0 <= i && i < j && j < n_reg)) reject("an adjacent pair out of range");
+            uint64_t code = static_cast<uint64_t>(i) * static_cast<uint64_t>(n_reg) + static_cast<uint64_t>(j);
+            auto it = std::lower_bound(pairs.begin(), pairs.end(), code,
+                                       [](const auto& p, uint64_t v) { return p.first < v; });
+            if (it == pairs.end() || it->first != code) reject("a listed pair is not adjacent");
+            size_t pos = static_cast<size_t>(it - pairs.begin());
+            if (listed[pos]) reject("a pair listed twice");
+            listed[pos] = 1;
+            const Facet& fa = F[it->second.first];
+            const Facet& fb = F[it->second.second];
+            // the hyperplane: the key divided by its first non-zero entry
+            const auto& key = (*c->planes)[fa.plane];
+            const mpz_t* lead = nullptr;
+            for (int e = 0; e < d && !lead; ++e)
+                if (mpz_sgn(key[e].v)) lead = &key[e].v;
+            int64_t p = bp.at(k);
+            if (p < 0) reject("a plane index out of range");
+            Rat v;
+            for (int e = 0; e <= d; ++e) {
+                get_rat(pn, pd, p * (d + 1) + e, v.v);
+                mpz_mul(x.v, mpq_numref(v.v), *lead);
+                mpz_mul(y.v, key[e].v, mpq_denref(v.v));
+                if (mpz_cmp(x.v, y.v)) reject("a listed pair's hyperplane differs");
+            }
+            std::vector<int64_t> want, got;
+            const auto& FI = *c->facet_ids;
+            want.insert(want.end(), FI.begin() + fa.ids_at, FI.begin() + fa.ids_at + fa.ids_n);
+            want.insert(want.end(), FI.begin() + fb.ids_at, FI.begin() + fb.ids_at + fb.ids_n);
+            std::sort(want.begin(), want.end());
+            want.erase(std::unique(want.begin(), want.end()), want.end());
+            int64_t s0 = bs.at(k), s1 = bs.at(k + 1);
+            if (s1 < s0) reject("bad adjacency id offsets");
+            for (int64_t t = s0; t < s1; ++t) got.push_back(bf.at(t));
+            std::sort(got.begin(), got.end());
+            if (std::adjacent_find(got.begin(), got.end()) != got.end() || got != want)
+                reject("a listed pair's ids differ");
+        }
+        for (char l : listed)
+            if (!l) reject("a true adjacent pair is not listed");
+        // results
+        PyObject* hashes = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(c->pat_hash->data()),
+                                                     static_cast<Py_ssize_t>(c->pat_hash->size() * 8));
+        Rat total;
+        for (auto it = c->vsum->rbegin(); it != c->vsum->rend(); ++it) mpq_add(total.v, it->second.v, total.v);
+        PyObject* eq = PyList_New(0);
+        const auto& OH = *c->out_hash;
+        for (const auto& pr : pairs) {
+            int64_t i = static_cast<int64_t>(pr.first / static_cast<uint64_t>(n_reg));
+            int64_t j = static_cast<int64_t>(pr.first % static_cast<uint64_t>(n_reg));
+            if (OH[i] != OH[j]) continue;
+            PyObject* t = Py_BuildValue("(LL)", static_cast<long long>(i), static_cast<long long>(j));
+            PyList_Append(eq, t);
+            Py_DECREF(t);
+        }
+        PyObject* num = new_int(mpq_numref(total.v));
+        PyObject* den = new_int(mpq_denref(total.v));
+        return Py_BuildValue("(NNNN)", hashes, num, den, eq);
+    });
+}
+
+PyMethodDef checker_methods[] = {
+    {"regions", reinterpret_cast<PyCFunction>(Checker_regions), METH_VARARGS,
+     "Check a chunk of regions: None, or the reason for stopping."},
+    {"finish", reinterpret_cast<PyCFunction>(Checker_finish), METH_VARARGS,
+     "Check the vertices and adjacency; the results, or the reason for stopping."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyTypeObject CheckerType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT, "exactrelu._checkcore",
+                      "The independent checker's compiled hot path (see exactrelu/check.py).",
+                      -1, nullptr, nullptr, nullptr, nullptr, nullptr};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__checkcore() {
+    CheckerType.tp_name = "exactrelu._checkcore.Checker";
+    CheckerType.tp_basicsize = sizeof(Checker);
+    CheckerType.tp_flags = Py_TPFLAGS_DEFAULT;
+    CheckerType.tp_doc = "A compiled pass over a chain certificate's columns (1-D, 2-D, bounded).";
+    CheckerType.tp_new = PyType_GenericNew;
+    CheckerType.tp_init = reinterpret_cast<initproc>(Checker_init);
+    CheckerType.tp_dealloc = reinterpret_cast<destructor>(Checker_dealloc);
+    CheckerType.tp_methods = checker_methods;
+    if (PyType_Ready(&CheckerType) < 0) return nullptr;
+    PyObject* m = PyModule_Create(&module);
+    if (!m) return nullptr;
+    Py_INCREF(&CheckerType);
+    if (PyModule_AddObject(m, "Checker", reinterpret_cast<PyObject*>(&CheckerType)) < 0) {
+        Py_DECREF(&CheckerType);
+        Py_DECREF(m);
+        return nullptr;
+    }
+    return m;
+}
