@@ -53,6 +53,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -315,26 +316,26 @@ inline bool fx_zero(const uint64_t* x, int K) {
     return true;
 }
 
-// as mpz_get_d_2exp: x = d 2^e with 0.5 <= |d| <= 1 and relative error below 2^-52
+// as mpz_get_d_2exp: x = d 2^e with 0.5 <= |d| < 1 and relative error below 2^-52. The top two
+// limbs that are not a sign extension (all of x where it fits 128 bits) as an integer, rounded to
+// a double (2^-53 relative), times 2^64 per limb below them; those limbs are below 2^-63 of the
+// whole where there are any (the two limbs are then at least 2^63 in magnitude).
 double fx_get_d_2exp(long* e, const uint64_t* x, int K) {
-    uint64_t m[KMAX];
-    bool neg = fx_negative(x, K);
-    std::memcpy(m, x, sizeof(uint64_t) * (size_t)K);
-    if (neg) fx_negate(m, K);
-    int i = K - 1;
-    while (i >= 0 && m[i] == 0) --i;
-    if (i < 0) {
+    int t = K - 1;
+    while (t >= 2 && x[t] == (uint64_t)((int64_t)x[t - 1] >> 63)) --t;
+    const __int128 v = K == 1 ? (__int128)(int64_t)x[0]
+                              : (__int128)(((unsigned __int128)x[t] << 64) | x[t - 1]);
+    if (v == 0) {  // then every limb is 0
         *e = 0;
         return 0.0;
     }
-    int lz = __builtin_clzll(m[i]);
-    uint64_t top = m[i] << lz;
-    if (lz && i > 0) top |= m[i - 1] >> (64 - lz);
-    // the magnitude is top 2^(64 i - lz) plus less than 2^(64 i - lz): truncation below 2^-63
-    // relative, and the conversion of top to double rounds by at most 2^-53 relative
-    *e = 64L * i + 64 - lz;
-    double d = (double)top * 0x1p-64;
-    return neg ? -d : d;
+    double d = (double)v;
+    uint64_t b;
+    std::memcpy(&b, &d, sizeof b);
+    *e = (long)((b >> 52) & 0x7ff) - 1022 + (K == 1 ? 0 : 64L * (t - 1));
+    b = (b & ~(0x7ffULL << 52)) | (1022ULL << 52);
+    std::memcpy(&d, &b, sizeof d);
+    return d;
 }
 
 // acc += a * m or acc -= a * m (a, m magnitudes; m of K limbs), all modulo 2^(64 K)
@@ -380,6 +381,30 @@ inline void fx_sub(uint64_t* acc, const uint64_t* x) {
         acc[i] = (uint64_t)t;
         b = (uint64_t)(t >> 64) & 1;
     }
+}
+
+// acc += x * y modulo 2^(64 K), all three two's complement (the low K limbs of the product)
+template <int K>
+inline void fx_muladd(uint64_t* acc, const uint64_t* x, const uint64_t* y) {
+    uint64_t p[K] = {};
+    for (int i = 0; i < K; ++i) {
+        uint64_t hi = 0;
+        for (int j = 0; i + j < K; ++j) {
+            unsigned __int128 t = (unsigned __int128)x[i] * y[j] + p[i + j] + hi;
+            p[i + j] = (uint64_t)t;
+            hi = (uint64_t)(t >> 64);
+        }
+    }
+    fx_add<K>(acc, p);
+}
+
+// x as K limbs modulo 2^(64 K), two's complement
+template <int K>
+inline void fx_from_i128(__int128 x, uint64_t* out) {
+    uint64_t ext = x < 0 ? ~(uint64_t)0 : 0;
+    out[0] = (uint64_t)x;
+    if (K > 1) out[1] = (uint64_t)((unsigned __int128)x >> 64);
+    for (int i = 2; i < K; ++i) out[i] = ext;
 }
 
 // An n x 3 integer matrix: K-limb two's complement entries (K > 0) or mpz (K == 0).
@@ -434,6 +459,9 @@ struct Level {
     Z den;                           // denominator of the maps entering this op (all cells alike)
     int K_out = 0;                   // limbs of the maps after the affine layer (0: GMP)
     std::vector<int64_t> Az64, slope64;       // Az and the slopes as int64 (when K_out > 0)
+    std::vector<int64_t> AzT64;               // Az64 transposed: column u of Az at u * n_out
+    bool cols = false;  // may the columns Az diag(slope(s)) Az'[:, v] of first_map_from_ref be
+                        // kept in 128 bits (Az' the layer before this op)?
     std::vector<uint64_t> cstden, azden;      // per state cst den, per output az den sa (K_out limbs)
     bool dense = false;              // may sums of n terms |Az_ru| 2^64 be accumulated in 128 bits?
 };
@@ -451,17 +479,21 @@ struct Spec {
 
 // An affine function a_1 t_1 + .. + a_d t_d + c as integers, entries e = (a_1, .., a_d, c) (a
 // positive multiple `scale` of the exact one). A switching row read off a map in limbs is made
-// exact only when first needed: most rows of a parent neither cut it nor vanish anywhere on it,
-// and their signs are all decided by the float filter.
+// exact only when first needed (its integers allocated then): most rows of a parent neither cut
+// it nor vanish anywhere on it, and their signs are all decided by the float filter.
 struct Row {
-    mutable Z e[DMAX + 1];
+    mutable std::unique_ptr<Z[]> e;  // the exact entries (made by alloc)
     mutable bool exact = true;
     const uint64_t* src = nullptr;  // the m entries in limbs (when not exact)
     int K = 0;
     int m = 3;  // d + 1
     double h[DMAX + 1];
     int out[2] = {-1, -1};  // output row id per side (sg < 0, sg > 0), once made
-    void approx() { approx_n(e, m, h); }
+    Z* alloc() const {
+        if (!e) e.reset(new Z[DMAX + 1]);
+        return e.get();
+    }
+    void approx() { approx_n(e.get(), m, h); }
     void from_limbs(const uint64_t* x, int k, int m_) {
         src = x;
         K = k;
@@ -474,6 +506,7 @@ struct Row {
     }
     const Row& need() const {
         if (!exact) {
+            alloc();
             for (int i = 0; i < m; ++i) fx_to_z(src + i * K, K, e[i].v);
             exact = true;
         }
@@ -546,7 +579,14 @@ struct StateNode {
         for (int8_t x : st) top = std::max(top, (int)x);
         int b = top <= 1 ? 1 : 2;
         std::vector<int8_t> p(((size_t)n * (size_t)b + 7) / 8, 0);
-        for (size_t u = 0; u < (size_t)n; ++u) {
+        size_t u = 0;
+        if (b == 1)  // eight units at a time: byte k of a little-endian word to bit 7 - k
+            for (; u + 8 <= (size_t)n; u += 8) {
+                uint64_t w;
+                std::memcpy(&w, &st[u], 8);
+                p[u >> 3] = (int8_t)(uint8_t)(((w & 0x0101010101010101ULL) * 0x8040201008040201ULL) >> 56);
+            }
+        for (; u < (size_t)n; ++u) {
             uint8_t x = (uint8_t)st[u];
             if (b == 1)
                 p[u >> 3] = (int8_t)((uint8_t)p[u >> 3] | (x << (7 - (u & 7))));
@@ -589,6 +629,7 @@ struct Cell {
     Z vn, vd;                    // the area vn / vd (vd > 0; not in lowest terms)
     Map live;                    // n x (d + 1) integer map over the level's den (level L: the output)
     std::shared_ptr<StateNode> states;
+    std::shared_ptr<RowBlock> up;  // the parent's rows and map (none for the root)
 };
 
 // exact r . v for a row and a homogeneous vertex, times sg
@@ -888,11 +929,13 @@ class Certifier {
     }
 
     // A copy of `c` whose vertices and facet rows live in this certifier (`from` owns the
-    // originals, which must be exact already): a worker thread then shares nothing it writes.
+    // originals, which must be exact already): a worker thread then shares nothing it writes
+    // (its parent's map, `up`, is only read).
     std::shared_ptr<Cell> adopt(Cell& c, const Certifier& from) {
         auto o = std::make_shared<Cell>();
         o->level = c.level;
         o->states = c.states;
+        o->up = c.up;
         o->w = c.w;
         o->vn = c.vn;
         o->vd = c.vd;
@@ -916,6 +959,7 @@ class Certifier {
             blk->rows.emplace_back();
             Row& x = blk->rows.back();
             x.m = r.m;
+            x.alloc();
             for (int i = 0; i < r.m; ++i) x.e[i] = r.e[i];
             std::memcpy(x.h, r.h, sizeof x.h);
             blk->scales.push_back(f.row.blk->scale(f.row.i));
@@ -943,20 +987,40 @@ class Certifier {
     std::vector<uint64_t> zmask_;
     std::vector<const Row*> rowp_;
     std::vector<int> rowsg_;
+    // rows of one strict sign at every vertex of the parent, so on all of it (or identically zero):
+    // that sign in far_sg_ (0 for the others), and the others' ids in near_; the units with a
+    // near row in near_units_ (the only units whose states differ between the parent's children)
+    std::vector<int8_t> far_sg_, box_sg_;
+    std::vector<int> near_, near_units_, box_rest_;
     std::unordered_map<uint64_t, int> edge_point_;
+
+    // per op l >= 1: a child of the last cell cut at op l, for the first child of the next cell
+    // with the same parent (first_map_from_ref), and the columns g_v(s) made so far
+    struct MapRef {
+        std::shared_ptr<RowBlock> gp;  // the parent of the cell cut
+        int K = 0;
+        std::vector<int8_t> sp;        // the cell's states of op l - 1
+        std::vector<int8_t> s;         // the child's states of op l
+        std::vector<uint64_t> w;       // the child's map
+        std::vector<__int128> col;     // column v: n_out entries, at v n_out
+        std::vector<int8_t> stamp;     // column v is g_v(stamp[v n .. v n + n - 1]) (-1: not yet)
+        std::vector<uint8_t> made;
+    };
+    std::vector<MapRef> refs_;
 
     uint64_t* Zv(size_t v) { return &zw_[v * words_]; }
     int8_t* Sv(size_t v) { return &sg_[v * R_]; }
 
-    // signs of every row at local vertex v (already in lv_), rows in `known` known to vanish
-    void add_signs(size_t v, const uint64_t* known) {
+    // signs of every row at local vertex v (already in lv_), rows in `known` known to vanish;
+    // those of the rows not in `only` are `fixed` (strict signs known on all of the parent)
+    void add_signs(size_t v, const uint64_t* known, const int8_t* fixed, const std::vector<int>& only) {
         sg_.resize((v + 1) * R_);
         zw_.resize((v + 1) * words_);
         const Vertex& x = verts[(size_t)lv_[v]];
         int8_t* s = Sv(v);
         uint64_t* z = Zv(v);
         for (size_t w = 0; w < words_; ++w) z[w] = 0;
-        for (size_t r = 0; r < R_; ++r) {
+        auto one = [&](size_t r) {
             int val;
             if (known && (known[r >> 6] >> (r & 63) & 1)) {
                 val = 0;
@@ -965,8 +1029,69 @@ class Certifier {
             }
             s[r] = (int8_t)val;
             if (val == 0) z[r >> 6] |= (uint64_t)1 << (r & 63);
-        }
+        };
+        std::memcpy(s, fixed, R_);
+        for (int r : only) one((size_t)r);
         for (size_t w = 0; w < words_; ++w) z[w] &= zmask_[w];
+    }
+
+    // The switching rows (the first S) of one strict sign on all of P by a float test with a
+    // rigorous error bound, that sign in box_sg_ (else 0), the other rows in box_rest_. P lies in
+    // the box of its vertices' coordinates q (from their scaled approximations, each within
+    // 2^-50 |q| + 2^-170 of the exact one where W's approximation is at least 2^-900), widened by
+    // more than that; around its float centre m with radii r, a row (a, c) (each entry within
+    // 2^-51 relative and 2^-1073 of the exact scaled one) is at least |a . m + c| - sum |a_i| r_i
+    // - (rounding and approximation: below 2^-48 (sum |a_i m_i| + |c|) + 2^-1000 (1 + sum (r_i
+    // + |m_i|))) in magnitude there, with the sign of a . m + c. Where a bound cannot be made
+    // (tiny W, huge coordinates) every row is evaluated at every vertex.
+    void box_signs(const Cell& P, int S) {
+        const int d = spec_.d;
+        box_sg_.assign(R_, 0);
+        box_rest_.clear();
+        double lo[DMAX], hi[DMAX], m[DMAX], rad[DMAX];
+        bool ok = true;
+        for (int i = 0; i < d; ++i) {
+            lo[i] = HUGE_VAL;
+            hi[i] = -HUGE_VAL;
+        }
+        for (int id : P.ring) {
+            const Vertex& v = verts[(size_t)id];
+            const double w = v.h[v.m - 1];
+            if (!(w >= 0x1p-900)) {
+                ok = false;
+                break;
+            }
+            for (int i = 0; i < d; ++i) {
+                const double q = v.h[i] / w;
+                const double slack = std::fabs(q) * 0x1p-48 + 0x1p-160;
+                lo[i] = std::min(lo[i], q - slack);
+                hi[i] = std::max(hi[i], q + slack);
+            }
+        }
+        for (int i = 0; i < d && ok; ++i) {
+            m[i] = 0.5 * (lo[i] + hi[i]);
+            rad[i] = std::max(hi[i] - m[i], m[i] - lo[i]) * (1 + 0x1p-48);
+            ok = std::isfinite(m[i]) && std::isfinite(rad[i]) && std::fabs(m[i]) < 0x1p500 && rad[i] < 0x1p500;
+        }
+        if (ok) {
+            double extra = 1;
+            for (int i = 0; i < d; ++i) extra += rad[i] + std::fabs(m[i]);
+            extra *= 0x1p-1000;
+            for (int r = 0; r < S; ++r) {
+                const double* a = rowp_[(size_t)r]->h;
+                double s = a[d], spread = 0, mag = std::fabs(a[d]);
+                for (int i = 0; i < d; ++i) {
+                    s += a[i] * m[i];
+                    spread += std::fabs(a[i]) * rad[i];
+                    mag += std::fabs(a[i] * m[i]);
+                }
+                const double bound = (spread * (1 + 0x1p-48) + mag * 0x1p-48 + extra) * (1 + 0x1p-45);
+                if (s > bound) box_sg_[(size_t)r] = (int8_t)rowsg_[(size_t)r];
+                else if (s < -bound) box_sg_[(size_t)r] = (int8_t)-rowsg_[(size_t)r];
+            }
+        }
+        for (size_t r = 0; r < R_; ++r)
+            if (!box_sg_[r]) box_rest_.push_back((int)r);
     }
 
     // 2-D: the point where line `ra` cuts a side, whose line is any row vanishing at both of the
@@ -1035,9 +1160,13 @@ class Certifier {
     }
 
     void children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids);
-    void child_maps(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
+    void child_maps(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
     template <int K>
-    void child_maps_fx(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
+    void child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
+    template <int K>
+    bool first_map_from_ref(const Cell& P, const Map& pm, const Level& lv, const std::vector<int8_t>& s0, Map& m0);
+    template <int K>
+    void keep_ref(const Cell& P, const Level& lv, const Cell& kid);
     void child_maps_z(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
     void witness(Cell& c);
     void volume(Cell& c) { if (spec_.d == 2) volume2(c); else volume3(c); }  // d <= 3 (parse)
@@ -1077,6 +1206,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
                 continue;
             }
             r.m = M;
+            r.alloc();
             for (int i = 0; i < M; ++i) pm.get(e + (size_t)i, r.e[i].v);
             if (!plain) {
                 for (int i = 0; i < M; ++i) mpz_mul(r.e[i].v, r.e[i].v, s.v);
@@ -1129,21 +1259,39 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             for (int v : P.facets[k].fv) set_bit(&known[(size_t)v * words_], (size_t)S + k);
         }
     }
-    for (size_t v = 0; v < n0; ++v) add_signs(v, &known[v * words_]);
+    box_signs(P, S);
+    for (size_t v = 0; v < n0; ++v) add_signs(v, &known[v * words_], box_sg_.data(), box_rest_);
 
-    // the functions crossing P, in order; each cuts every cell it crosses
+    // the far rows (P is the convex hull of its vertices: a row of one strict sign at all of
+    // them has it on all of P, at every vertex made inside it too) and the near ones; the
+    // functions crossing P, in order (each cuts every cell it crosses)
     std::vector<int> cutting;
     {
-        std::vector<uint8_t> ps((size_t)S, 0), ng((size_t)S, 0);
+        std::vector<uint8_t> ps(R_, 0), ng(R_, 0), zr(R_, 0);
         for (size_t v = 0; v < n0; ++v) {
             const int8_t* sv = Sv(v);
-            for (int i = 0; i < S; ++i) {
-                ps[(size_t)i] |= sv[i] > 0;
-                ng[(size_t)i] |= sv[i] < 0;
+            for (size_t i = 0; i < R_; ++i) {
+                ps[i] |= sv[i] > 0;
+                ng[i] |= sv[i] < 0;
+                zr[i] |= sv[i] == 0;
             }
         }
-        for (int i = 0; i < S; ++i)
-            if (ps[(size_t)i] & ng[(size_t)i]) cutting.push_back(i);
+        far_sg_.assign(R_, 0);
+        near_.clear();
+        for (size_t i = 0; i < R_; ++i) {
+            if ((int)i < S && ((vanish[i >> 6] >> (i & 63)) & 1)) continue;  // 0 everywhere
+            if (!zr[i] && !(ps[i] && ng[i])) {
+                far_sg_[i] = ps[i] ? 1 : -1;
+            } else {
+                near_.push_back((int)i);
+                if ((int)i < S && ps[i] && ng[i]) cutting.push_back((int)i);
+            }
+        }
+        near_units_.clear();
+        for (int i : near_)
+            if (i < S) near_units_.push_back(i % n);
+        std::sort(near_units_.begin(), near_units_.end());
+        near_units_.erase(std::unique(near_units_.begin(), near_units_.end()), near_units_.end());
     }
     std::vector<std::vector<int>> cells{std::vector<int>()};
     for (size_t v = 0; v < n0; ++v) cells[0].push_back((int)v);
@@ -1256,7 +1404,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         std::swap(cms, next_cms);
         for (auto& fr : fresh) {
             lv_.push_back(fr.first);
-            add_signs(lv_.size() - 1, fr.second.data());
+            add_signs(lv_.size() - 1, fr.second.data(), far_sg_.data(), near_);
         }
     }
 
@@ -1281,23 +1429,41 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             } else {
                 for (int v : P.facets[k].fv) meet((size_t)v);
             }
-            for (int i = 0; i < S && !touched; ++i) touched = (z[(size_t)i >> 6] >> (i & 63)) & 1;
+            for (size_t w = 0; w * 64 < (size_t)S && !touched; ++w) {  // a bit of the first S
+                uint64_t bits = z[w];
+                if ((w + 1) * 64 > (size_t)S) bits &= ((uint64_t)1 << (S % 64)) - 1;
+                touched = bits != 0;
+            }
         }
     }
-    std::unordered_set<PKey, PKeyHash> seen;  // the states of the children (their StateNodes own the bytes)
-    std::vector<uint8_t> pos((size_t)S), neg((size_t)S);
+    // the children's states differ in the units of near rows only: every child's states are
+    // those of the far rows' signs but there, and they are told apart by those units' states
+    auto unit_state = [&](int u) -> int8_t {
+        if (T == 1) return signs[(size_t)u] > 0 ? 1 : 0;
+        return signs[(size_t)u] < 0 ? 0 : signs[(size_t)(n + u)] > 0 ? 2 : 1;
+    };
+    std::copy(far_sg_.begin(), far_sg_.begin() + S, signs.begin());
+    std::vector<int8_t> base((size_t)n);
+    for (int u = 0; u < n; ++u) base[(size_t)u] = unit_state(u);
+    const size_t nu = near_units_.size();
+    std::vector<int8_t> keys(cells.size() * nu);  // each child's states of those units
+    std::unordered_set<PKey, PKeyHash> seen;
+    std::vector<uint8_t> pos(R_), neg(R_);
     for (auto& vs : cells) {
-        std::fill(pos.begin(), pos.end(), 0);
-        std::fill(neg.begin(), neg.end(), 0);
+        for (int i : near_) {
+            pos[(size_t)i] = 0;
+            neg[(size_t)i] = 0;
+        }
         for (int v : vs) {
             const int8_t* sv = Sv((size_t)v);
-            for (int i = 0; i < S; ++i) {
+            for (int i : near_) {
                 pos[(size_t)i] |= sv[i] > 0;
                 neg[(size_t)i] |= sv[i] < 0;
             }
         }
         uint8_t both = 0;
-        for (int i = 0; i < S; ++i) {
+        for (int i : near_) {
+            if (i >= S) break;
             both |= pos[(size_t)i] & neg[(size_t)i];
             signs[(size_t)i] = (int8_t)(pos[(size_t)i] - neg[(size_t)i]);
         }
@@ -1306,19 +1472,16 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         node->up = P.states;
         node->level = j;
         node->n = n;
-        node->st.resize((size_t)n);
-        if (T == 1) {
-            for (int u = 0; u < n; ++u) node->st[(size_t)u] = signs[(size_t)u] > 0 ? 1 : 0;
-        } else {
-            for (int u = 0; u < n; ++u)
-                node->st[(size_t)u] = signs[(size_t)u] < 0 ? 0 : signs[(size_t)(n + u)] > 0 ? 2 : 1;
-        }
-        if (!seen.insert(PKey{0, (const char*)node->st.data(), node->st.size()}).second)
+        node->st = base;
+        int8_t* key = keys.data() + (size_t)(&vs - &cells[0]) * nu;
+        for (size_t k = 0; k < nu; ++k) key[k] = node->st[(size_t)near_units_[k]] = unit_state(near_units_[k]);
+        if (!seen.insert(PKey{0, (const char*)key, nu}).second)
             throw CertError("two cells of one parent with the same state (level " + std::to_string(j) + ")");
 
         auto c = std::make_shared<Cell>();
         c->level = j + 1;
         c->states = node;
+        c->up = blk;
         if (only && !touched) {  // nothing cuts or touches P: the same polygon, facets, witness, volume
             c->ring = P.ring;
             c->facets = P.facets;
@@ -1417,36 +1580,38 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
     if (spec_.volumes && !(only && !touched) && !sums_to(kids, P))
         throw CertError("children volumes do not sum to the parent's volume (level " + std::to_string(j) + ")");
     clk.lap(P_CELLS);
-    child_maps(pm, lv, kids);
+    child_maps(P, pm, lv, kids);
     clk.lap(P_MAPS);
 }
 
 // The exact maps after op j for every child: N = Az R(s) + az (den sa) e_last over dA den sa,
-// with R(s) the units' output rows in state s; one product for the first child, then for each
-// further child rank-one updates from the nearest child already made (Python: _child_lives).
-void Certifier::child_maps(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
+// with R(s) the units' output rows in state s; for the first child one product, or updates of a
+// child of an earlier sibling of P (first_map_from_ref), then for each further child rank-one
+// updates from the nearest child already made (Python: _child_lives).
+void Certifier::child_maps(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
     switch (lv.K_out) {
-        case 1: return child_maps_fx<1>(pm, lv, kids);
-        case 2: return child_maps_fx<2>(pm, lv, kids);
-        case 3: return child_maps_fx<3>(pm, lv, kids);
-        case 4: return child_maps_fx<4>(pm, lv, kids);
-        case 5: return child_maps_fx<5>(pm, lv, kids);
-        case 6: return child_maps_fx<6>(pm, lv, kids);
-        case 7: return child_maps_fx<7>(pm, lv, kids);
-        case 8: return child_maps_fx<8>(pm, lv, kids);
+        case 1: return child_maps_fx<1>(P, pm, lv, kids);
+        case 2: return child_maps_fx<2>(P, pm, lv, kids);
+        case 3: return child_maps_fx<3>(P, pm, lv, kids);
+        case 4: return child_maps_fx<4>(P, pm, lv, kids);
+        case 5: return child_maps_fx<5>(P, pm, lv, kids);
+        case 6: return child_maps_fx<6>(P, pm, lv, kids);
+        case 7: return child_maps_fx<7>(P, pm, lv, kids);
+        case 8: return child_maps_fx<8>(P, pm, lv, kids);
         default: return child_maps_z(pm, lv, kids);
     }
 }
 
-// the child among the last eight made that differs from `st` in the fewest units
-size_t nearest_child(const std::vector<std::shared_ptr<Cell>>& kids, size_t k, int n) {
+// the child among the last eight made that differs from child k in the fewest units (the
+// children differ in `units` only)
+size_t nearest_child(const std::vector<std::shared_ptr<Cell>>& kids, size_t k, const std::vector<int>& units) {
     const std::vector<int8_t>& st = kids[k]->states->st;
     size_t best = k - 1;
     int best_d = INT_MAX;
     for (size_t b = (k > 8 ? k - 8 : 0); b < k; ++b) {
         const std::vector<int8_t>& o = kids[b]->states->st;
         int dist = 0;
-        for (int u = 0; u < n; ++u) dist += st[(size_t)u] != o[(size_t)u];
+        for (int u : units) dist += st[(size_t)u] != o[(size_t)u];
         if (dist < best_d) {
             best_d = dist;
             best = b;
@@ -1455,63 +1620,216 @@ size_t nearest_child(const std::vector<std::shared_ptr<Cell>>& kids, size_t k, i
     return best;
 }
 
+// R_u(st) = slope[st] row_u + cst[st] den e_last of op `lv` for unit u of the map `pm` entering
+// it, modulo 2^(64 K)
 template <int K>
-void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
+void unit_row_fx(const Level& lv, const Map& pm, int u, int st, int M, uint64_t* out) {
+    const size_t K_ = (size_t)K, M_ = (size_t)M;
+    int kd = lv.kind[(size_t)st];
+    if (kd == 0) {
+        std::memset(out, 0, sizeof(uint64_t) * M_ * K_);
+        return;
+    }
+    if (kd == 1) {
+        for (int c = 0; c < M; ++c) pm.load((size_t)u * M_ + (size_t)c, out + c * K_, K);
+        return;
+    }
+    int64_t sl = lv.slope64[(size_t)st];
+    uint64_t x[K];
+    for (int c = 0; c < M; ++c) {
+        pm.load((size_t)u * M_ + (size_t)c, x, K);
+        bool neg = fx_negative(x, K);
+        if (neg) fx_negate(x, K);
+        std::memset(out + c * K_, 0, sizeof(uint64_t) * K_);
+        fx_addmul<K>(out + c * K_, sl < 0 ? 0 - (uint64_t)sl : (uint64_t)sl, x, neg != (sl < 0));
+    }
+    fx_resize(&lv.cstden[(size_t)st * (size_t)lv.K_out], lv.K_out, x, K);
+    fx_add<K>(out + (size_t)(M - 1) * K_, x);
+}
+
+// acc (n_out x M) += Az[:, u] (x) v modulo 2^(64 K), v a row of M entries
+template <int K>
+void rank_one_fx(const Level& lv, uint64_t* acc, int u, const uint64_t* v, int M) {
+    const size_t K_ = (size_t)K, M_ = (size_t)M;
+    const int no = lv.n_out;
+    const int64_t* col = &lv.AzT64[(size_t)u * (size_t)no];
+    if (K <= 2) {  // in one machine word or two: products modulo 2^64 or 2^128 directly
+        using W = std::conditional_t<K == 1, uint64_t, unsigned __int128>;
+        W vw[DMAX + 1];
+        for (int c = 0; c < M; ++c) std::memcpy(&vw[c], v + c * K_, sizeof(W));
+        for (int r = 0; r < no; ++r) {
+            int64_t a = col[r];
+            if (a == 0) continue;
+            const W aw = (W)(std::conditional_t<K == 1, int64_t, __int128>)a;
+            uint64_t* o = acc + (size_t)r * M_ * K_;
+            for (int c = 0; c < M; ++c) {
+                W x;
+                std::memcpy(&x, o + c * K_, sizeof(W));
+                x += aw * vw[c];
+                std::memcpy(o + c * K_, &x, sizeof(W));
+            }
+        }
+        return;
+    }
+    uint64_t mag[(DMAX + 1) * K];
+    bool neg[DMAX + 1];
+    for (int c = 0; c < M; ++c) {
+        std::memcpy(mag + c * K_, v + c * K_, sizeof(uint64_t) * K_);
+        neg[c] = fx_negative(mag + c * K_, K);
+        if (neg[c]) fx_negate(mag + c * K_, K);
+    }
+    for (int r = 0; r < no; ++r) {
+        int64_t a = col[r];
+        if (a == 0) continue;
+        uint64_t ua = a < 0 ? 0 - (uint64_t)a : (uint64_t)a;
+        uint64_t* o = acc + (size_t)r * M_ * K_;
+        for (int c = 0; c < M; ++c) fx_addmul<K>(o + c * K_, ua, mag + c * K_, neg[c] != (a < 0));
+    }
+}
+
+// The first child's map of P (op l = P.level >= 1) from the reference this certifier kept at
+// op l (a child of an earlier sibling P' of P, see keep_ref), when that is cheaper than the
+// product; false (m0 untouched) otherwise. P and P' are cells of one parent G, so their maps
+// differ by sum_v Az'[:, v] (x) d_v over the units v of op l - 1 whose states differ between
+// them (Az' the affine layer after op l - 1, d_v the difference of v's output rows on G's map),
+// and the maps after op l in the reference's states s by sum_v g_v(s) (x) d_v, with the columns
+// g_v(s) = Az diag(slope(s)) Az'[:, v]. Columns are kept per certifier with the states they are
+// for and brought to s by one update per unit whose state differs. The child's own states then
+// differ from s in a few units: one rank-one update each. Everything is modulo 2^(64 K), so
+// exact: every map entry fits K limbs (Level::K_out).
+template <int K>
+bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv,
+                                   const std::vector<int8_t>& s0, Map& m0) {
+    const int l = P.level;
+    if (l < 1 || !P.up || !P.states || (size_t)l >= refs_.size()) return false;
+    MapRef& R = refs_[(size_t)l];
+    const Level& lp = spec_.levels[(size_t)l - 1];
+    if (!R.gp || R.gp != P.up || R.K != K || !lv.cols) return false;
+    const int n = lv.n, np = lp.n, no = lv.n_out, M = spec_.d + 1;
+    const size_t K_ = (size_t)K, M_ = (size_t)M, no_ = (size_t)no, n_ = (size_t)n;
+    const StateNode& sp = *P.states;
+    thread_local std::vector<int> F, dist;
+    F.clear();
+    dist.clear();
+    for (int v = 0; v < np; ++v)
+        if (sp.at((size_t)v) != R.sp[(size_t)v]) F.push_back(v);
+    if (R.col.empty()) {
+        R.col.assign((size_t)np * no_, 0);
+        R.stamp.assign((size_t)np * n_, 0);
+        R.made.assign((size_t)np, 0);
+    }
+    // cost in limb products: the product's, against the columns' updates, outer products and
+    // flips; a column made anew counts half (later cells use it again)
+    double cost = 0, dense = (double)n * no * M * K;
+    for (int v : F) {
+        int dv = n;
+        double fresh = 0.5;
+        if (R.made[(size_t)v]) {
+            fresh = 1;
+            const int8_t* st = &R.stamp[(size_t)v * n_];
+            dv = 0;
+            for (int u = 0; u < n; ++u) dv += st[u] != R.s[(size_t)u];
+        }
+        dist.push_back(dv);
+        cost += fresh * dv * no + (double)no * M * K * K + n / 8.0;
+        if (cost >= dense) return false;
+    }
+    int flips = 0;
+    for (int u = 0; u < n; ++u) flips += s0[(size_t)u] != R.s[(size_t)u];
+    cost += (double)flips * no * M * K;
+    if (cost >= dense) return false;
+
+    m0.K = K;
+    m0.w = R.w;
+    uint64_t a[(DMAX + 1) * K], b[(DMAX + 1) * K], gl[K];
+    for (size_t i = 0; i < F.size(); ++i) {
+        const int v = F[i];
+        __int128* g = &R.col[(size_t)v * no_];
+        int8_t* st = &R.stamp[(size_t)v * n_];
+        if (!R.made[(size_t)v]) {
+            std::fill(g, g + no_, 0);
+            for (int u = 0; u < n; ++u) st[u] = -1;
+            R.made[(size_t)v] = 1;
+        }
+        // g_v += Az[:, u] (slope(s_u) - slope(st_u)) Az'[u, v] for each u that differs, modulo
+        // 2^128: exact, since every column entry is below 2^126 in magnitude (Level::cols)
+        if (dist[i]) {
+            for (int u = 0; u < n; ++u) {
+                const int8_t want = R.s[(size_t)u], had = st[u];
+                if (want == had) continue;
+                st[u] = want;
+                const int64_t av = lp.Az64[(size_t)u * (size_t)np + (size_t)v];
+                const __int128 ds = (__int128)lv.slope64[(size_t)want] - (had < 0 ? 0 : lv.slope64[(size_t)had]);
+                if (av == 0 || ds == 0) continue;
+                const unsigned __int128 c = (unsigned __int128)ds * (unsigned __int128)(__int128)av;
+                const int64_t* col = &lv.AzT64[(size_t)u * no_];
+                unsigned __int128* gu = reinterpret_cast<unsigned __int128*>(g);
+                for (int r = 0; r < no; ++r) gu[r] += (unsigned __int128)(__int128)col[r] * c;
+            }
+        }
+        // d_v: v's output row in P's state minus in P''s, on G's map
+        unit_row_fx<K>(lp, P.up->map, v, sp.at((size_t)v), M, a);
+        unit_row_fx<K>(lp, P.up->map, v, R.sp[(size_t)v], M, b);
+        for (int c = 0; c < M; ++c) fx_sub<K>(a + c * K_, b + c * K_);
+        for (int r = 0; r < no; ++r) {
+            if (g[r] == 0) continue;
+            uint64_t* o = &m0.w[(size_t)r * M_ * K_];
+            fx_from_i128<K>(g[r], gl);
+            for (int c = 0; c < M; ++c) fx_muladd<K>(o + c * K_, gl, a + c * K_);
+        }
+    }
+    for (int u = 0; u < n; ++u) {  // now the map in states s on P's map: to the child's states
+        int x = s0[(size_t)u], y = R.s[(size_t)u];
+        if (x == y) continue;
+        unit_row_fx<K>(lv, pm, u, x, M, a);
+        unit_row_fx<K>(lv, pm, u, y, M, b);
+        for (int c = 0; c < M; ++c) fx_sub<K>(a + c * K_, b + c * K_);
+        rank_one_fx<K>(lv, m0.w.data(), u, a, M);
+    }
+    return true;
+}
+
+// Keep `kid` (a child of P, its map made) as the reference of op P.level for P's later siblings.
+template <int K>
+void Certifier::keep_ref(const Cell& P, const Level& lv, const Cell& kid) {
+    const int l = P.level;
+    if (l < 1 || !P.up || !P.states || !lv.cols) return;
+    if (refs_.size() <= (size_t)l) refs_.resize((size_t)l + 1);
+    MapRef& R = refs_[(size_t)l];
+    const StateNode& sp = *P.states;
+    R.gp = P.up;
+    R.K = K;
+    R.sp.resize((size_t)sp.n);
+    for (size_t v = 0; v < (size_t)sp.n; ++v) R.sp[v] = (int8_t)sp.at(v);
+    R.s.assign(kid.states->st.begin(), kid.states->st.begin() + lv.n);
+    R.w = kid.live.w;
+}
+
+template <int K>
+void Certifier::child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
     const int n = lv.n, no = lv.n_out, M = spec_.d + 1, E = M - 1;
     const size_t K_ = (size_t)K, M_ = (size_t)M;
-    // R_u(st) = slope[st] row_u + cst[st] den e_last, modulo 2^(64 K)
-    auto unit_row = [&](int u, int st, uint64_t* out) {
-        int kd = lv.kind[(size_t)st];
-        if (kd == 0) {
-            std::memset(out, 0, sizeof(uint64_t) * M_ * K_);
-            return;
-        }
-        if (kd == 1) {
-            for (int c = 0; c < M; ++c) pm.load((size_t)u * M_ + (size_t)c, out + c * K_, K);
-            return;
-        }
-        int64_t sl = lv.slope64[(size_t)st];
-        uint64_t x[K];
-        for (int c = 0; c < M; ++c) {
-            pm.load((size_t)u * M_ + (size_t)c, x, K);
-            bool neg = fx_negative(x, K);
-            if (neg) fx_negate(x, K);
-            std::memset(out + c * K_, 0, sizeof(uint64_t) * K_);
-            fx_addmul<K>(out + c * K_, sl < 0 ? 0 - (uint64_t)sl : (uint64_t)sl, x, neg != (sl < 0));
-        }
-        fx_add<K>(out + (size_t)E * K_, &lv.cstden[(size_t)st * K_]);
-    };
-    // acc (no x 3) += Az[:, u] (x) v, v a row of three entries
-    uint64_t v[(DMAX + 1) * K], mag[(DMAX + 1) * K];
-    bool neg[DMAX + 1];
-    auto rank_one = [&](uint64_t* acc, int u) {
-        for (int c = 0; c < M; ++c) {
-            std::memcpy(mag + c * K_, v + c * K_, sizeof(uint64_t) * K_);
-            neg[c] = fx_negative(mag + c * K_, K);
-            if (neg[c]) fx_negate(mag + c * K_, K);
-        }
-        for (int r = 0; r < no; ++r) {
-            int64_t a = lv.Az64[(size_t)r * (size_t)n + (size_t)u];
-            if (a == 0) continue;
-            uint64_t ua = a < 0 ? 0 - (uint64_t)a : (uint64_t)a;
-            uint64_t* o = acc + (size_t)r * M_ * K_;
-            for (int c = 0; c < M; ++c) fx_addmul<K>(o + c * K_, ua, mag + c * K_, neg[c] != (a < 0));
-        }
-    };
     const std::vector<int8_t>& s0 = kids[0]->states->st;
     Map m0;
-    m0.K = K;
-    m0.w.assign((size_t)no * M_ * K_, 0);
-    if (!lv.dense) {
+    uint64_t v[(DMAX + 1) * K];
+    if (first_map_from_ref<K>(P, pm, lv, s0, m0)) {
+        // made from the reference
+    } else if (!lv.dense) {
+        m0.K = K;
+        m0.w.assign((size_t)no * M_ * K_, 0);
         for (int u = 0; u < n; ++u) {
             if (lv.kind[(size_t)s0[(size_t)u]] == 0) continue;
-            unit_row(u, s0[(size_t)u], v);
+            unit_row_fx<K>(lv, pm, u, s0[(size_t)u], M, v);
             if (fx_zero(v, M * K)) continue;
-            rank_one(m0.w.data(), u);
+            rank_one_fx<K>(lv, m0.w.data(), u, v, M);
         }
+        if (lv.has_az)
+            for (int r = 0; r < no; ++r) fx_add<K>(&m0.w[((size_t)r * M_ + (size_t)E) * K_], &lv.azden[(size_t)r * K_]);
     } else {
         // the units' rows R0 (two's complement); each output entry sum_u Az_ru R0_u as K sums
         // of limb products in 128 bits (signed: the top limb is signed), added up once
+        m0.K = K;
+        m0.w.assign((size_t)no * M_ * K_, 0);
         thread_local std::vector<int> act;
         thread_local std::vector<uint64_t> R0;
         act.clear();
@@ -1519,7 +1837,7 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
         for (int u = 0; u < n; ++u) {
             if (lv.kind[(size_t)s0[(size_t)u]] == 0) continue;
             uint64_t* x = &R0[act.size() * M_ * K_];
-            unit_row(u, s0[(size_t)u], x);
+            unit_row_fx<K>(lv, pm, u, s0[(size_t)u], M, x);
             if (fx_zero(x, M * K)) continue;
             act.push_back(u);
         }
@@ -1544,28 +1862,29 @@ void Certifier::child_maps_fx(const Map& pm, const Level& lv, std::vector<std::s
                 }
             }
         }
+        if (lv.has_az)
+            for (int r = 0; r < no; ++r) fx_add<K>(&m0.w[((size_t)r * M_ + (size_t)E) * K_], &lv.azden[(size_t)r * K_]);
     }
-    if (lv.has_az)
-        for (int r = 0; r < no; ++r) fx_add<K>(&m0.w[((size_t)r * M_ + (size_t)E) * K_], &lv.azden[(size_t)r * K_]);
     kids[0]->live = std::move(m0);
     uint64_t d1[(DMAX + 1) * K];
     for (size_t k = 1; k < kids.size(); ++k) {
         const std::vector<int8_t>& st = kids[k]->states->st;
-        size_t best = nearest_child(kids, k, n);
+        size_t best = nearest_child(kids, k, near_units_);
         const std::vector<int8_t>& ref = kids[best]->states->st;
         Map m;
         m.K = K;
         m.w = kids[best]->live.w;
-        for (int u = 0; u < n; ++u) {
+        for (int u : near_units_) {
             int x = st[(size_t)u], y = ref[(size_t)u];
             if (x == y) continue;
-            unit_row(u, x, v);
-            unit_row(u, y, d1);
+            unit_row_fx<K>(lv, pm, u, x, M, v);
+            unit_row_fx<K>(lv, pm, u, y, M, d1);
             for (int c = 0; c < M; ++c) fx_sub<K>(v + c * K_, d1 + c * K_);
-            rank_one(m.w.data(), u);
+            rank_one_fx<K>(lv, m.w.data(), u, v, M);
         }
         kids[k]->live = std::move(m);
     }
+    keep_ref<K>(P, lv, *kids.back());
 }
 
 void Certifier::child_maps_z(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
@@ -1611,12 +1930,12 @@ void Certifier::child_maps_z(const Map& pm, const Level& lv, std::vector<std::sh
     Z d0[DMAX + 1], d1[DMAX + 1];
     for (size_t k = 1; k < K; ++k) {
         const std::vector<int8_t>& st = kids[k]->states->st;
-        size_t best = nearest_child(kids, k, n);
+        size_t best = nearest_child(kids, k, near_units_);
         const std::vector<int8_t>& ref = kids[best]->states->st;
         Map m;
         m.z = kids[best]->live.z;
         std::vector<Z>& acc = m.z;
-        for (int u = 0; u < n; ++u) {
+        for (int u : near_units_) {
             int x = st[(size_t)u], y = ref[(size_t)u];
             if (x == y) continue;
             unit_row(u, x, d0);
@@ -2299,6 +2618,9 @@ void fixed_width(Level& lv, Z& B) {
     lv.dense = az_bits + 64 + n_bits <= 126;
     lv.Az64.resize(lv.Az.size());
     for (size_t e = 0; e < lv.Az.size(); ++e) lv.Az64[e] = (int64_t)mpz_get_si(lv.Az[e].v);
+    lv.AzT64.resize(lv.Az64.size());
+    for (size_t r = 0; r < (size_t)lv.n_out; ++r)
+        for (size_t u = 0; u < (size_t)lv.n; ++u) lv.AzT64[u * (size_t)lv.n_out + r] = lv.Az64[r * (size_t)lv.n + u];
     for (const Z& sl : lv.slope) lv.slope64.push_back((int64_t)mpz_get_si(sl.v));
     lv.cstden.assign(lv.cst.size() * (size_t)K, 0);
     for (size_t st = 0; st < lv.cst.size(); ++st) {
@@ -2369,6 +2691,7 @@ void parse(PyObject* arg, Parsed& P) {
         get_zs(parts[0], row, "facet row");
         if ((int)row.size() != M) throw std::runtime_error("exactrelu._core: a facet row has d + 1 entries");
         r.m = M;
+        r.alloc();
         for (int i = 0; i < M; ++i) r.e[i] = row[(size_t)i];
         r.approx();
         blk->scales.emplace_back();
@@ -2489,6 +2812,28 @@ void parse(PyObject* arg, Parsed& P) {
         mpz_mul(nd.v, lv.dA.v, den.v);
         mpz_mul(den.v, nd.v, lv.sa.v);
         n_in = lv.n_out;
+    }
+    // the columns of first_map_from_ref in 128 bits: a column entry is a sum over the units u of
+    // Az_ru slope_u Az'_uv (the slopes of any states), so at most max_r sum_u |Az_ru| max |slope|
+    // max |Az'| in magnitude; kept modulo 2^128, it is exact when that is below 2^127
+    auto mag = [](int64_t x) { return x < 0 ? 0 - (uint64_t)x : (uint64_t)x; };
+    for (size_t j = 1; j < spec.levels.size(); ++j) {
+        Level& lv = spec.levels[j];
+        const Level& lp = spec.levels[j - 1];
+        if (!lv.K_out || !lp.K_out) continue;
+        Z rowmax, row, sl, ap, t;
+        for (int r = 0; r < lv.n_out; ++r) {
+            mpz_set_ui(row.v, 0);
+            for (int u = 0; u < lv.n; ++u) mpz_add_ui(row.v, row.v, mag(lv.Az64[(size_t)r * (size_t)lv.n + (size_t)u]));
+            if (mpz_cmp(row.v, rowmax.v) > 0) rowmax = row;
+        }
+        for (const Z& x : lv.slope)
+            if (mpz_cmpabs(x.v, sl.v) > 0) mpz_abs(sl.v, x.v);
+        for (int64_t x : lp.Az64)
+            if (mpz_cmp_ui(ap.v, mag(x)) < 0) mpz_set_ui(ap.v, mag(x));
+        mpz_mul(t.v, rowmax.v, sl.v);
+        mpz_mul(t.v, t.v, ap.v);
+        lv.cols = mpz_sizeinbase(t.v, 2) <= 126;
     }
     spec.out_den = den;
     P.root = cell;

@@ -171,6 +171,19 @@ def test_engines_agree_on_degenerate_3d_nets(case):
     assert_engines_agree(*case)
 
 
+@pytest.mark.parametrize("act", [nn.ReLU(), nn.LeakyReLU(0.25), nn.Hardtanh(-0.5, 0.5)],
+                         ids=["relu", "leaky_relu", "hardtanh"])
+def test_engines_agree_on_a_wider_deeper_net(act):
+    # 2-24-24-24 (about 500 regions): wide enough that the compiled core makes most first maps
+    # after a wide op from an earlier sibling's child, packs states eight units at a time and
+    # keeps most rows far from each parent; the small generated nets above rarely get there
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(2, 24), act, nn.Linear(24, 24), act, nn.Linear(24, 24), act,
+                        nn.Linear(24, 2))
+    cert = assert_engines_agree(net, [(-1, 1)] * 2)
+    assert cert.num_regions > 400
+
+
 def nets_and_boxes_above_3d(**kw: Any) -> Any:
     """4-D to 6-D: a small net (its regions are few, so that the Python engine's H->V in up to 6-D
     stays cheap) on a box or a box cut by a halfspace."""
