@@ -619,12 +619,16 @@ class _Pass(Sequence[T]):
     """One shard's items for one reading pass (:meth:`_Rows.shards`): views made a chunk at a
     time and not kept, items assigned or changed as they are. ``columns``: the shard's
     :class:`~exactrelu._columns.Complex` and its first row's index, where it was read as
-    columns (None where it was read as objects)."""
+    columns and its items are what the columns say (None where it was read as objects, or an
+    item of it was assigned or changed in place)."""
 
     def __init__(self, items: Sequence[T], changed: dict[int, T], first: int) -> None:
         self._items, self._changed, self._first = items, changed, first
         cx = getattr(items, "cx", None)
-        self.columns: tuple[Complex, int] | None = None if cx is None else (cx, first)
+        self.columns: tuple[Complex, int] | None = None
+        if (cx is not None and isinstance(items, Lazy) and items.pristine()
+                and not any(first <= k < first + len(items) for k in changed)):
+            self.columns = (cx, first)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -675,15 +679,19 @@ class _Rows(Lazy[T]):
         """Drop the shards read so far (they are read again when wanted)."""
         self._cached.clear()
 
-    def shards(self) -> Iterator[Sequence[T]]:
+    def shards(self, wanted: Callable[[int, int], bool] | None = None
+               ) -> Iterator[Sequence[T]]:
         """The items shard by shard, each shard read when reached and dropped after (unless it
         was kept already), as a :class:`_Pass` (views made a chunk at a time, not kept; its
         ``columns`` give the shard's columns to a reader that takes them), items assigned
-        since as assigned."""
+        since as assigned. ``wanted(lo, hi)``: read only the shards of rows ``lo`` to ``hi - 1``
+        for which it is true (the others are left out)."""
         if self._items is not None:
             yield self._items
             return
         for k, shard in enumerate(self._shards):
+            if wanted is not None and not wanted(shard.first, shard.first + shard.rows):
+                continue
             part = self._cached[k] if k in self._cached else self._read(k)
             yield _Pass(part, self._changed, shard.first)
 

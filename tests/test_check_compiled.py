@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
+import shutil
 import sys
 from fractions import Fraction
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import torch
 from torch import nn
 
 import exactrelu
-from exactrelu import CertificateError
+from exactrelu import CertificateError, _shards
 from exactrelu._columns import Rationals, views
 from exactrelu._exact import input_map
 from exactrelu.certificate import Adjacency, Certificate
+
+from test_shards import rewrite, shard
 
 CHECKER = sys.modules["exactrelu.check"]
 pytestmark = pytest.mark.skipif(CHECKER._checkcore is None, reason="built without _checkcore")
@@ -230,3 +235,129 @@ def test_tampered_columns_are_rejected_by_the_compiled_pass(made):
     cx = new.regions.cx
     cx.adj_j[0] = cx.adj_j[-1] if cx.adj_j[-1] != cx.adj_j[0] else cx.adj_j[0] + 1
     rejected_by_both(new, net)
+
+
+# --------------------------------------------------------------------------- sharded certificates
+def merging_net() -> nn.Module:
+    """2-D net whose output ignores one unit of its last hidden layer: regions on either side of
+    that unit's boundary have one output map, so pieces merge regions (the candidate pairs whose
+    output maps the compiled pass reads again, from the shards)."""
+    net = mlp(2, [6, 5], 1, out=2)
+    with torch.no_grad():
+        net[-1].weight[:, 0] = 0
+    return net
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory) -> tuple[nn.Module, Certificate, Any]:
+    net = merging_net()
+    cert = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False)
+    assert len(set(cert.pieces)) < cert.num_regions  # some adjacent regions share their map
+    path = tmp_path_factory.mktemp("sharded") / "c.parquet"
+    cert.save(path, shard_rows=7)
+    return net, cert, path
+
+
+def copied(path: Any, to: Any) -> Any:
+    shutil.copytree(path, to)
+    return to
+
+
+def test_a_sharded_certificate_is_checked_by_the_compiled_pass(sharded, monkeypatch):
+    """Accepted by the compiled pass alone, which reads every region shard once and then only
+    those holding adjacent regions with one output map (one piece)."""
+    net, cert, path = sharded
+    shards = json.loads((path / "manifest.json").read_text())["shards"]
+    assert all(len(shards[t]) > 2 for t in ("regions", "vertices", "adjacency"))
+    merged = {k // 7 for a in cert.adjacency if cert.pieces[a.i] == cert.pieces[a.j]
+              for k in (a.i, a.j)}
+    assert 0 < len(merged) < len(shards["regions"])
+    read: list[int] = []
+    rows = _shards._Rows
+    real = rows._read
+
+    def counted(self: Any, k: int) -> Any:
+        if self._table == "regions":
+            read.append(k)
+        return real(self, k)
+
+    monkeypatch.setattr(rows, "_read", counted)
+    loaded = Certificate.load(path)
+    assert compiled(loaded, net) is None
+    assert sorted(read) == sorted([*range(len(shards["regions"])), *merged])
+    assert exactrelu.check(loaded, net, progress=False) is loaded
+
+
+def test_a_cells_run_is_checked_by_the_compiled_pass(tmp_path):
+    net = mlp(2, [6, 5], 1, out=2)
+    path = tmp_path / "x.parquet"
+    exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False, workers=1, cells=4, save=path)
+    assert len(list((path / "regions").iterdir())) > 1
+    assert compiled(Certificate.load(path), net) is None
+
+
+def test_tampered_shards_are_rejected_by_the_compiled_pass(sharded, tmp_path):
+    net, cert, path = sharded
+    mid = cert.num_regions // 2
+    k, at = divmod(mid, 7)  # region mid is row `at` of region shard k
+
+    def checked(p: Any, by_checker: bool) -> None:
+        loaded = Certificate.load(p)
+        if by_checker:  # a false claim the compiled pass finds, on the shards' columns
+            try:
+                reason = compiled(loaded, net)
+            except CertificateError:
+                reason = "raised"
+            assert reason is not None and "not available" not in reason
+            assert not reason.startswith("reading a shard")
+        rejected_by_both(Certificate.load(p), net)
+
+    # the witness moved onto a vertex of its region
+    p = copied(path, tmp_path / "witness")
+    rows = shard(p, "regions", k).to_pylist()
+    v = cert.vertices[cert.regions[mid].vertices[0]]
+    rows[at]["witness"] = [str(x) for x in v]
+    rewrite(p, "regions", k, pa.Table.from_pylist(rows, schema=shard(p, "regions", k).schema))
+    checked(p, True)
+    # a region dropped from its shard
+    p = copied(path, tmp_path / "region")
+    t = shard(p, "regions", k)
+    rewrite(p, "regions", k, pa.concat_tables([t.slice(0, at), t.slice(at + 1)]),
+            header={"num_regions": cert.num_regions - 1})
+    checked(p, False)
+    # an adjacent pair dropped
+    p = copied(path, tmp_path / "pair")
+    t = shard(p, "adjacency", 1)
+    rewrite(p, "adjacency", 1, t.slice(1))
+    checked(p, True)
+    # an output map changed where two adjacent regions share it; the second one's piece label
+    # split off (read from the region shards the candidate pairs are in)
+    j = next(a.j for a in cert.adjacency if cert.pieces[a.i] == cert.pieces[a.j])
+    n, at_j = divmod(j, 7)
+    for field in ("output", "piece"):
+        p = copied(path, tmp_path / field)
+        rows = shard(p, "regions", n).to_pylist()
+        if field == "output":
+            rows[at_j]["output"][0][-1] = str(Fraction(rows[at_j]["output"][0][-1]) + TINY)
+        else:
+            rows[at_j]["piece"] = max(cert.pieces) + 1
+        rewrite(p, "regions", n, pa.Table.from_pylist(rows, schema=shard(p, "regions", n).schema),
+                header={"num_pieces": len({r["piece"] for r in rows} | set(cert.pieces))})
+        checked(p, True)
+
+
+def test_a_region_assigned_in_a_sharded_certificate_takes_the_python_pass(sharded):
+    """A shard whose items were assigned or changed in place offers no columns (they would be
+    stale): the compiled pass stops there and the Python pass names the claim."""
+    net, cert, path = sharded
+    mid = cert.num_regions // 2
+    loaded = Certificate.load(path)
+    r = copy.deepcopy(loaded.regions[mid])
+    r.witness = tuple(loaded.vertices[r.vertices[0]])
+    loaded.regions[mid] = r
+    assert compiled(loaded, net) == "a region shard is not available as columns"
+    rejected_by_both(loaded, net)
+    loaded = Certificate.load(path)
+    loaded.regions[mid].volume = None  # a view changed in place
+    assert compiled(loaded, net) == "a region shard is not available as columns"
+    rejected_by_both(loaded, net)

@@ -19,6 +19,8 @@ from torch import nn
 import exactrelu
 from exactrelu import Certificate, CertificateError, _shards
 
+from test_check_compiled import compiled as compiled_verdict
+
 CHECKER = sys.modules["exactrelu.check"]  # the package exports the function under that name
 
 
@@ -46,16 +48,23 @@ class Shard(list):
     """A shard's rows, as a list that can be referenced weakly (to see when it is dropped)."""
 
 
-def test_a_sharded_certificate_is_checked_one_shard_at_a_time(box, tmp_path, monkeypatch):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_sharded_certificate_is_checked_one_shard_at_a_time(box, tmp_path, monkeypatch,
+                                                               compiled):
     net, cert = box
+    if compiled and CHECKER._checkcore is None:
+        pytest.skip("built without _checkcore")
+    monkeypatch.setattr(CHECKER, "_COMPILED", compiled)
     path = Path(tmp_path) / "c.parquet"
     cert.save(path, shard_rows=4, progress=False)
     read: dict[str, list[weakref.ref]] = {}
     most: dict[str, int] = {}
     real = _shards._Rows._read
 
-    def counting(self: Any, k: int) -> Shard:
-        out = Shard(real(self, k))
+    def counting(self: Any, k: int) -> Any:
+        out = real(self, k)  # a shard read as columns as it is (the compiled pass takes them)
+        if isinstance(out, list):
+            out = Shard(out)
         refs = read.setdefault(self._table, [])
         alive = sum(r() is not None for r in refs) + 1
         most[self._table] = max(most.get(self._table, 0), alive)
@@ -66,13 +75,21 @@ def test_a_sharded_certificate_is_checked_one_shard_at_a_time(box, tmp_path, mon
     loaded = Certificate.load(path)
     n_shards = -(-cert.num_regions // 4)
     assert n_shards >= 6
-    assert exactrelu.check(loaded, net, progress=False) is loaded
+    if compiled:
+        assert compiled_verdict(loaded, net) is None  # by the compiled pass alone
+    else:
+        assert exactrelu.check(loaded, net, progress=False) is loaded
     # a shard is dropped when the next one is read: the one in use and the one being read at most
     assert most["regions"] <= 2, most
     assert most["vertices"] <= 2 and most["adjacency"] <= 2, most
     # the regions are read twice: the pass over them, and the output maps of the regions of the
-    # adjacent pairs with equal hashes (this net has some); never once per random access
-    assert len(read["regions"]) == 2 * n_shards, (len(read["regions"]), n_shards)
+    # adjacent pairs with equal hashes (this net has some; the compiled pass reads only the
+    # shards holding them); never once per random access
+    merged = {k // 4 for a in cert.adjacency if cert.pieces[a.i] == cert.pieces[a.j]
+              for k in (a.i, a.j)}
+    assert merged
+    assert len(read["regions"]) == n_shards + (len(merged) if compiled else n_shards), (
+        len(read["regions"]), n_shards)
     assert len(read["vertices"]) == -(-cert.num_vertices // 4)
 
 

@@ -197,13 +197,16 @@ def test_the_command_line_writes_and_checks_shards(tmp_path, capsys, monkeypatch
 
 
 # ------------------------------------------------------------------------------- tampering
-def rewrite(path: Path, table: str, k: int, new: pa.Table, **write: Any) -> None:
-    """Write ``new`` as shard ``k`` of ``table`` and make the manifest agree with it."""
+def rewrite(path: Path, table: str, k: int, new: pa.Table, header: dict[str, Any] | None = None,
+            **write: Any) -> None:
+    """Write ``new`` as shard ``k`` of ``table`` and make the manifest agree with it (and set
+    the manifest's fields ``header``)."""
     manifest = json.loads((path / "manifest.json").read_text())
     entry = manifest["shards"][table][k]
     pq.write_table(new, path / entry["file"], **write)
     data = (path / entry["file"]).read_bytes()
     entry.update(rows=new.num_rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    manifest.update(header or {})
     (path / "manifest.json").write_text(json.dumps(manifest))
 
 
