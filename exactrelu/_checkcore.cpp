@@ -314,7 +314,7 @@ double fw_get_d_2exp(long* e, const uint64_t* x, int K) {
     if (lz && t) top |= a[t - 1] >> (64 - lz);
     top &= ~uint64_t{0x7ff};  // 53 bits: the conversion below is exact
     *e = 64L * t + 64 - lz;
-    double mant = std::ldexp(static_cast<double>(top), -64);
+    double mant = static_cast<double>(top) * 0x1p-64;  // exact
     return neg ? -mant : mant;
 }
 
@@ -429,8 +429,16 @@ struct Rows {
         for (int k = 0; k < m; ++k) {
             if (!nz[k]) continue;
             long shift = e[k] - top;  // <= 0
-            if (shift < -960) ok[i] = 0;
-            f[static_cast<size_t>(i) * m + k] = std::ldexp(mant[k], static_cast<int>(shift));
+            double& out = f[static_cast<size_t>(i) * m + k];
+            if (shift < -960) {
+                ok[i] = 0;
+                out = std::ldexp(mant[k], static_cast<int>(shift));
+            } else {  // times 2^shift, a normal double: exact
+                uint64_t bits = static_cast<uint64_t>(1023 + shift) << 52;
+                double scale;
+                std::memcpy(&scale, &bits, sizeof scale);
+                out = mant[k] * scale;
+            }
         }
     }
 
@@ -1163,10 +1171,13 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     if (nv > 64) reject("more than 64 vertices in a region (outside this path)");
     // constraints: the domain's rows, then every op's cell constraints (non-zero rows)
     thread_local std::vector<Con> cons;
-    cons.clear();
+    size_t most = static_cast<size_t>(c->n_dom);
+    for (int j = 0; j < P; ++j) most += static_cast<size_t>(ops[j].n) * ops[j].T;
+    if (cons.size() < most) cons.resize(most);
+    size_t ncons = 0;
     for (int i = 0; i < c->n_dom; ++i) {
         if (c->dom->sign(i, w) <= 0) reject("witness outside the domain");
-        cons.push_back({-1, i, 1, i});
+        cons[ncons++] = {-1, i, 1, i};
     }
     for (int j = 0; j < P; ++j) {
         const Op& op = ops[j];
@@ -1195,7 +1206,7 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
                 if (W.zero[ci[a]]) continue;  // identically zero: splits nothing
                 int sg = ci[a] == i ? s0 : s1;  // the sign of row ci[a] at the witness
                 if (sg * cs[a] <= 0) reject("witness not strictly inside a cell constraint");
-                cons.push_back({j, ci[a], cs[a], (*c->offsets)[j] + ci[a]});
+                cons[ncons++] = {j, ci[a], cs[a], (*c->offsets)[j] + ci[a]};
             }
         }
     }
@@ -1219,7 +1230,7 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         c->out_hash->push_back(h);
     }
     // signs of every constraint at every vertex: >= 0, tight on rank d
-    const size_t nc = cons.size();
+    const size_t nc = ncons;
     std::vector<uint64_t> mask(nc, 0);
     std::vector<std::vector<int>> tight(nv);
     Box box;

@@ -40,6 +40,18 @@ def mlp(d: int, widths: list[int], seed: int, act: Any = nn.ReLU, out: int = 1) 
     return nn.Sequential(*layers, nn.Linear(sizes[-1], out)).double().eval()
 
 
+def wide_integers() -> nn.Module:
+    """A net whose second and last layers each hold a weight of 2^-80 beside weights near 1:
+    their integers over one denominator exceed 64 bits, so the compiled pass makes the maps after
+    them in GMP, and the two between in fixed width (limbs), the first from a GMP map, the second
+    also by following the first's updates (which read the GMP map before it)."""
+    net = mlp(2, [6, 5, 4, 3], 10, out=2)
+    with torch.no_grad():
+        net[2].weight[0, 0] = 2.0 ** -80
+        net[8].weight[1, 2] = 2.0 ** -80
+    return net
+
+
 NETS = {
     "1d": lambda: (mlp(1, [5, 4], 0), [(-2, 2)]),
     "2d": lambda: (mlp(2, [6, 5], 1, out=2), [(-1, 1), (-1, 1)]),
@@ -49,6 +61,7 @@ NETS = {
     "3d-hardtanh": lambda: (mlp(3, [6, 5], 8, nn.Hardtanh), [(-2, 2), (-1, 2), (-2, 1)]),
     "polygon": lambda: (mlp(2, [8, 6], 4),
                         exactrelu.Polytope([[-1, 0], [0, -1], [1, 2]], [0, 0, 2])),
+    "wide-integers": lambda: (wide_integers(), [(-1, 1), (-1, 1)]),
 }
 
 
