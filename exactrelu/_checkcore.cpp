@@ -26,10 +26,12 @@
 // (a str); check.py then runs its Python path, which names the failing field. So a verdict
 // "valid" here is a proof, and a rejection is re-derived in Python for its message.
 //
-// Exactness. Every decision is exact: integers and rationals are GMP's. Floats only filter signs
-// of a row at a point (Rows::sign: a rigorous error bound decides, otherwise exact integers),
-// are summed in 128-bit integers only where a bound on the operands proves the sums exact (build),
-// and order vertices for sorting (mpq_get_d truncates, which is monotone: a strict
+// Exactness. Every decision is exact. Integers and rationals are GMP's, except the prefix maps,
+// held in fixed-width integers (K limbs, arithmetic modulo 2^(64 K)) where a bound on every map
+// of their level proves each entry exact (level_limbs, build_fixed, cascade), with 128-bit sums
+// under a bound of their own (cascade). Floats only filter signs of a row at a point or on a box
+// of points (Rows::sign, Rows::positive_on: a rigorous error bound decides, otherwise exact
+// integers) and order vertices for sorting (mpq_get_d truncates, which is monotone: a strict
 // inequality of floats is one of the rationals, ties are compared exactly).
 
 #define PY_SSIZE_T_CLEAN
