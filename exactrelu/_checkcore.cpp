@@ -8,19 +8,23 @@
 // regions() takes any chunk's columns (its region 0 being the certificate's region `base`), in
 // order, so a sharded certificate's shards can go through it one by one.
 //
-// Scope: chain programs "affine, (plain elementwise op, affine)*" on bounded 1-D, 2-D and 3-D
-// domains. For every region of a chunk it proves what check.py's region pass proves there: the
-// states at the witness are the pattern and the witness is strictly inside the domain and every
-// cell constraint; the output map is the exact map of the pattern; each listed vertex satisfies
-// every constraint and is tight on d independent ones; the listed facets are exactly the true
-// facets (by tightness at the vertices, as check._true_facets / check._facet_error); the volume
-// (1-D: length, 2-D: area of the hull of the vertices, 3-D: the pulling triangulation of
-// check._hull_lower_bound) equals the stated one, and sums them.
+// Scope: chain programs "affine, (plain elementwise op, affine)*" on bounded domains of 1 to 8
+// dimensions (check.py passes those up to check._VOLUME_MAX_DIM). For every region of a chunk
+// it proves what check.py's region pass proves there: the states at the witness are the pattern
+// and the witness is strictly inside the domain and every cell constraint; the output map is
+// the exact map of the pattern; each listed vertex satisfies every constraint and is tight on d
+// independent ones; the listed facets are exactly the true facets (by tightness at the
+// vertices, as check._true_facets / check._facet_error); the volume (1-D: length, 2-D: area of
+// the hull of the vertices, d >= 3: the pulling triangulation of check._hull_lower_bound)
+// equals the stated one (where one is stated: required up to 3-D), and sums them.
 // finish() then proves the global vertex list (distinct, each used), the adjacent pairs (from the
-// proven facets: 1-D and 2-D as check._FacetTable, 3-D as check._Adjacency for bounded facets,
-// grouped by hyperplane, first op and prefix only, the signs' refinement being left out as it
-// loses no pair and the 3-D tests decide any two facets of a group) and returns what check.py finishes with (pattern hashes
-// for distinctness, the volume sum, the adjacent pairs whose output maps hash equal).
+// proven facets: 1-D and 2-D as check._FacetTable, d >= 3 as check._Adjacency for bounded
+// facets, grouped by hyperplane, first op and prefix only, the signs' refinement being left out
+// as it loses no pair and the tests decide any two facets of a group: in 3-D the extents, a
+// shared triangle and the separating facets; above, the exact LP where these do not, which
+// check.py's callable runs, as the Python pass does) and returns what check.py finishes with
+// (pattern hashes for distinctness, the volume sum, the adjacent pairs whose output maps hash
+// equal).
 //
 // Any claim that does not hold, and anything outside the scope, ends the pass with a short reason
 // (a str); check.py then runs its Python path, which names the failing field. So a verdict
@@ -196,6 +200,114 @@ uint64_t hash_mpz(uint64_t h, const mpz_t z) {
     return h;
 }
 
+// --------------------------------------------------------------------------- vertex sets
+
+// A set of a region's vertex columns (bit k: column k), of any size: the vertices where a
+// constraint is tight, a face's vertex set.
+struct Bits {
+    std::vector<uint64_t> w;
+    Bits() = default;
+    explicit Bits(size_t n) : w((n + 63) / 64, 0) {}
+    static Bits all(size_t n) {
+        Bits b(n);
+        for (size_t k = 0; k < n; ++k) b.set(k);
+        return b;
+    }
+    void set(size_t k) { w[k >> 6] |= 1ULL << (k & 63); }
+    bool test(size_t k) const { return w[k >> 6] >> (k & 63) & 1; }
+    int count() const {
+        int s = 0;
+        for (uint64_t x : w) s += __builtin_popcountll(x);
+        return s;
+    }
+    bool any() const {
+        for (uint64_t x : w)
+            if (x) return true;
+        return false;
+    }
+    bool within(const Bits& o) const {  // a subset of o
+        for (size_t i = 0; i < w.size(); ++i)
+            if (w[i] & ~o.w[i]) return false;
+        return true;
+    }
+    bool meets(const Bits& o) const {
+        for (size_t i = 0; i < w.size(); ++i)
+            if (w[i] & o.w[i]) return true;
+        return false;
+    }
+    Bits operator&(const Bits& o) const {
+        Bits b;
+        b.w.resize(w.size());
+        for (size_t i = 0; i < w.size(); ++i) b.w[i] = w[i] & o.w[i];
+        return b;
+    }
+    int lowest() const {  // the least member (-1: empty)
+        for (size_t i = 0; i < w.size(); ++i)
+            if (w[i]) return static_cast<int>(i * 64) + __builtin_ctzll(w[i]);
+        return -1;
+    }
+    bool operator==(const Bits& o) const { return w == o.w; }
+    bool operator<(const Bits& o) const { return w < o.w; }
+};
+
+struct BitsHash {
+    size_t operator()(const Bits& b) const {
+        uint64_t h = b.w.size();
+        for (uint64_t x : b.w) h = mix(h, x);
+        return static_cast<size_t>(h);
+    }
+};
+
+// Larger sets first, then by their words: the order in which maximal sets are picked.
+bool larger_first(const Bits& a, const Bits& b) {
+    int pa = a.count(), pb = b.count();
+    return pa != pb ? pa > pb : a < b;
+}
+
+// --------------------------------------------------------------------------- exact rank
+
+// Fraction-free Gaussian elimination (Bareiss) of the r x k integer matrix `a` (row-major), in
+// place: its rank. Every entry after a step is a minor of the input (the pivot rows and columns
+// so far, plus its own), so each division is exact; when r == k and the rank is k, `det` (if
+// given) is the determinant.
+int bareiss(std::vector<Int>& a, int r, int k, mpz_ptr det = nullptr) {
+    thread_local Int prev, t;
+    mpz_set_ui(prev.v, 1);
+    int rank = 0, swaps = 0;
+    for (int col = 0; col < k && rank < r; ++col) {
+        int piv = -1;
+        for (int i = rank; i < r && piv < 0; ++i)
+            if (mpz_sgn(a[static_cast<size_t>(i) * k + col].v)) piv = i;
+        if (piv < 0) continue;
+        if (piv != rank) {
+            for (int e = 0; e < k; ++e)
+                mpz_swap(a[static_cast<size_t>(piv) * k + e].v, a[static_cast<size_t>(rank) * k + e].v);
+            ++swaps;
+        }
+        const Int* p = &a[static_cast<size_t>(rank) * k];
+        for (int i = rank + 1; i < r; ++i) {
+            Int* q = &a[static_cast<size_t>(i) * k];
+            for (int e = col + 1; e < k; ++e) {
+                mpz_mul(t.v, q[e].v, p[col].v);
+                mpz_submul(t.v, q[col].v, p[e].v);
+                mpz_divexact(q[e].v, t.v, prev.v);
+            }
+            mpz_set_ui(q[col].v, 0);
+        }
+        mpz_set(prev.v, p[col].v);
+        ++rank;
+    }
+    if (det) {
+        if (r == k && rank == k) {
+            mpz_set(det, prev.v);
+            if (swaps & 1) mpz_neg(det, det);
+        } else {
+            mpz_set_ui(det, 0);
+        }
+    }
+    return rank;
+}
+
 // --------------------------------------------------------------------------- points, filter
 
 // A point as homogeneous integers (X_1 .. X_d, D), D > 0, and its coordinates as floats
@@ -286,7 +398,8 @@ struct Rows {
     // The sign of row i at p. The float sum s of a_k * x_k + c (a_k, c the scaled entries, each
     // within a relative 2^-52 of the exact scaled value; x_k within a relative 2^-52 of the
     // coordinate) differs from the exact scaled value by at most about
-    // 2^-49 * (sum |a_k x_k| + |c|) (truncations, then d + 1 roundings, d <= 3), and by at most
+    // (d + 6) 2^-53 * (sum |a_k x_k| + |c|) (truncations, then a rounding per product and per
+    // sum), below 2^-49 * (...) for d <= 10 (Checker takes d <= 8), and by at most
     // 2^-1000 from underflow: the bound 2^-45 * (...) + 2^-1000 is a safe margin over both. The
     // filter decides where |s| exceeds it; everything else (all zeros among it) is exact.
     int sign(int i, const Point& p) const {
@@ -607,6 +720,21 @@ int det3(Checker* c, const Con& a, const Con& b, const Con& e) {
     return mpz_sgn(acc.v);
 }
 
+// exact rank of the normals of the constraints t of cons (any d)
+int tight_rank(Checker* c, const std::vector<Con>& cons, const std::vector<int>& t) {
+    const int d = c->d;
+    if (static_cast<int>(t.size()) < d) return static_cast<int>(t.size());  // at most
+    thread_local std::vector<Int> a;
+    a.resize(t.size() * d);
+    for (size_t i = 0; i < t.size(); ++i) {
+        const Con& k = cons[t[i]];
+        const Rows& R = rows_of(c, k.lev);
+        for (int e = 0; e < d; ++e)
+            mpz_set(a[i * d + e].v, R.z[static_cast<size_t>(k.row) * R.m + e].v);
+    }
+    return bareiss(a, static_cast<int>(t.size()), d);
+}
+
 // orientation of (a, b, c) in 2-D homogeneous coordinates (every W > 0): sign of det [a; b; c]
 int orient(const Point& a, const Point& b, const Point& cpt) {
     thread_local Int t, acc;
@@ -682,44 +810,42 @@ void hull_volume(Checker* c, const std::vector<int64_t>& vids, mpq_t out) {
     mpq_div_2exp(out, sum.v, 1);
 }
 
-// 3-D: the simplices of a pulling triangulation of the face whose vertex columns are the bits of
-// `face` (as exactrelu._geometry's hull_volume, which the Python pass uses): its lowest vertex
-// joined to the triangulations of the maximal proper non-empty sets face & m (m a facet's mask)
-// that do not contain it.
-const std::vector<std::vector<int>>& pull(
-        uint64_t face, const std::vector<uint64_t>& masks,
-        std::unordered_map<uint64_t, std::vector<std::vector<int>>>& memo) {
+// d >= 3: the simplices of a pulling triangulation of the face whose vertex columns are `face`
+// (as exactrelu._geometry's hull_volume, which the Python pass uses): its lowest vertex joined
+// to the triangulations of the maximal proper non-empty sets face & m (m a facet's vertex set)
+// that do not contain it. A chain of proper faces drops a dimension per step, so no simplex
+// has more than d + 1 vertices (checked).
+typedef std::unordered_map<Bits, std::vector<std::vector<int>>, BitsHash> PullMemo;
+
+const std::vector<std::vector<int>>& pull(const Bits& face, const std::vector<Bits>& masks,
+                                          size_t most, PullMemo& memo) {
     auto it = memo.find(face);
     if (it != memo.end()) return it->second;
     std::vector<std::vector<int>> out;
-    uint64_t low = face & (~face + 1);
-    int v0 = __builtin_ctzll(low);
-    if (face == low) {
+    int v0 = face.lowest();
+    if (face.count() == 1) {
         out.push_back({v0});
     } else {
-        std::vector<uint64_t> subs;
-        for (uint64_t mk : masks) {
-            uint64_t x = face & mk;
-            if (x && x != face && std::find(subs.begin(), subs.end(), x) == subs.end())
-                subs.push_back(x);
+        std::vector<Bits> subs;
+        for (const Bits& mk : masks) {
+            Bits x = face & mk;
+            if (x.any() && !(x == face) && std::find(subs.begin(), subs.end(), x) == subs.end())
+                subs.push_back(std::move(x));
         }
-        std::sort(subs.begin(), subs.end(), [](uint64_t a, uint64_t b) {
-            int pa = __builtin_popcountll(a), pb = __builtin_popcountll(b);
-            return pa != pb ? pa > pb : a < b;
-        });
-        std::vector<uint64_t> maximal;
-        for (uint64_t x : subs) {
+        std::sort(subs.begin(), subs.end(), larger_first);
+        std::vector<Bits> maximal;
+        for (const Bits& x : subs) {
             bool sub = false;
-            for (uint64_t t : maximal) sub = sub || (x & t) == x;
+            for (const Bits& t : maximal) sub = sub || x.within(t);
             if (!sub) maximal.push_back(x);
         }
-        for (uint64_t f : maximal) {
-            if (f & low) continue;
-            std::vector<std::vector<int>> got = pull(f, masks, memo);
-            for (auto& sx : got) {
+        for (const Bits& f : maximal) {
+            if (f.test(static_cast<size_t>(v0))) continue;
+            const std::vector<std::vector<int>>& got = pull(f, masks, most, memo);
+            for (const auto& sx : got) {
                 std::vector<int> t{v0};
                 t.insert(t.end(), sx.begin(), sx.end());
-                if (t.size() > 4) reject("the facets are not faces of the hull");
+                if (t.size() > most) reject("the facets are not faces of the hull");
                 out.push_back(std::move(t));
             }
         }
@@ -727,41 +853,38 @@ const std::vector<std::vector<int>>& pull(
     return memo.emplace(face, std::move(out)).first->second;
 }
 
-// 3-D: the volume of the pulling triangulation of the hull of the region's vertices over its
+// d >= 3: the volume of the pulling triangulation of the hull of the region's vertices over its
 // facets' vertex sets: a lower bound of the region's volume, equal to it when the vertex list
 // is complete (see check._hull_lower_bound). Simplex volumes are exact: with w_i = D_0 X_i -
-// D_i X_0 (homogeneous vertices), |det(w_1, w_2, w_3)| / (6 D_0^3 D_1 D_2 D_3).
+// D_i X_0 (homogeneous vertices), |det(w_1 .. w_d)| / (d! D_0^d D_1 .. D_d).
 void pulling_volume(Checker* c, const std::vector<int64_t>& vids,
-                    const std::vector<uint64_t>& masks, mpq_t out) {
+                    const std::vector<Bits>& masks, mpq_t out) {
     const auto& V = *c->verts;
+    const int d = c->d;
     mpq_set_ui(out, 0, 1);
-    int nv = static_cast<int>(vids.size());
+    size_t nv = vids.size();
     if (!nv) return;
-    std::unordered_map<uint64_t, std::vector<std::vector<int>>> memo;
-    uint64_t all = nv == 64 ? ~0ULL : ((1ULL << nv) - 1);
-    std::vector<std::vector<int>> simplices = pull(all, masks, memo);
-    Int w[3][3], t, det, den;
+    PullMemo memo;
+    const std::vector<std::vector<int>> simplices =
+        pull(Bits::all(nv), masks, static_cast<size_t>(d) + 1, memo);
+    std::vector<Int> w(static_cast<size_t>(d) * d);
+    Int det, den;
     Rat term;
     for (const auto& sx : simplices) {
-        if (sx.size() < 4) continue;
+        if (sx.size() < static_cast<size_t>(d) + 1) continue;
         const Point& p0 = V[vids[sx[0]]];
-        mpz_pow_ui(den.v, p0.h[3].v, 3);
-        mpz_mul_ui(den.v, den.v, 6);
-        for (int a = 0; a < 3; ++a) {
+        mpz_pow_ui(den.v, p0.h[d].v, static_cast<unsigned long>(d));
+        for (int k = 2; k <= d; ++k) mpz_mul_ui(den.v, den.v, static_cast<unsigned long>(k));
+        for (int a = 0; a < d; ++a) {
             const Point& pa = V[vids[sx[a + 1]]];
-            mpz_mul(den.v, den.v, pa.h[3].v);
-            for (int k = 0; k < 3; ++k) {
-                mpz_mul(w[a][k].v, p0.h[3].v, pa.h[k].v);
-                mpz_submul(w[a][k].v, pa.h[3].v, p0.h[k].v);
+            mpz_mul(den.v, den.v, pa.h[d].v);
+            for (int k = 0; k < d; ++k) {
+                Int& x = w[static_cast<size_t>(a) * d + k];
+                mpz_mul(x.v, p0.h[d].v, pa.h[k].v);
+                mpz_submul(x.v, pa.h[d].v, p0.h[k].v);
             }
         }
-        mpz_set_ui(det.v, 0);
-        mpz_mul(t.v, w[1][1].v, w[2][2].v); mpz_submul(t.v, w[1][2].v, w[2][1].v);
-        mpz_addmul(det.v, w[0][0].v, t.v);
-        mpz_mul(t.v, w[1][0].v, w[2][2].v); mpz_submul(t.v, w[1][2].v, w[2][0].v);
-        mpz_submul(det.v, w[0][1].v, t.v);
-        mpz_mul(t.v, w[1][0].v, w[2][1].v); mpz_submul(t.v, w[1][1].v, w[2][0].v);
-        mpz_addmul(det.v, w[0][2].v, t.v);
+        bareiss(w, d, d, det.v);
         mpz_abs(det.v, det.v);
         mpq_set_num(term.v, det.v);
         mpq_set_den(term.v, den.v);
@@ -849,7 +972,6 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         if (std::adjacent_find(sv.begin(), sv.end()) != sv.end()) reject("a vertex listed twice");
     }
     const int nv = static_cast<int>(vids.size());
-    if (nv > 64) reject("more than 64 vertices in a region (outside this path)");
     // constraints: the domain's rows, then every op's cell constraints (non-zero rows)
     std::vector<Con> cons;
     for (int i = 0; i < c->n_dom; ++i) {
@@ -907,7 +1029,7 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     }
     // signs of every constraint at every vertex: >= 0, tight on rank d
     const size_t nc = cons.size();
-    std::vector<uint64_t> mask(nc, 0);
+    std::vector<Bits> mask(nc, Bits(static_cast<size_t>(nv)));
     std::vector<std::vector<int>> tight(nv);
     for (size_t i = 0; i < nc; ++i) {
         const Con& k = cons[i];
@@ -916,7 +1038,7 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
             int s = R.sign(k.row, V[vids[col]]) * k.sg;
             if (s < 0) reject("a vertex violates a constraint");
             if (s == 0) {
-                mask[i] |= 1ULL << col;
+                mask[i].set(static_cast<size_t>(col));
                 tight[col].push_back(static_cast<int>(i));
             }
         }
@@ -933,21 +1055,23 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
             for (size_t a = 0; a < t.size() && !full; ++a)
                 for (size_t b = a + 1; b < t.size() && !full; ++b)
                     full = det2(c, cons[t[a]], cons[t[b]]) != 0;
-        } else {
+        } else if (d == 3) {
             for (size_t a = 0; a < t.size() && !full; ++a)
                 for (size_t b = a + 1; b < t.size() && !full; ++b)
                     for (size_t e = b + 1; e < t.size() && !full; ++e)
                         full = det3(c, cons[t[a]], cons[t[b]], cons[t[e]]) != 0;
+        } else {
+            full = tight_rank(c, cons, t) == d;
         }
         if (!full) reject("a listed vertex is not a vertex of the region");
     }
     // true facets: the inclusion-maximal sets of vertices of constraints tight at >= d of them,
     // not all of them (check._true_facets)
-    std::vector<std::pair<uint64_t, std::vector<int>>> groups;
+    std::vector<std::pair<Bits, std::vector<int>>> groups;
     {
-        std::unordered_map<uint64_t, int> at;
+        std::unordered_map<Bits, int, BitsHash> at;
         for (size_t i = 0; i < nc; ++i) {
-            if (__builtin_popcountll(mask[i]) < d) continue;
+            if (mask[i].count() < d) continue;
             auto it = at.find(mask[i]);
             if (it == at.end()) {
                 at.emplace(mask[i], static_cast<int>(groups.size()));
@@ -957,17 +1081,14 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
             }
         }
     }
-    std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) {
-        int pa = __builtin_popcountll(a.first), pb = __builtin_popcountll(b.first);
-        return pa != pb ? pa > pb : a.first < b.first;
-    });
-    const uint64_t fullmask = nv == 64 ? ~0ULL : ((1ULL << nv) - 1);
+    std::sort(groups.begin(), groups.end(),
+              [](const auto& a, const auto& b) { return larger_first(a.first, b.first); });
     std::vector<int> maximal;
     for (size_t g = 0; g < groups.size(); ++g) {
-        uint64_t mk = groups[g].first;
-        if (mk == fullmask) continue;
+        const Bits& mk = groups[g].first;
+        if (mk.count() == nv) continue;
         bool sub = false;
-        for (int h : maximal) sub = sub || (mk & groups[h].first) == mk;
+        for (int h : maximal) sub = sub || mk.within(groups[h].first);
         if (!sub) maximal.push_back(static_cast<int>(g));
     }
     // their id sets
@@ -1027,25 +1148,25 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         // its vertices: exactly the region's vertices on it
         std::vector<int64_t> want, got;
         for (int col = 0; col < nv; ++col)
-            if (grp.first >> col & 1) want.push_back(vids[col]);
+            if (grp.first.test(static_cast<size_t>(col))) want.push_back(vids[col]);
         int64_t g0 = cc.fv_start.at(f), g1 = cc.fv_start.at(f + 1);
         if (g1 < g0) reject("bad facet vertex offsets");
         for (int64_t k = g0; k < g1; ++k) got.push_back(cc.fv_flat.at(k));
         std::sort(want.begin(), want.end());
         std::sort(got.begin(), got.end());
         if (want != got) reject("a facet's vertices differ");
-        // 3-D: the region's facet rows (for the separation test), every listed facet's
+        // d >= 3: the region's facet rows (for the separation test), every listed facet's
         int64_t own_row = -1;
-        if (d == 3) {
+        if (d >= 3) {
             const Con& k0 = cons[grp.second[0]];
             const Rows& R = rows_of(c, k0.lev);
-            Int o[4];
+            std::vector<Int> o(m);
             for (int e = 0; e < m; ++e) {
                 mpz_set(o[e].v, R.z[static_cast<size_t>(k0.row) * R.m + e].v);
                 if (k0.sg < 0) mpz_neg(o[e].v, o[e].v);
             }
             own_row = c->frows->n;
-            c->frows->append(o);
+            c->frows->append(o.data());
         }
         // for adjacency: a facet with a domain row among its ids has no pair
         int64_t low = sorted_ids[0];
@@ -1072,8 +1193,8 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         }
         rec.row = own_row;
         rec.verts_at = static_cast<int64_t>(c->facet_verts->size());
-        rec.verts_n = d == 3 ? static_cast<int64_t>(want.size()) : 0;
-        if (d == 3) c->facet_verts->insert(c->facet_verts->end(), want.begin(), want.end());
+        rec.verts_n = d >= 3 ? static_cast<int64_t>(want.size()) : 0;
+        if (d >= 3) c->facet_verts->insert(c->facet_verts->end(), want.begin(), want.end());
         rec.ids_at = static_cast<int64_t>(c->facet_ids->size());
         rec.ids_n = static_cast<int64_t>(sorted_ids.size());
         c->facet_ids->insert(c->facet_ids->end(), sorted_ids.begin(), sorted_ids.end());
@@ -1081,8 +1202,8 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     }
     // volume: the hull of the listed vertices, equal to the stated one; summed
     Rat vol, given;
-    if (d == 3) {
-        std::vector<uint64_t> masks;
+    if (d >= 3) {
+        std::vector<Bits> masks;
         for (int g : maximal) masks.push_back(groups[g].first);
         pulling_volume(c, vids, masks, vol.v);
     } else {
@@ -1090,16 +1211,22 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     }
     cc.vnum.get(r, mpq_numref(given.v));
     cc.vden.get(r, mpq_denref(given.v));
-    if (mpz_sgn(mpq_denref(given.v)) <= 0) reject("volume missing or with a bad denominator");
-    mpq_canonicalize(given.v);
-    if (!mpq_equal(given.v, vol.v)) reject("volume differs from the volume of the vertices");
+    // a volume is required up to 3-D (check._VOLUME_FIELD_MAX_DIM), optional (denominator 0:
+    // none) above; wherever it is given it must be this one
+    int vs = mpz_sgn(mpq_denref(given.v));
+    if (vs < 0 || (vs == 0 && d <= 3)) reject("volume missing or with a bad denominator");
+    if (vs > 0) {
+        mpq_canonicalize(given.v);
+        if (!mpq_equal(given.v, vol.v)) reject("volume differs from the volume of the vertices");
+    }
     add_volume(c, vol.v);
     for (int64_t v : vids) (*c->used)[v] = 1;
-    if (d == 3) c->frow_start->push_back(c->frows->n);
+    if (d >= 3) c->frow_start->push_back(c->frows->n);
 }
 
-// 3-D: does another facet row h of x's region have the facet y on or beyond it (h <= 0 at every
-// vertex of y)? Then the two facets meet in H ∩ {h = 0} at most (check._Adjacency.separated).
+// d >= 3: does another facet row h of x's region have the facet y on or beyond it (h <= 0 at
+// every vertex of y)? Then the two facets meet in H ∩ {h = 0} at most
+// (check._Adjacency.separated).
 bool separated(Checker* c, const Facet& x, const Facet& y) {
     const auto& V = *c->verts;
     const auto& FV = *c->facet_verts;
@@ -1115,28 +1242,88 @@ bool separated(Checker* c, const Facet& x, const Facet& y) {
     return false;
 }
 
-// 3-D: the adjacent pairs among the facets idx[s .. cut) (one side) and idx[cut .. e) (the
+// d >= 4: do the facets share d affinely independent vertices (a (d-1)-simplex)? The rank of
+// their shared vertices' homogeneous rows, exactly.
+bool share_simplex(Checker* c, const std::vector<int64_t>& shared) {
+    const int d = c->d;
+    if (static_cast<int>(shared.size()) < d) return false;
+    const auto& V = *c->verts;
+    std::vector<Int> a(shared.size() * (d + 1));
+    for (size_t i = 0; i < shared.size(); ++i)
+        for (int e = 0; e <= d; ++e) mpz_set(a[i * (d + 1) + e].v, V[shared[i]].h[e].v);
+    return bareiss(a, static_cast<int>(shared.size()), d + 1) == d;
+}
+
+PyObject* int_list(const Int* z, int n) {
+    PyObject* out = PyList_New(n);
+    if (!out) throw PyError{};
+    for (int e = 0; e < n; ++e) {
+        PyObject* v = new_int(z[e].v);
+        if (!v) { Py_DECREF(out); throw PyError{}; }
+        PyList_SET_ITEM(out, e, v);
+    }
+    return out;
+}
+
+// d >= 4: the exact LP of check._interiors_meet, by the Python callable `decide(i, j, rows,
+// plane)`: is a point of the plane strictly inside every other facet row of both regions (rows
+// [a | c], a . t + c >= 0 on their regions)?
+bool interiors_meet(Checker* c, PyObject* decide, const Facet& x, const Facet& y) {
+    if (!decide || decide == Py_None) reject("an adjacency that needs an exact LP");
+    const Rows& R = *c->frows;
+    const int m = c->d + 1;
+    PyObject* rows = PyList_New(0);
+    if (!rows) throw PyError{};
+    struct Drop { PyObject* o; ~Drop() { Py_XDECREF(o); } } drop{rows};
+    for (const Facet* f : {&x, &y}) {
+        int64_t h0 = (*c->frow_start)[f->region], h1 = (*c->frow_start)[f->region + 1];
+        for (int64_t h = h0; h < h1; ++h) {
+            if (h == f->row) continue;
+            PyObject* row = int_list(&R.z[static_cast<size_t>(h) * m], m);
+            int rc = PyList_Append(rows, row);
+            Py_DECREF(row);
+            if (rc < 0) throw PyError{};
+        }
+    }
+    PyObject* plane = int_list((*c->planes)[x.plane].data(), m);
+    int64_t i = std::min(x.region, y.region), j = std::max(x.region, y.region);
+    PyObject* got = PyObject_CallFunction(decide, "LLOO", static_cast<long long>(i),
+                                          static_cast<long long>(j), rows, plane);
+    Py_DECREF(plane);
+    if (!got) throw PyError{};
+    int yes = PyObject_IsTrue(got);
+    Py_DECREF(got);
+    if (yes < 0) throw PyError{};
+    return yes;
+}
+
+// d >= 3: the adjacent pairs among the facets idx[s .. cut) (one side) and idx[cut .. e) (the
 // other) of one group (check._Adjacency._overlapping for bounded, so pointed, facets): extents
-// along every coordinate the plane does not fix overlap with positive length; then three shared
-// vertices (a shared triangle: three distinct vertices of a polygon are never collinear) prove
-// a pair, and a facet of either region with the other facet on or beyond it disproves it; in
-// 3-D nothing else is possible (an edge line of either polygon separates disjoint ones).
-void pairs_3d(Checker* c, const std::vector<int64_t>& idx, size_t s, size_t cut, size_t e,
-              uint64_t n_reg, std::vector<std::pair<uint64_t, std::pair<int64_t, int64_t>>>& out) {
+// along every coordinate the plane does not fix overlap with positive length (the other side's
+// facets swept in order of their lower ends along the first one); then d shared affinely
+// independent vertices (a shared (d-1)-simplex; in 3-D any three distinct vertices of a polygon)
+// prove a pair, and a facet of either region with the other facet on or beyond it disproves it;
+// in 3-D nothing else is possible (an edge line of either polygon separates disjoint ones),
+// above, the exact LP decides (`decide`, see interiors_meet).
+void pairs_nd(Checker* c, PyObject* decide, const std::vector<int64_t>& idx, size_t s, size_t cut,
+              size_t e, uint64_t n_reg,
+              std::vector<std::pair<uint64_t, std::pair<int64_t, int64_t>>>& out) {
+    const int d = c->d;
     const auto& F = *c->facets;
     const auto& V = *c->verts;
     const auto& FV = *c->facet_verts;
     if (s == cut || cut == e) return;
     const auto& key = (*c->planes)[F[idx[s]].plane];
     std::vector<int> freec;
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < d; ++i) {
         bool any = false;
-        for (int k = 0; k < 3; ++k) any = any || (k != i && mpz_sgn(key[k].v));
+        for (int k = 0; k < d; ++k) any = any || (k != i && mpz_sgn(key[k].v));
         if (any) freec.push_back(i);
     }
+    const int c0 = freec[0];
     // ends of every facet of the group along each free coordinate
     size_t n = e - s;
-    std::vector<int64_t> lo(n * 3, -1), hi(n * 3, -1);
+    std::vector<int64_t> lo(n * d, -1), hi(n * d, -1);
     for (size_t a = 0; a < n; ++a) {
         const Facet& f = F[idx[s + a]];
         if (f.verts_n == 0) reject("a facet without vertices");
@@ -1147,30 +1334,42 @@ void pairs_3d(Checker* c, const std::vector<int64_t>& idx, size_t s, size_t cut,
                 if (cmp_coord(V[v], V[l], i) < 0) l = v;
                 if (cmp_coord(V[v], V[u], i) > 0) u = v;
             }
-            lo[a * 3 + i] = l;
-            hi[a * 3 + i] = u;
+            lo[a * d + i] = l;
+            hi[a * d + i] = u;
         }
     }
+    // one side by its lower ends along c0: a facet whose lower end is not below p's upper end
+    // ends the sweep for p (so does every later one's)
+    std::vector<size_t> minus;
+    for (size_t r = s; r < cut; ++r) minus.push_back(r - s);
+    std::stable_sort(minus.begin(), minus.end(), [&](size_t x, size_t y) {
+        return cmp_coord(V[lo[x * d + c0]], V[lo[y * d + c0]], c0) < 0;
+    });
+    std::vector<int64_t> shared;
     for (size_t q = cut; q < e; ++q) {
         const Facet& fp = F[idx[q]];
         size_t pa = q - s;
-        for (size_t r = s; r < cut; ++r) {
-            const Facet& fm = F[idx[r]];
-            size_t ma = r - s;
+        for (size_t ma : minus) {
+            if (cmp_coord(V[lo[ma * d + c0]], V[hi[pa * d + c0]], c0) >= 0) break;
+            const Facet& fm = F[idx[s + ma]];
             bool ok = true;
             for (int i : freec) {
-                ok = ok && cmp_coord(V[lo[pa * 3 + i]], V[hi[ma * 3 + i]], i) < 0 &&
-                     cmp_coord(V[lo[ma * 3 + i]], V[hi[pa * 3 + i]], i) < 0;
+                ok = ok && cmp_coord(V[lo[pa * d + i]], V[hi[ma * d + i]], i) < 0 &&
+                     cmp_coord(V[lo[ma * d + i]], V[hi[pa * d + i]], i) < 0;
                 if (!ok) break;
             }
             if (!ok) continue;
-            int shared = 0;
+            shared.clear();
             for (int64_t a = 0; a < fp.verts_n; ++a)
                 for (int64_t b = 0; b < fm.verts_n; ++b)
-                    shared += FV[fp.verts_at + a] == FV[fm.verts_at + b];
-            if (shared < 3 && (separated(c, fp, fm) || separated(c, fm, fp))) continue;
+                    if (FV[fp.verts_at + a] == FV[fm.verts_at + b]) shared.push_back(FV[fp.verts_at + a]);
+            bool proven = d == 3 ? shared.size() >= 3 : share_simplex(c, shared);
+            if (!proven) {
+                if (separated(c, fp, fm) || separated(c, fm, fp)) continue;
+                if (d > 3 && !interiors_meet(c, decide, fp, fm)) continue;
+            }
             int64_t i = fp.region, j = fm.region;
-            int64_t fa = idx[q], fb = idx[r];
+            int64_t fa = idx[q], fb = idx[s + ma];
             if (i > j) { std::swap(i, j); std::swap(fa, fb); }
             if (i == j) reject("a region adjacent to itself");
             out.push_back({static_cast<uint64_t>(i) * n_reg + static_cast<uint64_t>(j), {fa, fb}});
@@ -1237,6 +1436,7 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
                           &n_out, &vnum, &vden))
         return -1;
     try {
+        if (d < 1 || d > 8) reject("a dimension outside 1 to 8");
         c->d = d;
         c->n_out = n_out;
         const int m = d + 1;
@@ -1393,14 +1593,16 @@ PyObject* Checker_regions(Checker* c, PyObject* args) {
     });
 }
 
-// finish(n_reg, adj_i, adj_j, adj_plane, adj_ids start, flat, planes num, den): the global
-// vertices distinct and each used, the adjacent pairs exactly the true ones. Returns a str (the
+// finish(n_reg, adj_i, adj_j, adj_plane, adj_ids start, flat, planes num, den[, decide]): the
+// global vertices distinct and each used, the adjacent pairs exactly the true ones (d >= 4:
+// `decide` takes the exact LPs the other tests leave, see interiors_meet). Returns a str (the
 // reason for stopping) or (pattern hashes as int64 bytes, volume sum num, den, [(i, j)]: the
 // adjacent pairs whose output maps hash equal, to be compared exactly).
 PyObject* Checker_finish(Checker* c, PyObject* args) {
     long long n_reg;
-    PyObject *ai, *aj, *ap, *ids_s, *ids_f, *pnum, *pden;
-    if (!PyArg_ParseTuple(args, "LOOOOOOO", &n_reg, &ai, &aj, &ap, &ids_s, &ids_f, &pnum, &pden))
+    PyObject *ai, *aj, *ap, *ids_s, *ids_f, *pnum, *pden, *decide = nullptr;
+    if (!PyArg_ParseTuple(args, "LOOOOOOO|O", &n_reg, &ai, &aj, &ap, &ids_s, &ids_f, &pnum, &pden,
+                          &decide))
         return nullptr;
     return guarded(c, [&]() -> PyObject* {
         if (c->failed) reject("an earlier chunk failed");
@@ -1421,7 +1623,7 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
             if (a.j0 != b.j0) return a.j0 < b.j0;
             if (a.pre != b.pre) return a.pre < b.pre;
             if (a.side != b.side) return a.side < b.side;
-            if (d == 2) {  // (3-D facets have no ends recorded)
+            if (d == 2) {  // (facets in d >= 3 have no ends recorded)
                 int cm = cmp_coord(V[a.lo], V[b.lo], c0_of(a.plane));
                 if (cm) return cm < 0;
             }
@@ -1436,8 +1638,8 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
                 ++e;
             size_t cut = s;
             while (cut < e && F[idx[cut]].side < 0) ++cut;
-            if (d == 3) {
-                pairs_3d(c, idx, s, cut, e, static_cast<uint64_t>(n_reg), pairs);
+            if (d >= 3) {
+                pairs_nd(c, decide, idx, s, cut, e, static_cast<uint64_t>(n_reg), pairs);
                 s = e;
                 continue;
             }

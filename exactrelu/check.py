@@ -1781,16 +1781,31 @@ class _Adjacency:
         d = self.d
         if p.pointed and m.pointed and d == 3:
             return True  # not separated by an edge line of either polygon
-        rows = []
-        for x in (p, m):
-            ints = self.region_rows(x.ri)[1]
-            for h, row in enumerate(ints):
-                if h != x.k:
-                    rows.append([row[d], *row[:d], -1])  # g(t) >= s
-        e = [-v for v in key[:d]] + [key[d]]
-        rows += [[e[d], *e[:d], 0], [-e[d]] + [-v for v in e[:d]] + [0], [1] + [0] * d + [-1]]
-        value, _ = _facet_lp(rows, d, f"adjacency of regions {p.ri} and {m.ri}")
-        return value > 0
+        rows = [row for x in (p, m)
+                for h, row in enumerate(self.region_rows(x.ri)[1]) if h != x.k]
+        return _interiors_meet(rows, key, d, f"adjacency of regions {p.ri} and {m.ri}")
+
+
+def _interiors_meet(rows: list[list[int]], key: Sequence[int], d: int, what: str) -> bool:
+    """Is a point of the hyperplane ``key`` (``a . t = b`` as ``(*a, b)``) strictly inside every
+    row of ``rows`` (``[a | c]``: ``a . t + c >= 0`` on its region), the other facets of two
+    regions with facets on it? By cddlib's exact LP: ``max s`` with every row ``>= s``, ``s <=
+    1``; ``s > 0`` iff a point of the hyperplane is in both facets' relative interiors."""
+    lp = [[row[d], *row[:d], -1] for row in rows]  # g(t) >= s
+    e = [-v for v in key[:d]] + [key[d]]
+    lp += [[e[d], *e[:d], 0], [-e[d]] + [-v for v in e[:d]] + [0], [1] + [0] * d + [-1]]
+    value, _ = _facet_lp(lp, d, what)
+    return value > 0
+
+
+def _lp_decider(d: int) -> Callable[[int, int, list[list[int]], list[int]], bool]:
+    """The exact LP the compiled pass calls for two facets (of regions ``i < j``) that its other
+    adjacency tests leave undecided (d >= 4): :func:`_interiors_meet`."""
+
+    def decide(i: int, j: int, rows: list[list[int]], key: list[int]) -> bool:
+        return _interiors_meet(rows, key, d, f"adjacency of regions {i} and {j}")
+
+    return decide
 
 
 def _check_adjacency(cert: Certificate, d: int, n_reg: int, true: _TruePairs) -> None:
@@ -1912,9 +1927,10 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any
     """The chain of ``prog`` as :mod:`exactrelu._checkcore` takes it (its ops, the root map's
     integer rows and denominator) and the certificate's columns (:func:`_memory_source`,
     :func:`_shard_source`), or None where its pass does not apply: a bounded domain of dimension
-    1 to 3, a chain (:class:`_ChainRunner`) of elementwise ops with one or two thresholds."""
+    1 to :data:`_VOLUME_MAX_DIM` (where completeness is proven by volumes), a chain
+    (:class:`_ChainRunner`) of elementwise ops with one or two thresholds."""
     dom = cert.domain
-    if (not dom.is_bounded or dom.dim not in (1, 2, 3) or dom.dim > _VOLUME_MAX_DIM
+    if (not dom.is_bounded or not 1 <= dom.dim <= _VOLUME_MAX_DIM
             or not _ChainRunner.applies(prog)):
         return None
     nodes = prog.piecewise_nodes()
@@ -2153,7 +2169,7 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
     pairs = _pair_columns(src.pairs(), d)
     if pairs is None:
         return "an adjacency shard is not available as columns"
-    out = checker.finish(n_reg, *pairs)
+    out = checker.finish(n_reg, *pairs, _lp_decider(d))
     return out if isinstance(out, str) else (src, out)
 
 
