@@ -508,17 +508,28 @@ struct Checker {
     bool failed;
 };
 
-void add_volume(Checker* c, const mpq_t v) {
-    Rat x;
-    mpq_set(x.v, v);
+// An exact sum of many rationals with unrelated denominators, held as a binary counter of
+// partial sums (at most log2(n) of them, each of about as many terms as the one after it): every
+// addition is of two sums of similar size, not of one term to an ever larger total.
+void push_sum(std::vector<std::pair<int, Rat>>& parts, Rat& x) {
     int n = 1;
-    auto& parts = *c->vsum;
     while (!parts.empty() && parts.back().first == n) {
         mpq_add(x.v, x.v, parts.back().second.v);
         n += parts.back().first;
         parts.pop_back();
     }
     parts.emplace_back(n, std::move(x));
+}
+
+void sum_of(const std::vector<std::pair<int, Rat>>& parts, mpq_t out) {
+    mpq_set_ui(out, 0, 1);
+    for (auto it = parts.rbegin(); it != parts.rend(); ++it) mpq_add(out, it->second.v, out);
+}
+
+void add_volume(Checker* c, const mpq_t v) {
+    Rat x;
+    mpq_set(x.v, v);
+    push_sum(*c->vsum, x);
 }
 
 // The switching rows of op `nx` from the map into it (level L): the map's rows when its one
@@ -865,11 +876,12 @@ void pulling_volume(Checker* c, const std::vector<int64_t>& vids,
     size_t nv = vids.size();
     if (!nv) return;
     PullMemo memo;
-    const std::vector<std::vector<int>> simplices =
+    const std::vector<std::vector<int>>& simplices =
         pull(Bits::all(nv), masks, static_cast<size_t>(d) + 1, memo);
     std::vector<Int> w(static_cast<size_t>(d) * d);
     Int det, den;
     Rat term;
+    std::vector<std::pair<int, Rat>> parts;
     for (const auto& sx : simplices) {
         if (sx.size() < static_cast<size_t>(d) + 1) continue;
         const Point& p0 = V[vids[sx[0]]];
@@ -889,8 +901,9 @@ void pulling_volume(Checker* c, const std::vector<int64_t>& vids,
         mpq_set_num(term.v, det.v);
         mpq_set_den(term.v, den.v);
         mpq_canonicalize(term.v);
-        mpq_add(out, out, term.v);
+        push_sum(parts, term);
     }
+    sum_of(parts, out);
 }
 
 // The plane of an oriented row (a . t + c >= 0 on the region, listed as a' . t <= b' with

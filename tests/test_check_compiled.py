@@ -1,5 +1,5 @@
 """The checker's compiled pass (exactrelu/_checkcore.cpp, run by ``check._check_compiled``; bounded
-1-D to 3-D chains) proves
+chains of 1 to ``check._VOLUME_MAX_DIM`` dimensions) proves
 what the Python pass proves: it accepts valid certificates by itself (it does not fall back), and
 every tampered certificate is rejected by it (a reason, or a CertificateError from what follows
 it) and by ``exactrelu.check`` with the Python pass's message. The tampered fields are those the
@@ -40,6 +40,18 @@ def mlp(d: int, widths: list[int], seed: int, act: Any = nn.ReLU, out: int = 1) 
     return nn.Sequential(*layers, nn.Linear(sizes[-1], out)).double().eval()
 
 
+def degenerate(d: int, seed: int) -> nn.Module:
+    """A net whose first layer repeats a unit and negates another (facets on which several
+    constraints vanish, regions whose facets share hyperplanes with both orientations)."""
+    net = mlp(d, [5, 4], seed)
+    with torch.no_grad():
+        net[0].weight[1] = net[0].weight[0]
+        net[0].bias[1] = net[0].bias[0]
+        net[0].weight[3] = -net[0].weight[2]
+        net[0].bias[3] = -net[0].bias[2]
+    return net
+
+
 NETS = {
     "1d": lambda: (mlp(1, [5, 4], 0), [(-2, 2)]),
     "2d": lambda: (mlp(2, [6, 5], 1, out=2), [(-1, 1), (-1, 1)]),
@@ -49,6 +61,9 @@ NETS = {
     "3d-hardtanh": lambda: (mlp(3, [6, 5], 8, nn.Hardtanh), [(-2, 2), (-1, 2), (-2, 1)]),
     "polygon": lambda: (mlp(2, [8, 6], 4),
                         exactrelu.Polytope([[-1, 0], [0, -1], [1, 2]], [0, 0, 2])),
+    "4d": lambda: (mlp(4, [5, 4], 11), [(-1, 1)] * 4),
+    "4d-degenerate": lambda: (degenerate(4, 12), [(-1, 1)] * 4),
+    "5d-hardtanh": lambda: (mlp(5, [4, 3], 13, nn.Hardtanh), [(-2, 2)] * 5),
 }
 
 
@@ -125,8 +140,10 @@ def test_the_compiled_pass_accepts_valid_certificates_by_itself(made, tmp_path):
 
 
 def test_outside_the_compiled_pass():
-    """4-D boxes and R^2 go to the Python pass (which accepts them)."""
-    for net, dom in ((mlp(4, [3, 2], 5), [(-1, 1)] * 4), (mlp(2, [3, 2], 6),
+    """Boxes of more than ``_VOLUME_MAX_DIM`` dimensions and R^2 go to the Python pass (which
+    accepts them)."""
+    d = CHECKER._VOLUME_MAX_DIM + 1
+    for net, dom in ((mlp(d, [3, 2], 5), [(-1, 1)] * d), (mlp(2, [3, 2], 6),
                                                        exactrelu.RealSpace(2))):
         cert = exactrelu.verify(net, dom, progress=False)
         assert compiled(cert, net) == "outside the compiled pass"
@@ -174,8 +191,10 @@ def test_tampered_objects_are_rejected_by_the_compiled_pass(made):
                            else (*r0.facets[0].ids[:-1], 0)))
     # a vertex missing from a region (volume short of its area), a volume off, none
     case(lambda c: setattr(c.regions[mid], "vertices", c.regions[mid].vertices[1:]))
-    case(lambda c: setattr(c.regions[mid], "volume", shifted(r0.volume, TINY)))
-    case(lambda c: setattr(c.regions[mid], "volume", None))
+    # (above 3-D the volume is optional: the engines leave it out, a stated one must be right)
+    case(lambda c: setattr(c.regions[mid], "volume", shifted(r0.volume or 0, TINY)))
+    if d <= 3:
+        case(lambda c: setattr(c.regions[mid], "volume", None))
     # a state flipped (the witness is not in that cell)
     case(lambda c: c.regions[mid].pattern[-1].__setitem__(
         0, 1 - c.regions[mid].pattern[-1][0] if c.regions[mid].pattern[-1][0] < 2 else 0))
@@ -213,7 +232,7 @@ def test_tampered_columns_are_rejected_by_the_compiled_pass(made):
         new = fresh()
         cx = new.regions.cx
         q: Rationals = getattr(cx, field)
-        v = Fraction(q.num[k], q.den[k]) + by
+        v = (Fraction(q.num[k], q.den[k]) if q.den[k] else Fraction(0)) + by  # den 0: none
         q.num[k], q.den[k] = v.numerator, v.denominator
         assert new.regions.pristine()  # no view was made before: the columns are the claims
         return new
