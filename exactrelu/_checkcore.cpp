@@ -439,6 +439,7 @@ struct Op {
     std::vector<int64_t> A64;
     long a_bits = 0;
     bool a_small = false;
+    bool sign_cells = false;  // the rule's: its cells are those of its rows' sign vectors
 };
 
 typedef __int128 i128;
@@ -475,6 +476,7 @@ struct Facet {  // a proven facet of a region, for adjacency
     int j0;
     int side;
     uint64_t pre;
+    uint64_t sig;  // d >= 3: hash of op j0's signs on the region, 0 on the plane (see finish)
     int64_t lo, hi;  // the vertices at its ends along coordinate c0 (2-D)
     int64_t ids_at, ids_n;
     int64_t verts_at, verts_n;  // its vertices (3-D)
@@ -500,7 +502,8 @@ struct Checker {
     std::vector<int64_t>* facet_ids;
     std::vector<int64_t>* facet_verts;  // 3-D: every recorded facet's vertices
     Rows* frows;                        // 3-D: every region's facet rows, >= 0 on the region
-    std::vector<int64_t>* frow_start;   // 3-D: region r's rows are frow_start[r] ..
+    std::vector<int64_t>* frow_start;   // d >= 3: region r's rows are frow_start[r] ..
+    std::vector<char>* refine;          // d >= 3: facets of op j grouped by signs too (finish)
     std::unordered_map<std::string, int>* plane_ids;
     std::vector<std::vector<Int>>* planes;
     int64_t next_region;  // regions checked so far
@@ -821,89 +824,138 @@ void hull_volume(Checker* c, const std::vector<int64_t>& vids, mpq_t out) {
     mpq_div_2exp(out, sum.v, 1);
 }
 
-// d >= 3: the simplices of a pulling triangulation of the face whose vertex columns are `face`
-// (as exactrelu._geometry's hull_volume, which the Python pass uses): its lowest vertex joined
-// to the triangulations of the maximal proper non-empty sets face & m (m a facet's vertex set)
-// that do not contain it. A chain of proper faces drops a dimension per step, so no simplex
-// has more than d + 1 vertices (checked).
-typedef std::unordered_map<Bits, std::vector<std::vector<int>>, BitsHash> PullMemo;
-
-const std::vector<std::vector<int>>& pull(const Bits& face, const std::vector<Bits>& masks,
-                                          size_t most, PullMemo& memo) {
-    auto it = memo.find(face);
-    if (it != memo.end()) return it->second;
-    std::vector<std::vector<int>> out;
-    int v0 = face.lowest();
-    if (face.count() == 1) {
-        out.push_back({v0});
-    } else {
-        std::vector<Bits> subs;
-        for (const Bits& mk : masks) {
-            Bits x = face & mk;
-            if (x.any() && !(x == face) && std::find(subs.begin(), subs.end(), x) == subs.end())
-                subs.push_back(std::move(x));
-        }
-        std::sort(subs.begin(), subs.end(), larger_first);
-        std::vector<Bits> maximal;
-        for (const Bits& x : subs) {
-            bool sub = false;
-            for (const Bits& t : maximal) sub = sub || x.within(t);
-            if (!sub) maximal.push_back(x);
-        }
-        for (const Bits& f : maximal) {
-            if (f.test(static_cast<size_t>(v0))) continue;
-            const std::vector<std::vector<int>>& got = pull(f, masks, most, memo);
-            for (const auto& sx : got) {
-                std::vector<int> t{v0};
-                t.insert(t.end(), sx.begin(), sx.end());
-                if (t.size() > most) reject("the facets are not faces of the hull");
-                out.push_back(std::move(t));
-            }
-        }
-    }
-    return memo.emplace(face, std::move(out)).first->second;
-}
-
 // d >= 3: the volume of the pulling triangulation of the hull of the region's vertices over its
-// facets' vertex sets: a lower bound of the region's volume, equal to it when the vertex list
-// is complete (see check._hull_lower_bound). Simplex volumes are exact: with w_i = D_0 X_i -
-// D_i X_0 (homogeneous vertices), |det(w_1 .. w_d)| / (d! D_0^d D_1 .. D_d).
-void pulling_volume(Checker* c, const std::vector<int64_t>& vids,
-                    const std::vector<Bits>& masks, mpq_t out) {
-    const auto& V = *c->verts;
-    const int d = c->d;
+// facets' vertex sets (as exactrelu._geometry's hull_volume, which the Python pass uses: the
+// lowest vertex joined to the triangulations of the maximal proper faces without it): a lower bound of the region's volume, equal
+// to it when the vertex list is complete (see check._hull_lower_bound). It is summed face by
+// face, not simplex by simplex. In a face F of the affine space A (dimension j, in the
+// coordinates `kept`, onto which A projects one-to-one), with lowest vertex v, the simplices of
+// F are v joined to those of each maximal proper face H = F & m not holding v, and for each of
+// them |det_j(u_1 - v, .., u_j - v)| = |rho(v)| / |rho_p| * |det_{j-1}(u_2 - u_1, ..)| without
+// coordinate p, where rho is an affine function on A vanishing on H (the row of the facet m
+// restricted to A) and rho_p != 0 (write u_1 - v as its component along e_p plus one in
+// ker rho, the span of the u_i - u_1 when they are independent; both sides are 0 otherwise). So
+// vol_j(F) = sum over H of |rho(v)| / (j |rho_p|) vol_{j-1}(H in A ∩ {rho = 0}, coordinate p
+// dropped), a face of one vertex having volume 1 in 0 dimensions and 0 above (a chain of faces
+// that drops more than a dimension per step makes no full simplex): exactly the sum of the
+// simplex volumes. The rows restricted to A are the facet rows after fraction-free elimination
+// (Bareiss) of the dropped coordinates by the rows of the faces on the way, each division exact;
+// a volume depends on the face and the coordinates kept only (memo).
+struct FaceVolume {
+    Checker* c;
+    const std::vector<int64_t>& vids;
+    const std::vector<Bits>& masks;
+    std::unordered_map<Bits, Rat, BitsHash> memo;
+
+    // The volume of face F in j dimensions (coordinates kept), the facets idx (those cutting
+    // F properly) with their rows restricted (idx.size() rows of j + 1 integers), `prev` the
+    // last pivot of the elimination.
+    void volume(const Bits& F, const std::vector<int>& kept, const std::vector<int>& idx,
+                const std::vector<Int>& rows, const mpz_t prev, mpq_t out) {
+        const int j = static_cast<int>(kept.size());
+        const int d = c->d;
+        const auto& V = *c->verts;
+        if (F.count() == 1) {
+            mpq_set_ui(out, j == 0 ? 1 : 0, 1);
+            return;
+        }
+        if (j == 0) reject("the facets are not faces of the hull");
+        const int v = F.lowest();
+        const Point& pv = V[vids[v]];
+        // the maximal proper non-empty F & m, each with (the position of) a facet m giving it
+        std::vector<std::pair<Bits, int>> subs;
+        for (size_t a = 0; a < idx.size(); ++a) {
+            Bits x = F & masks[idx[a]];
+            if (!x.any() || x == F) continue;
+            bool dup = false;
+            for (const auto& sb : subs) dup = dup || sb.first == x;
+            if (!dup) subs.push_back({std::move(x), static_cast<int>(a)});
+        }
+        std::stable_sort(subs.begin(), subs.end(), [](const auto& x, const auto& y) {
+            return larger_first(x.first, y.first);
+        });
+        std::vector<size_t> maximal;
+        for (size_t a = 0; a < subs.size(); ++a) {
+            bool sub = false;
+            for (size_t t : maximal) sub = sub || subs[a].first.within(subs[t].first);
+            if (!sub) maximal.push_back(a);
+        }
+        std::vector<std::pair<int, Rat>> parts;
+        Int num, den;
+        Rat sub, term;
+        for (size_t t : maximal) {
+            const Bits& H = subs[t].first;
+            if (H.test(static_cast<size_t>(v))) continue;
+            const Int* rho = &rows[static_cast<size_t>(subs[t].second) * (j + 1)];
+            // rho(v) * D_v, in integers
+            mpz_mul(num.v, rho[j].v, pv.h[d].v);
+            for (int i = 0; i < j; ++i) mpz_addmul(num.v, rho[i].v, pv.h[kept[i]].v);
+            if (!mpz_sgn(num.v)) continue;  // v on H's hyperplane: flat cones
+            int p = -1;
+            for (int i = 0; i < j && p < 0; ++i)
+                if (mpz_sgn(rho[i].v)) p = i;
+            if (p < 0) reject("a facet row constant on a face");
+            std::vector<int> kept2(kept);
+            kept2.erase(kept2.begin() + p);
+            Bits key = H;
+            uint64_t kbits = 0;
+            for (int i : kept2) kbits |= 1ULL << i;
+            key.w.push_back(kbits);
+            auto it = memo.find(key);
+            if (it != memo.end()) {
+                mpq_set(sub.v, it->second.v);
+            } else {
+                // the facets cutting H properly (no other one cuts a face of H properly), their
+                // rows restricted to A ∩ {rho = 0}: coordinate p eliminated
+                std::vector<int> idx2;
+                std::vector<Int> rows2;
+                for (size_t b = 0; b < idx.size(); ++b) {
+                    Bits x = H & masks[idx[b]];
+                    if (!x.any() || x == H) continue;
+                    idx2.push_back(idx[b]);
+                    const Int* r = &rows[b * (j + 1)];
+                    for (int e = 0; e <= j; ++e) {
+                        if (e == p) continue;
+                        Int y;
+                        mpz_mul(y.v, rho[p].v, r[e].v);
+                        mpz_submul(y.v, r[p].v, rho[e].v);
+                        mpz_divexact(y.v, y.v, prev);
+                        rows2.push_back(std::move(y));
+                    }
+                }
+                volume(H, kept2, idx2, rows2, rho[p].v, sub.v);
+                memo.emplace(std::move(key), sub);
+            }
+            if (!mpq_sgn(sub.v)) continue;
+            // |rho(v)| vol(H) / (j |rho_p| D_v)
+            mpz_abs(num.v, num.v);
+            mpz_mul(den.v, rho[p].v, pv.h[d].v);
+            mpz_abs(den.v, den.v);
+            mpz_mul_ui(den.v, den.v, static_cast<unsigned long>(j));
+            mpq_set_num(term.v, num.v);
+            mpq_set_den(term.v, den.v);
+            mpq_canonicalize(term.v);
+            mpq_mul(term.v, term.v, sub.v);
+            push_sum(parts, term);
+        }
+        sum_of(parts, out);
+    }
+};
+
+// d >= 3: the region's volume by FaceVolume over its facets (vertex sets `masks`, integer rows
+// `mask_rows`, d + 1 entries each).
+void pulling_volume(Checker* c, const std::vector<int64_t>& vids, const std::vector<Bits>& masks,
+                    const std::vector<Int>& mask_rows, mpq_t out) {
     mpq_set_ui(out, 0, 1);
     size_t nv = vids.size();
     if (!nv) return;
-    PullMemo memo;
-    const std::vector<std::vector<int>>& simplices =
-        pull(Bits::all(nv), masks, static_cast<size_t>(d) + 1, memo);
-    std::vector<Int> w(static_cast<size_t>(d) * d);
-    Int det, den;
-    Rat term;
-    std::vector<std::pair<int, Rat>> parts;
-    for (const auto& sx : simplices) {
-        if (sx.size() < static_cast<size_t>(d) + 1) continue;
-        const Point& p0 = V[vids[sx[0]]];
-        mpz_pow_ui(den.v, p0.h[d].v, static_cast<unsigned long>(d));
-        for (int k = 2; k <= d; ++k) mpz_mul_ui(den.v, den.v, static_cast<unsigned long>(k));
-        for (int a = 0; a < d; ++a) {
-            const Point& pa = V[vids[sx[a + 1]]];
-            mpz_mul(den.v, den.v, pa.h[d].v);
-            for (int k = 0; k < d; ++k) {
-                Int& x = w[static_cast<size_t>(a) * d + k];
-                mpz_mul(x.v, p0.h[d].v, pa.h[k].v);
-                mpz_submul(x.v, pa.h[d].v, p0.h[k].v);
-            }
-        }
-        bareiss(w, d, d, det.v);
-        mpz_abs(det.v, det.v);
-        mpq_set_num(term.v, det.v);
-        mpq_set_den(term.v, den.v);
-        mpq_canonicalize(term.v);
-        push_sum(parts, term);
-    }
-    sum_of(parts, out);
+    FaceVolume fv{c, vids, masks, {}};
+    std::vector<int> kept(c->d), idx(masks.size());
+    for (int i = 0; i < c->d; ++i) kept[i] = i;
+    for (size_t a = 0; a < masks.size(); ++a) idx[a] = static_cast<int>(a);
+    Int one;
+    mpz_set_ui(one.v, 1);
+    fv.volume(Bits::all(nv), kept, idx, mask_rows, one.v, out);
 }
 
 // The plane of an oriented row (a . t + c >= 0 on the region, listed as a' . t <= b' with
@@ -991,17 +1043,26 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         if (c->dom->sign(i, w) <= 0) reject("witness outside the domain");
         cons.push_back({-1, i, 1, i});
     }
+    // d >= 3: every op's signs at the witness (sg) and which of its rows are constraints
+    thread_local std::vector<std::vector<int8_t>> sg;
+    thread_local std::vector<std::vector<char>> is_con;
+    sg.resize(P);
+    is_con.resize(P);
     for (int j = 0; j < P; ++j) {
         const Op& op = ops[j];
         const Rows& W = lv[j].sw;
         const int n = op.n;
+        sg[j].assign(static_cast<size_t>(W.n), 0);
+        is_con[j].assign(static_cast<size_t>(W.n), 0);
         for (int i = 0; i < n; ++i) {
             int st;
             int s0 = W.sign(i, w);
+            sg[j][i] = static_cast<int8_t>(s0);
             if (op.T == 1) {
                 st = s0 > 0 ? 1 : 0;  // the rule's state_from_signs: on iff positive
             } else {
                 int s1 = W.sign(n + i, w);
+                sg[j][n + i] = static_cast<int8_t>(s1);
                 st = 1;
                 if (s0 < 0) st = 0;
                 if (s1 > 0) st = 2;
@@ -1019,8 +1080,13 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
                 int sg = W.sign(ci[a], w);
                 if (sg * cs[a] <= 0) reject("witness not strictly inside a cell constraint");
                 cons.push_back({j, ci[a], cs[a], (*c->offsets)[j] + ci[a]});
+                is_con[j][ci[a]] = 1;
             }
         }
+        // a function not identically zero vanishing at a witness: its op's cells are not known
+        // to be those of its sign vectors here (check.py's refine)
+        for (int i = 0; i < W.n; ++i)
+            if (!W.zero[i] && !sg[j][i]) (*c->refine)[j] = 0;
     }
     // the output map (level P, built above)
     {
@@ -1193,6 +1259,25 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         rec.j0 = j0;
         rec.side = side;
         rec.pre = pre[j0];
+        rec.sig = 0;
+        if (d >= 3 && (*c->refine)[j0]) {
+            // op j0's signs on the region (those at the witness: constant on it, its cells
+            // being sign vectors), 0 for its rows vanishing on the plane: the constraints of
+            // the facet's group (exactly those of the region vanishing on it) and any other
+            // row vanishing at every vertex of the facet (which spans the plane)
+            thread_local std::vector<int8_t> masked;
+            masked = sg[j0];
+            for (int i : grp.second)
+                if (cons[i].lev == j0) masked[cons[i].row] = 0;
+            const Rows& W = lv[j0].sw;
+            for (int i = 0; i < W.n; ++i) {
+                if (is_con[j0][i] || !masked[i]) continue;
+                bool on = true;
+                for (size_t k = 0; k < want.size() && on; ++k) on = W.sign(i, V[want[k]]) == 0;
+                if (on) masked[i] = 0;
+            }
+            rec.sig = hash_bytes(masked.data(), masked.size());
+        }
         rec.lo = rec.hi = -1;
         if (d == 2) {
             int c0 = mpz_sgn((*c->planes)[pid][1].v) ? 0 : 1;
@@ -1217,8 +1302,14 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     Rat vol, given;
     if (d >= 3) {
         std::vector<Bits> masks;
-        for (int g : maximal) masks.push_back(groups[g].first);
-        pulling_volume(c, vids, masks, vol.v);
+        std::vector<Int> mask_rows;
+        for (int g : maximal) {
+            masks.push_back(groups[g].first);
+            const Con& k = cons[groups[g].second[0]];
+            const Rows& R = rows_of(c, k.lev);
+            for (int e = 0; e < m; ++e) mask_rows.push_back(R.z[static_cast<size_t>(k.row) * R.m + e]);
+        }
+        pulling_volume(c, vids, masks, mask_rows, vol.v);
     } else {
         hull_volume(c, vids, vol.v);
     }
@@ -1417,7 +1508,7 @@ void Checker_dealloc(Checker* c) {
     delete c->offsets; delete c->dom; delete c->domden; delete c->ops; delete c->lv;
     delete c->verts; delete c->used; delete c->pat_hash; delete c->out_hash; delete c->vsum;
     delete c->facets; delete c->facet_ids; delete c->facet_verts; delete c->frows;
-    delete c->frow_start; delete c->plane_ids; delete c->planes;
+    delete c->frow_start; delete c->plane_ids; delete c->planes; delete c->refine;
     Py_TYPE(c)->tp_free(reinterpret_cast<PyObject*>(c));
 }
 
@@ -1431,7 +1522,7 @@ void int_vec(PyObject* list, std::vector<Int>& out, size_t want) {
 
 // Checker(d, offsets, dom_rows, dom_dens, root_rows, root_den, ops, n_out, vnum, vden)
 // ops: per piecewise op (n, [(p, q) thresholds], slopes, consts (state-major), lden, stretch
-// rows (n_next x (n + 1)), aden, n_next).
+// rows (n_next x (n + 1)), aden, n_next[, sign_cells: the rule's]).
 int Checker_init(Checker* c, PyObject* args, PyObject*) {
     c->offsets = new std::vector<int64_t>(); c->dom = new Rows(); c->domden = new std::vector<Int>();
     c->ops = new std::vector<Op>(); c->lv = new std::vector<Level>(); c->verts = new std::vector<Point>();
@@ -1440,6 +1531,7 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
     c->facets = new std::vector<Facet>(); c->facet_ids = new std::vector<int64_t>();
     c->facet_verts = new std::vector<int64_t>(); c->frows = new Rows();
     c->frow_start = new std::vector<int64_t>(1, 0);
+    c->refine = new std::vector<char>();
     c->plane_ids = new std::unordered_map<std::string, int>();
     c->planes = new std::vector<std::vector<Int>>();
     c->gens = 0; c->next_region = 0; c->base = 0; c->failed = false;
@@ -1498,6 +1590,9 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
             op.n_next = static_cast<int>(get_ll(item(o, 7)));
             int_vec(item(o, 5), op.A, static_cast<size_t>(op.n_next) * (op.n + 1));
             get_int(item(o, 6), op.aden.v);
+            op.sign_cells = PyTuple_Check(o) && PyTuple_GET_SIZE(o) > 8 &&
+                            PyObject_IsTrue(PyTuple_GET_ITEM(o, 8)) == 1;
+            c->refine->push_back(d >= 3 && op.sign_cells);
             op.a_small = true;
             op.A64.assign(op.A.size(), 0);
             for (size_t k = 0; k < op.A.size(); ++k) {
@@ -1629,12 +1724,19 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
         std::vector<int64_t> idx(F.size());
         for (size_t k = 0; k < F.size(); ++k) idx[k] = static_cast<int64_t>(k);
         auto c0_of = [&](int plane) { return mpz_sgn((*c->planes)[plane][1].v) ? 0 : 1; };
+        // d >= 3: facets are grouped by the signs of op j0 too where its cells are those of its
+        // sign vectors (check._Adjacency.pairs: every other function of op j0 has at a point of
+        // both relative interiors the constant sign it has on either region); a hash
+        // collision only merges two groups, which yields no false pair
+        const auto& refine = *c->refine;
+        auto sig = [&](const Facet& f) -> uint64_t { return refine[f.j0] ? f.sig : 0; };
         std::sort(idx.begin(), idx.end(), [&](int64_t x, int64_t y) {
             const Facet& a = F[x];
             const Facet& b = F[y];
             if (a.plane != b.plane) return a.plane < b.plane;
             if (a.j0 != b.j0) return a.j0 < b.j0;
             if (a.pre != b.pre) return a.pre < b.pre;
+            if (sig(a) != sig(b)) return sig(a) < sig(b);
             if (a.side != b.side) return a.side < b.side;
             if (d == 2) {  // (facets in d >= 3 have no ends recorded)
                 int cm = cmp_coord(V[a.lo], V[b.lo], c0_of(a.plane));
@@ -1647,7 +1749,7 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
             size_t e = s + 1;
             const Facet& h = F[idx[s]];
             while (e < idx.size() && F[idx[e]].plane == h.plane && F[idx[e]].j0 == h.j0 &&
-                   F[idx[e]].pre == h.pre)
+                   F[idx[e]].pre == h.pre && sig(F[idx[e]]) == sig(h))
                 ++e;
             size_t cut = s;
             while (cut < e && F[idx[cut]].side < 0) ++cut;

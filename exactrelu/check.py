@@ -1946,7 +1946,8 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any
         a, aden = runner.stretch[j]
         ops.append((n_units[j], [(t.numerator, t.denominator) for t in ts],
                     [v for row in slopes for v in row], [v for row in consts for v in row], lden,
-                    [int(v) for v in a.entries()], aden, a.nrows()))
+                    [int(v) for v in a.entries()], aden, a.nrows(),
+                    bool(getattr(nodes[j].rule, "sign_cells", False))))
     src = _shard_source(cert) if _sharded(cert) else _memory_source(cert, n_units, n_out)
     if src is None:
         return None
