@@ -826,42 +826,51 @@ void hull_volume(Checker* c, const std::vector<int64_t>& vids, mpq_t out) {
 
 // d >= 3: the volume of the pulling triangulation of the hull of the region's vertices over its
 // facets' vertex sets (as exactrelu._geometry's hull_volume, which the Python pass uses: the
-// lowest vertex joined to the triangulations of the maximal proper faces without it): a lower bound of the region's volume, equal
-// to it when the vertex list is complete (see check._hull_lower_bound). It is summed face by
-// face, not simplex by simplex. In a face F of the affine space A (dimension j, in the
-// coordinates `kept`, onto which A projects one-to-one), with lowest vertex v, the simplices of
-// F are v joined to those of each maximal proper face H = F & m not holding v, and for each of
-// them |det_j(u_1 - v, .., u_j - v)| = |rho(v)| / |rho_p| * |det_{j-1}(u_2 - u_1, ..)| without
-// coordinate p, where rho is an affine function on A vanishing on H (the row of the facet m
-// restricted to A) and rho_p != 0 (write u_1 - v as its component along e_p plus one in
-// ker rho, the span of the u_i - u_1 when they are independent; both sides are 0 otherwise). So
-// vol_j(F) = sum over H of |rho(v)| / (j |rho_p|) vol_{j-1}(H in A ∩ {rho = 0}, coordinate p
-// dropped), a face of one vertex having volume 1 in 0 dimensions and 0 above (a chain of faces
-// that drops more than a dimension per step makes no full simplex): exactly the sum of the
-// simplex volumes. The rows restricted to A are the facet rows after fraction-free elimination
-// (Bareiss) of the dropped coordinates by the rows of the faces on the way, each division exact;
-// a volume depends on the face and the coordinates kept only (memo).
+// lowest vertex joined to the triangulations of the maximal proper faces without it): a lower
+// bound of the region's volume, equal to it when the vertex list is complete (see
+// check._hull_lower_bound). It is summed face by face, not simplex by simplex. In a face F of
+// the affine space A (dimension j, in the coordinates `kept`, onto which A projects
+// one-to-one), with lowest vertex v, the simplices of F are v joined to those of each maximal
+// proper face H = F & m not holding v, and for each of them |det_j(u_1 - v, .., u_j - v)| =
+// |rho(v)| / |rho_p| * |det_{j-1}(u_2 - u_1, ..)| without coordinate p, where rho is an affine
+// function on A vanishing on H (the row of the facet m restricted to A) and rho_p != 0 (write
+// u_1 - v as its component along e_p plus one in ker rho, the span of the u_i - u_1 when they
+// are independent; both sides are 0 otherwise). So vol_j(F) = sum over H of |rho(v)| /
+// (j |rho_p|) vol_{j-1}(H in A ∩ {rho = 0}, coordinate p dropped), a face of one vertex having
+// volume 1 in 0 dimensions and 0 above (a chain of faces that drops more than a dimension per
+// step makes no full simplex): exactly the sum of the simplex volumes. The rows restricted to
+// A are the facet rows after fraction-free elimination (Bareiss) of the dropped coordinates by
+// the rows of the faces on the way, each division exact.
+//
+// Every volume is an integer N over j! L_F, L_F the product of the denominators D_u of F's
+// vertices (a simplex's volume is |det| of its homogeneous rows [X | D] over j! and their D's;
+// a face's, a sum of them). With rho(v) = r / D_v, the cone over H is |r| N_H / (|rho_p| j!
+// D_v L_H), whose numerator |r| N_H / |rho_p| is an integer (the cone is a sum of simplices of
+// v and H's vertices; the division is checked), and N_F is the sum over H of it times the D_u of
+// F's vertices neither v nor in H: integers only, no gcd. A volume depends on the face and the
+// coordinates kept only (memo).
 struct FaceVolume {
     Checker* c;
     const std::vector<int64_t>& vids;
     const std::vector<Bits>& masks;
-    std::unordered_map<Bits, Rat, BitsHash> memo;
+    std::unordered_map<Bits, Int, BitsHash> memo;
 
-    // The volume of face F in j dimensions (coordinates kept), the facets idx (those cutting
-    // F properly) with their rows restricted (idx.size() rows of j + 1 integers), `prev` the
-    // last pivot of the elimination.
+    // N of face F in j dimensions (coordinates kept), the facets idx (those cutting F properly)
+    // with their rows restricted (idx.size() rows of j + 1 integers), `prev` the last pivot of
+    // the elimination.
     void volume(const Bits& F, const std::vector<int>& kept, const std::vector<int>& idx,
-                const std::vector<Int>& rows, const mpz_t prev, mpq_t out) {
+                const std::vector<Int>& rows, const mpz_t prev, mpz_t out) {
         const int j = static_cast<int>(kept.size());
         const int d = c->d;
         const auto& V = *c->verts;
+        const int v = F.lowest();
+        const Point& pv = V[vids[v]];
         if (F.count() == 1) {
-            mpq_set_ui(out, j == 0 ? 1 : 0, 1);
+            if (j == 0) mpz_set(out, pv.h[d].v);
+            else mpz_set_ui(out, 0);
             return;
         }
         if (j == 0) reject("the facets are not faces of the hull");
-        const int v = F.lowest();
-        const Point& pv = V[vids[v]];
         // the maximal proper non-empty F & m, each with (the position of) a facet m giving it
         std::vector<std::pair<Bits, int>> subs;
         for (size_t a = 0; a < idx.size(); ++a) {
@@ -880,14 +889,13 @@ struct FaceVolume {
             for (size_t t : maximal) sub = sub || subs[a].first.within(subs[t].first);
             if (!sub) maximal.push_back(a);
         }
-        std::vector<std::pair<int, Rat>> parts;
-        Int num, den;
-        Rat sub, term;
+        mpz_set_ui(out, 0);
+        Int num, sub, rem;
         for (size_t t : maximal) {
             const Bits& H = subs[t].first;
             if (H.test(static_cast<size_t>(v))) continue;
             const Int* rho = &rows[static_cast<size_t>(subs[t].second) * (j + 1)];
-            // rho(v) * D_v, in integers
+            // r = rho(v) D_v, in integers
             mpz_mul(num.v, rho[j].v, pv.h[d].v);
             for (int i = 0; i < j; ++i) mpz_addmul(num.v, rho[i].v, pv.h[kept[i]].v);
             if (!mpz_sgn(num.v)) continue;  // v on H's hyperplane: flat cones
@@ -903,7 +911,7 @@ struct FaceVolume {
             key.w.push_back(kbits);
             auto it = memo.find(key);
             if (it != memo.end()) {
-                mpq_set(sub.v, it->second.v);
+                mpz_set(sub.v, it->second.v);
             } else {
                 // the facets cutting H properly (no other one cuts a face of H properly), their
                 // rows restricted to A ∩ {rho = 0}: coordinate p eliminated
@@ -926,19 +934,18 @@ struct FaceVolume {
                 volume(H, kept2, idx2, rows2, rho[p].v, sub.v);
                 memo.emplace(std::move(key), sub);
             }
-            if (!mpq_sgn(sub.v)) continue;
-            // |rho(v)| vol(H) / (j |rho_p| D_v)
+            if (!mpz_sgn(sub.v)) continue;
+            // |r| N_H / |rho_p|, times the D_u of F's vertices neither v nor in H
             mpz_abs(num.v, num.v);
-            mpz_mul(den.v, rho[p].v, pv.h[d].v);
-            mpz_abs(den.v, den.v);
-            mpz_mul_ui(den.v, den.v, static_cast<unsigned long>(j));
-            mpq_set_num(term.v, num.v);
-            mpq_set_den(term.v, den.v);
-            mpq_canonicalize(term.v);
-            mpq_mul(term.v, term.v, sub.v);
-            push_sum(parts, term);
+            mpz_mul(num.v, num.v, sub.v);
+            mpz_tdiv_qr(num.v, rem.v, num.v, rho[p].v);
+            if (mpz_sgn(rem.v)) reject("a cone volume that is not a sum of simplices");
+            mpz_abs(num.v, num.v);
+            for (size_t u = 0; u < vids.size(); ++u)
+                if (F.test(u) && !H.test(u) && static_cast<int>(u) != v)
+                    mpz_mul(num.v, num.v, V[vids[u]].h[d].v);
+            mpz_add(out, out, num.v);
         }
-        sum_of(parts, out);
     }
 };
 
@@ -949,13 +956,21 @@ void pulling_volume(Checker* c, const std::vector<int64_t>& vids, const std::vec
     mpq_set_ui(out, 0, 1);
     size_t nv = vids.size();
     if (!nv) return;
+    const int d = c->d;
     FaceVolume fv{c, vids, masks, {}};
-    std::vector<int> kept(c->d), idx(masks.size());
-    for (int i = 0; i < c->d; ++i) kept[i] = i;
+    std::vector<int> kept(d), idx(masks.size());
+    for (int i = 0; i < d; ++i) kept[i] = i;
     for (size_t a = 0; a < masks.size(); ++a) idx[a] = static_cast<int>(a);
-    Int one;
+    Int one, num;
     mpz_set_ui(one.v, 1);
-    fv.volume(Bits::all(nv), kept, idx, mask_rows, one.v, out);
+    fv.volume(Bits::all(nv), kept, idx, mask_rows, one.v, num.v);
+    // over d! L
+    Int den;
+    mpz_fac_ui(den.v, static_cast<unsigned long>(d));
+    for (int64_t k : vids) mpz_mul(den.v, den.v, (*c->verts)[k].h[d].v);
+    mpq_set_num(out, num.v);
+    mpq_set_den(out, den.v);
+    mpq_canonicalize(out);
 }
 
 // The plane of an oriented row (a . t + c >= 0 on the region, listed as a' . t <= b' with
@@ -1831,7 +1846,7 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
         PyObject* hashes = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(c->pat_hash->data()),
                                                      static_cast<Py_ssize_t>(c->pat_hash->size() * 8));
         Rat total;
-        for (auto it = c->vsum->rbegin(); it != c->vsum->rend(); ++it) mpq_add(total.v, it->second.v, total.v);
+        sum_of(*c->vsum, total.v);
         PyObject* eq = PyList_New(0);
         const auto& OH = *c->out_hash;
         for (const auto& pr : pairs) {
