@@ -190,16 +190,23 @@ How it is fast without trusting anything but exact arithmetic (and cddlib's exac
 The compiled pass (:func:`_check_compiled`, the extension ``exactrelu._checkcore``, built from
 ``exactrelu/_checkcore.cpp``, which shares no code with the certifier's ``exactrelu/_core.cpp``)
 proves the same claims in the same way on the common case: a chain (:class:`_ChainRunner`) of
-elementwise ops with one or two thresholds, on a bounded 1-D or 2-D domain. It reads the
+elementwise ops with one or two thresholds, on a bounded domain of up to :data:`_VOLUME_MAX_DIM`
+dimensions. It reads the
 certificate's columns (:class:`~exactrelu._columns.Complex`: a columnar certificate's own,
 unchanged; objects are validated by :func:`_validate_region` and turned into columns) a chunk of
 regions at a time and keeps, per region, what the Python pass keeps (hashes, the proven facets
 for adjacency). In it: a prefix's map is an integer matrix product over one denominator (in
 128-bit integers where the operands' sizes bound every sum, else GMP; consecutive siblings by
 adding the change of the units whose state differs); a sign of a switching row at a witness or
-vertex is decided by a float filter with a rigorous error bound or exactly in integers; a 2-D
-area is the shoelace sum over the vertices sorted by exact orientation tests; vertices and facet
-ends are ordered by truncated floats (monotone) with exact ties. It either proves every claim it
+vertex is decided by a float filter with a rigorous error bound or exactly in integers, and the
+rank of the constraints tight at a vertex by exact elimination; a 2-D area is the shoelace sum
+over the vertices sorted by exact orientation tests; in d >= 3 the volume is the same pulling
+triangulation's, summed face by face (a cone over a face is the apex's height over the face's
+hyperplane times the face's volume, all exact integers over known denominators); vertices and
+facet ends are ordered by truncated floats (monotone) with exact ties; adjacency in d >= 3 is
+:class:`_Adjacency`'s (the groups refined by the signs, extents, shared simplices, separating
+facets), the LPs it leaves undecided in 4-D and above handed back to Python
+(:func:`_interiors_meet`, through :func:`_lp_decider`). It either proves every claim it
 covers (then distinct patterns, the volume sum and the pieces are checked as on the Python path)
 or stops with a reason, and the Python pass then runs from the start and names the false claim:
 the verdict and the message are the Python pass's. ``EXACTRELU_CHECK_PYTHON=1`` (or
@@ -260,9 +267,11 @@ _INPUT = -1
 #: proven by walking its edges (:func:`_walk`); tests lower it to run that path where the
 #: volume path checks the same certificates independently. The volume argument holds in every
 #: dimension; the bound is where it was measured to be the cheaper of the two (mlp nets of
-#: benchmarks/nets.py on [-1, 1]^d, volumes vs closure: 4-10-10 6 s vs 44 s, 5-8-8 10 s vs
-#: 32 s, 6-8-8 297 s vs 163 s: pulling triangulations grow fast with d).
-_VOLUME_MAX_DIM = 5
+#: benchmarks/nets.py on [-1, 1]^d, volumes vs closure, the Python pass: 4-10-10 6 s vs 44 s,
+#: 5-8-8 10 s vs 32 s, 6-8-8 297 s vs 163 s, pulling triangulations growing fast with d; the
+#: compiled pass, which sums them face by face, takes volumes wherever it applies: 6-8-8 in
+#: about 6 s against 85 s by closure).
+_VOLUME_MAX_DIM = 6
 #: on bounded domains up to this dimension a region's ``volume`` must be given (both engines
 #: write it there); above, it may be None. Wherever it is given it must be exact.
 _VOLUME_FIELD_MAX_DIM = 3

@@ -63,7 +63,8 @@ NETS = {
                         exactrelu.Polytope([[-1, 0], [0, -1], [1, 2]], [0, 0, 2])),
     "4d": lambda: (mlp(4, [5, 4], 11), [(-1, 1)] * 4),
     "4d-degenerate": lambda: (degenerate(4, 12), [(-1, 1)] * 4),
-    "5d-hardtanh": lambda: (mlp(5, [4, 3], 13, nn.Hardtanh), [(-2, 2)] * 5),
+    "5d-hardtanh": lambda: (mlp(5, [3, 3], 13, nn.Hardtanh), [(-2, 2)] * 5),
+    "6d": lambda: (mlp(6, [3, 2], 14), [(-1, 1)] * 6),
 }
 
 
