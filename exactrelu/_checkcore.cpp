@@ -1361,16 +1361,49 @@ bool separated(Checker* c, const Facet& x, const Facet& y) {
     return false;
 }
 
-// d >= 4: do the facets share d affinely independent vertices (a (d-1)-simplex)? The rank of
-// their shared vertices' homogeneous rows, exactly.
+// d >= 4: do the facets share d affinely independent vertices (a (d-1)-simplex)? True proves
+// it: the rank of their shared vertices' homogeneous rows is at most d (they lie on the plane)
+// and at least their rank modulo a prime, which is d. False proves nothing (a smaller rank
+// modulo the prime may be the prime's doing): the pair then takes the separation tests and the
+// exact LP, which decide it whatever its rank.
 bool share_simplex(Checker* c, const std::vector<int64_t>& shared) {
     const int d = c->d;
     if (static_cast<int>(shared.size()) < d) return false;
     const auto& V = *c->verts;
-    std::vector<Int> a(shared.size() * (d + 1));
-    for (size_t i = 0; i < shared.size(); ++i)
-        for (int e = 0; e <= d; ++e) mpz_set(a[i * (d + 1) + e].v, V[shared[i]].h[e].v);
-    return bareiss(a, static_cast<int>(shared.size()), d + 1) == d;
+    const size_t n = shared.size(), m = static_cast<size_t>(d) + 1;
+    const uint64_t P = 0x1fffffffffffffffULL;  // 2^61 - 1, a prime
+    auto mulmod = [&](uint64_t a, uint64_t b) {
+        return static_cast<uint64_t>(static_cast<unsigned __int128>(a) * b % P);
+    };
+    auto inv = [&](uint64_t a) {  // a^(P - 2)
+        uint64_t r = 1, e = P - 2;
+        for (; e; e >>= 1, a = mulmod(a, a))
+            if (e & 1) r = mulmod(r, a);
+        return r;
+    };
+    std::vector<uint64_t> a(n * m);
+    for (size_t i = 0; i < n; ++i)
+        for (size_t e = 0; e < m; ++e) {
+            const mpz_t& z = V[shared[i]].h[e].v;
+            uint64_t r = mpz_fdiv_ui(z, static_cast<unsigned long>(P));  // in [0, P)
+            a[i * m + e] = r;
+        }
+    size_t rank = 0;
+    for (size_t col = 0; col < m && rank < n; ++col) {
+        size_t piv = rank;
+        while (piv < n && !a[piv * m + col]) ++piv;
+        if (piv == n) continue;
+        for (size_t e = 0; e < m; ++e) std::swap(a[piv * m + e], a[rank * m + e]);
+        uint64_t f = inv(a[rank * m + col]);
+        for (size_t i = rank + 1; i < n; ++i) {
+            uint64_t g = mulmod(a[i * m + col], f);
+            if (!g) continue;
+            for (size_t e = col; e < m; ++e)
+                a[i * m + e] = (a[i * m + e] + P - mulmod(g, a[rank * m + e])) % P;
+        }
+        ++rank;
+    }
+    return static_cast<int>(rank) >= d;
 }
 
 PyObject* int_list(const Int* z, int n) {
