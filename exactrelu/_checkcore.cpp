@@ -854,6 +854,10 @@ struct FaceVolume {
     const std::vector<int64_t>& vids;
     const std::vector<Bits>& masks;
     std::unordered_map<Bits, Int, BitsHash> memo;
+    // per dimension, the restricted rows, facets and coordinates handed to a face of it (reused:
+    // faces of one dimension are computed one at a time)
+    std::vector<Int> rows_at[9];
+    std::vector<int> idx_at[9], kept_at[9];
 
     // N of face F in j dimensions (coordinates kept), the facets idx (those cutting F properly)
     // with their rows restricted (idx.size() rows of j + 1 integers), `prev` the last pivot of
@@ -903,7 +907,8 @@ struct FaceVolume {
             for (int i = 0; i < j && p < 0; ++i)
                 if (mpz_sgn(rho[i].v)) p = i;
             if (p < 0) reject("a facet row constant on a face");
-            std::vector<int> kept2(kept);
+            std::vector<int>& kept2 = kept_at[j - 1];
+            kept2.assign(kept.begin(), kept.end());
             kept2.erase(kept2.begin() + p);
             Bits key = H;
             uint64_t kbits = 0;
@@ -915,20 +920,25 @@ struct FaceVolume {
             } else {
                 // the facets cutting H properly (no other one cuts a face of H properly), their
                 // rows restricted to A ∩ {rho = 0}: coordinate p eliminated
-                std::vector<int> idx2;
-                std::vector<Int> rows2;
+                std::vector<int>& idx2 = idx_at[j - 1];
+                std::vector<Int>& rows2 = rows_at[j - 1];
+                idx2.clear();
                 for (size_t b = 0; b < idx.size(); ++b) {
                     Bits x = H & masks[idx[b]];
                     if (!x.any() || x == H) continue;
                     idx2.push_back(idx[b]);
+                }
+                if (rows2.size() < idx2.size() * j) rows2.resize(idx2.size() * j);
+                for (size_t b = 0, k = 0; b < idx.size() && k < idx2.size(); ++b) {
+                    if (idx[b] != idx2[k]) continue;
                     const Int* r = &rows[b * (j + 1)];
+                    Int* y = &rows2[k++ * j];
                     for (int e = 0; e <= j; ++e) {
                         if (e == p) continue;
-                        Int y;
-                        mpz_mul(y.v, rho[p].v, r[e].v);
-                        mpz_submul(y.v, r[p].v, rho[e].v);
-                        mpz_divexact(y.v, y.v, prev);
-                        rows2.push_back(std::move(y));
+                        mpz_mul(y->v, rho[p].v, r[e].v);
+                        mpz_submul(y->v, r[p].v, rho[e].v);
+                        mpz_divexact(y->v, y->v, prev);
+                        ++y;
                     }
                 }
                 volume(H, kept2, idx2, rows2, rho[p].v, sub.v);
@@ -941,9 +951,11 @@ struct FaceVolume {
             mpz_tdiv_qr(num.v, rem.v, num.v, rho[p].v);
             if (mpz_sgn(rem.v)) reject("a cone volume that is not a sum of simplices");
             mpz_abs(num.v, num.v);
-            for (size_t u = 0; u < vids.size(); ++u)
-                if (F.test(u) && !H.test(u) && static_cast<int>(u) != v)
-                    mpz_mul(num.v, num.v, V[vids[u]].h[d].v);
+            for (size_t wi = 0; wi < F.w.size(); ++wi)
+                for (uint64_t x = F.w[wi] & ~H.w[wi]; x; x &= x - 1) {
+                    size_t u = wi * 64 + static_cast<size_t>(__builtin_ctzll(x));
+                    if (static_cast<int>(u) != v) mpz_mul(num.v, num.v, V[vids[u]].h[d].v);
+                }
             mpz_add(out, out, num.v);
         }
     }
