@@ -1,0 +1,127 @@
+"""The checker's region pass on a Dask cluster (``exactrelu.check(..., executor=client)``).
+
+A sharded certificate read from a directory the workers share (:func:`exactrelu._shards.origin`)
+has its region shards split into contiguous groups (about :data:`TASKS_PER_WORKER` per worker, in
+order, of about equal rows). Each task loads the certificate from the directory (the manifest's
+region and vertex shards must be the client's: same names, rows, sizes and SHA-256, which every
+read checks again), builds the compiled ``Checker`` of the chain (the client's arguments; all
+vertices, read from the shards), starts it at its group's first region, runs the region pass
+over its group's shards (:func:`exactrelu.check._region_pass`, what the local check runs) and
+returns ``Checker.export_state()``: per region its pattern and output hashes, the group's volume
+sum (exact), the vertices its regions use, its proven facets with their planes' exact keys and
+(3-D) facet rows, as bytes. The client imports the states in region order into its own
+``Checker`` (``import_state`` renumbers the planes by their exact keys, checks every count against
+the bytes it has and that the regions come in order) and goes on as the local check does
+(``finish``, then distinct patterns, the volume sum and the pieces in Python).
+
+A task that finds a false claim (or input outside the compiled pass) returns its reason; the
+check then runs its Python pass in the client process, which names the claim. Imports only
+check-side code, and Dask lazily (a client is passed in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import _shards
+from ._deps import dask_workers
+from .certificate import Certificate
+from .errors import ClusterError
+
+__all__ = ["applies", "groups", "region_pass"]
+
+#: Region groups (tasks) per Dask worker: two, so that a worker has the next group while the
+#: client imports the one before, and unequal groups even out a little.
+TASKS_PER_WORKER = 2
+
+
+def applies(cert: Certificate) -> bool:
+    """Can the workers read ``cert``'s regions and vertices from where it was read?"""
+    return _shards.origin(cert) is not None
+
+
+def groups(rows: list[int], n: int) -> list[tuple[int, int]]:
+    """``rows`` (each shard's row count, in order) cut into at most ``n`` contiguous runs of
+    shards ``(start, end)`` of about equal rows, every shard in one; none empty of shards.
+
+    >>> groups([5, 5, 5, 5], 2)
+    [(0, 2), (2, 4)]
+    """
+    total = sum(rows)
+    n = max(1, min(n, len(rows)))
+    out: list[tuple[int, int]] = []
+    start, acc = 0, 0
+    for k, r in enumerate(rows):
+        acc += r
+        left = len(rows) - k - 1  # shards after this one
+        want = n - len(out) - 1   # runs still to make after this one
+        if k + 1 < len(rows) and want > 0 and (acc * n >= total * (len(out) + 1) or left == want):
+            out.append((start, k + 1))
+            start = k + 1
+    out.append((start, len(rows)))
+    return out
+
+
+def _task(root: Path, listing: tuple[Any, Any], init: tuple[Any, ...], n_units: list[int],
+          n_out: int, lo: int, hi: int) -> bytes | str:
+    """On a worker: regions ``lo`` to ``hi - 1`` of the certificate at ``root`` through the
+    compiled pass, the checker's state exported; or the reason it stopped."""
+    from .check import _checkcore, _region_pass, _shard_source
+
+    cert = Certificate.load(root)  # a shard that cannot be read raises CertificateError
+    here = _shards.origin(cert)
+    if here is None or here[1:] != listing:
+        return f"the certificate at {root} is not the one the client read"
+    src = _shard_source(cert)
+    if src is None or src.vertices is None:
+        return "a vertex shard is not available as columns"
+    assert _checkcore is not None  # the client's check() found it; so does the worker
+    try:
+        checker = _checkcore.Checker(*init, src.vertices.num, src.vertices.den)
+    except ValueError as exc:
+        return str(exc)
+    started = checker.start(lo)
+    if started is not None:
+        return str(started)
+    reason = _region_pass(src.regions(lambda a, b: lo <= a and b <= hi), checker,
+                          cert.domain.dim, n_units, n_out, None)
+    if reason is not None:
+        return reason
+    state = checker.export_state()
+    return state if isinstance(state, bytes) else str(state)
+
+
+def region_pass(client: Any, cert: Certificate, checker: Any, init: tuple[Any, ...],
+                n_units: list[int], n_out: int, update: Callable[[int], None]) -> str | None:
+    """The compiled region pass over ``cert``'s regions on the workers of ``client``, their
+    states imported into ``checker`` in region order (``update(n)``: ``n`` more regions done);
+    None, or the reason it stopped (a task's, or the import's). Raises :class:`ClusterError`
+    where a task returns something that is not a state or a reason."""
+    where = _shards.origin(cert)
+    assert where is not None  # by applies()
+    root, regions, vertices = where
+    runs = groups([s.rows for s in regions], TASKS_PER_WORKER * dask_workers(client))
+    spans = [(regions[a].first, regions[b - 1].first + regions[b - 1].rows) for a, b in runs]
+    # a key of its own (hash=False), as exactrelu.distributed scatters the net
+    init_ref = client.scatter(init, broadcast=True, hash=False)
+    futures = [client.submit(_task, root, (regions, vertices), init_ref, n_units, n_out, lo, hi,
+                             pure=False) for lo, hi in spans]
+    try:
+        for k, future in enumerate(futures):  # in region order: each import follows the last
+            state = future.result()
+            if isinstance(state, str):
+                return f"regions {spans[k][0]} to {spans[k][1] - 1} (a task): {state}"
+            if not isinstance(state, bytes):
+                raise ClusterError(f"task {k} returned a {type(state).__name__}, not a checker's "
+                                   "state (bytes) or a reason (str)")
+            reason = checker.import_state(state)
+            if reason is not None:
+                raise ClusterError(f"task {k} (regions {spans[k][0]} to {spans[k][1] - 1}) "
+                                   f"returned a state its checker cannot import: {reason}")
+            future.release()
+            update(spans[k][1] - spans[k][0])
+    finally:
+        client.cancel(futures)
+    return None
