@@ -3,16 +3,16 @@
 A sharded certificate read from a directory the workers share (:func:`exactrelu._shards.origin`)
 has its region shards split into contiguous groups (about :data:`TASKS_PER_WORKER` per worker, in
 order, of about equal rows). Each task loads the certificate from the directory (the manifest's
-region and vertex shards must be the client's: same names, rows, sizes and SHA-256, which every
-read checks again), builds the compiled ``Checker`` of the chain (the client's arguments; all
-vertices, read from the shards), starts it at its group's first region, runs the region pass
-over its group's shards (:func:`exactrelu.check._region_pass`, what the local check runs) and
-returns ``Checker.export_state()``: per region its pattern and output hashes, the group's volume
-sum (exact), the vertices its regions use, its proven facets with their planes' exact keys and
-(3-D) facet rows, as bytes. The client imports the states in region order into its own
-``Checker`` (``import_state`` renumbers the planes by their exact keys, checks every count against
-the bytes it has and that the regions come in order) and goes on as the local check does
-(``finish``, then distinct patterns, the volume sum and the pieces in Python).
+region and vertex shards and the header must be the client's: same names, rows, sizes and
+SHA-256, which every read checks again), builds the compiled ``Checker`` of the chain (the
+client's arguments; all vertices, read from the shards), starts it at its group's first region,
+runs the region pass over its group's shards (:func:`exactrelu.check._region_pass`, what the
+local check runs) and returns ``Checker.export_state()``: per region its pattern and output
+hashes, the group's volume sum (exact), the vertices its regions use, its proven facets with
+their planes' exact keys and (3-D) facet rows, as bytes. The client imports the states in region
+order into its own ``Checker`` (``import_state`` renumbers the planes by their exact keys, checks
+every count against the bytes it has and that the regions come in order) and goes on as the
+local check does (``finish``, then distinct patterns, the volume sum and the pieces in Python).
 
 A task that finds a false claim (or input outside the compiled pass) returns its reason; the
 check then runs its Python pass in the client process, which names the claim. Imports only
@@ -64,7 +64,7 @@ def groups(rows: list[int], n: int) -> list[tuple[int, int]]:
     return out
 
 
-def _task(root: Path, listing: tuple[Any, Any], init: tuple[Any, ...], n_units: list[int],
+def _task(root: Path, listing: tuple[Any, ...], init: tuple[Any, ...], n_units: list[int],
           n_out: int, lo: int, hi: int) -> bytes | str:
     """On a worker: regions ``lo`` to ``hi - 1`` of the certificate at ``root`` through the
     compiled pass, the checker's state exported; or the reason it stopped."""
@@ -72,7 +72,7 @@ def _task(root: Path, listing: tuple[Any, Any], init: tuple[Any, ...], n_units: 
 
     cert = Certificate.load(root)  # a shard that cannot be read raises CertificateError
     here = _shards.origin(cert)
-    if here is None or here[1:] != listing:
+    if here is None or (*here[1:], cert.header_json()) != listing:
         return f"the certificate at {root} is not the one the client read"
     src = _shard_source(cert)
     if src is None or src.vertices is None:
@@ -106,8 +106,9 @@ def region_pass(client: Any, cert: Certificate, checker: Any, init: tuple[Any, .
     spans = [(regions[a].first, regions[b - 1].first + regions[b - 1].rows) for a, b in runs]
     # a key of its own (hash=False), as exactrelu.distributed scatters the net
     init_ref = client.scatter(init, broadcast=True, hash=False)
-    futures = [client.submit(_task, root, (regions, vertices), init_ref, n_units, n_out, lo, hi,
-                             pure=False) for lo, hi in spans]
+    listing = (regions, vertices, cert.header_json())
+    futures = [client.submit(_task, root, listing, init_ref, n_units, n_out, lo, hi, pure=False)
+               for lo, hi in spans]
     try:
         for k, future in enumerate(futures):  # in region order: each import follows the last
             state = future.result()

@@ -208,7 +208,11 @@ certificate goes through it a shard at a time (:func:`_shard_source`: ``Checker.
 each region shard's columns with the index of its first region, in order; the vertices and the
 adjacent pairs are joined from their shards; the output maps of candidate pairs are read in one
 more pass over the region shards that hold them); a shard the columnar reader declined, or one
-changed in place, stops it.
+changed in place, stops it. With ``executor=`` a Dask client, the region shards of a sharded
+certificate read from disk go through checkers on its workers, a contiguous group per task, whose
+states (hashes, volume sum, used vertices, proven facets with their planes' exact keys) are
+joined in region order into this process's checker (:mod:`exactrelu._checkdask`): the same
+claims proven in the same way, only elsewhere.
 """
 
 from __future__ import annotations
