@@ -30,7 +30,7 @@ from ._deps import dask_workers
 from .certificate import Certificate
 from .errors import ClusterError
 
-__all__ = ["applies", "groups", "region_pass"]
+__all__ = ["RegionPass", "applies", "groups"]
 
 #: Region groups (tasks) per Dask worker: two, so that a worker has the next group while the
 #: client imports the one before, and unequal groups even out a little.
@@ -75,11 +75,12 @@ def _task(root: Path, listing: tuple[Any, ...], init: tuple[Any, ...], n_units: 
     if here is None or (*here[1:], cert.header_json()) != listing:
         return f"the certificate at {root} is not the one the client read"
     src = _shard_source(cert)
-    if src is None or src.vertices is None:
+    vertices = None if src is None else src.vertices()
+    if src is None or vertices is None:
         return "a vertex shard is not available as columns"
     assert _checkcore is not None  # the client's check() found it; so does the worker
     try:
-        checker = _checkcore.Checker(*init, src.vertices.num, src.vertices.den)
+        checker = _checkcore.Checker(*init, vertices.num, vertices.den)
     except ValueError as exc:
         return str(exc)
     started = checker.start(lo)
@@ -93,36 +94,47 @@ def _task(root: Path, listing: tuple[Any, ...], init: tuple[Any, ...], n_units: 
     return state if isinstance(state, bytes) else str(state)
 
 
-def region_pass(client: Any, cert: Certificate, checker: Any, init: tuple[Any, ...],
-                n_units: list[int], n_out: int, update: Callable[[int], None]) -> str | None:
-    """The compiled region pass over ``cert``'s regions on the workers of ``client``, their
-    states imported into ``checker`` in region order (``update(n)``: ``n`` more regions done);
-    None, or the reason it stopped (a task's, or the import's). Raises :class:`ClusterError`
-    where a task returns something that is not a state or a reason."""
-    where = _shards.origin(cert)
-    assert where is not None  # by applies()
-    root, regions, vertices = where
-    runs = groups([s.rows for s in regions], TASKS_PER_WORKER * dask_workers(client))
-    spans = [(regions[a].first, regions[b - 1].first + regions[b - 1].rows) for a, b in runs]
-    # a key of its own (hash=False), as exactrelu.distributed scatters the net
-    init_ref = client.scatter(init, broadcast=True, hash=False)
-    listing = (regions, vertices, cert.header_json())
-    futures = [client.submit(_task, root, listing, init_ref, n_units, n_out, lo, hi, pure=False)
-               for lo, hi in spans]
-    try:
-        for k, future in enumerate(futures):  # in region order: each import follows the last
+class RegionPass:
+    """The compiled region pass over ``cert``'s regions on the workers of ``client``: the tasks
+    are submitted at once (``init``, ``n_units``, ``n_out``: the client's ``Checker`` arguments
+    but the vertices, the chain's units per op and its outputs); :meth:`join` imports their
+    states, :meth:`cancel` drops what is left."""
+
+    def __init__(self, client: Any, cert: Certificate, init: tuple[Any, ...],
+                 n_units: list[int], n_out: int) -> None:
+        where = _shards.origin(cert)
+        assert where is not None  # by applies()
+        root, regions, vertices = where
+        runs = groups([s.rows for s in regions], TASKS_PER_WORKER * dask_workers(client))
+        self.spans = [(regions[a].first, regions[b - 1].first + regions[b - 1].rows)
+                      for a, b in runs]
+        self.client = client
+        # a key of its own (hash=False), as exactrelu.distributed scatters the net
+        init_ref = client.scatter(init, broadcast=True, hash=False)
+        listing = (regions, vertices, cert.header_json())
+        self.futures = [client.submit(_task, root, listing, init_ref, n_units, n_out, lo, hi,
+                                      pure=False) for lo, hi in self.spans]
+
+    def join(self, checker: Any, update: Callable[[int], None]) -> str | None:
+        """Import the tasks' states into ``checker`` in region order (``update(n)``: ``n`` more
+        regions done); None, or the reason it stopped (a task's). Raises :class:`ClusterError`
+        where a task returns something that is not a state its checker can import."""
+        for k, future in enumerate(self.futures):  # in region order: each follows the last
+            lo, hi = self.spans[k]
             state = future.result()
             if isinstance(state, str):
-                return f"regions {spans[k][0]} to {spans[k][1] - 1} (a task): {state}"
+                return f"regions {lo} to {hi - 1} (a task): {state}"
             if not isinstance(state, bytes):
                 raise ClusterError(f"task {k} returned a {type(state).__name__}, not a checker's "
                                    "state (bytes) or a reason (str)")
             reason = checker.import_state(state)
             if reason is not None:
-                raise ClusterError(f"task {k} (regions {spans[k][0]} to {spans[k][1] - 1}) "
-                                   f"returned a state its checker cannot import: {reason}")
+                raise ClusterError(f"task {k} (regions {lo} to {hi - 1}) returned a state its "
+                                   f"checker cannot import: {reason}")
             future.release()
-            update(spans[k][1] - spans[k][0])
-    finally:
-        client.cancel(futures)
-    return None
+            update(hi - lo)
+        return None
+
+    def cancel(self) -> None:
+        """Cancel the tasks (done ones: drop their results)."""
+        self.client.cancel(self.futures)

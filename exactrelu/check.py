@@ -1949,12 +1949,13 @@ _Part = tuple[Complex, int] | None
 
 class _Source:
     """A certificate's regions, vertices and adjacent pairs as columns for the compiled pass:
-    ``vertices`` (all of them, or None: not available as columns), ``regions(wanted)`` the
+    ``vertices()`` (all of them, read when called, or None: not available as columns),
+    ``regions(wanted)`` the
     region chunks in order (``wanted(lo, hi)``: a chunk of regions ``lo`` to ``hi - 1`` may be
     left out where it is false), ``pairs()`` the chunks of adjacent pairs in order (None: not
     available as columns)."""
 
-    def __init__(self, vertices: Rationals | None,
+    def __init__(self, vertices: Callable[[], Rationals | None],
                  regions: Callable[[Callable[[int, int], bool] | None], Iterator[_Part]],
                  pairs: Callable[[], Iterator[Complex | None]]) -> None:
         self.vertices, self.regions, self.pairs = vertices, regions, pairs
@@ -1983,7 +1984,7 @@ def _memory_source(cert: Certificate, n_units: list[int], n_out: int) -> _Source
         cx = got
     if cx.num_regions != len(regions) or not _fits(cx, cert.domain.dim, n_units, n_out):
         return None
-    return _Source(cx.vertices, lambda wanted: iter([(cx, 0)]), lambda: iter([cx]))
+    return _Source(lambda: cx.vertices, lambda wanted: iter([(cx, 0)]), lambda: iter([cx]))
 
 
 def _shard_source(cert: Certificate) -> _Source | None:
@@ -2001,14 +2002,17 @@ def _shard_source(cert: Certificate) -> _Source | None:
         for part in seq.shards(wanted):
             yield getattr(part, "columns", None)
 
-    num: list[int] = []
-    den: list[int] = []
-    for part in parts(vertices):
-        if part is None:
-            return _Source(None, lambda wanted: iter(()), lambda: iter(()))
-        num.extend(part[0].vertices.num)
-        den.extend(part[0].vertices.den)
-    return _Source(Rationals(num, den), lambda wanted: parts(regions, wanted),
+    def joined() -> Rationals | None:
+        num: list[int] = []
+        den: list[int] = []
+        for part in parts(vertices):
+            if part is None:
+                return None
+            num.extend(part[0].vertices.num)
+            den.extend(part[0].vertices.den)
+        return Rationals(num, den)
+
+    return _Source(joined, lambda wanted: parts(regions, wanted),
                    lambda: (None if p is None else p[0] for p in parts(adjacency)))
 
 
@@ -2149,31 +2153,35 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
         return "outside the compiled pass"
     src, n_units, n_out, ops, root_rows, root_den = got
     d = cert.domain.dim
-    if src.vertices is None:
-        return "a vertex shard is not available as columns"
     ints = [_ints(row) for row in dom_rows]
     dens = [math.lcm(*(int(v.q) for v in row)) for row in dom_rows]
     init = (d, offsets, [v for row in ints for v in row], dens, root_rows, root_den, ops, n_out)
-    try:
-        assert _checkcore is not None  # by check()
-        checker = _checkcore.Checker(*init, src.vertices.num, src.vertices.den)
-    except ValueError as exc:
-        return str(exc)
     n_reg = len(cert.regions)
-    bar = progress_bar(n_reg, "checking regions", progress and n_reg > 1)
-    try:
-        if executor is not None and _checkdask.applies(cert):
-            reason = _checkdask.region_pass(executor, cert, checker, init, n_units, n_out,
-                                            bar.update)
-        else:
-            reason = _region_pass(src.regions(None), checker, d, n_units, n_out, bar)
+    remote = (_checkdask.RegionPass(executor, cert, init, n_units, n_out)
+              if executor is not None and _checkdask.applies(cert) else None)
+    try:  # the workers check the regions while this process reads the vertices and pairs
+        vertices = src.vertices()
+        if vertices is None:
+            return "a vertex shard is not available as columns"
+        try:
+            assert _checkcore is not None  # by check()
+            checker = _checkcore.Checker(*init, vertices.num, vertices.den)
+        except ValueError as exc:
+            return str(exc)
+        del vertices
+        pairs = _pair_columns(src.pairs(), d) if remote is not None else None
+        with progress_bar(n_reg, "checking regions", progress and n_reg > 1) as bar:
+            reason = (_region_pass(src.regions(None), checker, d, n_units, n_out, bar)
+                      if remote is None else remote.join(checker, bar.update))
         if reason is not None:
             return reason
     finally:
-        bar.close()
+        if remote is not None:
+            remote.cancel()
     if not n_reg:
         return "no region"
-    pairs = _pair_columns(src.pairs(), d)
+    if remote is None:
+        pairs = _pair_columns(src.pairs(), d)
     if pairs is None:
         return "an adjacency shard is not available as columns"
     out = checker.finish(n_reg, *pairs)

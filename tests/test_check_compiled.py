@@ -214,7 +214,8 @@ def checkers(cert: Certificate, net: nn.Module) -> tuple[Any, tuple[Any, ...], A
     dens = [math.lcm(*(int(v.q) for v in row)) for row in rows]
     init = (dom.dim, list(cert.constraint_offsets), flat, dens, root, den, ops, n_out)
     (cx, _), = src.regions(None)
-    return (lambda: CHECKER._checkcore.Checker(*init, src.vertices.num, src.vertices.den),
+    vertices = src.vertices()
+    return (lambda: CHECKER._checkcore.Checker(*init, vertices.num, vertices.den),
             CHECKER._region_columns(cx), CHECKER._pair_columns(src.pairs(), dom.dim))
 
 
