@@ -2,17 +2,19 @@
 
 A sharded certificate read from a directory the workers share (:func:`exactrelu._shards.origin`)
 has its region shards split into contiguous groups (about :data:`TASKS_PER_WORKER` per worker, in
-order, of about equal rows). Each task loads the certificate from the directory (the manifest's
-region and vertex shards and the header must be the client's: same names, rows, sizes and
-SHA-256, which every read checks again), builds the compiled ``Checker`` of the chain (the
-client's arguments; all vertices, read from the shards), starts it at its group's first region,
-runs the region pass over its group's shards (:func:`exactrelu.check._region_pass`, what the
-local check runs) and returns ``Checker.export_state()``: per region its pattern and output
-hashes, the group's volume sum (exact), the vertices its regions use, its proven facets with
-their planes' exact keys and (3-D) facet rows, as bytes. The client imports the states in region
-order into its own ``Checker`` (``import_state`` renumbers the planes by their exact keys, checks
-every count against the bytes it has and that the regions come in order) and goes on as the
-local check does (``finish``, then distinct patterns, the volume sum and the pieces in Python).
+order, of about equal rows). One task reads the vertices for all. Each other task loads the
+certificate from the directory (the manifest's region and vertex shards and the header must be
+the client's: same names, rows, sizes and SHA-256, which every read checks again), builds the
+compiled ``Checker`` of the chain (the client's arguments, all vertices), starts it at its
+group's first region, runs the region pass over its group's shards
+(:func:`exactrelu.check._region_pass`, what the local check runs) and returns
+``Checker.export_state()``: per region its pattern and output hashes, the group's volume sum
+(exact), the vertices its regions use, its proven facets with their planes' exact keys and (3-D)
+facet rows, as bytes. The client reads the vertices and adjacent pairs meanwhile, imports the
+states in region order into its own ``Checker`` (``import_state`` renumbers the planes by their
+exact keys, checks every count against the bytes it has and that the regions come in order) and
+goes on as the local check does (``finish``, then distinct patterns, the volume sum and the
+pieces in Python).
 
 A task that finds a false claim (or input outside the compiled pass) returns its reason; the
 check then runs its Python pass in the client process, which names the claim. Imports only
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _shards
+from ._columns import Rationals
 from ._deps import dask_workers
 from .certificate import Certificate
 from .errors import ClusterError
@@ -64,20 +67,42 @@ def groups(rows: list[int], n: int) -> list[tuple[int, int]]:
     return out
 
 
-def _task(root: Path, listing: tuple[Any, ...], init: tuple[Any, ...], n_units: list[int],
-          n_out: int, lo: int, hi: int) -> bytes | str:
-    """On a worker: regions ``lo`` to ``hi - 1`` of the certificate at ``root`` through the
-    compiled pass, the checker's state exported; or the reason it stopped."""
-    from .check import _checkcore, _region_pass, _shard_source
-
+def _opened(root: Path, listing: tuple[Any, ...]) -> Certificate | str:
+    """The certificate at ``root``, or why it is not the one the client read."""
     cert = Certificate.load(root)  # a shard that cannot be read raises CertificateError
     here = _shards.origin(cert)
     if here is None or (*here[1:], cert.header_json()) != listing:
         return f"the certificate at {root} is not the one the client read"
+    return cert
+
+
+def _vertices(root: Path, listing: tuple[Any, ...]) -> Rationals | str:
+    """On a worker: the certificate's vertices (read once for every task), or why not."""
+    from .check import _shard_source
+
+    cert = _opened(root, listing)
+    if isinstance(cert, str):
+        return cert
     src = _shard_source(cert)
     vertices = None if src is None else src.vertices()
-    if src is None or vertices is None:
-        return "a vertex shard is not available as columns"
+    return "a vertex shard is not available as columns" if vertices is None else vertices
+
+
+def _task(root: Path, listing: tuple[Any, ...], init: tuple[Any, ...],
+          vertices: Rationals | str, n_units: list[int], n_out: int, lo: int,
+          hi: int) -> bytes | str:
+    """On a worker: regions ``lo`` to ``hi - 1`` of the certificate at ``root`` through the
+    compiled pass, the checker's state exported; or the reason it stopped."""
+    from .check import _checkcore, _region_pass, _shard_source
+
+    if isinstance(vertices, str):
+        return vertices
+    cert = _opened(root, listing)
+    if isinstance(cert, str):
+        return cert
+    src = _shard_source(cert)
+    if src is None:
+        return "a table is not sharded"
     assert _checkcore is not None  # the client's check() found it; so does the worker
     try:
         checker = _checkcore.Checker(*init, vertices.num, vertices.den)
@@ -112,14 +137,16 @@ class RegionPass:
         # a key of its own (hash=False), as exactrelu.distributed scatters the net
         init_ref = client.scatter(init, broadcast=True, hash=False)
         listing = (regions, vertices, cert.header_json())
-        self.futures = [client.submit(_task, root, listing, init_ref, n_units, n_out, lo, hi,
-                                      pure=False) for lo, hi in self.spans]
+        points = client.submit(_vertices, root, listing, pure=False)
+        self.futures = [points, *(client.submit(_task, root, listing, init_ref, points, n_units,
+                                                n_out, lo, hi, pure=False)
+                                  for lo, hi in self.spans)]
 
     def join(self, checker: Any, update: Callable[[int], None]) -> str | None:
         """Import the tasks' states into ``checker`` in region order (``update(n)``: ``n`` more
         regions done); None, or the reason it stopped (a task's). Raises :class:`ClusterError`
         where a task returns something that is not a state its checker can import."""
-        for k, future in enumerate(self.futures):  # in region order: each follows the last
+        for k, future in enumerate(self.futures[1:]):  # in region order: each follows the last
             lo, hi = self.spans[k]
             state = future.result()
             if isinstance(state, str):
