@@ -2,19 +2,19 @@
 
 A sharded certificate read from a directory the workers share (:func:`exactrelu._shards.origin`)
 has its region shards split into contiguous groups (about :data:`TASKS_PER_WORKER` per worker, in
-order, of about equal rows). One task reads the vertices for all. Each other task loads the
-certificate from the directory (the manifest's region and vertex shards and the header must be
-the client's: same names, rows, sizes and SHA-256, which every read checks again), builds the
-compiled ``Checker`` of the chain (the client's arguments, all vertices), starts it at its
-group's first region, runs the region pass over its group's shards
-(:func:`exactrelu.check._region_pass`, what the local check runs) and returns
-``Checker.export_state()``: per region its pattern and output hashes, the group's volume sum
-(exact), the vertices its regions use, its proven facets with their planes' exact keys and (3-D)
-facet rows, as bytes. The client reads the vertices and adjacent pairs meanwhile, imports the
-states in region order into its own ``Checker`` (``import_state`` renumbers the planes by their
-exact keys, checks every count against the bytes it has and that the regions come in order) and
-goes on as the local check does (``finish``, then distinct patterns, the volume sum and the
-pieces in Python).
+order, of about equal rows). Every task loads the certificate from the directory (the shards its
+manifest lists and its header must be the client's: same names, rows, sizes and SHA-256, which
+every read checks again). One task reads the vertices (for every task and the client), one the
+adjacent pairs (for the client). Each region task builds the compiled ``Checker`` of the chain
+(the client's arguments, all vertices), starts it at its group's first region, runs the region
+pass over its group's shards (:func:`exactrelu.check._region_pass`, what the local check runs)
+and returns ``Checker.export_state()``: per region its pattern and output hashes, the group's
+volume sum (exact), the vertices its regions use, its proven facets with their planes' exact
+keys and (3-D) facet rows, as bytes. The client (which parses no shard but those holding the
+output maps of the adjacent regions it compares) imports the states in region order into its
+own ``Checker`` (``import_state`` renumbers the planes by their exact keys, checks every count
+against the bytes it has and that the regions come in order) and goes on as the local check
+does (``finish``, then distinct patterns, the volume sum and the pieces in Python).
 
 A task that finds a false claim (or input outside the compiled pass) returns its reason; the
 check then runs its Python pass in the client process, which names the claim. Imports only
@@ -71,13 +71,14 @@ def _opened(root: Path, listing: tuple[Any, ...]) -> Certificate | str:
     """The certificate at ``root``, or why it is not the one the client read."""
     cert = Certificate.load(root)  # a shard that cannot be read raises CertificateError
     here = _shards.origin(cert)
-    if here is None or (*here[1:], cert.header_json()) != listing:
+    if here is None or (here[1], cert.header_json()) != listing:
         return f"the certificate at {root} is not the one the client read"
     return cert
 
 
 def _vertices(root: Path, listing: tuple[Any, ...]) -> Rationals | str:
-    """On a worker: the certificate's vertices (read once for every task), or why not."""
+    """On a worker: the certificate's vertices (read once for every task and the client), or
+    why not."""
     from .check import _shard_source
 
     cert = _opened(root, listing)
@@ -86,6 +87,19 @@ def _vertices(root: Path, listing: tuple[Any, ...]) -> Rationals | str:
     src = _shard_source(cert)
     vertices = None if src is None else src.vertices()
     return "a vertex shard is not available as columns" if vertices is None else vertices
+
+
+def _pairs(root: Path, listing: tuple[Any, ...]) -> tuple[Any, ...] | str:
+    """On a worker: the certificate's adjacent pairs as ``Checker.finish`` takes them (for the
+    client), or why not."""
+    from .check import _pair_columns, _shard_source
+
+    cert = _opened(root, listing)
+    if isinstance(cert, str):
+        return cert
+    src = _shard_source(cert)
+    pairs = None if src is None else _pair_columns(src.pairs(), cert.domain.dim)
+    return "an adjacency shard is not available as columns" if pairs is None else pairs
 
 
 def _task(root: Path, listing: tuple[Any, ...], init: tuple[Any, ...],
@@ -129,24 +143,41 @@ class RegionPass:
                  n_units: list[int], n_out: int) -> None:
         where = _shards.origin(cert)
         assert where is not None  # by applies()
-        root, regions, vertices = where
+        root, tables = where
+        regions = tables[0]
         runs = groups([s.rows for s in regions], TASKS_PER_WORKER * dask_workers(client))
         self.spans = [(regions[a].first, regions[b - 1].first + regions[b - 1].rows)
                       for a, b in runs]
         self.client = client
         # a key of its own (hash=False), as exactrelu.distributed scatters the net
         init_ref = client.scatter(init, broadcast=True, hash=False)
-        listing = (regions, vertices, cert.header_json())
-        points = client.submit(_vertices, root, listing, pure=False)
-        self.futures = [points, *(client.submit(_task, root, listing, init_ref, points, n_units,
-                                                n_out, lo, hi, pure=False)
-                                  for lo, hi in self.spans)]
+        listing = (tables, cert.header_json())
+        self.points = client.submit(_vertices, root, listing, pure=False)
+        self.pairs = client.submit(_pairs, root, listing, pure=False)
+        self.futures = [client.submit(_task, root, listing, init_ref, self.points, n_units, n_out,
+                                      lo, hi, pure=False) for lo, hi in self.spans]
+
+    def vertices(self) -> Rationals | str:
+        """The certificate's vertices as a worker read them, or why not (a reason)."""
+        return self._result(self.points, "the vertices", Rationals)
+
+    def adjacent_pairs(self) -> tuple[Any, ...] | str:
+        """The adjacent pairs as a worker read them (as ``Checker.finish`` takes them), or why
+        not (a reason)."""
+        return self._result(self.pairs, "the adjacent pairs", tuple)
+
+    @staticmethod
+    def _result(future: Any, what: str, kind: type) -> Any:
+        out = future.result()
+        if not isinstance(out, (str, kind)):
+            raise ClusterError(f"the task reading {what} returned a {type(out).__name__}")
+        return out
 
     def join(self, checker: Any, update: Callable[[int], None]) -> str | None:
         """Import the tasks' states into ``checker`` in region order (``update(n)``: ``n`` more
         regions done); None, or the reason it stopped (a task's). Raises :class:`ClusterError`
         where a task returns something that is not a state its checker can import."""
-        for k, future in enumerate(self.futures[1:]):  # in region order: each follows the last
+        for k, future in enumerate(self.futures):  # in region order: each follows the last
             lo, hi = self.spans[k]
             state = future.result()
             if isinstance(state, str):
@@ -164,4 +195,4 @@ class RegionPass:
 
     def cancel(self) -> None:
         """Cancel the tasks (done ones: drop their results)."""
-        self.client.cancel(self.futures)
+        self.client.cancel([self.points, self.pairs, *self.futures])

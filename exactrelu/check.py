@@ -2159,8 +2159,10 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
     n_reg = len(cert.regions)
     remote = (_checkdask.RegionPass(executor, cert, init, n_units, n_out)
               if executor is not None and _checkdask.applies(cert) else None)
-    try:  # the workers check the regions while this process reads the vertices and pairs
-        vertices = src.vertices()
+    try:  # the workers read the vertices and the pairs for this process too
+        vertices = src.vertices() if remote is None else remote.vertices()
+        if isinstance(vertices, str):
+            return vertices
         if vertices is None:
             return "a vertex shard is not available as columns"
         try:
@@ -2169,7 +2171,10 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
         except ValueError as exc:
             return str(exc)
         del vertices
-        pairs = _pair_columns(src.pairs(), d) if remote is not None else None
+        got_pairs = remote.adjacent_pairs() if remote is not None else None
+        if isinstance(got_pairs, str):
+            return got_pairs
+        pairs = got_pairs
         with progress_bar(n_reg, "checking regions", progress and n_reg > 1) as bar:
             reason = (_region_pass(src.regions(None), checker, d, n_units, n_out, bar)
                       if remote is None else remote.join(checker, bar.update))

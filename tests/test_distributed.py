@@ -278,7 +278,8 @@ def test_tampered_shards_give_the_local_message(client, cells_cert, tmp_path):
 
 
 class Garbled(distributed.Client):
-    """A client whose every task returns ``result`` (no cluster behind it)."""
+    """A client whose region tasks return ``result`` (no cluster behind it: the other tasks run
+    here)."""
 
     def __init__(self, result: Any) -> None:  # no connection
         self.result = result
@@ -291,7 +292,7 @@ class Garbled(distributed.Client):
 
     def submit(self, fn: Any, *args: Any, **kw: Any) -> Any:
         done: Any = concurrent.futures.Future()
-        done.set_result(self.result)
+        done.set_result(self.result if fn is _checkdask._task else fn(*args))
         done.release = lambda: None
         return done
 
