@@ -13,7 +13,8 @@ executor=client)`` with the cluster started beforehand and the checker imported 
 region shards, two contiguous groups per worker, and the client joins their states, reads the
 adjacent pairs and finishes. Columns: wall seconds; CPU seconds of this process and of the
 workers (user + system, from ``os.times`` on each worker before and after); regions per wall
-second; peak memory: this process's peak PSS during the check (``benchmarks/measure.py``) and
+second; peak memory: this process's peak PSS during the check (``benchmarks/measure.py``,
+sampled once a second: its sampling thread's CPU time counts as this process's) and
 each worker's peak RSS over its life (``ru_maxrss``, the largest of them). ``--max-memory``
 limits the address space of this process and, inherited, of every worker (GB, default 4).
 """
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
             path = Path(tmp) / "net.parquet"
             exactrelu.verify(net, bounds, progress=False, workers=1, cells=args.cells, save=path)
             regions = exactrelu.Certificate.load(path).num_regions
-            with TreeMemory() as mem:
+            with TreeMemory(interval=1.0) as mem:
                 w0, c0 = time.perf_counter(), _cpu_self()
                 exactrelu.check(str(path), net, progress=False)
                 wall, cpu = time.perf_counter() - w0, _cpu_self() - c0
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                         Client(cluster) as client:
                     client.run(_warm)  # each worker imports the checker once (not timed)
                     before: dict[str, Any] = client.run(_cpu_self)
-                    with TreeMemory() as mem:
+                    with TreeMemory(interval=1.0) as mem:
                         w0, c0 = time.perf_counter(), _cpu_self()
                         exactrelu.check(str(path), net, progress=False, executor=client)
                         wall, cpu = time.perf_counter() - w0, _cpu_self() - c0
