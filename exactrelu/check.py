@@ -1950,10 +1950,9 @@ _Part = tuple[Complex, int] | None
 class _Source:
     """A certificate's regions, vertices and adjacent pairs as columns for the compiled pass:
     ``vertices()`` (all of them, read when called, or None: not available as columns),
-    ``regions(wanted)`` the
-    region chunks in order (``wanted(lo, hi)``: a chunk of regions ``lo`` to ``hi - 1`` may be
-    left out where it is false), ``pairs()`` the chunks of adjacent pairs in order (None: not
-    available as columns)."""
+    ``regions(wanted)`` the region chunks in order (``wanted(lo, hi)``: a chunk of regions
+    ``lo`` to ``hi - 1`` may be left out where it is false), ``pairs()`` the chunks of adjacent
+    pairs in order (None: not available as columns)."""
 
     def __init__(self, vertices: Callable[[], Rationals | None],
                  regions: Callable[[Callable[[int, int], bool] | None], Iterator[_Part]],
@@ -2171,10 +2170,9 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
         except ValueError as exc:
             return str(exc)
         del vertices
-        got_pairs = remote.adjacent_pairs() if remote is not None else None
-        if isinstance(got_pairs, str):
-            return got_pairs
-        pairs = got_pairs
+        pairs = remote.adjacent_pairs() if remote is not None else None
+        if isinstance(pairs, str):
+            return pairs
         with progress_bar(n_reg, "checking regions", progress and n_reg > 1) as bar:
             reason = (_region_pass(src.regions(None), checker, d, n_units, n_out, bar)
                       if remote is None else remote.join(checker, bar.update))
