@@ -68,7 +68,11 @@ def groups(rows: list[int], n: int) -> list[tuple[int, int]]:
 
 
 def _opened(root: Path, listing: tuple[Any, ...]) -> Certificate | str:
-    """The certificate at ``root``, or why it is not the one the client read."""
+    """The certificate at ``root``, or why it is not the one the client read. Raises
+    :class:`ClusterError` where there is none (a directory the client alone sees)."""
+    if not (Path(root) / _shards.MANIFEST).is_file():
+        raise ClusterError(f"a worker finds no certificate at {root}: check(executor=client) "
+                           "reads a directory that every worker and the client share")
     cert = Certificate.load(root)  # a shard that cannot be read raises CertificateError
     here = _shards.origin(cert)
     if here is None or (here[1], cert.header_json()) != listing:

@@ -2276,7 +2276,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     the verdict is the local check's. Anywhere else (outside the compiled pass, a certificate in
     memory or changed since it was read), or where a task finds a claim that does not hold, the
     check runs in this process as without it (the Python pass names the claim). Raises
-    :class:`~exactrelu.errors.ClusterError` where a task returns what exactrelu's own does not.
+    :class:`~exactrelu.errors.ClusterError` where a worker cannot read the directory or a task
+    returns what exactrelu's own does not.
 
     >>> net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> import exactrelu

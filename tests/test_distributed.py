@@ -279,10 +279,11 @@ def test_tampered_shards_give_the_local_message(client, cells_cert, tmp_path):
 
 class Garbled(distributed.Client):
     """A client whose region tasks return ``result`` (no cluster behind it: the other tasks run
-    here)."""
+    here, on the certificate at ``root`` where it is given: a worker's view of another file
+    system)."""
 
-    def __init__(self, result: Any) -> None:  # no connection
-        self.result = result
+    def __init__(self, result: Any, root: Path | None = None) -> None:  # no connection
+        self.result, self.root = result, root
 
     def scheduler_info(self, **kw: Any) -> dict[str, Any]:
         return {"workers": {"a": {}}}
@@ -292,7 +293,12 @@ class Garbled(distributed.Client):
 
     def submit(self, fn: Any, *args: Any, **kw: Any) -> Any:
         done: Any = concurrent.futures.Future()
-        done.set_result(self.result if fn is _checkdask._task else fn(*args))
+        if self.root is not None:  # the workers see another file system
+            args = (self.root, *args[1:])
+        try:
+            done.set_result(self.result if fn is _checkdask._task else fn(*args))
+        except ClusterError as exc:  # raised by the task: by result(), as Dask does
+            done.set_exception(exc)
         done.release = lambda: None
         return done
 
@@ -303,9 +309,12 @@ class Garbled(distributed.Client):
         pass
 
 
-def test_a_task_result_that_is_no_state_is_a_cluster_error(cells_cert):
+def test_a_task_result_that_is_no_state_or_no_directory_is_a_cluster_error(cells_cert):
     _, net, path = cells_cert
     for result, match in ((b"\0" * 64, "cannot import: malformed state: not a checker state"),
                           (3, "returned a int, not a checker's state")):
         with pytest.raises(ClusterError, match=match):
             exactrelu.check(str(path), net, executor=Garbled(result), progress=False)
+    with pytest.raises(ClusterError, match=r"a worker finds no certificate at .*elsewhere"):
+        exactrelu.check(str(path), net, executor=Garbled(None, path.parent / "elsewhere"),
+                        progress=False)
