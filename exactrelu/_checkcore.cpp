@@ -1601,7 +1601,7 @@ struct In {
 
 // export_state(): what the regions checked so far leave for finish() (from region `first` on:
 // start()): pattern and output hashes, the volume sum, the used vertices, the proven facets with
-// their planes' exact keys, 3-D the facet rows.
+// their planes' exact keys, the facet rows (d >= 3).
 PyObject* Checker_export_state(Checker* c, PyObject*) {
     return guarded(c, [&]() -> PyObject* {
         if (c->failed) reject("an earlier chunk failed");
@@ -1638,7 +1638,7 @@ PyObject* Checker_export_state(Checker* c, PyObject*) {
             o.i64(f.verts_n);
             for (int64_t k = 0; k < f.verts_n; ++k) o.i64(FV[f.verts_at + k]);
         }
-        if (d == 3) {
+        if (d >= 3) {
             const auto& S = *c->frow_start;
             for (size_t k = 1; k < S.size(); ++k) o.i64(S[k] - S[k - 1]);
             for (const Int& x : c->frows->z) o.z(x.v);
@@ -1713,13 +1713,13 @@ PyObject* Checker_import_state(Checker* c, PyObject* args) {
             f.ids_at = static_cast<int64_t>(c->facet_ids->size());
             for (int64_t t = 0; t < f.ids_n; ++t) c->facet_ids->push_back(in.i64());
             f.verts_n = in.count(8);
-            if ((d == 3) != (f.verts_n > 0)) reject("malformed state: a facet's vertices");
+            if ((d >= 3) != (f.verts_n > 0)) reject("malformed state: a facet's vertices");
             f.verts_at = static_cast<int64_t>(c->facet_verts->size());
             for (int64_t t = 0; t < f.verts_n; ++t)
                 c->facet_verts->push_back(in.in(0, nvert, "a facet's vertex"));
             c->facets->push_back(f);
         }
-        if (d == 3) {  // facet rows per region, then the rows; a facet's row is its region's
+        if (d >= 3) {  // facet rows per region, then the rows; a facet's row is its region's
             std::vector<int64_t>& S = *c->frow_start;
             const int64_t base = c->frows->n;
             if (static_cast<int64_t>(S.size()) != first + 1) reject("facet rows out of order");
