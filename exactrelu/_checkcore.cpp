@@ -509,6 +509,7 @@ struct Checker {
     int64_t next_region;  // regions checked so far
     int64_t base;         // the chunk's first region's index
     bool failed;
+    int64_t first;        // the first region it checks (start(); 0 unless it is a part)
 };
 
 // An exact sum of many rationals with unrelated denominators, held as a binary counter of
@@ -988,6 +989,28 @@ void pulling_volume(Checker* c, const std::vector<int64_t>& vids, const std::vec
 // The plane of an oriented row (a . t + c >= 0 on the region, listed as a' . t <= b' with
 // [a' | b'] a positive multiple of [-a | c]): its primitive integer row with the first non-zero
 // entry positive, interned; side: the sign of the first non-zero entry of -a.
+// The id of the plane `v` (a primitive integer row, first non-zero entry positive), numbered in
+// order of first appearance; its key is the exact integers' bytes.
+int intern_plane(Checker* c, std::vector<Int>&& v) {
+    std::string key;
+    for (const Int& x : v) {
+        size_t cnt = 0;
+        std::string part((mpz_sizeinbase(x.v, 2) + 7) / 8 + 1, '\0');
+        mpz_export(&part[0], &cnt, -1, 1, 0, 0, x.v);
+        part.resize(cnt);
+        key += static_cast<char>(mpz_sgn(x.v) + 1);
+        key += std::to_string(cnt);
+        key += ':';
+        key += part;
+    }
+    auto it = c->plane_ids->find(key);
+    if (it != c->plane_ids->end()) return it->second;
+    int id = static_cast<int>(c->planes->size());
+    c->plane_ids->emplace(key, id);
+    c->planes->push_back(std::move(v));
+    return id;
+}
+
 std::pair<int, int> plane_of(Checker* c, const Con& k) {
     const Rows& R = rows_of(c, k.lev);
     const int d = c->d;
@@ -1002,25 +1025,11 @@ std::pair<int, int> plane_of(Checker* c, const Con& k) {
     int side = 0;
     for (int i = 0; i < d && !side; ++i) side = mpz_sgn(v[i].v);
     if (!side) reject("a facet with a zero normal");
-    std::string key;
     for (int i = 0; i <= d; ++i) {
         mpz_divexact(v[i].v, v[i].v, g.v);
         if (side < 0) mpz_neg(v[i].v, v[i].v);
-        size_t cnt = 0;
-        std::string part((mpz_sizeinbase(v[i].v, 2) + 7) / 8 + 1, '\0');
-        mpz_export(&part[0], &cnt, -1, 1, 0, 0, v[i].v);
-        part.resize(cnt);
-        key += static_cast<char>(mpz_sgn(v[i].v) + 1);
-        key += std::to_string(cnt);
-        key += ':';
-        key += part;
     }
-    auto it = c->plane_ids->find(key);
-    if (it != c->plane_ids->end()) return {it->second, side};
-    int id = static_cast<int>(c->planes->size());
-    c->plane_ids->emplace(key, id);
-    c->planes->push_back(std::move(v));
-    return {id, side};
+    return {intern_plane(c, std::move(v)), side};
 }
 
 // ----------------------------------------------------------------------------- one region
@@ -1594,7 +1603,7 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
     c->refine = new std::vector<char>();
     c->plane_ids = new std::unordered_map<std::string, int>();
     c->planes = new std::vector<std::vector<Int>>();
-    c->gens = 0; c->next_region = 0; c->base = 0; c->failed = false;
+    c->gens = 0; c->next_region = 0; c->base = 0; c->failed = false; c->first = 0;
     PyObject *offs, *domr, *domd, *root, *rden, *opsl, *vnum, *vden;
     int d, n_out;
     if (!PyArg_ParseTuple(args, "iOOOOOOiOO", &d, &offs, &domr, &domd, &root, &rden, &opsl,
@@ -1775,6 +1784,7 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
     return guarded(c, [&]() -> PyObject* {
         if (c->failed) reject("an earlier chunk failed");
         if (c->next_region != n_reg) reject("not every region was checked");
+        if (c->first != 0) reject("a part of the regions (start) does not finish");
         const int d = c->d;
         const auto& V = *c->verts;
         for (char u : *c->used)
@@ -1908,11 +1918,246 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
     });
 }
 
+// ----------------------------------------------------------------------------- state transfer
+
+// A checker's accumulated state as bytes (export_state / import_state): a part's regions checked
+// on another process (a Dask worker) and joined into one checker in region order. Integers are
+// 8 bytes little-endian; a GMP integer is its signed byte count then its magnitude's bytes
+// (little-endian). The reader checks every count against the bytes left, so malformed input
+// costs at most work proportional to its size and ends in a reason.
+const uint64_t STATE_MAGIC = 0x3274617453435258ULL;  // format 2
+
+struct Out {
+    std::string s;
+    void u64(uint64_t x) {
+        for (int k = 0; k < 8; ++k) s += static_cast<char>((x >> (8 * k)) & 0xff);
+    }
+    void i64(int64_t x) { u64(static_cast<uint64_t>(x)); }
+    void z(const mpz_t v) {
+        size_t cnt = 0;
+        std::string part((mpz_sizeinbase(v, 2) + 7) / 8 + 1, '\0');
+        mpz_export(&part[0], &cnt, -1, 1, 0, 0, v);
+        i64(mpz_sgn(v) < 0 ? -static_cast<int64_t>(cnt) : static_cast<int64_t>(cnt));
+        s.append(part.data(), cnt);
+    }
+};
+
+struct In {
+    const unsigned char* p;
+    size_t n, at = 0;
+    size_t left() const { return n - at; }
+    uint64_t u64() {
+        if (left() < 8) reject("malformed state: it ends early");
+        uint64_t x = 0;
+        for (int k = 0; k < 8; ++k) x |= static_cast<uint64_t>(p[at + k]) << (8 * k);
+        at += 8;
+        return x;
+    }
+    int64_t i64() { return static_cast<int64_t>(u64()); }
+    // a count of items of at least `each` bytes that the bytes left can hold
+    int64_t count(size_t each) {
+        int64_t x = i64();
+        if (x < 0 || static_cast<uint64_t>(x) > left() / each) reject("malformed state: a count");
+        return x;
+    }
+    // an integer in [lo, hi)
+    int64_t in(int64_t lo, int64_t hi, const char* what) {
+        int64_t x = i64();
+        if (x < lo || x >= hi) reject(std::string("malformed state: ") + what + " out of range");
+        return x;
+    }
+    void z(mpz_t out) {
+        int64_t sn = i64();
+        uint64_t cnt = sn < 0 ? static_cast<uint64_t>(-(sn + 1)) + 1 : static_cast<uint64_t>(sn);
+        if (cnt > left()) reject("malformed state: an integer's size");
+        mpz_import(out, cnt, -1, 1, 0, 0, p + at);
+        if (sn < 0) mpz_neg(out, out);
+        at += cnt;
+    }
+};
+
+// export_state(): what the regions checked so far leave for finish() (from region `first` on:
+// start()): pattern and output hashes, the volume sum, the used vertices, each op's refinement
+// flag (d >= 3: off where a witness had a zero), the proven facets with their planes' exact keys
+// and sign hashes, the facet rows (d >= 3).
+PyObject* Checker_export_state(Checker* c, PyObject*) {
+    return guarded(c, [&]() -> PyObject* {
+        if (c->failed) reject("an earlier chunk failed");
+        const int d = c->d;
+        const int64_t count = c->next_region - c->first;
+        Out o;
+        o.u64(STATE_MAGIC);
+        o.i64(d); o.i64(c->P);
+        o.i64(static_cast<int64_t>(c->verts->size()));
+        o.i64(c->first); o.i64(count);
+        for (uint64_t h : *c->pat_hash) o.u64(h);
+        for (uint64_t h : *c->out_hash) o.u64(h);
+        Rat total;
+        sum_of(*c->vsum, total.v);
+        o.z(mpq_numref(total.v)); o.z(mpq_denref(total.v));
+        const auto& U = *c->used;
+        for (size_t k = 0; k < U.size(); k += 8) {
+            unsigned bits = 0;
+            for (size_t b = 0; b < 8 && k + b < U.size(); ++b) bits |= (U[k + b] ? 1u : 0u) << b;
+            o.s += static_cast<char>(bits);
+        }
+        for (char r : *c->refine) o.i64(r);
+        o.i64(static_cast<int64_t>(c->planes->size()));
+        for (const auto& key : *c->planes)
+            for (const Int& x : key) o.z(x.v);
+        o.i64(static_cast<int64_t>(c->facets->size()));
+        const auto& FI = *c->facet_ids;
+        const auto& FV = *c->facet_verts;
+        for (const Facet& f : *c->facets) {
+            o.i64(f.region); o.i64(f.plane); o.i64(f.j0); o.i64(f.side); o.u64(f.pre);
+            o.u64(f.sig);
+            o.i64(f.lo); o.i64(f.hi); o.i64(f.row);
+            o.i64(f.ids_n);
+            for (int64_t k = 0; k < f.ids_n; ++k) o.i64(FI[f.ids_at + k]);
+            o.i64(f.verts_n);
+            for (int64_t k = 0; k < f.verts_n; ++k) o.i64(FV[f.verts_at + k]);
+        }
+        if (d >= 3) {
+            const auto& S = *c->frow_start;
+            for (size_t k = 1; k < S.size(); ++k) o.i64(S[k] - S[k - 1]);
+            for (const Int& x : c->frows->z) o.z(x.v);
+        }
+        return PyBytes_FromStringAndSize(o.s.data(), static_cast<Py_ssize_t>(o.s.size()));
+    });
+}
+
+// import_state(state): a part's state (export_state of a checker of the same chain, vertices and
+// domain, started at this one's next region) joined in: hashes and used vertices appended,
+// the volume added, the planes renumbered into this checker's, the facets and facet rows
+// appended. Returns None, or the reason it stopped (a malformed state; the checker is then done).
+PyObject* Checker_import_state(Checker* c, PyObject* args) {
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*", &view)) return nullptr;
+    struct Release { Py_buffer* v; ~Release() { PyBuffer_Release(v); } } release{&view};
+    return guarded(c, [&]() -> PyObject* {
+        if (c->failed) reject("an earlier chunk failed");
+        In in{static_cast<const unsigned char*>(view.buf), static_cast<size_t>(view.len)};
+        const int d = c->d, m = d + 1;
+        const int64_t nvert = static_cast<int64_t>(c->verts->size());
+        if (in.u64() != STATE_MAGIC) reject("malformed state: not a checker state");
+        if (in.i64() != d || in.i64() != c->P || in.i64() != nvert)
+            reject("malformed state: another chain, domain or vertex list");
+        if (in.i64() != c->next_region) reject("malformed state: regions out of order");
+        const int64_t first = c->next_region;
+        const int64_t count = in.count(16);
+        for (int64_t k = 0; k < count; ++k) c->pat_hash->push_back(in.u64());
+        for (int64_t k = 0; k < count; ++k) c->out_hash->push_back(in.u64());
+        Rat vol;
+        in.z(mpq_numref(vol.v));
+        in.z(mpq_denref(vol.v));
+        if (mpz_sgn(mpq_denref(vol.v)) <= 0) reject("malformed state: a volume's denominator");
+        mpq_canonicalize(vol.v);
+        add_volume(c, vol.v);
+        auto& U = *c->used;
+        if (in.left() < static_cast<size_t>((nvert + 7) / 8)) reject("malformed state: it ends early");
+        for (int64_t k = 0; k < nvert; ++k)
+            if (in.p[in.at + k / 8] >> (k % 8) & 1) U[k] = 1;
+        in.at += static_cast<size_t>((nvert + 7) / 8);
+        // refinement: off where either part turned it off
+        for (int j = 0; j < c->P; ++j)
+            if (!in.in(0, 2, "a refinement flag")) (*c->refine)[j] = 0;
+        // planes: canonical keys (primitive, first non-zero normal entry positive), renumbered
+        const int64_t n_planes = in.count(8 * static_cast<size_t>(m));
+        std::vector<int> remap(static_cast<size_t>(n_planes));
+        for (int64_t k = 0; k < n_planes; ++k) {
+            std::vector<Int> v(m);
+            Int g;
+            int lead = 0;
+            for (int i = 0; i < m; ++i) {
+                in.z(v[i].v);
+                mpz_gcd(g.v, g.v, v[i].v);
+                if (i < d && !lead) lead = mpz_sgn(v[i].v);
+            }
+            if (lead <= 0 || mpz_cmp_ui(g.v, 1) != 0) reject("malformed state: a plane's key");
+            remap[k] = intern_plane(c, std::move(v));
+        }
+        // facets
+        const int64_t n_facets = in.count(11 * 8);
+        const size_t facets_at = c->facets->size();
+        for (int64_t k = 0; k < n_facets; ++k) {
+            Facet f{};
+            f.region = in.in(first, first + count, "a facet's region");
+            f.plane = remap[in.in(0, n_planes, "a facet's plane")];
+            f.j0 = static_cast<int>(in.in(0, c->P, "a facet's op"));
+            f.side = static_cast<int>(in.in(-1, 2, "a facet's side"));
+            if (f.side == 0) reject("malformed state: a facet's side");
+            f.pre = in.u64();
+            f.sig = in.u64();
+            f.lo = in.in(d == 2 ? 0 : -1, d == 2 ? nvert : 0, "a facet's end");
+            f.hi = in.in(d == 2 ? 0 : -1, d == 2 ? nvert : 0, "a facet's end");
+            f.row = in.i64();  // checked with the facet rows below
+            f.ids_n = in.count(8);
+            if (f.ids_n < 1) reject("malformed state: a facet without ids");
+            f.ids_at = static_cast<int64_t>(c->facet_ids->size());
+            for (int64_t t = 0; t < f.ids_n; ++t) c->facet_ids->push_back(in.i64());
+            f.verts_n = in.count(8);
+            if ((d >= 3) != (f.verts_n > 0)) reject("malformed state: a facet's vertices");
+            f.verts_at = static_cast<int64_t>(c->facet_verts->size());
+            for (int64_t t = 0; t < f.verts_n; ++t)
+                c->facet_verts->push_back(in.in(0, nvert, "a facet's vertex"));
+            c->facets->push_back(f);
+        }
+        if (d >= 3) {  // facet rows per region, then the rows; a facet's row is its region's
+            std::vector<int64_t>& S = *c->frow_start;
+            const int64_t base = c->frows->n;
+            if (static_cast<int64_t>(S.size()) != first + 1) reject("facet rows out of order");
+            int64_t total = 0;
+            for (int64_t k = 0; k < count; ++k) {
+                total += in.count(8 * static_cast<size_t>(m));
+                if (static_cast<uint64_t>(total) > in.left() / (8 * static_cast<size_t>(m)))
+                    reject("malformed state: a count");
+                S.push_back(base + total);
+            }
+            for (size_t k = facets_at; k < c->facets->size(); ++k) {
+                Facet& f = (*c->facets)[k];
+                int64_t lo = S[f.region] - base, hi = S[f.region + 1] - base;
+                if (f.row < lo || f.row >= hi) reject("malformed state: a facet's row");
+                f.row += base;
+            }
+            std::vector<Int> row(m);
+            for (int64_t k = 0; k < total; ++k) {
+                for (int i = 0; i < m; ++i) in.z(row[i].v);
+                c->frows->append(row.data());
+            }
+        } else {
+            for (size_t k = facets_at; k < c->facets->size(); ++k)
+                if ((*c->facets)[k].row != -1) reject("malformed state: a facet's row");
+        }
+        if (in.left()) reject("malformed state: bytes after its end");
+        c->next_region = first + count;
+        Py_RETURN_NONE;
+    });
+}
+
+// start(first): this checker checks the regions from `first` on (a part of them, whose state
+// export_state() hands to a checker that checked those before; such a part does not finish).
+PyObject* Checker_start(Checker* c, PyObject* args) {
+    long long first;
+    if (!PyArg_ParseTuple(args, "L", &first)) return nullptr;
+    return guarded(c, [&]() -> PyObject* {
+        if (c->failed) reject("an earlier chunk failed");
+        if (c->next_region != 0 || first < 0) reject("start() comes first, at a region >= 0");
+        c->first = c->next_region = first;
+        Py_RETURN_NONE;
+    });
+}
+
 PyMethodDef checker_methods[] = {
     {"regions", reinterpret_cast<PyCFunction>(Checker_regions), METH_VARARGS,
      "Check a chunk of regions: None, or the reason for stopping."},
     {"finish", reinterpret_cast<PyCFunction>(Checker_finish), METH_VARARGS,
      "Check the vertices and adjacency; the results, or the reason for stopping."},
+    {"start", reinterpret_cast<PyCFunction>(Checker_start), METH_VARARGS,
+     "Check the regions from this index on (a part; its state goes to another checker)."},
+    {"export_state", reinterpret_cast<PyCFunction>(Checker_export_state), METH_NOARGS,
+     "The state the regions checked so far leave for finish, as bytes (or a reason)."},
+    {"import_state", reinterpret_cast<PyCFunction>(Checker_import_state), METH_VARARGS,
+     "Join a part's exported state (the next regions in order): None, or a reason."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyTypeObject CheckerType = {PyVarObject_HEAD_INIT(nullptr, 0)};

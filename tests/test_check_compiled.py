@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import shutil
 import sys
 from fractions import Fraction
@@ -68,16 +69,17 @@ NETS = {
 }
 
 
-def compiled(cert: Certificate, net: nn.Module) -> str | None:
+def compiled(cert: Certificate, net: nn.Module, executor: Any = None) -> str | None:
     """The compiled pass's verdict alone: None (every claim holds), or why it stopped (a false
-    claim, or input outside it); a CertificateError from what follows it propagates."""
+    claim, or input outside it); a CertificateError from what follows it propagates.
+    ``executor``: a Dask client whose workers check the regions."""
     prog = CHECKER._program(cert, net)
     dom = cert.domain
     M, c = dom.input_map()
     A, b = dom.halfspaces()
     rows = [[CHECKER._fq(-x) for x in a] + [CHECKER._fq(y)] for a, y in zip(A, b, strict=True)]
     return CHECKER._check_compiled(cert, prog, input_map(M, c, prog.input_shape),
-                                   list(cert.constraint_offsets), rows, False)
+                                   list(cert.constraint_offsets), rows, False, executor)
 
 
 def python_message(cert: Certificate, net: nn.Module) -> str:
@@ -253,6 +255,109 @@ def test_tampered_objects_are_rejected_by_the_compiled_pass(made_objects):
     case(lambda c: c.pieces.__setitem__(mid, max(c.pieces) + 1))
     for n, new in enumerate(cases):
         rejected_by_both(new, net, f"{name} case {n}")
+
+
+def checkers(cert: Certificate, net: nn.Module) -> tuple[Any, tuple[Any, ...], Any]:
+    """A maker of fresh compiled checkers for ``cert`` (as ``check._compiled_claims`` makes
+    them), its region columns (one chunk) and its adjacent pairs as ``finish`` takes them."""
+    prog = CHECKER._program(cert, net)
+    dom = cert.domain
+    M, c = dom.input_map()
+    A, b = dom.halfspaces()
+    rows = [[CHECKER._fq(-x) for x in a] + [CHECKER._fq(y)] for a, y in zip(A, b, strict=True)]
+    src, _, n_out, ops, root, den = CHECKER._compiled_input(
+        cert, prog, input_map(M, c, prog.input_shape))
+    flat = [v for row in rows for v in CHECKER._ints(row)]
+    dens = [math.lcm(*(int(v.q) for v in row)) for row in rows]
+    init = (dom.dim, list(cert.constraint_offsets), flat, dens, root, den, ops, n_out)
+    (cx, _), = src.regions(None)
+    vertices = src.vertices()
+    return (lambda: CHECKER._checkcore.Checker(*init, vertices.num, vertices.den),
+            CHECKER._region_columns(cx), CHECKER._pair_columns(src.pairs(), dom.dim))
+
+
+def test_parts_checked_apart_and_joined_are_one_pass(made):
+    """Regions checked in parts by checkers of their own (``start``), their states exported and
+    imported in order into one checker (or after regions it checked itself): ``finish`` returns
+    what one pass over all regions returns (pattern hashes, the exact volume sum, the adjacent
+    pairs with equal output hashes), which is the certificate's own volume."""
+    name, net, cert = made
+    make, cols, pairs = checkers(cert, net)
+    n = cert.num_regions
+    one = make()
+    assert one.regions(0, 0, n, cols) is None
+    whole = one.finish(n, *pairs)
+    assert Fraction(whole[1], whole[2]) == cert.domain.volume(), name
+    cuts = [0, n // 3, n // 2 + 1, n]
+    states = []
+    for lo, hi in itertools.pairwise(cuts):
+        part = make()
+        assert part.start(lo) is None and part.regions(0, lo, hi, cols) is None
+        states.append(part.export_state())
+        assert part.finish(n, *pairs) == ("a part of the regions (start) does not finish"
+                                          if hi == n else "not every region was checked")
+    joined = make()
+    assert all(joined.import_state(s) is None for s in states)
+    assert joined.finish(n, *pairs) == whole
+    mixed = make()  # the first part checked here, the others imported
+    assert mixed.regions(0, 0, cuts[1], cols) is None
+    assert all(mixed.import_state(s) is None for s in states[1:])
+    assert mixed.finish(n, *pairs) == whole
+    # a part missing, or out of order: refused
+    gap = make()
+    assert gap.import_state(states[0]) is None
+    assert gap.import_state(states[2]) == "malformed state: regions out of order"
+
+
+def test_equal_output_maps_survive_the_join():
+    """On a net where adjacent regions share output maps, the joined checker proposes the same
+    pairs to compare exactly as one pass."""
+    net = merging_net()
+    cert = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False)
+    make, cols, pairs = checkers(cert, net)
+    n = cert.num_regions
+    one = make()
+    assert one.regions(0, 0, n, cols) is None
+    whole = one.finish(n, *pairs)
+    want = {(a.i, a.j) for a in cert.adjacency if cert.pieces[a.i] == cert.pieces[a.j]}
+    assert want and want <= set(whole[3])
+    a, b = make(), make()
+    assert a.regions(0, 0, n // 2, cols) is None
+    assert b.start(n // 2) is None and b.regions(0, n // 2, n, cols) is None
+    assert a.import_state(b.export_state()) is None
+    assert a.finish(n, *pairs) == whole
+
+
+def test_a_malformed_state_is_refused_with_a_reason(made):
+    """import_state reads nothing past the bytes it has and says what is wrong; the checker is
+    then done."""
+    name, net, cert = made
+    make, cols, pairs = checkers(cert, net)
+    n = cert.num_regions
+
+    def at_half() -> Any:
+        got = make()
+        assert got.regions(0, 0, n // 2, cols) is None
+        return got
+
+    part = make()
+    assert part.start(n // 2) is None and part.regions(0, n // 2, n, cols) is None
+    state = part.export_state()
+    assert isinstance(state, bytes)
+    for cut in sorted({*range(0, len(state), max(1, len(state) // 40)), len(state) - 1}):
+        got = at_half()
+        reason = got.import_state(state[:cut])
+        assert reason is not None and reason.startswith("malformed state"), (name, cut)
+        assert got.finish(n, *pairs) == "an earlier chunk failed"
+    for bad, why in ((state + b"\0", "bytes after its end"),
+                     (b"\0" * 8 + state[8:], "not a checker state")):
+        assert at_half().import_state(bad) == f"malformed state: {why}", name
+    assert make().import_state(state) == "malformed state: regions out of order"
+    # a region count larger than the bytes left can hold (after magic, d, P, vertices, first)
+    huge = bytearray(state)
+    huge[40:48] = (1 << 40).to_bytes(8, "little")
+    assert at_half().import_state(bytes(huge)) == "malformed state: a count"
+    assert at_half().import_state(state) is None
 
 
 def test_tampered_columns_are_rejected_by_the_compiled_pass(made):
