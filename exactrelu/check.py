@@ -190,16 +190,23 @@ How it is fast without trusting anything but exact arithmetic (and cddlib's exac
 The compiled pass (:func:`_check_compiled`, the extension ``exactrelu._checkcore``, built from
 ``exactrelu/_checkcore.cpp``, which shares no code with the certifier's ``exactrelu/_core.cpp``)
 proves the same claims in the same way on the common case: a chain (:class:`_ChainRunner`) of
-elementwise ops with one or two thresholds, on a bounded 1-D or 2-D domain. It reads the
+elementwise ops with one or two thresholds, on a bounded domain of up to :data:`_VOLUME_MAX_DIM`
+dimensions. It reads the
 certificate's columns (:class:`~exactrelu._columns.Complex`: a columnar certificate's own,
 unchanged; objects are validated by :func:`_validate_region` and turned into columns) a chunk of
 regions at a time and keeps, per region, what the Python pass keeps (hashes, the proven facets
 for adjacency). In it: a prefix's map is an integer matrix product over one denominator (in
 128-bit integers where the operands' sizes bound every sum, else GMP; consecutive siblings by
 adding the change of the units whose state differs); a sign of a switching row at a witness or
-vertex is decided by a float filter with a rigorous error bound or exactly in integers; a 2-D
-area is the shoelace sum over the vertices sorted by exact orientation tests; vertices and facet
-ends are ordered by truncated floats (monotone) with exact ties. It either proves every claim it
+vertex is decided by a float filter with a rigorous error bound or exactly in integers, and the
+rank of the constraints tight at a vertex by exact elimination; a 2-D area is the shoelace sum
+over the vertices sorted by exact orientation tests; in d >= 3 the volume is the same pulling
+triangulation's, summed face by face (a cone over a face is the apex's height over the face's
+hyperplane times the face's volume, all exact integers over known denominators); vertices and
+facet ends are ordered by truncated floats (monotone) with exact ties; adjacency in d >= 3 is
+:class:`_Adjacency`'s (the groups refined by the signs, extents, shared simplices, separating
+facets), the LPs it leaves undecided in 4-D and above handed back to Python
+(:func:`_interiors_meet`, through :func:`_lp_decider`). It either proves every claim it
 covers (then distinct patterns, the volume sum and the pieces are checked as on the Python path)
 or stops with a reason, and the Python pass then runs from the start and names the false claim:
 the verdict and the message are the Python pass's. ``EXACTRELU_CHECK_PYTHON=1`` (or
@@ -265,9 +272,11 @@ _INPUT = -1
 #: proven by walking its edges (:func:`_walk`); tests lower it to run that path where the
 #: volume path checks the same certificates independently. The volume argument holds in every
 #: dimension; the bound is where it was measured to be the cheaper of the two (mlp nets of
-#: benchmarks/nets.py on [-1, 1]^d, volumes vs closure: 4-10-10 6 s vs 44 s, 5-8-8 10 s vs
-#: 32 s, 6-8-8 297 s vs 163 s: pulling triangulations grow fast with d).
-_VOLUME_MAX_DIM = 5
+#: benchmarks/nets.py on [-1, 1]^d, volumes vs closure, the Python pass: 4-10-10 6 s vs 44 s,
+#: 5-8-8 10 s vs 32 s, 6-8-8 297 s vs 163 s, pulling triangulations growing fast with d; the
+#: compiled pass, which sums them face by face, takes volumes wherever it applies: 6-8-8 in
+#: about 6 s against 85 s by closure).
+_VOLUME_MAX_DIM = 6
 #: on bounded domains up to this dimension a region's ``volume`` must be given (both engines
 #: write it there); above, it may be None. Wherever it is given it must be exact.
 _VOLUME_FIELD_MAX_DIM = 3
@@ -1786,16 +1795,31 @@ class _Adjacency:
         d = self.d
         if p.pointed and m.pointed and d == 3:
             return True  # not separated by an edge line of either polygon
-        rows = []
-        for x in (p, m):
-            ints = self.region_rows(x.ri)[1]
-            for h, row in enumerate(ints):
-                if h != x.k:
-                    rows.append([row[d], *row[:d], -1])  # g(t) >= s
-        e = [-v for v in key[:d]] + [key[d]]
-        rows += [[e[d], *e[:d], 0], [-e[d]] + [-v for v in e[:d]] + [0], [1] + [0] * d + [-1]]
-        value, _ = _facet_lp(rows, d, f"adjacency of regions {p.ri} and {m.ri}")
-        return value > 0
+        rows = [row for x in (p, m)
+                for h, row in enumerate(self.region_rows(x.ri)[1]) if h != x.k]
+        return _interiors_meet(rows, key, d, f"adjacency of regions {p.ri} and {m.ri}")
+
+
+def _interiors_meet(rows: list[list[int]], key: Sequence[int], d: int, what: str) -> bool:
+    """Is a point of the hyperplane ``key`` (``a . t = b`` as ``(*a, b)``) strictly inside every
+    row of ``rows`` (``[a | c]``: ``a . t + c >= 0`` on its region), the other facets of two
+    regions with facets on it? By cddlib's exact LP: ``max s`` with every row ``>= s``, ``s <=
+    1``; ``s > 0`` iff a point of the hyperplane is in both facets' relative interiors."""
+    lp = [[row[d], *row[:d], -1] for row in rows]  # g(t) >= s
+    e = [-v for v in key[:d]] + [key[d]]
+    lp += [[e[d], *e[:d], 0], [-e[d]] + [-v for v in e[:d]] + [0], [1] + [0] * d + [-1]]
+    value, _ = _facet_lp(lp, d, what)
+    return value > 0
+
+
+def _lp_decider(d: int) -> Callable[[int, int, list[list[int]], list[int]], bool]:
+    """The exact LP the compiled pass calls for two facets (of regions ``i < j``) that its other
+    adjacency tests leave undecided (d >= 4): :func:`_interiors_meet`."""
+
+    def decide(i: int, j: int, rows: list[list[int]], key: list[int]) -> bool:
+        return _interiors_meet(rows, key, d, f"adjacency of regions {i} and {j}")
+
+    return decide
 
 
 def _check_adjacency(cert: Certificate, d: int, n_reg: int, true: _TruePairs) -> None:
@@ -1917,9 +1941,10 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any
     """The chain of ``prog`` as :mod:`exactrelu._checkcore` takes it (its ops, the root map's
     integer rows and denominator) and the certificate's columns (:func:`_memory_source`,
     :func:`_shard_source`), or None where its pass does not apply: a bounded domain of dimension
-    1 to 3, a chain (:class:`_ChainRunner`) of elementwise ops with one or two thresholds."""
+    1 to :data:`_VOLUME_MAX_DIM` (where completeness is proven by volumes), a chain
+    (:class:`_ChainRunner`) of elementwise ops with one or two thresholds."""
     dom = cert.domain
-    if (not dom.is_bounded or dom.dim not in (1, 2, 3) or dom.dim > _VOLUME_MAX_DIM
+    if (not dom.is_bounded or not 1 <= dom.dim <= _VOLUME_MAX_DIM
             or not _ChainRunner.applies(prog)):
         return None
     nodes = prog.piecewise_nodes()
@@ -1935,7 +1960,8 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any
         a, aden = runner.stretch[j]
         ops.append((n_units[j], [(t.numerator, t.denominator) for t in ts],
                     [v for row in slopes for v in row], [v for row in consts for v in row], lden,
-                    [int(v) for v in a.entries()], aden, a.nrows()))
+                    [int(v) for v in a.entries()], aden, a.nrows(),
+                    bool(getattr(nodes[j].rule, "sign_cells", False))))
     src = _shard_source(cert) if _sharded(cert) else _memory_source(cert, n_units, n_out)
     if src is None:
         return None
@@ -2187,7 +2213,7 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
         pairs = _pair_columns(src.pairs(), d)
     if pairs is None:
         return "an adjacency shard is not available as columns"
-    out = checker.finish(n_reg, *pairs)
+    out = checker.finish(n_reg, *pairs, _lp_decider(d))
     return out if isinstance(out, str) else (src, out)
 
 

@@ -1,5 +1,5 @@
 """The checker's compiled pass (exactrelu/_checkcore.cpp, run by ``check._check_compiled``; bounded
-1-D to 3-D chains) proves
+chains of 1 to ``check._VOLUME_MAX_DIM`` dimensions) proves
 what the Python pass proves: it accepts valid certificates by itself (it does not fall back), and
 every tampered certificate is rejected by it (a reason, or a CertificateError from what follows
 it) and by ``exactrelu.check`` with the Python pass's message. The tampered fields are those the
@@ -41,6 +41,18 @@ def mlp(d: int, widths: list[int], seed: int, act: Any = nn.ReLU, out: int = 1) 
     return nn.Sequential(*layers, nn.Linear(sizes[-1], out)).double().eval()
 
 
+def degenerate(d: int, seed: int) -> nn.Module:
+    """A net whose first layer repeats a unit and negates another (facets on which several
+    constraints vanish, regions whose facets share hyperplanes with both orientations)."""
+    net = mlp(d, [5, 4], seed)
+    with torch.no_grad():
+        net[0].weight[1] = net[0].weight[0]
+        net[0].bias[1] = net[0].bias[0]
+        net[0].weight[3] = -net[0].weight[2]
+        net[0].bias[3] = -net[0].bias[2]
+    return net
+
+
 NETS = {
     "1d": lambda: (mlp(1, [5, 4], 0), [(-2, 2)]),
     "2d": lambda: (mlp(2, [6, 5], 1, out=2), [(-1, 1), (-1, 1)]),
@@ -50,6 +62,10 @@ NETS = {
     "3d-hardtanh": lambda: (mlp(3, [6, 5], 8, nn.Hardtanh), [(-2, 2), (-1, 2), (-2, 1)]),
     "polygon": lambda: (mlp(2, [8, 6], 4),
                         exactrelu.Polytope([[-1, 0], [0, -1], [1, 2]], [0, 0, 2])),
+    "4d": lambda: (mlp(4, [5, 4], 11), [(-1, 1)] * 4),
+    "4d-degenerate": lambda: (degenerate(4, 12), [(-1, 1)] * 4),
+    "5d-hardtanh": lambda: (mlp(5, [3, 3], 13, nn.Hardtanh), [(-2, 2)] * 5),
+    "6d": lambda: (mlp(6, [3, 2], 14), [(-1, 1)] * 6),
 }
 
 
@@ -96,6 +112,18 @@ def made(request) -> tuple[str, nn.Module, Certificate]:
     return request.param, net, exactrelu.verify(net, dom, progress=False)
 
 
+#: the nets whose tampered objects are checked (each case runs the Python pass twice, about a
+#: second a case in 6-D: there the columns are tampered with only; the compiled pass's code is
+#: the same from 4-D up)
+TAMPERED_OBJECTS = [name for name in NETS if name != "6d"]
+
+
+@pytest.fixture(scope="module", params=TAMPERED_OBJECTS)
+def made_objects(request) -> tuple[str, nn.Module, Certificate]:
+    net, dom = NETS[request.param]()
+    return request.param, net, exactrelu.verify(net, dom, progress=False)
+
+
 def as_objects(cert: Certificate) -> Certificate:
     """``cert`` with its regions, vertices and adjacent pairs as lists of objects (as loaded)."""
     new = copy.deepcopy(cert)
@@ -127,12 +155,39 @@ def test_the_compiled_pass_accepts_valid_certificates_by_itself(made, tmp_path):
 
 
 def test_outside_the_compiled_pass():
-    """4-D boxes and R^2 go to the Python pass (which accepts them)."""
-    for net, dom in ((mlp(4, [3, 2], 5), [(-1, 1)] * 4), (mlp(2, [3, 2], 6),
+    """Boxes of more than ``_VOLUME_MAX_DIM`` dimensions and R^2 go to the Python pass (which
+    accepts them)."""
+    d = CHECKER._VOLUME_MAX_DIM + 1
+    for net, dom in ((mlp(d, [3, 2], 5), [(-1, 1)] * d), (mlp(2, [3, 2], 6),
                                                        exactrelu.RealSpace(2))):
         cert = exactrelu.verify(net, dom, progress=False)
         assert compiled(cert, net) == "outside the compiled pass"
         assert exactrelu.check(cert, net, progress=False) is cert
+
+
+def test_the_lp_the_compiled_pass_hands_back_decides_overlap():
+    """``check._interiors_meet`` (what the compiled pass calls in d >= 4 for two facets its other
+    tests leave undecided): on the hyperplane t0 = 0 of R^4, the unit cube against copies of it
+    moved along (1, 1, 1) (overlapping: a point strictly inside both), along t1 by 1 (touching
+    on a square: no common interior point) and by 2 (apart)."""
+
+    def cube(lo: list[Fraction]) -> list[list[int]]:
+        rows = []  # [a | c], a . t + c >= 0: 2 t_i - 2 lo_i >= 0 and 2 lo_i + 2 - 2 t_i >= 0
+        for i in range(1, 4):
+            e = [0] * 4
+            e[i] = 2
+            rows.append([*e, int(-2 * lo[i - 1])])
+            rows.append([-v for v in e] + [int(2 * lo[i - 1] + 2)])
+        return rows
+
+    key = [1, 0, 0, 0, 0]  # t0 = 0
+    meets = CHECKER._interiors_meet
+    base = cube([Fraction(0)] * 3)
+    assert meets(base + cube([Fraction(1, 2)] * 3), key, 4, "test")
+    assert not meets(base + cube([Fraction(1), Fraction(0), Fraction(0)]), key, 4, "test")
+    assert not meets(base + cube([Fraction(2), Fraction(0), Fraction(0)]), key, 4, "test")
+    decide = CHECKER._lp_decider(4)
+    assert decide(0, 1, base + cube([Fraction(1, 2)] * 3), key)
 
 
 def shifted(q: Fraction, by: Fraction) -> Fraction:
@@ -142,8 +197,8 @@ def shifted(q: Fraction, by: Fraction) -> Fraction:
 TINY = Fraction(1, 2 ** 60)
 
 
-def test_tampered_objects_are_rejected_by_the_compiled_pass(made):
-    name, net, cert = made
+def test_tampered_objects_are_rejected_by_the_compiled_pass(made_objects):
+    name, net, cert = made_objects
     base = as_objects(cert)
     d = cert.domain.dim
     mid = cert.num_regions // 2
@@ -176,8 +231,10 @@ def test_tampered_objects_are_rejected_by_the_compiled_pass(made):
                            else (*r0.facets[0].ids[:-1], 0)))
     # a vertex missing from a region (volume short of its area), a volume off, none
     case(lambda c: setattr(c.regions[mid], "vertices", c.regions[mid].vertices[1:]))
-    case(lambda c: setattr(c.regions[mid], "volume", shifted(r0.volume, TINY)))
-    case(lambda c: setattr(c.regions[mid], "volume", None))
+    # (above 3-D the volume is optional: the engines leave it out, a stated one must be right)
+    case(lambda c: setattr(c.regions[mid], "volume", shifted(r0.volume or 0, TINY)))
+    if d <= 3:
+        case(lambda c: setattr(c.regions[mid], "volume", None))
     # a state flipped (the witness is not in that cell)
     case(lambda c: c.regions[mid].pattern[-1].__setitem__(
         0, 1 - c.regions[mid].pattern[-1][0] if c.regions[mid].pattern[-1][0] < 2 else 0))
@@ -318,7 +375,7 @@ def test_tampered_columns_are_rejected_by_the_compiled_pass(made):
         new = fresh()
         cx = new.regions.cx
         q: Rationals = getattr(cx, field)
-        v = Fraction(q.num[k], q.den[k]) + by
+        v = (Fraction(q.num[k], q.den[k]) if q.den[k] else Fraction(0)) + by  # den 0: none
         q.num[k], q.den[k] = v.numerator, v.denominator
         assert new.regions.pristine()  # no view was made before: the columns are the claims
         return new
