@@ -14,10 +14,11 @@ loop (``EXACTRELU_CHECK_GENERIC=1``) rather than as a chain's integer products; 
 such as ``2-64-64-64`` can be given too.
 
 Times are CPU seconds of this process. ``check`` is timed twice: on the certificate ``verify``
-returned (columnar: where the checker's compiled pass applies, bounded 1-D and 2-D chains, it
-reads the columns) and on the loaded one (objects, validated and turned into columns for it);
-each with its ratio to ``verify``'s time (issue 17's goal: at most 3). ``--python`` also times the
-Python pass alone (``EXACTRELU_CHECK_PYTHON=1``) on the certificate in memory, for comparison.
+returned (columnar: where the checker's compiled pass applies, chains on bounded domains up to
+``check._VOLUME_MAX_DIM`` dimensions, it reads the columns) and on the loaded one (objects,
+validated and turned into columns for it); each with its ratio to ``verify``'s time (issue 17's
+goal: at most 3). ``--python`` also times the Python pass alone (``EXACTRELU_CHECK_PYTHON=1``)
+on the certificate in memory, for comparison.
 """
 
 from __future__ import annotations

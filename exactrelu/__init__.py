@@ -15,6 +15,7 @@ from typing import Any
 from .errors import (
     CertificateError,
     CertificationError,
+    ClusterError,
     ExactReluError,
     InvalidInputError,
     MissingDependencyError,
@@ -109,6 +110,7 @@ __all__ = [
     "__version__",
     "ExactReluError", "InvalidInputError", "UnsupportedModelError", "RegionLimitError",
     "VerificationError", "CertificateError", "CertificationError", "MissingDependencyError",
+    "ClusterError",
     "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule",
     "ElementwiseRule", "FloatMap",
     "AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",

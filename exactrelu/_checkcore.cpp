@@ -8,19 +8,23 @@
 // regions() takes any chunk's columns (its region 0 being the certificate's region `base`), in
 // order, so a sharded certificate's shards can go through it one by one.
 //
-// Scope: chain programs "affine, (plain elementwise op, affine)*" on bounded 1-D, 2-D and 3-D
-// domains. For every region of a chunk it proves what check.py's region pass proves there: the
-// states at the witness are the pattern and the witness is strictly inside the domain and every
-// cell constraint; the output map is the exact map of the pattern; each listed vertex satisfies
-// every constraint and is tight on d independent ones; the listed facets are exactly the true
-// facets (by tightness at the vertices, as check._true_facets / check._facet_error); the volume
-// (1-D: length, 2-D: area of the hull of the vertices, 3-D: the pulling triangulation of
-// check._hull_lower_bound) equals the stated one, and sums them.
+// Scope: chain programs "affine, (plain elementwise op, affine)*" on bounded domains of 1 to 8
+// dimensions (check.py passes those up to check._VOLUME_MAX_DIM). For every region of a chunk
+// it proves what check.py's region pass proves there: the states at the witness are the pattern
+// and the witness is strictly inside the domain and every cell constraint; the output map is
+// the exact map of the pattern; each listed vertex satisfies every constraint and is tight on d
+// independent ones; the listed facets are exactly the true facets (by tightness at the
+// vertices, as check._true_facets / check._facet_error); the volume (1-D: length, 2-D: area of
+// the hull of the vertices, d >= 3: the pulling triangulation of check._hull_lower_bound)
+// equals the stated one (where one is stated: required up to 3-D), and sums them.
 // finish() then proves the global vertex list (distinct, each used), the adjacent pairs (from the
-// proven facets: 1-D and 2-D as check._FacetTable, 3-D as check._Adjacency for bounded facets,
-// grouped by hyperplane, first op and prefix only, the signs' refinement being left out as it
-// loses no pair and the 3-D tests decide any two facets of a group) and returns what check.py finishes with (pattern hashes
-// for distinctness, the volume sum, the adjacent pairs whose output maps hash equal).
+// proven facets: 1-D and 2-D as check._FacetTable, d >= 3 as check._Adjacency for bounded
+// facets, grouped by hyperplane, first op and prefix only, the signs' refinement being left out
+// as it loses no pair and the tests decide any two facets of a group: in 3-D the extents, a
+// shared triangle and the separating facets; above, the exact LP where these do not, which
+// check.py's callable runs, as the Python pass does) and returns what check.py finishes with
+// (pattern hashes for distinctness, the volume sum, the adjacent pairs whose output maps hash
+// equal).
 //
 // Any claim that does not hold, and anything outside the scope, ends the pass with a short reason
 // (a str); check.py then runs its Python path, which names the failing field. So a verdict
@@ -208,7 +212,7 @@ uint64_t hash_mpz(uint64_t h, const mpz_t z) {
 // exact as stored.
 
 constexpr int KMAX = 8;
-constexpr int DMAX = 3;  // input dimensions of this path (Checker_init)
+constexpr int DMAX = 8;  // input dimensions of this path (Checker_init)
 static_assert(sizeof(mp_limb_t) == sizeof(uint64_t) && GMP_NAIL_BITS == 0, "64-bit GMP limbs");
 
 typedef unsigned __int128 u128;
@@ -318,6 +322,114 @@ double fw_get_d_2exp(long* e, const uint64_t* x, int K) {
     *e = 64L * t + 64 - lz;
     double mant = static_cast<double>(top) * 0x1p-64;  // exact
     return neg ? -mant : mant;
+}
+
+// --------------------------------------------------------------------------- vertex sets
+
+// A set of a region's vertex columns (bit k: column k), of any size: the vertices where a
+// constraint is tight, a face's vertex set.
+struct Bits {
+    std::vector<uint64_t> w;
+    Bits() = default;
+    explicit Bits(size_t n) : w((n + 63) / 64, 0) {}
+    static Bits all(size_t n) {
+        Bits b(n);
+        for (size_t k = 0; k < n; ++k) b.set(k);
+        return b;
+    }
+    void set(size_t k) { w[k >> 6] |= 1ULL << (k & 63); }
+    bool test(size_t k) const { return w[k >> 6] >> (k & 63) & 1; }
+    int count() const {
+        int s = 0;
+        for (uint64_t x : w) s += __builtin_popcountll(x);
+        return s;
+    }
+    bool any() const {
+        for (uint64_t x : w)
+            if (x) return true;
+        return false;
+    }
+    bool within(const Bits& o) const {  // a subset of o
+        for (size_t i = 0; i < w.size(); ++i)
+            if (w[i] & ~o.w[i]) return false;
+        return true;
+    }
+    bool meets(const Bits& o) const {
+        for (size_t i = 0; i < w.size(); ++i)
+            if (w[i] & o.w[i]) return true;
+        return false;
+    }
+    Bits operator&(const Bits& o) const {
+        Bits b;
+        b.w.resize(w.size());
+        for (size_t i = 0; i < w.size(); ++i) b.w[i] = w[i] & o.w[i];
+        return b;
+    }
+    int lowest() const {  // the least member (-1: empty)
+        for (size_t i = 0; i < w.size(); ++i)
+            if (w[i]) return static_cast<int>(i * 64) + __builtin_ctzll(w[i]);
+        return -1;
+    }
+    bool operator==(const Bits& o) const { return w == o.w; }
+    bool operator<(const Bits& o) const { return w < o.w; }
+};
+
+struct BitsHash {
+    size_t operator()(const Bits& b) const {
+        uint64_t h = b.w.size();
+        for (uint64_t x : b.w) h = mix(h, x);
+        return static_cast<size_t>(h);
+    }
+};
+
+// Larger sets first, then by their words: the order in which maximal sets are picked.
+bool larger_first(const Bits& a, const Bits& b) {
+    int pa = a.count(), pb = b.count();
+    return pa != pb ? pa > pb : a < b;
+}
+
+// --------------------------------------------------------------------------- exact rank
+
+// Fraction-free Gaussian elimination (Bareiss) of the r x k integer matrix `a` (row-major), in
+// place: its rank. Every entry after a step is a minor of the input (the pivot rows and columns
+// so far, plus its own), so each division is exact; when r == k and the rank is k, `det` (if
+// given) is the determinant.
+int bareiss(std::vector<Int>& a, int r, int k, mpz_ptr det = nullptr) {
+    thread_local Int prev, t;
+    mpz_set_ui(prev.v, 1);
+    int rank = 0, swaps = 0;
+    for (int col = 0; col < k && rank < r; ++col) {
+        int piv = -1;
+        for (int i = rank; i < r && piv < 0; ++i)
+            if (mpz_sgn(a[static_cast<size_t>(i) * k + col].v)) piv = i;
+        if (piv < 0) continue;
+        if (piv != rank) {
+            for (int e = 0; e < k; ++e)
+                mpz_swap(a[static_cast<size_t>(piv) * k + e].v, a[static_cast<size_t>(rank) * k + e].v);
+            ++swaps;
+        }
+        const Int* p = &a[static_cast<size_t>(rank) * k];
+        for (int i = rank + 1; i < r; ++i) {
+            Int* q = &a[static_cast<size_t>(i) * k];
+            for (int e = col + 1; e < k; ++e) {
+                mpz_mul(t.v, q[e].v, p[col].v);
+                mpz_submul(t.v, q[col].v, p[e].v);
+                mpz_divexact(q[e].v, t.v, prev.v);
+            }
+            mpz_set_ui(q[col].v, 0);
+        }
+        mpz_set(prev.v, p[col].v);
+        ++rank;
+    }
+    if (det) {
+        if (r == k && rank == k) {
+            mpz_set(det, prev.v);
+            if (swaps & 1) mpz_neg(det, det);
+        } else {
+            mpz_set_ui(det, 0);
+        }
+    }
+    return rank;
 }
 
 // --------------------------------------------------------------------------- points, filter
@@ -472,7 +584,8 @@ struct Rows {
     // The sign of row i at p. The float sum s of a_k * x_k + c (a_k, c the scaled entries, each
     // within a relative 2^-52 of the exact scaled value; x_k within a relative 2^-52 of the
     // coordinate) differs from the exact scaled value by at most about
-    // 2^-49 * (sum |a_k x_k| + |c|) (truncations, then d + 1 roundings, d <= 3), and by at most
+    // (d + 6) 2^-53 * (sum |a_k x_k| + |c|) (truncations, then a rounding per product and per
+    // sum), below 2^-49 * (...) for d <= 10 (Checker takes d <= 8), and by at most
     // 2^-1000 from underflow: the bound 2^-45 * (...) + 2^-1000 is a safe margin over both. The
     // filter decides where |s| exceeds it; everything else (all zeros among it) is exact.
     int sign(int i, const Point& p) const {
@@ -520,6 +633,7 @@ struct Op {
     // denominator of the map into op j - 1, modulo 2^(64 K) for level j + 1's K
     bool cascade = false;
     std::vector<uint64_t> den_gp;
+    bool sign_cells = false;  // the rule's: its cells are those of its rows' sign vectors
 };
 
 // The map into piecewise op j (or the output, j == P) for one pattern prefix, with the states
@@ -561,6 +675,7 @@ struct Facet {  // a proven facet of a region, for adjacency
     int j0;
     int side;
     uint64_t pre;
+    uint64_t sig;  // d >= 3: hash of op j0's signs on the region, 0 on the plane (see finish)
     int64_t lo, hi;  // the vertices at its ends along coordinate c0 (2-D)
     int64_t ids_at, ids_n;
     int64_t verts_at, verts_n;  // its vertices (3-D)
@@ -586,25 +701,38 @@ struct Checker {
     std::vector<int64_t>* facet_ids;
     std::vector<int64_t>* facet_verts;  // 3-D: every recorded facet's vertices
     Rows* frows;                        // 3-D: every region's facet rows, >= 0 on the region
-    std::vector<int64_t>* frow_start;   // 3-D: region r's rows are frow_start[r] ..
+    std::vector<int64_t>* frow_start;   // d >= 3: region r's rows are frow_start[r] ..
+    std::vector<char>* refine;          // d >= 3: facets of op j grouped by signs too (finish)
     std::unordered_map<std::string, int>* plane_ids;
     std::vector<std::vector<Int>>* planes;
     int64_t next_region;  // regions checked so far
     int64_t base;         // the chunk's first region's index
     bool failed;
+    int64_t first;        // the first region it checks (start(); 0 unless it is a part)
 };
 
-void add_volume(Checker* c, const mpq_t v) {
-    Rat x;
-    mpq_set(x.v, v);
+// An exact sum of many rationals with unrelated denominators, held as a binary counter of
+// partial sums (at most log2(n) of them, each of about as many terms as the one after it): every
+// addition is of two sums of similar size, not of one term to an ever larger total.
+void push_sum(std::vector<std::pair<int, Rat>>& parts, Rat& x) {
     int n = 1;
-    auto& parts = *c->vsum;
     while (!parts.empty() && parts.back().first == n) {
         mpq_add(x.v, x.v, parts.back().second.v);
         n += parts.back().first;
         parts.pop_back();
     }
     parts.emplace_back(n, std::move(x));
+}
+
+void sum_of(const std::vector<std::pair<int, Rat>>& parts, mpq_t out) {
+    mpq_set_ui(out, 0, 1);
+    for (auto it = parts.rbegin(); it != parts.rend(); ++it) mpq_add(out, it->second.v, out);
+}
+
+void add_volume(Checker* c, const mpq_t v) {
+    Rat x;
+    mpq_set(x.v, v);
+    push_sum(*c->vsum, x);
 }
 
 // The switching rows of op `nx` from the map into it (level L): the map's rows when its one
@@ -928,6 +1056,21 @@ int det3(Checker* c, const Con& a, const Con& b, const Con& e) {
     return mpz_sgn(acc.v);
 }
 
+// exact rank of the normals of the constraints t of cons (any d)
+int tight_rank(Checker* c, const std::vector<Con>& cons, const std::vector<int>& t) {
+    const int d = c->d;
+    if (static_cast<int>(t.size()) < d) return static_cast<int>(t.size());  // at most
+    thread_local std::vector<Int> a;
+    a.resize(t.size() * d);
+    for (size_t i = 0; i < t.size(); ++i) {
+        const Con& k = cons[t[i]];
+        const Rows& R = rows_of(c, k.lev);
+        for (int e = 0; e < d; ++e)
+            mpz_set(a[i * d + e].v, R.z[static_cast<size_t>(k.row) * R.m + e].v);
+    }
+    return bareiss(a, static_cast<int>(t.size()), d);
+}
+
 // orientation of (a, b, c) in 2-D homogeneous coordinates (every W > 0): sign of det [a; b; c]
 int orient(const Point& a, const Point& b, const Point& cpt) {
     thread_local Int t, acc;
@@ -1003,97 +1146,192 @@ void hull_volume(Checker* c, const std::vector<int64_t>& vids, mpq_t out) {
     mpq_div_2exp(out, sum.v, 1);
 }
 
-// 3-D: the simplices of a pulling triangulation of the face whose vertex columns are the bits of
-// `face` (as exactrelu._geometry's hull_volume, which the Python pass uses): its lowest vertex
-// joined to the triangulations of the maximal proper non-empty sets face & m (m a facet's mask)
-// that do not contain it.
-const std::vector<std::vector<int>>& pull(
-        uint64_t face, const std::vector<uint64_t>& masks,
-        std::unordered_map<uint64_t, std::vector<std::vector<int>>>& memo) {
-    auto it = memo.find(face);
-    if (it != memo.end()) return it->second;
-    std::vector<std::vector<int>> out;
-    uint64_t low = face & (~face + 1);
-    int v0 = __builtin_ctzll(low);
-    if (face == low) {
-        out.push_back({v0});
-    } else {
-        std::vector<uint64_t> subs;
-        for (uint64_t mk : masks) {
-            uint64_t x = face & mk;
-            if (x && x != face && std::find(subs.begin(), subs.end(), x) == subs.end())
-                subs.push_back(x);
-        }
-        std::sort(subs.begin(), subs.end(), [](uint64_t a, uint64_t b) {
-            int pa = __builtin_popcountll(a), pb = __builtin_popcountll(b);
-            return pa != pb ? pa > pb : a < b;
-        });
-        std::vector<uint64_t> maximal;
-        for (uint64_t x : subs) {
-            bool sub = false;
-            for (uint64_t t : maximal) sub = sub || (x & t) == x;
-            if (!sub) maximal.push_back(x);
-        }
-        for (uint64_t f : maximal) {
-            if (f & low) continue;
-            std::vector<std::vector<int>> got = pull(f, masks, memo);
-            for (auto& sx : got) {
-                std::vector<int> t{v0};
-                t.insert(t.end(), sx.begin(), sx.end());
-                if (t.size() > 4) reject("the facets are not faces of the hull");
-                out.push_back(std::move(t));
-            }
-        }
-    }
-    return memo.emplace(face, std::move(out)).first->second;
-}
+// d >= 3: the volume of the pulling triangulation of the hull of the region's vertices over its
+// facets' vertex sets (as exactrelu._geometry's hull_volume, which the Python pass uses: the
+// lowest vertex joined to the triangulations of the maximal proper faces without it): a lower
+// bound of the region's volume, equal to it when the vertex list is complete (see
+// check._hull_lower_bound). It is summed face by face, not simplex by simplex. In a face F of
+// the affine space A (dimension j, in the coordinates `kept`, onto which A projects
+// one-to-one), with lowest vertex v, the simplices of F are v joined to those of each maximal
+// proper face H = F & m not holding v, and for each of them |det_j(u_1 - v, .., u_j - v)| =
+// |rho(v)| / |rho_p| * |det_{j-1}(u_2 - u_1, ..)| without coordinate p, where rho is an affine
+// function on A vanishing on H (the row of the facet m restricted to A) and rho_p != 0 (write
+// u_1 - v as its component along e_p plus one in ker rho, the span of the u_i - u_1 when they
+// are independent; both sides are 0 otherwise). So vol_j(F) = sum over H of |rho(v)| /
+// (j |rho_p|) vol_{j-1}(H in A ∩ {rho = 0}, coordinate p dropped), a face of one vertex having
+// volume 1 in 0 dimensions and 0 above (a chain of faces that drops more than a dimension per
+// step makes no full simplex): exactly the sum of the simplex volumes. The rows restricted to
+// A are the facet rows after fraction-free elimination (Bareiss) of the dropped coordinates by
+// the rows of the faces on the way, each division exact.
+//
+// Every volume is an integer N over j! L_F, L_F the product of the denominators D_u of F's
+// vertices (a simplex's volume is |det| of its homogeneous rows [X | D] over j! and their D's;
+// a face's, a sum of them). With rho(v) = r / D_v, the cone over H is |r| N_H / (|rho_p| j!
+// D_v L_H), whose numerator |r| N_H / |rho_p| is an integer (the cone is a sum of simplices of
+// v and H's vertices; the division is checked), and N_F is the sum over H of it times the D_u of
+// F's vertices neither v nor in H: integers only, no gcd. A volume depends on the face and the
+// coordinates kept only (memo).
+struct FaceVolume {
+    Checker* c;
+    const std::vector<int64_t>& vids;
+    const std::vector<Bits>& masks;
+    std::unordered_map<Bits, Int, BitsHash> memo;
+    // per dimension, the restricted rows, facets and coordinates handed to a face of it (reused:
+    // faces of one dimension are computed one at a time)
+    std::vector<Int> rows_at[9];
+    std::vector<int> idx_at[9], kept_at[9];
 
-// 3-D: the volume of the pulling triangulation of the hull of the region's vertices over its
-// facets' vertex sets: a lower bound of the region's volume, equal to it when the vertex list
-// is complete (see check._hull_lower_bound). Simplex volumes are exact: with w_i = D_0 X_i -
-// D_i X_0 (homogeneous vertices), |det(w_1, w_2, w_3)| / (6 D_0^3 D_1 D_2 D_3).
-void pulling_volume(Checker* c, const std::vector<int64_t>& vids,
-                    const std::vector<uint64_t>& masks, mpq_t out) {
-    const auto& V = *c->verts;
-    mpq_set_ui(out, 0, 1);
-    int nv = static_cast<int>(vids.size());
-    if (!nv) return;
-    std::unordered_map<uint64_t, std::vector<std::vector<int>>> memo;
-    uint64_t all = nv == 64 ? ~0ULL : ((1ULL << nv) - 1);
-    std::vector<std::vector<int>> simplices = pull(all, masks, memo);
-    Int w[3][3], t, det, den;
-    Rat term;
-    for (const auto& sx : simplices) {
-        if (sx.size() < 4) continue;
-        const Point& p0 = V[vids[sx[0]]];
-        mpz_pow_ui(den.v, p0.h[3].v, 3);
-        mpz_mul_ui(den.v, den.v, 6);
-        for (int a = 0; a < 3; ++a) {
-            const Point& pa = V[vids[sx[a + 1]]];
-            mpz_mul(den.v, den.v, pa.h[3].v);
-            for (int k = 0; k < 3; ++k) {
-                mpz_mul(w[a][k].v, p0.h[3].v, pa.h[k].v);
-                mpz_submul(w[a][k].v, pa.h[3].v, p0.h[k].v);
-            }
+    // N of face F in j dimensions (coordinates kept), the facets idx (those cutting F properly)
+    // with their rows restricted (idx.size() rows of j + 1 integers), `prev` the last pivot of
+    // the elimination.
+    void volume(const Bits& F, const std::vector<int>& kept, const std::vector<int>& idx,
+                const std::vector<Int>& rows, const mpz_t prev, mpz_t out) {
+        const int j = static_cast<int>(kept.size());
+        const int d = c->d;
+        const auto& V = *c->verts;
+        const int v = F.lowest();
+        const Point& pv = V[vids[v]];
+        if (F.count() == 1) {
+            if (j == 0) mpz_set(out, pv.h[d].v);
+            else mpz_set_ui(out, 0);
+            return;
         }
-        mpz_set_ui(det.v, 0);
-        mpz_mul(t.v, w[1][1].v, w[2][2].v); mpz_submul(t.v, w[1][2].v, w[2][1].v);
-        mpz_addmul(det.v, w[0][0].v, t.v);
-        mpz_mul(t.v, w[1][0].v, w[2][2].v); mpz_submul(t.v, w[1][2].v, w[2][0].v);
-        mpz_submul(det.v, w[0][1].v, t.v);
-        mpz_mul(t.v, w[1][0].v, w[2][1].v); mpz_submul(t.v, w[1][1].v, w[2][0].v);
-        mpz_addmul(det.v, w[0][2].v, t.v);
-        mpz_abs(det.v, det.v);
-        mpq_set_num(term.v, det.v);
-        mpq_set_den(term.v, den.v);
-        mpq_canonicalize(term.v);
-        mpq_add(out, out, term.v);
+        if (j == 0) reject("the facets are not faces of the hull");
+        // the maximal proper non-empty F & m, each with (the position of) a facet m giving it
+        std::vector<std::pair<Bits, int>> subs;
+        for (size_t a = 0; a < idx.size(); ++a) {
+            Bits x = F & masks[idx[a]];
+            if (!x.any() || x == F) continue;
+            bool dup = false;
+            for (const auto& sb : subs) dup = dup || sb.first == x;
+            if (!dup) subs.push_back({std::move(x), static_cast<int>(a)});
+        }
+        std::stable_sort(subs.begin(), subs.end(), [](const auto& x, const auto& y) {
+            return larger_first(x.first, y.first);
+        });
+        std::vector<size_t> maximal;
+        for (size_t a = 0; a < subs.size(); ++a) {
+            bool sub = false;
+            for (size_t t : maximal) sub = sub || subs[a].first.within(subs[t].first);
+            if (!sub) maximal.push_back(a);
+        }
+        mpz_set_ui(out, 0);
+        Int num, sub, rem;
+        for (size_t t : maximal) {
+            const Bits& H = subs[t].first;
+            if (H.test(static_cast<size_t>(v))) continue;
+            const Int* rho = &rows[static_cast<size_t>(subs[t].second) * (j + 1)];
+            // r = rho(v) D_v, in integers
+            mpz_mul(num.v, rho[j].v, pv.h[d].v);
+            for (int i = 0; i < j; ++i) mpz_addmul(num.v, rho[i].v, pv.h[kept[i]].v);
+            if (!mpz_sgn(num.v)) continue;  // v on H's hyperplane: flat cones
+            int p = -1;
+            for (int i = 0; i < j && p < 0; ++i)
+                if (mpz_sgn(rho[i].v)) p = i;
+            if (p < 0) reject("a facet row constant on a face");
+            std::vector<int>& kept2 = kept_at[j - 1];
+            kept2.assign(kept.begin(), kept.end());
+            kept2.erase(kept2.begin() + p);
+            Bits key = H;
+            uint64_t kbits = 0;
+            for (int i : kept2) kbits |= 1ULL << i;
+            key.w.push_back(kbits);
+            auto it = memo.find(key);
+            if (it != memo.end()) {
+                mpz_set(sub.v, it->second.v);
+            } else {
+                // the facets cutting H properly (no other one cuts a face of H properly), their
+                // rows restricted to A ∩ {rho = 0}: coordinate p eliminated
+                std::vector<int>& idx2 = idx_at[j - 1];
+                std::vector<Int>& rows2 = rows_at[j - 1];
+                idx2.clear();
+                for (size_t b = 0; b < idx.size(); ++b) {
+                    Bits x = H & masks[idx[b]];
+                    if (!x.any() || x == H) continue;
+                    idx2.push_back(idx[b]);
+                }
+                if (rows2.size() < idx2.size() * j) rows2.resize(idx2.size() * j);
+                for (size_t b = 0, k = 0; b < idx.size() && k < idx2.size(); ++b) {
+                    if (idx[b] != idx2[k]) continue;
+                    const Int* r = &rows[b * (j + 1)];
+                    Int* y = &rows2[k++ * j];
+                    for (int e = 0; e <= j; ++e) {
+                        if (e == p) continue;
+                        mpz_mul(y->v, rho[p].v, r[e].v);
+                        mpz_submul(y->v, r[p].v, rho[e].v);
+                        mpz_divexact(y->v, y->v, prev);
+                        ++y;
+                    }
+                }
+                volume(H, kept2, idx2, rows2, rho[p].v, sub.v);
+                memo.emplace(std::move(key), sub);
+            }
+            if (!mpz_sgn(sub.v)) continue;
+            // |r| N_H / |rho_p|, times the D_u of F's vertices neither v nor in H
+            mpz_abs(num.v, num.v);
+            mpz_mul(num.v, num.v, sub.v);
+            mpz_tdiv_qr(num.v, rem.v, num.v, rho[p].v);
+            if (mpz_sgn(rem.v)) reject("a cone volume that is not a sum of simplices");
+            mpz_abs(num.v, num.v);
+            for (size_t wi = 0; wi < F.w.size(); ++wi)
+                for (uint64_t x = F.w[wi] & ~H.w[wi]; x; x &= x - 1) {
+                    size_t u = wi * 64 + static_cast<size_t>(__builtin_ctzll(x));
+                    if (static_cast<int>(u) != v) mpz_mul(num.v, num.v, V[vids[u]].h[d].v);
+                }
+            mpz_add(out, out, num.v);
+        }
     }
+};
+
+// d >= 3: the region's volume by FaceVolume over its facets (vertex sets `masks`, integer rows
+// `mask_rows`, d + 1 entries each).
+void pulling_volume(Checker* c, const std::vector<int64_t>& vids, const std::vector<Bits>& masks,
+                    const std::vector<Int>& mask_rows, mpq_t out) {
+    mpq_set_ui(out, 0, 1);
+    size_t nv = vids.size();
+    if (!nv) return;
+    const int d = c->d;
+    FaceVolume fv{c, vids, masks, {}};
+    std::vector<int> kept(d), idx(masks.size());
+    for (int i = 0; i < d; ++i) kept[i] = i;
+    for (size_t a = 0; a < masks.size(); ++a) idx[a] = static_cast<int>(a);
+    Int one, num;
+    mpz_set_ui(one.v, 1);
+    fv.volume(Bits::all(nv), kept, idx, mask_rows, one.v, num.v);
+    // over d! L
+    Int den;
+    mpz_fac_ui(den.v, static_cast<unsigned long>(d));
+    for (int64_t k : vids) mpz_mul(den.v, den.v, (*c->verts)[k].h[d].v);
+    mpq_set_num(out, num.v);
+    mpq_set_den(out, den.v);
+    mpq_canonicalize(out);
 }
 
 // The plane of an oriented row (a . t + c >= 0 on the region, listed as a' . t <= b' with
 // [a' | b'] a positive multiple of [-a | c]): its primitive integer row with the first non-zero
 // entry positive, interned; side: the sign of the first non-zero entry of -a.
+// The id of the plane `v` (a primitive integer row, first non-zero entry positive), numbered in
+// order of first appearance; its key is the exact integers' bytes.
+int intern_plane(Checker* c, std::vector<Int>&& v) {
+    std::string key;
+    for (const Int& x : v) {
+        size_t cnt = 0;
+        std::string part((mpz_sizeinbase(x.v, 2) + 7) / 8 + 1, '\0');
+        mpz_export(&part[0], &cnt, -1, 1, 0, 0, x.v);
+        part.resize(cnt);
+        key += static_cast<char>(mpz_sgn(x.v) + 1);
+        key += std::to_string(cnt);
+        key += ':';
+        key += part;
+    }
+    auto it = c->plane_ids->find(key);
+    if (it != c->plane_ids->end()) return it->second;
+    int id = static_cast<int>(c->planes->size());
+    c->plane_ids->emplace(key, id);
+    c->planes->push_back(std::move(v));
+    return id;
+}
+
 std::pair<int, int> plane_of(Checker* c, const Con& k) {
     const Rows& R = rows_of(c, k.lev);
     const int d = c->d;
@@ -1108,25 +1346,11 @@ std::pair<int, int> plane_of(Checker* c, const Con& k) {
     int side = 0;
     for (int i = 0; i < d && !side; ++i) side = mpz_sgn(v[i].v);
     if (!side) reject("a facet with a zero normal");
-    std::string key;
     for (int i = 0; i <= d; ++i) {
         mpz_divexact(v[i].v, v[i].v, g.v);
         if (side < 0) mpz_neg(v[i].v, v[i].v);
-        size_t cnt = 0;
-        std::string part((mpz_sizeinbase(v[i].v, 2) + 7) / 8 + 1, '\0');
-        mpz_export(&part[0], &cnt, -1, 1, 0, 0, v[i].v);
-        part.resize(cnt);
-        key += static_cast<char>(mpz_sgn(v[i].v) + 1);
-        key += std::to_string(cnt);
-        key += ':';
-        key += part;
     }
-    auto it = c->plane_ids->find(key);
-    if (it != c->plane_ids->end()) return {it->second, side};
-    int id = static_cast<int>(c->planes->size());
-    c->plane_ids->emplace(key, id);
-    c->planes->push_back(std::move(v));
-    return {id, side};
+    return {intern_plane(c, std::move(v)), side};
 }
 
 // ----------------------------------------------------------------------------- one region
@@ -1170,28 +1394,33 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         if (std::adjacent_find(sv.begin(), sv.end()) != sv.end()) reject("a vertex listed twice");
     }
     const int nv = static_cast<int>(vids.size());
-    if (nv > 64) reject("more than 64 vertices in a region (outside this path)");
     // constraints: the domain's rows, then every op's cell constraints (non-zero rows)
     thread_local std::vector<Con> cons;
-    size_t most = static_cast<size_t>(c->n_dom);
-    for (int j = 0; j < P; ++j) most += static_cast<size_t>(ops[j].n) * ops[j].T;
-    if (cons.size() < most) cons.resize(most);
-    size_t ncons = 0;
+    cons.clear();
     for (int i = 0; i < c->n_dom; ++i) {
         if (c->dom->sign(i, w) <= 0) reject("witness outside the domain");
-        cons[ncons++] = {-1, i, 1, i};
+        cons.push_back({-1, i, 1, i});
     }
+    // d >= 3: every op's signs at the witness (sg) and which of its rows are constraints
+    thread_local std::vector<std::vector<int8_t>> sg;
+    thread_local std::vector<std::vector<char>> is_con;
+    sg.resize(P);
+    is_con.resize(P);
     for (int j = 0; j < P; ++j) {
         const Op& op = ops[j];
         const Rows& W = lv[j].sw;
         const int n = op.n;
+        sg[j].assign(static_cast<size_t>(W.n), 0);
+        is_con[j].assign(static_cast<size_t>(W.n), 0);
         for (int i = 0; i < n; ++i) {
             int st, s1 = 0;
             int s0 = W.sign(i, w);
+            sg[j][i] = static_cast<int8_t>(s0);
             if (op.T == 1) {
                 st = s0 > 0 ? 1 : 0;  // the rule's state_from_signs: on iff positive
             } else {
                 s1 = W.sign(n + i, w);
+                sg[j][n + i] = static_cast<int8_t>(s1);
                 st = 1;
                 if (s0 < 0) st = 0;
                 if (s1 > 0) st = 2;
@@ -1208,9 +1437,14 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
                 if (W.zero[ci[a]]) continue;  // identically zero: splits nothing
                 int sg = ci[a] == i ? s0 : s1;  // the sign of row ci[a] at the witness
                 if (sg * cs[a] <= 0) reject("witness not strictly inside a cell constraint");
-                cons[ncons++] = {j, ci[a], cs[a], (*c->offsets)[j] + ci[a]};
+                cons.push_back({j, ci[a], cs[a], (*c->offsets)[j] + ci[a]});
+                is_con[j][ci[a]] = 1;
             }
         }
+        // a function not identically zero vanishing at a witness: its op's cells are not known
+        // to be those of its sign vectors here (check.py's refine)
+        for (int i = 0; i < W.n; ++i)
+            if (!W.zero[i] && !sg[j][i]) (*c->refine)[j] = 0;
     }
     // the output map (level P, built above)
     {
@@ -1232,8 +1466,8 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         c->out_hash->push_back(h);
     }
     // signs of every constraint at every vertex: >= 0, tight on rank d
-    const size_t nc = ncons;
-    std::vector<uint64_t> mask(nc, 0);
+    const size_t nc = cons.size();
+    std::vector<Bits> mask(nc, Bits(static_cast<size_t>(nv)));
     std::vector<std::vector<int>> tight(nv);
     Box box;
     box.ok = nv > 0;
@@ -1255,7 +1489,7 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
             int s = R.sign(k.row, V[vids[col]]) * k.sg;
             if (s < 0) reject("a vertex violates a constraint");
             if (s == 0) {
-                mask[i] |= 1ULL << col;
+                mask[i].set(static_cast<size_t>(col));
                 tight[col].push_back(static_cast<int>(i));
             }
         }
@@ -1272,21 +1506,23 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
             for (size_t a = 0; a < t.size() && !full; ++a)
                 for (size_t b = a + 1; b < t.size() && !full; ++b)
                     full = det2(c, cons[t[a]], cons[t[b]]) != 0;
-        } else {
+        } else if (d == 3) {
             for (size_t a = 0; a < t.size() && !full; ++a)
                 for (size_t b = a + 1; b < t.size() && !full; ++b)
                     for (size_t e = b + 1; e < t.size() && !full; ++e)
                         full = det3(c, cons[t[a]], cons[t[b]], cons[t[e]]) != 0;
+        } else {
+            full = tight_rank(c, cons, t) == d;
         }
         if (!full) reject("a listed vertex is not a vertex of the region");
     }
     // true facets: the inclusion-maximal sets of vertices of constraints tight at >= d of them,
     // not all of them (check._true_facets)
-    std::vector<std::pair<uint64_t, std::vector<int>>> groups;
+    std::vector<std::pair<Bits, std::vector<int>>> groups;
     {
-        std::unordered_map<uint64_t, int> at;
+        std::unordered_map<Bits, int, BitsHash> at;
         for (size_t i = 0; i < nc; ++i) {
-            if (__builtin_popcountll(mask[i]) < d) continue;
+            if (mask[i].count() < d) continue;
             auto it = at.find(mask[i]);
             if (it == at.end()) {
                 at.emplace(mask[i], static_cast<int>(groups.size()));
@@ -1296,17 +1532,14 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
             }
         }
     }
-    std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) {
-        int pa = __builtin_popcountll(a.first), pb = __builtin_popcountll(b.first);
-        return pa != pb ? pa > pb : a.first < b.first;
-    });
-    const uint64_t fullmask = nv == 64 ? ~0ULL : ((1ULL << nv) - 1);
+    std::sort(groups.begin(), groups.end(),
+              [](const auto& a, const auto& b) { return larger_first(a.first, b.first); });
     std::vector<int> maximal;
     for (size_t g = 0; g < groups.size(); ++g) {
-        uint64_t mk = groups[g].first;
-        if (mk == fullmask) continue;
+        const Bits& mk = groups[g].first;
+        if (mk.count() == nv) continue;
         bool sub = false;
-        for (int h : maximal) sub = sub || (mk & groups[h].first) == mk;
+        for (int h : maximal) sub = sub || mk.within(groups[h].first);
         if (!sub) maximal.push_back(static_cast<int>(g));
     }
     // their id sets
@@ -1366,25 +1599,25 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         // its vertices: exactly the region's vertices on it
         std::vector<int64_t> want, got;
         for (int col = 0; col < nv; ++col)
-            if (grp.first >> col & 1) want.push_back(vids[col]);
+            if (grp.first.test(static_cast<size_t>(col))) want.push_back(vids[col]);
         int64_t g0 = cc.fv_start.at(f), g1 = cc.fv_start.at(f + 1);
         if (g1 < g0) reject("bad facet vertex offsets");
         for (int64_t k = g0; k < g1; ++k) got.push_back(cc.fv_flat.at(k));
         std::sort(want.begin(), want.end());
         std::sort(got.begin(), got.end());
         if (want != got) reject("a facet's vertices differ");
-        // 3-D: the region's facet rows (for the separation test), every listed facet's
+        // d >= 3: the region's facet rows (for the separation test), every listed facet's
         int64_t own_row = -1;
-        if (d == 3) {
+        if (d >= 3) {
             const Con& k0 = cons[grp.second[0]];
             const Rows& R = rows_of(c, k0.lev);
-            Int o[4];
+            std::vector<Int> o(m);
             for (int e = 0; e < m; ++e) {
                 mpz_set(o[e].v, R.row(k0.row)[e].v);
                 if (k0.sg < 0) mpz_neg(o[e].v, o[e].v);
             }
             own_row = c->frows->n;
-            c->frows->append(o);
+            c->frows->append(o.data());
         }
         // for adjacency: a facet with a domain row among its ids has no pair
         int64_t low = sorted_ids[0];
@@ -1398,6 +1631,25 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         rec.j0 = j0;
         rec.side = side;
         rec.pre = pre[j0];
+        rec.sig = 0;
+        if (d >= 3 && (*c->refine)[j0]) {
+            // op j0's signs on the region (those at the witness: constant on it, its cells
+            // being sign vectors), 0 for its rows vanishing on the plane: the constraints of
+            // the facet's group (exactly those of the region vanishing on it) and any other
+            // row vanishing at every vertex of the facet (which spans the plane)
+            thread_local std::vector<int8_t> masked;
+            masked = sg[j0];
+            for (int i : grp.second)
+                if (cons[i].lev == j0) masked[cons[i].row] = 0;
+            const Rows& W = lv[j0].sw;
+            for (int i = 0; i < W.n; ++i) {
+                if (is_con[j0][i] || !masked[i]) continue;
+                bool on = true;
+                for (size_t k = 0; k < want.size() && on; ++k) on = W.sign(i, V[want[k]]) == 0;
+                if (on) masked[i] = 0;
+            }
+            rec.sig = hash_bytes(masked.data(), masked.size());
+        }
         rec.lo = rec.hi = -1;
         if (d == 2) {
             int c0 = mpz_sgn((*c->planes)[pid][1].v) ? 0 : 1;
@@ -1411,8 +1663,8 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         }
         rec.row = own_row;
         rec.verts_at = static_cast<int64_t>(c->facet_verts->size());
-        rec.verts_n = d == 3 ? static_cast<int64_t>(want.size()) : 0;
-        if (d == 3) c->facet_verts->insert(c->facet_verts->end(), want.begin(), want.end());
+        rec.verts_n = d >= 3 ? static_cast<int64_t>(want.size()) : 0;
+        if (d >= 3) c->facet_verts->insert(c->facet_verts->end(), want.begin(), want.end());
         rec.ids_at = static_cast<int64_t>(c->facet_ids->size());
         rec.ids_n = static_cast<int64_t>(sorted_ids.size());
         c->facet_ids->insert(c->facet_ids->end(), sorted_ids.begin(), sorted_ids.end());
@@ -1420,25 +1672,37 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     }
     // volume: the hull of the listed vertices, equal to the stated one; summed
     Rat vol, given;
-    if (d == 3) {
-        std::vector<uint64_t> masks;
-        for (int g : maximal) masks.push_back(groups[g].first);
-        pulling_volume(c, vids, masks, vol.v);
+    if (d >= 3) {
+        std::vector<Bits> masks;
+        std::vector<Int> mask_rows;
+        for (int g : maximal) {
+            masks.push_back(groups[g].first);
+            const Con& k = cons[groups[g].second[0]];
+            const Rows& R = rows_of(c, k.lev);
+            for (int e = 0; e < m; ++e) mask_rows.push_back(R.z[static_cast<size_t>(k.row) * R.m + e]);
+        }
+        pulling_volume(c, vids, masks, mask_rows, vol.v);
     } else {
         hull_volume(c, vids, vol.v);
     }
     cc.vnum.get(r, mpq_numref(given.v));
     cc.vden.get(r, mpq_denref(given.v));
-    if (mpz_sgn(mpq_denref(given.v)) <= 0) reject("volume missing or with a bad denominator");
-    mpq_canonicalize(given.v);
-    if (!mpq_equal(given.v, vol.v)) reject("volume differs from the volume of the vertices");
+    // a volume is required up to 3-D (check._VOLUME_FIELD_MAX_DIM), optional (denominator 0:
+    // none) above; wherever it is given it must be this one
+    int vs = mpz_sgn(mpq_denref(given.v));
+    if (vs < 0 || (vs == 0 && d <= 3)) reject("volume missing or with a bad denominator");
+    if (vs > 0) {
+        mpq_canonicalize(given.v);
+        if (!mpq_equal(given.v, vol.v)) reject("volume differs from the volume of the vertices");
+    }
     add_volume(c, vol.v);
     for (int64_t v : vids) (*c->used)[v] = 1;
-    if (d == 3) c->frow_start->push_back(c->frows->n);
+    if (d >= 3) c->frow_start->push_back(c->frows->n);
 }
 
-// 3-D: does another facet row h of x's region have the facet y on or beyond it (h <= 0 at every
-// vertex of y)? Then the two facets meet in H ∩ {h = 0} at most (check._Adjacency.separated).
+// d >= 3: does another facet row h of x's region have the facet y on or beyond it (h <= 0 at
+// every vertex of y)? Then the two facets meet in H ∩ {h = 0} at most
+// (check._Adjacency.separated).
 bool separated(Checker* c, const Facet& x, const Facet& y) {
     const auto& V = *c->verts;
     const auto& FV = *c->facet_verts;
@@ -1454,28 +1718,121 @@ bool separated(Checker* c, const Facet& x, const Facet& y) {
     return false;
 }
 
-// 3-D: the adjacent pairs among the facets idx[s .. cut) (one side) and idx[cut .. e) (the
+// d >= 4: do the facets share d affinely independent vertices (a (d-1)-simplex)? True proves
+// it: the rank of their shared vertices' homogeneous rows is at most d (they lie on the plane)
+// and at least their rank modulo a prime, which is d. False proves nothing (a smaller rank
+// modulo the prime may be the prime's doing): the pair then takes the separation tests and the
+// exact LP, which decide it whatever its rank.
+bool share_simplex(Checker* c, const std::vector<int64_t>& shared) {
+    const int d = c->d;
+    if (static_cast<int>(shared.size()) < d) return false;
+    const auto& V = *c->verts;
+    const size_t n = shared.size(), m = static_cast<size_t>(d) + 1;
+    const uint64_t P = 0x1fffffffffffffffULL;  // 2^61 - 1, a prime
+    auto mulmod = [&](uint64_t a, uint64_t b) {
+        return static_cast<uint64_t>(static_cast<unsigned __int128>(a) * b % P);
+    };
+    auto inv = [&](uint64_t a) {  // a^(P - 2)
+        uint64_t r = 1, e = P - 2;
+        for (; e; e >>= 1, a = mulmod(a, a))
+            if (e & 1) r = mulmod(r, a);
+        return r;
+    };
+    std::vector<uint64_t> a(n * m);
+    for (size_t i = 0; i < n; ++i)
+        for (size_t e = 0; e < m; ++e) {
+            const mpz_t& z = V[shared[i]].h[e].v;
+            uint64_t r = mpz_fdiv_ui(z, static_cast<unsigned long>(P));  // in [0, P)
+            a[i * m + e] = r;
+        }
+    size_t rank = 0;
+    for (size_t col = 0; col < m && rank < n; ++col) {
+        size_t piv = rank;
+        while (piv < n && !a[piv * m + col]) ++piv;
+        if (piv == n) continue;
+        for (size_t e = 0; e < m; ++e) std::swap(a[piv * m + e], a[rank * m + e]);
+        uint64_t f = inv(a[rank * m + col]);
+        for (size_t i = rank + 1; i < n; ++i) {
+            uint64_t g = mulmod(a[i * m + col], f);
+            if (!g) continue;
+            for (size_t e = col; e < m; ++e)
+                a[i * m + e] = (a[i * m + e] + P - mulmod(g, a[rank * m + e])) % P;
+        }
+        ++rank;
+    }
+    return static_cast<int>(rank) >= d;
+}
+
+PyObject* int_list(const Int* z, int n) {
+    PyObject* out = PyList_New(n);
+    if (!out) throw PyError{};
+    for (int e = 0; e < n; ++e) {
+        PyObject* v = new_int(z[e].v);
+        if (!v) { Py_DECREF(out); throw PyError{}; }
+        PyList_SET_ITEM(out, e, v);
+    }
+    return out;
+}
+
+// d >= 4: the exact LP of check._interiors_meet, by the Python callable `decide(i, j, rows,
+// plane)`: is a point of the plane strictly inside every other facet row of both regions (rows
+// [a | c], a . t + c >= 0 on their regions)?
+bool interiors_meet(Checker* c, PyObject* decide, const Facet& x, const Facet& y) {
+    if (!decide || decide == Py_None) reject("an adjacency that needs an exact LP");
+    const Rows& R = *c->frows;
+    const int m = c->d + 1;
+    PyObject* rows = PyList_New(0);
+    if (!rows) throw PyError{};
+    struct Drop { PyObject* o; ~Drop() { Py_XDECREF(o); } } drop{rows};
+    for (const Facet* f : {&x, &y}) {
+        int64_t h0 = (*c->frow_start)[f->region], h1 = (*c->frow_start)[f->region + 1];
+        for (int64_t h = h0; h < h1; ++h) {
+            if (h == f->row) continue;
+            PyObject* row = int_list(&R.z[static_cast<size_t>(h) * m], m);
+            int rc = PyList_Append(rows, row);
+            Py_DECREF(row);
+            if (rc < 0) throw PyError{};
+        }
+    }
+    PyObject* plane = int_list((*c->planes)[x.plane].data(), m);
+    int64_t i = std::min(x.region, y.region), j = std::max(x.region, y.region);
+    PyObject* got = PyObject_CallFunction(decide, "LLOO", static_cast<long long>(i),
+                                          static_cast<long long>(j), rows, plane);
+    Py_DECREF(plane);
+    if (!got) throw PyError{};
+    int yes = PyObject_IsTrue(got);
+    Py_DECREF(got);
+    if (yes < 0) throw PyError{};
+    return yes;
+}
+
+// d >= 3: the adjacent pairs among the facets idx[s .. cut) (one side) and idx[cut .. e) (the
 // other) of one group (check._Adjacency._overlapping for bounded, so pointed, facets): extents
-// along every coordinate the plane does not fix overlap with positive length; then three shared
-// vertices (a shared triangle: three distinct vertices of a polygon are never collinear) prove
-// a pair, and a facet of either region with the other facet on or beyond it disproves it; in
-// 3-D nothing else is possible (an edge line of either polygon separates disjoint ones).
-void pairs_3d(Checker* c, const std::vector<int64_t>& idx, size_t s, size_t cut, size_t e,
-              uint64_t n_reg, std::vector<std::pair<uint64_t, std::pair<int64_t, int64_t>>>& out) {
+// along every coordinate the plane does not fix overlap with positive length (the other side's
+// facets swept in order of their lower ends along the first one); then d shared affinely
+// independent vertices (a shared (d-1)-simplex; in 3-D any three distinct vertices of a polygon)
+// prove a pair, and a facet of either region with the other facet on or beyond it disproves it;
+// in 3-D nothing else is possible (an edge line of either polygon separates disjoint ones),
+// above, the exact LP decides (`decide`, see interiors_meet).
+void pairs_nd(Checker* c, PyObject* decide, const std::vector<int64_t>& idx, size_t s, size_t cut,
+              size_t e, uint64_t n_reg,
+              std::vector<std::pair<uint64_t, std::pair<int64_t, int64_t>>>& out) {
+    const int d = c->d;
     const auto& F = *c->facets;
     const auto& V = *c->verts;
     const auto& FV = *c->facet_verts;
     if (s == cut || cut == e) return;
     const auto& key = (*c->planes)[F[idx[s]].plane];
     std::vector<int> freec;
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < d; ++i) {
         bool any = false;
-        for (int k = 0; k < 3; ++k) any = any || (k != i && mpz_sgn(key[k].v));
+        for (int k = 0; k < d; ++k) any = any || (k != i && mpz_sgn(key[k].v));
         if (any) freec.push_back(i);
     }
+    const int c0 = freec[0];
     // ends of every facet of the group along each free coordinate
     size_t n = e - s;
-    std::vector<int64_t> lo(n * 3, -1), hi(n * 3, -1);
+    std::vector<int64_t> lo(n * d, -1), hi(n * d, -1);
     for (size_t a = 0; a < n; ++a) {
         const Facet& f = F[idx[s + a]];
         if (f.verts_n == 0) reject("a facet without vertices");
@@ -1486,30 +1843,42 @@ void pairs_3d(Checker* c, const std::vector<int64_t>& idx, size_t s, size_t cut,
                 if (cmp_coord(V[v], V[l], i) < 0) l = v;
                 if (cmp_coord(V[v], V[u], i) > 0) u = v;
             }
-            lo[a * 3 + i] = l;
-            hi[a * 3 + i] = u;
+            lo[a * d + i] = l;
+            hi[a * d + i] = u;
         }
     }
+    // one side by its lower ends along c0: a facet whose lower end is not below p's upper end
+    // ends the sweep for p (so does every later one's)
+    std::vector<size_t> minus;
+    for (size_t r = s; r < cut; ++r) minus.push_back(r - s);
+    std::stable_sort(minus.begin(), minus.end(), [&](size_t x, size_t y) {
+        return cmp_coord(V[lo[x * d + c0]], V[lo[y * d + c0]], c0) < 0;
+    });
+    std::vector<int64_t> shared;
     for (size_t q = cut; q < e; ++q) {
         const Facet& fp = F[idx[q]];
         size_t pa = q - s;
-        for (size_t r = s; r < cut; ++r) {
-            const Facet& fm = F[idx[r]];
-            size_t ma = r - s;
+        for (size_t ma : minus) {
+            if (cmp_coord(V[lo[ma * d + c0]], V[hi[pa * d + c0]], c0) >= 0) break;
+            const Facet& fm = F[idx[s + ma]];
             bool ok = true;
             for (int i : freec) {
-                ok = ok && cmp_coord(V[lo[pa * 3 + i]], V[hi[ma * 3 + i]], i) < 0 &&
-                     cmp_coord(V[lo[ma * 3 + i]], V[hi[pa * 3 + i]], i) < 0;
+                ok = ok && cmp_coord(V[lo[pa * d + i]], V[hi[ma * d + i]], i) < 0 &&
+                     cmp_coord(V[lo[ma * d + i]], V[hi[pa * d + i]], i) < 0;
                 if (!ok) break;
             }
             if (!ok) continue;
-            int shared = 0;
+            shared.clear();
             for (int64_t a = 0; a < fp.verts_n; ++a)
                 for (int64_t b = 0; b < fm.verts_n; ++b)
-                    shared += FV[fp.verts_at + a] == FV[fm.verts_at + b];
-            if (shared < 3 && (separated(c, fp, fm) || separated(c, fm, fp))) continue;
+                    if (FV[fp.verts_at + a] == FV[fm.verts_at + b]) shared.push_back(FV[fp.verts_at + a]);
+            bool proven = d == 3 ? shared.size() >= 3 : share_simplex(c, shared);
+            if (!proven) {
+                if (separated(c, fp, fm) || separated(c, fm, fp)) continue;
+                if (d > 3 && !interiors_meet(c, decide, fp, fm)) continue;
+            }
             int64_t i = fp.region, j = fm.region;
-            int64_t fa = idx[q], fb = idx[r];
+            int64_t fa = idx[q], fb = idx[s + ma];
             if (i > j) { std::swap(i, j); std::swap(fa, fb); }
             if (i == j) reject("a region adjacent to itself");
             out.push_back({static_cast<uint64_t>(i) * n_reg + static_cast<uint64_t>(j), {fa, fb}});
@@ -1544,7 +1913,7 @@ void Checker_dealloc(Checker* c) {
     delete c->offsets; delete c->dom; delete c->domden; delete c->ops; delete c->lv;
     delete c->verts; delete c->used; delete c->pat_hash; delete c->out_hash; delete c->vsum;
     delete c->facets; delete c->facet_ids; delete c->facet_verts; delete c->frows;
-    delete c->frow_start; delete c->plane_ids; delete c->planes;
+    delete c->frow_start; delete c->plane_ids; delete c->planes; delete c->refine;
     Py_TYPE(c)->tp_free(reinterpret_cast<PyObject*>(c));
 }
 
@@ -1648,7 +2017,7 @@ void level_limbs(Checker* c) {
 
 // Checker(d, offsets, dom_rows, dom_dens, root_rows, root_den, ops, n_out, vnum, vden)
 // ops: per piecewise op (n, [(p, q) thresholds], slopes, consts (state-major), lden, stretch
-// rows (n_next x (n + 1)), aden, n_next).
+// rows (n_next x (n + 1)), aden, n_next[, sign_cells: the rule's]).
 int Checker_init(Checker* c, PyObject* args, PyObject*) {
     c->offsets = new std::vector<int64_t>(); c->dom = new Rows(); c->domden = new std::vector<Int>();
     c->ops = new std::vector<Op>(); c->lv = new std::vector<Level>(); c->verts = new std::vector<Point>();
@@ -1657,16 +2026,17 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
     c->facets = new std::vector<Facet>(); c->facet_ids = new std::vector<int64_t>();
     c->facet_verts = new std::vector<int64_t>(); c->frows = new Rows();
     c->frow_start = new std::vector<int64_t>(1, 0);
+    c->refine = new std::vector<char>();
     c->plane_ids = new std::unordered_map<std::string, int>();
     c->planes = new std::vector<std::vector<Int>>();
-    c->gens = 0; c->next_region = 0; c->base = 0; c->failed = false;
+    c->gens = 0; c->next_region = 0; c->base = 0; c->failed = false; c->first = 0;
     PyObject *offs, *domr, *domd, *root, *rden, *opsl, *vnum, *vden;
     int d, n_out;
     if (!PyArg_ParseTuple(args, "iOOOOOOiOO", &d, &offs, &domr, &domd, &root, &rden, &opsl,
                           &n_out, &vnum, &vden))
         return -1;
     try {
-        if (d < 1 || d > DMAX) reject("a domain of other than 1 to 3 dimensions");
+        if (d < 1 || d > DMAX) reject("a dimension outside 1 to 8");
         c->d = d;
         c->n_out = n_out;
         const int m = d + 1;
@@ -1715,6 +2085,9 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
             op.n_next = static_cast<int>(get_ll(item(o, 7)));
             int_vec(item(o, 5), op.A, static_cast<size_t>(op.n_next) * (op.n + 1));
             get_int(item(o, 6), op.aden.v);
+            op.sign_cells = PyTuple_Check(o) && PyTuple_GET_SIZE(o) > 8 &&
+                            PyObject_IsTrue(PyTuple_GET_ITEM(o, 8)) == 1;
+            c->refine->push_back(d >= 3 && op.sign_cells);
             op.small = true;
             op.A64.assign(op.A.size(), 0);
             for (size_t k = 0; k < op.A.size() && op.small; ++k) {
@@ -1836,18 +2209,21 @@ PyObject* Checker_regions(Checker* c, PyObject* args) {
     });
 }
 
-// finish(n_reg, adj_i, adj_j, adj_plane, adj_ids start, flat, planes num, den): the global
-// vertices distinct and each used, the adjacent pairs exactly the true ones. Returns a str (the
+// finish(n_reg, adj_i, adj_j, adj_plane, adj_ids start, flat, planes num, den[, decide]): the
+// global vertices distinct and each used, the adjacent pairs exactly the true ones (d >= 4:
+// `decide` takes the exact LPs the other tests leave, see interiors_meet). Returns a str (the
 // reason for stopping) or (pattern hashes as int64 bytes, volume sum num, den, [(i, j)]: the
 // adjacent pairs whose output maps hash equal, to be compared exactly).
 PyObject* Checker_finish(Checker* c, PyObject* args) {
     long long n_reg;
-    PyObject *ai, *aj, *ap, *ids_s, *ids_f, *pnum, *pden;
-    if (!PyArg_ParseTuple(args, "LOOOOOOO", &n_reg, &ai, &aj, &ap, &ids_s, &ids_f, &pnum, &pden))
+    PyObject *ai, *aj, *ap, *ids_s, *ids_f, *pnum, *pden, *decide = nullptr;
+    if (!PyArg_ParseTuple(args, "LOOOOOOO|O", &n_reg, &ai, &aj, &ap, &ids_s, &ids_f, &pnum, &pden,
+                          &decide))
         return nullptr;
     return guarded(c, [&]() -> PyObject* {
         if (c->failed) reject("an earlier chunk failed");
         if (c->next_region != n_reg) reject("not every region was checked");
+        if (c->first != 0) reject("a part of the regions (start) does not finish");
         const int d = c->d;
         const auto& V = *c->verts;
         for (char u : *c->used)
@@ -1857,14 +2233,21 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
         std::vector<int64_t> idx(F.size());
         for (size_t k = 0; k < F.size(); ++k) idx[k] = static_cast<int64_t>(k);
         auto c0_of = [&](int plane) { return mpz_sgn((*c->planes)[plane][1].v) ? 0 : 1; };
+        // d >= 3: facets are grouped by the signs of op j0 too where its cells are those of its
+        // sign vectors (check._Adjacency.pairs: every other function of op j0 has at a point of
+        // both relative interiors the constant sign it has on either region); a hash
+        // collision only merges two groups, which yields no false pair
+        const auto& refine = *c->refine;
+        auto sig = [&](const Facet& f) -> uint64_t { return refine[f.j0] ? f.sig : 0; };
         std::sort(idx.begin(), idx.end(), [&](int64_t x, int64_t y) {
             const Facet& a = F[x];
             const Facet& b = F[y];
             if (a.plane != b.plane) return a.plane < b.plane;
             if (a.j0 != b.j0) return a.j0 < b.j0;
             if (a.pre != b.pre) return a.pre < b.pre;
+            if (sig(a) != sig(b)) return sig(a) < sig(b);
             if (a.side != b.side) return a.side < b.side;
-            if (d == 2) {  // (3-D facets have no ends recorded)
+            if (d == 2) {  // (facets in d >= 3 have no ends recorded)
                 int cm = cmp_coord(V[a.lo], V[b.lo], c0_of(a.plane));
                 if (cm) return cm < 0;
             }
@@ -1875,12 +2258,12 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
             size_t e = s + 1;
             const Facet& h = F[idx[s]];
             while (e < idx.size() && F[idx[e]].plane == h.plane && F[idx[e]].j0 == h.j0 &&
-                   F[idx[e]].pre == h.pre)
+                   F[idx[e]].pre == h.pre && sig(F[idx[e]]) == sig(h))
                 ++e;
             size_t cut = s;
             while (cut < e && F[idx[cut]].side < 0) ++cut;
-            if (d == 3) {
-                pairs_3d(c, idx, s, cut, e, static_cast<uint64_t>(n_reg), pairs);
+            if (d >= 3) {
+                pairs_nd(c, decide, idx, s, cut, e, static_cast<uint64_t>(n_reg), pairs);
                 s = e;
                 continue;
             }
@@ -1957,7 +2340,7 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
         PyObject* hashes = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(c->pat_hash->data()),
                                                      static_cast<Py_ssize_t>(c->pat_hash->size() * 8));
         Rat total;
-        for (auto it = c->vsum->rbegin(); it != c->vsum->rend(); ++it) mpq_add(total.v, it->second.v, total.v);
+        sum_of(*c->vsum, total.v);
         PyObject* eq = PyList_New(0);
         const auto& OH = *c->out_hash;
         for (const auto& pr : pairs) {
@@ -1974,11 +2357,246 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
     });
 }
 
+// ----------------------------------------------------------------------------- state transfer
+
+// A checker's accumulated state as bytes (export_state / import_state): a part's regions checked
+// on another process (a Dask worker) and joined into one checker in region order. Integers are
+// 8 bytes little-endian; a GMP integer is its signed byte count then its magnitude's bytes
+// (little-endian). The reader checks every count against the bytes left, so malformed input
+// costs at most work proportional to its size and ends in a reason.
+const uint64_t STATE_MAGIC = 0x3274617453435258ULL;  // format 2
+
+struct Out {
+    std::string s;
+    void u64(uint64_t x) {
+        for (int k = 0; k < 8; ++k) s += static_cast<char>((x >> (8 * k)) & 0xff);
+    }
+    void i64(int64_t x) { u64(static_cast<uint64_t>(x)); }
+    void z(const mpz_t v) {
+        size_t cnt = 0;
+        std::string part((mpz_sizeinbase(v, 2) + 7) / 8 + 1, '\0');
+        mpz_export(&part[0], &cnt, -1, 1, 0, 0, v);
+        i64(mpz_sgn(v) < 0 ? -static_cast<int64_t>(cnt) : static_cast<int64_t>(cnt));
+        s.append(part.data(), cnt);
+    }
+};
+
+struct In {
+    const unsigned char* p;
+    size_t n, at = 0;
+    size_t left() const { return n - at; }
+    uint64_t u64() {
+        if (left() < 8) reject("malformed state: it ends early");
+        uint64_t x = 0;
+        for (int k = 0; k < 8; ++k) x |= static_cast<uint64_t>(p[at + k]) << (8 * k);
+        at += 8;
+        return x;
+    }
+    int64_t i64() { return static_cast<int64_t>(u64()); }
+    // a count of items of at least `each` bytes that the bytes left can hold
+    int64_t count(size_t each) {
+        int64_t x = i64();
+        if (x < 0 || static_cast<uint64_t>(x) > left() / each) reject("malformed state: a count");
+        return x;
+    }
+    // an integer in [lo, hi)
+    int64_t in(int64_t lo, int64_t hi, const char* what) {
+        int64_t x = i64();
+        if (x < lo || x >= hi) reject(std::string("malformed state: ") + what + " out of range");
+        return x;
+    }
+    void z(mpz_t out) {
+        int64_t sn = i64();
+        uint64_t cnt = sn < 0 ? static_cast<uint64_t>(-(sn + 1)) + 1 : static_cast<uint64_t>(sn);
+        if (cnt > left()) reject("malformed state: an integer's size");
+        mpz_import(out, cnt, -1, 1, 0, 0, p + at);
+        if (sn < 0) mpz_neg(out, out);
+        at += cnt;
+    }
+};
+
+// export_state(): what the regions checked so far leave for finish() (from region `first` on:
+// start()): pattern and output hashes, the volume sum, the used vertices, each op's refinement
+// flag (d >= 3: off where a witness had a zero), the proven facets with their planes' exact keys
+// and sign hashes, the facet rows (d >= 3).
+PyObject* Checker_export_state(Checker* c, PyObject*) {
+    return guarded(c, [&]() -> PyObject* {
+        if (c->failed) reject("an earlier chunk failed");
+        const int d = c->d;
+        const int64_t count = c->next_region - c->first;
+        Out o;
+        o.u64(STATE_MAGIC);
+        o.i64(d); o.i64(c->P);
+        o.i64(static_cast<int64_t>(c->verts->size()));
+        o.i64(c->first); o.i64(count);
+        for (uint64_t h : *c->pat_hash) o.u64(h);
+        for (uint64_t h : *c->out_hash) o.u64(h);
+        Rat total;
+        sum_of(*c->vsum, total.v);
+        o.z(mpq_numref(total.v)); o.z(mpq_denref(total.v));
+        const auto& U = *c->used;
+        for (size_t k = 0; k < U.size(); k += 8) {
+            unsigned bits = 0;
+            for (size_t b = 0; b < 8 && k + b < U.size(); ++b) bits |= (U[k + b] ? 1u : 0u) << b;
+            o.s += static_cast<char>(bits);
+        }
+        for (char r : *c->refine) o.i64(r);
+        o.i64(static_cast<int64_t>(c->planes->size()));
+        for (const auto& key : *c->planes)
+            for (const Int& x : key) o.z(x.v);
+        o.i64(static_cast<int64_t>(c->facets->size()));
+        const auto& FI = *c->facet_ids;
+        const auto& FV = *c->facet_verts;
+        for (const Facet& f : *c->facets) {
+            o.i64(f.region); o.i64(f.plane); o.i64(f.j0); o.i64(f.side); o.u64(f.pre);
+            o.u64(f.sig);
+            o.i64(f.lo); o.i64(f.hi); o.i64(f.row);
+            o.i64(f.ids_n);
+            for (int64_t k = 0; k < f.ids_n; ++k) o.i64(FI[f.ids_at + k]);
+            o.i64(f.verts_n);
+            for (int64_t k = 0; k < f.verts_n; ++k) o.i64(FV[f.verts_at + k]);
+        }
+        if (d >= 3) {
+            const auto& S = *c->frow_start;
+            for (size_t k = 1; k < S.size(); ++k) o.i64(S[k] - S[k - 1]);
+            for (const Int& x : c->frows->z) o.z(x.v);
+        }
+        return PyBytes_FromStringAndSize(o.s.data(), static_cast<Py_ssize_t>(o.s.size()));
+    });
+}
+
+// import_state(state): a part's state (export_state of a checker of the same chain, vertices and
+// domain, started at this one's next region) joined in: hashes and used vertices appended,
+// the volume added, the planes renumbered into this checker's, the facets and facet rows
+// appended. Returns None, or the reason it stopped (a malformed state; the checker is then done).
+PyObject* Checker_import_state(Checker* c, PyObject* args) {
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*", &view)) return nullptr;
+    struct Release { Py_buffer* v; ~Release() { PyBuffer_Release(v); } } release{&view};
+    return guarded(c, [&]() -> PyObject* {
+        if (c->failed) reject("an earlier chunk failed");
+        In in{static_cast<const unsigned char*>(view.buf), static_cast<size_t>(view.len)};
+        const int d = c->d, m = d + 1;
+        const int64_t nvert = static_cast<int64_t>(c->verts->size());
+        if (in.u64() != STATE_MAGIC) reject("malformed state: not a checker state");
+        if (in.i64() != d || in.i64() != c->P || in.i64() != nvert)
+            reject("malformed state: another chain, domain or vertex list");
+        if (in.i64() != c->next_region) reject("malformed state: regions out of order");
+        const int64_t first = c->next_region;
+        const int64_t count = in.count(16);
+        for (int64_t k = 0; k < count; ++k) c->pat_hash->push_back(in.u64());
+        for (int64_t k = 0; k < count; ++k) c->out_hash->push_back(in.u64());
+        Rat vol;
+        in.z(mpq_numref(vol.v));
+        in.z(mpq_denref(vol.v));
+        if (mpz_sgn(mpq_denref(vol.v)) <= 0) reject("malformed state: a volume's denominator");
+        mpq_canonicalize(vol.v);
+        add_volume(c, vol.v);
+        auto& U = *c->used;
+        if (in.left() < static_cast<size_t>((nvert + 7) / 8)) reject("malformed state: it ends early");
+        for (int64_t k = 0; k < nvert; ++k)
+            if (in.p[in.at + k / 8] >> (k % 8) & 1) U[k] = 1;
+        in.at += static_cast<size_t>((nvert + 7) / 8);
+        // refinement: off where either part turned it off
+        for (int j = 0; j < c->P; ++j)
+            if (!in.in(0, 2, "a refinement flag")) (*c->refine)[j] = 0;
+        // planes: canonical keys (primitive, first non-zero normal entry positive), renumbered
+        const int64_t n_planes = in.count(8 * static_cast<size_t>(m));
+        std::vector<int> remap(static_cast<size_t>(n_planes));
+        for (int64_t k = 0; k < n_planes; ++k) {
+            std::vector<Int> v(m);
+            Int g;
+            int lead = 0;
+            for (int i = 0; i < m; ++i) {
+                in.z(v[i].v);
+                mpz_gcd(g.v, g.v, v[i].v);
+                if (i < d && !lead) lead = mpz_sgn(v[i].v);
+            }
+            if (lead <= 0 || mpz_cmp_ui(g.v, 1) != 0) reject("malformed state: a plane's key");
+            remap[k] = intern_plane(c, std::move(v));
+        }
+        // facets
+        const int64_t n_facets = in.count(11 * 8);
+        const size_t facets_at = c->facets->size();
+        for (int64_t k = 0; k < n_facets; ++k) {
+            Facet f{};
+            f.region = in.in(first, first + count, "a facet's region");
+            f.plane = remap[in.in(0, n_planes, "a facet's plane")];
+            f.j0 = static_cast<int>(in.in(0, c->P, "a facet's op"));
+            f.side = static_cast<int>(in.in(-1, 2, "a facet's side"));
+            if (f.side == 0) reject("malformed state: a facet's side");
+            f.pre = in.u64();
+            f.sig = in.u64();
+            f.lo = in.in(d == 2 ? 0 : -1, d == 2 ? nvert : 0, "a facet's end");
+            f.hi = in.in(d == 2 ? 0 : -1, d == 2 ? nvert : 0, "a facet's end");
+            f.row = in.i64();  // checked with the facet rows below
+            f.ids_n = in.count(8);
+            if (f.ids_n < 1) reject("malformed state: a facet without ids");
+            f.ids_at = static_cast<int64_t>(c->facet_ids->size());
+            for (int64_t t = 0; t < f.ids_n; ++t) c->facet_ids->push_back(in.i64());
+            f.verts_n = in.count(8);
+            if ((d >= 3) != (f.verts_n > 0)) reject("malformed state: a facet's vertices");
+            f.verts_at = static_cast<int64_t>(c->facet_verts->size());
+            for (int64_t t = 0; t < f.verts_n; ++t)
+                c->facet_verts->push_back(in.in(0, nvert, "a facet's vertex"));
+            c->facets->push_back(f);
+        }
+        if (d >= 3) {  // facet rows per region, then the rows; a facet's row is its region's
+            std::vector<int64_t>& S = *c->frow_start;
+            const int64_t base = c->frows->n;
+            if (static_cast<int64_t>(S.size()) != first + 1) reject("facet rows out of order");
+            int64_t total = 0;
+            for (int64_t k = 0; k < count; ++k) {
+                total += in.count(8 * static_cast<size_t>(m));
+                if (static_cast<uint64_t>(total) > in.left() / (8 * static_cast<size_t>(m)))
+                    reject("malformed state: a count");
+                S.push_back(base + total);
+            }
+            for (size_t k = facets_at; k < c->facets->size(); ++k) {
+                Facet& f = (*c->facets)[k];
+                int64_t lo = S[f.region] - base, hi = S[f.region + 1] - base;
+                if (f.row < lo || f.row >= hi) reject("malformed state: a facet's row");
+                f.row += base;
+            }
+            std::vector<Int> row(m);
+            for (int64_t k = 0; k < total; ++k) {
+                for (int i = 0; i < m; ++i) in.z(row[i].v);
+                c->frows->append(row.data());
+            }
+        } else {
+            for (size_t k = facets_at; k < c->facets->size(); ++k)
+                if ((*c->facets)[k].row != -1) reject("malformed state: a facet's row");
+        }
+        if (in.left()) reject("malformed state: bytes after its end");
+        c->next_region = first + count;
+        Py_RETURN_NONE;
+    });
+}
+
+// start(first): this checker checks the regions from `first` on (a part of them, whose state
+// export_state() hands to a checker that checked those before; such a part does not finish).
+PyObject* Checker_start(Checker* c, PyObject* args) {
+    long long first;
+    if (!PyArg_ParseTuple(args, "L", &first)) return nullptr;
+    return guarded(c, [&]() -> PyObject* {
+        if (c->failed) reject("an earlier chunk failed");
+        if (c->next_region != 0 || first < 0) reject("start() comes first, at a region >= 0");
+        c->first = c->next_region = first;
+        Py_RETURN_NONE;
+    });
+}
+
 PyMethodDef checker_methods[] = {
     {"regions", reinterpret_cast<PyCFunction>(Checker_regions), METH_VARARGS,
      "Check a chunk of regions: None, or the reason for stopping."},
     {"finish", reinterpret_cast<PyCFunction>(Checker_finish), METH_VARARGS,
      "Check the vertices and adjacency; the results, or the reason for stopping."},
+    {"start", reinterpret_cast<PyCFunction>(Checker_start), METH_VARARGS,
+     "Check the regions from this index on (a part; its state goes to another checker)."},
+    {"export_state", reinterpret_cast<PyCFunction>(Checker_export_state), METH_NOARGS,
+     "The state the regions checked so far leave for finish, as bytes (or a reason)."},
+    {"import_state", reinterpret_cast<PyCFunction>(Checker_import_state), METH_VARARGS,
+     "Join a part's exported state (the next regions in order): None, or a reason."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyTypeObject CheckerType = {PyVarObject_HEAD_INIT(nullptr, 0)};

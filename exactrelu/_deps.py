@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .errors import MissingDependencyError
 
-__all__ = ["cdd", "cdd_gmp", "core", "core_missing", "extra_missing", "flint"]
+__all__ = ["cdd", "cdd_gmp", "core", "core_missing", "dask_workers", "extra_missing", "flint",
+           "is_dask_client"]
 
 _log = logging.getLogger("exactrelu")
 
@@ -114,3 +116,14 @@ def extra_missing(err: ImportError, module: str, extra: str) -> MissingDependenc
     it names the extra that installs it."""
     what = err.name.partition(".")[0] if err.name else str(err)
     return MissingDependencyError(f"{module} needs {what}: pip install 'exactrelu[{extra}]'")
+
+
+def is_dask_client(executor: Any) -> bool:
+    """Is ``executor`` a ``dask.distributed.Client`` (checked without importing Dask)?"""
+    distributed = sys.modules.get("distributed")
+    return distributed is not None and isinstance(executor, distributed.Client)
+
+
+def dask_workers(client: Any) -> int:
+    """The number of workers of a Dask client's cluster (at least 1)."""
+    return max(1, len(client.scheduler_info().get("workers", {})))

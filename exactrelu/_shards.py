@@ -787,3 +787,17 @@ def _load(root: Path) -> Certificate:
         lambda i, r: _adjacency(r, d, n_regions, n_ids),
         lambda t, first: Adjacencies(_adjacency_columns(t, d, n_regions, n_ids)))
     return h.certificate(regions, vertices, adjacency, pieces)
+
+
+def origin(cert: Certificate) -> tuple[Path, tuple[tuple[_Shard, ...], ...]] | None:
+    """Where a sharded certificate was read from (:func:`load`): its directory and the shards
+    its manifest lists for each of :data:`TABLES` (name, first row, rows, size, SHA-256: another
+    process that loads the directory reads these same bytes or stops); None for any other
+    certificate, or one whose regions, vertices or adjacent pairs were assigned or changed since
+    it was read (the files no longer say what it holds)."""
+    tables = []
+    for seq in (cert.regions, cert.vertices, cert.adjacency):
+        if not (isinstance(seq, _Rows) and seq.pristine()):
+            return None
+        tables.append(tuple(seq._shards))
+    return (tables[0][0].file.parent.parent, tuple(tables)) if tables[0] else None

@@ -190,16 +190,23 @@ How it is fast without trusting anything but exact arithmetic (and cddlib's exac
 The compiled pass (:func:`_check_compiled`, the extension ``exactrelu._checkcore``, built from
 ``exactrelu/_checkcore.cpp``, which shares no code with the certifier's ``exactrelu/_core.cpp``)
 proves the same claims in the same way on the common case: a chain (:class:`_ChainRunner`) of
-elementwise ops with one or two thresholds, on a bounded 1-D or 2-D domain. It reads the
+elementwise ops with one or two thresholds, on a bounded domain of up to :data:`_VOLUME_MAX_DIM`
+dimensions. It reads the
 certificate's columns (:class:`~exactrelu._columns.Complex`: a columnar certificate's own,
 unchanged; objects are validated by :func:`_validate_region` and turned into columns) a chunk of
 regions at a time and keeps, per region, what the Python pass keeps (hashes, the proven facets
 for adjacency). In it: a prefix's map is an integer matrix product over one denominator (in
 128-bit integers where the operands' sizes bound every sum, else GMP; consecutive siblings by
 adding the change of the units whose state differs); a sign of a switching row at a witness or
-vertex is decided by a float filter with a rigorous error bound or exactly in integers; a 2-D
-area is the shoelace sum over the vertices sorted by exact orientation tests; vertices and facet
-ends are ordered by truncated floats (monotone) with exact ties. It either proves every claim it
+vertex is decided by a float filter with a rigorous error bound or exactly in integers, and the
+rank of the constraints tight at a vertex by exact elimination; a 2-D area is the shoelace sum
+over the vertices sorted by exact orientation tests; in d >= 3 the volume is the same pulling
+triangulation's, summed face by face (a cone over a face is the apex's height over the face's
+hyperplane times the face's volume, all exact integers over known denominators); vertices and
+facet ends are ordered by truncated floats (monotone) with exact ties; adjacency in d >= 3 is
+:class:`_Adjacency`'s (the groups refined by the signs, extents, shared simplices, separating
+facets), the LPs it leaves undecided in 4-D and above handed back to Python
+(:func:`_interiors_meet`, through :func:`_lp_decider`). It either proves every claim it
 covers (then distinct patterns, the volume sum and the pieces are checked as on the Python path)
 or stops with a reason, and the Python pass then runs from the start and names the false claim:
 the verdict and the message are the Python pass's. ``EXACTRELU_CHECK_PYTHON=1`` (or
@@ -208,7 +215,11 @@ certificate goes through it a shard at a time (:func:`_shard_source`: ``Checker.
 each region shard's columns with the index of its first region, in order; the vertices and the
 adjacent pairs are joined from their shards; the output maps of candidate pairs are read in one
 more pass over the region shards that hold them); a shard the columnar reader declined, or one
-changed in place, stops it.
+changed in place, stops it. With ``executor=`` a Dask client, the region shards of a sharded
+certificate read from disk go through checkers on its workers, a contiguous group per task, whose
+states (hashes, volume sum, used vertices, proven facets with their planes' exact keys) are
+joined in region order into this process's checker (:mod:`exactrelu._checkdask`): the same
+claims proven in the same way, only elsewhere.
 """
 
 from __future__ import annotations
@@ -230,8 +241,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import _checkdask
 from ._columns import Adjacencies, Complex, Rationals, Regions, Vertices, complex_of
-from ._deps import cdd, cdd_gmp, flint
+from ._deps import cdd, cdd_gmp, flint, is_dask_client
 from ._exact import ExactMap, identity_map, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
 from ._progress import progress_bar
@@ -260,9 +272,11 @@ _INPUT = -1
 #: proven by walking its edges (:func:`_walk`); tests lower it to run that path where the
 #: volume path checks the same certificates independently. The volume argument holds in every
 #: dimension; the bound is where it was measured to be the cheaper of the two (mlp nets of
-#: benchmarks/nets.py on [-1, 1]^d, volumes vs closure: 4-10-10 6 s vs 44 s, 5-8-8 10 s vs
-#: 32 s, 6-8-8 297 s vs 163 s: pulling triangulations grow fast with d).
-_VOLUME_MAX_DIM = 5
+#: benchmarks/nets.py on [-1, 1]^d, volumes vs closure, the Python pass: 4-10-10 6 s vs 44 s,
+#: 5-8-8 10 s vs 32 s, 6-8-8 297 s vs 163 s, pulling triangulations growing fast with d; the
+#: compiled pass, which sums them face by face, takes volumes wherever it applies: 6-8-8 in
+#: about 6 s against 85 s by closure).
+_VOLUME_MAX_DIM = 6
 #: on bounded domains up to this dimension a region's ``volume`` must be given (both engines
 #: write it there); above, it may be None. Wherever it is given it must be exact.
 _VOLUME_FIELD_MAX_DIM = 3
@@ -1781,16 +1795,31 @@ class _Adjacency:
         d = self.d
         if p.pointed and m.pointed and d == 3:
             return True  # not separated by an edge line of either polygon
-        rows = []
-        for x in (p, m):
-            ints = self.region_rows(x.ri)[1]
-            for h, row in enumerate(ints):
-                if h != x.k:
-                    rows.append([row[d], *row[:d], -1])  # g(t) >= s
-        e = [-v for v in key[:d]] + [key[d]]
-        rows += [[e[d], *e[:d], 0], [-e[d]] + [-v for v in e[:d]] + [0], [1] + [0] * d + [-1]]
-        value, _ = _facet_lp(rows, d, f"adjacency of regions {p.ri} and {m.ri}")
-        return value > 0
+        rows = [row for x in (p, m)
+                for h, row in enumerate(self.region_rows(x.ri)[1]) if h != x.k]
+        return _interiors_meet(rows, key, d, f"adjacency of regions {p.ri} and {m.ri}")
+
+
+def _interiors_meet(rows: list[list[int]], key: Sequence[int], d: int, what: str) -> bool:
+    """Is a point of the hyperplane ``key`` (``a . t = b`` as ``(*a, b)``) strictly inside every
+    row of ``rows`` (``[a | c]``: ``a . t + c >= 0`` on its region), the other facets of two
+    regions with facets on it? By cddlib's exact LP: ``max s`` with every row ``>= s``, ``s <=
+    1``; ``s > 0`` iff a point of the hyperplane is in both facets' relative interiors."""
+    lp = [[row[d], *row[:d], -1] for row in rows]  # g(t) >= s
+    e = [-v for v in key[:d]] + [key[d]]
+    lp += [[e[d], *e[:d], 0], [-e[d]] + [-v for v in e[:d]] + [0], [1] + [0] * d + [-1]]
+    value, _ = _facet_lp(lp, d, what)
+    return value > 0
+
+
+def _lp_decider(d: int) -> Callable[[int, int, list[list[int]], list[int]], bool]:
+    """The exact LP the compiled pass calls for two facets (of regions ``i < j``) that its other
+    adjacency tests leave undecided (d >= 4): :func:`_interiors_meet`."""
+
+    def decide(i: int, j: int, rows: list[list[int]], key: list[int]) -> bool:
+        return _interiors_meet(rows, key, d, f"adjacency of regions {i} and {j}")
+
+    return decide
 
 
 def _check_adjacency(cert: Certificate, d: int, n_reg: int, true: _TruePairs) -> None:
@@ -1912,9 +1941,10 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any
     """The chain of ``prog`` as :mod:`exactrelu._checkcore` takes it (its ops, the root map's
     integer rows and denominator) and the certificate's columns (:func:`_memory_source`,
     :func:`_shard_source`), or None where its pass does not apply: a bounded domain of dimension
-    1 to 3, a chain (:class:`_ChainRunner`) of elementwise ops with one or two thresholds."""
+    1 to :data:`_VOLUME_MAX_DIM` (where completeness is proven by volumes), a chain
+    (:class:`_ChainRunner`) of elementwise ops with one or two thresholds."""
     dom = cert.domain
-    if (not dom.is_bounded or dom.dim not in (1, 2, 3) or dom.dim > _VOLUME_MAX_DIM
+    if (not dom.is_bounded or not 1 <= dom.dim <= _VOLUME_MAX_DIM
             or not _ChainRunner.applies(prog)):
         return None
     nodes = prog.piecewise_nodes()
@@ -1930,7 +1960,8 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any
         a, aden = runner.stretch[j]
         ops.append((n_units[j], [(t.numerator, t.denominator) for t in ts],
                     [v for row in slopes for v in row], [v for row in consts for v in row], lden,
-                    [int(v) for v in a.entries()], aden, a.nrows()))
+                    [int(v) for v in a.entries()], aden, a.nrows(),
+                    bool(getattr(nodes[j].rule, "sign_cells", False))))
     src = _shard_source(cert) if _sharded(cert) else _memory_source(cert, n_units, n_out)
     if src is None:
         return None
@@ -1944,12 +1975,12 @@ _Part = tuple[Complex, int] | None
 
 class _Source:
     """A certificate's regions, vertices and adjacent pairs as columns for the compiled pass:
-    ``vertices`` (all of them, or None: not available as columns), ``regions(wanted)`` the
-    region chunks in order (``wanted(lo, hi)``: a chunk of regions ``lo`` to ``hi - 1`` may be
-    left out where it is false), ``pairs()`` the chunks of adjacent pairs in order (None: not
-    available as columns)."""
+    ``vertices()`` (all of them, read when called, or None: not available as columns),
+    ``regions(wanted)`` the region chunks in order (``wanted(lo, hi)``: a chunk of regions
+    ``lo`` to ``hi - 1`` may be left out where it is false), ``pairs()`` the chunks of adjacent
+    pairs in order (None: not available as columns)."""
 
-    def __init__(self, vertices: Rationals | None,
+    def __init__(self, vertices: Callable[[], Rationals | None],
                  regions: Callable[[Callable[[int, int], bool] | None], Iterator[_Part]],
                  pairs: Callable[[], Iterator[Complex | None]]) -> None:
         self.vertices, self.regions, self.pairs = vertices, regions, pairs
@@ -1978,7 +2009,7 @@ def _memory_source(cert: Certificate, n_units: list[int], n_out: int) -> _Source
         cx = got
     if cx.num_regions != len(regions) or not _fits(cx, cert.domain.dim, n_units, n_out):
         return None
-    return _Source(cx.vertices, lambda wanted: iter([(cx, 0)]), lambda: iter([cx]))
+    return _Source(lambda: cx.vertices, lambda wanted: iter([(cx, 0)]), lambda: iter([cx]))
 
 
 def _shard_source(cert: Certificate) -> _Source | None:
@@ -1996,14 +2027,17 @@ def _shard_source(cert: Certificate) -> _Source | None:
         for part in seq.shards(wanted):
             yield getattr(part, "columns", None)
 
-    num: list[int] = []
-    den: list[int] = []
-    for part in parts(vertices):
-        if part is None:
-            return _Source(None, lambda wanted: iter(()), lambda: iter(()))
-        num.extend(part[0].vertices.num)
-        den.extend(part[0].vertices.den)
-    return _Source(Rationals(num, den), lambda wanted: parts(regions, wanted),
+    def joined() -> Rationals | None:
+        num: list[int] = []
+        den: list[int] = []
+        for part in parts(vertices):
+            if part is None:
+                return None
+            num.extend(part[0].vertices.num)
+            den.extend(part[0].vertices.den)
+        return Rationals(num, den)
+
+    return _Source(joined, lambda wanted: parts(regions, wanted),
                    lambda: (None if p is None else p[0] for p in parts(adjacency)))
 
 
@@ -2110,55 +2144,82 @@ def _as_columns(cert: Certificate, n_units: list[int], n_out: int) -> Complex | 
                       list(_stream(cert.adjacency)), cert.pieces)
 
 
+def _region_pass(parts: Iterable[_Part], checker: Any, d: int, n_units: list[int], n_out: int,
+                 bar: Any) -> str | None:
+    """``Checker.regions`` over the region chunks ``parts`` in order (``bar``: counts the
+    regions, or None); None, or the reason it stopped."""
+    for part in parts:
+        if part is None:
+            return "a region shard is not available as columns"
+        cx, first = part
+        if not _fits(cx, d, n_units, n_out):
+            return "region columns outside the compiled pass"
+        cols = _region_columns(cx)
+        for lo in range(0, cx.num_regions, _CHUNK):
+            hi = min(lo + _CHUNK, cx.num_regions)
+            reason = checker.regions(first, lo, hi, cols)
+            if reason is not None:
+                return str(reason)
+            if bar is not None:
+                bar.update(hi - lo)
+        del cx, cols, part
+    return None
+
+
 def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: list[int],
-                     dom_rows: list[list[fmpq]], progress: bool) -> str | tuple[_Source, Any]:
+                     dom_rows: list[list[fmpq]], progress: bool,
+                     executor: Any = None) -> str | tuple[_Source, Any]:
     """The claims :mod:`exactrelu._checkcore` proves (regions, vertices, adjacent pairs): the
-    reason it stopped, or the certificate's columns and what ``Checker.finish`` returns."""
+    reason it stopped, or the certificate's columns and what ``Checker.finish`` returns. With a
+    Dask client ``executor`` the regions of a sharded certificate read from disk are checked on
+    its workers (:mod:`exactrelu._checkdask`)."""
     got = _compiled_input(cert, prog, m0)
     if got is None:
         return "outside the compiled pass"
     src, n_units, n_out, ops, root_rows, root_den = got
     d = cert.domain.dim
-    if src.vertices is None:
-        return "a vertex shard is not available as columns"
     ints = [_ints(row) for row in dom_rows]
     dens = [math.lcm(*(int(v.q) for v in row)) for row in dom_rows]
-    try:
-        assert _checkcore is not None  # by check()
-        checker = _checkcore.Checker(d, offsets, [v for row in ints for v in row], dens, root_rows,
-                                     root_den, ops, n_out, src.vertices.num, src.vertices.den)
-    except ValueError as exc:
-        return str(exc)
+    init = (d, offsets, [v for row in ints for v in row], dens, root_rows, root_den, ops, n_out)
     n_reg = len(cert.regions)
-    bar = progress_bar(n_reg, "checking regions", progress and n_reg > 1)
-    try:
-        for part in src.regions(None):
-            if part is None:
-                return "a region shard is not available as columns"
-            cx, first = part
-            if not _fits(cx, d, n_units, n_out):
-                return "region columns outside the compiled pass"
-            cols = _region_columns(cx)
-            for lo in range(0, cx.num_regions, _CHUNK):
-                hi = min(lo + _CHUNK, cx.num_regions)
-                reason = checker.regions(first, lo, hi, cols)
-                if reason is not None:
-                    return str(reason)
-                bar.update(hi - lo)
-            del cx, cols, part
+    remote = (_checkdask.RegionPass(executor, cert, init, n_units, n_out)
+              if executor is not None and _checkdask.applies(cert) else None)
+    try:  # the workers read the vertices and the pairs for this process too
+        vertices = src.vertices() if remote is None else remote.vertices()
+        if isinstance(vertices, str):
+            return vertices
+        if vertices is None:
+            return "a vertex shard is not available as columns"
+        try:
+            assert _checkcore is not None  # by check()
+            checker = _checkcore.Checker(*init, vertices.num, vertices.den)
+        except ValueError as exc:
+            return str(exc)
+        del vertices
+        pairs = remote.adjacent_pairs() if remote is not None else None
+        if isinstance(pairs, str):
+            return pairs
+        with progress_bar(n_reg, "checking regions", progress and n_reg > 1) as bar:
+            reason = (_region_pass(src.regions(None), checker, d, n_units, n_out, bar)
+                      if remote is None else remote.join(checker, bar.update))
+        if reason is not None:
+            return reason
     finally:
-        bar.close()
+        if remote is not None:
+            remote.cancel()
     if not n_reg:
         return "no region"
-    pairs = _pair_columns(src.pairs(), d)
+    if remote is None:
+        pairs = _pair_columns(src.pairs(), d)
     if pairs is None:
         return "an adjacency shard is not available as columns"
-    out = checker.finish(n_reg, *pairs)
+    out = checker.finish(n_reg, *pairs, _lp_decider(d))
     return out if isinstance(out, str) else (src, out)
 
 
 def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: list[int],
-                    dom_rows: list[list[fmpq]], progress: bool) -> str | None:
+                    dom_rows: list[list[fmpq]], progress: bool,
+                    executor: Any = None) -> str | None:
     """The region pass, the global vertices and the adjacent pairs by :mod:`exactrelu._checkcore`
     (where :func:`_compiled_input` says it applies), then what remains of :func:`check` (distinct
     patterns, the volume sum, the pieces) as on the Python path. Returns None when every claim
@@ -2171,9 +2232,10 @@ def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: lis
     and exact integers where it does not decide, the true facets by exact tightness, volumes as
     the exact length or area of the hull of the listed vertices; adjacency from the proven facets
     as :class:`_FacetTable`. A sharded certificate is read a shard at a time (the vertices are
-    held whole, the adjacent pairs joined after the regions): :func:`_shard_source`."""
+    held whole, the adjacent pairs joined after the regions): :func:`_shard_source`; with a Dask
+    client ``executor``, its regions on the workers (:mod:`exactrelu._checkdask`)."""
     try:  # a shard that cannot be read: the Python pass reads it when it reaches it
-        out = _compiled_claims(cert, prog, m0, offsets, dom_rows, progress)
+        out = _compiled_claims(cert, prog, m0, offsets, dom_rows, progress, executor)
     except CertificateError as exc:
         return f"reading a shard: {exc}"
     if isinstance(out, str):
@@ -2226,12 +2288,22 @@ def _counted(items: Iterable[T], bar: Any) -> Iterator[T]:
 
 
 def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None, *,
-          progress: bool = True) -> Certificate:
+          progress: bool = True, executor: Any = None) -> Certificate:
     """Re-verify every claim of ``cert`` against ``net``; returns the certificate or raises
     :class:`~exactrelu.errors.CertificateError` naming the first claim that does not hold.
     ``domain`` (a :class:`~exactrelu.domain.Domain` or what :func:`~exactrelu.domain.as_domain`
     takes): also require the certificate to be about exactly that domain. ``progress``: a bar
     over the regions on a terminal (none elsewhere).
+
+    ``executor``: a ``dask.distributed.Client``. Where the compiled pass applies to a sharded
+    certificate read from a directory its workers share (``check("x.parquet", net,
+    executor=client)``), the workers check its regions, a contiguous group of region shards per
+    task (:mod:`exactrelu._checkdask`), and this process joins their results and checks the rest;
+    the verdict is the local check's. Anywhere else (outside the compiled pass, a certificate in
+    memory or changed since it was read), or where a task finds a claim that does not hold, the
+    check runs in this process as without it (the Python pass names the claim). Raises
+    :class:`~exactrelu.errors.ClusterError` where a worker cannot read the directory or a task
+    returns what exactrelu's own does not.
 
     >>> net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> import exactrelu
@@ -2239,6 +2311,9 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     >>> check(c, net, domain=[(-1, 1)]).num_regions == c.num_regions
     True
     """
+    if executor is not None and not is_dask_client(executor):
+        raise InvalidInputError(f"executor must be a dask.distributed.Client; got "
+                                f"{type(executor).__name__}")
     if isinstance(cert, (str, os.PathLike)):
         cert = Certificate.load(cert)
     if not isinstance(cert, Certificate):
@@ -2282,7 +2357,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
     if _COMPILED and not _GENERIC_MAPS and _checkcore is not None:
-        reason = _check_compiled(cert, prog, m0, offsets, dom_rows, progress)
+        reason = _check_compiled(cert, prog, m0, offsets, dom_rows, progress, executor)
         if reason is None:
             return cert
         log.debug("compiled pass stopped (%s); the Python pass names the claim", reason)

@@ -55,7 +55,6 @@ import copy
 import dataclasses
 import logging
 import pickle
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -70,6 +69,7 @@ from torch import nn
 
 from . import _shards
 from ._columns import Complex, Ragged, Rationals, Regions
+from ._deps import dask_workers, is_dask_client
 from ._geometry import full_on_hyperplane, hyperplane_chart
 from ._progress import _Silent, progress_bar
 from ._shards import SHARD_ROWS
@@ -95,12 +95,6 @@ _log = logging.getLogger(__name__)
 #: Tasks per Dask worker to aim for: enough for the cells' unequal sizes to even out.
 TASKS_PER_WORKER = 8
 _SHARED = (nn.ReLU, nn.LeakyReLU, nn.Hardtanh, nn.ReLU6)  # one parameter set for all units
-
-
-def is_dask_client(executor: Any) -> bool:
-    """Is ``executor`` a ``dask.distributed.Client`` (checked without importing Dask)?"""
-    distributed = sys.modules.get("distributed")
-    return distributed is not None and isinstance(executor, distributed.Client)
 
 
 def _first_layer(net: Any, prog: Program) -> nn.Module | None:
@@ -333,7 +327,7 @@ class _Dask(_Pool):
         self.futures: list[Any] = []
 
     def size(self) -> int:
-        return max(1, len(self.client.scheduler_info().get("workers", {})))
+        return dask_workers(self.client)
 
     def certify(self, tasks: list[Domain], ids: list[_CellIds], sharded: bool,
                 root: Path | None) -> Iterator[tuple[int, Any]]:

@@ -69,6 +69,11 @@ class CertificationError(ExactReluError):
         return type(self), (self.detail, self.rules)
 
 
+class ClusterError(ExactReluError):
+    """A Dask task's result is not what exactrelu's own task returns (another exactrelu on a
+    worker, or a result changed in transfer); the message says which task and what is wrong."""
+
+
 class MissingDependencyError(ExactReluError, ImportError):
     """A package exactrelu needs for what was asked is not installed; the message says what to
     install (one line)."""

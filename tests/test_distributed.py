@@ -3,20 +3,42 @@ merged exactly into the certificate a local run gives (in canonical form), check
 
 from __future__ import annotations
 
+import concurrent.futures
+import itertools
+import json
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 from torch import nn
 
 import exactrelu
-from exactrelu import Certificate, InvalidInputError, RegionLimitError
+from exactrelu import (
+    Certificate,
+    CertificateError,
+    ClusterError,
+    InvalidInputError,
+    RegionLimitError,
+    _checkdask,
+)
+from exactrelu.distributed import run as distributed_run
 from exactrelu.domain import Polytope, RealSpace
 from exactrelu.engines import canonical
+from exactrelu.verify import _program_and_domain
 
 from constructions import l1_shell, linf_ball_classifier
 from cut_nets import conv_slice, degenerate, mlp, silent_unit
+from test_check_compiled import compiled, merging_net
+from test_shards import rewrite
+
+CHECKER = sys.modules["exactrelu.check"]
 
 distributed = pytest.importorskip("distributed")
 
@@ -159,3 +181,140 @@ def test_progress_counts_every_task(client, monkeypatch):
     cert = exactrelu.verify(mlp(2, [8, 8], 1), [(-1, 1), (-1, 1)], executor=client)
     assert len(seen) == 1 and seen[0].enabled
     assert seen[0].n == seen[0].total == cert.stats["tasks"] > 1
+
+
+# --------------------------------------------------------------------------- check on the cluster
+CHECK_CASES: dict[str, Any] = {
+    "2d": lambda: (merging_net(), [(-1, 1), (-1, 1)]),
+    "3d": lambda: (mlp(3, [6, 6], 1), [(-1, 1)] * 3),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CHECK_CASES))
+def cells_cert(request, tmp_path_factory) -> tuple[str, nn.Module, Path]:
+    """A certificate written cell by cell (``cells=4``) in shards of 5 regions."""
+    net, dom = CHECK_CASES[request.param]()
+    prog, domain = _program_and_domain(net, dom, None)
+    path = tmp_path_factory.mktemp("cells") / "x.parquet"
+    distributed_run(net, prog, domain, None, workers=1, cells=4, save=path, shard_rows=5)
+    return request.param, net, path
+
+
+def shard_of(path: Path, table: str, k: int) -> pa.Table:
+    entry = json.loads((path / "manifest.json").read_text())["shards"][table][k]
+    return pq.read_table(path / entry["file"])
+
+
+def message(path: Path, net: nn.Module, **kw: Any) -> str:
+    with pytest.raises(CertificateError) as info:
+        exactrelu.check(Certificate.load(path), net, progress=False, **kw)
+    return str(info.value)
+
+
+def test_the_workers_check_the_regions(client, cells_cert, monkeypatch):
+    """check(executor=client): the compiled pass accepts by itself, its region pass run on the
+    workers (the client's is never called) as contiguous groups of region shards, two per
+    worker; the same verdict as the local check."""
+    name, net, path = cells_cert
+    shards = json.loads((path / "manifest.json").read_text())["shards"]["regions"]
+    assert len(shards) >= 6, name
+    cut: list[list[tuple[int, int]]] = []
+    real = _checkdask.groups
+
+    def groups(rows: list[int], n: int) -> list[tuple[int, int]]:
+        cut.append(real(rows, n))
+        return cut[-1]
+
+    def here(*args: Any) -> None:
+        raise AssertionError("the client ran the region pass")
+
+    local = exactrelu.check(Certificate.load(path), net, progress=False)
+    monkeypatch.setattr(_checkdask, "groups", groups)
+    monkeypatch.setattr(CHECKER, "_region_pass", here)
+    assert compiled(Certificate.load(path), net, client) is None  # by the compiled pass itself
+    (runs,) = cut
+    assert len(runs) == 4 and runs[0][0] == 0 and runs[-1][1] == len(shards)
+    assert all(a[1] == b[0] and a[0] < a[1] for a, b in itertools.pairwise(runs))
+    remote = exactrelu.check(str(path), net, executor=client, progress=False)
+    assert remote.num_regions == local.num_regions and remote.pieces == local.pieces
+    # a certificate in memory is checked here (the workers cannot read it)
+    monkeypatch.undo()
+    cert = exactrelu.verify(net, CHECK_CASES[name]()[1], progress=False, workers=1)
+    assert exactrelu.check(cert, net, executor=client, progress=False) is cert
+    with pytest.raises(InvalidInputError, match=r"executor must be a dask\.distributed\.Client"):
+        exactrelu.check(cert, net, executor=ThreadPoolExecutor(1))
+
+
+def test_tampered_shards_give_the_local_message(client, cells_cert, tmp_path):
+    """A witness moved onto a vertex in one region shard, a region dropped from one, an adjacent
+    pair dropped: the workers (or the client's finish) stop the compiled pass, and the check
+    raises the local check's message."""
+    _, net, path = cells_cert
+    cert = Certificate.load(path)
+    k = 3
+    t = shard_of(path, "regions", k)
+    first = sum(shard_of(path, "regions", i).num_rows for i in range(k))
+    # the witness on a vertex of its region
+    p = Path(shutil.copytree(path, tmp_path / "witness"))
+    rows = t.to_pylist()
+    rows[1]["witness"] = [str(x) for x in cert.vertices[cert.regions[first + 1].vertices[0]]]
+    rewrite(p, "regions", k, pa.Table.from_pylist(rows, schema=t.schema))
+    reason = compiled(Certificate.load(p), net, client)
+    assert reason is not None and "(a task)" in reason, reason
+    assert message(p, net, executor=client) == message(p, net)
+    # a region dropped
+    p = Path(shutil.copytree(path, tmp_path / "region"))
+    rewrite(p, "regions", k, pa.concat_tables([t.slice(0, 1), t.slice(2)]),
+            header={"num_regions": cert.num_regions - 1})
+    assert message(p, net, executor=client) == message(p, net)
+    # an adjacent pair dropped
+    p = Path(shutil.copytree(path, tmp_path / "pair"))
+    listed = json.loads((p / "manifest.json").read_text())["shards"]["adjacency"]
+    j = next(i for i, e in enumerate(listed) if e["rows"])
+    rewrite(p, "adjacency", j, shard_of(p, "adjacency", j).slice(1))
+    reason = compiled(Certificate.load(p), net, client)
+    assert reason is not None and "(a task)" not in reason, reason
+    assert message(p, net, executor=client) == message(p, net)
+
+
+class Garbled(distributed.Client):
+    """A client whose region tasks return ``result`` (no cluster behind it: the other tasks run
+    here, on the certificate at ``root`` where it is given: a worker's view of another file
+    system)."""
+
+    def __init__(self, result: Any, root: Path | None = None) -> None:  # no connection
+        self.result, self.root = result, root
+
+    def scheduler_info(self, **kw: Any) -> dict[str, Any]:
+        return {"workers": {"a": {}}}
+
+    def scatter(self, data: Any, **kw: Any) -> Any:
+        return data
+
+    def submit(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        done: Any = concurrent.futures.Future()
+        if self.root is not None:  # the workers see another file system
+            args = (self.root, *args[1:])
+        try:
+            done.set_result(self.result if fn is _checkdask._task else fn(*args))
+        except ClusterError as exc:  # raised by the task: by result(), as Dask does
+            done.set_exception(exc)
+        done.release = lambda: None
+        return done
+
+    def cancel(self, futures: Any, **kw: Any) -> None:
+        pass
+
+    def __del__(self) -> None:
+        pass
+
+
+def test_a_task_result_that_is_no_state_or_no_directory_is_a_cluster_error(cells_cert):
+    _, net, path = cells_cert
+    for result, match in ((b"\0" * 64, "cannot import: malformed state: not a checker state"),
+                          (3, "returned a int, not a checker's state")):
+        with pytest.raises(ClusterError, match=match):
+            exactrelu.check(str(path), net, executor=Garbled(result), progress=False)
+    with pytest.raises(ClusterError, match=r"a worker finds no certificate at .*elsewhere"):
+        exactrelu.check(str(path), net, executor=Garbled(None, path.parent / "elsewhere"),
+                        progress=False)
