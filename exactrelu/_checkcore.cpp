@@ -30,10 +30,12 @@
 // (a str); check.py then runs its Python path, which names the failing field. So a verdict
 // "valid" here is a proof, and a rejection is re-derived in Python for its message.
 //
-// Exactness. Every decision is exact: integers and rationals are GMP's. Floats only filter signs
-// of a row at a point (Rows::sign: a rigorous error bound decides, otherwise exact integers),
-// are summed in 128-bit integers only where a bound on the operands proves the sums exact (build),
-// and order vertices for sorting (mpq_get_d truncates, which is monotone: a strict
+// Exactness. Every decision is exact. Integers and rationals are GMP's, except the prefix maps,
+// held in fixed-width integers (K limbs, arithmetic modulo 2^(64 K)) where a bound on every map
+// of their level proves each entry exact (level_limbs, build_fixed, cascade), with 128-bit sums
+// under a bound of their own (cascade). Floats only filter signs of a row at a point or on a box
+// of points (Rows::sign, Rows::positive_on: a rigorous error bound decides, otherwise exact
+// integers) and order vertices for sorting (mpq_get_d truncates, which is monotone: a strict
 // inequality of floats is one of the rationals, ties are compared exactly).
 
 #define PY_SSIZE_T_CLEAN
@@ -200,6 +202,128 @@ uint64_t hash_mpz(uint64_t h, const mpz_t z) {
     return h;
 }
 
+// --------------------------------------------------------------------------- fixed width
+//
+// A map's entries as K-limb two's complement integers (1 <= K <= KMAX limbs of 64 bits), with
+// arithmetic modulo 2^(64 K). Reduction modulo 2^(64 K) is a ring homomorphism of the integers,
+// so a sum of products computed this way, whatever its intermediate values, is congruent to the
+// exact integer, and equals it when the exact integer lies in [-2^(64 K - 1), 2^(64 K - 1)):
+// every level's K comes from a bound on every map of that level (level_bounds), so each entry is
+// exact as stored.
+
+constexpr int KMAX = 8;
+constexpr int DMAX = 8;  // input dimensions of this path (Checker_init)
+static_assert(sizeof(mp_limb_t) == sizeof(uint64_t) && GMP_NAIL_BITS == 0, "64-bit GMP limbs");
+
+typedef unsigned __int128 u128;
+
+inline bool fw_neg(const uint64_t* x, int K) { return x[K - 1] >> 63; }
+
+inline void fw_negate(uint64_t* x, int K) {  // x = -x modulo 2^(64 K)
+    uint64_t carry = 1;
+    for (int i = 0; i < K; ++i) {
+        u128 t = static_cast<u128>(~x[i]) + carry;
+        x[i] = static_cast<uint64_t>(t);
+        carry = static_cast<uint64_t>(t >> 64);
+    }
+}
+
+// z modulo 2^(64 K)
+void fw_set(const mpz_t z, uint64_t* x, int K) {
+    size_t n = mpz_size(z);
+    for (int i = 0; i < K; ++i)
+        x[i] = static_cast<size_t>(i) < n ? mpz_getlimbn(z, static_cast<mp_size_t>(i)) : 0;
+    if (mpz_sgn(z) < 0) fw_negate(x, K);
+}
+
+// the integer in [-2^(64 K - 1), 2^(64 K - 1)) that x holds
+void fw_get(const uint64_t* x, int K, mpz_t out) {
+    uint64_t a[KMAX];
+    std::memcpy(a, x, sizeof(uint64_t) * static_cast<size_t>(K));
+    bool neg = fw_neg(a, K);
+    if (neg) fw_negate(a, K);
+    mpz_import(out, static_cast<size_t>(K), -1, sizeof(uint64_t), 0, 0, a);
+    if (neg) mpz_neg(out, out);
+}
+
+// x (Kx limbs) as K limbs: sign-extended, or reduced modulo 2^(64 K)
+inline void fw_resize(const uint64_t* x, int Kx, uint64_t* out, int K) {
+    uint64_t ext = fw_neg(x, Kx) ? ~uint64_t{0} : 0;
+    for (int i = 0; i < K; ++i) out[i] = i < Kx ? x[i] : ext;
+}
+
+inline bool fw_zero(const uint64_t* x, int K) {
+    for (int i = 0; i < K; ++i)
+        if (x[i]) return false;
+    return true;
+}
+
+// acc += a * x modulo 2^(64 K), for n consecutive K-limb entries (a signed 64-bit integer).
+// With ua = a modulo 2^64 (a + 2^64 when a < 0), a * x = ua * x - [a < 0] 2^64 x.
+template <int K>
+inline void fw_addmul(uint64_t* acc, int64_t a, const uint64_t* x, int n) {
+    for (int e = 0; e < n; ++e, acc += K, x += K) {
+        if constexpr (K == 1) {
+            acc[0] += static_cast<uint64_t>(a) * x[0];
+        } else if constexpr (K == 2) {
+            u128 v, s;
+            std::memcpy(&v, x, sizeof v);
+            std::memcpy(&s, acc, sizeof s);
+            s += static_cast<u128>(static_cast<__int128>(a)) * v;
+            std::memcpy(acc, &s, sizeof s);
+        } else {
+            const uint64_t ua = static_cast<uint64_t>(a);
+            uint64_t hi = 0, c = 0;
+            for (int i = 0; i < K; ++i) {
+                u128 p = static_cast<u128>(ua) * x[i] + hi;  // < 2^128
+                hi = static_cast<uint64_t>(p >> 64);
+                u128 t = static_cast<u128>(acc[i]) + static_cast<uint64_t>(p) + c;
+                acc[i] = static_cast<uint64_t>(t);
+                c = static_cast<uint64_t>(t >> 64);
+            }
+            const uint64_t mask = static_cast<uint64_t>(a >> 63);  // all ones when a < 0
+            uint64_t b = 0;
+            for (int i = 1; i < K; ++i) {
+                u128 t = static_cast<u128>(acc[i]) - (x[i - 1] & mask) - b;
+                acc[i] = static_cast<uint64_t>(t);
+                b = static_cast<uint64_t>(t >> 64) & 1;
+            }
+        }
+    }
+}
+
+// acc += v * x modulo 2^(64 K) (v and x K-limb entries; the product of their residues)
+inline void fw_addmul_wide(uint64_t* acc, const uint64_t* v, const uint64_t* x, int K) {
+    for (int i = 0; i < K; ++i) {  // acc += v_i x 2^(64 i)
+        uint64_t hi = 0, c = 0;
+        for (int k = 0; i + k < K; ++k) {
+            u128 p = static_cast<u128>(v[i]) * x[k] + hi;
+            hi = static_cast<uint64_t>(p >> 64);
+            u128 t = static_cast<u128>(acc[i + k]) + static_cast<uint64_t>(p) + c;
+            acc[i + k] = static_cast<uint64_t>(t);
+            c = static_cast<uint64_t>(t >> 64);
+        }
+    }
+}
+
+// The float of entry x (K limbs, non-zero): x = mant * 2^e with 0.5 <= |mant| < 1, mant
+// truncated to 53 bits (as mpz_get_d_2exp).
+double fw_get_d_2exp(long* e, const uint64_t* x, int K) {
+    uint64_t a[KMAX];
+    std::memcpy(a, x, sizeof(uint64_t) * static_cast<size_t>(K));
+    bool neg = fw_neg(a, K);
+    if (neg) fw_negate(a, K);
+    int t = K - 1;
+    while (t > 0 && !a[t]) --t;
+    int lz = __builtin_clzll(a[t]);  // a[t] != 0: x != 0
+    uint64_t top = a[t] << lz;
+    if (lz && t) top |= a[t - 1] >> (64 - lz);
+    top &= ~uint64_t{0x7ff};  // 53 bits: the conversion below is exact
+    *e = 64L * t + 64 - lz;
+    double mant = static_cast<double>(top) * 0x1p-64;  // exact
+    return neg ? -mant : mant;
+}
+
 // --------------------------------------------------------------------------- vertex sets
 
 // A set of a region's vertex columns (bit k: column k), of any size: the vertices where a
@@ -338,24 +462,61 @@ void make_point(std::vector<Rat>& q, Point& p) {
     }
 }
 
+// A box that holds some points (every coordinate of each, as a rational, in [lo_k, hi_k]): made
+// of the points' floats, then widened. ok: every point is filterable (Point::filt).
+struct Box {
+    double lo[DMAX], hi[DMAX];
+    bool ok = false;
+    // A point's float x_k (truncated) is within 2^-52 |x_k| of the coordinate, so within
+    // 2^-51 |x_k| for filterable points (|x_k| >= 2^-991 or x_k == 0, exactly when the
+    // coordinate is 0); widened by 2^-49 |x| + 2^-1000, which rounding cannot undo.
+    void widen(int d) {
+        for (int k = 0; k < d; ++k) {
+            lo[k] -= std::fabs(lo[k]) * 0x1p-49 + 0x1p-1000;
+            hi[k] += std::fabs(hi[k]) * 0x1p-49 + 0x1p-1000;
+        }
+    }
+};
+
 // Rows of integers (a . t + c as [a_1 .. a_d, c]) with their floats: each row scaled by a power
 // of two (its largest entry's magnitude in [0.5, 1)); `ok[i]`: no entry of row i lost more than
-// a relative 2^-52 to the scaling (else its signs are all exact).
+// a relative 2^-52 to the scaling (else its signs are all exact). The integers are GMP's (K == 0)
+// or K-limb fixed-width ones in `x` (K > 0, see fixed width), of which row(i) makes GMP integers
+// on first use.
 struct Rows {
     int m = 0;  // entries per row (d + 1)
     int n = 0;
-    std::vector<Int> z;
+    int K = 0;
+    std::vector<uint64_t> x;      // K > 0: n * m entries of K limbs
+    mutable std::vector<Int> z;   // K == 0: every entry; K > 0: the rows made (`made`)
+    mutable std::vector<char> made;
     std::vector<double> f;
     std::vector<char> ok, zero;
 
+    // row i's m integers
+    const Int* row(int i) const {
+        Int* r = &z[static_cast<size_t>(i) * m];
+        if (K && !made[i]) {
+            for (int k = 0; k < m; ++k)
+                fw_get(&x[(static_cast<size_t>(i) * m + k) * K], K, r[k].v);
+            made[i] = 1;
+        }
+        return r;
+    }
+
     void floats() {
-        f.assign(z.size(), 0.0);
+        size_t entries = static_cast<size_t>(n) * m;
+        f.assign(entries, 0.0);
         ok.assign(n, 1);
         zero.assign(n, 0);
+        if (K) {
+            if (z.size() < entries) z.resize(entries);  // (their limbs are kept for reuse)
+            made.assign(n, 0);
+        }
         for (int i = 0; i < n; ++i) row_floats(i);
     }
 
-    // append a row (m integers) and its floats
+    // append a row (m integers) and its floats (K == 0)
     void append(const Int* row) {
         for (int k = 0; k < m; ++k) z.push_back(row[k]);
         f.resize(z.size(), 0.0);
@@ -366,32 +527,57 @@ struct Rows {
 
     void row_floats(int i) {
         long top = LONG_MIN;
-        bool any = false;
+        long e[DMAX + 1];
+        double mant[DMAX + 1];
+        bool nz[DMAX + 1];
         for (int k = 0; k < m; ++k) {
-            const mpz_t& v = z[static_cast<size_t>(i) * m + k].v;
-            if (mpz_sgn(v)) {
-                any = true;
-                top = std::max(top, static_cast<long>(mpz_sizeinbase(v, 2)));
+            size_t at = static_cast<size_t>(i) * m + k;
+            nz[k] = K ? !fw_zero(&x[at * K], K) : mpz_sgn(z[at].v) != 0;
+            if (!nz[k]) continue;
+            // |mant| in [0.5, 1), truncated
+            mant[k] = K ? fw_get_d_2exp(&e[k], &x[at * K], K) : mpz_get_d_2exp(&e[k], z[at].v);
+            top = std::max(top, e[k]);
+        }
+        zero[i] = top == LONG_MIN;
+        if (zero[i]) return;
+        for (int k = 0; k < m; ++k) {
+            if (!nz[k]) continue;
+            long shift = e[k] - top;  // <= 0
+            double& out = f[static_cast<size_t>(i) * m + k];
+            if (shift < -960) {
+                ok[i] = 0;
+                out = std::ldexp(mant[k], static_cast<int>(shift));
+            } else {  // times 2^shift, a normal double: exact
+                uint64_t bits = static_cast<uint64_t>(1023 + shift) << 52;
+                double scale;
+                std::memcpy(&scale, &bits, sizeof scale);
+                out = mant[k] * scale;
             }
         }
-        zero[i] = !any;
-        if (!any) return;
-        for (int k = 0; k < m; ++k) {
-            const mpz_t& v = z[static_cast<size_t>(i) * m + k].v;
-            if (!mpz_sgn(v)) continue;
-            long e;
-            double mant = mpz_get_d_2exp(&e, v);  // |mant| in [0.5, 1), truncated
-            long shift = e - top;                  // <= 0
-            if (shift < -960) ok[i] = 0;
-            f[static_cast<size_t>(i) * m + k] = std::ldexp(mant, static_cast<int>(shift));
+    }
+
+    // Does the filter prove sg * row i > 0 on the whole box? Its minimum over the box is at the
+    // corner q taking lo_k where sg * a_k > 0, else hi_k (a_k's float has its sign); q's
+    // coordinates are floats, so the error bound of sign() holds at q.
+    bool positive_on(int i, int sg, const Box& b) const {
+        if (!b.ok || zero[i] || !ok[i]) return false;
+        const double* a = &f[static_cast<size_t>(i) * m];
+        const int d = m - 1;
+        double s = sg * a[d], bound = std::fabs(a[d]);
+        for (int k = 0; k < d; ++k) {
+            double t = sg * a[k] * (sg * a[k] > 0 ? b.lo[k] : b.hi[k]);
+            s += t;
+            bound += std::fabs(t);
         }
+        return s > bound * 0x1p-45 + 0x1p-1000;
     }
 
     // The exact sign of row i at the point p.
     int exact(int i, const Point& p) const {
         thread_local Int acc, t;
         mpz_set_ui(acc.v, 0);
-        for (int k = 0; k < m; ++k) mpz_addmul(acc.v, z[static_cast<size_t>(i) * m + k].v, p.h[k].v);
+        const Int* r = row(i);
+        for (int k = 0; k < m; ++k) mpz_addmul(acc.v, r[k].v, p.h[k].v);
         return mpz_sgn(acc.v);
     }
 
@@ -434,40 +620,53 @@ struct Op {
     Int lden;
     std::vector<Int> A;
     Int aden;
-    // A as int64 where every entry fits (a_bits: the largest entry's bit size), for products
-    // in 128-bit integers (see build)
-    std::vector<int64_t> A64;
-    long a_bits = 0;
-    bool a_small = false;
+    // every entry of A fits int64 and every slope and constant has magnitude < 2^62 (so that
+    // the difference of two fits int64): the maps after the op may be made in fixed width
+    bool small = false;
+    std::vector<int64_t> A64, slope64, cons64;
+    // the map's denominator into the op (den) and den * lden, modulo 2^(64 K) for the K of the
+    // level after the op (see build_fixed)
+    std::vector<uint64_t> den_in, den_bottom;
+    // (op j >= 1) level j + 1 may follow an update of level j by cascade(): it is fixed width,
+    // ops j - 1 and j are small, every |slope of op j| * |entry of op j - 1's A| < 2^63 and
+    // max_r sum_i |A_ri| max_s |slope_si| max |entry of op j - 1's A| < 2^127; den_gp: the
+    // denominator of the map into op j - 1, modulo 2^(64 K) for level j + 1's K
+    bool cascade = false;
+    std::vector<uint64_t> den_gp;
     bool sign_cells = false;  // the rule's: its cells are those of its rows' sign vectors
 };
-
-typedef __int128 i128;
-
-i128 to_i128(const mpz_t z) {  // |z| < 2^127, checked by the caller
-    unsigned __int128 m = 0;
-    size_t n = mpz_size(z);
-    for (size_t i = n; i-- > 0;) m = (m << 64) | mpz_getlimbn(z, static_cast<mp_size_t>(i));
-    return mpz_sgn(z) < 0 ? -static_cast<i128>(m) : static_cast<i128>(m);
-}
-
-void from_i128(i128 x, mpz_t out) {
-    unsigned __int128 m = x < 0 ? -static_cast<unsigned __int128>(x) : static_cast<unsigned __int128>(x);
-    uint64_t limbs[2] = {static_cast<uint64_t>(m), static_cast<uint64_t>(m >> 64)};
-    mpz_import(out, 2, -1, sizeof(uint64_t), 0, 0, limbs);
-    if (x < 0) mpz_neg(out, out);
-}
 
 // The map into piecewise op j (or the output, j == P) for one pattern prefix, with the states
 // of op j - 1 it was made with (for updates), and op j's switching rows (sw) over `swden`.
 struct Level {
     bool valid = false;
     long parent_gen = -1, gen = -1;
-    std::vector<int8_t> st;  // states of op j - 1
-    std::vector<Int> Zm;     // rows x (d + 1)
+    std::vector<int8_t> st;    // states of op j - 1
+    // when the map was last made by an update from the map of generation prev_gen (else -1):
+    // the units of op j - 1 whose state changed, and their states before
+    long prev_gen = -1;
+    std::vector<int> dunits;
+    std::vector<int8_t> dfrom;
+    int K = 0;                 // > 0: the map in K-limb fixed width (X), else in GMP (Zm)
+    std::vector<uint64_t> X;   // rows x (d + 1) entries of K limbs
+    std::vector<Int> Zm;       // rows x (d + 1)
     Int den;
     Rows sw;
     Int swden;
+
+    void get(size_t e, mpz_t out) const {
+        if (K)
+            fw_get(&X[e * K], K, out);
+        else
+            mpz_set(out, Zm[e].v);
+    }
+    // entry e modulo 2^(64 Ko)
+    void load(size_t e, uint64_t* out, int Ko) const {
+        if (K)
+            fw_resize(&X[e * K], K, out, Ko);
+        else
+            fw_set(Zm[e].v, out, Ko);
+    }
 };
 
 struct Facet {  // a proven facet of a region, for adjacency
@@ -545,125 +744,247 @@ void switching_rows(Level& L, const Op& nx, int m) {
     W.m = m;
     W.n = nx.n * nx.T;
     if (nx.plain_zero) {
-        W.z = L.Zm;
+        W.K = L.K;
+        if (L.K)
+            W.x = L.X;
+        else
+            W.z = L.Zm;
         mpz_set(L.swden.v, L.den.v);
     } else {
+        W.K = 0;
         W.z.assign(static_cast<size_t>(W.n) * m, Int());
         mpz_mul(L.swden.v, L.den.v, nx.tden.v);
         for (int a = 0; a < nx.T; ++a)
             for (int i = 0; i < nx.n; ++i) {
                 Int* out = &W.z[(static_cast<size_t>(a) * nx.n + i) * m];
-                const Int* zi = &L.Zm[static_cast<size_t>(i) * m];
-                for (int k = 0; k < m; ++k) mpz_mul(out[k].v, zi[k].v, nx.tden.v);
+                for (int k = 0; k < m; ++k) {
+                    L.get(static_cast<size_t>(i) * m + k, out[k].v);
+                    mpz_mul(out[k].v, out[k].v, nx.tden.v);
+                }
                 mpz_submul(out[d].v, nx.tnum[a].v, L.den.v);
             }
     }
     W.floats();
 }
 
-// Level j + 1 from level j (valid) with op j in states s: the rows of the map after the op,
-// M = [slope_i * z_i + (const_i * den) e_d ; (0 .. 0, den * lden)] over den * lden, times the
-// stretch A over aden. When the level holds the map of the same parent with other states,
-// only the units whose state changed are added (the difference of their rows of M times A's
-// columns), each exactly.
-void build(Checker* c, int j, const std::vector<int8_t>& s) {
-    const int d = c->d, m = d + 1;
-    Op& op = (*c->ops)[j];
-    Level& par = (*c->lv)[j];
-    Level& L = (*c->lv)[j + 1];
-    const int n = op.n, nn = op.n_next;
-    thread_local Int t, u;
-    auto slope = [&](int st, int i) -> const mpz_t& { return op.slope[static_cast<size_t>(st) * n + i].v; };
-    auto cons = [&](int st, int i) -> const mpz_t& { return op.cons[static_cast<size_t>(st) * n + i].v; };
-    bool update = L.valid && L.parent_gen == par.gen;
-    int changed = 0;
-    if (update) {
-        for (int i = 0; i < n; ++i) changed += L.st[i] != s[i];
-        if (changed == 0 && L.st == s) return;
-        if (changed * 3 > n) update = false;
+// Level j + 1 in fixed width (K = L.K limbs, op.small) from level j: with M's rows
+// M_i = slope_i * z_i + (const_i * den) e_d (z_i the parent's row i, den its denominator) and
+// the bottom row (0 .. 0, den * lden), row r of the map is sum_i A_ri M_i + A_rn (bottom row);
+// an update adds A_ri times the change of M_i for the units i whose state changed. Every
+// product and sum is taken modulo 2^(64 K): exact, as the result is a map of level j + 1,
+// whose entries K holds (level_limbs).
+template <int K>
+void build_fixed(const Op& op, const Level& par, Level& L, const std::vector<int8_t>& s,
+                 bool update, int m) {
+    const int n = op.n, nn = op.n_next, d = m - 1;
+    const size_t E = static_cast<size_t>(m) * K;  // limbs per row
+    thread_local std::vector<uint64_t> Mrows;
+    thread_local std::vector<int> act;
+    Mrows.resize(static_cast<size_t>(n) * E);
+    act.clear();
+    uint64_t z[KMAX];
+    for (int i = 0; i < n; ++i) {
+        size_t now = static_cast<size_t>(s[i]) * n + i;
+        int64_t sl = op.slope64[now], cs = op.cons64[now];
+        if (update) {
+            if (L.st[i] == s[i]) continue;
+            size_t was = static_cast<size_t>(L.st[i]) * n + i;
+            sl -= op.slope64[was];  // |each| < 2^62 (op.small): no overflow
+            cs -= op.cons64[was];
+        }
+        if (!sl && !cs) continue;
+        uint64_t* Mi = &Mrows[act.size() * E];
+        std::fill(Mi, Mi + E, 0);
+        if (sl)
+            for (int k = 0; k < m; ++k) {
+                par.load(static_cast<size_t>(i) * m + k, z, K);
+                fw_addmul<K>(Mi + static_cast<size_t>(k) * K, sl, z, 1);
+            }
+        if (cs) fw_addmul<K>(Mi + static_cast<size_t>(d) * K, cs, op.den_in.data(), 1);
+        act.push_back(i);
     }
     if (!update) {
-        L.Zm.assign(static_cast<size_t>(nn) * m, Int());
-        mpz_mul(L.den.v, par.den.v, op.lden.v);
-        // M's rows (the active units') and their largest bit size
-        thread_local std::vector<Int> Mrows;
-        thread_local std::vector<int> act;
-        Mrows.resize(static_cast<size_t>(n + 1) * m);
-        act.clear();
-        long m_bits = 0;
-        for (int i = 0; i < n; ++i) {
-            const mpz_t& sl = slope(s[i], i);
-            const mpz_t& cs = cons(s[i], i);
-            if (!mpz_sgn(sl) && !mpz_sgn(cs)) continue;
-            Int* row = &Mrows[static_cast<size_t>(i) * m];
-            for (int k = 0; k < m; ++k) mpz_mul(row[k].v, sl, par.Zm[static_cast<size_t>(i) * m + k].v);
-            mpz_addmul(row[d].v, cs, par.den.v);
-            for (int k = 0; k < m; ++k) m_bits = std::max(m_bits, static_cast<long>(mpz_sizeinbase(row[k].v, 2)));
-            act.push_back(i);
-        }
-        m_bits = std::max(m_bits, static_cast<long>(mpz_sizeinbase(L.den.v, 2)));
-        long terms = static_cast<long>(act.size()) + 1;
-        long log_terms = 0;
-        while ((1L << log_terms) < terms) ++log_terms;
-        // |sum of terms| < terms * 2^a_bits * 2^m_bits <= 2^126: exact in 128-bit integers
-        if (op.a_small && op.a_bits + m_bits + log_terms <= 126) {
-            thread_local std::vector<i128> M128, acc;
-            M128.resize(act.size() * m + m);
-            for (size_t a = 0; a < act.size(); ++a)
-                for (int k = 0; k < m; ++k)
-                    M128[a * m + k] = to_i128(Mrows[static_cast<size_t>(act[a]) * m + k].v);
-            i128 bottom = to_i128(L.den.v);
-            acc.assign(static_cast<size_t>(m), 0);
-            for (int r = 0; r < nn; ++r) {
-                const int64_t* Ar = &op.A64[static_cast<size_t>(r) * (n + 1)];
-                for (int k = 0; k < m; ++k) acc[k] = 0;
-                acc[d] = static_cast<i128>(Ar[n]) * bottom;
-                for (size_t a = 0; a < act.size(); ++a) {
-                    int64_t x = Ar[act[a]];
-                    if (!x) continue;
-                    const i128* Mi = &M128[a * m];
-                    for (int k = 0; k < m; ++k) acc[k] += static_cast<i128>(x) * Mi[k];
-                }
-                for (int k = 0; k < m; ++k) from_i128(acc[k], L.Zm[static_cast<size_t>(r) * m + k].v);
-            }
-            mpz_mul(L.den.v, L.den.v, op.aden.v);
-            goto done;
-        }
-        // otherwise in GMP: the bottom row of M, (0 .. 0, den * lden), is column n of A
+        L.X.assign(static_cast<size_t>(nn) * E, 0);
         for (int r = 0; r < nn; ++r)
-            mpz_mul(L.Zm[static_cast<size_t>(r) * m + d].v, op.A[static_cast<size_t>(r) * (n + 1) + n].v, L.den.v);
-        for (int i : act) {
-            const Int* row = &Mrows[static_cast<size_t>(i) * m];
-            for (int r = 0; r < nn; ++r) {
-                const mpz_t& a = op.A[static_cast<size_t>(r) * (n + 1) + i].v;
-                if (!mpz_sgn(a)) continue;
-                for (int k = 0; k < m; ++k) mpz_addmul(L.Zm[static_cast<size_t>(r) * m + k].v, a, row[k].v);
-            }
-        }
-        mpz_mul(L.den.v, L.den.v, op.aden.v);
-    } else {
-        std::vector<Int> row(m);
-        for (int i = 0; i < n; ++i) {
+            fw_addmul<K>(&L.X[r * E + static_cast<size_t>(d) * K],
+                         op.A64[static_cast<size_t>(r) * (n + 1) + n], op.den_bottom.data(), 1);
+    }
+    for (int r = 0; r < nn; ++r) {
+        uint64_t* out = &L.X[r * E];
+        const int64_t* Ar = &op.A64[static_cast<size_t>(r) * (n + 1)];
+        for (size_t a = 0; a < act.size(); ++a)
+            if (Ar[act[a]]) fw_addmul<K>(out, Ar[act[a]], &Mrows[a * E], m);
+    }
+}
+
+// build_fixed for L.K limbs
+void build_fixed_k(const Op& op, const Level& par, Level& L, const std::vector<int8_t>& s,
+                   bool update, int m) {
+    switch (L.K) {
+        case 1: return build_fixed<1>(op, par, L, s, update, m);
+        case 2: return build_fixed<2>(op, par, L, s, update, m);
+        case 3: return build_fixed<3>(op, par, L, s, update, m);
+        case 4: return build_fixed<4>(op, par, L, s, update, m);
+        case 5: return build_fixed<5>(op, par, L, s, update, m);
+        case 6: return build_fixed<6>(op, par, L, s, update, m);
+        case 7: return build_fixed<7>(op, par, L, s, update, m);
+        case 8: return build_fixed<8>(op, par, L, s, update, m);
+        default: reject("bad limb count");
+    }
+}
+static_assert(KMAX == 8, "build_fixed_k covers 1 .. KMAX limbs");
+
+// Level j + 1 in GMP, the same sums as build_fixed, each exact.
+void build_gmp(const Op& op, const Level& par, Level& L, const std::vector<int8_t>& s,
+               bool update, int m) {
+    const int n = op.n, nn = op.n_next, d = m - 1;
+    thread_local Int t, u, z;
+    thread_local std::vector<Int> Mrow;
+    Mrow.resize(static_cast<size_t>(m));
+    if (!update) {
+        L.Zm.assign(static_cast<size_t>(nn) * m, Int());
+        mpz_mul(t.v, par.den.v, op.lden.v);
+        for (int r = 0; r < nn; ++r)
+            mpz_mul(L.Zm[static_cast<size_t>(r) * m + d].v,
+                    op.A[static_cast<size_t>(r) * (n + 1) + n].v, t.v);
+    }
+    for (int i = 0; i < n; ++i) {
+        const mpz_t& sl = op.slope[static_cast<size_t>(s[i]) * n + i].v;
+        const mpz_t& cs = op.cons[static_cast<size_t>(s[i]) * n + i].v;
+        if (update) {
             if (L.st[i] == s[i]) continue;
-            mpz_sub(t.v, slope(s[i], i), slope(L.st[i], i));
-            mpz_sub(u.v, cons(s[i], i), cons(L.st[i], i));
-            for (int k = 0; k < m; ++k) mpz_mul(row[k].v, t.v, par.Zm[static_cast<size_t>(i) * m + k].v);
-            mpz_addmul(row[d].v, u.v, par.den.v);
-            for (int r = 0; r < nn; ++r) {
-                const mpz_t& a = op.A[static_cast<size_t>(r) * (n + 1) + i].v;
-                if (!mpz_sgn(a)) continue;
-                for (int k = 0; k < m; ++k) mpz_addmul(L.Zm[static_cast<size_t>(r) * m + k].v, a, row[k].v);
-            }
+            mpz_sub(t.v, sl, op.slope[static_cast<size_t>(L.st[i]) * n + i].v);
+            mpz_sub(u.v, cs, op.cons[static_cast<size_t>(L.st[i]) * n + i].v);
+        } else {
+            mpz_set(t.v, sl);
+            mpz_set(u.v, cs);
+        }
+        if (!mpz_sgn(t.v) && !mpz_sgn(u.v)) continue;
+        for (int k = 0; k < m; ++k) {
+            par.get(static_cast<size_t>(i) * m + k, z.v);
+            mpz_mul(Mrow[k].v, t.v, z.v);
+        }
+        mpz_addmul(Mrow[d].v, u.v, par.den.v);
+        for (int r = 0; r < nn; ++r) {
+            const mpz_t& a = op.A[static_cast<size_t>(r) * (n + 1) + i].v;
+            if (!mpz_sgn(a)) continue;
+            for (int k = 0; k < m; ++k)
+                mpz_addmul(L.Zm[static_cast<size_t>(r) * m + k].v, a, Mrow[k].v);
         }
     }
-done:
+}
+
+// Level j + 1 (fixed width, the map made from level j's previous map with op j in states
+// L.st) moved to level j's current map, which its last update made by adding, for each changed
+// unit c of op j - 1, A'[:, c] dM_c (A' op j - 1's stretch, dM_c = dslope_c z'_c +
+// dconst_c den' e_d with z', den' the map and denominator of level j - 1). Op j's constants do
+// not depend on the map, so level j + 1 changes by sum_c v_c dM_c with v_c = A D A'[:, c],
+// D = diag(slope_i of op j in states L.st): v_c in 128-bit integers (op.cascade bounds every
+// partial sum), dM_c and the products modulo 2^(64 K), exact as in build_fixed.
+void cascade(const Op& op, const Op& opp, const Level& gp, const Level& par, Level& L, int m) {
+    const int n = op.n, nn = op.n_next, np = opp.n, K = L.K, d = m - 1;
+    const size_t E = static_cast<size_t>(m) * K;
+    thread_local std::vector<int> act;
+    thread_local std::vector<int64_t> w;
+    thread_local std::vector<__int128> v;
+    act.clear();
+    for (int i = 0; i < n; ++i)
+        if (op.slope64[static_cast<size_t>(L.st[i]) * n + i]) act.push_back(i);
+    w.resize(act.size());
+    v.resize(static_cast<size_t>(nn));
+    uint64_t dM[(DMAX + 1) * KMAX], z[KMAX], vk[KMAX];
+    for (size_t u = 0; u < par.dunits.size(); ++u) {
+        const int cu = par.dunits[u];
+        const size_t now = static_cast<size_t>(par.st[cu]) * np + cu;
+        const size_t was = static_cast<size_t>(par.dfrom[u]) * np + cu;
+        const int64_t dsl = opp.slope64[now] - opp.slope64[was];  // |each| < 2^62
+        const int64_t dcs = opp.cons64[now] - opp.cons64[was];
+        std::fill(dM, dM + E, 0);
+        for (int k = 0; k < m && dsl; ++k) {
+            gp.load(static_cast<size_t>(cu) * m + k, z, K);
+            for (int e = 0; e < K; ++e) vk[e] = 0;
+            vk[0] = static_cast<uint64_t>(dsl);
+            if (dsl < 0)
+                for (int e = 1; e < K; ++e) vk[e] = ~uint64_t{0};
+            fw_addmul_wide(dM + static_cast<size_t>(k) * K, vk, z, K);
+        }
+        if (dcs) {
+            for (int e = 0; e < K; ++e) vk[e] = dcs < 0 ? ~uint64_t{0} : 0;
+            vk[0] = static_cast<uint64_t>(dcs);
+            fw_addmul_wide(dM + static_cast<size_t>(d) * K, vk, op.den_gp.data(), K);
+        }
+        for (size_t a = 0; a < act.size(); ++a) {  // |slope| |A'| < 2^63 (op.cascade)
+            const int i = act[a];
+            w[a] = op.slope64[static_cast<size_t>(L.st[i]) * n + i] *
+                   opp.A64[static_cast<size_t>(i) * (np + 1) + cu];
+        }
+        for (int r = 0; r < nn; ++r) {
+            const int64_t* Ar = &op.A64[static_cast<size_t>(r) * (n + 1)];
+            __int128 sum = 0;
+            for (size_t a = 0; a < act.size(); ++a)
+                sum += static_cast<__int128>(Ar[act[a]]) * w[a];
+            if (!sum) continue;
+            vk[0] = static_cast<uint64_t>(sum);
+            vk[1] = static_cast<uint64_t>(static_cast<u128>(sum) >> 64);
+            for (int e = 2; e < K; ++e) vk[e] = sum < 0 ? ~uint64_t{0} : 0;
+            uint64_t* out = &L.X[r * E];
+            for (int k = 0; k < m; ++k)
+                fw_addmul_wide(out + static_cast<size_t>(k) * K, vk, dM + static_cast<size_t>(k) * K,
+                               K);
+        }
+    }
+}
+
+// Level j + 1 from level j (valid) with op j in states s: the map after the op,
+// [slope_i * z_i + (const_i * den) e_d ; (0 .. 0, den * lden)] over den * lden, times the
+// stretch A over aden. When the level holds the map of the same parent with other states and
+// few units changed, only their rows' changes are added; when it holds the map of the
+// parent's previous map and the parent's last update changed few units, cascade() moves it to
+// the parent's current map first.
+void build(Checker* c, int j, const std::vector<int8_t>& s) {
+    const int m = c->d + 1;
+    const Op& op = (*c->ops)[j];
+    const Level& par = (*c->lv)[j];
+    Level& L = (*c->lv)[j + 1];
+    const int n = op.n;
+    bool update = L.valid && L.parent_gen == par.gen;
+    bool casc = !update && L.valid && op.cascade && par.prev_gen >= 0 &&
+                L.parent_gen == par.prev_gen &&
+                static_cast<int>(par.dunits.size()) < m * L.K;  // cheaper than a new map
+    thread_local std::vector<int> units;
+    thread_local std::vector<int8_t> from;
+    units.clear();
+    from.clear();
+    if (update || casc) {
+        for (int i = 0; i < n; ++i)
+            if (L.st[i] != s[i]) {
+                units.push_back(i);
+                from.push_back(L.st[i]);
+            }
+        if (update && units.empty()) return;
+        if (static_cast<int>(units.size()) * 3 > n) update = casc = false;
+    }
+    if (casc) {
+        cascade(op, (*c->ops)[j - 1], (*c->lv)[j - 1], par, L, m);
+        update = true;
+    }
+    if (L.K)
+        build_fixed_k(op, par, L, s, update, m);
+    else
+        build_gmp(op, par, L, s, update, m);
+    if (!update) {
+        mpz_mul(L.den.v, par.den.v, op.lden.v);
+        mpz_mul(L.den.v, L.den.v, op.aden.v);
+    }
+    // for the next level's cascade: an update of this level's states only
+    L.prev_gen = update && !casc ? L.gen : -1;
+    L.dunits.assign(units.begin(), units.end());
+    L.dfrom.assign(from.begin(), from.end());
     L.st = s;
     L.parent_gen = par.gen;
     L.gen = ++c->gens;
     L.valid = true;
-    if (j + 1 < c->P) {
-        switching_rows(L, (*c->ops)[j + 1], m);
-    }
+    if (j + 1 < c->P) switching_rows(L, (*c->ops)[j + 1], m);
 }
 
 // Decode region r's states of every op from the state tables; validate them.
@@ -714,8 +1035,8 @@ const mpz_t& den_of(Checker* c, const Con& k) {
 int det2(Checker* c, const Con& a, const Con& b) {
     const Rows& ra = rows_of(c, a.lev);
     const Rows& rb = rows_of(c, b.lev);
-    const Int* x = &ra.z[static_cast<size_t>(a.row) * ra.m];
-    const Int* y = &rb.z[static_cast<size_t>(b.row) * rb.m];
+    const Int* x = ra.row(a.row);
+    const Int* y = rb.row(b.row);
     thread_local Int t;
     mpz_mul(t.v, x[0].v, y[1].v);
     mpz_submul(t.v, x[1].v, y[0].v);
@@ -724,9 +1045,9 @@ int det2(Checker* c, const Con& a, const Con& b) {
 
 // exact 3x3 determinant sign of the normals of three constraints (d = 3)
 int det3(Checker* c, const Con& a, const Con& b, const Con& e) {
-    const Int* x = &rows_of(c, a.lev).z[static_cast<size_t>(a.row) * 4];
-    const Int* y = &rows_of(c, b.lev).z[static_cast<size_t>(b.row) * 4];
-    const Int* w = &rows_of(c, e.lev).z[static_cast<size_t>(e.row) * 4];
+    const Int* x = rows_of(c, a.lev).row(a.row);
+    const Int* y = rows_of(c, b.lev).row(b.row);
+    const Int* w = rows_of(c, e.lev).row(e.row);
     thread_local Int t, acc;
     mpz_set_ui(acc.v, 0);
     mpz_mul(t.v, y[1].v, w[2].v); mpz_submul(t.v, y[2].v, w[1].v); mpz_addmul(acc.v, x[0].v, t.v);
@@ -1017,7 +1338,7 @@ std::pair<int, int> plane_of(Checker* c, const Con& k) {
     std::vector<Int> v(d + 1);
     Int g;
     for (int i = 0; i <= d; ++i) {
-        mpz_set(v[i].v, R.z[static_cast<size_t>(k.row) * R.m + i].v);
+        mpz_set(v[i].v, R.row(k.row)[i].v);
         if (k.sg < 0) mpz_neg(v[i].v, v[i].v);
         if (i < d) mpz_neg(v[i].v, v[i].v);
         mpz_gcd(g.v, g.v, v[i].v);
@@ -1074,7 +1395,8 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     }
     const int nv = static_cast<int>(vids.size());
     // constraints: the domain's rows, then every op's cell constraints (non-zero rows)
-    std::vector<Con> cons;
+    thread_local std::vector<Con> cons;
+    cons.clear();
     for (int i = 0; i < c->n_dom; ++i) {
         if (c->dom->sign(i, w) <= 0) reject("witness outside the domain");
         cons.push_back({-1, i, 1, i});
@@ -1091,13 +1413,13 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         sg[j].assign(static_cast<size_t>(W.n), 0);
         is_con[j].assign(static_cast<size_t>(W.n), 0);
         for (int i = 0; i < n; ++i) {
-            int st;
+            int st, s1 = 0;
             int s0 = W.sign(i, w);
             sg[j][i] = static_cast<int8_t>(s0);
             if (op.T == 1) {
                 st = s0 > 0 ? 1 : 0;  // the rule's state_from_signs: on iff positive
             } else {
-                int s1 = W.sign(n + i, w);
+                s1 = W.sign(n + i, w);
                 sg[j][n + i] = static_cast<int8_t>(s1);
                 st = 1;
                 if (s0 < 0) st = 0;
@@ -1113,7 +1435,7 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
             else { ci[0] = n + i; cs[0] = 1; nc = 1; }
             for (int a = 0; a < nc; ++a) {
                 if (W.zero[ci[a]]) continue;  // identically zero: splits nothing
-                int sg = W.sign(ci[a], w);
+                int sg = ci[a] == i ? s0 : s1;  // the sign of row ci[a] at the witness
                 if (sg * cs[a] <= 0) reject("witness not strictly inside a cell constraint");
                 cons.push_back({j, ci[a], cs[a], (*c->offsets)[j] + ci[a]});
                 is_con[j][ci[a]] = 1;
@@ -1130,15 +1452,16 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         // ops' denominators): equal maps have equal integers Zm, which are hashed
         const Level& out = lv[P];
         uint64_t h = 0x243f6a8885a308d3ULL;
-        thread_local Int nu, de, a, b;
+        thread_local Int nu, de, a, b, z;
         for (int i = 0; i < c->n_out * m; ++i) {
+            out.get(static_cast<size_t>(i), z.v);
             cc.onum.get(r * c->n_out * m + i, nu.v);
             cc.oden.get(r * c->n_out * m + i, de.v);
             if (mpz_sgn(de.v) <= 0) reject("an output entry with a denominator <= 0");
             mpz_mul(a.v, nu.v, out.den.v);
-            mpz_mul(b.v, out.Zm[i].v, de.v);
+            mpz_mul(b.v, z.v, de.v);
             if (mpz_cmp(a.v, b.v) != 0) reject("output map differs");
-            h = hash_mpz(h, out.Zm[i].v);
+            h = hash_mpz(h, z.v);
         }
         c->out_hash->push_back(h);
     }
@@ -1146,9 +1469,22 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     const size_t nc = cons.size();
     std::vector<Bits> mask(nc, Bits(static_cast<size_t>(nv)));
     std::vector<std::vector<int>> tight(nv);
+    Box box;
+    box.ok = nv > 0;
+    for (int k = 0; k < d; ++k) box.lo[k] = box.hi[k] = 0;
+    for (int col = 0; col < nv && box.ok; ++col) {
+        const Point& p = V[vids[col]];
+        box.ok = p.filt;
+        for (int k = 0; k < d; ++k) {
+            if (col == 0 || p.f[k] < box.lo[k]) box.lo[k] = p.f[k];
+            if (col == 0 || p.f[k] > box.hi[k]) box.hi[k] = p.f[k];
+        }
+    }
+    box.widen(d);
     for (size_t i = 0; i < nc; ++i) {
         const Con& k = cons[i];
         const Rows& R = rows_of(c, k.lev);
+        if (R.positive_on(k.row, k.sg, box)) continue;  // > 0 at every vertex: none tight
         for (int col = 0; col < nv; ++col) {
             int s = R.sign(k.row, V[vids[col]]) * k.sg;
             if (s < 0) reject("a vertex violates a constraint");
@@ -1164,7 +1500,7 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         if (d == 1) {
             for (int i : t) {
                 const Rows& R = rows_of(c, cons[i].lev);
-                if (mpz_sgn(R.z[static_cast<size_t>(cons[i].row) * R.m].v)) { full = true; break; }
+                if (mpz_sgn(R.row(cons[i].row)[0].v)) { full = true; break; }
             }
         } else if (d == 2) {
             for (size_t a = 0; a < t.size() && !full; ++a)
@@ -1253,7 +1589,7 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
                 // row[e] (negated for e < d) == sg * z_e / den
                 mpz_mul(a.v, mpq_numref(row[e].v), den);
                 if (e < d) mpz_neg(a.v, a.v);
-                mpz_mul(b.v, R.z[static_cast<size_t>(k.row) * R.m + e].v, mpq_denref(row[e].v));
+                mpz_mul(b.v, R.row(k.row)[e].v, mpq_denref(row[e].v));
                 if (k.sg < 0) mpz_neg(b.v, b.v);
                 eq = mpz_cmp(a.v, b.v) == 0;
             }
@@ -1277,7 +1613,7 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
             const Rows& R = rows_of(c, k0.lev);
             std::vector<Int> o(m);
             for (int e = 0; e < m; ++e) {
-                mpz_set(o[e].v, R.z[static_cast<size_t>(k0.row) * R.m + e].v);
+                mpz_set(o[e].v, R.row(k0.row)[e].v);
                 if (k0.sg < 0) mpz_neg(o[e].v, o[e].v);
             }
             own_row = c->frows->n;
@@ -1589,6 +1925,96 @@ void int_vec(PyObject* list, std::vector<Int>& out, size_t want) {
     for (size_t k = 0; k < n; ++k) get_int(PyList_GET_ITEM(list, static_cast<Py_ssize_t>(k)), out[k].v);
 }
 
+// The limbs of every level (Level::K) from a bound B_j on every entry of every map of level j
+// (whatever the pattern): B_0 the root's largest entry; entry (r, k) of level j + 1 is
+// sum_i A_ri (slope_i z_ik + [k = d] const_i den_j) + [k = d] A_rn den_j lden (build, z the
+// map of level j, den_j its denominator), so
+// B_{j+1} = max_r sum_i |A_ri| (sigma_i B_j + kappa_i den_j) + |A_rn| den_j lden, sigma_i and
+// kappa_i the largest |slope| and |constant| of unit i over its states. K is the fewest limbs
+// with B < 2^(64 K - 1) if at most KMAX (and op j is small, for level j + 1), else 0 (GMP).
+// Also each op's den_in and den_bottom modulo 2^(64 K) for the K after it (build_fixed), and
+// whether cascade() applies to it (Op::cascade).
+void level_limbs(Checker* c) {
+    auto& ops = *c->ops;
+    auto& lv = *c->lv;
+    auto limbs = [](const mpz_t bound) {
+        long k = (static_cast<long>(mpz_sizeinbase(bound, 2)) + 1 + 63) / 64;  // bits + sign
+        return k <= KMAX ? static_cast<int>(k) : 0;
+    };
+    Int B, den, t, bot, sum, sig, kap, prevden, amax, vb;
+    for (const Int& z : lv[0].Zm)
+        if (mpz_cmpabs(z.v, B.v) > 0) mpz_abs(B.v, z.v);
+    mpz_set(den.v, lv[0].den.v);
+    lv[0].K = limbs(B.v);
+    for (int j = 0; j < c->P; ++j) {
+        Op& op = ops[j];
+        const int n = op.n;
+        std::vector<Int> Tb(n);  // sigma_i B + kappa_i den
+        for (int i = 0; i < n; ++i) {
+            mpz_set_ui(sig.v, 0);
+            mpz_set_ui(kap.v, 0);
+            for (int st = 0; st < op.S; ++st) {
+                const mpz_t& a = op.slope[static_cast<size_t>(st) * n + i].v;
+                const mpz_t& b = op.cons[static_cast<size_t>(st) * n + i].v;
+                if (mpz_cmpabs(a, sig.v) > 0) mpz_abs(sig.v, a);
+                if (mpz_cmpabs(b, kap.v) > 0) mpz_abs(kap.v, b);
+            }
+            mpz_mul(Tb[i].v, sig.v, B.v);
+            mpz_addmul(Tb[i].v, kap.v, den.v);
+        }
+        mpz_mul(bot.v, den.v, op.lden.v);
+        mpz_set_ui(B.v, 0);
+        for (int r = 0; r < op.n_next; ++r) {
+            const Int* Ar = &op.A[static_cast<size_t>(r) * (n + 1)];
+            mpz_abs(t.v, Ar[n].v);
+            mpz_mul(sum.v, t.v, bot.v);
+            for (int i = 0; i < n; ++i) {
+                mpz_abs(t.v, Ar[i].v);
+                mpz_addmul(sum.v, t.v, Tb[i].v);
+            }
+            if (mpz_cmp(sum.v, B.v) > 0) mpz_set(B.v, sum.v);
+        }
+        int K = op.small ? limbs(B.v) : 0;
+        lv[j + 1].K = K;
+        if (K) {
+            op.den_in.assign(K, 0);
+            op.den_bottom.assign(K, 0);
+            fw_set(den.v, op.den_in.data(), K);
+            fw_set(bot.v, op.den_bottom.data(), K);
+        }
+        if (K && j > 0 && ops[j - 1].small) {
+            // amax: the largest |entry| of op j - 1's A; vb: max_r sum_i |A_ri| sigma_i amax
+            long sbits = 0;
+            for (const Int& x : op.slope)
+                sbits = std::max(sbits, static_cast<long>(mpz_sizeinbase(x.v, 2)));
+            mpz_set_ui(amax.v, 0);
+            for (const Int& x : ops[j - 1].A)
+                if (mpz_cmpabs(x.v, amax.v) > 0) mpz_abs(amax.v, x.v);
+            mpz_set_ui(vb.v, 0);
+            for (int r = 0; r < op.n_next; ++r) {
+                mpz_set_ui(sum.v, 0);
+                for (int i = 0; i < n; ++i) {
+                    mpz_set_ui(sig.v, 0);
+                    for (int st = 0; st < op.S; ++st) {
+                        const mpz_t& a = op.slope[static_cast<size_t>(st) * n + i].v;
+                        if (mpz_cmpabs(a, sig.v) > 0) mpz_abs(sig.v, a);
+                    }
+                    mpz_abs(t.v, op.A[static_cast<size_t>(r) * (n + 1) + i].v);
+                    mpz_addmul(sum.v, t.v, sig.v);
+                }
+                if (mpz_cmp(sum.v, vb.v) > 0) mpz_set(vb.v, sum.v);
+            }
+            mpz_mul(vb.v, vb.v, amax.v);
+            op.cascade = sbits + static_cast<long>(mpz_sizeinbase(amax.v, 2)) <= 63 &&
+                         mpz_sizeinbase(vb.v, 2) <= 127;
+            op.den_gp.assign(K, 0);
+            fw_set(prevden.v, op.den_gp.data(), K);
+        }
+        mpz_set(prevden.v, den.v);
+        mpz_mul(den.v, bot.v, op.aden.v);
+    }
+}
+
 // Checker(d, offsets, dom_rows, dom_dens, root_rows, root_den, ops, n_out, vnum, vden)
 // ops: per piecewise op (n, [(p, q) thresholds], slopes, consts (state-major), lden, stretch
 // rows (n_next x (n + 1)), aden, n_next[, sign_cells: the rule's]).
@@ -1610,7 +2036,7 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
                           &n_out, &vnum, &vden))
         return -1;
     try {
-        if (d < 1 || d > 8) reject("a dimension outside 1 to 8");
+        if (d < 1 || d > DMAX) reject("a dimension outside 1 to 8");
         c->d = d;
         c->n_out = n_out;
         const int m = d + 1;
@@ -1662,13 +2088,21 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
             op.sign_cells = PyTuple_Check(o) && PyTuple_GET_SIZE(o) > 8 &&
                             PyObject_IsTrue(PyTuple_GET_ITEM(o, 8)) == 1;
             c->refine->push_back(d >= 3 && op.sign_cells);
-            op.a_small = true;
+            op.small = true;
             op.A64.assign(op.A.size(), 0);
-            for (size_t k = 0; k < op.A.size(); ++k) {
-                long bits = static_cast<long>(mpz_sizeinbase(op.A[k].v, 2));
-                op.a_bits = std::max(op.a_bits, bits);
-                if (bits > 62) { op.a_small = false; break; }
-                op.A64[k] = mpz_get_si(op.A[k].v);
+            for (size_t k = 0; k < op.A.size() && op.small; ++k) {
+                op.small = mpz_fits_slong_p(op.A[k].v);
+                if (op.small) op.A64[k] = mpz_get_si(op.A[k].v);
+            }
+            op.slope64.assign(op.slope.size(), 0);
+            op.cons64.assign(op.cons.size(), 0);
+            for (size_t k = 0; k < op.slope.size() && op.small; ++k) {
+                op.small = mpz_sizeinbase(op.slope[k].v, 2) <= 62 &&
+                           mpz_sizeinbase(op.cons[k].v, 2) <= 62;
+                if (op.small) {
+                    op.slope64[k] = mpz_get_si(op.slope[k].v);
+                    op.cons64[k] = mpz_get_si(op.cons[k].v);
+                }
             }
             if (mpz_sgn(op.lden.v) <= 0 || mpz_sgn(op.aden.v) <= 0) reject("bad denominators");
             if ((*c->offsets)[j + 1] - (*c->offsets)[j] != static_cast<int64_t>(op.n) * op.T)
@@ -1683,6 +2117,11 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
         int_vec(root, L0.Zm, static_cast<size_t>(op0.n) * m);
         get_int(rden, L0.den.v);
         if (mpz_sgn(L0.den.v) <= 0) reject("bad root denominator");
+        level_limbs(c);
+        if (L0.K) {
+            L0.X.assign(L0.Zm.size() * L0.K, 0);
+            for (size_t e = 0; e < L0.Zm.size(); ++e) fw_set(L0.Zm[e].v, &L0.X[e * L0.K], L0.K);
+        }
         L0.valid = true;
         L0.gen = ++c->gens;
         switching_rows(L0, op0, m);

@@ -41,6 +41,18 @@ def mlp(d: int, widths: list[int], seed: int, act: Any = nn.ReLU, out: int = 1) 
     return nn.Sequential(*layers, nn.Linear(sizes[-1], out)).double().eval()
 
 
+def wide_integers() -> nn.Module:
+    """A net whose second and last layers each hold a weight of 2^-80 beside weights near 1:
+    their integers over one denominator exceed 64 bits, so the compiled pass makes the maps after
+    them in GMP, and the two between in fixed width (limbs), the first from a GMP map, the second
+    also by following the first's updates (which read the GMP map before it)."""
+    net = mlp(2, [6, 5, 4, 3], 10, out=2)
+    with torch.no_grad():
+        net[2].weight[0, 0] = 2.0 ** -80
+        net[8].weight[1, 2] = 2.0 ** -80
+    return net
+
+
 def degenerate(d: int, seed: int) -> nn.Module:
     """A net whose first layer repeats a unit and negates another (facets on which several
     constraints vanish, regions whose facets share hyperplanes with both orientations)."""
@@ -66,6 +78,7 @@ NETS = {
     "4d-degenerate": lambda: (degenerate(4, 12), [(-1, 1)] * 4),
     "5d-hardtanh": lambda: (mlp(5, [3, 3], 13, nn.Hardtanh), [(-2, 2)] * 5),
     "6d": lambda: (mlp(6, [3, 2], 14), [(-1, 1)] * 6),
+    "wide-integers": lambda: (wide_integers(), [(-1, 1), (-1, 1)]),
 }
 
 
