@@ -47,6 +47,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <new>
 #include <string>
 #include <unordered_map>
@@ -697,9 +698,12 @@ struct Checker {
     std::vector<uint64_t>* pat_hash;
     std::vector<uint64_t>* out_hash;
     std::vector<std::pair<int, Rat>>* vsum;  // a binary counter of partial sums
-    std::vector<Facet>* facets;
-    std::vector<int64_t>* facet_ids;
-    std::vector<int64_t>* facet_verts;  // 3-D: every recorded facet's vertices
+    // The records kept for every region until finish grow in blocks (std::deque), not by
+    // doubling a vector: a doubled vector holds its old and new buffers at once and reserves
+    // up to twice what it uses, which on 10^6 regions is more than a GB of address space.
+    std::deque<Facet>* facets;
+    std::deque<int64_t>* facet_ids;
+    std::deque<int64_t>* facet_verts;  // 3-D: every recorded facet's vertices
     Rows* frows;                        // 3-D: every region's facet rows, >= 0 on the region
     std::vector<int64_t>* frow_start;   // d >= 3: region r's rows are frow_start[r] ..
     std::vector<char>* refine;          // d >= 3: facets of op j grouped by signs too (finish)
@@ -2023,8 +2027,8 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
     c->ops = new std::vector<Op>(); c->lv = new std::vector<Level>(); c->verts = new std::vector<Point>();
     c->used = new std::vector<char>(); c->pat_hash = new std::vector<uint64_t>();
     c->out_hash = new std::vector<uint64_t>(); c->vsum = new std::vector<std::pair<int, Rat>>();
-    c->facets = new std::vector<Facet>(); c->facet_ids = new std::vector<int64_t>();
-    c->facet_verts = new std::vector<int64_t>(); c->frows = new Rows();
+    c->facets = new std::deque<Facet>(); c->facet_ids = new std::deque<int64_t>();
+    c->facet_verts = new std::deque<int64_t>(); c->frows = new Rows();
     c->frow_start = new std::vector<int64_t>(1, 0);
     c->refine = new std::vector<char>();
     c->plane_ids = new std::unordered_map<std::string, int>();
