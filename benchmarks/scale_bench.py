@@ -28,7 +28,9 @@ selected one (save needs a certificate, read and check a saved file) runs unmeas
 Every net runs its saving stages in a child process of its own (a fresh interpreter, so that
 memory one net freed is not reused by the next), and read and check in another fresh one (what
 a reviewer who only checks pays), each under an address-space limit of ``--max-memory`` GB
-(default 10; a stage that hits it is reported as out of memory) and an optional ``--timeout``.
+(default 10; a stage that hits it is reported as out of memory; Arrow's memory pool is the
+system allocator there unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise, as its default
+reserves 1 GiB of address space up front) and an optional ``--timeout``.
 Columns: seconds (wall) and CPU seconds (user + system, the process and its waited-for children),
 regions per wall second and microseconds per region, peak memory (the summed proportional set
 size of the child process and its workers, sampled every 0.1 s from /proc, see
@@ -254,9 +256,13 @@ def _child(name: str, stages: list[str], args: Any, threads: int, where: str) ->
            *stages]
     if args.shard_rows is not None:
         cmd += ["--shard-rows", str(args.shard_rows)]
+    # Arrow's default allocator (mimalloc) reserves 1 GiB of address space it does not touch;
+    # under an address-space limit the system allocator measures what is used
+    env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL":
+           os.environ.get("ARROW_DEFAULT_MEMORY_POOL", "system")}
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
-                              check=False, preexec_fn=_limit(args.max_memory))
+                              check=False, preexec_fn=_limit(args.max_memory), env=env)
         out, err, code = done.stdout, done.stderr, done.returncode
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
