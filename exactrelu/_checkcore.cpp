@@ -19,9 +19,9 @@
 // equals the stated one (where one is stated: required up to 3-D), and sums them.
 // finish() then proves the global vertex list (distinct, each used), the adjacent pairs (from the
 // proven facets: 1-D and 2-D as check._FacetTable, d >= 3 as check._Adjacency for bounded
-// facets, grouped by hyperplane, first op and prefix only, the signs' refinement being left out
-// as it loses no pair and the tests decide any two facets of a group: in 3-D the extents, a
-// shared triangle and the separating facets; above, the exact LP where these do not, which
+// facets, grouped by hyperplane, first op, prefix and, where the op's cells are those of its
+// sign vectors, the signs (see finish), then decided in a group: in 3-D by the extents, a
+// shared triangle and the separating facets; above, by the exact LP where these do not, which
 // check.py's callable runs, as the Python pass does) and returns what check.py finishes with
 // (pattern hashes for distinctness, the volume sum, the adjacent pairs whose output maps hash
 // equal).

@@ -2227,11 +2227,12 @@ def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: lis
     pass is then run and names the claim); raises CertificateError for a false claim found here.
 
     It proves what the Python pass proves on these certificates (the module docstring), region by
-    region in the same way: exact maps of every pattern prefix as integer matrices (GMP), signs of
-    every constraint at the witness and the vertices by a float filter with a rigorous error bound
-    and exact integers where it does not decide, the true facets by exact tightness, volumes as
-    the exact length or area of the hull of the listed vertices; adjacency from the proven facets
-    as :class:`_FacetTable`. A sharded certificate is read a shard at a time (the vertices are
+    region in the same way: exact maps of every pattern prefix as integer matrices (fixed width
+    where a bound proves them exact, else GMP), signs of every constraint at the witness and the
+    vertices by a float filter with a rigorous error bound and exact integers where it does not
+    decide, the true facets by exact tightness, volumes as the exact volume of the hull of the
+    listed vertices; adjacency from the proven facets as :class:`_FacetTable` (1-D, 2-D) and
+    :class:`_Adjacency` (d >= 3). A sharded certificate is read a shard at a time (the vertices are
     held whole, the adjacent pairs joined after the regions): :func:`_shard_source`; with a Dask
     client ``executor``, its regions on the workers (:mod:`exactrelu._checkdask`)."""
     try:  # a shard that cannot be read: the Python pass reads it when it reaches it
