@@ -997,10 +997,11 @@ def _area_2d(ids: list[int], pts: _Points) -> Fraction:
     return polygon_area([pts.exact(k) for k in ids])
 
 
-def _hull_lower_bound(points: list, masks: list[int]) -> Fraction:
+def _hull_lower_bound(points: list, masks: list[int], rows: list[list[int]]) -> Fraction:
     """Exact volume of the pulling triangulation of the hull ``Q`` of a region's certified
-    vertices ``points`` over the vertex sets ``masks`` (bit ``k``: ``points[k]``): a lower bound
-    of the region's volume, equal to it when ``points`` holds every vertex of the region.
+    vertices ``points`` over the vertex sets ``masks`` (bit ``k``: ``points[k]``), ``rows[i]``
+    the integer row of the constraint that cuts out ``masks[i]``: a lower bound of the region's
+    volume, equal to it when ``points`` holds every vertex of the region.
 
     Every point was verified to be a vertex of the region's closure ``P`` (all constraints >= 0,
     tight rank d), hence of ``Q``, which lies in ``P``; no point is listed twice. Each mask is
@@ -1015,7 +1016,7 @@ def _hull_lower_bound(points: list, masks: list[int]) -> Fraction:
     ``P`` is one of the masks: equality."""
     if not points:
         return Fraction(0)
-    return hull_volume(points, sorted(masks))
+    return hull_volume(points, masks, rows)
 
 
 class _Sum:
@@ -2517,10 +2518,10 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
             rows, _, sel, sgn, _, _ = blocks[n]
             return rows(int(sel[i - starts[n]])), int(sgn[i - starts[n]])
 
-        def normal(i: int, blocks: list = blocks, starts: np.ndarray = starts) -> list[int]:
-            """The normal of row ``i`` of the region's constraints times a non-zero integer."""
+        def int_row(i: int, blocks: list = blocks, starts: np.ndarray = starts) -> list[int]:
+            """Row ``i`` of the region's constraints times a non-zero integer, in integers."""
             n = int(np.searchsorted(starts, i, side="right")) - 1
-            return blocks[n][5](int(blocks[n][2][i - starts[n]]))[:d]
+            return blocks[n][5](int(blocks[n][2][i - starts[n]]))
 
         def oriented(i: int) -> list[fmpq]:
             """Row ``i`` of the region's constraints as ``[a | c]``, ``a . t + c >= 0`` on it."""
@@ -2538,7 +2539,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
                       f"{cids[int(np.argmax(neg[:, col]))]}")
             for col, k in enumerate(vids):
                 tight = np.nonzero(SG[:, col] == 0)[0].tolist()
-                if len(tight) < d or not _full_rank([normal(t) for t in tight], d):
+                if len(tight) < d or not _full_rank([int_row(t)[:d] for t in tight], d):
                     _fail(f"{where}: vertex {k} is not a vertex of the region (its tight "
                           f"constraints have rank < {d})")
         else:
@@ -2624,8 +2625,9 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
             elif d == 2:
                 vol = _area_2d(vids, pts)
             else:
-                masks = [sum(1 << c for c in cols) for _, cols in facets]
-                vol = _hull_lower_bound([pts.exact(k) for k in vids], masks)
+                vol = _hull_lower_bound([pts.exact(k) for k in vids],
+                                        [sum(1 << c for c in cols) for _, cols in facets],
+                                        [int_row(rs[0]) for rs, _ in facets])
             if r.volume is not None and vol != r.volume:
                 _fail(f"{where}: volume {r.volume} differs from the volume of its vertices {vol}")
             if r.volume is None and d <= _VOLUME_FIELD_MAX_DIM:
