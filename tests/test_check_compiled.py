@@ -203,6 +203,75 @@ def test_the_lp_the_compiled_pass_hands_back_decides_overlap():
     assert decide(0, 1, base + cube([Fraction(1, 2)] * 3), key)
 
 
+def prism_net(d3_only: bool = False) -> nn.Module:
+    """A 3-4-3-1 ReLU net of (t0, t1, t2), taking a fourth input t3 it ignores (``d3_only``: the
+    same net without it)."""
+    net = mlp(4, [4, 3], 3)
+    with torch.no_grad():
+        net[0].weight[:, 3] = 0
+    if d3_only:
+        first = nn.Linear(3, 4).double()
+        with torch.no_grad():
+            first.weight.copy_(net[0].weight[:, :3])
+            first.bias.copy_(net[0].bias)
+        net[0] = first
+    return net
+
+
+#: 2^61 - 1, the prime of the compiled pass's shared-simplex test (``share_simplex``)
+PRIME = 2**61 - 1
+
+
+def test_the_compiled_pass_hands_undecided_pairs_to_the_lp(monkeypatch):
+    """The exact LP the compiled pass calls back (``check._lp_decider``) in d >= 4, reached from
+    C++: on [-1, 1]^3 x [0, p / 2^60] (p = 2^61 - 1, the prime of its shared-simplex test) a net
+    that ignores t3 has prisms for regions, every vertex at t3 = 0 or p / 2^60, so every vertex's
+    t3 numerator is 0 modulo p; the shared vertices of two facets on a hyperplane of (t0, t1, t2)
+    then have rank at most d - 1 modulo p, the shared-simplex test proves nothing, no facet
+    separates the two (they are one facet), and the LP decides every adjacent pair. Its answers
+    are compared with the adjacency of the same net on [-1, 1]^3 (3-D: no LP); a pair it proved,
+    dropped, is rejected; and an LP answering the opposite stops the compiled pass (the answer is
+    used), whose verdict the Python pass then gives."""
+    net = prism_net()
+    box = [(-1, 1)] * 3 + [(0, Fraction(PRIME, 2**60))]
+    cert = exactrelu.verify(net, box, progress=False)
+    assert {v[3] for v in cert.vertices} == {0, Fraction(PRIME, 2**60)}
+    calls: list[tuple[int, int, bool]] = []
+    lp_decider = CHECKER._lp_decider
+
+    def counted(d: int) -> Any:
+        decide = lp_decider(d)
+
+        def wrapped(i: int, j: int, rows: list[list[int]], key: list[int]) -> bool:
+            got = decide(i, j, rows, key)
+            calls.append((i, j, got))
+            return got
+
+        return wrapped
+
+    monkeypatch.setattr(CHECKER, "_lp_decider", counted)
+    assert compiled(cert, net) is None
+    flat = exactrelu.verify(prism_net(d3_only=True), [(-1, 1)] * 3, progress=False)
+    by_pattern = {tuple(map(tuple, r.pattern)): r.index for r in flat.regions}
+    to_3d = [by_pattern[tuple(map(tuple, r.pattern))] for r in cert.regions]
+    assert len(to_3d) == flat.num_regions == len(set(to_3d))
+    want = {tuple(sorted((a.i, a.j))) for a in flat.adjacency}
+    assert len(calls) == len(cert.adjacency) == len(want) > 5
+    assert {tuple(sorted((to_3d[i], to_3d[j]))) for i, j, got in calls if got} == want
+    # a pair the LP proved, dropped from the list
+    i, j, _ = calls[len(calls) // 2]
+    dropped = as_objects(cert)
+    dropped.adjacency = [a for a in dropped.adjacency if (a.i, a.j) != (i, j)]
+    assert len(dropped.adjacency) == len(cert.adjacency) - 1
+    rejected_by_both(dropped, net, "an adjacent pair the LP proved, dropped")
+    # the LP's answer is what the compiled pass goes by
+    monkeypatch.setattr(CHECKER, "_lp_decider",
+                        lambda d: lambda i, j, rows, key: not lp_decider(d)(i, j, rows, key))
+    reason = compiled(cert, net)
+    assert reason is not None and "adjacen" in reason
+    assert exactrelu.check(cert, net, progress=False) is cert
+
+
 def shifted(q: Fraction, by: Fraction) -> Fraction:
     return Fraction(q) + by
 
