@@ -478,6 +478,34 @@ def _validate_region(pos: int, r: Any, d: int, n_vert: int, patterns: _Patterns)
         _ivec(f.rays, f"{fw} rays", 0, len(r.rays))
 
 
+class _Validated:
+    """How far a check has validated the certificate's vertices, regions and adjacent pairs: per
+    list, the number of leading items found well-formed and the error of the item after them (its
+    position and CertificateError), if one was found. :func:`_as_columns` fills it; the Python
+    pass, when it runs after the compiled pass stopped, validates only the items after those,
+    raising the recorded error where it reaches its item: each item is validated once, and the
+    messages are those of one validation in the Python pass's order."""
+
+    def __init__(self) -> None:
+        self.done = {"vertices": 0, "regions": 0, "adjacency": 0}
+        self.error: dict[str, tuple[int, CertificateError]] = {}
+
+    def fail(self, kind: str, pos: int, exc: CertificateError) -> None:
+        """Item ``pos`` of list ``kind`` (every one before it well-formed) is malformed."""
+        self.done[kind] = pos
+        self.error[kind] = (pos, exc)
+
+    def skip(self, kind: str, pos: int) -> bool:
+        """Was item ``pos`` of list ``kind`` found well-formed already? Raises the error recorded
+        for it."""
+        if pos < self.done[kind]:
+            return True
+        got = self.error.get(kind)
+        if got is not None and got[0] == pos:
+            raise got[1]
+        return False
+
+
 def _validate_adjacency(n: int, a: Any, d: int, n_reg: int) -> None:
     """Types and index ranges of adjacent pair ``n``."""
     aw = f"adjacency entry {n}"
@@ -493,18 +521,21 @@ def _validate_adjacency(n: int, a: Any, d: int, n_reg: int) -> None:
 
 
 class _Points:
-    """The global vertex list, read once (validated on the way) and held compactly: each vertex
+    """The global vertex list, read once (validated on the way, but for the vertices
+    ``validated`` records) and held compactly: each vertex
     as the integers ``[x | D]`` of :func:`_hom` (canonical: equal points have equal integers),
     packed into one buffer, and its nearest floats (``Vf``, (n, d))."""
 
-    def __init__(self, vertices: Sequence[Any], d: int) -> None:
+    def __init__(self, vertices: Sequence[Any], d: int,
+                 validated: _Validated | None = None) -> None:
         self.d = d
         self.blob = bytearray()
         self.at = array("q")
         self.width = array("I")
         floats = array("d")
         for k, v in enumerate(_stream(vertices)):
-            _qvec(v, d, f"vertex {k}")
+            if validated is None or not validated.skip("vertices", k):
+                _qvec(v, d, f"vertex {k}")
             h = _hom(v, 1)
             w = max(z.bit_length() for z in h) // 8 + 1  # signed, little-endian
             self.at.append(len(self.blob))
@@ -1823,12 +1854,14 @@ def _lp_decider(d: int) -> Callable[[int, int, list[list[int]], list[int]], bool
     return decide
 
 
-def _check_adjacency(cert: Certificate, d: int, n_reg: int, true: _TruePairs) -> None:
-    """The listed adjacent pairs (validated as they are read, in one pass) are exactly the true
-    ones, each with its hyperplane and ids."""
+def _check_adjacency(cert: Certificate, d: int, n_reg: int, true: _TruePairs,
+                     validated: _Validated | None = None) -> None:
+    """The listed adjacent pairs (validated as they are read, in one pass, but for those
+    ``validated`` records) are exactly the true ones, each with its hyperplane and ids."""
     listed = np.zeros(len(true), dtype=bool)
     for n, a in enumerate(_stream(cert.adjacency)):
-        _validate_adjacency(n, a, d, n_reg)
+        if validated is None or not validated.skip("adjacency", n):
+            _validate_adjacency(n, a, d, n_reg)
         aw = f"adjacency ({a.i}, {a.j})"
         pos = true.find(a.i, a.j)
         if pos < 0:
@@ -1938,7 +1971,8 @@ def _distinct_patterns(cert: Certificate, hashes: np.ndarray) -> None:
 
 # ----------------------------------------------------------------------------- the compiled pass
 
-def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any, ...] | None:
+def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap,
+                    validated: _Validated | None = None) -> tuple[Any, ...] | None:
     """The chain of ``prog`` as :mod:`exactrelu._checkcore` takes it (its ops, the root map's
     integer rows and denominator) and the certificate's columns (:func:`_memory_source`,
     :func:`_shard_source`), or None where its pass does not apply: a bounded domain of dimension
@@ -1963,7 +1997,8 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any
                     [v for row in slopes for v in row], [v for row in consts for v in row], lden,
                     [int(v) for v in a.entries()], aden, a.nrows(),
                     bool(getattr(nodes[j].rule, "sign_cells", False))))
-    src = _shard_source(cert) if _sharded(cert) else _memory_source(cert, n_units, n_out)
+    src = (_shard_source(cert) if _sharded(cert)
+           else _memory_source(cert, n_units, n_out, validated or _Validated()))
     if src is None:
         return None
     root = runner.memo.root
@@ -1992,7 +2027,8 @@ def _sharded(cert: Certificate) -> bool:
                for seq in (cert.regions, cert.vertices, cert.adjacency))
 
 
-def _memory_source(cert: Certificate, n_units: list[int], n_out: int) -> _Source | None:
+def _memory_source(cert: Certificate, n_units: list[int], n_out: int,
+                   validated: _Validated) -> _Source | None:
     """The columns of an in-memory certificate: a columnar certificate's own, where its regions,
     vertices and adjacent pairs are its columns unchanged
     (:meth:`~exactrelu._columns.Lazy.pristine`), else those :func:`_as_columns` makes of its
@@ -2004,7 +2040,7 @@ def _memory_source(cert: Certificate, n_units: list[int], n_out: int) -> _Source
             and adjacency.pristine()):
         cx = regions.cx
     else:
-        got = _as_columns(cert, n_units, n_out)
+        got = _as_columns(cert, n_units, n_out, validated)
         if got is None:
             return None
         cx = got
@@ -2120,26 +2156,35 @@ def _output_maps(src: _Source, want: list[int]) -> dict[int, list[Fraction]] | N
     return out
 
 
-def _as_columns(cert: Certificate, n_units: list[int], n_out: int) -> Complex | None:
+def _as_columns(cert: Certificate, n_units: list[int], n_out: int,
+                validated: _Validated) -> Complex | None:
     """The columns of a certificate held as objects (loaded from JSON, or changed in place), its
     regions, vertices and adjacent pairs validated on the way (:func:`_validate_region`,
-    :func:`_validate_adjacency`, which the columns then stand for: same claims, as integers); None
-    where an object is malformed or has rays or lines (the Python pass names the field)."""
+    :func:`_validate_adjacency`, which the columns then stand for: same claims, as integers) and
+    recorded in ``validated``; None where an object is malformed (its error recorded for the
+    Python pass to raise where it reaches it) or has rays or lines."""
     d = cert.domain.dim
+    kind, pos = "vertices", 0
     try:
         n_vert = len(cert.vertices)
-        for k, v in enumerate(_stream(cert.vertices)):
-            _qvec(v, d, f"vertex {k}")
+        for pos, v in enumerate(_stream(cert.vertices)):
+            _qvec(v, d, f"vertex {pos}")
+        validated.done[kind] = n_vert
+        kind, pos = "regions", 0
         patterns = _Patterns()
         for pos, r in enumerate(_stream(cert.regions)):
             _validate_region(pos, r, d, n_vert, patterns)
+            validated.done[kind] = pos + 1
             if (r.rays or r.lines or len(r.pattern) != len(n_units)
                     or [len(p) for p in r.pattern] != n_units or len(r.output) != n_out
                     or any(len(row) != d + 1 for row in r.output)):
                 return None
-        for n, a in enumerate(_stream(cert.adjacency)):
-            _validate_adjacency(n, a, d, len(cert.regions))
-    except CertificateError:
+        kind, pos = "adjacency", 0
+        for pos, a in enumerate(_stream(cert.adjacency)):
+            _validate_adjacency(pos, a, d, len(cert.regions))
+        validated.done[kind] = len(cert.adjacency)
+    except CertificateError as exc:
+        validated.fail(kind, pos, exc)
         return None
     return complex_of(d, len(n_units), list(_stream(cert.regions)), list(_stream(cert.vertices)),
                       list(_stream(cert.adjacency)), cert.pieces)
@@ -2168,13 +2213,13 @@ def _region_pass(parts: Iterable[_Part], checker: Any, d: int, n_units: list[int
 
 
 def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: list[int],
-                     dom_rows: list[list[fmpq]], progress: bool,
-                     executor: Any = None) -> str | tuple[_Source, Any]:
+                     dom_rows: list[list[fmpq]], progress: bool, executor: Any = None,
+                     validated: _Validated | None = None) -> str | tuple[_Source, Any]:
     """The claims :mod:`exactrelu._checkcore` proves (regions, vertices, adjacent pairs): the
     reason it stopped, or the certificate's columns and what ``Checker.finish`` returns. With a
     Dask client ``executor`` the regions of a sharded certificate read from disk are checked on
     its workers (:mod:`exactrelu._checkdask`)."""
-    got = _compiled_input(cert, prog, m0)
+    got = _compiled_input(cert, prog, m0, validated)
     if got is None:
         return "outside the compiled pass"
     src, n_units, n_out, ops, root_rows, root_den = got
@@ -2219,8 +2264,8 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
 
 
 def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: list[int],
-                    dom_rows: list[list[fmpq]], progress: bool,
-                    executor: Any = None) -> str | None:
+                    dom_rows: list[list[fmpq]], progress: bool, executor: Any = None,
+                    validated: _Validated | None = None) -> str | None:
     """The region pass, the global vertices and the adjacent pairs by :mod:`exactrelu._checkcore`
     (where :func:`_compiled_input` says it applies), then what remains of :func:`check` (distinct
     patterns, the volume sum, the pieces) as on the Python path. Returns None when every claim
@@ -2237,7 +2282,8 @@ def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: lis
     held whole, the adjacent pairs joined after the regions): :func:`_shard_source`; with a Dask
     client ``executor``, its regions on the workers (:mod:`exactrelu._checkdask`)."""
     try:  # a shard that cannot be read: the Python pass reads it when it reaches it
-        out = _compiled_claims(cert, prog, m0, offsets, dom_rows, progress, executor)
+        out = _compiled_claims(cert, prog, m0, offsets, dom_rows, progress, executor,
+                               validated)
     except CertificateError as exc:
         return f"reading a shard: {exc}"
     if isinstance(out, str):
@@ -2358,13 +2404,15 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     dom_irows = [_ints(row) for row in dom_rows]
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
+    validated = _Validated()  # what the compiled pass validated, not validated again below
     if _COMPILED and not _GENERIC_MAPS and _checkcore is not None:
-        reason = _check_compiled(cert, prog, m0, offsets, dom_rows, progress, executor)
+        reason = _check_compiled(cert, prog, m0, offsets, dom_rows, progress, executor,
+                                 validated)
         if reason is None:
             return cert
         log.debug("compiled pass stopped (%s); the Python pass names the claim", reason)
     # vertices: read once (validated), held compactly; distinct points
-    pts = _Points(cert.vertices, d)
+    pts = _Points(cert.vertices, d, validated)
     n_vert = len(pts)
     repeat = pts.first_repeat()
     if repeat is not None:
@@ -2423,7 +2471,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     patterns = _Patterns()
     bar = progress_bar(n_reg, "checking regions", progress and n_reg > 1)
     for pos, r in enumerate(_counted(_stream(cert.regions), bar)):
-        _validate_region(pos, r, d, n_vert, patterns)
+        if not validated.skip("regions", pos):
+            _validate_region(pos, r, d, n_vert, patterns)
         where = f"region {r.index}"
         if len(r.pattern) != prog.num_piecewise:
             _fail(f"{where}: pattern has {len(r.pattern)} ops, the network has "
@@ -2654,7 +2703,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     true = (table.pairs(n_reg) if table is not None
             else _Adjacency(cert, d, offsets, pts, signs_off).pairs())
     del table
-    _check_adjacency(cert, d, n_reg, true)
+    _check_adjacency(cert, d, n_reg, true, validated)
     _check_pieces(cert.pieces, n_reg, _equal_maps(cert, true, np.frombuffer(out_hash,
                                                                             dtype=np.int64)))
     return cert

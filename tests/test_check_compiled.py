@@ -339,6 +339,50 @@ def test_tampered_objects_are_rejected_by_the_compiled_pass(made_objects):
         rejected_by_both(new, net, f"{name} case {n}")
 
 
+@pytest.mark.parametrize("fault", ["claim", "region", "pair", "vertex"])
+def test_objects_are_validated_once_with_the_python_pass_messages(fault, monkeypatch):
+    """Objects turned into columns for the compiled pass are validated there, and the Python pass
+    that runs after the compiled pass stopped does not validate them again: each vertex, region
+    and adjacent pair once (up to the malformed one), whether a claim is false (a volume) or an
+    object malformed (a region's witness, a pair's ids, a vertex), with the message of the
+    Python pass alone."""
+    net, dom = NETS["2d"]()
+    cert = as_objects(exactrelu.verify(net, dom, progress=False))
+    n_reg, n_vert, n_adj = len(cert.regions), len(cert.vertices), len(cert.adjacency)
+    mid, last = n_reg // 2, n_adj - 1
+    if fault == "claim":
+        cert.regions[mid].volume = Fraction(cert.regions[mid].volume) + 1
+    elif fault == "region":
+        cert.regions[mid].witness = cert.regions[mid].witness[:1]
+    elif fault == "pair":
+        cert.adjacency[last].ids = ["x"]
+    else:
+        cert.vertices[n_vert // 2] = (Fraction(0),)
+    want = python_message(cert, net)
+    counts = {"region": 0, "pair": 0, "vertex": 0}
+
+    def counter(name: str, key: str) -> None:
+        real = getattr(CHECKER, name)
+
+        def counted(*args: Any) -> Any:
+            if key != "vertex" or str(args[2]).startswith("vertex "):
+                counts[key] += 1
+            return real(*args)
+
+        monkeypatch.setattr(CHECKER, name, counted)
+
+    counter("_validate_region", "region")
+    counter("_validate_adjacency", "pair")
+    counter("_qvec", "vertex")
+    with pytest.raises(CertificateError) as info:
+        exactrelu.check(cert, net, progress=False)
+    assert str(info.value) == want
+    assert counts == {"claim": {"region": n_reg, "pair": n_adj, "vertex": n_vert},
+                      "region": {"region": mid + 1, "pair": 0, "vertex": n_vert},
+                      "pair": {"region": n_reg, "pair": n_adj, "vertex": n_vert},
+                      "vertex": {"region": 0, "pair": 0, "vertex": n_vert // 2 + 1}}[fault]
+
+
 def checkers(cert: Certificate, net: nn.Module) -> tuple[Any, tuple[Any, ...], Any]:
     """A maker of fresh compiled checkers for ``cert`` (as ``check._compiled_claims`` makes
     them), its region columns (one chunk) and its adjacent pairs as ``finish`` takes them."""
