@@ -481,7 +481,7 @@ def _validate_region(pos: int, r: Any, d: int, n_vert: int, patterns: _Patterns)
 class _Validated:
     """How far a check has validated the certificate's vertices, regions and adjacent pairs: per
     list, the number of leading items found well-formed and the error of the item after them (its
-    position and CertificateError), if one was found. :func:`_as_columns` fills it; the Python
+    position and CertificateError), if one was found. :func:`_object_source` fills it; the Python
     pass, when it runs after the compiled pass stopped, validates only the items after those,
     raising the recorded error where it reaches its item: each item is validated once, and the
     messages are those of one validation in the Python pass's order."""
@@ -2031,19 +2031,15 @@ def _memory_source(cert: Certificate, n_units: list[int], n_out: int,
                    validated: _Validated) -> _Source | None:
     """The columns of an in-memory certificate: a columnar certificate's own, where its regions,
     vertices and adjacent pairs are its columns unchanged
-    (:meth:`~exactrelu._columns.Lazy.pristine`), else those :func:`_as_columns` makes of its
-    objects; None where these have rays or lines or do not fit (the Python pass names why)."""
+    (:meth:`~exactrelu._columns.Lazy.pristine`; None where they do not fit), else those
+    :func:`_object_source` makes of its objects a chunk at a time."""
     regions, vertices, adjacency = cert.regions, cert.vertices, cert.adjacency
-    if (type(regions) is Regions and type(vertices) is Vertices
+    if not (type(regions) is Regions and type(vertices) is Vertices
             and type(adjacency) is Adjacencies and vertices.cx is regions.cx
             and adjacency.cx is regions.cx and regions.pristine() and vertices.pristine()
             and adjacency.pristine()):
-        cx = regions.cx
-    else:
-        got = _as_columns(cert, n_units, n_out, validated)
-        if got is None:
-            return None
-        cx = got
+        return _object_source(cert, n_units, n_out, validated)
+    cx = regions.cx
     if cx.num_regions != len(regions) or not _fits(cx, cert.domain.dim, n_units, n_out):
         return None
     return _Source(lambda: cx.vertices, lambda wanted: iter([(cx, 0)]), lambda: iter([cx]))
@@ -2156,38 +2152,78 @@ def _output_maps(src: _Source, want: list[int]) -> dict[int, list[Fraction]] | N
     return out
 
 
-def _as_columns(cert: Certificate, n_units: list[int], n_out: int,
-                validated: _Validated) -> Complex | None:
-    """The columns of a certificate held as objects (loaded from JSON, or changed in place), its
-    regions, vertices and adjacent pairs validated on the way (:func:`_validate_region`,
-    :func:`_validate_adjacency`, which the columns then stand for: same claims, as integers) and
-    recorded in ``validated``; None where an object is malformed (its error recorded for the
-    Python pass to raise where it reaches it) or has rays or lines."""
+def _object_source(cert: Certificate, n_units: list[int], n_out: int,
+                   validated: _Validated) -> _Source:
+    """The columns of a certificate held as objects (loaded from JSON, or changed in place), made
+    as the compiled pass reads them so that only a chunk of them is held beside the objects: the
+    vertices all at once (the checker keeps them), the regions and the adjacent pairs
+    :data:`_CHUNK` at a time (:func:`~exactrelu._columns.complex_of` of each chunk), each chunk
+    dropped once read. Every object is validated as it is first reached
+    (:func:`_validate_region`, :func:`_validate_adjacency`, which the columns then stand for:
+    same claims, as integers) and recorded in ``validated``; a malformed object (its error
+    recorded for the Python pass to raise where it reaches it) or a region with rays or lines or
+    of another shape than the chain's has no columns (None): the compiled pass stops there."""
     d = cert.domain.dim
-    kind, pos = "vertices", 0
-    try:
-        n_vert = len(cert.vertices)
-        for pos, v in enumerate(_stream(cert.vertices)):
-            _qvec(v, d, f"vertex {pos}")
-        validated.done[kind] = n_vert
-        kind, pos = "regions", 0
-        patterns = _Patterns()
-        for pos, r in enumerate(_stream(cert.regions)):
-            _validate_region(pos, r, d, n_vert, patterns)
-            validated.done[kind] = pos + 1
-            if (r.rays or r.lines or len(r.pattern) != len(n_units)
-                    or [len(p) for p in r.pattern] != n_units or len(r.output) != n_out
-                    or any(len(row) != d + 1 for row in r.output)):
+    n_ops = len(n_units)
+
+    def checked(kind: str, seq: Sequence[Any], validate: Callable[[int, Any], None],
+                wanted: Callable[[int, int], bool] | None = None
+                ) -> Iterator[tuple[int, list[Any]] | None]:
+        """``(first index, items)`` per chunk of ``seq`` in order (the chunks ``wanted`` leaves
+        out skipped), every item validated by ``validate(index, item)`` unless ``validated``
+        records it for ``kind``; None where ``seq`` ends early or an item is malformed."""
+        n = len(seq)
+        items = _stream(seq)
+        for lo in range(0, n, _CHUNK):
+            chunk = list(itertools.islice(items, _CHUNK))
+            if len(chunk) != min(_CHUNK, n - lo):
+                yield None
+                return
+            if wanted is not None and not wanted(lo, lo + len(chunk)):
+                continue
+            for pos in range(max(lo, validated.done[kind]), lo + len(chunk)):
+                try:
+                    validate(pos, chunk[pos - lo])
+                except CertificateError as exc:
+                    validated.fail(kind, pos, exc)
+                    yield None
+                    return
+                if validated.done[kind] == pos:
+                    validated.done[kind] = pos + 1
+            yield lo, chunk
+
+    def vertices() -> Rationals | None:
+        num: list[int] = []
+        den: list[int] = []
+        for got in checked("vertices", cert.vertices, lambda k, v: _qvec(v, d, f"vertex {k}")):
+            if got is None:
                 return None
-        kind, pos = "adjacency", 0
-        for pos, a in enumerate(_stream(cert.adjacency)):
-            _validate_adjacency(pos, a, d, len(cert.regions))
-        validated.done[kind] = len(cert.adjacency)
-    except CertificateError as exc:
-        validated.fail(kind, pos, exc)
-        return None
-    return complex_of(d, len(n_units), list(_stream(cert.regions)), list(_stream(cert.vertices)),
-                      list(_stream(cert.adjacency)), cert.pieces)
+            for v in got[1]:
+                for x in v:
+                    num.append(x.numerator)
+                    den.append(x.denominator)
+        return Rationals(num, den)
+
+    def regions(wanted: Callable[[int, int], bool] | None) -> Iterator[_Part]:
+        n_vert = len(cert.vertices)
+        patterns = _Patterns()
+        for got in checked("regions", cert.regions,
+                           lambda pos, r: _validate_region(pos, r, d, n_vert, patterns), wanted):
+            if got is None or any(
+                    r.rays or r.lines or len(r.pattern) != n_ops
+                    or [len(p) for p in r.pattern] != n_units or len(r.output) != n_out
+                    or any(len(row) != d + 1 for row in r.output) for r in got[1]):
+                yield None
+                return
+            yield complex_of(d, n_ops, got[1], [], [], []), got[0]
+
+    def pairs() -> Iterator[Complex | None]:
+        n_reg = len(cert.regions)
+        for got in checked("adjacency", cert.adjacency,
+                           lambda n, a: _validate_adjacency(n, a, d, n_reg)):
+            yield None if got is None else complex_of(d, n_ops, [], [], got[1], [])
+
+    return _Source(vertices, regions, pairs)
 
 
 def _region_pass(parts: Iterable[_Part], checker: Any, d: int, n_units: list[int], n_out: int,

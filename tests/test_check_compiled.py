@@ -377,10 +377,43 @@ def test_objects_are_validated_once_with_the_python_pass_messages(fault, monkeyp
     with pytest.raises(CertificateError) as info:
         exactrelu.check(cert, net, progress=False)
     assert str(info.value) == want
-    assert counts == {"claim": {"region": n_reg, "pair": n_adj, "vertex": n_vert},
+    assert counts == {"claim": {"region": n_reg, "pair": 0, "vertex": n_vert},
                       "region": {"region": mid + 1, "pair": 0, "vertex": n_vert},
                       "pair": {"region": n_reg, "pair": n_adj, "vertex": n_vert},
                       "vertex": {"region": 0, "pair": 0, "vertex": n_vert // 2 + 1}}[fault]
+
+
+@pytest.mark.parametrize("name", ["2d", "3d", "4d"])
+def test_objects_reach_the_compiled_pass_a_chunk_at_a_time(name, monkeypatch):
+    """Objects become columns a chunk of regions (and of adjacent pairs) at a time, each made
+    when the compiled pass reaches it: with chunks of 5 the compiled pass accepts the objects by
+    itself, no columns of more than 5 regions or pairs are ever made, and a false claim or a
+    malformed object in the last chunk (the witness on a vertex, not a point; a pair dropped)
+    is rejected by both passes with the Python pass's
+    message."""
+    net, dom = NETS[name]()
+    cert = as_objects(exactrelu.verify(net, dom, progress=False))
+    assert cert.num_regions > 10
+    monkeypatch.setattr(CHECKER, "_CHUNK", 5)
+    sizes: list[int] = []
+    complex_of = CHECKER.complex_of
+
+    def sized(d: int, n_ops: int, regions: Any, vertices: Any, adjacency: Any,
+              pieces: Any) -> Any:
+        sizes.append(max(len(regions), len(adjacency)))
+        return complex_of(d, n_ops, regions, vertices, adjacency, pieces)
+
+    monkeypatch.setattr(CHECKER, "complex_of", sized)
+    assert compiled(cert, net) is None
+    assert max(sizes) == 5
+    assert len(sizes) >= cert.num_regions // 5 + len(cert.adjacency) // 5
+    last = cert.num_regions - 1
+    cases = [copy.deepcopy(cert) for _ in range(3)]
+    cases[0].regions[last].witness = tuple(cert.vertices[cert.regions[last].vertices[0]])
+    cases[1].regions[last].witness = ("x",) * cert.domain.dim
+    cases[2].adjacency.pop()
+    for n, new in enumerate(cases):
+        rejected_by_both(new, net, f"{name} case {n}")
 
 
 def checkers(cert: Certificate, net: nn.Module) -> tuple[Any, tuple[Any, ...], Any]:
