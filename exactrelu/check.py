@@ -811,10 +811,29 @@ class _Memo:
             self.levels.popitem(last=False)
 
 
-class _Runner:
+class _Levels:
+    """Levels by pattern prefix, made from their parents (:meth:`_child`) and memoized
+    (:class:`_Memo`): regions sharing the states of their first ops share that work."""
+
+    memo: _Memo
+
+    def _child(self, parent: _Level, j: int, state: tuple) -> _Level:
+        """Level ``j`` from level ``j - 1``, op ``j - 1`` taking ``state``."""
+        raise NotImplementedError
+
+    def level(self, key: tuple, j: int) -> _Level:
+        """Level ``j`` of a pattern whose state tuples are ``key`` (the first ``j`` are used)."""
+        pre = key[:j]
+        lvl = self.memo.get(pre)
+        if lvl is None:
+            lvl = self._child(self.level(key, j - 1), j, key[j - 1])
+            self.memo.put(pre, lvl)
+        return lvl
+
+
+class _Runner(_Levels):
     """The exact pass of :meth:`Program.exact_run`, through the same rules and the program's own
-    node loop (:meth:`Program.run_nodes`), but memoized per pattern prefix: regions sharing the
-    states of their first ops share that work."""
+    node loop (:meth:`Program.run_nodes`), but memoized per pattern prefix (:class:`_Levels`)."""
 
     def __init__(self, prog: Program, m0: ExactMap) -> None:
         self.prog = prog
@@ -841,15 +860,8 @@ class _Runner:
 
         return self.prog.run_nodes(dict(lvl.values), self.pw[j], self._stop(j + 1), step)
 
-    def level(self, key: tuple, j: int) -> _Level:
-        """Level ``j`` of a pattern whose state tuples are ``key`` (the first ``j`` are used)."""
-        pre = key[:j]
-        lvl = self.memo.get(pre)
-        if lvl is None:
-            parent = self.level(key, j - 1)
-            lvl = self._level(self._extend(parent, j - 1, key[j - 1]), j)
-            self.memo.put(pre, lvl)
-        return lvl
+    def _child(self, parent: _Level, j: int, state: tuple) -> _Level:
+        return self._level(self._extend(parent, j - 1, state), j)
 
     def levels(self, key: tuple) -> list[_Level]:
         """None at once: a state not one of its op's may reach a rule only once the witness has
@@ -865,7 +877,7 @@ class _Runner:
         return values[self.prog.output]
 
 
-class _ChainRunner:
+class _ChainRunner(_Levels):
     """:class:`_Runner` for a chain: every piecewise op plainly elementwise (its exact behaviour
     all in its thresholds, slopes and constants: :func:`~exactrelu.rules.plain_elementwise`) and
     every other node reading only nodes after the previous piecewise op. Each stretch of affine
@@ -954,16 +966,9 @@ class _ChainRunner:
         a, aden = self.stretch[j]
         return a * flint.fmpz_mat(n + 1, m, flat), den * aden
 
-    def level(self, key: tuple, j: int) -> _Level:
-        """Level ``j`` of a pattern whose state tuples are ``key`` (the first ``j`` are used)."""
-        pre = key[:j]
-        lvl = self.memo.get(pre)
-        if lvl is None:
-            parent = self.level(key, j - 1)
-            z, den = self._next(parent, j - 1, key[j - 1])
-            lvl = _Level.from_ints(z, den, self._thresholds(j))
-            self.memo.put(pre, lvl)
-        return lvl
+    def _child(self, parent: _Level, j: int, state: tuple) -> _Level:
+        z, den = self._next(parent, j - 1, state)
+        return _Level.from_ints(z, den, self._thresholds(j))
 
     def levels(self, key: tuple) -> list[_Level]:
         """The levels of the pattern ``key`` up to the first op whose state tuple holds a value
