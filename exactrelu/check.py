@@ -522,9 +522,9 @@ def _validate_adjacency(n: int, a: Any, d: int, n_reg: int) -> None:
 
 class _Points:
     """The global vertex list, read once (validated on the way, but for the vertices
-    ``validated`` records) and held compactly: each vertex
-    as the integers ``[x | D]`` of :func:`_hom` (canonical: equal points have equal integers),
-    packed into one buffer, and its nearest floats (``Vf``, (n, d))."""
+    ``validated`` records) and held compactly: each vertex as the integers ``[x | D]`` of
+    :func:`_hom` (canonical: equal points have equal integers), packed into one buffer, and its
+    nearest floats (``Vf``, (n, d))."""
 
     def __init__(self, vertices: Sequence[Any], d: int,
                  validated: _Validated | None = None) -> None:
