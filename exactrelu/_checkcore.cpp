@@ -1154,7 +1154,8 @@ void hull_volume(Checker* c, const std::vector<int64_t>& vids, mpq_t out) {
 // facets' vertex sets (as exactrelu._geometry's hull_volume, which the Python pass uses: the
 // lowest vertex joined to the triangulations of the maximal proper faces without it): a lower
 // bound of the region's volume, equal to it when the vertex list is complete (see
-// check._hull_lower_bound). It is summed face by face, not simplex by simplex. In a face F of
+// check._hull_lower_bound). It is summed face by face, not simplex by simplex (as hull_volume
+// does too). In a face F of
 // the affine space A (dimension j, in the coordinates `kept`, onto which A projects
 // one-to-one), with lowest vertex v, the simplices of F are v joined to those of each maximal
 // proper face H = F & m not holding v, and for each of them |det_j(u_1 - v, .., u_j - v)| =

@@ -25,13 +25,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _shards
 from ._columns import Rationals
 from ._deps import dask_workers
 from .certificate import Certificate
 from .errors import ClusterError
+
+if TYPE_CHECKING:
+    from .check import _Source
 
 __all__ = ["RegionPass", "applies", "groups"]
 
@@ -80,8 +83,8 @@ def _opened(root: Path, listing: tuple[Any, ...]) -> Certificate | str:
     return cert
 
 
-def _vertices(root: Path, listing: tuple[Any, ...]) -> Rationals | str:
-    """On a worker: the certificate's vertices (read once for every task and the client), or
+def _source(root: Path, listing: tuple[Any, ...]) -> tuple[Certificate, _Source] | str:
+    """On a worker: the certificate at ``root`` and its columns (``check._shard_source``), or
     why not."""
     from .check import _shard_source
 
@@ -89,21 +92,21 @@ def _vertices(root: Path, listing: tuple[Any, ...]) -> Rationals | str:
     if isinstance(cert, str):
         return cert
     src = _shard_source(cert)
-    vertices = None if src is None else src.vertices()
-    return "a vertex shard is not available as columns" if vertices is None else vertices
+    return "a table is not sharded" if src is None else (cert, src)
 
 
-def _pairs(root: Path, listing: tuple[Any, ...]) -> tuple[Any, ...] | str:
-    """On a worker: the certificate's adjacent pairs as ``Checker.finish`` takes them (for the
+def _read(root: Path, listing: tuple[Any, ...], table: str) -> Rationals | tuple[Any, ...] | str:
+    """On a worker: the certificate's vertices (``table`` "vertices": read once for every task
+    and the client) or its adjacent pairs as ``Checker.finish`` takes them ("adjacency": for the
     client), or why not."""
-    from .check import _pair_columns, _shard_source
+    from .check import _pair_columns
 
-    cert = _opened(root, listing)
-    if isinstance(cert, str):
-        return cert
-    src = _shard_source(cert)
-    pairs = None if src is None else _pair_columns(src.pairs(), cert.domain.dim)
-    return "an adjacency shard is not available as columns" if pairs is None else pairs
+    got = _source(root, listing)
+    if isinstance(got, str):
+        return got
+    cert, src = got
+    out = src.vertices() if table == "vertices" else _pair_columns(src.pairs(), cert.domain.dim)
+    return f"a {table} shard is not available as columns" if out is None else out
 
 
 def _task(root: Path, listing: tuple[Any, ...], init: tuple[Any, ...],
@@ -111,16 +114,14 @@ def _task(root: Path, listing: tuple[Any, ...], init: tuple[Any, ...],
           hi: int) -> bytes | str:
     """On a worker: regions ``lo`` to ``hi - 1`` of the certificate at ``root`` through the
     compiled pass, the checker's state exported; or the reason it stopped."""
-    from .check import _checkcore, _region_pass, _shard_source
+    from .check import _checkcore, _region_pass
 
     if isinstance(vertices, str):
         return vertices
-    cert = _opened(root, listing)
-    if isinstance(cert, str):
-        return cert
-    src = _shard_source(cert)
-    if src is None:
-        return "a table is not sharded"
+    got = _source(root, listing)
+    if isinstance(got, str):
+        return got
+    cert, src = got
     assert _checkcore is not None  # the client's check() found it; so does the worker
     try:
         checker = _checkcore.Checker(*init, vertices.num, vertices.den)
@@ -156,8 +157,8 @@ class RegionPass:
         # a key of its own (hash=False), as exactrelu.distributed scatters the net
         init_ref = client.scatter(init, broadcast=True, hash=False)
         listing = (tables, cert.header_json())
-        self.points = client.submit(_vertices, root, listing, pure=False)
-        self.pairs = client.submit(_pairs, root, listing, pure=False)
+        self.points = client.submit(_read, root, listing, "vertices", pure=False)
+        self.pairs = client.submit(_read, root, listing, "adjacency", pure=False)
         self.futures = [client.submit(_task, root, listing, init_ref, self.points, n_units, n_out,
                                       lo, hi, pure=False) for lo, hi in self.spans]
 

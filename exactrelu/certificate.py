@@ -374,15 +374,20 @@ class Certificate:
         except Malformed as exc:
             raise CertificateError(f"{path} is not a JSON certificate: {exc}") from None
         del text
-        return Certificate.from_json(data)
+        return _certificate(data, consume=True)  # its own parse: dropped as it is read
 
     @staticmethod
     def from_json(data: Any) -> Certificate:
         """The certificate of :meth:`to_json`'s output; strict (see the module docstring)."""
-        try:
-            return _read(data)
-        except Malformed as exc:
-            raise CertificateError(f"malformed certificate: {exc.where()}") from None
+        return _certificate(data)
+
+
+def _certificate(data: Any, consume: bool = False) -> Certificate:
+    """:func:`_read`, every failure a :class:`~exactrelu.errors.CertificateError`."""
+    try:
+        return _read(data, consume)
+    except Malformed as exc:
+        raise CertificateError(f"malformed certificate: {exc.where()}") from None
 
 
 def header_json(domain: Domain, input_shape: Sequence[int], output_shape: Sequence[int],
@@ -591,8 +596,10 @@ def read_header(top: Any, fmt: str = FORMAT) -> Header:
                   under(".num_pieces", integer, get(top, "num_pieces")))
 
 
-def _read(data: Any) -> Certificate:
-    """:meth:`Certificate.from_json`, raising :class:`Malformed` with the field's path."""
+def _read(data: Any, consume: bool = False) -> Certificate:
+    """:meth:`Certificate.from_json`, raising :class:`Malformed` with the field's path.
+    ``consume``: each parsed region and adjacent pair is dropped from ``data`` once its object
+    is made (the two never held whole at once)."""
     get, under, items = _parse.get, _parse.under, _parse.items
     h = read_header(data)
     d = h.d
@@ -600,10 +607,17 @@ def _read(data: Any) -> Certificate:
     rs = under(".regions", items, get(data, "regions"))
     if not rs:
         raise Malformed("no regions (every domain has at least one)", ".regions")
-    regions = [under(f".regions[{i}]", _region, i, r, d, h.n_out, len(vertices), h.n_ids)
-               for i, r in enumerate(rs)]
+    regions = []
+    for i, r in enumerate(rs):
+        regions.append(under(f".regions[{i}]", _region, i, r, d, h.n_out, len(vertices), h.n_ids))
+        if consume:
+            rs[i] = None
     n = len(regions)
-    adjacency = [under(f".adjacency[{k}]", _adjacency, a, d, n, h.n_ids)
-                 for k, a in enumerate(under(".adjacency", items, get(data, "adjacency")))]
+    adjacency = []
+    pairs = under(".adjacency", items, get(data, "adjacency"))
+    for k, a in enumerate(pairs):
+        adjacency.append(under(f".adjacency[{k}]", _adjacency, a, d, n, h.n_ids))
+        if consume:
+            pairs[k] = None
     pieces = list(under(".pieces", _parse.integers, get(data, "pieces"), 0, n, n))
     return h.certificate(regions, vertices, adjacency, pieces)

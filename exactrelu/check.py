@@ -478,6 +478,34 @@ def _validate_region(pos: int, r: Any, d: int, n_vert: int, patterns: _Patterns)
         _ivec(f.rays, f"{fw} rays", 0, len(r.rays))
 
 
+class _Validated:
+    """How far a check has validated the certificate's vertices, regions and adjacent pairs: per
+    list, the number of leading items found well-formed and the error of the item after them (its
+    position and CertificateError), if one was found. :func:`_object_source` fills it; the Python
+    pass, when it runs after the compiled pass stopped, validates only the items after those,
+    raising the recorded error where it reaches its item: each item is validated once, and the
+    messages are those of one validation in the Python pass's order."""
+
+    def __init__(self) -> None:
+        self.done = {"vertices": 0, "regions": 0, "adjacency": 0}
+        self.error: dict[str, tuple[int, CertificateError]] = {}
+
+    def fail(self, kind: str, pos: int, exc: CertificateError) -> None:
+        """Item ``pos`` of list ``kind`` (every one before it well-formed) is malformed."""
+        self.done[kind] = pos
+        self.error[kind] = (pos, exc)
+
+    def skip(self, kind: str, pos: int) -> bool:
+        """Was item ``pos`` of list ``kind`` found well-formed already? Raises the error recorded
+        for it."""
+        if pos < self.done[kind]:
+            return True
+        got = self.error.get(kind)
+        if got is not None and got[0] == pos:
+            raise got[1]
+        return False
+
+
 def _validate_adjacency(n: int, a: Any, d: int, n_reg: int) -> None:
     """Types and index ranges of adjacent pair ``n``."""
     aw = f"adjacency entry {n}"
@@ -493,18 +521,21 @@ def _validate_adjacency(n: int, a: Any, d: int, n_reg: int) -> None:
 
 
 class _Points:
-    """The global vertex list, read once (validated on the way) and held compactly: each vertex
-    as the integers ``[x | D]`` of :func:`_hom` (canonical: equal points have equal integers),
-    packed into one buffer, and its nearest floats (``Vf``, (n, d))."""
+    """The global vertex list, read once (validated on the way, but for the vertices
+    ``validated`` records) and held compactly: each vertex as the integers ``[x | D]`` of
+    :func:`_hom` (canonical: equal points have equal integers), packed into one buffer, and its
+    nearest floats (``Vf``, (n, d))."""
 
-    def __init__(self, vertices: Sequence[Any], d: int) -> None:
+    def __init__(self, vertices: Sequence[Any], d: int,
+                 validated: _Validated | None = None) -> None:
         self.d = d
         self.blob = bytearray()
         self.at = array("q")
         self.width = array("I")
         floats = array("d")
         for k, v in enumerate(_stream(vertices)):
-            _qvec(v, d, f"vertex {k}")
+            if validated is None or not validated.skip("vertices", k):
+                _qvec(v, d, f"vertex {k}")
             h = _hom(v, 1)
             w = max(z.bit_length() for z in h) // 8 + 1  # signed, little-endian
             self.at.append(len(self.blob))
@@ -780,10 +811,29 @@ class _Memo:
             self.levels.popitem(last=False)
 
 
-class _Runner:
+class _Levels:
+    """Levels by pattern prefix, made from their parents (:meth:`_child`) and memoized
+    (:class:`_Memo`): regions sharing the states of their first ops share that work."""
+
+    memo: _Memo
+
+    def _child(self, parent: _Level, j: int, state: tuple) -> _Level:
+        """Level ``j`` from level ``j - 1``, op ``j - 1`` taking ``state``."""
+        raise NotImplementedError
+
+    def level(self, key: tuple, j: int) -> _Level:
+        """Level ``j`` of a pattern whose state tuples are ``key`` (the first ``j`` are used)."""
+        pre = key[:j]
+        lvl = self.memo.get(pre)
+        if lvl is None:
+            lvl = self._child(self.level(key, j - 1), j, key[j - 1])
+            self.memo.put(pre, lvl)
+        return lvl
+
+
+class _Runner(_Levels):
     """The exact pass of :meth:`Program.exact_run`, through the same rules and the program's own
-    node loop (:meth:`Program.run_nodes`), but memoized per pattern prefix: regions sharing the
-    states of their first ops share that work."""
+    node loop (:meth:`Program.run_nodes`), but memoized per pattern prefix (:class:`_Levels`)."""
 
     def __init__(self, prog: Program, m0: ExactMap) -> None:
         self.prog = prog
@@ -810,15 +860,8 @@ class _Runner:
 
         return self.prog.run_nodes(dict(lvl.values), self.pw[j], self._stop(j + 1), step)
 
-    def level(self, key: tuple, j: int) -> _Level:
-        """Level ``j`` of a pattern whose state tuples are ``key`` (the first ``j`` are used)."""
-        pre = key[:j]
-        lvl = self.memo.get(pre)
-        if lvl is None:
-            parent = self.level(key, j - 1)
-            lvl = self._level(self._extend(parent, j - 1, key[j - 1]), j)
-            self.memo.put(pre, lvl)
-        return lvl
+    def _child(self, parent: _Level, j: int, state: tuple) -> _Level:
+        return self._level(self._extend(parent, j - 1, state), j)
 
     def levels(self, key: tuple) -> list[_Level]:
         """None at once: a state not one of its op's may reach a rule only once the witness has
@@ -834,7 +877,7 @@ class _Runner:
         return values[self.prog.output]
 
 
-class _ChainRunner:
+class _ChainRunner(_Levels):
     """:class:`_Runner` for a chain: every piecewise op plainly elementwise (its exact behaviour
     all in its thresholds, slopes and constants: :func:`~exactrelu.rules.plain_elementwise`) and
     every other node reading only nodes after the previous piecewise op. Each stretch of affine
@@ -923,16 +966,9 @@ class _ChainRunner:
         a, aden = self.stretch[j]
         return a * flint.fmpz_mat(n + 1, m, flat), den * aden
 
-    def level(self, key: tuple, j: int) -> _Level:
-        """Level ``j`` of a pattern whose state tuples are ``key`` (the first ``j`` are used)."""
-        pre = key[:j]
-        lvl = self.memo.get(pre)
-        if lvl is None:
-            parent = self.level(key, j - 1)
-            z, den = self._next(parent, j - 1, key[j - 1])
-            lvl = _Level.from_ints(z, den, self._thresholds(j))
-            self.memo.put(pre, lvl)
-        return lvl
+    def _child(self, parent: _Level, j: int, state: tuple) -> _Level:
+        z, den = self._next(parent, j - 1, state)
+        return _Level.from_ints(z, den, self._thresholds(j))
 
     def levels(self, key: tuple) -> list[_Level]:
         """The levels of the pattern ``key`` up to the first op whose state tuple holds a value
@@ -997,10 +1033,11 @@ def _area_2d(ids: list[int], pts: _Points) -> Fraction:
     return polygon_area([pts.exact(k) for k in ids])
 
 
-def _hull_lower_bound(points: list, masks: list[int]) -> Fraction:
+def _hull_lower_bound(points: list, masks: list[int], rows: list[list[int]]) -> Fraction:
     """Exact volume of the pulling triangulation of the hull ``Q`` of a region's certified
-    vertices ``points`` over the vertex sets ``masks`` (bit ``k``: ``points[k]``): a lower bound
-    of the region's volume, equal to it when ``points`` holds every vertex of the region.
+    vertices ``points`` over the vertex sets ``masks`` (bit ``k``: ``points[k]``), ``rows[i]``
+    the integer row of the constraint that cuts out ``masks[i]``: a lower bound of the region's
+    volume, equal to it when ``points`` holds every vertex of the region.
 
     Every point was verified to be a vertex of the region's closure ``P`` (all constraints >= 0,
     tight rank d), hence of ``Q``, which lies in ``P``; no point is listed twice. Each mask is
@@ -1015,7 +1052,7 @@ def _hull_lower_bound(points: list, masks: list[int]) -> Fraction:
     ``P`` is one of the masks: equality."""
     if not points:
         return Fraction(0)
-    return hull_volume(points, sorted(masks))
+    return hull_volume(points, masks, rows)
 
 
 class _Sum:
@@ -1822,12 +1859,14 @@ def _lp_decider(d: int) -> Callable[[int, int, list[list[int]], list[int]], bool
     return decide
 
 
-def _check_adjacency(cert: Certificate, d: int, n_reg: int, true: _TruePairs) -> None:
-    """The listed adjacent pairs (validated as they are read, in one pass) are exactly the true
-    ones, each with its hyperplane and ids."""
+def _check_adjacency(cert: Certificate, d: int, n_reg: int, true: _TruePairs,
+                     validated: _Validated | None = None) -> None:
+    """The listed adjacent pairs (validated as they are read, in one pass, but for those
+    ``validated`` records) are exactly the true ones, each with its hyperplane and ids."""
     listed = np.zeros(len(true), dtype=bool)
     for n, a in enumerate(_stream(cert.adjacency)):
-        _validate_adjacency(n, a, d, n_reg)
+        if validated is None or not validated.skip("adjacency", n):
+            _validate_adjacency(n, a, d, n_reg)
         aw = f"adjacency ({a.i}, {a.j})"
         pos = true.find(a.i, a.j)
         if pos < 0:
@@ -1937,7 +1976,8 @@ def _distinct_patterns(cert: Certificate, hashes: np.ndarray) -> None:
 
 # ----------------------------------------------------------------------------- the compiled pass
 
-def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any, ...] | None:
+def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap,
+                    validated: _Validated | None = None) -> tuple[Any, ...] | None:
     """The chain of ``prog`` as :mod:`exactrelu._checkcore` takes it (its ops, the root map's
     integer rows and denominator) and the certificate's columns (:func:`_memory_source`,
     :func:`_shard_source`), or None where its pass does not apply: a bounded domain of dimension
@@ -1962,7 +2002,8 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap) -> tuple[Any
                     [v for row in slopes for v in row], [v for row in consts for v in row], lden,
                     [int(v) for v in a.entries()], aden, a.nrows(),
                     bool(getattr(nodes[j].rule, "sign_cells", False))))
-    src = _shard_source(cert) if _sharded(cert) else _memory_source(cert, n_units, n_out)
+    src = (_shard_source(cert) if _sharded(cert)
+           else _memory_source(cert, n_units, n_out, validated or _Validated()))
     if src is None:
         return None
     root = runner.memo.root
@@ -1991,22 +2032,19 @@ def _sharded(cert: Certificate) -> bool:
                for seq in (cert.regions, cert.vertices, cert.adjacency))
 
 
-def _memory_source(cert: Certificate, n_units: list[int], n_out: int) -> _Source | None:
+def _memory_source(cert: Certificate, n_units: list[int], n_out: int,
+                   validated: _Validated) -> _Source | None:
     """The columns of an in-memory certificate: a columnar certificate's own, where its regions,
     vertices and adjacent pairs are its columns unchanged
-    (:meth:`~exactrelu._columns.Lazy.pristine`), else those :func:`_as_columns` makes of its
-    objects; None where these have rays or lines or do not fit (the Python pass names why)."""
+    (:meth:`~exactrelu._columns.Lazy.pristine`; None where they do not fit), else those
+    :func:`_object_source` makes of its objects a chunk at a time."""
     regions, vertices, adjacency = cert.regions, cert.vertices, cert.adjacency
-    if (type(regions) is Regions and type(vertices) is Vertices
+    if not (type(regions) is Regions and type(vertices) is Vertices
             and type(adjacency) is Adjacencies and vertices.cx is regions.cx
             and adjacency.cx is regions.cx and regions.pristine() and vertices.pristine()
             and adjacency.pristine()):
-        cx = regions.cx
-    else:
-        got = _as_columns(cert, n_units, n_out)
-        if got is None:
-            return None
-        cx = got
+        return _object_source(cert, n_units, n_out, validated)
+    cx = regions.cx
     if cx.num_regions != len(regions) or not _fits(cx, cert.domain.dim, n_units, n_out):
         return None
     return _Source(lambda: cx.vertices, lambda wanted: iter([(cx, 0)]), lambda: iter([cx]))
@@ -2119,29 +2157,78 @@ def _output_maps(src: _Source, want: list[int]) -> dict[int, list[Fraction]] | N
     return out
 
 
-def _as_columns(cert: Certificate, n_units: list[int], n_out: int) -> Complex | None:
-    """The columns of a certificate held as objects (loaded from JSON, or changed in place), its
-    regions, vertices and adjacent pairs validated on the way (:func:`_validate_region`,
-    :func:`_validate_adjacency`, which the columns then stand for: same claims, as integers); None
-    where an object is malformed or has rays or lines (the Python pass names the field)."""
+def _object_source(cert: Certificate, n_units: list[int], n_out: int,
+                   validated: _Validated) -> _Source:
+    """The columns of a certificate held as objects (loaded from JSON, or changed in place), made
+    as the compiled pass reads them so that only a chunk of them is held beside the objects: the
+    vertices all at once (the checker keeps them), the regions and the adjacent pairs
+    :data:`_CHUNK` at a time (:func:`~exactrelu._columns.complex_of` of each chunk), each chunk
+    dropped once read. Every object is validated as it is first reached
+    (:func:`_validate_region`, :func:`_validate_adjacency`, which the columns then stand for:
+    same claims, as integers) and recorded in ``validated``; a malformed object (its error
+    recorded for the Python pass to raise where it reaches it) or a region with rays or lines or
+    of another shape than the chain's has no columns (None): the compiled pass stops there."""
     d = cert.domain.dim
-    try:
-        n_vert = len(cert.vertices)
-        for k, v in enumerate(_stream(cert.vertices)):
-            _qvec(v, d, f"vertex {k}")
-        patterns = _Patterns()
-        for pos, r in enumerate(_stream(cert.regions)):
-            _validate_region(pos, r, d, n_vert, patterns)
-            if (r.rays or r.lines or len(r.pattern) != len(n_units)
-                    or [len(p) for p in r.pattern] != n_units or len(r.output) != n_out
-                    or any(len(row) != d + 1 for row in r.output)):
+    n_ops = len(n_units)
+
+    def checked(kind: str, seq: Sequence[Any], validate: Callable[[int, Any], None],
+                wanted: Callable[[int, int], bool] | None = None
+                ) -> Iterator[tuple[int, list[Any]] | None]:
+        """``(first index, items)`` per chunk of ``seq`` in order (the chunks ``wanted`` leaves
+        out skipped), every item validated by ``validate(index, item)`` unless ``validated``
+        records it for ``kind``; None where ``seq`` ends early or an item is malformed."""
+        n = len(seq)
+        items = _stream(seq)
+        for lo in range(0, n, _CHUNK):
+            chunk = list(itertools.islice(items, _CHUNK))
+            if len(chunk) != min(_CHUNK, n - lo):
+                yield None
+                return
+            if wanted is not None and not wanted(lo, lo + len(chunk)):
+                continue
+            for pos in range(max(lo, validated.done[kind]), lo + len(chunk)):
+                try:
+                    validate(pos, chunk[pos - lo])
+                except CertificateError as exc:
+                    validated.fail(kind, pos, exc)
+                    yield None
+                    return
+                if validated.done[kind] == pos:
+                    validated.done[kind] = pos + 1
+            yield lo, chunk
+
+    def vertices() -> Rationals | None:
+        num: list[int] = []
+        den: list[int] = []
+        for got in checked("vertices", cert.vertices, lambda k, v: _qvec(v, d, f"vertex {k}")):
+            if got is None:
                 return None
-        for n, a in enumerate(_stream(cert.adjacency)):
-            _validate_adjacency(n, a, d, len(cert.regions))
-    except CertificateError:
-        return None
-    return complex_of(d, len(n_units), list(_stream(cert.regions)), list(_stream(cert.vertices)),
-                      list(_stream(cert.adjacency)), cert.pieces)
+            for v in got[1]:
+                for x in v:
+                    num.append(x.numerator)
+                    den.append(x.denominator)
+        return Rationals(num, den)
+
+    def regions(wanted: Callable[[int, int], bool] | None) -> Iterator[_Part]:
+        n_vert = len(cert.vertices)
+        patterns = _Patterns()
+        for got in checked("regions", cert.regions,
+                           lambda pos, r: _validate_region(pos, r, d, n_vert, patterns), wanted):
+            if got is None or any(
+                    r.rays or r.lines or len(r.pattern) != n_ops
+                    or [len(p) for p in r.pattern] != n_units or len(r.output) != n_out
+                    or any(len(row) != d + 1 for row in r.output) for r in got[1]):
+                yield None
+                return
+            yield complex_of(d, n_ops, got[1], [], [], []), got[0]
+
+    def pairs() -> Iterator[Complex | None]:
+        n_reg = len(cert.regions)
+        for got in checked("adjacency", cert.adjacency,
+                           lambda n, a: _validate_adjacency(n, a, d, n_reg)):
+            yield None if got is None else complex_of(d, n_ops, [], [], got[1], [])
+
+    return _Source(vertices, regions, pairs)
 
 
 def _region_pass(parts: Iterable[_Part], checker: Any, d: int, n_units: list[int], n_out: int,
@@ -2167,13 +2254,13 @@ def _region_pass(parts: Iterable[_Part], checker: Any, d: int, n_units: list[int
 
 
 def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: list[int],
-                     dom_rows: list[list[fmpq]], progress: bool,
-                     executor: Any = None) -> str | tuple[_Source, Any]:
+                     dom_rows: list[list[fmpq]], progress: bool, executor: Any = None,
+                     validated: _Validated | None = None) -> str | tuple[_Source, Any]:
     """The claims :mod:`exactrelu._checkcore` proves (regions, vertices, adjacent pairs): the
     reason it stopped, or the certificate's columns and what ``Checker.finish`` returns. With a
     Dask client ``executor`` the regions of a sharded certificate read from disk are checked on
     its workers (:mod:`exactrelu._checkdask`)."""
-    got = _compiled_input(cert, prog, m0)
+    got = _compiled_input(cert, prog, m0, validated)
     if got is None:
         return "outside the compiled pass"
     src, n_units, n_out, ops, root_rows, root_den = got
@@ -2218,8 +2305,8 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
 
 
 def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: list[int],
-                    dom_rows: list[list[fmpq]], progress: bool,
-                    executor: Any = None) -> str | None:
+                    dom_rows: list[list[fmpq]], progress: bool, executor: Any = None,
+                    validated: _Validated | None = None) -> str | None:
     """The region pass, the global vertices and the adjacent pairs by :mod:`exactrelu._checkcore`
     (where :func:`_compiled_input` says it applies), then what remains of :func:`check` (distinct
     patterns, the volume sum, the pieces) as on the Python path. Returns None when every claim
@@ -2236,7 +2323,8 @@ def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: lis
     held whole, the adjacent pairs joined after the regions): :func:`_shard_source`; with a Dask
     client ``executor``, its regions on the workers (:mod:`exactrelu._checkdask`)."""
     try:  # a shard that cannot be read: the Python pass reads it when it reaches it
-        out = _compiled_claims(cert, prog, m0, offsets, dom_rows, progress, executor)
+        out = _compiled_claims(cert, prog, m0, offsets, dom_rows, progress, executor,
+                               validated)
     except CertificateError as exc:
         return f"reading a shard: {exc}"
     if isinstance(out, str):
@@ -2357,13 +2445,15 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     dom_irows = [_ints(row) for row in dom_rows]
     dom_cids = np.arange(n_dom, dtype=np.int64)
     dom_sgn = np.ones(n_dom, dtype=np.int64)
+    validated = _Validated()  # what the compiled pass validated, not validated again below
     if _COMPILED and not _GENERIC_MAPS and _checkcore is not None:
-        reason = _check_compiled(cert, prog, m0, offsets, dom_rows, progress, executor)
+        reason = _check_compiled(cert, prog, m0, offsets, dom_rows, progress, executor,
+                                 validated)
         if reason is None:
             return cert
         log.debug("compiled pass stopped (%s); the Python pass names the claim", reason)
     # vertices: read once (validated), held compactly; distinct points
-    pts = _Points(cert.vertices, d)
+    pts = _Points(cert.vertices, d, validated)
     n_vert = len(pts)
     repeat = pts.first_repeat()
     if repeat is not None:
@@ -2422,7 +2512,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     patterns = _Patterns()
     bar = progress_bar(n_reg, "checking regions", progress and n_reg > 1)
     for pos, r in enumerate(_counted(_stream(cert.regions), bar)):
-        _validate_region(pos, r, d, n_vert, patterns)
+        if not validated.skip("regions", pos):
+            _validate_region(pos, r, d, n_vert, patterns)
         where = f"region {r.index}"
         if len(r.pattern) != prog.num_piecewise:
             _fail(f"{where}: pattern has {len(r.pattern)} ops, the network has "
@@ -2517,10 +2608,10 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
             rows, _, sel, sgn, _, _ = blocks[n]
             return rows(int(sel[i - starts[n]])), int(sgn[i - starts[n]])
 
-        def normal(i: int, blocks: list = blocks, starts: np.ndarray = starts) -> list[int]:
-            """The normal of row ``i`` of the region's constraints times a non-zero integer."""
+        def int_row(i: int, blocks: list = blocks, starts: np.ndarray = starts) -> list[int]:
+            """Row ``i`` of the region's constraints times a non-zero integer, in integers."""
             n = int(np.searchsorted(starts, i, side="right")) - 1
-            return blocks[n][5](int(blocks[n][2][i - starts[n]]))[:d]
+            return blocks[n][5](int(blocks[n][2][i - starts[n]]))
 
         def oriented(i: int) -> list[fmpq]:
             """Row ``i`` of the region's constraints as ``[a | c]``, ``a . t + c >= 0`` on it."""
@@ -2538,7 +2629,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
                       f"{cids[int(np.argmax(neg[:, col]))]}")
             for col, k in enumerate(vids):
                 tight = np.nonzero(SG[:, col] == 0)[0].tolist()
-                if len(tight) < d or not _full_rank([normal(t) for t in tight], d):
+                if len(tight) < d or not _full_rank([int_row(t)[:d] for t in tight], d):
                     _fail(f"{where}: vertex {k} is not a vertex of the region (its tight "
                           f"constraints have rank < {d})")
         else:
@@ -2624,8 +2715,9 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
             elif d == 2:
                 vol = _area_2d(vids, pts)
             else:
-                masks = [sum(1 << c for c in cols) for _, cols in facets]
-                vol = _hull_lower_bound([pts.exact(k) for k in vids], masks)
+                vol = _hull_lower_bound([pts.exact(k) for k in vids],
+                                        [sum(1 << c for c in cols) for _, cols in facets],
+                                        [int_row(rs[0]) for rs, _ in facets])
             if r.volume is not None and vol != r.volume:
                 _fail(f"{where}: volume {r.volume} differs from the volume of its vertices {vol}")
             if r.volume is None and d <= _VOLUME_FIELD_MAX_DIM:
@@ -2652,7 +2744,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     true = (table.pairs(n_reg) if table is not None
             else _Adjacency(cert, d, offsets, pts, signs_off).pairs())
     del table
-    _check_adjacency(cert, d, n_reg, true)
+    _check_adjacency(cert, d, n_reg, true, validated)
     _check_pieces(cert.pieces, n_reg, _equal_maps(cert, true, np.frombuffer(out_hash,
                                                                             dtype=np.int64)))
     return cert

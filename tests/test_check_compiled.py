@@ -203,6 +203,75 @@ def test_the_lp_the_compiled_pass_hands_back_decides_overlap():
     assert decide(0, 1, base + cube([Fraction(1, 2)] * 3), key)
 
 
+def prism_net(d3_only: bool = False) -> nn.Module:
+    """A 3-4-3-1 ReLU net of (t0, t1, t2), taking a fourth input t3 it ignores (``d3_only``: the
+    same net without it)."""
+    net = mlp(4, [4, 3], 3)
+    with torch.no_grad():
+        net[0].weight[:, 3] = 0
+    if d3_only:
+        first = nn.Linear(3, 4).double()
+        with torch.no_grad():
+            first.weight.copy_(net[0].weight[:, :3])
+            first.bias.copy_(net[0].bias)
+        net[0] = first
+    return net
+
+
+#: 2^61 - 1, the prime of the compiled pass's shared-simplex test (``share_simplex``)
+PRIME = 2**61 - 1
+
+
+def test_the_compiled_pass_hands_undecided_pairs_to_the_lp(monkeypatch):
+    """The exact LP the compiled pass calls back (``check._lp_decider``) in d >= 4, reached from
+    C++: on [-1, 1]^3 x [0, p / 2^60] (p = 2^61 - 1, the prime of its shared-simplex test) a net
+    that ignores t3 has prisms for regions, every vertex at t3 = 0 or p / 2^60, so every vertex's
+    t3 numerator is 0 modulo p; the shared vertices of two facets on a hyperplane of (t0, t1, t2)
+    then have rank at most d - 1 modulo p, the shared-simplex test proves nothing, no facet
+    separates the two (they are one facet), and the LP decides every adjacent pair. Its answers
+    are compared with the adjacency of the same net on [-1, 1]^3 (3-D: no LP); a pair it proved,
+    dropped, is rejected; and an LP answering the opposite stops the compiled pass (the answer is
+    used), whose verdict the Python pass then gives."""
+    net = prism_net()
+    box = [(-1, 1)] * 3 + [(0, Fraction(PRIME, 2**60))]
+    cert = exactrelu.verify(net, box, progress=False)
+    assert {v[3] for v in cert.vertices} == {0, Fraction(PRIME, 2**60)}
+    calls: list[tuple[int, int, bool]] = []
+    lp_decider = CHECKER._lp_decider
+
+    def counted(d: int) -> Any:
+        decide = lp_decider(d)
+
+        def wrapped(i: int, j: int, rows: list[list[int]], key: list[int]) -> bool:
+            got = decide(i, j, rows, key)
+            calls.append((i, j, got))
+            return got
+
+        return wrapped
+
+    monkeypatch.setattr(CHECKER, "_lp_decider", counted)
+    assert compiled(cert, net) is None
+    flat = exactrelu.verify(prism_net(d3_only=True), [(-1, 1)] * 3, progress=False)
+    by_pattern = {tuple(map(tuple, r.pattern)): r.index for r in flat.regions}
+    to_3d = [by_pattern[tuple(map(tuple, r.pattern))] for r in cert.regions]
+    assert len(to_3d) == flat.num_regions == len(set(to_3d))
+    want = {tuple(sorted((a.i, a.j))) for a in flat.adjacency}
+    assert len(calls) == len(cert.adjacency) == len(want) > 5
+    assert {tuple(sorted((to_3d[i], to_3d[j]))) for i, j, got in calls if got} == want
+    # a pair the LP proved, dropped from the list
+    i, j, _ = calls[len(calls) // 2]
+    dropped = as_objects(cert)
+    dropped.adjacency = [a for a in dropped.adjacency if (a.i, a.j) != (i, j)]
+    assert len(dropped.adjacency) == len(cert.adjacency) - 1
+    rejected_by_both(dropped, net, "an adjacent pair the LP proved, dropped")
+    # the LP's answer is what the compiled pass goes by
+    monkeypatch.setattr(CHECKER, "_lp_decider",
+                        lambda d: lambda i, j, rows, key: not lp_decider(d)(i, j, rows, key))
+    reason = compiled(cert, net)
+    assert reason is not None and "adjacen" in reason
+    assert exactrelu.check(cert, net, progress=False) is cert
+
+
 def shifted(q: Fraction, by: Fraction) -> Fraction:
     return Fraction(q) + by
 
@@ -266,6 +335,83 @@ def test_tampered_objects_are_rejected_by_the_compiled_pass(made_objects):
     case(lambda c: setattr(c.adjacency[len(c.adjacency) // 2], "ids", a0.ids[1:]))
     # a piece label changed
     case(lambda c: c.pieces.__setitem__(mid, max(c.pieces) + 1))
+    for n, new in enumerate(cases):
+        rejected_by_both(new, net, f"{name} case {n}")
+
+
+@pytest.mark.parametrize("fault", ["claim", "region", "pair", "vertex"])
+def test_objects_are_validated_once_with_the_python_pass_messages(fault, monkeypatch):
+    """Objects turned into columns for the compiled pass are validated there, and the Python pass
+    that runs after the compiled pass stopped does not validate them again: each vertex, region
+    and adjacent pair once (up to the malformed one), whether a claim is false (a volume) or an
+    object malformed (a region's witness, a pair's ids, a vertex), with the message of the
+    Python pass alone."""
+    net, dom = NETS["2d"]()
+    cert = as_objects(exactrelu.verify(net, dom, progress=False))
+    n_reg, n_vert, n_adj = len(cert.regions), len(cert.vertices), len(cert.adjacency)
+    mid, last = n_reg // 2, n_adj - 1
+    if fault == "claim":
+        cert.regions[mid].volume = Fraction(cert.regions[mid].volume) + 1
+    elif fault == "region":
+        cert.regions[mid].witness = cert.regions[mid].witness[:1]
+    elif fault == "pair":
+        cert.adjacency[last].ids = ["x"]
+    else:
+        cert.vertices[n_vert // 2] = (Fraction(0),)
+    want = python_message(cert, net)
+    counts = {"region": 0, "pair": 0, "vertex": 0}
+
+    def counter(name: str, key: str) -> None:
+        real = getattr(CHECKER, name)
+
+        def counted(*args: Any) -> Any:
+            if key != "vertex" or str(args[2]).startswith("vertex "):
+                counts[key] += 1
+            return real(*args)
+
+        monkeypatch.setattr(CHECKER, name, counted)
+
+    counter("_validate_region", "region")
+    counter("_validate_adjacency", "pair")
+    counter("_qvec", "vertex")
+    with pytest.raises(CertificateError) as info:
+        exactrelu.check(cert, net, progress=False)
+    assert str(info.value) == want
+    assert counts == {"claim": {"region": n_reg, "pair": 0, "vertex": n_vert},
+                      "region": {"region": mid + 1, "pair": 0, "vertex": n_vert},
+                      "pair": {"region": n_reg, "pair": n_adj, "vertex": n_vert},
+                      "vertex": {"region": 0, "pair": 0, "vertex": n_vert // 2 + 1}}[fault]
+
+
+@pytest.mark.parametrize("name", ["2d", "3d", "4d"])
+def test_objects_reach_the_compiled_pass_a_chunk_at_a_time(name, monkeypatch):
+    """Objects become columns a chunk of regions (and of adjacent pairs) at a time, each made
+    when the compiled pass reaches it: with chunks of 5 the compiled pass accepts the objects by
+    itself, no columns of more than 5 regions or pairs are ever made, and a false claim or a
+    malformed object in the last chunk (the witness on a vertex, not a point; a pair dropped)
+    is rejected by both passes with the Python pass's
+    message."""
+    net, dom = NETS[name]()
+    cert = as_objects(exactrelu.verify(net, dom, progress=False))
+    assert cert.num_regions > 10
+    monkeypatch.setattr(CHECKER, "_CHUNK", 5)
+    sizes: list[int] = []
+    complex_of = CHECKER.complex_of
+
+    def sized(d: int, n_ops: int, regions: Any, vertices: Any, adjacency: Any,
+              pieces: Any) -> Any:
+        sizes.append(max(len(regions), len(adjacency)))
+        return complex_of(d, n_ops, regions, vertices, adjacency, pieces)
+
+    monkeypatch.setattr(CHECKER, "complex_of", sized)
+    assert compiled(cert, net) is None
+    assert max(sizes) == 5
+    assert len(sizes) >= cert.num_regions // 5 + len(cert.adjacency) // 5
+    last = cert.num_regions - 1
+    cases = [copy.deepcopy(cert) for _ in range(3)]
+    cases[0].regions[last].witness = tuple(cert.vertices[cert.regions[last].vertices[0]])
+    cases[1].regions[last].witness = ("x",) * cert.domain.dim
+    cases[2].adjacency.pop()
     for n, new in enumerate(cases):
         rejected_by_both(new, net, f"{name} case {n}")
 

@@ -105,6 +105,19 @@ def test_json_of_the_columns_is_the_json_of_the_objects(
     assert Certificate.load(tmp_path / "b.json.gz").to_json() == doc
 
 
+def test_load_drops_its_own_parse_and_from_json_keeps_the_callers(
+        case: tuple[nn.Module, Certificate], tmp_path: Any) -> None:
+    """``load`` drops its parsed regions and pairs one by one as it makes their objects;
+    ``from_json`` leaves the caller's data as it was; both give the same certificate."""
+    _, cert = case
+    doc = cert.to_json()
+    data = json.loads(json.dumps(doc))
+    objects = Certificate.from_json(data)
+    assert data == json.loads(json.dumps(doc))
+    cert.save(tmp_path / "a.json")
+    assert Certificate.load(tmp_path / "a.json").to_json() == objects.to_json() == doc
+
+
 def test_parquet_from_the_columns_is_parquet_from_the_objects(
         case: tuple[nn.Module, Certificate], tmp_path: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:

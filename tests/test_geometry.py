@@ -13,6 +13,7 @@ import sympy
 from hypothesis import given, settings, strategies as st
 
 from exactrelu import _geometry
+from exactrelu._deps import flint
 from exactrelu._geometry import (
     float_signs,
     hull_volume,
@@ -272,10 +273,41 @@ def test_polytope_volume_accepts_facet_mapping():
     assert polytope_volume(v.vertices, v.incidence) == 1
 
 
-def exposed_faces(A, b, pts) -> list[int]:
-    """For every row of ``A x <= b``, the bit mask of the points tight on it (exact)."""
-    return [sum(1 << k for k, p in enumerate(pts) if dot(a, p) == bi)
-            for a, bi in zip(A, b, strict=True)]
+def exposed_faces(A, b, pts) -> tuple[list[int], list[list[F]]]:
+    """For every row of ``A x <= b``, the bit mask of the points tight on it (exact), and the
+    row as ``[a | -b]`` (vanishing on exactly those points)."""
+    masks = [sum(1 << k for k, p in enumerate(pts) if dot(a, p) == bi)
+             for a, bi in zip(A, b, strict=True)]
+    return masks, [[*a, -bi] for a, bi in zip(A, b, strict=True)]
+
+
+def simplex_sum(vertices, masks) -> F:
+    """The pulling triangulation's volume simplex by simplex, by determinants (flint): the lowest
+    vertex of a face joined to the simplices of its maximal proper faces without it, each
+    simplex with d + 1 vertices counted as ``|det(v_i - v_0)| / d!`` (an independent sum)."""
+    d = len(vertices[0])
+
+    def simplices(face: int) -> list[tuple[int, ...]]:
+        low = face & -face
+        if face == low:
+            return [(low.bit_length() - 1,)]
+        subs = {face & m for m in masks} - {0, face}
+        maximal: list[int] = []
+        for s in sorted(subs, key=int.bit_count, reverse=True):
+            if not any(s & t == s for t in maximal):
+                maximal.append(s)
+        v0 = (low.bit_length() - 1,)
+        return [v0 + s for f in maximal if not f & low for s in simplices(f)]
+
+    total = F(0)
+    for s in simplices((1 << len(vertices)) - 1):
+        if len(s) == d + 1:
+            m = flint.fmpq_mat(d, d, [flint.fmpq(x.numerator, x.denominator)
+                                      for i in s[1:] for x in (vertices[i][k] - vertices[s[0]][k]
+                                                               for k in range(d))])
+            det = m.det()
+            total += abs(F(int(det.p), int(det.q)))
+    return total / math.factorial(d)
 
 
 @pytest.mark.parametrize("d", [3, 4, 5])
@@ -288,11 +320,59 @@ def test_hull_volume_over_exposed_faces_is_a_lower_bound(d):
         A, b = random_polytope(d, 6, rng)
         full = volume(A, b)
         verts = list(h_to_v(A, b).vertices)
-        assert hull_volume(verts, exposed_faces(A, b, verts)) == full
+        assert hull_volume(verts, *exposed_faces(A, b, verts)) == full
         for _ in range(6):
             sub = rng.sample(verts, rng.randint(1, len(verts) - 1))
-            got = hull_volume(sub, exposed_faces(A, b, sub))
+            got = hull_volume(sub, *exposed_faces(A, b, sub))
             assert 0 <= got < full
+
+
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 6])
+def test_hull_volume_face_by_face_equals_the_simplex_sum(d):
+    """The face-by-face sum is the pulling triangulation's simplex sum, to the last bit, on random
+    polytopes with all their vertices and with some missing (a lower bound), the vertices in
+    random order (another lowest vertex, other faces on the way)."""
+    rng = random.Random(400 + d)
+    for trial in range(3 if d < 6 else 1):
+        A, b = random_polytope(d, 4 if d < 6 else 2, rng)
+        verts = list(h_to_v(A, b).vertices)
+        rng.shuffle(verts)
+        for pts in (verts, rng.sample(verts, max(d + 1, len(verts) - 1 - trial))):
+            masks, rows = exposed_faces(A, b, pts)
+            assert hull_volume(pts, masks, rows) == simplex_sum(pts, masks)
+
+
+def cross_polytope(d: int, r: F) -> list[tuple[F, ...]]:
+    return [tuple(s * r * int(i == k) for k in range(d)) for i in range(d) for s in (1, -1)]
+
+
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 6])
+def test_hull_volume_of_cubes_simplices_and_cross_polytopes(d):
+    """Known volumes: the box [-1/3, 1/2]^d, (5/6)^d; the simplex conv(0, e_i / 7), 1 / (7^d d!);
+    the cross-polytope of radius 3/2, 2^d (3/2)^d / d!."""
+    A, b = box_h(d, F(-1, 3), F(1, 2))
+    cube = [tuple(F(1, 2) if (k >> i) & 1 else F(-1, 3) for i in range(d)) for k in range(2**d)]
+    assert hull_volume(cube, *exposed_faces(A, b, cube)) == F(5, 6) ** d
+    A, b = simplex_h(d)
+    b = [v / 7 for v in b]
+    simplex = [tuple(F(0) for _ in range(d))] + [
+        tuple(F(int(i == k), 7) for k in range(d)) for i in range(d)]
+    assert hull_volume(simplex, *exposed_faces(A, b, simplex)) == F(1, 7**d * math.factorial(d))
+    cross = cross_polytope(d, F(3, 2))
+    normals = [[F(s) for s in signs] for signs in itertools.product([-1, 1], repeat=d)]
+    masks, rows = exposed_faces(normals, [F(3, 2)] * len(normals), cross)
+    assert hull_volume(cross, masks, rows) == F(2**d) * F(3, 2) ** d / math.factorial(d)
+    assert polytope_volume(cross, {i: [k for k in range(2 * d) if m >> k & 1]
+                                   for i, m in enumerate(masks)}) == hull_volume(cross, masks, rows)
+
+
+def test_hull_volume_rejects_malformed_rows():
+    square = [(F(0), F(0)), (F(1), F(0)), (F(1), F(1)), (F(0), F(1))]
+    edges = [0b0011, 0b0110, 0b1100, 0b1001]
+    with pytest.raises(InvalidInputError):
+        hull_volume(square, edges, [(F(0), F(1), F(0))] * 3)
+    with pytest.raises(InvalidInputError):
+        hull_volume(square, edges, [(F(0), F(1))] * 4)
 
 
 def test_hull_volume_can_overcount_over_sets_that_are_not_faces():
@@ -300,8 +380,9 @@ def test_hull_volume_can_overcount_over_sets_that_are_not_faces():
     as a face makes the cones from vertex 0 overlap."""
     square = [(F(0), F(0)), (F(1), F(0)), (F(1), F(1)), (F(0), F(1))]
     edges = [0b0011, 0b0110, 0b1100, 0b1001]
-    assert hull_volume(square, edges) == 1
-    assert hull_volume(square, [*edges, 0b1010]) == F(3, 2)
+    rows = [(0, 1, 0), (1, 0, -1), (0, 1, -1), (1, 0, 0)]
+    assert hull_volume(square, edges, rows) == 1
+    assert hull_volume(square, [*edges, 0b1010], [*rows, (1, 1, -1)]) == F(3, 2)
 
 
 def test_flat_and_empty_polytopes_have_volume_zero():
