@@ -794,6 +794,17 @@ def test_a_stopped_pool_leaves_no_resource_sharer_traceback(monkeypatch):
     assert [type(e) for e in seen] == [ValueError]
 
 
+def _wait_mapped(p: subprocess.Popen, name: str, timeout: float = 60.0) -> None:
+    """Wait until the running process ``p`` has a file whose path holds ``name`` mapped (read
+    from /proc every millisecond)."""
+    maps = Path(f"/proc/{p.pid}/maps")
+    deadline = time.monotonic() + timeout
+    while name not in maps.read_text():
+        assert p.poll() is None, "the command ended before it imported numpy"
+        assert time.monotonic() < deadline, f"{name} not mapped after {timeout} s"
+        time.sleep(0.001)
+
+
 def test_ctrl_c_exits_130_at_once(cli_files, tmp_path):
     # a run of a minute or more (the Python engine, whose process pool certifies a 4-D net slowly),
     # interrupted after it started (and once while it loads): the whole process group gets
@@ -802,11 +813,16 @@ def test_ctrl_c_exits_130_at_once(cli_files, tmp_path):
     net = nn.Sequential(nn.Linear(4, 20), nn.ReLU(), nn.Linear(20, 20), nn.ReLU(),
                         nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 1)).eval()
     torch.jit.script(net).save(str(tmp_path / "m4.pt"))
-    for wait in (0.05, 0.15, 0.3, 0.6, 1.0, 6.0):  # the first ones while torch is imported
+    # the waits count from the moment numpy's library is mapped: the package imports it right
+    # after it set the command's handler (exactrelu._command), and torch after it, so the first
+    # ones land while torch is imported; a fixed wait from the start could land in the
+    # interpreter's own start-up on a loaded machine, before any code of the package runs
+    for wait in (0.0, 0.1, 0.25, 0.55, 0.95, 6.0):
         args = ["verify", str(tmp_path / "m4.pt"), "--bounds"] + ["-1", "1"] * 4 + \
             ["--quiet", "--engine", "python"]
         p = subprocess.Popen([sys.executable, "-m", "exactrelu.cli", *args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
+        _wait_mapped(p, "_multiarray_umath")
         time.sleep(wait)
         t0 = time.perf_counter()
         os.killpg(p.pid, signal.SIGINT)
