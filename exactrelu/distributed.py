@@ -83,7 +83,7 @@ from .certificate import (
     canonical_hyperplane,
     header_json,
 )
-from .domain import Box, Domain, Polytope, Slice
+from .domain import Box, Domain, Polyhedron, Polytope, RealSpace, Slice
 from .engines import build_certificate
 from .engines.python import pieces_of
 from .errors import InvalidInputError, RegionLimitError
@@ -131,13 +131,15 @@ def _unit(prefix: nn.Module, j: int) -> nn.Module | None:
 class _Cell:
     """A cell of the first layer's units ``0 .. next - 1`` (each splits it or is constant on
     it): its facets' rows ``a . t <= b``, the whole domain's constraint ids each facet stands
-    for, and ``load``, the estimated work in it (see :func:`_cells`)."""
+    for, ``load``, the estimated work in it (see :func:`_cells`), and whether it is bounded
+    (a cell of an unbounded domain may be either)."""
 
     A: list[tuple[Fraction, ...]]
     b: list[Fraction]
     ids: list[tuple[int, ...]]
     next: int
     load: float = 0.0
+    bounded: bool = True
 
 
 #: The most cells :func:`_cells` makes, per cell asked for.
@@ -154,9 +156,13 @@ def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, w
     (it compares the first layer's switching functions in id order), so the merge is the same
     whatever cells are taken. Each split is an exact :func:`exactrelu.verify` of the one unit
     on the cell. The work of a cell is estimated in float, as ``(1 + L) ** d`` for ``L`` the
-    units still to come whose hyperplanes separate its vertices (about the regions of the first
-    layer in it): an estimate that only chooses which cell to split next, never what a cell or
-    region is. A prefix whose units cannot be taken apart gives the cells of its whole layer."""
+    units still to come whose hyperplanes cross it (about the regions of the first layer in
+    it): an estimate that only chooses which cell to split next, never what a cell or region
+    is. It counts hyperplanes, never volumes, so it holds on unbounded cells too (their volume
+    is infinite): a hyperplane crosses a cell when its values at the cell's vertices (its
+    witness, for a cell with lines and no vertex) take both signs, or a ray of the cell makes it
+    grow towards the sign its vertices lack, or a line of the cell is not parallel to it. A
+    prefix whose units cannot be taken apart gives the cells of its whole layer."""
     from .verify import verify
 
     def certify(units: nn.Module, cell: Domain) -> Certificate:
@@ -165,7 +171,8 @@ def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, w
     if _unit(prefix, 0) is None:
         whole = certify(prefix, dom)
         return [_Cell([f.a for f in r.facets], [f.b for f in r.facets],
-                      [tuple(f.ids) for f in r.facets], 0) for r in whole.regions]
+                      [tuple(f.ids) for f in r.facets], 0, bounded=not (r.rays or r.lines))
+                for r in whole.regions]
     lin = next(iter(prefix.children()))
     assert isinstance(lin, nn.Linear)
     W = lin.weight.detach().double().cpu().numpy()
@@ -177,14 +184,23 @@ def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, w
         W = W @ U.T
     n_units = len(W)
 
-    def load(cell: _Cell, points: list[tuple[Fraction, ...]]) -> float:
-        P = np.array([[float(x) for x in p] for p in points]).reshape(len(points), -1)
-        values = W[cell.next:] @ P.T + c[cell.next:, None]
-        crossing = int(np.sum((values.min(axis=1) < 0) & (values.max(axis=1) > 0)))
+    def floats(vs: Sequence[Sequence[Fraction]]) -> np.ndarray:
+        return np.array([[float(x) for x in v] for v in vs]).reshape(len(vs), dom.dim)
+
+    def load(cell: _Cell, r: Region, part: Certificate) -> float:
+        points = [part.vertices[v] for v in r.vertices] or [r.witness]
+        rest = slice(cell.next, None)
+        values = W[rest] @ floats(points).T + c[rest, None]
+        slopes = W[rest] @ floats(r.rays).T  # how each hyperplane's value grows along a ray
+        along = np.abs(W[rest] @ floats(r.lines).T)
+        below = (values.min(axis=1) < 0) | (slopes.min(axis=1, initial=0) < 0)
+        above = (values.max(axis=1) > 0) | (slopes.max(axis=1, initial=0) > 0)
+        crossing = int(np.sum((below & above) | (along.max(axis=1, initial=0) > 0)))
         return float((1 + crossing) ** dom.dim)
 
-    root = _Cell([], [], [(i,) for i in range(n_dom)], 0)  # the domain; its estimate comes
-    cells = [root]                                         # with its first split
+    # the domain; its estimate comes with its first split
+    root = _Cell([], [], [(i,) for i in range(n_dom)], 0, bounded=dom.is_bounded)
+    cells = [root]
     while len(cells) < max(want, 1) * MAX_CELLS_PER_WANTED:
         open_ = [k for k, x in enumerate(cells) if x.next < n_units]
         if not open_:
@@ -196,24 +212,28 @@ def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, w
         cell = cells[k]
         unit = _unit(prefix, cell.next)
         assert unit is not None
-        part = certify(unit, dom if cell is root else _cell_domain(dom, cell.A, cell.b))
+        part = certify(unit, dom if cell is root else _cell_domain(dom, cell))
         m = len(cell.ids)
         kids = []
         for r in part.regions:
             ids = [tuple(sorted({x for i in f.ids
                                  for x in (cell.ids[i] if i < m else (n_dom + cell.next,))}))
                    for f in r.facets]
-            kid = _Cell([f.a for f in r.facets], [f.b for f in r.facets], ids, cell.next + 1)
-            kid.load = load(kid, [part.vertices[v] for v in r.vertices])
+            kid = _Cell([f.a for f in r.facets], [f.b for f in r.facets], ids, cell.next + 1,
+                        bounded=not (r.rays or r.lines))
+            kid.load = load(kid, r, part)
             kids.append(kid)
         cells[k:k + 1] = kids
     return cells
 
 
-def _cell_domain(dom: Domain, A: list[tuple[Fraction, ...]], b: list[Fraction]) -> Domain:
+def _cell_domain(dom: Domain, cell: _Cell) -> Domain:
+    """The cell as a domain: a polytope, or where it is unbounded a polyhedron (a slice through
+    either for a slice)."""
+    region = Polytope(cell.A, cell.b) if cell.bounded else Polyhedron(cell.A, cell.b)
     if isinstance(dom, Slice):
-        return Slice._from_exact(dom.input_shape, dom.origin, dom.directions, Polytope(A, b))
-    return Polytope(A, b)
+        return Slice._from_exact(dom.input_shape, dom.origin, dom.directions, region)
+    return region
 
 
 def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
@@ -231,9 +251,9 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
     the client merging only what lies on the cells' boundaries; the certificate returned is that
     directory, loaded lazily. Otherwise the client merges the whole certificate in memory."""
     t0 = time.perf_counter()
-    if not dom.is_bounded or not isinstance(dom, (Box, Polytope, Slice)):
+    if not isinstance(dom, (Box, Polytope, RealSpace, Slice)):
         where = "a cluster run" if client is not None else "cells="
-        raise InvalidInputError(f"{where} needs a bounded box, polytope or slice; got "
+        raise InvalidInputError(f"{where} needs a box, polytope, all of R^d or a slice; got "
                                 f"{dom!r} (run it as one: verify(net, domain))")
     shape = prog.input_shape
     prefix = _first_layer(net, prog)
@@ -249,7 +269,7 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
         tasks: list[Domain] = [dom]
         ids = [_CellIds([(i,) for i in range(n_dom)], n_dom, [])]
     else:
-        tasks = [_cell_domain(dom, c.A, c.b) for c in made]
+        tasks = [_cell_domain(dom, c) for c in made]
         ids = [_CellIds(c.ids, n_dom, list(zip(c.A, c.b, strict=True))) for c in made]
     root = _shards.prepare(save) if save is not None else None
     parts: list[Any] = [None] * len(tasks)  # certificates, or summaries when workers save
@@ -488,16 +508,19 @@ class _CellIds:
         return [o + self.shift for o in part_offsets]
 
 
-def _renumbered(part: Certificate, ids: _CellIds, first: int, vertex: Sequence[int]
-                ) -> tuple[list[Region], list[Adjacency]]:
+def _renumbered(part: Certificate, ids: _CellIds, first: int, vertex: Sequence[int],
+                volumes: bool) -> tuple[list[Region], list[Adjacency]]:
     """A task's regions and adjacency in the whole certificate's numbering: regions from
-    ``first``, vertex ``v`` as ``vertex[v]``, constraint ids through ``ids``."""
+    ``first``, vertex ``v`` as ``vertex[v]``, constraint ids through ``ids``; no volumes
+    unless ``volumes`` (a bounded cell of an unbounded domain has them, the domain's
+    certificate not)."""
     regions = []
     for i, r in enumerate(part.regions):
         facets = [RegionFacet(f.a, f.b, ids(f.ids), tuple(vertex[v] for v in f.vertices), f.rays)
                   for f in r.facets]
         regions.append(Region(first + i, r.pattern, r.witness, facets,
-                              [vertex[v] for v in r.vertices], r.output, r.volume, r.repaired,
+                              [vertex[v] for v in r.vertices], r.output,
+                              r.volume if volumes else None, r.repaired,
                               r.rays, r.lines))
     return regions, [Adjacency(a.i + first, a.j + first, a.a, a.b, ids(a.ids))
                      for a in part.adjacency]
@@ -528,7 +551,7 @@ def merge(dom: Domain, input_shape: tuple[int, ...], cells: Sequence[_CellIds],
                 number[v] = len(vertices)
                 vertices.append(v)
             local.append(number[v])
-        mine, pairs = _renumbered(part, ids, len(regions), local)
+        mine, pairs = _renumbered(part, ids, len(regions), local, dom.is_bounded)
         for r, g in zip(part.regions, mine, strict=True):
             for f, h in zip(r.facets, g.facets, strict=True):
                 if ids.on_boundary(f.ids):
@@ -539,7 +562,7 @@ def merge(dom: Domain, input_shape: tuple[int, ...], cells: Sequence[_CellIds],
     assert offsets is not None
     for key, on_it in boundary.items():
         adjacency.extend(_across(key, on_it, lambda i: _rows(regions[i]), vertices.__getitem__,
-                                 d))
+                                 lambda i: (regions[i].rays, regions[i].lines), d))
     adjacency.sort(key=lambda a: (a.i, a.j))
     return Certificate(dom, input_shape, parts[0].output_shape, parts[0].digest,
                        offsets, regions, vertices, adjacency, pieces_of(regions, adjacency),
@@ -550,15 +573,36 @@ def _rows(r: Region) -> tuple[list[tuple[Fraction, ...]], list[Fraction]]:
     return [f.a for f in r.facets], [f.b for f in r.facets]
 
 
+def _extent(points: list[tuple[Fraction, ...]], rays: list[tuple[Fraction, ...]],
+            lines: list[tuple[Fraction, ...]], a: int) -> tuple[Any, Any]:
+    """The exact extent ``(lo, hi)`` along coordinate ``a`` of the face with these vertices,
+    rays and lines (``-inf``, ``inf`` where a direction leaves it; a face with lines and no
+    vertex whose lines all keep ``a`` fixed: ``(-inf, inf)``, an extent too wide, for the LP
+    that follows above 2-D to decide; in 2-D a facet without a vertex is a whole line, which
+    no coordinate but its chart keeps fixed)."""
+    inf = float("inf")
+    if any(x[a] for x in lines) or not points:
+        return -inf, inf
+    lo: Any = min(p[a] for p in points)
+    hi: Any = max(p[a] for p in points)
+    if any(x[a] < 0 for x in rays):
+        lo = -inf
+    if any(x[a] > 0 for x in rays):
+        hi = inf
+    return lo, hi
+
+
 def _across(key: tuple, facets: list[tuple[int, int, RegionFacet]],
             rows: Callable[[int], tuple[list, list]],
-            point: Callable[[int], tuple[Fraction, ...]], d: int) -> list[Adjacency]:
+            point: Callable[[int], tuple[Fraction, ...]],
+            recession: Callable[[int], tuple[list, list]], d: int) -> list[Adjacency]:
     """The adjacent pairs across the hyperplane ``key`` among regions with a facet on it
     (``(side, region, facet)``, side +1 or -1; ``point(v)``: vertex ``v``, ``rows(i)``: region
-    ``i``'s facet rows): pairs of opposite sides whose facets share a (d-1)-dimensional part.
-    The facets' exact extents along the hyperplane's coordinates (all but its chart) must
-    overlap with positive length; a sweep along the first finds those pairs, which decides in
-    2-D; above, an exact LP on the hyperplane decides."""
+    ``i``'s facet rows, ``recession(i)``: its rays and lines): pairs of opposite sides whose
+    facets share a (d-1)-dimensional part. The facets' exact extents along the hyperplane's
+    coordinates (all but its chart; infinite where a ray or line of the facet leaves along
+    one) must overlap with positive length; a sweep along the first finds those pairs, which
+    decides in 2-D; above, an exact LP on the hyperplane decides (it takes unbounded sets)."""
     normal, offset = key
     if d == 1:
         axes: list[int] = []
@@ -568,8 +612,9 @@ def _across(key: tuple, facets: list[tuple[int, int, RegionFacet]],
     boxes: list[Any] = []
     for side, i, f in facets:
         pts = [point(v) for v in f.vertices]
-        boxes.append((side, i, f, [(min(p[a] for p in pts), max(p[a] for p in pts))
-                                   for a in axes]))
+        rays, lines = recession(i)
+        mine = [rays[k] for k in f.rays]
+        boxes.append((side, i, f, [_extent(pts, mine, lines, a) for a in axes]))
     out = []
     pairs: list[tuple[Any, Any]]
     if d == 1:
@@ -601,7 +646,7 @@ class _Summary:
     """What the client needs of a cell whose worker writes its shards: counts, the fields of
     the header, each local piece's first region, and what lies on the cell's boundary (vertices
     with their local numbers, facets with the whole domain's ids and local vertex numbers, and
-    those regions' facet rows, maps and local pieces)."""
+    those regions' facet rows, rays and lines, maps and local pieces)."""
 
     name: str
     seconds: float
@@ -616,6 +661,7 @@ class _Summary:
     points: list[tuple[int, tuple[Fraction, ...]]]
     facets: list[tuple[tuple, int, int, RegionFacet]]  # (hyperplane, side, local region, facet)
     rows: dict[int, tuple[list, list]]
+    recession: dict[int, tuple[list, list]]  # rays and lines
     maps: dict[int, list]
     pieces: dict[int, int]
 
@@ -645,7 +691,7 @@ def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
     name, part, seconds = done
     points = [(v, x) for v, x in enumerate(part.vertices)
               if any(sum(a * c for a, c in zip(n, x, strict=True)) == b for n, b in ids.planes)]
-    facets, rows, maps, pieces = [], {}, {}, {}
+    facets, rows, recession, maps, pieces = [], {}, {}, {}, {}
     for i in _boundary_regions(_complex(part), ids):
         r = _shards.items(part.regions, i, i + 1)[0]
         for f in r.facets:
@@ -654,22 +700,24 @@ def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
                 facets.append((key, side, i, RegionFacet(f.a, f.b, ids(f.ids), f.vertices,
                                                          f.rays)))
                 rows[i], maps[i], pieces[i] = _rows(r), r.output, part.pieces[i]
+                recession[i] = (list(r.rays), list(r.lines))
     first: dict[int, int] = {}
     for i, p in enumerate(part.pieces):
         first.setdefault(p, i)
     return _Summary(name, seconds, part.num_regions, part.num_vertices,
                     list(part.constraint_offsets), tuple(part.output_shape), part.digest,
                     list(part.notes), part.version, [first[p] for p in range(len(first))],
-                    points, facets, rows, maps, pieces)
+                    points, facets, rows, recession, maps, pieces)
 
 
 def _write_cell(done: tuple[str, Certificate, float], root: Path, k: int, ids: _CellIds,
                 first: int, seen: dict[int, int], base: int, piece: list[int],
-                shard_rows: int) -> dict[str, list[dict[str, Any]]]:
+                shard_rows: int, volumes: bool) -> dict[str, list[dict[str, Any]]]:
     """On the worker: write its cell's regions, new vertices and own adjacent pairs in the
     whole certificate's numbering (vertices ``seen`` in an earlier cell keep their numbers,
-    the others count from ``base``; local piece ``p`` is ``piece[p]``), renumbering the cell's
-    columns and writing the shards from them; the shards' entries."""
+    the others count from ``base``; local piece ``p`` is ``piece[p]``; no volumes unless
+    ``volumes``), renumbering the cell's columns and writing the shards from them; the shards'
+    entries."""
     cx = _complex(done[1])
     n, d = cx.num_vertices, cx.d
     old = np.fromiter(seen, np.int64, len(seen))
@@ -687,6 +735,9 @@ def _write_cell(done: tuple[str, Certificate, float], root: Path, k: int, ids: _
         facet_vertices=Ragged(cx.facet_vertices.start, vertex[cx.facet_vertices.flat]),
         facet_ids=ids.ragged(cx.facet_ids), adj_i=cx.adj_i + first, adj_j=cx.adj_j + first,
         adj_ids=ids.ragged(cx.adj_ids), pieces=np.asarray(piece, dtype=np.int64)[cx.pieces])
+    if not volumes:
+        zeros = [0] * out.num_regions
+        out = dataclasses.replace(out, volume=Rationals(zeros, list(zeros)))
     sizes = {"regions": out.num_regions, "vertices": len(new), "adjacency": len(out.adj_i)}
     schemas = _shards.schemas()
     entries: dict[str, list[dict[str, Any]]] = {}
@@ -732,6 +783,7 @@ def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Progra
     # adjacency across cells, on the boundary facets
     boundary: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}
     rows: dict[int, tuple[list, list]] = {}
+    recession: dict[int, tuple[list, list]] = {}
     maps: dict[int, list] = {}
     local_piece: dict[int, tuple[int, int]] = {}
     for k, part in enumerate(parts):
@@ -740,10 +792,12 @@ def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Progra
             boundary.setdefault(key, []).append((side, first[k] + r, on))
         for r in part.rows:
             rows[first[k] + r], maps[first[k] + r] = part.rows[r], part.maps[r]
+            recession[first[k] + r] = part.recession[r]
             local_piece[first[k] + r] = (k, part.pieces[r])
     across: list[Adjacency] = []
     for key, on_it in boundary.items():
-        across.extend(_across(key, on_it, rows.__getitem__, point.__getitem__, d))
+        across.extend(_across(key, on_it, rows.__getitem__, point.__getitem__,
+                              recession.__getitem__, d))
     across.sort(key=lambda a: (a.i, a.j))
     # pieces: each cell's own, joined across cells where equal maps meet; numbered by their
     # first region
@@ -766,7 +820,7 @@ def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Progra
         if find(h) == h:
             number_of[h] = len(number_of)
     args = [(root, k, i, first[k], seen[k], bases[k], [number_of[find(h)] for h in heads[k]],
-             shard_rows) for k, i in enumerate(ids)]
+             shard_rows, dom.is_bounded) for k, i in enumerate(ids)]
     shards: dict[str, list[dict[str, Any]]] = {t: [] for t in _shards.TABLES}
     with progress_bar(len(args), "writing cells", progress) as bar:
         for entries in pool.write(args):

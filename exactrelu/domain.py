@@ -558,6 +558,67 @@ class RealSpace(Domain):
         return f"RealSpace({self._dim})"
 
 
+class Polyhedron(Domain):
+    """The full-dimensional, unbounded polyhedron ``{x : A x <= b}`` (exact rows, checked with
+    cddlib): a cell of an unbounded domain cut by hyperplanes of a net's first layer, which
+    :mod:`exactrelu.distributed` certifies as a task. Not a domain of certificates (it has no
+    JSON form and is not exported): the merged certificate is on the whole domain.
+
+    >>> half = Polyhedron([[-1, 0]], [0])   # x >= 0
+    >>> half.is_bounded, half.interior_point()
+    (False, (Fraction(1, 1), Fraction(0, 1)))
+    """
+
+    kind = "polyhedron"
+
+    def __init__(self, A: Any, b: Any) -> None:
+        rows = _matrix(A, "A")
+        rhs = [to_fraction(v, f"b[{i}]") for i, v in enumerate(b)]
+        if not rows or len(rhs) != len(rows) or any(len(r) != len(rows[0]) for r in rows):
+            raise InvalidInputError("a Polyhedron needs a non-empty rectangular A and one entry "
+                                    "of b per row")
+        vrep = _polyhedra.h_to_v(rows, rhs)
+        if vrep.is_bounded:
+            raise InvalidInputError("the polyhedron {x : A x <= b} is bounded or empty; use a "
+                                    "Polytope")
+        ip = _polyhedra.interior_point(rows, rhs)
+        if ip is None or ip[1] <= 0:
+            raise InvalidInputError("the polyhedron {x : A x <= b} is not full-dimensional")
+        self._A: Matrix = rows
+        self._b: Vector = rhs
+        self._interior = ip[0]
+
+    @property
+    def dim(self) -> int:
+        return len(self._A[0])
+
+    @property
+    def is_bounded(self) -> bool:
+        return False
+
+    def halfspaces(self) -> tuple[Matrix, Vector]:
+        return [list(r) for r in self._A], list(self._b)
+
+    def vertices(self) -> list[tuple[Fraction, ...]]:
+        raise InvalidInputError("a Polyhedron is unbounded: its cells are held by rays too")
+
+    def volume(self) -> Fraction:
+        raise InvalidInputError("a Polyhedron is unbounded: it has no finite volume")
+
+    def interior_point(self) -> tuple[Fraction, ...]:
+        return self._interior
+
+    def to_json(self) -> dict[str, Any]:
+        raise InvalidInputError("a Polyhedron (a cell of a split run) has no JSON form; the "
+                                "merged certificate is on the whole domain")
+
+    def _key(self) -> tuple[Any, ...]:
+        return (tuple(tuple(r) for r in self._A), tuple(self._b))
+
+    def __repr__(self) -> str:
+        return f"Polyhedron(dim={self.dim}, rows={len(self._A)})"
+
+
 class Slice(Domain):
     """The affine slice ``x = x0 + U t`` of a higher-dimensional input, ``t`` in ``region``.
 
