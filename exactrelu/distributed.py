@@ -251,10 +251,10 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
     the client merging only what lies on the cells' boundaries; the certificate returned is that
     directory, loaded lazily. Otherwise the client merges the whole certificate in memory."""
     t0 = time.perf_counter()
-    if not isinstance(dom, (Box, Polytope, RealSpace, Slice)):
+    if not isinstance(dom, (Box, Polytope, Polyhedron, RealSpace, Slice)):
         where = "a cluster run" if client is not None else "cells="
-        raise InvalidInputError(f"{where} needs a box, polytope, all of R^d or a slice; got "
-                                f"{dom!r} (run it as one: verify(net, domain))")
+        raise InvalidInputError(f"{where} needs a box, polytope, polyhedron, all of R^d or a "
+                                f"slice; got {dom!r} (run it as one: verify(net, domain))")
     shape = prog.input_shape
     prefix = _first_layer(net, prog)
     n_dom = constraint_offsets(prog, dom)[0]
