@@ -5,25 +5,32 @@ another in this process (``cells=`` with a sharded ``save``: :class:`_Local`); b
 one pool interface (:class:`_Pool`) and one merge.
 
 Why the merge is exact and needs no gluing: a region of the net lies inside one cell of the
-arrangement of any set of its first piecewise layer's units (the cell of its signs there), and
-the net's regions inside a cell are exactly the regions of the net on that cell taken as the
-domain. The cells are cut one unit at a time in id order (:func:`_cells`; the whole first layer
-where units cannot be taken apart: a first op that is not ``Linear`` then a ReLU-like op). So
-the task certificates hold every region once, with its witness, facets, vertices, map and volume
-as they are; what the merge does is bookkeeping and one exact question:
+arrangement of any set of its first piecewise layer's switching hyperplanes (the cell of its
+signs there), and the net's regions inside a cell are exactly the regions of the net on that
+cell taken as the domain. The cells are cut one switching function at a time in id order
+(:func:`_cells`; the whole first layer where they cannot be taken apart: a first op that is not
+``Linear`` on a flat input then a ReLU-like op). On an unbounded domain (all of R^d, an
+unbounded :class:`~exactrelu.domain.Polyhedron`, a slice over either) a cell may be unbounded:
+its task's domain is then a polyhedron, and its regions come with their rays and lines. So
+the task certificates hold every region once, with its witness, facets, vertices, rays, lines,
+map and volume as they are (volumes dropped on an unbounded domain: a bounded cell's task
+computes them); what the merge does is bookkeeping and one exact question:
 
 - region order: the cells in their canonical order, and each cell's regions in its task's
   order (the canonical order is depth first through the layer tree, comparing the first op's
-  switching functions in id order: a cell of units ``0 .. j`` is a contiguous run of it);
+  switching functions in id order, positive first: a cell of functions ``0 .. k`` is a
+  contiguous run of it);
 - constraint ids: a task's domain rows are its cell's facets, each standing for the whole
-  domain's ids on that facet (rows of the whole domain, first-layer units); a task's units' ids
+  domain's ids on that facet (rows of the whole domain, first-layer functions); a task's ids
   shift by the difference of the two domains' row counts;
 - vertices: numbered by first appearance in region order, equal points (exact coordinates) once;
 - adjacency: a task's own pairs, plus pairs of regions of different cells across a cell facet
   (opposite sides of one hyperplane), adjacent when their facets there share a (d-1)-dimensional
-  part: exact extents along the hyperplane overlap with positive length (which decides in 2-D),
-  and above 2-D an exact LP on the hyperplane (:func:`exactrelu._geometry.full_on_hyperplane` of
-  both regions' rows);
+  part: exact extents along the hyperplane overlap with positive length (which decides in 2-D;
+  a facet's extent is infinite along a coordinate where one of its rays or lines leaves, so
+  unbounded facets with no vertex in common, or none at all, meet where they should), and above
+  2-D an exact LP on the hyperplane (:func:`exactrelu._geometry.full_on_hyperplane` of both
+  regions' rows, unbounded or not);
 - pieces: components of adjacency with equal exact maps, numbered by their first region.
 
 :func:`exactrelu.check` proves the merged certificate like any other (the tests compare it with a
@@ -33,25 +40,25 @@ local run in canonical form and check it). Two ways to merge:
   which builds and merges their certificates and holds the whole one;
 - workers write (``save="x.parquet"``, a directory on a file system the workers and the client
   share): each task keeps its cell's certificate on its worker and returns a summary (counts,
-  the vertices and facets on the cell's boundary with those regions' rows, maps and local
-  pieces, and each local piece's first region); the client numbers the vertices (a vertex can
-  be in two cells only on their common boundary) and the pieces (each cell's own, joined where
-  equal maps meet across a cell facet), finds the pairs across cells, and has each worker
-  write its cell's regions, new vertices and own pairs as shards in the whole certificate's
-  numbering, from the cell's columns renumbered in array operations; the client writes the
-  pairs across and the manifest. The client then holds what lies on the cells' boundaries,
-  and one piece label per piece; a worker needs what one cell's certification needs. In this
-  process a cell's complex waits in a pickle file under the output directory instead, so that
-  memory holds one cell at a time.
+  the vertices and facets on the cell's boundary with those regions' rows, rays, lines, maps
+  and local pieces, and each local piece's first region); the client numbers the vertices (a
+  vertex can be in two cells only on their common boundary) and the pieces (each cell's own,
+  joined where equal maps meet across a cell facet), finds the pairs across cells, and has each
+  worker write its cell's regions, new vertices and own pairs as shards in the whole
+  certificate's numbering, from the cell's columns renumbered in array operations; the client
+  writes the pairs across and the manifest. The client then holds what lies on the cells'
+  boundaries, and one piece label per piece; a worker needs what one cell's certification
+  needs. In this process a cell's complex waits in a pickle file under the output directory
+  instead, so that memory holds one cell at a time.
 
-Applies to an ``nn.Sequential`` whose first piecewise module comes before any branching, on a
-bounded domain (a box, a polytope or a slice through inputs); another net runs as one task.
+Applies to an ``nn.Sequential`` whose first piecewise module comes before any branching, on
+every domain kind (a box, a polytope, all of R^d, an unbounded polyhedron, a slice through
+inputs over any of them); another net runs as one task.
 """
 
 from __future__ import annotations
 
 import bisect
-import copy
 import dataclasses
 import logging
 import pickle
@@ -61,7 +68,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -87,6 +94,7 @@ from .domain import Box, Domain, Polyhedron, Polytope, RealSpace, Slice
 from .engines import build_certificate
 from .engines.python import pieces_of
 from .errors import InvalidInputError, RegionLimitError
+from .rules import ElementwiseRule
 
 __all__ = ["is_dask_client", "merge", "run"]
 
@@ -108,31 +116,47 @@ def _first_layer(net: Any, prog: Program) -> nn.Module | None:
     return net[:int(top) + 1] if top.isdigit() and int(top) < len(net) else None
 
 
-def _unit(prefix: nn.Module, j: int) -> nn.Module | None:
-    """Unit ``j`` of ``prefix`` (``Linear`` then a ReLU-like op of one parameter for all
-    units) alone, or None for any other prefix (its cells are then those of the whole first
-    layer) or past its last unit."""
-    if not (isinstance(prefix, nn.Sequential) and len(prefix) == 2
+def _thresholds(prefix: nn.Module, prog: Program) -> list[float] | None:
+    """The thresholds of ``prefix``'s op (its first piecewise op, ``prog``'s) where its
+    switching functions can be cut one at a time: ``Linear`` on a flat input then a ReLU-like
+    op of one parameter set for all units; None for any other prefix (its cells are then those
+    of the whole first layer)."""
+    if not (isinstance(prefix, nn.Sequential) and len(prefix) == 2 and len(prog.input_shape) == 1
             and isinstance(prefix[0], nn.Linear) and type(prefix[1]) in _SHARED):
         return None
-    lin = prefix[0]
-    if j >= lin.out_features:
-        return None
-    cut = nn.Linear(lin.in_features, 1, bias=lin.bias is not None, dtype=lin.weight.dtype,
-                    device=lin.weight.device)
+    nd = prog.piecewise_nodes()[0]
+    return list(cast(ElementwiseRule, nd.rule).thresholds(nd.module))
+
+
+def _switch(prefix: nn.Module, k: int, thresholds: list[float]) -> nn.Module:
+    """Switching function ``k`` of ``prefix`` (``Linear`` then an op of these thresholds; its
+    functions in id order: threshold ``t`` of unit ``u`` is function ``t * units + u``) as a
+    net of one ReLU unit, whose one hyperplane is that function's: the unit's row, then (for a
+    threshold ``t`` other than 0) ``x - t`` as a layer of its own, exact in float64."""
+    lin = next(iter(prefix.children()))
+    assert isinstance(lin, nn.Linear)  # by _thresholds
+    t, u = divmod(k, lin.out_features)
+    f64, at = torch.float64, lin.weight.device
+    cut = nn.Linear(lin.in_features, 1, bias=lin.bias is not None, dtype=f64, device=at)
+    layers: list[nn.Module] = [cut]
     with torch.no_grad():
-        cut.weight.copy_(lin.weight[j:j + 1])
+        cut.weight.copy_(lin.weight[u:u + 1])
         if lin.bias is not None:
-            cut.bias.copy_(lin.bias[j:j + 1])
-    return nn.Sequential(cut, copy.deepcopy(prefix[1])).eval()
+            cut.bias.copy_(lin.bias[u:u + 1])
+        if thresholds[t] != 0:
+            shift = nn.Linear(1, 1, dtype=f64, device=at)
+            shift.weight.fill_(1.0)
+            shift.bias.fill_(-thresholds[t])
+            layers.append(shift)
+    return nn.Sequential(*layers, nn.ReLU()).eval()
 
 
 @dataclass
 class _Cell:
-    """A cell of the first layer's units ``0 .. next - 1`` (each splits it or is constant on
-    it): its facets' rows ``a . t <= b``, the whole domain's constraint ids each facet stands
-    for, ``load``, the estimated work in it (see :func:`_cells`), and whether it is bounded
-    (a cell of an unbounded domain may be either)."""
+    """A cell of the first layer's switching functions ``0 .. next - 1`` (each splits it or
+    is constant on it): its facets' rows ``a . t <= b``, the whole domain's constraint ids
+    each facet stands for, ``load``, the estimated work in it (see :func:`_cells`), and
+    whether it is bounded (a cell of an unbounded domain may be either)."""
 
     A: list[tuple[Fraction, ...]]
     b: list[Fraction]
@@ -146,29 +170,34 @@ class _Cell:
 MAX_CELLS_PER_WANTED = 4
 
 
-def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, want: int,
+def _cells(prefix: nn.Module, prog: Program, dom: Domain, n_dom: int, want: int,
            workers: int | None) -> list[_Cell]:
-    """The cells of the tasks, in the canonical order: cells of the first layer's units split
-    one unit at a time, in id order, the cell of most estimated work first, until no cell has
-    more than ``1 / want`` of the total (or ``MAX_CELLS_PER_WANTED * want`` cells are made).
-    A region of the net lies in one cell of any set of its first layer's units, and a cell of
-    units ``0 .. j - 1`` split by unit ``j`` gives its regions in the canonical order's runs
-    (it compares the first layer's switching functions in id order), so the merge is the same
-    whatever cells are taken. Each split is an exact :func:`exactrelu.verify` of the one unit
-    on the cell. The work of a cell is estimated in float, as ``(1 + L) ** d`` for ``L`` the
-    units still to come whose hyperplanes cross it (about the regions of the first layer in
-    it): an estimate that only chooses which cell to split next, never what a cell or region
-    is. It counts hyperplanes, never volumes, so it holds on unbounded cells too (their volume
-    is infinite): a hyperplane crosses a cell when its values at the cell's vertices (its
-    witness, for a cell with lines and no vertex) take both signs, or a ray of the cell makes it
-    grow towards the sign its vertices lack, or a line of the cell is not parallel to it. A
-    prefix whose units cannot be taken apart gives the cells of its whole layer."""
+    """The cells of the tasks, in the canonical order: cells of the first layer's switching
+    functions (one per unit for ReLU and LeakyReLU, two for Hardtanh: all units' first
+    thresholds, then all their second ones) split one function at a time, in id order, the
+    cell of most estimated work first, until no cell has more than ``1 / want`` of the total
+    (or ``MAX_CELLS_PER_WANTED * want`` cells are made). A region of the net lies in one cell
+    of any set of its first layer's switching hyperplanes, and a cell of functions
+    ``0 .. k - 1`` split by function ``k`` gives its regions in the canonical order's runs (it
+    compares the first layer's switching functions in id order, positive first), so the merge
+    is the same whatever cells are taken. Each split is an exact :func:`exactrelu.verify` of
+    the one function (:func:`_switch`) on the cell. The work of a cell is estimated in float,
+    as ``(1 + L) ** d`` for ``L`` the functions still to come whose hyperplanes cross it
+    (about the regions of the first layer in it): an estimate that only chooses which cell to
+    split next, never what a cell or region is. It counts hyperplanes, never volumes, so it
+    holds on unbounded cells too (their volume is infinite): a hyperplane crosses a cell when
+    its values at the cell's vertices (its witness, for a cell with lines and no vertex) take
+    both signs, or a ray of the cell makes it grow towards the sign its vertices lack, or a
+    line of the cell is not parallel to it. A prefix whose functions cannot be taken apart
+    gives the cells of its whole layer."""
     from .verify import verify
 
     def certify(units: nn.Module, cell: Domain) -> Certificate:
-        return verify(units, cell, input_shape=shape, workers=workers, progress=False)
+        return verify(units, cell, input_shape=prog.input_shape, workers=workers,
+                      progress=False)
 
-    if _unit(prefix, 0) is None:
+    thresholds = _thresholds(prefix, prog)
+    if thresholds is None:
         whole = certify(prefix, dom)
         return [_Cell([f.a for f in r.facets], [f.b for f in r.facets],
                       [tuple(f.ids) for f in r.facets], 0, bounded=not (r.rays or r.lines))
@@ -182,7 +211,8 @@ def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, w
         U = np.array([[float(x) for x in u] for u in dom.directions])
         c = c + W @ np.array([float(x) for x in dom.origin])
         W = W @ U.T
-    n_units = len(W)
+    W, c = np.tile(W, (len(thresholds), 1)), np.concatenate([c - t for t in thresholds])
+    n_units = len(W)  # switching functions
 
     def floats(vs: Sequence[Sequence[Fraction]]) -> np.ndarray:
         return np.array([[float(x) for x in v] for v in vs]).reshape(len(vs), dom.dim)
@@ -210,9 +240,8 @@ def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, w
         if cells[k].load and cells[k].load * want <= total:
             break
         cell = cells[k]
-        unit = _unit(prefix, cell.next)
-        assert unit is not None
-        part = certify(unit, dom if cell is root else _cell_domain(dom, cell))
+        part = certify(_switch(prefix, cell.next, thresholds),
+                       dom if cell is root else _cell_domain(dom, cell))
         m = len(cell.ids)
         kids = []
         for r in part.regions:
@@ -229,7 +258,10 @@ def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, w
 
 def _cell_domain(dom: Domain, cell: _Cell) -> Domain:
     """The cell as a domain: a polytope, or where it is unbounded a polyhedron (a slice through
-    either for a slice)."""
+    either for a slice); a cell without facets (all of R^d, no function splitting it) is the
+    domain."""
+    if not cell.A:
+        return dom
     region = Polytope(cell.A, cell.b) if cell.bounded else Polyhedron(cell.A, cell.b)
     if isinstance(dom, Slice):
         return Slice._from_exact(dom.input_shape, dom.origin, dom.directions, region)
@@ -264,7 +296,7 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
     want = cells if cells is not None else TASKS_PER_WORKER * pool.size()
     if prefix is None:
         _log.info("one task: not an nn.Sequential whose first piecewise op can be cut off")
-    made = [] if prefix is None else _cells(prefix, dom, shape, n_dom, want, workers)
+    made = [] if prefix is None else _cells(prefix, prog, dom, n_dom, want, workers)
     if len(made) <= 1:
         tasks: list[Domain] = [dom]
         ids = [_CellIds([(i,) for i in range(n_dom)], n_dom, [])]

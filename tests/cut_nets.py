@@ -31,6 +31,17 @@ def degenerate() -> nn.Sequential:
     return net
 
 
+def through_one_point() -> nn.Sequential:
+    """Every unit of the first layer has its hyperplane through the point (1/4, -1/2): on all
+    of R^2 its cells are wedges with one common vertex."""
+    net = mlp(2, [6, 5], 12)
+    W = torch.tensor([[1, 0], [0, 1], [1, 1], [1, -2], [-3, 1], [2, 5]], dtype=torch.float64)
+    with torch.no_grad():  # small dyadic numbers: the products are exact
+        net[0].weight.copy_(W)
+        net[0].bias.copy_(-(W @ torch.tensor([0.25, -0.5], dtype=torch.float64)))
+    return net
+
+
 def silent_unit() -> nn.Sequential:
     """The first unit of the first layer feeds nothing: its hyperplane cuts cells (and
     regions) but no map changes across it, so pieces cross between cells."""

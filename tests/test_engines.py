@@ -299,10 +299,9 @@ def test_engines_agree_on_slices_over_all_of_rk(net, rnd, k):
     ("diamond tube", cons.diamond_tube(), 3),
     # every region holds the line of z (prisms over a 2-D arrangement), or lies between parallel
     # lines (strips and half-planes)
-    ("prisms", cons.mlp(([[1, 0, 0], [0, 1, 0], [1, 1, 0]], [0, 0, -1]), ([[1, 1, -1]], [0])), 3),
-    ("prisms 4-D", cons.mlp(([[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 1, 0]], [0, 0, -1]),
-                            ([[1, 1, -1]], [0])), 4),
-    ("strips", cons.mlp(([[1, 2], [-2, -4], [1, 2]], [0, 1, -3]), ([[1, -1, 2]], [0])), 2),
+    ("prisms", cons.prisms(3), 3),
+    ("prisms 4-D", cons.prisms(4), 4),
+    ("strips", cons.strips(), 2),
 ])
 def test_engines_agree_on_degenerate_constructions_on_rd(name, net, d):
     cert = assert_engines_agree(net, RealSpace(d))
