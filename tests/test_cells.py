@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -31,7 +32,7 @@ from exactrelu.engines import canonical
 from exactrelu.verify import _program_and_domain
 
 from constructions import l1_shell
-from cut_nets import conv_slice, degenerate, mlp, silent_unit
+from cut_nets import UNBOUNDED, conv_slice, degenerate, mlp, silent_unit
 from test_engines import unbounded_nets
 
 CASES: dict[str, Any] = {
@@ -199,3 +200,35 @@ def test_cells_on_unbounded_2d_domains_give_the_unsplit_certificate(net, name):
 @given(unbounded_nets(3, degenerate=True))
 def test_cells_on_all_of_r3_give_the_unsplit_certificate(net):
     same_split(net, RealSpace(3))
+
+
+@pytest.mark.parametrize("name", ["strips (lines)", "prisms (lines)", "r2", "r3"])
+def test_a_dropped_pair_across_an_unbounded_cut_is_refused(name, tmp_path):
+    """A pair across cells of unbounded regions that share fewer than d vertices (strips and
+    prisms: regions with lines and no vertex at all; R^2 and R^3: regions meeting along an
+    unbounded facet) dropped from the merged certificate, and from the pairs across that the
+    client writes: the checker refuses both."""
+    net, dom = UNBOUNDED[name]()
+    path = tmp_path / "x.parquet"
+    cert = exactrelu.verify(net, dom, progress=False, workers=1, cells=4, save=path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    entry = next(e for e in manifest["shards"]["adjacency"] if "across" in e["file"])
+    table = pq.read_table(path / entry["file"])
+    across = table.to_pylist()
+    k = next(k for k, a in enumerate(across)
+             if cert.regions[a["i"]].rays + cert.regions[a["i"]].lines
+             and cert.regions[a["j"]].rays + cert.regions[a["j"]].lines
+             and len(set(cert.regions[a["i"]].vertices)
+                     & set(cert.regions[a["j"]].vertices)) < dom.dim)
+    prog, domain = _program_and_domain(net, dom, None)
+    merged = distributed.run(net, prog, domain, None, workers=1, cells=4)
+    pairs = [(a.i, a.j) for a in merged.adjacency]
+    del merged.adjacency[pairs.index((across[k]["i"], across[k]["j"]))]
+    with pytest.raises(CertificateError, match="adjacen"):
+        exactrelu.check(merged, net, progress=False)
+    pq.write_table(pa.concat_tables([table.slice(0, k), table.slice(k + 1)]), path / entry["file"])
+    data = (path / entry["file"]).read_bytes()
+    entry.update(rows=table.num_rows - 1, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CertificateError, match="adjacen"):
+        exactrelu.check(Certificate.load(path), net, progress=False)
