@@ -464,7 +464,7 @@ class Polytope(Domain):
             direction = (vrep.rays or vrep.lines)[0]
             raise InvalidInputError(
                 "the polytope {x : A x <= b} is unbounded (it contains the direction "
-                f"{tuple(str(v) for v in direction)}); add constraints, or use RealSpace"
+                f"{tuple(str(v) for v in direction)}); add constraints, or use a Polyhedron"
             )
         ip = _polyhedra.interior_point(rows, rhs)
         if ip is None or ip[1] <= 0:

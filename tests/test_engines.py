@@ -21,7 +21,7 @@ from torch import nn
 import exactrelu
 from exactrelu import engines
 from exactrelu.capture import capture
-from exactrelu.domain import RealSpace, Slice, as_domain
+from exactrelu.domain import Polyhedron, RealSpace, Slice, as_domain
 from exactrelu.engines import ENGINES, Options, canonical
 from exactrelu.errors import InvalidInputError
 from exactrelu.strategies import domains, networks
@@ -266,6 +266,27 @@ def test_engines_agree_on_all_of_r2(net):
 def test_engines_agree_on_degenerate_nets_on_r2(net):
     # duplicated, negated and parallel units: strips and half-planes (regions with lines)
     exactrelu.check(assert_engines_agree(net, RealSpace(2)), net)
+
+
+POLYHEDRA = {
+    "half-plane": Polyhedron([[1, -1]], ["1/2"]),
+    "strip": Polyhedron([[0, 1], [0, -1]], [1, 1]),
+    "wedge": Polyhedron([[-1, 0], [1, 2]], [0, 1]),
+    "half-space 3-D": Polyhedron([[1, 1, -1]], [0]),
+    "wedge 3-D": Polyhedron([[1, 0, 0], [0, 1, -1]], [1, 0]),
+}
+
+
+@settings(max_examples=15)
+@given(st.sampled_from(sorted(POLYHEDRA)).flatmap(lambda name: st.tuples(
+    st.just(name), unbounded_nets(POLYHEDRA[name].dim, degenerate=True))))
+def test_engines_agree_on_unbounded_polyhedra(case):
+    # the compiled engine on the polyhedron cut by its box: the box's rows, then the domain's
+    name, net = case
+    dom = POLYHEDRA[name]
+    cert = assert_engines_agree(net, dom)
+    assert cert.constraint_offsets[0] == len(dom.halfspaces()[0])
+    exactrelu.check(exactrelu.Certificate.from_json(cert.to_json()), net)
 
 
 @given(st.booleans().flatmap(lambda deg: unbounded_nets(3, degenerate=deg)))
