@@ -299,10 +299,10 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
     made = [] if prefix is None else _cells(prefix, prog, dom, n_dom, want, workers)
     if len(made) <= 1:
         tasks: list[Domain] = [dom]
-        ids = [_CellIds([(i,) for i in range(n_dom)], n_dom, [])]
+        ids = [_CellIds([(i,) for i in range(n_dom)], n_dom)]
     else:
         tasks = [_cell_domain(dom, c) for c in made]
-        ids = [_CellIds(c.ids, n_dom, list(zip(c.A, c.b, strict=True))) for c in made]
+        ids = [_CellIds(c.ids, n_dom) for c in made]
     root = _shards.prepare(save) if save is not None else None
     parts: list[Any] = [None] * len(tasks)  # certificates, or summaries when workers save
     names: set[str] = set()
@@ -487,16 +487,14 @@ def _task(net: nn.Module | Program, dom: Domain, input_shape: tuple[int, ...],
 # --------------------------------------------------------------------------------- merging
 class _CellIds:
     """A task's constraint ids as the whole domain's: the task's domain rows are its cell's
-    facets (``own[i]``: the ids the cells' certificate lists on facet ``i``; ``planes[i]`` its
-    hyperplane), its units' ids shift by the difference of the two domains' row counts
+    facets (``own[i]``: the ids the cells' certificate lists on facet ``i``), its units' ids
+    shift by the difference of the two domains' row counts
     (``n_dom``, the whole domain's rows). A facet is on the cell's boundary when one of its ids
     is a cell facet that is not a row of the whole domain."""
 
-    def __init__(self, own: list[tuple[int, ...]], n_dom: int,
-                 planes: list[tuple[Sequence[Fraction], Fraction]]) -> None:
+    def __init__(self, own: list[tuple[int, ...]], n_dom: int) -> None:
         self.own, self.m, self.shift = own, len(own), n_dom - len(own)
         self.cut = [any(i >= n_dom for i in ids) for ids in own]
-        self.planes = [p for p, c in zip(planes, self.cut, strict=False) if c]
 
     def __call__(self, ids: Sequence[int]) -> tuple[int, ...]:
         out: set[int] = set()
@@ -719,10 +717,10 @@ def _boundary_regions(cx: Complex, ids: _CellIds) -> list[int]:
 
 def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
     """On the worker: the :class:`_Summary` of its cell's certificate (views made only of the
-    regions on the cell's boundary)."""
+    regions on the cell's boundary). The vertices on the boundary are those of the facets on it:
+    a vertex on a cut's hyperplane lies in the cell's facet there, which the regions' facets on
+    it cover."""
     name, part, seconds = done
-    points = [(v, x) for v, x in enumerate(part.vertices)
-              if any(sum(a * c for a, c in zip(n, x, strict=True)) == b for n, b in ids.planes)]
     facets, rows, recession, maps, pieces = [], {}, {}, {}, {}
     for i in _boundary_regions(_complex(part), ids):
         r = _shards.items(part.regions, i, i + 1)[0]
@@ -733,6 +731,8 @@ def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
                                                          f.rays)))
                 rows[i], maps[i], pieces[i] = _rows(r), r.output, part.pieces[i]
                 recession[i] = (list(r.rays), list(r.lines))
+    on = sorted({v for _, _, _, f in facets for v in f.vertices})
+    points = [(v, part.vertices[v]) for v in on]
     first: dict[int, int] = {}
     for i, p in enumerate(part.pieces):
         first.setdefault(p, i)
