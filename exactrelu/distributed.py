@@ -538,22 +538,21 @@ class _CellIds:
         return [o + self.shift for o in part_offsets]
 
 
-def _renumbered(part: Certificate, ids: _CellIds, first: int, vertex: Sequence[int],
-                volumes: bool) -> tuple[list[Region], list[Adjacency]]:
-    """A task's regions and adjacency in the whole certificate's numbering: regions from
+def _renumbered(olds: list[Region], pairs: list[Adjacency], ids: _CellIds, first: int,
+                vertex: Sequence[int], volumes: bool) -> tuple[list[Region], list[Adjacency]]:
+    """A task's regions and adjacent pairs in the whole certificate's numbering: regions from
     ``first``, vertex ``v`` as ``vertex[v]``, constraint ids through ``ids``; no volumes
     unless ``volumes`` (a bounded cell of an unbounded domain has them, the domain's
     certificate not)."""
     regions = []
-    for i, r in enumerate(part.regions):
+    for i, r in enumerate(olds):
         facets = [RegionFacet(f.a, f.b, ids(f.ids), tuple(vertex[v] for v in f.vertices), f.rays)
                   for f in r.facets]
         regions.append(Region(first + i, r.pattern, r.witness, facets,
                               [vertex[v] for v in r.vertices], r.output,
                               r.volume if volumes else None, r.repaired,
                               r.rays, r.lines))
-    return regions, [Adjacency(a.i + first, a.j + first, a.a, a.b, ids(a.ids))
-                     for a in part.adjacency]
+    return regions, [Adjacency(a.i + first, a.j + first, a.a, a.b, ids(a.ids)) for a in pairs]
 
 
 def _same_offsets(k: int, shifted: list[int], offsets: list[int] | None) -> list[int]:
@@ -576,13 +575,15 @@ def merge(dom: Domain, input_shape: tuple[int, ...], cells: Sequence[_CellIds],
     for k, (ids, part) in enumerate(zip(cells, parts, strict=True)):
         offsets = _same_offsets(k, ids.offsets(k, part.constraint_offsets), offsets)
         local: list[int] = []
-        for v in part.vertices:
+        for v in _shards.items(part.vertices, 0, part.num_vertices):  # each view made once
             if v not in number:
                 number[v] = len(vertices)
                 vertices.append(v)
             local.append(number[v])
-        mine, pairs = _renumbered(part, ids, len(regions), local, dom.is_bounded)
-        for r, g in zip(part.regions, mine, strict=True):
+        olds = _shards.items(part.regions, 0, part.num_regions)
+        mine, pairs = _renumbered(olds, _shards.items(part.adjacency, 0, len(part.adjacency)),
+                                  ids, len(regions), local, dom.is_bounded)
+        for r, g in zip(olds, mine, strict=True):
             for f, h in zip(r.facets, g.facets, strict=True):
                 if ids.on_boundary(f.ids):
                     key, side = canonical_hyperplane(f.a, f.b)
