@@ -66,7 +66,7 @@ try:
     from .capture import Program, capture
     from .certificate import Certificate
     from .check import check
-    from .domain import Box, Polytope, RealSpace, Slice
+    from .domain import Box, Polyhedron, Polytope, RealSpace, Slice
     from .export import latex_table
     from .graphs import AffineMaps, ExactAffineMaps, affine_maps, exact_affine_maps, exact_forward
     from .rules import AffineRule, ElementwiseRule, FloatMap, PiecewiseRule, Rule, register_rule
@@ -114,7 +114,8 @@ __all__ = [
     "Program", "capture", "register_rule", "Rule", "AffineRule", "PiecewiseRule",
     "ElementwiseRule", "FloatMap",
     "AffineMaps", "ExactAffineMaps", "affine_maps", "exact_affine_maps", "exact_forward",
-    "Box", "Polytope", "RealSpace", "Slice", "Certificate", "verify", "check", "trace",
+    "Box", "Polytope", "Polyhedron", "RealSpace", "Slice", "Certificate",
+    "verify", "check", "trace",
     "latex_table",
     "PointRegions", "SegmentWalk", "LocalComplexity", "RegionStatistics", "region_of",
     "segment_regions", "dual_graph", "shortest_path", "local_complexity", "region_statistics",

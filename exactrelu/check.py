@@ -2262,7 +2262,9 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
     its workers (:mod:`exactrelu._checkdask`)."""
     got = _compiled_input(cert, prog, m0, validated)
     if got is None:
-        return "outside the compiled pass"
+        return ("outside the compiled pass" if cert.domain.is_bounded else
+                "outside the compiled pass: an unbounded domain (completeness by closure under "
+                "facet crossing, in Python)")
     src, n_units, n_out, ops, root_rows, root_den = got
     d = cert.domain.dim
     ints = [_ints(row) for row in dom_rows]
@@ -2389,8 +2391,9 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     executor=client)``), the workers check its regions, a contiguous group of region shards per
     task (:mod:`exactrelu._checkdask`), and this process joins their results and checks the rest;
     the verdict is the local check's. Anywhere else (outside the compiled pass, a certificate in
-    memory or changed since it was read), or where a task finds a claim that does not hold, the
-    check runs in this process as without it (the Python pass names the claim). Raises
+    memory or changed since it was read, an unbounded domain), or where a task finds a claim
+    that does not hold, the check runs in this process as without it (the Python pass names the
+    claim; the reason is logged at INFO level). Raises
     :class:`~exactrelu.errors.ClusterError` where a worker cannot read the directory or a task
     returns what exactrelu's own does not.
 
@@ -2451,6 +2454,9 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
                                  validated)
         if reason is None:
             return cert
+        if executor is not None:
+            log.info("executor=: the regions are checked in this process by the Python pass (the "
+                     "compiled pass stopped: %s)", reason)
         log.debug("compiled pass stopped (%s); the Python pass names the claim", reason)
     # vertices: read once (validated), held compactly; distinct points
     pts = _Points(cert.vertices, d, validated)

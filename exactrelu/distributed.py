@@ -5,25 +5,32 @@ another in this process (``cells=`` with a sharded ``save``: :class:`_Local`); b
 one pool interface (:class:`_Pool`) and one merge.
 
 Why the merge is exact and needs no gluing: a region of the net lies inside one cell of the
-arrangement of any set of its first piecewise layer's units (the cell of its signs there), and
-the net's regions inside a cell are exactly the regions of the net on that cell taken as the
-domain. The cells are cut one unit at a time in id order (:func:`_cells`; the whole first layer
-where units cannot be taken apart: a first op that is not ``Linear`` then a ReLU-like op). So
-the task certificates hold every region once, with its witness, facets, vertices, map and volume
-as they are; what the merge does is bookkeeping and one exact question:
+arrangement of any set of its first piecewise layer's switching hyperplanes (the cell of its
+signs there), and the net's regions inside a cell are exactly the regions of the net on that
+cell taken as the domain. The cells are cut one switching function at a time in id order
+(:func:`_cells`; the whole first layer where they cannot be taken apart: a first op that is not
+``Linear`` on a flat input then a ReLU-like op). On an unbounded domain (all of R^d, an
+unbounded :class:`~exactrelu.domain.Polyhedron`, a slice over either) a cell may be unbounded:
+its task's domain is then a polyhedron, and its regions come with their rays and lines. So
+the task certificates hold every region once, with its witness, facets, vertices, rays, lines,
+map and volume as they are (volumes dropped on an unbounded domain: a bounded cell's task
+computes them); what the merge does is bookkeeping and one exact question:
 
 - region order: the cells in their canonical order, and each cell's regions in its task's
   order (the canonical order is depth first through the layer tree, comparing the first op's
-  switching functions in id order: a cell of units ``0 .. j`` is a contiguous run of it);
+  switching functions in id order, positive first: a cell of functions ``0 .. k`` is a
+  contiguous run of it);
 - constraint ids: a task's domain rows are its cell's facets, each standing for the whole
-  domain's ids on that facet (rows of the whole domain, first-layer units); a task's units' ids
+  domain's ids on that facet (rows of the whole domain, first-layer functions); a task's ids
   shift by the difference of the two domains' row counts;
 - vertices: numbered by first appearance in region order, equal points (exact coordinates) once;
 - adjacency: a task's own pairs, plus pairs of regions of different cells across a cell facet
   (opposite sides of one hyperplane), adjacent when their facets there share a (d-1)-dimensional
-  part: exact extents along the hyperplane overlap with positive length (which decides in 2-D),
-  and above 2-D an exact LP on the hyperplane (:func:`exactrelu._geometry.full_on_hyperplane` of
-  both regions' rows);
+  part: exact extents along the hyperplane overlap with positive length (which decides in 2-D;
+  a facet's extent is infinite along a coordinate where one of its rays or lines leaves, so
+  unbounded facets with no vertex in common, or none at all, meet where they should), and above
+  2-D an exact LP on the hyperplane (:func:`exactrelu._geometry.full_on_hyperplane` of both
+  regions' rows, unbounded or not);
 - pieces: components of adjacency with equal exact maps, numbered by their first region.
 
 :func:`exactrelu.check` proves the merged certificate like any other (the tests compare it with a
@@ -33,25 +40,25 @@ local run in canonical form and check it). Two ways to merge:
   which builds and merges their certificates and holds the whole one;
 - workers write (``save="x.parquet"``, a directory on a file system the workers and the client
   share): each task keeps its cell's certificate on its worker and returns a summary (counts,
-  the vertices and facets on the cell's boundary with those regions' rows, maps and local
-  pieces, and each local piece's first region); the client numbers the vertices (a vertex can
-  be in two cells only on their common boundary) and the pieces (each cell's own, joined where
-  equal maps meet across a cell facet), finds the pairs across cells, and has each worker
-  write its cell's regions, new vertices and own pairs as shards in the whole certificate's
-  numbering, from the cell's columns renumbered in array operations; the client writes the
-  pairs across and the manifest. The client then holds what lies on the cells' boundaries,
-  and one piece label per piece; a worker needs what one cell's certification needs. In this
-  process a cell's complex waits in a pickle file under the output directory instead, so that
-  memory holds one cell at a time.
+  the vertices and facets on the cell's boundary with those regions' rows, rays, lines, maps
+  and local pieces, and each local piece's first region); the client numbers the vertices (a
+  vertex can be in two cells only on their common boundary) and the pieces (each cell's own,
+  joined where equal maps meet across a cell facet), finds the pairs across cells, and has each
+  worker write its cell's regions, new vertices and own pairs as shards in the whole
+  certificate's numbering, from the cell's columns renumbered in array operations; the client
+  writes the pairs across and the manifest. The client then holds what lies on the cells'
+  boundaries, and one piece label per piece; a worker needs what one cell's certification
+  needs. In this process a cell's complex waits in a pickle file under the output directory
+  instead, so that memory holds one cell at a time.
 
-Applies to an ``nn.Sequential`` whose first piecewise module comes before any branching, on a
-bounded domain (a box, a polytope or a slice through inputs); another net runs as one task.
+Applies to an ``nn.Sequential`` whose first piecewise module comes before any branching, on
+every domain kind (a box, a polytope, all of R^d, an unbounded polyhedron, a slice through
+inputs over any of them); another net runs as one task.
 """
 
 from __future__ import annotations
 
 import bisect
-import copy
 import dataclasses
 import logging
 import pickle
@@ -61,7 +68,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -83,10 +90,11 @@ from .certificate import (
     canonical_hyperplane,
     header_json,
 )
-from .domain import Box, Domain, Polytope, Slice
+from .domain import Box, Domain, Polyhedron, Polytope, RealSpace, Slice
 from .engines import build_certificate
 from .engines.python import pieces_of
 from .errors import InvalidInputError, RegionLimitError
+from .rules import ElementwiseRule
 
 __all__ = ["is_dask_client", "merge", "run"]
 
@@ -108,64 +116,92 @@ def _first_layer(net: Any, prog: Program) -> nn.Module | None:
     return net[:int(top) + 1] if top.isdigit() and int(top) < len(net) else None
 
 
-def _unit(prefix: nn.Module, j: int) -> nn.Module | None:
-    """Unit ``j`` of ``prefix`` (``Linear`` then a ReLU-like op of one parameter for all
-    units) alone, or None for any other prefix (its cells are then those of the whole first
-    layer) or past its last unit."""
-    if not (isinstance(prefix, nn.Sequential) and len(prefix) == 2
+def _thresholds(prefix: nn.Module, prog: Program) -> list[float] | None:
+    """The thresholds of ``prefix``'s op (its first piecewise op, ``prog``'s) where its
+    switching functions can be cut one at a time: ``Linear`` on a flat input then a ReLU-like
+    op of one parameter set for all units; None for any other prefix (its cells are then those
+    of the whole first layer)."""
+    if not (isinstance(prefix, nn.Sequential) and len(prefix) == 2 and len(prog.input_shape) == 1
             and isinstance(prefix[0], nn.Linear) and type(prefix[1]) in _SHARED):
         return None
-    lin = prefix[0]
-    if j >= lin.out_features:
-        return None
-    cut = nn.Linear(lin.in_features, 1, bias=lin.bias is not None, dtype=lin.weight.dtype,
-                    device=lin.weight.device)
+    nd = prog.piecewise_nodes()[0]
+    return list(cast(ElementwiseRule, nd.rule).thresholds(nd.module))
+
+
+def _switch(prefix: nn.Module, k: int, thresholds: list[float]) -> nn.Module:
+    """Switching function ``k`` of ``prefix`` (``Linear`` then an op of these thresholds; its
+    functions in id order: threshold ``t`` of unit ``u`` is function ``t * units + u``) as a
+    net of one ReLU unit, whose one hyperplane is that function's: the unit's row, then (for a
+    threshold ``t`` other than 0) ``x - t`` as a layer of its own, exact in float64."""
+    lin = next(iter(prefix.children()))
+    assert isinstance(lin, nn.Linear)  # by _thresholds
+    t, u = divmod(k, lin.out_features)
+    f64, at = torch.float64, lin.weight.device
+    cut = nn.Linear(lin.in_features, 1, bias=lin.bias is not None, dtype=f64, device=at)
+    layers: list[nn.Module] = [cut]
     with torch.no_grad():
-        cut.weight.copy_(lin.weight[j:j + 1])
+        cut.weight.copy_(lin.weight[u:u + 1])
         if lin.bias is not None:
-            cut.bias.copy_(lin.bias[j:j + 1])
-    return nn.Sequential(cut, copy.deepcopy(prefix[1])).eval()
+            cut.bias.copy_(lin.bias[u:u + 1])
+        if thresholds[t] != 0:
+            shift = nn.Linear(1, 1, dtype=f64, device=at)
+            shift.weight.fill_(1.0)
+            shift.bias.fill_(-thresholds[t])
+            layers.append(shift)
+    return nn.Sequential(*layers, nn.ReLU()).eval()
 
 
 @dataclass
 class _Cell:
-    """A cell of the first layer's units ``0 .. next - 1`` (each splits it or is constant on
-    it): its facets' rows ``a . t <= b``, the whole domain's constraint ids each facet stands
-    for, and ``load``, the estimated work in it (see :func:`_cells`)."""
+    """A cell of the first layer's switching functions ``0 .. next - 1`` (each splits it or
+    is constant on it): its facets' rows ``a . t <= b``, the whole domain's constraint ids
+    each facet stands for, ``load``, the estimated work in it (see :func:`_cells`), and
+    whether it is bounded (a cell of an unbounded domain may be either)."""
 
     A: list[tuple[Fraction, ...]]
     b: list[Fraction]
     ids: list[tuple[int, ...]]
     next: int
     load: float = 0.0
+    bounded: bool = True
 
 
 #: The most cells :func:`_cells` makes, per cell asked for.
 MAX_CELLS_PER_WANTED = 4
 
 
-def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, want: int,
+def _cells(prefix: nn.Module, prog: Program, dom: Domain, n_dom: int, want: int,
            workers: int | None) -> list[_Cell]:
-    """The cells of the tasks, in the canonical order: cells of the first layer's units split
-    one unit at a time, in id order, the cell of most estimated work first, until no cell has
-    more than ``1 / want`` of the total (or ``MAX_CELLS_PER_WANTED * want`` cells are made).
-    A region of the net lies in one cell of any set of its first layer's units, and a cell of
-    units ``0 .. j - 1`` split by unit ``j`` gives its regions in the canonical order's runs
-    (it compares the first layer's switching functions in id order), so the merge is the same
-    whatever cells are taken. Each split is an exact :func:`exactrelu.verify` of the one unit
-    on the cell. The work of a cell is estimated in float, as ``(1 + L) ** d`` for ``L`` the
-    units still to come whose hyperplanes separate its vertices (about the regions of the first
-    layer in it): an estimate that only chooses which cell to split next, never what a cell or
-    region is. A prefix whose units cannot be taken apart gives the cells of its whole layer."""
+    """The cells of the tasks, in the canonical order: cells of the first layer's switching
+    functions (one per unit for ReLU and LeakyReLU, two for Hardtanh: all units' first
+    thresholds, then all their second ones) split one function at a time, in id order, the
+    cell of most estimated work first, until no cell has more than ``1 / want`` of the total
+    (or ``MAX_CELLS_PER_WANTED * want`` cells are made). A region of the net lies in one cell
+    of any set of its first layer's switching hyperplanes, and a cell of functions
+    ``0 .. k - 1`` split by function ``k`` gives its regions in the canonical order's runs (it
+    compares the first layer's switching functions in id order, positive first), so the merge
+    is the same whatever cells are taken. Each split is an exact :func:`exactrelu.verify` of
+    the one function (:func:`_switch`) on the cell. The work of a cell is estimated in float,
+    as ``(1 + L) ** d`` for ``L`` the functions still to come whose hyperplanes cross it
+    (about the regions of the first layer in it): an estimate that only chooses which cell to
+    split next, never what a cell or region is. It counts hyperplanes, never volumes, so it
+    holds on unbounded cells too (their volume is infinite): a hyperplane crosses a cell when
+    its values at the cell's vertices (its witness, for a cell with lines and no vertex) take
+    both signs, or a ray of the cell makes it grow towards the sign its vertices lack, or a
+    line of the cell is not parallel to it. A prefix whose functions cannot be taken apart
+    gives the cells of its whole layer."""
     from .verify import verify
 
     def certify(units: nn.Module, cell: Domain) -> Certificate:
-        return verify(units, cell, input_shape=shape, workers=workers, progress=False)
+        return verify(units, cell, input_shape=prog.input_shape, workers=workers,
+                      progress=False)
 
-    if _unit(prefix, 0) is None:
+    thresholds = _thresholds(prefix, prog)
+    if thresholds is None:
         whole = certify(prefix, dom)
         return [_Cell([f.a for f in r.facets], [f.b for f in r.facets],
-                      [tuple(f.ids) for f in r.facets], 0) for r in whole.regions]
+                      [tuple(f.ids) for f in r.facets], 0, bounded=not (r.rays or r.lines))
+                for r in whole.regions]
     lin = next(iter(prefix.children()))
     assert isinstance(lin, nn.Linear)
     W = lin.weight.detach().double().cpu().numpy()
@@ -175,16 +211,26 @@ def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, w
         U = np.array([[float(x) for x in u] for u in dom.directions])
         c = c + W @ np.array([float(x) for x in dom.origin])
         W = W @ U.T
-    n_units = len(W)
+    W, c = np.tile(W, (len(thresholds), 1)), np.concatenate([c - t for t in thresholds])
+    n_units = len(W)  # switching functions
 
-    def load(cell: _Cell, points: list[tuple[Fraction, ...]]) -> float:
-        P = np.array([[float(x) for x in p] for p in points]).reshape(len(points), -1)
-        values = W[cell.next:] @ P.T + c[cell.next:, None]
-        crossing = int(np.sum((values.min(axis=1) < 0) & (values.max(axis=1) > 0)))
+    def floats(vs: Sequence[Sequence[Fraction]]) -> np.ndarray:
+        return np.array([[float(x) for x in v] for v in vs]).reshape(len(vs), dom.dim)
+
+    def load(cell: _Cell, r: Region, part: Certificate) -> float:
+        points = [part.vertices[v] for v in r.vertices] or [r.witness]
+        rest = slice(cell.next, None)
+        values = W[rest] @ floats(points).T + c[rest, None]
+        slopes = W[rest] @ floats(r.rays).T  # how each hyperplane's value grows along a ray
+        along = np.abs(W[rest] @ floats(r.lines).T)
+        below = (values.min(axis=1) < 0) | (slopes.min(axis=1, initial=0) < 0)
+        above = (values.max(axis=1) > 0) | (slopes.max(axis=1, initial=0) > 0)
+        crossing = int(np.sum((below & above) | (along.max(axis=1, initial=0) > 0)))
         return float((1 + crossing) ** dom.dim)
 
-    root = _Cell([], [], [(i,) for i in range(n_dom)], 0)  # the domain; its estimate comes
-    cells = [root]                                         # with its first split
+    # the domain; its estimate comes with its first split
+    root = _Cell([], [], [(i,) for i in range(n_dom)], 0, bounded=dom.is_bounded)
+    cells = [root]
     while len(cells) < max(want, 1) * MAX_CELLS_PER_WANTED:
         open_ = [k for k, x in enumerate(cells) if x.next < n_units]
         if not open_:
@@ -194,26 +240,32 @@ def _cells(prefix: nn.Module, dom: Domain, shape: tuple[int, ...], n_dom: int, w
         if cells[k].load and cells[k].load * want <= total:
             break
         cell = cells[k]
-        unit = _unit(prefix, cell.next)
-        assert unit is not None
-        part = certify(unit, dom if cell is root else _cell_domain(dom, cell.A, cell.b))
+        part = certify(_switch(prefix, cell.next, thresholds),
+                       dom if cell is root else _cell_domain(dom, cell))
         m = len(cell.ids)
         kids = []
         for r in part.regions:
             ids = [tuple(sorted({x for i in f.ids
                                  for x in (cell.ids[i] if i < m else (n_dom + cell.next,))}))
                    for f in r.facets]
-            kid = _Cell([f.a for f in r.facets], [f.b for f in r.facets], ids, cell.next + 1)
-            kid.load = load(kid, [part.vertices[v] for v in r.vertices])
+            kid = _Cell([f.a for f in r.facets], [f.b for f in r.facets], ids, cell.next + 1,
+                        bounded=not (r.rays or r.lines))
+            kid.load = load(kid, r, part)
             kids.append(kid)
         cells[k:k + 1] = kids
     return cells
 
 
-def _cell_domain(dom: Domain, A: list[tuple[Fraction, ...]], b: list[Fraction]) -> Domain:
+def _cell_domain(dom: Domain, cell: _Cell) -> Domain:
+    """The cell as a domain: a polytope, or where it is unbounded a polyhedron (a slice through
+    either for a slice); a cell without facets (all of R^d, no function splitting it) is the
+    domain."""
+    if not cell.A:
+        return dom
+    region = Polytope(cell.A, cell.b) if cell.bounded else Polyhedron(cell.A, cell.b)
     if isinstance(dom, Slice):
-        return Slice._from_exact(dom.input_shape, dom.origin, dom.directions, Polytope(A, b))
-    return Polytope(A, b)
+        return Slice._from_exact(dom.input_shape, dom.origin, dom.directions, region)
+    return region
 
 
 def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
@@ -231,10 +283,10 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
     the client merging only what lies on the cells' boundaries; the certificate returned is that
     directory, loaded lazily. Otherwise the client merges the whole certificate in memory."""
     t0 = time.perf_counter()
-    if not dom.is_bounded or not isinstance(dom, (Box, Polytope, Slice)):
+    if not isinstance(dom, (Box, Polytope, Polyhedron, RealSpace, Slice)):
         where = "a cluster run" if client is not None else "cells="
-        raise InvalidInputError(f"{where} needs a bounded box, polytope or slice; got "
-                                f"{dom!r} (run it as one: verify(net, domain))")
+        raise InvalidInputError(f"{where} needs a box, polytope, polyhedron, all of R^d or a "
+                                f"slice; got {dom!r} (run it as one: verify(net, domain))")
     shape = prog.input_shape
     prefix = _first_layer(net, prog)
     n_dom = constraint_offsets(prog, dom)[0]
@@ -244,13 +296,13 @@ def run(net: nn.Module | Program, prog: Program, dom: Domain, client: Any, *,
     want = cells if cells is not None else TASKS_PER_WORKER * pool.size()
     if prefix is None:
         _log.info("one task: not an nn.Sequential whose first piecewise op can be cut off")
-    made = [] if prefix is None else _cells(prefix, dom, shape, n_dom, want, workers)
+    made = [] if prefix is None else _cells(prefix, prog, dom, n_dom, want, workers)
     if len(made) <= 1:
         tasks: list[Domain] = [dom]
-        ids = [_CellIds([(i,) for i in range(n_dom)], n_dom, [])]
+        ids = [_CellIds([(i,) for i in range(n_dom)], n_dom)]
     else:
-        tasks = [_cell_domain(dom, c.A, c.b) for c in made]
-        ids = [_CellIds(c.ids, n_dom, list(zip(c.A, c.b, strict=True))) for c in made]
+        tasks = [_cell_domain(dom, c) for c in made]
+        ids = [_CellIds(c.ids, n_dom) for c in made]
     root = _shards.prepare(save) if save is not None else None
     parts: list[Any] = [None] * len(tasks)  # certificates, or summaries when workers save
     names: set[str] = set()
@@ -435,16 +487,14 @@ def _task(net: nn.Module | Program, dom: Domain, input_shape: tuple[int, ...],
 # --------------------------------------------------------------------------------- merging
 class _CellIds:
     """A task's constraint ids as the whole domain's: the task's domain rows are its cell's
-    facets (``own[i]``: the ids the cells' certificate lists on facet ``i``; ``planes[i]`` its
-    hyperplane), its units' ids shift by the difference of the two domains' row counts
+    facets (``own[i]``: the ids the cells' certificate lists on facet ``i``), its units' ids
+    shift by the difference of the two domains' row counts
     (``n_dom``, the whole domain's rows). A facet is on the cell's boundary when one of its ids
     is a cell facet that is not a row of the whole domain."""
 
-    def __init__(self, own: list[tuple[int, ...]], n_dom: int,
-                 planes: list[tuple[Sequence[Fraction], Fraction]]) -> None:
+    def __init__(self, own: list[tuple[int, ...]], n_dom: int) -> None:
         self.own, self.m, self.shift = own, len(own), n_dom - len(own)
         self.cut = [any(i >= n_dom for i in ids) for ids in own]
-        self.planes = [p for p, c in zip(planes, self.cut, strict=False) if c]
 
     def __call__(self, ids: Sequence[int]) -> tuple[int, ...]:
         out: set[int] = set()
@@ -488,19 +538,21 @@ class _CellIds:
         return [o + self.shift for o in part_offsets]
 
 
-def _renumbered(part: Certificate, ids: _CellIds, first: int, vertex: Sequence[int]
-                ) -> tuple[list[Region], list[Adjacency]]:
-    """A task's regions and adjacency in the whole certificate's numbering: regions from
-    ``first``, vertex ``v`` as ``vertex[v]``, constraint ids through ``ids``."""
+def _renumbered(olds: list[Region], pairs: list[Adjacency], ids: _CellIds, first: int,
+                vertex: Sequence[int], volumes: bool) -> tuple[list[Region], list[Adjacency]]:
+    """A task's regions and adjacent pairs in the whole certificate's numbering: regions from
+    ``first``, vertex ``v`` as ``vertex[v]``, constraint ids through ``ids``; no volumes
+    unless ``volumes`` (a bounded cell of an unbounded domain has them, the domain's
+    certificate not)."""
     regions = []
-    for i, r in enumerate(part.regions):
+    for i, r in enumerate(olds):
         facets = [RegionFacet(f.a, f.b, ids(f.ids), tuple(vertex[v] for v in f.vertices), f.rays)
                   for f in r.facets]
         regions.append(Region(first + i, r.pattern, r.witness, facets,
-                              [vertex[v] for v in r.vertices], r.output, r.volume, r.repaired,
+                              [vertex[v] for v in r.vertices], r.output,
+                              r.volume if volumes else None, r.repaired,
                               r.rays, r.lines))
-    return regions, [Adjacency(a.i + first, a.j + first, a.a, a.b, ids(a.ids))
-                     for a in part.adjacency]
+    return regions, [Adjacency(a.i + first, a.j + first, a.a, a.b, ids(a.ids)) for a in pairs]
 
 
 def _same_offsets(k: int, shifted: list[int], offsets: list[int] | None) -> list[int]:
@@ -523,13 +575,15 @@ def merge(dom: Domain, input_shape: tuple[int, ...], cells: Sequence[_CellIds],
     for k, (ids, part) in enumerate(zip(cells, parts, strict=True)):
         offsets = _same_offsets(k, ids.offsets(k, part.constraint_offsets), offsets)
         local: list[int] = []
-        for v in part.vertices:
+        for v in _shards.items(part.vertices, 0, part.num_vertices):  # each view made once
             if v not in number:
                 number[v] = len(vertices)
                 vertices.append(v)
             local.append(number[v])
-        mine, pairs = _renumbered(part, ids, len(regions), local)
-        for r, g in zip(part.regions, mine, strict=True):
+        olds = _shards.items(part.regions, 0, part.num_regions)
+        mine, pairs = _renumbered(olds, _shards.items(part.adjacency, 0, len(part.adjacency)),
+                                  ids, len(regions), local, dom.is_bounded)
+        for r, g in zip(olds, mine, strict=True):
             for f, h in zip(r.facets, g.facets, strict=True):
                 if ids.on_boundary(f.ids):
                     key, side = canonical_hyperplane(f.a, f.b)
@@ -539,7 +593,7 @@ def merge(dom: Domain, input_shape: tuple[int, ...], cells: Sequence[_CellIds],
     assert offsets is not None
     for key, on_it in boundary.items():
         adjacency.extend(_across(key, on_it, lambda i: _rows(regions[i]), vertices.__getitem__,
-                                 d))
+                                 lambda i: (regions[i].rays, regions[i].lines), d))
     adjacency.sort(key=lambda a: (a.i, a.j))
     return Certificate(dom, input_shape, parts[0].output_shape, parts[0].digest,
                        offsets, regions, vertices, adjacency, pieces_of(regions, adjacency),
@@ -550,15 +604,36 @@ def _rows(r: Region) -> tuple[list[tuple[Fraction, ...]], list[Fraction]]:
     return [f.a for f in r.facets], [f.b for f in r.facets]
 
 
+def _extent(points: list[tuple[Fraction, ...]], rays: list[tuple[Fraction, ...]],
+            lines: list[tuple[Fraction, ...]], a: int) -> tuple[Any, Any]:
+    """The exact extent ``(lo, hi)`` along coordinate ``a`` of the face with these vertices,
+    rays and lines (``-inf``, ``inf`` where a direction leaves it; a face with lines and no
+    vertex whose lines all keep ``a`` fixed: ``(-inf, inf)``, an extent too wide, for the LP
+    that follows above 2-D to decide; in 2-D a facet without a vertex is a whole line, which
+    no coordinate but its chart keeps fixed)."""
+    inf = float("inf")
+    if any(x[a] for x in lines) or not points:
+        return -inf, inf
+    lo: Any = min(p[a] for p in points)
+    hi: Any = max(p[a] for p in points)
+    if any(x[a] < 0 for x in rays):
+        lo = -inf
+    if any(x[a] > 0 for x in rays):
+        hi = inf
+    return lo, hi
+
+
 def _across(key: tuple, facets: list[tuple[int, int, RegionFacet]],
             rows: Callable[[int], tuple[list, list]],
-            point: Callable[[int], tuple[Fraction, ...]], d: int) -> list[Adjacency]:
+            point: Callable[[int], tuple[Fraction, ...]],
+            recession: Callable[[int], tuple[list, list]], d: int) -> list[Adjacency]:
     """The adjacent pairs across the hyperplane ``key`` among regions with a facet on it
     (``(side, region, facet)``, side +1 or -1; ``point(v)``: vertex ``v``, ``rows(i)``: region
-    ``i``'s facet rows): pairs of opposite sides whose facets share a (d-1)-dimensional part.
-    The facets' exact extents along the hyperplane's coordinates (all but its chart) must
-    overlap with positive length; a sweep along the first finds those pairs, which decides in
-    2-D; above, an exact LP on the hyperplane decides."""
+    ``i``'s facet rows, ``recession(i)``: its rays and lines): pairs of opposite sides whose
+    facets share a (d-1)-dimensional part. The facets' exact extents along the hyperplane's
+    coordinates (all but its chart; infinite where a ray or line of the facet leaves along
+    one) must overlap with positive length; a sweep along the first finds those pairs, which
+    decides in 2-D; above, an exact LP on the hyperplane decides (it takes unbounded sets)."""
     normal, offset = key
     if d == 1:
         axes: list[int] = []
@@ -568,8 +643,9 @@ def _across(key: tuple, facets: list[tuple[int, int, RegionFacet]],
     boxes: list[Any] = []
     for side, i, f in facets:
         pts = [point(v) for v in f.vertices]
-        boxes.append((side, i, f, [(min(p[a] for p in pts), max(p[a] for p in pts))
-                                   for a in axes]))
+        rays, lines = recession(i)
+        mine = [rays[k] for k in f.rays]
+        boxes.append((side, i, f, [_extent(pts, mine, lines, a) for a in axes]))
     out = []
     pairs: list[tuple[Any, Any]]
     if d == 1:
@@ -601,7 +677,7 @@ class _Summary:
     """What the client needs of a cell whose worker writes its shards: counts, the fields of
     the header, each local piece's first region, and what lies on the cell's boundary (vertices
     with their local numbers, facets with the whole domain's ids and local vertex numbers, and
-    those regions' facet rows, maps and local pieces)."""
+    those regions' facet rows, rays and lines, maps and local pieces)."""
 
     name: str
     seconds: float
@@ -616,6 +692,7 @@ class _Summary:
     points: list[tuple[int, tuple[Fraction, ...]]]
     facets: list[tuple[tuple, int, int, RegionFacet]]  # (hyperplane, side, local region, facet)
     rows: dict[int, tuple[list, list]]
+    recession: dict[int, tuple[list, list]]  # rays and lines
     maps: dict[int, list]
     pieces: dict[int, int]
 
@@ -641,11 +718,11 @@ def _boundary_regions(cx: Complex, ids: _CellIds) -> list[int]:
 
 def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
     """On the worker: the :class:`_Summary` of its cell's certificate (views made only of the
-    regions on the cell's boundary)."""
+    regions on the cell's boundary). The vertices on the boundary are those of the facets on it:
+    a vertex on a cut's hyperplane lies in the cell's facet there, which the regions' facets on
+    it cover."""
     name, part, seconds = done
-    points = [(v, x) for v, x in enumerate(part.vertices)
-              if any(sum(a * c for a, c in zip(n, x, strict=True)) == b for n, b in ids.planes)]
-    facets, rows, maps, pieces = [], {}, {}, {}
+    facets, rows, recession, maps, pieces = [], {}, {}, {}, {}
     for i in _boundary_regions(_complex(part), ids):
         r = _shards.items(part.regions, i, i + 1)[0]
         for f in r.facets:
@@ -654,22 +731,26 @@ def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
                 facets.append((key, side, i, RegionFacet(f.a, f.b, ids(f.ids), f.vertices,
                                                          f.rays)))
                 rows[i], maps[i], pieces[i] = _rows(r), r.output, part.pieces[i]
+                recession[i] = (list(r.rays), list(r.lines))
+    on = sorted({v for _, _, _, f in facets for v in f.vertices})
+    points = [(v, part.vertices[v]) for v in on]
     first: dict[int, int] = {}
     for i, p in enumerate(part.pieces):
         first.setdefault(p, i)
     return _Summary(name, seconds, part.num_regions, part.num_vertices,
                     list(part.constraint_offsets), tuple(part.output_shape), part.digest,
                     list(part.notes), part.version, [first[p] for p in range(len(first))],
-                    points, facets, rows, maps, pieces)
+                    points, facets, rows, recession, maps, pieces)
 
 
 def _write_cell(done: tuple[str, Certificate, float], root: Path, k: int, ids: _CellIds,
                 first: int, seen: dict[int, int], base: int, piece: list[int],
-                shard_rows: int) -> dict[str, list[dict[str, Any]]]:
+                shard_rows: int, volumes: bool) -> dict[str, list[dict[str, Any]]]:
     """On the worker: write its cell's regions, new vertices and own adjacent pairs in the
     whole certificate's numbering (vertices ``seen`` in an earlier cell keep their numbers,
-    the others count from ``base``; local piece ``p`` is ``piece[p]``), renumbering the cell's
-    columns and writing the shards from them; the shards' entries."""
+    the others count from ``base``; local piece ``p`` is ``piece[p]``; no volumes unless
+    ``volumes``), renumbering the cell's columns and writing the shards from them; the shards'
+    entries."""
     cx = _complex(done[1])
     n, d = cx.num_vertices, cx.d
     old = np.fromiter(seen, np.int64, len(seen))
@@ -687,6 +768,9 @@ def _write_cell(done: tuple[str, Certificate, float], root: Path, k: int, ids: _
         facet_vertices=Ragged(cx.facet_vertices.start, vertex[cx.facet_vertices.flat]),
         facet_ids=ids.ragged(cx.facet_ids), adj_i=cx.adj_i + first, adj_j=cx.adj_j + first,
         adj_ids=ids.ragged(cx.adj_ids), pieces=np.asarray(piece, dtype=np.int64)[cx.pieces])
+    if not volumes:
+        zeros = [0] * out.num_regions
+        out = dataclasses.replace(out, volume=Rationals(zeros, list(zeros)))
     sizes = {"regions": out.num_regions, "vertices": len(new), "adjacency": len(out.adj_i)}
     schemas = _shards.schemas()
     entries: dict[str, list[dict[str, Any]]] = {}
@@ -732,6 +816,7 @@ def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Progra
     # adjacency across cells, on the boundary facets
     boundary: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}
     rows: dict[int, tuple[list, list]] = {}
+    recession: dict[int, tuple[list, list]] = {}
     maps: dict[int, list] = {}
     local_piece: dict[int, tuple[int, int]] = {}
     for k, part in enumerate(parts):
@@ -740,10 +825,12 @@ def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Progra
             boundary.setdefault(key, []).append((side, first[k] + r, on))
         for r in part.rows:
             rows[first[k] + r], maps[first[k] + r] = part.rows[r], part.maps[r]
+            recession[first[k] + r] = part.recession[r]
             local_piece[first[k] + r] = (k, part.pieces[r])
     across: list[Adjacency] = []
     for key, on_it in boundary.items():
-        across.extend(_across(key, on_it, rows.__getitem__, point.__getitem__, d))
+        across.extend(_across(key, on_it, rows.__getitem__, point.__getitem__,
+                              recession.__getitem__, d))
     across.sort(key=lambda a: (a.i, a.j))
     # pieces: each cell's own, joined across cells where equal maps meet; numbered by their
     # first region
@@ -766,7 +853,7 @@ def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Progra
         if find(h) == h:
             number_of[h] = len(number_of)
     args = [(root, k, i, first[k], seen[k], bases[k], [number_of[find(h)] for h in heads[k]],
-             shard_rows) for k, i in enumerate(ids)]
+             shard_rows, dom.is_bounded) for k, i in enumerate(ids)]
     shards: dict[str, list[dict[str, Any]]] = {t: [] for t in _shards.TABLES}
     with progress_bar(len(args), "writing cells", progress) as bar:
         for entries in pool.write(args):

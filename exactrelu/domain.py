@@ -1,4 +1,5 @@
-"""Input domains: boxes, polytopes, all of R^d, and affine slices of a higher-dimensional input.
+"""Input domains: boxes, polytopes, unbounded polyhedra, all of R^d, and affine slices of a
+higher-dimensional input.
 
 Every coordinate is an exact rational (:class:`fractions.Fraction`). Numbers may be given as
 ints, Fractions, finite floats (taken exactly: ``Fraction(0.1)`` is the double nearest 0.1) or
@@ -51,8 +52,8 @@ from exactrelu.errors import CertificateError, InvalidInputError
 if TYPE_CHECKING:  # torch is imported only where a method needs it
     import torch
 
-__all__ = ["Domain", "Box", "Polytope", "RealSpace", "Slice", "as_domain", "to_fraction",
-           "MAX_BOUNDED_DIM", "MAX_DIM", "MAX_DOMAIN_VERTICES", "MAX_INPUT_SIZE",
+__all__ = ["Domain", "Box", "Polytope", "Polyhedron", "RealSpace", "Slice", "as_domain",
+           "to_fraction", "MAX_BOUNDED_DIM", "MAX_DIM", "MAX_DOMAIN_VERTICES", "MAX_INPUT_SIZE",
            "MAX_POLYTOPE_ROWS"]
 
 Matrix = list[list[Fraction]]
@@ -209,6 +210,33 @@ def _matrix(A: Any, what: str) -> Matrix:
         _check_bounded_dim(len(row), f"{what}[{i}]")
         rows.append([to_fraction(v, f"{what}[{i}][{j}]") for j, v in enumerate(row)])
     return rows
+
+
+def _constraints(A: Any, b: Any, what: str) -> tuple[Matrix, Vector]:
+    """The exact rows and right-hand sides of ``{x : A x <= b}`` (``what``: the domain's kind,
+    for messages), checked: a non-empty rectangular ``A``, one entry of ``b`` per row, at most
+    :data:`MAX_BOUNDED_DIM` columns."""
+    rows = _matrix(A, "A")
+    if _is_tensor(b) or isinstance(b, np.ndarray):
+        shape, rhs = _exact_array(b, "b")
+        if len(shape) != 1:
+            raise InvalidInputError(f"b has shape {shape}; pass a 1-D vector")
+    elif isinstance(b, Sequence) and not isinstance(b, str):
+        rhs = [to_fraction(v, f"b[{i}]") for i, v in enumerate(b)]
+    else:
+        raise InvalidInputError(f"b must be a list of numbers; got {type(b).__name__}")
+    if not rows:
+        raise InvalidInputError(f"A has no rows; a {what} needs constraints (use RealSpace)")
+    d = len(rows[0])
+    if d == 0 or any(len(r) != d for r in rows):
+        raise InvalidInputError(
+            "A must be a non-empty rectangular matrix; row lengths "
+            f"{sorted({len(r) for r in rows})}"
+        )
+    if len(rhs) != len(rows):
+        raise InvalidInputError(f"A has {len(rows)} rows but b has {len(rhs)} entries")
+    _check_bounded_dim(d, f"the {what}")
+    return rows, rhs
 
 
 class Domain:
@@ -420,26 +448,8 @@ class Polytope(Domain):
     kind = "polytope"
 
     def __init__(self, A: Any, b: Any) -> None:
-        rows = _matrix(A, "A")
-        if _is_tensor(b) or isinstance(b, np.ndarray):
-            shape, rhs = _exact_array(b, "b")
-            if len(shape) != 1:
-                raise InvalidInputError(f"b has shape {shape}; pass a 1-D vector")
-        elif isinstance(b, Sequence) and not isinstance(b, str):
-            rhs = [to_fraction(v, f"b[{i}]") for i, v in enumerate(b)]
-        else:
-            raise InvalidInputError(f"b must be a list of numbers; got {type(b).__name__}")
-        if not rows:
-            raise InvalidInputError("A has no rows; a polytope needs constraints (use RealSpace)")
+        rows, rhs = _constraints(A, b, "polytope")
         d = len(rows[0])
-        if d == 0 or any(len(r) != d for r in rows):
-            raise InvalidInputError(
-                "A must be a non-empty rectangular matrix; row lengths "
-                f"{sorted({len(r) for r in rows})}"
-            )
-        if len(rhs) != len(rows):
-            raise InvalidInputError(f"A has {len(rows)} rows but b has {len(rhs)} entries")
-        _check_bounded_dim(d, "the polytope")
         if max_vertices(len(rows), d) > MAX_DOMAIN_VERTICES:
             raise InvalidInputError(
                 f"the polytope has {len(rows)} constraints in {d} dimensions: it may have up to "
@@ -454,7 +464,7 @@ class Polytope(Domain):
             direction = (vrep.rays or vrep.lines)[0]
             raise InvalidInputError(
                 "the polytope {x : A x <= b} is unbounded (it contains the direction "
-                f"{tuple(str(v) for v in direction)}); add constraints, or use RealSpace"
+                f"{tuple(str(v) for v in direction)}); add constraints, or use a Polyhedron"
             )
         ip = _polyhedra.interior_point(rows, rhs)
         if ip is None or ip[1] <= 0:
@@ -558,12 +568,81 @@ class RealSpace(Domain):
         return f"RealSpace({self._dim})"
 
 
+class Polyhedron(Domain):
+    """The full-dimensional, unbounded polyhedron ``{x : A x <= b}`` (a half-space, a wedge, a
+    strip; checked exactly with cddlib): regions in it may have rays and lines, as on all of
+    R^d. A bounded ``{x : A x <= b}`` is a :class:`Polytope`. It is also what a cell of an
+    unbounded domain is when :mod:`exactrelu.distributed` cuts the domain by a net's first
+    layer. The limits of :class:`Polytope` apply (rows, dimensions, the upper bound theorem's
+    count for one row more: the vertices and rays).
+
+    >>> half = Polyhedron([[-1, 0]], [0])   # x >= 0
+    >>> half.is_bounded, half.interior_point()
+    (False, (Fraction(1, 1), Fraction(0, 1)))
+    """
+
+    kind = "polyhedron"
+
+    def __init__(self, A: Any, b: Any) -> None:
+        rows, rhs = _constraints(A, b, "polyhedron")
+        d = len(rows[0])
+        if max_vertices(len(rows) + 1, d) > MAX_DOMAIN_VERTICES:
+            raise InvalidInputError(
+                f"the polyhedron has {len(rows)} constraints in {d} dimensions: it may have up "
+                f"to {max_vertices(len(rows) + 1, d):,} vertices and rays (the upper bound "
+                f"theorem), more than the {MAX_DOMAIN_VERTICES:,} exactrelu takes; drop "
+                "redundant constraints")
+        vrep = _polyhedra.h_to_v(rows, rhs)
+        if vrep.is_bounded:
+            raise InvalidInputError("the polyhedron {x : A x <= b} is bounded or empty; use a "
+                                    "Polytope")
+        ip = _polyhedra.interior_point(rows, rhs)
+        if ip is None or ip[1] <= 0:
+            raise InvalidInputError("the polyhedron {x : A x <= b} is not full-dimensional")
+        self._A: Matrix = rows
+        self._b: Vector = rhs
+        self._interior = ip[0]
+
+    @property
+    def dim(self) -> int:
+        return len(self._A[0])
+
+    @property
+    def is_bounded(self) -> bool:
+        return False
+
+    def halfspaces(self) -> tuple[Matrix, Vector]:
+        return [list(r) for r in self._A], list(self._b)
+
+    def vertices(self) -> list[tuple[Fraction, ...]]:
+        raise InvalidInputError("a Polyhedron is unbounded: its cells are held by rays too")
+
+    def volume(self) -> Fraction:
+        raise InvalidInputError("a Polyhedron is unbounded: it has no finite volume")
+
+    def interior_point(self) -> tuple[Fraction, ...]:
+        return self._interior
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "polyhedron",
+            "A": [[_fmt(v) for v in row] for row in self._A],
+            "b": [_fmt(v) for v in self._b],
+        }
+
+    def _key(self) -> tuple[Any, ...]:
+        return (tuple(tuple(r) for r in self._A), tuple(self._b))
+
+    def __repr__(self) -> str:
+        return f"Polyhedron(dim={self.dim}, rows={len(self._A)})"
+
+
 class Slice(Domain):
     """The affine slice ``x = x0 + U t`` of a higher-dimensional input, ``t`` in ``region``.
 
     ``x0`` is an array of the model's input shape (torch tensor, numpy array or nested list);
     ``U`` holds ``k`` directions stacked along the first axis, each shaped like ``x0`` (or
-    flat); ``region`` is a Box, Polytope or RealSpace of dimension ``k`` (or a list of
+    flat); ``region`` is a Box, Polytope, Polyhedron or RealSpace of dimension ``k`` (or a list of
     ``(lo, hi)`` pairs). Exact values are kept: ``origin`` (flat) and ``directions`` (``k`` flat
     lists); ``input_shape`` is ``x0``'s shape. ``volume`` and ``vertices`` are in ``t``.
 
@@ -623,7 +702,8 @@ class Slice(Domain):
         if math.prod(shape) != len(origin) or any(len(u) != len(origin) for u in dirs):
             raise InvalidInputError("origin, directions and input_shape have inconsistent sizes")
         if isinstance(region, Slice):
-            raise InvalidInputError("a Slice's region must be a Box, Polytope or RealSpace")
+            raise InvalidInputError("a Slice's region must be a Box, Polytope, Polyhedron or "
+                                    "RealSpace")
         if region.dim != k:
             raise InvalidInputError(
                 f"the slice has {k} directions but its region has dimension {region.dim}; "
@@ -767,14 +847,14 @@ def read_json(data: Any) -> Domain:
             pairs = [_parse.under(f".bounds[{i}]", rationals, pr, 2, "numbers (lo, hi)")
                      for i, pr in enumerate(bounds)]
             return Box(pairs)
-        if kind == "polytope":
+        if kind in ("polytope", "polyhedron"):
             A = _parse.under(".A", items, get(d, "A"), None, MAX_POLYTOPE_ROWS, "rows")
             b = _parse.under(".b", rationals, get(d, "b"), len(A), "entries (one per row of A)")
             n = len(A[0]) if A and type(A[0]) is list else 0
             _parse.under(".A[0]", items, A[0] if A else [], None, MAX_BOUNDED_DIM, "columns")
             rows = [_parse.under(f".A[{i}]", rationals, r, n, "columns (as in A[0])")
                     for i, r in enumerate(A)]
-            return Polytope(rows, b)
+            return Polytope(rows, b) if kind == "polytope" else Polyhedron(rows, b)
         if kind == "realspace":
             return RealSpace(_parse.under(".dim", _parse.integer, get(d, "dim"), 1, MAX_DIM + 1))
         if kind == "slice":
@@ -788,14 +868,14 @@ def read_json(data: Any) -> Domain:
                     for i, u in enumerate(U)]
             reg = _parse.under(".region", _parse.obj, get(d, "region"))
             if get(reg, "type", None) == "slice":
-                raise Malformed("a slice's region must be a box, polytope or realspace",
-                                ".region.type")
+                raise Malformed("a slice's region must be a box, polytope, polyhedron or "
+                                "realspace", ".region.type")
             region = _parse.under(".region", read_json, reg)
             return Slice._from_exact(shape, list(origin), dirs, region)
     except InvalidInputError as exc:
         raise Malformed(str(exc)) from None
     raise Malformed(f"unknown domain type {_parse.kind(kind)}; expected 'box', 'polytope', "
-                    "'realspace' or 'slice'", ".type")
+                    "'polyhedron', 'realspace' or 'slice'", ".type")
 
 
 def as_domain(x: Any, input_dim: int | None = None) -> Domain:

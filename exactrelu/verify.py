@@ -186,11 +186,12 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     name, the workers write their cells' shards and the client only what lies between cells,
     and the certificate returned is the directory loaded lazily.
     ``cells``: split the domain into about this many cells of the first piecewise layer (cut
-    one unit at a time until no cell holds more than ``1 / cells`` of the estimated work; see
-    :mod:`exactrelu.distributed`) and certify them one after another in this process, each
-    written as shards once its numbering is known, so that memory holds one cell's
-    certification (plus what lies on the cells' boundaries), not the whole net's. It needs
-    ``save`` to name a ``.parquet`` directory and a bounded domain; the certificate returned is
+    one switching function at a time until no cell holds more than ``1 / cells`` of the
+    estimated work; see :mod:`exactrelu.distributed`) and certify them one after another in
+    this process, each written as shards once its numbering is known, so that memory holds one
+    cell's certification (plus what lies on the cells' boundaries), not the whole net's. Every
+    domain kind splits (on an unbounded one, cells may be unbounded polyhedra). It needs
+    ``save`` to name a ``.parquet`` directory; the certificate returned is
     that directory loaded lazily (the same certificate as without ``cells`` in canonical form,
     regions in the same order, adjacent pairs listed cell by cell, then those across cells).
     Peak memory is about that of certifying the largest cell. With a Dask client, ``cells``

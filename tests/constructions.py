@@ -77,6 +77,20 @@ def three_classes() -> nn.Sequential:
     return mlp(([[1.0, 0.0], [0.0, 1.0]], [-0.25, 2.0]), ([[0, 0], [1, 0], [0, 1]], [0, 0, -2.5]))
 
 
+def strips() -> nn.Sequential:
+    """2-D: every unit a multiple of ``x + 2 y`` (duplicated, negated, parallel), so on all of
+    R^2 every region is a strip or a half-plane (its line (1, -1/2), no vertex)."""
+    return mlp(([[1, 2], [-2, -4], [1, 2]], [0, 1, -3]), ([[1, -1, 2]], [0]))
+
+
+def prisms(d: int) -> nn.Sequential:
+    """3-D or 4-D: units that ignore the last coordinate, so on all of R^d every region holds
+    its line (prisms over an arrangement one dimension down)."""
+    if d == 3:
+        return mlp(([[1, 0, 0], [0, 1, 0], [1, 1, 0]], [0, 0, -1]), ([[1, 1, -1]], [0]))
+    return mlp(([[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 1, 0]], [0, 0, -1]), ([[1, 1, -1]], [0]))
+
+
 def segments_meet(p: tuple, q: tuple, u: tuple, v: tuple) -> bool:
     """Whether the closed segments [p, q] and [u, v] of the plane meet (exact orientations)."""
     def orient(a: tuple, b: tuple, c: tuple) -> int:

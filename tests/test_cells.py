@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import exactrelu
@@ -24,12 +27,13 @@ from exactrelu import (
     distributed,
 )
 from exactrelu.cli import main
-from exactrelu.domain import Polytope, RealSpace
+from exactrelu.domain import Domain, Polyhedron, Polytope, RealSpace
 from exactrelu.engines import canonical
 from exactrelu.verify import _program_and_domain
 
 from constructions import l1_shell
-from cut_nets import conv_slice, degenerate, mlp, silent_unit
+from cut_nets import UNBOUNDED, conv_slice, degenerate, mlp, silent_unit
+from test_engines import unbounded_nets
 
 CASES: dict[str, Any] = {
     "1d": lambda: (mlp(1, [6, 5], 2), [(-2, 2)]),
@@ -37,6 +41,8 @@ CASES: dict[str, Any] = {
     "3d": lambda: (mlp(3, [6, 6], 1), [(-1, 1)] * 3),
     "silent": lambda: (silent_unit(), [(-1, 1), (-1, 1)]),
     "degenerate": lambda: (degenerate(), [(-1, 1), (-1, 1)]),
+    # two thresholds per unit: cut function by function, all first thresholds first
+    "hardtanh": lambda: (mlp(2, [5, 4], 3, lambda: nn.Hardtanh(-1.0, -0.5)), [(-3, 3), (-3, 3)]),
     "shell": lambda: (l1_shell(2, 1.0), [(-2, 2), (-2, 2)]),
     "triangle": lambda: (mlp(2, [8, 6], 5), Polytope([[-1, 0], [0, -1], [1, 1]], [1, 1, 1])),
     "slice": conv_slice,
@@ -122,8 +128,6 @@ def test_arguments_of_cells(tmp_path):
         exactrelu.verify(net, dom, progress=False, cells=4, save=tmp_path / "x.json")
     with pytest.raises(InvalidInputError, match="cells=0: pass a positive integer"):
         exactrelu.verify(net, dom, progress=False, cells=0, save=tmp_path / "x.parquet")
-    with pytest.raises(InvalidInputError, match="bounded box"):
-        exactrelu.verify(net, RealSpace(2), progress=False, cells=4, save=tmp_path / "x.parquet")
     with pytest.raises(InvalidInputError, match="drop executor= and trace="):
         exactrelu.verify(net, dom, progress=False, cells=4, save=tmp_path / "x.parquet",
                          trace=exactrelu.trace(net, dom, progress=False))
@@ -157,3 +161,74 @@ def test_the_command_line_verifies_cell_by_cell(tmp_path, capsys, monkeypatch):
     assert main(["verify", *model, *bounds, "--cells", "3", "-o", str(tmp_path / "c.json")]) == 2
     err = capsys.readouterr().err
     assert "--cells writes the certificate cell by cell" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- unbounded domains
+UNBOUNDED_2D: dict[str, Domain] = {
+    "r2": RealSpace(2),
+    "half-plane": Polyhedron([[1, -1]], ["1/2"]),
+    "strip": Polyhedron([[0, 1], [0, -1]], [1, 1]),
+    "wedge": Polyhedron([[-1, 0], [1, 2]], [0, 1]),
+}
+
+
+def same_split(net: nn.Module, dom: Domain) -> None:
+    """cells=3 merged in memory and written as shards: the unsplit certificate in canonical
+    form, regions in the same order, field by field one another; the checker accepts it."""
+    whole = exactrelu.verify(net, dom, progress=False, workers=1)
+    prog, domain = _program_and_domain(net, dom, None)
+    merged = distributed.run(net, prog, domain, None, workers=1, cells=3)
+    assert canonical(merged) == canonical(whole)
+    assert [r.pattern for r in merged.regions] == [r.pattern for r in whole.regions]
+    with tempfile.TemporaryDirectory() as tmp:
+        split = exactrelu.verify(net, dom, progress=False, workers=1, cells=3,
+                                 save=Path(tmp) / "x.parquet")
+        assert plain(split) == plain(merged)
+    assert exactrelu.check(merged, net) is merged
+
+
+@settings(max_examples=12)
+@given(st.booleans().flatmap(lambda deg: unbounded_nets(2, degenerate=deg)),
+       st.sampled_from(sorted(UNBOUNDED_2D)))
+def test_cells_on_unbounded_2d_domains_give_the_unsplit_certificate(net, name):
+    """Generated nets (degenerate ones: duplicated, negated, parallel units, hyperplanes through
+    one point) on all of R^2, a half-plane, a strip and a wedge."""
+    same_split(net, UNBOUNDED_2D[name])
+
+
+@settings(max_examples=6)
+@given(unbounded_nets(3, degenerate=True))
+def test_cells_on_all_of_r3_give_the_unsplit_certificate(net):
+    same_split(net, RealSpace(3))
+
+
+@pytest.mark.parametrize("name", ["strips (lines)", "prisms (lines)", "r2", "r3"])
+def test_a_dropped_pair_across_an_unbounded_cut_is_refused(name, tmp_path):
+    """A pair across cells of unbounded regions that share fewer than d vertices (strips and
+    prisms: regions with lines and no vertex at all; R^2 and R^3: regions meeting along an
+    unbounded facet) dropped from the merged certificate, and from the pairs across that the
+    client writes: the checker refuses both."""
+    net, dom = UNBOUNDED[name]()
+    path = tmp_path / "x.parquet"
+    cert = exactrelu.verify(net, dom, progress=False, workers=1, cells=4, save=path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    entry = next(e for e in manifest["shards"]["adjacency"] if "across" in e["file"])
+    table = pq.read_table(path / entry["file"])
+    across = table.to_pylist()
+    k = next(k for k, a in enumerate(across)
+             if cert.regions[a["i"]].rays + cert.regions[a["i"]].lines
+             and cert.regions[a["j"]].rays + cert.regions[a["j"]].lines
+             and len(set(cert.regions[a["i"]].vertices)
+                     & set(cert.regions[a["j"]].vertices)) < dom.dim)
+    prog, domain = _program_and_domain(net, dom, None)
+    merged = distributed.run(net, prog, domain, None, workers=1, cells=4)
+    pairs = [(a.i, a.j) for a in merged.adjacency]
+    del merged.adjacency[pairs.index((across[k]["i"], across[k]["j"]))]
+    with pytest.raises(CertificateError, match="adjacen"):
+        exactrelu.check(merged, net, progress=False)
+    pq.write_table(pa.concat_tables([table.slice(0, k), table.slice(k + 1)]), path / entry["file"])
+    data = (path / entry["file"]).read_bytes()
+    entry.update(rows=table.num_rows - 1, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CertificateError, match="adjacen"):
+        exactrelu.check(Certificate.load(path), net, progress=False)

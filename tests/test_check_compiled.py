@@ -174,7 +174,7 @@ def test_outside_the_compiled_pass():
     for net, dom in ((mlp(d, [3, 2], 5), [(-1, 1)] * d), (mlp(2, [3, 2], 6),
                                                        exactrelu.RealSpace(2))):
         cert = exactrelu.verify(net, dom, progress=False)
-        assert compiled(cert, net) == "outside the compiled pass"
+        assert (compiled(cert, net) or "").startswith("outside the compiled pass")
         assert exactrelu.check(cert, net, progress=False) is cert
 
 

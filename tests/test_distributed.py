@@ -29,12 +29,12 @@ from exactrelu import (
     _checkdask,
 )
 from exactrelu.distributed import run as distributed_run
-from exactrelu.domain import Polytope, RealSpace
+from exactrelu.domain import Polytope
 from exactrelu.engines import canonical
 from exactrelu.verify import _program_and_domain
 
 from constructions import l1_shell, linf_ball_classifier
-from cut_nets import conv_slice, degenerate, mlp, silent_unit
+from cut_nets import UNBOUNDED, conv_slice, degenerate, mlp, silent_unit
 from test_check_compiled import compiled, merging_net
 from test_shards import rewrite
 
@@ -148,8 +148,6 @@ def test_limits_and_domains(client):
         exactrelu.verify(net, [(-1, 1), (-1, 1)], executor=client, max_regions=n // 2,
                          progress=False)
     assert info.value.found > n // 2
-    with pytest.raises(InvalidInputError, match="bounded box, polytope or slice"):
-        exactrelu.verify(net, RealSpace(2), executor=client, progress=False)
     tr = exactrelu.trace(net, [(-1, 1), (-1, 1)], progress=False)
     with pytest.raises(InvalidInputError, match="trace= is for a local run"):
         exactrelu.verify(net, [(-1, 1), (-1, 1)], executor=client, trace=tr, progress=False)
@@ -181,6 +179,47 @@ def test_progress_counts_every_task(client, monkeypatch):
     cert = exactrelu.verify(mlp(2, [8, 8], 1), [(-1, 1), (-1, 1)], executor=client)
     assert len(seen) == 1 and seen[0].enabled
     assert seen[0].n == seen[0].total == cert.stats["tasks"] > 1
+
+
+# ------------------------------------------------------------------------- unbounded domains
+@pytest.mark.parametrize("name", sorted(UNBOUNDED))
+def test_unbounded_domains_split_into_cells_give_the_local_certificate(client, name, tmp_path):
+    """All of R^d, an unbounded polyhedron, a slice over R^2, and first layers whose cells
+    meet along shared hyperplanes, at one point, or hold lines: the local run, cells= (sharded,
+    in this process) and a cluster run (merged in memory) are one certificate in canonical form,
+    regions in the same order, without volumes; the checker accepts it."""
+    net, dom = UNBOUNDED[name]()
+    local = exactrelu.verify(net, dom, progress=False, workers=1)
+    assert any(r.rays or r.lines for r in local.regions)
+    split = exactrelu.verify(net, dom, progress=False, workers=1, cells=4,
+                             save=tmp_path / "x.parquet")
+    remote = exactrelu.verify(net, dom, executor=client, progress=False, workers=1, cells=4)
+    assert remote.stats["tasks"] > 1 and split.stats["tasks"] > 1
+    for cert in (split, remote):
+        same(cert, local)
+        assert all(r.volume is None for r in cert.regions)
+    if name.endswith("(lines)"):
+        assert all(r.lines and not r.vertices for r in remote.regions)
+    assert exactrelu.check(remote, net) is remote  # the shards: tests/test_cells.py
+
+
+@pytest.mark.parametrize("name", ["half-plane", "slice over r2", "strips (lines)"])
+def test_workers_write_the_shards_on_unbounded_domains(client, name, tmp_path, caplog):
+    """save= on the cluster: the directory holds what the in-memory merge makes; check with the
+    cluster accepts it in this process (outside the compiled pass), saying why."""
+    net, dom = UNBOUNDED[name]()
+    merged = exactrelu.verify(net, dom, executor=client, progress=False, workers=1, cells=4)
+    path = tmp_path / "x.parquet"
+    exactrelu.verify(net, dom, executor=client, progress=False, workers=1, cells=4, save=path)
+    a, b = merged.to_json(), Certificate.load(path).to_json()
+    for j in (a, b):
+        j.pop("stats")
+        j["adjacency"].sort(key=lambda x: (x["i"], x["j"]))
+    assert a == b
+    with caplog.at_level("INFO", logger="exactrelu.check"):
+        assert exactrelu.check(str(path), net, executor=client, progress=False).num_regions == \
+            merged.num_regions
+    assert "checked in this process" in caplog.text and "unbounded domain" in caplog.text
 
 
 # --------------------------------------------------------------------------- check on the cluster

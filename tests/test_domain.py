@@ -12,7 +12,16 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from exactrelu.domain import Box, Domain, Polytope, RealSpace, Slice, as_domain, to_fraction
+from exactrelu.domain import (
+    Box,
+    Domain,
+    Polyhedron,
+    Polytope,
+    RealSpace,
+    Slice,
+    as_domain,
+    to_fraction,
+)
 from exactrelu.errors import ExactReluError, InvalidInputError
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -173,6 +182,26 @@ def test_realspace():
     assert roundtrip(r) == r and r != RealSpace(2)
 
 
+# ----------------------------------------------------------------------------- Polyhedron
+
+
+def test_polyhedron():
+    wedge = Polyhedron([[-1, 0], [1, -2]], [0, "1/2"])  # x >= 0, x - 2 y <= 1/2
+    assert wedge.dim == 2 and not wedge.is_bounded
+    assert wedge.halfspaces() == ([[F(-1), F(0)], [F(1), F(-2)]], [F(0), F(1, 2)])
+    p = wedge.interior_point()
+    assert -p[0] < 0 and p[0] - 2 * p[1] < F(1, 2)
+    assert wedge.contains([10**9, 10**9]) and not wedge.contains([-1, 0])
+    for method in (wedge.vertices, wedge.volume):
+        with pytest.raises(InvalidInputError, match="unbounded"):
+            method()
+    assert roundtrip(wedge) == wedge and wedge != Polyhedron([[-1, 0]], [0])
+    over = Slice([0, 0, 1], [[1, 0, 0], [0, 1, 1]], wedge)  # a slice over it
+    assert not over.is_bounded and roundtrip(over) == over
+    strip = Polyhedron(np.array([[0, 1], [0, -1]]), torch.tensor([1.0, 1.0]))
+    assert strip.interior_point() == (F(0), F(0))
+
+
 # ----------------------------------------------------------------------------- Slice
 
 
@@ -243,6 +272,14 @@ INVALID = [
     ("polytope b length", lambda: Polytope([[1], [-1]], [1]), "b has 1"),
     ("polytope no rows", lambda: Polytope([], []), "no rows"),
     ("polytope nan", lambda: Polytope([[float("nan")]], [1]), "NaN"),
+    ("polyhedron bounded", lambda: Polyhedron([[1], [-1]], [1, 1]), "use a Polytope"),
+    ("polyhedron empty", lambda: Polyhedron([[1, 0], [-1, 0]], [0, -1]), "bounded or empty"),
+    ("polyhedron flat", lambda: Polyhedron([[1, 0], [-1, 0]], [0, 0]), "full-dimensional"),
+    ("polyhedron no rows", lambda: Polyhedron([], []), "no rows; a polyhedron"),
+    ("polyhedron b length", lambda: Polyhedron([[1, 0]], [1, 2]), "b has 2"),
+    ("polyhedron 11-D", lambda: Polyhedron([[1] * 11], [1]), "at most 10"),
+    ("polyhedron many rays", lambda: Polyhedron([[1] * 9 + [0]] * 40, [1] * 40),
+     "upper bound theorem"),
     ("realspace zero", lambda: RealSpace(0), "positive"),
     ("realspace huge", lambda: RealSpace(100_000), "at most 1024"),
     ("box 11-D", lambda: Box([(0, 1)] * 11), "at most 10"),

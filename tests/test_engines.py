@@ -21,7 +21,7 @@ from torch import nn
 import exactrelu
 from exactrelu import engines
 from exactrelu.capture import capture
-from exactrelu.domain import RealSpace, Slice, as_domain
+from exactrelu.domain import Polyhedron, RealSpace, Slice, as_domain
 from exactrelu.engines import ENGINES, Options, canonical
 from exactrelu.errors import InvalidInputError
 from exactrelu.strategies import domains, networks
@@ -268,6 +268,27 @@ def test_engines_agree_on_degenerate_nets_on_r2(net):
     exactrelu.check(assert_engines_agree(net, RealSpace(2)), net)
 
 
+POLYHEDRA = {
+    "half-plane": Polyhedron([[1, -1]], ["1/2"]),
+    "strip": Polyhedron([[0, 1], [0, -1]], [1, 1]),
+    "wedge": Polyhedron([[-1, 0], [1, 2]], [0, 1]),
+    "half-space 3-D": Polyhedron([[1, 1, -1]], [0]),
+    "wedge 3-D": Polyhedron([[1, 0, 0], [0, 1, -1]], [1, 0]),
+}
+
+
+@settings(max_examples=15)
+@given(st.sampled_from(sorted(POLYHEDRA)).flatmap(lambda name: st.tuples(
+    st.just(name), unbounded_nets(POLYHEDRA[name].dim, degenerate=True))))
+def test_engines_agree_on_unbounded_polyhedra(case):
+    # the compiled engine on the polyhedron cut by its box: the box's rows, then the domain's
+    name, net = case
+    dom = POLYHEDRA[name]
+    cert = assert_engines_agree(net, dom)
+    assert cert.constraint_offsets[0] == len(dom.halfspaces()[0])
+    exactrelu.check(exactrelu.Certificate.from_json(cert.to_json()), net)
+
+
 @given(st.booleans().flatmap(lambda deg: unbounded_nets(3, degenerate=deg)))
 def test_engines_agree_on_r3(net):
     exactrelu.check(assert_engines_agree(net, RealSpace(3)), net)
@@ -299,10 +320,9 @@ def test_engines_agree_on_slices_over_all_of_rk(net, rnd, k):
     ("diamond tube", cons.diamond_tube(), 3),
     # every region holds the line of z (prisms over a 2-D arrangement), or lies between parallel
     # lines (strips and half-planes)
-    ("prisms", cons.mlp(([[1, 0, 0], [0, 1, 0], [1, 1, 0]], [0, 0, -1]), ([[1, 1, -1]], [0])), 3),
-    ("prisms 4-D", cons.mlp(([[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 1, 0]], [0, 0, -1]),
-                            ([[1, 1, -1]], [0])), 4),
-    ("strips", cons.mlp(([[1, 2], [-2, -4], [1, 2]], [0, 1, -3]), ([[1, -1, 2]], [0])), 2),
+    ("prisms", cons.prisms(3), 3),
+    ("prisms 4-D", cons.prisms(4), 4),
+    ("strips", cons.strips(), 2),
 ])
 def test_engines_agree_on_degenerate_constructions_on_rd(name, net, d):
     cert = assert_engines_agree(net, RealSpace(d))

@@ -3,8 +3,9 @@
 ``exactrelu._core`` (C++ and GMP, built from ``exactrelu/_core.cpp`` at install time) certifies
 the networks most studies use, a chain ``affine -> (elementwise op -> affine)*`` (Linear, Conv,
 BatchNorm, pooling by averages, Flatten and the like between ReLU, LeakyReLU or Hardtanh) on a
-2-D to 6-D domain (a box, a polytope or a slice through inputs; all of R^d, or a slice over
-it, through a box that holds every vertex: see :func:`_vertex_bound` and :func:`_unboxed`),
+2-D to 6-D domain (a box, a polytope or a slice through inputs; all of R^d, an unbounded
+polyhedron (a cell of a split run), or a slice over either, through a box that holds every
+vertex: see :func:`_vertex_bound` and :func:`_unboxed`),
 with the same algorithm as the pure-Python arrangement path of :mod:`exactrelu.certify` and the
 same complex (compared by :func:`exactrelu.engines.canonical` in ``tests/test_engines.py``,
 entry by entry in ``tests/test_fastpath.py``); exact volumes up to 3-D, as there. Everything
@@ -46,7 +47,7 @@ from .._progress import _Silent, progress_bar
 from .._runtime import paused_gc
 from ..capture import INPUT, Program, constraint_offsets
 from ..certify import root_cell, root_live
-from ..domain import Box, Domain, Slice
+from ..domain import Box, Domain, Polytope, Slice
 from ..errors import CertificationError, MissingDependencyError, RegionLimitError
 from ..rules import AffineRule, ElementwiseRule, ReshapeRule, exact_cache, plain_elementwise
 from ._complex import Complex, Ragged, Rationals, joined
@@ -168,8 +169,9 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
     if (first.inputs[0] != INPUT and prog._last_use[first.inputs[0]] != pw[0]) or \
             any(INPUT in prog.nodes[i].inputs for i in range(pw[0] + 1, len(prog.nodes))):
         return "the network is not a chain after its first piecewise op (a skip connection)"
-    run_on = domain if domain.is_bounded else _boxed(domain, 1)
-    offsets = constraint_offsets(prog, run_on)
+    offsets = constraint_offsets(prog, domain)
+    if not domain.is_bounded:  # the box's rows come first (_boxed)
+        offsets = [o + 2 * domain.dim for o in offsets]
     levels = []
     for j, i in enumerate(pw):
         nd = prog.nodes[i]
@@ -192,7 +194,7 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
         levels.append((n, [(t.numerator, t.denominator) for t in ts], states, sa, offsets[j], Az,
                        n_out, az, dA))
     if not domain.is_bounded:
-        return Plan(levels, _boxed(domain, _vertex_bound(prog, run_on, levels)))
+        return Plan(levels, _boxed(domain, _vertex_bound(prog, domain, levels)))
     return Plan(levels)
 
 
@@ -205,19 +207,25 @@ def explain(prog: Program, domain: Domain) -> Plan | str:
 
 
 def _boxed(domain: Domain, M: int) -> Domain:
-    """The unbounded ``domain`` (all of R^d, or a slice over it) cut to the box [-M, M]^d."""
-    box = Box([(-M, M)] * domain.dim)
+    """The unbounded ``domain`` (all of R^d, an unbounded polyhedron, or a slice over either)
+    cut to the box [-M, M]^d: the box's ``2 d`` rows first, then the domain's."""
+    box: Domain = Box([(-M, M)] * domain.dim)
+    A, b = domain.halfspaces()
+    if A:
+        box_A, box_b = box.halfspaces()
+        box = Polytope(box_A + A, box_b + b)
     if isinstance(domain, Slice):
         return Slice._from_exact(domain.input_shape, domain.origin, domain.directions, box)
     return box
 
 
-def _vertex_bound(prog: Program, box: Domain, levels: list[tuple]) -> int:
-    """A power of two ``M`` with every vertex of the complex strictly inside [-M, M]^d, and a
-    point of every non-empty face of it there too.
+def _vertex_bound(prog: Program, domain: Domain, levels: list[tuple]) -> int:
+    """A power of two ``M`` with every vertex of the complex on the unbounded ``domain``
+    strictly inside [-M, M]^d, and a point of every non-empty face of it there too.
 
-    Every switching function of every op on every activation pattern, scaled by its level's
-    common denominator ``D_j``, is an integer row ``[a | c]``; bound their 1-norms by ``K``
+    Every row of the domain, scaled to integers, and every switching function of every op on
+    every activation pattern, scaled by its level's common denominator ``D_j``, is an integer
+    row ``[a | c]``; bound their 1-norms by ``K``
     (level by level: the numerators of op ``j + 1``'s inputs are ``Az (a_s N + c_s D_j) + az sa
     D_j``, so their 1-norms are at most ``|Az|_row (a_max B_j + c_max D_j) + |az|_max sa D_j``).
     A vertex solves d of these rows with independent normals: by Cramer's rule its coordinates
@@ -226,10 +234,13 @@ def _vertex_bound(prog: Program, box: Domain, levels: list[tuple]) -> int:
     solving some of its rows with the other coordinates 0, bounded the same way. So ``M > K^d``
     does."""
     key = prog.nodes[prog.piecewise[0]].inputs[0]
-    m = _exact.as_int(root_live(prog, box)[key])
+    m = _exact.as_int(root_live(prog, domain)[key])
     B = max((sum(map(abs, r)) for r in m.N.tolist()), default=0)
     D = int(m.den)
     K = 1
+    for a, c in zip(*domain.halfspaces(), strict=True):
+        s = math.lcm(*(v.denominator for v in (*a, c)))
+        K = max(K, int(sum(abs(v * s) for v in (*a, c))))
     for n, ts, states, sa, _off, Az, n_out, az, dA in levels:
         K = max(K, *(q * B + abs(p) * D for p, q in ts))
         a_max = max(abs(a) for a, _ in states)
@@ -237,7 +248,7 @@ def _vertex_bound(prog: Program, box: Domain, levels: list[tuple]) -> int:
         row = max((sum(map(abs, Az[u * n:(u + 1) * n])) for u in range(n_out)), default=0)
         B = row * (a_max * B + c_max * D) + max(map(abs, az or [0])) * sa * D
         D *= sa * dA
-    return 1 << (int(K).bit_length() * box.dim + 1)
+    return 1 << (int(K).bit_length() * domain.dim + 1)
 
 
 def _ragged_keep(start: list[int], vals: np.ndarray, item: np.ndarray,
@@ -550,7 +561,7 @@ def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads:
         planes=Rationals(*out["planes"]), pieces=out["pieces"], stats=stats)
     if pl.box is None:
         return cx
-    return _unboxed(cx, constraint_offsets(prog, run_on)[0], int(pl.box.halfspaces()[1][0]))
+    return _unboxed(cx, 2 * domain.dim, int(pl.box.halfspaces()[1][0]))
 
 
 class CompiledEngine:
