@@ -1605,7 +1605,10 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
 // The exact maps after op j for every child: N = Az R(s) + az (den sa) e_last over dA den sa,
 // with R(s) the units' output rows in state s; for the first child one product, or updates of a
 // child of an earlier sibling of P (first_map_from_ref), then for each further child rank-one
-// updates from the nearest child already made (Python: _child_lives).
+// updates from the nearest child already made (Python: _child_lives). The children of a cell of
+// op 0 (the root: every region of the first layer, about 146,000 maps of 42 KB each on
+// 2-880-880-880, all held at once by a stack or the threads' frontier) get theirs later, one at
+// a time (Cell::lazy, materialize).
 void Certifier::child_maps(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
     if (P.level == 0 && lv.K_out > 0 && lv.K_out <= KMAX) {  // made when needed (materialize)
         for (auto& k : kids) {
