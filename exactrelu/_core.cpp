@@ -628,6 +628,7 @@ struct Cell {
     std::vector<Q> w;            // a witness strictly inside (d coordinates: a rational allocates)
     Z vn, vd;                    // the area vn / vd (vd > 0; not in lowest terms)
     Map live;                    // n x (d + 1) integer map over the level's den (level L: the output)
+    bool lazy = false;           // `live` is made when first needed (Certifier::materialize)
     std::shared_ptr<StateNode> states;
     std::shared_ptr<RowBlock> up;  // the parent's rows and map (none for the root)
 };
@@ -939,6 +940,7 @@ class Certifier {
         o->w = c.w;
         o->vn = c.vn;
         o->vd = c.vd;
+        materialize(c);
         o->live = std::move(c.live);
         for (int id : c.ring) {
             const Vertex& v = from.verts[(size_t)id];
@@ -1007,6 +1009,15 @@ class Certifier {
         std::vector<uint8_t> made;
     };
     std::vector<MapRef> refs_;
+
+    // the map this certifier made last for a lazy cell (see materialize): its parent's rows and
+    // map, its states, the map
+    struct LazyRef {
+        std::shared_ptr<RowBlock> blk;
+        std::vector<int8_t> s;
+        std::vector<uint64_t> w;
+    };
+    LazyRef lazy_;
 
     uint64_t* Zv(size_t v) { return &zw_[v * words_]; }
     int8_t* Sv(size_t v) { return &sg_[v * R_]; }
@@ -1168,6 +1179,11 @@ class Certifier {
     template <int K>
     void keep_ref(const Cell& P, const Level& lv, const Cell& kid);
     void child_maps_z(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
+    template <int K>
+    void product_map(const Map& pm, const Level& lv, const std::vector<int8_t>& s0, Map& m0);
+    void materialize(Cell& c);
+    template <int K>
+    void materialize_fx(Cell& c);
     void witness(Cell& c);
     void volume(Cell& c) { if (spec_.d == 2) volume2(c); else volume3(c); }  // d <= 3 (parse)
     void volume2(Cell& c);
@@ -1185,6 +1201,8 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
     const size_t F = P.facets.size();
     const long off = lv.offset;
     Clock clk(seconds);
+    materialize(P);
+    clk.lap(P_MAPS);
 
     // the switching rows on P: (row * s - shift e_last), scale den * s, per threshold; a row
     // that is the map's own row (s = 1, shift = 0) is read off the map where it is in limbs
@@ -1587,8 +1605,18 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
 // The exact maps after op j for every child: N = Az R(s) + az (den sa) e_last over dA den sa,
 // with R(s) the units' output rows in state s; for the first child one product, or updates of a
 // child of an earlier sibling of P (first_map_from_ref), then for each further child rank-one
-// updates from the nearest child already made (Python: _child_lives).
+// updates from the nearest child already made (Python: _child_lives). The children of a cell of
+// op 0 (the root: every region of the first layer, about 146,000 maps of 42 KB each on
+// 2-880-880-880, all held at once by a stack or the threads' frontier) get theirs later, one at
+// a time (Cell::lazy, materialize).
 void Certifier::child_maps(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
+    if (P.level == 0 && lv.K_out > 0 && lv.K_out <= KMAX) {  // made when needed (materialize)
+        for (auto& k : kids) {
+            k->live.K = lv.K_out;
+            k->lazy = true;
+        }
+        return;
+    }
     switch (lv.K_out) {
         case 1: return child_maps_fx<1>(P, pm, lv, kids);
         case 2: return child_maps_fx<2>(P, pm, lv, kids);
@@ -1805,16 +1833,14 @@ void Certifier::keep_ref(const Cell& P, const Level& lv, const Cell& kid) {
     R.w = kid.live.w;
 }
 
+// The map after the affine layer of op `lv` in states s0 (a byte per unit) on the map `pm`
+// entering it, as one product: N = Az R(s0) + az (den sa) e_last
 template <int K>
-void Certifier::child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
+void Certifier::product_map(const Map& pm, const Level& lv, const std::vector<int8_t>& s0, Map& m0) {
     const int n = lv.n, no = lv.n_out, M = spec_.d + 1, E = M - 1;
     const size_t K_ = (size_t)K, M_ = (size_t)M;
-    const std::vector<int8_t>& s0 = kids[0]->states->st;
-    Map m0;
     uint64_t v[(DMAX + 1) * K];
-    if (first_map_from_ref<K>(P, pm, lv, s0, m0)) {
-        // made from the reference
-    } else if (!lv.dense) {
+    if (!lv.dense) {
         m0.K = K;
         m0.w.assign((size_t)no * M_ * K_, 0);
         for (int u = 0; u < n; ++u) {
@@ -1865,6 +1891,68 @@ void Certifier::child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std
         if (lv.has_az)
             for (int r = 0; r < no; ++r) fx_add<K>(&m0.w[((size_t)r * M_ + (size_t)E) * K_], &lv.azden[(size_t)r * K_]);
     }
+}
+
+// The map of a lazy cell (Cell::lazy: the children of a cell of op 0, which can be many, are
+// given theirs one at a time, as they are cut, emitted or handed to a worker, not all at once):
+// from the last map this certifier made for a child of the same parent, by a rank-one update
+// per unit whose state differs, else as one product. The cell's states are still a byte per unit
+// (they are packed once it is cut).
+void Certifier::materialize(Cell& c) {
+    if (!c.lazy) return;
+    switch (c.live.K) {
+        case 1: return materialize_fx<1>(c);
+        case 2: return materialize_fx<2>(c);
+        case 3: return materialize_fx<3>(c);
+        case 4: return materialize_fx<4>(c);
+        case 5: return materialize_fx<5>(c);
+        case 6: return materialize_fx<6>(c);
+        case 7: return materialize_fx<7>(c);
+        case 8: return materialize_fx<8>(c);
+        default: throw CertError("a lazy map without fixed-width limbs");
+    }
+}
+
+template <int K>
+void Certifier::materialize_fx(Cell& c) {
+    const Level& lv = spec_.levels[(size_t)c.level - 1];
+    const Map& pm = c.up->map;
+    const StateNode& sn = *c.states;
+    if (sn.bits != 8) throw CertError("a lazy map of a cell whose states are packed");
+    const std::vector<int8_t>& st = sn.st;
+    const int n = lv.n, M = spec_.d + 1;
+    const size_t K_ = (size_t)K;
+    Map m;
+    m.K = K;
+    if (lazy_.blk == c.up && lazy_.w.size() == (size_t)lv.n_out * (size_t)M * K_) {
+        m.w = lazy_.w;
+        uint64_t a[(DMAX + 1) * K], b[(DMAX + 1) * K];
+        for (int u = 0; u < n; ++u) {
+            int x = st[(size_t)u], y = lazy_.s[(size_t)u];
+            if (x == y) continue;
+            unit_row_fx<K>(lv, pm, u, x, M, a);
+            unit_row_fx<K>(lv, pm, u, y, M, b);
+            for (int col = 0; col < M; ++col) fx_sub<K>(a + col * K_, b + col * K_);
+            rank_one_fx<K>(lv, m.w.data(), u, a, M);
+        }
+    } else {
+        product_map<K>(pm, lv, st, m);
+    }
+    lazy_.blk = c.up;
+    lazy_.s.assign(st.begin(), st.begin() + n);
+    lazy_.w = m.w;
+    c.live = std::move(m);
+    c.lazy = false;
+}
+
+template <int K>
+void Certifier::child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
+    const int M = spec_.d + 1;
+    const size_t K_ = (size_t)K;
+    const std::vector<int8_t>& s0 = kids[0]->states->st;
+    Map m0;
+    uint64_t v[(DMAX + 1) * K];
+    if (!first_map_from_ref<K>(P, pm, lv, s0, m0)) product_map<K>(pm, lv, s0, m0);
     kids[0]->live = std::move(m0);
     uint64_t d1[(DMAX + 1) * K];
     for (size_t k = 1; k < kids.size(); ++k) {
@@ -2233,6 +2321,7 @@ int Certifier::vert_out(int id) {
 }
 
 void Certifier::emit(Cell& c) {
+    materialize(c);
     LeafRec& lf = leaves.emplace_back();
     c.states->pack();
     lf.node = c.states;
