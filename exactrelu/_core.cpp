@@ -1715,6 +1715,24 @@ void rank_one_fx(const Level& lv, uint64_t* acc, int u, const uint64_t* v, int M
     }
 }
 
+// w, the map after op `lv` in the states `from` (a byte per unit) on the map `pm` entering it,
+// brought to the states `to`: a rank-one update R_u(to_u) - R_u(from_u) for each unit u whose
+// state differs, modulo 2^(64 K)
+template <int K>
+void restate_fx(const Level& lv, const Map& pm, const int8_t* from, const int8_t* to, int n,
+                int M, uint64_t* w) {
+    const size_t K_ = (size_t)K;
+    uint64_t a[(DMAX + 1) * K], b[(DMAX + 1) * K];
+    for (int u = 0; u < n; ++u) {
+        const int x = to[u], y = from[u];
+        if (x == y) continue;
+        unit_row_fx<K>(lv, pm, u, x, M, a);
+        unit_row_fx<K>(lv, pm, u, y, M, b);
+        for (int c = 0; c < M; ++c) fx_sub<K>(a + c * K_, b + c * K_);
+        rank_one_fx<K>(lv, w, u, a, M);
+    }
+}
+
 // The first child's map of P (op l = P.level >= 1) from the reference this certifier kept at
 // op l (a child of an earlier sibling P' of P, see keep_ref), when that is cheaper than the
 // product; false (m0 untouched) otherwise. P and P' are cells of one parent G, so their maps
@@ -1806,14 +1824,8 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
             for (int c = 0; c < M; ++c) fx_muladd<K>(o + c * K_, gl, a + c * K_);
         }
     }
-    for (int u = 0; u < n; ++u) {  // now the map in states s on P's map: to the child's states
-        int x = s0[(size_t)u], y = R.s[(size_t)u];
-        if (x == y) continue;
-        unit_row_fx<K>(lv, pm, u, x, M, a);
-        unit_row_fx<K>(lv, pm, u, y, M, b);
-        for (int c = 0; c < M; ++c) fx_sub<K>(a + c * K_, b + c * K_);
-        rank_one_fx<K>(lv, m0.w.data(), u, a, M);
-    }
+    // now the map in states s on P's map: to the child's states
+    restate_fx<K>(lv, pm, R.s.data(), s0.data(), n, M, m0.w.data());
     return true;
 }
 
@@ -1926,15 +1938,7 @@ void Certifier::materialize_fx(Cell& c) {
     m.K = K;
     if (lazy_.blk == c.up && lazy_.w.size() == (size_t)lv.n_out * (size_t)M * K_) {
         m.w = lazy_.w;
-        uint64_t a[(DMAX + 1) * K], b[(DMAX + 1) * K];
-        for (int u = 0; u < n; ++u) {
-            int x = st[(size_t)u], y = lazy_.s[(size_t)u];
-            if (x == y) continue;
-            unit_row_fx<K>(lv, pm, u, x, M, a);
-            unit_row_fx<K>(lv, pm, u, y, M, b);
-            for (int col = 0; col < M; ++col) fx_sub<K>(a + col * K_, b + col * K_);
-            rank_one_fx<K>(lv, m.w.data(), u, a, M);
-        }
+        restate_fx<K>(lv, pm, lazy_.s.data(), st.data(), n, M, m.w.data());
     } else {
         product_map<K>(pm, lv, st, m);
     }

@@ -437,7 +437,37 @@ class Box(Domain):
         return "Box([" + ", ".join(pairs) + "])"
 
 
-class Polytope(Domain):
+class _Rows(Domain):
+    """What :class:`Polytope` and :class:`Polyhedron` share: the full-dimensional ``{x : A x <=
+    b}`` held as its exact rows ``_A``, ``_b`` and an interior point ``_interior``, written to
+    JSON under the subclass's ``kind``."""
+
+    _A: Matrix
+    _b: Vector
+    _interior: tuple[Fraction, ...]
+
+    @property
+    def dim(self) -> int:
+        return len(self._A[0])
+
+    def halfspaces(self) -> tuple[Matrix, Vector]:
+        return [list(r) for r in self._A], list(self._b)
+
+    def interior_point(self) -> tuple[Fraction, ...]:
+        return self._interior
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "A": [[_fmt(v) for v in row] for row in self._A],
+            "b": [_fmt(v) for v in self._b],
+        }
+
+    def _key(self) -> tuple[Any, ...]:
+        return (tuple(tuple(r) for r in self._A), tuple(self._b))
+
+
+class Polytope(_Rows):
     """The bounded, full-dimensional polytope ``{x : A x <= b}`` (checked exactly with cddlib).
 
     >>> tri = Polytope([[-1, 0], [0, -1], [1, 1]], [0, 0, 1])
@@ -472,21 +502,14 @@ class Polytope(Domain):
                 "the polytope {x : A x <= b} is not full-dimensional (it has no interior); "
                 "use a Slice for a lower-dimensional domain"
             )
-        self._A: Matrix = rows
-        self._b: Vector = rhs
+        self._A = rows
+        self._b = rhs
         self._vrep = vrep
         self._interior = ip[0]
 
     @property
-    def dim(self) -> int:
-        return len(self._A[0])
-
-    @property
     def is_bounded(self) -> bool:
         return True
-
-    def halfspaces(self) -> tuple[Matrix, Vector]:
-        return [list(r) for r in self._A], list(self._b)
 
     def vertices(self) -> list[tuple[Fraction, ...]]:
         return sorted(self._vrep.vertices)
@@ -498,19 +521,6 @@ class Polytope(Domain):
         if self.dim == 2:
             return _geometry.polygon_area(v.vertices)
         return _geometry.polytope_volume(v.vertices, v.incidence)
-
-    def interior_point(self) -> tuple[Fraction, ...]:
-        return self._interior
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "polytope",
-            "A": [[_fmt(v) for v in row] for row in self._A],
-            "b": [_fmt(v) for v in self._b],
-        }
-
-    def _key(self) -> tuple[Any, ...]:
-        return (tuple(tuple(r) for r in self._A), tuple(self._b))
 
     def __repr__(self) -> str:
         return f"Polytope(dim={self.dim}, rows={len(self._A)}, vertices={len(self._vrep.vertices)})"
@@ -568,7 +578,7 @@ class RealSpace(Domain):
         return f"RealSpace({self._dim})"
 
 
-class Polyhedron(Domain):
+class Polyhedron(_Rows):
     """The full-dimensional, unbounded polyhedron ``{x : A x <= b}`` (a half-space, a wedge, a
     strip; checked exactly with cddlib): regions in it may have rays and lines, as on all of
     R^d. A bounded ``{x : A x <= b}`` is a :class:`Polytope`. It is also what a cell of an
@@ -599,39 +609,19 @@ class Polyhedron(Domain):
         ip = _polyhedra.interior_point(rows, rhs)
         if ip is None or ip[1] <= 0:
             raise InvalidInputError("the polyhedron {x : A x <= b} is not full-dimensional")
-        self._A: Matrix = rows
-        self._b: Vector = rhs
+        self._A = rows
+        self._b = rhs
         self._interior = ip[0]
-
-    @property
-    def dim(self) -> int:
-        return len(self._A[0])
 
     @property
     def is_bounded(self) -> bool:
         return False
-
-    def halfspaces(self) -> tuple[Matrix, Vector]:
-        return [list(r) for r in self._A], list(self._b)
 
     def vertices(self) -> list[tuple[Fraction, ...]]:
         raise InvalidInputError("a Polyhedron is unbounded: its cells are held by rays too")
 
     def volume(self) -> Fraction:
         raise InvalidInputError("a Polyhedron is unbounded: it has no finite volume")
-
-    def interior_point(self) -> tuple[Fraction, ...]:
-        return self._interior
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "polyhedron",
-            "A": [[_fmt(v) for v in row] for row in self._A],
-            "b": [_fmt(v) for v in self._b],
-        }
-
-    def _key(self) -> tuple[Any, ...]:
-        return (tuple(tuple(r) for r in self._A), tuple(self._b))
 
     def __repr__(self) -> str:
         return f"Polyhedron(dim={self.dim}, rows={len(self._A)})"
