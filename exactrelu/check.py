@@ -1133,9 +1133,48 @@ def _across(lvl: _Level, nd: Node, i: int, sg: int, x: list[fmpq], d: int,
     return nd.piecewise_rule.state_tuple(nd.module, signs, nd.in_shapes[0])
 
 
+def _facet_carriers(regions: Sequence[Region], seen: dict[tuple, int], offsets: list[int],
+                    pts: _Points, d: int) -> dict[tuple[tuple, int], tuple[list[fmpq] | None, str]]:
+    """For every certified pattern prefix ``key[:j + 1]`` and constraint id ``c`` of piecewise op
+    ``j`` on which a region under that prefix has a facet (by its listed facets, proven before):
+    a point in the relative interior of such a facet (:func:`_facet_point`; None where every
+    such region has lines) and the facet's name."""
+    out: dict[tuple[tuple, int], tuple[list[fmpq] | None, str]] = {}
+    for key, ri in seen.items():
+        r = regions[ri]
+        for n, f in enumerate(r.facets):
+            x: list[fmpq] | None = None
+            for c in f.ids:
+                j = bisect.bisect_right(offsets, c) - 1
+                if j < 0:
+                    continue  # a domain row
+                at = (key[:j + 1], c)
+                old = out.get(at)
+                if old is None or (old[0] is None and not r.lines):
+                    x = x or _facet_point(r, n, pts, d)
+                    out[at] = (x, f"region {ri}'s facet {n}")
+    return out
+
+
+def _facet_point(r: Region, n: int, pts: _Points, d: int) -> list[fmpq] | None:
+    """A point in the relative interior of facet ``n`` of region ``r`` (a proven facet): the
+    mean of its vertices plus the sum of its rays, a combination with positive weights of all
+    its generators. None for a region with lines (it lists no vertex)."""
+    f = r.facets[n]
+    if not f.vertices:
+        return None
+    x = [Fraction(0)] * d
+    for k in f.vertices:
+        x = [a + b for a, b in zip(x, pts.exact(k), strict=True)]
+    x = [a / len(f.vertices) for a in x]
+    for m in f.rays:
+        x = [a + Fraction(b) for a, b in zip(x, r.rays[m], strict=True)]
+    return [_fq(v) for v in x]
+
+
 def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[list[fmpq]],
              seen: dict[tuple, int], cell_cons: Any,
-             offsets: list[int], d: int) -> None:
+             offsets: list[int], d: int, regions: Sequence[Region], pts: _Points) -> None:
     """Completeness by closure under facet crossing, on the layer tree of the patterns.
 
     A parent is a distinct prefix of the certified patterns (states of ops ``< j``; the root is
@@ -1156,6 +1195,7 @@ def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[l
     the layer tree, the certified regions cover the domain up to a null set: none is missing."""
     rng = random.Random(0)
     cap = [1] + [0] * d + [-1]  # s <= 1
+    carriers = _facet_carriers(regions, seen, offsets, pts, d)
 
     def con(g: Sequence[fmpq]) -> tuple[tuple, list[int]]:
         # g(x) >= s as a row [c, a, -1] of the facet LP over (x, s), g scaled to integers (a
@@ -1194,18 +1234,24 @@ def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[l
                     nk = _neg(kh)
                     if kh in pkeys or nk in pkeys:
                         continue  # a facet there is on the parent's boundary: not crossed here
-                    rows = [r for k, r in cons if k != kh and k != nk]
-                    hr = [*con(h)[1][:-1], 0]  # h(x) = 0 as two inequalities
-                    rows += [hr, [-v for v in hr], cap]
-                    value, xf = _facet_lp(rows, d, "completeness")
-                    if value <= 0:
-                        continue  # h_i = 0 does not carry a facet of the child
-                    x = [_fq(v) for v in xf]
-                    across = _across(lvl, nd, i, sg, x, d, rng)
+                    carrier = carriers.get(((*pre, st_key), offsets[j] + i))
+                    if carrier is None:
+                        continue  # no region under the child has a facet there: neither has it
                     cell = (f"region {seen[rep]}" if last else
                             f"the cell of region {seen[rep]}'s first {j + 1} piecewise ops")
                     where = (f"completeness: {cell} has a facet on switching function {i} "
                              f"(constraint {offsets[j] + i}) of piecewise op {j} ({nd.name})")
+                    x, carried = carrier
+                    if x is None:
+                        rows = [r for k, r in cons if k != kh and k != nk]
+                        hr = [*con(h)[1][:-1], 0]  # h(x) = 0 as two inequalities
+                        rows += [hr, [-v for v in hr], cap]
+                        value, xf = _facet_lp(rows, d, "completeness")
+                        if value <= 0:
+                            _fail(f"{where} ({carried}), but an exact LP finds no point "
+                                  "in its relative interior")
+                        x = [_fq(v) for v in xf]
+                    across = _across(lvl, nd, i, sg, x, d, rng)
                     if across is None:
                         _fail(f"{where}: no generic point found on it")
                     if across not in kids:
@@ -2743,7 +2789,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
         if deferred is not None:
             _fail(deferred)
     else:
-        _closure(runner, nodes, dom_rows, seen, cell_cons, offsets, d)
+        _closure(runner, nodes, dom_rows, seen, cell_cons, offsets, d, cert.regions, pts)
     # the global vertex list: every vertex is one of some region's (none extra)
     if not used.all():
         _fail(f"vertex {int(np.argmin(used))} is a vertex of no region")
