@@ -255,3 +255,50 @@ def test_a_vertex_missing_from_a_region_is_found_by_walking_its_edges(closure, d
                        "|it has a vertex .* but lists none)")
             with pytest.raises(CertificateError, match=missing):
                 exactrelu.check(bad, net)
+
+
+# ------------------------------------------------- closure: facets of cells from their regions'
+
+def test_every_removed_region_is_caught_on_r2_under_three_layers():
+    """The closure path takes a cell's facets from the proven facets of the regions under it; a
+    removed region hides its facets, and must still be found missing (three layers: cells of
+    one and two ops above the regions)."""
+    net = mlp(2, [4, 4, 3], 12)
+    cert = exactrelu.verify(net, None, progress=False)
+    assert exactrelu.check(cert, net) is cert
+    assert cert.num_regions > 20
+    for k in range(cert.num_regions):
+        assert_missing_named(cert, net, k)
+
+
+def test_a_removed_cell_of_the_first_layer_is_caught():
+    """Every region under one state of the first op taken out: no region is left to carry that
+    cell's facets, its neighbours' regions do, and crossing them names the missing prefix."""
+    net = mlp(2, [4, 3], 13)
+    cert = exactrelu.verify(net, None, progress=False)
+    firsts = sorted({tuple(r.pattern[0]) for r in cert.regions})
+    assert len(firsts) > 5
+    for first in firsts:
+        bad = cert
+        for k in reversed([r.index for r in cert.regions if tuple(r.pattern[0]) == first]):
+            bad = without(bad, k)
+        with pytest.raises(CertificateError, match="no region has a pattern beginning") as err:
+            exactrelu.check(bad, net)
+        assert f"{[list(first)]}" in str(err.value)
+
+
+def test_regions_with_lines_are_crossed_by_an_exact_lp():
+    """Every unit a function of the first input only: every region is a strip with a line and
+    lists no vertex, so the point on each facet comes from the exact LP; a removed strip is
+    still named."""
+    net = mlp(2, [3, 3], 14)
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]],
+                                         dtype=torch.float64))
+        net[0].bias.copy_(torch.tensor([0.0, 1.0, 1.5], dtype=torch.float64))
+    cert = exactrelu.verify(net, None, progress=False)
+    assert all(len(r.lines) == 1 and not r.vertices for r in cert.regions)
+    assert exactrelu.check(cert, net) is cert
+    assert cert.num_regions >= 4
+    for k in range(cert.num_regions):
+        assert_missing_named(cert, net, k)
