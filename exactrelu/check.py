@@ -1079,12 +1079,22 @@ class _Sum:
 
 
 def _facet_lp(rows: list[list[int]], d: int, what: str) -> tuple[Fraction, tuple[Fraction, ...]]:
-    """``max s`` over ``(x, s)`` subject to ``r . (1, x, s) >= 0`` for every row ``r`` (cddlib's
-    row format ``[b, -A]``) by cddlib's exact (GMP) LP with the criss-cross rule: the optimum and
-    an optimal ``x``. The rule is finite; cddlib's default dual simplex was seen to cycle (hang
-    or crash) on the degenerate facet LPs of duplicated units. ``what`` names the claim for an
-    LP that does not end optimal (every caller's LP is feasible and bounded)."""
-    lp = cdd_gmp.linprog_from_array([*rows, [0] * (d + 1) + [1]], cdd.LPObjType.MAX)
+    """``max s`` over ``(x, s)`` subject to ``g(x) >= c s`` for every row ``[*g, -c]`` (``g`` an
+    integer row in cddlib's format ``[b, -A]``, ``c`` 1 or 0), each ``g`` divided by a power of
+    two that brings its largest entry to ``[1, 2)``, by cddlib's exact (GMP) LP with the
+    criss-cross rule: the optimum and an optimal ``x``. The scaling changes neither the rows with
+    ``c = 0`` nor the sign of the optimum, and at an optimal ``x`` with ``s > 0`` every ``g`` is
+    still positive. Rows of very different sizes (the functions of deep cells have large
+    integers) can make cddlib's floating-point pre-solve, before its exact solve, run out of
+    pivots and write so on stderr; scaled, every row's (1, x) part is of one size. The rule is
+    finite; cddlib's default dual simplex was seen to cycle (hang or crash) on the degenerate
+    facet LPs of duplicated units. ``what`` names the claim for an LP that does not end optimal
+    (every caller's LP is feasible and bounded)."""
+    scaled: list[list[Fraction | int]] = []
+    for r in rows:
+        e = max(abs(v) for v in r[:d + 1]).bit_length() - 1
+        scaled.append([*(Fraction(v, 1 << e) for v in r[:d + 1]), r[d + 1]] if e > 0 else [*r])
+    lp = cdd_gmp.linprog_from_array([*scaled, [0] * (d + 1) + [1]], cdd.LPObjType.MAX)
     cdd_gmp.linprog_solve(lp, cdd.LPSolverType.CRISS_CROSS)
     if lp.status != cdd.LPStatusType.OPTIMAL:
         _fail(f"{what}: an exact LP ended with status {lp.status!r}, not optimal")
