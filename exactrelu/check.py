@@ -91,10 +91,13 @@ Completeness of the region list and of every region's vertex, ray and line lists
 - Unbounded domains (and any dimension above ``_VOLUME_MAX_DIM``): closure under facet
   crossing on the layer tree of the patterns (see :func:`_closure`). For every cell of a
   certified pattern prefix and every switching function of its last op whose hyperplane might
-  bound it, one exact LP (cddlib's GMP LP, criss-cross rule) decides whether the hyperplane
-  carries a facet of the cell, with a point in the facet's relative interior; the state just
-  across it, computed exactly, must be certified. Closed sets of cells in a convex parent cover
-  it, so none is missing. Every region's lists are proven one by one. Without lines, by walking
+  bound it, the hyperplane carries a facet of the cell iff it carries one of a region under the
+  cell (the regions' facets are proven first; the regions under a cell cover it by the same
+  closure one layer down), with a point in the facet's relative interior from that region's
+  facet (from its vertices and rays; an exact LP, cddlib's GMP LP with the criss-cross rule,
+  for a region with lines); the state just across it, computed exactly, must be certified.
+  Closed sets of cells in a convex parent cover it, so none is missing. Every region's lists
+  are proven one by one (before the closure). Without lines, by walking
   its edges from its listed vertices (:func:`_walk`): each edge, an extreme ray of the tangent
   cone at a vertex, must end at a listed vertex or be unbounded; the graph of vertices and
   bounded edges of a pointed polyhedron is connected, so no vertex is missing, and every
@@ -1192,17 +1195,27 @@ def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[l
     switching functions of op ``j`` are affine (``runner.level``). For every child C (the domain's
     rows and the sign constraints of ops ``<= j``, functions identically zero on their parent left
     out) and every constraint ``sg * h_i > 0`` of op ``j`` that is not constant and not a multiple
-    of one of the parent's rows, one exact LP decides whether ``h_i = 0`` carries a facet of C:
-    ``max s`` over ``h_i(x) = 0``, ``g(x) >= s`` for every other constraint ``g`` of C not
-    proportional to ``h_i``, ``s <= 1``. With ``s > 0`` the optimum ``x`` lies in the relative
-    interior of the facet and strictly inside the parent, so a neighbourhood of ``x`` just across
+    of one of the parent's rows: ``h_i = 0`` carries a facet of C iff it carries a facet of a
+    region under C (a region's facets, listed with the constraint ids vanishing on them, are
+    proven before this runs). If: the region lies in C, on the side ``sg * h_i >= 0``, so its
+    facet lies in a face of C of dimension ``d - 1``. Only if, given that the regions under C
+    cover C (proven by this same closure one layer further down, for every cell below C; the
+    last layer's cells are the regions themselves): C's facet is covered by finitely many closed
+    regions, one of which meets it in dimension ``d - 1``, a facet of that region. So every
+    facet of C is found, with a point ``x`` in its relative interior: a point in the relative
+    interior of the region's facet (:func:`_facet_point`), where every constraint of the region
+    not proportional to ``h_i``, hence every one of C and of the parent, is positive. For a
+    region with lines (no vertex listed) the point is an exact LP's: ``max s`` over ``h_i(x) =
+    0``, ``g(x) >= s`` for every other constraint ``g`` of C not proportional to ``h_i``, ``s <=
+    1``, whose optimum is then positive (:func:`_facet_lp`). A neighbourhood of ``x`` just across
     lies in the parent with the state of :func:`_across`, which must be a certified child.
 
     Children are disjoint open convex cells (witnessed, with distinct states); a parent is convex,
     hence connected; the union of the closures of a set of children that is closed under crossing
     every facet interior to the parent is therefore the parent's closure (otherwise its boundary
-    inside the parent would hold a facet with nothing across). By induction from the domain down
-    the layer tree, the certified regions cover the domain up to a null set: none is missing."""
+    inside the parent would hold a facet with nothing across). By induction from the last layer
+    up, every cell is covered by the regions under it; that of the domain is the claim: the
+    certified regions cover the domain up to a null set, none is missing."""
     rng = random.Random(0)
     cap = [1] + [0] * d + [-1]  # s <= 1
     carriers = _facet_carriers(regions, seen, offsets, pts, d)

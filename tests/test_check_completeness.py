@@ -1,10 +1,11 @@
 """The checker's two completeness proofs. Volumes (bounded domains): the exact volumes of the
 pulling triangulations of the regions' certified vertices, each a lower bound of its region's
 volume, sum to the domain's. Closure (unbounded domains; forced here on boxes too): the certified
-patterns are closed under crossing every facet interior to a parent cell, each facet found by an
-exact LP. Certificates from ``verify`` are accepted; a certificate with one region taken out (and
-rebuilt consistently, so that every other check passes) is rejected, by the closure path with the
-missing pattern named; a region with one vertex taken out is rejected by the volume path."""
+patterns are closed under crossing every facet interior to a parent cell, each facet found from
+the proven facets of the regions under the cell. Certificates from ``verify`` are accepted; a
+certificate with one region taken out (and rebuilt consistently, so that every other check
+passes) is rejected, by the closure path with the missing pattern named; a region with one vertex
+taken out is rejected by the volume path."""
 
 from __future__ import annotations
 
