@@ -1147,16 +1147,20 @@ def _across(lvl: _Level, nd: Node, i: int, sg: int, x: list[fmpq], d: int,
 
 
 def _facet_carriers(regions: Sequence[Region], seen: dict[tuple, int], offsets: list[int],
-                    pts: _Points, d: int) -> dict[tuple[tuple, int], tuple[list[fmpq] | None, str]]:
+                    pts: _Points, d: int
+                    ) -> dict[tuple[tuple, int], tuple[list[fmpq] | None, str, bool]]:
     """For every certified pattern prefix ``key[:j + 1]`` and constraint id ``c`` of piecewise op
     ``j`` on which a region under that prefix has a facet (by its listed facets, proven before):
     a point in the relative interior of such a facet (:func:`_facet_point`; None where every
-    such region has lines) and the facet's name."""
-    out: dict[tuple[tuple, int], tuple[list[fmpq] | None, str]] = {}
+    such region has lines), the facet's name, and whether a constraint of an earlier op or the
+    domain vanishes on it too (the facet's hyperplane is then one of the prefix's parent's rows,
+    positively proportional: it vanishes on the whole facet, which lies on that hyperplane)."""
+    out: dict[tuple[tuple, int], tuple[list[fmpq] | None, str, bool]] = {}
     for key, ri in seen.items():
         r = regions[ri]
         for n, f in enumerate(r.facets):
             x: list[fmpq] | None = None
+            low = min(f.ids)
             for c in f.ids:
                 j = bisect.bisect_right(offsets, c) - 1
                 if j < 0:
@@ -1165,7 +1169,7 @@ def _facet_carriers(regions: Sequence[Region], seen: dict[tuple, int], offsets: 
                 old = out.get(at)
                 if old is None or (old[0] is None and not r.lines):
                     x = x or _facet_point(r, n, pts, d)
-                    out[at] = (x, f"region {ri}'s facet {n}")
+                    out[at] = (x, f"region {ri}'s facet {n}", low < offsets[j])
     return out
 
 
@@ -1227,8 +1231,19 @@ def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[l
         z = [int(v.p) * (den // int(v.q)) for v in g]
         return _canon(g), [z[d], *z[:d], -1]
 
+    def cell_rows(rep: tuple, j: int) -> list[tuple[tuple, list[int]]]:
+        # the constraints of the cell of rep's first j + 1 ops, each as con() makes it
+        out = [con(g) for g in dom_rows]
+        for jj in range(j + 1):
+            lv = runner.level(rep, jj)
+            idx, sgn = cell_cons(jj, rep[jj])
+            keep = ~lv.zero[idx]
+            for i, sg in zip(idx[keep].tolist(), sgn[keep].tolist(), strict=True):
+                h = lv.rows[i]
+                out.append(con(h if sg > 0 else [-v for v in h]))
+        return out
+
     keys = list(seen)
-    parent_cons: dict[tuple, list] = {(): [con(g) for g in dom_rows]}
     for j, nd in enumerate(nodes):
         last = j + 1 == len(nodes)
         groups: dict[tuple, dict[tuple, tuple]] = {}
@@ -1237,37 +1252,26 @@ def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[l
         for pre, kids in groups.items():
             first = next(iter(kids.values()))
             lvl = runner.level(first, j)
-            pcons = parent_cons.pop(pre)
-            pkeys = {c[0] for c in pcons}
             for st_key, rep in kids.items():
                 idx, sgn = cell_cons(j, st_key)
                 keep = ~lvl.zero[idx]
-                own = []
                 for i, sg in zip(idx[keep].tolist(), sgn[keep].tolist(), strict=True):
-                    h = lvl.rows[i]
-                    own.append((i, sg, con(h if sg > 0 else [-v for v in h])))
-                cons = pcons + [c for _, _, c in own]
-                if not last:
-                    child = (*pre, st_key)
-                    parent_cons[child] = cons
-                for i, sg, (kh, _) in own:
-                    h = lvl.rows[i]
-                    if all(v == 0 for v in h[:d]):
-                        continue  # a non-zero constant on the parent: no hyperplane
-                    nk = _neg(kh)
-                    if kh in pkeys or nk in pkeys:
-                        continue  # a facet there is on the parent's boundary: not crossed here
                     carrier = carriers.get(((*pre, st_key), offsets[j] + i))
                     if carrier is None:
                         continue  # no region under the child has a facet there: neither has it
+                    x, carried, on_parent = carrier
+                    if on_parent:
+                        continue  # a facet there is on the parent's boundary: not crossed here
                     cell = (f"region {seen[rep]}" if last else
                             f"the cell of region {seen[rep]}'s first {j + 1} piecewise ops")
                     where = (f"completeness: {cell} has a facet on switching function {i} "
                              f"(constraint {offsets[j] + i}) of piecewise op {j} ({nd.name})")
-                    x, carried = carrier
                     if x is None:
-                        rows = [r for k, r in cons if k != kh and k != nk]
-                        hr = [*con(h)[1][:-1], 0]  # h(x) = 0 as two inequalities
+                        h = lvl.rows[i]
+                        kh, hz = con(h if sg > 0 else [-v for v in h])
+                        nk = _neg(kh)
+                        rows = [r for k, r in cell_rows(rep, j) if k != kh and k != nk]
+                        hr = [*hz[:-1], 0]  # h(x) = 0 as two inequalities
                         rows += [hr, [-v for v in hr], cap]
                         value, xf = _facet_lp(rows, d, "completeness")
                         if value <= 0:
