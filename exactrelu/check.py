@@ -1180,13 +1180,15 @@ def _facet_point(r: Region, n: int, pts: _Points, d: int) -> list[fmpq] | None:
     f = r.facets[n]
     if not f.vertices:
         return None
-    x = [Fraction(0)] * d
+    x = [fmpq(0)] * d
     for k in f.vertices:
-        x = [a + b for a, b in zip(x, pts.exact(k), strict=True)]
-    x = [a / len(f.vertices) for a in x]
+        h = pts.hom(k)  # [x | D]
+        x = [a + fmpq(z, h[d]) for a, z in zip(x, h[:d], strict=True)]
+    w = fmpq(1, len(f.vertices))
+    x = [a * w for a in x]
     for m in f.rays:
-        x = [a + Fraction(b) for a, b in zip(x, r.rays[m], strict=True)]
-    return [_fq(v) for v in x]
+        x = [a + _fq(b) for a, b in zip(x, r.rays[m], strict=True)]
+    return x
 
 
 def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[list[fmpq]],
