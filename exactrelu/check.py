@@ -1146,31 +1146,32 @@ def _across(lvl: _Level, nd: Node, i: int, sg: int, x: list[fmpq], d: int,
     return nd.piecewise_rule.state_tuple(nd.module, signs, nd.in_shapes[0])
 
 
-def _facet_carriers(regions: Sequence[Region], seen: dict[tuple, int], offsets: list[int],
-                    pts: _Points, d: int
-                    ) -> dict[tuple[tuple, int], tuple[list[fmpq] | None, str, bool]]:
-    """For every certified pattern prefix ``key[:j + 1]`` and constraint id ``c`` of piecewise op
-    ``j`` on which a region under that prefix has a facet (by its listed facets, proven before):
-    a point in the relative interior of such a facet (:func:`_facet_point`; None where every
-    such region has lines), the facet's name, and whether a constraint of an earlier op or the
-    domain vanishes on it too (the facet's hyperplane is then one of the prefix's parent's rows,
-    positively proportional: it vanishes on the whole facet, which lies on that hyperplane)."""
-    out: dict[tuple[tuple, int], tuple[list[fmpq] | None, str, bool]] = {}
-    for key, ri in seen.items():
-        r = regions[ri]
-        for n, f in enumerate(r.facets):
-            x: list[fmpq] | None = None
-            low = min(f.ids)
-            for c in f.ids:
-                j = bisect.bisect_right(offsets, c) - 1
-                if j < 0:
-                    continue  # a domain row
-                at = (key[:j + 1], c)
-                old = out.get(at)
-                if old is None or (old[0] is None and not r.lines):
-                    x = x or _facet_point(r, n, pts, d)
-                    out[at] = (x, f"region {ri}'s facet {n}", low < offsets[j])
-    return out
+#: (certified pattern prefix, constraint id of its last op) -> (a point in the relative interior
+#: of a region's facet on it or None, that facet's name, whether an earlier row vanishes on it)
+_Carriers = dict[tuple[tuple, int], tuple[list[fmpq] | None, str, bool]]
+
+
+def _add_carriers(out: _Carriers, key: tuple, r: Region, offsets: list[int], pts: _Points,
+                  d: int) -> None:
+    """Record region ``r``'s (pattern ``key``) facets, proven, in ``out``: for every prefix
+    ``key[:j + 1]`` and constraint id ``c`` of piecewise op ``j`` on which the region has a facet,
+    a point in the relative interior of such a facet of a region under that prefix
+    (:func:`_facet_point`; None while every such region has lines), the facet's name, and
+    whether a constraint of an earlier op or the domain vanishes on it too (the facet's
+    hyperplane is then one of the prefix's parent's rows, positively proportional: it vanishes
+    on the whole facet, which lies on that hyperplane)."""
+    for n, f in enumerate(r.facets):
+        x: list[fmpq] | None = None
+        low = min(f.ids)
+        for c in f.ids:
+            j = bisect.bisect_right(offsets, c) - 1
+            if j < 0:
+                continue  # a domain row
+            at = (key[:j + 1], c)
+            old = out.get(at)
+            if old is None or (old[0] is None and not r.lines):
+                x = x or _facet_point(r, n, pts, d)
+                out[at] = (x, f"region {r.index}'s facet {n}", low < offsets[j])
 
 
 def _facet_point(r: Region, n: int, pts: _Points, d: int) -> list[fmpq] | None:
@@ -1193,7 +1194,7 @@ def _facet_point(r: Region, n: int, pts: _Points, d: int) -> list[fmpq] | None:
 
 def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[list[fmpq]],
              seen: dict[tuple, int], cell_cons: Any,
-             offsets: list[int], d: int, regions: Sequence[Region], pts: _Points) -> None:
+             offsets: list[int], d: int, carriers: _Carriers) -> None:
     """Completeness by closure under facet crossing, on the layer tree of the patterns.
 
     A parent is a distinct prefix of the certified patterns (states of ops ``< j``; the root is
@@ -1221,10 +1222,10 @@ def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[l
     every facet interior to the parent is therefore the parent's closure (otherwise its boundary
     inside the parent would hold a facet with nothing across). By induction from the last layer
     up, every cell is covered by the regions under it; that of the domain is the claim: the
-    certified regions cover the domain up to a null set, none is missing."""
+    certified regions cover the domain up to a null set, none is missing. ``carriers``: the
+    regions' proven facets, recorded by :func:`_add_carriers`."""
     rng = random.Random(0)
     cap = [1] + [0] * d + [-1]  # s <= 1
-    carriers = _facet_carriers(regions, seen, offsets, pts, d)
 
     def con(g: Sequence[fmpq]) -> tuple[tuple, list[int]]:
         # g(x) >= s as a row [c, a, -1] of the facet LP over (x, s), g scaled to integers (a
@@ -2589,6 +2590,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     used = np.zeros(n_vert, dtype=bool)
     volumes = _Sum()
     table = _FacetTable(d, offsets, pts) if d <= 2 else None
+    carriers: _Carriers = {}  # the regions' facets, for the closure
     deferred: str | None = None  # the first false facet claim, on the volume path
     patterns = _Patterns()
     bar = progress_bar(n_reg, "checking regions", progress and n_reg > 1)
@@ -2783,6 +2785,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
             deferred = deferred or msg
         elif table is not None:
             table.add(r, key)
+        if not by_volume:
+            _add_carriers(carriers, key, r, offsets, pts, d)
         # volume
         if bounded and (by_volume or r.volume is not None or d <= _VOLUME_FIELD_MAX_DIM):
             # a lower bound of the volume of the region's closure P, whatever the vertex list: every
@@ -2818,7 +2822,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
         if deferred is not None:
             _fail(deferred)
     else:
-        _closure(runner, nodes, dom_rows, seen, cell_cons, offsets, d, cert.regions, pts)
+        _closure(runner, nodes, dom_rows, seen, cell_cons, offsets, d, carriers)
     # the global vertex list: every vertex is one of some region's (none extra)
     if not used.all():
         _fail(f"vertex {int(np.argmin(used))} is a vertex of no region")
