@@ -91,10 +91,13 @@ Completeness of the region list and of every region's vertex, ray and line lists
 - Unbounded domains (and any dimension above ``_VOLUME_MAX_DIM``): closure under facet
   crossing on the layer tree of the patterns (see :func:`_closure`). For every cell of a
   certified pattern prefix and every switching function of its last op whose hyperplane might
-  bound it, one exact LP (cddlib's GMP LP, criss-cross rule) decides whether the hyperplane
-  carries a facet of the cell, with a point in the facet's relative interior; the state just
-  across it, computed exactly, must be certified. Closed sets of cells in a convex parent cover
-  it, so none is missing. Every region's lists are proven one by one. Without lines, by walking
+  bound it, the hyperplane carries a facet of the cell iff it carries one of a region under the
+  cell (the regions' facets are proven first; the regions under a cell cover it by the same
+  closure one layer down), with a point in the facet's relative interior from that region's
+  facet (from its vertices and rays; an exact LP, cddlib's GMP LP with the criss-cross rule,
+  for a region with lines); the state just across it, computed exactly, must be certified.
+  Closed sets of cells in a convex parent cover it, so none is missing. Every region's lists
+  are proven one by one (before the closure). Without lines, by walking
   its edges from its listed vertices (:func:`_walk`): each edge, an extreme ray of the tangent
   cone at a vertex, must end at a listed vertex or be unbounded; the graph of vertices and
   bounded edges of a pointed polyhedron is connected, so no vertex is missing, and every
@@ -1079,12 +1082,22 @@ class _Sum:
 
 
 def _facet_lp(rows: list[list[int]], d: int, what: str) -> tuple[Fraction, tuple[Fraction, ...]]:
-    """``max s`` over ``(x, s)`` subject to ``r . (1, x, s) >= 0`` for every row ``r`` (cddlib's
-    row format ``[b, -A]``) by cddlib's exact (GMP) LP with the criss-cross rule: the optimum and
-    an optimal ``x``. The rule is finite; cddlib's default dual simplex was seen to cycle (hang
-    or crash) on the degenerate facet LPs of duplicated units. ``what`` names the claim for an
-    LP that does not end optimal (every caller's LP is feasible and bounded)."""
-    lp = cdd_gmp.linprog_from_array([*rows, [0] * (d + 1) + [1]], cdd.LPObjType.MAX)
+    """``max s`` over ``(x, s)`` subject to ``g(x) >= c s`` for every row ``[*g, -c]`` (``g`` an
+    integer row in cddlib's format ``[b, -A]``, ``c`` 1 or 0), each ``g`` divided by a power of
+    two that brings its largest entry to ``[1, 2)``, by cddlib's exact (GMP) LP with the
+    criss-cross rule: the optimum and an optimal ``x``. The scaling changes neither the rows with
+    ``c = 0`` nor the sign of the optimum, and at an optimal ``x`` with ``s > 0`` every ``g`` is
+    still positive. Rows of very different sizes (the functions of deep cells have large
+    integers) can make cddlib's floating-point pre-solve, before its exact solve, run out of
+    pivots and write so on stderr; scaled, every row's (1, x) part is of one size. The rule is
+    finite; cddlib's default dual simplex was seen to cycle (hang or crash) on the degenerate
+    facet LPs of duplicated units. ``what`` names the claim for an LP that does not end optimal
+    (every caller's LP is feasible and bounded)."""
+    scaled: list[list[Fraction | int]] = []
+    for r in rows:
+        e = max(abs(v) for v in r[:d + 1]).bit_length() - 1
+        scaled.append([*(Fraction(v, 1 << e) for v in r[:d + 1]), r[d + 1]] if e > 0 else [*r])
+    lp = cdd_gmp.linprog_from_array([*scaled, [0] * (d + 1) + [1]], cdd.LPObjType.MAX)
     cdd_gmp.linprog_solve(lp, cdd.LPSolverType.CRISS_CROSS)
     if lp.status != cdd.LPStatusType.OPTIMAL:
         _fail(f"{what}: an exact LP ended with status {lp.status!r}, not optimal")
@@ -1133,9 +1146,55 @@ def _across(lvl: _Level, nd: Node, i: int, sg: int, x: list[fmpq], d: int,
     return nd.piecewise_rule.state_tuple(nd.module, signs, nd.in_shapes[0])
 
 
+#: (certified pattern prefix, constraint id of its last op) -> (a point in the relative interior
+#: of a region's facet on it or None, that facet's name, whether an earlier row vanishes on it)
+_Carriers = dict[tuple[tuple, int], tuple[list[fmpq] | None, str, bool]]
+
+
+def _add_carriers(out: _Carriers, key: tuple, r: Region, offsets: list[int], pts: _Points,
+                  d: int) -> None:
+    """Record region ``r``'s (pattern ``key``) facets, proven, in ``out``: for every prefix
+    ``key[:j + 1]`` and constraint id ``c`` of piecewise op ``j`` on which the region has a facet,
+    a point in the relative interior of such a facet of a region under that prefix
+    (:func:`_facet_point`; None while every such region has lines), the facet's name, and
+    whether a constraint of an earlier op or the domain vanishes on it too (the facet's
+    hyperplane is then one of the prefix's parent's rows, positively proportional: it vanishes
+    on the whole facet, which lies on that hyperplane)."""
+    for n, f in enumerate(r.facets):
+        x: list[fmpq] | None = None
+        low = min(f.ids)
+        for c in f.ids:
+            j = bisect.bisect_right(offsets, c) - 1
+            if j < 0:
+                continue  # a domain row
+            at = (key[:j + 1], c)
+            old = out.get(at)
+            if old is None or (old[0] is None and not r.lines):
+                x = x or _facet_point(r, n, pts, d)
+                out[at] = (x, f"region {r.index}'s facet {n}", low < offsets[j])
+
+
+def _facet_point(r: Region, n: int, pts: _Points, d: int) -> list[fmpq] | None:
+    """A point in the relative interior of facet ``n`` of region ``r`` (a proven facet): the
+    mean of its vertices plus the sum of its rays, a combination with positive weights of all
+    its generators. None for a region with lines (it lists no vertex)."""
+    f = r.facets[n]
+    if not f.vertices:
+        return None
+    x = [fmpq(0)] * d
+    for k in f.vertices:
+        h = pts.hom(k)  # [x | D]
+        x = [a + fmpq(z, h[d]) for a, z in zip(x, h[:d], strict=True)]
+    w = fmpq(1, len(f.vertices))
+    x = [a * w for a in x]
+    for m in f.rays:
+        x = [a + _fq(b) for a, b in zip(x, r.rays[m], strict=True)]
+    return x
+
+
 def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[list[fmpq]],
              seen: dict[tuple, int], cell_cons: Any,
-             offsets: list[int], d: int) -> None:
+             offsets: list[int], d: int, carriers: _Carriers) -> None:
     """Completeness by closure under facet crossing, on the layer tree of the patterns.
 
     A parent is a distinct prefix of the certified patterns (states of ops ``< j``; the root is
@@ -1143,17 +1202,28 @@ def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[l
     switching functions of op ``j`` are affine (``runner.level``). For every child C (the domain's
     rows and the sign constraints of ops ``<= j``, functions identically zero on their parent left
     out) and every constraint ``sg * h_i > 0`` of op ``j`` that is not constant and not a multiple
-    of one of the parent's rows, one exact LP decides whether ``h_i = 0`` carries a facet of C:
-    ``max s`` over ``h_i(x) = 0``, ``g(x) >= s`` for every other constraint ``g`` of C not
-    proportional to ``h_i``, ``s <= 1``. With ``s > 0`` the optimum ``x`` lies in the relative
-    interior of the facet and strictly inside the parent, so a neighbourhood of ``x`` just across
+    of one of the parent's rows: ``h_i = 0`` carries a facet of C iff it carries a facet of a
+    region under C (a region's facets, listed with the constraint ids vanishing on them, are
+    proven before this runs). If: the region lies in C, on the side ``sg * h_i >= 0``, so its
+    facet lies in a face of C of dimension ``d - 1``. Only if, given that the regions under C
+    cover C (proven by this same closure one layer further down, for every cell below C; the
+    last layer's cells are the regions themselves): C's facet is covered by finitely many closed
+    regions, one of which meets it in dimension ``d - 1``, a facet of that region. So every
+    facet of C is found, with a point ``x`` in its relative interior: a point in the relative
+    interior of the region's facet (:func:`_facet_point`), where every constraint of the region
+    not proportional to ``h_i``, hence every one of C and of the parent, is positive. For a
+    region with lines (no vertex listed) the point is an exact LP's: ``max s`` over ``h_i(x) =
+    0``, ``g(x) >= s`` for every other constraint ``g`` of C not proportional to ``h_i``, ``s <=
+    1``, whose optimum is then positive (:func:`_facet_lp`). A neighbourhood of ``x`` just across
     lies in the parent with the state of :func:`_across`, which must be a certified child.
 
     Children are disjoint open convex cells (witnessed, with distinct states); a parent is convex,
     hence connected; the union of the closures of a set of children that is closed under crossing
     every facet interior to the parent is therefore the parent's closure (otherwise its boundary
-    inside the parent would hold a facet with nothing across). By induction from the domain down
-    the layer tree, the certified regions cover the domain up to a null set: none is missing."""
+    inside the parent would hold a facet with nothing across). By induction from the last layer
+    up, every cell is covered by the regions under it; that of the domain is the claim: the
+    certified regions cover the domain up to a null set, none is missing. ``carriers``: the
+    regions' proven facets, recorded by :func:`_add_carriers`."""
     rng = random.Random(0)
     cap = [1] + [0] * d + [-1]  # s <= 1
 
@@ -1164,8 +1234,19 @@ def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[l
         z = [int(v.p) * (den // int(v.q)) for v in g]
         return _canon(g), [z[d], *z[:d], -1]
 
+    def cell_rows(rep: tuple, j: int) -> list[tuple[tuple, list[int]]]:
+        # the constraints of the cell of rep's first j + 1 ops, each as con() makes it
+        out = [con(g) for g in dom_rows]
+        for jj in range(j + 1):
+            lv = runner.level(rep, jj)
+            idx, sgn = cell_cons(jj, rep[jj])
+            keep = ~lv.zero[idx]
+            for i, sg in zip(idx[keep].tolist(), sgn[keep].tolist(), strict=True):
+                h = lv.rows[i]
+                out.append(con(h if sg > 0 else [-v for v in h]))
+        return out
+
     keys = list(seen)
-    parent_cons: dict[tuple, list] = {(): [con(g) for g in dom_rows]}
     for j, nd in enumerate(nodes):
         last = j + 1 == len(nodes)
         groups: dict[tuple, dict[tuple, tuple]] = {}
@@ -1174,38 +1255,33 @@ def _closure(runner: _Runner | _ChainRunner, nodes: list[Node], dom_rows: list[l
         for pre, kids in groups.items():
             first = next(iter(kids.values()))
             lvl = runner.level(first, j)
-            pcons = parent_cons.pop(pre)
-            pkeys = {c[0] for c in pcons}
             for st_key, rep in kids.items():
                 idx, sgn = cell_cons(j, st_key)
                 keep = ~lvl.zero[idx]
-                own = []
                 for i, sg in zip(idx[keep].tolist(), sgn[keep].tolist(), strict=True):
-                    h = lvl.rows[i]
-                    own.append((i, sg, con(h if sg > 0 else [-v for v in h])))
-                cons = pcons + [c for _, _, c in own]
-                if not last:
-                    child = (*pre, st_key)
-                    parent_cons[child] = cons
-                for i, sg, (kh, _) in own:
-                    h = lvl.rows[i]
-                    if all(v == 0 for v in h[:d]):
-                        continue  # a non-zero constant on the parent: no hyperplane
-                    nk = _neg(kh)
-                    if kh in pkeys or nk in pkeys:
+                    carrier = carriers.get(((*pre, st_key), offsets[j] + i))
+                    if carrier is None:
+                        continue  # no region under the child has a facet there: neither has it
+                    x, carried, on_parent = carrier
+                    if on_parent:
                         continue  # a facet there is on the parent's boundary: not crossed here
-                    rows = [r for k, r in cons if k != kh and k != nk]
-                    hr = [*con(h)[1][:-1], 0]  # h(x) = 0 as two inequalities
-                    rows += [hr, [-v for v in hr], cap]
-                    value, xf = _facet_lp(rows, d, "completeness")
-                    if value <= 0:
-                        continue  # h_i = 0 does not carry a facet of the child
-                    x = [_fq(v) for v in xf]
-                    across = _across(lvl, nd, i, sg, x, d, rng)
                     cell = (f"region {seen[rep]}" if last else
                             f"the cell of region {seen[rep]}'s first {j + 1} piecewise ops")
                     where = (f"completeness: {cell} has a facet on switching function {i} "
                              f"(constraint {offsets[j] + i}) of piecewise op {j} ({nd.name})")
+                    if x is None:
+                        h = lvl.rows[i]
+                        kh, hz = con(h if sg > 0 else [-v for v in h])
+                        nk = _neg(kh)
+                        rows = [r for k, r in cell_rows(rep, j) if k != kh and k != nk]
+                        hr = [*hz[:-1], 0]  # h(x) = 0 as two inequalities
+                        rows += [hr, [-v for v in hr], cap]
+                        value, xf = _facet_lp(rows, d, "completeness")
+                        if value <= 0:
+                            _fail(f"{where} ({carried}), but an exact LP finds no point "
+                                  "in its relative interior")
+                        x = [_fq(v) for v in xf]
+                    across = _across(lvl, nd, i, sg, x, d, rng)
                     if across is None:
                         _fail(f"{where}: no generic point found on it")
                     if across not in kids:
@@ -2514,6 +2590,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     used = np.zeros(n_vert, dtype=bool)
     volumes = _Sum()
     table = _FacetTable(d, offsets, pts) if d <= 2 else None
+    carriers: _Carriers = {}  # the regions' facets, for the closure
     deferred: str | None = None  # the first false facet claim, on the volume path
     patterns = _Patterns()
     bar = progress_bar(n_reg, "checking regions", progress and n_reg > 1)
@@ -2708,6 +2785,8 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
             deferred = deferred or msg
         elif table is not None:
             table.add(r, key)
+        if not by_volume:
+            _add_carriers(carriers, key, r, offsets, pts, d)
         # volume
         if bounded and (by_volume or r.volume is not None or d <= _VOLUME_FIELD_MAX_DIM):
             # a lower bound of the volume of the region's closure P, whatever the vertex list: every
@@ -2743,7 +2822,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
         if deferred is not None:
             _fail(deferred)
     else:
-        _closure(runner, nodes, dom_rows, seen, cell_cons, offsets, d)
+        _closure(runner, nodes, dom_rows, seen, cell_cons, offsets, d, carriers)
     # the global vertex list: every vertex is one of some region's (none extra)
     if not used.all():
         _fail(f"vertex {int(np.argmin(used))} is a vertex of no region")

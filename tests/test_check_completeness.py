@@ -1,10 +1,11 @@
 """The checker's two completeness proofs. Volumes (bounded domains): the exact volumes of the
 pulling triangulations of the regions' certified vertices, each a lower bound of its region's
 volume, sum to the domain's. Closure (unbounded domains; forced here on boxes too): the certified
-patterns are closed under crossing every facet interior to a parent cell, each facet found by an
-exact LP. Certificates from ``verify`` are accepted; a certificate with one region taken out (and
-rebuilt consistently, so that every other check passes) is rejected, by the closure path with the
-missing pattern named; a region with one vertex taken out is rejected by the volume path."""
+patterns are closed under crossing every facet interior to a parent cell, each facet found from
+the proven facets of the regions under the cell. Certificates from ``verify`` are accepted; a
+certificate with one region taken out (and rebuilt consistently, so that every other check
+passes) is rejected, by the closure path with the missing pattern named; a region with one vertex
+taken out is rejected by the volume path."""
 
 from __future__ import annotations
 
@@ -255,3 +256,107 @@ def test_a_vertex_missing_from_a_region_is_found_by_walking_its_edges(closure, d
                        "|it has a vertex .* but lists none)")
             with pytest.raises(CertificateError, match=missing):
                 exactrelu.check(bad, net)
+
+
+# ------------------------------------------------- closure: facets of cells from their regions'
+
+def test_every_removed_region_is_caught_on_r2_under_three_layers():
+    """The closure path takes a cell's facets from the proven facets of the regions under it; a
+    removed region hides its facets, and must still be found missing (three layers: cells of
+    one and two ops above the regions)."""
+    net = mlp(2, [4, 4, 3], 12)
+    cert = exactrelu.verify(net, None, progress=False)
+    assert exactrelu.check(cert, net) is cert
+    assert cert.num_regions > 20
+    for k in range(cert.num_regions):
+        assert_missing_named(cert, net, k)
+
+
+def test_a_removed_cell_of_the_first_layer_is_caught():
+    """Every region under one state of the first op taken out: no region is left to carry that
+    cell's facets, its neighbours' regions do, and crossing them names the missing prefix."""
+    net = mlp(2, [4, 3], 13)
+    cert = exactrelu.verify(net, None, progress=False)
+    firsts = sorted({tuple(r.pattern[0]) for r in cert.regions})
+    assert len(firsts) > 5
+    for first in firsts:
+        bad = cert
+        for k in reversed([r.index for r in cert.regions if tuple(r.pattern[0]) == first]):
+            bad = without(bad, k)
+        with pytest.raises(CertificateError, match="no region has a pattern beginning") as err:
+            exactrelu.check(bad, net)
+        assert f"{[list(first)]}" in str(err.value)
+
+
+def test_regions_with_lines_are_crossed_by_an_exact_lp():
+    """Every unit a function of the first input only: every region is a strip with a line and
+    lists no vertex, so the point on each facet comes from the exact LP; a removed strip is
+    still named."""
+    net = mlp(2, [3, 3], 14)
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]],
+                                         dtype=torch.float64))
+        net[0].bias.copy_(torch.tensor([0.0, 1.0, 1.5], dtype=torch.float64))
+    cert = exactrelu.verify(net, None, progress=False)
+    assert all(len(r.lines) == 1 and not r.vertices for r in cert.regions)
+    assert exactrelu.check(cert, net) is cert
+    assert cert.num_regions >= 4
+    for k in range(cert.num_regions):
+        assert_missing_named(cert, net, k)
+
+
+# one facet LP of the closure path on mlp(2, [10, 10, 10], 0) over R^2 (a cell of the first two
+# layers, one hyperplane of the second), rows ``[b, -a, -c]`` of ``b - a . x >= c s``
+BADLY_SCALED_LP = [
+    [-275772640, 5684369, -407294848, -1],
+    [-9851127, 9764017, 8730653, -1],
+    [9765863, 18276780, -12724907, -1],
+    [-568155776, 15043159, -602001408, -1],
+    [7648655, 4211183, -12556695, -1],
+    [-10042421, 28681914, 18655286, -1],
+    [-10741921, 11333570, 7856840, -1],
+    [88041728, 39122556, -3515667, -1],
+    [-14936773, 9379947, 14236480, -1],
+    [3003371, 8042607, 5166019, -1],
+    [-146457203031653, 44411732198091, 67406216389440, -1],
+    [-2287442469085, 689698122963, 1046794137920, -1],
+    [244199917006003, 137964547111779, 209396653911360, -1],
+    [-233192717963569, 123491101291839, 187429480541760, -1],
+    [3844673039963621, 146494952311989, 222343735917760, -1],
+    [-390200278075417, 153098191121367, 232365847689280, -1],
+    [-133532046254265, 77641094920503, 117840313491520, -1],
+    [87929664092727, 21936065993511, 33293617202240, -1],
+    [97863820255177, 29042820357849, 44079943220160, -1],
+    [-281830494828231, 34818616522569, 52846198144960, -1],
+    [16138660301184658211643, 1363426263344436178539, 2069349723359609469760, -1],
+    [-384180174326830051801075, 14510293334279343678813, 22023098941561310601920, -1],
+    [13431855493967911732875, 3220419943592583589563, 4887814837179457881920, -1],
+    [12140163690064278735517, 593171174159706224877, 900289687937594367680, -1],
+    [230074050323981410293407, -312115843891052502513, -473715999593397609920, -1],
+    [-236927292470017841134983, 4684583724933516829833, 7110059631290188918720, -1],
+    [-9539264612425120652647621, 22983760688438097481323, 34883763134880741440320, -1],
+    [-169941931325470548457687, 3200391280575990230073, 4857416194152746640320, -1],
+    [-148768819017189592112757, 42157327844916195801531, 63984578454184498399040, -1],
+    [-69380654883496119137297, 15107013899736847332447, 22928775742904051836480, 0],
+    [69380654883496119137297, -15107013899736847332447, -22928775742904051836480, 0],
+    [1, 0, 0, -1],
+]
+
+
+def test_a_badly_scaled_facet_lp_is_solved_without_output(capfd):
+    """Its rows' sizes range from 1 to 10^25: unscaled, cddlib's floating-point pre-solve runs
+    out of pivots and says so on stderr. Scaled, nothing is written; the optimum is negative
+    (no facet there), as the exact optimum of the unscaled LP is."""
+    value, _ = checker._facet_lp(BADLY_SCALED_LP, 2, "test")
+    assert value < 0
+    assert capfd.readouterr() == ("", "")
+
+
+def test_closure_on_r2_writes_nothing(capfd):
+    """The certificate whose check wrote cddlib's pivot message."""
+    net = mlp(2, [10, 10, 10], 0)
+    cert = exactrelu.verify(net, None, progress=False)
+    assert cert.num_regions == 363
+    capfd.readouterr()
+    assert exactrelu.check(cert, net, progress=False) is cert
+    assert capfd.readouterr() == ("", "")
