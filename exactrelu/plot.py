@@ -78,6 +78,14 @@ def _need_dim(cert: Certificate, d: int, what: str) -> None:
                                 f"{cert.dim} (use a Slice domain to look at a {d}-D section)")
 
 
+def _need_bounded(cert: Certificate, what: str) -> None:
+    if not cert.domain.is_bounded:
+        raise InvalidInputError(
+            f"{what} draws certificates on a bounded domain; this one is on {cert.domain!r}, "
+            "whose regions have rays (certify on a box or polytope that holds what you want "
+            "to see, e.g. verify(net, [(-4, 4)] * d), to draw it)")
+
+
 def _names(cert: Certificate) -> list[str]:
     prefix = "t" if getattr(cert.domain, "kind", "") == "slice" else "x"
     return [f"${prefix}_{i + 1}$" for i in range(cert.dim)]
@@ -138,6 +146,7 @@ def plot_regions(cert: Certificate, *, color_by: str = "region", output: int = 0
     True
     """
     _need_dim(cert, 2, "plot_regions")
+    _need_bounded(cert, "plot_regions")
     if color_by not in ("region", "class", "output"):
         raise InvalidInputError(f"color_by={color_by!r}: pass 'region', 'class' or 'output'")
     fig, ax = _figure(ax)
@@ -206,10 +215,16 @@ def _first_linear(net: Any) -> Any:
     return first if isinstance(first, nn.Linear) and first.in_features == 1 else None
 
 
-def _intervals(cert: Certificate) -> list[tuple[Fraction, Region]]:
-    """A 1-D certificate's regions with their left ends, left to right."""
-    return sorted(((min(cert.vertices[k][0] for k in r.vertices), r) for r in cert.regions),
-                  key=lambda t: t[0])
+def _intervals(cert: Certificate) -> list[tuple[Fraction | None, Region]]:
+    """A 1-D certificate's regions with their left ends, left to right (None: the region
+    reaches left without end, a ray towards -x or a line; on all of R only the first)."""
+    def left(r: Region) -> Fraction | None:
+        if r.lines or any(v[0] < 0 for v in r.rays):
+            return None
+        return min(cert.vertices[k][0] for k in r.vertices)
+
+    ends = [(left(r), r) for r in cert.regions]
+    return sorted(ends, key=lambda t: (t[0] is not None, t[0] if t[0] is not None else 0))
 
 
 def kinks(cert: Certificate, output: int = 0) -> list[Fraction]:
@@ -218,7 +233,7 @@ def kinks(cert: Certificate, output: int = 0) -> list[Fraction]:
     ivs = _intervals(cert)
     out = []
     for (_, r), (lo, s) in itertools.pairwise(ivs):
-        if r.output[output][0] != s.output[output][0]:
+        if lo is not None and r.output[output][0] != s.output[output][0]:
             out.append(lo)
     return out
 
@@ -236,6 +251,7 @@ def plot_function_1d(cert: Certificate, *, net: Any = None, data: Any = None, tr
     scatter with gid ``"kinks"``.
     """
     _need_dim(cert, 1, "plot_function_1d")
+    _need_bounded(cert, "plot_function_1d")
     fig, ax = _figure(ax, figsize=(8.0, 5.6))
     lo_dom = float(min(v[0] for v in cert.domain.vertices()))
     hi_dom = float(max(v[0] for v in cert.domain.vertices()))
@@ -243,6 +259,7 @@ def plot_function_1d(cert: Certificate, *, net: Any = None, data: Any = None, tr
     xs_line: list[float] = []
     ys_line: list[float] = []
     for lo, r in _intervals(cert):
+        assert lo is not None  # a bounded domain (checked above)
         hi = max(cert.vertices[k][0] for k in r.vertices)
         row = r.output[output]
         for x in (lo, hi):
@@ -318,6 +335,7 @@ def plot_surface(cert: Certificate, *, output: int = 0, ax: Axes | None = None,
     from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
 
     _need_dim(cert, 2, "plot_surface")
+    _need_bounded(cert, "plot_surface")
     fig, ax3 = _figure_3d(ax, figsize=(7.0, 6.0))
     z_at: dict[int, float] = {}
     polys, zs = [], []
@@ -393,6 +411,7 @@ def plot_regions_3d(cert: Certificate, *, regions: Sequence[int] | None = None,
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
     _need_dim(cert, 3, "plot_regions_3d")
+    _need_bounded(cert, "plot_regions_3d")
     if not cert.domain.is_bounded:
         raise InvalidInputError("plot_regions_3d draws bounded regions; this certificate's "
                                 "domain is unbounded (certify on a box to draw it)")

@@ -61,6 +61,36 @@ def ramps() -> tuple[nn.Module, exactrelu.Certificate]:
     return net, exactrelu.verify(net, [(0, 1)], progress=False)
 
 
+def test_kinks_on_all_of_r_are_the_ramps_thresholds() -> None:
+    # relu(x - 1/4) - 2 relu(x - 1/2) + relu(x + 3): kinks at -3, 1/4 and 1/2 (each unit's
+    # output weight is non-zero), on R^1 where the end regions have rays
+    net = nn.Sequential(nn.Linear(1, 3), nn.ReLU(), nn.Linear(3, 1))
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.copy_(torch.tensor([-0.25, -0.5, 3.0]))
+        net[2].weight.copy_(torch.tensor([[1.0, -2.0, 1.0]]))
+        net[2].bias.fill_(0.0)
+    cert = exactrelu.verify(net, None, progress=False)
+    assert cert.num_regions == 4 and not cert.domain.is_bounded
+    assert kinks(cert) == [Fraction(-3), Fraction(1, 4), Fraction(1, 2)]
+    line = exactrelu.verify(nn.Sequential(nn.Linear(1, 1)), None, progress=False)
+    assert kinks(line) == [] and line.num_regions == 1
+
+
+@pytest.mark.parametrize("domain", [None, exactrelu.Polyhedron([[-1, 0]], [0])])
+def test_drawing_an_unbounded_domain_is_refused_by_name(domain) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 1))
+    cert = exactrelu.verify(net, domain, progress=False)
+    for draw, name in ((plot_regions, "plot_regions"), (plot_surface, "plot_surface")):
+        with pytest.raises(InvalidInputError, match=f"^{name} draws certificates on a bounded"):
+            draw(cert)
+    one = exactrelu.verify(nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1)), None,
+                           progress=False)
+    with pytest.raises(InvalidInputError, match=r"^plot_function_1d draws .* verify\(net"):
+        plot_function_1d(one)
+
+
 # --------------------------------------------------------------------------------- 2-D map
 def test_plot_regions_fills_one_polygon_per_region(classifier, tmp_path: Path) -> None:
     _, cert = classifier
