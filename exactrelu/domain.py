@@ -603,9 +603,10 @@ class Polyhedron(_Rows):
                 f"theorem), more than the {MAX_DOMAIN_VERTICES:,} exactrelu takes; drop "
                 "redundant constraints")
         vrep = _polyhedra.h_to_v(rows, rhs)
+        if vrep.is_empty:
+            raise InvalidInputError("the polyhedron {x : A x <= b} is empty")
         if vrep.is_bounded:
-            raise InvalidInputError("the polyhedron {x : A x <= b} is bounded or empty; use a "
-                                    "Polytope")
+            raise InvalidInputError("the polyhedron {x : A x <= b} is bounded; use a Polytope")
         ip = _polyhedra.interior_point(rows, rhs)
         if ip is None or ip[1] <= 0:
             raise InvalidInputError("the polyhedron {x : A x <= b} is not full-dimensional")
@@ -618,7 +619,8 @@ class Polyhedron(_Rows):
         return False
 
     def vertices(self) -> list[tuple[Fraction, ...]]:
-        raise InvalidInputError("a Polyhedron is unbounded: its cells are held by rays too")
+        raise InvalidInputError("a Polyhedron is unbounded: it has rays, not only vertices; "
+                                "use a Polytope for a domain given by its vertices")
 
     def volume(self) -> Fraction:
         raise InvalidInputError("a Polyhedron is unbounded: it has no finite volume")

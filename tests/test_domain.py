@@ -273,7 +273,7 @@ INVALID = [
     ("polytope no rows", lambda: Polytope([], []), "no rows"),
     ("polytope nan", lambda: Polytope([[float("nan")]], [1]), "NaN"),
     ("polyhedron bounded", lambda: Polyhedron([[1], [-1]], [1, 1]), "use a Polytope"),
-    ("polyhedron empty", lambda: Polyhedron([[1, 0], [-1, 0]], [0, -1]), "bounded or empty"),
+    ("polyhedron empty", lambda: Polyhedron([[1, 0], [-1, 0]], [0, -1]), "is empty$"),
     ("polyhedron flat", lambda: Polyhedron([[1, 0], [-1, 0]], [0, 0]), "full-dimensional"),
     ("polyhedron no rows", lambda: Polyhedron([], []), "no rows; a polyhedron"),
     ("polyhedron b length", lambda: Polyhedron([[1, 0]], [1, 2]), "b has 2"),
