@@ -360,3 +360,24 @@ def test_closure_on_r2_writes_nothing(capfd):
     capfd.readouterr()
     assert exactrelu.check(cert, net, progress=False) is cert
     assert capfd.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("change", ["b", "A", "kind"])
+def test_a_changed_polyhedron_domain_is_rejected(change):
+    """The quadrant x, y >= 0 as a Polyhedron: its certificate is accepted, and with the
+    domain's row moved, turned, or the domain made all of R^2, it is not."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 1))
+    cert = exactrelu.verify(net, exactrelu.Polyhedron([[-1, 0], [0, -1]], [0, 0]),
+                            progress=False)
+    data = cert.to_json()
+    assert exactrelu.check(exactrelu.Certificate.from_json(data), net, progress=False)
+    tampered = copy.deepcopy(data)
+    if change == "b":
+        tampered["domain"]["b"][0] = "1/2"
+    elif change == "A":
+        tampered["domain"]["A"][0] = ["-1", "1/4"]
+    else:
+        tampered["domain"] = {"type": "realspace", "dim": 2}
+    with pytest.raises(CertificateError):
+        exactrelu.check(exactrelu.Certificate.from_json(tampered), net, progress=False)
