@@ -37,7 +37,10 @@ computes them); what the merge does is bookkeeping and one exact question:
 local run in canonical form and check it). Two ways to merge:
 
 - in memory (the default): tasks return their exact complexes (plain integers) to the client,
-  which builds and merges their certificates and holds the whole one;
+  which merges them in columns (:func:`merge`): the regions, vertices and pairs on the cells'
+  boundaries made as objects to number the vertices seen twice and find the pairs across (as
+  below), every cell's columns renumbered in array operations and joined into one columnar
+  certificate, which the client holds;
 - workers write (``save="x.parquet"``, a directory on a file system the workers and the client
   share): each task keeps its cell's certificate on its worker and returns a summary (counts,
   the vertices and facets on the cell's boundary with those regions' rows, rays, lines, maps
@@ -83,11 +86,14 @@ from ._columns import (
     Regions,
     StateTable,
     Vertices,
+    _fractions,
+    _ragged_item,
     state_table,
     views,
 )
 from ._deps import dask_workers, is_dask_client
 from ._geometry import full_on_hyperplane, hyperplane_chart
+from ._parse import coprime_fraction
 from ._progress import _Silent, progress_bar
 from ._shards import SHARD_ROWS
 from .capture import Program, constraint_offsets
@@ -867,9 +873,9 @@ class _Summary:
     piece_first: list[int]
     points: list[tuple[int, tuple[Fraction, ...]]]
     facets: list[tuple[tuple, int, int, RegionFacet]]  # (hyperplane, side, local region, facet)
-    rows: dict[int, tuple[list, list]]
+    rows: dict[int, tuple[list, list]]  # facet rows ``a``, ``b`` (empty below 3-D)
     recession: dict[int, tuple[list, list]]  # rays and lines
-    maps: dict[int, list]
+    maps: dict[int, tuple]  # numerators and denominators (lowest terms): equal maps, equal
     pieces: dict[int, int]
 
 
@@ -881,42 +887,77 @@ def _complex(part: Certificate) -> Complex:
     return regions.cx
 
 
-def _boundary_regions(cx: Complex, ids: _CellIds) -> list[int]:
-    """The regions of a task's complex with a facet on its cell's boundary."""
+def _boundary_facets(cx: Complex, ids: _CellIds) -> np.ndarray:
+    """The facets of a task's complex on its cell's boundary (an id that is a cut), in order."""
     cut = np.flatnonzero(np.asarray(ids.cut, dtype=bool))
     start, flat = cx.facet_ids
     if not len(cut) or not len(flat):
-        return []
+        return np.zeros(0, np.int64)
     facet_of = np.repeat(np.arange(len(start) - 1), np.diff(start))
-    facets = np.unique(facet_of[np.isin(flat, cut)])
-    return np.unique(np.searchsorted(cx.facet_start, facets, side="right") - 1).tolist()
+    return np.unique(facet_of[np.isin(flat, cut)])
 
 
 def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
-    """On the worker: the :class:`_Summary` of its cell's certificate (views made only of the
-    regions on the cell's boundary). The vertices on the boundary are those of the facets on it:
-    a vertex on a cut's hyperplane lies in the cell's facet there, which the regions' facets on
-    it cover."""
+    """The :class:`_Summary` of a cell's certificate (on the worker that keeps it, or in the
+    client merging in memory), read from its columns (those of an engine, unchanged): only the
+    facets on the cell's boundary and their regions' maps, rays and lines (and above 2-D, where
+    :func:`_across` asks for them, facet rows) made as objects, the same objects its views
+    give. The vertices on the boundary are those of the facets on it: a vertex on a cut's
+    hyperplane lies in the cell's facet there, which the regions' facets on it cover."""
     name, part, seconds = done
-    facets, rows, recession, maps, pieces = [], {}, {}, {}, {}
-    for i in _boundary_regions(_complex(part), ids):
-        r = _shards.items(part.regions, i, i + 1)[0]
-        for f in r.facets:
-            if ids.on_boundary(f.ids):
-                key, side = canonical_hyperplane(f.a, f.b)
-                facets.append((key, side, i, RegionFacet(f.a, f.b, ids(f.ids), f.vertices,
-                                                         f.rays)))
-                rows[i], maps[i], pieces[i] = _rows(r), r.output, part.pieces[i]
-                recession[i] = (list(r.rays), list(r.lines))
+    cx = _complex(part)
+    d = cx.d
+    facets: list[tuple[tuple, int, int, RegionFacet]] = []
+    rows: dict[int, tuple[list, list]] = {}
+    recession: dict[int, tuple[list, list]] = {}
+    maps: dict[int, tuple] = {}
+    pieces: dict[int, int] = {}
+    on_cut = _boundary_facets(cx, ids)
+    region_of = np.searchsorted(cx.facet_start, on_cut, side="right") - 1
+    planes: dict[int, tuple[tuple[Fraction, ...], Fraction, tuple, int]] = {}  # by row
+
+    def row(k: int) -> tuple[tuple[Fraction, ...], Fraction, tuple, int]:
+        """Row ``k`` as ``a, b`` and its hyperplane's canonical key and side."""
+        hit = planes.get(k)
+        if hit is None:
+            at = k * (d + 1)
+            a = _fractions(cx.rows, at, at + d)
+            b = coprime_fraction(cx.rows.num[at + d], cx.rows.den[at + d])
+            hit = planes[k] = (a, b, *canonical_hyperplane(a, b))
+        return hit
+
+    def points(sr: tuple[Any, Rationals] | None, i: int) -> list[tuple[Fraction, ...]]:
+        if sr is None:
+            return []
+        return [_fractions(sr[1], k * d, k * d + d)
+                for k in range(int(sr[0][i]), int(sr[0][i + 1]))]
+
+    has_rays = len(cx.facet_rays.start) > 0
+    m = cx.n_out * (d + 1)
+    for f, i in zip(on_cut.tolist(), region_of.tolist(), strict=True):
+        a, b, key, side = row(int(cx.facet_row[f]))
+        rays = tuple(_ragged_item(cx.facet_rays, f)) if has_rays else ()
+        facets.append((key, side, i, RegionFacet(a, b, ids(_ragged_item(cx.facet_ids, f)),
+                                                 tuple(_ragged_item(cx.facet_vertices, f)),
+                                                 rays)))
+        if i in maps:
+            continue
+        # the exact map as its rationals' numerators and denominators in lowest terms (equal
+        # exactly when the maps are)
+        maps[i] = (tuple(cx.outputs.num[i * m:i * m + m]), tuple(cx.outputs.den[i * m:i * m + m]))
+        pieces[i] = int(cx.pieces[i])
+        recession[i] = (points(cx.rays, i), points(cx.lines, i))
+        rows[i] = ([], [])
+        if d >= 3:  # facet rows for the LP
+            own = [row(int(k))[:2] for k in cx.facet_row[cx.facet_start[i]:cx.facet_start[i + 1]]]
+            rows[i] = ([x[0] for x in own], [x[1] for x in own])
     on = sorted({v for _, _, _, f in facets for v in f.vertices})
-    points = [(v, part.vertices[v]) for v in on]
-    first: dict[int, int] = {}
-    for i, p in enumerate(part.pieces):
-        first.setdefault(p, i)
+    boundary_points = [(v, _fractions(cx.vertices, v * d, v * d + d)) for v in on]
+    _, first = np.unique(cx.pieces, return_index=True)  # labels 0.. by their first region
     return _Summary(name, seconds, part.num_regions, part.num_vertices,
                     list(part.constraint_offsets), tuple(part.output_shape), part.digest,
-                    list(part.notes), part.version, [first[p] for p in range(len(first))],
-                    points, facets, rows, recession, maps, pieces)
+                    list(part.notes), part.version, first.tolist(), boundary_points, facets,
+                    rows, recession, maps, pieces)
 
 
 def _renumbered_complex(cx: Complex, ids: _CellIds, first: int, seen: dict[int, int],
@@ -1002,41 +1043,48 @@ def _numbering(parts: Sequence[_Summary], ids: Sequence[_CellIds], d: int) -> _N
         n += part.regions
     assert offsets is not None
     # vertices: by first appearance in region order; only boundary vertices can be seen twice
-    # (equal points found by their exact coordinates, the keys of ``number``)
-    number: dict[tuple[Fraction, ...], int] = {}
+    # (equal points found by their exact coordinates: the keys of ``number``, each coordinate's
+    # numerator and denominator, which are equal exactly for equal Fractions, all in lowest
+    # terms)
+    number: dict[tuple[int, ...], int] = {}
     seen: list[dict[int, int]] = []
     bases: list[int] = []
     base = 0
     point: dict[int, tuple[Fraction, ...]] = {}
     glob: list[dict[int, int]] = []
     for part in parts:
-        old = {v: number[x] for v, x in part.points if x in number}
+        keys = [(v, x, tuple(c for q in x for c in (q.numerator, q.denominator)))
+                for v, x in part.points]
+        old = {v: number[key] for v, _, key in keys if key in number}
         before = sorted(old)
         mine = dict(old)
-        for v, x in part.points:
+        for v, x, key in keys:
             if v not in old:  # numbered after the cell's vertices not seen before it
-                number[x] = mine[v] = base + v - bisect.bisect_left(before, v)
+                number[key] = mine[v] = base + v - bisect.bisect_left(before, v)
             point[mine[v]] = x
         seen.append(old)
         bases.append(base)
         glob.append(mine)
         base += part.vertices - len(old)
-    # adjacency across cells, on the boundary facets
-    boundary: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}
+    # adjacency across cells, on the boundary facets, grouped by hyperplane (its canonical key,
+    # found by the numerators and denominators of its coordinates, all in lowest terms)
+    boundary: dict[tuple, tuple[tuple, list[tuple[int, int, RegionFacet]]]] = {}
     rows: dict[int, tuple[list, list]] = {}
     recession: dict[int, tuple[list, list]] = {}
-    maps: dict[int, list] = {}
+    maps: dict[int, tuple] = {}
     local_piece: dict[int, tuple[int, int]] = {}
     for k, part in enumerate(parts):
         for key, side, r, f in part.facets:
             on = RegionFacet(f.a, f.b, f.ids, tuple(glob[k][v] for v in f.vertices), f.rays)
-            boundary.setdefault(key, []).append((side, first[k] + r, on))
+            normal, offset = cast(tuple[tuple[Fraction, ...], Fraction], key)
+            exact = tuple((q.numerator, q.denominator) for q in (*normal, offset))
+            boundary.setdefault(exact, (key, []))[1].append((side, first[k] + r, on))
         for r in part.rows:
             rows[first[k] + r], maps[first[k] + r] = part.rows[r], part.maps[r]
             recession[first[k] + r] = part.recession[r]
             local_piece[first[k] + r] = (k, part.pieces[r])
     across: list[Adjacency] = []
-    for key, on_it in boundary.items():
+    for key, on_it in boundary.values():
         across.extend(_across(key, on_it, rows.__getitem__, point.__getitem__,
                               recession.__getitem__, d))
     across.sort(key=lambda a: (a.i, a.j))
