@@ -609,18 +609,17 @@ def _columnar(part: Certificate) -> bool:
             and list(part.pieces) == regions.cx.pieces.tolist())
 
 
-def _joined_ragged(parts: Sequence[Ragged], counts: Sequence[int],
-                   shift: Sequence[int] | None = None) -> Ragged:
+def _joined_ragged(parts: Sequence[Ragged], counts: Sequence[int]) -> Ragged:
     """Ragged lists one after another (``counts[k]`` lists in ``parts[k]``; an empty ``start``
-    stands for that many empty lists), the values of part ``k`` plus ``shift[k]``."""
+    stands for that many empty lists)."""
     starts, flats, at = [np.zeros(1, np.int64)], [], 0
-    for k, (r, n) in enumerate(zip(parts, counts, strict=True)):
+    for r, n in zip(parts, counts, strict=True):
         start = np.asarray(r.start, dtype=np.int64)
         if not len(start):
             start = np.zeros(n + 1, np.int64)
         flat = np.asarray(r.flat, dtype=np.int64)[int(start[0]):int(start[-1])]
         starts.append(start[1:] - start[0] + at)
-        flats.append(flat + shift[k] if shift is not None else flat)
+        flats.append(flat)
         at += len(flat)
     return Ragged(np.concatenate(starts), np.concatenate(flats) if flats else
                   np.zeros(0, np.int64))
