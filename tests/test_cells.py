@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -27,7 +28,7 @@ from exactrelu import (
     RegionLimitError,
     distributed,
 )
-from exactrelu._columns import Adjacencies, Regions, Vertices
+from exactrelu._columns import Adjacencies, Regions, Vertices, state_table
 from exactrelu.cli import main
 from exactrelu.domain import Domain, Polyhedron, Polytope, RealSpace
 from exactrelu.engines import canonical
@@ -139,6 +140,23 @@ def test_a_part_that_is_not_columnar_is_merged_as_objects():
     assert merged == columns
     parts[1].regions[0].repaired = True  # a changed part: the merge has the change
     assert distributed.merge(domain, shape, ids, parts).regions[len(parts[0].regions)].repaired
+
+
+def test_joined_state_tables_keep_every_regions_states():
+    """Cells' state tables joined (bits and small integers mixed, rows repeated across cells):
+    each region's state list is the one its cell's table gives, and the joined rows are
+    distinct."""
+    lists = [[[0, 1, 1], [1, 0, 0]], [[2, 0, 1], [0, 1, 1]], [[1, 0, 0]]]
+    ids = [np.array([1, 0, 1]), np.array([0, 1, 1, 0]), np.array([0, 0])]
+    tables = [state_table(x) for x in lists]
+    assert [t.bits for t in tables] == [True, False, True]
+    table, joined = distributed._joined_states(tables, ids)
+    expected = [lists[k][i] for k in range(3) for i in ids[k].tolist()]
+    assert [table.row(int(j)) for j in joined] == expected
+    assert len({tuple(table.row(k)) for k in range(len(table))}) == len(table) == 3
+    bits = [state_table(x) for x in ([[0, 1]], [[1, 1], [0, 1]])]
+    table, joined = distributed._joined_states(bits, [np.array([0, 0]), np.array([1, 0])])
+    assert table.bits and [table.row(int(j)) for j in joined] == [[0, 1], [0, 1], [0, 1], [1, 1]]
 
 
 def test_the_silent_unit_joins_pieces_across_cells(tmp_path):
