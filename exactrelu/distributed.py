@@ -37,7 +37,10 @@ computes them); what the merge does is bookkeeping and one exact question:
 local run in canonical form and check it). Two ways to merge:
 
 - in memory (the default): tasks return their exact complexes (plain integers) to the client,
-  which builds and merges their certificates and holds the whole one;
+  which merges them in columns (:func:`merge`): the regions, vertices and pairs on the cells'
+  boundaries made as objects to number the vertices seen twice and find the pairs across (as
+  below), every cell's columns renumbered in array operations and joined into one columnar
+  certificate, which the client holds;
 - workers write (``save="x.parquet"``, a directory on a file system the workers and the client
   share): each task keeps its cell's certificate on its worker and returns a summary (counts,
   the vertices and facets on the cell's boundary with those regions' rows, rays, lines, maps
@@ -75,9 +78,22 @@ import torch
 from torch import nn
 
 from . import _shards
-from ._columns import Complex, Ragged, Rationals, Regions
+from ._columns import (
+    Adjacencies,
+    Complex,
+    Ragged,
+    Rationals,
+    Regions,
+    StateTable,
+    Vertices,
+    _fractions,
+    _ragged_item,
+    state_table,
+    views,
+)
 from ._deps import dask_workers, is_dask_client
 from ._geometry import full_on_hyperplane, hyperplane_chart
+from ._parse import coprime_fraction
 from ._progress import _Silent, progress_bar
 from ._shards import SHARD_ROWS
 from .capture import Program, constraint_offsets
@@ -564,7 +580,172 @@ def _same_offsets(k: int, shifted: list[int], offsets: list[int] | None) -> list
 def merge(dom: Domain, input_shape: tuple[int, ...], cells: Sequence[_CellIds],
           parts: Sequence[Certificate]) -> Certificate:
     """The certificate of ``dom`` from one certificate per cell of its first layer's units
-    (``parts[k]`` on the polytope of the cell whose ids ``cells[k]`` maps), in cell order."""
+    (``parts[k]`` on the polytope of the cell whose ids ``cells[k]`` maps), in cell order: a
+    columnar certificate where every part is one, unchanged (:func:`_columnar`): the cells'
+    columns renumbered and joined in array operations, only what lies on the cells' boundaries
+    made as objects (:func:`_summary`, :func:`_numbering`, as when workers write shards);
+    otherwise the same certificate made of objects (:func:`_merge_objects`)."""
+    if not all(_columnar(p) for p in parts):
+        return _merge_objects(dom, input_shape, cells, parts)
+    num = _numbering([_summary(("", p, 0.0), i) for p, i in zip(parts, cells, strict=True)],
+                     cells, dom.dim)
+    cx = _joined([_renumbered_complex(_complex(p), i, *num.args(k), dom.is_bounded)
+                  for k, (p, i) in enumerate(zip(parts, cells, strict=True))],
+                 num.across, dom.dim)
+    regions, vertices, adjacency = views(cx)
+    p = parts[0]
+    return Certificate(dom, input_shape, p.output_shape, p.digest, num.offsets, regions,
+                       vertices, adjacency, cx.pieces.tolist(), list(p.notes), p.version, {})
+
+
+def _columnar(part: Certificate) -> bool:
+    """Is ``part`` a columnar certificate whose sequences and pieces are its columns unchanged
+    (views of one :class:`~exactrelu._columns.Complex`, none assigned or changed in place)?"""
+    regions, vertices, adjacency = part.regions, part.vertices, part.adjacency
+    return (type(regions) is Regions and type(vertices) is Vertices
+            and type(adjacency) is Adjacencies and vertices.cx is regions.cx
+            and adjacency.cx is regions.cx and regions.first == 0 and regions.pristine()
+            and vertices.pristine() and adjacency.pristine()
+            and list(part.pieces) == regions.cx.pieces.tolist())
+
+
+def _joined_ragged(parts: Sequence[Ragged], counts: Sequence[int]) -> Ragged:
+    """Ragged lists one after another (``counts[k]`` lists in ``parts[k]``; an empty ``start``
+    stands for that many empty lists)."""
+    starts, flats, at = [np.zeros(1, np.int64)], [], 0
+    for r, n in zip(parts, counts, strict=True):
+        start = np.asarray(r.start, dtype=np.int64)
+        if not len(start):
+            start = np.zeros(n + 1, np.int64)
+        flat = np.asarray(r.flat, dtype=np.int64)[int(start[0]):int(start[-1])]
+        starts.append(start[1:] - start[0] + at)
+        flats.append(flat)
+        at += len(flat)
+    return Ragged(np.concatenate(starts), np.concatenate(flats) if flats else
+                  np.zeros(0, np.int64))
+
+
+def _taken(r: Ragged, order: np.ndarray) -> Ragged:
+    """The lists of ``r`` in ``order``."""
+    start = np.asarray(r.start, dtype=np.int64)
+    lens = np.diff(start)[order]
+    out = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    pos = np.repeat(start[:-1][order] - out[:-1], lens) + np.arange(int(out[-1]))
+    return Ragged(out, np.asarray(r.flat, dtype=np.int64)[pos])
+
+
+def _joined_rationals(parts: Sequence[Rationals]) -> Rationals:
+    return Rationals([x for r in parts for x in r.num], [x for r in parts for x in r.den])
+
+
+def _joined_states(tables: Sequence[StateTable], ids: Sequence[np.ndarray]
+                   ) -> tuple[StateTable, np.ndarray]:
+    """One op's state tables of the parts (region ``i`` of part ``k`` in state row
+    ``ids[k][i]`` of ``tables[k]``) as one table of distinct rows, in order of first
+    appearance over the tables, and the regions' rows in it (state lists compared as the
+    exact integers they are)."""
+    n = tables[0].n
+    if all(t.bits for t in tables):
+        data = np.concatenate([t.data for t in tables])
+    else:
+        data = np.concatenate([t.rows(np.arange(len(t))) for t in tables])
+    shift = np.cumsum([0, *(len(t) for t in tables)])[:-1]
+    every = np.concatenate([np.asarray(i, dtype=np.int64) + s
+                            for i, s in zip(ids, shift, strict=True)])
+    if not len(data) or not data.shape[1]:  # no states: nothing to tell apart
+        return StateTable(data, n, all(t.bits for t in tables)), every
+    flat = np.ascontiguousarray(data)
+    keys = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).reshape(-1)
+    _, at, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(at)  # the distinct rows by first appearance
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    rows = data[at[order]]
+    table = StateTable(rows, n, True) if all(t.bits for t in tables) else state_table(rows)
+    return table, rank[inverse.reshape(-1)][every]
+
+
+def _joined(parts: Sequence[Complex], across: Sequence[Adjacency], d: int) -> Complex:
+    """The renumbered complexes of the cells (:func:`_renumbered_complex`, in cell order) as
+    one, with the adjacent pairs ``across`` cells; its pairs sorted by their regions."""
+    regions = [cx.num_regions for cx in parts]
+    facets = [len(cx.facet_row) for cx in parts]
+    m = d + 1
+    states, state_ids = [], []
+    for j in range(len(parts[0].states)):
+        t, i = _joined_states([cx.states[j] for cx in parts], [cx.state_ids[j] for cx in parts])
+        states.append(t)
+        state_ids.append(i)
+
+    def starts(counts: list[int]) -> list[int]:
+        return np.cumsum([0, *counts])[:-1].tolist()
+
+    row_shift = starts([len(cx.rows.num) // m for cx in parts])
+    plane_shift = starts([len(cx.planes.num) // m for cx in parts])
+    facet_start = np.concatenate(
+        [np.zeros(1, np.int64)] + [cx.facet_start[1:] - cx.facet_start[0] + s
+                                   for cx, s in zip(parts, starts(facets), strict=True)])
+    pairs = [len(cx.adj_i) for cx in parts]
+    adj_i = np.concatenate([*(cx.adj_i for cx in parts), [a.i for a in across]]).astype(np.int64)
+    adj_j = np.concatenate([*(cx.adj_j for cx in parts), [a.j for a in across]]).astype(np.int64)
+    n_planes = sum(len(cx.planes.num) // m for cx in parts)
+    adj_plane = np.concatenate([*(cx.adj_plane + s for cx, s in zip(parts, plane_shift,
+                                                                    strict=True)),
+                                n_planes + np.arange(len(across))]).astype(np.int64)
+    across_ids = Ragged(np.cumsum([0, *(len(a.ids) for a in across)]),
+                        [i for a in across for i in a.ids])
+    adj_ids = _joined_ragged([*(cx.adj_ids for cx in parts), across_ids], [*pairs, len(across)])
+    across_planes = [Fraction(x) for a in across for x in (*a.a, a.b)]
+    planes = _joined_rationals([*(cx.planes for cx in parts),
+                                Rationals([x.numerator for x in across_planes],
+                                          [x.denominator for x in across_planes])])
+    order = np.lexsort((adj_j, adj_i))
+    facet_rays = (_joined_ragged([cx.facet_rays for cx in parts], facets)
+                  if any(len(cx.facet_rays.flat) for cx in parts) else Ragged([], []))
+
+    def points(get: Callable[[Complex], tuple[Any, Rationals] | None]
+               ) -> tuple[Any, Rationals] | None:
+        """Rays or lines (``get``): each region's run of points, one after another."""
+        got = [get(cx) for cx in parts]
+        if all(g is None for g in got):
+            return None
+        start, pts, at = [np.zeros(1, np.int64)], [], 0
+        for g, n in zip(got, regions, strict=True):
+            if g is None:
+                start.append(np.full(n, at, np.int64))
+                continue
+            s = np.asarray(g[0], dtype=np.int64)
+            lo, hi = int(s[0]), int(s[-1])
+            start.append(s[1:] - lo + at)
+            pts.append(Rationals(g[1].num[lo * d:hi * d], g[1].den[lo * d:hi * d]))
+            at += hi - lo
+        return np.concatenate(start), _joined_rationals(pts)
+
+    return Complex(
+        d=d, n_out=parts[0].n_out, states=states, state_ids=state_ids,
+        witness=_joined_rationals([cx.witness for cx in parts]),
+        vertices=_joined_rationals([cx.vertices for cx in parts]),
+        region_vertices=_joined_ragged([cx.region_vertices for cx in parts], regions),
+        rows=_joined_rationals([cx.rows for cx in parts]), facet_start=facet_start,
+        facet_row=np.concatenate([cx.facet_row + s for cx, s in zip(parts, row_shift,
+                                                                   strict=True)]),
+        facet_ids=_joined_ragged([cx.facet_ids for cx in parts], facets),
+        facet_vertices=_joined_ragged([cx.facet_vertices for cx in parts], facets),
+        outputs=_joined_rationals([cx.outputs for cx in parts]),
+        volume=_joined_rationals([cx.volume for cx in parts]),
+        repaired=np.concatenate([cx.repaired for cx in parts]),
+        adj_i=adj_i[order], adj_j=adj_j[order], adj_plane=adj_plane[order],
+        adj_ids=_taken(adj_ids, order), planes=planes,
+        pieces=np.concatenate([cx.pieces for cx in parts]), facet_rays=facet_rays,
+        rays=points(lambda cx: cx.rays), lines=points(lambda cx: cx.lines))
+
+
+def _merge_objects(dom: Domain, input_shape: tuple[int, ...], cells: Sequence[_CellIds],
+                   parts: Sequence[Certificate]) -> Certificate:
+    """:func:`merge` made of objects: every part's regions, facets and pairs renumbered as
+    objects (:func:`_renumbered`), the vertices numbered through one exact dictionary of all
+    of them, the pieces found again from all pairs; for parts that are not columnar (or were
+    changed)."""
     d = dom.dim
     regions: list[Region] = []
     vertices: list[tuple[Fraction, ...]] = []
@@ -691,9 +872,9 @@ class _Summary:
     piece_first: list[int]
     points: list[tuple[int, tuple[Fraction, ...]]]
     facets: list[tuple[tuple, int, int, RegionFacet]]  # (hyperplane, side, local region, facet)
-    rows: dict[int, tuple[list, list]]
+    rows: dict[int, tuple[list, list]]  # facet rows ``a``, ``b`` (empty below 3-D)
     recession: dict[int, tuple[list, list]]  # rays and lines
-    maps: dict[int, list]
+    maps: dict[int, tuple]  # numerators and denominators (lowest terms): equal maps, equal
     pieces: dict[int, int]
 
 
@@ -705,53 +886,85 @@ def _complex(part: Certificate) -> Complex:
     return regions.cx
 
 
-def _boundary_regions(cx: Complex, ids: _CellIds) -> list[int]:
-    """The regions of a task's complex with a facet on its cell's boundary."""
+def _boundary_facets(cx: Complex, ids: _CellIds) -> np.ndarray:
+    """The facets of a task's complex on its cell's boundary (an id that is a cut), in order."""
     cut = np.flatnonzero(np.asarray(ids.cut, dtype=bool))
     start, flat = cx.facet_ids
     if not len(cut) or not len(flat):
-        return []
+        return np.zeros(0, np.int64)
     facet_of = np.repeat(np.arange(len(start) - 1), np.diff(start))
-    facets = np.unique(facet_of[np.isin(flat, cut)])
-    return np.unique(np.searchsorted(cx.facet_start, facets, side="right") - 1).tolist()
+    return np.unique(facet_of[np.isin(flat, cut)])
 
 
 def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
-    """On the worker: the :class:`_Summary` of its cell's certificate (views made only of the
-    regions on the cell's boundary). The vertices on the boundary are those of the facets on it:
-    a vertex on a cut's hyperplane lies in the cell's facet there, which the regions' facets on
-    it cover."""
+    """The :class:`_Summary` of a cell's certificate (on the worker that keeps it, or in the
+    client merging in memory), read from its columns (those of an engine, unchanged): only the
+    facets on the cell's boundary and their regions' maps, rays and lines (and above 2-D, where
+    :func:`_across` asks for them, facet rows) made as objects, the same objects its views
+    give. The vertices on the boundary are those of the facets on it: a vertex on a cut's
+    hyperplane lies in the cell's facet there, which the regions' facets on it cover."""
     name, part, seconds = done
-    facets, rows, recession, maps, pieces = [], {}, {}, {}, {}
-    for i in _boundary_regions(_complex(part), ids):
-        r = _shards.items(part.regions, i, i + 1)[0]
-        for f in r.facets:
-            if ids.on_boundary(f.ids):
-                key, side = canonical_hyperplane(f.a, f.b)
-                facets.append((key, side, i, RegionFacet(f.a, f.b, ids(f.ids), f.vertices,
-                                                         f.rays)))
-                rows[i], maps[i], pieces[i] = _rows(r), r.output, part.pieces[i]
-                recession[i] = (list(r.rays), list(r.lines))
+    cx = _complex(part)
+    d = cx.d
+    facets: list[tuple[tuple, int, int, RegionFacet]] = []
+    rows: dict[int, tuple[list, list]] = {}
+    recession: dict[int, tuple[list, list]] = {}
+    maps: dict[int, tuple] = {}
+    pieces: dict[int, int] = {}
+    on_cut = _boundary_facets(cx, ids)
+    region_of = np.searchsorted(cx.facet_start, on_cut, side="right") - 1
+    planes: dict[int, tuple[tuple[Fraction, ...], Fraction, tuple, int]] = {}  # by row
+
+    def row(k: int) -> tuple[tuple[Fraction, ...], Fraction, tuple, int]:
+        """Row ``k`` as ``a, b`` and its hyperplane's canonical key and side."""
+        hit = planes.get(k)
+        if hit is None:
+            at = k * (d + 1)
+            a = _fractions(cx.rows, at, at + d)
+            b = coprime_fraction(cx.rows.num[at + d], cx.rows.den[at + d])
+            hit = planes[k] = (a, b, *canonical_hyperplane(a, b))
+        return hit
+
+    def points(sr: tuple[Any, Rationals] | None, i: int) -> list[tuple[Fraction, ...]]:
+        if sr is None:
+            return []
+        return [_fractions(sr[1], k * d, k * d + d)
+                for k in range(int(sr[0][i]), int(sr[0][i + 1]))]
+
+    has_rays = len(cx.facet_rays.start) > 0
+    m = cx.n_out * (d + 1)
+    for f, i in zip(on_cut.tolist(), region_of.tolist(), strict=True):
+        a, b, key, side = row(int(cx.facet_row[f]))
+        rays = tuple(_ragged_item(cx.facet_rays, f)) if has_rays else ()
+        facets.append((key, side, i, RegionFacet(a, b, ids(_ragged_item(cx.facet_ids, f)),
+                                                 tuple(_ragged_item(cx.facet_vertices, f)),
+                                                 rays)))
+        if i in maps:
+            continue
+        # the exact map as its rationals' numerators and denominators in lowest terms (equal
+        # exactly when the maps are)
+        maps[i] = (tuple(cx.outputs.num[i * m:i * m + m]), tuple(cx.outputs.den[i * m:i * m + m]))
+        pieces[i] = int(cx.pieces[i])
+        recession[i] = (points(cx.rays, i), points(cx.lines, i))
+        rows[i] = ([], [])
+        if d >= 3:  # facet rows for the LP
+            own = [row(int(k))[:2] for k in cx.facet_row[cx.facet_start[i]:cx.facet_start[i + 1]]]
+            rows[i] = ([x[0] for x in own], [x[1] for x in own])
     on = sorted({v for _, _, _, f in facets for v in f.vertices})
-    points = [(v, part.vertices[v]) for v in on]
-    first: dict[int, int] = {}
-    for i, p in enumerate(part.pieces):
-        first.setdefault(p, i)
+    boundary_points = [(v, _fractions(cx.vertices, v * d, v * d + d)) for v in on]
+    _, first = np.unique(cx.pieces, return_index=True)  # labels 0.. by their first region
     return _Summary(name, seconds, part.num_regions, part.num_vertices,
                     list(part.constraint_offsets), tuple(part.output_shape), part.digest,
-                    list(part.notes), part.version, [first[p] for p in range(len(first))],
-                    points, facets, rows, recession, maps, pieces)
+                    list(part.notes), part.version, first.tolist(), boundary_points, facets,
+                    rows, recession, maps, pieces)
 
 
-def _write_cell(done: tuple[str, Certificate, float], root: Path, k: int, ids: _CellIds,
-                first: int, seen: dict[int, int], base: int, piece: list[int],
-                shard_rows: int, volumes: bool) -> dict[str, list[dict[str, Any]]]:
-    """On the worker: write its cell's regions, new vertices and own adjacent pairs in the
-    whole certificate's numbering (vertices ``seen`` in an earlier cell keep their numbers,
-    the others count from ``base``; local piece ``p`` is ``piece[p]``; no volumes unless
-    ``volumes``), renumbering the cell's columns and writing the shards from them; the shards'
-    entries."""
-    cx = _complex(done[1])
+def _renumbered_complex(cx: Complex, ids: _CellIds, first: int, seen: dict[int, int],
+                        base: int, piece: Sequence[int], volumes: bool) -> Complex:
+    """A cell's complex in the whole certificate's numbering, in array operations: regions from
+    ``first``, vertices ``seen`` in an earlier cell keeping their numbers and the others
+    counted from ``base`` (only those others kept as its vertices, in their order), constraint
+    ids through ``ids``, local piece ``p`` as ``piece[p]``; no volumes unless ``volumes``."""
     n, d = cx.num_vertices, cx.d
     old = np.fromiter(seen, np.int64, len(seen))
     is_old = np.zeros(n, dtype=bool)
@@ -760,18 +973,34 @@ def _write_cell(done: tuple[str, Certificate, float], root: Path, k: int, ids: _
     vertex = np.empty(n, dtype=np.int64)
     vertex[new] = base + np.arange(len(new))
     vertex[old] = np.fromiter(seen.values(), np.int64, len(seen))
-    coords = (new[:, None] * d + np.arange(d)).reshape(-1).tolist()
-    num, den = cx.vertices.num, cx.vertices.den
+    if len(old):
+        coords = (new[:, None] * d + np.arange(d)).reshape(-1).tolist()
+        num, den = cx.vertices.num, cx.vertices.den
+        points = Rationals([num[c] for c in coords], [den[c] for c in coords])
+    else:
+        points = cx.vertices
     out = dataclasses.replace(
-        cx, vertices=Rationals([num[c] for c in coords], [den[c] for c in coords]),
+        cx, vertices=points,
         region_vertices=Ragged(cx.region_vertices.start, vertex[cx.region_vertices.flat]),
         facet_vertices=Ragged(cx.facet_vertices.start, vertex[cx.facet_vertices.flat]),
         facet_ids=ids.ragged(cx.facet_ids), adj_i=cx.adj_i + first, adj_j=cx.adj_j + first,
-        adj_ids=ids.ragged(cx.adj_ids), pieces=np.asarray(piece, dtype=np.int64)[cx.pieces])
+        adj_ids=ids.ragged(cx.adj_ids), pieces=np.asarray(piece, dtype=np.int64)[cx.pieces],
+        stats={})
     if not volumes:
         zeros = [0] * out.num_regions
         out = dataclasses.replace(out, volume=Rationals(zeros, list(zeros)))
-    sizes = {"regions": out.num_regions, "vertices": len(new), "adjacency": len(out.adj_i)}
+    return out
+
+
+def _write_cell(done: tuple[str, Certificate, float], root: Path, k: int, ids: _CellIds,
+                first: int, seen: dict[int, int], base: int, piece: list[int],
+                shard_rows: int, volumes: bool) -> dict[str, list[dict[str, Any]]]:
+    """On the worker: write its cell's regions, new vertices and own adjacent pairs in the
+    whole certificate's numbering (:func:`_renumbered_complex` of the cell's columns, whose
+    arguments these are), the shards written from those columns; the shards' entries."""
+    out = _renumbered_complex(_complex(done[1]), ids, first, seen, base, piece, volumes)
+    sizes = {"regions": out.num_regions, "vertices": out.num_vertices,
+             "adjacency": len(out.adj_i)}
     schemas = _shards.schemas()
     entries: dict[str, list[dict[str, Any]]] = {}
     for t in _shards.TABLES:
@@ -780,13 +1009,31 @@ def _write_cell(done: tuple[str, Certificate, float], root: Path, k: int, ids: _
     return entries
 
 
-def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Program,
-           dom: Domain, root: Path, shard_rows: int, stats: dict[str, Any], progress: bool,
-           t0: float) -> None:
-    """Number the cells' vertices and pieces from their summaries, find the adjacent pairs
-    across cells, have each worker write its cell, and write the pairs across and the
-    manifest."""
-    d = dom.dim
+@dataclass
+class _Numbering:
+    """The whole certificate's numbering of its cells' (from their :class:`_Summary`): each
+    cell's first region, vertices seen in an earlier cell (local number -> number) and the
+    number its other vertices count from, its local pieces' numbers; the constraint offsets,
+    the counts, and the adjacent pairs across cells (sorted)."""
+
+    first: list[int]
+    seen: list[dict[int, int]]
+    bases: list[int]
+    pieces: list[list[int]]
+    offsets: list[int]
+    regions: int
+    vertices: int
+    num_pieces: int
+    across: list[Adjacency]
+
+    def args(self, k: int) -> tuple[int, dict[int, int], int, list[int]]:
+        """Cell ``k``'s ``first, seen, base, piece`` of :func:`_renumbered_complex`."""
+        return self.first[k], self.seen[k], self.bases[k], self.pieces[k]
+
+
+def _numbering(parts: Sequence[_Summary], ids: Sequence[_CellIds], d: int) -> _Numbering:
+    """Number the cells' regions, vertices and pieces from their summaries, and find the
+    adjacent pairs across cells."""
     offsets: list[int] | None = None
     first, n = [], 0
     for k, (part, cell) in enumerate(zip(parts, ids, strict=True)):
@@ -795,40 +1042,48 @@ def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Progra
         n += part.regions
     assert offsets is not None
     # vertices: by first appearance in region order; only boundary vertices can be seen twice
-    number: dict[tuple[Fraction, ...], int] = {}
+    # (equal points found by their exact coordinates: the keys of ``number``, each coordinate's
+    # numerator and denominator, which are equal exactly for equal Fractions, all in lowest
+    # terms)
+    number: dict[tuple[int, ...], int] = {}
     seen: list[dict[int, int]] = []
     bases: list[int] = []
     base = 0
     point: dict[int, tuple[Fraction, ...]] = {}
     glob: list[dict[int, int]] = []
     for part in parts:
-        old = {v: number[x] for v, x in part.points if x in number}
+        keys = [(v, x, tuple(c for q in x for c in (q.numerator, q.denominator)))
+                for v, x in part.points]
+        old = {v: number[key] for v, _, key in keys if key in number}
         before = sorted(old)
         mine = dict(old)
-        for v, x in part.points:
+        for v, x, key in keys:
             if v not in old:  # numbered after the cell's vertices not seen before it
-                number[x] = mine[v] = base + v - bisect.bisect_left(before, v)
+                number[key] = mine[v] = base + v - bisect.bisect_left(before, v)
             point[mine[v]] = x
         seen.append(old)
         bases.append(base)
         glob.append(mine)
         base += part.vertices - len(old)
-    # adjacency across cells, on the boundary facets
-    boundary: dict[tuple, list[tuple[int, int, RegionFacet]]] = {}
+    # adjacency across cells, on the boundary facets, grouped by hyperplane (its canonical key,
+    # found by the numerators and denominators of its coordinates, all in lowest terms)
+    boundary: dict[tuple, tuple[tuple, list[tuple[int, int, RegionFacet]]]] = {}
     rows: dict[int, tuple[list, list]] = {}
     recession: dict[int, tuple[list, list]] = {}
-    maps: dict[int, list] = {}
+    maps: dict[int, tuple] = {}
     local_piece: dict[int, tuple[int, int]] = {}
     for k, part in enumerate(parts):
         for key, side, r, f in part.facets:
             on = RegionFacet(f.a, f.b, f.ids, tuple(glob[k][v] for v in f.vertices), f.rays)
-            boundary.setdefault(key, []).append((side, first[k] + r, on))
+            normal, offset = cast(tuple[tuple[Fraction, ...], Fraction], key)
+            exact = tuple((q.numerator, q.denominator) for q in (*normal, offset))
+            boundary.setdefault(exact, (key, []))[1].append((side, first[k] + r, on))
         for r in part.rows:
             rows[first[k] + r], maps[first[k] + r] = part.rows[r], part.maps[r]
             recession[first[k] + r] = part.recession[r]
             local_piece[first[k] + r] = (k, part.pieces[r])
     across: list[Adjacency] = []
-    for key, on_it in boundary.items():
+    for key, on_it in boundary.values():
         across.extend(_across(key, on_it, rows.__getitem__, point.__getitem__,
                               recession.__getitem__, d))
     across.sort(key=lambda a: (a.i, a.j))
@@ -852,14 +1107,24 @@ def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Progra
     for h in (h for hs in heads for h in hs):  # in increasing order
         if find(h) == h:
             number_of[h] = len(number_of)
-    args = [(root, k, i, first[k], seen[k], bases[k], [number_of[find(h)] for h in heads[k]],
-             shard_rows, dom.is_bounded) for k, i in enumerate(ids)]
+    pieces = [[number_of[find(h)] for h in hs] for hs in heads]
+    return _Numbering(first, seen, bases, pieces, offsets, n, base, len(number_of), across)
+
+
+def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Program,
+           dom: Domain, root: Path, shard_rows: int, stats: dict[str, Any], progress: bool,
+           t0: float) -> None:
+    """Number the cells from their summaries (:func:`_numbering`), have each worker write its
+    cell, and write the pairs across and the manifest."""
+    num = _numbering(parts, ids, dom.dim)
+    args = [(root, k, i, *num.args(k), shard_rows, dom.is_bounded) for k, i in enumerate(ids)]
     shards: dict[str, list[dict[str, Any]]] = {t: [] for t in _shards.TABLES}
     with progress_bar(len(args), "writing cells", progress) as bar:
         for entries in pool.write(args):
             for t in _shards.TABLES:
                 shards[t].extend(entries[t])
             bar.update(1)
+    across = num.across
     _shards.save_table(root, "adjacency", len(across), shard_rows,
                        lambda lo, hi: [adjacency_json(a) for a in across[lo:hi]],
                        _shards.schemas()["adjacency"], shards["adjacency"], _Silent(),
@@ -867,5 +1132,5 @@ def _write(pool: _Pool, parts: list[_Summary], ids: list[_CellIds], prog: Progra
     p = parts[0]
     stats["seconds"]["total"] = time.perf_counter() - t0
     _shards.write_manifest(root, header_json(dom, prog.input_shape, p.output_shape, p.digest,
-                                             offsets, p.notes, p.version, n, len(number_of),
-                                             stats), shards)
+                                             num.offsets, p.notes, p.version, num.regions,
+                                             num.num_pieces, stats), shards)

@@ -10,7 +10,9 @@ import json
 import tempfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -26,6 +28,7 @@ from exactrelu import (
     RegionLimitError,
     distributed,
 )
+from exactrelu._columns import Adjacencies, Regions, Vertices, state_table
 from exactrelu.cli import main
 from exactrelu.domain import Domain, Polyhedron, Polytope, RealSpace
 from exactrelu.engines import canonical
@@ -33,6 +36,7 @@ from exactrelu.verify import _program_and_domain
 
 from constructions import l1_shell
 from cut_nets import UNBOUNDED, conv_slice, degenerate, mlp, silent_unit
+from test_check_compiled import compiled
 from test_engines import unbounded_nets
 
 CASES: dict[str, Any] = {
@@ -76,6 +80,83 @@ def test_cells_write_the_certificate_of_an_unsplit_run(name, tmp_path):
     merged = distributed.run(net, prog, domain, None, workers=1, cells=4)
     assert plain(merged) == plain(split)
     assert exactrelu.check(Certificate.load(path), net).num_regions == whole.num_regions
+
+
+def both_merges(net: nn.Module, dom: Any, cells: int) -> tuple[Certificate, Certificate,
+                                                             Certificate, tuple]:
+    """``distributed.run`` with ``cells`` in memory, the merge of its parts again, the object
+    merge of the same parts, and the merge's arguments (domain, shape, cells' ids, parts); a
+    run of one task (nothing merged): the run three times and no arguments."""
+    prog, domain = _program_and_domain(net, dom, None)
+    with mock.patch.object(distributed, "merge", wraps=distributed.merge) as spy:
+        run = distributed.run(net, prog, domain, None, workers=1, cells=cells)
+    if spy.call_args is None:
+        assert run.stats["tasks"] == 1
+        return run, run, run, ()
+    args = spy.call_args.args
+    return run, distributed.merge(*args), distributed._merge_objects(*args), args
+
+
+def is_columnar(cert: Certificate) -> bool:
+    """Are the certificate's regions, vertices and pairs lazy views of one complex, unchanged?"""
+    seqs = (cert.regions, cert.vertices, cert.adjacency)
+    return ([type(s) for s in seqs] == [Regions, Vertices, Adjacencies]
+            and all(s.cx is cert.regions.cx and s.pristine() for s in seqs))
+
+
+MERGES = {**CASES, **{f"unbounded {k}": v for k, v in UNBOUNDED.items()}}
+
+
+@pytest.mark.parametrize("name", sorted(MERGES))
+def test_the_merge_in_columns_is_the_merge_of_objects(name):
+    """The in-memory merge of the cells' columns: a columnar certificate (lazy views, not
+    lists) equal field by field to the object merge of the same parts (regions in order,
+    vertex and piece numbering, pairs, offsets), and to an unsplit run in canonical form; the
+    checker accepts it, by the compiled pass wherever it takes the unsplit run's."""
+    net, dom = MERGES[name]()
+    run, columns, objects, (_, _, _, parts) = both_merges(net, dom, 4)
+    assert len(parts) > 1 or name == "shell"
+    assert is_columnar(run) and is_columnar(columns)
+    assert type(objects.regions) is list and type(objects.adjacency) is list
+    assert columns == objects
+    assert plain(run) == plain(objects)
+    whole = exactrelu.verify(net, dom, progress=False, workers=1)
+    assert canonical(columns) == canonical(whole)
+    assert [r.pattern for r in columns.regions] == [r.pattern for r in whole.regions]
+    reason = compiled(whole, net)
+    assert compiled(columns, net) == reason
+    assert (reason is None) == columns.domain.is_bounded, reason
+    assert exactrelu.check(columns, net, progress=False) is columns
+
+
+def test_a_part_that_is_not_columnar_is_merged_as_objects():
+    """A part whose regions were made a list (or changed in place): the object merge, the same
+    certificate as the columns' merge of the unchanged parts."""
+    net, dom = CASES["2d"]()
+    _, columns, _, (domain, shape, ids, parts) = both_merges(net, dom, 4)
+    parts[1].regions.materialize()
+    merged = distributed.merge(domain, shape, ids, parts)
+    assert not is_columnar(merged) and type(merged.regions) is list
+    assert merged == columns
+    parts[1].regions[0].repaired = True  # a changed part: the merge has the change
+    assert distributed.merge(domain, shape, ids, parts).regions[len(parts[0].regions)].repaired
+
+
+def test_joined_state_tables_keep_every_regions_states():
+    """Cells' state tables joined (bits and small integers mixed, rows repeated across cells):
+    each region's state list is the one its cell's table gives, and the joined rows are
+    distinct."""
+    lists = [[[0, 1, 1], [1, 0, 0]], [[2, 0, 1], [0, 1, 1]], [[1, 0, 0]]]
+    ids = [np.array([1, 0, 1]), np.array([0, 1, 1, 0]), np.array([0, 0])]
+    tables = [state_table(x) for x in lists]
+    assert [t.bits for t in tables] == [True, False, True]
+    table, joined = distributed._joined_states(tables, ids)
+    expected = [lists[k][i] for k in range(3) for i in ids[k].tolist()]
+    assert [table.row(int(j)) for j in joined] == expected
+    assert len({tuple(table.row(k)) for k in range(len(table))}) == len(table) == 3
+    bits = [state_table(x) for x in ([[0, 1]], [[1, 1], [0, 1]])]
+    table, joined = distributed._joined_states(bits, [np.array([0, 0]), np.array([1, 0])])
+    assert table.bits and [table.row(int(j)) for j in joined] == [[0, 1], [0, 1], [0, 1], [1, 1]]
 
 
 def test_the_silent_unit_joins_pieces_across_cells(tmp_path):
@@ -173,11 +254,12 @@ UNBOUNDED_2D: dict[str, Domain] = {
 
 
 def same_split(net: nn.Module, dom: Domain) -> None:
-    """cells=3 merged in memory and written as shards: the unsplit certificate in canonical
-    form, regions in the same order, field by field one another; the checker accepts it."""
+    """cells=3 merged in memory (in columns) and written as shards: the unsplit certificate in
+    canonical form, regions in the same order, field by field one another and the object
+    merge of the same cells; the checker accepts it."""
     whole = exactrelu.verify(net, dom, progress=False, workers=1)
-    prog, domain = _program_and_domain(net, dom, None)
-    merged = distributed.run(net, prog, domain, None, workers=1, cells=3)
+    merged, columns, objects, _ = both_merges(net, dom, 3)
+    assert is_columnar(merged) and columns == objects
     assert canonical(merged) == canonical(whole)
     assert [r.pattern for r in merged.regions] == [r.pattern for r in whole.regions]
     with tempfile.TemporaryDirectory() as tmp:
