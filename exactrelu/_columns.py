@@ -324,7 +324,7 @@ class Lazy(MutableSequence[T]):
         return f"<{type(self).__name__}: {len(self):,} items>"
 
 
-def _fractions(r: Rationals, lo: int, hi: int) -> tuple[Fraction, ...]:
+def fractions_at(r: Rationals, lo: int, hi: int) -> tuple[Fraction, ...]:
     return tuple(map(coprime_fraction, r.num[lo:hi], r.den[lo:hi]))
 
 
@@ -339,7 +339,7 @@ class Vertices(Lazy[tuple[Fraction, ...]]):
 
     def _make(self, i: int) -> tuple[Fraction, ...]:
         d = self.cx.d
-        return _fractions(self.cx.vertices, i * d, i * d + d)
+        return fractions_at(self.cx.vertices, i * d, i * d + d)
 
 
 class Regions(Lazy[Region]):
@@ -360,20 +360,20 @@ class Regions(Lazy[Region]):
         for f in range(f0, f1):
             row = int(cx.facet_row[f]) * (d + 1)
             facets.append(RegionFacet(
-                _fractions(cx.rows, row, row + d),
+                fractions_at(cx.rows, row, row + d),
                 coprime_fraction(cx.rows.num[row + d], cx.rows.den[row + d]),
-                tuple(_ragged_item(cx.facet_ids, f)), tuple(_ragged_item(cx.facet_vertices, f)),
-                tuple(_ragged_item(cx.facet_rays, f)) if has_rays else ()))
+                tuple(ragged_item(cx.facet_ids, f)), tuple(ragged_item(cx.facet_vertices, f)),
+                tuple(ragged_item(cx.facet_rays, f)) if has_rays else ()))
         m = d + 1
         o = i * cx.n_out * m
-        output = [list(_fractions(cx.outputs, o + k * m, o + k * m + m))
+        output = [list(fractions_at(cx.outputs, o + k * m, o + k * m + m))
                   for k in range(cx.n_out)]
         q = cx.volume.den[i]
         return Region(
             self.first + i,
             [s.row(int(ids[i])) for s, ids in zip(cx.states, cx.state_ids, strict=True)],
-            _fractions(cx.witness, i * d, i * d + d), facets,
-            _ragged_item(cx.region_vertices, i), output,
+            fractions_at(cx.witness, i * d, i * d + d), facets,
+            ragged_item(cx.region_vertices, i), output,
             None if q == 0 else coprime_fraction(cx.volume.num[i], q), bool(cx.repaired[i]),
             rays, self._points(cx.lines, i))
 
@@ -382,7 +382,8 @@ class Regions(Lazy[Region]):
             return []
         d = self.cx.d
         start, pts = sr
-        return [_fractions(pts, k * d, k * d + d) for k in range(int(start[i]), int(start[i + 1]))]
+        return [fractions_at(pts, k * d, k * d + d)
+                for k in range(int(start[i]), int(start[i + 1]))]
 
 
 class Adjacencies(Lazy[Adjacency]):
@@ -396,12 +397,12 @@ class Adjacencies(Lazy[Adjacency]):
     def _make(self, k: int) -> Adjacency:
         cx, d = self.cx, self.cx.d
         p = int(cx.adj_plane[k]) * (d + 1)
-        return Adjacency(int(cx.adj_i[k]), int(cx.adj_j[k]), _fractions(cx.planes, p, p + d),
+        return Adjacency(int(cx.adj_i[k]), int(cx.adj_j[k]), fractions_at(cx.planes, p, p + d),
                          coprime_fraction(cx.planes.num[p + d], cx.planes.den[p + d]),
-                         tuple(_ragged_item(cx.adj_ids, k)))
+                         tuple(ragged_item(cx.adj_ids, k)))
 
 
-def _ragged_item(r: Ragged, k: int) -> list[int]:
+def ragged_item(r: Ragged, k: int) -> list[int]:
     return r.flat[int(r.start[k]):int(r.start[k + 1])].tolist()
 
 

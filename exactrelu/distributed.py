@@ -86,8 +86,8 @@ from ._columns import (
     Regions,
     StateTable,
     Vertices,
-    _fractions,
-    _ragged_item,
+    fractions_at,
+    ragged_item,
     state_table,
     views,
 )
@@ -920,7 +920,7 @@ def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
         hit = planes.get(k)
         if hit is None:
             at = k * (d + 1)
-            a = _fractions(cx.rows, at, at + d)
+            a = fractions_at(cx.rows, at, at + d)
             b = coprime_fraction(cx.rows.num[at + d], cx.rows.den[at + d])
             hit = planes[k] = (a, b, *canonical_hyperplane(a, b))
         return hit
@@ -928,16 +928,16 @@ def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
     def points(sr: tuple[Any, Rationals] | None, i: int) -> list[tuple[Fraction, ...]]:
         if sr is None:
             return []
-        return [_fractions(sr[1], k * d, k * d + d)
+        return [fractions_at(sr[1], k * d, k * d + d)
                 for k in range(int(sr[0][i]), int(sr[0][i + 1]))]
 
     has_rays = len(cx.facet_rays.start) > 0
     m = cx.n_out * (d + 1)
     for f, i in zip(on_cut.tolist(), region_of.tolist(), strict=True):
         a, b, key, side = row(int(cx.facet_row[f]))
-        rays = tuple(_ragged_item(cx.facet_rays, f)) if has_rays else ()
-        facets.append((key, side, i, RegionFacet(a, b, ids(_ragged_item(cx.facet_ids, f)),
-                                                 tuple(_ragged_item(cx.facet_vertices, f)),
+        rays = tuple(ragged_item(cx.facet_rays, f)) if has_rays else ()
+        facets.append((key, side, i, RegionFacet(a, b, ids(ragged_item(cx.facet_ids, f)),
+                                                 tuple(ragged_item(cx.facet_vertices, f)),
                                                  rays)))
         if i in maps:
             continue
@@ -951,7 +951,7 @@ def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
             own = [row(int(k))[:2] for k in cx.facet_row[cx.facet_start[i]:cx.facet_start[i + 1]]]
             rows[i] = ([x[0] for x in own], [x[1] for x in own])
     on = sorted({v for _, _, _, f in facets for v in f.vertices})
-    boundary_points = [(v, _fractions(cx.vertices, v * d, v * d + d)) for v in on]
+    boundary_points = [(v, fractions_at(cx.vertices, v * d, v * d + d)) for v in on]
     _, first = np.unique(cx.pieces, return_index=True)  # labels 0.. by their first region
     return _Summary(name, seconds, part.num_regions, part.num_vertices,
                     list(part.constraint_offsets), tuple(part.output_shape), part.digest,
