@@ -190,9 +190,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     domain = _domain(args)
     dom = as_domain(domain)
     _check_plot_dim(args.plot, dom.dim)
-    if args.cells is not None and not str(args.output or "").endswith(".parquet"):
-        raise InvalidInputError("--cells writes the certificate cell by cell into shards: pass "
-                                "-o NAME.parquet too")
     t0 = time.perf_counter()
     cert = verify(net, dom, input_shape=_shape(args.input_shape), workers=args.workers,
                   progress=not (args.quiet or args.json), engine=args.engine,
@@ -352,8 +349,8 @@ def _parser() -> _Parser:
                    help="the region count to prove: exit status 1 if the certified count differs")
     v.add_argument("--cells", type=int, metavar="N",
                    help="certify the domain as about N cells of the first layer, one after "
-                        "another, each written to the shards of -o CERT.parquet as it is done: "
-                        "memory holds one cell's certification, not the whole net's")
+                        "another; with -o CERT.parquet each is written to the shards as it is "
+                        "done, so memory holds one cell's certification, not the whole net's")
     v.add_argument("--json", action="store_true", help=JSON_HELP)
     v.set_defaults(func=_cmd_verify)
 

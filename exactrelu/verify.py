@@ -188,14 +188,17 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     ``cells``: split the domain into about this many cells of the first piecewise layer (cut
     one switching function at a time until no cell holds more than ``1 / cells`` of the
     estimated work; see :mod:`exactrelu.distributed`) and certify them one after another in
-    this process, each written as shards once its numbering is known, so that memory holds one
-    cell's certification (plus what lies on the cells' boundaries), not the whole net's. Every
-    domain kind splits (on an unbounded one, cells may be unbounded polyhedra). It needs
-    ``save`` to name a ``.parquet`` directory; the certificate returned is
-    that directory loaded lazily (the same certificate as without ``cells`` in canonical form,
-    regions in the same order, adjacent pairs listed cell by cell, then those across cells).
-    Peak memory is about that of certifying the largest cell. With a Dask client, ``cells``
-    sets how many tasks to aim for (default 8 per worker).
+    this process. With ``save`` naming a ``.parquet`` directory each cell is written as shards
+    once its numbering is known, so that memory holds one cell's certification (plus what lies
+    on the cells' boundaries), not the whole net's, and the certificate returned is that
+    directory loaded lazily; peak memory is about that of certifying the largest cell.
+    Otherwise the cells' columns are merged in memory into one columnar certificate (saved to
+    ``save`` as JSON when it is given): the peak is the largest cell's certification plus the
+    merged columns (about 1.6 KB per region in 2-D). Either way it is the certificate
+    ``verify`` makes without ``cells`` in canonical form, regions in the same order, adjacent
+    pairs listed cell by cell, then those across cells. Every domain kind splits (on an
+    unbounded one, cells may be unbounded polyhedra). With a Dask client, ``cells`` sets how
+    many tasks to aim for (default 8 per worker).
     Domains are limited in size (bounded: 10 dimensions; see :mod:`exactrelu.domain`); every
     argument is checked before any work.
 
@@ -218,19 +221,18 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     cells = _count(cells, "cells", MAX_CELLS)
     dask = distributed.is_dask_client(executor)
     shards = save is not None and str(save).endswith(".parquet")
-    if cells is not None and not dask:
-        if not shards:
-            raise InvalidInputError(f"cells={cells} certifies cell after cell into a sharded "
-                                    "certificate: pass save='NAME.parquet' too")
-        if executor is not None or trace is not None:
-            raise InvalidInputError("cells= runs its cells in this process, each tracing its "
-                                    "own: drop executor= and trace=")
+    if cells is not None and not dask and (executor is not None or trace is not None):
+        raise InvalidInputError("cells= runs its cells in this process, each tracing its "
+                                "own: drop executor= and trace=")
     prog, dom = _program_and_domain(net, domain, input_shape)
     if cells is not None and not dask:
         cert = distributed.run(net, prog, dom, None, workers=workers, max_regions=max_regions,
-                               engine=engine, progress=progress, save=save, cells=cells)
+                               engine=engine, progress=progress,
+                               save=save if shards else None, cells=cells)
         if claimed is not None:
             compare_claim(cert, claimed)
+        if save is not None and not shards:
+            cert.save(save, progress=progress)
         return cert
     if dask:
         if trace is not None:

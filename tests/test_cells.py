@@ -202,11 +202,18 @@ def test_a_tampered_cell_shard_is_refused(tmp_path):
 
 def test_arguments_of_cells(tmp_path):
     net, dom = CASES["2d"]()
-    n = exactrelu.verify(net, dom, progress=False).num_regions
-    with pytest.raises(InvalidInputError, match=r"pass save='NAME\.parquet'"):
-        exactrelu.verify(net, dom, progress=False, cells=4)
-    with pytest.raises(InvalidInputError, match=r"pass save='NAME\.parquet'"):
-        exactrelu.verify(net, dom, progress=False, cells=4, save=tmp_path / "x.json")
+    whole = exactrelu.verify(net, dom, progress=False)
+    n = whole.num_regions
+    # without a .parquet directory the cells are merged in memory (and saved as JSON if asked)
+    mem = exactrelu.verify(net, dom, progress=False, cells=4)
+    assert type(mem.regions) is Regions  # columns, not objects
+    assert canonical(mem) == canonical(whole)
+    assert [r.pattern for r in mem.regions] == [r.pattern for r in whole.regions]
+    saved = exactrelu.verify(net, dom, progress=False, cells=4, save=tmp_path / "x.json")
+    assert Certificate.load(tmp_path / "x.json") == saved
+    assert canonical(saved) == canonical(mem)
+    with pytest.raises(RegionLimitError):
+        exactrelu.verify(net, dom, progress=False, cells=4, max_regions=n // 2)
     with pytest.raises(InvalidInputError, match="cells=0: pass a positive integer"):
         exactrelu.verify(net, dom, progress=False, cells=0, save=tmp_path / "x.parquet")
     with pytest.raises(InvalidInputError, match="drop executor= and trace="):
@@ -239,9 +246,13 @@ def test_the_command_line_verifies_cell_by_cell(tmp_path, capsys, monkeypatch):
     whole = exactrelu.verify(net, [(-1, 1), (-1, 1)], progress=False)
     assert Certificate.load(out).num_regions == whole.num_regions
     capsys.readouterr()
-    assert main(["verify", *model, *bounds, "--cells", "3", "-o", str(tmp_path / "c.json")]) == 2
-    err = capsys.readouterr().err
-    assert "--cells writes the certificate cell by cell" in err and "Traceback" not in err
+    # JSON: the cells merged in memory, then saved; the file is the unsplit run's certificate
+    js = tmp_path / "c.json"
+    assert main(["verify", *model, *bounds, "--cells", "3", "-o", str(js), "--quiet"]) == 0
+    loaded = Certificate.load(js)
+    assert canonical(loaded) == canonical(whole)
+    assert [r.pattern for r in loaded.regions] == [r.pattern for r in whole.regions]
+    assert main(["check", str(js), "--model", *model, "--quiet"]) == 0, capsys.readouterr()
 
 
 # ----------------------------------------------------------------------------- unbounded domains
