@@ -2057,10 +2057,11 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap,
     """The chain of ``prog`` as :mod:`exactrelu._checkcore` takes it (its ops, the root map's
     integer rows and denominator) and the certificate's columns (:func:`_memory_source`,
     :func:`_shard_source`), or None where its pass does not apply: a bounded domain of dimension
-    1 to :data:`_VOLUME_MAX_DIM` (where completeness is proven by volumes), a chain
-    (:class:`_ChainRunner`) of elementwise ops with one or two thresholds."""
+    1 to :data:`_VOLUME_MAX_DIM` (where completeness is proven by volumes) or an unbounded one of
+    dimension 2 or 3 (by closure, :data:`_CLOSURE_DIMS`), a chain (:class:`_ChainRunner`) of
+    elementwise ops with one or two thresholds."""
     dom = cert.domain
-    if (not dom.is_bounded or not 1 <= dom.dim <= _VOLUME_MAX_DIM
+    if (not (1 <= dom.dim <= _VOLUME_MAX_DIM if dom.is_bounded else dom.dim in _CLOSURE_DIMS)
             or not _ChainRunner.applies(prog)):
         return None
     nodes = prog.piecewise_nodes()
@@ -2088,6 +2089,9 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap,
 
 #: a region chunk's columns and the index of its first region (None: not available as columns)
 _Part = tuple[Complex, int] | None
+#: the dimensions of unbounded domains the compiled pass takes (completeness by closure, its
+#: regions pointed: their edges walked in 2-D and 3-D); the Python pass checks the others
+_CLOSURE_DIMS = (2, 3)
 
 
 class _Source:
@@ -2121,7 +2125,8 @@ def _memory_source(cert: Certificate, n_units: list[int], n_out: int,
             and adjacency.pristine()):
         return _object_source(cert, n_units, n_out, validated)
     cx = regions.cx
-    if cx.num_regions != len(regions) or not _fits(cx, cert.domain.dim, n_units, n_out):
+    if cx.num_regions != len(regions) or not _fits(cx, cert.domain.dim, n_units, n_out,
+                                                   not cert.domain.is_bounded):
         return None
     return _Source(lambda: cx.vertices, lambda wanted: iter([(cx, 0)]), lambda: iter([cx]))
 
@@ -2155,16 +2160,21 @@ def _shard_source(cert: Certificate) -> _Source | None:
                    lambda: (None if p is None else p[0] for p in parts(adjacency)))
 
 
-def _fits(cx: Complex, d: int, n_units: list[int], n_out: int) -> bool:
+def _fits(cx: Complex, d: int, n_units: list[int], n_out: int, unbounded: bool = False) -> bool:
     """Are the region columns ``cx`` those of the chain (a state table per op, ``n_units[j]``
-    states wide, a state id per region), ``n_out`` outputs, ``d`` dimensions, without rays or
-    lines (the compiled pass's scope)?"""
+    states wide, a state id per region), ``n_out`` outputs, ``d`` dimensions, without lines and
+    (on a bounded domain) without rays (the compiled pass's scope)?"""
     n_ops = len(n_units)
     return (len(cx.states) == n_ops and len(cx.state_ids) == n_ops
             and [t.n for t in cx.states] == n_units
             and all(len(ids) == cx.num_regions for ids in cx.state_ids)
-            and cx.n_out == n_out and cx.d == d and not len(cx.facet_rays.flat)
-            and cx.rays is None and cx.lines is None)
+            and cx.n_out == n_out and cx.d == d and _none(cx.lines)
+            and (unbounded or (not len(cx.facet_rays.flat) and _none(cx.rays))))
+
+
+def _none(points: tuple[Any, Rationals] | None) -> bool:
+    """Do the rays or lines columns ``points`` hold none?"""
+    return points is None or not len(points[1].num)
 
 
 def _ix(a: Any) -> np.ndarray:
@@ -2175,11 +2185,17 @@ def _region_columns(cx: Complex) -> tuple[Any, ...]:
     """The region columns of ``cx`` as ``Checker.regions`` takes them."""
     tables = [(np.ascontiguousarray(t.data, dtype=np.uint8), True) if t.bits
               else (np.ascontiguousarray(t.data, dtype=np.int64), False) for t in cx.states]
+    if _none(cx.rays):  # no region has a ray
+        ray_start, rays = np.zeros(cx.num_regions + 1, dtype=np.int64), Rationals([], [])
+    else:
+        assert cx.rays is not None  # (not _none)
+        ray_start, rays = _ix(cx.rays[0]), cx.rays[1]
     return (tables, [_ix(a) for a in cx.state_ids], cx.witness.num, cx.witness.den,
             _ix(cx.region_vertices.start), _ix(cx.region_vertices.flat), _ix(cx.facet_start),
             _ix(cx.facet_row), _ix(cx.facet_ids.start), _ix(cx.facet_ids.flat),
             _ix(cx.facet_vertices.start), _ix(cx.facet_vertices.flat), cx.rows.num, cx.rows.den,
-            cx.outputs.num, cx.outputs.den, cx.volume.num, cx.volume.den)
+            cx.outputs.num, cx.outputs.den, cx.volume.num, cx.volume.den, ray_start, rays.num,
+            rays.den, _ix(cx.facet_rays.start), _ix(cx.facet_rays.flat))
 
 
 def _pair_columns(chunks: Iterable[Complex | None], d: int) -> tuple[Any, ...] | None:
@@ -2242,9 +2258,11 @@ def _object_source(cert: Certificate, n_units: list[int], n_out: int,
     dropped once read. Every object is validated as it is first reached
     (:func:`_validate_region`, :func:`_validate_adjacency`, which the columns then stand for:
     same claims, as integers) and recorded in ``validated``; a malformed object (its error
-    recorded for the Python pass to raise where it reaches it) or a region with rays or lines or
-    of another shape than the chain's has no columns (None): the compiled pass stops there."""
+    recorded for the Python pass to raise where it reaches it) or a region with lines, with rays
+    on a bounded domain or of another shape than the chain's has no columns (None): the compiled
+    pass stops there."""
     d = cert.domain.dim
+    bounded = cert.domain.is_bounded
     n_ops = len(n_units)
 
     def checked(kind: str, seq: Sequence[Any], validate: Callable[[int, Any], None],
@@ -2291,7 +2309,7 @@ def _object_source(cert: Certificate, n_units: list[int], n_out: int,
         for got in checked("regions", cert.regions,
                            lambda pos, r: _validate_region(pos, r, d, n_vert, patterns), wanted):
             if got is None or any(
-                    r.rays or r.lines or len(r.pattern) != n_ops
+                    r.lines or (r.rays and bounded) or len(r.pattern) != n_ops
                     or [len(p) for p in r.pattern] != n_units or len(r.output) != n_out
                     or any(len(row) != d + 1 for row in r.output) for r in got[1]):
                 yield None
@@ -2308,14 +2326,15 @@ def _object_source(cert: Certificate, n_units: list[int], n_out: int,
 
 
 def _region_pass(parts: Iterable[_Part], checker: Any, d: int, n_units: list[int], n_out: int,
-                 bar: Any) -> str | None:
+                 bar: Any, unbounded: bool = False) -> str | None:
     """``Checker.regions`` over the region chunks ``parts`` in order (``bar``: counts the
-    regions, or None); None, or the reason it stopped."""
+    regions, or None; ``unbounded``: the domain is, its regions may have rays); None, or the
+    reason it stopped."""
     for part in parts:
         if part is None:
             return "a region shard is not available as columns"
         cx, first = part
-        if not _fits(cx, d, n_units, n_out):
+        if not _fits(cx, d, n_units, n_out, unbounded):
             return "region columns outside the compiled pass"
         cols = _region_columns(cx)
         for lo in range(0, cx.num_regions, _CHUNK):
@@ -2339,16 +2358,18 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
     got = _compiled_input(cert, prog, m0, validated)
     if got is None:
         return ("outside the compiled pass" if cert.domain.is_bounded else
-                "outside the compiled pass: an unbounded domain (completeness by closure under "
-                "facet crossing, in Python)")
+                "outside the compiled pass: an unbounded domain of other than 2 or 3 dimensions "
+                "(completeness by closure under facet crossing, in Python)")
     src, n_units, n_out, ops, root_rows, root_den = got
     d = cert.domain.dim
+    unbounded = not cert.domain.is_bounded
     ints = [_ints(row) for row in dom_rows]
     dens = [math.lcm(*(int(v.q) for v in row)) for row in dom_rows]
     init = (d, offsets, [v for row in ints for v in row], dens, root_rows, root_den, ops, n_out)
     n_reg = len(cert.regions)
+    # an unbounded domain's pass (its closure state is not transferred) runs in this process
     remote = (_checkdask.RegionPass(executor, cert, init, n_units, n_out)
-              if executor is not None and _checkdask.applies(cert) else None)
+              if executor is not None and _checkdask.applies(cert) and not unbounded else None)
     try:  # the workers read the vertices and the pairs for this process too
         vertices = src.vertices() if remote is None else remote.vertices()
         if isinstance(vertices, str):
@@ -2357,7 +2378,7 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
             return "a vertex shard is not available as columns"
         try:
             assert _checkcore is not None  # by check()
-            checker = _checkcore.Checker(*init, vertices.num, vertices.den)
+            checker = _checkcore.Checker(*init, vertices.num, vertices.den, unbounded)
         except ValueError as exc:
             return str(exc)
         del vertices
@@ -2365,7 +2386,7 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
         if isinstance(pairs, str):
             return pairs
         with progress_bar(n_reg, "checking regions", progress and n_reg > 1) as bar:
-            reason = (_region_pass(src.regions(None), checker, d, n_units, n_out, bar)
+            reason = (_region_pass(src.regions(None), checker, d, n_units, n_out, bar, unbounded)
                       if remote is None else remote.join(checker, bar.update))
         if reason is not None:
             return reason
@@ -2412,7 +2433,7 @@ def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: lis
     _distinct_patterns(cert, np.frombuffer(hashes, dtype=np.int64))
     total_volume = Fraction(vol_num, vol_den)
     dom = cert.domain
-    if total_volume != dom.volume():
+    if dom.is_bounded and total_volume != dom.volume():
         _fail(f"completeness: region volumes sum to {total_volume}, the domain's volume is "
               f"{dom.volume()} (a region is missing or its vertices are incomplete)")
     try:
