@@ -9,17 +9,24 @@
 // order, so a sharded certificate's shards can go through it one by one.
 //
 // Scope: chain programs "affine, (plain elementwise op, affine)*" on bounded domains of 1 to 8
-// dimensions (check.py passes those up to check._VOLUME_MAX_DIM). For every region of a chunk
+// dimensions (check.py passes those up to check._VOLUME_MAX_DIM) and on unbounded domains (all
+// of R^d, a Polyhedron; check._CLOSURE_DIMS: 2 and 3 dimensions) whose regions are pointed (no
+// lines: a region with lines has no columns here). For every region of a chunk
 // it proves what check.py's region pass proves there: the states at the witness are the pattern
 // and the witness is strictly inside the domain and every cell constraint; the output map is
 // the exact map of the pattern; each listed vertex satisfies every constraint and is tight on d
-// independent ones; the listed facets are exactly the true facets (by tightness at the
-// vertices, as check._true_facets / check._facet_error); the volume (1-D: length, 2-D: area of
+// independent ones; each listed ray is a recession direction; the listed facets are exactly the
+// true facets (by tightness at the vertices and rays, as check._true_facets /
+// check._facet_error); bounded: the volume (1-D: length, 2-D: area of
 // the hull of the vertices, d >= 3: the pulling triangulation of check._hull_lower_bound)
-// equals the stated one (where one is stated: required up to 3-D), and sums them.
-// finish() then proves the global vertex list (distinct, each used), the adjacent pairs (from the
-// proven facets: 1-D and 2-D as check._FacetTable, d >= 3 as check._Adjacency for bounded
-// facets, grouped by hyperplane, first op, prefix and, where the op's cells are those of its
+// equals the stated one (where one is stated: required up to 3-D), and sums them; unbounded:
+// no volume is stated, the vertices and rays are all the region's (walk, as check._walk) and
+// the cell across each of its facets is recorded for the closure (across_facet).
+// finish() then proves completeness on unbounded domains (every cell across a facet certified:
+// check._closure, combinatorially), the global vertex list (distinct, each used), the adjacent
+// pairs (from the proven facets: 1-D and 2-D as check._FacetTable, d >= 3 as check._Adjacency
+// for pointed facets, ends along a coordinate infinite where a ray of the facet goes that way,
+// grouped by hyperplane, first op, prefix and, where the op's cells are those of its
 // sign vectors, the signs (see finish), then decided in a group: in 3-D by the extents, a
 // shared triangle and the separating facets; above, by the exact LP where these do not, which
 // check.py's callable runs, as the Python pass does) and returns what check.py finishes with
@@ -33,10 +40,13 @@
 // Exactness. Every decision is exact. Integers and rationals are GMP's, except the prefix maps,
 // held in fixed-width integers (K limbs, arithmetic modulo 2^(64 K)) where a bound on every map
 // of their level proves each entry exact (level_limbs, build_fixed, cascade), with 128-bit sums
-// under a bound of their own (cascade). Floats only filter signs of a row at a point or on a box
-// of points (Rows::sign, Rows::positive_on: a rigorous error bound decides, otherwise exact
-// integers) and order vertices for sorting (mpq_get_d truncates, which is monotone: a strict
-// inequality of floats is one of the rationals, ties are compared exactly).
+// under a bound of their own (cascade). Floats only filter signs of a row at a point, along a
+// direction (a ray, an edge) or on a box of points (Rows::sign, Rows::dir_sign,
+// Rows::positive_on: a rigorous error bound decides, otherwise exact integers) and order
+// vertices for sorting (mpq_get_d truncates, which is monotone: a strict inequality of floats
+// is one of the rationals, ties are compared exactly). Edge directions, their cone tests and
+// unbounded ends (a ray's exact sign along a coordinate) are exact integers; the closure
+// compares packed states exactly (a hash set only finds candidates).
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1553,8 +1563,10 @@ void walk(Checker* c, const std::vector<Con>& cons, const std::vector<Bits>& mas
 // R, e > 0 small) it has the sign opposite to its sign on R (that at R's witness, non-zero: the
 // witness is strictly inside every constraint); a row identically zero keeps 0; every other
 // row keeps its sign at the witness: if a constraint of R, it is > 0 at x (not in ids); if not
-// a constraint (the other threshold's row of a two-threshold unit, e.g. Hardtanh low: x - t1 <
-// t0 - t1 < 0 on all of R's closure), it is of constant strict sign on R's closure. So the
+// a constraint (the other threshold's row of a two-threshold unit: in the low state x < t0 on
+// R, so x - t1 <= t0 - t1 < 0 on R's closure; high likewise), it is of constant strict sign on
+// R's closure. (A non-zero row vanishing at x is therefore in ids: none is left undecided, where
+// check._across perturbs x within the hyperplane, its x being any point of C's facet.) So the
 // signs across are the witness signs with the rows of ids negated, exactly, and the states
 // across are the rule's state of those signs (one threshold: on iff > 0; two: low iff the first
 // row < 0, high iff the second > 0, else mid), which for a constraint id's row is the piece on
@@ -2566,8 +2578,6 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
         if (c->first != 0) reject("a part of the regions (start) does not finish");
         const int d = c->d;
         const auto& V = *c->verts;
-        for (char u : *c->used)
-            if (!u) reject("a vertex of no region");
         // unbounded domains: every cell across a facet is certified (see across_facet)
         if (c->closure) {
             if (n_reg < 1) reject("no region");
@@ -2575,6 +2585,8 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
                 if (!(*c->prefixes)[j].count(key))
                     reject("completeness: a cell across a facet is not certified");
         }
+        for (char u : *c->used)
+            if (!u) reject("a vertex of no region");
         // true adjacent pairs from the proven facets (check._FacetTable)
         auto& F = *c->facets;
         std::vector<int64_t> idx(F.size());
@@ -2960,7 +2972,7 @@ PyMODINIT_FUNC PyInit__checkcore() {
     CheckerType.tp_name = "exactrelu._checkcore.Checker";
     CheckerType.tp_basicsize = sizeof(Checker);
     CheckerType.tp_flags = Py_TPFLAGS_DEFAULT;
-    CheckerType.tp_doc = "A compiled pass over a chain certificate's columns (1-D, 2-D, bounded).";
+    CheckerType.tp_doc = "A compiled pass over a chain certificate's columns.";
     CheckerType.tp_new = PyType_GenericNew;
     CheckerType.tp_init = reinterpret_cast<initproc>(Checker_init);
     CheckerType.tp_dealloc = reinterpret_cast<destructor>(Checker_dealloc);

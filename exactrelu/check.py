@@ -194,7 +194,8 @@ The compiled pass (:func:`_check_compiled`, the extension ``exactrelu._checkcore
 ``exactrelu/_checkcore.cpp``, which shares no code with the certifier's ``exactrelu/_core.cpp``)
 proves the same claims in the same way on the common case: a chain (:class:`_ChainRunner`) of
 elementwise ops with one or two thresholds, on a bounded domain of up to :data:`_VOLUME_MAX_DIM`
-dimensions. It reads the
+dimensions or on an unbounded one (all of R^d, a Polyhedron) of 2 or 3 dimensions
+(:data:`_CLOSURE_DIMS`) whose regions have no lines. It reads the
 certificate's columns (:class:`~exactrelu._columns.Complex`: a columnar certificate's own,
 unchanged; objects are validated by :func:`_validate_region` and turned into columns) a chunk of
 regions at a time and keeps, per region, what the Python pass keeps (hashes, the proven facets
@@ -205,24 +206,34 @@ vertex is decided by a float filter with a rigorous error bound or exactly in in
 rank of the constraints tight at a vertex by exact elimination; a 2-D area is the shoelace sum
 over the vertices sorted by exact orientation tests; in d >= 3 the volume is the same pulling
 triangulation's, summed face by face (a cone over a face is the apex's height over the face's
-hyperplane times the face's volume, all exact integers over known denominators); vertices and
+hyperplane times the face's volume, all exact integers over known denominators); on unbounded
+domains each ray's signs along the constraints come from the same filter, the region's edges are
+walked as :func:`_walk` walks them (the tangent cone's extreme rays from pairs of tight normals,
+exactly: 2-D a normal's perpendiculars, 3-D the cross products of two), no volume may be given,
+and completeness is :func:`_closure`'s induction made combinatorial: for chains the state across
+a region's facet, at the level of its least op, is the region's with the units of that op whose
+constraints vanish on the facet moved across their thresholds (exactly the facet's ids, proven),
+and that prefix must be a certified one (compared as packed states, exactly; see
+``across_facet`` in the extension); adjacency ends along a coordinate are infinite where a ray of
+the facet goes that way, and the separation tests take the facets' rays too; vertices and
 facet ends are ordered by truncated floats (monotone) with exact ties; adjacency in d >= 3 is
 :class:`_Adjacency`'s (the groups refined by the signs, extents, shared simplices, separating
 facets), the LPs it leaves undecided in 4-D and above handed back to Python
-(:func:`_interiors_meet`, through :func:`_lp_decider`). It either proves every claim it
-covers (then distinct patterns, the volume sum and the pieces are checked as on the Python path)
-or stops with a reason, and the Python pass then runs from the start and names the false claim:
-the verdict and the message are the Python pass's. ``EXACTRELU_CHECK_PYTHON=1`` (or
+(:func:`_interiors_meet`, through :func:`_lp_decider`). It either proves every claim it covers (then
+distinct patterns, the volume sum on bounded domains and the pieces are checked as on the Python
+path) or stops with a reason, and the Python pass then runs from the start and names the false
+claim: the verdict and the message are the Python pass's. ``EXACTRELU_CHECK_PYTHON=1`` (or
 ``_COMPILED = False``) runs the Python pass everywhere; so does ``_GENERIC_MAPS``. A sharded
-certificate goes through it a shard at a time (:func:`_shard_source`: ``Checker.regions`` takes
-each region shard's columns with the index of its first region, in order; the vertices and the
-adjacent pairs are joined from their shards; the output maps of candidate pairs are read in one
-more pass over the region shards that hold them); a shard the columnar reader declined, or one
-changed in place, stops it. With ``executor=`` a Dask client, the region shards of a sharded
-certificate read from disk go through checkers on its workers, a contiguous group per task, whose
-states (hashes, volume sum, used vertices, proven facets with their planes' exact keys) are
-joined in region order into this process's checker (:mod:`exactrelu._checkdask`): the same
-claims proven in the same way, only elsewhere.
+certificate goes through it a shard at a time (:func:`_shard_source`: ``Checker.regions`` takes each
+region shard's columns with the index of its first region, in order; the vertices and the adjacent
+pairs are joined from their shards; the output maps of candidate pairs are read in one more pass
+over the region shards that hold them); a shard the columnar reader declined, or one changed in
+place, stops it. With ``executor=`` a Dask client, the region shards of a sharded certificate on a
+bounded domain read from disk go through checkers on its workers, a contiguous group per task, whose
+states (hashes, volume sum, used vertices, proven facets with their planes' exact keys) are joined
+in region order into this process's checker (:mod:`exactrelu._checkdask`): the same claims proven in
+the same way, only elsewhere (on an unbounded domain the compiled pass runs in this process: its
+closure's prefixes are not transferred).
 """
 
 from __future__ import annotations
@@ -2335,7 +2346,8 @@ def _region_pass(parts: Iterable[_Part], checker: Any, d: int, n_units: list[int
             return "a region shard is not available as columns"
         cx, first = part
         if not _fits(cx, d, n_units, n_out, unbounded):
-            return "region columns outside the compiled pass"
+            return "region columns outside the compiled pass" + (
+                ": on an unbounded domain, a region with lines" if not _none(cx.lines) else "")
         cols = _region_columns(cx)
         for lo in range(0, cx.num_regions, _CHUNK):
             hi = min(lo + _CHUNK, cx.num_regions)
@@ -2357,9 +2369,14 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
     its workers (:mod:`exactrelu._checkdask`)."""
     got = _compiled_input(cert, prog, m0, validated)
     if got is None:
-        return ("outside the compiled pass" if cert.domain.is_bounded else
-                "outside the compiled pass: an unbounded domain of other than 2 or 3 dimensions "
-                "(completeness by closure under facet crossing, in Python)")
+        dom = cert.domain
+        if dom.is_bounded:
+            return "outside the compiled pass"
+        return ("outside the compiled pass: an unbounded domain of other than 2 or 3 dimensions "
+                "(completeness by closure under facet crossing, in Python)"
+                if dom.dim not in _CLOSURE_DIMS else
+                "outside the compiled pass: on an unbounded domain, a region with lines or a "
+                "program that is not a chain")
     src, n_units, n_out, ops, root_rows, root_den = got
     d = cert.domain.dim
     unbounded = not cert.domain.is_bounded
@@ -2370,6 +2387,9 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
     # an unbounded domain's pass (its closure state is not transferred) runs in this process
     remote = (_checkdask.RegionPass(executor, cert, init, n_units, n_out)
               if executor is not None and _checkdask.applies(cert) and not unbounded else None)
+    if executor is not None and unbounded:
+        log.info("executor=: the regions are checked in this process by the compiled pass (an "
+                 "unbounded domain: its closure's state is not transferred)")
     try:  # the workers read the vertices and the pairs for this process too
         vertices = src.vertices() if remote is None else remote.vertices()
         if isinstance(vertices, str):
