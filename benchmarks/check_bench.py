@@ -1,4 +1,5 @@
-"""Time the independent checker on saved certificates of boxes in 4 to 6 dimensions.
+"""Time the independent checker on saved certificates of boxes in 4 to 6 dimensions (or of all
+of R^2 and R^3: ``--domain reals``).
 
 Run: ``python benchmarks/check_bench.py [--only 4-10-10 5-8-8 ...] [--closure] [--generic]
 [--domain box|reals]`` (from the repository root, with the package installed). Each net is
@@ -18,10 +19,10 @@ such as ``2-64-64-64`` can be given too.
 
 Times are CPU seconds of this process. ``check`` is timed twice: on the certificate ``verify``
 returned (columnar: where the checker's compiled pass applies, chains on bounded domains up to
-``check._VOLUME_MAX_DIM`` dimensions, it reads the columns) and on the loaded one (objects,
-validated and turned into columns for it); each with its ratio to ``verify``'s time (issue 17's
-goal: at most 3). ``--python`` also times the Python pass alone (``EXACTRELU_CHECK_PYTHON=1``)
-on the certificate in memory, for comparison.
+``check._VOLUME_MAX_DIM`` dimensions and on unbounded ones of 2 or 3, it reads the columns) and on
+the loaded one (objects, validated and turned into columns for it); each with its ratio to
+``verify``'s time (issue 17's goal: at most 3). ``--python`` also times the Python pass alone
+(``EXACTRELU_CHECK_PYTHON=1``) on the certificate in memory, for comparison.
 """
 
 from __future__ import annotations
