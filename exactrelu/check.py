@@ -2428,19 +2428,23 @@ def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: lis
                     validated: _Validated | None = None) -> str | None:
     """The region pass, the global vertices and the adjacent pairs by :mod:`exactrelu._checkcore`
     (where :func:`_compiled_input` says it applies), then what remains of :func:`check` (distinct
-    patterns, the volume sum, the pieces) as on the Python path. Returns None when every claim
-    holds; a reason when the compiled pass stopped (a false claim, or input outside it: the Python
-    pass is then run and names the claim); raises CertificateError for a false claim found here.
+    patterns, the volume sum on a bounded domain, the pieces) as on the Python path. Returns None
+    when every claim holds; a reason when the compiled pass stopped (a false claim, or input outside
+    it: the Python pass is then run and names the claim); raises CertificateError for a false claim
+    found here.
 
     It proves what the Python pass proves on these certificates (the module docstring), region by
     region in the same way: exact maps of every pattern prefix as integer matrices (fixed width
     where a bound proves them exact, else GMP), signs of every constraint at the witness and the
     vertices by a float filter with a rigorous error bound and exact integers where it does not
-    decide, the true facets by exact tightness, volumes as the exact volume of the hull of the
-    listed vertices; adjacency from the proven facets as :class:`_FacetTable` (1-D, 2-D) and
-    :class:`_Adjacency` (d >= 3). A sharded certificate is read a shard at a time (the vertices are
-    held whole, the adjacent pairs joined after the regions): :func:`_shard_source`; with a Dask
-    client ``executor``, its regions on the workers (:mod:`exactrelu._checkdask`)."""
+    decide, the true facets by exact tightness (at the vertices and along the rays), volumes as the
+    exact volume of the hull of the listed vertices (bounded domains) or, on unbounded ones, every
+    region's vertices and rays by walking its edges (:func:`_walk`) and completeness by closure
+    (:func:`_closure`, the cells across facets compared as packed states); adjacency from the proven
+    facets as :class:`_FacetTable` (1-D, 2-D) and :class:`_Adjacency` (d >= 3). A sharded
+    certificate is read a shard at a time (the vertices are held whole, the adjacent pairs joined
+    after the regions): :func:`_shard_source`; with a Dask client ``executor``, its regions on the
+    workers (:mod:`exactrelu._checkdask`)."""
     try:  # a shard that cannot be read: the Python pass reads it when it reaches it
         out = _compiled_claims(cert, prog, m0, offsets, dom_rows, progress, executor,
                                validated)
