@@ -1653,7 +1653,7 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     std::vector<Point> rays;
     {
         int64_t r0 = cc.ray_start.at(r), r1 = cc.ray_start.at(r + 1);
-        if (r1 < r0) reject("bad ray offsets");
+        if (r1 < r0 || r1 > cc.ynum.n / d) reject("bad ray offsets");
         if (r1 > r0 && !c->closure) reject("a ray on a bounded domain");
         rays.resize(static_cast<size_t>(r1 - r0));
         for (int64_t k = r0; k < r1; ++k) {

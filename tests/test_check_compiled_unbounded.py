@@ -9,6 +9,7 @@ domains of 4 and more dimensions stop it with a reason (the Python pass checks t
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
 from fractions import Fraction
@@ -21,6 +22,7 @@ from torch import nn
 
 import exactrelu
 from exactrelu import CertificateError, RealSpace, Slice, strategies as ers
+from exactrelu._columns import views
 from exactrelu.certificate import Adjacency, Certificate
 
 from test_check_compiled import as_objects, compiled, degenerate, mlp, rejected_by_both
@@ -331,3 +333,39 @@ def test_a_sharded_unbounded_certificate_is_checked_by_the_compiled_pass(d, tmp_
     assert reason is not None and "completeness" in reason, reason
     with pytest.raises(CertificateError, match="completeness"):
         exactrelu.check(bad, net, progress=False)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_tampered_ray_columns_are_rejected_by_the_compiled_pass(d):
+    """The ray columns of a columnar certificate changed (what an engine or a loader hands
+    over): a ray's coordinate, a region's ray offsets past the end, a facet's ray index."""
+    net, cert = small(d)
+
+    def fresh() -> Certificate:
+        new = copy.deepcopy(cert)
+        new.regions, new.vertices, new.adjacency = views(new.regions.cx)
+        return new
+
+    k = region_with_rays(cert, 2)
+    cx = cert.regions.cx
+    assert cx.rays is not None
+    at = int(cx.rays[0][k]) * d  # the region's first ray's first coordinate
+
+    new = fresh()
+    rays = new.regions.cx.rays[1]
+    v = Fraction(rays.num[at], rays.den[at]) + Fraction(1, 3)
+    rays.num[at], rays.den[at] = v.numerator, v.denominator
+    assert new.regions.pristine()
+    rejected_by_both(new, net, "a ray moved")
+
+    new = fresh()
+    start = new.regions.cx.rays[0]
+    start[-1] = 10 ** 12  # past the end: a reason, not an allocation
+    assert compiled(new, net) is not None
+
+    new = fresh()
+    f = next(f for f in range(len(cx.facet_rays.start) - 1)
+             if cx.facet_rays.start[f + 1] > cx.facet_rays.start[f])
+    flat = new.regions.cx.facet_rays.flat
+    flat[int(cx.facet_rays.start[f])] += 1
+    rejected_by_both(new, net, "a facet's ray index")
