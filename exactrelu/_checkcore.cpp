@@ -745,7 +745,7 @@ struct Checker {
     int64_t base;         // the chunk's first region's index
     bool failed;
     int64_t first;        // the first region it checks (start(); 0 unless it is a part)
-    // unbounded domains (completeness by closure, see closure_check): every listed region's
+    // unbounded domains (completeness by closure: across_facet, finish): every listed region's
     // rays (3-D, for adjacency), the recorded facets' rays (indices into rays), the certified
     // prefixes of every level (packed states of ops 0 .. j) and the prefixes across facets not
     // yet found among them (level, packed states)
