@@ -9,17 +9,24 @@
 // order, so a sharded certificate's shards can go through it one by one.
 //
 // Scope: chain programs "affine, (plain elementwise op, affine)*" on bounded domains of 1 to 8
-// dimensions (check.py passes those up to check._VOLUME_MAX_DIM). For every region of a chunk
+// dimensions (check.py passes those up to check._VOLUME_MAX_DIM) and on unbounded domains (all
+// of R^d, a Polyhedron; check._CLOSURE_DIMS: 2 and 3 dimensions) whose regions are pointed (no
+// lines: a region with lines has no columns here). For every region of a chunk
 // it proves what check.py's region pass proves there: the states at the witness are the pattern
 // and the witness is strictly inside the domain and every cell constraint; the output map is
 // the exact map of the pattern; each listed vertex satisfies every constraint and is tight on d
-// independent ones; the listed facets are exactly the true facets (by tightness at the
-// vertices, as check._true_facets / check._facet_error); the volume (1-D: length, 2-D: area of
+// independent ones; each listed ray is a recession direction; the listed facets are exactly the
+// true facets (by tightness at the vertices and rays, as check._true_facets /
+// check._facet_error); bounded: the volume (1-D: length, 2-D: area of
 // the hull of the vertices, d >= 3: the pulling triangulation of check._hull_lower_bound)
-// equals the stated one (where one is stated: required up to 3-D), and sums them.
-// finish() then proves the global vertex list (distinct, each used), the adjacent pairs (from the
-// proven facets: 1-D and 2-D as check._FacetTable, d >= 3 as check._Adjacency for bounded
-// facets, grouped by hyperplane, first op, prefix and, where the op's cells are those of its
+// equals the stated one (where one is stated: required up to 3-D), and sums them; unbounded:
+// no volume is stated, the vertices and rays are all the region's (walk, as check._walk) and
+// the cell across each of its facets is recorded for the closure (across_facet).
+// finish() then proves completeness on unbounded domains (every cell across a facet certified:
+// check._closure, combinatorially), the global vertex list (distinct, each used), the adjacent
+// pairs (from the proven facets: 1-D and 2-D as check._FacetTable, d >= 3 as check._Adjacency
+// for pointed facets, ends along a coordinate infinite where a ray of the facet goes that way,
+// grouped by hyperplane, first op, prefix and, where the op's cells are those of its
 // sign vectors, the signs (see finish), then decided in a group: in 3-D by the extents, a
 // shared triangle and the separating facets; above, by the exact LP where these do not, which
 // check.py's callable runs, as the Python pass does) and returns what check.py finishes with
@@ -33,10 +40,13 @@
 // Exactness. Every decision is exact. Integers and rationals are GMP's, except the prefix maps,
 // held in fixed-width integers (K limbs, arithmetic modulo 2^(64 K)) where a bound on every map
 // of their level proves each entry exact (level_limbs, build_fixed, cascade), with 128-bit sums
-// under a bound of their own (cascade). Floats only filter signs of a row at a point or on a box
-// of points (Rows::sign, Rows::positive_on: a rigorous error bound decides, otherwise exact
-// integers) and order vertices for sorting (mpq_get_d truncates, which is monotone: a strict
-// inequality of floats is one of the rationals, ties are compared exactly).
+// under a bound of their own (cascade). Floats only filter signs of a row at a point, along a
+// direction (a ray, an edge) or on a box of points (Rows::sign, Rows::dir_sign,
+// Rows::positive_on: a rigorous error bound decides, otherwise exact integers) and order
+// vertices for sorting (mpq_get_d truncates, which is monotone: a strict inequality of floats
+// is one of the rationals, ties are compared exactly). Edge directions, their cone tests and
+// unbounded ends (a ray's exact sign along a coordinate) are exact integers; the closure
+// compares packed states exactly (a hash set only finds candidates).
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -51,6 +61,7 @@
 #include <new>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -605,6 +616,26 @@ struct Rows {
         }
         return exact(i, p);
     }
+
+    // The sign of row i's normal along the direction p (homogeneous (X_1 .. X_d, 0): the
+    // constant is left out, as p's last entry is 0): the float sum s of a_k * x_k over the d
+    // terms only, the same error bound as sign() (fewer terms, same margin); else exact.
+    int dir_sign(int i, const Point& p) const {
+        if (zero[i]) return exact(i, p);
+        if (ok[i] && p.filt) {
+            const double* a = &f[static_cast<size_t>(i) * m];
+            int d = m - 1;
+            double s = 0, b = 0;
+            for (int k = 0; k < d; ++k) {
+                s += a[k] * p.f[k];
+                b += std::fabs(a[k] * p.f[k]);
+            }
+            double bound = b * 0x1p-45 + 0x1p-1000;
+            if (s > bound) return 1;
+            if (s < -bound) return -1;
+        }
+        return exact(i, p);
+    }
 };
 
 // --------------------------------------------------------------------------- the chain
@@ -677,9 +708,10 @@ struct Facet {  // a proven facet of a region, for adjacency
     int side;
     uint64_t pre;
     uint64_t sig;  // d >= 3: hash of op j0's signs on the region, 0 on the plane (see finish)
-    int64_t lo, hi;  // the vertices at its ends along coordinate c0 (2-D)
+    int64_t lo, hi;  // the vertices at its ends along coordinate c0 (2-D; -1: unbounded)
     int64_t ids_at, ids_n;
     int64_t verts_at, verts_n;  // its vertices (3-D)
+    int64_t rays_at, rays_n;    // its rays (3-D, unbounded domains): in facet_rays
     int64_t row;                // its row among the region's facet rows (3-D)
 };
 
@@ -713,6 +745,15 @@ struct Checker {
     int64_t base;         // the chunk's first region's index
     bool failed;
     int64_t first;        // the first region it checks (start(); 0 unless it is a part)
+    // unbounded domains (completeness by closure: across_facet, finish): every listed region's
+    // rays (3-D, for adjacency), the recorded facets' rays (indices into rays), the certified
+    // prefixes of every level (packed states of ops 0 .. j) and the prefixes across facets not
+    // yet found among them (level, packed states)
+    bool closure;
+    std::vector<Point>* rays;
+    std::deque<int64_t>* facet_rays;
+    std::vector<std::unordered_set<std::string>>* prefixes;
+    std::vector<std::pair<int, std::string>>* across;
 };
 
 // An exact sum of many rationals with unrelated denominators, held as a binary counter of
@@ -1100,6 +1141,15 @@ int cmp_coord(const Point& a, const Point& b, int i) {
     return mpz_cmp(x.v, y.v);
 }
 
+// compare two ends of facets along coordinate i: each a vertex, or -1 for an unbounded end
+// (xs, ys: the sign of infinity it stands for, -1 for a lower end, +1 for an upper one)
+int cmp_end(const std::vector<Point>& V, int64_t x, int xs, int64_t y, int ys, int i) {
+    int a = x < 0 ? xs : 0, b = y < 0 ? ys : 0;
+    if (a != b) return a < b ? -1 : 1;
+    if (a) return 0;
+    return cmp_coord(V[x], V[y], i);
+}
+
 // The volume of the hull of the region's vertices: 1-D the span, 2-D the area (the vertices,
 // each proven a vertex of the convex region, are in strictly convex position: sorted exactly by
 // angle around the lowest one, the shoelace sum is the area).
@@ -1362,9 +1412,199 @@ std::pair<int, int> plane_of(Checker* c, const Con& k) {
 
 struct ChunkCols {
     PyObject *tabs, *ids;
-    IntList wnum, wden, rnum, rden, onum, oden, vnum, vden;
+    IntList wnum, wden, rnum, rden, onum, oden, vnum, vden, ynum, yden;
     Buf rv_start, rv_flat, fstart, frow, fid_start, fid_flat, fv_start, fv_flat;
+    Buf ray_start, fray_start, fray_flat;  // rays per region, facet rays (start empty: none)
 };
+
+// op j's states packed (1 bit per unit of a two-state op, 2 bits of a three-state one),
+// appended to `out`: every op has a fixed number of units, so packed prefixes are equal iff
+// their states are
+void pack_states(const std::vector<int8_t>& s, int T, std::string& out) {
+    const int bits = T == 1 ? 1 : 2, per = 8 / bits;
+    for (size_t i = 0; i < s.size(); i += per) {
+        unsigned b = 0;
+        for (int k = 0; k < per && i + k < s.size(); ++k)
+            b |= static_cast<unsigned>(s[i + k]) << (k * bits);
+        out += static_cast<char>(b);
+    }
+}
+
+// The edges of a pointed region at its listed vertices (unbounded domains, d = 2 or 3; as
+// check._walk): proves that the listed vertices are all its vertices and its rays exactly its
+// extreme rays, each once. `mask[i]`: the vertices (columns 0 .. nv - 1) and rays (nv ..) where
+// constraint i vanishes; `tight[col]`: the constraints vanishing at vertex col (rank d, proven).
+//
+// The edges at a vertex v are the extreme rays u of its tangent cone {x : n_i . x >= 0, i
+// tight at v} (n_i the oriented normals), a pointed (rank d) full-dimensional cone. An extreme
+// ray of it is tight on normals of rank d - 1: in 2-D it is orthogonal to some tight n_i, in
+// 3-D it is a multiple of n_a x n_b for some independent tight pair; conversely such a u with
+// every tight n_i . u >= 0 is in the cone and tight on rank d - 1, an extreme ray. So the
+// candidates are +-(-n_i2, n_i1) (2-D) and +-(n_a x n_b) (3-D), kept when every tight n . u
+// >= 0, one per set of tight constraints vanishing along it (`on`: rank d - 1 fixes the line,
+// pointedness the direction). A listed vertex w != v on every hyperplane of `on` lies on the
+// line v + t u, and in the region, which meets that line in the edge (-u leaves the cone): w
+// is the edge's other end. Without one, the edge is unbounded iff no constraint decreases
+// along u (else it ends at a vertex that is not listed). The vertices and bounded edges of a
+// pointed polyhedron form a connected graph, so a non-empty listed set closed under this holds
+// every vertex; every extreme ray of the recession cone is the direction of an unbounded edge,
+// determined by the constraints it is tight on: the listed rays' sets of tight constraints must
+// be the unbounded edges', each once. All arithmetic is exact (integer normals; signs along u
+// by Rows::dir_sign, whose float filter has a rigorous bound).
+void walk(Checker* c, const std::vector<Con>& cons, const std::vector<Bits>& mask,
+          const std::vector<std::vector<int>>& tight, int nv, int nr) {
+    const int d = c->d;
+    const size_t nc = cons.size();
+    auto nrm = [&](int i) { return rows_of(c, cons[i].lev).row(cons[i].row); };
+    std::vector<Bits> found;  // the tight sets of the unbounded edges
+    std::vector<Rat> q(d);
+    Int u[3], acc;
+    for (int col = 0; col < nv; ++col) {
+        const auto& tv = tight[col];
+        const size_t nt = tv.size();
+        std::vector<Bits> seen_on;
+        auto edge = [&]() {
+            // u (d entries) is a candidate: in the cone? its `on` set, unless seen
+            Bits on(nt);
+            for (size_t a = 0; a < nt; ++a) {
+                const Int* z = nrm(tv[a]);
+                mpz_set_ui(acc.v, 0);
+                for (int e = 0; e < d; ++e) mpz_addmul(acc.v, z[e].v, u[e].v);
+                int sgn = mpz_sgn(acc.v) * cons[tv[a]].sg;
+                if (sgn < 0) return;
+                if (sgn == 0) on.set(a);
+            }
+            for (const Bits& o : seen_on)
+                if (o == on) return;
+            seen_on.push_back(on);
+            // the other end among the listed vertices: on every hyperplane of `on`
+            Bits hits = Bits::all(static_cast<size_t>(nv + nr));
+            for (size_t a = 0; a < nt; ++a)
+                if (on.test(a)) hits = hits & mask[tv[a]];
+            for (int w = 0; w < nv; ++w)
+                if (w != col && hits.test(static_cast<size_t>(w))) return;  // listed
+            // unbounded, or it ends at a vertex that is not listed
+            Point dir;
+            for (int e = 0; e < d; ++e) mpq_set_z(q[e].v, u[e].v);
+            make_point(q, dir);
+            mpz_set_ui(dir.h[d].v, 0);
+            Bits ray_on(nc);
+            for (size_t i = 0; i < nc; ++i) {
+                int sgn = rows_of(c, cons[i].lev).dir_sign(cons[i].row, dir) * cons[i].sg;
+                if (sgn < 0) reject("an edge of a region ends at a vertex that is not listed");
+                if (sgn == 0) ray_on.set(i);
+            }
+            found.push_back(std::move(ray_on));
+        };
+        if (d == 2) {
+            for (size_t a = 0; a < nt; ++a) {
+                const Int* z = nrm(tv[a]);
+                for (int sgn : {1, -1}) {
+                    mpz_neg(u[0].v, z[1].v);
+                    mpz_set(u[1].v, z[0].v);
+                    if (sgn < 0) { mpz_neg(u[0].v, u[0].v); mpz_neg(u[1].v, u[1].v); }
+                    edge();
+                }
+            }
+        } else {
+            for (size_t a = 0; a < nt; ++a)
+                for (size_t b = a + 1; b < nt; ++b) {
+                    const Int* x = nrm(tv[a]);
+                    const Int* y = nrm(tv[b]);
+                    mpz_mul(u[0].v, x[1].v, y[2].v); mpz_submul(u[0].v, x[2].v, y[1].v);
+                    mpz_mul(u[1].v, x[2].v, y[0].v); mpz_submul(u[1].v, x[0].v, y[2].v);
+                    mpz_mul(u[2].v, x[0].v, y[1].v); mpz_submul(u[2].v, x[1].v, y[0].v);
+                    if (!mpz_sgn(u[0].v) && !mpz_sgn(u[1].v) && !mpz_sgn(u[2].v)) continue;
+                    for (int sgn : {1, -1}) {
+                        if (sgn < 0)
+                            for (int e = 0; e < 3; ++e) mpz_neg(u[e].v, u[e].v);
+                        edge();
+                    }
+                }
+        }
+    }
+    // the listed rays: exactly the unbounded edges' tight sets, each once
+    std::vector<Bits> listed;
+    for (int n = 0; n < nr; ++n) {
+        Bits b(nc);
+        for (size_t i = 0; i < nc; ++i)
+            if (mask[i].test(static_cast<size_t>(nv + n))) b.set(i);
+        listed.push_back(std::move(b));
+    }
+    std::sort(listed.begin(), listed.end());
+    if (std::adjacent_find(listed.begin(), listed.end()) != listed.end())
+        reject("a ray listed twice");
+    std::sort(found.begin(), found.end());
+    found.erase(std::unique(found.begin(), found.end()), found.end());
+    if (listed != found) reject("the rays are not the region's extreme rays");
+}
+
+// Unbounded domains: completeness by closure under facet crossing on the layer tree of the
+// patterns (check._closure, whose docstring has the induction), combinatorially. A level-j cell
+// C is a certified prefix (states of ops 0 .. j; a parent: ops 0 .. j - 1, the root the
+// domain); inside its parent, op j's switching rows are affine and C is where each of its cell
+// constraints is > 0 (rows identically zero on the parent are no constraints: their units take
+// the tie state, the same in every child). The closure needs, for every C and every facet F of
+// C interior to its parent, the child across F to be certified; given that the children cover
+// C one level down, some region R under C has a proven facet G in F of dimension d - 1, and
+// conversely every such facet of a region yields one check here, so checking every region's
+// every facet checks every F.
+//
+// For R's facet G (its ids: exactly the constraints of R vanishing on it, proven before this
+// runs), let j0 be the op of its least id. If that id is a domain row, or (by the choice of j0)
+// a row of an op < j0, G lies on the boundary of the level-j0 parent (a constraint of the
+// parent, >= 0 on it, vanishes on G's hyperplane): nothing is crossed at that level, nor at
+// any level > j0 (the same row is in their parents); the caller skips it. Otherwise G is in a
+// facet of the level-j0 cell C (R's prefix of ops <= j0), interior to C's parent, and for any
+// level j < j0, G is interior to that level's cell (no row of ops <= j vanishes on G), so it
+// is crossed at level j0 only. Take x in G's relative interior: every constraint of R not in
+// ids is > 0 at x, every parent row keeps its sign near x. Op j0's rows at x: a row in ids
+// vanishes on G, hence on its hyperplane, so just across (x + e n, n the normal pointing out of
+// R, e > 0 small) it has the sign opposite to its sign on R (that at R's witness, non-zero: the
+// witness is strictly inside every constraint); a row identically zero keeps 0; every other
+// row keeps its sign at the witness: if a constraint of R, it is > 0 at x (not in ids); if not
+// a constraint (the other threshold's row of a two-threshold unit: in the low state x < t0 on
+// R, so x - t1 <= t0 - t1 < 0 on R's closure; high likewise), it is of constant strict sign on
+// R's closure. (A non-zero row vanishing at x is therefore in ids: none is left undecided, where
+// check._across perturbs x within the hyperplane, its x being any point of C's facet.) So the
+// signs across are the witness signs with the rows of ids negated, exactly, and the states
+// across are the rule's state of those signs (one threshold: on iff > 0; two: low iff the first
+// row < 0, high iff the second > 0, else mid), which for a constraint id's row is the piece on
+// the other side of the threshold that id stands for (id - offsets[j0] = t n + i: threshold t
+// of unit i). Duplicated units vanish together and both move; a negated pair (h, -h) both
+// flip, i.e. swap. A unit with both threshold rows in ids (only if its thresholds were equal)
+// stops the pass. The cell across is the parent's prefix with op j0 in these states; it must
+// be certified: found among the level-j0 prefixes now or at finish. Equal packed prefixes are
+// equal states (no hash decides).
+void across_facet(Checker* c, const std::vector<int8_t>& sgw, const std::string& before, int j0,
+                  const std::vector<int64_t>& ids) {
+    const Op& op = (*c->ops)[j0];
+    const int n = op.n;
+    const int64_t o0 = (*c->offsets)[j0], o1 = (*c->offsets)[j0 + 1];
+    std::vector<int8_t> s(sgw);
+    std::vector<int8_t> flips(n, 0);
+    for (int64_t id : ids) {
+        if (id < o0 || id >= o1) continue;
+        int row = static_cast<int>(id - o0);
+        if (!s[row]) reject("a facet on a row that vanishes at the witness");
+        s[row] = static_cast<int8_t>(-s[row]);
+        if (++flips[row % n] > 1) reject("a unit with both thresholds on one facet");
+    }
+    std::vector<int8_t> st(n);
+    for (int i = 0; i < n; ++i) {
+        if (op.T == 1) {
+            st[i] = s[i] > 0 ? 1 : 0;
+        } else {
+            int v = 1;
+            if (s[i] < 0) v = 0;
+            if (s[n + i] > 0) v = 2;
+            st[i] = static_cast<int8_t>(v);
+        }
+    }
+    std::string key(before);
+    pack_states(st, op.T, key);
+    if (!(*c->prefixes)[j0].count(key)) c->across->push_back({j0, std::move(key)});
+}
 
 void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     const int d = c->d, m = d + 1, P = c->P;
@@ -1380,6 +1620,16 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     c->pat_hash->push_back(pre[P]);
     // maps of every prefix (level 0 is the root)
     for (int j = 0; j < P; ++j) build(c, j, S[j]);
+    // unbounded domains: the packed prefixes (cum[j]: ops 0 .. j - 1), each level's recorded
+    std::vector<std::string> cum;
+    if (c->closure) {
+        cum.resize(P + 1);
+        for (int j = 0; j < P; ++j) {
+            cum[j + 1] = cum[j];
+            pack_states(S[j], ops[j].T, cum[j + 1]);
+            (*c->prefixes)[j].insert(cum[j + 1]);
+        }
+    }
     // the witness and the vertices
     std::vector<Rat> q(d);
     Point w;
@@ -1399,6 +1649,29 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         if (std::adjacent_find(sv.begin(), sv.end()) != sv.end()) reject("a vertex listed twice");
     }
     const int nv = static_cast<int>(vids.size());
+    // rays (unbounded domains): non-zero directions, homogeneous (X_1 .. X_d, 0)
+    std::vector<Point> rays;
+    {
+        int64_t r0 = cc.ray_start.at(r), r1 = cc.ray_start.at(r + 1);
+        if (r1 < r0 || r1 > cc.ynum.n / d) reject("bad ray offsets");
+        if (r1 > r0 && !c->closure) reject("a ray on a bounded domain");
+        rays.resize(static_cast<size_t>(r1 - r0));
+        for (int64_t k = r0; k < r1; ++k) {
+            for (int i = 0; i < d; ++i) get_rat(cc.ynum, cc.yden, k * d + i, q[i].v);
+            Point& p = rays[static_cast<size_t>(k - r0)];
+            make_point(q, p);
+            bool nz = false;
+            for (int i = 0; i < d; ++i) nz = nz || mpz_sgn(p.h[i].v);
+            if (!nz) reject("a zero ray");
+            mpz_set_ui(p.h[d].v, 0);
+        }
+    }
+    const int nr = static_cast<int>(rays.size());
+    const int64_t ray_base = static_cast<int64_t>(c->rays->size());
+    if (d >= 3) c->rays->insert(c->rays->end(), rays.begin(), rays.end());
+    // a pointed region (every one in this pass: one with lines has no columns here) has a
+    // vertex; one proven below (tight on rank d) also proves it pointed
+    if (c->closure && nv == 0) reject("a region without a vertex");
     // constraints: the domain's rows, then every op's cell constraints (non-zero rows)
     thread_local std::vector<Con> cons;
     cons.clear();
@@ -1470,9 +1743,9 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         }
         c->out_hash->push_back(h);
     }
-    // signs of every constraint at every vertex: >= 0, tight on rank d
+    // signs of every constraint at every vertex: >= 0, tight on rank d; along every ray: >= 0
     const size_t nc = cons.size();
-    std::vector<Bits> mask(nc, Bits(static_cast<size_t>(nv)));
+    std::vector<Bits> mask(nc, Bits(static_cast<size_t>(nv + nr)));
     std::vector<std::vector<int>> tight(nv);
     Box box;
     box.ok = nv > 0;
@@ -1489,6 +1762,11 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     for (size_t i = 0; i < nc; ++i) {
         const Con& k = cons[i];
         const Rows& R = rows_of(c, k.lev);
+        for (int n = 0; n < nr; ++n) {
+            int s = R.dir_sign(k.row, rays[static_cast<size_t>(n)]) * k.sg;
+            if (s < 0) reject("a ray leaves the region");
+            if (s == 0) mask[i].set(static_cast<size_t>(nv + n));
+        }
         if (R.positive_on(k.row, k.sg, box)) continue;  // > 0 at every vertex: none tight
         for (int col = 0; col < nv; ++col) {
             int s = R.sign(k.row, V[vids[col]]) * k.sg;
@@ -1521,13 +1799,22 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         }
         if (!full) reject("a listed vertex is not a vertex of the region");
     }
-    // true facets: the inclusion-maximal sets of vertices of constraints tight at >= d of them,
-    // not all of them (check._true_facets)
+    if (c->closure) walk(c, cons, mask, tight, nv, nr);
+    // true facets: the inclusion-maximal sets of generators (vertices, then rays) of
+    // constraints tight at >= d vertices (bounded) or at >= 1 (unbounded), not all of them
+    // (check._true_facets)
+    auto vertex_count = [&](const Bits& b) {
+        if (!nr) return b.count();
+        int n = 0;
+        for (int col = 0; col < nv; ++col) n += b.test(static_cast<size_t>(col));
+        return n;
+    };
+    const int least = c->closure ? 1 : d;
     std::vector<std::pair<Bits, std::vector<int>>> groups;
     {
         std::unordered_map<Bits, int, BitsHash> at;
         for (size_t i = 0; i < nc; ++i) {
-            if (mask[i].count() < d) continue;
+            if (vertex_count(mask[i]) < least) continue;
             auto it = at.find(mask[i]);
             if (it == at.end()) {
                 at.emplace(mask[i], static_cast<int>(groups.size()));
@@ -1542,7 +1829,7 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
     std::vector<int> maximal;
     for (size_t g = 0; g < groups.size(); ++g) {
         const Bits& mk = groups[g].first;
-        if (mk.count() == nv) continue;
+        if (mk.count() == nv + nr) continue;
         bool sub = false;
         for (int h : maximal) sub = sub || mk.within(groups[h].first);
         if (!sub) maximal.push_back(static_cast<int>(g));
@@ -1611,6 +1898,17 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         std::sort(want.begin(), want.end());
         std::sort(got.begin(), got.end());
         if (want != got) reject("a facet's vertices differ");
+        // its rays: exactly the region's rays on it (indices into the region's rays)
+        std::vector<int64_t> want_rays, got_rays;
+        for (int n = 0; n < nr; ++n)
+            if (grp.first.test(static_cast<size_t>(nv + n))) want_rays.push_back(n);
+        if (cc.fray_start.size()) {
+            int64_t y0 = cc.fray_start.at(f), y1 = cc.fray_start.at(f + 1);
+            if (y1 < y0) reject("bad facet ray offsets");
+            for (int64_t k = y0; k < y1; ++k) got_rays.push_back(cc.fray_flat.at(k));
+        }
+        std::sort(got_rays.begin(), got_rays.end());
+        if (want_rays != got_rays) reject("a facet's rays differ");
         // d >= 3: the region's facet rows (for the separation test), every listed facet's
         int64_t own_row = -1;
         if (d >= 3) {
@@ -1629,6 +1927,7 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         if (low < c->n_dom) continue;
         const auto& off = *c->offsets;
         int j0 = static_cast<int>(std::upper_bound(off.begin(), off.end(), low) - off.begin()) - 1;
+        if (c->closure) across_facet(c, sg[j0], cum[j0], j0, sorted_ids);
         auto [pid, side] = plane_of(c, cons[grp.second[0]]);
         Facet rec{};
         rec.region = r + c->base;
@@ -1649,23 +1948,38 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
             const Rows& W = lv[j0].sw;
             for (int i = 0; i < W.n; ++i) {
                 if (is_con[j0][i] || !masked[i]) continue;
-                bool on = true;
+                bool on = true;  // (the facet's vertices and rays span the plane)
                 for (size_t k = 0; k < want.size() && on; ++k) on = W.sign(i, V[want[k]]) == 0;
+                for (size_t k = 0; k < want_rays.size() && on; ++k)
+                    on = W.dir_sign(i, rays[static_cast<size_t>(want_rays[k])]) == 0;
                 if (on) masked[i] = 0;
             }
             rec.sig = hash_bytes(masked.data(), masked.size());
         }
         rec.lo = rec.hi = -1;
         if (d == 2) {
+            // its ends along c0: the least and greatest vertex, or unbounded (-1) where a ray
+            // on it goes that way (a facet of a pointed region has a vertex)
+            if (want.empty()) reject("a facet without vertices");
             int c0 = mpz_sgn((*c->planes)[pid][1].v) ? 0 : 1;
             int64_t lo = want[0], hi = want[0];
             for (int64_t v : want) {
                 if (cmp_coord(V[v], V[lo], c0) < 0) lo = v;
                 if (cmp_coord(V[v], V[hi], c0) > 0) hi = v;
             }
+            for (int64_t n : want_rays) {
+                int sgn = mpz_sgn(rays[static_cast<size_t>(n)].h[c0].v);
+                if (sgn < 0) lo = -1;
+                if (sgn > 0) hi = -1;
+            }
             rec.lo = lo;
             rec.hi = hi;
         }
+        rec.rays_at = static_cast<int64_t>(c->facet_rays->size());
+        rec.rays_n = d >= 3 ? static_cast<int64_t>(want_rays.size()) : 0;
+        if (d >= 3)
+            for (int64_t n : want_rays)
+                c->facet_rays->push_back(ray_base + n);
         rec.row = own_row;
         rec.verts_at = static_cast<int64_t>(c->facet_verts->size());
         rec.verts_n = d >= 3 ? static_cast<int64_t>(want.size()) : 0;
@@ -1674,6 +1988,15 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
         rec.ids_n = static_cast<int64_t>(sorted_ids.size());
         c->facet_ids->insert(c->facet_ids->end(), sorted_ids.begin(), sorted_ids.end());
         c->facets->push_back(rec);
+    }
+    if (c->closure) {
+        // unbounded domains: no volume (completeness is the closure's, at finish)
+        Int vden;
+        cc.vden.get(r, vden.v);
+        if (mpz_sgn(vden.v) != 0) reject("a volume on an unbounded domain");
+        for (int64_t v : vids) (*c->used)[v] = 1;
+        if (d >= 3) c->frow_start->push_back(c->frows->n);
+        return;
     }
     // volume: the hull of the listed vertices, equal to the stated one; summed
     Rat vol, given;
@@ -1706,11 +2029,13 @@ void check_region(Checker* c, ChunkCols& cc, int64_t r) {
 }
 
 // d >= 3: does another facet row h of x's region have the facet y on or beyond it (h <= 0 at
-// every vertex of y)? Then the two facets meet in H ∩ {h = 0} at most
+// every vertex of y and along every ray of it)? Then the two facets meet in H ∩ {h = 0} at most
 // (check._Adjacency.separated).
 bool separated(Checker* c, const Facet& x, const Facet& y) {
     const auto& V = *c->verts;
     const auto& FV = *c->facet_verts;
+    const auto& FR = *c->facet_rays;
+    const auto& Y = *c->rays;
     const Rows& R = *c->frows;
     int64_t h0 = (*c->frow_start)[x.region], h1 = (*c->frow_start)[x.region + 1];
     for (int64_t h = h0; h < h1; ++h) {
@@ -1718,6 +2043,8 @@ bool separated(Checker* c, const Facet& x, const Facet& y) {
         bool beyond = true;
         for (int64_t k = 0; k < y.verts_n && beyond; ++k)
             beyond = R.sign(static_cast<int>(h), V[FV[y.verts_at + k]]) <= 0;
+        for (int64_t k = 0; k < y.rays_n && beyond; ++k)  // and along its rays
+            beyond = R.dir_sign(static_cast<int>(h), Y[FR[y.rays_at + k]]) <= 0;
         if (beyond) return true;
     }
     return false;
@@ -1835,7 +2162,10 @@ void pairs_nd(Checker* c, PyObject* decide, const std::vector<int64_t>& idx, siz
         if (any) freec.push_back(i);
     }
     const int c0 = freec[0];
-    // ends of every facet of the group along each free coordinate
+    // ends of every facet of the group along each free coordinate (-1: unbounded, where a ray
+    // of it goes that way)
+    const auto& FR = *c->facet_rays;
+    const auto& Y = *c->rays;
     size_t n = e - s;
     std::vector<int64_t> lo(n * d, -1), hi(n * d, -1);
     for (size_t a = 0; a < n; ++a) {
@@ -1848,6 +2178,11 @@ void pairs_nd(Checker* c, PyObject* decide, const std::vector<int64_t>& idx, siz
                 if (cmp_coord(V[v], V[l], i) < 0) l = v;
                 if (cmp_coord(V[v], V[u], i) > 0) u = v;
             }
+            for (int64_t k = 0; k < f.rays_n; ++k) {
+                int sgn = mpz_sgn(Y[FR[f.rays_at + k]].h[i].v);
+                if (sgn < 0) l = -1;
+                if (sgn > 0) u = -1;
+            }
             lo[a * d + i] = l;
             hi[a * d + i] = u;
         }
@@ -1857,19 +2192,19 @@ void pairs_nd(Checker* c, PyObject* decide, const std::vector<int64_t>& idx, siz
     std::vector<size_t> minus;
     for (size_t r = s; r < cut; ++r) minus.push_back(r - s);
     std::stable_sort(minus.begin(), minus.end(), [&](size_t x, size_t y) {
-        return cmp_coord(V[lo[x * d + c0]], V[lo[y * d + c0]], c0) < 0;
+        return cmp_end(V, lo[x * d + c0], -1, lo[y * d + c0], -1, c0) < 0;
     });
     std::vector<int64_t> shared;
     for (size_t q = cut; q < e; ++q) {
         const Facet& fp = F[idx[q]];
         size_t pa = q - s;
         for (size_t ma : minus) {
-            if (cmp_coord(V[lo[ma * d + c0]], V[hi[pa * d + c0]], c0) >= 0) break;
+            if (cmp_end(V, lo[ma * d + c0], -1, hi[pa * d + c0], 1, c0) >= 0) break;
             const Facet& fm = F[idx[s + ma]];
             bool ok = true;
             for (int i : freec) {
-                ok = ok && cmp_coord(V[lo[pa * d + i]], V[hi[ma * d + i]], i) < 0 &&
-                     cmp_coord(V[lo[ma * d + i]], V[hi[pa * d + i]], i) < 0;
+                ok = ok && cmp_end(V, lo[pa * d + i], -1, hi[ma * d + i], 1, i) < 0 &&
+                     cmp_end(V, lo[ma * d + i], -1, hi[pa * d + i], 1, i) < 0;
                 if (!ok) break;
             }
             if (!ok) continue;
@@ -1919,6 +2254,7 @@ void Checker_dealloc(Checker* c) {
     delete c->verts; delete c->used; delete c->pat_hash; delete c->out_hash; delete c->vsum;
     delete c->facets; delete c->facet_ids; delete c->facet_verts; delete c->frows;
     delete c->frow_start; delete c->plane_ids; delete c->planes; delete c->refine;
+    delete c->rays; delete c->facet_rays; delete c->prefixes; delete c->across;
     Py_TYPE(c)->tp_free(reinterpret_cast<PyObject*>(c));
 }
 
@@ -2035,13 +2371,18 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
     c->plane_ids = new std::unordered_map<std::string, int>();
     c->planes = new std::vector<std::vector<Int>>();
     c->gens = 0; c->next_region = 0; c->base = 0; c->failed = false; c->first = 0;
+    c->rays = new std::vector<Point>(); c->facet_rays = new std::deque<int64_t>();
+    c->prefixes = new std::vector<std::unordered_set<std::string>>();
+    c->across = new std::vector<std::pair<int, std::string>>();
     PyObject *offs, *domr, *domd, *root, *rden, *opsl, *vnum, *vden;
-    int d, n_out;
-    if (!PyArg_ParseTuple(args, "iOOOOOOiOO", &d, &offs, &domr, &domd, &root, &rden, &opsl,
-                          &n_out, &vnum, &vden))
+    int d, n_out, closure = 0;
+    if (!PyArg_ParseTuple(args, "iOOOOOOiOO|p", &d, &offs, &domr, &domd, &root, &rden, &opsl,
+                          &n_out, &vnum, &vden, &closure))
         return -1;
+    c->closure = closure;
     try {
         if (d < 1 || d > DMAX) reject("a dimension outside 1 to 8");
+        if (closure && d != 2 && d != 3) reject("an unbounded domain of other than 2 or 3 dimensions");
         c->d = d;
         c->n_out = n_out;
         const int m = d + 1;
@@ -2059,6 +2400,7 @@ int Checker_init(Checker* c, PyObject* args, PyObject*) {
         c->dom->floats();
         int_vec(domd, *c->domden, static_cast<size_t>(c->n_dom));
         c->lv->resize(c->P + 1);
+        c->prefixes->resize(c->P);
         for (int j = 0; j < c->P; ++j) {
             PyObject* o = PyList_GET_ITEM(opsl, j);
             Op op;
@@ -2179,7 +2521,9 @@ PyObject* guarded(Checker* c, F&& body) {
 // certificate's region `base` (regions must come in order, chunk after chunk). cols: (state
 // tables [(data, bits)], state ids [int64], witness num, den, region_vertices start, flat,
 // facet_start, facet_row, facet_ids start, flat, facet_vertices start, flat, rows num, den,
-// outputs num, den, volume num, den). Returns None, or the reason for stopping (a str).
+// outputs num, den, volume num, den, rays start (one more than regions), rays num, den,
+// facet_rays start (empty: no facet has a ray), flat). Returns None, or the reason for stopping
+// (a str).
 PyObject* Checker_regions(Checker* c, PyObject* args) {
     long long base, lo, hi;
     PyObject* cols;
@@ -2205,6 +2549,9 @@ PyObject* Checker_regions(Checker* c, PyObject* args) {
         cc.rnum.set(item(cols, 12)); cc.rden.set(item(cols, 13));
         cc.onum.set(item(cols, 14)); cc.oden.set(item(cols, 15));
         cc.vnum.set(item(cols, 16)); cc.vden.set(item(cols, 17));
+        cc.ray_start.set(item(cols, 18), 8);
+        cc.ynum.set(item(cols, 19)); cc.yden.set(item(cols, 20));
+        cc.fray_start.set(item(cols, 21), 8); cc.fray_flat.set(item(cols, 22), 8);
         c->base = base;
         for (long long r = lo; r < hi; ++r) {
             check_region(c, cc, r);
@@ -2231,6 +2578,13 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
         if (c->first != 0) reject("a part of the regions (start) does not finish");
         const int d = c->d;
         const auto& V = *c->verts;
+        // unbounded domains: every cell across a facet is certified (see across_facet)
+        if (c->closure) {
+            if (n_reg < 1) reject("no region");
+            for (const auto& [j, key] : *c->across)
+                if (!(*c->prefixes)[j].count(key))
+                    reject("completeness: a cell across a facet is not certified");
+        }
         for (char u : *c->used)
             if (!u) reject("a vertex of no region");
         // true adjacent pairs from the proven facets (check._FacetTable)
@@ -2253,7 +2607,7 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
             if (sig(a) != sig(b)) return sig(a) < sig(b);
             if (a.side != b.side) return a.side < b.side;
             if (d == 2) {  // (facets in d >= 3 have no ends recorded)
-                int cm = cmp_coord(V[a.lo], V[b.lo], c0_of(a.plane));
+                int cm = cmp_end(V, a.lo, -1, b.lo, -1, c0_of(a.plane));
                 if (cm) return cm < 0;
             }
             return x < y;
@@ -2278,8 +2632,8 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
                 for (size_t q = s; q < cut; ++q) {
                     const Facet& fm = F[idx[q]];
                     if (d == 2) {
-                        if (cmp_coord(V[fm.lo], V[fp.hi], c0) >= 0) break;  // so are the later
-                        if (cmp_coord(V[fp.lo], V[fm.hi], c0) >= 0) continue;
+                        if (cmp_end(V, fm.lo, -1, fp.hi, 1, c0) >= 0) break;  // so are the later
+                        if (cmp_end(V, fp.lo, -1, fm.hi, 1, c0) >= 0) continue;
                     }
                     int64_t a = fp.region, b = fm.region;
                     int64_t fa = idx[p], fb = idx[q];
@@ -2427,6 +2781,7 @@ struct In {
 PyObject* Checker_export_state(Checker* c, PyObject*) {
     return guarded(c, [&]() -> PyObject* {
         if (c->failed) reject("an earlier chunk failed");
+        if (c->closure) reject("the state of an unbounded domain's pass is not exported");
         const int d = c->d;
         const int64_t count = c->next_region - c->first;
         Out o;
@@ -2480,6 +2835,7 @@ PyObject* Checker_import_state(Checker* c, PyObject* args) {
     struct Release { Py_buffer* v; ~Release() { PyBuffer_Release(v); } } release{&view};
     return guarded(c, [&]() -> PyObject* {
         if (c->failed) reject("an earlier chunk failed");
+        if (c->closure) reject("an unbounded domain's pass imports no state");
         In in{static_cast<const unsigned char*>(view.buf), static_cast<size_t>(view.len)};
         const int d = c->d, m = d + 1;
         const int64_t nvert = static_cast<int64_t>(c->verts->size());
@@ -2616,7 +2972,7 @@ PyMODINIT_FUNC PyInit__checkcore() {
     CheckerType.tp_name = "exactrelu._checkcore.Checker";
     CheckerType.tp_basicsize = sizeof(Checker);
     CheckerType.tp_flags = Py_TPFLAGS_DEFAULT;
-    CheckerType.tp_doc = "A compiled pass over a chain certificate's columns (1-D, 2-D, bounded).";
+    CheckerType.tp_doc = "A compiled pass over a chain certificate's columns.";
     CheckerType.tp_new = PyType_GenericNew;
     CheckerType.tp_init = reinterpret_cast<initproc>(Checker_init);
     CheckerType.tp_dealloc = reinterpret_cast<destructor>(Checker_dealloc);

@@ -17,8 +17,11 @@ against the bytes it has and that the regions come in order) and goes on as the 
 does (``finish``, then distinct patterns, the volume sum and the pieces in Python).
 
 A task that finds a false claim (or input outside the compiled pass) returns its reason; the
-check then runs its Python pass in the client process, which names the claim. Imports only
-check-side code, and Dask lazily (a client is passed in).
+check then runs its Python pass in the client process, which names the claim. A certificate on
+an unbounded domain is not sent (``check._compiled_claims``): its compiled pass proves
+completeness by closure over every region's prefixes, which ``export_state`` does not carry, so
+it runs in the client process. Imports only check-side code, and Dask lazily (a client is passed
+in).
 """
 
 from __future__ import annotations

@@ -474,9 +474,19 @@ def complex_of(d: int, n_ops: int, regions: Sequence[Region], vertices: Sequence
         rays_start.append(len(rays_pts))
         lines_pts.extend(r.lines)
         lines_start.append(len(lines_pts))
-    planes: dict[tuple, int] = {}
+    # planes keyed by their entries' (numerator, denominator) pairs: equal iff the rationals are
+    # (ints and Fractions are normalized), without hashing Fractions (a modular inverse each)
+    planes: dict[tuple[tuple[int, int], ...], int] = {}
+    plane_vals: list[Any] = []
+    adj_plane: list[int] = []
     for a in adjacency:
-        planes.setdefault((tuple(a.a), a.b), len(planes))
+        pk = tuple((x.numerator, x.denominator) for x in (*a.a, a.b))
+        k = planes.get(pk)
+        if k is None:
+            k = planes[pk] = len(planes)
+            plane_vals.extend(a.a)
+            plane_vals.append(a.b)
+        adj_plane.append(k)
     return Complex(
         d=d, n_out=len(regions[0].output) if regions else 0, states=states, state_ids=state_ids,
         witness=rationals(witness), vertices=rationals(flat(vertices)),
@@ -485,10 +495,10 @@ def complex_of(d: int, n_ops: int, regions: Sequence[Region], vertices: Sequence
         facet_vertices=Ragged(fv_start, fv_flat), outputs=rationals(outputs),
         volume=Rationals(volume_num, volume_den), repaired=[r.repaired for r in regions],
         adj_i=[a.i for a in adjacency], adj_j=[a.j for a in adjacency],
-        adj_plane=[planes[(tuple(a.a), a.b)] for a in adjacency],
+        adj_plane=adj_plane,
         adj_ids=Ragged([0, *_running([len(a.ids) for a in adjacency])],
                        [i for a in adjacency for i in a.ids]),
-        planes=rationals([v for a, b in planes for v in (*a, b)]), pieces=pieces,
+        planes=rationals(plane_vals), pieces=pieces,
         facet_rays=Ragged(fr_start, fr_flat) if fr_flat else Ragged([], []),
         rays=(rays_start, rationals(flat(rays_pts))) if rays_pts else None,
         lines=(lines_start, rationals(flat(lines_pts))) if lines_pts else None, stats=stats or {})

@@ -194,7 +194,8 @@ The compiled pass (:func:`_check_compiled`, the extension ``exactrelu._checkcore
 ``exactrelu/_checkcore.cpp``, which shares no code with the certifier's ``exactrelu/_core.cpp``)
 proves the same claims in the same way on the common case: a chain (:class:`_ChainRunner`) of
 elementwise ops with one or two thresholds, on a bounded domain of up to :data:`_VOLUME_MAX_DIM`
-dimensions. It reads the
+dimensions or on an unbounded one (all of R^d, a Polyhedron) of 2 or 3 dimensions
+(:data:`_CLOSURE_DIMS`) whose regions have no lines. It reads the
 certificate's columns (:class:`~exactrelu._columns.Complex`: a columnar certificate's own,
 unchanged; objects are validated by :func:`_validate_region` and turned into columns) a chunk of
 regions at a time and keeps, per region, what the Python pass keeps (hashes, the proven facets
@@ -205,24 +206,34 @@ vertex is decided by a float filter with a rigorous error bound or exactly in in
 rank of the constraints tight at a vertex by exact elimination; a 2-D area is the shoelace sum
 over the vertices sorted by exact orientation tests; in d >= 3 the volume is the same pulling
 triangulation's, summed face by face (a cone over a face is the apex's height over the face's
-hyperplane times the face's volume, all exact integers over known denominators); vertices and
+hyperplane times the face's volume, all exact integers over known denominators); on unbounded
+domains each ray's signs along the constraints come from the same filter, the region's edges are
+walked as :func:`_walk` walks them (the tangent cone's extreme rays from pairs of tight normals,
+exactly: 2-D a normal's perpendiculars, 3-D the cross products of two), no volume may be given,
+and completeness is :func:`_closure`'s induction made combinatorial: for chains the state across
+a region's facet, at the level of its least op, is the region's with the units of that op whose
+constraints vanish on the facet moved across their thresholds (exactly the facet's ids, proven),
+and that prefix must be a certified one (compared as packed states, exactly; see
+``across_facet`` in the extension); adjacency ends along a coordinate are infinite where a ray of
+the facet goes that way, and the separation tests take the facets' rays too; vertices and
 facet ends are ordered by truncated floats (monotone) with exact ties; adjacency in d >= 3 is
 :class:`_Adjacency`'s (the groups refined by the signs, extents, shared simplices, separating
 facets), the LPs it leaves undecided in 4-D and above handed back to Python
-(:func:`_interiors_meet`, through :func:`_lp_decider`). It either proves every claim it
-covers (then distinct patterns, the volume sum and the pieces are checked as on the Python path)
-or stops with a reason, and the Python pass then runs from the start and names the false claim:
-the verdict and the message are the Python pass's. ``EXACTRELU_CHECK_PYTHON=1`` (or
+(:func:`_interiors_meet`, through :func:`_lp_decider`). It either proves every claim it covers (then
+distinct patterns, the volume sum on bounded domains and the pieces are checked as on the Python
+path) or stops with a reason, and the Python pass then runs from the start and names the false
+claim: the verdict and the message are the Python pass's. ``EXACTRELU_CHECK_PYTHON=1`` (or
 ``_COMPILED = False``) runs the Python pass everywhere; so does ``_GENERIC_MAPS``. A sharded
-certificate goes through it a shard at a time (:func:`_shard_source`: ``Checker.regions`` takes
-each region shard's columns with the index of its first region, in order; the vertices and the
-adjacent pairs are joined from their shards; the output maps of candidate pairs are read in one
-more pass over the region shards that hold them); a shard the columnar reader declined, or one
-changed in place, stops it. With ``executor=`` a Dask client, the region shards of a sharded
-certificate read from disk go through checkers on its workers, a contiguous group per task, whose
-states (hashes, volume sum, used vertices, proven facets with their planes' exact keys) are
-joined in region order into this process's checker (:mod:`exactrelu._checkdask`): the same
-claims proven in the same way, only elsewhere.
+certificate goes through it a shard at a time (:func:`_shard_source`: ``Checker.regions`` takes each
+region shard's columns with the index of its first region, in order; the vertices and the adjacent
+pairs are joined from their shards; the output maps of candidate pairs are read in one more pass
+over the region shards that hold them); a shard the columnar reader declined, or one changed in
+place, stops it. With ``executor=`` a Dask client, the region shards of a sharded certificate on a
+bounded domain read from disk go through checkers on its workers, a contiguous group per task, whose
+states (hashes, volume sum, used vertices, proven facets with their planes' exact keys) are joined
+in region order into this process's checker (:mod:`exactrelu._checkdask`): the same claims proven in
+the same way, only elsewhere (on an unbounded domain the compiled pass runs in this process: its
+closure's prefixes are not transferred).
 """
 
 from __future__ import annotations
@@ -2057,10 +2068,11 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap,
     """The chain of ``prog`` as :mod:`exactrelu._checkcore` takes it (its ops, the root map's
     integer rows and denominator) and the certificate's columns (:func:`_memory_source`,
     :func:`_shard_source`), or None where its pass does not apply: a bounded domain of dimension
-    1 to :data:`_VOLUME_MAX_DIM` (where completeness is proven by volumes), a chain
-    (:class:`_ChainRunner`) of elementwise ops with one or two thresholds."""
+    1 to :data:`_VOLUME_MAX_DIM` (where completeness is proven by volumes) or an unbounded one of
+    dimension 2 or 3 (by closure, :data:`_CLOSURE_DIMS`), a chain (:class:`_ChainRunner`) of
+    elementwise ops with one or two thresholds."""
     dom = cert.domain
-    if (not dom.is_bounded or not 1 <= dom.dim <= _VOLUME_MAX_DIM
+    if (not (1 <= dom.dim <= _VOLUME_MAX_DIM if dom.is_bounded else dom.dim in _CLOSURE_DIMS)
             or not _ChainRunner.applies(prog)):
         return None
     nodes = prog.piecewise_nodes()
@@ -2088,6 +2100,9 @@ def _compiled_input(cert: Certificate, prog: Program, m0: ExactMap,
 
 #: a region chunk's columns and the index of its first region (None: not available as columns)
 _Part = tuple[Complex, int] | None
+#: the dimensions of unbounded domains the compiled pass takes (completeness by closure, its
+#: regions pointed: their edges walked in 2-D and 3-D); the Python pass checks the others
+_CLOSURE_DIMS = (2, 3)
 
 
 class _Source:
@@ -2121,7 +2136,8 @@ def _memory_source(cert: Certificate, n_units: list[int], n_out: int,
             and adjacency.pristine()):
         return _object_source(cert, n_units, n_out, validated)
     cx = regions.cx
-    if cx.num_regions != len(regions) or not _fits(cx, cert.domain.dim, n_units, n_out):
+    if cx.num_regions != len(regions) or not _fits(cx, cert.domain.dim, n_units, n_out,
+                                                   not cert.domain.is_bounded):
         return None
     return _Source(lambda: cx.vertices, lambda wanted: iter([(cx, 0)]), lambda: iter([cx]))
 
@@ -2155,16 +2171,21 @@ def _shard_source(cert: Certificate) -> _Source | None:
                    lambda: (None if p is None else p[0] for p in parts(adjacency)))
 
 
-def _fits(cx: Complex, d: int, n_units: list[int], n_out: int) -> bool:
+def _fits(cx: Complex, d: int, n_units: list[int], n_out: int, unbounded: bool = False) -> bool:
     """Are the region columns ``cx`` those of the chain (a state table per op, ``n_units[j]``
-    states wide, a state id per region), ``n_out`` outputs, ``d`` dimensions, without rays or
-    lines (the compiled pass's scope)?"""
+    states wide, a state id per region), ``n_out`` outputs, ``d`` dimensions, without lines and
+    (on a bounded domain) without rays (the compiled pass's scope)?"""
     n_ops = len(n_units)
     return (len(cx.states) == n_ops and len(cx.state_ids) == n_ops
             and [t.n for t in cx.states] == n_units
             and all(len(ids) == cx.num_regions for ids in cx.state_ids)
-            and cx.n_out == n_out and cx.d == d and not len(cx.facet_rays.flat)
-            and cx.rays is None and cx.lines is None)
+            and cx.n_out == n_out and cx.d == d and _none(cx.lines)
+            and (unbounded or (not len(cx.facet_rays.flat) and _none(cx.rays))))
+
+
+def _none(points: tuple[Any, Rationals] | None) -> bool:
+    """Do the rays or lines columns ``points`` hold none?"""
+    return points is None or not len(points[1].num)
 
 
 def _ix(a: Any) -> np.ndarray:
@@ -2175,11 +2196,17 @@ def _region_columns(cx: Complex) -> tuple[Any, ...]:
     """The region columns of ``cx`` as ``Checker.regions`` takes them."""
     tables = [(np.ascontiguousarray(t.data, dtype=np.uint8), True) if t.bits
               else (np.ascontiguousarray(t.data, dtype=np.int64), False) for t in cx.states]
+    if _none(cx.rays):  # no region has a ray
+        ray_start, rays = np.zeros(cx.num_regions + 1, dtype=np.int64), Rationals([], [])
+    else:
+        assert cx.rays is not None  # (not _none)
+        ray_start, rays = _ix(cx.rays[0]), cx.rays[1]
     return (tables, [_ix(a) for a in cx.state_ids], cx.witness.num, cx.witness.den,
             _ix(cx.region_vertices.start), _ix(cx.region_vertices.flat), _ix(cx.facet_start),
             _ix(cx.facet_row), _ix(cx.facet_ids.start), _ix(cx.facet_ids.flat),
             _ix(cx.facet_vertices.start), _ix(cx.facet_vertices.flat), cx.rows.num, cx.rows.den,
-            cx.outputs.num, cx.outputs.den, cx.volume.num, cx.volume.den)
+            cx.outputs.num, cx.outputs.den, cx.volume.num, cx.volume.den, ray_start, rays.num,
+            rays.den, _ix(cx.facet_rays.start), _ix(cx.facet_rays.flat))
 
 
 def _pair_columns(chunks: Iterable[Complex | None], d: int) -> tuple[Any, ...] | None:
@@ -2242,9 +2269,11 @@ def _object_source(cert: Certificate, n_units: list[int], n_out: int,
     dropped once read. Every object is validated as it is first reached
     (:func:`_validate_region`, :func:`_validate_adjacency`, which the columns then stand for:
     same claims, as integers) and recorded in ``validated``; a malformed object (its error
-    recorded for the Python pass to raise where it reaches it) or a region with rays or lines or
-    of another shape than the chain's has no columns (None): the compiled pass stops there."""
+    recorded for the Python pass to raise where it reaches it) or a region with lines, with rays
+    on a bounded domain or of another shape than the chain's has no columns (None): the compiled
+    pass stops there."""
     d = cert.domain.dim
+    bounded = cert.domain.is_bounded
     n_ops = len(n_units)
 
     def checked(kind: str, seq: Sequence[Any], validate: Callable[[int, Any], None],
@@ -2291,7 +2320,7 @@ def _object_source(cert: Certificate, n_units: list[int], n_out: int,
         for got in checked("regions", cert.regions,
                            lambda pos, r: _validate_region(pos, r, d, n_vert, patterns), wanted):
             if got is None or any(
-                    r.rays or r.lines or len(r.pattern) != n_ops
+                    r.lines or (r.rays and bounded) or len(r.pattern) != n_ops
                     or [len(p) for p in r.pattern] != n_units or len(r.output) != n_out
                     or any(len(row) != d + 1 for row in r.output) for r in got[1]):
                 yield None
@@ -2308,15 +2337,17 @@ def _object_source(cert: Certificate, n_units: list[int], n_out: int,
 
 
 def _region_pass(parts: Iterable[_Part], checker: Any, d: int, n_units: list[int], n_out: int,
-                 bar: Any) -> str | None:
+                 bar: Any, unbounded: bool = False) -> str | None:
     """``Checker.regions`` over the region chunks ``parts`` in order (``bar``: counts the
-    regions, or None); None, or the reason it stopped."""
+    regions, or None; ``unbounded``: the domain is, its regions may have rays); None, or the
+    reason it stopped."""
     for part in parts:
         if part is None:
             return "a region shard is not available as columns"
         cx, first = part
-        if not _fits(cx, d, n_units, n_out):
-            return "region columns outside the compiled pass"
+        if not _fits(cx, d, n_units, n_out, unbounded):
+            return "region columns outside the compiled pass" + (
+                ": on an unbounded domain, a region with lines" if not _none(cx.lines) else "")
         cols = _region_columns(cx)
         for lo in range(0, cx.num_regions, _CHUNK):
             hi = min(lo + _CHUNK, cx.num_regions)
@@ -2338,17 +2369,27 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
     its workers (:mod:`exactrelu._checkdask`)."""
     got = _compiled_input(cert, prog, m0, validated)
     if got is None:
-        return ("outside the compiled pass" if cert.domain.is_bounded else
-                "outside the compiled pass: an unbounded domain (completeness by closure under "
-                "facet crossing, in Python)")
+        dom = cert.domain
+        if dom.is_bounded:
+            return "outside the compiled pass"
+        return ("outside the compiled pass: an unbounded domain of other than 2 or 3 dimensions "
+                "(completeness by closure under facet crossing, in Python)"
+                if dom.dim not in _CLOSURE_DIMS else
+                "outside the compiled pass: on an unbounded domain, a region with lines or a "
+                "program that is not a chain")
     src, n_units, n_out, ops, root_rows, root_den = got
     d = cert.domain.dim
+    unbounded = not cert.domain.is_bounded
     ints = [_ints(row) for row in dom_rows]
     dens = [math.lcm(*(int(v.q) for v in row)) for row in dom_rows]
     init = (d, offsets, [v for row in ints for v in row], dens, root_rows, root_den, ops, n_out)
     n_reg = len(cert.regions)
+    # an unbounded domain's pass (its closure state is not transferred) runs in this process
     remote = (_checkdask.RegionPass(executor, cert, init, n_units, n_out)
-              if executor is not None and _checkdask.applies(cert) else None)
+              if executor is not None and _checkdask.applies(cert) and not unbounded else None)
+    if executor is not None and unbounded:
+        log.info("executor=: the regions are checked in this process by the compiled pass (an "
+                 "unbounded domain: its closure's state is not transferred)")
     try:  # the workers read the vertices and the pairs for this process too
         vertices = src.vertices() if remote is None else remote.vertices()
         if isinstance(vertices, str):
@@ -2357,7 +2398,7 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
             return "a vertex shard is not available as columns"
         try:
             assert _checkcore is not None  # by check()
-            checker = _checkcore.Checker(*init, vertices.num, vertices.den)
+            checker = _checkcore.Checker(*init, vertices.num, vertices.den, unbounded)
         except ValueError as exc:
             return str(exc)
         del vertices
@@ -2365,7 +2406,7 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
         if isinstance(pairs, str):
             return pairs
         with progress_bar(n_reg, "checking regions", progress and n_reg > 1) as bar:
-            reason = (_region_pass(src.regions(None), checker, d, n_units, n_out, bar)
+            reason = (_region_pass(src.regions(None), checker, d, n_units, n_out, bar, unbounded)
                       if remote is None else remote.join(checker, bar.update))
         if reason is not None:
             return reason
@@ -2387,19 +2428,23 @@ def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: lis
                     validated: _Validated | None = None) -> str | None:
     """The region pass, the global vertices and the adjacent pairs by :mod:`exactrelu._checkcore`
     (where :func:`_compiled_input` says it applies), then what remains of :func:`check` (distinct
-    patterns, the volume sum, the pieces) as on the Python path. Returns None when every claim
-    holds; a reason when the compiled pass stopped (a false claim, or input outside it: the Python
-    pass is then run and names the claim); raises CertificateError for a false claim found here.
+    patterns, the volume sum on a bounded domain, the pieces) as on the Python path. Returns None
+    when every claim holds; a reason when the compiled pass stopped (a false claim, or input outside
+    it: the Python pass is then run and names the claim); raises CertificateError for a false claim
+    found here.
 
     It proves what the Python pass proves on these certificates (the module docstring), region by
     region in the same way: exact maps of every pattern prefix as integer matrices (fixed width
     where a bound proves them exact, else GMP), signs of every constraint at the witness and the
     vertices by a float filter with a rigorous error bound and exact integers where it does not
-    decide, the true facets by exact tightness, volumes as the exact volume of the hull of the
-    listed vertices; adjacency from the proven facets as :class:`_FacetTable` (1-D, 2-D) and
-    :class:`_Adjacency` (d >= 3). A sharded certificate is read a shard at a time (the vertices are
-    held whole, the adjacent pairs joined after the regions): :func:`_shard_source`; with a Dask
-    client ``executor``, its regions on the workers (:mod:`exactrelu._checkdask`)."""
+    decide, the true facets by exact tightness (at the vertices and along the rays), volumes as the
+    exact volume of the hull of the listed vertices (bounded domains) or, on unbounded ones, every
+    region's vertices and rays by walking its edges (:func:`_walk`) and completeness by closure
+    (:func:`_closure`, the cells across facets compared as packed states); adjacency from the proven
+    facets as :class:`_FacetTable` (1-D, 2-D) and :class:`_Adjacency` (d >= 3). A sharded
+    certificate is read a shard at a time (the vertices are held whole, the adjacent pairs joined
+    after the regions): :func:`_shard_source`; with a Dask client ``executor``, its regions on the
+    workers (:mod:`exactrelu._checkdask`)."""
     try:  # a shard that cannot be read: the Python pass reads it when it reaches it
         out = _compiled_claims(cert, prog, m0, offsets, dom_rows, progress, executor,
                                validated)
@@ -2412,7 +2457,7 @@ def _check_compiled(cert: Certificate, prog: Program, m0: ExactMap, offsets: lis
     _distinct_patterns(cert, np.frombuffer(hashes, dtype=np.int64))
     total_volume = Fraction(vol_num, vol_den)
     dom = cert.domain
-    if total_volume != dom.volume():
+    if dom.is_bounded and total_volume != dom.volume():
         _fail(f"completeness: region volumes sum to {total_volume}, the domain's volume is "
               f"{dom.volume()} (a region is missing or its vertices are incomplete)")
     try:

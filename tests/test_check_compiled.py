@@ -1,5 +1,6 @@
 """The checker's compiled pass (exactrelu/_checkcore.cpp, run by ``check._check_compiled``; bounded
-chains of 1 to ``check._VOLUME_MAX_DIM`` dimensions) proves
+chains of 1 to ``check._VOLUME_MAX_DIM`` dimensions; on unbounded domains see
+tests/test_check_compiled_unbounded.py) proves
 what the Python pass proves: it accepts valid certificates by itself (it does not fall back), and
 every tampered certificate is rejected by it (a reason, or a CertificateError from what follows
 it) and by ``exactrelu.check`` with the Python pass's message. The tampered fields are those the
@@ -168,11 +169,11 @@ def test_the_compiled_pass_accepts_valid_certificates_by_itself(made, tmp_path):
 
 
 def test_outside_the_compiled_pass():
-    """Boxes of more than ``_VOLUME_MAX_DIM`` dimensions and R^2 go to the Python pass (which
-    accepts them)."""
+    """Boxes of more than ``_VOLUME_MAX_DIM`` dimensions and R^4 go to the Python pass (which
+    accepts them); R^2 and R^3 are the compiled pass's (tests/test_check_compiled_unbounded.py)."""
     d = CHECKER._VOLUME_MAX_DIM + 1
-    for net, dom in ((mlp(d, [3, 2], 5), [(-1, 1)] * d), (mlp(2, [3, 2], 6),
-                                                       exactrelu.RealSpace(2))):
+    for net, dom in ((mlp(d, [3, 2], 5), [(-1, 1)] * d), (mlp(4, [3, 2], 6),
+                                                       exactrelu.RealSpace(4))):
         cert = exactrelu.verify(net, dom, progress=False)
         assert (compiled(cert, net) or "").startswith("outside the compiled pass")
         assert exactrelu.check(cert, net, progress=False) is cert

@@ -213,7 +213,8 @@ def test_unbounded_domains_split_into_cells_give_the_local_certificate(client, n
 @pytest.mark.parametrize("name", ["half-plane", "slice over r2", "strips (lines)"])
 def test_workers_write_the_shards_on_unbounded_domains(client, name, tmp_path, caplog):
     """save= on the cluster: the directory holds what the in-memory merge makes; check with the
-    cluster accepts it in this process (outside the compiled pass), saying why."""
+    cluster accepts it in this process (the compiled pass, or the Python pass where a region has
+    lines), saying why."""
     net, dom = UNBOUNDED[name]()
     merged = exactrelu.verify(net, dom, executor=client, progress=False, workers=1, cells=4)
     path = tmp_path / "x.parquet"

@@ -107,6 +107,7 @@ CASES: dict[str, Callable[[], tuple[nn.Module, Any]]] = {
     "3d": lambda: (mlp(3, [4, 2], 2), [(-1, 1)] * 3),
     "4d": lambda: (mlp(4, [3, 2], 3), [(-1, 1)] * 4),
     "r2": lambda: (mlp(2, [4, 2], 4), RealSpace(2)),
+    "r3": lambda: (mlp(3, [4, 3], 6), RealSpace(3)),
     "r2-lines": lambda: (strips(), RealSpace(2)),
     "r3-lines": lambda: (slabs(), RealSpace(3)),
     "leaky": lambda: (mlp(2, [4, 3], 5, lambda: nn.LeakyReLU(0.1)), [(-1, 1), (-1, 1)]),
@@ -466,10 +467,11 @@ def compiled_verdict(cert: Certificate, prog: exactrelu.Program) -> str:
 
 
 @pytest.mark.skipif(CHECKER._checkcore is None, reason="built without _checkcore")
-@pytest.mark.parametrize("name", ["1d", "2d", "3d", "leaky"])
+@pytest.mark.parametrize("name", ["1d", "2d", "3d", "leaky", "r2", "r3"])
 def test_the_compiled_pass_decides_every_mutation(name):
-    """On the bounded 1-D to 3-D chains the compiled pass, by itself, accepts every mutation
-    that keeps the claims true and rejects every other one that is well formed."""
+    """On the bounded 1-D to 3-D chains and on all of R^2 and R^3 (regions with rays) the
+    compiled pass, by itself, accepts every mutation that keeps the claims true and rejects
+    every other one that is well formed."""
     net, dom = CASES[name]()
     cert = exactrelu.verify(net, dom, progress=False)
     prog = exactrelu.capture(net, cert.input_shape)
