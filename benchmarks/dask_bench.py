@@ -5,17 +5,16 @@ Run: ``python benchmarks/dask_bench.py [--widths 64 128] [--workers 1 2] [--doma
 [--cells 8]`` (from the repository root; the ``dask`` extra). The nets are
 ``benchmarks/nets.py``'s ``mlp((2, w, w, w))`` on ``[-1, 1]^2`` (``--domain box``) or on all of
 R^2 (``--domain reals``: regions with rays, cells that are unbounded polyhedra). "local" is
-``verify(net, domain, workers=1)``; "cells=N, in memory" is what ``verify(net, domain, workers=1,
-cells=N)`` would do in this process, the cells merged in memory (``distributed.run``: verify's
-``cells=`` asks for a sharded ``save=``); "cells=N" is ``verify(net, domain,
-workers=1, cells=N, save=dir/"c.parquet")``; a cluster run is ``verify(net, domain,
-executor=client, workers=1)`` with the cluster started beforehand (not timed); its time
-includes the first layer's cells, shipping the net, the tasks and the exact merge. "writes
-shards" is ``verify(..., save=dir/"x.parquet")`` on the same cluster: the workers write their
-cells' shards and the client merges only what lies between cells (and writes the manifest);
-"client merge, then save" is the in-memory merge followed by ``cert.save`` of the same
-directory, for comparison. CPU seconds are this process's plus, for a cluster run, every
-worker's (``time.process_time`` in each).
+``verify(net, domain, workers=1)``; "cells=N, in memory" is ``verify(net, domain, workers=1,
+cells=N)``, the cells certified in this process and merged in memory; "cells=N" is ``verify(net,
+domain, workers=1, cells=N, save=dir/"c.parquet")``; a cluster run is ``verify(net, domain,
+executor=client, workers=1)`` with the cluster started beforehand (not timed); its time includes
+the first layer's cells, shipping the net, the tasks and the exact merge. "writes shards" is
+``verify(..., save=dir/"x.parquet")`` on the same cluster: the workers write their cells' shards
+and the client merges only what lies between cells (and writes the manifest); "client merge, then
+save" is the in-memory merge followed by ``cert.save`` of the same directory, for comparison. CPU
+seconds are this process's plus, for a cluster run, every worker's (``time.process_time`` in
+each).
 """
 
 from __future__ import annotations
@@ -29,9 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import exactrelu
-from exactrelu import distributed
 from exactrelu.domain import RealSpace
-from exactrelu.verify import _program_and_domain
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nets import mlp
@@ -68,8 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         row("local, 1 thread", "-", time.perf_counter() - t0, time.process_time() - c0,
             local.num_regions)
         t0, c0 = time.perf_counter(), time.process_time()
-        prog, dom = _program_and_domain(net, domain, None)  # verify's cells= needs save=
-        cert = distributed.run(net, prog, dom, None, workers=1, cells=args.cells)
+        cert = exactrelu.verify(net, domain, progress=False, workers=1, cells=args.cells)
         row(f"cells={args.cells}, 1 thread, in memory", f"{cert.stats['tasks']:,}",
             time.perf_counter() - t0, time.process_time() - c0, cert.num_regions)
         assert cert.num_regions == local.num_regions
