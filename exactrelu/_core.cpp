@@ -210,7 +210,7 @@ inline double scale2(double m, long d) {
 constexpr int DMAX = 6;  // input dimensions of the compiled engine (2 to DMAX)
 
 // h_i = mm_i 2^(e_i - max e) for the m entries mm_i 2^e_i (the non-zero ones set the maximum)
-void scale_common(const double* mm, const long* e, int m, double* h) {
+inline void scale_common(const double* mm, const long* e, int m, double* h) {
     long top = LONG_MIN;
     for (int i = 0; i < m; ++i)
         if (mm[i] != 0.0) top = std::max(top, e[i]);
@@ -466,6 +466,7 @@ struct Spec {
 // exact only when first needed (its integers allocated then): most rows of a parent neither cut
 // it nor vanish anywhere on it, and their signs are all decided by the float filter.
 struct Row {
+    Row() {}  // h is written before it is read (from_limbs, approx): no zeroing of S rows per cell
     mutable std::unique_ptr<Z[]> e;  // the exact entries (made by alloc)
     mutable bool exact = true;
     const uint64_t* src = nullptr;  // the m entries in limbs (when not exact)
@@ -1267,26 +1268,26 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
     // the far rows (P is the convex hull of its vertices: a row of one strict sign at all of
     // them has it on all of P, at every vertex made inside it too) and the near ones; the
     // functions crossing P, in order (each cuts every cell it crosses)
+    // A row the box test decided has that strict sign at every vertex of P (add_signs): far.
     std::vector<int> cutting;
     {
-        std::vector<uint8_t> ps(R_, 0), ng(R_, 0), zr(R_, 0);
-        for (size_t v = 0; v < n0; ++v) {
-            const int8_t* sv = Sv(v);
-            for (size_t i = 0; i < R_; ++i) {
-                ps[i] |= sv[i] > 0;
-                ng[i] |= sv[i] < 0;
-                zr[i] |= sv[i] == 0;
-            }
-        }
-        far_sg_.assign(R_, 0);
+        far_sg_.assign(box_sg_.begin(), box_sg_.end());
         near_.clear();
-        for (size_t i = 0; i < R_; ++i) {
-            if ((int)i < S && ((vanish[i >> 6] >> (i & 63)) & 1)) continue;  // 0 everywhere
-            if (!zr[i] && !(ps[i] && ng[i])) {
-                far_sg_[i] = ps[i] ? 1 : -1;
+        for (int r : box_rest_) {  // ascending
+            const size_t i = (size_t)r;
+            if (r < S && ((vanish[i >> 6] >> (i & 63)) & 1)) continue;  // 0 everywhere
+            bool ps = false, ng = false, zr = false;
+            for (size_t v = 0; v < n0; ++v) {
+                const int8_t x = Sv(v)[i];
+                ps |= x > 0;
+                ng |= x < 0;
+                zr |= x == 0;
+            }
+            if (!zr && !(ps && ng)) {
+                far_sg_[i] = ps ? 1 : -1;
             } else {
-                near_.push_back((int)i);
-                if ((int)i < S && ps[i] && ng[i]) cutting.push_back((int)i);
+                near_.push_back(r);
+                if (r < S && ps && ng) cutting.push_back(r);
             }
         }
         near_units_.clear();
