@@ -1785,7 +1785,12 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
                 const unsigned __int128 c = (unsigned __int128)ds * (unsigned __int128)(__int128)av;
                 const int64_t* col = &lv.AzT64[(size_t)u * no_];
                 unsigned __int128* gu = reinterpret_cast<unsigned __int128*>(g);
-                for (int r = 0; r < no; ++r) gu[r] += (unsigned __int128)(__int128)col[r] * c;
+                const int64_t c64 = (int64_t)(uint64_t)c;
+                if ((__int128)c == (__int128)c64) {  // one 64 x 64 -> 128-bit product per entry
+                    for (int r = 0; r < no; ++r) gu[r] += (unsigned __int128)((__int128)col[r] * c64);
+                } else {
+                    for (int r = 0; r < no; ++r) gu[r] += (unsigned __int128)(__int128)col[r] * c;
+                }
             }
         }
         // d_v: v's output row in P's state minus in P''s, on G's map
