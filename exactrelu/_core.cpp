@@ -1267,8 +1267,8 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
 
     // the far rows (P is the convex hull of its vertices: a row of one strict sign at all of
     // them has it on all of P, at every vertex made inside it too) and the near ones; the
-    // functions crossing P, in order (each cuts every cell it crosses)
-    // A row the box test decided has that strict sign at every vertex of P (add_signs): far.
+    // functions crossing P, in order (each cuts every cell it crosses). A row the box test
+    // decided has that strict sign at every vertex of P (add_signs): far, without a look at them.
     std::vector<int> cutting;
     {
         far_sg_.assign(box_sg_.begin(), box_sg_.end());
