@@ -210,7 +210,7 @@ inline double scale2(double m, long d) {
 constexpr int DMAX = 6;  // input dimensions of the compiled engine (2 to DMAX)
 
 // h_i = mm_i 2^(e_i - max e) for the m entries mm_i 2^e_i (the non-zero ones set the maximum)
-void scale_common(const double* mm, const long* e, int m, double* h) {
+inline void scale_common(const double* mm, const long* e, int m, double* h) {
     long top = LONG_MIN;
     for (int i = 0; i < m; ++i)
         if (mm[i] != 0.0) top = std::max(top, e[i]);
@@ -316,50 +316,50 @@ inline bool fx_zero(const uint64_t* x, int K) {
     return true;
 }
 
-// as mpz_get_d_2exp: x = d 2^e with 0.5 <= |d| < 1 and relative error below 2^-52. The top two
-// limbs that are not a sign extension (all of x where it fits 128 bits) as an integer, rounded to
-// a double (2^-53 relative), times 2^64 per limb below them; those limbs are below 2^-63 of the
-// whole where there are any (the two limbs are then at least 2^63 in magnitude).
-double fx_get_d_2exp(long* e, const uint64_t* x, int K) {
-    int t = K - 1;
-    while (t >= 2 && x[t] == (uint64_t)((int64_t)x[t - 1] >> 63)) --t;
-    const __int128 v = K == 1 ? (__int128)(int64_t)x[0]
-                              : (__int128)(((unsigned __int128)x[t] << 64) | x[t - 1]);
-    if (v == 0) {  // then every limb is 0
+// as mpz_get_d_2exp: x = d 2^e with 0.5 <= |d| < 1 and relative error below 2^-52, truncated
+// toward zero as mpz_get_d_2exp does. The magnitude |x| (an unsigned K-limb integer:
+// -2^(64 K - 1) too) cut to its top 53 bits: the bits cut are less than 2^-52 of it (they are
+// below 2^11 units of the last of its top 64 bits, which are at least 2^63 such units), and 53
+// bits convert to a double exactly. Integer instructions and few branches: a row read off a map
+// converts every entry (the hot loop of the rows phase).
+inline double fx_get_d_2exp(long* e, const uint64_t* x, int K) {
+    uint64_t m[KMAX + 1];  // m[0] = 0 below the magnitude's limbs m[1 .. K]
+    const uint64_t neg = x[K - 1] >> 63, flip = 0 - neg;
+    unsigned __int128 c = neg;
+    m[0] = 0;
+    for (int i = 0; i < K; ++i) {
+        c += x[i] ^ flip;
+        m[i + 1] = (uint64_t)c;
+        c >>= 64;
+    }
+    int t = K;
+    while (t > 1 && m[t] == 0) --t;
+    if (m[t] == 0) {  // then every limb is 0
         *e = 0;
         return 0.0;
     }
-    double d = (double)v;
-    uint64_t b;
-    std::memcpy(&b, &d, sizeof b);
-    *e = (long)((b >> 52) & 0x7ff) - 1022 + (K == 1 ? 0 : 64L * (t - 1));
-    b = (b & ~(0x7ffULL << 52)) | (1022ULL << 52);
-    std::memcpy(&d, &b, sizeof d);
-    return d;
+    const int s = __builtin_clzll(m[t]);
+    const uint64_t top = (m[t] << s) | ((m[t - 1] >> 1) >> (63 - s));  // the top 64 bits
+    const double d = (double)(int64_t)(top >> 11) * 0x1p-53;
+    *e = 64L * t - s;  // |x| = (top + the bits cut) 2^(64 t - s - 64)
+    return neg ? -d : d;
 }
 
-// acc += a * m or acc -= a * m (a, m magnitudes; m of K limbs), all modulo 2^(64 K)
-template <int K>
-inline void fx_addmul(uint64_t* acc, uint64_t a, const uint64_t* m, bool sub) {
+// acc += a * v modulo 2^(64 K), a a signed word, v and acc two's complement; Signed = false
+// reads a as the unsigned word (its bits) instead. Without branches on signs: a signed a is
+// a_u - 2^64 [a < 0] (a_u its bits), so a v = a_u v - [a < 0] 2^64 v, and 2^64 v modulo
+// 2^(64 K) is v's low K - 1 limbs one limb up. The running carry t >> 64 stays in [-1, 1].
+template <int K, bool Signed = true>
+inline void fx_addmul_s(uint64_t* acc, uint64_t a, const uint64_t* v) {
+    const uint64_t ma = Signed ? 0 - (a >> 63) : 0;
     uint64_t hi = 0;
-    if (!sub) {
-        uint64_t c = 0;
-        for (int i = 0; i < K; ++i) {
-            unsigned __int128 p = (unsigned __int128)a * m[i] + hi;
-            hi = (uint64_t)(p >> 64);
-            unsigned __int128 t = (unsigned __int128)acc[i] + (uint64_t)p + c;
-            acc[i] = (uint64_t)t;
-            c = (uint64_t)(t >> 64);
-        }
-    } else {
-        uint64_t b = 0;
-        for (int i = 0; i < K; ++i) {
-            unsigned __int128 p = (unsigned __int128)a * m[i] + hi;
-            hi = (uint64_t)(p >> 64);
-            unsigned __int128 t = (unsigned __int128)acc[i] - (uint64_t)p - b;
-            acc[i] = (uint64_t)t;
-            b = (uint64_t)(t >> 64) & 1;
-        }
+    __int128 c = 0;
+    for (int i = 0; i < K; ++i) {
+        const unsigned __int128 p = (unsigned __int128)a * v[i] + hi;
+        hi = (uint64_t)(p >> 64);
+        const __int128 t = (__int128)acc[i] + (__int128)(uint64_t)p - (__int128)(i ? (v[i - 1] & ma) : 0) + c;
+        acc[i] = (uint64_t)t;
+        c = t >> 64;
     }
 }
 
@@ -383,28 +383,12 @@ inline void fx_sub(uint64_t* acc, const uint64_t* x) {
     }
 }
 
-// acc += x * y modulo 2^(64 K), all three two's complement (the low K limbs of the product)
+// acc += g * y modulo 2^(64 K), g a signed 128-bit integer, y two's complement: g = g_0 +
+// 2^64 g_1 with g_0 its low word (unsigned) and g_1 its high one (signed)
 template <int K>
-inline void fx_muladd(uint64_t* acc, const uint64_t* x, const uint64_t* y) {
-    uint64_t p[K] = {};
-    for (int i = 0; i < K; ++i) {
-        uint64_t hi = 0;
-        for (int j = 0; i + j < K; ++j) {
-            unsigned __int128 t = (unsigned __int128)x[i] * y[j] + p[i + j] + hi;
-            p[i + j] = (uint64_t)t;
-            hi = (uint64_t)(t >> 64);
-        }
-    }
-    fx_add<K>(acc, p);
-}
-
-// x as K limbs modulo 2^(64 K), two's complement
-template <int K>
-inline void fx_from_i128(__int128 x, uint64_t* out) {
-    uint64_t ext = x < 0 ? ~(uint64_t)0 : 0;
-    out[0] = (uint64_t)x;
-    if (K > 1) out[1] = (uint64_t)((unsigned __int128)x >> 64);
-    for (int i = 2; i < K; ++i) out[i] = ext;
+inline void fx_muladd128(uint64_t* acc, __int128 g, const uint64_t* y) {
+    fx_addmul_s<K, false>(acc, (uint64_t)g, y);
+    if constexpr (K > 1) fx_addmul_s<K - 1>(acc + 1, (uint64_t)(g >> 64), y);
 }
 
 // An n x 3 integer matrix: K-limb two's complement entries (K > 0) or mpz (K == 0).
@@ -482,6 +466,7 @@ struct Spec {
 // exact only when first needed (its integers allocated then): most rows of a parent neither cut
 // it nor vanish anywhere on it, and their signs are all decided by the float filter.
 struct Row {
+    Row() {}  // h is written before it is read (from_limbs, approx): no zeroing of S rows per cell
     mutable std::unique_ptr<Z[]> e;  // the exact entries (made by alloc)
     mutable bool exact = true;
     const uint64_t* src = nullptr;  // the m entries in limbs (when not exact)
@@ -1282,27 +1267,27 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
 
     // the far rows (P is the convex hull of its vertices: a row of one strict sign at all of
     // them has it on all of P, at every vertex made inside it too) and the near ones; the
-    // functions crossing P, in order (each cuts every cell it crosses)
+    // functions crossing P, in order (each cuts every cell it crosses). A row the box test
+    // decided has that strict sign at every vertex of P (add_signs): far, without a look at them.
     std::vector<int> cutting;
     {
-        std::vector<uint8_t> ps(R_, 0), ng(R_, 0), zr(R_, 0);
-        for (size_t v = 0; v < n0; ++v) {
-            const int8_t* sv = Sv(v);
-            for (size_t i = 0; i < R_; ++i) {
-                ps[i] |= sv[i] > 0;
-                ng[i] |= sv[i] < 0;
-                zr[i] |= sv[i] == 0;
-            }
-        }
-        far_sg_.assign(R_, 0);
+        far_sg_.assign(box_sg_.begin(), box_sg_.end());
         near_.clear();
-        for (size_t i = 0; i < R_; ++i) {
-            if ((int)i < S && ((vanish[i >> 6] >> (i & 63)) & 1)) continue;  // 0 everywhere
-            if (!zr[i] && !(ps[i] && ng[i])) {
-                far_sg_[i] = ps[i] ? 1 : -1;
+        for (int r : box_rest_) {  // ascending
+            const size_t i = (size_t)r;
+            if (r < S && ((vanish[i >> 6] >> (i & 63)) & 1)) continue;  // 0 everywhere
+            bool ps = false, ng = false, zr = false;
+            for (size_t v = 0; v < n0; ++v) {
+                const int8_t x = Sv(v)[i];
+                ps |= x > 0;
+                ng |= x < 0;
+                zr |= x == 0;
+            }
+            if (!zr && !(ps && ng)) {
+                far_sg_[i] = ps ? 1 : -1;
             } else {
-                near_.push_back((int)i);
-                if ((int)i < S && ps[i] && ng[i]) cutting.push_back((int)i);
+                near_.push_back(r);
+                if (r < S && ps && ng) cutting.push_back(r);
             }
         }
         near_units_.clear();
@@ -1662,14 +1647,12 @@ void unit_row_fx(const Level& lv, const Map& pm, int u, int st, int M, uint64_t*
         for (int c = 0; c < M; ++c) pm.load((size_t)u * M_ + (size_t)c, out + c * K_, K);
         return;
     }
-    int64_t sl = lv.slope64[(size_t)st];
+    const uint64_t sl = (uint64_t)lv.slope64[(size_t)st];
     uint64_t x[K];
     for (int c = 0; c < M; ++c) {
         pm.load((size_t)u * M_ + (size_t)c, x, K);
-        bool neg = fx_negative(x, K);
-        if (neg) fx_negate(x, K);
         std::memset(out + c * K_, 0, sizeof(uint64_t) * K_);
-        fx_addmul<K>(out + c * K_, sl < 0 ? 0 - (uint64_t)sl : (uint64_t)sl, x, neg != (sl < 0));
+        fx_addmul_s<K>(out + c * K_, sl, x);
     }
     fx_resize(&lv.cstden[(size_t)st * (size_t)lv.K_out], lv.K_out, x, K);
     fx_add<K>(out + (size_t)(M - 1) * K_, x);
@@ -1699,19 +1682,11 @@ void rank_one_fx(const Level& lv, uint64_t* acc, int u, const uint64_t* v, int M
         }
         return;
     }
-    uint64_t mag[(DMAX + 1) * K];
-    bool neg[DMAX + 1];
-    for (int c = 0; c < M; ++c) {
-        std::memcpy(mag + c * K_, v + c * K_, sizeof(uint64_t) * K_);
-        neg[c] = fx_negative(mag + c * K_, K);
-        if (neg[c]) fx_negate(mag + c * K_, K);
-    }
     for (int r = 0; r < no; ++r) {
-        int64_t a = col[r];
+        const int64_t a = col[r];
         if (a == 0) continue;
-        uint64_t ua = a < 0 ? 0 - (uint64_t)a : (uint64_t)a;
         uint64_t* o = acc + (size_t)r * M_ * K_;
-        for (int c = 0; c < M; ++c) fx_addmul<K>(o + c * K_, ua, mag + c * K_, neg[c] != (a < 0));
+        for (int c = 0; c < M; ++c) fx_addmul_s<K>(o + c * K_, (uint64_t)a, v + c * K_);
     }
 }
 
@@ -1787,7 +1762,7 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
 
     m0.K = K;
     m0.w = R.w;
-    uint64_t a[(DMAX + 1) * K], b[(DMAX + 1) * K], gl[K];
+    uint64_t a[(DMAX + 1) * K], b[(DMAX + 1) * K];
     for (size_t i = 0; i < F.size(); ++i) {
         const int v = F[i];
         __int128* g = &R.col[(size_t)v * no_];
@@ -1810,7 +1785,12 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
                 const unsigned __int128 c = (unsigned __int128)ds * (unsigned __int128)(__int128)av;
                 const int64_t* col = &lv.AzT64[(size_t)u * no_];
                 unsigned __int128* gu = reinterpret_cast<unsigned __int128*>(g);
-                for (int r = 0; r < no; ++r) gu[r] += (unsigned __int128)(__int128)col[r] * c;
+                const int64_t c64 = (int64_t)(uint64_t)c;
+                if ((__int128)c == (__int128)c64) {  // one 64 x 64 -> 128-bit product per entry
+                    for (int r = 0; r < no; ++r) gu[r] += (unsigned __int128)((__int128)col[r] * c64);
+                } else {
+                    for (int r = 0; r < no; ++r) gu[r] += (unsigned __int128)(__int128)col[r] * c;
+                }
             }
         }
         // d_v: v's output row in P's state minus in P''s, on G's map
@@ -1820,8 +1800,7 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
         for (int r = 0; r < no; ++r) {
             if (g[r] == 0) continue;
             uint64_t* o = &m0.w[(size_t)r * M_ * K_];
-            fx_from_i128<K>(g[r], gl);
-            for (int c = 0; c < M; ++c) fx_muladd<K>(o + c * K_, gl, a + c * K_);
+            for (int c = 0; c < M; ++c) fx_muladd128<K>(o + c * K_, g[r], a + c * K_);
         }
     }
     // now the map in states s on P's map: to the child's states

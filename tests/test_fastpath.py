@@ -206,6 +206,34 @@ def test_wide_integers_same_certificate():
     assert max(cert.stats["compiled_limbs"]) >= 4
 
 
+@pytest.mark.parametrize("seed, near, tiny",
+                         [(0, -45, -40), (1, -50, -20), (3, -45, -20), (4, -50, -40)])
+def test_near_ties_on_wide_limbs_same_certificate(seed, near, tiny):
+    # rows read off maps of three to five limbs (tiny weights), converted to floats for the sign
+    # filter: lines through the origin, duplicated and negated units (rows vanishing at the
+    # vertices they make, exactly), a unit within a relative 2^-45 or 2^-50 of another (its signs
+    # at the other's vertices at the edge of what the filter decides, or beyond it: exact), and
+    # negative weights and slopes throughout (the signed multiply-adds on limbs)
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(2, 7), nn.LeakyReLU(0.01), nn.Linear(7, 7), nn.LeakyReLU(0.01),
+                        nn.Linear(7, 6), nn.ReLU(), nn.Linear(6, 2)).double().eval()
+    with torch.no_grad():
+        w0, b0 = net[0].weight, net[0].bias
+        b0[:3] = 0.0
+        w0[3], b0[3] = w0[0], b0[0]
+        w0[4], b0[4] = -w0[1], -b0[1]
+        w2, b2 = net[2].weight, net[2].bias
+        w2[1], b2[1] = w2[0] * (1 + 2.0 ** near), b2[0] * (1 + 2.0 ** near)
+        w2[2], b2[2] = -w2[0], -b2[0]
+        w2[3] *= 2.0 ** tiny
+        w4, b4 = net[4].weight, net[4].bias
+        w4[1], b4[1] = -w4[0], -b4[0]
+        b4[2] = 0.0
+    cert = assert_same(net, [(-1, 1)] * 2)
+    assert max(cert.stats["compiled_limbs"]) >= 3
+    exactrelu.check(cert, net)
+
+
 def test_statistics_match_when_the_trace_is_wrong():
     # the trace of another network proposes wrong cells and misses real ones: both engines count
     # the same candidates, spurious and repaired cells and flag the same regions as repaired
