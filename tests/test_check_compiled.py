@@ -54,10 +54,10 @@ def wide_integers() -> nn.Module:
     return net
 
 
-def degenerate(d: int, seed: int) -> nn.Module:
+def degenerate(d: int, seed: int, act: Any = nn.ReLU) -> nn.Module:
     """A net whose first layer repeats a unit and negates another (facets on which several
     constraints vanish, regions whose facets share hyperplanes with both orientations)."""
-    net = mlp(d, [5, 4], seed)
+    net = mlp(d, [5, 4], seed, act)
     with torch.no_grad():
         net[0].weight[1] = net[0].weight[0]
         net[0].bias[1] = net[0].bias[0]

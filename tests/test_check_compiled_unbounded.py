@@ -35,13 +35,7 @@ pytestmark = pytest.mark.skipif(CHECKER._checkcore is None, reason="built withou
 def degenerate_hardtanh(d: int, seed: int) -> nn.Module:
     """Hardtanh units (two thresholds), one duplicated and one negated: facets on which both
     copies' constraints vanish, at either threshold."""
-    net = mlp(d, [5, 4], seed, nn.Hardtanh)
-    with torch.no_grad():
-        net[0].weight[1] = net[0].weight[0]
-        net[0].bias[1] = net[0].bias[0]
-        net[0].weight[3] = -net[0].weight[2]
-        net[0].bias[3] = -net[0].bias[2]
-    return net
+    return degenerate(d, seed, nn.Hardtanh)
 
 
 NETS = {
