@@ -2,7 +2,7 @@
 more than a million regions; prints a markdown table.
 
 Run: ``python benchmarks/scale_bench.py [--widths 64 128 ...] [--depth 3] [--stages trace verify
-save shards cells read check] [--shard-rows N] [--cells N] [--workers N] [--threads T]
+save shards cells cells-memory read check] [--shard-rows N] [--cells N] [--workers N] [--threads T]
 [--max-memory GB] [--timeout S]``. It measures the package of the checkout it sits in (the
 header names it), whichever one the environment has installed. Give ``--threads 1`` on a
 machine other work keeps busy: torch's intra-op threads wait on each other there, and wall time
@@ -19,11 +19,12 @@ Stages, each through the public API: ``trace`` (``exactrelu.trace.trace``), ``ve
 (``Certificate.save`` to a JSON file), ``shards`` (``Certificate.save`` as a sharded Parquet
 directory, ``--shard-rows`` rows per shard), ``cells`` (``exactrelu.verify`` with
 ``cells=--cells`` and ``save`` to a sharded directory: cell after cell, each written as it is
-known), ``read`` (``Certificate.load`` of the file saved, the sharded one where there is one,
-and one pass over its regions, shard by shard for a sharded one: what any checker that reads
-every region pays) and ``check`` (``Certificate.load`` of that file and ``exactrelu.check``,
-which reads a sharded one shard by shard). A stage that is not selected but needed by a
-selected one (save needs a certificate, read and check a saved file) runs unmeasured.
+known), ``cells-memory`` (the same cells merged in memory: ``exactrelu.verify`` with
+``cells=--cells`` and no ``save``), ``read`` (``Certificate.load`` of the file saved, the sharded
+one where there is one, and one pass over its regions, shard by shard for a sharded one: what any
+checker that reads every region pays) and ``check`` (``Certificate.load`` of that file and
+``exactrelu.check``, which reads a sharded one shard by shard). A stage that is not selected but
+needed by a selected one (save needs a certificate, read and check a saved file) runs unmeasured.
 
 Every net runs its saving stages in a child process of its own (a fresh interpreter, so that
 memory one net freed is not reused by the next), and read and check in another fresh one (what
@@ -56,7 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # the nets, and the package of this checkout (not whichever one the environment has installed)
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
-STAGES = ("trace", "verify", "save", "shards", "cells", "read", "check")
+STAGES = ("trace", "verify", "save", "shards", "cells", "cells-memory", "read", "check")
 LOADING = ("read", "check")  # stages that load the saved certificate, in a process of their own
 DEFAULT_WIDTHS = [64, 128, 256, 384, 512, 640, 880]
 
@@ -114,6 +115,15 @@ def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: i
                                     save=shards)
             wall, cpu = time.perf_counter() - w0, _cpu() - c0
         emit(_row("cells", cert.num_regions, wall, cpu, mem, file_mb=size(shards),
+                  tasks=cert.stats.get("tasks")))
+        del cert
+    if "cells-memory" in stages:
+        gc.collect()
+        with TreeMemory() as mem:
+            w0, c0 = time.perf_counter(), _cpu()
+            cert = exactrelu.verify(net, bounds, progress=False, workers=workers, cells=cells)
+            wall, cpu = time.perf_counter() - w0, _cpu() - c0
+        emit(_row("cells-memory", cert.num_regions, wall, cpu, mem,
                   tasks=cert.stats.get("tasks")))
         del cert
     loading = any(s in stages for s in LOADING)
@@ -190,7 +200,7 @@ def _print_row(name: str, r: dict) -> None:
     if "file_mb" in r:
         note = f"file {r['file_mb']:.0f} MB"
     if r.get("tasks"):
-        note += f", {r['tasks']} cells"
+        note += (", " if note else "") + f"{r['tasks']} cells"
     if "vertices" in r:
         note = f"{r['vertices']:,} vertices"
     print(f"| {name} | {r['stage']} | {regions:,} | {r['seconds']:.2f} | {r['cpu']:.1f} | "
