@@ -2388,8 +2388,8 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
     remote = (_checkdask.RegionPass(executor, cert, init, n_units, n_out, unbounded)
               if executor is not None and _checkdask.applies(cert) else None)
     if executor is not None and remote is None:
-        log.info("executor=: the regions are checked in this process by the compiled pass (a "
-                 "certificate the workers cannot read from where it was read)")
+        log.info("executor=: the regions are checked in this process by the compiled pass (the "
+                 "certificate is not a sharded directory as read: in memory, or changed since)")
     try:  # the workers read the vertices and the pairs for this process too
         vertices = src.vertices() if remote is None else remote.vertices()
         if isinstance(vertices, str):
