@@ -1,11 +1,13 @@
 """check on a Dask LocalCluster of processes against a local check: regions per second of
-``exactrelu.check`` of a sharded certificate with 1 and 2 workers (one thread each) on 2-D MLPs;
-prints a markdown table.
+``exactrelu.check`` of a sharded certificate with 1 and 2 workers (one thread each) on 2-D (or
+3-D) MLPs; prints a markdown table.
 
 Run: ``python benchmarks/dask_check.py [--widths 256] [--depth 3] [--cells 8] [--workers 1 2]
-[--max-memory GB]`` (from the repository root; the ``dask`` extra). The nets are
-``benchmarks/nets.py``'s ``mlp((2, w, ..., w))`` on ``[-1, 1]^2``; each certificate is made by
-``verify(net, bounds, workers=1, cells=--cells, save=dir/"net.parquet")`` (not timed: cell by
+[--domain box|r2|r3] [--max-memory GB]`` (from the repository root; the ``dask`` extra). The nets
+are ``benchmarks/nets.py``'s ``mlp((d, w, ..., w))`` on ``[-1, 1]^2`` (``--domain box``, the
+default), all of R^2 (``r2``) or all of R^3 (``r3``: completeness by the closure, whose state the
+workers' checkers export too); each certificate is made by
+``verify(net, domain, workers=1, cells=--cells, save=dir/"net.parquet")`` (not timed: cell by
 cell, each cell's regions in shards of their own). "local" is ``check(path, net)`` in this
 process (the compiled pass, shard by shard); a cluster run is ``check(path, net,
 executor=client)`` with the cluster started beforehand and the checker imported on each worker
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--depth", type=int, default=3, help="hidden layers (default 3)")
     ap.add_argument("--cells", type=int, default=8, help="cells= of the verify run (default 8)")
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--domain", choices=["box", "r2", "r3"], default="box",
+                    help="[-1, 1]^2, all of R^2 or all of R^3 (default box)")
     ap.add_argument("--max-memory", type=float, default=4.0,
                     help="address-space limit of this process and each worker, GB (default 4)")
     args = ap.parse_args(argv)
@@ -85,14 +89,16 @@ def main(argv: list[str] | None = None) -> None:
     print("| net | regions | run | seconds | CPU s (client) | CPU s (workers) | regions/s | "
           "peak MB (client PSS) | peak MB (a worker's RSS) |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
-    bounds = [(-1.0, 1.0), (-1.0, 1.0)]
+    domain: Any = ([(-1.0, 1.0), (-1.0, 1.0)] if args.domain == "box" else
+                   exactrelu.RealSpace(int(args.domain[1])))
+    where = {"box": "", "r2": " on R^2", "r3": " on R^3"}[args.domain]
     for width in args.widths:
-        widths = (2,) + (width,) * args.depth
-        name = "-".join(map(str, widths))
+        widths = (2 if args.domain != "r3" else 3,) + (width,) * args.depth
+        name = "-".join(map(str, widths)) + where
         net = mlp(widths)
         with tempfile.TemporaryDirectory(prefix="dask-check-") as tmp:
             path = Path(tmp) / "net.parquet"
-            exactrelu.verify(net, bounds, progress=False, workers=1, cells=args.cells, save=path)
+            exactrelu.verify(net, domain, progress=False, workers=1, cells=args.cells, save=path)
             regions = exactrelu.Certificate.load(path).num_regions
             with TreeMemory(interval=1.0) as mem:
                 w0, c0 = time.perf_counter(), _cpu_self()

@@ -2723,7 +2723,7 @@ PyObject* Checker_finish(Checker* c, PyObject* args) {
 // 8 bytes little-endian; a GMP integer is its signed byte count then its magnitude's bytes
 // (little-endian). The reader checks every count against the bytes left, so malformed input
 // costs at most work proportional to its size and ends in a reason.
-const uint64_t STATE_MAGIC = 0x3274617453435258ULL;  // format 2
+const uint64_t STATE_MAGIC = 0x3374617453435258ULL;  // format 3
 
 struct Out {
     std::string s;
@@ -2774,19 +2774,32 @@ struct In {
     }
 };
 
+// The length in bytes of a packed prefix of ops 0 .. j (pack_states: every op has a fixed
+// number of units, so every prefix of a level has this length).
+size_t prefix_bytes(const Checker* c, int j) {
+    size_t n = 0;
+    for (int i = 0; i <= j; ++i) {
+        const Op& op = (*c->ops)[i];
+        const size_t per = op.T == 1 ? 8 : 4;
+        n += (static_cast<size_t>(op.n) + per - 1) / per;
+    }
+    return n;
+}
+
 // export_state(): what the regions checked so far leave for finish() (from region `first` on:
 // start()): pattern and output hashes, the volume sum, the used vertices, each op's refinement
 // flag (d >= 3: off where a witness had a zero), the proven facets with their planes' exact keys
-// and sign hashes, the facet rows (d >= 3).
+// and sign hashes, the facet rows (d >= 3). Unbounded domains (closure) add the regions' rays
+// (d = 3: the facets' rays are indices into them), every level's certified prefixes and the
+// prefixes across facets not among this checker's own (finish looks for them in the union).
 PyObject* Checker_export_state(Checker* c, PyObject*) {
     return guarded(c, [&]() -> PyObject* {
         if (c->failed) reject("an earlier chunk failed");
-        if (c->closure) reject("the state of an unbounded domain's pass is not exported");
         const int d = c->d;
         const int64_t count = c->next_region - c->first;
         Out o;
         o.u64(STATE_MAGIC);
-        o.i64(d); o.i64(c->P);
+        o.i64(d); o.i64(c->P); o.i64(c->closure ? 1 : 0);
         o.i64(static_cast<int64_t>(c->verts->size()));
         o.i64(c->first); o.i64(count);
         for (uint64_t h : *c->pat_hash) o.u64(h);
@@ -2804,9 +2817,15 @@ PyObject* Checker_export_state(Checker* c, PyObject*) {
         o.i64(static_cast<int64_t>(c->planes->size()));
         for (const auto& key : *c->planes)
             for (const Int& x : key) o.z(x.v);
+        if (c->closure && d >= 3) {  // rays: X_1 .. X_d (the last entry, 0, left out)
+            o.i64(static_cast<int64_t>(c->rays->size()));
+            for (const Point& p : *c->rays)
+                for (int i = 0; i < d; ++i) o.z(p.h[i].v);
+        }
         o.i64(static_cast<int64_t>(c->facets->size()));
         const auto& FI = *c->facet_ids;
         const auto& FV = *c->facet_verts;
+        const auto& FR = *c->facet_rays;
         for (const Facet& f : *c->facets) {
             o.i64(f.region); o.i64(f.plane); o.i64(f.j0); o.i64(f.side); o.u64(f.pre);
             o.u64(f.sig);
@@ -2815,11 +2834,28 @@ PyObject* Checker_export_state(Checker* c, PyObject*) {
             for (int64_t k = 0; k < f.ids_n; ++k) o.i64(FI[f.ids_at + k]);
             o.i64(f.verts_n);
             for (int64_t k = 0; k < f.verts_n; ++k) o.i64(FV[f.verts_at + k]);
+            o.i64(f.rays_n);
+            for (int64_t k = 0; k < f.rays_n; ++k) o.i64(FR[f.rays_at + k]);
         }
         if (d >= 3) {
             const auto& S = *c->frow_start;
             for (size_t k = 1; k < S.size(); ++k) o.i64(S[k] - S[k - 1]);
             for (const Int& x : c->frows->z) o.z(x.v);
+        }
+        if (c->closure) {  // per level its prefixes (all of one length), then those across
+            const auto& PF = *c->prefixes;
+            for (int j = 0; j < c->P; ++j) {
+                o.i64(static_cast<int64_t>(PF[j].size()));
+                for (const std::string& key : PF[j]) o.s += key;
+            }
+            int64_t n_across = 0;
+            for (const auto& [j, key] : *c->across) n_across += PF[j].count(key) ? 0 : 1;
+            o.i64(n_across);
+            for (const auto& [j, key] : *c->across) {
+                if (PF[j].count(key)) continue;
+                o.i64(j);
+                o.s += key;
+            }
         }
         return PyBytes_FromStringAndSize(o.s.data(), static_cast<Py_ssize_t>(o.s.size()));
     });
@@ -2828,19 +2864,21 @@ PyObject* Checker_export_state(Checker* c, PyObject*) {
 // import_state(state): a part's state (export_state of a checker of the same chain, vertices and
 // domain, started at this one's next region) joined in: hashes and used vertices appended,
 // the volume added, the planes renumbered into this checker's, the facets and facet rows
-// appended. Returns None, or the reason it stopped (a malformed state; the checker is then done).
+// appended; on unbounded domains the rays appended (the facets' rays renumbered into them), the
+// prefixes added to every level's and those across not yet among them kept for finish. Returns
+// None, or the reason it stopped (a malformed state; the checker is then done).
 PyObject* Checker_import_state(Checker* c, PyObject* args) {
     Py_buffer view;
     if (!PyArg_ParseTuple(args, "y*", &view)) return nullptr;
     struct Release { Py_buffer* v; ~Release() { PyBuffer_Release(v); } } release{&view};
     return guarded(c, [&]() -> PyObject* {
         if (c->failed) reject("an earlier chunk failed");
-        if (c->closure) reject("an unbounded domain's pass imports no state");
         In in{static_cast<const unsigned char*>(view.buf), static_cast<size_t>(view.len)};
         const int d = c->d, m = d + 1;
         const int64_t nvert = static_cast<int64_t>(c->verts->size());
         if (in.u64() != STATE_MAGIC) reject("malformed state: not a checker state");
-        if (in.i64() != d || in.i64() != c->P || in.i64() != nvert)
+        if (in.i64() != d || in.i64() != c->P || in.i64() != (c->closure ? 1 : 0) ||
+            in.i64() != nvert)
             reject("malformed state: another chain, domain or vertex list");
         if (in.i64() != c->next_region) reject("malformed state: regions out of order");
         const int64_t first = c->next_region;
@@ -2876,9 +2914,29 @@ PyObject* Checker_import_state(Checker* c, PyObject* args) {
             if (lead <= 0 || mpz_cmp_ui(g.v, 1) != 0) reject("malformed state: a plane's key");
             remap[k] = intern_plane(c, std::move(v));
         }
-        // facets
-        const int64_t n_facets = in.count(11 * 8);
+        // rays (unbounded, d = 3): non-zero directions, appended; the facets' rays index them
+        const bool has_rays = c->closure && d >= 3;
+        const int64_t ray_base = static_cast<int64_t>(c->rays->size());
+        const int64_t n_rays = has_rays ? in.count(8 * static_cast<size_t>(d)) : 0;
+        for (int64_t k = 0; k < n_rays; ++k) {
+            std::vector<Rat> q(d);
+            Int x;
+            bool nz = false;
+            for (int i = 0; i < d; ++i) {
+                in.z(x.v);
+                nz = nz || mpz_sgn(x.v);
+                mpq_set_z(q[i].v, x.v);
+            }
+            if (!nz) reject("malformed state: a zero ray");
+            Point p;
+            make_point(q, p);  // the integer direction (a positive multiple of the listed ray)
+            mpz_set_ui(p.h[d].v, 0);
+            c->rays->push_back(std::move(p));
+        }
+        // facets (2-D unbounded: an end may be -1, unbounded)
+        const int64_t n_facets = in.count(12 * 8);
         const size_t facets_at = c->facets->size();
+        const int64_t end_lo = d == 2 ? (c->closure ? -1 : 0) : -1, end_hi = d == 2 ? nvert : 0;
         for (int64_t k = 0; k < n_facets; ++k) {
             Facet f{};
             f.region = in.in(first, first + count, "a facet's region");
@@ -2888,8 +2946,8 @@ PyObject* Checker_import_state(Checker* c, PyObject* args) {
             if (f.side == 0) reject("malformed state: a facet's side");
             f.pre = in.u64();
             f.sig = in.u64();
-            f.lo = in.in(d == 2 ? 0 : -1, d == 2 ? nvert : 0, "a facet's end");
-            f.hi = in.in(d == 2 ? 0 : -1, d == 2 ? nvert : 0, "a facet's end");
+            f.lo = in.in(end_lo, end_hi, "a facet's end");
+            f.hi = in.in(end_lo, end_hi, "a facet's end");
             f.row = in.i64();  // checked with the facet rows below
             f.ids_n = in.count(8);
             if (f.ids_n < 1) reject("malformed state: a facet without ids");
@@ -2900,6 +2958,11 @@ PyObject* Checker_import_state(Checker* c, PyObject* args) {
             f.verts_at = static_cast<int64_t>(c->facet_verts->size());
             for (int64_t t = 0; t < f.verts_n; ++t)
                 c->facet_verts->push_back(in.in(0, nvert, "a facet's vertex"));
+            f.rays_n = in.count(8);
+            if (f.rays_n && !has_rays) reject("malformed state: a facet's rays");
+            f.rays_at = static_cast<int64_t>(c->facet_rays->size());
+            for (int64_t t = 0; t < f.rays_n; ++t)
+                c->facet_rays->push_back(ray_base + in.in(0, n_rays, "a facet's ray"));
             c->facets->push_back(f);
         }
         if (d >= 3) {  // facet rows per region, then the rows; a facet's row is its region's
@@ -2927,6 +2990,26 @@ PyObject* Checker_import_state(Checker* c, PyObject* args) {
         } else {
             for (size_t k = facets_at; k < c->facets->size(); ++k)
                 if ((*c->facets)[k].row != -1) reject("malformed state: a facet's row");
+        }
+        if (c->closure) {  // prefixes per level (added), then those across not yet found (kept)
+            auto& PF = *c->prefixes;
+            for (int j = 0; j < c->P; ++j) {
+                const size_t len = prefix_bytes(c, j);
+                const int64_t n = in.count(len);
+                for (int64_t k = 0; k < n; ++k) {
+                    PF[j].emplace(reinterpret_cast<const char*>(in.p + in.at), len);
+                    in.at += len;
+                }
+            }
+            const int64_t n_across = in.count(8 + 1);
+            for (int64_t k = 0; k < n_across; ++k) {
+                const int j = static_cast<int>(in.in(0, c->P, "an across prefix's level"));
+                const size_t len = prefix_bytes(c, j);
+                if (in.left() < len) reject("malformed state: it ends early");
+                std::string key(reinterpret_cast<const char*>(in.p + in.at), len);
+                in.at += len;
+                if (!PF[j].count(key)) c->across->push_back({j, std::move(key)});
+            }
         }
         if (in.left()) reject("malformed state: bytes after its end");
         c->next_region = first + count;

@@ -10,18 +10,19 @@ adjacent pairs (for the client). Each region task builds the compiled ``Checker`
 pass over its group's shards (:func:`exactrelu.check._region_pass`, what the local check runs)
 and returns ``Checker.export_state()``: per region its pattern and output hashes, the group's
 volume sum (exact), the vertices its regions use, its proven facets with their planes' exact
-keys and (3-D) facet rows, as bytes. The client (which parses no shard but those holding the
-output maps of the adjacent regions it compares) imports the states in region order into its
-own ``Checker`` (``import_state`` renumbers the planes by their exact keys, checks every count
-against the bytes it has and that the regions come in order) and goes on as the local check
-does (``finish``, then distinct patterns, the volume sum and the pieces in Python).
+keys and (3-D) facet rows; on an unbounded domain (2-D, 3-D) also its regions' rays (3-D, the
+facets' rays indexing them), every level's certified prefixes and the prefixes across its facets
+not among them (the closure's state), as bytes. The client (which parses no shard but those
+holding the output maps of the adjacent regions it compares) imports the states in region order
+into its own ``Checker`` (``import_state`` renumbers the planes by their exact keys and the
+rays, checks every count against the bytes it has and that the regions come in order) and goes
+on as the local check does (``finish``, which on an unbounded domain finds every prefix across a
+facet among the union of the parts' prefixes, then distinct patterns, the volume sum and the
+pieces in Python).
 
 A task that finds a false claim (or input outside the compiled pass) returns its reason; the
-check then runs its Python pass in the client process, which names the claim. A certificate on
-an unbounded domain is not sent (``check._compiled_claims``): its compiled pass proves
-completeness by closure over every region's prefixes, which ``export_state`` does not carry, so
-it runs in the client process. Imports only check-side code, and Dask lazily (a client is passed
-in).
+check then runs its Python pass in the client process, which names the claim. Imports only
+check-side code, and Dask lazily (a client is passed in).
 """
 
 from __future__ import annotations
@@ -113,10 +114,11 @@ def _read(root: Path, listing: tuple[Any, ...], table: str) -> Rationals | tuple
 
 
 def _task(root: Path, listing: tuple[Any, ...], init: tuple[Any, ...],
-          vertices: Rationals | str, n_units: list[int], n_out: int, lo: int,
+          vertices: Rationals | str, n_units: list[int], n_out: int, unbounded: bool, lo: int,
           hi: int) -> bytes | str:
     """On a worker: regions ``lo`` to ``hi - 1`` of the certificate at ``root`` through the
-    compiled pass, the checker's state exported; or the reason it stopped."""
+    compiled pass (``unbounded``: the domain is, the closure's state is kept), the checker's
+    state exported; or the reason it stopped."""
     from .check import _checkcore, _region_pass
 
     if isinstance(vertices, str):
@@ -127,14 +129,14 @@ def _task(root: Path, listing: tuple[Any, ...], init: tuple[Any, ...],
     cert, src = got
     assert _checkcore is not None  # the client's check() found it; so does the worker
     try:
-        checker = _checkcore.Checker(*init, vertices.num, vertices.den)
+        checker = _checkcore.Checker(*init, vertices.num, vertices.den, unbounded)
     except ValueError as exc:
         return str(exc)
     started = checker.start(lo)
     if started is not None:
         return str(started)
     reason = _region_pass(src.regions(lambda a, b: lo <= a and b <= hi), checker,
-                          cert.domain.dim, n_units, n_out, None)
+                          cert.domain.dim, n_units, n_out, None, unbounded)
     if reason is not None:
         return reason
     state = checker.export_state()
@@ -144,11 +146,11 @@ def _task(root: Path, listing: tuple[Any, ...], init: tuple[Any, ...],
 class RegionPass:
     """The compiled region pass over ``cert``'s regions on the workers of ``client``: the tasks
     are submitted at once (``init``, ``n_units``, ``n_out``: the client's ``Checker`` arguments
-    but the vertices, the chain's units per op and its outputs); :meth:`join` imports their
-    states, :meth:`cancel` drops what is left."""
+    but the vertices, the chain's units per op and its outputs; ``unbounded``: the domain is);
+    :meth:`join` imports their states, :meth:`cancel` drops what is left."""
 
     def __init__(self, client: Any, cert: Certificate, init: tuple[Any, ...],
-                 n_units: list[int], n_out: int) -> None:
+                 n_units: list[int], n_out: int, unbounded: bool = False) -> None:
         where = _shards.origin(cert)
         assert where is not None  # by applies()
         root, tables = where
@@ -163,7 +165,7 @@ class RegionPass:
         self.points = client.submit(_read, root, listing, "vertices", pure=False)
         self.pairs = client.submit(_read, root, listing, "adjacency", pure=False)
         self.futures = [client.submit(_task, root, listing, init_ref, self.points, n_units, n_out,
-                                      lo, hi, pure=False) for lo, hi in self.spans]
+                                      unbounded, lo, hi, pure=False) for lo, hi in self.spans]
 
     def vertices(self) -> Rationals | str:
         """The certificate's vertices as a worker read them, or why not (a reason)."""

@@ -228,12 +228,13 @@ certificate goes through it a shard at a time (:func:`_shard_source`: ``Checker.
 region shard's columns with the index of its first region, in order; the vertices and the adjacent
 pairs are joined from their shards; the output maps of candidate pairs are read in one more pass
 over the region shards that hold them); a shard the columnar reader declined, or one changed in
-place, stops it. With ``executor=`` a Dask client, the region shards of a sharded certificate on a
-bounded domain read from disk go through checkers on its workers, a contiguous group per task, whose
-states (hashes, volume sum, used vertices, proven facets with their planes' exact keys) are joined
+place, stops it. With ``executor=`` a Dask client, the region shards of a sharded certificate read
+from disk go through checkers on its workers, a contiguous group per task, whose states (hashes,
+volume sum, used vertices, proven facets with their planes' exact keys; on an unbounded domain also
+the rays, every level's certified prefixes and the prefixes across facets still to find) are joined
 in region order into this process's checker (:mod:`exactrelu._checkdask`): the same claims proven in
-the same way, only elsewhere (on an unbounded domain the compiled pass runs in this process: its
-closure's prefixes are not transferred).
+the same way, only elsewhere (the closure's prefixes across facets are looked for in the union of
+the parts' prefixes at ``finish``).
 """
 
 from __future__ import annotations
@@ -2384,12 +2385,11 @@ def _compiled_claims(cert: Certificate, prog: Program, m0: ExactMap, offsets: li
     dens = [math.lcm(*(int(v.q) for v in row)) for row in dom_rows]
     init = (d, offsets, [v for row in ints for v in row], dens, root_rows, root_den, ops, n_out)
     n_reg = len(cert.regions)
-    # an unbounded domain's pass (its closure state is not transferred) runs in this process
-    remote = (_checkdask.RegionPass(executor, cert, init, n_units, n_out)
-              if executor is not None and _checkdask.applies(cert) and not unbounded else None)
-    if executor is not None and unbounded:
-        log.info("executor=: the regions are checked in this process by the compiled pass (an "
-                 "unbounded domain: its closure's state is not transferred)")
+    remote = (_checkdask.RegionPass(executor, cert, init, n_units, n_out, unbounded)
+              if executor is not None and _checkdask.applies(cert) else None)
+    if executor is not None and remote is None:
+        log.info("executor=: the regions are checked in this process by the compiled pass (the "
+                 "certificate is not a sharded directory as read: in memory, or changed since)")
     try:  # the workers read the vertices and the pairs for this process too
         vertices = src.vertices() if remote is None else remote.vertices()
         if isinstance(vertices, str):
@@ -2512,7 +2512,7 @@ def check(cert: Certificate | str, net: nn.Module | Program, domain: Any = None,
     executor=client)``), the workers check its regions, a contiguous group of region shards per
     task (:mod:`exactrelu._checkdask`), and this process joins their results and checks the rest;
     the verdict is the local check's. Anywhere else (outside the compiled pass, a certificate in
-    memory or changed since it was read, an unbounded domain), or where a task finds a claim
+    memory or changed since it was read), or where a task finds a claim
     that does not hold, the check runs in this process as without it (the Python pass names the
     claim; the reason is logged at INFO level). Raises
     :class:`~exactrelu.errors.ClusterError` where a worker cannot read the directory or a task

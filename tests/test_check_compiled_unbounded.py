@@ -10,6 +10,7 @@ domains of 4 and more dimensions stop it with a reason (the Python pass checks t
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 import sys
 from fractions import Fraction
@@ -25,7 +26,16 @@ from exactrelu import CertificateError, RealSpace, Slice, strategies as ers
 from exactrelu._columns import views
 from exactrelu.certificate import Adjacency, Certificate
 
-from test_check_compiled import as_objects, compiled, degenerate, mlp, rejected_by_both
+from test_check_compiled import (
+    as_objects,
+    checkers,
+    compiled,
+    degenerate,
+    malformed_refused,
+    mlp,
+    parts_joined,
+    rejected_by_both,
+)
 from test_tamper import outcome, renumbered, single_mutations
 
 CHECKER = sys.modules["exactrelu.check"]
@@ -347,6 +357,64 @@ def test_a_sharded_unbounded_certificate_is_checked_by_the_compiled_pass(d, tmp_
     assert reason is not None and "completeness" in reason, reason
     with pytest.raises(CertificateError, match="completeness"):
         exactrelu.check(bad, net, progress=False)
+
+
+# ----------------------------------------------------------------------------- state transfer
+
+def test_parts_checked_apart_and_joined_are_one_pass_on_unbounded_domains(made):
+    """Regions checked in parts (``start``), their states (with the closure's prefixes, the
+    prefixes across facets still to find and, in 3-D, the rays) imported in order: ``finish``
+    returns what one pass returns, the cells across a part's facets found in other parts."""
+    parts_joined(*made)
+
+
+def test_a_malformed_unbounded_state_is_refused_with_a_reason(made):
+    """import_state of an unbounded domain's state: every truncation (each of the last 300
+    bytes, where the prefixes and those across are) refused with a reason, the checker then
+    done; a byte changed anywhere is refused or imported, never a crash; an unbounded state into a
+    bounded checker is refused."""
+    name, net, cert = made
+    state = malformed_refused(name, net, cert)
+    make, cols, pairs = checkers(cert, net)
+    n = cert.num_regions
+
+    def at_half() -> Any:
+        got = make()
+        assert got.regions(0, 0, n // 2, cols) is None
+        return got
+
+    for cut in range(max(0, len(state) - 300), len(state)):
+        got = at_half()
+        reason = got.import_state(state[:cut])
+        assert reason is not None and reason.startswith("malformed state"), (name, cut)
+        assert got.finish(n, *pairs) == "an earlier chunk failed"
+    for at in range(0, len(state), max(1, len(state) // 60)):
+        bad = bytearray(state)
+        bad[at] ^= 0xA5
+        got = at_half()
+        reason = got.import_state(bytes(bad))
+        assert reason is None or reason.startswith("malformed state"), (name, at, reason)
+        assert isinstance(got.finish(n, *pairs), (str, tuple))
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_a_region_missing_between_parts_is_caught_by_the_joined_closure(d):
+    """A region taken out (the rest consistent), the others checked in three parts and joined:
+    no part sees the gap alone (a part does not finish), the joined checker's closure does, for
+    every region in turn."""
+    net, cert = small(d)
+    for k in range(cert.num_regions):
+        bad = without_region(cert, k)
+        make, cols, pairs = checkers(bad, net)
+        n = bad.num_regions
+        cuts = [0, n // 3, 2 * n // 3, n]
+        joined = make()
+        for lo, hi in itertools.pairwise(cuts):
+            part = make()
+            assert part.start(lo) is None and part.regions(0, lo, hi, cols) is None
+            assert joined.import_state(part.export_state()) is None
+        reason = joined.finish(n, *pairs)
+        assert isinstance(reason, str) and "completeness" in reason, (k, reason)
 
 
 @pytest.mark.parametrize("d", [2, 3])

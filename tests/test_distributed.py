@@ -37,6 +37,7 @@ from exactrelu.verify import _program_and_domain
 from constructions import l1_shell, linf_ball_classifier
 from cut_nets import UNBOUNDED, conv_slice, degenerate, mlp, silent_unit
 from test_check_compiled import compiled, merging_net
+from test_check_compiled_unbounded import without_region
 from test_shards import rewrite
 
 CHECKER = sys.modules["exactrelu.check"]
@@ -213,8 +214,8 @@ def test_unbounded_domains_split_into_cells_give_the_local_certificate(client, n
 @pytest.mark.parametrize("name", ["half-plane", "slice over r2", "strips (lines)"])
 def test_workers_write_the_shards_on_unbounded_domains(client, name, tmp_path, caplog):
     """save= on the cluster: the directory holds what the in-memory merge makes; check with the
-    cluster accepts it in this process (the compiled pass, or the Python pass where a region has
-    lines), saying why."""
+    cluster accepts it, its regions checked on the workers (the compiled pass), or in this
+    process by the Python pass where a region has lines, saying why."""
     net, dom = UNBOUNDED[name]()
     merged = exactrelu.verify(net, dom, executor=client, progress=False, workers=1, cells=4)
     path = tmp_path / "x.parquet"
@@ -227,13 +228,21 @@ def test_workers_write_the_shards_on_unbounded_domains(client, name, tmp_path, c
     with caplog.at_level("INFO", logger="exactrelu.check"):
         assert exactrelu.check(str(path), net, executor=client, progress=False).num_regions == \
             merged.num_regions
-    assert "checked in this process" in caplog.text and "unbounded domain" in caplog.text
+    if name.endswith("(lines)"):
+        assert "checked in this process by the Python pass" in caplog.text
+        assert "on an unbounded domain, a region with lines" in caplog.text
+    else:
+        assert "checked in this process" not in caplog.text
 
 
 # --------------------------------------------------------------------------- check on the cluster
 CHECK_CASES: dict[str, Any] = {
     "2d": lambda: (merging_net(), [(-1, 1), (-1, 1)]),
     "3d": lambda: (mlp(3, [6, 6], 1), [(-1, 1)] * 3),
+    # unbounded: the closure's state travels too
+    "r2": UNBOUNDED["r2"],
+    "r3": UNBOUNDED["r3"],
+    "half-plane": UNBOUNDED["half-plane"],
 }
 
 
@@ -324,10 +333,37 @@ def test_tampered_shards_give_the_local_message(client, cells_cert, tmp_path):
     assert message(p, net, executor=client) == message(p, net)
 
 
+def test_a_region_only_the_closure_misses_is_caught_after_the_join(client, cells_cert, tmp_path,
+                                                                   monkeypatch):
+    """On an unbounded domain, a region inside taken out (all its neighbours kept, the rest
+    consistent) and the certificate saved in shards: every task accepts its part (none sees the
+    gap: the regions across its facets may be in other parts), the client's finish finds a
+    prefix across a facet in no part and the check raises the local message."""
+    _, net, path = cells_cert
+    cert = Certificate.load(path)
+    if cert.domain.is_bounded:
+        pytest.skip("a bounded domain: the volume sum sees a missing region")
+    k = cert.num_regions // 2
+    p = tmp_path / "missing.parquet"
+    without_region(exactrelu.verify(net, cert.domain, progress=False, workers=1), k).save(
+        p, shard_rows=5)
+    assert len(json.loads((p / "manifest.json").read_text())["shards"]["regions"]) >= 6
+
+    def here(*args: Any) -> None:
+        raise AssertionError("the client ran the region pass")
+
+    with monkeypatch.context() as m:
+        m.setattr(CHECKER, "_region_pass", here)
+        reason = compiled(Certificate.load(p), net, client)
+    assert reason is not None and "completeness" in reason and "(a task)" not in reason, reason
+    assert message(p, net, executor=client) == message(p, net)
+    assert "completeness" in message(p, net)
+
+
 class Garbled(distributed.Client):
-    """A client whose region tasks return ``result`` (no cluster behind it: the other tasks run
-    here, on the certificate at ``root`` where it is given: a worker's view of another file
-    system)."""
+    """A client whose region tasks return ``result`` (or, a callable, ``result`` of what the
+    task returns; no cluster behind it: the other tasks run here, on the certificate at ``root``
+    where it is given: a worker's view of another file system)."""
 
     def __init__(self, result: Any, root: Path | None = None) -> None:  # no connection
         self.result, self.root = result, root
@@ -343,7 +379,14 @@ class Garbled(distributed.Client):
         if self.root is not None:  # the workers see another file system
             args = (self.root, *args[1:])
         try:
-            done.set_result(self.result if fn is _checkdask._task else fn(*args))
+            if fn is not _checkdask._task:
+                done.set_result(fn(*args))
+            elif callable(self.result):  # the futures it takes resolved, as Dask does
+                args = tuple(a.result() if isinstance(a, concurrent.futures.Future) else a
+                             for a in args)
+                done.set_result(self.result(fn(*args)))
+            else:
+                done.set_result(self.result)
         except ClusterError as exc:  # raised by the task: by result(), as Dask does
             done.set_exception(exc)
         done.release = lambda: None
@@ -356,10 +399,24 @@ class Garbled(distributed.Client):
         pass
 
 
+def flipped(state: bytes, at: int) -> bytes:
+    out = bytearray(state)
+    out[at] ^= 1
+    return bytes(out)
+
+
 def test_a_task_result_that_is_no_state_or_no_directory_is_a_cluster_error(cells_cert):
+    """A task's state that is not bytes, a truncated or corrupted one (its closure flag, its
+    last byte: on an unbounded domain the prefixes across facets), or no certificate where the
+    workers look: a ClusterError."""
     _, net, path = cells_cert
     for result, match in ((b"\0" * 64, "cannot import: malformed state: not a checker state"),
-                          (3, "returned a int, not a checker's state")):
+                          (3, "returned a int, not a checker's state"),
+                          (lambda s: s[:len(s) // 2], "cannot import: malformed state"),
+                          (lambda s: s[:-1], "cannot import: malformed state"),
+                          (lambda s: flipped(s, 24), "cannot import: malformed state: another "
+                                                     "chain, domain or vertex list"),
+                          (lambda s: s + b"\0", "malformed state: bytes after its end")):
         with pytest.raises(ClusterError, match=match):
             exactrelu.check(str(path), net, executor=Garbled(result), progress=False)
     with pytest.raises(ClusterError, match=r"a worker finds no certificate at .*elsewhere"):
