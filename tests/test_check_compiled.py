@@ -10,11 +10,13 @@ adjacent pairs, on columns and on objects."""
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import math
 import shutil
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -502,16 +504,18 @@ def test_a_malformed_state_is_refused_with_a_reason(made):
     malformed_refused(*made)
 
 
+def checked_half(make: Callable[[], Any], cols: Any, n: int) -> Any:
+    """A new checker (``make``) that has checked the first half of the ``n`` regions."""
+    got = make()
+    assert got.regions(0, 0, n // 2, cols) is None
+    return got
+
+
 def malformed_refused(name: str, net: nn.Module, cert: Certificate) -> bytes:
     """test_a_malformed_state_is_refused_with_a_reason on ``cert``; the second half's state."""
     make, cols, pairs = checkers(cert, net)
     n = cert.num_regions
-
-    def at_half() -> Any:
-        got = make()
-        assert got.regions(0, 0, n // 2, cols) is None
-        return got
-
+    at_half = functools.partial(checked_half, make, cols, n)
     part = make()
     assert part.start(n // 2) is None and part.regions(0, n // 2, n, cols) is None
     state = part.export_state()

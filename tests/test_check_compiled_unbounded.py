@@ -10,6 +10,7 @@ domains of 4 and more dimensions stop it with a reason (the Python pass checks t
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import re
 import sys
@@ -28,6 +29,7 @@ from exactrelu.certificate import Adjacency, Certificate
 
 from test_check_compiled import (
     as_objects,
+    checked_half,
     checkers,
     compiled,
     degenerate,
@@ -377,12 +379,7 @@ def test_a_malformed_unbounded_state_is_refused_with_a_reason(made):
     state = malformed_refused(name, net, cert)
     make, cols, pairs = checkers(cert, net)
     n = cert.num_regions
-
-    def at_half() -> Any:
-        got = make()
-        assert got.regions(0, 0, n // 2, cols) is None
-        return got
-
+    at_half = functools.partial(checked_half, make, cols, n)
     for cut in range(max(0, len(state) - 300), len(state)):
         got = at_half()
         reason = got.import_state(state[:cut])
