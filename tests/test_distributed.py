@@ -333,20 +333,19 @@ def test_tampered_shards_give_the_local_message(client, cells_cert, tmp_path):
     assert message(p, net, executor=client) == message(p, net)
 
 
-def test_a_region_only_the_closure_misses_is_caught_after_the_join(client, cells_cert, tmp_path,
+@pytest.mark.parametrize("name", ["half-plane", "r2", "r3"])  # on bounded domains volumes decide
+def test_a_region_only_the_closure_misses_is_caught_after_the_join(client, name, tmp_path,
                                                                    monkeypatch):
     """On an unbounded domain, a region inside taken out (all its neighbours kept, the rest
     consistent) and the certificate saved in shards: every task accepts its part (none sees the
     gap: the regions across its facets may be in other parts), the client's finish finds a
     prefix across a facet in no part and the check raises the local message."""
-    _, net, path = cells_cert
-    cert = Certificate.load(path)
-    if cert.domain.is_bounded:
-        pytest.skip("a bounded domain: the volume sum sees a missing region")
-    k = cert.num_regions // 2
+    net, dom = CHECK_CASES[name]()
+    whole = exactrelu.verify(net, dom, progress=False, workers=1)
+    assert not whole.domain.is_bounded
+    k = whole.num_regions // 2
     p = tmp_path / "missing.parquet"
-    without_region(exactrelu.verify(net, cert.domain, progress=False, workers=1), k).save(
-        p, shard_rows=5)
+    without_region(whole, k).save(p, shard_rows=5)
     assert len(json.loads((p / "manifest.json").read_text())["shards"]["regions"]) >= 6
 
     def here(*args: Any) -> None:
