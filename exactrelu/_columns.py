@@ -354,14 +354,12 @@ class Regions(Lazy[Region]):
         cx, d = self.cx, self.cx.d
         fs = cx.facet_start
         f0, f1 = int(fs[i]), int(fs[i + 1])
-        rays = self._points(cx.rays, i)
+        rays = points_at(cx, cx.rays, i)
         facets = []
         has_rays = len(cx.facet_rays.start) > 0
         for f in range(f0, f1):
-            row = int(cx.facet_row[f]) * (d + 1)
             facets.append(RegionFacet(
-                fractions_at(cx.rows, row, row + d),
-                coprime_fraction(cx.rows.num[row + d], cx.rows.den[row + d]),
+                *row_at(cx, int(cx.facet_row[f])),
                 tuple(ragged_item(cx.facet_ids, f)), tuple(ragged_item(cx.facet_vertices, f)),
                 tuple(ragged_item(cx.facet_rays, f)) if has_rays else ()))
         m = d + 1
@@ -375,15 +373,7 @@ class Regions(Lazy[Region]):
             fractions_at(cx.witness, i * d, i * d + d), facets,
             ragged_item(cx.region_vertices, i), output,
             None if q == 0 else coprime_fraction(cx.volume.num[i], q), bool(cx.repaired[i]),
-            rays, self._points(cx.lines, i))
-
-    def _points(self, sr: tuple[Any, Rationals] | None, i: int) -> list[tuple[Fraction, ...]]:
-        if sr is None:
-            return []
-        d = self.cx.d
-        start, pts = sr
-        return [fractions_at(pts, k * d, k * d + d)
-                for k in range(int(start[i]), int(start[i + 1]))]
+            rays, points_at(cx, cx.lines, i))
 
 
 class Adjacencies(Lazy[Adjacency]):
@@ -400,6 +390,23 @@ class Adjacencies(Lazy[Adjacency]):
         return Adjacency(int(cx.adj_i[k]), int(cx.adj_j[k]), fractions_at(cx.planes, p, p + d),
                          coprime_fraction(cx.planes.num[p + d], cx.planes.den[p + d]),
                          tuple(ragged_item(cx.adj_ids, k)))
+
+
+def row_at(cx: Complex, k: int) -> tuple[tuple[Fraction, ...], Fraction]:
+    """Facet row ``k`` of ``cx`` as ``a, b`` (``a . x <= b``)."""
+    at = k * (cx.d + 1)
+    return (fractions_at(cx.rows, at, at + cx.d),
+            coprime_fraction(cx.rows.num[at + cx.d], cx.rows.den[at + cx.d]))
+
+
+def points_at(cx: Complex, sr: tuple[Any, Rationals] | None, i: int
+              ) -> list[tuple[Fraction, ...]]:
+    """Region ``i``'s run of points in ``sr`` (``cx.rays`` or ``cx.lines``: starts, points)."""
+    if sr is None:
+        return []
+    d = cx.d
+    start, pts = sr
+    return [fractions_at(pts, k * d, k * d + d) for k in range(int(start[i]), int(start[i + 1]))]
 
 
 def ragged_item(r: Ragged, k: int) -> list[int]:

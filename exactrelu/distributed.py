@@ -87,13 +87,14 @@ from ._columns import (
     StateTable,
     Vertices,
     fractions_at,
+    points_at,
     ragged_item,
+    row_at,
     state_table,
     views,
 )
 from ._deps import dask_workers, is_dask_client
 from ._geometry import full_on_hyperplane, hyperplane_chart
-from ._parse import coprime_fraction
 from ._progress import _Silent, progress_bar
 from ._shards import SHARD_ROWS
 from .capture import Program, constraint_offsets
@@ -919,17 +920,9 @@ def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
         """Row ``k`` as ``a, b`` and its hyperplane's canonical key and side."""
         hit = planes.get(k)
         if hit is None:
-            at = k * (d + 1)
-            a = fractions_at(cx.rows, at, at + d)
-            b = coprime_fraction(cx.rows.num[at + d], cx.rows.den[at + d])
+            a, b = row_at(cx, k)
             hit = planes[k] = (a, b, *canonical_hyperplane(a, b))
         return hit
-
-    def points(sr: tuple[Any, Rationals] | None, i: int) -> list[tuple[Fraction, ...]]:
-        if sr is None:
-            return []
-        return [fractions_at(sr[1], k * d, k * d + d)
-                for k in range(int(sr[0][i]), int(sr[0][i + 1]))]
 
     has_rays = len(cx.facet_rays.start) > 0
     m = cx.n_out * (d + 1)
@@ -945,7 +938,7 @@ def _summary(done: tuple[str, Certificate, float], ids: _CellIds) -> _Summary:
         # exactly when the maps are)
         maps[i] = (tuple(cx.outputs.num[i * m:i * m + m]), tuple(cx.outputs.den[i * m:i * m + m]))
         pieces[i] = int(cx.pieces[i])
-        recession[i] = (points(cx.rays, i), points(cx.lines, i))
+        recession[i] = (points_at(cx, cx.rays, i), points_at(cx, cx.lines, i))
         rows[i] = ([], [])
         if d >= 3:  # facet rows for the LP
             own = [row(int(k))[:2] for k in cx.facet_row[cx.facet_start[i]:cx.facet_start[i + 1]]]
