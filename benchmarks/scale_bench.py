@@ -3,8 +3,8 @@ more than a million regions; prints a markdown table.
 
 Run: ``python benchmarks/scale_bench.py [--widths 64 128 ...] [--depth 3] [--stages trace verify
 save shards cells cells-memory read check] [--shard-rows N] [--cells N] [--workers N] [--threads T]
-[--max-memory GB] [--timeout S]``. It measures the package of the checkout it sits in (the
-header names it), whichever one the environment has installed. Give ``--threads 1`` on a
+[--max-memory GB] [--timeout S] [--repeat N]``. It measures the package of the checkout it sits in
+(the header names it), whichever one the environment has installed. Give ``--threads 1`` on a
 machine other work keeps busy: torch's intra-op threads wait on each other there, and wall time
 then says more about the load than about the code.
 
@@ -37,6 +37,12 @@ regions per wall second and microseconds per region, peak memory (the summed pro
 size of the child process and its workers, sampled every 0.1 s from /proc, see
 ``benchmarks/measure.py``; "process" is the child alone) and bytes per region: (peak summed PSS
 during the stage minus the child's PSS when the stage began) / regions.
+
+With ``--repeat N`` the widths run in N rounds (every width once per round, in the order given,
+so that each width meets the same spread of machine load), and a second table gives, per net and
+stage, the median microseconds per region (wall and CPU) over the rounds and their ratio to the
+first width's: issue 17 compares 2-880-880-880 (10^6 regions) with 2-128-128-128 (2 x 10^4).
+Each row of that table names the load averages its runs started at.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import gc
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,7 +145,9 @@ def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: i
         cert = exactrelu.verify(net, bounds, progress=False, workers=workers)
         wall, cpu = time.perf_counter() - w0, _cpu() - c0
     if "verify" in stages:
-        emit(_row("verify", cert.num_regions, wall, cpu, mem, engine=cert.stats.get("engine")))
+        split = cert.stats.get("seconds", {})
+        emit(_row("verify", cert.num_regions, wall, cpu, mem, engine=cert.stats.get("engine"),
+                  trace_s=split.get("trace"), exact_s=split.get("exact")))
     regions = cert.num_regions
     saves = [s for s in ("save", "shards") if s in stages] or (["save"] if loading else [])
     for stage in saves:
@@ -197,6 +206,9 @@ def _print_row(name: str, r: dict) -> None:
     note = ""
     if "engine" in r:
         note = f"engine {r['engine']}"
+        if r.get("trace_s") is not None and r.get("exact_s") is not None:
+            note += (f"; us/region: trace {r['trace_s'] / max(regions, 1) * 1e6:.1f}, exact "
+                     f"{r['exact_s'] / max(regions, 1) * 1e6:.1f}")
     if "file_mb" in r:
         note = f"file {r['file_mb']:.0f} MB"
     if r.get("tasks"):
@@ -225,6 +237,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=None, help="seconds per process")
     parser.add_argument("--cells", type=int, default=8,
                         help="cells= of the cells stage (default 8)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds over the widths; N > 1 adds a table of medians (default 1)")
     parser.add_argument("--net", help=argparse.SUPPRESS)  # the child's own run
     parser.add_argument("--dir", help=argparse.SUPPRESS)  # where the child saves and loads
     args = parser.parse_args()
@@ -248,19 +262,40 @@ def main() -> None:
     stages = [s for s in STAGES if s in args.stages]
     making = [s for s in stages if s not in LOADING]
     loading = [s for s in stages if s in LOADING]
-    for w in args.widths:
-        name = "-".join(map(str, (2,) + (w,) * args.depth))
-        with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
-            # the saving stages in one process, the loading ones in a fresh one
-            for part in ([making, loading] if making else [loading]):
-                if part and not _child(name, part, args, threads,
-                                       tmp):
-                    break
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for _ in range(max(1, args.repeat)):
+        for w in args.widths:
+            name = "-".join(map(str, (2,) + (w,) * args.depth))
+            with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
+                # the saving stages in one process, the loading ones in a fresh one
+                for part in ([making, loading] if making else [loading]):
+                    if part and not _child(name, part, args, threads, tmp, runs):
+                        break
+    if args.repeat > 1:
+        _print_medians(runs)
 
 
-def _child(name: str, stages: list[str], args: Any, threads: int, where: str) -> bool:
+def _print_medians(runs: dict[tuple[str, str], list[dict]]) -> None:
+    """Per net and stage, the median us per region over the rounds, wall and CPU, and their
+    ratios to the first net's (in the order run) for the same stage."""
+    print()
+    print("| net | stage | regions | runs | us/region wall (median) | us/region CPU (median) | "
+          "wall / first net | CPU / first net | load averages at the starts |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    first: dict[str, tuple[float, float]] = {}
+    for (name, stage), rows in runs.items():
+        wall = statistics.median(r["seconds"] / max(r["regions"], 1) * 1e6 for r in rows)
+        cpu = statistics.median(r["cpu"] / max(r["regions"], 1) * 1e6 for r in rows)
+        w0, c0 = first.setdefault(stage, (wall, cpu))
+        loads = ", ".join(f"{r['load']:.1f}" for r in rows)
+        print(f"| {name} | {stage} | {rows[0]['regions']:,} | {len(rows)} | {wall:.1f} | "
+              f"{cpu:.1f} | {wall / w0:.2f} | {cpu / c0:.2f} | {loads} |", flush=True)
+
+
+def _child(name: str, stages: list[str], args: Any, threads: int, where: str,
+           runs: dict[tuple[str, str], list[dict]]) -> bool:
     """Run ``stages`` on net ``name`` in a child process under the memory limit; print its
-    rows; False when it failed."""
+    rows and add them to ``runs``; False when it failed."""
     cmd = [sys.executable, __file__, "--net", name, "--workers", str(args.workers),
            "--threads", str(threads), "--cells", str(args.cells), "--dir", where, "--stages",
            *stages]
@@ -270,6 +305,7 @@ def _child(name: str, stages: list[str], args: Any, threads: int, where: str) ->
     # under an address-space limit the system allocator measures what is used
     env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL":
            os.environ.get("ARROW_DEFAULT_MEMORY_POOL", "system")}
+    load = os.getloadavg()[0]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
                               check=False, preexec_fn=_limit(args.max_memory), env=env)
@@ -280,6 +316,7 @@ def _child(name: str, stages: list[str], args: Any, threads: int, where: str) ->
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     for r in rows:
         _print_row(name, r)
+        runs.setdefault((name, r["stage"]), []).append({**r, "load": load})
     if code != 0:
         last = (err.strip().splitlines() or ["?"])[-1]
         if "MemoryError" in err or "DefaultCPUAllocator" in err:
