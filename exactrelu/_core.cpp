@@ -416,12 +416,21 @@ inline void fx_addmul_k(uint64_t* acc, int64_t a, const uint64_t* v, int K) {
     }
 }
 
+// 2^e for -1022 <= e <= 1023, exact
+inline double exp2i(long e) {
+    const uint64_t bits = (uint64_t)(1023 + e) << 52;
+    double p;
+    std::memcpy(&p, &bits, sizeof p);
+    return p;
+}
+
 // the double of x (K limbs) truncated to 53 bits: relative error below 2^-52 (fx_get_d_2exp),
-// exact below 2^53; an integer-valued double (the map entries are below 2^(64 KMAX) = 2^512)
+// exact below 2^53; an integer-valued double (|x| < 2^(64 KMAX) = 2^512: the exponent e <= 512,
+// so the product is exact)
 inline double fx_to_double(const uint64_t* x, int K) {
     long e;
     const double m = fx_get_d_2exp(&e, x, K);
-    return std::ldexp(m, (int)e);
+    return m * exp2i(e);
 }
 
 // An n x 3 integer matrix: K-limb two's complement entries (K > 0) or mpz (K == 0); or, with
@@ -592,8 +601,8 @@ struct Row {
             return;
         }
         int t;
-        std::frexp(big, &t);  // big < 2^t
-        const double sc = std::ldexp(1.0, -(t + 1));
+        std::frexp(big, &t);  // big < 2^t, t <= 520 (entries below 2^512, errors far below)
+        const double sc = exp2i(-(t + 1));
         for (int i = 0; i < m; ++i) h[i] = f[i] * sc;
         err = a * sc;
     }
@@ -2093,17 +2102,20 @@ void Certifier::child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std
 // The maps of P's children when they are cut in turn (not leaves) in delta form (see Map): the
 // first child's map m0 (made whole) is the base, with its entries as doubles; child k's is m0 +
 // sum_j Az[:, u_j] (x) d_j over the units u_j whose states differ from the first child's (d_j =
-// R_u(s_k) - R_u(s_0) on P's map, exact in K limbs), with doubles
-// f = fl(F0 + sum_j a_j f_j) (F0, f_j the doubles of m0's entry and of d_j's, truncated to 53
-// bits; a_j = Az[r, u_j] rounded to the nearest double). Their error: with |F0 - B| < 2^-52 |B|,
-// |f_j - D_j| < 2^-52 |D_j|, |a_j - A_j| <= 2^-53 |A_j| and each product rounded (2^-53), each
-// term is within 2^-51 (1 + 2^-49) of its magnitude as computed (|F0|, |a_j f_j|), and the k
-// additions add gamma_k times their sum S (Higham's bound for recursive summation, gamma_k = k
-// 2^-53 / (1 - k 2^-53)); the computed sum of magnitudes m is at least S (1 - gamma_k), so the
-// error is below (gamma_k + 2^-51 (1 + 2^-49)) m / (1 - gamma_k) < (k / 2 + 2.1) 2^-52 m. The
-// bound kept per row, (k + 6) 2^-52 max_c m_c (rounded once more), is above that. Entries of
-// the map are below 2^512 (K <= 8 limbs): nothing overflows. A row of a child is made exact only
-// when it is read (Row::need, unit_row_fx through Map::load).
+// R_u(s_k) - R_u(s_0) on P's map, exact in K limbs). Its doubles are those of the nearest child
+// b made before (nearest_child), F, brought to k's states: f = fl(F + sum_j a_j f_j) over the
+// units whose states differ between b and k (f_j the double of R_u(s_k) - R_u(s_b) = D_j,
+// truncated to 53 bits; a_j = Az[r, u_j] rounded to the nearest double). Their error, with F
+// within e_b of b's exact entry X_b (e_b = 0 for the first child, whose F is X_b truncated to 53
+// bits, |F - X_b| < 2^-52 |X_b|), |f_j - D_j| < 2^-52 |D_j|, |a_j - A_j| <= 2^-53 |A_j| and each
+// product rounded (2^-53): each term is within 2^-51 (1 + 2^-49) of its magnitude as computed
+// (|F| beyond e_b, |a_j f_j|), and the k additions add gamma_k times their sum S (Higham's bound
+// for recursive summation, gamma_k = k 2^-53 / (1 - k 2^-53)); the computed sum of magnitudes m
+// is at least S (1 - gamma_k), so the error is below e_b + (gamma_k + 2^-51 (1 + 2^-49)) m / (1 -
+// gamma_k) < e_b + (k / 2 + 2.1) 2^-52 m. The bound kept per row, (e_b + (k + 6) 2^-52 max_c
+// m_c) (1 + 2^-50) (which covers the two roundings of its sum and product), is above that.
+// Entries of the map are below 2^512 (K <= 8 limbs): nothing overflows. A row of a child is made
+// exact only when it is read (Row::need, unit_row_fx through Map::load).
 template <int K>
 void Certifier::delta_maps(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids, Map& m0) {
     const int M = spec_.d + 1, no = lv.n_out;
@@ -2114,6 +2126,7 @@ void Certifier::delta_maps(const Map& pm, const Level& lv, std::vector<std::shar
     const std::vector<int8_t>& s0 = kids[0]->states->st;
     uint64_t v[(DMAX + 1) * K], d1[(DMAX + 1) * K];
     thread_local std::vector<double> fd, a;
+    thread_local std::vector<int> bu;
     for (size_t k = 0; k < kids.size(); ++k) {
         Map& m = kids[k]->live;
         m = Map();
@@ -2132,31 +2145,53 @@ void Certifier::delta_maps(const Map& pm, const Level& lv, std::vector<std::shar
             m.du.push_back(u);
             m.dd.insert(m.dd.end(), v, v + M_ * K_);
         }
-        const size_t nd = m.du.size();
-        if (!nd) continue;  // the base's doubles, truncated
-        fd.resize(nd * M_);
-        for (size_t i = 0; i < nd * M_; ++i) fd[i] = fx_to_double(&m.dd[i * K_], K);
-        a.resize(nd);
-        m.f.resize(E);
-        m.fe.resize((size_t)no);
-        const double grow = (double)(nd + 6) * 0x1p-52;
-        const double* F0 = base->f.data();
-        for (int r = 0; r < no; ++r) {
-            const int64_t* arow = &lv.Az64[(size_t)r * (size_t)lv.n];
-            for (size_t j = 0; j < nd; ++j) a[j] = (double)arow[m.du[j]];
-            double worst = 0;
+        if (m.du.empty()) continue;  // the base's doubles, truncated
+        // the doubles from the nearest child made before
+        const size_t b = nearest_child(kids, k, near_units_);
+        const Map& mb = kids[b]->live;
+        const std::vector<int8_t>& sb = kids[b]->states->st;
+        bu.clear();
+        fd.clear();
+        for (int u : near_units_) {
+            const int x = st[(size_t)u], y = sb[(size_t)u];
+            if (x == y) continue;
+            unit_row_fx<K>(lv, pm, u, x, M, v);
+            unit_row_fx<K>(lv, pm, u, y, M, d1);
             for (int c = 0; c < M; ++c) {
-                const size_t e = (size_t)r * M_ + (size_t)c;
-                double s = F0[e], mag = std::fabs(s);
-                for (size_t j = 0; j < nd; ++j) {
-                    const double p = a[j] * fd[j * M_ + (size_t)c];
-                    s += p;
-                    mag += std::fabs(p);
-                }
-                m.f[e] = s;
-                worst = std::max(worst, mag);
+                fx_sub<K>(v + c * K_, d1 + c * K_);
+                fd.push_back(fx_to_double(v + c * K_, K));
             }
-            m.fe[(size_t)r] = worst * grow;
+            bu.push_back(u);
+        }
+        const size_t nd = bu.size();
+        const double grow = (double)(nd + 6) * 0x1p-52;
+        const double* F = mb.floats();
+        const double* Fe = mb.float_errors();
+        // every entry: s = F, then s += a_j f_j for j = 1 .. nd in turn (a unit at a time over
+        // all rows: the columns of Az are contiguous in AzT64)
+        m.f.assign(F, F + E);
+        a.resize(E);  // the sums of magnitudes
+        for (size_t e = 0; e < E; ++e) a[e] = std::fabs(F[e]);
+        for (size_t j = 0; j < nd; ++j) {
+            const int64_t* col = &lv.AzT64[(size_t)bu[j] * (size_t)no];
+            const double* fj = &fd[j * M_];
+            for (int r = 0; r < no; ++r) {
+                if (!col[r]) continue;  // a product 0, exactly
+                const double aj = (double)col[r];
+                double* fr = &m.f[(size_t)r * M_];
+                double* mr = &a[(size_t)r * M_];
+                for (int c = 0; c < M; ++c) {
+                    const double p = aj * fj[c];
+                    fr[c] += p;
+                    mr[c] += std::fabs(p);
+                }
+            }
+        }
+        m.fe.resize((size_t)no);
+        for (int r = 0; r < no; ++r) {
+            double worst = 0;
+            for (int c = 0; c < M; ++c) worst = std::max(worst, a[(size_t)r * M_ + (size_t)c]);
+            m.fe[(size_t)r] = ((Fe ? Fe[r] : 0.0) + worst * grow) * (1 + 0x1p-50);
         }
     }
 }
