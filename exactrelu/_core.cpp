@@ -2073,7 +2073,14 @@ void Certifier::child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std
     Map m0;
     uint64_t v[(DMAX + 1) * K];
     if (!first_map_from_ref<K>(P, pm, lv, s0, m0)) product_map<K>(pm, lv, s0, m0);
-    if (P.level + 1 < spec_.L && lv.deltas) {  // the children are cut in turn: their maps in delta form
+    // the children are cut in turn by an op whose rows are the maps' own (every threshold 0 with
+    // scale 1: ReLU, LeakyReLU), read off their doubles: their maps in delta form
+    auto own_rows = [](const Level& x) {
+        for (size_t t = 0; t < x.thr_s.size(); ++t)
+            if (mpz_cmp_ui(x.thr_s[t].v, 1) != 0 || x.thr_shift[t].sgn() != 0) return false;
+        return true;
+    };
+    if (P.level + 1 < spec_.L && lv.deltas && own_rows(spec_.levels[(size_t)P.level + 1])) {
         keep_ref<K>(P, lv, s0, m0.w);
         return delta_maps<K>(pm, lv, kids, m0);
     }
