@@ -232,7 +232,13 @@ void approx_n(const Z* z, int m, double* h) {
 // within 2^-49.5 m + 2^-1066 of the exact one (m the sum of the computed |p_i|); the bound
 // used, 2^-48 m + 2^-1060, is above that (its own rounding included). The true value has the
 // sign of R . V since both scalings are positive powers of two.
-inline int filtered_sign(const double* r, const double* v, int m) {
+//
+// A row's entries may carry an absolute error too (r_i = R_i (1 + e) + t_i, |t_i| <= err, see
+// Row): r_i v_i - R_i V_i = (R_i (1 + e) v_i - R_i V_i) + t_i v_i, the first within 2^-50.9
+// |R_i (1 + e) v_i| + 2^-1073 <= 2^-50.9 (|r_i v_i| + err |v_i|) + 2^-1073 as above, the second
+// at most err |v_i|: beyond the bound above, (1 + 2^-50.9) err |v|_1. The term added, err |v|_1
+// (1 + 2^-40) as computed (at most 8 roundings, relative 2^-50 together), is above that.
+inline int filtered_sign(const double* r, const double* v, int m, double err = 0.0) {
     double s = 0.0, mag = 0.0;
     for (int i = 0; i < m; ++i) {
         double p = r[i] * v[i];
@@ -240,6 +246,11 @@ inline int filtered_sign(const double* r, const double* v, int m) {
         mag += std::fabs(p);
     }
     double bound = mag * 0x1p-48 + 0x1p-1060;
+    if (err > 0.0) {
+        double vs = 0.0;
+        for (int i = 0; i < m; ++i) vs += std::fabs(v[i]);
+        bound += err * vs * (1 + 0x1p-40);
+    }
     if (s > bound) return 1;
     if (s < -bound) return -1;
     return 2;
@@ -391,28 +402,100 @@ inline void fx_muladd128(uint64_t* acc, __int128 g, const uint64_t* y) {
     if constexpr (K > 1) fx_addmul_s<K - 1>(acc + 1, (uint64_t)(g >> 64), y);
 }
 
-// An n x 3 integer matrix: K-limb two's complement entries (K > 0) or mpz (K == 0).
+// acc += a * v modulo 2^(64 K) for K known only at run time (see fx_addmul_s)
+inline void fx_addmul_k(uint64_t* acc, int64_t a, const uint64_t* v, int K) {
+    switch (K) {
+        case 1: return fx_addmul_s<1>(acc, (uint64_t)a, v);
+        case 2: return fx_addmul_s<2>(acc, (uint64_t)a, v);
+        case 3: return fx_addmul_s<3>(acc, (uint64_t)a, v);
+        case 4: return fx_addmul_s<4>(acc, (uint64_t)a, v);
+        case 5: return fx_addmul_s<5>(acc, (uint64_t)a, v);
+        case 6: return fx_addmul_s<6>(acc, (uint64_t)a, v);
+        case 7: return fx_addmul_s<7>(acc, (uint64_t)a, v);
+        default: return fx_addmul_s<8>(acc, (uint64_t)a, v);
+    }
+}
+
+// 2^e for -1022 <= e <= 1023, exact
+inline double exp2i(long e) {
+    const uint64_t bits = (uint64_t)(1023 + e) << 52;
+    double p;
+    std::memcpy(&p, &bits, sizeof p);
+    return p;
+}
+
+// the double of x (K limbs) truncated to 53 bits: relative error below 2^-52 (fx_get_d_2exp),
+// exact below 2^53; an integer-valued double (|x| < 2^(64 KMAX) = 2^512: the exponent e <= 512,
+// so the product is exact)
+inline double fx_to_double(const uint64_t* x, int K) {
+    long e;
+    const double m = fx_get_d_2exp(&e, x, K);
+    return m * exp2i(e);
+}
+
+// An n x 3 integer matrix: K-limb two's complement entries (K > 0) or mpz (K == 0); or, with
+// `base` set, the fixed-width matrix base + sum_j Az[:, du_j] (x) dd_j (Az the affine layer
+// that made it, row-major with `an` columns; dd_j a row of M entries of K limbs), which is how
+// the exact map of a cell after a wide op is kept (Certifier::delta_maps): an entry is made
+// when read, in K limbs modulo 2^(64 K), so exactly (every entry of the map fits K limbs, see
+// Level::K_out). Beside it `f`, every entry as a double, and `fe`, per row an absolute bound on
+// their errors (empty: each entry of f is the exact one truncated to 53 bits, relative error
+// below 2^-52); an empty f in delta form reads the base's.
 struct Map {
     int K = 0;
     std::vector<uint64_t> w;
     std::vector<Z> z;
-    size_t entries() const { return K ? w.size() / (size_t)K : z.size(); }
+    std::shared_ptr<const Map> base;
+    std::vector<int> du;
+    std::vector<uint64_t> dd;
+    const int64_t* az = nullptr;
+    int an = 0, M = 0;
+    std::vector<double> f, fe;
+    size_t entries() const { return base ? base->entries() : K ? w.size() / (size_t)K : z.size(); }
+    const double* floats() const { return base && f.empty() ? base->f.data() : f.data(); }
+    const double* float_errors() const { return fe.empty() ? nullptr : fe.data(); }
+    // entry e of the delta form in K limbs
+    void delta(size_t e, uint64_t* x) const {
+        std::memcpy(x, &base->w[e * (size_t)K], sizeof(uint64_t) * (size_t)K);
+        const size_t r = e / (size_t)M, c = e % (size_t)M;
+        for (size_t j = 0; j < du.size(); ++j) {
+            const int64_t a = az[r * (size_t)an + (size_t)du[j]];
+            if (a) fx_addmul_k(x, a, &dd[(j * (size_t)M + c) * (size_t)K], K);
+        }
+    }
     void get(size_t e, mpz_t out) const {
-        if (K)
+        if (base) {
+            uint64_t x[KMAX];
+            delta(e, x);
+            fx_to_z(x, K, out);
+        } else if (K) {
             fx_to_z(&w[e * (size_t)K], K, out);
-        else
+        } else {
             mpz_set(out, z[e].v);
+        }
     }
     // entry e modulo 2^(64 Ko)
     void load(size_t e, uint64_t* out, int Ko) const {
-        if (K)
+        if (base) {
+            uint64_t x[KMAX];
+            delta(e, x);
+            fx_resize(x, K, out, Ko);
+        } else if (K) {
             fx_resize(&w[e * (size_t)K], K, out, Ko);
-        else
+        } else {
             fx_from_z(z[e].v, out, Ko);
+        }
     }
-    bool zero(size_t e) const { return K ? fx_zero(&w[e * (size_t)K], K) : z[e].sgn() == 0; }
+    bool zero(size_t e) const {
+        if (base) {
+            uint64_t x[KMAX];
+            delta(e, x);
+            return fx_zero(x, K);
+        }
+        return K ? fx_zero(&w[e * (size_t)K], K) : z[e].sgn() == 0;
+    }
     bool equal(const Map& o) const {
-        if (K && K == o.K) return w == o.w;
+        if (K && K == o.K && !base && !o.base) return w == o.w;
         if (entries() != o.entries()) return false;
         thread_local Z a, b;
         for (size_t e = 0; e < entries(); ++e) {
@@ -448,6 +531,8 @@ struct Level {
                         // kept in 128 bits (Az' the layer before this op)?
     std::vector<uint64_t> cstden, azden;      // per state cst den, per output az den sa (K_out limbs)
     bool dense = false;              // may sums of n terms |Az_ru| 2^64 be accumulated in 128 bits?
+    bool deltas = false;             // does the difference of two output rows of a unit fit K_out limbs
+                                     // (so that its double is read right: Certifier::delta_maps)?
 };
 
 struct Spec {
@@ -462,43 +547,82 @@ struct Spec {
 // --------------------------------------------------------------------------- geometry
 
 // An affine function a_1 t_1 + .. + a_d t_d + c as integers, entries e = (a_1, .., a_d, c) (a
-// positive multiple `scale` of the exact one). A switching row read off a map in limbs is made
-// exact only when first needed (its integers allocated then): most rows of a parent neither cut
-// it nor vanish anywhere on it, and their signs are all decided by the float filter.
+// positive multiple `scale` of the exact one). A switching row read off a map in limbs, or off
+// the doubles of a map in delta form, is made exact only when first needed (its integers
+// allocated then): most rows of a parent neither cut it nor vanish anywhere on it, and their
+// signs are all decided by the float filter. `h` is the row times a power of two 2^-t (at most
+// 1 in magnitude), each entry h_i within 2^-52 |H_i| + err of the exact scaled entry H_i.
 struct Row {
     Row() {}  // h is written before it is read (from_limbs, approx): no zeroing of S rows per cell
     mutable std::unique_ptr<Z[]> e;  // the exact entries (made by alloc)
     mutable bool exact = true;
-    const uint64_t* src = nullptr;  // the m entries in limbs (when not exact)
-    int K = 0;
+    const Map* src = nullptr;  // the map whose entries src_e .. src_e + m - 1 the row is (when not exact)
+    size_t src_e = 0;
     int m = 3;  // d + 1
     double h[DMAX + 1];
+    double err = 0;
     int out[2] = {-1, -1};  // output row id per side (sg < 0, sg > 0), once made
     Z* alloc() const {
         if (!e) e.reset(new Z[DMAX + 1]);
         return e.get();
     }
-    void approx() { approx_n(e.get(), m, h); }
-    void from_limbs(const uint64_t* x, int k, int m_) {
-        src = x;
-        K = k;
+    void approx() {
+        approx_n(e.get(), m, h);
+        err = 0;
+    }
+    // entries e0 .. e0 + m_ - 1 of a fixed-width map (not in delta form)
+    void from_limbs(const Map& map, size_t e0, int m_) {
+        src = &map;
+        src_e = e0;
         m = m_;
         exact = false;
+        err = 0;
+        const int K = map.K;
+        const uint64_t* x = &map.w[e0 * (size_t)K];
         long ex[DMAX + 1];
         double mm[DMAX + 1];
-        for (int i = 0; i < m; ++i) mm[i] = fx_get_d_2exp(&ex[i], x + i * k, k);
+        for (int i = 0; i < m; ++i) mm[i] = fx_get_d_2exp(&ex[i], x + i * K, K);
         scale_common(mm, ex, m, h);
+    }
+    // entries e0 .. e0 + m_ - 1 of a map in delta form from its doubles f (each within fe of
+    // the exact entry, or within 2^-52 relative when fe < 0). They are integers (or zero): the
+    // scale 2^-t, with 2^t above twice every |f_i| + fe, is exact (no result below 2^-600).
+    void from_float(const Map& map, size_t e0, int m_, const double* f, double fe) {
+        src = &map;
+        src_e = e0;
+        m = m_;
+        exact = false;
+        const double a = std::max(fe, 0.0);
+        double big = a;
+        for (int i = 0; i < m; ++i) big = std::max(big, std::fabs(f[i]) + a);
+        if (big == 0.0) {  // every entry is exactly 0 (fe = 0 only when every term is 0)
+            for (int i = 0; i < m; ++i) h[i] = 0.0;
+            err = 0;
+            return;
+        }
+        int t;
+        std::frexp(big, &t);  // big < 2^t, t <= 520 (entries below 2^512, errors far below)
+        const double sc = exp2i(-(t + 1));
+        for (int i = 0; i < m; ++i) h[i] = f[i] * sc;
+        err = a * sc;
     }
     const Row& need() const {
         if (!exact) {
             alloc();
-            for (int i = 0; i < m; ++i) fx_to_z(src + i * K, K, e[i].v);
+            for (int i = 0; i < m; ++i) src->get(src_e + (size_t)i, e[i].v);
             exact = true;
         }
         return *this;
     }
     bool is_zero() const {
-        if (!exact) return fx_zero(src, m * K);
+        if (!exact) {
+            if (!src->base) return fx_zero(&src->w[src_e * (size_t)src->K], m * src->K);
+            for (int i = 0; i < m; ++i)  // a double beyond its error bound is not zero
+                if (std::fabs(h[i]) > err) return false;
+            for (int i = 0; i < m; ++i)
+                if (!src->zero(src_e + (size_t)i)) return false;
+            return true;
+        }
         for (int i = 0; i < m; ++i)
             if (e[i].sgn()) return false;
         return true;
@@ -628,7 +752,7 @@ int exact_sign(const Row& row, int sg, const Vertex& v) {
 }
 
 int sign_at(const Row& r, int sg, const Vertex& v) {
-    int s = filtered_sign(r.h, v.h, v.m);
+    int s = filtered_sign(r.h, v.h, v.m, r.err);
     if (s != 2) return sg * s;
     return exact_sign(r, sg, v);
 }
@@ -949,6 +1073,7 @@ class Certifier {
             x.alloc();
             for (int i = 0; i < r.m; ++i) x.e[i] = r.e[i];
             std::memcpy(x.h, r.h, sizeof x.h);
+            x.err = r.err;
             blk->scales.push_back(f.row.blk->scale(f.row.i));
         }
         for (size_t k = 0; k < c.facets.size(); ++k) {
@@ -1038,8 +1163,11 @@ class Certifier {
     // more than that; around its float centre m with radii r, a row (a, c) (each entry within
     // 2^-51 relative and 2^-1073 of the exact scaled one) is at least |a . m + c| - sum |a_i| r_i
     // - (rounding and approximation: below 2^-48 (sum |a_i m_i| + |c|) + 2^-1000 (1 + sum (r_i
-    // + |m_i|))) in magnitude there, with the sign of a . m + c. Where a bound cannot be made
-    // (tiny W, huge coordinates) every row is evaluated at every vertex.
+    // + |m_i|))) in magnitude there, with the sign of a . m + c. A row whose entries carry an
+    // absolute error err too (see Row) moves by at most err (1 + sum |x_i|) <= err (1 + sum (|m_i|
+    // + r_i)) at any point x of the box: that is added, times (1 + 2^-40) for its own rounding.
+    // Where a bound cannot be made (tiny W, huge coordinates) every row is evaluated at every
+    // vertex.
     void box_signs(const Cell& P, int S) {
         const int d = spec_.d;
         box_sg_.assign(R_, 0);
@@ -1072,6 +1200,7 @@ class Certifier {
         if (ok) {
             double extra = 1;
             for (int i = 0; i < d; ++i) extra += rad[i] + std::fabs(m[i]);
+            const double reach = extra * (1 + 0x1p-40);
             extra *= 0x1p-1000;
             for (int r = 0; r < S; ++r) {
                 const double* a = rowp_[(size_t)r]->h;
@@ -1081,7 +1210,7 @@ class Certifier {
                     spread += std::fabs(a[i]) * rad[i];
                     mag += std::fabs(a[i] * m[i]);
                 }
-                const double bound = (spread * (1 + 0x1p-48) + mag * 0x1p-48 + extra) * (1 + 0x1p-45);
+                const double bound = (spread * (1 + 0x1p-48) + mag * 0x1p-48 + extra + rowp_[(size_t)r]->err * reach) * (1 + 0x1p-45);
                 if (s > bound) box_sg_[(size_t)r] = (int8_t)rowsg_[(size_t)r];
                 else if (s < -bound) box_sg_[(size_t)r] = (int8_t)-rowsg_[(size_t)r];
             }
@@ -1162,7 +1291,9 @@ class Certifier {
     template <int K>
     bool first_map_from_ref(const Cell& P, const Map& pm, const Level& lv, const std::vector<int8_t>& s0, Map& m0);
     template <int K>
-    void keep_ref(const Cell& P, const Level& lv, const Cell& kid);
+    void keep_ref(const Cell& P, const Level& lv, const std::vector<int8_t>& s, const std::vector<uint64_t>& w);
+    template <int K>
+    void delta_maps(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids, Map& m0);
     void child_maps_z(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
     template <int K>
     void product_map(const Map& pm, const Level& lv, const std::vector<int8_t>& s0, Map& m0);
@@ -1204,8 +1335,13 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         for (int u = 0; u < n; ++u) {
             Row& r = blk->rows[(size_t)(t * n + u)];
             size_t e = (size_t)u * (size_t)M;
+            if (plain && pm.base) {
+                const double* fe = pm.float_errors();
+                r.from_float(pm, e, M, pm.floats() + e, fe ? fe[u] : -1.0);
+                continue;
+            }
             if (plain && pm.K) {
-                r.from_limbs(&pm.w[e * (size_t)pm.K], pm.K, M);
+                r.from_limbs(pm, e, M);
                 continue;
             }
             r.m = M;
@@ -1808,9 +1944,10 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
     return true;
 }
 
-// Keep `kid` (a child of P, its map made) as the reference of op P.level for P's later siblings.
+// Keep a child of P (its states s and its map w) as the reference of op P.level for P's later
+// siblings.
 template <int K>
-void Certifier::keep_ref(const Cell& P, const Level& lv, const Cell& kid) {
+void Certifier::keep_ref(const Cell& P, const Level& lv, const std::vector<int8_t>& s, const std::vector<uint64_t>& w) {
     const int l = P.level;
     if (l < 1 || !P.up || !P.states || !lv.cols) return;
     if (refs_.size() <= (size_t)l) refs_.resize((size_t)l + 1);
@@ -1820,8 +1957,8 @@ void Certifier::keep_ref(const Cell& P, const Level& lv, const Cell& kid) {
     R.K = K;
     R.sp.resize((size_t)sp.n);
     for (size_t v = 0; v < (size_t)sp.n; ++v) R.sp[v] = (int8_t)sp.at(v);
-    R.s.assign(kid.states->st.begin(), kid.states->st.begin() + lv.n);
-    R.w = kid.live.w;
+    R.s.assign(s.begin(), s.begin() + lv.n);
+    R.w = w;
 }
 
 // The map after the affine layer of op `lv` in states s0 (a byte per unit) on the map `pm`
@@ -1936,6 +2073,17 @@ void Certifier::child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std
     Map m0;
     uint64_t v[(DMAX + 1) * K];
     if (!first_map_from_ref<K>(P, pm, lv, s0, m0)) product_map<K>(pm, lv, s0, m0);
+    // the children are cut in turn by an op whose rows are the maps' own (every threshold 0 with
+    // scale 1: ReLU, LeakyReLU), read off their doubles: their maps in delta form
+    auto own_rows = [](const Level& x) {
+        for (size_t t = 0; t < x.thr_s.size(); ++t)
+            if (mpz_cmp_ui(x.thr_s[t].v, 1) != 0 || x.thr_shift[t].sgn() != 0) return false;
+        return true;
+    };
+    if (P.level + 1 < spec_.L && lv.deltas && own_rows(spec_.levels[(size_t)P.level + 1])) {
+        keep_ref<K>(P, lv, s0, m0.w);
+        return delta_maps<K>(pm, lv, kids, m0);
+    }
     kids[0]->live = std::move(m0);
     uint64_t d1[(DMAX + 1) * K];
     for (size_t k = 1; k < kids.size(); ++k) {
@@ -1955,7 +2103,104 @@ void Certifier::child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std
         }
         kids[k]->live = std::move(m);
     }
-    keep_ref<K>(P, lv, *kids.back());
+    keep_ref<K>(P, lv, kids.back()->states->st, kids.back()->live.w);
+}
+
+// The maps of P's children when they are cut in turn (not leaves) in delta form (see Map): the
+// first child's map m0 (made whole) is the base, with its entries as doubles; child k's is m0 +
+// sum_j Az[:, u_j] (x) d_j over the units u_j whose states differ from the first child's (d_j =
+// R_u(s_k) - R_u(s_0) on P's map, exact in K limbs). Its doubles are those of the nearest child
+// b made before (nearest_child), F, brought to k's states: f = fl(F + sum_j a_j f_j) over the
+// units whose states differ between b and k (f_j the double of R_u(s_k) - R_u(s_b) = D_j,
+// truncated to 53 bits; a_j = Az[r, u_j] rounded to the nearest double). Their error, with F
+// within e_b of b's exact entry X_b (e_b = 0 for the first child, whose F is X_b truncated to 53
+// bits, |F - X_b| < 2^-52 |X_b|), |f_j - D_j| < 2^-52 |D_j|, |a_j - A_j| <= 2^-53 |A_j| and each
+// product rounded (2^-53): each term is within 2^-51 (1 + 2^-49) of its magnitude as computed
+// (|F| beyond e_b, |a_j f_j|), and the k additions add gamma_k times their sum S (Higham's bound
+// for recursive summation, gamma_k = k 2^-53 / (1 - k 2^-53)); the computed sum of magnitudes m
+// is at least S (1 - gamma_k), so the error is below e_b + (gamma_k + 2^-51 (1 + 2^-49)) m / (1 -
+// gamma_k) < e_b + (k / 2 + 2.1) 2^-52 m. The bound kept per row, (e_b + (k + 6) 2^-52 max_c
+// m_c) (1 + 2^-50) (which covers the two roundings of its sum and product), is above that.
+// Entries of the map are below 2^512 (K <= 8 limbs): nothing overflows. A row of a child is made
+// exact only when it is read (Row::need, unit_row_fx through Map::load).
+template <int K>
+void Certifier::delta_maps(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids, Map& m0) {
+    const int M = spec_.d + 1, no = lv.n_out;
+    const size_t K_ = (size_t)K, M_ = (size_t)M, E = (size_t)no * M_;
+    m0.f.resize(E);
+    for (size_t e = 0; e < E; ++e) m0.f[e] = fx_to_double(&m0.w[e * K_], K);
+    auto base = std::make_shared<const Map>(std::move(m0));
+    const std::vector<int8_t>& s0 = kids[0]->states->st;
+    uint64_t v[(DMAX + 1) * K], d1[(DMAX + 1) * K];
+    thread_local std::vector<double> fd, a;
+    thread_local std::vector<int> bu;
+    for (size_t k = 0; k < kids.size(); ++k) {
+        Map& m = kids[k]->live;
+        m = Map();
+        m.K = K;
+        m.base = base;
+        m.az = lv.Az64.data();
+        m.an = lv.n;
+        m.M = M;
+        const std::vector<int8_t>& st = kids[k]->states->st;
+        for (int u : near_units_) {
+            const int x = st[(size_t)u], y = s0[(size_t)u];
+            if (x == y) continue;
+            unit_row_fx<K>(lv, pm, u, x, M, v);
+            unit_row_fx<K>(lv, pm, u, y, M, d1);
+            for (int c = 0; c < M; ++c) fx_sub<K>(v + c * K_, d1 + c * K_);
+            m.du.push_back(u);
+            m.dd.insert(m.dd.end(), v, v + M_ * K_);
+        }
+        if (m.du.empty()) continue;  // the base's doubles, truncated
+        // the doubles from the nearest child made before
+        const size_t b = nearest_child(kids, k, near_units_);
+        const Map& mb = kids[b]->live;
+        const std::vector<int8_t>& sb = kids[b]->states->st;
+        bu.clear();
+        fd.clear();
+        for (int u : near_units_) {
+            const int x = st[(size_t)u], y = sb[(size_t)u];
+            if (x == y) continue;
+            unit_row_fx<K>(lv, pm, u, x, M, v);
+            unit_row_fx<K>(lv, pm, u, y, M, d1);
+            for (int c = 0; c < M; ++c) {
+                fx_sub<K>(v + c * K_, d1 + c * K_);
+                fd.push_back(fx_to_double(v + c * K_, K));
+            }
+            bu.push_back(u);
+        }
+        const size_t nd = bu.size();
+        const double grow = (double)(nd + 6) * 0x1p-52;
+        const double* F = mb.floats();
+        const double* Fe = mb.float_errors();
+        // every entry: s = F, then s += a_j f_j for j = 1 .. nd in turn (a unit at a time over
+        // all rows: the columns of Az are contiguous in AzT64)
+        m.f.assign(F, F + E);
+        a.resize(E);  // the sums of magnitudes
+        for (size_t e = 0; e < E; ++e) a[e] = std::fabs(F[e]);
+        for (size_t j = 0; j < nd; ++j) {
+            const int64_t* col = &lv.AzT64[(size_t)bu[j] * (size_t)no];
+            const double* fj = &fd[j * M_];
+            for (int r = 0; r < no; ++r) {
+                if (!col[r]) continue;  // a product 0, exactly
+                const double aj = (double)col[r];
+                double* fr = &m.f[(size_t)r * M_];
+                double* mr = &a[(size_t)r * M_];
+                for (int c = 0; c < M; ++c) {
+                    const double p = aj * fj[c];
+                    fr[c] += p;
+                    mr[c] += std::fabs(p);
+                }
+            }
+        }
+        m.fe.resize((size_t)no);
+        for (int r = 0; r < no; ++r) {
+            double worst = 0;
+            for (int c = 0; c < M; ++c) worst = std::max(worst, a[(size_t)r * M_ + (size_t)c]);
+            m.fe[(size_t)r] = ((Fe ? Fe[r] : 0.0) + worst * grow) * (1 + 0x1p-50);
+        }
+    }
 }
 
 void Certifier::child_maps_z(const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids) {
@@ -2682,6 +2927,8 @@ void fixed_width(Level& lv, Z& B) {
         return;
     }
     lv.K_out = K;
+    mpz_mul_2exp(t.v, RB.v, 1);
+    lv.deltas = limbs_for(t) <= K;
     // first products in 128-bit accumulators per limb: n terms below 2^(bits(Az) + 64) each
     size_t az_bits = 0;
     for (const Z& a : lv.Az) az_bits = std::max(az_bits, a.sgn() ? mpz_sizeinbase(a.v, 2) : 0);

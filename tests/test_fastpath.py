@@ -234,6 +234,51 @@ def test_near_ties_on_wide_limbs_same_certificate(seed, near, tiny):
     exactrelu.check(cert, net)
 
 
+@pytest.mark.parametrize("seed, near",
+                         [(0, None), (1, None), (4, None), (8, None), (3, -45), (5, -50), (6, -30)])
+def test_near_ties_in_maps_kept_as_updates_same_certificate(seed, near):
+    # the maps of cells after the second op and later are kept as the first sibling's map plus
+    # rank-one updates, their rows read as doubles with an error bound (Map, Certifier::delta_maps).
+    # Without `near`: two units of op 1 on one line (one 3 times the other, of more than 53
+    # bits: their doubles are not 3 times each other) and units of op 2 that weigh them by 3
+    # 2^10 and -2^10 (exactly 0 together; the doubles' error, from terms 2^10 times the rows'
+    # size, far above the filter's relative one), a duplicate (its row vanishing exactly at the
+    # vertices the first makes), a negation, and one that is unit 2 of op 1 besides (its row
+    # vanishing exactly on the facets unit 2 makes: a filter without the doubles' error bound
+    # takes a wrong sign there); with `near`, a unit within a relative 2^near of another and two
+    # duplicates of it; lines through the origin; the same again at op 3, whose maps are updates
+    # of maps kept as updates
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8),
+                        nn.LeakyReLU(0.25), nn.Linear(8, 8), nn.ReLU(),
+                        nn.Linear(8, 2)).double().eval()
+    with torch.no_grad():
+        for layer in list(net)[2::2]:
+            if isinstance(layer, nn.Linear):  # float32 values (products with 3 stay exact)
+                layer.weight.copy_(layer.weight.float().double())
+                layer.bias.copy_(layer.bias.float().double())
+        b0 = net[0].bias
+        b0[:3] = 0.0
+        w2, b2 = net[2].weight, net[2].bias
+        w2[1], b2[1] = w2[0] * 3, b2[0] * 3
+        b2[2] = 0.0
+        for w, b in ((net[4].weight, net[4].bias), (net[6].weight, net[6].bias)):
+            if near is None:
+                w[:, 0], w[:, 1] = 3 * 2.0 ** 10, -(2.0 ** 10)
+                w[2], b[2] = -w[0], -b[0]
+                w[3, 2:], b[3] = 0.0, 0.0
+                w[3, 2] = 1.0
+            else:
+                w[3], b[3] = w[0] * (1 + 2.0 ** near), b[0] * (1 + 2.0 ** near)
+                w[2], b[2] = w[3], b[3]
+            w[1], b[1] = w[0], b[0]
+            b[5] = 0.0
+    cert = assert_same(net, [(-1, 1)] * 2)
+    limbs = cert.stats["compiled_limbs"]
+    assert limbs[1] > 0 and limbs[2] > 0, limbs  # fixed-width maps (not GMP) where updates are kept
+    exactrelu.check(cert, net)
+
+
 def test_statistics_match_when_the_trace_is_wrong():
     # the trace of another network proposes wrong cells and misses real ones: both engines count
     # the same candidates, spurious and repaired cells and flag the same regions as repaired
