@@ -1069,7 +1069,7 @@ class _Chunk:
         if op.prev2 is not None and len(old):
             below = vals.new_empty((len(old), tr.prog.num_switching(op.j - 1)))
             self._derive(below, old, op.j - 1, op.prev2)
-            vals[old] = tr.local_values(op.j, self.V.index_select(0, old), op.tol, below)
+            tr.local_values(op.j, self.V.index_select(0, old), op.tol, vals, old, below)
             del below
             given = torch.zeros(m, dtype=torch.bool, device=self.device)
             given[old] = True
@@ -1101,8 +1101,8 @@ class _Chunk:
             derived &= ~given
         scratch = _where(todo)
         if len(scratch):
-            out[scratch] = tr.local_values(j, self.V.index_select(0, X.index_select(0, scratch)),
-                                           tr.tols[j])
+            tr.local_values(j, self.V.index_select(0, X.index_select(0, scratch)), tr.tols[j],
+                            out, scratch)
         rows = _where(derived)
         if len(rows) == 0:
             return
@@ -1791,12 +1791,12 @@ class _Tracer:
             self._local[j] = ok
         return self._local[j]
 
-    def local_values(self, j: int, T: torch.Tensor, tol: torch.Tensor,
-                     below: torch.Tensor | None = None) -> torch.Tensor:
-        """Values (n, S) of op ``j``'s switching functions at domain points ``T`` (n, d), given
-        op ``j - 1``'s at them when ``below`` is not None: the forward pass (or, with ``below``,
-        :meth:`layer`), or where :meth:`local` allows, the same values at less cost for points
-        that lie close together (the vertices of a chunk).
+    def local_values(self, j: int, T: torch.Tensor, tol: torch.Tensor, out: torch.Tensor,
+                     rows: torch.Tensor, below: torch.Tensor | None = None) -> None:
+        """Values of op ``j``'s switching functions at domain points ``T`` (n, d), into rows
+        ``rows`` of ``out``, given op ``j - 1``'s at them when ``below`` is not None: the forward
+        pass (or, with ``below``, :meth:`layer`), or where :meth:`local` allows, the same values
+        at less cost for points that lie close together (the vertices of a chunk).
 
         The points are cut into groups in Morton order. On a group, an op's outputs are affine
         functions of ``t`` for every unit whose state is the same at all its points; only the
@@ -1804,9 +1804,9 @@ class _Tracer:
         outputs as extra features. So op ``i``'s switching values on the group are ``F @ H_i``:
         ``F`` the columns ``t``, 1 and the varying units' outputs at the points of every op
         before ``i``, ``H_i`` built from ``H_{i-1}`` by one product with the affine map between
-        the two ops. The cost per point is one row of ``H_j`` per feature, not one per unit of
-        op ``j - 1`` (about 160 against 512 at 2-512^3, groups of 256 points; ``H_j`` itself costs
-        a dense layer per row, shared by the group).
+        the two ops (one product for all groups). The cost per point is one row of ``H_j`` per
+        feature, not one per unit of op ``j - 1`` (about 160 against 512 at 2-512^3, groups of
+        512 points; ``H_j`` itself costs a dense layer per row, shared by the group).
 
         It is the same sum, reassociated: it rounds like the forward pass unless its terms are
         much larger than the values (cancellation). Criterion: in each group, the point with the
@@ -1817,31 +1817,27 @@ class _Tracer:
         half the units of an op (no cheaper than the forward pass).
         """
         n = len(T)
-        S = self.prog.num_switching(j)
-        if not self.local(j) or n == 0:
-            return self.layer(j, below) if below is not None else self.switch_values(j, T)
-        out = T.new_empty((n, S))
+        if n == 0:
+            return
+        if not self.local(j):
+            out.index_copy_(0, rows, self.layer(j, below) if below is not None
+                            else self.switch_values(j, T))
+            return
         nd = self.nodes[j - 1]
         # group size: the rows of H_j cost a dense layer each, a point one row per feature; the
         # features grow about with the square root of the group's points (2-D)
-        g = 64 if j == 1 else max(64, math.prod(nd.in_shapes[0]))
+        g = 128 if j == 1 else max(64, math.prod(nd.in_shapes[0]))
         ng = -(-n // g)
         order = torch.argsort(_morton(T, 8)) if ng > 1 else torch.arange(n, device=T.device)
         size = -(-n // ng)
-        redo = []
-        for i in range(0, n, size):
-            sel = order[i:i + size]
-            z = self._group_values(j, T.index_select(0, sel), tol,
-                                   None if below is None else below.index_select(0, sel))
-            if z is None:
-                redo.append(sel)
-            else:
-                out.index_copy_(0, sel, z)
+        sels = [order[i:i + size] for i in range(0, n, size)]
+        done = self._groups(j, T, tol, out, rows, below, sels)
+        redo = [sel for sel, ok in zip(sels, done, strict=True) if not ok]
         if redo:
             sel = torch.cat(redo)
-            out.index_copy_(0, sel, self.layer(j, below.index_select(0, sel)) if below is not None
+            out.index_copy_(0, rows.index_select(0, sel),
+                            self.layer(j, below.index_select(0, sel)) if below is not None
                             else self.switch_values(j, T.index_select(0, sel)))
-        return out
 
     def _link_forward(self, j: int, T: torch.Tensor,
                       below: torch.Tensor | None) -> torch.Tensor:
@@ -1864,52 +1860,83 @@ class _Tracer:
             z = torch.addmm(link[1], tab[st, 0] * x + tab[st, 1], link[0])
         return z
 
-    def _group_values(self, j: int, T: torch.Tensor, tol: torch.Tensor,
-                      below: torch.Tensor | None) -> torch.Tensor | None:
-        """One group of :meth:`local_values`: its values, or None when the forward pass should
-        redo the group."""
-        n, d = T.shape
+    def _groups(self, j: int, T: torch.Tensor, tol: torch.Tensor, out: torch.Tensor,
+                rows: torch.Tensor, below: torch.Tensor | None,
+                sels: list[torch.Tensor]) -> list[bool]:
+        """The groups ``sels`` of :meth:`local_values`, op by op for all of them at once: which
+        were done (the others are for the forward pass)."""
+        d = T.shape[1]
         W0, b0 = self.first_map()
         one = d  # the row of H (column of F) of the constant
-        F = torch.cat([T, T.new_ones((n, 1))], 1)
-        H = torch.cat([W0, b0.unsqueeze(0)])
-        z = torch.addmm(b0, T, W0)
+        Ts = [T.index_select(0, sel) for sel in sels]
+        F = [torch.cat([t, t.new_ones((len(t), 1))], 1) for t in Ts]
+        H0 = torch.cat([W0, b0.unsqueeze(0)])
+        H: list[Any] = [H0] * len(sels)
+        z: list[Any] = [torch.addmm(b0, t, W0) for t in Ts]
+        ok = [True] * len(sels)
         for i in range(1, j + 1):
             nd = self.nodes[i - 1]
             rule, mod = nd.rule, nd.module
             assert isinstance(rule, _ElementwiseRule)
             U = math.prod(nd.in_shapes[0])
             t0 = rule.thresholds(mod)[0]
-            x = z[:, :U]
-            # states are monotone in the input: a unit's state varies iff it differs at the ends
-            lo = rule.state(mod, x.amin(0) + t0)
-            vary = _where(lo != rule.state(mod, x.amax(0) + t0))
-            if H.shape[0] + len(vary) > U // 2:
-                return None
             tab = self.slopes(i - 1)
-            slope, const = tab[lo, 0], tab[lo, 1]
-            slope[vary] = 0.0
-            const[vary] = 0.0
-            Hout = H[:, :U] * slope
-            Hout[one] += slope * t0 + const
             link = self.link(i)
             assert link is not None
             J, c = link
-            H = torch.cat([Hout @ J, J.index_select(0, vary)])
-            H[one] += c
-            xv = x.index_select(1, vary) + t0
-            sv = rule.state(mod, xv)
-            F = torch.cat([F, tab[sv, 0] * xv + tab[sv, 1]], 1)
-            if i < j:
-                z = below if i == j - 1 and below is not None else F @ H
-        vals = F @ H
-        # the check against the forward pass (see local_values), through the same affine maps
+            outs, varies = [], []
+            for k in range(len(sels)):
+                if not ok[k]:
+                    continue
+                x = z[k][:, :U]
+                # states are monotone in the input: a unit's state varies iff it differs at the
+                # ends
+                lo = rule.state(mod, x.amin(0) + t0)
+                vary = _where(lo != rule.state(mod, x.amax(0) + t0))
+                if H[k].shape[0] + len(vary) > U // 2:
+                    ok[k] = False
+                    continue
+                slope, const = tab[lo, 0], tab[lo, 1]
+                slope[vary] = 0.0
+                const[vary] = 0.0
+                Hout = H[k][:, :U] * slope
+                Hout[one] += slope * t0 + const
+                outs.append(Hout)
+                varies.append((k, vary))
+                xv = x.index_select(1, vary) + t0
+                sv = rule.state(mod, xv)
+                F[k] = torch.cat([F[k], tab[sv, 0] * xv + tab[sv, 1]], 1)
+            if not outs:
+                return ok
+            HJ = torch.cat(outs) @ J  # (one product for all groups: J is read once)
+            r0 = 0
+            for (k, vary), Hout in zip(varies, outs, strict=True):
+                Hk = torch.cat([HJ[r0:r0 + len(Hout)], J.index_select(0, vary)])
+                r0 += len(Hout)
+                Hk[one] += c
+                H[k] = Hk
+                if i < j:
+                    z[k] = (below.index_select(0, sels[k]) if i == j - 1 and below is not None
+                            else F[k] @ Hk)
+        # the values, and the check against the forward pass at one point per group (see
+        # local_values), through the same affine maps, for all groups at once
         inv = torch.where(tol > 0, 1 / tol, torch.finfo(tol.dtype).max)
-        r = int(torch.argmax(F.abs() @ (H.abs() * inv).amax(1)))
-        ref = self._link_forward(j, T[r:r + 1], None if below is None else below[r:r + 1])
-        if bool(((vals[r] - ref).abs() > tol / 64).any()):
-            return None
-        return vals
+        live = [k for k in range(len(sels)) if ok[k]]
+        refs, got = [], []
+        for k in live:
+            vals = F[k] @ H[k]
+            out.index_copy_(0, rows.index_select(0, sels[k]), vals)
+            r = int(torch.argmax(F[k].abs() @ (H[k].abs() * inv).amax(1)))
+            refs.append(int(sels[k][r]))
+            got.append(vals[r])
+        if live:
+            at = torch.tensor(refs, dtype=torch.int64, device=T.device)
+            ref = self._link_forward(j, T.index_select(0, at),
+                                     None if below is None else below.index_select(0, at))
+            bad = ((torch.stack(got) - ref).abs() > tol / 64).any(1).tolist()
+            for k, b in zip(live, bad, strict=True):
+                ok[k] = not b
+        return ok
 
     def plan(self, op: _Op) -> tuple[torch.Tensor, torch.Tensor]:
         """The op's start cells in spatial order, the cells of one family (made from one start

@@ -524,22 +524,22 @@ def test_values_of_nearby_points_from_few_features_equal_the_forward_pass(act, m
     seen, local = [], []
     orig = trace_mod._Tracer.local_values
 
-    def wrapped(tr, j, T, tol, below=None):
-        out = orig(tr, j, T, tol, below)
+    def wrapped(tr, j, T, tol, out, rows, below=None):
+        orig(tr, j, T, tol, out, rows, below)
         ref = tr.switch_values(j, T)
         scale = (tol / tr.eps).clamp(min=1e-300)
-        seen.append((below is not None, float(((out - ref).abs() / scale).max())))
-        return out
+        seen.append((below is not None,
+                     float(((out.index_select(0, rows) - ref).abs() / scale).max())))
 
-    group = trace_mod._Tracer._group_values
+    groups = trace_mod._Tracer._groups
 
     def counted(tr, *args):
-        z = group(tr, *args)
-        local.append(z is not None)
-        return z
+        done = groups(tr, *args)
+        local.extend(done)
+        return done
 
     monkeypatch.setattr(trace_mod._Tracer, "local_values", wrapped)
-    monkeypatch.setattr(trace_mod._Tracer, "_group_values", counted)
+    monkeypatch.setattr(trace_mod._Tracer, "_groups", counted)
     trace(mlp((2, 128, 128, 128), 3, act=act), [(-1, 1)] * 2, progress=False)
     assert any(below for below, _ in seen) and any(not below for below, _ in seen)
     assert sum(local) > 10
@@ -560,8 +560,11 @@ def test_nearby_values_go_to_the_forward_pass_when_the_check_fails():
     T = 0.05 * torch.rand((300, 2), generator=g, dtype=torch.float64) + 0.3
     below = tr.switch_values(1, T)
     S = tr.prog.num_switching(2)
-    loose = tr.local_values(2, T, torch.full((S,), 1e-3, dtype=torch.float64), below)
-    strict = tr.local_values(2, T, torch.zeros(S, dtype=torch.float64), below)
+    rows = torch.randperm(len(T), generator=g)
+    loose, strict = T.new_zeros((len(T), S)), T.new_zeros((len(T), S))
+    tr.local_values(2, T, torch.full((S,), 1e-3, dtype=torch.float64), loose, rows, below)
+    tr.local_values(2, T, torch.zeros(S, dtype=torch.float64), strict, rows, below)
+    loose, strict = loose.index_select(0, rows), strict.index_select(0, rows)
     assert torch.equal(strict, tr.layer(2, below))
     assert not torch.equal(loose, strict)  # (the loose one really was computed the other way)
     assert float((loose - strict).abs().max()) < 1e-9
