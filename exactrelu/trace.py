@@ -900,8 +900,7 @@ class _Op:
                 and tr.jacobian(j + 1) is not None):
             self.made = _Made(tr.cx.nV, dev, tr.dtype)
             self.ts = rule.thresholds(self.nd.module)
-            self.table = torch.tensor(rule.slopes_consts(self.nd.module), dtype=tr.dtype,
-                                      device=dev)
+            self.table = tr.slopes(j)
 
     def stored(self, gid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For global vertex ids: which have stored codes, and their code rows (found only)."""
@@ -1080,7 +1079,7 @@ class _Chunk:
         """Values of op ``j``'s switching functions at local vertices ``X``, into ``out``
         (rows ``given`` already there): for a vertex op ``j - 1`` made on the edge (a, b) at lam
         (ends in ``X``), ``(1 - lam) z(a) + lam z(b) + J delta`` (ends first: in order of
-        depth); for the others, the forward pass."""
+        depth); for the others, :meth:`_Tracer.local_values`."""
         tr = self.tr
         n = len(X)
         pos = torch.full((self.nV,), -1, dtype=torch.int64, device=self.device)
@@ -1811,11 +1810,12 @@ class _Tracer:
         It is the same sum, reassociated: it rounds like the forward pass unless its terms are
         much larger than the values (cancellation). Criterion: in each group, the point with the
         largest ``|F| @ max_s(|H_j| / tol)`` (the terms' size relative to the tolerance, a
-        multiple of the rounding error of any of the group's points) gets the forward pass too,
-        and the whole group does unless the two agree within ``tol / 64`` for every function (at
-        2-512^3 they agree within about ``5e-6 tol``). So does a group whose features would pass
-        half the units of an op (no cheaper than the forward pass).
-        """
+        multiple of the rounding error of any of the group's points) gets the forward pass too
+        (unit by unit, through the same affine maps between ops), and the whole group gets the
+        forward pass of :meth:`switch_values` or :meth:`layer` unless the two agree within
+        ``tol / 64`` for every function (at 2-512^3 they agree within about ``5e-6 tol``). So
+        does a group whose features would pass half the units of an op (no cheaper than the
+        forward pass)."""
         n = len(T)
         if n == 0:
             return
