@@ -890,13 +890,15 @@ class _Op:
         scale = tr.switch_values(j, tr.samples).abs().amax(0) if self.S else none.to(tr.dtype)
         self.tol = tr.tols[j] = tr.eps * scale
         # values from the vertices the previous op made (when it kept them), and what this op
-        # makes kept for the next (an elementwise op after the first: its start cells are small)
+        # makes kept for the next (an elementwise op after the first, its start cells small, with
+        # slopes shared by its units: the changes along an edge are read off one table)
         self.prev = tr.made if tr.made is not None and tr.jacobian(j) is not None else None
         self.prev2 = (tr.made2 if self.prev is not None and tr.made2 is not None
                       and tr.chain(j) and tr.jacobian(j - 1) is not None else None)
         self.made = None
         rule = self.nd.rule
         if (isinstance(rule, _ElementwiseRule) and j < len(tr.nodes) - 1
+                and rule.unit_slopes(self.nd.module, tuple(self.nd.in_shapes[0])) is None
                 and tr.jacobian(j + 1) is not None):
             self.made = _Made(tr.cx.nV, dev, tr.dtype)
             self.ts = rule.thresholds(self.nd.module)

@@ -506,7 +506,8 @@ def test_values_derived_from_earlier_ops_equal_the_forward_pass(block, monkeypat
 
     _spy(monkeypatch, trace_mod._Chunk, "_start_values", compare)
     monkeypatch.setattr(trace_mod, "_BLOCK", block)
-    for act in (nn.ReLU, lambda: nn.LeakyReLU(0.2), lambda: nn.Hardtanh(-0.3, 0.4)):
+    for act in (nn.ReLU, lambda: nn.LeakyReLU(0.2), lambda: nn.Hardtanh(-0.3, 0.4),
+                lambda: nn.PReLU(16, 0.3)):  # (PReLU: one slope per unit)
         trace(mlp((2, 16, 16, 16, 16), 4, act=act), [(-1, 1)] * 2, progress=False)
     assert len(seen) >= 9 and any(two for two, _ in seen)
     assert max(err for _, err in seen) < 1e-11
