@@ -44,8 +44,11 @@ function of strictly opposite signs at ``a`` and ``b`` (a few), kept when ``u`` 
 are computed first (in order of depth). On a chain (each op reads only the previous one's
 outputs), an older vertex takes one layer from its values at op ``j - 1``, derived the same way
 from op ``j - 2``; what none of this reaches (a vertex whose ends are in another chunk, the
-domain's corners) takes the forward pass. The first op's values come from its affine map on the
-domain.
+domain's corners) takes the forward pass. Where every op before ``j`` is elementwise, that layer
+and that forward pass are replaced, for groups of nearby vertices, by an affine map of ``t`` plus
+one term per unit whose state varies within the group (:meth:`_Tracer.local_values`: a few
+against the op's width), checked against the forward pass at one point per group. The first
+op's values come from its affine map on the domain.
 
 Whatever the tracer cannot decide in float (values within a relative tolerance of zero, a unit
 that vanishes on a whole region, tight lists that overflow, splits that look degenerate) is
@@ -610,10 +613,11 @@ def _codes(vals: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
     return code
 
 
-def _morton(P: torch.Tensor) -> torch.Tensor:
-    """Morton (Z-order) keys of points ``P`` (n, d) in their bounding box."""
+def _morton(P: torch.Tensor, bits: int = 20) -> torch.Tensor:
+    """Morton (Z-order) keys of points ``P`` (n, d) in their bounding box (at most ``bits`` bits
+    per coordinate)."""
     n, d = P.shape
-    bits = max(1, min(20, 62 // max(d, 1)))
+    bits = max(1, min(bits, 62 // max(d, 1)))
     lo = P.amin(0)
     span = (P.amax(0) - lo).clamp(min=1e-300)
     q = ((P - lo) / span * ((1 << bits) - 1)).round().to(torch.int64)
@@ -769,10 +773,11 @@ class _Made:
 
 
 def _jacobian(prog: Program, j: int, dtype: torch.dtype,
-              device: torch.device) -> torch.Tensor | None:
-    """(U, S): op ``j``'s switching functions as linear functions of op ``j - 1``'s U outputs
-    (the affine ops between the two, without their constants); None when it would not fit in
-    ``_BUDGET`` elements per value."""
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(U, S) and (S,): op ``j``'s switching functions as linear functions of op ``j - 1``'s U
+    outputs (the affine ops between the two, without their constants), and those constants
+    (meaningful on a chain only, see :meth:`_Tracer.chain`: other inputs count as zero); None
+    when it would not fit in ``_BUDGET`` elements per value."""
     lo, hi = prog.piecewise[j - 1], prog.piecewise[j]
     nodes = prog.nodes
     shape = tuple(nodes[lo].out_shape)
@@ -791,7 +796,7 @@ def _jacobian(prog: Program, j: int, dtype: torch.dtype,
     prog.run_nodes(values, lo + 1, hi, lambda i, nd, ins: _forward(nd, ins))
     nd = nodes[hi]
     sw = nd.rule.switching(nd.module, values[nd.inputs[0]])  # type: ignore[attr-defined]
-    return sw.W.reshape(U, -1)
+    return sw.W.reshape(U, -1), sw.b.reshape(-1)
 
 
 class _Table:
@@ -883,20 +888,21 @@ class _Op:
         # the scale of each switching function: its largest value at the domain's vertices and a
         # fixed sample of points (any positive scale works: it sets what "near zero" means)
         scale = tr.switch_values(j, tr.samples).abs().amax(0) if self.S else none.to(tr.dtype)
-        self.tol = tr.eps * scale
+        self.tol = tr.tols[j] = tr.eps * scale
         # values from the vertices the previous op made (when it kept them), and what this op
-        # makes kept for the next (an elementwise op after the first: its start cells are small)
+        # makes kept for the next (an elementwise op after the first, its start cells small, with
+        # slopes shared by its units: the changes along an edge are read off one table)
         self.prev = tr.made if tr.made is not None and tr.jacobian(j) is not None else None
         self.prev2 = (tr.made2 if self.prev is not None and tr.made2 is not None
                       and tr.chain(j) and tr.jacobian(j - 1) is not None else None)
         self.made = None
         rule = self.nd.rule
         if (isinstance(rule, _ElementwiseRule) and j < len(tr.nodes) - 1
+                and rule.unit_slopes(self.nd.module, tuple(self.nd.in_shapes[0])) is None
                 and tr.jacobian(j + 1) is not None):
             self.made = _Made(tr.cx.nV, dev, tr.dtype)
             self.ts = rule.thresholds(self.nd.module)
-            self.table = torch.tensor(rule.slopes_consts(self.nd.module), dtype=tr.dtype,
-                                      device=dev)
+            self.table = tr.slopes(j)
 
     def stored(self, gid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For global vertex ids: which have stored codes, and their code rows (found only)."""
@@ -1064,9 +1070,7 @@ class _Chunk:
         if op.prev2 is not None and len(old):
             below = vals.new_empty((len(old), tr.prog.num_switching(op.j - 1)))
             self._derive(below, old, op.j - 1, op.prev2)
-            ch = max(1, _PASS // max(1, below.shape[1], op.S))
-            for i in range(0, len(old), ch):
-                vals[old[i:i + ch]] = tr.layer(op.j, below[i:i + ch])
+            tr.local_values(op.j, self.V.index_select(0, old), op.tol, vals, old, below)
             del below
             given = torch.zeros(m, dtype=torch.bool, device=self.device)
             given[old] = True
@@ -1077,7 +1081,7 @@ class _Chunk:
         """Values of op ``j``'s switching functions at local vertices ``X``, into ``out``
         (rows ``given`` already there): for a vertex op ``j - 1`` made on the edge (a, b) at lam
         (ends in ``X``), ``(1 - lam) z(a) + lam z(b) + J delta`` (ends first: in order of
-        depth); for the others, the forward pass."""
+        depth); for the others, :meth:`_Tracer.local_values`."""
         tr = self.tr
         n = len(X)
         pos = torch.full((self.nV,), -1, dtype=torch.int64, device=self.device)
@@ -1098,7 +1102,8 @@ class _Chunk:
             derived &= ~given
         scratch = _where(todo)
         if len(scratch):
-            out[scratch] = tr.switch_values(j, self.V.index_select(0, X.index_select(0, scratch)))
+            tr.local_values(j, self.V.index_select(0, X.index_select(0, scratch)), tr.tols[j],
+                            out, scratch)
         rows = _where(derived)
         if len(rows) == 0:
             return
@@ -1677,9 +1682,12 @@ class _Tracer:
         self.made: _Made | None = None  # what the previous op made
         self.made2: _Made | None = None  # and the op before it
         self.family: torch.Tensor | None = None  # per cell, the previous op's start cell
-        self._jac: dict[int, torch.Tensor | None] = {}
+        self._jac: dict[int, tuple[torch.Tensor, torch.Tensor] | None] = {}
         self._scratch: dict[str, torch.Tensor] = {}
         self._first: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._local: dict[int, bool] = {}
+        self._slopes: dict[int, torch.Tensor] = {}
+        self.tols: dict[int, torch.Tensor] = {}  # per op, its near-zero tolerances
 
     def chain(self, j: int) -> bool:
         """Whether op ``j``'s input depends only on op ``j - 1``'s output (through affine ops)."""
@@ -1689,21 +1697,42 @@ class _Tracer:
 
     def layer(self, j: int, z: torch.Tensor) -> torch.Tensor:
         """Values of op ``j``'s switching functions from op ``j - 1``'s (``z``, rows of
-        points) on a chain (:meth:`chain`): op ``j - 1`` applied, then the ops between."""
+        points) on a chain (:meth:`chain`): op ``j - 1`` applied, then the ops between (in row
+        blocks of ``_PASS`` elements)."""
         prog = self.prog
         lo, hi = prog.piecewise[j - 1], prog.piecewise[j]
         nd = prog.nodes[lo]
         rule = nd.rule
         assert isinstance(rule, _ElementwiseRule)
-        n = len(z)
         shape = tuple(nd.in_shapes[0])
-        x = (z[:, :math.prod(shape)] + rule.thresholds(nd.module)[0]).reshape(n, *shape)
-        values = {lo: _forward(nd, [FloatMap(x.new_zeros((n, 0, *shape)), x)])}
-        prog.run_nodes(values, lo + 1, hi, lambda i, nd, ins: _forward(nd, ins))
         top = prog.nodes[hi]
-        return _switching_of(top, values[top.inputs[0]])
+        out = z.new_empty((len(z), prog.num_switching(j)))
+        ch = max(1, _PASS // max(1, z.shape[1], out.shape[1]))
+        for i in range(0, len(z), ch):
+            zi = z[i:i + ch]
+            n = len(zi)
+            x = (zi[:, :math.prod(shape)] + rule.thresholds(nd.module)[0]).reshape(n, *shape)
+            values = {lo: _forward(nd, [FloatMap(x.new_zeros((n, 0, *shape)), x)])}
+            prog.run_nodes(values, lo + 1, hi, lambda i, nd, ins: _forward(nd, ins))
+            out[i:i + n] = _switching_of(top, values[top.inputs[0]])
+        return out
+
+    def slopes(self, j: int) -> torch.Tensor:
+        """(states, 2): slope and constant of each state of elementwise op ``j``."""
+        if j not in self._slopes:
+            nd = self.nodes[j]
+            rule = nd.rule
+            assert isinstance(rule, _ElementwiseRule)
+            self._slopes[j] = torch.tensor(rule.slopes_consts(nd.module), dtype=self.dtype,
+                                           device=self.device)
+        return self._slopes[j]
 
     def jacobian(self, j: int) -> torch.Tensor | None:
+        link = self.link(j)
+        return None if link is None else link[0]
+
+    def link(self, j: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """See :func:`_jacobian`."""
         if j not in self._jac:
             self._jac[j] = _jacobian(self.prog, j, self.dtype, self.device)
         return self._jac[j]
@@ -1732,16 +1761,184 @@ class _Tracer:
         ``T`` (n, d), by the plain forward pass; for the first op, by its affine map on the
         domain (no piecewise op comes before it)."""
         if j == 0:
-            if self._first is None:
-                d = self.M.shape[1]
-                m0 = FloatMap(self.M.T.reshape(1, d, *self.prog.input_shape),
-                              self.c.reshape(1, *self.prog.input_shape))
-                sw = self.prog.float_run(m0, until=0)[0]
-                self._first = (sw.W.reshape(d, -1), sw.b.reshape(-1))
-            W, b = self._first
+            W, b = self.first_map()
             lo, hi = cols if cols is not None else (0, W.shape[1])
             return torch.addmm(b[lo:hi], T, W[:, lo:hi])
         return _switch_values(self.prog, j, T @ self.M.T + self.c, cols)
+
+    def first_map(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(d, S) and (S,): the first op's switching functions as affine functions of ``t``."""
+        if self._first is None:
+            d = self.M.shape[1]
+            m0 = FloatMap(self.M.T.reshape(1, d, *self.prog.input_shape),
+                          self.c.reshape(1, *self.prog.input_shape))
+            sw = self.prog.float_run(m0, until=0)[0]
+            self._first = (sw.W.reshape(d, -1), sw.b.reshape(-1))
+        return self._first
+
+    def local(self, j: int) -> bool:
+        """Whether :meth:`local_values` applies to op ``j``: every op before it an elementwise
+        op (shared slopes) whose outputs alone feed the next one through affine ops (a chain)."""
+        if j not in self._local:
+            ok = j >= 1
+            for i in range(1, j + 1):
+                nd = self.nodes[i - 1]
+                rule = nd.rule
+                ok = (ok and self.chain(i) and isinstance(rule, _ElementwiseRule)
+                      and type(rule).switching is _ElementwiseRule.switching
+                and type(rule).state is _ElementwiseRule.state
+                      and rule.unit_slopes(nd.module, tuple(nd.in_shapes[0])) is None
+                      and self.link(i) is not None)
+            self._local[j] = ok
+        return self._local[j]
+
+    def local_values(self, j: int, T: torch.Tensor, tol: torch.Tensor, out: torch.Tensor,
+                     rows: torch.Tensor, below: torch.Tensor | None = None) -> None:
+        """Values of op ``j``'s switching functions at domain points ``T`` (n, d), into rows
+        ``rows`` of ``out``, given op ``j - 1``'s at them when ``below`` is not None: the forward
+        pass (or, with ``below``, :meth:`layer`), or where :meth:`local` allows, the same values
+        at less cost for points that lie close together (the vertices of a chunk).
+
+        The points are cut into groups in Morton order. On a group, an op's outputs are affine
+        functions of ``t`` for every unit whose state is the same at all its points; only the
+        units whose state varies (the few whose switching hyperplanes cross the group) need their
+        outputs as extra features. So op ``i``'s switching values on the group are ``F @ H_i``:
+        ``F`` the columns ``t``, 1 and the varying units' outputs at the points of every op
+        before ``i``, ``H_i`` built from ``H_{i-1}`` by one product with the affine map between
+        the two ops (one product for all groups). The cost per point is one row of ``H_j`` per
+        feature, not one per unit of op ``j - 1`` (about 160 against 512 at 2-512^3, groups of
+        512 points; ``H_j`` itself costs a dense layer per row, shared by the group).
+
+        It is the same sum, reassociated: it rounds like the forward pass unless its terms are
+        much larger than the values (cancellation). Criterion: in each group, the point with the
+        largest ``|F| @ max_s(|H_j| / tol)`` (the terms' size relative to the tolerance, a
+        multiple of the rounding error of any of the group's points) gets the forward pass too
+        (unit by unit, through the same affine maps between ops), and the whole group gets the
+        forward pass of :meth:`switch_values` or :meth:`layer` unless the two agree within
+        ``tol / 64`` for every function (at 2-512^3 they agree within about ``5e-6 tol``). So
+        does a group whose features would pass half the units of an op (no cheaper than the
+        forward pass)."""
+        n = len(T)
+        if n == 0:
+            return
+        if not self.local(j):
+            out.index_copy_(0, rows, self.layer(j, below) if below is not None
+                            else self.switch_values(j, T))
+            return
+        nd = self.nodes[j - 1]
+        # group size: the rows of H_j cost a dense layer each, a point one row per feature; the
+        # features grow about with the square root of the group's points (2-D)
+        g = 128 if j == 1 else max(64, math.prod(nd.in_shapes[0]))
+        ng = -(-n // g)
+        order = torch.argsort(_morton(T, 8)) if ng > 1 else torch.arange(n, device=T.device)
+        size = -(-n // ng)
+        sels = [order[i:i + size] for i in range(0, n, size)]
+        done = self._groups(j, T, tol, out, rows, below, sels)
+        redo = [sel for sel, ok in zip(sels, done, strict=True) if not ok]
+        if redo:
+            sel = torch.cat(redo)
+            out.index_copy_(0, rows.index_select(0, sel),
+                            self.layer(j, below.index_select(0, sel)) if below is not None
+                            else self.switch_values(j, T.index_select(0, sel)))
+
+    def _link_forward(self, j: int, T: torch.Tensor,
+                      below: torch.Tensor | None) -> torch.Tensor:
+        """The forward pass to op ``j`` at points ``T`` (from op ``j - 1``'s values ``below``
+        when given) through the affine maps of :meth:`local_values`."""
+        if below is None:
+            W0, b0 = self.first_map()
+            z, i0 = torch.addmm(b0, T, W0), 1
+        else:
+            z, i0 = below, j
+        for i in range(i0, j + 1):
+            nd = self.nodes[i - 1]
+            rule, mod = nd.rule, nd.module
+            assert isinstance(rule, _ElementwiseRule)
+            x = z[:, :math.prod(nd.in_shapes[0])] + rule.thresholds(mod)[0]
+            tab = self.slopes(i - 1)
+            st = rule.state(mod, x)
+            link = self.link(i)
+            assert link is not None
+            z = torch.addmm(link[1], tab[st, 0] * x + tab[st, 1], link[0])
+        return z
+
+    def _groups(self, j: int, T: torch.Tensor, tol: torch.Tensor, out: torch.Tensor,
+                rows: torch.Tensor, below: torch.Tensor | None,
+                sels: list[torch.Tensor]) -> list[bool]:
+        """The groups ``sels`` of :meth:`local_values`, op by op for all of them at once: which
+        were done (the others are for the forward pass)."""
+        d = T.shape[1]
+        W0, b0 = self.first_map()
+        one = d  # the row of H (column of F) of the constant
+        Ts = [T.index_select(0, sel) for sel in sels]
+        F = [torch.cat([t, t.new_ones((len(t), 1))], 1) for t in Ts]
+        H0 = torch.cat([W0, b0.unsqueeze(0)])
+        H: list[Any] = [H0] * len(sels)
+        z: list[Any] = [torch.addmm(b0, t, W0) for t in Ts]
+        ok = [True] * len(sels)
+        for i in range(1, j + 1):
+            nd = self.nodes[i - 1]
+            rule, mod = nd.rule, nd.module
+            assert isinstance(rule, _ElementwiseRule)
+            U = math.prod(nd.in_shapes[0])
+            t0 = rule.thresholds(mod)[0]
+            tab = self.slopes(i - 1)
+            link = self.link(i)
+            assert link is not None
+            J, c = link
+            outs, varies = [], []
+            for k in range(len(sels)):
+                if not ok[k]:
+                    continue
+                x = z[k][:, :U]
+                # states are monotone in the input: a unit's state varies iff it differs at the
+                # ends
+                lo = rule.state(mod, x.amin(0) + t0)
+                vary = _where(lo != rule.state(mod, x.amax(0) + t0))
+                if H[k].shape[0] + len(vary) > U // 2:
+                    ok[k] = False
+                    continue
+                slope, const = tab[lo, 0], tab[lo, 1]
+                slope[vary] = 0.0
+                const[vary] = 0.0
+                Hout = H[k][:, :U] * slope
+                Hout[one] += slope * t0 + const
+                outs.append(Hout)
+                varies.append((k, vary))
+                xv = x.index_select(1, vary) + t0
+                sv = rule.state(mod, xv)
+                F[k] = torch.cat([F[k], tab[sv, 0] * xv + tab[sv, 1]], 1)
+            if not outs:
+                return ok
+            HJ = torch.cat(outs) @ J  # (one product for all groups: J is read once)
+            r0 = 0
+            for (k, vary), Hout in zip(varies, outs, strict=True):
+                Hk = torch.cat([HJ[r0:r0 + len(Hout)], J.index_select(0, vary)])
+                r0 += len(Hout)
+                Hk[one] += c
+                H[k] = Hk
+                if i < j:
+                    z[k] = (below.index_select(0, sels[k]) if i == j - 1 and below is not None
+                            else F[k] @ Hk)
+        # the values, and the check against the forward pass at one point per group (see
+        # local_values), through the same affine maps, for all groups at once
+        inv = torch.where(tol > 0, 1 / tol, torch.finfo(tol.dtype).max)
+        live = [k for k in range(len(sels)) if ok[k]]
+        refs, got = [], []
+        for k in live:
+            vals = F[k] @ H[k]
+            out.index_copy_(0, rows.index_select(0, sels[k]), vals)
+            r = int(torch.argmax(F[k].abs() @ (H[k].abs() * inv).amax(1)))
+            refs.append(int(sels[k][r]))
+            got.append(vals[r])
+        if live:
+            at = torch.tensor(refs, dtype=torch.int64, device=T.device)
+            ref = self._link_forward(j, T.index_select(0, at),
+                                     None if below is None else below.index_select(0, at))
+            bad = ((torch.stack(got) - ref).abs() > tol / 64).any(1).tolist()
+            for k, b in zip(live, bad, strict=True):
+                ok[k] = not b
+        return ok
 
     def plan(self, op: _Op) -> tuple[torch.Tensor, torch.Tensor]:
         """The op's start cells in spatial order, the cells of one family (made from one start

@@ -506,10 +506,82 @@ def test_values_derived_from_earlier_ops_equal_the_forward_pass(block, monkeypat
 
     _spy(monkeypatch, trace_mod._Chunk, "_start_values", compare)
     monkeypatch.setattr(trace_mod, "_BLOCK", block)
-    for act in (nn.ReLU, lambda: nn.LeakyReLU(0.2), lambda: nn.Hardtanh(-0.3, 0.4)):
+    for act in (nn.ReLU, lambda: nn.LeakyReLU(0.2), lambda: nn.Hardtanh(-0.3, 0.4),
+                lambda: nn.PReLU(16, 0.3)):  # (PReLU: one slope per unit)
         trace(mlp((2, 16, 16, 16, 16), 4, act=act), [(-1, 1)] * 2, progress=False)
     assert len(seen) >= 9 and any(two for two, _ in seen)
     assert max(err for _, err in seen) < 1e-11
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, lambda: nn.LeakyReLU(0.2),
+                                 lambda: nn.Hardtanh(-0.3, 0.4)])
+def test_values_of_nearby_points_from_few_features_equal_the_forward_pass(act, monkeypatch):
+    # values at a chunk's older vertices (and at vertices whose edge ends are elsewhere) come
+    # from an affine map of t and the outputs of the few units whose state varies among nearby
+    # points: they must be the plain forward pass, up to rounding, and the groups must really
+    # have been computed that way (not all handed back to the forward pass)
+    import exactrelu.trace as trace_mod
+
+    seen, local = [], []
+    orig = trace_mod._Tracer.local_values
+
+    def wrapped(tr, j, T, tol, out, rows, below=None):
+        orig(tr, j, T, tol, out, rows, below)
+        ref = tr.switch_values(j, T)
+        scale = (tol / tr.eps).clamp(min=1e-300)
+        seen.append((below is not None,
+                     float(((out.index_select(0, rows) - ref).abs() / scale).max())))
+
+    groups = trace_mod._Tracer._groups
+
+    def counted(tr, *args):
+        done = groups(tr, *args)
+        local.extend(done)
+        return done
+
+    monkeypatch.setattr(trace_mod._Tracer, "local_values", wrapped)
+    monkeypatch.setattr(trace_mod._Tracer, "_groups", counted)
+    trace(mlp((2, 128, 128, 128), 3, act=act), [(-1, 1)] * 2, progress=False)
+    assert any(below for below, _ in seen) and any(not below for below, _ in seen)
+    assert sum(local) > 10
+    assert max(err for _, err in seen) < 1e-11
+
+
+def test_nearby_values_go_to_the_forward_pass_when_the_check_fails():
+    # with a zero tolerance the check at each group's reference point fails unless the two agree
+    # to the last bit: then the values are those of the forward pass itself
+    import exactrelu.trace as trace_mod
+
+    net = mlp((2, 128, 128, 128), 3)
+    tr = trace_mod._Tracer(trace_mod.capture(net, (2,)), trace_mod.as_domain([(-1, 1)] * 2),
+                           torch.device("cpu"), torch.float64, None, trace_mod._Threads(
+                               torch.device("cpu")))
+    assert tr.local(2) and tr.local(1)
+    g = torch.Generator().manual_seed(0)
+    T = 0.05 * torch.rand((300, 2), generator=g, dtype=torch.float64) + 0.3
+    below = tr.switch_values(1, T)
+    S = tr.prog.num_switching(2)
+    rows = torch.randperm(len(T), generator=g)
+    loose, strict = T.new_zeros((len(T), S)), T.new_zeros((len(T), S))
+    tr.local_values(2, T, torch.full((S,), 1e-3, dtype=torch.float64), loose, rows, below)
+    tr.local_values(2, T, torch.zeros(S, dtype=torch.float64), strict, rows, below)
+    loose, strict = loose.index_select(0, rows), strict.index_select(0, rows)
+    assert torch.equal(strict, tr.layer(2, below))
+    assert not torch.equal(loose, strict)  # (the loose one really was computed the other way)
+    assert float((loose - strict).abs().max()) < 1e-9
+
+
+def test_a_trace_with_values_of_nearby_points_is_the_same_as_by_the_forward_pass(monkeypatch):
+    import exactrelu.trace as trace_mod
+
+    net = mlp((2, 128, 128, 128), 7)
+    box = [(-1, 1), (-1, 1)]
+    tr = trace(net, box, progress=False)
+    monkeypatch.setattr(trace_mod._Tracer, "local", lambda self, j: False)
+    ref = trace(net, box, progress=False)
+    assert tr.num_regions == ref.num_regions and tr.num_vertices == ref.num_vertices
+    assert set(tr.packed_patterns()) == set(ref.packed_patterns())
+    assert float((tr.vertices - ref.vertices).abs().max()) < 1e-12
 
 
 def test_states_are_kept_packed_without_loss():
