@@ -2454,9 +2454,10 @@ struct GVerts {
 };
 
 struct Assembly {
-    std::vector<long> adj_i, adj_j, adj_line;
+    std::vector<long> adj_i, adj_j, adj_plane;
     std::vector<long> aid_start{0}, aid_flat;  // the ids of adjacent pair k: aid_flat[aid_start[k]:aid_start[k + 1]]
-    std::vector<const RowOut*> lines;  // the key row of every adjacency line
+    std::vector<const RowOut*> planes;  // the key row of every plane of adjacent pairs, numbered
+                                        // by first appearance in their order
     std::vector<long> pieces;
     std::vector<long> undecided;  // above 3-D: adjacent pairs (indices) left to the caller's LP
 };
@@ -2484,14 +2485,14 @@ struct Pair {
 // Spans sorted by their lower ends: reach[k] is the largest upper end among the first k + 1
 // (less(a, b): is a below b?), non-decreasing; a span before the first k whose reach is above x
 // ends at or below x (first_reaching(reach, x)), and so overlaps nothing that starts at x.
-template <class Hi, class Less>
-void reaches(size_t n, Hi hi, Less less, std::vector<int>& reach) {
+template <class T, class Hi, class Less>
+void reaches(size_t n, Hi hi, Less less, std::vector<T>& reach) {
     reach.resize(n);
     for (size_t k = 0; k < n; ++k) reach[k] = k == 0 || less(reach[k - 1], hi(k)) ? hi(k) : reach[k - 1];
 }
-template <class Less>
-size_t first_reaching(const std::vector<int>& reach, int x, Less less) {
-    return (size_t)(std::partition_point(reach.begin(), reach.end(), [&](int r) { return !less(x, r); }) - reach.begin());
+template <class T, class Less>
+size_t first_reaching(const std::vector<T>& reach, const T& x, Less less) {
+    return (size_t)(std::partition_point(reach.begin(), reach.end(), [&](const T& r) { return !less(x, r); }) - reach.begin());
 }
 
 // d >= 3: pairs of facets on one hyperplane (opposite sides) that share a (d-1)-dimensional piece
@@ -2627,7 +2628,8 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
     // the facets off the domain's boundary, grouped by hyperplane (the groups numbered by first
     // appearance, each group's facets in region order): first in region order with their groups
     // (a row's group is looked up once per certifier's output row), then counted into place
-    std::vector<std::vector<int>> group_of(vmap.size());  // per certifier, per output row
+    // per certifier, per output row: 4 g + side + 1 (-1: not seen yet)
+    std::vector<std::vector<int>> group_of(vmap.size());
     HashIndex line_of;
     std::vector<const RowOut*> line_row;
     std::vector<Item> all;
@@ -2641,25 +2643,27 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
         for (size_t k = 0; k < lf.frow.size(); ++k) {
             Ids ids = facet_ids(lf, k);
             if (!ids.empty() && ids.front() < spec.domain_ids) continue;  // on the domain's boundary
-            const RowOut& ro = ct.rows_out[(size_t)lf.frow[k]];
             if (gr.empty()) gr.assign(ct.rows_out.size(), -1);
-            int& g = gr[(size_t)lf.frow[k]];
-            if (g < 0) {
+            int& gs = gr[(size_t)lf.frow[k]];
+            if (gs < 0) {
+                const RowOut& ro = ct.rows_out[(size_t)lf.frow[k]];
                 uint64_t h = 0;
                 for (int i = 0; i <= d; ++i) h = hash_z(h, ro.k[i].v);
                 int id = (int)line_row.size();
-                g = line_of.insert(h, id, [&](int o) {
+                int g = line_of.insert(h, id, [&](int o) {
                     for (int i = 0; i <= d; ++i)
                         if (mpz_cmp(line_row[(size_t)o]->k[i].v, ro.k[i].v) != 0) return false;
                     return true;
                 });
                 if (g == id) line_row.push_back(&ro);
+                gs = 4 * g + ro.side + 1;
             }
+            const int g = gs >> 2, side = (gs & 3) - 1;
             if (d == 2)
-                all.push_back(Item{(long)ri, ro.side, (int)k, vm[(size_t)lf.verts[k]],
+                all.push_back(Item{(long)ri, side, (int)k, vm[(size_t)lf.verts[k]],
                                    vm[(size_t)lf.verts[(k + 1) % m]], ids});
             else
-                all.push_back(Item{(long)ri, ro.side, (int)k, -1, -1, ids});
+                all.push_back(Item{(long)ri, side, (int)k, -1, -1, ids});
             all_g.push_back(g);
         }
     }
@@ -2676,12 +2680,16 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
     std::vector<Item>().swap(all);
     std::vector<int>().swap(all_g);
     std::vector<Pair> pairs;
+    struct End {  // a vertex and its coordinate's nearest double (most comparisons end there)
+        double f;
+        int v;
+    };
     struct Span {
-        int lo, hi;
+        End lo, hi;
         const Item* it;
     };
     std::vector<Span> plus, minus;
-    std::vector<int> reach;
+    std::vector<End> reach;
     for (size_t g = 0; g < ng; ++g) {
         const Item* first = items.data() + gstart[g];
         const Item* last = items.data() + gstart[g + 1];
@@ -2691,11 +2699,12 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
             continue;
         }
         int c = mpz_sgn(lr.k[1].v) != 0 ? 0 : 1;  // a coordinate the line does not fix
-        auto less = [&](int a, int b) { return gv.less(a, b, c); };
+        auto less = [&](const End& a, const End& b) { return a.f != b.f ? a.f < b.f : gv.less(a.v, b.v, c); };
+        auto end = [&](int v) { return End{gv.f[(size_t)v * (size_t)d + (size_t)c], v}; };
         plus.clear();
         minus.clear();
         for (const Item* ip = first; ip != last; ++ip) {
-            Span s{ip->v0, ip->v1, ip};
+            Span s{end(ip->v0), end(ip->v1), ip};
             if (less(s.hi, s.lo)) std::swap(s.lo, s.hi);
             (ip->side > 0 ? plus : minus).push_back(s);
         }
@@ -2718,14 +2727,19 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
     std::sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) {
         return a.i != b.i ? a.i < b.i : a.j != b.j ? a.j < b.j : a.undecided < b.undecided;
     });
-    out.lines = line_row;
+    std::vector<long> plane_of(ng, -1);
     std::vector<long> ids;
     for (size_t k = 0; k < pairs.size(); ++k) {
         const Pair& p = pairs[k];
         if (k > 0 && pairs[k - 1].i == p.i && pairs[k - 1].j == p.j) continue;
         out.adj_i.push_back(p.i);
         out.adj_j.push_back(p.j);
-        out.adj_line.push_back(p.line);
+        long& pl = plane_of[(size_t)p.line];
+        if (pl < 0) {
+            pl = (long)out.planes.size();
+            out.planes.push_back(line_row[(size_t)p.line]);
+        }
+        out.adj_plane.push_back(pl);
         if (p.undecided) out.undecided.push_back((long)out.adj_i.size() - 1);
         ids.assign(p.fi.begin(), p.fi.end());
         ids.insert(ids.end(), p.gi.begin(), p.gi.end());
@@ -3182,8 +3196,8 @@ struct I64Buf {
 };
 
 PyObject* i64_bytes(const std::vector<long>& xs) {
-    I64Buf b;
-    b.v.assign(xs.begin(), xs.end());
+    I64Buf b(xs.size());
+    for (long x : xs) b.add(x);
     return b.take();
 }
 
@@ -3483,10 +3497,8 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                     std::vector<HashIndex> child;  // per level: the certified states by (parent, key)
                     std::vector<std::vector<char>> packed_st((size_t)spec.L);  // certified states as the trace's rows
                     std::vector<std::vector<const char*>> keys((size_t)spec.L);
-                    auto parent_of = [&](int j, int k) {
-                        const StateNode* x = state_tables[(size_t)j][(size_t)k];
-                        return x->up ? x->up->out : -1;
-                    };
+                    std::vector<std::vector<int>> parents((size_t)spec.L);  // certified states' parents
+                    auto parent_of = [&](int j, int k) { return parents[(size_t)j][(size_t)k]; };
                     auto key_hash = [](int parent, const char* key, size_t sj) {
                         return mix64((uint64_t)PKeyHash()(PKey{parent, key, sj}));
                     };
@@ -3513,8 +3525,11 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                         }
                         std::vector<const char*>& kj = keys[(size_t)j];
                         kj.resize(states.size());
-                        for (size_t k = 0; k < states.size(); ++k)
+                        parents[(size_t)j].resize(states.size());
+                        for (size_t k = 0; k < states.size(); ++k) {
                             kj[k] = made ? packed_st[(size_t)j].data() + k * sj : (const char*)states[k]->st.data();
+                            parents[(size_t)j][k] = states[k]->up ? states[k]->up->out : -1;
+                        }
                         child.emplace_back(states.size());
                         for (size_t k = 0; k < states.size(); ++k) {  // the first of equal keys stays
                             int par = parent_of(j, (int)k);
@@ -3710,33 +3725,18 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             PyBytes_AS_STRING(py_repaired.p)[ri] =
                 traced && !hit[L - 1][(size_t)state_ids[ri * L + L - 1]];
         f_adj.get();
-        // adjacency: the plane of each line as (a, b) with the first non-zero entry of a one
-        std::vector<long> plane_of(A.lines.size(), -1);
-        RatList planes;
-        I64Buf adj_i, adj_j, adj_plane, aid_start, aid_flat;
-        aid_start.add(0L);
-        long n_planes = 0, naid_all = 0;
-        for (size_t k = 0; k < A.adj_i.size(); ++k) {
-            size_t ln = (size_t)A.adj_line[k];
-            if (plane_of[ln] < 0) {
-                const RowOut& r = *A.lines[ln];
-                mpz_srcptr lead = nullptr;
-                for (int c = 0; c < d && !lead; ++c)
-                    if (mpz_sgn(r.k[c].v)) lead = r.k[c].v;
-                for (int c = 0; c <= d; ++c) {
-                    mpq_set_num(q.v, r.k[c].v);
-                    mpq_set_den(q.v, lead);
-                    mpq_canonicalize(q.v);
-                    planes.add(I, q.v);
-                }
-                plane_of[ln] = n_planes++;
+        // adjacency: each plane as (a, b) with the first non-zero entry of a one
+        RatList planes(A.planes.size() * (size_t)(d + 1));
+        for (const RowOut* r : A.planes) {
+            mpz_srcptr lead = nullptr;
+            for (int c = 0; c < d && !lead; ++c)
+                if (mpz_sgn(r->k[c].v)) lead = r->k[c].v;
+            for (int c = 0; c <= d; ++c) {
+                mpq_set_num(q.v, r->k[c].v);
+                mpq_set_den(q.v, lead);
+                mpq_canonicalize(q.v);
+                planes.add(I, q.v);
             }
-            adj_i.add(A.adj_i[k]);
-            adj_j.add(A.adj_j[k]);
-            adj_plane.add(plane_of[ln]);
-            for (long t = A.aid_start[k]; t < A.aid_start[k + 1]; ++t) aid_flat.add(A.aid_flat[(size_t)t]);
-            naid_all = A.aid_start[k + 1];
-            aid_start.add(naid_all);
         }
         Ref py_pieces(i64_bytes(A.pieces));
         Ref py_undecided(int_list(A.undecided));
@@ -3772,8 +3772,8 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             o_vol(vol.take()), o_planes(planes.take());
         Ref o_vs(v_start.take()), o_vf(v_flat.take()), o_fs(f_start.take()), o_fr(f_row.take()),
             o_is(fid_start.take()), o_if(fid_flat.take()), o_fvs(fv_start.take()), o_fvf(fv_flat.take()),
-            o_rep(py_repaired.release()), o_ai(adj_i.take()), o_aj(adj_j.take()), o_ap(adj_plane.take()),
-            o_as(aid_start.take()), o_af(aid_flat.take());
+            o_rep(py_repaired.release()), o_ai(i64_bytes(A.adj_i)), o_aj(i64_bytes(A.adj_j)),
+            o_ap(i64_bytes(A.adj_plane)), o_as(i64_bytes(A.aid_start)), o_af(i64_bytes(A.aid_flat));
         PyObject* result = Py_BuildValue(
             "{s:i,s:i,s:O,s:O,s:O,s:O,s:(OO),s:O,s:O,s:O,s:(OO),s:(OO),s:O,s:O,s:O,s:O,s:O,s:O,s:(OO),"
             "s:O,s:O,s:O,s:O,s:O}",
