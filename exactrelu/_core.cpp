@@ -3077,6 +3077,18 @@ struct Ref {  // an owned reference
     PyObject* release() { PyObject* o = p; p = nullptr; return o; }
 };
 
+// Prefetches for the output's loops over records spread across gigabytes (leaves, vertices,
+// rows): a record some items ahead, then its arrays, then the limbs of its rationals.
+inline void prefetch(const void* p) { __builtin_prefetch(p, 0, 0); }
+inline void prefetch_lines(const void* p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) prefetch((const char*)p + o);
+}
+inline void prefetch_z(mpz_srcptr z) { prefetch(z->_mp_d); }
+inline void prefetch_q(const mpq_t q) {
+    prefetch_z(mpq_numref(q));
+    prefetch_z(mpq_denref(q));
+}
+
 // Python ints for the engine's plain output (lists of ints; never Fractions or dataclasses):
 // the ints 0..255 and the powers of two up to 2^1023 (the denominators of dyadic values, most of
 // them) are made once and shared by every entry that has them.
@@ -3449,7 +3461,10 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             int stage = 0;
             try {
                 // global vertices, deduplicated exactly, numbered by first appearance in region
-                // order; hashed by their nearest doubles (equal points have equal ones)
+                // order; hashed by their coordinates' nearest doubles, which are a function of the
+                // exact values (nearest_ratio rounds correctly): equal points have equal doubles,
+                // and points whose doubles differ are different (the test that ends most
+                // comparisons); points with equal doubles are compared exactly (mpq_equal)
                 size_t n_out_verts = 0;
                 for (const Certifier* c : certs) {
                     vmap.emplace_back(c->verts_out.size(), -1);
@@ -3655,6 +3670,11 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         Q rq;
         for (size_t ci = 0; ci < certs.size(); ++ci) {
             for (size_t k = 0; k < certs[ci]->rows_out.size(); ++k) {
+                if (k + 4 < certs[ci]->rows_out.size()) {
+                    const RowOut& a = certs[ci]->rows_out[k + 4];
+                    prefetch_q(a.q.v);
+                    for (int i = 0; i <= d; ++i) prefetch_z(a.k[i].v);
+                }
                 const RowOut& r = certs[ci]->rows_out[k];
                 for (int i = 0; i <= d; ++i) {
                     r.get(i, d, rq.v);
@@ -3673,6 +3693,16 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         long den_log2 = log2_if_power(P.spec.out_den.v);
         Z num;
         for (size_t ri = 0; ri < order.size(); ++ri) {
+            if (ri + 12 < n_regions) prefetch_lines(order[ri + 12].leaf, sizeof(LeafRec));
+            if (ri + 6 < n_regions) {
+                const LeafRec& a = *order[ri + 6].leaf;
+                for (const void* p : {(const void*)a.w.data(), (const void*)a.frow.data(), (const void*)a.fids.data(),
+                                      (const void*)a.fid_end.data(), (const void*)a.out.w.data()})
+                    prefetch(p);
+                prefetch_q(a.volume.v);
+            }
+            if (ri + 3 < n_regions)
+                for (const Q& x : order[ri + 3].leaf->w) prefetch_q(x.v);
             const LeafRec& lf = *order[ri].leaf;
             for (int i = 0; i < d; ++i) wit.add(I, lf.w[i].v);
             for (size_t k = 0; k < lf.frow.size(); ++k) {
@@ -3693,13 +3723,20 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         }
         f_verts.get();
         RatList py_verts(gv.size() * (size_t)d);
-        for (size_t i = 0; i < gv.size(); ++i)
+        for (size_t i = 0; i < gv.size(); ++i) {
+            if (i + 12 < gv.size()) prefetch_lines(gv.at[i + 12], sizeof(VertOut));
+            if (i + 6 < gv.size()) prefetch(gv[i + 6].x.data());
+            if (i + 3 < gv.size())
+                for (const Q& x : gv[i + 3].x) prefetch_q(x.v);
             for (int c = 0; c < d; ++c) py_verts.add(I, gv[i].x[c].v);
+        }
         I64Buf v_start(n_regions + 1), v_flat(n_rverts), fv_start(n_facets + 1), fv_flat(n_fverts);
         v_start.add(0L);
         fv_start.add(0L);
         long nv_all = 0, nfv_all = 0;
         for (size_t ri = 0; ri < order.size(); ++ri) {
+            if (ri + 12 < n_regions) prefetch_lines(order[ri + 12].leaf, sizeof(LeafRec));
+            if (ri + 6 < n_regions) prefetch(order[ri + 6].leaf->verts.data());
             const LeafRec& lf = *order[ri].leaf;
             const std::vector<int>& vm = vmap[order[ri].ci];
             const size_t m = lf.verts.size();
