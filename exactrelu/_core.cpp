@@ -127,9 +127,33 @@ bool py_to_mpz(PyObject* o, mpz_t out) {
 }
 
 PyObject* mpz_to_py(const mpz_t z) {
-    if (mpz_fits_slong_p(z)) return PyLong_FromLong(mpz_get_si(z));
+    const size_t n = mpz_size(z);
+    const mp_limb_t* L = mpz_limbs_read(z);
+    if (n <= 1 && (n == 0 || L[0] <= (mp_limb_t)LONG_MAX))
+        return PyLong_FromLong(n == 0 ? 0L : mpz_sgn(z) < 0 ? -(long)L[0] : (long)L[0]);
+#if PY_VERSION_HEX < 0x030C0000 && PyLong_SHIFT == 30
+    // CPython before 3.12: |z| in base 2^30 (a digit per 32-bit word, least significant first),
+    // the sign in the object's size; the top digit is not 0
+    static_assert(sizeof(digit) == 4 && sizeof(mp_limb_t) == 8, "30-bit digits, 64-bit limbs expected");
+    size_t bits = 64 * (n - 1) + (size_t)(64 - __builtin_clzll((unsigned long long)L[n - 1]));
+    size_t nd = (bits + PyLong_SHIFT - 1) / PyLong_SHIFT;
+    PyLongObject* r = _PyLong_New((Py_ssize_t)nd);
+    if (!r) return nullptr;
+    digit* o = r->ob_digit;
+    unsigned __int128 acc = 0;
+    int have = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; ++i) {
+        acc |= (unsigned __int128)L[i] << have;
+        have += 64;
+        for (; have >= PyLong_SHIFT && k < nd; have -= PyLong_SHIFT, acc >>= PyLong_SHIFT)
+            o[k++] = (digit)(acc & PyLong_MASK);
+    }
+    for (; k < nd; acc >>= PyLong_SHIFT) o[k++] = (digit)(acc & PyLong_MASK);
+    if (mpz_sgn(z) < 0) Py_SET_SIZE(r, -(Py_ssize_t)nd);
+    return (PyObject*)r;
+#else
     // two's complement bytes, least significant first (a little-endian host: the limbs are bytes)
-    size_t n = mpz_size(z);
     uint64_t stack[17];
     std::vector<uint64_t> heap;
     uint64_t* buf = stack;
@@ -137,7 +161,6 @@ PyObject* mpz_to_py(const mpz_t z) {
         heap.resize(n + 1);
         buf = heap.data();
     }
-    const mp_limb_t* L = mpz_limbs_read(z);
     for (size_t i = 0; i < n; ++i) buf[i] = (uint64_t)L[i];
     buf[n] = 0;
     if (mpz_sgn(z) < 0) fx_negate(buf, (int)(n + 1));
@@ -145,6 +168,7 @@ PyObject* mpz_to_py(const mpz_t z) {
     return PyLong_FromNativeBytes(buf, (n + 1) * 8, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
 #else
     return _PyLong_FromByteArray((const unsigned char*)buf, (n + 1) * 8, 1, 1);
+#endif
 #endif
 }
 
@@ -254,6 +278,13 @@ inline int filtered_sign(const double* r, const double* v, int m, double err = 0
     if (s > bound) return 1;
     if (s < -bound) return -1;
     return 2;
+}
+
+// k where d = 2^k, else -1
+long log2_if_power(const mpz_t d) {
+    if (mpz_sgn(d) <= 0) return -1;
+    mp_bitcnt_t k = mpz_scan1(d, 0);
+    return k + 1 == mpz_sizeinbase(d, 2) ? (long)k : -1;
 }
 
 // The float64 nearest to num / den (den > 0), ties to even; +-inf beyond the largest double.
@@ -883,7 +914,6 @@ struct PKeyHash {
 
 struct LeafRec {
     std::shared_ptr<StateNode> node;     // the states of every level (released once numbered)
-    std::vector<int> state_ids;
     std::vector<Q> w;                    // d coordinates
     std::vector<int> frow;               // output row id per facet
     std::vector<long> fids;              // every facet's ids, facet after facet
@@ -923,8 +953,19 @@ struct RowOut {
                 mpq_set_ui(out, 0, 1);
             return;
         }
-        mpq_set_z(out, k[i].v);
-        mpq_mul(out, out, q.v);
+        // k_i q in lowest terms: (k_i / g) num(q) / (den(q) / g) with g = gcd(k_i, den(q)) (as
+        // num(q) and den(q) are coprime); by shifts where den(q) is a power of two
+        long l2 = log2_if_power(mpq_denref(q.v));
+        if (l2 < 0 || mpz_sgn(k[i].v) == 0) {
+            mpq_set_z(out, k[i].v);
+            mpq_mul(out, out, q.v);
+            return;
+        }
+        mp_bitcnt_t sh = std::min((mp_bitcnt_t)l2, mpz_scan1(k[i].v, 0));
+        mpz_tdiv_q_2exp(mpq_numref(out), k[i].v, sh);
+        mpz_mul(mpq_numref(out), mpq_numref(out), mpq_numref(q.v));
+        mpz_set_ui(mpq_denref(out), 1);
+        mpz_mul_2exp(mpq_denref(out), mpq_denref(out), (mp_bitcnt_t)l2 - sh);
     }
 };
 
@@ -2490,8 +2531,6 @@ void set_ratio(mpq_t q, const mpz_t n, const mpz_t d, long d_log2) {
     mpz_mul_2exp(mpq_denref(q), mpq_denref(q), (mp_bitcnt_t)d_log2 - k);
 }
 
-long log2_if_power(const mpz_t d) { return mpz_popcount(d) == 1 ? (long)mpz_scan1(d, 0) : -1; }
-
 int Certifier::row_out(const RowRef& ref) {
     Row& r = ref.blk->rows[(size_t)ref.i];
     r.need();
@@ -2577,39 +2616,93 @@ void Certifier::emit(Cell& c) {
 
 // --------------------------------------------------------------------------- assembly
 
-struct ZKeyHash {
-    size_t operator()(const std::vector<mpz_srcptr>& k) const {
-        size_t h = 1469598103934665603ULL;
-        for (mpz_srcptr z : k) {
-            size_t n = mpz_size(z);
-            h ^= (size_t)mpz_sgn(z) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-            for (size_t i = 0; i < n; ++i) h ^= (size_t)mpz_getlimbn(z, (mp_size_t)i) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-        }
-        return h;
-    }
-};
-struct ZKeyEq {
-    bool operator()(const std::vector<mpz_srcptr>& a, const std::vector<mpz_srcptr>& b) const {
-        if (a.size() != b.size()) return false;
-        for (size_t i = 0; i < a.size(); ++i)
-            if (mpz_cmp(a[i], b[i]) != 0) return false;
-        return true;
-    }
-};
-using ZMap = std::unordered_map<std::vector<mpz_srcptr>, int, ZKeyHash, ZKeyEq>;
-
-// exact comparison of two rationals given with their nearest doubles (monotone rounding: a
-// strict inequality between the doubles is the same strict inequality between the rationals)
-inline int cmp_coord(double fa, const mpq_t a, double fb, const mpq_t b) {
-    if (fa < fb) return -1;
-    if (fa > fb) return 1;
-    return mpq_cmp(a, b);
+inline uint64_t mix64(uint64_t h) {  // splitmix64's finalizer
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
 }
 
+inline uint64_t hash_z(uint64_t h, mpz_srcptr z) {
+    h = mix64(h ^ (uint64_t)(int64_t)mpz_sgn(z));
+    for (size_t i = 0, n = mpz_size(z); i < n; ++i) h = mix64(h ^ (uint64_t)mpz_getlimbn(z, (mp_size_t)i));
+    return h;
+}
+
+// An open-addressing hash index of items kept elsewhere, numbered 0, 1, ..: a slot holds an
+// item's hash and number. The hash only picks slots (equal items have equal hashes); whether two
+// items are equal is decided by the caller's predicate, exactly.
+class HashIndex {
+    struct Slot {
+        uint64_t h;
+        int id;  // -1: empty
+    };
+    std::vector<Slot> s_;
+    size_t n_ = 0;
+
+    void resize(size_t cap) {
+        std::vector<Slot> old;
+        old.swap(s_);
+        s_.assign(cap, Slot{0, -1});
+        for (const Slot& x : old)
+            if (x.id >= 0) {
+                size_t i = (size_t)x.h & (cap - 1);
+                while (s_[i].id >= 0) i = (i + 1) & (cap - 1);
+                s_[i] = x;
+            }
+    }
+
+  public:
+    explicit HashIndex(size_t expect = 0) {
+        size_t cap = 16;
+        while (cap < 2 * expect) cap *= 2;
+        s_.assign(cap, Slot{0, -1});
+    }
+    // the number of the item equal to item `id` (hash h; eq(k): is item k equal to it?), or
+    // `id` after adding it
+    template <class Eq>
+    int insert(uint64_t h, int id, Eq eq) {
+        size_t mask = s_.size() - 1, i = (size_t)h & mask;
+        for (; s_[i].id >= 0; i = (i + 1) & mask)
+            if (s_[i].h == h && eq(s_[i].id)) return s_[i].id;
+        s_[i] = Slot{h, id};
+        if (2 * ++n_ > s_.size()) resize(2 * s_.size());
+        return id;
+    }
+    // the number of the item with hash h that eq accepts, or -1
+    template <class Eq>
+    int find(uint64_t h, Eq eq) const {
+        size_t mask = s_.size() - 1, i = (size_t)h & mask;
+        for (; s_[i].id >= 0; i = (i + 1) & mask)
+            if (s_[i].h == h && eq(s_[i].id)) return s_[i].id;
+        return -1;
+    }
+};
+
+// The global vertices (numbered by first appearance in region order): their output records
+// and, side by side, their coordinates' nearest doubles (read without going to the records).
+struct GVerts {
+    int d = 2;
+    std::vector<const VertOut*> at;
+    std::vector<double> f;  // d per vertex
+
+    size_t size() const { return at.size(); }
+    const VertOut& operator[](size_t v) const { return *at[v]; }
+    // exact: is coordinate c of vertex a below that of vertex b? (monotone rounding: a strict
+    // inequality between the nearest doubles is the same strict inequality between the values)
+    bool less(int a, int b, int c) const {
+        double fa = f[(size_t)a * (size_t)d + (size_t)c], fb = f[(size_t)b * (size_t)d + (size_t)c];
+        if (fa != fb) return fa < fb;
+        return mpq_cmp(at[(size_t)a]->x[c].v, at[(size_t)b]->x[c].v) < 0;
+    }
+};
+
 struct Assembly {
-    std::vector<long> adj_i, adj_j, adj_line;
-    std::vector<std::vector<long>> adj_ids;
-    std::vector<const RowOut*> lines;  // the key row of every adjacency line
+    std::vector<long> adj_i, adj_j, adj_plane;
+    std::vector<long> aid_start{0}, aid_flat;  // the ids of adjacent pair k: aid_flat[aid_start[k]:aid_start[k + 1]]
+    std::vector<const RowOut*> planes;  // the key row of every plane of adjacent pairs, numbered
+                                        // by first appearance in their order
     std::vector<long> pieces;
     std::vector<long> undecided;  // above 3-D: adjacent pairs (indices) left to the caller's LP
 };
@@ -2634,6 +2727,19 @@ struct Pair {
     bool undecided;  // above 3-D: a pair the exact integer tests leave to the caller's LP
 };
 
+// Spans sorted by their lower ends: reach[k] is the largest upper end among the first k + 1
+// (less(a, b): is a below b?), non-decreasing; a span before the first k whose reach is above x
+// ends at or below x (first_reaching(reach, x)), and so overlaps nothing that starts at x.
+template <class T, class Hi, class Less>
+void reaches(size_t n, Hi hi, Less less, std::vector<T>& reach) {
+    reach.resize(n);
+    for (size_t k = 0; k < n; ++k) reach[k] = k == 0 || less(reach[k - 1], hi(k)) ? hi(k) : reach[k - 1];
+}
+template <class T, class Less>
+size_t first_reaching(const std::vector<T>& reach, const T& x, Less less) {
+    return (size_t)(std::partition_point(reach.begin(), reach.end(), [&](const T& r) { return !less(x, r); }) - reach.begin());
+}
+
 // d >= 3: pairs of facets on one hyperplane (opposite sides) that share a (d-1)-dimensional piece
 // (engines/python.py, _overlapping_facets). A facet with the vertices of one across is that facet:
 // they share all of it, and neither shares a piece with another (facets on one side of a
@@ -2646,27 +2752,24 @@ struct Pair {
 // line can be taken through an edge of one of them, an edge line of one facet being the plane
 // cut by another facet of its region. Above 3-D a separation may need edges of both: such a pair
 // is marked undecided (the caller decides it by an exact LP).
-void overlapping(const std::vector<Item>& items, const RowOut& plane, long g, int d,
+void overlapping(const Item* first, const Item* last, const RowOut& plane, long g, int d,
                  const std::vector<LeafRef>& order, const std::vector<std::vector<int>>& vmap,
-                 const std::vector<const VertOut*>& gverts, std::vector<Pair>& pairs) {
+                 const GVerts& gv, std::vector<Pair>& pairs) {
     std::vector<int> freec;
     for (int i = 0; i < d; ++i) {
         bool free = false;
         for (int k = 0; k < d; ++k) free = free || (k != i && mpz_sgn(plane.k[k].v) != 0);
         if (free) freec.push_back(i);
     }
-    auto less = [&](int a, int b, int c) {
-        const VertOut& x = *gverts[(size_t)a];
-        const VertOut& y = *gverts[(size_t)b];
-        return cmp_coord(x.f[c], x.x[c].v, y.f[c], y.x[c].v) < 0;
-    };
+    auto less = [&](int a, int b, int c) { return gv.less(a, b, c); };
     struct Fc {
         const Item* it;
         std::vector<int> vs;  // global vertex ids, sorted
         int lo[DMAX], hi[DMAX];
     };
     std::vector<Fc> plus, minus;
-    for (const Item& it : items) {
+    for (const Item* ip = first; ip != last; ++ip) {
+        const Item& it = *ip;
         const LeafRec& lf = *order[(size_t)it.region].leaf;
         const std::vector<int>& vm = vmap[order[(size_t)it.region].ci];
         Fc f{&it, {}, {}, {}};
@@ -2714,7 +2817,7 @@ void overlapping(const std::vector<Item>& items, const RowOut& plane, long g, in
             const RowOut& h = ct.rows_out[(size_t)lf.frow[k]];
             bool all = true;
             for (size_t x = 0; x < vs.size() && all; ++x) {
-                const VertOut& v = *gverts[(size_t)vs[x]];
+                const VertOut& v = gv[(size_t)vs[x]];
                 mpz_mul(t.v, h.k[0].v, v.h[0].v);
                 for (int c = 1; c < d; ++c) mpz_addmul(t.v, h.k[c].v, v.h[c].v);
                 mpz_submul(t.v, h.k[d].v, v.h[d].v);
@@ -2731,17 +2834,22 @@ void overlapping(const std::vector<Item>& items, const RowOut& plane, long g, in
         thread_local Echelon ech;
         ech.reset(d + 1);
         for (int v : common)
-            if (ech.add(gverts[(size_t)v]->h.data()) && ech.n == d) return true;
+            if (ech.add(gv[(size_t)v].h.data()) && ech.n == d) return true;
         return false;
     };
     // a sweep along the first free coordinate: the other facets by their lower ends; once one is
-    // at or past this facet's upper end, so are the later ones
+    // at or past this facet's upper end, so are the later ones; those before the first whose
+    // reach (largest upper end so far) passes this facet's lower end are apart from it
     const int c0 = freec[0];
     std::sort(others.begin(), others.end(),
               [&](const Fc* a, const Fc* b) { return less(a->lo[c0], b->lo[c0], c0); });
+    auto less0 = [&](int a, int b) { return less(a, b, c0); };
+    std::vector<int> reach;
+    reaches(others.size(), [&](size_t k) { return others[k]->hi[c0]; }, less0, reach);
     std::vector<int> common;
     for (const Fc* p : rest) {
-        for (const Fc* q : others) {
+        for (size_t k = first_reaching(reach, p->lo[c0], less0); k < others.size(); ++k) {
+            const Fc* q = others[k];
             if (!less(q->lo[c0], p->hi[c0], c0)) break;
             bool apart = false;
             for (int c : freec)
@@ -2759,69 +2867,99 @@ void overlapping(const std::vector<Item>& items, const RowOut& plane, long g, in
 }
 
 void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<int>>& vmap,
-              const std::vector<const VertOut*>& gverts, const Spec& spec, Assembly& out) {
+              const GVerts& gv, const Spec& spec, Assembly& out) {
     // adjacency: facets on one line from opposite sides whose spans overlap with positive length
     const int d = spec.d;
-    ZMap line_of;
-    std::vector<std::vector<Item>> groups;
+    // the facets off the domain's boundary, grouped by hyperplane (the groups numbered by first
+    // appearance, each group's facets in region order): first in region order with their groups
+    // (a row's group is looked up once per certifier's output row), then counted into place
+    // per certifier, per output row: 4 g + side + 1 (-1: not seen yet)
+    std::vector<std::vector<int>> group_of(vmap.size());
+    HashIndex line_of;
     std::vector<const RowOut*> line_row;
+    std::vector<Item> all;
+    std::vector<int> all_g;
     for (size_t ri = 0; ri < order.size(); ++ri) {
         const LeafRec& lf = *order[ri].leaf;
         const Certifier& ct = *order[ri].cert;
         const std::vector<int>& vm = vmap[order[ri].ci];
+        std::vector<int>& gr = group_of[order[ri].ci];
         const size_t m = lf.verts.size();
         for (size_t k = 0; k < lf.frow.size(); ++k) {
             Ids ids = facet_ids(lf, k);
             if (!ids.empty() && ids.front() < spec.domain_ids) continue;  // on the domain's boundary
-            const RowOut& ro = ct.rows_out[(size_t)lf.frow[k]];
-            std::vector<mpz_srcptr> key;
-            for (int i = 0; i <= d; ++i) key.push_back(ro.k[i].v);
-            auto it = line_of.find(key);
-            int g;
-            if (it == line_of.end()) {
-                g = (int)groups.size();
-                line_of.emplace(std::move(key), g);
-                groups.emplace_back();
-                line_row.push_back(&ro);
-            } else {
-                g = it->second;
+            if (gr.empty()) gr.assign(ct.rows_out.size(), -1);
+            int& gs = gr[(size_t)lf.frow[k]];
+            if (gs < 0) {
+                const RowOut& ro = ct.rows_out[(size_t)lf.frow[k]];
+                uint64_t h = 0;
+                for (int i = 0; i <= d; ++i) h = hash_z(h, ro.k[i].v);
+                int id = (int)line_row.size();
+                int g = line_of.insert(h, id, [&](int o) {
+                    for (int i = 0; i <= d; ++i)
+                        if (mpz_cmp(line_row[(size_t)o]->k[i].v, ro.k[i].v) != 0) return false;
+                    return true;
+                });
+                if (g == id) line_row.push_back(&ro);
+                gs = 4 * g + ro.side + 1;
             }
+            const int g = gs >> 2, side = (gs & 3) - 1;
             if (d == 2)
-                groups[(size_t)g].push_back(Item{(long)ri, ro.side, (int)k, vm[(size_t)lf.verts[k]],
-                                                 vm[(size_t)lf.verts[(k + 1) % m]], ids});
+                all.push_back(Item{(long)ri, side, (int)k, vm[(size_t)lf.verts[k]],
+                                   vm[(size_t)lf.verts[(k + 1) % m]], ids});
             else
-                groups[(size_t)g].push_back(Item{(long)ri, ro.side, (int)k, -1, -1, ids});
+                all.push_back(Item{(long)ri, side, (int)k, -1, -1, ids});
+            all_g.push_back(g);
         }
     }
+    std::vector<std::vector<int>>().swap(group_of);
+    const size_t ng = line_row.size();
+    std::vector<size_t> gstart(ng + 1, 0);
+    for (int g : all_g) ++gstart[(size_t)g + 1];
+    for (size_t g = 0; g < ng; ++g) gstart[g + 1] += gstart[g];
+    std::vector<Item> items(all.size());
+    {
+        std::vector<size_t> at(gstart.begin(), gstart.end() - 1);
+        for (size_t t = 0; t < all.size(); ++t) items[at[(size_t)all_g[t]]++] = all[t];
+    }
+    std::vector<Item>().swap(all);
+    std::vector<int>().swap(all_g);
     std::vector<Pair> pairs;
-    for (size_t g = 0; g < groups.size(); ++g) {
-        std::vector<Item>& items_ = groups[g];
+    struct End {  // a vertex and its coordinate's nearest double (most comparisons end there)
+        double f;
+        int v;
+    };
+    struct Span {
+        End lo, hi;
+        const Item* it;
+    };
+    std::vector<Span> plus, minus;
+    std::vector<End> reach;
+    for (size_t g = 0; g < ng; ++g) {
+        const Item* first = items.data() + gstart[g];
+        const Item* last = items.data() + gstart[g + 1];
         const RowOut& lr = *line_row[g];
         if (d != 2) {
-            overlapping(items_, lr, (long)g, d, order, vmap, gverts, pairs);
+            overlapping(first, last, lr, (long)g, d, order, vmap, gv, pairs);
             continue;
         }
         int c = mpz_sgn(lr.k[1].v) != 0 ? 0 : 1;  // a coordinate the line does not fix
-        auto coord = [&](int v) -> const VertOut& { return *gverts[(size_t)v]; };
-        auto less = [&](int a, int b) {
-            const VertOut& x = coord(a);
-            const VertOut& y = coord(b);
-            return cmp_coord(x.f[c], x.x[c].v, y.f[c], y.x[c].v) < 0;
-        };
-        struct Span {
-            int lo, hi;
-            const Item* it;
-        };
-        std::vector<Span> plus, minus;
-        for (const Item& it : items_) {
-            Span s{it.v0, it.v1, &it};
+        auto less = [&](const End& a, const End& b) { return a.f != b.f ? a.f < b.f : gv.less(a.v, b.v, c); };
+        auto end = [&](int v) { return End{gv.f[(size_t)v * (size_t)d + (size_t)c], v}; };
+        plus.clear();
+        minus.clear();
+        for (const Item* ip = first; ip != last; ++ip) {
+            Span s{end(ip->v0), end(ip->v1), ip};
             if (less(s.hi, s.lo)) std::swap(s.lo, s.hi);
-            (it.side > 0 ? plus : minus).push_back(s);
+            (ip->side > 0 ? plus : minus).push_back(s);
         }
         if (plus.empty() || minus.empty()) continue;
         std::sort(minus.begin(), minus.end(), [&](const Span& a, const Span& b) { return less(a.lo, b.lo); });
+        // the spans across before the first whose reach passes p's lower end end at or before it
+        reaches(minus.size(), [&](size_t k) { return minus[k].hi; }, less, reach);
         for (const Span& p : plus) {
-            for (const Span& q : minus) {
+            for (size_t k = first_reaching(reach, p.lo, less); k < minus.size(); ++k) {
+                const Span& q = minus[k];
                 if (!less(q.lo, p.hi)) break;
                 if (less(p.lo, q.hi)) {
                     long a = p.it->region, b = q.it->region;
@@ -2834,19 +2972,26 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
     std::sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) {
         return a.i != b.i ? a.i < b.i : a.j != b.j ? a.j < b.j : a.undecided < b.undecided;
     });
-    out.lines = line_row;
+    std::vector<long> plane_of(ng, -1);
+    std::vector<long> ids;
     for (size_t k = 0; k < pairs.size(); ++k) {
         const Pair& p = pairs[k];
         if (k > 0 && pairs[k - 1].i == p.i && pairs[k - 1].j == p.j) continue;
         out.adj_i.push_back(p.i);
         out.adj_j.push_back(p.j);
-        out.adj_line.push_back(p.line);
+        long& pl = plane_of[(size_t)p.line];
+        if (pl < 0) {
+            pl = (long)out.planes.size();
+            out.planes.push_back(line_row[(size_t)p.line]);
+        }
+        out.adj_plane.push_back(pl);
         if (p.undecided) out.undecided.push_back((long)out.adj_i.size() - 1);
-        std::vector<long> ids(p.fi.begin(), p.fi.end());
+        ids.assign(p.fi.begin(), p.fi.end());
         ids.insert(ids.end(), p.gi.begin(), p.gi.end());
         std::sort(ids.begin(), ids.end());
         ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-        out.adj_ids.push_back(std::move(ids));
+        out.aid_flat.insert(out.aid_flat.end(), ids.begin(), ids.end());
+        out.aid_start.push_back((long)out.aid_flat.size());
     }
     // pieces: adjacent regions with the identical output map (all over one denominator), through
     // the pairs decided here (the caller joins the pieces of undecided pairs it confirms)
@@ -2869,13 +3014,14 @@ void assemble(const std::vector<LeafRef>& order, const std::vector<std::vector<i
         long ri = find(out.adj_i[k]), rj = find(out.adj_j[k]);
         if (ri != rj) parent[(size_t)std::max(ri, rj)] = std::min(ri, rj);
     }
-    std::unordered_map<long, long> roots;
+    // pieces numbered by first appearance of their roots in region order
+    std::vector<long> label(order.size(), -1);
+    long n_pieces = 0;
     out.pieces.resize(order.size());
     for (size_t i = 0; i < order.size(); ++i) {
-        long r = find((long)i);
-        auto it = roots.find(r);
-        if (it == roots.end()) it = roots.emplace(r, (long)roots.size()).first;
-        out.pieces[i] = it->second;
+        long& l = label[(size_t)find((long)i)];
+        if (l < 0) l = n_pieces++;
+        out.pieces[i] = l;
     }
 }
 
@@ -3178,6 +3324,18 @@ struct Ref {  // an owned reference
     PyObject* release() { PyObject* o = p; p = nullptr; return o; }
 };
 
+// Prefetches for the output's loops over records spread across gigabytes (leaves, vertices,
+// rows): a record some items ahead, then its arrays, then the limbs of its rationals.
+inline void prefetch(const void* p) { __builtin_prefetch(p, 0, 0); }
+inline void prefetch_lines(const void* p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) prefetch((const char*)p + o);
+}
+inline void prefetch_z(mpz_srcptr z) { prefetch(z->_mp_d); }
+inline void prefetch_q(const mpq_t q) {
+    prefetch_z(mpq_numref(q));
+    prefetch_z(mpq_denref(q));
+}
+
 // Python ints for the engine's plain output (lists of ints; never Fractions or dataclasses):
 // the ints 0..255 and the powers of two up to 2^1023 (the denominators of dyadic values, most of
 // them) are made once and shared by every entry that has them.
@@ -3185,15 +3343,20 @@ struct Ints {
     std::vector<Ref> pow2, small;
 
     PyObject* integer(mpz_srcptr z) {
-        if (mpz_sgn(z) >= 0 && mpz_cmp_ui(z, 256) < 0) {
-            unsigned long k = mpz_get_ui(z);
+        const size_t n = mpz_size(z);
+        const mp_limb_t* L = mpz_limbs_read(z);
+        if (n == 0 || (n == 1 && mpz_sgn(z) > 0 && L[0] < 256)) {
+            unsigned long k = n ? (unsigned long)L[0] : 0;
             if (small.empty()) small.resize(256);
             if (!small[k].p) small[k] = Ref(PyLong_FromUnsignedLong(k));
             return Py_NewRef(small[k].p);
         }
-        if (mpz_sgn(z) > 0 && mpz_popcount(z) == 1) {
-            mp_bitcnt_t k = mpz_scan1(z, 0);
-            if (k < 1024) {
+        // a power of two: one bit in the top limb, the others 0
+        if (mpz_sgn(z) > 0 && (L[n - 1] & (L[n - 1] - 1)) == 0) {
+            size_t i = 0;
+            while (i + 1 < n && L[i] == 0) ++i;
+            size_t k = 64 * (n - 1) + (size_t)__builtin_ctzll((unsigned long long)L[n - 1]);
+            if (i + 1 == n && k < 1024) {
                 if (pow2.empty()) pow2.resize(1024);
                 if (!pow2[k].p) pow2[k] = Ref(mpz_to_py(z));
                 return Py_NewRef(pow2[k].p);
@@ -3203,20 +3366,39 @@ struct Ints {
     }
 };
 
-// A Python list of ints built by appending (the references are owned until the list is made).
+struct Miscounted : std::logic_error {
+    Miscounted() : std::logic_error("exactrelu._core: output of another length than counted") {}
+};
+
+// A Python list of ints built by appending: made with its length when that is known (and
+// filled in place), else at the end (the references are owned until then).
 struct IntList {
+    Ref list;
+    size_t k = 0;
     std::vector<PyObject*> v;
     IntList() = default;
+    explicit IntList(size_t n) : list(PyList_New((Py_ssize_t)n)) {}
     IntList(const IntList&) = delete;
     ~IntList() {
         for (PyObject* o : v) Py_XDECREF(o);
     }
     void add(PyObject* o) {
         if (!o) throw PyError();
-        v.push_back(o);
+        if (!list.p) {
+            v.push_back(o);
+        } else if (k < (size_t)PyList_GET_SIZE(list.p)) {
+            PyList_SET_ITEM(list.p, (Py_ssize_t)k++, o);
+        } else {
+            Py_DECREF(o);
+            throw Miscounted();
+        }
     }
     void add(long x) { add(PyLong_FromLong(x)); }
     PyObject* take() {
+        if (list.p) {
+            if (k != (size_t)PyList_GET_SIZE(list.p)) throw Miscounted();
+            return list.release();
+        }
         Ref l(PyList_New((Py_ssize_t)v.size()));
         for (size_t i = 0; i < v.size(); ++i) PyList_SET_ITEM(l.p, (Py_ssize_t)i, v[i]);
         v.clear();
@@ -3227,6 +3409,8 @@ struct IntList {
 // Rationals as two lists of ints, numerators and denominators (coprime, denominators > 0)
 struct RatList {
     IntList num, den;
+    RatList() = default;
+    explicit RatList(size_t n) : num(n), den(n) {}
     void add(Ints& I, const mpq_t q) {
         num.add(I.integer(mpq_numref(q)));
         den.add(I.integer(mpq_denref(q)));
@@ -3239,11 +3423,30 @@ struct RatList {
 };
 
 // Index data as a bytes object of native int64 (exactrelu.engines.compiled wraps it with
-// numpy.frombuffer, without a copy): offsets, ids, vertex and region numbers.
+// numpy.frombuffer, without a copy): offsets, ids, vertex and region numbers. Written in place
+// when its length is known, else gathered first.
 struct I64Buf {
     std::vector<int64_t> v;
-    void add(long x) { v.push_back((int64_t)x); }
+    Ref bytes;
+    int64_t* at = nullptr;
+    size_t k = 0, n = 0;
+    I64Buf() = default;
+    explicit I64Buf(size_t count)
+        : bytes(PyBytes_FromStringAndSize(nullptr, (Py_ssize_t)(count * sizeof(int64_t)))),
+          at((int64_t*)PyBytes_AS_STRING(bytes.p)), n(count) {}
+    void add(long x) {
+        if (!at)
+            v.push_back((int64_t)x);
+        else if (k < n)
+            at[k++] = (int64_t)x;
+        else
+            throw Miscounted();
+    }
     PyObject* take() {
+        if (at) {
+            if (k != n) throw Miscounted();
+            return bytes.release();
+        }
         PyObject* b = PyBytes_FromStringAndSize((const char*)v.data(), (Py_ssize_t)(v.size() * sizeof(int64_t)));
         std::vector<int64_t>().swap(v);
         if (!b) throw PyError();
@@ -3252,8 +3455,8 @@ struct I64Buf {
 };
 
 PyObject* i64_bytes(const std::vector<long>& xs) {
-    I64Buf b;
-    b.v.assign(xs.begin(), xs.end());
+    I64Buf b(xs.size());
+    for (long x : xs) b.add(x);
     return b.take();
 }
 
@@ -3439,18 +3642,28 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             for (size_t k = g.lo; k < g.hi; ++k) {
                 order.push_back(LeafRef{certs[(size_t)g.cert], &certs[(size_t)g.cert]->leaves[k], (size_t)g.cert});
             }
-        // states numbered per level by first appearance in region order
-        std::vector<std::vector<StateNode*>> state_tables((size_t)spec.L);
-        for (const LeafRef& r : order) {
-            LeafRec& lf = const_cast<LeafRec&>(*r.leaf);
-            lf.state_ids.assign((size_t)spec.L, -1);
+        // states numbered per level by first appearance in region order (region ri's state of
+        // level j: state_ids[ri * L + j]); and the lengths of the output's index data
+        const size_t L = (size_t)spec.L;
+        std::vector<std::vector<StateNode*>> state_tables(L);
+        std::vector<int> state_ids(order.size() * L, -1);
+        size_t n_facets = 0, n_fids = 0, n_rverts = 0, n_fverts = 0;
+        for (size_t ri = 0; ri < order.size(); ++ri) {
+            const LeafRec& lf = *order[ri].leaf;
             for (StateNode* s = lf.node.get(); s; s = s->up.get()) {
                 if (s->out < 0) {
                     s->out = (int)state_tables[(size_t)s->level].size();
                     state_tables[(size_t)s->level].push_back(s);
                 }
-                lf.state_ids[(size_t)s->level] = s->out;
+                state_ids[ri * L + (size_t)s->level] = s->out;
             }
+            n_facets += lf.frow.size();
+            n_fids += lf.fids.size();
+            n_rverts += lf.verts.size();
+            if (spec.d == 2)
+                n_fverts += 2 * lf.frow.size();
+            else
+                for (const auto& f : lf.fv) n_fverts += f.size();
         }
         // The float trace's patterns (read here, with the GIL; the helper reads the bytes)
         bool traced = proposals != Py_None;
@@ -3483,7 +3696,8 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         // while this one makes the Python objects that need none of that; each stage is waited
         // for where its result is first used.
         std::vector<std::vector<int>> vmap;
-        std::vector<const VertOut*> gverts;
+        GVerts gv;
+        gv.d = spec.d;
         long st_candidates = 0, st_spurious = 0, st_repaired = 0;
         std::vector<std::vector<char>> hit((size_t)spec.L);
         Assembly A;
@@ -3493,25 +3707,45 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             auto t0 = std::chrono::steady_clock::now();
             int stage = 0;
             try {
-                // global vertices, deduplicated exactly, numbered by first appearance in region order
-                for (const Certifier* c : certs) vmap.emplace_back(c->verts_out.size(), -1);
-                ZMap vindex;
-                for (size_t ri = 0; ri < order.size(); ++ri) {
-                    std::vector<int>& vm = vmap[order[ri].ci];
-                    for (int v : order[ri].leaf->verts) {
-                        if (vm[(size_t)v] >= 0) continue;
-                        const VertOut& vo = order[ri].cert->verts_out[(size_t)v];
-                        std::vector<mpz_srcptr> key;
-                        for (int c = 0; c < spec.d; ++c) {
-                            key.push_back(mpq_numref(vo.x[c].v));
-                            key.push_back(mpq_denref(vo.x[c].v));
+                // global vertices, deduplicated exactly, numbered by first appearance in region
+                // order; hashed by their coordinates' nearest doubles, which are a function of the
+                // exact values (nearest_ratio rounds correctly): equal points have equal doubles,
+                // and points whose doubles differ are different (the test that ends most
+                // comparisons); points with equal doubles are compared exactly (mpq_equal)
+                size_t n_out_verts = 0;
+                for (const Certifier* c : certs) {
+                    vmap.emplace_back(c->verts_out.size(), -1);
+                    n_out_verts += c->verts_out.size();
+                }
+                {
+                    const int d = spec.d;
+                    HashIndex vindex(n_out_verts);
+                    for (size_t ri = 0; ri < order.size(); ++ri) {
+                        std::vector<int>& vm = vmap[order[ri].ci];
+                        for (int v : order[ri].leaf->verts) {
+                            if (vm[(size_t)v] >= 0) continue;
+                            const VertOut& vo = order[ri].cert->verts_out[(size_t)v];
+                            uint64_t h = 0;
+                            for (int c = 0; c < d; ++c) {
+                                uint64_t b;
+                                std::memcpy(&b, &vo.f[c], 8);
+                                h = mix64(h ^ b);
+                            }
+                            int id = (int)gv.size();
+                            int g = vindex.insert(h, id, [&](int k) {
+                                const double* fk = &gv.f[(size_t)k * (size_t)d];
+                                for (int c = 0; c < d; ++c)
+                                    if (fk[c] != vo.f[c]) return false;
+                                for (int c = 0; c < d; ++c)
+                                    if (!mpq_equal(gv.at[(size_t)k]->x[c].v, vo.x[c].v)) return false;
+                                return true;
+                            });
+                            if (g == id) {
+                                gv.at.push_back(&vo);
+                                gv.f.insert(gv.f.end(), vo.f, vo.f + d);
+                            }
+                            vm[(size_t)v] = g;
                         }
-                        auto it = vindex.find(key);
-                        if (it == vindex.end()) {
-                            it = vindex.emplace(std::move(key), (int)gverts.size()).first;
-                            gverts.push_back(&vo);
-                        }
-                        vm[(size_t)v] = it->second;
                     }
                 }
                 done_verts.set_value();
@@ -3519,15 +3753,21 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                 // The float trace's proposals against the certified cells (as certify.py counts
                 // them): per certified parent, the trace's children of it (candidates), those
                 // that are no certified child (spurious), and the certified children it did not
-                // propose (repaired).
+                // propose (repaired). A proposal found is marked in `hit`, so that the distinct
+                // candidates are the states hit and the distinct spurious proposals.
                 if (traced) {
-                    std::vector<std::unordered_map<PKey, int, PKeyHash>> child((size_t)spec.L);
+                    std::vector<HashIndex> child;  // per level: the certified states by (parent, key)
                     std::vector<std::vector<char>> packed_st((size_t)spec.L);  // certified states as the trace's rows
+                    std::vector<std::vector<const char*>> keys((size_t)spec.L);
+                    std::vector<std::vector<int>> parents((size_t)spec.L);  // certified states' parents
+                    auto parent_of = [&](int j, int k) { return parents[(size_t)j][(size_t)k]; };
+                    auto key_hash = [](int parent, const char* key, size_t sj) {
+                        return mix64((uint64_t)PKeyHash()(PKey{parent, key, sj}));
+                    };
                     for (int j = 0; j < spec.L; ++j) {
                         size_t n = (size_t)spec.levels[(size_t)j].n, sj = stride[(size_t)j];
                         const auto& states = state_tables[(size_t)j];
                         hit[(size_t)j].assign(states.size(), 0);
-                        child[(size_t)j].reserve(states.size() * 2);
                         // the trace's rows are bits: a state packed to bits is its own key (the
                         // same layout); else (and for rows of bytes) its key is made here
                         bool made = false;
@@ -3545,37 +3785,69 @@ PyObject* certify2d(PyObject*, PyObject* args) {
                                         pk[k * sj + u / 8] |= (char)(0x80 >> (u % 8));
                                 }
                         }
+                        std::vector<const char*>& kj = keys[(size_t)j];
+                        kj.resize(states.size());
+                        parents[(size_t)j].resize(states.size());
                         for (size_t k = 0; k < states.size(); ++k) {
-                            StateNode* x = states[k];
-                            const char* key = made ? packed_st[(size_t)j].data() + k * sj : (const char*)x->st.data();
-                            child[(size_t)j].emplace(PKey{x->up ? x->up->out : -1, key, sj}, x->out);
+                            kj[k] = made ? packed_st[(size_t)j].data() + k * sj : (const char*)states[k]->st.data();
+                            parents[(size_t)j][k] = states[k]->up ? states[k]->up->out : -1;
+                        }
+                        child.emplace_back(states.size());
+                        for (size_t k = 0; k < states.size(); ++k) {  // the first of equal keys stays
+                            int par = parent_of(j, (int)k);
+                            child.back().insert(key_hash(par, kj[k], sj), (int)k, [&](int o) {
+                                return parent_of(j, o) == par && std::memcmp(kj[(size_t)o], kj[k], sj) == 0;
+                            });
                         }
                     }
-                    std::vector<std::unordered_set<PKey, PKeyHash>> proposed((size_t)spec.L);
-                    for (auto& p : proposed) p.reserve(R);
+                    // the spurious proposals seen, (parent, row of the trace) by number
+                    std::vector<PKey> spurious;
+                    HashIndex spurious_index;
+                    // per level, the last proposal looked up and what it found (rows of one
+                    // parent come together in the trace: most repeat the previous one's)
+                    std::vector<const char*> last_key((size_t)spec.L, nullptr);
+                    std::vector<int> last_parent((size_t)spec.L, -2), last_found((size_t)spec.L, -1);
                     for (size_t r = 0; r < R; ++r) {
                         int prev = -1;
                         for (int j = 0; j < spec.L; ++j) {
                             size_t sj = stride[(size_t)j];
-                            PKey k{prev, tab[(size_t)j] + r * sj, sj};
-                            auto it = child[(size_t)j].find(k);
-                            bool fresh = proposed[(size_t)j].insert(k).second;
-                            if (it == child[(size_t)j].end()) {
-                                if (fresh) ++st_spurious;
-                                break;  // nothing below a cell that is not certified is a candidate
+                            const char* key = tab[(size_t)j] + r * sj;
+                            int found;
+                            if (last_parent[(size_t)j] == prev && std::memcmp(last_key[(size_t)j], key, sj) == 0) {
+                                found = last_found[(size_t)j];  // seen: counted already
+                            } else {
+                                uint64_t h = key_hash(prev, key, sj);
+                                const std::vector<const char*>& kj = keys[(size_t)j];
+                                found = child[(size_t)j].find(h, [&](int o) {
+                                    return parent_of(j, o) == prev && std::memcmp(kj[(size_t)o], key, sj) == 0;
+                                });
+                                if (found < 0) {
+                                    PKey pk{prev, key, sj};
+                                    int id = (int)spurious.size();
+                                    if (spurious_index.insert(h, id, [&](int o) { return spurious[(size_t)o] == pk; }) == id)
+                                        spurious.push_back(pk);
+                                } else {
+                                    hit[(size_t)j][(size_t)found] = 1;
+                                }
+                                last_key[(size_t)j] = key;
+                                last_parent[(size_t)j] = prev;
+                                last_found[(size_t)j] = found;
                             }
-                            hit[(size_t)j][(size_t)it->second] = 1;
-                            prev = it->second;
+                            if (found < 0) break;  // nothing below a cell that is not certified is a candidate
+                            prev = found;
                         }
                     }
-                    for (int j = 0; j < spec.L; ++j) {
-                        st_candidates += (long)proposed[(size_t)j].size();
-                        for (char h : hit[(size_t)j]) st_repaired += !h;
-                    }
+                    st_spurious = (long)spurious.size();
+                    st_candidates = st_spurious;
+                    for (int j = 0; j < spec.L; ++j)
+                        for (char h : hit[(size_t)j]) {
+                            st_candidates += h;
+                            st_repaired += !h;
+                        }
                 }
                 done_trace.set_value();
                 stage = 2;
-                assemble(order, vmap, gverts, spec, A);
+                assemble(order, vmap, gv, spec, A);
                 done_adj.set_value();
             } catch (...) {
                 std::promise<void>* ps[3] = {&done_verts, &done_trace, &done_adj};
@@ -3633,19 +3905,23 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             PyList_SET_ITEM(py_states.p, j, item.release());
         }
         Ref py_state_ids(PyList_New((Py_ssize_t)P.spec.L));
-        for (int j = 0; j < P.spec.L; ++j) {
-            I64Buf ids;
-            ids.v.reserve(order.size());
-            for (const LeafRef& r : order) ids.add((long)r.leaf->state_ids[(size_t)j]);
-            PyList_SET_ITEM(py_state_ids.p, j, ids.take());
+        for (size_t j = 0; j < L; ++j) {
+            I64Buf ids(order.size());
+            for (size_t ri = 0; ri < order.size(); ++ri) ids.add((long)state_ids[ri * L + j]);
+            PyList_SET_ITEM(py_state_ids.p, (Py_ssize_t)j, ids.take());
         }
         // facet rows, numbered certifier by certifier
         std::vector<long> row_base(certs.size() + 1, 0);
-        RatList rows;
+        for (size_t ci = 0; ci < certs.size(); ++ci) row_base[ci + 1] = row_base[ci] + (long)certs[ci]->rows_out.size();
+        RatList rows((size_t)row_base.back() * (size_t)(d + 1));
         Q rq;
         for (size_t ci = 0; ci < certs.size(); ++ci) {
-            row_base[ci + 1] = row_base[ci] + (long)certs[ci]->rows_out.size();
             for (size_t k = 0; k < certs[ci]->rows_out.size(); ++k) {
+                if (k + 4 < certs[ci]->rows_out.size()) {
+                    const RowOut& a = certs[ci]->rows_out[k + 4];
+                    prefetch_q(a.q.v);
+                    for (int i = 0; i <= d; ++i) prefetch_z(a.k[i].v);
+                }
                 const RowOut& r = certs[ci]->rows_out[k];
                 for (int i = 0; i <= d; ++i) {
                     r.get(i, d, rq.v);
@@ -3654,8 +3930,9 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             }
         }
         const Level& last = P.spec.levels.back();
-        RatList wit, outs, vol;
-        I64Buf f_start, f_row, fid_start, fid_flat;
+        const size_t n_regions = order.size();
+        RatList wit(n_regions * (size_t)d), outs(n_regions * (size_t)last.n_out * (size_t)M), vol(n_regions);
+        I64Buf f_start(n_regions + 1), f_row(n_facets), fid_start(n_facets + 1), fid_flat(n_fids);
         f_start.add(0L);
         fid_start.add(0L);
         long nf_all = 0, nid_all = 0;
@@ -3663,6 +3940,16 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         long den_log2 = log2_if_power(P.spec.out_den.v);
         Z num;
         for (size_t ri = 0; ri < order.size(); ++ri) {
+            if (ri + 12 < n_regions) prefetch_lines(order[ri + 12].leaf, sizeof(LeafRec));
+            if (ri + 6 < n_regions) {
+                const LeafRec& a = *order[ri + 6].leaf;
+                for (const void* p : {(const void*)a.w.data(), (const void*)a.frow.data(), (const void*)a.fids.data(),
+                                      (const void*)a.fid_end.data(), (const void*)a.out.w.data()})
+                    prefetch(p);
+                prefetch_q(a.volume.v);
+            }
+            if (ri + 3 < n_regions)
+                for (const Q& x : order[ri + 3].leaf->w) prefetch_q(x.v);
             const LeafRec& lf = *order[ri].leaf;
             for (int i = 0; i < d; ++i) wit.add(I, lf.w[i].v);
             for (size_t k = 0; k < lf.frow.size(); ++k) {
@@ -3682,14 +3969,21 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             vol.add(I, lf.volume.v);
         }
         f_verts.get();
-        RatList py_verts;
-        for (size_t i = 0; i < gverts.size(); ++i)
-            for (int c = 0; c < d; ++c) py_verts.add(I, gverts[i]->x[c].v);
-        I64Buf v_start, v_flat, fv_start, fv_flat;
+        RatList py_verts(gv.size() * (size_t)d);
+        for (size_t i = 0; i < gv.size(); ++i) {
+            if (i + 12 < gv.size()) prefetch_lines(gv.at[i + 12], sizeof(VertOut));
+            if (i + 6 < gv.size()) prefetch(gv[i + 6].x.data());
+            if (i + 3 < gv.size())
+                for (const Q& x : gv[i + 3].x) prefetch_q(x.v);
+            for (int c = 0; c < d; ++c) py_verts.add(I, gv[i].x[c].v);
+        }
+        I64Buf v_start(n_regions + 1), v_flat(n_rverts), fv_start(n_facets + 1), fv_flat(n_fverts);
         v_start.add(0L);
         fv_start.add(0L);
         long nv_all = 0, nfv_all = 0;
         for (size_t ri = 0; ri < order.size(); ++ri) {
+            if (ri + 12 < n_regions) prefetch_lines(order[ri + 12].leaf, sizeof(LeafRec));
+            if (ri + 6 < n_regions) prefetch(order[ri + 6].leaf->verts.data());
             const LeafRec& lf = *order[ri].leaf;
             const std::vector<int>& vm = vmap[order[ri].ci];
             const size_t m = lf.verts.size();
@@ -3713,35 +4007,20 @@ PyObject* certify2d(PyObject*, PyObject* args) {
         Ref py_repaired(PyBytes_FromStringAndSize(nullptr, (Py_ssize_t)order.size()));  // bool bytes
         for (size_t ri = 0; ri < order.size(); ++ri)
             PyBytes_AS_STRING(py_repaired.p)[ri] =
-                traced && !hit[(size_t)spec.L - 1][(size_t)order[ri].leaf->state_ids[(size_t)spec.L - 1]];
+                traced && !hit[L - 1][(size_t)state_ids[ri * L + L - 1]];
         f_adj.get();
-        // adjacency: the plane of each line as (a, b) with the first non-zero entry of a one
-        std::vector<long> plane_of(A.lines.size(), -1);
-        RatList planes;
-        I64Buf adj_i, adj_j, adj_plane, aid_start, aid_flat;
-        aid_start.add(0L);
-        long n_planes = 0, naid_all = 0;
-        for (size_t k = 0; k < A.adj_i.size(); ++k) {
-            size_t ln = (size_t)A.adj_line[k];
-            if (plane_of[ln] < 0) {
-                const RowOut& r = *A.lines[ln];
-                mpz_srcptr lead = nullptr;
-                for (int c = 0; c < d && !lead; ++c)
-                    if (mpz_sgn(r.k[c].v)) lead = r.k[c].v;
-                for (int c = 0; c <= d; ++c) {
-                    mpq_set_num(q.v, r.k[c].v);
-                    mpq_set_den(q.v, lead);
-                    mpq_canonicalize(q.v);
-                    planes.add(I, q.v);
-                }
-                plane_of[ln] = n_planes++;
+        // adjacency: each plane as (a, b) with the first non-zero entry of a one
+        RatList planes(A.planes.size() * (size_t)(d + 1));
+        for (const RowOut* r : A.planes) {
+            mpz_srcptr lead = nullptr;
+            for (int c = 0; c < d && !lead; ++c)
+                if (mpz_sgn(r->k[c].v)) lead = r->k[c].v;
+            for (int c = 0; c <= d; ++c) {
+                mpq_set_num(q.v, r->k[c].v);
+                mpq_set_den(q.v, lead);
+                mpq_canonicalize(q.v);
+                planes.add(I, q.v);
             }
-            adj_i.add(A.adj_i[k]);
-            adj_j.add(A.adj_j[k]);
-            adj_plane.add(plane_of[ln]);
-            for (long id : A.adj_ids[k]) aid_flat.add(id);
-            naid_all += (long)A.adj_ids[k].size();
-            aid_start.add(naid_all);
         }
         Ref py_pieces(i64_bytes(A.pieces));
         Ref py_undecided(int_list(A.undecided));
@@ -3777,8 +4056,8 @@ PyObject* certify2d(PyObject*, PyObject* args) {
             o_vol(vol.take()), o_planes(planes.take());
         Ref o_vs(v_start.take()), o_vf(v_flat.take()), o_fs(f_start.take()), o_fr(f_row.take()),
             o_is(fid_start.take()), o_if(fid_flat.take()), o_fvs(fv_start.take()), o_fvf(fv_flat.take()),
-            o_rep(py_repaired.release()), o_ai(adj_i.take()), o_aj(adj_j.take()), o_ap(adj_plane.take()),
-            o_as(aid_start.take()), o_af(aid_flat.take());
+            o_rep(py_repaired.release()), o_ai(i64_bytes(A.adj_i)), o_aj(i64_bytes(A.adj_j)),
+            o_ap(i64_bytes(A.adj_plane)), o_as(i64_bytes(A.aid_start)), o_af(i64_bytes(A.aid_flat));
         PyObject* result = Py_BuildValue(
             "{s:i,s:i,s:O,s:O,s:O,s:O,s:(OO),s:O,s:O,s:O,s:(OO),s:(OO),s:O,s:O,s:O,s:O,s:O,s:O,s:(OO),"
             "s:O,s:O,s:O,s:O,s:O}",
