@@ -505,8 +505,10 @@ def _settle_undecided(out: dict[str, Any]) -> None:
 def certify(prog: Program, domain: Domain, pl: Plan, trace: Any = None, threads: int = 1,
             progress: bool = False, max_regions: int | None = None) -> Complex:
     """Certify with the compiled layer on ``threads`` threads: the :class:`Complex` (its
-    ``stats``: the counts, ``compiled_ms`` and ``compiled_limbs``). The result does not depend on
-    the number of threads. With ``progress``, a progress bar (on a terminal only) counts the
+    ``stats``: the counts, ``compiled_ms`` and ``compiled_limbs``). The certificate it makes does
+    not depend on the number of threads; the complex's table of facet rows does (each thread
+    keeps its own rows, numbered thread by thread), and only through ``facet_row``. With
+    ``progress``, a progress bar (on a terminal only) counts the
     subtrees certified. With ``max_regions``, the threads stop as soon as more regions than that
     are known to exist (leaves certified plus cells waiting, each of which holds one at least)
     and :class:`RegionLimitError` is raised."""
