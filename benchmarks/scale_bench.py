@@ -36,7 +36,10 @@ Columns: seconds (wall) and CPU seconds (user + system, the process and its wait
 regions per wall second and microseconds per region, peak memory (the summed proportional set
 size of the child process and its workers, sampled every 0.1 s from /proc, see
 ``benchmarks/measure.py``; "process" is the child alone) and bytes per region: (peak summed PSS
-during the stage minus the child's PSS when the stage began) / regions.
+during the stage minus the child's PSS when the stage began) / regions. A verify row's last
+column splits its time per region into ``verify``'s own timers (``trace``, ``exact``) and, for
+the compiled engine, its core's (``cert.stats["compiled_ms"]``: the certifying phases summed over
+its threads, then ``certify_wall`` and the serial ``assembly`` and ``output``).
 
 With ``--repeat N`` the widths run in N rounds (every width once per round, in the order given,
 so that each width meets the same spread of machine load), and a second table gives, per net and
@@ -147,7 +150,8 @@ def run_net(widths: tuple[int, ...], stages: list[str], workers: int, threads: i
     if "verify" in stages:
         split = cert.stats.get("seconds", {})
         emit(_row("verify", cert.num_regions, wall, cpu, mem, engine=cert.stats.get("engine"),
-                  trace_s=split.get("trace"), exact_s=split.get("exact")))
+                  trace_s=split.get("trace"), exact_s=split.get("exact"),
+                  phases=cert.stats.get("compiled_ms")))
     regions = cert.num_regions
     saves = [s for s in ("save", "shards") if s in stages] or (["save"] if loading else [])
     for stage in saves:
@@ -209,6 +213,9 @@ def _print_row(name: str, r: dict) -> None:
         if r.get("trace_s") is not None and r.get("exact_s") is not None:
             note += (f"; us/region: trace {r['trace_s'] / max(regions, 1) * 1e6:.1f}, exact "
                      f"{r['exact_s'] / max(regions, 1) * 1e6:.1f}")
+        if r.get("phases"):  # the compiled core's timers (ms; phases summed over its threads)
+            note += "; core us/region: " + ", ".join(
+                f"{k} {v * 1e3 / max(regions, 1):.1f}" for k, v in r["phases"].items())
     if "file_mb" in r:
         note = f"file {r['file_mb']:.0f} MB"
     if r.get("tasks"):
