@@ -33,10 +33,10 @@ a reviewer who only checks pays), each under an address-space limit of ``--max-m
 system allocator there unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise, as its default
 reserves 1 GiB of address space up front) and an optional ``--timeout``.
 Columns: seconds (wall) and CPU seconds (user + system, the process and its waited-for children),
-regions per wall second and microseconds per region, peak memory (the summed proportional set
-size of the child process and its workers, sampled every 0.1 s from /proc, see
-``benchmarks/measure.py``; "process" is the child alone) and bytes per region: (peak summed PSS
-during the stage minus the child's PSS when the stage began) / regions. A verify row's last
+regions per wall second and microseconds per region, peak memory (the child's resident
+high-water mark plus its workers' proportional set sizes sampled every 0.1 s, see
+``benchmarks/measure.py``; "process" is the child alone) and bytes per region: (that peak
+during the stage minus the child's resident set when the stage began) / regions. A verify row's last
 column splits its time per region into ``verify``'s own timers (``trace``, ``exact``) and, for
 the compiled engine, its core's (``cert.stats["compiled_ms"]``: the certifying phases summed over
 its threads, then ``certify_wall`` and the serial ``assembly`` and ``output``).
