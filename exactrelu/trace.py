@@ -1786,7 +1786,7 @@ class _Tracer:
                 rule = nd.rule
                 ok = (ok and self.chain(i) and isinstance(rule, _ElementwiseRule)
                       and type(rule).switching is _ElementwiseRule.switching
-                and type(rule).state is _ElementwiseRule.state
+                      and type(rule).state is _ElementwiseRule.state
                       and rule.unit_slopes(nd.module, tuple(nd.in_shapes[0])) is None
                       and self.link(i) is not None)
             self._local[j] = ok
@@ -1822,8 +1822,7 @@ class _Tracer:
         if n == 0:
             return
         if not self.local(j):
-            out.index_copy_(0, rows, self.layer(j, below) if below is not None
-                            else self.switch_values(j, T))
+            out.index_copy_(0, rows, self._forward_values(j, T, below))
             return
         nd = self.nodes[j - 1]
         # group size: the rows of H_j cost a dense layer each, a point one row per feature; the
@@ -1837,9 +1836,14 @@ class _Tracer:
         redo = [sel for sel, ok in zip(sels, done, strict=True) if not ok]
         if redo:
             sel = torch.cat(redo)
-            out.index_copy_(0, rows.index_select(0, sel),
-                            self.layer(j, below.index_select(0, sel)) if below is not None
-                            else self.switch_values(j, T.index_select(0, sel)))
+            out.index_copy_(0, rows.index_select(0, sel), self._forward_values(
+                j, T.index_select(0, sel), None if below is None else below.index_select(0, sel)))
+
+    def _forward_values(self, j: int, T: torch.Tensor,
+                        below: torch.Tensor | None) -> torch.Tensor:
+        """Op ``j``'s switching values at points ``T`` by the forward pass: :meth:`layer` from
+        op ``j - 1``'s values ``below`` when given, else :meth:`switch_values`."""
+        return self.layer(j, below) if below is not None else self.switch_values(j, T)
 
     def _link_forward(self, j: int, T: torch.Tensor,
                       below: torch.Tensor | None) -> torch.Tensor:
