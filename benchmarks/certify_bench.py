@@ -9,7 +9,7 @@ exact layer spends its time: the functions of ``exactrelu`` with the most time o
 bounds)``: its own trace and its own process pool of ``--workers``), and reports the peak memory of
 this process and its workers together (the sum of their proportional set sizes, sampled every 0.1 s
 from /proc; Linux).
-Every certificate of at most ``--check-max-regions`` regions (default 20,000) is also re-checked
+Every certificate of at most ``--check-max-regions`` regions (default 200,000) is also re-checked
 by the independent checker, once (its time and its ratio to certification are columns too).
 Times are the best of ``--repeat`` runs (default 3) after one warm-up run on a tiny net, so that
 imports and first-call costs are not billed to the first row (the library exactrelu replaces
@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--big", action="store_true",
                         help="add a 2-D net with about 100,000 regions")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs per net")
-    parser.add_argument("--check-max-regions", type=int, default=20000,
+    parser.add_argument("--check-max-regions", type=int, default=200000,
                         help="run the checker on certificates of at most this many regions")
     parser.add_argument("--profile", metavar="NET",
                         help="profile one in-process certification (Python engine)")
