@@ -86,7 +86,9 @@ log = logging.getLogger(__name__)
 
 _BUDGET = 1 << 20  # elements per chunk of a batched intermediate
 _PASS = 1 << 22  # elements per row block of a forward pass (each converts the weights once)
-_CHUNK = 1 << 22  # vertices x switching functions a chunk of an op is sized for
+_CHUNK = 3 << 22  # vertices x switching functions a chunk of an op is sized for (larger
+# chunks have fewer vertices on their boundaries and fewer steps per region: 2-512^3 traces
+# about a fifth faster at 3 << 22 than at 1 << 22)
 _BLOCK = 1 << 24  # vertices x switching functions a chunk may hold (else functions in blocks)
 _MAX_TIGHT = 64  # tight ids kept per vertex copy; beyond this they are reported as overflow
 _KEY = 1 << 31  # edge keys: min vertex id * _KEY + max vertex id
@@ -605,6 +607,26 @@ def _add_sparse_rows(z: torch.Tensor, counts: torch.Tensor, cols: torch.Tensor,
         torch.addmm(z, D, J, out=z)
 
 
+def _lerp_rows(src: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor,
+               out: torch.Tensor) -> torch.Tensor:
+    """``out[i] = (1 - lam[i]) src[a[i]] + lam[i] src[b[i]]`` (``out`` contiguous, apart from
+    ``src``'s storage or a disjoint part of it); on the CPU as one sparse-dense product with two
+    entries per row, which reads each row of ``src`` it needs once and writes ``out`` once (the
+    gathered copies of :func:`torch.lerp` cost as much again at wide ops). The two forms round
+    differently (within an ulp or two of the values): either is a float proposal."""
+    if src.device.type != "cpu" or len(a) == 0:
+        return torch.lerp(src.index_select(0, a), src.index_select(0, b), lam.unsqueeze(1),
+                          out=out)
+    n = len(a)
+    crow = torch.arange(0, 2 * n + 1, 2, dtype=torch.int64, device=src.device)
+    with warnings.catch_warnings():  # (sparse CSR tensors are "beta" in torch 2.x)
+        warnings.simplefilter("ignore", UserWarning)
+        P = torch.sparse_csr_tensor(crow, torch.stack([a, b], 1).reshape(-1),
+                                    torch.stack([1 - lam, lam], 1).reshape(-1).to(src.dtype),
+                                    size=(n, src.shape[0]), check_invariants=False)
+        return torch.addmm(out, P, src, beta=0, out=out)
+
+
 def _codes(vals: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
     """Sign codes (uint8) of values: 2 positive, 1 within ``tol`` of zero, 0 negative."""
     code = (vals > tol).to(torch.uint8)
@@ -1009,14 +1031,17 @@ class _Chunk:
         vals = self.tr.scratch("vals", (max(4 * m + 64, _CHUNK // max(S, 1)), S))
         self._start_values(vals[:m])
         # vertices the chunk may reach: a cell cut by k functions makes at most about
-        # k^d / 2^d + k new ones; a chunk that could outgrow _BLOCK takes the functions in blocks
+        # k^d / 2^d + k new ones; a chunk that could outgrow 4 _CHUNK, or _BLOCK with vertices
+        # that multiply by more than 8 (the first op splits the whole domain), takes the
+        # functions in blocks of _BLOCK
         self.vals, self.s0, self.tol = vals, 0, op.tol
         cuts: tuple | None = self._cut_sets(n)
         assert cuts is not None
         k = _popcount(cuts[0] & cuts[1]).to(torch.float64)
         grow = float((k ** self.d / 2 ** self.d + k).sum())
         est = int(m + grow) + 64
-        width = S if est * S <= _BLOCK else max(1, _BLOCK // est)
+        big = est * S > max(_BLOCK, 4 * _CHUNK) or (est * S > _BLOCK and est > 8 * m)
+        width = max(1, _BLOCK // est) if big else S
         self._ensure_rows(n + int(grow) + 64)
         if width < S:
             cuts = None
@@ -1118,8 +1143,8 @@ class _Chunk:
                 sel = at[i:i + ch]
                 r, kk = rows.index_select(0, sel), kr.index_select(0, sel)
                 a, b = la.index_select(0, r), lb.index_select(0, r)
-                lam = made.lam.index_select(0, kk).unsqueeze(1)
-                z = tr.gather("a", out, a).lerp_(tr.gather("b", out, b), lam)
+                z = _lerp_rows(out, a, b, made.lam.index_select(0, kk),
+                               tr.scratch("a", (len(a), out.shape[1])))
                 # the delta entries of these vertices, as a sparse matrix (rows of z, units)
                 lo, hi = made.doff.index_select(0, kk), made.doff.index_select(0, kk + 1)
                 seg, p = _segments(hi - lo)
@@ -1341,10 +1366,15 @@ class _Chunk:
         lam = fa / (fa - fb)
         Va = self.V.index_select(0, a)
         self.V[nV:nV + U] = Va + lam.unsqueeze(1) * (self.V.index_select(0, b) - Va)
-        # values at the new vertices, written in place: va + lam (vb - va)
+        # values at the new vertices, written in place: va + lam (vb - va); the ends' rows are
+        # gathered only for the deltas kept for the next op (:meth:`_delta`)
         old = self.vals[:nV]
-        va, vb = self.tr.gather("a", old, a), self.tr.gather("b", old, b)
-        newvals = torch.lerp(va, vb, lam.unsqueeze(1), out=self.vals[nV:nV + U])
+        delta = U > 0 and op.made is not None and self.keep
+        if delta:
+            va, vb = self.tr.gather("a", old, a), self.tr.gather("b", old, b)
+            newvals = torch.lerp(va, vb, lam.unsqueeze(1), out=self.vals[nV:nV + U])
+        else:
+            newvals = _lerp_rows(old, a, b, lam, self.vals[nV:nV + U])
         ar = torch.arange(U, device=dev)
         newvals[ar, se] = 0.0
         self.flag[nV:nV + U] = -1
@@ -1359,8 +1389,10 @@ class _Chunk:
             op.edges.add(uk, v=gnew, a=ga, b=gb, lam=lam)
             if op.made is not None:
                 op.made.add(ga, gb, lam, 1 + torch.maximum(op.made.depth(ga), op.made.depth(gb)),
-                            self._delta(va, vb, lam, newvals) if self.keep else None)
-        del old, va, vb
+                            self._delta(va, vb, lam, newvals) if delta else None)
+        del old
+        if delta:
+            del va, vb
         self.nV = nV + U
         # tight ids of each new copy: those its two endpoints share in its region, and the cut
         occ_t = torch.where(sh, ta, -1).sort(dim=1, descending=True).values
@@ -1530,10 +1562,9 @@ class _Chunk:
         self._reserve_vertices(nV + U)
         la = op.loc.index_select(0, E["a"].index_select(0, e))
         lb = op.loc.index_select(0, E["b"].index_select(0, e))
-        lam = E["lam"].index_select(0, e).unsqueeze(1)
-        nv = torch.lerp(self.vals.index_select(0, la), self.vals.index_select(0, lb), lam)
+        nv = _lerp_rows(self.vals[:nV], la, lb, E["lam"].index_select(0, e),
+                        self.vals[nV:nV + U])
         nv[torch.arange(U, device=g.device), s] = 0.0
-        self.vals[nV:nV + U] = nv
         self.V[nV:nV + U] = self.cx._V.index_select(0, g)
         found, rows = op.stored(g)
         hit = _where(found)
@@ -1749,6 +1780,11 @@ class _Tracer:
                 new[:keep * cols] = buf[:keep * cols]
             buf = self._scratch[name] = new
         return buf[:rows * cols].view(rows, cols)
+
+    def release(self) -> None:
+        """Let the scratch tensors go (at the end of an op: the next one touches fresh pages,
+        a few hundredths of a second, but the complex it builds does not share the peak)."""
+        self._scratch.clear()
 
     def gather(self, name: str, src: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """``src.index_select(0, idx)`` into the scratch tensor ``name`` (a fresh tensor of
@@ -2013,6 +2049,7 @@ class _Tracer:
             parts.append(part)
             del chunk, part
         bar.update(op.S - done[1])
+        self.release()  # (the chunk buffers go before the new complex is built)
         # the new complex: the chunks' cells in order, copied part by part (each part, and the
         # old complex, let go as soon as it is copied)
         cx.off = cx.cv = cx.ct = None  # type: ignore[assignment]
