@@ -978,6 +978,9 @@ class _Chunk:
         self.own0 = op.next_gid  # global ids from here on are vertices made by this chunk
         self.rec = torch.zeros((0, 3), dtype=torch.int64, device=dev)  # (row, id, kind) records
         self.vals: torch.Tensor  # values of the moment (set by run)
+        # the sign bits of ``vals`` row by row (as :func:`_packbits`), kept while deltas are
+        # (:meth:`_opposite_rows`) and the functions are not in blocks; else None
+        self.sgn: torch.Tensor | None = None
         self.saved: list[tuple[torch.Tensor, int, torch.Tensor]] = []  # codes to store
         # sign codes are computed from the values where they are read, except for vertices an
         # earlier chunk decided: ``flag`` gives their row of ``frows`` (all functions), else -1
@@ -991,6 +994,8 @@ class _Chunk:
     def _reserve_vertices(self, n: int) -> None:
         if n > self.vals.shape[0]:
             self.vals = _grow(self.vals, n, None)
+        if self.sgn is not None and n > self.sgn.shape[0]:
+            self.sgn = _grow(self.sgn, n, None)
         if n > self.gid.shape[0]:
             self.gid = _grow(self.gid, n, None)
             self.V = _grow(self.V, n, None)
@@ -1060,6 +1065,13 @@ class _Chunk:
                     vals = self.tr.scratch("vals", (est, S), keep=m)
                 self.vals = vals
                 del vals
+                if self.keep:
+                    self.sgn = torch.empty((self.vals.shape[0], (S + 7) // 8), dtype=torch.uint8,
+                                           device=self.device)
+                    ch = max(1, _BUDGET // max(1, S))
+                    for v0 in range(0, m, ch):
+                        v1 = min(m, v0 + ch)
+                        self.sgn[v0:v1] = _packbits(torch.signbit(self.vals[v0:v1]))
             elif s0 == 0:
                 self.vals = vals.new_empty((est, s1))
                 self.vals[:m] = vals[:m, :s1]
@@ -1366,17 +1378,12 @@ class _Chunk:
         lam = fa / (fa - fb)
         Va = self.V.index_select(0, a)
         self.V[nV:nV + U] = Va + lam.unsqueeze(1) * (self.V.index_select(0, b) - Va)
-        # values at the new vertices, written in place: va + lam (vb - va); the ends' rows are
-        # gathered only for the deltas kept for the next op (:meth:`_delta`)
-        old = self.vals[:nV]
-        delta = U > 0 and op.made is not None and self.keep
-        if delta:
-            va, vb = self.tr.gather("a", old, a), self.tr.gather("b", old, b)
-            newvals = torch.lerp(va, vb, lam.unsqueeze(1), out=self.vals[nV:nV + U])
-        else:
-            newvals = _lerp_rows(old, a, b, lam, self.vals[nV:nV + U])
+        # values at the new vertices, written in place: va + lam (vb - va)
+        newvals = _lerp_rows(self.vals[:nV], a, b, lam, self.vals[nV:nV + U])
         ar = torch.arange(U, device=dev)
         newvals[ar, se] = 0.0
+        if self.sgn is not None:
+            self.sgn[nV:nV + U] = _packbits(torch.signbit(newvals))
         self.flag[nV:nV + U] = -1
         self.bnd[nV:nV + U] = self.bnd.index_select(0, a) & self.bnd.index_select(0, b)
         gnew = torch.arange(op.next_gid, op.next_gid + U, device=dev)
@@ -1389,10 +1396,7 @@ class _Chunk:
             op.edges.add(uk, v=gnew, a=ga, b=gb, lam=lam)
             if op.made is not None:
                 op.made.add(ga, gb, lam, 1 + torch.maximum(op.made.depth(ga), op.made.depth(gb)),
-                            self._delta(va, vb, lam, newvals) if delta else None)
-        del old
-        if delta:
-            del va, vb
+                            self._delta(a, b, lam, nV + ar) if self.keep else None)
         self.nV = nV + U
         # tight ids of each new copy: those its two endpoints share in its region, and the cut
         occ_t = torch.where(sh, ta, -1).sort(dim=1, descending=True).values
@@ -1488,30 +1492,49 @@ class _Chunk:
                 "raise max_regions or shrink the domain", self.outside + self.R)
         return ci, new
 
-    def _delta(self, va: torch.Tensor, vb: torch.Tensor, lam: torch.Tensor,
-               vu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """The op's outputs at new vertices (values ``vu`` of the block's switching functions,
-        made on edges whose ends have values ``va``, ``vb``, at ``lam``) minus the same
-        interpolation of its outputs at the ends: (vertex, unit, value) for the units with a
+    def _opposite_rows(self, a: torch.Tensor,
+                       b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(i, column) where the values of local vertices ``a[i]`` and ``b[i]`` have strictly
+        opposite signs, in row-major order (as :func:`_opposite`): from the sign bits ``sgn``
+        when kept (the rows' values are read only where the bits differ), else from the rows."""
+        if self.sgn is None:
+            return _opposite(self.vals.index_select(0, a), self.vals.index_select(0, b))
+        i, c = _bit_pairs(self.sgn.index_select(0, a) ^ self.sgn.index_select(0, b),
+                          self.vals.shape[1])
+        # (bits differ also between +0 and -0: the product is the test, as in _opposite)
+        w = self.vals.shape[1]
+        flat = self.vals.view(-1)
+        x = flat.index_select(0, a.index_select(0, i) * w + c)
+        y = flat.index_select(0, b.index_select(0, i) * w + c)
+        k = _where(x * y < 0)
+        return i.index_select(0, k), c.index_select(0, k)
+
+    def _delta(self, a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor,
+               u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The op's outputs at new vertices (local vertices ``u``, made on edges with ends ``a``,
+        ``b`` at ``lam``; values of the block's switching functions in ``vals``) minus the same
+        interpolation of its outputs at the ends: (i, unit, value) for the units with a
         switching function of strictly opposite signs at the ends (for the others the output is
         affine along the edge, so the difference is zero). None (and no more kept for this op)
         past the budget of :meth:`_Made.over`."""
         op = self.op
         made = op.made
         assert made is not None
-        i, c = _opposite(va, vb)
+        i, c = self._opposite_rows(a, b)
         nu = op.S // len(op.ts)
         key = torch.unique(i * nu + (c + self.s0) % nu)  # (vertex, unit), once per unit
         i = torch.div(key, nu, rounding_mode="floor")
         t = key - i * nu
         if made.over(len(i)):
-            self.keep = False
+            self.keep, self.sgn = False, None
             return None
         col = t - self.s0  # the unit's first switching function (its input minus ts[0])
         t0 = op.ts[0]
         rule, mod, tab = op.nd.rule, op.nd.module, op.table
         assert isinstance(rule, _ElementwiseRule)  # (deltas are kept for elementwise ops only)
-        zi, ai, bi = vu[i, col] + t0, va[i, col] + t0, vb[i, col] + t0
+        w = self.vals.shape[1]
+        flat = self.vals.view(-1)
+        zi, ai, bi = (flat.index_select(0, r.index_select(0, i) * w + col) + t0 for r in (u, a, b))
         li = lam.index_select(0, i)
 
         def out(z: torch.Tensor) -> torch.Tensor:
@@ -1534,9 +1557,7 @@ class _Chunk:
         lam = made.lam.index_select(0, k)
         ch = max(1, _BUDGET // max(1, self.vals.shape[1]))
         for i in range(0, len(own), ch):
-            d = self._delta(self.vals.index_select(0, la[i:i + ch]),
-                            self.vals.index_select(0, lb[i:i + ch]), lam[i:i + ch],
-                            self.vals.index_select(0, own[i:i + ch]))
+            d = self._delta(la[i:i + ch], lb[i:i + ch], lam[i:i + ch], own[i:i + ch])
             if d is None:  # over budget: none of them kept
                 made.drop(k)
                 return
@@ -1565,6 +1586,8 @@ class _Chunk:
         nv = _lerp_rows(self.vals[:nV], la, lb, E["lam"].index_select(0, e),
                         self.vals[nV:nV + U])
         nv[torch.arange(U, device=g.device), s] = 0.0
+        if self.sgn is not None:
+            self.sgn[nV:nV + U] = _packbits(torch.signbit(nv))
         self.V[nV:nV + U] = self.cx._V.index_select(0, g)
         found, rows = op.stored(g)
         hit = _where(found)
@@ -1785,11 +1808,6 @@ class _Tracer:
         """Let the scratch tensors go (at the end of an op: the next one touches fresh pages,
         a few hundredths of a second, but the complex it builds does not share the peak)."""
         self._scratch.clear()
-
-    def gather(self, name: str, src: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """``src.index_select(0, idx)`` into the scratch tensor ``name`` (a fresh tensor of
-        this size costs as much again in first touches of its pages as the copy itself)."""
-        return torch.index_select(src, 0, idx, out=self.scratch(name, (len(idx), src.shape[1])))
 
     def switch_values(self, j: int, T: torch.Tensor,
                       cols: tuple[int, int] | None = None) -> torch.Tensor:
