@@ -1378,7 +1378,7 @@ class _Chunk:
         lam = fa / (fa - fb)
         Va = self.V.index_select(0, a)
         self.V[nV:nV + U] = Va + lam.unsqueeze(1) * (self.V.index_select(0, b) - Va)
-        # values at the new vertices, written in place: va + lam (vb - va)
+        # values at the new vertices, written in place: (1 - lam) va + lam vb
         newvals = _lerp_rows(self.vals[:nV], a, b, lam, self.vals[nV:nV + U])
         ar = torch.arange(U, device=dev)
         newvals[ar, se] = 0.0
