@@ -86,7 +86,9 @@ log = logging.getLogger(__name__)
 
 _BUDGET = 1 << 20  # elements per chunk of a batched intermediate
 _PASS = 1 << 22  # elements per row block of a forward pass (each converts the weights once)
-_CHUNK = 1 << 22  # vertices x switching functions a chunk of an op is sized for
+_CHUNK = 3 << 22  # vertices x switching functions a chunk of an op is sized for (larger
+# chunks have fewer vertices on their boundaries and fewer steps per region: 2-512^3 traces
+# about a fifth faster at 3 << 22 than at 1 << 22)
 _BLOCK = 1 << 24  # vertices x switching functions a chunk may hold (else functions in blocks)
 _MAX_TIGHT = 64  # tight ids kept per vertex copy; beyond this they are reported as overflow
 _KEY = 1 << 31  # edge keys: min vertex id * _KEY + max vertex id
@@ -605,6 +607,26 @@ def _add_sparse_rows(z: torch.Tensor, counts: torch.Tensor, cols: torch.Tensor,
         torch.addmm(z, D, J, out=z)
 
 
+def _lerp_rows(src: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor,
+               out: torch.Tensor) -> torch.Tensor:
+    """``out[i] = (1 - lam[i]) src[a[i]] + lam[i] src[b[i]]`` (``out`` contiguous, apart from
+    ``src``'s storage or a disjoint part of it); on the CPU as one sparse-dense product with two
+    entries per row, which reads each row of ``src`` it needs once and writes ``out`` once (the
+    gathered copies of :func:`torch.lerp` cost as much again at wide ops). The two forms round
+    differently (within an ulp or two of the values): either is a float proposal."""
+    if src.device.type != "cpu" or len(a) == 0:
+        return torch.lerp(src.index_select(0, a), src.index_select(0, b), lam.unsqueeze(1),
+                          out=out)
+    n = len(a)
+    crow = torch.arange(0, 2 * n + 1, 2, dtype=torch.int64, device=src.device)
+    with warnings.catch_warnings():  # (sparse CSR tensors are "beta" in torch 2.x)
+        warnings.simplefilter("ignore", UserWarning)
+        P = torch.sparse_csr_tensor(crow, torch.stack([a, b], 1).reshape(-1),
+                                    torch.stack([1 - lam, lam], 1).reshape(-1).to(src.dtype),
+                                    size=(n, src.shape[0]), check_invariants=False)
+        return torch.addmm(out, P, src, beta=0, out=out)
+
+
 def _codes(vals: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
     """Sign codes (uint8) of values: 2 positive, 1 within ``tol`` of zero, 0 negative."""
     code = (vals > tol).to(torch.uint8)
@@ -956,6 +978,9 @@ class _Chunk:
         self.own0 = op.next_gid  # global ids from here on are vertices made by this chunk
         self.rec = torch.zeros((0, 3), dtype=torch.int64, device=dev)  # (row, id, kind) records
         self.vals: torch.Tensor  # values of the moment (set by run)
+        # the sign bits of ``vals`` row by row (as :func:`_packbits`), kept while deltas are
+        # (:meth:`_opposite_rows`) and the functions are not in blocks; else None
+        self.sgn: torch.Tensor | None = None
         self.saved: list[tuple[torch.Tensor, int, torch.Tensor]] = []  # codes to store
         # sign codes are computed from the values where they are read, except for vertices an
         # earlier chunk decided: ``flag`` gives their row of ``frows`` (all functions), else -1
@@ -969,6 +994,8 @@ class _Chunk:
     def _reserve_vertices(self, n: int) -> None:
         if n > self.vals.shape[0]:
             self.vals = _grow(self.vals, n, None)
+        if self.sgn is not None and n > self.sgn.shape[0]:
+            self.sgn = _grow(self.sgn, n, None)
         if n > self.gid.shape[0]:
             self.gid = _grow(self.gid, n, None)
             self.V = _grow(self.V, n, None)
@@ -1009,14 +1036,17 @@ class _Chunk:
         vals = self.tr.scratch("vals", (max(4 * m + 64, _CHUNK // max(S, 1)), S))
         self._start_values(vals[:m])
         # vertices the chunk may reach: a cell cut by k functions makes at most about
-        # k^d / 2^d + k new ones; a chunk that could outgrow _BLOCK takes the functions in blocks
+        # k^d / 2^d + k new ones; a chunk that could outgrow 4 _CHUNK, or _BLOCK with vertices
+        # that multiply by more than 8 (the first op splits the whole domain), takes the
+        # functions in blocks of _BLOCK
         self.vals, self.s0, self.tol = vals, 0, op.tol
         cuts: tuple | None = self._cut_sets(n)
         assert cuts is not None
         k = _popcount(cuts[0] & cuts[1]).to(torch.float64)
         grow = float((k ** self.d / 2 ** self.d + k).sum())
         est = int(m + grow) + 64
-        width = S if est * S <= _BLOCK else max(1, _BLOCK // est)
+        big = est * S > max(_BLOCK, 4 * _CHUNK) or (est * S > _BLOCK and est > 8 * m)
+        width = max(1, _BLOCK // est) if big else S
         self._ensure_rows(n + int(grow) + 64)
         if width < S:
             cuts = None
@@ -1035,6 +1065,13 @@ class _Chunk:
                     vals = self.tr.scratch("vals", (est, S), keep=m)
                 self.vals = vals
                 del vals
+                if self.keep:
+                    self.sgn = torch.empty((self.vals.shape[0], (S + 7) // 8), dtype=torch.uint8,
+                                           device=self.device)
+                    ch = max(1, _BUDGET // max(1, S))
+                    for v0 in range(0, m, ch):
+                        v1 = min(m, v0 + ch)
+                        self.sgn[v0:v1] = _packbits(torch.signbit(self.vals[v0:v1]))
             elif s0 == 0:
                 self.vals = vals.new_empty((est, s1))
                 self.vals[:m] = vals[:m, :s1]
@@ -1118,8 +1155,8 @@ class _Chunk:
                 sel = at[i:i + ch]
                 r, kk = rows.index_select(0, sel), kr.index_select(0, sel)
                 a, b = la.index_select(0, r), lb.index_select(0, r)
-                lam = made.lam.index_select(0, kk).unsqueeze(1)
-                z = tr.gather("a", out, a).lerp_(tr.gather("b", out, b), lam)
+                z = _lerp_rows(out, a, b, made.lam.index_select(0, kk),
+                               tr.scratch("a", (len(a), out.shape[1])))
                 # the delta entries of these vertices, as a sparse matrix (rows of z, units)
                 lo, hi = made.doff.index_select(0, kk), made.doff.index_select(0, kk + 1)
                 seg, p = _segments(hi - lo)
@@ -1341,12 +1378,12 @@ class _Chunk:
         lam = fa / (fa - fb)
         Va = self.V.index_select(0, a)
         self.V[nV:nV + U] = Va + lam.unsqueeze(1) * (self.V.index_select(0, b) - Va)
-        # values at the new vertices, written in place: va + lam (vb - va)
-        old = self.vals[:nV]
-        va, vb = self.tr.gather("a", old, a), self.tr.gather("b", old, b)
-        newvals = torch.lerp(va, vb, lam.unsqueeze(1), out=self.vals[nV:nV + U])
+        # values at the new vertices, written in place: (1 - lam) va + lam vb
+        newvals = _lerp_rows(self.vals[:nV], a, b, lam, self.vals[nV:nV + U])
         ar = torch.arange(U, device=dev)
         newvals[ar, se] = 0.0
+        if self.sgn is not None:
+            self.sgn[nV:nV + U] = _packbits(torch.signbit(newvals))
         self.flag[nV:nV + U] = -1
         self.bnd[nV:nV + U] = self.bnd.index_select(0, a) & self.bnd.index_select(0, b)
         gnew = torch.arange(op.next_gid, op.next_gid + U, device=dev)
@@ -1359,8 +1396,7 @@ class _Chunk:
             op.edges.add(uk, v=gnew, a=ga, b=gb, lam=lam)
             if op.made is not None:
                 op.made.add(ga, gb, lam, 1 + torch.maximum(op.made.depth(ga), op.made.depth(gb)),
-                            self._delta(va, vb, lam, newvals) if self.keep else None)
-        del old, va, vb
+                            self._delta(a, b, lam, nV + ar) if self.keep else None)
         self.nV = nV + U
         # tight ids of each new copy: those its two endpoints share in its region, and the cut
         occ_t = torch.where(sh, ta, -1).sort(dim=1, descending=True).values
@@ -1456,30 +1492,49 @@ class _Chunk:
                 "raise max_regions or shrink the domain", self.outside + self.R)
         return ci, new
 
-    def _delta(self, va: torch.Tensor, vb: torch.Tensor, lam: torch.Tensor,
-               vu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """The op's outputs at new vertices (values ``vu`` of the block's switching functions,
-        made on edges whose ends have values ``va``, ``vb``, at ``lam``) minus the same
-        interpolation of its outputs at the ends: (vertex, unit, value) for the units with a
+    def _opposite_rows(self, a: torch.Tensor,
+                       b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(i, column) where the values of local vertices ``a[i]`` and ``b[i]`` have strictly
+        opposite signs, in row-major order (as :func:`_opposite`): from the sign bits ``sgn``
+        when kept (the rows' values are read only where the bits differ), else from the rows."""
+        if self.sgn is None:
+            return _opposite(self.vals.index_select(0, a), self.vals.index_select(0, b))
+        i, c = _bit_pairs(self.sgn.index_select(0, a) ^ self.sgn.index_select(0, b),
+                          self.vals.shape[1])
+        # (bits differ also between +0 and -0: the product is the test, as in _opposite)
+        w = self.vals.shape[1]
+        flat = self.vals.view(-1)
+        x = flat.index_select(0, a.index_select(0, i) * w + c)
+        y = flat.index_select(0, b.index_select(0, i) * w + c)
+        k = _where(x * y < 0)
+        return i.index_select(0, k), c.index_select(0, k)
+
+    def _delta(self, a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor,
+               u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The op's outputs at new vertices (local vertices ``u``, made on edges with ends ``a``,
+        ``b`` at ``lam``; values of the block's switching functions in ``vals``) minus the same
+        interpolation of its outputs at the ends: (i, unit, value) for the units with a
         switching function of strictly opposite signs at the ends (for the others the output is
         affine along the edge, so the difference is zero). None (and no more kept for this op)
         past the budget of :meth:`_Made.over`."""
         op = self.op
         made = op.made
         assert made is not None
-        i, c = _opposite(va, vb)
+        i, c = self._opposite_rows(a, b)
         nu = op.S // len(op.ts)
         key = torch.unique(i * nu + (c + self.s0) % nu)  # (vertex, unit), once per unit
         i = torch.div(key, nu, rounding_mode="floor")
         t = key - i * nu
         if made.over(len(i)):
-            self.keep = False
+            self.keep, self.sgn = False, None
             return None
         col = t - self.s0  # the unit's first switching function (its input minus ts[0])
         t0 = op.ts[0]
         rule, mod, tab = op.nd.rule, op.nd.module, op.table
         assert isinstance(rule, _ElementwiseRule)  # (deltas are kept for elementwise ops only)
-        zi, ai, bi = vu[i, col] + t0, va[i, col] + t0, vb[i, col] + t0
+        w = self.vals.shape[1]
+        flat = self.vals.view(-1)
+        zi, ai, bi = (flat.index_select(0, r.index_select(0, i) * w + col) + t0 for r in (u, a, b))
         li = lam.index_select(0, i)
 
         def out(z: torch.Tensor) -> torch.Tensor:
@@ -1502,9 +1557,7 @@ class _Chunk:
         lam = made.lam.index_select(0, k)
         ch = max(1, _BUDGET // max(1, self.vals.shape[1]))
         for i in range(0, len(own), ch):
-            d = self._delta(self.vals.index_select(0, la[i:i + ch]),
-                            self.vals.index_select(0, lb[i:i + ch]), lam[i:i + ch],
-                            self.vals.index_select(0, own[i:i + ch]))
+            d = self._delta(la[i:i + ch], lb[i:i + ch], lam[i:i + ch], own[i:i + ch])
             if d is None:  # over budget: none of them kept
                 made.drop(k)
                 return
@@ -1530,10 +1583,11 @@ class _Chunk:
         self._reserve_vertices(nV + U)
         la = op.loc.index_select(0, E["a"].index_select(0, e))
         lb = op.loc.index_select(0, E["b"].index_select(0, e))
-        lam = E["lam"].index_select(0, e).unsqueeze(1)
-        nv = torch.lerp(self.vals.index_select(0, la), self.vals.index_select(0, lb), lam)
+        nv = _lerp_rows(self.vals[:nV], la, lb, E["lam"].index_select(0, e),
+                        self.vals[nV:nV + U])
         nv[torch.arange(U, device=g.device), s] = 0.0
-        self.vals[nV:nV + U] = nv
+        if self.sgn is not None:
+            self.sgn[nV:nV + U] = _packbits(torch.signbit(nv))
         self.V[nV:nV + U] = self.cx._V.index_select(0, g)
         found, rows = op.stored(g)
         hit = _where(found)
@@ -1750,10 +1804,10 @@ class _Tracer:
             buf = self._scratch[name] = new
         return buf[:rows * cols].view(rows, cols)
 
-    def gather(self, name: str, src: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """``src.index_select(0, idx)`` into the scratch tensor ``name`` (a fresh tensor of
-        this size costs as much again in first touches of its pages as the copy itself)."""
-        return torch.index_select(src, 0, idx, out=self.scratch(name, (len(idx), src.shape[1])))
+    def release(self) -> None:
+        """Let the scratch tensors go (at the end of an op: the next one touches fresh pages,
+        a few hundredths of a second, but the complex it builds does not share the peak)."""
+        self._scratch.clear()
 
     def switch_values(self, j: int, T: torch.Tensor,
                       cols: tuple[int, int] | None = None) -> torch.Tensor:
@@ -2013,6 +2067,7 @@ class _Tracer:
             parts.append(part)
             del chunk, part
         bar.update(op.S - done[1])
+        self.release()  # (the chunk buffers go before the new complex is built)
         # the new complex: the chunks' cells in order, copied part by part (each part, and the
         # old complex, let go as soon as it is copied)
         cx.off = cx.cv = cx.ct = None  # type: ignore[assignment]

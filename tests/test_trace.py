@@ -631,6 +631,52 @@ def test_opposite_signs_are_those_of_a_negative_product():
     assert c[i == 0].tolist()[:1] == [5]
 
 
+def test_opposite_signs_from_kept_sign_bits_are_those_of_the_rows():
+    """A chunk keeps the sign bits of its value rows while it keeps deltas: the pairs it reads
+    off them are those of :func:`_opposite` on the two ends' rows (signed zeros, NaN and
+    products that underflow included)."""
+    from types import SimpleNamespace
+
+    from exactrelu.trace import _Chunk, _opposite, _packbits
+
+    g = torch.Generator().manual_seed(1)
+    vals = torch.randn((50, 21), generator=g, dtype=torch.float64)
+    vals[3, :5] = torch.tensor([0.0, -0.0, float("nan"), 1e-200, -2.0])
+    vals[7, :5] = torch.tensor([-1.0, 1.0, -1.0, -1e-200, 3.0])
+    a = torch.randint(0, 50, (400,), generator=g)
+    b = torch.randint(0, 50, (400,), generator=g)
+    a[0], b[0] = 3, 7
+    ch = SimpleNamespace(vals=vals, sgn=_packbits(torch.signbit(vals)))
+    got = _Chunk._opposite_rows(ch, a, b)  # type: ignore[arg-type]
+    want = _opposite(vals[a], vals[b])
+    assert all(torch.equal(x, y) for x, y in zip(got, want, strict=True))
+    assert got[1][got[0] == 0].tolist()[:1] == [4]
+    ch.sgn = None  # (without the bits: from the rows themselves)
+    assert all(torch.equal(x, y) for x, y in zip(_Chunk._opposite_rows(ch, a, b), want,
+                                                  strict=True))
+
+
+def test_interpolated_rows_are_those_of_lerp():
+    """``_lerp_rows`` (one sparse-dense product) against :func:`torch.lerp` on gathered rows,
+    written into rows of the same storage past the ones it reads."""
+    from exactrelu.trace import _lerp_rows
+
+    g = torch.Generator().manual_seed(2)
+    buf = torch.randn((80, 33), generator=g, dtype=torch.float64) * 1e3
+    a = torch.randint(0, 60, (20,), generator=g)
+    b = torch.randint(0, 60, (20,), generator=g)
+    lam = torch.rand(20, generator=g, dtype=torch.float64)
+    lam[:2] = torch.tensor([0.0, 1.0])
+    want = torch.lerp(buf[a], buf[b], lam.unsqueeze(1))
+    got = _lerp_rows(buf[:60], a, b, lam, buf[60:80])
+    assert got.data_ptr() == buf[60].data_ptr()
+    scale = torch.maximum(buf[a].abs(), buf[b].abs())
+    assert bool(((got - want).abs() <= 4 * torch.finfo(torch.float64).eps * scale).all())
+    assert torch.equal(got[0], buf[a[0]]) and torch.equal(got[1], buf[b[1]])
+    empty = torch.zeros(0, dtype=torch.int64)
+    assert _lerp_rows(buf[:60], empty, empty, lam[:0], buf[60:60]).shape == (0, 33)
+
+
 def test_max_regions_counts_the_regions_of_every_chunk(monkeypatch):
     import exactrelu.trace as trace_mod
 
