@@ -387,22 +387,40 @@ inline double fx_get_d_2exp(long* e, const uint64_t* x, int K) {
     return neg ? -d : d;
 }
 
+// acc += a * v modulo 2^(64 K) for the unsigned word a, v and acc K limbs: schoolbook, one row.
+// Each step's a v_i + acc_i + carry is at most (2^64 - 1)^2 + 2 (2^64 - 1) = 2^128 - 1, so it
+// fits 128 bits; the top limb needs only the low word of its product.
+template <int K>
+inline void fx_addmul_u(uint64_t* acc, uint64_t a, const uint64_t* v) {
+    uint64_t carry = 0;
+    for (int i = 0; i < K - 1; ++i) {
+        const unsigned __int128 t = (unsigned __int128)a * v[i] + acc[i] + carry;
+        acc[i] = (uint64_t)t;
+        carry = (uint64_t)(t >> 64);
+    }
+    acc[K - 1] += a * v[K - 1] + carry;
+}
+
+// acc -= (v & m) modulo 2^(64 K), m all ones or zero (a subtraction or none, without a branch)
+template <int K>
+inline void fx_sub_masked(uint64_t* acc, const uint64_t* v, uint64_t m) {
+    uint64_t b = 0;
+    for (int i = 0; i < K; ++i) {
+        const uint64_t x = v[i] & m, y = acc[i] - x;
+        const uint64_t b2 = (uint64_t)(acc[i] < x) | (uint64_t)(y < b);
+        acc[i] = y - b;
+        b = b2;
+    }
+}
+
 // acc += a * v modulo 2^(64 K), a a signed word, v and acc two's complement; Signed = false
-// reads a as the unsigned word (its bits) instead. Without branches on signs: a signed a is
-// a_u - 2^64 [a < 0] (a_u its bits), so a v = a_u v - [a < 0] 2^64 v, and 2^64 v modulo
-// 2^(64 K) is v's low K - 1 limbs one limb up. The running carry t >> 64 stays in [-1, 1].
+// reads a as the unsigned word (its bits) instead. A signed a is a_u - 2^64 [a < 0] (a_u its
+// bits), so a v = a_u v - [a < 0] 2^64 v, and 2^64 v modulo 2^(64 K) is v's low K - 1 limbs one
+// limb up: subtracted under a mask, without a branch on the sign.
 template <int K, bool Signed = true>
 inline void fx_addmul_s(uint64_t* acc, uint64_t a, const uint64_t* v) {
-    const uint64_t ma = Signed ? 0 - (a >> 63) : 0;
-    uint64_t hi = 0;
-    __int128 c = 0;
-    for (int i = 0; i < K; ++i) {
-        const unsigned __int128 p = (unsigned __int128)a * v[i] + hi;
-        hi = (uint64_t)(p >> 64);
-        const __int128 t = (__int128)acc[i] + (__int128)(uint64_t)p - (__int128)(i ? (v[i - 1] & ma) : 0) + c;
-        acc[i] = (uint64_t)t;
-        c = t >> 64;
-    }
+    fx_addmul_u<K>(acc, a, v);
+    if constexpr (Signed && K > 1) fx_sub_masked<K - 1>(acc + 1, v, 0 - (a >> 63));
 }
 
 template <int K>
@@ -426,11 +444,13 @@ inline void fx_sub(uint64_t* acc, const uint64_t* x) {
 }
 
 // acc += g * y modulo 2^(64 K), g a signed 128-bit integer, y two's complement: g = g_0 +
-// 2^64 g_1 with g_0 its low word (unsigned) and g_1 its high one (signed)
+// 2^64 g_1 - 2^128 [g < 0] with g_0 and g_1 its low and high words read unsigned, and 2^128 y
+// modulo 2^(64 K) is y's low K - 2 limbs two limbs up (subtracted under a mask)
 template <int K>
 inline void fx_muladd128(uint64_t* acc, __int128 g, const uint64_t* y) {
-    fx_addmul_s<K, false>(acc, (uint64_t)g, y);
-    if constexpr (K > 1) fx_addmul_s<K - 1>(acc + 1, (uint64_t)(g >> 64), y);
+    fx_addmul_u<K>(acc, (uint64_t)g, y);
+    if constexpr (K > 1) fx_addmul_u<K - 1>(acc + 1, (uint64_t)((unsigned __int128)g >> 64), y);
+    if constexpr (K > 2) fx_sub_masked<K - 2>(acc + 2, y, 0 - (uint64_t)(g < 0));
 }
 
 // acc += a * v modulo 2^(64 K) for K known only at run time (see fx_addmul_s)
