@@ -1350,7 +1350,8 @@ class Certifier {
     template <int K>
     void child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
     template <int K>
-    bool first_map_from_ref(const Cell& P, const Map& pm, const Level& lv, const std::vector<int8_t>& s0, Map& m0);
+    bool first_map_from_ref(const Cell& P, const Map& pm, const Level& lv, const std::vector<int8_t>& s0, Map& m0,
+                            bool keep);
     template <int K>
     void keep_ref(const Cell& P, const Level& lv, const std::vector<int8_t>& s, const std::vector<uint64_t>& w);
     template <int K>
@@ -1812,6 +1813,42 @@ void Certifier::child_maps(const Cell& P, const Map& pm, const Level& lv, std::v
     }
 }
 
+// the units u < n whose states a[u] and b[u] (a byte per unit) differ, in increasing order,
+// appended to out: eight units at a time
+inline void units_differing(const int8_t* a, const int8_t* b, int n, std::vector<int>& out) {
+    int u = 0;
+    for (; u + 8 <= n; u += 8) {
+        uint64_t x, y;
+        std::memcpy(&x, a + u, 8);
+        std::memcpy(&y, b + u, 8);
+        for (uint64_t z = x ^ y; z;) {
+            const int bit = __builtin_ctzll(z);
+            out.push_back(u + bit / 8);
+            z &= ~((uint64_t)0xFF << (bit & ~7));
+        }
+    }
+    for (; u < n; ++u)
+        if (a[u] != b[u]) out.push_back(u);
+}
+
+// how many of the units u < n have states a[u] != b[u] (a byte per unit): eight at a time, bit
+// 8 k of t the OR of byte k of a ^ b
+inline int count_differing(const int8_t* a, const int8_t* b, int n) {
+    int u = 0, count = 0;
+    for (; u + 8 <= n; u += 8) {
+        uint64_t x, y;
+        std::memcpy(&x, a + u, 8);
+        std::memcpy(&y, b + u, 8);
+        uint64_t t = x ^ y;
+        t |= t >> 4;
+        t |= t >> 2;
+        t |= t >> 1;
+        count += __builtin_popcountll(t & 0x0101010101010101ULL);
+    }
+    for (; u < n; ++u) count += a[u] != b[u];
+    return count;
+}
+
 // the child among the last eight made that differs from child k in the fewest units (the
 // children differ in `units` only)
 size_t nearest_child(const std::vector<std::shared_ptr<Cell>>& kids, size_t k, const std::vector<int>& units) {
@@ -1895,9 +1932,11 @@ void restate_fx(const Level& lv, const Map& pm, const int8_t* from, const int8_t
                 int M, uint64_t* w) {
     const size_t K_ = (size_t)K;
     uint64_t a[(DMAX + 1) * K], b[(DMAX + 1) * K];
-    for (int u = 0; u < n; ++u) {
+    thread_local std::vector<int> diff;
+    diff.clear();
+    units_differing(to, from, n, diff);
+    for (int u : diff) {
         const int x = to[u], y = from[u];
-        if (x == y) continue;
         unit_row_fx<K>(lv, pm, u, x, M, a);
         unit_row_fx<K>(lv, pm, u, y, M, b);
         for (int c = 0; c < M; ++c) fx_sub<K>(a + c * K_, b + c * K_);
@@ -1917,7 +1956,7 @@ void restate_fx(const Level& lv, const Map& pm, const int8_t* from, const int8_t
 // exact: every map entry fits K limbs (Level::K_out).
 template <int K>
 bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv,
-                                   const std::vector<int8_t>& s0, Map& m0) {
+                                   const std::vector<int8_t>& s0, Map& m0, bool keep) {
     const int l = P.level;
     if (l < 1 || !P.up || !P.states || (size_t)l >= refs_.size()) return false;
     MapRef& R = refs_[(size_t)l];
@@ -1926,11 +1965,15 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
     const int n = lv.n, np = lp.n, no = lv.n_out, M = spec_.d + 1;
     const size_t K_ = (size_t)K, M_ = (size_t)M, no_ = (size_t)no, n_ = (size_t)n;
     const StateNode& sp = *P.states;
-    thread_local std::vector<int> F, dist;
+    thread_local std::vector<int> F, dist, du;
     F.clear();
     dist.clear();
-    for (int v = 0; v < np; ++v)
-        if (sp.at((size_t)v) != R.sp[(size_t)v]) F.push_back(v);
+    if (sp.bits == 8) {
+        units_differing(sp.st.data(), R.sp.data(), np, F);
+    } else {
+        for (int v = 0; v < np; ++v)
+            if (sp.at((size_t)v) != R.sp[(size_t)v]) F.push_back(v);
+    }
     if (R.col.empty()) {
         R.col.assign((size_t)np * no_, 0);
         R.stamp.assign((size_t)np * n_, 0);
@@ -1944,21 +1987,19 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
         double fresh = 0.5;
         if (R.made[(size_t)v]) {
             fresh = 1;
-            const int8_t* st = &R.stamp[(size_t)v * n_];
-            dv = 0;
-            for (int u = 0; u < n; ++u) dv += st[u] != R.s[(size_t)u];
+            dv = count_differing(&R.stamp[(size_t)v * n_], R.s.data(), n);
         }
         dist.push_back(dv);
         cost += fresh * dv * no + (double)no * M * K * K + n / 8.0;
         if (cost >= dense) return false;
     }
-    int flips = 0;
-    for (int u = 0; u < n; ++u) flips += s0[(size_t)u] != R.s[(size_t)u];
+    const int flips = count_differing(s0.data(), R.s.data(), n);
     cost += (double)flips * no * M * K;
     if (cost >= dense) return false;
 
-    m0.K = K;
-    m0.w = R.w;
+    // with `keep`, the child's map is made in the reference's place, which becomes it
+    if (!keep) m0.w = R.w;
+    std::vector<uint64_t>& w = keep ? R.w : m0.w;
     uint64_t a[(DMAX + 1) * K], b[(DMAX + 1) * K];
     for (size_t i = 0; i < F.size(); ++i) {
         const int v = F[i];
@@ -1972,9 +2013,10 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
         // g_v += Az[:, u] (slope(s_u) - slope(st_u)) Az'[u, v] for each u that differs, modulo
         // 2^128: exact, since every column entry is below 2^126 in magnitude (Level::cols)
         if (dist[i]) {
-            for (int u = 0; u < n; ++u) {
+            du.clear();
+            units_differing(R.s.data(), st, n, du);
+            for (int u : du) {
                 const int8_t want = R.s[(size_t)u], had = st[u];
-                if (want == had) continue;
                 st[u] = want;
                 const int64_t av = lp.Az64[(size_t)u * (size_t)np + (size_t)v];
                 const __int128 ds = (__int128)lv.slope64[(size_t)want] - (had < 0 ? 0 : lv.slope64[(size_t)had]);
@@ -1996,12 +2038,18 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
         for (int c = 0; c < M; ++c) fx_sub<K>(a + c * K_, b + c * K_);
         for (int r = 0; r < no; ++r) {
             if (g[r] == 0) continue;
-            uint64_t* o = &m0.w[(size_t)r * M_ * K_];
+            uint64_t* o = &w[(size_t)r * M_ * K_];
             for (int c = 0; c < M; ++c) fx_muladd128<K>(o + c * K_, g[r], a + c * K_);
         }
     }
     // now the map in states s on P's map: to the child's states
-    restate_fx<K>(lv, pm, R.s.data(), s0.data(), n, M, m0.w.data());
+    restate_fx<K>(lv, pm, R.s.data(), s0.data(), n, M, w.data());
+    m0.K = K;
+    if (keep) {  // the reference is now the child (see keep_ref)
+        m0.w = R.w;
+        for (int v : F) R.sp[(size_t)v] = (int8_t)sp.at((size_t)v);
+        R.s.assign(s0.begin(), s0.begin() + n);
+    }
     return true;
 }
 
@@ -2017,7 +2065,11 @@ void Certifier::keep_ref(const Cell& P, const Level& lv, const std::vector<int8_
     R.gp = P.up;
     R.K = K;
     R.sp.resize((size_t)sp.n);
-    for (size_t v = 0; v < (size_t)sp.n; ++v) R.sp[v] = (int8_t)sp.at(v);
+    if (sp.bits == 8) {
+        std::memcpy(R.sp.data(), sp.st.data(), (size_t)sp.n);
+    } else {
+        for (size_t v = 0; v < (size_t)sp.n; ++v) R.sp[v] = (int8_t)sp.at(v);
+    }
     R.s.assign(s.begin(), s.begin() + lv.n);
     R.w = w;
 }
@@ -2114,14 +2166,14 @@ void Certifier::materialize_fx(Cell& c) {
     Map m;
     m.K = K;
     if (lazy_.blk == c.up && lazy_.w.size() == (size_t)lv.n_out * (size_t)M * K_) {
+        restate_fx<K>(lv, pm, lazy_.s.data(), st.data(), n, M, lazy_.w.data());  // in its place
         m.w = lazy_.w;
-        restate_fx<K>(lv, pm, lazy_.s.data(), st.data(), n, M, m.w.data());
     } else {
         product_map<K>(pm, lv, st, m);
+        lazy_.w = m.w;
     }
     lazy_.blk = c.up;
     lazy_.s.assign(st.begin(), st.begin() + n);
-    lazy_.w = m.w;
     c.live = std::move(m);
     c.lazy = false;
 }
@@ -2133,16 +2185,19 @@ void Certifier::child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std
     const std::vector<int8_t>& s0 = kids[0]->states->st;
     Map m0;
     uint64_t v[(DMAX + 1) * K];
-    if (!first_map_from_ref<K>(P, pm, lv, s0, m0)) product_map<K>(pm, lv, s0, m0);
     // the children are cut in turn by an op whose rows are the maps' own (every threshold 0 with
-    // scale 1: ReLU, LeakyReLU), read off their doubles: their maps in delta form
+    // scale 1: ReLU, LeakyReLU), read off their doubles: their maps in delta form, and the first
+    // child is the reference for P's later siblings (made in its place when made from it)
     auto own_rows = [](const Level& x) {
         for (size_t t = 0; t < x.thr_s.size(); ++t)
             if (mpz_cmp_ui(x.thr_s[t].v, 1) != 0 || x.thr_shift[t].sgn() != 0) return false;
         return true;
     };
-    if (P.level + 1 < spec_.L && lv.deltas && own_rows(spec_.levels[(size_t)P.level + 1])) {
-        keep_ref<K>(P, lv, s0, m0.w);
+    const bool delta = P.level + 1 < spec_.L && lv.deltas && own_rows(spec_.levels[(size_t)P.level + 1]);
+    const bool kept = first_map_from_ref<K>(P, pm, lv, s0, m0, delta);
+    if (!kept) product_map<K>(pm, lv, s0, m0);
+    if (delta) {
+        if (!kept) keep_ref<K>(P, lv, s0, m0.w);
         return delta_maps<K>(pm, lv, kids, m0);
     }
     kids[0]->live = std::move(m0);
