@@ -1867,6 +1867,25 @@ size_t nearest_child(const std::vector<std::shared_ptr<Cell>>& kids, size_t k, c
     return best;
 }
 
+// row u of the map `pm` (M entries) modulo 2^(64 K); a map of K limbs, whole or in delta form,
+// without a division or a dispatch on K per entry (the same sums as Map::load)
+template <int K>
+void map_row_fx(const Map& pm, int u, int M, uint64_t* out) {
+    const size_t K_ = (size_t)K, M_ = (size_t)M, e = (size_t)u * M_;
+    if (pm.K != K) {
+        for (int c = 0; c < M; ++c) pm.load(e + (size_t)c, out + c * K_, K);
+        return;
+    }
+    const std::vector<uint64_t>& w = pm.base ? pm.base->w : pm.w;
+    std::memcpy(out, &w[e * K_], sizeof(uint64_t) * M_ * K_);
+    for (size_t j = 0; j < pm.du.size(); ++j) {  // none unless in delta form
+        const int64_t a = pm.az[(size_t)u * (size_t)pm.an + (size_t)pm.du[j]];
+        if (!a) continue;
+        const uint64_t* dj = &pm.dd[j * M_ * K_];
+        for (int c = 0; c < M; ++c) fx_addmul_s<K>(out + c * K_, (uint64_t)a, dj + c * K_);
+    }
+}
+
 // R_u(st) = slope[st] row_u + cst[st] den e_last of op `lv` for unit u of the map `pm` entering
 // it, modulo 2^(64 K)
 template <int K>
@@ -1878,15 +1897,15 @@ void unit_row_fx(const Level& lv, const Map& pm, int u, int st, int M, uint64_t*
         return;
     }
     if (kd == 1) {
-        for (int c = 0; c < M; ++c) pm.load((size_t)u * M_ + (size_t)c, out + c * K_, K);
+        map_row_fx<K>(pm, u, M, out);
         return;
     }
     const uint64_t sl = (uint64_t)lv.slope64[(size_t)st];
-    uint64_t x[K];
+    uint64_t x[(DMAX + 1) * K];
+    map_row_fx<K>(pm, u, M, x);
     for (int c = 0; c < M; ++c) {
-        pm.load((size_t)u * M_ + (size_t)c, x, K);
         std::memset(out + c * K_, 0, sizeof(uint64_t) * K_);
-        fx_addmul_s<K>(out + c * K_, sl, x);
+        fx_addmul_s<K>(out + c * K_, sl, x + c * K_);
     }
     fx_resize(&lv.cstden[(size_t)st * (size_t)lv.K_out], lv.K_out, x, K);
     fx_add<K>(out + (size_t)(M - 1) * K_, x);
