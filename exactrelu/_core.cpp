@@ -2267,9 +2267,8 @@ void Certifier::delta_maps(const Map& pm, const Level& lv, std::vector<std::shar
     auto base = std::make_shared<const Map>(std::move(m0));
     const std::vector<int8_t>& s0 = kids[0]->states->st;
     uint64_t v[(DMAX + 1) * K], d1[(DMAX + 1) * K];
-    thread_local std::vector<double> fd;
+    thread_local std::vector<double> fd, a;
     thread_local std::vector<int> bu;
-    thread_local std::vector<const int64_t*> cols;
     for (size_t k = 0; k < kids.size(); ++k) {
         Map& m = kids[k]->live;
         m = Map();
@@ -2310,36 +2309,30 @@ void Certifier::delta_maps(const Map& pm, const Level& lv, std::vector<std::shar
         const double grow = (double)(nd + 6) * 0x1p-52;
         const double* F = mb.floats();
         const double* Fe = mb.float_errors();
-        // every entry: s = F, then s += a_j f_j for j = 1 .. nd in turn, and beside it the sum of
-        // magnitudes; a row at a time, in one pass over the map (the columns of Az are
-        // contiguous in AzT64: one stream per unit)
-        cols.resize(nd);
-        for (size_t j = 0; j < nd; ++j) cols[j] = &lv.AzT64[(size_t)bu[j] * (size_t)no];
-        m.f.resize(E);
-        m.fe.resize((size_t)no);
-        for (int r = 0; r < no; ++r) {
-            const double* Fr = &F[(size_t)r * M_];
-            double fr[DMAX + 1], mr[DMAX + 1];
-            for (int c = 0; c < M; ++c) {
-                fr[c] = Fr[c];
-                mr[c] = std::fabs(Fr[c]);
-            }
-            for (size_t j = 0; j < nd; ++j) {
-                const int64_t x = cols[j][r];
-                if (!x) continue;  // a product 0, exactly
-                const double aj = (double)x;
-                const double* fj = &fd[j * M_];
+        // every entry: s = F, then s += a_j f_j for j = 1 .. nd in turn (a unit at a time over
+        // all rows: the columns of Az are contiguous in AzT64)
+        m.f.assign(F, F + E);
+        a.resize(E);  // the sums of magnitudes
+        for (size_t e = 0; e < E; ++e) a[e] = std::fabs(F[e]);
+        for (size_t j = 0; j < nd; ++j) {
+            const int64_t* col = &lv.AzT64[(size_t)bu[j] * (size_t)no];
+            const double* fj = &fd[j * M_];
+            for (int r = 0; r < no; ++r) {
+                if (!col[r]) continue;  // a product 0, exactly
+                const double aj = (double)col[r];
+                double* fr = &m.f[(size_t)r * M_];
+                double* mr = &a[(size_t)r * M_];
                 for (int c = 0; c < M; ++c) {
                     const double p = aj * fj[c];
                     fr[c] += p;
                     mr[c] += std::fabs(p);
                 }
             }
+        }
+        m.fe.resize((size_t)no);
+        for (int r = 0; r < no; ++r) {
             double worst = 0;
-            for (int c = 0; c < M; ++c) {
-                m.f[(size_t)r * M_ + (size_t)c] = fr[c];
-                worst = std::max(worst, mr[c]);
-            }
+            for (int c = 0; c < M; ++c) worst = std::max(worst, a[(size_t)r * M_ + (size_t)c]);
             m.fe[(size_t)r] = ((Fe ? Fe[r] : 0.0) + worst * grow) * (1 + 0x1p-50);
         }
     }
