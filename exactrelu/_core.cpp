@@ -1972,7 +1972,8 @@ void restate_fx(const Level& lv, const Map& pm, const int8_t* from, const int8_t
 // g_v(s) = Az diag(slope(s)) Az'[:, v]. Columns are kept per certifier with the states they are
 // for and brought to s by one update per unit whose state differs. The child's own states then
 // differ from s in a few units: one rank-one update each. Everything is modulo 2^(64 K), so
-// exact: every map entry fits K limbs (Level::K_out).
+// exact: every map entry fits K limbs (Level::K_out). With `keep` the child is made in the
+// reference's place and is the reference from then on (as keep_ref would make it), m0 a copy.
 template <int K>
 bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv,
                                    const std::vector<int8_t>& s0, Map& m0, bool keep) {
