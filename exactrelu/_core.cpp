@@ -387,22 +387,40 @@ inline double fx_get_d_2exp(long* e, const uint64_t* x, int K) {
     return neg ? -d : d;
 }
 
+// acc += a * v modulo 2^(64 K) for the unsigned word a, v and acc K limbs: schoolbook, one row.
+// Each step's a v_i + acc_i + carry is at most (2^64 - 1)^2 + 2 (2^64 - 1) = 2^128 - 1, so it
+// fits 128 bits; the top limb needs only the low word of its product.
+template <int K>
+inline void fx_addmul_u(uint64_t* acc, uint64_t a, const uint64_t* v) {
+    uint64_t carry = 0;
+    for (int i = 0; i < K - 1; ++i) {
+        const unsigned __int128 t = (unsigned __int128)a * v[i] + acc[i] + carry;
+        acc[i] = (uint64_t)t;
+        carry = (uint64_t)(t >> 64);
+    }
+    acc[K - 1] += a * v[K - 1] + carry;
+}
+
+// acc -= (v & m) modulo 2^(64 K), m all ones or zero (a subtraction or none, without a branch)
+template <int K>
+inline void fx_sub_masked(uint64_t* acc, const uint64_t* v, uint64_t m) {
+    uint64_t b = 0;
+    for (int i = 0; i < K; ++i) {
+        const uint64_t x = v[i] & m, y = acc[i] - x;
+        const uint64_t b2 = (uint64_t)(acc[i] < x) | (uint64_t)(y < b);
+        acc[i] = y - b;
+        b = b2;
+    }
+}
+
 // acc += a * v modulo 2^(64 K), a a signed word, v and acc two's complement; Signed = false
-// reads a as the unsigned word (its bits) instead. Without branches on signs: a signed a is
-// a_u - 2^64 [a < 0] (a_u its bits), so a v = a_u v - [a < 0] 2^64 v, and 2^64 v modulo
-// 2^(64 K) is v's low K - 1 limbs one limb up. The running carry t >> 64 stays in [-1, 1].
+// reads a as the unsigned word (its bits) instead. A signed a is a_u - 2^64 [a < 0] (a_u its
+// bits), so a v = a_u v - [a < 0] 2^64 v, and 2^64 v modulo 2^(64 K) is v's low K - 1 limbs one
+// limb up: subtracted under a mask, without a branch on the sign.
 template <int K, bool Signed = true>
 inline void fx_addmul_s(uint64_t* acc, uint64_t a, const uint64_t* v) {
-    const uint64_t ma = Signed ? 0 - (a >> 63) : 0;
-    uint64_t hi = 0;
-    __int128 c = 0;
-    for (int i = 0; i < K; ++i) {
-        const unsigned __int128 p = (unsigned __int128)a * v[i] + hi;
-        hi = (uint64_t)(p >> 64);
-        const __int128 t = (__int128)acc[i] + (__int128)(uint64_t)p - (__int128)(i ? (v[i - 1] & ma) : 0) + c;
-        acc[i] = (uint64_t)t;
-        c = t >> 64;
-    }
+    fx_addmul_u<K>(acc, a, v);
+    if constexpr (Signed && K > 1) fx_sub_masked<K - 1>(acc + 1, v, 0 - (a >> 63));
 }
 
 template <int K>
@@ -426,11 +444,13 @@ inline void fx_sub(uint64_t* acc, const uint64_t* x) {
 }
 
 // acc += g * y modulo 2^(64 K), g a signed 128-bit integer, y two's complement: g = g_0 +
-// 2^64 g_1 with g_0 its low word (unsigned) and g_1 its high one (signed)
+// 2^64 g_1 - 2^128 [g < 0] with g_0 and g_1 its low and high words read unsigned, and 2^128 y
+// modulo 2^(64 K) is y's low K - 2 limbs two limbs up (subtracted under a mask)
 template <int K>
 inline void fx_muladd128(uint64_t* acc, __int128 g, const uint64_t* y) {
-    fx_addmul_s<K, false>(acc, (uint64_t)g, y);
-    if constexpr (K > 1) fx_addmul_s<K - 1>(acc + 1, (uint64_t)(g >> 64), y);
+    fx_addmul_u<K>(acc, (uint64_t)g, y);
+    if constexpr (K > 1) fx_addmul_u<K - 1>(acc + 1, (uint64_t)((unsigned __int128)g >> 64), y);
+    if constexpr (K > 2) fx_sub_masked<K - 2>(acc + 2, y, 0 - (uint64_t)(g < 0));
 }
 
 // acc += a * v modulo 2^(64 K) for K known only at run time (see fx_addmul_s)
@@ -1330,7 +1350,8 @@ class Certifier {
     template <int K>
     void child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std::vector<std::shared_ptr<Cell>>& kids);
     template <int K>
-    bool first_map_from_ref(const Cell& P, const Map& pm, const Level& lv, const std::vector<int8_t>& s0, Map& m0);
+    bool first_map_from_ref(const Cell& P, const Map& pm, const Level& lv, const std::vector<int8_t>& s0, Map& m0,
+                            bool keep);
     template <int K>
     void keep_ref(const Cell& P, const Level& lv, const std::vector<int8_t>& s, const std::vector<uint64_t>& w);
     template <int K>
@@ -1792,6 +1813,42 @@ void Certifier::child_maps(const Cell& P, const Map& pm, const Level& lv, std::v
     }
 }
 
+// the units u < n whose states a[u] and b[u] (a byte per unit) differ, in increasing order,
+// appended to out: eight units at a time
+inline void units_differing(const int8_t* a, const int8_t* b, int n, std::vector<int>& out) {
+    int u = 0;
+    for (; u + 8 <= n; u += 8) {
+        uint64_t x, y;
+        std::memcpy(&x, a + u, 8);
+        std::memcpy(&y, b + u, 8);
+        for (uint64_t z = x ^ y; z;) {
+            const int bit = __builtin_ctzll(z);
+            out.push_back(u + bit / 8);
+            z &= ~((uint64_t)0xFF << (bit & ~7));
+        }
+    }
+    for (; u < n; ++u)
+        if (a[u] != b[u]) out.push_back(u);
+}
+
+// how many of the units u < n have states a[u] != b[u] (a byte per unit): eight at a time, bit
+// 8 k of t the OR of byte k of a ^ b
+inline int count_differing(const int8_t* a, const int8_t* b, int n) {
+    int u = 0, count = 0;
+    for (; u + 8 <= n; u += 8) {
+        uint64_t x, y;
+        std::memcpy(&x, a + u, 8);
+        std::memcpy(&y, b + u, 8);
+        uint64_t t = x ^ y;
+        t |= t >> 4;
+        t |= t >> 2;
+        t |= t >> 1;
+        count += __builtin_popcountll(t & 0x0101010101010101ULL);
+    }
+    for (; u < n; ++u) count += a[u] != b[u];
+    return count;
+}
+
 // the child among the last eight made that differs from child k in the fewest units (the
 // children differ in `units` only)
 size_t nearest_child(const std::vector<std::shared_ptr<Cell>>& kids, size_t k, const std::vector<int>& units) {
@@ -1810,6 +1867,25 @@ size_t nearest_child(const std::vector<std::shared_ptr<Cell>>& kids, size_t k, c
     return best;
 }
 
+// row u of the map `pm` (M entries) modulo 2^(64 K); a map of K limbs, whole or in delta form,
+// without a division or a dispatch on K per entry (the same sums as Map::load)
+template <int K>
+void map_row_fx(const Map& pm, int u, int M, uint64_t* out) {
+    const size_t K_ = (size_t)K, M_ = (size_t)M, e = (size_t)u * M_;
+    if (pm.K != K) {
+        for (int c = 0; c < M; ++c) pm.load(e + (size_t)c, out + c * K_, K);
+        return;
+    }
+    const std::vector<uint64_t>& w = pm.base ? pm.base->w : pm.w;
+    std::memcpy(out, &w[e * K_], sizeof(uint64_t) * M_ * K_);
+    for (size_t j = 0; j < pm.du.size(); ++j) {  // none unless in delta form
+        const int64_t a = pm.az[(size_t)u * (size_t)pm.an + (size_t)pm.du[j]];
+        if (!a) continue;
+        const uint64_t* dj = &pm.dd[j * M_ * K_];
+        for (int c = 0; c < M; ++c) fx_addmul_s<K>(out + c * K_, (uint64_t)a, dj + c * K_);
+    }
+}
+
 // R_u(st) = slope[st] row_u + cst[st] den e_last of op `lv` for unit u of the map `pm` entering
 // it, modulo 2^(64 K)
 template <int K>
@@ -1821,15 +1897,15 @@ void unit_row_fx(const Level& lv, const Map& pm, int u, int st, int M, uint64_t*
         return;
     }
     if (kd == 1) {
-        for (int c = 0; c < M; ++c) pm.load((size_t)u * M_ + (size_t)c, out + c * K_, K);
+        map_row_fx<K>(pm, u, M, out);
         return;
     }
     const uint64_t sl = (uint64_t)lv.slope64[(size_t)st];
-    uint64_t x[K];
+    uint64_t x[(DMAX + 1) * K];
+    map_row_fx<K>(pm, u, M, x);
     for (int c = 0; c < M; ++c) {
-        pm.load((size_t)u * M_ + (size_t)c, x, K);
         std::memset(out + c * K_, 0, sizeof(uint64_t) * K_);
-        fx_addmul_s<K>(out + c * K_, sl, x);
+        fx_addmul_s<K>(out + c * K_, sl, x + c * K_);
     }
     fx_resize(&lv.cstden[(size_t)st * (size_t)lv.K_out], lv.K_out, x, K);
     fx_add<K>(out + (size_t)(M - 1) * K_, x);
@@ -1875,9 +1951,11 @@ void restate_fx(const Level& lv, const Map& pm, const int8_t* from, const int8_t
                 int M, uint64_t* w) {
     const size_t K_ = (size_t)K;
     uint64_t a[(DMAX + 1) * K], b[(DMAX + 1) * K];
-    for (int u = 0; u < n; ++u) {
+    thread_local std::vector<int> diff;
+    diff.clear();
+    units_differing(to, from, n, diff);
+    for (int u : diff) {
         const int x = to[u], y = from[u];
-        if (x == y) continue;
         unit_row_fx<K>(lv, pm, u, x, M, a);
         unit_row_fx<K>(lv, pm, u, y, M, b);
         for (int c = 0; c < M; ++c) fx_sub<K>(a + c * K_, b + c * K_);
@@ -1894,10 +1972,11 @@ void restate_fx(const Level& lv, const Map& pm, const int8_t* from, const int8_t
 // g_v(s) = Az diag(slope(s)) Az'[:, v]. Columns are kept per certifier with the states they are
 // for and brought to s by one update per unit whose state differs. The child's own states then
 // differ from s in a few units: one rank-one update each. Everything is modulo 2^(64 K), so
-// exact: every map entry fits K limbs (Level::K_out).
+// exact: every map entry fits K limbs (Level::K_out). With `keep` the child is made in the
+// reference's place and is the reference from then on (as keep_ref would make it), m0 a copy.
 template <int K>
 bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv,
-                                   const std::vector<int8_t>& s0, Map& m0) {
+                                   const std::vector<int8_t>& s0, Map& m0, bool keep) {
     const int l = P.level;
     if (l < 1 || !P.up || !P.states || (size_t)l >= refs_.size()) return false;
     MapRef& R = refs_[(size_t)l];
@@ -1906,11 +1985,15 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
     const int n = lv.n, np = lp.n, no = lv.n_out, M = spec_.d + 1;
     const size_t K_ = (size_t)K, M_ = (size_t)M, no_ = (size_t)no, n_ = (size_t)n;
     const StateNode& sp = *P.states;
-    thread_local std::vector<int> F, dist;
+    thread_local std::vector<int> F, dist, du;
     F.clear();
     dist.clear();
-    for (int v = 0; v < np; ++v)
-        if (sp.at((size_t)v) != R.sp[(size_t)v]) F.push_back(v);
+    if (sp.bits == 8) {
+        units_differing(sp.st.data(), R.sp.data(), np, F);
+    } else {
+        for (int v = 0; v < np; ++v)
+            if (sp.at((size_t)v) != R.sp[(size_t)v]) F.push_back(v);
+    }
     if (R.col.empty()) {
         R.col.assign((size_t)np * no_, 0);
         R.stamp.assign((size_t)np * n_, 0);
@@ -1924,21 +2007,19 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
         double fresh = 0.5;
         if (R.made[(size_t)v]) {
             fresh = 1;
-            const int8_t* st = &R.stamp[(size_t)v * n_];
-            dv = 0;
-            for (int u = 0; u < n; ++u) dv += st[u] != R.s[(size_t)u];
+            dv = count_differing(&R.stamp[(size_t)v * n_], R.s.data(), n);
         }
         dist.push_back(dv);
         cost += fresh * dv * no + (double)no * M * K * K + n / 8.0;
         if (cost >= dense) return false;
     }
-    int flips = 0;
-    for (int u = 0; u < n; ++u) flips += s0[(size_t)u] != R.s[(size_t)u];
+    const int flips = count_differing(s0.data(), R.s.data(), n);
     cost += (double)flips * no * M * K;
     if (cost >= dense) return false;
 
-    m0.K = K;
-    m0.w = R.w;
+    // with `keep`, the child's map is made in the reference's place, which becomes it
+    if (!keep) m0.w = R.w;
+    std::vector<uint64_t>& w = keep ? R.w : m0.w;
     uint64_t a[(DMAX + 1) * K], b[(DMAX + 1) * K];
     for (size_t i = 0; i < F.size(); ++i) {
         const int v = F[i];
@@ -1952,9 +2033,10 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
         // g_v += Az[:, u] (slope(s_u) - slope(st_u)) Az'[u, v] for each u that differs, modulo
         // 2^128: exact, since every column entry is below 2^126 in magnitude (Level::cols)
         if (dist[i]) {
-            for (int u = 0; u < n; ++u) {
+            du.clear();
+            units_differing(R.s.data(), st, n, du);
+            for (int u : du) {
                 const int8_t want = R.s[(size_t)u], had = st[u];
-                if (want == had) continue;
                 st[u] = want;
                 const int64_t av = lp.Az64[(size_t)u * (size_t)np + (size_t)v];
                 const __int128 ds = (__int128)lv.slope64[(size_t)want] - (had < 0 ? 0 : lv.slope64[(size_t)had]);
@@ -1976,12 +2058,18 @@ bool Certifier::first_map_from_ref(const Cell& P, const Map& pm, const Level& lv
         for (int c = 0; c < M; ++c) fx_sub<K>(a + c * K_, b + c * K_);
         for (int r = 0; r < no; ++r) {
             if (g[r] == 0) continue;
-            uint64_t* o = &m0.w[(size_t)r * M_ * K_];
+            uint64_t* o = &w[(size_t)r * M_ * K_];
             for (int c = 0; c < M; ++c) fx_muladd128<K>(o + c * K_, g[r], a + c * K_);
         }
     }
     // now the map in states s on P's map: to the child's states
-    restate_fx<K>(lv, pm, R.s.data(), s0.data(), n, M, m0.w.data());
+    restate_fx<K>(lv, pm, R.s.data(), s0.data(), n, M, w.data());
+    m0.K = K;
+    if (keep) {  // the reference is now the child (see keep_ref)
+        m0.w = R.w;
+        for (int v : F) R.sp[(size_t)v] = (int8_t)sp.at((size_t)v);
+        R.s.assign(s0.begin(), s0.begin() + n);
+    }
     return true;
 }
 
@@ -1997,7 +2085,11 @@ void Certifier::keep_ref(const Cell& P, const Level& lv, const std::vector<int8_
     R.gp = P.up;
     R.K = K;
     R.sp.resize((size_t)sp.n);
-    for (size_t v = 0; v < (size_t)sp.n; ++v) R.sp[v] = (int8_t)sp.at(v);
+    if (sp.bits == 8) {
+        std::memcpy(R.sp.data(), sp.st.data(), (size_t)sp.n);
+    } else {
+        for (size_t v = 0; v < (size_t)sp.n; ++v) R.sp[v] = (int8_t)sp.at(v);
+    }
     R.s.assign(s.begin(), s.begin() + lv.n);
     R.w = w;
 }
@@ -2094,14 +2186,14 @@ void Certifier::materialize_fx(Cell& c) {
     Map m;
     m.K = K;
     if (lazy_.blk == c.up && lazy_.w.size() == (size_t)lv.n_out * (size_t)M * K_) {
+        restate_fx<K>(lv, pm, lazy_.s.data(), st.data(), n, M, lazy_.w.data());  // in its place
         m.w = lazy_.w;
-        restate_fx<K>(lv, pm, lazy_.s.data(), st.data(), n, M, m.w.data());
     } else {
         product_map<K>(pm, lv, st, m);
+        lazy_.w = m.w;
     }
     lazy_.blk = c.up;
     lazy_.s.assign(st.begin(), st.begin() + n);
-    lazy_.w = m.w;
     c.live = std::move(m);
     c.lazy = false;
 }
@@ -2113,16 +2205,19 @@ void Certifier::child_maps_fx(const Cell& P, const Map& pm, const Level& lv, std
     const std::vector<int8_t>& s0 = kids[0]->states->st;
     Map m0;
     uint64_t v[(DMAX + 1) * K];
-    if (!first_map_from_ref<K>(P, pm, lv, s0, m0)) product_map<K>(pm, lv, s0, m0);
     // the children are cut in turn by an op whose rows are the maps' own (every threshold 0 with
-    // scale 1: ReLU, LeakyReLU), read off their doubles: their maps in delta form
+    // scale 1: ReLU, LeakyReLU), read off their doubles: their maps in delta form, and the first
+    // child is the reference for P's later siblings (made in its place when made from it)
     auto own_rows = [](const Level& x) {
         for (size_t t = 0; t < x.thr_s.size(); ++t)
             if (mpz_cmp_ui(x.thr_s[t].v, 1) != 0 || x.thr_shift[t].sgn() != 0) return false;
         return true;
     };
-    if (P.level + 1 < spec_.L && lv.deltas && own_rows(spec_.levels[(size_t)P.level + 1])) {
-        keep_ref<K>(P, lv, s0, m0.w);
+    const bool delta = P.level + 1 < spec_.L && lv.deltas && own_rows(spec_.levels[(size_t)P.level + 1]);
+    const bool kept = first_map_from_ref<K>(P, pm, lv, s0, m0, delta);
+    if (!kept) product_map<K>(pm, lv, s0, m0);
+    if (delta) {
+        if (!kept) keep_ref<K>(P, lv, s0, m0.w);
         return delta_maps<K>(pm, lv, kids, m0);
     }
     kids[0]->live = std::move(m0);
