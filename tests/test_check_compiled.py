@@ -374,9 +374,25 @@ def test_objects_are_validated_once_with_the_python_pass_messages(fault, monkeyp
 
         monkeypatch.setattr(CHECKER, name, counted)
 
+    def chunk_counter(name: str, key: str) -> None:
+        """Items a one-pass reader of a chunk found well-formed (it gives a value or True only
+        where every item of the chunk is)."""
+        real = getattr(CHECKER, name)
+
+        def counted(*args: Any) -> Any:
+            got = real(*args)
+            if got is not None and got is not False:
+                counts[key] += len(next(a for a in args if isinstance(a, list)))
+            return got
+
+        monkeypatch.setattr(CHECKER, name, counted)
+
     counter("_validate_region", "region")
     counter("_validate_adjacency", "pair")
     counter("_qvec", "vertex")
+    chunk_counter("_region_chunk", "region")
+    chunk_counter("_pairs_valid", "pair")
+    chunk_counter("_vertex_chunk", "vertex")
     with pytest.raises(CertificateError) as info:
         exactrelu.check(cert, net, progress=False)
     assert str(info.value) == want
@@ -407,6 +423,13 @@ def test_objects_reach_the_compiled_pass_a_chunk_at_a_time(name, monkeypatch):
         return complex_of(d, n_ops, regions, vertices, adjacency, pieces)
 
     monkeypatch.setattr(CHECKER, "complex_of", sized)
+    region_chunk = CHECKER._region_chunk
+
+    def region_sized(lo: int, chunk: list[Any], *args: Any) -> Any:
+        sizes.append(len(chunk))
+        return region_chunk(lo, chunk, *args)
+
+    monkeypatch.setattr(CHECKER, "_region_chunk", region_sized)
     assert compiled(cert, net) is None
     assert max(sizes) == 5
     assert len(sizes) >= cert.num_regions // 5 + len(cert.adjacency) // 5
