@@ -2263,9 +2263,8 @@ def _output_maps(src: _Source, want: list[int]) -> dict[int, list[Fraction]] | N
 
 
 # what the readers of a chunk at once (:func:`_region_chunk`, :func:`_vertex_chunk`,
-# :func:`_pairs_valid`) take; anything else is validated item by item
+# :func:`_pair_chunk`) take; anything else is validated item by item
 _SEQ_TYPES = frozenset((list, tuple))
-_PAIR_TYPE = frozenset((Adjacency,))
 _PAIR_FIELDS = tuple(map(operator.attrgetter, ("i", "j", "a", "b", "ids")))
 _FACET_FIELDS = tuple(map(operator.attrgetter, ("a", "b", "ids", "vertices", "rays")))
 #: a Fraction's numerator and denominator, read from its slots (as :mod:`exactrelu._parse` sets
@@ -2406,11 +2405,8 @@ def _region_chunk(lo: int, chunk: list[Any], d: int, n_vert: int, n_units: list[
             and ray_cols is not None)
     # the facets' rows (a, b), each distinct one once (siblings' facets on a hyperplane from one
     # side share it; the compiled pass reads a facet's row by its number)
-    table: dict[tuple, int] = {}
-    facet_row = [table.setdefault(key, len(table)) for key in zip(
-        *(a_cols.num[i::d] for i in range(d)), b_cols.num,
-        *(a_cols.den[i::d] for i in range(d)), b_cols.den, strict=True)]
-    rows = Rationals(_flat(key[:width] for key in table), _flat(key[width:] for key in table))
+    facet_row, rows = _rational_rows(
+        [Rationals(a_cols.num[i::d], a_cols.den[i::d]) for i in range(d)] + [b_cols])
     return Complex(
         d=d, n_out=n_out, states=states, state_ids=state_ids, witness=wit,
         vertices=Rationals([], []), region_vertices=Ragged(rv_start, rv_flat), rows=rows,
@@ -2429,17 +2425,41 @@ def _vertex_chunk(chunk: list[Any], d: int) -> Rationals | None:
     return _exact_columns(_flat(chunk)) if _sequences(chunk, d) else None
 
 
-def _pairs_valid(chunk: list[Any], d: int, n_reg: int) -> bool:
-    """Is every adjacent pair of ``chunk`` well-formed (what :func:`_validate_adjacency` checks,
-    with exact types), each field read for the whole chunk at once? False:
-    :func:`_validate_adjacency` decides pair by pair."""
-    if not _PAIR_TYPE.issuperset(map(type, chunk)):
-        return False
+def _rational_rows(cols: list[Rationals]) -> tuple[list[int], Rationals]:
+    """The rows whose entry ``k`` is ``cols[k]`` (columns of equal length), each distinct row
+    once: the number of every row's distinct one, and the distinct ones (flat), in first
+    appearance."""
+    table: dict[tuple, int] = {}
+    ks = [table.setdefault(key, len(table)) for key in zip(
+        *(c.num for c in cols), *(c.den for c in cols), strict=True)]
+    m = len(cols)
+    return ks, Rationals(_flat(key[:m] for key in table), _flat(key[m:] for key in table))
+
+
+def _pair_chunk(chunk: list[Any], d: int, n_reg: int) -> Complex | None:
+    """The columns of the adjacent pairs ``chunk`` (as :func:`~exactrelu._columns.complex_of`
+    makes them: each plane once) if every one is well-formed (what :func:`_validate_adjacency`
+    checks, with exact types), each field read for the whole chunk at once, every value's type
+    checked before it is compared or read; else None: :func:`_validate_adjacency` decides pair by
+    pair."""
+    if operator.countOf(map(type, chunk), Adjacency) != len(chunk):
+        return None
     i, j, a, b, ids = (list(map(get, chunk)) for get in _PAIR_FIELDS)
-    return (_ints_within(i, 0, n_reg) and _ints_within(j, 0, n_reg)
-            and all(map(operator.lt, i, j)) and _sequences(a, d) and _sequences(ids)
-            and _EXACT_TYPES.issuperset(map(type, itertools.chain(_flat(a), b)))
-            and _all_ints(_flat(ids)))
+    if not (_ints_within(i, 0, n_reg) and _ints_within(j, 0, n_reg)
+            and all(map(operator.lt, i, j)) and _sequences(a, d) and _sequences(ids)):
+        return None
+    ids_flat = _flat(ids)
+    a_cols, b_cols = _exact_columns(_flat(a)), _exact_columns(b)
+    if a_cols is None or b_cols is None or not _all_ints(ids_flat):
+        return None
+    adj_plane, planes = _rational_rows(
+        [Rationals(a_cols.num[k::d], a_cols.den[k::d]) for k in range(d)] + [b_cols])
+    return Complex(
+        d=d, n_out=0, states=[], state_ids=[], witness=Rationals([], []),
+        vertices=Rationals([], []), region_vertices=Ragged([0], []), rows=Rationals([], []),
+        facet_start=[0], facet_row=[], facet_ids=Ragged([0], []), facet_vertices=Ragged([0], []),
+        outputs=Rationals([], []), volume=Rationals([], []), repaired=[], adj_i=i, adj_j=j,
+        adj_plane=adj_plane, adj_ids=Ragged(_starts(ids), ids_flat), planes=planes, pieces=[])
 
 
 def _object_source(cert: Certificate, n_units: list[int], n_out: int,
@@ -2449,9 +2469,9 @@ def _object_source(cert: Certificate, n_units: list[int], n_out: int,
     vertices all at once (the checker keeps them), the regions and the adjacent pairs
     :data:`_CHUNK` at a time, each chunk dropped once read. Every object is validated as it is
     first reached, which the columns then stand for (same claims, as integers), and recorded in
-    ``validated``: a chunk at a time in one pass where every item of it is well-formed and of
-    the compiled pass's shape (:func:`_vertex_chunk`, :func:`_region_chunk`, which also makes the
-    region columns, :func:`_pairs_valid`), else item by item (:func:`_qvec`,
+    ``validated``: a chunk at a time, in one pass that also makes its columns, where every item
+    of it is well-formed and of the compiled pass's shape (:func:`_vertex_chunk`,
+    :func:`_region_chunk`, :func:`_pair_chunk`), else item by item (:func:`_qvec`,
     :func:`_validate_region`, :func:`_validate_adjacency`; the columns then by
     :func:`~exactrelu._columns.complex_of`). A malformed object (its error recorded for the
     Python pass to raise where it reaches it) or a region with lines, with rays on a bounded
@@ -2535,8 +2555,9 @@ def _object_source(cert: Certificate, n_units: list[int], n_out: int,
         n_reg = len(cert.regions)
         for got in checked("adjacency", cert.adjacency,
                            lambda n, a: _validate_adjacency(n, a, d, n_reg),
-                           lambda lo, chunk: True if _pairs_valid(chunk, d, n_reg) else None):
-            yield None if got is None else complex_of(d, n_ops, [], [], got[1], [])
+                           lambda lo, chunk: _pair_chunk(chunk, d, n_reg)):
+            yield (None if got is None else got[2] if got[2] is not None
+                   else complex_of(d, n_ops, [], [], got[1], []))
 
     return _Source(vertices, regions, pairs)
 
