@@ -520,6 +520,9 @@ def test_one_pass_readers_leave_every_other_type_to_the_item_by_item_validation(
     def facet(c: Certificate) -> Any:
         return c.regions[mid].facets[0]
 
+    def corner(c: Certificate) -> int:  # a vertex of the box: integer coordinates
+        return next(k for k, v in enumerate(c.vertices) if all(x.denominator == 1 for x in v))
+
     bad = [
         lambda c: region(c).pattern[0].__setitem__(0, True),
         lambda c: region(c).pattern[0].__setitem__(0, Fraction(region(c).pattern[0][0])),
@@ -555,6 +558,9 @@ def test_one_pass_readers_leave_every_other_type_to_the_item_by_item_validation(
         lambda c: setattr(c.adjacency[5], "j", Int(c.adjacency[5].j)),
         lambda c: c.vertices.__setitem__(3, [Int(x) if x.denominator == 1 else x
                                              for x in c.vertices[3]]),
+        # plain ints beside Fractions (both exact types: read in one pass)
+        lambda c: c.vertices.__setitem__(corner(c), tuple(int(x) for x in c.vertices[corner(c)])),
+        lambda c: setattr(facet(c), "ids", list(facet(c).ids)),
     ]
     for n, change in enumerate(fine):
         cert = Certificate.load(path)
