@@ -197,9 +197,9 @@ elementwise ops with one or two thresholds, on a bounded domain of up to :data:`
 dimensions or on an unbounded one (all of R^d, a Polyhedron) of 2 or 3 dimensions
 (:data:`_CLOSURE_DIMS`) whose regions have no lines. It reads the
 certificate's columns (:class:`~exactrelu._columns.Complex`: a columnar certificate's own,
-unchanged; objects are validated by :func:`_validate_region` and turned into columns) a chunk of
-regions at a time and keeps, per region, what the Python pass keeps (hashes, the proven facets
-for adjacency). In it: a prefix's map is an integer matrix product over one denominator (in
+unchanged; objects are validated and turned into columns in one pass, :func:`_object_source`) a
+chunk of regions at a time and keeps, per region, what the Python pass keeps (hashes, the proven
+facets for adjacency). In it: a prefix's map is an integer matrix product over one denominator (in
 128-bit integers where the operands' sizes bound every sum, else GMP; consecutive siblings by
 adding the change of the units whose state differs); a sign of a switching row at a witness or
 vertex is decided by a float filter with a rigorous error bound or exactly in integers, and the
