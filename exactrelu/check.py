@@ -197,9 +197,9 @@ elementwise ops with one or two thresholds, on a bounded domain of up to :data:`
 dimensions or on an unbounded one (all of R^d, a Polyhedron) of 2 or 3 dimensions
 (:data:`_CLOSURE_DIMS`) whose regions have no lines. It reads the
 certificate's columns (:class:`~exactrelu._columns.Complex`: a columnar certificate's own,
-unchanged; objects are validated by :func:`_validate_region` and turned into columns) a chunk of
-regions at a time and keeps, per region, what the Python pass keeps (hashes, the proven facets
-for adjacency). In it: a prefix's map is an integer matrix product over one denominator (in
+unchanged; objects are validated and turned into columns in one pass, :func:`_object_source`) a
+chunk of regions at a time and keeps, per region, what the Python pass keeps (hashes, the proven
+facets for adjacency). In it: a prefix's map is an integer matrix product over one denominator (in
 128-bit integers where the operands' sizes bound every sum, else GMP; consecutive siblings by
 adding the change of the units whose state differs); a sign of a switching row at a witness or
 vertex is decided by a float filter with a rigorous error bound or exactly in integers, and the
@@ -243,6 +243,7 @@ import bisect
 import itertools
 import logging
 import math
+import operator
 import os
 import random
 from array import array
@@ -257,7 +258,7 @@ import torch
 from torch import nn
 
 from . import _checkdask
-from ._columns import Adjacencies, Complex, Rationals, Regions, Vertices, complex_of
+from ._columns import Adjacencies, Complex, Ragged, Rationals, Regions, Vertices, complex_of
 from ._deps import cdd, cdd_gmp, flint, is_dask_client
 from ._exact import ExactMap, identity_map, input_map, to_fraction
 from ._geometry import float_signs, hull_volume, nearest_floats, polygon_area
@@ -2261,28 +2262,234 @@ def _output_maps(src: _Source, want: list[int]) -> dict[int, list[Fraction]] | N
     return out
 
 
+# what the readers of a chunk at once (:func:`_region_chunk`, :func:`_vertex_chunk`,
+# :func:`_pair_chunk`) take; anything else is validated item by item
+_SEQ_TYPES = frozenset((list, tuple))
+_PAIR_FIELDS = tuple(map(operator.attrgetter, ("i", "j", "a", "b", "ids")))
+_FACET_FIELDS = tuple(map(operator.attrgetter, ("a", "b", "ids", "vertices", "rays")))
+#: a Fraction's numerator and denominator, read from its slots (as :mod:`exactrelu._parse` sets
+#: them) without its properties' calls
+_NUMERATOR, _DENOMINATOR = operator.attrgetter("_numerator"), operator.attrgetter("_denominator")
+
+
+def _exact_columns(values: list[Any]) -> Rationals | None:
+    """``values`` as :class:`~exactrelu._columns.Rationals` if every one is exactly an int or a
+    Fraction (coprime, positive denominator by construction), else None."""
+    if operator.countOf(map(type, values), Fraction) == len(values):  # read their slots
+        return Rationals(list(map(_NUMERATOR, values)), list(map(_DENOMINATOR, values)))
+    if not _EXACT_TYPES.issuperset(map(type, values)):
+        return None
+    return Rationals([v.numerator for v in values], [v.denominator for v in values])
+
+
+def _all_ints(values: list[Any]) -> bool:
+    """Is every one of ``values`` exactly an int (not a bool or another subclass)?"""
+    return operator.countOf(map(type, values), int) == len(values)
+
+
+def _ints_within(values: list[Any], lo: int, hi: int) -> bool:
+    """Is every one of ``values`` exactly an int in ``[lo, hi)``?"""
+    return _all_ints(values) and (not values or (lo <= min(values) and max(values) < hi))
+
+
+def _sequences(items: list[Any], n: int | None = None) -> bool:
+    """Is every one of ``items`` a list or tuple (of ``n`` items, where given)?"""
+    return _SEQ_TYPES.issuperset(map(type, items)) and (n is None or not items
+                                                        or set(map(len, items)) == {n})
+
+
+def _starts(items: list[Any]) -> np.ndarray:
+    """The offsets of the lists ``items`` in their concatenation (``len(items) + 1`` of them)."""
+    out = np.zeros(len(items) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, items), dtype=np.int64, count=len(items)), out=out[1:])
+    return out
+
+
+def _flat(items: Iterable[Any]) -> list[Any]:
+    return list(itertools.chain.from_iterable(items))
+
+
+def _region_chunk(lo: int, chunk: list[Any], d: int, n_vert: int, n_units: list[int],
+                  n_out: int, bounded: bool) -> Complex | None:
+    """The columns of regions ``lo`` to ``lo + len(chunk) - 1`` (as
+    :func:`~exactrelu._columns.complex_of` makes them, but with facet rows equal in value shared)
+    if every one is well-formed (what :func:`_validate_region` checks, with exact types: a list or
+    tuple where it takes any sequence, an int or Fraction and not a subclass) and of the compiled
+    pass's shape (the chain's ops and units, ``n_out`` output rows of ``d + 1``, no lines, rays
+    only on an unbounded domain); else None, and :func:`_validate_region` decides item by item.
+    The regions are read in one loop, their facets' fields for the whole chunk at once (``map``,
+    ``itertools.chain``); every value's type is checked (``map(type, ...)``, at C speed) before
+    the value is compared, hashed or read: no method of an object of another type is called."""
+    seq = _SEQ_TYPES
+    n_ops = len(n_units)
+    states: list[list[Any]] = [[] for _ in range(n_ops)]
+    state_ids: list[list[int]] = [[] for _ in range(n_ops)]
+    seen: list[dict[tuple, int]] = [{} for _ in range(n_ops)]
+    facets: list[Any] = []
+    facet_start = [0]
+    rv_start = [0]
+    rv_flat: list[Any] = []
+    witness: list[Any] = []
+    outputs: list[Any] = []
+    volume_num, volume_den = [], []
+    rays_start: list[int] = [0]
+    rays_pts: list[Any] = []
+    width = d + 1
+    for pos, r in enumerate(chunk, lo):
+        if type(r) is not Region or type(r.index) is not int or r.index != pos:
+            return None
+        pattern, w, out, rays, fs, vs = r.pattern, r.witness, r.output, r.rays, r.facets, r.vertices
+        if (type(pattern) not in seq or len(pattern) != n_ops or type(w) not in seq
+                or len(w) != d or type(out) not in seq or len(out) != n_out
+                or type(rays) not in seq or type(r.lines) not in seq or r.lines
+                or type(fs) not in seq or type(vs) not in seq):
+            return None
+        for j in range(n_ops):
+            p = pattern[j]
+            if type(p) not in seq or len(p) != n_units[j] or not _all_ints(p):
+                return None
+            key = tuple(p)
+            k = seen[j].get(key)
+            if k is None:
+                if key and not (-_MAX_STATE <= min(key) and max(key) < _MAX_STATE):
+                    return None
+                k = seen[j][key] = len(states[j])
+                states[j].append(key)
+            state_ids[j].append(k)
+        witness.extend(w)
+        for row in out:
+            if type(row) not in seq or len(row) != width:
+                return None
+            outputs.extend(row)
+        v = r.volume
+        if v is None:
+            volume_num.append(0)
+            volume_den.append(0)
+        elif type(v) in _EXACT_TYPES:
+            volume_num.append(v.numerator)
+            volume_den.append(v.denominator)
+        else:
+            return None
+        if rays:
+            if bounded:
+                return None
+            for ray in rays:
+                if type(ray) not in seq or len(ray) != d:
+                    return None
+                rays_pts.extend(ray)
+        rays_start.append(len(rays_pts) // d)
+        facets.extend(fs)
+        facet_start.append(len(facets))
+        rv_flat.extend(vs)
+        rv_start.append(len(rv_flat))
+    if not (_ints_within(rv_flat, 0, n_vert)
+            and operator.countOf(map(type, facets), RegionFacet) == len(facets)):
+        return None
+    a, b, ids, fv, fr = (list(map(get, facets)) for get in _FACET_FIELDS)
+    if not (_sequences(a, d) and _sequences(ids) and _sequences(fv) and _sequences(fr)):
+        return None
+    fid_flat, fv_flat, fr_flat = _flat(ids), _flat(fv), _flat(fr)
+    if not (_all_ints(fid_flat) and _ints_within(fv_flat, 0, n_vert)
+            and _ints_within(fr_flat, 0, 1 << 62)):
+        return None
+    if fr_flat:  # a facet's rays index its region's: below the number of its region's rays
+        rays_of_facet = np.repeat(np.diff(rays_start), np.diff(facet_start))
+        if not (np.asarray(fr_flat, dtype=np.int64)
+                < np.repeat(rays_of_facet, [len(x) for x in fr])).all():
+            return None
+    cols = [_exact_columns(x) for x in (witness, outputs, _flat(a), b, rays_pts)]
+    if any(c is None for c in cols):
+        return None
+    wit, outs, a_cols, b_cols, ray_cols = cols
+    assert (wit is not None and outs is not None and a_cols is not None and b_cols is not None
+            and ray_cols is not None)
+    # the facets' rows (a, b), each distinct one once (siblings' facets on a hyperplane from one
+    # side share it; the compiled pass reads a facet's row by its number)
+    facet_row, rows = _rational_rows(
+        [Rationals(a_cols.num[i::d], a_cols.den[i::d]) for i in range(d)] + [b_cols])
+    return Complex(
+        d=d, n_out=n_out, states=states, state_ids=state_ids, witness=wit,
+        vertices=Rationals([], []), region_vertices=Ragged(rv_start, rv_flat), rows=rows,
+        facet_start=facet_start, facet_row=facet_row,
+        facet_ids=Ragged(_starts(ids), fid_flat), facet_vertices=Ragged(_starts(fv), fv_flat),
+        outputs=outs, volume=Rationals(volume_num, volume_den),
+        repaired=bytes(len(chunk)),  # provenance, never read
+        adj_i=[], adj_j=[], adj_plane=[], adj_ids=Ragged([0], []), planes=Rationals([], []),
+        pieces=[], facet_rays=Ragged(_starts(fr), fr_flat) if fr_flat else Ragged([], []),
+        rays=(rays_start, ray_cols) if rays_pts else None)
+
+
+def _vertex_chunk(chunk: list[Any], d: int) -> Rationals | None:
+    """The coordinates of the vertices ``chunk`` as columns if each is a list or tuple of ``d``
+    ints or Fractions (what :func:`_qvec` checks, with exact types), else None."""
+    return _exact_columns(_flat(chunk)) if _sequences(chunk, d) else None
+
+
+def _rational_rows(cols: list[Rationals]) -> tuple[list[int], Rationals]:
+    """The rows whose entry ``k`` is ``cols[k]`` (columns of equal length), each distinct row
+    once: the number of every row's distinct one, and the distinct ones (flat), in first
+    appearance."""
+    table: dict[tuple, int] = {}
+    ks = [table.setdefault(key, len(table)) for key in zip(
+        *(c.num for c in cols), *(c.den for c in cols), strict=True)]
+    m = len(cols)
+    return ks, Rationals(_flat(key[:m] for key in table), _flat(key[m:] for key in table))
+
+
+def _pair_chunk(chunk: list[Any], d: int, n_reg: int) -> Complex | None:
+    """The columns of the adjacent pairs ``chunk`` (as :func:`~exactrelu._columns.complex_of`
+    makes them: each plane once) if every one is well-formed (what :func:`_validate_adjacency`
+    checks, with exact types), each field read for the whole chunk at once, every value's type
+    checked before it is compared or read; else None: :func:`_validate_adjacency` decides pair by
+    pair."""
+    if operator.countOf(map(type, chunk), Adjacency) != len(chunk):
+        return None
+    i, j, a, b, ids = (list(map(get, chunk)) for get in _PAIR_FIELDS)
+    if not (_ints_within(i, 0, n_reg) and _ints_within(j, 0, n_reg)
+            and all(map(operator.lt, i, j)) and _sequences(a, d) and _sequences(ids)):
+        return None
+    ids_flat = _flat(ids)
+    a_cols, b_cols = _exact_columns(_flat(a)), _exact_columns(b)
+    if a_cols is None or b_cols is None or not _all_ints(ids_flat):
+        return None
+    adj_plane, planes = _rational_rows(
+        [Rationals(a_cols.num[k::d], a_cols.den[k::d]) for k in range(d)] + [b_cols])
+    return Complex(
+        d=d, n_out=0, states=[], state_ids=[], witness=Rationals([], []),
+        vertices=Rationals([], []), region_vertices=Ragged([0], []), rows=Rationals([], []),
+        facet_start=[0], facet_row=[], facet_ids=Ragged([0], []), facet_vertices=Ragged([0], []),
+        outputs=Rationals([], []), volume=Rationals([], []), repaired=[], adj_i=i, adj_j=j,
+        adj_plane=adj_plane, adj_ids=Ragged(_starts(ids), ids_flat), planes=planes, pieces=[])
+
+
 def _object_source(cert: Certificate, n_units: list[int], n_out: int,
                    validated: _Validated) -> _Source:
     """The columns of a certificate held as objects (loaded from JSON, or changed in place), made
     as the compiled pass reads them so that only a chunk of them is held beside the objects: the
     vertices all at once (the checker keeps them), the regions and the adjacent pairs
-    :data:`_CHUNK` at a time (:func:`~exactrelu._columns.complex_of` of each chunk), each chunk
-    dropped once read. Every object is validated as it is first reached
-    (:func:`_validate_region`, :func:`_validate_adjacency`, which the columns then stand for:
-    same claims, as integers) and recorded in ``validated``; a malformed object (its error
-    recorded for the Python pass to raise where it reaches it) or a region with lines, with rays
-    on a bounded domain or of another shape than the chain's has no columns (None): the compiled
-    pass stops there."""
+    :data:`_CHUNK` at a time, each chunk dropped once read. Every object is validated as it is
+    first reached, which the columns then stand for (same claims, as integers), and recorded in
+    ``validated``: a chunk at a time, in one pass that also makes its columns, where every item
+    of it is well-formed and of the compiled pass's shape (:func:`_vertex_chunk`,
+    :func:`_region_chunk`, :func:`_pair_chunk`), else item by item (:func:`_qvec`,
+    :func:`_validate_region`, :func:`_validate_adjacency`; the columns then by
+    :func:`~exactrelu._columns.complex_of`). A malformed object (its error recorded for the
+    Python pass to raise where it reaches it) or a region with lines, with rays on a bounded
+    domain or of another shape than the chain's has no columns (None): the compiled pass stops
+    there."""
     d = cert.domain.dim
     bounded = cert.domain.is_bounded
     n_ops = len(n_units)
 
     def checked(kind: str, seq: Sequence[Any], validate: Callable[[int, Any], None],
+                fast: Callable[[int, list[Any]], T | None],
                 wanted: Callable[[int, int], bool] | None = None
-                ) -> Iterator[tuple[int, list[Any]] | None]:
-        """``(first index, items)`` per chunk of ``seq`` in order (the chunks ``wanted`` leaves
-        out skipped), every item validated by ``validate(index, item)`` unless ``validated``
-        records it for ``kind``; None where ``seq`` ends early or an item is malformed."""
+                ) -> Iterator[tuple[int, list[Any], T | None] | None]:
+        """``(first index, items, fast(first index, items))`` per chunk of ``seq`` in order (the
+        chunks ``wanted`` leaves out skipped); where ``fast`` gives None, every item is
+        validated by ``validate(index, item)`` unless ``validated`` records it for ``kind``
+        (``fast`` gives a value only where every item is well-formed); None where ``seq`` ends
+        early or an item is malformed."""
         n = len(seq)
         items = _stream(seq)
         for lo in range(0, n, _CHUNK):
@@ -2291,6 +2498,12 @@ def _object_source(cert: Certificate, n_units: list[int], n_out: int,
                 yield None
                 return
             if wanted is not None and not wanted(lo, lo + len(chunk)):
+                continue
+            got = fast(lo, chunk)
+            if got is not None:
+                if validated.done[kind] >= lo:
+                    validated.done[kind] = max(validated.done[kind], lo + len(chunk))
+                yield lo, chunk, got
                 continue
             for pos in range(max(lo, validated.done[kind]), lo + len(chunk)):
                 try:
@@ -2301,14 +2514,19 @@ def _object_source(cert: Certificate, n_units: list[int], n_out: int,
                     return
                 if validated.done[kind] == pos:
                     validated.done[kind] = pos + 1
-            yield lo, chunk
+            yield lo, chunk, None
 
     def vertices() -> Rationals | None:
         num: list[int] = []
         den: list[int] = []
-        for got in checked("vertices", cert.vertices, lambda k, v: _qvec(v, d, f"vertex {k}")):
+        for got in checked("vertices", cert.vertices, lambda k, v: _qvec(v, d, f"vertex {k}"),
+                           lambda lo, chunk: _vertex_chunk(chunk, d)):
             if got is None:
                 return None
+            if got[2] is not None:
+                num.extend(got[2].num)
+                den.extend(got[2].den)
+                continue
             for v in got[1]:
                 for x in v:
                     num.append(x.numerator)
@@ -2319,7 +2537,12 @@ def _object_source(cert: Certificate, n_units: list[int], n_out: int,
         n_vert = len(cert.vertices)
         patterns = _Patterns()
         for got in checked("regions", cert.regions,
-                           lambda pos, r: _validate_region(pos, r, d, n_vert, patterns), wanted):
+                           lambda pos, r: _validate_region(pos, r, d, n_vert, patterns),
+                           lambda lo, chunk: _region_chunk(lo, chunk, d, n_vert, n_units, n_out,
+                                                           bounded), wanted):
+            if got is not None and got[2] is not None:
+                yield got[2], got[0]
+                continue
             if got is None or any(
                     r.lines or (r.rays and bounded) or len(r.pattern) != n_ops
                     or [len(p) for p in r.pattern] != n_units or len(r.output) != n_out
@@ -2331,8 +2554,10 @@ def _object_source(cert: Certificate, n_units: list[int], n_out: int,
     def pairs() -> Iterator[Complex | None]:
         n_reg = len(cert.regions)
         for got in checked("adjacency", cert.adjacency,
-                           lambda n, a: _validate_adjacency(n, a, d, n_reg)):
-            yield None if got is None else complex_of(d, n_ops, [], [], got[1], [])
+                           lambda n, a: _validate_adjacency(n, a, d, n_reg),
+                           lambda lo, chunk: _pair_chunk(chunk, d, n_reg)):
+            yield (None if got is None else got[2] if got[2] is not None
+                   else complex_of(d, n_ops, [], [], got[1], []))
 
     return _Source(vertices, regions, pairs)
 

@@ -374,9 +374,25 @@ def test_objects_are_validated_once_with_the_python_pass_messages(fault, monkeyp
 
         monkeypatch.setattr(CHECKER, name, counted)
 
+    def chunk_counter(name: str, key: str) -> None:
+        """Items a one-pass reader of a chunk found well-formed (it gives columns only where
+        every item of the chunk is)."""
+        real = getattr(CHECKER, name)
+
+        def counted(*args: Any) -> Any:
+            got = real(*args)
+            if got is not None:
+                counts[key] += len(next(a for a in args if isinstance(a, list)))
+            return got
+
+        monkeypatch.setattr(CHECKER, name, counted)
+
     counter("_validate_region", "region")
     counter("_validate_adjacency", "pair")
     counter("_qvec", "vertex")
+    chunk_counter("_region_chunk", "region")
+    chunk_counter("_pair_chunk", "pair")
+    chunk_counter("_vertex_chunk", "vertex")
     with pytest.raises(CertificateError) as info:
         exactrelu.check(cert, net, progress=False)
     assert str(info.value) == want
@@ -407,6 +423,20 @@ def test_objects_reach_the_compiled_pass_a_chunk_at_a_time(name, monkeypatch):
         return complex_of(d, n_ops, regions, vertices, adjacency, pieces)
 
     monkeypatch.setattr(CHECKER, "complex_of", sized)
+    region_chunk = CHECKER._region_chunk
+
+    def region_sized(lo: int, chunk: list[Any], *args: Any) -> Any:
+        sizes.append(len(chunk))
+        return region_chunk(lo, chunk, *args)
+
+    monkeypatch.setattr(CHECKER, "_region_chunk", region_sized)
+    pair_chunk = CHECKER._pair_chunk
+
+    def pair_sized(chunk: list[Any], *args: Any) -> Any:
+        sizes.append(len(chunk))
+        return pair_chunk(chunk, *args)
+
+    monkeypatch.setattr(CHECKER, "_pair_chunk", pair_sized)
     assert compiled(cert, net) is None
     assert max(sizes) == 5
     assert len(sizes) >= cert.num_regions // 5 + len(cert.adjacency) // 5
@@ -417,6 +447,126 @@ def test_objects_reach_the_compiled_pass_a_chunk_at_a_time(name, monkeypatch):
     cases[2].adjacency.pop()
     for n, new in enumerate(cases):
         rejected_by_both(new, net, f"{name} case {n}")
+
+
+def facet_rows(cx: Any) -> list[tuple[tuple[int, int], ...]]:
+    """Each facet's row of the columns ``cx`` as (numerator, denominator) pairs."""
+    m = cx.d + 1
+    return [tuple(zip(cx.rows.num[k * m:k * m + m], cx.rows.den[k * m:k * m + m], strict=True))
+            for k in cx.facet_row.tolist()]
+
+
+@pytest.mark.parametrize("name", ["2d", "3d", "hardtanh", "unbounded"])
+def test_one_pass_region_columns_are_complex_of(name, tmp_path):
+    """The columns ``check._region_chunk`` makes of a loaded certificate's regions (validating
+    them on the way) are those :func:`exactrelu._columns.complex_of` makes of them: the same
+    states, witnesses, vertices, facets (each facet's row equal in value), output maps, volumes
+    and rays; ``check._pair_chunk``'s of its adjacent pairs likewise."""
+    if name == "unbounded":
+        net, dom = mlp(2, [6, 5], 1, out=2), None
+    else:
+        net, dom = NETS[name]()
+    path = tmp_path / "c.json"
+    exactrelu.verify(net, dom, progress=False).save(path)
+    cert = Certificate.load(path)
+    d, regions = cert.domain.dim, list(cert.regions)
+    n_units = [len(p) for p in regions[0].pattern]
+    got = CHECKER._region_chunk(0, regions, d, len(cert.vertices), n_units,
+                                len(regions[0].output), cert.domain.is_bounded)
+    want = CHECKER.complex_of(d, len(n_units), regions, [], [], [])
+    assert got is not None
+    for j in range(len(n_units)):
+        assert (got.states[j].rows(got.state_ids[j]).tolist()
+                == want.states[j].rows(want.state_ids[j]).tolist())
+    for field in ("witness", "outputs", "volume"):
+        assert getattr(got, field) == getattr(want, field), field
+    for field in ("region_vertices", "facet_ids", "facet_vertices", "facet_rays"):
+        for a, b in zip(getattr(got, field), getattr(want, field), strict=True):
+            assert a.tolist() == b.tolist(), field
+    assert got.facet_start.tolist() == want.facet_start.tolist()
+    assert facet_rows(got) == facet_rows(want)
+    assert (got.rays is None) == (want.rays is None) == (name != "unbounded")
+    if got.rays is not None and want.rays is not None:
+        assert got.rays[0].tolist() == want.rays[0].tolist() and got.rays[1] == want.rays[1]
+    pairs = list(cert.adjacency)
+    got = CHECKER._pair_chunk(pairs, d, len(regions))
+    want = CHECKER.complex_of(d, len(n_units), [], [], pairs, [])
+    assert got is not None
+    for field in ("adj_i", "adj_j", "adj_plane"):
+        assert getattr(got, field).tolist() == getattr(want, field).tolist(), field
+    assert [a.tolist() for a in got.adj_ids] == [a.tolist() for a in want.adj_ids]
+    assert got.planes == want.planes
+
+
+class Int(int):
+    """An int of another type: the one-pass readers leave it to the item-by-item validation,
+    which takes it."""
+
+
+def test_one_pass_readers_leave_every_other_type_to_the_item_by_item_validation(tmp_path):
+    """A loaded certificate with one field of a region, a facet, a vertex or an adjacent pair
+    changed to another type: where the item-by-item validation rejects it (a bool, a float, a
+    string, a set, a Fraction where an int belongs, an index out of range) check() raises the
+    Python pass's message; where it takes it (an int subclass, a list where a tuple was) the
+    certificate is still accepted, by the compiled pass."""
+    net, dom = NETS["2d"]()
+    path = tmp_path / "c.json"
+    exactrelu.verify(net, dom, progress=False).save(path)
+    mid = Certificate.load(path).num_regions // 2
+
+    def region(c: Certificate) -> Any:
+        return c.regions[mid]
+
+    def facet(c: Certificate) -> Any:
+        return c.regions[mid].facets[0]
+
+    def corner(c: Certificate) -> int:  # a vertex of the box: integer coordinates
+        return next(k for k, v in enumerate(c.vertices) if all(x.denominator == 1 for x in v))
+
+    bad = [
+        lambda c: region(c).pattern[0].__setitem__(0, True),
+        lambda c: region(c).pattern[0].__setitem__(0, Fraction(region(c).pattern[0][0])),
+        lambda c: region(c).pattern[0].__setitem__(0, 1 << 40),
+        lambda c: setattr(region(c), "witness", (0.5,) * c.domain.dim),
+        lambda c: setattr(region(c), "witness", "ab"),
+        lambda c: setattr(region(c), "vertices", {*region(c).vertices}),
+        lambda c: setattr(region(c), "vertices", [*region(c).vertices[:-1], len(c.vertices)]),
+        lambda c: setattr(region(c), "volume", 0.25),
+        lambda c: region(c).output[0].__setitem__(0, "1/2"),
+        lambda c: setattr(facet(c), "b", 1.0),
+        lambda c: setattr(facet(c), "ids", (*facet(c).ids[:-1], Fraction(facet(c).ids[-1]))),
+        lambda c: setattr(facet(c), "vertices", (*facet(c).vertices[:-1], -1)),
+        lambda c: setattr(facet(c), "rays", (0,)),
+        lambda c: region(c).facets.__setitem__(0, "facet"),
+        lambda c: c.regions.__setitem__(mid, "region"),
+        lambda c: c.vertices.__setitem__(3, (0.0,) * c.domain.dim),
+        lambda c: setattr(c.adjacency[5], "ids", (*c.adjacency[5].ids, None)),
+        lambda c: setattr(c.adjacency[5], "i", True),
+        lambda c: setattr(c.adjacency[5], "b", 0.5),
+    ]
+    for n, change in enumerate(bad):
+        cert = Certificate.load(path)
+        change(cert)
+        want = python_message(cert, net)
+        with pytest.raises(CertificateError) as info:
+            exactrelu.check(cert, net, progress=False)
+        assert str(info.value) == want, n
+    fine = [
+        lambda c: setattr(facet(c), "ids", (*facet(c).ids[:-1], Int(facet(c).ids[-1]))),
+        lambda c: setattr(region(c), "witness", list(region(c).witness)),
+        lambda c: setattr(region(c), "index", Int(mid)),
+        lambda c: setattr(c.adjacency[5], "j", Int(c.adjacency[5].j)),
+        lambda c: c.vertices.__setitem__(3, [Int(x) if x.denominator == 1 else x
+                                             for x in c.vertices[3]]),
+        # plain ints beside Fractions (both exact types: read in one pass)
+        lambda c: c.vertices.__setitem__(corner(c), tuple(int(x) for x in c.vertices[corner(c)])),
+        lambda c: setattr(facet(c), "ids", list(facet(c).ids)),
+    ]
+    for n, change in enumerate(fine):
+        cert = Certificate.load(path)
+        change(cert)
+        assert compiled(cert, net) is None, n
+        exactrelu.check(cert, net, progress=False)
 
 
 def checkers(cert: Certificate, net: nn.Module) -> tuple[Any, tuple[Any, ...], Any]:
