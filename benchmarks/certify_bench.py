@@ -7,8 +7,8 @@ certifies that reference net once in this process (no pool) under cProfile and p
 exact layer spends its time: the functions of ``exactrelu`` with the most time of their own.
 ``--big`` adds a 2-D net with about 100,000 regions, certified the way a user would (``verify(net,
 bounds)``: its own trace and its own process pool of ``--workers``), and reports the peak memory of
-this process and its workers together (the sum of their proportional set sizes, sampled every 0.1 s
-from /proc; Linux).
+this process and its workers together (this process's resident high-water mark plus its workers'
+proportional set sizes sampled every 0.1 s: ``benchmarks/measure.TreeMemory``; Linux).
 Every certificate of at most ``--check-max-regions`` regions (default 200,000) is also re-checked
 by the independent checker, once (its time and its ratio to certification are columns too).
 Times are the best of ``--repeat`` runs (default 3) after one warm-up run on a tiny net, so that
@@ -64,7 +64,7 @@ def big_row(net: torch.nn.Module, bounds: list, workers: int, engine: str) -> No
     sec = cert.stats["seconds"]
     print(f"\nbig net 2-256-256-256: {cert.num_regions} regions, {cert.num_vertices} vertices; "
           f"trace {sec['trace']:.1f} s, certify {sec['exact'] + sec['assemble']:.1f} s "
-          f"({cert.stats['engine']} engine, {workers} workers); peak memory (PSS), this process "
+          f"({cert.stats['engine']} engine, {workers} workers); peak memory, this process "
           f"and its workers together: {mem.peak:.0f} MB (this process alone: "
           f"{mem.peak_main:.0f} MB)", flush=True)
 

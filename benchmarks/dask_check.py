@@ -15,8 +15,8 @@ executor=client)`` with the cluster started beforehand and the checker imported 
 region shards, two contiguous groups per worker, and the client joins their states, reads the
 adjacent pairs and finishes. Columns: wall seconds; CPU seconds of this process and of the
 workers (user + system, from ``os.times`` on each worker before and after); regions per wall
-second; peak memory: this process's peak PSS during the check (``benchmarks/measure.py``,
-sampled once a second: its sampling thread's CPU time counts as this process's) and
+second; peak memory: this process's resident high-water mark during the check
+(``benchmarks/measure.TreeMemory``; its sampling thread, once a second, reads the workers) and
 each worker's peak RSS over its life (``ru_maxrss``, the largest of them). ``--max-memory``
 limits the address space of this process and, inherited, of every worker (GB, default 4).
 """
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"exactrelu from {Path(exactrelu.__file__).parent}, {os.cpu_count()} cores, "
           f"memory limit {args.max_memory:g} GB per process; /proc/loadavg: {_loadavg()}")
     print("| net | regions | run | seconds | CPU s (client) | CPU s (workers) | regions/s | "
-          "peak MB (client PSS) | peak MB (a worker's RSS) |")
+          "peak MB (client) | peak MB (a worker's RSS) |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     domain: Any = ([(-1.0, 1.0), (-1.0, 1.0)] if args.domain == "box" else
                    exactrelu.RealSpace(int(args.domain[1])))
