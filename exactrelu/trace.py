@@ -627,6 +627,11 @@ def _lerp_rows(src: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lam: torch.T
         return torch.addmm(out, P, src, beta=0, out=out)
 
 
+def _values_at(vals: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``vals[rows[k], cols[k]]`` for each k (``vals`` contiguous), read from its flat storage."""
+    return vals.view(-1).index_select(0, rows * vals.shape[1] + cols)
+
+
 def _codes(vals: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
     """Sign codes (uint8) of values: 2 positive, 1 within ``tol`` of zero, 0 negative."""
     code = (vals > tol).to(torch.uint8)
@@ -1502,10 +1507,7 @@ class _Chunk:
         i, c = _bit_pairs(self.sgn.index_select(0, a) ^ self.sgn.index_select(0, b),
                           self.vals.shape[1])
         # (bits differ also between +0 and -0: the product is the test, as in _opposite)
-        w = self.vals.shape[1]
-        flat = self.vals.view(-1)
-        x = flat.index_select(0, a.index_select(0, i) * w + c)
-        y = flat.index_select(0, b.index_select(0, i) * w + c)
+        x, y = (_values_at(self.vals, r.index_select(0, i), c) for r in (a, b))
         k = _where(x * y < 0)
         return i.index_select(0, k), c.index_select(0, k)
 
@@ -1532,9 +1534,8 @@ class _Chunk:
         t0 = op.ts[0]
         rule, mod, tab = op.nd.rule, op.nd.module, op.table
         assert isinstance(rule, _ElementwiseRule)  # (deltas are kept for elementwise ops only)
-        w = self.vals.shape[1]
-        flat = self.vals.view(-1)
-        zi, ai, bi = (flat.index_select(0, r.index_select(0, i) * w + col) + t0 for r in (u, a, b))
+        zi, ai, bi = (_values_at(self.vals, r.index_select(0, i), col) + t0
+                      for r in (u, a, b))
         li = lam.index_select(0, i)
 
         def out(z: torch.Tensor) -> torch.Tensor:
