@@ -347,8 +347,11 @@ class Certificate:
     def load(path: str | Path) -> Certificate:
         """Read a certificate written by :meth:`save`, plain or gzip (told by its first bytes,
         whatever its name); bounded and strict (see the module docstring), every failure a
-        :class:`~exactrelu.errors.CertificateError`. A directory is read as a sharded
-        certificate, lazily (:mod:`exactrelu._shards`)."""
+        :class:`~exactrelu.errors.CertificateError`. JSON is read into columns, a columnar
+        certificate as :func:`exactrelu.verify` returns (:mod:`exactrelu._jsoncolumns`; its
+        items equal to the objects :meth:`from_json` makes), or as objects where the columnar
+        reader declines a value (a malformed one, or a valid form the columns do not hold). A
+        directory is read as a sharded certificate, lazily (:mod:`exactrelu._shards`)."""
         if Path(path).is_dir():
             from . import _shards
 
@@ -378,7 +381,8 @@ class Certificate:
 
     @staticmethod
     def from_json(data: Any) -> Certificate:
-        """The certificate of :meth:`to_json`'s output; strict (see the module docstring)."""
+        """The certificate of :meth:`to_json`'s output, as objects (lists of regions, vertices
+        and adjacent pairs); strict (see the module docstring)."""
         return _certificate(data)
 
 

@@ -110,6 +110,11 @@ def test_a_loaded_certificate_is_columnar_and_what_was_saved(
         assert canonical(back) == canonical(cert)
         same_as_objects(back, objects)
         assert back.regions[-1] == objects.regions[-1] and back.regions[0:2] == objects.regions[0:2]
+    # written again from its columns: the same bytes, and the same certificate as Parquet
+    back.save(tmp_path / "d.json", progress=False)
+    assert (tmp_path / "d.json").read_bytes() == (tmp_path / "c.json").read_bytes()
+    back.save(tmp_path / "d.parquet", shard_rows=7, progress=False)
+    assert Certificate.load(tmp_path / "d.parquet").to_json() == doc
 
     def no_objects(*args: Any) -> Any:
         raise AssertionError("the loaded certificate's objects were turned into columns")
