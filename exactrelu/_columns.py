@@ -42,6 +42,7 @@ attribute.
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from dataclasses import dataclass, field
@@ -236,7 +237,7 @@ class Lazy(MutableSequence[T]):
         item = self._recent[i] = self._make(i)
         if len(self._recent) > self.keep:
             k, old = self._recent.popitem(last=False)
-            if old != self._make(k):
+            if not self._same(old, self._make(k)):
                 self._changed[k] = old
         return item
 
@@ -249,7 +250,13 @@ class Lazy(MutableSequence[T]):
     def pristine(self) -> bool:
         """Is every item what the columns say (no item assigned or changed in place)?"""
         return (self._items is None and not self._changed
-                and all(v == self._make(k) for k, v in self._recent.items()))
+                and all(self._same(v, self._make(k)) for k, v in self._recent.items()))
+
+    def _same(self, kept: T, fresh: T) -> bool:
+        """Is the item ``kept`` (handed out, maybe changed in place since) what the columns say,
+        ``fresh``? Equal, and made of the types a view is made of (an equal value of another
+        type, ``True`` for ``1``, ``Fraction(2)`` for ``2``, is a change)."""
+        return kept == fresh
 
     def peek(self, lo: int, hi: int) -> list[T]:
         """Items ``lo`` to ``hi - 1`` for reading only (a writer's pass): the kept and changed
@@ -375,6 +382,32 @@ class Regions(Lazy[Region]):
             None if q == 0 else coprime_fraction(cx.volume.num[i], q), bool(cx.repaired[i]),
             rays, points_at(cx, cx.lines, i))
 
+    def _same(self, kept: Region, fresh: Region) -> bool:
+        return kept == fresh and _view_region(kept)
+
+
+def _all(values: Any, t: type) -> bool:
+    """Is ``values`` a tuple or list (as a view has it) of items of exactly type ``t``?"""
+    return operator.countOf(map(type, values), t) == len(values)
+
+
+def _view_region(r: Region) -> bool:
+    """Is ``r`` made of exactly the types of a view (:meth:`Regions._make`)?"""
+    return (type(r) is Region and type(r.index) is int and type(r.pattern) is list
+            and all(type(s) is list and _all(s, int) for s in r.pattern)
+            and type(r.witness) is tuple and _all(r.witness, Fraction)
+            and type(r.facets) is list and all(
+                type(f) is RegionFacet and type(f.a) is tuple and _all(f.a, Fraction)
+                and type(f.b) is Fraction and type(f.ids) is tuple and _all(f.ids, int)
+                and type(f.vertices) is tuple and _all(f.vertices, int)
+                and type(f.rays) is tuple and _all(f.rays, int) for f in r.facets)
+            and type(r.vertices) is list and _all(r.vertices, int)
+            and type(r.output) is list
+            and all(type(row) is list and _all(row, Fraction) for row in r.output)
+            and (r.volume is None or type(r.volume) is Fraction) and type(r.repaired) is bool
+            and all(type(x) is list and all(type(p) is tuple and _all(p, Fraction) for p in x)
+                    for x in (r.rays, r.lines)))
+
 
 class Adjacencies(Lazy[Adjacency]):
     """The adjacent pairs of a :class:`Complex` as :class:`~exactrelu.certificate.Adjacency`
@@ -390,6 +423,11 @@ class Adjacencies(Lazy[Adjacency]):
         return Adjacency(int(cx.adj_i[k]), int(cx.adj_j[k]), fractions_at(cx.planes, p, p + d),
                          coprime_fraction(cx.planes.num[p + d], cx.planes.den[p + d]),
                          tuple(ragged_item(cx.adj_ids, k)))
+
+    def _same(self, kept: Adjacency, fresh: Adjacency) -> bool:
+        return (kept == fresh and type(kept) is Adjacency and type(kept.i) is int
+                and type(kept.j) is int and type(kept.a) is tuple and _all(kept.a, Fraction)
+                and type(kept.b) is Fraction and type(kept.ids) is tuple and _all(kept.ids, int))
 
 
 def row_at(cx: Complex, k: int) -> tuple[tuple[Fraction, ...], Fraction]:
