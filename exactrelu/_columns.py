@@ -18,7 +18,8 @@ from the columns; the certificate's sequences keep the most recent views they ha
 most :attr:`Lazy.keep`), so that a view changed in place (``cert.regions[3].facets[0] = f``,
 ``r.volume = x`` in a loop over ``cert.regions``) is the one ``check``, ``save`` and ``to_json``
 see. A view dropped from that window is compared with a fresh one made from the columns and
-kept for good when it differs; memory stays bounded by the window plus the views that were
+kept for good when it differs (in a value, or in a value's type: ``True`` set where ``1`` was is
+a change, though the two are equal); memory stays bounded by the window plus the views that were
 changed. What is not seen: a view changed after it left the window while the caller still holds
 it (the window is the last :attr:`Lazy.keep` accesses). Assigning an item (``seq[i] = x``) keeps
 ``x``; inserting or deleting (``append``, ``del``, ``pop``, slice assignment) turns the sequence
@@ -42,6 +43,7 @@ attribute.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
@@ -387,26 +389,36 @@ class Regions(Lazy[Region]):
 
 
 def _all(values: Any, t: type) -> bool:
-    """Is ``values`` a tuple or list (as a view has it) of items of exactly type ``t``?"""
+    """Is every item of the tuple or list ``values`` of exactly type ``t``?"""
     return operator.countOf(map(type, values), t) == len(values)
 
 
+def _nested(lists: Any, container: type, t: type) -> bool:
+    """Is ``lists`` a list of ``container`` s (tuples or lists) of items of exactly type
+    ``t``?"""
+    return (type(lists) is list and _all(lists, container)
+            and operator.countOf(map(type, itertools.chain.from_iterable(lists)), t)
+            == sum(map(len, lists)))
+
+
+_FACET_FIELDS = tuple(map(operator.attrgetter, ("a", "ids", "vertices", "rays")))
+
+
 def _view_region(r: Region) -> bool:
-    """Is ``r`` made of exactly the types of a view (:meth:`Regions._make`)?"""
-    return (type(r) is Region and type(r.index) is int and type(r.pattern) is list
-            and all(type(s) is list and _all(s, int) for s in r.pattern)
-            and type(r.witness) is tuple and _all(r.witness, Fraction)
-            and type(r.facets) is list and all(
-                type(f) is RegionFacet and type(f.a) is tuple and _all(f.a, Fraction)
-                and type(f.b) is Fraction and type(f.ids) is tuple and _all(f.ids, int)
-                and type(f.vertices) is tuple and _all(f.vertices, int)
-                and type(f.rays) is tuple and _all(f.rays, int) for f in r.facets)
-            and type(r.vertices) is list and _all(r.vertices, int)
-            and type(r.output) is list
-            and all(type(row) is list and _all(row, Fraction) for row in r.output)
+    """Is ``r`` made of exactly the types of a view (:meth:`Regions._make`), each field's
+    items checked at once (``map(type, ...)``)?"""
+    fs = r.facets
+    if not (type(r) is Region and type(r.index) is int and type(r.witness) is tuple
+            and _all(r.witness, Fraction) and type(fs) is list and _all(fs, RegionFacet)
+            and _all(list(map(operator.attrgetter("b"), fs)), Fraction)
             and (r.volume is None or type(r.volume) is Fraction) and type(r.repaired) is bool
-            and all(type(x) is list and all(type(p) is tuple and _all(p, Fraction) for p in x)
-                    for x in (r.rays, r.lines)))
+            and _nested(r.pattern, list, int) and _nested(r.output, list, Fraction)
+            and _nested(r.rays, tuple, Fraction) and _nested(r.lines, tuple, Fraction)
+            and type(r.vertices) is list and _all(r.vertices, int)):
+        return False
+    a, ids, vertices, rays = (list(map(get, fs)) for get in _FACET_FIELDS)
+    return (_nested(a, tuple, Fraction) and _nested(ids, tuple, int)
+            and _nested(vertices, tuple, int) and _nested(rays, tuple, int))
 
 
 class Adjacencies(Lazy[Adjacency]):

@@ -331,3 +331,26 @@ def test_a_tampered_file_loads_as_columns_and_check_rejects_it_as_objects(
     with pytest.raises(CertificateError) as got:
         exactrelu.check(back, net, progress=False)
     assert str(got.value) == str(want.value)
+
+
+def test_an_equal_value_of_another_type_set_in_a_view_is_a_change(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``True`` where a view had ``1``, ``Fraction(1)`` where it had the int ``1``: equal, yet
+    a change that ``check`` sees, in the window of kept views and after leaving it (compared
+    with a fresh view, types too); the Python pass then names it."""
+    net, dom = CASES["2d"]()
+    cert = exactrelu.verify(net, dom, progress=False)
+    k = next(i for i, r in enumerate(cert.regions) if 1 in r.pattern[0])
+    monkeypatch.setattr(_columns.Regions, "keep", 2)
+    changes = [lambda r: r.pattern[0].__setitem__(r.pattern[0].index(1), True),
+               lambda r: r.vertices.__setitem__(0, Fraction(r.vertices[0])),
+               lambda r: r.facets[0].__setattr__("b", float(r.facets[0].b))]
+    for n, change in enumerate(changes):
+        for leave in (False, True):
+            cert = exactrelu.verify(net, dom, progress=False)
+            change(cert.regions[k])
+            if leave:  # out of the window of kept views
+                cert.regions[k + 1], cert.regions[k + 2]
+            assert not cert.regions.pristine(), (n, leave)
+            with pytest.raises(CertificateError):
+                exactrelu.check(cert, net, progress=False)
