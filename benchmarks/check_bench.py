@@ -20,7 +20,7 @@ such as ``2-64-64-64`` can be given too.
 Times are CPU seconds of this process. ``check`` is timed twice: on the certificate ``verify``
 returned (columnar: where the checker's compiled pass applies, chains on bounded domains up to
 ``check._VOLUME_MAX_DIM`` dimensions and on unbounded ones of 2 or 3, it reads the columns) and on
-the loaded one (objects, validated and turned into columns for it); each with its ratio to
+the loaded one (columnar too: ``Certificate.load`` reads JSON into columns); each with its ratio to
 ``verify``'s time (issue 17's goal: at most 3). ``--python`` also times the Python pass alone
 (``EXACTRELU_CHECK_PYTHON=1``) on the certificate in memory, for comparison.
 """
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--generic", action="store_true",
                         help="also time the default proof with maps through the node loop")
     parser.add_argument("--no-load", action="store_true",
-                        help="skip the loaded certificate (objects: about 14 KB per region)")
+                        help="skip the saved and loaded certificate")
     parser.add_argument("--python", action="store_true",
                         help="also time the Python pass alone (no compiled pass)")
     parser.add_argument("--domain", choices=["box", "reals"], default="box",

@@ -18,7 +18,8 @@ from the columns; the certificate's sequences keep the most recent views they ha
 most :attr:`Lazy.keep`), so that a view changed in place (``cert.regions[3].facets[0] = f``,
 ``r.volume = x`` in a loop over ``cert.regions``) is the one ``check``, ``save`` and ``to_json``
 see. A view dropped from that window is compared with a fresh one made from the columns and
-kept for good when it differs; memory stays bounded by the window plus the views that were
+kept for good when it differs (in a value, or in a value's type: ``True`` set where ``1`` was is
+a change, though the two are equal); memory stays bounded by the window plus the views that were
 changed. What is not seen: a view changed after it left the window while the caller still holds
 it (the window is the last :attr:`Lazy.keep` accesses). Assigning an item (``seq[i] = x``) keeps
 ``x``; inserting or deleting (``append``, ``del``, ``pop``, slice assignment) turns the sequence
@@ -42,6 +43,8 @@ attribute.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from dataclasses import dataclass, field
@@ -236,7 +239,7 @@ class Lazy(MutableSequence[T]):
         item = self._recent[i] = self._make(i)
         if len(self._recent) > self.keep:
             k, old = self._recent.popitem(last=False)
-            if old != self._make(k):
+            if not self._same(old, self._make(k)):
                 self._changed[k] = old
         return item
 
@@ -249,7 +252,13 @@ class Lazy(MutableSequence[T]):
     def pristine(self) -> bool:
         """Is every item what the columns say (no item assigned or changed in place)?"""
         return (self._items is None and not self._changed
-                and all(v == self._make(k) for k, v in self._recent.items()))
+                and all(self._same(v, self._make(k)) for k, v in self._recent.items()))
+
+    def _same(self, kept: T, fresh: T) -> bool:
+        """Is the item ``kept`` (handed out, maybe changed in place since) what the columns say,
+        ``fresh``? Equal, and made of the types a view is made of (an equal value of another
+        type, ``True`` for ``1``, ``Fraction(2)`` for ``2``, is a change)."""
+        return kept == fresh
 
     def peek(self, lo: int, hi: int) -> list[T]:
         """Items ``lo`` to ``hi - 1`` for reading only (a writer's pass): the kept and changed
@@ -375,6 +384,42 @@ class Regions(Lazy[Region]):
             None if q == 0 else coprime_fraction(cx.volume.num[i], q), bool(cx.repaired[i]),
             rays, points_at(cx, cx.lines, i))
 
+    def _same(self, kept: Region, fresh: Region) -> bool:
+        return kept == fresh and _view_region(kept)
+
+
+def _all(values: Any, t: type) -> bool:
+    """Is every item of the tuple or list ``values`` of exactly type ``t``?"""
+    return operator.countOf(map(type, values), t) == len(values)
+
+
+def _nested(lists: Any, container: type, t: type) -> bool:
+    """Is ``lists`` a list of ``container`` s (tuples or lists) of items of exactly type
+    ``t``?"""
+    return (type(lists) is list and _all(lists, container)
+            and operator.countOf(map(type, itertools.chain.from_iterable(lists)), t)
+            == sum(map(len, lists)))
+
+
+_FACET_FIELDS = tuple(map(operator.attrgetter, ("a", "ids", "vertices", "rays")))
+
+
+def _view_region(r: Region) -> bool:
+    """Is ``r`` made of exactly the types of a view (:meth:`Regions._make`), each field's
+    items checked at once (``map(type, ...)``)?"""
+    fs = r.facets
+    if not (type(r) is Region and type(r.index) is int and type(r.witness) is tuple
+            and _all(r.witness, Fraction) and type(fs) is list and _all(fs, RegionFacet)
+            and _all(list(map(operator.attrgetter("b"), fs)), Fraction)
+            and (r.volume is None or type(r.volume) is Fraction) and type(r.repaired) is bool
+            and _nested(r.pattern, list, int) and _nested(r.output, list, Fraction)
+            and _nested(r.rays, tuple, Fraction) and _nested(r.lines, tuple, Fraction)
+            and type(r.vertices) is list and _all(r.vertices, int)):
+        return False
+    a, ids, vertices, rays = (list(map(get, fs)) for get in _FACET_FIELDS)
+    return (_nested(a, tuple, Fraction) and _nested(ids, tuple, int)
+            and _nested(vertices, tuple, int) and _nested(rays, tuple, int))
+
 
 class Adjacencies(Lazy[Adjacency]):
     """The adjacent pairs of a :class:`Complex` as :class:`~exactrelu.certificate.Adjacency`
@@ -390,6 +435,11 @@ class Adjacencies(Lazy[Adjacency]):
         return Adjacency(int(cx.adj_i[k]), int(cx.adj_j[k]), fractions_at(cx.planes, p, p + d),
                          coprime_fraction(cx.planes.num[p + d], cx.planes.den[p + d]),
                          tuple(ragged_item(cx.adj_ids, k)))
+
+    def _same(self, kept: Adjacency, fresh: Adjacency) -> bool:
+        return (kept == fresh and type(kept) is Adjacency and type(kept.i) is int
+                and type(kept.j) is int and type(kept.a) is tuple and _all(kept.a, Fraction)
+                and type(kept.b) is Fraction and type(kept.ids) is tuple and _all(kept.ids, int))
 
 
 def row_at(cx: Complex, k: int) -> tuple[tuple[Fraction, ...], Fraction]:

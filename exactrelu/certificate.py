@@ -347,8 +347,11 @@ class Certificate:
     def load(path: str | Path) -> Certificate:
         """Read a certificate written by :meth:`save`, plain or gzip (told by its first bytes,
         whatever its name); bounded and strict (see the module docstring), every failure a
-        :class:`~exactrelu.errors.CertificateError`. A directory is read as a sharded
-        certificate, lazily (:mod:`exactrelu._shards`)."""
+        :class:`~exactrelu.errors.CertificateError`. JSON is read into columns, a columnar
+        certificate as :func:`exactrelu.verify` returns (:mod:`exactrelu._jsoncolumns`; its
+        items equal to the objects :meth:`from_json` makes), or as objects where the columnar
+        reader declines a value (a malformed one, or a valid form the columns do not hold). A
+        directory is read as a sharded certificate, lazily (:mod:`exactrelu._shards`)."""
         if Path(path).is_dir():
             from . import _shards
 
@@ -374,18 +377,19 @@ class Certificate:
         except Malformed as exc:
             raise CertificateError(f"{path} is not a JSON certificate: {exc}") from None
         del text
-        return _certificate(data, consume=True)  # its own parse: dropped as it is read
+        return _certificate(data, consume=True, columns=True)  # its own parse
 
     @staticmethod
     def from_json(data: Any) -> Certificate:
-        """The certificate of :meth:`to_json`'s output; strict (see the module docstring)."""
+        """The certificate of :meth:`to_json`'s output, as objects (lists of regions, vertices
+        and adjacent pairs); strict (see the module docstring)."""
         return _certificate(data)
 
 
-def _certificate(data: Any, consume: bool = False) -> Certificate:
+def _certificate(data: Any, consume: bool = False, columns: bool = False) -> Certificate:
     """:func:`_read`, every failure a :class:`~exactrelu.errors.CertificateError`."""
     try:
-        return _read(data, consume)
+        return _read(data, consume, columns)
     except Malformed as exc:
         raise CertificateError(f"malformed certificate: {exc.where()}") from None
 
@@ -596,12 +600,20 @@ def read_header(top: Any, fmt: str = FORMAT) -> Header:
                   under(".num_pieces", integer, get(top, "num_pieces")))
 
 
-def _read(data: Any, consume: bool = False) -> Certificate:
+def _read(data: Any, consume: bool = False, columns: bool = False) -> Certificate:
     """:meth:`Certificate.from_json`, raising :class:`Malformed` with the field's path.
-    ``consume``: each parsed region and adjacent pair is dropped from ``data`` once its object
-    is made (the two never held whole at once)."""
+    ``columns``: the long lists are read into columns where :func:`exactrelu._jsoncolumns.read`
+    takes them all (a columnar certificate, as ``verify`` returns), else as objects.
+    ``consume`` (objects): each parsed region and adjacent pair is dropped from ``data`` once
+    its object is made (the two never held whole at once)."""
     get, under, items = _parse.get, _parse.under, _parse.items
     h = read_header(data)
+    if columns:
+        from . import _jsoncolumns
+
+        got = _jsoncolumns.read(h, data)
+        if got is not None:
+            return h.certificate(*got)
     d = h.d
     vertices = under(".vertices", _points, get(data, "vertices"), d)
     rs = under(".regions", items, get(data, "regions"))

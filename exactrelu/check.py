@@ -2464,19 +2464,19 @@ def _pair_chunk(chunk: list[Any], d: int, n_reg: int) -> Complex | None:
 
 def _object_source(cert: Certificate, n_units: list[int], n_out: int,
                    validated: _Validated) -> _Source:
-    """The columns of a certificate held as objects (loaded from JSON, or changed in place), made
-    as the compiled pass reads them so that only a chunk of them is held beside the objects: the
-    vertices all at once (the checker keeps them), the regions and the adjacent pairs
-    :data:`_CHUNK` at a time, each chunk dropped once read. Every object is validated as it is
-    first reached, which the columns then stand for (same claims, as integers), and recorded in
-    ``validated``: a chunk at a time, in one pass that also makes its columns, where every item
-    of it is well-formed and of the compiled pass's shape (:func:`_vertex_chunk`,
-    :func:`_region_chunk`, :func:`_pair_chunk`), else item by item (:func:`_qvec`,
-    :func:`_validate_region`, :func:`_validate_adjacency`; the columns then by
-    :func:`~exactrelu._columns.complex_of`). A malformed object (its error recorded for the
-    Python pass to raise where it reaches it) or a region with lines, with rays on a bounded
-    domain or of another shape than the chain's has no columns (None): the compiled pass stops
-    there."""
+    """The columns of a certificate held as objects (read by ``Certificate.from_json``, loaded
+    from JSON the columnar reader declined, or changed in place), made as the compiled pass
+    reads them so that only a chunk of them is held beside the objects: the vertices all at once
+    (the checker keeps them), the regions and the adjacent pairs :data:`_CHUNK` at a time, each
+    chunk dropped once read. Every object is validated as it is first reached, which the columns
+    then stand for (same claims, as integers), and recorded in ``validated``: a chunk at a time,
+    in one pass that also makes its columns, where every item of it is well-formed and of the
+    compiled pass's shape (:func:`_vertex_chunk`, :func:`_region_chunk`, :func:`_pair_chunk`),
+    else item by item (:func:`_qvec`, :func:`_validate_region`, :func:`_validate_adjacency`; the
+    columns then by :func:`~exactrelu._columns.complex_of`). A malformed object (its error
+    recorded for the Python pass to raise where it reaches it) or a region with lines, with rays
+    on a bounded domain or of another shape than the chain's has no columns (None): the
+    compiled pass stops there."""
     d = cert.domain.dim
     bounded = cert.domain.is_bounded
     n_ops = len(n_units)

@@ -107,7 +107,8 @@ def test_json_of_the_columns_is_the_json_of_the_objects(
 
 def test_load_drops_its_own_parse_and_from_json_keeps_the_callers(
         case: tuple[nn.Module, Certificate], tmp_path: Any) -> None:
-    """``load`` drops its parsed regions and pairs one by one as it makes their objects;
+    """``load`` reads its own parse (into columns; as objects, where the columnar reader
+    declines, dropping its parsed regions and pairs one by one as it makes their objects);
     ``from_json`` leaves the caller's data as it was; both give the same certificate."""
     _, cert = case
     doc = cert.to_json()
