@@ -1251,15 +1251,48 @@ class Certifier {
         bool ok = false;
         int d = 2;
         double m[DMAX], rad[DMAX], extra = 0, reach = 0;
-        int sign(const double* a, double err) const {
-            double s = a[d], spread = 0, mag = std::fabs(a[d]);
-            for (int i = 0; i < d; ++i) {
+        template <int D>
+        int sign_d(const double* a, double err) const {
+            double s = a[D], spread = 0, mag = std::fabs(a[D]);
+            for (int i = 0; i < D; ++i) {
                 s += a[i] * m[i];
                 spread += std::fabs(a[i]) * rad[i];
                 mag += std::fabs(a[i] * m[i]);
             }
             const double bound = (spread * (1 + 0x1p-48) + mag * 0x1p-48 + extra + err * reach) * (1 + 0x1p-45);
             return s > bound ? 1 : s < -bound ? -1 : 0;
+        }
+        int sign(const double* a, double err) const {
+            switch (d) {
+                case 2: return sign_d<2>(a, err);
+                case 3: return sign_d<3>(a, err);
+                case 4: return sign_d<4>(a, err);
+                case 5: return sign_d<5>(a, err);
+                default: return sign_d<DMAX>(a, err);
+            }
+        }
+        // sign() of n rows of D + 1 doubles f (row u at f + u (D + 1), its absolute error
+        // max(fe[u], 0), none when fe is null) into out[u]. The doubles of a map in delta form
+        // (Map::floats) go in as they are, unscaled: the bound above holds for any positive
+        // multiple of a row, its entries within 2^-51 relative and err absolute of the exact
+        // ones, at any scale. Scaling only keeps the entries from overflowing: the integers of
+        // a map are below 2^512, m and r below 2^500, so no product or sum here overflows; one
+        // that did would make mag, hence the bound, infinite or NaN (as a NaN entry does), and
+        // then nothing is decided. Underflow adds at most 2^-1074 per operation: `extra`, an
+        // absolute term, covers that at any scale.
+        template <int D>
+        void signs_d(const double* f, const double* fe, int n, int8_t* out) const {
+            for (int u = 0; u < n; ++u)
+                out[u] = (int8_t)sign_d<D>(f + (size_t)u * (D + 1), fe ? std::max(fe[u], 0.0) : 0.0);
+        }
+        void signs(const double* f, const double* fe, int n, int8_t* out) const {
+            switch (d) {
+                case 2: return signs_d<2>(f, fe, n, out);
+                case 3: return signs_d<3>(f, fe, n, out);
+                case 4: return signs_d<4>(f, fe, n, out);
+                case 5: return signs_d<5>(f, fe, n, out);
+                default: return signs_d<DMAX>(f, fe, n, out);
+            }
         }
     };
     Box box_of(const Cell& P) const {
@@ -1418,6 +1451,18 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         const bool plain = mpz_cmp_ui(s.v, 1) == 0 && shift.sgn() == 0;
         const bool fl = plain && pm.base, lb = plain && !pm.base && pm.K;
         const double* fe = fl ? pm.float_errors() : nullptr;
+        if (fl && box.ok) {  // the box test on the map's doubles as they are (Box::signs)
+            box.signs(pm.floats(), fe, n, &box_sg_[(size_t)(t * n)]);
+            for (int u = 0; u < n; ++u) {
+                const int i = t * n + u;
+                if (box_sg_[(size_t)i]) continue;
+                const size_t e = (size_t)u * (size_t)M;
+                box_rest_.push_back(i);
+                blk->at[(size_t)i] = (int)blk->rows.size();
+                blk->rows.emplace_back().from_float(pm, e, M, pm.floats() + e, fe ? fe[u] : -1.0);
+            }
+            continue;
+        }
         for (int u = 0; u < n; ++u) {
             const int i = t * n + u;
             const size_t e = (size_t)u * (size_t)M;
