@@ -1295,7 +1295,9 @@ class Certifier {
             }
         }
     };
-    Box box_of(const Cell& P) const {
+    // the box of the vertices ids (arena ids; local ones, lv_[x], with local): it holds their
+    // convex hull (a cell)
+    Box box_of(const std::vector<int>& ids, bool local = false) const {
         Box b;
         const int d = b.d = spec_.d;
         double lo[DMAX], hi[DMAX];
@@ -1303,8 +1305,8 @@ class Certifier {
             lo[i] = HUGE_VAL;
             hi[i] = -HUGE_VAL;
         }
-        for (int id : P.ring) {
-            const Vertex& v = verts[(size_t)id];
+        for (int x : ids) {
+            const Vertex& v = verts[(size_t)(local ? lv_[(size_t)x] : x)];
             const double w = v.h[v.m - 1];
             if (!(w >= 0x1p-900)) return b;
             for (int i = 0; i < d; ++i) {
@@ -1440,7 +1442,7 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
     blk->per = n;
     blk->scales = lv.thr_scale;
     blk->at.assign((size_t)S, -1);
-    const Box box = box_of(P);
+    const Box box = box_of(P.ring);
     R_ = (size_t)S + F;
     words_ = (R_ + 63) / 64;
     box_sg_.assign(R_, 0);
@@ -1605,14 +1607,40 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         return x;
     };
     std::vector<uint64_t> zc, t(words_);
+    // many cuts (the root's arrangement): a cell's box (made when first needed, kept while the
+    // cell is) tells most cells apart from a line that misses them (Box::sign), without a look at
+    // their vertices' signs (a column of sg_: a cache miss each). Both say the same: the box
+    // holds the cell, and a row of one strict sign on it has that sign at every vertex.
+    const bool boxed = cutting.size() >= 16;
+    std::vector<Box> bx, next_bx;  // cell ci's box, made iff has[ci]
+    std::vector<uint8_t> has, next_has;
+    if (boxed) {
+        bx.resize(cells.size());
+        has.assign(cells.size(), 0);
+    }
     for (int i : cutting) {
         next.clear();
         next_cms.clear();
+        next_bx.clear();
+        next_has.clear();
         fresh.clear();
         edge_point_.clear();
         for (size_t ci = 0; ci < cells.size(); ++ci) {
             std::vector<int>& vs = cells[ci];
             bool pos = false, neg = false;
+            if (boxed) {
+                if (!has[ci]) {
+                    bx[ci] = box_of(vs, true);
+                    has[ci] = 1;
+                }
+                if (bx[ci].ok && bx[ci].sign(rowp_[(size_t)i]->h, rowp_[(size_t)i]->err)) {
+                    next.push_back(std::move(vs));
+                    if (d != 2) next_cms.push_back(std::move(cms[ci]));
+                    next_bx.push_back(bx[ci]);
+                    next_has.push_back(1);
+                    continue;
+                }
+            }
             for (int v : vs) {
                 int8_t s = Sv((size_t)v)[i];
                 pos |= s > 0;
@@ -1621,7 +1649,16 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             if (!(pos && neg)) {
                 next.push_back(std::move(vs));
                 if (d != 2) next_cms.push_back(std::move(cms[ci]));
+                if (boxed) {
+                    next_bx.push_back(bx[ci]);
+                    next_has.push_back(has[ci]);
+                }
                 continue;
+            }
+            if (boxed) {
+                next_bx.resize(next_bx.size() + 2);
+                next_has.push_back(0);
+                next_has.push_back(0);
             }
             std::vector<int> plus, minus;
             size_t m = vs.size();
@@ -1684,6 +1721,8 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         }
         std::swap(cells, next);
         std::swap(cms, next_cms);
+        std::swap(bx, next_bx);
+        std::swap(has, next_has);
         for (auto& fr : fresh) {
             lv_.push_back(fr.first);
             add_signs(lv_.size() - 1, fr.second.data(), far_sg_.data(), near_);
