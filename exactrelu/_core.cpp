@@ -1273,13 +1273,13 @@ class Certifier {
         }
         // sign() of n rows of D + 1 doubles f (row u at f + u (D + 1), its absolute error
         // max(fe[u], 0), none when fe is null) into out[u]. The doubles of a map in delta form
-        // (Map::floats) go in as they are, unscaled: the bound above holds for any positive
-        // multiple of a row, its entries within 2^-51 relative and err absolute of the exact
-        // ones, at any scale. Scaling only keeps the entries from overflowing: the integers of
-        // a map are below 2^512, m and r below 2^500, so no product or sum here overflows; one
-        // that did would make mag, hence the bound, infinite or NaN (as a NaN entry does), and
-        // then nothing is decided. Underflow adds at most 2^-1074 per operation: `extra`, an
-        // absolute term, covers that at any scale.
+        // (Map::floats) or of its entries in limbs (fx_to_double) go in as they are, unscaled:
+        // the bound above holds for any positive multiple of a row, its entries within 2^-51
+        // relative and err absolute of the exact ones, at any scale. Scaling only keeps the
+        // entries from overflowing: the integers of a map are below 2^512, m and r below 2^500,
+        // so no product or sum here overflows; one that did would make mag, hence the bound,
+        // infinite or NaN (as a NaN entry does), and then nothing is decided. Underflow adds at
+        // most 2^-1074 per operation: `extra`, an absolute term, covers that at any scale.
         template <int D>
         void signs_d(const double* f, const double* fe, int n, int8_t* out) const {
             for (int u = 0; u < n; ++u)
@@ -1453,15 +1453,28 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         const bool plain = mpz_cmp_ui(s.v, 1) == 0 && shift.sgn() == 0;
         const bool fl = plain && pm.base, lb = plain && !pm.base && pm.K;
         const double* fe = fl ? pm.float_errors() : nullptr;
-        if (fl && box.ok) {  // the box test on the map's doubles as they are (Box::signs)
-            box.signs(pm.floats(), fe, n, &box_sg_[(size_t)(t * n)]);
+        if ((fl || lb) && box.ok) {
+            // the box test on the map's doubles as they are (Box::signs), or on its entries in
+            // limbs as doubles (fx_to_double: integer-valued, within 2^-52 relative)
+            const double* f = pm.floats();
+            if (lb) {
+                thread_local std::vector<double> buf;
+                buf.resize((size_t)n * (size_t)M);
+                const int K = pm.K;
+                for (size_t k = 0; k < buf.size(); ++k) buf[k] = fx_to_double(&pm.w[k * (size_t)K], K);
+                f = buf.data();
+            }
+            box.signs(f, fe, n, &box_sg_[(size_t)(t * n)]);
             for (int u = 0; u < n; ++u) {
                 const int i = t * n + u;
                 if (box_sg_[(size_t)i]) continue;
                 const size_t e = (size_t)u * (size_t)M;
                 box_rest_.push_back(i);
                 blk->at[(size_t)i] = (int)blk->rows.size();
-                blk->rows.emplace_back().from_float(pm, e, M, pm.floats() + e, fe ? fe[u] : -1.0);
+                if (fl)
+                    blk->rows.emplace_back().from_float(pm, e, M, pm.floats() + e, fe ? fe[u] : -1.0);
+                else
+                    blk->rows.emplace_back().from_limbs(pm, e, M);
             }
             continue;
         }
