@@ -597,6 +597,36 @@ struct Spec {
 
 // --------------------------------------------------------------------------- geometry
 
+// A row's scaled approximation h (see Row) from entries e0 .. e0 + m - 1 of a fixed-width map
+// (not in delta form): each within 2^-52 relative of the exact scaled entry (no absolute error).
+inline void limbs_approx(const Map& map, size_t e0, int m, double* h) {
+    const int K = map.K;
+    const uint64_t* x = &map.w[e0 * (size_t)K];
+    long ex[DMAX + 1];
+    double mm[DMAX + 1];
+    for (int i = 0; i < m; ++i) mm[i] = fx_get_d_2exp(&ex[i], x + i * K, K);
+    scale_common(mm, ex, m, h);
+}
+
+// A row's scaled approximation h from the doubles f of a map in delta form (each within fe of
+// the exact entry, or within 2^-52 relative when fe < 0); returns its absolute error err. The
+// entries are integers (or zero): the scale 2^-t, with 2^t above twice every |f_i| + fe, is
+// exact (no result below 2^-600).
+inline double float_approx(const double* f, int m, double fe, double* h) {
+    const double a = std::max(fe, 0.0);
+    double big = a;
+    for (int i = 0; i < m; ++i) big = std::max(big, std::fabs(f[i]) + a);
+    if (big == 0.0) {  // every entry is exactly 0 (fe = 0 only when every term is 0)
+        for (int i = 0; i < m; ++i) h[i] = 0.0;
+        return 0;
+    }
+    int t;
+    std::frexp(big, &t);  // big < 2^t, t <= 520 (entries below 2^512, errors far below)
+    const double sc = exp2i(-(t + 1));
+    for (int i = 0; i < m; ++i) h[i] = f[i] * sc;
+    return a * sc;
+}
+
 // An affine function a_1 t_1 + .. + a_d t_d + c as integers, entries e = (a_1, .., a_d, c) (a
 // positive multiple `scale` of the exact one). A switching row read off a map in limbs, or off
 // the doubles of a map in delta form, is made exact only when first needed (its integers
@@ -628,34 +658,15 @@ struct Row {
         m = m_;
         exact = false;
         err = 0;
-        const int K = map.K;
-        const uint64_t* x = &map.w[e0 * (size_t)K];
-        long ex[DMAX + 1];
-        double mm[DMAX + 1];
-        for (int i = 0; i < m; ++i) mm[i] = fx_get_d_2exp(&ex[i], x + i * K, K);
-        scale_common(mm, ex, m, h);
+        limbs_approx(map, e0, m, h);
     }
-    // entries e0 .. e0 + m_ - 1 of a map in delta form from its doubles f (each within fe of
-    // the exact entry, or within 2^-52 relative when fe < 0). They are integers (or zero): the
-    // scale 2^-t, with 2^t above twice every |f_i| + fe, is exact (no result below 2^-600).
+    // entries e0 .. e0 + m_ - 1 of a map in delta form from its doubles f (see float_approx)
     void from_float(const Map& map, size_t e0, int m_, const double* f, double fe) {
         src = &map;
         src_e = e0;
         m = m_;
         exact = false;
-        const double a = std::max(fe, 0.0);
-        double big = a;
-        for (int i = 0; i < m; ++i) big = std::max(big, std::fabs(f[i]) + a);
-        if (big == 0.0) {  // every entry is exactly 0 (fe = 0 only when every term is 0)
-            for (int i = 0; i < m; ++i) h[i] = 0.0;
-            err = 0;
-            return;
-        }
-        int t;
-        std::frexp(big, &t);  // big < 2^t, t <= 520 (entries below 2^512, errors far below)
-        const double sc = exp2i(-(t + 1));
-        for (int i = 0; i < m; ++i) h[i] = f[i] * sc;
-        err = a * sc;
+        err = float_approx(f, m, fe, h);
     }
     const Row& need() const {
         if (!exact) {
@@ -680,19 +691,26 @@ struct Row {
     }
 };
 
-struct RowBlock {  // the rows of one parent's switching functions (or of the domain's facets)
+// The rows of one parent's switching functions (or of the domain's facets). A parent's block
+// holds only the rows its box test left undecided (Certifier::children): a row of one strict
+// sign on all of the parent is no facet of a child and vanishes at none of its vertices, so
+// nothing reads it. Row i is rows[at[i]] (at empty: rows[i]; at[i] < 0: not made).
+struct RowBlock {
     Map map;  // the parent's map, which rows may read from
     std::vector<Row> rows;
+    std::vector<int> at;
     std::vector<Z> scales;
     int per = 1;  // row i has scale scales[i / per]
     const Z& scale(int i) const { return scales[(size_t)(i / per)]; }
+    Row& row(int i) { return rows[at.empty() ? (size_t)i : (size_t)at[(size_t)i]]; }
+    const Row& row(int i) const { return rows[at.empty() ? (size_t)i : (size_t)at[(size_t)i]]; }
 };
 
 struct RowRef {
     std::shared_ptr<RowBlock> blk;
     int i = 0;
     int sg = 1;  // the facet's slack row is sg times the row
-    const Row& row() const { return blk->rows[(size_t)i]; }
+    const Row& row() const { return blk->row(i); }
 };
 
 struct Facet {
@@ -1217,35 +1235,80 @@ class Certifier {
         for (size_t w = 0; w < words_; ++w) z[w] &= zmask_[w];
     }
 
-    // The switching rows (the first S) of one strict sign on all of P by a float test with a
-    // rigorous error bound, that sign in box_sg_ (else 0), the other rows in box_rest_. P lies in
-    // the box of its vertices' coordinates q (from their scaled approximations, each within
-    // 2^-50 |q| + 2^-170 of the exact one where W's approximation is at least 2^-900), widened by
-    // more than that; around its float centre m with radii r, a row (a, c) (each entry within
-    // 2^-51 relative and 2^-1073 of the exact scaled one) is at least |a . m + c| - sum |a_i| r_i
-    // - (rounding and approximation: below 2^-48 (sum |a_i m_i| + |c|) + 2^-1000 (1 + sum (r_i
-    // + |m_i|))) in magnitude there, with the sign of a . m + c. A row whose entries carry an
-    // absolute error err too (see Row) moves by at most err (1 + sum |x_i|) <= err (1 + sum (|m_i|
-    // + r_i)) at any point x of the box: that is added, times (1 + 2^-40) for its own rounding.
-    // Where a bound cannot be made (tiny W, huge coordinates) every row is evaluated at every
+    // The strict sign of a switching row on all of P by a float test with a rigorous error
+    // bound (Box::sign: 0 when it cannot tell). P lies in the box of its vertices' coordinates q
+    // (from their scaled approximations, each within 2^-50 |q| + 2^-170 of the exact one where
+    // W's approximation is at least 2^-900), widened by more than that; around its float centre
+    // m with radii r, a row (a, c) (each entry within 2^-51 relative and 2^-1073 of the exact
+    // scaled one) is at least |a . m + c| - sum |a_i| r_i - (rounding and approximation: below
+    // 2^-48 (sum |a_i m_i| + |c|) + 2^-1000 (1 + sum (r_i + |m_i|))) in magnitude there, with the
+    // sign of a . m + c. A row whose entries carry an absolute error err too (see Row) moves by
+    // at most err (1 + sum |x_i|) <= err (1 + sum (|m_i| + r_i)) at any point x of the box: that
+    // is added, times (1 + 2^-40) for its own rounding. Where a bound cannot be made (tiny W,
+    // huge coordinates) the box decides nothing (ok false) and every row is evaluated at every
     // vertex.
-    void box_signs(const Cell& P, int S) {
-        const int d = spec_.d;
-        box_sg_.assign(R_, 0);
-        box_rest_.clear();
-        double lo[DMAX], hi[DMAX], m[DMAX], rad[DMAX];
-        bool ok = true;
+    struct Box {
+        bool ok = false;
+        int d = 2;
+        double m[DMAX], rad[DMAX], extra = 0, reach = 0;
+        template <int D>
+        int sign_d(const double* a, double err) const {
+            double s = a[D], spread = 0, mag = std::fabs(a[D]);
+            for (int i = 0; i < D; ++i) {
+                s += a[i] * m[i];
+                spread += std::fabs(a[i]) * rad[i];
+                mag += std::fabs(a[i] * m[i]);
+            }
+            const double bound = (spread * (1 + 0x1p-48) + mag * 0x1p-48 + extra + err * reach) * (1 + 0x1p-45);
+            return s > bound ? 1 : s < -bound ? -1 : 0;
+        }
+        int sign(const double* a, double err) const {
+            switch (d) {
+                case 2: return sign_d<2>(a, err);
+                case 3: return sign_d<3>(a, err);
+                case 4: return sign_d<4>(a, err);
+                case 5: return sign_d<5>(a, err);
+                default: return sign_d<DMAX>(a, err);
+            }
+        }
+        // sign() of n rows of D + 1 doubles f (row u at f + u (D + 1), its absolute error
+        // max(fe[u], 0), none when fe is null) into out[u]. The doubles of a map in delta form
+        // (Map::floats) or of its entries in limbs (fx_to_double) go in as they are, unscaled:
+        // the bound above holds for any positive multiple of a row, its entries within 2^-51
+        // relative and err absolute of the exact ones, at any scale. Scaling only keeps the
+        // entries from overflowing: the integers of a map are below 2^512, m and r below 2^500,
+        // so no product or sum here overflows; one that did would make mag, hence the bound,
+        // infinite or NaN (as a NaN entry does), and then nothing is decided. Underflow adds at
+        // most 2^-1074 per operation: `extra`, an absolute term, covers that at any scale.
+        template <int D>
+        void signs_d(const double* f, const double* fe, int n, int8_t* out) const {
+            for (int u = 0; u < n; ++u)
+                out[u] = (int8_t)sign_d<D>(f + (size_t)u * (D + 1), fe ? std::max(fe[u], 0.0) : 0.0);
+        }
+        void signs(const double* f, const double* fe, int n, int8_t* out) const {
+            switch (d) {
+                case 2: return signs_d<2>(f, fe, n, out);
+                case 3: return signs_d<3>(f, fe, n, out);
+                case 4: return signs_d<4>(f, fe, n, out);
+                case 5: return signs_d<5>(f, fe, n, out);
+                default: return signs_d<DMAX>(f, fe, n, out);
+            }
+        }
+    };
+    // the box of the vertices ids (arena ids; local ones, lv_[x], with local): it holds their
+    // convex hull (a cell)
+    Box box_of(const std::vector<int>& ids, bool local = false) const {
+        Box b;
+        const int d = b.d = spec_.d;
+        double lo[DMAX], hi[DMAX];
         for (int i = 0; i < d; ++i) {
             lo[i] = HUGE_VAL;
             hi[i] = -HUGE_VAL;
         }
-        for (int id : P.ring) {
-            const Vertex& v = verts[(size_t)id];
+        for (int x : ids) {
+            const Vertex& v = verts[(size_t)(local ? lv_[(size_t)x] : x)];
             const double w = v.h[v.m - 1];
-            if (!(w >= 0x1p-900)) {
-                ok = false;
-                break;
-            }
+            if (!(w >= 0x1p-900)) return b;
             for (int i = 0; i < d; ++i) {
                 const double q = v.h[i] / w;
                 const double slack = std::fabs(q) * 0x1p-48 + 0x1p-160;
@@ -1253,31 +1316,18 @@ class Certifier {
                 hi[i] = std::max(hi[i], q + slack);
             }
         }
-        for (int i = 0; i < d && ok; ++i) {
-            m[i] = 0.5 * (lo[i] + hi[i]);
-            rad[i] = std::max(hi[i] - m[i], m[i] - lo[i]) * (1 + 0x1p-48);
-            ok = std::isfinite(m[i]) && std::isfinite(rad[i]) && std::fabs(m[i]) < 0x1p500 && rad[i] < 0x1p500;
+        for (int i = 0; i < d; ++i) {
+            b.m[i] = 0.5 * (lo[i] + hi[i]);
+            b.rad[i] = std::max(hi[i] - b.m[i], b.m[i] - lo[i]) * (1 + 0x1p-48);
+            if (!(std::isfinite(b.m[i]) && std::isfinite(b.rad[i]) && std::fabs(b.m[i]) < 0x1p500 && b.rad[i] < 0x1p500))
+                return b;
         }
-        if (ok) {
-            double extra = 1;
-            for (int i = 0; i < d; ++i) extra += rad[i] + std::fabs(m[i]);
-            const double reach = extra * (1 + 0x1p-40);
-            extra *= 0x1p-1000;
-            for (int r = 0; r < S; ++r) {
-                const double* a = rowp_[(size_t)r]->h;
-                double s = a[d], spread = 0, mag = std::fabs(a[d]);
-                for (int i = 0; i < d; ++i) {
-                    s += a[i] * m[i];
-                    spread += std::fabs(a[i]) * rad[i];
-                    mag += std::fabs(a[i] * m[i]);
-                }
-                const double bound = (spread * (1 + 0x1p-48) + mag * 0x1p-48 + extra + rowp_[(size_t)r]->err * reach) * (1 + 0x1p-45);
-                if (s > bound) box_sg_[(size_t)r] = (int8_t)rowsg_[(size_t)r];
-                else if (s < -bound) box_sg_[(size_t)r] = (int8_t)-rowsg_[(size_t)r];
-            }
-        }
-        for (size_t r = 0; r < R_; ++r)
-            if (!box_sg_[r]) box_rest_.push_back((int)r);
+        double extra = 1;
+        for (int i = 0; i < d; ++i) extra += b.rad[i] + std::fabs(b.m[i]);
+        b.reach = extra * (1 + 0x1p-40);
+        b.extra = extra * 0x1p-1000;
+        b.ok = true;
+        return b;
     }
 
     // 2-D: the point where line `ra` cuts a side, whose line is any row vanishing at both of the
@@ -1383,59 +1433,106 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
     clk.lap(P_MAPS);
 
     // the switching rows on P: (row * s - shift e_last), scale den * s, per threshold; a row
-    // that is the map's own row (s = 1, shift = 0) is read off the map where it is in limbs
+    // that is the map's own row (s = 1, shift = 0) is read off the map where it is in limbs or
+    // in delta form, and made (a Row in blk) only when the box test leaves its sign on P
+    // undecided (see RowBlock); the others are made exact now, every one
     auto blk = std::make_shared<RowBlock>();
     blk->map = std::move(P.live);
     const Map& pm = blk->map;
-    blk->rows.resize((size_t)S);
     blk->per = n;
     blk->scales = lv.thr_scale;
+    blk->at.assign((size_t)S, -1);
+    const Box box = box_of(P.ring);
+    R_ = (size_t)S + F;
+    words_ = (R_ + 63) / 64;
+    box_sg_.assign(R_, 0);
+    box_rest_.clear();
     for (int t = 0; t < T; ++t) {
         const Z& s = lv.thr_s[(size_t)t];
         const Z& shift = lv.thr_shift[(size_t)t];
-        bool plain = mpz_cmp_ui(s.v, 1) == 0 && shift.sgn() == 0;
+        const bool plain = mpz_cmp_ui(s.v, 1) == 0 && shift.sgn() == 0;
+        const bool fl = plain && pm.base, lb = plain && !pm.base && pm.K;
+        const double* fe = fl ? pm.float_errors() : nullptr;
+        if ((fl || lb) && box.ok) {
+            // the box test on the map's doubles as they are (Box::signs), or on its entries in
+            // limbs as doubles (fx_to_double: integer-valued, within 2^-52 relative)
+            const double* f = pm.floats();
+            if (lb) {
+                thread_local std::vector<double> buf;
+                buf.resize((size_t)n * (size_t)M);
+                const int K = pm.K;
+                for (size_t k = 0; k < buf.size(); ++k) buf[k] = fx_to_double(&pm.w[k * (size_t)K], K);
+                f = buf.data();
+            }
+            box.signs(f, fe, n, &box_sg_[(size_t)(t * n)]);
+            for (int u = 0; u < n; ++u) {
+                const int i = t * n + u;
+                if (box_sg_[(size_t)i]) continue;
+                const size_t e = (size_t)u * (size_t)M;
+                box_rest_.push_back(i);
+                blk->at[(size_t)i] = (int)blk->rows.size();
+                if (fl)
+                    blk->rows.emplace_back().from_float(pm, e, M, pm.floats() + e, fe ? fe[u] : -1.0);
+                else
+                    blk->rows.emplace_back().from_limbs(pm, e, M);
+            }
+            continue;
+        }
         for (int u = 0; u < n; ++u) {
-            Row& r = blk->rows[(size_t)(t * n + u)];
-            size_t e = (size_t)u * (size_t)M;
-            if (plain && pm.base) {
-                const double* fe = pm.float_errors();
+            const int i = t * n + u;
+            const size_t e = (size_t)u * (size_t)M;
+            double h[DMAX + 1], err = 0;
+            if (fl) {
+                err = float_approx(pm.floats() + e, M, fe ? fe[u] : -1.0, h);
+            } else if (lb) {
+                limbs_approx(pm, e, M, h);
+            } else {
+                blk->at[(size_t)i] = (int)blk->rows.size();
+                Row& r = blk->rows.emplace_back();
+                r.m = M;
+                r.alloc();
+                for (int k = 0; k < M; ++k) pm.get(e + (size_t)k, r.e[k].v);
+                if (!plain) {
+                    for (int k = 0; k < M; ++k) mpz_mul(r.e[k].v, r.e[k].v, s.v);
+                    mpz_sub(r.e[M - 1].v, r.e[M - 1].v, shift.v);
+                }
+                r.approx();
+                std::memcpy(h, r.h, sizeof h);
+                err = r.err;
+            }
+            const int sg = box.ok ? box.sign(h, err) : 0;  // rowsg_ is 1 for a switching row
+            if (sg) {
+                box_sg_[(size_t)i] = (int8_t)sg;
+                continue;
+            }
+            box_rest_.push_back(i);
+            if (blk->at[(size_t)i] >= 0) continue;
+            blk->at[(size_t)i] = (int)blk->rows.size();
+            Row& r = blk->rows.emplace_back();
+            if (fl)
                 r.from_float(pm, e, M, pm.floats() + e, fe ? fe[u] : -1.0);
-                continue;
-            }
-            if (plain && pm.K) {
+            else
                 r.from_limbs(pm, e, M);
-                continue;
-            }
-            r.m = M;
-            r.alloc();
-            for (int i = 0; i < M; ++i) pm.get(e + (size_t)i, r.e[i].v);
-            if (!plain) {
-                for (int i = 0; i < M; ++i) mpz_mul(r.e[i].v, r.e[i].v, s.v);
-                mpz_sub(r.e[M - 1].v, r.e[M - 1].v, shift.v);
-            }
-            r.approx();
         }
     }
 
-    // every row: switching functions, then P's facets
-    R_ = (size_t)S + F;
-    words_ = (R_ + 63) / 64;
-    rowp_.resize(R_);
+    // every row: switching functions, then P's facets (a far switching row has no Row)
+    rowp_.assign(R_, nullptr);
     rowsg_.resize(R_);
-    for (int i = 0; i < S; ++i) {
-        rowp_[(size_t)i] = &blk->rows[(size_t)i];
-        rowsg_[(size_t)i] = 1;
-    }
+    for (int i = 0; i < S; ++i) rowsg_[(size_t)i] = 1;
+    for (int i : box_rest_) rowp_[(size_t)i] = &blk->row(i);
     for (size_t k = 0; k < F; ++k) {
         rowp_[(size_t)S + k] = &P.facets[k].row.row();
         rowsg_[(size_t)S + k] = P.facets[k].row.sg;
+        box_rest_.push_back(S + (int)k);
     }
-    // rows that can be tight: all but the functions identically zero on P
+    // rows that can be tight: all but the functions identically zero on P (a far row is not)
     zmask_.assign(words_, ~(uint64_t)0);
     if (R_ % 64) zmask_[words_ - 1] = ((uint64_t)1 << (R_ % 64)) - 1;
     std::vector<uint64_t> vanish(words_, 0);
-    for (int i = 0; i < S; ++i) {
-        if (blk->rows[(size_t)i].is_zero()) {
+    for (int i : box_rest_) {
+        if (i >= S) break;
+        if (rowp_[(size_t)i]->is_zero()) {
             zmask_[(size_t)i >> 6] &= ~((uint64_t)1 << (i & 63));
             vanish[(size_t)i >> 6] |= (uint64_t)1 << (i & 63);
         }
@@ -1460,7 +1557,6 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             for (int v : P.facets[k].fv) set_bit(&known[(size_t)v * words_], (size_t)S + k);
         }
     }
-    box_signs(P, S);
     for (size_t v = 0; v < n0; ++v) add_signs(v, &known[v * words_], box_sg_.data(), box_rest_);
 
     // the far rows (P is the convex hull of its vertices: a row of one strict sign at all of
@@ -1524,14 +1620,40 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         return x;
     };
     std::vector<uint64_t> zc, t(words_);
+    // many cuts (the root's arrangement): a cell's box (made when first needed, kept while the
+    // cell is) tells most cells apart from a line that misses them (Box::sign), without a look at
+    // their vertices' signs (a column of sg_: a cache miss each). Both say the same: the box
+    // holds the cell, and a row of one strict sign on it has that sign at every vertex.
+    const bool boxed = cutting.size() >= 16;
+    std::vector<Box> bx, next_bx;  // cell ci's box, made iff has[ci]
+    std::vector<uint8_t> has, next_has;
+    if (boxed) {
+        bx.resize(cells.size());
+        has.assign(cells.size(), 0);
+    }
     for (int i : cutting) {
         next.clear();
         next_cms.clear();
+        next_bx.clear();
+        next_has.clear();
         fresh.clear();
         edge_point_.clear();
         for (size_t ci = 0; ci < cells.size(); ++ci) {
             std::vector<int>& vs = cells[ci];
             bool pos = false, neg = false;
+            if (boxed) {
+                if (!has[ci]) {
+                    bx[ci] = box_of(vs, true);
+                    has[ci] = 1;
+                }
+                if (bx[ci].ok && bx[ci].sign(rowp_[(size_t)i]->h, rowp_[(size_t)i]->err)) {
+                    next.push_back(std::move(vs));
+                    if (d != 2) next_cms.push_back(std::move(cms[ci]));
+                    next_bx.push_back(bx[ci]);
+                    next_has.push_back(1);
+                    continue;
+                }
+            }
             for (int v : vs) {
                 int8_t s = Sv((size_t)v)[i];
                 pos |= s > 0;
@@ -1540,7 +1662,16 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
             if (!(pos && neg)) {
                 next.push_back(std::move(vs));
                 if (d != 2) next_cms.push_back(std::move(cms[ci]));
+                if (boxed) {
+                    next_bx.push_back(bx[ci]);
+                    next_has.push_back(has[ci]);
+                }
                 continue;
+            }
+            if (boxed) {
+                next_bx.resize(next_bx.size() + 2);
+                next_has.push_back(0);
+                next_has.push_back(0);
             }
             std::vector<int> plus, minus;
             size_t m = vs.size();
@@ -1603,6 +1734,8 @@ void Certifier::children(Cell& P, std::vector<std::shared_ptr<Cell>>& kids) {
         }
         std::swap(cells, next);
         std::swap(cms, next_cms);
+        std::swap(bx, next_bx);
+        std::swap(has, next_has);
         for (auto& fr : fresh) {
             lv_.push_back(fr.first);
             add_signs(lv_.size() - 1, fr.second.data(), far_sg_.data(), near_);
@@ -2627,7 +2760,7 @@ void set_ratio(mpq_t q, const mpz_t n, const mpz_t d, long d_log2) {
 }
 
 int Certifier::row_out(const RowRef& ref) {
-    Row& r = ref.blk->rows[(size_t)ref.i];
+    Row& r = ref.blk->row(ref.i);
     r.need();
     const int d = spec_.d;
     int side = ref.sg > 0 ? 1 : 0;
