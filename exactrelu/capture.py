@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import itertools
 import math
 import operator
 from collections.abc import Callable, Sequence
@@ -180,6 +181,16 @@ class Program:
                 for part in module_state(nd.module):
                     h.update(part)
         return h.hexdigest()
+
+    def device(self) -> torch.device | None:
+        """The device of the model's first parameter or buffer (of the ops' modules for a
+        program unpickled without ``net``), or None when it has none."""
+        mods = [self.net] if self.net is not None else [
+            nd.module for nd in self.nodes if isinstance(nd.module, nn.Module)]
+        for m in mods:
+            for t in itertools.chain(m.parameters(), m.buffers()):
+                return t.device
+        return None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (for worker processes) without ``net``: the ops hold what they compute with,

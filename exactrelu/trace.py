@@ -2286,8 +2286,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
     if d > 6:
         log.warning("tracing a %d-D domain: the tracer is meant for 1 to 6 dimensions", d)
     if device is None:
-        p = next(itertools.chain(prog.net.parameters(), prog.net.buffers()), None)
-        device = p.device if p is not None else torch.device("cpu")
+        device = prog.device() or torch.device("cpu")
     device = torch.device(device)
 
     nodes = prog.piecewise_nodes()
