@@ -67,6 +67,7 @@ from .rules import (
     Div,
     FloatMap,
     Gather,
+    LinearRule,
     Mean,
     Mul,
     Pad,
@@ -1207,18 +1208,31 @@ def _infer_shapes(prog: Program) -> None:
 def _check_size(nd: Node) -> None:
     """Refuse an op whose output would exceed :data:`~exactrelu.rules.MAX_ENTRIES` entries per
     sample (a padding or upsampling of a model file asking for too much) before computing it:
-    affine ops are run on the meta device first (nothing allocated)."""
+    affine ops are run on the meta device first (nothing allocated), except a Linear on
+    inputs that fit its weight, whose size its shapes give."""
     if nd.piecewise or not isinstance(nd.rule, AffineRule):
         return
-    ins = [FloatMap(torch.zeros((1, 0, *s), device="meta"), torch.zeros((1, *s), device="meta"))
-           for s in nd.in_shapes]
-    try:
-        size = nd.rule.float_forward(nd.module, ins).b.numel()
-    except (NotImplementedError, RuntimeError, TypeError, ValueError):
-        return  # an op without meta kernels: computed for real below
+    w = getattr(nd.module, "weight", None)
+    if (type(nd.rule) is LinearRule and len(nd.in_shapes) == 1 and len(nd.in_shapes[0])
+            and isinstance(w, torch.Tensor) and w.dim() == 2
+            and nd.in_shapes[0][-1] == w.shape[1]):
+        size = math.prod(nd.in_shapes[0][:-1]) * w.shape[0]  # F.linear's output, by its shapes
+    else:
+        size = _meta_size(nd)
     if size > MAX_ENTRIES:
         raise UnsupportedModelError(f"its output would have {size} entries per sample (at most "
                                     f"{MAX_ENTRIES} are supported)")
+
+
+def _meta_size(nd: Node) -> int:
+    """Entries per sample of affine op ``nd``'s output, computed on the meta device (0 for an op
+    without meta kernels: it is computed for real after)."""
+    ins = [FloatMap(torch.zeros((1, 0, *s), device="meta"), torch.zeros((1, *s), device="meta"))
+           for s in nd.in_shapes]
+    try:
+        return int(nd.rule.float_forward(nd.module, ins).b.numel())
+    except (NotImplementedError, RuntimeError, TypeError, ValueError):
+        return 0
 
 
 def _resolve_reshape(nd: Node, in_shape: tuple[int, ...]) -> Reshape:
