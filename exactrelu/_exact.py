@@ -45,7 +45,8 @@ def to_fraction(x: fmpq) -> Fraction:
 def tensor_to_fmpq_list(t: torch.Tensor) -> list[fmpq]:
     """Exact rationals of the float entries of ``t`` (flattened, row-major)."""
     values = t.detach().to("cpu", torch.float64).reshape(-1).tolist()
-    return [to_fmpq(v) for v in values]
+    # float.as_integer_ratio is the float's exact value (what to_fmpq takes through Fraction)
+    return [fmpq(*v.as_integer_ratio()) for v in values]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import itertools
 import math
 import operator
 from collections.abc import Callable, Sequence
@@ -66,6 +67,7 @@ from .rules import (
     Div,
     FloatMap,
     Gather,
+    LinearRule,
     Mean,
     Mul,
     Pad,
@@ -180,6 +182,16 @@ class Program:
                 for part in module_state(nd.module):
                     h.update(part)
         return h.hexdigest()
+
+    def device(self) -> torch.device | None:
+        """The device of the model's first parameter or buffer (of the ops' modules for a
+        program unpickled without ``net``), or None when it has none."""
+        mods = [self.net] if self.net is not None else [
+            nd.module for nd in self.nodes if isinstance(nd.module, nn.Module)]
+        for m in mods:
+            for t in itertools.chain(m.parameters(), m.buffers()):
+                return t.device
+        return None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (for worker processes) without ``net``: the ops hold what they compute with,
@@ -1196,18 +1208,31 @@ def _infer_shapes(prog: Program) -> None:
 def _check_size(nd: Node) -> None:
     """Refuse an op whose output would exceed :data:`~exactrelu.rules.MAX_ENTRIES` entries per
     sample (a padding or upsampling of a model file asking for too much) before computing it:
-    affine ops are run on the meta device first (nothing allocated)."""
+    affine ops are run on the meta device first (nothing allocated), except a Linear on
+    inputs that fit its weight, whose size its shapes give."""
     if nd.piecewise or not isinstance(nd.rule, AffineRule):
         return
-    ins = [FloatMap(torch.zeros((1, 0, *s), device="meta"), torch.zeros((1, *s), device="meta"))
-           for s in nd.in_shapes]
-    try:
-        size = nd.rule.float_forward(nd.module, ins).b.numel()
-    except (NotImplementedError, RuntimeError, TypeError, ValueError):
-        return  # an op without meta kernels: computed for real below
+    w = getattr(nd.module, "weight", None)
+    if (type(nd.rule) is LinearRule and len(nd.in_shapes) == 1 and len(nd.in_shapes[0])
+            and isinstance(w, torch.Tensor) and w.dim() == 2
+            and nd.in_shapes[0][-1] == w.shape[1]):
+        size = math.prod(nd.in_shapes[0][:-1]) * w.shape[0]  # F.linear's output, by its shapes
+    else:
+        size = _meta_size(nd)
     if size > MAX_ENTRIES:
         raise UnsupportedModelError(f"its output would have {size} entries per sample (at most "
                                     f"{MAX_ENTRIES} are supported)")
+
+
+def _meta_size(nd: Node) -> int:
+    """Entries per sample of affine op ``nd``'s output, computed on the meta device (0 for an op
+    without meta kernels: it is computed for real after)."""
+    ins = [FloatMap(torch.zeros((1, 0, *s), device="meta"), torch.zeros((1, *s), device="meta"))
+           for s in nd.in_shapes]
+    try:
+        return int(nd.rule.float_forward(nd.module, ins).b.numel())
+    except (NotImplementedError, RuntimeError, TypeError, ValueError):
+        return 0
 
 
 def _resolve_reshape(nd: Node, in_shape: tuple[int, ...]) -> Reshape:

@@ -94,6 +94,9 @@ _MAX_TIGHT = 64  # tight ids kept per vertex copy; beyond this they are reported
 _KEY = 1 << 31  # edge keys: min vertex id * _KEY + max vertex id
 _INT16_IDS = 1 << 15  # tight ids are int16 below this many constraints, else int32
 _BCAST = 1 << 18  # elements of a broadcast comparison of tight lists done at once
+_DELTAS = 1 << 12  # entries of the next op's Jacobian from which an op keeps its deltas (below,
+# the next op's forward pass costs less per vertex than keeping and reading the deltas: 2-16-16)
+_DENSE_LERP = 1 << 15  # elements of an interpolation done on gathered rows (see _lerp_rows)
 _SAMPLES = 256  # points per op at which the scale of each switching function is taken
 _SEED = 12345  # of the random projections and sample points (the trace is deterministic)
 
@@ -613,11 +616,18 @@ def _lerp_rows(src: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lam: torch.T
     ``src``'s storage or a disjoint part of it); on the CPU as one sparse-dense product with two
     entries per row, which reads each row of ``src`` it needs once and writes ``out`` once (the
     gathered copies of :func:`torch.lerp` cost as much again at wide ops). The two forms round
-    differently (within an ulp or two of the values): either is a float proposal."""
+    differently (within an ulp or two of the values): either is a float proposal. Below
+    ``_DENSE_LERP`` elements (where the sparse product's fixed cost, about 0.2 ms, dominates) the
+    same sum of two products on gathered rows (on the CPU the same roundings as the sparse
+    product: the tests compare them)."""
     if src.device.type != "cpu" or len(a) == 0:
         return torch.lerp(src.index_select(0, a), src.index_select(0, b), lam.unsqueeze(1),
                           out=out)
     n = len(a)
+    if n * src.shape[1] <= _DENSE_LERP:
+        lo = (1 - lam).to(src.dtype).unsqueeze(1)
+        torch.mul(src.index_select(0, a), lo, out=out)
+        return out.add_(src.index_select(0, b).mul_(lam.to(src.dtype).unsqueeze(1)))
     crow = torch.arange(0, 2 * n + 1, 2, dtype=torch.int64, device=src.device)
     with warnings.catch_warnings():  # (sparse CSR tensors are "beta" in torch 2.x)
         warnings.simplefilter("ignore", UserWarning)
@@ -926,7 +936,7 @@ class _Op:
         rule = self.nd.rule
         if (isinstance(rule, _ElementwiseRule) and j < len(tr.nodes) - 1
                 and rule.unit_slopes(self.nd.module, tuple(self.nd.in_shapes[0])) is None
-                and tr.jacobian(j + 1) is not None):
+                and (J := tr.jacobian(j + 1)) is not None and J.numel() >= _DELTAS):
             self.made = _Made(tr.cx.nV, dev, tr.dtype)
             self.ts = rule.thresholds(self.nd.module)
             self.table = tr.slopes(j)
@@ -2286,8 +2296,7 @@ def trace(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] |
     if d > 6:
         log.warning("tracing a %d-D domain: the tracer is meant for 1 to 6 dimensions", d)
     if device is None:
-        p = next(itertools.chain(prog.net.parameters(), prog.net.buffers()), None)
-        device = p.device if p is not None else torch.device("cpu")
+        device = prog.device() or torch.device("cpu")
     device = torch.device(device)
 
     nodes = prog.piecewise_nodes()

@@ -198,7 +198,7 @@ def verify(net: nn.Module | Program, domain: Any, *, input_shape: Sequence[int] 
     ``verify`` makes without ``cells`` in canonical form, regions in the same order, adjacent
     pairs listed cell by cell, then those across cells. Every domain kind splits (on an
     unbounded one, cells may be unbounded polyhedra). With a Dask client, ``cells`` sets how
-    many tasks to aim for (default 8 per worker).
+    many tasks to aim for (default 4 per worker).
     Domains are limited in size (bounded: 10 dimensions; see :mod:`exactrelu.domain`); every
     argument is checked before any work.
 

@@ -695,3 +695,30 @@ def test_functional_activations_take_their_arguments_where_torch_does(call, kind
     (act,) = [nd.module for nd in capture(Net(), (2,)).nodes if nd.piecewise]
     assert type(act) is kind
     assert {k: getattr(act, k) for k in consts} == consts
+
+
+def test_a_program_unpickled_without_its_net_keeps_its_device_and_traces_alike():
+    # a Dask task gets the client's program pickled (without ``net``): the device comes from
+    # its ops' modules, and the trace finds what it finds on the program as captured
+    import pickle
+
+    from exactrelu.trace import trace
+
+    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 1))
+    prog = capture(net, (2,))
+    shipped = pickle.loads(pickle.dumps(prog))
+    assert shipped.net is None and shipped.device() == prog.device() == torch.device("cpu")
+    here = trace(prog, [(-1, 1), (-1, 1)], progress=False)
+    there = trace(shipped, [(-1, 1), (-1, 1)], progress=False)
+    assert here.num_regions == there.num_regions > 1
+    assert set(here.packed_patterns()) == set(there.packed_patterns())
+
+
+def test_float_entries_become_their_exact_rationals():
+    # every float64 is a dyadic rational: Fraction(x) takes it exactly (subnormals, -0.0, huge)
+    from exactrelu._exact import tensor_to_fmpq_list
+
+    xs = [0.0, -0.0, 1.0, -2.5, 0.1, 1 / 3, 5e-324, -2.2250738585072014e-308,
+          1.7976931348623157e308, 123456789.123456789]
+    got = tensor_to_fmpq_list(torch.tensor(xs, dtype=torch.float64))
+    assert [Fraction(int(q.p), int(q.q)) for q in got] == [Fraction(x) for x in xs]

@@ -506,11 +506,34 @@ def test_values_derived_from_earlier_ops_equal_the_forward_pass(block, monkeypat
 
     _spy(monkeypatch, trace_mod._Chunk, "_start_values", compare)
     monkeypatch.setattr(trace_mod, "_BLOCK", block)
+    monkeypatch.setattr(trace_mod, "_DELTAS", 0)  # (16 units: kept only when asked to)
     for act in (nn.ReLU, lambda: nn.LeakyReLU(0.2), lambda: nn.Hardtanh(-0.3, 0.4),
                 lambda: nn.PReLU(16, 0.3)):  # (PReLU: one slope per unit)
         trace(mlp((2, 16, 16, 16, 16), 4, act=act), [(-1, 1)] * 2, progress=False)
     assert len(seen) >= 9 and any(two for two, _ in seen)
     assert max(err for _, err in seen) < 1e-11
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, lambda: nn.LeakyReLU(0.2),
+                                 lambda: nn.Hardtanh(-0.3, 0.4)])
+def test_small_ops_take_the_forward_pass_and_find_the_same_regions(act, monkeypatch):
+    # below _DELTAS an op keeps no deltas (the next op's values come from the forward pass):
+    # the same regions as with the deltas kept, and the forward pass really taken
+    import exactrelu.trace as trace_mod
+
+    net = mlp((2, 16, 16, 16), 5, act=act)
+    kept = []
+    _spy(monkeypatch, trace_mod._Chunk, "_start_values",
+         lambda ch, vals: kept.append(ch.op.prev is not None))
+    small = trace(net, [(-1, 1)] * 2, progress=False)
+    assert kept and not any(kept)
+    kept.clear()
+    monkeypatch.setattr(trace_mod, "_DELTAS", 0)
+    derived = trace(net, [(-1, 1)] * 2, progress=False)
+    assert any(kept)
+    assert small.num_regions == derived.num_regions > 50
+    assert set(small.packed_patterns()) == set(derived.packed_patterns())
+    assert_interior_patterns(small)
 
 
 @pytest.mark.parametrize("act", [nn.ReLU, lambda: nn.LeakyReLU(0.2),
@@ -656,11 +679,15 @@ def test_opposite_signs_from_kept_sign_bits_are_those_of_the_rows():
                                                   strict=True))
 
 
-def test_interpolated_rows_are_those_of_lerp():
-    """``_lerp_rows`` (one sparse-dense product) against :func:`torch.lerp` on gathered rows,
-    written into rows of the same storage past the ones it reads."""
+@pytest.mark.parametrize("dense", [1 << 15, 0])
+def test_interpolated_rows_are_those_of_lerp(dense, monkeypatch):
+    """``_lerp_rows`` (one sparse-dense product, or below ``_DENSE_LERP`` elements the same sum
+    on gathered rows) against :func:`torch.lerp` on gathered rows, written into rows of the same
+    storage past the ones it reads."""
+    import exactrelu.trace as trace_mod
     from exactrelu.trace import _lerp_rows
 
+    monkeypatch.setattr(trace_mod, "_DENSE_LERP", dense)
     g = torch.Generator().manual_seed(2)
     buf = torch.randn((80, 33), generator=g, dtype=torch.float64) * 1e3
     a = torch.randint(0, 60, (20,), generator=g)
@@ -675,6 +702,25 @@ def test_interpolated_rows_are_those_of_lerp():
     assert torch.equal(got[0], buf[a[0]]) and torch.equal(got[1], buf[b[1]])
     empty = torch.zeros(0, dtype=torch.int64)
     assert _lerp_rows(buf[:60], empty, empty, lam[:0], buf[60:60]).shape == (0, 33)
+
+
+def test_both_forms_of_interpolated_rows_round_alike(monkeypatch):
+    """The sparse product and the sum on gathered rows of ``_lerp_rows``: the same values, bit
+    for bit, on the CPU (so the size that picks one does not change a trace)."""
+    import exactrelu.trace as trace_mod
+
+    g = torch.Generator().manual_seed(3)
+    for n, w in ((7, 5), (300, 64)):
+        src = torch.randn((4 * n, w), generator=g, dtype=torch.float64)
+        src *= torch.rand((4 * n, 1), generator=g, dtype=torch.float64) * 1e4
+        a = torch.randint(0, 4 * n, (n,), generator=g)
+        b = torch.randint(0, 4 * n, (n,), generator=g)
+        lam = torch.rand(n, generator=g, dtype=torch.float64)
+        monkeypatch.setattr(trace_mod, "_DENSE_LERP", 1 << 40)
+        dense = trace_mod._lerp_rows(src, a, b, lam, torch.empty((n, w), dtype=torch.float64))
+        monkeypatch.setattr(trace_mod, "_DENSE_LERP", 0)
+        sparse = trace_mod._lerp_rows(src, a, b, lam, torch.empty((n, w), dtype=torch.float64))
+        assert torch.equal(dense, sparse)
 
 
 def test_max_regions_counts_the_regions_of_every_chunk(monkeypatch):
