@@ -722,3 +722,15 @@ def test_float_entries_become_their_exact_rationals():
           1.7976931348623157e308, 123456789.123456789]
     got = tensor_to_fmpq_list(torch.tensor(xs, dtype=torch.float64))
     assert [Fraction(int(q.p), int(q.q)) for q in got] == [Fraction(x) for x in xs]
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: nn.Linear(2, 4000), (5000, 2)),  # sized from the weight's shape
+    (lambda: nn.Conv1d(2, 4000, 1), (2, 5000)),  # sized on the meta device
+])
+def test_an_op_whose_output_exceeds_the_entry_limit_is_refused_before_it_is_computed(
+        make: Callable[[], nn.Module], shape: tuple[int, ...]) -> None:
+    # 4000 x 5000 = 2 x 10^7 entries per sample, above rules.MAX_ENTRIES (2^24)
+    net = nn.Sequential(make(), nn.ReLU()).eval()
+    with pytest.raises(UnsupportedModelError, match="20000000 entries per sample"):
+        capture(net, shape)
