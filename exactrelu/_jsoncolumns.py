@@ -184,8 +184,7 @@ def _complex(h: Header, data: dict[str, Any]) -> tuple[Complex, list[int]]:
     if not all(widths):
         _decline()
     n_ops = len(widths)
-    seen: list[dict[tuple[int, ...], int]] = [{} for _ in widths]
-    tables: list[list[tuple[int, ...]]] = [[] for _ in widths]
+    seen: list[dict[tuple[int, ...], int]] = [{} for _ in widths]  # an op's states, in order
     state_ids: list[list[int]] = [[] for _ in widths]
     witness: list[Any] = []
     outputs: list[Any] = []
@@ -210,12 +209,7 @@ def _complex(h: Header, data: dict[str, Any]) -> tuple[Complex, list[int]]:
             # every state an int before the list is hashed (1.0 and True hash as 1)
             if type(s) is not list or len(s) != widths[j] or count_int(map(type, s), int) != len(s):
                 _decline()
-            key = tuple(s)
-            k = seen[j].get(key)
-            if k is None:
-                k = seen[j][key] = len(tables[j])
-                tables[j].append(key)
-            state_ids[j].append(k)
+            state_ids[j].append(seen[j].setdefault(tuple(s), len(seen[j])))
         witness.extend(w)
         for row in out:
             if type(row) is not list or len(row) != m:
@@ -240,8 +234,8 @@ def _complex(h: Header, data: dict[str, Any]) -> tuple[Complex, list[int]]:
         repaired.append(rep)
     n = len(rs)
     states = []
-    for table in tables:
-        a = np.array(table, dtype=np.int64)  # a state beyond int64: OverflowError, declined
+    for table in seen:
+        a = np.array(list(table), dtype=np.int64)  # a state beyond int64: OverflowError, declined
         if a.min() < -_STATE or a.max() >= _STATE:
             _decline()
         states.append(a)

@@ -398,7 +398,7 @@ class _Dask(_Pool):
     def __init__(self, client: Any, prog: Program, workers: int | None,
                  max_regions: int | None, engine: str) -> None:
         self.client, self.prog = client, prog
-        self.options = (prog.input_shape, workers, max_regions, engine)
+        self.options = (workers, max_regions, engine)
         self.futures: list[Any] = []
 
     def size(self) -> int:
@@ -461,9 +461,8 @@ class _Local(_Pool):
             assert root is not None
             root.mkdir(parents=True, exist_ok=True)
             self.spill = tempfile.TemporaryDirectory(prefix=".cells-", dir=root)
-        shape = self.prog.input_shape
         for k, cell in enumerate(tasks):
-            name, cx, s = _task(self.prog, cell, shape, *self.options, False)
+            name, cx, s = _task(self.prog, cell, *self.options, False)
             if not sharded:
                 yield k, (name, cx, s)
                 continue
@@ -490,9 +489,8 @@ class _Local(_Pool):
             self.spill = None
 
 
-def _task(net: nn.Module | Program, dom: Domain, input_shape: tuple[int, ...],
-          workers: int | None, max_regions: int | None, engine: str, keep: bool
-          ) -> tuple[str, Any, float]:
+def _task(prog: Program, dom: Domain, workers: int | None, max_regions: int | None,
+          engine: str, keep: bool) -> tuple[str, Any, float]:
     """One cell on a worker: what :func:`exactrelu.verify` does up to the exact complex, which
     travels back as plain integers (the certificate's objects would pickle each Fraction as a
     decimal string) for the client to build the certificate; ``keep``: the certificate built
@@ -500,7 +498,7 @@ def _task(net: nn.Module | Program, dom: Domain, input_shape: tuple[int, ...],
     from .verify import _program_and_domain, certify_complex
 
     t0 = time.perf_counter()
-    prog, dom = _program_and_domain(net, dom, input_shape)
+    prog, dom = _program_and_domain(prog, dom, None)  # the shape: the program's
     name, cx, _, _ = certify_complex(prog, dom, engine, None, workers, False, max_regions, None,
                                      t0)
     out = build_certificate(prog, dom, cx) if keep else cx
